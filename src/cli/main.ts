@@ -1,0 +1,24 @@
+import { Command, CommanderError } from 'commander';
+import { CliExit, defaultCliContext, reportError, type CliContext } from './context.ts';
+
+/** Builds the `herald` command tree. Each command group lives in its own file. */
+export function buildProgram(context: CliContext): Command {
+  const program = new Command('herald')
+    .description('Herald: self-hosted email delivery platform')
+    .option('-c, --config <file>', 'configuration file (default: $HERALD_CONFIG or ./herald.yaml)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => context.output.out(s.trimEnd()), writeErr: (s) => context.output.err(s.trimEnd()) });
+  return program;
+}
+
+export async function runCli(argv: string[], context: CliContext = defaultCliContext()): Promise<number> {
+  const program = buildProgram(context);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CliExit) return error.exitCode;
+    if (error instanceof CommanderError) return error.exitCode;
+    return reportError(context, error, argv.includes('--json'));
+  }
+}

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+
+// Every key has a default and a comment; unknown keys are rejected (`.strict()`), so a typo in
+// herald.yaml is an error instead of a silently ignored setting. docs/configuration.md lists them.
+
+const routeSchema = z
+  .object({
+    /** A recipient domain (`example.test`) or an MX host pattern with `*` (`*.mx.example.test`). */
+    match: z.string().min(1),
+    /** Host to connect to instead of the MX found in DNS. */
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(25),
+  })
+  .strict();
+
+const dkimKeySchema = z
+  .object({
+    /** The From domain this key signs for. */
+    domain: z.string().min(1),
+    selector: z.string().min(1),
+    /** Path to a PEM private key (RSA for rsa-sha256, Ed25519 for ed25519-sha256). */
+    privateKeyFile: z.string().min(1),
+    algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']).default('rsa-sha256'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Identifies this process in claims; a restarted node takes back its own claims at once. */
+    nodeId: z.string().min(1).optional(),
+    database: z
+      .object({
+        /** `sqlite:./data/herald.db` (default) or `postgres://user@host:5432/db`. HERALD_DATABASE_URL overrides. */
+        url: z.string().default('sqlite:./data/herald.db'),
+      })
+      .strict()
+      .default({}),
+    delivery: z
+      .object({
+        /** How long a delivery keeps retrying soft failures (RFC 5321 §4.5.4.1 suggests 4-5 days). */
+        validityHours: z.number().positive().default(120),
+        /** Rows handled per preparation batch: bounds memory whatever the target size. */
+        preparationBatchSize: z.number().int().min(1).max(100_000).default(5_000),
+      })
+      .strict()
+      .default({}),
+    mta: z
+      .object({
+        /** HELO/EHLO name announced to MX hosts. */
+        heloName: z.string().default('localhost'),
+        /** Domain of the VERP Return-Path: bounce+<delivery log id>@<bounceDomain>. */
+        bounceDomain: z.string().default('bounces.herald.invalid'),
+        /** Delivery logs claimed per database round trip. */
+        claimBatchSize: z.number().int().min(1).max(10_000).default(1_000),
+        /** Messages held in memory waiting for a connection, at most. */
+        maxQueued: z.number().int().min(1).default(5_000),
+        /** A claim not written back within this time returns to pending (crash of another node). */
+        claimLeaseSeconds: z.number().int().min(10).default(600),
+        /** Until MX rules exist: connections per MX host. */
+        maxConnectionsPerMx: z.number().int().min(1).max(1_000).default(10),
+        /** Messages sent on one connection before it is closed and reopened. */
+        maxMessagesPerConnection: z.number().int().min(1).default(100),
+        connectTimeoutMs: z.number().int().min(100).default(30_000),
+        commandTimeoutMs: z.number().int().min(100).default(60_000),
+        /** RFC 5321 §4.5.3.2.6 suggests 10 minutes after the final dot. */
+        dataTimeoutMs: z.number().int().min(100).default(600_000),
+        /** Seconds to wait before each retry of a soft failure; the last value repeats until validity ends. */
+        retryDelaysSeconds: z.array(z.number().int().min(1)).min(1).default([900, 1800, 3600, 7200, 14400, 86400]),
+        /** Use STARTTLS when the MX offers it; certificates are not verified (MX hosts rarely have valid ones). */
+        opportunisticTls: z.boolean().default(true),
+        /** Static routes, checked before DNS. */
+        routes: z.array(routeSchema).default([]),
+        /** DNS servers as `ip` or `ip:port`; empty uses the system resolver. */
+        resolverServers: z.array(z.string()).default([]),
+        /** Upper bound on how long an MX answer is cached, whatever its TTL. */
+        mxCacheMaxSeconds: z.number().int().min(0).default(3_600),
+        dkim: z.array(dkimKeySchema).default([]),
+        /** Sign DKIM in worker threads (0 = on the main thread). */
+        dkimWorkers: z.number().int().min(0).max(16).default(0),
+      })
+      .strict()
+      .default({}),
+    import: z
+      .object({
+        /** Largest CSV accepted, in bytes. */
+        maxFileBytes: z.number().int().min(1).default(2 * 1024 * 1024 * 1024),
+        /** Longest CSV record accepted, in bytes. */
+        maxRecordBytes: z.number().int().min(64).default(64 * 1024),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type HeraldConfig = z.infer<typeof configSchema>;
+export type RouteConfig = z.infer<typeof routeSchema>;
+export type DkimKeyConfig = z.infer<typeof dkimKeySchema>;

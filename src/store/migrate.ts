@@ -1,0 +1,24 @@
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { AppError } from '../common/errors.ts';
+import type { Dialect, Store } from './database.ts';
+import * as initial from './migrations/0001-initial.ts';
+
+// Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
+const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial]];
+
+export async function migrateToLatest(store: Store): Promise<string[]> {
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const out: Record<string, Migration> = {};
+      for (const [name, module] of migrations) out[name] = { up: (db) => module.up(db, store.dialect) };
+      return out;
+    },
+  };
+  const migrator = new Migrator({ db: store.db, provider, migrationTableName: 'herald_migrations', migrationLockTableName: 'herald_migration_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new AppError('MIGRATION_FAILED', `migration ${failed} failed on ${store.location}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

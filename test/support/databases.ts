@@ -1,0 +1,101 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { randomId } from '../../src/common/ids.ts';
+import { openStore, type Dialect, type Store } from '../../src/store/database.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+
+// Integration test bodies run against both dialects, each on a fresh database per test file.
+// Outside CI a missing PostgreSQL skips its half with a printed reason; in CI it fails the run.
+
+export const postgresAdminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function probePostgres(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: postgresAdminUrl, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return undefined;
+  } catch (error) {
+    return `PostgreSQL not reachable at ${postgresAdminUrl}: ${(error as Error).message}`;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export const postgresUnavailable = await probePostgres();
+if (postgresUnavailable) {
+  if (process.env.CI) throw new Error(`CI requires PostgreSQL: ${postgresUnavailable}`);
+  console.warn(`skipping PostgreSQL tests: ${postgresUnavailable}`);
+}
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, empty database of the given dialect (not yet migrated). */
+export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase> {
+  if (dialect === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-test-'));
+    return { url: `sqlite:${join(dir, 'herald.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const name = `herald_test_${process.pid}_${randomId(6).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
+  const admin = new pg.Client({ connectionString: postgresAdminUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(postgresAdminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const dropper = new pg.Client({ connectionString: postgresAdminUrl });
+      await dropper.connect();
+      await dropper.query(`drop database if exists ${name} with (force)`);
+      await dropper.end();
+    },
+  };
+}
+
+export const testDialects: Dialect[] = ['sqlite', 'postgres'];
+
+export interface DialectContext {
+  dialect: Dialect;
+  /** The migrated store of this test file for this dialect. */
+  store(): Store;
+  url(): string;
+}
+
+/** Runs `body` once per dialect inside a describe block with a fresh migrated database. */
+export function describeEachDialect(title: string, body: (context: DialectContext) => void): void {
+  for (const dialect of testDialects) {
+    const skip = dialect === 'postgres' && postgresUnavailable !== undefined;
+    describe.skipIf(skip)(`${title} [${dialect}]`, () => {
+      let database: TestDatabase | undefined;
+      let store: Store | undefined;
+      beforeAll(async () => {
+        database = await createTestDatabase(dialect);
+        store = openStore(database.url);
+        await migrateToLatest(store);
+      });
+      afterAll(async () => {
+        await store?.close();
+        await database?.drop();
+      });
+      body({
+        dialect,
+        store: () => {
+          if (!store) throw new Error('store not ready');
+          return store;
+        },
+        url: () => {
+          if (!database) throw new Error('database not ready');
+          return database.url;
+        },
+      });
+    });
+  }
+}
