@@ -23,7 +23,21 @@ export interface CompiledContent {
 }
 
 // strictFilters: a misspelt filter is an error at parse time instead of silently vanishing text.
-const engine = new Liquid({ strictFilters: true, cache: false, ownPropertyOnly: true });
+// strictVariables: a recipient without a value the template prints (and no `default`) fails preparation
+// rather than receiving "Hello ,"; lenientIf keeps `{% if x %}` usable as a presence test.
+// Templates never read files: {% include %} and {% render %} are refused.
+const noFiles = {
+  exists: async () => false,
+  existsSync: () => false,
+  readFile: async () => refuseFiles(),
+  readFileSync: () => refuseFiles(),
+  resolve: (_dir: string, file: string) => file,
+};
+const engine = new Liquid({ strictFilters: true, strictVariables: true, lenientIf: true, ownPropertyOnly: true, cache: false, root: [], fs: noFiles });
+
+function refuseFiles(): never {
+  throw new Error('templates cannot include files');
+}
 
 export function compileContent(templates: ContentTemplates): CompiledContent {
   const subject = parseTemplate('subject', templates.subject);
@@ -66,4 +80,13 @@ function liquidMessage(error: unknown): string {
 function liquidLine(error: unknown): number | undefined {
   const match = /line:(\d+)/.exec(liquidMessage(error));
   return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * The variables a template sees for one recipient: the recipient's personalization data (the CSV's
+ * other columns) plus `email`. Preparation and the MTA both use this, so what was checked is what is sent.
+ */
+export function personalizationOf(email: string, dataJson: string): Record<string, unknown> {
+  const data = JSON.parse(dataJson) as Record<string, unknown>;
+  return { ...data, email };
 }

@@ -73,10 +73,10 @@ export interface DeliveryTable {
   /** Set when sending starts: soft failures are retried until then. */
   valid_until: number | null;
   scheduled_at: number | null;
-  target_count: number;
-  excluded_count: number;
+  target_count: Generated<number>;
+  excluded_count: Generated<number>;
   /** JSON object: exclusion reason -> count. */
-  exclusions: string;
+  exclusions: Generated<string>;
   last_error: string | null;
   created_at: number;
   updated_at: number;

@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { AppError } from '../common/errors.ts';
+import { validateYaml } from '../common/yaml-source.ts';
+import { compileContent } from './content.ts';
+
+// A delivery definition, from a YAML/JSON file or CLI flags. Bodies may be inline or in files
+// (paths relative to the definition file).
+
+const definitionSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    /** `news@example.com` or `Example News <news@example.com>`. */
+    from: z.string().min(3).max(320),
+    fromName: z.string().max(200).optional(),
+    replyTo: z.string().max(320).optional(),
+    subject: z.string().min(1).max(2_000),
+    html: z.string().optional(),
+    htmlFile: z.string().optional(),
+    text: z.string().optional(),
+    textFile: z.string().optional(),
+    /** Name of the target list. */
+    list: z.string().min(1).optional(),
+    validityHours: z.number().positive().max(24 * 30).optional(),
+    affinity: z.string().min(1).optional(),
+    /** ISO 8601 time at which sending starts (with `herald delivery start`). */
+    scheduledAt: z.string().datetime({ offset: true }).optional(),
+  })
+  .strict();
+
+export type DeliveryDefinitionInput = z.infer<typeof definitionSchema>;
+
+export interface DeliveryDefinition {
+  name: string;
+  fromAddress: string;
+  fromName: string | null;
+  replyTo: string | null;
+  subject: string;
+  html: string | null;
+  text: string | null;
+  listName: string | null;
+  validityHours: number | null;
+  affinity: string | null;
+  scheduledAt: number | null;
+}
+
+export function readDefinitionFile(file: string): DeliveryDefinition {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new AppError('NOT_FOUND', `cannot read delivery definition ${file}`, { cause });
+  }
+  const result = validateYaml(text, file, definitionSchema);
+  if (!result.ok) throw new AppError('DELIVERY_INVALID', result.errors.join('\n'));
+  return normalizeDefinition(result.value, dirname(resolve(file)), file);
+}
+
+export function definitionFromFlags(flags: Record<string, unknown>): DeliveryDefinition {
+  const result = definitionSchema.safeParse(dropUndefined(flags));
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `--${kebab(String(issue.path[0] ?? ''))}: ${issue.message}`);
+    throw new AppError('DELIVERY_INVALID', problems.join('\n'));
+  }
+  return normalizeDefinition(result.data, process.cwd(), 'flags');
+}
+
+function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, source: string): DeliveryDefinition {
+  const html = bodyFrom(input.html, input.htmlFile, 'html', baseDir, source);
+  const text = bodyFrom(input.text, input.textFile, 'text', baseDir, source);
+  if (html === null && text === null) throw new AppError('DELIVERY_INVALID', `${source}: a delivery needs an html or a text body`);
+  const from = parseMailbox(input.from, `${source}: from`);
+  const replyTo = input.replyTo ? parseMailbox(input.replyTo, `${source}: replyTo`).address : null;
+  // Templates are checked now so that a syntax error is reported at creation, with its line.
+  compileContent({ subject: input.subject, html, text });
+  return {
+    name: input.name,
+    fromAddress: from.address,
+    fromName: input.fromName ?? from.name,
+    replyTo,
+    subject: input.subject,
+    html,
+    text,
+    listName: input.list ?? null,
+    validityHours: input.validityHours ?? null,
+    affinity: input.affinity ?? null,
+    scheduledAt: input.scheduledAt ? Date.parse(input.scheduledAt) : null,
+  };
+}
+
+function bodyFrom(inline: string | undefined, file: string | undefined, name: string, baseDir: string, source: string): string | null {
+  if (inline !== undefined && file !== undefined) throw new AppError('DELIVERY_INVALID', `${source}: give ${name} or ${name}File, not both`);
+  if (file === undefined) return inline ?? null;
+  try {
+    return readFileSync(resolve(baseDir, file), 'utf8');
+  } catch (cause) {
+    throw new AppError('DELIVERY_INVALID', `${source}: ${name}File ${file} cannot be read`, { cause });
+  }
+}
+
+const mailboxPattern = /^\s*(?:"?([^"<]*?)"?\s*<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[^<>\s]+))\s*$/;
+
+export function parseMailbox(value: string, where: string): { name: string | null; address: string } {
+  if (/[\r\n]/.test(value)) throw new AppError('DELIVERY_INVALID', `${where}: must be on one line`);
+  const match = mailboxPattern.exec(value);
+  if (!match) throw new AppError('DELIVERY_INVALID', `${where}: "${value}" is not an address like news@example.com or Name <news@example.com>`);
+  const address = (match[2] ?? match[3])!;
+  const name = match[1]?.trim() || null;
+  return { name, address };
+}
+
+function dropUndefined(flags: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+}
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

@@ -1,0 +1,113 @@
+import { AppError, describeError } from '../common/errors.ts';
+import type { Clock } from '../common/clock.ts';
+import type { DeliveryRow } from '../store/tables.ts';
+import { compileContent, personalizationOf, type CompiledContent } from './content.ts';
+
+// Preparation: target extraction, exclusions, personalization check, then one delivery log per
+// recipient — batch by batch, so memory stays flat whatever the size of the target.
+
+export type ExclusionReason = 'invalid_address' | 'duplicate' | 'quarantined' | 'denylisted';
+
+export interface TargetRecipient {
+  id: number;
+  email: string;
+  domain: string;
+  data: string;
+}
+
+export interface PreparedLog {
+  recipientId: number;
+  email: string;
+  domain: string;
+  data: string;
+}
+
+/** What preparation needs from storage (implemented in src/store/preparation-queries.ts). */
+export interface PreparationStore {
+  /** Conditionally moves the delivery to `preparing`; throws INVALID_STATE when it cannot. */
+  beginPreparation(deliveryId: number, now: number): Promise<DeliveryRow>;
+  /** Removes the logs of an earlier preparation, in bounded batches. */
+  deleteLogs(deliveryId: number): Promise<void>;
+  /** Recipients of the list with id > afterId, in id order. */
+  targetBatch(listId: number, afterId: number, limit: number): Promise<TargetRecipient[]>;
+  /** The exclusion state of those addresses that are quarantined or denylisted. */
+  blockedAddresses(emails: string[]): Promise<Map<string, 'quarantined' | 'denylisted'>>;
+  /** Inserts logs, skipping addresses that already have one in this delivery; returns how many were inserted. */
+  insertLogs(deliveryId: number, logs: PreparedLog[], now: number): Promise<number>;
+  finishPreparation(deliveryId: number, result: PreparationCounts, now: number): Promise<void>;
+  failPreparation(deliveryId: number, error: string, now: number): Promise<void>;
+}
+
+export interface PreparationCounts {
+  target: number;
+  prepared: number;
+  excluded: Record<ExclusionReason, number>;
+}
+
+export interface PrepareOptions {
+  batchSize: number;
+  clock: Clock;
+  /** The address check of the audience import (kept as a parameter: preparation re-checks old lists too). */
+  isValidAddress(email: string): boolean;
+  onProgress?(progress: { read: number; prepared: number }): void;
+}
+
+export type PreparationOutcome =
+  | { kind: 'prepared'; deliveryId: number; counts: PreparationCounts }
+  | { kind: 'failed'; deliveryId: number; error: string; code: string };
+
+export async function prepareDelivery(store: PreparationStore, deliveryId: number, options: PrepareOptions): Promise<PreparationOutcome> {
+  const delivery = await store.beginPreparation(deliveryId, options.clock.now());
+  try {
+    if (delivery.list_id === null) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no target list`);
+    await store.deleteLogs(deliveryId);
+    const content = compileContent({ subject: delivery.subject_template, html: delivery.html_template, text: delivery.text_template });
+    const counts = await prepareBatches(store, delivery.id, delivery.list_id, content, options);
+    if (counts.target === 0) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId}: its list has no recipients`);
+    await store.finishPreparation(deliveryId, counts, options.clock.now());
+    return { kind: 'prepared', deliveryId, counts };
+  } catch (error) {
+    // Nothing half-done: the logs of a failed preparation are removed, so nothing can be sent from it.
+    await store.deleteLogs(deliveryId);
+    const message = describeError(error);
+    await store.failPreparation(deliveryId, message, options.clock.now());
+    if (!(error instanceof AppError)) throw error;
+    return { kind: 'failed', deliveryId, error: error.message, code: error.code };
+  }
+}
+
+async function prepareBatches(
+  store: PreparationStore,
+  deliveryId: number,
+  listId: number,
+  content: CompiledContent,
+  options: PrepareOptions,
+): Promise<PreparationCounts> {
+  const counts: PreparationCounts = { target: 0, prepared: 0, excluded: { invalid_address: 0, duplicate: 0, quarantined: 0, denylisted: 0 } };
+  let afterId = 0;
+  for (;;) {
+    const batch = await store.targetBatch(listId, afterId, options.batchSize);
+    if (batch.length === 0) return counts;
+    afterId = batch[batch.length - 1]!.id;
+    counts.target += batch.length;
+    const blocked = await store.blockedAddresses(batch.map((r) => r.email));
+    const logs: PreparedLog[] = [];
+    for (const recipient of batch) {
+      if (!options.isValidAddress(recipient.email)) {
+        counts.excluded.invalid_address++;
+        continue;
+      }
+      const block = blocked.get(recipient.email);
+      if (block) {
+        counts.excluded[block]++;
+        continue;
+      }
+      content.render(personalizationOf(recipient.email, recipient.data), recipient.email);
+      logs.push({ recipientId: recipient.id, email: recipient.email, domain: recipient.domain, data: recipient.data });
+    }
+    const inserted = await store.insertLogs(deliveryId, logs, options.clock.now());
+    counts.excluded.duplicate += logs.length - inserted;
+    counts.prepared += inserted;
+    options.onProgress?.({ read: counts.target, prepared: counts.prepared });
+  }
+}

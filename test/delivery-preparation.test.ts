@@ -1,0 +1,108 @@
+import { expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { readDefinitionFile, type DeliveryDefinition } from '../src/delivery/definition.ts';
+import { prepareDelivery } from '../src/delivery/preparation.ts';
+import { countLogs, preparationStore } from '../src/store/preparation-queries.ts';
+import { createDelivery, getDelivery } from '../src/store/delivery-queries.ts';
+import { describeEachDialect } from './support/databases.ts';
+import { insertList } from './support/fixtures.ts';
+
+const clock = manualClock();
+const isValidAddress = (email: string) => /^[^@\s]+@[^@\s]+\.[a-z]{2,}$/.test(email);
+
+function definition(overrides: Partial<DeliveryDefinition> = {}): DeliveryDefinition {
+  return {
+    name: 'Spring',
+    fromAddress: 'news@herald.test',
+    fromName: 'Herald News',
+    replyTo: null,
+    subject: 'Hello {{ first_name | default: "there" }}',
+    html: '<p>Hi {{ first_name | default: "there" }}</p>',
+    text: 'Hi {{ first_name | default: "there" }}',
+    listName: 'spring',
+    validityHours: null,
+    affinity: null,
+    scheduledAt: null,
+    ...overrides,
+  };
+}
+
+describeEachDialect('preparation', (context) => {
+  it('creates one log per recipient and counts exclusions by reason', async () => {
+    const store = context.store();
+    const recipients = Array.from({ length: 2_500 }, (_, i) => ({ email: `user${i}@accept.test`, data: { first_name: `U${i}` } }));
+    recipients.push({ email: 'not-an-address', data: { first_name: 'X' } });
+    recipients.push({ email: 'blocked@accept.test', data: {} }, { email: 'complainer@accept.test', data: {} });
+    await insertList(store, 'spring', recipients);
+    await store.db
+      .insertInto('addresses')
+      .values([
+        { email: 'blocked@accept.test', state: 'quarantined', error_count: 5, updated_at: 0, last_error_at: 0, reason: 'user_unknown' },
+        { email: 'complainer@accept.test', state: 'denylisted', error_count: 0, updated_at: 0, last_error_at: null, reason: 'complaint' },
+      ])
+      .execute();
+    const delivery = await createDelivery(store, definition(), { validityHours: 120 }, clock.now());
+    const progress: number[] = [];
+    const outcome = await prepareDelivery(preparationStore(store), delivery.id, {
+      batchSize: 1_000,
+      clock,
+      isValidAddress,
+      onProgress: (p) => progress.push(p.read),
+    });
+    expect(outcome.kind).toBe('prepared');
+    if (outcome.kind !== 'prepared') return;
+    expect(outcome.counts).toEqual({ target: 2_503, prepared: 2_500, excluded: { invalid_address: 1, duplicate: 0, quarantined: 1, denylisted: 1 } });
+    expect(progress).toEqual([1_000, 2_000, 2_503]);
+    expect(await countLogs(store, delivery.id)).toBe(2_500);
+    const row = await getDelivery(store, delivery.id);
+    expect(row.state).toBe('prepared');
+    expect(JSON.parse(row.exclusions)).toMatchObject({ quarantined: 1, denylisted: 1, invalid_address: 1 });
+    expect(row.excluded_count).toBe(3);
+  });
+
+  it('fails on a template error naming template, line and recipient, and leaves no logs', async () => {
+    const store = context.store();
+    await insertList(store, 'broken', [
+      { email: 'a@accept.test', data: { first_name: 'Ann' } },
+      { email: 'b@accept.test', data: { last_name: 'Bee' } },
+    ]);
+    const delivery = await createDelivery(
+      store,
+      definition({ listName: 'broken', html: '<p>\n{% if first_name %}Hi{% endif %}\n{{ first_name }}</p>' }),
+      { validityHours: 120 },
+      clock.now(),
+    );
+    const outcome = await prepareDelivery(preparationStore(store), delivery.id, { batchSize: 10, clock, isValidAddress });
+    expect(outcome.kind).toBe('failed');
+    if (outcome.kind !== 'failed') return;
+    expect(outcome.error).toMatch(/html template, recipient b@accept\.test/);
+    expect(outcome.error).toMatch(/line:3/);
+    expect(await countLogs(store, delivery.id)).toBe(0);
+    const row = await getDelivery(store, delivery.id);
+    expect(row.state).toBe('preparation_failed');
+    expect(row.last_error).toContain('b@accept.test');
+  });
+
+  it('refuses a delivery without a target and a second concurrent preparation', async () => {
+    const store = context.store();
+    const noTarget = await createDelivery(store, definition({ listName: null }), { validityHours: 120 }, clock.now());
+    const outcome = await prepareDelivery(preparationStore(store), noTarget.id, { batchSize: 10, clock, isValidAddress });
+    expect(outcome).toMatchObject({ kind: 'failed', code: 'DELIVERY_NO_TARGET' });
+    await expect(createDelivery(store, definition({ listName: 'nope' }), { validityHours: 120 }, clock.now())).rejects.toThrow(/list "nope" does not exist/);
+  });
+});
+
+it('reads a YAML definition and reports a bad field with its line', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'herald-def-'));
+  writeFileSync(join(dir, 'body.html'), '<p>Hi {{ first_name | default: "there" }}</p>');
+  writeFileSync(join(dir, 'ok.yaml'), 'name: Spring\nfrom: Herald <news@herald.test>\nsubject: Hi\nhtmlFile: body.html\nlist: spring\n');
+  const parsed = readDefinitionFile(join(dir, 'ok.yaml'));
+  expect(parsed).toMatchObject({ fromAddress: 'news@herald.test', fromName: 'Herald', html: expect.stringContaining('first_name') });
+  writeFileSync(join(dir, 'bad.yaml'), 'name: Spring\nfrom: news@herald.test\nsubject: Hi\ntext: x\nvalidityHours: -3\nsubjet: typo\n');
+  expect(() => readDefinitionFile(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml:5: validityHours: .*\n.*bad\.yaml:6: .*unknown key subjet/);
+  writeFileSync(join(dir, 'liquid.yaml'), 'name: S\nfrom: a@b.test\nsubject: "Hi {{ name | nofilter }}"\ntext: x\n');
+  expect(() => readDefinitionFile(join(dir, 'liquid.yaml'))).toThrow(/subject template: undefined filter: nofilter/);
+});
