@@ -89,6 +89,46 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    workflows: z
+      .object({
+        /** IANA time zone of every workflow schedule ("04:00" is 04:00 there, DST included). */
+        timezone: z.string().min(1).default('UTC'),
+        /** Per workflow: `schedule` (cron, replaces the built-in one) and `enabled` (false: never scheduled). */
+        overrides: z
+          .record(z.string(), z.object({ schedule: z.string().min(1).optional(), enabled: z.boolean().default(true) }).strict())
+          .default({}),
+        /** Runs, steps and step logs older than this are deleted by `cleanup` (each workflow's last run is kept). */
+        historyDays: z.number().int().min(1).default(30),
+        /** POSTed a JSON notification when a run fails; unset: failures are only logged and shown. */
+        webhookUrl: z.string().url().optional(),
+        /** A node that stops renewing its lease for this long is presumed dead; another node may take over. */
+        leaseSeconds: z.number().int().min(10).default(120),
+        /** How often the engine checks schedules. */
+        tickSeconds: z.number().int().min(1).default(15),
+        /** A workflow paused longer than this is reported unhealthy. */
+        pausedTooLongDays: z.number().min(0).default(7),
+        cleanup: z
+          .object({
+            /** Rows deleted per transaction: keeps every write lock short so the MTA is never blocked long. */
+            batchSize: z.number().int().min(100).max(100_000).default(5_000),
+            deliveryLogsDays: z.number().int().min(1).default(180),
+            trackingLogsDays: z.number().int().min(1).default(365),
+            /** Deliveries in state `deleted` are purged (with their logs) after this long. */
+            deletedDeliveriesDays: z.number().int().min(0).default(7),
+            importRejectsDays: z.number().int().min(1).default(30),
+            qualificationSamplesDays: z.number().int().min(1).default(90),
+            /** PostgreSQL: an index whose estimated bloat passes this fraction is rebuilt (REINDEX CONCURRENTLY). */
+            reindexBloatRatio: z.number().min(0.1).max(0.95).default(0.5),
+            /** PostgreSQL: indexes smaller than this are never rebuilt, whatever their bloat. */
+            reindexMinBytes: z.number().int().min(0).default(8 * 1024 * 1024),
+          })
+          .strict()
+          .default({}),
+        /** An in-progress delivery with no delivery log update for this long is flagged delayed. */
+        delayedAfterMinutes: z.number().int().min(1).default(30),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
