@@ -1,0 +1,85 @@
+import { compileMask, normalizeHost, type HostMask } from './mask.ts';
+import { publicIdSelected } from './public-ids.ts';
+import type { BackoffRule, MxRule } from './rule-pack.ts';
+
+// The rules in force, compiled once (masks → RegExp, reply patterns → RegExp) and immutable.
+// A reload builds a new CompiledRules and swaps it into the RulesHolder in one assignment;
+// throttle counters are keyed by rule name + path, not by object identity, so they survive it.
+
+export interface CompiledRule extends MxRule {
+  /** Position in the layered list: the first matching rule wins. */
+  index: number;
+  compiledMasks: readonly HostMask[];
+}
+
+export interface CompiledBackoffRule extends BackoffRule {
+  pattern: RegExp;
+}
+
+export interface CompiledRules {
+  /** Hash of the files that produced these rules: shows in stats and logs which rules are in force. */
+  readonly version: string;
+  readonly files: readonly string[];
+  readonly rules: readonly CompiledRule[];
+  readonly backoff: readonly CompiledBackoffRule[];
+  /** The first rule whose mask matches the MX host name and whose publicIds include `publicId`. */
+  match(mxHost: string, publicId: number): CompiledRule;
+  byName(name: string): CompiledRule | undefined;
+}
+
+const matchCacheLimit = 10_000;
+
+export function compileRules(input: { version: string; files: readonly string[]; rules: readonly MxRule[]; backoff: readonly BackoffRule[] }): CompiledRules {
+  const rules: CompiledRule[] = input.rules.map((rule, index) => ({ ...rule, index, compiledMasks: rule.masks.map(compileMask) }));
+  const last = rules[rules.length - 1];
+  if (!last || !last.compiledMasks.some((m) => m.matchesEverything) || last.publicIds.length > 0) {
+    throw new Error('compileRules: the last rule must be the generic rule (mask "*", every public id); the loader guarantees it');
+  }
+  const backoff = input.backoff.map((rule) => ({ ...rule, pattern: new RegExp(rule.reply, 'i') }));
+  const names = new Map(rules.map((rule) => [rule.name.toLowerCase(), rule]));
+  // MX host names repeat endlessly during a delivery: remember each answer.
+  const cache = new Map<string, CompiledRule>();
+  return {
+    version: input.version,
+    files: [...input.files],
+    rules,
+    backoff,
+    byName: (name) => names.get(name.toLowerCase()),
+    match(mxHost, publicId) {
+      const host = normalizeHost(mxHost);
+      const key = `${publicId}|${host}`;
+      const cached = cache.get(key);
+      if (cached) return cached;
+      const found = rules.find((rule) => publicIdSelected(rule.publicIds, publicId) && rule.compiledMasks.some((m) => m.test(host))) ?? last;
+      if (cache.size >= matchCacheLimit) cache.clear();
+      cache.set(key, found);
+      return found;
+    },
+  };
+}
+
+/** Holds the rules in force. Readers call current() per decision; reload calls swap(). */
+export class RulesHolder {
+  #current: CompiledRules;
+  #listeners = new Set<(next: CompiledRules, previous: CompiledRules) => void>();
+
+  constructor(initial: CompiledRules) {
+    this.#current = initial;
+  }
+
+  current(): CompiledRules {
+    return this.#current;
+  }
+
+  swap(next: CompiledRules): CompiledRules {
+    const previous = this.#current;
+    this.#current = next;
+    for (const listener of this.#listeners) listener(next, previous);
+    return previous;
+  }
+
+  onSwap(listener: (next: CompiledRules, previous: CompiledRules) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}

@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compileRules, type CompiledRules } from './compiled-rules.ts';
+import { isGenericRule, maxPackBytes, parseRulePack, type BackoffRule, type MxRule, type PackIssue, type RulePack } from './rule-pack.ts';
+
+// Layering: the shipped pack first, then the configured packs, then the site directory's *.yaml
+// files in name order. A later rule with an existing name replaces it in place; a new rule is
+// inserted just before the generic rule, so the catch-all always stays last.
+
+export const shippedPackPath = fileURLToPath(new URL('../../rules/mx/default.yaml', import.meta.url));
+
+export type LoadResult = { ok: true; rules: CompiledRules } | { ok: false; issues: PackIssue[] };
+
+export interface RuleSources {
+  /** Packs loaded in order; empty means the shipped pack alone. */
+  rulesFiles?: readonly string[];
+  /** A directory of site overrides (*.yaml, *.yml), applied after rulesFiles. */
+  siteRulesDir?: string;
+}
+
+/** The ordered list of files the configuration designates. */
+export function ruleFilesFor(sources: RuleSources): string[] {
+  const files = sources.rulesFiles && sources.rulesFiles.length > 0 ? [...sources.rulesFiles] : [shippedPackPath];
+  if (sources.siteRulesDir) files.push(...listSiteFiles(sources.siteRulesDir));
+  return files;
+}
+
+export function listSiteFiles(directory: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(directory);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => /\.ya?ml$/.test(name))
+    .sort()
+    .map((name) => join(directory, name))
+    .filter((file) => statSync(file).isFile());
+}
+
+export function loadRuleFiles(files: readonly string[]): LoadResult {
+  const texts: Array<{ file: string; text: string }> = [];
+  for (const file of files) {
+    try {
+      if (statSync(file).size > maxPackBytes) return failed(file, `a rule pack is at most ${maxPackBytes} bytes`);
+      texts.push({ file, text: readFileSync(file, 'utf8') });
+    } catch (error) {
+      return failed(file, `cannot read: ${(error as Error).message}`);
+    }
+  }
+  return loadRuleTexts(texts);
+}
+
+export function loadRuleTexts(texts: ReadonlyArray<{ file: string; text: string }>): LoadResult {
+  const packs: RulePack[] = [];
+  const issues: PackIssue[] = [];
+  for (const { file, text } of texts) {
+    const result = parseRulePack(text, file);
+    if (result.ok) packs.push(result.pack);
+    else issues.push(...result.issues);
+  }
+  if (issues.length > 0) return { ok: false, issues };
+  const layered = layerRulePacks(packs);
+  if ('issues' in layered) return { ok: false, issues: layered.issues };
+  const hash = createHash('sha256');
+  for (const { file, text } of texts) hash.update(file).update('\0').update(text).update('\0');
+  return { ok: true, rules: compileRules({ version: hash.digest('hex').slice(0, 12), files: texts.map((t) => t.file), ...layered }) };
+}
+
+export function layerRulePacks(packs: readonly RulePack[]): { rules: MxRule[]; backoff: BackoffRule[] } | { issues: PackIssue[] } {
+  const rules: MxRule[] = [];
+  const backoff: BackoffRule[] = [];
+  for (const pack of packs) {
+    for (const rule of pack.rules) {
+      const sameName = rules.findIndex((r) => r.name.toLowerCase() === rule.name.toLowerCase());
+      const genericIndex = rules.findIndex(isGenericRule);
+      if (sameName >= 0) rules[sameName] = rule;
+      else if (isGenericRule(rule) && genericIndex >= 0) rules[genericIndex] = rule;
+      else if (genericIndex >= 0) rules.splice(genericIndex, 0, rule);
+      else rules.push(rule);
+    }
+    for (const rule of pack.backoff) {
+      const sameName = backoff.findIndex((r) => r.name.toLowerCase() === rule.name.toLowerCase());
+      if (sameName >= 0) backoff[sameName] = rule;
+      else backoff.push(rule);
+    }
+  }
+  const last = rules[rules.length - 1];
+  if (!last || !isGenericRule(last)) {
+    const file = packs[packs.length - 1]?.file ?? '(no rule files)';
+    return { issues: [{ file, line: 1, path: 'rules', message: 'no generic rule: the layered rules must end with a rule of mask "*" for every public id, so every MX host has limits' }] };
+  }
+  const shadowing = rules.findIndex(isGenericRule);
+  if (shadowing !== rules.length - 1) {
+    const rule = rules[shadowing]!;
+    return { issues: [{ file: rule.source.file, line: rule.source.line, path: 'rules', message: `rule "${rule.name}" matches every MX host, so the rules after it could never match` }] };
+  }
+  return { rules, backoff };
+}
+
+function failed(file: string, message: string): LoadResult {
+  return { ok: false, issues: [{ file, line: 1, path: '(file)', message }] };
+}
