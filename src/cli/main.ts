@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { CliExit, defaultCliContext, reportError, type CliContext } from './context.ts';
+import { registerDeliveryCommands } from './delivery-command.ts';
 
 /** Builds the `herald` command tree. Each command group lives in its own file. */
 export function buildProgram(context: CliContext): Command {
@@ -8,6 +9,7 @@ export function buildProgram(context: CliContext): Command {
     .option('-c, --config <file>', 'configuration file (default: $HERALD_CONFIG or ./herald.yaml)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => context.output.out(s.trimEnd()), writeErr: (s) => context.output.err(s.trimEnd()) });
+  registerDeliveryCommands(program, context);
   return program;
 }
 

@@ -33,7 +33,7 @@ const noFiles = {
   readFileSync: () => refuseFiles(),
   resolve: (_dir: string, file: string) => file,
 };
-const engine = new Liquid({ strictFilters: true, strictVariables: true, lenientIf: true, ownPropertyOnly: true, cache: false, root: [], fs: noFiles });
+const engine = new Liquid({ strictFilters: true, strictVariables: true, lenientIf: true, ownPropertyOnly: true, cache: false, root: [], relativeReference: false, fs: noFiles });
 
 function refuseFiles(): never {
   throw new Error('templates cannot include files');

@@ -67,11 +67,11 @@ export function definitionFromFlags(flags: Record<string, unknown>): DeliveryDef
 }
 
 function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, source: string): DeliveryDefinition {
+  const from = parseMailbox(input.from, `${source}: from`);
+  const replyTo = input.replyTo ? parseMailbox(input.replyTo, `${source}: replyTo`).address : null;
   const html = bodyFrom(input.html, input.htmlFile, 'html', baseDir, source);
   const text = bodyFrom(input.text, input.textFile, 'text', baseDir, source);
   if (html === null && text === null) throw new AppError('DELIVERY_INVALID', `${source}: a delivery needs an html or a text body`);
-  const from = parseMailbox(input.from, `${source}: from`);
-  const replyTo = input.replyTo ? parseMailbox(input.replyTo, `${source}: replyTo`).address : null;
   // Templates are checked now so that a syntax error is reported at creation, with its line.
   compileContent({ subject: input.subject, html, text });
   return {

@@ -48,17 +48,27 @@ export async function listDeliveries(store: Store, limit = 100): Promise<Deliver
  * Moves a delivery to `to` only if it is still in a state that allows it (a conditional update, so two
  * processes cannot both start or prepare one delivery). Returns the updated row.
  */
-export async function transitionDelivery(store: Store, id: number, to: DeliveryState, now: number, changes: DeliveryUpdate = {}): Promise<DeliveryRow> {
+export async function transitionDelivery(
+  store: Store,
+  id: number,
+  to: DeliveryState,
+  now: number,
+  changes: DeliveryUpdate = {},
+  from: readonly DeliveryState[] = statesLeadingTo(to),
+): Promise<DeliveryRow> {
   const updated = await store.db
     .updateTable('deliveries')
     .set({ ...changes, state: to, updated_at: now })
     .where('id', '=', id)
-    .where('state', 'in', statesLeadingTo(to))
+    .where('state', 'in', from)
     .returningAll()
     .executeTakeFirst();
   if (updated) return updated;
   const current = await getDelivery(store, id);
   assertTransition(id, current.state, to);
+  if (!from.includes(current.state)) {
+    throw new AppError('INVALID_STATE', `delivery ${id} is ${current.state}; this action needs it to be ${from.join(' or ')}`);
+  }
   throw new AppError('INVALID_STATE', `delivery ${id} changed state concurrently (now ${current.state})`);
 }
 
