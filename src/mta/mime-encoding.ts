@@ -1,0 +1,131 @@
+// MIME encoders for the message builder, written for speed on the hot path (plain loops over
+// bytes, no streams). RFC 2045 (quoted-printable, base64), RFC 2047 (encoded words).
+
+/** True when every character is 7-bit ASCII and no line is longer than `maxLine` (RFC 5322 §2.1.1: 998). */
+export function isSevenBitSafe(text: string, maxLine = 998): boolean {
+  let lineLength = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80 || code === 0) return false;
+    if (code === 0x0a || code === 0x0d) lineLength = 0;
+    else if (++lineLength > maxLine) return false;
+  }
+  return true;
+}
+
+export function toCrlf(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, '\r\n');
+}
+
+const hex = '0123456789ABCDEF';
+
+/** RFC 2045 §6.7 quoted-printable of UTF-8 text with CRLF line breaks kept as hard breaks. */
+export function encodeQuotedPrintable(text: string): string {
+  const bytes = Buffer.from(toCrlf(text), 'utf8');
+  // Worst case: every byte becomes =XX plus a soft break every 73 characters.
+  const out = Buffer.allocUnsafe(bytes.length * 3 + Math.ceil((bytes.length * 3) / 73) * 3 + 3);
+  let o = 0;
+  let line = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (byte === 0x0d && bytes[i + 1] === 0x0a) {
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      i++;
+      line = 0;
+      continue;
+    }
+    const next = bytes[i + 1];
+    const endOfLine = next === undefined || (next === 0x0d && bytes[i + 2] === 0x0a);
+    // Trailing white space would be stripped in transit (§6.7 rule 3), so it is encoded.
+    const literal = (byte >= 0x21 && byte <= 0x7e && byte !== 0x3d) || ((byte === 0x20 || byte === 0x09) && !endOfLine);
+    const width = literal ? 1 : 3;
+    // Lines stay within 76 characters including the '=' of a soft break (§6.7 rule 5).
+    if (line + width > (endOfLine ? 76 : 75)) {
+      out[o++] = 0x3d;
+      out[o++] = 0x0d;
+      out[o++] = 0x0a;
+      line = 0;
+    }
+    if (literal) {
+      out[o++] = byte;
+    } else {
+      out[o++] = 0x3d;
+      out[o++] = hex.charCodeAt(byte >> 4);
+      out[o++] = hex.charCodeAt(byte & 15);
+    }
+    line += width;
+  }
+  return out.toString('latin1', 0, o);
+}
+
+/** Base64 in lines of 76 characters (RFC 2045 §6.8). */
+export function encodeBase64Lines(text: string): string {
+  const encoded = Buffer.from(text, 'utf8').toString('base64');
+  if (encoded.length <= 76) return encoded;
+  const lines: string[] = [];
+  for (let i = 0; i < encoded.length; i += 76) lines.push(encoded.slice(i, i + 76));
+  return lines.join('\r\n');
+}
+
+/** Share of non-ASCII bytes above which base64 is shorter than quoted-printable. */
+export function mostlyNonAscii(text: string): boolean {
+  let high = 0;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) high++;
+  return high > text.length / 3;
+}
+
+function isAsciiPrintable(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code >= 0x7f) return false;
+  }
+  return true;
+}
+
+/**
+ * A header value as RFC 2047 "B" encoded words when it is not printable ASCII, folded so that no
+ * line passes 78 characters. Each word holds whole characters (a split UTF-8 sequence is invalid).
+ */
+export function encodeHeaderWords(value: string): string {
+  if (isAsciiPrintable(value)) return foldAscii(value);
+  const words: string[] = [];
+  let chunk = '';
+  let chunkBytes = 0;
+  for (const char of value) {
+    const size = Buffer.byteLength(char, 'utf8');
+    // 45 bytes -> 60 base64 characters, + 12 for =?UTF-8?B? ?= stays under 78 with the header name.
+    if (chunkBytes + size > 45) {
+      words.push(chunk);
+      chunk = '';
+      chunkBytes = 0;
+    }
+    chunk += char;
+    chunkBytes += size;
+  }
+  if (chunk) words.push(chunk);
+  return words.map((word) => `=?UTF-8?B?${Buffer.from(word, 'utf8').toString('base64')}?=`).join('\r\n ');
+}
+
+/** Folds a long ASCII header value at spaces so no line passes ~900 characters (RFC 5322 §2.2.3). */
+function foldAscii(value: string): string {
+  if (value.length <= 900) return value;
+  const parts: string[] = [];
+  let rest = value;
+  while (rest.length > 900) {
+    let cut = rest.lastIndexOf(' ', 900);
+    if (cut <= 0) cut = 900;
+    parts.push(rest.slice(0, cut));
+    rest = rest.slice(cut);
+    if (!rest.startsWith(' ')) rest = ` ${rest}`;
+  }
+  parts.push(rest);
+  return parts.join('\r\n');
+}
+
+/** A display name as an RFC 5322 quoted string, or encoded words when not ASCII. */
+export function encodeDisplayName(name: string): string {
+  if (!isAsciiPrintable(name)) return encodeHeaderWords(name);
+  if (/^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$/.test(name)) return name;
+  return `"${name.replace(/[\\"]/g, '\\$&')}"`;
+}
