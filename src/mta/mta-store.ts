@@ -1,0 +1,48 @@
+import type { Outcome } from './outcome.ts';
+
+// What the MTA needs from storage. The MTA owns this interface; src/store/mta-queries.ts implements
+// it for SQLite and PostgreSQL. Every method is one short statement or one short transaction.
+
+/** A delivery log claimed by this node ('sending'), with what is needed to build its message. */
+export interface ClaimedLog {
+  id: number;
+  deliveryId: number;
+  email: string;
+  /** Punycode, lower-case. */
+  domain: string;
+  /** JSON text of the personalization values. */
+  data: string;
+  /** Attempts made before this one. */
+  attempts: number;
+  /** When the claim lapses and another node may take the log back. */
+  claimedUntil: number;
+}
+
+export interface DeliveryContent {
+  id: number;
+  state: string;
+  fromAddress: string;
+  fromName: string | null;
+  replyTo: string | null;
+  subjectTemplate: string;
+  htmlTemplate: string | null;
+  textTemplate: string | null;
+  /** Soft failures are retried until then; null means no limit. */
+  validUntil: number | null;
+}
+
+export interface MtaStore {
+  /** Moves up to `limit` due pending logs of in-progress deliveries to 'sending' for this node, oldest due first. */
+  claimDue(nodeId: string, now: number, limit: number, leaseMs: number): Promise<ClaimedLog[]>;
+  /** Writes every outcome in ONE transaction; an outcome only applies to a log still claimed by `nodeId`. */
+  recordOutcomes(nodeId: string, outcomes: readonly Outcome[]): Promise<void>;
+  /** This node's 'sending' logs back to pending (graceful stop; at start, after a crash). Returns how many. */
+  releaseClaims(nodeId: string, now: number): Promise<number>;
+  /** Other nodes' claims whose lease ran out, back to pending. Returns how many. */
+  recoverExpiredClaims(now: number): Promise<number>;
+  loadDeliveryContent(deliveryId: number): Promise<DeliveryContent | undefined>;
+  /** In-progress deliveries with no pending or sending log become 'finished'; returns their ids. */
+  finishCompletedDeliveries(now: number): Promise<number[]>;
+  /** The earliest next_attempt_at of a pending log of an in-progress delivery, or null. */
+  nextDueAt(): Promise<number | null>;
+}

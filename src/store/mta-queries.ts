@@ -1,0 +1,191 @@
+import { sql } from 'kysely';
+import type { ClaimedLog, DeliveryContent, MtaStore } from '../mta/mta-store.ts';
+import type { Outcome } from '../mta/outcome.ts';
+import type { Store } from './database.ts';
+
+// The MTA's storage, for both dialects. Statements are short on purpose: better-sqlite3 runs them
+// synchronously on the event loop that also drives the SMTP sockets.
+
+interface OutcomeRow {
+  id: number;
+  st: 'sent' | 'pending' | 'failed';
+  /** 1 when the attempt counts (an SMTP conversation or a final decision), 0 otherwise. */
+  inc: 0 | 1;
+  na: number | null;
+  code: number | null;
+  enh: string | null;
+  txt: string | null;
+  ft: string | null;
+  fr: string | null;
+  fc: string | null;
+  mx: string | null;
+  sa: number | null;
+  upd: number;
+}
+
+export function createMtaStore(store: Store): MtaStore {
+  const { db, dialect } = store;
+  const postgres = dialect === 'postgres';
+
+  function outcomeRows(outcomes: readonly Outcome[]): OutcomeRow[] {
+    const rows: OutcomeRow[] = [];
+    for (const outcome of outcomes) {
+      if (outcome.kind === 'released') continue;
+      const reply = outcome.reply;
+      const verdict = outcome.kind === 'sent' ? null : outcome.verdict;
+      rows.push({
+        id: outcome.logId,
+        st: outcome.kind === 'sent' ? 'sent' : outcome.kind === 'deferred' ? 'pending' : 'failed',
+        // A message expired before any attempt (local 'expired') did not use an attempt.
+        inc: reply.local === 'expired' ? 0 : 1,
+        na: outcome.kind === 'deferred' ? outcome.retryAt : null,
+        code: reply.code,
+        enh: reply.enhanced,
+        txt: reply.text,
+        ft: verdict?.type ?? null,
+        fr: verdict?.reason ?? null,
+        fc: verdict?.category ?? null,
+        mx: outcome.mxHost,
+        sa: outcome.kind === 'sent' ? outcome.at : null,
+        upd: outcome.at,
+      });
+    }
+    return rows;
+  }
+
+  return {
+    async claimDue(nodeId, now, limit, leaseMs) {
+      const lock = postgres ? sql`for update of l skip locked` : sql``;
+      const claimedUntil = now + leaseMs;
+      // PostgreSQL: SKIP LOCKED lets several MTAs claim side by side without waiting on each
+      // other. SQLite: the statement runs under the database write lock, so it is atomic as is.
+      const result = await sql<{ id: number; delivery_id: number; email: string; domain: string; data: string; attempts: number; claimed_until: number }>`
+        with due as (
+          select l.id from delivery_logs l join deliveries d on d.id = l.delivery_id
+          where l.status = 'pending' and l.next_attempt_at <= ${now} and d.state = 'in_progress'
+          order by l.next_attempt_at limit ${limit} ${lock}
+        )
+        update delivery_logs set status = 'sending', claimed_by = ${nodeId}, claimed_until = ${claimedUntil}, updated_at = ${now}
+        from due where delivery_logs.id = due.id and delivery_logs.status = 'pending'
+        returning delivery_logs.id, delivery_logs.delivery_id, delivery_logs.email, delivery_logs.domain, delivery_logs.data, delivery_logs.attempts, delivery_logs.claimed_until`.execute(db);
+      return result.rows.map(
+        (row): ClaimedLog => ({
+          id: Number(row.id),
+          deliveryId: Number(row.delivery_id),
+          email: row.email,
+          domain: row.domain,
+          data: row.data,
+          attempts: Number(row.attempts),
+          claimedUntil: Number(row.claimed_until),
+        }),
+      );
+    },
+
+    async recordOutcomes(nodeId, outcomes) {
+      if (outcomes.length === 0) return;
+      const rows = outcomeRows(outcomes);
+      const released = outcomes.filter((outcome) => outcome.kind === 'released');
+      // One statement for the whole batch: the rows travel as one JSON parameter (no bound-parameter
+      // limit, a single statement to prepare) and are joined to delivery_logs by id.
+      const json = JSON.stringify(rows);
+      const source = postgres
+        ? sql`select * from jsonb_to_recordset(cast(${json} as jsonb)) as r(id bigint, st text, inc int, na bigint, code int, enh text, txt text, ft text, fr text, fc text, mx text, sa bigint, upd bigint)`
+        : sql`select json_extract(value, '$.id') as id, json_extract(value, '$.st') as st, json_extract(value, '$.inc') as inc,
+                json_extract(value, '$.na') as na, json_extract(value, '$.code') as code, json_extract(value, '$.enh') as enh,
+                json_extract(value, '$.txt') as txt, json_extract(value, '$.ft') as ft, json_extract(value, '$.fr') as fr,
+                json_extract(value, '$.fc') as fc, json_extract(value, '$.mx') as mx, json_extract(value, '$.sa') as sa,
+                json_extract(value, '$.upd') as upd
+              from json_each(${json})`;
+      await db.transaction().execute(async (trx) => {
+        if (rows.length > 0) {
+          // Only rows still claimed by this node change: a claim taken back (lease expired,
+          // operator reset) is never overwritten by a late outcome.
+          await sql`
+            with v as (${source})
+            update delivery_logs set
+              status = v.st, attempts = delivery_logs.attempts + v.inc,
+              next_attempt_at = coalesce(v.na, delivery_logs.next_attempt_at),
+              claimed_by = null, claimed_until = null,
+              last_reply_code = v.code, last_enhanced_status = v.enh, last_reply_text = v.txt,
+              failure_type = v.ft, failure_reason = v.fr, failure_category = v.fc,
+              mx_host = coalesce(v.mx, delivery_logs.mx_host), sent_at = v.sa, updated_at = v.upd
+            from v where delivery_logs.id = v.id and delivery_logs.claimed_by = ${nodeId} and delivery_logs.status = 'sending'`.execute(trx);
+        }
+        if (released.length > 0) {
+          const at = released[0]!.at;
+          await trx
+            .updateTable('delivery_logs')
+            .set({ status: 'pending', claimed_by: null, claimed_until: null, updated_at: at })
+            .where('id', 'in', released.map((outcome) => outcome.logId))
+            .where('claimed_by', '=', nodeId)
+            .where('status', '=', 'sending')
+            .execute();
+        }
+      });
+    },
+
+    async releaseClaims(nodeId, now) {
+      const result = await db
+        .updateTable('delivery_logs')
+        .set({ status: 'pending', claimed_by: null, claimed_until: null, updated_at: now })
+        .where('claimed_by', '=', nodeId)
+        .where('status', '=', 'sending')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async recoverExpiredClaims(now) {
+      const result = await db
+        .updateTable('delivery_logs')
+        .set({ status: 'pending', claimed_by: null, claimed_until: null, updated_at: now })
+        .where('status', '=', 'sending')
+        .where('claimed_until', '<', now)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async loadDeliveryContent(deliveryId) {
+      const row = await db
+        .selectFrom('deliveries')
+        .select(['id', 'state', 'from_address', 'from_name', 'reply_to', 'subject_template', 'html_template', 'text_template', 'valid_until'])
+        .where('id', '=', deliveryId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const content: DeliveryContent = {
+        id: Number(row.id),
+        state: row.state,
+        fromAddress: row.from_address,
+        fromName: row.from_name,
+        replyTo: row.reply_to,
+        subjectTemplate: row.subject_template,
+        htmlTemplate: row.html_template,
+        textTemplate: row.text_template,
+        validUntil: row.valid_until === null ? null : Number(row.valid_until),
+      };
+      return content;
+    },
+
+    async finishCompletedDeliveries(now) {
+      const result = await sql<{ id: number }>`
+        update deliveries set state = 'finished', finished_at = ${now}, updated_at = ${now}
+        where state = 'in_progress' and not exists (
+          select 1 from delivery_logs l where l.delivery_id = deliveries.id and l.status in ('pending', 'sending')
+        )
+        returning id`.execute(db);
+      return result.rows.map((row) => Number(row.id));
+    },
+
+    async nextDueAt() {
+      const row = await db
+        .selectFrom('delivery_logs as l')
+        .innerJoin('deliveries as d', 'd.id', 'l.delivery_id')
+        .select('l.next_attempt_at')
+        .where('l.status', '=', 'pending')
+        .where('d.state', '=', 'in_progress')
+        .orderBy('l.next_attempt_at')
+        .limit(1)
+        .executeTakeFirst();
+      return row ? Number(row.next_attempt_at) : null;
+    },
+  };
+}
