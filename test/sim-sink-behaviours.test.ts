@@ -166,6 +166,20 @@ describe('sink counters and lifecycle', () => {
     expect(stats.openSessions).toBe(0);
   });
 
+  it('closes idle sessions, including ones upgraded to TLS', async () => {
+    const target = await sink({ idleTimeoutMs: 50, tls: true });
+    const idle = await RawSmtpClient.connect(target.port);
+    await idle.closed();
+    const connection = new SMTPConnection({ host: target.host, port: target.port, tls: { rejectUnauthorized: false } });
+    const ended = new Promise<void>((resolve) => connection.once('end', () => resolve()));
+    connection.on('error', () => undefined);
+    await new Promise<void>((resolve) => connection.connect(() => resolve()));
+    expect(connection.secure).toBe(true);
+    await ended;
+    await target.whenIdle();
+    expect(target.stats().connections).toBe(2);
+  });
+
   it('does not track recipients when asked not to', async () => {
     const target = await sink({ trackRecipients: false });
     const client = await session(target);

@@ -155,7 +155,8 @@ describe('smtp sink protocol handling', () => {
     expect((await client.command('HELO client.test')).code).toBe(250);
     expect((await client.command('RCPT TO:<a@x.test>')).code).toBe(503);
     expect((await client.command('MAIL TO:<s@x.test>')).code).toBe(501);
-    expect((await client.command('MAIL FROM:<s@x.test>')).code).toBe(250);
+    expect((await client.command('MAIL FROM:<s@x.test> SIZE=999999999999')).code).toBe(552);
+    expect((await client.command('MAIL FROM:<s@x.test> SIZE=1000 BODY=8BITMIME')).code).toBe(250);
     expect((await client.command('DATA')).code).toBe(554);
     expect((await client.command('STARTTLS')).code).toBe(502);
     client.send(`NOOP ${'x'.repeat(5000)}`);

@@ -93,7 +93,8 @@ export function admitTransaction(
   limitPerMinute: number,
   now: number,
 ): { admitted: boolean; window: RateWindow } {
-  const current = now - window.startedAt >= 60_000 || now < window.startedAt ? { startedAt: now, count: 0 } : window;
+  const expired = window.count === 0 || now - window.startedAt >= 60_000 || now < window.startedAt;
+  const current = expired ? { startedAt: now, count: 0 } : window;
   if (current.count >= limitPerMinute) return { admitted: false, window: current };
   return { admitted: true, window: { startedAt: current.startedAt, count: current.count + 1 } };
 }

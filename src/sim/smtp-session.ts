@@ -39,6 +39,8 @@ export interface SinkContext {
   maxMessageBytes: number;
   maxRecipients: number;
   maxLineBytes: number;
+  /** Idle sockets (stalled ones included) are destroyed after this long. */
+  idleTimeoutMs: number;
   rateWindow: RateWindow;
   greylist: Map<string, number>;
   /** Null when per-address tracking is off (benchmarks). */
@@ -91,6 +93,7 @@ export class SinkSession {
   }
 
   private attach(socket: Socket): void {
+    socket.setTimeout(this.context.idleTimeoutMs, () => socket.destroy());
     socket.on('data', this.onData);
     socket.on('error', () => socket.destroy());
     this.onSocket(socket);
@@ -255,6 +258,10 @@ export class SinkSession {
     if (this.sender !== null) return this.reply({ code: 503, enhanced: '5.5.1', text: 'Nested MAIL command' });
     const address = parsePath(argument, 'FROM');
     if (address === null) return this.reply({ code: 501, enhanced: '5.1.7', text: 'Bad sender address syntax' });
+    const declaredSize = /\bSIZE=(\d+)/i.exec(argument);
+    if (declaredSize && Number(declaredSize[1]) > this.context.maxMessageBytes) {
+      return this.reply({ code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed limit' });
+    }
     const limit = this.context.behaviour.rateLimitPerMinute;
     if (limit !== undefined) {
       const decision = admitTransaction(this.context.rateWindow, limit, this.context.clock.now());
@@ -325,6 +332,7 @@ export class SinkSession {
   private startTls(): void {
     const plain = this.socket;
     plain.removeListener('data', this.onData);
+    plain.setTimeout(0); // the TLS socket carries the traffic (and the idle timer) from now on
     const secure = new TLSSocket(plain, { isServer: true, secureContext: this.context.secureContext });
     this.socket = secure;
     this.secure = true;

@@ -69,12 +69,12 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     maxMessageBytes: options.maxMessageBytes ?? 50 * 1024 * 1024,
     maxRecipients: options.maxRecipients ?? 1000,
     maxLineBytes: 4096,
+    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     rateWindow: { startedAt: 0, count: 0 },
     greylist: new Map(),
     acceptedRecipients,
     keptMessages: options.keepMessages ? keptMessages : null,
   };
-  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
   const sockets = new Set<Socket>();
   const idleWaiters: Array<() => void> = [];
 
@@ -83,7 +83,6 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     stats.openSessions += 1;
     stats.maxConcurrentSessions = Math.max(stats.maxConcurrentSessions, stats.openSessions);
     socket.setNoDelay(true);
-    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     const session = new SinkSession(socket, context, (added) => {
       sockets.add(added);
       added.once('close', () => sockets.delete(added));
