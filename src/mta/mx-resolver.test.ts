@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { manualClock } from '../common/clock.ts';
+import { createDnsClient, createMxResolver, type DnsClient } from './mx-resolver.ts';
+import { compileRoutes } from './routes.ts';
+import { startSimulator } from '../sim/simulator.ts';
+
+function dnsError(code: string): Error {
+  return Object.assign(new Error(`query ${code}`), { code });
+}
+
+/** A scripted DNS client: a seam for the cases the simulator's zone does not have. */
+function scriptedDns(answers: Record<string, () => Promise<{ exchange: string; priority: number }[]>>, calls: string[] = []): DnsClient {
+  return {
+    resolveMx: (name) => {
+      calls.push(name);
+      return (answers[name] ?? (() => Promise.reject(dnsError('ENOTFOUND'))))();
+    },
+    resolve4: async (name) => (name.startsWith('noaddr') ? Promise.reject(dnsError('ENODATA')) : [{ address: '192.0.2.1', ttl: 60 }]),
+    resolve6: async () => Promise.reject(dnsError('ENODATA')),
+  };
+}
+
+describe('MX resolver against the simulator DNS server', () => {
+  it('resolves MX by preference, implicit MX, null MX and NXDOMAIN through a real resolver', async () => {
+    const simulator = await startSimulator({ trackRecipients: false });
+    try {
+      const resolver = createMxResolver({ dns: createDnsClient([simulator.dnsServer]), routes: compileRoutes(simulator.routes), clock: manualClock(), maxCacheSeconds: 60 });
+      const backup = await resolver.resolveDomain('backup.test');
+      expect(backup.kind === 'hosts' && backup.hosts.map((host) => [host.name, host.preference, host.route?.host])).toEqual([
+        ['mx1.backup.test', 10, '127.0.0.1'],
+        ['mx2.backup.test', 20, '127.0.0.1'],
+      ]);
+      const implicit = await resolver.resolveDomain('nomx.test');
+      expect(implicit.kind === 'hosts' && implicit.hosts[0]?.name).toBe('nomx.test');
+      expect(await resolver.resolveDomain('nullmx.test')).toMatchObject({ kind: 'failure', reply: { local: 'null_mx', enhanced: '5.1.10' } });
+      expect(await resolver.resolveDomain('nxdomain.test')).toMatchObject({ kind: 'failure', reply: { local: 'domain_not_found' } });
+      expect(await resolver.resolveAddress('mx.accept.test')).toEqual({ kind: 'address', address: '127.0.0.1' });
+    } finally {
+      await simulator.close();
+    }
+  });
+});
+
+describe('MX resolver cache and routes', () => {
+  it('caches answers up to the maximum, shares in-flight lookups, and does not cache temporary failures for long', async () => {
+    const calls: string[] = [];
+    let servfail = true;
+    const clock = manualClock();
+    const resolver = createMxResolver({
+      dns: scriptedDns(
+        {
+          'a.test': async () => [{ exchange: 'mx.a.test', priority: 10 }],
+          'flaky.test': async () => {
+            if (servfail) throw dnsError('ESERVFAIL');
+            return [{ exchange: 'mx.flaky.test', priority: 10 }];
+          },
+        },
+        calls,
+      ),
+      routes: compileRoutes([]),
+      clock,
+      maxCacheSeconds: 60,
+    });
+    await Promise.all([resolver.resolveDomain('a.test'), resolver.resolveDomain('A.test')]);
+    clock.advance(59_000);
+    await resolver.resolveDomain('a.test');
+    expect(calls).toEqual(['a.test']);
+    clock.advance(2_000);
+    await resolver.resolveDomain('a.test');
+    expect(calls).toEqual(['a.test', 'a.test']);
+
+    expect(await resolver.resolveDomain('flaky.test')).toMatchObject({ kind: 'failure', reply: { local: 'dns_temporary' } });
+    servfail = false;
+    clock.advance(11_000);
+    expect(await resolver.resolveDomain('flaky.test')).toMatchObject({ kind: 'hosts' });
+  });
+
+  it('skips DNS for a routed domain and fails a domain with neither MX nor address', async () => {
+    const calls: string[] = [];
+    const resolver = createMxResolver({
+      dns: scriptedDns({ 'noaddr.test': () => Promise.reject(dnsError('ENODATA')) }, calls),
+      routes: compileRoutes([{ match: 'routed.test', host: '10.0.0.1', port: 2525 }]),
+      clock: manualClock(),
+      maxCacheSeconds: 60,
+    });
+    expect(await resolver.resolveDomain('routed.test')).toEqual({ kind: 'hosts', hosts: [{ name: 'routed.test', preference: 0, route: { host: '10.0.0.1', port: 2525 } }] });
+    expect(calls).toEqual([]);
+    expect(await resolver.resolveDomain('noaddr.test')).toMatchObject({ kind: 'failure', reply: { local: 'domain_not_found' } });
+  });
+});

@@ -1,0 +1,146 @@
+import { Resolver } from 'node:dns/promises';
+import type { Clock } from '../common/clock.ts';
+import type { RouteTable, RouteTarget } from './routes.ts';
+import { localFailure, type SmtpReply } from './smtp-reply.ts';
+
+// Where to deliver a domain's mail: MX hosts by preference (RFC 5321 §5.1), the domain itself when
+// it has no MX, nothing when it publishes a null MX (RFC 7505) or does not exist. Static routes
+// come first. Answers are cached; the DNS client is a parameter (tests point it at the simulator).
+
+export interface DnsClient {
+  resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
+  resolve4(name: string, options: { ttl: true }): Promise<{ address: string; ttl: number }[]>;
+  resolve6(name: string, options: { ttl: true }): Promise<{ address: string; ttl: number }[]>;
+}
+
+/** Node's resolver on the given servers (`ip` or `ip:port`); the system's when the list is empty. */
+export function createDnsClient(servers: readonly string[], timeoutMs = 5_000): DnsClient {
+  const resolver = new Resolver({ timeout: timeoutMs, tries: 2 });
+  if (servers.length > 0) resolver.setServers([...servers]);
+  return resolver;
+}
+
+/** One MX host to try, in preference order; `route` overrides where to connect. */
+export interface MxHost {
+  name: string;
+  preference: number;
+  route?: RouteTarget;
+}
+
+export type MxResolution = { kind: 'hosts'; hosts: MxHost[] } | { kind: 'failure'; reply: SmtpReply };
+export type AddressResolution = { kind: 'address'; address: string } | { kind: 'failure'; reply: SmtpReply };
+
+export interface MxResolver {
+  resolveDomain(domain: string): Promise<MxResolution>;
+  /** The IP address to connect to for an MX host without a route. */
+  resolveAddress(host: string): Promise<AddressResolution>;
+}
+
+export interface MxResolverOptions {
+  dns: DnsClient;
+  routes: RouteTable;
+  clock: Clock;
+  /** Upper bound on caching any answer (node's resolveMx does not return TTLs, so MX answers get this). */
+  maxCacheSeconds: number;
+}
+
+// Negative answers are cached less long: a domain being fixed should not wait an hour.
+const negativeCacheSeconds = 300;
+const temporaryFailureCacheSeconds = 10;
+
+interface CacheEntry<T> {
+  expiresAt: number;
+  value: Promise<T>;
+}
+
+export function createMxResolver(options: MxResolverOptions): MxResolver {
+  const { dns, routes, clock } = options;
+  const domainCache = new Map<string, CacheEntry<MxResolution>>();
+  const addressCache = new Map<string, CacheEntry<AddressResolution>>();
+
+  function cached<T>(cache: Map<string, CacheEntry<T>>, key: string, load: () => Promise<{ value: T; ttlSeconds: number }>): Promise<T> {
+    const now = clock.now();
+    const hit = cache.get(key);
+    if (hit && hit.expiresAt > now) return hit.value;
+    // In-flight lookups are shared: a batch of 1,000 recipients of one domain makes one query.
+    const entry: CacheEntry<T> = { expiresAt: Number.POSITIVE_INFINITY, value: Promise.resolve() as Promise<T> };
+    entry.value = load().then(
+      ({ value, ttlSeconds }) => {
+        entry.expiresAt = clock.now() + Math.min(ttlSeconds, options.maxCacheSeconds) * 1_000;
+        return value;
+      },
+      (error: unknown) => {
+        cache.delete(key);
+        throw error;
+      },
+    );
+    cache.set(key, entry);
+    return entry.value;
+  }
+
+  async function lookupDomain(domain: string): Promise<{ value: MxResolution; ttlSeconds: number }> {
+    let records: { exchange: string; priority: number }[];
+    try {
+      records = await dns.resolveMx(domain);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND') return { value: failure('domain_not_found', `domain ${domain} does not exist (NXDOMAIN)`, '5.1.2'), ttlSeconds: negativeCacheSeconds };
+      // RFC 5321 §5.1: no MX records at all -> the domain itself is the implicit MX.
+      if (code === 'ENODATA') return implicitMx(domain);
+      return { value: failure('dns_temporary', `MX lookup for ${domain} failed: ${code ?? (error as Error).message}`, '4.4.3'), ttlSeconds: temporaryFailureCacheSeconds };
+    }
+    const usable = records.filter((record) => record.exchange !== '' && record.exchange !== '.');
+    if (usable.length === 0) {
+      if (records.length > 0) return { value: failure('null_mx', `${domain} publishes a null MX: it accepts no mail (RFC 7505)`, '5.1.10'), ttlSeconds: negativeCacheSeconds };
+      return implicitMx(domain);
+    }
+    usable.sort((a, b) => a.priority - b.priority);
+    const hosts = usable.map((record) => withRoute({ name: record.exchange.toLowerCase().replace(/\.$/, ''), preference: record.priority }));
+    return { value: { kind: 'hosts', hosts }, ttlSeconds: options.maxCacheSeconds };
+  }
+
+  async function implicitMx(domain: string): Promise<{ value: MxResolution; ttlSeconds: number }> {
+    const address = await lookupAddress(domain);
+    if (address.value.kind === 'failure') {
+      if (address.value.reply.local === 'dns_temporary') return { value: address.value, ttlSeconds: address.ttlSeconds };
+      return { value: failure('domain_not_found', `${domain} has no MX and no A/AAAA record`, '5.1.2'), ttlSeconds: negativeCacheSeconds };
+    }
+    return { value: { kind: 'hosts', hosts: [withRoute({ name: domain, preference: 0 })] }, ttlSeconds: address.ttlSeconds };
+  }
+
+  function withRoute(host: MxHost): MxHost {
+    const route = routes.forMxHost(host.name);
+    return route ? { ...host, route } : host;
+  }
+
+  async function lookupAddress(host: string): Promise<{ value: AddressResolution; ttlSeconds: number }> {
+    for (const family of ['4', '6'] as const) {
+      try {
+        const records = family === '4' ? await dns.resolve4(host, { ttl: true }) : await dns.resolve6(host, { ttl: true });
+        const first = records[0];
+        if (first) return { value: { kind: 'address', address: first.address }, ttlSeconds: Math.max(first.ttl, 1) };
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOTFOUND') return { value: failure('no_address', `${host} does not exist (NXDOMAIN)`, '4.4.4'), ttlSeconds: negativeCacheSeconds };
+        if (code !== 'ENODATA') return { value: failure('dns_temporary', `address lookup for ${host} failed: ${code ?? (error as Error).message}`, '4.4.3'), ttlSeconds: temporaryFailureCacheSeconds };
+      }
+    }
+    return { value: failure('no_address', `${host} has no A or AAAA record`, '4.4.4'), ttlSeconds: negativeCacheSeconds };
+  }
+
+  return {
+    resolveDomain(domain) {
+      const name = domain.toLowerCase();
+      const route = routes.forDomain(name);
+      if (route) return Promise.resolve({ kind: 'hosts', hosts: [{ name, preference: 0, route }] });
+      return cached(domainCache, name, () => lookupDomain(name));
+    },
+    resolveAddress(host) {
+      return cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
+    },
+  };
+}
+
+function failure(local: SmtpReply['local'] & string, text: string, enhanced: string): { kind: 'failure'; reply: SmtpReply } {
+  return { kind: 'failure', reply: localFailure(local, text, enhanced) };
+}
