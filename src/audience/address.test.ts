@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateAddress } from './address.ts';
+import { createAddressValidator, validateAddress } from './address.ts';
 
 const accepted: Array<[input: string, email: string, smtputf8?: boolean]> = [
   ['bob@example.com', 'bob@example.com'],
@@ -88,6 +88,13 @@ describe('validateAddress', () => {
     const check = validateAddress(input);
     expect(check).toMatchObject({ ok: false, reason });
     if (!check.ok) expect(check.message.length).toBeGreaterThan(5);
+  });
+
+  it('gives the same answers through the domain-caching validator, twice', () => {
+    const cached = createAddressValidator({}, 4);
+    for (let round = 0; round < 2; round++) {
+      for (const [input] of [...accepted, ...rejected]) expect(cached(input)).toEqual(validateAddress(input));
+    }
   });
 
   it('rejects UTF-8 local parts when SMTPUTF8 is disabled, but not IDN domains', () => {

@@ -52,7 +52,7 @@ const maxDomainOctets = 255;
 const maxLabelOctets = 63;
 
 // RFC 5322 §3.2.3 atext, plus (RFC 6531 §3.3) any non-ASCII character for SMTPUTF8 local parts.
-const atomAscii = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
+const dotAtomAscii = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 const atomUtf8 = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f])+$/u;
 // RFC 5321 §4.1.2 Quoted-string: qtextSMTP = %d32-33 / %d35-91 / %d93-126, quoted-pairSMTP = "\" %d32-126.
 const quotedString = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|[^\x00-\x7f])*"$/u;
@@ -68,6 +68,29 @@ function reject(reason: AddressRejectReason, message: string): AddressCheck {
 }
 
 export function validateAddress(raw: string, options: AddressOptions = {}): AddressCheck {
+  return checkAddress(raw, options.allowSmtpUtf8 ?? true, checkDomain);
+}
+
+/**
+ * validateAddress for bulk use: the domain check is memoized (a real list has few distinct domains and
+ * IDN processing is the costly part). The cache is bounded, so a file of unique domains cannot grow it.
+ */
+export function createAddressValidator(options: AddressOptions = {}, maxDomains = 10_000): (raw: string) => AddressCheck {
+  const domains = new Map<string, Part>();
+  const cachedDomain = (rawDomain: string): Part => {
+    let part = domains.get(rawDomain);
+    if (part === undefined) {
+      part = checkDomain(rawDomain);
+      if (domains.size >= maxDomains) domains.clear();
+      domains.set(rawDomain, part);
+    }
+    return part;
+  };
+  const allowSmtpUtf8 = options.allowSmtpUtf8 ?? true;
+  return (raw) => checkAddress(raw, allowSmtpUtf8, cachedDomain);
+}
+
+function checkAddress(raw: string, allowSmtpUtf8: boolean, domainOf: (rawDomain: string) => Part): AddressCheck {
   const input = raw.trim();
   if (input === '') return reject('empty', 'the address is empty');
   if (input.length > maxInputChars) return reject('too_long', `the address is ${input.length} characters long`);
@@ -80,9 +103,9 @@ export function validateAddress(raw: string, options: AddressOptions = {}): Addr
   if (rawLocal === '') return reject('local_empty', 'nothing before the @');
   if (rawDomain === '') return reject('domain_empty', 'nothing after the @');
 
-  const local = checkLocal(rawLocal, options.allowSmtpUtf8 ?? true);
+  const local = checkLocal(rawLocal, allowSmtpUtf8);
   if (!local.ok) return local.check;
-  const domain = checkDomain(rawDomain);
+  const domain = domainOf(rawDomain);
   if (!domain.ok) return domain.check;
 
   const email = `${local.value}@${domain.value}`;
@@ -99,7 +122,7 @@ function checkLocal(rawLocal: string, allowSmtpUtf8: boolean): Part {
     if (!quotedString.test(local)) return { ok: false, check: reject('local_quoted_invalid', 'the quoted local part is not closed or has a bare " or \\') };
     const unquoted = local.slice(1, -1).replace(/\\(.)/g, '$1');
     if (isDotAtom(unquoted, atomUtf8)) local = unquoted;
-  } else {
+  } else if (!dotAtomAscii.test(local)) {
     if (local.startsWith('.') || local.endsWith('.') || local.includes('..')) {
       return { ok: false, check: reject('local_dots', 'the local part starts or ends with a dot, or has two dots in a row') };
     }

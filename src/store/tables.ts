@@ -41,7 +41,19 @@ export interface ImportRejectTable {
   reason: string;
   /** The start of the offending record, for the operator to recognise it. */
   excerpt: string;
+  /** Human-readable detail of `reason` (a stable code); added by migration 0005. */
+  message: string | null;
   created_at: number;
+}
+
+/** An import's accepted rows, staged until the whole file is read (migration 0005). */
+export interface ImportRowTable {
+  id: Generated<number>;
+  import_id: number;
+  line: number;
+  email: string;
+  domain: string;
+  data: string;
 }
 
 export type DeliveryState =
@@ -127,6 +139,7 @@ export interface Database {
   recipients: RecipientTable;
   imports: ImportTable;
   import_rejects: ImportRejectTable;
+  import_rows: ImportRowTable;
   deliveries: DeliveryTable;
   delivery_logs: DeliveryLogTable;
   addresses: AddressTable;

@@ -1,0 +1,19 @@
+import type { Kysely } from 'kysely';
+import type { Dialect } from '../database.ts';
+import { addIdColumn, bigint, notNull } from './column-types.ts';
+
+// Audience import: a staging table so an import is applied to its list only once the whole file has
+// been read and checked (a failed import leaves the list untouched), and the message of each reject.
+export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  await addIdColumn(db.schema.createTable('import_rows'), dialect)
+    .addColumn('import_id', bigint, (c) => c.notNull().references('imports.id').onDelete('cascade'))
+    .addColumn('line', bigint, notNull)
+    .addColumn('email', 'text', notNull)
+    .addColumn('domain', 'text', notNull)
+    .addColumn('data', 'text', notNull)
+    // Merges duplicates within one file: the later row wins.
+    .addUniqueConstraint('import_rows_import_email', ['import_id', 'email'])
+    .execute();
+
+  await db.schema.alterTable('import_rejects').addColumn('message', 'text').execute();
+}

@@ -1,0 +1,157 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { importRecipients, type ImportProgress } from '../src/audience/csv-import.ts';
+import { manualClock } from '../src/common/clock.ts';
+import { AppError } from '../src/common/errors.ts';
+import { getImport, listRejects } from '../src/store/audience-queries.ts';
+import type { Store } from '../src/store/database.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-import-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+function csv(content: string | Buffer): string {
+  const file = join(dir, `f${++fileCount}.csv`);
+  writeFileSync(file, content);
+  return file;
+}
+
+const limits = { maxFileBytes: 10 * 1024 * 1024, maxRecordBytes: 1024 };
+
+async function recipients(store: Store, list: string): Promise<Array<{ email: string; domain: string; data: Record<string, string> }>> {
+  const rows = await store.db
+    .selectFrom('recipients')
+    .innerJoin('lists', 'lists.id', 'recipients.list_id')
+    .select(['recipients.email', 'recipients.domain', 'recipients.data'])
+    .where('lists.name', '=', list)
+    .orderBy('recipients.email')
+    .execute();
+  return rows.map((row) => ({ email: row.email, domain: row.domain, data: JSON.parse(row.data) as Record<string, string> }));
+}
+
+async function failure(promise: Promise<unknown>): Promise<AppError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AppError);
+  return error as AppError;
+}
+
+describeEachDialect('import recipients', (context) => {
+  const run = (file: string, list: string, extra: { batchSize?: number; chunkBytes?: number; onProgress?: (p: ImportProgress) => void; maxRecordBytes?: number } = {}) =>
+    importRecipients({ store: context.store(), file, list, clock: manualClock(), ...limits, ...extra });
+
+  it('imports addresses with IDN domains and personalization columns', async () => {
+    const file = csv('First Name,EMAIL,city\nZoë,zoe@Bücher.DE,Köln\nBob,  Bob.Smith@Example.COM ,Paris\n');
+    const progress: ImportProgress[] = [];
+    const summary = await run(file, 'happy', { onProgress: (p) => progress.push(p) });
+    expect(summary).toMatchObject({ list: 'happy', read: 2, imported: 2, updated: 0, rejected: 0, rejects: [] });
+    expect(await recipients(context.store(), 'happy')).toEqual([
+      { email: 'Bob.Smith@example.com', domain: 'example.com', data: { 'First Name': 'Bob', city: 'Paris' } },
+      { email: 'zoe@xn--bcher-kva.de', domain: 'xn--bcher-kva.de', data: { 'First Name': 'Zoë', city: 'Köln' } },
+    ]);
+    expect(progress.at(-1)).toMatchObject({ phase: 'applying', rows: 2, applied: 2, toApply: 2 });
+    const record = await getImport(context.store().db, summary.importId);
+    expect(record).toMatchObject({ state: 'finished', list_name: 'happy', read_count: 2, imported_count: 2, updated_count: 0, rejected_count: 0 });
+  });
+
+  it('merges duplicates within the file and against the list (the later row wins)', async () => {
+    const first = csv('email,plan\na@example.com,free\nb@example.com,free\nA@EXAMPLE.COM,other\na@example.com,pro\n');
+    const one = await run(first, 'dups', { batchSize: 2 });
+    // a@example.com twice (merged, one update); A@example.com differs by local-part case (RFC 5321 §2.4).
+    expect(one).toMatchObject({ read: 4, imported: 3, updated: 1, rejected: 0 });
+    const again = csv('email,plan\nb@example.com,pro\nc@example.com,free\n');
+    const two = await run(again, 'dups');
+    expect(two).toMatchObject({ read: 2, imported: 1, updated: 1, rejected: 0 });
+    const rows = await recipients(context.store(), 'dups');
+    expect(rows.map((r) => [r.email, r.data.plan])).toEqual([
+      ['A@example.com', 'other'],
+      ['a@example.com', 'pro'],
+      ['b@example.com', 'pro'],
+      ['c@example.com', 'free'],
+    ]);
+  });
+
+  it('rejects 10% malformed rows with exact counts and line numbers', async () => {
+    const lines = ['email,name'];
+    const expected: Array<{ line: number; reason: string }> = [];
+    for (let i = 0; i < 200; i++) {
+      const line = i + 2;
+      if (i % 10 === 3) {
+        const bad = [`user${i}.example.com,n`, `user${i}@example,n`, `user${i}@example.com`, `,n`][(i / 10) % 4 | 0] as string;
+        lines.push(bad);
+        expected.push({ line, reason: ['missing_at', 'domain_no_dot', 'column_count', 'empty_email'][(i / 10) % 4 | 0] as string });
+      } else lines.push(`user${i}@example.com,name ${i}`);
+    }
+    const summary = await run(csv(`${lines.join('\r\n')}\r\n`), 'tenth', { batchSize: 50 });
+    expect(summary).toMatchObject({ read: 200, imported: 180, updated: 0, rejected: 20 });
+    expect(summary.rejects.map(({ line, reason }) => ({ line, reason }))).toEqual(expected);
+    const stored = await listRejects(context.store().db, summary.importId, { limit: 100 });
+    expect(stored.map((r) => ({ line: r.line, reason: r.reason }))).toEqual(expected);
+    expect(stored[2]).toMatchObject({ excerpt: 'user23@example.com', message: '1 fields where the header has 2' });
+  });
+
+  it('fails on a missing email column, listing the columns found, and creates nothing', async () => {
+    const error = await failure(run(csv('name;mail\nBob;bob@example.com\n'), 'nomail'));
+    expect(error.code).toBe('CSV_NO_EMAIL_COLUMN');
+    expect(error.message).toContain('"name;mail"');
+    expect(error.message).toContain('separator');
+    const list = await context.store().db.selectFrom('lists').select('id').where('name', '=', 'nomail').executeTakeFirst();
+    expect(list).toBeUndefined();
+  });
+
+  it('fails on a Latin-1 file, naming the line, and leaves the list as it was', async () => {
+    await run(csv('email,name\nkeep@example.com,before\n'), 'latin');
+    const rows = ['email,name'];
+    for (let i = 0; i < 30; i++) rows.push(`u${i}@example.com,plain`);
+    const head = Buffer.from(`${rows.join('\n')}\nkeep@example.com,Ren`);
+    const file = csv(Buffer.concat([head, Buffer.from([0xe9]), Buffer.from('\nlast@example.com,x\n')]));
+    const error = await failure(run(file, 'latin', { batchSize: 10, chunkBytes: 64 }));
+    expect(error.code).toBe('CSV_ENCODING');
+    expect(error.message).toContain('line 32');
+    expect(await recipients(context.store(), 'latin')).toEqual([{ email: 'keep@example.com', domain: 'example.com', data: { name: 'before' } }]);
+    const failed = await context.store().db.selectFrom('imports').selectAll().where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
+    expect(failed).toMatchObject({ state: 'failed', imported_count: 0 });
+    expect(failed.error).toContain('CSV_ENCODING');
+    const staged = await context.store().db.selectFrom('import_rows').select('id').where('import_id', '=', failed.id).execute();
+    expect(staged).toEqual([]);
+  });
+
+  it('keeps commas and CR/LF inside quoted fields as data, reporting later lines correctly', async () => {
+    // Lines: 1 header, 2-4 a@ (two CRLF inside a field), 5-6 b@ (an LF inside a field), 7 the bad row.
+    const file = csv('email,note,sig\r\n"a@example.com","one, two","line1\r\nSubject: injected\r\nline3"\r\nb@example.com,"x\ny",z\nnot-an-address,q,r\n');
+    const summary = await run(file, 'quoted');
+    expect(summary).toMatchObject({ read: 3, imported: 2, rejected: 1, rejects: [{ line: 7, reason: 'missing_at' }] });
+    const rows = await recipients(context.store(), 'quoted');
+    expect(rows[0]?.data).toEqual({ note: 'one, two', sig: 'line1\r\nSubject: injected\r\nline3' });
+    expect(rows[1]?.data).toEqual({ note: 'x\ny', sig: 'z' });
+  });
+
+  it('strips a UTF-8 byte order mark before the header', async () => {
+    const summary = await run(csv('\ufeffemail,name\nbom@example.com,B\n'), 'bom');
+    expect(summary).toMatchObject({ read: 1, imported: 1 });
+    expect((await recipients(context.store(), 'bom'))[0]?.data).toEqual({ name: 'B' });
+  });
+
+  it('fails on a record over import.maxRecordBytes and leaves the list as it was', async () => {
+    const file = csv(`email,bio\nok@example.com,short\nbig@example.com,"${'x'.repeat(2_000)}"\n`);
+    const error = await failure(run(file, 'oversized', { maxRecordBytes: 512 }));
+    expect(error.code).toBe('CSV_TOO_LARGE');
+    expect(error.message).toContain('line 3');
+    expect(await recipients(context.store(), 'oversized')).toEqual([]);
+  });
+
+  it('fails on an unclosed quote with the line, and on a missing or empty file', async () => {
+    const unclosed = await failure(run(csv('email,n\na@example.com,"open\nb@example.com,x\n'), 'broken'));
+    expect(unclosed.code).toBe('CSV_UNREADABLE');
+    expect(unclosed.message).toMatch(/line \d/);
+    expect((await failure(run(csv(''), 'empty'))).code).toBe('CSV_NO_EMAIL_COLUMN');
+    expect((await failure(run(join(dir, 'missing.csv'), 'missing'))).code).toBe('CSV_UNREADABLE');
+    const headerOnly = await run(csv('email\n'), 'header-only');
+    expect(headerOnly).toMatchObject({ read: 0, imported: 0, updated: 0, rejected: 0 });
+  });
+});
