@@ -1,0 +1,129 @@
+import type { CompiledBackoffRule } from './compiled-rules.ts';
+import { replyLine, type ReplyLike } from './reply.ts';
+
+// Adaptive backoff: replies that say "slow down" (421 4.7.0, Gmail's 4.7.28, Microsoft's
+// 4.7.650...) multiply a rate key's limits by the rule's factor for its duration. Each backoff
+// keeps its evidence (matching replies, counts, times) for logs and `herald mx stats`, and is
+// reverted by time alone: no operator action needed.
+
+export interface BackoffConfig {
+  enabled: boolean;
+  /** Repeated backoffs compound down to this fraction of the configured limit, never below. */
+  minFactor: number;
+}
+
+export const defaultBackoffConfig: BackoffConfig = { enabled: true, minFactor: 1 / 16 };
+
+export interface ActiveBackoff {
+  key: string;
+  rule: string;
+  factor: number;
+  limits: Array<'rate' | 'connections'>;
+  since: number;
+  /** Last time the rule triggered (again): compounding waits a window after it. */
+  triggeredAt: number;
+  until: number;
+  evidence: { matches: number; firstAt: number; lastAt: number; replies: string[] };
+}
+
+export type BackoffEvent = { kind: 'applied' | 'compounded' | 'extended'; backoff: ActiveBackoff } | { kind: 'reverted'; backoff: ActiveBackoff };
+
+export interface BackoffFactors {
+  rate: number;
+  connections: number;
+}
+
+const maxEvidenceReplies = 5;
+
+export class BackoffTracker {
+  readonly #config: BackoffConfig;
+  /** Recent matching reply times per key|rule, until the threshold is reached. */
+  readonly #matches = new Map<string, number[]>();
+  readonly #active = new Map<string, ActiveBackoff>();
+
+  constructor(config: BackoffConfig = defaultBackoffConfig) {
+    this.#config = config;
+  }
+
+  /** Tests a reply on `key` (a rate key) against the rules; returns what changed, if anything. */
+  observe(key: string, reply: ReplyLike, rules: readonly CompiledBackoffRule[], now: number): BackoffEvent[] {
+    if (!this.#config.enabled || rules.length === 0) return [];
+    const events: BackoffEvent[] = this.expire(now);
+    const line = replyLine(reply);
+    for (const rule of rules) {
+      if (!rule.pattern.test(line)) continue;
+      const id = `${key}|${rule.name}`;
+      const times = (this.#matches.get(id) ?? []).filter((t) => t > now - rule.windowMs);
+      times.push(now);
+      const current = this.#active.get(id);
+      if (current) {
+        current.evidence.matches += 1;
+        current.evidence.lastAt = now;
+        addReply(current, line);
+      }
+      if (times.length < rule.threshold) {
+        this.#matches.set(id, times);
+        continue;
+      }
+      this.#matches.delete(id);
+      if (!current) {
+        const backoff: ActiveBackoff = {
+          key,
+          rule: rule.name,
+          factor: Math.max(this.#config.minFactor, rule.factor),
+          limits: [...rule.limits],
+          since: now,
+          triggeredAt: now,
+          until: now + rule.durationMs,
+          evidence: { matches: times.length, firstAt: times[0]!, lastAt: now, replies: [line.slice(0, 200)] },
+        };
+        this.#active.set(id, backoff);
+        events.push({ kind: 'applied', backoff });
+      } else if (now - current.triggeredAt >= rule.windowMs && current.factor > this.#config.minFactor) {
+        // Still told to slow down a whole window after the last cut: cut again.
+        current.factor = Math.max(this.#config.minFactor, current.factor * rule.factor);
+        current.triggeredAt = now;
+        current.until = now + rule.durationMs;
+        events.push({ kind: 'compounded', backoff: current });
+      } else {
+        current.until = now + rule.durationMs;
+        events.push({ kind: 'extended', backoff: current });
+      }
+    }
+    return events;
+  }
+
+  /** Removes backoffs whose time is over and reports them as reverted. */
+  expire(now: number): BackoffEvent[] {
+    const events: BackoffEvent[] = [];
+    for (const [id, backoff] of this.#active) {
+      if (backoff.until <= now) {
+        this.#active.delete(id);
+        events.push({ kind: 'reverted', backoff });
+      }
+    }
+    return events;
+  }
+
+  /** Multipliers in force on `key`; several backoffs multiply, floored at minFactor. */
+  factors(key: string, now: number): BackoffFactors {
+    let rate = 1;
+    let connections = 1;
+    for (const backoff of this.#active.values()) {
+      if (backoff.key !== key || backoff.until <= now) continue;
+      if (backoff.limits.includes('rate')) rate *= backoff.factor;
+      if (backoff.limits.includes('connections')) connections *= backoff.factor;
+    }
+    return { rate: Math.max(rate, this.#config.minFactor), connections: Math.max(connections, this.#config.minFactor) };
+  }
+
+  active(now: number): ActiveBackoff[] {
+    return [...this.#active.values()].filter((b) => b.until > now);
+  }
+}
+
+function addReply(backoff: ActiveBackoff, line: string): void {
+  const short = line.slice(0, 200);
+  if (backoff.evidence.replies.includes(short)) return;
+  backoff.evidence.replies = [...backoff.evidence.replies, short].slice(-maxEvidenceReplies);
+}

@@ -1,0 +1,149 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { connectionPollMs, newLeaseId, type ConnectionGrant, type MessageGrant, type RateLimit, type ThrottleBackend, type ThrottleSnapshot } from './throttle.ts';
+
+// Shared throttle: every MTA process, on one machine or several, pointing at one Redis respects
+// one global limit. Each decision is one Lua script (atomic on the server, sent by EVALSHA via
+// ioredis defineCommand), so a grant costs one round trip; concurrent calls are auto-pipelined.
+// Connection leases are sorted-set members scored by their expiry: a crashed process's leases
+// simply expire. Keys carry a TTL, so abandoned paths disappear by themselves.
+
+export interface RedisThrottleOptions {
+  url: string;
+  /** Namespace of every key (default `herald:shaping:`); tests use one per run. */
+  keyPrefix?: string;
+  /**
+   * `redis` (default): decisions use the Redis server clock, so machines with skewed clocks still
+   * share one schedule. `caller`: use the `now` passed in (tests with an injected clock).
+   */
+  timeSource?: 'redis' | 'caller';
+  redisOptions?: RedisOptions;
+}
+
+// ARGV[1] is now in ms, or -1 to read the server clock.
+const nowPrelude = `
+local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+// Mirrors takePermits() in throttle.ts. ARGV: now, interval ms, burst, count.
+const acquireMessagesScript = `${nowPrelude}
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local capacity = math.floor((now + burst * interval - tat) / interval + 1e-9)
+if capacity < 0 then capacity = 0 end
+local granted = math.min(want, capacity)
+local nextTat = tat + granted * interval
+if granted > 0 then
+  redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.ceil(nextTat - now) + 1000)
+end
+local retry = 0
+if granted < want then
+  retry = math.ceil(nextTat + interval - burst * interval - now)
+  if retry < 1 then retry = 1 end
+end
+return {granted, retry}
+`;
+
+// ARGV: now, limit, lease ms, lease id, poll ms.
+const acquireConnectionScript = `${nowPrelude}
+local limit = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local open = redis.call('ZCARD', KEYS[1])
+if open < limit then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
+  if redis.call('PTTL', KEYS[1]) < lease + 1000 then redis.call('PEXPIRE', KEYS[1], lease + 1000) end
+  return {1, open + 1, 0}
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local retry = math.ceil(tonumber(first[2]) - now)
+if retry > tonumber(ARGV[5]) then retry = tonumber(ARGV[5]) end
+if retry < 1 then retry = 1 end
+return {0, open, retry}
+`;
+
+// ARGV: now, lease ms, lease id.
+const renewConnectionScript = `${nowPrelude}
+local lease = tonumber(ARGV[2])
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not expires or tonumber(expires) <= now then return 0 end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+if redis.call('PTTL', KEYS[1]) < lease + 1000 then redis.call('PEXPIRE', KEYS[1], lease + 1000) end
+return 1
+`;
+
+interface ShapingCommands {
+  heraldAcquireMessages(key: string, now: number, interval: number, burst: number, count: number): Promise<[number, number]>;
+  heraldAcquireConnection(key: string, now: number, limit: number, leaseMs: number, leaseId: string, pollMs: number): Promise<[number, number, number]>;
+  heraldRenewConnection(key: string, now: number, leaseMs: number, leaseId: string): Promise<number>;
+}
+
+export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBackend {
+  const prefix = options.keyPrefix ?? 'herald:shaping:';
+  const callerTime = options.timeSource === 'caller';
+  const redis = new Redis(options.url, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false, ...options.redisOptions });
+  redis.defineCommand('heraldAcquireMessages', { numberOfKeys: 1, lua: acquireMessagesScript });
+  redis.defineCommand('heraldAcquireConnection', { numberOfKeys: 1, lua: acquireConnectionScript });
+  redis.defineCommand('heraldRenewConnection', { numberOfKeys: 1, lua: renewConnectionScript });
+  const commands = redis as unknown as Redis & ShapingCommands;
+  const time = (now: number) => (callerTime ? now : -1);
+  const connectionKey = (key: string) => `${prefix}c:${key}`;
+  const rateKey = (key: string) => `${prefix}r:${key}`;
+
+  return {
+    kind: 'redis',
+    async acquireConnection(key, limit, leaseMs, now): Promise<ConnectionGrant> {
+      const leaseId = newLeaseId();
+      const [granted, open, retryInMs] = await commands.heraldAcquireConnection(connectionKey(key), time(now), limit, leaseMs, leaseId, connectionPollMs);
+      return granted === 1 ? { granted: true, leaseId, open } : { granted: false, open, retryInMs };
+    },
+    async renewConnection(key, leaseId, leaseMs, now) {
+      return (await commands.heraldRenewConnection(connectionKey(key), time(now), leaseMs, leaseId)) === 1;
+    },
+    async releaseConnection(key, leaseId) {
+      await redis.zrem(connectionKey(key), leaseId);
+    },
+    async acquireMessages(key, limit: RateLimit, count, now): Promise<MessageGrant> {
+      const [granted, retryInMs] = await commands.heraldAcquireMessages(rateKey(key), time(now), limit.periodMs / limit.perPeriod, limit.burst, count);
+      return { granted, retryInMs };
+    },
+    async snapshot(now): Promise<ThrottleSnapshot> {
+      const serverNow = callerTime ? now : await serverTime(redis);
+      const snapshot: ThrottleSnapshot = { connections: {}, rates: {} };
+      for (const key of await scanKeys(redis, `${prefix}c:*`)) {
+        const open = await redis.zcount(key, `(${serverNow}`, '+inf');
+        if (open > 0) snapshot.connections[key.slice(prefix.length + 2)] = open;
+      }
+      for (const key of await scanKeys(redis, `${prefix}r:*`)) {
+        const value = await redis.get(key);
+        if (value !== null && Number(value) > serverNow) snapshot.rates[key.slice(prefix.length + 2)] = { bookedUntil: Number(value) };
+      }
+      return snapshot;
+    },
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+async function serverTime(redis: Redis): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0' && keys.length < 100_000);
+  return keys;
+}

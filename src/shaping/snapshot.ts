@@ -1,0 +1,196 @@
+import type { ActiveBackoff } from './backoff.ts';
+import type { Suspension } from './breaker.ts';
+import type { CompiledRule, CompiledRules } from './compiled-rules.ts';
+import type { PathStats } from './path-counters.ts';
+import type { ThrottleSnapshot } from './throttle.ts';
+
+// What `herald mx stats` shows: each MTA process builds this periodically (pure, from its
+// counters) and writes it to the database (stats-store.ts); the CLI merges the fresh ones.
+
+export type BindingLimit = 'maxConnections' | 'maxMessagesPerHour' | 'backoff' | 'none';
+
+export interface Limits {
+  maxConnections: number;
+  maxMessagesPerHour: number;
+  maxMessagesPerConnection: number;
+  configuredMaxConnections: number;
+  configuredMaxMessagesPerHour: number;
+}
+
+export interface PathSnapshot extends PathStats {
+  nodeId: string;
+  rateKey: string;
+  limits: Limits;
+  /** Fractions of each limit in use right now (1 = at the limit). */
+  load: { connections: number; messagesPerHour: number };
+  waiting: number;
+  binding: BindingLimit;
+  bindingReason: string;
+}
+
+export interface RuleSnapshot {
+  /** rule|scope: the key the hourly rate is counted on (scope = shared or id<publicId>). */
+  rateKey: string;
+  rule: string;
+  masks: string[];
+  shared: boolean;
+  publicId: number | null;
+  limits: Limits;
+  openConnections: number;
+  messages: number;
+  load: { messagesPerHour: number };
+  waiting: number;
+  binding: BindingLimit;
+  bindingReason: string;
+  backoffs: string[];
+}
+
+export interface ShapingSnapshot {
+  format: 1;
+  nodeId: string;
+  takenAt: number;
+  rulesVersion: string;
+  backend: 'memory' | 'redis';
+  periodMs: number;
+  paths: PathSnapshot[];
+  rules: RuleSnapshot[];
+  backoffs: ActiveBackoff[];
+  suspensions: Suspension[];
+  throttle: ThrottleSnapshot;
+}
+
+export interface SnapshotInput {
+  nodeId: string;
+  now: number;
+  periodMs: number;
+  rules: CompiledRules;
+  backendKind: 'memory' | 'redis';
+  throttle: ThrottleSnapshot;
+  paths: PathStats[];
+  backoffs: ActiveBackoff[];
+  suspensions: Suspension[];
+  denied: ReadonlyMap<string, { limit: BindingLimit; at: number }>;
+  waiting: ReadonlyMap<string, { count: number; at: number }>;
+  rateKeyFor(rule: CompiledRule, publicId: number): string;
+  effectiveRate(rule: CompiledRule, publicId: number): number;
+  maxConnections(rule: CompiledRule, publicId: number): number;
+}
+
+/** A denial or a waiting count older than this no longer describes "right now". */
+export const recentMs = 60_000;
+const nearLimit = 0.95;
+
+export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
+  const paths: PathSnapshot[] = [];
+  for (const stats of input.paths) {
+    const rule = input.rules.byName(stats.rule);
+    if (!rule) continue; // rule removed by a reload: its counters age out
+    const rateKey = input.rateKeyFor(rule, stats.publicId);
+    const limits = limitsOf(rule, input.effectiveRate(rule, stats.publicId), input.maxConnections(rule, stats.publicId));
+    const denied = input.denied.get(stats.pathId);
+    const waiting = input.waiting.get(stats.pathId);
+    const backoffs = input.backoffs.filter((b) => b.key === rateKey);
+    const binding = bindingOf({ open: stats.openConnections, messages: stats.messages, limits, denied, backoffs, now: input.now });
+    paths.push({
+      ...stats,
+      nodeId: input.nodeId,
+      rateKey,
+      limits,
+      load: { connections: ratio(stats.openConnections, limits.maxConnections), messagesPerHour: ratio(stats.messages, limits.maxMessagesPerHour) },
+      waiting: waiting && input.now - waiting.at <= recentMs ? waiting.count : 0,
+      ...binding,
+    });
+  }
+  return {
+    format: 1,
+    nodeId: input.nodeId,
+    takenAt: input.now,
+    rulesVersion: input.rules.version,
+    backend: input.backendKind,
+    periodMs: input.periodMs,
+    paths,
+    rules: aggregateRules(paths, input.rules, input.backoffs),
+    backoffs: input.backoffs,
+    suspensions: input.suspensions,
+    throttle: input.throttle,
+  };
+}
+
+/** Which limit holds traffic back right now, and why, in words an operator can act on. */
+export function bindingOf(input: {
+  open: number;
+  messages: number;
+  limits: Limits;
+  denied?: { limit: BindingLimit; at: number } | undefined;
+  backoffs: readonly ActiveBackoff[];
+  now: number;
+}): { binding: BindingLimit; bindingReason: string } {
+  const { limits, backoffs } = input;
+  const backoffText = backoffs.map((b) => `${b.rule} x${b.factor} until ${new Date(b.until).toISOString()} (${b.evidence.matches} replies like "${b.evidence.replies[0] ?? ''}")`).join('; ');
+  const recentDenial = input.denied && input.now - input.denied.at <= recentMs ? input.denied.limit : undefined;
+  const atConnections = input.open >= limits.maxConnections;
+  const atRate = input.messages >= limits.maxMessagesPerHour * nearLimit;
+  if (recentDenial === 'maxConnections' || (!recentDenial && atConnections)) {
+    const reduced = limits.maxConnections < limits.configuredMaxConnections ? ` (reduced from ${limits.configuredMaxConnections} by backoff: ${backoffText})` : '';
+    return { binding: 'maxConnections', bindingReason: `${input.open}/${limits.maxConnections} connections open${reduced}` };
+  }
+  if (recentDenial === 'backoff' || ((recentDenial === 'maxMessagesPerHour' || atRate) && limits.maxMessagesPerHour < limits.configuredMaxMessagesPerHour)) {
+    return { binding: 'backoff', bindingReason: `rate ${Math.round(limits.maxMessagesPerHour)}/h instead of ${limits.configuredMaxMessagesPerHour}/h: ${backoffText}` };
+  }
+  if (recentDenial === 'maxMessagesPerHour' || atRate) {
+    return { binding: 'maxMessagesPerHour', bindingReason: `${input.messages}/${limits.maxMessagesPerHour} messages in the last hour (smoothed: one every ${Math.round(3_600_000 / limits.maxMessagesPerHour)} ms)` };
+  }
+  return { binding: 'none', bindingReason: 'below every limit' };
+}
+
+function aggregateRules(paths: readonly PathSnapshot[], rules: CompiledRules, backoffs: readonly ActiveBackoff[]): RuleSnapshot[] {
+  const byKey = new Map<string, PathSnapshot[]>();
+  for (const path of paths) byKey.set(path.rateKey, [...(byKey.get(path.rateKey) ?? []), path]);
+  const out: RuleSnapshot[] = [];
+  for (const [rateKey, members] of byKey) {
+    const first = members[0]!;
+    const rule = rules.byName(first.rule)!;
+    const messages = members.reduce((sum, p) => sum + p.messages, 0);
+    const open = members.reduce((sum, p) => sum + p.openConnections, 0);
+    const waiting = members.reduce((sum, p) => sum + p.waiting, 0);
+    const binding = mostSevere(members);
+    out.push({
+      rateKey,
+      rule: rule.name,
+      masks: [...rule.masks],
+      shared: rule.shared,
+      publicId: rule.shared ? null : first.publicId,
+      limits: first.limits,
+      openConnections: open,
+      messages,
+      load: { messagesPerHour: ratio(messages, first.limits.maxMessagesPerHour) },
+      waiting,
+      binding: binding.binding,
+      bindingReason: binding.bindingReason,
+      backoffs: backoffs.filter((b) => b.key === rateKey).map((b) => b.rule),
+    });
+  }
+  return out.sort((a, b) => a.rateKey.localeCompare(b.rateKey));
+}
+
+const severity: Record<BindingLimit, number> = { none: 0, maxConnections: 1, maxMessagesPerHour: 2, backoff: 3 };
+
+export function mostSevere<T extends { binding: BindingLimit; bindingReason: string }>(items: readonly T[]): { binding: BindingLimit; bindingReason: string } {
+  let best: { binding: BindingLimit; bindingReason: string } = { binding: 'none', bindingReason: 'below every limit' };
+  for (const item of items) if (severity[item.binding] > severity[best.binding]) best = item;
+  return { binding: best.binding, bindingReason: best.bindingReason };
+}
+
+function limitsOf(rule: CompiledRule, rate: number, maxConnections: number): Limits {
+  return {
+    maxConnections,
+    maxMessagesPerHour: rate,
+    maxMessagesPerConnection: rule.maxMessagesPerConnection,
+    configuredMaxConnections: rule.maxConnections,
+    configuredMaxMessagesPerHour: rule.maxMessagesPerHour,
+  };
+}
+
+function ratio(value: number, limit: number): number {
+  return limit > 0 ? Math.round((value / limit) * 1000) / 1000 : 0;
+}
