@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { CliExit, defaultCliContext, reportError, type CliContext } from './context.ts';
+import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
+import { registerWorkflowsCommands } from './workflows-command.ts';
 
 /** Builds the `herald` command tree. Each command group lives in its own file. */
 export function buildProgram(context: CliContext): Command {
@@ -10,6 +12,8 @@ export function buildProgram(context: CliContext): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => context.output.out(s.trimEnd()), writeErr: (s) => context.output.err(s.trimEnd()) });
   registerDeliveryCommands(program, context);
+  registerWorkflowsCommands(program, context);
+  registerDbCommands(program, context);
   return program;
 }
 

@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import { databaseStatus, type DatabaseStatus } from '../workflows/db-status.ts';
+import { runMaintenance } from '../workflows/maintenance.ts';
+import { printJson, withHerald, type CliContext } from './context.ts';
+
+// `herald db status|maintain`: table and index sizes, dead space, and the maintenance the cleanup
+// workflow runs nightly, on demand.
+
+export function registerDbCommands(program: Command, context: CliContext): void {
+  const db = program.command('db').description('database space and maintenance');
+
+  db.command('status')
+    .description('per table: rows, size, dead rows / bloat estimate, index sizes; last maintenance')
+    .option('--json', 'print one JSON object')
+    .action(async (options, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const status = await databaseStatus(herald.store);
+        if (options.json) printJson(context, status);
+        else for (const line of formatStatus(status)) context.output.out(line);
+      });
+    });
+
+  db.command('maintain')
+    .description('run the database maintenance now (SQLite: ANALYZE, incremental vacuum; PostgreSQL: VACUUM (ANALYZE), REINDEX of bloated indexes)')
+    .option('--convert', 'SQLite: switch the file to incremental auto-vacuum with one full VACUUM (blocks writers while it runs)')
+    .option('--json', 'print the maintenance summary as JSON')
+    .action(async (options, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const log = async (message: string) => {
+          if (!options.json) context.output.out(message);
+        };
+        const summary = await runMaintenance(herald.store, herald.config, herald.clock, { log, keepAlive: async () => {} }, { source: 'cli', convertSqlite: Boolean(options.convert) });
+        if (options.json) printJson(context, summary);
+        else context.output.out('maintenance done');
+      });
+    });
+}
+
+function formatStatus(status: DatabaseStatus): string[] {
+  const lines = [`${status.dialect} ${status.location}: ${mb(status.sizeBytes)}`];
+  if (status.freelistPages !== null) lines.push(`free pages: ${status.freelistPages} (${mb(status.freeBytes ?? 0)}), auto_vacuum ${status.autoVacuum}`);
+  const rows = [['TABLE', 'ROWS', 'TABLE SIZE', 'INDEX SIZE', 'IDX/TABLE', 'DEAD ROWS', 'BLOAT']];
+  for (const t of status.tables) {
+    rows.push([
+      t.name,
+      `${t.rowsEstimated ? '~' : ''}${t.rows}`,
+      mb(t.tableBytes),
+      mb(t.indexBytes),
+      t.indexToTableRatio === null ? '-' : t.indexToTableRatio.toFixed(2),
+      t.deadRows === null ? '-' : String(t.deadRows),
+      t.bloatRatio === null ? '-' : `${Math.round(t.bloatRatio * 100)}%`,
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  lines.push(...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()));
+  const m = status.lastMaintenance;
+  lines.push(m ? `last maintenance: ${m.finishedAt} (${m.source}, ${m.durationMs} ms${m.error ? `, failed: ${m.error}` : ''})` : 'last maintenance: never');
+  return lines;
+}
+
+function mb(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} kB`;
+}

@@ -1,0 +1,115 @@
+import {
+  cancelPendingLogsBatch,
+  deleteDeliveryLogsBatch,
+  deleteDeliveryRow,
+  deletedDeliveriesBefore,
+  expiredDeliveries,
+  finishExpiredDelivery,
+  idRange,
+  purgeDeliveryLogsWindow,
+  purgeImportRejectsWindow,
+  purgeMaintenanceHistory,
+} from '../../store/maintenance-queries.ts';
+import { purgeWorkflowHistory } from '../../store/workflow-queries.ts';
+import { runMaintenance } from '../maintenance.ts';
+import { done, type StepDefinition } from '../types.ts';
+import { inIdWindows, untilEmpty } from './batches.ts';
+
+// The cleanup workflow's tasks, in order: data, so later features add theirs (tracking logs,
+// qualification samples) by inserting an entry before `database-maintenance`. Each is a step: the
+// first failure stops the rest and is reported; a restart resumes from the failed task.
+
+const day = 86_400_000;
+
+export const expireDeliveries: StepDefinition = {
+  name: 'expire-deliveries',
+  async run(ctx) {
+    const now = ctx.clock.now();
+    const batch = ctx.config.workflows.cleanup.batchSize;
+    let cancelled = 0;
+    let batches = 0;
+    const ids = await expiredDeliveries(ctx.store, now);
+    for (const id of ids) {
+      // Logs first: if the process dies in between, the delivery is still in progress and found again.
+      const totals = await untilEmpty(ctx.keepAlive, () => cancelPendingLogsBatch(ctx.store, id, batch, now));
+      await finishExpiredDelivery(ctx.store, id, now);
+      cancelled += totals.rows;
+      batches += totals.batches;
+      await ctx.log(`delivery ${id} past its validity: finished, ${totals.rows} pending log(s) cancelled`);
+    }
+    return done(`${ids.length} deliveries finished, ${cancelled} pending logs cancelled in ${batches} batch(es)`);
+  },
+};
+
+export const purgeDeliveryLogs: StepDefinition = {
+  name: 'purge-delivery-logs',
+  async run(ctx) {
+    const settings = ctx.config.workflows.cleanup;
+    const before = ctx.clock.now() - settings.deliveryLogsDays * day;
+    const range = await idRange(ctx.store, 'delivery_logs');
+    const totals = await inIdWindows(range, settings.batchSize, ctx.keepAlive, (from, to) => purgeDeliveryLogsWindow(ctx.store, from, to, before));
+    await ctx.log(`delivery logs older than ${settings.deliveryLogsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${settings.batchSize}`);
+    return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
+  },
+};
+
+export const purgeDeletedDeliveries: StepDefinition = {
+  name: 'purge-deleted-deliveries',
+  async run(ctx) {
+    const settings = ctx.config.workflows.cleanup;
+    const ids = await deletedDeliveriesBefore(ctx.store, ctx.clock.now() - settings.deletedDeliveriesDays * day);
+    let logs = 0;
+    let batches = 0;
+    for (const id of ids) {
+      // Logs in batches first: the cascade of one DELETE would remove them all in one transaction.
+      const totals = await untilEmpty(ctx.keepAlive, () => deleteDeliveryLogsBatch(ctx.store, id, settings.batchSize));
+      await deleteDeliveryRow(ctx.store, id);
+      logs += totals.rows;
+      batches += totals.batches;
+    }
+    await ctx.log(`deleted deliveries older than ${settings.deletedDeliveriesDays} days: ${ids.length} purged with ${logs} logs in ${batches} batches`);
+    return done(`${ids.length} deliveries, ${logs} logs`);
+  },
+};
+
+export const purgeImportRejects: StepDefinition = {
+  name: 'purge-import-rejects',
+  async run(ctx) {
+    const settings = ctx.config.workflows.cleanup;
+    const before = ctx.clock.now() - settings.importRejectsDays * day;
+    const totals = await inIdWindows(await idRange(ctx.store, 'import_rejects'), settings.batchSize, ctx.keepAlive, (from, to) =>
+      purgeImportRejectsWindow(ctx.store, from, to, before),
+    );
+    await ctx.log(`import rejects older than ${settings.importRejectsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches`);
+    return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
+  },
+};
+
+export const purgeHistory: StepDefinition = {
+  name: 'purge-workflow-history',
+  async run(ctx) {
+    const days = ctx.config.workflows.historyDays;
+    const before = ctx.clock.now() - days * day;
+    const totals = await purgeWorkflowHistory(ctx.store, before, ctx.config.workflows.cleanup.batchSize);
+    const maintenance = await purgeMaintenanceHistory(ctx.store, before);
+    await ctx.log(`workflow history older than ${days} days: ${totals.runs} runs deleted in ${totals.batches} batches; ${maintenance} maintenance records`);
+    return done(`${totals.runs} runs deleted`);
+  },
+};
+
+export const databaseMaintenance: StepDefinition = {
+  name: 'database-maintenance',
+  async run(ctx) {
+    const summary = await runMaintenance(ctx.store, ctx.config, ctx.clock, { log: (m) => ctx.log(m), keepAlive: ctx.keepAlive }, { source: 'cleanup' });
+    return done(JSON.stringify(summary));
+  },
+};
+
+export const cleanupTasks: StepDefinition[] = [
+  expireDeliveries,
+  purgeDeliveryLogs,
+  purgeDeletedDeliveries,
+  purgeImportRejects,
+  purgeHistory,
+  databaseMaintenance,
+];

@@ -1,0 +1,47 @@
+import {
+  clearDelayed,
+  flagDelayed,
+  inProgressDeliveryProgress,
+  lastLogUpdate,
+  startScheduledDeliveries,
+} from '../../store/workflow-queries.ts';
+import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
+
+// Starts deliveries whose scheduled time has come, and flags those that stopped progressing
+// (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them.
+
+const startScheduled: StepDefinition = {
+  name: 'start-scheduled-deliveries',
+  async run(ctx) {
+    const started = await startScheduledDeliveries(ctx.store, ctx.clock.now());
+    if (started.length > 0) await ctx.log(`started scheduled deliveries: ${started.join(', ')}`);
+    return done(`${started.length} started`);
+  },
+};
+
+const flagStalled: StepDefinition = {
+  name: 'flag-delayed-deliveries',
+  async run(ctx) {
+    const now = ctx.clock.now();
+    const since = now - ctx.config.workflows.delayedAfterMinutes * 60_000;
+    const delayed: number[] = [];
+    for (const delivery of await inProgressDeliveryProgress(ctx.store, since)) {
+      if (delivery.recentProgressAt !== null) continue;
+      if (delivery.startedAt !== null && delivery.startedAt >= since) continue;
+      const lastProgressAt = (await lastLogUpdate(ctx.store, delivery.deliveryId)) ?? delivery.startedAt ?? now;
+      delayed.push(delivery.deliveryId);
+      if (await flagDelayed(ctx.store, delivery.deliveryId, Math.max(lastProgressAt, delivery.startedAt ?? 0), now)) {
+        await ctx.log(`delivery ${delivery.deliveryId} delayed: no progress since ${new Date(lastProgressAt).toISOString()}`, 'warn');
+      }
+    }
+    const cleared = await clearDelayed(ctx.store, delayed);
+    return done(`${delayed.length} delayed, ${cleared} no longer delayed`);
+  },
+};
+
+export const deliveryManagerWorkflow: WorkflowDefinition = {
+  name: 'delivery-manager',
+  description: 'starts scheduled deliveries; flags deliveries without progress as delayed',
+  schedule: '*/5 * * * *',
+  steps: [startScheduled, flagStalled],
+};

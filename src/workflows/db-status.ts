@@ -1,0 +1,126 @@
+import type { Store } from '../store/database.ts';
+import {
+  lastMaintenance,
+  postgresIndexStats,
+  postgresTableSpace,
+  sqliteSpace,
+  sqliteTableSpace,
+  type TableSpaceRow,
+} from '../store/maintenance-queries.ts';
+import { estimateIndexBloat } from './index-bloat.ts';
+
+// `herald db status`: where the space goes. Field names are a stable --json contract.
+
+export interface IndexStatus {
+  name: string;
+  bytes: number;
+  /** Estimated dead fraction: PostgreSQL from catalog statistics, SQLite from unused bytes in its pages. */
+  bloatRatio: number | null;
+}
+
+export interface TableStatus {
+  name: string;
+  rows: number;
+  rowsEstimated: boolean;
+  tableBytes: number;
+  indexBytes: number;
+  /** indexBytes / tableBytes: indexes far bigger than their table are often bloated or redundant. */
+  indexToTableRatio: number | null;
+  deadRows: number | null;
+  /** PostgreSQL: deadRows / (rows + deadRows); SQLite: unused bytes / table bytes. */
+  bloatRatio: number | null;
+  lastVacuumAt: string | null;
+  lastAnalyzeAt: string | null;
+  indexes: IndexStatus[];
+}
+
+export interface DatabaseStatus {
+  dialect: Store['dialect'];
+  location: string;
+  sizeBytes: number;
+  /** SQLite only: pages on the freelist (reused by new rows, or returned by incremental vacuum). */
+  freelistPages: number | null;
+  freeBytes: number | null;
+  pageSize: number | null;
+  autoVacuum: 'none' | 'full' | 'incremental' | null;
+  tables: TableStatus[];
+  lastMaintenance: { source: string; startedAt: string; finishedAt: string; durationMs: number; error: string | null; summary: unknown } | null;
+}
+
+export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
+  const maintenance = await lastMaintenance(store);
+  const lastMaintenanceView = maintenance
+    ? {
+        source: maintenance.source,
+        startedAt: iso(maintenance.startedAt),
+        finishedAt: iso(maintenance.finishedAt),
+        durationMs: maintenance.finishedAt - maintenance.startedAt,
+        error: maintenance.error,
+        summary: maintenance.summary,
+      }
+    : null;
+  if (store.dialect === 'sqlite') {
+    const space = await sqliteSpace(store);
+    const { tables, indexes } = await sqliteTableSpace(store);
+    return {
+      dialect: 'sqlite',
+      location: store.location,
+      sizeBytes: space.pageCount * space.pageSize,
+      freelistPages: space.freelistPages,
+      freeBytes: space.freelistPages * space.pageSize,
+      pageSize: space.pageSize,
+      autoVacuum: space.autoVacuum === 2 ? 'incremental' : space.autoVacuum === 1 ? 'full' : 'none',
+      tables: tables.map((t) =>
+        tableView(
+          t,
+          t.tableBytes > 0 && t.unusedBytes !== null ? ratio(t.unusedBytes, t.tableBytes) : null,
+          indexes.filter((i) => i.table === t.name).map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: i.bytes > 0 && i.unusedBytes !== null ? ratio(i.unusedBytes, i.bytes) : null })),
+        ),
+      ),
+      lastMaintenance: lastMaintenanceView,
+    };
+  }
+  const { tables, databaseBytes } = await postgresTableSpace(store);
+  const indexes = await postgresIndexStats(store);
+  return {
+    dialect: 'postgres',
+    location: store.location,
+    sizeBytes: databaseBytes,
+    freelistPages: null,
+    freeBytes: null,
+    pageSize: null,
+    autoVacuum: null,
+    tables: tables.map((t) =>
+      tableView(
+        t,
+        t.deadRows !== null && t.rows + t.deadRows > 0 ? ratio(t.deadRows, t.rows + t.deadRows) : null,
+        indexes.filter((i) => i.table === t.name).map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: estimateIndexBloat(i).bloatRatio })),
+      ),
+    ),
+    lastMaintenance: lastMaintenanceView,
+  };
+}
+
+function tableView(t: TableSpaceRow, bloatRatio: number | null, indexes: IndexStatus[]): TableStatus {
+  return {
+    name: t.name,
+    rows: t.rows,
+    rowsEstimated: t.rowsEstimated,
+    tableBytes: t.tableBytes,
+    indexBytes: t.indexBytes,
+    indexToTableRatio: t.tableBytes > 0 ? ratio(t.indexBytes, t.tableBytes) : null,
+    deadRows: t.deadRows,
+    bloatRatio,
+    lastVacuumAt: t.lastVacuumAt === null ? null : iso(t.lastVacuumAt),
+    lastAnalyzeAt: t.lastAnalyzeAt === null ? null : iso(t.lastAnalyzeAt),
+    indexes,
+  };
+}
+
+function ratio(part: number, whole: number): number {
+  return Math.round((part / whole) * 1000) / 1000;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

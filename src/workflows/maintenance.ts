@@ -1,0 +1,132 @@
+import type { Clock } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import type { HeraldConfig } from '../config/schema.ts';
+import type { Store } from '../store/database.ts';
+import {
+  existingTables,
+  postgresIndexStats,
+  postgresReindexConcurrently,
+  postgresVacuumAnalyze,
+  recordMaintenance,
+  sqliteAnalyze,
+  sqliteCheckpoint,
+  sqliteConvertToIncremental,
+  sqliteIncrementalVacuum,
+  sqliteSpace,
+} from '../store/maintenance-queries.ts';
+import { estimateIndexBloat, shouldReindex } from './index-bloat.ts';
+
+// Database maintenance per dialect, run by `cleanup` after its purges and by `herald db maintain`.
+// SQLite: bounded ANALYZE, then free pages handed back a chunk at a time (incremental vacuum).
+// PostgreSQL: VACUUM (ANALYZE) of the tables that churn, REINDEX CONCURRENTLY of bloated indexes.
+
+/** Tables with heavy insert/update/delete traffic. Later features append theirs. */
+export const hotTables = [
+  'delivery_logs',
+  'deliveries',
+  'recipients',
+  'addresses',
+  'import_rejects',
+  'workflow_runs',
+  'workflow_steps',
+  'workflow_step_logs',
+  'delivery_stats_hourly',
+  'delivery_delays',
+];
+
+export interface MaintenanceHooks {
+  log(message: string): Promise<void>;
+  /** Called between statements: lease renewal and a chance for other I/O. */
+  keepAlive(): Promise<void>;
+}
+
+export interface MaintenanceOptions {
+  /** SQLite only: switch to incremental auto-vacuum with a full VACUUM (rewrites the file; blocks writers). */
+  convertSqlite?: boolean;
+  source: string;
+}
+
+// Pages freed per incremental_vacuum call: 1,000 pages (4 MB) keeps each write lock in milliseconds.
+const vacuumChunkPages = 1_000;
+
+export async function runMaintenance(
+  store: Store,
+  config: HeraldConfig,
+  clock: Clock,
+  hooks: MaintenanceHooks,
+  options: MaintenanceOptions,
+): Promise<Record<string, unknown>> {
+  const startedAt = clock.now();
+  let summary: Record<string, unknown> = {};
+  let error: string | null = null;
+  try {
+    summary = store.dialect === 'sqlite' ? await maintainSqlite(store, hooks, options) : await maintainPostgres(store, config, hooks);
+    return summary;
+  } catch (cause) {
+    error = describeError(cause);
+    throw cause;
+  } finally {
+    await recordMaintenance(store, { source: options.source, startedAt, finishedAt: clock.now(), summary, error });
+  }
+}
+
+async function maintainSqlite(store: Store, hooks: MaintenanceHooks, options: MaintenanceOptions): Promise<Record<string, unknown>> {
+  if (options.convertSqlite) {
+    await hooks.log('switching to incremental auto-vacuum: full VACUUM (writers wait until it ends)');
+    await sqliteConvertToIncremental(store);
+  }
+  await sqliteAnalyze(store);
+  await hooks.log('ANALYZE done (analysis_limit 1000)');
+  const before = await sqliteSpace(store);
+  let chunks = 0;
+  if (before.autoVacuum === 2) {
+    let free = before.freelistPages;
+    while (free > 0) {
+      await sqliteIncrementalVacuum(store, vacuumChunkPages);
+      chunks += 1;
+      await hooks.keepAlive();
+      const now = (await sqliteSpace(store)).freelistPages;
+      if (now >= free) break;
+      free = now;
+    }
+    await sqliteCheckpoint(store);
+    await hooks.log(`incremental vacuum: ${before.freelistPages} free pages in ${chunks} chunk(s)`);
+  } else {
+    // Without auto_vacuum=incremental SQLite keeps free pages in the file and reuses them for new rows.
+    await hooks.log(
+      `incremental vacuum unavailable (auto_vacuum=${before.autoVacuum === 1 ? 'full' : 'none'}); ${before.freelistPages} free pages will be reused by new rows; ` +
+        '`herald db maintain --convert` switches the file to incremental mode once (full VACUUM)',
+    );
+  }
+  const after = await sqliteSpace(store);
+  return {
+    dialect: 'sqlite',
+    analyzed: true,
+    autoVacuum: after.autoVacuum === 2 ? 'incremental' : after.autoVacuum === 1 ? 'full' : 'none',
+    freelistPagesBefore: before.freelistPages,
+    freelistPagesAfter: after.freelistPages,
+    fileBytesBefore: before.pageCount * before.pageSize,
+    fileBytesAfter: after.pageCount * after.pageSize,
+    vacuumChunks: chunks,
+  };
+}
+
+async function maintainPostgres(store: Store, config: HeraldConfig, hooks: MaintenanceHooks): Promise<Record<string, unknown>> {
+  const tables = await existingTables(store, hotTables);
+  for (const table of tables) {
+    await postgresVacuumAnalyze(store, table);
+    await hooks.log(`VACUUM (ANALYZE) ${table}`);
+    await hooks.keepAlive();
+  }
+  const settings = config.workflows.cleanup;
+  const reindexed: Array<{ index: string; bytesBefore: number; bloatRatio: number }> = [];
+  for (const index of await postgresIndexStats(store)) {
+    if (!tables.includes(index.table) || !shouldReindex(index, settings)) continue;
+    const { bloatRatio } = estimateIndexBloat(index);
+    await hooks.log(`REINDEX INDEX CONCURRENTLY ${index.name}: ${index.bytes} bytes, estimated bloat ${Math.round(bloatRatio * 100)}%`);
+    await postgresReindexConcurrently(store, index.name);
+    reindexed.push({ index: index.name, bytesBefore: index.bytes, bloatRatio });
+    await hooks.keepAlive();
+  }
+  return { dialect: 'postgres', vacuumed: tables, reindexed };
+}
