@@ -45,16 +45,17 @@ export interface ThrottleBackend {
 export const hourMs = 3_600_000;
 
 /**
- * Default burst: ten seconds' worth of the rate, at least 1. With 20,000/h that is 56 messages
- * at once, then one every 180 ms: the whole hour can never go out in its first minute, and the
- * excess over any window is at most `burst` (0.3 % of the hour).
+ * Default burst: 1/360 of the period's quota (ten seconds' worth of an hourly rate), at least 1.
+ * With 20,000/h that is 56 messages at once, then one every 180 ms: the whole hour can never go
+ * out in its first minute, and the excess over any window is at most `burst` (0.3 % of the
+ * quota). It is a fraction of the quota, not a duration, so a scaled-down period keeps it.
  */
-export function defaultBurst(perPeriod: number, periodMs = hourMs): number {
-  return Math.max(1, Math.ceil((perPeriod * 10_000) / periodMs));
+export function defaultBurst(perPeriod: number): number {
+  return Math.max(1, Math.ceil(perPeriod / 360));
 }
 
 export function rateLimit(perPeriod: number, periodMs = hourMs, burst?: number): RateLimit {
-  return { perPeriod, periodMs, burst: burst ?? defaultBurst(perPeriod, periodMs) };
+  return { perPeriod, periodMs, burst: burst ?? defaultBurst(perPeriod) };
 }
 
 /**
