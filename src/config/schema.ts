@@ -77,6 +77,8 @@ export const configSchema = z
         dkim: z.array(dkimKeySchema).default([]),
         /** Sign DKIM in worker threads (0 = on the main thread). */
         dkimWorkers: z.number().int().min(0).max(16).default(0),
+        /** How often the MTA looks for due messages when none is due sooner (it also wakes at the earliest due time). */
+        pollIntervalMs: z.number().int().min(10).max(600_000).default(5_000),
       })
       .strict()
       .default({}),
