@@ -19,6 +19,7 @@ export function loadConfig(options: LoadConfigOptions = {}): HeraldConfig {
   const merged = deepMerge(fromFile, options.overrides ?? {});
   if (env.HERALD_DATABASE_URL) merged.database = { ...(merged.database as object), url: env.HERALD_DATABASE_URL };
   if (env.HERALD_NODE_ID) merged.nodeId = env.HERALD_NODE_ID;
+  if (env.HERALD_REDIS_URL) merged.shaping = { ...(merged.shaping as object), redisUrl: env.HERALD_REDIS_URL };
   return parseConfig(merged, file ?? 'configuration');
 }
 

@@ -24,6 +24,65 @@ const dkimKeySchema = z
   })
   .strict();
 
+const affinityAddressSchema = z
+  .object({
+    /** Local IP address the MTA binds its sockets to. */
+    address: z.string().min(1),
+    /** EHLO name announced from this address; should match its reverse DNS. */
+    heloName: z.string().min(1),
+    /** Public id of the address as ISPs see it: the key of throttle counters (MX rules' publicIds). */
+    publicId: z.number().int().min(0).max(1_000_000),
+    /** Relative share of the pool (5/5/1 → 45/45/10 %). */
+    weight: z.number().min(0).default(1),
+    /** Only these recipient domains (masks allowed, e.g. `*.fr`); empty = all. */
+    includeDomains: z.array(z.string().min(1)).default([]),
+    /** Never these recipient domains (masks allowed). */
+    excludeDomains: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+
+const shapingSchema = z
+  .object({
+    /** MX rule packs loaded in order; empty = the shipped rules/mx/default.yaml. See docs/mx-rules.md. */
+    rulesFiles: z.array(z.string().min(1)).default([]),
+    /** Directory of site overrides (*.yaml, name order), layered over rulesFiles; '' = none. */
+    siteRulesDir: z.string().default(''),
+    /** How often the MTA checks the rule files for changes (a valid change is swapped in atomically). */
+    reloadCheckMs: z.number().int().min(100).default(1_000),
+    /** Shared throttle counters across MTA processes; '' = in-memory (one process). HERALD_REDIS_URL overrides. */
+    redisUrl: z.string().default(''),
+    /** The period of maxMessagesPerHour. Only tests and simulations shorten it. */
+    ratePeriodMs: z.number().int().min(1_000).default(3_600_000),
+    /** A connection lease not released or renewed within this time expires (crashed MTA process). */
+    connectionLeaseMs: z.number().int().min(1_000).default(300_000),
+    /** How often each MTA process writes its shaping snapshot for `herald mx stats`. */
+    statsIntervalMs: z.number().int().min(1_000).default(10_000),
+    /** Named pools of source addresses; a delivery names one (none configured = the host's default address). */
+    affinities: z.array(z.object({ name: z.string().min(1), addresses: z.array(affinityAddressSchema).min(1) }).strict()).default([]),
+    breaker: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** A domain needs at least this many messages in the window before it can be suspended. */
+        minMessages: z.number().int().min(1).default(300),
+        /** Fraction of errors (4xx, 5xx, no answer) that suspends it. */
+        errorRatio: z.number().gt(0).max(1).default(0.9),
+        windowMinutes: z.number().int().min(1).default(60),
+        suspendMinutes: z.number().int().min(1).default(180),
+      })
+      .strict()
+      .default({}),
+    backoff: z
+      .object({
+        /** Apply the backoff rules of the MX rule packs (421 4.7.0 → halve the rate, ...). */
+        enabled: z.boolean().default(true),
+        /** Repeated backoffs compound down to this fraction of a limit, never below. */
+        minFactor: z.number().gt(0).max(1).default(0.0625),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     /** Identifies this process in claims; a restarted node takes back its own claims at once. */
@@ -131,9 +190,11 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    shaping: shapingSchema.default({}),
   })
   .strict();
 
 export type HeraldConfig = z.infer<typeof configSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
 export type DkimKeyConfig = z.infer<typeof dkimKeySchema>;
+export type ShapingConfig = z.infer<typeof shapingSchema>;
