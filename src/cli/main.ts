@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { CliExit, defaultCliContext, reportError, type CliContext } from './context.ts';
+import { registerBounceCommands } from './bounce-command.ts';
 import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
 import { registerWorkflowsCommands } from './workflows-command.ts';
@@ -14,6 +15,7 @@ export function buildProgram(context: CliContext): Command {
   registerDeliveryCommands(program, context);
   registerWorkflowsCommands(program, context);
   registerDbCommands(program, context);
+  registerBounceCommands(program, context);
   return program;
 }
 

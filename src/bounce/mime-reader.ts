@@ -1,0 +1,112 @@
+import PostalMime from 'postal-mime';
+
+// Reads a raw bounce with postal-mime under limits, and exposes what the report parsers need:
+// top-level headers, the human-readable text, the machine-readable report parts and the
+// quoted original message. Broken MIME (missing boundaries, unknown charsets) degrades to the
+// raw body as text rather than failing.
+
+export interface MessageParts {
+  headers: Map<string, string[]>;
+  subject: string;
+  from: string;
+  fromName: string;
+  to: string[];
+  /** Human-readable text of the report (inline text parts; raw body when MIME is broken). */
+  text: string;
+  /** Content of message/delivery-status (and RFC 6533 global) parts. */
+  deliveryStatus: string[];
+  /** Content of message/feedback-report parts. */
+  feedbackReports: string[];
+  /** Quoted original messages or their headers (message/rfc822, text/rfc822-headers). */
+  originals: string[];
+  /** Other text attachments (some MTAs put the diagnostic there). */
+  attachedTexts: string[];
+}
+
+export interface ReadLimits {
+  /** Messages over this size are not parsed (INPUT_TOO_LARGE as a value). */
+  maxBytes: number;
+  /** Deepest multipart nesting accepted; deeper trees are refused by the MIME parser. */
+  maxNestingDepth: number;
+  /** Longest text kept from any one part; reports put the diagnostic first. */
+  maxTextChars: number;
+}
+
+export const DEFAULT_READ_LIMITS: ReadLimits = { maxBytes: 25 * 1024 * 1024, maxNestingDepth: 32, maxTextChars: 256 * 1024 };
+
+const utf8 = new TextDecoder('utf-8');
+
+export type ReadResult = { ok: true; parts: MessageParts } | { ok: false; error: string };
+
+export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_READ_LIMITS): Promise<ReadResult> {
+  if (raw.byteLength > limits.maxBytes) return { ok: false, error: `message of ${raw.byteLength} bytes is over the ${limits.maxBytes}-byte limit` };
+  if (raw.byteLength === 0) return { ok: false, error: 'empty message' };
+  let email;
+  try {
+    // maxRfc822NestingDepth 0: the quoted original stays an attachment, so its body never
+    // mixes with the report text.
+    email = await PostalMime.parse(raw, { maxNestingDepth: limits.maxNestingDepth, maxRfc822NestingDepth: 0, attachmentEncoding: 'arraybuffer' });
+  } catch (error) {
+    return { ok: false, error: `MIME structure refused: ${(error as Error).message}` };
+  }
+  const headers = new Map<string, string[]>();
+  for (const header of email.headers) {
+    const values = headers.get(header.key) ?? [];
+    values.push(header.value);
+    headers.set(header.key, values);
+  }
+  const cap = (s: string): string => (s.length > limits.maxTextChars ? s.slice(0, limits.maxTextChars) : s);
+  const parts: MessageParts = {
+    headers,
+    subject: email.subject ?? '',
+    from: email.from?.address?.toLowerCase() ?? '',
+    fromName: email.from?.name ?? '',
+    to: (email.to ?? []).flatMap((a) => ('address' in a && a.address ? [a.address.toLowerCase()] : [])),
+    text: cap(email.text ?? (email.html ? stripHtml(email.html) : '')),
+    deliveryStatus: [],
+    feedbackReports: [],
+    originals: [],
+    attachedTexts: [],
+  };
+  for (const attachment of email.attachments) {
+    const content = attachment.content;
+    const body = cap(typeof content === 'string' ? content : utf8.decode(content instanceof ArrayBuffer ? new Uint8Array(content) : content));
+    const type = attachment.mimeType.toLowerCase();
+    if (type === 'message/delivery-status' || type === 'message/global-delivery-status' || type === 'text/delivery-status') parts.deliveryStatus.push(body);
+    else if (type === 'message/feedback-report') parts.feedbackReports.push(body);
+    else if (type === 'message/rfc822' || type === 'text/rfc822-headers' || type === 'message/global' || type === 'message/global-headers') parts.originals.push(body);
+    else if (type.startsWith('text/')) parts.attachedTexts.push(type === 'text/html' ? stripHtml(body) : body);
+  }
+  if (!parts.text.trim() && parts.deliveryStatus.length === 0 && parts.feedbackReports.length === 0) {
+    parts.text = cap(rawBody(raw));
+  }
+  return { ok: true, parts };
+}
+
+/** The body after the header block, for messages whose MIME structure hides their text. */
+function rawBody(raw: Uint8Array): string {
+  const text = utf8.decode(raw.subarray(0, Math.min(raw.byteLength, 1024 * 1024)));
+  const start = text.search(/\r?\n\r?\n/);
+  const body = start < 0 ? '' : text.slice(start).replace(/^\r?\n\r?\n/, '');
+  // Drop MIME part headers and boundaries that the parser could not use.
+  return body
+    .split(/\r?\n/)
+    .filter((line) => !/^--[-=_A-Za-z0-9.'()+,/:?]{6,}$/.test(line.trim()) && !/^(content-[a-z-]+|mime-version)\s*:/i.test(line) && !/^\s*boundary=/i.test(line))
+    .join('\n');
+}
+
+function stripHtml(html: string): string {
+  return html
+    .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<br\s*\/?>|<\/(p|div|tr|li|h\d)>/gi, '\n')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .replace(/[ \t]+/g, ' ');
+}
+
+export function headerValue(parts: MessageParts, name: string): string | undefined {
+  return parts.headers.get(name)?.[0];
+}

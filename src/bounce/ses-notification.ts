@@ -1,0 +1,88 @@
+import type { ParsedRecipient } from './parsed-bounce.ts';
+import { cleanAddress } from './report-fields.ts';
+import { replyFacts } from './text-report.ts';
+
+// Amazon SES delivers bounce, complaint and delivery notifications as JSON (directly or wrapped
+// in an SNS envelope whose "Message" is the JSON as a string) in the body of a plain mail.
+
+export interface SesNotification {
+  kind: 'dsn' | 'arf';
+  recipients: ParsedRecipient[];
+}
+
+// SES bounce sub-types carry the reason when there is no diagnostic code.
+const SUBTYPE_TEXT: Record<string, string> = {
+  NoEmail: 'mailbox does not exist',
+  Suppressed: 'address is on the suppression list',
+  OnAccountSuppressionList: 'address is on the suppression list',
+  MailboxFull: 'mailbox full',
+  MessageTooLarge: 'message too large',
+  ContentRejected: 'content rejected',
+  AttachmentRejected: 'attachment rejected',
+};
+
+const MAX_JSON = 512 * 1024;
+
+export function parseSesNotification(text: string): SesNotification | undefined {
+  const start = text.indexOf('{');
+  if (start < 0 || !/"notificationType"|"eventType"|"Type"\s*:\s*"Notification"/.test(text.slice(0, MAX_JSON))) return undefined;
+  const end = text.lastIndexOf('}');
+  if (end <= start || end - start > MAX_JSON) return undefined;
+  let value: unknown;
+  try {
+    // Mail bodies wrap long lines; SES JSON never contains raw newlines.
+    value = JSON.parse(text.slice(start, end + 1).replace(/!?\r?\n ?/g, ''));
+  } catch {
+    return undefined;
+  }
+  let note = value as Record<string, any>;
+  if (typeof note?.Message === 'string') {
+    try {
+      note = JSON.parse(note.Message) as Record<string, any>;
+    } catch {
+      return undefined;
+    }
+  }
+  const type = String(note?.notificationType ?? note?.eventType ?? '');
+  if (type === 'Bounce' && Array.isArray(note.bounce?.bouncedRecipients)) {
+    const subtype = String(note.bounce.bounceSubType ?? '');
+    return {
+      kind: 'dsn',
+      recipients: note.bounce.bouncedRecipients.flatMap((r: Record<string, unknown>) => {
+        const recipient = cleanAddress(String(r.emailAddress ?? ''));
+        if (!recipient) return [];
+        const diagnostic = String(r.diagnosticCode ?? SUBTYPE_TEXT[subtype] ?? `${note.bounce.bounceType ?? ''} ${subtype}`).replace(/^smtp;\s*/i, '');
+        const facts = replyFacts(diagnostic);
+        const parsed: ParsedRecipient = { recipient, diagnostic, action: 'failed' };
+        const status = typeof r.status === 'string' && r.status ? r.status : facts.status;
+        if (status) parsed.status = status;
+        if (facts.code) parsed.replyCode = facts.code;
+        return [parsed];
+      }),
+    };
+  }
+  if (type === 'Complaint' && Array.isArray(note.complaint?.complainedRecipients)) {
+    return {
+      kind: 'arf',
+      recipients: note.complaint.complainedRecipients.flatMap((r: Record<string, unknown>) => {
+        const recipient = cleanAddress(String(r.emailAddress ?? ''));
+        return recipient ? [{ recipient, diagnostic: 'complaint', feedbackType: String(note.complaint.complaintFeedbackType ?? 'abuse') }] : [];
+      }),
+    };
+  }
+  if (type === 'Delivery' && Array.isArray(note.delivery?.recipients)) {
+    const diagnostic = String(note.delivery.smtpResponse ?? '250 OK');
+    const facts = replyFacts(diagnostic);
+    return {
+      kind: 'dsn',
+      recipients: note.delivery.recipients.flatMap((r: unknown) => {
+        const recipient = cleanAddress(String(r));
+        if (!recipient) return [];
+        const parsed: ParsedRecipient = { recipient, diagnostic, action: 'delivered', status: facts.status ?? '2.0.0' };
+        if (facts.code) parsed.replyCode = facts.code;
+        return [parsed];
+      }),
+    };
+  }
+  return undefined;
+}
