@@ -494,8 +494,9 @@ export interface HourlyStatsRow {
 
 /** Reads (no write lock) the per delivery/domain/MX counts of logs updated in [from, to). */
 export async function aggregateLogsByHour(store: Store, from: number, to: number): Promise<HourlyStatsRow[]> {
+  // A literal divisor: a bound parameter may be typed REAL/numeric, and then the division would not truncate.
   const result = await sql<HourlyStatsRow>`
-    select (updated_at / ${hourMs}) * ${hourMs} as hour, delivery_id, domain, coalesce(mx_host, '') as mx_host,
+    select (updated_at / ${sql.lit(hourMs)}) * ${sql.lit(hourMs)} as hour, delivery_id, domain, coalesce(mx_host, '') as mx_host,
       sum(case when status = 'sent' then 1 else 0 end) as sent,
       sum(case when status = 'failed' then 1 else 0 end) as failed,
       sum(case when status = 'pending' and attempts > 0 then 1 else 0 end) as deferred
@@ -524,6 +525,9 @@ export async function statsForHours(store: Store, from: number, to: number): Pro
     .select(['hour', 'delivery_id', 'domain', 'mx_host', 'sent', 'failed', 'deferred'])
     .where('hour', '>=', from)
     .where('hour', '<', to)
-    .orderBy(['hour', 'delivery_id', 'domain', 'mx_host'])
+    .orderBy('hour')
+    .orderBy('delivery_id')
+    .orderBy('domain')
+    .orderBy('mx_host')
     .execute();
 }

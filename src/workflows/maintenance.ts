@@ -71,6 +71,7 @@ export async function runMaintenance(
 }
 
 async function maintainSqlite(store: Store, hooks: MaintenanceHooks, options: MaintenanceOptions): Promise<Record<string, unknown>> {
+  const initial = await sqliteSpace(store);
   if (options.convertSqlite) {
     await hooks.log('switching to incremental auto-vacuum: full VACUUM (writers wait until it ends)');
     await sqliteConvertToIncremental(store);
@@ -103,9 +104,9 @@ async function maintainSqlite(store: Store, hooks: MaintenanceHooks, options: Ma
     dialect: 'sqlite',
     analyzed: true,
     autoVacuum: after.autoVacuum === 2 ? 'incremental' : after.autoVacuum === 1 ? 'full' : 'none',
-    freelistPagesBefore: before.freelistPages,
+    freelistPagesBefore: initial.freelistPages,
     freelistPagesAfter: after.freelistPages,
-    fileBytesBefore: before.pageCount * before.pageSize,
+    fileBytesBefore: initial.pageCount * initial.pageSize,
     fileBytesAfter: after.pageCount * after.pageSize,
     vacuumChunks: chunks,
   };
