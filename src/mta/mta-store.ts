@@ -36,6 +36,8 @@ export interface MtaStore {
   claimDue(nodeId: string, now: number, limit: number, leaseMs: number): Promise<ClaimedLog[]>;
   /** Writes every outcome in ONE transaction; an outcome only applies to a log still claimed by `nodeId`. */
   recordOutcomes(nodeId: string, outcomes: readonly Outcome[]): Promise<void>;
+  /** Extends the lease of every log this node holds (heartbeat: a live node's claims never lapse). */
+  renewClaims(nodeId: string, now: number, leaseMs: number): Promise<number>;
   /** This node's 'sending' logs back to pending (graceful stop; at start, after a crash). Returns how many. */
   releaseClaims(nodeId: string, now: number): Promise<number>;
   /** Other nodes' claims whose lease ran out, back to pending. Returns how many. */

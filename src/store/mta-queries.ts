@@ -11,6 +11,8 @@ interface OutcomeRow {
   st: 'sent' | 'pending' | 'failed';
   /** 1 when the attempt counts (an SMTP conversation or a final decision), 0 otherwise. */
   inc: 0 | 1;
+  /** 1 keeps the previous reply and category (expired before any new attempt: the last real reply explains why). */
+  kr: 0 | 1;
   na: number | null;
   code: number | null;
   enh: string | null;
@@ -38,6 +40,7 @@ export function createMtaStore(store: Store): MtaStore {
         st: outcome.kind === 'sent' ? 'sent' : outcome.kind === 'deferred' ? 'pending' : 'failed',
         // A message expired before any attempt (local 'expired') did not use an attempt.
         inc: reply.local === 'expired' ? 0 : 1,
+        kr: reply.local === 'expired' ? 1 : 0,
         na: outcome.kind === 'deferred' ? outcome.retryAt : null,
         code: reply.code,
         enh: reply.enhanced,
@@ -89,8 +92,8 @@ export function createMtaStore(store: Store): MtaStore {
       // limit, a single statement to prepare) and are joined to delivery_logs by id.
       const json = JSON.stringify(rows);
       const source = postgres
-        ? sql`select * from jsonb_to_recordset(cast(${json} as jsonb)) as r(id bigint, st text, inc int, na bigint, code int, enh text, txt text, ft text, fr text, fc text, mx text, sa bigint, upd bigint)`
-        : sql`select json_extract(value, '$.id') as id, json_extract(value, '$.st') as st, json_extract(value, '$.inc') as inc,
+        ? sql`select * from jsonb_to_recordset(cast(${json} as jsonb)) as r(id bigint, st text, inc int, kr int, na bigint, code int, enh text, txt text, ft text, fr text, fc text, mx text, sa bigint, upd bigint)`
+        : sql`select json_extract(value, '$.id') as id, json_extract(value, '$.st') as st, json_extract(value, '$.inc') as inc, json_extract(value, '$.kr') as kr,
                 json_extract(value, '$.na') as na, json_extract(value, '$.code') as code, json_extract(value, '$.enh') as enh,
                 json_extract(value, '$.txt') as txt, json_extract(value, '$.ft') as ft, json_extract(value, '$.fr') as fr,
                 json_extract(value, '$.fc') as fc, json_extract(value, '$.mx') as mx, json_extract(value, '$.sa') as sa,
@@ -106,8 +109,11 @@ export function createMtaStore(store: Store): MtaStore {
               status = v.st, attempts = delivery_logs.attempts + v.inc,
               next_attempt_at = coalesce(v.na, delivery_logs.next_attempt_at),
               claimed_by = null, claimed_until = null,
-              last_reply_code = v.code, last_enhanced_status = v.enh, last_reply_text = v.txt,
-              failure_type = v.ft, failure_reason = v.fr, failure_category = v.fc,
+              last_reply_code = case when v.kr = 1 then delivery_logs.last_reply_code else v.code end,
+              last_enhanced_status = case when v.kr = 1 then delivery_logs.last_enhanced_status else v.enh end,
+              last_reply_text = case when v.kr = 1 then coalesce(delivery_logs.last_reply_text, v.txt) else v.txt end,
+              failure_type = v.ft, failure_reason = v.fr,
+              failure_category = case when v.kr = 1 then coalesce(delivery_logs.failure_category, v.fc) else v.fc end,
               mx_host = coalesce(v.mx, delivery_logs.mx_host), sent_at = v.sa, updated_at = v.upd
             from v where delivery_logs.id = v.id and delivery_logs.claimed_by = ${nodeId} and delivery_logs.status = 'sending'`.execute(trx);
         }
@@ -122,6 +128,16 @@ export function createMtaStore(store: Store): MtaStore {
             .execute();
         }
       });
+    },
+
+    async renewClaims(nodeId, now, leaseMs) {
+      const result = await db
+        .updateTable('delivery_logs')
+        .set({ claimed_until: now + leaseMs })
+        .where('claimed_by', '=', nodeId)
+        .where('status', '=', 'sending')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
 
     async releaseClaims(nodeId, now) {
