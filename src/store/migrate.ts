@@ -3,10 +3,11 @@ import { AppError } from '../common/errors.ts';
 import type { Dialect, Store } from './database.ts';
 import * as initial from './migrations/0001-initial.ts';
 import * as workflows from './migrations/0002-workflows.ts';
+import * as shaping from './migrations/0004-shaping.ts';
 import * as audience from './migrations/0005-audience.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
-const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial], ['0002-workflows', workflows], ['0005-audience', audience]];
+const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial], ['0002-workflows', workflows], ['0004-shaping', shaping], ['0005-audience', audience]];
 
 export async function migrateToLatest(store: Store): Promise<string[]> {
   const provider: MigrationProvider = {

@@ -1,0 +1,61 @@
+import { statSync } from 'node:fs';
+import type { Logger } from '../common/logger.ts';
+import type { RulesHolder } from './compiled-rules.ts';
+import { loadRuleFiles, ruleFilesFor, type RuleSources } from './rule-loader.ts';
+import { formatIssue, type PackIssue } from './rule-pack.ts';
+
+// Reload at the edge: re-read the layered files, and swap only a fully valid result. A broken
+// edit keeps the rules in force (and says why in the log); counters are untouched either way.
+
+export type ReloadOutcome =
+  | { kind: 'unchanged'; version: string }
+  | { kind: 'reloaded'; version: string; previousVersion: string }
+  | { kind: 'rejected'; version: string; issues: PackIssue[] };
+
+export function reloadRules(holder: RulesHolder, sources: RuleSources): ReloadOutcome {
+  const loaded = loadRuleFiles(ruleFilesFor(sources));
+  const current = holder.current();
+  if (!loaded.ok) return { kind: 'rejected', version: current.version, issues: loaded.issues };
+  if (loaded.rules.version === current.version) return { kind: 'unchanged', version: current.version };
+  holder.swap(loaded.rules);
+  return { kind: 'reloaded', version: loaded.rules.version, previousVersion: current.version };
+}
+
+/** Cheap change detection: names, sizes and modification times of the layered files. */
+export function rulesSignature(sources: RuleSources): string {
+  return ruleFilesFor(sources)
+    .map((file) => {
+      try {
+        const stat = statSync(file);
+        return `${file}:${stat.size}:${stat.mtimeMs}`;
+      } catch {
+        return `${file}:missing`;
+      }
+    })
+    .join('|');
+}
+
+export interface RulesWatcher {
+  /** Checks now (also what the timer calls); exposed for SIGHUP handlers and tests. */
+  check(): ReloadOutcome | undefined;
+  stop(): void;
+}
+
+/** Polls the rule files every `intervalMs` (1 s by default: a reload takes effect within a second or so). */
+export function watchRules(options: { holder: RulesHolder; sources: RuleSources; intervalMs: number; logger?: Logger }): RulesWatcher {
+  let signature = rulesSignature(options.sources);
+  const check = (): ReloadOutcome | undefined => {
+    const next = rulesSignature(options.sources);
+    if (next === signature) return undefined;
+    signature = next;
+    const outcome = reloadRules(options.holder, options.sources);
+    if (outcome.kind === 'reloaded') options.logger?.info({ event: 'shaping.rules_reloaded', version: outcome.version, previousVersion: outcome.previousVersion }, `MX rules reloaded (version ${outcome.version})`);
+    if (outcome.kind === 'rejected') {
+      options.logger?.error({ event: 'shaping.rules_rejected', issues: outcome.issues.map(formatIssue) }, `MX rules not reloaded, keeping version ${outcome.version}: ${outcome.issues.map(formatIssue).join('; ')}`);
+    }
+    return outcome;
+  };
+  const timer = setInterval(check, options.intervalMs);
+  timer.unref();
+  return { check, stop: () => clearInterval(timer) };
+}
