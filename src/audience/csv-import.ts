@@ -79,11 +79,6 @@ export interface ImportRecipientsOptions {
   onProgress?: (progress: ImportProgress) => void;
 }
 
-interface Parsed {
-  record: string[];
-  info: { lines: number; bytes: number };
-}
-
 export async function importRecipients(options: ImportRecipientsOptions): Promise<ImportSummary> {
   const { store, file, clock = systemClock, batchSize = 5_000, rejectSample = 20, onProgress } = options;
   const db = store.db;
@@ -92,20 +87,31 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
   const fileName = basename(file);
 
   // Column counts are checked per row (a wrong count is a reject, not a fatal error as with
-  // relax_column_count off). Rows may end in CRLF, LF or CR, even mixed in one file.
-  const parser = parse({
-    bom: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    record_delimiter: ['\r\n', '\n', '\r'],
-    max_record_size: options.maxRecordBytes,
-    info: true,
-  });
+  // relax_column_count off). Rows may end in CRLF, LF or CR, even mixed in one file. Line numbers are
+  // counted here rather than with `info: true`, which costs an object per record and miscounts.
+  const parser = parse({ bom: true, relax_column_count: true, record_delimiter: ['\r\n', '\n', '\r'], max_record_size: options.maxRecordBytes });
+  const source = createReadStream(file, { highWaterMark: options.chunkBytes ?? 256 * 1024 });
   // Errors of any stage destroy the parser with that error, which the loop below then throws.
-  pipeline(createReadStream(file, { highWaterMark: options.chunkBytes ?? 256 * 1024 }), createUtf8Guard(fileName), parser, () => {});
-  const records = parser[Symbol.asyncIterator]() as AsyncIterator<Parsed>;
+  pipeline(source, createUtf8Guard(fileName), parser, () => {});
+  const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
+  const lines = createLineCounter();
+  const next = async (): Promise<{ record: string[]; line: number } | undefined> => {
+    for (;;) {
+      let record: string[] | undefined;
+      try {
+        const result = await records.next();
+        record = result.done ? undefined : result.value;
+      } catch (error) {
+        throw toAppError(error, file, options.maxRecordBytes, lines.excess());
+      }
+      if (record === undefined) return undefined;
+      const line = lines.advance(record);
+      if (record.length === 1 && record[0] === '') continue; // blank line
+      return { record, line };
+    }
+  };
 
-  const first = await nextRecord(records, file, options.maxRecordBytes);
+  const first = await next();
   if (!first) throw new AppError('CSV_NO_EMAIL_COLUMN', `${file} is empty: a header row with an "email" column is expected`, { details: { file } });
   const header = readHeader(first.record, file);
 
@@ -113,39 +119,33 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
   const importId = await createImport(db, { listId: list.id, fileName, now: clock.now() });
   const validate = createAddressValidator({ allowSmtpUtf8: options.allowSmtpUtf8 ?? true });
   const sample: ImportReject[] = [];
-  const lineOf = createLineTracker();
   let read = 0;
   let rejected = 0;
-  let bytes = 0;
-  let staged = new Map<string, StagedRow>();
+  let rows: StagedRow[] = [];
   let rejects: NewReject[] = [];
 
   const flush = async (): Promise<void> => {
-    const rows = [...staged.values()];
+    const batchRows = rows;
     const batchRejects = rejects;
-    staged = new Map();
+    rows = [];
     rejects = [];
-    await db.transaction().execute((trx) => stageRows(trx, importId, rows, batchRejects, clock.now()));
-    onProgress?.({ phase: 'reading', rows: read, bytes, totalBytes, applied: 0, toApply: 0 });
+    await db.transaction().execute((trx) => stageRows(trx, store.dialect, importId, batchRows, batchRejects, clock.now()));
+    onProgress?.({ phase: 'reading', rows: read, bytes: source.bytesRead, totalBytes, applied: 0, toApply: 0 });
   };
 
   try {
-    for (;;) {
-      const next = await nextRecord(records, file, options.maxRecordBytes);
-      if (!next) break;
+    for (let row = await next(); row; row = await next()) {
       read++;
-      bytes = next.info.bytes;
-      const line = lineOf(next.info.lines, next.record);
-      const decision = decideRow(next.record, header, validate);
+      const { line } = row;
+      const decision = decideRow(row.record, header, validate);
       if (decision.kind === 'accepted') {
-        // A Map keeps one row per address within a batch: PostgreSQL refuses to upsert a key twice in one statement.
-        staged.set(decision.email, { line, email: decision.email, domain: decision.domain, data: decision.data });
+        rows.push({ line, email: decision.email, domain: decision.domain, data: decision.data });
       } else {
         rejected++;
         rejects.push({ line, reason: decision.reason, message: decision.message, excerpt: decision.excerpt });
         if (sample.length < rejectSample) sample.push({ line, reason: decision.reason, message: decision.message });
       }
-      if (staged.size + rejects.length >= batchSize) await flush();
+      if (rows.length + rejects.length >= batchSize) await flush();
     }
     await flush();
   } catch (error) {
@@ -174,54 +174,54 @@ function checkFile(file: string, maxFileBytes: number): number {
   return size;
 }
 
-async function nextRecord(records: AsyncIterator<Parsed>, file: string, maxRecordBytes: number): Promise<Parsed | undefined> {
-  try {
-    const next = await records.next();
-    return next.done ? undefined : next.value;
-  } catch (error) {
-    throw toAppError(error, file, maxRecordBytes);
-  }
-}
-
-function toAppError(error: unknown, file: string, maxRecordBytes: number): AppError {
+function toAppError(error: unknown, file: string, maxRecordBytes: number, excessLines: number): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof CsvError) {
-    const line = (error as CsvError & { lines?: number }).lines;
+    const reported = (error as CsvError & { lines?: number }).lines ?? 0;
+    const line = reported - excessLines;
     if (error.code === 'CSV_MAX_RECORD_SIZE') {
       return new AppError('CSV_TOO_LARGE', `${file}: the record at line ${line} is over import.maxRecordBytes (${maxRecordBytes} bytes); is a quote left open?`, {
         cause: error,
         details: { file, line },
       });
     }
-    return new AppError('CSV_UNREADABLE', `${file}: line ${line}: ${error.message}`, { cause: error, details: { file, line } });
+    // csv-parse's message names its own (uncorrected) line; keep only the description.
+    const what = error.message.replace(/,? (at|on) line \d+/g, '');
+    return new AppError('CSV_UNREADABLE', `${file}: line ${line}: ${what}`, { cause: error, details: { file, line } });
   }
   return new AppError('CSV_UNREADABLE', `cannot read ${file}: ${describeError(error)}`, { cause: error, details: { file } });
 }
 
 /**
- * Physical line numbers. csv-parse's `info.lines` is the line where a record ends, but it counts a
- * CRLF inside a quoted field as two lines (one per byte), and that excess carries over to every later
- * record. This tracker removes the excess and steps back over the record's own line breaks.
+ * Physical line numbers: each record starts on the line after the previous one ended, and spans the
+ * line breaks inside its quoted fields (CRLF, CR or LF, each one line). csv-parse's own counter, used
+ * in its error messages, counts a CRLF inside a field as two lines; `excess` corrects for that.
  */
-export function createLineTracker(): (parserLines: number, record: string[]) => number {
+export function createLineCounter(): { advance(record: string[]): number; excess(): number } {
+  let nextLine = 1;
   let excess = 0;
-  return (parserLines, record) => {
-    let breaks = 0;
-    for (const field of record) {
-      if (!field.includes('\n') && !field.includes('\r')) continue;
-      for (let i = 0; i < field.length; i++) {
-        const c = field.charCodeAt(i);
-        if (c === 10) breaks++;
-        else if (c === 13) {
-          breaks++;
-          if (field.charCodeAt(i + 1) === 10) {
-            excess++;
-            i++;
+  return {
+    advance(record) {
+      const line = nextLine;
+      let breaks = 0;
+      for (const field of record) {
+        if (!field.includes('\n') && !field.includes('\r')) continue;
+        for (let i = 0; i < field.length; i++) {
+          const c = field.charCodeAt(i);
+          if (c === 10) breaks++;
+          else if (c === 13) {
+            breaks++;
+            if (field.charCodeAt(i + 1) === 10) {
+              excess++;
+              i++;
+            }
           }
         }
       }
-    }
-    return parserLines - excess - breaks;
+      nextLine += 1 + breaks;
+      return line;
+    },
+    excess: () => excess,
   };
 }
 
@@ -243,22 +243,23 @@ interface ApplyInput {
 
 async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: number; imported: number; updated: number; rejected: number }> {
   const { importId, listId, batchSize, read, rejected, clock, onProgress, totalBytes } = input;
-  const { count: distinct, minId, maxId } = await stagedSummary(store.db, importId);
-  let existing = 0;
+  const { count: staged, minId, maxId } = await stagedSummary(store.db, importId);
+  let imported = 0;
   let applied = 0;
   try {
-    for (let from = minId - 1; distinct > 0 && from < maxId; from += batchSize) {
+    for (let from = minId - 1; staged > 0 && from < maxId; from += batchSize) {
       const to = Math.min(from + batchSize, maxId);
-      existing += await applyStagedRange(store.db, { importId, listId, fromId: from, toId: to, now: clock.now() });
-      applied = Math.min(distinct, applied + (to - from));
-      onProgress?.({ phase: 'applying', rows: read, bytes: totalBytes, totalBytes, applied, toApply: distinct });
+      const { written, existing } = await applyStagedRange(store.db, { importId, listId, fromId: from, toId: to, now: clock.now() });
+      imported += written - existing;
+      applied = Math.min(staged, applied + (to - from));
+      onProgress?.({ phase: 'applying', rows: read, bytes: totalBytes, totalBytes, applied, toApply: staged });
     }
   } catch (error) {
     const failure = new AppError('INTERNAL', `import ${importId} failed while applying to the list; run the same import again to complete it: ${describeError(error)}`, { cause: error });
     await abandon(store, importId, { read, rejected, error: failure, now: clock.now() }).catch(() => {});
     throw failure;
   }
-  // Accepted rows are either new to the list, or updates: of an earlier row of the file or of a recipient already there.
-  const accepted = read - rejected;
-  return { read, imported: distinct - existing, updated: accepted - distinct + existing, rejected };
+  // Every accepted row either adds a recipient or updates one: already in the list, or added by an
+  // earlier row of the same file.
+  return { read, imported, updated: read - rejected - imported, rejected };
 }

@@ -6,6 +6,8 @@ import type { AddressCheck } from './address.ts';
 export interface CsvHeader {
   columns: string[];
   emailIndex: number;
+  /** Each column name as a JSON string. */
+  keys: string[];
 }
 
 /** Reads the header row; fails with CSV_NO_EMAIL_COLUMN or CSV_UNREADABLE naming what is wrong. */
@@ -29,7 +31,7 @@ export function readHeader(fields: string[], file: string): CsvHeader {
     if (seen.has(name)) throw new AppError('CSV_UNREADABLE', `${file}: column ${JSON.stringify(name)} appears twice in the header (line 1)`, { details: { file, columns } });
     seen.add(name);
   });
-  return { columns, emailIndex: emailIndexes[0] as number };
+  return { columns, emailIndex: emailIndexes[0] as number, keys: columns.map((name) => JSON.stringify(name)) };
 }
 
 export type RowDecision =
@@ -48,14 +50,17 @@ export function excerptOf(fields: string[]): string {
 }
 
 /**
- * Personalization data: every column but email, values kept as strings (CR/LF included: the message
- * builder must never copy them into a header). Object.fromEntries defines own properties, so a column
- * named `__proto__` is data, not a prototype.
+ * Personalization data: every column but email, as a JSON object in header order, values kept as
+ * strings (CR/LF included: the message builder must never copy them into a header). Built as text
+ * from precomputed key prefixes: this runs once per row of million-row files.
  */
 function dataOf(fields: string[], header: CsvHeader): string {
-  const entries: Array<[string, string]> = [];
-  for (let i = 0; i < fields.length; i++) if (i !== header.emailIndex) entries.push([header.columns[i] as string, fields[i] as string]);
-  return JSON.stringify(Object.fromEntries(entries));
+  let json = '';
+  for (let i = 0; i < fields.length; i++) {
+    if (i === header.emailIndex) continue;
+    json += `${json === '' ? '{' : ','}${header.keys[i] as string}:${JSON.stringify(fields[i])}`;
+  }
+  return json === '' ? '{}' : `${json}}`;
 }
 
 export function decideRow(fields: string[], header: CsvHeader, validate: ValidateAddress): RowDecision {

@@ -1,4 +1,5 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
+import type { Dialect } from './database.ts';
 import type { Database, ImportRejectTable, ImportTable, ListTable } from './tables.ts';
 
 // Queries of the audience import: lists, imports, their staged rows and rejects.
@@ -55,16 +56,28 @@ export async function createImport(db: Db, values: { listId: number; fileName: s
   return row.id;
 }
 
-/** Stages accepted rows (a later row of the same address replaces the earlier one) and records rejects. */
-export async function stageRows(db: Db, importId: number, rows: StagedRow[], rejects: NewReject[], now: number): Promise<void> {
+/**
+ * The staging insert as SQL text, built once per row count: at a million rows, building and compiling
+ * a 1,000-row query with the query builder costs more than SQLite takes to run it.
+ */
+const fullStagingSql = new Map<Dialect, string>();
+function stagingInsert(dialect: Dialect, rows: number): string {
+  const cached = rows === rowsPerStatement ? fullStagingSql.get(dialect) : undefined;
+  if (cached !== undefined) return cached;
+  let n = 0;
+  const param = (): string => (dialect === 'postgres' ? `$${++n}` : '?');
+  const tuples = Array.from({ length: rows }, () => `(${param()}, ${param()}, ${param()}, ${param()}, ${param()})`);
+  const text = `insert into import_rows (import_id, line, email, domain, data) values ${tuples.join(', ')}`;
+  if (rows === rowsPerStatement) fullStagingSql.set(dialect, text);
+  return text;
+}
+
+/** Appends accepted rows to the staging table and records rejects. */
+export async function stageRows(db: Db, dialect: Dialect, importId: number, rows: StagedRow[], rejects: NewReject[], now: number): Promise<void> {
   for (const chunk of chunks(rows, rowsPerStatement)) {
-    await db
-      .insertInto('import_rows')
-      .values(chunk.map((row) => ({ import_id: importId, line: row.line, email: row.email, domain: row.domain, data: row.data })))
-      .onConflict((oc) =>
-        oc.columns(['import_id', 'email']).doUpdateSet((eb) => ({ line: eb.ref('excluded.line'), domain: eb.ref('excluded.domain'), data: eb.ref('excluded.data') })),
-      )
-      .execute();
+    const parameters: unknown[] = [];
+    for (const row of chunk) parameters.push(importId, row.line, row.email, row.domain, row.data);
+    await db.executeQuery(CompiledQuery.raw(stagingInsert(dialect, chunk.length), parameters));
   }
   for (const chunk of chunks(rejects, rowsPerStatement)) {
     await db
@@ -84,39 +97,48 @@ export async function stagedSummary(db: Db, importId: number): Promise<{ count: 
 }
 
 /**
- * Moves the staged rows with fromId < id <= toId into the list (insert or update by address) and
- * deletes them from staging, in one transaction. Returns how many of them were already in the list.
+ * Moves the staged rows with fromId < id <= toId into the list and deletes them from staging, in one
+ * transaction. Of several rows with the same address only the last one is applied (the later row of
+ * the file wins; rows of later ranges are applied later). Returns how many distinct addresses were
+ * written, and how many of those were already in the list.
  */
-export async function applyStagedRange(db: Db, range: { importId: number; listId: number; fromId: number; toId: number; now: number }): Promise<number> {
+export async function applyStagedRange(
+  db: Db,
+  range: { importId: number; listId: number; fromId: number; toId: number; now: number },
+): Promise<{ written: number; existing: number }> {
   const { importId, listId, fromId, toId, now } = range;
   return db.transaction().execute(async (trx) => {
+    const latest = trx
+      .selectFrom('import_rows as l')
+      .select((eb) => eb.fn.max('l.id').as('id'))
+      .where('l.import_id', '=', importId)
+      .where('l.id', '>', fromId)
+      .where('l.id', '<=', toId)
+      .groupBy('l.email');
     const existing = await trx
       .selectFrom('import_rows as s')
       .select(sql<number>`count(*)`.as('n'))
-      .where('s.import_id', '=', importId)
-      .where('s.id', '>', fromId)
-      .where('s.id', '<=', toId)
+      .where('s.id', 'in', latest)
       .where(({ exists, selectFrom }) =>
         exists(selectFrom('recipients as r').select(sql`1`.as('one')).where('r.list_id', '=', listId).whereRef('r.email', '=', 's.email')),
       )
       .executeTakeFirstOrThrow();
-    await trx
+    const result = await trx
       .insertInto('recipients')
       .columns(['list_id', 'email', 'domain', 'data', 'created_at', 'updated_at'])
       .expression((eb) =>
         eb
-          .selectFrom('import_rows')
-          .select([sql.lit(listId).as('list_id'), 'email', 'domain', 'data', sql.lit(now).as('created_at'), sql.lit(now).as('updated_at')])
-          .where('import_id', '=', importId)
-          .where('id', '>', fromId)
-          .where('id', '<=', toId),
+          .selectFrom('import_rows as s')
+          .select([sql.lit(listId).as('list_id'), 's.email', 's.domain', 's.data', sql.lit(now).as('created_at'), sql.lit(now).as('updated_at')])
+          .where('s.id', 'in', latest),
       )
       .onConflict((oc) =>
         oc.columns(['list_id', 'email']).doUpdateSet((eb) => ({ domain: eb.ref('excluded.domain'), data: eb.ref('excluded.data'), updated_at: eb.ref('excluded.updated_at') })),
       )
-      .execute();
+      .executeTakeFirstOrThrow();
     await trx.deleteFrom('import_rows').where('import_id', '=', importId).where('id', '>', fromId).where('id', '<=', toId).execute();
-    return Number(existing.n);
+    // Both SQLite's changes() and PostgreSQL's row count include the rows an upsert updated.
+    return { written: Number(result.numInsertedOrUpdatedRows ?? 0), existing: Number(existing.n) };
   });
 }
 

@@ -11,9 +11,10 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('email', 'text', notNull)
     .addColumn('domain', 'text', notNull)
     .addColumn('data', 'text', notNull)
-    // Merges duplicates within one file: the later row wins.
-    .addUniqueConstraint('import_rows_import_email', ['import_id', 'email'])
     .execute();
+  // Staging is append-only (no unique index to maintain at 1M rows); the apply phase walks an
+  // import's rows by id range and merges duplicate addresses there, the later row winning.
+  await db.schema.createIndex('import_rows_import_id').on('import_rows').columns(['import_id', 'id']).execute();
 
   await db.schema.alterTable('import_rejects').addColumn('message', 'text').execute();
 }

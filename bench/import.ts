@@ -1,0 +1,112 @@
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { importRecipients } from '../src/audience/csv-import.ts';
+import { openStore, type Store } from '../src/store/database.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+
+// node --import tsx bench/import.ts [--rows 1000000] [--dialect sqlite|postgres] [--bad-every 0]
+// Generates a CSV (email + 4 personalization columns), imports it into a fresh database and prints
+// rows/s, elapsed time and peak RSS. Targets (issue): 1M rows ≤ 30 s, peak RSS ≤ 300 MB. Figures only.
+
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    dialect: { type: 'string', default: 'sqlite' },
+    'bad-every': { type: 'string', default: '0' },
+    postgres: { type: 'string', default: process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+  },
+});
+const rows = Number(values.rows);
+const badEvery = Number(values['bad-every']);
+const dialect = values.dialect === 'postgres' ? 'postgres' : 'sqlite';
+const dir = mkdtempSync(join(tmpdir(), 'herald-bench-import-'));
+
+const domains = ['gmail.com', 'yahoo.fr', 'orange.fr', 'outlook.com', 'free.fr', 'example.org', 'bücher.de', 'web.de'];
+const cities = ['Paris', 'Lyon', 'Köln', 'Zürich', 'Montréal', 'São Paulo'];
+
+async function writeCsv(file: string): Promise<void> {
+  const out = createWriteStream(file);
+  out.write('email,first_name,last_name,city,customer_id\n');
+  for (let i = 0; i < rows; i++) {
+    const email = badEvery > 0 && i % badEvery === 0 ? `broken${i}.example.com` : `user.${i}+news@${domains[i % domains.length]}`;
+    const line = `${email},First${i % 997},"Last, ${i % 1009}",${cities[i % cities.length]},C${String(i).padStart(8, '0')}\n`;
+    if (!out.write(line)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+async function openBenchStore(): Promise<{ store: Store; drop(): Promise<void> }> {
+  if (dialect === 'sqlite') {
+    const store = openStore(`sqlite:${join(dir, 'herald.db')}`);
+    return { store, drop: async () => {} };
+  }
+  const name = `herald_bench_import_${process.pid}`;
+  const admin = new pg.Client({ connectionString: values.postgres });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(values.postgres as string);
+  url.pathname = `/${name}`;
+  const store = openStore(url.toString());
+  return {
+    store,
+    async drop() {
+      const dropper = new pg.Client({ connectionString: values.postgres });
+      await dropper.connect();
+      await dropper.query(`drop database if exists ${name} with (force)`);
+      await dropper.end();
+    },
+  };
+}
+
+const file = join(dir, 'recipients.csv');
+const { store, drop } = await openBenchStore();
+try {
+  let started = performance.now();
+  await writeCsv(file);
+  console.log(`generated ${rows} rows (${(statSync(file).size / 1e6).toFixed(1)} MB) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  await migrateToLatest(store);
+  const rssBefore = process.resourceUsage().maxRSS;
+  let readDoneAt = 0;
+  const cpuBefore = process.cpuUsage();
+  started = performance.now();
+  const summary = await importRecipients({
+    store,
+    file,
+    list: 'bench',
+    maxFileBytes: 4 * 1024 ** 3,
+    maxRecordBytes: 64 * 1024,
+    onProgress: (p) => {
+      if (p.phase === 'applying' && readDoneAt === 0) readDoneAt = performance.now();
+    },
+  });
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const peakMb = process.resourceUsage().maxRSS / 1024;
+  console.log(
+    JSON.stringify({
+      dialect,
+      rows,
+      read: summary.read,
+      imported: summary.imported,
+      rejected: summary.rejected,
+      elapsedS: Number(elapsed.toFixed(2)),
+      readPhaseS: Number(((readDoneAt - started) / 1000).toFixed(2)),
+      rowsPerS: Math.round(rows / elapsed),
+      // CPU seconds of this process (user + system): the figure to compare when the machine is shared.
+      cpuS: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
+      peakRssMb: Math.round(peakMb),
+      rssBeforeImportMb: Math.round(rssBefore / 1024),
+      targets: { elapsedS: 30, peakRssMb: 300 },
+    }),
+  );
+} finally {
+  await store.close();
+  await drop();
+  rmSync(dir, { recursive: true, force: true });
+}
