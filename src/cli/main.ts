@@ -3,12 +3,9 @@ import { CliExit, defaultCliContext, reportError, type CliContext } from './cont
 import { registerBounceCommands } from './bounce-command.ts';
 import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
-import { registerDemoCommands } from './demo-command.ts';
 import { registerWorkflowsCommands } from './workflows-command.ts';
 import { registerMxCommands } from './mx-command.ts';
 import { registerRulesCommands } from './rules-command.ts';
-import { registerImportCommands } from './import-command.ts';
-import { registerListCommands } from './list-command.ts';
 
 /** Builds the `herald` command tree. Each command group lives in its own file. */
 export function buildProgram(context: CliContext): Command {
@@ -18,14 +15,11 @@ export function buildProgram(context: CliContext): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => context.output.out(s.trimEnd()), writeErr: (s) => context.output.err(s.trimEnd()) });
   registerDeliveryCommands(program, context);
-  registerDemoCommands(program, context);
   registerWorkflowsCommands(program, context);
   registerDbCommands(program, context);
   registerBounceCommands(program, context);
   registerRulesCommands(program, context);
   registerMxCommands(program, context);
-  registerImportCommands(program, context);
-  registerListCommands(program, context);
   return program;
 }
 
