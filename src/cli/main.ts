@@ -6,6 +6,8 @@ import { registerDeliveryCommands } from './delivery-command.ts';
 import { registerWorkflowsCommands } from './workflows-command.ts';
 import { registerMxCommands } from './mx-command.ts';
 import { registerRulesCommands } from './rules-command.ts';
+import { registerImportCommands } from './import-command.ts';
+import { registerListCommands } from './list-command.ts';
 
 /** Builds the `herald` command tree. Each command group lives in its own file. */
 export function buildProgram(context: CliContext): Command {
@@ -20,6 +22,8 @@ export function buildProgram(context: CliContext): Command {
   registerBounceCommands(program, context);
   registerRulesCommands(program, context);
   registerMxCommands(program, context);
+  registerImportCommands(program, context);
+  registerListCommands(program, context);
   return program;
 }
 

@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { runHerald } from './support/cli.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-import-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function csv(name: string, content: string | Buffer): string {
+  const file = join(dir, name);
+  writeFileSync(file, content);
+  return file;
+}
+
+describeEachDialect('herald import', (context) => {
+  // 30 rows, every 10th (lines 2, 12, 22, 32) with no @; 25 rejected in a second file to test truncation.
+  const rows = ['email,first_name'];
+  for (let i = 0; i < 30; i++) rows.push(i % 10 === 0 ? `bad${i}.example.com,B${i}` : `user${i}@example.com,U${i}`);
+  const file = csv('people.csv', `${rows.join('\n')}\n`);
+
+  it('imports with --json: one summary object with the rejected lines', async () => {
+    const run = await runHerald(context.url(), ['import', 'recipients', file, '--list', 'cli', '--json']);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toHaveLength(1);
+    const [summary] = run.json();
+    expect(summary).toMatchObject({ list: 'cli', file, read: 30, imported: 27, updated: 0, rejected: 3, elapsedMs: expect.any(Number) });
+    expect(summary?.rejects).toEqual([
+      { line: 2, reason: 'missing_at', message: 'no @ in the address' },
+      { line: 12, reason: 'missing_at', message: 'no @ in the address' },
+      { line: 22, reason: 'missing_at', message: 'no @ in the address' },
+    ]);
+
+    const rejects = await runHerald(context.url(), ['import', 'rejects', String(summary?.importId), '--json']);
+    expect(rejects.json()).toEqual([2, 12, 22].map((line) => ({ line, reason: 'missing_at', message: 'no @ in the address', excerpt: `bad${line - 2}.example.com,B${line - 2}` })));
+
+    const lists = await runHerald(context.url(), ['lists', '--json']);
+    expect(lists.json()).toContainEqual(expect.objectContaining({ name: 'cli', recipients: 27 }));
+  });
+
+  it('prints a text summary with the first 20 rejects and where to find the rest', async () => {
+    const bad = ['email'];
+    for (let i = 0; i < 25; i++) bad.push(`nope${i}`);
+    bad.push('ok@example.com');
+    const run = await runHerald(context.url(), ['import', 'recipients', csv('bad.csv', `${bad.join('\n')}\n`), '--list', 'cli']);
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout[1]).toBe('read 26, imported 1, updated 0, rejected 25');
+    expect(run.stdout).toContain('  line 2: missing_at: no @ in the address');
+    expect(run.stdout.filter((line) => line.startsWith('  line '))).toHaveLength(20);
+    expect(run.stdout.at(-1)).toMatch(/^ {2}… 5 more, see herald import rejects \d+$/);
+  });
+
+  it('re-importing counts updates', async () => {
+    const run = await runHerald(context.url(), ['import', 'recipients', file, '--list', 'cli', '--json']);
+    expect(run.json()[0]).toMatchObject({ read: 30, imported: 0, updated: 27, rejected: 3 });
+  });
+
+  it('reports a bad file as an error code, with exit status 1', async () => {
+    const latin1 = csv('latin1.csv', Buffer.concat([Buffer.from('email,name\nrene@example.com,Ren'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    const run = await runHerald(context.url(), ['import', 'recipients', latin1, '--list', 'cli', '--json']);
+    expect(run.exitCode).toBe(1);
+    expect(run.json()[0]).toMatchObject({ error: { code: 'CSV_ENCODING' } });
+    expect(run.stderr.join('\n')).toContain('line 2');
+
+    const noEmail = await runHerald(context.url(), ['import', 'recipients', csv('noemail.csv', 'name,mail\nBob,bob@example.com\n'), '--list', 'cli']);
+    expect(noEmail.exitCode).toBe(1);
+    expect(noEmail.stderr.join('\n')).toContain('CSV_NO_EMAIL_COLUMN');
+    expect(noEmail.stderr.join('\n')).toContain('"name", "mail"');
+
+    const unknown = await runHerald(context.url(), ['import', 'rejects', '999999', '--json']);
+    expect(unknown.json()[0]).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+});
