@@ -1,0 +1,50 @@
+// Bounce qualification throughput: classifyReply over real replies, and parse + classify over
+// the shared corpus of bounce mails. Prints figures; never passes or fails on time.
+// Usage: node --import tsx bench/classify.ts [seconds per phase, default 3]
+import { readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { classifyBounce } from '../src/bounce/classify-bounce.ts';
+import { compileBounceRules } from '../src/bounce/classifier.ts';
+import { parseBounceMessage } from '../src/bounce/parse-bounce.ts';
+import { loadBouncePack } from '../src/bounce/rule-pack.ts';
+import type { SmtpReply } from '../src/bounce/types.ts';
+
+const seconds = Number(process.argv[2] ?? 3);
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
+const corpus = resolve(repoRoot, '../shared/corpus/bounces');
+const classifier = compileBounceRules(loadBouncePack());
+const mails = readdirSync(corpus).filter((f) => f.endsWith('.eml')).map((f) => readFileSync(resolve(corpus, f)));
+
+// The reply mix: every diagnostic the corpus carries (real replies from many MTAs and providers).
+const replies: SmtpReply[] = [];
+for (const mail of mails) {
+  for (const r of (await parseBounceMessage(mail)).recipients) {
+    if (r.diagnostic) replies.push({ text: r.diagnostic, ...(r.replyCode !== undefined && { code: r.replyCode }), ...(r.phase && { phase: r.phase }), ...(r.remoteMta && { mxHost: r.remoteMta }) });
+  }
+}
+
+function rate(run: () => number): { perSecond: number; count: number } {
+  const end = performance.now() + seconds * 1000;
+  const start = performance.now();
+  let count = 0;
+  while (performance.now() < end) count += run();
+  return { perSecond: count / ((performance.now() - start) / 1000), count };
+}
+
+const replyRate = rate(() => {
+  for (const reply of replies) classifier.classifyReply(reply);
+  return replies.length;
+});
+let mailCount = 0;
+const mailStart = performance.now();
+while (performance.now() - mailStart < seconds * 1000) {
+  for (const mail of mails) classifyBounce(await parseBounceMessage(mail), classifier);
+  mailCount += mails.length;
+}
+const mailRate = mailCount / ((performance.now() - mailStart) / 1000);
+const avgBytes = mails.reduce((n, m) => n + m.length, 0) / mails.length;
+
+console.log(`classifyReply: ${Math.round(replyRate.perSecond).toLocaleString('en')} replies/s (${replies.length} distinct real replies, ${classifier.version}, ${loadBouncePack().rules.length} rules)`);
+console.log(`parse + classify: ${Math.round(mailRate).toLocaleString('en')} bounce mails/s (${mails.length} corpus mails, avg ${Math.round(avgBytes)} bytes)`);
+console.log(`peak RSS: ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`);

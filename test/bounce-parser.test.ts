@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { classifyBounce } from '../src/bounce/classify-bounce.ts';
+import { compileBounceRules } from '../src/bounce/classifier.ts';
+import { parseBounceMessage } from '../src/bounce/parse-bounce.ts';
+import { loadBouncePack } from '../src/bounce/rule-pack.ts';
+import { formatVerpAddress, parseVerpAddress } from '../src/bounce/verp.ts';
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
+const corpus = resolve(repoRoot, '../shared/corpus/bounces');
+const classifier = compileBounceRules(loadBouncePack());
+const encode = (text: string): Uint8Array => new TextEncoder().encode(text.replace(/\r?\n/g, '\r\n'));
+
+async function classifyFile(name: string) {
+  const parsed = await parseBounceMessage(readFileSync(resolve(corpus, name)));
+  return { parsed, verdicts: classifyBounce(parsed, classifier) };
+}
+
+describe('bounce formats from the corpus', () => {
+  it.each([
+    // [file, kind, format, recipient, status, category]
+    ['lhost-postfix-04.eml', 'dsn', 'rfc3464', 'kijitora@example.co.jp', '5.1.1', 'userunknown'],
+    ['lhost-qmail-06.eml', 'dsn', 'text', 'kijitora@example.jp', '4.2.2', 'mailboxfull'],
+    ['lhost-exim-30.eml', 'dsn', 'text', 'kijitora@exmaple.ch', '5.7.1', 'userunknown'],
+    ['lhost-sendmail-14.eml', 'dsn', 'text', 'kijitora@example.com', '5.1.1', 'userunknown'],
+    ['lhost-exchange2003-03.eml', 'dsn', 'text', 'kijitora@example.jp', undefined, 'userunknown'],
+    ['lhost-gmail-01.eml', 'dsn', 'text', 'userunknown@example.jp', '5.1.1', 'userunknown'],
+    ['lhost-yahoo-04.eml', 'dsn', 'text', 'kijitora@example.co.jp', '5.2.2', 'mailboxfull'],
+    ['lhost-amazonses-09.eml', 'dsn', 'ses-json', 'bounce@simulator.amazonses.com', '5.1.1', 'userunknown'],
+    ['lhost-amazonses-12.eml', 'dsn', 'ses-json', 'success@simulator.amazonses.com', '2.6.0', 'delivered'],
+    ['lhost-amazonses-11.eml', 'arf', 'ses-json', 'complaint@simulator.amazonses.com', undefined, 'feedback'],
+    ['arf-18.eml', 'arf', 'arf', 'kijitora@example.com', undefined, 'feedback'],
+    ['rfc3834-04.eml', 'auto_reply', 'rfc3834', 'kijitora@example.org', undefined, 'vacation'],
+  ])('%s → %s/%s %s %s %s', async (file, kind, format, recipient, status, category) => {
+    const { parsed, verdicts } = await classifyFile(file);
+    expect(parsed.kind).toBe(kind);
+    expect(parsed.format).toBe(format);
+    expect(parsed.recipients[0]?.recipient).toBe(recipient);
+    expect(parsed.recipients[0]?.status).toBe(status);
+    expect(verdicts[0]?.verdict.category).toBe(category);
+  });
+
+  it('reads the Feedback-Type of every reported recipient', async () => {
+    const { parsed } = await classifyFile('arf-17.eml');
+    expect(parsed.recipients.map((r) => [r.recipient, r.feedbackType])).toEqual([
+      ['kijitora@example.com', 'abuse'],
+      ['sabatora@example.net', 'abuse'],
+    ]);
+  });
+
+  it('reads the SMTP command and remote host of a Postfix report', async () => {
+    const { parsed } = await classifyFile('rhost-google-02.eml');
+    expect(parsed.recipients[0]).toMatchObject({ phase: 'rcpt', remoteMta: 'aspmx.l.google.com', replyCode: 550 });
+  });
+});
+
+const DSN = `From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+To: bounce+4711@bounces.example.com
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B1"
+
+--B1
+Content-Type: text/plain
+
+<nobody@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 No such user (in reply to RCPT TO command)
+
+--B1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; nobody@example.org
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 No such user
+
+--B1
+Content-Type: text/rfc822-headers
+
+Message-ID: <abc@example.com>
+X-Herald-Log-Id: 9001
+To: nobody@example.org
+
+--B1--
+`;
+
+describe('finding the delivery log', () => {
+  it('reads the VERP address first, and the original message headers', async () => {
+    const parsed = await parseBounceMessage(encode(DSN));
+    expect(parsed.logId).toBe('4711');
+    expect(parsed.logIdSource).toBe('verp');
+    expect(parsed.original).toMatchObject({ messageId: '<abc@example.com>', heraldLogId: '9001', to: 'nobody@example.org' });
+  });
+
+  it('falls back to X-Herald-Log-Id of the quoted message', async () => {
+    const parsed = await parseBounceMessage(encode(DSN.replace('bounce+4711@bounces.example.com', 'postmaster@example.com')));
+    expect(parsed).toMatchObject({ logId: '9001', logIdSource: 'header' });
+  });
+
+  it('parses a bounce for an unknown message without a log id', async () => {
+    const parsed = await parseBounceMessage(encode(DSN.replace('bounce+4711@bounces.example.com', 'someone@example.com').replace('X-Herald-Log-Id: 9001\n', '')));
+    expect(parsed.kind).toBe('dsn');
+    expect(parsed.logId).toBeUndefined();
+    expect(classifyBounce(parsed, classifier)[0]?.verdict.category).toBe('userunknown');
+  });
+
+  it('formats and reads VERP addresses', () => {
+    expect(formatVerpAddress(42, 'b.example.com')).toBe('bounce+42@b.example.com');
+    expect(parseVerpAddress('<Bounce+42@b.example.com>')).toBe('42');
+    expect(parseVerpAddress('bounce@b.example.com')).toBeUndefined();
+    expect(parseVerpAddress('bounce+../x@b.example.com')).toBeUndefined();
+  });
+});
+
+describe('bad input', () => {
+  it('refuses a message over the size limit without parsing it', async () => {
+    const parsed = await parseBounceMessage(new Uint8Array(26 * 1024 * 1024));
+    expect(parsed.kind).toBe('unparseable');
+    expect(parsed.error).toMatch(/over the 26214400-byte limit/);
+  });
+
+  it('parses a 24 MB bounce whose original is a huge attachment', async () => {
+    const line = `${'QUJD'.repeat(19)}\r\n`;
+    const big = line.repeat(Math.floor((24 * 1024 * 1024) / line.length));
+    const raw = Buffer.concat([Buffer.from(encode(DSN).subarray(0, -8)), Buffer.from(`--B1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${big}--B1--\r\n`)]);
+    expect(raw.byteLength).toBeGreaterThan(24 * 1024 * 1024);
+    const parsed = await parseBounceMessage(raw);
+    expect(classifyBounce(parsed, classifier)[0]?.verdict.category).toBe('userunknown');
+  });
+
+  it('refuses deeply nested multiparts', async () => {
+    let body = 'Content-Type: text/plain\n\nhello\n';
+    for (let i = 0; i < 200; i++) body = `Content-Type: multipart/mixed; boundary="n${i}"\n\n--n${i}\n${body}--n${i}--\n`;
+    const parsed = await parseBounceMessage(encode(`From: a@example.org\nSubject: x\nMIME-Version: 1.0\n${body}`));
+    expect(parsed.kind).toBe('unparseable');
+    expect(parsed.error).toMatch(/nesting/i);
+  });
+
+  it('reads a report whose boundary is missing', async () => {
+    const raw = DSN.replace('boundary="B1"', 'boundary="NOPE"');
+    const parsed = await parseBounceMessage(encode(raw));
+    expect(parsed.kind).toBe('dsn');
+    expect(parsed.recipients[0]?.recipient).toBe('nobody@example.org');
+  });
+
+  it('survives an unknown charset and binary garbage', async () => {
+    const odd = await parseBounceMessage(encode(DSN.replace('Content-Type: text/plain', 'Content-Type: text/plain; charset=x-no-such-charset')));
+    expect(odd.recipients[0]?.recipient).toBe('nobody@example.org');
+    const garbage = new Uint8Array(64 * 1024).map((_, i) => (i * 7919) % 256);
+    const parsed = await parseBounceMessage(garbage);
+    expect(['not_bounce', 'unparseable']).toContain(parsed.kind);
+  });
+
+  it('says not_bounce for an ordinary message and unparseable for an empty one', async () => {
+    const plain = await parseBounceMessage(encode('From: alice@example.org\nTo: bob@example.com\nSubject: lunch?\n\nAt noon?\n'));
+    expect(plain.kind).toBe('not_bounce');
+    expect((await parseBounceMessage(new Uint8Array(0))).kind).toBe('unparseable');
+  });
+});
