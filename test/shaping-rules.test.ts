@@ -171,3 +171,28 @@ describe('layering', () => {
     expect(seen).toEqual([`${first.rules.version}->${second.rules.version}`]);
   });
 });
+
+describe('reload', () => {
+  it('swaps in a valid edit, keeps the rules in force on a broken one', async () => {
+    const { watchRules } = await import('../src/shaping/rules-reload.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-reload-'));
+    const site = join(dir, 'site.yaml');
+    writeFileSync(site, 'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n');
+    const initial = loadRuleFiles([shippedPackPath, site]);
+    if (!initial.ok) throw new Error('initial rules must load');
+    const holder = new RulesHolder(initial.rules);
+    const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
+    try {
+      expect(watcher.check()).toBeUndefined();
+      writeFileSync(site, 'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 4, maxMessagesPerHour: 400 }\n');
+      expect(watcher.check()).toMatchObject({ kind: 'reloaded', previousVersion: initial.rules.version });
+      expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
+      writeFileSync(site, 'rules:\n  - { name: google, mask: "*.google.com", maxConnections: four, maxMessagesPerHour: 400 }\n');
+      const rejected = watcher.check();
+      expect(rejected).toMatchObject({ kind: 'rejected', issues: [{ file: site, line: 2, path: 'rules[0].maxConnections' }] });
+      expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
+    } finally {
+      watcher.stop();
+    }
+  });
+});

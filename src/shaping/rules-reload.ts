@@ -1,8 +1,9 @@
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from '../common/logger.ts';
 import type { RulesHolder } from './compiled-rules.ts';
 import { loadRuleFiles, ruleFilesFor, type RuleSources } from './rule-loader.ts';
-import { formatIssue, type PackIssue } from './rule-pack.ts';
+import { formatIssue, maxPackBytes, type PackIssue } from './rule-pack.ts';
 
 // Reload at the edge: re-read the layered files, and swap only a fully valid result. A broken
 // edit keeps the rules in force (and says why in the log); counters are untouched either way.
@@ -21,13 +22,16 @@ export function reloadRules(holder: RulesHolder, sources: RuleSources): ReloadOu
   return { kind: 'reloaded', version: loaded.rules.version, previousVersion: current.version };
 }
 
-/** Cheap change detection: names, sizes and modification times of the layered files. */
+/**
+ * Change detection: names, sizes and content hashes of the layered files (packs are small, at
+ * most 1 MiB; modification times alone miss two edits within the filesystem's time resolution).
+ */
 export function rulesSignature(sources: RuleSources): string {
   return ruleFilesFor(sources)
     .map((file) => {
       try {
-        const stat = statSync(file);
-        return `${file}:${stat.size}:${stat.mtimeMs}`;
+        if (statSync(file).size > maxPackBytes) return `${file}:too-large`;
+        return `${file}:${createHash('sha1').update(readFileSync(file)).digest('hex')}`;
       } catch {
         return `${file}:missing`;
       }
