@@ -220,6 +220,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     workflows,
     holder,
     async start() {
+      if (stopTicker) return;
       stopping = false;
       await register();
       await recoverInterrupted();
