@@ -57,7 +57,7 @@ describe('shaper', () => {
       rule: 'slow',
       maxConnections: 2,
       maxMessagesPerConnection: 5,
-      timeouts: { connectMs: 2_000, commandMs: 60_000, dataMs: 600_000 },
+      timeouts: { connectTimeoutMs: 2_000, commandTimeoutMs: 60_000, dataTimeoutMs: 600_000 },
       tls: 'required',
     });
     expect(s.limitsFor('mx.other.test').tls).toBe('opportunistic');

@@ -40,7 +40,8 @@ export interface ConnectionLimits {
   rule: string;
   maxConnections: number;
   maxMessagesPerConnection: number;
-  timeouts: { connectMs: number; commandMs: number; dataMs: number };
+  /** Same shape as the MTA's SmtpTimeouts. */
+  timeouts: { connectTimeoutMs: number; commandTimeoutMs: number; dataTimeoutMs: number };
   tls: 'disabled' | 'opportunistic' | 'required';
 }
 
@@ -102,9 +103,9 @@ export class Shaper {
       maxConnections: this.#maxConnections(rule, publicId),
       maxMessagesPerConnection: rule.maxMessagesPerConnection,
       timeouts: {
-        connectMs: rule.timeouts.connectMs ?? defaults.connectTimeoutMs,
-        commandMs: rule.timeouts.commandMs ?? defaults.commandTimeoutMs,
-        dataMs: rule.timeouts.dataMs ?? defaults.dataTimeoutMs,
+        connectTimeoutMs: rule.timeouts.connectMs ?? defaults.connectTimeoutMs,
+        commandTimeoutMs: rule.timeouts.commandMs ?? defaults.commandTimeoutMs,
+        dataTimeoutMs: rule.timeouts.dataMs ?? defaults.dataTimeoutMs,
       },
       tls: rule.tls === 'default' ? (defaults.opportunisticTls ? 'opportunistic' : 'disabled') : rule.tls,
     };
