@@ -3,6 +3,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { randomId } from '../src/common/ids.ts';
 import { createRedisThrottle } from '../src/shaping/redis-throttle.ts';
 import { rateLimit, type ThrottleBackend } from '../src/shaping/throttle.ts';
+import { manualClock } from '../src/common/clock.ts';
+import { RulesHolder } from '../src/shaping/compiled-rules.ts';
+import { loadRuleTexts } from '../src/shaping/rule-loader.ts';
+import { Shaper } from '../src/shaping/shaper.ts';
 
 // Real Redis (HERALD_TEST_REDIS_URL or 127.0.0.1:6379), one key prefix per run. In CI an
 // unreachable Redis fails the run; elsewhere the file is skipped with the reason printed.
@@ -109,5 +113,23 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     const lease = await throttle.acquireConnection('server-conn', 1, 60_000, 0);
     expect(lease.granted).toBe(true);
     expect((await throttle.snapshot(0)).connections['server-conn']).toBe(1);
+  });
+
+  it('two shapers (two MTA processes) on one Redis respect one rule limit', async () => {
+    const loaded = loadRuleTexts([{ file: 'two.yaml', text: 'rules:\n  - { name: tight, mask: "*.tight.test", shared: true, maxConnections: 3, maxMessagesPerHour: 3600, burst: 5 }\n  - { name: generic, mask: "*", maxConnections: 9, maxMessagesPerHour: 9000 }\n' }]);
+    if (!loaded.ok) throw new Error('pack must load');
+    const clock = manualClock(50_000_000);
+    const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
+    const make = (nodeId: string) => new Shaper({ rules: new RulesHolder(loaded.rules), backend: backend(), clock, defaults, nodeId });
+    const [one, two] = [make('a'), make('b')];
+    // Different public ids, but the rule is shared: one pool of 3 sessions per MX IP, one rate.
+    const paths = [1, 2].map((publicId) => ({ mxHost: 'mx.tight.test', mxIp: '192.0.2.50', publicId }));
+    const decisions = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).acquireConnection(paths[i % 2]!)));
+    expect(decisions.filter((d) => d.kind === 'granted')).toHaveLength(3);
+    const grants = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).acquireMessages(paths[i % 2]!, 2)));
+    expect(grants.reduce((sum, g) => sum + g.granted, 0)).toBe(5);
+    clock.advance(10_000);
+    const later = await Promise.all([one.acquireMessages(paths[0]!, 20), two.acquireMessages(paths[1]!, 20)]);
+    expect(later[0]!.granted + later[1]!.granted).toBe(5);
   });
 });
