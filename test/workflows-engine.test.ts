@@ -8,7 +8,7 @@ import { openStore, type Store } from '../src/store/database.ts';
 import { listRuns, listSteps, workflowDb } from '../src/store/workflow-queries.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { createWorkflowRegistry } from '../src/workflows/registry.ts';
-import { manualTicker } from '../src/workflows/ticker.ts';
+import { intervalTicker, manualTicker } from '../src/workflows/ticker.ts';
 import { done, type StepDefinition, type WorkflowDefinition } from '../src/workflows/types.ts';
 import { describeEachDialect } from './support/databases.ts';
 
@@ -214,6 +214,53 @@ describeEachDialect('workflow engine', (context) => {
     await engine.whenIdle();
     expect(counts.get('s')).toBe(1);
     await engine.stop();
+  });
+
+  it('stops a run at the next step boundary on stop(), marked failed and restartable there', async () => {
+    const store = context.store();
+    const counts = new Map<string, number>();
+    const gate = deferred();
+    const entered = deferred();
+    const definition: WorkflowDefinition = {
+      name: 'stoppable',
+      description: 't',
+      schedule: '0 4 * * *',
+      steps: [counted('first', counts, async () => { entered.resolve(); await gate.promise; }), counted('second', counts)],
+    };
+    const clock = manualClock(at('2026-03-08T10:00:00Z'));
+    const engine = engineFor(store, [definition], clock);
+    const running = engine.runNow('stoppable');
+    await entered.promise;
+    const stopped = engine.stop();
+    gate.resolve();
+    await stopped;
+    expect(await running).toMatchObject({ status: 'failed', failedStep: 1, error: 'step 1 (second): interrupted: the engine stopped before this step' });
+    expect(counts.get('second')).toBeUndefined();
+    const again = engineFor(store, [definition], clock);
+    expect((await again.restart('stoppable')).status).toBe('succeeded');
+    expect(counts.get('second')).toBe(1);
+  });
+
+  it('ticks on a timer until stopped', async () => {
+    const store = context.store();
+    let ticks = 0;
+    const twoTicks = deferred();
+    const engine = createWorkflowEngine({
+      store,
+      config: config(),
+      clock: manualClock(),
+      logger: silentLogger,
+      nodeId: 'node-t',
+      registry: createWorkflowRegistry([{ name: 'timed', description: 't', schedule: '0 4 * * *', steps: [counted('s', new Map())] }]),
+      ticker: (tick) => intervalTicker(1, silentLogger)(async () => {
+        await tick();
+        if ((ticks += 1) === 2) twoTicks.resolve();
+      }),
+    });
+    await engine.start();
+    await twoTicks.promise;
+    await engine.stop();
+    expect(ticks).toBeGreaterThanOrEqual(2);
   });
 
   describe('failure notification', () => {

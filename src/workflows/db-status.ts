@@ -73,8 +73,10 @@ export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
       tables: tables.map((t) =>
         tableView(
           t,
-          t.tableBytes > 0 && t.unusedBytes !== null ? ratio(t.unusedBytes, t.tableBytes) : null,
-          indexes.filter((i) => i.table === t.name).map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: i.bytes > 0 && i.unusedBytes !== null ? ratio(i.unusedBytes, i.bytes) : null })),
+          bloatOf(t.tableBytes, () => (t.unusedBytes === null ? null : ratio(t.unusedBytes, t.tableBytes))),
+          indexes
+            .filter((i) => i.table === t.name)
+            .map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: bloatOf(i.bytes, () => (i.unusedBytes === null ? null : ratio(i.unusedBytes, i.bytes))) })),
         ),
       ),
       lastMaintenance: lastMaintenanceView,
@@ -94,7 +96,7 @@ export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
       tableView(
         t,
         t.deadRows !== null && t.rows + t.deadRows > 0 ? ratio(t.deadRows, t.rows + t.deadRows) : null,
-        indexes.filter((i) => i.table === t.name).map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: estimateIndexBloat(i).bloatRatio })),
+        indexes.filter((i) => i.table === t.name).map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: bloatOf(i.bytes, () => estimateIndexBloat(i).bloatRatio) })),
       ),
     ),
     lastMaintenance: lastMaintenanceView,
@@ -115,6 +117,13 @@ function tableView(t: TableSpaceRow, bloatRatio: number | null, indexes: IndexSt
     lastAnalyzeAt: t.lastAnalyzeAt === null ? null : iso(t.lastAnalyzeAt),
     indexes,
   };
+}
+
+// Below this a ratio says nothing: one half-empty page of a tiny table reads as "50% bloat".
+const minBytesForBloat = 1024 * 1024;
+
+function bloatOf(bytes: number, value: () => number | null): number | null {
+  return bytes < minBytesForBloat ? null : value();
 }
 
 function ratio(part: number, whole: number): number {

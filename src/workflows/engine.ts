@@ -100,7 +100,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
   const ticker = options.ticker ?? intervalTicker(settings.tickSeconds * 1000, logger);
   const active = new Map<string, Promise<RunResult>>();
   let stopping = false;
-  let stopTicker: (() => void) | undefined;
+  let stopTicker: (() => Promise<void>) | undefined;
   let registered = false;
 
   const env: RunEnvironment = { store, config, clock, logger, nodeId, holder, leaseMs, isStopping: () => stopping };
@@ -190,6 +190,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     for (const name of active.keys()) await renewLease(store, name, holder, now, leaseMs);
     const started: string[] = [];
     for (const { definition, schedule, enabled } of workflows) {
+      if (stopping) break;
       if (!enabled || active.has(definition.name)) continue;
       const row = await getWorkflowRow(store, definition.name);
       if (!row || row.paused_at !== null) continue;
@@ -228,8 +229,9 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     },
     async stop() {
       stopping = true;
-      stopTicker?.();
+      const stopTimer = stopTicker;
       stopTicker = undefined;
+      await stopTimer?.();
       await Promise.allSettled([...active.values()]);
     },
     tick,
