@@ -67,12 +67,16 @@ describeEachDialect('import recipients', (context) => {
     const again = csv('email,plan\nb@example.com,pro\nc@example.com,free\n');
     const two = await run(again, 'dups');
     expect(two).toMatchObject({ read: 2, imported: 1, updated: 1, rejected: 0 });
+    // Duplicates inside one apply range, one of them already in the list.
+    const three = await run(csv('email,plan\nc@example.com,x\nd@example.com,new\nc@example.com,y\n'), 'dups');
+    expect(three).toMatchObject({ read: 3, imported: 1, updated: 2, rejected: 0 });
     const rows = await recipients(context.store(), 'dups');
     expect(rows.map((r) => [r.email, r.data.plan])).toEqual([
       ['A@example.com', 'other'],
       ['a@example.com', 'pro'],
       ['b@example.com', 'pro'],
-      ['c@example.com', 'free'],
+      ['c@example.com', 'y'],
+      ['d@example.com', 'new'],
     ]);
   });
 

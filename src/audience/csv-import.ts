@@ -249,7 +249,7 @@ async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: num
   try {
     for (let from = minId - 1; staged > 0 && from < maxId; from += batchSize) {
       const to = Math.min(from + batchSize, maxId);
-      const { written, existing } = await applyStagedRange(store.db, { importId, listId, fromId: from, toId: to, now: clock.now() });
+      const { written, existing } = await applyStagedRange(store.db, store.dialect, { importId, listId, fromId: from, toId: to, now: clock.now() });
       imported += written - existing;
       applied = Math.min(staged, applied + (to - from));
       onProgress?.({ phase: 'applying', rows: read, bytes: totalBytes, totalBytes, applied, toApply: staged });
