@@ -124,13 +124,21 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
   let rows: StagedRow[] = [];
   let rejects: NewReject[] = [];
 
+  let inFlight: Promise<void> = Promise.resolve();
   const flush = async (): Promise<void> => {
     const batchRows = rows;
     const batchRejects = rejects;
     rows = [];
     rejects = [];
-    await db.transaction().execute((trx) => stageRows(trx, store.dialect, importId, batchRows, batchRejects, clock.now()));
-    onProgress?.({ phase: 'reading', rows: read, bytes: source.bytesRead, totalBytes, applied: 0, toApply: 0 });
+    // One batch is written while the next one is parsed (PostgreSQL works on the other core); waiting
+    // for the previous write first keeps staged ids in file order, which "the later row wins" relies on.
+    await inFlight;
+    const progress: ImportProgress = { phase: 'reading', rows: read, bytes: source.bytesRead, totalBytes, applied: 0, toApply: 0 };
+    inFlight = db
+      .transaction()
+      .execute((trx) => stageRows(trx, store.dialect, importId, batchRows, batchRejects, clock.now()))
+      .then(() => onProgress?.(progress));
+    inFlight.catch(() => {}); // surfaces at the next `await inFlight`
   };
 
   try {
@@ -148,7 +156,9 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
       if (rows.length + rejects.length >= batchSize) await flush();
     }
     await flush();
+    await inFlight;
   } catch (error) {
+    await inFlight.catch(() => {});
     await abandon(store, importId, { read, rejected, error, now: clock.now() });
     throw error;
   }

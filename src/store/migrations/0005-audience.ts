@@ -6,7 +6,9 @@ import { addIdColumn, bigint, notNull } from './column-types.ts';
 // been read and checked (a failed import leaves the list untouched), and the message of each reject.
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   await addIdColumn(db.schema.createTable('import_rows'), dialect)
-    .addColumn('import_id', bigint, (c) => c.notNull().references('imports.id').onDelete('cascade'))
+    // No foreign key: PostgreSQL would run a referential check per staged row (a million of them);
+    // the importer deletes its staged rows itself, on success and on failure.
+    .addColumn('import_id', bigint, notNull)
     .addColumn('line', bigint, notNull)
     .addColumn('email', 'text', notNull)
     .addColumn('domain', 'text', notNull)
