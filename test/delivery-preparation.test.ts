@@ -30,7 +30,7 @@ function definition(overrides: Partial<DeliveryDefinition> = {}): DeliveryDefini
 describeEachDialect('preparation', (context) => {
   it('creates one log per recipient and counts exclusions by reason', async () => {
     const store = context.store();
-    const recipients = Array.from({ length: 2_500 }, (_, i) => ({ email: `user${i}@accept.test`, data: { first_name: `U${i}` } }));
+    const recipients: Array<{ email: string; data: Record<string, string> }> = Array.from({ length: 2_500 }, (_, i) => ({ email: `user${i}@accept.test`, data: { first_name: `U${i}` } }));
     recipients.push({ email: 'not-an-address', data: { first_name: 'X' } });
     recipients.push({ email: 'blocked@accept.test', data: {} }, { email: 'complainer@accept.test', data: {} });
     await insertList(store, 'spring', recipients);

@@ -3,6 +3,8 @@ import { CliExit, defaultCliContext, reportError, type CliContext } from './cont
 import { registerBounceCommands } from './bounce-command.ts';
 import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
+import { registerDemoCommands } from './demo-command.ts';
+import { registerStartCommands } from './start-command.ts';
 import { registerWorkflowsCommands } from './workflows-command.ts';
 import { registerMxCommands } from './mx-command.ts';
 import { registerRulesCommands } from './rules-command.ts';
@@ -17,6 +19,8 @@ export function buildProgram(context: CliContext): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => context.output.out(s.trimEnd()), writeErr: (s) => context.output.err(s.trimEnd()) });
   registerDeliveryCommands(program, context);
+  registerDemoCommands(program, context);
+  registerStartCommands(program, context);
   registerWorkflowsCommands(program, context);
   registerDbCommands(program, context);
   registerBounceCommands(program, context);

@@ -1,0 +1,96 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { AppError } from '../common/errors.ts';
+import { formatSummary } from '../delivery/summary.ts';
+import { runDemo, type DemoProgress } from '../demo/run-demo.ts';
+import { printJson, withHerald, type CliContext } from './context.ts';
+
+export function registerDemoCommands(program: Command, context: CliContext): void {
+  program
+    .command('demo')
+    .description('import, prepare and send a personalized delivery to the built-in ISP simulator')
+    .option('-n, --recipients <count>', 'number of recipients', '10000')
+    .option('--validity-seconds <seconds>', 'how long soft failures are retried', '15')
+    .option('--json', 'print the summary as one JSON object on the last stdout line')
+    .option('--keep-running', 'keep the MTA and the simulator running after the delivery, until Ctrl-C')
+    .action(async (options, command: Command) => {
+      const recipients = positiveInteger(options.recipients, '--recipients');
+      const validitySeconds = positiveInteger(options.validitySeconds, '--validity-seconds');
+      await withHerald(context, command, async (herald) => {
+        const dataDir = herald.store.dialect === 'sqlite' ? dirname(herald.store.location) : resolve('data');
+        mkdirSync(dataDir, { recursive: true });
+        const progress = progressPrinter(context, Boolean(process.stderr.isTTY));
+        const run = await runDemo(herald, {
+          recipients,
+          dataDir,
+          validitySeconds,
+          onStep: (message) => context.output.err(message),
+          onProgress: progress.update,
+        });
+        progress.done();
+        try {
+          for (const line of formatSummary(run.result)) context.output.err(line);
+          context.output.err(`  ${run.result.msgsPerSec} msgs/s over ${(run.result.elapsedMs / 1000).toFixed(1)} s; database ${herald.store.location}`);
+          if (options.json) printJson(context, demoJson(run.result));
+          if (options.keepRunning) {
+            context.output.err('keep running: MTA and simulator stay up; press Ctrl-C to stop');
+            await untilSignal();
+          }
+        } finally {
+          await run.close();
+        }
+      });
+    });
+}
+
+/** The `herald demo --json` contract (DESIGN.md): add fields, never rename. */
+function demoJson(result: Awaited<ReturnType<typeof runDemo>>['result']) {
+  return {
+    deliveryId: result.deliveryId,
+    state: result.state,
+    total: result.total,
+    sent: result.sent,
+    failed: result.failed,
+    ignored: result.ignored,
+    pending: result.pending,
+    excluded: result.excluded,
+    retried: result.retried,
+    byReason: result.byReason,
+    elapsedMs: result.elapsedMs,
+    msgsPerSec: result.msgsPerSec,
+    cancelled: result.cancelled,
+    exclusions: result.exclusions,
+  };
+}
+
+function progressPrinter(context: CliContext, tty: boolean) {
+  let lastPrinted = 0;
+  const format = (p: DemoProgress) =>
+    `sent ${p.sent}  failed ${p.failed}  pending ${p.pending}  ${p.msgsPerSec} msgs/s  ${(p.elapsedMs / 1000).toFixed(1)} s`;
+  return {
+    update(p: DemoProgress) {
+      if (tty) process.stderr.write(`\r${format(p)}\u001b[K`);
+      else if (p.elapsedMs - lastPrinted >= 2_000) {
+        lastPrinted = p.elapsedMs;
+        context.output.err(format(p));
+      }
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+function positiveInteger(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new AppError('INPUT_INVALID', `${flag} must be a positive whole number (got "${value}")`);
+  return n;
+}

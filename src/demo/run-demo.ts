@@ -1,0 +1,163 @@
+import { join } from 'node:path';
+import { validateAddress } from '../audience/address.ts';
+import { importRecipients } from '../audience/csv-import.ts';
+import type { HeraldConfig } from '../config/schema.ts';
+import { startDelivery } from '../delivery/lifecycle.ts';
+import { prepareDelivery } from '../delivery/preparation.ts';
+import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
+import type { Herald } from '../main.ts';
+import { createMta, type Mta } from '../mta/queue-runner.ts';
+import { startSimulator, type Simulator } from '../sim/simulator.ts';
+import { createDelivery, getDelivery } from '../store/delivery-queries.ts';
+import { createMtaStore } from '../store/mta-queries.ts';
+import { preparationStore } from '../store/preparation-queries.ts';
+import { demoContent, writeDemoCsv } from './demo-audience.ts';
+
+// `herald demo`: import → create → prepare → send against the ISP simulator, on the configured
+// database (./data/herald.db by default). Retry delays and validity are scaled to seconds so that every
+// recipient ends sent, failed or excluded within a minute.
+
+export interface DemoOptions {
+  recipients: number;
+  dataDir: string;
+  /** Seconds until the delivery's validity ends (then what is still deferred fails as expired). */
+  validitySeconds: number;
+  onStep?(message: string): void;
+  onProgress?(progress: DemoProgress): void;
+  progressIntervalMs?: number;
+}
+
+export interface DemoProgress {
+  sent: number;
+  failed: number;
+  pending: number;
+  msgsPerSec: number;
+  elapsedMs: number;
+}
+
+export interface DemoResult extends DeliverySummary {
+  elapsedMs: number;
+  msgsPerSec: number;
+  importRejected: number;
+}
+
+export interface DemoRun {
+  result: DemoResult;
+  /** Still running (for --keep-running): stop them with close(). */
+  simulator: Simulator;
+  mta: Mta;
+  close(): Promise<void>;
+}
+
+/** The MTA settings of the demo: the simulator's DNS and routes, retry delays in seconds. */
+export function demoMtaConfig(base: HeraldConfig['mta'], simulator: Simulator): HeraldConfig['mta'] {
+  return {
+    ...base,
+    routes: simulator.routes.map((route) => ({ match: route.match, host: route.host, port: route.port })),
+    resolverServers: [simulator.dnsServer],
+    retryDelaysSeconds: [1, 2, 3],
+    connectTimeoutMs: 1_500,
+    commandTimeoutMs: 3_000,
+    dataTimeoutMs: 5_000,
+    pollIntervalMs: 200,
+  };
+}
+
+export async function runDemo(herald: Herald, options: DemoOptions): Promise<DemoRun> {
+  const step = options.onStep ?? (() => {});
+  const simulator = await startSimulator({ rateLimitPerMinute: 200, greylistDelayMs: 0, trackRecipients: false });
+  let mta: Mta | undefined;
+  try {
+    const listName = `demo-${new Date(herald.clock.now()).toISOString().replace(/[:.]/g, '-')}`;
+    const csv = join(options.dataDir, `${listName}.csv`);
+    step(`simulator: ${simulator.domains.length} domains, DNS on ${simulator.dnsServer}`);
+    await writeDemoCsv(csv, options.recipients, simulator.scenario);
+    const imported = await importRecipients({
+      store: herald.store,
+      file: csv,
+      list: listName,
+      maxFileBytes: herald.config.import.maxFileBytes,
+      maxRecordBytes: herald.config.import.maxRecordBytes,
+      clock: herald.clock,
+    });
+    step(`imported ${imported.imported} recipients into list ${listName} (${imported.rejected} rejected)`);
+
+    const delivery = await createDelivery(
+      herald.store,
+      {
+        name: `Demo ${listName}`,
+        fromAddress: 'news@herald.test',
+        fromName: 'Herald Demo',
+        replyTo: null,
+        subject: demoContent.subject,
+        html: demoContent.html,
+        text: demoContent.text,
+        listName,
+        validityHours: options.validitySeconds / 3600,
+        affinity: null,
+        scheduledAt: null,
+      },
+      { validityHours: herald.config.delivery.validityHours },
+      herald.clock.now(),
+    );
+    const prepared = await prepareDelivery(preparationStore(herald.store), delivery.id, {
+      batchSize: herald.config.delivery.preparationBatchSize,
+      clock: herald.clock,
+      isValidAddress: (email) => validateAddress(email).ok,
+    });
+    if (prepared.kind === 'failed') throw new Error(`demo delivery preparation failed: ${prepared.error}`);
+    step(`prepared delivery ${delivery.id}: ${prepared.counts.prepared} delivery logs`);
+
+    const started = herald.clock.now();
+    await startDelivery(herald.store, delivery.id, started);
+    mta = createMta({
+      store: createMtaStore(herald.store),
+      nodeId: `${herald.nodeId}-demo`,
+      config: demoMtaConfig(herald.config.mta, simulator),
+      clock: herald.clock,
+      logger: herald.logger,
+    });
+    await mta.start();
+    step(`sending delivery ${delivery.id} with Herald's MTA`);
+    await waitForEnd(herald, delivery.id, mta, started, options);
+    const elapsedMs = herald.clock.now() - started;
+    const summary = await summarizeDelivery(herald.store, delivery.id);
+    const result: DemoResult = {
+      ...summary,
+      elapsedMs,
+      msgsPerSec: Math.round((summary.sent / Math.max(elapsedMs, 1)) * 1000),
+      importRejected: imported.rejected,
+    };
+    const running = mta;
+    return {
+      result,
+      simulator,
+      mta: running,
+      close: async () => {
+        await running.stop();
+        await simulator.close();
+      },
+    };
+  } catch (error) {
+    await mta?.stop();
+    await simulator.close();
+    throw error;
+  }
+}
+
+async function waitForEnd(herald: Herald, deliveryId: number, mta: Mta, started: number, options: DemoOptions): Promise<void> {
+  const interval = options.progressIntervalMs ?? 500;
+  for (;;) {
+    const delivery = await getDelivery(herald.store, deliveryId);
+    const summary = await summarizeDelivery(herald.store, deliveryId);
+    options.onProgress?.({
+      sent: summary.sent,
+      failed: summary.failed + summary.ignored,
+      pending: summary.pending,
+      msgsPerSec: Math.round(mta.stats().msgsPerSec),
+      elapsedMs: herald.clock.now() - started,
+    });
+    if (delivery.state !== 'in_progress') return;
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
