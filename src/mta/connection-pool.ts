@@ -116,11 +116,18 @@ export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolO
     const limits = options.policy.limitsFor(path.key.mxHost);
     for (const connection of path.connections) {
       if (queued(path) === 0) break;
-      if (!connection.busy && !connection.session.closed) void runOn(path, connection);
+      if (!connection.busy && !connection.session.closing) void runOn(path, connection);
     }
     // Open more only for work no connection will pick up.
-    while (queued(path) > path.opening && path.connections.size + path.opening < limits.maxConnections) void open(path);
-    for (const connection of path.connections) if (!connection.busy && queued(path) === 0) armIdle(path, connection);
+    while (queued(path) > path.opening + usable(path) && path.connections.size + path.opening < limits.maxConnections) void open(path);
+    for (const connection of path.connections) if (!connection.busy && !connection.session.closing && queued(path) === 0) armIdle(path, connection);
+  }
+
+  /** Connections that can take another message (not retiring after QUIT). */
+  function usable(path: Path<J>): number {
+    let count = 0;
+    for (const connection of path.connections) if (!connection.session.closing) count++;
+    return count;
   }
 
   function armIdle(path: Path<J>, connection: Connection): void {

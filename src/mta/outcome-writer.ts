@@ -20,19 +20,39 @@ export interface OutcomeWriterOptions {
   /** A failed flush keeps its outcomes and is retried after `retryDelayMs`; never dropped. */
   onError(error: unknown, retryInMs: number): void;
   retryDelayMs?: number;
+  /**
+   * Least time between the starts of two flushes. With better-sqlite3 a write blocks the event
+   * loop, so nothing accumulates during it: without a pause every flush would carry one outcome.
+   */
+  minIntervalMs?: number;
   /** Timer seam: schedules the retry of a failed flush. */
   setTimer?(callback: () => void, ms: number): void;
 }
 
 export function createOutcomeWriter(options: OutcomeWriterOptions): OutcomeWriter {
   const retryDelayMs = options.retryDelayMs ?? 1_000;
-  const setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms).unref());
+  const setTimer = options.setTimer ?? ((callback, ms) => void setTimeout(callback, ms));
   let buffer: Outcome[] = [];
   let writing: Outcome[] = [];
   let running = false;
   let waiters: Array<{ until: number; resolve: () => void }> = [];
   let added = 0;
   let written = 0;
+  let lastStart = -Infinity;
+  let scheduled = false;
+  const minIntervalMs = options.minIntervalMs ?? 0;
+
+  function schedule(): void {
+    if (running || scheduled) return;
+    scheduled = true;
+    const wait = lastStart + minIntervalMs - performance.now();
+    const go = () => {
+      scheduled = false;
+      void run();
+    };
+    if (wait > 0) setTimer(go, wait);
+    else setImmediate(go);
+  }
 
   function settleWaiters(): void {
     const ready = waiters.filter((waiter) => waiter.until <= written);
@@ -44,6 +64,12 @@ export function createOutcomeWriter(options: OutcomeWriterOptions): OutcomeWrite
     if (running) return;
     running = true;
     while (buffer.length > 0) {
+      if (performance.now() - lastStart < minIntervalMs) {
+        running = false;
+        schedule();
+        return;
+      }
+      lastStart = performance.now();
       writing = buffer;
       buffer = [];
       try {
@@ -54,7 +80,11 @@ export function createOutcomeWriter(options: OutcomeWriterOptions): OutcomeWrite
         writing = [];
         running = false;
         options.onError(error, retryDelayMs);
-        setTimer(() => void run(), retryDelayMs);
+        scheduled = true;
+        setTimer(() => {
+          scheduled = false;
+          void run();
+        }, retryDelayMs);
         return;
       }
       const done = writing;
@@ -70,13 +100,13 @@ export function createOutcomeWriter(options: OutcomeWriterOptions): OutcomeWrite
     add(outcome) {
       buffer.push(outcome);
       added++;
-      if (!running) queueMicrotask(() => void run());
+      schedule();
     },
     flush() {
       if (written >= added) return Promise.resolve();
       return new Promise((resolve) => {
         waiters.push({ until: added, resolve });
-        if (!running) void run();
+        schedule();
       });
     },
     get pending() {

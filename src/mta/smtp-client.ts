@@ -42,7 +42,9 @@ export interface SmtpSession {
   quit(): void;
   close(): void;
   readonly closed: boolean;
-  /** Called once when the connection ends, whoever ended it. */
+  /** True from quit()/close() on: the connection takes no new transaction. */
+  readonly closing: boolean;
+  /** Called once when the connection's socket is closed, whoever ended it. */
   onClose(listener: () => void): void;
 }
 
@@ -73,6 +75,11 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
     logger: false,
   });
   let closed = false;
+  // Set by quit()/close(): no transaction may start on a connection that is going away.
+  let closing = false;
+  // nodemailer does not always call back a send that was pending when the socket went away
+  // (e.g. after QUIT); the end of the connection settles it as a connection failure.
+  let pendingSend: ((result: TransactionResult) => void) | null = null;
   const closeListeners: Array<() => void> = [];
   let lastError: NodemailerError | undefined;
   connection.on('error', (error: NodemailerError) => {
@@ -80,7 +87,16 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
   });
   connection.once('end', () => {
     closed = true;
-    for (const listener of closeListeners.splice(0)) listener();
+    // The settle function clears pendingSend itself (and ignores a second settlement).
+    pendingSend?.({ kind: 'connection_failed', reply: lastError ? replyFromError(lastError) : localFailure('connection_lost', 'connection closed during the transaction') });
+    // nodemailer says 'end' when it starts closing; the socket may still be open (our FIN sent,
+    // the server's pending). The pool counts the connection until the socket is really closed.
+    const socket = connection._socket;
+    const notify = () => {
+      for (const listener of closeListeners.splice(0)) listener();
+    };
+    if (socket && !socket.closed) socket.once('close', notify);
+    else notify();
   });
 
   const session: SmtpSession = {
@@ -91,15 +107,27 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
       if (closed) listener();
       else closeListeners.push(listener);
     },
+    get closing() {
+      return closing || closed;
+    },
     quit() {
-      if (!closed) connection.quit();
+      if (closed || closing) return;
+      closing = true;
+      connection.quit();
     },
     close() {
+      closing = true;
       if (!closed) connection.close();
     },
     send(envelopeFrom, recipient, message) {
-      return new Promise<TransactionResult>((resolve) => {
-        if (closed) {
+      return new Promise<TransactionResult>((outerResolve) => {
+        const resolve = (result: TransactionResult) => {
+          if (pendingSend !== resolve) return;
+          pendingSend = null;
+          outerResolve(result);
+        };
+        pendingSend = resolve;
+        if (closed || closing) {
           resolve({ kind: 'connection_failed', reply: localFailure('connection_lost', 'connection closed before the transaction') });
           return;
         }

@@ -99,6 +99,10 @@ export function createMtaStore(store: Store): MtaStore {
                 json_extract(value, '$.fc') as fc, json_extract(value, '$.mx') as mx, json_extract(value, '$.sa') as sa,
                 json_extract(value, '$.upd') as upd
               from json_each(${json})`;
+      // SQLite's planner would otherwise walk this node's claims (claimed_by index) and scan the JSON
+      // for each: quadratic. Unary + disables those indexes so it loops over the batch by rowid.
+      const ownClaim = postgres ? sql`delivery_logs.claimed_by` : sql`+delivery_logs.claimed_by`;
+      const ownStatus = postgres ? sql`delivery_logs.status` : sql`+delivery_logs.status`;
       await db.transaction().execute(async (trx) => {
         if (rows.length > 0) {
           // Only rows still claimed by this node change: a claim taken back (lease expired,
@@ -115,7 +119,7 @@ export function createMtaStore(store: Store): MtaStore {
               failure_type = v.ft, failure_reason = v.fr,
               failure_category = case when v.kr = 1 then coalesce(delivery_logs.failure_category, v.fc) else v.fc end,
               mx_host = coalesce(v.mx, delivery_logs.mx_host), sent_at = v.sa, updated_at = v.upd
-            from v where delivery_logs.id = v.id and delivery_logs.claimed_by = ${nodeId} and delivery_logs.status = 'sending'`.execute(trx);
+            from v where delivery_logs.id = v.id and ${ownClaim} = ${nodeId} and ${ownStatus} = 'sending'`.execute(trx);
         }
         if (released.length > 0) {
           const at = released[0]!.at;
