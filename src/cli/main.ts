@@ -3,6 +3,7 @@ import { CliExit, defaultCliContext, reportError, type CliContext } from './cont
 import { registerBounceCommands } from './bounce-command.ts';
 import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
+import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommands } from './demo-command.ts';
 import { registerStartCommands } from './start-command.ts';
 import { registerWorkflowsCommands } from './workflows-command.ts';
@@ -21,6 +22,7 @@ export function buildProgram(context: CliContext): Command {
   registerDeliveryCommands(program, context);
   registerDemoCommands(program, context);
   registerStartCommands(program, context);
+  registerConfigCommands(program, context);
   registerWorkflowsCommands(program, context);
   registerDbCommands(program, context);
   registerBounceCommands(program, context);
