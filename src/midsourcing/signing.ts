@@ -1,0 +1,112 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { midHeaders, type MidErrorCode } from './wire.ts';
+
+// Request signing between peers: HMAC-SHA256 with the peer's shared secret over the method, the
+// path (with its query), the timestamp, a nonce and the SHA-256 of the body bytes as sent (the
+// gzip bytes of a part). A request outside ±window of the server's clock, or whose nonce was
+// already seen inside the window, is rejected, so a captured request cannot be replayed.
+
+export interface SignedHeaders {
+  [midHeaders.peer]: string;
+  [midHeaders.timestamp]: string;
+  [midHeaders.nonce]: string;
+  [midHeaders.signature]: string;
+}
+
+export function sha256Hex(body: Uint8Array | string): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+function canonical(peer: string, method: string, path: string, timestamp: string, nonce: string, bodyHash: string): string {
+  return `${peer}\n${method.toUpperCase()}\n${path}\n${timestamp}\n${nonce}\n${bodyHash}`;
+}
+
+function hmac(secret: string, text: string): string {
+  return createHmac('sha256', secret).update(text).digest('hex');
+}
+
+export function signRequest(input: { peer: string; secret: string; method: string; path: string; body: Uint8Array | string; now: number; nonce: string }): SignedHeaders {
+  const timestamp = String(input.now);
+  const signature = hmac(input.secret, canonical(input.peer, input.method, input.path, timestamp, input.nonce, sha256Hex(input.body)));
+  return {
+    [midHeaders.peer]: input.peer,
+    [midHeaders.timestamp]: timestamp,
+    [midHeaders.nonce]: input.nonce,
+    [midHeaders.signature]: signature,
+  };
+}
+
+/** Nonces seen in the replay window. In memory: a restart forgets them, which is harmless because
+ *  every write of the protocol is idempotent (see docs/midsourcing.md). */
+export interface NonceCache {
+  /** Records the nonce; false if it was already there. */
+  remember(nonce: string, expiresAt: number, now: number): boolean;
+  size(): number;
+}
+
+export function createNonceCache(maxEntries = 1_000_000): NonceCache {
+  const expiries = new Map<string, number>();
+  let lastSweep = 0;
+  return {
+    remember(nonce, expiresAt, now) {
+      if (now - lastSweep > 10_000 || expiries.size >= maxEntries) {
+        lastSweep = now;
+        for (const [key, at] of expiries) if (at < now) expiries.delete(key);
+      }
+      const seen = expiries.get(nonce);
+      if (seen !== undefined && seen >= now) return false;
+      // Full of live nonces: refuse rather than forget one (a flood cannot open a replay hole).
+      if (expiries.size >= maxEntries) return false;
+      expiries.set(nonce, expiresAt);
+      return true;
+    },
+    size: () => expiries.size,
+  };
+}
+
+export type VerifyResult = { ok: true; peer: string } | { ok: false; code: MidErrorCode; message: string };
+
+export interface VerifyInput {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Uint8Array | string;
+  now: number;
+  windowMs: number;
+  secretOf(peer: string): string | undefined;
+  nonces: NonceCache;
+}
+
+const noncePattern = /^[A-Za-z0-9_-]{16,128}$/;
+
+export function verifyRequest(input: VerifyInput): VerifyResult {
+  const header = (name: string) => {
+    const value = input.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const peer = header(midHeaders.peer);
+  const timestamp = header(midHeaders.timestamp);
+  const nonce = header(midHeaders.nonce);
+  const signature = header(midHeaders.signature);
+  if (!peer || !timestamp || !nonce || !signature) {
+    return { ok: false, code: 'BAD_SIGNATURE', message: `missing ${[!peer && midHeaders.peer, !timestamp && midHeaders.timestamp, !nonce && midHeaders.nonce, !signature && midHeaders.signature].filter(Boolean).join(', ')}` };
+  }
+  const secret = input.secretOf(peer);
+  if (secret === undefined) return { ok: false, code: 'UNKNOWN_PEER', message: `peer "${peer.slice(0, 100)}" is not configured here` };
+  if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.timestamp} must be epoch milliseconds` };
+  if (!noncePattern.test(nonce)) return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.nonce} must be 16-128 URL-safe characters` };
+  const expected = Buffer.from(hmac(secret, canonical(peer, input.method, input.path, timestamp, nonce, sha256Hex(input.body))), 'hex');
+  const given = Buffer.from(/^[0-9a-f]{64}$/.test(signature) ? signature : '', 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return { ok: false, code: 'BAD_SIGNATURE', message: 'signature does not match (wrong secret, or the request was altered)' };
+  }
+  // Checked after the signature so an unauthenticated caller learns nothing about our clock.
+  const skew = Number(timestamp) - input.now;
+  if (Math.abs(skew) > input.windowMs) {
+    return { ok: false, code: 'STALE_TIMESTAMP', message: `timestamp is ${Math.round(skew / 1000)} s from this server's clock (allowed ±${input.windowMs / 1000} s)` };
+  }
+  if (!input.nonces.remember(`${peer}:${nonce}`, Number(timestamp) + input.windowMs, input.now)) {
+    return { ok: false, code: 'REPLAYED', message: 'this request was already received (nonce reused)' };
+  }
+  return { ok: true, peer };
+}
