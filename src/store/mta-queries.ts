@@ -66,6 +66,8 @@ export function createMtaStore(store: Store): MtaStore {
         with due as (
           select l.id from delivery_logs l join deliveries d on d.id = l.delivery_id
           where l.status = 'pending' and l.next_attempt_at <= ${now} and d.state = 'in_progress'
+            -- mid-sourcing (migration 0008): a delivery pushed to an execution instance is sent there, never here
+            and d.execution_peer is null
           order by l.next_attempt_at limit ${limit} ${lock}
         )
         update delivery_logs set status = 'sending', claimed_by = ${nodeId}, claimed_until = ${claimedUntil}, updated_at = ${now}
@@ -202,6 +204,8 @@ export function createMtaStore(store: Store): MtaStore {
         .select('l.next_attempt_at')
         .where('l.status', '=', 'pending')
         .where('d.state', '=', 'in_progress')
+        // mid-sourcing (migration 0008): pushed deliveries are sent by their execution instance.
+        .where(sql<boolean>`d.execution_peer is null`)
         .orderBy('l.next_attempt_at')
         .limit(1)
         .executeTakeFirst();

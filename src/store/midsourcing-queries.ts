@@ -1,0 +1,340 @@
+import { sql, type Kysely } from 'kysely';
+import { AppError } from '../common/errors.ts';
+import type { LogChange, SubmitRequest } from '../midsourcing/wire.ts';
+import type { Store } from './database.ts';
+import { transitionDelivery } from './delivery-queries.ts';
+import type { Database } from './tables.ts';
+
+// Execution side of mid-sourcing (migration 0008): deliveries received from marketing peers, their
+// parts, and the change log the marketing side pulls with a server-side cursor. The marketing side's
+// tables are typed here too; its queries live beside their only user, src/midsourcing/outbound-store.ts.
+
+export interface MidInboundDeliveryTable {
+  delivery_id: number;
+  peer: string;
+  source_delivery_id: number;
+  parts_expected: number;
+  recipients_expected: number;
+  finalized_at: number | null;
+  created_at: number;
+}
+
+export interface MidInboundPartTable {
+  delivery_id: number;
+  part_number: number;
+  part_key: string;
+  recipients: number;
+  inserted: number;
+  received_at: number;
+}
+
+export interface MidLogChangeTable {
+  id: number;
+  delivery_id: number;
+  log_id: number;
+  seq: number | null;
+}
+
+export interface MidOutboundDeliveryTable {
+  delivery_id: number;
+  peer: string;
+  remote_id: number | null;
+  state: 'pushing' | 'finalized';
+  parts_total: number;
+  recipients: number;
+  log_cursor: number;
+  logs_complete: number;
+  logs_synced_at: number | null;
+  logs_applied: number;
+  remote_state: string | null;
+  counters: string | null;
+  counters_at: number | null;
+  last_error: string | null;
+  last_error_at: number | null;
+  push_started_at: number | null;
+  finalized_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MidOutboundPartTable {
+  delivery_id: number;
+  part_number: number;
+  first_log_id: number;
+  last_log_id: number;
+  recipients: number;
+  state: 'pending' | 'acked';
+  part_key: string | null;
+  bytes: number | null;
+  attempts: number;
+  timeouts: number;
+  build_ms: number | null;
+  latency_ms: number | null;
+  last_error: string | null;
+  acked_at: number | null;
+  updated_at: number;
+}
+
+export type MidTables = {
+  mid_inbound_deliveries: MidInboundDeliveryTable;
+  mid_inbound_parts: MidInboundPartTable;
+  mid_log_changes: MidLogChangeTable;
+  mid_outbound_deliveries: MidOutboundDeliveryTable;
+  mid_outbound_parts: MidOutboundPartTable;
+};
+
+export function midTables(store: Store): Kysely<Database & MidTables> {
+  return store.db.withTables<MidTables>();
+}
+
+// --- execution side ---------------------------------------------------------------------------
+
+export interface InboundDelivery {
+  deliveryId: number;
+  peer: string;
+  sourceDeliveryId: number;
+  partsExpected: number;
+  recipientsExpected: number;
+  finalizedAt: number | null;
+  state: string;
+  validUntil: number | null;
+}
+
+export async function findInboundBySource(store: Store, peer: string, sourceDeliveryId: number): Promise<InboundDelivery | undefined> {
+  return inboundWhere(store, (q) => q.where('m.peer', '=', peer).where('m.source_delivery_id', '=', sourceDeliveryId));
+}
+
+/** A delivery received from `peer` (another peer's delivery is reported as not found). */
+export async function findInbound(store: Store, peer: string, deliveryId: number): Promise<InboundDelivery | undefined> {
+  return inboundWhere(store, (q) => q.where('m.peer', '=', peer).where('m.delivery_id', '=', deliveryId));
+}
+
+async function inboundWhere(
+  store: Store,
+  filter: (q: ReturnType<typeof inboundQuery>) => ReturnType<typeof inboundQuery>,
+): Promise<InboundDelivery | undefined> {
+  const row = await filter(inboundQuery(store)).executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    deliveryId: Number(row.delivery_id),
+    peer: row.peer,
+    sourceDeliveryId: Number(row.source_delivery_id),
+    partsExpected: Number(row.parts_expected),
+    recipientsExpected: Number(row.recipients_expected),
+    finalizedAt: row.finalized_at === null ? null : Number(row.finalized_at),
+    state: row.state,
+    validUntil: row.valid_until === null ? null : Number(row.valid_until),
+  };
+}
+
+function inboundQuery(store: Store) {
+  return midTables(store)
+    .selectFrom('mid_inbound_deliveries as m')
+    .innerJoin('deliveries as d', 'd.id', 'm.delivery_id')
+    .select(['m.delivery_id', 'm.peer', 'm.source_delivery_id', 'm.parts_expected', 'm.recipients_expected', 'm.finalized_at', 'd.state', 'd.valid_until']);
+}
+
+/** Creates the execution delivery in `preparing` (it fills part by part; `herald delivery prepare` cannot touch it). */
+export async function createInbound(store: Store, peer: string, request: SubmitRequest, now: number): Promise<InboundDelivery> {
+  try {
+    await midTables(store)
+      .transaction()
+      .execute(async (trx) => {
+        const delivery = await trx
+          .insertInto('deliveries')
+          .values({
+            name: request.name,
+            state: 'preparing',
+            from_address: request.fromAddress,
+            from_name: request.fromName,
+            reply_to: request.replyTo,
+            subject_template: request.subject,
+            html_template: request.html,
+            text_template: request.text,
+            list_id: null,
+            affinity: request.affinity,
+            validity_seconds: request.validitySeconds,
+            target_count: request.recipients,
+            created_at: now,
+            updated_at: now,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await trx
+          .insertInto('mid_inbound_deliveries')
+          .values({
+            delivery_id: Number(delivery.id),
+            peer,
+            source_delivery_id: request.marketingDeliveryId,
+            parts_expected: request.parts,
+            recipients_expected: request.recipients,
+            finalized_at: null,
+            created_at: now,
+          })
+          .execute();
+      });
+  } catch (error) {
+    // Two submits of one delivery raced: the unique (peer, source) index kept one; use it.
+    const existing = await findInboundBySource(store, peer, request.marketingDeliveryId);
+    if (existing) return existing;
+    throw error;
+  }
+  const created = await findInboundBySource(store, peer, request.marketingDeliveryId);
+  if (!created) throw new AppError('INTERNAL', 'received delivery vanished after creation');
+  return created;
+}
+
+export async function countInboundParts(store: Store, deliveryId: number): Promise<{ parts: number; recipients: number }> {
+  const row = await midTables(store)
+    .selectFrom('mid_inbound_parts')
+    .select([sql<number>`count(*)`.as('parts'), sql<number>`coalesce(sum(recipients), 0)`.as('recipients')])
+    .where('delivery_id', '=', deliveryId)
+    .executeTakeFirstOrThrow();
+  return { parts: Number(row.parts), recipients: Number(row.recipients) };
+}
+
+export interface InboundLog {
+  sourceLogId: number;
+  email: string;
+  domain: string;
+  data: string;
+}
+
+export type AppendResult = { kind: 'inserted'; inserted: number } | { kind: 'duplicate' } | { kind: 'conflict'; existingKey: string };
+
+/**
+ * Inserts a part atomically: the part row and its logs commit together. The part row is written
+ * first, so a concurrent copy of the same part waits on its primary key and then sees it as a
+ * duplicate; the unique (delivery_id, email) index makes a recipient present in two parts count once.
+ */
+export async function appendInboundPart(store: Store, deliveryId: number, part: number, key: string, logs: InboundLog[], now: number): Promise<AppendResult> {
+  const postgres = store.dialect === 'postgres';
+  return midTables(store)
+    .transaction()
+    .execute(async (trx) => {
+      const claimed = await trx
+        .insertInto('mid_inbound_parts')
+        .values({ delivery_id: deliveryId, part_number: part, part_key: key, recipients: logs.length, inserted: 0, received_at: now })
+        .onConflict((oc) => oc.columns(['delivery_id', 'part_number']).doNothing())
+        .executeTakeFirst();
+      if (Number(claimed.numInsertedOrUpdatedRows ?? 0) === 0) {
+        const existing = await trx
+          .selectFrom('mid_inbound_parts')
+          .select('part_key')
+          .where('delivery_id', '=', deliveryId)
+          .where('part_number', '=', part)
+          .executeTakeFirstOrThrow();
+        return existing.part_key === key ? { kind: 'duplicate' as const } : { kind: 'conflict' as const, existingKey: existing.part_key };
+      }
+      if (logs.length === 0) return { kind: 'inserted' as const, inserted: 0 };
+      // One statement per part: the rows travel as one JSON parameter (no bound-parameter limit).
+      const json = JSON.stringify(logs.map((log) => [log.sourceLogId, log.email, log.domain, log.data]));
+      const source = postgres
+        ? sql`select (r->>0)::bigint as sid, r->>1 as email, r->>2 as domain, r->>3 as data from jsonb_array_elements(cast(${json} as jsonb)) as r`
+        : sql`select value->>0 as sid, value->>1 as email, value->>2 as domain, value->>3 as data from json_each(${json})`;
+      const result = await sql`
+        insert into delivery_logs (delivery_id, source_log_id, email, domain, data, status, attempts, next_attempt_at, updated_at)
+        select ${deliveryId}, v.sid, v.email, v.domain, v.data, 'pending', 0, 0, ${now} from (${source}) as v where true
+        on conflict (delivery_id, email) do nothing`.execute(trx);
+      const inserted = Number(result.numAffectedRows ?? 0);
+      await trx.updateTable('mid_inbound_parts').set({ inserted }).where('delivery_id', '=', deliveryId).where('part_number', '=', part).execute();
+      return { kind: 'inserted' as const, inserted };
+    });
+}
+
+/** preparing → prepared → in_progress, validity counted from now. Idempotent. */
+export async function finalizeInbound(store: Store, deliveryId: number, now: number): Promise<InboundDelivery> {
+  const inbound = await midTables(store).selectFrom('mid_inbound_deliveries').select('peer').where('delivery_id', '=', deliveryId).executeTakeFirstOrThrow();
+  const delivery = await store.db.selectFrom('deliveries').select(['state', 'validity_seconds']).where('id', '=', deliveryId).executeTakeFirstOrThrow();
+  if (delivery.state === 'preparing') {
+    const counts = await countInboundParts(store, deliveryId);
+    const logs = await store.db.selectFrom('delivery_logs').select(sql<number>`count(*)`.as('n')).where('delivery_id', '=', deliveryId).executeTakeFirstOrThrow();
+    const duplicates = counts.recipients - Number(logs.n);
+    await transitionDelivery(store, deliveryId, 'prepared', now, {
+      prepared_at: now,
+      excluded_count: duplicates,
+      exclusions: JSON.stringify({ duplicate: duplicates }),
+    });
+  }
+  const current = await store.db.selectFrom('deliveries').select('state').where('id', '=', deliveryId).executeTakeFirstOrThrow();
+  if (current.state === 'prepared') {
+    await transitionDelivery(store, deliveryId, 'in_progress', now, { started_at: now, valid_until: now + Number(delivery.validity_seconds) * 1000 }, ['prepared']);
+  }
+  await midTables(store).updateTable('mid_inbound_deliveries').set({ finalized_at: now }).where('delivery_id', '=', deliveryId).where('finalized_at', 'is', null).execute();
+  const found = await findInbound(store, inbound.peer, deliveryId);
+  if (!found) throw new AppError('INTERNAL', `received delivery ${deliveryId} vanished`);
+  return found;
+}
+
+const publishBatch = 50_000;
+// Any constant: serializes publishers across the processes sharing one PostgreSQL database.
+const publishLockKey = 0x6d6964;
+
+/**
+ * Gives committed change rows their cursor position (seq). A reader only ever sees published rows,
+ * and every publication commits atomically with seqs above all earlier ones, so a reader can never
+ * advance its cursor past a row that is committed later:
+ * - SQLite has one writer at a time, so row ids are already in commit order: seq = id.
+ * - PostgreSQL ids are taken before commit and may commit out of order; publishers run one at a time
+ *   (transaction-scoped advisory lock) and number only rows committed before they started.
+ */
+export async function publishLogChanges(store: Store): Promise<number> {
+  if (store.dialect === 'sqlite') {
+    const result = await sql`
+      update mid_log_changes set seq = id
+      where id in (select id from mid_log_changes where seq is null order by id limit ${publishBatch})`.execute(store.db);
+    return Number(result.numAffectedRows ?? 0);
+  }
+  return store.db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${publishLockKey})`.execute(trx);
+    const result = await sql`
+      update mid_log_changes set seq = nextval('mid_log_change_seq')
+      where id in (select id from mid_log_changes where seq is null order by id limit ${publishBatch})`.execute(trx);
+    return Number(result.numAffectedRows ?? 0);
+  });
+}
+
+export async function hasUnpublishedChanges(store: Store, deliveryId: number): Promise<boolean> {
+  const row = await midTables(store).selectFrom('mid_log_changes').select('id').where('seq', 'is', null).where('delivery_id', '=', deliveryId).limit(1).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Published changes after `cursor`, each with the log's current state (a log changed twice appears once, at its last seq). */
+export async function readLogChanges(store: Store, deliveryId: number, cursor: number, limit: number): Promise<{ changes: LogChange[]; nextCursor: number }> {
+  const rows = await sql<{
+    seq: number; id: number; status: string; attempts: number; code: number | null; enh: string | null; txt: string | null;
+    ft: string | null; fr: string | null; fc: string | null; mx: string | null; sa: number | null; upd: number;
+  }>`
+    select c.seq, l.source_log_id as id, l.status, l.attempts, l.last_reply_code as code, l.last_enhanced_status as enh,
+           l.last_reply_text as txt, l.failure_type as ft, l.failure_reason as fr, l.failure_category as fc,
+           l.mx_host as mx, l.sent_at as sa, l.updated_at as upd
+    from mid_log_changes c join delivery_logs l on l.id = c.log_id
+    where c.delivery_id = ${deliveryId} and c.seq > ${cursor}
+    order by c.seq limit ${limit}`.execute(store.db);
+  // The page's last seq is the cursor even if its log was deleted meanwhile (join dropped it).
+  const last = await sql<{ seq: number }>`
+    select max(seq) as seq from (select seq from mid_log_changes where delivery_id = ${deliveryId} and seq > ${cursor} order by seq limit ${limit}) as page`.execute(store.db);
+  const byLog = new Map<number, LogChange>();
+  for (const row of rows.rows) {
+    if (row.id === null) continue;
+    byLog.delete(Number(row.id));
+    byLog.set(Number(row.id), {
+      seq: Number(row.seq),
+      id: Number(row.id),
+      // A log claimed again for a retry is still pending from the marketing side's point of view.
+      status: (row.status === 'sending' ? 'pending' : row.status) as LogChange['status'],
+      attempts: Number(row.attempts),
+      replyCode: row.code === null ? null : Number(row.code),
+      enhancedStatus: row.enh,
+      replyText: row.txt,
+      failureType: row.ft as LogChange['failureType'],
+      failureReason: row.fr,
+      failureCategory: row.fc,
+      mxHost: row.mx,
+      sentAt: row.sa === null ? null : Number(row.sa),
+      updatedAt: Number(row.upd),
+    });
+  }
+  const lastSeq = last.rows[0]?.seq;
+  return { changes: [...byLog.values()], nextCursor: lastSeq === null || lastSeq === undefined ? cursor : Number(lastSeq) };
+}
