@@ -1,16 +1,13 @@
 // MIME encoders for the message builder, written for speed on the hot path (plain loops over
 // bytes, no streams). RFC 2045 (quoted-printable, base64), RFC 2047 (encoded words).
 
-/** True when every character is 7-bit ASCII and no line is longer than `maxLine` (RFC 5322 §2.1.1: 998). */
-export function isSevenBitSafe(text: string, maxLine = 998): boolean {
-  let lineLength = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0x80 || code === 0) return false;
-    if (code === 0x0a || code === 0x0d) lineLength = 0;
-    else if (++lineLength > maxLine) return false;
-  }
-  return true;
+const nonAsciiOrNul = /[^\x01-\x7f]/;
+const overlongLine = /[^\r\n]{999}/;
+
+/** True when every character is 7-bit ASCII and no line is longer than 998 characters (RFC 5322 §2.1.1). */
+export function isSevenBitSafe(text: string): boolean {
+  // Regular expressions run as native code: much faster than a JS loop over a 2 KB body.
+  return !nonAsciiOrNul.test(text) && !overlongLine.test(text);
 }
 
 export function toCrlf(text: string): string {
@@ -68,10 +65,12 @@ export function encodeBase64Lines(text: string): string {
   return lines.join('\r\n');
 }
 
-/** Share of non-ASCII bytes above which base64 is shorter than quoted-printable. */
+const nonAsciiRun = /[^\x00-\x7f]+/g;
+
+/** Share of non-ASCII characters above which base64 is shorter than quoted-printable. */
 export function mostlyNonAscii(text: string): boolean {
   let high = 0;
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) high++;
+  for (const match of text.matchAll(nonAsciiRun)) high += match[0].length;
   return high > text.length / 3;
 }
 

@@ -9,6 +9,7 @@ import { createContentCache, type CachedDelivery } from './content-cache.ts';
 import { defaultVerdict } from './default-verdict.ts';
 import { loadDkimKeys, type DkimKey } from './dkim.ts';
 import { mainThreadSigner, type DkimSigner } from './dkim-signer.ts';
+import { createWorkerSigner } from './dkim-workers.ts';
 import { createMessageBuilder, serializeMessage } from './message-builder.ts';
 import type { ClaimedLog, DeliveryContent, MtaStore } from './mta-store.ts';
 import { createRateMeter, type MtaStats } from './mta-stats.ts';
@@ -41,7 +42,7 @@ export interface MtaOptions {
   connectionPolicy?: ConnectionPolicy;
   /** Parsed DKIM keys by From domain; defaults to loading config.dkim (throws DKIM_KEY_INVALID). */
   dkimKeys?: Map<string, DkimKey[]>;
-  /** Where signatures are computed; defaults to the main thread. Closed by stop(). */
+  /** Where signatures are computed; defaults to config.dkimWorkers worker threads, or the main thread when 0. Closed by stop(). */
   dkimSigner?: DkimSigner;
   /** Least time between two outcome writes (group commit); default 10 ms, which is also about the
    *  most a kill -9 can forget of finished transactions. */
@@ -79,7 +80,10 @@ export function createMta(options: MtaOptions): Mta {
   const logger = options.logger ?? silentLogger;
   const classify = options.classify ?? defaultVerdict;
   const dkimKeys = options.dkimKeys ?? loadDkimKeys(config.dkim);
-  const signer = options.dkimSigner ?? mainThreadSigner;
+  const allKeys = [...dkimKeys.values()].flat();
+  // Worker threads are started by start() and ended by stop(), so an MTA never started leaks none.
+  const useWorkers = !options.dkimSigner && config.dkimWorkers > 0 && allKeys.length > 0;
+  let signer: DkimSigner = options.dkimSigner ?? mainThreadSigner;
   const leaseMs = config.claimLeaseSeconds * 1_000;
   const resolver: MxResolver = createMxResolver({
     dns: options.dns ?? createDnsClient(config.resolverServers),
@@ -364,6 +368,7 @@ export function createMta(options: MtaOptions): Mta {
       // Anything still 'sending' under our id is from a previous life of this node (crash, kill -9).
       const taken = await store.releaseClaims(nodeId, now);
       if (taken > 0) logger.warn({ released: taken }, 'took back claims left by a previous run of this node');
+      if (useWorkers) signer = createWorkerSigner(allKeys, config.dkimWorkers);
       running = true;
       stopping = false;
       lastRenewAt = now;
@@ -384,6 +389,7 @@ export function createMta(options: MtaOptions): Mta {
       finalsSinceFinish = Math.max(finalsSinceFinish, 1);
       await finishDeliveries(clock.now());
       await signer.close();
+      if (useWorkers) signer = mainThreadSigner;
       for (const waiter of drainWaiters.splice(0)) waiter();
     },
     stats() {
