@@ -163,8 +163,9 @@ export const configSchema = z
         commandTimeoutMs: z.number().int().min(100).default(60_000),
         /** RFC 5321 §4.5.3.2.6 suggests 10 minutes after the final dot. */
         dataTimeoutMs: z.number().int().min(100).default(600_000),
-        /** Seconds to wait before each retry of a soft failure; the last value repeats until validity ends. */
-        retryDelaysSeconds: z.array(z.number().int().min(1)).min(1).default([900, 1800, 3600, 7200, 14400, 86400]),
+        /** Seconds to wait before each retry of a soft (or ignored) failure; the last value repeats until validity ends.
+         *  Default: 5 retries an hour apart on the first day, then one a day until delivery.validityHours. */
+        retryDelaysSeconds: z.array(z.number().int().min(1)).min(1).default([3600, 3600, 3600, 3600, 3600, 86400]),
         /** Use STARTTLS when the MX offers it; certificates are not verified (MX hosts rarely have valid ones). */
         opportunisticTls: z.boolean().default(true),
         /** Static routes, checked before DNS. */
@@ -232,6 +233,52 @@ export const configSchema = z
       .default({}),
     shaping: shapingSchema.default({}),
     tracking: trackingSchema.default({}),
+    bounce: z
+      .object({
+        /** Site bounce rules layered over the shipped pack; `herald bounce qualify` writes here (created as needed). */
+        siteRulesFile: z.string().min(1).default('./rules/site/bounce.yaml'),
+        /** How often running roles check the site rule file; a valid change is swapped in, a broken one is logged and ignored. */
+        reloadCheckMs: z.number().int().min(100).default(5_000),
+        /** Unmatched replies are counted in memory and written to the qualification table this often (never per message). */
+        qualificationFlushMs: z.number().int().min(50).default(5_000),
+      })
+      .strict()
+      .default({}),
+    quarantine: z
+      .object({
+        /** Soft errors (counted at most once per UTC day) that quarantine an address. */
+        softErrorsToQuarantine: z.number().int().min(1).default(5),
+        /** The soft error counter restarts after this many days without error. */
+        errorResetDays: z.number().int().min(1).default(10),
+        /** Addresses quarantined for mailbox_full are released after this many days. */
+        mailboxFullReleaseDays: z.number().int().min(1).default(30),
+        /** How often the MTA role runs the sweep (resets and mailbox_full releases). */
+        sweepIntervalMinutes: z.number().int().min(1).default(60),
+      })
+      .strict()
+      .default({}),
+    inbound: z
+      .object({
+        /** Address the inbound SMTP role (bounces, feedback reports) listens on. */
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(2525),
+        /** Largest message accepted (announced with SIZE, RFC 1870, and enforced while reading). */
+        maxMessageBytes: z.number().int().min(1_024).default(25 * 1024 * 1024),
+        /** Simultaneous SMTP connections, at most. */
+        maxClients: z.number().int().min(1).default(50),
+        /** Messages one client IP may send per minute; more get 421 4.7.0 (try later). */
+        messagesPerMinutePerClient: z.number().int().min(1).default(120),
+        /** An extra accepted recipient for ISP feedback loops (RFC 5965 reports), '' = none. */
+        feedbackAddress: z.string().default(''),
+        /** Local part prefix of VERP addresses: <prefix>+<log id>@mta.bounceDomain. */
+        verpPrefix: z.string().min(1).default('bounce'),
+        /** Bytes of a message kept in a sample (unparseable, unmatched, not a bounce). */
+        sampleBytes: z.number().int().min(1_024).default(64 * 1024),
+        /** Samples kept, newest first; older ones are deleted. */
+        keepSamples: z.number().int().min(1).default(1_000),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
