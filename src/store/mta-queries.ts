@@ -1,7 +1,8 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { ClaimedLog, DeliveryContent, MtaStore } from '../mta/mta-store.ts';
 import type { Outcome } from '../mta/outcome.ts';
 import type { Store } from './database.ts';
+import type { Database } from './tables.ts';
 
 // The MTA's storage, for both dialects. Statements are short on purpose: better-sqlite3 runs them
 // synchronously on the event loop that also drives the SMTP sockets.
@@ -105,34 +106,42 @@ export function createMtaStore(store: Store): MtaStore {
       // for each: quadratic. Unary + disables those indexes so it loops over the batch by rowid.
       const ownClaim = postgres ? sql`delivery_logs.claimed_by` : sql`+delivery_logs.claimed_by`;
       const ownStatus = postgres ? sql`delivery_logs.status` : sql`+delivery_logs.status`;
+      // Only rows still claimed by this node change: a claim taken back (lease expired, operator
+      // reset) is never overwritten by a late outcome.
+      const updateOutcomes = (executor: Kysely<Database>) =>
+        sql`
+          with v as (${source})
+          update delivery_logs set
+            status = v.st, attempts = delivery_logs.attempts + v.inc,
+            next_attempt_at = coalesce(v.na, delivery_logs.next_attempt_at),
+            claimed_by = null, claimed_until = null,
+            last_reply_code = case when v.kr = 1 then delivery_logs.last_reply_code else v.code end,
+            last_enhanced_status = case when v.kr = 1 then delivery_logs.last_enhanced_status else v.enh end,
+            last_reply_text = case when v.kr = 1 then coalesce(delivery_logs.last_reply_text, v.txt) else v.txt end,
+            failure_type = v.ft, failure_reason = v.fr,
+            failure_category = case when v.kr = 1 then coalesce(delivery_logs.failure_category, v.fc) else v.fc end,
+            mx_host = coalesce(v.mx, delivery_logs.mx_host), sent_at = v.sa, updated_at = v.upd
+          from v where delivery_logs.id = v.id and ${ownClaim} = ${nodeId} and ${ownStatus} = 'sending'`.execute(executor);
+      const releaseRows = (executor: Kysely<Database>) =>
+        executor
+          .updateTable('delivery_logs')
+          .set({ status: 'pending', claimed_by: null, claimed_until: null, updated_at: released[0]!.at })
+          .where('id', 'in', released.map((outcome) => outcome.logId))
+          .where('claimed_by', '=', nodeId)
+          .where('status', '=', 'sending')
+          .execute();
+      // The usual batch is one statement, atomic on its own: no BEGIN/COMMIT round trips.
+      if (released.length === 0) {
+        await updateOutcomes(db);
+        return;
+      }
+      if (rows.length === 0) {
+        await releaseRows(db);
+        return;
+      }
       await db.transaction().execute(async (trx) => {
-        if (rows.length > 0) {
-          // Only rows still claimed by this node change: a claim taken back (lease expired,
-          // operator reset) is never overwritten by a late outcome.
-          await sql`
-            with v as (${source})
-            update delivery_logs set
-              status = v.st, attempts = delivery_logs.attempts + v.inc,
-              next_attempt_at = coalesce(v.na, delivery_logs.next_attempt_at),
-              claimed_by = null, claimed_until = null,
-              last_reply_code = case when v.kr = 1 then delivery_logs.last_reply_code else v.code end,
-              last_enhanced_status = case when v.kr = 1 then delivery_logs.last_enhanced_status else v.enh end,
-              last_reply_text = case when v.kr = 1 then coalesce(delivery_logs.last_reply_text, v.txt) else v.txt end,
-              failure_type = v.ft, failure_reason = v.fr,
-              failure_category = case when v.kr = 1 then coalesce(delivery_logs.failure_category, v.fc) else v.fc end,
-              mx_host = coalesce(v.mx, delivery_logs.mx_host), sent_at = v.sa, updated_at = v.upd
-            from v where delivery_logs.id = v.id and ${ownClaim} = ${nodeId} and ${ownStatus} = 'sending'`.execute(trx);
-        }
-        if (released.length > 0) {
-          const at = released[0]!.at;
-          await trx
-            .updateTable('delivery_logs')
-            .set({ status: 'pending', claimed_by: null, claimed_until: null, updated_at: at })
-            .where('id', 'in', released.map((outcome) => outcome.logId))
-            .where('claimed_by', '=', nodeId)
-            .where('status', '=', 'sending')
-            .execute();
-        }
+        await updateOutcomes(trx);
+        await releaseRows(trx);
       });
     },
 

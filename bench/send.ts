@@ -1,0 +1,163 @@
+// MTA send benchmark: 50,000 prepared, personalized ~2 KB messages (HTML + text) from one
+// delivery to a loopback sink, through the real MTA (claims, rendering, MIME, DKIM, SMTP, outcome
+// writes). The sink runs in a child process so it does not share the MTA's event loop.
+// Run: node --import tsx bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519]
+//      [--messages 50000] [--workers N (DKIM worker threads)] [--connections 10] [--flush-ms 10]
+// Prints figures (text and one JSON line); it never passes or fails on time.
+import { fork } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { configSchema } from '../src/config/schema.ts';
+import { parseDkimKey, type DkimKey } from '../src/mta/dkim.ts';
+import { createMta } from '../src/mta/queue-runner.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { startSmtpSink } from '../src/sim/smtp-sink.ts';
+import { openStore } from '../src/store/database.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+import { createMtaStore } from '../src/store/mta-queries.ts';
+
+if (process.argv[2] === '--sink') {
+  const sink = await startSmtpSink({ hostname: 'mx.bench.test', trackRecipients: false });
+  process.send!({ port: sink.port });
+  process.once('message', async () => {
+    const report = { accepted: sink.stats().messagesAccepted, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) };
+    await sink.close();
+    process.send!(report, () => process.disconnect());
+  });
+} else {
+  await main();
+}
+
+function option(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
+}
+
+async function main(): Promise<void> {
+  const dialect = option('dialect', 'sqlite');
+  const dkim = option('dkim', 'none');
+  const messages = Number(option('messages', '50000'));
+  const workers = Number(option('workers', '0'));
+  const connections = Number(option('connections', '10'));
+  const flushMs = Number(option('flush-ms', '10'));
+  if (!['sqlite', 'postgres'].includes(dialect) || !['none', 'rsa', 'rsa+ed25519'].includes(dkim)) {
+    throw new Error('usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N]');
+  }
+
+  const database = await createDatabase(dialect);
+  const store = openStore(database.url);
+  const child = fork(fileURLToPath(import.meta.url), ['--sink'], { execArgv: ['--import', 'tsx'] });
+  try {
+    await migrateToLatest(store);
+    const port = await new Promise<number>((resolve) => child.once('message', (message) => resolve((message as { port: number }).port)));
+    const seedStart = performance.now();
+    const recipients = Array.from({ length: messages }, (_, i) => ({
+      email: `user${i}@bench.test`,
+      data: { first_name: `First${i}`, last_name: `Last${i}`, city: ['Lyon', 'Paris', 'Nantes', 'Lille'][i % 4], points: i * 7, offer: `OFFER-${(i * 7919) % 100000}` },
+    }));
+    await seedDelivery(store.db, { now: Date.now(), recipients, ...content() });
+    const seedSeconds = (performance.now() - seedStart) / 1000;
+
+    const config = configSchema.parse({
+      mta: {
+        heloName: 'bench.herald.test',
+        bounceDomain: 'bounces.brand.test',
+        routes: [{ match: 'bench.test', host: '127.0.0.1', port }],
+        maxConnectionsPerMx: connections,
+        dkimWorkers: workers,
+        pollIntervalMs: 200,
+      },
+    }).mta;
+    const mta = createMta({ store: createMtaStore(store), nodeId: 'bench', config, dkimKeys: dkimKeys(dkim), outcomeFlushIntervalMs: flushMs });
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    await mta.start();
+    await mta.drain();
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const stats = mta.stats();
+    await mta.stop();
+    child.send('stop');
+    const sink = await new Promise<{ accepted: number; peakRssMiB: number }>((resolve) => child.once('message', (message) => resolve(message as { accepted: number; peakRssMiB: number })));
+    const result = {
+      bench: 'send',
+      dialect,
+      dkim,
+      dkimWorkers: workers,
+      connections,
+      outcomeFlushIntervalMs: flushMs,
+      messages,
+      sent: stats.sent,
+      sinkAccepted: sink.accepted,
+      seconds: Number(seconds.toFixed(2)),
+      msgsPerSec: Math.round(stats.sent / seconds),
+      mtaCpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
+      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      sinkPeakRssMiB: sink.peakRssMiB,
+      seedSeconds: Number(seedSeconds.toFixed(2)),
+    };
+    console.log(
+      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
+        `(MTA CPU ${result.mtaCpuSeconds} s, peak RSS ${result.peakRssMiB} MiB; sink accepted ${sink.accepted}, sink RSS ${sink.peakRssMiB} MiB; seeding took ${result.seedSeconds} s)`,
+    );
+    console.log(JSON.stringify(result));
+  } finally {
+    if (child.connected) child.kill();
+    await store.close();
+    await database.drop();
+  }
+}
+
+function content() {
+  const paragraph =
+    'Our spring collection is here, with new colours and fabrics chosen for the season. ' +
+    'As a member you get early access before everyone else, and free delivery on every order. ';
+  const html =
+    `<!doctype html><html><head><meta charset="utf-8"><title>Spring offer</title></head><body style="font-family:Arial,sans-serif;color:#222">` +
+    `<table width="100%" cellpadding="0" cellspacing="0"><tr><td align="center"><table width="600"><tr><td>` +
+    `<h1 style="font-size:22px">Hello {{ first_name }} {{ last_name }},</h1>` +
+    `<p>${paragraph}</p><p>${paragraph}</p>` +
+    `<p>Your store in <b>{{ city }}</b> has prepared a selection for you. You have <b>{{ points }}</b> points.</p>` +
+    `<p style="text-align:center"><a href="https://shop.brand.test/offer?code={{ offer }}" style="background:#0a7;color:#fff;padding:12px 24px;text-decoration:none">Use code {{ offer }}</a></p>` +
+    `<p>${paragraph}</p>` +
+    `<p style="font-size:11px;color:#888">You receive this email because you subscribed at brand.test. <a href="https://brand.test/unsubscribe">Unsubscribe</a>.</p>` +
+    `</td></tr></table></td></tr></table></body></html>`;
+  const text = `Hello {{ first_name }} {{ last_name }},\n\n${paragraph}\n\nYour store in {{ city }} has prepared a selection for you. You have {{ points }} points.\nUse code {{ offer }}: https://shop.brand.test/offer?code={{ offer }}\n\nUnsubscribe: https://brand.test/unsubscribe\n`;
+  return { subject: '{{ first_name }}, your spring offer is here', html, text, fromName: 'Brand', fromAddress: 'news@brand.test' };
+}
+
+function dkimKeys(kind: string): Map<string, DkimKey[]> {
+  const keys: DkimKey[] = [];
+  if (kind !== 'none') {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    keys.push(parseDkimKey({ domain: 'brand.test', selector: 'rsa', privateKeyFile: 'generated', algorithm: 'rsa-sha256' }, () => rsa));
+  }
+  if (kind === 'rsa+ed25519') {
+    const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    keys.push(parseDkimKey({ domain: 'brand.test', selector: 'ed', privateKeyFile: 'generated', algorithm: 'ed25519-sha256' }, () => ed));
+  }
+  return new Map(keys.length ? [['brand.test', keys]] : []);
+}
+
+async function createDatabase(dialect: string): Promise<{ url: string; drop(): Promise<void> }> {
+  if (dialect === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
+    return { url: `sqlite:${join(dir, 'bench.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const admin = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const name = `herald_bench_${process.pid}`;
+  const run = async (statement: string) => {
+    const client = new pg.Client({ connectionString: admin });
+    await client.connect();
+    await client.query(statement);
+    await client.end();
+  };
+  await run(`create database ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
+}
