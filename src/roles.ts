@@ -2,6 +2,7 @@ import { AppError } from './common/errors.ts';
 import type { Herald } from './main.ts';
 import { createMta } from './mta/queue-runner.ts';
 import { createMtaStore } from './store/mta-queries.ts';
+import { createTrackingService } from './tracking/service.ts';
 import { createWorkflowEngine } from './workflows/engine.ts';
 
 // The roles one process can run (`herald start --roles mta,workflows`). Each role is built from the
@@ -20,6 +21,15 @@ const roleFactories: Record<string, RoleFactory> = {
   mta: (herald) => {
     const mta = createMta({ store: createMtaStore(herald.store), nodeId: herald.nodeId, config: herald.config.mta, clock: herald.clock, logger: herald.logger });
     return { name: 'mta', start: () => mta.start(), stop: () => mta.stop() };
+  },
+  tracking: async (herald) => {
+    // Its own HTTP server on tracking.port, separate from the API.
+    const service = await createTrackingService(herald);
+    return {
+      name: 'tracking',
+      start: async () => herald.logger.info({ address: await service.listen() }, 'tracking server listening'),
+      stop: () => service.close(),
+    };
   },
   workflows: (herald) => {
     const engine = createWorkflowEngine({ store: herald.store, config: herald.config, clock: herald.clock, logger: herald.logger, nodeId: herald.nodeId });

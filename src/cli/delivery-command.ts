@@ -10,9 +10,11 @@ import { createDelivery, listDeliveries } from '../store/delivery-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
 import type { DeliveryRow } from '../store/tables.ts';
 import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
+import { registerDeliveryStatsCommand } from './tracking-command.ts';
 
 export function registerDeliveryCommands(program: Command, context: CliContext): void {
   const delivery = program.command('delivery').description('create, prepare, start and follow deliveries');
+  registerDeliveryStatsCommand(delivery, context);
 
   delivery
     .command('create')

@@ -11,6 +11,7 @@ import { registerMxCommands } from './mx-command.ts';
 import { registerRulesCommands } from './rules-command.ts';
 import { registerImportCommands } from './import-command.ts';
 import { registerListCommands } from './list-command.ts';
+import { registerTrackingCommands } from './tracking-command.ts';
 
 /** Builds the `herald` command tree. Each command group lives in its own file. */
 export function buildProgram(context: CliContext): Command {
@@ -30,6 +31,7 @@ export function buildProgram(context: CliContext): Command {
   registerMxCommands(program, context);
   registerImportCommands(program, context);
   registerListCommands(program, context);
+  registerTrackingCommands(program, context);
   return program;
 }
 

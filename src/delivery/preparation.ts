@@ -1,6 +1,7 @@
 import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { DeliveryRow } from '../store/tables.ts';
+import { analyzeHtmlTemplate, type ExtractedLink } from '../tracking/links.ts';
 import { compileContent, personalizationOf, type CompiledContent } from './content.ts';
 
 // Preparation: target extraction, exclusions, personalization check, then one delivery log per
@@ -36,6 +37,8 @@ export interface PreparationStore {
   insertLogs(deliveryId: number, logs: PreparedLog[], now: number): Promise<number>;
   finishPreparation(deliveryId: number, result: PreparationCounts, now: number): Promise<void>;
   failPreparation(deliveryId: number, error: string, now: number): Promise<void>;
+  /** Stores the HTML template's tracked links in document order (replacing an earlier preparation's). */
+  replaceTrackingLinks(deliveryId: number, links: readonly ExtractedLink[]): Promise<void>;
 }
 
 export interface PreparationCounts {
@@ -56,12 +59,17 @@ export type PreparationOutcome =
   | { kind: 'prepared'; deliveryId: number; counts: PreparationCounts }
   | { kind: 'failed'; deliveryId: number; error: string; code: string };
 
+/** `{{ mirror_url }}` is set per message by the MTA (tracking decorator); the check needs a value. */
+const mirrorUrlPreview = 'https://tracking.invalid/m/preview';
+
 export async function prepareDelivery(store: PreparationStore, deliveryId: number, options: PrepareOptions): Promise<PreparationOutcome> {
   const delivery = await store.beginPreparation(deliveryId, options.clock.now());
   try {
     if (delivery.list_id === null) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no target list`);
     await store.deleteLogs(deliveryId);
     const content = compileContent({ subject: delivery.subject_template, html: delivery.html_template, text: delivery.text_template });
+    // Link indexes are fixed here; tracked URLs carry them and the redirect looks them up.
+    await store.replaceTrackingLinks(deliveryId, delivery.html_template === null ? [] : analyzeHtmlTemplate(delivery.html_template).links);
     const counts = await prepareBatches(store, delivery.id, delivery.list_id, content, options);
     if (counts.target === 0) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId}: its list has no recipients`);
     await store.finishPreparation(deliveryId, counts, options.clock.now());
@@ -102,7 +110,7 @@ async function prepareBatches(
         counts.excluded[block]++;
         continue;
       }
-      content.render(personalizationOf(recipient.email, recipient.data), recipient.email);
+      content.render({ ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview }, recipient.email);
       logs.push({ recipientId: recipient.id, email: recipient.email, domain: recipient.domain, data: recipient.data });
     }
     const inserted = await store.insertLogs(deliveryId, logs, options.clock.now());

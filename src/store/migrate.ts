@@ -6,10 +6,11 @@ import * as workflows from './migrations/0002-workflows.ts';
 import * as shaping from './migrations/0004-shaping.ts';
 import * as audience from './migrations/0005-audience.ts';
 import * as quarantine from './migrations/0006-quarantine.ts';
+import * as tracking from './migrations/0007-tracking.ts';
 import * as midsourcing from './migrations/0008-midsourcing.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
-const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial], ['0002-workflows', workflows], ['0004-shaping', shaping], ['0005-audience', audience], ['0006-quarantine', quarantine], ['0008-midsourcing', midsourcing]];
+const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial], ['0002-workflows', workflows], ['0004-shaping', shaping], ['0005-audience', audience], ['0006-quarantine', quarantine], ['0007-tracking', tracking], ['0008-midsourcing', midsourcing]];
 
 export async function migrateToLatest(store: Store): Promise<string[]> {
   const provider: MigrationProvider = {

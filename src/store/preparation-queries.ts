@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { PreparationCounts, PreparationStore, PreparedLog, TargetRecipient } from '../delivery/preparation.ts';
 import type { Store } from './database.ts';
 import { transitionDelivery } from './delivery-queries.ts';
+import { replaceTrackingLinks } from './tracking-queries.ts';
 
 const deleteBatchSize = 10_000;
 // SQLite binds at most 32766 variables per statement; 8 columns × 2,000 rows stays well below.
@@ -85,6 +86,8 @@ export function preparationStore(store: Store): PreparationStore {
     async failPreparation(deliveryId, error, now) {
       await transitionDelivery(store, deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) });
     },
+
+    replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
   };
 }
 

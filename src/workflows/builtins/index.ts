@@ -1,8 +1,9 @@
 import type { WorkflowDefinition } from '../types.ts';
 import { cleanupTasks } from './cleanup-tasks.ts';
 import { deliveryManagerWorkflow } from './delivery-manager.ts';
-import { deliverabilityUpdateWorkflow, trackingWorkflow } from './placeholders.ts';
+import { deliverabilityUpdateWorkflow } from './placeholders.ts';
 import { statsWorkflow } from './stats.ts';
+import { trackingWorkflow } from './tracking.ts';
 
 export const cleanupWorkflow: WorkflowDefinition = {
   name: 'cleanup',

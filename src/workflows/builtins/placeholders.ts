@@ -1,14 +1,7 @@
 import { skipped, type WorkflowDefinition } from '../types.ts';
 
-// Slots registered now so schedules, pause state and health exist from day one; the tracking and
-// rule-pack features replace these definitions. Their steps report "skipped", never a success.
-
-export const trackingWorkflow: WorkflowDefinition = {
-  name: 'tracking',
-  description: 'consolidates raw tracking logs into indicators (not configured yet)',
-  schedule: '*/10 * * * *',
-  steps: [{ name: 'consolidate-tracking-logs', run: async () => skipped('not configured: tracking is not available in this version') }],
-};
+// Slots registered now so schedules, pause state and health exist from day one; the rule-pack
+// feature replaces this definition (tracking's is in tracking.ts). Their steps report "skipped", never a success.
 
 export const deliverabilityUpdateWorkflow: WorkflowDefinition = {
   name: 'deliverability-update',

@@ -1,0 +1,55 @@
+import type { Store } from '../store/database.ts';
+import {
+  consolidationWatermark,
+  deliveriesWithEventsBetween,
+  deliveryEventsPage,
+  lastTrackingEventId,
+  replaceDeliveryIndicators,
+  sentByDomain,
+  setConsolidationWatermark,
+  type IndicatorRows,
+} from '../store/tracking-queries.ts';
+import { createConsolidation } from './consolidate.ts';
+
+// The tracking workflow's work: every delivery with raw events past the watermark is recomputed
+// from all its events (idempotent: a rerun after a crash gives the same rows), then the watermark
+// moves. Events are read in pages so memory holds per-recipient sets, never the whole log.
+
+const pageSize = 10_000;
+
+export async function consolidateDelivery(store: Store, deliveryId: number, openDedupMs: number, now: number, keepAlive?: () => Promise<void>): Promise<IndicatorRows & { events: number }> {
+  const consolidation = createConsolidation(openDedupMs);
+  let afterId = 0;
+  let events = 0;
+  for (;;) {
+    const page = await deliveryEventsPage(store, deliveryId, afterId, pageSize);
+    for (const event of page) consolidation.add(event);
+    events += page.length;
+    if (page.length < pageSize) break;
+    afterId = page[page.length - 1]!.id;
+    await keepAlive?.();
+  }
+  const rows = consolidation.result(await sentByDomain(store, deliveryId));
+  await replaceDeliveryIndicators(store, deliveryId, rows, now);
+  return { ...rows, events };
+}
+
+export interface ConsolidationSummary {
+  deliveries: number[];
+  events: number;
+  watermark: number;
+}
+
+export async function consolidatePending(store: Store, openDedupMs: number, now: number, keepAlive?: () => Promise<void>): Promise<ConsolidationSummary> {
+  const from = await consolidationWatermark(store);
+  const upTo = await lastTrackingEventId(store);
+  if (upTo <= from) return { deliveries: [], events: 0, watermark: from };
+  const deliveries = await deliveriesWithEventsBetween(store, from, upTo);
+  let events = 0;
+  for (const deliveryId of deliveries) {
+    events += (await consolidateDelivery(store, deliveryId, openDedupMs, now, keepAlive)).events;
+    await keepAlive?.();
+  }
+  await setConsolidationWatermark(store, upTo);
+  return { deliveries, events, watermark: upTo };
+}

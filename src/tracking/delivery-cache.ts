@@ -1,0 +1,133 @@
+import { compileContent, personalizationOf, type CompiledContent } from '../delivery/content.ts';
+import { createMessageDecorator, type DeliveryDecorator, type MessageDecoratorOptions } from './decorator.ts';
+import { findRenderedLinks, redirectTarget } from './links.ts';
+
+// What the tracking server knows of a delivery: its tracked links (static targets resolved once),
+// its templates compiled with the link markers, and a decorator to re-track links of the mirror page.
+// Bounded LRU caches: a click on a static link needs no database at all.
+
+export interface DeliverySource {
+  links(deliveryId: number): Promise<Array<{ index: number; urlTemplate: string }>>;
+  templates(deliveryId: number): Promise<{ subject: string; html: string | null; text: string | null } | undefined>;
+  log(logId: number): Promise<{ id: number; deliveryId: number; email: string; data: string } | undefined>;
+}
+
+interface CachedDelivery {
+  loadedAt: number;
+  /** Per link index: the redirect target when the URL has no Liquid, or 'dynamic'. */
+  links: Map<number, string | 'dynamic'>;
+  templates: { subject: string; html: string | null; text: string | null } | undefined;
+  compiled?: CompiledContent;
+  decorator?: DeliveryDecorator;
+}
+
+export interface DeliveryCache {
+  /** The URL a click token leads to, or undefined (unknown link, render failure, unsafe URL). */
+  clickTarget(deliveryId: number, logId: number, linkIndex: number, occurrence: number, now: number): Promise<string | undefined>;
+  /** The recipient's mirror page, or undefined. */
+  mirrorPage(deliveryId: number, logId: number, now: number): Promise<string | undefined>;
+  /** The email of a log of this delivery, or undefined. */
+  emailOf(deliveryId: number, logId: number): Promise<string | undefined>;
+}
+
+export interface DeliveryCacheOptions {
+  source: DeliverySource;
+  decorator: MessageDecoratorOptions;
+  maxDeliveries?: number;
+  maxRenderedLogs?: number;
+  refreshMs?: number;
+}
+
+export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCache {
+  const { source } = options;
+  const maxDeliveries = options.maxDeliveries ?? 200;
+  const maxRendered = options.maxRenderedLogs ?? 2_000;
+  const refreshMs = options.refreshMs ?? 300_000;
+  const deliveries = new Map<number, Promise<CachedDelivery>>();
+  // A scanner following every link of one message renders it once.
+  const rendered = new Map<number, Promise<string | undefined>>();
+  const decorators = createMessageDecorator(options.decorator);
+
+  function delivery(deliveryId: number, now: number): Promise<CachedDelivery> {
+    const cached = deliveries.get(deliveryId);
+    if (cached) {
+      deliveries.delete(deliveryId);
+      deliveries.set(deliveryId, cached);
+      return cached.then((entry) => (now - entry.loadedAt < refreshMs ? entry : reload(deliveryId, now)));
+    }
+    return reload(deliveryId, now);
+  }
+
+  function reload(deliveryId: number, now: number): Promise<CachedDelivery> {
+    const loading = (async (): Promise<CachedDelivery> => {
+      const [rows, templates] = await Promise.all([source.links(deliveryId), source.templates(deliveryId)]);
+      const links = new Map<number, string | 'dynamic'>();
+      for (const row of rows) {
+        if (row.urlTemplate.includes('{{') || row.urlTemplate.includes('{%')) links.set(row.index, 'dynamic');
+        else {
+          const target = redirectTarget(row.urlTemplate);
+          if (target) links.set(row.index, target);
+        }
+      }
+      return { loadedAt: now, links, templates };
+    })();
+    loading.catch(() => deliveries.delete(deliveryId));
+    deliveries.set(deliveryId, loading);
+    while (deliveries.size > maxDeliveries) deliveries.delete(deliveries.keys().next().value!);
+    return loading;
+  }
+
+  function prepared(entry: CachedDelivery, deliveryId: number): { compiled: CompiledContent; decorator: DeliveryDecorator } | undefined {
+    if (!entry.templates) return undefined;
+    if (!entry.compiled || !entry.decorator) {
+      const decorator = decorators.forDelivery(deliveryId, entry.templates.html);
+      entry.decorator = decorator;
+      entry.compiled = compileContent({ subject: entry.templates.subject, html: decorator.htmlTemplate, text: entry.templates.text });
+    }
+    return { compiled: entry.compiled, decorator: entry.decorator };
+  }
+
+  async function renderHtml(deliveryId: number, logId: number, now: number): Promise<string | undefined> {
+    const entry = await delivery(deliveryId, now);
+    const ready = prepared(entry, deliveryId);
+    if (!ready) return undefined;
+    const log = await source.log(logId);
+    if (!log || log.deliveryId !== deliveryId) return undefined;
+    try {
+      const data = { ...personalizationOf(log.email, log.data), ...ready.decorator.variables(logId, now) };
+      return ready.compiled.render(data, log.email).html ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  return {
+    async clickTarget(deliveryId, logId, linkIndex, occurrence, now) {
+      const entry = await delivery(deliveryId, now);
+      const link = entry.links.get(linkIndex);
+      if (link === undefined) return undefined;
+      if (link !== 'dynamic') return link;
+      let html = rendered.get(logId);
+      if (!html) {
+        html = renderHtml(deliveryId, logId, now);
+        html.catch(() => rendered.delete(logId));
+        rendered.set(logId, html);
+        while (rendered.size > maxRendered) rendered.delete(rendered.keys().next().value!);
+      }
+      const document = await html;
+      if (document === undefined) return undefined;
+      const found = findRenderedLinks(document).find((l) => l.index === linkIndex && l.occurrence === occurrence);
+      return found ? redirectTarget(found.value) : undefined;
+    },
+    async mirrorPage(deliveryId, logId, now) {
+      const html = await renderHtml(deliveryId, logId, now);
+      if (html === undefined) return undefined;
+      const entry = await delivery(deliveryId, now);
+      return prepared(entry, deliveryId)?.decorator.decorate(logId, html, now, { pixel: false }).html ?? undefined;
+    },
+    async emailOf(deliveryId, logId) {
+      const log = await source.log(logId);
+      return log && log.deliveryId === deliveryId ? log.email : undefined;
+    },
+  };
+}

@@ -1,0 +1,198 @@
+// Link extraction from a delivery's HTML *template* (before Liquid), shared by preparation (which
+// stores the links) and the MTA decorator and the redirect (which rely on the same indexes).
+//
+// Tracked links are wrapped in marker characters from the Unicode private-use area, so that after
+// Liquid renders the template the decorator finds each link — with its index, even when a loop or a
+// condition repeats or removes it — by indexOf, without parsing the rendered HTML again.
+// Pure: no I/O.
+
+export const linkStart = '\uE000';
+export const linkMiddle = '\uE001';
+export const linkEnd = '\uE002';
+export const pixelMarker = '\uE003';
+const markerPattern = /[\uE000-\uE003]/g;
+
+export interface ExtractedLink {
+  index: number;
+  /** The href value as written (Liquid allowed, entities not decoded). */
+  urlTemplate: string;
+  label: string;
+}
+
+export interface HtmlAnalysis {
+  links: ExtractedLink[];
+  /** The template with markers around tracked hrefs and before </body>; compile this instead of the original. */
+  markedTemplate: string;
+}
+
+const maxLabelLength = 120;
+
+export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
+  const html = source.replace(markerPattern, '');
+  const links: ExtractedLink[] = [];
+  const pieces: string[] = [];
+  let copiedUpTo = 0;
+  const lower = html.toLowerCase();
+  let at = 0;
+  for (;;) {
+    const open = lower.indexOf('<a', at);
+    if (open < 0) break;
+    const after = lower.charCodeAt(open + 2);
+    const isArea = lower.startsWith('<area', open) && isSpace(lower.charCodeAt(open + 5));
+    if (!isSpace(after) && !isArea) {
+      at = open + 2;
+      continue;
+    }
+    const tag = scanTag(html, open + (isArea ? 5 : 2));
+    at = tag.end;
+    const href = tag.attributes.get('href');
+    if (!href || !isTrackable(href.value, tag.attributes.get('data-herald-track')?.value)) continue;
+    const index = links.length;
+    links.push({ index, urlTemplate: href.value, label: isArea ? (tag.attributes.get('alt')?.value ?? '') : labelAfter(html, lower, tag.end) });
+    pieces.push(html.slice(copiedUpTo, href.start), linkStart, String(index), linkMiddle, href.value, linkEnd);
+    copiedUpTo = href.end;
+  }
+  pieces.push(html.slice(copiedUpTo));
+  let markedTemplate = pieces.join('');
+  const bodyEnd = markedTemplate.toLowerCase().lastIndexOf('</body');
+  if (bodyEnd >= 0) markedTemplate = markedTemplate.slice(0, bodyEnd) + pixelMarker + markedTemplate.slice(bodyEnd);
+  return { links, markedTemplate };
+}
+
+function isTrackable(value: string, trackAttribute: string | undefined): boolean {
+  if (trackAttribute !== undefined && trackAttribute.trim().toLowerCase() === 'off') return false;
+  const trimmed = value.trim();
+  // The mirror page has its own counter (mirror views); tracking its link would count it twice.
+  if (/^\{\{\s*mirror_url\s*\}\}$/.test(trimmed)) return false;
+  if (/^https?:\/\//i.test(decodeEntities(trimmed))) return true;
+  // A link made entirely by Liquid may render to an http(s) URL: decided per message after rendering.
+  return trimmed.startsWith('{{') || trimmed.startsWith('{%');
+}
+
+interface Attribute {
+  value: string;
+  start: number;
+  end: number;
+}
+
+/** Reads attributes from `from` to the closing '>', stepping over quoted values and Liquid blocks. */
+function scanTag(html: string, from: number): { attributes: Map<string, Attribute>; end: number } {
+  const attributes = new Map<string, Attribute>();
+  let i = from;
+  while (i < html.length) {
+    while (i < html.length && isSpace(html.charCodeAt(i))) i++;
+    const c = html[i];
+    if (c === undefined || c === '>') return { attributes, end: i + 1 };
+    if (c === '/') {
+      i++;
+      continue;
+    }
+    if (html.startsWith('{{', i) || html.startsWith('{%', i)) {
+      i = skipLiquid(html, i);
+      continue;
+    }
+    const nameStart = i;
+    while (i < html.length && !/[\s=>/]/.test(html[i]!)) i++;
+    const name = html.slice(nameStart, i).toLowerCase();
+    while (i < html.length && isSpace(html.charCodeAt(i))) i++;
+    if (html[i] !== '=') continue;
+    i++;
+    while (i < html.length && isSpace(html.charCodeAt(i))) i++;
+    const quote = html[i] === '"' || html[i] === "'" ? html[i]! : '';
+    const start = quote ? i + 1 : i;
+    i = start;
+    while (i < html.length) {
+      if (html.startsWith('{{', i) || html.startsWith('{%', i)) {
+        i = skipLiquid(html, i);
+        continue;
+      }
+      const ch = html[i]!;
+      if (quote ? ch === quote : isSpace(ch.charCodeAt(0)) || ch === '>') break;
+      i++;
+    }
+    if (name && !attributes.has(name)) attributes.set(name, { value: html.slice(start, i), start, end: i });
+    if (quote && html[i] === quote) i++;
+  }
+  return { attributes, end: i };
+}
+
+function skipLiquid(html: string, at: number): number {
+  const close = html.indexOf(html[at + 1] === '{' ? '}}' : '%}', at + 2);
+  return close < 0 ? html.length : close + 2;
+}
+
+function labelAfter(html: string, lower: string, from: number): string {
+  const close = lower.indexOf('</a', from);
+  const inner = html.slice(from, close < 0 ? Math.min(html.length, from + 500) : close);
+  const text = decodeEntities(inner.replace(/\{%[\s\S]*?%\}/g, ' ').replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+  return text.length > maxLabelLength ? `${text.slice(0, maxLabelLength - 1)}…` : text;
+}
+
+function isSpace(code: number): boolean {
+  return code === 32 || code === 9 || code === 10 || code === 13 || code === 12;
+}
+
+const namedEntities: Record<string, string> = { amp: '&', quot: '"', apos: "'", lt: '<', gt: '>', nbsp: '\u00a0' };
+
+/** The few HTML entities that appear in attribute values (RFC-less, per the HTML spec's common set). */
+export function decodeEntities(value: string): string {
+  if (!value.includes('&')) return value;
+  return value.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,6});/gi, (whole, name: string) => {
+    if (name[0] === '#') {
+      const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    }
+    return namedEntities[name.toLowerCase()] ?? whole;
+  });
+}
+
+export interface RenderedLink {
+  index: number;
+  occurrence: number;
+  /** The href as rendered, still HTML-escaped. */
+  value: string;
+  /** Offsets in the rendered HTML of the whole marked span (markers included). */
+  start: number;
+  end: number;
+}
+
+/** Every marked link of a rendered document, in order; occurrences count repeats of one index. */
+export function findRenderedLinks(rendered: string): RenderedLink[] {
+  const found: RenderedLink[] = [];
+  const seen = new Map<number, number>();
+  let at = rendered.indexOf(linkStart);
+  while (at >= 0) {
+    const middle = rendered.indexOf(linkMiddle, at + 1);
+    const end = middle < 0 ? -1 : rendered.indexOf(linkEnd, middle + 1);
+    if (end < 0) break;
+    const index = Number(rendered.slice(at + 1, middle));
+    if (Number.isSafeInteger(index) && index >= 0) {
+      const occurrence = seen.get(index) ?? 0;
+      seen.set(index, occurrence + 1);
+      found.push({ index, occurrence, value: rendered.slice(middle + 1, end), start: at, end: end + 1 });
+    }
+    at = rendered.indexOf(linkStart, end + 1);
+  }
+  return found;
+}
+
+/** Turns a rendered href into the URL a redirect may send to: http(s) only, no control characters. */
+export function redirectTarget(renderedValue: string): string | undefined {
+  const decoded = decodeEntities(renderedValue).trim();
+  if (decoded.length === 0 || decoded.length > 8_192) return undefined;
+  // CR/LF or other controls would let personalization data inject headers; refuse rather than repair.
+  if (/[\u0000-\u001f\u007f]/.test(decoded)) return undefined;
+  if (!/^https?:\/\//i.test(decoded)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(decoded);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  return url.href;
+}
+
+export function stripMarkers(text: string): string {
+  return text.replace(markerPattern, '');
+}

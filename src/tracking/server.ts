@@ -1,0 +1,140 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Clock } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import { automatedFlagsOf, type FlagSettings } from './automation.ts';
+import type { DeliveryCache } from './delivery-cache.ts';
+import type { EventLog } from './event-log.ts';
+import { badRequestPage, notFoundPage, transparentGif, unavailablePage, unsubscribeConfirmPage, unsubscribedPage } from './pages.ts';
+import type { TrackingEventKind } from './tables.ts';
+import { maxTokenLength, type KeyRing, type TokenClaims, type TokenKind } from './token.ts';
+
+// The tracking server (role `tracking`): /r/ redirects, /o/ open pixel, /m/ mirror page, /u/
+// unsubscribe. Every answer derives from a verified token and the database — never from a URL or
+// header of the request — so a tampered, unknown or expired token gets a plain 404 page.
+
+export interface TrackingAppOptions {
+  keyRing: KeyRing;
+  cache: DeliveryCache;
+  events: EventLog;
+  /** Denylists the address now (one-click unsubscribe). */
+  unsubscribe(email: string, now: number): Promise<void>;
+  clock: Clock;
+  flags: FlagSettings;
+  logger: Logger;
+}
+
+const maxUserAgent = 256;
+// Burst detection: clicks per message within this window (a scanner opens every link at once).
+const burstWindowMs = 2_000;
+const maxBurstEntries = 10_000;
+
+export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
+  const { keyRing, cache, events, clock, logger } = options;
+  const app = Fastify({
+    logger: false,
+    // A token is at most maxTokenLength characters; longer path segments match no route (404).
+    maxParamLength: maxTokenLength,
+    // Only POST /u/ takes a body (RFC 8058: "List-Unsubscribe=One-Click"): 1 KiB is plenty.
+    bodyLimit: 1_024,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    requestTimeout: 10_000,
+  });
+  const recentClicks = new Map<number, number[]>();
+
+  // Any body type is read as a short string and ignored: receivers post urlencoded or multipart.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 1_024 }, (_request, body, done) => done(null, body));
+
+  const html = (reply: FastifyReply, status: number, body: string) =>
+    reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').send(body);
+  const notFound = (reply: FastifyReply) => html(reply, 404, notFoundPage);
+
+  app.setNotFoundHandler((_request, reply) => notFound(reply));
+  app.setErrorHandler((error: { statusCode?: number }, _request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 503;
+    if (status === 503) logger.error({ err: describeError(error) }, 'tracking request failed');
+    return html(reply, status, status === 503 ? unavailablePage : badRequestPage);
+  });
+
+  function verified(token: string, kind: TokenKind, now: number): TokenClaims | undefined {
+    const result = keyRing.verify(token, now);
+    return result.ok && result.claims.kind === kind ? result.claims : undefined;
+  }
+
+  function record(request: FastifyRequest, kind: TrackingEventKind, claims: TokenClaims, now: number, linkIndex: number | null): void {
+    const agent = request.headers['user-agent'];
+    const userAgent = typeof agent === 'string' ? agent.slice(0, maxUserAgent) : undefined;
+    let clicks = 0;
+    if (kind === 'click') clicks = noteClick(claims.logId, now);
+    const flags = automatedFlagsOf(
+      { kind, method: request.method, userAgent, secondsSinceSent: now / 1_000 - claims.issuedAt, recentClicks: clicks },
+      options.flags,
+    );
+    events.add({ deliveryId: claims.deliveryId, logId: claims.logId, kind, linkIndex, at: now, flags, userAgent: userAgent ?? null });
+  }
+
+  function noteClick(logId: number, now: number): number {
+    const times = (recentClicks.get(logId) ?? []).filter((t) => now - t < burstWindowMs);
+    times.push(now);
+    recentClicks.delete(logId);
+    recentClicks.set(logId, times.slice(-16));
+    if (recentClicks.size > maxBurstEntries) recentClicks.delete(recentClicks.keys().next().value!);
+    return times.length;
+  }
+
+  app.get<{ Params: { token: string } }>('/r/:token', async (request, reply) => {
+    const now = clock.now();
+    const claims = verified(request.params.token, 'click', now);
+    if (!claims) return notFound(reply);
+    const target = await cache.clickTarget(claims.deliveryId, claims.logId, claims.linkIndex ?? -1, claims.occurrence ?? 0, now);
+    if (!target) return notFound(reply);
+    record(request, 'click', claims, now, claims.linkIndex ?? null);
+    return reply.code(302).header('location', target).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+  });
+
+  app.get<{ Params: { token: string } }>('/o/:token', async (request, reply) => {
+    const now = clock.now();
+    const claims = verified(request.params.token, 'open', now);
+    if (claims) record(request, 'open', claims, now, null);
+    // A GIF whatever the token: a broken-image icon in an old message helps nobody.
+    return reply
+      .code(200)
+      .header('content-type', 'image/gif')
+      .header('cache-control', 'no-store, no-cache, must-revalidate, max-age=0')
+      .header('pragma', 'no-cache')
+      .header('expires', '0')
+      .send(transparentGif);
+  });
+
+  app.get<{ Params: { token: string } }>('/m/:token', async (request, reply) => {
+    const now = clock.now();
+    const claims = verified(request.params.token, 'mirror', now);
+    if (!claims) return notFound(reply);
+    const page = await cache.mirrorPage(claims.deliveryId, claims.logId, now);
+    if (page === undefined) return notFound(reply);
+    record(request, 'mirror', claims, now, null);
+    // The page is the operator's HTML: no script runs, images and styles load as in a mail client.
+    reply.header('content-security-policy', "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https:");
+    return html(reply, 200, page);
+  });
+
+  app.get<{ Params: { token: string } }>('/u/:token', async (request, reply) => {
+    const claims = verified(request.params.token, 'unsubscribe', clock.now());
+    return claims ? html(reply, 200, unsubscribeConfirmPage) : notFound(reply);
+  });
+
+  app.post<{ Params: { token: string } }>('/u/:token', async (request, reply) => {
+    const now = clock.now();
+    const claims = verified(request.params.token, 'unsubscribe', now);
+    if (!claims) return notFound(reply);
+    const email = await cache.emailOf(claims.deliveryId, claims.logId);
+    if (!email) return notFound(reply);
+    await options.unsubscribe(email, now);
+    record(request, 'unsubscribe', claims, now, null);
+    return html(reply, 200, unsubscribedPage);
+  });
+
+  return app;
+}

@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify';
+import type { Herald } from '../main.ts';
+import { deliveryTemplates, denylistForUnsubscribe, insertTrackingEvents, trackedLog, trackingLinks } from '../store/tracking-queries.ts';
+import { createDeliveryCache } from './delivery-cache.ts';
+import { createEventLog, type EventLog } from './event-log.ts';
+import { loadKeyRing, trackingBaseUrl } from './keys.ts';
+import { buildTrackingApp } from './server.ts';
+import type { KeyRing } from './token.ts';
+
+// Wires the tracking server to a Herald (store, config, clock): the `tracking` role, the demo and
+// the benchmark all build it here.
+
+export interface TrackingService {
+  app: FastifyInstance;
+  events: EventLog;
+  keyRing: KeyRing;
+  /** Listens on config.tracking.host:port (port 0 = any free port); returns the address. */
+  listen(): Promise<string>;
+  /** Stops accepting, answers what is in flight, writes every buffered event. */
+  close(): Promise<void>;
+}
+
+export async function createTrackingService(herald: Herald): Promise<TrackingService> {
+  const config = herald.config.tracking;
+  const { store, logger } = herald;
+  const keyRing = await loadKeyRing(store, config, herald.clock.now());
+  const events = createEventLog({
+    write: (batch) => insertTrackingEvents(store, batch),
+    maxBuffered: config.maxBufferedEvents,
+    batchSize: config.flushBatchSize,
+    flushIntervalMs: config.flushIntervalMs,
+    onError: (error, size) => logger.error({ err: String(error), size }, 'writing tracking events failed; kept for retry'),
+  });
+  const cache = createDeliveryCache({
+    source: { links: (id) => trackingLinks(store, id), templates: (id) => deliveryTemplates(store, id), log: (id) => trackedLog(store, id) },
+    decorator: { keyRing, baseUrl: trackingBaseUrl(config), unsubscribeMailDomain: config.unsubscribeMailDomain || null },
+  });
+  const app = buildTrackingApp({
+    keyRing,
+    cache,
+    events,
+    unsubscribe: (email, now) => denylistForUnsubscribe(store, email, now),
+    clock: herald.clock,
+    flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
+    logger,
+  });
+  return {
+    app,
+    events,
+    keyRing,
+    listen: () => app.listen({ host: config.host, port: config.port }),
+    async close() {
+      await app.close();
+      await events.stop();
+    },
+  };
+}
