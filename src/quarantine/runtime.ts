@@ -1,0 +1,42 @@
+import { createClassifierSource, type ClassifierSource } from '../bounce/qualification-classifier.ts';
+import { createQualificationRecorder, type QualificationRecorder } from '../bounce/qualification-recorder.ts';
+import type { Herald } from '../main.ts';
+import { createMtaQualification, type MtaQualification } from './mta-hooks.ts';
+import { quarantineSettings } from './settings.ts';
+import { createQuarantineSweeper, type QuarantineSweeper } from './sweeper.ts';
+import type { QuarantineSettings } from './types.ts';
+
+// Bounce qualification and quarantine as one process runs them: the reloading classifier, the
+// qualification recorder, the MTA hooks and the sweep. Roles (mta, inbound, demo) build one each.
+
+export interface QuarantineRuntime {
+  classifiers: ClassifierSource;
+  recorder: QualificationRecorder;
+  mta: MtaQualification;
+  sweeper: QuarantineSweeper;
+  settings: QuarantineSettings;
+  /** Applies what is pending, writes the qualification table, stops timers. */
+  close(): Promise<void>;
+}
+
+export function createQuarantineRuntime(herald: Herald): QuarantineRuntime {
+  const { config, store, clock, logger } = herald;
+  const settings = quarantineSettings(config);
+  const classifiers = createClassifierSource({ siteRulesFile: config.bounce.siteRulesFile, checkMs: config.bounce.reloadCheckMs, logger });
+  const recorder = createQualificationRecorder({ store, now: () => clock.now(), flushMs: config.bounce.qualificationFlushMs, logger });
+  const mta = createMtaQualification({ store, classifiers, recorder, settings, clock, logger });
+  const sweeper = createQuarantineSweeper({ store, settings, clock, intervalMs: config.quarantine.sweepIntervalMinutes * 60_000, logger });
+  return {
+    classifiers,
+    recorder,
+    mta,
+    sweeper,
+    settings,
+    async close() {
+      await sweeper.stop();
+      await mta.flush();
+      await recorder.close();
+      classifiers.close();
+    },
+  };
+}
