@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'BOUNCE_PARSE'
   | 'INPUT_TOO_LARGE'
   | 'INPUT_INVALID'
+  | 'MID_REMOTE_UNAVAILABLE'
+  | 'MID_REMOTE_REJECTED'
   | 'INTERNAL';
 
 export class AppError extends Error {

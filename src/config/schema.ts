@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { midsourcingSchema } from '../midsourcing/config.ts';
 
 // Every key has a default and a comment; unknown keys are rejected (`.strict()`), so a typo in
 // herald.yaml is an error instead of a silently ignored setting. docs/configuration.md lists them.
@@ -232,6 +233,8 @@ export const configSchema = z
       .strict()
       .default({}),
     shaping: shapingSchema.default({}),
+    /** Mid-sourcing: hand deliveries to execution instances over HTTP (docs/midsourcing.md). */
+    midsourcing: midsourcingSchema.default({}),
     tracking: trackingSchema.default({}),
     bounce: z
       .object({

@@ -1,0 +1,156 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
+import type { Store } from '../store/database.ts';
+import type { MidsourcingConfig } from './config.ts';
+import { createExecutionService, type Served } from './execution-service.ts';
+import { decodePart } from './part-codec.ts';
+import { createNonceCache, verifyRequest, type NonceCache } from './signing.ts';
+import { midError, midHeaders, midPathPrefix, statusOfMidError, type MidErrorBody, type MidErrorCode } from './wire.ts';
+
+// The execution instance's HTTP server (role `mid`). Every request is signed by a configured
+// peer; bodies are kept as raw bytes so the signature covers exactly what was sent.
+
+export interface ExecutionServerOptions {
+  store: Store;
+  config: MidsourcingConfig;
+  clock?: Clock;
+  logger?: Logger;
+  nonces?: NonceCache;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    midPeer?: string;
+  }
+}
+
+function sendError(reply: FastifyReply, code: MidErrorCode, message: string): FastifyReply {
+  const body: MidErrorBody = midError(code, message);
+  return reply.code(statusOfMidError(code)).send(body);
+}
+
+function sendServed<T>(reply: FastifyReply, served: Served<T>): FastifyReply {
+  if (served.ok) return reply.code(200).send(served.value);
+  return reply.code(statusOfMidError(served.error.error.code)).send(served.error);
+}
+
+function parseJson(body: unknown): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(Buffer.isBuffer(body) ? body.toString('utf8') : '') };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function positiveInt(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
+  const n = Number(value);
+  return n > 0 ? n : undefined;
+}
+
+export function buildExecutionApp(options: ExecutionServerOptions): FastifyInstance {
+  const { store, config } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const nonces = options.nonces ?? createNonceCache();
+  const secrets = new Map(config.peers.map((peer) => [peer.name, peer.secret]));
+  const service = createExecutionService(store);
+  const app = Fastify({ logger: false, bodyLimit: config.maxBodyBytes, return503OnClosing: true });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 'BODY_TOO_LARGE', `request body is over ${config.maxBodyBytes} bytes`);
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, 'INVALID_BODY', error.message);
+    logger.error({ err: describeError(error) }, 'mid-sourcing request failed');
+    // Database trouble is transient from the client's point of view: it retries with backoff.
+    return sendError(reply, 'UNAVAILABLE', `execution instance could not process the request: ${describeError(error).slice(0, 300)}`);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+
+  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const verdict = verifyRequest({
+      method: request.method,
+      path: request.url,
+      headers: request.headers,
+      body,
+      now: clock.now(),
+      windowMs: config.replayWindowSeconds * 1000,
+      secretOf: (peer) => secrets.get(peer),
+      nonces,
+    });
+    if (!verdict.ok) {
+      logger.warn({ code: verdict.code, url: request.url, peer: request.headers[midHeaders.peer] }, 'mid-sourcing request rejected');
+      return sendError(reply, verdict.code, verdict.message);
+    }
+    request.midPeer = verdict.peer;
+  });
+
+  type IdParams = { id: string };
+  const remoteIdOf = (request: FastifyRequest<{ Params: IdParams }>) => positiveInt(request.params.id);
+
+  app.post(`${midPathPrefix}/deliveries`, async (request, reply) => {
+    const json = parseJson(request.body);
+    if (!json.ok) return sendError(reply, 'INVALID_BODY', 'submit: body is not JSON');
+    return sendServed(reply, await service.submit(request.midPeer!, json.value, clock.now()));
+  });
+
+  app.post<{ Params: IdParams & { n: string } }>(`${midPathPrefix}/deliveries/:id/parts/:n`, async (request, reply) => {
+    const remoteId = remoteIdOf(request);
+    const part = positiveInt(request.params.n);
+    if (remoteId === undefined || part === undefined) return sendError(reply, 'INVALID_BODY', 'delivery id and part number must be positive integers');
+    const gzipped = request.headers['content-encoding'] === 'gzip';
+    const decoded = await decodePart(part, request.body as Buffer, gzipped, config.maxPartBytes);
+    if (!decoded.ok) return sendError(reply, decoded.code, decoded.message);
+    const announced = request.headers[midHeaders.partKey];
+    if (announced !== undefined && announced !== decoded.key) return sendError(reply, 'INVALID_BODY', `part ${part}: ${midHeaders.partKey} does not match the body`);
+    return sendServed(reply, await service.appendPart(request.midPeer!, remoteId, part, decoded.key, decoded.lines, clock.now()));
+  });
+
+  app.post<{ Params: IdParams }>(`${midPathPrefix}/deliveries/:id/finalize`, async (request, reply) => {
+    const remoteId = remoteIdOf(request);
+    if (remoteId === undefined) return sendError(reply, 'INVALID_BODY', 'delivery id must be a positive integer');
+    const json = parseJson(request.body);
+    if (!json.ok) return sendError(reply, 'INVALID_BODY', 'finalize: body is not JSON');
+    return sendServed(reply, await service.finalize(request.midPeer!, remoteId, json.value, clock.now()));
+  });
+
+  app.get<{ Params: IdParams; Querystring: { cursor?: string; limit?: string } }>(`${midPathPrefix}/deliveries/:id/logs`, async (request, reply) => {
+    const remoteId = remoteIdOf(request);
+    const cursor = request.query.cursor === '0' ? 0 : positiveInt(request.query.cursor ?? '0');
+    const limit = Math.min(positiveInt(request.query.limit ?? String(config.logsPageSize)) ?? 0, 100_000);
+    if (remoteId === undefined || cursor === undefined || limit === 0) return sendError(reply, 'INVALID_BODY', 'logs: id, cursor (≥ 0) and limit (1..100000) must be integers');
+    return sendServed(reply, await service.logs(request.midPeer!, remoteId, cursor, limit));
+  });
+
+  app.get<{ Params: IdParams }>(`${midPathPrefix}/deliveries/:id/counters`, async (request, reply) => {
+    const remoteId = remoteIdOf(request);
+    if (remoteId === undefined) return sendError(reply, 'INVALID_BODY', 'delivery id must be a positive integer');
+    return sendServed(reply, await service.counters(request.midPeer!, remoteId, clock.now()));
+  });
+
+  return app;
+}
+
+export interface ExecutionServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startExecutionServer(options: ExecutionServerOptions & { host?: string; port?: number }): Promise<ExecutionServer> {
+  const app = buildExecutionApp(options);
+  await app.listen({ host: options.host ?? options.config.listen.host, port: options.port ?? options.config.listen.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const host = options.host ?? options.config.listen.host;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,174 @@
+import { sql } from 'kysely';
+import { AppError } from '../common/errors.ts';
+import type { Store } from '../store/database.ts';
+import { getDelivery } from '../store/delivery-queries.ts';
+import { midTables, type MidOutboundDeliveryTable, type MidOutboundPartTable } from '../store/midsourcing-queries.ts';
+import type { DeliveryRow } from '../store/tables.ts';
+import type { LogChange } from './wire.ts';
+
+// Marketing side storage (tables of migration 0008): the delivery handed to a peer, its parts with
+// their push state (so a restarted push resumes where it stopped), the log cursor and counters.
+
+export type OutboundRow = MidOutboundDeliveryTable;
+export type OutboundPartRow = MidOutboundPartTable;
+
+/**
+ * prepared (or start_pending) → in_progress with execution_peer set, in one conditional update: the
+ * local MTA skips deliveries with an execution peer, so there is no instant at which it could claim
+ * them. Validity is enforced by the execution side (valid_until stays null here). Resuming a push
+ * of the same delivery to the same peer is allowed.
+ */
+export async function beginOutbound(store: Store, deliveryId: number, peer: string, now: number): Promise<DeliveryRow> {
+  const moved = await sql`
+    update deliveries set state = 'in_progress', execution_peer = ${peer}, started_at = ${now}, valid_until = null, updated_at = ${now}
+    where id = ${deliveryId} and state in ('prepared', 'start_pending')`.execute(store.db);
+  const delivery = await getDelivery(store, deliveryId);
+  const executionPeer = (delivery as DeliveryRow & { execution_peer?: string | null }).execution_peer ?? null;
+  if (Number(moved.numAffectedRows ?? 0) === 0) {
+    if (delivery.state !== 'in_progress' || executionPeer !== peer) {
+      throw new AppError('INVALID_STATE', `delivery ${deliveryId} is ${delivery.state}${executionPeer ? ` (pushed to ${executionPeer})` : ''}; only a prepared delivery can be pushed`);
+    }
+  }
+  await midTables(store)
+    .insertInto('mid_outbound_deliveries')
+    .values({
+      delivery_id: deliveryId, peer, remote_id: null, state: 'pushing', parts_total: 0, recipients: 0, log_cursor: 0, logs_complete: 0, logs_synced_at: null,
+      logs_applied: 0, remote_state: null, counters: null, counters_at: null, last_error: null, last_error_at: null, push_started_at: now, finalized_at: null,
+      created_at: now, updated_at: now,
+    })
+    .onConflict((oc) => oc.column('delivery_id').doNothing())
+    .execute();
+  return delivery;
+}
+
+export async function getOutbound(store: Store, deliveryId: number): Promise<OutboundRow | undefined> {
+  return midTables(store).selectFrom('mid_outbound_deliveries').selectAll().where('delivery_id', '=', deliveryId).executeTakeFirst();
+}
+
+export async function listOutbound(store: Store, deliveryId?: number): Promise<OutboundRow[]> {
+  let query = midTables(store).selectFrom('mid_outbound_deliveries').selectAll().orderBy('delivery_id', 'desc');
+  if (deliveryId !== undefined) query = query.where('delivery_id', '=', deliveryId);
+  return query.limit(100).execute();
+}
+
+export async function updateOutbound(store: Store, deliveryId: number, changes: Partial<OutboundRow>, now: number): Promise<void> {
+  await midTables(store).updateTable('mid_outbound_deliveries').set({ ...changes, updated_at: now }).where('delivery_id', '=', deliveryId).execute();
+}
+
+/** Splits the delivery's logs into parts by id range, once (the plan is kept, so a resumed push sends the same parts). */
+export async function planParts(store: Store, deliveryId: number, partSize: number, now: number): Promise<OutboundPartRow[]> {
+  const existing = await listParts(store, deliveryId);
+  if (existing.length > 0) return existing;
+  const parts: OutboundPartRow[] = [];
+  let afterId = 0;
+  for (let part = 1; ; part++) {
+    // The id of the part's last log: one index seek per part, no ids held in memory.
+    const boundary = await store.db
+      .selectFrom('delivery_logs')
+      .select('id')
+      .where('delivery_id', '=', deliveryId)
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(1)
+      .offset(partSize - 1)
+      .executeTakeFirst();
+    if (boundary) {
+      parts.push(partRow(deliveryId, part, afterId + 1, Number(boundary.id), partSize, now));
+      afterId = Number(boundary.id);
+      continue;
+    }
+    const rest = await store.db
+      .selectFrom('delivery_logs')
+      .select([sql<number>`count(*)`.as('n'), sql<number | null>`max(id)`.as('last')])
+      .where('delivery_id', '=', deliveryId)
+      .where('id', '>', afterId)
+      .executeTakeFirstOrThrow();
+    if (Number(rest.n) > 0) parts.push(partRow(deliveryId, part, afterId + 1, Number(rest.last), Number(rest.n), now));
+    break;
+  }
+  await midTables(store)
+    .transaction()
+    .execute(async (trx) => {
+      for (let i = 0; i < parts.length; i += 500) await trx.insertInto('mid_outbound_parts').values(parts.slice(i, i + 500)).execute();
+    });
+  return parts;
+}
+
+function partRow(deliveryId: number, part: number, first: number, last: number, recipients: number, now: number): OutboundPartRow {
+  return {
+    delivery_id: deliveryId, part_number: part, first_log_id: first, last_log_id: last, recipients, state: 'pending', part_key: null, bytes: null,
+    attempts: 0, timeouts: 0, build_ms: null, latency_ms: null, last_error: null, acked_at: null, updated_at: now,
+  };
+}
+
+export async function listParts(store: Store, deliveryId: number): Promise<OutboundPartRow[]> {
+  return midTables(store).selectFrom('mid_outbound_parts').selectAll().where('delivery_id', '=', deliveryId).orderBy('part_number').execute();
+}
+
+export async function updatePart(store: Store, deliveryId: number, part: number, changes: Partial<OutboundPartRow>): Promise<void> {
+  await midTables(store).updateTable('mid_outbound_parts').set(changes).where('delivery_id', '=', deliveryId).where('part_number', '=', part).execute();
+}
+
+export async function readPartLogs(store: Store, deliveryId: number, first: number, last: number) {
+  return store.db
+    .selectFrom('delivery_logs')
+    .select(['id', 'email', 'domain', 'data'])
+    .where('delivery_id', '=', deliveryId)
+    .where('id', '>=', first)
+    .where('id', '<=', last)
+    .orderBy('id')
+    .execute();
+}
+
+/** Applies a page of execution-side changes and moves the cursor, in one transaction (a crash re-pulls the page). */
+export async function applyLogChanges(store: Store, deliveryId: number, changes: readonly LogChange[], nextCursor: number, now: number): Promise<void> {
+  const postgres = store.dialect === 'postgres';
+  const json = JSON.stringify(
+    changes.map((c) => ({ id: c.id, st: c.status, at: c.attempts, code: c.replyCode, enh: c.enhancedStatus, txt: c.replyText, ft: c.failureType, fr: c.failureReason, fc: c.failureCategory, mx: c.mxHost, sa: c.sentAt, upd: c.updatedAt })),
+  );
+  const source = postgres
+    ? sql`select * from jsonb_to_recordset(cast(${json} as jsonb)) as r(id bigint, st text, at int, code int, enh text, txt text, ft text, fr text, fc text, mx text, sa bigint, upd bigint)`
+    : sql`select value->>'id' as id, value->>'st' as st, value->>'at' as at, value->>'code' as code, value->>'enh' as enh, value->>'txt' as txt,
+            value->>'ft' as ft, value->>'fr' as fr, value->>'fc' as fc, value->>'mx' as mx, value->>'sa' as sa, value->>'upd' as upd
+          from json_each(${json})`;
+  const ownDelivery = postgres ? sql`delivery_logs.delivery_id` : sql`+delivery_logs.delivery_id`;
+  await midTables(store)
+    .transaction()
+    .execute(async (trx) => {
+      if (changes.length > 0) {
+        await sql`
+          with v as (${source})
+          update delivery_logs set status = v.st, attempts = v.at, last_reply_code = v.code, last_enhanced_status = v.enh, last_reply_text = v.txt,
+            failure_type = v.ft, failure_reason = v.fr, failure_category = v.fc, mx_host = v.mx, sent_at = v.sa, updated_at = v.upd,
+            claimed_by = null, claimed_until = null
+          from v where delivery_logs.id = v.id and ${ownDelivery} = ${deliveryId}`.execute(trx);
+      }
+      await trx
+        .updateTable('mid_outbound_deliveries')
+        .set({ log_cursor: nextCursor, logs_synced_at: now, updated_at: now, logs_applied: sql`logs_applied + ${changes.length}` })
+        .where('delivery_id', '=', deliveryId)
+        .execute();
+    });
+}
+
+export async function countPendingLogs(store: Store, deliveryId: number): Promise<number> {
+  const row = await store.db
+    .selectFrom('delivery_logs')
+    .select(sql<number>`count(*)`.as('n'))
+    .where('delivery_id', '=', deliveryId)
+    .where('status', 'in', ['pending', 'sending'])
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Outbound deliveries whose logs are not all pulled back yet. */
+export async function deliveriesToSync(store: Store): Promise<OutboundRow[]> {
+  return midTables(store)
+    .selectFrom('mid_outbound_deliveries')
+    .selectAll()
+    .where('state', '=', 'finalized')
+    .where('remote_id', 'is not', null)
+    .where('logs_complete', '=', 0)
+    .orderBy('delivery_id')
+    .execute();
+}

@@ -1,0 +1,174 @@
+import { systemClock, type Clock } from '../common/clock.ts';
+import { AppError } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
+import type { Store } from '../store/database.ts';
+import { beginOutbound, getOutbound, listParts, planParts, readPartLogs, updateOutbound, updatePart, type OutboundPartRow } from './outbound-store.ts';
+import { encodePart } from './part-codec.ts';
+import { withRetries, type PeerClient, type RetryPolicy } from './peer-client.ts';
+import type { CallOutcome } from './retry.ts';
+
+// Marketing side: hands a prepared delivery to an execution peer. Submit (idempotent), plan parts
+// by delivery-log id ranges, push up to `inFlight` parts at a time with retries, then finalize.
+// Every attempt is recorded on its part row, so a crash or a give-up resumes with what is missing
+// and `herald mid status` shows build time, append latency, timeouts and the last error per part.
+
+export interface PushOptions {
+  store: Store;
+  client: PeerClient;
+  deliveryId: number;
+  partSize: number;
+  inFlight: number;
+  retry: RetryPolicy;
+  clock?: Clock;
+  logger?: Logger;
+  onPartAcked?(progress: { part: number; partsAcked: number; partsTotal: number; recipientsAcked: number }): void;
+}
+
+export interface PushResult {
+  deliveryId: number;
+  peer: string;
+  remoteId: number;
+  parts: number;
+  recipients: number;
+  /** Parts the execution side already had (a resumed or retried push). */
+  duplicates: number;
+  attempts: number;
+  timeouts: number;
+  elapsedMs: number;
+  recipientsPerSec: number;
+  remoteState: string;
+}
+
+function failure(outcome: Extract<CallOutcome<unknown>, { ok: false }>, what: string): AppError {
+  const code = outcome.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED';
+  return new AppError(code, `${what}: ${outcome.code}: ${outcome.message}${outcome.retryable ? ' (gave up after retries; push again to resume)' : ''}`, {
+    details: { remoteCode: outcome.code, retryable: outcome.retryable },
+  });
+}
+
+export async function pushDelivery(options: PushOptions): Promise<PushResult> {
+  const { store, client, deliveryId } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const started = clock.now();
+  const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
+  const recordError = (message: string) => updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
+
+  const plan = await planParts(store, deliveryId, options.partSize, started);
+  const recipients = plan.reduce((sum, part) => sum + part.recipients, 0);
+  if (plan.length === 0) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
+  await updateOutbound(store, deliveryId, { parts_total: plan.length, recipients }, started);
+
+  const submitted = await withRetries(options.retry, () =>
+    client.submit({
+      marketingDeliveryId: deliveryId,
+      name: delivery.name,
+      fromAddress: delivery.from_address,
+      fromName: delivery.from_name,
+      replyTo: delivery.reply_to,
+      subject: delivery.subject_template,
+      html: delivery.html_template,
+      text: delivery.text_template,
+      validitySeconds: Number(delivery.validity_seconds),
+      affinity: delivery.affinity,
+      parts: plan.length,
+      recipients,
+    }),
+  );
+  if (!submitted.ok) {
+    const error = failure(submitted, `submitting delivery ${deliveryId} to ${client.peerName}`);
+    await recordError(error.message);
+    throw error;
+  }
+  const remoteId = submitted.value.remoteId;
+  await updateOutbound(store, deliveryId, { remote_id: remoteId }, clock.now());
+
+  const outbound = await getOutbound(store, deliveryId);
+  let attempts = 0;
+  let timeouts = 0;
+  let duplicates = 0;
+  if (outbound?.state !== 'finalized') {
+    const queue = plan.filter((part) => part.state !== 'acked');
+    let acked = plan.length - queue.length;
+    let recipientsAcked = plan.filter((part) => part.state === 'acked').reduce((sum, part) => sum + part.recipients, 0);
+    let fatal: AppError | undefined;
+
+    const pushPart = async (part: OutboundPartRow): Promise<void> => {
+      const buildStarted = performance.now();
+      const logs = await readPartLogs(store, deliveryId, part.first_log_id, part.last_log_id);
+      const encoded = await encodePart(
+        part.part_number,
+        logs.map((log) => ({ id: Number(log.id), email: log.email, domain: log.domain, data: log.data })),
+      );
+      const buildMs = Math.round(performance.now() - buildStarted);
+      let partAttempts = part.attempts;
+      let partTimeouts = part.timeouts;
+      const outcome = await withRetries(
+        options.retry,
+        () => client.appendPart(remoteId, part.part_number, encoded.key, encoded.body),
+        async (result) => {
+          attempts++;
+          partAttempts++;
+          if (!result.ok && result.timeout) {
+            timeouts++;
+            partTimeouts++;
+          }
+          await updatePart(store, deliveryId, part.part_number, {
+            attempts: partAttempts,
+            timeouts: partTimeouts,
+            build_ms: buildMs,
+            latency_ms: result.latencyMs,
+            part_key: encoded.key,
+            bytes: encoded.body.length,
+            last_error: result.ok ? part.last_error : `${result.code}: ${result.message}`.slice(0, 1_000),
+            ...(result.ok ? { state: 'acked' as const, acked_at: clock.now() } : {}),
+            updated_at: clock.now(),
+          });
+          if (!result.ok) logger.warn({ deliveryId, part: part.part_number, code: result.code, retryable: result.retryable }, 'pushing a part failed');
+        },
+        () => fatal !== undefined,
+      );
+      if (!outcome.ok) {
+        fatal ??= failure(outcome, `part ${part.part_number} of delivery ${deliveryId}`);
+        return;
+      }
+      if (outcome.value.duplicate) duplicates++;
+      acked++;
+      recipientsAcked += part.recipients;
+      options.onPartAcked?.({ part: part.part_number, partsAcked: acked, partsTotal: plan.length, recipientsAcked });
+    };
+
+    const worker = async () => {
+      for (let part = queue.shift(); part !== undefined && fatal === undefined; part = queue.shift()) await pushPart(part);
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.inFlight) }, worker));
+    if (fatal) {
+      await recordError(fatal.message);
+      throw fatal;
+    }
+  }
+
+  const finalized = await withRetries(options.retry, () => client.finalize(remoteId, { parts: plan.length, recipients }));
+  if (!finalized.ok) {
+    const error = failure(finalized, `finalizing delivery ${deliveryId} on ${client.peerName}`);
+    await recordError(error.message);
+    throw error;
+  }
+  const done = clock.now();
+  await updateOutbound(store, deliveryId, { state: 'finalized', finalized_at: outbound?.finalized_at ?? done, remote_state: finalized.value.state }, done);
+  const parts = await listParts(store, deliveryId);
+  const elapsedMs = Math.max(1, done - started);
+  return {
+    deliveryId,
+    peer: client.peerName,
+    remoteId,
+    parts: parts.length,
+    recipients,
+    duplicates,
+    attempts,
+    timeouts,
+    elapsedMs,
+    recipientsPerSec: Math.round((recipients / elapsedMs) * 1000),
+    remoteState: finalized.value.state,
+  };
+}
