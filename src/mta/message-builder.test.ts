@@ -92,3 +92,22 @@ describe('message builder', () => {
     expect(formatRfc5322Date(Date.UTC(2026, 11, 31, 23, 59, 9))).toBe('Thu, 31 Dec 2026 23:59:09 +0000');
   });
 });
+
+describe('quoted-printable', () => {
+  it('round-trips mixed lines: plain long ASCII, trailing spaces, "=", non-ASCII, empty lines', async () => {
+    const { encodeQuotedPrintable } = await import('./mime-encoding.ts');
+    const text = [`${'abc '.repeat(60)}end`, 'tail space  ', 'a=b', '', 'Grüße ☃ '.repeat(20), '.starts with dot', 'x'.repeat(76), 'y'.repeat(77)].join('\n');
+    const encoded = encodeQuotedPrintable(text);
+    for (const line of encoded.split('\r\n')) {
+      expect(line.length).toBeLessThanOrEqual(76);
+      expect(line).not.toMatch(/[ \t]$/);
+    }
+    const decoded = Buffer.from(
+      encoded
+        .replace(/=\r\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_, hexByte: string) => String.fromCharCode(parseInt(hexByte, 16))),
+      'latin1',
+    ).toString('utf8');
+    expect(decoded).toBe(text.replace(/\n/g, '\r\n'));
+  });
+});

@@ -28,9 +28,33 @@ export function toCrlf(text: string): string {
 
 const hex = '0123456789ABCDEF';
 
+// A line of printable ASCII without '=' that does not end in white space needs only soft breaks.
+const plainLine = /^[\x20-\x3c\x3e-\x7e\t]*[\x21-\x3c\x3e-\x7e]$/;
+
 /** RFC 2045 §6.7 quoted-printable of UTF-8 text with CRLF line breaks kept as hard breaks. */
 export function encodeQuotedPrintable(text: string): string {
-  const bytes = Buffer.from(toCrlf(text), 'utf8');
+  const lines = toCrlf(text).split('\r\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.length === 0) continue;
+    lines[i] = plainLine.test(line) ? softWrap(line) : encodeQuotedPrintableBytes(line);
+  }
+  return lines.join('\r\n');
+}
+
+function softWrap(line: string): string {
+  if (line.length <= 76) return line;
+  let out = '';
+  let start = 0;
+  while (line.length - start > 76) {
+    out += `${line.slice(start, start + 75)}=\r\n`;
+    start += 75;
+  }
+  return out + line.slice(start);
+}
+
+function encodeQuotedPrintableBytes(text: string): string {
+  const bytes = Buffer.from(text, 'utf8');
   // Worst case: every byte becomes =XX plus a soft break every 73 characters.
   const out = Buffer.allocUnsafe(bytes.length * 3 + Math.ceil((bytes.length * 3) / 73) * 3 + 3);
   let o = 0;
