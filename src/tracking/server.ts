@@ -34,10 +34,9 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
     // A token is at most maxTokenLength characters; longer path segments match no route (404).
-    maxParamLength: maxTokenLength,
+    routerOptions: { maxParamLength: maxTokenLength },
     // Only POST /u/ takes a body (RFC 8058: "List-Unsubscribe=One-Click"): 1 KiB is plenty.
     bodyLimit: 1_024,
-    disableRequestLogging: true,
     return503OnClosing: true,
     requestTimeout: 10_000,
   });
