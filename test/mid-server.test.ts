@@ -1,0 +1,115 @@
+import { gzipSync } from 'node:zlib';
+import { beforeAll, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { randomId } from '../src/common/ids.ts';
+import { defaultMidsourcingConfig, type MidsourcingConfig } from '../src/midsourcing/config.ts';
+import { buildExecutionApp } from '../src/midsourcing/execution-server.ts';
+import { encodePart } from '../src/midsourcing/part-codec.ts';
+import { signRequest } from '../src/midsourcing/signing.ts';
+import { midPaths, type PartLine, type SubmitRequest } from '../src/midsourcing/wire.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+// The execution server's guards and idempotency, through the Fastify app without a port.
+
+const secrets = { 'marketing-1': 'first-marketing-secret-0123456789', 'marketing-2': 'second-marketing-secret-012345678' };
+const clock = manualClock(Date.UTC(2026, 5, 1, 12));
+
+describeEachDialect('mid-sourcing execution server', (context) => {
+  const config: MidsourcingConfig = {
+    ...defaultMidsourcingConfig(),
+    mode: 'execution',
+    maxBodyBytes: 64 * 1024,
+    maxPartBytes: 128 * 1024,
+    peers: Object.entries(secrets).map(([name, secret]) => ({ name, secret })),
+  };
+  let app: ReturnType<typeof buildExecutionApp>;
+  beforeAll(() => {
+    app = buildExecutionApp({ store: context.store(), config, clock });
+  });
+
+  function send(method: 'GET' | 'POST', path: string, body: Buffer | undefined, options: { peer?: keyof typeof secrets; secret?: string; at?: number; nonce?: string; headers?: Record<string, string> } = {}) {
+    const peer = options.peer ?? 'marketing-1';
+    const signed = signRequest({ peer, secret: options.secret ?? secrets[peer], method, path, body: body ?? Buffer.alloc(0), now: options.at ?? clock.now(), nonce: options.nonce ?? randomId(16) });
+    return app.inject({ method, url: path, payload: body, headers: { ...signed, 'content-type': 'application/octet-stream', ...options.headers } });
+  }
+
+  const submitBody = (marketingDeliveryId: number, parts = 2): SubmitRequest => ({
+    marketingDeliveryId, name: `d${marketingDeliveryId}`, fromAddress: 'news@brand.test', fromName: null, replyTo: null, subject: 'Hi', html: '<p>Hi</p>',
+    text: null, validitySeconds: 3600, affinity: null, parts, recipients: 4,
+  });
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  const lines = (from: number, n: number): PartLine[] => Array.from({ length: n }, (_, i) => ({ id: from + i, email: `u${from + i}.${context.dialect}@accept.test`, domain: 'accept.test', data: '{}' }));
+  const gzipHeaders = (key: string) => ({ 'content-encoding': 'gzip', 'x-herald-part-key': key });
+
+  it('submits idempotently per peer and marketing delivery id', async () => {
+    const first = await send('POST', midPaths.submit(), json(submitBody(101)));
+    const again = await send('POST', midPaths.submit(), json(submitBody(101)));
+    const otherPeer = await send('POST', midPaths.submit(), json(submitBody(101)), { peer: 'marketing-2' });
+    expect(first.statusCode).toBe(200);
+    expect(again.json().remoteId).toBe(first.json().remoteId);
+    expect(otherPeer.json().remoteId).not.toBe(first.json().remoteId);
+    expect(first.json()).toMatchObject({ state: 'preparing', partsReceived: 0 });
+  });
+
+  it('acknowledges a duplicate part without inserting it again; other content under the same number is a conflict', async () => {
+    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(102)))).json().remoteId as number;
+    const part = await encodePart(1, lines(1, 2));
+    const first = await send('POST', midPaths.part(remoteId, 1), part.body, { headers: gzipHeaders(part.key) });
+    const duplicate = await send('POST', midPaths.part(remoteId, 1), part.body, { headers: gzipHeaders(part.key) });
+    expect(first.json()).toEqual({ part: 1, recipients: 2, duplicate: false });
+    expect(duplicate.json()).toEqual({ part: 1, recipients: 2, duplicate: true });
+    const other = await encodePart(1, lines(50, 2));
+    const conflict = await send('POST', midPaths.part(remoteId, 1), other.body, { headers: gzipHeaders(other.key) });
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json().error).toMatchObject({ code: 'PART_CONFLICT', retryable: false });
+    const count = await context.store().db.selectFrom('delivery_logs').select((eb) => eb.fn.countAll<number>().as('n')).where('delivery_id', '=', remoteId).executeTakeFirstOrThrow();
+    expect(Number(count.n)).toBe(2);
+
+    const early = await send('POST', midPaths.finalize(remoteId), json({ parts: 2, recipients: 4 }));
+    expect(early.json().error).toMatchObject({ code: 'PARTS_MISSING', retryable: false });
+    const second = await encodePart(2, lines(3, 2));
+    await send('POST', midPaths.part(remoteId, 2), second.body, { headers: gzipHeaders(second.key) });
+    const finalized = await send('POST', midPaths.finalize(remoteId), json({ parts: 2, recipients: 4 }));
+    expect(finalized.json()).toMatchObject({ state: 'in_progress', validUntil: clock.now() + 3_600_000 });
+    // A late retry of a part that made it is still acknowledged; a new part is refused.
+    expect((await send('POST', midPaths.part(remoteId, 2), second.body, { headers: gzipHeaders(second.key) })).json()).toMatchObject({ duplicate: true });
+    const counters = await send('GET', midPaths.counters(remoteId), undefined);
+    expect(counters.json()).toMatchObject({ state: 'in_progress', total: 4, pending: 4 });
+  });
+
+  it('rejects bad signatures, unknown peers, stale timestamps and replays with typed, non-retryable errors', async () => {
+    const body = json(submitBody(103));
+    const wrongSecret = await send('POST', midPaths.submit(), body, { secret: 'not-the-secret-at-all-00000' });
+    expect(wrongSecret.statusCode).toBe(401);
+    expect(wrongSecret.json().error).toMatchObject({ code: 'BAD_SIGNATURE', retryable: false });
+    const stale = await send('POST', midPaths.submit(), body, { at: clock.now() - 6 * 60_000 });
+    expect(stale.json().error.code).toBe('STALE_TIMESTAMP');
+    const nonce = randomId(16);
+    expect((await send('POST', midPaths.submit(), body, { nonce })).statusCode).toBe(200);
+    const replay = await send('POST', midPaths.submit(), body, { nonce });
+    expect(replay.json().error).toMatchObject({ code: 'REPLAYED', retryable: false });
+    const unsigned = await app.inject({ method: 'POST', url: midPaths.submit(), payload: body, headers: { 'content-type': 'application/json' } });
+    expect(unsigned.json().error.code).toBe('BAD_SIGNATURE');
+    const stranger = await app.inject({
+      method: 'POST', url: midPaths.submit(), payload: body,
+      headers: { ...signRequest({ peer: 'stranger', secret: 'stranger-secret-0123456789', method: 'POST', path: midPaths.submit(), body, now: clock.now(), nonce: randomId(16) }), 'content-type': 'application/json' },
+    });
+    expect(stranger.json().error.code).toBe('UNKNOWN_PEER');
+  });
+
+  it('limits bodies before and after decompression and names the bad line', async () => {
+    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(104)))).json().remoteId as number;
+    const huge = await send('POST', midPaths.part(remoteId, 1), Buffer.alloc(70 * 1024, 1), { headers: { 'content-encoding': 'gzip' } });
+    expect(huge.statusCode).toBe(413);
+    expect(huge.json().error).toMatchObject({ code: 'BODY_TOO_LARGE', retryable: false });
+    const bomb = gzipSync(Buffer.alloc(1024 * 1024, 0x20));
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const exploded = await send('POST', midPaths.part(remoteId, 1), bomb, { headers: { 'content-encoding': 'gzip' } });
+    expect(exploded.json().error.code).toBe('BODY_TOO_LARGE');
+    const bad = gzipSync(Buffer.from(`${JSON.stringify(lines(1, 1)[0])}\n{"id":2,"email":"x"}\n`));
+    const invalid = await send('POST', midPaths.part(remoteId, 1), bad, { headers: { 'content-encoding': 'gzip' } });
+    expect(invalid.json().error).toMatchObject({ code: 'INVALID_BODY', message: expect.stringContaining('part 1, line 2') });
+    const foreign = await send('GET', midPaths.counters(remoteId), undefined, { peer: 'marketing-2' });
+    expect(foreign.json().error.code).toBe('NOT_FOUND');
+  });
+});
