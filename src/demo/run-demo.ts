@@ -12,6 +12,8 @@ import { createDelivery, getDelivery } from '../store/delivery-queries.ts';
 import { createMtaStore } from '../store/mta-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
 import { demoContent, writeDemoCsv } from './demo-audience.ts';
+import { simulateTrackingTraffic } from '../tracking/demo-traffic.ts';
+import { formatTrackingStats, type DeliveryTrackingStats } from '../tracking/stats.ts';
 
 // `herald demo`: import → create → prepare → send against the ISP simulator, on the configured
 // database (./data/herald.db by default). Retry delays and validity are scaled to seconds so that every
@@ -39,6 +41,8 @@ export interface DemoResult extends DeliverySummary {
   elapsedMs: number;
   msgsPerSec: number;
   importRejected: number;
+  /** Indicators after simulated opens, clicks and an unsubscribe (through the real tracking routes). */
+  tracking: DeliveryTrackingStats;
 }
 
 export interface DemoRun {
@@ -121,8 +125,11 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
     step(`sending delivery ${delivery.id} with Herald's MTA`);
     await waitForEnd(herald, delivery.id, mta, started, options);
     const elapsedMs = herald.clock.now() - started;
+    const tracking = await simulateTrackingTraffic(herald, delivery.id);
+    for (const line of formatTrackingStats(tracking)) step(line);
     const summary = await summarizeDelivery(herald.store, delivery.id);
     const result: DemoResult = {
+      tracking,
       ...summary,
       elapsedMs,
       msgsPerSec: Math.round((summary.sent / Math.max(elapsedMs, 1)) * 1000),
