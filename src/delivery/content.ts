@@ -33,7 +33,8 @@ const noFiles = {
   readFileSync: () => refuseFiles(),
   resolve: (_dir: string, file: string) => file,
 };
-const engine = new Liquid({ strictFilters: true, strictVariables: true, lenientIf: true, ownPropertyOnly: true, cache: false, root: [], relativeReference: false, fs: noFiles });
+// renderLimit/memoryLimit: one recipient's data (a loop bound of 10^9) cannot stall the MTA.
+const engine = new Liquid({ renderLimit: 2_000, memoryLimit: 64 * 1024 * 1024, strictFilters: true, strictVariables: true, lenientIf: true, ownPropertyOnly: true, cache: false, root: [], relativeReference: false, fs: noFiles });
 
 function refuseFiles(): never {
   throw new Error('templates cannot include files');

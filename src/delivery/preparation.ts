@@ -16,11 +16,14 @@ export interface TargetRecipient {
   data: string;
 }
 
-export interface PreparedLog {
-  recipientId: number;
-  email: string;
-  domain: string;
-  data: string;
+/** One batch of the target, as ids: the logs are copied from the recipients inside the database. */
+export interface TargetRange {
+  listId: number;
+  /** Exclusive lower bound and inclusive upper bound of recipient ids. */
+  afterId: number;
+  lastId: number;
+  /** Recipients of the range that were excluded (invalid, quarantined, denylisted). */
+  excludedIds: number[];
 }
 
 /** What preparation needs from storage (implemented in src/store/preparation-queries.ts). */
@@ -33,8 +36,8 @@ export interface PreparationStore {
   targetBatch(listId: number, afterId: number, limit: number): Promise<TargetRecipient[]>;
   /** The exclusion state of those addresses that are quarantined or denylisted. */
   blockedAddresses(emails: string[]): Promise<Map<string, 'quarantined' | 'denylisted'>>;
-  /** Inserts logs, skipping addresses that already have one in this delivery; returns how many were inserted. */
-  insertLogs(deliveryId: number, logs: PreparedLog[], now: number): Promise<number>;
+  /** Creates the logs of a range's recipients, skipping addresses that already have one in this delivery; returns how many were inserted. */
+  insertLogs(deliveryId: number, range: TargetRange, now: number): Promise<number>;
   finishPreparation(deliveryId: number, result: PreparationCounts, now: number): Promise<void>;
   failPreparation(deliveryId: number, error: string, now: number): Promise<void>;
   /** Stores the HTML template's tracked links in document order (replacing an earlier preparation's). */
@@ -92,30 +95,49 @@ async function prepareBatches(
   options: PrepareOptions,
 ): Promise<PreparationCounts> {
   const counts: PreparationCounts = { target: 0, prepared: 0, excluded: { invalid_address: 0, duplicate: 0, quarantined: 0, denylisted: 0 } };
+  // Whether a strict Liquid template renders depends on which variables a recipient has (and their
+  // types), not on the values: every recipient whose data has a shape not seen yet is rendered in full,
+  // so the first recipient of each shape that breaks a template is named. Values that are pathological
+  // for one template (a huge loop bound) are caught at send time by the engine's render limits.
+  const checkedShapes = new Set<string>();
   let afterId = 0;
   for (;;) {
     const batch = await store.targetBatch(listId, afterId, options.batchSize);
     if (batch.length === 0) return counts;
-    afterId = batch[batch.length - 1]!.id;
+    const range: TargetRange = { listId, afterId, lastId: batch[batch.length - 1]!.id, excludedIds: [] };
+    afterId = range.lastId;
     counts.target += batch.length;
     const blocked = await store.blockedAddresses(batch.map((r) => r.email));
-    const logs: PreparedLog[] = [];
     for (const recipient of batch) {
       if (!options.isValidAddress(recipient.email)) {
         counts.excluded.invalid_address++;
+        range.excludedIds.push(recipient.id);
         continue;
       }
       const block = blocked.get(recipient.email);
       if (block) {
         counts.excluded[block]++;
+        range.excludedIds.push(recipient.id);
         continue;
       }
-      content.render({ ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview }, recipient.email);
-      logs.push({ recipientId: recipient.id, email: recipient.email, domain: recipient.domain, data: recipient.data });
+      const data = { ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview };
+      const shape = dataShape(data);
+      if (!checkedShapes.has(shape)) {
+        content.render(data, recipient.email);
+        checkedShapes.add(shape);
+      }
     }
-    const inserted = await store.insertLogs(deliveryId, logs, options.clock.now());
-    counts.excluded.duplicate += logs.length - inserted;
+    const inserted = await store.insertLogs(deliveryId, range, options.clock.now());
+    counts.excluded.duplicate += batch.length - range.excludedIds.length - inserted;
     counts.prepared += inserted;
     options.onProgress?.({ read: counts.target, prepared: counts.prepared });
   }
+}
+
+/** The variable names and value types of one recipient's data, e.g. `city:string,email:string`. */
+export function dataShape(data: Record<string, unknown>): string {
+  return Object.keys(data)
+    .sort()
+    .map((key) => `${key}:${Array.isArray(data[key]) ? 'array' : data[key] === null ? 'null' : typeof data[key]}`)
+    .join(',');
 }

@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
-import type { PreparationCounts, PreparationStore, PreparedLog, TargetRecipient } from '../delivery/preparation.ts';
+import type { PreparationCounts, PreparationStore, TargetRange, TargetRecipient } from '../delivery/preparation.ts';
 import type { Store } from './database.ts';
 import { transitionDelivery } from './delivery-queries.ts';
 import { replaceTrackingLinks } from './tracking-queries.ts';
 
 const deleteBatchSize = 10_000;
-// SQLite binds at most 32766 variables per statement; 8 columns × 2,000 rows stays well below.
-const insertChunkSize = 2_000;
+// SQLite binds at most 32766 variables per statement.
+const lookupChunkSize = 2_000;
 
 export function preparationStore(store: Store): PreparationStore {
   const { db } = store;
@@ -34,11 +34,11 @@ export function preparationStore(store: Store): PreparationStore {
 
     async blockedAddresses(emails) {
       const blocked = new Map<string, 'quarantined' | 'denylisted'>();
-      for (let i = 0; i < emails.length; i += insertChunkSize) {
+      for (let i = 0; i < emails.length; i += lookupChunkSize) {
         const rows = await db
           .selectFrom('addresses')
           .select(['email', 'state'])
-          .where('email', 'in', emails.slice(i, i + insertChunkSize))
+          .where('email', 'in', emails.slice(i, i + lookupChunkSize))
           .where('state', 'in', ['quarantined', 'denylisted'])
           .execute();
         for (const row of rows) blocked.set(row.email, row.state as 'quarantined' | 'denylisted');
@@ -46,31 +46,34 @@ export function preparationStore(store: Store): PreparationStore {
       return blocked;
     },
 
-    async insertLogs(deliveryId, logs: PreparedLog[], now) {
-      if (logs.length === 0) return 0;
-      return db.transaction().execute(async (trx) => {
-        let inserted = 0;
-        for (let i = 0; i < logs.length; i += insertChunkSize) {
-          const rows = logs.slice(i, i + insertChunkSize).map((log) => ({
-            delivery_id: deliveryId,
-            recipient_id: log.recipientId,
-            email: log.email,
-            domain: log.domain,
-            data: log.data,
-            status: 'pending' as const,
-            attempts: 0,
-            next_attempt_at: 0,
-            updated_at: now,
-          }));
-          const result = await trx
-            .insertInto('delivery_logs')
-            .values(rows)
-            .onConflict((oc) => oc.columns(['delivery_id', 'email']).doNothing())
-            .executeTakeFirst();
-          inserted += Number(result.numInsertedOrUpdatedRows ?? 0);
-        }
-        return inserted;
-      });
+    // INSERT ... SELECT: the rows are copied inside the database, one short statement per batch
+    // (ids and times are integers this code produced, so they are inlined as literals; PostgreSQL
+    // cannot type bare parameters in a select list).
+    async insertLogs(deliveryId, range: TargetRange, now) {
+      let source = db
+        .selectFrom('recipients')
+        .select([
+          sql<number>`${sql.lit(deliveryId)}`.as('delivery_id'),
+          'id',
+          'email',
+          'domain',
+          'data',
+          sql<string>`${sql.lit('pending')}`.as('status'),
+          sql<number>`${sql.lit(0)}`.as('attempts'),
+          sql<number>`${sql.lit(0)}`.as('next_attempt_at'),
+          sql<number>`${sql.lit(now)}`.as('updated_at'),
+        ])
+        .where('list_id', '=', range.listId)
+        .where('id', '>', range.afterId)
+        .where('id', '<=', range.lastId);
+      if (range.excludedIds.length > 0) source = source.where('id', 'not in', range.excludedIds);
+      const result = await db
+        .insertInto('delivery_logs')
+        .columns(['delivery_id', 'recipient_id', 'email', 'domain', 'data', 'status', 'attempts', 'next_attempt_at', 'updated_at'])
+        .expression(source)
+        .onConflict((oc) => oc.columns(['delivery_id', 'email']).doNothing())
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0);
     },
 
     async finishPreparation(deliveryId, counts: PreparationCounts, now) {

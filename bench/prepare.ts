@@ -1,0 +1,97 @@
+// Preparation benchmark: N recipients (default 1,000,000) with personalization data → delivery logs,
+// through the real preparation (target extraction by id range, exclusion look-ups, Liquid rendering of
+// subject, HTML and text for every recipient, batched inserts). Recipients are seeded with plain
+// inserts first (the import has its own benchmark).
+// Run: node --import tsx bench/prepare.ts [--dialect sqlite|postgres] [--recipients 1000000]
+// Prints figures (text and one JSON line); it never passes or fails on time.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { validateAddress } from '../src/audience/address.ts';
+import { systemClock } from '../src/common/clock.ts';
+import { prepareDelivery } from '../src/delivery/preparation.ts';
+import { demoContent } from '../src/demo/demo-audience.ts';
+import { openStore, type Store } from '../src/store/database.ts';
+import { createDelivery } from '../src/store/delivery-queries.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+import { preparationStore } from '../src/store/preparation-queries.ts';
+
+function option(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
+}
+
+const dialect = option('dialect', 'sqlite');
+const count = Number(option('recipients', '1000000'));
+const adminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const dir = mkdtempSync(join(tmpdir(), 'herald-bench-prepare-'));
+const pgName = `herald_bench_prepare_${process.pid}`;
+let url = `sqlite:${join(dir, 'herald.db')}`;
+if (dialect === 'postgres') {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${pgName}`);
+  await admin.end();
+  const parsed = new URL(adminUrl);
+  parsed.pathname = `/${pgName}`;
+  url = parsed.toString();
+}
+
+const store = openStore(url);
+try {
+  await migrateToLatest(store);
+  const seedStart = performance.now();
+  await seedRecipients(store, count);
+  const seedSeconds = (performance.now() - seedStart) / 1000;
+  const delivery = await createDelivery(
+    store,
+    { name: 'bench', fromAddress: 'news@bench.test', fromName: 'Bench', replyTo: null, subject: demoContent.subject, html: demoContent.html, text: demoContent.text, listName: 'bench', validityHours: null, affinity: null, scheduledAt: null },
+    { validityHours: 120 },
+    Date.now(),
+  );
+  const start = performance.now();
+  const outcome = await prepareDelivery(preparationStore(store), delivery.id, {
+    batchSize: 5_000,
+    clock: systemClock,
+    isValidAddress: (email) => validateAddress(email).ok,
+  });
+  const seconds = (performance.now() - start) / 1000;
+  if (outcome.kind !== 'prepared') throw new Error(outcome.error);
+  const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  const perSecond = Math.round(outcome.counts.prepared / seconds);
+  console.log(`prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients in ${seconds.toFixed(2)} s = ${perSecond}/s (peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`);
+  console.log(JSON.stringify({ bench: 'prepare', dialect, recipients: count, prepared: outcome.counts.prepared, seconds: Number(seconds.toFixed(2)), perSecond, peakRssMiB }));
+} finally {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  if (dialect === 'postgres') {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists ${pgName} with (force)`);
+    await admin.end();
+  }
+}
+
+async function seedRecipients(target: Store, total: number): Promise<void> {
+  const now = Date.now();
+  const list = await target.db.insertInto('lists').values({ name: 'bench', created_at: now }).returning('id').executeTakeFirstOrThrow();
+  const cities = ['Lyon', 'Paris', 'Berlin', 'Madrid'];
+  for (let i = 0; i < total; i += 5_000) {
+    const rows: Array<{ list_id: number; email: string; domain: string; data: string; created_at: number; updated_at: number }> = [];
+    for (let j = i; j < Math.min(total, i + 5_000); j++) {
+      rows.push({
+        list_id: list.id,
+        email: `user${j}@bench${j % 50}.test`,
+        domain: `bench${j % 50}.test`,
+        data: JSON.stringify({ first_name: j % 10 === 3 ? '' : `First${j}`, city: cities[j % 4] }),
+        created_at: now,
+        updated_at: now,
+      });
+    }
+    await target.db.transaction().execute(async (trx) => {
+      for (let k = 0; k < rows.length; k += 2_000) await trx.insertInto('recipients').values(rows.slice(k, k + 2_000)).execute();
+    });
+  }
+}
