@@ -1,5 +1,6 @@
 import { AppError } from './common/errors.ts';
 import type { Herald } from './main.ts';
+import { startExecutionServer, type ExecutionServer } from './midsourcing/execution-server.ts';
 import { createMta } from './mta/queue-runner.ts';
 import { createMtaStore } from './store/mta-queries.ts';
 import { createTrackingService } from './tracking/service.ts';
@@ -21,6 +22,20 @@ const roleFactories: Record<string, RoleFactory> = {
   mta: (herald) => {
     const mta = createMta({ store: createMtaStore(herald.store), nodeId: herald.nodeId, config: herald.config.mta, clock: herald.clock, logger: herald.logger });
     return { name: 'mta', start: () => mta.start(), stop: () => mta.stop() };
+  },
+  mid: (herald) => {
+    // The execution instance's mid-sourcing server (its own port); idle unless midsourcing.mode is execution.
+    const config = herald.config.midsourcing;
+    let server: ExecutionServer | undefined;
+    return {
+      name: 'mid',
+      async start() {
+        if (config.mode !== 'execution') return herald.logger.info({ mode: config.mode }, 'mid role idle: midsourcing.mode is not execution');
+        server = await startExecutionServer({ store: herald.store, config, clock: herald.clock, logger: herald.logger });
+        herald.logger.info({ url: server.url, peers: config.peers.map((peer) => peer.name) }, 'mid-sourcing server listening');
+      },
+      stop: async () => server?.close(),
+    };
   },
   tracking: async (herald) => {
     // Its own HTTP server on tracking.port, separate from the API.

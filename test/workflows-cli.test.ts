@@ -27,7 +27,7 @@ describeEachDialect('herald workflows', (context) => {
     const { lines, run } = cli();
     expect(await run('workflows', 'list', '--json')).toBe(0);
     const { workflows } = JSON.parse(lines[0]!) as { workflows: Array<Record<string, unknown>> };
-    expect(workflows.map((w) => w.name)).toEqual(['cleanup', 'deliverability-update', 'delivery-manager', 'stats', 'tracking']);
+    expect(workflows.map((w) => w.name)).toEqual(['cleanup', 'deliverability-update', 'delivery-manager', 'stats', 'tracking', 'mid-sync-counters', 'mid-sync-logs']);
     expect(workflows.find((w) => w.name === 'cleanup')).toMatchObject({ state: 'idle', health: 'ok', schedule: '0 4 * * *', timezone: 'UTC', nextRunAt: '2026-08-02T04:00:00.000Z', lastRun: null, lastError: null });
   });
 

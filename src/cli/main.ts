@@ -5,6 +5,7 @@ import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
 import { registerConfigCommands } from './config-command.ts';
 import { registerDemoCommands } from './demo-command.ts';
+import { registerMidCommands } from './mid-command.ts';
 import { registerStartCommands } from './start-command.ts';
 import { registerWorkflowsCommands } from './workflows-command.ts';
 import { registerMxCommands } from './mx-command.ts';
@@ -32,6 +33,7 @@ export function buildProgram(context: CliContext): Command {
   registerImportCommands(program, context);
   registerListCommands(program, context);
   registerTrackingCommands(program, context);
+  registerMidCommands(program, context);
   return program;
 }
 

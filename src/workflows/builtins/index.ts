@@ -1,3 +1,4 @@
+import { midSyncCountersWorkflow, midSyncLogsWorkflow } from '../../midsourcing/workflows.ts';
 import type { WorkflowDefinition } from '../types.ts';
 import { cleanupTasks } from './cleanup-tasks.ts';
 import { deliveryManagerWorkflow } from './delivery-manager.ts';
@@ -14,5 +15,5 @@ export const cleanupWorkflow: WorkflowDefinition = {
 
 /** Every built-in technical workflow, in display order. */
 export function builtinWorkflows(): WorkflowDefinition[] {
-  return [cleanupWorkflow, deliverabilityUpdateWorkflow, deliveryManagerWorkflow, statsWorkflow, trackingWorkflow];
+  return [cleanupWorkflow, deliverabilityUpdateWorkflow, deliveryManagerWorkflow, statsWorkflow, trackingWorkflow, midSyncCountersWorkflow, midSyncLogsWorkflow];
 }

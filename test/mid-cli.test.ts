@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/common/clock.ts';
+import { defaultMidsourcingConfig } from '../src/midsourcing/config.ts';
+import { startExecutionServer, type ExecutionServer } from '../src/midsourcing/execution-server.ts';
+import type { OutboundPartRow } from '../src/midsourcing/outbound-store.ts';
+import { diagnose, type OutboundStatus } from '../src/midsourcing/status.ts';
+import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { openStore, type Store } from '../src/store/database.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
+import { createTestDatabase, type TestDatabase } from './support/databases.ts';
+import { runHerald } from './support/cli.ts';
+
+// `herald mid push|status|sync` against a real execution instance on loopback (SQLite both sides).
+
+const secret = 'cli-test-shared-secret-0123456789';
+
+describe('herald mid', () => {
+  let marketingDb: TestDatabase;
+  let executionDb: TestDatabase;
+  let marketing: Store;
+  let execution: Store;
+  let server: ExecutionServer;
+  let config: Record<string, unknown>;
+
+  beforeAll(async () => {
+    marketingDb = await createTestDatabase('sqlite');
+    executionDb = await createTestDatabase('sqlite');
+    marketing = openStore(marketingDb.url);
+    execution = openStore(executionDb.url);
+    await migrateToLatest(marketing);
+    await migrateToLatest(execution);
+    server = await startExecutionServer({
+      store: execution,
+      config: { ...defaultMidsourcingConfig(), mode: 'execution', peers: [{ name: 'marketing-1', secret }] },
+      host: '127.0.0.1',
+      port: 0,
+    });
+    config = { midsourcing: { mode: 'marketing', name: 'marketing-1', partSize: 7, peers: [{ name: 'exec-1', url: server.url, secret }] } };
+  });
+  afterAll(async () => {
+    await server.close();
+    await marketing.close();
+    await execution.close();
+    await marketingDb.drop();
+    await executionDb.drop();
+  });
+
+  it('pushes a prepared delivery, then reports its parts, latencies and pull state; secrets never printed', async () => {
+    const recipients = Array.from({ length: 30 }, (_, i) => ({ email: `cli${i}@accept.test`, data: { first_name: 'C' } }));
+    const { deliveryId } = await seedPreparedDelivery(marketing, { name: 'cli', recipients, validitySeconds: 3600, clock: systemClock });
+
+    const push = await runHerald(marketingDb.url, ['mid', 'push', String(deliveryId), '--json'], config);
+    expect(push.exitCode).toBe(0);
+    expect(push.json()[0]).toMatchObject({ deliveryId, peer: 'exec-1', parts: 5, recipients: 30, remoteState: 'in_progress', duplicates: 0 });
+
+    const again = await runHerald(marketingDb.url, ['mid', 'push', String(deliveryId), '--json'], config);
+    expect(again.exitCode).toBe(0);
+    expect(again.json()[0]).toMatchObject({ parts: 5, attempts: 0 });
+
+    const sync = await runHerald(marketingDb.url, ['mid', 'sync', '--json'], config);
+    expect(sync.exitCode).toBe(0);
+    expect(sync.json()[0]).toMatchObject({ logs: { synced: 1, failed: [] }, counters: { synced: 1, failed: [] } });
+
+    const status = await runHerald(marketingDb.url, ['mid', 'status', '--json'], config);
+    const [report] = status.json<OutboundStatus>();
+    expect(report).toMatchObject({
+      deliveryId,
+      peer: 'exec-1',
+      state: 'finalized',
+      remoteState: 'in_progress',
+      parts: { total: 5, pending: 0, acked: 5 },
+      timeouts: 0,
+      lastError: null,
+      logs: { complete: false },
+      counters: { total: 30, pending: 30 },
+    });
+    expect(report!.buildMs.avg).not.toBeNull();
+    expect(report!.appendMs.max).toBeGreaterThanOrEqual(report!.appendMs.avg!);
+
+    const text = await runHerald(marketingDb.url, ['mid', 'status'], config);
+    expect(text.stdout.join('\n')).toContain('parts 5/5 acknowledged');
+    expect([...push.stdout, ...push.stderr, ...text.stdout, ...status.stdout].join('\n')).not.toContain(secret);
+
+    const notPrepared = await runHerald(marketingDb.url, ['mid', 'push', '999', '--json'], config);
+    expect(notPrepared.exitCode).toBe(1);
+  });
+
+  it('refuses to push when the instance is not in marketing mode', async () => {
+    const run = await runHerald(marketingDb.url, ['mid', 'push', '1'], {});
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr.join('\n')).toContain('midsourcing.mode is "off"');
+  });
+});
+
+describe('push diagnosis', () => {
+  const part = (build: number, latency: number, attempts = 1, timeouts = 0): OutboundPartRow => ({
+    delivery_id: 1, part_number: 1, first_log_id: 1, last_log_id: 2, recipients: 2, state: 'acked', part_key: 'k', bytes: 10,
+    attempts, timeouts, build_ms: build, latency_ms: latency, last_error: null, acked_at: 1, updated_at: 1,
+  });
+
+  it('names the slow side', () => {
+    expect(diagnose([part(400, 50), part(380, 60)])).toMatchObject({ bottleneck: 'building', diagnosis: expect.stringContaining('marketing side is too slow building parts') });
+    expect(diagnose([part(10, 300), part(12, 280)])).toMatchObject({ bottleneck: 'appending' });
+    expect(diagnose([part(10, 30, 4, 3), part(10, 30, 3, 2)])).toMatchObject({ bottleneck: 'network' });
+    expect(diagnose([])).toMatchObject({ bottleneck: 'none' });
+  });
+});
