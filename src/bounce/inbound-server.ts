@@ -1,0 +1,129 @@
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Clock } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
+import { createRateWindow, decideRecipient, type RecipientPolicy } from './inbound-policy.ts';
+import type { InboundMessage, InboundResult } from './inbound-processor.ts';
+
+// The inbound SMTP listener (smtp-server): bounces, feedback reports and auto-replies sent to the
+// VERP addresses. No AUTH, no STARTTLS requirement (senders of bounces rarely authenticate and
+// their TLS is opportunistic), SIZE announced (RFC 1870) and enforced while reading, a limit of
+// simultaneous clients and of messages per client per minute, and recipients restricted to our
+// own addresses (550 5.7.1 otherwise: never a relay).
+
+export interface InboundServerOptions {
+  host: string;
+  port: number;
+  policy: RecipientPolicy;
+  maxMessageBytes: number;
+  maxClients: number;
+  messagesPerMinutePerClient: number;
+  /** Bytes kept of an oversized message (for its sample); the rest is read and dropped. */
+  keepOfOversized: number;
+  clock: Clock;
+  logger?: Logger;
+  handle(message: InboundMessage): Promise<InboundResult>;
+}
+
+export interface InboundServer {
+  /** host:port actually bound (port 0 picks a free one). */
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+interface Envelope {
+  logIds: string[];
+}
+
+const smtpError = (code: number, message: string): Error => Object.assign(new Error(message), { responseCode: code });
+
+export async function startInboundServer(options: InboundServerOptions): Promise<InboundServer> {
+  const logger = options.logger ?? silentLogger;
+  const rate = createRateWindow(options.messagesPerMinutePerClient);
+  const envelopes = new WeakMap<SMTPServerSession, Envelope>();
+
+  const server = new SMTPServer({
+    banner: 'Herald inbound: bounces and feedback reports only',
+    size: options.maxMessageBytes,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    maxClients: options.maxClients,
+    logger: false,
+    closeTimeout: 5_000,
+    onMailFrom(_address, session, callback) {
+      if (!rate.take(session.remoteAddress, options.clock.now())) {
+        callback(smtpError(421, '4.7.0 Too many messages from your address, try again later'));
+        return;
+      }
+      envelopes.set(session, { logIds: [] });
+      callback();
+    },
+    onRcptTo(address, session, callback) {
+      const decision = decideRecipient(address.address, options.policy);
+      if (!decision.ok) {
+        callback(smtpError(decision.code, decision.message));
+        return;
+      }
+      if (decision.logId) envelopes.get(session)?.logIds.push(decision.logId);
+      callback();
+    },
+    onData(stream: SMTPServerDataStream, session, callback) {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let kept = 0;
+      let tooLarge = false;
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > options.maxMessageBytes) tooLarge = true;
+        // Past the limit only the first bytes are kept (for the sample); memory stays bounded.
+        const room = (tooLarge ? options.keepOfOversized : options.maxMessageBytes) - kept;
+        if (room > 0) {
+          const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+          chunks.push(part);
+          kept += part.length;
+        }
+      });
+      stream.on('error', (error) => callback(error));
+      stream.on('end', () => {
+        let raw = Buffer.concat(chunks);
+        if (tooLarge && raw.length > options.keepOfOversized) raw = raw.subarray(0, options.keepOfOversized);
+        const message: InboundMessage = {
+          raw,
+          size,
+          tooLarge: tooLarge || stream.sizeExceeded,
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
+          rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          envelopeLogIds: envelopes.get(session)?.logIds ?? [],
+          remoteAddress: session.remoteAddress,
+          receivedAt: options.clock.now(),
+        };
+        options.handle(message).then(
+          (result) => {
+            if (result.outcome === 'too_large') callback(smtpError(552, `5.3.4 Message too big (limit ${options.maxMessageBytes} bytes)`));
+            else callback(null, `2.0.0 Accepted (${result.outcome})`);
+          },
+          (error: unknown) => {
+            logger.error({ err: describeError(error) }, 'processing an inbound message failed');
+            callback(smtpError(451, '4.3.0 Temporary failure processing the message, try again later'));
+          },
+        );
+      });
+    },
+  });
+  server.on('error', (error) => logger.warn({ err: describeError(error) }, 'inbound SMTP connection error'));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.server.once('error', onError);
+    server.listen(options.port, options.host, () => {
+      server.server.off('error', onError);
+      resolve();
+    });
+  });
+  const bound = server.server.address() as AddressInfo;
+  return {
+    address: { host: bound.address, port: bound.port },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

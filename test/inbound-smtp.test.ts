@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createInboundRole, type InboundRole } from '../src/bounce/inbound-role.ts';
+import { parseBounceMessage } from '../src/bounce/parse-bounce.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { openHerald, type Herald } from '../src/main.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { inboundCounters, listInboundSamples } from '../src/store/qualification-queries.ts';
+import { addressTimeline, getAddress } from '../src/store/quarantine-queries.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+const corpus = join(import.meta.dirname, '../../shared/corpus/bounces');
+const bounceDomain = 'bounces.brand.test';
+const maxMessageBytes = 256 * 1024;
+
+interface SendResult {
+  accepted: boolean;
+  code?: number;
+  response?: string;
+  error?: string;
+}
+
+/** Sends one raw message over a real SMTP session; refusals are values, not exceptions. */
+async function send(port: number, to: string, raw: string | Buffer): Promise<SendResult> {
+  const connection = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, connectionTimeout: 5_000, socketTimeout: 10_000 });
+  await new Promise<void>((resolve, reject) => {
+    connection.once('error', reject);
+    connection.connect(() => resolve());
+  });
+  try {
+    return await new Promise<SendResult>((resolve) => {
+      connection.send({ from: '', to: [to] }, raw, (error, info) => {
+        if (error) resolve({ accepted: false, code: (error as { responseCode?: number }).responseCode, error: error.message });
+        else resolve({ accepted: true, response: info.response });
+      });
+    });
+  } finally {
+    connection.quit();
+    connection.close();
+  }
+}
+
+/** A corpus bounce addressed to the VERP address of `logId`: envelope and To header rewritten. */
+function readCorpus(file: string, verp: string): string {
+  return readFileSync(join(corpus, file), 'latin1').replace(/^To:.*$/m, `To: ${verp}`);
+}
+
+async function recipientOf(file: string): Promise<string> {
+  const parsed = await parseBounceMessage(readFileSync(join(corpus, file)));
+  return parsed.recipients[0]!.recipient;
+}
+
+describeEachDialect('inbound SMTP role', (context) => {
+  let herald: Herald;
+  let role: InboundRole;
+  let port: number;
+  beforeAll(async () => {
+    herald = await openHerald({
+      config: parseConfig({ database: { url: context.url() }, mta: { bounceDomain }, inbound: { port: 0, maxMessageBytes, sampleBytes: 4_096, keepSamples: 5 }, bounce: { siteRulesFile: '/nonexistent/site.yaml' } }, 'test'),
+      logger: silentLogger,
+    });
+    role = createInboundRole(herald);
+    await role.start();
+    port = role.address()!.port;
+  });
+  afterAll(async () => {
+    await role?.stop();
+    await herald?.close();
+  });
+
+  async function sentLog(email: string): Promise<{ deliveryId: number; logId: number }> {
+    const now = Date.now();
+    const { deliveryId, logIds } = await seedDelivery(herald.store.db, { now, recipients: [{ email }] });
+    await herald.store.db.updateTable('delivery_logs').set({ status: 'sent', attempts: 1, last_reply_code: 250, sent_at: now }).where('id', '=', logIds[0]!).execute();
+    return { deliveryId, logId: logIds[0]! };
+  }
+  const verp = (logId: number) => `bounce+${logId}@${bounceDomain}`;
+
+  it('a hard DSN after a 250 fails the delivery log and quarantines the address', async () => {
+    const file = 'lhost-postfix-04.eml';
+    const email = await recipientOf(file);
+    const { deliveryId, logId } = await sentLog(email);
+    const result = await send(port, verp(logId), readCorpus(file, verp(logId)));
+    expect(result).toMatchObject({ accepted: true });
+    expect(result.response).toContain('hard');
+    const log = await herald.store.db.selectFrom('delivery_logs').selectAll().where('id', '=', logId).executeTakeFirstOrThrow();
+    expect(log).toMatchObject({ status: 'failed', failure_type: 'hard', failure_reason: 'user_unknown', failure_category: 'userunknown' });
+    expect(await getAddress(herald.store, email)).toMatchObject({ state: 'quarantined', reason: 'user_unknown' });
+    const [entry] = await addressTimeline(herald.store, email);
+    expect(entry).toMatchObject({ source: 'bounce', delivery_id: deliveryId, delivery_log_id: logId, category: 'userunknown', type: 'hard' });
+    expect(entry!.rule_id).toEqual(expect.any(String));
+  });
+
+  it('an RFC 5965 complaint denylists the address; the log keeps its status', async () => {
+    const file = 'arf-01.eml';
+    const email = await recipientOf(file);
+    const { logId } = await sentLog(email);
+    expect(await send(port, verp(logId), readCorpus(file, verp(logId)))).toMatchObject({ accepted: true });
+    expect(await getAddress(herald.store, email)).toMatchObject({ state: 'denylisted', reason: 'complaint' });
+    const log = await herald.store.db.selectFrom('delivery_logs').select('status').where('id', '=', logId).executeTakeFirstOrThrow();
+    expect(log.status).toBe('sent');
+  });
+
+  it('an RFC 3834 auto-reply is an event only', async () => {
+    const file = 'rfc3834-03.eml';
+    const email = await recipientOf(file);
+    const { logId } = await sentLog(email);
+    expect(await send(port, verp(logId), readCorpus(file, verp(logId)))).toMatchObject({ accepted: true });
+    expect(await getAddress(herald.store, email)).toMatchObject({ state: 'valid' });
+    expect((await addressTimeline(herald.store, email)).map((e) => [e.source, e.category, e.state_after])).toEqual([['bounce', 'vacation', 'valid']]);
+    const log = await herald.store.db.selectFrom('delivery_logs').select('status').where('id', '=', logId).executeTakeFirstOrThrow();
+    expect(log.status).toBe('sent');
+  });
+
+  it('finds the log through X-Herald-Log-Id when the bounce is not sent to a VERP address of it', async () => {
+    const email = 'header-only@example.test';
+    const { logId } = await sentLog(email);
+    const raw = [
+      'From: MAILER-DAEMON@mx.example.test',
+      'To: news@brand.test',
+      'Subject: Undelivered Mail Returned to Sender',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain',
+      '',
+      'Your message could not be delivered.',
+      '--b1',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.example.test',
+      '',
+      `Final-Recipient: rfc822; ${email}`,
+      'Action: failed',
+      'Status: 5.1.1',
+      'Diagnostic-Code: smtp; 550 5.1.1 <header-only@example.test>: Recipient address rejected: User unknown in local recipient table',
+      '--b1',
+      'Content-Type: text/rfc822-headers',
+      '',
+      `X-Herald-Log-Id: ${logId}`,
+      'Subject: Hello',
+      '--b1--',
+      '',
+    ].join('\r\n');
+    // The envelope is a VERP address without a usable log id and the To header is not a VERP
+    // address: the X-Herald-Log-Id header of the quoted original decides.
+    expect(await send(port, `bounce+x@${bounceDomain}`, raw)).toMatchObject({ accepted: true });
+    const log = await herald.store.db.selectFrom('delivery_logs').select(['status', 'failure_reason']).where('id', '=', logId).executeTakeFirstOrThrow();
+    expect(log).toMatchObject({ status: 'failed', failure_reason: 'user_unknown' });
+  });
+
+  it('refuses to relay: any recipient but our VERP addresses gets 550 5.7.1', async () => {
+    for (const to of ['victim@gmail.test', `bounce+1@other.test`, `postmaster@${bounceDomain}`]) {
+      const result = await send(port, to, 'Subject: relay test\r\n\r\nhello\r\n');
+      expect(result.accepted, to).toBe(false);
+      expect(result.code, to).toBe(550);
+      expect(result.error).toContain('5.7.1');
+    }
+  });
+
+  it('oversized, unknown-log and malformed messages: no crash, counted, kept as bounded samples', async () => {
+    const before = await inboundCounters(herald.store);
+    const big = Buffer.alloc(maxMessageBytes * 2, 'a');
+    big.write('Subject: big\r\n\r\n');
+    const oversized = await send(port, verp(1), big);
+    expect(oversized).toMatchObject({ accepted: false, code: 552 });
+
+    const unknown = await send(port, verp(987654321), readCorpus('lhost-postfix-04.eml', verp(987654321)));
+    expect(unknown).toMatchObject({ accepted: true });
+    expect(unknown.response).toContain('unknown_log');
+
+    const nested = `Content-Type: multipart/mixed; boundary="x"\r\nSubject: Undelivered Mail\r\nFrom: MAILER-DAEMON@x.test\r\n\r\n${'--x\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n'.repeat(200)}`;
+    expect(await send(port, verp(2), nested)).toMatchObject({ accepted: true });
+    const badCharset = 'From: someone@x.test\r\nSubject: hi\r\nContent-Type: text/plain; charset=x-unknown-42\r\n\r\n\xff\xfe bonjour\r\n';
+    expect(await send(port, verp(3), badCharset)).toMatchObject({ accepted: true });
+
+    const after = await inboundCounters(herald.store);
+    const delta = (name: string) => (after[name] ?? 0) - (before[name] ?? 0);
+    expect(delta('too_large')).toBe(1);
+    expect(delta('unknown_log')).toBe(1);
+    expect(delta('received')).toBe(4);
+    expect(delta('unparseable') + delta('not_bounce') + delta('unknown_log') + delta('no_recipient')).toBeGreaterThanOrEqual(3);
+
+    const samples = await listInboundSamples(herald.store);
+    expect(samples.length).toBeLessThanOrEqual(5);
+    const tooLarge = samples.find((s) => s.problem === 'too_large');
+    expect(tooLarge).toMatchObject({ size: expect.any(Number), truncated: 1 });
+    expect(tooLarge!.size).toBeGreaterThan(maxMessageBytes);
+    expect(tooLarge!.raw.length).toBeLessThanOrEqual(4_096);
+    expect(samples.find((s) => s.problem === 'unknown_log')?.detail).toContain('987654321');
+  });
+});
