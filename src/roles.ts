@@ -1,7 +1,9 @@
 import { AppError } from './common/errors.ts';
+import { createInboundRole } from './bounce/inbound-role.ts';
 import type { Herald } from './main.ts';
 import { startExecutionServer, type ExecutionServer } from './midsourcing/execution-server.ts';
 import { createMta } from './mta/queue-runner.ts';
+import { createQuarantineRuntime } from './quarantine/runtime.ts';
 import { createMtaStore } from './store/mta-queries.ts';
 import { createTrackingService } from './tracking/service.ts';
 import { createWorkflowEngine } from './workflows/engine.ts';
@@ -20,9 +22,30 @@ type RoleFactory = (herald: Herald) => Role | Promise<Role>;
 
 const roleFactories: Record<string, RoleFactory> = {
   mta: (herald) => {
-    const mta = createMta({ store: createMtaStore(herald.store), nodeId: herald.nodeId, config: herald.config.mta, clock: herald.clock, logger: herald.logger });
-    return { name: 'mta', start: () => mta.start(), stop: () => mta.stop() };
+    // Replies are qualified by the bounce rule pack; failures feed the quarantine after each committed batch.
+    const quarantine = createQuarantineRuntime(herald);
+    const mta = createMta({
+      store: createMtaStore(herald.store),
+      nodeId: herald.nodeId,
+      config: herald.config.mta,
+      clock: herald.clock,
+      logger: herald.logger,
+      classify: quarantine.mta.classify,
+      onOutcomes: quarantine.mta.onOutcomes,
+    });
+    return {
+      name: 'mta',
+      start: async () => {
+        await mta.start();
+        quarantine.sweeper.start();
+      },
+      stop: async () => {
+        await mta.stop();
+        await quarantine.close();
+      },
+    };
   },
+  inbound: (herald) => createInboundRole(herald),
   mid: (herald) => {
     // The execution instance's mid-sourcing server (its own port); idle unless midsourcing.mode is execution.
     const config = herald.config.midsourcing;

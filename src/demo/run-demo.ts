@@ -7,6 +7,7 @@ import { prepareDelivery } from '../delivery/preparation.ts';
 import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
 import type { Herald } from '../main.ts';
 import { createMta, type Mta } from '../mta/queue-runner.ts';
+import { createQuarantineRuntime, type QuarantineRuntime } from '../quarantine/runtime.ts';
 import { startSimulator, type Simulator } from '../sim/simulator.ts';
 import { createDelivery, getDelivery } from '../store/delivery-queries.ts';
 import { createMtaStore } from '../store/mta-queries.ts';
@@ -71,6 +72,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
   const step = options.onStep ?? (() => {});
   const simulator = await startSimulator({ rateLimitPerMinute: 200, greylistDelayMs: 0, trackRecipients: false });
   let mta: Mta | undefined;
+  let quarantine: QuarantineRuntime | undefined;
   try {
     const listName = `demo-${new Date(herald.clock.now()).toISOString().replace(/[:.]/g, '-')}`;
     const csv = join(options.dataDir, `${listName}.csv`);
@@ -114,12 +116,16 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
 
     const started = herald.clock.now();
     await startDelivery(herald.store, delivery.id, started);
+    // Replies qualified by the bounce rule pack; failures update the quarantine, as in `herald start`.
+    quarantine = createQuarantineRuntime(herald);
     mta = createMta({
       store: createMtaStore(herald.store),
       nodeId: `${herald.nodeId}-demo`,
       config: demoMtaConfig(herald.config.mta, simulator),
       clock: herald.clock,
       logger: herald.logger,
+      classify: quarantine.mta.classify,
+      onOutcomes: quarantine.mta.onOutcomes,
     });
     await mta.start();
     step(`sending delivery ${delivery.id} with Herald's MTA`);
@@ -136,17 +142,20 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       importRejected: imported.rejected,
     };
     const running = mta;
+    const qualification = quarantine;
     return {
       result,
       simulator,
       mta: running,
       close: async () => {
         await running.stop();
+        await qualification.close();
         await simulator.close();
       },
     };
   } catch (error) {
     await mta?.stop();
+    await quarantine?.close();
     await simulator.close();
     throw error;
   }
