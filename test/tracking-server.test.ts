@@ -3,6 +3,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { automatedFlags } from '../src/tracking/automation.ts';
 import { createTrackingService, type TrackingService } from '../src/tracking/service.ts';
 import { heraldOver, seedTrackedDelivery } from '../src/tracking/testing/seed-tracking.ts';
+import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 const html = `<html><body><p>Hi {{ first_name }}</p>
@@ -170,6 +171,19 @@ describeEachDialect('tracking server', (ctx) => {
     // Idempotent: nothing new → nothing recomputed, same numbers.
     expect((await consolidatePending(ctx.store(), 60_000, clock.now())).deliveries).toEqual([]);
     expect(await deliveryTrackingStats(ctx.store(), seeded.deliveryId)).toEqual(stats);
+  });
+
+  it('herald delivery stats ID --json prints the consolidated indicators; unknown ids are NOT_FOUND', async () => {
+    const run = await runHerald(ctx.url(), ['delivery', 'stats', String(seeded.deliveryId), '--json']);
+    expect(run.exitCode).toBe(0);
+    const [stats] = run.json<{ deliveryId: number; all: { uniqueClickers: number }; human: { uniqueClickers: number }; links: unknown[] }>();
+    expect(stats).toMatchObject({ deliveryId: seeded.deliveryId, all: { uniqueClickers: 2 }, human: { uniqueClickers: 2 } });
+    expect(stats!.links).toHaveLength(2);
+    const text = await runHerald(ctx.url(), ['delivery', 'stats', String(seeded.deliveryId)]);
+    expect(text.stdout.join('\n')).toContain('unique clickers');
+    const missing = await runHerald(ctx.url(), ['delivery', 'stats', '999999', '--json']);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.json<{ error: { code: string } }>()[0]!.error.code).toBe('NOT_FOUND');
   });
 
   it('survives a flood: the bounded buffer drops and counts, every request is answered, the log holds whole batches', async () => {

@@ -52,16 +52,27 @@ export interface FlagSettings {
   burstClicks: number;
 }
 
-export function automatedFlagsOf(facts: EventFacts, settings: FlagSettings): number {
+// User agents repeat (a few browser builds, a few scanners): their verdicts are memoized, bounded.
+const agentVerdicts = new Map<string, number>();
+const maxAgentVerdicts = 2_000;
+
+function agentFlags(userAgent: string | undefined, kind: TrackingEventKind): number {
+  const key = `${kind === 'open' ? 'o' : 'x'}${userAgent ?? ''}`;
+  const known = agentVerdicts.get(key);
+  if (known !== undefined) return known;
+  const agent = (userAgent ?? '').toLowerCase();
   let flags = 0;
+  if (kind === 'open' && (agent === 'mozilla/5.0' || proxyAgents.some((p) => agent.includes(p)))) flags = automatedFlags.privacyProxy;
+  else if (agent === '' || scannerAgents.some((s) => agent.includes(s))) flags = automatedFlags.scannerAgent;
+  if (agentVerdicts.size >= maxAgentVerdicts) agentVerdicts.clear();
+  agentVerdicts.set(key, flags);
+  return flags;
+}
+
+export function automatedFlagsOf(facts: EventFacts, settings: FlagSettings): number {
+  let flags = agentFlags(facts.userAgent, facts.kind);
   if (facts.method === 'HEAD') flags |= automatedFlags.head;
-  const agent = (facts.userAgent ?? '').toLowerCase();
-  if (facts.kind === 'open') {
-    if (agent === 'mozilla/5.0' || proxyAgents.some((p) => agent.includes(p))) flags |= automatedFlags.privacyProxy;
-    else if (agent === '' || scannerAgents.some((s) => agent.includes(s))) flags |= automatedFlags.scannerAgent;
-    return flags;
-  }
-  if (agent === '' || scannerAgents.some((s) => agent.includes(s))) flags |= automatedFlags.scannerAgent;
+  if (facts.kind === 'open') return flags;
   if (facts.kind === 'click') {
     if (facts.secondsSinceSent < settings.automatedClickSeconds) flags |= automatedFlags.tooSoon;
     if (facts.recentClicks >= settings.burstClicks) flags |= automatedFlags.burst;

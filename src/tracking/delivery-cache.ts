@@ -22,6 +22,8 @@ interface CachedDelivery {
 }
 
 export interface DeliveryCache {
+  /** Without awaiting: the target of a static link of a delivery already loaded, else undefined (use clickTarget). */
+  cachedStaticTarget(deliveryId: number, linkIndex: number, now: number): string | undefined;
   /** The URL a click token leads to, or undefined (unknown link, render failure, unsafe URL). */
   clickTarget(deliveryId: number, logId: number, linkIndex: number, occurrence: number, now: number): Promise<string | undefined>;
   /** The recipient's mirror page, or undefined. */
@@ -44,6 +46,8 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
   const maxRendered = options.maxRenderedLogs ?? 2_000;
   const refreshMs = options.refreshMs ?? 300_000;
   const deliveries = new Map<number, Promise<CachedDelivery>>();
+  // The same entries once loaded, for the synchronous fast path of static links (no promise, no DB).
+  const loaded = new Map<number, CachedDelivery>();
   // A scanner following every link of one message renders it once.
   const rendered = new Map<number, Promise<string | undefined>>();
   const decorators = createMessageDecorator(options.decorator);
@@ -69,11 +73,17 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
           if (target) links.set(row.index, target);
         }
       }
-      return { loadedAt: now, links, templates };
+      const entry = { loadedAt: now, links, templates };
+      loaded.set(deliveryId, entry);
+      return entry;
     })();
     loading.catch(() => deliveries.delete(deliveryId));
     deliveries.set(deliveryId, loading);
-    while (deliveries.size > maxDeliveries) deliveries.delete(deliveries.keys().next().value!);
+    while (deliveries.size > maxDeliveries) {
+      const oldest = deliveries.keys().next().value!;
+      deliveries.delete(oldest);
+      loaded.delete(oldest);
+    }
     return loading;
   }
 
@@ -102,6 +112,12 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
   }
 
   return {
+    cachedStaticTarget(deliveryId, linkIndex, now) {
+      const entry = loaded.get(deliveryId);
+      if (!entry || now - entry.loadedAt >= refreshMs) return undefined;
+      const link = entry.links.get(linkIndex);
+      return link === 'dynamic' ? undefined : link;
+    },
     async clickTarget(deliveryId, logId, linkIndex, occurrence, now) {
       const entry = await delivery(deliveryId, now);
       const link = entry.links.get(linkIndex);

@@ -87,7 +87,9 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     const now = clock.now();
     const claims = verified(request.params.token, 'click', now);
     if (!claims) return notFound(reply);
-    const target = await cache.clickTarget(claims.deliveryId, claims.logId, claims.linkIndex ?? -1, claims.occurrence ?? 0, now);
+    const target =
+      cache.cachedStaticTarget(claims.deliveryId, claims.linkIndex ?? -1, now) ??
+      (await cache.clickTarget(claims.deliveryId, claims.logId, claims.linkIndex ?? -1, claims.occurrence ?? 0, now));
     if (!target) return notFound(reply);
     record(request, 'click', claims, now, claims.linkIndex ?? null);
     return reply.code(302).header('location', target).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();

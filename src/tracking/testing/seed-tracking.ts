@@ -1,4 +1,4 @@
-import { manualClock } from '../../common/clock.ts';
+import { manualClock, type Clock } from '../../common/clock.ts';
 import type { Herald } from '../../main.ts';
 import { parseConfig } from '../../config/load.ts';
 import { silentLogger } from '../../common/logger.ts';
@@ -49,6 +49,6 @@ export async function seedTrackedDelivery(
 }
 
 /** A Herald over an already open store (tests, bench), with a config built from `config`. */
-export function heraldOver(store: Store, config: Record<string, unknown>, clock = manualClock()): Herald {
+export function heraldOver(store: Store, config: Record<string, unknown>, clock: Clock = manualClock()): Herald {
   return { config: parseConfig({ ...config, database: { url: 'sqlite::memory:' } }, 'test'), store, logger: silentLogger, clock, nodeId: 'test-node', close: async () => {} };
 }
