@@ -199,7 +199,8 @@ export function createMtaStore(store: Store): MtaStore {
     async finishCompletedDeliveries(now) {
       const result = await sql<{ id: number }>`
         update deliveries set state = 'finished', finished_at = ${now}, updated_at = ${now}
-        where state = 'in_progress' and not exists (
+        -- a delivery pushed to an execution instance (mid-sourcing) is finished by its sync, not here
+        where state = 'in_progress' and execution_peer is null and not exists (
           select 1 from delivery_logs l where l.delivery_id = deliveries.id and l.status in ('pending', 'sending')
         )
         returning id`.execute(db);
