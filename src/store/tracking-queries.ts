@@ -82,18 +82,6 @@ export async function deliveryTemplates(store: Store, deliveryId: number): Promi
   return row ? { subject: row.subject_template, html: row.html_template, text: row.text_template } : undefined;
 }
 
-/**
- * One-click unsubscribe: the address is denylisted at once (reason `unsubscribe`). Written straight
- * to the addresses table: src/quarantine had no applyAddressEvents when tracking was built.
- */
-export async function denylistForUnsubscribe(store: Store, email: string, now: number): Promise<void> {
-  await store.db
-    .insertInto('addresses')
-    .values({ email, state: 'denylisted', error_count: 0, last_error_at: null, reason: 'unsubscribe', updated_at: now })
-    .onConflict((oc) => oc.column('email').doUpdateSet({ state: 'denylisted', reason: 'unsubscribe', updated_at: now }))
-    .execute();
-}
-
 // --- consolidation ---------------------------------------------------------------------------
 
 const watermarkName = 'consolidated_event_id';

@@ -18,7 +18,7 @@ export interface TrackingAppOptions {
   cache: DeliveryCache;
   events: EventLog;
   /** Denylists the address now (one-click unsubscribe). */
-  unsubscribe(email: string, now: number): Promise<void>;
+  unsubscribe(email: string, now: number, origin: { deliveryId: number; logId: number }): Promise<void>;
   clock: Clock;
   flags: FlagSettings;
   logger: Logger;
@@ -132,7 +132,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     if (!claims) return notFound(reply);
     const email = await cache.emailOf(claims.deliveryId, claims.logId);
     if (!email) return notFound(reply);
-    await options.unsubscribe(email, now);
+    await options.unsubscribe(email, now, { deliveryId: claims.deliveryId, logId: claims.logId });
     record(request, 'unsubscribe', claims, now, null);
     return html(reply, 200, unsubscribedPage);
   });

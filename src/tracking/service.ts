@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Herald } from '../main.ts';
-import { deliveryTemplates, denylistForUnsubscribe, insertTrackingEvents, trackedLog, trackingLinks } from '../store/tracking-queries.ts';
+import { quarantineSettings } from '../quarantine/settings.ts';
+import { applyAddressEvents } from '../store/quarantine-queries.ts';
+import { deliveryTemplates, insertTrackingEvents, trackedLog, trackingLinks } from '../store/tracking-queries.ts';
 import { createDeliveryCache } from './delivery-cache.ts';
 import { createEventLog, type EventLog } from './event-log.ts';
 import { loadKeyRing, trackingBaseUrl } from './keys.ts';
@@ -39,7 +41,10 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
     keyRing,
     cache,
     events,
-    unsubscribe: (email, now) => denylistForUnsubscribe(store, email, now),
+    // Through the quarantine's address events: denylisted at once, with a timeline entry naming the delivery.
+    unsubscribe: async (email, now, origin) => {
+      await applyAddressEvents(store, [{ email, at: now, source: 'unsubscribe', deliveryId: origin.deliveryId, deliveryLogId: origin.logId }], quarantineSettings(herald.config), now);
+    },
     clock: herald.clock,
     flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
     logger,
