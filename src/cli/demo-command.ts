@@ -13,6 +13,7 @@ export function registerDemoCommands(program: Command, context: CliContext): voi
     .option('-n, --recipients <count>', 'number of recipients', '10000')
     .option('--validity-seconds <seconds>', 'how long soft failures are retried', '15')
     .option('--json', 'print the summary as one JSON object on the last stdout line')
+    .option('--mid', 'mid-sourcing: push the delivery to an execution instance (its own database) that sends it, and pull its logs back')
     .option('--keep-running', 'keep the MTA and the simulator running after the delivery, until Ctrl-C')
     .action(async (options, command: Command) => {
       const recipients = positiveInteger(options.recipients, '--recipients');
@@ -25,6 +26,7 @@ export function registerDemoCommands(program: Command, context: CliContext): voi
           recipients,
           dataDir,
           validitySeconds,
+          mid: Boolean(options.mid),
           onStep: (message) => context.output.err(message),
           onProgress: progress.update,
         });

@@ -6,6 +6,7 @@ import { startDelivery } from '../delivery/lifecycle.ts';
 import { prepareDelivery } from '../delivery/preparation.ts';
 import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
 import type { Herald } from '../main.ts';
+import { startMidDemo, type MidDemo } from '../midsourcing/demo.ts';
 import { createMta, type Mta } from '../mta/queue-runner.ts';
 import { createQuarantineRuntime, type QuarantineRuntime } from '../quarantine/runtime.ts';
 import { startSimulator, type Simulator } from '../sim/simulator.ts';
@@ -28,6 +29,8 @@ export interface DemoOptions {
   onStep?(message: string): void;
   onProgress?(progress: DemoProgress): void;
   progressIntervalMs?: number;
+  /** Mid-sourcing: push the delivery to an execution instance (own database, HTTP server, MTA) and pull its logs back. */
+  mid?: boolean;
 }
 
 export interface DemoProgress {
@@ -73,6 +76,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
   const simulator = await startSimulator({ rateLimitPerMinute: 200, greylistDelayMs: 0, trackRecipients: false });
   let mta: Mta | undefined;
   let quarantine: QuarantineRuntime | undefined;
+  let midDemo: MidDemo | undefined;
   try {
     const listName = `demo-${new Date(herald.clock.now()).toISOString().replace(/[:.]/g, '-')}`;
     const csv = join(options.dataDir, `${listName}.csv`);
@@ -115,20 +119,25 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
     step(`prepared delivery ${delivery.id}: ${prepared.counts.prepared} delivery logs`);
 
     const started = herald.clock.now();
-    await startDelivery(herald.store, delivery.id, started);
-    // Replies qualified by the bounce rule pack; failures update the quarantine, as in `herald start`.
-    quarantine = createQuarantineRuntime(herald);
-    mta = createMta({
-      store: createMtaStore(herald.store),
-      nodeId: `${herald.nodeId}-demo`,
-      config: demoMtaConfig(herald.config.mta, simulator),
-      clock: herald.clock,
-      logger: herald.logger,
-      classify: quarantine.mta.classify,
-      onOutcomes: quarantine.mta.onOutcomes,
-    });
-    await mta.start();
-    step(`sending delivery ${delivery.id} with Herald's MTA`);
+    if (options.mid) {
+      midDemo = await startMidDemo(herald, delivery.id, { dataDir: options.dataDir, simulator, mtaConfig: demoMtaConfig(herald.config.mta, simulator), onStep: step });
+      mta = midDemo.mta;
+    } else {
+      await startDelivery(herald.store, delivery.id, started);
+      // Replies qualified by the bounce rule pack; failures update the quarantine, as in `herald start`.
+      quarantine = createQuarantineRuntime(herald);
+      mta = createMta({
+        store: createMtaStore(herald.store),
+        nodeId: `${herald.nodeId}-demo`,
+        config: demoMtaConfig(herald.config.mta, simulator),
+        clock: herald.clock,
+        logger: herald.logger,
+        classify: quarantine.mta.classify,
+        onOutcomes: quarantine.mta.onOutcomes,
+      });
+      await mta.start();
+    }
+    step(`sending delivery ${delivery.id} with ${options.mid ? "the execution instance's" : "Herald's"} MTA`);
     await waitForEnd(herald, delivery.id, mta, started, options);
     const elapsedMs = herald.clock.now() - started;
     const tracking = await simulateTrackingTraffic(herald, delivery.id);
@@ -143,19 +152,22 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
     };
     const running = mta;
     const qualification = quarantine;
+    const execution = midDemo;
     return {
       result,
       simulator,
       mta: running,
       close: async () => {
         await running.stop();
-        await qualification.close();
+        await qualification?.close();
+        await execution?.close();
         await simulator.close();
       },
     };
   } catch (error) {
     await mta?.stop();
     await quarantine?.close();
+    await midDemo?.close();
     await simulator.close();
     throw error;
   }
