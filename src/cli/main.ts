@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliExit, defaultCliContext, reportError, type CliContext } from './context.ts';
 import { registerBounceCommands } from './bounce-command.ts';
+import { registerQuarantineCommands } from './quarantine-command.ts';
 import { registerDbCommands } from './db-command.ts';
 import { registerDeliveryCommands } from './delivery-command.ts';
 import { registerConfigCommands } from './config-command.ts';
@@ -28,6 +29,7 @@ export function buildProgram(context: CliContext): Command {
   registerWorkflowsCommands(program, context);
   registerDbCommands(program, context);
   registerBounceCommands(program, context);
+  registerQuarantineCommands(program, context);
   registerRulesCommands(program, context);
   registerMxCommands(program, context);
   registerImportCommands(program, context);

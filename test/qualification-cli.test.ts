@@ -1,0 +1,81 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { buildBounceClassifier, createClassifierSource } from '../src/bounce/qualification-classifier.ts';
+import { createQualificationRecorder } from '../src/bounce/qualification-recorder.ts';
+import { manualClock } from '../src/common/clock.ts';
+import type { Outcome } from '../src/mta/outcome.ts';
+import { parseSmtpReply } from '../src/mta/smtp-reply.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { createMtaQualification } from '../src/quarantine/mta-hooks.ts';
+import { DEFAULT_QUARANTINE_SETTINGS } from '../src/quarantine/types.ts';
+import { runHerald } from './support/cli.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+// A real-looking refusal no shipped rule knows (a filtering appliance's own wording), seen twice
+// with different queue ids, addresses and policy numbers.
+const replies = [
+  '550 Message 7F3AB2C1D9 refused by gatekeeper policy 4711 for <pat@corp.test>, see https://gk.corp.test/why?id=1',
+  '550 Message 99ZZ11QQ8A refused by gatekeeper policy 12 for <lee@corp.test>, see https://gk.corp.test/why?id=2',
+];
+
+describeEachDialect('bounce qualification workflow (pending → qualify → new rule in use)', (context) => {
+  it('counts unmatched replies by shape, writes a site rule from one, and a fresh classifier uses it', async () => {
+    const store = context.store();
+    const siteRulesFile = join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'rules', 'site', 'bounce.yaml');
+    const config = { bounce: { siteRulesFile } };
+    const clock = manualClock(Date.UTC(2026, 2, 1, 9, 0));
+    const classifiers = createClassifierSource({ siteRulesFile, checkMs: 0 });
+    const recorder = createQualificationRecorder({ store, now: clock.now, flushMs: 60_000 });
+    const hooks = createMtaQualification({ store, classifiers, recorder, settings: DEFAULT_QUARANTINE_SETTINGS, clock });
+    const { logIds } = await seedDelivery(store.db, { now: clock.now(), recipients: [{ email: 'pat@corp.test' }, { email: 'lee@corp.test' }] });
+
+    const outcomes: Outcome[] = replies.map((raw, i) => {
+      const reply = parseSmtpReply(raw);
+      const verdict = hooks.classify(reply);
+      expect(verdict).toMatchObject({ category: 'undefined', ruleId: null });
+      return { kind: 'failed', logId: logIds[i]!, mxHost: 'mx.corp.test', at: clock.now() + i, reply, verdict };
+    });
+    hooks.onOutcomes(outcomes);
+    await hooks.flush();
+    await recorder.flush();
+
+    const pending = await runHerald(context.url(), ['bounce', 'pending', '--json'], config);
+    expect(pending.exitCode).toBe(0);
+    const entries = pending.json<{ id: number; count: number; status: string; replyCode: number; pattern: string; example: string }>();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ count: 2, status: 'to_qualify', replyCode: 550, pattern: 'message <id> refused by gatekeeper policy <n> for <address>, see <url>' });
+    expect(entries[0]!.example).toContain('7F3AB2C1D9');
+
+    const bad = await runHerald(context.url(), ['bounce', 'qualify', String(entries[0]!.id), '--category', 'nonsense', '--json'], config);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.json()[0]).toMatchObject({ error: { code: 'INPUT_INVALID' } });
+
+    const qualified = await runHerald(context.url(), ['bounce', 'qualify', String(entries[0]!.id), '--category', 'policyviolation', '--json'], config);
+    expect(qualified.exitCode).toBe(0);
+    expect(qualified.json()[0]).toMatchObject({ id: entries[0]!.id, ruleId: `site-policyviolation-${entries[0]!.id}`, category: 'policyviolation', siteVersion: 'site-1', status: 'keep' });
+    // The real reply is quoted above the rule, like every rule of the shipped pack.
+    expect(readFileSync(siteRulesFile, 'utf8')).toMatch(/# 550 Message 7F3AB2C1D9 refused[^\n]*\n\s*- id: site-policyviolation-/);
+    expect((await runHerald(context.url(), ['bounce', 'rules', 'check', siteRulesFile])).exitCode).toBe(0);
+
+    // From now on: a fresh classifier (next start) and the running one (reload) both use the rule.
+    const third = parseSmtpReply('550 Message AB12CD34EF56 refused by gatekeeper policy 9 for <kim@corp.test>, see https://gk.corp.test/why?id=3');
+    const fresh = buildBounceClassifier(siteRulesFile).classifyReply({ code: 550, text: third.text });
+    expect(fresh).toMatchObject({ category: 'policyviolation', reason: 'refused', ruleId: `site-policyviolation-${entries[0]!.id}` });
+    expect(fresh.packVersion).toMatch(/\+site-1$/);
+    expect(classifiers.reloadIfChanged()).toBe(true);
+    expect(hooks.classify(third)).toMatchObject({ category: 'policyviolation', ruleId: `site-policyviolation-${entries[0]!.id}` });
+
+    expect((await runHerald(context.url(), ['bounce', 'pending', '--json'], config)).json()).toHaveLength(0);
+    expect((await runHerald(context.url(), ['bounce', 'pending', '--status', 'keep', '--json'], config)).json()[0]).toMatchObject({ status: 'keep', ruleId: `site-policyviolation-${entries[0]!.id}` });
+
+    // A second rule goes into the same file, with the next site version.
+    const other = await runHerald(context.url(), ['bounce', 'qualify', String(entries[0]!.id), '--category', 'blocked', '--id', 'gatekeeper-block', '--json'], config);
+    expect(other.json()[0]).toMatchObject({ ruleId: 'gatekeeper-block', siteVersion: 'site-2' });
+    expect((await runHerald(context.url(), ['bounce', 'qualify', '999999', '--category', 'blocked'], config)).exitCode).toBe(1);
+
+    await recorder.close();
+    classifiers.close();
+  });
+});
