@@ -20,7 +20,7 @@ export interface SyncResult {
   complete: boolean;
 }
 
-export async function syncDeliveryLogs(store: Store, client: PeerClient, outbound: OutboundRow, options: { pageSize: number; retry: RetryPolicy; clock?: Clock }): Promise<SyncResult> {
+export async function syncDeliveryLogs(store: Store, client: PeerClient, outbound: OutboundRow, options: { pageSize: number; retry: RetryPolicy; clock?: Clock; maxPages?: number }): Promise<SyncResult> {
   const clock = options.clock ?? systemClock;
   if (outbound.remote_id === null) throw new AppError('INVALID_STATE', `delivery ${outbound.delivery_id} has not been submitted to ${outbound.peer} yet`);
   let cursor = Number(outbound.log_cursor);
@@ -38,7 +38,10 @@ export async function syncDeliveryLogs(store: Store, client: PeerClient, outboun
     applied += changes.length;
     pages++;
     cursor = nextCursor;
-    if (!caughtUp) continue;
+    // While the execution side is sending, new changes keep coming: a pass ends after maxPages and
+    // the next one continues from the stored cursor.
+    if (!caughtUp && pages < (options.maxPages ?? 1_000)) continue;
+    if (!caughtUp) return { deliveryId: outbound.delivery_id, applied, pages, cursor, remoteState: state, complete: false };
     // Done when the execution side has finished and nothing is pending here any more: a stop that
     // cancels logs after changing state is still waited for.
     const complete = isFinalState(state) && (await countPendingLogs(store, outbound.delivery_id)) === 0;

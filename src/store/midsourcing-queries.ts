@@ -338,3 +338,13 @@ export async function readLogChanges(store: Store, deliveryId: number, cursor: n
   const lastSeq = last.rows[0]?.seq;
   return { changes: [...byLog.values()], nextCursor: lastSeq === null || lastSeq === undefined ? cursor : Number(lastSeq) };
 }
+
+export async function hasChangesAfter(store: Store, deliveryId: number, cursor: number): Promise<boolean> {
+  const row = await midTables(store).selectFrom('mid_log_changes').select('id').where('delivery_id', '=', deliveryId).where('seq', '>', cursor).limit(1).executeTakeFirst();
+  return row !== undefined;
+}
+
+export async function findInboundPartKey(store: Store, deliveryId: number, part: number): Promise<string | undefined> {
+  const row = await midTables(store).selectFrom('mid_inbound_parts').select('part_key').where('delivery_id', '=', deliveryId).where('part_number', '=', part).executeTakeFirst();
+  return row?.part_key;
+}
