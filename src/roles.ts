@@ -1,10 +1,8 @@
 import { AppError } from './common/errors.ts';
+import { composeMta } from './compose-mta.ts';
 import { createInboundRole } from './bounce/inbound-role.ts';
 import type { Herald } from './main.ts';
 import { startExecutionServer, type ExecutionServer } from './midsourcing/execution-server.ts';
-import { createMta } from './mta/queue-runner.ts';
-import { createQuarantineRuntime } from './quarantine/runtime.ts';
-import { createMtaStore } from './store/mta-queries.ts';
 import { createTrackingService } from './tracking/service.ts';
 import { createWorkflowEngine } from './workflows/engine.ts';
 
@@ -21,29 +19,9 @@ export interface Role {
 type RoleFactory = (herald: Herald) => Role | Promise<Role>;
 
 const roleFactories: Record<string, RoleFactory> = {
-  mta: (herald) => {
-    // Replies are qualified by the bounce rule pack; failures feed the quarantine after each committed batch.
-    const quarantine = createQuarantineRuntime(herald);
-    const mta = createMta({
-      store: createMtaStore(herald.store),
-      nodeId: herald.nodeId,
-      config: herald.config.mta,
-      clock: herald.clock,
-      logger: herald.logger,
-      classify: quarantine.mta.classify,
-      onOutcomes: quarantine.mta.onOutcomes,
-    });
-    return {
-      name: 'mta',
-      start: async () => {
-        await mta.start();
-        quarantine.sweeper.start();
-      },
-      stop: async () => {
-        await mta.stop();
-        await quarantine.close();
-      },
-    };
+  mta: async (herald) => {
+    const composed = await composeMta(herald);
+    return { name: 'mta', start: () => composed.start(), stop: () => composed.stop() };
   },
   inbound: (herald) => createInboundRole(herald),
   mid: (herald) => {

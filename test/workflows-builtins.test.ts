@@ -96,10 +96,10 @@ describeEachDialect('built-in workflows', (context) => {
     expect((await statsForHours(store, hour, hour + 2 * hourMs)).filter((r) => r.delivery_id === delivery)).toHaveLength(4);
   });
 
-  it('reports the tracking and deliverability-update slots as skipped (not configured), never as a success', async () => {
+  it('reports the deliverability-update slot as skipped (not configured), never as a success', async () => {
     const store = context.store();
     const engine = engineAt(store, now);
-    for (const name of ['tracking', 'deliverability-update']) {
+    for (const name of ['deliverability-update']) {
       const result = await engine.runNow(name);
       expect(result.status).toBe('skipped');
       const [step] = await listSteps(store, result.runId);
@@ -107,6 +107,6 @@ describeEachDialect('built-in workflows', (context) => {
       expect(step!.summary).toMatch(/^not configured/);
     }
     const statuses = await engine.status();
-    expect(statuses.find((s) => s.name === 'tracking')).toMatchObject({ state: 'idle', health: 'not_configured', lastSuccessAt: null });
+    expect(statuses.find((s) => s.name === 'deliverability-update')).toMatchObject({ state: 'idle', health: 'not_configured', lastSuccessAt: null });
   });
 });

@@ -63,6 +63,7 @@ function demoJson(result: Awaited<ReturnType<typeof runDemo>>['result']) {
     msgsPerSec: result.msgsPerSec,
     cancelled: result.cancelled,
     exclusions: result.exclusions,
+    tracking: result.tracking,
   };
 }
 

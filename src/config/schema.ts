@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { midsourcingSchema } from '../midsourcing/config.ts';
+import { trackingSchema } from '../tracking/config-schema.ts';
 
 // Every key has a default and a comment; unknown keys are rejected (`.strict()`), so a typo in
 // herald.yaml is an error instead of a silently ignored setting. docs/configuration.md lists them.
@@ -81,46 +82,6 @@ const shapingSchema = z
       })
       .strict()
       .default({}),
-  })
-  .strict();
-
-const trackingKeySchema = z
-  .object({
-    /** Written into every token: 1-16 characters of A-Z a-z 0-9 _ -. */
-    id: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/),
-    /** HMAC-SHA256 secret (never logged); 32+ random characters. */
-    secret: z.string().min(16),
-    /** ISO 8601 date; the newest key signs, older keys verify until keyGraceDays after a newer one. */
-    createdAt: z.string().datetime({ offset: true }).or(z.string().date()),
-  })
-  .strict();
-
-const trackingSchema = z
-  .object({
-    /** Interface the tracking server (role `tracking`) listens on. */
-    host: z.string().default('127.0.0.1'),
-    /** Its own port, separate from the API. */
-    port: z.number().int().min(0).max(65535).default(8090),
-    /** Public base URL written into messages ('' = http://host:port). */
-    baseUrl: z.string().default(''),
-    /** Domain of the mailto: List-Unsubscribe address (unsubscribe+TOKEN@domain); '' = https only. */
-    unsubscribeMailDomain: z.string().default(''),
-    /** Signing keys; none = one generated into the database at first use. */
-    keys: z.array(trackingKeySchema).default([]),
-    /** How long an older key still verifies after a newer key was created. */
-    keyGraceDays: z.number().min(0).default(30),
-    /** Tracked links, pixels and unsubscribe links stop working after this long. */
-    tokenTtlDays: z.number().min(1).default(365),
-    /** A click this soon after the message was built looks like a security scanner (flagged, not dropped). */
-    automatedClickSeconds: z.number().int().min(0).default(10),
-    /** Raw events held in memory at most; beyond, events are dropped and counted (never blocks a redirect). */
-    maxBufferedEvents: z.number().int().min(100).default(100_000),
-    /** Raw events per insert. */
-    flushBatchSize: z.number().int().min(1).max(5_000).default(1_000),
-    /** Longest time an event waits in memory before it is written. */
-    flushIntervalMs: z.number().int().min(10).default(1_000),
-    /** Opens of one recipient closer than this count once in total opens. */
-    openDedupSeconds: z.number().int().min(0).default(60),
   })
   .strict();
 
@@ -289,4 +250,4 @@ export type HeraldConfig = z.infer<typeof configSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
 export type DkimKeyConfig = z.infer<typeof dkimKeySchema>;
 export type ShapingConfig = z.infer<typeof shapingSchema>;
-export type TrackingConfig = z.infer<typeof trackingSchema>;
+export type { TrackingConfig } from '../tracking/config-schema.ts';

@@ -7,11 +7,10 @@ import { prepareDelivery } from '../delivery/preparation.ts';
 import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
 import type { Herald } from '../main.ts';
 import { startMidDemo, type MidDemo } from '../midsourcing/demo.ts';
-import { createMta, type Mta } from '../mta/queue-runner.ts';
-import { createQuarantineRuntime, type QuarantineRuntime } from '../quarantine/runtime.ts';
+import type { Mta } from '../mta/queue-runner.ts';
+import { composeMta, type ComposedMta } from '../compose-mta.ts';
 import { startSimulator, type Simulator } from '../sim/simulator.ts';
-import { createDelivery, getDelivery } from '../store/delivery-queries.ts';
-import { createMtaStore } from '../store/mta-queries.ts';
+import { createDelivery, getDelivery, lastSentAt } from '../store/delivery-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
 import { demoContent, writeDemoCsv } from './demo-audience.ts';
 import { simulateTrackingTraffic } from '../tracking/demo-traffic.ts';
@@ -75,7 +74,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
   const step = options.onStep ?? (() => {});
   const simulator = await startSimulator({ rateLimitPerMinute: 200, greylistDelayMs: 0, trackRecipients: false });
   let mta: Mta | undefined;
-  let quarantine: QuarantineRuntime | undefined;
+  let composed: ComposedMta | undefined;
   let midDemo: MidDemo | undefined;
   try {
     const listName = `demo-${new Date(herald.clock.now()).toISOString().replace(/[:.]/g, '-')}`;
@@ -124,18 +123,10 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       mta = midDemo.mta;
     } else {
       await startDelivery(herald.store, delivery.id, started);
-      // Replies qualified by the bounce rule pack; failures update the quarantine, as in `herald start`.
-      quarantine = createQuarantineRuntime(herald);
-      mta = createMta({
-        store: createMtaStore(herald.store),
-        nodeId: `${herald.nodeId}-demo`,
-        config: demoMtaConfig(herald.config.mta, simulator),
-        clock: herald.clock,
-        logger: herald.logger,
-        classify: quarantine.mta.classify,
-        onOutcomes: quarantine.mta.onOutcomes,
-      });
-      await mta.start();
+      // Assembled exactly as `herald start` does: qualification, quarantine, tracking.
+      composed = await composeMta(herald, { nodeId: `${herald.nodeId}-demo`, mtaConfig: demoMtaConfig(herald.config.mta, simulator) });
+      mta = composed.mta;
+      await composed.start();
     }
     step(`sending delivery ${delivery.id} with ${options.mid ? "the execution instance's" : "Herald's"} MTA`);
     await waitForEnd(herald, delivery.id, mta, started, options);
@@ -147,26 +138,27 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       tracking,
       ...summary,
       elapsedMs,
-      msgsPerSec: Math.round((summary.sent / Math.max(elapsedMs, 1)) * 1000),
+      // The sending rate, up to the last accepted message: the rest of the run only retries failing domains.
+      msgsPerSec: Math.round((summary.sent / Math.max(((await lastSentAt(herald.store, delivery.id)) ?? started) - started, 1)) * 1000),
       importRejected: imported.rejected,
     };
     const running = mta;
-    const qualification = quarantine;
+    const own = composed;
     const execution = midDemo;
     return {
       result,
       simulator,
       mta: running,
       close: async () => {
-        await running.stop();
-        await qualification?.close();
+        if (own) await own.stop();
+        else await running.stop();
         await execution?.close();
         await simulator.close();
       },
     };
   } catch (error) {
-    await mta?.stop();
-    await quarantine?.close();
+    if (composed) await composed.stop();
+    else await mta?.stop();
     await midDemo?.close();
     await simulator.close();
     throw error;

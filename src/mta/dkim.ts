@@ -19,7 +19,8 @@ export interface DkimKey {
 }
 
 /** Headers signed when present (RFC 6376 §5.4.1 recommends From and the ones readers see). */
-export const signedHeaderNames = ['from', 'to', 'subject', 'date', 'message-id', 'mime-version', 'content-type', 'reply-to'];
+// RFC 8058 §4: a one-click unsubscribe is only honoured when the signature covers both List-Unsubscribe headers.
+export const signedHeaderNames = ['from', 'to', 'subject', 'date', 'message-id', 'mime-version', 'content-type', 'reply-to', 'list-unsubscribe', 'list-unsubscribe-post'];
 
 /** Keys are parsed once, at start: a wrong file fails the start, not every message. */
 export function loadDkimKeys(configs: readonly DkimKeyConfig[], readFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): Map<string, DkimKey[]> {

@@ -99,3 +99,14 @@ export async function countDeliveryLogs(store: Store, deliveryId: number): Promi
   }
   return { byStatus, byReason, retried, total };
 }
+
+/** When the last message of a delivery was accepted (null before the first). */
+export async function lastSentAt(store: Store, deliveryId: number): Promise<number | null> {
+  const row = await store.db
+    .selectFrom('delivery_logs')
+    .select(sql<number | null>`max(sent_at)`.as('last'))
+    .where('delivery_id', '=', deliveryId)
+    .where('status', '=', 'sent')
+    .executeTakeFirst();
+  return row?.last === null || row?.last === undefined ? null : Number(row.last);
+}
