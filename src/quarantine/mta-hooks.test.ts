@@ -7,7 +7,7 @@ import type { QualificationRecorder } from '../bounce/qualification-recorder.ts'
 import { manualClock } from '../common/clock.ts';
 import { localFailure, parseSmtpReply } from '../mta/smtp-reply.ts';
 import type { Store } from '../store/database.ts';
-import { createMtaQualification } from './mta-hooks.ts';
+import { createMtaQualification, isQualifiedVerdict } from './mta-hooks.ts';
 import { DEFAULT_QUARANTINE_SETTINGS } from './types.ts';
 
 // classify() needs no database: only the rule pack.
@@ -32,7 +32,7 @@ rules:
   it('qualifies real replies with the pack and carries rule id and pack version', () => {
     const verdict = hooks.classify(parseSmtpReply('550 5.1.1 <pat@example.test>: Recipient address rejected: User unknown in virtual mailbox table'));
     expect(verdict).toMatchObject({ type: 'hard', reason: 'user_unknown', category: 'userunknown', qualifiedType: 'hard', packVersion: '2025.06-1+t1' });
-    expect((verdict as { ruleId: string }).ruleId).toEqual(expect.any(String));
+    expect(isQualifiedVerdict(verdict) && verdict.ruleId).toEqual(expect.any(String));
   });
 
   it('an ignored verdict is handed to the MTA as soft (so it is retried), its own type kept', () => {
