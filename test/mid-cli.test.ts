@@ -3,7 +3,14 @@ import { systemClock } from '../src/common/clock.ts';
 import { defaultMidsourcingConfig } from '../src/midsourcing/config.ts';
 import { startExecutionServer, type ExecutionServer } from '../src/midsourcing/execution-server.ts';
 import type { OutboundPartRow } from '../src/midsourcing/outbound-store.ts';
+import { createPeerClient } from '../src/midsourcing/peer-client.ts';
+import { pushDelivery } from '../src/midsourcing/push.ts';
 import { diagnose, type OutboundStatus } from '../src/midsourcing/status.ts';
+import { midSyncCountersWorkflow } from '../src/midsourcing/workflows.ts';
+import { manualClock } from '../src/common/clock.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { listParts } from '../src/midsourcing/outbound-store.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { openStore, type Store } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
@@ -83,6 +90,28 @@ describe('herald mid', () => {
 
     const notPrepared = await runHerald(marketingDb.url, ['mid', 'push', '999', '--json'], config);
     expect(notPrepared.exitCode).toBe(1);
+  });
+
+  it('a push that gave up (peer down) is resumed by the mid-sync-counters workflow', async () => {
+    // The push fails "6 minutes ago"; the workflow runs now (the server checks timestamps against the real clock).
+    const clock = manualClock(Date.now() - 6 * 60_000);
+    const recipients = Array.from({ length: 10 }, (_, i) => ({ email: `stall${i}@accept.test`, data: { first_name: 'S' } }));
+    const { deliveryId } = await seedPreparedDelivery(marketing, { name: 'stall', recipients, validitySeconds: 3600, clock });
+    // Port 9 (discard) is closed on loopback: every attempt is refused, retryably.
+    const down = createPeerClient({ peer: { name: 'exec-1', url: 'http://127.0.0.1:9', secret }, localName: 'marketing-1', timeoutMs: 500, clock });
+    await expect(pushDelivery({ store: marketing, client: down, deliveryId, partSize: 7, inFlight: 2, retry: { maxAttempts: 2, baseMs: 1, maxMs: 2 }, clock })).rejects.toMatchObject({
+      code: 'MID_REMOTE_UNAVAILABLE',
+    });
+    down.close();
+
+    clock.set(Date.now());
+    const logs: string[] = [];
+    const outcome = await midSyncCountersWorkflow.steps[0]!.run({
+      store: marketing, config: parseConfig(config, 'test'), clock, logger: silentLogger, nodeId: 'n', runId: 1,
+      log: async (message) => void logs.push(message), keepAlive: async () => {},
+    });
+    expect({ outcome, logs }).toMatchObject({ outcome: { kind: 'done', summary: '1/1 stalled pushes resumed' } });
+    expect((await listParts(marketing, deliveryId)).map((part) => part.state)).toEqual(['acked', 'acked']);
   });
 
   it('refuses to push when the instance is not in marketing mode', async () => {

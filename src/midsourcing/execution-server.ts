@@ -71,6 +71,18 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
 
+  // Before the body is read: an unknown peer or a stale timestamp is refused without buffering up
+  // to maxBodyBytes for it. The signature itself needs the body (preHandler below).
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const peer = request.headers[midHeaders.peer];
+    const timestamp = Number(request.headers[midHeaders.timestamp]);
+    if (typeof peer !== 'string') return sendError(reply, 'BAD_SIGNATURE', `unsigned request: missing ${midHeaders.peer}`);
+    if (!secrets.has(peer)) return sendError(reply, 'UNKNOWN_PEER', `peer "${peer.slice(0, 100)}" is not configured here`);
+    if (!Number.isFinite(timestamp) || Math.abs(timestamp - clock.now()) > config.replayWindowSeconds * 1000) {
+      return sendError(reply, 'STALE_TIMESTAMP', `${midHeaders.timestamp} is missing or outside ±${config.replayWindowSeconds} s of this server's clock`);
+    }
+  });
+
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verdict = verifyRequest({

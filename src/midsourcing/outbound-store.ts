@@ -171,3 +171,14 @@ export async function deliveriesToSync(store: Store): Promise<OutboundRow[]> {
     .orderBy('delivery_id')
     .execute();
 }
+
+/** Pushes not finalized and untouched since `before` (their pusher died or gave up). */
+export async function stalledPushes(store: Store, before: number): Promise<OutboundRow[]> {
+  return midTables(store)
+    .selectFrom('mid_outbound_deliveries')
+    .selectAll()
+    .where('state', '=', 'pushing')
+    .where('updated_at', '<', before)
+    .orderBy('delivery_id')
+    .execute();
+}

@@ -1,5 +1,7 @@
 import { done, skipped, type StepDefinition, type WorkflowDefinition } from '../workflows/types.ts';
-import { syncAll, type SyncKind } from './sync.ts';
+import { stalledPushes } from './outbound-store.ts';
+import { pushDelivery } from './push.ts';
+import { peerClients, retryPolicyOf, syncAll, type SyncKind } from './sync.ts';
 
 // Technical workflows of the marketing side: pull counters often (cheap, one request per
 // delivery) and delivery logs less often (incremental pages by the execution side's cursor).
@@ -19,11 +21,45 @@ function syncStep(kind: SyncKind): StepDefinition {
   };
 }
 
+// A push left unfinished (process killed, peer down past maxAttempts) resumes from its part rows.
+// Only pushes idle for this long: a live `herald mid push` updates its row at every attempt. Even
+// if both ran at once, parts and finalize are idempotent on the execution side.
+const stalledAfterMs = 5 * 60_000;
+
+const resumePushes: StepDefinition = {
+  name: 'resume-pushes',
+  async run(ctx) {
+    const config = ctx.config.midsourcing;
+    if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
+    const stalled = await stalledPushes(ctx.store, ctx.clock.now() - stalledAfterMs);
+    const clients = peerClients(config, ctx.clock);
+    let resumed = 0;
+    try {
+      for (const outbound of stalled) {
+        try {
+          const result = await pushDelivery({
+            store: ctx.store, client: clients.get(outbound.peer), deliveryId: outbound.delivery_id, partSize: config.partSize,
+            inFlight: config.partsInFlight, retry: retryPolicyOf(config), clock: ctx.clock, logger: ctx.logger,
+          });
+          resumed++;
+          await ctx.log(`resumed push of delivery ${result.deliveryId} to ${result.peer}: finalized as ${result.remoteId}`);
+        } catch (error) {
+          await ctx.log(`delivery ${outbound.delivery_id}: push still failing: ${error instanceof Error ? error.message : String(error)}`, 'warn');
+        }
+        await ctx.keepAlive();
+      }
+    } finally {
+      clients.close();
+    }
+    return done(`${resumed}/${stalled.length} stalled pushes resumed`);
+  },
+};
+
 export const midSyncCountersWorkflow: WorkflowDefinition = {
   name: 'mid-sync-counters',
-  description: 'pulls the counters of deliveries pushed to execution instances',
+  description: 'resumes stalled pushes and pulls the counters of deliveries pushed to execution instances',
   schedule: '*/10 * * * *',
-  steps: [syncStep('counters')],
+  steps: [resumePushes, syncStep('counters')],
 };
 
 export const midSyncLogsWorkflow: WorkflowDefinition = {
