@@ -37,7 +37,7 @@ function openSqlite(path: string): Store {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
     db,
     dialect: 'sqlite',
@@ -54,5 +54,34 @@ function openPostgres(url: string, poolSize: number): Store {
     dialect: 'postgres',
     location: maskUrl(url),
     close: () => db.destroy(),
+  };
+}
+
+const statementCacheSize = 256;
+const cacheableSqlLength = 8_192;
+
+/**
+ * Kysely prepares every statement anew; on the MTA's hot path (claims, outcome writes) preparing costs
+ * as much as running. Reuse prepared statements by SQL text (an LRU of short statements; a statement
+ * still being iterated is never handed out twice).
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database) {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      const cached = cache.get(text);
+      if (cached && !cached.busy) {
+        cache.delete(text);
+        cache.set(text, cached);
+        return cached;
+      }
+      const statement = sqlite.prepare(text);
+      if (text.length <= cacheableSqlLength && !cached) {
+        cache.set(text, statement);
+        if (cache.size > statementCacheSize) cache.delete(cache.keys().next().value!);
+      }
+      return statement;
+    },
   };
 }
