@@ -1,5 +1,6 @@
 import { Liquid, type Template } from 'liquidjs';
 import { AppError } from '../common/errors.ts';
+import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
 
 // Personalized content: LiquidJS templates parsed once per delivery, rendered per recipient.
 
@@ -40,6 +41,13 @@ function refuseFiles(): never {
   throw new Error('templates cannot include files');
 }
 
+interface ParsedTemplate {
+  name: TemplateName;
+  liquid: Template[];
+  /** The plain-substitution fast path, when the template allows it. */
+  fast: FastTemplate | null;
+}
+
 export function compileContent(templates: ContentTemplates): CompiledContent {
   const subject = parseTemplate('subject', templates.subject);
   const html = templates.html === null ? null : parseTemplate('html', templates.html);
@@ -47,25 +55,28 @@ export function compileContent(templates: ContentTemplates): CompiledContent {
   return {
     render(data, recipient) {
       return {
-        subject: renderTemplate('subject', subject, data, recipient),
-        html: html === null ? null : renderTemplate('html', html, data, recipient),
-        text: text === null ? null : renderTemplate('text', text, data, recipient),
+        subject: renderTemplate(subject, data, recipient),
+        html: html === null ? null : renderTemplate(html, data, recipient),
+        text: text === null ? null : renderTemplate(text, data, recipient),
       };
     },
   };
 }
 
-function parseTemplate(name: TemplateName, source: string): Template[] {
+function parseTemplate(name: TemplateName, source: string): ParsedTemplate {
   try {
-    return engine.parse(source);
+    return { name, liquid: engine.parse(source), fast: compileFastTemplate(source) };
   } catch (cause) {
     throw new AppError('TEMPLATE_SYNTAX', `${name} template: ${liquidMessage(cause)}`, { cause, details: { template: name, line: liquidLine(cause) } });
   }
 }
 
-function renderTemplate(name: TemplateName, template: Template[], data: Record<string, unknown>, recipient: string): string {
+function renderTemplate(template: ParsedTemplate, data: Record<string, unknown>, recipient: string): string {
+  const fast = template.fast?.(data);
+  if (fast !== undefined) return fast;
+  const name = template.name;
   try {
-    return engine.renderSync(template, data) as string;
+    return engine.renderSync(template.liquid, data) as string;
   } catch (cause) {
     throw new AppError('TEMPLATE_RENDER', `${name} template, recipient ${recipient}: ${liquidMessage(cause)}`, {
       cause,
