@@ -10,6 +10,7 @@ import { parseSmtpReply } from '../src/mta/smtp-reply.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { createMtaQualification } from '../src/quarantine/mta-hooks.ts';
 import { DEFAULT_QUARANTINE_SETTINGS } from '../src/quarantine/types.ts';
+import { getQualificationEntry } from '../src/store/qualification-queries.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
 
@@ -74,6 +75,7 @@ describeEachDialect('bounce qualification workflow (pending → qualify → new 
     const other = await runHerald(context.url(), ['bounce', 'qualify', String(entries[0]!.id), '--category', 'blocked', '--id', 'gatekeeper-block', '--json'], config);
     expect(other.json()[0]).toMatchObject({ ruleId: 'gatekeeper-block', siteVersion: 'site-2' });
     expect((await runHerald(context.url(), ['bounce', 'qualify', '999999', '--category', 'blocked'], config)).exitCode).toBe(1);
+    expect(await getQualificationEntry(store, entries[0]!.id)).toMatchObject({ status: 'keep', rule_id: 'gatekeeper-block', category: 'blocked' });
 
     await recorder.close();
     classifiers.close();

@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
 import { knownRoles } from '../src/roles.ts';
 import { DEFAULT_QUARANTINE_SETTINGS, type AddressEvent } from '../src/quarantine/types.ts';
-import { applyAddressEvents } from '../src/store/quarantine-queries.ts';
+import { applyAddressEvents, getAddress } from '../src/store/quarantine-queries.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
 
@@ -54,6 +54,8 @@ describeEachDialect('herald quarantine', (context) => {
     expect(bad.exitCode).toBe(1);
     expect(bad.json()[0]).toMatchObject({ error: { code: 'INPUT_INVALID' } });
     expect((await runHerald(context.url(), ['quarantine', 'release', '--json'])).exitCode).toBe(1);
+    expect(await getAddress(store, 'seed@brand.test')).toMatchObject({ state: 'allowlisted', reason: 'operator' });
+    expect(await getAddress(store, 'spam@else.test')).toMatchObject({ state: 'valid' });
   });
 });
 
