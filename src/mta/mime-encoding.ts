@@ -37,9 +37,29 @@ export function encodeQuotedPrintable(text: string): string {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.length === 0) continue;
-    lines[i] = plainLine.test(line) ? softWrap(line) : encodeQuotedPrintableBytes(line);
+    if (plainLine.test(line)) lines[i] = softWrap(line);
+    else if (asciiLine.test(line)) lines[i] = softWrapEscaped(line.replaceAll('=', '=3D'));
+    else lines[i] = encodeQuotedPrintableBytes(line);
   }
   return lines.join('\r\n');
+}
+
+// Printable ASCII (with '=') not ending in white space: HTML with attributes, the common case.
+const asciiLine = /^[\x20-\x7e\t]*[\x21-\x7e]$/;
+
+/** Soft breaks every 75 characters, never inside an =XX escape. */
+function softWrapEscaped(line: string): string {
+  if (line.length <= 76) return line;
+  let out = '';
+  let start = 0;
+  while (line.length - start > 76) {
+    let end = start + 75;
+    if (line.charCodeAt(end - 1) === 0x3d) end -= 1;
+    else if (line.charCodeAt(end - 2) === 0x3d) end -= 2;
+    out += `${line.slice(start, end)}=\r\n`;
+    start = end;
+  }
+  return out + line.slice(start);
 }
 
 function softWrap(line: string): string {

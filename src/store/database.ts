@@ -48,6 +48,12 @@ function openSqlite(path: string): Store {
 
 function openPostgres(url: string, poolSize: number): Store {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // An idle client whose server connection drops (PostgreSQL restart, failover, a terminated backend)
+  // emits 'error' on the pool; unhandled, that would crash the process. The pool replaces the client
+  // and the next query reports any real problem.
+  pool.on('error', (error) => {
+    process.emitWarning(`PostgreSQL idle connection lost: ${error.message}`, { code: 'HERALD_PG_IDLE' });
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
