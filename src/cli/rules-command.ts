@@ -3,12 +3,15 @@ import type { Command } from 'commander';
 import { loadRuleTexts, shippedPackPath } from '../shaping/rule-loader.ts';
 import { formatIssue, maxPackBytes, parseRulePack, type PackIssue } from '../shaping/rule-pack.ts';
 import { CliExit, printJson, type CliContext } from './context.ts';
+import { registerRuleVersionCommands } from './rules-versions-command.ts';
 
 // `herald rules check FILE...`: validates MX rule packs (each file alone, then layered over the
 // shipped pack the way the MTA loads them). No database needed: usable in CI and before a deploy.
+// `herald rules versions|update|rollback` (rule-pack versions) are in rules-versions-command.ts.
 
 export function registerRulesCommands(program: Command, context: CliContext): void {
-  const rules = program.command('rules').description('MX rule packs: validate before deploying (bounce packs: herald bounce rules check)');
+  const rules = program.command('rules').description('MX rule packs: validate before deploying (bounce packs: herald bounce rules check); versions, update and rollback of both');
+  registerRuleVersionCommands(rules, context);
 
   rules
     .command('check <files...>')

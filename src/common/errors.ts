@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'SMTP_IO'
   | 'DNS_IO'
   | 'RULES_INVALID'
+  | 'RULES_SOURCE_UNAVAILABLE'
   | 'BOUNCE_PARSE'
   | 'INPUT_TOO_LARGE'
   | 'INPUT_INVALID'

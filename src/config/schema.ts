@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { midsourcingSchema } from '../midsourcing/config.ts';
+import { deliverabilitySchema } from '../rules-versions/config-schema.ts';
 import { trackingSchema } from '../tracking/config-schema.ts';
 
 // Every key has a default and a comment; unknown keys are rejected (`.strict()`), so a typo in
@@ -197,6 +198,8 @@ export const configSchema = z
     /** Mid-sourcing: hand deliveries to execution instances over HTTP (docs/midsourcing.md). */
     midsourcing: midsourcingSchema.default({}),
     tracking: trackingSchema.default({}),
+    /** Where the deliverability-update workflow loads rule packs from (docs/deliverability-update.md). */
+    deliverability: deliverabilitySchema.default({}),
     bounce: z
       .object({
         /** Site bounce rules layered over the shipped pack; `herald bounce qualify` writes here (created as needed). */

@@ -2,7 +2,7 @@ import { midSyncCountersWorkflow, midSyncLogsWorkflow } from '../../midsourcing/
 import type { WorkflowDefinition } from '../types.ts';
 import { cleanupTasks } from './cleanup-tasks.ts';
 import { deliveryManagerWorkflow } from './delivery-manager.ts';
-import { deliverabilityUpdateWorkflow } from './placeholders.ts';
+import { deliverabilityUpdateWorkflow } from './deliverability-update.ts';
 import { statsWorkflow } from './stats.ts';
 import { trackingWorkflow } from './tracking.ts';
 
