@@ -51,6 +51,7 @@ export function mergeOperatorRules(text: string, current: string | undefined, re
   if (currentDoc.errors.length > 0 || !isMap(currentDoc.contents)) return { issue: `the current site bounce rules are not a valid pack (${currentDoc.errors[0]?.message.split('\n')[0] ?? 'not a mapping'}): fix or remove that file first` };
   const managed = new Set(ruleIds(replacedText));
   const currentRules = currentDoc.get('rules', true);
+  if (isSeq(currentRules)) commentOnFirstItem(currentRules);
   const operatorNodes = isSeq(currentRules) ? (currentRules.items as Node[]).filter((node) => !managed.has(idOf(node) ?? '')) : [];
   if (operatorNodes.length === 0) return { text };
   const operatorIds = new Set(operatorNodes.map(idOf));
@@ -61,6 +62,7 @@ export function mergeOperatorRules(text: string, current: string | undefined, re
     doc.set('rules', rules);
   }
   const seq = rules as YAMLSeq;
+  commentOnFirstItem(seq);
   // An operator rule with the id of a rule of the version replaces it: the operator decided later.
   seq.items = [...operatorNodes, ...(seq.items as Node[]).filter((node) => !operatorIds.has(idOf(node)))];
   return { text: doc.toString({ lineWidth: 0 }) };
@@ -74,6 +76,15 @@ export function ruleIds(text: string | undefined): string[] {
   } catch {
     return [];
   }
+}
+
+// The yaml library keeps the comment above a list's first item on the list itself: move it to the
+// item, so the real reply quoted above each rule travels with its rule when rules are reordered.
+function commentOnFirstItem(seq: YAMLSeq): void {
+  const first = seq.items[0] as Node | undefined;
+  if (!seq.commentBefore || !first) return;
+  first.commentBefore = first.commentBefore ? `${seq.commentBefore}\n${first.commentBefore}` : seq.commentBefore;
+  seq.commentBefore = undefined;
 }
 
 function idOf(node: Node): string | undefined {

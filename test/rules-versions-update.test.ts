@@ -1,0 +1,248 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { buildBounceClassifier, createClassifierSource } from '../src/bounce/qualification-classifier.ts';
+import { manualClock } from '../src/common/clock.ts';
+import { AppError } from '../src/common/errors.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import type { HeraldConfig } from '../src/config/schema.ts';
+import { rollbackRulePack, updateRulePacks } from '../src/rules-versions/update.ts';
+import { RulesHolder } from '../src/shaping/compiled-rules.ts';
+import { loadRuleFiles, ruleFilesFor } from '../src/shaping/rule-loader.ts';
+import { watchRules } from '../src/shaping/rules-reload.ts';
+import type { Store } from '../src/store/database.ts';
+import { listVersions, ruleVersionsDb } from '../src/store/rule-version-queries.ts';
+import { listSteps } from '../src/store/workflow-queries.ts';
+import { createWorkflowEngine } from '../src/workflows/engine.ts';
+import { manualTicker } from '../src/workflows/ticker.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+const now = Date.parse('2026-07-01T03:30:00Z');
+
+const mxV1 = `rules:
+  - name: google
+    mask: ["*.google.com", "*.googlemail.com"]
+    maxConnections: 4
+    maxMessagesPerHour: 9000
+  - name: example-isp
+    mask: "*.mx.example-isp.test"
+    maxConnections: 2
+    maxMessagesPerHour: 500
+`;
+
+const mxV2 = `rules:
+  - name: google
+    mask: ["*.google.com", "*.googlemail.com"]
+    maxConnections: 6
+    maxMessagesPerHour: 9000
+  - name: other-isp
+    mask: "*.mx.other-isp.test"
+    maxConnections: 1
+    maxMessagesPerHour: 100
+backoff:
+  - name: other-isp-421
+    reply: "^421 .*slow down"
+    factor: 0.5
+    duration: 30m
+`;
+
+const bounceV1 = `version: 'upd-1'
+rules:
+  # 550 5.7.1 Message rejected by example-isp policy (ref 1234)
+  - id: example-isp-policy
+    category: policyviolation
+    text: 'rejected by example-isp policy'
+`;
+
+const bounceV2 = `version: 'upd-2'
+rules:
+  # 550 5.7.1 Message rejected by example-isp policy (ref 1234)
+  - id: example-isp-policy
+    category: spamdetected
+    text: 'rejected by example-isp policy'
+`;
+
+const policyReply = { code: 550, enhancedStatus: '5.7.1', text: 'Message rejected by example-isp policy (ref 1234)', phase: 'rcpt' as const, mxHost: 'mx1.mx.example-isp.test' };
+
+interface Setup {
+  config: HeraldConfig;
+  source: string;
+  siteDir: string;
+  bounceFile: string;
+  write(files: Record<string, string>): void;
+}
+
+async function setup(store: Store): Promise<Setup> {
+  await ruleVersionsDb(store).deleteFrom('rule_versions').execute();
+  const root = mkdtempSync(join(tmpdir(), 'herald-rules-versions-'));
+  const source = join(root, 'source');
+  const siteDir = join(root, 'site', 'mx');
+  const bounceFile = join(root, 'site', 'bounce.yaml');
+  mkdirSync(source, { recursive: true });
+  const config = parseConfig({ shaping: { siteRulesDir: siteDir }, bounce: { siteRulesFile: bounceFile }, deliverability: { source } }, 'test');
+  return {
+    config, source, siteDir, bounceFile,
+    write(files) {
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(source, name), text);
+    },
+  };
+}
+
+const mxRules = (s: Setup) => {
+  const loaded = loadRuleFiles(ruleFilesFor({ siteRulesDir: s.siteDir }));
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+  return loaded.rules;
+};
+
+describeEachDialect('deliverability update', (context) => {
+  it('updates from a directory: both packs stored as active versions and seen by a fresh MX rule load and classifier', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).ruleId).not.toBe('example-isp-policy');
+    // What running roles hold: their reload mechanisms must pick the new version up.
+    const classifiers = createClassifierSource({ siteRulesFile: s.bounceFile, checkMs: 0 });
+    const holder = new RulesHolder(mxRules(s));
+    const watcher = watchRules({ holder, sources: { siteRulesDir: s.siteDir }, intervalMs: 3_600_000 });
+    s.write({ 'mx.yaml': mxV1, 'bounce.yaml': bounceV1 });
+
+    const result = await updateRulePacks({ store, config: s.config, now });
+    expect(result.kinds.map((k) => [k.kind, k.outcome, k.previousVersion])).toEqual([['bounce', 'updated', null], ['mx', 'updated', null]]);
+    expect(result.kinds.find((k) => k.kind === 'mx')!.diff).toEqual({ added: ['google', 'example-isp'], removed: [], changed: [] });
+
+    const rules = mxRules(s);
+    expect(rules.match('mx1.mx.example-isp.test', 0)).toMatchObject({ name: 'example-isp', maxConnections: 2 });
+    expect(rules.match('gmail-smtp-in.l.google.com', 0)).toMatchObject({ name: 'google', maxConnections: 4 });
+    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply)).toMatchObject({ ruleId: 'example-isp-policy', category: 'policyviolation' });
+
+    const versions = await listVersions(ruleVersionsDb(store));
+    expect(versions.map((v) => [v.kind, v.active, v.created_at, v.activated_at])).toEqual([['bounce', 1, now, now], ['mx', 1, now, now]]);
+
+    expect(classifiers.reloadIfChanged()).toBe(true);
+    expect(classifiers.current().classifyReply(policyReply).ruleId).toBe('example-isp-policy');
+    expect(watcher.check()).toMatchObject({ kind: 'reloaded' });
+    expect(holder.current().match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+    watcher.stop();
+    classifiers.close();
+  });
+
+  it('stores no new version for unchanged content, and writes an edited MX file again', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    s.write({ 'mx.yaml': mxV1 });
+    await updateRulePacks({ store, config: s.config, now });
+    const again = await updateRulePacks({ store, config: s.config, now: now + 86_400_000 });
+    expect(again.kinds.map((k) => k.outcome)).toEqual(['unchanged']);
+    expect(await listVersions(ruleVersionsDb(store), { kind: 'mx' })).toHaveLength(1);
+
+    const file = join(s.siteDir, '00-deliverability-update.yaml');
+    writeFileSync(file, 'rules: []\n');
+    const repaired = await updateRulePacks({ store, config: s.config, now: now + 2 * 86_400_000 });
+    expect(repaired.kinds.map((k) => k.outcome)).toEqual(['repaired']);
+    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+    expect(await listVersions(ruleVersionsDb(store), { kind: 'mx' })).toHaveLength(1);
+  });
+
+  it('rejects an invalid pack with file:line errors and changes nothing, even when the other pack is valid', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    s.write({ 'mx.yaml': mxV1, 'bounce.yaml': bounceV1 });
+    await updateRulePacks({ store, config: s.config, now });
+    const mxFileBefore = readFileSync(join(s.siteDir, '00-deliverability-update.yaml'), 'utf8');
+    const bounceBefore = readFileSync(s.bounceFile, 'utf8');
+
+    s.write({ 'mx.yaml': mxV2.replace('maxConnections: 1', 'maxConnections: -1'), 'bounce.yaml': bounceV2.replace('spamdetected', 'spamish') });
+    const error = await updateRulePacks({ store, config: s.config, now: now + 1 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe('RULES_INVALID');
+    expect((error as AppError).message).toContain(`${join(s.source, 'mx.yaml')}:8: rules[1].maxConnections: expected a positive integer`);
+    expect((error as AppError).message).toContain(`${join(s.source, 'bounce.yaml')}:5: rule example-isp-policy: unknown category "spamish"`);
+
+    expect(readFileSync(join(s.siteDir, '00-deliverability-update.yaml'), 'utf8')).toBe(mxFileBefore);
+    expect(readFileSync(s.bounceFile, 'utf8')).toBe(bounceBefore);
+    const versions = await listVersions(ruleVersionsDb(store));
+    expect(versions).toHaveLength(2);
+    expect(versions.every((v) => v.active === 1)).toBe(true);
+  });
+
+  it('records the diff against the version replaced (added, removed, changed rules) and rolls back to it', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    s.write({ 'mx.yaml': mxV1, 'bounce.yaml': bounceV1 });
+    const first = await updateRulePacks({ store, config: s.config, now });
+    s.write({ 'mx.yaml': mxV2, 'bounce.yaml': bounceV2 });
+    const second = await updateRulePacks({ store, config: s.config, now: now + 60_000 });
+
+    const mx = second.kinds.find((k) => k.kind === 'mx')!;
+    expect(mx.diff).toEqual({ added: ['other-isp', 'backoff:other-isp-421'], removed: ['example-isp'], changed: ['google'] });
+    expect(mx.previousVersion).toBe(first.kinds.find((k) => k.kind === 'mx')!.version);
+    expect(second.kinds.find((k) => k.kind === 'bounce')!.diff).toEqual({ added: [], removed: [], changed: ['example-isp-policy'] });
+    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('generic');
+    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('spamdetected');
+
+    const rolledBack = await rollbackRulePack({ store, config: s.config, now: now + 120_000 }, 'mx');
+    expect(rolledBack).toMatchObject({ kind: 'mx', from: { version: mx.version }, to: { version: first.kinds.find((k) => k.kind === 'mx')!.version } });
+    expect(rolledBack.diff).toEqual({ added: ['example-isp'], removed: ['other-isp', 'backoff:other-isp-421'], changed: ['google'] });
+    const rules = mxRules(s);
+    expect(rules.match('mx1.mx.example-isp.test', 0)).toMatchObject({ name: 'example-isp', maxConnections: 2 });
+    expect(rules.match('gmail-smtp-in.l.google.com', 0).maxConnections).toBe(4);
+
+    await rollbackRulePack({ store, config: s.config, now: now + 120_000 }, 'bounce');
+    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('policyviolation');
+
+    const active = (await listVersions(ruleVersionsDb(store))).filter((v) => v.active === 1);
+    expect(active.map((v) => v.id).sort()).toEqual(first.kinds.map((k) => k.versionId).sort());
+    // The first versions replaced nothing: one more rollback is a clear error, and changes nothing.
+    const error = await rollbackRulePack({ store, config: s.config, now: now + 180_000 }, 'mx').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INVALID_STATE', message: expect.stringMatching(/no previous version to roll back to/) });
+    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+  });
+
+  it('keeps the rules operators added to the bounce site file (herald bounce qualify) when a version is applied', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    mkdirSync(join(s.bounceFile, '..'), { recursive: true });
+    writeFileSync(s.bounceFile, `version: site-1
+rules:
+  # 550 5.1.1 mailbox nowhere-to-be-found at operator.test
+  - id: site-nowhere
+    category: userunknown
+    text: 'nowhere-to-be-found'
+`);
+    s.write({ 'bounce.yaml': bounceV1 });
+    await updateRulePacks({ store, config: s.config, now });
+    const classifier = buildBounceClassifier(s.bounceFile);
+    expect(classifier.classifyReply(policyReply).ruleId).toBe('example-isp-policy');
+    expect(classifier.classifyReply({ code: 550, enhancedStatus: '5.1.1', text: 'mailbox nowhere-to-be-found', phase: 'rcpt', mxHost: 'mx.operator.test' }).ruleId).toBe('site-nowhere');
+
+    s.write({ 'bounce.yaml': bounceV2 });
+    await updateRulePacks({ store, config: s.config, now: now + 1 });
+    const text = readFileSync(s.bounceFile, 'utf8');
+    expect(text).toContain('id: site-nowhere');
+    expect(text).toContain('# 550 5.1.1 mailbox nowhere-to-be-found at operator.test');
+    expect(text.match(/id: example-isp-policy/g)).toHaveLength(1);
+    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('spamdetected');
+  });
+
+  it('runs through the engine: runNow succeeds on a good source, and a failing source leaves the workflow failed with its error', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    s.write({ 'mx.yaml': mxV1 });
+    const engineFor = (config: HeraldConfig, at: number) => createWorkflowEngine({ store, config, clock: manualClock(at), logger: silentLogger, nodeId: 'node-a', ticker: manualTicker });
+
+    const ok = await engineFor(s.config, now).runNow('deliverability-update');
+    expect(ok.status).toBe('succeeded');
+    const [step] = await listSteps(store, ok.runId);
+    expect(step).toMatchObject({ status: 'succeeded', summary: expect.stringMatching(/^mx updated to [0-9a-f]{16}$/) });
+
+    const missing = parseConfig({ shaping: { siteRulesDir: s.siteDir }, bounce: { siteRulesFile: s.bounceFile }, deliverability: { source: join(s.source, 'nope') } }, 'test');
+    const engine = engineFor(missing, now + 60_000);
+    const failed = await engine.runNow('deliverability-update');
+    expect(failed).toMatchObject({ status: 'failed', failedStepName: 'update-rule-packs' });
+    expect(failed.error).toMatch(/RULES_SOURCE_UNAVAILABLE: rule source .*nope/);
+    const status = (await engine.status()).find((w) => w.name === 'deliverability-update');
+    expect(status).toMatchObject({ state: 'failed', health: 'failed' });
+    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+  });
+});
