@@ -77,6 +77,13 @@ describeEachDialect('cleanup workflow', (context) => {
     const oldRun = { workflow: 'stats', status: 'succeeded' as const, trigger: 'schedule' as const, holder: 'n/1', scheduled_for: null, missed_slots: 1, start_step: 0, restart_of: null, failed_step: null, error: null };
     await db.insertInto('workflow_runs').values([40, 39, 38].map((d) => ({ ...oldRun, started_at: now - d * day, finished_at: now - d * day }))).execute();
 
+    // Raw tracking events: 2,300 past the 365-day retention (three batches of 1,000), 40 recent ones.
+    const event = (i: number, at: number) => ({ delivery_id: finished, log_id: i, kind: 'click' as const, link_index: 0, at, flags: 0, user_agent: null });
+    for (let start = 0; start < 2_300; start += 500) {
+      await store.db.insertInto('tracking_events').values(Array.from({ length: 500 }, (_, i) => event(start + i, now - 400 * day + start + i)).slice(0, 2_300 - start)).execute();
+    }
+    await store.db.insertInto('tracking_events').values(Array.from({ length: 40 }, (_, i) => event(i, now - 364 * day + i))).execute();
+
     const logIds = await store.db.selectFrom('delivery_logs').select((eb) => [eb.fn.min('id').as('min'), eb.fn.max('id').as('max')]).executeTakeFirstOrThrow();
     const expectedWindows = Math.ceil((Number(logIds.max) - Number(logIds.min) + 1) / 1_000);
 
@@ -92,6 +99,7 @@ describeEachDialect('cleanup workflow', (context) => {
       ['purge-delivery-logs', 'succeeded'],
       ['purge-deleted-deliveries', 'succeeded'],
       ['purge-import-rejects', 'succeeded'],
+      ['purge-tracking-events', 'succeeded'],
       ['purge-workflow-history', 'succeeded'],
       ['database-maintenance', 'succeeded'],
     ]);
@@ -101,6 +109,7 @@ describeEachDialect('cleanup workflow', (context) => {
     // 1,100 logs at 1,000 per batch: two deleting batches and the empty one that ends the loop.
     expect(messages).toContain('deleted deliveries older than 7 days: 1 purged with 1100 logs in 3 batches');
     expect(messages.some((m) => m.startsWith('import rejects older than 30 days: deleted 300 rows in '))).toBe(true);
+    expect(messages).toContain('raw tracking events older than 365 days: deleted 2300 rows in 3 batches of at most 1000');
     expect(messages.some((m) => m.startsWith('workflow history older than 30 days: 2 runs deleted'))).toBe(true);
     expect(messages.some((m) => (context.dialect === 'sqlite' ? m.startsWith('ANALYZE done') : m === 'VACUUM (ANALYZE) delivery_logs'))).toBe(true);
 
@@ -117,6 +126,8 @@ describeEachDialect('cleanup workflow', (context) => {
     expect(cancelled.failure_reason).toBe('expired');
     const rejects = await store.db.selectFrom('import_rejects').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
     expect(Number(rejects.n)).toBe(20);
+    const events = await store.db.selectFrom('tracking_events').select('at').orderBy('at').execute();
+    expect(events.map((e) => Number(e.at))).toEqual(Array.from({ length: 40 }, (_, i) => now - 364 * day + i));
     expect((await listRuns(store, 'stats', 10)).map((r) => r.started_at)).toEqual([now - 38 * day]);
   });
 
@@ -136,6 +147,6 @@ describeEachDialect('cleanup workflow', (context) => {
     }
     const restarted = await engine.restart('cleanup');
     expect(restarted.status).toBe('succeeded');
-    expect((await listSteps(store, restarted.runId)).map((s) => s.name)).toEqual(['purge-import-rejects', 'purge-workflow-history', 'database-maintenance']);
+    expect((await listSteps(store, restarted.runId)).map((s) => s.name)).toEqual(['purge-import-rejects', 'purge-tracking-events', 'purge-workflow-history', 'database-maintenance']);
   });
 });

@@ -219,6 +219,20 @@ export async function deliveryIndicators(store: Store, deliveryId: number) {
   return { indicators, links, domains, linkRows };
 }
 
+/**
+ * The id range the retention purge walks: from the first event to the last one older than `before`
+ * (events are appended in time order, so windows past that id would delete nothing). Reads the
+ * `at` index over the old rows only, which the daily purge keeps few.
+ */
+export async function trackingEventPurgeRange(store: Store, before: number): Promise<{ min: number; max: number } | undefined> {
+  const [first, lastOld] = await Promise.all([
+    store.db.selectFrom('tracking_events').select(sql<number | null>`min(id)`.as('id')).executeTakeFirst(),
+    store.db.selectFrom('tracking_events').select(sql<number | null>`max(id)`.as('id')).where('at', '<', before).executeTakeFirst(),
+  ]);
+  if (first?.id == null || lastOld?.id == null) return undefined;
+  return { min: Number(first.id), max: Number(lastOld.id) };
+}
+
 /** Raw events older than `before`, by id window (the cleanup workflow's bounded batches). */
 export async function purgeTrackingEventsWindow(store: Store, fromId: number, toId: number, before: number): Promise<number> {
   const result = await store.db.deleteFrom('tracking_events').where('id', '>=', fromId).where('id', '<', toId).where('at', '<', before).executeTakeFirst();

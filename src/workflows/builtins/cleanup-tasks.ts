@@ -10,6 +10,7 @@ import {
   purgeImportRejectsWindow,
   purgeMaintenanceHistory,
 } from '../../store/maintenance-queries.ts';
+import { purgeTrackingEventsWindow, trackingEventPurgeRange } from '../../store/tracking-queries.ts';
 import { purgeWorkflowHistory } from '../../store/workflow-queries.ts';
 import { runMaintenance } from '../maintenance.ts';
 import { done, type StepDefinition } from '../types.ts';
@@ -85,6 +86,22 @@ export const purgeImportRejects: StepDefinition = {
   },
 };
 
+// Indicators are consolidated within the hour and kept; only the raw log goes. Keep trackingLogsDays
+// at least tracking.tokenTtlDays: a click on a still-valid link recomputes its delivery from the raw
+// events that remain.
+export const purgeTrackingEvents: StepDefinition = {
+  name: 'purge-tracking-events',
+  async run(ctx) {
+    const settings = ctx.config.workflows.cleanup;
+    const before = ctx.clock.now() - settings.trackingLogsDays * day;
+    const totals = await inIdWindows(await trackingEventPurgeRange(ctx.store, before), settings.batchSize, ctx.keepAlive, (from, to) =>
+      purgeTrackingEventsWindow(ctx.store, from, to, before),
+    );
+    await ctx.log(`raw tracking events older than ${settings.trackingLogsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${settings.batchSize}`);
+    return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
+  },
+};
+
 export const purgeHistory: StepDefinition = {
   name: 'purge-workflow-history',
   async run(ctx) {
@@ -110,6 +127,7 @@ export const cleanupTasks: StepDefinition[] = [
   purgeDeliveryLogs,
   purgeDeletedDeliveries,
   purgeImportRejects,
+  purgeTrackingEvents,
   purgeHistory,
   databaseMaintenance,
 ];
