@@ -52,7 +52,8 @@ try {
     Date.now(),
   );
   const start = performance.now();
-  const outcome = await prepareDelivery(preparationStore(store), delivery.id, {
+  const timings = new Map<string, number>();
+  const outcome = await prepareDelivery(timed(preparationStore(store), timings), delivery.id, {
     batchSize: 5_000,
     clock: systemClock,
     isValidAddress: (email) => validateAddress(email).ok,
@@ -62,6 +63,7 @@ try {
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const perSecond = Math.round(outcome.counts.prepared / seconds);
   console.log(`prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients in ${seconds.toFixed(2)} s = ${perSecond}/s (peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`);
+  console.log(`  time in store calls: ${[...timings].map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)} s`).join(', ')}`);
   console.log(JSON.stringify({ bench: 'prepare', dialect, recipients: count, prepared: outcome.counts.prepared, seconds: Number(seconds.toFixed(2)), perSecond, peakRssMiB }));
 } finally {
   await store.close();
@@ -94,4 +96,22 @@ async function seedRecipients(target: Store, total: number): Promise<void> {
       for (let k = 0; k < rows.length; k += 2_000) await trx.insertInto('recipients').values(rows.slice(k, k + 2_000)).execute();
     });
   }
+}
+
+/** Wraps every store call to add its duration to `timings` (where preparation spends its time). */
+function timed<T extends object>(target: T, timings: Map<string, number>): T {
+  return new Proxy(target, {
+    get(object, key) {
+      const value = Reflect.get(object, key) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        const start = performance.now();
+        try {
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(object, args);
+        } finally {
+          timings.set(String(key), (timings.get(String(key)) ?? 0) + performance.now() - start);
+        }
+      };
+    },
+  });
 }

@@ -101,11 +101,15 @@ async function prepareBatches(
   // for one template (a huge loop bound) are caught at send time by the engine's render limits.
   const checkedShapes = new Set<string>();
   let afterId = 0;
+  let next = store.targetBatch(listId, afterId, options.batchSize);
   for (;;) {
-    const batch = await store.targetBatch(listId, afterId, options.batchSize);
+    const batch = await next;
     if (batch.length === 0) return counts;
     const range: TargetRange = { listId, afterId, lastId: batch[batch.length - 1]!.id, excludedIds: [] };
     afterId = range.lastId;
+    // Read the next batch while this one is checked and written (PostgreSQL works on it meanwhile).
+    next = store.targetBatch(listId, afterId, options.batchSize);
+    next.catch(() => {});
     counts.target += batch.length;
     const blocked = await store.blockedAddresses(batch.map((r) => r.email));
     for (const recipient of batch) {
