@@ -1,7 +1,9 @@
-import type { HeraldConfig } from './config/schema.ts';
+import type { HeraldConfig, ShapingConfig } from './config/schema.ts';
 import type { Herald } from './main.ts';
 import { createMta, type Mta } from './mta/queue-runner.ts';
 import { createQuarantineRuntime } from './quarantine/runtime.ts';
+import { createMtaShaping } from './shaping/mta-shaping.ts';
+import type { ShapingRuntime } from './shaping/runtime.ts';
 import { createMtaStore } from './store/mta-queries.ts';
 import { createMessageDecorator } from './tracking/decorator.ts';
 import { loadKeyRing, trackingBaseUrl } from './tracking/keys.ts';
@@ -12,6 +14,8 @@ import { loadKeyRing, trackingBaseUrl } from './tracking/keys.ts';
 
 export interface ComposedMta {
   mta: Mta;
+  /** MX rules, throttles, affinities, breaker and backoff of this MTA (`herald mx stats` reads its snapshots). */
+  shaping: ShapingRuntime;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -21,6 +25,8 @@ export interface ComposeMtaOptions {
   mtaConfig?: HeraldConfig['mta'];
   /** Default: the node id; the demo uses its own so it never takes a running node's claims. */
   nodeId?: string;
+  /** Default: the configuration's `shaping` section (the demo uses the simulator's rule pack). */
+  shapingConfig?: ShapingConfig;
 }
 
 export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}): Promise<ComposedMta> {
@@ -31,24 +37,32 @@ export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}
     baseUrl: trackingBaseUrl(herald.config.tracking),
     unsubscribeMailDomain: herald.config.tracking.unsubscribeMailDomain || null,
   });
+  const mtaConfig = options.mtaConfig ?? herald.config.mta;
+  const nodeId = options.nodeId ?? herald.nodeId;
+  // MX rules are checked here: a pack that does not validate stops the start (RULES_INVALID, file:line).
+  const shaping = createMtaShaping({ config: options.shapingConfig ?? herald.config.shaping, mta: mtaConfig, clock: herald.clock, logger: herald.logger, nodeId, store: herald.store });
   const mta = createMta({
     store: createMtaStore(herald.store),
-    nodeId: options.nodeId ?? herald.nodeId,
-    config: options.mtaConfig ?? herald.config.mta,
+    nodeId,
+    config: mtaConfig,
     clock: herald.clock,
     logger: herald.logger,
     classify: quarantine.mta.classify,
     onOutcomes: quarantine.mta.onOutcomes,
     decorator,
+    shaping: shaping.mta,
   });
   return {
     mta,
+    shaping: shaping.runtime,
     async start() {
+      shaping.runtime.start();
       await mta.start();
       quarantine.sweeper.start();
     },
     async stop() {
       await mta.stop();
+      await shaping.runtime.stop();
       await quarantine.close();
     },
   };

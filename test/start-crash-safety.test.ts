@@ -25,6 +25,9 @@ afterAll(async () => {
 function writeConfig(databaseUrl: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'herald-start-'));
   const file = join(dir, 'herald.yaml');
+  // MX rules that do not bind: this test is about crash safety, not throttling (the shipped generic rule allows 3000/h).
+  const rules = join(dir, 'mx-rules.yaml');
+  writeFileSync(rules, 'rules:\n  - name: generic\n    mask: "*"\n    maxConnections: 4\n    maxMessagesPerHour: 100000000\n    maxMessagesPerConnection: 50\n');
   const routes = simulator.routes.map((r) => `    - { match: "${r.match}", host: "${r.host}", port: ${r.port} }`).join('\n');
   writeFileSync(
     file,
@@ -38,6 +41,8 @@ function writeConfig(databaseUrl: string): string {
       `  maxMessagesPerConnection: 50`,
       `  routes:`,
       routes,
+      `shaping:`,
+      `  rulesFiles: ["${rules}"]`,
     ].join('\n'),
   );
   return file;

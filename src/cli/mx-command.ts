@@ -25,7 +25,7 @@ export function registerMxCommands(program: Command, context: CliContext): void 
         const snapshots = await readShapingSnapshots(herald.store.db, now - options.maxAge * 1_000);
         let shared: Record<string, number> | undefined;
         if (herald.config.shaping.redisUrl) {
-          const redis = createRedisThrottle({ url: herald.config.shaping.redisUrl });
+          const redis = createRedisThrottle({ url: herald.config.shaping.redisUrl, keyPrefix: herald.config.shaping.redisKeyPrefix });
           try {
             shared = (await redis.snapshot(now)).connections;
           } finally {

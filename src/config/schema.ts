@@ -54,6 +54,8 @@ const shapingSchema = z
     reloadCheckMs: z.number().int().min(100).default(1_000),
     /** Shared throttle counters across MTA processes; '' = in-memory (one process). HERALD_REDIS_URL overrides. */
     redisUrl: z.string().default(''),
+    /** Namespace of the throttle keys in Redis: MTAs share limits only under the same prefix. */
+    redisKeyPrefix: z.string().min(1).max(100).default('herald:shaping:'),
     /** The period of maxMessagesPerHour. Only tests and simulations shorten it. */
     ratePeriodMs: z.number().int().min(1_000).default(3_600_000),
     /** A connection lease not released or renewed within this time expires (crashed MTA process). */

@@ -29,6 +29,10 @@ export interface DeliveryContent {
   textTemplate: string | null;
   /** Soft failures are retried until then; null means no limit. */
   validUntil: number | null;
+  /** The affinity (pool of source addresses) the delivery sends from; null = `default`. */
+  affinity: string | null;
+  /** deliveries.last_error: the MTA clears its own "sending held" note once the problem is gone. */
+  lastError?: string | null;
 }
 
 export interface MtaStore {
@@ -47,4 +51,6 @@ export interface MtaStore {
   finishCompletedDeliveries(now: number): Promise<number[]>;
   /** The earliest next_attempt_at of a pending log of an in-progress delivery, or null. */
   nextDueAt(): Promise<number | null>;
+  /** Sets (or clears with null) deliveries.last_error: why the MTA holds the delivery's messages (unknown affinity). */
+  noteDeliveryProblem?(deliveryId: number, message: string | null, now: number): Promise<void>;
 }

@@ -34,6 +34,8 @@ export interface FailedOutcome extends OutcomeBase {
 /** Not attempted (graceful stop, claim lease running out): back to pending, attempts unchanged. */
 export interface ReleasedOutcome extends OutcomeBase {
   kind: 'released';
+  /** Held back (rate, breaker, affinity problem): not due again before this time; absent = due at once. */
+  retryAt?: number;
 }
 
 export type Outcome = SentOutcome | DeferredOutcome | FailedOutcome | ReleasedOutcome;

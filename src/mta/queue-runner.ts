@@ -16,10 +16,12 @@ import { createRateMeter, type MtaStats } from './mta-stats.ts';
 import { createDnsClient, createMxResolver, type DnsClient, type MxHost, type MxResolution, type MxResolver } from './mx-resolver.ts';
 import type { Outcome } from './outcome.ts';
 import { createOutcomeWriter } from './outcome-writer.ts';
+import type { PathThrottleSettings } from './path-throttle.ts';
 import { isExpired, scheduleRetry } from './retry-schedule.ts';
 import { compileRoutes } from './routes.ts';
 import type { TransactionResult } from './smtp-client.ts';
 import { localFailure, type ClassifyReply, type SmtpReply } from './smtp-reply.ts';
+import { createSourceSelector, type SourceAddress, type SourceChooser } from './source-selection.ts';
 
 // The MTA: claims due delivery logs in batches, resolves their domains, hands them to per-path
 // connection pools, and writes each outcome as soon as its SMTP transaction ends (group commit).
@@ -51,7 +53,23 @@ export interface MtaOptions {
   decorator?: MessageDecorator;
   /** Called after each batch of outcomes is committed (quarantine updates, metrics). */
   onOutcomes?: (outcomes: readonly Outcome[]) => void;
+  /** MX rules, throttles, affinities and the breaker (src/shaping via createMtaShaping); absent = global caps only. */
+  shaping?: MtaShaping;
 }
+
+/** What the MTA needs from traffic shaping besides the pool's throttle. */
+export interface MtaShaping extends PathThrottleSettings {
+  /** Replaces `connectionPolicy`: limits per MX host and source public id. */
+  policy: ConnectionPolicy;
+  sources: SourceChooser;
+  /** Error-density breaker: a suspended domain's messages wait in the database until `until`. */
+  checkDomain(domain: string): { kind: 'open' } | { kind: 'suspended'; suspension: { until: number }; message: string };
+}
+
+/** How long messages of a delivery whose affinity cannot be used wait before the next look. */
+export const sourceProblemRetryMs = 60_000;
+/** Prefix of the deliveries.last_error the MTA writes (and clears once the problem is gone). */
+export const heldPrefix = 'sending held: ';
 
 export interface Mta {
   /** Takes back this node's claims left by a crash, then starts claiming. */
@@ -72,6 +90,9 @@ interface MessageJob extends PoolJob {
   cached: Extract<CachedDelivery, { kind: 'ready' }>;
   hosts: MxHost[];
   hostIndex: number;
+  /** Affinity address chosen for this message (shaping), and the ones that already failed to connect. */
+  source?: SourceAddress;
+  failedSources?: Set<string>;
 }
 
 const expiredReply = (): SmtpReply => localFailure('expired', 'the delivery validity period ended before the message could be delivered');
@@ -93,7 +114,12 @@ export function createMta(options: MtaOptions): Mta {
     clock,
     maxCacheSeconds: config.mxCacheMaxSeconds,
   });
+  const shaping = options.shaping;
+  const sources = shaping ? createSourceSelector(shaping.sources) : undefined;
+  // What this process last wrote to deliveries.last_error, per delivery (null = cleared).
+  const noted = new Map<number, string | null>();
   const policy =
+    shaping?.policy ??
     options.connectionPolicy ??
     globalConnectionPolicy({
       maxConnections: config.maxConnectionsPerMx,
@@ -133,10 +159,21 @@ export function createMta(options: MtaOptions): Mta {
     resolver,
     heloName: config.heloName,
     opportunisticTls: config.opportunisticTls,
+    throttle: shaping,
     events: {
       onTransaction: (job, result, key) => finish(outcomeOfTransaction(job, result, key)),
+      onHold: (jobs, retryInMs) => {
+        const retryAt = clock.now() + retryInMs;
+        for (const job of jobs) finish(released(job.log, retryAt));
+      },
       onUnreachable: (jobs, reply, key) => {
+        if (key.localAddress) sources?.markUnreachable(key.localAddress, key.mxHost, clock.now());
         for (const job of jobs) {
+          // Affinity: another address of the pool may reach this MX (weights re-normalize without this one).
+          if (key.localAddress && rechooseSource(job, key.localAddress)) {
+            enqueue(job);
+            continue;
+          }
           // RFC 5321 §5.1: try the next MX host before giving up on this attempt.
           if (job.hostIndex + 1 < job.hosts.length) {
             job.hostIndex++;
@@ -168,8 +205,26 @@ export function createMta(options: MtaOptions): Mta {
     if (inHand === 0) for (const waiter of handWaiters.splice(0)) waiter();
   }
 
-  function released(log: ClaimedLog): Outcome {
-    return { kind: 'released', logId: log.id, mxHost: null, at: clock.now() };
+  function released(log: ClaimedLog, retryAt?: number): Outcome {
+    return retryAt === undefined ? { kind: 'released', logId: log.id, mxHost: null, at: clock.now() } : { kind: 'released', logId: log.id, mxHost: null, at: clock.now(), retryAt };
+  }
+
+  function rechooseSource(job: MessageJob, failed: string): boolean {
+    (job.failedSources ??= new Set()).add(failed);
+    const choice = sources!.choose(job.delivery.affinity, job.log.domain, job.hosts[job.hostIndex]!.name, clock.now());
+    if (choice.kind !== 'chosen' || job.failedSources.has(choice.source.address)) return false;
+    job.source = choice.source;
+    return true;
+  }
+
+  /** deliveries.last_error tells the operator why messages are held; written only when it changes. */
+  function noteProblem(delivery: DeliveryContent, message: string | null): void {
+    const text = message === null ? null : `${heldPrefix}${message}`;
+    const previous = noted.has(delivery.id) ? noted.get(delivery.id) : delivery.lastError?.startsWith(heldPrefix) ? delivery.lastError : null;
+    if (previous === text) return;
+    noted.set(delivery.id, text);
+    if (text) logger.warn({ deliveryId: delivery.id, reason: message }, 'messages held: cannot choose a source address');
+    store.noteDeliveryProblem?.(delivery.id, text, clock.now()).catch((error: unknown) => logger.warn({ err: describeError(error) }, 'writing the delivery problem failed'));
   }
 
   function failureOutcome(log: ClaimedLog, validUntil: number | null, mxHost: string | null, reply: SmtpReply): Outcome {
@@ -192,7 +247,13 @@ export function createMta(options: MtaOptions): Mta {
       return;
     }
     const host = job.hosts[job.hostIndex]!;
-    pool.enqueue({ mxHost: host.name, host: host.route?.host ?? null, port: host.route?.port ?? 25 }, job);
+    const source = job.source;
+    pool.enqueue(
+      source
+        ? { mxHost: host.name, host: host.route?.host ?? null, port: host.route?.port ?? 25, localAddress: source.address, heloName: source.heloName, publicId: source.publicId }
+        : { mxHost: host.name, host: host.route?.host ?? null, port: host.route?.port ?? 25 },
+      job,
+    );
   }
 
   async function build(job: MessageJob): Promise<BuildResult> {
@@ -262,6 +323,7 @@ export function createMta(options: MtaOptions): Mta {
           return;
         }
         const ready = cached;
+        let problem: string | null = null;
         await Promise.all(
           [...groupBy(logs, (log) => log.domain)].map(async ([domain, domainLogs]) => {
             const live: ClaimedLog[] = [];
@@ -271,6 +333,11 @@ export function createMta(options: MtaOptions): Mta {
               } else live.push(log);
             }
             if (live.length === 0) return;
+            const check = shaping?.checkDomain(domain);
+            if (check?.kind === 'suspended') {
+              for (const log of live) finish(released(log, check.suspension.until));
+              return;
+            }
             let resolution: MxResolution;
             try {
               resolution = await resolver.resolveDomain(domain);
@@ -280,12 +347,22 @@ export function createMta(options: MtaOptions): Mta {
             for (const log of live) {
               if (resolution.kind === 'failure') finish(failureOutcome(log, delivery.validUntil, null, resolution.reply));
               else {
-                const job: MessageJob = { logId: log.id, log, delivery, cached: ready, hosts: resolution.hosts, hostIndex: 0, build: () => build(job) };
+                const job: MessageJob = { logId: log.id, domain, log, delivery, cached: ready, hosts: resolution.hosts, hostIndex: 0, build: () => build(job) };
+                if (sources) {
+                  const choice = sources.choose(delivery.affinity, domain, resolution.hosts[0]!.name, now);
+                  if (choice.kind !== 'chosen') {
+                    problem ??= choice.message;
+                    finish(released(log, now + sourceProblemRetryMs));
+                    continue;
+                  }
+                  job.source = choice.source;
+                }
                 enqueue(job);
               }
             }
           }),
         );
+        if (sources) noteProblem(delivery, problem);
       }),
     );
   }

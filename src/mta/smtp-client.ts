@@ -23,6 +23,8 @@ export interface SmtpConnectOptions {
   servername: string;
   heloName: string;
   opportunisticTls: boolean;
+  /** MX rule `tls: required`: no STARTTLS offered or it fails → no session (the message is deferred). */
+  requireTls?: boolean;
   timeouts: SmtpTimeouts;
   localAddress?: string;
 }
@@ -66,8 +68,9 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
     socketTimeout: options.timeouts.commandTimeoutMs,
     // Our own deadline covers a peer that never closes; do not keep a dead socket around.
     socketCloseTimeout: 1_000,
-    ignoreTLS: !options.opportunisticTls,
-    opportunisticTLS: true,
+    ignoreTLS: !options.opportunisticTls && !options.requireTls,
+    requireTLS: options.requireTls === true,
+    opportunisticTLS: !options.requireTls,
     // MX certificates are rarely valid for the MX name; opportunistic TLS still beats plain text.
     tls: { rejectUnauthorized: false, ...(servernameIsIp ? {} : { servername: options.servername }) },
     localAddress: options.localAddress,
@@ -87,8 +90,12 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
   });
   connection.once('end', () => {
     closed = true;
-    // The settle function clears pendingSend itself (and ignores a second settlement).
-    pendingSend?.({ kind: 'connection_failed', reply: lastError ? replyFromError(lastError) : localFailure('connection_lost', 'connection closed during the transaction') });
+    // The settle function clears pendingSend itself (and ignores a second settlement). On a 421
+    // (rate limit at MAIL FROM) nodemailer closes first and calls the send back right after, with
+    // the server's words: let that callback settle it, so `421 4.7.0 ...` reaches qualification and backoff.
+    queueMicrotask(() =>
+      pendingSend?.({ kind: 'connection_failed', reply: lastError ? replyFromError(lastError) : localFailure('connection_lost', 'connection closed during the transaction') }),
+    );
     // nodemailer says 'end' when it starts closing; the socket may still be open (our FIN sent,
     // the server's pending). The pool counts the connection until the socket is really closed.
     const socket = connection._socket;

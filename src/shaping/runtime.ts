@@ -44,7 +44,7 @@ export function createShapingRuntime(options: CreateShapingOptions): ShapingRunt
   const loaded = loadRuleFiles(ruleFilesFor(sources));
   if (!loaded.ok) throw new AppError('RULES_INVALID', `MX rules do not validate:\n${loaded.issues.map(formatIssue).join('\n')}`, { details: { issues: loaded.issues } });
   const rules = new RulesHolder(loaded.rules);
-  const backend = config.redisUrl ? createRedisThrottle({ url: config.redisUrl }) : createMemoryThrottle();
+  const backend = config.redisUrl ? createRedisThrottle({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix }) : createMemoryThrottle();
   const shaper = new Shaper({
     rules,
     backend,

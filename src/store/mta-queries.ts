@@ -122,14 +122,25 @@ export function createMtaStore(store: Store): MtaStore {
             failure_category = case when v.kr = 1 then coalesce(delivery_logs.failure_category, v.fc) else v.fc end,
             mx_host = coalesce(v.mx, delivery_logs.mx_host), sent_at = v.sa, updated_at = v.upd
           from v where delivery_logs.id = v.id and ${ownClaim} = ${nodeId} and ${ownStatus} = 'sending'`.execute(executor);
-      const releaseRows = (executor: Kysely<Database>) =>
-        executor
-          .updateTable('delivery_logs')
-          .set({ status: 'pending', claimed_by: null, claimed_until: null, updated_at: released[0]!.at })
-          .where('id', 'in', released.map((outcome) => outcome.logId))
-          .where('claimed_by', '=', nodeId)
-          .where('status', '=', 'sending')
-          .execute();
+      // Held messages (shaping) come back at their retryAt: one statement per distinct time (usually one).
+      const releaseGroups = new Map<number | undefined, number[]>();
+      for (const outcome of released) {
+        const retryAt = outcome.kind === 'released' ? outcome.retryAt : undefined;
+        const ids = releaseGroups.get(retryAt);
+        if (ids) ids.push(outcome.logId);
+        else releaseGroups.set(retryAt, [outcome.logId]);
+      }
+      const releaseRows = async (executor: Kysely<Database>) => {
+        for (const [retryAt, ids] of releaseGroups) {
+          await executor
+            .updateTable('delivery_logs')
+            .set(retryAt === undefined ? { status: 'pending', claimed_by: null, claimed_until: null, updated_at: released[0]!.at } : { status: 'pending', claimed_by: null, claimed_until: null, updated_at: released[0]!.at, next_attempt_at: retryAt })
+            .where('id', 'in', ids)
+            .where('claimed_by', '=', nodeId)
+            .where('status', '=', 'sending')
+            .execute();
+        }
+      };
       // The usual batch is one statement, atomic on its own: no BEGIN/COMMIT round trips.
       if (released.length === 0) {
         await updateOutcomes(db);
@@ -178,7 +189,7 @@ export function createMtaStore(store: Store): MtaStore {
     async loadDeliveryContent(deliveryId) {
       const row = await db
         .selectFrom('deliveries')
-        .select(['id', 'state', 'from_address', 'from_name', 'reply_to', 'subject_template', 'html_template', 'text_template', 'valid_until'])
+        .select(['id', 'state', 'from_address', 'from_name', 'reply_to', 'subject_template', 'html_template', 'text_template', 'valid_until', 'affinity', 'last_error'])
         .where('id', '=', deliveryId)
         .executeTakeFirst();
       if (!row) return undefined;
@@ -192,8 +203,14 @@ export function createMtaStore(store: Store): MtaStore {
         htmlTemplate: row.html_template,
         textTemplate: row.text_template,
         validUntil: row.valid_until === null ? null : Number(row.valid_until),
+        affinity: row.affinity,
+        lastError: row.last_error,
       };
       return content;
+    },
+
+    async noteDeliveryProblem(deliveryId, message, now) {
+      await db.updateTable('deliveries').set({ last_error: message, updated_at: now }).where('id', '=', deliveryId).execute();
     },
 
     async finishCompletedDeliveries(now) {

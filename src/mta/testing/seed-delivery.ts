@@ -16,6 +16,8 @@ export interface SeedDeliveryOptions {
   text?: string | null;
   validUntil?: number | null;
   nextAttemptAt?: number;
+  /** The delivery's affinity (pool of source addresses); default none. */
+  affinity?: string | null;
 }
 
 export async function seedDelivery(db: Kysely<Database>, options: SeedDeliveryOptions): Promise<{ deliveryId: number; logIds: number[] }> {
@@ -39,6 +41,7 @@ export async function seedDelivery(db: Kysely<Database>, options: SeedDeliveryOp
       created_at: now,
       updated_at: now,
       started_at: now,
+      affinity: options.affinity ?? null,
     })
     .returning('id')
     .executeTakeFirstOrThrow();

@@ -1,0 +1,51 @@
+// Which local address a message leaves from (affinities, src/shaping/affinity.ts implements the
+// chooser). The MTA adds what only it knows: addresses that just failed to reach an MX host are
+// skipped for that host for a while, so the pool's weights re-normalize over the others.
+
+export interface SourceAddress {
+  /** Local address to bind ('' = the system's choice). */
+  address: string;
+  /** EHLO name from that address ('' = mta.heloName). */
+  heloName: string;
+  publicId: number;
+}
+
+export type SourceChoice =
+  | { kind: 'chosen'; source: SourceAddress }
+  /** A configuration problem, not the recipient's: the message stays pending with `message`. */
+  | { kind: 'unknown_affinity' | 'no_source'; message: string };
+
+export interface SourceChooser {
+  choose(request: { affinity: string | null | undefined; domain: string; unreachable?: ReadonlySet<string> }, random: () => number): SourceChoice;
+}
+
+export interface SourceSelector {
+  choose(affinity: string | null, domain: string, mxHost: string, now: number): SourceChoice;
+  /** The address could not connect to the MX host: avoid it there for a while. */
+  markUnreachable(address: string, mxHost: string, now: number): void;
+}
+
+export function createSourceSelector(chooser: SourceChooser, random: () => number = Math.random, avoidMs = 5 * 60_000): SourceSelector {
+  const avoided = new Map<string, Map<string, number>>();
+  return {
+    choose(affinity, domain, mxHost, now) {
+      const byAddress = avoided.get(mxHost);
+      if (!byAddress) return chooser.choose({ affinity, domain }, random);
+      const unreachable = new Set<string>();
+      for (const [address, until] of byAddress) {
+        if (until > now) unreachable.add(address);
+        else byAddress.delete(address);
+      }
+      if (byAddress.size === 0) avoided.delete(mxHost);
+      const choice = chooser.choose({ affinity, domain, unreachable }, random);
+      // Every address failed on this MX: try anyway (the MX may be down for everyone; the attempt is then a normal deferral).
+      return choice.kind === 'no_source' && unreachable.size > 0 ? chooser.choose({ affinity, domain }, random) : choice;
+    },
+    markUnreachable(address, mxHost, now) {
+      if (!address) return;
+      let byAddress = avoided.get(mxHost);
+      if (!byAddress) avoided.set(mxHost, (byAddress = new Map()));
+      byAddress.set(address, now + avoidMs);
+    },
+  };
+}
