@@ -96,7 +96,7 @@ describeEachDialect('built-in workflows', (context) => {
     expect((await statsForHours(store, hour, hour + 2 * hourMs)).filter((r) => r.delivery_id === delivery)).toHaveLength(4);
   });
 
-  it('reports the deliverability-update slot as skipped (not configured), never as a success', async () => {
+  it('reports deliverability-update as skipped (not configured) while deliverability.source is empty, never as a success', async () => {
     const store = context.store();
     const engine = engineAt(store, now);
     for (const name of ['deliverability-update']) {
