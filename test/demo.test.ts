@@ -31,4 +31,8 @@ it('herald demo --json sends a personalized delivery and ends every recipient se
   // Greylisted and rate-limited recipients needed more than one attempt and got through.
   expect(summary.retried).toBeGreaterThan(0);
   expect(summary.sent).toBeGreaterThan(400);
+  // Throttling at work: the summary names the MX rule that bound (the simulator's rate-limited host).
+  const shaping = summary.shaping as { rulesVersion: string; bound: Array<{ rule: string; limit: string; reason: string }> };
+  expect(shaping.bound.map((entry) => entry.rule)).toContain('sim-ratelimit');
+  expect(shaping.bound.find((entry) => entry.rule === 'sim-ratelimit')?.limit).toBe('maxMessagesPerHour');
 });

@@ -64,6 +64,8 @@ function demoJson(result: Awaited<ReturnType<typeof runDemo>>['result']) {
     cancelled: result.cancelled,
     exclusions: result.exclusions,
     tracking: result.tracking,
+    // MX rules that bound during the run: [{ rule, limit, reason, seen }].
+    shaping: result.shaping,
   };
 }
 

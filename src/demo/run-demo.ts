@@ -9,6 +9,7 @@ import type { Herald } from '../main.ts';
 import { startMidDemo, type MidDemo } from '../midsourcing/demo.ts';
 import type { Mta } from '../mta/queue-runner.ts';
 import { composeMta, type ComposedMta } from '../compose-mta.ts';
+import { demoShapingConfig, observeBindings, type BoundRule } from '../shaping/demo-rules.ts';
 import { startSimulator, type Simulator } from '../sim/simulator.ts';
 import { createDelivery, getDelivery, lastSentAt } from '../store/delivery-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
@@ -46,6 +47,8 @@ export interface DemoResult extends DeliverySummary {
   importRejected: number;
   /** Indicators after simulated opens, clicks and an unsubscribe (through the real tracking routes). */
   tracking: DeliveryTrackingStats;
+  /** MX rules that held traffic back during the run (the demo's own pack, rules/ for the simulator), most often first. */
+  shaping: { rulesVersion: string | null; bound: BoundRule[] };
 }
 
 export interface DemoRun {
@@ -124,13 +127,20 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
     } else {
       await startDelivery(herald.store, delivery.id, started);
       // Assembled exactly as `herald start` does: qualification, quarantine, tracking.
-      composed = await composeMta(herald, { nodeId: `${herald.nodeId}-demo`, mtaConfig: demoMtaConfig(herald.config.mta, simulator) });
+      composed = await composeMta(herald, {
+        nodeId: `${herald.nodeId}-demo`,
+        mtaConfig: demoMtaConfig(herald.config.mta, simulator),
+        shapingConfig: demoShapingConfig(herald.config.shaping, options.dataDir),
+      });
       mta = composed.mta;
       await composed.start();
     }
+    const bindings = composed ? observeBindings(composed.shaping.shaper) : undefined;
     step(`sending delivery ${delivery.id} with ${options.mid ? "the execution instance's" : "Herald's"} MTA`);
     await waitForEnd(herald, delivery.id, mta, started, options);
     const elapsedMs = herald.clock.now() - started;
+    const bound = (await bindings?.stop()) ?? [];
+    for (const entry of bound) step(`throttled by MX rule "${entry.rule}": ${entry.limit} (${entry.reason})`);
     const tracking = await simulateTrackingTraffic(herald, delivery.id);
     for (const line of formatTrackingStats(tracking)) step(line);
     const summary = await summarizeDelivery(herald.store, delivery.id);
@@ -141,6 +151,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       // The sending rate, up to the last accepted message: the rest of the run only retries failing domains.
       msgsPerSec: Math.round((summary.sent / Math.max(((await lastSentAt(herald.store, delivery.id)) ?? started) - started, 1)) * 1000),
       importRejected: imported.rejected,
+      shaping: { rulesVersion: composed ? composed.shaping.rules.current().version : null, bound },
     };
     const running = mta;
     const own = composed;
