@@ -16,7 +16,7 @@ describe('decideRecipient', () => {
   ];
   for (const [address, ok, logId] of cases) {
     it(address, () => {
-      const decision = decideRecipient(address, policy);
+      const decision = decideRecipient(address, policy, 0);
       expect(decision.ok).toBe(ok);
       if (decision.ok) expect(decision.logId).toBe(logId);
       else expect(decision).toMatchObject({ code: 550, message: expect.stringMatching(/^5\.7\.1 /) });

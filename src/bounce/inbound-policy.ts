@@ -1,21 +1,34 @@
 import { parseVerpAddress } from './verp.ts';
 
 // Who the inbound SMTP role accepts mail for, and how often. Pure: the time is passed in.
-// Only VERP addresses of the bounce domain (and one optional feedback-loop address) are
-// accepted; everything else is refused with 550 5.7.1, so the role can never be used as a relay.
+// Only VERP addresses of the bounce domain, one optional feedback-loop address and (when
+// configured) unsubscribe addresses carrying a verified token are accepted; everything else is
+// refused with 550 5.7.1, so the role can never be used as a relay.
 
 export interface RecipientPolicy {
   bounceDomain: string;
   verpPrefix: string;
   /** '' = none. */
   feedbackAddress: string;
+  /**
+   * RFC 8058 mailto: unsubscribe (configured only with tracking.unsubscribeMailDomain): the verified
+   * target of `unsubscribe+TOKEN@domain`, undefined for any other address or a token that fails.
+   */
+  unsubscribe?: { verify(address: string, now: number): UnsubscribeTarget | undefined };
 }
 
-export type RecipientDecision = { ok: true; logId: string | null } | { ok: false; code: number; message: string };
+export interface UnsubscribeTarget {
+  deliveryId: number;
+  logId: number;
+}
 
-export function decideRecipient(address: string, policy: RecipientPolicy): RecipientDecision {
+export type RecipientDecision = { ok: true; logId: string | null; unsubscribe?: UnsubscribeTarget } | { ok: false; code: number; message: string };
+
+export function decideRecipient(address: string, policy: RecipientPolicy, now: number): RecipientDecision {
   const lower = address.trim().toLowerCase();
   if (policy.feedbackAddress && lower === policy.feedbackAddress.trim().toLowerCase()) return { ok: true, logId: null };
+  const unsubscribe = policy.unsubscribe?.verify(address, now);
+  if (unsubscribe) return { ok: true, logId: null, unsubscribe };
   const at = lower.lastIndexOf('@');
   const domain = at > 0 ? lower.slice(at + 1) : '';
   const logId = parseVerpAddress(lower, policy.verpPrefix);

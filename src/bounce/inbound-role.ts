@@ -1,5 +1,8 @@
 import type { Herald } from '../main.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
+import { countInbound } from '../store/qualification-queries.ts';
+import { loadKeyRing } from '../tracking/keys.ts';
+import { applyMailUnsubscribe, createMailUnsubscribeVerifier } from '../tracking/mail-unsubscribe.ts';
 import { createClassifierSource } from './qualification-classifier.ts';
 import { createQualificationRecorder } from './qualification-recorder.ts';
 import { processInboundMessage, type InboundDeps } from './inbound-processor.ts';
@@ -37,10 +40,13 @@ export function createInboundRole(herald: Herald): InboundRole {
         sampleBytes: inbound.sampleBytes,
         keepSamples: inbound.keepSamples,
       };
+      // RFC 8058 mailto: unsubscribe, only when messages advertise it (tracking.unsubscribeMailDomain).
+      const unsubscribeDomain = config.tracking.unsubscribeMailDomain.trim();
+      const unsubscribe = unsubscribeDomain ? createMailUnsubscribeVerifier(await loadKeyRing(store, config.tracking, clock.now()), unsubscribeDomain) : undefined;
       server = await startInboundServer({
         host: inbound.host,
         port: inbound.port,
-        policy: { bounceDomain: config.mta.bounceDomain, verpPrefix: inbound.verpPrefix, feedbackAddress: inbound.feedbackAddress },
+        policy: { bounceDomain: config.mta.bounceDomain, verpPrefix: inbound.verpPrefix, feedbackAddress: inbound.feedbackAddress, unsubscribe },
         maxMessageBytes: inbound.maxMessageBytes,
         maxClients: inbound.maxClients,
         messagesPerMinutePerClient: inbound.messagesPerMinutePerClient,
@@ -48,8 +54,16 @@ export function createInboundRole(herald: Herald): InboundRole {
         clock,
         logger,
         handle: (message) => processInboundMessage(deps, message),
+        async unsubscribe(targets, receivedAt) {
+          const outcomes = ['received'];
+          for (const target of targets) {
+            const outcome = await applyMailUnsubscribe(store, deps.settings, target, receivedAt);
+            outcomes.push(outcome.kind === 'unsubscribed' ? 'unsubscribe' : 'unknown_log');
+          }
+          await countInbound(store, outcomes, receivedAt);
+        },
       });
-      logger.info({ address: server.address, bounceDomain: config.mta.bounceDomain }, 'inbound SMTP listening');
+      logger.info({ address: server.address, bounceDomain: config.mta.bounceDomain, unsubscribeDomain: unsubscribeDomain || null }, 'inbound SMTP listening');
       const running = server;
       close = async () => {
         await running.close();

@@ -3,7 +3,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
-import { createRateWindow, decideRecipient, type RecipientPolicy } from './inbound-policy.ts';
+import { createRateWindow, decideRecipient, type RecipientPolicy, type UnsubscribeTarget } from './inbound-policy.ts';
 import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 
 // The inbound SMTP listener (smtp-server): bounces, feedback reports and auto-replies sent to the
@@ -24,6 +24,8 @@ export interface InboundServerOptions {
   clock: Clock;
   logger?: Logger;
   handle(message: InboundMessage): Promise<InboundResult>;
+  /** Acts on the verified mailto: unsubscribe recipients of a received message (policy.unsubscribe). */
+  unsubscribe?(targets: UnsubscribeTarget[], receivedAt: number): Promise<void>;
 }
 
 export interface InboundServer {
@@ -34,6 +36,9 @@ export interface InboundServer {
 
 interface Envelope {
   logIds: string[];
+  unsubscribes: UnsubscribeTarget[];
+  /** Recipients other than unsubscribe addresses (VERP, feedback): the message is then a report too. */
+  reportRecipients: number;
 }
 
 const smtpError = (code: number, message: string): Error => Object.assign(new Error(message), { responseCode: code });
@@ -56,16 +61,23 @@ export async function startInboundServer(options: InboundServerOptions): Promise
         callback(smtpError(421, '4.7.0 Too many messages from your address, try again later'));
         return;
       }
-      envelopes.set(session, { logIds: [] });
+      envelopes.set(session, { logIds: [], unsubscribes: [], reportRecipients: 0 });
       callback();
     },
     onRcptTo(address, session, callback) {
-      const decision = decideRecipient(address.address, options.policy);
+      const decision = decideRecipient(address.address, options.policy, options.clock.now());
       if (!decision.ok) {
         callback(smtpError(decision.code, decision.message));
         return;
       }
-      if (decision.logId) envelopes.get(session)?.logIds.push(decision.logId);
+      const envelope = envelopes.get(session);
+      if (decision.unsubscribe) {
+        const target = decision.unsubscribe;
+        if (envelope && !envelope.unsubscribes.some((u) => u.logId === target.logId)) envelope.unsubscribes.push(target);
+      } else if (envelope) {
+        envelope.reportRecipients++;
+        if (decision.logId) envelope.logIds.push(decision.logId);
+      }
       callback();
     },
     onData(stream: SMTPServerDataStream, session, callback) {
@@ -84,8 +96,7 @@ export async function startInboundServer(options: InboundServerOptions): Promise
           kept += part.length;
         }
       });
-      stream.on('error', (error) => callback(error));
-      stream.on('end', () => {
+      const finish = () => {
         let raw = Buffer.concat(chunks);
         if (tooLarge && raw.length > options.keepOfOversized) raw = raw.subarray(0, options.keepOfOversized);
         const message: InboundMessage = {
@@ -108,6 +119,28 @@ export async function startInboundServer(options: InboundServerOptions): Promise
             callback(smtpError(451, '4.3.0 Temporary failure processing the message, try again later'));
           },
         );
+      };
+      stream.on('error', (error) => callback(error));
+      stream.on('end', () => {
+        const envelope = envelopes.get(session);
+        const tooBig = tooLarge || stream.sizeExceeded;
+        if (envelope && envelope.unsubscribes.length > 0 && !tooBig) {
+          // RFC 8058 mailto: the message itself says nothing; receiving it is the request.
+          const receivedAt = options.clock.now();
+          const unsubscribed = options.unsubscribe ? options.unsubscribe(envelope.unsubscribes, receivedAt) : Promise.resolve();
+          unsubscribed.then(
+            () => {
+              if (envelope.reportRecipients === 0) callback(null, '2.0.0 Accepted (unsubscribe)');
+              else finish();
+            },
+            (error: unknown) => {
+              logger.error({ err: describeError(error) }, 'processing a mailto: unsubscribe failed');
+              callback(smtpError(451, '4.3.0 Temporary failure processing the message, try again later'));
+            },
+          );
+          return;
+        }
+        finish();
       });
     },
   });
