@@ -1,9 +1,12 @@
-import PostalMime from 'postal-mime';
+import { emailFromLeaves, type ReadEmail } from './mime-email.ts';
+import { readWithPostalMime } from './mime-postal.ts';
+import { walkMime } from './mime-walker.ts';
 
-// Reads a raw bounce with postal-mime under limits, and exposes what the report parsers need:
-// top-level headers, the human-readable text, the machine-readable report parts and the
-// quoted original message. Broken MIME (missing boundaries, unknown charsets) degrades to the
-// raw body as text rather than failing.
+// Reads a raw bounce under limits, and exposes what the report parsers need: top-level
+// headers, the human-readable text, the machine-readable report parts and the quoted original
+// message. The lean walker (mime-walker.ts) reads almost every bounce; postal-mime reads what it
+// leaves aside. Broken MIME (missing boundaries, unknown charsets) degrades to the raw body as
+// text rather than failing.
 
 export interface MessageParts {
   headers: Map<string, string[]>;
@@ -35,20 +38,27 @@ export interface ReadLimits {
 export const DEFAULT_READ_LIMITS: ReadLimits = { maxBytes: 25 * 1024 * 1024, maxNestingDepth: 32, maxTextChars: 256 * 1024 };
 
 const utf8 = new TextDecoder('utf-8');
+// postal-mime's limit on header bytes across all parts, kept for the lean walker.
+const MAX_HEADER_BYTES = 2 * 1024 * 1024;
 
 export type ReadResult = { ok: true; parts: MessageParts } | { ok: false; error: string };
 
-export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_READ_LIMITS): Promise<ReadResult> {
+/** `postal-mime` forces the slow path (to compare both readers). */
+export type MimeParser = 'auto' | 'postal-mime';
+
+export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_READ_LIMITS, parser: MimeParser = 'auto'): Promise<ReadResult> {
   if (raw.byteLength > limits.maxBytes) return { ok: false, error: `message of ${raw.byteLength} bytes is over the ${limits.maxBytes}-byte limit` };
   if (raw.byteLength === 0) return { ok: false, error: 'empty message' };
-  let email;
-  try {
-    // maxRfc822NestingDepth 0: the quoted original stays an attachment, so its body never
-    // mixes with the report text.
-    email = await PostalMime.parse(raw, { maxNestingDepth: limits.maxNestingDepth, maxRfc822NestingDepth: 0, attachmentEncoding: 'arraybuffer' });
-  } catch (error) {
-    return { ok: false, error: `MIME structure refused: ${(error as Error).message}` };
-  }
+  let email: ReadEmail | { error: string };
+  const walked = parser === 'auto' ? walkMime(raw, { maxNestingDepth: limits.maxNestingDepth, maxHeaderBytes: MAX_HEADER_BYTES }) : undefined;
+  if (walked?.kind === 'refused') email = { error: walked.error };
+  else if (walked?.kind === 'ok') email = emailFromLeaves(walked.headers, walked.leaves, stripHtml);
+  else email = await readWithPostalMime(raw, limits.maxNestingDepth);
+  if ('error' in email) return { ok: false, error: `MIME structure refused: ${email.error}` };
+  return { ok: true, parts: toParts(email, raw, limits) };
+}
+
+function toParts(email: ReadEmail, raw: Uint8Array, limits: ReadLimits): MessageParts {
   const headers = new Map<string, string[]>();
   for (const header of email.headers) {
     const values = headers.get(header.key) ?? [];
@@ -58,10 +68,10 @@ export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_
   const cap = (s: string): string => (s.length > limits.maxTextChars ? s.slice(0, limits.maxTextChars) : s);
   const parts: MessageParts = {
     headers,
-    subject: email.subject ?? '',
-    from: email.from?.address?.toLowerCase() ?? '',
-    fromName: email.from?.name ?? '',
-    to: (email.to ?? []).flatMap((a) => ('address' in a && a.address ? [a.address.toLowerCase()] : [])),
+    subject: email.subject,
+    from: email.from,
+    fromName: email.fromName,
+    to: email.to,
     text: cap(email.text ?? (email.html ? stripHtml(email.html) : '')),
     deliveryStatus: [],
     feedbackReports: [],
@@ -69,18 +79,17 @@ export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_
     attachedTexts: [],
   };
   for (const attachment of email.attachments) {
-    const content = attachment.content;
-    const body = cap(typeof content === 'string' ? content : utf8.decode(content instanceof ArrayBuffer ? new Uint8Array(content) : content));
-    const type = attachment.mimeType.toLowerCase();
-    if (type === 'message/delivery-status' || type === 'message/global-delivery-status' || type === 'text/delivery-status') parts.deliveryStatus.push(body);
-    else if (type === 'message/feedback-report') parts.feedbackReports.push(body);
-    else if (type === 'message/rfc822' || type === 'text/rfc822-headers' || type === 'message/global' || type === 'message/global-headers') parts.originals.push(body);
-    else if (type.startsWith('text/')) parts.attachedTexts.push(type === 'text/html' ? stripHtml(body) : body);
+    const type = attachment.type;
+    // Only the parts a report parser reads are decoded (not images, archives, ...).
+    if (type === 'message/delivery-status' || type === 'message/global-delivery-status' || type === 'text/delivery-status') parts.deliveryStatus.push(cap(attachment.text()));
+    else if (type === 'message/feedback-report') parts.feedbackReports.push(cap(attachment.text()));
+    else if (type === 'message/rfc822' || type === 'text/rfc822-headers' || type === 'message/global' || type === 'message/global-headers') parts.originals.push(cap(attachment.text()));
+    else if (type.startsWith('text/')) parts.attachedTexts.push(type === 'text/html' ? stripHtml(cap(attachment.text())) : cap(attachment.text()));
   }
   if (!parts.text.trim() && parts.deliveryStatus.length === 0 && parts.feedbackReports.length === 0) {
     parts.text = cap(rawBody(raw));
   }
-  return { ok: true, parts };
+  return parts;
 }
 
 /** The body after the header block, for messages whose MIME structure hides their text. */

@@ -1,0 +1,64 @@
+import { addressParser, decodeWords } from 'postal-mime';
+import { decodeBytes } from './mime-charset.ts';
+import type { MimeHeader, MimeLeaf } from './mime-walker.ts';
+
+// What the bounce reader needs from a parsed message, whichever parser produced it: the
+// top-level headers, the inline text (plain, else HTML) and the other parts, decoded on demand.
+
+export interface ReadEmail {
+  headers: MimeHeader[];
+  subject: string;
+  from: string;
+  fromName: string;
+  to: string[];
+  /** Inline text/plain parts (text/html where an alternative has no plain part). */
+  text: string | undefined;
+  /** Inline text/html parts, used when there is no plain text. */
+  html: string | undefined;
+  attachments: { type: string; text(): string }[];
+}
+
+export function emailFromLeaves(headers: MimeHeader[], leaves: MimeLeaf[], htmlToText: (html: string) => string): ReadEmail {
+  // Inline text is gathered per multipart/alternative (one representation of it) or per part,
+  // in order of appearance.
+  const groups = new Map<object, { plain: string[]; html: string[] }>();
+  let plainSeen = false;
+  let htmlSeen = false;
+  const attachments: ReadEmail['attachments'] = [];
+  for (const leaf of leaves) {
+    if (!leaf.inline) {
+      attachments.push({ type: leaf.type, text: () => decodeBytes(leaf.bytes(), 'utf-8') });
+      continue;
+    }
+    const key = leaf.alternative ?? leaf;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { plain: [], html: [] }));
+    if (leaf.type === 'text/html') {
+      group.html.push(leaf.text());
+      htmlSeen = true;
+    } else {
+      group.plain.push(leaf.text());
+      plainSeen = true;
+    }
+  }
+  const all = [...groups.values()];
+  const text = plainSeen ? all.flatMap((g) => (g.plain.length > 0 ? g.plain : g.html.map(htmlToText))).join('\n') : '';
+  const html = htmlSeen ? all.flatMap((g) => g.html).join('\n') : '';
+  const first = (key: string): string | undefined => headers.find((h) => h.key === key)?.value;
+  const fromValue = first('from');
+  const from = fromValue ? addressParser(fromValue)[0] : undefined;
+  const subject = first('subject');
+  return {
+    headers,
+    subject: subject ? decodeWords(subject) : '',
+    from: from?.address?.toLowerCase() ?? '',
+    fromName: from?.name ?? '',
+    to: headers
+      .filter((h) => h.key === 'to' && h.value)
+      .flatMap((h) => addressParser(h.value))
+      .flatMap((a) => (a.address ? [a.address.toLowerCase()] : [])),
+    text: text || undefined,
+    html: html || undefined,
+    attachments,
+  };
+}

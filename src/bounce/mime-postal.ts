@@ -1,0 +1,34 @@
+import PostalMime from 'postal-mime';
+import type { ReadEmail } from './mime-email.ts';
+
+// postal-mime reads what the lean walker leaves aside (RFC 2231 boundary or charset parameters,
+// comments in Content-Type). It copies every part through a Blob, so it is the slow path.
+
+const utf8 = new TextDecoder('utf-8');
+
+export async function readWithPostalMime(raw: Uint8Array, maxNestingDepth: number): Promise<ReadEmail | { error: string }> {
+  let email;
+  try {
+    // maxRfc822NestingDepth 0: the quoted original stays an attachment, so its body never
+    // mixes with the report text.
+    email = await PostalMime.parse(raw, { maxNestingDepth, maxRfc822NestingDepth: 0, attachmentEncoding: 'arraybuffer' });
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+  return {
+    headers: email.headers.map(({ key, value }) => ({ key, value })),
+    subject: email.subject ?? '',
+    from: email.from?.address?.toLowerCase() ?? '',
+    fromName: email.from?.name ?? '',
+    to: (email.to ?? []).flatMap((a) => ('address' in a && a.address ? [a.address.toLowerCase()] : [])),
+    text: email.text,
+    html: email.html,
+    attachments: email.attachments.map((attachment) => ({
+      type: attachment.mimeType.toLowerCase(),
+      text: () => {
+        const content = attachment.content;
+        return typeof content === 'string' ? content : utf8.decode(content instanceof ArrayBuffer ? new Uint8Array(content) : content);
+      },
+    })),
+  };
+}

@@ -1,0 +1,61 @@
+// Content-Transfer-Encoding (RFC 2045 §6) over byte strings: one char per byte (latin1), so
+// bodies are sliced out of the raw message without copying and decoded only when read.
+// Line breaks come out as LF whatever the message used.
+
+/** The body bytes of a part, decoded from its transfer encoding. */
+export function decodeTransfer(body: string, encoding: string): string {
+  if (encoding.includes('base64')) return decodeBase64(body);
+  const text = normalizeLines(body);
+  return encoding.includes('quoted-printable') ? decodeQuotedPrintable(text) : text;
+}
+
+/** CRLF (and stray CRs before LF) to LF, and a final line break when the body has none. */
+function normalizeLines(body: string): string {
+  if (body === '') return body;
+  let text = body.includes('\r') ? body.replace(/\r+(?=\n|$)/g, '') : body;
+  if (!text.endsWith('\n')) text += '\n';
+  return text;
+}
+
+function decodeBase64(body: string): string {
+  const clean = body.replace(/[^A-Za-z0-9+/=]+/g, '');
+  // '=' ends a unit: some mailers pad every line, so each padded unit is decoded on its own.
+  if (!clean.includes('=')) return Buffer.from(clean, 'base64').toString('latin1');
+  let out = '';
+  for (const unit of clean.split(/=+/)) if (unit) out += Buffer.from(unit, 'base64').toString('latin1');
+  return out;
+}
+
+const QP_ESCAPE = /=([0-9A-Fa-f]{2})/g;
+
+function decodeQuotedPrintable(text: string): string {
+  const lines = text.split('\n');
+  lines.pop(); // text ends with '\n'
+  let out = '';
+  for (const line of lines) {
+    // A line ending in '=' is a soft break: the line break is not part of the content.
+    const soft = line.endsWith('=');
+    const content = soft ? line.slice(0, -1) : line;
+    out += content.includes('=') ? content.replace(QP_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) : content;
+    if (!soft) out += '\n';
+  }
+  return out;
+}
+
+/** RFC 3676 format=flowed: soft-broken lines (ending in a space) are joined again. */
+export function decodeFlowed(text: string, delSp: boolean): string {
+  const out: string[] = [];
+  let current = '';
+  let open = false;
+  for (const raw of text.split(/\r?\n/)) {
+    // Space-stuffing (RFC 3676 §4.4) is removed first.
+    const line = raw.startsWith(' ') ? raw.slice(1) : raw;
+    if (open) current += line;
+    else current = line;
+    open = current.endsWith(' ') && current !== '-- ';
+    if (open && delSp) current = current.slice(0, -1);
+    if (!open) out.push(current);
+  }
+  if (open) out.push(current);
+  return out.join('\n');
+}
