@@ -26,20 +26,12 @@ function decodeBase64(body: string): string {
   return out;
 }
 
-const QP_ESCAPE = /=([0-9A-Fa-f]{2})/g;
+// One pass, left to right as a line-by-line decoder would: '=' before a line break is a soft
+// break (the break is not content), '=' before two hex digits is a byte, any other '=' is kept.
+const QP_SEQUENCE = /=(?:\n|([0-9A-Fa-f]{2}))/g;
 
 function decodeQuotedPrintable(text: string): string {
-  const lines = text.split('\n');
-  lines.pop(); // text ends with '\n'
-  let out = '';
-  for (const line of lines) {
-    // A line ending in '=' is a soft break: the line break is not part of the content.
-    const soft = line.endsWith('=');
-    const content = soft ? line.slice(0, -1) : line;
-    out += content.includes('=') ? content.replace(QP_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))) : content;
-    if (!soft) out += '\n';
-  }
-  return out;
+  return text.includes('=') ? text.replace(QP_SEQUENCE, (_, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : '')) : text;
 }
 
 /** RFC 3676 format=flowed: soft-broken lines (ending in a space) are joined again. */

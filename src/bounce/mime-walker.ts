@@ -178,12 +178,15 @@ function applyHeaders(part: Part): void {
     else folded.push(line);
   }
   const seen = new Set<string>();
+  // eslint-disable-next-line no-control-regex
+  const ascii = !/[^\x00-\x7f]/.test(part.headerLines.join(''));
   for (const raw of folded) {
-    // eslint-disable-next-line no-control-regex
-    const line = /[^\x00-\x7f]/.test(raw) ? Buffer.from(raw, 'latin1').toString('utf8') : raw;
+    // Header bytes are read as UTF-8 (RFC 6532).
+    const line = ascii ? raw : Buffer.from(raw, 'latin1').toString('utf8');
     const colon = line.indexOf(':');
     const key = trimWsp(colon < 0 ? line : line.slice(0, colon)).toLowerCase();
-    const value = colon < 0 ? '' : trimWsp(line.slice(colon + 1).replace(/[\r\n]+/g, ' '));
+    const rest = colon < 0 ? '' : line.slice(colon + 1);
+    const value = trimWsp(rest.includes('\r') ? rest.replace(/\r+/g, ' ') : rest);
     part.headers.push({ key, value });
     // The first of duplicated Content-* headers wins, as in postal-mime.
     if (!CONTENT_HEADERS.has(key) || seen.has(key)) continue;
@@ -196,7 +199,11 @@ function applyHeaders(part: Part): void {
 }
 
 function trimWsp(text: string): string {
-  return text.replace(/^[ \t]+/, '').replace(/[ \t]+$/, '');
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 32 || text.charCodeAt(end - 1) === 9)) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 function parseContentType(part: Part, value: string): void {

@@ -59,6 +59,7 @@ export function findRecipients(lines: string[], exclude: Set<string>): string[] 
 }
 
 function addressesIn(line: string): string[] {
+  if (!line.includes('@')) return [];
   // Addresses inside URLs (unsubscribe links, help pages) are not recipients.
   // Exim and Sendmail name the alias a recipient was expanded from; it is not another recipient.
   const withoutUrls = line.replace(/\b(?:https?|mailto):\S+/gi, ' ').replace(/\((?:ultimately )?(?:generated|expanded) from:?[^)]*\)/gi, ' ');
