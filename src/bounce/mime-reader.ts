@@ -38,8 +38,10 @@ export interface ReadLimits {
 export const DEFAULT_READ_LIMITS: ReadLimits = { maxBytes: 25 * 1024 * 1024, maxNestingDepth: 32, maxTextChars: 256 * 1024 };
 
 const utf8 = new TextDecoder('utf-8');
-// postal-mime's limit on header bytes across all parts, kept for the lean walker.
+// postal-mime's limit on header bytes across all parts, kept for the lean walker; bounces have a
+// handful of parts, and each part costs memory whatever its size.
 const MAX_HEADER_BYTES = 2 * 1024 * 1024;
+const MAX_PARTS = 1000;
 
 export type ReadResult = { ok: true; parts: MessageParts } | { ok: false; error: string };
 
@@ -50,7 +52,7 @@ export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_
   if (raw.byteLength > limits.maxBytes) return { ok: false, error: `message of ${raw.byteLength} bytes is over the ${limits.maxBytes}-byte limit` };
   if (raw.byteLength === 0) return { ok: false, error: 'empty message' };
   let email: ReadEmail | { error: string };
-  const walked = parser === 'auto' ? walkMime(raw, { maxNestingDepth: limits.maxNestingDepth, maxHeaderBytes: MAX_HEADER_BYTES }) : undefined;
+  const walked = parser === 'auto' ? walkMime(raw, { maxNestingDepth: limits.maxNestingDepth, maxHeaderBytes: MAX_HEADER_BYTES, maxParts: MAX_PARTS }) : undefined;
   if (walked?.kind === 'refused') email = { error: walked.error };
   else if (walked?.kind === 'ok') email = emailFromLeaves(walked.headers, walked.leaves, stripHtml);
   else email = await readWithPostalMime(raw, limits.maxNestingDepth);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readMessage } from './mime-reader.ts';
 import { walkMime } from './mime-walker.ts';
 
-const LIMITS = { maxNestingDepth: 32, maxHeaderBytes: 2 * 1024 * 1024 };
+const LIMITS = { maxNestingDepth: 32, maxHeaderBytes: 2 * 1024 * 1024, maxParts: 1000 };
 const crlf = (text: string): Uint8Array => Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'utf8');
 
 function walk(text: string | Uint8Array) {
@@ -87,12 +87,15 @@ Subject: quoted
     expect(leaves[0]!.text()).toBe('no closing boundary\n');
   });
 
-  it('refuses deep nesting and oversized headers as values', () => {
+  it('refuses deep nesting, oversized headers and too many parts as values', () => {
     let body = 'Content-Type: text/plain\n\nhello\n';
     for (let i = 0; i < 40; i++) body = `Content-Type: multipart/mixed; boundary="n${i}"\n\n--n${i}\n${body}--n${i}--\n`;
     expect(walkMime(crlf(body), LIMITS)).toEqual({ kind: 'refused', error: 'Maximum MIME nesting depth of 32 levels exceeded' });
     const huge = crlf(`Subject: ${'x'.repeat(2000)}\n`.repeat(1100));
     expect(walkMime(huge, LIMITS).kind).toBe('refused');
+    const parts = crlf(`Content-Type: multipart/mixed; boundary=b\n\n${'--b\n'.repeat(1000)}--b--\n`);
+    expect(walkMime(parts, LIMITS)).toEqual({ kind: 'refused', error: 'more than 1000 MIME parts' });
+    expect(walkMime(parts, { ...LIMITS, maxParts: 1001 }).kind).toBe('ok');
   });
 
   it('leaves RFC 2231 boundaries and Content-Type comments to postal-mime', async () => {

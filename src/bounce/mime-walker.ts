@@ -36,6 +36,8 @@ export type WalkResult =
 
 export interface WalkLimits {
   maxNestingDepth: number;
+  /** Parts across the whole tree: a few lines of `--b` each open one, so this bounds memory. */
+  maxParts: number;
   /** Header bytes across all parts (postal-mime's limit: 2 MiB). */
   maxHeaderBytes: number;
 }
@@ -74,8 +76,9 @@ export function walkMime(raw: Uint8Array, limits: WalkLimits): WalkResult {
   }
 }
 
-function newPart(parent: Part | undefined, limits: WalkLimits): Part {
+function newPart(parent: Part | undefined, limits: WalkLimits, count: number): Part {
   const depth = parent ? parent.depth + 1 : 0;
+  if (count > limits.maxParts) throw new Refused(`more than ${limits.maxParts} MIME parts`);
   if (depth > limits.maxNestingDepth) throw new Refused(`Maximum MIME nesting depth of ${limits.maxNestingDepth} levels exceeded`);
   // RFC 2046 §5.1.5: the parts of a multipart/digest are messages by default.
   const type = parent?.multipart === 'digest' ? 'message/rfc822' : 'text/plain';
@@ -88,7 +91,8 @@ function newPart(parent: Part | undefined, limits: WalkLimits): Part {
 }
 
 function parseTree(s: string, limits: WalkLimits): Part {
-  const root = newPart(undefined, limits);
+  let partCount = 1;
+  const root = newPart(undefined, limits, partCount);
   const boundaries: { marker: string; part: Part }[] = [];
   let current = root;
   let headerBytes = 0;
@@ -129,7 +133,7 @@ function parseTree(s: string, limits: WalkLimits): Part {
           current = hit.part.parent ?? root;
         } else {
           finalizeChildren(hit.part, pos);
-          current = newPart(hit.part, limits);
+          current = newPart(hit.part, limits, ++partCount);
         }
         pos = next;
         continue;
