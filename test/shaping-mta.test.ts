@@ -85,6 +85,8 @@ describeEachDialect('MTA with MX rules (shaping)', (context) => {
     maxConnections: 3
     maxMessagesPerHour: 3000
     maxMessagesPerConnection: 7
+    # 100 ms of slack: on a loaded test machine the event loop can lag more than the default 30 ms
+    burst: 30
 ${generic}`);
     const sink = simulator.sinks.get('gmail-smtp-in.l.google.test')!;
     const before = sink.stats();
@@ -101,8 +103,8 @@ ${generic}`);
       await shaping.stop();
     }
     const times = await sentTimes(context, deliveryId);
-    // GCRA: `burst` (ceil(3000/360) = 9) at once, then one every periodMs/3000 ms.
-    const perPeriod = ((times.length - 9) / (times[times.length - 1]! - times[0]!)) * periodMs;
+    // GCRA: `burst` (30) at once, then one every periodMs/3000 ms.
+    const perPeriod = ((times.length - 30) / (times[times.length - 1]! - times[0]!)) * periodMs;
     console.log(`achieved ${perPeriod.toFixed(0)} per period against maxMessagesPerHour 3000 (${((perPeriod / 3000 - 1) * 100).toFixed(1)} %)`);
     expect(perPeriod).toBeGreaterThan(3000 * 0.95);
     expect(perPeriod).toBeLessThan(3000 * 1.05);

@@ -184,7 +184,10 @@ export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolO
   /** One batch request at a time per path; a partial grant waits `retryInMs` before asking again. */
   function askPermits(path: Path<J>): void {
     const want = queued(path) - path.permits;
-    if (want <= 0 || path.asking || path.permitTimer || path.mxIp === undefined || stopping) return;
+    // Only a path with a live (or reconnecting) connection books permits: permits booked while
+    // waiting for a lease held by another MTA process would be taken from the shared rate, unused.
+    const connecting = usable(path) > 0 || path.opening > 0 || path.draining > 0;
+    if (want <= 0 || path.asking || path.permitTimer || !connecting || path.mxIp === undefined || stopping) return;
     const count = Math.min(want, permitBatch);
     path.asking = true;
     report(path, queued(path));
