@@ -2,15 +2,21 @@
 // route answering 302, side by side in one run, loaded with autocannon on loopback. Prints req/s,
 // p50/p99 latency and the ratio (issue target: /r/ ≥ 60 % of the bare route). Never passes or fails.
 //
-//   node --import tsx bench/redirect.ts          (HERALD_BENCH_SECONDS, default 10; HERALD_BENCH_CONNECTIONS, default 50)
+//   node --import tsx bench/redirect.ts
+//     HERALD_BENCH_SECONDS      seconds per load (default 10)
+//     HERALD_BENCH_CONNECTIONS  autocannon connections (default 50)
+//     HERALD_BENCH_ROUNDS       bare, /r/, bare, /r/ … alternated this many times (default 2)
+//     HERALD_BENCH_PROFILE=DIR  --cpu-prof of both servers into DIR/bare and DIR/tracked
 //
-// The servers run in a child process (this file with `serve`), so the load generator does not share
-// their event loop. The tracked delivery lives in a temporary SQLite database; events are flushed in
-// batches exactly as in production.
+// Each server is its own child process (this file with `serve-bare` / `serve-tracked`), the load
+// generator is this process: three event loops, so neither server shares its loop with autocannon
+// or with the other server, and both run under the same conditions. Loads alternate so a change of
+// machine load hits both sides alike. The tracked delivery lives in a temporary SQLite database;
+// events are flushed in batches exactly as in production, and counted at the end.
 
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -34,35 +40,39 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (options: Rec
 
 const seconds = Number(process.env.HERALD_BENCH_SECONDS ?? 10);
 const connections = Number(process.env.HERALD_BENCH_CONNECTIONS ?? 50);
+const rounds = Number(process.env.HERALD_BENCH_ROUNDS ?? 2);
 const recipients = 2_000;
+const target = 'https://shop.example.com/sale?utm_source=herald';
 
-interface Ready {
-  bareUrl: string;
-  trackedUrl: string;
-  paths: string[];
+async function serveBare(): Promise<void> {
+  const bare = Fastify({ logger: false });
+  bare.get('/r/:token', async (_request, reply) => reply.code(302).header('location', target).send());
+  const url = await bare.listen({ host: '127.0.0.1', port: 0 });
+  process.send!({ url });
+  process.once('message', async () => {
+    await bare.close();
+    process.send!({});
+    process.exit(0);
+  });
 }
 
-async function serve(): Promise<void> {
+async function serveTracked(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-redirect-'));
   const store = openStore(`sqlite:${join(dir, 'herald.db')}`);
   await migrateToLatest(store);
   const now = Date.now();
   const seeded = await seedTrackedDelivery(store, {
     name: 'bench',
-    html: '<html><body><a href="https://shop.example.com/sale?utm_source=herald">Sale</a></body></html>',
+    html: `<html><body><a href="${target}">Sale</a></body></html>`,
     now,
     recipients: Array.from({ length: recipients }, (_, i) => ({ email: `r${i}@example.test` })),
   });
   const service = await createTrackingService(heraldOver(store, { tracking: { host: '127.0.0.1', port: 0 } }, systemClock));
   const issuedAt = Math.floor(now / 1000) - 3_600;
   const paths = seeded.logs.map((log) => `/r/${service.keyRing.sign({ kind: 'click', deliveryId: seeded.deliveryId, logId: log.id, linkIndex: 0, occurrence: 0, issuedAt })}`);
-  const bare = Fastify({ logger: false });
-  bare.get('/r/:token', async (_request, reply) => reply.code(302).header('location', 'https://shop.example.com/sale?utm_source=herald').send());
-  const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
-  const trackedUrl = await service.listen();
-  process.send!({ bareUrl, trackedUrl, paths } satisfies Ready);
+  const url = await service.listen();
+  process.send!({ url, paths });
   process.once('message', async () => {
-    await bare.close();
     await service.close();
     const stats = service.events.stats();
     const rows = await store.db.selectFrom('tracking_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
@@ -73,30 +83,66 @@ async function serve(): Promise<void> {
   });
 }
 
-async function load(name: string, url: string, paths: string[]) {
+function child(mode: string, profile?: string): { process: ChildProcess; ready: Promise<{ url: string; paths?: string[] }> } {
+  const execArgv = ['--import', 'tsx', ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [])];
+  const proc = fork(fileURLToPath(import.meta.url), [mode], { execArgv });
+  return { process: proc, ready: new Promise((resolve) => proc.once('message', (m) => resolve(m as { url: string; paths?: string[] }))) };
+}
+
+function stop(proc: ChildProcess): Promise<Record<string, number>> {
+  const answer = new Promise<Record<string, number>>((resolve) => proc.once('message', (m) => resolve(m as Record<string, number>)));
+  proc.send('stop');
+  return answer;
+}
+
+interface Line {
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+async function load(name: string, url: string, paths: string[]): Promise<Line> {
   const result = await autocannon({
     url,
     connections,
     duration: seconds,
     requests: paths.map((path) => ({ method: 'GET', path, headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0' } })),
   });
-  const line = { name, reqPerSec: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, non2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts };
-  console.log(`${name.padEnd(22)} ${String(line.reqPerSec).padStart(7)} req/s   p50 ${line.p50Ms} ms   p99 ${line.p99Ms} ms   (3xx: ${result['3xx']}, errors ${line.errors}, timeouts ${line.timeouts})`);
+  const line = { reqPerSec: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+  console.log(
+    `${name.padEnd(20)} ${String(line.reqPerSec).padStart(7)} req/s   p50 ${line.p50Ms} ms   p99 ${line.p99Ms} ms   (3xx ${result['3xx']}, non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}; load avg ${loadavg()[0]!.toFixed(2)})`,
+  );
   return line;
 }
 
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
 async function main(): Promise<void> {
-  const child = fork(fileURLToPath(import.meta.url), ['serve'], { execArgv: ['--import', 'tsx', ...(process.env.HERALD_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.HERALD_BENCH_PROFILE] : [])] });
-  const ready = await new Promise<Ready>((resolve) => child.once('message', (m) => resolve(m as Ready)));
-  console.log(`autocannon ${seconds} s each, ${connections} connections, ${ready.paths.length} distinct tokens, loopback`);
-  // HERALD_BENCH_ONLY=tracked skips the bare route (for profiling the tracked one alone).
-  const bare = process.env.HERALD_BENCH_ONLY === 'tracked' ? { reqPerSec: NaN } : await load('bare Fastify 302', ready.bareUrl, ready.paths);
-  const tracked = await load('/r/ (verify + log)', ready.trackedUrl, ready.paths);
-  console.log(`ratio: /r/ serves ${((tracked.reqPerSec / bare.reqPerSec) * 100).toFixed(1)} % of the bare route's requests/s (target ≥ 60 %)`);
-  child.send('stop');
-  const events = await new Promise<Record<string, number>>((resolve) => child.once('message', (m) => resolve(m as Record<string, number>)));
+  const profile = process.env.HERALD_BENCH_PROFILE;
+  const bareChild = child('serve-bare', profile && join(profile, 'bare'));
+  const trackedChild = child('serve-tracked', profile && join(profile, 'tracked'));
+  const [bare, tracked] = await Promise.all([bareChild.ready, trackedChild.ready]);
+  const paths = tracked.paths!;
+  console.log(`autocannon ${seconds} s each, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes; load avg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const bareLines: Line[] = [];
+  const trackedLines: Line[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (process.env.HERALD_BENCH_ONLY !== 'tracked') bareLines.push(await load('bare Fastify 302', bare.url, paths));
+    trackedLines.push(await load('/r/ (verify + log)', tracked.url, paths));
+    if (bareLines.length > 0) {
+      const ratio = trackedLines[round]!.reqPerSec / bareLines[round]!.reqPerSec;
+      console.log(`round ${round + 1}: /r/ serves ${(ratio * 100).toFixed(1)} % of the bare route's requests/s`);
+    }
+  }
+  if (bareLines.length > 0) {
+    const ratio = mean(trackedLines.map((l) => l.reqPerSec)) / mean(bareLines.map((l) => l.reqPerSec));
+    console.log(`overall: bare ${Math.round(mean(bareLines.map((l) => l.reqPerSec)))} req/s, /r/ ${Math.round(mean(trackedLines.map((l) => l.reqPerSec)))} req/s: ${(ratio * 100).toFixed(1)} % (target ≥ 60 %)`);
+  }
+  await stop(bareChild.process);
+  const events = await stop(trackedChild.process);
   console.log(`events: written ${events.written}, dropped ${events.dropped}, failed writes ${events.failedWrites}, rows in tracking_events ${events.rows}`);
 }
 
-if (process.argv[2] === 'serve') await serve();
+if (process.argv[2] === 'serve-bare') await serveBare();
+else if (process.argv[2] === 'serve-tracked') await serveTracked();
 else await main();

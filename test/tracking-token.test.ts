@@ -29,6 +29,21 @@ describe('tracking tokens', () => {
     }
   });
 
+  it('accepts a token only in its canonical spelling (unused trailing bits zero, no 4n+1 length)', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const tokens = Array.from({ length: 8 }, (_, i) => ring.sign({ ...claims, logId: claims.logId + i * 997, deliveryId: 12 + i * 131 }));
+    const partial = tokens.filter((t) => t.length % 4 !== 0);
+    expect(partial.length).toBeGreaterThan(0);
+    for (const token of partial) {
+      const last = alphabet.indexOf(token.at(-1)!);
+      // Same decoded bytes, other spelling: flips an unused low bit of the last character.
+      const twin = token.slice(0, -1) + alphabet[last ^ 1];
+      expect(Buffer.from(twin, 'base64url').equals(Buffer.from(token, 'base64url'))).toBe(true);
+      expect(ring.verify(token, t0).ok).toBe(true);
+      expect(ring.verify(twin, t0)).toEqual({ ok: false, reason: 'malformed' });
+    }
+  });
+
   it('does not accept a token of one kind for another', () => {
     const open = ring.sign({ kind: 'open', deliveryId: 1, logId: 2, issuedAt: claims.issuedAt });
     const result = ring.verify(open, t0);

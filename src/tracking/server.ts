@@ -28,6 +28,7 @@ const maxUserAgent = 256;
 // Burst detection: clicks per message within this window (a scanner opens every link at once).
 const burstWindowMs = 2_000;
 const maxBurstEntries = 10_000;
+const maxClicksKept = 16;
 
 export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   const { keyRing, cache, events, clock, logger } = options;
@@ -74,25 +75,47 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     events.add({ deliveryId: claims.deliveryId, logId: claims.logId, kind, linkIndex, at: now, flags, userAgent: userAgent ?? null });
   }
 
+  // Click times of recent messages, pruned in place (no allocation per click); entries leave in
+  // insertion order once the map is full.
   function noteClick(logId: number, now: number): number {
-    const times = (recentClicks.get(logId) ?? []).filter((t) => now - t < burstWindowMs);
-    times.push(now);
-    recentClicks.delete(logId);
-    recentClicks.set(logId, times.slice(-16));
-    if (recentClicks.size > maxBurstEntries) recentClicks.delete(recentClicks.keys().next().value!);
-    return times.length;
+    let times = recentClicks.get(logId);
+    if (!times) {
+      if (recentClicks.size >= maxBurstEntries) recentClicks.delete(recentClicks.keys().next().value!);
+      times = [];
+      recentClicks.set(logId, times);
+    }
+    let kept = 0;
+    for (const t of times) if (now - t < burstWindowMs) times[kept++] = t;
+    times.length = kept;
+    if (kept < maxClicksKept) times.push(now);
+    return kept + 1;
   }
 
-  app.get<{ Params: { token: string } }>('/r/:token', async (request, reply) => {
+  function redirect(request: FastifyRequest, reply: FastifyReply, claims: TokenClaims, target: string | undefined, now: number): void {
+    if (!target) {
+      notFound(reply);
+      return;
+    }
+    record(request, 'click', claims, now, claims.linkIndex ?? null);
+    reply.code(302).headers({ location: target, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).send();
+  }
+
+  // Not an async function: a click on a static link of a loaded delivery (nearly every click) is
+  // answered synchronously, with no promise and no database read; only the rest waits for the cache.
+  app.get<{ Params: { token: string } }>('/r/:token', (request, reply) => {
     const now = clock.now();
     const claims = verified(request.params.token, 'click', now);
-    if (!claims) return notFound(reply);
-    const target =
-      cache.cachedStaticTarget(claims.deliveryId, claims.linkIndex ?? -1, now) ??
-      (await cache.clickTarget(claims.deliveryId, claims.logId, claims.linkIndex ?? -1, claims.occurrence ?? 0, now));
-    if (!target) return notFound(reply);
-    record(request, 'click', claims, now, claims.linkIndex ?? null);
-    return reply.code(302).header('location', target).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').send();
+    if (!claims) {
+      notFound(reply);
+      return;
+    }
+    const linkIndex = claims.linkIndex ?? -1;
+    const cached = cache.cachedStaticTarget(claims.deliveryId, linkIndex, now);
+    if (cached !== undefined) {
+      redirect(request, reply, claims, cached, now);
+      return;
+    }
+    return cache.clickTarget(claims.deliveryId, claims.logId, linkIndex, claims.occurrence ?? 0, now).then((target) => redirect(request, reply, claims, target, now));
   });
 
   app.get<{ Params: { token: string } }>('/o/:token', async (request, reply) => {

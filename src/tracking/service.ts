@@ -6,6 +6,7 @@ import { deliveryTemplates, insertTrackingEvents, trackedLog, trackingLinks } fr
 import { createDeliveryCache } from './delivery-cache.ts';
 import { createEventLog, type EventLog } from './event-log.ts';
 import { loadKeyRing, trackingBaseUrl } from './keys.ts';
+import { createSqliteEventWriter, type EventWriter } from './sqlite-event-writer.ts';
 import { buildTrackingApp } from './server.ts';
 import type { KeyRing } from './token.ts';
 
@@ -26,8 +27,11 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
   const config = herald.config.tracking;
   const { store, logger } = herald;
   const keyRing = await loadKeyRing(store, config, herald.clock.now());
+  // SQLite: batches written off the event loop by a worker thread; PostgreSQL I/O is already asynchronous.
+  const writer: EventWriter =
+    store.dialect === 'sqlite' && store.location !== ':memory:' ? createSqliteEventWriter(store.location) : { write: (batch) => insertTrackingEvents(store, batch), close: async () => {} };
   const events = createEventLog({
-    write: (batch) => insertTrackingEvents(store, batch),
+    write: (batch) => writer.write(batch),
     maxBuffered: config.maxBufferedEvents,
     batchSize: config.flushBatchSize,
     flushIntervalMs: config.flushIntervalMs,
@@ -57,6 +61,7 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
     async close() {
       await app.close();
       await events.stop();
+      await writer.close();
     },
   };
 }
