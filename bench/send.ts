@@ -1,20 +1,22 @@
 // MTA send benchmark: 50,000 prepared, personalized ~2 KB messages (HTML + text) from one
 // delivery to a loopback sink, through the real MTA (claims, rendering, MIME, DKIM, SMTP, outcome
 // writes). The sink runs in a child process so it does not share the MTA's event loop.
-// Run: node --import tsx bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519]
+// Run: node --import tsx bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--rules none|open] [--redis URL]
 //      [--messages 50000] [--workers N (DKIM worker threads)] [--connections 10] [--flush-ms 10]
 // Prints figures (text and one JSON line); it never passes or fails on time.
 import { fork } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { silentLogger } from '../src/common/logger.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { parseDkimKey, type DkimKey } from '../src/mta/dkim.ts';
 import { createMta } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { createMtaShaping } from '../src/shaping/mta-shaping.ts';
 import { startSmtpSink } from '../src/sim/smtp-sink.ts';
 import { openStore } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
@@ -44,8 +46,12 @@ async function main(): Promise<void> {
   const workers = Number(option('workers', '0'));
   const connections = Number(option('connections', '10'));
   const flushMs = Number(option('flush-ms', '10'));
-  if (!['sqlite', 'postgres'].includes(dialect) || !['none', 'rsa', 'rsa+ed25519'].includes(dkim)) {
-    throw new Error('usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N]');
+  // --rules open: MX rules, leases, permits, counters and affinity choice on every message, with
+  // limits that never bind (the cost of shaping itself); --redis URL puts the throttle in Redis.
+  const rules = option('rules', 'none');
+  const redisUrl = option('redis', '');
+  if (!['sqlite', 'postgres'].includes(dialect) || !['none', 'rsa', 'rsa+ed25519'].includes(dkim) || !['none', 'open'].includes(rules)) {
+    throw new Error('usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N] [--rules none|open] [--redis URL]');
   }
 
   const database = await createDatabase(dialect);
@@ -72,7 +78,8 @@ async function main(): Promise<void> {
         pollIntervalMs: 200,
       },
     }).mta;
-    const mta = createMta({ store: createMtaStore(store), nodeId: 'bench', config, dkimKeys: dkimKeys(dkim), outcomeFlushIntervalMs: flushMs });
+    const shaping = rules === 'open' ? openShaping(config, connections, redisUrl) : undefined;
+    const mta = createMta({ store: createMtaStore(store), nodeId: 'bench', config, dkimKeys: dkimKeys(dkim), outcomeFlushIntervalMs: flushMs, shaping: shaping?.mta });
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     await mta.start();
@@ -81,6 +88,7 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(cpuBefore);
     const stats = mta.stats();
     await mta.stop();
+    await shaping?.runtime.stop();
     child.send('stop');
     const sink = await new Promise<{ accepted: number; peakRssMiB: number }>((resolve) => child.once('message', (message) => resolve(message as { accepted: number; peakRssMiB: number })));
     const result = {
@@ -89,6 +97,8 @@ async function main(): Promise<void> {
       dkim,
       dkimWorkers: workers,
       connections,
+      rules,
+      throttle: rules === 'none' ? 'none' : redisUrl ? 'redis' : 'memory',
       outcomeFlushIntervalMs: flushMs,
       messages,
       sent: stats.sent,
@@ -96,13 +106,14 @@ async function main(): Promise<void> {
       seconds: Number(seconds.toFixed(2)),
       msgsPerSec: Math.round(stats.sent / seconds),
       mtaCpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
+      mtaCpuMsPerMessage: Number(((cpu.user + cpu.system) / 1e3 / Math.max(stats.sent, 1)).toFixed(3)),
       peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
       sinkPeakRssMiB: sink.peakRssMiB,
       seedSeconds: Number(seedSeconds.toFixed(2)),
     };
     console.log(
-      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
-        `(MTA CPU ${result.mtaCpuSeconds} s, peak RSS ${result.peakRssMiB} MiB; sink accepted ${sink.accepted}, sink RSS ${sink.peakRssMiB} MiB; seeding took ${result.seedSeconds} s)`,
+      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
+        `(MTA CPU ${result.mtaCpuSeconds} s = ${result.mtaCpuMsPerMessage} ms per message, peak RSS ${result.peakRssMiB} MiB; sink accepted ${sink.accepted}, sink RSS ${sink.peakRssMiB} MiB; seeding took ${result.seedSeconds} s)`,
     );
     console.log(JSON.stringify(result));
   } finally {
@@ -160,4 +171,13 @@ async function createDatabase(dialect: string): Promise<{ url: string; drop(): P
   const url = new URL(admin);
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
+}
+
+/** Shaping whose limits never bind: measures what the wiring itself costs per message. */
+function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connections: number, redisUrl: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bench-rules-'));
+  const file = join(dir, 'rules.yaml');
+  writeFileSync(file, `rules:\n  - name: generic\n    mask: "*"\n    maxConnections: ${connections}\n    maxMessagesPerHour: 100000000\n    maxMessagesPerConnection: ${mta.maxMessagesPerConnection}\n`);
+  const shaping = configSchema.parse({ shaping: { rulesFiles: [file], redisUrl, redisKeyPrefix: `herald:bench:${process.pid}:` } }).shaping;
+  return createMtaShaping({ config: shaping, mta, clock: { now: () => Date.now() }, logger: silentLogger, nodeId: 'bench' });
 }
