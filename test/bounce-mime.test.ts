@@ -26,4 +26,25 @@ describe('lean MIME reader', () => {
     }
     expect(differing).toEqual([]);
   });
+
+  it('reads truncated bounces and bare-CR line endings as postal-mime does', async () => {
+    const files = readdirSync(corpus).filter((f) => f.endsWith('.eml')).sort();
+    const differing: string[] = [];
+    let seed = 7;
+    const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (const file of files) {
+      const raw = readFileSync(resolve(corpus, file));
+      const text = raw.toString('latin1');
+      // Cut anywhere (inside a part header, a boundary), between the CR and LF of a blank line,
+      // and with odd line endings.
+      const blankAt = text.indexOf('\r\n\r\n', Math.floor(next() * text.length));
+      const variants = [raw.subarray(0, Math.floor(next() * raw.length)), Buffer.from(text.replace(/\r?\n/g, '\r\r\n'), 'latin1')];
+      if (blankAt > 0) variants.push(raw.subarray(0, blankAt + 3));
+      for (const variant of variants) {
+        const [lean, postal] = await Promise.all([readMessage(variant), readMessage(variant, undefined, 'postal-mime')]);
+        if (JSON.stringify(lean) !== JSON.stringify(postal)) differing.push(`${file} (${variant.length} bytes)`);
+      }
+    }
+    expect(differing).toEqual([]);
+  });
 });

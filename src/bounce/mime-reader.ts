@@ -42,6 +42,10 @@ const utf8 = new TextDecoder('utf-8');
 // handful of parts, and each part costs memory whatever its size.
 const MAX_HEADER_BYTES = 2 * 1024 * 1024;
 const MAX_PARTS = 1000;
+// A part is decoded from at most this many raw bytes per kept character (base64 or
+// quoted-printable expansion times the widest charsets), so a huge part is never decoded whole
+// to keep its first maxTextChars characters.
+const BODY_BYTES_PER_CHAR = 12;
 
 export type ReadResult = { ok: true; parts: MessageParts } | { ok: false; error: string };
 
@@ -52,7 +56,7 @@ export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_
   if (raw.byteLength > limits.maxBytes) return { ok: false, error: `message of ${raw.byteLength} bytes is over the ${limits.maxBytes}-byte limit` };
   if (raw.byteLength === 0) return { ok: false, error: 'empty message' };
   let email: ReadEmail | { error: string };
-  const walked = parser === 'auto' ? walkMime(raw, { maxNestingDepth: limits.maxNestingDepth, maxHeaderBytes: MAX_HEADER_BYTES, maxParts: MAX_PARTS }) : undefined;
+  const walked = parser === 'auto' ? walkMime(raw, { maxNestingDepth: limits.maxNestingDepth, maxHeaderBytes: MAX_HEADER_BYTES, maxParts: MAX_PARTS, maxBodyBytes: limits.maxTextChars * BODY_BYTES_PER_CHAR }) : undefined;
   if (walked?.kind === 'refused') email = { error: walked.error };
   else if (walked?.kind === 'ok') email = emailFromLeaves(walked.headers, walked.leaves, stripHtml);
   else email = await readWithPostalMime(raw, limits.maxNestingDepth);

@@ -9,21 +9,20 @@ export function decodeTransfer(body: string, encoding: string): string {
   return encoding.includes('quoted-printable') ? decodeQuotedPrintable(text) : text;
 }
 
-/** CRLF (and stray CRs before LF) to LF, and a final line break when the body has none. */
+/** CRLF (and stray CRs before LF) to LF; the last line gets its line break too. */
 function normalizeLines(body: string): string {
   if (body === '') return body;
-  let text = body.includes('\r') ? body.replace(/\r+(?=\n|$)/g, '') : body;
-  if (!text.endsWith('\n')) text += '\n';
-  return text;
+  const text = body.endsWith('\n') ? body : `${body}\n`;
+  return text.includes('\r') ? text.replace(/\r+\n/g, '\n') : text;
 }
 
 function decodeBase64(body: string): string {
   const clean = body.replace(/[^A-Za-z0-9+/=]+/g, '');
   // '=' ends a unit: some mailers pad every line, so each padded unit is decoded on its own.
   if (!clean.includes('=')) return Buffer.from(clean, 'base64').toString('latin1');
-  let out = '';
-  for (const unit of clean.split(/=+/)) if (unit) out += Buffer.from(unit, 'base64').toString('latin1');
-  return out;
+  const units: Buffer[] = [];
+  for (const unit of clean.split(/=+/)) if (unit) units.push(Buffer.from(unit, 'base64'));
+  return Buffer.concat(units).toString('latin1');
 }
 
 // One pass, left to right as a line-by-line decoder would: '=' before a line break is a soft

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readMessage } from './mime-reader.ts';
 import { walkMime } from './mime-walker.ts';
 
-const LIMITS = { maxNestingDepth: 32, maxHeaderBytes: 2 * 1024 * 1024, maxParts: 1000 };
+const LIMITS = { maxNestingDepth: 32, maxHeaderBytes: 2 * 1024 * 1024, maxParts: 1000, maxBodyBytes: 1024 * 1024 };
 const crlf = (text: string): Uint8Array => Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'utf8');
 
 function walk(text: string | Uint8Array) {
@@ -54,6 +54,11 @@ describe('walkMime', () => {
     expect(walk(sjis).leaves[0]!.text()).toBe('あ\n');
     const odd = Buffer.concat([crlf('Content-Type: text/plain; charset=x-no-such-charset\n\n'), Buffer.from('caf\xe9', 'latin1')]);
     expect(walk(odd).leaves[0]!.text()).toBe('café\n');
+  });
+
+  it('decodes at most maxBodyBytes of a part', () => {
+    const result = walkMime(crlf(`Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n${'QUJD\n'.repeat(100)}`), { ...LIMITS, maxBodyBytes: 50 });
+    expect(result.kind === 'ok' && result.leaves[0]!.text()).toBe(`${'ABC'.repeat(8)}A`);
   });
 
   it('joins format=flowed lines', () => {

@@ -38,6 +38,8 @@ export interface WalkLimits {
   maxNestingDepth: number;
   /** Parts across the whole tree: a few lines of `--b` each open one, so this bounds memory. */
   maxParts: number;
+  /** Raw body bytes decoded per part: readers keep only the start of a text, so a huge part is cut first. */
+  maxBodyBytes: number;
   /** Header bytes across all parts (postal-mime's limit: 2 MiB). */
   maxHeaderBytes: number;
 }
@@ -67,7 +69,7 @@ export function walkMime(raw: Uint8Array, limits: WalkLimits): WalkResult {
   try {
     const root = parseTree(s, limits);
     const leaves: MimeLeaf[] = [];
-    collectLeaves(s, root, undefined, leaves);
+    collectLeaves(s, root, undefined, leaves, limits);
     return { kind: 'ok', headers: root.headers, leaves };
   } catch (error) {
     if (error instanceof Unsupported) return { kind: 'unsupported', why: error.message };
@@ -231,7 +233,8 @@ function parseContentType(part: Part, value: string): void {
   }
   pieces.push(piece);
   const type = pieces[0]!.replace(/"/g, '').trim().toLowerCase();
-  if (type) part.type = type;
+  // As in postal-mime, an empty Content-Type makes a part of no type (neither inline text nor a report).
+  part.type = type;
   for (const param of pieces.slice(1)) {
     const eq = param.indexOf('=');
     if (eq < 0) continue;
@@ -245,18 +248,19 @@ function parseContentType(part: Part, value: string): void {
   part.multipart = part.type.startsWith('multipart/') ? part.type.slice('multipart/'.length) : false;
 }
 
-function collectLeaves(s: string, part: Part, alternative: object | undefined, out: MimeLeaf[]): void {
+function collectLeaves(s: string, part: Part, alternative: object | undefined, out: MimeLeaf[], limits: WalkLimits): void {
   if (!part.multipart) {
-    out.push(leafOf(s, part, alternative));
+    out.push(leafOf(s, part, alternative, limits.maxBodyBytes));
     return;
   }
   const within = part.multipart === 'alternative' ? part : alternative;
-  for (const child of part.children) collectLeaves(s, child, within, out);
+  for (const child of part.children) collectLeaves(s, child, within, out, limits);
 }
 
-function leafOf(s: string, part: Part, alternative: object | undefined): MimeLeaf {
+function leafOf(s: string, part: Part, alternative: object | undefined, maxBodyBytes: number): MimeLeaf {
   let bytes: string | undefined;
-  const read = (): string => (bytes ??= decodeTransfer(s.slice(part.bodyStart, part.bodyEnd), part.encoding));
+  const end = Math.min(part.bodyEnd, part.bodyStart + maxBodyBytes);
+  const read = (): string => (bytes ??= decodeTransfer(s.slice(part.bodyStart, end), part.encoding));
   return {
     type: part.type,
     inline: part.disposition !== 'attachment' && (part.type === 'text/plain' || part.type === 'text/html'),
