@@ -83,14 +83,15 @@ describeEachDialect('MTA with MX rules (shaping)', (context) => {
   - name: sim-google
     mask: "*.google.test"
     maxConnections: 3
-    maxMessagesPerHour: 3000
+    maxMessagesPerHour: 1200
     maxMessagesPerConnection: 7
-    # 100 ms of slack: on a loaded test machine the event loop can lag more than the default 30 ms
-    burst: 30
+    # 100 ms of slack: on a loaded test machine the event loop can lag more than the default 30 ms.
+    # 120 messages/s: well within what one MTA does on a busy CI machine, so the limit is what binds.
+    burst: 12
 ${generic}`);
     const sink = simulator.sinks.get('gmail-smtp-in.l.google.test')!;
     const before = sink.stats();
-    const count = 900;
+    const count = 480;
     const recipients = Array.from({ length: count }, (_, i) => ({ email: tag(`rate${i}`, 'gmail.test'), data: { first_name: 'Pat' } }));
     const { deliveryId } = await seedDelivery(context.store().db, { now: Date.now(), recipients });
     const { mta, shaping } = startShaped(context, rules);
@@ -103,11 +104,11 @@ ${generic}`);
       await shaping.stop();
     }
     const times = await sentTimes(context, deliveryId);
-    // GCRA: `burst` (30) at once, then one every periodMs/3000 ms.
-    const perPeriod = ((times.length - 30) / (times[times.length - 1]! - times[0]!)) * periodMs;
-    console.log(`achieved ${perPeriod.toFixed(0)} per period against maxMessagesPerHour 3000 (${((perPeriod / 3000 - 1) * 100).toFixed(1)} %)`);
-    expect(perPeriod).toBeGreaterThan(3000 * 0.95);
-    expect(perPeriod).toBeLessThan(3000 * 1.05);
+    // GCRA: `burst` (12) at once, then one every periodMs/1200 ms.
+    const perPeriod = ((times.length - 12) / (times[times.length - 1]! - times[0]!)) * periodMs;
+    console.log(`achieved ${perPeriod.toFixed(0)} per period against maxMessagesPerHour 1200 (${((perPeriod / 1200 - 1) * 100).toFixed(1)} %)`);
+    expect(perPeriod).toBeGreaterThan(1200 * 0.95);
+    expect(perPeriod).toBeLessThan(1200 * 1.05);
     const after = sink.stats();
     expect(after.messagesAccepted - before.messagesAccepted).toBe(count);
     expect(after.maxConcurrentSessions).toBeLessThanOrEqual(3);
@@ -139,7 +140,7 @@ ${generic}`);
       const byId = new Map<number, number>();
       for (const path of snapshot.paths) if (path.mxHost === 'mx.accept.test') byId.set(path.publicId, (byId.get(path.publicId) ?? 0) + path.messages);
       const share = (id: number) => (byId.get(id) ?? 0) / count;
-      expect(share(2) + share(3) + share(4)).toBe(1);
+      expect(share(2) + share(3) + share(4)).toBeCloseTo(1, 9);
       expect(share(2)).toBeGreaterThan(0.38);
       expect(share(3)).toBeGreaterThan(0.38);
       expect(share(4)).toBeGreaterThan(0.05);

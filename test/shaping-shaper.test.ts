@@ -20,8 +20,10 @@ rules:
     tls: required
   - name: generic
     mask: "*"
+    perMxHost: true
     maxConnections: 4
     maxMessagesPerHour: 36000
+    burst: 3
 backoff:
   # Yahoo: "421 4.7.0 [TSS04] Messages from 203.0.113.5 temporarily deferred due to unexpected volume or user complaints"
   - name: rate-limited-421
@@ -51,6 +53,19 @@ function shaper(clock = manualClock(0)) {
 }
 
 describe('shaper', () => {
+  it('gives each MX host of a perMxHost rule its own quota, and a provider rule one quota for all its hosts', async () => {
+    const { shaper: s } = shaper();
+    const small = (host: string) => ({ mxHost: host, mxIp: '192.0.2.9', publicId: 1 });
+    expect((await s.acquireMessages(small('mx.one.example'), 3)).granted).toBe(3);
+    expect((await s.acquireMessages(small('mx.one.example'), 1)).granted).toBe(0);
+    // Another small domain is not held back by the first one's quota.
+    expect((await s.acquireMessages(small('mx.two.example'), 3)).granted).toBe(3);
+    // The provider rule (burst 2) is shared by all of its MX hosts.
+    expect((await s.acquireMessages({ ...path, mxHost: 'mx1.slow.test' }, 2)).granted).toBe(2);
+    expect((await s.acquireMessages({ ...path, mxHost: 'mx2.slow.test' }, 1)).granted).toBe(0);
+  });
+
+
   it('answers the MTA connection policy from the MX host rule', () => {
     const { shaper: s } = shaper();
     expect(s.connectionPolicy(1).limitsFor('MX1.SLOW.TEST.')).toEqual({
@@ -79,9 +94,9 @@ describe('shaper', () => {
   it('halves the rate on a 421 4.7.0, shows it with evidence, and reverts after 30 minutes', async () => {
     const { shaper: s, clock } = shaper();
     const rule = s.ruleFor(path.mxHost, 1);
-    expect(s.effectiveRate(rule, 1)).toBe(3_600);
+    expect(s.effectiveRate(rule, 1, path.mxHost)).toBe(3_600);
     s.recordReply(path, 'slow.test', yahoo421);
-    expect(s.effectiveRate(rule, 1)).toBe(1_800);
+    expect(s.effectiveRate(rule, 1, path.mxHost)).toBe(1_800);
     // Burst 2 at 1,800/h: the third permit waits 2 s instead of 1 s.
     expect((await s.acquireMessages(path, 3)).granted).toBe(2);
     expect(await s.acquireMessages(path, 1)).toMatchObject({ granted: 0, retryInMs: 2_000, limit: 'maxMessagesPerHour' });
@@ -92,7 +107,7 @@ describe('shaper', () => {
     expect(during.rules[0]).toMatchObject({ rateKey: 'slow|id1', binding: 'backoff', backoffs: ['rate-limited-421'] });
     clock.advance(30 * 60_000);
     expect(s.expireBackoffs().map((e) => e.kind)).toEqual(['reverted']);
-    expect(s.effectiveRate(rule, 1)).toBe(3_600);
+    expect(s.effectiveRate(rule, 1, path.mxHost)).toBe(3_600);
     expect((await s.snapshot()).backoffs).toEqual([]);
   });
 

@@ -24,6 +24,8 @@ export interface MxRule {
   publicIds: PublicIdRange[];
   /** true: limits are shared by every source IP the rule selects; false: each public id has its own. */
   shared: boolean;
+  /** true: each MX host matching the mask has its own quota (the generic rule); false: the rule's hosts share one. */
+  perMxHost: boolean;
   /** Per path (source IP × MX IP), or per MX IP across sources when shared. */
   maxConnections: number;
   maxMessagesPerHour: number;
@@ -97,6 +99,7 @@ const ruleSchema = z
     mask: z.union([mask, z.array(mask).min(1, 'expected at least one mask')]),
     publicIds: publicIds.optional(),
     shared: z.boolean({ invalid_type_error: 'expected true or false' }).default(false),
+    perMxHost: z.boolean({ invalid_type_error: 'expected true or false' }).default(false),
     maxConnections: positiveInteger(10_000),
     maxMessagesPerHour: positiveInteger(100_000_000),
     maxMessagesPerConnection: positiveInteger(1_000_000).default(100),
@@ -168,6 +171,7 @@ export function parseRulePack(text: string, file: string): PackResult {
       masks: Array.isArray(rule.mask) ? rule.mask : [rule.mask],
       publicIds: (parsePublicIds(rule.publicIds) as { ranges: PublicIdRange[] }).ranges,
       shared: rule.shared,
+      perMxHost: rule.perMxHost,
       maxConnections: rule.maxConnections,
       maxMessagesPerHour: rule.maxMessagesPerHour,
       maxMessagesPerConnection: rule.maxMessagesPerConnection,

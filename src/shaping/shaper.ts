@@ -100,7 +100,7 @@ export class Shaper {
     const defaults = this.#options.defaults;
     return {
       rule: rule.name,
-      maxConnections: this.#maxConnections(rule, publicId),
+      maxConnections: this.#maxConnections(rule, publicId, mxHost),
       maxMessagesPerConnection: rule.maxMessagesPerConnection,
       timeouts: {
         connectTimeoutMs: rule.timeouts.connectMs ?? defaults.connectTimeoutMs,
@@ -116,12 +116,17 @@ export class Shaper {
     return { limitsFor: (mxHost) => this.limitsFor(mxHost, publicId) };
   }
 
-  rateKeyFor(rule: CompiledRule, publicId: number): string {
-    return `${rule.name}|${rule.shared ? 'shared' : `id${publicId}`}`;
+  /**
+   * The key an hourly quota and its backoffs are counted on: per rule (a provider's MX hosts share
+   * one quota), per public id unless shared, and per MX host for rules scoped that way (the generic
+   * rule: unrelated hosts must not share one quota).
+   */
+  rateKeyFor(rule: CompiledRule, publicId: number, mxHost: string): string {
+    return `${rule.name}|${rule.shared ? 'shared' : `id${publicId}`}${rule.perMxHost ? `|${mxHost.toLowerCase()}` : ''}`;
   }
 
   connectionKeyFor(rule: CompiledRule, path: PathRef): string {
-    return `${this.rateKeyFor(rule, path.publicId)}|${path.mxIp}`;
+    return `${this.rateKeyFor(rule, path.publicId, path.mxHost)}|${path.mxIp}`;
   }
 
   /** Call before opening a session; release the lease when the session ends, whatever the way. */
@@ -129,7 +134,7 @@ export class Shaper {
     const now = this.#options.clock.now();
     const rule = this.ruleFor(path.mxHost, path.publicId);
     const key = this.connectionKeyFor(rule, path);
-    const max = this.#maxConnections(rule, path.publicId);
+    const max = this.#maxConnections(rule, path.publicId, path.mxHost);
     const grant = await this.backend.acquireConnection(key, max, this.#leaseMs, now);
     if (!grant.granted) {
       this.#denied.set(pathIdOf(rule.name, path), { limit: 'maxConnections', at: now });
@@ -156,8 +161,8 @@ export class Shaper {
   async acquireMessages(path: PathRef, count = 1): Promise<MessageDecision> {
     const now = this.#options.clock.now();
     const rule = this.ruleFor(path.mxHost, path.publicId);
-    const rateKey = this.rateKeyFor(rule, path.publicId);
-    const perPeriod = this.effectiveRate(rule, path.publicId, now);
+    const rateKey = this.rateKeyFor(rule, path.publicId, path.mxHost);
+    const perPeriod = this.effectiveRate(rule, path.publicId, path.mxHost, now);
     const grant = await this.backend.acquireMessages(rateKey, rateLimit(perPeriod, this.#periodMs, rule.burst), count, now);
     if (grant.granted >= count) return { granted: grant.granted, retryInMs: 0 };
     this.#denied.set(pathIdOf(rule.name, path), { limit: this.backoff.factors(rateKey, now).rate < 1 ? 'backoff' : 'maxMessagesPerHour', at: now });
@@ -165,8 +170,8 @@ export class Shaper {
   }
 
   /** maxMessagesPerHour after backoffs, for the path's rate key. */
-  effectiveRate(rule: CompiledRule, publicId: number, now = this.#options.clock.now()): number {
-    return Math.max(1, rule.maxMessagesPerHour * this.backoff.factors(this.rateKeyFor(rule, publicId), now).rate);
+  effectiveRate(rule: CompiledRule, publicId: number, mxHost: string, now = this.#options.clock.now()): number {
+    return Math.max(1, rule.maxMessagesPerHour * this.backoff.factors(this.rateKeyFor(rule, publicId, mxHost), now).rate);
   }
 
   /** Before sending to a domain: suspended domains stay pending until the breaker closes. */
@@ -221,19 +226,19 @@ export class Shaper {
       suspensions: this.breaker.active(now),
       denied: this.#denied,
       waiting: this.#waiting,
-      rateKeyFor: (rule, publicId) => this.rateKeyFor(rule, publicId),
-      effectiveRate: (rule, publicId) => this.effectiveRate(rule, publicId, now),
-      maxConnections: (rule, publicId) => this.#maxConnections(rule, publicId, now),
+      rateKeyFor: (rule, publicId, mxHost) => this.rateKeyFor(rule, publicId, mxHost),
+      effectiveRate: (rule, publicId, mxHost) => this.effectiveRate(rule, publicId, mxHost, now),
+      maxConnections: (rule, publicId, mxHost) => this.#maxConnections(rule, publicId, mxHost, now),
     });
   }
 
-  #maxConnections(rule: CompiledRule, publicId: number, now = this.#options.clock.now()): number {
-    const factor = this.backoff.factors(this.rateKeyFor(rule, publicId), now).connections;
+  #maxConnections(rule: CompiledRule, publicId: number, mxHost: string, now = this.#options.clock.now()): number {
+    const factor = this.backoff.factors(this.rateKeyFor(rule, publicId, mxHost), now).connections;
     return Math.max(1, Math.floor(rule.maxConnections * factor));
   }
 
   #observeBackoff(rule: CompiledRule, path: PathRef, reply: ReplyLike, now: number): void {
-    const events = this.backoff.observe(this.rateKeyFor(rule, path.publicId), reply, this.rules.current().backoff, now);
+    const events = this.backoff.observe(this.rateKeyFor(rule, path.publicId, path.mxHost), reply, this.rules.current().backoff, now);
     for (const event of events) this.#logBackoff(event);
   }
 

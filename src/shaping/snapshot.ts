@@ -71,9 +71,9 @@ export interface SnapshotInput {
   suspensions: Suspension[];
   denied: ReadonlyMap<string, { limit: BindingLimit; at: number }>;
   waiting: ReadonlyMap<string, { count: number; at: number }>;
-  rateKeyFor(rule: CompiledRule, publicId: number): string;
-  effectiveRate(rule: CompiledRule, publicId: number): number;
-  maxConnections(rule: CompiledRule, publicId: number): number;
+  rateKeyFor(rule: CompiledRule, publicId: number, mxHost: string): string;
+  effectiveRate(rule: CompiledRule, publicId: number, mxHost: string): number;
+  maxConnections(rule: CompiledRule, publicId: number, mxHost: string): number;
 }
 
 /** A denial or a waiting count older than this no longer describes "right now". */
@@ -85,8 +85,8 @@ export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
   for (const stats of input.paths) {
     const rule = input.rules.byName(stats.rule);
     if (!rule) continue; // rule removed by a reload: its counters age out
-    const rateKey = input.rateKeyFor(rule, stats.publicId);
-    const limits = limitsOf(rule, input.effectiveRate(rule, stats.publicId), input.maxConnections(rule, stats.publicId));
+    const rateKey = input.rateKeyFor(rule, stats.publicId, stats.mxHost);
+    const limits = limitsOf(rule, input.effectiveRate(rule, stats.publicId, stats.mxHost), input.maxConnections(rule, stats.publicId, stats.mxHost));
     const denied = input.denied.get(stats.pathId);
     const waiting = input.waiting.get(stats.pathId);
     const backoffs = input.backoffs.filter((b) => b.key === rateKey);
