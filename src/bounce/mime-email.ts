@@ -44,10 +44,9 @@ export function emailFromLeaves(headers: MimeHeader[], leaves: MimeLeaf[], htmlT
   const all = [...groups.values()];
   const text = plainSeen ? all.flatMap((g) => (g.plain.length > 0 ? g.plain : g.html.map(htmlToText))).join('\n') : '';
   const html = htmlSeen ? all.flatMap((g) => g.html).join('\n') : '';
-  const first = (key: string): string | undefined => headers.find((h) => h.key === key)?.value;
-  const fromValue = first('from');
+  const fromValue = first(headers, 'from');
   const from = fromValue ? addressParser(fromValue)[0] : undefined;
-  const subject = first('subject');
+  const subject = first(headers, 'subject');
   return {
     headers,
     subject: subject ? decodeWords(subject) : '',
@@ -61,4 +60,9 @@ export function emailFromLeaves(headers: MimeHeader[], leaves: MimeLeaf[], htmlT
     html: html || undefined,
     attachments,
   };
+}
+
+function first(headers: MimeHeader[], key: string): string | undefined {
+  for (const header of headers) if (header.key === key) return header.value;
+  return undefined;
 }

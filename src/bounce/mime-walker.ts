@@ -92,32 +92,37 @@ function newPart(parent: Part | undefined, limits: WalkLimits, count: number): P
   return part;
 }
 
+type Boundaries = { marker: string; part: Part }[];
+
+// Plain functions rather than closures: tsx names every closure it creates, on every call.
+function processHeaders(part: Part, boundaries: Boundaries): void {
+  applyHeaders(part);
+  const boundary = part.multipart ? part.params.get('boundary') : undefined;
+  if (boundary && part.state === 'body') boundaries.push({ marker: `--${Buffer.from(boundary, 'utf8').toString('latin1')}`, part });
+}
+
+function finalize(part: Part, at: number, boundaries: Boundaries): void {
+  if (part.state === 'finished') return;
+  if (part.state === 'header') {
+    processHeaders(part, boundaries);
+    part.bodyStart = part.bodyEnd = at;
+  }
+  const index = boundaries.findIndex((b) => b.part === part);
+  if (index >= 0) boundaries.splice(index, 1);
+  finalizeChildren(part, at, boundaries);
+  part.state = 'finished';
+}
+
+function finalizeChildren(part: Part, at: number, boundaries: Boundaries): void {
+  while (part.finalizedChildren < part.children.length) finalize(part.children[part.finalizedChildren++]!, at, boundaries);
+}
+
 function parseTree(s: string, limits: WalkLimits): Part {
   let partCount = 1;
   const root = newPart(undefined, limits, partCount);
-  const boundaries: { marker: string; part: Part }[] = [];
+  const boundaries: Boundaries = [];
   let current = root;
   let headerBytes = 0;
-
-  const processHeaders = (part: Part): void => {
-    applyHeaders(part);
-    const boundary = part.multipart ? part.params.get('boundary') : undefined;
-    if (boundary && part.state === 'body') boundaries.push({ marker: `--${Buffer.from(boundary, 'utf8').toString('latin1')}`, part });
-  };
-  const finalize = (part: Part, at: number): void => {
-    if (part.state === 'finished') return;
-    if (part.state === 'header') {
-      processHeaders(part);
-      part.bodyStart = part.bodyEnd = at;
-    }
-    const index = boundaries.findIndex((b) => b.part === part);
-    if (index >= 0) boundaries.splice(index, 1);
-    finalizeChildren(part, at);
-    part.state = 'finished';
-  };
-  const finalizeChildren = (part: Part, at: number): void => {
-    while (part.finalizedChildren < part.children.length) finalize(part.children[part.finalizedChildren++]!, at);
-  };
 
   let pos = 0;
   const length = s.length;
@@ -131,10 +136,10 @@ function parseTree(s: string, limits: WalkLimits): Part {
       if (hit) {
         if (current.state === 'body') current.bodyEnd = pos;
         if (hit.terminator) {
-          finalize(hit.part, pos);
+          finalize(hit.part, pos, boundaries);
           current = hit.part.parent ?? root;
         } else {
-          finalizeChildren(hit.part, pos);
+          finalizeChildren(hit.part, pos, boundaries);
           current = newPart(hit.part, limits, ++partCount);
         }
         pos = next;
@@ -145,7 +150,7 @@ function parseTree(s: string, limits: WalkLimits): Part {
       if (end === pos) {
         current.state = 'body';
         current.bodyStart = next;
-        processHeaders(current);
+        processHeaders(current, boundaries);
       } else {
         headerBytes += end - pos;
         if (headerBytes > limits.maxHeaderBytes) throw new Refused(`Maximum header size of ${limits.maxHeaderBytes} bytes exceeded`);
@@ -155,11 +160,11 @@ function parseTree(s: string, limits: WalkLimits): Part {
     pos = next;
   }
   if (current.state === 'body') current.bodyEnd = length;
-  finalize(root, length);
+  finalize(root, length, boundaries);
   return root;
 }
 
-function matchBoundary(s: string, pos: number, end: number, boundaries: { marker: string; part: Part }[]): { part: Part; terminator: boolean } | undefined {
+function matchBoundary(s: string, pos: number, end: number, boundaries: Boundaries): { part: Part; terminator: boolean } | undefined {
   for (let i = boundaries.length - 1; i >= 0; i--) {
     const { marker, part } = boundaries[i]!;
     if (end - pos < marker.length || !s.startsWith(marker, pos)) continue;
@@ -258,17 +263,27 @@ function collectLeaves(s: string, part: Part, alternative: object | undefined, o
 }
 
 function leafOf(s: string, part: Part, alternative: object | undefined, maxBodyBytes: number): MimeLeaf {
-  let bytes: string | undefined;
-  const end = Math.min(part.bodyEnd, part.bodyStart + maxBodyBytes);
-  const read = (): string => (bytes ??= decodeTransfer(s.slice(part.bodyStart, end), part.encoding));
-  return {
-    type: part.type,
-    inline: part.disposition !== 'attachment' && (part.type === 'text/plain' || part.type === 'text/html'),
-    alternative,
-    bytes: read,
-    text: () => {
-      const text = decodeBytes(read(), part.params.get('charset'));
-      return /^flowed$/i.test(part.params.get('format') ?? '') ? decodeFlowed(text, /^yes$/i.test(part.params.get('delsp') ?? '')) : text;
-    },
-  };
+  return new Leaf(s, part, alternative, Math.min(part.bodyEnd, part.bodyStart + maxBodyBytes));
+}
+
+class Leaf implements MimeLeaf {
+  readonly type: string;
+  readonly inline: boolean;
+  private decoded: string | undefined;
+
+  constructor(private readonly s: string, private readonly part: Part, readonly alternative: object | undefined, private readonly end: number) {
+    this.type = part.type;
+    this.inline = part.disposition !== 'attachment' && (part.type === 'text/plain' || part.type === 'text/html');
+  }
+
+  bytes(): string {
+    this.decoded ??= decodeTransfer(this.s.slice(this.part.bodyStart, this.end), this.part.encoding);
+    return this.decoded;
+  }
+
+  text(): string {
+    const { params } = this.part;
+    const text = decodeBytes(this.bytes(), params.get('charset'));
+    return /^flowed$/i.test(params.get('format') ?? '') ? decodeFlowed(text, /^yes$/i.test(params.get('delsp') ?? '')) : text;
+  }
 }
