@@ -8,6 +8,7 @@ import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { createMtaStore } from '../src/store/mta-queries.ts';
+import type { SmtpReply } from '../src/mta/smtp-reply.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 let simulator: Simulator;
@@ -110,6 +111,28 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       const delivery = await db.selectFrom('deliveries').select(['state', 'finished_at']).where('id', '=', deliveryId).executeTakeFirstOrThrow();
       expect(delivery).toMatchObject({ state: 'finished' });
       expect(mta.stats()).toMatchObject({ sent: 6, inFlight: 0, queued: 0 });
+    } finally {
+      await mta.stop();
+    }
+  });
+
+  it('retries an ignored verdict (an auto-reply in the SMTP dialogue) like a soft one, and stops a hard one at once', async () => {
+    const { db } = context.store();
+    const clock = manualClock(Date.UTC(2026, 3, 1));
+    const t0 = clock.now();
+    const recipients = ['full2@full.test', 'unknown2@unknown-users.test'].map((email) => ({ email: tagged(email), data: { first_name: 'Pat' } }));
+    const { deliveryId } = await seedDelivery(db, { now: t0, recipients, validUntil: t0 + 100_000 });
+    // A classifier that calls "mailbox full" an auto-reply (ignored) keeps 5.1.1 hard.
+    const classify = (reply: SmtpReply) =>
+      reply.code === 452 ? { type: 'ignored' as const, reason: 'ignored', category: 'vacation' } : { type: 'hard' as const, reason: 'user_unknown', category: 'userunknown' };
+    const mta = createMta({ store: createMtaStore(context.store()), nodeId: `ignored-${context.dialect}`, config: mtaConfig(), clock, classify });
+    await mta.start();
+    try {
+      await mta.drain();
+      const rows = await db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).orderBy('email').execute();
+      const [full, unknown] = rows;
+      expect(full).toMatchObject({ status: 'pending', attempts: 1, failure_type: 'ignored', next_attempt_at: t0 + 60_000 });
+      expect(unknown).toMatchObject({ status: 'failed', attempts: 1, failure_type: 'hard' });
     } finally {
       await mta.stop();
     }

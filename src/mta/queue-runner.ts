@@ -230,10 +230,11 @@ export function createMta(options: MtaOptions): Mta {
   function failureOutcome(log: ClaimedLog, validUntil: number | null, mxHost: string | null, reply: SmtpReply): Outcome {
     const at = clock.now();
     const verdict = classify(reply);
-    if (verdict.type !== 'soft') return { kind: 'failed', logId: log.id, mxHost, at, reply, verdict };
+    // Hard failures stop at once; soft and ignored ones (an auto-reply during the SMTP dialogue) are retried.
+    if (verdict.type === 'hard') return { kind: 'failed', logId: log.id, mxHost, at, reply, verdict };
     const decision = scheduleRetry(log.attempts + 1, at, validUntil, config.retryDelaysSeconds);
     if (decision.kind === 'retry') return { kind: 'deferred', logId: log.id, mxHost, at, retryAt: decision.retryAt, reply, verdict };
-    return { kind: 'failed', logId: log.id, mxHost, at, reply, verdict: { type: 'soft', reason: 'expired', category: verdict.category } };
+    return { kind: 'failed', logId: log.id, mxHost, at, reply, verdict: { type: verdict.type, reason: 'expired', category: verdict.category } };
   }
 
   function outcomeOfTransaction(job: MessageJob, result: TransactionResult, key: PoolKey): Outcome {

@@ -35,8 +35,8 @@ rules:
     expect(isQualifiedVerdict(verdict) && verdict.ruleId).toEqual(expect.any(String));
   });
 
-  it('an ignored verdict is handed to the MTA as soft (so it is retried), its own type kept', () => {
-    expect(hooks.classify(parseSmtpReply('550 5.7.0 Recipient is away, message held for later'))).toMatchObject({ type: 'soft', qualifiedType: 'ignored', category: 'vacation', ruleId: 'away-held' });
+  it('an ignored verdict reaches the MTA as ignored (which retries it), its type kept for the timeline', () => {
+    expect(hooks.classify(parseSmtpReply('550 5.7.0 Recipient is away, message held for later'))).toMatchObject({ type: 'ignored', qualifiedType: 'ignored', category: 'vacation', ruleId: 'away-held' });
   });
 
   it('failures without a reply (DNS, TCP) use the built-in verdicts', () => {

@@ -64,10 +64,8 @@ export function createMtaQualification(options: MtaQualificationOptions): MtaQua
       ...(reply.enhanced !== null && { enhancedStatus: reply.enhanced }),
       text: reply.text,
     });
-    // Issue 4: `ignored` failures are retried like soft ones; the MTA retries only `soft`, so it is
-    // told `soft` and the pack's own type travels in `qualifiedType` (timeline, quarantine).
-    const type = verdict.type === 'ignored' ? 'soft' : verdict.type;
-    return { type, reason: verdict.reason, category: verdict.category, ruleId: verdict.ruleId, packVersion: verdict.packVersion, qualifiedType: verdict.type };
+    // `ignored` failures are retried like soft ones by the MTA; the log keeps the pack's type.
+    return { type: verdict.type, reason: verdict.reason, category: verdict.category, ruleId: verdict.ruleId, packVersion: verdict.packVersion, qualifiedType: verdict.type };
   };
 
   async function apply(): Promise<void> {
