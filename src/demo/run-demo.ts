@@ -122,7 +122,13 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
 
     const started = herald.clock.now();
     if (options.mid) {
-      midDemo = await startMidDemo(herald, delivery.id, { dataDir: options.dataDir, simulator, mtaConfig: demoMtaConfig(herald.config.mta, simulator), onStep: step });
+      midDemo = await startMidDemo(herald, delivery.id, {
+        dataDir: options.dataDir,
+        simulator,
+        mtaConfig: demoMtaConfig(herald.config.mta, simulator),
+        shapingConfig: demoShapingConfig(herald.config.shaping, options.dataDir),
+        onStep: step,
+      });
       mta = midDemo.mta;
     } else {
       await startDelivery(herald.store, delivery.id, started);

@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import { randomId } from '../common/ids.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Herald } from '../main.ts';
-import { createMta, type Mta } from '../mta/queue-runner.ts';
-import { createQuarantineRuntime } from '../quarantine/runtime.ts';
+import { composeMta } from '../compose-mta.ts';
+import type { Mta } from '../mta/queue-runner.ts';
 import type { Simulator } from '../sim/simulator.ts';
 import { openStore } from '../store/database.ts';
 import { migrateToLatest } from '../store/migrate.ts';
-import { createMtaStore } from '../store/mta-queries.ts';
 import { defaultMidsourcingConfig, type MidsourcingConfig } from './config.ts';
 import { startExecutionServer } from './execution-server.ts';
 import { getOutbound } from './outbound-store.ts';
@@ -30,7 +29,7 @@ export interface MidDemo {
 export async function startMidDemo(
   herald: Herald,
   deliveryId: number,
-  options: { dataDir: string; simulator: Simulator; mtaConfig: HeraldConfig['mta']; onStep(message: string): void },
+  options: { dataDir: string; simulator: Simulator; mtaConfig: HeraldConfig['mta']; shapingConfig: HeraldConfig['shaping']; onStep(message: string): void },
 ): Promise<MidDemo> {
   const secret = randomId(24);
   const executionStore = openStore(`sqlite:${join(options.dataDir, `herald-execution-${randomId(4).toLowerCase()}.db`)}`);
@@ -44,16 +43,9 @@ export async function startMidDemo(
     close: () => executionStore.close(),
   };
   const server = await startExecutionServer({ store: executionStore, config: executionConfig, clock: herald.clock, logger: herald.logger, host: '127.0.0.1', port: 0 });
-  const quarantine = createQuarantineRuntime(execution);
-  const mta = createMta({
-    store: createMtaStore(executionStore),
-    nodeId: execution.nodeId,
-    config: options.mtaConfig,
-    clock: herald.clock,
-    logger: herald.logger,
-    classify: quarantine.mta.classify,
-    onOutcomes: quarantine.mta.onOutcomes,
-  });
+  // The execution instance sends as `herald start` does: MX rules, qualification, quarantine, tracking.
+  const composed = await composeMta(execution, { mtaConfig: options.mtaConfig, shapingConfig: options.shapingConfig });
+  const mta = composed.mta;
   const client = createPeerClient({ peer: { name: 'demo-execution', url: server.url, secret }, localName: 'demo-marketing', timeoutMs: 30_000, clock: herald.clock });
   const marketingConfig = herald.config.midsourcing;
   const retry = { maxAttempts: marketingConfig.maxAttempts, baseMs: marketingConfig.retryBaseMs, maxMs: marketingConfig.retryMaxMs };
@@ -64,15 +56,14 @@ export async function startMidDemo(
     stopped = true;
     clearTimeout(timer);
     await syncing;
-    await mta.stop();
-    await quarantine.close();
+    await composed.stop();
     client.close();
     await server.close();
     await executionStore.close();
   };
   try {
     options.onStep(`execution instance: ${server.url}, database ${executionStore.location}`);
-    await mta.start();
+    await composed.start();
     const pushed = await pushDelivery({ store: herald.store, client, deliveryId, partSize: marketingConfig.partSize, inFlight: marketingConfig.partsInFlight, retry, clock: herald.clock, logger: herald.logger });
     options.onStep(`pushed delivery ${deliveryId} as ${pushed.remoteId}: ${pushed.parts} parts, ${pushed.recipients} recipients, ${pushed.recipientsPerSec} recipients/s`);
     const pull = async () => {
