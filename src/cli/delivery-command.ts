@@ -1,4 +1,6 @@
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import { sql } from 'kysely';
 import { AppError } from '../common/errors.ts';
 import { validateAddress } from '../audience/address.ts';
 import { definitionFromFlags, readDefinitionFile } from '../delivery/definition.ts';
@@ -108,11 +110,35 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
 }
 
 export async function prepare(herald: Herald, id: number) {
-  return prepareDelivery(preparationStore(herald.store), id, {
-    batchSize: herald.config.delivery.preparationBatchSize,
-    clock: herald.clock,
-    isValidAddress: (email) => validateAddress(email).ok,
-  });
+  const bar = await preparationProgress(herald, id);
+  try {
+    return await prepareDelivery(preparationStore(herald.store), id, {
+      batchSize: herald.config.delivery.preparationBatchSize,
+      clock: herald.clock,
+      isValidAddress: (email) => validateAddress(email).ok,
+      onProgress: (progress) => bar?.update(progress.read, { prepared: progress.prepared }),
+    });
+  } finally {
+    bar?.stop();
+  }
+}
+
+/** A progress bar on a terminal (stderr), sized by the target list. */
+async function preparationProgress(herald: Herald, deliveryId: number) {
+  if (!process.stderr.isTTY) return undefined;
+  const delivery = await herald.store.db.selectFrom('deliveries').select('list_id').where('id', '=', deliveryId).executeTakeFirst();
+  if (!delivery?.list_id) return undefined;
+  const target = await herald.store.db
+    .selectFrom('recipients')
+    .select(sql<number>`count(*)`.as('n'))
+    .where('list_id', '=', delivery.list_id)
+    .executeTakeFirstOrThrow();
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: 'preparing |{bar}| {percentage}% | {value}/{total} recipients, {prepared} logs', hideCursor: true, clearOnComplete: true, fps: 5 },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(Math.max(Number(target.n), 1), 0, { prepared: 0 });
+  return bar;
 }
 
 async function runAction(context: CliContext, command: Command, json: boolean | undefined, action: (herald: Herald) => Promise<DeliveryRow>) {
