@@ -36,10 +36,9 @@ function openSqlite(path: string): Store {
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
-  // The hot tables' indexes should stay in memory: 64 MB of page cache (the default is 2 MB) and
-  // memory-mapped reads.
-  sqlite.pragma('cache_size = -65536');
-  sqlite.pragma('mmap_size = 268435456');
+  // The hot tables' index pages should stay in memory: 32 MB of page cache (the default is 2 MB).
+  // No mmap: mapped pages count in the process's RSS, which has a budget.
+  sqlite.pragma('cache_size = -32768');
   sqlite.pragma('temp_store = MEMORY');
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
