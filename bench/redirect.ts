@@ -3,10 +3,12 @@
 // p50/p99 latency and the ratio (issue target: /r/ ≥ 60 % of the bare route). Never passes or fails.
 //
 //   node --import tsx bench/redirect.ts
-//     HERALD_BENCH_SECONDS      seconds per load (default 10)
+//     HERALD_BENCH_SECONDS      seconds per load (default 5)
 //     HERALD_BENCH_CONNECTIONS  autocannon connections (default 50)
-//     HERALD_BENCH_ROUNDS       bare, /r/, bare, /r/ … alternated this many times (default 2)
+//     HERALD_BENCH_ROUNDS       bare, /r/, bare, /r/ … alternated this many times (default 4)
 //     HERALD_BENCH_PROFILE=DIR  --cpu-prof of both servers into DIR/bare and DIR/tracked
+//     HERALD_BENCH_PIN=1        Linux: both servers on CPU 1, autocannon on CPU 0 (taskset), so the
+//                               load generator never takes the servers' core and both servers see the same one
 //
 // Each server is its own child process (this file with `serve-bare` / `serve-tracked`), the load
 // generator is this process: three event loops, so neither server shares its loop with autocannon
@@ -14,7 +16,7 @@
 // machine load hits both sides alike. The tracked delivery lives in a temporary SQLite database;
 // events are flushed in batches exactly as in production, and counted at the end.
 
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,9 +40,9 @@ interface AutocannonResult {
 }
 const autocannon = createRequire(import.meta.url)('autocannon') as (options: Record<string, unknown>) => Promise<AutocannonResult>;
 
-const seconds = Number(process.env.HERALD_BENCH_SECONDS ?? 10);
+const seconds = Number(process.env.HERALD_BENCH_SECONDS ?? 5);
 const connections = Number(process.env.HERALD_BENCH_CONNECTIONS ?? 50);
-const rounds = Number(process.env.HERALD_BENCH_ROUNDS ?? 2);
+const rounds = Number(process.env.HERALD_BENCH_ROUNDS ?? 4);
 const recipients = 2_000;
 const target = 'https://shop.example.com/sale?utm_source=herald';
 
@@ -49,10 +51,9 @@ async function serveBare(): Promise<void> {
   bare.get('/r/:token', async (_request, reply) => reply.code(302).header('location', target).send());
   const url = await bare.listen({ host: '127.0.0.1', port: 0 });
   process.send!({ url });
-  process.once('message', async () => {
+  answer(async () => {
     await bare.close();
-    process.send!({});
-    process.exit(0);
+    return {};
   });
 }
 
@@ -72,15 +73,33 @@ async function serveTracked(): Promise<void> {
   const paths = seeded.logs.map((log) => `/r/${service.keyRing.sign({ kind: 'click', deliveryId: seeded.deliveryId, logId: log.id, linkIndex: 0, occurrence: 0, issuedAt })}`);
   const url = await service.listen();
   process.send!({ url, paths });
-  process.once('message', async () => {
+  answer(async () => {
     await service.close();
     const stats = service.events.stats();
     const rows = await store.db.selectFrom('tracking_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
-    process.send!({ ...stats, rows: Number(rows.n) });
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+    return { ...stats, rows: Number(rows.n) };
+  });
+}
+
+/** A server child answers 'cpu' with its CPU time so far (µs, every thread: user + system) and 'stop' with its final figures. */
+function answer(stopping: () => Promise<Record<string, number>>): void {
+  process.on('message', async (message) => {
+    if (message === 'cpu') {
+      const usage = process.cpuUsage();
+      process.send!({ cpuMicros: usage.user + usage.system });
+      return;
+    }
+    process.send!(await stopping());
     process.exit(0);
   });
+}
+
+function cpuOf(proc: ChildProcess): Promise<number> {
+  const answered = new Promise<number>((resolve) => proc.once('message', (m) => resolve((m as { cpuMicros: number }).cpuMicros)));
+  proc.send('cpu');
+  return answered;
 }
 
 function child(mode: string, profile?: string): { process: ChildProcess; ready: Promise<{ url: string; paths?: string[] }> } {
@@ -99,18 +118,22 @@ interface Line {
   reqPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** Server CPU time per request (every thread): far steadier than req/s on a shared machine. */
+  cpuMicrosPerRequest: number;
 }
 
-async function load(name: string, url: string, paths: string[]): Promise<Line> {
+async function load(name: string, url: string, paths: string[], server: ChildProcess): Promise<Line> {
+  const cpuBefore = await cpuOf(server);
   const result = await autocannon({
     url,
     connections,
     duration: seconds,
     requests: paths.map((path) => ({ method: 'GET', path, headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0' } })),
   });
-  const line = { reqPerSec: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+  const cpuMicros = (await cpuOf(server)) - cpuBefore;
+  const line = { reqPerSec: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, cpuMicrosPerRequest: cpuMicros / Math.max(1, result['3xx']) };
   console.log(
-    `${name.padEnd(20)} ${String(line.reqPerSec).padStart(7)} req/s   p50 ${line.p50Ms} ms   p99 ${line.p99Ms} ms   (3xx ${result['3xx']}, non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}; load avg ${loadavg()[0]!.toFixed(2)})`,
+    `${name.padEnd(20)} ${String(line.reqPerSec).padStart(7)} req/s   p50 ${line.p50Ms} ms   p99 ${line.p99Ms} ms   server CPU ${line.cpuMicrosPerRequest.toFixed(1)} µs/req   (3xx ${result['3xx']}, errors ${result.errors}, timeouts ${result.timeouts}; load avg ${loadavg()[0]!.toFixed(2)})`,
   );
   return line;
 }
@@ -122,13 +145,18 @@ async function main(): Promise<void> {
   const bareChild = child('serve-bare', profile && join(profile, 'bare'));
   const trackedChild = child('serve-tracked', profile && join(profile, 'tracked'));
   const [bare, tracked] = await Promise.all([bareChild.ready, trackedChild.ready]);
+  if (process.env.HERALD_BENCH_PIN) {
+    // -a: every thread of the process (libuv pool, the SQLite writer worker) follows.
+    for (const proc of [bareChild.process, trackedChild.process]) execFileSync('taskset', ['-a', '-p', '-c', '1', String(proc.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  }
   const paths = tracked.paths!;
-  console.log(`autocannon ${seconds} s each, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes; load avg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`autocannon ${seconds} s each, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes${process.env.HERALD_BENCH_PIN ? ' pinned to CPU 1, autocannon to CPU 0' : ''}; load avg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const bareLines: Line[] = [];
   const trackedLines: Line[] = [];
   for (let round = 0; round < rounds; round++) {
-    if (process.env.HERALD_BENCH_ONLY !== 'tracked') bareLines.push(await load('bare Fastify 302', bare.url, paths));
-    trackedLines.push(await load('/r/ (verify + log)', tracked.url, paths));
+    if (process.env.HERALD_BENCH_ONLY !== 'tracked') bareLines.push(await load('bare Fastify 302', bare.url, paths, bareChild.process));
+    trackedLines.push(await load('/r/ (verify + log)', tracked.url, paths, trackedChild.process));
     if (bareLines.length > 0) {
       const ratio = trackedLines[round]!.reqPerSec / bareLines[round]!.reqPerSec;
       console.log(`round ${round + 1}: /r/ serves ${(ratio * 100).toFixed(1)} % of the bare route's requests/s`);
@@ -136,7 +164,17 @@ async function main(): Promise<void> {
   }
   if (bareLines.length > 0) {
     const ratio = mean(trackedLines.map((l) => l.reqPerSec)) / mean(bareLines.map((l) => l.reqPerSec));
-    console.log(`overall: bare ${Math.round(mean(bareLines.map((l) => l.reqPerSec)))} req/s, /r/ ${Math.round(mean(trackedLines.map((l) => l.reqPerSec)))} req/s: ${(ratio * 100).toFixed(1)} % (target ≥ 60 %)`);
+    const ratios = trackedLines.map((l, i) => l.reqPerSec / bareLines[i]!.reqPerSec).sort((a, b) => a - b);
+    const median = (ratios[(ratios.length - 1) >> 1]! + ratios[ratios.length >> 1]!) / 2;
+    const p = (lines: Line[], key: 'p50Ms' | 'p99Ms') => mean(lines.map((l) => l[key])).toFixed(1);
+    console.log(
+      `overall: bare ${Math.round(mean(bareLines.map((l) => l.reqPerSec)))} req/s (p50 ${p(bareLines, 'p50Ms')} / p99 ${p(bareLines, 'p99Ms')} ms), ` +
+        `/r/ ${Math.round(mean(trackedLines.map((l) => l.reqPerSec)))} req/s (p50 ${p(trackedLines, 'p50Ms')} / p99 ${p(trackedLines, 'p99Ms')} ms): ` +
+        `${(ratio * 100).toFixed(1)} % of the means, median of rounds ${(median * 100).toFixed(1)} % (target ≥ 60 %)`,
+    );
+    const cpuBare = mean(bareLines.map((l) => l.cpuMicrosPerRequest));
+    const cpuTracked = mean(trackedLines.map((l) => l.cpuMicrosPerRequest));
+    console.log(`server CPU per request: bare ${cpuBare.toFixed(1)} µs, /r/ ${cpuTracked.toFixed(1)} µs (every thread, SQLite writer included): /r/ could serve ${((cpuBare / cpuTracked) * 100).toFixed(1)} % of the bare rate on a free core`);
   }
   await stop(bareChild.process);
   const events = await stop(trackedChild.process);
