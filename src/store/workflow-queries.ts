@@ -482,15 +482,7 @@ export async function latestStatsHour(store: Store): Promise<number | null> {
   return row?.hour === null || row?.hour === undefined ? null : Number(row.hour);
 }
 
-export interface HourlyStatsRow {
-  hour: number;
-  delivery_id: number;
-  domain: string;
-  mx_host: string;
-  sent: number;
-  failed: number;
-  deferred: number;
-}
+export type HourlyStatsRow = Omit<DeliveryStatsHourlyTable, 'updated_at'>;
 
 /** Reads (no write lock) the per delivery/domain/MX counts of logs updated in [from, to). */
 export async function aggregateLogsByHour(store: Store, from: number, to: number): Promise<HourlyStatsRow[]> {
