@@ -11,7 +11,13 @@ const lookupChunkSize = 2_000;
 export function preparationStore(store: Store): PreparationStore {
   const { db } = store;
   return {
-    beginPreparation: (deliveryId, now) => transitionDelivery(store, deliveryId, 'preparing', now, { last_error: null }),
+    async beginPreparation(deliveryId, now) {
+      const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, { last_error: null });
+      // A list freshly imported has no planner statistics yet; without them PostgreSQL reads the whole
+      // rest of the list for every batch instead of walking the index (quadratic on a 1M list).
+      if (store.dialect === 'postgres') await sql`analyze recipients`.execute(db);
+      return delivery;
+    },
 
     async deleteLogs(deliveryId) {
       for (;;) {
