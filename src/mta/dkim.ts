@@ -54,7 +54,8 @@ export function parseDkimKey(config: DkimKeyConfig, readFile: (path: string) => 
 
 /** RFC 6376 §3.4.4: WSP runs become one space, trailing WSP and trailing empty lines go, one final CRLF. */
 export function canonicalizeBodyRelaxed(body: string): string {
-  let canonical = body.replace(/[ \t]+(?=\r\n|$)/g, '').replace(/[ \t]+/g, ' ');
+  // Runs of WSP become one space; a lone space is already canonical, so it is not rewritten.
+  let canonical = body.replace(/[ \t]+(?=\r\n|$)/g, '').replace(/[ \t]{2,}|\t/g, ' ');
   let end = canonical.length;
   while (end >= 2 && canonical.charCodeAt(end - 2) === 13 && canonical.charCodeAt(end - 1) === 10) end -= 2;
   canonical = canonical.slice(0, end);
