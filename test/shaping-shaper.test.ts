@@ -150,6 +150,17 @@ describe('backoff tracker', () => {
 });
 
 describe('error-density breaker', () => {
+  it('is not tripped by greylisting, which defers every first attempt, but is by refused connections', () => {
+    const { shaper: s } = shaper();
+    const grey = { code: 451, enhanced: '4.7.1', text: 'Greylisted, see http://postgrey.schweikert.ch/help/example.test.html' };
+    const refused = { code: null, enhanced: null, text: 'connect ECONNREFUSED 192.0.2.7:25', local: 'connection_refused' };
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.grey.test' }, 'grey.test', grey);
+    expect(s.checkDomain('grey.test').kind).toBe('open');
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.down.test' }, 'down.test', refused);
+    expect(s.checkDomain('down.test').kind).toBe('suspended');
+  });
+
+
   it('suspends a domain with ≥300 messages and ≥90 % errors for 3 hours', () => {
     const breaker = new DomainBreaker();
     const reply = { code: 550, enhanced: '5.7.1', text: 'Service unavailable; client host blocked' };

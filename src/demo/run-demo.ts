@@ -11,7 +11,7 @@ import type { Mta } from '../mta/queue-runner.ts';
 import { composeMta, type ComposedMta } from '../compose-mta.ts';
 import { demoShapingConfig, observeBindings, type BoundRule } from '../shaping/demo-rules.ts';
 import { startSimulator, type Simulator } from '../sim/simulator.ts';
-import { createDelivery, getDelivery, lastSentAt } from '../store/delivery-queries.ts';
+import { createDelivery, getDelivery, nthSentAt } from '../store/delivery-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
 import { demoContent, writeDemoCsv } from './demo-audience.ts';
 import { simulateTrackingTraffic } from '../tracking/demo-traffic.ts';
@@ -154,8 +154,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       tracking,
       ...summary,
       elapsedMs,
-      // The sending rate, up to the last accepted message: the rest of the run only retries failing domains.
-      msgsPerSec: Math.round((summary.sent / Math.max(((await lastSentAt(herald.store, delivery.id)) ?? started) - started, 1)) * 1000),
+      msgsPerSec: await sendingRate(herald, delivery.id, summary.sent, started),
       importRejected: imported.rejected,
       shaping: { rulesVersion: composed ? composed.shaping.rules.current().version : null, bound },
     };
@@ -180,6 +179,17 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
     await simulator.close();
     throw error;
   }
+}
+
+/**
+ * Messages per second while the bulk went out: the first 95 % of the accepted messages over the time
+ * they took. The tail (greylisting retries, a rate-limited host trickling) would otherwise dilute it.
+ */
+async function sendingRate(herald: Herald, deliveryId: number, sent: number, started: number): Promise<number> {
+  const bulk = Math.ceil(sent * 0.95);
+  if (bulk === 0) return 0;
+  const at = (await nthSentAt(herald.store, deliveryId, bulk - 1)) ?? started;
+  return Math.round((bulk / Math.max(at - started, 1)) * 1000);
 }
 
 async function waitForEnd(herald: Herald, deliveryId: number, mta: Mta, started: number, options: DemoOptions): Promise<void> {

@@ -164,7 +164,7 @@ export function createMta(options: MtaOptions): Mta {
       onTransaction: (job, result, key) => finish(outcomeOfTransaction(job, result, key)),
       onHold: (jobs, retryInMs) => {
         const retryAt = clock.now() + retryInMs;
-        for (const job of jobs) finish(released(job.log, retryAt));
+        for (const job of jobs) finish(released(job.log, retryAt, job.delivery.validUntil));
       },
       onUnreachable: (jobs, reply, key) => {
         if (key.localAddress) sources?.markUnreachable(key.localAddress, key.mxHost, clock.now());
@@ -205,8 +205,15 @@ export function createMta(options: MtaOptions): Mta {
     if (inHand === 0) for (const waiter of handWaiters.splice(0)) waiter();
   }
 
-  function released(log: ClaimedLog, retryAt?: number): Outcome {
-    return retryAt === undefined ? { kind: 'released', logId: log.id, mxHost: null, at: clock.now() } : { kind: 'released', logId: log.id, mxHost: null, at: clock.now(), retryAt };
+  /**
+   * Back to pending without using an attempt; `retryAt` (a rate, a suspension, a source problem) is
+   * capped just past the delivery's validity, so a message held beyond it expires then instead of
+   * keeping the delivery open (a breaker suspends a domain for hours).
+   */
+  function released(log: ClaimedLog, retryAt?: number, validUntil: number | null = null): Outcome {
+    if (retryAt === undefined) return { kind: 'released', logId: log.id, mxHost: null, at: clock.now() };
+    const capped = validUntil === null ? retryAt : Math.min(retryAt, validUntil + 1);
+    return { kind: 'released', logId: log.id, mxHost: null, at: clock.now(), retryAt: capped };
   }
 
   function rechooseSource(job: MessageJob, failed: string): boolean {
@@ -336,7 +343,7 @@ export function createMta(options: MtaOptions): Mta {
             if (live.length === 0) return;
             const check = shaping?.checkDomain(domain);
             if (check?.kind === 'suspended') {
-              for (const log of live) finish(released(log, check.suspension.until));
+              for (const log of live) finish(released(log, check.suspension.until, delivery.validUntil));
               return;
             }
             let resolution: MxResolution;
@@ -353,7 +360,7 @@ export function createMta(options: MtaOptions): Mta {
                   const choice = sources.choose(delivery.affinity, domain, resolution.hosts[0]!.name, now);
                   if (choice.kind !== 'chosen') {
                     problem ??= choice.message;
-                    finish(released(log, now + sourceProblemRetryMs));
+                    finish(released(log, now + sourceProblemRetryMs, delivery.validUntil));
                     continue;
                   }
                   job.source = choice.source;

@@ -66,6 +66,8 @@ export interface MessageDecision {
 
 export const defaultLeaseMs = 5 * 60_000;
 
+const greylisting = /grey[ -]?list/i;
+
 export class Shaper {
   readonly rules: RulesHolder;
   readonly backend: ThrottleBackend;
@@ -193,7 +195,10 @@ export class Shaper {
     const rule = this.ruleFor(path.mxHost, path.publicId);
     const kind = replyClass(reply);
     this.counters.recordMessage(rule.name, path, kind, now);
-    const suspension = this.breaker.record(domain, kind === '2xx', kind === '2xx' ? undefined : reply, now);
+    // Greylisting defers every first attempt by design (postgrey: "451 4.7.1 Greylisted, see ..."): it
+    // says "come back later", not "this domain is failing", so it never trips the breaker.
+    const ok = kind === '2xx' || (kind === '4xx' && greylisting.test(reply.text ?? ''));
+    const suspension = this.breaker.record(domain, ok, ok ? undefined : reply, now);
     if (suspension) this.#options.logger?.warn({ event: 'shaping.domain_suspended', ...suspension }, `domain ${suspension.domain} suspended by the error-density breaker`);
     if (kind !== '2xx') this.#observeBackoff(rule, path, reply, now);
   }

@@ -100,13 +100,16 @@ export async function countDeliveryLogs(store: Store, deliveryId: number): Promi
   return { byStatus, byReason, retried, total };
 }
 
-/** When the last message of a delivery was accepted (null before the first). */
-export async function lastSentAt(store: Store, deliveryId: number): Promise<number | null> {
+/** When the n-th accepted message of a delivery (0-based, in time order) was accepted; null if fewer were. */
+export async function nthSentAt(store: Store, deliveryId: number, n: number): Promise<number | null> {
   const row = await store.db
     .selectFrom('delivery_logs')
-    .select(sql<number | null>`max(sent_at)`.as('last'))
+    .select('sent_at')
     .where('delivery_id', '=', deliveryId)
     .where('status', '=', 'sent')
+    .orderBy('sent_at')
+    .limit(1)
+    .offset(Math.max(0, Math.floor(n)))
     .executeTakeFirst();
-  return row?.last === null || row?.last === undefined ? null : Number(row.last);
+  return row?.sent_at === null || row?.sent_at === undefined ? null : Number(row.sent_at);
 }
