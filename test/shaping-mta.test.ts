@@ -254,4 +254,27 @@ ${generic}backoff:
       await shaping.stop();
     }
   });
+
+  it('a domain suspended by the breaker holds its messages no longer than their delivery is valid', async () => {
+    const rules = writePack(`rules:\n${generic}`);
+    const now = Date.now();
+    // Five refused connections suspend down.test (breaker: 5 messages, 90 % errors, 3 hours)...
+    const tripping = Array.from({ length: 5 }, (_, i) => ({ email: tag(`trip${i}`, 'down.test'), data: { first_name: 'Pat' } }));
+    await seedDelivery(context.store().db, { now, recipients: tripping });
+    // ...then a delivery valid for 2 more seconds reaches the suspended domain.
+    const held = Array.from({ length: 4 }, (_, i) => ({ email: tag(`held${i}`, 'down.test'), data: { first_name: 'Pat' } }));
+    const { deliveryId } = await seedDelivery(context.store().db, { now, recipients: held, nextAttemptAt: now + 1_000, validUntil: now + 2_000 });
+    const { mta, shaping } = startShaped(context, rules, { breaker: { minMessages: 5, errorRatio: 0.9, suspendMinutes: 180 } }, `breaker-${context.dialect}`);
+    shaping.start();
+    await mta.start();
+    try {
+      const finalRows = async () =>
+        context.store().db.selectFrom('delivery_logs').select(['status', 'failure_reason', 'attempts']).where('delivery_id', '=', deliveryId).execute();
+      await waitFor(async () => (await finalRows()).every((row) => row.status === 'failed'), 'held messages to expire with their delivery', 15_000);
+      for (const row of await finalRows()) expect(row).toMatchObject({ status: 'failed', failure_reason: 'expired', attempts: 0 });
+    } finally {
+      await mta.stop();
+      await shaping.stop();
+    }
+  });
 });
