@@ -54,3 +54,10 @@ export function reportError(context: CliContext, error: unknown, json: boolean):
   if (!(error instanceof AppError) && error instanceof Error && process.env.HERALD_DEBUG) context.output.err(error.stack ?? '');
   return 1;
 }
+
+/** A command-line id or count: a positive whole number, or INPUT_INVALID naming the argument. */
+export function positiveInteger(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new AppError('INPUT_INVALID', `${what} must be a positive whole number (got "${value}")`);
+  return n;
+}

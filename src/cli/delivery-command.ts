@@ -11,7 +11,7 @@ import type { Herald } from '../main.ts';
 import { createDelivery, listDeliveries } from '../store/delivery-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
 import type { DeliveryRow } from '../store/tables.ts';
-import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
+import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 import { registerDeliveryStatsCommand } from './tracking-command.ts';
 
 export function registerDeliveryCommands(program: Command, context: CliContext): void {
@@ -47,7 +47,7 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
     .option('--json', 'print the outcome as JSON')
     .action(async (id: string, options, command: Command) => {
       await withHerald(context, command, async (herald) => {
-        const outcome = await prepare(herald, parseId(id));
+        const outcome = await prepare(herald, positiveInteger(id, 'delivery id'));
         if (options.json) printJson(context, outcome);
         else if (outcome.kind === 'prepared') {
           const excluded = Object.entries(outcome.counts.excluded).map(([reason, n]) => `${reason} ${n}`).join(', ');
@@ -64,7 +64,7 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
     .option('--json', 'print the delivery as JSON')
     .action(async (id: string, options, command: Command) => {
       const at = options.at === undefined ? undefined : parseTime(options.at);
-      await runAction(context, command, options.json, (herald) => startDelivery(herald.store, parseId(id), herald.clock.now(), at));
+      await runAction(context, command, options.json, (herald) => startDelivery(herald.store, positiveInteger(id, 'delivery id'), herald.clock.now(), at));
     });
 
   for (const [name, action, description] of [
@@ -78,7 +78,7 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
       .description(description)
       .option('--json', 'print the delivery as JSON')
       .action(async (id: string, options, command: Command) => {
-        await runAction(context, command, options.json, (herald) => action(herald.store, parseId(id), herald.clock.now()));
+        await runAction(context, command, options.json, (herald) => action(herald.store, positiveInteger(id, 'delivery id'), herald.clock.now()));
       });
   }
 
@@ -88,7 +88,7 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
     .option('--json', 'print as JSON')
     .action(async (id: string, options, command: Command) => {
       await withHerald(context, command, async (herald) => {
-        const summary = await summarizeDelivery(herald.store, parseId(id));
+        const summary = await summarizeDelivery(herald.store, positiveInteger(id, 'delivery id'));
         if (options.json) printJson(context, summary);
         else for (const line of formatSummary(summary)) context.output.out(line);
       });
@@ -164,11 +164,6 @@ export function deliveryJson(row: DeliveryRow) {
   };
 }
 
-function parseId(value: string): number {
-  const id = Number(value);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new AppError('INPUT_INVALID', `"${value}" is not a delivery id`);
-  return id;
-}
 
 function parseTime(value: string): number {
   const time = Date.parse(value);

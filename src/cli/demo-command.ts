@@ -1,10 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { AppError } from '../common/errors.ts';
 import { formatSummary } from '../delivery/summary.ts';
 import { runDemo, type DemoProgress } from '../demo/run-demo.ts';
-import { printJson, withHerald, type CliContext } from './context.ts';
+import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 export function registerDemoCommands(program: Command, context: CliContext): void {
   program
@@ -94,8 +93,3 @@ function untilSignal(): Promise<void> {
   });
 }
 
-function positiveInteger(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new AppError('INPUT_INVALID', `${flag} must be a positive whole number (got "${value}")`);
-  return n;
-}

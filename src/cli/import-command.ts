@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { importRecipients, type ImportProgress, type ImportSummary } from '../audience/csv-import.ts';
 import { AppError } from '../common/errors.ts';
 import { getImport, listRejects } from '../store/audience-queries.ts';
-import { printJson, withHerald, type CliContext } from './context.ts';
+import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald import recipients FILE --list NAME` and `herald import rejects IMPORT_ID`.
 
@@ -58,8 +58,7 @@ export function registerImportCommands(program: Command, context: CliContext, se
     .argument('<importId>', 'the import id printed by herald import recipients')
     .option('--json', 'NDJSON: {"line","reason","message","excerpt"} per rejected row')
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
-      const importId = Number(id);
-      if (!Number.isSafeInteger(importId) || importId <= 0) throw new AppError('INPUT_INVALID', `import id must be a positive integer (got ${JSON.stringify(id)})`);
+      const importId = positiveInteger(id, 'import id');
       await withHerald(context, command, async (herald) => {
         const record = await getImport(herald.store.db, importId);
         if (!record) throw new AppError('NOT_FOUND', `no import ${importId}`);

@@ -4,7 +4,7 @@ import type { MidsourcingConfig } from '../midsourcing/config.ts';
 import { pushDelivery } from '../midsourcing/push.ts';
 import { formatOutboundStatus, outboundStatuses } from '../midsourcing/status.ts';
 import { peerClients, retryPolicyOf, syncAll } from '../midsourcing/sync.ts';
-import { printJson, withHerald, type CliContext } from './context.ts';
+import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald mid push|status|sync`: the marketing side of mid-sourcing (docs/midsourcing.md). The
 // execution side runs as the `mid` role of `herald start`.
@@ -19,11 +19,6 @@ function choosePeer(config: MidsourcingConfig, name: string | undefined): string
   throw new AppError('INPUT_INVALID', `--peer is required: ${config.peers.length === 0 ? 'no peer is configured in midsourcing.peers' : `choose among ${config.peers.map((p) => p.name).join(', ')}`}`);
 }
 
-function deliveryIdOf(value: string): number {
-  const id = Number(value);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new AppError('INPUT_INVALID', `delivery id must be a positive whole number (got "${value}")`);
-  return id;
-}
 
 export function registerMidCommands(program: Command, context: CliContext): void {
   const mid = program.command('mid').description('mid-sourcing: push prepared deliveries to an execution instance and pull their logs back');
@@ -35,7 +30,7 @@ export function registerMidCommands(program: Command, context: CliContext): void
     .option('--peer <name>', 'execution peer (default: the only configured one)')
     .option('--json', 'print the result as one JSON object')
     .action(async (delivery: string, options: { peer?: string; json?: boolean }, command: Command) => {
-      const deliveryId = deliveryIdOf(delivery);
+      const deliveryId = positiveInteger(delivery, 'delivery id');
       await withHerald(context, command, async (herald) => {
         const config = herald.config.midsourcing;
         requireMarketing(config);
@@ -68,7 +63,7 @@ export function registerMidCommands(program: Command, context: CliContext): void
     .option('--delivery <id>', 'only this delivery')
     .option('--json', 'print one JSON object per delivery (NDJSON)')
     .action(async (options: { delivery?: string; json?: boolean }, command: Command) => {
-      const deliveryId = options.delivery === undefined ? undefined : deliveryIdOf(options.delivery);
+      const deliveryId = options.delivery === undefined ? undefined : positiveInteger(options.delivery, 'delivery id');
       await withHerald(context, command, async (herald) => {
         const statuses = await outboundStatuses(herald.store, deliveryId);
         if (deliveryId !== undefined && statuses.length === 0) throw new AppError('NOT_FOUND', `delivery ${deliveryId} was never pushed to an execution instance`);

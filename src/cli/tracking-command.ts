@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
 import { consolidateDelivery, consolidatePending } from '../tracking/consolidation-run.ts';
 import { deliveryTrackingStats, formatTrackingStats } from '../tracking/stats.ts';
-import { printJson, withHerald, type CliContext } from './context.ts';
+import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 /** `herald delivery stats ID [--json] [--refresh]`: called by registerDeliveryCommands on its group. */
 export function registerDeliveryStatsCommand(delivery: Command, context: CliContext): void {
@@ -12,8 +12,7 @@ export function registerDeliveryStatsCommand(delivery: Command, context: CliCont
     .option('--refresh', 'consolidate this delivery now instead of showing the tracking workflow\'s last figures')
     .option('--json', 'print the indicators as one JSON object')
     .action(async (id: string, options: { json?: boolean; refresh?: boolean }, command: Command) => {
-      const deliveryId = Number(id);
-      if (!Number.isSafeInteger(deliveryId) || deliveryId <= 0) throw new AppError('INPUT_INVALID', `delivery id must be a positive whole number (got "${id}")`);
+      const deliveryId = positiveInteger(id, 'delivery id');
       await withHerald(context, command, async (herald) => {
         const exists = await herald.store.db.selectFrom('deliveries').select('id').where('id', '=', deliveryId).executeTakeFirst();
         if (!exists) throw new AppError('NOT_FOUND', `no delivery ${deliveryId}`);
