@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import { createScratchDatabase } from '../test/support/scratch-database.ts';
 import { importRecipients } from '../src/audience/csv-import.ts';
 import { openStore, type Store } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
@@ -45,23 +45,8 @@ async function openBenchStore(): Promise<{ store: Store; drop(): Promise<void> }
     const store = openStore(`sqlite:${join(dir, 'herald.db')}`);
     return { store, drop: async () => {} };
   }
-  const name = `herald_bench_import_${process.pid}`;
-  const admin = new pg.Client({ connectionString: values.postgres });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(values.postgres as string);
-  url.pathname = `/${name}`;
-  const store = openStore(url.toString());
-  return {
-    store,
-    async drop() {
-      const dropper = new pg.Client({ connectionString: values.postgres });
-      await dropper.connect();
-      await dropper.query(`drop database if exists ${name} with (force)`);
-      await dropper.end();
-    },
-  };
+  const database = await createScratchDatabase('postgres', 'bench_import', values.postgres as string);
+  return { store: openStore(database.url), drop: () => database.drop() };
 }
 
 const file = join(dir, 'recipients.csv');

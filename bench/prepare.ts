@@ -4,15 +4,12 @@
 // inserts first (the import has its own benchmark).
 // Run: node --import tsx bench/prepare.ts [--dialect sqlite|postgres] [--recipients 1000000]
 // Prints figures (text and one JSON line); it never passes or fails on time.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
 import { validateAddress } from '../src/audience/address.ts';
 import { systemClock } from '../src/common/clock.ts';
 import { prepareDelivery } from '../src/delivery/preparation.ts';
 import { demoContent } from '../src/demo/demo-audience.ts';
 import { openStore, type Store } from '../src/store/database.ts';
+import { createScratchDatabase } from '../test/support/scratch-database.ts';
 import { createDelivery } from '../src/store/delivery-queries.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { preparationStore } from '../src/store/preparation-queries.ts';
@@ -24,22 +21,9 @@ function option(name: string, fallback: string): string {
 
 const dialect = option('dialect', 'sqlite');
 const count = Number(option('recipients', '1000000'));
-const adminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-const dir = mkdtempSync(join(tmpdir(), 'herald-bench-prepare-'));
-const pgName = `herald_bench_prepare_${process.pid}`;
-let url = `sqlite:${join(dir, 'herald.db')}`;
-if (dialect === 'postgres') {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${pgName}`);
-  await admin.end();
-  const parsed = new URL(adminUrl);
-  parsed.pathname = `/${pgName}`;
-  url = parsed.toString();
-}
-
-const store = openStore(url);
+const database = await createScratchDatabase(dialect as 'sqlite' | 'postgres', 'bench_prepare');
+const store = openStore(database.url);
 try {
   await migrateToLatest(store);
   const seedStart = performance.now();
@@ -67,13 +51,7 @@ try {
   console.log(JSON.stringify({ bench: 'prepare', dialect, recipients: count, prepared: outcome.counts.prepared, seconds: Number(seconds.toFixed(2)), perSecond, peakRssMiB }));
 } finally {
   await store.close();
-  rmSync(dir, { recursive: true, force: true });
-  if (dialect === 'postgres') {
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`drop database if exists ${pgName} with (force)`);
-    await admin.end();
-  }
+  await database.drop();
 }
 
 async function seedRecipients(target: Store, total: number): Promise<void> {

@@ -6,11 +6,10 @@
 // Prints figures (text and one JSON line); it never passes or fails on time.
 import { fork } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { silentLogger } from '../src/common/logger.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { parseDkimKey, type DkimKey } from '../src/mta/dkim.ts';
@@ -19,6 +18,7 @@ import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { createMtaShaping } from '../src/shaping/mta-shaping.ts';
 import { startSmtpSink } from '../src/sim/smtp-sink.ts';
 import { openStore } from '../src/store/database.ts';
+import { createScratchDatabase } from '../test/support/scratch-database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { createMtaStore } from '../src/store/mta-queries.ts';
 
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     throw new Error('usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N] [--rules none|open] [--redis URL]');
   }
 
-  const database = await createDatabase(dialect);
+  const database = await createScratchDatabase(dialect as 'sqlite' | 'postgres', 'bench_send');
   const store = openStore(database.url);
   const child = fork(fileURLToPath(import.meta.url), ['--sink'], { execArgv: ['--import', 'tsx'] });
   try {
@@ -154,24 +154,6 @@ function dkimKeys(kind: string): Map<string, DkimKey[]> {
   return new Map(keys.length ? [['brand.test', keys]] : []);
 }
 
-async function createDatabase(dialect: string): Promise<{ url: string; drop(): Promise<void> }> {
-  if (dialect === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-bench-'));
-    return { url: `sqlite:${join(dir, 'bench.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
-  }
-  const admin = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const name = `herald_bench_${process.pid}`;
-  const run = async (statement: string) => {
-    const client = new pg.Client({ connectionString: admin });
-    await client.connect();
-    await client.query(statement);
-    await client.end();
-  };
-  await run(`create database ${name}`);
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => run(`drop database if exists ${name} with (force)`) };
-}
 
 /** Shaping whose limits never bind: measures what the wiring itself costs per message. */
 function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connections: number, redisUrl: string) {

@@ -1,16 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { randomId } from '../../src/common/ids.ts';
+import { createScratchDatabase, postgresAdminUrl, type ScratchDatabase } from './scratch-database.ts';
 import { openStore, type Dialect, type Store } from '../../src/store/database.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 
 // Integration test bodies run against both dialects, each on a fresh database per test file.
 // Outside CI a missing PostgreSQL skips its half with a printed reason; in CI it fails the run.
 
-export const postgresAdminUrl = process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export { postgresAdminUrl };
 
 async function probePostgres(): Promise<string | undefined> {
   const client = new pg.Client({ connectionString: postgresAdminUrl, connectionTimeoutMillis: 2_000 });
@@ -31,33 +28,11 @@ if (postgresUnavailable) {
   console.warn(`skipping PostgreSQL tests: ${postgresUnavailable}`);
 }
 
-export interface TestDatabase {
-  url: string;
-  drop(): Promise<void>;
-}
+export type TestDatabase = ScratchDatabase;
 
 /** A fresh, empty database of the given dialect (not yet migrated). */
-export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase> {
-  if (dialect === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'herald-test-'));
-    return { url: `sqlite:${join(dir, 'herald.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
-  }
-  const name = `herald_test_${process.pid}_${randomId(6).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
-  const admin = new pg.Client({ connectionString: postgresAdminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(postgresAdminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const dropper = new pg.Client({ connectionString: postgresAdminUrl });
-      await dropper.connect();
-      await dropper.query(`drop database if exists ${name} with (force)`);
-      await dropper.end();
-    },
-  };
+export function createTestDatabase(dialect: Dialect): Promise<TestDatabase> {
+  return createScratchDatabase(dialect);
 }
 
 export const testDialects: Dialect[] = ['sqlite', 'postgres'];
