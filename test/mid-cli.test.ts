@@ -106,12 +106,46 @@ describe('herald mid', () => {
 
     clock.set(Date.now());
     const logs: string[] = [];
-    const outcome = await midSyncCountersWorkflow.steps[0]!.run({
+    const outcome = await midSyncCountersWorkflow.steps.find((step) => step.name === 'resume-pushes')!.run({
       store: marketing, config: parseConfig(config, 'test'), clock, logger: silentLogger, nodeId: 'n', runId: 1,
       log: async (message) => void logs.push(message), keepAlive: async () => {},
     });
     expect({ outcome, logs }).toMatchObject({ outcome: { kind: 'done', summary: '1/1 stalled pushes resumed' } });
     expect((await listParts(marketing, deliveryId)).map((part) => part.state)).toEqual(['acked', 'acked']);
+  });
+
+  it('herald delivery pause|resume|stop forward to the execution instance, or say it is queued; mid status shows whether it arrived', async () => {
+    const recipients = Array.from({ length: 6 }, (_, i) => ({ email: `state${i}@accept.test`, data: { first_name: 'S' } }));
+    const { deliveryId } = await seedPreparedDelivery(marketing, { name: 'state-cli', recipients, validitySeconds: 3600, clock: systemClock });
+    const push = await runHerald(marketingDb.url, ['mid', 'push', String(deliveryId), '--json'], config);
+    const remoteId = push.json<{ remoteId: number }>()[0]!.remoteId;
+    const remoteState = async () => (await execution.db.selectFrom('deliveries').select('state').where('id', '=', remoteId).executeTakeFirstOrThrow()).state;
+
+    const pause = await runHerald(marketingDb.url, ['delivery', 'pause', String(deliveryId)], config);
+    expect(pause.exitCode).toBe(0);
+    expect(pause.stdout).toEqual([`delivery ${deliveryId} is paused`, `delivery ${deliveryId}: paused forwarded to exec-1 (version 1, applied); remote paused`]);
+    expect(await remoteState()).toBe('paused');
+    const resume = await runHerald(marketingDb.url, ['delivery', 'resume', String(deliveryId), '--json'], config);
+    expect(resume.json()[0]).toMatchObject({ id: deliveryId, state: 'in_progress', forwarding: { kind: 'forwarded', target: 'in_progress', version: 2, outcome: 'applied', remoteState: 'in_progress' } });
+
+    // The execution instance is unreachable: the stop is applied here and queued for it.
+    const down = { midsourcing: { ...(config.midsourcing as object), requestTimeoutMs: 500, retryBaseMs: 1, retryMaxMs: 2, peers: [{ name: 'exec-1', url: 'http://127.0.0.1:9', secret }] } };
+    const stop = await runHerald(marketingDb.url, ['delivery', 'stop', String(deliveryId)], down);
+    expect(stop.exitCode).toBe(0);
+    expect(stop.stdout).toEqual([`delivery ${deliveryId} is stopped`]);
+    expect(stop.stderr.join('\n')).toMatch(/forwarding stopped to exec-1 failed after 3 attempt\(s\): ECONNREFUSED.*queued: the mid-sync-counters workflow retries it/);
+    expect(await remoteState()).toBe('in_progress');
+    const pending = await runHerald(marketingDb.url, ['mid', 'status', '--delivery', String(deliveryId), '--json'], config);
+    expect(pending.json<OutboundStatus>()[0]!.stateChange).toMatchObject({ localState: 'stopped', target: 'stopped', version: 3, ackedVersion: 2, reached: false, attempts: 3, lastError: expect.stringContaining('ECONNREFUSED') });
+    const pendingText = await runHerald(marketingDb.url, ['mid', 'status', '--delivery', String(deliveryId)], config);
+    expect(pendingText.stdout).toContain('  state: stopped (version 3) NOT reached exec-1 yet: 3 attempt(s), last error ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9');
+
+    // The peer is back: `herald mid sync` (like the mid-sync-counters workflow) forwards it.
+    const sync = await runHerald(marketingDb.url, ['mid', 'sync', '--json'], config);
+    expect(sync.json()[0]).toMatchObject({ states: [{ kind: 'forwarded', deliveryId, target: 'stopped', version: 3, outcome: 'applied', remoteState: 'stopped' }] });
+    expect(await remoteState()).toBe('stopped');
+    const reached = await runHerald(marketingDb.url, ['mid', 'status', '--delivery', String(deliveryId)], config);
+    expect(reached.stdout.find((line) => line.startsWith('  state: '))).toMatch(/^ {2}state: stopped \(version 3\) reached exec-1: applied, remote stopped \(at \d{4}-/);
   });
 
   it('refuses to push when the instance is not in marketing mode', async () => {

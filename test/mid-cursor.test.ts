@@ -28,12 +28,12 @@ describeEachDialect('mid-sourcing change cursor', (context) => {
     const { remoteId, logIds } = await receivedDelivery(1, ['a@accept.test', 'b@accept.test', 'c@accept.test']);
     await db.updateTable('delivery_logs').set({ status: 'sending', claimed_by: 'n' }).where('delivery_id', '=', remoteId).execute();
     await db.updateTable('delivery_logs').set({ status: 'pending', claimed_by: null }).where('id', '=', logIds[2]!).execute();
-    await publishLogChanges(context.store());
+    await publishLogChanges(context.store(), now);
     expect((await readLogChanges(context.store(), remoteId, 0, 10)).changes).toEqual([]);
 
     await db.updateTable('delivery_logs').set({ status: 'sent', attempts: 1, sent_at: now }).where('id', '=', logIds[0]!).execute();
     await db.updateTable('delivery_logs').set({ status: 'pending', attempts: 1, last_reply_code: 451 }).where('id', '=', logIds[1]!).execute();
-    await publishLogChanges(context.store());
+    await publishLogChanges(context.store(), now);
     const first = await readLogChanges(context.store(), remoteId, 0, 1);
     expect(first.changes).toMatchObject([{ id: 1000, status: 'sent', attempts: 1 }]);
     const second = await readLogChanges(context.store(), remoteId, first.nextCursor, 10);
@@ -63,13 +63,13 @@ describeEachDialect('mid-sourcing change cursor', (context) => {
     });
     await lateHasId;
     await sql`update delivery_logs set status = 'failed', attempts = 1 where id = ${logIds[1]!}`.execute(store.db);
-    await publishLogChanges(store);
+    await publishLogChanges(store, now);
     const before = await readLogChanges(store, remoteId, 0, 10);
     expect(before.changes.map((change) => change.id)).toEqual([1001]);
 
     releaseLate();
     await late;
-    await publishLogChanges(store);
+    await publishLogChanges(store, now);
     const after = await readLogChanges(store, remoteId, before.nextCursor, 10);
     expect(after.changes).toMatchObject([{ id: 1000, status: 'sent' }]);
     expect(after.nextCursor).toBeGreaterThan(before.nextCursor);

@@ -8,6 +8,7 @@ import { deleteDelivery, pauseDelivery, resumeDelivery, startDelivery, stopDeliv
 import { prepareDelivery } from '../delivery/preparation.ts';
 import { formatSummary, summarizeDelivery } from '../delivery/summary.ts';
 import type { Herald } from '../main.ts';
+import { describeForward, forwardOperatorAction } from '../midsourcing/state-forward.ts';
 import { createDelivery, listDeliveries } from '../store/delivery-queries.ts';
 import { preparationStore } from '../store/preparation-queries.ts';
 import type { DeliveryRow } from '../store/tables.ts';
@@ -68,19 +69,35 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
     });
 
   for (const [name, action, description] of [
-    ['pause', pauseDelivery, 'pause sending (claims in flight finish)'],
-    ['resume', resumeDelivery, 'resume a paused delivery'],
-    ['stop', stopDelivery, 'stop for good; pending delivery logs are cancelled'],
-    ['delete', deleteDelivery, 'mark as deleted (purged by the cleanup workflow)'],
+    ['pause', pauseDelivery, 'pause sending (claims in flight finish); forwarded to the execution instance of a pushed delivery'],
+    ['resume', resumeDelivery, 'resume a paused delivery; forwarded to the execution instance of a pushed delivery'],
+    ['stop', stopDelivery, 'stop for good; pending delivery logs are cancelled; forwarded to the execution instance of a pushed delivery'],
   ] as const) {
     delivery
       .command(`${name} <id>`)
       .description(description)
-      .option('--json', 'print the delivery as JSON')
+      .option('--json', 'print the delivery as JSON (with `forwarding` for a pushed delivery)')
       .action(async (id: string, options, command: Command) => {
-        await runAction(context, command, options.json, (herald) => action(herald.store, positiveInteger(id, 'delivery id'), herald.clock.now()));
+        await withHerald(context, command, async (herald) => {
+          const row = await action(herald.store, positiveInteger(id, 'delivery id'), herald.clock.now());
+          // Mid-sourcing: the execution instance holding the parts must pause, resume or stop too.
+          const forwarding = await forwardOperatorAction(herald.store, herald.config.midsourcing, row.id, { clock: herald.clock });
+          if (options.json) printJson(context, { ...deliveryJson(row), forwarding: forwarding.kind === 'not-pushed' ? null : forwarding });
+          else context.output.out(`delivery ${row.id} is ${row.state}`);
+          if (forwarding.kind === 'failed') context.output.err(describeForward(forwarding));
+          else if (forwarding.kind !== 'not-pushed' && !options.json) context.output.out(describeForward(forwarding));
+          if (forwarding.kind === 'failed' && !forwarding.retryable) throw new CliExit(1);
+        });
       });
   }
+
+  delivery
+    .command('delete <id>')
+    .description('mark as deleted (purged by the cleanup workflow)')
+    .option('--json', 'print the delivery as JSON')
+    .action(async (id: string, options, command: Command) => {
+      await runAction(context, command, options.json, (herald) => deleteDelivery(herald.store, positiveInteger(id, 'delivery id'), herald.clock.now()));
+    });
 
   delivery
     .command('show <id>')

@@ -3,6 +3,7 @@ import { AppError } from '../common/errors.ts';
 import type { MidsourcingConfig } from '../midsourcing/config.ts';
 import { pushDelivery } from '../midsourcing/push.ts';
 import { formatOutboundStatus, outboundStatuses } from '../midsourcing/status.ts';
+import { describeForward, forwardPendingStates } from '../midsourcing/state-forward.ts';
 import { peerClients, retryPolicyOf, syncAll } from '../midsourcing/sync.ts';
 import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
@@ -75,20 +76,22 @@ export function registerMidCommands(program: Command, context: CliContext): void
 
   mid
     .command('sync')
-    .description('pull delivery logs and counters of pushed deliveries now (the mid-sync-* workflows do it on schedule)')
+    .description('forward pending pause/resume/stop states, then pull delivery logs and counters of pushed deliveries now (the mid-sync-* workflows do it on schedule)')
     .option('--json', 'print the result as one JSON object')
     .action(async (options: { json?: boolean }, command: Command) => {
       await withHerald(context, command, async (herald) => {
         const config = herald.config.midsourcing;
         requireMarketing(config);
+        const states = await forwardPendingStates(herald.store, config, herald.clock);
+        if (!options.json) for (const result of states) context.output.err(describeForward(result));
         const logs = await syncAll(herald.store, config, 'logs', herald.clock);
         const counters = await syncAll(herald.store, config, 'counters', herald.clock);
-        if (options.json) printJson(context, { logs, counters });
+        if (options.json) printJson(context, { logs, counters, states });
         else {
           context.output.out(`logs: ${logs.synced} deliveries pulled, ${logs.failed.length} failed; counters: ${counters.synced} pulled, ${counters.failed.length} failed`);
           for (const failure of [...logs.failed, ...counters.failed]) context.output.err(`  delivery ${failure.deliveryId}: ${failure.error}`);
         }
-        if (logs.failed.length + counters.failed.length > 0) process.exitCode = 1;
+        if (logs.failed.length + counters.failed.length + states.filter((result) => result.kind === 'failed').length > 0) process.exitCode = 1;
       });
     });
 }

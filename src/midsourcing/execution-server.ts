@@ -136,7 +136,15 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
     const cursor = request.query.cursor === '0' ? 0 : positiveInt(request.query.cursor ?? '0');
     const limit = Math.min(positiveInt(request.query.limit ?? String(config.logsPageSize)) ?? 0, 100_000);
     if (remoteId === undefined || cursor === undefined || limit === 0) return sendError(reply, 'INVALID_BODY', 'logs: id, cursor (≥ 0) and limit (1..100000) must be integers');
-    return sendServed(reply, await service.logs(request.midPeer!, remoteId, cursor, limit));
+    return sendServed(reply, await service.logs(request.midPeer!, remoteId, cursor, limit, clock.now()));
+  });
+
+  app.post<{ Params: IdParams }>(`${midPathPrefix}/deliveries/:id/state`, async (request, reply) => {
+    const remoteId = remoteIdOf(request);
+    if (remoteId === undefined) return sendError(reply, 'INVALID_BODY', 'delivery id must be a positive integer');
+    const json = parseJson(request.body);
+    if (!json.ok) return sendError(reply, 'INVALID_BODY', 'state: body is not JSON');
+    return sendServed(reply, await service.changeState(request.midPeer!, remoteId, json.value, clock.now()));
   });
 
   app.get<{ Params: IdParams }>(`${midPathPrefix}/deliveries/:id/counters`, async (request, reply) => {

@@ -11,14 +11,17 @@ import {
   findInboundPartKey,
   hasChangesAfter,
   hasUnpublishedChanges,
+  lockInbound,
   publishLogChanges,
   readLogChanges,
   type InboundDelivery,
 } from '../store/midsourcing-queries.ts';
 import type { DeliveryState } from '../store/tables.ts';
+import { applyHeldStateChange, applyStateChange, inTransaction } from './execution-state.ts';
 import {
   finalizeRequestSchema,
   midError,
+  stateChangeRequestSchema,
   submitRequestSchema,
   type CountersResponse,
   type FinalizeResponse,
@@ -26,6 +29,7 @@ import {
   type MidErrorBody,
   type PartLine,
   type PartResponse,
+  type StateChangeResponse,
   type SubmitResponse,
 } from './wire.ts';
 
@@ -82,20 +86,36 @@ export function createExecutionService(store: Store) {
           return fail('PARTS_MISSING', `received ${counts.parts} parts (${counts.recipients} recipients), finalize announces ${parsed.data.parts} (${parsed.data.recipients})`);
         }
       }
-      const finalized = await finalizeInbound(store, remoteId, now);
+      // One transaction with any pause or stop received before: the delivery is never seen in progress
+      // (claimable by the MTA) when the marketing side had already paused or stopped it.
+      const finalized = await inTransaction(store, async (trx) => {
+        await lockInbound(trx, remoteId);
+        const firstFinalize = (await findInbound(trx, peer, remoteId))?.finalizedAt === null;
+        const result = await finalizeInbound(trx, remoteId, now);
+        return firstFinalize ? applyHeldStateChange(trx, result, now) : result;
+      });
       return ok({ state: finalized.state, validUntil: finalized.validUntil });
     },
 
-    async logs(peer: string, remoteId: number, cursor: number, limit: number): Promise<Served<LogsResponse>> {
+    async logs(peer: string, remoteId: number, cursor: number, limit: number, now: number): Promise<Served<LogsResponse>> {
       const inbound = await owned(peer, remoteId);
       if ('ok' in inbound) return inbound;
       // The state is read before the changes: if it says finished, every outcome (and its change
       // row, written in the same transaction) committed before this read, so the page includes it.
       const state = inbound.state;
-      await publishLogChanges(store);
+      await publishLogChanges(store, now);
       const page = await readLogChanges(store, remoteId, cursor, limit);
       const caughtUp = !(await hasChangesAfter(store, remoteId, page.nextCursor)) && !(await hasUnpublishedChanges(store, remoteId));
       return ok({ changes: page.changes, nextCursor: page.nextCursor, caughtUp, state });
+    },
+
+    async changeState(peer: string, remoteId: number, body: unknown, now: number): Promise<Served<StateChangeResponse>> {
+      const parsed = stateChangeRequestSchema.safeParse(body);
+      if (!parsed.success) return invalid(parsed.error.issues, 'state');
+      const inbound = await owned(peer, remoteId);
+      if ('ok' in inbound) return inbound;
+      const result = await applyStateChange(store, peer, remoteId, parsed.data, now);
+      return result.ok ? ok(result.value) : fail('INVALID_STATE', result.message);
     },
 
     async counters(peer: string, remoteId: number, now: number): Promise<Served<CountersResponse>> {

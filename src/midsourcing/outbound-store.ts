@@ -16,7 +16,8 @@ export type OutboundPartRow = MidOutboundPartTable;
  * prepared (or start_pending) → in_progress with execution_peer set, in one conditional update: the
  * local MTA skips deliveries with an execution peer, so there is no instant at which it could claim
  * them. Validity is enforced by the execution side (valid_until stays null here). Resuming a push
- * of the same delivery to the same peer is allowed.
+ * of the same delivery to the same peer is allowed, also while paused (the pause is forwarded before
+ * finalize, so the execution side never starts it); a stopped delivery is not pushed any more.
  */
 export async function beginOutbound(store: Store, deliveryId: number, peer: string, now: number): Promise<DeliveryRow> {
   const moved = await sql`
@@ -25,7 +26,7 @@ export async function beginOutbound(store: Store, deliveryId: number, peer: stri
   const delivery = await getDelivery(store, deliveryId);
   const executionPeer = (delivery as DeliveryRow & { execution_peer?: string | null }).execution_peer ?? null;
   if (Number(moved.numAffectedRows ?? 0) === 0) {
-    if (delivery.state !== 'in_progress' || executionPeer !== peer) {
+    if ((delivery.state !== 'in_progress' && delivery.state !== 'paused') || executionPeer !== peer) {
       throw new AppError('INVALID_STATE', `delivery ${deliveryId} is ${delivery.state}${executionPeer ? ` (pushed to ${executionPeer})` : ''}; only a prepared delivery can be pushed`);
     }
   }
@@ -34,7 +35,8 @@ export async function beginOutbound(store: Store, deliveryId: number, peer: stri
     .values({
       delivery_id: deliveryId, peer, remote_id: null, state: 'pushing', parts_total: 0, recipients: 0, log_cursor: 0, logs_complete: 0, logs_synced_at: null,
       logs_applied: 0, remote_state: null, counters: null, counters_at: null, last_error: null, last_error_at: null, push_started_at: now, finalized_at: null,
-      created_at: now, updated_at: now,
+      created_at: now, updated_at: now, state_version: 0, state_target: null, state_changed_at: null, state_acked_version: 0, state_acked_at: null,
+      state_outcome: null, state_remote: null, state_attempts: 0, state_error: null,
     })
     .onConflict((oc) => oc.column('delivery_id').doNothing())
     .execute();
@@ -172,13 +174,72 @@ export async function deliveriesToSync(store: Store): Promise<OutboundRow[]> {
     .execute();
 }
 
-/** Pushes not finalized and untouched since `before` (their pusher died or gave up). */
+/** Pushes not finalized and untouched since `before` (their pusher died or gave up), of deliveries not stopped since. */
 export async function stalledPushes(store: Store, before: number): Promise<OutboundRow[]> {
   return midTables(store)
-    .selectFrom('mid_outbound_deliveries')
-    .selectAll()
-    .where('state', '=', 'pushing')
-    .where('updated_at', '<', before)
-    .orderBy('delivery_id')
+    .selectFrom('mid_outbound_deliveries as o')
+    .innerJoin('deliveries as d', 'd.id', 'o.delivery_id')
+    .selectAll('o')
+    .where('o.state', '=', 'pushing')
+    .where('o.updated_at', '<', before)
+    .where('d.state', 'in', ['in_progress', 'paused'])
+    .orderBy('o.delivery_id')
     .execute();
+}
+
+// --- forwarded state changes (migration 0011) --------------------------------------------------
+
+/**
+ * Makes the local delivery's state the latest target to forward when it differs from the last one
+ * recorded (none recorded = in_progress, the state a finalized push starts in). One statement reads
+ * the state and bumps the version, so two callers cannot record an older state over a newer one.
+ */
+export async function noteLocalState(store: Store, deliveryId: number, now: number): Promise<OutboundRow | undefined> {
+  await sql`
+    update mid_outbound_deliveries set state_version = state_version + 1,
+      state_target = (select d.state from deliveries d where d.id = mid_outbound_deliveries.delivery_id),
+      state_changed_at = ${now}, state_attempts = 0, state_error = null, updated_at = ${now}
+    where delivery_id = ${deliveryId} and exists (
+      select 1 from deliveries d where d.id = mid_outbound_deliveries.delivery_id
+        and d.state in ('paused', 'in_progress', 'stopped') and d.state <> coalesce(mid_outbound_deliveries.state_target, 'in_progress'))`.execute(store.db);
+  return getOutbound(store, deliveryId);
+}
+
+export async function recordStateAttempt(store: Store, deliveryId: number, version: number, error: string | null, now: number): Promise<void> {
+  await midTables(store)
+    .updateTable('mid_outbound_deliveries')
+    .set({ state_attempts: sql`state_attempts + 1`, ...(error === null ? {} : { state_error: error.slice(0, 1_000) }), updated_at: now })
+    .where('delivery_id', '=', deliveryId)
+    .where('state_version', '=', version)
+    .execute();
+}
+
+export async function recordStateAck(store: Store, deliveryId: number, version: number, ack: { outcome: string; remoteState: string }, now: number): Promise<void> {
+  await midTables(store)
+    .updateTable('mid_outbound_deliveries')
+    .set({ state_acked_version: version, state_acked_at: now, state_outcome: ack.outcome, state_remote: ack.remoteState, remote_state: ack.remoteState, state_error: null, updated_at: now })
+    .where('delivery_id', '=', deliveryId)
+    .where('state_acked_version', '<', version)
+    .execute();
+}
+
+/** Pushed deliveries whose local state was not acknowledged by their execution instance yet. */
+export async function unforwardedStates(store: Store): Promise<OutboundRow[]> {
+  const rows = await sql<{ delivery_id: number }>`
+    select o.delivery_id from mid_outbound_deliveries o join deliveries d on d.id = o.delivery_id
+    where o.logs_complete = 0 and (o.state_acked_version < o.state_version
+      or (d.state in ('paused', 'in_progress', 'stopped') and d.state <> coalesce(o.state_target, 'in_progress')))
+    order by o.delivery_id`.execute(store.db);
+  const outbound: OutboundRow[] = [];
+  for (const row of rows.rows) {
+    const found = await getOutbound(store, Number(row.delivery_id));
+    if (found) outbound.push(found);
+  }
+  return outbound;
+}
+
+export async function localDeliveryStates(store: Store, deliveryIds: readonly number[]): Promise<Map<number, string>> {
+  if (deliveryIds.length === 0) return new Map();
+  const rows = await store.db.selectFrom('deliveries').select(['id', 'state']).where('id', 'in', [...deliveryIds]).execute();
+  return new Map(rows.map((row) => [Number(row.id), row.state]));
 }

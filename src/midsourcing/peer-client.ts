@@ -13,6 +13,8 @@ import {
   type FinalizeResponse,
   type LogsResponse,
   type PartResponse,
+  type StateChangeRequest,
+  type StateChangeResponse,
   type SubmitRequest,
   type SubmitResponse,
 } from './wire.ts';
@@ -38,6 +40,7 @@ export interface PeerClient {
   finalize(remoteId: number, request: FinalizeRequest): Promise<CallOutcome<FinalizeResponse>>;
   logs(remoteId: number, cursor: number, limit: number): Promise<CallOutcome<LogsResponse>>;
   counters(remoteId: number): Promise<CallOutcome<CountersResponse>>;
+  changeState(remoteId: number, request: StateChangeRequest): Promise<CallOutcome<StateChangeResponse>>;
   close(): void;
 }
 
@@ -67,6 +70,7 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
     finalize: (remoteId, request) => call('POST', midPaths.finalize(remoteId), json(request), { 'content-type': 'application/json' }),
     logs: (remoteId, cursor, limit) => call('GET', midPaths.logs(remoteId, cursor, limit), undefined),
     counters: (remoteId) => call('GET', midPaths.counters(remoteId), undefined),
+    changeState: (remoteId, request) => call('POST', midPaths.state(remoteId), json(request), { 'content-type': 'application/json' }),
     close() {
       if (ownTransport) transport.close();
     },

@@ -6,6 +6,7 @@ import { beginOutbound, getOutbound, listParts, planParts, readPartLogs, updateO
 import { encodePart } from './part-codec.ts';
 import { withRetries, type PeerClient, type RetryPolicy } from './peer-client.ts';
 import type { CallOutcome } from './retry.ts';
+import { forwardState } from './state-forward.ts';
 
 // Marketing side: hands a prepared delivery to an execution peer. Submit (idempotent), plan parts
 // by delivery-log id ranges, push up to `inFlight` parts at a time with retries, then finalize.
@@ -146,6 +147,15 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
       await recordError(fatal.message);
       throw fatal;
     }
+  }
+
+  // A pause or stop made while the parts were on their way is recorded over there before finalize,
+  // which applies it in the same transaction: the execution side never starts sending it.
+  const forwarded = await forwardState(store, client, deliveryId, { retry: options.retry, clock });
+  if (forwarded.kind === 'failed') {
+    const error = new AppError(forwarded.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', `forwarding the state of delivery ${deliveryId} to ${client.peerName} before finalize: ${forwarded.error}`);
+    await recordError(error.message);
+    throw error;
   }
 
   const finalized = await withRetries(options.retry, () => client.finalize(remoteId, { parts: plan.length, recipients }));

@@ -1,5 +1,6 @@
 import type { Store } from '../store/database.ts';
-import { listOutbound, listParts, type OutboundPartRow, type OutboundRow } from './outbound-store.ts';
+import { listOutbound, listParts, localDeliveryStates, type OutboundPartRow, type OutboundRow } from './outbound-store.ts';
+import { forwardedTarget } from './state-forward.ts';
 import type { CountersResponse } from './wire.ts';
 
 // `herald mid status`: per pushed delivery, where the parts are and what slows them down. The
@@ -34,6 +35,49 @@ export interface OutboundStatus {
   logs: { cursor: number; applied: number; complete: boolean; syncedAt: number | null };
   counters: CountersResponse | null;
   countersAt: number | null;
+  /** The last pause, resume or stop forwarded to the execution instance; null if none was ever made. */
+  stateChange: StateChangeStatus | null;
+}
+
+export interface StateChangeStatus {
+  /** The marketing delivery's state now. */
+  localState: string | null;
+  /** The latest target recorded for forwarding, and its version (null/0: not recorded yet). */
+  target: string | null;
+  version: number;
+  ackedVersion: number;
+  /** True when the execution instance acknowledged the latest version and the local state has not changed since. */
+  reached: boolean;
+  /** What the execution side did with the acknowledged version (applied, already, held, final, duplicate). */
+  outcome: string | null;
+  remoteState: string | null;
+  attempts: number;
+  lastError: string | null;
+  changedAt: number | null;
+  ackedAt: number | null;
+}
+
+/** Pure: whether the local state has reached the execution instance. */
+export function stateChangeStatus(outbound: OutboundRow, localState: string | null): StateChangeStatus | null {
+  const version = Number(outbound.state_version);
+  const ackedVersion = Number(outbound.state_acked_version);
+  const wanted = localState === null ? undefined : forwardedTarget(localState);
+  const recorded = outbound.state_target ?? 'in_progress';
+  const unrecorded = wanted !== undefined && wanted !== recorded;
+  if (version === 0 && !unrecorded) return null;
+  return {
+    localState,
+    target: outbound.state_target,
+    version,
+    ackedVersion,
+    reached: !unrecorded && ackedVersion >= version,
+    outcome: outbound.state_outcome,
+    remoteState: outbound.state_remote,
+    attempts: Number(outbound.state_attempts),
+    lastError: outbound.state_error,
+    changedAt: outbound.state_changed_at === null ? null : Number(outbound.state_changed_at),
+    ackedAt: outbound.state_acked_at === null ? null : Number(outbound.state_acked_at),
+  };
 }
 
 export function distribution(values: readonly number[]): Distribution {
@@ -61,7 +105,7 @@ export function diagnose(parts: readonly OutboundPartRow[]): { bottleneck: Bottl
   return { bottleneck: 'appending', diagnosis: `the execution side sets the pace: ${Math.round(append / measured.length)} ms per part to append vs ${Math.round(build / measured.length)} ms to build` };
 }
 
-export function summarizeOutbound(outbound: OutboundRow, parts: readonly OutboundPartRow[]): OutboundStatus {
+export function summarizeOutbound(outbound: OutboundRow, parts: readonly OutboundPartRow[], localState: string | null = null): OutboundStatus {
   const acked = parts.filter((part) => part.state === 'acked').length;
   const attempts = parts.reduce((sum, part) => sum + part.attempts, 0);
   const { bottleneck, diagnosis } = diagnose(parts);
@@ -85,12 +129,14 @@ export function summarizeOutbound(outbound: OutboundRow, parts: readonly Outboun
     logs: { cursor: Number(outbound.log_cursor), applied: Number(outbound.logs_applied), complete: outbound.logs_complete === 1, syncedAt: outbound.logs_synced_at === null ? null : Number(outbound.logs_synced_at) },
     counters: outbound.counters === null ? null : (JSON.parse(outbound.counters) as CountersResponse),
     countersAt: outbound.counters_at === null ? null : Number(outbound.counters_at),
+    stateChange: stateChangeStatus(outbound, localState),
   };
 }
 
 export async function outboundStatuses(store: Store, deliveryId?: number): Promise<OutboundStatus[]> {
   const rows = await listOutbound(store, deliveryId);
-  return Promise.all(rows.map(async (row) => summarizeOutbound(row, await listParts(store, row.delivery_id))));
+  const states = await localDeliveryStates(store, rows.map((row) => Number(row.delivery_id)));
+  return Promise.all(rows.map(async (row) => summarizeOutbound(row, await listParts(store, row.delivery_id), states.get(Number(row.delivery_id)) ?? null)));
 }
 
 const ms = (d: Distribution) => (d.avg === null ? '-' : `avg ${d.avg} / p95 ${d.p95} / max ${d.max} ms`);
@@ -104,6 +150,18 @@ export function formatOutboundStatus(status: OutboundStatus): string[] {
     `  ${status.diagnosis}`,
     `  logs: cursor ${status.logs.cursor}, ${status.logs.applied} applied${status.logs.complete ? ', complete' : ''}${status.logs.syncedAt ? `, last pull ${new Date(status.logs.syncedAt).toISOString()}` : ', never pulled'}`,
     ...(counters ? [`  counters: sent ${counters.sent}, failed ${counters.failed}, ignored ${counters.ignored}, pending ${counters.pending}, cancelled ${counters.cancelled} (at ${new Date(status.countersAt!).toISOString()})`] : []),
+    ...(status.stateChange ? [formatStateChange(status.peer, status.stateChange)] : []),
     ...(status.lastError ? [`  last error: ${status.lastError}`] : []),
   ];
+}
+
+const iso = (at: number | null) => (at === null ? '-' : new Date(at).toISOString());
+
+function formatStateChange(peer: string, change: StateChangeStatus): string {
+  const wanted = change.localState ?? change.target ?? '-';
+  if (change.reached) {
+    return `  state: ${change.target} (version ${change.version}) reached ${peer}: ${change.outcome}, remote ${change.remoteState} (at ${iso(change.ackedAt)})`;
+  }
+  if (change.version === 0 || change.target !== wanted) return `  state: ${wanted} NOT forwarded to ${peer} yet (the mid-sync-counters workflow or herald mid sync forwards it)`;
+  return `  state: ${change.target} (version ${change.version}) NOT reached ${peer} yet: ${change.attempts} attempt(s)${change.lastError ? `, last error ${change.lastError}` : ''}`;
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 //   POST /mid/v1/deliveries/:id/finalize         all parts are in: start sending
 //   GET  /mid/v1/deliveries/:id/logs?cursor=&limit=   changed delivery logs after a server cursor
 //   GET  /mid/v1/deliveries/:id/counters         counts by status
+//   POST /mid/v1/deliveries/:id/state            an operator's pause / resume / stop, as a versioned target state
 
 export const midPathPrefix = '/mid/v1';
 
@@ -17,6 +18,7 @@ export const midPaths = {
   finalize: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/finalize`,
   logs: (remoteId: number, cursor: number, limit: number) => `${midPathPrefix}/deliveries/${remoteId}/logs?cursor=${cursor}&limit=${limit}`,
   counters: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/counters`,
+  state: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/state`,
 };
 
 /** Request headers of the signature scheme (src/midsourcing/signing.ts). */
@@ -123,6 +125,38 @@ export interface CountersResponse {
   retried: number;
   byReason: Record<string, number>;
   updatedAt: number;
+}
+
+/** The delivery states an operator's pause, resume and stop lead to: the ones forwarded to the execution side. */
+export const forwardedStates = ['paused', 'in_progress', 'stopped'] as const;
+export type ForwardedState = (typeof forwardedStates)[number];
+
+/**
+ * The marketing delivery's state as a target, numbered by the marketing side (1, 2, ... per delivery).
+ * The execution side applies a version once and ignores any version at or below the highest it has
+ * recorded, so a retry, or a late copy of an older request, can never undo a newer change.
+ */
+export const stateChangeRequestSchema = z
+  .object({
+    state: z.enum(forwardedStates),
+    version: z.number().int().positive().max(2_000_000_000),
+  })
+  .strict();
+export type StateChangeRequest = z.infer<typeof stateChangeRequestSchema>;
+
+/**
+ * applied: the execution delivery changed state now; already: it was in that state; held: not
+ * finalized yet, applied at finalize; final: it had already ended (finished, stopped, failed), nothing
+ * to change; duplicate: this version (or a newer one) was already recorded, nothing done.
+ */
+export type StateChangeOutcome = 'applied' | 'already' | 'held' | 'final' | 'duplicate';
+
+export interface StateChangeResponse {
+  /** The execution delivery's state after the request. */
+  state: string;
+  /** The highest version recorded by the execution side. */
+  version: number;
+  outcome: StateChangeOutcome;
 }
 
 /** Error codes of the protocol; `retryable` tells the client whether the same request may succeed later. */

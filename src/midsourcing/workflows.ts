@@ -1,6 +1,7 @@
 import { done, skipped, type StepDefinition, type WorkflowDefinition } from '../workflows/types.ts';
 import { stalledPushes } from './outbound-store.ts';
 import { pushDelivery } from './push.ts';
+import { describeForward, forwardPendingStates } from './state-forward.ts';
 import { peerClients, retryPolicyOf, syncAll, type SyncKind } from './sync.ts';
 
 // Technical workflows of the marketing side: pull counters often (cheap, one request per
@@ -55,11 +56,25 @@ const resumePushes: StepDefinition = {
   },
 };
 
+// An operator's pause, resume or stop that `herald delivery` could not forward at once (peer down,
+// or a state changed some other way) is sent here, before anything else.
+const forwardStates: StepDefinition = {
+  name: 'forward-states',
+  async run(ctx) {
+    const config = ctx.config.midsourcing;
+    if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
+    const results = await forwardPendingStates(ctx.store, config, ctx.clock);
+    const count = (kind: string) => results.filter((result) => result.kind === kind).length;
+    for (const result of results) await ctx.log(describeForward(result), result.kind === 'failed' ? 'warn' : 'info');
+    return done(`${count('forwarded')} forwarded, ${count('queued')} queued, ${count('failed')} failed`);
+  },
+};
+
 export const midSyncCountersWorkflow: WorkflowDefinition = {
   name: 'mid-sync-counters',
-  description: 'resumes stalled pushes and pulls the counters of deliveries pushed to execution instances',
+  description: 'forwards paused/resumed/stopped states, resumes stalled pushes and pulls the counters of deliveries pushed to execution instances',
   schedule: '*/10 * * * *',
-  steps: [resumePushes, syncStep('counters')],
+  steps: [forwardStates, resumePushes, syncStep('counters')],
 };
 
 export const midSyncLogsWorkflow: WorkflowDefinition = {

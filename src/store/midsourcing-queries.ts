@@ -17,6 +17,23 @@ export interface MidInboundDeliveryTable {
   recipients_expected: number;
   finalized_at: number | null;
   created_at: number;
+  /** Highest state-change version recorded (migration 0011); requests at or below it change nothing. */
+  state_version: number;
+  /** The target state of that version (applied at finalize when received before). */
+  state_target: string | null;
+  /** Highest cursor the peer sent with a logs request: every change at or below it is applied there. */
+  read_cursor: number;
+  read_at: number | null;
+}
+
+export interface MidInboundStateChangeTable {
+  delivery_id: number;
+  version: number;
+  target: string;
+  from_state: string;
+  outcome: 'applied' | 'already' | 'held' | 'final' | 'superseded';
+  received_at: number;
+  applied_at: number | null;
 }
 
 export interface MidInboundPartTable {
@@ -33,6 +50,8 @@ export interface MidLogChangeTable {
   delivery_id: number;
   log_id: number;
   seq: number | null;
+  /** When the change was published (given its seq); null while unpublished. */
+  published_at: number | null;
 }
 
 export interface MidOutboundDeliveryTable {
@@ -55,6 +74,18 @@ export interface MidOutboundDeliveryTable {
   finalized_at: number | null;
   created_at: number;
   updated_at: number;
+  /** Forwarded operator state changes (migration 0011): the latest version and its target state. */
+  state_version: number;
+  state_target: string | null;
+  state_changed_at: number | null;
+  /** The highest version the execution side acknowledged, what it did and its state then. */
+  state_acked_version: number;
+  state_acked_at: number | null;
+  state_outcome: string | null;
+  state_remote: string | null;
+  /** Attempts to forward the latest version, and the last error of those attempts. */
+  state_attempts: number;
+  state_error: string | null;
 }
 
 export interface MidOutboundPartTable {
@@ -78,6 +109,7 @@ export interface MidOutboundPartTable {
 export type MidTables = {
   mid_inbound_deliveries: MidInboundDeliveryTable;
   mid_inbound_parts: MidInboundPartTable;
+  mid_inbound_state_changes: MidInboundStateChangeTable;
   mid_log_changes: MidLogChangeTable;
   mid_outbound_deliveries: MidOutboundDeliveryTable;
   mid_outbound_parts: MidOutboundPartTable;
@@ -98,6 +130,9 @@ export interface InboundDelivery {
   finalizedAt: number | null;
   state: string;
   validUntil: number | null;
+  stateVersion: number;
+  stateTarget: string | null;
+  readCursor: number;
 }
 
 export async function findInboundBySource(store: Store, peer: string, sourceDeliveryId: number): Promise<InboundDelivery | undefined> {
@@ -124,6 +159,9 @@ async function inboundWhere(
     finalizedAt: row.finalized_at === null ? null : Number(row.finalized_at),
     state: row.state,
     validUntil: row.valid_until === null ? null : Number(row.valid_until),
+    stateVersion: Number(row.state_version),
+    stateTarget: row.state_target,
+    readCursor: Number(row.read_cursor),
   };
 }
 
@@ -131,7 +169,10 @@ function inboundQuery(store: Store) {
   return midTables(store)
     .selectFrom('mid_inbound_deliveries as m')
     .innerJoin('deliveries as d', 'd.id', 'm.delivery_id')
-    .select(['m.delivery_id', 'm.peer', 'm.source_delivery_id', 'm.parts_expected', 'm.recipients_expected', 'm.finalized_at', 'd.state', 'd.valid_until']);
+    .select([
+      'm.delivery_id', 'm.peer', 'm.source_delivery_id', 'm.parts_expected', 'm.recipients_expected', 'm.finalized_at', 'm.state_version', 'm.state_target',
+      'm.read_cursor', 'd.state', 'd.valid_until',
+    ]);
 }
 
 /** Creates the execution delivery in `preparing` (it fills part by part; `herald delivery prepare` cannot touch it). */
@@ -170,6 +211,10 @@ export async function createInbound(store: Store, peer: string, request: SubmitR
             recipients_expected: request.recipients,
             finalized_at: null,
             created_at: now,
+            state_version: 0,
+            state_target: null,
+            read_cursor: 0,
+            read_at: null,
           })
           .execute();
       });
@@ -277,18 +322,19 @@ const publishLockKey = 0x6d6964;
  * - SQLite has one writer at a time, so row ids are already in commit order: seq = id.
  * - PostgreSQL ids are taken before commit and may commit out of order; publishers run one at a time
  *   (transaction-scoped advisory lock) and number only rows committed before they started.
+ * `published_at` dates the change for the purge (a change's age counts from when it became readable).
  */
-export async function publishLogChanges(store: Store): Promise<number> {
+export async function publishLogChanges(store: Store, now: number): Promise<number> {
   if (store.dialect === 'sqlite') {
     const result = await sql`
-      update mid_log_changes set seq = id
+      update mid_log_changes set seq = id, published_at = ${now}
       where id in (select id from mid_log_changes where seq is null order by id limit ${publishBatch})`.execute(store.db);
     return Number(result.numAffectedRows ?? 0);
   }
   return store.db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${publishLockKey})`.execute(trx);
     const result = await sql`
-      update mid_log_changes set seq = nextval('mid_log_change_seq')
+      update mid_log_changes set seq = nextval('mid_log_change_seq'), published_at = ${now}
       where id in (select id from mid_log_changes where seq is null order by id limit ${publishBatch})`.execute(trx);
     return Number(result.numAffectedRows ?? 0);
   });
@@ -347,4 +393,51 @@ export async function hasChangesAfter(store: Store, deliveryId: number, cursor: 
 export async function findInboundPartKey(store: Store, deliveryId: number, part: number): Promise<string | undefined> {
   const row = await midTables(store).selectFrom('mid_inbound_parts').select('part_key').where('delivery_id', '=', deliveryId).where('part_number', '=', part).executeTakeFirst();
   return row?.part_key;
+}
+
+// --- execution side: forwarded state changes (migration 0011) ---------------------------------
+
+/** Records `version` as the highest one seen, if it is; false when this or a newer version was already recorded. */
+export async function recordInboundStateVersion(store: Store, deliveryId: number, version: number, target: string): Promise<boolean> {
+  const result = await midTables(store)
+    .updateTable('mid_inbound_deliveries')
+    .set({ state_version: version, state_target: target })
+    .where('delivery_id', '=', deliveryId)
+    .where('state_version', '<', version)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+export async function insertInboundStateChange(store: Store, row: MidInboundStateChangeTable): Promise<void> {
+  await midTables(store).insertInto('mid_inbound_state_changes').values(row).execute();
+}
+
+/** At finalize: the held change of `version` gets its outcome; older held ones were superseded by it. */
+export async function settleHeldStateChanges(store: Store, deliveryId: number, version: number, outcome: MidInboundStateChangeTable['outcome'], now: number): Promise<void> {
+  await midTables(store)
+    .updateTable('mid_inbound_state_changes')
+    .set({ outcome, applied_at: outcome === 'applied' ? now : null })
+    .where('delivery_id', '=', deliveryId)
+    .where('version', '=', version)
+    .where('outcome', '=', 'held')
+    .execute();
+  await midTables(store)
+    .updateTable('mid_inbound_state_changes')
+    .set({ outcome: 'superseded' })
+    .where('delivery_id', '=', deliveryId)
+    .where('version', '<', version)
+    .where('outcome', '=', 'held')
+    .execute();
+}
+
+export async function listInboundStateChanges(store: Store, deliveryId: number): Promise<MidInboundStateChangeTable[]> {
+  return midTables(store).selectFrom('mid_inbound_state_changes').selectAll().where('delivery_id', '=', deliveryId).orderBy('version').execute();
+}
+
+/**
+ * Serializes the writers of one received delivery's state (state changes and finalize) on its
+ * mid_inbound_deliveries row. SQLite runs one write transaction at a time already.
+ */
+export async function lockInbound(store: Store, deliveryId: number): Promise<void> {
+  if (store.dialect === 'postgres') await sql`select delivery_id from mid_inbound_deliveries where delivery_id = ${deliveryId} for update`.execute(store.db);
 }
