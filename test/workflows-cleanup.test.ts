@@ -101,6 +101,7 @@ describeEachDialect('cleanup workflow', (context) => {
       ['purge-import-rejects', 'succeeded'],
       ['purge-tracking-events', 'succeeded'],
       ['purge-workflow-history', 'succeeded'],
+      ['purge-mid-log-changes', 'succeeded'],
       ['database-maintenance', 'succeeded'],
     ]);
     const messages = (await listStepLogs(store, result.runId)).map((l) => l.message);
@@ -147,6 +148,6 @@ describeEachDialect('cleanup workflow', (context) => {
     }
     const restarted = await engine.restart('cleanup');
     expect(restarted.status).toBe('succeeded');
-    expect((await listSteps(store, restarted.runId)).map((s) => s.name)).toEqual(['purge-import-rejects', 'purge-tracking-events', 'purge-workflow-history', 'database-maintenance']);
+    expect((await listSteps(store, restarted.runId)).map((s) => s.name)).toEqual(['purge-import-rejects', 'purge-tracking-events', 'purge-workflow-history', 'purge-mid-log-changes', 'database-maintenance']);
   });
 });

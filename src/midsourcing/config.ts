@@ -49,6 +49,12 @@ export const midsourcingSchema = z
     replayWindowSeconds: z.number().int().min(10).max(3_600).default(300),
     /** Delivery log changes per pull request. */
     logsPageSize: z.number().int().min(1).max(100_000).default(5_000),
+    /**
+     * Execution side: the cleanup workflow deletes a delivery-log change once its marketing peer has
+     * read past it and it was published this many days ago (a margin for a marketing side that must
+     * pull again, e.g. after restoring its database). 0: as soon as it was read past.
+     */
+    logChangesRetentionDays: z.number().min(0).max(3_650).default(7),
   })
   .strict();
 

@@ -14,6 +14,7 @@ import {
   lockInbound,
   publishLogChanges,
   readLogChanges,
+  recordReadCursor,
   type InboundDelivery,
 } from '../store/midsourcing-queries.ts';
 import type { DeliveryState } from '../store/tables.ts';
@@ -100,6 +101,8 @@ export function createExecutionService(store: Store) {
     async logs(peer: string, remoteId: number, cursor: number, limit: number, now: number): Promise<Served<LogsResponse>> {
       const inbound = await owned(peer, remoteId);
       if ('ok' in inbound) return inbound;
+      // The peer applied every change up to the cursor it sends: the cleanup workflow may purge them.
+      await recordReadCursor(store, remoteId, cursor, now);
       // The state is read before the changes: if it says finished, every outcome (and its change
       // row, written in the same transaction) committed before this read, so the page includes it.
       const state = inbound.state;

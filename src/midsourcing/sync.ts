@@ -39,9 +39,12 @@ export async function syncDeliveryLogs(store: Store, client: PeerClient, outboun
     pages++;
     cursor = nextCursor;
     // While the execution side is sending, new changes keep coming: a pass ends after maxPages and
-    // the next one continues from the stored cursor.
-    if (!caughtUp && pages < (options.maxPages ?? 1_000)) continue;
-    if (!caughtUp) return { deliveryId: outbound.delivery_id, applied, pages, cursor, remoteState: state, complete: false };
+    // the next one continues from the stored cursor. A page with changes is acknowledged by the next
+    // request (its cursor tells the execution side they are applied here, so it may purge them): a
+    // complete pass ends on an empty, caught-up page.
+    const more = !caughtUp || changes.length > 0;
+    if (more && pages < (options.maxPages ?? 1_000)) continue;
+    if (more) return { deliveryId: outbound.delivery_id, applied, pages, cursor, remoteState: state, complete: false };
     // Done when the execution side has finished and nothing is pending here any more: a stop that
     // cancels logs after changing state is still waited for.
     const complete = isFinalState(state) && (await countPendingLogs(store, outbound.delivery_id)) === 0;

@@ -434,6 +434,65 @@ export async function listInboundStateChanges(store: Store, deliveryId: number):
   return midTables(store).selectFrom('mid_inbound_state_changes').selectAll().where('delivery_id', '=', deliveryId).orderBy('version').execute();
 }
 
+// --- execution side: change log retention ------------------------------------------------------
+
+/**
+ * A logs request for `cursor` says the peer has applied every change at or below it (it moves its
+ * stored cursor in the transaction that applies a page): those rows may go once old enough.
+ */
+export async function recordReadCursor(store: Store, deliveryId: number, cursor: number, now: number): Promise<void> {
+  if (cursor <= 0) return;
+  await midTables(store)
+    .updateTable('mid_inbound_deliveries')
+    .set({ read_cursor: cursor, read_at: now })
+    .where('delivery_id', '=', deliveryId)
+    .where('read_cursor', '<', cursor)
+    .execute();
+}
+
+/**
+ * Received deliveries whose oldest change already read by their peer was published before `before`:
+ * one probe of the (delivery_id, seq) index per delivery, no scan of the change log.
+ */
+export async function logChangePurgeCandidates(store: Store, before: number): Promise<Array<{ deliveryId: number; readCursor: number }>> {
+  const rows = await sql<{ delivery_id: number; read_cursor: number }>`
+    select m.delivery_id, m.read_cursor from mid_inbound_deliveries m
+    where m.read_cursor > 0 and (
+      select c.published_at from mid_log_changes c
+      where c.delivery_id = m.delivery_id and c.seq <= m.read_cursor order by c.seq limit 1
+    ) < ${before}
+    order by m.delivery_id`.execute(store.db);
+  return rows.rows.map((row) => ({ deliveryId: Number(row.delivery_id), readCursor: Number(row.read_cursor) }));
+}
+
+/** Deletes at most `limit` changes of one delivery read past (seq ≤ readCursor) and published before `before`. */
+export async function purgeReadLogChangesBatch(store: Store, deliveryId: number, readCursor: number, before: number, limit: number): Promise<number> {
+  const result = await sql`
+    delete from mid_log_changes where id in (
+      select id from mid_log_changes
+      where delivery_id = ${deliveryId} and seq <= ${readCursor} and published_at < ${before}
+      order by seq limit ${limit})`.execute(store.db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** Deliveries with change rows but no received delivery any more (purged): nobody can read those rows. */
+export async function orphanLogChangeDeliveries(store: Store): Promise<number[]> {
+  const rows = await sql<{ delivery_id: number }>`
+    select distinct c.delivery_id from mid_log_changes c
+    where not exists (select 1 from mid_inbound_deliveries m where m.delivery_id = c.delivery_id)
+    order by c.delivery_id`.execute(store.db);
+  return rows.rows.map((row) => Number(row.delivery_id));
+}
+
+export async function purgeOrphanLogChangesBatch(store: Store, deliveryId: number, limit: number): Promise<number> {
+  const result = await sql`
+    delete from mid_log_changes where id in (
+      select c.id from mid_log_changes c
+      where c.delivery_id = ${deliveryId} and not exists (select 1 from mid_inbound_deliveries m where m.delivery_id = c.delivery_id)
+      limit ${limit})`.execute(store.db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
 /**
  * Serializes the writers of one received delivery's state (state changes and finalize) on its
  * mid_inbound_deliveries row. SQLite runs one write transaction at a time already.

@@ -10,6 +10,7 @@ import {
   purgeImportRejectsWindow,
   purgeMaintenanceHistory,
 } from '../../store/maintenance-queries.ts';
+import { purgeMidLogChanges } from '../../midsourcing/purge.ts';
 import { purgeTrackingEventsWindow, trackingEventPurgeRange } from '../../store/tracking-queries.ts';
 import { purgeWorkflowHistory } from '../../store/workflow-queries.ts';
 import { runMaintenance } from '../maintenance.ts';
@@ -129,5 +130,6 @@ export const cleanupTasks: StepDefinition[] = [
   purgeImportRejects,
   purgeTrackingEvents,
   purgeHistory,
+  purgeMidLogChanges,
   databaseMaintenance,
 ];
