@@ -52,20 +52,23 @@ export interface FlagSettings {
   burstClicks: number;
 }
 
-// User agents repeat (a few browser builds, a few scanners): their verdicts are memoized, bounded.
-const agentVerdicts = new Map<string, number>();
+// User agents repeat (a few browser builds, a few scanners): their verdicts are memoized, bounded,
+// one map for opens (image proxies count there) and one for the other kinds.
+const openVerdicts = new Map<string, number>();
+const otherVerdicts = new Map<string, number>();
 const maxAgentVerdicts = 2_000;
 
 function agentFlags(userAgent: string | undefined, kind: TrackingEventKind): number {
-  const key = `${kind === 'open' ? 'o' : 'x'}${userAgent ?? ''}`;
-  const known = agentVerdicts.get(key);
+  const verdicts = kind === 'open' ? openVerdicts : otherVerdicts;
+  const key = userAgent ?? '';
+  const known = verdicts.get(key);
   if (known !== undefined) return known;
-  const agent = (userAgent ?? '').toLowerCase();
+  const agent = key.toLowerCase();
   let flags = 0;
   if (kind === 'open' && (agent === 'mozilla/5.0' || proxyAgents.some((p) => agent.includes(p)))) flags = automatedFlags.privacyProxy;
   else if (agent === '' || scannerAgents.some((s) => agent.includes(s))) flags = automatedFlags.scannerAgent;
-  if (agentVerdicts.size >= maxAgentVerdicts) agentVerdicts.clear();
-  agentVerdicts.set(key, flags);
+  if (verdicts.size >= maxAgentVerdicts) verdicts.clear();
+  verdicts.set(key, flags);
   return flags;
 }
 
