@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
@@ -24,7 +25,7 @@ describe('SQLite tracking event writer (worker thread)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('writes each batch exactly, in one statement, and reports a broken table as a failed write', async () => {
+  it('writes each batch exactly, in one transaction, with integers stored as integers, and reports a broken table as a failed write', async () => {
     const writer = createSqliteEventWriter(store.location);
     const at = Date.UTC(2026, 5, 1, 12);
     const batch: RawEvent[] = [
@@ -36,6 +37,8 @@ describe('SQLite tracking event writer (worker thread)', () => {
       await writer.write(batch);
       await writer.write([]);
       const rows = await store.db.selectFrom('tracking_events').selectAll().orderBy('id').execute();
+      const types = await sql<{ types: string }>`select group_concat(distinct typeof(delivery_id) || typeof(log_id) || typeof(at) || typeof(flags)) as types from tracking_events`.execute(store.db);
+      expect(types.rows[0]!.types).toBe('integerintegerintegerinteger');
       expect(rows.map((r) => ({ deliveryId: Number(r.delivery_id), logId: Number(r.log_id), kind: r.kind, linkIndex: r.link_index, at: Number(r.at), flags: Number(r.flags), userAgent: r.user_agent }))).toEqual(batch);
 
       await store.db.schema.alterTable('tracking_events').renameTo('tracking_events_away').execute();
