@@ -83,12 +83,12 @@ async function serveTracked(): Promise<void> {
   });
 }
 
-/** A server child answers 'cpu' with its CPU time so far (µs, every thread: user + system) and 'stop' with its final figures. */
+/** A server child answers 'cpu' with its CPU time so far (µs, every thread, user and system apart) and 'stop' with its final figures. */
 function answer(stopping: () => Promise<Record<string, number>>): void {
   process.on('message', async (message) => {
     if (message === 'cpu') {
       const usage = process.cpuUsage();
-      process.send!({ cpuMicros: usage.user + usage.system });
+      process.send!({ user: usage.user, system: usage.system });
       return;
     }
     process.send!(await stopping());
@@ -96,8 +96,13 @@ function answer(stopping: () => Promise<Record<string, number>>): void {
   });
 }
 
-function cpuOf(proc: ChildProcess): Promise<number> {
-  const answered = new Promise<number>((resolve) => proc.once('message', (m) => resolve((m as { cpuMicros: number }).cpuMicros)));
+interface CpuTime {
+  user: number;
+  system: number;
+}
+
+function cpuOf(proc: ChildProcess): Promise<CpuTime> {
+  const answered = new Promise<CpuTime>((resolve) => proc.once('message', (m) => resolve(m as CpuTime)));
   proc.send('cpu');
   return answered;
 }
@@ -120,6 +125,8 @@ interface Line {
   p99Ms: number;
   /** Server CPU time per request (every thread): far steadier than req/s on a shared machine. */
   cpuMicrosPerRequest: number;
+  /** Of which in the kernel (socket reads and writes, wake-ups). */
+  systemMicrosPerRequest: number;
 }
 
 async function load(name: string, url: string, paths: string[], server: ChildProcess): Promise<Line> {
@@ -130,10 +137,17 @@ async function load(name: string, url: string, paths: string[], server: ChildPro
     duration: seconds,
     requests: paths.map((path) => ({ method: 'GET', path, headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0' } })),
   });
-  const cpuMicros = (await cpuOf(server)) - cpuBefore;
-  const line = { reqPerSec: Math.round(result.requests.average), p50Ms: result.latency.p50, p99Ms: result.latency.p99, cpuMicrosPerRequest: cpuMicros / Math.max(1, result['3xx']) };
+  const cpuAfter = await cpuOf(server);
+  const served = Math.max(1, result['3xx']);
+  const line = {
+    reqPerSec: Math.round(result.requests.average),
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    cpuMicrosPerRequest: (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / served,
+    systemMicrosPerRequest: (cpuAfter.system - cpuBefore.system) / served,
+  };
   console.log(
-    `${name.padEnd(20)} ${String(line.reqPerSec).padStart(7)} req/s   p50 ${line.p50Ms} ms   p99 ${line.p99Ms} ms   server CPU ${line.cpuMicrosPerRequest.toFixed(1)} µs/req   (3xx ${result['3xx']}, errors ${result.errors}, timeouts ${result.timeouts}; load avg ${loadavg()[0]!.toFixed(2)})`,
+    `${name.padEnd(20)} ${String(line.reqPerSec).padStart(7)} req/s   p50 ${line.p50Ms} ms   p99 ${line.p99Ms} ms   server CPU ${line.cpuMicrosPerRequest.toFixed(1)} µs/req (kernel ${line.systemMicrosPerRequest.toFixed(1)})   (3xx ${result['3xx']}, errors ${result.errors}, timeouts ${result.timeouts}; load avg ${loadavg()[0]!.toFixed(2)})`,
   );
   return line;
 }
