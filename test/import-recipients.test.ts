@@ -135,6 +135,67 @@ describeEachDialect('import recipients', (context) => {
     expect(rows[1]?.data).toEqual({ note: 'x\ny', sig: 'z' });
   });
 
+  it('stops every apply connection at a failure while applying, says to run the import again, and the second run completes the list', async () => {
+    const file = csv(`email,n\n${Array.from({ length: 9 }, (_, i) => `r${i}@example.com,${i}\n`).join('')}`);
+    const error = await failure(
+      run(file, 'apply-failure', {
+        batchSize: 2,
+        onProgress: (p) => {
+          if (p.phase === 'applying' && p.applied > 0) throw new Error('disk full (simulated)');
+        },
+      }),
+    );
+    expect(error.code).toBe('INTERNAL');
+    expect(error.message).toMatch(/^import \d+ failed while applying to the list; run the same import again to complete it: disk full \(simulated\)$/);
+    const failed = await context.store().db.selectFrom('imports').selectAll().where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
+    expect(failed).toMatchObject({ state: 'failed', read_count: 9, imported_count: 0 });
+    expect(await context.store().db.selectFrom('import_rows').select('id').where('import_id', '=', failed.id).execute()).toEqual([]);
+    const partial = (await recipients(context.store(), 'apply-failure')).length;
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(9);
+
+    const again = await run(file, 'apply-failure', { batchSize: 2 });
+    expect(again).toMatchObject({ read: 9, imported: 9 - partial, updated: partial, rejected: 0 });
+    expect((await recipients(context.store(), 'apply-failure')).map((r) => r.data.n)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8']);
+  });
+
+  it.each([
+    ['before applying', (p: ImportProgress) => p.phase === 'reading' && p.rows === 9, '7 staged rows were expected and 5 found'],
+    ['while applying', (p: ImportProgress) => p.phase === 'applying' && p.applied > 0, 'staged rows were expected and'],
+  ])('never finishes an import whose staged rows vanished %s (PostgreSQL empties the unlogged staging table on a crash restart)', async (moment, when, expected) => {
+    const file = csv(`email,n\n${Array.from({ length: 9 }, (_, i) => (i === 3 || i === 5 ? `bad${i},${i}\n` : `v${i}@example.com,${i}\n`)).join('')}`);
+    const db = context.store().db;
+    let deleted = false;
+    const error = await failure(
+      run(file, `vanished-${moment}`, {
+        batchSize: 3,
+        onProgress: async (p) => {
+          if (deleted || !when(p)) return;
+          deleted = true;
+          const current = await db.selectFrom('imports').select('id').where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
+          const [first, second] = await db.selectFrom('import_rows').select('id').where('import_id', '=', current.id).orderBy('id', 'desc').limit(2).execute();
+          await db.deleteFrom('import_rows').where('id', 'in', [first?.id ?? 0, second?.id ?? 0]).execute();
+        },
+      }),
+    );
+    expect(error.code).toBe('INTERNAL');
+    expect(error.message).toContain(expected);
+    expect(error.message).toContain('run the same import again to complete it');
+    const record = await db.selectFrom('imports').selectAll().where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
+    expect(record.state).toBe('failed');
+  });
+
+  it('stores backslashes, tabs and quotes exactly, in addresses and data (PostgreSQL stages them as COPY text)', async () => {
+    const email = '"quote\\"d"@example.com';
+    const csvEmail = `"${email.replace(/"/g, '""')}"`;
+    const file = csv(`email,path,cell\n${csvEmail},C:\\new\\table,"a\tb\\tc"\nplain@example.com,\\\\,\\N\n`);
+    expect(await run(file, 'escapes')).toMatchObject({ read: 2, imported: 2, rejected: 0 });
+    expect(await recipients(context.store(), 'escapes')).toEqual([
+      { email, domain: 'example.com', data: { path: 'C:\\new\\table', cell: 'a\tb\\tc' } },
+      { email: 'plain@example.com', domain: 'example.com', data: { path: '\\\\', cell: '\\N' } },
+    ]);
+  });
+
   it('strips a UTF-8 byte order mark before the header', async () => {
     const summary = await run(csv('\ufeffemail,name\nbom@example.com,B\n'), 'bom');
     expect(summary).toMatchObject({ read: 1, imported: 1 });

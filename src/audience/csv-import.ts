@@ -4,19 +4,9 @@ import { pipeline } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError, describeError } from '../common/errors.ts';
-import {
-  applyStagedRange,
-  createImport,
-  discardStaged,
-  failImport,
-  findOrCreateList,
-  finishImport,
-  stageRows,
-  stagedSummary,
-  type NewReject,
-  type StagedRow,
-} from '../store/audience-queries.ts';
+import { applyStagedRange, createImport, discardStaged, failImport, findOrCreateList, finishImport, renewImport, stagedSummary } from '../store/audience-queries.ts';
 import type { Store } from '../store/database.ts';
+import { newBatchRows, stageBatch, type NewReject } from '../store/import-staging.ts';
 import { createAddressValidator } from './address.ts';
 import { decideRow, readHeader, type CsvHeader } from './csv-rows.ts';
 import { createUtf8Guard } from './utf8-guard.ts';
@@ -29,8 +19,12 @@ import { createUtf8Guard } from './utf8-guard.ts';
 //      over the size limit, broken quoting, unreadable file) discards the staged rows: the list is
 //      untouched and the import is recorded as failed with its error.
 //   2. apply: staged rows move into recipients by id range, one short transaction per batch (upsert
-//      on (list_id, email)), so other writers are never blocked for long. Only a database failure can
-//      stop this phase; re-running the same import then completes it (the upsert is idempotent).
+//      on (list_id, email)), so other writers are never blocked for long. On PostgreSQL two
+//      connections do this side by side, each for its share of the addresses. Only a database failure
+//      can stop this phase; re-running the same import then completes it (the upsert is idempotent).
+// Every batch of either phase renews the import's `updated_at` in its own transaction: an import
+// whose process was killed stops doing so, and the cleanup workflow fails it after
+// workflows.cleanup.staleImportHours (src/workflows/builtins/stale-imports.ts).
 
 export interface ImportProgress {
   phase: 'reading' | 'applying';
@@ -71,12 +65,18 @@ export interface ImportRecipientsOptions {
   clock?: Clock;
   /** Rows per staging transaction and per apply transaction. */
   batchSize?: number;
+  /**
+   * PostgreSQL: connections that apply staged rows side by side (the server then uses as many cores),
+   * each for its share of the addresses. SQLite has one writer: always 1.
+   */
+  applyConnections?: number;
   /** How many rejects the summary carries. */
   rejectSample?: number;
   allowSmtpUtf8?: boolean;
   /** Bytes per read from the file (tests make it small to cross chunk boundaries). */
   chunkBytes?: number;
-  onProgress?: (progress: ImportProgress) => void;
+  /** Called after each staged batch and each applied range; a returned promise is waited for before the next one. */
+  onProgress?: (progress: ImportProgress) => void | Promise<void>;
 }
 
 export async function importRecipients(options: ImportRecipientsOptions): Promise<ImportSummary> {
@@ -121,23 +121,23 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
   const sample: ImportReject[] = [];
   let read = 0;
   let rejected = 0;
-  let rows: StagedRow[] = [];
+  let rows = newBatchRows(store, importId);
   let rejects: NewReject[] = [];
 
   let inFlight: Promise<void> = Promise.resolve();
   const flush = async (): Promise<void> => {
     const batchRows = rows;
     const batchRejects = rejects;
-    rows = [];
+    rows = newBatchRows(store, importId);
     rejects = [];
     // One batch is written while the next one is parsed (PostgreSQL works on the other core); waiting
     // for the previous write first keeps staged ids in file order, which "the later row wins" relies on.
     await inFlight;
     const progress: ImportProgress = { phase: 'reading', rows: read, bytes: source.bytesRead, totalBytes, applied: 0, toApply: 0 };
-    inFlight = db
-      .transaction()
-      .execute((trx) => stageRows(trx, store.dialect, importId, batchRows, batchRejects, clock.now()))
-      .then(() => onProgress?.(progress));
+    inFlight = stageBatch(store, importId, { rows: batchRows, rejects: batchRejects, read, rejected, now: clock.now() }).then((running) => {
+      if (!running) throw interrupted(importId);
+      return onProgress?.(progress);
+    });
     inFlight.catch(() => {}); // surfaces at the next `await inFlight`
   };
 
@@ -147,13 +147,13 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
       const { line } = row;
       const decision = decideRow(row.record, header, validate);
       if (decision.kind === 'accepted') {
-        rows.push({ line, email: decision.email, domain: decision.domain, data: decision.data });
+        rows.add(line, decision.email, decision.domain, decision.data);
       } else {
         rejected++;
         rejects.push({ line, reason: decision.reason, message: decision.message, excerpt: decision.excerpt });
         if (sample.length < rejectSample) sample.push({ line, reason: decision.reason, message: decision.message });
       }
-      if (rows.length + rejects.length >= batchSize) await flush();
+      if (rows.count + rejects.length >= batchSize) await flush();
     }
     await flush();
     await inFlight;
@@ -163,7 +163,8 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
     throw error;
   }
 
-  const counts = await applyStaged(store, { importId, listId: list.id, batchSize, read, rejected, clock, onProgress, totalBytes });
+  const parts = store.dialect === 'postgres' ? Math.max(1, Math.floor(options.applyConnections ?? 2)) : 1;
+  const counts = await applyStaged(store, { importId, listId: list.id, batchSize, parts, read, rejected, clock, onProgress, totalBytes });
   await finishImport(db, importId, counts, clock.now());
   return { importId, list: list.name, file, ...counts, rejects: sample, elapsedMs: clock.now() - started };
 }
@@ -235,6 +236,26 @@ export function createLineCounter(): { advance(record: string[]): number; excess
   };
 }
 
+/** The cleanup workflow failed this import while it ran: it had made no progress for hours. */
+function interrupted(importId: number): AppError {
+  return new AppError('INVALID_STATE', `import ${importId} was failed by the cleanup workflow while running, having recorded no progress for longer than workflows.cleanup.staleImportHours; run the import again`, {
+    details: { importId, interrupted: true },
+  });
+}
+
+function isInterrupted(error: unknown): boolean {
+  return error instanceof AppError && error.details.interrupted === true;
+}
+
+/**
+ * PostgreSQL empties import_rows (an unlogged table) when it restarts after a crash. Connections
+ * break then, which stops the import; this check makes sure that no import ever finishes with rows
+ * missing, whatever the timing.
+ */
+function lostStagedRows(found: number, expected: number): void {
+  if (found !== expected) throw new Error(`${expected} staged rows were expected and ${found} found: were they deleted, or did the database restart?`);
+}
+
 async function abandon(store: Store, importId: number, failure: { read: number; rejected: number; error: unknown; now: number }): Promise<void> {
   await discardStaged(store.db, importId);
   await failImport(store.db, importId, { read: failure.read, rejected: failure.rejected, error: describeError(failure.error), now: failure.now });
@@ -244,6 +265,7 @@ interface ApplyInput {
   importId: number;
   listId: number;
   batchSize: number;
+  parts: number;
   read: number;
   rejected: number;
   clock: Clock;
@@ -252,22 +274,54 @@ interface ApplyInput {
 }
 
 async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: number; imported: number; updated: number; rejected: number }> {
-  const { importId, listId, batchSize, read, rejected, clock, onProgress, totalBytes } = input;
+  const { importId, listId, batchSize, parts, read, rejected, clock, onProgress, totalBytes } = input;
   const { count: staged, minId, maxId } = await stagedSummary(store.db, importId);
   let imported = 0;
   let applied = 0;
-  try {
-    for (let from = minId - 1; staged > 0 && from < maxId; from += batchSize) {
+  let failure: { error: unknown } | undefined;
+  // Reports are made one at a time, in order, whichever part finished a range.
+  let reported = Promise.resolve();
+  const report = (): Promise<void> => {
+    const progress: ImportProgress = { phase: 'applying', rows: read, bytes: totalBytes, totalBytes, applied, toApply: staged };
+    reported = reported.then(() => onProgress?.(progress));
+    return reported;
+  };
+  // Each part walks every range in id order, applying the rows of its addresses: an address's rows all
+  // fall in one part, so the later row of the file still wins.
+  const applyPart = async (index: number): Promise<void> => {
+    for (let from = minId - 1; staged > 0 && from < maxId && !failure; from += batchSize) {
       const to = Math.min(from + batchSize, maxId);
-      const { written, existing } = await applyStagedRange(store.db, store.dialect, { importId, listId, fromId: from, toId: to, now: clock.now() });
-      imported += written - existing;
-      applied = Math.min(staged, applied + (to - from));
-      onProgress?.({ phase: 'applying', rows: read, bytes: totalBytes, totalBytes, applied, toApply: staged });
+      const now = clock.now();
+      const range = await store.db.transaction().execute(async (trx) => {
+        const result = await applyStagedRange(trx, store.dialect, { importId, listId, fromId: from, toId: to, now, part: { index, count: parts } });
+        // The heartbeat last: parts running side by side then hold the import's row only while committing.
+        if (!(await renewImport(trx, importId, { read, rejected, now }))) throw interrupted(importId);
+        return result;
+      });
+      imported += range.written - range.existing;
+      applied += range.staged;
+      await report();
     }
+  };
+  try {
+    // Every progress report follows a heartbeat, this one too.
+    if (!(await renewImport(store.db, importId, { read, rejected, now: clock.now() }))) throw interrupted(importId);
+    lostStagedRows(staged, read - rejected);
+    await report();
+    await Promise.all(
+      Array.from({ length: parts }, (_, index) =>
+        applyPart(index).catch((error: unknown) => {
+          failure ??= { error }; // the other parts stop before their next range
+        }),
+      ),
+    );
+    if (failure) throw failure.error;
+    lostStagedRows(applied, staged);
   } catch (error) {
-    const failure = new AppError('INTERNAL', `import ${importId} failed while applying to the list; run the same import again to complete it: ${describeError(error)}`, { cause: error });
-    await abandon(store, importId, { read, rejected, error: failure, now: clock.now() }).catch(() => {});
-    throw failure;
+    if (isInterrupted(error)) throw error;
+    const wrapped = new AppError('INTERNAL', `import ${importId} failed while applying to the list; run the same import again to complete it: ${describeError(error)}`, { cause: error });
+    await abandon(store, importId, { read, rejected, error: wrapped, now: clock.now() }).catch(() => {});
+    throw wrapped;
   }
   // Every accepted row either adds a recipient or updates one: already in the list, or added by an
   // earlier row of the same file.

@@ -15,6 +15,11 @@ export interface Store {
   /** Where the data lives, with any password masked. */
   location: string;
   close(): Promise<void>;
+  /**
+   * PostgreSQL only: runs `work` on a pooled client of its own, for what Kysely cannot express
+   * (COPY … FROM STDIN). A client whose work threw is closed rather than reused.
+   */
+  withPgClient?<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
 }
 
 // PostgreSQL returns int8 (bigint) and numeric as strings; every id and time here fits in 2^53.
@@ -64,6 +69,17 @@ function openPostgres(url: string, poolSize: number): Store {
     dialect: 'postgres',
     location: maskUrl(url),
     close: () => db.destroy(),
+    async withPgClient(work) {
+      const client = await pool.connect();
+      try {
+        const result = await work(client);
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(true);
+        throw error;
+      }
+    },
   };
 }
 

@@ -32,6 +32,8 @@ export interface ImportTable {
   error: string | null;
   started_at: number;
   finished_at: number | null;
+  /** A running import renews it with each batch; the cleanup workflow fails imports that stopped doing so. */
+  updated_at: number | null;
 }
 
 export interface ImportRejectTable {
