@@ -98,6 +98,7 @@ describeEachDialect('cleanup workflow', (context) => {
       ['expire-deliveries', 'succeeded'],
       ['purge-delivery-logs', 'succeeded'],
       ['purge-deleted-deliveries', 'succeeded'],
+      ['fail-stale-imports', 'succeeded'],
       ['purge-import-rejects', 'succeeded'],
       ['purge-tracking-events', 'succeeded'],
       ['purge-workflow-history', 'succeeded'],
@@ -137,12 +138,12 @@ describeEachDialect('cleanup workflow', (context) => {
     const clock = manualClock(now + day);
     const config = parseConfig({}, 'test');
     const engine = createWorkflowEngine({ store, config, clock, logger: silentLogger, nodeId: 'node-a', ticker: manualTicker });
-    // A broken table under task 3 (purge-import-rejects): the tasks before it ran, the ones after did not.
+    // A broken table under task 4 (purge-import-rejects): the tasks before it ran, the ones after did not.
     await sql`alter table import_rejects rename to import_rejects_away`.execute(store.db);
     try {
       const failed = await engine.runNow('cleanup');
-      expect(failed).toMatchObject({ status: 'failed', failedStep: 3, failedStepName: 'purge-import-rejects' });
-      expect((await listSteps(store, failed.runId)).map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'failed']);
+      expect(failed).toMatchObject({ status: 'failed', failedStep: 4, failedStepName: 'purge-import-rejects' });
+      expect((await listSteps(store, failed.runId)).map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'failed']);
     } finally {
       await sql`alter table import_rejects_away rename to import_rejects`.execute(store.db);
     }

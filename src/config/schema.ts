@@ -183,6 +183,8 @@ export const configSchema = z
             /** Deliveries in state `deleted` are purged (with their logs) after this long. */
             deletedDeliveriesDays: z.number().int().min(0).default(7),
             importRejectsDays: z.number().int().min(1).default(30),
+            /** A running import that has recorded no progress for this long (a live one does with every batch) is taken for interrupted: failed, its staged rows deleted. */
+            staleImportHours: z.number().min(0.25).default(6),
             qualificationSamplesDays: z.number().int().min(1).default(90),
             /** PostgreSQL: an index whose estimated bloat passes this fraction is rebuilt (REINDEX CONCURRENTLY). */
             reindexBloatRatio: z.number().min(0.1).max(0.95).default(0.5),

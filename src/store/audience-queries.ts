@@ -172,6 +172,51 @@ export async function discardStaged(db: Db, importId: number): Promise<void> {
   await db.deleteFrom('import_rows').where('import_id', '=', importId).execute();
 }
 
+/** Running imports whose last recorded progress is older than `before`, oldest first. */
+export async function staleImports(db: Db, before: number): Promise<Array<{ id: number; fileName: string; lastProgressAt: number }>> {
+  const rows = await db
+    .selectFrom('imports')
+    .select(['id', 'file_name', sql<number>`coalesce(updated_at, started_at)`.as('last_progress_at')])
+    .where('state', '=', 'running')
+    .where(sql<number>`coalesce(updated_at, started_at)`, '<', before)
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => ({ id: row.id, fileName: row.file_name, lastProgressAt: Number(row.last_progress_at) }));
+}
+
+/**
+ * Fails an import found stale, unless it progressed (or ended) since: the condition is checked again
+ * in the update itself, which waits for any batch of that import being written. True if it failed it.
+ */
+export async function failStaleImport(db: Db, importId: number, values: { before: number; error: string; now: number }): Promise<boolean> {
+  const result = await db
+    .updateTable('imports')
+    .set({ state: 'failed', error: values.error, finished_at: values.now, updated_at: values.now })
+    .where('id', '=', importId)
+    .where('state', '=', 'running')
+    .where(sql<number>`coalesce(updated_at, started_at)`, '<', values.before)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Imports that are over (failed or finished) yet still have staged rows. */
+export async function importsWithStagedRows(db: Db): Promise<number[]> {
+  const rows = await db
+    .selectFrom('imports')
+    .select('id')
+    .where('state', '!=', 'running')
+    .where(({ exists, selectFrom }) => exists(selectFrom('import_rows').select(sql`1`.as('one')).whereRef('import_rows.import_id', '=', 'imports.id')))
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => row.id);
+}
+
+/** Deletes an import's staged rows with fromId <= id < toId; returns how many. */
+export async function discardStagedWindow(db: Db, importId: number, fromId: number, toId: number): Promise<number> {
+  const result = await db.deleteFrom('import_rows').where('import_id', '=', importId).where('id', '>=', fromId).where('id', '<', toId).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export interface ImportCounts {
   read: number;
   imported: number;

@@ -16,6 +16,7 @@ import { purgeWorkflowHistory } from '../../store/workflow-queries.ts';
 import { runMaintenance } from '../maintenance.ts';
 import { done, type StepDefinition } from '../types.ts';
 import { inIdWindows, untilEmpty } from './batches.ts';
+import { failStaleImports } from './stale-imports.ts';
 
 // The cleanup workflow's tasks, in order: data, so later features add theirs (tracking logs,
 // qualification samples) by inserting an entry before `database-maintenance`. Each is a step: the
@@ -127,6 +128,7 @@ export const cleanupTasks: StepDefinition[] = [
   expireDeliveries,
   purgeDeliveryLogs,
   purgeDeletedDeliveries,
+  failStaleImports,
   purgeImportRejects,
   purgeTrackingEvents,
   purgeHistory,
