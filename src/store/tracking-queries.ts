@@ -220,17 +220,33 @@ export async function deliveryIndicators(store: Store, deliveryId: number) {
 }
 
 /**
- * The id range the retention purge walks: from the first event to the last one older than `before`
- * (events are appended in time order, so windows past that id would delete nothing). Reads the
- * `at` index over the old rows only, which the daily purge keeps few.
+ * The id range the retention purge walks: from the first event to the last one older than `before`.
+ * Events are appended in time order (a batch retried after a failed write is at most a few seconds
+ * late), so that last old event is found by a binary search over the primary key — some 25 point
+ * reads for a billion events — and the raw log needs no index on `at`, which would cost every
+ * written event an extra B-tree insert. A late event past the boundary waits for the next purge;
+ * the window delete checks `at` itself.
  */
 export async function trackingEventPurgeRange(store: Store, before: number): Promise<{ min: number; max: number } | undefined> {
-  const [first, lastOld] = await Promise.all([
-    store.db.selectFrom('tracking_events').select(sql<number | null>`min(id)`.as('id')).executeTakeFirst(),
-    store.db.selectFrom('tracking_events').select(sql<number | null>`max(id)`.as('id')).where('at', '<', before).executeTakeFirst(),
-  ]);
-  if (first?.id == null || lastOld?.id == null) return undefined;
-  return { min: Number(first.id), max: Number(lastOld.id) };
+  const bounds = await store.db.selectFrom('tracking_events').select([sql<number | null>`min(id)`.as('first'), sql<number | null>`max(id)`.as('last')]).executeTakeFirst();
+  if (bounds?.first == null || bounds.last == null) return undefined;
+  // The first event at or after `id`; ids have gaps where earlier purges deleted.
+  const eventFrom = async (id: number) => {
+    const row = await store.db.selectFrom('tracking_events').select(['id', 'at']).where('id', '>=', id).orderBy('id').limit(1).executeTakeFirstOrThrow();
+    return { id: Number(row.id), at: Number(row.at) };
+  };
+  const first = await eventFrom(Number(bounds.first));
+  if (first.at >= before) return undefined;
+  // Invariant: the event `lastOld` is older than `before`; no event after `upper` is.
+  let lastOld = first.id;
+  let upper = Number(bounds.last);
+  while (lastOld < upper) {
+    const middle = lastOld + Math.ceil((upper - lastOld) / 2);
+    const event = await eventFrom(middle);
+    if (event.at < before) lastOld = event.id;
+    else upper = middle - 1;
+  }
+  return { min: first.id, max: lastOld };
 }
 
 /** Raw events older than `before`, by id window (the cleanup workflow's bounded batches). */
