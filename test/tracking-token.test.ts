@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createKeyRing } from '../src/tracking/token.ts';
 
@@ -14,6 +15,12 @@ describe('tracking tokens', () => {
     const token = ring.sign(claims);
     expect(token).toMatch(/^[A-Za-z0-9_-]{20,60}$/);
     expect(ring.verify(token, t0 + 1000)).toEqual({ ok: true, claims, keyId: 'k2' });
+  });
+
+  it('carries the first 16 bytes of HMAC-SHA256(key, body) as node:crypto computes it', () => {
+    const bytes = Buffer.from(ring.sign(claims), 'base64url');
+    const body = bytes.subarray(0, bytes.length - 16);
+    expect(bytes.subarray(bytes.length - 16)).toEqual(createHmac('sha256', newKey.secret).update(body).digest().subarray(0, 16));
   });
 
   it('refuses any modified byte, malformed and oversized tokens', () => {
