@@ -11,11 +11,9 @@ import { startFaultProxy, type Fault, type FaultProxy } from '../src/midsourcing
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { createMta } from '../src/mta/queue-runner.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
-import { openStore, type Dialect, type Store } from '../src/store/database.ts';
 import { countDeliveryLogs, getDelivery } from '../src/store/delivery-queries.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
 import { createMtaStore } from '../src/store/mta-queries.ts';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from './support/databases.ts';
+import { crossDialectPairs, openMigratedDatabase, postgresUnavailable } from './support/databases.ts';
 
 // Two real instances over loopback HTTP, each with its own database (one SQLite, one PostgreSQL),
 // a fault-injecting proxy between them, and the execution instance's real MTA sending to the ISP
@@ -32,24 +30,12 @@ afterAll(async () => {
   await simulator.close();
 });
 
-async function openInstance(dialect: Dialect): Promise<{ store: Store; database: TestDatabase }> {
-  const database = await createTestDatabase(dialect);
-  const store = openStore(database.url);
-  await migrateToLatest(store);
-  return { store, database };
-}
-
-const pairs: Array<[Dialect, Dialect]> = [
-  ['sqlite', 'postgres'],
-  ['postgres', 'sqlite'],
-];
-
-for (const [marketingDialect, executionDialect] of pairs) {
+for (const [marketingDialect, executionDialect] of crossDialectPairs) {
   describe.skipIf(postgresUnavailable !== undefined)(`mid-sourcing over a faulty loopback link [marketing ${marketingDialect} → execution ${executionDialect}]`, () => {
     it('pushes through timeouts, resets, 408/503/504 and a restart; every recipient ends once, logs and counters agree', async () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      const marketing = await openInstance(marketingDialect);
-      const execution = await openInstance(executionDialect);
+      const marketing = await openMigratedDatabase(marketingDialect);
+      const execution = await openMigratedDatabase(executionDialect);
       const tag = `${marketingDialect}-${executionDialect}`;
       const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
       let server: ExecutionServer = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });

@@ -14,12 +14,10 @@ import { startFaultProxy, type FaultProxy } from '../src/midsourcing/testing/fau
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { createMta } from '../src/mta/queue-runner.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
-import { openStore, type Dialect, type Store } from '../src/store/database.ts';
 import { getDelivery } from '../src/store/delivery-queries.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
 import { listInboundStateChanges, midTables } from '../src/store/midsourcing-queries.ts';
 import { createMtaStore } from '../src/store/mta-queries.ts';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from './support/databases.ts';
+import { crossDialectPairs, openMigratedDatabase, postgresUnavailable } from './support/databases.ts';
 
 // An operator pauses, resumes and stops a pushed delivery on the marketing instance; each change
 // crosses a faulty loopback link (the first attempt of each is lost after the execution side applied
@@ -38,24 +36,12 @@ afterAll(async () => {
   await simulator.close();
 });
 
-async function openInstance(dialect: Dialect): Promise<{ store: Store; database: TestDatabase }> {
-  const database = await createTestDatabase(dialect);
-  const store = openStore(database.url);
-  await migrateToLatest(store);
-  return { store, database };
-}
-
-const pairs: Array<[Dialect, Dialect]> = [
-  ['sqlite', 'postgres'],
-  ['postgres', 'sqlite'],
-];
-
-for (const [marketingDialect, executionDialect] of pairs) {
+for (const [marketingDialect, executionDialect] of crossDialectPairs) {
   describe.skipIf(postgresUnavailable !== undefined)(`mid-sourcing pause/resume/stop over a faulty link [marketing ${marketingDialect} → execution ${executionDialect}]`, () => {
     it('applies each forwarded change once despite lost acknowledgements; nothing is sent after the stop', async () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      const marketing = await openInstance(marketingDialect);
-      const execution = await openInstance(executionDialect);
+      const marketing = await openMigratedDatabase(marketingDialect);
+      const execution = await openMigratedDatabase(executionDialect);
       const tag = `state-${marketingDialect}-${executionDialect}`;
       const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
       const server: ExecutionServer = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });
@@ -166,8 +152,8 @@ for (const [marketingDialect, executionDialect] of pairs) {
 
     it('a pause made while the push is unfinished is held over there and applied at finalize: the execution side never starts it', async () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      const marketing = await openInstance(marketingDialect);
-      const execution = await openInstance(executionDialect);
+      const marketing = await openMigratedDatabase(marketingDialect);
+      const execution = await openMigratedDatabase(executionDialect);
       const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
       const server = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });
       const proxy = await startFaultProxy(server.url);

@@ -35,6 +35,20 @@ export function createTestDatabase(dialect: Dialect): Promise<TestDatabase> {
   return createScratchDatabase(dialect);
 }
 
+/** A fresh database of the given dialect, opened and migrated: one instance of a two-instance test. */
+export async function openMigratedDatabase(dialect: Dialect): Promise<{ store: Store; database: TestDatabase }> {
+  const database = await createTestDatabase(dialect);
+  const store = openStore(database.url);
+  await migrateToLatest(store);
+  return { store, database };
+}
+
+/** Marketing and execution on different dialects, both ways: the mid-sourcing loopback tests. */
+export const crossDialectPairs: Array<[Dialect, Dialect]> = [
+  ['sqlite', 'postgres'],
+  ['postgres', 'sqlite'],
+];
+
 export const testDialects: Dialect[] = ['sqlite', 'postgres'];
 
 export interface DialectContext {
