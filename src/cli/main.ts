@@ -14,6 +14,7 @@ import { registerRulesCommands } from './rules-command.ts';
 import { registerImportCommands } from './import-command.ts';
 import { registerListCommands } from './list-command.ts';
 import { registerTrackingCommands } from './tracking-command.ts';
+import { registerDoctorCommands } from './doctor-command.ts';
 
 /** Builds the `herald` command tree. Each command group lives in its own file. */
 export function buildProgram(context: CliContext): Command {
@@ -36,6 +37,7 @@ export function buildProgram(context: CliContext): Command {
   registerListCommands(program, context);
   registerTrackingCommands(program, context);
   registerMidCommands(program, context);
+  registerDoctorCommands(program, context);
   return program;
 }
 

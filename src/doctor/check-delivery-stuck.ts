@@ -1,0 +1,67 @@
+import { duration, iso, minuteMs, type DoctorCheck, type Finding } from './finding.ts';
+
+// Deliveries that do not move: `preparing` long after its process should have finished,
+// `start_pending` past its scheduled time (delivery-manager starts those), and `in_progress` with
+// due messages but no delivery log update for a while (no MTA claims them, or they all fail locally).
+
+export const deliveryStuckCheck: DoctorCheck = {
+  name: 'delivery-stuck',
+  description: 'deliveries stuck in preparing, start_pending past their time, or in progress with due messages and no MTA progress',
+  run(snapshot, now, settings) {
+    const findings: Finding[] = [];
+    const mtaNodes = snapshot.shaping.nodes.map((n) => n.nodeId);
+    const manager = snapshot.workflows.find((w) => w.name === 'delivery-manager');
+    for (const delivery of snapshot.deliveries) {
+      const subject = `delivery ${delivery.id}`;
+      if (delivery.state === 'preparing' && now - delivery.updatedAt > settings.preparingStuckMinutes * minuteMs) {
+        findings.push({
+          check: 'delivery-stuck',
+          severity: 'critical',
+          subject,
+          symptom: `"${delivery.name}" has been preparing for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)})`,
+          cause: 'the process that ran `herald delivery prepare` stopped before it finished (preparation runs inside that command and takes minutes, not hours), leaving the delivery in preparing',
+          fix: `no command moves a delivery out of preparing: mark it failed in the database (\`UPDATE deliveries SET state = 'preparation_failed' WHERE id = ${delivery.id} AND state = 'preparing'\`), then prepare it again: \`herald delivery prepare ${delivery.id}\``,
+          evidence: { deliveryId: delivery.id, state: delivery.state, since: iso(delivery.updatedAt), minutes: Math.round((now - delivery.updatedAt) / minuteMs), thresholdMinutes: settings.preparingStuckMinutes },
+        });
+      }
+      if (delivery.state === 'start_pending' && delivery.scheduledAt !== null && now - delivery.scheduledAt > settings.startPendingLateMinutes * minuteMs) {
+        const managerState = manager ? workflowLine(manager, now) : 'not registered';
+        findings.push({
+          check: 'delivery-stuck',
+          severity: 'critical',
+          subject,
+          symptom: `scheduled for ${iso(delivery.scheduledAt)}, still start_pending ${duration(now - delivery.scheduledAt)} later`,
+          cause: `scheduled deliveries are started by the delivery-manager workflow (every 5 minutes), which has not done it: ${managerState}`,
+          fix: 'run it now with `herald workflows run delivery-manager`, and keep a node with the workflows role running (`herald start`, or `herald start --roles workflows`); `herald workflows show delivery-manager` shows its runs',
+          evidence: { deliveryId: delivery.id, scheduledAt: iso(delivery.scheduledAt), lateMinutes: Math.round((now - delivery.scheduledAt) / minuteMs), deliveryManager: manager ? { lastSuccessAt: manager.lastSuccessAt === null ? null : iso(manager.lastSuccessAt), lastStatus: manager.lastFinished?.status ?? null, paused: manager.pausedAt !== null } : null },
+        });
+      }
+      if (delivery.state === 'in_progress' && delivery.executionPeer === null && delivery.duePending > 0) {
+        const lastMove = delivery.lastLogUpdateAt ?? delivery.startedAt ?? delivery.updatedAt;
+        if (now - lastMove <= settings.stalledAfterMinutes * minuteMs) continue;
+        const noMta = mtaNodes.length === 0;
+        findings.push({
+          check: 'delivery-stuck',
+          severity: 'critical',
+          subject,
+          symptom: `${delivery.duePending} messages are due but no delivery log changed for ${duration(now - lastMove)} (last change ${iso(lastMove)})`,
+          cause: noMta
+            ? `no MTA is running: no MTA node wrote a shaping snapshot in the last ${settings.shapingSnapshotMaxAgeSeconds} s, so nothing claims the messages`
+            : `MTA nodes are running (${mtaNodes.join(', ')}) but none makes progress on this delivery: look at \`herald mx stats\` for a binding limit, refused connections or unreachable MX hosts`,
+          fix: noMta
+            ? 'start an MTA: `herald start` (every role) or `herald start --roles mta` on the sending machine, with the same database'
+            : 'check `herald mx stats` (backoffs, suspensions, refused/unreachable per path) and the MTA logs; `herald delivery show ' + delivery.id + '` shows the last replies by reason',
+          evidence: { deliveryId: delivery.id, duePending: delivery.duePending, pending: delivery.counts.pending, lastLogUpdateAt: delivery.lastLogUpdateAt === null ? null : iso(delivery.lastLogUpdateAt), stalledMinutes: Math.round((now - lastMove) / minuteMs), thresholdMinutes: settings.stalledAfterMinutes, mtaNodes },
+        });
+      }
+    }
+    return findings;
+  },
+};
+
+function workflowLine(workflow: { pausedAt: number | null; enabled: boolean; lastSuccessAt: number | null; lastFinished: { status: string; error: string | null } | null }, now: number): string {
+  if (!workflow.enabled) return 'it is disabled (workflows.overrides.delivery-manager.enabled)';
+  if (workflow.pausedAt !== null) return `it is paused since ${iso(workflow.pausedAt)}`;
+  if (workflow.lastFinished?.status === 'failed') return `its last run failed: ${workflow.lastFinished.error ?? 'unknown error'}`;
+  return workflow.lastSuccessAt === null ? 'it never ran (no node runs the workflows role?)' : `its last success was ${duration(now - workflow.lastSuccessAt)} ago`;
+}
