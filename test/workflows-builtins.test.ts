@@ -61,7 +61,7 @@ describeEachDialect('built-in workflows', (context) => {
       { id: later, state: 'start_pending', started_at: null, valid_until: null },
     ]);
     expect(await listDelayed(store)).toEqual([{ deliveryId: stalled, lastProgressAt: now - 45 * minute, flaggedAt: now }]);
-    expect((await listSteps(store, result.runId)).map((s) => s.summary)).toEqual(['1 started', '1 delayed, 0 no longer delayed']);
+    expect((await listSteps(store, result.runId)).map((s) => s.summary)).toEqual(['1 started', '1 delayed, 0 no longer delayed', '0 preparations failed as interrupted, 0 logs deleted']);
     expect(fresh).toBeGreaterThan(0);
 
     // The stalled delivery sends again: its flag goes.

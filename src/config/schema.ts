@@ -195,6 +195,8 @@ export const configSchema = z
           .default({}),
         /** An in-progress delivery with no delivery log update for this long is flagged delayed. */
         delayedAfterMinutes: z.number().int().min(1).default(30),
+        /** A delivery `preparing` with no progress for this long (a live preparation records some with every batch) is taken for interrupted by delivery-manager: failed, its logs deleted. */
+        stalePreparationMinutes: z.number().min(1).default(30),
       })
       .strict()
       .default({}),

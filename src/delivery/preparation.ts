@@ -32,6 +32,8 @@ export interface PreparationStore {
   beginPreparation(deliveryId: number, now: number): Promise<DeliveryRow>;
   /** Removes the logs of an earlier preparation, in bounded batches. */
   deleteLogs(deliveryId: number): Promise<void>;
+  /** Records progress (renews updated_at) while the delivery is still `preparing`; false when it no longer is (failed as interrupted meanwhile). */
+  recordProgress(deliveryId: number, now: number): Promise<boolean>;
   /** Recipients of the list with id > afterId, in id order. */
   targetBatch(listId: number, afterId: number, limit: number): Promise<TargetRecipient[]>;
   /** The exclusion state of those addresses that are quarantined or denylisted. */
@@ -80,6 +82,9 @@ export async function prepareDelivery(store: PreparationStore, deliveryId: numbe
   } catch (error) {
     // Nothing half-done: the logs of a failed preparation are removed, so nothing can be sent from it.
     await store.deleteLogs(deliveryId);
+    // The delivery left `preparing` under this preparation (delivery-manager failed it as interrupted):
+    // its state and last_error are someone else's now.
+    if (error instanceof AppError && error.code === 'INVALID_STATE') throw error;
     const message = describeError(error);
     await store.failPreparation(deliveryId, message, options.clock.now());
     if (!(error instanceof AppError)) throw error;
@@ -111,6 +116,11 @@ async function prepareBatches(
     next = store.targetBatch(listId, afterId, options.batchSize);
     next.catch(() => {});
     counts.target += batch.length;
+    if (!(await store.recordProgress(deliveryId, options.clock.now()))) {
+      throw new AppError('INVALID_STATE', `delivery ${deliveryId} is no longer preparing (failed as interrupted meanwhile); preparation stopped, its logs removed: run \`herald delivery prepare ${deliveryId}\` again`, {
+        details: { deliveryId },
+      });
+    }
     const blocked = await store.blockedAddresses(batch.map((r) => r.email));
     for (const recipient of batch) {
       if (!options.isValidAddress(recipient.email)) {

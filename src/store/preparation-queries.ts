@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { PreparationCounts, PreparationStore, TargetRange, TargetRecipient } from '../delivery/preparation.ts';
 import type { Store } from './database.ts';
+import type { DeliveryState } from './tables.ts';
 import { transitionDelivery } from './delivery-queries.ts';
 import { replaceTrackingLinks } from './tracking-queries.ts';
 
@@ -20,11 +21,12 @@ export function preparationStore(store: Store): PreparationStore {
     },
 
     async deleteLogs(deliveryId) {
-      for (;;) {
-        const ids = db.selectFrom('delivery_logs').select('id').where('delivery_id', '=', deliveryId).limit(deleteBatchSize);
-        const result = await db.deleteFrom('delivery_logs').where('id', 'in', ids).executeTakeFirst();
-        if (Number(result.numDeletedRows) < deleteBatchSize) return;
-      }
+      await deleteDeliveryLogs(store, deliveryId);
+    },
+
+    async recordProgress(deliveryId, now) {
+      const result = await db.updateTable('deliveries').set({ updated_at: now }).where('id', '=', deliveryId).where('state', '=', 'preparing').executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
     },
 
     async targetBatch(listId, afterId, limit): Promise<TargetRecipient[]> {
@@ -98,6 +100,57 @@ export function preparationStore(store: Store): PreparationStore {
 
     replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
   };
+}
+
+/**
+ * Deletes every log of a delivery, in bounded batches (each a short statement). With `whileState`, each
+ * batch deletes only while the delivery is still in that state (a delivery prepared again meanwhile keeps its new logs).
+ */
+export async function deleteDeliveryLogs(store: Store, deliveryId: number, options: { whileState?: DeliveryState; afterBatch?: () => Promise<void> } = {}): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const ids = store.db.selectFrom('delivery_logs').select('id').where('delivery_id', '=', deliveryId).limit(deleteBatchSize);
+    let statement = store.db.deleteFrom('delivery_logs').where('id', 'in', ids);
+    const state = options.whileState;
+    if (state !== undefined) {
+      statement = statement.where((eb) => eb.exists(eb.selectFrom('deliveries').select('deliveries.id').where('deliveries.id', '=', deliveryId).where('deliveries.state', '=', state)));
+    }
+    const result = await statement.executeTakeFirst();
+    const rows = Number(result.numDeletedRows);
+    deleted += rows;
+    if (rows < deleteBatchSize) return deleted;
+    await options.afterBatch?.();
+  }
+}
+
+/** Deliveries `preparing` whose row has not changed since `before` (a live preparation renews updated_at with every batch). */
+export async function stalePreparations(store: Store, before: number): Promise<Array<{ id: number; lastProgressAt: number }>> {
+  const rows = await store.db.selectFrom('deliveries').select(['id', 'updated_at']).where('state', '=', 'preparing').where('updated_at', '<', before).orderBy('id').execute();
+  return rows.map((row) => ({ id: Number(row.id), lastProgressAt: Number(row.updated_at) }));
+}
+
+/** Fails a stale preparation; the condition is checked again inside the update, so a preparation that moved meanwhile is left alone. */
+export async function failStalePreparation(store: Store, deliveryId: number, options: { before: number; error: string; now: number }): Promise<boolean> {
+  const result = await store.db
+    .updateTable('deliveries')
+    .set({ state: 'preparation_failed', last_error: options.error, updated_at: options.now })
+    .where('id', '=', deliveryId)
+    .where('state', '=', 'preparing')
+    .where('updated_at', '<', options.before)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Deliveries in preparation_failed that still have logs (a run stopped between failing one and deleting its logs). */
+export async function failedPreparationsWithLogs(store: Store): Promise<number[]> {
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .select('id')
+    .where('state', '=', 'preparation_failed')
+    .where((eb) => eb.exists(eb.selectFrom('delivery_logs').select('delivery_logs.id').whereRef('delivery_logs.delivery_id', '=', 'deliveries.id')))
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => Number(row.id));
 }
 
 /** Number of logs of a delivery (used by tests and the CLI). */

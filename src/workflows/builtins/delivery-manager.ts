@@ -6,9 +6,11 @@ import {
   startScheduledDeliveries,
 } from '../../store/workflow-queries.ts';
 import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
+import { failStalePreparations } from './stale-preparations.ts';
 
 // Starts deliveries whose scheduled time has come, and flags those that stopped progressing
-// (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them.
+// (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them;
+// fails preparations whose process died (src/workflows/builtins/stale-preparations.ts).
 
 const startScheduled: StepDefinition = {
   name: 'start-scheduled-deliveries',
@@ -41,7 +43,7 @@ const flagStalled: StepDefinition = {
 
 export const deliveryManagerWorkflow: WorkflowDefinition = {
   name: 'delivery-manager',
-  description: 'starts scheduled deliveries; flags deliveries without progress as delayed',
+  description: 'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations',
   schedule: '*/5 * * * *',
-  steps: [startScheduled, flagStalled],
+  steps: [startScheduled, flagStalled, failStalePreparations],
 };
