@@ -19,8 +19,8 @@ export const deliveryStuckCheck: DoctorCheck = {
           severity: 'critical',
           subject,
           symptom: `"${delivery.name}" has been preparing for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)})`,
-          cause: 'the process that ran `herald delivery prepare` stopped before it finished (preparation runs inside that command and takes minutes, not hours), leaving the delivery in preparing',
-          fix: `no command moves a delivery out of preparing: mark it failed in the database (\`UPDATE deliveries SET state = 'preparation_failed' WHERE id = ${delivery.id} AND state = 'preparing'\`), then prepare it again: \`herald delivery prepare ${delivery.id}\``,
+          cause: 'the process that ran `herald delivery prepare` stopped before it finished (preparation runs inside that command and records progress with every batch), leaving the delivery in preparing',
+          fix: `the delivery-manager workflow's fail-stale-preparations step fails it (with its logs deleted) once it has made no progress for workflows.stalePreparationMinutes; to do it now run \`herald workflows run delivery-manager\`, then prepare it again: \`herald delivery prepare ${delivery.id}\``,
           evidence: { deliveryId: delivery.id, state: delivery.state, since: iso(delivery.updatedAt), minutes: Math.round((now - delivery.updatedAt) / minuteMs), thresholdMinutes: settings.preparingStuckMinutes },
         });
       }
