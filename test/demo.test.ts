@@ -35,4 +35,7 @@ it('herald demo --json sends a personalized delivery and ends every recipient se
   const shaping = summary.shaping as { rulesVersion: string; bound: Array<{ rule: string; limit: string; reason: string }> };
   expect(shaping.bound.map((entry) => entry.rule)).toContain('sim-ratelimit');
   expect(shaping.bound.find((entry) => entry.rule === 'sim-ratelimit')?.limit).toBe('maxMessagesPerHour');
+  // The doctor ran over the finished demo: at this size nothing is stuck, no domain is suspended and
+  // hard bounces stay under its 5 % threshold, so a finding here would be a false alarm.
+  expect(summary.doctor).toEqual([]);
 });

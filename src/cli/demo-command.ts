@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatSummary } from '../delivery/summary.ts';
+import { runDoctor } from '../doctor/run-doctor.ts';
 import { runDemo, type DemoProgress } from '../demo/run-demo.ts';
 import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
@@ -33,7 +34,11 @@ export function registerDemoCommands(program: Command, context: CliContext): voi
         try {
           for (const line of formatSummary(run.result)) context.output.err(line);
           context.output.err(`  ${run.result.msgsPerSec} msgs/s while the bulk went out (first 95 % of accepted messages); ${(run.result.elapsedMs / 1000).toFixed(1)} s in all, retries included; database ${herald.store.location}`);
-          if (options.json) printJson(context, demoJson(run.result));
+          // What the doctor makes of the run: the demo's refusing, stalling and rate-limiting hosts show up.
+          const diagnosis = await runDoctor(herald);
+          context.output.err(`  doctor: ${diagnosis.findings.length === 0 ? 'all checks passed' : `${diagnosis.findings.length} findings (\`herald doctor\` explains each)`}`);
+          for (const finding of diagnosis.findings) context.output.err(`    ${finding.severity} ${finding.subject}: ${finding.symptom}`);
+          if (options.json) printJson(context, { ...demoJson(run.result), doctor: diagnosis.findings.map(({ check, severity, subject, symptom }) => ({ check, severity, subject, symptom })) });
           if (options.keepRunning) {
             context.output.err('keep running: MTA and simulator stay up; press Ctrl-C to stop');
             await untilSignal();

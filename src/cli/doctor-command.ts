@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { diagnose } from '../doctor/checks.ts';
-import { doctorSettings } from '../doctor/finding.ts';
 import { formatDiagnosis } from '../doctor/format.ts';
-import { readDoctorSnapshot } from '../doctor/read-snapshot.ts';
+import { runDoctor } from '../doctor/run-doctor.ts';
 import { getDelivery } from '../store/delivery-queries.ts';
 import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
@@ -19,13 +17,9 @@ export function registerDoctorCommands(program: Command, context: CliContext): v
       const deliveryId = options.delivery === undefined ? undefined : positiveInteger(options.delivery, 'delivery id');
       await withHerald(context, command, async (herald) => {
         if (deliveryId !== undefined) await getDelivery(herald.store, deliveryId);
-        const now = herald.clock.now();
-        const settings = doctorSettings(herald.config);
-        const snapshot = await readDoctorSnapshot({ store: herald.store, config: herald.config, settings, now, ...(deliveryId !== undefined ? { deliveryId } : {}) });
-        const diagnosis = diagnose(snapshot, now, settings, deliveryId !== undefined ? { deliveryId } : {});
-        const checkedAt = new Date(now).toISOString();
-        if (options.json) printJson(context, { checkedAt, checks: diagnosis.checks, findings: diagnosis.findings });
-        else for (const line of formatDiagnosis(diagnosis, checkedAt, deliveryId !== undefined ? ` for delivery ${deliveryId}` : '')) context.output.out(line);
+        const diagnosis = await runDoctor(herald, deliveryId !== undefined ? { deliveryId } : {});
+        if (options.json) printJson(context, { checkedAt: diagnosis.checkedAt, checks: diagnosis.checks, findings: diagnosis.findings });
+        else for (const line of formatDiagnosis(diagnosis, diagnosis.checkedAt, deliveryId !== undefined ? ` for delivery ${deliveryId}` : '')) context.output.out(line);
         if (diagnosis.findings.some((f) => f.severity === 'critical')) throw new CliExit(1);
       });
     });

@@ -1,0 +1,19 @@
+import type { Herald } from '../main.ts';
+import { diagnose, type Diagnosis } from './checks.ts';
+import { doctorSettings } from './finding.ts';
+import { readDoctorSnapshot } from './read-snapshot.ts';
+
+// The doctor's edge: reads the platform's state once (read-only) and runs every check over it.
+// Used by `herald doctor` and at the end of `herald demo`.
+
+export interface DoctorRun extends Diagnosis {
+  checkedAt: string;
+}
+
+export async function runDoctor(herald: Herald, options: { deliveryId?: number } = {}): Promise<DoctorRun> {
+  const now = herald.clock.now();
+  const settings = doctorSettings(herald.config);
+  const scope = options.deliveryId !== undefined ? { deliveryId: options.deliveryId } : {};
+  const snapshot = await readDoctorSnapshot({ store: herald.store, config: herald.config, settings, now, ...scope });
+  return { checkedAt: new Date(now).toISOString(), ...diagnose(snapshot, now, settings, scope) };
+}
