@@ -6,6 +6,8 @@
 //     HERALD_BENCH_SECONDS      seconds per load (default 5)
 //     HERALD_BENCH_CONNECTIONS  autocannon connections (default 50)
 //     HERALD_BENCH_ROUNDS       bare, /r/, bare, /r/ … alternated this many times (default 4)
+//     HERALD_BENCH_WARMUP       seconds of load on each server before the rounds, not counted (default 2):
+//                               JIT compilation, first pages of the database and WAL files
 //     HERALD_BENCH_PROFILE=DIR  --cpu-prof of both servers into DIR/bare and DIR/tracked
 //     HERALD_BENCH_PIN=1        Linux: both servers on CPU 1, autocannon on CPU 0 (taskset), so the
 //                               load generator never takes the servers' core and both servers see the same one
@@ -43,6 +45,7 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (options: Rec
 const seconds = Number(process.env.HERALD_BENCH_SECONDS ?? 5);
 const connections = Number(process.env.HERALD_BENCH_CONNECTIONS ?? 50);
 const rounds = Number(process.env.HERALD_BENCH_ROUNDS ?? 4);
+const warmupSeconds = Number(process.env.HERALD_BENCH_WARMUP ?? 2);
 const recipients = 2_000;
 const target = 'https://shop.example.com/sale?utm_source=herald';
 
@@ -129,14 +132,18 @@ interface Line {
   systemMicrosPerRequest: number;
 }
 
-async function load(name: string, url: string, paths: string[], server: ChildProcess): Promise<Line> {
-  const cpuBefore = await cpuOf(server);
-  const result = await autocannon({
+function autocannonRun(url: string, paths: string[], duration: number): Promise<AutocannonResult> {
+  return autocannon({
     url,
     connections,
-    duration: seconds,
+    duration,
     requests: paths.map((path) => ({ method: 'GET', path, headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0' } })),
   });
+}
+
+async function load(name: string, url: string, paths: string[], server: ChildProcess): Promise<Line> {
+  const cpuBefore = await cpuOf(server);
+  const result = await autocannonRun(url, paths, seconds);
   const cpuAfter = await cpuOf(server);
   const served = Math.max(1, result['3xx']);
   const line = {
@@ -165,7 +172,10 @@ async function main(): Promise<void> {
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
   }
   const paths = tracked.paths!;
-  console.log(`autocannon ${seconds} s each, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes${process.env.HERALD_BENCH_PIN ? ' pinned to CPU 1, autocannon to CPU 0' : ''}; load avg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`autocannon ${seconds} s each after ${warmupSeconds} s of warm-up per server, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes${process.env.HERALD_BENCH_PIN ? ' pinned to CPU 1, autocannon to CPU 0' : ''}; load avg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  if (warmupSeconds > 0) {
+    for (const url of [bare.url, tracked.url]) await autocannonRun(url, paths, warmupSeconds);
+  }
   const bareLines: Line[] = [];
   const trackedLines: Line[] = [];
   for (let round = 0; round < rounds; round++) {
