@@ -103,6 +103,7 @@ describeEachDialect('cleanup workflow', (context) => {
       ['purge-tracking-events', 'succeeded'],
       ['purge-workflow-history', 'succeeded'],
       ['purge-mid-log-changes', 'succeeded'],
+      ['purge-mid-seen-requests', 'succeeded'],
       ['database-maintenance', 'succeeded'],
     ]);
     const messages = (await listStepLogs(store, result.runId)).map((l) => l.message);
@@ -149,6 +150,6 @@ describeEachDialect('cleanup workflow', (context) => {
     }
     const restarted = await engine.restart('cleanup');
     expect(restarted.status).toBe('succeeded');
-    expect((await listSteps(store, restarted.runId)).map((s) => s.name)).toEqual(['purge-import-rejects', 'purge-tracking-events', 'purge-workflow-history', 'purge-mid-log-changes', 'database-maintenance']);
+    expect((await listSteps(store, restarted.runId)).map((s) => s.name)).toEqual(['purge-import-rejects', 'purge-tracking-events', 'purge-workflow-history', 'purge-mid-log-changes', 'purge-mid-seen-requests', 'database-maintenance']);
   });
 });

@@ -6,7 +6,8 @@ import type { Store } from '../store/database.ts';
 import type { MidsourcingConfig } from './config.ts';
 import { createExecutionService, type Served } from './execution-service.ts';
 import { decodePart } from './part-codec.ts';
-import { createNonceCache, verifyRequest, type NonceCache } from './signing.ts';
+import { recordSeenRequest } from '../store/mid-seen-request-queries.ts';
+import { createNonceCache, replayedMessage, verifyRequest, type NonceCache } from './signing.ts';
 import { midError, midHeaders, midPathPrefix, statusOfMidError, type MidErrorBody, type MidErrorCode } from './wire.ts';
 
 // The execution instance's HTTP server (role `mid`). Every request is signed by a configured
@@ -98,6 +99,12 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
     if (!verdict.ok) {
       logger.warn({ code: verdict.code, url: request.url, peer: request.headers[midHeaders.peer] }, 'mid-sourcing request rejected');
       return sendError(reply, verdict.code, verdict.message);
+    }
+    // The authoritative check, after the signature (an unauthenticated caller writes nothing): one
+    // atomic insert shared by every execution process on the database, kept across restarts.
+    if (!(await recordSeenRequest(store, verdict.peer, verdict.nonce, clock.now()))) {
+      logger.warn({ code: 'REPLAYED', url: request.url, peer: verdict.peer }, 'mid-sourcing request rejected');
+      return sendError(reply, 'REPLAYED', replayedMessage);
     }
     request.midPeer = verdict.peer;
   });

@@ -34,7 +34,7 @@ function verify(headers: Record<string, string>, overrides: Partial<VerifyInput>
 
 describe('request signing', () => {
   it('accepts a request signed with the shared secret', () => {
-    expect(verify(signed())).toEqual({ ok: true, peer: 'marketing-1' });
+    expect(verify(signed())).toEqual({ ok: true, peer: 'marketing-1', nonce });
   });
 
   it.each([

@@ -4,7 +4,10 @@ import { midHeaders, type MidErrorCode } from './wire.ts';
 // Request signing between peers: HMAC-SHA256 with the peer's shared secret over the method, the
 // path (with its query), the timestamp, a nonce and the SHA-256 of the body bytes as sent (the
 // gzip bytes of a part). A request outside ±window of the server's clock, or whose nonce was
-// already seen inside the window, is rejected, so a captured request cannot be replayed.
+// already seen inside the window, is rejected, so a captured request cannot be replayed. The nonces
+// seen are kept in the database (src/store/mid-seen-request-queries.ts, checked by the execution
+// server after verifyRequest), so this holds across restarts and execution processes; the cache
+// below is only a first filter in front of it.
 
 export interface SignedHeaders {
   [midHeaders.peer]: string;
@@ -36,8 +39,9 @@ export function signRequest(input: { peer: string; secret: string; method: strin
   };
 }
 
-/** Nonces seen in the replay window. In memory: a restart forgets them, which is harmless because
- *  every write of the protocol is idempotent (see docs/midsourcing.md). */
+/** Nonces this process saw in the replay window: a fast first filter only. A restart or another
+ *  process does not know them; the database record is what refuses those replays. Every nonce it
+ *  refuses was presented before, so the filter never refuses a request the database would accept. */
 export interface NonceCache {
   /** Records the nonce; false if it was already there. */
   remember(nonce: string, expiresAt: number, now: number): boolean;
@@ -64,7 +68,7 @@ export function createNonceCache(maxEntries = 1_000_000): NonceCache {
   };
 }
 
-export type VerifyResult = { ok: true; peer: string } | { ok: false; code: MidErrorCode; message: string };
+export type VerifyResult = { ok: true; peer: string; nonce: string } | { ok: false; code: MidErrorCode; message: string };
 
 export interface VerifyInput {
   method: string;
@@ -76,6 +80,8 @@ export interface VerifyInput {
   secretOf(peer: string): string | undefined;
   nonces: NonceCache;
 }
+
+export const replayedMessage = 'this request was already received (nonce reused)';
 
 const noncePattern = /^[A-Za-z0-9_-]{16,128}$/;
 
@@ -106,7 +112,7 @@ export function verifyRequest(input: VerifyInput): VerifyResult {
     return { ok: false, code: 'STALE_TIMESTAMP', message: `timestamp is ${Math.round(skew / 1000)} s from this server's clock (allowed ±${input.windowMs / 1000} s)` };
   }
   if (!input.nonces.remember(`${peer}:${nonce}`, Number(timestamp) + input.windowMs, input.now)) {
-    return { ok: false, code: 'REPLAYED', message: 'this request was already received (nonce reused)' };
+    return { ok: false, code: 'REPLAYED', message: replayedMessage };
   }
-  return { ok: true, peer };
+  return { ok: true, peer, nonce };
 }

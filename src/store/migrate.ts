@@ -13,9 +13,10 @@ import * as targetOrder from './migrations/0010-target-order.ts';
 import * as midStateAndPurge from './migrations/0011-mid-state-and-purge.ts';
 import * as importStaging from './migrations/0012-import-staging.ts';
 import * as trackingEventsWithoutTimeIndex from './migrations/0013-tracking-events-without-time-index.ts';
+import * as midSeenRequests from './migrations/0014-mid-seen-requests.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
-const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial], ['0002-workflows', workflows], ['0004-shaping', shaping], ['0005-audience', audience], ['0006-quarantine', quarantine], ['0007-tracking', tracking], ['0008-midsourcing', midsourcing], ['0009-rule-versions', ruleVersions], ['0010-target-order', targetOrder], ['0011-mid-state-and-purge', midStateAndPurge], ['0012-import-staging', importStaging], ['0013-tracking-events-without-time-index', trackingEventsWithoutTimeIndex]];
+const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [['0001-initial', initial], ['0002-workflows', workflows], ['0004-shaping', shaping], ['0005-audience', audience], ['0006-quarantine', quarantine], ['0007-tracking', tracking], ['0008-midsourcing', midsourcing], ['0009-rule-versions', ruleVersions], ['0010-target-order', targetOrder], ['0011-mid-state-and-purge', midStateAndPurge], ['0012-import-staging', importStaging], ['0013-tracking-events-without-time-index', trackingEventsWithoutTimeIndex], ['0014-mid-seen-requests', midSeenRequests]];
 
 export async function migrateToLatest(store: Store): Promise<string[]> {
   const provider: MigrationProvider = {

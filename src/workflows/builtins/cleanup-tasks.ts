@@ -11,6 +11,7 @@ import {
   purgeMaintenanceHistory,
 } from '../../store/maintenance-queries.ts';
 import { purgeMidLogChanges } from '../../midsourcing/purge.ts';
+import { purgeMidSeenRequests } from '../../midsourcing/seen-requests-purge.ts';
 import { purgeTrackingEventsWindow, trackingEventPurgeRange } from '../../store/tracking-queries.ts';
 import { purgeWorkflowHistory } from '../../store/workflow-queries.ts';
 import { runMaintenance } from '../maintenance.ts';
@@ -133,5 +134,6 @@ export const cleanupTasks: StepDefinition[] = [
   purgeTrackingEvents,
   purgeHistory,
   purgeMidLogChanges,
+  purgeMidSeenRequests,
   databaseMaintenance,
 ];
