@@ -2,9 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createClassifierSource } from '../src/bounce/qualification-classifier.ts';
+import { createQualificationRecorder } from '../src/bounce/qualification-recorder.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { createMta, heldPrefix, type MtaConfig } from '../src/mta/queue-runner.ts';
+import type { ClassifyReply } from '../src/mta/smtp-reply.ts';
+import { createMtaQualification } from '../src/quarantine/mta-hooks.ts';
+import { DEFAULT_QUARANTINE_SETTINGS } from '../src/quarantine/types.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { createMtaShaping, type MtaShapingParts } from '../src/shaping/mta-shaping.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
@@ -56,7 +61,7 @@ const generic = `  - name: generic
     maxMessagesPerHour: 100000000
 `;
 
-function startShaped(context: DialectContext, rulesFile: string, shaping: Record<string, unknown> = {}, nodeId = `shaped-${context.dialect}`) {
+function startShaped(context: DialectContext, rulesFile: string, shaping: Record<string, unknown> = {}, nodeId = `shaped-${context.dialect}`, classify?: ClassifyReply) {
   const config = mtaConfig();
   const parts: MtaShapingParts = createMtaShaping({
     config: configSchema.parse({ shaping: { rulesFiles: [rulesFile], ratePeriodMs: periodMs, reloadCheckMs: 100, ...shaping } }).shaping,
@@ -66,7 +71,7 @@ function startShaped(context: DialectContext, rulesFile: string, shaping: Record
     nodeId,
     store: context.store(),
   });
-  const mta = createMta({ store: createMtaStore(context.store()), nodeId, config, logger: silentLogger, shaping: parts.mta });
+  const mta = createMta({ store: createMtaStore(context.store()), nodeId, config, logger: silentLogger, shaping: parts.mta, ...(classify && { classify }) });
   return { mta, shaping: parts.runtime };
 }
 
@@ -252,6 +257,34 @@ ${generic}backoff:
     } finally {
       await mta.stop();
       await shaping.stop();
+    }
+  });
+
+  it('the breaker reads the bounce qualification: greylisting (onhold) never suspends its domain, refused connections do', async () => {
+    const rules = writePack(`rules:\n${generic}`);
+    const now = Date.now();
+    const grey = Array.from({ length: 6 }, (_, i) => ({ email: tag(`grey${i}`, 'greylist.test'), data: { first_name: 'Pat' } }));
+    const down = Array.from({ length: 6 }, (_, i) => ({ email: tag(`down${i}`, 'down.test'), data: { first_name: 'Pat' } }));
+    const { deliveryId } = await seedDelivery(context.store().db, { now, recipients: [...grey, ...down] });
+    // The production classifier: the shipped bounce rules through the quarantine's MTA hooks.
+    const store = context.store();
+    const classifiers = createClassifierSource({ siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'), checkMs: 0 });
+    const recorder = createQualificationRecorder({ store, now: () => Date.now(), flushMs: 60_000 });
+    const hooks = createMtaQualification({ store, classifiers, recorder, settings: DEFAULT_QUARANTINE_SETTINGS, clock: { now: () => Date.now() } });
+    const { mta, shaping } = startShaped(context, rules, { breaker: { minMessages: 5, errorRatio: 0.9, suspendMinutes: 180 } }, `grey-breaker-${context.dialect}`, hooks.classify);
+    await mta.start();
+    try {
+      const rows = async () =>
+        context.store().db.selectFrom('delivery_logs').select(['email', 'attempts', 'last_reply_code', 'failure_category']).where('delivery_id', '=', deliveryId).execute();
+      await waitFor(async () => (await rows()).every((row) => Number(row.attempts) === 1), 'every message to be tried once', 10_000);
+      const greyRows = (await rows()).filter((row) => row.email.endsWith('@greylist.test'));
+      for (const row of greyRows) expect(row).toMatchObject({ last_reply_code: 451, failure_category: 'onhold' });
+      expect(shaping.shaper.checkDomain('greylist.test').kind).toBe('open');
+      expect(shaping.shaper.checkDomain('down.test').kind).toBe('suspended');
+    } finally {
+      await mta.stop();
+      await shaping.stop();
+      classifiers.close();
     }
   });
 

@@ -7,6 +7,10 @@ import { RulesHolder } from '../src/shaping/compiled-rules.ts';
 import { createMemoryThrottle } from '../src/shaping/memory-throttle.ts';
 import { loadRuleTexts } from '../src/shaping/rule-loader.ts';
 import { Shaper } from '../src/shaping/shaper.ts';
+import { compileBounceRules } from '../src/bounce/classifier.ts';
+import { loadBouncePack, SHIPPED_BOUNCE_PACK } from '../src/bounce/rule-pack.ts';
+import { defaultVerdict } from '../src/mta/default-verdict.ts';
+import type { SmtpReply } from '../src/mta/smtp-reply.ts';
 
 const pack = `
 rules:
@@ -150,16 +154,37 @@ describe('backoff tracker', () => {
 });
 
 describe('error-density breaker', () => {
+  // The verdict the MTA computes for each reply (quarantine's classify: the shipped rules, local failures by defaultVerdict).
+  const bounceRules = compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK]));
+  const verdictOf = (reply: SmtpReply) =>
+    reply.code === null ? defaultVerdict(reply) : bounceRules.classifyReply({ code: reply.code, ...(reply.enhanced !== null && { enhancedStatus: reply.enhanced }), text: reply.text });
+
   it('is not tripped by greylisting, which defers every first attempt, but is by refused connections', () => {
     const { shaper: s } = shaper();
-    const grey = { code: 451, enhanced: '4.7.1', text: 'Greylisted, see http://postgrey.schweikert.ch/help/example.test.html' };
-    const refused = { code: null, enhanced: null, text: 'connect ECONNREFUSED 192.0.2.7:25', local: 'connection_refused' };
-    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.grey.test' }, 'grey.test', grey);
+    const grey: SmtpReply = { code: 451, enhanced: '4.7.1', text: 'Greylisted, see http://postgrey.schweikert.ch/help/example.test.html' };
+    const refused: SmtpReply = { code: null, enhanced: null, text: 'connect ECONNREFUSED 192.0.2.7:25', local: 'connection_refused' };
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.grey.test' }, 'grey.test', grey, verdictOf(grey));
     expect(s.checkDomain('grey.test').kind).toBe('open');
-    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.down.test' }, 'down.test', refused);
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.down.test' }, 'down.test', refused, verdictOf(refused));
     expect(s.checkDomain('down.test').kind).toBe('suspended');
   });
 
+  it('decides greylisting from the bounce qualification, not the reply text: a Postfix postgrey 450 4.2.0 does not count, 421 rate limits do', () => {
+    const { shaper: s } = shaper();
+    const postgrey: SmtpReply = { code: 450, enhanced: '4.2.0', text: '<x@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html' };
+    const rateLimited: SmtpReply = { code: 421, enhanced: '4.7.0', text: 'Rate limited, try again later' };
+    expect(verdictOf(postgrey)).toMatchObject({ category: 'onhold', ruleId: 'greylisted' });
+    expect(verdictOf(rateLimited).category).toBe('ratelimited');
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.example.com' }, 'example.com', postgrey, verdictOf(postgrey));
+    expect(s.checkDomain('example.com').kind).toBe('open');
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.limited.test' }, 'limited.test', rateLimited, verdictOf(rateLimited));
+    const check = s.checkDomain('limited.test');
+    expect(check.kind).toBe('suspended');
+    if (check.kind === 'suspended') expect(check.suspension.evidence.sampleReplies).toEqual(['421 4.7.0 Rate limited, try again later']);
+    // Without a verdict a failure counts: the breaker never reads the text.
+    for (let i = 0; i < 400; i += 1) s.recordReply({ ...path, mxHost: 'mx.unqualified.test' }, 'unqualified.test', postgrey);
+    expect(s.checkDomain('unqualified.test').kind).toBe('suspended');
+  });
 
   it('suspends a domain with ≥300 messages and ≥90 % errors for 3 hours', () => {
     const breaker = new DomainBreaker();

@@ -2,7 +2,7 @@ import type { ConnectionLimits, ConnectionPolicy } from './connection-policy.ts'
 import type { MxResolver } from './mx-resolver.ts';
 import type { PathThrottleSettings, ThrottleLease, ThrottlePath } from './path-throttle.ts';
 import { openSmtpSession, type SmtpConnectOptions, type SmtpSession, type TransactionResult } from './smtp-client.ts';
-import type { SmtpReply } from './smtp-reply.ts';
+import type { ClassifyReply, SmtpReply } from './smtp-reply.ts';
 
 // Per-path SMTP connection pools. A path is (source address, MX host, destination address:port):
 // connections are counted per path, at most `maxConnections` each, and each connection carries up
@@ -58,6 +58,9 @@ export interface ConnectionPoolOptions<J extends PoolJob> {
   idleCloseMs?: number;
   /** MX rules' connection leases and message rates; absent = only `policy` limits this pool. */
   throttle?: PathThrottleSettings;
+  /** Qualifies a failed reply for the throttle's recordReply (the error-density breaker reads its
+   *  category); the MTA passes the classifier its outcomes use, remembering each reply's verdict. */
+  classify?: ClassifyReply;
 }
 
 export interface PoolStats {
@@ -303,7 +306,7 @@ export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolO
       // their queue stays. With none, nothing queued here can go out now.
       if (path.connections.size === 0 && path.opening === 0 && queued(path) > 0) {
         const jobs = drainPath(path);
-        if (throttle) for (const job of jobs) throttle.recordReply(refOf(path), job.domain, failure!);
+        if (throttle) for (const job of jobs) throttle.recordReply(refOf(path), job.domain, failure!, options.classify?.(failure!));
         options.events.onUnreachable(jobs, failure!, path.key);
       }
       checkStopped();
@@ -368,7 +371,7 @@ export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolO
         const result = await connection.session.send(built.envelopeFrom, built.recipient, built.data);
         connection.messages++;
         if (throttle) {
-          throttle.recordReply(refOf(path), job.domain, result.reply);
+          throttle.recordReply(refOf(path), job.domain, result.reply, result.kind === 'accepted' ? undefined : options.classify?.(result.reply));
           if (connection.lease && Date.now() - connection.renewedAt >= shaping!.renewAfterMs) {
             connection.renewedAt = Date.now();
             void throttle.renewConnection(connection.lease).catch(() => false);

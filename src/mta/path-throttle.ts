@@ -1,4 +1,4 @@
-import type { SmtpReply } from './smtp-reply.ts';
+import type { SmtpReply, Verdict } from './smtp-reply.ts';
 
 // What the MTA needs from traffic shaping (the consumer owns the interface; src/shaping's Shaper
 // fits it as is). Every call is per connection or per batch of messages, never per byte; the
@@ -25,8 +25,9 @@ export interface PathThrottle {
   /** Up to `count` message permits in one step; `retryInMs` when fewer were granted. */
   acquireMessages(path: ThrottlePath, count: number): Promise<{ granted: number; retryInMs: number }>;
   recordConnection(path: ThrottlePath, outcome: 'accepted' | 'refused' | 'unreachable', reply?: SmtpReply): void;
-  /** The final reply of one message (or the connection failure that ended it). */
-  recordReply(path: ThrottlePath, domain: string, reply: SmtpReply): void;
+  /** The final reply of one message (or the connection failure that ended it), with its
+   *  qualification when it failed (the breaker decides "domain error" from the category). */
+  recordReply(path: ThrottlePath, domain: string, reply: SmtpReply, verdict?: Verdict): void;
   /** Messages queued on the path waiting for a permit or a connection (for `herald mx stats`). */
   reportWaiting(path: ThrottlePath, count: number): void;
 }

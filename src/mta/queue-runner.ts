@@ -20,7 +20,7 @@ import type { PathThrottleSettings } from './path-throttle.ts';
 import { isExpired, scheduleRetry } from './retry-schedule.ts';
 import { compileRoutes } from './routes.ts';
 import type { TransactionResult } from './smtp-client.ts';
-import { localFailure, type ClassifyReply, type SmtpReply } from './smtp-reply.ts';
+import { localFailure, type ClassifyReply, type SmtpReply, type Verdict } from './smtp-reply.ts';
 import { createSourceSelector, type SourceAddress, type SourceChooser } from './source-selection.ts';
 
 // The MTA: claims due delivery logs in batches, resolves their domains, hands them to per-path
@@ -101,7 +101,8 @@ export function createMta(options: MtaOptions): Mta {
   const { store, nodeId, config } = options;
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
-  const classify = options.classify ?? defaultVerdict;
+  // One verdict per reply: the pool hands it to shaping's breaker, the outcome reuses it.
+  const classify = rememberVerdicts(options.classify ?? defaultVerdict);
   const dkimKeys = options.dkimKeys ?? loadDkimKeys(config.dkim);
   const allKeys = [...dkimKeys.values()].flat();
   // Worker threads are started by start() and ended by stop(), so an MTA never started leaks none.
@@ -160,6 +161,7 @@ export function createMta(options: MtaOptions): Mta {
     heloName: config.heloName,
     opportunisticTls: config.opportunisticTls,
     throttle: shaping,
+    classify,
     events: {
       onTransaction: (job, result, key) => finish(outcomeOfTransaction(job, result, key)),
       onHold: (jobs, retryInMs) => {
@@ -517,4 +519,17 @@ function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> 
     else groups.set(key, [item]);
   }
   return groups;
+}
+
+/** The classifier, computed once per reply object (the pool and the outcome both ask). */
+function rememberVerdicts(classify: ClassifyReply): ClassifyReply {
+  const verdicts = new WeakMap<SmtpReply, Verdict>();
+  return (reply) => {
+    let verdict = verdicts.get(reply);
+    if (!verdict) {
+      verdict = classify(reply);
+      verdicts.set(reply, verdict);
+    }
+    return verdict;
+  };
 }

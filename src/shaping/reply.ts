@@ -10,6 +10,23 @@ export interface ReplyLike {
   local?: string;
 }
 
+/** The qualification of a failed reply (the MTA's Verdict fits it): category is DESIGN.md's vocabulary. */
+export interface VerdictLike {
+  reason: string;
+  category: string;
+}
+
+/**
+ * Whether a message outcome counts as an error of its domain for the error-density breaker. The
+ * bounce qualification decides, not the reply text: `onhold` (greylisting, rules/bounce/default.yaml)
+ * defers every first attempt by design, it says "come back later", not "this domain is failing".
+ * A failure without a verdict counts as an error.
+ */
+export function isDomainError(reply: ReplyLike, verdict: VerdictLike | undefined): boolean {
+  if (replyClass(reply) === '2xx') return false;
+  return verdict?.category !== 'onhold';
+}
+
 /** The line backoff patterns are tested against: `<code> <enhanced> <text>` (`421 4.7.0 [TSS04] ...`). */
 export function replyLine(reply: ReplyLike): string {
   const code = reply.code === null ? (reply.local ?? 'local') : String(reply.code);

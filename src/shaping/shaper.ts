@@ -4,7 +4,7 @@ import { BackoffTracker, defaultBackoffConfig, type BackoffConfig, type BackoffE
 import { defaultBreakerConfig, DomainBreaker, type BreakerConfig, type DomainCheck } from './breaker.ts';
 import type { CompiledRule, RulesHolder } from './compiled-rules.ts';
 import { PathCounters, pathIdOf, type ConnectionOutcome, type PathRef } from './path-counters.ts';
-import { replyClass, type ReplyLike } from './reply.ts';
+import { isDomainError, replyClass, type ReplyLike, type VerdictLike } from './reply.ts';
 import { buildSnapshot, type BindingLimit, type ShapingSnapshot } from './snapshot.ts';
 import { hourMs, rateLimit, type ThrottleBackend } from './throttle.ts';
 
@@ -65,8 +65,6 @@ export interface MessageDecision {
 }
 
 export const defaultLeaseMs = 5 * 60_000;
-
-const greylisting = /grey[ -]?list/i;
 
 export class Shaper {
   readonly rules: RulesHolder;
@@ -189,15 +187,14 @@ export class Shaper {
     if (reply) this.#observeBackoff(rule, path, reply, now);
   }
 
-  /** The final reply for one message on this path (2xx sent, 4xx deferred, 5xx failed). */
-  recordReply(path: PathRef, domain: string, reply: ReplyLike): void {
+  /** The final reply for one message on this path (2xx sent, 4xx deferred, 5xx failed), with the
+   *  bounce qualification of a failed one (the breaker reads its category, see isDomainError). */
+  recordReply(path: PathRef, domain: string, reply: ReplyLike, verdict?: VerdictLike): void {
     const now = this.#options.clock.now();
     const rule = this.ruleFor(path.mxHost, path.publicId);
     const kind = replyClass(reply);
     this.counters.recordMessage(rule.name, path, kind, now);
-    // Greylisting defers every first attempt by design (postgrey: "451 4.7.1 Greylisted, see ..."): it
-    // says "come back later", not "this domain is failing", so it never trips the breaker.
-    const ok = kind === '2xx' || (kind === '4xx' && greylisting.test(reply.text ?? ''));
+    const ok = !isDomainError(reply, verdict);
     const suspension = this.breaker.record(domain, ok, ok ? undefined : reply, now);
     if (suspension) this.#options.logger?.warn({ event: 'shaping.domain_suspended', ...suspension }, `domain ${suspension.domain} suspended by the error-density breaker`);
     if (kind !== '2xx') this.#observeBackoff(rule, path, reply, now);
