@@ -1,12 +1,16 @@
 import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
+import { randomId } from '../common/ids.ts';
 import { formatDiff, type RuleDiff } from '../rules-versions/diff.ts';
 import { rollbackRulePack, updateRulePacks } from '../rules-versions/update.ts';
 import { listVersions, ruleVersionsDb, type RuleKind } from '../store/rule-version-queries.ts';
+import { deliverabilityUpdateWorkflow } from '../workflows/builtins/deliverability-update.ts';
+import { withWorkflowLease } from '../workflows/workflow-lease.ts';
 import { printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald rules versions|update|rollback`: the rule-pack versions stored by the deliverability-update
-// workflow (docs/deliverability-update.md). `update` runs the workflow's step now, in this process.
+// workflow (docs/deliverability-update.md). `update` runs the workflow's step now, in this process,
+// holding the workflow's lease: it refuses while a run holds it, and no run starts meanwhile.
 
 export function registerRuleVersionCommands(rules: Command, context: CliContext): void {
   rules
@@ -48,7 +52,16 @@ export function registerRuleVersionCommands(rules: Command, context: CliContext)
     .option('--json', 'print one JSON object')
     .action(async (options: { source?: string; json?: boolean }, command: Command) => {
       await withHerald(context, command, async (herald) => {
-        const result = await updateRulePacks({ store: herald.store, config: herald.config, now: herald.clock.now() }, options.source ?? herald.config.deliverability.source);
+        const lease = {
+          store: herald.store,
+          workflow: deliverabilityUpdateWorkflow.name,
+          holder: `${herald.nodeId}/rules-update-${randomId(6)}`,
+          clock: herald.clock,
+          leaseMs: herald.config.workflows.leaseSeconds * 1000,
+        };
+        const result = await withWorkflowLease(lease, () =>
+          updateRulePacks({ store: herald.store, config: herald.config, now: herald.clock.now() }, options.source ?? herald.config.deliverability.source),
+        );
         if (options.json) return printJson(context, result);
         for (const kind of result.kinds) {
           const what = kind.outcome === 'updated' ? `now version ${kind.version} (#${kind.versionId}, was ${kind.previousVersion ?? 'none'}): ${formatDiff(kind.diff)}` : kind.outcome === 'repaired' ? `version ${kind.version} unchanged; ${kind.file} written again` : `unchanged (version ${kind.version})`;
