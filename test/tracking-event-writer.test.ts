@@ -41,6 +41,13 @@ describe('SQLite tracking event writer (worker thread)', () => {
       expect(types.rows[0]!.types).toBe('integerintegerintegerinteger');
       expect(rows.map((r) => ({ deliveryId: Number(r.delivery_id), logId: Number(r.log_id), kind: r.kind, linkIndex: r.link_index, at: Number(r.at), flags: Number(r.flags), userAgent: r.user_agent }))).toEqual(batch);
 
+      // Several full statements and a shorter tail, in order, nothing lost or repeated.
+      await store.db.deleteFrom('tracking_events').execute();
+      const many: RawEvent[] = Array.from({ length: 250 }, (_, i) => ({ deliveryId: 9, logId: i + 1, kind: 'click', linkIndex: i % 3, at: at + i, flags: 0, userAgent: i % 2 ? 'agent-a' : null }));
+      await writer.write(many);
+      const written = await store.db.selectFrom('tracking_events').select(['log_id', 'link_index', 'user_agent']).orderBy('id').execute();
+      expect(written.map((r) => [Number(r.log_id), r.link_index, r.user_agent])).toEqual(many.map((e) => [e.logId, e.linkIndex, e.userAgent]));
+
       await store.db.schema.alterTable('tracking_events').renameTo('tracking_events_away').execute();
       try {
         await expect(writer.write(batch)).rejects.toThrow(/writing tracking events/);

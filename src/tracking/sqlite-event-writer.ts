@@ -8,8 +8,8 @@ import type { TrackingEventKind } from './tables.ts';
 // tracking server's event loop for milliseconds, several times a second under load. A batch
 // crosses as columns: the numbers in one Float64Array whose memory is transferred (not copied), the
 // user agents once each in a short string list. Building that costs the server's event loop far
-// less than serializing the events; the worker inserts the rows in one transaction (atomic) with
-// one prepared statement. WAL mode lets the main connection keep reading; a write of either side
+// less than serializing the events; the worker inserts the rows in one transaction (atomic), 100
+// rows per prepared statement. WAL mode lets the main connection keep reading; a write of either side
 // waits for the other through busy_timeout.
 
 export interface EventWriter {
@@ -21,6 +21,8 @@ const kinds: readonly TrackingEventKind[] = ['open', 'click', 'mirror', 'unsubsc
 const kindCodes = new Map(kinds.map((kind, code) => [kind, code]));
 /** Columns per event: delivery id, log id, kind code, link index (-1: none), at, flags, user agent index (-1: none). */
 const columns = 7;
+/** 700 bound values per statement, far below SQLite's 32,766. */
+const rowsPerStatement = 100;
 
 // Plain CommonJS, run with `eval`: it needs no TypeScript loader, in production or under vitest.
 const workerSource = `
@@ -31,14 +33,29 @@ const db = new Database(workerData.file);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 5000');
-const insert = db.prepare(
-  'insert into tracking_events (delivery_id, log_id, kind, link_index, at, flags, user_agent) values (?, ?, ?, ?, ?, ?, ?)'
-);
+// Rows go in ${rowsPerStatement} per statement (one bind and one statement step for many rows);
+// the statement for a shorter tail is prepared once per length.
+const statements = new Map();
+function insertRows(rows) {
+  let statement = statements.get(rows);
+  if (!statement) {
+    const tuple = '(?, ?, ?, ?, ?, ?, ?)';
+    statement = db.prepare('insert into tracking_events (delivery_id, log_id, kind, link_index, at, flags, user_agent) values ' + new Array(rows).fill(tuple).join(', '));
+    statements.set(rows, statement);
+  }
+  return statement;
+}
 const insertAll = db.transaction((count, values, agents) => {
-  for (let i = 0, at = 0; i < count; i++, at += ${columns}) {
-    const link = values[at + 3];
-    const agent = values[at + 6];
-    insert.run(values[at], values[at + 1], kinds[values[at + 2]], link < 0 ? null : link, values[at + 4], values[at + 5], agent < 0 ? null : agents[agent]);
+  const parameters = [];
+  for (let first = 0; first < count; first += ${rowsPerStatement}) {
+    const rows = Math.min(${rowsPerStatement}, count - first);
+    parameters.length = 0;
+    for (let i = first, at = first * ${columns}; i < first + rows; i++, at += ${columns}) {
+      const link = values[at + 3];
+      const agent = values[at + 6];
+      parameters.push(values[at], values[at + 1], kinds[values[at + 2]], link < 0 ? null : link, values[at + 4], values[at + 5], agent < 0 ? null : agents[agent]);
+    }
+    insertRows(rows).run(parameters);
   }
 });
 parentPort.on('message', (message) => {
