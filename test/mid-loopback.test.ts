@@ -1,25 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { configSchema } from '../src/config/schema.ts';
-import { defaultMidsourcingConfig, type MidsourcingConfig } from '../src/midsourcing/config.ts';
-import { startExecutionServer, type ExecutionServer } from '../src/midsourcing/execution-server.ts';
 import { getOutbound, listParts } from '../src/midsourcing/outbound-store.ts';
-import { createPeerClient } from '../src/midsourcing/peer-client.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { syncDeliveryCounters, syncDeliveryLogs } from '../src/midsourcing/sync.ts';
-import { startFaultProxy, type Fault, type FaultProxy } from '../src/midsourcing/testing/fault-proxy.ts';
+import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
-import { createMta } from '../src/mta/queue-runner.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { countDeliveryLogs, getDelivery } from '../src/store/delivery-queries.ts';
 import { createMtaStore } from '../src/store/mta-queries.ts';
-import { crossDialectPairs, openMigratedDatabase, postgresUnavailable } from './support/databases.ts';
+import { crossDialectPairs, postgresUnavailable } from './support/databases.ts';
+import { openMidLoopbackPair } from './support/mid-loopback-pair.ts';
 
 // Two real instances over loopback HTTP, each with its own database (one SQLite, one PostgreSQL),
 // a fault-injecting proxy between them, and the execution instance's real MTA sending to the ISP
 // simulator. Every recipient must end with exactly one final status on both sides.
 
-const secret = 'loopback-shared-secret-0123456789';
 const finalStatuses = ['sent', 'failed', 'ignored', 'cancelled'];
 
 let simulator: Simulator;
@@ -34,20 +29,10 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
   describe.skipIf(postgresUnavailable !== undefined)(`mid-sourcing over a faulty loopback link [marketing ${marketingDialect} → execution ${executionDialect}]`, () => {
     it('pushes through timeouts, resets, 408/503/504 and a restart; every recipient ends once, logs and counters agree', async () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      const marketing = await openMigratedDatabase(marketingDialect);
-      const execution = await openMigratedDatabase(executionDialect);
+      const pair = await openMidLoopbackPair([marketingDialect, executionDialect], clock);
+      const { marketing, execution, proxy, client } = pair;
       const tag = `${marketingDialect}-${executionDialect}`;
-      const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
-      let server: ExecutionServer = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });
-      const proxy: FaultProxy = await startFaultProxy(server.url);
-      const mta = createMta({
-        store: createMtaStore(execution.store),
-        nodeId: `exec-${tag}`,
-        clock,
-        config: configSchema.parse({
-          mta: { routes: simulator.routes, resolverServers: [simulator.dnsServer], retryDelaysSeconds: [1], pollIntervalMs: 50, connectTimeoutMs: 500, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000 },
-        }).mta,
-      });
+      const mta = pair.executionMta(simulator, `exec-${tag}`);
       let restarting: Promise<void> = Promise.resolve();
       try {
         const recipients = Array.from({ length: 200 }, (_, i) => {
@@ -74,17 +59,13 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
           const bare = path.split('?')[0]!;
           if (bare.endsWith('/parts/7') && attempt === 1) {
             // The execution instance restarts (same port, same database) while parts are in flight.
-            restarting = (async () => {
-              await server.close();
-              server = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: server.port });
-            })();
+            restarting = pair.restartExecutionServer();
             return { kind: 'drop-before' };
           }
           const key = Object.keys(plans).find((k) => (k.startsWith('POST ') ? `${method} ${bare}` === k : bare.endsWith(`/${k}`)));
           return key ? plans[key]!(attempt) : { kind: 'pass' };
         });
 
-        const client = createPeerClient({ peer: { name: 'exec-1', url: proxy.url, secret }, localName: 'marketing-1', timeoutMs: 1_000, clock });
         const retry = { maxAttempts: 12, baseMs: 20, maxMs: 200 };
         await mta.start();
         const pushed = await pushDelivery({ store: marketing.store, client, deliveryId, partSize: 20, inFlight: 3, retry, clock });
@@ -113,7 +94,6 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
         expect(synced).toMatchObject({ complete: true, remoteState: 'finished' });
         expect(synced.pages).toBeGreaterThan(1);
         const counters = await syncDeliveryCounters(marketing.store, client, (await getOutbound(marketing.store, deliveryId))!, { retry, clock });
-        client.close();
 
         const marketingLogs = await marketing.store.db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).execute();
         const executionLogs = await execution.store.db
@@ -145,14 +125,8 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
         expect(await getDelivery(marketing.store, deliveryId)).toMatchObject({ state: 'finished' });
         expect(proxy.injected()).toMatchObject({ 'drop-after': 3, 'drop-before': 2, 'status-after': 1, delay: 2 });
       } finally {
-        await mta.stop();
         await restarting.catch(() => {});
-        await proxy.close();
-        await server.close();
-        await marketing.store.close();
-        await execution.store.close();
-        await marketing.database.drop();
-        await execution.database.drop();
+        await pair.close();
       }
     }, 60_000);
   });

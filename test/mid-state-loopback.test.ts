@@ -1,30 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { configSchema } from '../src/config/schema.ts';
 import { pauseDelivery, resumeDelivery, stopDelivery } from '../src/delivery/lifecycle.ts';
-import { defaultMidsourcingConfig, type MidsourcingConfig } from '../src/midsourcing/config.ts';
-import { startExecutionServer, type ExecutionServer } from '../src/midsourcing/execution-server.ts';
 import { getOutbound } from '../src/midsourcing/outbound-store.ts';
-import { createPeerClient } from '../src/midsourcing/peer-client.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { forwardOperatorAction } from '../src/midsourcing/state-forward.ts';
 import { outboundStatuses } from '../src/midsourcing/status.ts';
 import { syncDeliveryLogs } from '../src/midsourcing/sync.ts';
-import { startFaultProxy, type FaultProxy } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
-import { createMta } from '../src/mta/queue-runner.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { getDelivery } from '../src/store/delivery-queries.ts';
 import { listInboundStateChanges, midTables } from '../src/store/midsourcing-queries.ts';
 import { createMtaStore } from '../src/store/mta-queries.ts';
-import { crossDialectPairs, openMigratedDatabase, postgresUnavailable } from './support/databases.ts';
+import { crossDialectPairs, postgresUnavailable } from './support/databases.ts';
+import { openMidLoopbackPair } from './support/mid-loopback-pair.ts';
 
 // An operator pauses, resumes and stops a pushed delivery on the marketing instance; each change
 // crosses a faulty loopback link (the first attempt of each is lost after the execution side applied
 // it: reset, timeout, gateway 504) to a real execution instance whose MTA sends to the ISP simulator.
 // Each change must be applied there exactly once, and nothing may be sent after the stop.
-
-const secret = 'state-loopback-shared-secret-0123456789';
 
 let simulator: Simulator;
 beforeAll(async () => {
@@ -40,29 +33,14 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
   describe.skipIf(postgresUnavailable !== undefined)(`mid-sourcing pause/resume/stop over a faulty link [marketing ${marketingDialect} → execution ${executionDialect}]`, () => {
     it('applies each forwarded change once despite lost acknowledgements; nothing is sent after the stop', async () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      const marketing = await openMigratedDatabase(marketingDialect);
-      const execution = await openMigratedDatabase(executionDialect);
+      const pair = await openMidLoopbackPair([marketingDialect, executionDialect], clock);
+      const { marketing, execution, marketingConfig, proxy, client } = pair;
       const tag = `state-${marketingDialect}-${executionDialect}`;
-      const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
-      const server: ExecutionServer = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });
-      const proxy: FaultProxy = await startFaultProxy(server.url);
-      const marketingConfig: MidsourcingConfig = {
-        ...defaultMidsourcingConfig(), mode: 'marketing', name: 'marketing-1', peers: [{ name: 'exec-1', url: proxy.url, secret }],
-        requestTimeoutMs: 1_000, retryBaseMs: 20, retryMaxMs: 200,
-      };
-      const mta = createMta({
-        store: createMtaStore(execution.store),
-        nodeId: `exec-${tag}`,
-        clock,
-        config: configSchema.parse({
-          mta: { routes: simulator.routes, resolverServers: [simulator.dnsServer], retryDelaysSeconds: [1], pollIntervalMs: 50, connectTimeoutMs: 500, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000 },
-        }).mta,
-      });
+      const mta = pair.executionMta(simulator, `exec-${tag}`);
       try {
         const recipients = Array.from({ length: 40 }, (_, i) => ({ email: `u${i}.${tag}@${i % 4 === 3 ? 'greylist.test' : 'accept.test'}`, data: { first_name: `R${i}` } }));
         const greylisted = recipients.filter((recipient) => recipient.email.endsWith('@greylist.test')).map((recipient) => recipient.email);
         const { deliveryId } = await seedPreparedDelivery(marketing.store, { name: tag, recipients, validitySeconds: 3_600, clock });
-        const client = createPeerClient({ peer: { name: 'exec-1', url: proxy.url, secret }, localName: 'marketing-1', timeoutMs: 1_000, clock });
         const pushed = await pushDelivery({ store: marketing.store, client, deliveryId, partSize: 10, inFlight: 2, retry: { maxAttempts: 5, baseMs: 20, maxMs: 200 }, clock });
         const remoteId = pushed.remoteId;
         expect(pushed.remoteState).toBe('in_progress');
@@ -138,30 +116,15 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
 
         const [status] = await outboundStatuses(marketing.store, deliveryId);
         expect(status!.stateChange).toMatchObject({ localState: 'stopped', target: 'stopped', version: 3, ackedVersion: 3, reached: true, remoteState: 'stopped', outcome: 'duplicate', attempts: 2 });
-        client.close();
       } finally {
-        await mta.stop();
-        await proxy.close();
-        await server.close();
-        await marketing.store.close();
-        await execution.store.close();
-        await marketing.database.drop();
-        await execution.database.drop();
+        await pair.close();
       }
     }, 60_000);
 
     it('a pause made while the push is unfinished is held over there and applied at finalize: the execution side never starts it', async () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      const marketing = await openMigratedDatabase(marketingDialect);
-      const execution = await openMigratedDatabase(executionDialect);
-      const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
-      const server = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });
-      const proxy = await startFaultProxy(server.url);
-      const marketingConfig: MidsourcingConfig = {
-        ...defaultMidsourcingConfig(), mode: 'marketing', name: 'marketing-1', peers: [{ name: 'exec-1', url: proxy.url, secret }],
-        requestTimeoutMs: 1_000, retryBaseMs: 20, retryMaxMs: 200,
-      };
-      const client = createPeerClient({ peer: { name: 'exec-1', url: proxy.url, secret }, localName: 'marketing-1', timeoutMs: 1_000, clock });
+      const pair = await openMidLoopbackPair([marketingDialect, executionDialect], clock);
+      const { marketing, execution, marketingConfig, proxy, client } = pair;
       try {
         const recipients = Array.from({ length: 12 }, (_, i) => ({ email: `held${i}.${marketingDialect}@accept.test`, data: { first_name: `H${i}` } }));
         const { deliveryId } = await seedPreparedDelivery(marketing.store, { name: `held-${marketingDialect}`, recipients, validitySeconds: 3_600, clock });
@@ -185,13 +148,7 @@ for (const [marketingDialect, executionDialect] of crossDialectPairs) {
         expect(await forwardOperatorAction(marketing.store, marketingConfig, deliveryId, { clock })).toMatchObject({ kind: 'forwarded', version: 2, outcome: 'applied', remoteState: 'in_progress' });
         expect(await createMtaStore(execution.store).claimDue('exec', clock.now(), 100, 60_000)).toHaveLength(12);
       } finally {
-        client.close();
-        await proxy.close();
-        await server.close();
-        await marketing.store.close();
-        await execution.store.close();
-        await marketing.database.drop();
-        await execution.database.drop();
+        await pair.close();
       }
     }, 60_000);
   });
