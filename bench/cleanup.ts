@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,7 +9,7 @@ import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openStore } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
-import { listStepLogs, listSteps } from '../src/store/workflow-queries.ts';
+import { listStepLogs, listSteps } from '../src/workflows/workflow-store.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { manualTicker } from '../src/workflows/ticker.ts';
 
@@ -36,39 +35,6 @@ const dir = mkdtempSync(join(tmpdir(), 'herald-bench-cleanup-'));
 const file = join(dir, 'herald.db');
 
 // The "MTA": plain JS in a worker so it runs while the main thread is busy in better-sqlite3 calls.
-const writerSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driver);
-const db = new Database(workerData.file);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 5000');
-const insert = db.prepare("insert into delivery_logs (delivery_id, recipient_id, email, domain, data, status, attempts, next_attempt_at, updated_at) values (?, null, ?, 'example.test', '{}', 'pending', 0, ?, ?)");
-const update = db.prepare("update delivery_logs set status = 'sent', attempts = 1, updated_at = ? where id = ?");
-const write = db.transaction((i) => {
-  const now = Date.now();
-  const { lastInsertRowid } = insert.run(workerData.deliveryId, 'live' + i + '@example.test', now, now);
-  update.run(now, lastInsertRowid);
-});
-let stop = false;
-parentPort.on('message', () => { stop = true; });
-const latencies = [];
-let i = 0;
-const loop = () => {
-  if (stop) {
-    latencies.sort((a, b) => a - b);
-    parentPort.postMessage({ writes: latencies.length, max: latencies.at(-1) ?? 0, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0, p50: latencies[Math.floor(latencies.length / 2)] ?? 0 });
-    db.close();
-    return;
-  }
-  const start = process.hrtime.bigint();
-  write(i++);
-  latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
-  setTimeout(loop, 2);
-};
-loop();
-`;
-
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
@@ -81,9 +47,25 @@ async function main(): Promise<void> {
     store.db
       .insertInto('deliveries')
       .values({
-        name, state, from_address: 'news@example.test', from_name: null, reply_to: null, subject_template: 's', html_template: null, text_template: 't',
-        list_id: null, affinity: null, validity_seconds: 86_400, valid_until: state === 'in_progress' ? now + day : null, scheduled_at: null, last_error: null,
-        created_at: now - 400 * day, updated_at: now - 200 * day, prepared_at: null, started_at: null, finished_at: null,
+        name,
+        state,
+        from_address: 'news@example.test',
+        from_name: null,
+        reply_to: null,
+        subject_template: 's',
+        html_template: null,
+        text_template: 't',
+        list_id: null,
+        affinity: null,
+        validity_seconds: 86_400,
+        valid_until: state === 'in_progress' ? now + day : null,
+        scheduled_at: null,
+        last_error: null,
+        created_at: now - 400 * day,
+        updated_at: now - 200 * day,
+        prepared_at: null,
+        started_at: null,
+        finished_at: null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -102,20 +84,40 @@ async function main(): Promise<void> {
     for (let i = from; i < to; i += 1) {
       const old = i < oldRows;
       const at = old ? now - 200 * day : now - 10 * day;
-      insert.run(finished, `r${i}@d${i % 500}.example.test`, `d${i % 500}.example.test`, i % 10 === 0 ? 'failed' : 'sent', at, at + (i % 1000));
+      insert.run(
+        finished,
+        `r${i}@d${i % 500}.example.test`,
+        `d${i % 500}.example.test`,
+        i % 10 === 0 ? 'failed' : 'sent',
+        at,
+        at + (i % 1000),
+      );
     }
   });
   for (let from = 0; from < rows; from += 50_000) fill(from, Math.min(rows, from + 50_000));
   raw.pragma('wal_checkpoint(TRUNCATE)');
   raw.close();
   const fileBefore = statSync(file).size;
-  console.log(`filled ${rows} delivery logs (${oldRows} past retention) in ${((Date.now() - fillStarted) / 1000).toFixed(1)} s; file ${mb(fileBefore)}`);
+  console.log(
+    `filled ${rows} delivery logs (${oldRows} past retention) in ${((Date.now() - fillStarted) / 1000).toFixed(1)} s; file ${mb(fileBefore)}`,
+  );
 
-  const writer = new Worker(writerSource, { eval: true, workerData: { file, deliveryId: live, driver: createRequire(import.meta.url).resolve('better-sqlite3') } });
-  const writerResult = new Promise<{ writes: number; max: number; p99: number; p50: number }>((resolve) => writer.once('message', resolve));
+  const writer = new Worker(new URL('./cleanup-writer-worker.mjs', import.meta.url), {
+    workerData: { file, deliveryId: live },
+  });
+  const writerResult = new Promise<{ writes: number; max: number; p99: number; p50: number }>((resolve) =>
+    writer.once('message', resolve),
+  );
 
   const config = parseConfig({ workflows: { cleanup: { batchSize } } }, 'bench');
-  const engine = createWorkflowEngine({ store, config, clock: systemClock, logger: silentLogger, nodeId: 'bench', ticker: manualTicker });
+  const engine = createWorkflowEngine({
+    store,
+    config,
+    clock: systemClock,
+    logger: silentLogger,
+    nodeId: 'bench',
+    ticker: manualTicker,
+  });
   const started = Date.now();
   const result = await engine.runNow('cleanup');
   const cleanupMs = Date.now() - started;
@@ -125,7 +127,10 @@ async function main(): Promise<void> {
 
   const steps = await listSteps(store, result.runId);
   const logs = await listStepLogs(store, result.runId);
-  const left = await store.db.selectFrom('delivery_logs').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+  const left = await store.db
+    .selectFrom('delivery_logs')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirstOrThrow();
   await store.close();
   const check = new SqliteDatabase(file);
   const freelist = Number(check.pragma('freelist_count', { simple: true }));
@@ -143,13 +148,24 @@ async function main(): Promise<void> {
   const freelistAfterRefill = Number(check.pragma('freelist_count', { simple: true }));
   check.close();
 
-  console.log(`cleanup: ${result.status} in ${(cleanupMs / 1000).toFixed(1)} s${result.error ? ` (${result.error})` : ''}`);
-  for (const step of steps) console.log(`  ${step.name}: ${step.status} ${((step.finished_at ?? 0) - step.started_at)} ms — ${step.summary ?? step.error ?? ''}`);
+  console.log(
+    `cleanup: ${result.status} in ${(cleanupMs / 1000).toFixed(1)} s${result.error ? ` (${result.error})` : ''}`,
+  );
+  for (const step of steps)
+    console.log(
+      `  ${step.name}: ${step.status} ${(step.finished_at ?? 0) - step.started_at} ms — ${step.summary ?? step.error ?? ''}`,
+    );
   for (const line of logs) console.log(`    ${line.message}`);
   console.log(`delivery logs left: ${left.n} (expected ${rows - oldRows} + the writer's)`);
-  console.log(`concurrent writer: ${writes.writes} writes, latency p50 ${writes.p50.toFixed(2)} ms, p99 ${writes.p99.toFixed(2)} ms, max ${writes.max.toFixed(1)} ms (target: max < 1000 ms)`);
-  console.log(`file: ${mb(fileBefore)} before, ${mb(sizeAfterCleanup)} after cleanup with ${freelist} free pages (${mb(freelist * 4096)})`);
-  console.log(`after inserting ${reuseRows} new rows: file ${mb(statSync(file).size)}, ${freelistAfterRefill} free pages left (freed space reused, file not grown)`);
+  console.log(
+    `concurrent writer: ${writes.writes} writes, latency p50 ${writes.p50.toFixed(2)} ms, p99 ${writes.p99.toFixed(2)} ms, max ${writes.max.toFixed(1)} ms (target: max < 1000 ms)`,
+  );
+  console.log(
+    `file: ${mb(fileBefore)} before, ${mb(sizeAfterCleanup)} after cleanup with ${freelist} free pages (${mb(freelist * 4096)})`,
+  );
+  console.log(
+    `after inserting ${reuseRows} new rows: file ${mb(statSync(file).size)}, ${freelistAfterRefill} free pages left (freed space reused, file not grown)`,
+  );
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -21,7 +21,10 @@ const { values } = parseArgs({
     dialect: { type: 'string', default: 'sqlite' },
     'bad-every': { type: 'string', default: '0' },
     'apply-connections': { type: 'string' },
-    postgres: { type: 'string', default: process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    postgres: {
+      type: 'string',
+      default: process.env.HERALD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    },
   },
 });
 const rows = Number(values.rows);
@@ -36,7 +39,8 @@ async function writeCsv(file: string): Promise<void> {
   const out = createWriteStream(file);
   out.write('email,first_name,last_name,city,customer_id\n');
   for (let i = 0; i < rows; i++) {
-    const email = badEvery > 0 && i % badEvery === 0 ? `broken${i}.example.com` : `user.${i}+news@${domains[i % domains.length]}`;
+    const email =
+      badEvery > 0 && i % badEvery === 0 ? `broken${i}.example.com` : `user.${i}+news@${domains[i % domains.length]}`;
     const line = `${email},First${i % 997},"Last, ${i % 1009}",${cities[i % cities.length]},C${String(i).padStart(8, '0')}\n`;
     if (!out.write(line)) await once(out, 'drain');
   }
@@ -74,7 +78,9 @@ function watchServerCpu(url: string): { stop(): Promise<number | undefined> } {
   const last = new Map<number, number>();
   let local = true;
   const sample = async (starting: boolean) => {
-    const { rows: backends } = await client.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+    const { rows: backends } = await client.query<{ pid: number }>(
+      'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+    );
     for (const { pid } of backends) {
       const cpu = processCpuSeconds(pid);
       if (cpu === undefined) local = false;
@@ -101,7 +107,9 @@ const { store, url, drop } = await openBenchStore();
 try {
   let started = performance.now();
   await writeCsv(file);
-  console.log(`generated ${rows} rows (${(statSync(file).size / 1e6).toFixed(1)} MB) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `generated ${rows} rows (${(statSync(file).size / 1e6).toFixed(1)} MB) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
   await migrateToLatest(store);
   const rssBefore = process.resourceUsage().maxRSS;
   let readDoneAt = 0;

@@ -26,9 +26,21 @@ async function seedPrepared(store: Store, n: number): Promise<number> {
   const delivery = await store.db
     .insertInto('deliveries')
     .values({
-      name: 'bench', state: 'prepared', from_address: 'news@brand.test', from_name: 'Brand', reply_to: null, subject_template: 'Hello {{ first_name }}',
-      html_template: '<p>Hello {{ first_name }}, your code is {{ code }}</p>', text_template: null, list_id: null, affinity: null, validity_seconds: 86_400,
-      target_count: n, created_at: now, updated_at: now, prepared_at: now,
+      name: 'bench',
+      state: 'prepared',
+      from_address: 'news@brand.test',
+      from_name: 'Brand',
+      reply_to: null,
+      subject_template: 'Hello {{ first_name }}',
+      html_template: '<p>Hello {{ first_name }}, your code is {{ code }}</p>',
+      text_template: null,
+      list_id: null,
+      affinity: null,
+      validity_seconds: 86_400,
+      target_count: n,
+      created_at: now,
+      updated_at: now,
+      prepared_at: now,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -62,7 +74,11 @@ async function main(): Promise<void> {
       host: '127.0.0.1',
       port: 0,
     });
-    const client = createPeerClient({ peer: { name: 'exec', url: server.url, secret }, localName: 'marketing', timeoutMs: 60_000 });
+    const client = createPeerClient({
+      peer: { name: 'exec', url: server.url, secret },
+      localName: 'marketing',
+      timeoutMs: 60_000,
+    });
     const started = performance.now();
     const result = await pushDelivery({
       store: marketing,
@@ -77,10 +93,19 @@ async function main(): Promise<void> {
     const [status] = await outboundStatuses(marketing, deliveryId);
     client.close();
     await server.close();
-    const received = await execution.db.selectFrom('delivery_logs').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
-    console.log(`pushed ${result.recipients} recipients in ${result.parts} parts of ${partSize}, ${inFlight} in flight: ${seconds.toFixed(1)} s, ${Math.round(result.recipients / seconds)} recipients/s`);
-    console.log(`execution side holds ${received.n} delivery logs; attempts ${result.attempts}, timeouts ${result.timeouts}`);
-    console.log(`per part: build avg ${status!.buildMs.avg} / p95 ${status!.buildMs.p95} ms; append avg ${status!.appendMs.avg} / p95 ${status!.appendMs.p95} ms; ${status!.diagnosis}`);
+    const received = await execution.db
+      .selectFrom('delivery_logs')
+      .select(sql<number>`count(*)`.as('n'))
+      .executeTakeFirstOrThrow();
+    console.log(
+      `pushed ${result.recipients} recipients in ${result.parts} parts of ${partSize}, ${inFlight} in flight: ${seconds.toFixed(1)} s, ${Math.round(result.recipients / seconds)} recipients/s`,
+    );
+    console.log(
+      `execution side holds ${received.n} delivery logs; attempts ${result.attempts}, timeouts ${result.timeouts}`,
+    );
+    console.log(
+      `per part: build avg ${status!.buildMs.avg} / p95 ${status!.buildMs.p95} ms; append avg ${status!.appendMs.avg} / p95 ${status!.appendMs.p95} ms; ${status!.diagnosis}`,
+    );
     console.log(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB (both instances in this process)`);
   } finally {
     await marketing.close();

@@ -6,13 +6,12 @@
 // Prints figures (text and one JSON line); it never passes or fails on time.
 import { validateAddress } from '../src/audience/address.ts';
 import { systemClock } from '../src/common/clock.ts';
-import { prepareDelivery } from '../src/delivery/preparation.ts';
+import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import { demoContent } from '../src/demo/demo-audience.ts';
 import { openStore, type Store } from '../src/store/database.ts';
 import { createScratchDatabase } from '../test/support/scratch-database.ts';
-import { createDelivery } from '../src/store/delivery-queries.ts';
+import { createDelivery } from '../src/delivery/delivery-store.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
-import { preparationStore } from '../src/store/preparation-queries.ts';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -31,7 +30,19 @@ try {
   const seedSeconds = (performance.now() - seedStart) / 1000;
   const delivery = await createDelivery(
     store,
-    { name: 'bench', fromAddress: 'news@bench.test', fromName: 'Bench', replyTo: null, subject: demoContent.subject, html: demoContent.html, text: demoContent.text, listName: 'bench', validityHours: null, affinity: null, scheduledAt: null },
+    {
+      name: 'bench',
+      fromAddress: 'news@bench.test',
+      fromName: 'Bench',
+      replyTo: null,
+      subject: demoContent.subject,
+      html: demoContent.html,
+      text: demoContent.text,
+      listName: 'bench',
+      validityHours: null,
+      affinity: null,
+      scheduledAt: null,
+    },
     { validityHours: 120 },
     Date.now(),
   );
@@ -46,9 +57,23 @@ try {
   if (outcome.kind !== 'prepared') throw new Error(outcome.error);
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const perSecond = Math.round(outcome.counts.prepared / seconds);
-  console.log(`prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients in ${seconds.toFixed(2)} s = ${perSecond}/s (peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`);
-  console.log(`  time in store calls: ${[...timings].map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)} s`).join(', ')}`);
-  console.log(JSON.stringify({ bench: 'prepare', dialect, recipients: count, prepared: outcome.counts.prepared, seconds: Number(seconds.toFixed(2)), perSecond, peakRssMiB }));
+  console.log(
+    `prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients in ${seconds.toFixed(2)} s = ${perSecond}/s (peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`,
+  );
+  console.log(
+    `  time in store calls: ${[...timings].map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)} s`).join(', ')}`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'prepare',
+      dialect,
+      recipients: count,
+      prepared: outcome.counts.prepared,
+      seconds: Number(seconds.toFixed(2)),
+      perSecond,
+      peakRssMiB,
+    }),
+  );
 } finally {
   await store.close();
   await database.drop();
@@ -56,10 +81,21 @@ try {
 
 async function seedRecipients(target: Store, total: number): Promise<void> {
   const now = Date.now();
-  const list = await target.db.insertInto('lists').values({ name: 'bench', created_at: now }).returning('id').executeTakeFirstOrThrow();
+  const list = await target.db
+    .insertInto('lists')
+    .values({ name: 'bench', created_at: now })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   const cities = ['Lyon', 'Paris', 'Berlin', 'Madrid'];
   for (let i = 0; i < total; i += 5_000) {
-    const rows: Array<{ list_id: number; email: string; domain: string; data: string; created_at: number; updated_at: number }> = [];
+    const rows: Array<{
+      list_id: number;
+      email: string;
+      domain: string;
+      data: string;
+      created_at: number;
+      updated_at: number;
+    }> = [];
     for (let j = i; j < Math.min(total, i + 5_000); j++) {
       rows.push({
         list_id: list.id,
@@ -71,7 +107,11 @@ async function seedRecipients(target: Store, total: number): Promise<void> {
       });
     }
     await target.db.transaction().execute(async (trx) => {
-      for (let k = 0; k < rows.length; k += 2_000) await trx.insertInto('recipients').values(rows.slice(k, k + 2_000)).execute();
+      for (let k = 0; k < rows.length; k += 2_000)
+        await trx
+          .insertInto('recipients')
+          .values(rows.slice(k, k + 2_000))
+          .execute();
     });
   }
 }

@@ -40,7 +40,9 @@ interface AutocannonResult {
   timeouts: number;
   '3xx': number;
 }
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as (
+  options: Record<string, unknown>,
+) => Promise<AutocannonResult>;
 
 const seconds = Number(process.env.HERALD_BENCH_SECONDS ?? 5);
 const connections = Number(process.env.HERALD_BENCH_CONNECTIONS ?? 50);
@@ -71,15 +73,23 @@ async function serveTracked(): Promise<void> {
     now,
     recipients: Array.from({ length: recipients }, (_, i) => ({ email: `r${i}@example.test` })),
   });
-  const service = await createTrackingService(heraldOver(store, { tracking: { host: '127.0.0.1', port: 0 } }, systemClock));
+  const service = await createTrackingService(
+    heraldOver(store, { tracking: { host: '127.0.0.1', port: 0 } }, systemClock),
+  );
   const issuedAt = Math.floor(now / 1000) - 3_600;
-  const paths = seeded.logs.map((log) => `/r/${service.keyRing.sign({ kind: 'click', deliveryId: seeded.deliveryId, logId: log.id, linkIndex: 0, occurrence: 0, issuedAt })}`);
+  const paths = seeded.logs.map(
+    (log) =>
+      `/r/${service.keyRing.sign({ kind: 'click', deliveryId: seeded.deliveryId, logId: log.id, linkIndex: 0, occurrence: 0, issuedAt })}`,
+  );
   const url = await service.listen();
   process.send!({ url, paths });
   answer(async () => {
     await service.close();
     const stats = service.events.stats();
-    const rows = await store.db.selectFrom('tracking_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const rows = await store.db
+      .selectFrom('tracking_events')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
     return { ...stats, rows: Number(rows.n) };
@@ -110,14 +120,22 @@ function cpuOf(proc: ChildProcess): Promise<CpuTime> {
   return answered;
 }
 
-function child(mode: string, profile?: string): { process: ChildProcess; ready: Promise<{ url: string; paths?: string[] }> } {
+function child(
+  mode: string,
+  profile?: string,
+): { process: ChildProcess; ready: Promise<{ url: string; paths?: string[] }> } {
   const execArgv = ['--import', 'tsx', ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [])];
   const proc = fork(fileURLToPath(import.meta.url), [mode], { execArgv });
-  return { process: proc, ready: new Promise((resolve) => proc.once('message', (m) => resolve(m as { url: string; paths?: string[] }))) };
+  return {
+    process: proc,
+    ready: new Promise((resolve) => proc.once('message', (m) => resolve(m as { url: string; paths?: string[] }))),
+  };
 }
 
 function stop(proc: ChildProcess): Promise<Record<string, number>> {
-  const answer = new Promise<Record<string, number>>((resolve) => proc.once('message', (m) => resolve(m as Record<string, number>)));
+  const answer = new Promise<Record<string, number>>((resolve) =>
+    proc.once('message', (m) => resolve(m as Record<string, number>)),
+  );
   proc.send('stop');
   return answer;
 }
@@ -137,7 +155,11 @@ function autocannonRun(url: string, paths: string[], duration: number): Promise<
     url,
     connections,
     duration,
-    requests: paths.map((path) => ({ method: 'GET', path, headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0' } })),
+    requests: paths.map((path) => ({
+      method: 'GET',
+      path,
+      headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0' },
+    })),
   });
 }
 
@@ -168,18 +190,24 @@ async function main(): Promise<void> {
   const [bare, tracked] = await Promise.all([bareChild.ready, trackedChild.ready]);
   if (process.env.HERALD_BENCH_PIN) {
     // -a: every thread of the process (libuv pool, the SQLite writer worker) follows.
-    for (const proc of [bareChild.process, trackedChild.process]) execFileSync('taskset', ['-a', '-p', '-c', '1', String(proc.pid)], { stdio: 'ignore' });
+    for (const proc of [bareChild.process, trackedChild.process])
+      execFileSync('taskset', ['-a', '-p', '-c', '1', String(proc.pid)], { stdio: 'ignore' });
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
   }
   const paths = tracked.paths!;
-  console.log(`autocannon ${seconds} s each after ${warmupSeconds} s of warm-up per server, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes${process.env.HERALD_BENCH_PIN ? ' pinned to CPU 1, autocannon to CPU 0' : ''}; load avg ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `autocannon ${seconds} s each after ${warmupSeconds} s of warm-up per server, ${connections} connections, ${paths.length} distinct tokens, loopback; servers in two child processes${process.env.HERALD_BENCH_PIN ? ' pinned to CPU 1, autocannon to CPU 0' : ''}; load avg ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   if (warmupSeconds > 0) {
     for (const url of [bare.url, tracked.url]) await autocannonRun(url, paths, warmupSeconds);
   }
   const bareLines: Line[] = [];
   const trackedLines: Line[] = [];
   for (let round = 0; round < rounds; round++) {
-    if (process.env.HERALD_BENCH_ONLY !== 'tracked') bareLines.push(await load('bare Fastify 302', bare.url, paths, bareChild.process));
+    if (process.env.HERALD_BENCH_ONLY !== 'tracked')
+      bareLines.push(await load('bare Fastify 302', bare.url, paths, bareChild.process));
     trackedLines.push(await load('/r/ (verify + log)', tracked.url, paths, trackedChild.process));
     if (bareLines.length > 0) {
       const ratio = trackedLines[round]!.reqPerSec / bareLines[round]!.reqPerSec;
@@ -198,11 +226,15 @@ async function main(): Promise<void> {
     );
     const cpuBare = mean(bareLines.map((l) => l.cpuMicrosPerRequest));
     const cpuTracked = mean(trackedLines.map((l) => l.cpuMicrosPerRequest));
-    console.log(`server CPU per request: bare ${cpuBare.toFixed(1)} µs, /r/ ${cpuTracked.toFixed(1)} µs (every thread, SQLite writer included): /r/ could serve ${((cpuBare / cpuTracked) * 100).toFixed(1)} % of the bare rate on a free core`);
+    console.log(
+      `server CPU per request: bare ${cpuBare.toFixed(1)} µs, /r/ ${cpuTracked.toFixed(1)} µs (every thread, SQLite writer included): /r/ could serve ${((cpuBare / cpuTracked) * 100).toFixed(1)} % of the bare rate on a free core`,
+    );
   }
   await stop(bareChild.process);
   const events = await stop(trackedChild.process);
-  console.log(`events: written ${events.written}, dropped ${events.dropped}, failed writes ${events.failedWrites}, rows in tracking_events ${events.rows}`);
+  console.log(
+    `events: written ${events.written}, dropped ${events.dropped}, failed writes ${events.failedWrites}, rows in tracking_events ${events.rows}`,
+  );
 }
 
 if (process.argv[2] === 'serve-bare') await serveBare();

@@ -9,9 +9,15 @@ const quick = process.argv.includes('--quick');
 function reachable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port, timeout: 1_000 });
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
-    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -22,18 +28,34 @@ const recipients = quick ? '100000' : '1000000';
 
 const runs: Array<{ title: string; args: string[]; needs?: 'postgres' | 'redis' }> = [
   { title: 'send, SQLite', args: ['bench/send.ts', '--messages', sendMessages] },
-  { title: 'send, SQLite, RSA-2048 DKIM', args: ['bench/send.ts', '--messages', sendMessages, '--dkim', 'rsa', '--workers', '1'] },
-  { title: 'send, PostgreSQL', args: ['bench/send.ts', '--messages', sendMessages, '--dialect', 'postgres'], needs: 'postgres' },
+  {
+    title: 'send, SQLite, RSA-2048 DKIM',
+    args: ['bench/send.ts', '--messages', sendMessages, '--dkim', 'rsa', '--workers', '1'],
+  },
+  {
+    title: 'send, PostgreSQL',
+    args: ['bench/send.ts', '--messages', sendMessages, '--dialect', 'postgres'],
+    needs: 'postgres',
+  },
   { title: 'prepare, SQLite', args: ['bench/prepare.ts', '--recipients', recipients] },
-  { title: 'prepare, PostgreSQL', args: ['bench/prepare.ts', '--recipients', recipients, '--dialect', 'postgres'], needs: 'postgres' },
+  {
+    title: 'prepare, PostgreSQL',
+    args: ['bench/prepare.ts', '--recipients', recipients, '--dialect', 'postgres'],
+    needs: 'postgres',
+  },
   { title: 'import, SQLite', args: ['bench/import.ts', '--rows', recipients] },
-  { title: 'import, PostgreSQL', args: ['bench/import.ts', '--rows', recipients, '--dialect', 'postgres'], needs: 'postgres' },
+  {
+    title: 'import, PostgreSQL',
+    args: ['bench/import.ts', '--rows', recipients, '--dialect', 'postgres'],
+    needs: 'postgres',
+  },
   { title: 'bounce classification', args: ['bench/classify.ts'] },
   { title: 'throttles', args: ['bench/throttle.ts'], needs: 'redis' },
   { title: 'tracking redirect', args: ['bench/redirect.ts'] },
   { title: 'mid-sourcing push', args: ['bench/mid-push.ts', recipients] },
   { title: 'cleanup while writing', args: ['bench/cleanup.ts'] },
   { title: 'simulator sink', args: ['bench/sink-throughput.ts'] },
+  { title: 'dashboard', args: ['bench/dashboard.ts', '--logs', recipients, '--messages', quick ? '5000' : '20000'] },
 ];
 
 for (const run of runs) {

@@ -3,6 +3,10 @@
 // writes). The sink runs in a child process so it does not share the MTA's event loop.
 // Run: node --import tsx bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--rules none|open] [--redis URL]
 //      [--messages 50000] [--workers N (DKIM worker threads)] [--connections 10] [--flush-ms 10]
+//      [--api off|on] (on: this process also runs the api role with /metrics, the MTA feeds the metrics
+//      registry — outcomes, SMTP and DKIM timings — and a scraper reads /metrics every --scrape-ms 1000; 0 = none)
+//      [--close-grace-ms N (mta.connectionCloseGraceMs; default: the product's)]
+//      [--webhook none|KIND] (an active webhook subscription to KIND, e.g. message.sent: its outbox rows are written with each outcome)
 // Prints figures (text and one JSON line); it never passes or fails on time.
 import { fork } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -20,13 +24,20 @@ import { startSmtpSink } from '../src/sim/smtp-sink.ts';
 import { openStore } from '../src/store/database.ts';
 import { createScratchDatabase } from '../test/support/scratch-database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
-import { createMtaStore } from '../src/store/mta-queries.ts';
+import { createMtaStore } from '../src/mta/queue-store.ts';
+import { insertSubscription } from '../src/webhooks/webhook-store.ts';
+import { startApiServer } from '../src/api/server.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { openHerald } from '../src/main.ts';
 
 if (process.argv[2] === '--sink') {
   const sink = await startSmtpSink({ hostname: 'mx.bench.test', trackRecipients: false });
   process.send!({ port: sink.port });
   process.once('message', async () => {
-    const report = { accepted: sink.stats().messagesAccepted, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) };
+    const report = {
+      accepted: sink.stats().messagesAccepted,
+      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    };
     await sink.close();
     process.send!(report, () => process.disconnect());
   });
@@ -46,12 +57,22 @@ async function main(): Promise<void> {
   const workers = Number(option('workers', '0'));
   const connections = Number(option('connections', '10'));
   const flushMs = Number(option('flush-ms', '10'));
+  const closeGraceMs = option('close-grace-ms', '');
   // --rules open: MX rules, leases, permits, counters and affinity choice on every message, with
   // limits that never bind (the cost of shaping itself); --redis URL puts the throttle in Redis.
   const rules = option('rules', 'none');
   const redisUrl = option('redis', '');
-  if (!['sqlite', 'postgres'].includes(dialect) || !['none', 'rsa', 'rsa+ed25519'].includes(dkim) || !['none', 'open'].includes(rules)) {
-    throw new Error('usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N] [--rules none|open] [--redis URL]');
+  const webhook = option('webhook', 'none');
+  const apiRole = option('api', 'off');
+  const scrapeMs = Number(option('scrape-ms', '1000'));
+  if (
+    !['sqlite', 'postgres'].includes(dialect) ||
+    !['none', 'rsa', 'rsa+ed25519'].includes(dkim) ||
+    !['none', 'open'].includes(rules)
+  ) {
+    throw new Error(
+      'usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N] [--rules none|open] [--redis URL]',
+    );
   }
 
   const database = await createScratchDatabase(dialect as 'sqlite' | 'postgres', 'bench_send');
@@ -59,13 +80,28 @@ async function main(): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), ['--sink'], { execArgv: ['--import', 'tsx'] });
   try {
     await migrateToLatest(store);
-    const port = await new Promise<number>((resolve) => child.once('message', (message) => resolve((message as { port: number }).port)));
+    const port = await new Promise<number>((resolve) =>
+      child.once('message', (message) => resolve((message as { port: number }).port)),
+    );
     const seedStart = performance.now();
     const recipients = Array.from({ length: messages }, (_, i) => ({
       email: `user${i}@bench.test`,
-      data: { first_name: `First${i}`, last_name: `Last${i}`, city: ['Lyon', 'Paris', 'Nantes', 'Lille'][i % 4], points: i * 7, offer: `OFFER-${(i * 7919) % 100000}` },
+      data: {
+        first_name: `First${i}`,
+        last_name: `Last${i}`,
+        city: ['Lyon', 'Paris', 'Nantes', 'Lille'][i % 4],
+        points: i * 7,
+        offer: `OFFER-${(i * 7919) % 100000}`,
+      },
     }));
     await seedDelivery(store.db, { now: Date.now(), recipients, ...content() });
+    if (webhook !== 'none')
+      await insertSubscription(store, {
+        url: 'http://127.0.0.1:9/bench',
+        events: [webhook],
+        secret: 'bench-secret-0123456789',
+        now: Date.now(),
+      });
     const seedSeconds = (performance.now() - seedStart) / 1000;
 
     const config = configSchema.parse({
@@ -76,10 +112,36 @@ async function main(): Promise<void> {
         maxConnectionsPerMx: connections,
         dkimWorkers: workers,
         pollIntervalMs: 200,
+        ...(closeGraceMs ? { connectionCloseGraceMs: Number(closeGraceMs) } : {}),
       },
     }).mta;
     const shaping = rules === 'open' ? openShaping(config, connections, redisUrl) : undefined;
-    const mta = createMta({ store: createMtaStore(store), nodeId: 'bench', config, dkimKeys: dkimKeys(dkim), outcomeFlushIntervalMs: flushMs, shaping: shaping?.mta });
+    const herald =
+      apiRole === 'on'
+        ? await openHerald({ config: parseConfig({ database: { url: database.url } }, 'bench'), logger: silentLogger })
+        : undefined;
+    const api = herald ? await startApiServer(herald, 0) : undefined;
+    let scrapes = 0;
+    const scraper =
+      api && scrapeMs > 0
+        ? setInterval(() => {
+            void fetch(`${api.url}/metrics`)
+              .then((response) => response.text())
+              .then(() => scrapes++);
+          }, scrapeMs)
+        : undefined;
+    const mta = createMta({
+      store: createMtaStore(store),
+      nodeId: 'bench',
+      config,
+      dkimKeys: dkimKeys(dkim),
+      outcomeFlushIntervalMs: flushMs,
+      shaping: shaping?.mta,
+      ...(herald && {
+        onOutcomes: (outcomes) => herald.metrics.observeOutcomes(outcomes),
+        timings: herald.metrics.mtaTimings,
+      }),
+    });
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     await mta.start();
@@ -89,17 +151,35 @@ async function main(): Promise<void> {
     const stats = mta.stats();
     await mta.stop();
     await shaping?.runtime.stop();
+    if (scraper) clearInterval(scraper);
+    await api?.close();
+    await herald?.close();
     child.send('stop');
-    const sink = await new Promise<{ accepted: number; peakRssMiB: number }>((resolve) => child.once('message', (message) => resolve(message as { accepted: number; peakRssMiB: number })));
+    const sink = await new Promise<{ accepted: number; peakRssMiB: number }>((resolve) =>
+      child.once('message', (message) => resolve(message as { accepted: number; peakRssMiB: number })),
+    );
+    const outboxRows = Number(
+      (
+        await store.db
+          .selectFrom('webhook_outbox')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
     const result = {
       bench: 'send',
       dialect,
+      webhook,
+      outboxRows,
+      api: apiRole,
+      scrapes,
       dkim,
       dkimWorkers: workers,
       connections,
       rules,
       throttle: rules === 'none' ? 'none' : redisUrl ? 'redis' : 'memory',
       outcomeFlushIntervalMs: flushMs,
+      connectionCloseGraceMs: config.connectionCloseGraceMs,
       messages,
       sent: stats.sent,
       sinkAccepted: sink.accepted,
@@ -112,7 +192,7 @@ async function main(): Promise<void> {
       seedSeconds: Number(seedSeconds.toFixed(2)),
     };
     console.log(
-      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
+      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}, webhook ${webhook}, close grace ${result.connectionCloseGraceMs} ms, api ${apiRole}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
         `(MTA CPU ${result.mtaCpuSeconds} s = ${result.mtaCpuMsPerMessage} ms per message, peak RSS ${result.peakRssMiB} MiB; sink accepted ${sink.accepted}, sink RSS ${sink.peakRssMiB} MiB; seeding took ${result.seedSeconds} s)`,
     );
     console.log(JSON.stringify(result));
@@ -138,28 +218,56 @@ function content() {
     `<p style="font-size:11px;color:#888">You receive this email because you subscribed at brand.test. <a href="https://brand.test/unsubscribe">Unsubscribe</a>.</p>` +
     `</td></tr></table></td></tr></table></body></html>`;
   const text = `Hello {{ first_name }} {{ last_name }},\n\n${paragraph}\n\nYour store in {{ city }} has prepared a selection for you. You have {{ points }} points.\nUse code {{ offer }}: https://shop.brand.test/offer?code={{ offer }}\n\nUnsubscribe: https://brand.test/unsubscribe\n`;
-  return { subject: '{{ first_name }}, your spring offer is here', html, text, fromName: 'Brand', fromAddress: 'news@brand.test' };
+  return {
+    subject: '{{ first_name }}, your spring offer is here',
+    html,
+    text,
+    fromName: 'Brand',
+    fromAddress: 'news@brand.test',
+  };
 }
 
 function dkimKeys(kind: string): Map<string, DkimKey[]> {
   const keys: DkimKey[] = [];
   if (kind !== 'none') {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    keys.push(parseDkimKey({ domain: 'brand.test', selector: 'rsa', privateKeyFile: 'generated', algorithm: 'rsa-sha256' }, () => rsa));
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    keys.push(
+      parseDkimKey(
+        { domain: 'brand.test', selector: 'rsa', privateKeyFile: 'generated', algorithm: 'rsa-sha256' },
+        () => rsa,
+      ),
+    );
   }
   if (kind === 'rsa+ed25519') {
     const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    keys.push(parseDkimKey({ domain: 'brand.test', selector: 'ed', privateKeyFile: 'generated', algorithm: 'ed25519-sha256' }, () => ed));
+    keys.push(
+      parseDkimKey(
+        { domain: 'brand.test', selector: 'ed', privateKeyFile: 'generated', algorithm: 'ed25519-sha256' },
+        () => ed,
+      ),
+    );
   }
   return new Map(keys.length ? [['brand.test', keys]] : []);
 }
-
 
 /** Shaping whose limits never bind: measures what the wiring itself costs per message. */
 function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connections: number, redisUrl: string) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-rules-'));
   const file = join(dir, 'rules.yaml');
-  writeFileSync(file, `rules:\n  - name: generic\n    mask: "*"\n    maxConnections: ${connections}\n    maxMessagesPerHour: 100000000\n    maxMessagesPerConnection: ${mta.maxMessagesPerConnection}\n`);
-  const shaping = configSchema.parse({ shaping: { rulesFiles: [file], redisUrl, redisKeyPrefix: `herald:bench:${process.pid}:` } }).shaping;
-  return createMtaShaping({ config: shaping, mta, clock: { now: () => Date.now() }, logger: silentLogger, nodeId: 'bench' });
+  writeFileSync(
+    file,
+    `rules:\n  - name: generic\n    mask: "*"\n    maxConnections: ${connections}\n    maxMessagesPerHour: 100000000\n    maxMessagesPerConnection: ${mta.maxMessagesPerConnection}\n`,
+  );
+  const shaping = configSchema.parse({
+    shaping: { rulesFiles: [file], redisUrl, redisKeyPrefix: `herald:bench:${process.pid}:` },
+  }).shaping;
+  return createMtaShaping({
+    config: shaping,
+    mta,
+    clock: { now: () => Date.now() },
+    logger: silentLogger,
+    nodeId: 'bench',
+  });
 }

@@ -42,7 +42,9 @@ async function run(total: number, connections: number, body: string, trackRecipi
   const child = fork(fileURLToPath(import.meta.url), ['--sink', String(trackRecipients)], {
     execArgv: ['--import', 'tsx'],
   });
-  const port = await new Promise<number>((resolve) => child.once('message', (message) => resolve((message as { port: number }).port)));
+  const port = await new Promise<number>((resolve) =>
+    child.once('message', (message) => resolve((message as { port: number }).port)),
+  );
   const started = performance.now();
   const perConnection = Math.ceil(total / connections);
   await Promise.all(
@@ -52,7 +54,9 @@ async function run(total: number, connections: number, body: string, trackRecipi
   );
   const seconds = (performance.now() - started) / 1000;
   child.send('stop');
-  const report = await new Promise<SinkReport>((resolve) => child.once('message', (message) => resolve(message as SinkReport)));
+  const report = await new Promise<SinkReport>((resolve) =>
+    child.once('message', (message) => resolve(message as SinkReport)),
+  );
   await new Promise((resolve) => child.once('exit', resolve));
   return { seconds, ...report };
 }
@@ -63,7 +67,8 @@ async function sendMany(port: number, connection: number, count: number, body: s
   const client = await RawSmtpClient.connect(port);
   await client.read(1);
   await client.command('EHLO bench.test');
-  const envelope = (index: number) => `MAIL FROM:<bench@herald.test>\r\nRCPT TO:<r${connection}-${index}@accept.test>\r\nDATA\r\n`;
+  const envelope = (index: number) =>
+    `MAIL FROM:<bench@herald.test>\r\nRCPT TO:<r${connection}-${index}@accept.test>\r\nDATA\r\n`;
   client.send(envelope(0));
   await client.read(3);
   for (let index = 1; index < count; index += 1) {

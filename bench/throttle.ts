@@ -35,7 +35,9 @@ async function run(scenario: Scenario): Promise<number> {
       permits += grant.granted;
     }
   };
-  await Promise.all(scenario.clients.flatMap((client) => Array.from({ length: scenario.concurrency }, () => worker(client))));
+  await Promise.all(
+    scenario.clients.flatMap((client) => Array.from({ length: scenario.concurrency }, () => worker(client))),
+  );
   return permits / ((performance.now() - started) / 1_000);
 }
 

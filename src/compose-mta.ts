@@ -4,9 +4,10 @@ import { createMta, type Mta } from './mta/queue-runner.ts';
 import { createQuarantineRuntime } from './quarantine/runtime.ts';
 import { createMtaShaping } from './shaping/mta-shaping.ts';
 import type { ShapingRuntime } from './shaping/runtime.ts';
-import { createMtaStore } from './store/mta-queries.ts';
+import { createMtaStore } from './mta/queue-store.ts';
 import { createMessageDecorator } from './tracking/decorator.ts';
 import { loadKeyRing, trackingBaseUrl } from './tracking/keys.ts';
+import { loadVerpSigner } from './bounce/verp-keys.ts';
 
 // The one place where the MTA is assembled with what surrounds it: reply qualification and quarantine
 // (src/bounce, src/quarantine), link tracking and List-Unsubscribe (src/tracking). `herald start` and
@@ -37,20 +38,37 @@ export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}
     baseUrl: trackingBaseUrl(herald.config.tracking),
     unsubscribeMailDomain: herald.config.tracking.unsubscribeMailDomain || null,
   });
+  const verp = await loadVerpSigner(herald.store, herald.config, herald.clock.now());
   const mtaConfig = options.mtaConfig ?? herald.config.mta;
   const nodeId = options.nodeId ?? herald.nodeId;
   // MX rules are checked here: a pack that does not validate stops the start (RULES_INVALID, file:line).
-  const shaping = createMtaShaping({ config: options.shapingConfig ?? herald.config.shaping, mta: mtaConfig, clock: herald.clock, logger: herald.logger, nodeId, store: herald.store });
+  const shaping = createMtaShaping({
+    config: options.shapingConfig ?? herald.config.shaping,
+    mta: mtaConfig,
+    clock: herald.clock,
+    logger: herald.logger,
+    nodeId,
+    store: herald.store,
+  });
   const mta = createMta({
     store: createMtaStore(herald.store),
     nodeId,
+    // No nodeId configured: the host name is only a default, and a second process on the host takes its own.
+    ...(options.nodeId === undefined &&
+      herald.config.nodeId === undefined && { nodeIdFallback: `${nodeId}-${process.pid}` }),
     config: mtaConfig,
     clock: herald.clock,
     logger: herald.logger,
-    classify: quarantine.mta.classify,
-    onOutcomes: quarantine.mta.onOutcomes,
+    classify: quarantine.classify,
+    outcomeEffects: quarantine.mta.applyWithin,
+    onOutcomes: (outcomes) => {
+      quarantine.mta.onOutcomes(outcomes);
+      herald.metrics.observeOutcomes(outcomes);
+    },
     decorator,
+    envelopeSender: (logId, bounceDomain) => verp.address(logId, bounceDomain),
     shaping: shaping.mta,
+    timings: herald.metrics.mtaTimings,
   });
   return {
     mta,

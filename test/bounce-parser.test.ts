@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { classifyBounce } from '../src/bounce/classify-bounce.ts';
 import { compileBounceRules } from '../src/bounce/classifier.ts';
 import { parseBounceMessage } from '../src/bounce/parse-bounce.ts';
 import { loadBouncePack } from '../src/bounce/rule-pack.ts';
 import { formatVerpAddress, parseVerpAddress } from '../src/bounce/verp.ts';
+import { bounceCorpusDir } from './support/corpus.ts';
 
-const repoRoot = resolve(fileURLToPath(import.meta.url), '../..');
-const corpus = resolve(repoRoot, '../shared/corpus/bounces');
+const corpus = bounceCorpusDir;
 const classifier = compileBounceRules(loadBouncePack());
 const encode = (text: string): Uint8Array => new TextEncoder().encode(text.replace(/\r?\n/g, '\r\n'));
 
@@ -92,16 +91,26 @@ describe('finding the delivery log', () => {
     const parsed = await parseBounceMessage(encode(DSN));
     expect(parsed.logId).toBe('4711');
     expect(parsed.logIdSource).toBe('verp');
-    expect(parsed.original).toMatchObject({ messageId: '<abc@example.com>', heraldLogId: '9001', to: 'nobody@example.org' });
+    expect(parsed.original).toMatchObject({
+      messageId: '<abc@example.com>',
+      heraldLogId: '9001',
+      to: 'nobody@example.org',
+    });
   });
 
   it('falls back to X-Herald-Log-Id of the quoted message', async () => {
-    const parsed = await parseBounceMessage(encode(DSN.replace('bounce+4711@bounces.example.com', 'postmaster@example.com')));
+    const parsed = await parseBounceMessage(
+      encode(DSN.replace('bounce+4711@bounces.example.com', 'postmaster@example.com')),
+    );
     expect(parsed).toMatchObject({ logId: '9001', logIdSource: 'header' });
   });
 
   it('parses a bounce for an unknown message without a log id', async () => {
-    const parsed = await parseBounceMessage(encode(DSN.replace('bounce+4711@bounces.example.com', 'someone@example.com').replace('X-Herald-Log-Id: 9001\n', '')));
+    const parsed = await parseBounceMessage(
+      encode(
+        DSN.replace('bounce+4711@bounces.example.com', 'someone@example.com').replace('X-Herald-Log-Id: 9001\n', ''),
+      ),
+    );
     expect(parsed.kind).toBe('dsn');
     expect(parsed.logId).toBeUndefined();
     expect(classifyBounce(parsed, classifier)[0]?.verdict.category).toBe('userunknown');
@@ -125,7 +134,12 @@ describe('bad input', () => {
   it('parses a 24 MB bounce whose original is a huge attachment', async () => {
     const line = `${'QUJD'.repeat(19)}\r\n`;
     const big = line.repeat(Math.floor((24 * 1024 * 1024) / line.length));
-    const raw = Buffer.concat([Buffer.from(encode(DSN).subarray(0, -8)), Buffer.from(`--B1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${big}--B1--\r\n`)]);
+    const raw = Buffer.concat([
+      Buffer.from(encode(DSN).subarray(0, -8)),
+      Buffer.from(
+        `--B1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${big}--B1--\r\n`,
+      ),
+    ]);
     expect(raw.byteLength).toBeGreaterThan(24 * 1024 * 1024);
     const parsed = await parseBounceMessage(raw);
     expect(classifyBounce(parsed, classifier)[0]?.verdict.category).toBe('userunknown');
@@ -133,7 +147,8 @@ describe('bad input', () => {
 
   it('refuses deeply nested multiparts', async () => {
     let body = 'Content-Type: text/plain\n\nhello\n';
-    for (let i = 0; i < 200; i++) body = `Content-Type: multipart/mixed; boundary="n${i}"\n\n--n${i}\n${body}--n${i}--\n`;
+    for (let i = 0; i < 200; i++)
+      body = `Content-Type: multipart/mixed; boundary="n${i}"\n\n--n${i}\n${body}--n${i}--\n`;
     const parsed = await parseBounceMessage(encode(`From: a@example.org\nSubject: x\nMIME-Version: 1.0\n${body}`));
     expect(parsed.kind).toBe('unparseable');
     expect(parsed.error).toMatch(/nesting/i);
@@ -147,7 +162,9 @@ describe('bad input', () => {
   });
 
   it('survives an unknown charset and binary garbage', async () => {
-    const odd = await parseBounceMessage(encode(DSN.replace('Content-Type: text/plain', 'Content-Type: text/plain; charset=x-no-such-charset')));
+    const odd = await parseBounceMessage(
+      encode(DSN.replace('Content-Type: text/plain', 'Content-Type: text/plain; charset=x-no-such-charset')),
+    );
     expect(odd.recipients[0]?.recipient).toBe('nobody@example.org');
     const garbage = new Uint8Array(64 * 1024).map((_, i) => (i * 7919) % 256);
     const parsed = await parseBounceMessage(garbage);
@@ -155,7 +172,9 @@ describe('bad input', () => {
   });
 
   it('says not_bounce for an ordinary message and unparseable for an empty one', async () => {
-    const plain = await parseBounceMessage(encode('From: alice@example.org\nTo: bob@example.com\nSubject: lunch?\n\nAt noon?\n'));
+    const plain = await parseBounceMessage(
+      encode('From: alice@example.org\nTo: bob@example.com\nSubject: lunch?\n\nAt noon?\n'),
+    );
     expect(plain.kind).toBe('not_bounce');
     expect((await parseBounceMessage(new Uint8Array(0))).kind).toBe('unparseable');
   });

@@ -12,7 +12,9 @@ describe('herald config', () => {
     writeFileSync(file, 'mta:\n  maxConnectionPerMx: 3\n');
     const run = await runHerald('sqlite::memory:', ['--config', file, 'config', 'check', '--json']);
     expect(run.exitCode).toBe(1);
-    expect(run.json()[0]).toMatchObject({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining('unknown key mta.maxConnectionPerMx') } });
+    expect(run.json()[0]).toMatchObject({
+      error: { code: 'CONFIG_INVALID', message: expect.stringContaining('unknown key mta.maxConnectionPerMx') },
+    });
   });
 
   it('reports a wrong value with its path', async () => {
@@ -30,5 +32,55 @@ describe('herald config', () => {
     expect(shown!.database.url).toBe('postgres://herald:***@db.example/herald');
     expect(run.stdout.join('')).not.toContain('hunter2');
     expect(shown!.mta.maxConnectionsPerMx).toBe(10);
+  });
+
+  it('masks secrets everywhere: query-string credentials, webhook URL paths, ?password= in database URLs', async () => {
+    const file = join(dir, 'hidden.yaml');
+    writeFileSync(
+      file,
+      [
+        'database:',
+        '  url: "postgres://herald@db.example/herald?password=hunter2&sslmode=require"',
+        'shaping:',
+        '  redisUrl: "redis://:redispass1@cache.example:6379/0?token=redistoken1"',
+        'workflows:',
+        '  webhookUrl: "https://hooks.slack.example/services/T0001/B0001/hooksecret1?sig=hooksig1"',
+        'deliverability:',
+        '  source: "https://rules.example/packs/manifest.json?access_token=ruletoken1&ref=main"',
+        'tracking:',
+        '  baseUrl: "https://t.brand.example/?x=1"',
+        '  keys: [{ id: k1, secret: "trackingsecret1-0123456789", createdAt: "2026-01-01" }]',
+        'midsourcing:',
+        '  peers: [{ name: exec-1, url: "https://exec.example:8025/?api_key=peerkey1", secret: "peersecret1-0123456789" }]',
+        '',
+      ].join('\n'),
+    );
+    const run = await runHerald('sqlite::memory:', ['--config', file, 'config', 'show', '--json']);
+    expect(run.exitCode).toBe(0);
+    const printed = run.stdout.join('');
+    for (const secret of [
+      'hunter2',
+      'redispass1',
+      'redistoken1',
+      'hooksecret1',
+      'T0001',
+      'hooksig1',
+      'ruletoken1',
+      'trackingsecret1',
+      'peerkey1',
+      'peersecret1',
+    ])
+      expect(printed, secret).not.toContain(secret);
+    const [shown] = run.json<{
+      database: { url: string };
+      workflows: { webhookUrl: string };
+      deliverability: { source: string };
+      tracking: { baseUrl: string };
+    }>();
+    // What is not secret stays readable.
+    expect(shown!.database.url).toBe('postgres://herald@db.example/herald?password=***&sslmode=require');
+    expect(shown!.workflows.webhookUrl).toBe('https://hooks.slack.example/***?***');
+    expect(shown!.deliverability.source).toBe('https://rules.example/packs/manifest.json?access_token=***&ref=main');
+    expect(shown!.tracking.baseUrl).toBe('https://t.brand.example/?x=1');
   });
 });

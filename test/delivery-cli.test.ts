@@ -14,7 +14,10 @@ describeEachDialect('herald delivery', (context) => {
     ]);
     const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'));
     const file = join(dir, 'delivery.yaml');
-    writeFileSync(file, 'name: CLI\nfrom: News <news@herald.test>\nsubject: \'Hi {{ first_name | default: "there" }}\'\ntext: Hello\nlist: cli\n');
+    writeFileSync(
+      file,
+      'name: CLI\nfrom: News <news@herald.test>\nsubject: \'Hi {{ first_name | default: "there" }}\'\ntext: Hello\nlist: cli\n',
+    );
     const created = await runHerald(context.url(), ['delivery', 'create', '--file', file, '--json']);
     expect(created.stderr).toEqual([]);
     expect(created.exitCode).toBe(0);
@@ -40,7 +43,17 @@ describeEachDialect('herald delivery', (context) => {
   });
 
   it('rejects bad flags with the flag named', async () => {
-    const run = await runHerald(context.url(), ['delivery', 'create', '--name', 'x', '--from', 'not an address', '--subject', 'Hi', '--json']);
+    const run = await runHerald(context.url(), [
+      'delivery',
+      'create',
+      '--name',
+      'x',
+      '--from',
+      'not an address',
+      '--subject',
+      'Hi',
+      '--json',
+    ]);
     expect(run.exitCode).toBe(1);
     expect(run.stderr.join('\n')).toMatch(/from: "not an address" is not an address/);
   });

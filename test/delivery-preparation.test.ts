@@ -1,9 +1,9 @@
 import { expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { readDefinitionFile, type DeliveryDefinition } from '../src/delivery/definition.ts';
-import { prepareDelivery } from '../src/delivery/preparation.ts';
-import { countLogs, preparationStore } from '../src/store/preparation-queries.ts';
-import { createDelivery, getDelivery } from '../src/store/delivery-queries.ts';
+import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
+import { countLogs } from '../src/delivery/preparation-store.ts';
+import { createDelivery, getDelivery } from '../src/delivery/delivery-store.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { insertList } from './support/fixtures.ts';
 
@@ -30,15 +30,32 @@ function definition(overrides: Partial<DeliveryDefinition> = {}): DeliveryDefini
 describeEachDialect('preparation', (context) => {
   it('creates one log per recipient and counts exclusions by reason', async () => {
     const store = context.store();
-    const recipients: Array<{ email: string; data: Record<string, string> }> = Array.from({ length: 2_500 }, (_, i) => ({ email: `user${i}@accept.test`, data: { first_name: `U${i}` } }));
+    const recipients: Array<{ email: string; data: Record<string, string> }> = Array.from(
+      { length: 2_500 },
+      (_, i) => ({ email: `user${i}@accept.test`, data: { first_name: `U${i}` } }),
+    );
     recipients.push({ email: 'not-an-address', data: { first_name: 'X' } });
     recipients.push({ email: 'blocked@accept.test', data: {} }, { email: 'complainer@accept.test', data: {} });
     await insertList(store, 'spring', recipients);
     await store.db
       .insertInto('addresses')
       .values([
-        { email: 'blocked@accept.test', state: 'quarantined', error_count: 5, updated_at: 0, last_error_at: 0, reason: 'user_unknown' },
-        { email: 'complainer@accept.test', state: 'denylisted', error_count: 0, updated_at: 0, last_error_at: null, reason: 'complaint' },
+        {
+          email: 'blocked@accept.test',
+          state: 'quarantined',
+          error_count: 5,
+          updated_at: 0,
+          last_error_at: 0,
+          reason: 'user_unknown',
+        },
+        {
+          email: 'complainer@accept.test',
+          state: 'denylisted',
+          error_count: 0,
+          updated_at: 0,
+          last_error_at: null,
+          reason: 'complaint',
+        },
       ])
       .execute();
     const delivery = await createDelivery(store, definition(), { validityHours: 120 }, clock.now());
@@ -51,7 +68,11 @@ describeEachDialect('preparation', (context) => {
     });
     expect(outcome.kind).toBe('prepared');
     if (outcome.kind !== 'prepared') return;
-    expect(outcome.counts).toEqual({ target: 2_503, prepared: 2_500, excluded: { invalid_address: 1, duplicate: 0, quarantined: 1, denylisted: 1 } });
+    expect(outcome.counts).toEqual({
+      target: 2_503,
+      prepared: 2_500,
+      excluded: { invalid_address: 1, duplicate: 0, quarantined: 1, denylisted: 1 },
+    });
     expect(progress).toEqual([1_000, 2_000, 2_503]);
     expect(await countLogs(store, delivery.id)).toBe(2_500);
     const row = await getDelivery(store, delivery.id);
@@ -72,7 +93,11 @@ describeEachDialect('preparation', (context) => {
       { validityHours: 120 },
       clock.now(),
     );
-    const outcome = await prepareDelivery(preparationStore(store), delivery.id, { batchSize: 10, clock, isValidAddress });
+    const outcome = await prepareDelivery(preparationStore(store), delivery.id, {
+      batchSize: 10,
+      clock,
+      isValidAddress,
+    });
     expect(outcome.kind).toBe('failed');
     if (outcome.kind !== 'failed') return;
     expect(outcome.error).toMatch(/html template, recipient b@accept\.test/);
@@ -83,12 +108,71 @@ describeEachDialect('preparation', (context) => {
     expect(row.last_error).toContain('b@accept.test');
   });
 
+  it('treats case variants of an address as one recipient, counted as duplicate exclusions', async () => {
+    const store = context.store();
+    // The same mailboxes spelled several ways, across batches (batch size 2); a quarantined one in capitals.
+    await insertList(store, 'variants', [
+      { email: 'Ann@Example.com', data: { first_name: 'Ann' } },
+      { email: 'Ann@example.com', data: { first_name: 'Ann2' } },
+      { email: 'ann@example.com', data: { first_name: 'Ann3' } },
+      { email: 'bob@x.test', data: {} },
+      { email: 'bob@X.TEST', data: {} },
+      { email: 'Gone@Example.com', data: {} },
+    ]);
+    await store.db
+      .insertInto('addresses')
+      .values({
+        email: 'gone@example.com',
+        state: 'quarantined',
+        error_count: 5,
+        updated_at: 0,
+        last_error_at: 0,
+        reason: 'user_unknown',
+      })
+      .execute();
+    const prepare = async (foldLocalPartCase: boolean | undefined) => {
+      const delivery = await createDelivery(
+        store,
+        definition({ listName: 'variants' }),
+        { validityHours: 120 },
+        clock.now(),
+      );
+      const outcome = await prepareDelivery(
+        preparationStore(store, foldLocalPartCase === undefined ? {} : { foldLocalPartCase }),
+        delivery.id,
+        { batchSize: 2, clock, isValidAddress: () => true },
+      );
+      if (outcome.kind !== 'prepared') throw new Error(outcome.error);
+      const emails = await store.db
+        .selectFrom('delivery_logs')
+        .select('email')
+        .where('delivery_id', '=', delivery.id)
+        .orderBy('id')
+        .execute();
+      return { counts: outcome.counts, emails: emails.map((row) => row.email) };
+    };
+    // The documented default folds the local part's case too: the first spelling of the list is kept.
+    const folded = await prepare(undefined);
+    expect(folded.emails).toEqual(['Ann@Example.com', 'bob@x.test']);
+    expect(folded.counts.excluded).toEqual({ invalid_address: 0, duplicate: 3, quarantined: 1, denylisted: 0 });
+    // delivery.foldLocalPartCase false: only the domain's case is folded (Ann@ and ann@ stay apart).
+    const domainOnly = await prepare(false);
+    expect(domainOnly.emails).toEqual(['Ann@Example.com', 'ann@example.com', 'bob@x.test']);
+    expect(domainOnly.counts.excluded).toMatchObject({ duplicate: 2, quarantined: 1 });
+  });
+
   it('refuses a delivery without a target and a second concurrent preparation', async () => {
     const store = context.store();
     const noTarget = await createDelivery(store, definition({ listName: null }), { validityHours: 120 }, clock.now());
-    const outcome = await prepareDelivery(preparationStore(store), noTarget.id, { batchSize: 10, clock, isValidAddress });
+    const outcome = await prepareDelivery(preparationStore(store), noTarget.id, {
+      batchSize: 10,
+      clock,
+      isValidAddress,
+    });
     expect(outcome).toMatchObject({ kind: 'failed', code: 'DELIVERY_NO_TARGET' });
-    await expect(createDelivery(store, definition({ listName: 'nope' }), { validityHours: 120 }, clock.now())).rejects.toThrow(/list "nope" does not exist/);
+    await expect(
+      createDelivery(store, definition({ listName: 'nope' }), { validityHours: 120 }, clock.now()),
+    ).rejects.toThrow(/list "nope" does not exist/);
   });
 });
 
@@ -98,11 +182,23 @@ it('reads a YAML definition and reports a bad field with its line', async () => 
   const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'herald-def-'));
   writeFileSync(join(dir, 'body.html'), '<p>Hi {{ first_name | default: "there" }}</p>');
-  writeFileSync(join(dir, 'ok.yaml'), 'name: Spring\nfrom: Herald <news@herald.test>\nsubject: Hi\nhtmlFile: body.html\nlist: spring\n');
+  writeFileSync(
+    join(dir, 'ok.yaml'),
+    'name: Spring\nfrom: Herald <news@herald.test>\nsubject: Hi\nhtmlFile: body.html\nlist: spring\n',
+  );
   const parsed = readDefinitionFile(join(dir, 'ok.yaml'));
-  expect(parsed).toMatchObject({ fromAddress: 'news@herald.test', fromName: 'Herald', html: expect.stringContaining('first_name') });
-  writeFileSync(join(dir, 'bad.yaml'), 'name: Spring\nfrom: news@herald.test\nsubject: Hi\ntext: x\nvalidityHours: -3\nsubjet: typo\n');
-  expect(() => readDefinitionFile(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml:5: validityHours: .*\n.*bad\.yaml:6: .*unknown key subjet/);
+  expect(parsed).toMatchObject({
+    fromAddress: 'news@herald.test',
+    fromName: 'Herald',
+    html: expect.stringContaining('first_name'),
+  });
+  writeFileSync(
+    join(dir, 'bad.yaml'),
+    'name: Spring\nfrom: news@herald.test\nsubject: Hi\ntext: x\nvalidityHours: -3\nsubjet: typo\n',
+  );
+  expect(() => readDefinitionFile(join(dir, 'bad.yaml'))).toThrow(
+    /bad\.yaml:5: validityHours: .*\n.*bad\.yaml:6: .*unknown key subjet/,
+  );
   writeFileSync(join(dir, 'liquid.yaml'), 'name: S\nfrom: a@b.test\nsubject: "Hi {{ name | nofilter }}"\ntext: x\n');
   expect(() => readDefinitionFile(join(dir, 'liquid.yaml'))).toThrow(/subject template: undefined filter: nofilter/);
 });

@@ -4,11 +4,11 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import type { DeliveryDefinition } from '../src/delivery/definition.ts';
-import { prepareDelivery, type PreparationStore } from '../src/delivery/preparation.ts';
+import { preparationStore, type PreparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import type { Store } from '../src/store/database.ts';
-import { createDelivery, getDelivery } from '../src/store/delivery-queries.ts';
-import { countLogs, preparationStore } from '../src/store/preparation-queries.ts';
-import { listSteps } from '../src/store/workflow-queries.ts';
+import { createDelivery, getDelivery } from '../src/delivery/delivery-store.ts';
+import { countLogs } from '../src/delivery/preparation-store.ts';
+import { listSteps } from '../src/workflows/workflow-store.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { manualTicker } from '../src/workflows/ticker.ts';
 import { describeEachDialect } from './support/databases.ts';
@@ -23,17 +23,36 @@ const isValidAddress = (email: string) => /^[^@\s]+@[^@\s]+\.[a-z]{2,}$/.test(em
 
 function definition(name: string, listName: string): DeliveryDefinition {
   return {
-    name, fromAddress: 'news@herald.test', fromName: null, replyTo: null, subject: 'Hello', html: null, text: 'Hi {{ first_name }}',
-    listName, validityHours: null, affinity: null, scheduledAt: null,
+    name,
+    fromAddress: 'news@herald.test',
+    fromName: null,
+    replyTo: null,
+    subject: 'Hello',
+    html: null,
+    text: 'Hi {{ first_name }}',
+    listName,
+    validityHours: null,
+    affinity: null,
+    scheduledAt: null,
   };
 }
 
 function recipients(count: number, prefix: string) {
-  return Array.from({ length: count }, (_, i) => ({ email: `${prefix}${i}@accept.test`, data: { first_name: `U${i}` } }));
+  return Array.from({ length: count }, (_, i) => ({
+    email: `${prefix}${i}@accept.test`,
+    data: { first_name: `U${i}` },
+  }));
 }
 
 function runDeliveryManager(store: Store, at: number) {
-  const engine = createWorkflowEngine({ store, config: parseConfig({}, 'test'), clock: manualClock(at), logger: silentLogger, nodeId: 'node-a', ticker: manualTicker });
+  const engine = createWorkflowEngine({
+    store,
+    config: parseConfig({}, 'test'),
+    clock: manualClock(at),
+    logger: silentLogger,
+    nodeId: 'node-a',
+    ticker: manualTicker,
+  });
   return engine.runNow('delivery-manager');
 }
 
@@ -41,9 +60,22 @@ function runDeliveryManager(store: Store, at: number) {
 async function leftPreparing(store: Store, name: string, lastProgressAt: number): Promise<number> {
   const listId = await insertList(store, name, recipients(30, name));
   const delivery = await createDelivery(store, definition(name, name), { validityHours: 24 }, start - 60 * minute);
-  await store.db.updateTable('deliveries').set({ state: 'preparing', updated_at: lastProgressAt }).where('id', '=', delivery.id).execute();
-  const recipientIds = await store.db.selectFrom('recipients').select('id').where('list_id', '=', listId).orderBy('id').execute();
-  await preparationStore(store).insertLogs(delivery.id, { listId, afterId: 0, lastId: recipientIds[19]!.id, excludedIds: [] }, lastProgressAt);
+  await store.db
+    .updateTable('deliveries')
+    .set({ state: 'preparing', updated_at: lastProgressAt })
+    .where('id', '=', delivery.id)
+    .execute();
+  const recipientIds = await store.db
+    .selectFrom('recipients')
+    .select('id')
+    .where('list_id', '=', listId)
+    .orderBy('id')
+    .execute();
+  await preparationStore(store).insertLogs(
+    delivery.id,
+    { listId, afterId: 0, lastId: recipientIds[19]!.id, excludedIds: [] },
+    lastProgressAt,
+  );
   return delivery.id;
 }
 
@@ -56,25 +88,40 @@ describeEachDialect('interrupted preparation', (context) => {
 
     const result = await runDeliveryManager(store, start);
     expect(result.status).toBe('succeeded');
-    expect((await listSteps(store, result.runId)).at(-1)).toMatchObject({ name: 'fail-stale-preparations', summary: '1 preparations failed as interrupted, 20 logs deleted' });
+    expect((await listSteps(store, result.runId)).at(-1)).toMatchObject({
+      name: 'fail-stale-preparations',
+      summary: '1 preparations failed as interrupted, 20 logs deleted',
+    });
 
     const failed = await getDelivery(store, stale);
     expect(failed.state).toBe('preparation_failed');
-    expect(failed.last_error).toBe(`interrupted: no progress since ${new Date(start - 31 * minute).toISOString()}; run \`herald delivery prepare ${stale}\` again`);
+    expect(failed.last_error).toBe(
+      `interrupted: no progress since ${new Date(start - 31 * minute).toISOString()}; run \`herald delivery prepare ${stale}\` again`,
+    );
     expect(failed.updated_at).toBe(start);
     expect(await countLogs(store, stale)).toBe(0);
-    expect(await getDelivery(store, recent)).toMatchObject({ state: 'preparing', updated_at: start - 29 * minute, last_error: null });
+    expect(await getDelivery(store, recent)).toMatchObject({
+      state: 'preparing',
+      updated_at: start - 29 * minute,
+      last_error: null,
+    });
     expect(await countLogs(store, recent)).toBe(20);
 
     // The operator prepares it again: preparation_failed → preparing → prepared, every recipient once.
-    const outcome = await prepareDelivery(preparationStore(store), stale, { batchSize: 10, clock: manualClock(start + minute), isValidAddress });
+    const outcome = await prepareDelivery(preparationStore(store), stale, {
+      batchSize: 10,
+      clock: manualClock(start + minute),
+      isValidAddress,
+    });
     expect(outcome).toMatchObject({ kind: 'prepared', counts: { target: 30, prepared: 30 } });
     expect(await getDelivery(store, stale)).toMatchObject({ state: 'prepared', last_error: null });
     expect(await countLogs(store, stale)).toBe(30);
 
     // Two minutes later the recent one has been silent for 31 minutes too; the re-prepared one is left alone.
     const again = await runDeliveryManager(store, start + 2 * minute);
-    expect((await listSteps(store, again.runId)).at(-1)).toMatchObject({ summary: '1 preparations failed as interrupted, 20 logs deleted' });
+    expect((await listSteps(store, again.runId)).at(-1)).toMatchObject({
+      summary: '1 preparations failed as interrupted, 20 logs deleted',
+    });
     expect(await getDelivery(store, recent)).toMatchObject({ state: 'preparation_failed' });
     expect(await countLogs(store, stale)).toBe(30);
   });
@@ -93,7 +140,9 @@ describeEachDialect('interrupted preparation', (context) => {
         const inserted = await real.insertLogs(deliveryId, range, now);
         const run = await runDeliveryManager(store, clock.now());
         managerRan = true;
-        expect((await listSteps(store, run.runId)).at(-1)?.summary).toBe('0 preparations failed as interrupted, 0 logs deleted');
+        expect((await listSteps(store, run.runId)).at(-1)?.summary).toBe(
+          '0 preparations failed as interrupted, 0 logs deleted',
+        );
         return inserted;
       },
     };
@@ -122,7 +171,9 @@ describeEachDialect('interrupted preparation', (context) => {
         return inserted;
       },
     };
-    const failure = await prepareDelivery(hangingStore, delivery.id, { batchSize: 10, clock, isValidAddress }).catch((error: unknown) => error);
+    const failure = await prepareDelivery(hangingStore, delivery.id, { batchSize: 10, clock, isValidAddress }).catch(
+      (error: unknown) => error,
+    );
     expect(failure).toBeInstanceOf(AppError);
     expect(failure).toMatchObject({ code: 'INVALID_STATE', details: { deliveryId: delivery.id } });
     expect(batches).toBe(1);
@@ -130,6 +181,8 @@ describeEachDialect('interrupted preparation', (context) => {
     // The workflow's verdict stands: the stopped preparation does not overwrite it.
     const row = await getDelivery(store, delivery.id);
     expect(row.state).toBe('preparation_failed');
-    expect(row.last_error).toMatch(/^interrupted: no progress since 2026-07-01T10:00:00\.000Z; run `herald delivery prepare \d+` again$/);
+    expect(row.last_error).toMatch(
+      /^interrupted: no progress since 2026-07-01T10:00:00\.000Z; run `herald delivery prepare \d+` again$/,
+    );
   });
 });

@@ -11,15 +11,34 @@ const heraldBin = resolve(import.meta.dirname, '../bin/herald.js');
 
 it('herald demo --json sends a personalized delivery and ends every recipient sent, failed or excluded', async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'herald-demo-'));
-  const { stdout } = await promisify(execFile)(process.execPath, [heraldBin, 'demo', '--json', '--recipients', '600', '--validity-seconds', '6'], {
-    cwd,
-    env: { ...process.env, HERALD_DATABASE_URL: '', HERALD_CONFIG: '', HERALD_LOG_LEVEL: 'warn' },
-    timeout: 120_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [heraldBin, 'demo', '--json', '--recipients', '600', '--validity-seconds', '6'],
+    {
+      cwd,
+      env: { ...process.env, HERALD_DATABASE_URL: '', HERALD_CONFIG: '', HERALD_LOG_LEVEL: 'warn' },
+      timeout: 120_000,
+    },
+  );
   const lines = stdout.trim().split('\n');
-  const summary = JSON.parse(lines[lines.length - 1]!) as Record<string, unknown> & { byReason: Record<string, number> };
+  const summary = JSON.parse(lines[lines.length - 1]!) as Record<string, unknown> & {
+    byReason: Record<string, number>;
+  };
   expect(Object.keys(summary)).toEqual(
-    expect.arrayContaining(['deliveryId', 'state', 'total', 'sent', 'failed', 'ignored', 'pending', 'excluded', 'retried', 'byReason', 'elapsedMs', 'msgsPerSec']),
+    expect.arrayContaining([
+      'deliveryId',
+      'state',
+      'total',
+      'sent',
+      'failed',
+      'ignored',
+      'pending',
+      'excluded',
+      'retried',
+      'byReason',
+      'elapsedMs',
+      'msgsPerSec',
+    ]),
   );
   expect(summary.state).toBe('finished');
   expect(summary.pending).toBe(0);
@@ -32,7 +51,10 @@ it('herald demo --json sends a personalized delivery and ends every recipient se
   expect(summary.retried).toBeGreaterThan(0);
   expect(summary.sent).toBeGreaterThan(400);
   // Throttling at work: the summary names the MX rule that bound (the simulator's rate-limited host).
-  const shaping = summary.shaping as { rulesVersion: string; bound: Array<{ rule: string; limit: string; reason: string }> };
+  const shaping = summary.shaping as {
+    rulesVersion: string;
+    bound: Array<{ rule: string; limit: string; reason: string }>;
+  };
   expect(shaping.bound.map((entry) => entry.rule)).toContain('sim-ratelimit');
   expect(shaping.bound.find((entry) => entry.rule === 'sim-ratelimit')?.limit).toBe('maxMessagesPerHour');
   // The doctor ran over the finished demo: at this size nothing is stuck, no domain is suspended and

@@ -25,7 +25,15 @@ describeEachDialect('herald import', (context) => {
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toHaveLength(1);
     const [summary] = run.json();
-    expect(summary).toMatchObject({ list: 'cli', file, read: 30, imported: 27, updated: 0, rejected: 3, elapsedMs: expect.any(Number) });
+    expect(summary).toMatchObject({
+      list: 'cli',
+      file,
+      read: 30,
+      imported: 27,
+      updated: 0,
+      rejected: 3,
+      elapsedMs: expect.any(Number),
+    });
     expect(summary?.rejects).toEqual([
       { line: 2, reason: 'missing_at', message: 'no @ in the address' },
       { line: 12, reason: 'missing_at', message: 'no @ in the address' },
@@ -33,7 +41,14 @@ describeEachDialect('herald import', (context) => {
     ]);
 
     const rejects = await runHerald(context.url(), ['import', 'rejects', String(summary?.importId), '--json']);
-    expect(rejects.json()).toEqual([2, 12, 22].map((line) => ({ line, reason: 'missing_at', message: 'no @ in the address', excerpt: `bad${line - 2}.example.com,B${line - 2}` })));
+    expect(rejects.json()).toEqual(
+      [2, 12, 22].map((line) => ({
+        line,
+        reason: 'missing_at',
+        message: 'no @ in the address',
+        excerpt: `bad${line - 2}.example.com,B${line - 2}`,
+      })),
+    );
 
     const lists = await runHerald(context.url(), ['lists', '--json']);
     expect(lists.json()).toContainEqual(expect.objectContaining({ name: 'cli', recipients: 27 }));
@@ -43,7 +58,13 @@ describeEachDialect('herald import', (context) => {
     const bad = ['email'];
     for (let i = 0; i < 25; i++) bad.push(`nope${i}`);
     bad.push('ok@example.com');
-    const run = await runHerald(context.url(), ['import', 'recipients', csv('bad.csv', `${bad.join('\n')}\n`), '--list', 'cli']);
+    const run = await runHerald(context.url(), [
+      'import',
+      'recipients',
+      csv('bad.csv', `${bad.join('\n')}\n`),
+      '--list',
+      'cli',
+    ]);
     expect(run.exitCode).toBe(0);
     expect(run.stdout[1]).toBe('read 26, imported 1, updated 0, rejected 25');
     expect(run.stdout).toContain('  line 2: missing_at: no @ in the address');
@@ -57,13 +78,22 @@ describeEachDialect('herald import', (context) => {
   });
 
   it('reports a bad file as an error code, with exit status 1', async () => {
-    const latin1 = csv('latin1.csv', Buffer.concat([Buffer.from('email,name\nrene@example.com,Ren'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    const latin1 = csv(
+      'latin1.csv',
+      Buffer.concat([Buffer.from('email,name\nrene@example.com,Ren'), Buffer.from([0xe9]), Buffer.from('\n')]),
+    );
     const run = await runHerald(context.url(), ['import', 'recipients', latin1, '--list', 'cli', '--json']);
     expect(run.exitCode).toBe(1);
     expect(run.json()[0]).toMatchObject({ error: { code: 'CSV_ENCODING' } });
     expect(run.stderr.join('\n')).toContain('line 2');
 
-    const noEmail = await runHerald(context.url(), ['import', 'recipients', csv('noemail.csv', 'name,mail\nBob,bob@example.com\n'), '--list', 'cli']);
+    const noEmail = await runHerald(context.url(), [
+      'import',
+      'recipients',
+      csv('noemail.csv', 'name,mail\nBob,bob@example.com\n'),
+      '--list',
+      'cli',
+    ]);
     expect(noEmail.exitCode).toBe(1);
     expect(noEmail.stderr.join('\n')).toContain('CSV_NO_EMAIL_COLUMN');
     expect(noEmail.stderr.join('\n')).toContain('"name", "mail"');

@@ -5,7 +5,7 @@ import { afterAll, expect, it } from 'vitest';
 import { importRecipients, type ImportProgress } from '../src/audience/csv-import.ts';
 import { manualClock } from '../src/common/clock.ts';
 import { AppError } from '../src/common/errors.ts';
-import { getImport, listRejects } from '../src/store/audience-queries.ts';
+import { getImport, listRejects } from '../src/audience/audience-store.ts';
 import type { Store } from '../src/store/database.ts';
 import { describeEachDialect } from './support/databases.ts';
 
@@ -21,7 +21,10 @@ function csv(content: string | Buffer): string {
 
 const limits = { maxFileBytes: 10 * 1024 * 1024, maxRecordBytes: 1024 };
 
-async function recipients(store: Store, list: string): Promise<Array<{ email: string; domain: string; data: Record<string, string> }>> {
+async function recipients(
+  store: Store,
+  list: string,
+): Promise<Array<{ email: string; domain: string; data: Record<string, string> }>> {
   const rows = await store.db
     .selectFrom('recipients')
     .innerJoin('lists', 'lists.id', 'recipients.list_id')
@@ -29,7 +32,11 @@ async function recipients(store: Store, list: string): Promise<Array<{ email: st
     .where('lists.name', '=', list)
     .orderBy('recipients.email')
     .execute();
-  return rows.map((row) => ({ email: row.email, domain: row.domain, data: JSON.parse(row.data) as Record<string, string> }));
+  return rows.map((row) => ({
+    email: row.email,
+    domain: row.domain,
+    data: JSON.parse(row.data) as Record<string, string>,
+  }));
 }
 
 async function failure(promise: Promise<unknown>): Promise<AppError> {
@@ -42,8 +49,16 @@ async function failure(promise: Promise<unknown>): Promise<AppError> {
 }
 
 describeEachDialect('import recipients', (context) => {
-  const run = (file: string, list: string, extra: { batchSize?: number; chunkBytes?: number; onProgress?: (p: ImportProgress) => void; maxRecordBytes?: number } = {}) =>
-    importRecipients({ store: context.store(), file, list, clock: manualClock(), ...limits, ...extra });
+  const run = (
+    file: string,
+    list: string,
+    extra: {
+      batchSize?: number;
+      chunkBytes?: number;
+      onProgress?: (p: ImportProgress) => void;
+      maxRecordBytes?: number;
+    } = {},
+  ) => importRecipients({ store: context.store(), file, list, clock: manualClock(), ...limits, ...extra });
 
   it('imports addresses with IDN domains and personalization columns', async () => {
     const file = csv('First Name,EMAIL,city\nZoë,zoe@Bücher.DE,Köln\nBob,  Bob.Smith@Example.COM ,Paris\n');
@@ -55,8 +70,15 @@ describeEachDialect('import recipients', (context) => {
       { email: 'zoe@xn--bcher-kva.de', domain: 'xn--bcher-kva.de', data: { 'First Name': 'Zoë', city: 'Köln' } },
     ]);
     expect(progress.at(-1)).toMatchObject({ phase: 'applying', rows: 2, applied: 2, toApply: 2 });
-    const record = await getImport(context.store().db, summary.importId);
-    expect(record).toMatchObject({ state: 'finished', list_name: 'happy', read_count: 2, imported_count: 2, updated_count: 0, rejected_count: 0 });
+    const record = await getImport(context.store(), summary.importId);
+    expect(record).toMatchObject({
+      state: 'finished',
+      list_name: 'happy',
+      read_count: 2,
+      imported_count: 2,
+      updated_count: 0,
+      rejected_count: 0,
+    });
   });
 
   it('merges duplicates within the file and against the list (the later row wins)', async () => {
@@ -64,12 +86,21 @@ describeEachDialect('import recipients', (context) => {
     const one = await run(first, 'dups', { batchSize: 2 });
     // a@example.com twice (merged, one update); A@example.com differs by local-part case (RFC 5321 §2.4).
     expect(one).toMatchObject({ read: 4, imported: 3, updated: 1, rejected: 0 });
+    // The file repeats a@example.com on line 4 (case variant) and line 5 (exact repeat): both reported, with
+    // the line of the address's first row; preparation will send to that mailbox once.
+    expect(one).toMatchObject({
+      repeated: 2,
+      repeats: [
+        { line: 4, email: 'A@example.com', firstLine: 2 },
+        { line: 5, email: 'a@example.com', firstLine: 2 },
+      ],
+    });
     const again = csv('email,plan\nb@example.com,pro\nc@example.com,free\n');
     const two = await run(again, 'dups');
-    expect(two).toMatchObject({ read: 2, imported: 1, updated: 1, rejected: 0 });
+    expect(two).toMatchObject({ read: 2, imported: 1, updated: 1, rejected: 0, repeated: 0, repeats: [] });
     // Duplicates inside one apply range, one of them already in the list.
     const three = await run(csv('email,plan\nc@example.com,x\nd@example.com,new\nc@example.com,y\n'), 'dups');
-    expect(three).toMatchObject({ read: 3, imported: 1, updated: 2, rejected: 0 });
+    expect(three).toMatchObject({ read: 3, imported: 1, updated: 2, rejected: 0, repeated: 1 });
     const rows = await recipients(context.store(), 'dups');
     expect(rows.map((r) => [r.email, r.data.plan])).toEqual([
       ['A@example.com', 'other'],
@@ -86,15 +117,20 @@ describeEachDialect('import recipients', (context) => {
     for (let i = 0; i < 200; i++) {
       const line = i + 2;
       if (i % 10 === 3) {
-        const bad = [`user${i}.example.com,n`, `user${i}@example,n`, `user${i}@example.com`, `,n`][(i / 10) % 4 | 0] as string;
+        const bad = [`user${i}.example.com,n`, `user${i}@example,n`, `user${i}@example.com`, `,n`][
+          ((i / 10) % 4) | 0
+        ] as string;
         lines.push(bad);
-        expected.push({ line, reason: ['missing_at', 'domain_no_dot', 'column_count', 'empty_email'][(i / 10) % 4 | 0] as string });
+        expected.push({
+          line,
+          reason: ['missing_at', 'domain_no_dot', 'column_count', 'empty_email'][((i / 10) % 4) | 0] as string,
+        });
       } else lines.push(`user${i}@example.com,name ${i}`);
     }
     const summary = await run(csv(`${lines.join('\r\n')}\r\n`), 'tenth', { batchSize: 50 });
     expect(summary).toMatchObject({ read: 200, imported: 180, updated: 0, rejected: 20 });
     expect(summary.rejects.map(({ line, reason }) => ({ line, reason }))).toEqual(expected);
-    const stored = await listRejects(context.store().db, summary.importId, { limit: 100 });
+    const stored = await listRejects(context.store(), summary.importId, { limit: 100 });
     expect(stored.map((r) => ({ line: r.line, reason: r.reason }))).toEqual(expected);
     expect(stored[2]).toMatchObject({ excerpt: 'user23@example.com', message: '1 fields where the header has 2' });
   });
@@ -104,7 +140,12 @@ describeEachDialect('import recipients', (context) => {
     expect(error.code).toBe('CSV_NO_EMAIL_COLUMN');
     expect(error.message).toContain('"name;mail"');
     expect(error.message).toContain('separator');
-    const list = await context.store().db.selectFrom('lists').select('id').where('name', '=', 'nomail').executeTakeFirst();
+    const list = await context
+      .store()
+      .db.selectFrom('lists')
+      .select('id')
+      .where('name', '=', 'nomail')
+      .executeTakeFirst();
     expect(list).toBeUndefined();
   });
 
@@ -117,17 +158,31 @@ describeEachDialect('import recipients', (context) => {
     const error = await failure(run(file, 'latin', { batchSize: 10, chunkBytes: 64 }));
     expect(error.code).toBe('CSV_ENCODING');
     expect(error.message).toContain('line 32');
-    expect(await recipients(context.store(), 'latin')).toEqual([{ email: 'keep@example.com', domain: 'example.com', data: { name: 'before' } }]);
-    const failed = await context.store().db.selectFrom('imports').selectAll().where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
+    expect(await recipients(context.store(), 'latin')).toEqual([
+      { email: 'keep@example.com', domain: 'example.com', data: { name: 'before' } },
+    ]);
+    const failed = await context
+      .store()
+      .db.selectFrom('imports')
+      .selectAll()
+      .where('file_name', '=', file.split('/').pop() as string)
+      .executeTakeFirstOrThrow();
     expect(failed).toMatchObject({ state: 'failed', imported_count: 0 });
     expect(failed.error).toContain('CSV_ENCODING');
-    const staged = await context.store().db.selectFrom('import_rows').select('id').where('import_id', '=', failed.id).execute();
+    const staged = await context
+      .store()
+      .db.selectFrom('import_rows')
+      .select('id')
+      .where('import_id', '=', failed.id)
+      .execute();
     expect(staged).toEqual([]);
   });
 
   it('keeps commas and CR/LF inside quoted fields as data, reporting later lines correctly', async () => {
     // Lines: 1 header, 2-4 a@ (two CRLF inside a field), 5-6 b@ (an LF inside a field), 7 the bad row.
-    const file = csv('email,note,sig\r\n"a@example.com","one, two","line1\r\nSubject: injected\r\nline3"\r\nb@example.com,"x\ny",z\nnot-an-address,q,r\n');
+    const file = csv(
+      'email,note,sig\r\n"a@example.com","one, two","line1\r\nSubject: injected\r\nline3"\r\nb@example.com,"x\ny",z\nnot-an-address,q,r\n',
+    );
     const summary = await run(file, 'quoted');
     expect(summary).toMatchObject({ read: 3, imported: 2, rejected: 1, rejects: [{ line: 7, reason: 'missing_at' }] });
     const rows = await recipients(context.store(), 'quoted');
@@ -146,44 +201,89 @@ describeEachDialect('import recipients', (context) => {
       }),
     );
     expect(error.code).toBe('INTERNAL');
-    expect(error.message).toMatch(/^import \d+ failed while applying to the list; run the same import again to complete it: disk full \(simulated\)$/);
-    const failed = await context.store().db.selectFrom('imports').selectAll().where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
+    expect(error.message).toMatch(
+      /^import \d+ failed while applying to the list; run the same import again to complete it: disk full \(simulated\)$/,
+    );
+    const failed = await context
+      .store()
+      .db.selectFrom('imports')
+      .selectAll()
+      .where('file_name', '=', file.split('/').pop() as string)
+      .executeTakeFirstOrThrow();
     expect(failed).toMatchObject({ state: 'failed', read_count: 9, imported_count: 0 });
-    expect(await context.store().db.selectFrom('import_rows').select('id').where('import_id', '=', failed.id).execute()).toEqual([]);
+    expect(
+      await context.store().db.selectFrom('import_rows').select('id').where('import_id', '=', failed.id).execute(),
+    ).toEqual([]);
     const partial = (await recipients(context.store(), 'apply-failure')).length;
     expect(partial).toBeGreaterThan(0);
     expect(partial).toBeLessThan(9);
 
     const again = await run(file, 'apply-failure', { batchSize: 2 });
     expect(again).toMatchObject({ read: 9, imported: 9 - partial, updated: partial, rejected: 0 });
-    expect((await recipients(context.store(), 'apply-failure')).map((r) => r.data.n)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8']);
+    expect((await recipients(context.store(), 'apply-failure')).map((r) => r.data.n)).toEqual([
+      '0',
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+      '6',
+      '7',
+      '8',
+    ]);
   });
 
   it.each([
-    ['before applying', (p: ImportProgress) => p.phase === 'reading' && p.rows === 9, '7 staged rows were expected and 5 found'],
+    [
+      'before applying',
+      (p: ImportProgress) => p.phase === 'reading' && p.rows === 9,
+      '7 staged rows were expected and 5 found',
+    ],
     ['while applying', (p: ImportProgress) => p.phase === 'applying' && p.applied > 0, 'staged rows were expected and'],
-  ])('never finishes an import whose staged rows vanished %s (PostgreSQL empties the unlogged staging table on a crash restart)', async (moment, when, expected) => {
-    const file = csv(`email,n\n${Array.from({ length: 9 }, (_, i) => (i === 3 || i === 5 ? `bad${i},${i}\n` : `v${i}@example.com,${i}\n`)).join('')}`);
-    const db = context.store().db;
-    let deleted = false;
-    const error = await failure(
-      run(file, `vanished-${moment}`, {
-        batchSize: 3,
-        onProgress: async (p) => {
-          if (deleted || !when(p)) return;
-          deleted = true;
-          const current = await db.selectFrom('imports').select('id').where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
-          const [first, second] = await db.selectFrom('import_rows').select('id').where('import_id', '=', current.id).orderBy('id', 'desc').limit(2).execute();
-          await db.deleteFrom('import_rows').where('id', 'in', [first?.id ?? 0, second?.id ?? 0]).execute();
-        },
-      }),
-    );
-    expect(error.code).toBe('INTERNAL');
-    expect(error.message).toContain(expected);
-    expect(error.message).toContain('run the same import again to complete it');
-    const record = await db.selectFrom('imports').selectAll().where('file_name', '=', file.split('/').pop() as string).executeTakeFirstOrThrow();
-    expect(record.state).toBe('failed');
-  });
+  ])(
+    'never finishes an import whose staged rows vanished %s (PostgreSQL empties the unlogged staging table on a crash restart)',
+    async (moment, when, expected) => {
+      const file = csv(
+        `email,n\n${Array.from({ length: 9 }, (_, i) => (i === 3 || i === 5 ? `bad${i},${i}\n` : `v${i}@example.com,${i}\n`)).join('')}`,
+      );
+      const db = context.store().db;
+      let deleted = false;
+      const error = await failure(
+        run(file, `vanished-${moment}`, {
+          batchSize: 3,
+          onProgress: async (p) => {
+            if (deleted || !when(p)) return;
+            deleted = true;
+            const current = await db
+              .selectFrom('imports')
+              .select('id')
+              .where('file_name', '=', file.split('/').pop() as string)
+              .executeTakeFirstOrThrow();
+            const [first, second] = await db
+              .selectFrom('import_rows')
+              .select('id')
+              .where('import_id', '=', current.id)
+              .orderBy('id', 'desc')
+              .limit(2)
+              .execute();
+            await db
+              .deleteFrom('import_rows')
+              .where('id', 'in', [first?.id ?? 0, second?.id ?? 0])
+              .execute();
+          },
+        }),
+      );
+      expect(error.code).toBe('INTERNAL');
+      expect(error.message).toContain(expected);
+      expect(error.message).toContain('run the same import again to complete it');
+      const record = await db
+        .selectFrom('imports')
+        .selectAll()
+        .where('file_name', '=', file.split('/').pop() as string)
+        .executeTakeFirstOrThrow();
+      expect(record.state).toBe('failed');
+    },
+  );
 
   it('stores backslashes, tabs and quotes exactly, in addresses and data (PostgreSQL stages them as COPY text)', async () => {
     const email = '"quote\\"d"@example.com';

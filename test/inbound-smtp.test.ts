@@ -8,11 +8,14 @@ import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
-import { inboundCounters, listInboundSamples } from '../src/store/qualification-queries.ts';
-import { addressTimeline, getAddress } from '../src/store/quarantine-queries.ts';
+import { inboundCounters, listInboundSamples } from '../src/bounce/qualification-store.ts';
+import { addressTimeline, getAddress } from '../src/quarantine/quarantine-store.ts';
+import { loadVerpSigner } from '../src/bounce/verp-keys.ts';
+import { createVerpSigner, type VerpSigner } from '../src/bounce/verp.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { bounceCorpusDir } from './support/corpus.ts';
 
-const corpus = join(import.meta.dirname, '../../shared/corpus/bounces');
+const corpus = bounceCorpusDir;
 const bounceDomain = 'bounces.brand.test';
 const maxMessageBytes = 256 * 1024;
 
@@ -25,7 +28,13 @@ interface SendResult {
 
 /** Sends one raw message over a real SMTP session; refusals are values, not exceptions. */
 async function send(port: number, to: string, raw: string | Buffer): Promise<SendResult> {
-  const connection = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, connectionTimeout: 5_000, socketTimeout: 10_000 });
+  const connection = new SMTPConnection({
+    host: '127.0.0.1',
+    port,
+    ignoreTLS: true,
+    connectionTimeout: 5_000,
+    socketTimeout: 10_000,
+  });
   await new Promise<void>((resolve, reject) => {
     connection.once('error', reject);
     connection.connect(() => resolve());
@@ -33,7 +42,8 @@ async function send(port: number, to: string, raw: string | Buffer): Promise<Sen
   try {
     return await new Promise<SendResult>((resolve) => {
       connection.send({ from: '', to: [to] }, raw, (error, info) => {
-        if (error) resolve({ accepted: false, code: (error as { responseCode?: number }).responseCode, error: error.message });
+        if (error)
+          resolve({ accepted: false, code: (error as { responseCode?: number }).responseCode, error: error.message });
         else resolve({ accepted: true, response: info.response });
       });
     });
@@ -57,13 +67,29 @@ describeEachDialect('inbound SMTP role', (context) => {
   let herald: Herald;
   let role: InboundRole;
   let port: number;
+  let signer: VerpSigner;
   beforeAll(async () => {
     herald = await openHerald({
-      config: parseConfig({ database: { url: context.url() }, mta: { bounceDomain }, inbound: { port: 0, maxMessageBytes, sampleBytes: 4_096, keepSamples: 5 }, bounce: { siteRulesFile: '/nonexistent/site.yaml' } }, 'test'),
+      config: parseConfig(
+        {
+          database: { url: context.url() },
+          mta: { bounceDomain },
+          inbound: {
+            port: 0,
+            maxMessageBytes,
+            sampleBytes: 4_096,
+            keepSamples: 5,
+            feedbackAddress: `fbl@${bounceDomain}`,
+          },
+          bounce: { siteRulesFile: '/nonexistent/site.yaml' },
+        },
+        'test',
+      ),
       logger: silentLogger,
     });
     role = createInboundRole(herald);
     await role.start();
+    signer = await loadVerpSigner(herald.store, herald.config, Date.now());
     port = role.address()!.port;
   });
   afterAll(async () => {
@@ -74,10 +100,14 @@ describeEachDialect('inbound SMTP role', (context) => {
   async function sentLog(email: string): Promise<{ deliveryId: number; logId: number }> {
     const now = Date.now();
     const { deliveryId, logIds } = await seedDelivery(herald.store.db, { now, recipients: [{ email }] });
-    await herald.store.db.updateTable('delivery_logs').set({ status: 'sent', attempts: 1, last_reply_code: 250, sent_at: now }).where('id', '=', logIds[0]!).execute();
+    await herald.store.db
+      .updateTable('delivery_logs')
+      .set({ status: 'sent', attempts: 1, last_reply_code: 250, sent_at: now })
+      .where('id', '=', logIds[0]!)
+      .execute();
     return { deliveryId, logId: logIds[0]! };
   }
-  const verp = (logId: number) => `bounce+${logId}@${bounceDomain}`;
+  const verp = (logId: number) => signer.address(logId, bounceDomain);
 
   it('a hard DSN after a 250 fails the delivery log and quarantines the address', async () => {
     const file = 'lhost-postfix-04.eml';
@@ -86,11 +116,26 @@ describeEachDialect('inbound SMTP role', (context) => {
     const result = await send(port, verp(logId), readCorpus(file, verp(logId)));
     expect(result).toMatchObject({ accepted: true });
     expect(result.response).toContain('hard');
-    const log = await herald.store.db.selectFrom('delivery_logs').selectAll().where('id', '=', logId).executeTakeFirstOrThrow();
-    expect(log).toMatchObject({ status: 'failed', failure_type: 'hard', failure_reason: 'user_unknown', failure_category: 'userunknown' });
+    const log = await herald.store.db
+      .selectFrom('delivery_logs')
+      .selectAll()
+      .where('id', '=', logId)
+      .executeTakeFirstOrThrow();
+    expect(log).toMatchObject({
+      status: 'failed',
+      failure_type: 'hard',
+      failure_reason: 'user_unknown',
+      failure_category: 'userunknown',
+    });
     expect(await getAddress(herald.store, email)).toMatchObject({ state: 'quarantined', reason: 'user_unknown' });
     const [entry] = await addressTimeline(herald.store, email);
-    expect(entry).toMatchObject({ source: 'bounce', delivery_id: deliveryId, delivery_log_id: logId, category: 'userunknown', type: 'hard' });
+    expect(entry).toMatchObject({
+      source: 'bounce',
+      delivery_id: deliveryId,
+      delivery_log_id: logId,
+      category: 'userunknown',
+      type: 'hard',
+    });
     expect(entry!.rule_id).toEqual(expect.any(String));
   });
 
@@ -100,7 +145,11 @@ describeEachDialect('inbound SMTP role', (context) => {
     const { logId } = await sentLog(email);
     expect(await send(port, verp(logId), readCorpus(file, verp(logId)))).toMatchObject({ accepted: true });
     expect(await getAddress(herald.store, email)).toMatchObject({ state: 'denylisted', reason: 'complaint' });
-    const log = await herald.store.db.selectFrom('delivery_logs').select('status').where('id', '=', logId).executeTakeFirstOrThrow();
+    const log = await herald.store.db
+      .selectFrom('delivery_logs')
+      .select('status')
+      .where('id', '=', logId)
+      .executeTakeFirstOrThrow();
     expect(log.status).toBe('sent');
   });
 
@@ -110,12 +159,18 @@ describeEachDialect('inbound SMTP role', (context) => {
     const { logId } = await sentLog(email);
     expect(await send(port, verp(logId), readCorpus(file, verp(logId)))).toMatchObject({ accepted: true });
     expect(await getAddress(herald.store, email)).toMatchObject({ state: 'valid' });
-    expect((await addressTimeline(herald.store, email)).map((e) => [e.source, e.category, e.state_after])).toEqual([['bounce', 'vacation', 'valid']]);
-    const log = await herald.store.db.selectFrom('delivery_logs').select('status').where('id', '=', logId).executeTakeFirstOrThrow();
+    expect((await addressTimeline(herald.store, email)).map((e) => [e.source, e.category, e.state_after])).toEqual([
+      ['bounce', 'vacation', 'valid'],
+    ]);
+    const log = await herald.store.db
+      .selectFrom('delivery_logs')
+      .select('status')
+      .where('id', '=', logId)
+      .executeTakeFirstOrThrow();
     expect(log.status).toBe('sent');
   });
 
-  it('finds the log through X-Herald-Log-Id when the bounce is not sent to a VERP address of it', async () => {
+  it('X-Herald-Log-Id alone proves nothing: the report to the feedback-loop address is kept for review', async () => {
     const email = 'header-only@example.test';
     const { logId } = await sentLog(email);
     const raw = [
@@ -146,15 +201,152 @@ describeEachDialect('inbound SMTP role', (context) => {
       '--b1--',
       '',
     ].join('\r\n');
-    // The envelope is a VERP address without a usable log id and the To header is not a VERP
-    // address: the X-Herald-Log-Id header of the quoted original decides.
-    expect(await send(port, `bounce+x@${bounceDomain}`, raw)).toMatchObject({ accepted: true });
-    const log = await herald.store.db.selectFrom('delivery_logs').select(['status', 'failure_reason']).where('id', '=', logId).executeTakeFirstOrThrow();
-    expect(log).toMatchObject({ status: 'failed', failure_reason: 'user_unknown' });
+    // Log ids are sequential: a forged report naming one in X-Herald-Log-Id must not be applied.
+    const result = await send(port, `fbl@${bounceDomain}`, raw);
+    expect(result).toMatchObject({ accepted: true });
+    expect(result.response).toContain('unverified_log_id');
+    const log = await herald.store.db
+      .selectFrom('delivery_logs')
+      .select(['status', 'failure_reason'])
+      .where('id', '=', logId)
+      .executeTakeFirstOrThrow();
+    expect(log).toMatchObject({ status: 'sent', failure_reason: null });
+    expect(await getAddress(herald.store, email)).toBeUndefined();
+  });
+
+  /** An RFC 3464 report about `recipient` (what a forger would send, naming any address). */
+  const dsnAbout = (recipient: string, extraHeaders: string[] = []) =>
+    [
+      'From: MAILER-DAEMON@mx.example.test',
+      'To: someone@brand.test',
+      'Subject: Undelivered Mail Returned to Sender',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain',
+      '',
+      'Your message could not be delivered.',
+      '--b1',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.example.test',
+      '',
+      `Final-Recipient: rfc822; ${recipient}`,
+      'Action: failed',
+      'Status: 5.1.1',
+      `Diagnostic-Code: smtp; 550 5.1.1 <${recipient}>: Recipient address rejected: User unknown in local recipient table`,
+      '--b1',
+      'Content-Type: text/rfc822-headers',
+      '',
+      ...extraHeaders,
+      'Subject: Hello',
+      '--b1--',
+      '',
+    ].join('\r\n');
+  const arfAbout = (recipient: string) =>
+    [
+      'From: fbl@isp.example.test',
+      'To: someone@brand.test',
+      'Subject: FW: complaint',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=feedback-report; boundary="b2"',
+      '',
+      '--b2',
+      'Content-Type: text/plain',
+      '',
+      'This is an email abuse report.',
+      '--b2',
+      'Content-Type: message/feedback-report',
+      '',
+      'Feedback-Type: abuse',
+      'User-Agent: ISP-FBL/1.0',
+      'Version: 1',
+      `Original-Rcpt-To: ${recipient}`,
+      '--b2',
+      'Content-Type: text/rfc822-headers',
+      '',
+      'Subject: Hello',
+      '--b2--',
+      '',
+    ].join('\r\n');
+  async function logState(logId: number): Promise<string> {
+    const row = await herald.store.db
+      .selectFrom('delivery_logs')
+      .select('status')
+      .where('id', '=', logId)
+      .executeTakeFirstOrThrow();
+    return row.status;
+  }
+
+  it('refuses unsigned and badly signed VERP addresses at RCPT (log ids are guessable)', async () => {
+    const email = `victim-unsigned-${context.dialect}@example.test`;
+    const { logId } = await sentLog(email);
+    const otherKeys = createVerpSigner({
+      keys: [{ id: 'x', secret: 'an-attacker-guess-0123456789', createdAt: 0 }],
+      graceMs: 0,
+    });
+    const valid = verp(logId);
+    const tampered = valid.replace(/-([0-9a-f])/, (_, d: string) => `-${d === '0' ? '1' : '0'}`);
+    for (const to of [`bounce+${logId}@${bounceDomain}`, otherKeys.address(logId, bounceDomain), tampered]) {
+      const result = await send(port, to, dsnAbout(email));
+      expect(result, to).toMatchObject({ accepted: false, code: 550 });
+      expect(result.error).toContain('5.7.1');
+    }
+    expect(await getAddress(herald.store, email)).toBeUndefined();
+    expect(await logState(logId)).toBe('sent');
+  });
+
+  it("a signed report naming another recipient than the log's is kept for review, not applied", async () => {
+    const email = `victim-mismatch-${context.dialect}@example.test`;
+    const { logId } = await sentLog(email);
+    for (const raw of [dsnAbout('attacker@example.test'), arfAbout('attacker@example.test'), dsnAbout('')]) {
+      const result = await send(port, verp(logId), raw);
+      expect(result).toMatchObject({ accepted: true });
+      expect(result.response).toMatch(/recipient_mismatch|no_recipient/);
+    }
+    expect(await getAddress(herald.store, email)).toBeUndefined();
+    expect(await getAddress(herald.store, 'attacker@example.test')).toBeUndefined();
+    expect(await logState(logId)).toBe('sent');
+    const samples = await listInboundSamples(herald.store);
+    expect(samples.some((s) => s.problem === 'recipient_mismatch' && s.detail.includes(String(logId)))).toBe(true);
+    // The same report naming the log's own address (any case) is applied.
+    const applied = await send(port, verp(logId), arfAbout(email.toUpperCase()));
+    expect(applied.response).toContain('complaint');
+    expect(await getAddress(herald.store, email)).toMatchObject({ state: 'denylisted' });
+  });
+
+  it('an unsubscribe mail to a VERP address is not applied: mail unsubscribes need the token, as /u/ does', async () => {
+    const email = `victim-unsub-${context.dialect}@example.test`;
+    const { logId } = await sentLog(email);
+    const raw = `From: ${email}\r\nTo: ${verp(logId)}\r\nSubject: unsubscribe\r\nX-Apple-Unsubscribe: true\r\n\r\nunsubscribe\r\n`;
+    const result = await send(port, verp(logId), raw);
+    expect(result).toMatchObject({ accepted: true });
+    expect(result.response).toContain('unverified_unsubscribe');
+    expect(await getAddress(herald.store, email)).toBeUndefined();
+  });
+
+  it('postmaster@ and abuse@ of the bounce domain are accepted and kept for review, never applied', async () => {
+    const email = `victim-role-${context.dialect}@example.test`;
+    const { logId } = await sentLog(email);
+    for (const to of [`postmaster@${bounceDomain}`, `Abuse@${bounceDomain.toUpperCase()}`]) {
+      // Even a report quoting the log's own signed VERP address and its recipient.
+      const result = await send(
+        port,
+        to,
+        dsnAbout(email, [`Return-Path: <${verp(logId)}>`, `X-Herald-Log-Id: ${logId}`]),
+      );
+      expect(result, to).toMatchObject({ accepted: true });
+      expect(result.response).toContain('for_review');
+    }
+    expect(await getAddress(herald.store, email)).toBeUndefined();
+    expect(await logState(logId)).toBe('sent');
+    const samples = await listInboundSamples(herald.store);
+    expect(samples.filter((s) => s.problem === 'for_review').length).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses to relay: any recipient but our VERP addresses gets 550 5.7.1', async () => {
-    for (const to of ['victim@gmail.test', `bounce+1@other.test`, `postmaster@${bounceDomain}`]) {
+    for (const to of ['victim@gmail.test', `bounce+1@other.test`, `postmaster@other.test`]) {
       const result = await send(port, to, 'Subject: relay test\r\n\r\nhello\r\n');
       expect(result.accepted, to).toBe(false);
       expect(result.code, to).toBe(550);
@@ -175,10 +367,12 @@ describeEachDialect('inbound SMTP role', (context) => {
 
     const nested = `Content-Type: multipart/mixed; boundary="x"\r\nSubject: Undelivered Mail\r\nFrom: MAILER-DAEMON@x.test\r\n\r\n${'--x\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n'.repeat(200)}`;
     expect(await send(port, verp(900000002), nested)).toMatchObject({ accepted: true });
-    const badCharset = 'From: someone@x.test\r\nSubject: hi\r\nContent-Type: text/plain; charset=x-unknown-42\r\n\r\n\xff\xfe bonjour\r\n';
+    const badCharset =
+      'From: someone@x.test\r\nSubject: hi\r\nContent-Type: text/plain; charset=x-unknown-42\r\n\r\n\xff\xfe bonjour\r\n';
     expect(await send(port, verp(900000003), badCharset)).toMatchObject({ accepted: true });
 
-    const noBoundary = 'From: MAILER-DAEMON@x.test\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status\r\n\r\n--lost\r\nFinal-Recipient: rfc822; nobody@x.test\r\nAction: failed\r\nStatus: 5.1.1\r\n';
+    const noBoundary =
+      'From: MAILER-DAEMON@x.test\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: multipart/report; report-type=delivery-status\r\n\r\n--lost\r\nFinal-Recipient: rfc822; nobody@x.test\r\nAction: failed\r\nStatus: 5.1.1\r\n';
     expect(await send(port, verp(900000004), noBoundary)).toMatchObject({ accepted: true });
 
     const after = await inboundCounters(herald.store);
@@ -187,7 +381,9 @@ describeEachDialect('inbound SMTP role', (context) => {
     expect(delta('unknown_log')).toBeGreaterThanOrEqual(1);
     expect(delta('received')).toBe(5);
     // Each of the four others is counted as a problem (none is taken for a real bounce).
-    expect(delta('unparseable') + delta('not_bounce') + delta('unknown_log') + delta('no_recipient') + delta('no_log_id')).toBe(4);
+    expect(
+      delta('unparseable') + delta('not_bounce') + delta('unknown_log') + delta('no_recipient') + delta('no_log_id'),
+    ).toBe(4);
 
     const samples = await listInboundSamples(herald.store);
     expect(samples.length).toBeLessThanOrEqual(5);
@@ -195,6 +391,11 @@ describeEachDialect('inbound SMTP role', (context) => {
     expect(tooLarge).toMatchObject({ size: expect.any(Number), truncated: 1 });
     expect(tooLarge!.size).toBeGreaterThan(maxMessageBytes);
     expect(tooLarge!.raw.length).toBeLessThanOrEqual(4_096);
-    expect(samples.filter((s) => s.problem === 'unknown_log').map((s) => s.detail).join(' ')).toContain('987654321');
+    expect(
+      samples
+        .filter((s) => s.problem === 'unknown_log')
+        .map((s) => s.detail)
+        .join(' '),
+    ).toContain('987654321');
   });
 });

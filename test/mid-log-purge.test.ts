@@ -5,7 +5,7 @@ import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { createExecutionService } from '../src/midsourcing/execution-service.ts';
 import { purgeMidLogChanges } from '../src/midsourcing/purge.ts';
-import { appendInboundPart, midTables } from '../src/store/midsourcing-queries.ts';
+import { appendInboundPart } from '../src/midsourcing/inbound-store.ts';
 import { cleanupWorkflow } from '../src/workflows/builtins/index.ts';
 import { describeEachDialect } from './support/databases.ts';
 
@@ -21,15 +21,41 @@ describeEachDialect('mid-sourcing change log purge', (context) => {
 
   async function receivedWithChanges(source: number, count: number): Promise<number> {
     const emails = Array.from({ length: count }, (_, i) => `p${source}-${i}@accept.test`);
-    const submitted = await service().submit('marketing-1', {
-      marketingDeliveryId: source, name: `d${source}`, fromAddress: 'news@brand.test', fromName: null, replyTo: null, subject: 'Hi', html: 'Hi', text: null,
-      validitySeconds: 3600, affinity: null, parts: 1, recipients: count,
-    }, clock.now());
+    const submitted = await service().submit(
+      'marketing-1',
+      {
+        marketingDeliveryId: source,
+        name: `d${source}`,
+        fromAddress: 'news@brand.test',
+        fromName: null,
+        replyTo: null,
+        subject: 'Hi',
+        html: 'Hi',
+        text: null,
+        validitySeconds: 3600,
+        affinity: null,
+        parts: 1,
+        recipients: count,
+      },
+      clock.now(),
+    );
     if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
     const remoteId = submitted.value.remoteId;
-    await appendInboundPart(context.store(), remoteId, 1, `k${source}`, emails.map((email, i) => ({ sourceLogId: source * 1000 + i, email, domain: 'accept.test', data: '{}' })), clock.now());
+    await appendInboundPart(
+      context.store(),
+      remoteId,
+      1,
+      `k${source}`,
+      emails.map((email, i) => ({ sourceLogId: source * 1000 + i, email, domain: 'accept.test', data: '{}' })),
+      clock.now(),
+    );
     // One outcome per log: the trigger writes one change row each.
-    await context.store().db.updateTable('delivery_logs').set({ status: 'sent', attempts: 1, sent_at: clock.now() }).where('delivery_id', '=', remoteId).execute();
+    await context
+      .store()
+      .db.updateTable('delivery_logs')
+      .set({ status: 'sent', attempts: 1, sent_at: clock.now() })
+      .where('delivery_id', '=', remoteId)
+      .execute();
     return remoteId;
   }
 
@@ -41,17 +67,32 @@ describeEachDialect('mid-sourcing change log purge', (context) => {
   }
 
   async function changeSeqs(remoteId: number): Promise<Array<number | null>> {
-    const rows = await midTables(context.store()).selectFrom('mid_log_changes').select('seq').where('delivery_id', '=', remoteId).orderBy('id').execute();
+    const rows = await context
+      .store()
+      .db.selectFrom('mid_log_changes')
+      .select('seq')
+      .where('delivery_id', '=', remoteId)
+      .orderBy('id')
+      .execute();
     return rows.map((row) => (row.seq === null ? null : Number(row.seq)));
   }
 
   async function runPurge(batchSize = 100) {
     const messages: string[] = [];
-    const config = parseConfig({ workflows: { cleanup: { batchSize } }, midsourcing: { mode: 'execution', logChangesRetentionDays: 7 } }, 'test');
+    const config = parseConfig(
+      { workflows: { cleanup: { batchSize } }, midsourcing: { mode: 'execution', logChangesRetentionDays: 7 } },
+      'test',
+    );
     let keepAlives = 0;
     const outcome = await purgeMidLogChanges.run({
-      store: context.store(), config, clock, logger: silentLogger, nodeId: 'n', runId: 1,
-      log: async (message) => void messages.push(message), keepAlive: async () => void keepAlives++,
+      store: context.store(),
+      config,
+      clock,
+      logger: silentLogger,
+      nodeId: 'n',
+      runId: 1,
+      log: async (message) => void messages.push(message),
+      keepAlive: async () => void keepAlives++,
     });
     return { outcome, messages, keepAlives };
   }
@@ -83,7 +124,9 @@ describeEachDialect('mid-sourcing change log purge', (context) => {
     const first = await runPurge();
     // 250 rows at 100 per batch: three deleting batches and the empty one that ends the loop.
     expect(first.outcome).toEqual({ kind: 'done', summary: '250 rows deleted in 4 batches' });
-    expect(first.messages).toEqual(['mid-sourcing log changes read by their peer and older than 7 days: deleted 250 rows of 1 deliveries; 0 rows of 0 purged deliveries; 4 batches of at most 100']);
+    expect(first.messages).toEqual([
+      'mid-sourcing log changes read by their peer and older than 7 days: deleted 250 rows of 1 deliveries; 0 rows of 0 purged deliveries; 4 batches of at most 100',
+    ]);
     expect(first.keepAlives).toBe(3);
     const left = await changeSeqs(readPast);
     expect(left).toHaveLength(10);
@@ -94,7 +137,9 @@ describeEachDialect('mid-sourcing change log purge', (context) => {
 
     // The peer's later pulls still page correctly from its cursor.
     const rest = await service().logs('marketing-1', readPast, cursor, 100, clock.now());
-    expect(rest.ok && rest.value.changes.map((change) => change.id)).toEqual(Array.from({ length: 10 }, (_, i) => 1250 + i));
+    expect(rest.ok && rest.value.changes.map((change) => change.id)).toEqual(
+      Array.from({ length: 10 }, (_, i) => 1250 + i),
+    );
 
     clock.set(start + 12 * day + 1);
     const second = await runPurge();

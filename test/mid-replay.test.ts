@@ -9,7 +9,7 @@ import { purgeMidSeenRequests, seenRequestsPurgeBefore } from '../src/midsourcin
 import { signRequest } from '../src/midsourcing/signing.ts';
 import { midPaths, type SubmitRequest } from '../src/midsourcing/wire.ts';
 import { openStore } from '../src/store/database.ts';
-import { recordSeenRequest } from '../src/store/mid-seen-request-queries.ts';
+import { recordSeenRequest } from '../src/midsourcing/seen-request-store.ts';
 import { cleanupWorkflow } from '../src/workflows/builtins/index.ts';
 import { describeEachDialect } from './support/databases.ts';
 
@@ -21,18 +21,46 @@ const start = Date.UTC(2026, 5, 1, 12);
 
 describeEachDialect('mid-sourcing replay protection across restarts and processes', (context) => {
   const clock = manualClock(start);
-  const config: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', peers: [{ name: 'marketing-1', secret }] };
-  const startServer = (store = context.store()) => startExecutionServer({ store, config, clock, host: '127.0.0.1', port: 0 });
+  const config: MidsourcingConfig = {
+    ...defaultMidsourcingConfig(),
+    mode: 'execution',
+    peers: [{ name: 'marketing-1', secret }],
+  };
+  const startServer = (store = context.store()) =>
+    startExecutionServer({ store, config, clock, host: '127.0.0.1', port: 0 });
 
   /** A signed submit, captured: the same bytes and headers can be sent again. */
   function captured(marketingDeliveryId: number) {
     const submit: SubmitRequest = {
-      marketingDeliveryId, name: `d${marketingDeliveryId}`, fromAddress: 'news@brand.test', fromName: null, replyTo: null, subject: 'Hi', html: 'Hi', text: null,
-      validitySeconds: 3600, affinity: null, parts: 1, recipients: 1,
+      marketingDeliveryId,
+      name: `d${marketingDeliveryId}`,
+      fromAddress: 'news@brand.test',
+      fromName: null,
+      replyTo: null,
+      subject: 'Hi',
+      html: 'Hi',
+      text: null,
+      validitySeconds: 3600,
+      affinity: null,
+      parts: 1,
+      recipients: 1,
     };
     const body = Buffer.from(JSON.stringify(submit));
-    const headers = signRequest({ peer: 'marketing-1', secret, method: 'POST', path: midPaths.submit(), body, now: clock.now(), nonce: randomId(16) });
-    return (server: ExecutionServer) => fetch(`${server.url}${midPaths.submit()}`, { method: 'POST', body, headers: { ...headers, 'content-type': 'application/json' } });
+    const headers = signRequest({
+      peer: 'marketing-1',
+      secret,
+      method: 'POST',
+      path: midPaths.submit(),
+      body,
+      now: clock.now(),
+      nonce: randomId(16),
+    });
+    return (server: ExecutionServer) =>
+      fetch(`${server.url}${midPaths.submit()}`, {
+        method: 'POST',
+        body,
+        headers: { ...headers, 'content-type': 'application/json' },
+      });
   }
 
   async function outcome(response: Response) {
@@ -67,7 +95,10 @@ describeEachDialect('mid-sourcing replay protection across restarts and processe
     try {
       const send = captured(3);
       expect((await send(one)).status).toBe(200);
-      expect(await outcome(await send(two))).toMatchObject({ status: 401, body: { error: { code: 'REPLAYED', retryable: false } } });
+      expect(await outcome(await send(two))).toMatchObject({
+        status: 401,
+        body: { error: { code: 'REPLAYED', retryable: false } },
+      });
       const other = captured(4);
       expect((await other(two)).status).toBe(200);
       expect(await outcome(await other(one))).toMatchObject({ status: 401, body: { error: { code: 'REPLAYED' } } });
@@ -83,33 +114,64 @@ describeEachDialect('mid-sourcing replay protection across restarts and processe
   });
 
   it('purges, in batches, only the entries older than twice the replay window plus the margin', async () => {
-    expect(cleanupWorkflow.steps.map((step) => step.name).slice(-2)).toEqual(['purge-mid-seen-requests', 'database-maintenance']);
+    expect(cleanupWorkflow.steps.map((step) => step.name).slice(-2)).toEqual([
+      'purge-mid-seen-requests',
+      'database-maintenance',
+    ]);
     const store = context.store();
     const now = start + 30 * 60_000;
     const before = seenRequestsPurgeBefore(now, config.replayWindowSeconds);
     expect(before).toBe(now - 20 * 60_000);
-    const seen = store.db.withTables<{ mid_seen_requests: { peer: string; nonce: string; seen_at: number } }>();
-    await seen.insertInto('mid_seen_requests').values(Array.from({ length: 250 }, (_, i) => ({ peer: 'purge-peer', nonce: `old-${i}`, seen_at: before - 1 - i }))).execute();
+    const seen = store.db;
+    await seen
+      .insertInto('mid_seen_requests')
+      .values(
+        Array.from({ length: 250 }, (_, i) => ({ peer: 'purge-peer', nonce: `old-${i}`, seen_at: before - 1 - i })),
+      )
+      .execute();
     expect(await recordSeenRequest(store, 'purge-peer', 'at-limit', before)).toBe(true);
     expect(await recordSeenRequest(store, 'purge-peer', 'recent', now - 60_000)).toBe(true);
 
     // The requests accepted by the tests above were seen at `start` or 4 min later: old too.
-    const old = await seen.selectFrom('mid_seen_requests').select((eb) => eb.fn.countAll<number>().as('n')).where('seen_at', '<', before).executeTakeFirstOrThrow();
+    const old = await seen
+      .selectFrom('mid_seen_requests')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('seen_at', '<', before)
+      .executeTakeFirstOrThrow();
     expect(Number(old.n)).toBe(255);
     const messages: string[] = [];
     const purgeClock = manualClock(now);
-    const settings = parseConfig({ workflows: { cleanup: { batchSize: 100 } }, midsourcing: { mode: 'execution' } }, 'test');
+    const settings = parseConfig(
+      { workflows: { cleanup: { batchSize: 100 } }, midsourcing: { mode: 'execution' } },
+      'test',
+    );
     const result = await purgeMidSeenRequests.run({
-      store, config: settings, clock: purgeClock, logger: silentLogger, nodeId: 'n', runId: 1,
-      log: async (message) => void messages.push(message), keepAlive: async () => {},
+      store,
+      config: settings,
+      clock: purgeClock,
+      logger: silentLogger,
+      nodeId: 'n',
+      runId: 1,
+      log: async (message) => void messages.push(message),
+      keepAlive: async () => {},
     });
     // 255 rows at 100 per batch: three deleting batches and the empty one that ends the loop.
     expect(result).toEqual({ kind: 'done', summary: '255 rows deleted in 4 batches' });
-    expect(messages).toEqual(['mid-sourcing request nonces older than twice the replay window (300 s) plus 10 min: deleted 255 rows in 4 batches of at most 100']);
+    expect(messages).toEqual([
+      'mid-sourcing request nonces older than twice the replay window (300 s) plus 10 min: deleted 255 rows in 4 batches of at most 100',
+    ]);
     const left = await seen
-      .selectFrom('mid_seen_requests').select('nonce').where('peer', '=', 'purge-peer').orderBy('nonce').execute();
+      .selectFrom('mid_seen_requests')
+      .select('nonce')
+      .where('peer', '=', 'purge-peer')
+      .orderBy('nonce')
+      .execute();
     expect(left.map((row) => row.nonce)).toEqual(['at-limit', 'recent']);
-    const others = await seen.selectFrom('mid_seen_requests').select('nonce').where('peer', '!=', 'purge-peer').execute();
+    const others = await seen
+      .selectFrom('mid_seen_requests')
+      .select('nonce')
+      .where('peer', '!=', 'purge-peer')
+      .execute();
     expect(others).toEqual([]);
     // A purged nonce can be recorded again (its request would be refused as stale anyway).
     expect(await recordSeenRequest(store, 'purge-peer', 'old-0', now)).toBe(true);

@@ -1,9 +1,10 @@
 import { gzipSync } from 'node:zlib';
-import { beforeAll, expect, it } from 'vitest';
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { randomId } from '../src/common/ids.ts';
 import { defaultMidsourcingConfig, type MidsourcingConfig } from '../src/midsourcing/config.ts';
-import { buildExecutionApp } from '../src/midsourcing/execution-server.ts';
+import { buildExecutionApp, startExecutionServer, type ExecutionServer } from '../src/midsourcing/execution-server.ts';
 import { encodePart } from '../src/midsourcing/part-codec.ts';
 import { signRequest } from '../src/midsourcing/signing.ts';
 import { midPaths, type PartLine, type SubmitRequest } from '../src/midsourcing/wire.ts';
@@ -11,7 +12,10 @@ import { describeEachDialect } from './support/databases.ts';
 
 // The execution server's guards and idempotency, through the Fastify app without a port.
 
-const secrets = { 'marketing-1': 'first-marketing-secret-0123456789', 'marketing-2': 'second-marketing-secret-012345678' };
+const secrets = {
+  'marketing-1': 'first-marketing-secret-0123456789',
+  'marketing-2': 'second-marketing-secret-012345678',
+};
 const clock = manualClock(Date.UTC(2026, 5, 1, 12));
 
 describeEachDialect('mid-sourcing execution server', (context) => {
@@ -27,18 +31,58 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     app = buildExecutionApp({ store: context.store(), config, clock });
   });
 
-  function send(method: 'GET' | 'POST', path: string, body: Buffer | undefined, options: { peer?: keyof typeof secrets; secret?: string; at?: number; nonce?: string; headers?: Record<string, string> } = {}) {
+  function send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: Buffer | undefined,
+    options: {
+      peer?: keyof typeof secrets;
+      secret?: string;
+      at?: number;
+      nonce?: string;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
     const peer = options.peer ?? 'marketing-1';
-    const signed = signRequest({ peer, secret: options.secret ?? secrets[peer], method, path, body: body ?? Buffer.alloc(0), now: options.at ?? clock.now(), nonce: options.nonce ?? randomId(16) });
-    return app.inject({ method, url: path, payload: body, headers: { ...signed, 'content-type': 'application/octet-stream', ...options.headers } });
+    const signed = signRequest({
+      peer,
+      secret: options.secret ?? secrets[peer],
+      method,
+      path,
+      body: body ?? Buffer.alloc(0),
+      now: options.at ?? clock.now(),
+      nonce: options.nonce ?? randomId(16),
+    });
+    return app.inject({
+      method,
+      url: path,
+      payload: body,
+      headers: { ...signed, 'content-type': 'application/octet-stream', ...options.headers },
+    });
   }
 
   const submitBody = (marketingDeliveryId: number, parts = 2): SubmitRequest => ({
-    marketingDeliveryId, name: `d${marketingDeliveryId}`, fromAddress: 'news@brand.test', fromName: null, replyTo: null, subject: 'Hi', html: '<p>Hi</p>',
-    text: null, validitySeconds: 3600, affinity: null, parts, recipients: 4,
+    marketingDeliveryId,
+    name: `d${marketingDeliveryId}`,
+    fromAddress: 'news@brand.test',
+    fromName: null,
+    replyTo: null,
+    subject: 'Hi',
+    html: '<p>Hi</p>',
+    text: null,
+    validitySeconds: 3600,
+    affinity: null,
+    parts,
+    recipients: 4,
   });
   const json = (value: unknown) => Buffer.from(JSON.stringify(value));
-  const lines = (from: number, n: number): PartLine[] => Array.from({ length: n }, (_, i) => ({ id: from + i, email: `u${from + i}.${context.dialect}@accept.test`, domain: 'accept.test', data: '{}' }));
+  const lines = (from: number, n: number): PartLine[] =>
+    Array.from({ length: n }, (_, i) => ({
+      id: from + i,
+      email: `u${from + i}.${context.dialect}@accept.test`,
+      domain: 'accept.test',
+      data: '{}',
+    }));
   const gzipHeaders = (key: string) => ({ 'content-encoding': 'gzip', 'x-herald-part-key': key });
 
   it('submits idempotently per peer and marketing delivery id', async () => {
@@ -62,7 +106,12 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     const conflict = await send('POST', midPaths.part(remoteId, 1), other.body, { headers: gzipHeaders(other.key) });
     expect(conflict.statusCode).toBe(409);
     expect(conflict.json().error).toMatchObject({ code: 'PART_CONFLICT', retryable: false });
-    const count = await context.store().db.selectFrom('delivery_logs').select((eb) => eb.fn.countAll<number>().as('n')).where('delivery_id', '=', remoteId).executeTakeFirstOrThrow();
+    const count = await context
+      .store()
+      .db.selectFrom('delivery_logs')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('delivery_id', '=', remoteId)
+      .executeTakeFirstOrThrow();
     expect(Number(count.n)).toBe(2);
 
     const early = await send('POST', midPaths.finalize(remoteId), json({ parts: 2, recipients: 4 }));
@@ -72,7 +121,9 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     const finalized = await send('POST', midPaths.finalize(remoteId), json({ parts: 2, recipients: 4 }));
     expect(finalized.json()).toMatchObject({ state: 'in_progress', validUntil: clock.now() + 3_600_000 });
     // A late retry of a part that made it is still acknowledged; a new part is refused.
-    expect((await send('POST', midPaths.part(remoteId, 2), second.body, { headers: gzipHeaders(second.key) })).json()).toMatchObject({ duplicate: true });
+    expect(
+      (await send('POST', midPaths.part(remoteId, 2), second.body, { headers: gzipHeaders(second.key) })).json(),
+    ).toMatchObject({ duplicate: true });
     const counters = await send('GET', midPaths.counters(remoteId), undefined);
     expect(counters.json()).toMatchObject({ state: 'in_progress', total: 4, pending: 4 });
   });
@@ -88,18 +139,181 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     expect((await send('POST', midPaths.submit(), body, { nonce })).statusCode).toBe(200);
     const replay = await send('POST', midPaths.submit(), body, { nonce });
     expect(replay.json().error).toMatchObject({ code: 'REPLAYED', retryable: false });
-    const unsigned = await app.inject({ method: 'POST', url: midPaths.submit(), payload: body, headers: { 'content-type': 'application/json' } });
+    const unsigned = await app.inject({
+      method: 'POST',
+      url: midPaths.submit(),
+      payload: body,
+      headers: { 'content-type': 'application/json' },
+    });
     expect(unsigned.json().error.code).toBe('BAD_SIGNATURE');
     const stranger = await app.inject({
-      method: 'POST', url: midPaths.submit(), payload: body,
-      headers: { ...signRequest({ peer: 'stranger', secret: 'stranger-secret-0123456789', method: 'POST', path: midPaths.submit(), body, now: clock.now(), nonce: randomId(16) }), 'content-type': 'application/json' },
+      method: 'POST',
+      url: midPaths.submit(),
+      payload: body,
+      headers: {
+        ...signRequest({
+          peer: 'stranger',
+          secret: 'stranger-secret-0123456789',
+          method: 'POST',
+          path: midPaths.submit(),
+          body,
+          now: clock.now(),
+          nonce: randomId(16),
+        }),
+        'content-type': 'application/json',
+      },
     });
-    expect(stranger.json().error.code).toBe('UNKNOWN_PEER');
+    // An unknown peer gets exactly the answer a bad signature gets: peer names cannot be probed.
+    expect(stranger.statusCode).toBe(wrongSecret.statusCode);
+    expect(stranger.json()).toEqual(wrongSecret.json());
+  });
+
+  it('validates every line of a part (address, domain, data) and refuses the whole part naming the line; nothing written', async () => {
+    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(105, 1)))).json().remoteId as number;
+    const good = lines(500, 3);
+    const cases: Array<[Partial<PartLine>, RegExp]> = [
+      [{ email: 'not an address' }, /"email" .* is not a valid address/],
+      [{ email: 'a@b@accept.test' }, /"email" .* is not a valid address/],
+      [{ domain: 'victim.test' }, /"domain" must be the address's domain "accept\.test"/],
+      [{ domain: 'ACCEPT.TEST' }, /"domain" must be the address's domain/],
+      [{ data: '[1,2]' }, /"data" must be a JSON object/],
+      [{ data: '"text"' }, /"data" must be a JSON object/],
+      [{ data: 'null' }, /"data" must be a JSON object/],
+      [{ data: '{"a":' }, /"data" is not JSON/],
+      [{ data: `{"a":"${'x'.repeat(70_000)}"}` }, /"data" must be JSON text of at most/],
+    ];
+    for (const [change, message] of cases) {
+      const bad = [good[0]!, { ...good[1]!, ...change }, good[2]!];
+      const ndjson = bad.map((line) => JSON.stringify(line)).join('\n');
+      const body = gzipSync(Buffer.from(ndjson));
+      const refused = await send('POST', midPaths.part(remoteId, 1), body, { headers: { 'content-encoding': 'gzip' } });
+      expect(refused.json().error, JSON.stringify(change).slice(0, 80)).toMatchObject({ code: 'INVALID_BODY' });
+      expect(refused.json().error.message).toContain('part 1, line 2');
+      expect(refused.json().error.message).toMatch(message);
+    }
+    const counters = await send('GET', midPaths.counters(remoteId), undefined);
+    expect(counters.json()).toMatchObject({ total: 0 });
+    // The same part with its lines intact is taken.
+    const part = await encodePart(1, good);
+    const taken = await send('POST', midPaths.part(remoteId, 1), part.body, { headers: gzipHeaders(part.key) });
+    expect(taken.json()).toMatchObject({ part: 1, recipients: 3, duplicate: false });
+  });
+
+  describe('over a real socket', () => {
+    let server: ExecutionServer;
+    const budgetConfig: MidsourcingConfig = {
+      ...config,
+      maxBodyBytes: 32 * 1024 * 1024,
+      maxUnverifiedBytesInFlight: 48 * 1024 * 1024,
+    };
+    beforeAll(async () => {
+      server = await startExecutionServer({
+        store: context.store(),
+        config: budgetConfig,
+        clock,
+        host: '127.0.0.1',
+        port: 0,
+      });
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    /**
+     * Starts a POST declaring `length` bytes and writes only `sent` of them; resolves with the answer
+     * if the server answers before the rest of the body, rejects after `deadlineMs` otherwise.
+     */
+    function partialPost(headers: Record<string, string>, length: number, sent: number, deadlineMs = 5_000) {
+      const request = httpRequest({
+        host: '127.0.0.1',
+        port: server.port,
+        method: 'POST',
+        path: midPaths.submit(),
+        headers: { ...headers, 'content-length': String(length), 'content-type': 'application/json' },
+      });
+      const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          request.destroy();
+          reject(new Error(`no answer within ${deadlineMs} ms while the body was still being sent`));
+        }, deadlineMs);
+        request.on('response', (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => {
+            text += chunk.toString('utf8');
+          });
+          response.on('end', () => {
+            clearTimeout(timer);
+            resolve({ status: response.statusCode ?? 0, body: text });
+          });
+        });
+        request.on('error', () => {});
+        request.on('close', () => {
+          clearTimeout(timer);
+          reject(new Error('closed without an answer'));
+        });
+      });
+      request.write(Buffer.alloc(sent, 0x20));
+      return { request, answer };
+    }
+
+    const signedHead = (length: number, overrides: { peer?: string; secret?: string } = {}) => {
+      const headers = signRequest({
+        peer: overrides.peer ?? 'marketing-1',
+        secret: overrides.secret ?? secrets['marketing-1'],
+        method: 'POST',
+        path: midPaths.submit(),
+        body: Buffer.alloc(length, 0x20),
+        now: clock.now(),
+        nonce: randomId(16),
+      });
+      return headers as unknown as Record<string, string>;
+    };
+
+    it('refuses a 31 MiB body with a known peer name but no valid signature before reading it', async () => {
+      const length = 31 * 1024 * 1024;
+      const forged = {
+        ...signedHead(length),
+        'x-herald-head-signature': 'f'.repeat(64),
+        'x-herald-signature': 'f'.repeat(64),
+      };
+      const { request, answer } = partialPost(forged, length, 64 * 1024);
+      const answered = await answer;
+      request.destroy();
+      expect(answered.status).toBe(401);
+      expect(JSON.parse(answered.body).error.code).toBe('BAD_SIGNATURE');
+      // The same answer for a peer name that does not exist.
+      const stranger = partialPost(
+        signedHead(length, { peer: 'stranger', secret: 'stranger-secret-0123456789' }),
+        length,
+        1024,
+      );
+      const strangerAnswer = await stranger.answer;
+      stranger.request.destroy();
+      expect(strangerAnswer).toEqual(answered);
+    });
+
+    it('bounds the bytes of bodies received but not yet verified: a second large upload waits (503, retryable)', async () => {
+      const length = 30 * 1024 * 1024;
+      const first = partialPost(signedHead(length), length, 1024, 60_000);
+      // The first upload holds 30 MiB of the 48 MiB budget while it trickles.
+      const second = partialPost(signedHead(length), length, 1024);
+      const refused = await second.answer;
+      second.request.destroy();
+      expect(refused.status).toBe(503);
+      expect(JSON.parse(refused.body).error).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+      // A small request still fits beside the first.
+      const small = await send('POST', midPaths.submit(), json(submitBody(106)));
+      expect(small.statusCode).toBe(200);
+      first.request.destroy();
+      await first.answer.catch(() => undefined);
+    });
   });
 
   it('limits bodies before and after decompression and names the bad line', async () => {
     const remoteId = (await send('POST', midPaths.submit(), json(submitBody(104)))).json().remoteId as number;
-    const huge = await send('POST', midPaths.part(remoteId, 1), Buffer.alloc(70 * 1024, 1), { headers: { 'content-encoding': 'gzip' } });
+    const huge = await send('POST', midPaths.part(remoteId, 1), Buffer.alloc(70 * 1024, 1), {
+      headers: { 'content-encoding': 'gzip' },
+    });
     expect(huge.statusCode).toBe(413);
     expect(huge.json().error).toMatchObject({ code: 'BODY_TOO_LARGE', retryable: false });
     const bomb = gzipSync(Buffer.alloc(1024 * 1024, 0x20));
@@ -108,7 +322,10 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     expect(exploded.json().error.code).toBe('BODY_TOO_LARGE');
     const bad = gzipSync(Buffer.from(`${JSON.stringify(lines(1, 1)[0])}\n{"id":2,"email":"x"}\n`));
     const invalid = await send('POST', midPaths.part(remoteId, 1), bad, { headers: { 'content-encoding': 'gzip' } });
-    expect(invalid.json().error).toMatchObject({ code: 'INVALID_BODY', message: expect.stringContaining('part 1, line 2') });
+    expect(invalid.json().error).toMatchObject({
+      code: 'INVALID_BODY',
+      message: expect.stringContaining('part 1, line 2'),
+    });
     const foreign = await send('GET', midPaths.counters(remoteId), undefined, { peer: 'marketing-2' });
     expect(foreign.json().error.code).toBe('NOT_FOUND');
   });

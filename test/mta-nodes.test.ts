@@ -4,7 +4,7 @@ import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
 import { openStore } from '../src/store/database.ts';
-import { createMtaStore } from '../src/store/mta-queries.ts';
+import { createMtaStore } from '../src/mta/queue-store.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 // Connection limits, several MTA nodes on one database, and graceful stop: all against one fast sink.
@@ -64,7 +64,9 @@ describeEachDialect('MTA nodes', (context) => {
     const { deliveryId } = await seedDelivery(context.store().db, { now: Date.now(), recipients: list });
     const stores = [openStore(context.url()), openStore(context.url())];
     const config = mtaConfig(domain, { claimBatchSize: 40, maxQueued: 100 });
-    const nodes = stores.map((store, i) => createMta({ store: createMtaStore(store), nodeId: `node-${i}-${context.dialect}`, config }));
+    const nodes = stores.map((store, i) =>
+      createMta({ store: createMtaStore(store), nodeId: `node-${i}-${context.dialect}`, config }),
+    );
     try {
       await Promise.all(nodes.map((node) => node.start()));
       await Promise.all(nodes.map((node) => node.drain()));
@@ -74,7 +76,12 @@ describeEachDialect('MTA nodes', (context) => {
       const sentByNode = nodes.map((node) => node.stats().sent);
       expect(sentByNode[0]! + sentByNode[1]!).toBe(600);
       if (context.dialect === 'postgres') expect(Math.min(...sentByNode)).toBeGreaterThan(0);
-      const statuses = await context.store().db.selectFrom('delivery_logs').select('status').where('delivery_id', '=', deliveryId).execute();
+      const statuses = await context
+        .store()
+        .db.selectFrom('delivery_logs')
+        .select('status')
+        .where('delivery_id', '=', deliveryId)
+        .execute();
       expect(statuses.every((row) => row.status === 'sent')).toBe(true);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
@@ -103,7 +110,12 @@ describeEachDialect('MTA nodes', (context) => {
       check();
     });
     await stopped;
-    const rows = await context.store().db.selectFrom('delivery_logs').select(['email', 'status']).where('delivery_id', '=', deliveryId).execute();
+    const rows = await context
+      .store()
+      .db.selectFrom('delivery_logs')
+      .select(['email', 'status'])
+      .where('delivery_id', '=', deliveryId)
+      .execute();
     expect(rows.filter((row) => row.status === 'sending')).toEqual([]);
     const sent = rows.filter((row) => row.status === 'sent');
     expect(sent.length).toBeGreaterThan(0);

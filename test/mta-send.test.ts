@@ -7,8 +7,9 @@ import { verifyDkimSignatures } from '../src/mta/dkim-verify.ts';
 import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
-import { createMtaStore } from '../src/store/mta-queries.ts';
-import type { SmtpReply } from '../src/mta/smtp-reply.ts';
+import { createMtaStore } from '../src/mta/queue-store.ts';
+import type { SmtpReply } from '../src/bounce/smtp-reply.ts';
+import type { Verdict } from '../src/bounce/types.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 let simulator: Simulator;
@@ -63,16 +64,29 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     ].map((email) => ({ email: tagged(email), data: { first_name: 'Pat' } }));
     // validity: the 60 s retry fits, the 120 s one does not.
     const { deliveryId } = await seedDelivery(db, { now: t0, recipients, validUntil: t0 + 100_000 });
-    const mta = createMta({ store: createMtaStore(context.store()), nodeId: `send-${context.dialect}`, config: mtaConfig(), clock });
+    const mta = createMta({
+      store: createMtaStore(context.store()),
+      nodeId: `send-${context.dialect}`,
+      config: mtaConfig(),
+      clock,
+    });
     await mta.start();
     try {
       await mta.drain();
       const rows = async () =>
         new Map(
-          (await db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).execute()).map((row) => [row.email.replace(`.${context.dialect}@`, '@'), row]),
+          (await db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).execute()).map(
+            (row) => [row.email.replace(`.${context.dialect}@`, '@'), row],
+          ),
         );
       let byEmail = await rows();
-      expect(byEmail.get('ann@accept.test')).toMatchObject({ status: 'sent', attempts: 1, last_reply_code: 250, mx_host: 'mx.accept.test', sent_at: t0 });
+      expect(byEmail.get('ann@accept.test')).toMatchObject({
+        status: 'sent',
+        attempts: 1,
+        last_reply_code: 250,
+        mx_host: 'mx.accept.test',
+        sent_at: t0,
+      });
       expect(byEmail.get('known@unknown-users.test')).toMatchObject({ status: 'sent' });
       expect(byEmail.get('dora@backup.test')).toMatchObject({ status: 'sent', mx_host: 'mx2.backup.test' });
       expect(byEmail.get('ed@nomx.test')).toMatchObject({ status: 'sent', mx_host: 'nomx.test' });
@@ -86,18 +100,50 @@ describeEachDialect('MTA sending through the simulator', (context) => {
         failure_category: 'userunknown',
       });
       expect(byEmail.get('unknown1@unknown-users.test')?.last_reply_text).toContain('does not exist');
-      expect(byEmail.get('fay@nullmx.test')).toMatchObject({ status: 'failed', failure_type: 'hard', failure_reason: 'invalid_domain', last_enhanced_status: '5.1.10' });
-      expect(byEmail.get('gus@nxdomain.test')).toMatchObject({ status: 'failed', failure_type: 'hard', failure_reason: 'invalid_domain' });
-      for (const email of ['full1@full.test', 'carl@greylist.test', 'hal@down.test', 'ivy@busy.test', 'jo@drop.test', 'kim@slow.test', 'lea@stall-data.test']) {
-        expect(byEmail.get(email), email).toMatchObject({ status: 'pending', attempts: 1, next_attempt_at: t0 + 60_000, failure_type: 'soft', claimed_by: null });
+      expect(byEmail.get('fay@nullmx.test')).toMatchObject({
+        status: 'failed',
+        failure_type: 'hard',
+        failure_reason: 'invalid_domain',
+        last_enhanced_status: '5.1.10',
+      });
+      expect(byEmail.get('gus@nxdomain.test')).toMatchObject({
+        status: 'failed',
+        failure_type: 'hard',
+        failure_reason: 'invalid_domain',
+      });
+      for (const email of [
+        'full1@full.test',
+        'carl@greylist.test',
+        'hal@down.test',
+        'ivy@busy.test',
+        'jo@drop.test',
+        'kim@slow.test',
+        'lea@stall-data.test',
+      ]) {
+        expect(byEmail.get(email), email).toMatchObject({
+          status: 'pending',
+          attempts: 1,
+          next_attempt_at: t0 + 60_000,
+          failure_type: 'soft',
+          claimed_by: null,
+        });
       }
-      expect(byEmail.get('full1@full.test')).toMatchObject({ last_reply_code: 452, last_enhanced_status: '4.2.2', failure_reason: 'mailbox_full' });
+      expect(byEmail.get('full1@full.test')).toMatchObject({
+        last_reply_code: 452,
+        last_enhanced_status: '4.2.2',
+        failure_reason: 'mailbox_full',
+      });
       expect(byEmail.get('carl@greylist.test')).toMatchObject({ last_reply_code: 451, last_enhanced_status: '4.7.1' });
-      expect(byEmail.get('hal@down.test')).toMatchObject({ last_reply_code: null, failure_reason: 'unreachable', failure_category: 'networkerror' });
+      expect(byEmail.get('hal@down.test')).toMatchObject({
+        last_reply_code: null,
+        failure_reason: 'unreachable',
+        failure_category: 'networkerror',
+      });
       expect(byEmail.get('ivy@busy.test')).toMatchObject({ last_reply_code: 421 });
       expect(byEmail.get('kim@slow.test')?.last_reply_text).toMatch(/greeting|timeout/i);
       // Faults never count as sent: the sinks accepted nothing from these.
-      for (const email of ['jo@drop.test', 'lea@stall-data.test', 'ivy@busy.test']) expect(simulator.acceptedCount(tagged(email))).toBe(0);
+      for (const email of ['jo@drop.test', 'lea@stall-data.test', 'ivy@busy.test'])
+        expect(simulator.acceptedCount(tagged(email))).toBe(0);
 
       // Second attempt, 60 s later: greylisting passes, the rest is deferred again or expires.
       clock.advance(60_000);
@@ -105,10 +151,21 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       byEmail = await rows();
       expect(byEmail.get('carl@greylist.test')).toMatchObject({ status: 'sent', attempts: 2, failure_type: null });
       // The next retry (120 s later) would start after the validity end: expired now.
-      expect(byEmail.get('full1@full.test')).toMatchObject({ status: 'failed', attempts: 2, failure_type: 'soft', failure_reason: 'expired', failure_category: 'mailboxfull', last_reply_code: 452 });
+      expect(byEmail.get('full1@full.test')).toMatchObject({
+        status: 'failed',
+        attempts: 2,
+        failure_type: 'soft',
+        failure_reason: 'expired',
+        failure_category: 'mailboxfull',
+        last_reply_code: 452,
+      });
       expect(byEmail.get('hal@down.test')).toMatchObject({ status: 'failed', failure_reason: 'expired' });
       expect([...byEmail.values()].every((row) => row.status === 'sent' || row.status === 'failed')).toBe(true);
-      const delivery = await db.selectFrom('deliveries').select(['state', 'finished_at']).where('id', '=', deliveryId).executeTakeFirstOrThrow();
+      const delivery = await db
+        .selectFrom('deliveries')
+        .select(['state', 'finished_at'])
+        .where('id', '=', deliveryId)
+        .executeTakeFirstOrThrow();
       expect(delivery).toMatchObject({ state: 'finished' });
       expect(mta.stats()).toMatchObject({ sent: 6, inFlight: 0, queued: 0 });
     } finally {
@@ -120,18 +177,39 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     const { db } = context.store();
     const clock = manualClock(Date.UTC(2026, 3, 1));
     const t0 = clock.now();
-    const recipients = ['full2@full.test', 'unknown2@unknown-users.test'].map((email) => ({ email: tagged(email), data: { first_name: 'Pat' } }));
+    const recipients = ['full2@full.test', 'unknown2@unknown-users.test'].map((email) => ({
+      email: tagged(email),
+      data: { first_name: 'Pat' },
+    }));
     const { deliveryId } = await seedDelivery(db, { now: t0, recipients, validUntil: t0 + 100_000 });
     // A classifier that calls "mailbox full" an auto-reply (ignored) keeps 5.1.1 hard.
-    const classify = (reply: SmtpReply) =>
-      reply.code === 452 ? { type: 'ignored' as const, reason: 'ignored', category: 'vacation' } : { type: 'hard' as const, reason: 'user_unknown', category: 'userunknown' };
-    const mta = createMta({ store: createMtaStore(context.store()), nodeId: `ignored-${context.dialect}`, config: mtaConfig(), clock, classify });
+    const classify = (reply: SmtpReply): Verdict =>
+      reply.code === 452
+        ? { type: 'ignored', reason: 'ignored', category: 'vacation', ruleId: 'away', packVersion: 't1' }
+        : { type: 'hard', reason: 'user_unknown', category: 'userunknown', ruleId: 'unknown', packVersion: 't1' };
+    const mta = createMta({
+      store: createMtaStore(context.store()),
+      nodeId: `ignored-${context.dialect}`,
+      config: mtaConfig(),
+      clock,
+      classify,
+    });
     await mta.start();
     try {
       await mta.drain();
-      const rows = await db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).orderBy('email').execute();
+      const rows = await db
+        .selectFrom('delivery_logs')
+        .selectAll()
+        .where('delivery_id', '=', deliveryId)
+        .orderBy('email')
+        .execute();
       const [full, unknown] = rows;
-      expect(full).toMatchObject({ status: 'pending', attempts: 1, failure_type: 'ignored', next_attempt_at: t0 + 60_000 });
+      expect(full).toMatchObject({
+        status: 'pending',
+        attempts: 1,
+        failure_type: 'ignored',
+        next_attempt_at: t0 + 60_000,
+      });
       expect(unknown).toMatchObject({ status: 'failed', attempts: 1, failure_type: 'hard' });
     } finally {
       await mta.stop();
@@ -147,19 +225,35 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       [
         'brand.test',
         [
-          parseDkimKey({ domain: 'brand.test', selector: 'rsa1', privateKeyFile: 'rsa', algorithm: 'rsa-sha256' }, () => pem(rsa.privateKey)),
-          parseDkimKey({ domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' }, () => pem(ed.privateKey)),
+          parseDkimKey({ domain: 'brand.test', selector: 'rsa1', privateKeyFile: 'rsa', algorithm: 'rsa-sha256' }, () =>
+            pem(rsa.privateKey),
+          ),
+          parseDkimKey(
+            { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
+            () => pem(ed.privateKey),
+          ),
         ],
       ],
     ]);
     const email = `headers-${context.dialect}@accept.test`;
     const now = Date.now();
-    const { logIds } = await seedDelivery(db, { now, recipients: [{ email, data: { first_name: 'Eve\r\nBcc: victim@example.test' } }], replyTo: 'care@brand.test' });
-    const mta = createMta({ store: createMtaStore(context.store()), nodeId: `headers-${context.dialect}`, config: mtaConfig(), dkimKeys: keys });
+    const { logIds } = await seedDelivery(db, {
+      now,
+      recipients: [{ email, data: { first_name: 'Eve\r\nBcc: victim@example.test' } }],
+      replyTo: 'care@brand.test',
+    });
+    const mta = createMta({
+      store: createMtaStore(context.store()),
+      nodeId: `headers-${context.dialect}`,
+      config: mtaConfig(),
+      dkimKeys: keys,
+    });
     await mta.start();
     await mta.drain();
     await mta.stop();
-    const kept = simulator.sinks.get('mx.accept.test')!.keptMessages.find((message) => message.recipients.includes(email));
+    const kept = simulator.sinks
+      .get('mx.accept.test')!
+      .keptMessages.find((message) => message.recipients.includes(email));
     expect(kept?.sender).toBe(`bounce+${logIds[0]}@bounces.brand.test`);
     const raw = kept!.data.toString('utf8');
     const headers = raw.slice(0, raw.indexOf('\r\n\r\n'));
@@ -168,7 +262,9 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     expect(headers).toContain(`X-Herald-Log-Id: ${logIds[0]}`);
     expect(headers).toContain('Subject: Hello Eve Bcc: victim@example.test');
     expect(headers).not.toMatch(/^Bcc:/im);
-    const checks = verifyDkimSignatures(raw, (_domain, _selector, algorithm) => (algorithm === 'rsa-sha256' ? rsa.publicKey : ed.publicKey));
+    const checks = verifyDkimSignatures(raw, (_domain, _selector, algorithm) =>
+      algorithm === 'rsa-sha256' ? rsa.publicKey : ed.publicKey,
+    );
     expect(checks.map((check) => [check.algorithm, check.bodyHashOk && check.signatureOk])).toEqual([
       ['rsa-sha256', true],
       ['ed25519-sha256', true],

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { silentLogger } from '../src/common/logger.ts';
 import { composeMta } from '../src/compose-mta.ts';
+import { loadVerpSigner } from '../src/bounce/verp-keys.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
 import { verifyDkimSignatures } from '../src/mta/dkim-verify.ts';
@@ -43,12 +44,13 @@ describeEachDialect('composed MTA with tracking', (context) => {
     );
     const herald = await openHerald({ config, logger: silentLogger });
     const email = `tracked.${context.dialect}@accept.test`;
-    await seedDelivery(herald.store.db, {
+    const { logIds } = await seedDelivery(herald.store.db, {
       now: Date.now(),
       recipients: [{ email, data: { first_name: 'Ann' } }],
       html: '<p>Hi {{ first_name }}, <a href="https://shop.example/sale">sale</a> <a data-herald-track="off" href="https://example.com/legal">legal</a></p>',
     });
     const composed = await composeMta(herald);
+    const verp = await loadVerpSigner(herald.store, config, Date.now());
     await composed.start();
     try {
       await waitFor(() => simulator.acceptedCount(email) > 0, 'the tracked message to be accepted');
@@ -56,7 +58,14 @@ describeEachDialect('composed MTA with tracking', (context) => {
       await composed.stop();
       await herald.close();
     }
-    const kept = [...simulator.sinks.values()].flatMap((sink) => sink.keptMessages).find((m) => m.recipients.includes(email))!;
+    const kept = [...simulator.sinks.values()]
+      .flatMap((sink) => sink.keptMessages)
+      .find((m) => m.recipients.includes(email))!;
+    // The envelope sender is the signed VERP address the inbound role verifies.
+    const sender = /^bounce\+([^@]+)@bounces\.herald\.invalid$/.exec(kept.sender ?? '');
+    expect(sender, kept.sender ?? '').not.toBeNull();
+    expect(verp.verify(sender![1]!, Date.now())).toBe(logIds[0]);
+    expect(verp.verify(String(logIds[0]), Date.now())).toBeUndefined();
     const raw = kept.data.toString('latin1');
     expect(raw).toMatch(/^List-Unsubscribe: <https:\/\/t\.brand\.test\/u\/[A-Za-z0-9_-]+>/m);
     expect(raw).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click/m);

@@ -1,16 +1,43 @@
 import { expect, it } from 'vitest';
 import { DEFAULT_QUARANTINE_SETTINGS, type AddressEvent, type EventVerdict } from '../src/quarantine/types.ts';
-import { preparationStore } from '../src/store/preparation-queries.ts';
-import { addressTimeline, applyAddressEvents, getAddress, listAddresses, releaseAddresses, sweepAddresses } from '../src/store/quarantine-queries.ts';
+import { preparationStore } from '../src/delivery/preparation.ts';
+import { addressTimeline, getAddress, listAddresses } from '../src/quarantine/quarantine-store.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { applyAddressEvents, releaseAddresses, sweepAddresses } from '../src/quarantine/address-events.ts';
 
 const day = 86_400_000;
 const t0 = Date.UTC(2026, 2, 1, 8, 0);
 const settings = DEFAULT_QUARANTINE_SETTINGS;
-const hard: EventVerdict = { category: 'userunknown', reason: 'user_unknown', type: 'hard', ruleId: 'status-bad-mailbox', packVersion: '2025.06-1' };
-const full: EventVerdict = { category: 'mailboxfull', reason: 'mailbox_full', type: 'soft', ruleId: 'status-mailbox-full', packVersion: '2025.06-1' };
-const refused: EventVerdict = { category: 'blocked', reason: 'refused', type: 'soft', ruleId: 'ip-blocklist', packVersion: '2025.06-1' };
-const smtp = (email: string, at: number, verdict: EventVerdict, logId = 1): AddressEvent => ({ email, at, source: 'smtp', verdict, deliveryId: 3, deliveryLogId: logId, replyText: `${verdict.category} reply` });
+const hard: EventVerdict = {
+  category: 'userunknown',
+  reason: 'user_unknown',
+  type: 'hard',
+  ruleId: 'status-bad-mailbox',
+  packVersion: '2025.06-1',
+};
+const full: EventVerdict = {
+  category: 'mailboxfull',
+  reason: 'mailbox_full',
+  type: 'soft',
+  ruleId: 'status-mailbox-full',
+  packVersion: '2025.06-1',
+};
+const refused: EventVerdict = {
+  category: 'blocked',
+  reason: 'refused',
+  type: 'soft',
+  ruleId: 'ip-blocklist',
+  packVersion: '2025.06-1',
+};
+const smtp = (email: string, at: number, verdict: EventVerdict, logId = 1): AddressEvent => ({
+  email,
+  at,
+  source: 'smtp',
+  verdict,
+  deliveryId: 3,
+  deliveryLogId: logId,
+  replyText: `${verdict.category} reply`,
+});
 
 describeEachDialect('quarantine store', (context) => {
   it('applies a batch of events in time order, per address, with a timeline', async () => {
@@ -19,14 +46,37 @@ describeEachDialect('quarantine store', (context) => {
       // Out of order on purpose: the store sorts each address's events by time.
       ...[4, 2, 0, 3, 1].map((d) => smtp('Full@Example.test', t0 + d * day, full, 10 + d)),
       smtp('gone@example.test', t0, hard, 20),
-      { email: 'angry@example.test', at: t0, source: 'complaint', verdict: { category: 'feedback', reason: 'denylisted', type: 'ignored', ruleId: 'report.arf' } },
+      {
+        email: 'angry@example.test',
+        at: t0,
+        source: 'complaint',
+        verdict: {
+          category: 'feedback',
+          reason: 'denylisted',
+          type: 'ignored',
+          ruleId: 'report.arf',
+          packVersion: 'p1',
+        },
+      },
       smtp('once@example.test', t0, refused),
       smtp('once@example.test', t0 + 60_000, refused),
     ];
     const result = await applyAddressEvents(store, events, settings, t0 + 5 * day);
-    expect(result).toMatchObject({ events: 9, addresses: 4, entered: { quarantined: 2, denylisted: 1, with_errors: 1 } });
-    expect(await getAddress(store, 'full@example.test')).toMatchObject({ state: 'quarantined', errorCount: 5, reason: 'mailbox_full', lastErrorAt: t0 + 4 * day });
-    expect(await getAddress(store, 'gone@example.test')).toMatchObject({ state: 'quarantined', reason: 'user_unknown' });
+    expect(result).toMatchObject({
+      events: 9,
+      addresses: 4,
+      entered: { quarantined: 2, denylisted: 1, with_errors: 1 },
+    });
+    expect(await getAddress(store, 'full@example.test')).toMatchObject({
+      state: 'quarantined',
+      errorCount: 5,
+      reason: 'mailbox_full',
+      lastErrorAt: t0 + 4 * day,
+    });
+    expect(await getAddress(store, 'gone@example.test')).toMatchObject({
+      state: 'quarantined',
+      reason: 'user_unknown',
+    });
     expect(await getAddress(store, 'angry@example.test')).toMatchObject({ state: 'denylisted', reason: 'complaint' });
     expect(await getAddress(store, 'once@example.test')).toMatchObject({ state: 'with_errors', errorCount: 1 });
 
@@ -38,14 +88,30 @@ describeEachDialect('quarantine store', (context) => {
       [13, 'with_errors', 4],
       [14, 'quarantined', 5],
     ]);
-    expect(timeline[4]).toMatchObject({ source: 'smtp', delivery_id: 3, category: 'mailboxfull', rule_id: 'status-mailbox-full', pack_version: '2025.06-1', reply_text: 'mailboxfull reply', state_before: 'with_errors' });
+    expect(timeline[4]).toMatchObject({
+      source: 'smtp',
+      delivery_id: 3,
+      category: 'mailboxfull',
+      rule_id: 'status-mailbox-full',
+      pack_version: '2025.06-1',
+      reply_text: 'mailboxfull reply',
+      state_before: 'with_errors',
+    });
 
     const listed = await listAddresses(store, { states: ['quarantined'] });
     expect(listed.map((a) => a.email).sort()).toEqual(['full@example.test', 'gone@example.test']);
 
     // Preparation excludes quarantined and denylisted addresses.
-    const blocked = await preparationStore(store).blockedAddresses(['full@example.test', 'angry@example.test', 'once@example.test', 'new@example.test']);
-    expect([...blocked.entries()].sort()).toEqual([['angry@example.test', 'denylisted'], ['full@example.test', 'quarantined']]);
+    const blocked = await preparationStore(store).blockedAddresses([
+      'full@example.test',
+      'angry@example.test',
+      'once@example.test',
+      'new@example.test',
+    ]);
+    expect([...blocked.entries()].sort()).toEqual([
+      ['angry@example.test', 'denylisted'],
+      ['full@example.test', 'quarantined'],
+    ]);
   });
 
   it('releases a domain in bulk after an outage, leaving older and operator decisions alone', async () => {
@@ -58,11 +124,21 @@ describeEachDialect('quarantine store', (context) => {
     events.push({ email: 'manual@isp_one.test', at: outage, source: 'operator', action: 'quarantine' });
     await applyAddressEvents(store, events, settings, outage + day);
 
-    const dry = await releaseAddresses(store, { domain: 'ISP_one.test', since: outage - day, note: 'dry', dryRun: true }, settings, outage + day);
+    const dry = await releaseAddresses(
+      store,
+      { domain: 'ISP_one.test', since: outage - day, note: 'dry', dryRun: true },
+      settings,
+      outage + day,
+    );
     expect(dry.released).toBe(1_200);
     expect((await getAddress(store, 'user0@isp_one.test'))?.state).toBe('quarantined');
 
-    const done = await releaseAddresses(store, { domain: 'isp_one.test', since: outage - day, note: 'ISP outage 2026-04-10' }, settings, outage + day);
+    const done = await releaseAddresses(
+      store,
+      { domain: 'isp_one.test', since: outage - day, note: 'ISP outage 2026-04-10' },
+      settings,
+      outage + day,
+    );
     expect(done.released).toBe(1_200);
     expect(await getAddress(store, 'user1199@isp_one.test')).toMatchObject({ state: 'valid', errorCount: 0 });
     expect((await getAddress(store, 'old@isp_one.test'))?.state).toBe('quarantined');
@@ -70,7 +146,12 @@ describeEachDialect('quarantine store', (context) => {
     expect((await getAddress(store, 'other@ispxone.test'))?.state).toBe('quarantined');
     expect((await getAddress(store, 'manual@isp_one.test'))?.state).toBe('quarantined');
     const timeline = await addressTimeline(store, 'user5@isp_one.test');
-    expect(timeline.at(-1)).toMatchObject({ source: 'operator', state_before: 'quarantined', state_after: 'valid', note: 'ISP outage 2026-04-10' });
+    expect(timeline.at(-1)).toMatchObject({
+      source: 'operator',
+      state_before: 'quarantined',
+      state_after: 'valid',
+      note: 'ISP outage 2026-04-10',
+    });
   });
 
   it('sweeps: mailbox_full released after 30 days, with_errors reset after 10 quiet days', async () => {
@@ -96,6 +177,9 @@ describeEachDialect('quarantine store', (context) => {
     await sweepAddresses(store, settings, start + 4 * day + 30 * day);
     expect(await getAddress(store, 'sweep-full@example.test')).toMatchObject({ state: 'valid', errorCount: 0 });
     expect((await getAddress(store, 'sweep-hard@example.test'))?.state).toBe('quarantined');
-    expect((await addressTimeline(store, 'sweep-full@example.test')).at(-1)).toMatchObject({ source: 'schedule', state_after: 'valid' });
+    expect((await addressTimeline(store, 'sweep-full@example.test')).at(-1)).toMatchObject({
+      source: 'schedule',
+      state_after: 'valid',
+    });
   });
 });

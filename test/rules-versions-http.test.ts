@@ -10,7 +10,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { checkUrl, fetchManifestSource } from '../src/rules-versions/http-source.ts';
 import { updateRulePacks } from '../src/rules-versions/update.ts';
 import { loadRuleFiles, ruleFilesFor } from '../src/shaping/rule-loader.ts';
-import { listVersions, ruleVersionsDb } from '../src/store/rule-version-queries.ts';
+import { listVersions } from '../src/rules-versions/rule-version-store.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 const mx = `rules:
@@ -40,13 +40,22 @@ beforeAll(async () => {
       response.writeHead(status, headers);
       response.end(body);
     };
-    if (path === '/packs/manifest.json') return send(200, JSON.stringify({ version: 1, mx: { file: 'mx.yaml', sha256: sha(mx) }, bounce: { file: 'files/bounce.yaml' } }));
+    if (path === '/packs/manifest.json')
+      return send(
+        200,
+        JSON.stringify({ version: 1, mx: { file: 'mx.yaml', sha256: sha(mx) }, bounce: { file: 'files/bounce.yaml' } }),
+      );
     if (path === '/packs/mx.yaml') return send(200, mx);
     if (path === '/packs/files/bounce.yaml') return send(302, '', { location: '/packs/bounce-moved.yaml' });
     if (path === '/packs/bounce-moved.yaml') return send(200, bounce);
-    if (path === '/bad-sha/manifest.json') return send(200, JSON.stringify({ mx: { file: '../packs/mx.yaml', sha256: sha('something else') } }));
-    if (path === '/elsewhere/manifest.json') return send(302, '', { location: `http://127.0.0.2:${(server.address() as AddressInfo).port}/packs/manifest.json` });
-    if (path === '/other-origin/manifest.json') return send(200, JSON.stringify({ mx: { file: 'https://rules.example.net/mx.yaml' } }));
+    if (path === '/bad-sha/manifest.json')
+      return send(200, JSON.stringify({ mx: { file: '../packs/mx.yaml', sha256: sha('something else') } }));
+    if (path === '/elsewhere/manifest.json')
+      return send(302, '', {
+        location: `http://127.0.0.2:${(server.address() as AddressInfo).port}/packs/manifest.json`,
+      });
+    if (path === '/other-origin/manifest.json')
+      return send(200, JSON.stringify({ mx: { file: 'https://rules.example.net/mx.yaml' } }));
     if (path === '/big/manifest.json') return send(200, JSON.stringify({ mx: { file: 'mx.yaml' } }));
     if (path === '/big/mx.yaml') {
       // No content-length: the cap is enforced while streaming.
@@ -54,7 +63,8 @@ beforeAll(async () => {
       for (let i = 0; i < 64; i += 1) response.write(`# ${'x'.repeat(1_000)}\n`);
       return response.end();
     }
-    if (path === '/unknown-key/manifest.json') return send(200, JSON.stringify({ mx: { file: 'mx.yaml' }, extra: true }));
+    if (path === '/unknown-key/manifest.json')
+      return send(200, JSON.stringify({ mx: { file: 'mx.yaml' }, extra: true }));
     if (path === '/silent/manifest.json') return; // never answers: the timeout must end it
     return send(404, 'not found');
   });
@@ -72,22 +82,43 @@ const options = { timeoutMs: 5_000, maxFileBytes: 32 * 1024 };
 describeEachDialect('deliverability update from an HTTP manifest', (context) => {
   it('loads the manifest and both files (same-origin redirect followed, sha256 checked) and applies them', async () => {
     const store = context.store();
-    await ruleVersionsDb(store).deleteFrom('rule_versions').execute();
+    await store.db.deleteFrom('rule_versions').execute();
     const root = mkdtempSync(join(tmpdir(), 'herald-rules-http-'));
     const siteDir = join(root, 'mx');
     const bounceFile = join(root, 'bounce.yaml');
-    const config = parseConfig({ shaping: { siteRulesDir: siteDir }, bounce: { siteRulesFile: bounceFile }, deliverability: { source: `${base}/packs/` } }, 'test');
+    const config = parseConfig(
+      {
+        shaping: { siteRulesDir: siteDir },
+        bounce: { siteRulesFile: bounceFile },
+        deliverability: { source: `${base}/packs/` },
+      },
+      'test',
+    );
 
     const result = await updateRulePacks({ store, config, now: 1_000 });
     expect(result.source).toBe(`${base}/packs/manifest.json`);
-    expect(result.kinds.map((k) => [k.kind, k.outcome])).toEqual([['bounce', 'updated'], ['mx', 'updated']]);
-    const versions = await listVersions(ruleVersionsDb(store));
-    expect(versions.map((v) => [v.kind, v.source])).toEqual([['bounce', `${base}/packs/files/bounce.yaml`], ['mx', `${base}/packs/mx.yaml`]]);
+    expect(result.kinds.map((k) => [k.kind, k.outcome])).toEqual([
+      ['bounce', 'updated'],
+      ['mx', 'updated'],
+    ]);
+    const versions = await listVersions(store);
+    expect(versions.map((v) => [v.kind, v.source])).toEqual([
+      ['bounce', `${base}/packs/files/bounce.yaml`],
+      ['mx', `${base}/packs/mx.yaml`],
+    ]);
     expect(hits).toContain('/packs/bounce-moved.yaml');
 
     const rules = loadRuleFiles(ruleFilesFor({ siteRulesDir: siteDir }));
     expect(rules.ok && rules.rules.match('a.mx.example-isp.test', 0).name).toBe('example-isp');
-    expect(buildBounceClassifier(bounceFile).classifyReply({ code: 554, enhancedStatus: '5.7.1', text: 'Service unavailable; client host blocked by example-isp list', phase: 'connect', mxHost: 'a.mx.example-isp.test' }).ruleId).toBe('example-isp-blocked');
+    expect(
+      buildBounceClassifier(bounceFile).classifyReply({
+        code: 554,
+        enhanced: '5.7.1',
+        text: 'Service unavailable; client host blocked by example-isp list',
+        phase: 'connect',
+        mxHost: 'a.mx.example-isp.test',
+      }).ruleId,
+    ).toBe('example-isp-blocked');
 
     const again = await updateRulePacks({ store, config, now: 2_000 });
     expect(again.kinds.map((k) => k.outcome)).toEqual(['unchanged', 'unchanged']);
@@ -95,7 +126,11 @@ describeEachDialect('deliverability update from an HTTP manifest', (context) => 
 });
 
 describe('HTTP rule source limits', () => {
-  const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error as { code: string; message: string });
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (error: unknown) => error as { code: string; message: string },
+    );
 
   it('accepts https, and plain http only on loopback', () => {
     expect(checkUrl('https://rules.example.net/herald/', 'source').host).toBe('rules.example.net');
@@ -106,18 +141,41 @@ describe('HTTP rule source limits', () => {
 
   it('refuses a redirect to another host', async () => {
     const error = await failure(fetchManifestSource(`${base}/elsewhere/manifest.json`, options));
-    expect(error).toMatchObject({ code: 'RULES_SOURCE_UNAVAILABLE', message: expect.stringMatching(/redirect to http:\/\/127\.0\.0\.2:\d+ refused/) });
+    expect(error).toMatchObject({
+      code: 'RULES_SOURCE_UNAVAILABLE',
+      message: expect.stringMatching(/redirect to http:\/\/127\.0\.0\.2:\d+ refused/),
+    });
   });
 
   it('refuses pack files on another origin, a sha256 mismatch, unknown manifest keys and HTTP errors', async () => {
-    expect(await failure(fetchManifestSource(`${base}/other-origin/manifest.json`, options))).toMatchObject({ code: 'RULES_INVALID', message: expect.stringMatching(/mx\.file must be on http:\/\/127\.0\.0\.1/) });
-    expect(await failure(fetchManifestSource(`${base}/bad-sha/manifest.json`, options))).toMatchObject({ code: 'RULES_INVALID', message: expect.stringMatching(/sha256 does not match/) });
-    expect(await failure(fetchManifestSource(`${base}/unknown-key/manifest.json`, options))).toMatchObject({ code: 'RULES_INVALID', message: expect.stringMatching(/unknown key\(s\) extra/) });
-    expect(await failure(fetchManifestSource(`${base}/missing/`, options))).toMatchObject({ code: 'RULES_SOURCE_UNAVAILABLE', message: expect.stringMatching(/missing\/manifest\.json: HTTP 404/) });
+    expect(await failure(fetchManifestSource(`${base}/other-origin/manifest.json`, options))).toMatchObject({
+      code: 'RULES_INVALID',
+      message: expect.stringMatching(/mx\.file must be on http:\/\/127\.0\.0\.1/),
+    });
+    expect(await failure(fetchManifestSource(`${base}/bad-sha/manifest.json`, options))).toMatchObject({
+      code: 'RULES_INVALID',
+      message: expect.stringMatching(/sha256 does not match/),
+    });
+    expect(await failure(fetchManifestSource(`${base}/unknown-key/manifest.json`, options))).toMatchObject({
+      code: 'RULES_INVALID',
+      message: expect.stringMatching(/unknown key\(s\) extra/),
+    });
+    expect(await failure(fetchManifestSource(`${base}/missing/`, options))).toMatchObject({
+      code: 'RULES_SOURCE_UNAVAILABLE',
+      message: expect.stringMatching(/missing\/manifest\.json: HTTP 404/),
+    });
   });
 
   it('stops reading a file past the size cap, and a silent server at the timeout', async () => {
-    expect(await failure(fetchManifestSource(`${base}/big/manifest.json`, options))).toMatchObject({ code: 'INPUT_TOO_LARGE', message: expect.stringMatching(/big\/mx\.yaml: more than deliverability\.maxFileBytes \(32768 bytes\)/) });
-    expect(await failure(fetchManifestSource(`${base}/silent/manifest.json`, { ...options, timeoutMs: 150 }))).toMatchObject({ code: 'RULES_SOURCE_UNAVAILABLE', message: expect.stringMatching(/no complete answer within 150 ms/) });
+    expect(await failure(fetchManifestSource(`${base}/big/manifest.json`, options))).toMatchObject({
+      code: 'INPUT_TOO_LARGE',
+      message: expect.stringMatching(/big\/mx\.yaml: more than deliverability\.maxFileBytes \(32768 bytes\)/),
+    });
+    expect(
+      await failure(fetchManifestSource(`${base}/silent/manifest.json`, { ...options, timeoutMs: 150 })),
+    ).toMatchObject({
+      code: 'RULES_SOURCE_UNAVAILABLE',
+      message: expect.stringMatching(/no complete answer within 150 ms/),
+    });
   });
 });

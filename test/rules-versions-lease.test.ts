@@ -8,8 +8,8 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
-import { listVersions, ruleVersionsDb } from '../src/store/rule-version-queries.ts';
-import { getWorkflowRow } from '../src/store/workflow-queries.ts';
+import { listVersions } from '../src/rules-versions/rule-version-store.ts';
+import { getWorkflowRow } from '../src/workflows/workflow-store.ts';
 import { deliverabilityUpdateWorkflow } from '../src/workflows/builtins/deliverability-update.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { createWorkflowRegistry } from '../src/workflows/registry.ts';
@@ -34,7 +34,14 @@ describeEachDialect('herald rules update and the deliverability-update lease', (
     const source = join(root, 'source');
     mkdirSync(source);
     writeFileSync(join(source, 'mx.yaml'), pack);
-    const config = parseConfig({ database: { url: context.url() }, shaping: { siteRulesDir: join(root, 'mx') }, bounce: { siteRulesFile: join(root, 'bounce.yaml') } }, 'test');
+    const config = parseConfig(
+      {
+        database: { url: context.url() },
+        shaping: { siteRulesDir: join(root, 'mx') },
+        bounce: { siteRulesFile: join(root, 'bounce.yaml') },
+      },
+      'test',
+    );
     const clock = manualClock(Date.parse('2026-04-01T03:30:00Z'));
 
     const herald = async (...args: string[]) => {
@@ -45,7 +52,13 @@ describeEachDialect('herald rules update and the deliverability-update lease', (
         open: () => openHerald({ config, logger: silentLogger, clock }),
       };
       const exitCode = await runCli(['node', 'herald', ...args], cli);
-      return { exitCode, stdout, stderr, json: () => stdout.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>) };
+      return {
+        exitCode,
+        stdout,
+        stderr,
+        json: () =>
+          stdout.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>),
+      };
     };
 
     // A run of the workflow by the real engine, held inside its step until the test lets it go.
@@ -55,9 +68,26 @@ describeEachDialect('herald rules update and the deliverability-update lease', (
     const stepMayFinish = new Promise<void>((resolve) => (finishStep = resolve));
     const blocking = {
       ...deliverabilityUpdateWorkflow,
-      steps: [{ name: 'update-rule-packs', run: async () => (enteredStep(), await stepMayFinish, done('held')) }],
+      steps: [
+        {
+          name: 'update-rule-packs',
+          run: async () => {
+            enteredStep();
+            await stepMayFinish;
+            return done('held');
+          },
+        },
+      ],
     };
-    const engine = createWorkflowEngine({ store, config, clock, logger: silentLogger, nodeId: 'node-a', registry: createWorkflowRegistry([blocking]), ticker: manualTicker });
+    const engine = createWorkflowEngine({
+      store,
+      config,
+      clock,
+      logger: silentLogger,
+      nodeId: 'node-a',
+      registry: createWorkflowRegistry([blocking]),
+      ticker: manualTicker,
+    });
     const run = engine.runNow('deliverability-update');
     await inStep;
     clock.advance(60_000); // within the engine's 120 s lease
@@ -67,13 +97,15 @@ describeEachDialect('herald rules update and the deliverability-update lease', (
     const [error] = refusedJson.json();
     expect(error).toMatchObject({ error: { code: 'INVALID_STATE' } });
     const message = (error as { error: { message: string } }).error.message;
-    expect(message).toMatch(/^workflow deliverability-update is running right now \(run #\d+, lease held by node-a\/[\w-]+ since 2026-04-01T03:30:00\.000Z\); try again when it has finished$/);
+    expect(message).toMatch(
+      /^workflow deliverability-update is running right now \(run #\d+, lease held by node-a\/[\w-]+ since 2026-04-01T03:30:00\.000Z\); try again when it has finished$/,
+    );
     expect(message).toContain(engine.holder);
     const refusedText = await herald('rules', 'update', '--source', source);
     expect(refusedText.exitCode).toBe(1);
     expect(refusedText.stderr.join('\n')).toContain(`lease held by ${engine.holder} since 2026-04-01T03:30:00.000Z`);
     // Nothing was loaded, and the run still holds its lease.
-    expect(await listVersions(ruleVersionsDb(store), { limit: 10 })).toEqual([]);
+    expect(await listVersions(store, { limit: 10 })).toEqual([]);
     expect((await getWorkflowRow(store, 'deliverability-update'))?.lease_holder).toBe(engine.holder);
 
     finishStep();

@@ -13,8 +13,8 @@ import { RulesHolder } from '../src/shaping/compiled-rules.ts';
 import { loadRuleFiles, ruleFilesFor } from '../src/shaping/rule-loader.ts';
 import { watchRules } from '../src/shaping/rules-reload.ts';
 import type { Store } from '../src/store/database.ts';
-import { listVersions, ruleVersionsDb } from '../src/store/rule-version-queries.ts';
-import { listSteps } from '../src/store/workflow-queries.ts';
+import { listVersions } from '../src/rules-versions/rule-version-store.ts';
+import { listSteps } from '../src/workflows/workflow-store.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { manualTicker } from '../src/workflows/ticker.ts';
 import { describeEachDialect } from './support/databases.ts';
@@ -64,7 +64,13 @@ rules:
     text: 'rejected by example-isp policy'
 `;
 
-const policyReply = { code: 550, enhancedStatus: '5.7.1', text: 'Message rejected by example-isp policy (ref 1234)', phase: 'rcpt' as const, mxHost: 'mx1.mx.example-isp.test' };
+const policyReply = {
+  code: 550,
+  enhanced: '5.7.1',
+  text: 'Message rejected by example-isp policy (ref 1234)',
+  phase: 'rcpt' as const,
+  mxHost: 'mx1.mx.example-isp.test',
+};
 
 interface Setup {
   config: HeraldConfig;
@@ -75,15 +81,21 @@ interface Setup {
 }
 
 async function setup(store: Store): Promise<Setup> {
-  await ruleVersionsDb(store).deleteFrom('rule_versions').execute();
+  await store.db.deleteFrom('rule_versions').execute();
   const root = mkdtempSync(join(tmpdir(), 'herald-rules-versions-'));
   const source = join(root, 'source');
   const siteDir = join(root, 'site', 'mx');
   const bounceFile = join(root, 'site', 'bounce.yaml');
   mkdirSync(source, { recursive: true });
-  const config = parseConfig({ shaping: { siteRulesDir: siteDir }, bounce: { siteRulesFile: bounceFile }, deliverability: { source } }, 'test');
+  const config = parseConfig(
+    { shaping: { siteRulesDir: siteDir }, bounce: { siteRulesFile: bounceFile }, deliverability: { source } },
+    'test',
+  );
   return {
-    config, source, siteDir, bounceFile,
+    config,
+    source,
+    siteDir,
+    bounceFile,
     write(files) {
       for (const [name, text] of Object.entries(files)) writeFileSync(join(source, name), text);
     },
@@ -108,16 +120,29 @@ describeEachDialect('deliverability update', (context) => {
     s.write({ 'mx.yaml': mxV1, 'bounce.yaml': bounceV1 });
 
     const result = await updateRulePacks({ store, config: s.config, now });
-    expect(result.kinds.map((k) => [k.kind, k.outcome, k.previousVersion])).toEqual([['bounce', 'updated', null], ['mx', 'updated', null]]);
-    expect(result.kinds.find((k) => k.kind === 'mx')!.diff).toEqual({ added: ['google', 'example-isp'], removed: [], changed: [] });
+    expect(result.kinds.map((k) => [k.kind, k.outcome, k.previousVersion])).toEqual([
+      ['bounce', 'updated', null],
+      ['mx', 'updated', null],
+    ]);
+    expect(result.kinds.find((k) => k.kind === 'mx')!.diff).toEqual({
+      added: ['google', 'example-isp'],
+      removed: [],
+      changed: [],
+    });
 
     const rules = mxRules(s);
     expect(rules.match('mx1.mx.example-isp.test', 0)).toMatchObject({ name: 'example-isp', maxConnections: 2 });
     expect(rules.match('gmail-smtp-in.l.google.com', 0)).toMatchObject({ name: 'google', maxConnections: 4 });
-    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply)).toMatchObject({ ruleId: 'example-isp-policy', category: 'policyviolation' });
+    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply)).toMatchObject({
+      ruleId: 'example-isp-policy',
+      category: 'policyviolation',
+    });
 
-    const versions = await listVersions(ruleVersionsDb(store));
-    expect(versions.map((v) => [v.kind, v.active, v.created_at, v.activated_at])).toEqual([['bounce', 1, now, now], ['mx', 1, now, now]]);
+    const versions = await listVersions(store);
+    expect(versions.map((v) => [v.kind, v.active, v.created_at, v.activated_at])).toEqual([
+      ['bounce', 1, now, now],
+      ['mx', 1, now, now],
+    ]);
 
     expect(classifiers.reloadIfChanged()).toBe(true);
     expect(classifiers.current().classifyReply(policyReply).ruleId).toBe('example-isp-policy');
@@ -134,14 +159,14 @@ describeEachDialect('deliverability update', (context) => {
     await updateRulePacks({ store, config: s.config, now });
     const again = await updateRulePacks({ store, config: s.config, now: now + 86_400_000 });
     expect(again.kinds.map((k) => k.outcome)).toEqual(['unchanged']);
-    expect(await listVersions(ruleVersionsDb(store), { kind: 'mx' })).toHaveLength(1);
+    expect(await listVersions(store, { kind: 'mx' })).toHaveLength(1);
 
     const file = join(s.siteDir, '00-deliverability-update.yaml');
     writeFileSync(file, 'rules: []\n');
     const repaired = await updateRulePacks({ store, config: s.config, now: now + 2 * 86_400_000 });
     expect(repaired.kinds.map((k) => k.outcome)).toEqual(['repaired']);
     expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
-    expect(await listVersions(ruleVersionsDb(store), { kind: 'mx' })).toHaveLength(1);
+    expect(await listVersions(store, { kind: 'mx' })).toHaveLength(1);
   });
 
   it('rejects an invalid pack with file:line errors and changes nothing, even when the other pack is valid', async () => {
@@ -152,16 +177,23 @@ describeEachDialect('deliverability update', (context) => {
     const mxFileBefore = readFileSync(join(s.siteDir, '00-deliverability-update.yaml'), 'utf8');
     const bounceBefore = readFileSync(s.bounceFile, 'utf8');
 
-    s.write({ 'mx.yaml': mxV2.replace('maxConnections: 1', 'maxConnections: -1'), 'bounce.yaml': bounceV2.replace('spamdetected', 'spamish') });
+    s.write({
+      'mx.yaml': mxV2.replace('maxConnections: 1', 'maxConnections: -1'),
+      'bounce.yaml': bounceV2.replace('spamdetected', 'spamish'),
+    });
     const error = await updateRulePacks({ store, config: s.config, now: now + 1 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).code).toBe('RULES_INVALID');
-    expect((error as AppError).message).toContain(`${join(s.source, 'mx.yaml')}:8: rules[1].maxConnections: expected a positive integer`);
-    expect((error as AppError).message).toContain(`${join(s.source, 'bounce.yaml')}:5: rule example-isp-policy: unknown category "spamish"`);
+    expect((error as AppError).message).toContain(
+      `${join(s.source, 'mx.yaml')}:8: rules[1].maxConnections: expected a positive integer`,
+    );
+    expect((error as AppError).message).toContain(
+      `${join(s.source, 'bounce.yaml')}:5: rule example-isp-policy: unknown category "spamish"`,
+    );
 
     expect(readFileSync(join(s.siteDir, '00-deliverability-update.yaml'), 'utf8')).toBe(mxFileBefore);
     expect(readFileSync(s.bounceFile, 'utf8')).toBe(bounceBefore);
-    const versions = await listVersions(ruleVersionsDb(store));
+    const versions = await listVersions(store);
     expect(versions).toHaveLength(2);
     expect(versions.every((v) => v.active === 1)).toBe(true);
   });
@@ -175,15 +207,31 @@ describeEachDialect('deliverability update', (context) => {
     const second = await updateRulePacks({ store, config: s.config, now: now + 60_000 });
 
     const mx = second.kinds.find((k) => k.kind === 'mx')!;
-    expect(mx.diff).toEqual({ added: ['other-isp', 'backoff:other-isp-421'], removed: ['example-isp'], changed: ['google'] });
+    expect(mx.diff).toEqual({
+      added: ['other-isp', 'backoff:other-isp-421'],
+      removed: ['example-isp'],
+      changed: ['google'],
+    });
     expect(mx.previousVersion).toBe(first.kinds.find((k) => k.kind === 'mx')!.version);
-    expect(second.kinds.find((k) => k.kind === 'bounce')!.diff).toEqual({ added: [], removed: [], changed: ['example-isp-policy'] });
+    expect(second.kinds.find((k) => k.kind === 'bounce')!.diff).toEqual({
+      added: [],
+      removed: [],
+      changed: ['example-isp-policy'],
+    });
     expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('generic');
     expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('spamdetected');
 
     const rolledBack = await rollbackRulePack({ store, config: s.config, now: now + 120_000 }, 'mx');
-    expect(rolledBack).toMatchObject({ kind: 'mx', from: { version: mx.version }, to: { version: first.kinds.find((k) => k.kind === 'mx')!.version } });
-    expect(rolledBack.diff).toEqual({ added: ['example-isp'], removed: ['other-isp', 'backoff:other-isp-421'], changed: ['google'] });
+    expect(rolledBack).toMatchObject({
+      kind: 'mx',
+      from: { version: mx.version },
+      to: { version: first.kinds.find((k) => k.kind === 'mx')!.version },
+    });
+    expect(rolledBack.diff).toEqual({
+      added: ['example-isp'],
+      removed: ['other-isp', 'backoff:other-isp-421'],
+      changed: ['google'],
+    });
     const rules = mxRules(s);
     expect(rules.match('mx1.mx.example-isp.test', 0)).toMatchObject({ name: 'example-isp', maxConnections: 2 });
     expect(rules.match('gmail-smtp-in.l.google.com', 0).maxConnections).toBe(4);
@@ -191,11 +239,16 @@ describeEachDialect('deliverability update', (context) => {
     await rollbackRulePack({ store, config: s.config, now: now + 120_000 }, 'bounce');
     expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('policyviolation');
 
-    const active = (await listVersions(ruleVersionsDb(store))).filter((v) => v.active === 1);
+    const active = (await listVersions(store)).filter((v) => v.active === 1);
     expect(active.map((v) => v.id).sort()).toEqual(first.kinds.map((k) => k.versionId).sort());
     // The first versions replaced nothing: one more rollback is a clear error, and changes nothing.
-    const error = await rollbackRulePack({ store, config: s.config, now: now + 180_000 }, 'mx').catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'INVALID_STATE', message: expect.stringMatching(/no previous version to roll back to/) });
+    const error = await rollbackRulePack({ store, config: s.config, now: now + 180_000 }, 'mx').catch(
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({
+      code: 'INVALID_STATE',
+      message: expect.stringMatching(/no previous version to roll back to/),
+    });
     expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
   });
 
@@ -203,18 +256,29 @@ describeEachDialect('deliverability update', (context) => {
     const store = context.store();
     const s = await setup(store);
     mkdirSync(join(s.bounceFile, '..'), { recursive: true });
-    writeFileSync(s.bounceFile, `version: site-1
+    writeFileSync(
+      s.bounceFile,
+      `version: site-1
 rules:
   # 550 5.1.1 mailbox nowhere-to-be-found at operator.test
   - id: site-nowhere
     category: userunknown
     text: 'nowhere-to-be-found'
-`);
+`,
+    );
     s.write({ 'bounce.yaml': bounceV1 });
     await updateRulePacks({ store, config: s.config, now });
     const classifier = buildBounceClassifier(s.bounceFile);
     expect(classifier.classifyReply(policyReply).ruleId).toBe('example-isp-policy');
-    expect(classifier.classifyReply({ code: 550, enhancedStatus: '5.1.1', text: 'mailbox nowhere-to-be-found', phase: 'rcpt', mxHost: 'mx.operator.test' }).ruleId).toBe('site-nowhere');
+    expect(
+      classifier.classifyReply({
+        code: 550,
+        enhanced: '5.1.1',
+        text: 'mailbox nowhere-to-be-found',
+        phase: 'rcpt',
+        mxHost: 'mx.operator.test',
+      }).ruleId,
+    ).toBe('site-nowhere');
 
     s.write({ 'bounce.yaml': bounceV2 });
     await updateRulePacks({ store, config: s.config, now: now + 1 });
@@ -229,14 +293,29 @@ rules:
     const store = context.store();
     const s = await setup(store);
     s.write({ 'mx.yaml': mxV1 });
-    const engineFor = (config: HeraldConfig, at: number) => createWorkflowEngine({ store, config, clock: manualClock(at), logger: silentLogger, nodeId: 'node-a', ticker: manualTicker });
+    const engineFor = (config: HeraldConfig, at: number) =>
+      createWorkflowEngine({
+        store,
+        config,
+        clock: manualClock(at),
+        logger: silentLogger,
+        nodeId: 'node-a',
+        ticker: manualTicker,
+      });
 
     const ok = await engineFor(s.config, now).runNow('deliverability-update');
     expect(ok.status).toBe('succeeded');
     const [step] = await listSteps(store, ok.runId);
     expect(step).toMatchObject({ status: 'succeeded', summary: expect.stringMatching(/^mx updated to [0-9a-f]{16}$/) });
 
-    const missing = parseConfig({ shaping: { siteRulesDir: s.siteDir }, bounce: { siteRulesFile: s.bounceFile }, deliverability: { source: join(s.source, 'nope') } }, 'test');
+    const missing = parseConfig(
+      {
+        shaping: { siteRulesDir: s.siteDir },
+        bounce: { siteRulesFile: s.bounceFile },
+        deliverability: { source: join(s.source, 'nope') },
+      },
+      'test',
+    );
     const engine = engineFor(missing, now + 60_000);
     const failed = await engine.runNow('deliverability-update');
     expect(failed).toMatchObject({ status: 'failed', failedStepName: 'update-rule-packs' });

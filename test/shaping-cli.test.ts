@@ -19,7 +19,12 @@ function cli(databaseUrl = 'sqlite::memory:', shaping: Record<string, unknown> =
   const errors: string[] = [];
   const context: CliContext = {
     output: { out: (line) => lines.push(line), err: (line) => errors.push(line) },
-    open: () => openHerald({ config: parseConfig({ database: { url: databaseUrl }, shaping }, 'test'), logger: silentLogger, clock: manualClock(now) }),
+    open: () =>
+      openHerald({
+        config: parseConfig({ database: { url: databaseUrl }, shaping }, 'test'),
+        logger: silentLogger,
+        clock: manualClock(now),
+      }),
   };
   return { lines, errors, run: (...args: string[]) => runCli(['node', 'herald', ...args], context) };
 }
@@ -27,9 +32,15 @@ function cli(databaseUrl = 'sqlite::memory:', shaping: Record<string, unknown> =
 describe('herald rules check', () => {
   const dir = mkdtempSync(join(tmpdir(), 'herald-rules-'));
   const good = join(dir, 'site.yaml');
-  writeFileSync(good, 'rules:\n  - name: partner\n    mask: "mx.partner.test"\n    maxConnections: 1\n    maxMessagesPerHour: 100\n');
+  writeFileSync(
+    good,
+    'rules:\n  - name: partner\n    mask: "mx.partner.test"\n    maxConnections: 1\n    maxMessagesPerHour: 100\n',
+  );
   const bad = join(dir, 'bad.yaml');
-  writeFileSync(bad, 'rules:\n  - name: partner\n    mask: "mx.partner.test"\n    maxConnections: 1.5\n    maxMessagesPerHour: 100\n    shraed: true\n');
+  writeFileSync(
+    bad,
+    'rules:\n  - name: partner\n    mask: "mx.partner.test"\n    maxConnections: 1.5\n    maxMessagesPerHour: 100\n    shraed: true\n',
+  );
 
   it('accepts a valid override layered over the shipped pack', async () => {
     const { lines, run } = cli();
@@ -43,7 +54,10 @@ describe('herald rules check', () => {
   it('exits 1 with file:line errors, and refuses an override alone without a generic rule', async () => {
     const { errors, run } = cli();
     expect(await run('rules', 'check', bad)).toBe(1);
-    expect(errors).toEqual([`${bad}:4: rules[0].maxConnections: expected a positive integer`, `${bad}:6: rules[0].shraed: unknown key`]);
+    expect(errors).toEqual([
+      `${bad}:4: rules[0].maxConnections: expected a positive integer`,
+      `${bad}:6: rules[0].shraed: unknown key`,
+    ]);
     const standalone = cli();
     expect(await standalone.run('rules', 'check', '--standalone', good)).toBe(1);
     expect(standalone.errors[0]).toContain('no generic rule');
@@ -53,18 +67,39 @@ describe('herald rules check', () => {
 describeEachDialect('herald mx', (context) => {
   it('stats shows load, the binding limit, waiting messages, backoffs and suspensions written by an MTA node', async () => {
     const clock = manualClock(now);
-    const herald = await openHerald({ config: parseConfig({ database: { url: context.url() } }, 'test'), logger: silentLogger, clock });
-    const runtime = createShapingRuntime({ config: herald.config.shaping, defaults, clock, logger: silentLogger, nodeId: 'mta-1', store: herald.store });
+    const herald = await openHerald({
+      config: parseConfig({ database: { url: context.url() } }, 'test'),
+      logger: silentLogger,
+      clock,
+    });
+    const runtime = createShapingRuntime({
+      config: herald.config.shaping,
+      defaults,
+      clock,
+      logger: silentLogger,
+      nodeId: 'mta-1',
+      store: herald.store,
+    });
     const { shaper } = runtime;
     const path = { mxHost: 'mta5.am0.yahoodns.net', mxIp: '198.51.100.7', publicId: 1 };
     const leases = [];
     for (let i = 0; i < 5; i += 1) leases.push(await shaper.acquireConnection(path));
     expect(leases.map((l) => l.kind)).toEqual(['granted', 'granted', 'granted', 'granted', 'wait']);
-    for (let i = 0; i < 10; i += 1) shaper.recordReply(path, 'yahoo.com', { code: 250, enhanced: '2.0.0', text: 'ok dirdel' });
-    shaper.recordReply(path, 'yahoo.com', { code: 421, enhanced: '4.7.0', text: '[TSS04] Messages from 203.0.113.5 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1' });
+    for (let i = 0; i < 10; i += 1)
+      shaper.recordReply(path, 'yahoo.com', { code: 250, enhanced: '2.0.0', text: 'ok dirdel' });
+    shaper.recordReply(path, 'yahoo.com', {
+      code: 421,
+      enhanced: '4.7.0',
+      text: '[TSS04] Messages from 203.0.113.5 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1',
+    });
     shaper.reportWaiting(path, 42);
     const blocked = { mxHost: 'mx.blocked.test', mxIp: '192.0.2.9', publicId: 1 };
-    for (let i = 0; i < 300; i += 1) shaper.recordReply(blocked, 'blocked.test', { code: 550, enhanced: '5.7.1', text: 'Service unavailable; client host blocked' });
+    for (let i = 0; i < 300; i += 1)
+      shaper.recordReply(blocked, 'blocked.test', {
+        code: 550,
+        enhanced: '5.7.1',
+        text: 'Service unavailable; client host blocked',
+      });
     expect(shaper.checkDomain('blocked.test').kind).toBe('suspended');
     await runtime.writeSnapshot();
     await runtime.stop();
@@ -83,8 +118,16 @@ describeEachDialect('herald mx', (context) => {
       binding: 'maxConnections',
       limits: { maxConnections: 4, maxMessagesPerHour: 3_000, configuredMaxMessagesPerHour: 6_000 },
     });
-    expect(view.suspensions[0]).toMatchObject({ domain: 'blocked.test', nodeId: 'mta-1', evidence: { messages: 300, errors: 300 } });
-    expect(view.rules.find((r: { rule: string }) => r.rule === 'yahoo-aol')).toMatchObject({ rateKey: 'yahoo-aol|id1', waiting: 42, backoffs: ['rate-limited-421'] });
+    expect(view.suspensions[0]).toMatchObject({
+      domain: 'blocked.test',
+      nodeId: 'mta-1',
+      evidence: { messages: 300, errors: 300 },
+    });
+    expect(view.rules.find((r: { rule: string }) => r.rule === 'yahoo-aol')).toMatchObject({
+      rateKey: 'yahoo-aol|id1',
+      waiting: 42,
+      backoffs: ['rate-limited-421'],
+    });
     expect(view.backoffs[0]).toMatchObject({ rule: 'rate-limited-421', factor: 0.5, nodeId: 'mta-1' });
 
     const text = cli(context.url());

@@ -14,7 +14,12 @@ import { Shaper } from '../src/shaping/shaper.ts';
 const redisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 async function probeRedis(): Promise<string | undefined> {
-  const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2_000, retryStrategy: () => null });
+  const client = new Redis(redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2_000,
+    retryStrategy: () => null,
+  });
   try {
     await client.connect();
     await client.ping();
@@ -64,7 +69,9 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
   it('two independent clients never exceed one connection limit together', async () => {
     const a = backend();
     const b = backend();
-    const attempts = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).acquireConnection('conn', 5, 60_000, 5_000)));
+    const attempts = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).acquireConnection('conn', 5, 60_000, 5_000)),
+    );
     const granted = attempts.filter((g) => g.granted);
     expect(granted).toHaveLength(5);
     expect(attempts.find((g) => !g.granted)).toMatchObject({ open: 5 });
@@ -84,7 +91,10 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     let granted = 0;
     // Ten simulated seconds, both clients asking concurrently for batches every 100 ms.
     for (let now = 0; now < 10_000; now += 100) {
-      const [x, y] = await Promise.all([a.acquireMessages('shared-rate', limit, 3, now), b.acquireMessages('shared-rate', limit, 3, now)]);
+      const [x, y] = await Promise.all([
+        a.acquireMessages('shared-rate', limit, 3, now),
+        b.acquireMessages('shared-rate', limit, 3, now),
+      ]);
       granted += x.granted + y.granted;
     }
     // 10 s / 500 ms = 20 permits, plus the burst of 4 (minus the one already counted at t=0).
@@ -116,17 +126,27 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
   });
 
   it('two shapers (two MTA processes) on one Redis respect one rule limit', async () => {
-    const loaded = loadRuleTexts([{ file: 'two.yaml', text: 'rules:\n  - { name: tight, mask: "*.tight.test", shared: true, maxConnections: 3, maxMessagesPerHour: 3600, burst: 5 }\n  - { name: generic, mask: "*", maxConnections: 9, maxMessagesPerHour: 9000 }\n' }]);
+    const loaded = loadRuleTexts([
+      {
+        file: 'two.yaml',
+        text: 'rules:\n  - { name: tight, mask: "*.tight.test", shared: true, maxConnections: 3, maxMessagesPerHour: 3600, burst: 5 }\n  - { name: generic, mask: "*", maxConnections: 9, maxMessagesPerHour: 9000 }\n',
+      },
+    ]);
     if (!loaded.ok) throw new Error('pack must load');
     const clock = manualClock(50_000_000);
     const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
-    const make = (nodeId: string) => new Shaper({ rules: new RulesHolder(loaded.rules), backend: backend(), clock, defaults, nodeId });
+    const make = (nodeId: string) =>
+      new Shaper({ rules: new RulesHolder(loaded.rules), backend: backend(), clock, defaults, nodeId });
     const [one, two] = [make('a'), make('b')];
     // Different public ids, but the rule is shared: one pool of 3 sessions per MX IP, one rate.
     const paths = [1, 2].map((publicId) => ({ mxHost: 'mx.tight.test', mxIp: '192.0.2.50', publicId }));
-    const decisions = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).acquireConnection(paths[i % 2]!)));
+    const decisions = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).acquireConnection(paths[i % 2]!)),
+    );
     expect(decisions.filter((d) => d.kind === 'granted')).toHaveLength(3);
-    const grants = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).acquireMessages(paths[i % 2]!, 2)));
+    const grants = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).acquireMessages(paths[i % 2]!, 2)),
+    );
     expect(grants.reduce((sum, g) => sum + g.granted, 0)).toBe(5);
     clock.advance(10_000);
     const later = await Promise.all([one.acquireMessages(paths[0]!, 20), two.acquireMessages(paths[1]!, 20)]);

@@ -59,10 +59,15 @@ function attempt(port: number, to: string, timeoutMs: number): Promise<string> {
       done(error.message.includes('ECONNREFUSED') ? 'ECONNREFUSED' : (error.response ?? error.code ?? error.message)),
     );
     connection.connect(() => {
-      connection.send({ from: 'bounces@herald.test', to: [to] }, `To: ${to}\r\nSubject: hi\r\n\r\nhello\r\n`, (error, info) => {
-        if (error) done((error as Error & { response?: string }).response ?? (error as Error & { code?: string }).code ?? '');
-        else done(info.response.startsWith('250') && connection.secure ? 'accepted over tls' : info.response);
-      });
+      connection.send(
+        { from: 'bounces@herald.test', to: [to] },
+        `To: ${to}\r\nSubject: hi\r\n\r\nhello\r\n`,
+        (error, info) => {
+          if (error)
+            done((error as Error & { response?: string }).response ?? (error as Error & { code?: string }).code ?? '');
+          else done(info.response.startsWith('250') && connection.secure ? 'accepted over tls' : info.response);
+        },
+      );
     });
   });
 }

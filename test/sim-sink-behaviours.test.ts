@@ -205,6 +205,8 @@ describe('sink counters and lifecycle', () => {
       });
     });
     expect(refused).toBe('ECONNREFUSED');
-    expect(process.getActiveResourcesInfo().filter((name) => name.startsWith('TCP')).length).toBeLessThanOrEqual(before);
+    expect(process.getActiveResourcesInfo().filter((name) => name.startsWith('TCP')).length).toBeLessThanOrEqual(
+      before,
+    );
   });
 });

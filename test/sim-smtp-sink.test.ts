@@ -1,6 +1,5 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { manualClock } from '../src/common/clock.ts';
 import { RawSmtpClient } from '../src/sim/raw-smtp-client.ts';
 import { startSmtpSink, type SmtpSink, type SmtpSinkOptions } from '../src/sim/smtp-sink.ts';
 
@@ -28,7 +27,9 @@ function connectClient(target: SmtpSink, extra: Partial<SMTPConnection.Options> 
 
 function send(connection: SMTPConnection, to: string[], message: string): Promise<SMTPConnection.SentMessageInfo> {
   return new Promise((resolve, reject) => {
-    connection.send({ from: 'sender@herald.test', to }, message, (error, info) => (error ? reject(error) : resolve(info)));
+    connection.send({ from: 'sender@herald.test', to }, message, (error, info) =>
+      error ? reject(error) : resolve(info),
+    );
   });
 }
 

@@ -7,7 +7,11 @@ describeEachDialect('migrations', (context) => {
   it('creates every table and is a no-op the second time', async () => {
     const store = context.store();
     const now = Date.now();
-    const list = await store.db.insertInto('lists').values({ name: 'm', created_at: now }).returning('id').executeTakeFirstOrThrow();
+    const list = await store.db
+      .insertInto('lists')
+      .values({ name: 'm', created_at: now })
+      .returning('id')
+      .executeTakeFirstOrThrow();
     expect(list.id).toBeTypeOf('number');
     expect(await migrateToLatest(store)).toEqual([]);
     const count = await store.db.selectFrom('lists').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();

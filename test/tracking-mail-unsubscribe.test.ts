@@ -4,8 +4,8 @@ import { createInboundRole, type InboundRole } from '../src/bounce/inbound-role.
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald, type Herald } from '../src/main.ts';
-import { inboundCounters } from '../src/store/qualification-queries.ts';
-import { addressTimeline, getAddress } from '../src/store/quarantine-queries.ts';
+import { inboundCounters } from '../src/bounce/qualification-store.ts';
+import { addressTimeline, getAddress } from '../src/quarantine/quarantine-store.ts';
 import { consolidateDelivery } from '../src/tracking/consolidation-run.ts';
 import { loadKeyRing } from '../src/tracking/keys.ts';
 import { deliveryTrackingStats } from '../src/tracking/stats.ts';
@@ -17,7 +17,10 @@ import { describeEachDialect } from './support/databases.ts';
 
 const unsubscribeDomain = 'unsub.brand.test';
 const day = 86_400_000;
-const tracking = { unsubscribeMailDomain: unsubscribeDomain, keys: [{ id: 'k1', secret: 'a-long-enough-test-secret-0123456789', createdAt: '2026-01-01' }] };
+const tracking = {
+  unsubscribeMailDomain: unsubscribeDomain,
+  keys: [{ id: 'k1', secret: 'a-long-enough-test-secret-0123456789', createdAt: '2026-01-01' }],
+};
 
 interface SendResult {
   accepted: boolean;
@@ -27,7 +30,13 @@ interface SendResult {
 }
 
 async function send(port: number, from: string, to: string): Promise<SendResult> {
-  const connection = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, connectionTimeout: 5_000, socketTimeout: 10_000 });
+  const connection = new SMTPConnection({
+    host: '127.0.0.1',
+    port,
+    ignoreTLS: true,
+    connectionTimeout: 5_000,
+    socketTimeout: 10_000,
+  });
   await new Promise<void>((resolve, reject) => {
     connection.once('error', reject);
     connection.connect(() => resolve());
@@ -37,7 +46,8 @@ async function send(port: number, from: string, to: string): Promise<SendResult>
     const raw = `From: ${from}\r\nTo: ${to}\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n`;
     return await new Promise<SendResult>((resolve) => {
       connection.send({ from, to: [to] }, raw, (error, info) => {
-        if (error) resolve({ accepted: false, code: (error as { responseCode?: number }).responseCode, error: error.message });
+        if (error)
+          resolve({ accepted: false, code: (error as { responseCode?: number }).responseCode, error: error.message });
         else resolve({ accepted: true, response: info.response });
       });
     });
@@ -58,13 +68,21 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
   const now = Date.now();
 
   beforeAll(async () => {
-    const config = { database: { url: context.url() }, mta: { bounceDomain: 'bounces.brand.test' }, inbound: { port: 0 }, bounce: { siteRulesFile: '/nonexistent/site.yaml' } };
+    const config = {
+      database: { url: context.url() },
+      mta: { bounceDomain: 'bounces.brand.test' },
+      inbound: { port: 0 },
+      bounce: { siteRulesFile: '/nonexistent/site.yaml' },
+    };
     herald = await openHerald({ config: parseConfig({ ...config, tracking }, 'test'), logger: silentLogger });
     role = createInboundRole(herald);
     await role.start();
     port = role.address()!.port;
     // The same database and keys, but no unsubscribeMailDomain: the role must refuse those addresses.
-    unconfigured = createInboundRole({ ...herald, config: parseConfig({ ...config, tracking: { keys: tracking.keys } }, 'test') });
+    unconfigured = createInboundRole({
+      ...herald,
+      config: parseConfig({ ...config, tracking: { keys: tracking.keys } }, 'test'),
+    });
     await unconfigured.start();
     keyRing = await loadKeyRing(herald.store, herald.config.tracking, now);
     const seeded = await seedTrackedDelivery(herald.store, {
@@ -84,7 +102,8 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
 
   const issuedAt = () => Math.floor(now / 1_000) - 3_600;
   const address = (token: string, domain = unsubscribeDomain) => `unsubscribe+${token}@${domain}`;
-  const unsubscribeToken = (logId: number, at = issuedAt()) => keyRing.sign({ kind: 'unsubscribe', deliveryId, logId, issuedAt: at });
+  const unsubscribeToken = (logId: number, at = issuedAt()) =>
+    keyRing.sign({ kind: 'unsubscribe', deliveryId, logId, issuedAt: at });
 
   it('a message to unsubscribe+TOKEN@domain denylists the address (reason unsubscribe) and is counted as an opt-out', async () => {
     const [ann] = logs;
@@ -94,7 +113,11 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
     expect(await getAddress(herald.store, ann!.email)).toMatchObject({ state: 'denylisted', reason: 'unsubscribe' });
     const [entry] = await addressTimeline(herald.store, ann!.email);
     expect(entry).toMatchObject({ source: 'unsubscribe', delivery_id: deliveryId, delivery_log_id: ann!.id });
-    const events = await herald.store.db.selectFrom('tracking_events').selectAll().where('log_id', '=', ann!.id).execute();
+    const events = await herald.store.db
+      .selectFrom('tracking_events')
+      .selectAll()
+      .where('log_id', '=', ann!.id)
+      .execute();
     expect(events.map((e) => [e.kind, Number(e.flags), e.user_agent])).toEqual([['unsubscribe', 0, 'mailto']]);
     await consolidateDelivery(herald.store, deliveryId, 60_000, now);
     const stats = await deliveryTrackingStats(herald.store, deliveryId);
@@ -111,7 +134,9 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
       address(flipped), // tampered
       address(good.toLowerCase()), // the token is case-sensitive
       address(unsubscribeToken(bob.id, Math.floor((now - 400 * day) / 1_000))), // past tokenTtlDays
-      address(keyRing.sign({ kind: 'click', deliveryId, logId: bob.id, linkIndex: 0, occurrence: 0, issuedAt: issuedAt() })), // a click token
+      address(
+        keyRing.sign({ kind: 'click', deliveryId, logId: bob.id, linkIndex: 0, occurrence: 0, issuedAt: issuedAt() }),
+      ), // a click token
       address(good, 'other.test'), // another domain
       address(good, 'bounces.brand.test'), // the bounce domain is not the unsubscribe domain
       `unsubscribe@${unsubscribeDomain}`,
@@ -125,7 +150,9 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
       expect(result.error).toMatch(/5\.7\.1/);
     }
     expect(await getAddress(herald.store, bob.email)).toBeUndefined();
-    expect(await herald.store.db.selectFrom('tracking_events').selectAll().where('log_id', '=', bob.id).execute()).toEqual([]);
+    expect(
+      await herald.store.db.selectFrom('tracking_events').selectAll().where('log_id', '=', bob.id).execute(),
+    ).toEqual([]);
   });
 
   it('without tracking.unsubscribeMailDomain the role refuses even a valid unsubscribe address', async () => {

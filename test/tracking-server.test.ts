@@ -10,7 +10,8 @@ const html = `<html><body><p>Hi {{ first_name }}</p>
 <a href="https://shop.example.com/sale?a=1&amp;b=2">Sale</a>
 {% for i in (1..2) %}<a href="https://example.com/{{ city | downcase }}/{{ i }}">Pick {{ i }}</a>{% endfor %}
 <a href="{{ mirror_url }}">online</a></body></html>`;
-const browser = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15';
+const browser =
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15';
 
 describeEachDialect('tracking server', (ctx) => {
   const t0 = Date.UTC(2026, 2, 1, 12);
@@ -21,14 +22,25 @@ describeEachDialect('tracking server', (ctx) => {
 
   const click = (logId: number, linkIndex: number, occurrence = 0, at = issuedAt) =>
     service.keyRing.sign({ kind: 'click', deliveryId: seeded.deliveryId, logId, linkIndex, occurrence, issuedAt: at });
-  const token = (kind: 'open' | 'mirror' | 'unsubscribe', logId: number) => service.keyRing.sign({ kind, deliveryId: seeded.deliveryId, logId, issuedAt });
+  const token = (kind: 'open' | 'mirror' | 'unsubscribe', logId: number) =>
+    service.keyRing.sign({ kind, deliveryId: seeded.deliveryId, logId, issuedAt });
   const eventsOf = async (deliveryId: number) => {
     await service.events.flush();
-    return ctx.store().db.selectFrom('tracking_events').selectAll().where('delivery_id', '=', deliveryId).orderBy('id').execute();
+    return ctx
+      .store()
+      .db.selectFrom('tracking_events')
+      .selectAll()
+      .where('delivery_id', '=', deliveryId)
+      .orderBy('id')
+      .execute();
   };
 
   it('starts with a generated key and redirects a static link (no URL from the request)', async () => {
-    const herald = heraldOver(ctx.store(), { tracking: { baseUrl: 'https://t.herald.test', flushIntervalMs: 10 } }, clock);
+    const herald = heraldOver(
+      ctx.store(),
+      { tracking: { baseUrl: 'https://t.herald.test', flushIntervalMs: 10 } },
+      clock,
+    );
     service = await createTrackingService(herald);
     seeded = await seedTrackedDelivery(ctx.store(), {
       name: 'tracked',
@@ -40,10 +52,23 @@ describeEachDialect('tracking server', (ctx) => {
         { email: 'eve@example.test', data: { first_name: 'Eve', city: 'x\r\nSet-Cookie: a=1' } },
       ],
     });
-    const links = await ctx.store().db.selectFrom('tracking_links').selectAll().where('delivery_id', '=', seeded.deliveryId).orderBy('link_index').execute();
-    expect(links.map((l) => l.url_template)).toEqual(['https://shop.example.com/sale?a=1&amp;b=2', 'https://example.com/{{ city | downcase }}/{{ i }}']);
+    const links = await ctx
+      .store()
+      .db.selectFrom('tracking_links')
+      .selectAll()
+      .where('delivery_id', '=', seeded.deliveryId)
+      .orderBy('link_index')
+      .execute();
+    expect(links.map((l) => l.url_template)).toEqual([
+      'https://shop.example.com/sale?a=1&amp;b=2',
+      'https://example.com/{{ city | downcase }}/{{ i }}',
+    ]);
     clock.advance(60_000);
-    const response = await service.app.inject({ method: 'GET', url: `/r/${click(seeded.logs[0]!.id, 0)}?next=https://evil.test`, headers: { 'user-agent': browser } });
+    const response = await service.app.inject({
+      method: 'GET',
+      url: `/r/${click(seeded.logs[0]!.id, 0)}?next=https://evil.test`,
+      headers: { 'user-agent': browser },
+    });
     expect(response.statusCode).toBe(302);
     expect(response.headers.location).toBe('https://shop.example.com/sale?a=1&b=2');
     const events = await eventsOf(seeded.deliveryId);
@@ -52,9 +77,15 @@ describeEachDialect('tracking server', (ctx) => {
   });
 
   it('renders a personalized link inside a loop for the right recipient and occurrence', async () => {
-    const first = await service.app.inject({ url: `/r/${click(seeded.logs[0]!.id, 1, 1)}`, headers: { 'user-agent': browser } });
+    const first = await service.app.inject({
+      url: `/r/${click(seeded.logs[0]!.id, 1, 1)}`,
+      headers: { 'user-agent': browser },
+    });
     expect(first.headers.location).toBe('https://example.com/paris/2');
-    const second = await service.app.inject({ url: `/r/${click(seeded.logs[1]!.id, 1, 0)}`, headers: { 'user-agent': browser } });
+    const second = await service.app.inject({
+      url: `/r/${click(seeded.logs[1]!.id, 1, 0)}`,
+      headers: { 'user-agent': browser },
+    });
     expect(second.headers.location).toBe('https://example.com/oslo/1');
     const missing = await service.app.inject({ url: `/r/${click(seeded.logs[1]!.id, 1, 5)}` });
     expect(missing.statusCode).toBe(404);
@@ -95,8 +126,14 @@ describeEachDialect('tracking server', (ctx) => {
     const before = (await eventsOf(seeded.deliveryId)).length;
     const logId = seeded.logs[1]!.id;
     await service.app.inject({ method: 'HEAD', url: `/r/${click(logId, 0)}`, headers: { 'user-agent': browser } });
-    await service.app.inject({ url: `/r/${click(logId, 0)}`, headers: { 'user-agent': 'Mozilla/5.0 (compatible; Barracuda Sentinel)' } });
-    await service.app.inject({ url: `/r/${click(logId, 0, 0, Math.floor(clock.now() / 1000) - 2)}`, headers: { 'user-agent': browser } });
+    await service.app.inject({
+      url: `/r/${click(logId, 0)}`,
+      headers: { 'user-agent': 'Mozilla/5.0 (compatible; Barracuda Sentinel)' },
+    });
+    await service.app.inject({
+      url: `/r/${click(logId, 0, 0, Math.floor(clock.now() / 1000) - 2)}`,
+      headers: { 'user-agent': browser },
+    });
     const events = (await eventsOf(seeded.deliveryId)).slice(before);
     expect(events.map((e) => e.flags & automatedFlags.head)).toEqual([automatedFlags.head, 0, 0]);
     expect(events[1]!.flags & automatedFlags.scannerAgent).toBe(automatedFlags.scannerAgent);
@@ -106,7 +143,10 @@ describeEachDialect('tracking server', (ctx) => {
 
   it('serves the open pixel uncached, whatever the token, and logs only valid opens', async () => {
     const before = (await eventsOf(seeded.deliveryId)).length;
-    const response = await service.app.inject({ url: `/o/${token('open', seeded.logs[0]!.id)}`, headers: { 'user-agent': 'Mozilla/5.0' } });
+    const response = await service.app.inject({
+      url: `/o/${token('open', seeded.logs[0]!.id)}`,
+      headers: { 'user-agent': 'Mozilla/5.0' },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toBe('image/gif');
     expect(response.headers['cache-control']).toContain('no-store');
@@ -133,13 +173,37 @@ describeEachDialect('tracking server', (ctx) => {
     const page = await service.app.inject({ url: path });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('<form method="post">');
-    expect(await ctx.store().db.selectFrom('addresses').selectAll().where('email', '=', email).executeTakeFirst()).toBeUndefined();
-    const tooBig = await service.app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'x'.repeat(10_000) });
+    expect(
+      await ctx.store().db.selectFrom('addresses').selectAll().where('email', '=', email).executeTakeFirst(),
+    ).toBeUndefined();
+    const tooBig = await service.app.inject({
+      method: 'POST',
+      url: path,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'x'.repeat(10_000),
+    });
     expect(tooBig.statusCode).toBe(413);
-    const posted = await service.app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' });
+    const posted = await service.app.inject({
+      method: 'POST',
+      url: path,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'List-Unsubscribe=One-Click',
+    });
     expect(posted.statusCode).toBe(200);
-    expect(await ctx.store().db.selectFrom('addresses').select(['state', 'reason']).where('email', '=', email).executeTakeFirst()).toEqual({ state: 'denylisted', reason: 'unsubscribe' });
-    const forged = await service.app.inject({ method: 'POST', url: `/u/${token('mirror', seeded.logs[0]!.id)}`, payload: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'text/plain' } });
+    expect(
+      await ctx
+        .store()
+        .db.selectFrom('addresses')
+        .select(['state', 'reason'])
+        .where('email', '=', email)
+        .executeTakeFirst(),
+    ).toEqual({ state: 'denylisted', reason: 'unsubscribe' });
+    const forged = await service.app.inject({
+      method: 'POST',
+      url: `/u/${token('mirror', seeded.logs[0]!.id)}`,
+      payload: 'List-Unsubscribe=One-Click',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(forged.statusCode).toBe(404);
   });
 
@@ -158,7 +222,15 @@ describeEachDialect('tracking server', (ctx) => {
     expect(summary.deliveries).toContain(seeded.deliveryId);
     const stats = await deliveryTrackingStats(ctx.store(), seeded.deliveryId);
     // Clicks so far: Ada 0,1,1 (human); Alan 1 (human) + HEAD + scanner + too-soon/burst; opens: Ada human, Ada MPP earlier test, Eve MPP.
-    expect(stats.all).toMatchObject({ sent: 3, uniqueOpens: 2, uniqueClickers: 2, totalClicks: 6, optOuts: 1, mirrorViews: 1, estimatedOpens: 3 });
+    expect(stats.all).toMatchObject({
+      sent: 3,
+      uniqueOpens: 2,
+      uniqueClickers: 2,
+      totalClicks: 6,
+      optOuts: 1,
+      mirrorViews: 1,
+      estimatedOpens: 3,
+    });
     // Ada's MPP open (pixel test) and her first open here share a minute, +30 s too: counted once; +150 s counts → 2, Eve 1.
     expect(stats.all.totalOpens).toBe(3);
     expect(stats.human).toMatchObject({ uniqueOpens: 1, totalOpens: 2, uniqueClickers: 2, totalClicks: 3, optOuts: 1 });
@@ -166,7 +238,10 @@ describeEachDialect('tracking server', (ctx) => {
     expect(stats.human.estimatedOpens).toBe(2);
     expect(stats.human.reactivity).toBe(1);
     expect(stats.all.reactivity).toBeCloseTo(2 / 3, 3);
-    expect(stats.links.map((l) => [l.index, l.clicks, l.humanClicks])).toEqual([[0, 4, 1], [1, 2, 2]]);
+    expect(stats.links.map((l) => [l.index, l.clicks, l.humanClicks])).toEqual([
+      [0, 4, 1],
+      [1, 2, 2],
+    ]);
     expect(stats.domains.find((d) => d.domain === 'example.org')).toMatchObject({ sent: 1, clickers: 1, optOuts: 1 });
     // Idempotent: nothing new → nothing recomputed, same numbers.
     expect((await consolidatePending(ctx.store(), 60_000, clock.now())).deliveries).toEqual([]);
@@ -176,8 +251,17 @@ describeEachDialect('tracking server', (ctx) => {
   it('herald delivery stats ID --json prints the consolidated indicators; unknown ids are NOT_FOUND', async () => {
     const run = await runHerald(ctx.url(), ['delivery', 'stats', String(seeded.deliveryId), '--json']);
     expect(run.exitCode).toBe(0);
-    const [stats] = run.json<{ deliveryId: number; all: { uniqueClickers: number }; human: { uniqueClickers: number }; links: unknown[] }>();
-    expect(stats).toMatchObject({ deliveryId: seeded.deliveryId, all: { uniqueClickers: 2 }, human: { uniqueClickers: 2 } });
+    const [stats] = run.json<{
+      deliveryId: number;
+      all: { uniqueClickers: number };
+      human: { uniqueClickers: number };
+      links: unknown[];
+    }>();
+    expect(stats).toMatchObject({
+      deliveryId: seeded.deliveryId,
+      all: { uniqueClickers: 2 },
+      human: { uniqueClickers: 2 },
+    });
     expect(stats!.links).toHaveLength(2);
     const text = await runHerald(ctx.url(), ['delivery', 'stats', String(seeded.deliveryId)]);
     expect(text.stdout.join('\n')).toContain('unique clickers');
@@ -187,9 +271,28 @@ describeEachDialect('tracking server', (ctx) => {
   });
 
   it('survives a flood: the bounded buffer drops and counts, every request is answered, the log holds whole batches', async () => {
-    const herald = heraldOver(ctx.store(), { tracking: { baseUrl: 'https://t.herald.test', maxBufferedEvents: 100, flushBatchSize: 40, flushIntervalMs: 60_000 } }, clock);
+    const herald = heraldOver(
+      ctx.store(),
+      {
+        tracking: {
+          baseUrl: 'https://t.herald.test',
+          maxBufferedEvents: 100,
+          flushBatchSize: 40,
+          flushIntervalMs: 60_000,
+        },
+      },
+      clock,
+    );
     const flooded = await createTrackingService(herald);
-    const before = Number((await ctx.store().db.selectFrom('tracking_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const before = Number(
+      (
+        await ctx
+          .store()
+          .db.selectFrom('tracking_events')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
     const path = `/r/${flooded.keyRing.sign({ kind: 'click', deliveryId: seeded.deliveryId, logId: seeded.logs[0]!.id, linkIndex: 0, occurrence: 0, issuedAt })}`;
     const responses = await Promise.all(Array.from({ length: 400 }, () => flooded.app.inject({ url: path })));
     expect(responses.every((r) => r.statusCode === 302)).toBe(true);
@@ -197,14 +300,25 @@ describeEachDialect('tracking server', (ctx) => {
     const stats = flooded.events.stats();
     expect(stats.written + stats.dropped).toBe(400);
     expect(stats.dropped).toBeGreaterThan(0);
-    const after = Number((await ctx.store().db.selectFrom('tracking_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const after = Number(
+      (
+        await ctx
+          .store()
+          .db.selectFrom('tracking_events')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
     expect(after - before).toBe(stats.written);
   });
 
   it('serves on a real port (loopback)', async () => {
     const address = await service.app.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const response = await fetch(`${address}/r/${click(seeded.logs[0]!.id, 0)}`, { redirect: 'manual', headers: { 'user-agent': browser } });
+      const response = await fetch(`${address}/r/${click(seeded.logs[0]!.id, 0)}`, {
+        redirect: 'manual',
+        headers: { 'user-agent': browser },
+      });
       expect(response.status).toBe(302);
       expect(response.headers.get('location')).toBe('https://shop.example.com/sale?a=1&b=2');
       expect((await fetch(`${address}/r/nope`)).status).toBe(404);

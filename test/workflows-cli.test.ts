@@ -18,7 +18,12 @@ describeEachDialect('herald workflows', (context) => {
     const errors: string[] = [];
     const cliContext: CliContext = {
       output: { out: (line) => lines.push(line), err: (line) => errors.push(line) },
-      open: () => openHerald({ config: parseConfig({ database: { url: context.url() } }, 'test'), logger: silentLogger, clock: manualClock(now) }),
+      open: () =>
+        openHerald({
+          config: parseConfig({ database: { url: context.url() } }, 'test'),
+          logger: silentLogger,
+          clock: manualClock(now),
+        }),
     };
     return { lines, errors, run: (...args: string[]) => runCli(['node', 'herald', ...args], cliContext) };
   };
@@ -26,16 +31,41 @@ describeEachDialect('herald workflows', (context) => {
   it('lists every built-in workflow with its state, health and next run', async () => {
     const { lines, run } = cli();
     expect(await run('workflows', 'list', '--json')).toBe(0);
-    const { workflows } = JSON.parse(lines[0]!) as { workflows: Array<Record<string, unknown>> };
-    expect(workflows.map((w) => w.name)).toEqual(['cleanup', 'deliverability-update', 'delivery-manager', 'stats', 'tracking', 'mid-sync-counters', 'mid-sync-logs']);
-    expect(workflows.find((w) => w.name === 'cleanup')).toMatchObject({ state: 'idle', health: 'ok', schedule: '0 4 * * *', timezone: 'UTC', nextRunAt: '2026-08-02T04:00:00.000Z', lastRun: null, lastError: null });
+    const workflows = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(workflows.map((w) => w.name)).toEqual([
+      'cleanup',
+      'deliverability-update',
+      'delivery-manager',
+      'stats',
+      'tracking',
+      'mid-sync-counters',
+      'mid-sync-logs',
+    ]);
+    expect(workflows.find((w) => w.name === 'cleanup')).toMatchObject({
+      state: 'idle',
+      health: 'ok',
+      schedule: '0 4 * * *',
+      timezone: 'UTC',
+      nextRunAt: '2026-08-02T04:00:00.000Z',
+      lastRun: null,
+      lastError: null,
+    });
   });
 
   it('shows a failed workflow with its error in list --json, and restarts it', async () => {
     // A failure of "cleanup" recorded by an engine on another node.
-    const herald = await openHerald({ config: parseConfig({ database: { url: context.url() } }, 'test'), logger: silentLogger, clock: manualClock(now) });
+    const herald = await openHerald({
+      config: parseConfig({ database: { url: context.url() } }, 'test'),
+      logger: silentLogger,
+      clock: manualClock(now),
+    });
     const failingCleanup = createWorkflowRegistry([
-      { name: 'cleanup', description: 't', schedule: '0 4 * * *', steps: [{ name: 'expire-deliveries', run: async () => ({ kind: 'failed', error: 'database is locked' }) }] },
+      {
+        name: 'cleanup',
+        description: 't',
+        schedule: '0 4 * * *',
+        steps: [{ name: 'expire-deliveries', run: async () => ({ kind: 'failed', error: 'database is locked' }) }],
+      },
     ]);
     const engine = createWorkflowEngine({ ...herald, registry: failingCleanup, ticker: manualTicker });
     const failed = await engine.runNow('cleanup');
@@ -43,8 +73,12 @@ describeEachDialect('herald workflows', (context) => {
 
     const { lines, run } = cli();
     expect(await run('workflows', 'list', '--json')).toBe(0);
-    const cleanup = (JSON.parse(lines[0]!) as { workflows: Array<Record<string, any>> }).workflows.find((w) => w.name === 'cleanup')!;
-    expect(cleanup).toMatchObject({ state: 'failed', health: 'failed', lastError: 'step 0 (expire-deliveries): database is locked' });
+    const cleanup = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((w) => w.name === 'cleanup')!;
+    expect(cleanup).toMatchObject({
+      state: 'failed',
+      health: 'failed',
+      lastError: 'step 0 (expire-deliveries): database is locked',
+    });
     expect(cleanup.lastRun).toMatchObject({ id: failed.runId, status: 'failed', failedStep: 0, durationMs: 0 });
 
     const text = cli();
@@ -59,8 +93,40 @@ describeEachDialect('herald workflows', (context) => {
     expect(await show.run('workflows', 'show', 'cleanup', '--json')).toBe(0);
     const shown = JSON.parse(show.lines[0]!);
     expect(shown).toMatchObject({ state: 'idle', health: 'ok' });
-    expect(shown.runs.map((r: { trigger: string; status: string }) => `${r.trigger}:${r.status}`)).toEqual(['restart:succeeded', 'manual:failed']);
+    expect(shown.runs.map((r: { trigger: string; status: string }) => `${r.trigger}:${r.status}`)).toEqual([
+      'restart:succeeded',
+      'manual:failed',
+    ]);
     expect(shown.lastRunSteps[0]).toMatchObject({ index: 0, name: 'expire-deliveries', status: 'succeeded' });
+  });
+
+  it('restarts from a chosen step, by index or name, after any outcome; an unknown step is refused', async () => {
+    const shown = cli();
+    expect(await shown.run('workflows', 'show', 'cleanup', '--json')).toBe(0);
+    const steps = (JSON.parse(shown.lines[0]!) as { steps: Array<{ index: number; name: string }> }).steps;
+    expect(steps.length).toBeGreaterThan(2);
+    const last = steps[steps.length - 1]!;
+
+    const byName = cli();
+    expect(await byName.run('workflows', 'restart', 'cleanup', '--from-step', last.name, '--json')).toBe(0);
+    expect(JSON.parse(byName.lines[0]!)).toMatchObject({ workflow: 'cleanup', status: 'succeeded' });
+    const byIndex = cli();
+    expect(await byIndex.run('workflows', 'restart', 'cleanup', '--from-step', '1', '--json')).toBe(0);
+    const show = cli();
+    expect(await show.run('workflows', 'show', 'cleanup', '--json')).toBe(0);
+    const runs = (JSON.parse(show.lines[0]!) as { runs: Array<{ trigger: string; startStep: number; status: string }> })
+      .runs;
+    expect(runs.slice(0, 2).map((r) => [r.trigger, r.startStep, r.status])).toEqual([
+      ['restart', 1, 'succeeded'],
+      ['restart', last.index, 'succeeded'],
+    ]);
+
+    const unknown = cli();
+    expect(await unknown.run('workflows', 'restart', 'cleanup', '--from-step', 'no-such-step')).not.toBe(0);
+    expect(unknown.errors.join('\n')).toContain('fromStep: workflow cleanup has no step "no-such-step" (steps: 0 ');
+    const after = cli();
+    expect(await after.run('workflows', 'show', 'cleanup', '--json')).toBe(0);
+    expect((JSON.parse(after.lines[0]!) as { runs: unknown[] }).runs).toHaveLength(runs.length);
   });
 
   it('runs, pauses, resumes and shows logs', async () => {

@@ -5,7 +5,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openStore, type Store } from '../src/store/database.ts';
-import { listRuns, listSteps, workflowDb } from '../src/store/workflow-queries.ts';
+import { listRuns, listSteps } from '../src/workflows/workflow-store.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { createWorkflowRegistry } from '../src/workflows/registry.ts';
 import { intervalTicker, manualTicker } from '../src/workflows/ticker.ts';
@@ -33,13 +33,32 @@ function counted(name: string, counts: Map<string, number>, body?: () => Promise
 
 describeEachDialect('workflow engine', (context) => {
   const config = (workflows: Record<string, unknown> = {}) => parseConfig({ workflows }, 'test');
-  const engineFor = (store: Store, registry: WorkflowDefinition[], clock: ReturnType<typeof manualClock>, nodeId = 'node-a', workflows = {}) =>
-    createWorkflowEngine({ store, config: config(workflows), clock, logger: silentLogger, nodeId, registry: createWorkflowRegistry(registry), ticker: manualTicker });
+  const engineFor = (
+    store: Store,
+    registry: WorkflowDefinition[],
+    clock: ReturnType<typeof manualClock>,
+    nodeId = 'node-a',
+    workflows = {},
+  ) =>
+    createWorkflowEngine({
+      store,
+      config: config(workflows),
+      clock,
+      logger: silentLogger,
+      nodeId,
+      registry: createWorkflowRegistry(registry),
+      ticker: manualTicker,
+    });
 
   it('runs on time, once per slot, and catches up once after downtime', async () => {
     const store = context.store();
     const counts = new Map<string, number>();
-    const hourly: WorkflowDefinition = { name: 'hourly', description: 't', schedule: '0 * * * *', steps: [counted('only', counts)] };
+    const hourly: WorkflowDefinition = {
+      name: 'hourly',
+      description: 't',
+      schedule: '0 * * * *',
+      steps: [counted('only', counts)],
+    };
     const clock = manualClock(at('2026-03-01T00:30:00Z'));
     const engine = engineFor(store, [hourly], clock);
     await engine.start();
@@ -74,7 +93,12 @@ describeEachDialect('workflow engine', (context) => {
     const store = context.store();
     const counts = new Map<string, number>();
     const gate = deferred();
-    const slow: WorkflowDefinition = { name: 'slow', description: 't', schedule: '*/10 * * * *', steps: [counted('wait', counts, () => gate.promise)] };
+    const slow: WorkflowDefinition = {
+      name: 'slow',
+      description: 't',
+      schedule: '*/10 * * * *',
+      steps: [counted('wait', counts, () => gate.promise)],
+    };
     const clock = manualClock(at('2026-03-02T00:05:00Z'));
     const engine = engineFor(store, [slow], clock);
     const other = engineFor(store, [slow], clock, 'node-b');
@@ -85,7 +109,9 @@ describeEachDialect('workflow engine', (context) => {
     clock.set(at('2026-03-02T00:20:00Z'));
     expect(await engine.tick()).toEqual([]);
     expect(await other.tick()).toEqual([]);
-    expect(await other.runNow('slow').catch((e: Error) => e.message)).toMatch(/already running \(lease held by node-a\//);
+    expect(await other.runNow('slow').catch((e: Error) => e.message)).toMatch(
+      /already running \(lease held by node-a\//,
+    );
     gate.resolve();
     await engine.whenIdle();
     expect(counts.get('wait')).toBe(1);
@@ -145,19 +171,64 @@ describeEachDialect('workflow engine', (context) => {
     const steps = [counted('first', counts), counted('second', counts), counted('third', counts)];
     const definition: WorkflowDefinition = { name: 'three-steps', description: 't', schedule: '0 4 * * *', steps };
     const clock = manualClock(at('2026-03-04T12:00:00Z'));
-    const db = workflowDb(store);
+    const db = store.db;
     const now = clock.now();
     // What a process killed during step 1 leaves behind: its run "running", its lease expired.
-    await db.insertInto('workflows').values({ name: 'three-steps', paused_at: null, last_due_at: now, lease_holder: 'dead-node/abc', lease_expires_at: now - 1, created_at: now - 86_400_000, updated_at: now }).execute();
+    await db
+      .insertInto('workflows')
+      .values({
+        name: 'three-steps',
+        paused_at: null,
+        last_due_at: now,
+        lease_holder: 'dead-node/abc',
+        lease_expires_at: now - 1,
+        created_at: now - 86_400_000,
+        updated_at: now,
+      })
+      .execute();
     const run = await db
       .insertInto('workflow_runs')
-      .values({ workflow: 'three-steps', status: 'running', trigger: 'schedule', holder: 'dead-node/abc', scheduled_for: now - 60_000, missed_slots: 1, start_step: 0, restart_of: null, failed_step: null, error: null, started_at: now - 60_000, finished_at: null })
+      .values({
+        workflow: 'three-steps',
+        status: 'running',
+        trigger: 'schedule',
+        holder: 'dead-node/abc',
+        scheduled_for: now - 60_000,
+        missed_slots: 1,
+        start_step: 0,
+        restart_of: null,
+        failed_step: null,
+        error: null,
+        started_at: now - 60_000,
+        finished_at: null,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
-    await db.insertInto('workflow_steps').values([
-      { run_id: run.id, step_index: 0, name: 'first', status: 'succeeded', summary: null, error: null, started_at: now - 60_000, finished_at: now - 50_000 },
-      { run_id: run.id, step_index: 1, name: 'second', status: 'running', summary: null, error: null, started_at: now - 50_000, finished_at: null },
-    ]).execute();
+    await db
+      .insertInto('workflow_steps')
+      .values([
+        {
+          run_id: run.id,
+          step_index: 0,
+          name: 'first',
+          status: 'succeeded',
+          summary: null,
+          error: null,
+          started_at: now - 60_000,
+          finished_at: now - 50_000,
+        },
+        {
+          run_id: run.id,
+          step_index: 1,
+          name: 'second',
+          status: 'running',
+          summary: null,
+          error: null,
+          started_at: now - 50_000,
+          finished_at: null,
+        },
+      ])
+      .execute();
 
     const engine = engineFor(store, [definition], clock, 'node-a');
     await engine.start();
@@ -172,7 +243,10 @@ describeEachDialect('workflow engine', (context) => {
     expect(Object.fromEntries(counts)).toEqual({ second: 1, third: 1 });
     const [restarted] = await listRuns(store, 'three-steps', 1);
     expect(restarted).toMatchObject({ trigger: 'restart', start_step: 1, restart_of: run.id, status: 'succeeded' });
-    expect((await listSteps(store, restarted!.id)).map((s) => [s.step_index, s.status])).toEqual([[1, 'succeeded'], [2, 'succeeded']]);
+    expect((await listSteps(store, restarted!.id)).map((s) => [s.step_index, s.status])).toEqual([
+      [1, 'succeeded'],
+      [2, 'succeeded'],
+    ]);
     expect((await engine.status())[0]).toMatchObject({ state: 'idle', health: 'ok' });
     await expect(engine.restart('three-steps')).rejects.toThrow(/no failed last run/);
     await engine.stop();
@@ -181,11 +255,42 @@ describeEachDialect('workflow engine', (context) => {
   it('leaves a run alone while its holder keeps its lease', async () => {
     const store = context.store();
     const clock = manualClock(at('2026-03-05T12:00:00Z'));
-    const db = workflowDb(store);
+    const db = store.db;
     const now = clock.now();
-    await db.insertInto('workflows').values({ name: 'alive', paused_at: null, last_due_at: now, lease_holder: 'live-node/x', lease_expires_at: now + 60_000, created_at: now, updated_at: now }).execute();
-    await db.insertInto('workflow_runs').values({ workflow: 'alive', status: 'running', trigger: 'manual', holder: 'live-node/x', scheduled_for: null, missed_slots: 0, start_step: 0, restart_of: null, failed_step: null, error: null, started_at: now, finished_at: null }).execute();
-    const engine = engineFor(store, [{ name: 'alive', description: 't', schedule: '0 4 * * *', steps: [counted('s', new Map())] }], clock);
+    await db
+      .insertInto('workflows')
+      .values({
+        name: 'alive',
+        paused_at: null,
+        last_due_at: now,
+        lease_holder: 'live-node/x',
+        lease_expires_at: now + 60_000,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    await db
+      .insertInto('workflow_runs')
+      .values({
+        workflow: 'alive',
+        status: 'running',
+        trigger: 'manual',
+        holder: 'live-node/x',
+        scheduled_for: null,
+        missed_slots: 0,
+        start_step: 0,
+        restart_of: null,
+        failed_step: null,
+        error: null,
+        started_at: now,
+        finished_at: null,
+      })
+      .execute();
+    const engine = engineFor(
+      store,
+      [{ name: 'alive', description: 't', schedule: '0 4 * * *', steps: [counted('s', new Map())] }],
+      clock,
+    );
     await engine.start();
     expect((await listRuns(store, 'alive', 1))[0]!.status).toBe('running');
     clock.advance(60_001);
@@ -197,7 +302,11 @@ describeEachDialect('workflow engine', (context) => {
     const store = context.store();
     const counts = new Map<string, number>();
     const clock = manualClock(at('2026-03-06T00:30:00Z'));
-    const engine = engineFor(store, [{ name: 'pausable', description: 't', schedule: '0 * * * *', steps: [counted('s', counts)] }], clock);
+    const engine = engineFor(
+      store,
+      [{ name: 'pausable', description: 't', schedule: '0 * * * *', steps: [counted('s', counts)] }],
+      clock,
+    );
     await engine.start();
     expect(await engine.pause('pausable')).toEqual({ changed: true });
     expect(await engine.pause('pausable')).toEqual({ changed: false });
@@ -225,7 +334,13 @@ describeEachDialect('workflow engine', (context) => {
       name: 'stoppable',
       description: 't',
       schedule: '0 4 * * *',
-      steps: [counted('first', counts, async () => { entered.resolve(); await gate.promise; }), counted('second', counts)],
+      steps: [
+        counted('first', counts, async () => {
+          entered.resolve();
+          await gate.promise;
+        }),
+        counted('second', counts),
+      ],
     };
     const clock = manualClock(at('2026-03-08T10:00:00Z'));
     const engine = engineFor(store, [definition], clock);
@@ -234,7 +349,11 @@ describeEachDialect('workflow engine', (context) => {
     const stopped = engine.stop();
     gate.resolve();
     await stopped;
-    expect(await running).toMatchObject({ status: 'failed', failedStep: 1, error: 'step 1 (second): interrupted: the engine stopped before this step' });
+    expect(await running).toMatchObject({
+      status: 'failed',
+      failedStep: 1,
+      error: 'step 1 (second): interrupted: the engine stopped before this step',
+    });
     expect(counts.get('second')).toBeUndefined();
     const again = engineFor(store, [definition], clock);
     expect((await again.restart('stoppable')).status).toBe('succeeded');
@@ -251,11 +370,17 @@ describeEachDialect('workflow engine', (context) => {
       clock: manualClock(),
       logger: silentLogger,
       nodeId: 'node-t',
-      registry: createWorkflowRegistry([{ name: 'timed', description: 't', schedule: '0 4 * * *', steps: [counted('s', new Map())] }]),
-      ticker: (tick) => intervalTicker(1, silentLogger)(async () => {
-        await tick();
-        if ((ticks += 1) === 2) twoTicks.resolve();
-      }),
+      registry: createWorkflowRegistry([
+        { name: 'timed', description: 't', schedule: '0 4 * * *', steps: [counted('s', new Map())] },
+      ]),
+      ticker: (tick) =>
+        intervalTicker(
+          1,
+          silentLogger,
+        )(async () => {
+          await tick();
+          if ((ticks += 1) === 2) twoTicks.resolve();
+        }),
     });
     await engine.start();
     await twoTicks.promise;
@@ -289,17 +414,38 @@ describeEachDialect('workflow engine', (context) => {
         name: 'breaks',
         description: 't',
         schedule: '0 4 * * *',
-        steps: [counted('fine', counts), { name: 'broken', run: async () => ({ kind: 'failed', error: 'disk full' }) }, counted('never', counts)],
+        steps: [
+          counted('fine', counts),
+          { name: 'broken', run: async () => ({ kind: 'failed', error: 'disk full' }) },
+          counted('never', counts),
+        ],
       };
       const clock = manualClock(at('2026-03-07T10:00:00Z'));
       const engine = engineFor(store, [failing], clock, 'node-a', { webhookUrl: url });
       const result = await engine.runNow('breaks');
-      expect(result).toMatchObject({ status: 'failed', failedStep: 1, failedStepName: 'broken', error: 'step 1 (broken): disk full' });
+      expect(result).toMatchObject({
+        status: 'failed',
+        failedStep: 1,
+        failedStepName: 'broken',
+        error: 'step 1 (broken): disk full',
+      });
       expect(counts.get('never')).toBeUndefined();
       expect(received).toHaveLength(1);
       expect(received[0]!.headers['content-type']).toBe('application/json');
-      expect(received[0]!.body).toMatchObject({ event: 'workflow.failed', workflow: 'breaks', runId: result.runId, step: 1, stepName: 'broken', error: 'step 1 (broken): disk full', nodeId: 'node-a' });
-      expect((await engine.status())[0]).toMatchObject({ state: 'failed', health: 'failed', lastError: 'step 1 (broken): disk full' });
+      expect(received[0]!.body).toMatchObject({
+        event: 'workflow.failed',
+        workflow: 'breaks',
+        runId: result.runId,
+        step: 1,
+        stepName: 'broken',
+        error: 'step 1 (broken): disk full',
+        nodeId: 'node-a',
+      });
+      expect((await engine.status())[0]).toMatchObject({
+        state: 'failed',
+        health: 'failed',
+        lastError: 'step 1 (broken): disk full',
+      });
     });
 
     it('survives an unreachable webhook and a thrown step', async () => {
@@ -309,7 +455,14 @@ describeEachDialect('workflow engine', (context) => {
         name: 'throws',
         description: 't',
         schedule: '0 4 * * *',
-        steps: [{ name: 'boom', run: async () => { throw new Error('unexpected'); } }],
+        steps: [
+          {
+            name: 'boom',
+            run: async () => {
+              throw new Error('unexpected');
+            },
+          },
+        ],
       };
       const engine = engineFor(store, [throwing], clock, 'node-a', { webhookUrl: 'http://127.0.0.1:9/unreachable' });
       const result = await engine.runNow('throws');

@@ -98,8 +98,14 @@ describe('validateAddress', () => {
   });
 
   it('rejects UTF-8 local parts when SMTPUTF8 is disabled, but not IDN domains', () => {
-    expect(validateAddress('用户@example.com', { allowSmtpUtf8: false })).toMatchObject({ ok: false, reason: 'local_utf8_not_allowed' });
-    expect(validateAddress('bob@Bücher.de', { allowSmtpUtf8: false })).toMatchObject({ ok: true, email: 'bob@xn--bcher-kva.de' });
+    expect(validateAddress('用户@example.com', { allowSmtpUtf8: false })).toMatchObject({
+      ok: false,
+      reason: 'local_utf8_not_allowed',
+    });
+    expect(validateAddress('bob@Bücher.de', { allowSmtpUtf8: false })).toMatchObject({
+      ok: true,
+      email: 'bob@xn--bcher-kva.de',
+    });
   });
 
   it('names the offending character', () => {

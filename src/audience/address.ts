@@ -75,7 +75,10 @@ export function validateAddress(raw: string, options: AddressOptions = {}): Addr
  * validateAddress for bulk use: the domain check is memoized (a real list has few distinct domains and
  * IDN processing is the costly part). The cache is bounded, so a file of unique domains cannot grow it.
  */
-export function createAddressValidator(options: AddressOptions = {}, maxDomains = 10_000): (raw: string) => AddressCheck {
+export function createAddressValidator(
+  options: AddressOptions = {},
+  maxDomains = 10_000,
+): (raw: string) => AddressCheck {
   const domains = new Map<string, Part>();
   const cachedDomain = (rawDomain: string): Part => {
     let part = domains.get(rawDomain);
@@ -95,7 +98,8 @@ function checkAddress(raw: string, allowSmtpUtf8: boolean, domainOf: (rawDomain:
   if (input === '') return reject('empty', 'the address is empty');
   if (input.length > maxInputChars) return reject('too_long', `the address is ${input.length} characters long`);
   // `Bob <bob@example.com>` is a common export format; say so rather than "bad character".
-  if (input.endsWith('>') && input.includes('<')) return reject('display_name', 'a name or angle brackets around the address; keep only the address');
+  if (input.endsWith('>') && input.includes('<'))
+    return reject('display_name', 'a name or angle brackets around the address; keep only the address');
   const at = input.lastIndexOf('@');
   if (at < 0) return reject('missing_at', 'no @ in the address');
   const rawLocal = input.slice(0, at);
@@ -119,25 +123,40 @@ type Part = { ok: true; value: string; smtputf8: boolean } | { ok: false; check:
 function checkLocal(rawLocal: string, allowSmtpUtf8: boolean): Part {
   let local = rawLocal;
   if (local.startsWith('"')) {
-    if (!quotedString.test(local)) return { ok: false, check: reject('local_quoted_invalid', 'the quoted local part is not closed or has a bare " or \\') };
+    if (!quotedString.test(local))
+      return {
+        ok: false,
+        check: reject('local_quoted_invalid', 'the quoted local part is not closed or has a bare " or \\'),
+      };
     const unquoted = local.slice(1, -1).replace(/\\(.)/g, '$1');
     if (isDotAtom(unquoted, atomUtf8)) local = unquoted;
   } else if (!dotAtomAscii.test(local)) {
     if (local.startsWith('.') || local.endsWith('.') || local.includes('..')) {
-      return { ok: false, check: reject('local_dots', 'the local part starts or ends with a dot, or has two dots in a row') };
+      return {
+        ok: false,
+        check: reject('local_dots', 'the local part starts or ends with a dot, or has two dots in a row'),
+      };
     }
     if (!isDotAtom(local, atomUtf8)) {
       const bad = [...local].find((c) => c !== '.' && !atomUtf8.test(c)) ?? '?';
-      return { ok: false, check: reject('local_invalid_char', `character ${JSON.stringify(bad)} is not allowed in the local part`) };
+      return {
+        ok: false,
+        check: reject('local_invalid_char', `character ${JSON.stringify(bad)} is not allowed in the local part`),
+      };
     }
   }
   const smtputf8 = /[^\x00-\x7f]/.test(local);
   if (smtputf8) {
-    if (!allowSmtpUtf8) return { ok: false, check: reject('local_utf8_not_allowed', 'a non-ASCII local part needs SMTPUTF8, which is disabled') };
+    if (!allowSmtpUtf8)
+      return {
+        ok: false,
+        check: reject('local_utf8_not_allowed', 'a non-ASCII local part needs SMTPUTF8, which is disabled'),
+      };
     local = local.normalize('NFC');
   }
   const size = octets(local);
-  if (size > maxLocalOctets) return { ok: false, check: reject('local_too_long', `the local part is ${size} octets (max ${maxLocalOctets})`) };
+  if (size > maxLocalOctets)
+    return { ok: false, check: reject('local_too_long', `the local part is ${size} octets (max ${maxLocalOctets})`) };
   return { ok: true, value: local, smtputf8 };
 }
 
@@ -152,20 +171,33 @@ function checkDomain(rawDomain: string): Part {
     const literal = rawDomain.match(/^\[(?:IPv6:(.+)|(\d{1,3}(?:\.\d{1,3}){3}))\]$/i);
     const valid = literal !== null && (literal[1] !== undefined ? isIPv6(literal[1]) : isIPv4(literal[2] ?? ''));
     if (!valid) return fail('domain_literal_invalid', `${rawDomain} is not a valid address literal`);
-    return { ok: true, value: literal[1] !== undefined ? `[IPv6:${literal[1].toLowerCase()}]` : rawDomain, smtputf8: false };
+    return {
+      ok: true,
+      value: literal[1] !== undefined ? `[IPv6:${literal[1].toLowerCase()}]` : rawDomain,
+      smtputf8: false,
+    };
   }
-  if (isIPv4(rawDomain) || isIPv6(rawDomain)) return fail('domain_ip_unbracketed', 'an IP address as domain must be written in brackets, e.g. [192.0.2.1]');
-  if (octets(rawDomain) > maxDomainOctets) return fail('domain_too_long', `the domain is over ${maxDomainOctets} octets`);
+  if (isIPv4(rawDomain) || isIPv6(rawDomain))
+    return fail('domain_ip_unbracketed', 'an IP address as domain must be written in brackets, e.g. [192.0.2.1]');
+  if (octets(rawDomain) > maxDomainOctets)
+    return fail('domain_too_long', `the domain is over ${maxDomainOctets} octets`);
   // WHATWG/UTS #46 processing: lower-cases, maps full-width dots, converts U-labels to punycode,
   // and returns '' for what cannot be a host name at all.
   const ascii = domainToASCII(rawDomain);
   if (ascii === '') return fail('invalid_domain', `${rawDomain} is not a valid domain name`);
-  if (ascii.length > maxDomainOctets) return fail('domain_too_long', `the domain is ${ascii.length} octets (max ${maxDomainOctets})`);
+  if (ascii.length > maxDomainOctets)
+    return fail('domain_too_long', `the domain is ${ascii.length} octets (max ${maxDomainOctets})`);
   const labels = ascii.split('.');
-  if (labels.length < 2) return fail('domain_no_dot', `${rawDomain} has no dot; a full domain is needed, e.g. example.com`);
+  if (labels.length < 2)
+    return fail('domain_no_dot', `${rawDomain} has no dot; a full domain is needed, e.g. example.com`);
   for (const label of labels) {
-    if (label.length > maxLabelOctets) return fail('label_too_long', `a label of ${rawDomain} is ${label.length} octets (max ${maxLabelOctets})`);
-    if (!ldhLabel.test(label)) return fail('invalid_domain', `${rawDomain} has an empty label or one with characters other than letters, digits and inner hyphens`);
+    if (label.length > maxLabelOctets)
+      return fail('label_too_long', `a label of ${rawDomain} is ${label.length} octets (max ${maxLabelOctets})`);
+    if (!ldhLabel.test(label))
+      return fail(
+        'invalid_domain',
+        `${rawDomain} has an empty label or one with characters other than letters, digits and inner hyphens`,
+      );
   }
   const tld = labels[labels.length - 1] ?? '';
   if (!tldShape.test(tld)) return fail('invalid_tld', `.${tld} is not a valid top-level domain`);

@@ -4,11 +4,23 @@ import { pipeline } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError, describeError } from '../common/errors.ts';
-import { applyStagedRange, createImport, discardStaged, failImport, findOrCreateList, finishImport, renewImport, stagedSummary } from '../store/audience-queries.ts';
-import type { Store } from '../store/database.ts';
-import { newBatchRows, stageBatch, type NewReject } from '../store/import-staging.ts';
+import {
+  applyStagedRange,
+  createImport,
+  discardStaged,
+  failImport,
+  failStaleImport,
+  findOrCreateList,
+  finishImport,
+  renewImport,
+  stagedRepeats,
+  stagedSummary,
+  staleImports,
+} from './audience-store.ts';
+import { inTransaction, type Store } from '../store/database.ts';
+import { newBatchRows, stageBatch, type NewReject } from './import-staging-store.ts';
 import { createAddressValidator } from './address.ts';
-import { decideRow, readHeader, type CsvHeader } from './csv-rows.ts';
+import { decideRow, readHeader } from './csv-rows.ts';
 import { createUtf8Guard } from './utf8-guard.ts';
 
 // Streaming CSV import in two phases, so memory stays bounded and a failed import leaves the list
@@ -53,6 +65,13 @@ export interface ImportSummary {
   rejected: number;
   /** The first rejects, in line order; all of them are in import_rejects. */
   rejects: ImportReject[];
+  /**
+   * Rows that repeat an address of an earlier row of the file (case variants included): the later
+   * row's data wins for an exact repeat; case variants stay as written and preparation sends once.
+   */
+  repeated: number;
+  /** The first of them, in line order, with the line of the address's first row. */
+  repeats: Array<{ line: number; email: string; firstLine: number }>;
   elapsedMs: number;
 }
 
@@ -75,13 +94,18 @@ export interface ImportRecipientsOptions {
   allowSmtpUtf8?: boolean;
   /** Bytes per read from the file (tests make it small to cross chunk boundaries). */
   chunkBytes?: number;
+  /** Called once the header was read and the import recorded: its id (the API answers 202 with it). */
+  onStarted?: (importId: number) => void;
   /** Called after each staged batch and each applied range; a returned promise is waited for before the next one. */
   onProgress?: (progress: ImportProgress) => void | Promise<void>;
+  /** Aborted (Ctrl-C, SIGTERM): the import stops before its next batch, is failed and its staged rows deleted. */
+  signal?: AbortSignal;
+  /** Liveness lease (import.leaseSeconds): a running import not renewed for this long is failed by the next import. */
+  leaseMs?: number;
 }
 
 export async function importRecipients(options: ImportRecipientsOptions): Promise<ImportSummary> {
   const { store, file, clock = systemClock, batchSize = 5_000, rejectSample = 20, onProgress } = options;
-  const db = store.db;
   const started = clock.now();
   const totalBytes = checkFile(file, options.maxFileBytes);
   const fileName = basename(file);
@@ -89,7 +113,12 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
   // Column counts are checked per row (a wrong count is a reject, not a fatal error as with
   // relax_column_count off). Rows may end in CRLF, LF or CR, even mixed in one file. Line numbers are
   // counted here rather than with `info: true`, which costs an object per record and miscounts.
-  const parser = parse({ bom: true, relax_column_count: true, record_delimiter: ['\r\n', '\n', '\r'], max_record_size: options.maxRecordBytes });
+  const parser = parse({
+    bom: true,
+    relax_column_count: true,
+    record_delimiter: ['\r\n', '\n', '\r'],
+    max_record_size: options.maxRecordBytes,
+  });
   const source = createReadStream(file, { highWaterMark: options.chunkBytes ?? 256 * 1024 });
   // Errors of any stage destroy the parser with that error, which the loop below then throws.
   pipeline(source, createUtf8Guard(fileName), parser, () => {});
@@ -112,11 +141,24 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
   };
 
   const first = await next();
-  if (!first) throw new AppError('CSV_NO_EMAIL_COLUMN', `${file} is empty: a header row with an "email" column is expected`, { details: { file } });
+  if (!first)
+    throw new AppError('CSV_NO_EMAIL_COLUMN', `${file} is empty: a header row with an "email" column is expected`, {
+      details: { file },
+    });
   const header = readHeader(first.record, file);
 
-  const list = await findOrCreateList(db, options.list, clock.now());
-  const importId = await createImport(db, { listId: list.id, fileName, now: clock.now() });
+  const list = await findOrCreateList(store, options.list, clock.now());
+  const leaseMs = options.leaseMs ?? 60_000;
+  await recoverDeadImports(store, clock.now(), leaseMs);
+  const importId = await createImport(store, { listId: list.id, fileName, now: clock.now() });
+  options.onStarted?.(importId);
+  // The liveness lease, renewed by a timer as well as by each batch: an import whose process died is
+  // recognised by the next import once the lease has run out, not hours later.
+  const heartbeat = setInterval(
+    () => void renewImport(store, importId, { read, rejected, now: clock.now() }).catch(() => {}),
+    Math.max(1_000, leaseMs / 3),
+  );
+  heartbeat.unref();
   const validate = createAddressValidator({ allowSmtpUtf8: options.allowSmtpUtf8 ?? true });
   const sample: ImportReject[] = [];
   let read = 0;
@@ -133,8 +175,21 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
     // One batch is written while the next one is parsed (PostgreSQL works on the other core); waiting
     // for the previous write first keeps staged ids in file order, which "the later row wins" relies on.
     await inFlight;
-    const progress: ImportProgress = { phase: 'reading', rows: read, bytes: source.bytesRead, totalBytes, applied: 0, toApply: 0 };
-    inFlight = stageBatch(store, importId, { rows: batchRows, rejects: batchRejects, read, rejected, now: clock.now() }).then((running) => {
+    const progress: ImportProgress = {
+      phase: 'reading',
+      rows: read,
+      bytes: source.bytesRead,
+      totalBytes,
+      applied: 0,
+      toApply: 0,
+    };
+    inFlight = stageBatch(store, importId, {
+      rows: batchRows,
+      rejects: batchRejects,
+      read,
+      rejected,
+      now: clock.now(),
+    }).then((running) => {
       if (!running) throw interrupted(importId);
       return onProgress?.(progress);
     });
@@ -143,6 +198,7 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
 
   try {
     for (let row = await next(); row; row = await next()) {
+      if (options.signal?.aborted) throw aborted(importId, 'reading');
       read++;
       const { line } = row;
       const decision = decideRow(row.record, header, validate);
@@ -158,15 +214,39 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
     await flush();
     await inFlight;
   } catch (error) {
+    clearInterval(heartbeat);
     await inFlight.catch(() => {});
     await abandon(store, importId, { read, rejected, error, now: clock.now() });
     throw error;
   }
 
+  const repeats = await stagedRepeats(store, importId, rejectSample);
   const parts = store.dialect === 'postgres' ? Math.max(1, Math.floor(options.applyConnections ?? 2)) : 1;
-  const counts = await applyStaged(store, { importId, listId: list.id, batchSize, parts, read, rejected, clock, onProgress, totalBytes });
-  await finishImport(db, importId, counts, clock.now());
-  return { importId, list: list.name, file, ...counts, rejects: sample, elapsedMs: clock.now() - started };
+  const counts = await applyStaged(store, {
+    heartbeat,
+    importId,
+    listId: list.id,
+    batchSize,
+    parts,
+    read,
+    rejected,
+    clock,
+    onProgress,
+    totalBytes,
+    signal: options.signal,
+  });
+  clearInterval(heartbeat);
+  await finishImport(store, importId, counts, clock.now());
+  return {
+    importId,
+    list: list.name,
+    file,
+    ...counts,
+    rejects: sample,
+    repeated: repeats.count,
+    repeats: repeats.rows,
+    elapsedMs: clock.now() - started,
+  };
 }
 
 function checkFile(file: string, maxFileBytes: number): number {
@@ -177,10 +257,18 @@ function checkFile(file: string, maxFileBytes: number): number {
     size = stat.size;
   } catch (error) {
     if (error instanceof AppError) throw error;
-    throw new AppError('CSV_UNREADABLE', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? describeError(error)}`, { cause: error, details: { file } });
+    throw new AppError(
+      'CSV_UNREADABLE',
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? describeError(error)}`,
+      { cause: error, details: { file } },
+    );
   }
   if (size > maxFileBytes) {
-    throw new AppError('CSV_TOO_LARGE', `${file} is ${size} bytes, over import.maxFileBytes (${maxFileBytes}); split it or raise the limit`, { details: { file, size } });
+    throw new AppError(
+      'CSV_TOO_LARGE',
+      `${file} is ${size} bytes, over import.maxFileBytes (${maxFileBytes}); split it or raise the limit`,
+      { details: { file, size } },
+    );
   }
   return size;
 }
@@ -191,16 +279,23 @@ function toAppError(error: unknown, file: string, maxRecordBytes: number, excess
     const reported = (error as CsvError & { lines?: number }).lines ?? 0;
     const line = reported - excessLines;
     if (error.code === 'CSV_MAX_RECORD_SIZE') {
-      return new AppError('CSV_TOO_LARGE', `${file}: the record at line ${line} is over import.maxRecordBytes (${maxRecordBytes} bytes); is a quote left open?`, {
-        cause: error,
-        details: { file, line },
-      });
+      return new AppError(
+        'CSV_TOO_LARGE',
+        `${file}: the record at line ${line} is over import.maxRecordBytes (${maxRecordBytes} bytes); is a quote left open?`,
+        {
+          cause: error,
+          details: { file, line },
+        },
+      );
     }
     // csv-parse's message names its own (uncorrected) line; keep only the description.
     const what = error.message.replace(/,? (at|on) line \d+/g, '');
     return new AppError('CSV_UNREADABLE', `${file}: line ${line}: ${what}`, { cause: error, details: { file, line } });
   }
-  return new AppError('CSV_UNREADABLE', `cannot read ${file}: ${describeError(error)}`, { cause: error, details: { file } });
+  return new AppError('CSV_UNREADABLE', `cannot read ${file}: ${describeError(error)}`, {
+    cause: error,
+    details: { file },
+  });
 }
 
 /**
@@ -238,9 +333,31 @@ export function createLineCounter(): { advance(record: string[]): number; excess
 
 /** The cleanup workflow failed this import while it ran: it had made no progress for hours. */
 function interrupted(importId: number): AppError {
-  return new AppError('INVALID_STATE', `import ${importId} was failed by the cleanup workflow while running, having recorded no progress for longer than workflows.cleanup.staleImportHours; run the import again`, {
-    details: { importId, interrupted: true },
-  });
+  return new AppError(
+    'INVALID_STATE',
+    `import ${importId} was failed by the cleanup workflow while running, having recorded no progress for longer than workflows.cleanup.staleImportHours; run the import again`,
+    {
+      details: { importId, interrupted: true },
+    },
+  );
+}
+
+/** Stopped by a signal: the import is failed and its staged rows deleted (rows already applied stay). */
+function aborted(importId: number, phase: 'reading' | 'applying'): AppError {
+  return new AppError(
+    'INTERRUPTED',
+    `import ${importId} interrupted while ${phase}: failed, its staged rows deleted${phase === 'applying' ? ' (the ranges already applied to the list stay)' : ''}; run it again`,
+    { details: { importId } },
+  );
+}
+
+/** Running imports whose lease ran out belong to dead processes: failed, their staged rows deleted. */
+async function recoverDeadImports(store: Store, now: number, leaseMs: number): Promise<void> {
+  const before = now - leaseMs;
+  for (const dead of await staleImports(store, before)) {
+    const error = `interrupted: its process stopped renewing its lease (last at ${new Date(dead.lastProgressAt).toISOString()}, import.leaseSeconds ${Math.round(leaseMs / 1000)}); failed by the next import. Run it again: rows it had already applied are updated, not duplicated`;
+    if (await failStaleImport(store, dead.id, { before, error, now })) await discardStaged(store, dead.id);
+  }
 }
 
 function isInterrupted(error: unknown): boolean {
@@ -253,12 +370,24 @@ function isInterrupted(error: unknown): boolean {
  * missing, whatever the timing.
  */
 function lostStagedRows(found: number, expected: number): void {
-  if (found !== expected) throw new Error(`${expected} staged rows were expected and ${found} found: were they deleted, or did the database restart?`);
+  if (found !== expected)
+    throw new Error(
+      `${expected} staged rows were expected and ${found} found: were they deleted, or did the database restart?`,
+    );
 }
 
-async function abandon(store: Store, importId: number, failure: { read: number; rejected: number; error: unknown; now: number }): Promise<void> {
-  await discardStaged(store.db, importId);
-  await failImport(store.db, importId, { read: failure.read, rejected: failure.rejected, error: describeError(failure.error), now: failure.now });
+async function abandon(
+  store: Store,
+  importId: number,
+  failure: { read: number; rejected: number; error: unknown; now: number },
+): Promise<void> {
+  await discardStaged(store, importId);
+  await failImport(store, importId, {
+    read: failure.read,
+    rejected: failure.rejected,
+    error: describeError(failure.error),
+    now: failure.now,
+  });
 }
 
 interface ApplyInput {
@@ -271,18 +400,31 @@ interface ApplyInput {
   clock: Clock;
   totalBytes: number;
   onProgress: ImportRecipientsOptions['onProgress'];
+  signal?: AbortSignal | undefined;
+  /** Cleared when applying fails (the import is then over). */
+  heartbeat: NodeJS.Timeout;
 }
 
-async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: number; imported: number; updated: number; rejected: number }> {
+async function applyStaged(
+  store: Store,
+  input: ApplyInput,
+): Promise<{ read: number; imported: number; updated: number; rejected: number }> {
   const { importId, listId, batchSize, parts, read, rejected, clock, onProgress, totalBytes } = input;
-  const { count: staged, minId, maxId } = await stagedSummary(store.db, importId);
+  const { count: staged, minId, maxId } = await stagedSummary(store, importId);
   let imported = 0;
   let applied = 0;
   let failure: { error: unknown } | undefined;
   // Reports are made one at a time, in order, whichever part finished a range.
   let reported = Promise.resolve();
   const report = (): Promise<void> => {
-    const progress: ImportProgress = { phase: 'applying', rows: read, bytes: totalBytes, totalBytes, applied, toApply: staged };
+    const progress: ImportProgress = {
+      phase: 'applying',
+      rows: read,
+      bytes: totalBytes,
+      totalBytes,
+      applied,
+      toApply: staged,
+    };
     reported = reported.then(() => onProgress?.(progress));
     return reported;
   };
@@ -290,10 +432,18 @@ async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: num
   // fall in one part, so the later row of the file still wins.
   const applyPart = async (index: number): Promise<void> => {
     for (let from = minId - 1; staged > 0 && from < maxId && !failure; from += batchSize) {
+      if (input.signal?.aborted) throw aborted(importId, 'applying');
       const to = Math.min(from + batchSize, maxId);
       const now = clock.now();
-      const range = await store.db.transaction().execute(async (trx) => {
-        const result = await applyStagedRange(trx, store.dialect, { importId, listId, fromId: from, toId: to, now, part: { index, count: parts } });
+      const range = await inTransaction(store, async (trx) => {
+        const result = await applyStagedRange(trx, {
+          importId,
+          listId,
+          fromId: from,
+          toId: to,
+          now,
+          part: { index, count: parts },
+        });
         // The heartbeat last: parts running side by side then hold the import's row only while committing.
         if (!(await renewImport(trx, importId, { read, rejected, now }))) throw interrupted(importId);
         return result;
@@ -305,7 +455,7 @@ async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: num
   };
   try {
     // Every progress report follows a heartbeat, this one too.
-    if (!(await renewImport(store.db, importId, { read, rejected, now: clock.now() }))) throw interrupted(importId);
+    if (!(await renewImport(store, importId, { read, rejected, now: clock.now() }))) throw interrupted(importId);
     lostStagedRows(staged, read - rejected);
     await report();
     await Promise.all(
@@ -318,8 +468,17 @@ async function applyStaged(store: Store, input: ApplyInput): Promise<{ read: num
     if (failure) throw failure.error;
     lostStagedRows(applied, staged);
   } catch (error) {
+    clearInterval(input.heartbeat);
     if (isInterrupted(error)) throw error;
-    const wrapped = new AppError('INTERNAL', `import ${importId} failed while applying to the list; run the same import again to complete it: ${describeError(error)}`, { cause: error });
+    if (error instanceof AppError && error.code === 'INTERRUPTED') {
+      await abandon(store, importId, { read, rejected, error, now: clock.now() });
+      throw error;
+    }
+    const wrapped = new AppError(
+      'INTERNAL',
+      `import ${importId} failed while applying to the list; run the same import again to complete it: ${describeError(error)}`,
+      { cause: error },
+    );
     await abandon(store, importId, { read, rejected, error: wrapped, now: clock.now() }).catch(() => {});
     throw wrapped;
   }

@@ -17,18 +17,36 @@ export function readHeader(fields: string[], file: string): CsvHeader {
   if (emailIndexes.length === 0) {
     const found = columns.map((name) => JSON.stringify(name)).join(', ');
     const onlyOne = columns.length === 1 ? (columns[0] ?? '') : '';
-    const hint = /[;\t|]/.test(onlyOne) ? ' (the file seems to use another separator than a comma; save it as comma-separated)' : '';
-    throw new AppError('CSV_NO_EMAIL_COLUMN', `${file}: the header (line 1) has no "email" column; columns found: ${found}${hint}`, {
-      details: { file, columns },
-    });
+    const hint = /[;\t|]/.test(onlyOne)
+      ? ' (the file seems to use another separator than a comma; save it as comma-separated)'
+      : '';
+    throw new AppError(
+      'CSV_NO_EMAIL_COLUMN',
+      `${file}: the header (line 1) has no "email" column; columns found: ${found}${hint}`,
+      {
+        details: { file, columns },
+      },
+    );
   }
   if (emailIndexes.length > 1) {
-    throw new AppError('CSV_UNREADABLE', `${file}: the header (line 1) has ${emailIndexes.length} email columns; keep one`, { details: { file, columns } });
+    throw new AppError(
+      'CSV_UNREADABLE',
+      `${file}: the header (line 1) has ${emailIndexes.length} email columns; keep one`,
+      { details: { file, columns } },
+    );
   }
   const seen = new Set<string>();
   columns.forEach((name, index) => {
-    if (name === '') throw new AppError('CSV_UNREADABLE', `${file}: column ${index + 1} of the header (line 1) has no name`, { details: { file, columns } });
-    if (seen.has(name)) throw new AppError('CSV_UNREADABLE', `${file}: column ${JSON.stringify(name)} appears twice in the header (line 1)`, { details: { file, columns } });
+    if (name === '')
+      throw new AppError('CSV_UNREADABLE', `${file}: column ${index + 1} of the header (line 1) has no name`, {
+        details: { file, columns },
+      });
+    if (seen.has(name))
+      throw new AppError(
+        'CSV_UNREADABLE',
+        `${file}: column ${JSON.stringify(name)} appears twice in the header (line 1)`,
+        { details: { file, columns } },
+      );
     seen.add(name);
   });
   return { columns, emailIndex: emailIndexes[0] as number, keys: columns.map((name) => JSON.stringify(name)) };
@@ -65,10 +83,16 @@ function dataOf(fields: string[], header: CsvHeader): string {
 
 export function decideRow(fields: string[], header: CsvHeader, validate: ValidateAddress): RowDecision {
   if (fields.length !== header.columns.length) {
-    return { kind: 'rejected', reason: 'column_count', message: `${fields.length} fields where the header has ${header.columns.length}`, excerpt: excerptOf(fields) };
+    return {
+      kind: 'rejected',
+      reason: 'column_count',
+      message: `${fields.length} fields where the header has ${header.columns.length}`,
+      excerpt: excerptOf(fields),
+    };
   }
   const raw = fields[header.emailIndex] as string;
-  if (raw.trim() === '') return { kind: 'rejected', reason: 'empty_email', message: 'the email field is empty', excerpt: excerptOf(fields) };
+  if (raw.trim() === '')
+    return { kind: 'rejected', reason: 'empty_email', message: 'the email field is empty', excerpt: excerptOf(fields) };
   const check = validate(raw);
   if (!check.ok) return { kind: 'rejected', reason: check.reason, message: check.message, excerpt: excerptOf(fields) };
   return { kind: 'accepted', email: check.email, domain: check.domain, data: dataOf(fields, header) };

@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../common/errors.ts';
+import type { AppError } from '../common/errors.ts';
 import { createUtf8Guard, findInvalidUtf8 } from './utf8-guard.ts';
 
 async function run(chunks: Buffer[]): Promise<{ output: Buffer; error?: AppError }> {
@@ -49,7 +49,11 @@ describe('createUtf8Guard', () => {
   });
 
   it('names the line of a Latin-1 byte, even when it follows a chunk boundary', async () => {
-    const latin1 = Buffer.concat([Buffer.from('email,name\nana@example.com,ok\nbob@example.com,Zo'), Buffer.from([0xeb]), Buffer.from('\n')]);
+    const latin1 = Buffer.concat([
+      Buffer.from('email,name\nana@example.com,ok\nbob@example.com,Zo'),
+      Buffer.from([0xeb]),
+      Buffer.from('\n'),
+    ]);
     for (const cut of [5, 40, latin1.length - 2, latin1.length - 1]) {
       const { error } = await run([latin1.subarray(0, cut), latin1.subarray(cut)]);
       expect(error?.code).toBe('CSV_ENCODING');

@@ -61,9 +61,13 @@ function pendingTail(chunk: Uint8Array): Uint8Array {
 }
 
 function encodingError(file: string, line: number, byte: number | undefined, utf16: boolean): AppError {
-  const what = utf16 ? 'the file is UTF-16, not UTF-8' : `invalid UTF-8 byte 0x${(byte ?? 0).toString(16).toUpperCase().padStart(2, '0')} at line ${line}`;
+  const what = utf16
+    ? 'the file is UTF-16, not UTF-8'
+    : `invalid UTF-8 byte 0x${(byte ?? 0).toString(16).toUpperCase().padStart(2, '0')} at line ${line}`;
   const hint = utf16 ? 'iconv -f utf-16 -t utf-8' : 'iconv -f latin1 -t utf-8 (or -f windows-1252)';
-  return new AppError('CSV_ENCODING', `${file}: ${what}; the file must be UTF-8: convert it, e.g. ${hint}`, { details: { file, line } });
+  return new AppError('CSV_ENCODING', `${file}: ${what}; the file must be UTF-8: convert it, e.g. ${hint}`, {
+    details: { file, line },
+  });
 }
 
 export function createUtf8Guard(file: string): Transform {

@@ -16,10 +16,17 @@ export function parseFeedbackReport(report: string, originalTo: string | undefin
     .map(cleanAddress)
     .filter((a): a is string => !!a);
   if (addresses.length === 0 && originalTo) addresses.push(originalTo);
-  const diagnostic = [firstField(fields, 'user-agent'), firstField(fields, 'source-ip') && `source ip ${firstField(fields, 'source-ip')}`]
+  const diagnostic = [
+    firstField(fields, 'user-agent'),
+    firstField(fields, 'source-ip') && `source ip ${firstField(fields, 'source-ip')}`,
+  ]
     .filter(Boolean)
     .join('; ');
-  return [...new Set(addresses)].map((recipient) => ({ recipient, diagnostic: `feedback-type ${feedbackType}${diagnostic ? `; ${diagnostic}` : ''}`, feedbackType }));
+  return [...new Set(addresses)].map((recipient) => ({
+    recipient,
+    diagnostic: `feedback-type ${feedbackType}${diagnostic ? `; ${diagnostic}` : ''}`,
+    feedbackType,
+  }));
 }
 
 export function isUnsubscribeRequest(parts: MessageParts): boolean {

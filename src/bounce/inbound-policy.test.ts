@@ -1,17 +1,40 @@
 import { describe, expect, it } from 'vitest';
 import { createRateWindow, decideRecipient } from './inbound-policy.ts';
+import { createVerpSigner } from './verp.ts';
 
-const policy = { bounceDomain: 'bounces.brand.test', verpPrefix: 'bounce', feedbackAddress: 'fbl@bounces.brand.test' };
+const day = 86_400_000;
+const signer = createVerpSigner({
+  keys: [{ id: 'k1', secret: 'a-test-secret-0123456789', createdAt: 0 }],
+  graceMs: day,
+});
+const other = createVerpSigner({
+  keys: [{ id: 'k1', secret: 'another-secret-0123456789', createdAt: 0 }],
+  graceMs: day,
+});
+const policy = {
+  bounceDomain: 'bounces.brand.test',
+  verpPrefix: 'bounce',
+  verp: signer,
+  feedbackAddress: 'fbl@bounces.brand.test',
+};
+const signed = signer.address(42, 'bounces.brand.test');
+const forged = other.address(42, 'bounces.brand.test');
 
 describe('decideRecipient', () => {
   const cases: Array<[string, boolean, string | null]> = [
-    ['bounce+42@bounces.brand.test', true, '42'],
-    ['Bounce+42@Bounces.Brand.Test', true, '42'],
+    [signed, true, '42'],
+    [signed.toUpperCase(), true, '42'],
     ['fbl@bounces.brand.test', true, null],
-    ['bounce+42@other.test', false, null],
-    ['postmaster@bounces.brand.test', false, null],
+    ['postmaster@bounces.brand.test', true, null],
+    ['Abuse@Bounces.Brand.Test', true, null],
+    // Unsigned or badly signed VERP addresses name a guessable id: refused.
+    ['bounce+42@bounces.brand.test', false, null],
+    [forged, false, null],
+    [signed.replace('+42-', '+43-'), false, null],
+    [signed.replace('bounces.brand.test', 'other.test'), false, null],
+    ['postmaster@other.test', false, null],
     ['victim@gmail.test', false, null],
-    ['bounce+42@bounces.brand.test@evil.test', false, null],
+    [`${signed}@evil.test`, false, null],
     ['bounce+../../x@bounces.brand.test', false, null],
   ];
   for (const [address, ok, logId] of cases) {
@@ -22,6 +45,28 @@ describe('decideRecipient', () => {
       else expect(decision).toMatchObject({ code: 550, message: expect.stringMatching(/^5\.7\.1 /) });
     });
   }
+
+  it('postmaster@ and abuse@ are accepted for review only', () => {
+    expect(decideRecipient('postmaster@bounces.brand.test', policy, 0)).toMatchObject({ ok: true, reviewOnly: true });
+    expect(decideRecipient(signed, policy, 0)).not.toHaveProperty('reviewOnly');
+  });
+});
+
+describe('VERP signing', () => {
+  it('an older key verifies until a newer one is graceMs old, then no more', () => {
+    const oldKey = { id: 'old', secret: 'old-secret-0123456789abcdef', createdAt: 0 };
+    const newKey = { id: 'new', secret: 'new-secret-0123456789abcdef', createdAt: 10 * day };
+    const before = createVerpSigner({ keys: [oldKey], graceMs: 30 * day });
+    const after = createVerpSigner({ keys: [oldKey, newKey], graceMs: 30 * day });
+    const suffix = (address: string) => address.slice('bounce+'.length, address.indexOf('@'));
+    const oldAddress = before.address(7, 'b.test');
+    expect(after.address(7, 'b.test')).not.toBe(oldAddress);
+    expect(after.verify(suffix(oldAddress), 20 * day)).toBe(7);
+    expect(after.verify(suffix(oldAddress), 40 * day + 1)).toBeUndefined();
+    expect(after.verify(suffix(after.address(7, 'b.test')), 400 * day)).toBe(7);
+    expect(after.verify('7', 0)).toBeUndefined();
+    expect(after.verify('7-', 0)).toBeUndefined();
+  });
 });
 
 describe('createRateWindow', () => {

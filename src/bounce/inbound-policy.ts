@@ -1,13 +1,20 @@
-import { parseVerpAddress } from './verp.ts';
+import { parseVerpAddress, type VerpSigner } from './verp.ts';
 
 // Who the inbound SMTP role accepts mail for, and how often. Pure: the time is passed in.
-// Only VERP addresses of the bounce domain, one optional feedback-loop address and (when
-// configured) unsubscribe addresses carrying a verified token are accepted; everything else is
-// refused with 550 5.7.1, so the role can never be used as a relay.
+// Only signed VERP addresses of the bounce domain (an unsigned or badly signed one is refused: log
+// ids are sequential, anyone could name any log), one optional feedback-loop address, postmaster@
+// and abuse@ of the bounce domain (RFC 5321 §4.5.1, RFC 2142: kept for review, never applied) and
+// (when configured) unsubscribe addresses carrying a verified token are accepted; everything else
+// is refused with 550 5.7.1, so the role can never be used as a relay.
+
+/** Role addresses every mail domain must accept (RFC 5321 §4.5.1, RFC 2142 §2). */
+const ROLE_LOCAL_PARTS = new Set(['postmaster', 'abuse']);
 
 export interface RecipientPolicy {
   bounceDomain: string;
   verpPrefix: string;
+  /** Verifies the MAC of VERP addresses. */
+  verp: Pick<VerpSigner, 'verify'>;
   /** '' = none. */
   feedbackAddress: string;
   /**
@@ -22,7 +29,16 @@ export interface UnsubscribeTarget {
   logId: number;
 }
 
-export type RecipientDecision = { ok: true; logId: string | null; unsubscribe?: UnsubscribeTarget } | { ok: false; code: number; message: string };
+export type RecipientDecision =
+  | {
+      ok: true;
+      /** The verified log id of a signed VERP address. */
+      logId: string | null;
+      unsubscribe?: UnsubscribeTarget;
+      /** postmaster@ or abuse@ the bounce domain: stored for review, never applied. */
+      reviewOnly?: boolean;
+    }
+  | { ok: false; code: number; message: string };
 
 export function decideRecipient(address: string, policy: RecipientPolicy, now: number): RecipientDecision {
   const lower = address.trim().toLowerCase();
@@ -31,9 +47,16 @@ export function decideRecipient(address: string, policy: RecipientPolicy, now: n
   if (unsubscribe) return { ok: true, logId: null, unsubscribe };
   const at = lower.lastIndexOf('@');
   const domain = at > 0 ? lower.slice(at + 1) : '';
-  const logId = parseVerpAddress(lower, policy.verpPrefix);
-  if (logId && domain === policy.bounceDomain.toLowerCase()) return { ok: true, logId };
-  return { ok: false, code: 550, message: '5.7.1 Relaying denied: this host only accepts bounces for its own addresses' };
+  const ownDomain = domain === policy.bounceDomain.toLowerCase();
+  if (ownDomain && ROLE_LOCAL_PARTS.has(lower.slice(0, at))) return { ok: true, logId: null, reviewOnly: true };
+  const suffix = parseVerpAddress(lower, policy.verpPrefix);
+  const logId = suffix === undefined ? undefined : policy.verp.verify(suffix, now);
+  if (logId !== undefined && ownDomain) return { ok: true, logId: String(logId) };
+  return {
+    ok: false,
+    code: 550,
+    message: '5.7.1 Relaying denied: this host only accepts bounces for its own addresses',
+  };
 }
 
 /** Fixed one-minute windows per client address; memory stays bounded by pruning old windows. */
@@ -50,7 +73,8 @@ export function createRateWindow(limitPerMinute: number, maxClients = 10_000): R
       const minute = now - (now % 60_000);
       let entry = windows.get(client);
       if (!entry || entry.start !== minute) {
-        if (windows.size >= maxClients) for (const [key, value] of windows) if (value.start !== minute) windows.delete(key);
+        if (windows.size >= maxClients)
+          for (const [key, value] of windows) if (value.start !== minute) windows.delete(key);
         entry = { start: minute, count: 0 };
         windows.set(client, entry);
       }

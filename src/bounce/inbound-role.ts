@@ -1,12 +1,13 @@
 import type { Herald } from '../main.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
-import { countInbound } from '../store/qualification-queries.ts';
+import { countInbound } from './qualification-store.ts';
 import { loadKeyRing } from '../tracking/keys.ts';
 import { applyMailUnsubscribe, createMailUnsubscribeVerifier } from '../tracking/mail-unsubscribe.ts';
 import { createClassifierSource } from './qualification-classifier.ts';
 import { createQualificationRecorder } from './qualification-recorder.ts';
 import { processInboundMessage, type InboundDeps } from './inbound-processor.ts';
 import { startInboundServer, type InboundServer } from './inbound-server.ts';
+import { loadVerpSigner } from './verp-keys.ts';
 
 // The `inbound` role (`herald start --roles inbound`): the bounce SMTP listener with its
 // classifier (site rules reloaded), qualification recorder and quarantine updates.
@@ -19,7 +20,12 @@ export interface InboundRole {
   address(): { host: string; port: number } | undefined;
 }
 
-export function createInboundRole(herald: Herald): InboundRole {
+export interface InboundRoleOptions {
+  /** Test seam: see InboundDeps.afterWrite. */
+  afterWrite?: InboundDeps['afterWrite'];
+}
+
+export function createInboundRole(herald: Herald, options: InboundRoleOptions = {}): InboundRole {
   const { config, store, clock, logger } = herald;
   const inbound = config.inbound;
   let server: InboundServer | undefined;
@@ -29,26 +35,49 @@ export function createInboundRole(herald: Herald): InboundRole {
     address: () => server?.address,
     async start() {
       if (server) return;
-      const classifiers = createClassifierSource({ siteRulesFile: config.bounce.siteRulesFile, checkMs: config.bounce.reloadCheckMs, logger });
-      const recorder = createQualificationRecorder({ store, now: () => clock.now(), flushMs: config.bounce.qualificationFlushMs, logger });
+      const classifiers = createClassifierSource({
+        siteRulesFile: config.bounce.siteRulesFile,
+        checkMs: config.bounce.reloadCheckMs,
+        logger,
+      });
+      const recorder = createQualificationRecorder({
+        store,
+        now: () => clock.now(),
+        flushMs: config.bounce.qualificationFlushMs,
+        logger,
+      });
+      const verp = await loadVerpSigner(store, config, clock.now());
       const deps: InboundDeps = {
         store,
         classifier: () => classifiers.current(),
         recorder,
         settings: quarantineSettings(config),
         verpPrefix: inbound.verpPrefix,
+        verp,
         sampleBytes: inbound.sampleBytes,
         keepSamples: inbound.keepSamples,
+        afterWrite: options.afterWrite,
       };
       // RFC 8058 mailto: unsubscribe, only when messages advertise it (tracking.unsubscribeMailDomain).
       const unsubscribeDomain = config.tracking.unsubscribeMailDomain.trim();
-      const unsubscribe = unsubscribeDomain ? createMailUnsubscribeVerifier(await loadKeyRing(store, config.tracking, clock.now()), unsubscribeDomain) : undefined;
+      const unsubscribe = unsubscribeDomain
+        ? createMailUnsubscribeVerifier(await loadKeyRing(store, config.tracking, clock.now()), unsubscribeDomain)
+        : undefined;
       server = await startInboundServer({
         host: inbound.host,
         port: inbound.port,
-        policy: { bounceDomain: config.mta.bounceDomain, verpPrefix: inbound.verpPrefix, feedbackAddress: inbound.feedbackAddress, unsubscribe },
+        policy: {
+          bounceDomain: config.mta.bounceDomain,
+          verpPrefix: inbound.verpPrefix,
+          verp,
+          feedbackAddress: inbound.feedbackAddress,
+          unsubscribe,
+        },
         maxMessageBytes: inbound.maxMessageBytes,
         maxClients: inbound.maxClients,
+        maxConnectionsPerClient: inbound.maxConnectionsPerClient,
+        sessionTimeoutMs: inbound.sessionTimeoutSeconds * 1_000,
+        maxCommandsWithoutMessage: inbound.maxCommandsWithoutMessage,
         messagesPerMinutePerClient: inbound.messagesPerMinutePerClient,
         keepOfOversized: inbound.sampleBytes,
         clock,
@@ -63,7 +92,14 @@ export function createInboundRole(herald: Herald): InboundRole {
           await countInbound(store, outcomes, receivedAt);
         },
       });
-      logger.info({ address: server.address, bounceDomain: config.mta.bounceDomain, unsubscribeDomain: unsubscribeDomain || null }, 'inbound SMTP listening');
+      logger.info(
+        {
+          address: server.address,
+          bounceDomain: config.mta.bounceDomain,
+          unsubscribeDomain: unsubscribeDomain || null,
+        },
+        'inbound SMTP listening',
+      );
       const running = server;
       close = async () => {
         await running.close();

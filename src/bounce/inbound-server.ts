@@ -1,16 +1,19 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
+import { createClientConnections, createProgressCounter } from './inbound-limits.ts';
 import { createRateWindow, decideRecipient, type RecipientPolicy, type UnsubscribeTarget } from './inbound-policy.ts';
 import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 
 // The inbound SMTP listener (smtp-server): bounces, feedback reports and auto-replies sent to the
 // VERP addresses. No AUTH, no STARTTLS requirement (senders of bounces rarely authenticate and
 // their TLS is opportunistic), SIZE announced (RFC 1870) and enforced while reading, a limit of
-// simultaneous clients and of messages per client per minute, and recipients restricted to our
-// own addresses (550 5.7.1 otherwise: never a relay).
+// simultaneous clients, of connections per client address, of the length of a session and of the
+// commands a session may send without a message being accepted (so one client, idle or trickling
+// bytes, cannot lock everyone else out), of messages per client per minute, and recipients
+// restricted to our own addresses (550 5.7.1 otherwise: never a relay).
 
 export interface InboundServerOptions {
   host: string;
@@ -18,6 +21,12 @@ export interface InboundServerOptions {
   policy: RecipientPolicy;
   maxMessageBytes: number;
   maxClients: number;
+  /** Simultaneous connections of one client address; more get 421 4.7.0 at once. */
+  maxConnectionsPerClient: number;
+  /** A session is closed (421 4.4.2) this long after it connected, whatever it is doing. */
+  sessionTimeoutMs: number;
+  /** Commands a session may send without a message being accepted; then 421 4.7.0 and closed. */
+  maxCommandsWithoutMessage: number;
   messagesPerMinutePerClient: number;
   /** Bytes kept of an oversized message (for its sample); the rest is read and dropped. */
   keepOfOversized: number;
@@ -39,6 +48,8 @@ interface Envelope {
   unsubscribes: UnsubscribeTarget[];
   /** Recipients other than unsubscribe addresses (VERP, feedback): the message is then a report too. */
   reportRecipients: number;
+  /** postmaster@ / abuse@ recipients: the message is kept for review. */
+  reviewRecipients: number;
 }
 
 const smtpError = (code: number, message: string): Error => Object.assign(new Error(message), { responseCode: code });
@@ -47,6 +58,40 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   const logger = options.logger ?? silentLogger;
   const rate = createRateWindow(options.messagesPerMinutePerClient);
   const envelopes = new WeakMap<SMTPServerSession, Envelope>();
+  const perClient = createClientConnections(options.maxConnectionsPerClient);
+  const progress = createProgressCounter(options.maxCommandsWithoutMessage);
+  // Open sockets by "address|port" (what both the socket and the session know), and the key of
+  // each session id, so a limit noticed on a session can close its socket.
+  const sockets = new Map<string, Socket>();
+  const sessionKeys = new Map<string, string>();
+  const keyOf = (address: string | undefined, port: number | undefined) =>
+    `${(address ?? '').replace(/^::ffff:/i, '')}|${port ?? 0}`;
+  const dropped = new WeakSet<Socket>();
+  const drop = (socket: Socket, reply: string) => {
+    if (dropped.has(socket) || socket.destroyed) return;
+    dropped.add(socket);
+    socket.on('error', () => {});
+    // The reply is best effort: a client that does not read must not keep the socket open.
+    const force = setTimeout(() => socket.destroy(), 2_000);
+    force.unref();
+    socket.once('close', () => clearTimeout(force));
+    socket.end(`${reply}\r\n`, () => socket.destroy());
+  };
+  // smtp-server reports each command to its logger (debug, tnx "command"): the one place where a
+  // NOOP, RSET or HELO is seen, so commands without progress are counted there.
+  const commandWatcher = {
+    debug(entry: { tnx?: string; cid?: string } | undefined) {
+      if (entry?.tnx !== 'command' || !entry.cid) return;
+      if (progress.command(entry.cid)) return;
+      const socket = sockets.get(sessionKeys.get(entry.cid) ?? '');
+      if (socket) drop(socket, '421 4.7.0 Too many commands without a message, closing');
+    },
+    trace() {},
+    info() {},
+    warn() {},
+    error() {},
+    fatal() {},
+  };
 
   const server = new SMTPServer({
     banner: 'Herald inbound: bounces and feedback reports only',
@@ -54,14 +99,24 @@ export async function startInboundServer(options: InboundServerOptions): Promise
     disabledCommands: ['AUTH', 'STARTTLS'],
     authOptional: true,
     maxClients: options.maxClients,
-    logger: false,
+    logger: commandWatcher,
+    // Reverse lookups of the client would make each connection wait on DNS; nothing uses the name.
+    disableReverseLookup: true,
     closeTimeout: 5_000,
+    onConnect(session, callback) {
+      sessionKeys.set(session.id, keyOf(session.remoteAddress, session.remotePort));
+      callback();
+    },
+    onClose(session) {
+      sessionKeys.delete(session.id);
+      progress.end(session.id);
+    },
     onMailFrom(_address, session, callback) {
       if (!rate.take(session.remoteAddress, options.clock.now())) {
         callback(smtpError(421, '4.7.0 Too many messages from your address, try again later'));
         return;
       }
-      envelopes.set(session, { logIds: [], unsubscribes: [], reportRecipients: 0 });
+      envelopes.set(session, { logIds: [], unsubscribes: [], reportRecipients: 0, reviewRecipients: 0 });
       callback();
     },
     onRcptTo(address, session, callback) {
@@ -73,7 +128,10 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       const envelope = envelopes.get(session);
       if (decision.unsubscribe) {
         const target = decision.unsubscribe;
-        if (envelope && !envelope.unsubscribes.some((u) => u.logId === target.logId)) envelope.unsubscribes.push(target);
+        if (envelope && !envelope.unsubscribes.some((u) => u.logId === target.logId))
+          envelope.unsubscribes.push(target);
+      } else if (envelope && decision.reviewOnly) {
+        envelope.reviewRecipients++;
       } else if (envelope) {
         envelope.reportRecipients++;
         if (decision.logId) envelope.logIds.push(decision.logId);
@@ -106,13 +164,18 @@ export async function startInboundServer(options: InboundServerOptions): Promise
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           envelopeLogIds: envelopes.get(session)?.logIds ?? [],
+          reviewOnly: (envelopes.get(session)?.reportRecipients ?? 0) === 0,
           remoteAddress: session.remoteAddress,
           receivedAt: options.clock.now(),
         };
         options.handle(message).then(
           (result) => {
-            if (result.outcome === 'too_large') callback(smtpError(552, `5.3.4 Message too big (limit ${options.maxMessageBytes} bytes)`));
-            else callback(null, `2.0.0 Accepted (${result.outcome})`);
+            if (result.outcome === 'too_large')
+              callback(smtpError(552, `5.3.4 Message too big (limit ${options.maxMessageBytes} bytes)`));
+            else {
+              progress.progress(session.id);
+              callback(null, `2.0.0 Accepted (${result.outcome})`);
+            }
           },
           (error: unknown) => {
             logger.error({ err: describeError(error) }, 'processing an inbound message failed');
@@ -127,11 +190,15 @@ export async function startInboundServer(options: InboundServerOptions): Promise
         if (envelope && envelope.unsubscribes.length > 0 && !tooBig) {
           // RFC 8058 mailto: the message itself says nothing; receiving it is the request.
           const receivedAt = options.clock.now();
-          const unsubscribed = options.unsubscribe ? options.unsubscribe(envelope.unsubscribes, receivedAt) : Promise.resolve();
+          const unsubscribed = options.unsubscribe
+            ? options.unsubscribe(envelope.unsubscribes, receivedAt)
+            : Promise.resolve();
           unsubscribed.then(
             () => {
-              if (envelope.reportRecipients === 0) callback(null, '2.0.0 Accepted (unsubscribe)');
-              else finish();
+              if (envelope.reportRecipients + envelope.reviewRecipients === 0) {
+                progress.progress(session.id);
+                callback(null, '2.0.0 Accepted (unsubscribe)');
+              } else finish();
             },
             (error: unknown) => {
               logger.error({ err: describeError(error) }, 'processing a mailto: unsubscribe failed');
@@ -145,6 +212,34 @@ export async function startInboundServer(options: InboundServerOptions): Promise
     },
   });
   server.on('error', (error) => logger.warn({ err: describeError(error) }, 'inbound SMTP connection error'));
+
+  // Every accepted socket passes this gate before smtp-server sees it: a client address over its
+  // connection cap is answered 421 and closed without taking a session slot (the global maxClients
+  // check of smtp-server counts only admitted sockets), and each admitted socket has a deadline
+  // that no trickled byte extends.
+  const netServer = server.server;
+  const accept = netServer.listeners('connection')[0] as (socket: Socket) => void;
+  netServer.removeAllListeners('connection');
+  netServer.on('connection', (socket: Socket) => {
+    const client = (socket.remoteAddress ?? '').replace(/^::ffff:/i, '');
+    if (!perClient.open(client)) {
+      drop(socket, '421 4.7.0 Too many connections from your address, try again later');
+      return;
+    }
+    const key = keyOf(socket.remoteAddress, socket.remotePort);
+    sockets.set(key, socket);
+    const deadline = setTimeout(
+      () => drop(socket, '421 4.4.2 Session time limit reached, closing'),
+      options.sessionTimeoutMs,
+    );
+    deadline.unref();
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      perClient.close(client);
+      if (sockets.get(key) === socket) sockets.delete(key);
+    });
+    accept(socket);
+  });
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error) => reject(error);

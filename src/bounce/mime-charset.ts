@@ -4,14 +4,34 @@
 // the ASCII diagnostics readable.
 
 const ALIASES = new Map<string, string>([
-  ['shiftjis', 'shift_jis'], ['sjis', 'shift_jis'], ['windows31j', 'shift_jis'], ['mskanji', 'shift_jis'],
-  ['eucjp', 'euc-jp'], ['iso2022jp', 'iso-2022-jp'], ['iso2022jp1', 'iso-2022-jp'], ['iso2022jp2', 'iso-2022-jp'], ['junet', 'iso-2022-jp'],
-  ['euckr', 'euc-kr'], ['uhc', 'euc-kr'], ['ksc56011987', 'euc-kr'], ['tis620', 'windows-874'],
-  ['iso88598i', 'iso-8859-8'], ['iso88598e', 'iso-8859-8'], ['utf8', 'utf-8'], ['usascii', 'us-ascii'],
+  ['shiftjis', 'shift_jis'],
+  ['sjis', 'shift_jis'],
+  ['windows31j', 'shift_jis'],
+  ['mskanji', 'shift_jis'],
+  ['eucjp', 'euc-jp'],
+  ['iso2022jp', 'iso-2022-jp'],
+  ['iso2022jp1', 'iso-2022-jp'],
+  ['iso2022jp2', 'iso-2022-jp'],
+  ['junet', 'iso-2022-jp'],
+  ['euckr', 'euc-kr'],
+  ['uhc', 'euc-kr'],
+  ['ksc56011987', 'euc-kr'],
+  ['tis620', 'windows-874'],
+  ['iso88598i', 'iso-8859-8'],
+  ['iso88598e', 'iso-8859-8'],
+  ['utf8', 'utf-8'],
+  ['usascii', 'us-ascii'],
 ]);
 const CODE_PAGES = new Map<string, string>([
-  ['932', 'shift_jis'], ['936', 'gbk'], ['949', 'euc-kr'], ['950', 'big5'], ['874', 'windows-874'],
-  ['51932', 'euc-jp'], ['50220', 'iso-2022-jp'], ['50221', 'iso-2022-jp'], ['50222', 'iso-2022-jp'],
+  ['932', 'shift_jis'],
+  ['936', 'gbk'],
+  ['949', 'euc-kr'],
+  ['950', 'big5'],
+  ['874', 'windows-874'],
+  ['51932', 'euc-jp'],
+  ['50220', 'iso-2022-jp'],
+  ['50221', 'iso-2022-jp'],
+  ['50222', 'iso-2022-jp'],
 ]);
 // Labels come from the message: the cache is bounded so a message cannot grow it without end.
 const MAX_CACHED = 128;
@@ -33,7 +53,10 @@ export function decoderFor(charset: string | undefined): TextDecoder {
   if (cached) return cached;
   const normalized = label.replace(/^(?:x-ms-|x-|cs)/, '').replace(/[\s._-]+/g, '');
   const codePage = /^(?:cp|windows|ms|ibm)(\d+)$/.exec(normalized)?.[1];
-  const decoder = tryDecoder(label) ?? tryDecoder((codePage && CODE_PAGES.get(codePage)) || ALIASES.get(normalized) || normalized) ?? fallback;
+  const decoder =
+    tryDecoder(label) ??
+    tryDecoder((codePage && CODE_PAGES.get(codePage)) || ALIASES.get(normalized) || normalized) ??
+    fallback;
   if (cache.size < MAX_CACHED) cache.set(label, decoder);
   return decoder;
 }

@@ -18,7 +18,11 @@ export interface ReadEmail {
   attachments: { type: string; text(): string }[];
 }
 
-export function emailFromLeaves(headers: MimeHeader[], leaves: MimeLeaf[], htmlToText: (html: string) => string): ReadEmail {
+export function emailFromLeaves(
+  headers: MimeHeader[],
+  leaves: MimeLeaf[],
+  htmlToText: (html: string) => string,
+): ReadEmail {
   // Inline text is gathered per multipart/alternative (one representation of it) or per part,
   // in order of appearance.
   const groups = new Map<object, { plain: string[]; html: string[] }>();

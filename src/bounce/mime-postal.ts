@@ -6,12 +6,19 @@ import type { ReadEmail } from './mime-email.ts';
 
 const utf8 = new TextDecoder('utf-8');
 
-export async function readWithPostalMime(raw: Uint8Array, maxNestingDepth: number): Promise<ReadEmail | { error: string }> {
+export async function readWithPostalMime(
+  raw: Uint8Array,
+  maxNestingDepth: number,
+): Promise<ReadEmail | { error: string }> {
   let email;
   try {
     // maxRfc822NestingDepth 0: the quoted original stays an attachment, so its body never
     // mixes with the report text.
-    email = await PostalMime.parse(raw, { maxNestingDepth, maxRfc822NestingDepth: 0, attachmentEncoding: 'arraybuffer' });
+    email = await PostalMime.parse(raw, {
+      maxNestingDepth,
+      maxRfc822NestingDepth: 0,
+      attachmentEncoding: 'arraybuffer',
+    });
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -27,7 +34,9 @@ export async function readWithPostalMime(raw: Uint8Array, maxNestingDepth: numbe
       type: attachment.mimeType.toLowerCase(),
       text: () => {
         const content = attachment.content;
-        return typeof content === 'string' ? content : utf8.decode(content instanceof ArrayBuffer ? new Uint8Array(content) : content);
+        return typeof content === 'string'
+          ? content
+          : utf8.decode(content instanceof ArrayBuffer ? new Uint8Array(content) : content);
       },
     })),
   };

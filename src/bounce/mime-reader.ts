@@ -35,7 +35,11 @@ export interface ReadLimits {
   maxTextChars: number;
 }
 
-export const DEFAULT_READ_LIMITS: ReadLimits = { maxBytes: 25 * 1024 * 1024, maxNestingDepth: 32, maxTextChars: 256 * 1024 };
+export const DEFAULT_READ_LIMITS: ReadLimits = {
+  maxBytes: 25 * 1024 * 1024,
+  maxNestingDepth: 32,
+  maxTextChars: 256 * 1024,
+};
 
 const utf8 = new TextDecoder('utf-8');
 // postal-mime's limit on header bytes across all parts, kept for the lean walker; bounces have a
@@ -52,11 +56,24 @@ export type ReadResult = { ok: true; parts: MessageParts } | { ok: false; error:
 /** `postal-mime` forces the slow path (to compare both readers). */
 export type MimeParser = 'auto' | 'postal-mime';
 
-export async function readMessage(raw: Uint8Array, limits: ReadLimits = DEFAULT_READ_LIMITS, parser: MimeParser = 'auto'): Promise<ReadResult> {
-  if (raw.byteLength > limits.maxBytes) return { ok: false, error: `message of ${raw.byteLength} bytes is over the ${limits.maxBytes}-byte limit` };
+export async function readMessage(
+  raw: Uint8Array,
+  limits: ReadLimits = DEFAULT_READ_LIMITS,
+  parser: MimeParser = 'auto',
+): Promise<ReadResult> {
+  if (raw.byteLength > limits.maxBytes)
+    return { ok: false, error: `message of ${raw.byteLength} bytes is over the ${limits.maxBytes}-byte limit` };
   if (raw.byteLength === 0) return { ok: false, error: 'empty message' };
   let email: ReadEmail | { error: string };
-  const walked = parser === 'auto' ? walkMime(raw, { maxNestingDepth: limits.maxNestingDepth, maxHeaderBytes: MAX_HEADER_BYTES, maxParts: MAX_PARTS, maxBodyBytes: limits.maxTextChars * BODY_BYTES_PER_CHAR }) : undefined;
+  const walked =
+    parser === 'auto'
+      ? walkMime(raw, {
+          maxNestingDepth: limits.maxNestingDepth,
+          maxHeaderBytes: MAX_HEADER_BYTES,
+          maxParts: MAX_PARTS,
+          maxBodyBytes: limits.maxTextChars * BODY_BYTES_PER_CHAR,
+        })
+      : undefined;
   if (walked?.kind === 'refused') email = { error: walked.error };
   else if (walked?.kind === 'ok') email = emailFromLeaves(walked.headers, walked.leaves, stripHtml);
   else email = await readWithPostalMime(raw, limits.maxNestingDepth);
@@ -87,10 +104,22 @@ function toParts(email: ReadEmail, raw: Uint8Array, limits: ReadLimits): Message
   for (const attachment of email.attachments) {
     const type = attachment.type;
     // Only the parts a report parser reads are decoded (not images, archives, ...).
-    if (type === 'message/delivery-status' || type === 'message/global-delivery-status' || type === 'text/delivery-status') parts.deliveryStatus.push(cap(attachment.text()));
+    if (
+      type === 'message/delivery-status' ||
+      type === 'message/global-delivery-status' ||
+      type === 'text/delivery-status'
+    )
+      parts.deliveryStatus.push(cap(attachment.text()));
     else if (type === 'message/feedback-report') parts.feedbackReports.push(cap(attachment.text()));
-    else if (type === 'message/rfc822' || type === 'text/rfc822-headers' || type === 'message/global' || type === 'message/global-headers') parts.originals.push(cap(attachment.text()));
-    else if (type.startsWith('text/')) parts.attachedTexts.push(type === 'text/html' ? stripHtml(cap(attachment.text())) : cap(attachment.text()));
+    else if (
+      type === 'message/rfc822' ||
+      type === 'text/rfc822-headers' ||
+      type === 'message/global' ||
+      type === 'message/global-headers'
+    )
+      parts.originals.push(cap(attachment.text()));
+    else if (type.startsWith('text/'))
+      parts.attachedTexts.push(type === 'text/html' ? stripHtml(cap(attachment.text())) : cap(attachment.text()));
   }
   if (!parts.text.trim() && parts.deliveryStatus.length === 0 && parts.feedbackReports.length === 0) {
     parts.text = cap(rawBody(raw));
@@ -106,7 +135,12 @@ function rawBody(raw: Uint8Array): string {
   // Drop MIME part headers and boundaries that the parser could not use.
   return body
     .split(/\r?\n/)
-    .filter((line) => !/^--[-=_A-Za-z0-9.'()+,/:?]{6,}$/.test(line.trim()) && !/^(content-[a-z-]+|mime-version)\s*:/i.test(line) && !/^\s*boundary=/i.test(line))
+    .filter(
+      (line) =>
+        !/^--[-=_A-Za-z0-9.'()+,/:?]{6,}$/.test(line.trim()) &&
+        !/^(content-[a-z-]+|mime-version)\s*:/i.test(line) &&
+        !/^\s*boundary=/i.test(line),
+    )
     .join('\n');
 }
 

@@ -30,7 +30,9 @@ function decodeBase64(body: string): string {
 const QP_SEQUENCE = /=(?:\n|([0-9A-Fa-f]{2}))/g;
 
 function decodeQuotedPrintable(text: string): string {
-  return text.includes('=') ? text.replace(QP_SEQUENCE, (_, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : '')) : text;
+  return text.includes('=')
+    ? text.replace(QP_SEQUENCE, (_, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : ''))
+    : text;
 }
 
 /** RFC 3676 format=flowed: soft-broken lines (ending in a space) are joined again. */

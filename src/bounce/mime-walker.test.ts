@@ -40,24 +40,41 @@ epilogue is ignored
 describe('walkMime', () => {
   it('reads a multipart/report with quoted-printable, base64 (padded per line) and 7bit parts', () => {
     const { headers, leaves } = walk(REPORT);
-    expect(headers.find((h) => h.key === 'content-type')?.value).toBe('multipart/report; report-type=delivery-status;\tboundary="=_b(1)"');
-    expect(leaves.map((l) => [l.type, l.inline])).toEqual([['text/plain', true], ['message/delivery-status', false], ['text/rfc822-headers', false]]);
-    expect(leaves[0]!.text()).toBe('Réponse: 550 5.1.1 <nobody@example.org> unknown user, this line is long and soft-broken\n');
+    expect(headers.find((h) => h.key === 'content-type')?.value).toBe(
+      'multipart/report; report-type=delivery-status;\tboundary="=_b(1)"',
+    );
+    expect(leaves.map((l) => [l.type, l.inline])).toEqual([
+      ['text/plain', true],
+      ['message/delivery-status', false],
+      ['text/rfc822-headers', false],
+    ]);
+    expect(leaves[0]!.text()).toBe(
+      'Réponse: 550 5.1.1 <nobody@example.org> unknown user, this line is long and soft-broken\n',
+    );
     expect(leaves[1]!.bytes()).toBe('Final-Recipient: rfc822; nobody@example.org\nAction: failed');
     expect(leaves[2]!.text()).toBe('Message-ID: <abc@example.com>\n');
   });
 
   it('decodes charsets by label, vendor spellings included, and never fails on an unknown one', () => {
-    const jis = Buffer.concat([crlf('Content-Type: text/plain; charset="ISO-2022-JP"\n\n'), Buffer.from('1b2442245e2441242c1b2842', 'hex')]);
+    const jis = Buffer.concat([
+      crlf('Content-Type: text/plain; charset="ISO-2022-JP"\n\n'),
+      Buffer.from('1b2442245e2441242c1b2842', 'hex'),
+    ]);
     expect(walk(jis).leaves[0]!.text()).toBe('まちが\n');
     const sjis = Buffer.concat([crlf('Content-Type: text/plain; charset=x-sjis\n\n'), Buffer.from('82a0', 'hex')]);
     expect(walk(sjis).leaves[0]!.text()).toBe('あ\n');
-    const odd = Buffer.concat([crlf('Content-Type: text/plain; charset=x-no-such-charset\n\n'), Buffer.from('caf\xe9', 'latin1')]);
+    const odd = Buffer.concat([
+      crlf('Content-Type: text/plain; charset=x-no-such-charset\n\n'),
+      Buffer.from('caf\xe9', 'latin1'),
+    ]);
     expect(walk(odd).leaves[0]!.text()).toBe('café\n');
   });
 
   it('decodes at most maxBodyBytes of a part', () => {
-    const result = walkMime(crlf(`Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n${'QUJD\n'.repeat(100)}`), { ...LIMITS, maxBodyBytes: 50 });
+    const result = walkMime(
+      crlf(`Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n${'QUJD\n'.repeat(100)}`),
+      { ...LIMITS, maxBodyBytes: 50 },
+    );
     expect(result.kind === 'ok' && result.leaves[0]!.text()).toBe(`${'ABC'.repeat(8)}A`);
   });
 
@@ -83,19 +100,30 @@ Subject: quoted
 --d--
 --m--
 `);
-    expect(leaves.map((l) => [l.type, l.inline])).toEqual([['text/plain', false], ['message/rfc822', false]]);
+    expect(leaves.map((l) => [l.type, l.inline])).toEqual([
+      ['text/plain', false],
+      ['message/rfc822', false],
+    ]);
   });
 
   it('ignores a multipart whose boundary never appears, and ends unterminated parts at the end', () => {
-    expect(walk('Content-Type: multipart/mixed; boundary="NOPE"\n\n--B1\nContent-Type: text/plain\n\nhello\n').leaves).toEqual([]);
-    const { leaves } = walk('Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: text/plain\n\nno closing boundary');
+    expect(
+      walk('Content-Type: multipart/mixed; boundary="NOPE"\n\n--B1\nContent-Type: text/plain\n\nhello\n').leaves,
+    ).toEqual([]);
+    const { leaves } = walk(
+      'Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Type: text/plain\n\nno closing boundary',
+    );
     expect(leaves[0]!.text()).toBe('no closing boundary\n');
   });
 
   it('refuses deep nesting, oversized headers and too many parts as values', () => {
     let body = 'Content-Type: text/plain\n\nhello\n';
-    for (let i = 0; i < 40; i++) body = `Content-Type: multipart/mixed; boundary="n${i}"\n\n--n${i}\n${body}--n${i}--\n`;
-    expect(walkMime(crlf(body), LIMITS)).toEqual({ kind: 'refused', error: 'Maximum MIME nesting depth of 32 levels exceeded' });
+    for (let i = 0; i < 40; i++)
+      body = `Content-Type: multipart/mixed; boundary="n${i}"\n\n--n${i}\n${body}--n${i}--\n`;
+    expect(walkMime(crlf(body), LIMITS)).toEqual({
+      kind: 'refused',
+      error: 'Maximum MIME nesting depth of 32 levels exceeded',
+    });
     const huge = crlf(`Subject: ${'x'.repeat(2000)}\n`.repeat(1100));
     expect(walkMime(huge, LIMITS).kind).toBe('refused');
     const parts = crlf(`Content-Type: multipart/mixed; boundary=b\n\n${'--b\n'.repeat(1000)}--b--\n`);
@@ -106,7 +134,9 @@ Subject: quoted
   it('leaves RFC 2231 boundaries and Content-Type comments to postal-mime', async () => {
     const split = `Content-Type: multipart/mixed; boundary*0="ab"; boundary*1="cd"\n\n--abcd\nContent-Type: text/plain\n\nsplit boundary\n--abcd--\n`;
     expect(walkMime(crlf(split), LIMITS).kind).toBe('unsupported');
-    expect(walkMime(crlf('Content-Type: text/plain (a comment); charset=utf-8\n\nx\n'), LIMITS).kind).toBe('unsupported');
+    expect(walkMime(crlf('Content-Type: text/plain (a comment); charset=utf-8\n\nx\n'), LIMITS).kind).toBe(
+      'unsupported',
+    );
     const read = await readMessage(crlf(`From: a@example.org\n${split}`));
     expect(read.ok && read.parts.text).toBe('split boundary\n');
   });

@@ -81,12 +81,25 @@ export function walkMime(raw: Uint8Array, limits: WalkLimits): WalkResult {
 function newPart(parent: Part | undefined, limits: WalkLimits, count: number): Part {
   const depth = parent ? parent.depth + 1 : 0;
   if (count > limits.maxParts) throw new Refused(`more than ${limits.maxParts} MIME parts`);
-  if (depth > limits.maxNestingDepth) throw new Refused(`Maximum MIME nesting depth of ${limits.maxNestingDepth} levels exceeded`);
+  if (depth > limits.maxNestingDepth)
+    throw new Refused(`Maximum MIME nesting depth of ${limits.maxNestingDepth} levels exceeded`);
   // RFC 2046 §5.1.5: the parts of a multipart/digest are messages by default.
   const type = parent?.multipart === 'digest' ? 'message/rfc822' : 'text/plain';
   const part: Part = {
-    parent, depth, children: [], finalizedChildren: 0, state: 'header', headerLines: [], headers: [],
-    bodyStart: 0, bodyEnd: 0, type, params: new Map(), multipart: false, encoding: '', disposition: '',
+    parent,
+    depth,
+    children: [],
+    finalizedChildren: 0,
+    state: 'header',
+    headerLines: [],
+    headers: [],
+    bodyStart: 0,
+    bodyEnd: 0,
+    type,
+    params: new Map(),
+    multipart: false,
+    encoding: '',
+    disposition: '',
   };
   parent?.children.push(part);
   return part;
@@ -98,7 +111,8 @@ type Boundaries = { marker: string; part: Part }[];
 function processHeaders(part: Part, boundaries: Boundaries): void {
   applyHeaders(part);
   const boundary = part.multipart ? part.params.get('boundary') : undefined;
-  if (boundary && part.state === 'body') boundaries.push({ marker: `--${Buffer.from(boundary, 'utf8').toString('latin1')}`, part });
+  if (boundary && part.state === 'body')
+    boundaries.push({ marker: `--${Buffer.from(boundary, 'utf8').toString('latin1')}`, part });
 }
 
 function finalize(part: Part, at: number, boundaries: Boundaries): void {
@@ -114,7 +128,8 @@ function finalize(part: Part, at: number, boundaries: Boundaries): void {
 }
 
 function finalizeChildren(part: Part, at: number, boundaries: Boundaries): void {
-  while (part.finalizedChildren < part.children.length) finalize(part.children[part.finalizedChildren++]!, at, boundaries);
+  while (part.finalizedChildren < part.children.length)
+    finalize(part.children[part.finalizedChildren++]!, at, boundaries);
 }
 
 function parseTree(s: string, limits: WalkLimits): Part {
@@ -153,7 +168,8 @@ function parseTree(s: string, limits: WalkLimits): Part {
         processHeaders(current, boundaries);
       } else {
         headerBytes += end - pos;
-        if (headerBytes > limits.maxHeaderBytes) throw new Refused(`Maximum header size of ${limits.maxHeaderBytes} bytes exceeded`);
+        if (headerBytes > limits.maxHeaderBytes)
+          throw new Refused(`Maximum header size of ${limits.maxHeaderBytes} bytes exceeded`);
         current.headerLines.push(s.slice(pos, end));
       }
     }
@@ -164,7 +180,12 @@ function parseTree(s: string, limits: WalkLimits): Part {
   return root;
 }
 
-function matchBoundary(s: string, pos: number, end: number, boundaries: Boundaries): { part: Part; terminator: boolean } | undefined {
+function matchBoundary(
+  s: string,
+  pos: number,
+  end: number,
+  boundaries: Boundaries,
+): { part: Part; terminator: boolean } | undefined {
   for (let i = boundaries.length - 1; i >= 0; i--) {
     const { marker, part } = boundaries[i]!;
     if (end - pos < marker.length || !s.startsWith(marker, pos)) continue;
@@ -247,13 +268,20 @@ function parseContentType(part: Part, value: string): void {
     // RFC 2231 continuations and charsets are left to postal-mime for the parameters we read.
     if (/^(?:boundary|charset|format|delsp)\*/.test(name)) throw new Unsupported(`RFC 2231 parameter ${name}`);
     let paramValue = param.slice(eq + 1).trim();
-    if (paramValue.startsWith('"')) paramValue = paramValue.slice(1, paramValue.indexOf('"', 1) < 0 ? undefined : paramValue.indexOf('"', 1));
+    if (paramValue.startsWith('"'))
+      paramValue = paramValue.slice(1, paramValue.indexOf('"', 1) < 0 ? undefined : paramValue.indexOf('"', 1));
     if (!part.params.has(name)) part.params.set(name, paramValue);
   }
   part.multipart = part.type.startsWith('multipart/') ? part.type.slice('multipart/'.length) : false;
 }
 
-function collectLeaves(s: string, part: Part, alternative: object | undefined, out: MimeLeaf[], limits: WalkLimits): void {
+function collectLeaves(
+  s: string,
+  part: Part,
+  alternative: object | undefined,
+  out: MimeLeaf[],
+  limits: WalkLimits,
+): void {
   if (!part.multipart) {
     out.push(leafOf(s, part, alternative, limits.maxBodyBytes));
     return;
@@ -271,7 +299,12 @@ class Leaf implements MimeLeaf {
   readonly inline: boolean;
   private decoded: string | undefined;
 
-  constructor(private readonly s: string, private readonly part: Part, readonly alternative: object | undefined, private readonly end: number) {
+  constructor(
+    private readonly s: string,
+    private readonly part: Part,
+    readonly alternative: object | undefined,
+    private readonly end: number,
+  ) {
     this.type = part.type;
     this.inline = part.disposition !== 'attachment' && (part.type === 'text/plain' || part.type === 'text/html');
   }
@@ -284,6 +317,8 @@ class Leaf implements MimeLeaf {
   text(): string {
     const { params } = this.part;
     const text = decodeBytes(this.bytes(), params.get('charset'));
-    return /^flowed$/i.test(params.get('format') ?? '') ? decodeFlowed(text, /^yes$/i.test(params.get('delsp') ?? '')) : text;
+    return /^flowed$/i.test(params.get('format') ?? '')
+      ? decodeFlowed(text, /^yes$/i.test(params.get('delsp') ?? ''))
+      : text;
   }
 }

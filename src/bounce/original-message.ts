@@ -19,6 +19,7 @@ export function findOriginal(parts: MessageParts): OriginalMessage {
     original.from ??= cleanAddress(/^from:\s*(.+)$/im.exec(text)?.[1]);
     original.subject ??= /^subject:\s*(.+)$/im.exec(text)?.[1]?.trim();
   }
-  for (const key of Object.keys(original) as (keyof OriginalMessage)[]) if (original[key] === undefined) delete original[key];
+  for (const key of Object.keys(original) as (keyof OriginalMessage)[])
+    if (original[key] === undefined) delete original[key];
   return original;
 }

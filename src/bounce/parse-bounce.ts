@@ -1,5 +1,6 @@
 import { isUnsubscribeRequest, parseFeedbackReport } from './feedback-report.ts';
 import { DEFAULT_READ_LIMITS, headerValue, readMessage, type MessageParts, type ReadLimits } from './mime-reader.ts';
+import { splitMailbox } from './mailbox-file.ts';
 import { findOriginal } from './original-message.ts';
 import type { DsnAction, ParsedBounce, ParsedRecipient } from './parsed-bounce.ts';
 import { cleanAddress, firstField, parseFieldGroups, stripTypePrefix } from './report-fields.ts';
@@ -16,41 +17,81 @@ export interface ParseBounceOptions {
 // Signals that a message without an RFC 3464 part is a delivery report.
 const DAEMON_FROM = /^(?:mailer[-_]?daemon|mail[-_]?daemon|postmaster|post_master|mail[-_]?delivery|mdaemon|nobody)\b/i;
 const DAEMON_NAME = /mail delivery|mailer[- ]?daemon|postmaster|delivery (?:subsystem|system|service)/i;
-const BOUNCE_SUBJECT = /undeliver|undelivered|delivery (?:status|fail|notification|problem|has failed|report|error)|returned mail|return(?:ed|ing) (?:mail|message)|failure notice|failed delivery|mail delivery failed|non.?deliver|could not be delivered|mail system error|error sending|not delivered|delivery incomplete|メールエラー|не доставлено|unzustellbar|non remis|no entregado|mail failure/i;
-const BOUNCE_BODY = /could not be delivered|undeliverable|delivery (?:has )?failed|permanent (?:fatal )?error|unable to deliver|following (?:recipient|address)|was not delivered|delivery to the following|not be delivered|failed permanently|rejected by|user unknown|no such user|transcript of session|delivery problems|message could not|returned mail|error sending/i;
-const AUTO_REPLY_SUBJECT = /^(?:auto(?:matic)?[ _-]?(?:reply|response|antwort|risposta|respuesta)|out of (?:the )?office|abwesenheit|absence|vacation|away from|r[ée]ponse automatique)/i;
+const BOUNCE_SUBJECT =
+  /undeliver|undelivered|delivery (?:status|fail|notification|problem|has failed|report|error)|returned mail|return(?:ed|ing) (?:mail|message)|failure notice|failed delivery|mail delivery failed|non.?deliver|could not be delivered|mail system error|error sending|not delivered|delivery incomplete|メールエラー|не доставлено|unzustellbar|non remis|no entregado|mail failure/i;
+const BOUNCE_BODY =
+  /could not be delivered|undeliverable|delivery (?:has )?failed|permanent (?:fatal )?error|unable to deliver|following (?:recipient|address)|was not delivered|delivery to the following|not be delivered|failed permanently|rejected by|user unknown|no such user|transcript of session|delivery problems|message could not|returned mail|error sending/i;
+const AUTO_REPLY_SUBJECT =
+  /^(?:auto(?:matic)?[ _-]?(?:reply|response|antwort|risposta|respuesta)|out of (?:the )?office|abwesenheit|absence|vacation|away from|r[ée]ponse automatique)/i;
+
+/** Every bounce a file holds: one message, or each message of a mailbox file (mailbox-file.ts). */
+export async function parseBounceMessages(raw: Uint8Array, options: ParseBounceOptions = {}): Promise<ParsedBounce[]> {
+  const parsed: ParsedBounce[] = [];
+  for (const message of splitMailbox(raw)) parsed.push(await parseBounceMessage(message, options));
+  return parsed;
+}
 
 export async function parseBounceMessage(raw: Uint8Array, options: ParseBounceOptions = {}): Promise<ParsedBounce> {
   const read = await readMessage(raw, options.limits ?? DEFAULT_READ_LIMITS);
   if (!read.ok) return { kind: 'unparseable', format: 'none', recipients: [], original: {}, error: read.error };
   const parts = read.parts;
   const original = findOriginal(parts);
-  const bounce: ParsedBounce = { kind: 'not_bounce', format: 'none', recipients: [], original, subject: parts.subject, from: parts.from };
-    const verpPrefix = options.verpPrefix ?? 'bounce';
+  const bounce: ParsedBounce = {
+    kind: 'not_bounce',
+    format: 'none',
+    recipients: [],
+    original,
+    subject: parts.subject,
+    from: parts.from,
+    messageId: headerValue(parts, 'message-id')?.trim() || undefined,
+  };
+  const verpPrefix = options.verpPrefix ?? 'bounce';
   attachLogId(bounce, parts, verpPrefix);
   const ownAddresses = envelopeRecipients(parts).filter((a) => parseVerpAddress(a, verpPrefix) !== undefined);
   const exclude = new Set([parts.from, ...parts.to, ...ownAddresses].filter(Boolean));
 
   if (parts.feedbackReports.length > 0) {
-    return { ...bounce, kind: 'arf', format: 'arf', recipients: parts.feedbackReports.flatMap((r) => parseFeedbackReport(r, original.to)) };
+    return {
+      ...bounce,
+      kind: 'arf',
+      format: 'arf',
+      recipients: parts.feedbackReports.flatMap((r) => parseFeedbackReport(r, original.to)),
+    };
   }
   const ses = parseSesNotification(parts.text);
-  if (ses && ses.recipients.length > 0) return { ...bounce, kind: ses.kind, format: 'ses-json', recipients: ses.recipients };
+  if (ses && ses.recipients.length > 0)
+    return { ...bounce, kind: ses.kind, format: 'ses-json', recipients: ses.recipients };
   const lines = reportLines([parts.text, ...parts.attachedTexts].join('\n'));
   // Broken MIME can leave the RFC 3464 fields in the text.
-  const statusTexts = parts.deliveryStatus.length > 0 ? parts.deliveryStatus : /^final-recipient\s*:/im.test(parts.text) ? [parts.text] : [];
+  const statusTexts =
+    parts.deliveryStatus.length > 0
+      ? parts.deliveryStatus
+      : /^final-recipient\s*:/im.test(parts.text)
+        ? [parts.text]
+        : [];
   if (statusTexts.length > 0) {
     const recipients = dsnRecipients(statusTexts, lines);
     if (recipients.length > 0) return { ...bounce, kind: 'dsn', format: 'rfc3464', recipients };
   }
   if (isUnsubscribeRequest(parts) && parts.from) {
-    return { ...bounce, kind: 'arf', format: 'unsubscribe', recipients: [{ recipient: parts.from, diagnostic: 'unsubscribe request', feedbackType: 'opt-out' }] };
+    return {
+      ...bounce,
+      kind: 'arf',
+      format: 'unsubscribe',
+      recipients: [{ recipient: parts.from, diagnostic: 'unsubscribe request', feedbackType: 'opt-out' }],
+    };
   }
-  const daemon = DAEMON_FROM.test(parts.from) || DAEMON_NAME.test(parts.fromName) || parts.headers.has('x-failed-recipients');
+  const daemon =
+    DAEMON_FROM.test(parts.from) || DAEMON_NAME.test(parts.fromName) || parts.headers.has('x-failed-recipients');
   const head = lines.join('\n').slice(0, 4000);
   const looksBounce = daemon || (BOUNCE_SUBJECT.test(parts.subject) && BOUNCE_BODY.test(head));
   if (!looksBounce && isAutoReply(parts)) {
-    return { ...bounce, kind: 'auto_reply', format: 'rfc3834', recipients: parts.from ? [{ recipient: parts.from, diagnostic: parts.subject }] : [] };
+    return {
+      ...bounce,
+      kind: 'auto_reply',
+      format: 'rfc3834',
+      recipients: parts.from ? [{ recipient: parts.from, diagnostic: parts.subject }] : [],
+    };
   }
   if (!looksBounce && !(BOUNCE_SUBJECT.test(parts.subject) || BOUNCE_BODY.test(head))) return bounce;
   const recipients = textRecipients(parts, lines, exclude, original.to);
@@ -59,8 +100,14 @@ export async function parseBounceMessage(raw: Uint8Array, options: ParseBounceOp
 }
 
 function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
-  const groups = reports.flatMap(parseFieldGroups).filter((g) => g.has('final-recipient') || g.has('original-recipient'));
-  const addresses = groups.map((g) => cleanAddress(stripTypePrefix(firstField(g, 'final-recipient'))) ?? cleanAddress(stripTypePrefix(firstField(g, 'original-recipient'))));
+  const groups = reports
+    .flatMap(parseFieldGroups)
+    .filter((g) => g.has('final-recipient') || g.has('original-recipient'));
+  const addresses = groups.map(
+    (g) =>
+      cleanAddress(stripTypePrefix(firstField(g, 'final-recipient'))) ??
+      cleanAddress(stripTypePrefix(firstField(g, 'original-recipient'))),
+  );
   const known = addresses.filter((a): a is string => !!a);
   const blocks = new Map(blocksFor(lines, known).map((b) => [b.recipient, b.diagnostic]));
   const out: ParsedRecipient[] = [];
@@ -69,9 +116,13 @@ function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
     if (!recipient) return;
     const rawDiagnostic = firstField(group, 'diagnostic-code') ?? '';
     // Only SMTP diagnostics lose their type: "X-Unix; 71" is a local mailer's exit status.
-    const diagnosticCode = /^\s*smtp\s*;/i.test(rawDiagnostic) ? stripTypePrefix(rawDiagnostic) ?? '' : rawDiagnostic.trim();
+    const diagnosticCode = /^\s*smtp\s*;/i.test(rawDiagnostic)
+      ? (stripTypePrefix(rawDiagnostic) ?? '')
+      : rawDiagnostic.trim();
     const block = blocks.get(recipient) ?? '';
-    const diagnostic = /[a-z]{3,}/i.test(diagnosticCode.replace(/\b\d[\d.]*\b/g, '')) ? diagnosticCode : `${diagnosticCode}\n${block}`.trim();
+    const diagnostic = /[a-z]{3,}/i.test(diagnosticCode.replace(/\b\d[\d.]*\b/g, ''))
+      ? diagnosticCode
+      : `${diagnosticCode}\n${block}`.trim();
     const fromCode = replyFacts(diagnosticCode);
     const fromBlock = replyFacts(block);
     const parsed: ParsedRecipient = { recipient, diagnostic };
@@ -79,15 +130,22 @@ function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
     // The remote host's own status (in its reply) is more precise than the reporting MTA's summary,
     // unless it is generic (x.0.0) or of another class than the report.
     const remote = fromCode.status;
-    const refined = remote && !/^\d\.0\.0$/.test(remote) && (!reported || reported[0] === remote[0]) ? remote : undefined;
+    const refined =
+      remote && !/^\d\.0\.0$/.test(remote) && (!reported || reported[0] === remote[0]) ? remote : undefined;
     const status = refined ?? reported ?? fromBlock.status;
     if (status) parsed.status = status;
     const code = fromCode.code ?? fromBlock.code;
     if (code) parsed.replyCode = code;
-    const action = firstField(group, 'action')?.toLowerCase().trim().split(/\s/)[0]?.replace(/^deliverable$/, 'delivered');
-    if (action && ['failed', 'delayed', 'delivered', 'relayed', 'expanded'].includes(action)) parsed.action = action as DsnAction;
+    const action = firstField(group, 'action')
+      ?.toLowerCase()
+      .trim()
+      .split(/\s/)[0]
+      ?.replace(/^deliverable$/, 'delivered');
+    if (action && ['failed', 'delayed', 'delivered', 'relayed', 'expanded'].includes(action))
+      parsed.action = action as DsnAction;
     const remoteMta = stripTypePrefix(firstField(group, 'remote-mta'));
-    const mxHost = remoteMta && /[a-z]/i.test(remoteMta) ? remoteMta.toLowerCase() : fromBlock.mxHost ?? fromCode.mxHost;
+    const mxHost =
+      remoteMta && /[a-z]/i.test(remoteMta) ? remoteMta.toLowerCase() : (fromBlock.mxHost ?? fromCode.mxHost);
     if (mxHost) parsed.remoteMta = mxHost;
     const phase = fromCode.phase ?? fromBlock.phase;
     if (phase) parsed.phase = phase;
@@ -96,8 +154,16 @@ function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
   return out;
 }
 
-function textRecipients(parts: MessageParts, lines: string[], exclude: Set<string>, originalTo: string | undefined): ParsedRecipient[] {
-  const failedHeader = (parts.headers.get('x-failed-recipients') ?? []).flatMap((v) => v.split(',')).map(cleanAddress).filter((a): a is string => !!a);
+function textRecipients(
+  parts: MessageParts,
+  lines: string[],
+  exclude: Set<string>,
+  originalTo: string | undefined,
+): ParsedRecipient[] {
+  const failedHeader = (parts.headers.get('x-failed-recipients') ?? [])
+    .flatMap((v) => v.split(','))
+    .map(cleanAddress)
+    .filter((a): a is string => !!a);
   let recipients = failedHeader.length > 0 ? [...new Set(failedHeader)] : findRecipients(lines, exclude);
   if (recipients.length === 0 && originalTo && !exclude.has(originalTo)) recipients = [originalTo];
   if (recipients.length === 0) return [{ recipient: '', diagnostic: lines.join('\n').trim().slice(0, 4000) }];
@@ -117,7 +183,8 @@ function toRecipient(block: TextBlock): ParsedRecipient {
 function isAutoReply(parts: MessageParts): boolean {
   const submitted = headerValue(parts, 'auto-submitted')?.toLowerCase() ?? '';
   if (submitted.startsWith('auto-replied')) return true;
-  if (parts.headers.has('x-autoreply') || parts.headers.has('x-autorespond') || parts.headers.has('x-vacation')) return true;
+  if (parts.headers.has('x-autoreply') || parts.headers.has('x-autorespond') || parts.headers.has('x-vacation'))
+    return true;
   if (/auto_reply/i.test(headerValue(parts, 'precedence') ?? '')) return true;
   return AUTO_REPLY_SUBJECT.test(parts.subject);
 }

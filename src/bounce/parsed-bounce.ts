@@ -1,12 +1,12 @@
-import type { SmtpPhase } from './types.ts';
+import type { DsnAction, SmtpPhase } from './types.ts';
+
+export type { DsnAction } from './types.ts';
 
 /**
  * What a bounce message says, before qualification. `dsn` covers every delivery report:
  * RFC 3464 and the human-readable formats of MTAs and providers (`format` says which).
  */
 export type BounceKind = 'dsn' | 'arf' | 'auto_reply' | 'not_bounce' | 'unparseable';
-
-export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';
 
 export interface ParsedRecipient {
   /** Lower-cased address of the recipient the report is about. */
@@ -44,6 +44,8 @@ export interface ParsedBounce {
   original: OriginalMessage;
   subject?: string;
   from?: string;
+  /** The report's own Message-ID header (not the bounced message's). */
+  messageId?: string;
   /** Why the message could not be parsed (kind `unparseable`). */
   error?: string;
 }

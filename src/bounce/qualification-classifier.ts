@@ -25,12 +25,17 @@ export interface ClassifierSourceOptions {
 }
 
 export function buildBounceClassifier(siteRulesFile: string): BounceClassifier {
-  return compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK, ...(existsSync(siteRulesFile) ? [siteRulesFile] : [])]));
+  return compileBounceRules(
+    loadBouncePack([SHIPPED_BOUNCE_PACK, ...(existsSync(siteRulesFile) ? [siteRulesFile] : [])]),
+  );
 }
 
 export function createClassifierSource(options: ClassifierSourceOptions): ClassifierSource {
   const logger = options.logger ?? silentLogger;
-  const hashOf = (): string => (existsSync(options.siteRulesFile) ? createHash('sha256').update(readFileSync(options.siteRulesFile)).digest('hex') : 'none');
+  const hashOf = (): string =>
+    existsSync(options.siteRulesFile)
+      ? createHash('sha256').update(readFileSync(options.siteRulesFile)).digest('hex')
+      : 'none';
   let hash = hashOf();
   let classifier = buildBounceClassifier(options.siteRulesFile);
   const reloadIfChanged = (): boolean => {
@@ -48,7 +53,10 @@ export function createClassifierSource(options: ClassifierSourceOptions): Classi
       logger.info({ version: classifier.version, file: options.siteRulesFile }, 'bounce rules reloaded');
       return true;
     } catch (error) {
-      logger.error({ err: describeError(error), file: options.siteRulesFile }, 'site bounce rules invalid; keeping the previous rules');
+      logger.error(
+        { err: describeError(error), file: options.siteRulesFile },
+        'site bounce rules invalid; keeping the previous rules',
+      );
       return false;
     }
   };

@@ -37,7 +37,10 @@ export interface ReplyShape {
 
 export function replyShape(code: number | null, enhancedStatus: string | null, text: string): ReplyShape {
   const pattern = normalizeReplyText(text);
-  const signature = createHash('sha256').update(`${code ?? ''}|${enhancedStatus ?? ''}|${pattern}`).digest('hex').slice(0, 32);
+  const signature = createHash('sha256')
+    .update(`${code ?? ''}|${enhancedStatus ?? ''}|${pattern}`)
+    .digest('hex')
+    .slice(0, 32);
   return { signature, pattern, code, enhancedStatus };
 }
 
@@ -47,5 +50,8 @@ export function replyShape(code: number | null, enhancedStatus: string | null, t
  */
 export function patternToRegex(pattern: string): string {
   const parts = pattern.split(/<(?:address|url|date|time|ip|id|n)>/);
-  return parts.map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('.{1,100}?').replace(/(?:\.\{1,100\}\?)+/g, '.{1,100}?');
+  return parts
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+    .join('.{1,100}?')
+    .replace(/(?:\.\{1,100\}\?)+/g, '.{1,100}?');
 }

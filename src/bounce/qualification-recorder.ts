@@ -1,7 +1,7 @@
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
-import { recordUnmatchedReplies, type UnmatchedReply } from '../store/qualification-queries.ts';
+import { recordUnmatchedReplies, type UnmatchedReply } from './qualification-store.ts';
 import { replyShape } from './qualification-normalize.ts';
 
 // Replies no rule matched are counted in memory by shape and written in one batch every
@@ -9,7 +9,14 @@ import { replyShape } from './qualification-normalize.ts';
 // distinct shapes are held; reaching it triggers an early flush.
 
 export interface QualificationRecorder {
-  add(reply: { source: 'smtp' | 'bounce'; code: number | null; enhancedStatus: string | null; text: string; logId: number | null; at: number }): void;
+  add(reply: {
+    source: 'smtp' | 'bounce';
+    code: number | null;
+    enhancedStatus: string | null;
+    text: string;
+    logId: number | null;
+    at: number;
+  }): void;
   /** Writes what is held; resolves when written (errors are logged, the batch kept for the next flush). */
   flush(): Promise<void>;
   /** Stops the timer and flushes. */
@@ -38,7 +45,10 @@ export function createQualificationRecorder(options: QualificationRecorderOption
       try {
         await recordUnmatchedReplies(options.store, [...batch.values()], options.now());
       } catch (error) {
-        logger.error({ err: describeError(error), shapes: batch.size }, 'writing the qualification table failed; kept for the next flush');
+        logger.error(
+          { err: describeError(error), shapes: batch.size },
+          'writing the qualification table failed; kept for the next flush',
+        );
         for (const [signature, entry] of batch) merge(signature, entry);
       }
     });

@@ -3,8 +3,17 @@ import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
 import { AppError } from '../common/errors.ts';
 import {
-  BOUNCE_CATEGORIES, FAILURE_TYPES, isBounceCategory, isFailureReason, SMTP_PHASES,
-  type BounceCategory, type FailureReason, type FailureType, type SmtpPhase,
+  BOUNCE_CATEGORIES,
+  DSN_ACTIONS,
+  type DsnAction,
+  FAILURE_TYPES,
+  isBounceCategory,
+  isFailureReason,
+  SMTP_PHASES,
+  type BounceCategory,
+  type FailureReason,
+  type FailureType,
+  type SmtpPhase,
 } from './types.ts';
 
 // A bounce rule pack is data: YAML files layered shipped → site. The first file is the base and
@@ -25,13 +34,20 @@ export interface BounceRule {
   type?: FailureType;
   /** Enhanced status patterns: `5.1.1`, `x.1.1`, `5.7.x`. Any may match. */
   status?: string[];
-  /** Reply code patterns: `550`, `5xx`, `55x`. Any may match. */
+  /** Reply code patterns: `550`, `5xx`, `55x`; `none` matches a reply without a code. Any may match. */
   code?: string[];
   /** Case-insensitive regular expressions over the reply text (whitespace collapsed). Any may match. */
   text?: string[];
   phase?: SmtpPhase[];
   /** MX host globs (`*.yahoodns.net`). Any may match. */
   mxHost?: string[];
+  /** RFC 3464 Action of the bounce report (`failed`, `delayed`); a reply heard over SMTP has none. */
+  action?: DsnAction[];
+  /**
+   * A real reply this rule is for ("550 5.7.1 text"): `herald bounce rules check` verifies that the
+   * layered pack decides it with this rule (a test sample kept with the rule).
+   */
+  example?: string;
   source: RuleSource;
 }
 
@@ -63,11 +79,24 @@ export interface BouncePackLayer {
 export const SHIPPED_BOUNCE_PACK = fileURLToPath(new URL('../../rules/bounce/default.yaml', import.meta.url));
 
 const TOP_KEYS = new Set(['version', 'categories', 'types', 'rules', 'disable']);
-const RULE_KEYS = new Set(['id', 'category', 'reason', 'type', 'status', 'code', 'text', 'phase', 'mxHost']);
+const RULE_KEYS = new Set([
+  'id',
+  'category',
+  'reason',
+  'type',
+  'status',
+  'code',
+  'text',
+  'phase',
+  'mxHost',
+  'action',
+  'example',
+]);
 const STATUS_PATTERN = /^[245x]\.(?:\d{1,3}|x)\.(?:\d{1,3}|x)$/;
 const CODE_PATTERN = /^[245x][0-9x][0-9x]$/;
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 const MAX_PACK_BYTES = 2 * 1024 * 1024;
+const MAX_EXAMPLE = 1_000;
 
 /** Validates one pack file's text; never throws for bad content, returns the issues instead. */
 export function validateBouncePackText(text: string, file: string): { layer?: BouncePackLayer; issues: PackIssue[] } {
@@ -78,7 +107,12 @@ export function validateBouncePackText(text: string, file: string): { layer?: Bo
   const issue = (node: Node | null | undefined, message: string): void => {
     issues.push({ file, line: lineOf(node), message });
   };
-  for (const error of doc.errors) issues.push({ file, line: lineCounter.linePos(error.pos[0]).line, message: error.message.split('\n')[0] ?? 'YAML error' });
+  for (const error of doc.errors)
+    issues.push({
+      file,
+      line: lineCounter.linePos(error.pos[0]).line,
+      message: error.message.split('\n')[0] ?? 'YAML error',
+    });
   if (issues.length > 0) return { issues };
   if (!isMap(doc.contents)) {
     issue(doc.contents, 'a bounce rule pack is a mapping with version, categories, types and rules');
@@ -93,20 +127,34 @@ export function validateBouncePackText(text: string, file: string): { layer?: Bo
       continue;
     }
     if (key === 'version') {
-      if (isScalar(value) && (typeof value.value === 'string' || typeof value.value === 'number') && String(value.value).trim()) layer.version = String(value.value);
+      if (
+        isScalar(value) &&
+        (typeof value.value === 'string' || typeof value.value === 'number') &&
+        String(value.value).trim()
+      )
+        layer.version = String(value.value);
       else issue(value ?? (pair.key as Node), 'version must be a non-empty string');
     } else if (key === 'categories') {
-      readMapping(value, (k, v, node) => {
-        if (!isBounceCategory(k)) issue(node, `unknown category "${k}"`);
-        else if (!isFailureReason(v)) issue(node, `category ${k}: unknown reason "${v}"`);
-        else layer.categories[k] = v;
-      }, issue);
+      readMapping(
+        value,
+        (k, v, node) => {
+          if (!isBounceCategory(k)) issue(node, `unknown category "${k}"`);
+          else if (!isFailureReason(v)) issue(node, `category ${k}: unknown reason "${v}"`);
+          else layer.categories[k] = v;
+        },
+        issue,
+      );
     } else if (key === 'types') {
-      readMapping(value, (k, v, node) => {
-        if (!isFailureReason(k)) issue(node, `unknown reason "${k}"`);
-        else if (!(FAILURE_TYPES as readonly string[]).includes(v)) issue(node, `reason ${k}: type must be hard, soft or ignored, not "${v}"`);
-        else layer.types[k] = v as FailureType;
-      }, issue);
+      readMapping(
+        value,
+        (k, v, node) => {
+          if (!isFailureReason(k)) issue(node, `unknown reason "${k}"`);
+          else if (!(FAILURE_TYPES as readonly string[]).includes(v))
+            issue(node, `reason ${k}: type must be hard, soft or ignored, not "${v}"`);
+          else layer.types[k] = v as FailureType;
+        },
+        issue,
+      );
     } else if (key === 'disable') {
       layer.disable = readStringList(value, 'disable', issue) ?? [];
     } else if (isSeq(value)) {
@@ -119,13 +167,18 @@ export function validateBouncePackText(text: string, file: string): { layer?: Bo
   const seen = new Map<string, number>();
   for (const rule of layer.rules) {
     const first = seen.get(rule.id);
-    if (first !== undefined) issues.push({ file, line: rule.source.line, message: `duplicate rule id "${rule.id}" (first at line ${first})` });
+    if (first !== undefined)
+      issues.push({ file, line: rule.source.line, message: `duplicate rule id "${rule.id}" (first at line ${first})` });
     else seen.set(rule.id, rule.source.line);
   }
   return issues.length > 0 ? { issues } : { layer, issues };
 }
 
-function readMapping(value: Node | null, accept: (key: string, value: string, node: Node) => void, issue: (n: Node | null | undefined, m: string) => void): void {
+function readMapping(
+  value: Node | null,
+  accept: (key: string, value: string, node: Node) => void,
+  issue: (n: Node | null | undefined, m: string) => void,
+): void {
   if (!isMap(value)) {
     issue(value, 'expected a mapping');
     return;
@@ -137,16 +190,29 @@ function readMapping(value: Node | null, accept: (key: string, value: string, no
   }
 }
 
-function readStringList(value: Node | null, what: string, issue: (n: Node | null | undefined, m: string) => void): string[] | undefined {
-  if (isScalar(value) && (typeof value.value === 'string' || typeof value.value === 'number')) return [String(value.value)];
-  if (isSeq(value) && value.items.every((item) => isScalar(item) && (typeof item.value === 'string' || typeof item.value === 'number'))) {
+function readStringList(
+  value: Node | null,
+  what: string,
+  issue: (n: Node | null | undefined, m: string) => void,
+): string[] | undefined {
+  if (isScalar(value) && (typeof value.value === 'string' || typeof value.value === 'number'))
+    return [String(value.value)];
+  if (
+    isSeq(value) &&
+    value.items.every((item) => isScalar(item) && (typeof item.value === 'string' || typeof item.value === 'number'))
+  ) {
     return value.items.map((item) => String((item as { value: unknown }).value));
   }
   issue(value, `${what} must be a string or a list of strings`);
   return undefined;
 }
 
-function readRule(node: Node, file: string, lineOf: (n: Node | null | undefined) => number, issue: (n: Node | null | undefined, m: string) => void): BounceRule | undefined {
+function readRule(
+  node: Node,
+  file: string,
+  lineOf: (n: Node | null | undefined) => number,
+  issue: (n: Node | null | undefined, m: string) => void,
+): BounceRule | undefined {
   if (!isMap(node)) {
     issue(node, 'a rule is a mapping with id, category and match keys');
     return undefined;
@@ -154,7 +220,8 @@ function readRule(node: Node, file: string, lineOf: (n: Node | null | undefined)
   const fields = new Map<string, Node | null>();
   for (const pair of node.items) {
     const key = isScalar(pair.key) ? String(pair.key.value) : '';
-    if (!RULE_KEYS.has(key)) issue(pair.key as Node, `unknown rule key "${key}" (expected one of ${[...RULE_KEYS].join(', ')})`);
+    if (!RULE_KEYS.has(key))
+      issue(pair.key as Node, `unknown rule key "${key}" (expected one of ${[...RULE_KEYS].join(', ')})`);
     else fields.set(key, pair.value as Node | null);
   }
   const scalar = (key: string): string | undefined => {
@@ -174,7 +241,8 @@ function readRule(node: Node, file: string, lineOf: (n: Node | null | undefined)
   const reason = scalar('reason');
   if (reason !== undefined && !isFailureReason(reason)) fail(fields.get('reason'), `unknown reason "${reason}"`);
   const type = scalar('type');
-  if (type !== undefined && !(FAILURE_TYPES as readonly string[]).includes(type)) fail(fields.get('type'), `type must be hard, soft or ignored`);
+  if (type !== undefined && !(FAILURE_TYPES as readonly string[]).includes(type))
+    fail(fields.get('type'), `type must be hard, soft or ignored`);
   const list = (key: string, check: (item: string) => string | undefined): string[] | undefined => {
     if (!fields.has(key)) return undefined;
     const items = readStringList(fields.get(key) ?? null, `${label}: ${key}`, issue);
@@ -188,8 +256,12 @@ function readRule(node: Node, file: string, lineOf: (n: Node | null | undefined)
     }
     return items;
   };
-  const status = list('status', (s) => (STATUS_PATTERN.test(s) ? undefined : 'expected a pattern like 5.1.1, x.1.1 or 5.7.x'));
-  const code = list('code', (c) => (CODE_PATTERN.test(c) ? undefined : 'expected a pattern like 550, 5xx or 55x'));
+  const status = list('status', (s) =>
+    STATUS_PATTERN.test(s) ? undefined : 'expected a pattern like 5.1.1, x.1.1 or 5.7.x',
+  );
+  const code = list('code', (c) =>
+    CODE_PATTERN.test(c) || c === 'none' ? undefined : 'expected a pattern like 550, 5xx or 55x, or none',
+  );
   const text = list('text', (t) => {
     try {
       new RegExp(t, 'i');
@@ -198,9 +270,20 @@ function readRule(node: Node, file: string, lineOf: (n: Node | null | undefined)
       return `invalid regular expression (${(error as Error).message})`;
     }
   });
-  const phase = list('phase', (p) => ((SMTP_PHASES as readonly string[]).includes(p) ? undefined : `expected one of ${SMTP_PHASES.join(', ')}`));
-  const mxHost = list('mxHost', (m) => (/^[a-z0-9*.-]+$/i.test(m) ? undefined : 'expected a host name glob like *.example.com'));
-  if (!status && !code && !text && !phase && !mxHost) fail(node, 'needs at least one of status, code, text, phase, mxHost');
+  const phase = list('phase', (p) =>
+    (SMTP_PHASES as readonly string[]).includes(p) ? undefined : `expected one of ${SMTP_PHASES.join(', ')}`,
+  );
+  const mxHost = list('mxHost', (m) =>
+    /^[a-z0-9*.-]+$/i.test(m) ? undefined : 'expected a host name glob like *.example.com',
+  );
+  const action = list('action', (a) =>
+    (DSN_ACTIONS as readonly string[]).includes(a) ? undefined : `expected one of ${DSN_ACTIONS.join(', ')}`,
+  );
+  const example = scalar('example');
+  if (fields.has('example') && (!example || example.length > MAX_EXAMPLE))
+    fail(fields.get('example'), `example must be a reply of 1 to ${MAX_EXAMPLE} characters`);
+  if (!status && !code && !text && !phase && !mxHost && !action)
+    fail(node, 'needs at least one of status, code, text, phase, mxHost, action');
   if (!ok || !id || !category || !isBounceCategory(category)) return undefined;
   const rule: BounceRule = { id, category, source: { file, line: lineOf(node) } };
   if (reason && isFailureReason(reason)) rule.reason = reason;
@@ -210,6 +293,8 @@ function readRule(node: Node, file: string, lineOf: (n: Node | null | undefined)
   if (text) rule.text = text;
   if (phase) rule.phase = phase as SmtpPhase[];
   if (mxHost) rule.mxHost = mxHost;
+  if (action) rule.action = action as DsnAction[];
+  if (example) rule.example = example;
   return rule;
 }
 
@@ -235,19 +320,23 @@ export function layerBouncePacks(layers: BouncePackLayer[]): { pack?: BouncePack
     }
     rules = [...added, ...rules];
     for (const id of layer.disable) {
-      if (!rules.some((r) => r.id === id)) issues.push({ file: layer.file, line: 1, message: `disable: no rule "${id}" to disable` });
+      if (!rules.some((r) => r.id === id))
+        issues.push({ file: layer.file, line: 1, message: `disable: no rule "${id}" to disable` });
     }
     const disabled = new Set(layer.disable);
     rules = rules.filter((r) => !disabled.has(r.id));
   }
   // Every category must map to a reason, so adding a category forces every pack to decide.
   const missingCategories = BOUNCE_CATEGORIES.filter((c) => !(c in categories));
-  if (missingCategories.length > 0) issues.push({ file: base.file, line: 1, message: `categories: no reason for ${missingCategories.join(', ')}` });
+  if (missingCategories.length > 0)
+    issues.push({ file: base.file, line: 1, message: `categories: no reason for ${missingCategories.join(', ')}` });
   const missingTypes = [...new Set(Object.values(categories))].filter((r) => !(r in types));
-  if (missingTypes.length > 0) issues.push({ file: base.file, line: 1, message: `types: no type for ${missingTypes.join(', ')}` });
+  if (missingTypes.length > 0)
+    issues.push({ file: base.file, line: 1, message: `types: no type for ${missingTypes.join(', ')}` });
   for (const rule of rules) {
     const reason = rule.reason ?? categories[rule.category];
-    if (reason && !(reason in types)) issues.push({ ...rule.source, message: `rule ${rule.id}: no type for reason ${reason}` });
+    if (reason && !(reason in types))
+      issues.push({ ...rule.source, message: `rule ${rule.id}: no type for reason ${reason}` });
   }
   if (issues.length > 0) return { issues };
   return {
@@ -262,7 +351,6 @@ export function layerBouncePacks(layers: BouncePackLayer[]): { pack?: BouncePack
   };
 }
 
-
 /** Formats issues as `file:line: message` lines, the form every rules validator prints. */
 export function formatPackIssues(issues: PackIssue[]): string {
   return issues.map((i) => `${i.file}:${i.line}: ${i.message}`).join('\n');
@@ -276,11 +364,14 @@ export function loadBouncePack(files: string[] = [SHIPPED_BOUNCE_PACK]): BounceP
     let text: string;
     try {
       const raw = readFileSync(file);
-      if (raw.length > MAX_PACK_BYTES) throw new AppError('INPUT_TOO_LARGE', `${file}: bounce rule pack over ${MAX_PACK_BYTES} bytes`);
+      if (raw.length > MAX_PACK_BYTES)
+        throw new AppError('INPUT_TOO_LARGE', `${file}: bounce rule pack over ${MAX_PACK_BYTES} bytes`);
       text = raw.toString('utf8');
     } catch (error) {
       if (error instanceof AppError) throw error;
-      throw new AppError('RULES_INVALID', `${file}: cannot read bounce rule pack (${(error as Error).message})`, { cause: error });
+      throw new AppError('RULES_INVALID', `${file}: cannot read bounce rule pack (${(error as Error).message})`, {
+        cause: error,
+      });
     }
     const result = validateBouncePackText(text, file);
     issues.push(...result.issues);
@@ -291,5 +382,7 @@ export function loadBouncePack(files: string[] = [SHIPPED_BOUNCE_PACK]): BounceP
     if (layered.pack) return layered.pack;
     issues.push(...layered.issues);
   }
-  throw new AppError('RULES_INVALID', `bounce rule pack is invalid:\n${formatPackIssues(issues)}`, { details: { issues } });
+  throw new AppError('RULES_INVALID', `bounce rule pack is invalid:\n${formatPackIssues(issues)}`, {
+    details: { issues },
+  });
 }

@@ -25,7 +25,8 @@ const MAX_JSON = 512 * 1024;
 
 export function parseSesNotification(text: string): SesNotification | undefined {
   const start = text.indexOf('{');
-  if (start < 0 || !/"notificationType"|"eventType"|"Type"\s*:\s*"Notification"/.test(text.slice(0, MAX_JSON))) return undefined;
+  if (start < 0 || !/"notificationType"|"eventType"|"Type"\s*:\s*"Notification"/.test(text.slice(0, MAX_JSON)))
+    return undefined;
   const end = text.lastIndexOf('}');
   if (end <= start || end - start > MAX_JSON) return undefined;
   let value: unknown;
@@ -35,9 +36,11 @@ export function parseSesNotification(text: string): SesNotification | undefined 
   } catch {
     return undefined;
   }
+  // biome-ignore lint/suspicious/noExplicitAny: SES JSON is read field by field below, each value coerced with String()/Array.isArray
   let note = value as Record<string, any>;
   if (typeof note?.Message === 'string') {
     try {
+      // biome-ignore lint/suspicious/noExplicitAny: as above
       note = JSON.parse(note.Message) as Record<string, any>;
     } catch {
       return undefined;
@@ -51,7 +54,9 @@ export function parseSesNotification(text: string): SesNotification | undefined 
       recipients: note.bounce.bouncedRecipients.flatMap((r: Record<string, unknown>) => {
         const recipient = cleanAddress(String(r.emailAddress ?? ''));
         if (!recipient) return [];
-        const diagnostic = String(r.diagnosticCode ?? SUBTYPE_TEXT[subtype] ?? `${note.bounce.bounceType ?? ''} ${subtype}`).replace(/^smtp;\s*/i, '');
+        const diagnostic = String(
+          r.diagnosticCode ?? SUBTYPE_TEXT[subtype] ?? `${note.bounce.bounceType ?? ''} ${subtype}`,
+        ).replace(/^smtp;\s*/i, '');
         const facts = replyFacts(diagnostic);
         const parsed: ParsedRecipient = { recipient, diagnostic, action: 'failed' };
         const status = typeof r.status === 'string' && r.status ? r.status : facts.status;
@@ -66,7 +71,15 @@ export function parseSesNotification(text: string): SesNotification | undefined 
       kind: 'arf',
       recipients: note.complaint.complainedRecipients.flatMap((r: Record<string, unknown>) => {
         const recipient = cleanAddress(String(r.emailAddress ?? ''));
-        return recipient ? [{ recipient, diagnostic: 'complaint', feedbackType: String(note.complaint.complaintFeedbackType ?? 'abuse') }] : [];
+        return recipient
+          ? [
+              {
+                recipient,
+                diagnostic: 'complaint',
+                feedbackType: String(note.complaint.complaintFeedbackType ?? 'abuse'),
+              },
+            ]
+          : [];
       }),
     };
   }

@@ -22,8 +22,10 @@ const ORIGINAL_MARKERS = [
 ];
 const SUMMARY_HEADER = /^(?:from|subject|date|to|sent|cc)\s*:\s/i;
 // Lines that name addresses which are not the failed recipient.
-const NON_RECIPIENT_LINE = /^(?:>+\s*)?(?:from|to|cc|bcc|reply-to|sender|return-path|message-id|in-reply-to|references|mail from|envelope-from|original sender|x-sender|date|subject|sent|original-envelope-id|reporting-mta|received-from-mta|x-postfix-sender|x-actual-recipient|arrival-date)\s*:|please contact|for further assistance|send mail to/i;
-const ADDRESS = /<?([a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)>?/gi;
+const NON_RECIPIENT_LINE =
+  /^(?:>+\s*)?(?:from|to|cc|bcc|reply-to|sender|return-path|message-id|in-reply-to|references|mail from|envelope-from|original sender|x-sender|date|subject|sent|original-envelope-id|reporting-mta|received-from-mta|x-postfix-sender|x-actual-recipient|arrival-date)\s*:|please contact|for further assistance|send mail to/i;
+const ADDRESS =
+  /<?([a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)>?/gi;
 
 /** The report part of a human-readable bounce: unquoted, without the copy of the original. */
 export function reportLines(text: string): string[] {
@@ -50,7 +52,8 @@ export function findRecipients(lines: string[], exclude: Set<string>): string[] 
   for (const line of lines) {
     if (NON_RECIPIENT_LINE.test(line.trim())) continue;
     for (const address of addressesIn(line)) {
-      if (exclude.has(address) || found.includes(address) || /^(?:mailer-daemon|mailer_daemon)@/.test(address)) continue;
+      if (exclude.has(address) || found.includes(address) || /^(?:mailer-daemon|mailer_daemon)@/.test(address))
+        continue;
       found.push(address);
       if (found.length >= MAX_RECIPIENTS) return found;
     }
@@ -62,7 +65,9 @@ function addressesIn(line: string): string[] {
   if (!line.includes('@')) return [];
   // Addresses inside URLs (unsubscribe links, help pages) are not recipients.
   // Exim and Sendmail name the alias a recipient was expanded from; it is not another recipient.
-  const withoutUrls = line.replace(/\b(?:https?|mailto):\S+/gi, ' ').replace(/\((?:ultimately )?(?:generated|expanded) from:?[^)]*\)/gi, ' ');
+  const withoutUrls = line
+    .replace(/\b(?:https?|mailto):\S+/gi, ' ')
+    .replace(/\((?:ultimately )?(?:generated|expanded) from:?[^)]*\)/gi, ' ');
   const out: string[] = [];
   for (const match of withoutUrls.matchAll(ADDRESS)) {
     const address = cleanAddress(match[1]);
@@ -76,7 +81,9 @@ export function blocksFor(lines: string[], recipients: string[]): TextBlock[] {
   const owner: (string | undefined)[] = [];
   let current: string | undefined;
   for (const line of lines) {
-    const mentioned = NON_RECIPIENT_LINE.test(line.trim()) ? [] : addressesIn(line).filter((a) => recipients.includes(a));
+    const mentioned = NON_RECIPIENT_LINE.test(line.trim())
+      ? []
+      : addressesIn(line).filter((a) => recipients.includes(a));
     if (mentioned.length > 0 && !mentioned.includes(current ?? '')) current = mentioned[0];
     owner.push(current);
   }
@@ -94,7 +101,11 @@ export function blocksFor(lines: string[], recipients: string[]): TextBlock[] {
 const HAS_REPLY = /(?<![\d.])[45]\d\d(?![\d.])|(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?!\.?\d)/;
 
 function isSubstantive(block: string, recipient: string): boolean {
-  const rest = block.split(recipient).join(' ').replace(/[<>\s:;,.()[\]*-]+/g, ' ').trim();
+  const rest = block
+    .split(recipient)
+    .join(' ')
+    .replace(/[<>\s:;,.()[\]*-]+/g, ' ')
+    .trim();
   return /[a-z]{3,}.*[a-z]{3,}/i.test(rest) && rest.length >= 10;
 }
 
@@ -108,14 +119,26 @@ export interface ReplyFacts {
 const CODE_WITH_STATUS = /(?<![\d.])([245]\d\d)[ -]+['"]?#?([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)/;
 const STATUS_ONLY = /(?<![\d.])#?([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)/;
 // Without an enhanced status only failure codes are read: sizes and counts ("222 bytes") look like 2yz codes.
-const CODE_ONLY = /(?<![\d.\/:-])(?:^|(?<=[\s<>[(:]))([45][0-5]\d)(?=[\s,:)\]-]|$)/m;
+const CODE_ONLY = /(?<![\d./:-])(?:^|(?<=[\s<>[(:]))([45][0-5]\d)(?=[\s,:)\]-]|$)/m;
+// "(?<!\w)" rather than "\b": a transcript's ">>> RCPT TO" follows a space, not a word. A
+// transcript's ">>> DATA" says nothing: with PIPELINING (RFC 2920) the refusals of RCPT TO arrive
+// after DATA was sent.
 const PHASES: [RegExp, SmtpPhase][] = [
-  [/\b(?:in reply to|after|did not like our|>>>)\s*(?:the\s+)?end of (?:data|message)\b/i, 'dot'],
-  [/\b(?:in reply to|after|did not like our|>>>|error following)\s*(?:the\s+)?(?:rcpt to|rcpt)\b|\[rcpt_to\]/i, 'rcpt'],
-  [/\b(?:in reply to|after|did not like our|>>>)\s*(?:the\s+)?(?:mail from|mail)\b|\[mail_from\]/i, 'mail'],
-  [/\b(?:in reply to|after|did not like our|>>>)\s*(?:the\s+)?data\b|\(data\)|smtp command\s+data\b/i, 'data'],
-  [/\b(?:in reply to|after|>>>)\s*(?:the\s+)?(?:helo|ehlo)\b/i, 'helo'],
-  [/\b(?:after initial connection|in reply to (?:the )?(?:initial|greeting|banner)|during (?:the )?connection|greeting)\b/i, 'connect'],
+  [
+    /(?<!\w)(?:in reply to|after|did not like our)\s*(?:the\s+)?end of (?:data|message)\b|failed after i sent the message/i,
+    'dot',
+  ],
+  [
+    /(?<!\w)(?:in reply to|after|did not like our|>>>|error following)\s*(?:the\s+)?(?:rcpt to|rcpt)\b|\[rcpt_to\]|does not like recipient/i,
+    'rcpt',
+  ],
+  [/(?<!\w)(?:in reply to|after|did not like our|>>>)\s*(?:the\s+)?(?:mail from|mail)\b|\[mail_from\]/i, 'mail'],
+  [/(?<!\w)(?:in reply to|after|did not like our)\s*(?:the\s+)?data\b|\(data\)|smtp command\s+data\b/i, 'data'],
+  [/(?<!\w)(?:in reply to|after|>>>)\s*(?:the\s+)?(?:helo|ehlo)\b/i, 'helo'],
+  [
+    /\b(?:after initial connection|in reply to (?:the )?(?:initial|greeting|banner)|during (?:the )?connection|greeting)\b/i,
+    'connect',
+  ],
 ];
 const MX_HOST = [
   /\bhost\s+([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\s*\[[0-9a-f.:]+\]/i,

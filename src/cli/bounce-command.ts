@@ -1,18 +1,22 @@
-import { open, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
 import { compileBounceRules } from '../bounce/classifier.ts';
-import { DEFAULT_READ_LIMITS } from '../bounce/mime-reader.ts';
-import { parseBounceMessage } from '../bounce/parse-bounce.ts';
-import type { ParsedBounce } from '../bounce/parsed-bounce.ts';
-import { reportLinesFor, type BounceReportLine } from '../bounce/report-lines.ts';
-import { formatPackIssues, layerBouncePacks, loadBouncePack, SHIPPED_BOUNCE_PACK, validateBouncePackText, type PackIssue } from '../bounce/rule-pack.ts';
-import { appendSiteRule, ruleForEntry } from '../bounce/qualification-rule.ts';
+import type { BounceReportLine } from '../bounce/report-lines.ts';
 import {
-  getQualificationEntry, inboundCounters, listInboundSamples, listQualificationEntries, markQualificationEntry,
-  type QualificationEntryRow, type QualificationStatus,
-} from '../store/qualification-queries.ts';
+  formatPackIssues,
+  layerBouncePacks,
+  loadBouncePack,
+  SHIPPED_BOUNCE_PACK,
+  validateBouncePackText,
+  type PackIssue,
+} from '../bounce/rule-pack.ts';
+import { ignoreEntry, qualificationEntryView, qualifyEntry } from '../bounce/qualification-actions.ts';
+import { inboundCounters, listInboundSamples, listQualificationEntries } from '../bounce/qualification-store.ts';
+import { checkRuleExamples } from '../bounce/rule-examples.ts';
+import { classifyBounceFile, readLimited } from './bounce-files.ts';
+import { registerBounceEvaluateCommand } from './bounce-evaluate-command.ts';
 import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
+import type { QualificationStatus } from '../store/tables.ts';
 
 // `herald bounce classify` qualifies bounce files with the rule pack; `herald bounce rules check`
 // validates a pack (neither needs the database). `pending`, `qualify`, `ignore` and `samples` work on
@@ -21,8 +25,11 @@ import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerBounceCommands(program: Command, context: CliContext): void {
-  const bounce = program.command('bounce').description('bounce qualification: classify bounce mails, check bounce rule packs, qualify unmatched replies');
+  const bounce = program
+    .command('bounce')
+    .description('bounce qualification: classify bounce mails, check bounce rule packs, qualify unmatched replies');
   registerQualificationCommands(bounce, context);
+  registerBounceEvaluateCommand(bounce, context);
 
   bounce
     .command('classify')
@@ -35,9 +42,9 @@ export function registerBounceCommands(program: Command, context: CliContext): v
       let failed = 0;
       const table: BounceReportLine[] = [];
       for (const path of files) {
-        let raw: Uint8Array | { tooLarge: number };
+        let lines: BounceReportLine[];
         try {
-          raw = await readLimited(path, DEFAULT_READ_LIMITS.maxBytes);
+          lines = await classifyBounceFile(path, classifier);
         } catch (error) {
           failed++;
           const message = error instanceof Error ? error.message : String(error);
@@ -45,10 +52,6 @@ export function registerBounceCommands(program: Command, context: CliContext): v
           context.output.err(`error: NOT_FOUND: ${message}`);
           continue;
         }
-        const parsed: ParsedBounce = 'tooLarge' in raw
-          ? { kind: 'unparseable', format: 'none', recipients: [], original: {}, error: `message of ${raw.tooLarge} bytes is over the ${DEFAULT_READ_LIMITS.maxBytes}-byte limit` }
-          : await parseBounceMessage(raw);
-        const lines = reportLinesFor(path, parsed, classifier);
         if (options.json) for (const line of lines) printJson(context, line);
         else table.push(...lines);
       }
@@ -83,45 +86,50 @@ export function registerBounceCommands(program: Command, context: CliContext): v
       const layered = issues.length === 0 ? layerBouncePacks(layers) : undefined;
       issues.push(...(layered?.issues ?? []));
       const pack = layered?.pack;
-      if (pack) compileBounceRules(pack);
-      if (options.json) printJson(context, { ok: issues.length === 0, version: pack?.version ?? null, rules: pack?.rules.length ?? 0, issues });
+      if (pack) issues.push(...checkRuleExamples(pack));
+      if (options.json)
+        printJson(context, {
+          ok: issues.length === 0,
+          version: pack?.version ?? null,
+          rules: pack?.rules.length ?? 0,
+          issues,
+        });
       else if (issues.length > 0) context.output.err(formatPackIssues(issues));
-      else context.output.out(`ok: bounce rule pack ${pack?.version} (${pack?.rules.length} rules from ${paths.length} file(s))`);
+      else
+        context.output.out(
+          `ok: bounce rule pack ${pack?.version} (${pack?.rules.length} rules from ${paths.length} file(s))`,
+        );
       if (issues.length > 0) throw new CliExit(1);
     });
 }
 
-/** Reads a file; anything over `maxBytes` is reported by size without being read. */
-async function readLimited(path: string, maxBytes: number): Promise<Uint8Array | { tooLarge: number }> {
-  let info;
-  try {
-    info = await stat(path);
-  } catch (error) {
-    throw new AppError('NOT_FOUND', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
-  }
-  if (!info.isFile()) throw new AppError('NOT_FOUND', `cannot read ${path}: not a regular file`);
-  if (info.size > maxBytes) return { tooLarge: info.size };
-  const handle = await open(path, 'r');
-  try {
-    const buffer = new Uint8Array(info.size);
-    const { bytesRead } = await handle.read(buffer, 0, info.size, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
 async function readText(path: string): Promise<string> {
   const data = await readLimited(path, 2 * 1024 * 1024);
-  if ('tooLarge' in data) throw new AppError('INPUT_TOO_LARGE', `${path} is ${data.tooLarge} bytes, over the 2 MiB limit of a rule pack`);
+  if ('tooLarge' in data)
+    throw new AppError('INPUT_TOO_LARGE', `${path} is ${data.tooLarge} bytes, over the 2 MiB limit of a rule pack`);
   return new TextDecoder().decode(data);
 }
 
 function printTable(context: CliContext, lines: BounceReportLine[]): void {
-  const rows = lines.map((l) => [l.file, l.recipient ?? '-', l.status || '-', l.replyCode || '-', l.category, l.reason, l.type, l.ruleId ?? '-']);
+  const rows = lines.map((l) => [
+    l.file,
+    l.recipient ?? '-',
+    l.status || '-',
+    l.replyCode || '-',
+    l.category,
+    l.reason,
+    l.type,
+    l.ruleId ?? '-',
+  ]);
   const header = ['FILE', 'RECIPIENT', 'STATUS', 'CODE', 'CATEGORY', 'REASON', 'TYPE', 'RULE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows]) context.output.out(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const row of [header, ...rows])
+    context.output.out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 const STATUSES = ['to_qualify', 'keep', 'ignore', 'all'];
@@ -134,15 +142,22 @@ function registerQualificationCommands(bounce: Command, context: CliContext): vo
     .option('--limit <n>', 'entries to show', '50')
     .option('--json', 'NDJSON: {"id","count","status","replyCode","enhancedStatus","pattern","example",...} per line')
     .action(async (options: { status: string; limit: string; json?: boolean }, command: Command) => {
-      if (!STATUSES.includes(options.status)) throw new AppError('INPUT_INVALID', `--status must be one of ${STATUSES.join(', ')}`);
+      if (!STATUSES.includes(options.status))
+        throw new AppError('INPUT_INVALID', `--status must be one of ${STATUSES.join(', ')}`);
       const limit = positiveInt(options.limit, '--limit');
       await withHerald(context, command, async (herald) => {
-        const entries = await listQualificationEntries(herald.store, { status: options.status as QualificationStatus | 'all', limit });
+        const entries = await listQualificationEntries(herald.store, {
+          status: options.status as QualificationStatus | 'all',
+          limit,
+        });
         if (options.json) for (const entry of entries) printJson(context, entryJson(entry));
-        else if (entries.length === 0) context.output.out(`no ${options.status === 'all' ? '' : `${options.status} `}entries`);
+        else if (entries.length === 0)
+          context.output.out(`no ${options.status === 'all' ? '' : `${options.status} `}entries`);
         else {
           for (const e of entries) {
-            context.output.out(`#${e.id}  ${String(e.count).padStart(6)}x  ${e.status.padEnd(10)} ${[e.reply_code, e.enhanced_status].filter(Boolean).join(' ') || '-'}  ${e.pattern}`);
+            context.output.out(
+              `#${e.id}  ${String(e.count).padStart(6)}x  ${e.status.padEnd(10)} ${[e.reply_code, e.enhanced_status].filter(Boolean).join(' ') || '-'}  ${e.pattern}`,
+            );
             context.output.out(`        e.g. ${e.example.replace(/\s+/g, ' ').slice(0, 160)}`);
           }
           context.output.out('qualify one: herald bounce qualify ID --category CATEGORY [--id RULE_ID]');
@@ -152,30 +167,37 @@ function registerQualificationCommands(bounce: Command, context: CliContext): vo
 
   bounce
     .command('qualify')
-    .description('write a site rule from a qualification entry (then new classifications use it) and mark the entry keep')
+    .description(
+      'write a site rule from a qualification entry (then new classifications use it) and mark the entry keep',
+    )
     .argument('<id>', 'entry id (from `herald bounce pending`)')
     .requiredOption('--category <category>', 'bounce category (userunknown, mailboxfull, blocked, ...)')
     .option('--id <ruleId>', 'rule id (default site-<category>-<entry id>)')
     .option('--reason <reason>', "override the category's reason")
     .option('--type <type>', "override the reason's type (hard, soft, ignored)")
     .option('--json', 'print {"id","ruleId","category","file","siteVersion","packVersion","status"}')
-    .action(async (id: string, options: { category: string; id?: string; reason?: string; type?: string; json?: boolean }, command: Command) => {
-      const entryId = positiveInt(id, 'entry id');
-      await withHerald(context, command, async (herald) => {
-        const entry = await getQualificationEntry(herald.store, entryId);
-        if (!entry) throw new AppError('NOT_FOUND', `no qualification entry ${entryId} (see herald bounce pending --status all)`);
-        const rule = ruleForEntry(
-          { id: entry.id, replyCode: entry.reply_code, enhancedStatus: entry.enhanced_status, pattern: entry.pattern, example: entry.example },
-          { category: options.category, ...(options.id && { ruleId: options.id }), ...(options.reason && { reason: options.reason }), ...(options.type && { type: options.type }) },
-        );
-        const example = [entry.reply_code, entry.enhanced_status, entry.example].filter(Boolean).join(' ');
-        const written = appendSiteRule(herald.config.bounce.siteRulesFile, rule, example);
-        await markQualificationEntry(herald.store, entry.id, { status: 'keep', ruleId: written.ruleId, category: rule.category }, herald.clock.now());
-        const result = { id: entry.id, ruleId: written.ruleId, category: rule.category, file: written.file, siteVersion: written.siteVersion, packVersion: written.packVersion, status: 'keep' };
-        if (options.json) printJson(context, result);
-        else context.output.out(`rule ${result.ruleId} (${result.category}) written to ${result.file}; pack ${result.packVersion}; running roles reload it within bounce.reloadCheckMs`);
-      });
-    });
+    .action(
+      async (
+        id: string,
+        options: { category: string; id?: string; reason?: string; type?: string; json?: boolean },
+        command: Command,
+      ) => {
+        const entryId = positiveInt(id, 'entry id');
+        await withHerald(context, command, async (herald) => {
+          const result = await qualifyEntry(herald, entryId, {
+            category: options.category,
+            ...(options.id && { ruleId: options.id }),
+            ...(options.reason && { reason: options.reason }),
+            ...(options.type && { type: options.type }),
+          });
+          if (options.json) printJson(context, result);
+          else
+            context.output.out(
+              `rule ${result.ruleId} (${result.category}) written to ${result.file}; pack ${result.packVersion}; running roles reload it within bounce.reloadCheckMs`,
+            );
+        });
+      },
+    );
 
   bounce
     .command('ignore')
@@ -185,58 +207,78 @@ function registerQualificationCommands(bounce: Command, context: CliContext): vo
     .action(async (id: string, options: { json?: boolean }, command: Command) => {
       const entryId = positiveInt(id, 'entry id');
       await withHerald(context, command, async (herald) => {
-        if (!(await getQualificationEntry(herald.store, entryId))) throw new AppError('NOT_FOUND', `no qualification entry ${entryId}`);
-        await markQualificationEntry(herald.store, entryId, { status: 'ignore' }, herald.clock.now());
-        if (options.json) printJson(context, { id: entryId, status: 'ignore' });
+        const result = await ignoreEntry(herald, entryId);
+        if (options.json) printJson(context, result);
         else context.output.out(`entry ${entryId} ignored`);
       });
     });
 
   bounce
+    .command('counters')
+    .description("the inbound role's counters of messages it could not use, by problem")
+    .option('--json', 'print one object {"counters":{problem: n}}')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const counters = await inboundCounters(herald.store);
+        if (options.json) printJson(context, { counters });
+        else for (const [problem, n] of Object.entries(counters)) context.output.out(`${problem.padEnd(20)} ${n}`);
+      });
+    });
+
+  bounce
     .command('samples')
-    .description('messages the inbound role could not use (unparseable, not a bounce, unknown log, too large), newest first, with counters')
+    .description(
+      'messages the inbound role could not use (unparseable, not a bounce, unknown log, too large), newest first, with counters',
+    )
     .option('--limit <n>', 'samples to show', '20')
     .option('--raw', 'print the kept start of each message')
-    .option('--json', 'one {"counters"} line, then NDJSON {"id","receivedAt","problem","detail","size","truncated","raw",...} per sample')
+    .option(
+      '--json',
+      'NDJSON {"id","receivedAt","problem","detail","size","truncated","raw",...} per sample (counters: bounce counters)',
+    )
     .action(async (options: { limit: string; raw?: boolean; json?: boolean }, command: Command) => {
       const limit = positiveInt(options.limit, '--limit');
       await withHerald(context, command, async (herald) => {
         const counters = await inboundCounters(herald.store);
         const samples = await listInboundSamples(herald.store, limit);
         if (options.json) {
-          printJson(context, { counters });
-          for (const s of samples) printJson(context, { id: s.id, receivedAt: new Date(s.received_at).toISOString(), problem: s.problem, detail: s.detail, remoteAddress: s.remote_address, mailFrom: s.mail_from, rcptTo: s.rcpt_to, size: s.size, truncated: s.truncated === 1, raw: s.raw });
+          for (const s of samples)
+            printJson(context, {
+              id: s.id,
+              receivedAt: new Date(s.received_at).toISOString(),
+              problem: s.problem,
+              detail: s.detail,
+              remoteAddress: s.remote_address,
+              mailFrom: s.mail_from,
+              rcptTo: s.rcpt_to,
+              size: s.size,
+              truncated: s.truncated === 1,
+              raw: s.raw,
+            });
           return;
         }
-        context.output.out(`counters: ${Object.entries(counters).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}`);
+        context.output.out(
+          `counters: ${
+            Object.entries(counters)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ') || '(none)'
+          }`,
+        );
         for (const s of samples) {
-          context.output.out(`#${s.id} ${new Date(s.received_at).toISOString()} ${s.problem} ${s.size} bytes from ${s.remote_address ?? '?'} to ${s.rcpt_to ?? '?'}: ${s.detail}`);
+          context.output.out(
+            `#${s.id} ${new Date(s.received_at).toISOString()} ${s.problem} ${s.size} bytes from ${s.remote_address ?? '?'} to ${s.rcpt_to ?? '?'}: ${s.detail}`,
+          );
           if (options.raw) context.output.out(s.raw);
         }
       });
     });
 }
 
-function entryJson(e: QualificationEntryRow): Record<string, unknown> {
-  return {
-    id: e.id,
-    count: e.count,
-    status: e.status,
-    source: e.source,
-    replyCode: e.reply_code,
-    enhancedStatus: e.enhanced_status,
-    pattern: e.pattern,
-    example: e.example,
-    exampleLogId: e.example_log_id,
-    firstSeenAt: new Date(e.first_seen_at).toISOString(),
-    lastSeenAt: new Date(e.last_seen_at).toISOString(),
-    ruleId: e.rule_id,
-    category: e.category,
-  };
-}
+const entryJson = qualificationEntryView;
 
 function positiveInt(value: string, what: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new AppError('INPUT_INVALID', `${what} must be a positive integer, not "${value}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new AppError('INPUT_INVALID', `${what} must be a positive integer, not "${value}"`);
   return n;
 }

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { AppError, describeError } from '../common/errors.ts';
+import type { LogFormat } from '../common/logger.ts';
+import { stderrStatusLine } from '../common/status-line.ts';
 import { openHerald, type Herald, type OpenHeraldOptions } from '../main.ts';
 
 // Shared plumbing of every command: opening Herald, printing results and errors the same way.
@@ -11,7 +13,8 @@ export interface Output {
 
 export const processOutput: Output = {
   out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
+  // Through the status line: a live progress line is redrawn below instead of broken.
+  err: (line) => stderrStatusLine().write(`${line}\n`),
 };
 
 export interface CliContext {
@@ -24,12 +27,33 @@ export function defaultCliContext(): CliContext {
   return { output: processOutput, open: openHerald };
 }
 
-/** Opens Herald with the global --config option, runs `action`, and always closes it. */
-export async function withHerald<T>(context: CliContext, command: Command, action: (herald: Herald) => Promise<T>): Promise<T> {
-  const globals = command.optsWithGlobals() as { config?: string };
-  const herald = await context.open(globals.config ? { file: globals.config } : {});
+/**
+ * Opens Herald with the global --config option, runs `action`, and always closes it. Only commands
+ * that put data in (start, demo, import recipients, delivery create) pass `create`: every other
+ * command fails with DATABASE_NOT_FOUND naming the path instead of creating an empty database.
+ * A NOT_FOUND error names the database it looked in.
+ */
+export async function withHerald<T>(
+  context: CliContext,
+  command: Command,
+  action: (herald: Herald) => Promise<T>,
+  options: { create?: boolean } = {},
+): Promise<T> {
+  const globals = command.optsWithGlobals() as { config?: string; logFormat?: LogFormat };
+  const herald = await context.open({
+    ...(globals.config ? { file: globals.config } : {}),
+    create: options.create ?? false,
+    logFormat: globals.logFormat ?? 'auto',
+  });
   try {
     return await action(herald);
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'NOT_FOUND' && !error.message.includes(herald.store.location))
+      throw new AppError('NOT_FOUND', `${error.message} (database ${herald.store.location})`, {
+        cause: error.cause,
+        details: { ...error.details, database: herald.store.location },
+      });
+    throw error;
   } finally {
     await herald.close();
   }
@@ -48,16 +72,41 @@ export class CliExit extends Error {
 export function reportError(context: CliContext, error: unknown, json: boolean): number {
   if (json) {
     const code = error instanceof AppError ? error.code : 'INTERNAL';
-    printJson(context, { error: { code, message: error instanceof Error ? error.message : String(error) } });
+    const details = error instanceof AppError ? error.details : {};
+    printJson(context, {
+      error: { ...details, code, message: error instanceof Error ? error.message : String(error) },
+    });
   }
   context.output.err(`error: ${describeError(error)}`);
-  if (!(error instanceof AppError) && error instanceof Error && process.env.HERALD_DEBUG) context.output.err(error.stack ?? '');
+  if (!(error instanceof AppError) && error instanceof Error && process.env.HERALD_DEBUG)
+    context.output.err(error.stack ?? '');
   return 1;
 }
 
 /** A command-line id or count: a positive whole number, or INPUT_INVALID naming the argument. */
 export function positiveInteger(value: string, what: string): number {
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new AppError('INPUT_INVALID', `${what} must be a positive whole number (got "${value}")`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new AppError('INPUT_INVALID', `${what} must be a positive whole number (got "${value}")`);
   return n;
+}
+
+/**
+ * Runs `work` with an AbortSignal that Ctrl-C (SIGINT) or SIGTERM aborts, so the work can stop at a
+ * safe point and roll back instead of the process dying mid-way.
+ */
+export async function interruptible<T>(context: CliContext, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    context.output.err(`${signal}: stopping at the next batch and rolling back…`);
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

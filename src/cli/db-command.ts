@@ -21,15 +21,26 @@ export function registerDbCommands(program: Command, context: CliContext): void 
     });
 
   db.command('maintain')
-    .description('run the database maintenance now (SQLite: ANALYZE, incremental vacuum; PostgreSQL: VACUUM (ANALYZE), REINDEX of bloated indexes)')
-    .option('--convert', 'SQLite: switch the file to incremental auto-vacuum with one full VACUUM (blocks writers while it runs)')
+    .description(
+      'run the database maintenance now (SQLite: ANALYZE, incremental vacuum; PostgreSQL: VACUUM (ANALYZE), REINDEX of bloated indexes)',
+    )
+    .option(
+      '--convert',
+      'SQLite: switch the file to incremental auto-vacuum with one full VACUUM (blocks writers while it runs)',
+    )
     .option('--json', 'print the maintenance summary as JSON')
     .action(async (options, command: Command) => {
       await withHerald(context, command, async (herald) => {
         const log = async (message: string) => {
           if (!options.json) context.output.out(message);
         };
-        const summary = await runMaintenance(herald.store, herald.config, herald.clock, { log, keepAlive: async () => {} }, { source: 'cli', convertSqlite: Boolean(options.convert) });
+        const summary = await runMaintenance(
+          herald.store,
+          herald.config,
+          herald.clock,
+          { log, keepAlive: async () => {} },
+          { source: 'cli', convertSqlite: Boolean(options.convert) },
+        );
         if (options.json) printJson(context, summary);
         else context.output.out('maintenance done');
       });
@@ -38,7 +49,8 @@ export function registerDbCommands(program: Command, context: CliContext): void 
 
 function formatStatus(status: DatabaseStatus): string[] {
   const lines = [`${status.dialect} ${status.location}: ${mb(status.sizeBytes)}`];
-  if (status.freelistPages !== null) lines.push(`free pages: ${status.freelistPages} (${mb(status.freeBytes ?? 0)}), auto_vacuum ${status.autoVacuum}`);
+  if (status.freelistPages !== null)
+    lines.push(`free pages: ${status.freelistPages} (${mb(status.freeBytes ?? 0)}), auto_vacuum ${status.autoVacuum}`);
   const rows = [['TABLE', 'ROWS', 'TABLE SIZE', 'INDEX SIZE', 'IDX/TABLE', 'DEAD ROWS', 'BLOAT']];
   for (const t of status.tables) {
     rows.push([
@@ -52,9 +64,20 @@ function formatStatus(status: DatabaseStatus): string[] {
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  lines.push(...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()));
+  lines.push(
+    ...rows.map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    ),
+  );
   const m = status.lastMaintenance;
-  lines.push(m ? `last maintenance: ${m.finishedAt} (${m.source}, ${m.durationMs} ms${m.error ? `, failed: ${m.error}` : ''})` : 'last maintenance: never');
+  lines.push(
+    m
+      ? `last maintenance: ${m.finishedAt} (${m.source}, ${m.durationMs} ms${m.error ? `, failed: ${m.error}` : ''})`
+      : 'last maintenance: never',
+  );
   return lines;
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatDiagnosis } from '../doctor/format.ts';
 import { runDoctor } from '../doctor/run-doctor.ts';
-import { getDelivery } from '../store/delivery-queries.ts';
+import { getDelivery } from '../delivery/delivery-store.ts';
 import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald doctor`: reads the platform's state once and runs every check (src/doctor/) over it.
@@ -10,7 +10,9 @@ import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from
 export function registerDoctorCommands(program: Command, context: CliContext): void {
   program
     .command('doctor')
-    .description('diagnose deliveries, shaping, workflows, tracking, database and mid-sourcing: symptom, cause, fix (exit 1 on a critical finding)')
+    .description(
+      'diagnose deliveries, shaping, workflows, tracking, database and mid-sourcing: symptom, cause, fix (exit 1 on a critical finding)',
+    )
     .option('--delivery <id>', 'only findings about this delivery (also when it is finished)')
     .option('--json', 'print one JSON object {"checkedAt","checks","findings"}')
     .action(async (options: { delivery?: string; json?: boolean }, command: Command) => {
@@ -18,8 +20,19 @@ export function registerDoctorCommands(program: Command, context: CliContext): v
       await withHerald(context, command, async (herald) => {
         if (deliveryId !== undefined) await getDelivery(herald.store, deliveryId);
         const diagnosis = await runDoctor(herald, deliveryId !== undefined ? { deliveryId } : {});
-        if (options.json) printJson(context, { checkedAt: diagnosis.checkedAt, checks: diagnosis.checks, findings: diagnosis.findings });
-        else for (const line of formatDiagnosis(diagnosis, diagnosis.checkedAt, deliveryId !== undefined ? ` for delivery ${deliveryId}` : '')) context.output.out(line);
+        if (options.json)
+          printJson(context, {
+            checkedAt: diagnosis.checkedAt,
+            checks: diagnosis.checks,
+            findings: diagnosis.findings,
+          });
+        else
+          for (const line of formatDiagnosis(
+            diagnosis,
+            diagnosis.checkedAt,
+            deliveryId !== undefined ? ` for delivery ${deliveryId}` : '',
+          ))
+            context.output.out(line);
         if (diagnosis.findings.some((f) => f.severity === 'critical')) throw new CliExit(1);
       });
     });

@@ -11,18 +11,23 @@ import { positiveInteger, printJson, withHerald, type CliContext } from './conte
 // execution side runs as the `mid` role of `herald start`.
 
 function requireMarketing(config: MidsourcingConfig): void {
-  if (config.mode !== 'marketing') throw new AppError('CONFIG_INVALID', `midsourcing.mode is "${config.mode}"; pushing and pulling need "marketing"`);
+  if (config.mode !== 'marketing')
+    throw new AppError('CONFIG_INVALID', `midsourcing.mode is "${config.mode}"; pushing and pulling need "marketing"`);
 }
 
 function choosePeer(config: MidsourcingConfig, name: string | undefined): string {
   if (name !== undefined) return name;
   if (config.peers.length === 1) return config.peers[0]!.name;
-  throw new AppError('INPUT_INVALID', `--peer is required: ${config.peers.length === 0 ? 'no peer is configured in midsourcing.peers' : `choose among ${config.peers.map((p) => p.name).join(', ')}`}`);
+  throw new AppError(
+    'INPUT_INVALID',
+    `--peer is required: ${config.peers.length === 0 ? 'no peer is configured in midsourcing.peers' : `choose among ${config.peers.map((p) => p.name).join(', ')}`}`,
+  );
 }
 
-
 export function registerMidCommands(program: Command, context: CliContext): void {
-  const mid = program.command('mid').description('mid-sourcing: push prepared deliveries to an execution instance and pull their logs back');
+  const mid = program
+    .command('mid')
+    .description('mid-sourcing: push prepared deliveries to an execution instance and pull their logs back');
 
   mid
     .command('push')
@@ -47,11 +52,17 @@ export function registerMidCommands(program: Command, context: CliContext): void
             clock: herald.clock,
             logger: herald.logger,
             onPartAcked: (p) => {
-              if (!options.json) context.output.err(`part ${p.part}: ${p.partsAcked}/${p.partsTotal} parts, ${p.recipientsAcked} recipients`);
+              if (!options.json)
+                context.output.err(
+                  `part ${p.part}: ${p.partsAcked}/${p.partsTotal} parts, ${p.recipientsAcked} recipients`,
+                );
             },
           });
           if (options.json) printJson(context, result);
-          else context.output.out(`delivery ${result.deliveryId} pushed to ${result.peer} as ${result.remoteId}: ${result.parts} parts, ${result.recipients} recipients, ${result.recipientsPerSec} recipients/s (${result.attempts} attempts, ${result.timeouts} timeouts, ${result.duplicates} duplicates)`);
+          else
+            context.output.out(
+              `delivery ${result.deliveryId} pushed to ${result.peer} as ${result.remoteId}: ${result.parts} parts, ${result.recipients} recipients, ${result.recipientsPerSec} recipients/s (${result.attempts} attempts, ${result.timeouts} timeouts, ${result.duplicates} duplicates)`,
+            );
         } finally {
           clients.close();
         }
@@ -60,14 +71,17 @@ export function registerMidCommands(program: Command, context: CliContext): void
 
   mid
     .command('status')
-    .description('parts pending/acknowledged, build and append latencies, timeouts, last error, log cursor and counters')
+    .description(
+      'parts pending/acknowledged, build and append latencies, timeouts, last error, log cursor and counters',
+    )
     .option('--delivery <id>', 'only this delivery')
     .option('--json', 'print one JSON object per delivery (NDJSON)')
     .action(async (options: { delivery?: string; json?: boolean }, command: Command) => {
       const deliveryId = options.delivery === undefined ? undefined : positiveInteger(options.delivery, 'delivery id');
       await withHerald(context, command, async (herald) => {
         const statuses = await outboundStatuses(herald.store, deliveryId);
-        if (deliveryId !== undefined && statuses.length === 0) throw new AppError('NOT_FOUND', `delivery ${deliveryId} was never pushed to an execution instance`);
+        if (deliveryId !== undefined && statuses.length === 0)
+          throw new AppError('NOT_FOUND', `delivery ${deliveryId} was never pushed to an execution instance`);
         if (options.json) for (const status of statuses) printJson(context, status);
         else if (statuses.length === 0) context.output.out('no delivery has been pushed to an execution instance');
         else for (const status of statuses) for (const line of formatOutboundStatus(status)) context.output.out(line);
@@ -76,7 +90,9 @@ export function registerMidCommands(program: Command, context: CliContext): void
 
   mid
     .command('sync')
-    .description('forward pending pause/resume/stop states, then pull delivery logs and counters of pushed deliveries now (the mid-sync-* workflows do it on schedule)')
+    .description(
+      'forward pending pause/resume/stop states, then pull delivery logs and counters of pushed deliveries now (the mid-sync-* workflows do it on schedule)',
+    )
     .option('--json', 'print the result as one JSON object')
     .action(async (options: { json?: boolean }, command: Command) => {
       await withHerald(context, command, async (herald) => {
@@ -88,10 +104,17 @@ export function registerMidCommands(program: Command, context: CliContext): void
         const counters = await syncAll(herald.store, config, 'counters', herald.clock);
         if (options.json) printJson(context, { logs, counters, states });
         else {
-          context.output.out(`logs: ${logs.synced} deliveries pulled, ${logs.failed.length} failed; counters: ${counters.synced} pulled, ${counters.failed.length} failed`);
-          for (const failure of [...logs.failed, ...counters.failed]) context.output.err(`  delivery ${failure.deliveryId}: ${failure.error}`);
+          context.output.out(
+            `logs: ${logs.synced} deliveries pulled, ${logs.failed.length} failed; counters: ${counters.synced} pulled, ${counters.failed.length} failed`,
+          );
+          for (const failure of [...logs.failed, ...counters.failed])
+            context.output.err(`  delivery ${failure.deliveryId}: ${failure.error}`);
         }
-        if (logs.failed.length + counters.failed.length + states.filter((result) => result.kind === 'failed').length > 0) process.exitCode = 1;
+        if (
+          logs.failed.length + counters.failed.length + states.filter((result) => result.kind === 'failed').length >
+          0
+        )
+          process.exitCode = 1;
       });
     });
 }

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
-import type { AddressRecord, AddressState, OperatorAction } from '../quarantine/types.ts';
-import {
-  addressTimeline, applyAddressEvents, countAddressesByState, getAddress, listAddresses, releaseAddresses, sweepAddresses,
-  type AddressEventRow,
-} from '../store/quarantine-queries.ts';
+import type { AddressState } from '../quarantine/types.ts';
+import { countAddressesByState, listAddresses } from '../quarantine/quarantine-store.ts';
+import { addressView, listAddress, releaseAddress, releaseDomain, showAddress } from '../quarantine/operator.ts';
 import { printJson, withHerald, type CliContext } from './context.ts';
+import { sweepAddresses } from '../quarantine/address-events.ts';
 
 // `herald quarantine`: list addresses by state, show one address's timeline, release in bulk after
 // an ISP outage misfired, allowlist/denylist by hand, run the sweep.
@@ -22,22 +21,56 @@ export function registerQuarantineCommands(program: Command, context: CliContext
     .option('--state <state>', `one of ${STATES.join(', ')} (default: all but valid)`)
     .option('--domain <domain>', 'only addresses of this domain')
     .option('--limit <n>', 'rows to show', '100')
-    .option('--json', 'one {"counts"} line, then NDJSON {"email","state","errorCount","lastErrorAt","reason","updatedAt"} per address')
+    .option(
+      '--json',
+      'NDJSON {"email","state","errorCount","lastErrorAt","reason","updatedAt"} per address (counts: quarantine counts)',
+    )
     .action(async (options: { state?: string; domain?: string; limit: string; json?: boolean }, command: Command) => {
-      if (options.state !== undefined && !STATES.includes(options.state as AddressState)) throw new AppError('INPUT_INVALID', `--state must be one of ${STATES.join(', ')}`);
+      if (options.state !== undefined && !STATES.includes(options.state as AddressState))
+        throw new AppError('INPUT_INVALID', `--state must be one of ${STATES.join(', ')}`);
       const limit = positiveInt(options.limit, '--limit');
       await withHerald(context, command, async (herald) => {
         const counts = await countAddressesByState(herald.store);
-        const rows = await listAddresses(herald.store, { ...(options.state && { states: [options.state as AddressState] }), ...(options.domain && { domain: options.domain }), limit });
+        const rows = await listAddresses(herald.store, {
+          ...(options.state && { states: [options.state as AddressState] }),
+          ...(options.domain && { domain: options.domain }),
+          limit,
+        });
         if (options.json) {
-          printJson(context, { counts });
           for (const row of rows) printJson(context, addressJson(row));
           return;
         }
-        context.output.out(`addresses: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}`);
-        for (const row of rows) {
-          context.output.out(`${row.email.padEnd(40)} ${row.state.padEnd(12)} errors=${row.errorCount} ${row.reason ?? '-'}  last error ${iso(row.lastErrorAt) ?? '-'}`);
+        context.output.out(
+          `addresses: ${
+            Object.entries(counts)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ') || '(none)'
+          }`,
+        );
+        if (rows.length === 0) {
+          context.output.out('no address matches');
+          return;
         }
+        context.output.out(
+          `${'ADDRESS'.padEnd(40)} ${'STATE'.padEnd(12)} ${'ERRORS'.padStart(6)} ${'REASON'.padEnd(16)} LAST ERROR`,
+        );
+        for (const row of rows) {
+          context.output.out(
+            `${row.email.padEnd(40)} ${row.state.padEnd(12)} ${String(row.errorCount).padStart(6)} ${(row.reason ?? '-').padEnd(16)} ${iso(row.lastErrorAt) ?? '-'}`,
+          );
+        }
+      });
+    });
+
+  quarantine
+    .command('counts')
+    .description('how many addresses are in each state')
+    .option('--json', 'print one object {"counts":{state: n}}')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const counts = await countAddressesByState(herald.store);
+        if (options.json) printJson(context, { counts });
+        else for (const [state, n] of Object.entries(counts)) context.output.out(`${state.padEnd(12)} ${n}`);
       });
     });
 
@@ -48,18 +81,26 @@ export function registerQuarantineCommands(program: Command, context: CliContext
     .option('--json', 'print {"address":{...},"timeline":[...]}')
     .action(async (address: string, options: { json?: boolean }, command: Command) => {
       await withHerald(context, command, async (herald) => {
-        const row = await getAddress(herald.store, address);
-        const timeline = await addressTimeline(herald.store, address);
-        const state = row ? addressJson(row) : { email: address.trim().toLowerCase(), state: 'valid', errorCount: 0, lastErrorAt: null, reason: null, updatedAt: null };
+        const { address: state, known, timeline: views, events: timeline } = await showAddress(herald.store, address);
         if (options.json) {
-          printJson(context, { address: state, timeline: timeline.map(eventJson) });
+          printJson(context, { address: state, known, timeline: views });
           return;
         }
-        context.output.out(`${state.email}: ${state.state}, ${state.errorCount} counted soft error(s)${state.reason ? `, reason ${state.reason}` : ''}`);
+        if (!known) {
+          context.output.out(
+            `${state.email}: unknown to the quarantine (no state and no event in database ${herald.store.location}): it is sent to as valid`,
+          );
+          return;
+        }
+        context.output.out(
+          `${state.email}: ${state.state}, ${state.errorCount} counted soft error(s)${state.reason ? `, reason ${state.reason}` : ''}`,
+        );
         for (const e of timeline) {
           const where = e.delivery_id ? ` delivery ${e.delivery_id} log ${e.delivery_log_id}` : '';
           const rule = e.rule_id ? ` rule ${e.rule_id}@${e.pack_version ?? '?'}` : '';
-          context.output.out(`${new Date(e.at).toISOString()} ${e.source.padEnd(11)} ${e.state_before}→${e.state_after} ${e.type ?? ''} ${e.category ?? ''}${rule}${where}${e.counted ? ' (counted)' : ''}`);
+          context.output.out(
+            `${new Date(e.at).toISOString()} ${e.source.padEnd(11)} ${e.state_before}→${e.state_after} ${e.type ?? ''} ${e.category ?? ''}${rule}${where}${e.counted ? ' (counted)' : ''}`,
+          );
           if (e.reply_text) context.output.out(`    ${e.reply_text.slice(0, 200)}`);
           if (e.note) context.output.out(`    note: ${e.note}`);
         }
@@ -68,35 +109,54 @@ export function registerQuarantineCommands(program: Command, context: CliContext
 
   quarantine
     .command('release')
-    .description('back to valid: one address, or a whole domain after an ISP outage (quarantined/with_errors since DATE)')
+    .description(
+      'back to valid: one address, or a whole domain after an ISP outage (quarantined/with_errors since DATE)',
+    )
     .argument('[address]', 'one address')
     .option('--domain <domain>', 'release every address of this domain whose last error is at or after --since')
     .option('--since <date>', 'ISO date or date-time, e.g. 2026-04-10 or 2026-04-10T06:00Z')
     .option('--note <text>', 'why (kept on each timeline)')
     .option('--dry-run', 'count only')
     .option('--json', 'print {"released","dryRun","sample":[...]}')
-    .action(async (address: string | undefined, options: { domain?: string; since?: string; note?: string; dryRun?: boolean; json?: boolean }, command: Command) => {
-      if (!address && !(options.domain && options.since)) throw new AppError('INPUT_INVALID', 'give an ADDRESS, or --domain D --since DATE');
-      if (address && options.domain) throw new AppError('INPUT_INVALID', 'give an ADDRESS or --domain, not both');
-      await withHerald(context, command, async (herald) => {
-        const now = herald.clock.now();
-        const settings = quarantineSettings(herald.config);
-        let result: { released: number; emails: string[] };
-        if (address) {
-          const row = await getAddress(herald.store, address);
-          if (!row || row.state === 'valid') result = { released: 0, emails: [] };
-          else {
-            if (!options.dryRun) await applyAddressEvents(herald.store, [operatorEvent(address, 'release', now, options.note)], settings, now);
-            result = { released: 1, emails: [row.email] };
-          }
-        } else {
-          const since = parseDate(options.since!);
-          result = await releaseAddresses(herald.store, { domain: options.domain!, since, note: options.note ?? `bulk release of ${options.domain} since ${options.since}`, dryRun: options.dryRun ?? false }, settings, now);
-        }
-        if (options.json) printJson(context, { released: result.released, dryRun: options.dryRun ?? false, sample: result.emails });
-        else context.output.out(`${options.dryRun ? 'would release' : 'released'} ${result.released} address(es)${result.emails.length ? `: ${result.emails.slice(0, 5).join(', ')}${result.released > 5 ? ', ...' : ''}` : ''}`);
-      });
-    });
+    .action(
+      async (
+        address: string | undefined,
+        options: { domain?: string; since?: string; note?: string; dryRun?: boolean; json?: boolean },
+        command: Command,
+      ) => {
+        if (!address && !(options.domain && options.since))
+          throw new AppError('INPUT_INVALID', 'give an ADDRESS, or --domain D --since DATE');
+        if (address && options.domain) throw new AppError('INPUT_INVALID', 'give an ADDRESS or --domain, not both');
+        await withHerald(context, command, async (herald) => {
+          const now = herald.clock.now();
+          const result = address
+            ? await releaseAddress(
+                herald.store,
+                herald.config,
+                { email: address, note: options.note, dryRun: options.dryRun ?? false },
+                now,
+              )
+            : await releaseDomain(
+                herald.store,
+                herald.config,
+                {
+                  domain: options.domain!,
+                  since: parseDate(options.since!),
+                  sinceText: options.since!,
+                  note: options.note,
+                  dryRun: options.dryRun ?? false,
+                },
+                now,
+              );
+          if (options.json)
+            printJson(context, { released: result.released, dryRun: options.dryRun ?? false, sample: result.emails });
+          else
+            context.output.out(
+              `${options.dryRun ? 'would release' : 'released'} ${result.released} address(es)${result.emails.length ? `: ${result.emails.slice(0, 5).join(', ')}${result.released > 5 ? ', ...' : ''}` : ''}`,
+            );
+        });
+      },
+    );
 
   for (const [name, action, what] of [
     ['allowlist', 'allowlist', 'never quarantined again (complaints and unsubscribes still denylist it)'],
@@ -110,9 +170,12 @@ export function registerQuarantineCommands(program: Command, context: CliContext
       .option('--json', 'print the address row')
       .action(async (address: string, options: { note?: string; json?: boolean }, command: Command) => {
         await withHerald(context, command, async (herald) => {
-          const now = herald.clock.now();
-          await applyAddressEvents(herald.store, [operatorEvent(address, action, now, options.note)], quarantineSettings(herald.config), now);
-          const row = (await getAddress(herald.store, address))!;
+          const row = await listAddress(
+            herald.store,
+            herald.config,
+            { email: address, action, note: options.note },
+            herald.clock.now(),
+          );
           if (options.json) printJson(context, addressJson(row));
           else context.output.out(`${row.email}: ${row.state}`);
         });
@@ -121,7 +184,9 @@ export function registerQuarantineCommands(program: Command, context: CliContext
 
   quarantine
     .command('sweep')
-    .description('release mailbox_full quarantines and reset quiet counters now (the mta role does it every quarantine.sweepIntervalMinutes)')
+    .description(
+      'release mailbox_full quarantines and reset quiet counters now (the mta role does it every quarantine.sweepIntervalMinutes)',
+    )
     .option('--json', 'print {"changed"}')
     .action(async (options: { json?: boolean }, command: Command) => {
       await withHerald(context, command, async (herald) => {
@@ -132,33 +197,7 @@ export function registerQuarantineCommands(program: Command, context: CliContext
     });
 }
 
-function operatorEvent(email: string, action: OperatorAction, now: number, note: string | undefined) {
-  return { email, at: now, source: 'operator' as const, action, note: note ?? `operator ${action}` };
-}
-
-function addressJson(row: AddressRecord) {
-  return { email: row.email, state: row.state, errorCount: row.errorCount, lastErrorAt: iso(row.lastErrorAt), reason: row.reason, updatedAt: iso(row.updatedAt) };
-}
-
-function eventJson(e: AddressEventRow) {
-  return {
-    at: new Date(e.at).toISOString(),
-    source: e.source,
-    deliveryId: e.delivery_id,
-    deliveryLogId: e.delivery_log_id,
-    replyText: e.reply_text,
-    category: e.category,
-    reason: e.reason,
-    type: e.type,
-    ruleId: e.rule_id,
-    packVersion: e.pack_version,
-    stateBefore: e.state_before,
-    stateAfter: e.state_after,
-    errorCount: Number(e.error_count),
-    counted: Number(e.counted) === 1,
-    note: e.note,
-  };
-}
+const addressJson = addressView;
 
 function iso(at: number | null): string | null {
   return at === null ? null : new Date(at).toISOString();
@@ -166,12 +205,17 @@ function iso(at: number | null): string | null {
 
 function parseDate(value: string): number {
   const at = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  if (Number.isNaN(at)) throw new AppError('INPUT_INVALID', `--since: "${value}" is not an ISO date (2026-04-10) or date-time (2026-04-10T06:00Z)`);
+  if (Number.isNaN(at))
+    throw new AppError(
+      'INPUT_INVALID',
+      `--since: "${value}" is not an ISO date (2026-04-10) or date-time (2026-04-10T06:00Z)`,
+    );
   return at;
 }
 
 function positiveInt(value: string, what: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new AppError('INPUT_INVALID', `${what} must be a positive integer, not "${value}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new AppError('INPUT_INVALID', `${what} must be a positive integer, not "${value}"`);
   return n;
 }

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadRuleTexts, shippedPackPath } from '../shaping/rule-loader.ts';
-import { formatIssue, maxPackBytes, parseRulePack, type PackIssue } from '../shaping/rule-pack.ts';
+import { checkMxPacks } from '../shaping/pack-check.ts';
+import { formatIssue, maxPackBytes, type PackIssue } from '../shaping/rule-pack.ts';
 import { CliExit, printJson, type CliContext } from './context.ts';
 import { registerRuleVersionCommands } from './rules-versions-command.ts';
 
@@ -10,7 +10,11 @@ import { registerRuleVersionCommands } from './rules-versions-command.ts';
 // `herald rules versions|update|rollback` (rule-pack versions) are in rules-versions-command.ts.
 
 export function registerRulesCommands(program: Command, context: CliContext): void {
-  const rules = program.command('rules').description('MX rule packs: validate before deploying (bounce packs: herald bounce rules check); versions, update and rollback of both');
+  const rules = program
+    .command('rules')
+    .description(
+      'MX rule packs: validate before deploying (bounce packs: herald bounce rules check); versions, update and rollback of both',
+    );
   registerRuleVersionCommands(rules, context);
 
   rules
@@ -19,34 +23,21 @@ export function registerRulesCommands(program: Command, context: CliContext): vo
     .option('--standalone', 'check the files as a complete set, without the shipped pack underneath')
     .option('--json', 'print the result as one JSON object')
     .action((files: string[], options: { json?: boolean; standalone?: boolean }) => {
-      const texts: Array<{ file: string; text: string }> = [];
-      const results: Array<{ file: string; ok: boolean; rules: number; backoff: number; issues: PackIssue[] }> = [];
-      for (const file of files) {
-        const text = readPack(file);
-        if ('issue' in text) {
-          results.push({ file, ok: false, rules: 0, backoff: 0, issues: [text.issue] });
-          continue;
-        }
-        texts.push({ file, text: text.text });
-        const parsed = parseRulePack(text.text, file);
-        results.push(parsed.ok ? { file, ok: true, rules: parsed.pack.rules.length, backoff: parsed.pack.backoff.length, issues: [] } : { file, ok: false, rules: 0, backoff: 0, issues: parsed.issues });
-      }
-      const filesOk = results.every((r) => r.ok);
-      const base = options.standalone ? [] : [{ file: shippedPackPath, text: readFileSync(shippedPackPath, 'utf8') }];
-      const layered = filesOk ? loadRuleTexts([...base, ...texts]) : undefined;
-      const ok = filesOk && layered?.ok === true;
+      const inputs = files.map((file) => ({ file, ...readPack(file) }));
+      const checked = checkMxPacks(inputs, options.standalone ?? false);
+      const { ok, files: results, layered } = checked;
       if (options.json) {
-        printJson(context, {
-          ok,
-          files: results,
-          layered: layered === undefined ? null : layered.ok ? { ok: true, version: layered.rules.version, rules: layered.rules.rules.map((r) => r.name), backoff: layered.rules.backoff.map((b) => b.name) } : { ok: false, issues: layered.issues },
-        });
+        printJson(context, checked);
       } else {
         for (const result of results) {
-          if (result.ok) context.output.out(`${result.file}: ok (${result.rules} rules, ${result.backoff} backoff rules)`);
+          if (result.ok)
+            context.output.out(`${result.file}: ok (${result.rules} rules, ${result.backoff} backoff rules)`);
           else for (const issue of result.issues) context.output.err(formatIssue(issue));
         }
-        if (layered?.ok) context.output.out(`layered${options.standalone ? '' : ' over the shipped pack'}: ${layered.rules.rules.length} rules, generic rule "${layered.rules.rules.at(-1)!.name}" last, version ${layered.rules.version}`);
+        if (layered?.ok)
+          context.output.out(
+            `layered${options.standalone ? '' : ' over the shipped pack'}: ${layered.rules.length} rules, generic rule "${layered.rules.at(-1)!}" last, version ${layered.version}`,
+          );
         else if (layered) for (const issue of layered.issues) context.output.err(formatIssue(issue));
       }
       if (!ok) throw new CliExit(1);
@@ -55,7 +46,8 @@ export function registerRulesCommands(program: Command, context: CliContext): vo
 
 function readPack(file: string): { text: string } | { issue: PackIssue } {
   try {
-    if (statSync(file).size > maxPackBytes) return { issue: { file, line: 1, path: '(file)', message: `a rule pack is at most ${maxPackBytes} bytes` } };
+    if (statSync(file).size > maxPackBytes)
+      return { issue: { file, line: 1, path: '(file)', message: `a rule pack is at most ${maxPackBytes} bytes` } };
     return { text: readFileSync(file, 'utf8') };
   } catch (error) {
     return { issue: { file, line: 1, path: '(file)', message: `cannot read: ${(error as Error).message}` } };

@@ -1,23 +1,66 @@
 import type { Command } from 'commander';
+import { AppError } from '../common/errors.ts';
+import { checkConfigSafety, domainOfAddress } from '../config/safety.ts';
+import { bounceDomainResolves } from '../config/safety-facts.ts';
+import { unfinishedDeliveries } from '../doctor/doctor-store.ts';
+import type { Herald } from '../main.ts';
 import { knownRoles, parseRoles, startRoles, stopRoles } from '../roles.ts';
+import { formatWarnings, unsafeError } from './config-command.ts';
 import { withHerald, type CliContext } from './context.ts';
+import { startProgressLines } from './start-progress.ts';
 
 export function registerStartCommands(program: Command, context: CliContext): void {
   program
     .command('start')
-    .description('run Herald\'s roles on the configured database until SIGTERM or Ctrl-C')
+    .description("run Herald's roles on the configured database until SIGTERM or Ctrl-C")
     .option('--roles <list>', `comma-separated roles (${knownRoles().join(', ')}), or all`, 'all')
-    .action(async (options, command: Command) => {
+    .option('--strict', 'refuse to start (CONFIG_UNSAFE) when a setting is unsafe for real mail')
+    .option('--progress-interval <seconds>', 'a progress line per delivery in progress this often (0: none)', '30')
+    .action(async (options: { roles: string; strict?: boolean; progressInterval: string }, command: Command) => {
       const names = parseRoles(options.roles);
-      await withHerald(context, command, async (herald) => {
-        const roles = await startRoles(herald, names);
-        context.output.err(`herald ${herald.nodeId}: running ${names.join(', ')} on ${herald.store.location}`);
-        const signal = await new Promise<string>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
-        });
-        context.output.err(`${signal}: finishing open SMTP transactions and stopping`);
-        await stopRoles(herald, roles);
-      });
+      const interval = Number(options.progressInterval);
+      if (!Number.isFinite(interval) || interval < 0)
+        throw new AppError(
+          'INPUT_INVALID',
+          `--progress-interval must be a number of seconds (got "${options.progressInterval}")`,
+        );
+      await withHerald(
+        context,
+        command,
+        async (herald) => {
+          if (names.includes('mta')) await checkSafety(context, herald, options.strict === true);
+          const roles = await startRoles(herald, names);
+          context.output.err(`herald ${herald.nodeId}: running ${names.join(', ')} on ${herald.store.location}`);
+          const stopProgress =
+            interval > 0 && names.includes('mta')
+              ? startProgressLines(herald, (line) => context.output.err(line), interval * 1000)
+              : () => {};
+          const signal = await new Promise<string>((resolve) => {
+            process.once('SIGTERM', () => resolve('SIGTERM'));
+            process.once('SIGINT', () => resolve('SIGINT'));
+          });
+          stopProgress();
+          context.output.err(`${signal}: finishing open SMTP transactions and stopping`);
+          await stopRoles(herald, roles);
+        },
+        { create: true },
+      );
     });
+}
+
+/** Names the unsafe settings before mail goes out; with --strict, refuses to start. */
+async function checkSafety(context: CliContext, herald: Herald, strict: boolean): Promise<void> {
+  const deliveries = await unfinishedDeliveries(herald.store);
+  const warnings = checkConfigSafety(herald.config, {
+    fromDomains: deliveries
+      .filter((d) => d.execution_peer === null)
+      .flatMap((d) => domainOfAddress(d.from_address) ?? []),
+    bounceDomainResolves: await bounceDomainResolves(herald.config),
+  });
+  if (warnings.length === 0) return;
+  if (strict) throw unsafeError(warnings);
+  context.output.err(
+    `warning: ${warnings.length} setting${warnings.length === 1 ? ' is' : 's are'} unsafe for real mail (herald start --strict refuses them):`,
+  );
+  for (const line of formatWarnings(warnings)) context.output.err(line);
 }

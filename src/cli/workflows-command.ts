@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import { AppError } from '../common/errors.ts';
 import type { Herald } from '../main.ts';
-import { getRun, listRuns, listStepLogs, listSteps } from '../store/workflow-queries.ts';
+import { runResultView, showWorkflow, workflowLogs } from '../workflows/inspect.ts';
 import { createWorkflowEngine, type WorkflowEngine } from '../workflows/engine.ts';
 import type { RunResult } from '../workflows/runner.ts';
-import { runView, type WorkflowStatus } from '../workflows/status.ts';
+import type { WorkflowStatus } from '../workflows/status.ts';
 import { manualTicker } from '../workflows/ticker.ts';
 import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
 
@@ -18,11 +17,11 @@ export function registerWorkflowsCommands(program: Command, context: CliContext)
   workflows
     .command('list', { isDefault: true })
     .description('state, health, last run and its duration, next run, last error of every workflow')
-    .option('--json', 'print {"workflows":[...]}')
+    .option('--json', 'NDJSON: one workflow status per line')
     .action(async (options, command: Command) => {
       await withEngine(context, command, async (_herald, engine) => {
         const statuses = await engine.status();
-        if (options.json) printJson(context, { workflows: statuses });
+        if (options.json) for (const status of statuses) printJson(context, status);
         else for (const line of formatList(statuses)) context.output.out(line);
       });
     });
@@ -34,55 +33,65 @@ export function registerWorkflowsCommands(program: Command, context: CliContext)
     .option('--json', 'print one JSON object')
     .action(async (name: string, options, command: Command) => {
       await withEngine(context, command, async (herald, engine) => {
-        const definition = engine.registry.require(name);
-        const status = (await engine.status()).find((s) => s.name === name)!;
-        const runs = (await listRuns(herald.store, name, options.runs)).map(runView);
-        const lastSteps = status.lastRun ? await listSteps(herald.store, status.lastRun.id) : [];
-        const out = {
-          ...status,
-          steps: definition.steps.map((s, index) => ({ index, name: s.name })),
-          lastRunSteps: lastSteps.map((s) => ({ index: s.step_index, name: s.name, status: s.status, summary: s.summary, error: s.error, durationMs: s.finished_at === null ? null : s.finished_at - s.started_at })),
-          runs,
-        };
+        const out = await showWorkflow(herald.store, engine, name, options.runs);
+        const { runs } = out;
         if (options.json) printJson(context, out);
         else {
-          for (const line of formatList([status])) context.output.out(line);
+          for (const line of formatList([out])) context.output.out(line);
           context.output.out(`steps: ${out.steps.map((s) => `${s.index} ${s.name}`).join(', ')}`);
-          for (const s of out.lastRunSteps) context.output.out(`  step ${s.index} ${s.name}: ${s.status}${s.summary ? ` — ${s.summary}` : ''}${s.error ? ` — ${s.error}` : ''}`);
-          for (const r of runs) context.output.out(`  run ${r.id} ${r.trigger} ${r.status} ${r.startedAt} ${r.durationMs ?? '-'} ms${r.error ? ` ${r.error}` : ''}`);
+          for (const s of out.lastRunSteps)
+            context.output.out(
+              `  step ${s.index} ${s.name}: ${s.status}${s.summary ? ` — ${s.summary}` : ''}${s.error ? ` — ${s.error}` : ''}`,
+            );
+          for (const r of runs)
+            context.output.out(
+              `  run ${r.id} ${r.trigger} ${r.status} ${r.startedAt} ${r.durationMs ?? '-'} ms${r.error ? ` ${r.error}` : ''}`,
+            );
         }
       });
     });
 
   for (const [verb, description] of [
     ['run', 'run a workflow now, here, and wait for it'],
-    ['restart', 'run the last failed run again from its failed step'],
+    ['restart', 'run the last failed run again from its failed step (or from --from-step)'],
   ] as const) {
-    workflows
+    const subcommand = workflows
       .command(`${verb} <name>`)
       .description(description)
-      .option('--json', 'print the run result as JSON')
-      .action(async (name: string, options, command: Command) => {
-        await withEngine(context, command, async (_herald, engine) => {
-          const result = verb === 'run' ? await engine.runNow(name) : await engine.restart(name);
-          if (options.json) printJson(context, resultJson(result));
-          else context.output.out(formatResult(result));
-          if (result.status === 'failed') throw new CliExit(1);
-        });
+      .option('--json', 'print the run result as JSON');
+    if (verb === 'restart')
+      subcommand.option('--from-step <step>', 'restart from this step (index or name, see `workflows show`)');
+    subcommand.action(async (name: string, options, command: Command) => {
+      await withEngine(context, command, async (_herald, engine) => {
+        const result =
+          verb === 'run'
+            ? await engine.runNow(name)
+            : await engine.restart(name, { fromStep: options.fromStep as string | undefined });
+        if (options.json) printJson(context, resultJson(result));
+        else context.output.out(formatResult(result));
+        if (result.status === 'failed') throw new CliExit(1);
       });
+    });
   }
 
   for (const verb of ['pause', 'resume'] as const) {
     workflows
       .command(`${verb} <name>`)
-      .description(verb === 'pause' ? 'stop scheduling it (a running run finishes)' : 'schedule it again from the next slot')
+      .description(
+        verb === 'pause' ? 'stop scheduling it (a running run finishes)' : 'schedule it again from the next slot',
+      )
       .option('--json', 'print {"name","changed","state"}')
       .action(async (name: string, options, command: Command) => {
         await withEngine(context, command, async (_herald, engine) => {
           const { changed } = verb === 'pause' ? await engine.pause(name) : await engine.resume(name);
           const state = (await engine.status()).find((s) => s.name === name)!.state;
           if (options.json) printJson(context, { name, changed, state });
-          else context.output.out(changed ? `${name}: ${verb}d (state ${state})` : `${name}: already ${verb === 'pause' ? 'paused' : 'not paused'} (state ${state})`);
+          else
+            context.output.out(
+              changed
+                ? `${name}: ${verb}d (state ${state})`
+                : `${name}: already ${verb === 'pause' ? 'paused' : 'not paused'} (state ${state})`,
+            );
         });
       });
   }
@@ -94,39 +103,26 @@ export function registerWorkflowsCommands(program: Command, context: CliContext)
     .option('--json', 'print NDJSON, one line per log entry')
     .action(async (name: string, options, command: Command) => {
       await withEngine(context, command, async (herald, engine) => {
-        engine.registry.require(name);
-        const run = options.run !== undefined ? await getRun(herald.store, options.run) : (await listRuns(herald.store, name, 1))[0];
-        if (!run || run.workflow !== name) throw new AppError('NOT_FOUND', options.run !== undefined ? `workflow ${name} has no run ${options.run}` : `workflow ${name} has not run yet`);
-        const steps = new Map((await listSteps(herald.store, run.id)).map((s) => [s.step_index, s.name]));
-        for (const entry of await listStepLogs(herald.store, run.id)) {
-          const step = steps.get(entry.step_index) ?? String(entry.step_index);
-          if (options.json) printJson(context, { runId: run.id, step: entry.step_index, stepName: step, level: entry.level, at: new Date(entry.at).toISOString(), message: entry.message });
-          else context.output.out(`${new Date(entry.at).toISOString()} ${entry.level.padEnd(5)} [${step}] ${entry.message}`);
+        for (const entry of await workflowLogs(herald.store, engine, name, options.run)) {
+          if (options.json) printJson(context, entry);
+          else context.output.out(`${entry.at} ${entry.level.padEnd(5)} [${entry.stepName}] ${entry.message}`);
         }
       });
     });
 }
 
-async function withEngine(context: CliContext, command: Command, action: (herald: Herald, engine: WorkflowEngine) => Promise<void>): Promise<void> {
+async function withEngine(
+  context: CliContext,
+  command: Command,
+  action: (herald: Herald, engine: WorkflowEngine) => Promise<void>,
+): Promise<void> {
   await withHerald(context, command, async (herald) => {
     const engine = createWorkflowEngine({ ...herald, ticker: manualTicker });
     await action(herald, engine);
   });
 }
 
-function resultJson(result: RunResult) {
-  return {
-    workflow: result.workflow,
-    runId: result.runId,
-    status: result.status,
-    failedStep: result.failedStep,
-    failedStepName: result.failedStepName,
-    error: result.error,
-    startedAt: new Date(result.startedAt).toISOString(),
-    finishedAt: new Date(result.finishedAt).toISOString(),
-    durationMs: result.finishedAt - result.startedAt,
-  };
-}
+const resultJson = runResultView;
 
 function formatResult(result: RunResult): string {
   const base = `${result.workflow}: run ${result.runId} ${result.status} in ${result.finishedAt - result.startedAt} ms`;
@@ -147,5 +143,10 @@ function formatList(statuses: WorkflowStatus[]): string[] {
     ]);
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => l.map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return lines.map((l) =>
+    l
+      .map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }

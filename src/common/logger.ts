@@ -1,6 +1,13 @@
+import { Writable } from 'node:stream';
 import pino from 'pino';
+import pretty from 'pino-pretty';
+import { stderrStatusLine, type StatusLine } from './status-line.ts';
 
 export type Logger = pino.Logger;
+
+/** `pretty`: time, level, message and key fields for a person; `json`: one JSON object per line; `auto`: pretty on a terminal. */
+export type LogFormat = 'auto' | 'pretty' | 'json';
+export const logFormats: readonly LogFormat[] = ['auto', 'pretty', 'json'];
 
 // Secrets never reach logs: these keys are masked wherever they appear in a logged object.
 const redactedPaths = [
@@ -18,18 +25,50 @@ const redactedPaths = [
   '*.databaseUrl',
 ];
 
-export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  options: { level?: string; destination?: NodeJS.WritableStream; format?: LogFormat; statusLine?: StatusLine } = {},
+): Logger {
   const level = options.level ?? process.env.HERALD_LOG_LEVEL ?? 'info';
-  return pino({ level, redact: { paths: redactedPaths, censor: '[redacted]' } }, options.destination ?? pino.destination(2));
+  const settings = { level, redact: { paths: redactedPaths, censor: '[redacted]' } };
+  if (options.destination) return pino(settings, options.destination);
+  // On stderr, records go through the status line so that a progress line is erased and redrawn
+  // around them instead of being broken.
+  const statusLine = options.statusLine ?? stderrStatusLine();
+  const format = options.format ?? 'auto';
+  const human = format === 'pretty' || (format === 'auto' && statusLine.live);
+  const toStderr = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      statusLine.write(chunk.toString());
+      callback();
+    },
+  });
+  if (!human) return pino(settings, statusLine.live ? toStderr : pino.destination(2));
+  return pino(
+    settings,
+    pretty({
+      destination: toStderr,
+      sync: true,
+      colorize: statusLine.live,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+      singleLine: true,
+    }),
+  );
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });
 
-/** Removes the password from a connection URL before it is shown anywhere. */
+/** Removes the password (and credential query parameters) from a connection URL before it is shown anywhere. */
+/** Query parameters that carry credentials (`?password=`, `?access_token=`, `api_key=`, `sig=`…). */
+export const secretParameterNames = /secret|pass(?:word|wd)?|pwd|token|key|sig(?:nature)?|auth|credential|session/i;
+
 export function maskUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // libpq and most drivers also read credentials from the query string.
+    for (const name of [...parsed.searchParams.keys()])
+      if (secretParameterNames.test(name)) parsed.searchParams.set(name, '***');
     return parsed.toString();
   } catch {
     return '[unparseable url]';

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { AppError } from '../common/errors.ts';
+import { validateYaml } from '../common/yaml-source.ts';
 import { configSchema, type HeraldConfig } from './schema.ts';
 
 export interface LoadConfigOptions {
@@ -12,9 +13,15 @@ export interface LoadConfigOptions {
   overrides?: Record<string, unknown>;
 }
 
+/** The configuration file loadConfig reads: --config, then HERALD_CONFIG, then ./herald.yaml when it exists. */
+export function configFileInUse(options: LoadConfigOptions = {}): string | undefined {
+  const env = options.env ?? process.env;
+  return options.file || env.HERALD_CONFIG || (existsSync('herald.yaml') ? 'herald.yaml' : undefined);
+}
+
 export function loadConfig(options: LoadConfigOptions = {}): HeraldConfig {
   const env = options.env ?? process.env;
-  const file = options.file ?? env.HERALD_CONFIG ?? (existsSync('herald.yaml') ? 'herald.yaml' : undefined);
+  const file = configFileInUse(options);
   const fromFile = file ? readConfigFile(file) : {};
   const merged = deepMerge(fromFile, options.overrides ?? {});
   if (env.HERALD_DATABASE_URL) merged.database = { ...(merged.database as object), url: env.HERALD_DATABASE_URL };
@@ -36,12 +43,10 @@ function readConfigFile(file: string): Record<string, unknown> {
   } catch (cause) {
     throw new AppError('CONFIG_INVALID', `cannot read config file ${file}`, { cause });
   }
+  // The file alone is validated first, so an error names its line (and a typo the key it resembles).
+  const checked = validateYaml(text, file, configSchema);
+  if (!checked.ok) throw new AppError('CONFIG_INVALID', checked.errors.join('; '));
   const document = parseDocument(text);
-  if (document.errors.length > 0) {
-    const first = document.errors[0]!;
-    const line = first.linePos?.[0]?.line;
-    throw new AppError('CONFIG_INVALID', `${file}${line ? `:${line}` : ''}: ${first.message}`);
-  }
   const value = document.toJS() ?? {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new AppError('CONFIG_INVALID', `${file}: the top level must be a mapping of keys`);
@@ -53,7 +58,8 @@ function formatIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
       const path = issue.path.join('.') || '(root)';
-      if (issue.code === 'unrecognized_keys') return `unknown key ${issue.keys.map((k) => `${path === '(root)' ? '' : `${path}.`}${k}`).join(', ')}`;
+      if (issue.code === 'unrecognized_keys')
+        return `unknown key ${issue.keys.map((k) => `${path === '(root)' ? '' : `${path}.`}${k}`).join(', ')}`;
       return `${path}: ${issue.message}`;
     })
     .join('; ');

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { apiSchema } from '../api/config-schema.ts';
+import { metricsSchema } from '../metrics/config-schema.ts';
+import { webhooksSchema } from '../webhooks/config-schema.ts';
 import { midsourcingSchema } from '../midsourcing/config.ts';
 import { deliverabilitySchema } from '../rules-versions/config-schema.ts';
 import { trackingSchema } from '../tracking/config-schema.ts';
@@ -63,7 +66,9 @@ const shapingSchema = z
     /** How often each MTA process writes its shaping snapshot for `herald mx stats`. */
     statsIntervalMs: z.number().int().min(1_000).default(10_000),
     /** Named pools of source addresses; a delivery names one (none configured = the host's default address). */
-    affinities: z.array(z.object({ name: z.string().min(1), addresses: z.array(affinityAddressSchema).min(1) }).strict()).default([]),
+    affinities: z
+      .array(z.object({ name: z.string().min(1), addresses: z.array(affinityAddressSchema).min(1) }).strict())
+      .default([]),
     breaker: z
       .object({
         enabled: z.boolean().default(true),
@@ -88,14 +93,16 @@ const shapingSchema = z
   })
   .strict();
 
+export const defaultDatabaseUrl = 'sqlite:./data/herald.db';
+
 export const configSchema = z
   .object({
-    /** Identifies this process in claims; a restarted node takes back its own claims at once. */
+    /** Identifies this process in claims; one live MTA process per id (another is refused with NODE_ID_IN_USE). Unset: the host name, or host name-pid when another live process on the host holds it. A restarted node takes back its own claims at once. */
     nodeId: z.string().min(1).optional(),
     database: z
       .object({
         /** `sqlite:./data/herald.db` (default) or `postgres://user@host:5432/db`. HERALD_DATABASE_URL overrides. */
-        url: z.string().default('sqlite:./data/herald.db'),
+        url: z.string().default(defaultDatabaseUrl),
       })
       .strict()
       .default({}),
@@ -105,6 +112,10 @@ export const configSchema = z
         validityHours: z.number().positive().default(120),
         /** Rows handled per preparation batch: bounds memory whatever the target size. */
         preparationBatchSize: z.number().int().min(1).max(100_000).default(5_000),
+        /** Preparation: addresses differing only in the local part's case are one recipient (the domain's case never counts); false keeps `Ann@` and `ann@` apart (RFC 5321 §2.4). */
+        foldLocalPartCase: z.boolean().default(true),
+        /** Liveness lease of a running preparation, renewed every third of it: a delivery `preparing` without renewal for this long belongs to a dead process, and `delivery prepare` takes it over at once. */
+        preparationLeaseSeconds: z.number().int().min(5).max(3_600).default(30),
       })
       .strict()
       .default({}),
@@ -124,6 +135,8 @@ export const configSchema = z
         maxConnectionsPerMx: z.number().int().min(1).max(1_000).default(10),
         /** Messages sent on one connection before it is closed and reopened. */
         maxMessagesPerConnection: z.number().int().min(1).default(100),
+        /** A closed connection keeps its slot this long: the MX counts it until it has read our FIN. */
+        connectionCloseGraceMs: z.number().int().min(0).max(10_000).default(100),
         connectTimeoutMs: z.number().int().min(100).default(30_000),
         commandTimeoutMs: z.number().int().min(100).default(60_000),
         /** RFC 5321 §4.5.3.2.6 suggests 10 minutes after the final dot. */
@@ -150,9 +163,19 @@ export const configSchema = z
     import: z
       .object({
         /** Largest CSV accepted, in bytes. */
-        maxFileBytes: z.number().int().min(1).default(2 * 1024 * 1024 * 1024),
+        maxFileBytes: z
+          .number()
+          .int()
+          .min(1)
+          .default(2 * 1024 * 1024 * 1024),
         /** Longest CSV record accepted, in bytes. */
-        maxRecordBytes: z.number().int().min(64).default(64 * 1024),
+        maxRecordBytes: z
+          .number()
+          .int()
+          .min(64)
+          .default(64 * 1024),
+        /** Liveness lease of a running import, renewed every third of it: an import not renewed for this long belongs to a dead process, and the next import fails it (staged rows deleted) at once. */
+        leaseSeconds: z.number().int().min(10).max(86_400).default(60),
       })
       .strict()
       .default({}),
@@ -162,7 +185,10 @@ export const configSchema = z
         timezone: z.string().min(1).default('UTC'),
         /** Per workflow: `schedule` (cron, replaces the built-in one) and `enabled` (false: never scheduled). */
         overrides: z
-          .record(z.string(), z.object({ schedule: z.string().min(1).optional(), enabled: z.boolean().default(true) }).strict())
+          .record(
+            z.string(),
+            z.object({ schedule: z.string().min(1).optional(), enabled: z.boolean().default(true) }).strict(),
+          )
           .default({}),
         /** Runs, steps and step logs older than this are deleted by `cleanup` (each workflow's last run is kept). */
         historyDays: z.number().int().min(1).default(30),
@@ -185,11 +211,20 @@ export const configSchema = z
             importRejectsDays: z.number().int().min(1).default(30),
             /** A running import that has recorded no progress for this long (a live one does with every batch) is taken for interrupted: failed, its staged rows deleted. */
             staleImportHours: z.number().min(0.25).default(6),
+            /** Inbound samples and undecided (to_qualify) qualification entries not seen for this long are deleted. */
             qualificationSamplesDays: z.number().int().min(1).default(90),
+            /** Identities of received bounce mails (a retried mail is applied once) are kept this long: longer than senders retry (RFC 5321 §4.5.4.1: 4–5 days). */
+            inboundMessagesDays: z.number().int().min(1).default(10),
+            /** Address timeline rows (address_events) older than this are deleted; keep it ≥ tracking.tokenTtlDays. */
+            addressEventsDays: z.number().int().min(1).default(400),
             /** PostgreSQL: an index whose estimated bloat passes this fraction is rebuilt (REINDEX CONCURRENTLY). */
             reindexBloatRatio: z.number().min(0.1).max(0.95).default(0.5),
             /** PostgreSQL: indexes smaller than this are never rebuilt, whatever their bloat. */
-            reindexMinBytes: z.number().int().min(0).default(8 * 1024 * 1024),
+            reindexMinBytes: z
+              .number()
+              .int()
+              .min(0)
+              .default(8 * 1024 * 1024),
           })
           .strict()
           .default({}),
@@ -204,6 +239,12 @@ export const configSchema = z
     /** Mid-sourcing: hand deliveries to execution instances over HTTP (docs/midsourcing.md). */
     midsourcing: midsourcingSchema.default({}),
     tracking: trackingSchema.default({}),
+    /** The HTTP API (role `api`, docs/api.md). */
+    api: apiSchema.default({}),
+    /** Prometheus /metrics (docs/metrics.md). */
+    metrics: metricsSchema.default({}),
+    /** Event webhooks, sent by the api role (docs/webhooks.md). */
+    webhooks: webhooksSchema.default({}),
     /** Where the deliverability-update workflow loads rule packs from (docs/deliverability-update.md). */
     deliverability: deliverabilitySchema.default({}),
     bounce: z
@@ -236,17 +277,31 @@ export const configSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(2525),
         /** Largest message accepted (announced with SIZE, RFC 1870, and enforced while reading). */
-        maxMessageBytes: z.number().int().min(1_024).default(25 * 1024 * 1024),
+        maxMessageBytes: z
+          .number()
+          .int()
+          .min(1_024)
+          .default(25 * 1024 * 1024),
         /** Simultaneous SMTP connections, at most. */
         maxClients: z.number().int().min(1).default(50),
+        /** Simultaneous connections of one client address; more get 421 4.7.0 at once (one client cannot fill maxClients). */
+        maxConnectionsPerClient: z.number().int().min(1).default(5),
+        /** A session is closed (421 4.4.2) this long after it connected, however slowly it talks. */
+        sessionTimeoutSeconds: z.number().int().min(1).default(600),
+        /** Commands a session may send without a message being accepted; then 421 4.7.0 and closed. */
+        maxCommandsWithoutMessage: z.number().int().min(5).default(100),
         /** Messages one client IP may send per minute; more get 421 4.7.0 (try later). */
         messagesPerMinutePerClient: z.number().int().min(1).default(120),
         /** An extra accepted recipient for ISP feedback loops (RFC 5965 reports), '' = none. */
         feedbackAddress: z.string().default(''),
-        /** Local part prefix of VERP addresses: <prefix>+<log id>@mta.bounceDomain. */
+        /** Local part prefix of VERP addresses: <prefix>+<log id>-<mac>@mta.bounceDomain (the MTA sends with it too). */
         verpPrefix: z.string().min(1).default('bounce'),
         /** Bytes of a message kept in a sample (unparseable, unmatched, not a bounce). */
-        sampleBytes: z.number().int().min(1_024).default(64 * 1024),
+        sampleBytes: z
+          .number()
+          .int()
+          .min(1_024)
+          .default(64 * 1024),
         /** Samples kept, newest first; older ones are deleted. */
         keepSamples: z.number().int().min(1).default(1_000),
       })

@@ -1,8 +1,13 @@
-import { Liquid, type Template } from 'liquidjs';
+import { Liquid, TagToken, Tokenizer, type Template } from 'liquidjs';
 import { AppError } from '../common/errors.ts';
+import { parseDataWithoutMarkers, stripMarkers } from '../tracking/links.ts';
 import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
 
 // Personalized content: LiquidJS templates parsed once per delivery, rendered per recipient.
+// The HTML template escapes every output by default (LiquidJS outputEscape: 'escape'): a value
+// carrying markup prints as text, in the message and on the mirror page. A template that means to
+// insert markup from data says so with `{{ value | raw }}` (docs/delivery.md). Subject and text
+// are not HTML: printed as they are (CR/LF in headers are neutralised by the message builder).
 
 export type TemplateName = 'subject' | 'html' | 'text';
 
@@ -35,7 +40,20 @@ const noFiles = {
   resolve: (_dir: string, file: string) => file,
 };
 // renderLimit/memoryLimit: one recipient's data (a loop bound of 10^9) cannot stall the MTA.
-const engine = new Liquid({ renderLimit: 2_000, memoryLimit: 64 * 1024 * 1024, strictFilters: true, strictVariables: true, lenientIf: true, ownPropertyOnly: true, cache: false, root: [], relativeReference: false, fs: noFiles });
+const engineOptions = {
+  renderLimit: 2_000,
+  memoryLimit: 64 * 1024 * 1024,
+  strictFilters: true,
+  strictVariables: true,
+  lenientIf: true,
+  ownPropertyOnly: true,
+  cache: false,
+  root: [],
+  relativeReference: false,
+  fs: noFiles,
+};
+const engine = new Liquid(engineOptions);
+const htmlEngine = new Liquid({ ...engineOptions, outputEscape: 'escape' });
 
 function refuseFiles(): never {
   throw new Error('templates cannot include files');
@@ -44,6 +62,7 @@ function refuseFiles(): never {
 interface ParsedTemplate {
   name: TemplateName;
   liquid: Template[];
+  engine: Liquid;
   /** The plain-substitution fast path, when the template allows it. */
   fast: FastTemplate | null;
 }
@@ -63,11 +82,29 @@ export function compileContent(templates: ContentTemplates): CompiledContent {
   };
 }
 
+/** Tags that read other files: refused when the template is created, not when a recipient is rendered. */
+const fileTags = new Set(['include', 'render', 'layout']);
+
 function parseTemplate(name: TemplateName, source: string): ParsedTemplate {
   try {
-    return { name, liquid: engine.parse(source), fast: compileFastTemplate(source) };
+    for (const token of new Tokenizer(source).readTopLevelTokens())
+      if (token instanceof TagToken && fileTags.has(token.name)) {
+        const line = source.slice(0, token.begin).split('\n').length;
+        throw new AppError(
+          'TEMPLATE_SYNTAX',
+          `${name} template, line ${line}: {% ${token.name} %} is refused: templates cannot read files (put the content in the template)`,
+          { details: { template: name, line } },
+        );
+      }
+    const html = name === 'html';
+    const chosen = html ? htmlEngine : engine;
+    return { name, liquid: chosen.parse(source), engine: chosen, fast: compileFastTemplate(source, { html }) };
   } catch (cause) {
-    throw new AppError('TEMPLATE_SYNTAX', `${name} template: ${liquidMessage(cause)}`, { cause, details: { template: name, line: liquidLine(cause) } });
+    if (cause instanceof AppError) throw cause;
+    throw new AppError('TEMPLATE_SYNTAX', `${name} template: ${liquidMessage(cause)}`, {
+      cause,
+      details: { template: name, line: liquidLine(cause) },
+    });
   }
 }
 
@@ -76,7 +113,7 @@ function renderTemplate(template: ParsedTemplate, data: Record<string, unknown>,
   if (fast !== undefined) return fast;
   const name = template.name;
   try {
-    return engine.renderSync(template.liquid, data) as string;
+    return template.engine.renderSync(template.liquid, data) as string;
   } catch (cause) {
     throw new AppError('TEMPLATE_RENDER', `${name} template, recipient ${recipient}: ${liquidMessage(cause)}`, {
       cause,
@@ -97,8 +134,10 @@ function liquidLine(error: unknown): number | undefined {
 /**
  * The variables a template sees for one recipient: the recipient's personalization data (the CSV's
  * other columns) plus `email`. Preparation and the MTA both use this, so what was checked is what is sent.
+ * Link-marker characters (src/tracking/links.ts) are removed from every value: recipient data can
+ * never create or redirect a tracked link.
  */
 export function personalizationOf(email: string, dataJson: string): Record<string, unknown> {
-  const data = JSON.parse(dataJson) as Record<string, unknown>;
-  return { ...data, email };
+  const data = parseDataWithoutMarkers(dataJson) as Record<string, unknown>;
+  return { ...data, email: stripMarkers(email) };
 }

@@ -22,7 +22,11 @@ const definitionSchema = z
     textFile: z.string().optional(),
     /** Name of the target list. */
     list: z.string().min(1).optional(),
-    validityHours: z.number().positive().max(24 * 30).optional(),
+    validityHours: z
+      .number()
+      .positive()
+      .max(24 * 30)
+      .optional(),
     affinity: z.string().min(1).optional(),
     /** ISO 8601 time at which sending starts (with `herald delivery start`). */
     scheduledAt: z.string().datetime({ offset: true }).optional(),
@@ -66,14 +70,44 @@ export function definitionFromFlags(flags: Record<string, unknown>): DeliveryDef
   return normalizeDefinition(result.data, process.cwd(), 'flags');
 }
 
+/**
+ * A definition sent as JSON (the HTTP API): bodies inline only, since a file path would read the
+ * server's disk. Problems name the field (`/name`, `/from`).
+ */
+export function definitionFromJson(value: unknown): DeliveryDefinition {
+  const result = definitionSchema.omit({ htmlFile: true, textFile: true }).strict().safeParse(value);
+  if (!result.success) {
+    const errors = result.error.issues.map((issue) => ({
+      path: `/${issue.path.join('/')}`,
+      message: issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message,
+    }));
+    throw new AppError('DELIVERY_INVALID', errors.map((e) => `${e.path}: ${e.message}`).join('; '), {
+      details: { errors },
+    });
+  }
+  return normalizeDefinition(result.data, process.cwd(), 'definition');
+}
+
 function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, source: string): DeliveryDefinition {
   const from = parseMailbox(input.from, `${source}: from`);
   const replyTo = input.replyTo ? parseMailbox(input.replyTo, `${source}: replyTo`).address : null;
   const html = bodyFrom(input.html, input.htmlFile, 'html', baseDir, source);
   const text = bodyFrom(input.text, input.textFile, 'text', baseDir, source);
-  if (html === null && text === null) throw new AppError('DELIVERY_INVALID', `${source}: a delivery needs an html or a text body`);
-  // Templates are checked now so that a syntax error is reported at creation, with its line.
-  compileContent({ subject: input.subject, html, text });
+  if (html === null && text === null)
+    throw new AppError('DELIVERY_INVALID', `${source}: a delivery needs an html or a text body`);
+  // Templates are checked now so that a syntax error is reported at creation, with its file and line.
+  try {
+    compileContent({ subject: input.subject, html, text });
+  } catch (error) {
+    if (!(error instanceof AppError) || error.code !== 'TEMPLATE_SYNTAX') throw error;
+    const template = error.details.template as 'subject' | 'html' | 'text' | undefined;
+    const file = template === 'html' ? input.htmlFile : template === 'text' ? input.textFile : undefined;
+    const where = file ? resolve(baseDir, file) : `${source}: ${template ?? 'template'}`;
+    throw new AppError('TEMPLATE_SYNTAX', `${where}: ${error.message}`, {
+      cause: error.cause,
+      details: { ...error.details, ...(file ? { file: resolve(baseDir, file) } : {}) },
+    });
+  }
   return {
     name: input.name,
     fromAddress: from.address,
@@ -89,8 +123,15 @@ function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, so
   };
 }
 
-function bodyFrom(inline: string | undefined, file: string | undefined, name: string, baseDir: string, source: string): string | null {
-  if (inline !== undefined && file !== undefined) throw new AppError('DELIVERY_INVALID', `${source}: give ${name} or ${name}File, not both`);
+function bodyFrom(
+  inline: string | undefined,
+  file: string | undefined,
+  name: string,
+  baseDir: string,
+  source: string,
+): string | null {
+  if (inline !== undefined && file !== undefined)
+    throw new AppError('DELIVERY_INVALID', `${source}: give ${name} or ${name}File, not both`);
   if (file === undefined) return inline ?? null;
   try {
     return readFileSync(resolve(baseDir, file), 'utf8');
@@ -104,7 +145,11 @@ const mailboxPattern = /^\s*(?:"?([^"<]*?)"?\s*<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[
 export function parseMailbox(value: string, where: string): { name: string | null; address: string } {
   if (/[\r\n]/.test(value)) throw new AppError('DELIVERY_INVALID', `${where}: must be on one line`);
   const match = mailboxPattern.exec(value);
-  if (!match) throw new AppError('DELIVERY_INVALID', `${where}: "${value}" is not an address like news@example.com or Name <news@example.com>`);
+  if (!match)
+    throw new AppError(
+      'DELIVERY_INVALID',
+      `${where}: "${value}" is not an address like news@example.com or Name <news@example.com>`,
+    );
   const address = (match[2] ?? match[3])!;
   const name = match[1]?.trim() || null;
   return { name, address };

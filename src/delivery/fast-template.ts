@@ -10,11 +10,18 @@ type Part = string | { name: string; filter: 'none' | 'default' | 'downcase' | '
 export type FastTemplate = (data: Record<string, unknown>) => string | undefined;
 
 const outputPattern = /\{\{([\s\S]*?)\}\}/g;
-const expressionPattern = /^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*(?:\|\s*(default|downcase|upcase)\s*(?::\s*(?:"([^"]*)"|'([^']*)'))?\s*)?$/;
+const expressionPattern =
+  /^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*(?:\|\s*(default|downcase|upcase)\s*(?::\s*(?:"([^"]*)"|'([^']*)'))?\s*)?$/;
+
+// What LiquidJS's escape filter changes. An HTML template escapes its outputs (outputEscape): the
+// fast path takes only values escaping would leave as they are and hands the rest to LiquidJS, so
+// the escaping itself is always LiquidJS's.
+const htmlSpecial = /[&<>"']/;
 
 /** The fast renderer of `source`, or null when the template needs LiquidJS. */
-export function compileFastTemplate(source: string): FastTemplate | null {
+export function compileFastTemplate(source: string, options: { html?: boolean } = {}): FastTemplate | null {
   if (source.includes('{%')) return null;
+  const html = options.html === true;
   const parts: Part[] = [];
   let last = 0;
   for (const match of source.matchAll(outputPattern)) {
@@ -26,6 +33,7 @@ export function compileFastTemplate(source: string): FastTemplate | null {
     const fallback = expression[3] ?? expression[4];
     // `default` needs its argument; the other filters take none.
     if ((filter === 'default') !== (fallback !== undefined)) return null;
+    if (html && fallback !== undefined && htmlSpecial.test(fallback)) return null;
     if (match.index > last) parts.push(source.slice(last, match.index));
     parts.push({ name: expression[1]!, filter, fallback: fallback ?? '' });
     last = match.index + match[0].length;
@@ -45,6 +53,7 @@ export function compileFastTemplate(source: string): FastTemplate | null {
       else if (typeof value === 'number' && Number.isFinite(value)) text = String(value);
       else if (value === undefined && part.filter === 'default') text = '';
       else return undefined;
+      if (html && htmlSpecial.test(text)) return undefined;
       if (part.filter === 'default') out += text.length > 0 ? text : part.fallback;
       else if (part.filter === 'downcase') out += text.toLowerCase();
       else if (part.filter === 'upcase') out += text.toUpperCase();

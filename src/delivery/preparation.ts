@@ -1,8 +1,21 @@
 import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
+import type { Store } from '../store/database.ts';
 import type { DeliveryRow } from '../store/tables.ts';
 import { analyzeHtmlTemplate, type ExtractedLink } from '../tracking/links.ts';
+import { replaceTrackingLinks } from '../tracking/tracking-store.ts';
 import { compileContent, personalizationOf, type CompiledContent } from './content.ts';
+import { getDelivery } from './delivery-store.ts';
+import { transitionDelivery } from './lifecycle.ts';
+import {
+  analyzeRecipients,
+  blockedAddresses,
+  deleteDeliveryLogs,
+  insertDeliveryLogs,
+  renewPreparation,
+  takeOverPreparation,
+  targetBatch,
+} from './preparation-store.ts';
 
 // Preparation: target extraction, exclusions, personalization check, then one delivery log per
 // recipient — batch by batch, so memory stays flat whatever the size of the target.
@@ -26,10 +39,16 @@ export interface TargetRange {
   excludedIds: number[];
 }
 
-/** What preparation needs from storage (implemented in src/store/preparation-queries.ts). */
+/** What preparation needs from storage (preparationStore below; tests wrap it to slow or break steps). */
 export interface PreparationStore {
   /** Conditionally moves the delivery to `preparing`; throws INVALID_STATE when it cannot. */
   beginPreparation(deliveryId: number, now: number): Promise<DeliveryRow>;
+  /** The delivery as it is now. */
+  current(deliveryId: number): Promise<DeliveryRow>;
+  /** Takes over a `preparing` delivery last renewed before `staleBefore` (its process died); false when it is alive or not preparing. */
+  takeOver(deliveryId: number, staleBefore: number, now: number): Promise<boolean>;
+  /** Back to `to` (edited, or preparation_failed) after an interruption. */
+  rollBack(deliveryId: number, to: 'edited' | 'preparation_failed', now: number): Promise<void>;
   /** Removes the logs of an earlier preparation, in bounded batches. */
   deleteLogs(deliveryId: number): Promise<void>;
   /** Records progress (renews updated_at) while the delivery is still `preparing`; false when it no longer is (failed as interrupted meanwhile). */
@@ -46,6 +65,46 @@ export interface PreparationStore {
   replaceTrackingLinks(deliveryId: number, links: readonly ExtractedLink[]): Promise<void>;
 }
 
+/**
+ * Preparation's storage functions (delivery/preparation-store.ts) and its state changes, on `store`.
+ * `foldLocalPartCase` (delivery.foldLocalPartCase, default true): addresses differing only in the
+ * local part's case are one recipient; the domain's case never counts.
+ */
+export function preparationStore(store: Store, options: { foldLocalPartCase?: boolean } = {}): PreparationStore {
+  return {
+    async beginPreparation(deliveryId, now) {
+      const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, { last_error: null });
+      await analyzeRecipients(store);
+      return delivery;
+    },
+    async deleteLogs(deliveryId) {
+      await deleteDeliveryLogs(store, deliveryId);
+    },
+    current: (deliveryId) => getDelivery(store, deliveryId),
+    takeOver: (deliveryId, staleBefore, now) => takeOverPreparation(store, deliveryId, staleBefore, now),
+    async rollBack(deliveryId, to, now) {
+      await transitionDelivery(store, deliveryId, to, now, {}, ['preparing']);
+    },
+    recordProgress: (deliveryId, now) => renewPreparation(store, deliveryId, now),
+    targetBatch: (listId, afterId, limit) => targetBatch(store, listId, afterId, limit),
+    blockedAddresses: (emails) => blockedAddresses(store, emails),
+    insertLogs: (deliveryId, range, now) => insertDeliveryLogs(store, deliveryId, range, now, options),
+    async finishPreparation(deliveryId, counts, now) {
+      const excluded = Object.values(counts.excluded).reduce((a, b) => a + b, 0);
+      await transitionDelivery(store, deliveryId, 'prepared', now, {
+        target_count: counts.target,
+        excluded_count: excluded,
+        exclusions: JSON.stringify(counts.excluded),
+        prepared_at: now,
+      });
+    },
+    async failPreparation(deliveryId, error, now) {
+      await transitionDelivery(store, deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) });
+    },
+    replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
+  };
+}
+
 export interface PreparationCounts {
   target: number;
   prepared: number;
@@ -58,6 +117,13 @@ export interface PrepareOptions {
   /** The address check of the audience import (kept as a parameter: preparation re-checks old lists too). */
   isValidAddress(email: string): boolean;
   onProgress?(progress: { read: number; prepared: number }): void;
+  /** Aborted (Ctrl-C, SIGTERM): stops before the next batch, removes the logs, back to the previous state. */
+  signal?: AbortSignal;
+  /**
+   * The liveness lease: renewed every third of it while preparing; a `preparing` delivery not renewed
+   * for this long belongs to a process that died, and preparing it again takes it over at once.
+   */
+  leaseMs?: number;
 }
 
 export type PreparationOutcome =
@@ -65,23 +131,52 @@ export type PreparationOutcome =
   | { kind: 'failed'; deliveryId: number; error: string; code: string };
 
 /** `{{ mirror_url }}` is set per message by the MTA (tracking decorator); the check needs a value. */
-const mirrorUrlPreview = 'https://tracking.invalid/m/preview';
+export const mirrorUrlPreview = 'https://tracking.invalid/m/preview';
 
-export async function prepareDelivery(store: PreparationStore, deliveryId: number, options: PrepareOptions): Promise<PreparationOutcome> {
-  const delivery = await store.beginPreparation(deliveryId, options.clock.now());
+export async function prepareDelivery(
+  store: PreparationStore,
+  deliveryId: number,
+  options: PrepareOptions,
+): Promise<PreparationOutcome> {
+  const leaseMs = options.leaseMs ?? 30_000;
+  const { delivery, previous } = await begin(store, deliveryId, options.clock.now(), leaseMs);
+  // The lease is renewed by a timer as well as by each batch: a long batch never looks dead.
+  const heartbeat = setInterval(
+    () => void store.recordProgress(deliveryId, options.clock.now()).catch(() => {}),
+    Math.max(1_000, leaseMs / 3),
+  );
+  heartbeat.unref();
   try {
-    if (delivery.list_id === null) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no target list`);
+    if (delivery.list_id === null)
+      throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no target list`);
     await store.deleteLogs(deliveryId);
-    const content = compileContent({ subject: delivery.subject_template, html: delivery.html_template, text: delivery.text_template });
+    const content = compileContent({
+      subject: delivery.subject_template,
+      html: delivery.html_template,
+      text: delivery.text_template,
+    });
     // Link indexes are fixed here; tracked URLs carry them and the redirect looks them up.
-    await store.replaceTrackingLinks(deliveryId, delivery.html_template === null ? [] : analyzeHtmlTemplate(delivery.html_template).links);
+    await store.replaceTrackingLinks(
+      deliveryId,
+      delivery.html_template === null ? [] : analyzeHtmlTemplate(delivery.html_template).links,
+    );
     const counts = await prepareBatches(store, delivery.id, delivery.list_id, content, options);
-    if (counts.target === 0) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId}: its list has no recipients`);
+    if (counts.target === 0)
+      throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId}: its list has no recipients`);
     await store.finishPreparation(deliveryId, counts, options.clock.now());
     return { kind: 'prepared', deliveryId, counts };
   } catch (error) {
     // Nothing half-done: the logs of a failed preparation are removed, so nothing can be sent from it.
     await store.deleteLogs(deliveryId);
+    if (options.signal?.aborted) {
+      const state = previous === 'preparation_failed' ? 'preparation_failed' : 'edited';
+      await store.rollBack(deliveryId, state, options.clock.now());
+      throw new AppError(
+        'INTERRUPTED',
+        `preparation of delivery ${deliveryId} interrupted: rolled back, its logs removed, the delivery is ${state} again; run \`herald delivery prepare ${deliveryId}\` to prepare it`,
+        { details: { deliveryId, state } },
+      );
+    }
     // The delivery left `preparing` under this preparation (delivery-manager failed it as interrupted):
     // its state and last_error are someone else's now.
     if (error instanceof AppError && error.code === 'INVALID_STATE') throw error;
@@ -89,7 +184,33 @@ export async function prepareDelivery(store: PreparationStore, deliveryId: numbe
     await store.failPreparation(deliveryId, message, options.clock.now());
     if (!(error instanceof AppError)) throw error;
     return { kind: 'failed', deliveryId, error: error.message, code: error.code };
+  } finally {
+    clearInterval(heartbeat);
   }
+}
+
+/**
+ * Moves the delivery to `preparing`. A delivery already `preparing` whose lease ran out (no renewal
+ * for leaseMs: its process died) is taken over at once instead of waiting for delivery-manager.
+ */
+async function begin(
+  store: PreparationStore,
+  deliveryId: number,
+  now: number,
+  leaseMs: number,
+): Promise<{ delivery: DeliveryRow; previous: DeliveryRow['state'] }> {
+  const before = await store.current(deliveryId);
+  if (before.state === 'preparing') {
+    if (!(await store.takeOver(deliveryId, now - leaseMs, now)))
+      throw new AppError(
+        'INVALID_STATE',
+        `delivery ${deliveryId} is being prepared by a live process (renewed within the last ${Math.round(leaseMs / 1000)} s); wait for it to finish, or stop it with Ctrl-C`,
+        { details: { deliveryId, from: 'preparing', to: 'preparing' } },
+      );
+    // Its process died: taken over, the rest of a preparation (logs deleted first) follows as usual.
+    return { delivery: await store.current(deliveryId), previous: 'edited' };
+  }
+  return { delivery: await store.beginPreparation(deliveryId, now), previous: before.state };
 }
 
 async function prepareBatches(
@@ -99,7 +220,11 @@ async function prepareBatches(
   content: CompiledContent,
   options: PrepareOptions,
 ): Promise<PreparationCounts> {
-  const counts: PreparationCounts = { target: 0, prepared: 0, excluded: { invalid_address: 0, duplicate: 0, quarantined: 0, denylisted: 0 } };
+  const counts: PreparationCounts = {
+    target: 0,
+    prepared: 0,
+    excluded: { invalid_address: 0, duplicate: 0, quarantined: 0, denylisted: 0 },
+  };
   // Whether a strict Liquid template renders depends on which variables a recipient has (and their
   // types), not on the values: every recipient whose data has a shape not seen yet is rendered in full,
   // so the first recipient of each shape that breaks a template is named. Values that are pathological
@@ -109,6 +234,7 @@ async function prepareBatches(
   let next = store.targetBatch(listId, afterId, options.batchSize);
   for (;;) {
     const batch = await next;
+    if (options.signal?.aborted) throw new Error('interrupted');
     if (batch.length === 0) return counts;
     const range: TargetRange = { listId, afterId, lastId: batch[batch.length - 1]!.id, excludedIds: [] };
     afterId = range.lastId;
@@ -117,18 +243,23 @@ async function prepareBatches(
     next.catch(() => {});
     counts.target += batch.length;
     if (!(await store.recordProgress(deliveryId, options.clock.now()))) {
-      throw new AppError('INVALID_STATE', `delivery ${deliveryId} is no longer preparing (failed as interrupted meanwhile); preparation stopped, its logs removed: run \`herald delivery prepare ${deliveryId}\` again`, {
-        details: { deliveryId },
-      });
+      throw new AppError(
+        'INVALID_STATE',
+        `delivery ${deliveryId} is no longer preparing (failed as interrupted meanwhile); preparation stopped, its logs removed: run \`herald delivery prepare ${deliveryId}\` again`,
+        {
+          details: { deliveryId },
+        },
+      );
     }
-    const blocked = await store.blockedAddresses(batch.map((r) => r.email));
+    // The quarantine keys addresses in lower case: `Ann@Example.com` is excluded when ann@example.com is.
+    const blocked = await store.blockedAddresses(batch.map((r) => r.email.toLowerCase()));
     for (const recipient of batch) {
       if (!options.isValidAddress(recipient.email)) {
         counts.excluded.invalid_address++;
         range.excludedIds.push(recipient.id);
         continue;
       }
-      const block = blocked.get(recipient.email);
+      const block = blocked.get(recipient.email.toLowerCase());
       if (block) {
         counts.excluded[block]++;
         range.excludedIds.push(recipient.id);

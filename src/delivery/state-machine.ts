@@ -6,7 +6,8 @@ import type { DeliveryState } from '../store/tables.ts';
 
 const transitions: Record<DeliveryState, readonly DeliveryState[]> = {
   edited: ['preparing', 'deleted'],
-  preparing: ['prepared', 'preparation_failed'],
+  // Back to edited when the preparation is interrupted (Ctrl-C): its logs are removed.
+  preparing: ['prepared', 'preparation_failed', 'edited'],
   // A prepared delivery can be prepared again (after an audience change) until it starts.
   prepared: ['preparing', 'start_pending', 'in_progress', 'deleted'],
   preparation_failed: ['preparing', 'deleted'],

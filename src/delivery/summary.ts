@@ -1,5 +1,5 @@
 import type { Store } from '../store/database.ts';
-import { countDeliveryLogs, getDelivery } from '../store/delivery-queries.ts';
+import { countDeliveryLogs, getDelivery } from './delivery-store.ts';
 import type { DeliveryState } from '../store/tables.ts';
 
 /** The figures an operator reads first; also the shape of `herald demo --json` (add fields, never rename). */
@@ -16,7 +16,10 @@ export interface DeliverySummary {
   excluded: number;
   exclusions: Record<string, number>;
   retried: number;
+  /** Failed logs by reason (failed logs only). */
   byReason: Record<string, number>;
+  /** Pending logs by the reason of their last soft failure, retried until the validity ends. */
+  retryingByReason: Record<string, number>;
   lastError: string | null;
 }
 
@@ -38,6 +41,7 @@ export async function summarizeDelivery(store: Store, deliveryId: number): Promi
     exclusions: JSON.parse(delivery.exclusions) as Record<string, number>,
     retried: counts.retried,
     byReason: counts.byReason,
+    retryingByReason: counts.retryingByReason,
     lastError: delivery.last_error,
   };
 }
@@ -56,6 +60,14 @@ export function formatSummary(summary: DeliverySummary): string[] {
     `  logs ${summary.total}: sent ${summary.sent}, failed ${summary.failed}, ignored ${summary.ignored}, pending ${summary.pending}, cancelled ${summary.cancelled}; retried ${summary.retried}`,
     `  excluded ${summary.excluded}${exclusions ? ` (${exclusions})` : ''}`,
     ...(reasons ? [`  failures by reason: ${reasons}`] : []),
+    ...(Object.keys(summary.retryingByReason ?? {}).length > 0
+      ? [
+          `  retrying because of: ${Object.entries(summary.retryingByReason)
+            .sort((a, b) => b[1] - a[1])
+            .map(([reason, n]) => `${reason} ${n}`)
+            .join(', ')} (pending logs, by their last soft failure)`,
+        ]
+      : []),
     ...(summary.lastError ? [`  last error: ${summary.lastError}`] : []),
   ];
 }

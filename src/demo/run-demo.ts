@@ -3,7 +3,7 @@ import { validateAddress } from '../audience/address.ts';
 import { importRecipients } from '../audience/csv-import.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import { startDelivery } from '../delivery/lifecycle.ts';
-import { prepareDelivery } from '../delivery/preparation.ts';
+import { preparationStore, prepareDelivery } from '../delivery/preparation.ts';
 import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
 import type { Herald } from '../main.ts';
 import { startMidDemo, type MidDemo } from '../midsourcing/demo.ts';
@@ -11,11 +11,10 @@ import type { Mta } from '../mta/queue-runner.ts';
 import { composeMta, type ComposedMta } from '../compose-mta.ts';
 import { demoShapingConfig, observeBindings, type BoundRule } from '../shaping/demo-rules.ts';
 import { startSimulator, type Simulator } from '../sim/simulator.ts';
-import { createDelivery, getDelivery, nthSentAt } from '../store/delivery-queries.ts';
-import { preparationStore } from '../store/preparation-queries.ts';
+import { createDelivery, getDelivery, nthSentAt } from '../delivery/delivery-store.ts';
 import { demoContent, writeDemoCsv } from './demo-audience.ts';
 import { simulateTrackingTraffic } from '../tracking/demo-traffic.ts';
-import { formatTrackingStats, type DeliveryTrackingStats } from '../tracking/stats.ts';
+import type { DeliveryTrackingStats } from '../tracking/stats.ts';
 
 // `herald demo`: import → create → prepare → send against the ISP simulator, on the configured
 // database (./data/herald.db by default). Retry delays and validity are scaled to seconds so that every
@@ -112,11 +111,15 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       { validityHours: herald.config.delivery.validityHours },
       herald.clock.now(),
     );
-    const prepared = await prepareDelivery(preparationStore(herald.store), delivery.id, {
-      batchSize: herald.config.delivery.preparationBatchSize,
-      clock: herald.clock,
-      isValidAddress: (email) => validateAddress(email).ok,
-    });
+    const prepared = await prepareDelivery(
+      preparationStore(herald.store, { foldLocalPartCase: herald.config.delivery.foldLocalPartCase }),
+      delivery.id,
+      {
+        batchSize: herald.config.delivery.preparationBatchSize,
+        clock: herald.clock,
+        isValidAddress: (email) => validateAddress(email).ok,
+      },
+    );
     if (prepared.kind === 'failed') throw new Error(`demo delivery preparation failed: ${prepared.error}`);
     step(`prepared delivery ${delivery.id}: ${prepared.counts.prepared} delivery logs`);
 
@@ -146,9 +149,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
     await waitForEnd(herald, delivery.id, mta, started, options);
     const elapsedMs = herald.clock.now() - started;
     const bound = (await bindings?.stop()) ?? [];
-    for (const entry of bound) step(`throttled by MX rule "${entry.rule}": ${entry.limit} (${entry.reason})`);
     const tracking = await simulateTrackingTraffic(herald, delivery.id);
-    for (const line of formatTrackingStats(tracking)) step(line);
     const summary = await summarizeDelivery(herald.store, delivery.id);
     const result: DemoResult = {
       tracking,
@@ -192,7 +193,13 @@ async function sendingRate(herald: Herald, deliveryId: number, sent: number, sta
   return Math.round((bulk / Math.max(at - started, 1)) * 1000);
 }
 
-async function waitForEnd(herald: Herald, deliveryId: number, mta: Mta, started: number, options: DemoOptions): Promise<void> {
+async function waitForEnd(
+  herald: Herald,
+  deliveryId: number,
+  mta: Mta,
+  started: number,
+  options: DemoOptions,
+): Promise<void> {
   const interval = options.progressIntervalMs ?? 500;
   for (;;) {
     const delivery = await getDelivery(herald.store, deliveryId);

@@ -7,7 +7,8 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export const databaseCheck: DoctorCheck = {
   name: 'database',
-  description: 'data kept past its retention (cleanup not purging), table/index bloat and SQLite free space, failed maintenance',
+  description:
+    'data kept past its retention (cleanup not purging), table/index bloat and SQLite free space, failed maintenance',
   run(snapshot, now, settings) {
     const findings: Finding[] = [];
     const { retention } = settings;
@@ -21,11 +22,20 @@ export const databaseCheck: DoctorCheck = {
         symptom: `${logs.capped ? 'more than ' : ''}${logs.purgeable} delivery logs of finished deliveries are older than workflows.cleanup.deliveryLogsDays (${retention.deliveryLogsDays} days); the oldest dates from ${iso(logs.oldestAt)}`,
         cause: `the cleanup workflow (daily) has not purged them: ${cleanupState(snapshot, now)}`,
         fix: '`herald workflows run cleanup` purges them in bounded batches; keep a node with the workflows role running',
-        evidence: { purgeable: logs.purgeable, capped: logs.capped, oldestAt: iso(logs.oldestAt), retentionDays: retention.deliveryLogsDays },
+        evidence: {
+          purgeable: logs.purgeable,
+          capped: logs.capped,
+          oldestAt: iso(logs.oldestAt),
+          retentionDays: retention.deliveryLogsDays,
+        },
       });
     }
     const events = snapshot.retention.trackingEvents;
-    if (events.purgeable > 0 && events.oldestAt !== null && events.oldestAt < now - (retention.trackingLogsDays + settings.purgeGraceDays) * dayMs) {
+    if (
+      events.purgeable > 0 &&
+      events.oldestAt !== null &&
+      events.oldestAt < now - (retention.trackingLogsDays + settings.purgeGraceDays) * dayMs
+    ) {
       findings.push({
         check: 'database',
         severity: 'warning',
@@ -33,45 +43,85 @@ export const databaseCheck: DoctorCheck = {
         symptom: `about ${events.purgeable} raw tracking events are older than workflows.cleanup.trackingLogsDays (${retention.trackingLogsDays} days); the oldest dates from ${iso(events.oldestAt)}`,
         cause: `the cleanup workflow (daily) has not purged them: ${cleanupState(snapshot, now)}`,
         fix: '`herald workflows run cleanup` purges them in bounded batches; keep a node with the workflows role running',
-        evidence: { purgeable: events.purgeable, oldestAt: iso(events.oldestAt), retentionDays: retention.trackingLogsDays },
+        evidence: {
+          purgeable: events.purgeable,
+          oldestAt: iso(events.oldestAt),
+          retentionDays: retention.trackingLogsDays,
+        },
       });
     }
     const db = snapshot.database;
     for (const table of db.tables) {
-      if (table.bloatRatio !== null && table.bloatRatio >= settings.bloatRatio && table.tableBytes >= settings.bloatMinBytes) {
+      if (
+        table.bloatRatio !== null &&
+        table.bloatRatio >= settings.bloatRatio &&
+        table.tableBytes >= settings.bloatMinBytes
+      ) {
         findings.push({
           check: 'database',
           severity: 'warning',
           subject: `table ${table.name}`,
           symptom: `${percent(table.bloatRatio)} of ${table.name} (${mb(table.tableBytes)}) is dead space${table.deadRows !== null ? ` (${table.deadRows} dead rows)` : ''}`,
-          cause: db.dialect === 'postgres' ? 'deleted and updated rows are not vacuumed fast enough (autovacuum behind, or a long transaction holds them)' : 'deleted rows left unused space in the table pages',
+          cause:
+            db.dialect === 'postgres'
+              ? 'deleted and updated rows are not vacuumed fast enough (autovacuum behind, or a long transaction holds them)'
+              : 'deleted rows left unused space in the table pages',
           fix: '`herald db maintain` now (the cleanup workflow runs it nightly); `herald db status` shows the figures',
-          evidence: { table: table.name, bloatRatio: table.bloatRatio, tableBytes: table.tableBytes, deadRows: table.deadRows, lastVacuumAt: table.lastVacuumAt, thresholdRatio: settings.bloatRatio },
+          evidence: {
+            table: table.name,
+            bloatRatio: table.bloatRatio,
+            tableBytes: table.tableBytes,
+            deadRows: table.deadRows,
+            lastVacuumAt: table.lastVacuumAt,
+            thresholdRatio: settings.bloatRatio,
+          },
         });
       }
       for (const index of table.indexes) {
-        if (index.bloatRatio === null || index.bloatRatio < settings.bloatRatio || index.bytes < settings.bloatMinBytes) continue;
+        if (index.bloatRatio === null || index.bloatRatio < settings.bloatRatio || index.bytes < settings.bloatMinBytes)
+          continue;
         findings.push({
           check: 'database',
           severity: 'warning',
           subject: `index ${index.name}`,
           symptom: `index ${index.name} of ${table.name} is ${mb(index.bytes)}, about ${percent(index.bloatRatio)} of it dead space`,
-          cause: 'purges and updates left the index pages sparse; it is rebuilt by the nightly maintenance when the cleanup workflow runs',
+          cause:
+            'purges and updates left the index pages sparse; it is rebuilt by the nightly maintenance when the cleanup workflow runs',
           fix: `\`herald db maintain\` (PostgreSQL: REINDEX CONCURRENTLY of indexes past workflows.cleanup.reindexBloatRatio ${settings.bloatRatio})`,
-          evidence: { index: index.name, table: table.name, bytes: index.bytes, bloatRatio: index.bloatRatio, thresholdRatio: settings.bloatRatio },
+          evidence: {
+            index: index.name,
+            table: table.name,
+            bytes: index.bytes,
+            bloatRatio: index.bloatRatio,
+            thresholdRatio: settings.bloatRatio,
+          },
         });
       }
     }
-    if (db.freeBytes !== null && db.sizeBytes > 0 && db.freeBytes >= settings.bloatMinBytes && db.freeBytes / db.sizeBytes >= settings.sqliteFreeRatio) {
+    if (
+      db.freeBytes !== null &&
+      db.sizeBytes > 0 &&
+      db.freeBytes >= settings.bloatMinBytes &&
+      db.freeBytes / db.sizeBytes >= settings.sqliteFreeRatio
+    ) {
       const convert = db.autoVacuum !== 'incremental';
       findings.push({
         check: 'database',
         severity: 'info',
         subject: 'database file',
         symptom: `${mb(db.freeBytes)} of the ${mb(db.sizeBytes)} SQLite file (${percent(db.freeBytes / db.sizeBytes)}) are free pages`,
-        cause: convert ? `auto_vacuum is ${db.autoVacuum}: free pages are reused by new rows but never returned to the file system` : 'the incremental vacuum of the nightly maintenance has not run since the last large purge',
-        fix: convert ? '`herald db maintain --convert` (one full VACUUM: blocks writers while it runs; do it when nothing sends)' : '`herald db maintain`',
-        evidence: { freeBytes: db.freeBytes, sizeBytes: db.sizeBytes, freelistPages: db.freelistPages, autoVacuum: db.autoVacuum },
+        cause: convert
+          ? `auto_vacuum is ${db.autoVacuum}: free pages are reused by new rows but never returned to the file system`
+          : 'the incremental vacuum of the nightly maintenance has not run since the last large purge',
+        fix: convert
+          ? '`herald db maintain --convert` (one full VACUUM: blocks writers while it runs; do it when nothing sends)'
+          : '`herald db maintain`',
+        evidence: {
+          freeBytes: db.freeBytes,
+          sizeBytes: db.sizeBytes,
+          freelistPages: db.freelistPages,
+          autoVacuum: db.autoVacuum,
+        },
       });
     }
     if (db.lastMaintenance?.error) {
@@ -82,18 +132,37 @@ export const databaseCheck: DoctorCheck = {
         symptom: `the last maintenance (${db.lastMaintenance.source}, ${db.lastMaintenance.finishedAt}) failed`,
         cause: db.lastMaintenance.error,
         fix: '`herald db maintain` runs it again and prints each step; `herald workflows logs cleanup` shows the nightly one',
-        evidence: { source: db.lastMaintenance.source, finishedAt: db.lastMaintenance.finishedAt, error: db.lastMaintenance.error },
+        evidence: {
+          source: db.lastMaintenance.source,
+          finishedAt: db.lastMaintenance.finishedAt,
+          error: db.lastMaintenance.error,
+        },
       });
     }
     return findings;
   },
 };
 
-function cleanupState(snapshot: { workflows: Array<{ name: string; enabled: boolean; pausedAt: number | null; lastSuccessAt: number | null; lastFinished: { status: string; error: string | null } | null }> }, now: number): string {
+function cleanupState(
+  snapshot: {
+    workflows: Array<{
+      name: string;
+      enabled: boolean;
+      pausedAt: number | null;
+      lastSuccessAt: number | null;
+      lastFinished: { status: string; error: string | null } | null;
+    }>;
+  },
+  now: number,
+): string {
   const cleanup = snapshot.workflows.find((w) => w.name === 'cleanup');
   if (!cleanup) return 'it is not registered';
   if (!cleanup.enabled) return 'it is disabled (workflows.overrides.cleanup.enabled)';
-  if (cleanup.pausedAt !== null) return `it is paused since ${iso(cleanup.pausedAt)} (\`herald workflows resume cleanup\`)`;
-  if (cleanup.lastFinished?.status === 'failed') return `its last run failed: ${cleanup.lastFinished.error ?? 'no error recorded'}`;
-  return cleanup.lastSuccessAt === null ? 'it never succeeded' : `its last success was ${duration(now - cleanup.lastSuccessAt)} ago`;
+  if (cleanup.pausedAt !== null)
+    return `it is paused since ${iso(cleanup.pausedAt)} (\`herald workflows resume cleanup\`)`;
+  if (cleanup.lastFinished?.status === 'failed')
+    return `its last run failed: ${cleanup.lastFinished.error ?? 'no error recorded'}`;
+  return cleanup.lastSuccessAt === null
+    ? 'it never succeeded'
+    : `its last success was ${duration(now - cleanup.lastSuccessAt)} ago`;
 }

@@ -9,12 +9,14 @@ import type { DeliveryFacts } from './snapshot.ts';
 
 export const deliveryShapingCheck: DoctorCheck = {
   name: 'delivery-shaping',
-  description: 'in-progress deliveries held back by an MX rule limit, a provider backoff or a suspended domain (from the MTA shaping snapshots)',
+  description:
+    'in-progress deliveries held back by an MX rule limit, a provider backoff or a suspended domain (from the MTA shaping snapshots)',
   run(snapshot, now) {
     const findings: Finding[] = [];
     const explained = new Set<string>();
     for (const delivery of snapshot.deliveries) {
-      if (delivery.state !== 'in_progress' || delivery.executionPeer !== null || delivery.counts.pending === 0) continue;
+      if (delivery.state !== 'in_progress' || delivery.executionPeer !== null || delivery.counts.pending === 0)
+        continue;
       findings.push(...suspensionFindings(delivery, snapshot.shaping, now, explained));
       findings.push(...ruleFindings(delivery, snapshot.shaping, now, explained));
     }
@@ -29,7 +31,14 @@ export const deliveryShapingCheck: DoctorCheck = {
         symptom: `rate key ${backoff.key} runs at x${backoff.factor} of its ${backoff.limits.join(' and ')} limit until ${iso(backoff.until)}`,
         cause: `backoff rule "${backoff.rule}" matched ${backoff.evidence.matches} provider replies, e.g. "${backoff.evidence.replies[0] ?? ''}"`,
         fix: 'nothing to do: it reverts by itself at its end; if it keeps coming back, lower maxMessagesPerHour of the rule in a site rule file (shaping.siteRulesDir) and check it with `herald rules check FILE`',
-        evidence: { rateKey: backoff.key, rule: backoff.rule, factor: backoff.factor, until: iso(backoff.until), matches: backoff.evidence.matches, node: backoff.nodeId },
+        evidence: {
+          rateKey: backoff.key,
+          rule: backoff.rule,
+          factor: backoff.factor,
+          until: iso(backoff.until),
+          matches: backoff.evidence.matches,
+          node: backoff.nodeId,
+        },
       });
     }
     for (const suspension of snapshot.shaping.suspensions) {
@@ -42,7 +51,12 @@ export const deliveryShapingCheck: DoctorCheck = {
         symptom: `sending to ${suspension.domain} is suspended until ${iso(suspension.until)}`,
         cause: suspensionCause(suspension),
         fix: suspensionFix(suspension.until),
-        evidence: { domain: suspension.domain, until: iso(suspension.until), ...suspension.evidence, node: suspension.nodeId },
+        evidence: {
+          domain: suspension.domain,
+          until: iso(suspension.until),
+          ...suspension.evidence,
+          node: suspension.nodeId,
+        },
       });
     }
     return findings;
@@ -60,10 +74,17 @@ function suspensionFix(until: number): string {
   return `it resumes by itself at ${iso(until)}; read the replies (\`herald mx stats\`) and fix what the provider objects to first; the thresholds are shaping.breaker.errorRatio, minMessages and suspendMinutes`;
 }
 
-function suspensionFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number, explained: Set<string>): Finding[] {
+function suspensionFindings(
+  delivery: DeliveryFacts,
+  shaping: MxStatsView,
+  now: number,
+  explained: Set<string>,
+): Finding[] {
   const findings: Finding[] = [];
   for (const entry of delivery.pendingByDomain) {
-    const suspension = shaping.suspensions.find((s) => s.domain.toLowerCase() === entry.domain.toLowerCase() && s.until > now);
+    const suspension = shaping.suspensions.find(
+      (s) => s.domain.toLowerCase() === entry.domain.toLowerCase() && s.until > now,
+    );
     if (!suspension) continue;
     explained.add(`suspension:${suspension.domain}`);
     const expires = delivery.validUntil !== null && suspension.until >= delivery.validUntil;
@@ -74,7 +95,15 @@ function suspensionFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: 
       symptom: `${entry.pending} messages to ${entry.domain} wait: the domain is suspended until ${iso(suspension.until)}${expires ? `, after the delivery's validity ends (${iso(delivery.validUntil!)}): they will expire` : ''}`,
       cause: suspensionCause(suspension),
       fix: suspensionFix(suspension.until),
-      evidence: { deliveryId: delivery.id, domain: entry.domain, pending: entry.pending, until: iso(suspension.until), ...suspension.evidence },
+      evidence: {
+        deliveryId: delivery.id,
+        domain: entry.domain,
+        pending: entry.pending,
+        until: iso(suspension.until),
+        ...suspension.evidence,
+      },
+      impact: entry.pending,
+      logs: `herald delivery logs ${delivery.id} --status pending --domain ${entry.domain}`,
     });
   }
   return findings;
@@ -98,7 +127,8 @@ function ruleFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number
     const rule = shaping.rules.find((r) => r.rateKey === key);
     if (!rule || rule.binding === 'none') continue;
     const limits = rule.limits;
-    const hoursToDrain = limits.maxMessagesPerHour > 0 ? routed.pending / limits.maxMessagesPerHour : Number.POSITIVE_INFINITY;
+    const hoursToDrain =
+      limits.maxMessagesPerHour > 0 ? routed.pending / limits.maxMessagesPerHour : Number.POSITIVE_INFINITY;
     const drainEnd = now + hoursToDrain * hourMs;
     const expires = delivery.validUntil !== null && drainEnd > delivery.validUntil;
     const backoffs = shaping.backoffs.filter((b) => b.key === key);
@@ -119,7 +149,9 @@ function ruleFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number
       hoursToDrain: Math.round(hoursToDrain * 10) / 10,
       validUntil: delivery.validUntil === null ? null : iso(delivery.validUntil),
     };
-    const tail = expires ? `; at this pace they need ${duration(hoursToDrain * hourMs)}, past the delivery's validity (${iso(delivery.validUntil!)}): the rest will expire` : `; at this pace they need ${duration(hoursToDrain * hourMs)}`;
+    const tail = expires
+      ? `; at this pace they need ${duration(hoursToDrain * hourMs)}, past the delivery's validity (${iso(delivery.validUntil!)}): the rest will expire`
+      : `; at this pace they need ${duration(hoursToDrain * hourMs)}`;
     let severity: Severity = expires ? 'critical' : hoursToDrain > 1 ? 'warning' : 'info';
     let cause: string;
     let fix: string;
@@ -136,7 +168,10 @@ function ruleFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number
       fix = `if the provider accepts more, raise maxConnections of MX rule "${rule.rule}" in a site rule file (shaping.siteRulesDir), check it with \`herald rules check FILE\`; the MTA reloads it by itself`;
     } else {
       cause = `MX rule "${rule.rule}" caps the rate at ${Math.round(limits.maxMessagesPerHour)} messages per hour: ${rule.bindingReason}`;
-      fix = `if the provider accepts more, raise maxMessagesPerHour of MX rule "${rule.rule}" in a site rule file (shaping.siteRulesDir), check it with \`herald rules check FILE\`; or send from more public ids (shaping.affinities) when the rule is not shared`;
+      // The what-if the fix would give: the configured rate doubled.
+      const doubled = Math.max(1, Math.round(limits.configuredMaxMessagesPerHour * 2));
+      const doubledMs = (routed.pending / doubled) * hourMs;
+      fix = `if the provider accepts more, raise maxMessagesPerHour of MX rule "${rule.rule}" in a site rule file (shaping.siteRulesDir), check it with \`herald rules check FILE\`: at ${doubled} per hour these messages would need ${duration(doubledMs)} (finish about ${iso(now + doubledMs)}; \`herald delivery eta ${delivery.id} --set ${rule.rule}.maxMessagesPerHour=${doubled}\` for the whole delivery); or send from more public ids (shaping.affinities, \`--add-affinity NAME\`) when the rule is not shared`;
     }
     findings.push({
       check: 'delivery-shaping',
@@ -146,6 +181,8 @@ function ruleFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number
       cause,
       fix,
       evidence,
+      impact: routed.pending,
+      logs: `herald delivery logs ${delivery.id} --status pending${routed.domains.length === 1 ? ` --domain ${routed.domains[0]}` : ''}`,
     });
   }
   return findings;

@@ -6,7 +6,8 @@ import { duration, iso, minuteMs, type DoctorCheck, type Finding } from './findi
 
 export const deliveryStuckCheck: DoctorCheck = {
   name: 'delivery-stuck',
-  description: 'deliveries stuck in preparing, start_pending past their time, or in progress with due messages and no MTA progress',
+  description:
+    'deliveries stuck in preparing, start_pending past their time, or in progress with due messages and no MTA progress',
   run(snapshot, now, settings) {
     const findings: Finding[] = [];
     const mtaNodes = snapshot.shaping.nodes.map((n) => n.nodeId);
@@ -19,12 +20,24 @@ export const deliveryStuckCheck: DoctorCheck = {
           severity: 'critical',
           subject,
           symptom: `"${delivery.name}" has been preparing for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)})`,
-          cause: 'the process that ran `herald delivery prepare` stopped before it finished (preparation runs inside that command and records progress with every batch), leaving the delivery in preparing',
-          fix: `the delivery-manager workflow's fail-stale-preparations step fails it (with its logs deleted) once it has made no progress for workflows.stalePreparationMinutes; to do it now run \`herald workflows run delivery-manager\`, then prepare it again: \`herald delivery prepare ${delivery.id}\``,
-          evidence: { deliveryId: delivery.id, state: delivery.state, since: iso(delivery.updatedAt), minutes: Math.round((now - delivery.updatedAt) / minuteMs), thresholdMinutes: settings.preparingStuckMinutes },
+          cause:
+            'the process that ran `herald delivery prepare` stopped before it finished (preparation runs inside that command and records progress with every batch), leaving the delivery in preparing',
+          fix: `\`herald delivery prepare ${delivery.id}\` takes it over at once (its process stopped renewing its lease, delivery.preparationLeaseSeconds); otherwise the delivery-manager workflow's fail-stale-preparations step fails it (with its logs deleted) once it has made no progress for workflows.stalePreparationMinutes`,
+          evidence: {
+            deliveryId: delivery.id,
+            state: delivery.state,
+            since: iso(delivery.updatedAt),
+            minutes: Math.round((now - delivery.updatedAt) / minuteMs),
+            thresholdMinutes: settings.preparingStuckMinutes,
+          },
+          impact: delivery.counts.total,
         });
       }
-      if (delivery.state === 'start_pending' && delivery.scheduledAt !== null && now - delivery.scheduledAt > settings.startPendingLateMinutes * minuteMs) {
+      if (
+        delivery.state === 'start_pending' &&
+        delivery.scheduledAt !== null &&
+        now - delivery.scheduledAt > settings.startPendingLateMinutes * minuteMs
+      ) {
         const managerState = manager ? workflowLine(manager, now) : 'not registered';
         findings.push({
           check: 'delivery-stuck',
@@ -33,7 +46,19 @@ export const deliveryStuckCheck: DoctorCheck = {
           symptom: `scheduled for ${iso(delivery.scheduledAt)}, still start_pending ${duration(now - delivery.scheduledAt)} later`,
           cause: `scheduled deliveries are started by the delivery-manager workflow (every 5 minutes), which has not done it: ${managerState}`,
           fix: 'run it now with `herald workflows run delivery-manager`, and keep a node with the workflows role running (`herald start`, or `herald start --roles workflows`); `herald workflows show delivery-manager` shows its runs',
-          evidence: { deliveryId: delivery.id, scheduledAt: iso(delivery.scheduledAt), lateMinutes: Math.round((now - delivery.scheduledAt) / minuteMs), deliveryManager: manager ? { lastSuccessAt: manager.lastSuccessAt === null ? null : iso(manager.lastSuccessAt), lastStatus: manager.lastFinished?.status ?? null, paused: manager.pausedAt !== null } : null },
+          evidence: {
+            deliveryId: delivery.id,
+            scheduledAt: iso(delivery.scheduledAt),
+            lateMinutes: Math.round((now - delivery.scheduledAt) / minuteMs),
+            deliveryManager: manager
+              ? {
+                  lastSuccessAt: manager.lastSuccessAt === null ? null : iso(manager.lastSuccessAt),
+                  lastStatus: manager.lastFinished?.status ?? null,
+                  paused: manager.pausedAt !== null,
+                }
+              : null,
+          },
+          impact: delivery.counts.pending,
         });
       }
       if (delivery.state === 'in_progress' && delivery.executionPeer === null && delivery.duePending > 0) {
@@ -50,8 +75,20 @@ export const deliveryStuckCheck: DoctorCheck = {
             : `MTA nodes are running (${mtaNodes.join(', ')}) but none makes progress on this delivery: look at \`herald mx stats\` for a binding limit, refused connections or unreachable MX hosts`,
           fix: noMta
             ? 'start an MTA: `herald start` (every role) or `herald start --roles mta` on the sending machine, with the same database'
-            : 'check `herald mx stats` (backoffs, suspensions, refused/unreachable per path) and the MTA logs; `herald delivery show ' + delivery.id + '` shows the last replies by reason',
-          evidence: { deliveryId: delivery.id, duePending: delivery.duePending, pending: delivery.counts.pending, lastLogUpdateAt: delivery.lastLogUpdateAt === null ? null : iso(delivery.lastLogUpdateAt), stalledMinutes: Math.round((now - lastMove) / minuteMs), thresholdMinutes: settings.stalledAfterMinutes, mtaNodes },
+            : 'check `herald mx stats` (backoffs, suspensions, refused/unreachable per path) and the MTA logs; `herald delivery show ' +
+              delivery.id +
+              '` shows the last replies by reason',
+          evidence: {
+            deliveryId: delivery.id,
+            duePending: delivery.duePending,
+            pending: delivery.counts.pending,
+            lastLogUpdateAt: delivery.lastLogUpdateAt === null ? null : iso(delivery.lastLogUpdateAt),
+            stalledMinutes: Math.round((now - lastMove) / minuteMs),
+            thresholdMinutes: settings.stalledAfterMinutes,
+            mtaNodes,
+          },
+          impact: delivery.duePending,
+          logs: `herald delivery logs ${delivery.id} --status pending`,
         });
       }
     }
@@ -59,9 +96,20 @@ export const deliveryStuckCheck: DoctorCheck = {
   },
 };
 
-function workflowLine(workflow: { pausedAt: number | null; enabled: boolean; lastSuccessAt: number | null; lastFinished: { status: string; error: string | null } | null }, now: number): string {
+function workflowLine(
+  workflow: {
+    pausedAt: number | null;
+    enabled: boolean;
+    lastSuccessAt: number | null;
+    lastFinished: { status: string; error: string | null } | null;
+  },
+  now: number,
+): string {
   if (!workflow.enabled) return 'it is disabled (workflows.overrides.delivery-manager.enabled)';
   if (workflow.pausedAt !== null) return `it is paused since ${iso(workflow.pausedAt)}`;
-  if (workflow.lastFinished?.status === 'failed') return `its last run failed: ${workflow.lastFinished.error ?? 'unknown error'}`;
-  return workflow.lastSuccessAt === null ? 'it never ran (no node runs the workflows role?)' : `its last success was ${duration(now - workflow.lastSuccessAt)} ago`;
+  if (workflow.lastFinished?.status === 'failed')
+    return `its last run failed: ${workflow.lastFinished.error ?? 'unknown error'}`;
+  return workflow.lastSuccessAt === null
+    ? 'it never ran (no node runs the workflows role?)'
+    : `its last success was ${duration(now - workflow.lastSuccessAt)} ago`;
 }

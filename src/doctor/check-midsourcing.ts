@@ -1,8 +1,10 @@
 import { duration, iso, minuteMs, type DoctorCheck, type Finding } from './finding.ts';
+import type { DoctorSnapshot, MidOutboundFacts } from './snapshot.ts';
 
 // Mid-sourcing, marketing side (`herald mid status`): a push that stopped with parts still pending,
-// a push whose requests keep failing, and a forwarded pause/resume/stop the execution instance has
-// not acknowledged.
+// a push whose requests keep failing, a push that is slow and which side makes it slow (the
+// marketing side building parts — reading the logs, database bloat — or the execution side
+// accepting them), and a forwarded pause/resume/stop the execution instance has not acknowledged.
 
 export const midsourcingCheck: DoctorCheck = {
   name: 'midsourcing',
@@ -25,7 +27,12 @@ export const midsourcingCheck: DoctorCheck = {
         lastAckAt: facts.lastAckAt === null ? null : iso(facts.lastAckAt),
       };
       const finished = status.stateChange?.localState === 'stopped';
-      if (status.state === 'pushing' && !finished && (status.parts.pending > 0 || status.parts.total === 0) && now - lastMove > stalledMs) {
+      if (
+        status.state === 'pushing' &&
+        !finished &&
+        (status.parts.pending > 0 || status.parts.total === 0) &&
+        now - lastMove > stalledMs
+      ) {
         findings.push({
           check: 'midsourcing',
           severity: 'critical',
@@ -35,9 +42,17 @@ export const midsourcingCheck: DoctorCheck = {
             ? `the push stopped on an error: ${status.lastError}`
             : 'the process that pushed it stopped (the push runs inside `herald mid push`; mid-sync-counters resumes stalled pushes every 10 minutes when a node runs the workflows role)',
           fix: `\`herald mid push ${status.deliveryId} --peer ${status.peer}\` resumes it where it stopped; \`herald mid status --delivery ${status.deliveryId}\` shows the parts`,
-          evidence: { ...evidence, stalledMinutes: Math.round((now - lastMove) / minuteMs), thresholdMinutes: settings.midStalledMinutes },
+          evidence: {
+            ...evidence,
+            stalledMinutes: Math.round((now - lastMove) / minuteMs),
+            thresholdMinutes: settings.midStalledMinutes,
+          },
         });
-      } else if (status.bottleneck === 'network' && status.parts.pending > 0) {
+      } else if (
+        status.bottleneck === 'network' &&
+        status.parts.pending > 0 &&
+        !(status.timeouts > 0 && slowSide(facts, snapshot, settings.midSlowPartMs))
+      ) {
         findings.push({
           check: 'midsourcing',
           severity: 'warning',
@@ -47,6 +62,9 @@ export const midsourcingCheck: DoctorCheck = {
           fix: `check that ${status.peer} is up and reachable (its \`herald start --roles mid\` logs) and the midsourcing.peers entry (url, key); the push resumes with \`herald mid push ${status.deliveryId} --peer ${status.peer}\``,
           evidence,
         });
+      } else {
+        const side = slowSide(facts, snapshot, settings.midSlowPartMs);
+        if (side) findings.push({ ...side, subject, evidence: { ...evidence, ...side.evidence } });
       }
       const change = status.stateChange;
       if (change && !change.reached) {
@@ -63,7 +81,16 @@ export const midsourcingCheck: DoctorCheck = {
                 ? 'the state change was never forwarded: the mid-sync-counters workflow forwards it (no node runs the workflows role?)'
                 : `${change.attempts} attempt(s) without an acknowledgement`,
             fix: `\`herald mid sync\` forwards it now and prints the result; keep a node with the workflows role running (mid-sync-counters, every 10 minutes)`,
-            evidence: { ...evidence, localState: change.localState, target: change.target, version: change.version, ackedVersion: change.ackedVersion, attempts: change.attempts, changedAt: change.changedAt === null ? null : iso(change.changedAt), stateError: change.lastError },
+            evidence: {
+              ...evidence,
+              localState: change.localState,
+              target: change.target,
+              version: change.version,
+              ackedVersion: change.ackedVersion,
+              attempts: change.attempts,
+              changedAt: change.changedAt === null ? null : iso(change.changedAt),
+              stateError: change.lastError,
+            },
           });
         }
       }
@@ -71,3 +98,40 @@ export const midsourcingCheck: DoctorCheck = {
     return findings;
   },
 };
+
+/** A push still going whose parts take long on one side: which side, with the fix for that side. */
+function slowSide(
+  facts: MidOutboundFacts,
+  snapshot: DoctorSnapshot,
+  slowPartMs: number,
+): Omit<Finding, 'subject'> | null {
+  const status = facts.status;
+  if (status.parts.pending === 0 && status.state !== 'pushing') return null;
+  const build = status.buildMs.avg;
+  const append = status.appendMs.avg;
+  if (build === null && append === null) return null;
+  const building = (build ?? 0) >= (append ?? 0);
+  const slowest = building ? build! : append!;
+  if (slowest < slowPartMs) return null;
+  const bloated = snapshot.database.tables
+    .filter((t) => t.bloatRatio !== null && t.bloatRatio >= 0.2)
+    .map((t) => ({ table: t.name, bloatRatio: t.bloatRatio, lastVacuumAt: t.lastVacuumAt }));
+  const figures = `${build ?? '?'} ms to build a part vs ${append ?? '?'} ms for ${status.peer} to append it (averages over ${status.parts.acked} parts${status.timeouts > 0 ? `, ${status.timeouts} requests timed out` : ''})`;
+  if (building)
+    return {
+      check: 'midsourcing',
+      severity: 'warning',
+      symptom: `the push to ${status.peer} is slow on the marketing side: ${figures}`,
+      cause: `this (marketing) instance is slow reading and compressing the parts${bloated.length > 0 ? `; its database is bloated (${bloated.map((b) => `${b.table} ${Math.round((b.bloatRatio ?? 0) * 100)}%`).join(', ')})` : ''}: the query behind each part is slow, and requests that wait on it time out (HTTP 408)`,
+      fix: `maintain this database: \`herald db maintain\` (VACUUM/ANALYZE, reindex; \`herald db status\` shows the bloat); send smaller parts (midsourcing.partSize); then resume with \`herald mid push ${status.deliveryId} --peer ${status.peer}\``,
+      evidence: { side: 'marketing', buildMsAvg: build, appendMsAvg: append, bloatedTables: bloated, slowPartMs },
+    };
+  return {
+    check: 'midsourcing',
+    severity: 'warning',
+    symptom: `the push to ${status.peer} is slow on the execution side: ${figures}`,
+    cause: `the execution instance ${status.peer} is slow accepting parts: its database (appending logs) is slow or bloated, or its technical workflows are failing and not cleaning it`,
+    fix: `on ${status.peer}: \`herald db status\` and \`herald db maintain\`, \`herald workflows list\` and \`herald workflows restart NAME\` for failed ones (\`herald workflows run NAME\` for scheduled ones that are late); smaller parts (midsourcing.partSize) shorten each request`,
+    evidence: { side: 'execution', buildMsAvg: build, appendMsAvg: append, slowPartMs },
+  };
+}

@@ -31,7 +31,14 @@ export const trackingLagCheck: DoctorCheck = {
         symptom: `${lastEventId - watermark} raw tracking events wait for consolidation, the oldest for ${duration(lag)}: opens, clicks and opt-outs in the reports are stale`,
         cause: why,
         fix: `${workflow?.pausedAt != null ? '`herald workflows resume tracking`, then ' : ''}\`herald workflows run tracking\` consolidates now; keep a node with the workflows role running (\`herald start --roles workflows\`)`,
-        evidence: { waitingEvents: lastEventId - watermark, watermark, lastEventId, oldestPendingAt: iso(oldestPendingAt), lagMinutes: Math.round(lag / minuteMs), thresholdMinutes: settings.trackingLagWarningMinutes },
+        evidence: {
+          waitingEvents: lastEventId - watermark,
+          watermark,
+          lastEventId,
+          oldestPendingAt: iso(oldestPendingAt),
+          lagMinutes: Math.round(lag / minuteMs),
+          thresholdMinutes: settings.trackingLagWarningMinutes,
+        },
       },
     ];
   },

@@ -17,6 +17,10 @@ export interface Finding {
   /** The exact command to run or configuration key to change. */
   fix: string;
   evidence: Record<string, unknown>;
+  /** Messages (delivery logs or recipients) the finding is about, when it can be counted: `--delivery` orders by it. */
+  impact?: number;
+  /** The command that lists the delivery logs showing it (`herald delivery logs N --…`). */
+  logs?: string;
 }
 
 /** A check: pure, over the snapshot, with time and settings passed in. */
@@ -56,6 +60,41 @@ export interface DoctorSettings {
   midStalledMinutes: number;
   /** Shaping snapshots older than this come from stopped MTA nodes. */
   shapingSnapshotMaxAgeSeconds: number;
+  /** Final deliveries changed within this many days are still checked for list health, target and preparation. */
+  recentDays: number;
+  /** A cause seen on fewer messages of a delivery than this is left out (one odd reply is not a diagnosis). */
+  replyMinMessages: number;
+  /**
+   * Unreachable hosts and temporary DNS failures below this share of a delivery's messages are info:
+   * every real list holds a few dead domains; a destination that matters is a larger share.
+   */
+  replyWarningShare: number;
+  /** Feedback-loop complaints over sent messages: the mailbox providers' published thresholds (Gmail, Yahoo: 0.1 % / 0.3 %). */
+  complaintWarningRatio: number;
+  complaintCriticalRatio: number;
+  /** Fewer sent messages than this say nothing about complaint or unsubscribe rates. */
+  feedbackMinSent: number;
+  /** Unsubscribes over sent messages at or above these fractions (a spike: list fatigue, unexpected content). */
+  unsubscribeWarningRatio: number;
+  unsubscribeCriticalRatio: number;
+  /** Exclusions of a target at or above these shares are reported. */
+  targetBlockedWarningRatio: number;
+  targetDuplicateWarningRatio: number;
+  targetInvalidWarningRatio: number;
+  /** Content: HTML above this many bytes (Gmail clips messages above ~102 KB), more links or images than these. */
+  contentHtmlMaxBytes: number;
+  contentMaxLinks: number;
+  contentMaxImages: number;
+  /** A technical workflow paused longer than this: warning; longer than workflows.pausedTooLongDays: critical. */
+  workflowPausedWarningHours: number;
+  workflowPausedCriticalDays: number;
+  /** Mid-sourcing: an average part build or append time at or above this is slow. */
+  midSlowPartMs: number;
+  /** Watchdog: a claim expired this long ago and not taken back; a claim held (renewed) this long. */
+  claimExpiredGraceMinutes: number;
+  claimHeldTooLongMinutes: number;
+  /** Watchdog: pending messages due for longer than this in a delivery sending. */
+  overdueMessagesHours: number;
 }
 
 export function doctorSettings(config: HeraldConfig): DoctorSettings {
@@ -69,13 +108,38 @@ export function doctorSettings(config: HeraldConfig): DoctorSettings {
     hardBounceMinAttempts: 100,
     trackingLagWarningMinutes: 120,
     trackingLagCriticalMinutes: 24 * 60,
-    retention: { deliveryLogsDays: cleanup.deliveryLogsDays, trackingLogsDays: cleanup.trackingLogsDays, workflowHistoryDays: config.workflows.historyDays },
+    retention: {
+      deliveryLogsDays: cleanup.deliveryLogsDays,
+      trackingLogsDays: cleanup.trackingLogsDays,
+      workflowHistoryDays: config.workflows.historyDays,
+    },
     purgeGraceDays: 2,
     bloatRatio: cleanup.reindexBloatRatio,
     bloatMinBytes: cleanup.reindexMinBytes,
     sqliteFreeRatio: 0.25,
     midStalledMinutes: 30,
     shapingSnapshotMaxAgeSeconds: 300,
+    recentDays: 3,
+    replyMinMessages: 10,
+    replyWarningShare: 0.05,
+    complaintWarningRatio: 0.001,
+    complaintCriticalRatio: 0.003,
+    feedbackMinSent: 200,
+    unsubscribeWarningRatio: 0.01,
+    unsubscribeCriticalRatio: 0.03,
+    targetBlockedWarningRatio: 0.1,
+    targetDuplicateWarningRatio: 0.05,
+    targetInvalidWarningRatio: 0.05,
+    contentHtmlMaxBytes: 102 * 1024,
+    contentMaxLinks: 40,
+    contentMaxImages: 25,
+    workflowPausedWarningHours: 24,
+    workflowPausedCriticalDays: config.workflows.pausedTooLongDays,
+    midSlowPartMs: 5_000,
+    claimExpiredGraceMinutes: 5,
+    // Three leases: a healthy MTA finishes (or gives back) what it claimed well within one.
+    claimHeldTooLongMinutes: Math.max(30, Math.round((3 * config.mta.claimLeaseSeconds) / 60)),
+    overdueMessagesHours: 6,
   };
 }
 

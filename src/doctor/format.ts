@@ -6,7 +6,8 @@ import type { Severity } from './finding.ts';
 const headings: Record<Severity, string> = { critical: 'CRITICAL', warning: 'WARNING', info: 'INFO' };
 
 export function formatDiagnosis(diagnosis: Diagnosis, checkedAt: string, scope: string): string[] {
-  if (diagnosis.findings.length === 0) return [`all checks passed (${diagnosis.checks.length} checks${scope}) at ${checkedAt}`];
+  if (diagnosis.findings.length === 0)
+    return [`all checks passed (${diagnosis.checks.length} checks${scope}) at ${checkedAt}`];
   const lines: string[] = [];
   for (const severity of ['critical', 'warning', 'info'] as const) {
     const group = diagnosis.findings.filter((f) => f.severity === severity);
@@ -18,9 +19,16 @@ export function formatDiagnosis(diagnosis: Diagnosis, checkedAt: string, scope: 
       lines.push(`    symptom: ${finding.symptom}`);
       lines.push(`    cause:   ${finding.cause}`);
       lines.push(`    fix:     ${finding.fix}`);
+      if (finding.logs)
+        lines.push(
+          `    logs:    ${finding.logs}${finding.impact !== undefined ? ` (${finding.impact} messages)` : ''}`,
+        );
     }
   }
   const count = (s: Severity) => diagnosis.findings.filter((f) => f.severity === s).length;
-  lines.push('', `${count('critical')} critical, ${count('warning')} warning, ${count('info')} info from ${diagnosis.checks.length} checks${scope} at ${checkedAt}`);
+  lines.push(
+    '',
+    `${count('critical')} critical, ${count('warning')} warning, ${count('info')} info from ${diagnosis.checks.length} checks${scope} at ${checkedAt}`,
+  );
   return lines;
 }

@@ -1,61 +1,183 @@
+import { checkConfigSafety, domainOfAddress } from '../config/safety.ts';
+import { bounceDomainResolves } from '../config/safety-facts.ts';
+import { networkInterfaces } from 'node:os';
 import type { HeraldConfig } from '../config/schema.ts';
 import { listOutbound, listParts, localDeliveryStates } from '../midsourcing/outbound-store.ts';
 import { summarizeOutbound } from '../midsourcing/status.ts';
 import { readShapingSnapshots } from '../shaping/stats-store.ts';
 import { mergeSnapshots } from '../shaping/stats-view.ts';
+import { finalDeliveryStates } from '../delivery/state-machine.ts';
 import type { Store } from '../store/database.ts';
+import type { DeliveryRow } from '../store/tables.ts';
 import {
-  deliveryLogFigures,
+  claimsByNode,
+  deliveryFeedbackCounts,
+  deliveryLogGroups,
+  deliveryReplyGroups,
   lastPartAcks,
   oldestTrackingEventAt,
   oldestUnconsolidatedEventAt,
-  pendingDomains,
+  overdueUnclaimed,
   purgeableDeliveryLogs,
+  recentlyFinalDeliveries,
   unfinishedDeliveries,
-  type DoctorDeliveryRow,
-} from '../store/doctor-queries.ts';
-import { consolidationWatermark, lastTrackingEventId, trackingEventPurgeRange } from '../store/tracking-queries.ts';
-import { findOrphanedRuns, latestRunsByWorkflow, listWorkflowRows } from '../store/workflow-queries.ts';
+} from './doctor-store.ts';
+import { measureContent } from './check-content.ts';
+import { logFigures, topPendingDomains } from './log-figures.ts';
+import { consolidationWatermark, lastTrackingEventId, trackingEventPurgeRange } from '../tracking/tracking-store.ts';
+import { findOrphanedRuns, latestRunsByWorkflow, listWorkflowRows } from '../workflows/workflow-store.ts';
 import { databaseStatus } from '../workflows/db-status.ts';
 import { resolveSchedules } from '../workflows/engine.ts';
 import { createWorkflowRegistry } from '../workflows/registry.ts';
 import { builtinWorkflows } from '../workflows/builtins/index.ts';
 import { schedulePeriod } from '../workflows/schedule.ts';
+import { listSubscriptions, outboxBacklog } from '../webhooks/webhook-store.ts';
 import { dayMs, type DoctorSettings } from './finding.ts';
-import type { DeliveryFacts, DoctorSnapshot, MidOutboundFacts, RetentionFacts, WorkflowFacts } from './snapshot.ts';
+import type {
+  ConfigurationFacts,
+  DeliveryFacts,
+  DoctorSnapshot,
+  MidOutboundFacts,
+  RetentionFacts,
+  WebhookFacts,
+  WorkflowFacts,
+} from './snapshot.ts';
 
 // The doctor's adapter: reads, once, every fact the checks need, through the same queries as
 // `herald mx stats`, `workflows list`, `db status`, `delivery show` and `mid status`. Read-only.
 
 const purgeCountCap = 1_000_000;
 
-export async function readDoctorSnapshot(input: { store: Store; config: HeraldConfig; settings: DoctorSettings; now: number; deliveryId?: number }): Promise<DoctorSnapshot> {
+export async function readDoctorSnapshot(input: {
+  store: Store;
+  config: HeraldConfig;
+  settings: DoctorSettings;
+  now: number;
+  deliveryId?: number;
+  /** Leave out the configuration facts (no DNS lookup of the bounce domain). */
+  skipConfiguration?: boolean;
+}): Promise<DoctorSnapshot> {
   const { store, config, settings, now } = input;
   const deliveryRows = await unfinishedDeliveries(store, input.deliveryId);
+  const listed = new Set(deliveryRows.map((row) => Number(row.id)));
+  const recentRows = (await recentlyFinalDeliveries(store, now - settings.recentDays * dayMs)).filter(
+    (row) => !listed.has(Number(row.id)),
+  );
+  const feedback = await deliveryFeedbackCounts(
+    store,
+    [...deliveryRows, ...recentRows].map((row) => Number(row.id)),
+  );
   const deliveries: DeliveryFacts[] = [];
-  for (const row of deliveryRows) deliveries.push(await deliveryFacts(store, row, now));
-  const shaping = mergeSnapshots(await readShapingSnapshots(store.db, now - settings.shapingSnapshotMaxAgeSeconds * 1_000), now);
+  for (const row of deliveryRows) {
+    const scope = activeStates.has(row.state) ? 'active' : 'asked';
+    deliveries.push(await deliveryFacts(store, row, now, scope, feedback));
+  }
+  for (const row of recentRows) deliveries.push(await deliveryFacts(store, row, now, 'recent', feedback));
+  const shaping = mergeSnapshots(
+    await readShapingSnapshots(store, now - settings.shapingSnapshotMaxAgeSeconds * 1_000),
+    now,
+  );
   const watermark = await consolidationWatermark(store);
   return {
     takenAt: now,
     deliveries,
     shaping,
     workflows: await workflowFacts(store, config, now),
-    tracking: { watermark, lastEventId: await lastTrackingEventId(store), oldestPendingAt: await oldestUnconsolidatedEventAt(store, watermark) },
+    tracking: {
+      watermark,
+      lastEventId: await lastTrackingEventId(store),
+      oldestPendingAt: await oldestUnconsolidatedEventAt(store, watermark),
+    },
     database: await databaseStatus(store),
     retention: await retentionFacts(store, settings, now),
     midsourcing: await midFacts(store),
+    configurationWarnings: input.skipConfiguration
+      ? []
+      : checkConfigSafety(config, {
+          fromDomains: sendingFromDomains(deliveryRows),
+          bounceDomainResolves: await bounceDomainResolves(config),
+        }),
+    configuration: configurationFacts(config),
+    messages: {
+      claims: await claimsByNode(store, now),
+      overdue: await overdueUnclaimed(store, now - settings.overdueMessagesHours * 3_600_000),
+    },
+    webhooks: await webhookFacts(store),
   };
 }
 
-async function deliveryFacts(store: Store, row: DoctorDeliveryRow, now: number): Promise<DeliveryFacts> {
-  const figures = await deliveryLogFigures(store, row.id, now);
+/** From domains of the deliveries that will send (a delivery pushed to an execution instance is signed there). */
+function sendingFromDomains(rows: DeliveryRow[]): string[] {
+  return rows.filter((row) => row.execution_peer === null).flatMap((row) => domainOfAddress(row.from_address) ?? []);
+}
+
+const activeStates = new Set<string>(['preparing', 'prepared', 'start_pending', 'in_progress', 'paused']);
+const repliesStates = new Set<string>(['in_progress', 'paused', 'finished', 'stopped', 'failed']);
+
+function configurationFacts(config: HeraldConfig): ConfigurationFacts {
+  let localAddresses: string[] | null = null;
+  try {
+    localAddresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  } catch {
+    localAddresses = null;
+  }
+  return {
+    affinities: config.shaping.affinities.map((affinity) => ({
+      name: affinity.name,
+      addresses: affinity.addresses.map(({ address, heloName, publicId, weight }) => ({
+        address,
+        heloName,
+        publicId,
+        weight,
+      })),
+    })),
+    localAddresses,
+    resolverServers: [...config.mta.resolverServers],
+    midPeers: config.midsourcing.peers.map((peer) => peer.name),
+  };
+}
+
+function parseExclusions(json: string): Record<string, number> {
+  try {
+    const value = JSON.parse(json) as unknown;
+    if (value === null || typeof value !== 'object') return {};
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([key, n]) => [key, Number(n) || 0]),
+    );
+  } catch {
+    return {};
+  }
+}
+
+async function deliveryFacts(
+  store: Store,
+  row: DeliveryRow,
+  now: number,
+  scope: DeliveryFacts['scope'],
+  feedback: Map<number, { complaints: number; unsubscribes: number }>,
+): Promise<DeliveryFacts> {
+  const groups = await deliveryLogGroups(store, row.id, now);
+  const figures = logFigures(groups);
   const count = (status: string) => figures.byStatus[status] ?? 0;
   const pending = count('pending') + count('sending');
   return {
     id: Number(row.id),
     name: row.name,
     state: row.state,
+    scope,
+    affinity: row.affinity,
+    listId: row.list_id === null ? null : Number(row.list_id),
+    lastError: row.last_error,
+    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+    target: {
+      count: Number(row.target_count),
+      excluded: Number(row.excluded_count),
+      exclusions: parseExclusions(row.exclusions),
+    },
+    content: measureContent(row.html_template, row.text_template),
+    // Only deliveries that attempted something have replies (a prepared one would be a scan for nothing).
+    replies: scope === 'recent' || !repliesStates.has(row.state) ? [] : await deliveryReplyGroups(store, row.id),
+    feedback: feedback.get(Number(row.id)) ?? { complaints: 0, unsubscribes: 0 },
     executionPeer: row.execution_peer,
     updatedAt: Number(row.updated_at),
     scheduledAt: row.scheduled_at === null ? null : Number(row.scheduled_at),
@@ -72,7 +194,7 @@ async function deliveryFacts(store: Store, row: DoctorDeliveryRow, now: number):
     failedByReason: figures.failedByReason,
     duePending: figures.duePending,
     lastLogUpdateAt: figures.lastUpdateAt,
-    pendingByDomain: pending > 0 && row.state === 'in_progress' ? await pendingDomains(store, row.id) : [],
+    pendingByDomain: pending > 0 && row.state === 'in_progress' ? topPendingDomains(groups) : [],
   };
 }
 
@@ -106,17 +228,26 @@ async function workflowFacts(store: Store, config: HeraldConfig, now: number): P
             error: finished.error,
           }
         : null,
-      running: running ? { id: Number(running.id), holder: running.holder, startedAt: Number(running.started_at) } : null,
+      running: running
+        ? { id: Number(running.id), holder: running.holder, startedAt: Number(running.started_at) }
+        : null,
       lease: row?.lease_holder ? { holder: row.lease_holder, expiresAt: Number(row.lease_expires_at ?? 0) } : null,
     };
   });
 }
 
 async function retentionFacts(store: Store, settings: DoctorSettings, now: number): Promise<RetentionFacts> {
-  const logs = await purgeableDeliveryLogs(store, now - settings.retention.deliveryLogsDays * dayMs, purgeCountCap);
+  const logs = await purgeableDeliveryLogs(
+    store,
+    { before: now - settings.retention.deliveryLogsDays * dayMs, finalStates: finalDeliveryStates },
+    purgeCountCap,
+  );
   const eventsBefore = now - settings.retention.trackingLogsDays * dayMs;
   const oldestEventAt = await oldestTrackingEventAt(store);
-  const range = oldestEventAt !== null && oldestEventAt < eventsBefore ? await trackingEventPurgeRange(store, eventsBefore) : undefined;
+  const range =
+    oldestEventAt !== null && oldestEventAt < eventsBefore
+      ? await trackingEventPurgeRange(store, eventsBefore)
+      : undefined;
   return {
     deliveryLogs: { purgeable: logs.count, capped: logs.capped, oldestAt: logs.oldestAt },
     trackingEvents: { purgeable: range ? range.max - range.min + 1 : 0, oldestAt: oldestEventAt },
@@ -126,7 +257,10 @@ async function retentionFacts(store: Store, settings: DoctorSettings, now: numbe
 async function midFacts(store: Store): Promise<MidOutboundFacts[]> {
   const rows = await listOutbound(store);
   if (rows.length === 0) return [];
-  const states = await localDeliveryStates(store, rows.map((row) => Number(row.delivery_id)));
+  const states = await localDeliveryStates(
+    store,
+    rows.map((row) => Number(row.delivery_id)),
+  );
   const acks = await lastPartAcks(store);
   const out: MidOutboundFacts[] = [];
   for (const row of rows) {
@@ -139,4 +273,18 @@ async function midFacts(store: Store): Promise<MidOutboundFacts[]> {
     });
   }
   return out;
+}
+
+async function webhookFacts(store: Store): Promise<WebhookFacts[]> {
+  const backlog = await outboxBacklog(store);
+  return (await listSubscriptions(store)).map((row) => ({
+    id: row.id,
+    url: row.url,
+    state: row.state,
+    consecutiveFailures: Number(row.consecutive_failures),
+    lastError: row.last_error,
+    lastSuccessAt: row.last_success_at,
+    pausedAt: row.paused_at,
+    backlog: backlog.get(row.id) ?? 0,
+  }));
 }

@@ -1,5 +1,5 @@
 import type { Herald } from '../main.ts';
-import { diagnose, type Diagnosis } from './checks.ts';
+import { diagnose, doctorChecks, type Diagnosis } from './checks.ts';
 import { doctorSettings } from './finding.ts';
 import { readDoctorSnapshot } from './read-snapshot.ts';
 
@@ -10,10 +10,24 @@ export interface DoctorRun extends Diagnosis {
   checkedAt: string;
 }
 
-export async function runDoctor(herald: Herald, options: { deliveryId?: number } = {}): Promise<DoctorRun> {
+export async function runDoctor(
+  herald: Herald,
+  options: {
+    deliveryId?: number /** The demo's simulator setup is unsafe for real mail by design. */;
+    skipConfiguration?: boolean;
+  } = {},
+): Promise<DoctorRun> {
   const now = herald.clock.now();
   const settings = doctorSettings(herald.config);
   const scope = options.deliveryId !== undefined ? { deliveryId: options.deliveryId } : {};
-  const snapshot = await readDoctorSnapshot({ store: herald.store, config: herald.config, settings, now, ...scope });
-  return { checkedAt: new Date(now).toISOString(), ...diagnose(snapshot, now, settings, scope) };
+  const snapshot = await readDoctorSnapshot({
+    store: herald.store,
+    config: herald.config,
+    settings,
+    now,
+    ...scope,
+    skipConfiguration: options.skipConfiguration === true,
+  });
+  const checks = options.skipConfiguration ? doctorChecks.filter((c) => c.name !== 'configuration') : doctorChecks;
+  return { checkedAt: new Date(now).toISOString(), ...diagnose(snapshot, now, settings, { ...scope, checks }) };
 }

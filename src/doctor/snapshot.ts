@@ -1,3 +1,4 @@
+import type { ConfigWarning } from '../config/safety.ts';
 import type { OutboundStatus } from '../midsourcing/status.ts';
 import type { MxStatsView } from '../shaping/stats-view.ts';
 import type { DeliveryState } from '../store/tables.ts';
@@ -6,10 +7,54 @@ import type { DatabaseStatus } from '../workflows/db-status.ts';
 // The facts the doctor checks read: plain data, gathered once by read-snapshot.ts (the only file
 // of src/doctor/ that touches the database). Times are epoch milliseconds.
 
+/**
+ * The last reply of a group of delivery logs still pending after an attempt, or failed: grouped by
+ * status, recipient domain, MX host, reply code, enhanced status and qualification (the largest groups).
+ */
+export interface ReplyGroup {
+  status: 'pending' | 'failed';
+  domain: string;
+  mxHost: string | null;
+  code: number | null;
+  enhanced: string | null;
+  reason: string | null;
+  category: string | null;
+  count: number;
+  /** One reply text of the group. */
+  sample: string;
+  lastAt: number;
+}
+
+/** What a delivery's content weighs: the template (Liquid not rendered). */
+export interface ContentFacts {
+  htmlBytes: number;
+  textBytes: number;
+  /** Tracked links of the HTML template (as preparation stores them). */
+  links: number;
+  images: number;
+}
+
 export interface DeliveryFacts {
   id: number;
   name: string;
   state: DeliveryState;
+  /**
+   * Why it is listed: `active` (not final), `asked` (named with --delivery), `recent` (final, changed in
+   * the last days: looked at for list health, target and preparation problems only).
+   */
+  scope: 'active' | 'asked' | 'recent';
+  /** The affinity (source address pool) it names; null = the default one. */
+  affinity: string | null;
+  listId: number | null;
+  lastError: string | null;
+  finishedAt: number | null;
+  /** From preparation: recipients read, excluded, and the exclusions by reason. */
+  target: { count: number; excluded: number; exclusions: Record<string, number> };
+  content: ContentFacts;
+  /** Last replies of the logs pending after an attempt or failed, the largest groups first (active and asked deliveries). */
+  replies: ReplyGroup[];
+  /** Address events of this delivery's recipients: feedback-loop complaints and unsubscribes. */
+  feedback: { complaints: number; unsubscribes: number };
   /** Mid-sourcing: the execution instance it was pushed to (the local MTA does not send it). */
   executionPeer: string | null;
   updatedAt: number;
@@ -36,7 +81,14 @@ export interface WorkflowFacts {
   registeredAt: number;
   lastSuccessAt: number | null;
   /** The latest run that is not running any more. */
-  lastFinished: { id: number; status: 'succeeded' | 'failed' | 'skipped'; startedAt: number; finishedAt: number | null; failedStep: number | null; error: string | null } | null;
+  lastFinished: {
+    id: number;
+    status: 'succeeded' | 'failed' | 'skipped';
+    startedAt: number;
+    finishedAt: number | null;
+    failedStep: number | null;
+    error: string | null;
+  } | null;
   /** A run still marked running. */
   running: { id: number; holder: string; startedAt: number } | null;
   lease: { holder: string; expiresAt: number } | null;
@@ -65,6 +117,33 @@ export interface MidOutboundFacts {
   lastAckAt: number | null;
 }
 
+/** The configuration the checked references resolve against (read once, at the edge). */
+export interface ConfigurationFacts {
+  affinities: Array<{
+    name: string;
+    addresses: Array<{ address: string; heloName: string; publicId: number; weight: number }>;
+  }>;
+  /** IP addresses of this machine's interfaces; null when unknown. */
+  localAddresses: string[] | null;
+  /** DNS servers of the MTA (mta.resolverServers); empty = the system resolver. */
+  resolverServers: string[];
+  /** Mid-sourcing peers by name (midsourcing.peers). */
+  midPeers: string[];
+}
+
+/** The stuck-message watchdog's facts: claims per node, and due messages nobody claims. */
+export interface MessageFacts {
+  claims: Array<{
+    node: string;
+    claimed: number;
+    expired: number;
+    oldestClaimedUntil: number | null;
+    oldestUpdatedAt: number | null;
+  }>;
+  /** Per sending delivery: pending messages due for longer than the watchdog's threshold. */
+  overdue: Array<{ deliveryId: number; count: number; oldestDueAt: number }>;
+}
+
 export interface DoctorSnapshot {
   takenAt: number;
   /** Deliveries that are not final (or the one asked for with --delivery). */
@@ -76,4 +155,22 @@ export interface DoctorSnapshot {
   database: DatabaseStatus;
   retention: RetentionFacts;
   midsourcing: MidOutboundFacts[];
+  /** Unsafe settings of the configuration the doctor runs with (src/config/safety.ts). */
+  configurationWarnings: ConfigWarning[];
+  configuration: ConfigurationFacts;
+  messages: MessageFacts;
+  /** Event webhook subscriptions (docs/webhooks.md). */
+  webhooks: WebhookFacts[];
+}
+
+export interface WebhookFacts {
+  id: number;
+  url: string;
+  state: 'active' | 'paused';
+  consecutiveFailures: number;
+  lastError: string | null;
+  lastSuccessAt: number | null;
+  pausedAt: number | null;
+  /** Events waiting in the outbox. */
+  backlog: number;
 }

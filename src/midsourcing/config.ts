@@ -6,7 +6,11 @@ import { z } from 'zod';
 const peerSchema = z
   .object({
     /** Marketing side: the execution instance's name. Execution side: the marketing instance's name (as it signs). */
-    name: z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore'),
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash and underscore'),
     /** Marketing side: base URL of the execution instance (`http://exec-1.example:8025`). Unused on the execution side. */
     url: z.string().url().optional(),
     /** Shared secret of the pair (HMAC-SHA256 key); at least 16 characters. */
@@ -42,9 +46,26 @@ export const midsourcingSchema = z
     retryBaseMs: z.number().int().min(1).default(500),
     retryMaxMs: z.number().int().min(1).default(60_000),
     /** Largest request body accepted by the execution server (a gzip part), in bytes. */
-    maxBodyBytes: z.number().int().min(1_024).default(32 * 1024 * 1024),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .default(32 * 1024 * 1024),
+    /**
+     * Bytes of request bodies being received whose signature is not yet verified, at most (a request
+     * over it waits its turn: 503, retried by the client). One request always proceeds alone.
+     */
+    maxUnverifiedBytesInFlight: z
+      .number()
+      .int()
+      .min(1_024)
+      .default(64 * 1024 * 1024),
     /** Largest part once decompressed, in bytes (guards against gzip bombs). */
-    maxPartBytes: z.number().int().min(1_024).default(256 * 1024 * 1024),
+    maxPartBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .default(256 * 1024 * 1024),
     /** Signed requests are accepted within ± this of the server's clock; nonces are remembered this long. */
     replayWindowSeconds: z.number().int().min(10).max(3_600).default(300),
     /** Delivery log changes per pull request. */

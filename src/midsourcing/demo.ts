@@ -29,12 +29,25 @@ export interface MidDemo {
 export async function startMidDemo(
   herald: Herald,
   deliveryId: number,
-  options: { dataDir: string; simulator: Simulator; mtaConfig: HeraldConfig['mta']; shapingConfig: HeraldConfig['shaping']; onStep(message: string): void },
+  options: {
+    dataDir: string;
+    simulator: Simulator;
+    mtaConfig: HeraldConfig['mta'];
+    shapingConfig: HeraldConfig['shaping'];
+    onStep(message: string): void;
+  },
 ): Promise<MidDemo> {
   const secret = randomId(24);
-  const executionStore = openStore(`sqlite:${join(options.dataDir, `herald-execution-${randomId(4).toLowerCase()}.db`)}`);
+  const executionStore = openStore(
+    `sqlite:${join(options.dataDir, `herald-execution-${randomId(4).toLowerCase()}.db`)}`,
+  );
   await migrateToLatest(executionStore);
-  const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'demo-execution', peers: [{ name: 'demo-marketing', secret }] };
+  const executionConfig: MidsourcingConfig = {
+    ...defaultMidsourcingConfig(),
+    mode: 'execution',
+    name: 'demo-execution',
+    peers: [{ name: 'demo-marketing', secret }],
+  };
   const execution: Herald = {
     ...herald,
     config: { ...herald.config, midsourcing: executionConfig },
@@ -42,13 +55,29 @@ export async function startMidDemo(
     nodeId: `${herald.nodeId}-execution`,
     close: () => executionStore.close(),
   };
-  const server = await startExecutionServer({ store: executionStore, config: executionConfig, clock: herald.clock, logger: herald.logger, host: '127.0.0.1', port: 0 });
+  const server = await startExecutionServer({
+    store: executionStore,
+    config: executionConfig,
+    clock: herald.clock,
+    logger: herald.logger,
+    host: '127.0.0.1',
+    port: 0,
+  });
   // The execution instance sends as `herald start` does: MX rules, qualification, quarantine, tracking.
   const composed = await composeMta(execution, { mtaConfig: options.mtaConfig, shapingConfig: options.shapingConfig });
   const mta = composed.mta;
-  const client = createPeerClient({ peer: { name: 'demo-execution', url: server.url, secret }, localName: 'demo-marketing', timeoutMs: 30_000, clock: herald.clock });
+  const client = createPeerClient({
+    peer: { name: 'demo-execution', url: server.url, secret },
+    localName: 'demo-marketing',
+    timeoutMs: 30_000,
+    clock: herald.clock,
+  });
   const marketingConfig = herald.config.midsourcing;
-  const retry = { maxAttempts: marketingConfig.maxAttempts, baseMs: marketingConfig.retryBaseMs, maxMs: marketingConfig.retryMaxMs };
+  const retry = {
+    maxAttempts: marketingConfig.maxAttempts,
+    baseMs: marketingConfig.retryBaseMs,
+    maxMs: marketingConfig.retryMaxMs,
+  };
   let syncing: Promise<void> = Promise.resolve();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -64,13 +93,31 @@ export async function startMidDemo(
   try {
     options.onStep(`execution instance: ${server.url}, database ${executionStore.location}`);
     await composed.start();
-    const pushed = await pushDelivery({ store: herald.store, client, deliveryId, partSize: marketingConfig.partSize, inFlight: marketingConfig.partsInFlight, retry, clock: herald.clock, logger: herald.logger });
-    options.onStep(`pushed delivery ${deliveryId} as ${pushed.remoteId}: ${pushed.parts} parts, ${pushed.recipients} recipients, ${pushed.recipientsPerSec} recipients/s`);
+    const pushed = await pushDelivery({
+      store: herald.store,
+      client,
+      deliveryId,
+      partSize: marketingConfig.partSize,
+      inFlight: marketingConfig.partsInFlight,
+      retry,
+      clock: herald.clock,
+      logger: herald.logger,
+    });
+    options.onStep(
+      `pushed delivery ${deliveryId} as ${pushed.remoteId}: ${pushed.parts} parts, ${pushed.recipients} recipients, ${pushed.recipientsPerSec} recipients/s`,
+    );
     const pull = async () => {
       const outbound = await getOutbound(herald.store, deliveryId);
       if (!outbound || outbound.logs_complete === 1) return;
-      await syncDeliveryLogs(herald.store, client, outbound, { pageSize: marketingConfig.logsPageSize, retry, clock: herald.clock });
-      await syncDeliveryCounters(herald.store, client, (await getOutbound(herald.store, deliveryId))!, { retry, clock: herald.clock });
+      await syncDeliveryLogs(herald.store, client, outbound, {
+        pageSize: marketingConfig.logsPageSize,
+        retry,
+        clock: herald.clock,
+      });
+      await syncDeliveryCounters(herald.store, client, (await getOutbound(herald.store, deliveryId))!, {
+        retry,
+        clock: herald.clock,
+      });
     };
     const schedule = () => {
       timer = setTimeout(() => {

@@ -6,12 +6,15 @@ import type { Store } from '../store/database.ts';
 import type { MidsourcingConfig } from './config.ts';
 import { createExecutionService, type Served } from './execution-service.ts';
 import { decodePart } from './part-codec.ts';
-import { recordSeenRequest } from '../store/mid-seen-request-queries.ts';
-import { createNonceCache, replayedMessage, verifyRequest, type NonceCache } from './signing.ts';
+import { recordSeenRequest } from './seen-request-store.ts';
+import { createNonceCache, replayedMessage, verifyRequest, verifyRequestHead, type NonceCache } from './signing.ts';
 import { midError, midHeaders, midPathPrefix, statusOfMidError, type MidErrorBody, type MidErrorCode } from './wire.ts';
 
 // The execution instance's HTTP server (role `mid`). Every request is signed by a configured
-// peer; bodies are kept as raw bytes so the signature covers exactly what was sent.
+// peer; bodies are kept as raw bytes so the signature covers exactly what was sent. Before a byte
+// of a body is read, the head signature (peer, timestamp, nonce, declared Content-Length) is
+// checked and the declared length is reserved from a budget of bytes not yet verified, so neither
+// a stranger nor a crowd of slow uploads can make the process buffer more than that budget.
 
 export interface ExecutionServerOptions {
   store: Store;
@@ -19,11 +22,16 @@ export interface ExecutionServerOptions {
   clock?: Clock;
   logger?: Logger;
   nonces?: NonceCache;
+  /** Each part append received: decoding and storing time, answered ok or not, or aborted by the
+   *  sender before the answer (its timeout) — the metrics registry. */
+  onPartAppend?(seconds: number, outcome: 'ok' | 'error' | 'timeout'): void;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     midPeer?: string;
+    /** Bytes of this request's body reserved from the unverified budget, until verified or answered. */
+    midReserved?: number;
   }
 }
 
@@ -64,27 +72,66 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 'BODY_TOO_LARGE', `request body is over ${config.maxBodyBytes} bytes`);
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return sendError(reply, 'INVALID_BODY', error.message);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return sendError(reply, 'BODY_TOO_LARGE', `request body is over ${config.maxBodyBytes} bytes`);
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)
+      return sendError(reply, 'INVALID_BODY', error.message);
     logger.error({ err: describeError(error) }, 'mid-sourcing request failed');
     // Database trouble is transient from the client's point of view: it retries with backoff.
-    return sendError(reply, 'UNAVAILABLE', `execution instance could not process the request: ${describeError(error).slice(0, 300)}`);
+    return sendError(
+      reply,
+      'UNAVAILABLE',
+      `execution instance could not process the request: ${describeError(error).slice(0, 300)}`,
+    );
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+  );
 
-  // Before the body is read: an unknown peer or a stale timestamp is refused without buffering up
-  // to maxBodyBytes for it. The signature itself needs the body (preHandler below).
+  // Before the body is read: the head signature proves the peer and covers the declared length, so
+  // an unknown peer, a bad signature (the same answer for both) or a stale timestamp is refused
+  // without buffering anything, and a body is read only within the unverified-bytes budget.
+  let unverifiedBytes = 0;
+  const release = (request: FastifyRequest) => {
+    unverifiedBytes -= request.midReserved ?? 0;
+    request.midReserved = 0;
+  };
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const peer = request.headers[midHeaders.peer];
-    const timestamp = Number(request.headers[midHeaders.timestamp]);
-    if (typeof peer !== 'string') return sendError(reply, 'BAD_SIGNATURE', `unsigned request: missing ${midHeaders.peer}`);
-    if (!secrets.has(peer)) return sendError(reply, 'UNKNOWN_PEER', `peer "${peer.slice(0, 100)}" is not configured here`);
-    if (!Number.isFinite(timestamp) || Math.abs(timestamp - clock.now()) > config.replayWindowSeconds * 1000) {
-      return sendError(reply, 'STALE_TIMESTAMP', `${midHeaders.timestamp} is missing or outside ±${config.replayWindowSeconds} s of this server's clock`);
+    const head = verifyRequestHead({
+      method: request.method,
+      path: request.url,
+      headers: request.headers,
+      now: clock.now(),
+      windowMs: config.replayWindowSeconds * 1000,
+      maxBodyBytes: config.maxBodyBytes,
+      secretOf: (peer) => secrets.get(peer),
+    });
+    if (!head.ok) {
+      logger.warn({ code: head.code, url: request.url }, 'mid-sourcing request rejected before its body');
+      // The body is not read: the connection goes with the answer.
+      reply.header('connection', 'close');
+      return sendError(reply, head.code, head.message);
     }
+    // One request may always proceed alone, so a body as large as maxBodyBytes is never starved.
+    if (unverifiedBytes > 0 && unverifiedBytes + head.contentLength > config.maxUnverifiedBytesInFlight) {
+      reply.header('connection', 'close');
+      return sendError(
+        reply,
+        'UNAVAILABLE',
+        `more than ${config.maxUnverifiedBytesInFlight} bytes of request bodies are being received; retry`,
+      );
+    }
+    unverifiedBytes += head.contentLength;
+    request.midReserved = head.contentLength;
+  });
+  app.addHook('onResponse', async (request: FastifyRequest) => release(request));
+  app.addHook('onRequestAbort', async (request: FastifyRequest) => {
+    release(request);
+    if (request.routeOptions.url?.endsWith('/parts/:n')) options.onPartAppend?.(0, 'timeout');
   });
 
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    release(request);
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
     const verdict = verifyRequest({
       method: request.method,
@@ -97,7 +144,10 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
       nonces,
     });
     if (!verdict.ok) {
-      logger.warn({ code: verdict.code, url: request.url, peer: request.headers[midHeaders.peer] }, 'mid-sourcing request rejected');
+      logger.warn(
+        { code: verdict.code, url: request.url, peer: request.headers[midHeaders.peer] },
+        'mid-sourcing request rejected',
+      );
       return sendError(reply, verdict.code, verdict.message);
     }
     // The authoritative check, after the signature (an unauthenticated caller writes nothing): one
@@ -119,16 +169,31 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
   });
 
   app.post<{ Params: IdParams & { n: string } }>(`${midPathPrefix}/deliveries/:id/parts/:n`, async (request, reply) => {
+    const started = performance.now();
+    const answered = await appendPart(request, reply as FastifyReply);
+    options.onPartAppend?.((performance.now() - started) / 1000, reply.statusCode === 200 ? 'ok' : 'error');
+    return answered;
+  });
+
+  async function appendPart(
+    request: FastifyRequest<{ Params: IdParams & { n: string } }>,
+    reply: FastifyReply,
+  ): Promise<FastifyReply> {
     const remoteId = remoteIdOf(request);
     const part = positiveInt(request.params.n);
-    if (remoteId === undefined || part === undefined) return sendError(reply, 'INVALID_BODY', 'delivery id and part number must be positive integers');
+    if (remoteId === undefined || part === undefined)
+      return sendError(reply, 'INVALID_BODY', 'delivery id and part number must be positive integers');
     const gzipped = request.headers['content-encoding'] === 'gzip';
     const decoded = await decodePart(part, request.body as Buffer, gzipped, config.maxPartBytes);
     if (!decoded.ok) return sendError(reply, decoded.code, decoded.message);
     const announced = request.headers[midHeaders.partKey];
-    if (announced !== undefined && announced !== decoded.key) return sendError(reply, 'INVALID_BODY', `part ${part}: ${midHeaders.partKey} does not match the body`);
-    return sendServed(reply, await service.appendPart(request.midPeer!, remoteId, part, decoded.key, decoded.lines, clock.now()));
-  });
+    if (announced !== undefined && announced !== decoded.key)
+      return sendError(reply, 'INVALID_BODY', `part ${part}: ${midHeaders.partKey} does not match the body`);
+    return sendServed(
+      reply,
+      await service.appendPart(request.midPeer!, remoteId, part, decoded.key, decoded.lines, clock.now()),
+    );
+  }
 
   app.post<{ Params: IdParams }>(`${midPathPrefix}/deliveries/:id/finalize`, async (request, reply) => {
     const remoteId = remoteIdOf(request);
@@ -138,13 +203,17 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
     return sendServed(reply, await service.finalize(request.midPeer!, remoteId, json.value, clock.now()));
   });
 
-  app.get<{ Params: IdParams; Querystring: { cursor?: string; limit?: string } }>(`${midPathPrefix}/deliveries/:id/logs`, async (request, reply) => {
-    const remoteId = remoteIdOf(request);
-    const cursor = request.query.cursor === '0' ? 0 : positiveInt(request.query.cursor ?? '0');
-    const limit = Math.min(positiveInt(request.query.limit ?? String(config.logsPageSize)) ?? 0, 100_000);
-    if (remoteId === undefined || cursor === undefined || limit === 0) return sendError(reply, 'INVALID_BODY', 'logs: id, cursor (≥ 0) and limit (1..100000) must be integers');
-    return sendServed(reply, await service.logs(request.midPeer!, remoteId, cursor, limit, clock.now()));
-  });
+  app.get<{ Params: IdParams; Querystring: { cursor?: string; limit?: string } }>(
+    `${midPathPrefix}/deliveries/:id/logs`,
+    async (request, reply) => {
+      const remoteId = remoteIdOf(request);
+      const cursor = request.query.cursor === '0' ? 0 : positiveInt(request.query.cursor ?? '0');
+      const limit = Math.min(positiveInt(request.query.limit ?? String(config.logsPageSize)) ?? 0, 100_000);
+      if (remoteId === undefined || cursor === undefined || limit === 0)
+        return sendError(reply, 'INVALID_BODY', 'logs: id, cursor (≥ 0) and limit (1..100000) must be integers');
+      return sendServed(reply, await service.logs(request.midPeer!, remoteId, cursor, limit, clock.now()));
+    },
+  );
 
   app.post<{ Params: IdParams }>(`${midPathPrefix}/deliveries/:id/state`, async (request, reply) => {
     const remoteId = remoteIdOf(request);
@@ -169,9 +238,14 @@ export interface ExecutionServer {
   close(): Promise<void>;
 }
 
-export async function startExecutionServer(options: ExecutionServerOptions & { host?: string; port?: number }): Promise<ExecutionServer> {
+export async function startExecutionServer(
+  options: ExecutionServerOptions & { host?: string; port?: number },
+): Promise<ExecutionServer> {
   const app = buildExecutionApp(options);
-  await app.listen({ host: options.host ?? options.config.listen.host, port: options.port ?? options.config.listen.port });
+  await app.listen({
+    host: options.host ?? options.config.listen.host,
+    port: options.port ?? options.config.listen.port,
+  });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
   const host = options.host ?? options.config.listen.host;

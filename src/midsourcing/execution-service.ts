@@ -1,11 +1,10 @@
 import { finalDeliveryStates } from '../delivery/state-machine.ts';
-import type { Store } from '../store/database.ts';
-import { countDeliveryLogs } from '../store/delivery-queries.ts';
+import { inTransaction, type Store } from '../store/database.ts';
+import { countDeliveryLogs } from '../delivery/delivery-store.ts';
 import {
   appendInboundPart,
   countInboundParts,
   createInbound,
-  finalizeInbound,
   findInbound,
   findInboundBySource,
   findInboundPartKey,
@@ -16,9 +15,9 @@ import {
   readLogChanges,
   recordReadCursor,
   type InboundDelivery,
-} from '../store/midsourcing-queries.ts';
+} from './inbound-store.ts';
 import type { DeliveryState } from '../store/tables.ts';
-import { applyHeldStateChange, applyStateChange, inTransaction } from './execution-state.ts';
+import { applyHeldStateChange, applyStateChange, finalizeInbound } from './execution-state.ts';
 import {
   finalizeRequestSchema,
   midError,
@@ -43,7 +42,10 @@ const ok = <T>(value: T): Served<T> => ({ ok: true, value });
 const fail = (...args: Parameters<typeof midError>): Served<never> => ({ ok: false, error: midError(...args) });
 
 function invalid(issues: { path: (string | number)[]; message: string }[], what: string): Served<never> {
-  return fail('INVALID_BODY', `${what}: ${issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`).join('; ')}`);
+  return fail(
+    'INVALID_BODY',
+    `${what}: ${issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`).join('; ')}`,
+  );
 }
 
 export function createExecutionService(store: Store) {
@@ -56,23 +58,46 @@ export function createExecutionService(store: Store) {
     async submit(peer: string, body: unknown, now: number): Promise<Served<SubmitResponse>> {
       const parsed = submitRequestSchema.safeParse(body);
       if (!parsed.success) return invalid(parsed.error.issues, 'submit');
-      const inbound = (await findInboundBySource(store, peer, parsed.data.marketingDeliveryId)) ?? (await createInbound(store, peer, parsed.data, now));
+      const inbound =
+        (await findInboundBySource(store, peer, parsed.data.marketingDeliveryId)) ??
+        (await createInbound(store, peer, parsed.data, now));
       const counts = await countInboundParts(store, inbound.deliveryId);
       return ok({ remoteId: inbound.deliveryId, state: inbound.state, partsReceived: counts.parts });
     },
 
-    async appendPart(peer: string, remoteId: number, part: number, key: string, lines: PartLine[], now: number): Promise<Served<PartResponse>> {
+    async appendPart(
+      peer: string,
+      remoteId: number,
+      part: number,
+      key: string,
+      lines: PartLine[],
+      now: number,
+    ): Promise<Served<PartResponse>> {
       const inbound = await owned(peer, remoteId);
       if ('ok' in inbound) return inbound;
-      if (part < 1 || part > inbound.partsExpected) return fail('INVALID_BODY', `part ${part} is outside 1..${inbound.partsExpected}`);
-      const logs = lines.map((line) => ({ sourceLogId: line.id, email: line.email, domain: line.domain, data: line.data }));
+      if (part < 1 || part > inbound.partsExpected)
+        return fail('INVALID_BODY', `part ${part} is outside 1..${inbound.partsExpected}`);
+      const logs = lines.map((line) => ({
+        sourceLogId: line.id,
+        email: line.email,
+        domain: line.domain,
+        data: line.data,
+      }));
       if (inbound.state !== 'preparing') {
         // Finalized already: a late retry of a part that made it is a duplicate; anything else is too late.
-        if ((await findInboundPartKey(store, remoteId, part)) === key) return ok({ part, recipients: lines.length, duplicate: true });
-        return fail('INVALID_STATE', `delivery ${remoteId} is ${inbound.state}; parts can only be appended before finalize`);
+        if ((await findInboundPartKey(store, remoteId, part)) === key)
+          return ok({ part, recipients: lines.length, duplicate: true });
+        return fail(
+          'INVALID_STATE',
+          `delivery ${remoteId} is ${inbound.state}; parts can only be appended before finalize`,
+        );
       }
       const result = await appendInboundPart(store, remoteId, part, key, logs, now);
-      if (result.kind === 'conflict') return fail('PART_CONFLICT', `part ${part} was already received with other content (key ${result.existingKey})`);
+      if (result.kind === 'conflict')
+        return fail(
+          'PART_CONFLICT',
+          `part ${part} was already received with other content (key ${result.existingKey})`,
+        );
       return ok({ part, recipients: lines.length, duplicate: result.kind === 'duplicate' });
     },
 
@@ -84,7 +109,10 @@ export function createExecutionService(store: Store) {
       if (inbound.finalizedAt === null) {
         const counts = await countInboundParts(store, remoteId);
         if (counts.parts !== parsed.data.parts || counts.recipients !== parsed.data.recipients) {
-          return fail('PARTS_MISSING', `received ${counts.parts} parts (${counts.recipients} recipients), finalize announces ${parsed.data.parts} (${parsed.data.recipients})`);
+          return fail(
+            'PARTS_MISSING',
+            `received ${counts.parts} parts (${counts.recipients} recipients), finalize announces ${parsed.data.parts} (${parsed.data.recipients})`,
+          );
         }
       }
       // One transaction with any pause or stop received before: the delivery is never seen in progress
@@ -98,7 +126,13 @@ export function createExecutionService(store: Store) {
       return ok({ state: finalized.state, validUntil: finalized.validUntil });
     },
 
-    async logs(peer: string, remoteId: number, cursor: number, limit: number, now: number): Promise<Served<LogsResponse>> {
+    async logs(
+      peer: string,
+      remoteId: number,
+      cursor: number,
+      limit: number,
+      now: number,
+    ): Promise<Served<LogsResponse>> {
       const inbound = await owned(peer, remoteId);
       if ('ok' in inbound) return inbound;
       // The peer applied every change up to the cursor it sends: the cleanup workflow may purge them.
@@ -108,11 +142,17 @@ export function createExecutionService(store: Store) {
       const state = inbound.state;
       await publishLogChanges(store, now);
       const page = await readLogChanges(store, remoteId, cursor, limit);
-      const caughtUp = !(await hasChangesAfter(store, remoteId, page.nextCursor)) && !(await hasUnpublishedChanges(store, remoteId));
+      const caughtUp =
+        !(await hasChangesAfter(store, remoteId, page.nextCursor)) && !(await hasUnpublishedChanges(store, remoteId));
       return ok({ changes: page.changes, nextCursor: page.nextCursor, caughtUp, state });
     },
 
-    async changeState(peer: string, remoteId: number, body: unknown, now: number): Promise<Served<StateChangeResponse>> {
+    async changeState(
+      peer: string,
+      remoteId: number,
+      body: unknown,
+      now: number,
+    ): Promise<Served<StateChangeResponse>> {
       const parsed = stateChangeRequestSchema.safeParse(body);
       if (!parsed.success) return invalid(parsed.error.issues, 'state');
       const inbound = await owned(peer, remoteId);

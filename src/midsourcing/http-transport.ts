@@ -41,28 +41,50 @@ export function createHttpTransport(maxSockets = 8): Transport {
         const secure = request.url.protocol === 'https:';
         const headers: Record<string, string> = { ...request.headers };
         if (request.body) headers['content-length'] = String(request.body.length);
-        const req = (secure ? httpsRequest : httpRequest)(request.url, { method: request.method, headers, agent: secure ? secureAgent : agent }, (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > request.maxResponseBytes) {
-              req.destroy();
-              settle({ kind: 'network', code: 'RESPONSE_TOO_LARGE', message: `response over ${request.maxResponseBytes} bytes`, latencyMs: elapsed() });
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () => settle({ kind: 'response', status: res.statusCode ?? 0, body: Buffer.concat(chunks), latencyMs: elapsed() }));
-          res.on('error', (error: NodeJS.ErrnoException) => settle({ kind: 'network', code: error.code ?? 'ERROR', message: error.message, latencyMs: elapsed() }));
-          res.on('aborted', () => settle({ kind: 'network', code: 'ECONNRESET', message: 'response aborted', latencyMs: elapsed() }));
-        });
+        const req = (secure ? httpsRequest : httpRequest)(
+          request.url,
+          { method: request.method, headers, agent: secure ? secureAgent : agent },
+          (res) => {
+            const chunks: Buffer[] = [];
+            let size = 0;
+            res.on('data', (chunk: Buffer) => {
+              size += chunk.length;
+              if (size > request.maxResponseBytes) {
+                req.destroy();
+                settle({
+                  kind: 'network',
+                  code: 'RESPONSE_TOO_LARGE',
+                  message: `response over ${request.maxResponseBytes} bytes`,
+                  latencyMs: elapsed(),
+                });
+                return;
+              }
+              chunks.push(chunk);
+            });
+            res.on('end', () =>
+              settle({
+                kind: 'response',
+                status: res.statusCode ?? 0,
+                body: Buffer.concat(chunks),
+                latencyMs: elapsed(),
+              }),
+            );
+            res.on('error', (error: NodeJS.ErrnoException) =>
+              settle({ kind: 'network', code: error.code ?? 'ERROR', message: error.message, latencyMs: elapsed() }),
+            );
+            res.on('aborted', () =>
+              settle({ kind: 'network', code: 'ECONNRESET', message: 'response aborted', latencyMs: elapsed() }),
+            );
+          },
+        );
         // The deadline covers the whole exchange (connect, upload, wait, download).
         const timer = setTimeout(() => {
           settle({ kind: 'timeout', latencyMs: elapsed() });
           req.destroy();
         }, request.timeoutMs);
-        req.on('error', (error: NodeJS.ErrnoException) => settle({ kind: 'network', code: error.code ?? 'ERROR', message: error.message, latencyMs: elapsed() }));
+        req.on('error', (error: NodeJS.ErrnoException) =>
+          settle({ kind: 'network', code: error.code ?? 'ERROR', message: error.message, latencyMs: elapsed() }),
+        );
         req.end(request.body);
       });
     },

@@ -1,9 +1,6 @@
 import { sql } from 'kysely';
-import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
-import { getDelivery } from '../store/delivery-queries.ts';
-import { midTables, type MidOutboundDeliveryTable, type MidOutboundPartTable } from '../store/midsourcing-queries.ts';
-import type { DeliveryRow } from '../store/tables.ts';
+import type { DeliveryState, MidOutboundDeliveryTable, MidOutboundPartTable } from '../store/tables.ts';
 import type { LogChange } from './wire.ts';
 
 // Marketing side storage (tables of migration 0008): the delivery handed to a peer, its parts with
@@ -13,52 +10,98 @@ export type OutboundRow = MidOutboundDeliveryTable;
 export type OutboundPartRow = MidOutboundPartTable;
 
 /**
- * prepared (or start_pending) → in_progress with execution_peer set, in one conditional update: the
- * local MTA skips deliveries with an execution peer, so there is no instant at which it could claim
- * them. Validity is enforced by the execution side (valid_until stays null here). Resuming a push
- * of the same delivery to the same peer is allowed, also while paused (the pause is forwarded before
- * finalize, so the execution side never starts it); a stopped delivery is not pushed any more.
+ * Moves the delivery to in_progress with execution_peer set, if it is in one of `from`, in one
+ * conditional update: the local MTA skips deliveries with an execution peer, so there is no instant
+ * at which it could claim them. valid_until stays null (the execution side enforces validity).
+ * False when the delivery was in none of those states.
  */
-export async function beginOutbound(store: Store, deliveryId: number, peer: string, now: number): Promise<DeliveryRow> {
-  const moved = await sql`
-    update deliveries set state = 'in_progress', execution_peer = ${peer}, started_at = ${now}, valid_until = null, updated_at = ${now}
-    where id = ${deliveryId} and state in ('prepared', 'start_pending')`.execute(store.db);
-  const delivery = await getDelivery(store, deliveryId);
-  const executionPeer = (delivery as DeliveryRow & { execution_peer?: string | null }).execution_peer ?? null;
-  if (Number(moved.numAffectedRows ?? 0) === 0) {
-    if ((delivery.state !== 'in_progress' && delivery.state !== 'paused') || executionPeer !== peer) {
-      throw new AppError('INVALID_STATE', `delivery ${deliveryId} is ${delivery.state}${executionPeer ? ` (pushed to ${executionPeer})` : ''}; only a prepared delivery can be pushed`);
-    }
-  }
-  await midTables(store)
+export async function markDeliveryPushed(
+  store: Store,
+  deliveryId: number,
+  change: { peer: string; from: readonly DeliveryState[]; now: number },
+): Promise<boolean> {
+  const { peer, now } = change;
+  const moved = await store.db
+    .updateTable('deliveries')
+    .set({ state: 'in_progress', execution_peer: peer, started_at: now, valid_until: null, updated_at: now })
+    .where('id', '=', deliveryId)
+    .where('state', 'in', change.from)
+    .executeTakeFirst();
+  return Number(moved.numUpdatedRows) > 0;
+}
+
+/** The outbound row of a push to `peer` (kept when it exists: a resumed push). */
+export async function insertOutbound(store: Store, deliveryId: number, peer: string, now: number): Promise<void> {
+  await store.db
     .insertInto('mid_outbound_deliveries')
     .values({
-      delivery_id: deliveryId, peer, remote_id: null, state: 'pushing', parts_total: 0, recipients: 0, log_cursor: 0, logs_complete: 0, logs_synced_at: null,
-      logs_applied: 0, remote_state: null, counters: null, counters_at: null, last_error: null, last_error_at: null, push_started_at: now, finalized_at: null,
-      created_at: now, updated_at: now, state_version: 0, state_target: null, state_changed_at: null, state_acked_version: 0, state_acked_at: null,
-      state_outcome: null, state_remote: null, state_attempts: 0, state_error: null,
+      delivery_id: deliveryId,
+      peer,
+      remote_id: null,
+      state: 'pushing',
+      parts_total: 0,
+      recipients: 0,
+      log_cursor: 0,
+      logs_complete: 0,
+      logs_synced_at: null,
+      logs_applied: 0,
+      remote_state: null,
+      counters: null,
+      counters_at: null,
+      last_error: null,
+      last_error_at: null,
+      push_started_at: now,
+      finalized_at: null,
+      created_at: now,
+      updated_at: now,
+      state_version: 0,
+      state_target: null,
+      state_changed_at: null,
+      state_acked_version: 0,
+      state_acked_at: null,
+      state_outcome: null,
+      state_remote: null,
+      state_attempts: 0,
+      state_error: null,
     })
     .onConflict((oc) => oc.column('delivery_id').doNothing())
     .execute();
-  return delivery;
 }
 
 export async function getOutbound(store: Store, deliveryId: number): Promise<OutboundRow | undefined> {
-  return midTables(store).selectFrom('mid_outbound_deliveries').selectAll().where('delivery_id', '=', deliveryId).executeTakeFirst();
+  return store.db
+    .selectFrom('mid_outbound_deliveries')
+    .selectAll()
+    .where('delivery_id', '=', deliveryId)
+    .executeTakeFirst();
 }
 
 export async function listOutbound(store: Store, deliveryId?: number): Promise<OutboundRow[]> {
-  let query = midTables(store).selectFrom('mid_outbound_deliveries').selectAll().orderBy('delivery_id', 'desc');
+  let query = store.db.selectFrom('mid_outbound_deliveries').selectAll().orderBy('delivery_id', 'desc');
   if (deliveryId !== undefined) query = query.where('delivery_id', '=', deliveryId);
   return query.limit(100).execute();
 }
 
-export async function updateOutbound(store: Store, deliveryId: number, changes: Partial<OutboundRow>, now: number): Promise<void> {
-  await midTables(store).updateTable('mid_outbound_deliveries').set({ ...changes, updated_at: now }).where('delivery_id', '=', deliveryId).execute();
+export async function updateOutbound(
+  store: Store,
+  deliveryId: number,
+  changes: Partial<OutboundRow>,
+  now: number,
+): Promise<void> {
+  await store.db
+    .updateTable('mid_outbound_deliveries')
+    .set({ ...changes, updated_at: now })
+    .where('delivery_id', '=', deliveryId)
+    .execute();
 }
 
 /** Splits the delivery's logs into parts by id range, once (the plan is kept, so a resumed push sends the same parts). */
-export async function planParts(store: Store, deliveryId: number, partSize: number, now: number): Promise<OutboundPartRow[]> {
+export async function planParts(
+  store: Store,
+  deliveryId: number,
+  partSize: number,
+  now: number,
+): Promise<OutboundPartRow[]> {
   const existing = await listParts(store, deliveryId);
   if (existing.length > 0) return existing;
   const parts: OutboundPartRow[] = [];
@@ -83,27 +126,64 @@ export async function planParts(store: Store, deliveryId: number, partSize: numb
     if (Number(rest.n) > 0) parts.push(partRow(deliveryId, part, afterId + 1, Number(rest.last), Number(rest.n), now));
     break;
   }
-  await midTables(store)
-    .transaction()
-    .execute(async (trx) => {
-      for (let i = 0; i < parts.length; i += 500) await trx.insertInto('mid_outbound_parts').values(parts.slice(i, i + 500)).execute();
-    });
+  await store.db.transaction().execute(async (trx) => {
+    for (let i = 0; i < parts.length; i += 500)
+      await trx
+        .insertInto('mid_outbound_parts')
+        .values(parts.slice(i, i + 500))
+        .execute();
+  });
   return parts;
 }
 
-function partRow(deliveryId: number, part: number, first: number, last: number, recipients: number, now: number): OutboundPartRow {
+function partRow(
+  deliveryId: number,
+  part: number,
+  first: number,
+  last: number,
+  recipients: number,
+  now: number,
+): OutboundPartRow {
   return {
-    delivery_id: deliveryId, part_number: part, first_log_id: first, last_log_id: last, recipients, state: 'pending', part_key: null, bytes: null,
-    attempts: 0, timeouts: 0, build_ms: null, latency_ms: null, last_error: null, acked_at: null, updated_at: now,
+    delivery_id: deliveryId,
+    part_number: part,
+    first_log_id: first,
+    last_log_id: last,
+    recipients,
+    state: 'pending',
+    part_key: null,
+    bytes: null,
+    attempts: 0,
+    timeouts: 0,
+    build_ms: null,
+    latency_ms: null,
+    last_error: null,
+    acked_at: null,
+    updated_at: now,
   };
 }
 
 export async function listParts(store: Store, deliveryId: number): Promise<OutboundPartRow[]> {
-  return midTables(store).selectFrom('mid_outbound_parts').selectAll().where('delivery_id', '=', deliveryId).orderBy('part_number').execute();
+  return store.db
+    .selectFrom('mid_outbound_parts')
+    .selectAll()
+    .where('delivery_id', '=', deliveryId)
+    .orderBy('part_number')
+    .execute();
 }
 
-export async function updatePart(store: Store, deliveryId: number, part: number, changes: Partial<OutboundPartRow>): Promise<void> {
-  await midTables(store).updateTable('mid_outbound_parts').set(changes).where('delivery_id', '=', deliveryId).where('part_number', '=', part).execute();
+export async function updatePart(
+  store: Store,
+  deliveryId: number,
+  part: number,
+  changes: Partial<OutboundPartRow>,
+): Promise<void> {
+  await store.db
+    .updateTable('mid_outbound_parts')
+    .set(changes)
+    .where('delivery_id', '=', deliveryId)
+    .where('part_number', '=', part)
+    .execute();
 }
 
 /**
@@ -122,10 +202,29 @@ export async function readPartLogs(store: Store, deliveryId: number, first: numb
 }
 
 /** Applies a page of execution-side changes and moves the cursor, in one transaction (a crash re-pulls the page). */
-export async function applyLogChanges(store: Store, deliveryId: number, changes: readonly LogChange[], nextCursor: number, now: number): Promise<void> {
+export async function applyLogChanges(
+  store: Store,
+  deliveryId: number,
+  changes: readonly LogChange[],
+  nextCursor: number,
+  now: number,
+): Promise<void> {
   const postgres = store.dialect === 'postgres';
   const json = JSON.stringify(
-    changes.map((c) => ({ id: c.id, st: c.status, at: c.attempts, code: c.replyCode, enh: c.enhancedStatus, txt: c.replyText, ft: c.failureType, fr: c.failureReason, fc: c.failureCategory, mx: c.mxHost, sa: c.sentAt, upd: c.updatedAt })),
+    changes.map((c) => ({
+      id: c.id,
+      st: c.status,
+      at: c.attempts,
+      code: c.replyCode,
+      enh: c.enhancedStatus,
+      txt: c.replyText,
+      ft: c.failureType,
+      fr: c.failureReason,
+      fc: c.failureCategory,
+      mx: c.mxHost,
+      sa: c.sentAt,
+      upd: c.updatedAt,
+    })),
   );
   const source = postgres
     ? sql`select * from jsonb_to_recordset(cast(${json} as jsonb)) as r(id bigint, st text, at int, code int, enh text, txt text, ft text, fr text, fc text, mx text, sa bigint, upd bigint)`
@@ -133,23 +232,26 @@ export async function applyLogChanges(store: Store, deliveryId: number, changes:
             value->>'ft' as ft, value->>'fr' as fr, value->>'fc' as fc, value->>'mx' as mx, value->>'sa' as sa, value->>'upd' as upd
           from json_each(${json})`;
   const ownDelivery = postgres ? sql`delivery_logs.delivery_id` : sql`+delivery_logs.delivery_id`;
-  await midTables(store)
-    .transaction()
-    .execute(async (trx) => {
-      if (changes.length > 0) {
-        await sql`
+  await store.db.transaction().execute(async (trx) => {
+    if (changes.length > 0) {
+      await sql`
           with v as (${source})
           update delivery_logs set status = v.st, attempts = v.at, last_reply_code = v.code, last_enhanced_status = v.enh, last_reply_text = v.txt,
             failure_type = v.ft, failure_reason = v.fr, failure_category = v.fc, mx_host = v.mx, sent_at = v.sa, updated_at = v.upd,
             claimed_by = null, claimed_until = null
           from v where delivery_logs.id = v.id and ${ownDelivery} = ${deliveryId}`.execute(trx);
-      }
-      await trx
-        .updateTable('mid_outbound_deliveries')
-        .set({ log_cursor: nextCursor, logs_synced_at: now, updated_at: now, logs_applied: sql`logs_applied + ${changes.length}` })
-        .where('delivery_id', '=', deliveryId)
-        .execute();
-    });
+    }
+    await trx
+      .updateTable('mid_outbound_deliveries')
+      .set({
+        log_cursor: nextCursor,
+        logs_synced_at: now,
+        updated_at: now,
+        logs_applied: sql`logs_applied + ${changes.length}`,
+      })
+      .where('delivery_id', '=', deliveryId)
+      .execute();
+  });
 }
 
 export async function countPendingLogs(store: Store, deliveryId: number): Promise<number> {
@@ -164,7 +266,7 @@ export async function countPendingLogs(store: Store, deliveryId: number): Promis
 
 /** Outbound deliveries whose logs are not all pulled back yet. */
 export async function deliveriesToSync(store: Store): Promise<OutboundRow[]> {
-  return midTables(store)
+  return store.db
     .selectFrom('mid_outbound_deliveries')
     .selectAll()
     .where('state', '=', 'finalized')
@@ -176,7 +278,7 @@ export async function deliveriesToSync(store: Store): Promise<OutboundRow[]> {
 
 /** Pushes not finalized and untouched since `before` (their pusher died or gave up), of deliveries not stopped since. */
 export async function stalledPushes(store: Store, before: number): Promise<OutboundRow[]> {
-  return midTables(store)
+  return store.db
     .selectFrom('mid_outbound_deliveries as o')
     .innerJoin('deliveries as d', 'd.id', 'o.delivery_id')
     .selectAll('o')
@@ -201,23 +303,49 @@ export async function noteLocalState(store: Store, deliveryId: number, now: numb
       state_changed_at = ${now}, state_attempts = 0, state_error = null, updated_at = ${now}
     where delivery_id = ${deliveryId} and exists (
       select 1 from deliveries d where d.id = mid_outbound_deliveries.delivery_id
-        and d.state in ('paused', 'in_progress', 'stopped') and d.state <> coalesce(mid_outbound_deliveries.state_target, 'in_progress'))`.execute(store.db);
+        and d.state in ('paused', 'in_progress', 'stopped') and d.state <> coalesce(mid_outbound_deliveries.state_target, 'in_progress'))`.execute(
+    store.db,
+  );
   return getOutbound(store, deliveryId);
 }
 
-export async function recordStateAttempt(store: Store, deliveryId: number, version: number, error: string | null, now: number): Promise<void> {
-  await midTables(store)
+export async function recordStateAttempt(
+  store: Store,
+  deliveryId: number,
+  version: number,
+  error: string | null,
+  now: number,
+): Promise<void> {
+  await store.db
     .updateTable('mid_outbound_deliveries')
-    .set({ state_attempts: sql`state_attempts + 1`, ...(error === null ? {} : { state_error: error.slice(0, 1_000) }), updated_at: now })
+    .set({
+      state_attempts: sql`state_attempts + 1`,
+      ...(error === null ? {} : { state_error: error.slice(0, 1_000) }),
+      updated_at: now,
+    })
     .where('delivery_id', '=', deliveryId)
     .where('state_version', '=', version)
     .execute();
 }
 
-export async function recordStateAck(store: Store, deliveryId: number, version: number, ack: { outcome: string; remoteState: string }, now: number): Promise<void> {
-  await midTables(store)
+export async function recordStateAck(
+  store: Store,
+  deliveryId: number,
+  version: number,
+  ack: { outcome: string; remoteState: string },
+  now: number,
+): Promise<void> {
+  await store.db
     .updateTable('mid_outbound_deliveries')
-    .set({ state_acked_version: version, state_acked_at: now, state_outcome: ack.outcome, state_remote: ack.remoteState, remote_state: ack.remoteState, state_error: null, updated_at: now })
+    .set({
+      state_acked_version: version,
+      state_acked_at: now,
+      state_outcome: ack.outcome,
+      state_remote: ack.remoteState,
+      remote_state: ack.remoteState,
+      state_error: null,
+      updated_at: now,
+    })
     .where('delivery_id', '=', deliveryId)
     .where('state_acked_version', '<', version)
     .execute();
@@ -240,6 +368,10 @@ export async function unforwardedStates(store: Store): Promise<OutboundRow[]> {
 
 export async function localDeliveryStates(store: Store, deliveryIds: readonly number[]): Promise<Map<number, string>> {
   if (deliveryIds.length === 0) return new Map();
-  const rows = await store.db.selectFrom('deliveries').select(['id', 'state']).where('id', 'in', [...deliveryIds]).execute();
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .select(['id', 'state'])
+    .where('id', 'in', [...deliveryIds])
+    .execute();
   return new Map(rows.map((row) => [Number(row.id), row.state]));
 }

@@ -46,18 +46,39 @@ export interface PeerClient {
 
 export function createPeerClient(options: PeerClientOptions): PeerClient {
   const { peer } = options;
-  if (!peer.url) throw new AppError('CONFIG_INVALID', `midsourcing.peers: peer "${peer.name}" needs a url to be pushed to`);
+  if (!peer.url)
+    throw new AppError('CONFIG_INVALID', `midsourcing.peers: peer "${peer.name}" needs a url to be pushed to`);
   const base = new URL(peer.url);
   const clock = options.clock ?? systemClock;
   const ownTransport = options.transport === undefined;
   const transport = options.transport ?? createHttpTransport();
   const maxResponseBytes = options.maxResponseBytes ?? 256 * 1024 * 1024;
 
-  async function call<T>(method: 'GET' | 'POST', path: string, body: Buffer | undefined, extraHeaders: Record<string, string> = {}): Promise<CallOutcome<T>> {
+  async function call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: Buffer | undefined,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<CallOutcome<T>> {
     const url = new URL(path, base);
-    const signed = signRequest({ peer: options.localName, secret: peer.secret, method, path: url.pathname + url.search, body: body ?? Buffer.alloc(0), now: clock.now(), nonce: randomId(16) });
+    const signed = signRequest({
+      peer: options.localName,
+      secret: peer.secret,
+      method,
+      path: url.pathname + url.search,
+      body: body ?? Buffer.alloc(0),
+      now: clock.now(),
+      nonce: randomId(16),
+    });
     const headers: Record<string, string> = { ...signed, ...extraHeaders, accept: 'application/json' };
-    const exchange = await transport.exchange({ url, method, headers, body, timeoutMs: options.timeoutMs, maxResponseBytes });
+    const exchange = await transport.exchange({
+      url,
+      method,
+      headers,
+      body,
+      timeoutMs: options.timeoutMs,
+      maxResponseBytes,
+    });
     return interpretExchange<T>(exchange);
   }
   const json = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
@@ -66,11 +87,17 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
     peerName: peer.name,
     submit: (request) => call('POST', midPaths.submit(), json(request), { 'content-type': 'application/json' }),
     appendPart: (remoteId, part, key, gzipBody) =>
-      call('POST', midPaths.part(remoteId, part), gzipBody, { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', [midHeaders.partKey]: key }),
-    finalize: (remoteId, request) => call('POST', midPaths.finalize(remoteId), json(request), { 'content-type': 'application/json' }),
+      call('POST', midPaths.part(remoteId, part), gzipBody, {
+        'content-type': 'application/x-ndjson',
+        'content-encoding': 'gzip',
+        [midHeaders.partKey]: key,
+      }),
+    finalize: (remoteId, request) =>
+      call('POST', midPaths.finalize(remoteId), json(request), { 'content-type': 'application/json' }),
     logs: (remoteId, cursor, limit) => call('GET', midPaths.logs(remoteId, cursor, limit), undefined),
     counters: (remoteId) => call('GET', midPaths.counters(remoteId), undefined),
-    changeState: (remoteId, request) => call('POST', midPaths.state(remoteId), json(request), { 'content-type': 'application/json' }),
+    changeState: (remoteId, request) =>
+      call('POST', midPaths.state(remoteId), json(request), { 'content-type': 'application/json' }),
     close() {
       if (ownTransport) transport.close();
     },

@@ -3,7 +3,7 @@ import {
   orphanLogChangeDeliveries,
   purgeOrphanLogChangesBatch,
   purgeReadLogChangesBatch,
-} from '../store/midsourcing-queries.ts';
+} from './inbound-store.ts';
 import { untilEmpty } from '../workflows/builtins/batches.ts';
 import { done, type StepDefinition } from '../workflows/types.ts';
 
@@ -26,14 +26,18 @@ export const purgeMidLogChanges: StepDefinition = {
     let batches = 0;
     const candidates = await logChangePurgeCandidates(ctx.store, before);
     for (const { deliveryId, readCursor } of candidates) {
-      const totals = await untilEmpty(ctx.keepAlive, () => purgeReadLogChangesBatch(ctx.store, deliveryId, readCursor, before, batchSize));
+      const totals = await untilEmpty(ctx.keepAlive, () =>
+        purgeReadLogChangesBatch(ctx.store, deliveryId, readCursor, before, batchSize),
+      );
       rows += totals.rows;
       batches += totals.batches;
     }
     let orphans = 0;
     const gone = await orphanLogChangeDeliveries(ctx.store);
     for (const deliveryId of gone) {
-      const totals = await untilEmpty(ctx.keepAlive, () => purgeOrphanLogChangesBatch(ctx.store, deliveryId, batchSize));
+      const totals = await untilEmpty(ctx.keepAlive, () =>
+        purgeOrphanLogChangesBatch(ctx.store, deliveryId, batchSize),
+      );
       orphans += totals.rows;
       batches += totals.batches;
     }

@@ -1,8 +1,20 @@
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
+import { getDelivery } from '../delivery/delivery-store.ts';
 import type { Store } from '../store/database.ts';
-import { beginOutbound, getOutbound, listParts, planParts, readPartLogs, updateOutbound, updatePart, type OutboundPartRow } from './outbound-store.ts';
+import type { DeliveryRow, DeliveryState } from '../store/tables.ts';
+import {
+  getOutbound,
+  insertOutbound,
+  listParts,
+  markDeliveryPushed,
+  planParts,
+  readPartLogs,
+  updateOutbound,
+  updatePart,
+  type OutboundPartRow,
+} from './outbound-store.ts';
 import { encodePart } from './part-codec.ts';
 import { withRetries, type PeerClient, type RetryPolicy } from './peer-client.ts';
 import type { CallOutcome } from './retry.ts';
@@ -23,6 +35,8 @@ export interface PushOptions {
   clock?: Clock;
   logger?: Logger;
   onPartAcked?(progress: { part: number; partsAcked: number; partsTotal: number; recipientsAcked: number }): void;
+  /** Each append attempt's latency and outcome (the metrics registry). */
+  onPartAttempt?(seconds: number, outcome: 'ok' | 'timeout' | 'error'): void;
 }
 
 export interface PushResult {
@@ -42,9 +56,37 @@ export interface PushResult {
 
 function failure(outcome: Extract<CallOutcome<unknown>, { ok: false }>, what: string): AppError {
   const code = outcome.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED';
-  return new AppError(code, `${what}: ${outcome.code}: ${outcome.message}${outcome.retryable ? ' (gave up after retries; push again to resume)' : ''}`, {
-    details: { remoteCode: outcome.code, retryable: outcome.retryable },
-  });
+  return new AppError(
+    code,
+    `${what}: ${outcome.code}: ${outcome.message}${outcome.retryable ? ' (gave up after retries; push again to resume)' : ''}`,
+    {
+      details: { remoteCode: outcome.code, retryable: outcome.retryable },
+    },
+  );
+}
+
+/** The states a delivery can be handed to an execution peer from. */
+const pushableStates: readonly DeliveryState[] = ['prepared', 'start_pending'];
+
+/**
+ * prepared (or start_pending) → in_progress with execution_peer set (markDeliveryPushed), and the
+ * outbound row. Resuming a push of the same delivery to the same peer is allowed, also while paused
+ * (the pause is forwarded before finalize, so the execution side never starts it); a stopped delivery
+ * is not pushed any more.
+ */
+async function beginOutbound(store: Store, deliveryId: number, peer: string, now: number): Promise<DeliveryRow> {
+  const moved = await markDeliveryPushed(store, deliveryId, { peer, from: pushableStates, now });
+  const delivery = await getDelivery(store, deliveryId);
+  const executionPeer = delivery.execution_peer;
+  const resumed = (delivery.state === 'in_progress' || delivery.state === 'paused') && executionPeer === peer;
+  if (!moved && !resumed) {
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${deliveryId} is ${delivery.state}${executionPeer ? ` (pushed to ${executionPeer})` : ''}; only a prepared delivery can be pushed`,
+    );
+  }
+  await insertOutbound(store, deliveryId, peer, now);
+  return delivery;
 }
 
 export async function pushDelivery(options: PushOptions): Promise<PushResult> {
@@ -53,11 +95,13 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   const logger = options.logger ?? silentLogger;
   const started = clock.now();
   const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
-  const recordError = (message: string) => updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
+  const recordError = (message: string) =>
+    updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
 
   const plan = await planParts(store, deliveryId, options.partSize, started);
   const recipients = plan.reduce((sum, part) => sum + part.recipients, 0);
-  if (plan.length === 0) throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
+  if (plan.length === 0)
+    throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
   await updateOutbound(store, deliveryId, { parts_total: plan.length, recipients }, started);
 
   const submitted = await withRetries(options.retry, () =>
@@ -110,6 +154,7 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
         async (result) => {
           attempts++;
           partAttempts++;
+          options.onPartAttempt?.(result.latencyMs / 1000, result.ok ? 'ok' : result.timeout ? 'timeout' : 'error');
           if (!result.ok && result.timeout) {
             timeouts++;
             partTimeouts++;
@@ -125,7 +170,11 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
             ...(result.ok ? { state: 'acked' as const, acked_at: clock.now() } : {}),
             updated_at: clock.now(),
           });
-          if (!result.ok) logger.warn({ deliveryId, part: part.part_number, code: result.code, retryable: result.retryable }, 'pushing a part failed');
+          if (!result.ok)
+            logger.warn(
+              { deliveryId, part: part.part_number, code: result.code, retryable: result.retryable },
+              'pushing a part failed',
+            );
         },
         () => fatal !== undefined,
       );
@@ -140,7 +189,8 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
     };
 
     const worker = async () => {
-      for (let part = queue.shift(); part !== undefined && fatal === undefined; part = queue.shift()) await pushPart(part);
+      for (let part = queue.shift(); part !== undefined && fatal === undefined; part = queue.shift())
+        await pushPart(part);
     };
     await Promise.all(Array.from({ length: Math.max(1, options.inFlight) }, worker));
     if (fatal) {
@@ -153,19 +203,29 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   // which applies it in the same transaction: the execution side never starts sending it.
   const forwarded = await forwardState(store, client, deliveryId, { retry: options.retry, clock });
   if (forwarded.kind === 'failed') {
-    const error = new AppError(forwarded.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', `forwarding the state of delivery ${deliveryId} to ${client.peerName} before finalize: ${forwarded.error}`);
+    const error = new AppError(
+      forwarded.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED',
+      `forwarding the state of delivery ${deliveryId} to ${client.peerName} before finalize: ${forwarded.error}`,
+    );
     await recordError(error.message);
     throw error;
   }
 
-  const finalized = await withRetries(options.retry, () => client.finalize(remoteId, { parts: plan.length, recipients }));
+  const finalized = await withRetries(options.retry, () =>
+    client.finalize(remoteId, { parts: plan.length, recipients }),
+  );
   if (!finalized.ok) {
     const error = failure(finalized, `finalizing delivery ${deliveryId} on ${client.peerName}`);
     await recordError(error.message);
     throw error;
   }
   const done = clock.now();
-  await updateOutbound(store, deliveryId, { state: 'finalized', finalized_at: outbound?.finalized_at ?? done, remote_state: finalized.value.state }, done);
+  await updateOutbound(
+    store,
+    deliveryId,
+    { state: 'finalized', finalized_at: outbound?.finalized_at ?? done, remote_state: finalized.value.state },
+    done,
+  );
   const parts = await listParts(store, deliveryId);
   const elapsedMs = Math.max(1, done - started);
   return {

@@ -5,18 +5,39 @@ import { isMidErrorBody, type MidErrorCode } from './wire.ts';
 
 export type CallOutcome<T> =
   | { ok: true; value: T; latencyMs: number }
-  | { ok: false; retryable: boolean; timeout: boolean; code: MidErrorCode | string; message: string; latencyMs: number };
+  | {
+      ok: false;
+      retryable: boolean;
+      timeout: boolean;
+      code: MidErrorCode | string;
+      message: string;
+      latencyMs: number;
+    };
 
 // Statuses a proxy or a restarting server answers without our typed body: worth another try.
 const retryableStatuses = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 export function interpretExchange<T>(exchange: Exchange): CallOutcome<T> {
   if (exchange.kind === 'timeout') {
-    return { ok: false, retryable: true, timeout: true, code: 'TIMEOUT', message: `no response within the request timeout (${exchange.latencyMs} ms)`, latencyMs: exchange.latencyMs };
+    return {
+      ok: false,
+      retryable: true,
+      timeout: true,
+      code: 'TIMEOUT',
+      message: `no response within the request timeout (${exchange.latencyMs} ms)`,
+      latencyMs: exchange.latencyMs,
+    };
   }
   if (exchange.kind === 'network') {
     // Resets, refusals and broken pipes are what a restarting or overloaded peer looks like.
-    return { ok: false, retryable: exchange.code !== 'RESPONSE_TOO_LARGE', timeout: false, code: exchange.code, message: exchange.message, latencyMs: exchange.latencyMs };
+    return {
+      ok: false,
+      retryable: exchange.code !== 'RESPONSE_TOO_LARGE',
+      timeout: false,
+      code: exchange.code,
+      message: exchange.message,
+      latencyMs: exchange.latencyMs,
+    };
   }
   let body: unknown;
   try {
@@ -24,9 +45,17 @@ export function interpretExchange<T>(exchange: Exchange): CallOutcome<T> {
   } catch {
     body = undefined;
   }
-  if (exchange.status >= 200 && exchange.status < 300 && body !== undefined) return { ok: true, value: body as T, latencyMs: exchange.latencyMs };
+  if (exchange.status >= 200 && exchange.status < 300 && body !== undefined)
+    return { ok: true, value: body as T, latencyMs: exchange.latencyMs };
   if (isMidErrorBody(body)) {
-    return { ok: false, retryable: body.error.retryable, timeout: false, code: body.error.code, message: body.error.message, latencyMs: exchange.latencyMs };
+    return {
+      ok: false,
+      retryable: body.error.retryable,
+      timeout: false,
+      code: body.error.code,
+      message: body.error.message,
+      latencyMs: exchange.latencyMs,
+    };
   }
   const excerpt = exchange.body.subarray(0, 200).toString('utf8').replace(/\s+/g, ' ');
   return {

@@ -1,4 +1,4 @@
-import { purgeSeenRequestsBatch } from '../store/mid-seen-request-queries.ts';
+import { purgeSeenRequestsBatch } from './seen-request-store.ts';
 import { untilEmpty } from '../workflows/builtins/batches.ts';
 import { done, type StepDefinition } from '../workflows/types.ts';
 
@@ -21,7 +21,9 @@ export const purgeMidSeenRequests: StepDefinition = {
     const batchSize = ctx.config.workflows.cleanup.batchSize;
     const before = seenRequestsPurgeBefore(ctx.clock.now(), windowSeconds);
     const totals = await untilEmpty(ctx.keepAlive, () => purgeSeenRequestsBatch(ctx.store, before, batchSize));
-    await ctx.log(`mid-sourcing request nonces older than twice the replay window (${windowSeconds} s) plus 10 min: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${batchSize}`);
+    await ctx.log(
+      `mid-sourcing request nonces older than twice the replay window (${windowSeconds} s) plus 10 min: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${batchSize}`,
+    );
     return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
   },
 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createNonceCache, signRequest, verifyRequest, type VerifyInput } from './signing.ts';
+import { createNonceCache, signRequest, verifyRequest, verifyRequestHead, type VerifyInput } from './signing.ts';
 
 const secret = 'shared-secret-of-marketing-1';
 const now = Date.UTC(2026, 10, 27, 10, 0, 0);
@@ -48,7 +48,10 @@ describe('request signing', () => {
 
   it('rejects a wrong secret and an unknown peer', () => {
     expect(verify(signed({ secret: 'guess' }))).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
-    expect(verify(signed(), { secretOf: () => undefined })).toMatchObject({ ok: false, code: 'UNKNOWN_PEER' });
+    // The same answer for both: a caller learns nothing about which peer names exist.
+    const unknown = verify(signed(), { secretOf: () => undefined });
+    expect(unknown).toEqual(verify(signed({ secret: 'guess' })));
+    expect(unknown).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
   });
 
   it('rejects timestamps outside the window, on both sides', () => {
@@ -67,6 +70,50 @@ describe('request signing', () => {
   it('rejects missing headers by name', () => {
     const headers = signed();
     delete headers['x-herald-nonce'];
-    expect(verify(headers)).toMatchObject({ ok: false, code: 'BAD_SIGNATURE', message: expect.stringContaining('x-herald-nonce') });
+    expect(verify(headers)).toMatchObject({
+      ok: false,
+      code: 'BAD_SIGNATURE',
+      message: expect.stringContaining('x-herald-nonce'),
+    });
+  });
+});
+
+describe('head signature (checked before the body is read)', () => {
+  const headOf = (overrides: Partial<{ peer: string; secret: string; body: string; at: number }> = {}) =>
+    signRequest({
+      peer: overrides.peer ?? 'marketing-1',
+      secret: overrides.secret ?? secret,
+      method: 'POST',
+      path: '/mid/v1/deliveries/7/parts/1',
+      body: overrides.body ?? '{"a":1}',
+      now: overrides.at ?? now,
+      nonce,
+    }) as unknown as Record<string, string>;
+  const check = (headers: Record<string, string>, contentLength: string | null = '7') =>
+    verifyRequestHead({
+      method: 'POST',
+      path: '/mid/v1/deliveries/7/parts/1',
+      headers: contentLength === null ? headers : { ...headers, 'content-length': contentLength },
+      now,
+      windowMs: 300_000,
+      maxBodyBytes: 1_000,
+      secretOf: (peer) => (peer === 'marketing-1' ? secret : undefined),
+    });
+
+  it('accepts the declared length it was made for, and nothing else', () => {
+    expect(check(headOf())).toEqual({ ok: true, peer: 'marketing-1', contentLength: 7 });
+    expect(check(headOf(), '8')).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
+    expect(check(headOf({ body: 'x'.repeat(2_000) }), '2000')).toMatchObject({ ok: false, code: 'BODY_TOO_LARGE' });
+    expect(check({ ...headOf(), 'transfer-encoding': 'chunked' }, null)).toMatchObject({ code: 'INVALID_BODY' });
+  });
+
+  it('answers an unknown peer exactly as a bad signature; a stale timestamp only once authenticated', () => {
+    const unknown = check(headOf({ peer: 'stranger' }));
+    expect(unknown).toEqual(check(headOf({ secret: 'wrong-secret-0123456789' })));
+    expect(unknown).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
+    expect(check(headOf({ at: now - 400_000 }))).toMatchObject({ ok: false, code: 'STALE_TIMESTAMP' });
+    expect(check(headOf({ at: now - 400_000, secret: 'wrong-secret-0123456789' }))).toMatchObject({
+      code: 'BAD_SIGNATURE',
+    });
   });
 });

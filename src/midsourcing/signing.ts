@@ -5,22 +5,49 @@ import { midHeaders, type MidErrorCode } from './wire.ts';
 // path (with its query), the timestamp, a nonce and the SHA-256 of the body bytes as sent (the
 // gzip bytes of a part). A request outside ±window of the server's clock, or whose nonce was
 // already seen inside the window, is rejected, so a captured request cannot be replayed. The nonces
-// seen are kept in the database (src/store/mid-seen-request-queries.ts, checked by the execution
+// seen are kept in the database (src/midsourcing/seen-request-store.ts, checked by the execution
 // server after verifyRequest), so this holds across restarts and execution processes; the cache
 // below is only a first filter in front of it.
+//
+// A second MAC, the head signature, covers the same fields with the declared Content-Length
+// instead of the body hash: the execution server checks it before it reads a byte of the body, so
+// only a peer holding the secret can make it buffer anything. An unknown peer and a bad signature
+// get the same answer, so a caller cannot learn which peer names exist.
 
 export interface SignedHeaders {
   [midHeaders.peer]: string;
   [midHeaders.timestamp]: string;
   [midHeaders.nonce]: string;
   [midHeaders.signature]: string;
+  [midHeaders.headSignature]: string;
+}
+
+/** The one answer to an unknown peer, a missing or a bad signature. */
+export const unauthenticatedMessage = 'request not authenticated (unknown peer, or missing or bad signature)';
+
+function headCanonical(
+  peer: string,
+  method: string,
+  path: string,
+  timestamp: string,
+  nonce: string,
+  contentLength: number,
+): string {
+  return `head\n${peer}\n${method.toUpperCase()}\n${path}\n${timestamp}\n${nonce}\n${contentLength}`;
 }
 
 export function sha256Hex(body: Uint8Array | string): string {
   return createHash('sha256').update(body).digest('hex');
 }
 
-function canonical(peer: string, method: string, path: string, timestamp: string, nonce: string, bodyHash: string): string {
+function canonical(
+  peer: string,
+  method: string,
+  path: string,
+  timestamp: string,
+  nonce: string,
+  bodyHash: string,
+): string {
   return `${peer}\n${method.toUpperCase()}\n${path}\n${timestamp}\n${nonce}\n${bodyHash}`;
 }
 
@@ -28,15 +55,104 @@ function hmac(secret: string, text: string): string {
   return createHmac('sha256', secret).update(text).digest('hex');
 }
 
-export function signRequest(input: { peer: string; secret: string; method: string; path: string; body: Uint8Array | string; now: number; nonce: string }): SignedHeaders {
+export function signRequest(input: {
+  peer: string;
+  secret: string;
+  method: string;
+  path: string;
+  body: Uint8Array | string;
+  now: number;
+  nonce: string;
+}): SignedHeaders {
   const timestamp = String(input.now);
-  const signature = hmac(input.secret, canonical(input.peer, input.method, input.path, timestamp, input.nonce, sha256Hex(input.body)));
+  const signature = hmac(
+    input.secret,
+    canonical(input.peer, input.method, input.path, timestamp, input.nonce, sha256Hex(input.body)),
+  );
+  const length = typeof input.body === 'string' ? Buffer.byteLength(input.body) : input.body.length;
   return {
     [midHeaders.peer]: input.peer,
     [midHeaders.timestamp]: timestamp,
     [midHeaders.nonce]: input.nonce,
     [midHeaders.signature]: signature,
+    [midHeaders.headSignature]: hmac(
+      input.secret,
+      headCanonical(input.peer, input.method, input.path, timestamp, input.nonce, length),
+    ),
   };
+}
+
+function missingHeaders(
+  peer: string | undefined,
+  timestamp: string | undefined,
+  nonce: string | undefined,
+  signature: string | undefined,
+  signatureHeader: string,
+): { ok: false; code: MidErrorCode; message: string } {
+  const missing = [
+    !peer && midHeaders.peer,
+    !timestamp && midHeaders.timestamp,
+    !nonce && midHeaders.nonce,
+    !signature && signatureHeader,
+  ].filter(Boolean);
+  return { ok: false, code: 'BAD_SIGNATURE', message: `${unauthenticatedMessage}: missing ${missing.join(', ')}` };
+}
+
+export type HeadVerifyResult =
+  | { ok: true; peer: string; contentLength: number }
+  | { ok: false; code: MidErrorCode; message: string };
+
+export interface HeadVerifyInput {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  now: number;
+  windowMs: number;
+  maxBodyBytes: number;
+  secretOf(peer: string): string | undefined;
+}
+
+/**
+ * Checks what is known before the body: peer, head signature (over the declared Content-Length),
+ * timestamp, and that the declared length is within the limit. A body without a declared length
+ * (chunked) is refused: its size could not be checked before reading.
+ */
+export function verifyRequestHead(input: HeadVerifyInput): HeadVerifyResult {
+  const header = (name: string) => {
+    const value = input.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const refused: HeadVerifyResult = { ok: false, code: 'BAD_SIGNATURE', message: unauthenticatedMessage };
+  const peer = header(midHeaders.peer);
+  const timestamp = header(midHeaders.timestamp);
+  const nonce = header(midHeaders.nonce);
+  const signature = header(midHeaders.headSignature);
+  if (!peer || !timestamp || !nonce || !signature)
+    return missingHeaders(peer, timestamp, nonce, signature, midHeaders.headSignature);
+  const declared = header('content-length');
+  if (declared === undefined && header('transfer-encoding') !== undefined)
+    return { ok: false, code: 'INVALID_BODY', message: 'a request body must declare its Content-Length' };
+  if (declared !== undefined && !/^\d{1,15}$/.test(declared))
+    return { ok: false, code: 'INVALID_BODY', message: 'Content-Length must be a number of bytes' };
+  const contentLength = declared === undefined ? 0 : Number(declared);
+  // An unknown peer costs the same MAC as a known one: the answer and its timing say nothing.
+  const secret = input.secretOf(peer) ?? 'herald-unknown-peer-placeholder-secret';
+  const expected = Buffer.from(
+    hmac(secret, headCanonical(peer, input.method, input.path, timestamp, nonce, contentLength)),
+    'hex',
+  );
+  const given = Buffer.from(/^[0-9a-f]{64}$/.test(signature) ? signature : '', 'hex');
+  const matches = given.length === expected.length && timingSafeEqual(given, expected);
+  if (!matches || input.secretOf(peer) === undefined) return refused;
+  if (!/^\d{1,16}$/.test(timestamp) || Math.abs(Number(timestamp) - input.now) > input.windowMs)
+    return {
+      ok: false,
+      code: 'STALE_TIMESTAMP',
+      message: `${midHeaders.timestamp} is outside ±${input.windowMs / 1000} s of this server's clock`,
+    };
+  if (contentLength > input.maxBodyBytes)
+    return { ok: false, code: 'BODY_TOO_LARGE', message: `request body is over ${input.maxBodyBytes} bytes` };
+  return { ok: true, peer, contentLength };
 }
 
 /** Nonces this process saw in the replay window: a fast first filter only. A restart or another
@@ -68,7 +184,9 @@ export function createNonceCache(maxEntries = 1_000_000): NonceCache {
   };
 }
 
-export type VerifyResult = { ok: true; peer: string; nonce: string } | { ok: false; code: MidErrorCode; message: string };
+export type VerifyResult =
+  | { ok: true; peer: string; nonce: string }
+  | { ok: false; code: MidErrorCode; message: string };
 
 export interface VerifyInput {
   method: string;
@@ -94,22 +212,29 @@ export function verifyRequest(input: VerifyInput): VerifyResult {
   const timestamp = header(midHeaders.timestamp);
   const nonce = header(midHeaders.nonce);
   const signature = header(midHeaders.signature);
-  if (!peer || !timestamp || !nonce || !signature) {
-    return { ok: false, code: 'BAD_SIGNATURE', message: `missing ${[!peer && midHeaders.peer, !timestamp && midHeaders.timestamp, !nonce && midHeaders.nonce, !signature && midHeaders.signature].filter(Boolean).join(', ')}` };
-  }
+  if (!peer || !timestamp || !nonce || !signature)
+    return missingHeaders(peer, timestamp, nonce, signature, midHeaders.signature);
   const secret = input.secretOf(peer);
-  if (secret === undefined) return { ok: false, code: 'UNKNOWN_PEER', message: `peer "${peer.slice(0, 100)}" is not configured here` };
-  if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.timestamp} must be epoch milliseconds` };
-  if (!noncePattern.test(nonce)) return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.nonce} must be 16-128 URL-safe characters` };
-  const expected = Buffer.from(hmac(secret, canonical(peer, input.method, input.path, timestamp, nonce, sha256Hex(input.body))), 'hex');
+  if (secret === undefined) return { ok: false, code: 'BAD_SIGNATURE', message: unauthenticatedMessage };
+  if (!/^\d{1,16}$/.test(timestamp))
+    return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.timestamp} must be epoch milliseconds` };
+  if (!noncePattern.test(nonce))
+    return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.nonce} must be 16-128 URL-safe characters` };
+  const expected = Buffer.from(
+    hmac(secret, canonical(peer, input.method, input.path, timestamp, nonce, sha256Hex(input.body))),
+    'hex',
+  );
   const given = Buffer.from(/^[0-9a-f]{64}$/.test(signature) ? signature : '', 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, code: 'BAD_SIGNATURE', message: 'signature does not match (wrong secret, or the request was altered)' };
-  }
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return { ok: false, code: 'BAD_SIGNATURE', message: unauthenticatedMessage };
   // Checked after the signature so an unauthenticated caller learns nothing about our clock.
   const skew = Number(timestamp) - input.now;
   if (Math.abs(skew) > input.windowMs) {
-    return { ok: false, code: 'STALE_TIMESTAMP', message: `timestamp is ${Math.round(skew / 1000)} s from this server's clock (allowed ±${input.windowMs / 1000} s)` };
+    return {
+      ok: false,
+      code: 'STALE_TIMESTAMP',
+      message: `timestamp is ${Math.round(skew / 1000)} s from this server's clock (allowed ±${input.windowMs / 1000} s)`,
+    };
   }
   if (!input.nonces.remember(`${peer}:${nonce}`, Number(timestamp) + input.windowMs, input.now)) {
     return { ok: false, code: 'REPLAYED', message: replayedMessage };

@@ -1,5 +1,11 @@
 import type { Store } from '../store/database.ts';
-import { listOutbound, listParts, localDeliveryStates, type OutboundPartRow, type OutboundRow } from './outbound-store.ts';
+import {
+  listOutbound,
+  listParts,
+  localDeliveryStates,
+  type OutboundPartRow,
+  type OutboundRow,
+} from './outbound-store.ts';
 import { forwardedTarget } from './state-forward.ts';
 import type { CountersResponse } from './wire.ts';
 
@@ -84,7 +90,11 @@ export function distribution(values: readonly number[]): Distribution {
   if (values.length === 0) return { avg: null, p95: null, max: null };
   const sorted = [...values].sort((a, b) => a - b);
   const avg = Math.round(sorted.reduce((a, b) => a + b, 0) / sorted.length);
-  return { avg, p95: sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]!, max: sorted[sorted.length - 1]! };
+  return {
+    avg,
+    p95: sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]!,
+    max: sorted[sorted.length - 1]!,
+  };
 }
 
 /** Pure: the verdict from the parts' figures. */
@@ -95,17 +105,30 @@ export function diagnose(parts: readonly OutboundPartRow[]): { bottleneck: Bottl
   const timeouts = parts.reduce((sum, part) => sum + part.timeouts, 0);
   const retries = attempts - measured.length;
   if (retries > measured.length / 4) {
-    return { bottleneck: 'network', diagnosis: `${retries} retries for ${measured.length} parts (${timeouts} timeouts): the link or the execution instance is failing requests; see the last error` };
+    return {
+      bottleneck: 'network',
+      diagnosis: `${retries} retries for ${measured.length} parts (${timeouts} timeouts): the link or the execution instance is failing requests; see the last error`,
+    };
   }
   const build = measured.reduce((sum, part) => sum + part.build_ms!, 0);
   const append = measured.reduce((sum, part) => sum + part.latency_ms!, 0);
   if (build > append) {
-    return { bottleneck: 'building', diagnosis: `the marketing side is too slow building parts: ${Math.round(build / measured.length)} ms per part to read and compress vs ${Math.round(append / measured.length)} ms to append` };
+    return {
+      bottleneck: 'building',
+      diagnosis: `the marketing side is too slow building parts: ${Math.round(build / measured.length)} ms per part to read and compress vs ${Math.round(append / measured.length)} ms to append`,
+    };
   }
-  return { bottleneck: 'appending', diagnosis: `the execution side sets the pace: ${Math.round(append / measured.length)} ms per part to append vs ${Math.round(build / measured.length)} ms to build` };
+  return {
+    bottleneck: 'appending',
+    diagnosis: `the execution side sets the pace: ${Math.round(append / measured.length)} ms per part to append vs ${Math.round(build / measured.length)} ms to build`,
+  };
 }
 
-export function summarizeOutbound(outbound: OutboundRow, parts: readonly OutboundPartRow[], localState: string | null = null): OutboundStatus {
+export function summarizeOutbound(
+  outbound: OutboundRow,
+  parts: readonly OutboundPartRow[],
+  localState: string | null = null,
+): OutboundStatus {
   const acked = parts.filter((part) => part.state === 'acked').length;
   const attempts = parts.reduce((sum, part) => sum + part.attempts, 0);
   const { bottleneck, diagnosis } = diagnose(parts);
@@ -121,12 +144,22 @@ export function summarizeOutbound(outbound: OutboundRow, parts: readonly Outboun
     retries: Math.max(0, attempts - parts.filter((part) => part.attempts > 0).length),
     timeouts: parts.reduce((sum, part) => sum + part.timeouts, 0),
     buildMs: distribution(parts.flatMap((part) => (part.build_ms === null ? [] : [part.build_ms]))),
-    appendMs: distribution(parts.flatMap((part) => (part.latency_ms === null || part.state !== 'acked' ? [] : [part.latency_ms]))),
+    appendMs: distribution(
+      parts.flatMap((part) => (part.latency_ms === null || part.state !== 'acked' ? [] : [part.latency_ms])),
+    ),
     bottleneck,
     diagnosis,
-    lastError: outbound.last_error ?? [...parts].reverse().find((part) => part.last_error !== null && part.state !== 'acked')?.last_error ?? null,
+    lastError:
+      outbound.last_error ??
+      [...parts].reverse().find((part) => part.last_error !== null && part.state !== 'acked')?.last_error ??
+      null,
     lastErrorAt: outbound.last_error_at === null ? null : Number(outbound.last_error_at),
-    logs: { cursor: Number(outbound.log_cursor), applied: Number(outbound.logs_applied), complete: outbound.logs_complete === 1, syncedAt: outbound.logs_synced_at === null ? null : Number(outbound.logs_synced_at) },
+    logs: {
+      cursor: Number(outbound.log_cursor),
+      applied: Number(outbound.logs_applied),
+      complete: outbound.logs_complete === 1,
+      syncedAt: outbound.logs_synced_at === null ? null : Number(outbound.logs_synced_at),
+    },
     counters: outbound.counters === null ? null : (JSON.parse(outbound.counters) as CountersResponse),
     countersAt: outbound.counters_at === null ? null : Number(outbound.counters_at),
     stateChange: stateChangeStatus(outbound, localState),
@@ -135,8 +168,15 @@ export function summarizeOutbound(outbound: OutboundRow, parts: readonly Outboun
 
 export async function outboundStatuses(store: Store, deliveryId?: number): Promise<OutboundStatus[]> {
   const rows = await listOutbound(store, deliveryId);
-  const states = await localDeliveryStates(store, rows.map((row) => Number(row.delivery_id)));
-  return Promise.all(rows.map(async (row) => summarizeOutbound(row, await listParts(store, row.delivery_id), states.get(Number(row.delivery_id)) ?? null)));
+  const states = await localDeliveryStates(
+    store,
+    rows.map((row) => Number(row.delivery_id)),
+  );
+  return Promise.all(
+    rows.map(async (row) =>
+      summarizeOutbound(row, await listParts(store, row.delivery_id), states.get(Number(row.delivery_id)) ?? null),
+    ),
+  );
 }
 
 const ms = (d: Distribution) => (d.avg === null ? '-' : `avg ${d.avg} / p95 ${d.p95} / max ${d.max} ms`);
@@ -149,7 +189,11 @@ export function formatOutboundStatus(status: OutboundStatus): string[] {
     `  build ${ms(status.buildMs)}; append ${ms(status.appendMs)}`,
     `  ${status.diagnosis}`,
     `  logs: cursor ${status.logs.cursor}, ${status.logs.applied} applied${status.logs.complete ? ', complete' : ''}${status.logs.syncedAt ? `, last pull ${new Date(status.logs.syncedAt).toISOString()}` : ', never pulled'}`,
-    ...(counters ? [`  counters: sent ${counters.sent}, failed ${counters.failed}, ignored ${counters.ignored}, pending ${counters.pending}, cancelled ${counters.cancelled} (at ${new Date(status.countersAt!).toISOString()})`] : []),
+    ...(counters
+      ? [
+          `  counters: sent ${counters.sent}, failed ${counters.failed}, ignored ${counters.ignored}, pending ${counters.pending}, cancelled ${counters.cancelled} (at ${new Date(status.countersAt!).toISOString()})`,
+        ]
+      : []),
     ...(status.stateChange ? [formatStateChange(status.peer, status.stateChange)] : []),
     ...(status.lastError ? [`  last error: ${status.lastError}`] : []),
   ];
@@ -162,6 +206,7 @@ function formatStateChange(peer: string, change: StateChangeStatus): string {
   if (change.reached) {
     return `  state: ${change.target} (version ${change.version}) reached ${peer}: ${change.outcome}, remote ${change.remoteState} (at ${iso(change.ackedAt)})`;
   }
-  if (change.version === 0 || change.target !== wanted) return `  state: ${wanted} NOT forwarded to ${peer} yet (the mid-sync-counters workflow or herald mid sync forwards it)`;
+  if (change.version === 0 || change.target !== wanted)
+    return `  state: ${wanted} NOT forwarded to ${peer} yet (the mid-sync-counters workflow or herald mid sync forwards it)`;
   return `  state: ${change.target} (version ${change.version}) NOT reached ${peer} yet: ${change.attempts} attempt(s)${change.lastError ? `, last error ${change.lastError}` : ''}`;
 }

@@ -1,11 +1,17 @@
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
-import { transitionDelivery } from '../store/delivery-queries.ts';
+import { transitionDelivery } from '../delivery/lifecycle.ts';
 import type { DeliveryState } from '../store/tables.ts';
 import type { MidsourcingConfig } from './config.ts';
 import { isFinalState } from './execution-service.ts';
-import { applyLogChanges, countPendingLogs, deliveriesToSync, updateOutbound, type OutboundRow } from './outbound-store.ts';
+import {
+  applyLogChanges,
+  countPendingLogs,
+  deliveriesToSync,
+  updateOutbound,
+  type OutboundRow,
+} from './outbound-store.ts';
 import { createPeerClient, withRetries, type PeerClient, type RetryPolicy } from './peer-client.ts';
 
 // Marketing side: pulls delivery-log outcomes back by the execution side's cursor (never by a
@@ -20,9 +26,18 @@ export interface SyncResult {
   complete: boolean;
 }
 
-export async function syncDeliveryLogs(store: Store, client: PeerClient, outbound: OutboundRow, options: { pageSize: number; retry: RetryPolicy; clock?: Clock; maxPages?: number }): Promise<SyncResult> {
+export async function syncDeliveryLogs(
+  store: Store,
+  client: PeerClient,
+  outbound: OutboundRow,
+  options: { pageSize: number; retry: RetryPolicy; clock?: Clock; maxPages?: number },
+): Promise<SyncResult> {
   const clock = options.clock ?? systemClock;
-  if (outbound.remote_id === null) throw new AppError('INVALID_STATE', `delivery ${outbound.delivery_id} has not been submitted to ${outbound.peer} yet`);
+  if (outbound.remote_id === null)
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${outbound.delivery_id} has not been submitted to ${outbound.peer} yet`,
+    );
   let cursor = Number(outbound.log_cursor);
   let applied = 0;
   let pages = 0;
@@ -30,7 +45,12 @@ export async function syncDeliveryLogs(store: Store, client: PeerClient, outboun
     const page = await withRetries(options.retry, () => client.logs(outbound.remote_id!, cursor, options.pageSize));
     if (!page.ok) {
       const message = `pulling logs of delivery ${outbound.delivery_id} from ${client.peerName}: ${page.code}: ${page.message}`;
-      await updateOutbound(store, outbound.delivery_id, { last_error: message, last_error_at: clock.now() }, clock.now());
+      await updateOutbound(
+        store,
+        outbound.delivery_id,
+        { last_error: message, last_error_at: clock.now() },
+        clock.now(),
+      );
       throw new AppError(page.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', message);
     }
     const { changes, nextCursor, caughtUp, state } = page.value;
@@ -48,7 +68,12 @@ export async function syncDeliveryLogs(store: Store, client: PeerClient, outboun
     // Done when the execution side has finished and nothing is pending here any more: a stop that
     // cancels logs after changing state is still waited for.
     const complete = isFinalState(state) && (await countPendingLogs(store, outbound.delivery_id)) === 0;
-    await updateOutbound(store, outbound.delivery_id, { remote_state: state, logs_complete: complete ? 1 : 0 }, clock.now());
+    await updateOutbound(
+      store,
+      outbound.delivery_id,
+      { remote_state: state, logs_complete: complete ? 1 : 0 },
+      clock.now(),
+    );
     if (complete) await finishLocally(store, outbound.delivery_id, state as DeliveryState, clock.now());
     return { deliveryId: outbound.delivery_id, applied, pages, cursor, remoteState: state, complete };
   }
@@ -64,16 +89,30 @@ async function finishLocally(store: Store, deliveryId: number, remoteState: Deli
   }
 }
 
-export async function syncDeliveryCounters(store: Store, client: PeerClient, outbound: OutboundRow, options: { retry: RetryPolicy; clock?: Clock }) {
+export async function syncDeliveryCounters(
+  store: Store,
+  client: PeerClient,
+  outbound: OutboundRow,
+  options: { retry: RetryPolicy; clock?: Clock },
+) {
   const clock = options.clock ?? systemClock;
-  if (outbound.remote_id === null) throw new AppError('INVALID_STATE', `delivery ${outbound.delivery_id} has not been submitted to ${outbound.peer} yet`);
+  if (outbound.remote_id === null)
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${outbound.delivery_id} has not been submitted to ${outbound.peer} yet`,
+    );
   const counters = await withRetries(options.retry, () => client.counters(outbound.remote_id!));
   if (!counters.ok) {
     const message = `pulling counters of delivery ${outbound.delivery_id} from ${client.peerName}: ${counters.code}: ${counters.message}`;
     await updateOutbound(store, outbound.delivery_id, { last_error: message, last_error_at: clock.now() }, clock.now());
     throw new AppError(counters.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', message);
   }
-  await updateOutbound(store, outbound.delivery_id, { counters: JSON.stringify(counters.value), counters_at: clock.now(), remote_state: counters.value.state }, clock.now());
+  await updateOutbound(
+    store,
+    outbound.delivery_id,
+    { counters: JSON.stringify(counters.value), counters_at: clock.now(), remote_state: counters.value.state },
+    clock.now(),
+  );
   return counters.value;
 }
 
@@ -89,7 +128,11 @@ export function peerClients(config: MidsourcingConfig, clock?: Clock) {
       let client = clients.get(name);
       if (!client) {
         const peer = config.peers.find((candidate) => candidate.name === name);
-        if (!peer) throw new AppError('CONFIG_INVALID', `midsourcing.peers has no peer named "${name}" (known: ${config.peers.map((p) => p.name).join(', ') || 'none'})`);
+        if (!peer)
+          throw new AppError(
+            'CONFIG_INVALID',
+            `midsourcing.peers has no peer named "${name}" (known: ${config.peers.map((p) => p.name).join(', ') || 'none'})`,
+          );
         client = createPeerClient({ peer, localName: config.name, timeoutMs: config.requestTimeoutMs, clock });
         clients.set(name, client);
       }
@@ -104,7 +147,12 @@ export function peerClients(config: MidsourcingConfig, clock?: Clock) {
 export type SyncKind = 'logs' | 'counters';
 
 /** One pass over every outbound delivery still syncing; one delivery's failure does not stop the others. */
-export async function syncAll(store: Store, config: MidsourcingConfig, kind: SyncKind, clock?: Clock): Promise<{ synced: number; failed: Array<{ deliveryId: number; error: string }>; results: unknown[] }> {
+export async function syncAll(
+  store: Store,
+  config: MidsourcingConfig,
+  kind: SyncKind,
+  clock?: Clock,
+): Promise<{ synced: number; failed: Array<{ deliveryId: number; error: string }>; results: unknown[] }> {
   const clients = peerClients(config, clock);
   const failed: Array<{ deliveryId: number; error: string }> = [];
   const results: unknown[] = [];
@@ -114,11 +162,21 @@ export async function syncAll(store: Store, config: MidsourcingConfig, kind: Syn
         const client = clients.get(outbound.peer);
         results.push(
           kind === 'logs'
-            ? await syncDeliveryLogs(store, client, outbound, { pageSize: config.logsPageSize, retry: retryPolicyOf(config), clock })
-            : { deliveryId: outbound.delivery_id, ...(await syncDeliveryCounters(store, client, outbound, { retry: retryPolicyOf(config), clock })) },
+            ? await syncDeliveryLogs(store, client, outbound, {
+                pageSize: config.logsPageSize,
+                retry: retryPolicyOf(config),
+                clock,
+              })
+            : {
+                deliveryId: outbound.delivery_id,
+                ...(await syncDeliveryCounters(store, client, outbound, { retry: retryPolicyOf(config), clock })),
+              },
         );
       } catch (error) {
-        failed.push({ deliveryId: outbound.delivery_id, error: error instanceof Error ? error.message : String(error) });
+        failed.push({
+          deliveryId: outbound.delivery_id,
+          error: error instanceof Error ? error.message : String(error),
+        });
       }
     }
   } finally {

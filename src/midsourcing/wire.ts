@@ -16,7 +16,8 @@ export const midPaths = {
   submit: () => `${midPathPrefix}/deliveries`,
   part: (remoteId: number, part: number) => `${midPathPrefix}/deliveries/${remoteId}/parts/${part}`,
   finalize: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/finalize`,
-  logs: (remoteId: number, cursor: number, limit: number) => `${midPathPrefix}/deliveries/${remoteId}/logs?cursor=${cursor}&limit=${limit}`,
+  logs: (remoteId: number, cursor: number, limit: number) =>
+    `${midPathPrefix}/deliveries/${remoteId}/logs?cursor=${cursor}&limit=${limit}`,
   counters: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/counters`,
   state: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/state`,
 };
@@ -27,6 +28,8 @@ export const midHeaders = {
   timestamp: 'x-herald-timestamp',
   nonce: 'x-herald-nonce',
   signature: 'x-herald-signature',
+  /** HMAC over the request line, timestamp, nonce and declared Content-Length: checked before the body is read. */
+  headSignature: 'x-herald-head-signature',
   /** Idempotency key of a part: `<part number>:<sha256 of the uncompressed NDJSON>`. */
   partKey: 'x-herald-part-key',
 } as const;
@@ -42,7 +45,11 @@ export const submitRequestSchema = z
     html: z.string().max(2_000_000).nullable(),
     text: z.string().max(2_000_000).nullable(),
     /** Soft failures are retried this long after finalize (the execution side enforces validity). */
-    validitySeconds: z.number().int().positive().max(30 * 86_400),
+    validitySeconds: z
+      .number()
+      .int()
+      .positive()
+      .max(30 * 86_400),
     affinity: z.string().min(1).max(200).nullable(),
     /** What the marketing side intends to push (checked at finalize). */
     parts: z.number().int().min(1).max(1_000_000),
@@ -78,7 +85,9 @@ export interface PartResponse {
   duplicate: boolean;
 }
 
-export const finalizeRequestSchema = z.object({ parts: z.number().int().min(1), recipients: z.number().int().min(1) }).strict();
+export const finalizeRequestSchema = z
+  .object({ parts: z.number().int().min(1), recipients: z.number().int().min(1) })
+  .strict();
 export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;
 
 export interface FinalizeResponse {
@@ -162,7 +171,6 @@ export interface StateChangeResponse {
 /** Error codes of the protocol; `retryable` tells the client whether the same request may succeed later. */
 export type MidErrorCode =
   | 'BAD_SIGNATURE'
-  | 'UNKNOWN_PEER'
   | 'STALE_TIMESTAMP'
   | 'REPLAYED'
   | 'BODY_TOO_LARGE'
@@ -188,7 +196,6 @@ export function midError(code: MidErrorCode, message: string): MidErrorBody {
 export function statusOfMidError(code: MidErrorCode): number {
   switch (code) {
     case 'BAD_SIGNATURE':
-    case 'UNKNOWN_PEER':
     case 'STALE_TIMESTAMP':
     case 'REPLAYED':
       return 401;
@@ -211,5 +218,10 @@ export function statusOfMidError(code: MidErrorCode): number {
 
 export function isMidErrorBody(value: unknown): value is MidErrorBody {
   const error = (value as { error?: unknown } | null)?.error as { code?: unknown; retryable?: unknown } | undefined;
-  return typeof error === 'object' && error !== null && typeof error.code === 'string' && typeof error.retryable === 'boolean';
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof error.code === 'string' &&
+    typeof error.retryable === 'boolean'
+  );
 }

@@ -15,7 +15,11 @@ function syncStep(kind: SyncKind): StepDefinition {
       if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
       const result = await syncAll(ctx.store, config, kind, ctx.clock);
       for (const failure of result.failed) await ctx.log(`delivery ${failure.deliveryId}: ${failure.error}`, 'warn');
-      if (result.failed.length > 0 && result.synced === 0) return { kind: 'failed', error: `${kind} pull failed for ${result.failed.length} deliveries: ${result.failed[0]!.error}` };
+      if (result.failed.length > 0 && result.synced === 0)
+        return {
+          kind: 'failed',
+          error: `${kind} pull failed for ${result.failed.length} deliveries: ${result.failed[0]!.error}`,
+        };
       await ctx.log(`${kind}: ${result.synced} deliveries pulled, ${result.failed.length} failed`);
       return done(`${result.synced} pulled, ${result.failed.length} failed`);
     },
@@ -39,13 +43,27 @@ const resumePushes: StepDefinition = {
       for (const outbound of stalled) {
         try {
           const result = await pushDelivery({
-            store: ctx.store, client: clients.get(outbound.peer), deliveryId: outbound.delivery_id, partSize: config.partSize,
-            inFlight: config.partsInFlight, retry: retryPolicyOf(config), clock: ctx.clock, logger: ctx.logger,
+            store: ctx.store,
+            client: clients.get(outbound.peer),
+            deliveryId: outbound.delivery_id,
+            partSize: config.partSize,
+            inFlight: config.partsInFlight,
+            retry: retryPolicyOf(config),
+            clock: ctx.clock,
+            logger: ctx.logger,
+            ...(ctx.metrics && {
+              onPartAttempt: (seconds, outcome) => ctx.metrics?.observePartAppend('marketing', seconds, outcome),
+            }),
           });
           resumed++;
-          await ctx.log(`resumed push of delivery ${result.deliveryId} to ${result.peer}: finalized as ${result.remoteId}`);
+          await ctx.log(
+            `resumed push of delivery ${result.deliveryId} to ${result.peer}: finalized as ${result.remoteId}`,
+          );
         } catch (error) {
-          await ctx.log(`delivery ${outbound.delivery_id}: push still failing: ${error instanceof Error ? error.message : String(error)}`, 'warn');
+          await ctx.log(
+            `delivery ${outbound.delivery_id}: push still failing: ${error instanceof Error ? error.message : String(error)}`,
+            'warn',
+          );
         }
         await ctx.keepAlive();
       }
@@ -72,7 +90,8 @@ const forwardStates: StepDefinition = {
 
 export const midSyncCountersWorkflow: WorkflowDefinition = {
   name: 'mid-sync-counters',
-  description: 'forwards paused/resumed/stopped states, resumes stalled pushes and pulls the counters of deliveries pushed to execution instances',
+  description:
+    'forwards paused/resumed/stopped states, resumes stalled pushes and pulls the counters of deliveries pushed to execution instances',
   schedule: '*/10 * * * *',
   steps: [forwardStates, resumePushes, syncStep('counters')],
 };

@@ -1,8 +1,12 @@
 import type { ConnectionLimits, ConnectionPolicy } from './connection-policy.ts';
 import type { MxResolver } from './mx-resolver.ts';
-import type { PathThrottleSettings, ThrottleLease, ThrottlePath } from './path-throttle.ts';
-import { openSmtpSession, type SmtpConnectOptions, type SmtpSession, type TransactionResult } from './smtp-client.ts';
-import type { ClassifyReply, SmtpReply } from './smtp-reply.ts';
+import { JobQueue } from './job-queue.ts';
+import type { PathThrottle, PathThrottleSettings, ThrottleLease, ThrottlePath } from './path-throttle.ts';
+import { connectionsToOpen, permitsToAsk, surplusToHold, type PathCounts } from './pool-decisions.ts';
+import type { MtaTimings } from './timings.ts';
+import { openSmtpSession, type OpenResult, type SmtpSession, type TransactionResult } from './smtp-client.ts';
+import type { SmtpReply } from '../bounce/smtp-reply.ts';
+import type { ClassifyReply } from '../bounce/types.ts';
 
 // Per-path SMTP connection pools. A path is (source address, MX host, destination address:port):
 // connections are counted per path, at most `maxConnections` each, and each connection carries up
@@ -56,11 +60,15 @@ export interface ConnectionPoolOptions<J extends PoolJob> {
   events: PoolEvents<J>;
   /** Idle connections are closed after this long without work. */
   idleCloseMs?: number;
+  /** How long a closed connection keeps its slot (default 100 ms), see defaultCloseGraceMs. */
+  closeGraceMs?: number;
   /** MX rules' connection leases and message rates; absent = only `policy` limits this pool. */
   throttle?: PathThrottleSettings;
   /** Qualifies a failed reply for the throttle's recordReply (the error-density breaker reads its
    *  category); the MTA passes the classifier its outcomes use, remembering each reply's verdict. */
   classify?: ClassifyReply;
+  /** Session and transaction durations (metrics); absent = not measured. */
+  timings?: MtaTimings;
 }
 
 export interface PoolStats {
@@ -87,8 +95,7 @@ interface Connection {
 
 interface Path<J> {
   key: PoolKey;
-  jobs: J[];
-  head: number;
+  jobs: JobQueue<J>;
   connections: Set<Connection>;
   opening: number;
   /** The MX address as the throttle counts it (`ip`, or `host:port` off port 25); set at the first open. */
@@ -100,330 +107,375 @@ interface Path<J> {
   /** Set while every connection slot of the path is leased (maybe by another process). */
   leaseTimer?: NodeJS.Timeout;
   reportedWaiting: number;
-  /** Closed sessions whose lease is released a moment later (see releaseAfterClose). */
+  /** Closed sessions still counted for a moment (and their lease held), see defaultCloseGraceMs. */
   draining: number;
 }
 
 /**
- * The MX counts a session until it has handled our FIN, which can come after our socket reports
- * 'close' (on loopback, in the same event loop turn or the next). The lease, and the local slot,
- * are freed this much later so the concurrency the MX sees never exceeds maxConnections.
+ * The MX counts a session until it has read our FIN, which comes after our socket reports 'close'
+ * (the server's event loop handles it when it gets to it: later on a loaded machine). Every closed
+ * connection, leased or not, keeps its slot (and its lease) this much longer, so the concurrency the
+ * MX sees stays within maxConnections. 20 ms let a sink in another process on a loaded 2-core
+ * machine see maxConnections + 1 (test/mta-connection-cap.test.ts); 100 ms costs a path at its cap
+ * 100 ms per replaced connection, once per maxMessagesPerConnection messages: under 1% at Internet
+ * round trips, but a quarter of bench/send.ts's loopback rate (mta.connectionCloseGraceMs).
  */
-const leaseCloseGraceMs = 20;
+const defaultCloseGraceMs = 100;
 
 export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolOptions<J>): ConnectionPool<J> {
-  const idleCloseMs = options.idleCloseMs ?? 2_000;
-  const shaping = options.throttle;
-  const throttle = shaping?.throttle;
-  const holdHorizonMs = shaping?.holdHorizonMs ?? 10_000;
-  const permitBatch = shaping?.permitBatch ?? 100;
-  const paths = new Map<string, Path<J>>();
-  const pendingReleases = new Set<() => void>();
-  let stopping = false;
-  let inFlight = 0;
-  let openCount = 0;
-  let stopWaiters: Array<() => void> = [];
+  return new PathPools(options);
+}
 
-  function queued(path: Path<J>): number {
-    return path.jobs.length - path.head;
+/** Where a new connection goes: its address (resolved), and its lease when shaping counts it. */
+type Opening =
+  | { kind: 'ready'; host: string; lease?: ThrottleLease }
+  | { kind: 'failed'; reply: SmtpReply }
+  | { kind: 'wait' };
+
+class PathPools<J extends PoolJob> implements ConnectionPool<J> {
+  readonly #options: ConnectionPoolOptions<J>;
+  readonly #idleCloseMs: number;
+  readonly #closeGraceMs: number;
+  readonly #throttle: PathThrottle | undefined;
+  readonly #holdHorizonMs: number;
+  readonly #permitBatch: number;
+  readonly #paths = new Map<string, Path<J>>();
+  readonly #pendingReleases = new Set<() => void>();
+  readonly #stopWaiters: Array<() => void> = [];
+  #stopping = false;
+  #inFlight = 0;
+  #openCount = 0;
+
+  constructor(options: ConnectionPoolOptions<J>) {
+    this.#options = options;
+    this.#idleCloseMs = options.idleCloseMs ?? 2_000;
+    this.#closeGraceMs = options.closeGraceMs ?? defaultCloseGraceMs;
+    this.#throttle = options.throttle?.throttle;
+    this.#holdHorizonMs = options.throttle?.holdHorizonMs ?? 10_000;
+    this.#permitBatch = options.throttle?.permitBatch ?? 100;
   }
 
-  function take(path: Path<J>): J | undefined {
-    if (path.head >= path.jobs.length) return undefined;
-    const job = path.jobs[path.head++];
-    // Compact now and then instead of shifting on every message.
-    if (path.head > 1_024 && path.head * 2 > path.jobs.length) {
-      path.jobs = path.jobs.slice(path.head);
-      path.head = 0;
+  enqueue(key: PoolKey, job: J): void {
+    const id = poolKeyString(key);
+    let path = this.#paths.get(id);
+    if (!path) {
+      path = {
+        key,
+        jobs: new JobQueue<J>(),
+        connections: new Set(),
+        opening: 0,
+        permits: this.#throttle ? 0 : Infinity,
+        asking: false,
+        reportedWaiting: 0,
+        draining: 0,
+      };
+      this.#paths.set(id, path);
     }
-    return job;
+    path.jobs.push(job);
+    this.#pump(path);
   }
 
-  function drainPath(path: Path<J>): J[] {
-    const rest = path.jobs.slice(path.head);
-    path.jobs = [];
-    path.head = 0;
-    return rest;
+  stats(): PoolStats {
+    let queuedJobs = 0;
+    for (const path of this.#paths.values()) queuedJobs += path.jobs.size;
+    return { queued: queuedJobs, inFlight: this.#inFlight, connectionsOpen: this.#openCount };
   }
 
-  function checkStopped(): void {
-    if (!stopping || inFlight > 0 || openCount > 0) return;
-    for (const path of paths.values()) if (path.opening > 0) return;
-    for (const waiter of stopWaiters.splice(0)) waiter();
+  async stop(): Promise<J[]> {
+    this.#stopping = true;
+    const notStarted: J[] = [];
+    for (const path of this.#paths.values()) {
+      if (path.permitTimer) clearTimeout(path.permitTimer);
+      if (path.leaseTimer) clearTimeout(path.leaseTimer);
+      path.permitTimer = path.leaseTimer = undefined;
+      notStarted.push(...path.jobs.drain());
+      for (const connection of path.connections) if (!connection.busy) connection.session.quit();
+    }
+    await new Promise<void>((resolve) => {
+      this.#stopWaiters.push(resolve);
+      this.#checkStopped();
+    });
+    for (const release of [...this.#pendingReleases]) release();
+    return notStarted;
   }
 
-  function limitsOf(path: Path<J>): ConnectionLimits {
-    return options.policy.limitsFor(path.key.mxHost, path.key.publicId ?? 0);
+  #checkStopped(): void {
+    if (!this.#stopping || this.#inFlight > 0 || this.#openCount > 0) return;
+    for (const path of this.#paths.values()) if (path.opening > 0) return;
+    for (const waiter of this.#stopWaiters.splice(0)) waiter();
   }
 
-  function refOf(path: Path<J>): ThrottlePath {
-    return { mxHost: path.key.mxHost, mxIp: path.mxIp ?? path.key.host ?? path.key.mxHost, publicId: path.key.publicId ?? 0 };
+  #limitsOf(path: Path<J>): ConnectionLimits {
+    return this.#options.policy.limitsFor(path.key.mxHost, path.key.publicId ?? 0);
   }
 
-  function pump(path: Path<J>): void {
-    if (stopping) return;
-    const limits = limitsOf(path);
+  #refOf(path: Path<J>): ThrottlePath {
+    return {
+      mxHost: path.key.mxHost,
+      mxIp: path.mxIp ?? path.key.host ?? path.key.mxHost,
+      publicId: path.key.publicId ?? 0,
+    };
+  }
+
+  #counts(path: Path<J>): PathCounts {
+    let usable = 0;
+    for (const connection of path.connections) if (!connection.session.closing) usable++;
+    return {
+      queued: path.jobs.size,
+      permits: path.permits,
+      usable,
+      open: path.connections.size,
+      opening: path.opening,
+      draining: path.draining,
+    };
+  }
+
+  #pump(path: Path<J>): void {
+    if (this.#stopping) return;
     for (const connection of path.connections) {
-      if (queued(path) === 0 || path.permits < 1) break;
+      if (path.jobs.size === 0 || path.permits < 1) break;
       if (!connection.busy && !connection.session.closing) {
         path.permits--;
-        void runOn(path, connection);
+        void this.#runOn(path, connection);
       }
     }
-    if (throttle) askPermits(path);
-    // Open more only for permitted work no connection will pick up (the first connection opens
-    // without a permit: it resolves the path's address, which permits are counted on).
-    const demand = Math.min(queued(path), path.permits >= 1 ? path.permits : path.connections.size + path.opening === 0 ? 1 : 0);
-    while (!path.leaseTimer && demand > path.opening + usable(path) && path.connections.size + path.opening + path.draining < limits.maxConnections) void open(path);
-    for (const connection of path.connections) if (!connection.busy && !connection.session.closing && queued(path) === 0) armIdle(path, connection);
-    if (throttle && path.reportedWaiting > 0 && queued(path) === 0) report(path, 0);
+    if (this.#throttle) this.#askPermits(path);
+    const toOpen = connectionsToOpen(
+      this.#counts(path),
+      this.#limitsOf(path).maxConnections,
+      path.leaseTimer !== undefined,
+    );
+    for (let i = 0; i < toOpen; i++) void this.#open(path);
+    for (const connection of path.connections)
+      if (!connection.busy && !connection.session.closing && path.jobs.size === 0) this.#armIdle(connection);
+    if (this.#throttle && path.reportedWaiting > 0 && path.jobs.size === 0) this.#report(path, 0);
   }
 
-  function report(path: Path<J>, waiting: number): void {
+  #report(path: Path<J>, waiting: number): void {
     path.reportedWaiting = waiting;
-    throttle!.reportWaiting(refOf(path), waiting);
+    this.#throttle!.reportWaiting(this.#refOf(path), waiting);
   }
 
   /** One batch request at a time per path; a partial grant waits `retryInMs` before asking again. */
-  function askPermits(path: Path<J>): void {
-    const want = queued(path) - path.permits;
-    // Only a path with a live (or reconnecting) connection books permits: permits booked while
-    // waiting for a lease held by another MTA process would be taken from the shared rate, unused.
-    const connecting = usable(path) > 0 || path.opening > 0 || path.draining > 0;
-    if (want <= 0 || path.asking || path.permitTimer || !connecting || path.mxIp === undefined || stopping) return;
-    const count = Math.min(want, permitBatch);
+  #askPermits(path: Path<J>): void {
+    if (path.asking || path.permitTimer || path.mxIp === undefined || this.#stopping) return;
+    const count = permitsToAsk(this.#counts(path), this.#permitBatch);
+    if (count === 0) return;
     path.asking = true;
-    report(path, queued(path));
-    throttle!.acquireMessages(refOf(path), count).then(
+    this.#report(path, path.jobs.size);
+    this.#throttle!.acquireMessages(this.#refOf(path), count).then(
       (decision) => {
         path.asking = false;
         path.permits += decision.granted;
         if (decision.granted < count) {
-          holdSurplus(path, decision.retryInMs);
-          retryPermits(path, decision.retryInMs);
+          this.#holdSurplus(path, decision.retryInMs);
+          this.#retryPermits(path, decision.retryInMs);
         }
-        pump(path);
+        this.#pump(path);
       },
       () => {
         // Throttle backend unreachable (Redis down): send nothing on this path, ask again soon.
         path.asking = false;
-        retryPermits(path, 1_000);
+        this.#retryPermits(path, 1_000);
       },
     );
   }
 
-  function retryPermits(path: Path<J>, ms: number): void {
-    if (stopping || path.permitTimer) return;
-    path.permitTimer = setTimeout(() => {
-      path.permitTimer = undefined;
-      pump(path);
-    }, Math.max(1, ms));
+  #retryPermits(path: Path<J>, ms: number): void {
+    if (this.#stopping || path.permitTimer) return;
+    path.permitTimer = setTimeout(
+      () => {
+        path.permitTimer = undefined;
+        this.#pump(path);
+      },
+      Math.max(1, ms),
+    );
     path.permitTimer.unref();
   }
 
   /** A rate-bound path keeps what its rate sends within the horizon; the rest waits in the database. */
-  function holdSurplus(path: Path<J>, retryInMs: number): void {
-    if (!options.events.onHold) return;
-    const keep = path.permits + Math.ceil((1.5 * holdHorizonMs) / Math.max(retryInMs, 1)) + 10;
-    const surplus = queued(path) - keep;
-    if (surplus <= 0) return;
-    const held = path.jobs.splice(path.jobs.length - surplus, surplus);
-    options.events.onHold(held, holdHorizonMs, path.key);
+  #holdSurplus(path: Path<J>, retryInMs: number): void {
+    if (!this.#options.events.onHold) return;
+    const surplus = surplusToHold(this.#counts(path), this.#holdHorizonMs, retryInMs);
+    if (surplus === 0) return;
+    this.#options.events.onHold(path.jobs.takeTail(surplus), this.#holdHorizonMs, path.key);
   }
 
-  /** Connections that can take another message (not retiring after QUIT). */
-  function usable(path: Path<J>): number {
-    let count = 0;
-    for (const connection of path.connections) if (!connection.session.closing) count++;
-    return count;
-  }
-
-  function armIdle(path: Path<J>, connection: Connection): void {
+  #armIdle(connection: Connection): void {
     if (connection.idleTimer) return;
     connection.idleTimer = setTimeout(() => {
       connection.idleTimer = undefined;
       if (!connection.busy) connection.session.quit();
-    }, idleCloseMs);
+    }, this.#idleCloseMs);
     connection.idleTimer.unref();
-    void path;
   }
 
-  async function open(path: Path<J>): Promise<void> {
-    path.opening++;
-    const limits = limitsOf(path);
+  /** Resolves the path's address and, with shaping, takes a connection lease. */
+  async #prepareOpen(path: Path<J>): Promise<Opening> {
     let host = path.key.host;
-    let failure: SmtpReply | undefined;
     if (host === null) {
-      const address = await options.resolver.resolveAddress(path.key.mxHost);
-      if (address.kind === 'failure') failure = address.reply;
-      else host = address.address;
+      const address = await this.#options.resolver.resolveAddress(path.key.mxHost);
+      if (address.kind === 'failure') return { kind: 'failed', reply: address.reply };
+      host = address.address;
     }
-    if (host !== null && path.mxIp === undefined) path.mxIp = path.key.port === 25 ? host : `${host}:${path.key.port}`;
-    let lease: ThrottleLease | undefined;
-    if (!failure && throttle && host !== null) {
-      const decision = await throttle.acquireConnection(refOf(path)).catch((): { kind: 'wait'; retryInMs: number } => ({ kind: 'wait', retryInMs: 1_000 }));
-      if (decision.kind === 'wait' || stopping) {
-        if (decision.kind === 'granted') void throttle.releaseConnection(decision.lease);
-        path.opening--;
-        // Every slot of the path is leased (here or by another MTA process): ask again later.
-        if (!stopping && !path.leaseTimer && decision.kind === 'wait') {
-          path.leaseTimer = setTimeout(() => {
-            path.leaseTimer = undefined;
-            pump(path);
-          }, decision.retryInMs);
-          path.leaseTimer.unref();
-          if (queued(path) !== path.reportedWaiting) report(path, queued(path));
-        }
-        checkStopped();
-        return;
-      }
-      lease = decision.lease;
+    if (path.mxIp === undefined) path.mxIp = path.key.port === 25 ? host : `${host}:${path.key.port}`;
+    const throttle = this.#throttle;
+    if (!throttle) return { kind: 'ready', host };
+    const decision = await throttle
+      .acquireConnection(this.#refOf(path))
+      .catch((): { kind: 'wait'; retryInMs: number } => ({ kind: 'wait', retryInMs: 1_000 }));
+    if (decision.kind === 'granted' && !this.#stopping) return { kind: 'ready', host, lease: decision.lease };
+    if (decision.kind === 'granted') void throttle.releaseConnection(decision.lease);
+    // Every slot of the path is leased (here or by another MTA process): ask again later.
+    if (!this.#stopping && !path.leaseTimer && decision.kind === 'wait') {
+      path.leaseTimer = setTimeout(() => {
+        path.leaseTimer = undefined;
+        this.#pump(path);
+      }, decision.retryInMs);
+      path.leaseTimer.unref();
+      if (path.jobs.size !== path.reportedWaiting) this.#report(path, path.jobs.size);
     }
-    let session: SmtpSession | undefined;
-    if (!failure && host !== null) {
-      const connectOptions: SmtpConnectOptions = {
-        host,
+    return { kind: 'wait' };
+  }
+
+  async #open(path: Path<J>): Promise<void> {
+    path.opening++;
+    const limits = this.#limitsOf(path);
+    const opening = await this.#prepareOpen(path);
+    if (opening.kind === 'wait') {
+      path.opening--;
+      this.#checkStopped();
+      return;
+    }
+    let result: OpenResult;
+    if (opening.kind === 'failed') result = { kind: 'failed', reply: opening.reply };
+    else {
+      const started = performance.now();
+      result = await openSmtpSession({
+        host: opening.host,
         port: path.key.port,
         servername: path.key.mxHost,
-        heloName: path.key.heloName || options.heloName,
-        opportunisticTls: limits.tls === undefined ? options.opportunisticTls : limits.tls !== 'disabled',
+        heloName: path.key.heloName || this.#options.heloName,
+        opportunisticTls: limits.tls === undefined ? this.#options.opportunisticTls : limits.tls !== 'disabled',
         requireTls: limits.tls === 'required',
         timeouts: limits.timeouts,
         localAddress: path.key.localAddress || undefined,
-      };
-      const result = await openSmtpSession(connectOptions);
-      if (result.kind === 'open') session = result.session;
-      else failure = result.reply;
+      });
+      this.#options.timings?.smtpSession(path.key.mxHost, (performance.now() - started) / 1000, result.kind === 'open');
     }
     path.opening--;
-    if (throttle && host !== null) {
-      if (session) throttle.recordConnection(refOf(path), 'accepted');
-      else if (failure) throttle.recordConnection(refOf(path), failure.code === null ? 'unreachable' : 'refused', failure);
+    const lease = opening.kind === 'ready' ? opening.lease : undefined;
+    if (this.#throttle && opening.kind === 'ready') {
+      if (result.kind === 'open') this.#throttle.recordConnection(this.#refOf(path), 'accepted');
+      else
+        this.#throttle.recordConnection(
+          this.#refOf(path),
+          result.reply.code === null ? 'unreachable' : 'refused',
+          result.reply,
+        );
     }
-    if (!session && lease) void throttle!.releaseConnection(lease);
-    if (!session) {
-      // With other connections alive the path works (the server may just limit connections):
-      // their queue stays. With none, nothing queued here can go out now.
-      if (path.connections.size === 0 && path.opening === 0 && queued(path) > 0) {
-        const jobs = drainPath(path);
-        if (throttle) for (const job of jobs) throttle.recordReply(refOf(path), job.domain, failure!, options.classify?.(failure!));
-        options.events.onUnreachable(jobs, failure!, path.key);
-      }
-      checkStopped();
-      return;
+    if (result.kind === 'failed') {
+      if (lease) void this.#throttle!.releaseConnection(lease);
+      this.#failOpen(path, result.reply);
+    } else this.#adopt(path, result.session, lease);
+  }
+
+  /** No connection: with others alive the path works (the server may just limit connections) and
+   *  their queue stays; with none, nothing queued here can go out now. */
+  #failOpen(path: Path<J>, failure: SmtpReply): void {
+    if (path.connections.size === 0 && path.opening === 0 && path.jobs.size > 0) {
+      const jobs = path.jobs.drain();
+      if (this.#throttle)
+        for (const job of jobs)
+          this.#throttle.recordReply(this.#refOf(path), job.domain, failure, this.#options.classify?.(failure));
+      this.#options.events.onUnreachable(jobs, failure, path.key);
     }
-    if (stopping) {
+    this.#checkStopped();
+  }
+
+  #adopt(path: Path<J>, session: SmtpSession, lease: ThrottleLease | undefined): void {
+    this.#openCount++;
+    if (this.#stopping) {
       session.quit();
-      openCount++;
       session.onClose(() => {
-        if (lease) void throttle!.releaseConnection(lease);
-        openCount--;
-        checkStopped();
+        if (lease) void this.#throttle!.releaseConnection(lease);
+        this.#openCount--;
+        this.#checkStopped();
       });
       return;
     }
     const connection: Connection = { session, messages: 0, busy: false, lease, renewedAt: Date.now() };
     path.connections.add(connection);
-    openCount++;
     session.onClose(() => {
-      if (lease) releaseAfterClose(path, lease);
+      this.#freeAfterClose(path, lease);
       if (connection.idleTimer) clearTimeout(connection.idleTimer);
       path.connections.delete(connection);
-      openCount--;
-      checkStopped();
-      pump(path);
+      this.#openCount--;
+      this.#checkStopped();
+      this.#pump(path);
     });
-    pump(path);
+    this.#pump(path);
   }
 
-  function releaseAfterClose(path: Path<J>, lease: ThrottleLease): void {
+  #freeAfterClose(path: Path<J>, lease: ThrottleLease | undefined): void {
     path.draining++;
     const release = () => {
-      if (!pendingReleases.delete(release)) return;
+      if (!this.#pendingReleases.delete(release)) return;
       clearTimeout(timer);
       path.draining--;
-      void throttle!.releaseConnection(lease);
-      pump(path);
+      if (lease) void this.#throttle!.releaseConnection(lease);
+      this.#pump(path);
     };
-    pendingReleases.add(release);
-    const timer = setTimeout(release, stopping ? 0 : leaseCloseGraceMs);
+    this.#pendingReleases.add(release);
+    const timer = setTimeout(release, this.#stopping ? 0 : this.#closeGraceMs);
   }
 
-  async function runOn(path: Path<J>, connection: Connection): Promise<void> {
-    const job = take(path);
+  async #runOn(path: Path<J>, connection: Connection): Promise<void> {
+    const job = path.jobs.take();
     if (!job) return;
     connection.busy = true;
     if (connection.idleTimer) {
       clearTimeout(connection.idleTimer);
       connection.idleTimer = undefined;
     }
-    inFlight++;
-    const limits = limitsOf(path);
+    this.#inFlight++;
     try {
-      let built: BuildResult;
-      try {
-        built = await job.build();
-      } catch (error) {
-        options.events.onBuildError(job, error);
-        built = { kind: 'skip' };
-      }
-      if (built.kind === 'message') {
-        const result = await connection.session.send(built.envelopeFrom, built.recipient, built.data);
-        connection.messages++;
-        if (throttle) {
-          throttle.recordReply(refOf(path), job.domain, result.reply, result.kind === 'accepted' ? undefined : options.classify?.(result.reply));
-          if (connection.lease && Date.now() - connection.renewedAt >= shaping!.renewAfterMs) {
-            connection.renewedAt = Date.now();
-            void throttle.renewConnection(connection.lease).catch(() => false);
-          }
-        }
-        options.events.onTransaction(job, result, path.key);
-        if (connection.messages >= limits.maxMessagesPerConnection) connection.session.quit();
-      }
+      await this.#send(path, connection, job);
     } finally {
-      inFlight--;
+      this.#inFlight--;
       connection.busy = false;
     }
-    if (stopping) {
+    if (this.#stopping) {
       connection.session.quit();
-      checkStopped();
+      this.#checkStopped();
       return;
     }
-    pump(path);
+    this.#pump(path);
   }
 
-  return {
-    enqueue(key, job) {
-      const id = poolKeyString(key);
-      let path = paths.get(id);
-      if (!path) {
-        path = { key, jobs: [], head: 0, connections: new Set(), opening: 0, permits: throttle ? 0 : Infinity, asking: false, reportedWaiting: 0, draining: 0 };
-        paths.set(id, path);
+  async #send(path: Path<J>, connection: Connection, job: J): Promise<void> {
+    let built: BuildResult;
+    try {
+      built = await job.build();
+    } catch (error) {
+      this.#options.events.onBuildError(job, error);
+      built = { kind: 'skip' };
+    }
+    if (built.kind !== 'message') return;
+    const started = performance.now();
+    const result = await connection.session.send(built.envelopeFrom, built.recipient, built.data);
+    this.#options.timings?.smtpTransaction(path.key.mxHost, (performance.now() - started) / 1000);
+    connection.messages++;
+    const throttle = this.#throttle;
+    if (throttle) {
+      const verdict = result.kind === 'accepted' ? undefined : this.#options.classify?.(result.reply);
+      throttle.recordReply(this.#refOf(path), job.domain, result.reply, verdict);
+      if (connection.lease && Date.now() - connection.renewedAt >= this.#options.throttle!.renewAfterMs) {
+        connection.renewedAt = Date.now();
+        void throttle.renewConnection(connection.lease).catch(() => false);
       }
-      path.jobs.push(job);
-      pump(path);
-    },
-    stats() {
-      let queuedJobs = 0;
-      for (const path of paths.values()) queuedJobs += queued(path);
-      return { queued: queuedJobs, inFlight, connectionsOpen: openCount };
-    },
-    async stop() {
-      stopping = true;
-      const notStarted: J[] = [];
-      for (const path of paths.values()) {
-        if (path.permitTimer) clearTimeout(path.permitTimer);
-        if (path.leaseTimer) clearTimeout(path.leaseTimer);
-        path.permitTimer = path.leaseTimer = undefined;
-        notStarted.push(...drainPath(path));
-        for (const connection of path.connections) if (!connection.busy) connection.session.quit();
-      }
-      await new Promise<void>((resolve) => {
-        stopWaiters.push(resolve);
-        checkStopped();
-      });
-      for (const release of [...pendingReleases]) release();
-      return notStarted;
-    },
-  };
+    }
+    this.#options.events.onTransaction(job, result, path.key);
+    if (connection.messages >= this.#limitsOf(path).maxMessagesPerConnection) connection.session.quit();
+  }
 }

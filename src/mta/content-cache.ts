@@ -27,7 +27,11 @@ export interface ContentCache {
   get(deliveryId: number, now: number): Promise<CachedDelivery>;
 }
 
-export function createContentCache(store: MtaStore, decorator: MessageDecorator | null = null, refreshMs = 10_000): ContentCache {
+export function createContentCache(
+  store: MtaStore,
+  decorator: MessageDecorator | null = null,
+  refreshMs = 10_000,
+): ContentCache {
   const entries = new Map<number, { loadedAt: number; value: Promise<CachedDelivery> }>();
   return {
     get(deliveryId, now) {
@@ -38,7 +42,8 @@ export function createContentCache(store: MtaStore, decorator: MessageDecorator 
         if (!content) return { kind: 'missing' };
         // Templates cannot change while a delivery is in progress: keep the compiled ones.
         const earlier = previous ? await previous.catch(() => undefined) : undefined;
-        if (earlier?.kind === 'ready') return { kind: 'ready', content, compiled: earlier.compiled, decoration: earlier.decoration };
+        if (earlier?.kind === 'ready')
+          return { kind: 'ready', content, compiled: earlier.compiled, decoration: earlier.decoration };
         try {
           const decoration = decorator ? decorator.forDelivery(content.id, content.htmlTemplate) : null;
           const html = decoration ? decoration.htmlTemplate : content.htmlTemplate;

@@ -12,7 +12,10 @@ export interface DkimCheck {
   signatureOk: boolean;
 }
 
-export function verifyDkimSignatures(raw: string, publicKeyFor: (domain: string, selector: string, algorithm: string) => KeyObject): DkimCheck[] {
+export function verifyDkimSignatures(
+  raw: string,
+  publicKeyFor: (domain: string, selector: string, algorithm: string) => KeyObject,
+): DkimCheck[] {
   const split = raw.indexOf('\r\n\r\n');
   const headerText = split < 0 ? raw : raw.slice(0, split);
   const body = split < 0 ? '' : raw.slice(split + 4);
@@ -77,12 +80,20 @@ function parseTags(value: string): Map<string, string> {
 
 function relaxedHeader(name: string, value: string): string {
   const unfolded = value.split('\r\n').join('');
-  const collapsed = unfolded.split(/[ \t]+/).join(' ').trim();
+  const collapsed = unfolded
+    .split(/[ \t]+/)
+    .join(' ')
+    .trim();
   return `${name.trim().toLowerCase()}:${collapsed}`;
 }
 
 function relaxedBody(body: string): string {
-  const lines = body.split('\r\n').map((line) => line.split(/[ \t]+/).join(' ').replace(/ $/, ''));
+  const lines = body.split('\r\n').map((line) =>
+    line
+      .split(/[ \t]+/)
+      .join(' ')
+      .replace(/ $/, ''),
+  );
   while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.length === 0 ? '' : `${lines.join('\r\n')}\r\n`;
 }

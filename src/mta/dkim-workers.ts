@@ -32,7 +32,7 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
       const batch = slot.inFlight.shift();
       if (!batch) return;
       slot.outstanding -= batch.length;
-      batch.forEach((pending, i) => pending.resolve(signatures[i]!));
+      for (const [i, pending] of batch.entries()) pending.resolve(signatures[i]!);
     });
     worker.on('error', (error) => {
       for (const batch of slot.inFlight.splice(0)) for (const pending of batch) pending.reject(error);
@@ -73,7 +73,8 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
       const hash = bodyHash(body);
       return Promise.all(
         signingKeys.map(async (key) => {
-          if (!index.has(key)) throw new Error(`DKIM key for ${key.domain} (${key.selector}) was not given to the signing workers`);
+          if (!index.has(key))
+            throw new Error(`DKIM key for ${key.domain} (${key.selector}) was not given to the signing workers`);
           const prepared = prepareDkim(headers, hash, key, nowMs);
           return prepared.headerPrefix + (await signOne(prepared.data, key));
         }),

@@ -53,7 +53,9 @@ describe('DKIM signing', () => {
     });
     const signatures = signMessage(built.headers, built.body, keys.get('brand.test')!, Date.UTC(2026, 0, 1));
     expect(signatures).toHaveLength(2);
-    expect(signatures[0]).toMatch(/^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=brand\.test; s=s1; t=1767225600; h=from:to:subject:date:message-id:mime-version:content-type; bh=/);
+    expect(signatures[0]).toMatch(
+      /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=brand\.test; s=s1; t=1767225600; h=from:to:subject:date:message-id:mime-version:content-type; bh=/,
+    );
     const raw = serializeMessage([...signatures, ...built.headers], built.body);
     const checks = verifyDkimSignatures(raw, (_domain, _selector, algorithm) => publicKeys[algorithm]!);
     expect(checks.map((check) => [check.algorithm, check.bodyHashOk, check.signatureOk])).toEqual([
@@ -63,16 +65,35 @@ describe('DKIM signing', () => {
   });
 
   it('fails verification when a signed header is changed', () => {
-    const built = createMessageBuilder().build({ logId: 8, fromAddress: 'a@brand.test', fromName: null, replyTo: null, to: 'c@example.test', subject: 'Original', html: null, text: 'x', date: 0, bounceDomain: 'b.test' });
-    const raw = serializeMessage([...signMessage(built.headers, built.body, keys.get('brand.test')!, 0), ...built.headers], built.body).replace('Subject: Original', 'Subject: Forged');
+    const built = createMessageBuilder().build({
+      logId: 8,
+      fromAddress: 'a@brand.test',
+      fromName: null,
+      replyTo: null,
+      to: 'c@example.test',
+      subject: 'Original',
+      html: null,
+      text: 'x',
+      date: 0,
+      bounceDomain: 'b.test',
+    });
+    const raw = serializeMessage(
+      [...signMessage(built.headers, built.body, keys.get('brand.test')!, 0), ...built.headers],
+      built.body,
+    ).replace('Subject: Original', 'Subject: Forged');
     const checks = verifyDkimSignatures(raw, (_d, _s, algorithm) => publicKeys[algorithm]!);
     expect(checks.every((check) => check.bodyHashOk && !check.signatureOk)).toBe(true);
   });
 
   it('rejects a key of the wrong type and an unreadable file with DKIM_KEY_INVALID', () => {
-    expect(() => loadDkimKeys([{ domain: 'x.test', selector: 's', privateKeyFile: 'ed.pem', algorithm: 'rsa-sha256' }], readFile)).toThrow(/needs an rsa key/);
-    expect(() => loadDkimKeys([{ domain: 'x.test', selector: 's', privateKeyFile: 'missing.pem', algorithm: 'rsa-sha256' }], readFile)).toThrow(
-      expect.objectContaining({ code: 'DKIM_KEY_INVALID' }),
-    );
+    expect(() =>
+      loadDkimKeys([{ domain: 'x.test', selector: 's', privateKeyFile: 'ed.pem', algorithm: 'rsa-sha256' }], readFile),
+    ).toThrow(/needs an rsa key/);
+    expect(() =>
+      loadDkimKeys(
+        [{ domain: 'x.test', selector: 's', privateKeyFile: 'missing.pem', algorithm: 'rsa-sha256' }],
+        readFile,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'DKIM_KEY_INVALID' }));
   });
 });

@@ -20,10 +20,24 @@ export interface DkimKey {
 
 /** Headers signed when present (RFC 6376 §5.4.1 recommends From and the ones readers see). */
 // RFC 8058 §4: a one-click unsubscribe is only honoured when the signature covers both List-Unsubscribe headers.
-export const signedHeaderNames = ['from', 'to', 'subject', 'date', 'message-id', 'mime-version', 'content-type', 'reply-to', 'list-unsubscribe', 'list-unsubscribe-post'];
+export const signedHeaderNames = [
+  'from',
+  'to',
+  'subject',
+  'date',
+  'message-id',
+  'mime-version',
+  'content-type',
+  'reply-to',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+];
 
 /** Keys are parsed once, at start: a wrong file fails the start, not every message. */
-export function loadDkimKeys(configs: readonly DkimKeyConfig[], readFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): Map<string, DkimKey[]> {
+export function loadDkimKeys(
+  configs: readonly DkimKeyConfig[],
+  readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),
+): Map<string, DkimKey[]> {
   const byDomain = new Map<string, DkimKey[]>();
   for (const config of configs) {
     const key = parseDkimKey(config, readFile);
@@ -43,13 +57,26 @@ export function parseDkimKey(config: DkimKeyConfig, readFile: (path: string) => 
     pem = readFile(config.privateKeyFile);
     privateKey = createPrivateKey(pem);
   } catch (cause) {
-    throw new AppError('DKIM_KEY_INVALID', `DKIM key for ${config.domain} (selector ${config.selector}): cannot read ${config.privateKeyFile}: ${(cause as Error).message}`, { cause });
+    throw new AppError(
+      'DKIM_KEY_INVALID',
+      `DKIM key for ${config.domain} (selector ${config.selector}): cannot read ${config.privateKeyFile}: ${(cause as Error).message}`,
+      { cause },
+    );
   }
   const expected = config.algorithm === 'rsa-sha256' ? 'rsa' : 'ed25519';
   if (privateKey.asymmetricKeyType !== expected) {
-    throw new AppError('DKIM_KEY_INVALID', `DKIM key ${config.privateKeyFile} for ${config.domain} is ${privateKey.asymmetricKeyType ?? 'not asymmetric'}, but ${config.algorithm} needs an ${expected} key`);
+    throw new AppError(
+      'DKIM_KEY_INVALID',
+      `DKIM key ${config.privateKeyFile} for ${config.domain} is ${privateKey.asymmetricKeyType ?? 'not asymmetric'}, but ${config.algorithm} needs an ${expected} key`,
+    );
   }
-  return { domain: config.domain.toLowerCase(), selector: config.selector, algorithm: config.algorithm, privateKey, pem };
+  return {
+    domain: config.domain.toLowerCase(),
+    selector: config.selector,
+    algorithm: config.algorithm,
+    privateKey,
+    pem,
+  };
 }
 
 /** RFC 6376 §3.4.4: WSP runs become one space, trailing WSP and trailing empty lines go, one final CRLF. */
@@ -86,7 +113,12 @@ export interface PreparedSignature {
   algorithm: DkimAlgorithm;
 }
 
-export function prepareDkim(headers: readonly string[], bodyHashValue: string, key: DkimKey, nowMs: number): PreparedSignature {
+export function prepareDkim(
+  headers: readonly string[],
+  bodyHashValue: string,
+  key: DkimKey,
+  nowMs: number,
+): PreparedSignature {
   const byName = new Map<string, string>();
   for (const line of headers) {
     const name = line.slice(0, line.indexOf(':')).trim().toLowerCase();
@@ -108,7 +140,12 @@ export function signDkimData(data: string, algorithm: DkimAlgorithm, privateKey:
 }
 
 /** Signs synchronously on this thread; returns the DKIM-Signature header lines to put first. */
-export function signMessage(headers: readonly string[], body: string, keys: readonly DkimKey[], nowMs: number): string[] {
+export function signMessage(
+  headers: readonly string[],
+  body: string,
+  keys: readonly DkimKey[],
+  nowMs: number,
+): string[] {
   if (keys.length === 0) return [];
   const hash = bodyHash(body);
   return keys.map((key) => {

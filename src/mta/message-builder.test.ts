@@ -61,7 +61,13 @@ describe('message builder', () => {
 
   it('encodes non-ASCII subjects, names and bodies so they decode back', async () => {
     const text = `Grüße, Zoë! ${'plain words é '.repeat(40)}\nLine two with trailing space \nend=`;
-    const built = createMessageBuilder().build({ ...base, subject: 'Réduction de 20 % pour vous, Zoë — 日本語のテキストも少し', fromName: 'Équipe', html: null, text });
+    const built = createMessageBuilder().build({
+      ...base,
+      subject: 'Réduction de 20 % pour vous, Zoë — 日本語のテキストも少し',
+      fromName: 'Équipe',
+      html: null,
+      text,
+    });
     const raw = serializeMessage(built.headers, built.body);
     for (const line of raw.split('\r\n')) expect(line.length).toBeLessThanOrEqual(998);
     expect(raw).toContain('Content-Transfer-Encoding: quoted-printable');
@@ -74,7 +80,9 @@ describe('message builder', () => {
   it('uses base64 for mostly non-ASCII bodies and 7bit for plain ASCII', async () => {
     const japanese = createMessageBuilder().build({ ...base, html: null, text: '日本語のテキスト'.repeat(30) });
     expect(japanese.headers).toContain('Content-Transfer-Encoding: base64');
-    expect((await PostalMime.parse(serializeMessage(japanese.headers, japanese.body))).text?.trimEnd()).toBe('日本語のテキスト'.repeat(30));
+    expect((await PostalMime.parse(serializeMessage(japanese.headers, japanese.body))).text?.trimEnd()).toBe(
+      '日本語のテキスト'.repeat(30),
+    );
     const ascii = createMessageBuilder().build({ ...base, html: '<p>x</p>', text: null });
     expect(ascii.headers).toContain('Content-Transfer-Encoding: 7bit');
     expect(ascii.headers).toContain('Content-Type: text/html; charset=utf-8');
@@ -96,7 +104,16 @@ describe('message builder', () => {
 describe('quoted-printable', () => {
   it('round-trips mixed lines: plain long ASCII, trailing spaces, "=", non-ASCII, empty lines', async () => {
     const { encodeQuotedPrintable } = await import('./mime-encoding.ts');
-    const text = [`${'abc '.repeat(60)}end`, 'tail space  ', 'a=b', '', 'Grüße ☃ '.repeat(20), '.starts with dot', 'x'.repeat(76), 'y'.repeat(77)].join('\n');
+    const text = [
+      `${'abc '.repeat(60)}end`,
+      'tail space  ',
+      'a=b',
+      '',
+      'Grüße ☃ '.repeat(20),
+      '.starts with dot',
+      'x'.repeat(76),
+      'y'.repeat(77),
+    ].join('\n');
     const encoded = encodeQuotedPrintable(text);
     for (const line of encoded.split('\r\n')) {
       expect(line.length).toBeLessThanOrEqual(76);

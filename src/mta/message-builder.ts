@@ -1,5 +1,13 @@
 import { randomId } from '../common/ids.ts';
-import { encodeBase64Lines, encodeDisplayName, encodeHeaderWords, encodeQuotedPrintable, isSevenBitSafe, mostlyNonAscii, toCrlf } from './mime-encoding.ts';
+import {
+  encodeBase64Lines,
+  encodeDisplayName,
+  encodeHeaderWords,
+  encodeQuotedPrintable,
+  isSevenBitSafe,
+  mostlyNonAscii,
+  toCrlf,
+} from './mime-encoding.ts';
 
 // Builds one RFC 5322 message per recipient by string concatenation (no streams, no MIME tree):
 // it runs once per message on the hot path. Pure apart from the Message-ID counter.
@@ -19,7 +27,7 @@ export interface MessageInput {
 }
 
 export interface BuiltMessage {
-  /** VERP: bounce+<delivery log id>@<bounce domain>, so a bounce names the log it is about. */
+  /** VERP: bounce+<delivery log id>-<mac>@<bounce domain>, so a bounce names the log it is about. */
   envelopeFrom: string;
   recipient: string;
   messageId: string;
@@ -31,6 +39,11 @@ export interface BuiltMessage {
 
 export interface MessageBuilder {
   build(input: MessageInput): BuiltMessage;
+}
+
+export interface MessageBuilderOptions {
+  /** The envelope sender of a log: the signed VERP address (src/bounce/verp.ts); default unsigned. */
+  envelopeSender?(logId: number, bounceDomain: string): string;
 }
 
 export function verpAddress(logId: number, bounceDomain: string): string {
@@ -45,7 +58,8 @@ export function sanitizeHeaderValue(value: string): string {
   return value.replace(/[\r\n]+/g, ' ').replace(/\0/g, '');
 }
 
-export function createMessageBuilder(): MessageBuilder {
+export function createMessageBuilder(options: MessageBuilderOptions = {}): MessageBuilder {
+  const envelopeSender = options.envelopeSender ?? verpAddress;
   // Unique without a random draw per message: a per-builder random part and a counter.
   const idPrefix = randomId(9).replace(/[-_]/g, 'x');
   let counter = 0;
@@ -95,14 +109,15 @@ export function createMessageBuilder(): MessageBuilder {
         headers.push(`Content-Transfer-Encoding: ${part.encoding}`);
         body = `${part.content}\r\n`;
       }
-      return { envelopeFrom: verpAddress(input.logId, input.bounceDomain), recipient: to, messageId, headers, body };
+      return { envelopeFrom: envelopeSender(input.logId, input.bounceDomain), recipient: to, messageId, headers, body };
     },
   };
 }
 
 function encodePart(content: string, boundary: string): { encoding: string; content: string } {
   // 7bit when it is safe: the cheapest encoding, and readable by anyone looking at the raw message.
-  if (isSevenBitSafe(content) && !content.includes(boundary)) return { encoding: '7bit', content: stripFinalBreak(toCrlf(content)) };
+  if (isSevenBitSafe(content) && !content.includes(boundary))
+    return { encoding: '7bit', content: stripFinalBreak(toCrlf(content)) };
   if (mostlyNonAscii(content)) return { encoding: 'base64', content: encodeBase64Lines(content) };
   return { encoding: 'quoted-printable', content: stripFinalBreak(encodeQuotedPrintable(content)) };
 }

@@ -21,10 +21,13 @@ describe('quoted-printable', () => {
     `line with trailing space \r\nnext\tline\t\r\nÉlodie déjà vu ${'é='.repeat(60)}`,
     'short=1',
   ];
-  it.each(samples.map((s) => [s.slice(0, 30), s]))('round-trips %s… with lines of at most 76 characters', (_label, text) => {
-    const encoded = encodeQuotedPrintable(text);
-    expect(decodeQuotedPrintable(encoded)).toBe(text.replace(/\r\n|\r|\n/g, '\r\n'));
-    for (const line of encoded.split('\r\n')) expect(line.length).toBeLessThanOrEqual(76);
-    expect(encoded).not.toMatch(/=(?![0-9A-F]{2}|\r\n|$)/m);
-  });
+  it.each(samples.map((s) => [s.slice(0, 30), s]))(
+    'round-trips %s… with lines of at most 76 characters',
+    (_label, text) => {
+      const encoded = encodeQuotedPrintable(text);
+      expect(decodeQuotedPrintable(encoded)).toBe(text.replace(/\r\n|\r|\n/g, '\r\n'));
+      for (const line of encoded.split('\r\n')) expect(line.length).toBeLessThanOrEqual(76);
+      expect(encoded).not.toMatch(/=(?![0-9A-F]{2}|\r\n|$)/m);
+    },
+  );
 });

@@ -1,6 +1,7 @@
+import type { Store } from '../store/database.ts';
 import type { Outcome } from './outcome.ts';
 
-// What the MTA needs from storage. The MTA owns this interface; src/store/mta-queries.ts implements
+// What the MTA needs from storage. The MTA owns this interface; src/mta/queue-store.ts implements
 // it for SQLite and PostgreSQL. Every method is one short statement or one short transaction.
 
 /** A delivery log claimed by this node ('sending'), with what is needed to build its message. */
@@ -35,11 +36,42 @@ export interface DeliveryContent {
   lastError?: string | null;
 }
 
+/** The process that holds a node id (table mta_nodes). */
+export interface NodeHolder {
+  nodeId: string;
+  host: string;
+  pid: number;
+  heartbeatAt: number;
+}
+
 export interface MtaStore {
+  /**
+   * Takes `node.nodeId` for this process when no process holds it or its holder's heartbeat is
+   * older than `expiredBefore`; otherwise returns the live holder. One statement: two processes
+   * starting at once cannot both win.
+   */
+  registerNode(
+    node: { nodeId: string; host: string; pid: number },
+    now: number,
+    expiredBefore: number,
+  ): Promise<{ kind: 'registered' } | { kind: 'held'; holder: NodeHolder }>;
+  /** Takes over a node id whose holder (`previous`, on this host) is known to be gone. */
+  takeOverNode(
+    node: { nodeId: string; host: string; pid: number },
+    previous: NodeHolder,
+    now: number,
+  ): Promise<boolean>;
+  /** The heartbeat of this process's node id; false when another process took it over. */
+  heartbeatNode(nodeId: string, pid: number, now: number): Promise<boolean>;
+  unregisterNode(nodeId: string, pid: number): Promise<void>;
   /** Moves up to `limit` due pending logs of in-progress deliveries to 'sending' for this node, oldest due first. */
   claimDue(nodeId: string, now: number, limit: number, leaseMs: number): Promise<ClaimedLog[]>;
-  /** Writes every outcome in ONE transaction; an outcome only applies to a log still claimed by `nodeId`. */
-  recordOutcomes(nodeId: string, outcomes: readonly Outcome[]): Promise<void>;
+  /**
+   * Writes every outcome in ONE transaction; an outcome only applies to a log still claimed by
+   * `nodeId`. `within`, when given, runs in that same transaction (the address events the outcomes
+   * cause): both commit, or neither does.
+   */
+  recordOutcomes(nodeId: string, outcomes: readonly Outcome[], within?: (trx: Store) => Promise<void>): Promise<void>;
   /** Extends the lease of every log this node holds (heartbeat: a live node's claims never lapse). */
   renewClaims(nodeId: string, now: number, leaseMs: number): Promise<number>;
   /** This node's 'sending' logs back to pending (graceful stop; at start, after a crash). Returns how many. */

@@ -9,13 +9,17 @@ function dnsError(code: string): Error {
 }
 
 /** A scripted DNS client: a seam for the cases the simulator's zone does not have. */
-function scriptedDns(answers: Record<string, () => Promise<{ exchange: string; priority: number }[]>>, calls: string[] = []): DnsClient {
+function scriptedDns(
+  answers: Record<string, () => Promise<{ exchange: string; priority: number }[]>>,
+  calls: string[] = [],
+): DnsClient {
   return {
     resolveMx: (name) => {
       calls.push(name);
       return (answers[name] ?? (() => Promise.reject(dnsError('ENOTFOUND'))))();
     },
-    resolve4: async (name) => (name.startsWith('noaddr') ? Promise.reject(dnsError('ENODATA')) : [{ address: '192.0.2.1', ttl: 60 }]),
+    resolve4: async (name) =>
+      name.startsWith('noaddr') ? Promise.reject(dnsError('ENODATA')) : [{ address: '192.0.2.1', ttl: 60 }],
     resolve6: async () => Promise.reject(dnsError('ENODATA')),
   };
 }
@@ -24,16 +28,29 @@ describe('MX resolver against the simulator DNS server', () => {
   it('resolves MX by preference, implicit MX, null MX and NXDOMAIN through a real resolver', async () => {
     const simulator = await startSimulator({ trackRecipients: false });
     try {
-      const resolver = createMxResolver({ dns: createDnsClient([simulator.dnsServer]), routes: compileRoutes(simulator.routes), clock: manualClock(), maxCacheSeconds: 60 });
+      const resolver = createMxResolver({
+        dns: createDnsClient([simulator.dnsServer]),
+        routes: compileRoutes(simulator.routes),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+      });
       const backup = await resolver.resolveDomain('backup.test');
-      expect(backup.kind === 'hosts' && backup.hosts.map((host) => [host.name, host.preference, host.route?.host])).toEqual([
+      expect(
+        backup.kind === 'hosts' && backup.hosts.map((host) => [host.name, host.preference, host.route?.host]),
+      ).toEqual([
         ['mx1.backup.test', 10, '127.0.0.1'],
         ['mx2.backup.test', 20, '127.0.0.1'],
       ]);
       const implicit = await resolver.resolveDomain('nomx.test');
       expect(implicit.kind === 'hosts' && implicit.hosts[0]?.name).toBe('nomx.test');
-      expect(await resolver.resolveDomain('nullmx.test')).toMatchObject({ kind: 'failure', reply: { local: 'null_mx', enhanced: '5.1.10' } });
-      expect(await resolver.resolveDomain('nxdomain.test')).toMatchObject({ kind: 'failure', reply: { local: 'domain_not_found' } });
+      expect(await resolver.resolveDomain('nullmx.test')).toMatchObject({
+        kind: 'failure',
+        reply: { local: 'null_mx', enhanced: '5.1.10' },
+      });
+      expect(await resolver.resolveDomain('nxdomain.test')).toMatchObject({
+        kind: 'failure',
+        reply: { local: 'domain_not_found' },
+      });
       expect(await resolver.resolveAddress('mx.accept.test')).toEqual({ kind: 'address', address: '127.0.0.1' });
     } finally {
       await simulator.close();
@@ -69,7 +86,10 @@ describe('MX resolver cache and routes', () => {
     await resolver.resolveDomain('a.test');
     expect(calls).toEqual(['a.test', 'a.test']);
 
-    expect(await resolver.resolveDomain('flaky.test')).toMatchObject({ kind: 'failure', reply: { local: 'dns_temporary' } });
+    expect(await resolver.resolveDomain('flaky.test')).toMatchObject({
+      kind: 'failure',
+      reply: { local: 'dns_temporary' },
+    });
     servfail = false;
     clock.advance(11_000);
     expect(await resolver.resolveDomain('flaky.test')).toMatchObject({ kind: 'hosts' });
@@ -83,8 +103,14 @@ describe('MX resolver cache and routes', () => {
       clock: manualClock(),
       maxCacheSeconds: 60,
     });
-    expect(await resolver.resolveDomain('routed.test')).toEqual({ kind: 'hosts', hosts: [{ name: 'routed.test', preference: 0, route: { host: '10.0.0.1', port: 2525 } }] });
+    expect(await resolver.resolveDomain('routed.test')).toEqual({
+      kind: 'hosts',
+      hosts: [{ name: 'routed.test', preference: 0, route: { host: '10.0.0.1', port: 2525 } }],
+    });
     expect(calls).toEqual([]);
-    expect(await resolver.resolveDomain('noaddr.test')).toMatchObject({ kind: 'failure', reply: { local: 'domain_not_found' } });
+    expect(await resolver.resolveDomain('noaddr.test')).toMatchObject({
+      kind: 'failure',
+      reply: { local: 'domain_not_found' },
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import type { Clock } from '../common/clock.ts';
 import type { RouteTable, RouteTarget } from './routes.ts';
-import { localFailure, type SmtpReply } from './smtp-reply.ts';
+import { localFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
 
 // Where to deliver a domain's mail: MX hosts by preference (RFC 5321 §5.1), the domain itself when
 // it has no MX, nothing when it publishes a null MX (RFC 7505) or does not exist. Static routes
@@ -58,7 +58,11 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
   const domainCache = new Map<string, CacheEntry<MxResolution>>();
   const addressCache = new Map<string, CacheEntry<AddressResolution>>();
 
-  function cached<T>(cache: Map<string, CacheEntry<T>>, key: string, load: () => Promise<{ value: T; ttlSeconds: number }>): Promise<T> {
+  function cached<T>(
+    cache: Map<string, CacheEntry<T>>,
+    key: string,
+    load: () => Promise<{ value: T; ttlSeconds: number }>,
+  ): Promise<T> {
     const now = clock.now();
     const hit = cache.get(key);
     if (hit && hit.expiresAt > now) return hit.value;
@@ -84,28 +88,48 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       records = await dns.resolveMx(domain);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOTFOUND') return { value: failure('domain_not_found', `domain ${domain} does not exist (NXDOMAIN)`, '5.1.2'), ttlSeconds: negativeCacheSeconds };
+      if (code === 'ENOTFOUND')
+        return {
+          value: failure('domain_not_found', `domain ${domain} does not exist (NXDOMAIN)`, '5.1.2'),
+          ttlSeconds: negativeCacheSeconds,
+        };
       // RFC 5321 §5.1: no MX records at all -> the domain itself is the implicit MX.
       if (code === 'ENODATA') return implicitMx(domain);
-      return { value: failure('dns_temporary', `MX lookup for ${domain} failed: ${code ?? (error as Error).message}`, '4.4.3'), ttlSeconds: temporaryFailureCacheSeconds };
+      return {
+        value: failure('dns_temporary', `MX lookup for ${domain} failed: ${code ?? (error as Error).message}`, '4.4.3'),
+        ttlSeconds: temporaryFailureCacheSeconds,
+      };
     }
     const usable = records.filter((record) => record.exchange !== '' && record.exchange !== '.');
     if (usable.length === 0) {
-      if (records.length > 0) return { value: failure('null_mx', `${domain} publishes a null MX: it accepts no mail (RFC 7505)`, '5.1.10'), ttlSeconds: negativeCacheSeconds };
+      if (records.length > 0)
+        return {
+          value: failure('null_mx', `${domain} publishes a null MX: it accepts no mail (RFC 7505)`, '5.1.10'),
+          ttlSeconds: negativeCacheSeconds,
+        };
       return implicitMx(domain);
     }
     usable.sort((a, b) => a.priority - b.priority);
-    const hosts = usable.map((record) => withRoute({ name: record.exchange.toLowerCase().replace(/\.$/, ''), preference: record.priority }));
+    const hosts = usable.map((record) =>
+      withRoute({ name: record.exchange.toLowerCase().replace(/\.$/, ''), preference: record.priority }),
+    );
     return { value: { kind: 'hosts', hosts }, ttlSeconds: options.maxCacheSeconds };
   }
 
   async function implicitMx(domain: string): Promise<{ value: MxResolution; ttlSeconds: number }> {
     const address = await lookupAddress(domain);
     if (address.value.kind === 'failure') {
-      if (address.value.reply.local === 'dns_temporary') return { value: address.value, ttlSeconds: address.ttlSeconds };
-      return { value: failure('domain_not_found', `${domain} has no MX and no A/AAAA record`, '5.1.2'), ttlSeconds: negativeCacheSeconds };
+      if (address.value.reply.local === 'dns_temporary')
+        return { value: address.value, ttlSeconds: address.ttlSeconds };
+      return {
+        value: failure('domain_not_found', `${domain} has no MX and no A/AAAA record`, '5.1.2'),
+        ttlSeconds: negativeCacheSeconds,
+      };
     }
-    return { value: { kind: 'hosts', hosts: [withRoute({ name: domain, preference: 0 })] }, ttlSeconds: address.ttlSeconds };
+    return {
+      value: { kind: 'hosts', hosts: [withRoute({ name: domain, preference: 0 })] },
+      ttlSeconds: address.ttlSeconds,
+    };
   }
 
   function withRoute(host: MxHost): MxHost {
@@ -116,16 +140,32 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
   async function lookupAddress(host: string): Promise<{ value: AddressResolution; ttlSeconds: number }> {
     for (const family of ['4', '6'] as const) {
       try {
-        const records = family === '4' ? await dns.resolve4(host, { ttl: true }) : await dns.resolve6(host, { ttl: true });
+        const records =
+          family === '4' ? await dns.resolve4(host, { ttl: true }) : await dns.resolve6(host, { ttl: true });
         const first = records[0];
         if (first) return { value: { kind: 'address', address: first.address }, ttlSeconds: Math.max(first.ttl, 1) };
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOTFOUND') return { value: failure('no_address', `${host} does not exist (NXDOMAIN)`, '4.4.4'), ttlSeconds: negativeCacheSeconds };
-        if (code !== 'ENODATA') return { value: failure('dns_temporary', `address lookup for ${host} failed: ${code ?? (error as Error).message}`, '4.4.3'), ttlSeconds: temporaryFailureCacheSeconds };
+        if (code === 'ENOTFOUND')
+          return {
+            value: failure('no_address', `${host} does not exist (NXDOMAIN)`, '4.4.4'),
+            ttlSeconds: negativeCacheSeconds,
+          };
+        if (code !== 'ENODATA')
+          return {
+            value: failure(
+              'dns_temporary',
+              `address lookup for ${host} failed: ${code ?? (error as Error).message}`,
+              '4.4.3',
+            ),
+            ttlSeconds: temporaryFailureCacheSeconds,
+          };
       }
     }
-    return { value: failure('no_address', `${host} has no A or AAAA record`, '4.4.4'), ttlSeconds: negativeCacheSeconds };
+    return {
+      value: failure('no_address', `${host} has no A or AAAA record`, '4.4.4'),
+      ttlSeconds: negativeCacheSeconds,
+    };
   }
 
   return {
@@ -141,6 +181,10 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
   };
 }
 
-function failure(local: SmtpReply['local'] & string, text: string, enhanced: string): { kind: 'failure'; reply: SmtpReply } {
+function failure(
+  local: SmtpReply['local'] & string,
+  text: string,
+  enhanced: string,
+): { kind: 'failure'; reply: SmtpReply } {
   return { kind: 'failure', reply: localFailure(local, text, enhanced) };
 }

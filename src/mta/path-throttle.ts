@@ -1,4 +1,5 @@
-import type { SmtpReply, Verdict } from './smtp-reply.ts';
+import type { SmtpReply } from '../bounce/smtp-reply.ts';
+import type { Verdict } from '../bounce/types.ts';
 
 // What the MTA needs from traffic shaping (the consumer owns the interface; src/shaping's Shaper
 // fits it as is). Every call is per connection or per batch of messages, never per byte; the

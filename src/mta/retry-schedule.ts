@@ -7,7 +7,12 @@ export type RetryDecision = { kind: 'retry'; retryAt: number } | { kind: 'expire
  * waits delaysSeconds[n-1]; the last delay repeats. A retry that would start after the delivery's
  * validity ends is not scheduled: the message is expired now (RFC 5321 §4.5.4.1 give-up time).
  */
-export function scheduleRetry(attempts: number, now: number, validUntil: number | null, delaysSeconds: readonly number[]): RetryDecision {
+export function scheduleRetry(
+  attempts: number,
+  now: number,
+  validUntil: number | null,
+  delaysSeconds: readonly number[],
+): RetryDecision {
   if (delaysSeconds.length === 0) return { kind: 'expired' };
   const index = Math.min(Math.max(attempts, 1), delaysSeconds.length) - 1;
   const retryAt = now + (delaysSeconds[index] ?? 0) * 1_000;

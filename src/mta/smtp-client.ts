@@ -1,5 +1,5 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { localFailure, parseSmtpReply, type LocalFailure, type SmtpReply } from './smtp-reply.ts';
+import { localFailure, parseSmtpReply, type LocalFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
 
 // One SMTP connection to one MX host, over nodemailer's low-level SMTPConnection, with its
 // callbacks turned into values. The key distinction: a reply to *this message* (the connection is
@@ -94,7 +94,12 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
     // (rate limit at MAIL FROM) nodemailer closes first and calls the send back right after, with
     // the server's words: let that callback settle it, so `421 4.7.0 ...` reaches qualification and backoff.
     queueMicrotask(() =>
-      pendingSend?.({ kind: 'connection_failed', reply: lastError ? replyFromError(lastError) : localFailure('connection_lost', 'connection closed during the transaction') }),
+      pendingSend?.({
+        kind: 'connection_failed',
+        reply: lastError
+          ? replyFromError(lastError)
+          : localFailure('connection_lost', 'connection closed during the transaction'),
+      }),
     );
     // nodemailer says 'end' when it starts closing; the socket may still be open (our FIN sent,
     // the server's pending). The pool counts the connection until the socket is really closed.
@@ -135,37 +140,47 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
         };
         pendingSend = resolve;
         if (closed || closing) {
-          resolve({ kind: 'connection_failed', reply: localFailure('connection_lost', 'connection closed before the transaction') });
+          resolve({
+            kind: 'connection_failed',
+            reply: localFailure('connection_lost', 'connection closed before the transaction'),
+          });
           return;
         }
         const socket = connection._socket;
         // The wait after the final dot may be long (content scanning); commands use the shorter timeout.
         if (socket) socket.setTimeout(options.timeouts.dataTimeoutMs);
-        connection.send({ from: envelopeFrom, to: [recipient], size: Buffer.byteLength(message) }, message, (error, info) => {
-          const current = connection._socket;
-          if (current && !closed) current.setTimeout(options.timeouts.commandTimeoutMs);
-          if (!error) {
-            resolve({ kind: 'accepted', reply: parseSmtpReply(info?.response ?? '250 OK') });
-            return;
-          }
-          const failure = error as NodemailerError;
-          const refusal = (failure.code === 'EENVELOPE' || failure.code === 'EMESSAGE') && typeof failure.responseCode === 'number' && failure.responseCode !== 421;
-          if (refusal && !closed) {
-            const reply = parseSmtpReply(failure.response ?? String(failure.responseCode));
-            // RSET ends the refused transaction so the connection can carry the next message.
-            connection.reset((resetError) => {
-              if (resetError) connection.close();
-              resolve({ kind: 'rejected', reply });
-            });
-            return;
-          }
-          if (refusal) {
-            resolve({ kind: 'rejected', reply: parseSmtpReply(failure.response ?? String(failure.responseCode)) });
-            return;
-          }
-          connection.close();
-          resolve({ kind: 'connection_failed', reply: replyFromError(failure) });
-        });
+        connection.send(
+          { from: envelopeFrom, to: [recipient], size: Buffer.byteLength(message) },
+          message,
+          (error, info) => {
+            const current = connection._socket;
+            if (current && !closed) current.setTimeout(options.timeouts.commandTimeoutMs);
+            if (!error) {
+              resolve({ kind: 'accepted', reply: parseSmtpReply(info?.response ?? '250 OK') });
+              return;
+            }
+            const failure = error as NodemailerError;
+            const refusal =
+              (failure.code === 'EENVELOPE' || failure.code === 'EMESSAGE') &&
+              typeof failure.responseCode === 'number' &&
+              failure.responseCode !== 421;
+            if (refusal && !closed) {
+              const reply = parseSmtpReply(failure.response ?? String(failure.responseCode));
+              // RSET ends the refused transaction so the connection can carry the next message.
+              connection.reset((resetError) => {
+                if (resetError) connection.close();
+                resolve({ kind: 'rejected', reply });
+              });
+              return;
+            }
+            if (refusal) {
+              resolve({ kind: 'rejected', reply: parseSmtpReply(failure.response ?? String(failure.responseCode)) });
+              return;
+            }
+            connection.close();
+            resolve({ kind: 'connection_failed', reply: replyFromError(failure) });
+          },
+        );
       });
     },
   };
@@ -178,7 +193,14 @@ export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult
       resolve(result);
     };
     connection.once('error', (error: NodemailerError) => settle({ kind: 'failed', reply: replyFromError(error) }));
-    connection.once('end', () => settle({ kind: 'failed', reply: lastError ? replyFromError(lastError) : localFailure('connection_lost', 'connection closed before the greeting') }));
+    connection.once('end', () =>
+      settle({
+        kind: 'failed',
+        reply: lastError
+          ? replyFromError(lastError)
+          : localFailure('connection_lost', 'connection closed before the greeting'),
+      }),
+    );
     connection.connect((error) => {
       if (error) {
         connection.close();

@@ -16,7 +16,10 @@ export type SourceChoice =
   | { kind: 'unknown_affinity' | 'no_source'; message: string };
 
 export interface SourceChooser {
-  choose(request: { affinity: string | null | undefined; domain: string; unreachable?: ReadonlySet<string> }, random: () => number): SourceChoice;
+  choose(
+    request: { affinity: string | null | undefined; domain: string; unreachable?: ReadonlySet<string> },
+    random: () => number,
+  ): SourceChoice;
 }
 
 export interface SourceSelector {
@@ -25,7 +28,11 @@ export interface SourceSelector {
   markUnreachable(address: string, mxHost: string, now: number): void;
 }
 
-export function createSourceSelector(chooser: SourceChooser, random: () => number = Math.random, avoidMs = 5 * 60_000): SourceSelector {
+export function createSourceSelector(
+  chooser: SourceChooser,
+  random: () => number = Math.random,
+  avoidMs = 5 * 60_000,
+): SourceSelector {
   const avoided = new Map<string, Map<string, number>>();
   return {
     choose(affinity, domain, mxHost, now) {
@@ -39,7 +46,9 @@ export function createSourceSelector(chooser: SourceChooser, random: () => numbe
       if (byAddress.size === 0) avoided.delete(mxHost);
       const choice = chooser.choose({ affinity, domain, unreachable }, random);
       // Every address failed on this MX: try anyway (the MX may be down for everyone; the attempt is then a normal deferral).
-      return choice.kind === 'no_source' && unreachable.size > 0 ? chooser.choose({ affinity, domain }, random) : choice;
+      return choice.kind === 'no_source' && unreachable.size > 0
+        ? chooser.choose({ affinity, domain }, random)
+        : choice;
     },
     markUnreachable(address, mxHost, now) {
       if (!address) return;

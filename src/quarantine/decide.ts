@@ -16,7 +16,12 @@ export function emptyRecord(email: string, now: number): AddressRecord {
   return { email, state: 'valid', errorCount: 0, lastErrorAt: null, reason: null, updatedAt: now };
 }
 
-export function decideAddress(current: AddressRecord | undefined, event: AddressEvent, now: number, settings: QuarantineSettings): AddressDecision {
+export function decideAddress(
+  current: AddressRecord | undefined,
+  event: AddressEvent,
+  now: number,
+  settings: QuarantineSettings,
+): AddressDecision {
   const base = current ?? emptyRecord(event.email, now);
   const next: AddressRecord = { ...base, updatedAt: now };
   let counted = false;
@@ -29,10 +34,10 @@ export function decideAddress(current: AddressRecord | undefined, event: Address
     // RFC 5965 complaints and unsubscribe requests are the recipient's own wish: honoured even for
     // allowlisted addresses (allowlisting protects from error counting, not from opt-outs).
     case 'complaint':
-      setState(next, 'denylisted', base.state === 'denylisted' ? base.reason ?? 'complaint' : 'complaint');
+      setState(next, 'denylisted', base.state === 'denylisted' ? (base.reason ?? 'complaint') : 'complaint');
       break;
     case 'unsubscribe':
-      setState(next, 'denylisted', base.state === 'denylisted' ? base.reason ?? 'unsubscribe' : 'unsubscribe');
+      setState(next, 'denylisted', base.state === 'denylisted' ? (base.reason ?? 'unsubscribe') : 'unsubscribe');
       break;
     case 'smtp':
     case 'bounce': {
@@ -52,7 +57,11 @@ export function decideAddress(current: AddressRecord | undefined, event: Address
       next.errorCount = counted ? count + 1 : count;
       next.lastErrorAt = Math.max(base.lastErrorAt ?? at, at);
       if (base.state === 'valid' || base.state === 'with_errors') {
-        setState(next, next.errorCount >= settings.softErrorsToQuarantine ? 'quarantined' : 'with_errors', verdict.reason);
+        setState(
+          next,
+          next.errorCount >= settings.softErrorsToQuarantine ? 'quarantined' : 'with_errors',
+          verdict.reason,
+        );
       }
       break;
     }
@@ -110,20 +119,45 @@ function applyAction(next: AddressRecord, event: AddressEvent): void {
  * What the periodic sweep does to one address: a mailbox_full quarantine is released after
  * `mailboxFullReleaseDays`, a with_errors counter is reset after `errorResetDays` without error.
  */
-export function decideSweep(record: AddressRecord, now: number, settings: QuarantineSettings): AddressEvent | undefined {
+export function decideSweep(
+  record: AddressRecord,
+  now: number,
+  settings: QuarantineSettings,
+): AddressEvent | undefined {
   if (record.lastErrorAt === null) return undefined;
   const quiet = now - record.lastErrorAt;
-  if (record.state === 'quarantined' && record.reason === 'mailbox_full' && quiet >= settings.mailboxFullReleaseDays * DAY_MS) {
-    return { email: record.email, at: now, source: 'schedule', action: 'release', note: `mailbox_full released after ${settings.mailboxFullReleaseDays} days` };
+  if (
+    record.state === 'quarantined' &&
+    record.reason === 'mailbox_full' &&
+    quiet >= settings.mailboxFullReleaseDays * DAY_MS
+  ) {
+    return {
+      email: record.email,
+      at: now,
+      source: 'schedule',
+      action: 'release',
+      note: `mailbox_full released after ${settings.mailboxFullReleaseDays} days`,
+    };
   }
   if (record.state === 'with_errors' && quiet >= settings.errorResetDays * DAY_MS) {
-    return { email: record.email, at: now, source: 'schedule', action: 'reset', note: `no error for ${settings.errorResetDays} days: counter reset` };
+    return {
+      email: record.email,
+      at: now,
+      source: 'schedule',
+      action: 'reset',
+      note: `no error for ${settings.errorResetDays} days: counter reset`,
+    };
   }
   return undefined;
 }
 
 /** Folds a run of events (in time order) over one address; returns the last row and every entry. */
-export function decideAll(current: AddressRecord | undefined, events: readonly AddressEvent[], now: number, settings: QuarantineSettings): { record: AddressRecord | undefined; entries: TimelineEntry[] } {
+export function decideAll(
+  current: AddressRecord | undefined,
+  events: readonly AddressEvent[],
+  now: number,
+  settings: QuarantineSettings,
+): { record: AddressRecord | undefined; entries: TimelineEntry[] } {
   let record = current;
   const entries: TimelineEntry[] = [];
   for (const event of events) {

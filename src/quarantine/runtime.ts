@@ -1,5 +1,7 @@
 import { createClassifierSource, type ClassifierSource } from '../bounce/qualification-classifier.ts';
 import { createQualificationRecorder, type QualificationRecorder } from '../bounce/qualification-recorder.ts';
+import { createReplyClassifier } from '../bounce/reply-classifier.ts';
+import type { ClassifyReply } from '../bounce/types.ts';
 import type { Herald } from '../main.ts';
 import { createMtaQualification, type MtaQualification } from './mta-hooks.ts';
 import { quarantineSettings } from './settings.ts';
@@ -11,6 +13,8 @@ import type { QuarantineSettings } from './types.ts';
 
 export interface QuarantineRuntime {
   classifiers: ClassifierSource;
+  /** The MTA's reply qualification: the current rule pack, built-in verdicts for local failures. */
+  classify: ClassifyReply;
   recorder: QualificationRecorder;
   mta: MtaQualification;
   sweeper: QuarantineSweeper;
@@ -22,19 +26,34 @@ export interface QuarantineRuntime {
 export function createQuarantineRuntime(herald: Herald): QuarantineRuntime {
   const { config, store, clock, logger } = herald;
   const settings = quarantineSettings(config);
-  const classifiers = createClassifierSource({ siteRulesFile: config.bounce.siteRulesFile, checkMs: config.bounce.reloadCheckMs, logger });
-  const recorder = createQualificationRecorder({ store, now: () => clock.now(), flushMs: config.bounce.qualificationFlushMs, logger });
-  const mta = createMtaQualification({ store, classifiers, recorder, settings, clock, logger });
-  const sweeper = createQuarantineSweeper({ store, settings, clock, intervalMs: config.quarantine.sweepIntervalMinutes * 60_000, logger });
+  const classifiers = createClassifierSource({
+    siteRulesFile: config.bounce.siteRulesFile,
+    checkMs: config.bounce.reloadCheckMs,
+    logger,
+  });
+  const recorder = createQualificationRecorder({
+    store,
+    now: () => clock.now(),
+    flushMs: config.bounce.qualificationFlushMs,
+    logger,
+  });
+  const mta = createMtaQualification({ recorder, settings, clock });
+  const sweeper = createQuarantineSweeper({
+    store,
+    settings,
+    clock,
+    intervalMs: config.quarantine.sweepIntervalMinutes * 60_000,
+    logger,
+  });
   return {
     classifiers,
+    classify: createReplyClassifier(() => classifiers.current()),
     recorder,
     mta,
     sweeper,
     settings,
     async close() {
       await sweeper.stop();
-      await mta.flush();
       await recorder.close();
       classifiers.close();
     },

@@ -2,8 +2,8 @@ import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
-import { sweepAddresses } from '../store/quarantine-queries.ts';
 import type { QuarantineSettings } from './types.ts';
+import { sweepAddresses } from './address-events.ts';
 
 // Runs the quarantine sweep (mailbox_full releases, counter resets) at start and then every
 // `intervalMs`. Several nodes sweeping at once is harmless: the decisions are idempotent.
@@ -14,7 +14,13 @@ export interface QuarantineSweeper {
   runOnce(): Promise<number>;
 }
 
-export function createQuarantineSweeper(options: { store: Store; settings: QuarantineSettings; clock: Clock; intervalMs: number; logger?: Logger }): QuarantineSweeper {
+export function createQuarantineSweeper(options: {
+  store: Store;
+  settings: QuarantineSettings;
+  clock: Clock;
+  intervalMs: number;
+  logger?: Logger;
+}): QuarantineSweeper {
   const logger = options.logger ?? silentLogger;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> = Promise.resolve(0);

@@ -1,3 +1,4 @@
+import type { Verdict } from '../bounce/types.ts';
 import type { AddressState } from '../store/tables.ts';
 
 // Vocabulary of the quarantine: the state of one address, the events that move it, and the
@@ -24,13 +25,7 @@ export type AddressEventSource = 'smtp' | 'bounce' | 'complaint' | 'unsubscribe'
 export type OperatorAction = 'release' | 'allowlist' | 'denylist' | 'quarantine';
 
 /** The qualification of the reply that caused the event (absent for operator actions and unsubscribes). */
-export interface EventVerdict {
-  category: string;
-  reason: string;
-  type: 'hard' | 'soft' | 'ignored';
-  ruleId?: string | null;
-  packVersion?: string | null;
-}
+export type EventVerdict = Verdict;
 
 export interface AddressEvent {
   /** Lower-case address. */
@@ -78,4 +73,8 @@ export interface QuarantineSettings {
   mailboxFullReleaseDays: number;
 }
 
-export const DEFAULT_QUARANTINE_SETTINGS: QuarantineSettings = { softErrorsToQuarantine: 5, errorResetDays: 10, mailboxFullReleaseDays: 30 };
+export const DEFAULT_QUARANTINE_SETTINGS: QuarantineSettings = {
+  softErrorsToQuarantine: 5,
+  errorResetDays: 10,
+  mailboxFullReleaseDays: 30,
+};

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, parse, parseDocument, YAMLSeq, type Node } from 'yaml';
 import { compileBounceRules } from '../bounce/classifier.ts';
-import { formatPackIssues, layerBouncePacks, SHIPPED_BOUNCE_PACK, validateBouncePackText, type BouncePackLayer } from '../bounce/rule-pack.ts';
+import {
+  formatPackIssues,
+  layerBouncePacks,
+  SHIPPED_BOUNCE_PACK,
+  validateBouncePackText,
+  type BouncePackLayer,
+} from '../bounce/rule-pack.ts';
 import { readIfExists, type TargetResult } from './targets.ts';
 
 // Bounce packs of an update are the site layer over the shipped pack: written to bounce.siteRulesFile,
@@ -10,10 +16,17 @@ import { readIfExists, type TargetResult } from './targets.ts';
 // replaced was added by an operator, and stays first (site rules are evaluated before inherited ones).
 
 /** Validates `text` alone (file:line of `name`), layered over the shipped pack, then merged with the operator's rules. */
-export function prepareBounceTarget(siteRulesFile: string, text: string, name: string, header: string, replacedText: string | undefined): TargetResult {
+export function prepareBounceTarget(
+  siteRulesFile: string,
+  text: string,
+  name: string,
+  header: string,
+  replacedText: string | undefined,
+): TargetResult {
   const shipped = validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK);
   const alone = validateBouncePackText(text, name);
-  if (!alone.layer || !shipped.layer) return { ok: false, issues: formatPackIssues([...shipped.issues, ...alone.issues]).split('\n') };
+  if (!alone.layer || !shipped.layer)
+    return { ok: false, issues: formatPackIssues([...shipped.issues, ...alone.issues]).split('\n') };
   const layered = checkLayers(shipped.layer, alone.layer);
   if (layered.length > 0) return { ok: false, issues: layered };
 
@@ -27,7 +40,13 @@ export function prepareBounceTarget(siteRulesFile: string, text: string, name: s
   if ('issue' in merged) return { ok: false, issues: [merged.issue] };
   const content = header + merged.text;
   const final = validateBouncePackText(content, siteRulesFile);
-  if (!final.layer) return { ok: false, issues: formatPackIssues(final.issues).split('\n').map((line) => `${line} (with the rules added by operators kept)`) };
+  if (!final.layer)
+    return {
+      ok: false,
+      issues: formatPackIssues(final.issues)
+        .split('\n')
+        .map((line) => `${line} (with the rules added by operators kept)`),
+    };
   const finalIssues = checkLayers(shipped.layer, final.layer);
   if (finalIssues.length > 0) return { ok: false, issues: finalIssues };
   return { ok: true, target: { file: siteRulesFile, content } };
@@ -45,14 +64,23 @@ function checkLayers(shipped: BouncePackLayer, site: BouncePackLayer): string[] 
 }
 
 /** The version's text with the operator's rules (those of `current` unknown to `replacedText`) first in its rules list. */
-export function mergeOperatorRules(text: string, current: string | undefined, replacedText: string | undefined): { text: string } | { issue: string } {
+export function mergeOperatorRules(
+  text: string,
+  current: string | undefined,
+  replacedText: string | undefined,
+): { text: string } | { issue: string } {
   if (current === undefined) return { text };
   const currentDoc = parseDocument(current);
-  if (currentDoc.errors.length > 0 || !isMap(currentDoc.contents)) return { issue: `the current site bounce rules are not a valid pack (${currentDoc.errors[0]?.message.split('\n')[0] ?? 'not a mapping'}): fix or remove that file first` };
+  if (currentDoc.errors.length > 0 || !isMap(currentDoc.contents))
+    return {
+      issue: `the current site bounce rules are not a valid pack (${currentDoc.errors[0]?.message.split('\n')[0] ?? 'not a mapping'}): fix or remove that file first`,
+    };
   const managed = new Set(ruleIds(replacedText));
   const currentRules = currentDoc.get('rules', true);
   if (isSeq(currentRules)) commentOnFirstItem(currentRules);
-  const operatorNodes = isSeq(currentRules) ? (currentRules.items as Node[]).filter((node) => !managed.has(idOf(node) ?? '')) : [];
+  const operatorNodes = isSeq(currentRules)
+    ? (currentRules.items as Node[]).filter((node) => !managed.has(idOf(node) ?? ''))
+    : [];
   if (operatorNodes.length === 0) return { text };
   const operatorIds = new Set(operatorNodes.map(idOf));
   const doc = parseDocument(text);

@@ -11,7 +11,12 @@ export const deliverabilitySchema = z
     /** One HTTP request (manifest or pack file), connection to last byte. */
     fetchTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Largest manifest or pack file accepted; larger ones are refused before they are stored. */
-    maxFileBytes: z.number().int().min(1_024).max(16 * 1024 * 1024).default(2 * 1024 * 1024),
+    maxFileBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .max(16 * 1024 * 1024)
+      .default(2 * 1024 * 1024),
     /** Versions kept per kind (the active one and the one it replaced are always kept). */
     keepVersions: z.number().int().min(2).max(10_000).default(50),
   })

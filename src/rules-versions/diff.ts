@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import type { RuleKind } from '../store/rule-version-queries.ts';
+import type { RuleKind } from '../store/tables.ts';
 
 // What a new version changes, by rule name (MX), backoff name, rule id (bounce) and mapping entry,
 // so an operator reading `herald rules versions` sees "3 changed: google, yahoo, backoff:421" rather
@@ -25,7 +25,10 @@ export function diffPacks(kind: RuleKind, previousText: string | undefined, next
 }
 
 export function formatDiff(diff: RuleDiff): string {
-  const part = (label: string, names: string[]) => (names.length === 0 ? [] : [`${names.length} ${label} (${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''})`]);
+  const part = (label: string, names: string[]) =>
+    names.length === 0
+      ? []
+      : [`${names.length} ${label} (${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''})`];
   const parts = [...part('added', diff.added), ...part('removed', diff.removed), ...part('changed', diff.changed)];
   return parts.length === 0 ? 'no rule changed (comments or layout only)' : parts.join(', ');
 }
@@ -39,14 +42,17 @@ function entriesOf(kind: RuleKind, text: string | undefined): Map<string, string
   } catch {
     return entries;
   }
-  const list = (key: string): Array<Record<string, unknown>> => (Array.isArray(data[key]) ? (data[key] as Array<Record<string, unknown>>) : []);
-  const map = (key: string): Record<string, unknown> => (data[key] && typeof data[key] === 'object' ? (data[key] as Record<string, unknown>) : {});
+  const list = (key: string): Array<Record<string, unknown>> =>
+    Array.isArray(data[key]) ? (data[key] as Array<Record<string, unknown>>) : [];
+  const map = (key: string): Record<string, unknown> =>
+    data[key] && typeof data[key] === 'object' ? (data[key] as Record<string, unknown>) : {};
   if (kind === 'mx') {
     for (const rule of list('rules')) entries.set(String(rule.name), stable(rule));
     for (const rule of list('backoff')) entries.set(`backoff:${String(rule.name)}`, stable(rule));
   } else {
     for (const rule of list('rules')) entries.set(String(rule.id), stable(rule));
-    for (const [category, reason] of Object.entries(map('categories'))) entries.set(`category:${category}`, stable(reason));
+    for (const [category, reason] of Object.entries(map('categories')))
+      entries.set(`category:${category}`, stable(reason));
     for (const [reason, type] of Object.entries(map('types'))) entries.set(`type:${reason}`, stable(type));
     const disabled = Array.isArray(data.disable) ? data.disable : data.disable === undefined ? [] : [data.disable];
     for (const id of disabled) entries.set(`disable:${String(id)}`, 'true');

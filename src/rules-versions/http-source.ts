@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../common/errors.ts';
-import type { RuleKind } from '../store/rule-version-queries.ts';
 import type { PackFile, SourceFiles } from './source.ts';
+import type { RuleKind } from '../store/tables.ts';
 
 // An HTTP source is a small JSON manifest naming the pack files (relative URLs on the same origin,
 // optionally with their sha256). Only https, except on loopback (tests, a local mirror). Every
@@ -17,8 +17,26 @@ export interface FetchOptions {
 const manifestSchema = z
   .object({
     version: z.literal(1).optional(),
-    mx: z.object({ file: z.string().min(1).max(500), sha256: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits').optional() }).strict().optional(),
-    bounce: z.object({ file: z.string().min(1).max(500), sha256: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits').optional() }).strict().optional(),
+    mx: z
+      .object({
+        file: z.string().min(1).max(500),
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits')
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    bounce: z
+      .object({
+        file: z.string().min(1).max(500),
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits')
+          .optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -26,7 +44,9 @@ const maxRedirects = 3;
 
 export async function fetchManifestSource(source: string, options: FetchOptions): Promise<SourceFiles> {
   const base = checkUrl(source, 'deliverability.source');
-  const manifestUrl = base.pathname.endsWith('.json') ? base : new URL('manifest.json', base.href.endsWith('/') ? base : new URL(`${base.href}/`));
+  const manifestUrl = base.pathname.endsWith('.json')
+    ? base
+    : new URL('manifest.json', base.href.endsWith('/') ? base : new URL(`${base.href}/`));
   const manifestText = await fetchText(manifestUrl, options);
   let raw: unknown;
   try {
@@ -36,7 +56,10 @@ export async function fetchManifestSource(source: string, options: FetchOptions)
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
-    const first = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')}` : i.message}`);
+    const first = parsed.error.issues.map(
+      (i) =>
+        `${i.path.join('.') || '(root)'}: ${i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')}` : i.message}`,
+    );
     throw new AppError('RULES_INVALID', `${manifestUrl.href}: invalid manifest: ${first.join('; ')}`);
   }
   const files: PackFile[] = [];
@@ -44,14 +67,22 @@ export async function fetchManifestSource(source: string, options: FetchOptions)
     const entry = parsed.data[kind];
     if (!entry) continue;
     const url = new URL(entry.file, manifestUrl);
-    if (url.origin !== manifestUrl.origin) throw new AppError('RULES_INVALID', `${manifestUrl.href}: ${kind}.file must be on ${manifestUrl.origin}, not ${url.origin}`);
+    if (url.origin !== manifestUrl.origin)
+      throw new AppError(
+        'RULES_INVALID',
+        `${manifestUrl.href}: ${kind}.file must be on ${manifestUrl.origin}, not ${url.origin}`,
+      );
     const text = await fetchText(url, options);
     if (entry.sha256 && createHash('sha256').update(text, 'utf8').digest('hex') !== entry.sha256.toLowerCase()) {
-      throw new AppError('RULES_INVALID', `${url.href}: sha256 does not match the manifest (a partial or tampered download)`);
+      throw new AppError(
+        'RULES_INVALID',
+        `${url.href}: sha256 does not match the manifest (a partial or tampered download)`,
+      );
     }
     files.push({ kind, name: url.href, text });
   }
-  if (files.length === 0) throw new AppError('RULES_INVALID', `${manifestUrl.href}: the manifest names neither mx nor bounce`);
+  if (files.length === 0)
+    throw new AppError('RULES_INVALID', `${manifestUrl.href}: the manifest names neither mx nor bounce`);
   return { source: manifestUrl.href, files };
 }
 
@@ -62,14 +93,23 @@ export function checkUrl(value: string, what: string): URL {
   } catch {
     throw new AppError('CONFIG_INVALID', `${what}: "${value}" is not a URL`);
   }
-  if (url.username || url.password) throw new AppError('CONFIG_INVALID', `${what}: credentials in the URL are not supported`);
+  if (url.username || url.password)
+    throw new AppError('CONFIG_INVALID', `${what}: credentials in the URL are not supported`);
   if (url.protocol === 'https:') return url;
   if (url.protocol === 'http:' && isLoopback(url.hostname)) return url;
-  throw new AppError('CONFIG_INVALID', `${what}: only https:// URLs are accepted (plain http only on loopback), got ${url.protocol}//${url.host}`);
+  throw new AppError(
+    'CONFIG_INVALID',
+    `${what}: only https:// URLs are accepted (plain http only on loopback), got ${url.protocol}//${url.host}`,
+  );
 }
 
 function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+  return (
+    hostname === 'localhost' ||
+    hostname === '[::1]' ||
+    hostname === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
 }
 
 /** GET with a timeout (whole exchange), a size cap (streamed) and same-origin redirects only. */
@@ -78,13 +118,22 @@ export async function fetchText(start: URL, options: FetchOptions): Promise<stri
   let url = start;
   try {
     for (let hop = 0; ; hop += 1) {
-      const response = await fetch(url, { redirect: 'manual', signal, headers: { accept: 'application/json, application/yaml, text/yaml, text/plain, */*' } });
+      const response = await fetch(url, {
+        redirect: 'manual',
+        signal,
+        headers: { accept: 'application/json, application/yaml, text/yaml, text/plain, */*' },
+      });
       if (response.status >= 300 && response.status < 400) {
         await response.body?.cancel();
         const location = response.headers.get('location');
         const next = location ? new URL(location, url) : undefined;
-        if (!next || next.origin !== start.origin) throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: redirect to ${next?.origin ?? 'nowhere'} refused (only the same origin is followed)`);
-        if (hop >= maxRedirects) throw new AppError('RULES_SOURCE_UNAVAILABLE', `${start.href}: more than ${maxRedirects} redirects`);
+        if (!next || next.origin !== start.origin)
+          throw new AppError(
+            'RULES_SOURCE_UNAVAILABLE',
+            `${url.href}: redirect to ${next?.origin ?? 'nowhere'} refused (only the same origin is followed)`,
+          );
+        if (hop >= maxRedirects)
+          throw new AppError('RULES_SOURCE_UNAVAILABLE', `${start.href}: more than ${maxRedirects} redirects`);
         url = next;
         continue;
       }
@@ -96,7 +145,10 @@ export async function fetchText(start: URL, options: FetchOptions): Promise<stri
     }
   } catch (error) {
     if (error instanceof AppError) throw error;
-    const reason = (error as Error).name === 'TimeoutError' ? `no complete answer within ${options.timeoutMs} ms` : describeFetchError(error);
+    const reason =
+      (error as Error).name === 'TimeoutError'
+        ? `no complete answer within ${options.timeoutMs} ms`
+        : describeFetchError(error);
     throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: ${reason}`, { cause: error });
   }
 }

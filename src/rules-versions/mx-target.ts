@@ -18,16 +18,29 @@ export function mxTargetFile(shaping: ShapingConfig): string | undefined {
 /** Validates `text` alone (file:line of `name`), then layered exactly as the MTA will load it. */
 export function prepareMxTarget(shaping: ShapingConfig, text: string, name: string, header: string): TargetResult {
   const file = mxTargetFile(shaping);
-  if (!file) return { ok: false, issues: ['shaping.siteRulesDir is empty: the MX rules of an update are written there, so set it (docs/deliverability-update.md)'] };
+  if (!file)
+    return {
+      ok: false,
+      issues: [
+        'shaping.siteRulesDir is empty: the MX rules of an update are written there, so set it (docs/deliverability-update.md)',
+      ],
+    };
   const alone = parseRulePack(text, name);
   if (!alone.ok) return { ok: false, issues: alone.issues.map(formatIssue) };
   const base = shaping.rulesFiles.length > 0 ? shaping.rulesFiles : [shippedPackPath];
   const site = listSiteFiles(shaping.siteRulesDir).filter((f) => resolve(f) !== resolve(file));
-  const ordered = [...site.map((f) => ({ file: f, text: undefined as string | undefined })), { file, text }].sort((a, b) => basename(a.file).localeCompare(basename(b.file)));
+  const ordered = [...site.map((f) => ({ file: f, text: undefined as string | undefined })), { file, text }].sort(
+    (a, b) => basename(a.file).localeCompare(basename(b.file)),
+  );
   const texts: Array<{ file: string; text: string }> = [];
   try {
     for (const f of base) texts.push({ file: f, text: readFileSync(f, 'utf8') });
-    for (const entry of ordered) texts.push(entry.text === undefined ? { file: entry.file, text: readFileSync(entry.file, 'utf8') } : { file: name, text: entry.text });
+    for (const entry of ordered)
+      texts.push(
+        entry.text === undefined
+          ? { file: entry.file, text: readFileSync(entry.file, 'utf8') }
+          : { file: name, text: entry.text },
+      );
   } catch (error) {
     return { ok: false, issues: [`cannot read the rule files it layers with: ${(error as Error).message}`] };
   }

@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../common/errors.ts';
-import type { RuleKind } from '../store/rule-version-queries.ts';
 import { fetchManifestSource, type FetchOptions } from './http-source.ts';
+import type { RuleKind } from '../store/tables.ts';
 
 // Where an update's packs come from: a directory with mx.yaml and/or bounce.yaml, or an HTTP(S)
 // manifest naming them. Either kind may be absent (that kind is left as it is).
@@ -19,11 +19,18 @@ export interface SourceFiles {
   files: PackFile[];
 }
 
-export const packFileNames: Record<RuleKind, string[]> = { mx: ['mx.yaml', 'mx.yml'], bounce: ['bounce.yaml', 'bounce.yml'] };
+export const packFileNames: Record<RuleKind, string[]> = {
+  mx: ['mx.yaml', 'mx.yml'],
+  bounce: ['bounce.yaml', 'bounce.yml'],
+};
 
 export async function readRuleSource(source: string, options: FetchOptions): Promise<SourceFiles> {
   if (/^https?:\/\//i.test(source)) return fetchManifestSource(source, options);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) throw new AppError('CONFIG_INVALID', `deliverability.source: "${source}" is neither a directory nor an https:// URL`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source))
+    throw new AppError(
+      'CONFIG_INVALID',
+      `deliverability.source: "${source}" is neither a directory nor an https:// URL`,
+    );
   return readDirectorySource(source, options.maxFileBytes);
 }
 
@@ -32,20 +39,34 @@ export function readDirectorySource(directory: string, maxFileBytes: number): So
   try {
     isDirectory = statSync(directory).isDirectory();
   } catch (error) {
-    throw new AppError('RULES_SOURCE_UNAVAILABLE', `rule source ${directory}: ${(error as Error).message}`, { cause: error });
+    throw new AppError('RULES_SOURCE_UNAVAILABLE', `rule source ${directory}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   if (!isDirectory) throw new AppError('RULES_SOURCE_UNAVAILABLE', `rule source ${directory} is not a directory`);
   const files: PackFile[] = [];
   for (const kind of ['mx', 'bounce'] as const) {
     const found = packFileNames[kind].map((name) => join(directory, name)).filter((file) => isFile(file));
-    if (found.length > 1) throw new AppError('RULES_INVALID', `rule source ${directory} has both ${packFileNames[kind].join(' and ')}: keep one`);
+    if (found.length > 1)
+      throw new AppError(
+        'RULES_INVALID',
+        `rule source ${directory} has both ${packFileNames[kind].join(' and ')}: keep one`,
+      );
     const file = found[0];
     if (!file) continue;
     const size = statSync(file).size;
-    if (size > maxFileBytes) throw new AppError('INPUT_TOO_LARGE', `${file}: ${size} bytes, more than deliverability.maxFileBytes (${maxFileBytes})`);
+    if (size > maxFileBytes)
+      throw new AppError(
+        'INPUT_TOO_LARGE',
+        `${file}: ${size} bytes, more than deliverability.maxFileBytes (${maxFileBytes})`,
+      );
     files.push({ kind, name: file, text: readFileSync(file, 'utf8') });
   }
-  if (files.length === 0) throw new AppError('RULES_SOURCE_UNAVAILABLE', `rule source ${directory} has no ${[...packFileNames.mx, ...packFileNames.bounce].join(', ')}`);
+  if (files.length === 0)
+    throw new AppError(
+      'RULES_SOURCE_UNAVAILABLE',
+      `rule source ${directory} has no ${[...packFileNames.mx, ...packFileNames.bounce].join(', ')}`,
+    );
   return { source: directory, files };
 }
 

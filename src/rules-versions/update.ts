@@ -2,16 +2,20 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { AppError } from '../common/errors.ts';
 import type { HeraldConfig } from '../config/schema.ts';
-import type { Store } from '../store/database.ts';
+import { inTransaction, type Store } from '../store/database.ts';
 import {
-  getActiveVersion, getVersion, insertVersion, pruneVersions, ruleVersionsDb, switchActiveVersion,
-  type RuleKind, type RuleVersionRow,
-} from '../store/rule-version-queries.ts';
+  getActiveVersion,
+  getVersion,
+  insertVersion,
+  pruneVersions,
+  switchActiveVersion,
+} from './rule-version-store.ts';
 import { prepareBounceTarget } from './bounce-target.ts';
 import { diffPacks, type RuleDiff } from './diff.ts';
 import { mxTargetFile, prepareMxTarget } from './mx-target.ts';
 import { readRuleSource, type PackFile } from './source.ts';
 import { materializeHeader, readIfExists, writeTargets, type PackTarget, type TargetResult } from './targets.ts';
+import type { RuleKind, RuleVersionRow } from '../store/tables.ts';
 
 // The deliverability update: read the source, validate every pack (alone and layered the way the
 // running roles load it) before storing anything, store each new content as a version with its
@@ -43,44 +47,85 @@ export function versionHash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
 }
 
-export async function updateRulePacks(deps: RulesDeps, source: string = deps.config.deliverability.source): Promise<UpdateResult> {
-  if (!source) throw new AppError('CONFIG_INVALID', 'deliverability.source is empty: give a directory or an https:// URL (or --source)');
+export async function updateRulePacks(
+  deps: RulesDeps,
+  source: string = deps.config.deliverability.source,
+): Promise<UpdateResult> {
+  if (!source)
+    throw new AppError(
+      'CONFIG_INVALID',
+      'deliverability.source is empty: give a directory or an https:// URL (or --source)',
+    );
   const { maxFileBytes, fetchTimeoutMs } = deps.config.deliverability;
   const read = await readRuleSource(source, { maxFileBytes, timeoutMs: fetchTimeoutMs });
-  const db = ruleVersionsDb(deps.store);
+  const { store } = deps;
   const issues: string[] = [];
-  const pending: Array<{ file: PackFile; active: RuleVersionRow | undefined; version: string; target: PackTarget }> = [];
+  const pending: Array<{ file: PackFile; active: RuleVersionRow | undefined; version: string; target: PackTarget }> =
+    [];
   const kinds: KindUpdate[] = [];
   for (const file of read.files) {
-    const active = await getActiveVersion(db, file.kind);
+    const active = await getActiveVersion(store, file.kind);
     const version = versionHash(file.text);
     if (active && active.content === file.text) {
       const repair = repairTarget(deps.config, active);
       if (repair?.ok) pending.push({ file, active, version, target: repair.target });
-      kinds.push({ kind: file.kind, outcome: repair?.ok ? 'repaired' : 'unchanged', versionId: active.id, version, previousVersion: active.version, file: targetFile(deps.config, file.kind), diff: emptyDiff() });
+      kinds.push({
+        kind: file.kind,
+        outcome: repair?.ok ? 'repaired' : 'unchanged',
+        versionId: active.id,
+        version,
+        previousVersion: active.version,
+        file: targetFile(deps.config, file.kind),
+        diff: emptyDiff(),
+      });
       continue;
     }
-    const prepared = prepareTarget(deps.config, file.kind, file.text, file.name, materializeHeader(file.kind, version, file.name), active?.content);
+    const prepared = prepareTarget(
+      deps.config,
+      file.kind,
+      file.text,
+      file.name,
+      materializeHeader(file.kind, version, file.name),
+      active?.content,
+    );
     if (!prepared.ok) issues.push(...prepared.issues);
     else pending.push({ file, active, version, target: prepared.target });
   }
   if (issues.length > 0) {
-    throw new AppError('RULES_INVALID', `rule packs from ${read.source} rejected, nothing changed:\n${issues.join('\n')}`, { details: { issues } });
+    throw new AppError(
+      'RULES_INVALID',
+      `rule packs from ${read.source} rejected, nothing changed:\n${issues.join('\n')}`,
+      { details: { issues } },
+    );
   }
   const created = pending.filter((p) => !kinds.some((k) => k.kind === p.file.kind));
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(store, async (trx) => {
     for (const entry of created) {
       const diff = diffPacks(entry.file.kind, entry.active?.content, entry.file.text);
       const id = await insertVersion(trx, {
-        kind: entry.file.kind, version: entry.version, content: entry.file.text, source: entry.file.name, diff: JSON.stringify(diff), replaces_id: entry.active?.id ?? null, created_at: deps.now,
+        kind: entry.file.kind,
+        version: entry.version,
+        content: entry.file.text,
+        source: entry.file.name,
+        diff: JSON.stringify(diff),
+        replaces_id: entry.active?.id ?? null,
+        created_at: deps.now,
       });
       await switchActiveVersion(trx, entry.file.kind, entry.active?.id, id, deps.now);
-      kinds.push({ kind: entry.file.kind, outcome: 'updated', versionId: id, version: entry.version, previousVersion: entry.active?.version ?? null, file: entry.target.file, diff });
+      kinds.push({
+        kind: entry.file.kind,
+        outcome: 'updated',
+        versionId: id,
+        version: entry.version,
+        previousVersion: entry.active?.version ?? null,
+        file: entry.target.file,
+        diff,
+      });
     }
     // Last, inside the transaction: a failed write rolls the switch back.
     writeTargets(pending.map((p) => p.target));
   });
-  for (const entry of created) await pruneVersions(db, entry.file.kind, deps.config.deliverability.keepVersions);
+  for (const entry of created) await pruneVersions(store, entry.file.kind, deps.config.deliverability.keepVersions);
   kinds.sort((a, b) => a.kind.localeCompare(b.kind));
   return { source: read.source, kinds };
 }
@@ -95,15 +140,39 @@ export interface RollbackResult {
 
 /** Makes the version the active one replaced active again, applied like an update. */
 export async function rollbackRulePack(deps: RulesDeps, kind: RuleKind): Promise<RollbackResult> {
-  const db = ruleVersionsDb(deps.store);
-  const active = await getActiveVersion(db, kind);
-  if (!active) throw new AppError('INVALID_STATE', `no ${kind} rule version is active: nothing to roll back (herald rules versions --kind ${kind})`);
-  if (active.replaces_id === null) throw new AppError('INVALID_STATE', `${kind} rule version ${active.version} (#${active.id}) is the first one: there is no previous version to roll back to`);
-  const previous = await getVersion(db, active.replaces_id);
-  if (!previous) throw new AppError('INVALID_STATE', `the ${kind} version #${active.id} replaced (#${active.replaces_id}) is no longer stored (pruned): nothing to roll back to`);
-  const prepared = prepareTarget(deps.config, kind, previous.content, `${kind} version ${previous.version} (${previous.source})`, materializeHeader(kind, previous.version, previous.source), active.content);
-  if (!prepared.ok) throw new AppError('RULES_INVALID', `${kind} version ${previous.version} no longer validates with the current rule files, nothing changed:\n${prepared.issues.join('\n')}`, { details: { issues: prepared.issues } });
-  await db.transaction().execute(async (trx) => {
+  const { store } = deps;
+  const active = await getActiveVersion(store, kind);
+  if (!active)
+    throw new AppError(
+      'INVALID_STATE',
+      `no ${kind} rule version is active: nothing to roll back (herald rules versions --kind ${kind})`,
+    );
+  if (active.replaces_id === null)
+    throw new AppError(
+      'INVALID_STATE',
+      `${kind} rule version ${active.version} (#${active.id}) is the first one: there is no previous version to roll back to`,
+    );
+  const previous = await getVersion(store, active.replaces_id);
+  if (!previous)
+    throw new AppError(
+      'INVALID_STATE',
+      `the ${kind} version #${active.id} replaced (#${active.replaces_id}) is no longer stored (pruned): nothing to roll back to`,
+    );
+  const prepared = prepareTarget(
+    deps.config,
+    kind,
+    previous.content,
+    `${kind} version ${previous.version} (${previous.source})`,
+    materializeHeader(kind, previous.version, previous.source),
+    active.content,
+  );
+  if (!prepared.ok)
+    throw new AppError(
+      'RULES_INVALID',
+      `${kind} version ${previous.version} no longer validates with the current rule files, nothing changed:\n${prepared.issues.join('\n')}`,
+      { details: { issues: prepared.issues } },
+    );
+  await inTransaction(store, async (trx) => {
     await switchActiveVersion(trx, kind, active.id, previous.id, deps.now);
     writeTargets([prepared.target]);
   });
@@ -116,8 +185,17 @@ export async function rollbackRulePack(deps: RulesDeps, kind: RuleKind): Promise
   };
 }
 
-function prepareTarget(config: HeraldConfig, kind: RuleKind, text: string, name: string, header: string, replacedText: string | undefined): TargetResult {
-  return kind === 'mx' ? prepareMxTarget(config.shaping, text, name, header) : prepareBounceTarget(config.bounce.siteRulesFile, text, name, header, replacedText);
+function prepareTarget(
+  config: HeraldConfig,
+  kind: RuleKind,
+  text: string,
+  name: string,
+  header: string,
+  replacedText: string | undefined,
+): TargetResult {
+  return kind === 'mx'
+    ? prepareMxTarget(config.shaping, text, name, header)
+    : prepareBounceTarget(config.bounce.siteRulesFile, text, name, header, replacedText);
 }
 
 function targetFile(config: HeraldConfig, kind: RuleKind): string {
@@ -132,7 +210,14 @@ function repairTarget(config: HeraldConfig, active: RuleVersionRow): TargetResul
   const file = targetFile(config, active.kind);
   const header = materializeHeader(active.kind, active.version, active.source);
   if (active.kind === 'bounce' && existsSync(file)) return undefined;
-  const prepared = prepareTarget(config, active.kind, active.content, `${active.kind} version ${active.version} (${active.source})`, header, active.content);
+  const prepared = prepareTarget(
+    config,
+    active.kind,
+    active.content,
+    `${active.kind} version ${active.version} (${active.source})`,
+    header,
+    active.content,
+  );
   // A file that no longer layers (an operator's broken site file) is the MTA's log's business, not a reason to fail an unchanged update.
   if (!prepared.ok || readIfExists(prepared.target.file) === prepared.target.content) return undefined;
   return prepared;

@@ -43,7 +43,12 @@ export interface SourceRequest {
 }
 
 export type SourceChoice =
-  | { kind: 'chosen'; source: AffinityAddress; affinity: string; /** Share of the pool after re-normalization. */ share: number }
+  | {
+      kind: 'chosen';
+      source: AffinityAddress;
+      affinity: string /** Share of the pool after re-normalization. */;
+      share: number;
+    }
   /** The MTA leaves the message pending with `message` (a configuration problem, not the recipient's). */
   | { kind: 'unknown_affinity'; affinity: string; message: string }
   | { kind: 'no_source'; affinity: string; message: string };
@@ -69,15 +74,24 @@ export function compileAffinities(affinities: readonly AffinityConfig[]): Affini
       const pool = table.get(name);
       if (!pool) {
         // No affinities configured at all: the default affinity is the host's own address.
-        if (name === defaultAffinityName && table.size === 0) return { kind: 'chosen', source: systemSource, affinity: name, share: 1 };
+        if (name === defaultAffinityName && table.size === 0)
+          return { kind: 'chosen', source: systemSource, affinity: name, share: 1 };
         const known = [...table.keys()].join(', ') || 'none configured';
-        return { kind: 'unknown_affinity', affinity: name, message: `unknown affinity "${name}" (known: ${known}); add it under shaping.affinities or change the delivery's affinity` };
+        return {
+          kind: 'unknown_affinity',
+          affinity: name,
+          message: `unknown affinity "${name}" (known: ${known}); add it under shaping.affinities or change the delivery's affinity`,
+        };
       }
       const candidates = pool.filter(
         (a) => a.weight > 0 && !request.unreachable?.has(a.address) && allowsDomain(a, request.domain),
       );
       if (candidates.length === 0) {
-        return { kind: 'no_source', affinity: name, message: `no address of affinity "${name}" may send to ${request.domain} now (excluded by include/exclude domains or unable to reach its MX)` };
+        return {
+          kind: 'no_source',
+          affinity: name,
+          message: `no address of affinity "${name}" may send to ${request.domain} now (excluded by include/exclude domains or unable to reach its MX)`,
+        };
       }
       const total = candidates.reduce((sum, a) => sum + a.weight, 0);
       let point = random() * total;

@@ -1,5 +1,6 @@
 import type { CompiledBackoffRule } from './compiled-rules.ts';
-import { replyLine, type ReplyLike } from './reply.ts';
+import type { SmtpReply } from '../bounce/smtp-reply.ts';
+import { replyLine } from './reply.ts';
 
 // Adaptive backoff: replies that say "slow down" (421 4.7.0, Gmail's 4.7.28, Microsoft's
 // 4.7.650...) multiply a rate key's limits by the rule's factor for its duration. Each backoff
@@ -26,7 +27,9 @@ export interface ActiveBackoff {
   evidence: { matches: number; firstAt: number; lastAt: number; replies: string[] };
 }
 
-export type BackoffEvent = { kind: 'applied' | 'compounded' | 'extended'; backoff: ActiveBackoff } | { kind: 'reverted'; backoff: ActiveBackoff };
+export type BackoffEvent =
+  | { kind: 'applied' | 'compounded' | 'extended'; backoff: ActiveBackoff }
+  | { kind: 'reverted'; backoff: ActiveBackoff };
 
 export interface BackoffFactors {
   rate: number;
@@ -46,7 +49,7 @@ export class BackoffTracker {
   }
 
   /** Tests a reply on `key` (a rate key) against the rules; returns what changed, if anything. */
-  observe(key: string, reply: ReplyLike, rules: readonly CompiledBackoffRule[], now: number): BackoffEvent[] {
+  observe(key: string, reply: SmtpReply, rules: readonly CompiledBackoffRule[], now: number): BackoffEvent[] {
     if (!this.#config.enabled || rules.length === 0) return [];
     const events: BackoffEvent[] = this.expire(now);
     const line = replyLine(reply);

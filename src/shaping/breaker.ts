@@ -1,4 +1,5 @@
-import { replyLine, type ReplyLike } from './reply.ts';
+import type { SmtpReply } from '../bounce/smtp-reply.ts';
+import { replyLine } from './reply.ts';
 import { WindowCounter } from './sliding-window.ts';
 
 // Error-density breaker per recipient domain: when a domain has seen at least `minMessages`
@@ -14,7 +15,13 @@ export interface BreakerConfig {
   suspendMs: number;
 }
 
-export const defaultBreakerConfig: BreakerConfig = { enabled: true, minMessages: 300, errorRatio: 0.9, windowMs: 3_600_000, suspendMs: 3 * 3_600_000 };
+export const defaultBreakerConfig: BreakerConfig = {
+  enabled: true,
+  minMessages: 300,
+  errorRatio: 0.9,
+  windowMs: 3_600_000,
+  suspendMs: 3 * 3_600_000,
+};
 
 export interface Suspension {
   domain: string;
@@ -44,13 +51,18 @@ export class DomainBreaker {
   }
 
   /** Records one message outcome; returns the new suspension when this one trips the breaker. */
-  record(domain: string, ok: boolean, reply: ReplyLike | undefined, now: number): Suspension | undefined {
+  record(domain: string, ok: boolean, reply: SmtpReply | undefined, now: number): Suspension | undefined {
     if (!this.#config.enabled) return undefined;
     const key = domain.toLowerCase();
     if (this.check(key, now).kind === 'suspended') return undefined;
     let entry = this.#domains.get(key);
     if (!entry) {
-      entry = { messages: new WindowCounter(this.#config.windowMs), errors: new WindowCounter(this.#config.windowMs), samples: [], lastAt: now };
+      entry = {
+        messages: new WindowCounter(this.#config.windowMs),
+        errors: new WindowCounter(this.#config.windowMs),
+        samples: [],
+        lastAt: now,
+      };
       this.#domains.set(key, entry);
     }
     entry.lastAt = now;
@@ -69,7 +81,12 @@ export class DomainBreaker {
       domain: key,
       since: now,
       until: now + this.#config.suspendMs,
-      evidence: { messages, errors, errorRatio: Math.round((errors / messages) * 1000) / 1000, sampleReplies: [...entry.samples] },
+      evidence: {
+        messages,
+        errors,
+        errorRatio: Math.round((errors / messages) * 1000) / 1000,
+        sampleReplies: [...entry.samples],
+      },
     };
     this.#suspended.set(key, suspension);
     this.#domains.delete(key);

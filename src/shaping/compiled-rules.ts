@@ -29,11 +29,22 @@ export interface CompiledRules {
 
 const matchCacheLimit = 10_000;
 
-export function compileRules(input: { version: string; files: readonly string[]; rules: readonly MxRule[]; backoff: readonly BackoffRule[] }): CompiledRules {
-  const rules: CompiledRule[] = input.rules.map((rule, index) => ({ ...rule, index, compiledMasks: rule.masks.map(compileMask) }));
+export function compileRules(input: {
+  version: string;
+  files: readonly string[];
+  rules: readonly MxRule[];
+  backoff: readonly BackoffRule[];
+}): CompiledRules {
+  const rules: CompiledRule[] = input.rules.map((rule, index) => ({
+    ...rule,
+    index,
+    compiledMasks: rule.masks.map(compileMask),
+  }));
   const last = rules[rules.length - 1];
-  if (!last || !last.compiledMasks.some((m) => m.matchesEverything) || last.publicIds.length > 0) {
-    throw new Error('compileRules: the last rule must be the generic rule (mask "*", every public id); the loader guarantees it');
+  if (!last?.compiledMasks.some((m) => m.matchesEverything) || last.publicIds.length > 0) {
+    throw new Error(
+      'compileRules: the last rule must be the generic rule (mask "*", every public id); the loader guarantees it',
+    );
   }
   const backoff = input.backoff.map((rule) => ({ ...rule, pattern: new RegExp(rule.reply, 'i') }));
   const names = new Map(rules.map((rule) => [rule.name.toLowerCase(), rule]));
@@ -50,7 +61,10 @@ export function compileRules(input: { version: string; files: readonly string[];
       const key = `${publicId}|${host}`;
       const cached = cache.get(key);
       if (cached) return cached;
-      const found = rules.find((rule) => publicIdSelected(rule.publicIds, publicId) && rule.compiledMasks.some((m) => m.test(host))) ?? last;
+      const found =
+        rules.find(
+          (rule) => publicIdSelected(rule.publicIds, publicId) && rule.compiledMasks.some((m) => m.test(host)),
+        ) ?? last;
       if (cache.size >= matchCacheLimit) cache.clear();
       cache.set(key, found);
       return found;

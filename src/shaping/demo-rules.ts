@@ -53,16 +53,19 @@ export function observeBindings(shaper: Shaper, intervalMs = 100): { stop(): Pro
   const bound = new Map<string, BoundRule>();
   let sampling: Promise<void> = Promise.resolve();
   const sample = () => {
-    sampling = shaper.snapshot().then((snapshot) => {
-      for (const rule of snapshot.rules) {
-        if (rule.binding === 'none') continue;
-        const key = `${rule.rule}|${rule.binding}`;
-        const entry = bound.get(key) ?? { rule: rule.rule, limit: rule.binding, reason: rule.bindingReason, seen: 0 };
-        entry.seen += 1;
-        entry.reason = rule.bindingReason;
-        bound.set(key, entry);
-      }
-    }, () => undefined);
+    sampling = shaper.snapshot().then(
+      (snapshot) => {
+        for (const rule of snapshot.rules) {
+          if (rule.binding === 'none') continue;
+          const key = `${rule.rule}|${rule.binding}`;
+          const entry = bound.get(key) ?? { rule: rule.rule, limit: rule.binding, reason: rule.bindingReason, seen: 0 };
+          entry.seen += 1;
+          entry.reason = rule.bindingReason;
+          bound.set(key, entry);
+        }
+      },
+      () => undefined,
+    );
   };
   const timer = setInterval(sample, intervalMs);
   timer.unref();

@@ -1,4 +1,13 @@
-import { connectionPollMs, newLeaseId, takePermits, type ConnectionGrant, type MessageGrant, type RateLimit, type ThrottleBackend, type ThrottleSnapshot } from './throttle.ts';
+import {
+  connectionPollMs,
+  newLeaseId,
+  takePermits,
+  type ConnectionGrant,
+  type MessageGrant,
+  type RateLimit,
+  type ThrottleBackend,
+  type ThrottleSnapshot,
+} from './throttle.ts';
 
 // In-process throttle: the default for a single MTA process. Same semantics as the Redis backend.
 

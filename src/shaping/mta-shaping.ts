@@ -1,7 +1,7 @@
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { HeraldConfig, ShapingConfig } from '../config/schema.ts';
-import type { MtaShaping } from '../mta/queue-runner.ts';
+import type { MtaShaping } from '../mta/dispatch.ts';
 import type { Store } from '../store/database.ts';
 import { createShapingRuntime, type ShapingRuntime } from './runtime.ts';
 
@@ -28,7 +28,12 @@ export function createMtaShaping(options: MtaShapingOptions): MtaShapingParts {
   const { mta } = options;
   const runtime = createShapingRuntime({
     config: options.config,
-    defaults: { connectTimeoutMs: mta.connectTimeoutMs, commandTimeoutMs: mta.commandTimeoutMs, dataTimeoutMs: mta.dataTimeoutMs, opportunisticTls: mta.opportunisticTls },
+    defaults: {
+      connectTimeoutMs: mta.connectTimeoutMs,
+      commandTimeoutMs: mta.commandTimeoutMs,
+      dataTimeoutMs: mta.dataTimeoutMs,
+      opportunisticTls: mta.opportunisticTls,
+    },
     clock: options.clock,
     logger: options.logger,
     nodeId: options.nodeId,

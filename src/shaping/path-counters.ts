@@ -100,7 +100,11 @@ export class PathCounters {
         connectionsAccepted: entry.accepted.total(now),
         connectionsRefused: entry.refused.total(now),
         unreachable: entry.unreachable.total(now),
-        deferrals: { '4xx': entry.deferred4xx.total(now), '5xx': entry.failed5xx.total(now), local: entry.local.total(now) },
+        deferrals: {
+          '4xx': entry.deferred4xx.total(now),
+          '5xx': entry.failed5xx.total(now),
+          local: entry.local.total(now),
+        },
         lastActivityAt: entry.lastActivityAt,
       });
     }

@@ -16,7 +16,13 @@ export function parsePublicIds(spec: PublicIdSpec | undefined): { ranges: Public
   const parts = Array.isArray(spec) ? spec : [spec];
   const ranges: PublicIdRange[] = [];
   for (const part of parts) {
-    const pieces = typeof part === 'number' ? [String(part)] : part.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    const pieces =
+      typeof part === 'number'
+        ? [String(part)]
+        : part
+            .split(',')
+            .map((p) => p.trim())
+            .filter((p) => p !== '');
     for (const piece of pieces) {
       const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(piece);
       if (!match) return { error: `expected a public id, a range like "1-4" or a list of them (got "${piece}")` };

@@ -1,5 +1,13 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { connectionPollMs, newLeaseId, type ConnectionGrant, type MessageGrant, type RateLimit, type ThrottleBackend, type ThrottleSnapshot } from './throttle.ts';
+import {
+  connectionPollMs,
+  newLeaseId,
+  type ConnectionGrant,
+  type MessageGrant,
+  type RateLimit,
+  type ThrottleBackend,
+  type ThrottleSnapshot,
+} from './throttle.ts';
 
 // Shared throttle: every MTA process, on one machine or several, pointing at one Redis respects
 // one global limit. Each decision is one Lua script (atomic on the server, sent by EVALSHA via
@@ -79,15 +87,33 @@ return 1
 `;
 
 interface ShapingCommands {
-  heraldAcquireMessages(key: string, now: number, interval: number, burst: number, count: number): Promise<[number, number]>;
-  heraldAcquireConnection(key: string, now: number, limit: number, leaseMs: number, leaseId: string, pollMs: number): Promise<[number, number, number]>;
+  heraldAcquireMessages(
+    key: string,
+    now: number,
+    interval: number,
+    burst: number,
+    count: number,
+  ): Promise<[number, number]>;
+  heraldAcquireConnection(
+    key: string,
+    now: number,
+    limit: number,
+    leaseMs: number,
+    leaseId: string,
+    pollMs: number,
+  ): Promise<[number, number, number]>;
   heraldRenewConnection(key: string, now: number, leaseMs: number, leaseId: string): Promise<number>;
 }
 
 export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBackend {
   const prefix = options.keyPrefix ?? 'herald:shaping:';
   const callerTime = options.timeSource === 'caller';
-  const redis = new Redis(options.url, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false, ...options.redisOptions });
+  const redis = new Redis(options.url, {
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 2,
+    lazyConnect: false,
+    ...options.redisOptions,
+  });
   redis.defineCommand('heraldAcquireMessages', { numberOfKeys: 1, lua: acquireMessagesScript });
   redis.defineCommand('heraldAcquireConnection', { numberOfKeys: 1, lua: acquireConnectionScript });
   redis.defineCommand('heraldRenewConnection', { numberOfKeys: 1, lua: renewConnectionScript });
@@ -100,7 +126,14 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
     kind: 'redis',
     async acquireConnection(key, limit, leaseMs, now): Promise<ConnectionGrant> {
       const leaseId = newLeaseId();
-      const [granted, open, retryInMs] = await commands.heraldAcquireConnection(connectionKey(key), time(now), limit, leaseMs, leaseId, connectionPollMs);
+      const [granted, open, retryInMs] = await commands.heraldAcquireConnection(
+        connectionKey(key),
+        time(now),
+        limit,
+        leaseMs,
+        leaseId,
+        connectionPollMs,
+      );
       return granted === 1 ? { granted: true, leaseId, open } : { granted: false, open, retryInMs };
     },
     async renewConnection(key, leaseId, leaseMs, now) {
@@ -110,7 +143,13 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
       await redis.zrem(connectionKey(key), leaseId);
     },
     async acquireMessages(key, limit: RateLimit, count, now): Promise<MessageGrant> {
-      const [granted, retryInMs] = await commands.heraldAcquireMessages(rateKey(key), time(now), limit.periodMs / limit.perPeriod, limit.burst, count);
+      const [granted, retryInMs] = await commands.heraldAcquireMessages(
+        rateKey(key),
+        time(now),
+        limit.periodMs / limit.perPeriod,
+        limit.burst,
+        count,
+      );
       return { granted, retryInMs };
     },
     async snapshot(now): Promise<ThrottleSnapshot> {
@@ -122,7 +161,8 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
       }
       for (const key of await scanKeys(redis, `${prefix}r:*`)) {
         const value = await redis.get(key);
-        if (value !== null && Number(value) > serverNow) snapshot.rates[key.slice(prefix.length + 2)] = { bookedUntil: Number(value) };
+        if (value !== null && Number(value) > serverNow)
+          snapshot.rates[key.slice(prefix.length + 2)] = { bookedUntil: Number(value) };
       }
       return snapshot;
     },

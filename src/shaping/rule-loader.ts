@@ -3,7 +3,15 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileRules, type CompiledRules } from './compiled-rules.ts';
-import { isGenericRule, maxPackBytes, parseRulePack, type BackoffRule, type MxRule, type PackIssue, type RulePack } from './rule-pack.ts';
+import {
+  isGenericRule,
+  maxPackBytes,
+  parseRulePack,
+  type BackoffRule,
+  type MxRule,
+  type PackIssue,
+  type RulePack,
+} from './rule-pack.ts';
 
 // Layering: the shipped pack first, then the configured packs, then the site directory's *.yaml
 // files in name order. A later rule with an existing name replaces it in place; a new rule is
@@ -67,10 +75,15 @@ export function loadRuleTexts(texts: ReadonlyArray<{ file: string; text: string 
   if ('issues' in layered) return { ok: false, issues: layered.issues };
   const hash = createHash('sha256');
   for (const { file, text } of texts) hash.update(file).update('\0').update(text).update('\0');
-  return { ok: true, rules: compileRules({ version: hash.digest('hex').slice(0, 12), files: texts.map((t) => t.file), ...layered }) };
+  return {
+    ok: true,
+    rules: compileRules({ version: hash.digest('hex').slice(0, 12), files: texts.map((t) => t.file), ...layered }),
+  };
 }
 
-export function layerRulePacks(packs: readonly RulePack[]): { rules: MxRule[]; backoff: BackoffRule[] } | { issues: PackIssue[] } {
+export function layerRulePacks(
+  packs: readonly RulePack[],
+): { rules: MxRule[]; backoff: BackoffRule[] } | { issues: PackIssue[] } {
   const rules: MxRule[] = [];
   const backoff: BackoffRule[] = [];
   for (const pack of packs) {
@@ -91,12 +104,31 @@ export function layerRulePacks(packs: readonly RulePack[]): { rules: MxRule[]; b
   const last = rules[rules.length - 1];
   if (!last || !isGenericRule(last)) {
     const file = packs[packs.length - 1]?.file ?? '(no rule files)';
-    return { issues: [{ file, line: 1, path: 'rules', message: 'no generic rule: the layered rules must end with a rule of mask "*" for every public id, so every MX host has limits' }] };
+    return {
+      issues: [
+        {
+          file,
+          line: 1,
+          path: 'rules',
+          message:
+            'no generic rule: the layered rules must end with a rule of mask "*" for every public id, so every MX host has limits',
+        },
+      ],
+    };
   }
   const shadowing = rules.findIndex(isGenericRule);
   if (shadowing !== rules.length - 1) {
     const rule = rules[shadowing]!;
-    return { issues: [{ file: rule.source.file, line: rule.source.line, path: 'rules', message: `rule "${rule.name}" matches every MX host, so the rules after it could never match` }] };
+    return {
+      issues: [
+        {
+          file: rule.source.file,
+          line: rule.source.line,
+          path: 'rules',
+          message: `rule "${rule.name}" matches every MX host, so the rules after it could never match`,
+        },
+      ],
+    };
   }
   return { rules, backoff };
 }

@@ -78,20 +78,28 @@ const positiveInteger = (max: number) =>
     .max(max, `expected at most ${max}`);
 
 const duration = z.union([z.number(), z.string()]).superRefine((value, ctx) => {
-  if (parseDuration(value) === undefined) ctx.addIssue({ code: 'custom', message: 'expected a duration: seconds, or a number with ms, s, m or h (e.g. "30s")' });
+  if (parseDuration(value) === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected a duration: seconds, or a number with ms, s, m or h (e.g. "30s")',
+    });
 });
 
-const name = z.string({ required_error: 'is required' }).regex(/^[a-z0-9][a-z0-9._-]{0,63}$/i, 'expected a name of letters, digits, ".", "_" or "-" (at most 64)');
+const name = z
+  .string({ required_error: 'is required' })
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/i, 'expected a name of letters, digits, ".", "_" or "-" (at most 64)');
 
 const mask = z.string().superRefine((value, ctx) => {
   const problem = checkMask(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-const publicIds = z.union([z.number(), z.string(), z.array(z.union([z.number(), z.string()]))]).superRefine((value, ctx) => {
-  const parsed = parsePublicIds(value);
-  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
-});
+const publicIds = z
+  .union([z.number(), z.string(), z.array(z.union([z.number(), z.string()]))])
+  .superRefine((value, ctx) => {
+    const parsed = parsePublicIds(value);
+    if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+  });
 
 const ruleSchema = z
   .object({
@@ -104,7 +112,10 @@ const ruleSchema = z
     maxMessagesPerHour: positiveInteger(100_000_000),
     maxMessagesPerConnection: positiveInteger(1_000_000).default(100),
     burst: positiveInteger(1_000_000).optional(),
-    timeouts: z.object({ connect: duration.optional(), command: duration.optional(), data: duration.optional() }).strict().default({}),
+    timeouts: z
+      .object({ connect: duration.optional(), command: duration.optional(), data: duration.optional() })
+      .strict()
+      .default({}),
     tls: z.enum(['default', 'disabled', 'opportunistic', 'required']).default('default'),
   })
   .strict();
@@ -122,11 +133,17 @@ const backoffSchema = z
           ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${(error as Error).message}` });
         }
       }),
-    factor: z.number({ invalid_type_error: 'expected a number between 0 and 1' }).gt(0, 'expected a number between 0 and 1').lt(1, 'expected a number between 0 and 1'),
+    factor: z
+      .number({ invalid_type_error: 'expected a number between 0 and 1' })
+      .gt(0, 'expected a number between 0 and 1')
+      .lt(1, 'expected a number between 0 and 1'),
     duration,
     threshold: positiveInteger(1_000_000).default(1),
     window: duration.default('10m'),
-    limits: z.array(z.enum(['rate', 'connections'])).min(1, 'expected rate, connections or both').default(['rate']),
+    limits: z
+      .array(z.enum(['rate', 'connections']))
+      .min(1, 'expected rate, connections or both')
+      .default(['rate']),
   })
   .strict();
 
@@ -140,24 +157,37 @@ const packSchema = z
 
 /** Parses and validates one pack. `file` is only used in messages and positions. */
 export function parseRulePack(text: string, file: string): PackResult {
-  if (Buffer.byteLength(text, 'utf8') > maxPackBytes) return fail(file, 1, '(file)', `a rule pack is at most ${maxPackBytes} bytes`);
+  if (Buffer.byteLength(text, 'utf8') > maxPackBytes)
+    return fail(file, 1, '(file)', `a rule pack is at most ${maxPackBytes} bytes`);
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   if (document.errors.length > 0) {
     return {
       ok: false,
-      issues: document.errors.map((error) => ({ file, line: lineCounter.linePos(error.pos[0]).line, path: '(yaml)', message: error.message.split('\n')[0]! })),
+      issues: document.errors.map((error) => ({
+        file,
+        line: lineCounter.linePos(error.pos[0]).line,
+        path: '(yaml)',
+        message: error.message.split('\n')[0]!,
+      })),
     };
   }
   const raw = document.toJS() ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) return fail(file, 1, '(root)', 'expected a mapping with a `rules` list');
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    return fail(file, 1, '(root)', 'expected a mapping with a `rules` list');
   const parsed = packSchema.safeParse(raw);
   const lineOf = (path: Array<string | number>) => lineOfPath(document, lineCounter, path);
   const issues: PackIssue[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) issues.push({ file, line: lineOf([...issue.path, key]), path: formatPath([...issue.path, key]), message: 'unknown key' });
+        for (const key of issue.keys)
+          issues.push({
+            file,
+            line: lineOf([...issue.path, key]),
+            path: formatPath([...issue.path, key]),
+            message: 'unknown key',
+          });
       } else {
         issues.push({ file, line: lineOf(issue.path), path: formatPath(issue.path), message: issue.message });
       }
@@ -209,15 +239,33 @@ function checkPackConsistency(pack: RulePack): PackIssue[] {
   const seen = new Map<string, number>();
   pack.rules.forEach((rule, index) => {
     const previous = seen.get(rule.name.toLowerCase());
-    if (previous !== undefined) issues.push(issue(pack.file, rule.source.line, `rules[${index}].name`, `duplicate rule name "${rule.name}" (first at rules[${previous}])`));
+    if (previous !== undefined)
+      issues.push(
+        issue(
+          pack.file,
+          rule.source.line,
+          `rules[${index}].name`,
+          `duplicate rule name "${rule.name}" (first at rules[${previous}])`,
+        ),
+      );
     else seen.set(rule.name.toLowerCase(), index);
     if (isGenericRule(rule) && index !== pack.rules.length - 1) {
-      issues.push(issue(pack.file, rule.source.line, `rules[${index}].mask`, 'the generic rule (mask "*") must be the last rule: rules after it can never match'));
+      issues.push(
+        issue(
+          pack.file,
+          rule.source.line,
+          `rules[${index}].mask`,
+          'the generic rule (mask "*") must be the last rule: rules after it can never match',
+        ),
+      );
     }
   });
   const backoffNames = new Set<string>();
   pack.backoff.forEach((rule, index) => {
-    if (backoffNames.has(rule.name.toLowerCase())) issues.push(issue(pack.file, rule.source.line, `backoff[${index}].name`, `duplicate backoff name "${rule.name}"`));
+    if (backoffNames.has(rule.name.toLowerCase()))
+      issues.push(
+        issue(pack.file, rule.source.line, `backoff[${index}].name`, `duplicate backoff name "${rule.name}"`),
+      );
     backoffNames.add(rule.name.toLowerCase());
   });
   return issues;
@@ -251,7 +299,9 @@ function lineOfPath(document: Document, lineCounter: LineCounter, path: Array<st
   let offset = (node as Node | null)?.range?.[0] ?? 0;
   for (const part of path) {
     if (isMap(node)) {
-      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(part));
+      const pair = node.items.find(
+        (item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(part),
+      );
       if (!pair) break;
       offset = (pair.key as Node).range?.[0] ?? offset;
       node = pair.value;

@@ -46,16 +46,28 @@ export interface RulesWatcher {
 }
 
 /** Polls the rule files every `intervalMs` (1 s by default: a reload takes effect within a second or so). */
-export function watchRules(options: { holder: RulesHolder; sources: RuleSources; intervalMs: number; logger?: Logger }): RulesWatcher {
+export function watchRules(options: {
+  holder: RulesHolder;
+  sources: RuleSources;
+  intervalMs: number;
+  logger?: Logger;
+}): RulesWatcher {
   let signature = rulesSignature(options.sources);
   const check = (): ReloadOutcome | undefined => {
     const next = rulesSignature(options.sources);
     if (next === signature) return undefined;
     signature = next;
     const outcome = reloadRules(options.holder, options.sources);
-    if (outcome.kind === 'reloaded') options.logger?.info({ event: 'shaping.rules_reloaded', version: outcome.version, previousVersion: outcome.previousVersion }, `MX rules reloaded (version ${outcome.version})`);
+    if (outcome.kind === 'reloaded')
+      options.logger?.info(
+        { event: 'shaping.rules_reloaded', version: outcome.version, previousVersion: outcome.previousVersion },
+        `MX rules reloaded (version ${outcome.version})`,
+      );
     if (outcome.kind === 'rejected') {
-      options.logger?.error({ event: 'shaping.rules_rejected', issues: outcome.issues.map(formatIssue) }, `MX rules not reloaded, keeping version ${outcome.version}: ${outcome.issues.map(formatIssue).join('; ')}`);
+      options.logger?.error(
+        { event: 'shaping.rules_rejected', issues: outcome.issues.map(formatIssue) },
+        `MX rules not reloaded, keeping version ${outcome.version}: ${outcome.issues.map(formatIssue).join('; ')}`,
+      );
     }
     return outcome;
   };

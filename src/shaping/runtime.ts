@@ -40,11 +40,19 @@ export interface CreateShapingOptions {
 
 export function createShapingRuntime(options: CreateShapingOptions): ShapingRuntime {
   const { config } = options;
-  const sources: RuleSources = { rulesFiles: config.rulesFiles, ...(config.siteRulesDir ? { siteRulesDir: config.siteRulesDir } : {}) };
+  const sources: RuleSources = {
+    rulesFiles: config.rulesFiles,
+    ...(config.siteRulesDir ? { siteRulesDir: config.siteRulesDir } : {}),
+  };
   const loaded = loadRuleFiles(ruleFilesFor(sources));
-  if (!loaded.ok) throw new AppError('RULES_INVALID', `MX rules do not validate:\n${loaded.issues.map(formatIssue).join('\n')}`, { details: { issues: loaded.issues } });
+  if (!loaded.ok)
+    throw new AppError('RULES_INVALID', `MX rules do not validate:\n${loaded.issues.map(formatIssue).join('\n')}`, {
+      details: { issues: loaded.issues },
+    });
   const rules = new RulesHolder(loaded.rules);
-  const backend = config.redisUrl ? createRedisThrottle({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix }) : createMemoryThrottle();
+  const backend = config.redisUrl
+    ? createRedisThrottle({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix })
+    : createMemoryThrottle();
   const shaper = new Shaper({
     rules,
     backend,
@@ -71,12 +79,14 @@ export function createShapingRuntime(options: CreateShapingOptions): ShapingRunt
   const writeSnapshot = async (): Promise<void> => {
     if (!options.store) return;
     const snapshot = await shaper.snapshot();
-    await writeShapingSnapshot(options.store.db, snapshot);
+    await writeShapingSnapshot(options.store, snapshot);
   };
   const tick = () => {
     if (writing) return; // a slow database must not pile up writes
     writing = writeSnapshot()
-      .catch((error: unknown) => options.logger.warn({ err: error, event: 'shaping.snapshot_failed' }, 'shaping snapshot not written'))
+      .catch((error: unknown) =>
+        options.logger.warn({ err: error, event: 'shaping.snapshot_failed' }, 'shaping snapshot not written'),
+      )
       .finally(() => {
         writing = undefined;
       });

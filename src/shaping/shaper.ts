@@ -4,7 +4,9 @@ import { BackoffTracker, defaultBackoffConfig, type BackoffConfig, type BackoffE
 import { defaultBreakerConfig, DomainBreaker, type BreakerConfig, type DomainCheck } from './breaker.ts';
 import type { CompiledRule, RulesHolder } from './compiled-rules.ts';
 import { PathCounters, pathIdOf, type ConnectionOutcome, type PathRef } from './path-counters.ts';
-import { isDomainError, replyClass, type ReplyLike, type VerdictLike } from './reply.ts';
+import type { SmtpReply } from '../bounce/smtp-reply.ts';
+import type { Verdict } from '../bounce/types.ts';
+import { isDomainError, replyClass } from './reply.ts';
 import { buildSnapshot, type BindingLimit, type ShapingSnapshot } from './snapshot.ts';
 import { hourMs, rateLimit, type ThrottleBackend } from './throttle.ts';
 
@@ -141,7 +143,12 @@ export class Shaper {
       return { kind: 'wait', retryInMs: grant.retryInMs, limit: 'maxConnections', open: grant.open, max };
     }
     this.counters.connectionOpened(rule.name, path, now);
-    return { kind: 'granted', lease: { key, leaseId: grant.leaseId, rule: rule.name, path: { ...path }, acquiredAt: now }, open: grant.open, max };
+    return {
+      kind: 'granted',
+      lease: { key, leaseId: grant.leaseId, rule: rule.name, path: { ...path }, acquiredAt: now },
+      open: grant.open,
+      max,
+    };
   }
 
   /** Keeps a long session's lease alive; call every leaseMs/2 or on each message. */
@@ -163,15 +170,26 @@ export class Shaper {
     const rule = this.ruleFor(path.mxHost, path.publicId);
     const rateKey = this.rateKeyFor(rule, path.publicId, path.mxHost);
     const perPeriod = this.effectiveRate(rule, path.publicId, path.mxHost, now);
-    const grant = await this.backend.acquireMessages(rateKey, rateLimit(perPeriod, this.#periodMs, rule.burst), count, now);
+    const grant = await this.backend.acquireMessages(
+      rateKey,
+      rateLimit(perPeriod, this.#periodMs, rule.burst),
+      count,
+      now,
+    );
     if (grant.granted >= count) return { granted: grant.granted, retryInMs: 0 };
-    this.#denied.set(pathIdOf(rule.name, path), { limit: this.backoff.factors(rateKey, now).rate < 1 ? 'backoff' : 'maxMessagesPerHour', at: now });
+    this.#denied.set(pathIdOf(rule.name, path), {
+      limit: this.backoff.factors(rateKey, now).rate < 1 ? 'backoff' : 'maxMessagesPerHour',
+      at: now,
+    });
     return { granted: grant.granted, retryInMs: grant.retryInMs, limit: 'maxMessagesPerHour' };
   }
 
   /** maxMessagesPerHour after backoffs, for the path's rate key. */
   effectiveRate(rule: CompiledRule, publicId: number, mxHost: string, now = this.#options.clock.now()): number {
-    return Math.max(1, rule.maxMessagesPerHour * this.backoff.factors(this.rateKeyFor(rule, publicId, mxHost), now).rate);
+    return Math.max(
+      1,
+      rule.maxMessagesPerHour * this.backoff.factors(this.rateKeyFor(rule, publicId, mxHost), now).rate,
+    );
   }
 
   /** Before sending to a domain: suspended domains stay pending until the breaker closes. */
@@ -180,7 +198,7 @@ export class Shaper {
   }
 
   /** Outcome of a connection attempt; a greeting/EHLO reply (421 too many connections) feeds backoff. */
-  recordConnection(path: PathRef, outcome: ConnectionOutcome, reply?: ReplyLike): void {
+  recordConnection(path: PathRef, outcome: ConnectionOutcome, reply?: SmtpReply): void {
     const now = this.#options.clock.now();
     const rule = this.ruleFor(path.mxHost, path.publicId);
     this.counters.recordConnection(rule.name, path, outcome, now);
@@ -189,14 +207,18 @@ export class Shaper {
 
   /** The final reply for one message on this path (2xx sent, 4xx deferred, 5xx failed), with the
    *  bounce qualification of a failed one (the breaker reads its category, see isDomainError). */
-  recordReply(path: PathRef, domain: string, reply: ReplyLike, verdict?: VerdictLike): void {
+  recordReply(path: PathRef, domain: string, reply: SmtpReply, verdict?: Verdict): void {
     const now = this.#options.clock.now();
     const rule = this.ruleFor(path.mxHost, path.publicId);
     const kind = replyClass(reply);
     this.counters.recordMessage(rule.name, path, kind, now);
     const ok = !isDomainError(reply, verdict);
     const suspension = this.breaker.record(domain, ok, ok ? undefined : reply, now);
-    if (suspension) this.#options.logger?.warn({ event: 'shaping.domain_suspended', ...suspension }, `domain ${suspension.domain} suspended by the error-density breaker`);
+    if (suspension)
+      this.#options.logger?.warn(
+        { event: 'shaping.domain_suspended', ...suspension },
+        `domain ${suspension.domain} suspended by the error-density breaker`,
+      );
     if (kind !== '2xx') this.#observeBackoff(rule, path, reply, now);
   }
 
@@ -239,8 +261,13 @@ export class Shaper {
     return Math.max(1, Math.floor(rule.maxConnections * factor));
   }
 
-  #observeBackoff(rule: CompiledRule, path: PathRef, reply: ReplyLike, now: number): void {
-    const events = this.backoff.observe(this.rateKeyFor(rule, path.publicId, path.mxHost), reply, this.rules.current().backoff, now);
+  #observeBackoff(rule: CompiledRule, path: PathRef, reply: SmtpReply, now: number): void {
+    const events = this.backoff.observe(
+      this.rateKeyFor(rule, path.publicId, path.mxHost),
+      reply,
+      this.rules.current().backoff,
+      now,
+    );
     for (const event of events) this.#logBackoff(event);
   }
 

@@ -86,17 +86,33 @@ export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
     const rule = input.rules.byName(stats.rule);
     if (!rule) continue; // rule removed by a reload: its counters age out
     const rateKey = input.rateKeyFor(rule, stats.publicId, stats.mxHost);
-    const limits = limitsOf(rule, input.effectiveRate(rule, stats.publicId, stats.mxHost), input.maxConnections(rule, stats.publicId, stats.mxHost));
+    const limits = limitsOf(
+      rule,
+      input.effectiveRate(rule, stats.publicId, stats.mxHost),
+      input.maxConnections(rule, stats.publicId, stats.mxHost),
+    );
     const denied = input.denied.get(stats.pathId);
     const waiting = input.waiting.get(stats.pathId);
     const backoffs = input.backoffs.filter((b) => b.key === rateKey);
-    const binding = bindingOf({ open: stats.openConnections, messages: stats.messages, limits, denied, backoffs, now: input.now });
+    const binding = bindingOf({
+      open: stats.openConnections,
+      messages: stats.messages,
+      limits,
+      denied,
+      backoffs,
+      now: input.now,
+      rule: rule.name,
+      scope: rateScope(rule),
+    });
     paths.push({
       ...stats,
       nodeId: input.nodeId,
       rateKey,
       limits,
-      load: { connections: ratio(stats.openConnections, limits.maxConnections), messagesPerHour: ratio(stats.messages, limits.maxMessagesPerHour) },
+      load: {
+        connections: ratio(stats.openConnections, limits.maxConnections),
+        messagesPerHour: ratio(stats.messages, limits.maxMessagesPerHour),
+      },
       waiting: waiting && input.now - waiting.at <= recentMs ? waiting.count : 0,
       ...binding,
     });
@@ -124,26 +140,55 @@ export function bindingOf(input: {
   denied?: { limit: BindingLimit; at: number } | undefined;
   backoffs: readonly ActiveBackoff[];
   now: number;
+  /** The rule, and what its hourly rate is counted per ("MX host"), for the pace in words. */
+  rule?: string;
+  scope?: string;
 }): { binding: BindingLimit; bindingReason: string } {
   const { limits, backoffs } = input;
-  const backoffText = backoffs.map((b) => `${b.rule} x${b.factor} until ${new Date(b.until).toISOString()} (${b.evidence.matches} replies like "${b.evidence.replies[0] ?? ''}")`).join('; ');
+  const backoffText = backoffs
+    .map(
+      (b) =>
+        `${b.rule} x${b.factor} until ${new Date(b.until).toISOString()} (${b.evidence.matches} replies like "${b.evidence.replies[0] ?? ''}")`,
+    )
+    .join('; ');
   const recentDenial = input.denied && input.now - input.denied.at <= recentMs ? input.denied.limit : undefined;
   const atConnections = input.open >= limits.maxConnections;
   const atRate = input.messages >= limits.maxMessagesPerHour * nearLimit;
   if (recentDenial === 'maxConnections' || (!recentDenial && atConnections)) {
-    const reduced = limits.maxConnections < limits.configuredMaxConnections ? ` (reduced from ${limits.configuredMaxConnections} by backoff: ${backoffText})` : '';
-    return { binding: 'maxConnections', bindingReason: `${input.open}/${limits.maxConnections} connections open${reduced}` };
+    const reduced =
+      limits.maxConnections < limits.configuredMaxConnections
+        ? ` (reduced from ${limits.configuredMaxConnections} by backoff: ${backoffText})`
+        : '';
+    return {
+      binding: 'maxConnections',
+      bindingReason: `${input.open}/${limits.maxConnections} connections open${reduced}`,
+    };
   }
-  if (recentDenial === 'backoff' || ((recentDenial === 'maxMessagesPerHour' || atRate) && limits.maxMessagesPerHour < limits.configuredMaxMessagesPerHour)) {
-    return { binding: 'backoff', bindingReason: `rate ${Math.round(limits.maxMessagesPerHour)}/h instead of ${limits.configuredMaxMessagesPerHour}/h: ${backoffText}` };
+  if (
+    recentDenial === 'backoff' ||
+    ((recentDenial === 'maxMessagesPerHour' || atRate) &&
+      limits.maxMessagesPerHour < limits.configuredMaxMessagesPerHour)
+  ) {
+    return {
+      binding: 'backoff',
+      bindingReason: `rate ${Math.round(limits.maxMessagesPerHour)}/h instead of ${limits.configuredMaxMessagesPerHour}/h: ${backoffText}`,
+    };
   }
   if (recentDenial === 'maxMessagesPerHour' || atRate) {
-    return { binding: 'maxMessagesPerHour', bindingReason: `${input.messages}/${limits.maxMessagesPerHour} messages in the last hour (smoothed: one every ${Math.round(3_600_000 / limits.maxMessagesPerHour)} ms)` };
+    return {
+      binding: 'maxMessagesPerHour',
+      // The rate is smoothed, so the pace binds long before the hour's count nears the limit.
+      bindingReason: `pacing ${pace(limits.maxMessagesPerHour)} msg/s per ${input.scope ?? 'rate key'}: ${input.rule ? `rule ${input.rule}, ` : ''}maxMessagesPerHour ${Math.round(limits.maxMessagesPerHour)} (one message every ${Math.round(3_600_000 / limits.maxMessagesPerHour)} ms; ${input.messages} in the last hour)`,
+    };
   }
   return { binding: 'none', bindingReason: 'below every limit' };
 }
 
-function aggregateRules(paths: readonly PathSnapshot[], rules: CompiledRules, backoffs: readonly ActiveBackoff[]): RuleSnapshot[] {
+function aggregateRules(
+  paths: readonly PathSnapshot[],
+  rules: CompiledRules,
+  backoffs: readonly ActiveBackoff[],
+): RuleSnapshot[] {
   const byKey = new Map<string, PathSnapshot[]>();
   for (const path of paths) byKey.set(path.rateKey, [...(byKey.get(path.rateKey) ?? []), path]);
   const out: RuleSnapshot[] = [];
@@ -175,7 +220,9 @@ function aggregateRules(paths: readonly PathSnapshot[], rules: CompiledRules, ba
 
 const severity: Record<BindingLimit, number> = { none: 0, maxConnections: 1, maxMessagesPerHour: 2, backoff: 3 };
 
-export function mostSevere<T extends { binding: BindingLimit; bindingReason: string }>(items: readonly T[]): { binding: BindingLimit; bindingReason: string } {
+export function mostSevere<T extends { binding: BindingLimit; bindingReason: string }>(
+  items: readonly T[],
+): { binding: BindingLimit; bindingReason: string } {
   let best: { binding: BindingLimit; bindingReason: string } = { binding: 'none', bindingReason: 'below every limit' };
   for (const item of items) if (severity[item.binding] > severity[best.binding]) best = item;
   return { binding: best.binding, bindingReason: best.bindingReason };
@@ -189,6 +236,17 @@ function limitsOf(rule: CompiledRule, rate: number, maxConnections: number): Lim
     configuredMaxConnections: rule.maxConnections,
     configuredMaxMessagesPerHour: rule.maxMessagesPerHour,
   };
+}
+
+/** Messages per second of an hourly rate, two decimals (3000/h → 0.83). */
+function pace(perHour: number): string {
+  return (Math.round((perHour / 3600) * 100) / 100).toString();
+}
+
+/** What a rule's hourly rate is counted per, in an operator's words. */
+function rateScope(rule: CompiledRule): string {
+  if (rule.perMxHost) return 'MX host';
+  return rule.shared ? 'rule (every source address together)' : 'public id';
 }
 
 function ratio(value: number, limit: number): number {

@@ -16,12 +16,23 @@ export interface MxStatsView {
   sharedConnections?: Record<string, number>;
 }
 
-export function mergeSnapshots(snapshots: readonly ShapingSnapshot[], now: number, sharedConnections?: Record<string, number>): MxStatsView {
+export function mergeSnapshots(
+  snapshots: readonly ShapingSnapshot[],
+  now: number,
+  sharedConnections?: Record<string, number>,
+): MxStatsView {
   const rules = new Map<string, Array<RuleSnapshot & { nodeId: string }>>();
-  for (const snapshot of snapshots) for (const rule of snapshot.rules) rules.set(rule.rateKey, [...(rules.get(rule.rateKey) ?? []), { ...rule, nodeId: snapshot.nodeId }]);
+  for (const snapshot of snapshots)
+    for (const rule of snapshot.rules)
+      rules.set(rule.rateKey, [...(rules.get(rule.rateKey) ?? []), { ...rule, nodeId: snapshot.nodeId }]);
   return {
     takenAt: now,
-    nodes: snapshots.map((s) => ({ nodeId: s.nodeId, takenAt: s.takenAt, rulesVersion: s.rulesVersion, backend: s.backend })),
+    nodes: snapshots.map((s) => ({
+      nodeId: s.nodeId,
+      takenAt: s.takenAt,
+      rulesVersion: s.rulesVersion,
+      backend: s.backend,
+    })),
     rules: [...rules.values()]
       .map((members) => {
         const first = members[0]!;
@@ -32,14 +43,21 @@ export function mergeSnapshots(snapshots: readonly ShapingSnapshot[], now: numbe
           openConnections: members.reduce((sum, r) => sum + r.openConnections, 0),
           messages,
           waiting: members.reduce((sum, r) => sum + r.waiting, 0),
-          load: { messagesPerHour: first.limits.maxMessagesPerHour > 0 ? Math.round((messages / first.limits.maxMessagesPerHour) * 1000) / 1000 : 0 },
+          load: {
+            messagesPerHour:
+              first.limits.maxMessagesPerHour > 0
+                ? Math.round((messages / first.limits.maxMessagesPerHour) * 1000) / 1000
+                : 0,
+          },
           ...mostSevere(members),
           backoffs: [...new Set(members.flatMap((r) => r.backoffs))],
           nodes: members.map((r) => r.nodeId),
         };
       })
       .sort((a, b) => a.rateKey.localeCompare(b.rateKey)),
-    paths: snapshots.flatMap((s) => s.paths).sort((a, b) => a.pathId.localeCompare(b.pathId) || a.nodeId.localeCompare(b.nodeId)),
+    paths: snapshots
+      .flatMap((s) => s.paths)
+      .sort((a, b) => a.pathId.localeCompare(b.pathId) || a.nodeId.localeCompare(b.nodeId)),
     backoffs: snapshots.flatMap((s) => s.backoffs.map((b) => ({ ...b, nodeId: s.nodeId }))),
     suspensions: snapshots.flatMap((s) => s.suspensions.map((x) => ({ ...x, nodeId: s.nodeId }))),
     ...(sharedConnections ? { sharedConnections } : {}),
@@ -48,41 +66,75 @@ export function mergeSnapshots(snapshots: readonly ShapingSnapshot[], now: numbe
 
 export function formatStatsView(view: MxStatsView): string[] {
   const lines: string[] = [];
-  if (view.nodes.length === 0) return ['no shaping snapshot: no MTA has run recently (snapshots are written every shaping.statsIntervalMs while sending)'];
-  for (const node of view.nodes) lines.push(`node ${node.nodeId}: rules ${node.rulesVersion}, ${node.backend} throttle, snapshot ${ago(view.takenAt - node.takenAt)}`);
+  if (view.nodes.length === 0)
+    return [
+      'no shaping snapshot: no MTA has run recently (snapshots are written every shaping.statsIntervalMs while sending)',
+    ];
+  for (const node of view.nodes)
+    lines.push(
+      `node ${node.nodeId}: rules ${node.rulesVersion}, ${node.backend} throttle, snapshot ${ago(view.takenAt - node.takenAt)}`,
+    );
   lines.push('', 'per rule (rate key = rule|scope):');
-  lines.push(...table(
-    ['RATE KEY', 'CONN', 'MSG/H', 'LOAD', 'WAITING', 'BINDING', 'WHY'],
-    view.rules.map((r) => [r.rateKey, `${r.openConnections}`, `${r.messages}/${Math.round(r.limits.maxMessagesPerHour)}`, percent(r.load.messagesPerHour), `${r.waiting}`, r.binding, r.bindingReason]),
-  ));
+  lines.push(
+    ...table(
+      ['RATE KEY', 'CONNECTIONS', 'MSG/H', 'OF HOURLY', 'WAITING', 'BINDING', 'WHY'],
+      view.rules.map((r) => [
+        r.rateKey,
+        `${r.openConnections} open`,
+        `${r.messages}/${Math.round(r.limits.maxMessagesPerHour)}`,
+        percent(r.load.messagesPerHour),
+        `${r.waiting}`,
+        r.binding,
+        r.bindingReason,
+      ]),
+    ),
+  );
   lines.push('', 'per path (rule|public id|MX IP):');
-  lines.push(...table(
-    ['PATH', 'NODE', 'CONN', 'MSG/H', 'ACCEPTED', 'REFUSED', 'UNREACH', '4XX', '5XX', 'WAITING', 'BINDING'],
-    view.paths.map((p) => [
-      p.pathId,
-      p.nodeId,
-      `${p.openConnections}/${p.limits.maxConnections}`,
-      `${p.messages}/${Math.round(p.limits.maxMessagesPerHour)}`,
-      `${p.connectionsAccepted}`,
-      `${p.connectionsRefused}`,
-      `${p.unreachable}`,
-      `${p.deferrals['4xx']}`,
-      `${p.deferrals['5xx']}`,
-      `${p.waiting}`,
-      p.binding,
-    ]),
-  ));
+  lines.push(
+    ...table(
+      [
+        'PATH',
+        'NODE',
+        'CONNECTIONS',
+        'MSG/H',
+        'CONN ACCEPTED',
+        'CONN REFUSED',
+        'UNREACH',
+        '4XX',
+        '5XX',
+        'WAITING',
+        'BINDING',
+      ],
+      view.paths.map((p) => [
+        p.pathId,
+        p.nodeId,
+        `${p.openConnections}/${p.limits.maxConnections} open`,
+        `${p.messages}/${Math.round(p.limits.maxMessagesPerHour)}`,
+        `${p.connectionsAccepted}`,
+        `${p.connectionsRefused}`,
+        `${p.unreachable}`,
+        `${p.deferrals['4xx']}`,
+        `${p.deferrals['5xx']}`,
+        `${p.waiting}`,
+        p.binding,
+      ]),
+    ),
+  );
   if (view.sharedConnections) {
     lines.push('', 'connections open across all nodes (Redis):');
     for (const [key, open] of Object.entries(view.sharedConnections).sort()) lines.push(`  ${key}  ${open}`);
   }
   lines.push('', view.backoffs.length === 0 ? 'backoffs: none' : 'backoffs:');
   for (const b of view.backoffs) {
-    lines.push(`  ${b.key} [${b.nodeId}] ${b.rule}: ${b.limits.join('+')} x${b.factor} since ${iso(b.since)} until ${iso(b.until)}; ${b.evidence.matches} matching replies (${iso(b.evidence.firstAt)}..${iso(b.evidence.lastAt)}), e.g. "${b.evidence.replies[0] ?? ''}"`);
+    lines.push(
+      `  ${b.key} [${b.nodeId}] ${b.rule}: ${b.limits.join('+')} x${b.factor} since ${iso(b.since)} until ${iso(b.until)}; ${b.evidence.matches} matching replies (${iso(b.evidence.firstAt)}..${iso(b.evidence.lastAt)}), e.g. "${b.evidence.replies[0] ?? ''}"`,
+    );
   }
   lines.push(view.suspensions.length === 0 ? 'suspended domains: none' : 'suspended domains:');
   for (const s of view.suspensions) {
-    lines.push(`  ${s.domain} [${s.nodeId}] until ${iso(s.until)}: ${s.evidence.errors} errors in ${s.evidence.messages} messages (${percent(s.evidence.errorRatio)}), e.g. "${s.evidence.sampleReplies[0] ?? ''}"`);
+    lines.push(
+      `  ${s.domain} [${s.nodeId}] until ${iso(s.until)}: ${s.evidence.errors} errors in ${s.evidence.messages} messages (${percent(s.evidence.errorRatio)}), e.g. "${s.evidence.sampleReplies[0] ?? ''}"`,
+    );
   }
   return lines;
 }
@@ -90,7 +142,8 @@ export function formatStatsView(view: MxStatsView): string[] {
 function table(header: string[], rows: string[][]): string[] {
   if (rows.length === 0) return ['  (none)'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const render = (cells: string[]) => `  ${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`;
+  const render = (cells: string[]) =>
+    `  ${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`;
   return [render(header), ...rows.map(render)];
 }
 

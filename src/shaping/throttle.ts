@@ -13,7 +13,9 @@ export interface RateLimit {
   burst: number;
 }
 
-export type ConnectionGrant = { granted: true; leaseId: string; open: number } | { granted: false; open: number; retryInMs: number };
+export type ConnectionGrant =
+  | { granted: true; leaseId: string; open: number }
+  | { granted: false; open: number; retryInMs: number };
 
 export interface MessageGrant {
   /** How many of the requested permits were granted (0..count). */
@@ -63,7 +65,12 @@ export function rateLimit(perPeriod: number, periodMs = hourMs, burst?: number):
  * `tat` up to which the rate is already booked. A permit costs one emission interval
  * T = period / perPeriod; permits are granted while tat stays within burst × T of now.
  */
-export function takePermits(tat: number | undefined, now: number, limit: RateLimit, count: number): { granted: number; tat: number; retryInMs: number } {
+export function takePermits(
+  tat: number | undefined,
+  now: number,
+  limit: RateLimit,
+  count: number,
+): { granted: number; tat: number; retryInMs: number } {
   const interval = limit.periodMs / limit.perPeriod;
   const start = tat === undefined || tat < now ? now : tat;
   const capacity = Math.floor((now + limit.burst * interval - start) / interval + 1e-9);

@@ -43,7 +43,9 @@ describe('DataEndScanner', () => {
 
 describe('messageFromDataBytes', () => {
   it('drops the terminator and undoes dot-stuffing', () => {
-    expect(messageFromDataBytes(Buffer.from('..a\r\nb\r\n..\r\n...c\r\n.\r\n')).toString()).toBe('.a\r\nb\r\n.\r\n..c\r\n');
+    expect(messageFromDataBytes(Buffer.from('..a\r\nb\r\n..\r\n...c\r\n.\r\n')).toString()).toBe(
+      '.a\r\nb\r\n.\r\n..c\r\n',
+    );
     expect(messageFromDataBytes(Buffer.from('.\r\n')).toString()).toBe('');
   });
 });

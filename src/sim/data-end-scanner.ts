@@ -24,7 +24,10 @@ export class DataEndScanner {
     if (inside >= 0) return inside + TERMINATOR.length;
     const keep = TERMINATOR.length - 1;
     const rest = chunk.length - from;
-    this.tail = rest >= keep ? Buffer.from(chunk.subarray(chunk.length - keep)) : joined.subarray(Math.max(0, joined.length - keep));
+    this.tail =
+      rest >= keep
+        ? Buffer.from(chunk.subarray(chunk.length - keep))
+        : joined.subarray(Math.max(0, joined.length - keep));
     return -1;
   }
 }

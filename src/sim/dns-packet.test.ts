@@ -22,7 +22,11 @@ describe('dns packet helpers', () => {
   });
 
   it('parses a query and echoes its question in the response', () => {
-    const query = Buffer.concat([Buffer.from('abcd01000001000000000000', 'hex'), encodeName('X.Test'), Buffer.from('000f0001', 'hex')]);
+    const query = Buffer.concat([
+      Buffer.from('abcd01000001000000000000', 'hex'),
+      encodeName('X.Test'),
+      Buffer.from('000f0001', 'hex'),
+    ]);
     const parsed = parseQuery(query);
     expect(parsed).toMatchObject({ kind: 'question', question: { id: 0xabcd, name: 'x.test', type: 15, class: 1 } });
     if (parsed.kind !== 'question') return;

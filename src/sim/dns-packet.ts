@@ -3,7 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
 export const recordTypes = { A: 1, MX: 15, AAAA: 28 } as const;
-export const responseCodes = { noError: 0, formatError: 1, nameError: 3, notImplemented: 4 } as const;
+export const responseCodes = { noError: 0, formatError: 1, serverFailure: 2, nameError: 3, notImplemented: 4 } as const;
 
 const headerBytes = 12;
 const maxUdpBytes = 512;
@@ -139,6 +139,6 @@ export function aaaaData(address: string): Buffer {
   const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
   const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
   const data = Buffer.alloc(16);
-  groups.forEach((group, index) => data.writeUInt16BE(parseInt(group, 16), index * 2));
+  for (const [index, group] of groups.entries()) data.writeUInt16BE(parseInt(group, 16), index * 2);
   return data;
 }

@@ -19,6 +19,8 @@ export interface DnsRecords {
   mx?: Array<{ exchange: string; priority: number }>;
   a?: string[];
   aaaa?: string[];
+  /** Answer every query for the name with SERVFAIL (a broken authoritative server or resolver). */
+  servfail?: boolean;
 }
 
 export interface DnsServerOptions {
@@ -32,6 +34,7 @@ export interface DnsServerStats {
   queries: number;
   answered: number;
   nxdomain: number;
+  servfail: number;
   /** Packets that could not be parsed as a query. */
   malformed: number;
 }
@@ -50,7 +53,7 @@ const classAny = 255;
 
 export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
   const zone = compileZone(options.records, options.ttlSeconds ?? 300);
-  const stats: DnsServerStats = { queries: 0, answered: 0, nxdomain: 0, malformed: 0 };
+  const stats: DnsServerStats = { queries: 0, answered: 0, nxdomain: 0, servfail: 0, malformed: 0 };
   const socket = createSocket('udp4');
   const host = options.host ?? '127.0.0.1';
 
@@ -90,13 +93,17 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   };
 }
 
-type CompiledZone = Map<string, Map<number, DnsAnswer[]>>;
+type CompiledZone = Map<string, Map<number, DnsAnswer[]> | 'servfail'>;
 
 function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats): Buffer {
   const byType = zone.get(question.name);
   if (!byType) {
     stats.nxdomain += 1;
     return buildResponse(question, responseCodes.nameError);
+  }
+  if (byType === 'servfail') {
+    stats.servfail += 1;
+    return buildResponse(question, responseCodes.serverFailure);
   }
   stats.answered += 1;
   const inClass = question.class === classIn || question.class === classAny;
@@ -108,12 +115,23 @@ function compileZone(records: Record<string, DnsRecords>, ttl: number): Compiled
   const zone: CompiledZone = new Map();
   for (const [rawName, entry] of Object.entries(records)) {
     const name = rawName.toLowerCase().replace(/\.$/, '');
+    if (entry.servfail) {
+      zone.set(name, 'servfail');
+      continue;
+    }
     try {
       const byType = new Map<number, DnsAnswer[]>();
       const add = (type: number, data: Buffer[]) => {
-        if (data.length > 0) byType.set(type, data.map((bytes) => ({ type, ttl, data: bytes })));
+        if (data.length > 0)
+          byType.set(
+            type,
+            data.map((bytes) => ({ type, ttl, data: bytes })),
+          );
       };
-      add(recordTypes.MX, (entry.mx ?? []).map((mx) => mxData(mx.priority, mx.exchange)));
+      add(
+        recordTypes.MX,
+        (entry.mx ?? []).map((mx) => mxData(mx.priority, mx.exchange)),
+      );
       add(recordTypes.A, (entry.a ?? []).map(aData));
       add(recordTypes.AAAA, (entry.aaaa ?? []).map(aaaaData));
       zone.set(name, byType);

@@ -35,7 +35,11 @@ export function pickSimulatedRecipient(index: number, scenario: Scenario = share
   return { address: `${localPart}@${domain.name}`, domain: domain.name, behaviour: domain.behaviour };
 }
 
-export function simulatedRecipients(count: number, scenario: Scenario = sharedDefault(), first = 0): SimulatedRecipient[] {
+export function simulatedRecipients(
+  count: number,
+  scenario: Scenario = sharedDefault(),
+  first = 0,
+): SimulatedRecipient[] {
   return Array.from({ length: count }, (_, offset) => pickSimulatedRecipient(first + offset, scenario));
 }
 

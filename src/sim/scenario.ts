@@ -17,6 +17,8 @@ export interface ScenarioDomain {
   mx?: Array<{ exchange: string; priority: number }>;
   /** RFC 7505 null MX: the domain publishes that it accepts no mail. */
   nullMx?: boolean;
+  /** Its DNS is broken: every query for the domain gets SERVFAIL. */
+  servfail?: boolean;
   /** No MX but an A record on the domain itself (RFC 5321 §5.1 implicit MX); needs a host of the same name. */
   implicitMx?: boolean;
   /** Share (0..1) of this domain's generated recipients whose local part starts with `prefix`. */
@@ -133,7 +135,8 @@ export function scenarioDnsRecords(scenario: Scenario, address = '127.0.0.1'): R
   const entry = (name: string): DnsRecords => (records[name.toLowerCase()] ??= {});
   for (const host of scenario.hosts) entry(host.name).a = [address];
   for (const domain of scenario.domains) {
-    if (domain.nullMx) entry(domain.name).mx = [{ exchange: '.', priority: 0 }];
+    if (domain.servfail) entry(domain.name).servfail = true;
+    else if (domain.nullMx) entry(domain.name).mx = [{ exchange: '.', priority: 0 }];
     else if (domain.mx) entry(domain.name).mx = domain.mx;
     else if (domain.implicitMx) entry(domain.name).a = [address];
   }

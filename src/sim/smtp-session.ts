@@ -181,7 +181,8 @@ export class SinkSession {
       stats.maxMessagesPerConnection = this.messagesOnConnection;
     }
     if (acceptedRecipients) {
-      for (const address of this.recipients) acceptedRecipients.set(address, (acceptedRecipients.get(address) ?? 0) + 1);
+      for (const address of this.recipients)
+        acceptedRecipients.set(address, (acceptedRecipients.get(address) ?? 0) + 1);
     }
     if (keptMessages) {
       keptMessages.push({

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection } from 'kysely';
 import pg from 'pg';
 import { AppError } from '../common/errors.ts';
 import { maskUrl } from '../common/logger.ts';
@@ -23,30 +23,87 @@ export interface Store {
 }
 
 // PostgreSQL returns int8 (bigint) and numeric as strings; every id and time here fits in 2^53.
-pg.types.setTypeParser(20, (value) => Number(value));
-pg.types.setTypeParser(1700, (value) => Number(value));
+// Set on Herald's own pool (not pg's global registry): nothing runs at import time.
+const int8Oid = 20;
+const numericOid = 1700;
+const asNumber = (value: string) => Number(value);
+const postgresTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === int8Oid || oid === numericOid
+      ? asNumber
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
 
-export function openStore(url: string, options: { poolSize?: number } = {}): Store {
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return openPostgres(url, options.poolSize ?? 10);
-  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length));
-  throw new AppError('DATABASE_URL_INVALID', `database url must start with sqlite: or postgres:// (got ${maskUrl(url)})`);
+/** Where a database URL points, as shown to operators: the absolute SQLite path, or the URL with its password masked. */
+export function databaseLocation(url: string): string {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length);
+    return path === ':memory:' ? path : resolve(path);
+  }
+  return maskUrl(url);
 }
 
-function openSqlite(path: string): Store {
+export interface OpenStoreOptions {
+  poolSize?: number;
+  /**
+   * SQLite: create the database file when it does not exist (default true). False: DATABASE_NOT_FOUND
+   * naming the path, so a read-only command run from the wrong directory never leaves an empty database.
+   */
+  create?: boolean;
+  /** SQLite: create the file's missing folder (default true); false: DATABASE_NOT_WRITABLE naming it. */
+  createDirectory?: boolean;
+}
+
+export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
+    return openPostgres(url, options.poolSize ?? 10);
+  if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options);
+  throw new AppError(
+    'DATABASE_URL_INVALID',
+    `database url must start with sqlite: or postgres:// (got ${maskUrl(url)})`,
+  );
+}
+
+function openSqlite(path: string, options: OpenStoreOptions): Store {
   const file = path === ':memory:' ? path : resolve(path);
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-  const sqlite = new SqliteDatabase(file);
-  // WAL lets readers (CLI, dashboard) run while the MTA writes; NORMAL sync is durable across
-  // process crashes (only an OS crash can lose the last transactions).
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  // The hot tables' index pages should stay in memory: 32 MB of page cache (the default is 2 MB).
-  // No mmap: mapped pages count in the process's RSS, which has a budget.
-  sqlite.pragma('cache_size = -32768');
-  sqlite.pragma('temp_store = MEMORY');
-  sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  if (file !== ':memory:' && !existsSync(file)) {
+    if (options.create === false)
+      throw new AppError(
+        'DATABASE_NOT_FOUND',
+        `no database at ${file}: this command never creates one (herald start, demo, import recipients and delivery create do); run it where the database is, or name it with --config or HERALD_DATABASE_URL`,
+        { details: { database: file } },
+      );
+    if (!existsSync(dirname(file))) {
+      if (options.createDirectory === false)
+        throw new AppError(
+          'DATABASE_NOT_WRITABLE',
+          `cannot create the database ${file}: folder ${dirname(file)} does not exist (create it, or fix database.url)`,
+          { details: { database: file } },
+        );
+      mkdirSync(dirname(file), { recursive: true });
+    }
+  }
+  let sqlite: SqliteDatabase.Database | undefined;
+  try {
+    sqlite = new SqliteDatabase(file);
+    // WAL lets readers (CLI, dashboard) run while the MTA writes; NORMAL sync is durable across
+    // process crashes (only an OS crash can lose the last transactions).
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    // The hot tables' index pages should stay in memory: 32 MB of page cache (the default is 2 MB).
+    // No mmap: mapped pages count in the process's RSS, which has a budget.
+    sqlite.pragma('cache_size = -32768');
+    sqlite.pragma('temp_store = MEMORY');
+    sqlite.pragma('foreign_keys = ON');
+  } catch (cause) {
+    sqlite?.close();
+    throw new AppError('DATABASE_NOT_WRITABLE', `cannot open the database ${file}: ${(cause as Error).message}`, {
+      cause,
+      details: { database: file },
+    });
+  }
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
     db,
     dialect: 'sqlite',
@@ -56,7 +113,7 @@ function openSqlite(path: string): Store {
 }
 
 function openPostgres(url: string, poolSize: number): Store {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: postgresTypes });
   // An idle client whose server connection drops (PostgreSQL restart, failover, a terminated backend)
   // emits 'error' on the pool; unhandled, that would crash the process. The pool replaces the client
   // and the next query reports any real problem.
@@ -81,6 +138,28 @@ function openPostgres(url: string, poolSize: number): Store {
       }
     },
   };
+}
+
+// A deferred BEGIN takes the write lock at the first write: a transaction that reads first and then
+// writes (the quarantine's lock-decide-write, claims) cannot wait for another connection's write (the
+// tracking event writer's thread, another process) and fails at once with SQLITE_BUSY, whatever the
+// busy timeout. BEGIN IMMEDIATE takes the write lock up front, where busy_timeout waits for it. Every
+// Kysely transaction on SQLite is a write transaction here, so all of them begin this way.
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: ConstructorParameters<typeof SqliteDialect>[0];
+  constructor(config: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): SqliteDriver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
 }
 
 const statementCacheSize = 256;
@@ -110,4 +189,14 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
       return statement;
     },
   };
+}
+
+/**
+ * Runs `work` in one transaction, on a Store bound to it: every storage function given that store
+ * runs inside the transaction. Commits when `work` resolves, rolls back when it throws. Areas use it
+ * where one fact spans several storage functions (or a file write that must roll the rows back).
+ * Inside, `withPgClient` still opens a connection of its own, outside the transaction.
+ */
+export function inTransaction<T>(store: Store, work: (store: Store) => Promise<T>): Promise<T> {
+  return store.db.transaction().execute((trx) => work({ ...store, db: trx }));
 }

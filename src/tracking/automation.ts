@@ -1,4 +1,4 @@
-import type { TrackingEventKind } from './tables.ts';
+import type { TrackingEventKind } from '../store/tables.ts';
 
 // Does an event look automated? Flagged, never dropped: consolidation reports indicators with and
 // without flagged events, and operators judge. Pure: every input is passed in.
@@ -25,11 +25,53 @@ export function flagNames(flags: number): string[] {
 // Case-insensitive substrings. Scanner products identify themselves in their UA; pre-fetchers of
 // chat apps and search engines too. Generic HTTP libraries are not mail clients.
 const scannerAgents = [
-  'barracuda', 'mimecast', 'proofpoint', 'urldefense', 'messagelabs', 'symantec', 'trend micro', 'trendmicro', 'zscaler', 'forcepoint',
-  'sophos', 'fortinet', 'fortiguard', 'cisco', 'ironport', 'paloalto', 'checkpoint', 'safelinks', 'bingpreview', 'microsoft office',
-  'ms-office', 'skypeuripreview', 'slackbot', 'facebookexternalhit', 'twitterbot', 'linkedinbot', 'whatsapp', 'telegrambot', 'discordbot',
-  'googlebot', 'bot/', 'crawler', 'spider', 'headlesschrome', 'phantomjs', 'curl/', 'wget/', 'python-requests', 'python-urllib', 'go-http-client',
-  'java/', 'okhttp', 'libwww-perl', 'axios/', 'node-fetch', 'undici', 'scrapy',
+  'barracuda',
+  'mimecast',
+  'proofpoint',
+  'urldefense',
+  'messagelabs',
+  'symantec',
+  'trend micro',
+  'trendmicro',
+  'zscaler',
+  'forcepoint',
+  'sophos',
+  'fortinet',
+  'fortiguard',
+  'cisco',
+  'ironport',
+  'paloalto',
+  'checkpoint',
+  'safelinks',
+  'bingpreview',
+  'microsoft office',
+  'ms-office',
+  'skypeuripreview',
+  'slackbot',
+  'facebookexternalhit',
+  'twitterbot',
+  'linkedinbot',
+  'whatsapp',
+  'telegrambot',
+  'discordbot',
+  'googlebot',
+  'bot/',
+  'crawler',
+  'spider',
+  'headlesschrome',
+  'phantomjs',
+  'curl/',
+  'wget/',
+  'python-requests',
+  'python-urllib',
+  'go-http-client',
+  'java/',
+  'okhttp',
+  'libwww-perl',
+  'axios/',
+  'node-fetch',
+  'undici',
+  'scrapy',
 ];
 
 // Image proxies fetch the pixel on the reader's behalf (Gmail, Yahoo) or ahead of reading (Apple
@@ -65,7 +107,8 @@ function agentFlags(userAgent: string | undefined, kind: TrackingEventKind): num
   if (known !== undefined) return known;
   const agent = key.toLowerCase();
   let flags = 0;
-  if (kind === 'open' && (agent === 'mozilla/5.0' || proxyAgents.some((p) => agent.includes(p)))) flags = automatedFlags.privacyProxy;
+  if (kind === 'open' && (agent === 'mozilla/5.0' || proxyAgents.some((p) => agent.includes(p))))
+    flags = automatedFlags.privacyProxy;
   else if (agent === '' || scannerAgents.some((s) => agent.includes(s))) flags = automatedFlags.scannerAgent;
   if (verdicts.size >= maxAgentVerdicts) verdicts.clear();
   verdicts.set(key, flags);

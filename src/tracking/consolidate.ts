@@ -1,4 +1,4 @@
-import type { ConsolidationEvent, IndicatorRows } from '../store/tracking-queries.ts';
+import type { TrackingEventKind } from '../store/tables.ts';
 
 // Raw events → indicators of one delivery, twice: `all` events, and `human` (flagged events left
 // out). Pure and incremental: feed events in id order with add(), then read result(). Time-free.
@@ -36,6 +36,43 @@ const newScope = (): ScopeState => ({
   optOuts: new Set(),
   links: new Map(),
 });
+
+/** One raw event as consolidation reads it (tracking-store.ts deliveryEventsPage), with its recipient domain. */
+export interface ConsolidationEvent {
+  id: number;
+  logId: number;
+  kind: TrackingEventKind;
+  linkIndex: number | null;
+  at: number;
+  flags: number;
+  domain: string;
+}
+
+/** The consolidated rows of one delivery, as replaceDeliveryIndicators writes them. */
+export interface IndicatorRows {
+  indicators: Array<{
+    scope: 'all' | 'human';
+    sent: number;
+    uniqueOpens: number;
+    totalOpens: number;
+    estimatedOpens: number;
+    uniqueClickers: number;
+    totalClicks: number;
+    optOuts: number;
+    mirrorViews: number;
+    reactivity: number;
+  }>;
+  links: Array<{ scope: 'all' | 'human'; linkIndex: number; clicks: number; clickers: number }>;
+  domains: Array<{
+    scope: 'all' | 'human';
+    domain: string;
+    sent: number;
+    openers: number;
+    clickers: number;
+    clicks: number;
+    optOuts: number;
+  }>;
+}
 
 export interface Consolidation {
   add(event: ConsolidationEvent): void;

@@ -7,9 +7,8 @@ import {
   replaceDeliveryIndicators,
   sentByDomain,
   setConsolidationWatermark,
-  type IndicatorRows,
-} from '../store/tracking-queries.ts';
-import { createConsolidation } from './consolidate.ts';
+} from './tracking-store.ts';
+import { createConsolidation, type IndicatorRows } from './consolidate.ts';
 
 // The tracking workflow's work: every delivery with raw events past the watermark is recomputed
 // from all its events (idempotent: a rerun after a crash gives the same rows), then the watermark
@@ -17,7 +16,13 @@ import { createConsolidation } from './consolidate.ts';
 
 const pageSize = 10_000;
 
-export async function consolidateDelivery(store: Store, deliveryId: number, openDedupMs: number, now: number, keepAlive?: () => Promise<void>): Promise<IndicatorRows & { events: number }> {
+export async function consolidateDelivery(
+  store: Store,
+  deliveryId: number,
+  openDedupMs: number,
+  now: number,
+  keepAlive?: () => Promise<void>,
+): Promise<IndicatorRows & { events: number }> {
   const consolidation = createConsolidation(openDedupMs);
   let afterId = 0;
   let events = 0;
@@ -40,7 +45,12 @@ export interface ConsolidationSummary {
   watermark: number;
 }
 
-export async function consolidatePending(store: Store, openDedupMs: number, now: number, keepAlive?: () => Promise<void>): Promise<ConsolidationSummary> {
+export async function consolidatePending(
+  store: Store,
+  openDedupMs: number,
+  now: number,
+  keepAlive?: () => Promise<void>,
+): Promise<ConsolidationSummary> {
   const from = await consolidationWatermark(store);
   const upTo = await lastTrackingEventId(store);
   if (upTo <= from) return { deliveries: [], events: 0, watermark: from };

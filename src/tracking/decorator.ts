@@ -1,4 +1,13 @@
-import { analyzeHtmlTemplate, findRenderedLinks, linkEnd, linkStart, pixelMarker, redirectTarget, stripMarkers, type ExtractedLink } from './links.ts';
+import {
+  analyzeHtmlTemplate,
+  findRenderedLinks,
+  linkEnd,
+  linkStart,
+  pixelMarker,
+  redirectTarget,
+  stripMarkers,
+  type ExtractedLink,
+} from './links.ts';
 import type { KeyRing } from './token.ts';
 
 // The MTA's message decorator: tracked links, open pixel, mirror URL and the RFC 8058 one-click
@@ -43,7 +52,8 @@ export function createMessageDecorator(options: MessageDecoratorOptions): Messag
       const analysis = htmlTemplate === null ? { links: [], markedTemplate: null } : analyzeHtmlTemplate(htmlTemplate);
       // Links without Liquid are known to be http(s) already: no URL parsing per message for them.
       const isStatic = analysis.links.map((l) => !l.urlTemplate.includes('{{') && !l.urlTemplate.includes('{%'));
-      const tokenOf = (kind: 'open' | 'mirror' | 'unsubscribe', logId: number, issuedAt: number) => keyRing.sign({ kind, deliveryId, logId, issuedAt });
+      const tokenOf = (kind: 'open' | 'mirror' | 'unsubscribe', logId: number, issuedAt: number) =>
+        keyRing.sign({ kind, deliveryId, logId, issuedAt });
       return {
         deliveryId,
         links: analysis.links,
@@ -62,15 +72,32 @@ export function createMessageDecorator(options: MessageDecoratorOptions): Messag
             'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
           ];
           if (renderedHtml === null) return { html: null, headers };
-          const pixel = decorateOptions?.pixel === false ? '' : `<img src="${base}/o/${tokenOf('open', logId, issuedAt)}" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0">`;
-          return { html: rewrite(renderedHtml, pixel, isStatic, (index, occurrence) => `${base}/r/${keyRing.sign({ kind: 'click', deliveryId, logId, linkIndex: index, occurrence, issuedAt })}`), headers };
+          const pixel =
+            decorateOptions?.pixel === false
+              ? ''
+              : `<img src="${base}/o/${tokenOf('open', logId, issuedAt)}" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0">`;
+          return {
+            html: rewrite(
+              renderedHtml,
+              pixel,
+              isStatic,
+              (index, occurrence) =>
+                `${base}/r/${keyRing.sign({ kind: 'click', deliveryId, logId, linkIndex: index, occurrence, issuedAt })}`,
+            ),
+            headers,
+          };
         },
       };
     },
   };
 }
 
-function rewrite(rendered: string, pixel: string, isStatic: readonly boolean[], trackedUrl: (index: number, occurrence: number) => string): string {
+function rewrite(
+  rendered: string,
+  pixel: string,
+  isStatic: readonly boolean[],
+  trackedUrl: (index: number, occurrence: number) => string,
+): string {
   const parts: string[] = [];
   let copied = 0;
   if (rendered.indexOf(linkStart) >= 0) {
@@ -87,5 +114,10 @@ function rewrite(rendered: string, pixel: string, isStatic: readonly boolean[], 
   const pixelAt = html.indexOf(pixelMarker);
   html = pixelAt >= 0 ? html.slice(0, pixelAt) + pixel + html.slice(pixelAt + 1) : html + pixel;
   // A marker cut off by a filter (truncate, url_encode of a captured block) must not reach the reader.
-  return html.indexOf(linkStart) >= 0 || html.indexOf(linkEnd) >= 0 || html.indexOf(pixelMarker) >= 0 || html.indexOf('\uE001') >= 0 ? stripMarkers(html) : html;
+  return html.indexOf(linkStart) >= 0 ||
+    html.indexOf(linkEnd) >= 0 ||
+    html.indexOf(pixelMarker) >= 0 ||
+    html.indexOf('\uE001') >= 0
+    ? stripMarkers(html)
+    : html;
 }

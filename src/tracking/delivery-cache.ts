@@ -1,3 +1,4 @@
+import { withoutMetaRefresh } from './mirror-html.ts';
 import { compileContent, personalizationOf, type CompiledContent } from '../delivery/content.ts';
 import { createMessageDecorator, type DeliveryDecorator, type MessageDecoratorOptions } from './decorator.ts';
 import { findRenderedLinks, redirectTarget } from './links.ts';
@@ -25,7 +26,13 @@ export interface DeliveryCache {
   /** Without awaiting: the target of a static link of a delivery already loaded, else undefined (use clickTarget). */
   cachedStaticTarget(deliveryId: number, linkIndex: number, now: number): string | undefined;
   /** The URL a click token leads to, or undefined (unknown link, render failure, unsafe URL). */
-  clickTarget(deliveryId: number, logId: number, linkIndex: number, occurrence: number, now: number): Promise<string | undefined>;
+  clickTarget(
+    deliveryId: number,
+    logId: number,
+    linkIndex: number,
+    occurrence: number,
+    now: number,
+  ): Promise<string | undefined>;
   /** The recipient's mirror page, or undefined. */
   mirrorPage(deliveryId: number, logId: number, now: number): Promise<string | undefined>;
   /** The email of a log of this delivery, or undefined. */
@@ -87,12 +94,19 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
     return loading;
   }
 
-  function prepared(entry: CachedDelivery, deliveryId: number): { compiled: CompiledContent; decorator: DeliveryDecorator } | undefined {
+  function prepared(
+    entry: CachedDelivery,
+    deliveryId: number,
+  ): { compiled: CompiledContent; decorator: DeliveryDecorator } | undefined {
     if (!entry.templates) return undefined;
     if (!entry.compiled || !entry.decorator) {
       const decorator = decorators.forDelivery(deliveryId, entry.templates.html);
       entry.decorator = decorator;
-      entry.compiled = compileContent({ subject: entry.templates.subject, html: decorator.htmlTemplate, text: entry.templates.text });
+      entry.compiled = compileContent({
+        subject: entry.templates.subject,
+        html: decorator.htmlTemplate,
+        text: entry.templates.text,
+      });
     }
     return { compiled: entry.compiled, decorator: entry.decorator };
   }
@@ -139,7 +153,8 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
       const html = await renderHtml(deliveryId, logId, now);
       if (html === undefined) return undefined;
       const entry = await delivery(deliveryId, now);
-      return prepared(entry, deliveryId)?.decorator.decorate(logId, html, now, { pixel: false }).html ?? undefined;
+      const page = prepared(entry, deliveryId)?.decorator.decorate(logId, html, now, { pixel: false }).html;
+      return page == null ? undefined : withoutMetaRefresh(page);
     },
     async emailOf(deliveryId, logId) {
       const log = await source.log(logId);

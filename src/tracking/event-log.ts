@@ -1,4 +1,4 @@
-import type { TrackingEventKind } from './tables.ts';
+import type { TrackingEventKind } from '../store/tables.ts';
 
 // The raw tracking log's writer: events are kept in memory and written in batches (by size or
 // after flushIntervalMs), one transaction per batch, so the log only ever holds whole batches. The

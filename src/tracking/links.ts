@@ -48,7 +48,11 @@ export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
     const href = tag.attributes.get('href');
     if (!href || !isTrackable(href.value, tag.attributes.get('data-herald-track')?.value)) continue;
     const index = links.length;
-    links.push({ index, urlTemplate: href.value, label: isArea ? (tag.attributes.get('alt')?.value ?? '') : labelAfter(html, lower, tag.end) });
+    links.push({
+      index,
+      urlTemplate: href.value,
+      label: isArea ? (tag.attributes.get('alt')?.value ?? '') : labelAfter(html, lower, tag.end),
+    });
     pieces.push(html.slice(copiedUpTo, href.start), linkStart, String(index), linkMiddle, href.value, linkEnd);
     copiedUpTo = href.end;
   }
@@ -124,7 +128,9 @@ function skipLiquid(html: string, at: number): number {
 function labelAfter(html: string, lower: string, from: number): string {
   const close = lower.indexOf('</a', from);
   const inner = html.slice(from, close < 0 ? Math.min(html.length, from + 500) : close);
-  const text = decodeEntities(inner.replace(/\{%[\s\S]*?%\}/g, ' ').replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+  const text = decodeEntities(inner.replace(/\{%[\s\S]*?%\}/g, ' ').replace(/<[^>]*>/g, ' '))
+    .replace(/\s+/g, ' ')
+    .trim();
   return text.length > maxLabelLength ? `${text.slice(0, maxLabelLength - 1)}…` : text;
 }
 
@@ -195,4 +201,24 @@ export function redirectTarget(renderedValue: string): string | undefined {
 
 export function stripMarkers(text: string): string {
   return text.replace(markerPattern, '');
+}
+
+// The markers as they may appear in JSON text: raw, or as \uE000-\uE003 escapes.
+const markerInJson = /[\uE000-\uE003]|\\u[eE]00[0-3]/;
+
+/**
+ * Parses a recipient's personalization data (JSON text) with every marker character removed from
+ * its strings, keys included: data can never open, close or redirect a tracked link (only the
+ * template's own links carry markers). Data without any marker is parsed as is.
+ */
+export function parseDataWithoutMarkers(dataJson: string): unknown {
+  if (!markerInJson.test(dataJson)) return JSON.parse(dataJson);
+  const clean = (value: unknown): unknown => {
+    if (typeof value === 'string') return stripMarkers(value);
+    if (Array.isArray(value)) return value.map(clean);
+    if (value !== null && typeof value === 'object')
+      return Object.fromEntries(Object.entries(value).map(([key, inner]) => [stripMarkers(key), clean(inner)]));
+    return value;
+  };
+  return clean(JSON.parse(dataJson));
 }

@@ -1,8 +1,8 @@
 import type { QuarantineSettings } from '../quarantine/types.ts';
 import type { Store } from '../store/database.ts';
-import { applyAddressEvents } from '../store/quarantine-queries.ts';
-import { insertTrackingEvents, trackedLog } from '../store/tracking-queries.ts';
+import { insertTrackingEvents, trackedLog } from './tracking-store.ts';
 import { maxTokenLength, type KeyRing } from './token.ts';
+import { applyAddressEvents } from '../quarantine/address-events.ts';
 
 // The mailto: half of RFC 8058 one-click unsubscribe: messages list
 // <mailto:unsubscribe+TOKEN@unsubscribeMailDomain> beside the https link, and a mail client that
@@ -57,13 +57,34 @@ export async function applyMailUnsubscribe(
   const log = await trackedLog(store, target.logId);
   // A purged log (or one of another delivery, which a valid token cannot name) has nobody to denylist.
   if (!log || log.deliveryId !== target.deliveryId) return { kind: 'unknown_log' };
-  await applyAddressEvents(
+  const applied = await applyAddressEvents(
     store,
-    [{ email: log.email, at, source: 'unsubscribe', deliveryId: target.deliveryId, deliveryLogId: target.logId, note: 'mailto: List-Unsubscribe' }],
+    [
+      {
+        email: log.email,
+        at,
+        source: 'unsubscribe',
+        deliveryId: target.deliveryId,
+        deliveryLogId: target.logId,
+        note: 'mailto: List-Unsubscribe',
+      },
+    ],
     settings,
     at,
   );
+  // Sent twice (a client retrying): applied and counted once.
+  if (applied.duplicates > 0) return { kind: 'unsubscribed', email: log.email };
   // Flags 0: a person (or their client) sent a message on purpose; no scanner follows a mailto:.
-  await insertTrackingEvents(store, [{ deliveryId: target.deliveryId, logId: target.logId, kind: 'unsubscribe', linkIndex: null, at, flags: 0, userAgent: 'mailto' }]);
+  await insertTrackingEvents(store, [
+    {
+      deliveryId: target.deliveryId,
+      logId: target.logId,
+      kind: 'unsubscribe',
+      linkIndex: null,
+      at,
+      flags: 0,
+      userAgent: 'mailto',
+    },
+  ]);
   return { kind: 'unsubscribed', email: log.email };
 }

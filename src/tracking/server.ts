@@ -5,9 +5,16 @@ import type { Logger } from '../common/logger.ts';
 import { automatedFlagsOf, type FlagSettings } from './automation.ts';
 import type { DeliveryCache } from './delivery-cache.ts';
 import type { EventLog } from './event-log.ts';
-import { badRequestPage, notFoundPage, transparentGif, unavailablePage, unsubscribeConfirmPage, unsubscribedPage } from './pages.ts';
-import type { TrackingEventKind } from './tables.ts';
+import {
+  badRequestPage,
+  notFoundPage,
+  transparentGif,
+  unavailablePage,
+  unsubscribeConfirmPage,
+  unsubscribedPage,
+} from './pages.ts';
 import { maxTokenLength, type KeyRing, type TokenClaims, type TokenKind } from './token.ts';
+import type { TrackingEventKind } from '../store/tables.ts';
 
 // The tracking server (role `tracking`): /r/ redirects, /o/ open pixel, /m/ mirror page, /u/
 // unsubscribe. Every answer derives from a verified token and the database — never from a URL or
@@ -17,8 +24,8 @@ export interface TrackingAppOptions {
   keyRing: KeyRing;
   cache: DeliveryCache;
   events: EventLog;
-  /** Denylists the address now (one-click unsubscribe). */
-  unsubscribe(email: string, now: number, origin: { deliveryId: number; logId: number }): Promise<void>;
+  /** Denylists the address now (one-click unsubscribe); false when this log's unsubscribe was already applied. */
+  unsubscribe(email: string, now: number, origin: { deliveryId: number; logId: number }): Promise<boolean>;
   clock: Clock;
   flags: FlagSettings;
   logger: Logger;
@@ -48,7 +55,13 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 1_024 }, (_request, body, done) => done(null, body));
 
   const html = (reply: FastifyReply, status: number, body: string) =>
-    reply.code(status).header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').send(body);
+    reply
+      .code(status)
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .send(body);
   const notFound = (reply: FastifyReply) => html(reply, 404, notFoundPage);
 
   app.setNotFoundHandler((_request, reply) => notFound(reply));
@@ -63,16 +76,36 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     return result.ok && result.claims.kind === kind ? result.claims : undefined;
   }
 
-  function record(request: FastifyRequest, kind: TrackingEventKind, claims: TokenClaims, now: number, linkIndex: number | null): void {
+  function record(
+    request: FastifyRequest,
+    kind: TrackingEventKind,
+    claims: TokenClaims,
+    now: number,
+    linkIndex: number | null,
+  ): void {
     const agent = request.headers['user-agent'];
     const userAgent = typeof agent === 'string' ? agent.slice(0, maxUserAgent) : undefined;
     let clicks = 0;
     if (kind === 'click') clicks = noteClick(claims.logId, now);
     const flags = automatedFlagsOf(
-      { kind, method: request.method, userAgent, secondsSinceSent: now / 1_000 - claims.issuedAt, recentClicks: clicks },
+      {
+        kind,
+        method: request.method,
+        userAgent,
+        secondsSinceSent: now / 1_000 - claims.issuedAt,
+        recentClicks: clicks,
+      },
       options.flags,
     );
-    events.add({ deliveryId: claims.deliveryId, logId: claims.logId, kind, linkIndex, at: now, flags, userAgent: userAgent ?? null });
+    events.add({
+      deliveryId: claims.deliveryId,
+      logId: claims.logId,
+      kind,
+      linkIndex,
+      at: now,
+      flags,
+      userAgent: userAgent ?? null,
+    });
   }
 
   // Click times of recent messages, pruned in place (no allocation per click); entries leave in
@@ -91,7 +124,13 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     return kept + 1;
   }
 
-  function redirect(request: FastifyRequest, reply: FastifyReply, claims: TokenClaims, target: string | undefined, now: number): void {
+  function redirect(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    claims: TokenClaims,
+    target: string | undefined,
+    now: number,
+  ): void {
     if (!target) {
       notFound(reply);
       return;
@@ -115,7 +154,9 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
       redirect(request, reply, claims, cached, now);
       return;
     }
-    return cache.clickTarget(claims.deliveryId, claims.logId, linkIndex, claims.occurrence ?? 0, now).then((target) => redirect(request, reply, claims, target, now));
+    return cache
+      .clickTarget(claims.deliveryId, claims.logId, linkIndex, claims.occurrence ?? 0, now)
+      .then((target) => redirect(request, reply, claims, target, now));
   });
 
   app.get<{ Params: { token: string } }>('/o/:token', async (request, reply) => {
@@ -139,8 +180,12 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     const page = await cache.mirrorPage(claims.deliveryId, claims.logId, now);
     if (page === undefined) return notFound(reply);
     record(request, 'mirror', claims, now, null);
-    // The page is the operator's HTML: no script runs, images and styles load as in a mail client.
-    reply.header('content-security-policy', "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https:");
+    // The page is the operator's HTML: no script runs, images and styles load as in a mail client;
+    // no form posts anywhere, no <base> re-targets its links, no other site frames it.
+    reply.header(
+      'content-security-policy',
+      "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+    );
     return html(reply, 200, page);
   });
 
@@ -155,8 +200,9 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     if (!claims) return notFound(reply);
     const email = await cache.emailOf(claims.deliveryId, claims.logId);
     if (!email) return notFound(reply);
-    await options.unsubscribe(email, now, { deliveryId: claims.deliveryId, logId: claims.logId });
-    record(request, 'unsubscribe', claims, now, null);
+    // A replayed POST is answered the same, and records nothing more.
+    if (await options.unsubscribe(email, now, { deliveryId: claims.deliveryId, logId: claims.logId }))
+      record(request, 'unsubscribe', claims, now, null);
     return html(reply, 200, unsubscribedPage);
   });
 

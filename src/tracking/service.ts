@@ -1,14 +1,15 @@
+import { addHealthRoutes } from '../metrics/server.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Herald } from '../main.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
-import { applyAddressEvents } from '../store/quarantine-queries.ts';
-import { deliveryTemplates, insertTrackingEvents, trackedLog, trackingLinks } from '../store/tracking-queries.ts';
+import { deliveryTemplates, insertTrackingEvents, trackedLog, trackingLinks } from './tracking-store.ts';
 import { createDeliveryCache } from './delivery-cache.ts';
 import { createEventLog, type EventLog } from './event-log.ts';
 import { loadKeyRing, trackingBaseUrl } from './keys.ts';
 import { createSqliteEventWriter, type EventWriter } from './sqlite-event-writer.ts';
 import { buildTrackingApp } from './server.ts';
 import type { KeyRing } from './token.ts';
+import { applyAddressEvents } from '../quarantine/address-events.ts';
 
 // Wires the tracking server to a Herald (store, config, clock): the `tracking` role, the demo and
 // the benchmark all build it here.
@@ -29,30 +30,57 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
   const keyRing = await loadKeyRing(store, config, herald.clock.now());
   // SQLite: batches written off the event loop by a worker thread; PostgreSQL I/O is already asynchronous.
   const writer: EventWriter =
-    store.dialect === 'sqlite' && store.location !== ':memory:' ? createSqliteEventWriter(store.location) : { write: (batch) => insertTrackingEvents(store, batch), close: async () => {} };
+    store.dialect === 'sqlite' && store.location !== ':memory:'
+      ? createSqliteEventWriter(store.location)
+      : { write: (batch) => insertTrackingEvents(store, batch), close: async () => {} };
   const events = createEventLog({
     write: (batch) => writer.write(batch),
     maxBuffered: config.maxBufferedEvents,
     batchSize: config.flushBatchSize,
     flushIntervalMs: config.flushIntervalMs,
-    onError: (error, size) => logger.error({ err: String(error), size }, 'writing tracking events failed; kept for retry'),
+    onError: (error, size) =>
+      logger.error({ err: String(error), size }, 'writing tracking events failed; kept for retry'),
   });
   const cache = createDeliveryCache({
-    source: { links: (id) => trackingLinks(store, id), templates: (id) => deliveryTemplates(store, id), log: (id) => trackedLog(store, id) },
-    decorator: { keyRing, baseUrl: trackingBaseUrl(config), unsubscribeMailDomain: config.unsubscribeMailDomain || null },
+    source: {
+      links: (id) => trackingLinks(store, id),
+      templates: (id) => deliveryTemplates(store, id),
+      log: (id) => trackedLog(store, id),
+    },
+    decorator: {
+      keyRing,
+      baseUrl: trackingBaseUrl(config),
+      unsubscribeMailDomain: config.unsubscribeMailDomain || null,
+    },
   });
+  // Each recorded event counted for /metrics (herald_tracking_events_total) on its way to the log.
+  const counted: EventLog = {
+    ...events,
+    add(event) {
+      herald.metrics.countTrackingEvent(event.kind);
+      return events.add(event);
+    },
+  };
   const app = buildTrackingApp({
     keyRing,
     cache,
-    events,
+    events: counted,
     // Through the quarantine's address events: denylisted at once, with a timeline entry naming the delivery.
     unsubscribe: async (email, now, origin) => {
-      await applyAddressEvents(store, [{ email, at: now, source: 'unsubscribe', deliveryId: origin.deliveryId, deliveryLogId: origin.logId }], quarantineSettings(herald.config), now);
+      const applied = await applyAddressEvents(
+        store,
+        [{ email, at: now, source: 'unsubscribe', deliveryId: origin.deliveryId, deliveryLogId: origin.logId }],
+        quarantineSettings(herald.config),
+        now,
+      );
+      return applied.duplicates === 0;
     },
     clock: herald.clock,
     flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
     logger,
   });
+  // Load balancers in front of tracking servers probe them on their own port.
+  addHealthRoutes(app, herald);
   return {
     app,
     events,

@@ -1,7 +1,6 @@
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { RawEvent } from './event-log.ts';
-import type { TrackingEventKind } from './tables.ts';
+import type { TrackingEventKind } from '../store/tables.ts';
 
 // On SQLite the raw log's batches are written by a worker thread with its own connection to the
 // database file: better-sqlite3 is synchronous, and a 1,000-event insert would otherwise stop the
@@ -9,7 +8,7 @@ import type { TrackingEventKind } from './tables.ts';
 // crosses as columns: the numbers in one Float64Array whose memory is transferred (not copied), the
 // user agents once each in a short string list. Building that costs the server's event loop far
 // less than serializing the events; the worker inserts the rows in one transaction (atomic), 100
-// rows per prepared statement. WAL mode lets the main connection keep reading; a write of either side
+// rows per prepared statement (sqlite-event-worker.mjs). WAL mode lets the main connection keep reading; a write of either side
 // waits for the other through busy_timeout.
 
 export interface EventWriter {
@@ -23,51 +22,6 @@ const kindCodes = new Map(kinds.map((kind, code) => [kind, code]));
 const columns = 7;
 /** 700 bound values per statement, far below SQLite's 32,766. */
 const rowsPerStatement = 100;
-
-// Plain CommonJS, run with `eval`: it needs no TypeScript loader, in production or under vitest.
-const workerSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driver);
-const kinds = workerData.kinds;
-const db = new Database(workerData.file);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 5000');
-// Rows go in ${rowsPerStatement} per statement (one bind and one statement step for many rows);
-// the statement for a shorter tail is prepared once per length.
-const statements = new Map();
-function insertRows(rows) {
-  let statement = statements.get(rows);
-  if (!statement) {
-    const tuple = '(?, ?, ?, ?, ?, ?, ?)';
-    statement = db.prepare('insert into tracking_events (delivery_id, log_id, kind, link_index, at, flags, user_agent) values ' + new Array(rows).fill(tuple).join(', '));
-    statements.set(rows, statement);
-  }
-  return statement;
-}
-const insertAll = db.transaction((count, values, agents) => {
-  const parameters = [];
-  for (let first = 0; first < count; first += ${rowsPerStatement}) {
-    const rows = Math.min(${rowsPerStatement}, count - first);
-    parameters.length = 0;
-    for (let i = first, at = first * ${columns}; i < first + rows; i++, at += ${columns}) {
-      const link = values[at + 3];
-      const agent = values[at + 6];
-      parameters.push(values[at], values[at + 1], kinds[values[at + 2]], link < 0 ? null : link, values[at + 4], values[at + 5], agent < 0 ? null : agents[agent]);
-    }
-    insertRows(rows).run(parameters);
-  }
-});
-parentPort.on('message', (message) => {
-  if (message === 'close') { db.close(); parentPort.close(); return; }
-  try {
-    insertAll(message.count, new Float64Array(message.values), message.agents);
-    parentPort.postMessage({ id: message.id });
-  } catch (error) {
-    parentPort.postMessage({ id: message.id, error: String((error && error.message) || error) });
-  }
-});
-`;
 
 /** The batch as columns (see `columns`), each distinct user agent once. */
 function encodeBatch(batch: readonly RawEvent[]): { values: Float64Array<ArrayBuffer>; agents: string[] } {
@@ -97,7 +51,6 @@ function encodeBatch(batch: readonly RawEvent[]): { values: Float64Array<ArrayBu
 }
 
 export function createSqliteEventWriter(file: string): EventWriter {
-  const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const pending = new Map<number, { resolve(): void; reject(error: Error): void }>();
   let worker: Worker | undefined;
   let nextId = 1;
@@ -109,7 +62,9 @@ export function createSqliteEventWriter(file: string): EventWriter {
 
   function started(): Worker {
     if (worker) return worker;
-    const created = new Worker(workerSource, { eval: true, workerData: { file, driver, kinds } });
+    const created = new Worker(new URL('./sqlite-event-worker.mjs', import.meta.url), {
+      workerData: { file, kinds, columns, rowsPerStatement },
+    });
     created.on('message', (message: { id: number; error?: string }) => {
       const waiter = pending.get(message.id);
       pending.delete(message.id);

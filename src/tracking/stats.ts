@@ -1,5 +1,5 @@
 import type { Store } from '../store/database.ts';
-import { deliveryIndicators } from '../store/tracking-queries.ts';
+import { deliveryIndicators } from './tracking-store.ts';
 
 // The consolidated indicators of one delivery as one object (`herald delivery stats --json`,
 // the demo summary): add fields, never rename them.
@@ -24,11 +24,38 @@ export interface DeliveryTrackingStats {
   all: ScopeIndicators;
   /** Events flagged as automated (scanners, pre-fetchers, privacy proxies) left out. */
   human: ScopeIndicators;
-  links: Array<{ index: number; url: string; label: string; clicks: number; clickers: number; humanClicks: number; humanClickers: number }>;
-  domains: Array<{ domain: string; sent: number; openers: number; clickers: number; clicks: number; optOuts: number; humanOpeners: number; humanClickers: number }>;
+  links: Array<{
+    index: number;
+    url: string;
+    label: string;
+    clicks: number;
+    clickers: number;
+    humanClicks: number;
+    humanClickers: number;
+  }>;
+  domains: Array<{
+    domain: string;
+    sent: number;
+    openers: number;
+    clickers: number;
+    clicks: number;
+    optOuts: number;
+    humanOpeners: number;
+    humanClickers: number;
+  }>;
 }
 
-const empty: ScopeIndicators = { sent: 0, uniqueOpens: 0, totalOpens: 0, estimatedOpens: 0, uniqueClickers: 0, totalClicks: 0, reactivity: 0, optOuts: 0, mirrorViews: 0 };
+const empty: ScopeIndicators = {
+  sent: 0,
+  uniqueOpens: 0,
+  totalOpens: 0,
+  estimatedOpens: 0,
+  uniqueClickers: 0,
+  totalClicks: 0,
+  reactivity: 0,
+  optOuts: 0,
+  mirrorViews: 0,
+};
 
 export async function deliveryTrackingStats(store: Store, deliveryId: number): Promise<DeliveryTrackingStats> {
   const data = await deliveryIndicators(store, deliveryId);
@@ -47,8 +74,10 @@ export async function deliveryTrackingStats(store: Store, deliveryId: number): P
       mirrorViews: Number(row.mirror_views),
     };
   };
-  const linkStat = (index: number, name: 'all' | 'human') => data.links.find((r) => Number(r.link_index) === index && r.scope === name);
-  const domainStat = (domain: string, name: 'all' | 'human') => data.domains.find((r) => r.domain === domain && r.scope === name);
+  const linkStat = (index: number, name: 'all' | 'human') =>
+    data.links.find((r) => Number(r.link_index) === index && r.scope === name);
+  const domainStat = (domain: string, name: 'all' | 'human') =>
+    data.domains.find((r) => r.domain === domain && r.scope === name);
   return {
     deliveryId,
     computedAt: data.indicators[0] ? Number(data.indicators[0].computed_at) : null,
@@ -99,11 +128,17 @@ export function formatTrackingStats(stats: DeliveryTrackingStats): string[] {
   ];
   if (stats.links.length > 0) {
     lines.push('  by link (clicks / clickers, human in brackets):');
-    for (const link of stats.links) lines.push(`    #${link.index} ${link.clicks} / ${link.clickers} (${link.humanClicks} / ${link.humanClickers})  ${link.label || '-'}  ${link.url}`);
+    for (const link of stats.links)
+      lines.push(
+        `    #${link.index} ${link.clicks} / ${link.clickers} (${link.humanClicks} / ${link.humanClickers})  ${link.label || '-'}  ${link.url}`,
+      );
   }
   if (stats.domains.length > 0) {
     lines.push('  by recipient domain (sent, openers, clickers, opt-outs):');
-    for (const d of stats.domains) lines.push(`    ${d.domain.padEnd(28)} ${d.sent} sent, ${d.openers} openers, ${d.clickers} clickers, ${d.optOuts} opt-outs`);
+    for (const d of stats.domains)
+      lines.push(
+        `    ${d.domain.padEnd(28)} ${d.sent} sent, ${d.openers} openers, ${d.clickers} clickers, ${d.optOuts} opt-outs`,
+      );
   }
   return lines;
 }

@@ -33,7 +33,9 @@ export interface KeyRing {
   verify(token: string, nowMs: number): VerifyResult;
 }
 
-export type VerifyResult = { ok: true; claims: TokenClaims; keyId: string } | { ok: false; reason: 'malformed' | 'unknown_key' | 'retired_key' | 'bad_signature' | 'expired' };
+export type VerifyResult =
+  | { ok: true; claims: TokenClaims; keyId: string }
+  | { ok: false; reason: 'malformed' | 'unknown_key' | 'retired_key' | 'bad_signature' | 'expired' };
 
 /** Longest token accepted; a real one is about 40-60 characters. */
 export const maxTokenLength = 160;
@@ -62,9 +64,13 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   const sorted = [...options.keys].sort((a, b) => a.createdAt - b.createdAt);
   const entries = new Map<string, { hmac: HmacSha256; retiredAt: number }>();
   sorted.forEach((key, i) => {
-    if (!isValidKeyId(key.id)) throw new Error(`tracking key id "${key.id}" must be 1-16 characters of A-Z a-z 0-9 _ -`);
+    if (!isValidKeyId(key.id))
+      throw new Error(`tracking key id "${key.id}" must be 1-16 characters of A-Z a-z 0-9 _ -`);
     const next = sorted[i + 1];
-    entries.set(key.id, { hmac: createHmacSha256(Buffer.from(key.secret, 'utf8')), retiredAt: next ? next.createdAt + options.graceMs : Infinity });
+    entries.set(key.id, {
+      hmac: createHmacSha256(Buffer.from(key.secret, 'utf8')),
+      retiredAt: next ? next.createdAt + options.graceMs : Infinity,
+    });
   });
   // The full 32-byte MAC of the token being signed or verified; its first macBytes are used.
   const mac = new Uint8Array(32);
@@ -84,7 +90,13 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     },
     // The hot path of every /r/ redirect: one decode, no re-encode, one HMAC over the body bytes.
     verify(token, nowMs) {
-      if (token.length === 0 || token.length > maxTokenLength || !tokenPattern.test(token) || !isCanonicalBase64url(token)) return { ok: false, reason: 'malformed' };
+      if (
+        token.length === 0 ||
+        token.length > maxTokenLength ||
+        !tokenPattern.test(token) ||
+        !isCanonicalBase64url(token)
+      )
+        return { ok: false, reason: 'malformed' };
       const bytes = Buffer.from(token, 'base64url');
       if (bytes.length <= macBytes + 4) return { ok: false, reason: 'malformed' };
       const macAt = bytes.length - macBytes;
@@ -159,7 +171,8 @@ function decodeBody(bytes: Buffer, end: number): { claims: TokenClaims; keyId: s
 
 // LEB128 over JavaScript numbers (ids and seconds stay far below 2^53).
 function writeVarint(out: number[], value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`token field must be a non-negative safe integer (got ${value})`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new Error(`token field must be a non-negative safe integer (got ${value})`);
   let rest = value;
   while (rest >= 0x80) {
     out.push((rest % 0x80) | 0x80);

@@ -6,7 +6,7 @@ import {
   sqliteSpace,
   sqliteTableSpace,
   type TableSpaceRow,
-} from '../store/maintenance-queries.ts';
+} from './maintenance-store.ts';
 import { estimateIndexBloat } from './index-bloat.ts';
 
 // `herald db status`: where the space goes. Field names are a stable --json contract.
@@ -44,7 +44,14 @@ export interface DatabaseStatus {
   pageSize: number | null;
   autoVacuum: 'none' | 'full' | 'incremental' | null;
   tables: TableStatus[];
-  lastMaintenance: { source: string; startedAt: string; finishedAt: string; durationMs: number; error: string | null; summary: unknown } | null;
+  lastMaintenance: {
+    source: string;
+    startedAt: string;
+    finishedAt: string;
+    durationMs: number;
+    error: string | null;
+    summary: unknown;
+  } | null;
 }
 
 export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
@@ -76,7 +83,11 @@ export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
           bloatOf(t.tableBytes, () => (t.unusedBytes === null ? null : ratio(t.unusedBytes, t.tableBytes))),
           indexes
             .filter((i) => i.table === t.name)
-            .map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: bloatOf(i.bytes, () => (i.unusedBytes === null ? null : ratio(i.unusedBytes, i.bytes))) })),
+            .map((i) => ({
+              name: i.name,
+              bytes: i.bytes,
+              bloatRatio: bloatOf(i.bytes, () => (i.unusedBytes === null ? null : ratio(i.unusedBytes, i.bytes))),
+            })),
         ),
       ),
       lastMaintenance: lastMaintenanceView,
@@ -96,7 +107,13 @@ export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
       tableView(
         t,
         t.deadRows !== null && t.rows + t.deadRows > 0 ? ratio(t.deadRows, t.rows + t.deadRows) : null,
-        indexes.filter((i) => i.table === t.name).map((i) => ({ name: i.name, bytes: i.bytes, bloatRatio: bloatOf(i.bytes, () => estimateIndexBloat(i).bloatRatio) })),
+        indexes
+          .filter((i) => i.table === t.name)
+          .map((i) => ({
+            name: i.name,
+            bytes: i.bytes,
+            bloatRatio: bloatOf(i.bytes, () => estimateIndexBloat(i).bloatRatio),
+          })),
       ),
     ),
     lastMaintenance: lastMaintenanceView,

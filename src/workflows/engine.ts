@@ -1,3 +1,4 @@
+import type { HeraldMetrics } from '../metrics/registry.ts';
 import type { Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
 import { randomId } from '../common/ids.ts';
@@ -9,19 +10,18 @@ import {
   ensureWorkflowRows,
   findOrphanedRuns,
   getWorkflowRow,
-  insertRun,
   listRuns,
   markRunInterrupted,
-  releaseLease,
   renewLease,
   setPaused,
-  type RunTrigger,
-} from '../store/workflow-queries.ts';
+} from './workflow-store.ts';
 import { builtinWorkflows } from './builtins/index.ts';
-import { notifyFailure, type FetchFunction } from './notify-webhook.ts';
+import { chosenRestartStep, decideStart, interruptedRuns, restartStep } from './engine-decisions.ts';
+import type { FetchFunction } from './notify-webhook.ts';
 import { createWorkflowRegistry, type WorkflowRegistry } from './registry.ts';
-import { executeRun, type RunEnvironment, type RunResult } from './runner.ts';
-import { compileSchedule, findDueSlot, type Schedule } from './schedule.ts';
+import { createRunLauncher } from './run-launcher.ts';
+import type { RunEnvironment, RunResult } from './runner.ts';
+import { compileSchedule, type Schedule } from './schedule.ts';
 import { describeWorkflows, type WorkflowStatus } from './status.ts';
 import { intervalTicker, type Ticker } from './ticker.ts';
 import type { WorkflowDefinition } from './types.ts';
@@ -42,6 +42,8 @@ export interface WorkflowEngineOptions {
   ticker?: Ticker;
   /** Seam for the failure webhook; default: global fetch. */
   fetch?: FetchFunction;
+  /** This process's metrics registry, handed to the steps (createWorkflowEngine({...herald}) passes it). */
+  metrics?: HeraldMetrics;
 }
 
 export interface ScheduledWorkflow {
@@ -59,8 +61,11 @@ export interface WorkflowEngine {
   tick(): Promise<string[]>;
   /** Runs a workflow now (even paused), in this process, and waits for the result. */
   runNow(name: string): Promise<RunResult>;
-  /** Runs the last failed run again from its failed step. */
-  restart(name: string): Promise<RunResult>;
+  /**
+   * Runs the last failed run again from its failed step; with `fromStep` (index or name), from that
+   * step whatever the last run's outcome (never while one runs: the lease refuses it).
+   */
+  restart(name: string, options?: { fromStep?: number | string | undefined }): Promise<RunResult>;
   pause(name: string): Promise<{ changed: boolean }>;
   resume(name: string): Promise<{ changed: boolean }>;
   /** Marks runs of dead holders failed; returns how many. */
@@ -76,11 +81,20 @@ export interface WorkflowEngine {
 export function resolveSchedules(registry: WorkflowRegistry, config: HeraldConfig): ScheduledWorkflow[] {
   const settings = config.workflows;
   for (const name of Object.keys(settings.overrides)) {
-    if (!registry.get(name)) throw new AppError('CONFIG_INVALID', `workflows.overrides.${name}: no such workflow (known: ${registry.list().map((d) => d.name).join(', ')})`);
+    if (!registry.get(name))
+      throw new AppError(
+        'CONFIG_INVALID',
+        `workflows.overrides.${name}: no such workflow (known: ${registry
+          .list()
+          .map((d) => d.name)
+          .join(', ')})`,
+      );
   }
   return registry.list().map((definition) => {
     const override = settings.overrides[definition.name];
-    const where = override?.schedule ? `workflows.overrides.${definition.name}.schedule` : `workflow ${definition.name}`;
+    const where = override?.schedule
+      ? `workflows.overrides.${definition.name}.schedule`
+      : `workflow ${definition.name}`;
     return {
       definition,
       schedule: compileSchedule(override?.schedule ?? definition.schedule, settings.timezone, where),
@@ -98,88 +112,57 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
   // One engine instance = one holder: two processes on one machine never mistake each other's lease.
   const holder = `${nodeId}/${randomId(6)}`;
   const ticker = options.ticker ?? intervalTicker(settings.tickSeconds * 1000, logger);
-  const active = new Map<string, Promise<RunResult>>();
   let stopping = false;
   let stopTicker: (() => Promise<void>) | undefined;
   let registered = false;
 
-  const env: RunEnvironment = { store, config, clock, logger, nodeId, holder, leaseMs, isStopping: () => stopping };
+  const env: RunEnvironment = {
+    store,
+    config,
+    clock,
+    logger,
+    nodeId,
+    holder,
+    leaseMs,
+    metrics: options.metrics,
+    isStopping: () => stopping,
+  };
+  const launcher = createRunLauncher({
+    store,
+    clock,
+    logger,
+    nodeId,
+    holder,
+    registry,
+    settings,
+    env,
+    fetch: options.fetch,
+  });
+  const active = launcher.active;
 
   async function register(): Promise<void> {
     if (registered) return;
-    await ensureWorkflowRows(store, registry.list().map((d) => d.name), clock.now());
+    await ensureWorkflowRows(
+      store,
+      registry.list().map((d) => d.name),
+      clock.now(),
+    );
     registered = true;
   }
 
   async function recoverInterrupted(): Promise<number> {
     const now = clock.now();
-    const orphans = (await findOrphanedRuns(store, now)).filter((run) => !(run.holder === holder && active.has(run.workflow)));
+    const orphans = interruptedRuns(await findOrphanedRuns(store, now), holder, active);
     for (const run of orphans) {
       const error = `interrupted: ${run.holder} stopped renewing its lease before the run finished`;
       const failedStep = await markRunInterrupted(store, run, error, now);
-      logger.warn({ workflow: run.workflow, runId: run.id, holder: run.holder, failedStep }, 'workflow run interrupted by the death of its node');
-      await notify({ ...run, failedStep, error }, now);
+      logger.warn(
+        { workflow: run.workflow, runId: run.id, holder: run.holder, failedStep },
+        'workflow run interrupted by the death of its node',
+      );
+      await launcher.notify({ workflow: run.workflow, id: run.id, failedStep, error, startedAt: run.started_at }, now);
     }
     return orphans.length;
-  }
-
-  async function notify(run: { workflow: string; id: number; failedStep: number | null; error: string; started_at: number }, now: number): Promise<void> {
-    const definition = registry.get(run.workflow);
-    await notifyFailure({
-      url: settings.webhookUrl,
-      logger,
-      fetch: options.fetch,
-      notification: {
-        event: 'workflow.failed',
-        workflow: run.workflow,
-        runId: run.id,
-        step: run.failedStep,
-        stepName: run.failedStep === null ? null : (definition?.steps[run.failedStep]?.name ?? null),
-        error: run.error,
-        nodeId,
-        startedAt: new Date(run.started_at).toISOString(),
-        failedAt: new Date(now).toISOString(),
-      },
-    });
-  }
-
-  /** Called with the lease held; always releases it. */
-  function launch(definition: WorkflowDefinition, run: { trigger: RunTrigger; startStep: number; restartOf: number | null; slot: number | null; missed: number }): Promise<RunResult> {
-    const promise = (async () => {
-      let runId: number;
-      try {
-        runId = await insertRun(store, {
-          workflow: definition.name,
-          trigger: run.trigger,
-          holder,
-          scheduledFor: run.slot,
-          missedSlots: run.missed,
-          startStep: run.startStep,
-          restartOf: run.restartOf,
-          now: clock.now(),
-        });
-      } catch (error) {
-        await releaseLease(store, definition.name, holder, clock.now());
-        throw error;
-      }
-      if (run.missed > 1) logger.info({ workflow: definition.name, missed: run.missed }, 'catching up missed workflow slots with one run');
-      try {
-        const result = await executeRun(env, definition, runId, run.startStep);
-        if (result.status === 'failed') {
-          logger.error({ workflow: definition.name, runId, step: result.failedStepName, error: result.error }, 'workflow run failed');
-          await notify({ workflow: definition.name, id: runId, failedStep: result.failedStep, error: result.error ?? 'failed', started_at: result.startedAt }, result.finishedAt);
-        }
-        return result;
-      } finally {
-        await releaseLease(store, definition.name, holder, clock.now());
-      }
-    })();
-    active.set(definition.name, promise);
-    const forget = () => {
-      if (active.get(definition.name) === promise) active.delete(definition.name);
-    };
-    promise.then(forget, forget);
-    return promise;
   }
 
   async function tick(): Promise<string[]> {
@@ -189,18 +172,24 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     const now = clock.now();
     for (const name of active.keys()) await renewLease(store, name, holder, now, leaseMs);
     const started: string[] = [];
-    for (const { definition, schedule, enabled } of workflows) {
+    for (const workflow of workflows) {
       if (stopping) break;
-      if (!enabled || active.has(definition.name)) continue;
-      const row = await getWorkflowRow(store, definition.name);
-      if (!row || row.paused_at !== null) continue;
-      const due = findDueSlot(schedule, row.last_due_at ?? row.created_at, now);
-      if (!due) continue;
-      if (!(await acquireLease(store, { name: definition.name, holder, now, leaseMs, slot: due.slot }))) continue;
-      started.push(definition.name);
-      launch(definition, { trigger: 'schedule', startStep: 0, restartOf: null, slot: due.slot, missed: due.missed }).catch((error) =>
-        logger.error({ workflow: definition.name, err: error }, 'workflow run could not be recorded'),
-      );
+      const name = workflow.definition.name;
+      if (!workflow.enabled || active.has(name)) continue;
+      const decision = decideStart(workflow, await getWorkflowRow(store, name), false, now);
+      if (decision.kind !== 'start') continue;
+      if (!(await acquireLease(store, { name, holder, now, leaseMs, slot: decision.slot }))) continue;
+      started.push(name);
+      const request = {
+        trigger: 'schedule',
+        startStep: 0,
+        restartOf: null,
+        slot: decision.slot,
+        missed: decision.missed,
+      } as const;
+      launcher
+        .launch(workflow.definition, request)
+        .catch((error) => logger.error({ workflow: name, err: error }, 'workflow run could not be recorded'));
     }
     return started;
   }
@@ -211,7 +200,10 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     if (active.has(name)) throw new AppError('INVALID_STATE', `workflow ${name} is already running on this node`);
     if (!(await acquireLease(store, { name, holder, now: clock.now(), leaseMs }))) {
       const row = await getWorkflowRow(store, name);
-      throw new AppError('INVALID_STATE', `workflow ${name} is already running (lease held by ${row?.lease_holder ?? 'another node'})`);
+      throw new AppError(
+        'INVALID_STATE',
+        `workflow ${name} is already running (lease held by ${row?.lease_holder ?? 'another node'})`,
+      );
     }
     return definition;
   }
@@ -237,19 +229,33 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     tick,
     async runNow(name) {
       const definition = await takeForManualRun(name);
-      return launch(definition, { trigger: 'manual', startStep: 0, restartOf: null, slot: null, missed: 0 });
+      return launcher.launch(definition, { trigger: 'manual', startStep: 0, restartOf: null, slot: null, missed: 0 });
     },
-    async restart(name) {
+    async restart(name, options = {}) {
       registry.require(name);
       await register();
       await recoverInterrupted();
       const [last] = await listRuns(store, name, 1);
-      if (!last || last.status !== 'failed') {
-        throw new AppError('INVALID_STATE', `workflow ${name} has no failed last run to restart (last run: ${last ? last.status : 'none'})`);
+      if (options.fromStep !== undefined) {
+        const startStep = chosenRestartStep(options.fromStep, registry.require(name));
+        const definition = await takeForManualRun(name);
+        return launcher.launch(definition, {
+          trigger: 'restart',
+          startStep,
+          restartOf: last?.id ?? null,
+          slot: null,
+          missed: 0,
+        });
+      }
+      if (last?.status !== 'failed') {
+        throw new AppError(
+          'INVALID_STATE',
+          `workflow ${name} has no failed last run to restart (last run: ${last ? last.status : 'none'})`,
+        );
       }
       const definition = await takeForManualRun(name);
-      const startStep = Math.min(last.failed_step ?? last.start_step, definition.steps.length - 1);
-      return launch(definition, { trigger: 'restart', startStep, restartOf: last.id, slot: null, missed: 0 });
+      const startStep = restartStep(last, definition);
+      return launcher.launch(definition, { trigger: 'restart', startStep, restartOf: last.id, slot: null, missed: 0 });
     },
     async pause(name) {
       registry.require(name);

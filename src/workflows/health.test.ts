@@ -21,7 +21,11 @@ describe('workflowHealth', () => {
     ['no success within twice the period', { lastSuccessAt: 97 * hour }, 'overdue'],
     ['exactly twice the period is still ok', { lastSuccessAt: 98 * hour }, 'ok'],
     ['never succeeded, registered long ago', { lastFinishedStatus: undefined, lastSuccessAt: null }, 'overdue'],
-    ['never ran, just registered', { lastFinishedStatus: undefined, lastSuccessAt: null, registeredAt: 99.5 * hour }, 'ok'],
+    [
+      'never ran, just registered',
+      { lastFinishedStatus: undefined, lastSuccessAt: null, registeredAt: 99.5 * hour },
+      'ok',
+    ],
     ['paused a day', { pausedAt: 76 * hour, lastSuccessAt: 0 }, 'ok'],
     ['paused eight days', { pausedAt: 100 * hour - 8 * 24 * hour }, 'paused_too_long'],
     ['only skipped steps', { lastFinishedStatus: 'skipped', lastSuccessAt: null }, 'not_configured'],
@@ -33,10 +37,18 @@ describe('workflowHealth', () => {
 
 describe('workflowState', () => {
   it('orders disabled, paused, running, failed, idle', () => {
-    expect(workflowState({ disabled: true, pausedAt: 1, running: true, lastFinishedStatus: 'failed' })).toBe('disabled');
+    expect(workflowState({ disabled: true, pausedAt: 1, running: true, lastFinishedStatus: 'failed' })).toBe(
+      'disabled',
+    );
     expect(workflowState({ disabled: false, pausedAt: 1, running: true, lastFinishedStatus: 'failed' })).toBe('paused');
-    expect(workflowState({ disabled: false, pausedAt: null, running: true, lastFinishedStatus: 'failed' })).toBe('running');
-    expect(workflowState({ disabled: false, pausedAt: null, running: false, lastFinishedStatus: 'failed' })).toBe('failed');
-    expect(workflowState({ disabled: false, pausedAt: null, running: false, lastFinishedStatus: 'succeeded' })).toBe('idle');
+    expect(workflowState({ disabled: false, pausedAt: null, running: true, lastFinishedStatus: 'failed' })).toBe(
+      'running',
+    );
+    expect(workflowState({ disabled: false, pausedAt: null, running: false, lastFinishedStatus: 'failed' })).toBe(
+      'failed',
+    );
+    expect(workflowState({ disabled: false, pausedAt: null, running: false, lastFinishedStatus: 'succeeded' })).toBe(
+      'idle',
+    );
   });
 });

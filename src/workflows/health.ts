@@ -1,5 +1,5 @@
-import type { RunStatus } from '../store/workflow-queries.ts';
 import type { WorkflowHealth, WorkflowState } from './types.ts';
+import type { RunStatus } from '../store/tables.ts';
 
 // Pure: what `herald workflows list` and the dashboard show for one workflow.
 
@@ -17,7 +17,9 @@ export interface HealthInput {
   pausedTooLongMs: number;
 }
 
-export function workflowState(input: Pick<HealthInput, 'disabled' | 'pausedAt' | 'running' | 'lastFinishedStatus'>): WorkflowState {
+export function workflowState(
+  input: Pick<HealthInput, 'disabled' | 'pausedAt' | 'running' | 'lastFinishedStatus'>,
+): WorkflowState {
   if (input.disabled) return 'disabled';
   if (input.pausedAt !== null) return 'paused';
   if (input.running) return 'running';

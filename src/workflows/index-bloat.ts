@@ -24,7 +24,10 @@ export function estimateIndexBloat(input: IndexBloatInput): { expectedBytes: num
   return { expectedBytes, bloatRatio: Math.round(bloatRatio * 1000) / 1000 };
 }
 
-export function shouldReindex(input: IndexBloatInput, settings: { reindexBloatRatio: number; reindexMinBytes: number }): boolean {
+export function shouldReindex(
+  input: IndexBloatInput,
+  settings: { reindexBloatRatio: number; reindexMinBytes: number },
+): boolean {
   if (input.bytes < settings.reindexMinBytes) return false;
   return estimateIndexBloat(input).bloatRatio >= settings.reindexBloatRatio;
 }

@@ -13,7 +13,7 @@ import {
   sqliteConvertToIncremental,
   sqliteIncrementalVacuum,
   sqliteSpace,
-} from '../store/maintenance-queries.ts';
+} from './maintenance-store.ts';
 import { estimateIndexBloat, shouldReindex } from './index-bloat.ts';
 
 // Database maintenance per dialect, run by `cleanup` after its purges and by `herald db maintain`.
@@ -60,7 +60,10 @@ export async function runMaintenance(
   let summary: Record<string, unknown> = {};
   let error: string | null = null;
   try {
-    summary = store.dialect === 'sqlite' ? await maintainSqlite(store, hooks, options) : await maintainPostgres(store, config, hooks);
+    summary =
+      store.dialect === 'sqlite'
+        ? await maintainSqlite(store, hooks, options)
+        : await maintainPostgres(store, config, hooks);
     return summary;
   } catch (cause) {
     error = describeError(cause);
@@ -70,7 +73,11 @@ export async function runMaintenance(
   }
 }
 
-async function maintainSqlite(store: Store, hooks: MaintenanceHooks, options: MaintenanceOptions): Promise<Record<string, unknown>> {
+async function maintainSqlite(
+  store: Store,
+  hooks: MaintenanceHooks,
+  options: MaintenanceOptions,
+): Promise<Record<string, unknown>> {
   const initial = await sqliteSpace(store);
   if (options.convertSqlite) {
     await hooks.log('switching to incremental auto-vacuum: full VACUUM (writers wait until it ends)');
@@ -112,7 +119,11 @@ async function maintainSqlite(store: Store, hooks: MaintenanceHooks, options: Ma
   };
 }
 
-async function maintainPostgres(store: Store, config: HeraldConfig, hooks: MaintenanceHooks): Promise<Record<string, unknown>> {
+async function maintainPostgres(
+  store: Store,
+  config: HeraldConfig,
+  hooks: MaintenanceHooks,
+): Promise<Record<string, unknown>> {
   const tables = await existingTables(store, hotTables);
   for (const table of tables) {
     await postgresVacuumAnalyze(store, table);
@@ -124,7 +135,9 @@ async function maintainPostgres(store: Store, config: HeraldConfig, hooks: Maint
   for (const index of await postgresIndexStats(store)) {
     if (!tables.includes(index.table) || !shouldReindex(index, settings)) continue;
     const { bloatRatio } = estimateIndexBloat(index);
-    await hooks.log(`REINDEX INDEX CONCURRENTLY ${index.name}: ${index.bytes} bytes, estimated bloat ${Math.round(bloatRatio * 100)}%`);
+    await hooks.log(
+      `REINDEX INDEX CONCURRENTLY ${index.name}: ${index.bytes} bytes, estimated bloat ${Math.round(bloatRatio * 100)}%`,
+    );
     await postgresReindexConcurrently(store, index.name);
     reindexed.push({ index: index.name, bytesBefore: index.bytes, bloatRatio });
     await hooks.keepAlive();

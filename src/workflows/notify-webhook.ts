@@ -4,7 +4,10 @@ import { maskUrl } from '../common/logger.ts';
 // Failure notifications: one JSON POST per failed run. The webhook is best effort: its own failure
 // (refused, timeout, non-2xx) is logged and never affects the engine.
 
-export type FetchFunction = (url: string, init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal }) => Promise<{ ok: boolean; status: number }>;
+export type FetchFunction = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+) => Promise<{ ok: boolean; status: number }>;
 
 export interface FailureNotification {
   event: 'workflow.failed';
@@ -36,12 +39,18 @@ export async function notifyFailure(options: {
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
     });
     if (!response.ok) {
-      logger.warn({ webhook: maskUrl(url), status: response.status, workflow: notification.workflow }, 'workflow failure webhook answered with an error status');
+      logger.warn(
+        { webhook: maskUrl(url), status: response.status, workflow: notification.workflow },
+        'workflow failure webhook answered with an error status',
+      );
       return false;
     }
     return true;
   } catch (error) {
-    logger.warn({ webhook: maskUrl(url), err: (error as Error).message, workflow: notification.workflow }, 'workflow failure webhook could not be reached');
+    logger.warn(
+      { webhook: maskUrl(url), err: (error as Error).message, workflow: notification.workflow },
+      'workflow failure webhook could not be reached',
+    );
     return false;
   }
 }

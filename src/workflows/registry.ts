@@ -22,7 +22,8 @@ export function createWorkflowRegistry(definitions: WorkflowDefinition[]): Workf
     get: (name) => byName.get(name),
     require(name) {
       const found = byName.get(name);
-      if (!found) throw new AppError('NOT_FOUND', `no workflow named "${name}" (known: ${[...byName.keys()].join(', ')})`);
+      if (!found)
+        throw new AppError('NOT_FOUND', `no workflow named "${name}" (known: ${[...byName.keys()].join(', ')})`);
       return found;
     },
   };

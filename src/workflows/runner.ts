@@ -1,10 +1,12 @@
+import type { HeraldMetrics } from '../metrics/registry.ts';
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Store } from '../store/database.ts';
-import { appendStepLog, finishRun, finishStep, insertStep, renewLease, type RunStatus } from '../store/workflow-queries.ts';
+import { appendStepLog, finishRun, finishStep, insertStep, renewLease } from './workflow-store.ts';
 import type { StepContext, StepOutcome, WorkflowDefinition } from './types.ts';
+import type { RunStatus } from '../store/tables.ts';
 
 // Executes the steps of one run in order, from `startStep`, persisting each step and its log lines.
 // The first failed step ends the run; the lease is renewed before each step and whenever a long step
@@ -18,6 +20,8 @@ export interface RunEnvironment {
   nodeId: string;
   holder: string;
   leaseMs: number;
+  /** This process's metrics registry, handed to steps that measure something (mid-sourcing pushes). */
+  metrics?: HeraldMetrics | undefined;
   /** True once the engine is stopping: the run ends at the next step boundary or keepAlive(). */
   isStopping(): boolean;
 }
@@ -33,7 +37,12 @@ export interface RunResult {
   finishedAt: number;
 }
 
-export async function executeRun(env: RunEnvironment, definition: WorkflowDefinition, runId: number, startStep: number): Promise<RunResult> {
+export async function executeRun(
+  env: RunEnvironment,
+  definition: WorkflowDefinition,
+  runId: number,
+  startStep: number,
+): Promise<RunResult> {
   const { store, clock } = env;
   const startedAt = clock.now();
   let lastRenewal = startedAt;
@@ -64,8 +73,10 @@ export async function executeRun(env: RunEnvironment, definition: WorkflowDefini
         clock,
         logger: env.logger,
         nodeId: env.nodeId,
+        ...(env.metrics && { metrics: env.metrics }),
         runId,
-        log: (message, level = 'info') => appendStepLog(store, { runId, stepIndex: index, level, message, at: clock.now() }),
+        log: (message, level = 'info') =>
+          appendStepLog(store, { runId, stepIndex: index, level, message, at: clock.now() }),
         keepAlive: async () => {
           if (env.isStopping()) throw new Error('interrupted: the engine is stopping');
           if (clock.now() - lastRenewal >= env.leaseMs / 3) await renew();
@@ -86,12 +97,21 @@ export async function executeRun(env: RunEnvironment, definition: WorkflowDefini
       await finishStep(store, runId, index, { status: 'skipped', summary: outcome.reason, error: null, now });
     } else {
       anyDone = true;
-      await finishStep(store, runId, index, { status: 'succeeded', summary: outcome.summary ?? null, error: null, now });
+      await finishStep(store, runId, index, {
+        status: 'succeeded',
+        summary: outcome.summary ?? null,
+        error: null,
+        now,
+      });
     }
   }
 
   const finishedAt = clock.now();
-  const status: RunResult['status'] = failure ? 'failed' : anyDone || definition.steps.length === startStep ? 'succeeded' : 'skipped';
+  const status: RunResult['status'] = failure
+    ? 'failed'
+    : anyDone || definition.steps.length === startStep
+      ? 'succeeded'
+      : 'skipped';
   const error = failure ? `step ${failure.step} (${definition.steps[failure.step]!.name}): ${failure.error}` : null;
   await finishRun(store, runId, { status, failedStep: failure?.step ?? null, error, now: finishedAt });
   return {

@@ -11,12 +11,18 @@ describe('findDueSlot', () => {
   });
 
   it('is due on the slot, once', () => {
-    expect(findDueSlot(hourly, at('2026-01-01T00:30:00Z'), at('2026-01-01T01:00:00Z'))).toEqual({ slot: at('2026-01-01T01:00:00Z'), missed: 1 });
+    expect(findDueSlot(hourly, at('2026-01-01T00:30:00Z'), at('2026-01-01T01:00:00Z'))).toEqual({
+      slot: at('2026-01-01T01:00:00Z'),
+      missed: 1,
+    });
     expect(findDueSlot(hourly, at('2026-01-01T01:00:00Z'), at('2026-01-01T01:00:10Z'))).toBeUndefined();
   });
 
   it('reports the latest slot and the count after downtime', () => {
-    expect(findDueSlot(hourly, at('2026-01-01T00:30:00Z'), at('2026-01-01T05:10:00Z'))).toEqual({ slot: at('2026-01-01T05:00:00Z'), missed: 5 });
+    expect(findDueSlot(hourly, at('2026-01-01T00:30:00Z'), at('2026-01-01T05:10:00Z'))).toEqual({
+      slot: at('2026-01-01T05:00:00Z'),
+      missed: 5,
+    });
   });
 
   it('finds the latest slot of a minutely schedule down for a month without counting them all', () => {
@@ -35,7 +41,9 @@ describe('findDueSlot', () => {
 
 describe('compileSchedule', () => {
   it('names the setting of a bad expression or time zone', () => {
-    expect(() => compileSchedule('every day', 'UTC', 'workflows.overrides.cleanup.schedule')).toThrow(/workflows\.overrides\.cleanup\.schedule/);
+    expect(() => compileSchedule('every day', 'UTC', 'workflows.overrides.cleanup.schedule')).toThrow(
+      /workflows\.overrides\.cleanup\.schedule/,
+    );
     expect(() => compileSchedule('0 4 * * *', 'Mars/Olympus', 'workflows.timezone')).toThrow(/Mars\/Olympus/);
   });
 });

@@ -18,7 +18,11 @@ export function compileSchedule(expression: string, timezone: string, where: str
     cron = new Cron(expression, { timezone });
     cron.nextRun(new Date(0));
   } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `${where}: invalid schedule "${expression}" in time zone ${timezone}: ${(cause as Error).message}`, { cause });
+    throw new AppError(
+      'CONFIG_INVALID',
+      `${where}: invalid schedule "${expression}" in time zone ${timezone}: ${(cause as Error).message}`,
+      { cause },
+    );
   }
   return {
     expression,

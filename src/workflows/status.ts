@@ -1,10 +1,11 @@
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Store } from '../store/database.ts';
-import { latestRunsByWorkflow, listWorkflowRows, type WorkflowRunRow } from '../store/workflow-queries.ts';
+import { latestRunsByWorkflow, listWorkflowRows } from './workflow-store.ts';
 import type { ScheduledWorkflow } from './engine.ts';
 import { workflowHealth, workflowState } from './health.ts';
 import { findDueSlot, schedulePeriod } from './schedule.ts';
 import type { WorkflowHealth, WorkflowState } from './types.ts';
+import type { WorkflowRunRow } from '../store/tables.ts';
 
 // What `herald workflows list` (and later the dashboard) shows per workflow. Field names are a
 // stable --json contract: add fields, never rename them.
@@ -74,7 +75,12 @@ export async function describeWorkflows(input: {
     const running = input.activeHere.has(definition.name) || latest?.last?.status === 'running';
     const lastFinishedStatus = latest?.lastFinished?.status as Exclude<WorkflowRunRow['status'], 'running'> | undefined;
     const lastHandled = row?.last_due_at ?? row?.created_at ?? now;
-    const nextRun = !enabled || pausedAt !== null ? undefined : findDueSlot(schedule, lastHandled, now) ? now : schedule.nextAfter(lastHandled);
+    const nextRun =
+      !enabled || pausedAt !== null
+        ? undefined
+        : findDueSlot(schedule, lastHandled, now)
+          ? now
+          : schedule.nextAfter(lastHandled);
     return {
       name: definition.name,
       description: definition.description,

@@ -1,3 +1,4 @@
+import type { HeraldMetrics } from '../metrics/registry.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import type { HeraldConfig } from '../config/schema.ts';
@@ -7,7 +8,10 @@ import type { Store } from '../store/database.ts';
 // restarted from the step that failed without redoing the ones before it.
 
 /** What a step reports. `skipped` is not a success: it says the step had nothing it could do (e.g. not configured). */
-export type StepOutcome = { kind: 'done'; summary?: string } | { kind: 'skipped'; reason: string } | { kind: 'failed'; error: string };
+export type StepOutcome =
+  | { kind: 'done'; summary?: string }
+  | { kind: 'skipped'; reason: string }
+  | { kind: 'failed'; error: string };
 
 export interface StepContext {
   store: Store;
@@ -15,6 +19,8 @@ export interface StepContext {
   clock: Clock;
   logger: Logger;
   nodeId: string;
+  /** This process's metrics registry (absent in tests that build an engine without one). */
+  metrics?: HeraldMetrics;
   runId: number;
   /** Writes a line to the run's step log (shown by `herald workflows logs NAME`). */
   log(message: string, level?: 'info' | 'warn' | 'error'): Promise<void>;

@@ -1,7 +1,14 @@
 import type { Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
-import { acquireLease, ensureWorkflowRows, getWorkflowRow, listRuns, releaseLease, renewLease } from '../store/workflow-queries.ts';
+import {
+  acquireLease,
+  ensureWorkflowRows,
+  getWorkflowRow,
+  listRuns,
+  releaseLease,
+  renewLease,
+} from './workflow-store.ts';
 
 // Work done outside the engine that must never overlap a workflow's run (`herald rules update` and
 // the deliverability-update workflow): it takes the very lease the engine takes for that workflow
@@ -23,8 +30,12 @@ export interface WorkflowLeaseOptions {
 export async function withWorkflowLease<T>(options: WorkflowLeaseOptions, action: () => Promise<T>): Promise<T> {
   const { store, workflow, holder, clock, leaseMs } = options;
   await ensureWorkflowRows(store, [workflow], clock.now());
-  if (!(await acquireLease(store, { name: workflow, holder, now: clock.now(), leaseMs }))) throw await leaseTakenError(store, workflow);
-  const renewal = setInterval(() => void renewLease(store, workflow, holder, clock.now(), leaseMs).catch(() => false), Math.max(1_000, Math.floor(leaseMs / 3)));
+  if (!(await acquireLease(store, { name: workflow, holder, now: clock.now(), leaseMs })))
+    throw await leaseTakenError(store, workflow);
+  const renewal = setInterval(
+    () => void renewLease(store, workflow, holder, clock.now(), leaseMs).catch(() => false),
+    Math.max(1_000, Math.floor(leaseMs / 3)),
+  );
   renewal.unref();
   try {
     return await action();
@@ -40,8 +51,14 @@ async function leaseTakenError(store: Store, workflow: string): Promise<AppError
   const holder = row?.lease_holder ?? 'another node';
   const [last] = await listRuns(store, workflow, 1);
   if (last && last.status === 'running' && last.holder === holder) {
-    return new AppError('INVALID_STATE', `workflow ${workflow} is running right now (run #${last.id}, lease held by ${holder} since ${new Date(last.started_at).toISOString()}); try again when it has finished`);
+    return new AppError(
+      'INVALID_STATE',
+      `workflow ${workflow} is running right now (run #${last.id}, lease held by ${holder} since ${new Date(last.started_at).toISOString()}); try again when it has finished`,
+    );
   }
   const since = row?.updated_at === undefined ? '' : ` since ${new Date(row.updated_at).toISOString()}`;
-  return new AppError('INVALID_STATE', `workflow ${workflow} is running right now (lease held by ${holder}${since}); try again when it has finished`);
+  return new AppError(
+    'INVALID_STATE',
+    `workflow ${workflow} is running right now (lease held by ${holder}${since}); try again when it has finished`,
+  );
 }

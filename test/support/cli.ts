@@ -13,12 +13,17 @@ export interface CliRun {
 }
 
 /** Runs `herald ...args` in-process against the database at `databaseUrl`, capturing its output. */
-export async function runHerald(databaseUrl: string, args: string[], config: Record<string, unknown> = {}): Promise<CliRun> {
+export async function runHerald(
+  databaseUrl: string,
+  args: string[],
+  config: Record<string, unknown> = {},
+): Promise<CliRun> {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const context: CliContext = {
     output: { out: (line) => stdout.push(line), err: (line) => stderr.push(line) },
-    open: () => openHerald({ config: parseConfig({ ...config, database: { url: databaseUrl } }, 'test'), logger: silentLogger }),
+    open: () =>
+      openHerald({ config: parseConfig({ ...config, database: { url: databaseUrl } }, 'test'), logger: silentLogger }),
   };
   const exitCode = await runCli(['node', 'herald', ...args], context);
   return {

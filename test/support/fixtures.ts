@@ -1,9 +1,17 @@
 import type { Store } from '../../src/store/database.ts';
 
 /** Inserts a list with `count` recipients straight into the database (tests that are not about import). */
-export async function insertList(store: Store, name: string, recipients: Array<{ email: string; data?: Record<string, string> }>): Promise<number> {
+export async function insertList(
+  store: Store,
+  name: string,
+  recipients: Array<{ email: string; data?: Record<string, string> }>,
+): Promise<number> {
   const now = Date.now();
-  const list = await store.db.insertInto('lists').values({ name, created_at: now }).returning('id').executeTakeFirstOrThrow();
+  const list = await store.db
+    .insertInto('lists')
+    .values({ name, created_at: now })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   for (let i = 0; i < recipients.length; i += 1_000) {
     await store.db
       .insertInto('recipients')

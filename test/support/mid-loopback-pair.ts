@@ -1,13 +1,17 @@
 import type { Clock } from '../../src/common/clock.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { defaultMidsourcingConfig, type MidsourcingConfig } from '../../src/midsourcing/config.ts';
-import { startExecutionServer, type ExecutionServer } from '../../src/midsourcing/execution-server.ts';
+import {
+  startExecutionServer,
+  type ExecutionServer,
+  type ExecutionServerOptions,
+} from '../../src/midsourcing/execution-server.ts';
 import { createPeerClient, type PeerClient } from '../../src/midsourcing/peer-client.ts';
 import { startFaultProxy, type FaultProxy } from '../../src/midsourcing/testing/fault-proxy.ts';
 import { createMta, type Mta } from '../../src/mta/queue-runner.ts';
 import type { Simulator } from '../../src/sim/simulator.ts';
 import type { Dialect, Store } from '../../src/store/database.ts';
-import { createMtaStore } from '../../src/store/mta-queries.ts';
+import { createMtaStore } from '../../src/mta/queue-store.ts';
 import { openMigratedDatabase, type TestDatabase } from './databases.ts';
 
 // Two real Herald instances for the mid-sourcing loopback tests: a marketing one and an execution one,
@@ -35,11 +39,27 @@ export interface MidLoopbackPair {
 
 const secret = 'loopback-shared-secret-0123456789';
 
-export async function openMidLoopbackPair([marketingDialect, executionDialect]: [Dialect, Dialect], clock: Clock): Promise<MidLoopbackPair> {
+export async function openMidLoopbackPair(
+  [marketingDialect, executionDialect]: [Dialect, Dialect],
+  clock: Clock,
+  options: { onPartAppend?: ExecutionServerOptions['onPartAppend'] } = {},
+): Promise<MidLoopbackPair> {
   const marketing = await openMigratedDatabase(marketingDialect);
   const execution = await openMigratedDatabase(executionDialect);
-  const executionConfig: MidsourcingConfig = { ...defaultMidsourcingConfig(), mode: 'execution', name: 'exec-1', peers: [{ name: 'marketing-1', secret }] };
-  let server = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: 0 });
+  const executionConfig: MidsourcingConfig = {
+    ...defaultMidsourcingConfig(),
+    mode: 'execution',
+    name: 'exec-1',
+    peers: [{ name: 'marketing-1', secret }],
+  };
+  let server = await startExecutionServer({
+    store: execution.store,
+    config: executionConfig,
+    clock,
+    host: '127.0.0.1',
+    port: 0,
+    ...(options.onPartAppend && { onPartAppend: options.onPartAppend }),
+  });
   const proxy = await startFaultProxy(server.url);
   const marketingConfig: MidsourcingConfig = {
     ...defaultMidsourcingConfig(),
@@ -50,7 +70,12 @@ export async function openMidLoopbackPair([marketingDialect, executionDialect]: 
     retryBaseMs: 20,
     retryMaxMs: 200,
   };
-  const client = createPeerClient({ peer: { name: 'exec-1', url: proxy.url, secret }, localName: 'marketing-1', timeoutMs: 1_000, clock });
+  const client = createPeerClient({
+    peer: { name: 'exec-1', url: proxy.url, secret },
+    localName: 'marketing-1',
+    timeoutMs: 1_000,
+    clock,
+  });
   const mtas: Mta[] = [];
   return {
     marketing,
@@ -62,7 +87,14 @@ export async function openMidLoopbackPair([marketingDialect, executionDialect]: 
     server: () => server,
     async restartExecutionServer() {
       await server.close();
-      server = await startExecutionServer({ store: execution.store, config: executionConfig, clock, host: '127.0.0.1', port: server.port });
+      server = await startExecutionServer({
+        store: execution.store,
+        config: executionConfig,
+        clock,
+        host: '127.0.0.1',
+        port: server.port,
+        ...(options.onPartAppend && { onPartAppend: options.onPartAppend }),
+      });
     },
     executionMta(simulator, nodeId) {
       const mta = createMta({
@@ -70,7 +102,15 @@ export async function openMidLoopbackPair([marketingDialect, executionDialect]: 
         nodeId,
         clock,
         config: configSchema.parse({
-          mta: { routes: simulator.routes, resolverServers: [simulator.dnsServer], retryDelaysSeconds: [1], pollIntervalMs: 50, connectTimeoutMs: 500, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000 },
+          mta: {
+            routes: simulator.routes,
+            resolverServers: [simulator.dnsServer],
+            retryDelaysSeconds: [1],
+            pollIntervalMs: 50,
+            connectTimeoutMs: 500,
+            commandTimeoutMs: 1_000,
+            dataTimeoutMs: 1_000,
+          },
         }).mta,
       });
       mtas.push(mta);

@@ -15,12 +15,18 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
-export async function createScratchDatabase(dialect: Dialect, label = 'test', adminUrl = postgresAdminUrl): Promise<ScratchDatabase> {
+export async function createScratchDatabase(
+  dialect: Dialect,
+  label = 'test',
+  adminUrl = postgresAdminUrl,
+): Promise<ScratchDatabase> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), `herald-${label}-`));
     return { url: `sqlite:${join(dir, 'herald.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
   }
-  const name = `herald_${label}_${process.pid}_${randomId(6).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
+  const name = `herald_${label}_${process.pid}_${randomId(6)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}`;
   const run = async (statement: string) => {
     const client = new pg.Client({ connectionString: adminUrl });
     await client.connect();

@@ -3,7 +3,11 @@
  * back-off; fails with `what` after `timeoutMs`. For conditions in other processes or databases, where
  * no event can be awaited — never a fixed sleep.
  */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 5;
   for (;;) {

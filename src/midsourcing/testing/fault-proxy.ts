@@ -1,4 +1,10 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 // An HTTP proxy for tests and drills that sits between a marketing and an execution instance and
@@ -42,7 +48,14 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
   let upstream = new URL(upstreamUrl);
   let plan: (request: ProxiedRequest) => Fault = () => ({ kind: 'pass' });
   const attempts = new Map<string, number>();
-  const counts: Record<Fault['kind'], number> = { pass: 0, delay: 0, 'drop-before': 0, 'drop-after': 0, status: 0, 'status-after': 0 };
+  const counts: Record<Fault['kind'], number> = {
+    pass: 0,
+    delay: 0,
+    'drop-before': 0,
+    'drop-after': 0,
+    status: 0,
+    'status-after': 0,
+  };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let seq = 0;
@@ -50,12 +63,17 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
   const forward = (req: IncomingMessage, body: Buffer) =>
     new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer } | undefined>((resolve) => {
       const headers = { ...req.headers, host: upstream.host, connection: 'keep-alive' };
-      const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', () => resolve(undefined));
-      });
+      const out = httpRequest(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
+          res.on('error', () => resolve(undefined));
+        },
+      );
       out.on('error', () => resolve(undefined));
       out.end(body);
     });
@@ -64,7 +82,11 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     if (res.destroyed) return;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(answer.headers)) {
-      if (typeof value === 'string' && !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name)) headers[name] = value;
+      if (
+        typeof value === 'string' &&
+        !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name)
+      )
+        headers[name] = value;
     }
     res.writeHead(answer.status, { ...headers, 'content-length': String(answer.body.length) });
     res.end(answer.body);

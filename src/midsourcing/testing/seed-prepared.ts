@@ -1,19 +1,27 @@
 import { validateAddress } from '../../audience/address.ts';
 import type { Clock } from '../../common/clock.ts';
-import { prepareDelivery } from '../../delivery/preparation.ts';
+import { preparationStore, prepareDelivery } from '../../delivery/preparation.ts';
 import type { Store } from '../../store/database.ts';
-import { createDelivery } from '../../store/delivery-queries.ts';
-import { preparationStore } from '../../store/preparation-queries.ts';
+import { createDelivery } from '../../delivery/delivery-store.ts';
 
 // A list, its recipients and a delivery prepared from it by the real preparation: the starting point
 // of a mid-sourcing push in tests and drills.
 
 export async function seedPreparedDelivery(
   store: Store,
-  options: { name: string; recipients: ReadonlyArray<{ email: string; data?: Record<string, unknown> }>; validitySeconds: number; clock: Clock },
+  options: {
+    name: string;
+    recipients: ReadonlyArray<{ email: string; data?: Record<string, unknown> }>;
+    validitySeconds: number;
+    clock: Clock;
+  },
 ): Promise<{ deliveryId: number; prepared: number }> {
   const now = options.clock.now();
-  const list = await store.db.insertInto('lists').values({ name: options.name, created_at: now }).returning('id').executeTakeFirstOrThrow();
+  const list = await store.db
+    .insertInto('lists')
+    .values({ name: options.name, created_at: now })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   for (let i = 0; i < options.recipients.length; i += 1_000) {
     const rows = options.recipients.slice(i, i + 1_000).map((recipient) => ({
       list_id: Number(list.id),

@@ -20,7 +20,10 @@ export interface SeedDeliveryOptions {
   affinity?: string | null;
 }
 
-export async function seedDelivery(db: Kysely<Database>, options: SeedDeliveryOptions): Promise<{ deliveryId: number; logIds: number[] }> {
+export async function seedDelivery(
+  db: Kysely<Database>,
+  options: SeedDeliveryOptions,
+): Promise<{ deliveryId: number; logIds: number[] }> {
   const { now } = options;
   const delivery = await db
     .insertInto('deliveries')

@@ -89,9 +89,23 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   // The MTA's claim query: due pending rows in time order.
   await db.schema.createIndex('delivery_logs_due').on('delivery_logs').columns(['status', 'next_attempt_at']).execute();
   // One log per address per delivery: preparation relies on it to merge duplicates without holding the target in memory.
-  await db.schema.createIndex('delivery_logs_delivery_email').on('delivery_logs').columns(['delivery_id', 'email']).unique().execute();
-  await db.schema.createIndex('delivery_logs_delivery_status').on('delivery_logs').columns(['delivery_id', 'status']).execute();
-  await db.schema.createIndex('delivery_logs_claimed_by').on('delivery_logs').columns(['claimed_by']).where(sql.ref('claimed_by'), 'is not', null).execute();
+  await db.schema
+    .createIndex('delivery_logs_delivery_email')
+    .on('delivery_logs')
+    .columns(['delivery_id', 'email'])
+    .unique()
+    .execute();
+  await db.schema
+    .createIndex('delivery_logs_delivery_status')
+    .on('delivery_logs')
+    .columns(['delivery_id', 'status'])
+    .execute();
+  await db.schema
+    .createIndex('delivery_logs_claimed_by')
+    .on('delivery_logs')
+    .columns(['claimed_by'])
+    .where(sql.ref('claimed_by'), 'is not', null)
+    .execute();
 
   await db.schema
     .createTable('addresses')

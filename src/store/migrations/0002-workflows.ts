@@ -76,7 +76,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('updated_at', bigint, notNull)
     .addPrimaryKeyConstraint('delivery_stats_hourly_pk', ['hour', 'delivery_id', 'domain', 'mx_host'])
     .execute();
-  await db.schema.createIndex('delivery_stats_hourly_delivery').on('delivery_stats_hourly').columns(['delivery_id', 'hour']).execute();
+  await db.schema
+    .createIndex('delivery_stats_hourly_delivery')
+    .on('delivery_stats_hourly')
+    .columns(['delivery_id', 'hour'])
+    .execute();
 
   await addIdColumn(db.schema.createTable('db_maintenance'), dialect)
     .addColumn('source', 'text', notNull)

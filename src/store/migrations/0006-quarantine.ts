@@ -42,7 +42,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('category', 'text')
     .addColumn('updated_at', bigint, notNull)
     .execute();
-  await db.schema.createIndex('qualification_entries_status_count').on('qualification_entries').columns(['status', 'count']).execute();
+  await db.schema
+    .createIndex('qualification_entries_status_count')
+    .on('qualification_entries')
+    .columns(['status', 'count'])
+    .execute();
 
   await addIdColumn(db.schema.createTable('inbound_samples'), dialect)
     .addColumn('received_at', bigint, notNull)

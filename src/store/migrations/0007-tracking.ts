@@ -25,7 +25,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('flags', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('user_agent', 'text')
     .execute();
-  await db.schema.createIndex('tracking_events_delivery').on('tracking_events').columns(['delivery_id', 'id']).execute();
+  await db.schema
+    .createIndex('tracking_events_delivery')
+    .on('tracking_events')
+    .columns(['delivery_id', 'id'])
+    .execute();
   await db.schema.createIndex('tracking_events_at').on('tracking_events').columns(['at']).execute();
 
   await db.schema

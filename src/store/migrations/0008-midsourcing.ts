@@ -83,11 +83,20 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   await addIdColumn(db.schema.createTable('mid_log_changes'), dialect)
     .addColumn('delivery_id', bigint, notNull)
     .addColumn('log_id', bigint, notNull)
-    // Null until published: see publishLogChanges() in src/store/midsourcing-queries.ts.
+    // Null until published: see publishLogChanges() in src/midsourcing/inbound-store.ts.
     .addColumn('seq', bigint)
     .execute();
-  await db.schema.createIndex('mid_log_changes_delivery_seq').on('mid_log_changes').columns(['delivery_id', 'seq']).execute();
-  await db.schema.createIndex('mid_log_changes_unpublished').on('mid_log_changes').column('id').where(sql.ref('seq'), 'is', null).execute();
+  await db.schema
+    .createIndex('mid_log_changes_delivery_seq')
+    .on('mid_log_changes')
+    .columns(['delivery_id', 'seq'])
+    .execute();
+  await db.schema
+    .createIndex('mid_log_changes_unpublished')
+    .on('mid_log_changes')
+    .column('id')
+    .where(sql.ref('seq'), 'is', null)
+    .execute();
 
   // Capture every outcome of a received delivery in the same transaction that writes it (the MTA's
   // code is unaware of mid-sourcing). Claims (pending → sending) and releases (sending → pending,

@@ -11,19 +11,34 @@ import { bigint, notNull } from './column-types.ts';
 //   `midsourcing.logChangesRetentionDays`: the execution side records the cursor each logs request
 //   sends (everything at or below it is applied on the marketing side) and when a change was published.
 export async function up(db: Kysely<unknown>, _dialect: Dialect): Promise<void> {
-  await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('mid_outbound_deliveries')
+    .addColumn('state_version', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_target', 'text').execute();
   await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_changed_at', bigint).execute();
-  await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_acked_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('mid_outbound_deliveries')
+    .addColumn('state_acked_version', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_acked_at', bigint).execute();
   await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_outcome', 'text').execute();
   await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_remote', 'text').execute();
-  await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('mid_outbound_deliveries')
+    .addColumn('state_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable('mid_outbound_deliveries').addColumn('state_error', 'text').execute();
 
-  await db.schema.alterTable('mid_inbound_deliveries').addColumn('state_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('mid_inbound_deliveries')
+    .addColumn('state_version', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable('mid_inbound_deliveries').addColumn('state_target', 'text').execute();
-  await db.schema.alterTable('mid_inbound_deliveries').addColumn('read_cursor', bigint, (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('mid_inbound_deliveries')
+    .addColumn('read_cursor', bigint, (c) => c.notNull().defaultTo(0))
+    .execute();
   await db.schema.alterTable('mid_inbound_deliveries').addColumn('read_at', bigint).execute();
 
   await db.schema

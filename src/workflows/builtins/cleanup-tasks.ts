@@ -1,3 +1,13 @@
+import { purgeInboundMessagesBatch } from '../../bounce/qualification-store.ts';
+import { purgeMaintenanceHistory } from '../maintenance-store.ts';
+import { purgeMidLogChanges } from '../../midsourcing/purge.ts';
+import { purgeMidSeenRequests } from '../../midsourcing/seen-requests-purge.ts';
+import { purgeTrackingEventsWindow, trackingEventPurgeRange } from '../../tracking/tracking-store.ts';
+import { purgeWorkflowHistory } from '../workflow-store.ts';
+import { runMaintenance } from '../maintenance.ts';
+import { done, type StepDefinition } from '../types.ts';
+import { inIdWindows, untilEmpty } from './batches.ts';
+import { failStaleImports } from './stale-imports.ts';
 import {
   cancelPendingLogsBatch,
   deleteDeliveryLogsBatch,
@@ -6,18 +16,12 @@ import {
   expiredDeliveries,
   finishExpiredDelivery,
   idRange,
+  purgeAddressEventsWindow,
   purgeDeliveryLogsWindow,
   purgeImportRejectsWindow,
-  purgeMaintenanceHistory,
-} from '../../store/maintenance-queries.ts';
-import { purgeMidLogChanges } from '../../midsourcing/purge.ts';
-import { purgeMidSeenRequests } from '../../midsourcing/seen-requests-purge.ts';
-import { purgeTrackingEventsWindow, trackingEventPurgeRange } from '../../store/tracking-queries.ts';
-import { purgeWorkflowHistory } from '../../store/workflow-queries.ts';
-import { runMaintenance } from '../maintenance.ts';
-import { done, type StepDefinition } from '../types.ts';
-import { inIdWindows, untilEmpty } from './batches.ts';
-import { failStaleImports } from './stale-imports.ts';
+  purgeInboundSamplesWindow,
+  purgeStaleQualificationEntries,
+} from './cleanup-store.ts';
 
 // The cleanup workflow's tasks, in order: data, so later features add theirs (tracking logs,
 // qualification samples) by inserting an entry before `database-maintenance`. Each is a step: the
@@ -51,8 +55,12 @@ export const purgeDeliveryLogs: StepDefinition = {
     const settings = ctx.config.workflows.cleanup;
     const before = ctx.clock.now() - settings.deliveryLogsDays * day;
     const range = await idRange(ctx.store, 'delivery_logs');
-    const totals = await inIdWindows(range, settings.batchSize, ctx.keepAlive, (from, to) => purgeDeliveryLogsWindow(ctx.store, from, to, before));
-    await ctx.log(`delivery logs older than ${settings.deliveryLogsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${settings.batchSize}`);
+    const totals = await inIdWindows(range, settings.batchSize, ctx.keepAlive, (from, to) =>
+      purgeDeliveryLogsWindow(ctx.store, from, to, before),
+    );
+    await ctx.log(
+      `delivery logs older than ${settings.deliveryLogsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${settings.batchSize}`,
+    );
     return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
   },
 };
@@ -71,7 +79,9 @@ export const purgeDeletedDeliveries: StepDefinition = {
       logs += totals.rows;
       batches += totals.batches;
     }
-    await ctx.log(`deleted deliveries older than ${settings.deletedDeliveriesDays} days: ${ids.length} purged with ${logs} logs in ${batches} batches`);
+    await ctx.log(
+      `deleted deliveries older than ${settings.deletedDeliveriesDays} days: ${ids.length} purged with ${logs} logs in ${batches} batches`,
+    );
     return done(`${ids.length} deliveries, ${logs} logs`);
   },
 };
@@ -81,10 +91,15 @@ export const purgeImportRejects: StepDefinition = {
   async run(ctx) {
     const settings = ctx.config.workflows.cleanup;
     const before = ctx.clock.now() - settings.importRejectsDays * day;
-    const totals = await inIdWindows(await idRange(ctx.store, 'import_rejects'), settings.batchSize, ctx.keepAlive, (from, to) =>
-      purgeImportRejectsWindow(ctx.store, from, to, before),
+    const totals = await inIdWindows(
+      await idRange(ctx.store, 'import_rejects'),
+      settings.batchSize,
+      ctx.keepAlive,
+      (from, to) => purgeImportRejectsWindow(ctx.store, from, to, before),
     );
-    await ctx.log(`import rejects older than ${settings.importRejectsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches`);
+    await ctx.log(
+      `import rejects older than ${settings.importRejectsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches`,
+    );
     return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
   },
 };
@@ -97,11 +112,62 @@ export const purgeTrackingEvents: StepDefinition = {
   async run(ctx) {
     const settings = ctx.config.workflows.cleanup;
     const before = ctx.clock.now() - settings.trackingLogsDays * day;
-    const totals = await inIdWindows(await trackingEventPurgeRange(ctx.store, before), settings.batchSize, ctx.keepAlive, (from, to) =>
-      purgeTrackingEventsWindow(ctx.store, from, to, before),
+    const totals = await inIdWindows(
+      await trackingEventPurgeRange(ctx.store, before),
+      settings.batchSize,
+      ctx.keepAlive,
+      (from, to) => purgeTrackingEventsWindow(ctx.store, from, to, before),
     );
-    await ctx.log(`raw tracking events older than ${settings.trackingLogsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${settings.batchSize}`);
+    await ctx.log(
+      `raw tracking events older than ${settings.trackingLogsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches of at most ${settings.batchSize}`,
+    );
     return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
+  },
+};
+
+// The address timeline: states live in `addresses`, the rows are history. Keep addressEventsDays at
+// least tracking.tokenTtlDays: an unsubscribe is recognised as a replay by its row.
+export const purgeAddressEvents: StepDefinition = {
+  name: 'purge-address-events',
+  async run(ctx) {
+    const settings = ctx.config.workflows.cleanup;
+    const before = ctx.clock.now() - settings.addressEventsDays * day;
+    const totals = await inIdWindows(
+      await idRange(ctx.store, 'address_events'),
+      settings.batchSize,
+      ctx.keepAlive,
+      (from, to) => purgeAddressEventsWindow(ctx.store, from, to, before),
+    );
+    await ctx.log(
+      `address events older than ${settings.addressEventsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches`,
+    );
+    return done(`${totals.rows} rows deleted in ${totals.batches} batches`);
+  },
+};
+
+// Inbound samples and the qualification entries nobody decided on; kept and ignored entries stay.
+export const purgeQualificationSamples: StepDefinition = {
+  name: 'purge-qualification-samples',
+  async run(ctx) {
+    const settings = ctx.config.workflows.cleanup;
+    const before = ctx.clock.now() - settings.qualificationSamplesDays * day;
+    const samples = await inIdWindows(
+      await idRange(ctx.store, 'inbound_samples'),
+      settings.batchSize,
+      ctx.keepAlive,
+      (from, to) => purgeInboundSamplesWindow(ctx.store, from, to, before),
+    );
+    const entries = await untilEmpty(ctx.keepAlive, () =>
+      purgeStaleQualificationEntries(ctx.store, before, settings.batchSize),
+    );
+    const messagesBefore = ctx.clock.now() - settings.inboundMessagesDays * day;
+    const messages = await untilEmpty(ctx.keepAlive, () =>
+      purgeInboundMessagesBatch(ctx.store, messagesBefore, settings.batchSize),
+    );
+    await ctx.log(
+      `qualification samples older than ${settings.qualificationSamplesDays} days: deleted ${samples.rows} inbound samples and ${entries.rows} undecided qualification entries; inbound message identities older than ${settings.inboundMessagesDays} days: deleted ${messages.rows}`,
+    );
+    return done(`${samples.rows} samples, ${entries.rows} entries, ${messages.rows} message identities deleted`);
   },
 };
 
@@ -112,7 +178,9 @@ export const purgeHistory: StepDefinition = {
     const before = ctx.clock.now() - days * day;
     const totals = await purgeWorkflowHistory(ctx.store, before, ctx.config.workflows.cleanup.batchSize);
     const maintenance = await purgeMaintenanceHistory(ctx.store, before);
-    await ctx.log(`workflow history older than ${days} days: ${totals.runs} runs deleted in ${totals.batches} batches; ${maintenance} maintenance records`);
+    await ctx.log(
+      `workflow history older than ${days} days: ${totals.runs} runs deleted in ${totals.batches} batches; ${maintenance} maintenance records`,
+    );
     return done(`${totals.runs} runs deleted`);
   },
 };
@@ -120,7 +188,13 @@ export const purgeHistory: StepDefinition = {
 export const databaseMaintenance: StepDefinition = {
   name: 'database-maintenance',
   async run(ctx) {
-    const summary = await runMaintenance(ctx.store, ctx.config, ctx.clock, { log: (m) => ctx.log(m), keepAlive: ctx.keepAlive }, { source: 'cleanup' });
+    const summary = await runMaintenance(
+      ctx.store,
+      ctx.config,
+      ctx.clock,
+      { log: (m) => ctx.log(m), keepAlive: ctx.keepAlive },
+      { source: 'cleanup' },
+    );
     return done(JSON.stringify(summary));
   },
 };
@@ -132,6 +206,8 @@ export const cleanupTasks: StepDefinition[] = [
   failStaleImports,
   purgeImportRejects,
   purgeTrackingEvents,
+  purgeAddressEvents,
+  purgeQualificationSamples,
   purgeHistory,
   purgeMidLogChanges,
   purgeMidSeenRequests,

@@ -16,7 +16,10 @@ export const deliverabilityUpdateWorkflow: WorkflowDefinition = {
       name: 'update-rule-packs',
       async run(ctx) {
         const source = ctx.config.deliverability.source;
-        if (!source) return skipped('not configured: set deliverability.source to a directory or an https:// URL (docs/deliverability-update.md)');
+        if (!source)
+          return skipped(
+            'not configured: set deliverability.source to a directory or an https:// URL (docs/deliverability-update.md)',
+          );
         let result;
         try {
           result = await updateRulePacks({ store: ctx.store, config: ctx.config, now: ctx.clock.now() }, source);
@@ -26,10 +29,19 @@ export const deliverabilityUpdateWorkflow: WorkflowDefinition = {
           return { kind: 'failed', error: `${error.code}: ${error.message}` };
         }
         for (const kind of result.kinds) {
-          const what = kind.outcome === 'updated' ? `version ${kind.version} (#${kind.versionId}) active, replacing ${kind.previousVersion ?? 'none'}: ${formatDiff(kind.diff)}` : kind.outcome === 'repaired' ? `version ${kind.version} unchanged; ${kind.file} written again` : `unchanged (version ${kind.version})`;
+          const what =
+            kind.outcome === 'updated'
+              ? `version ${kind.version} (#${kind.versionId}) active, replacing ${kind.previousVersion ?? 'none'}: ${formatDiff(kind.diff)}`
+              : kind.outcome === 'repaired'
+                ? `version ${kind.version} unchanged; ${kind.file} written again`
+                : `unchanged (version ${kind.version})`;
           await ctx.log(`${kind.kind} rules: ${what}`);
         }
-        return done(result.kinds.map((k) => `${k.kind} ${k.outcome === 'updated' ? `updated to ${k.version}` : k.outcome}`).join(', '));
+        return done(
+          result.kinds
+            .map((k) => `${k.kind} ${k.outcome === 'updated' ? `updated to ${k.version}` : k.outcome}`)
+            .join(', '),
+        );
       },
     },
   ],

@@ -1,12 +1,12 @@
+import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
+import { failStalePreparations } from './stale-preparations.ts';
 import {
   clearDelayed,
   flagDelayed,
   inProgressDeliveryProgress,
   lastLogUpdate,
   startScheduledDeliveries,
-} from '../../store/workflow-queries.ts';
-import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
-import { failStalePreparations } from './stale-preparations.ts';
+} from './delivery-manager-store.ts';
 
 // Starts deliveries whose scheduled time has come, and flags those that stopped progressing
 // (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them;
@@ -33,7 +33,10 @@ const flagStalled: StepDefinition = {
       const lastProgressAt = (await lastLogUpdate(ctx.store, delivery.deliveryId)) ?? delivery.startedAt ?? now;
       delayed.push(delivery.deliveryId);
       if (await flagDelayed(ctx.store, delivery.deliveryId, Math.max(lastProgressAt, delivery.startedAt ?? 0), now)) {
-        await ctx.log(`delivery ${delivery.deliveryId} delayed: no progress since ${new Date(lastProgressAt).toISOString()}`, 'warn');
+        await ctx.log(
+          `delivery ${delivery.deliveryId} delayed: no progress since ${new Date(lastProgressAt).toISOString()}`,
+          'warn',
+        );
       }
     }
     const cleared = await clearDelayed(ctx.store, delayed);
@@ -43,7 +46,8 @@ const flagStalled: StepDefinition = {
 
 export const deliveryManagerWorkflow: WorkflowDefinition = {
   name: 'delivery-manager',
-  description: 'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations',
+  description:
+    'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations',
   schedule: '*/5 * * * *',
   steps: [startScheduled, flagStalled, failStalePreparations],
 };

@@ -15,5 +15,13 @@ export const cleanupWorkflow: WorkflowDefinition = {
 
 /** Every built-in technical workflow, in display order. */
 export function builtinWorkflows(): WorkflowDefinition[] {
-  return [cleanupWorkflow, deliverabilityUpdateWorkflow, deliveryManagerWorkflow, statsWorkflow, trackingWorkflow, midSyncCountersWorkflow, midSyncLogsWorkflow];
+  return [
+    cleanupWorkflow,
+    deliverabilityUpdateWorkflow,
+    deliveryManagerWorkflow,
+    statsWorkflow,
+    trackingWorkflow,
+    midSyncCountersWorkflow,
+    midSyncLogsWorkflow,
+  ];
 }

@@ -1,4 +1,10 @@
-import { discardStagedWindow, failStaleImport, importsWithStagedRows, stagedSummary, staleImports } from '../../store/audience-queries.ts';
+import {
+  discardStagedWindow,
+  failStaleImport,
+  importsWithStagedRows,
+  stagedSummary,
+  staleImports,
+} from '../../audience/audience-store.ts';
 import { done, type StepDefinition } from '../types.ts';
 import { inIdWindows } from './batches.ts';
 
@@ -21,27 +27,37 @@ export const failStaleImports: StepDefinition = {
   name: 'fail-stale-imports',
   async run(ctx) {
     const settings = ctx.config.workflows.cleanup;
-    const db = ctx.store.db;
+    const { store } = ctx;
     const now = ctx.clock.now();
     const before = now - settings.staleImportHours * hour;
     let failed = 0;
-    for (const stale of await staleImports(db, before)) {
+    for (const stale of await staleImports(store, before)) {
       const error = interruptedImportError(stale.lastProgressAt, settings.staleImportHours);
-      if (!(await failStaleImport(db, stale.id, { before, error, now }))) continue;
+      if (!(await failStaleImport(store, stale.id, { before, error, now }))) continue;
       failed += 1;
-      await ctx.log(`import ${stale.id} (${stale.fileName}): no progress since ${new Date(stale.lastProgressAt).toISOString()}, failed as interrupted`, 'warn');
+      await ctx.log(
+        `import ${stale.id} (${stale.fileName}): no progress since ${new Date(stale.lastProgressAt).toISOString()}, failed as interrupted`,
+        'warn',
+      );
     }
     // Every import that is over, not only those failed above: a run stopped between failing an import
     // and deleting its rows leaves them to the next one.
     let rows = 0;
     let batches = 0;
-    for (const importId of await importsWithStagedRows(db)) {
-      const staged = await stagedSummary(db, importId);
-      const totals = await inIdWindows({ min: staged.minId, max: staged.maxId }, settings.batchSize, ctx.keepAlive, (from, to) => discardStagedWindow(db, importId, from, to));
+    for (const importId of await importsWithStagedRows(store)) {
+      const staged = await stagedSummary(store, importId);
+      const totals = await inIdWindows(
+        { min: staged.minId, max: staged.maxId },
+        settings.batchSize,
+        ctx.keepAlive,
+        (from, to) => discardStagedWindow(store, importId, from, to),
+      );
       rows += totals.rows;
       batches += totals.batches;
     }
-    await ctx.log(`imports with no progress for ${settings.staleImportHours} h: ${failed} failed as interrupted; ${rows} staged rows deleted in ${batches} batches`);
+    await ctx.log(
+      `imports with no progress for ${settings.staleImportHours} h: ${failed} failed as interrupted; ${rows} staged rows deleted in ${batches} batches`,
+    );
     return done(`${failed} imports failed as interrupted, ${rows} staged rows deleted`);
   },
 };

@@ -1,4 +1,9 @@
-import { deleteDeliveryLogs, failedPreparationsWithLogs, failStalePreparation, stalePreparations } from '../../store/preparation-queries.ts';
+import {
+  deleteDeliveryLogs,
+  failedPreparationsWithLogs,
+  failStalePreparation,
+  stalePreparations,
+} from '../../delivery/preparation-store.ts';
 import { done, type StepDefinition } from '../types.ts';
 
 // `herald delivery prepare` runs preparation inside its own process; if that process dies the delivery
@@ -24,13 +29,19 @@ export const failStalePreparations: StepDefinition = {
       const error = interruptedPreparationError(stale.id, stale.lastProgressAt);
       if (!(await failStalePreparation(ctx.store, stale.id, { before, error, now }))) continue;
       failed += 1;
-      await ctx.log(`delivery ${stale.id}: preparing with no progress since ${new Date(stale.lastProgressAt).toISOString()} (over ${staleMinutes} min), failed as interrupted`, 'warn');
+      await ctx.log(
+        `delivery ${stale.id}: preparing with no progress since ${new Date(stale.lastProgressAt).toISOString()} (over ${staleMinutes} min), failed as interrupted`,
+        'warn',
+      );
     }
     // Every failed preparation that still has logs, not only those failed above: a run stopped between
     // failing a delivery and deleting its logs leaves them to the next one.
     let logs = 0;
     for (const deliveryId of await failedPreparationsWithLogs(ctx.store)) {
-      logs += await deleteDeliveryLogs(ctx.store, deliveryId, { whileState: 'preparation_failed', afterBatch: ctx.keepAlive });
+      logs += await deleteDeliveryLogs(ctx.store, deliveryId, {
+        whileState: 'preparation_failed',
+        afterBatch: ctx.keepAlive,
+      });
     }
     return done(`${failed} preparations failed as interrupted, ${logs} logs deleted`);
   },

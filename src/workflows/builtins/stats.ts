@@ -1,5 +1,5 @@
-import { aggregateLogsByHour, hourMs, latestStatsHour, replaceStatsHours } from '../../store/workflow-queries.ts';
 import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
+import { aggregateLogsByHour, hourMs, latestStatsHour, replaceStatsHours } from './delivery-stats-store.ts';
 
 // Hourly sending throughput per delivery, recipient domain and MX host, for the dashboard. A log
 // counts in the hour it was last updated: the counts are a throughput view, not final indicators.

@@ -1,0 +1,311 @@
+import Ajv, { type ErrorObject } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { AppError, type ErrorCode } from '../common/errors.ts';
+import type { Herald } from '../main.ts';
+import { createWorkflowEngine, type WorkflowEngine } from '../workflows/engine.ts';
+import { manualTicker } from '../workflows/ticker.ts';
+import { addMetricsRoute } from '../metrics/server.ts';
+import { registerDashboard } from '../web/dashboard.ts';
+import type { LiveTicks } from '../web/live-ticks.ts';
+import { insertAudit, touchToken } from './api-store.ts';
+import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
+import { problem, type FieldError } from './problem.ts';
+import { changesState, type AnyRoute, type ApiContext, type Caller } from './route.ts';
+import { routes as defaultRoutes } from './routes.ts';
+import { authenticateToken, roleAllows } from './tokens.ts';
+
+// The API's Fastify app, generated from the routes table: authentication and roles before the body
+// is read, validation with field paths, problem+json errors, and an audit row for every
+// state-changing call. Tests call it without a port (`app.inject`) or listen on port 0.
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: Caller;
+    problemCode?: ErrorCode;
+  }
+  interface FastifyContextConfig {
+    spec?: AnyRoute;
+  }
+}
+
+export interface ApiAppOptions {
+  herald: Herald;
+  /** Default: an engine of this process that schedules nothing (runs, pauses, status only). */
+  engine?: WorkflowEngine;
+  limiter?: AuthLimiter;
+  routes?: readonly AnyRoute[];
+  /** The dashboard's shared live data (docs/dashboard.md); default: one of this app's own. */
+  liveTicks?: LiveTicks;
+}
+
+export interface ApiApp {
+  app: FastifyInstance;
+  /** Resolves when the work handlers started (CSV imports) has finished. */
+  whenIdle(): Promise<void>;
+}
+
+const touchEveryMs = 60_000;
+
+function pathOf(request: FastifyRequest): string {
+  return request.url.split('?')[0]!.slice(0, 500);
+}
+
+function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  code: ErrorCode,
+  detail: string,
+  options: { status?: number; errors?: FieldError[] } = {},
+): FastifyReply {
+  const body = problem(code, detail, pathOf(request), options);
+  request.problemCode = code;
+  return reply.code(body.status).type('application/problem+json').send(body);
+}
+
+/** Ajv errors as JSON pointers into the request: /body/name, /query/limit, /params/id. */
+function fieldErrors(part: string, errors: readonly Partial<ErrorObject>[]): FieldError[] {
+  const prefix = `/${part === 'querystring' ? 'query' : part}`;
+  return errors.map((error) => {
+    const params = (error.params ?? {}) as { missingProperty?: string; additionalProperty?: string };
+    const at = error.instancePath ?? '';
+    if (params.missingProperty) return { path: `${prefix}${at}/${params.missingProperty}`, message: 'is required' };
+    if (params.additionalProperty)
+      return { path: `${prefix}${at}/${params.additionalProperty}`, message: 'unknown field' };
+    return { path: `${prefix}${at}`, message: error.message ?? 'is invalid' };
+  });
+}
+
+function compilers() {
+  // Query strings and path parameters are text: numbers and booleans are coerced. A JSON body is
+  // typed already: a string where a number belongs is an error, not silently converted.
+  const make = (coerce: boolean) =>
+    addFormats.default(
+      new Ajv.default({
+        coerceTypes: coerce ? 'array' : false,
+        useDefaults: true,
+        removeAdditional: false,
+        allErrors: true,
+        strict: false,
+      }),
+    );
+  return { text: make(true), json: make(false) };
+}
+
+export function buildApiApp(options: ApiAppOptions): ApiApp {
+  const { herald } = options;
+  const config = herald.config.api;
+  const engine = options.engine ?? createWorkflowEngine({ ...herald, ticker: manualTicker });
+  const limiter =
+    options.limiter ??
+    createAuthLimiter({
+      failuresPerWindow: config.authFailuresPerWindow,
+      windowMs: config.authFailureWindowSeconds * 1000,
+    });
+  const routes = options.routes ?? defaultRoutes;
+  const inFlight = new Set<Promise<unknown>>();
+  const touched = new Map<string, number>();
+  const track = (work: Promise<unknown>) => {
+    inFlight.add(work);
+    work.finally(() => inFlight.delete(work));
+  };
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.maxBodyBytes,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 400 },
+  });
+  const ajv = compilers();
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    if (httpPart !== 'body') return ajv.text.compile(schema);
+    // A body whose fields are all optional may be left out altogether (`curl -X POST …/release`).
+    const validate = ajv.json.compile(schema);
+    if (((schema as { required?: string[] }).required ?? []).length > 0) return validate;
+    const optional = (data: unknown) => {
+      const ok = data === undefined || data === null || validate(data);
+      optional.errors = ok ? null : validate.errors;
+      return ok;
+    };
+    optional.errors = null as typeof validate.errors;
+    return optional;
+  });
+  // A CSV upload is read by its handler as a stream (never buffered whole); any other route with a
+  // text/csv body fails its body validation.
+  app.addContentTypeParser('text/csv', (_request, payload, done) => done(null, payload));
+
+  app.setErrorHandler(
+    (
+      error: Error & { statusCode?: number; code?: string; validation?: ErrorObject[]; validationContext?: string },
+      request,
+      reply,
+    ) => {
+      if (error.validation)
+        return sendProblem(
+          request,
+          reply,
+          'INPUT_INVALID',
+          `invalid ${error.validationContext === 'querystring' ? 'query' : (error.validationContext ?? 'request')}`,
+          {
+            errors: fieldErrors(error.validationContext ?? 'body', error.validation),
+          },
+        );
+      if (error instanceof AppError) {
+        const errors = error.details.errors as FieldError[] | undefined;
+        return sendProblem(request, reply, error.code, error.message, {
+          ...(errors && {
+            errors: errors.map((e) => ({
+              path: e.path.startsWith('/body') ? e.path : `/body${e.path}`,
+              message: e.message,
+            })),
+          }),
+        });
+      }
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+        return sendProblem(
+          request,
+          reply,
+          'INPUT_TOO_LARGE',
+          `the body is over api.maxBodyBytes (${config.maxBodyBytes} bytes)`,
+        );
+      if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+        return sendProblem(
+          request,
+          reply,
+          'INPUT_INVALID',
+          `unsupported content type ${String(request.headers['content-type']).slice(0, 100)}: send application/json`,
+          { status: 415 },
+        );
+      if (
+        error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+        error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+        error instanceof SyntaxError
+      )
+        return sendProblem(request, reply, 'INPUT_INVALID', `malformed JSON body: ${error.message.slice(0, 200)}`);
+      if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)
+        return sendProblem(request, reply, 'INPUT_INVALID', error.message.slice(0, 300), { status: error.statusCode });
+      herald.logger.error({ err: error, url: pathOf(request) }, 'API request failed');
+      return sendProblem(request, reply, 'INTERNAL', 'internal error: the server log has the details');
+    },
+  );
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, 'NOT_FOUND', `no route ${request.method} ${pathOf(request).slice(0, 200)}`),
+  );
+
+  // Before the body is read: who is calling, and may they.
+  app.addHook('onRequest', async (request, reply) => {
+    const spec = request.routeOptions.config.spec;
+    if (!spec || spec.permission === 'public') return;
+    const now = herald.clock.now();
+    const wait = limiter.blockedFor(request.ip, now);
+    if (wait > 0) {
+      reply.header('retry-after', String(Math.ceil(wait / 1000)));
+      return sendProblem(
+        request,
+        reply,
+        'RATE_LIMITED',
+        'too many failed authentications from this address; retry later',
+      );
+    }
+    const header = request.headers.authorization;
+    const presented = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined;
+    const row = presented === undefined ? undefined : await authenticateToken(herald.store, presented);
+    if (!row) {
+      if (presented !== undefined) limiter.recordFailure(request.ip, now);
+      reply.header('www-authenticate', 'Bearer realm="herald"');
+      return sendProblem(
+        request,
+        reply,
+        'AUTH_REQUIRED',
+        presented === undefined
+          ? 'send Authorization: Bearer <token> (herald tokens create)'
+          : 'the token is unknown, revoked or malformed',
+      );
+    }
+    request.caller = { tokenId: row.token_id, name: row.name, role: row.role };
+    if (!roleAllows(row.role, spec.permission))
+      return sendProblem(
+        request,
+        reply,
+        'FORBIDDEN',
+        `${spec.operationId} needs the ${spec.permission} role; this token is ${row.role}`,
+      );
+    // last_used_at is written at most once a minute per token, and not even tried in between.
+    if (now - (touched.get(row.token_id) ?? 0) >= touchEveryMs) {
+      touched.set(row.token_id, now);
+      await touchToken(herald.store, row.token_id, now, touchEveryMs);
+    }
+  });
+
+  // Who did what, when, with which result: every state-changing call, refused ones included.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const spec = request.routeOptions.config.spec;
+    if (!spec || !changesState(spec)) return payload;
+    try {
+      await insertAudit(herald.store, {
+        at: herald.clock.now(),
+        token_id: request.caller?.tokenId ?? null,
+        role: request.caller?.role ?? null,
+        method: request.method,
+        route: spec.operationId,
+        path: pathOf(request),
+        status: reply.statusCode,
+        error_code: request.problemCode ?? null,
+        client: request.ip,
+      });
+    } catch (error) {
+      herald.logger.error({ err: error, route: spec.operationId }, 'API audit could not be written');
+    }
+    return payload;
+  });
+
+  for (const spec of routes) {
+    const status = spec.status ?? 200;
+    app.route({
+      method: spec.method,
+      url: spec.path,
+      config: { spec },
+      schema: {
+        ...(spec.params && { params: spec.params }),
+        ...(spec.query && { querystring: spec.query }),
+        ...(spec.body && spec.body !== 'csv' && { body: spec.body }),
+        response: { [status]: spec.response, ...spec.otherResponses },
+      },
+      preValidation: async (request, reply) => {
+        if (spec.body === 'csv') {
+          if (!String(request.headers['content-type'] ?? '').startsWith('text/csv'))
+            return sendProblem(request, reply, 'INPUT_INVALID', 'send the CSV as Content-Type: text/csv', {
+              status: 415,
+            });
+        } else if (!spec.body && request.body !== undefined && !isEmptyObject(request.body))
+          return sendProblem(request, reply, 'INPUT_INVALID', `${spec.operationId} takes no body`);
+      },
+      handler: async (request, reply) => {
+        reply.code(status);
+        const context: ApiContext = { herald, engine, caller: request.caller, track };
+        return spec.handler(context, {
+          params: request.params,
+          query: request.query ?? {},
+          body: request.body,
+          request,
+          reply,
+        });
+      },
+    });
+  }
+  // Prometheus text, not JSON: outside the routes table, public like /healthz (docs/metrics.md).
+  addMetricsRoute(app, herald);
+  // The dashboard's pages under /ui (docs/dashboard.md): the same domain functions, its own sessions.
+  registerDashboard(app, { herald, engine, limiter, ...(options.liveTicks && { ticks: options.liveTicks }) });
+
+  return {
+    app,
+    whenIdle: async () => {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+  };
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
+}

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+
+// The `api` section of the configuration (plugged into src/config/schema.ts): the HTTP API of role
+// `api` (docs/api.md). Every key has a default and a comment.
+
+export const apiSchema = z
+  .object({
+    /** Interface the API server (role `api`) listens on; put a TLS-terminating proxy in front to expose it. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** Its own port, separate from tracking and mid-sourcing. */
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** Largest JSON request body, in bytes (CSV uploads are bounded by import.maxFileBytes instead). */
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .default(1024 * 1024),
+    /** Failed authentications one client address may make per window before it gets 429 for the rest of it. */
+    authFailuresPerWindow: z.number().int().min(1).default(20),
+    authFailureWindowSeconds: z.number().int().min(1).default(60),
+    /** Largest page of a list endpoint (delivery logs, rejects, quarantine, audit). */
+    maxPageSize: z.number().int().min(10).max(10_000).default(1_000),
+    /** How long a dashboard session lasts after signing in with a token (docs/dashboard.md), in hours. */
+    sessionHours: z.number().min(0.1).max(720).default(12),
+  })
+  .strict();
+
+export type ApiConfig = z.infer<typeof apiSchema>;

@@ -1,0 +1,379 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileBounceRules, normalizeReply } from './classifier.ts';
+import { loadBouncePack, SHIPPED_BOUNCE_PACK, validateBouncePackText } from './rule-pack.ts';
+import type { SmtpReply } from './smtp-reply.ts';
+import { AppError } from '../common/errors.ts';
+
+const classifier = compileBounceRules(loadBouncePack());
+
+/** A reply as a table writes it: code and enhanced status only when the case has them. */
+type ReplyCase = Pick<SmtpReply, 'text'> & Partial<SmtpReply>;
+const full = (reply: ReplyCase): SmtpReply => ({ code: null, enhanced: null, ...reply });
+
+// Real replies, as MTAs and providers send them.
+const REPLIES: [ReplyCase, string][] = [
+  // Wordings of providers and MTAs the shared corpus does not hold (phrase families, issue 16).
+  [
+    {
+      code: 550,
+      text: "5.7.1 [192.0.2.1] The IP you're using to send mail is not authorized to send email directly to our servers.",
+    },
+    'blocked',
+  ],
+  [
+    {
+      code: 550,
+      enhanced: '5.1.10',
+      text: 'RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup',
+    },
+    'userunknown',
+  ],
+  [{ code: 550, text: '5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.' }, 'blocked'],
+  [{ code: null, text: "Sorry, I couldn't find any host named example.test. (#5.1.2)" }, 'hostunknown'],
+  [{ code: 450, text: '4.2.1 The user you are trying to contact is receiving mail too quickly.' }, 'ratelimited'],
+  [{ code: 552, text: '5.2.2 Quota exceeded (mailbox for user is full)' }, 'mailboxfull'],
+  [{ code: 550, text: '5.2.1 This mailbox is disabled (554.30)' }, 'suspend'],
+  [
+    {
+      code: 550,
+      text: "5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos",
+    },
+    'userunknown',
+  ],
+  [{ code: 550, text: '550 5.1.1 <kijitora@example.jp>... User Unknown' }, 'userunknown'],
+  [
+    { code: 550, text: 'Requested action not taken: mailbox unavailable (-0000000022:2222:-0000000022)' },
+    'userunknown',
+  ],
+  [{ code: 550, text: '550 <otsu@ezweb.ne.jp>: User unknown', phase: 'rcpt' }, 'userunknown'],
+  [{ code: 550, text: '550 Unknown user kijitora@example.net', phase: 'dot' }, 'filtered'],
+  [{ code: 552, text: '552 5.2.2 <pseudo@icloud.com>: user is over quota' }, 'mailboxfull'],
+  [{ code: 552, text: '552 Error: disk quota exceeded' }, 'mailboxfull'],
+  [
+    {
+      code: 550,
+      text: '550-5.2.1 The email account that you tried to reach is disabled. Learn more at https://support.google.com/mail/?p=DisabledUser',
+    },
+    'suspend',
+  ],
+  [
+    {
+      code: 550,
+      text: '550-5.2.1 The user you are trying to contact is receiving mail at a rate that\n550-5.2.1 prevents additional messages from being delivered.',
+    },
+    'ratelimited',
+  ],
+  [
+    {
+      code: 421,
+      text: '421 4.7.0 [TSS04] Messages from 192.0.2.25 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1',
+    },
+    'badreputation',
+  ],
+  [
+    {
+      code: 550,
+      text: '550 5.7.606 Access denied, banned sending IP [192.0.2.225]. To request removal from this list please visit https://sender.office.com',
+    },
+    'blocked',
+  ],
+  [
+    {
+      code: 554,
+      text: '554 5.7.1 <a8-95.smtp-out.amazonses.com[203.0.113.22]>: Client host rejected: blocked using zen.spamhaus.org',
+    },
+    'blocked',
+  ],
+  [{ code: 550, text: '550 5.7.1 Message content rejected, UBE, id=00000-22-225' }, 'spamdetected'],
+  [{ code: 554, text: '554 5.7.1 <kijitora@example.com>: Relay access denied' }, 'norelaying'],
+  [
+    {
+      code: 550,
+      text: "550-5.7.26 Unauthenticated email from example.jp is not accepted due to domain's\n550-5.7.26 DMARC policy.",
+    },
+    'authfailure',
+  ],
+  [{ code: 550, text: '550 DMARC check failed.' }, 'authfailure'],
+  [
+    {
+      code: 550,
+      text: '550-5.7.25 [192.0.2.202] The IP address sending this message does not have a PTR record setup',
+    },
+    'requireptr',
+  ],
+  [{ code: 571, text: '571 No PTR Record found. Reverse DNS required: 203.0.113.22', phase: 'connect' }, 'requireptr'],
+  [{ code: 530, text: '530 5.7.0 Must issue a STARTTLS command first' }, 'failedstarttls'],
+  [{ code: 552, text: '552 5.3.4 Message size exceeds fixed maximum message size' }, 'emailtoolarge'],
+  [{ code: 552, text: '552 5.2.3 Message length exceeds limit set by recipient' }, 'exceedlimit'],
+  [{ code: 552, text: '552 Too many recipients' }, 'ratelimited'],
+  [
+    { code: 550, text: '550 5.7.1 Messages with multiple addresses in From: header are not accepted.' },
+    'notcompliantrfc',
+  ],
+  [{ code: 550, text: '550 Virus Detected; Content Rejected', phase: 'dot' }, 'virusdetected'],
+  [{ code: 550, text: '550 Denied by policy' }, 'policyviolation'],
+  [{ code: 550, text: '550 5.1.6 recipient no longer on server: kijitora@example.go.jp' }, 'hasmoved'],
+  [
+    { text: 'Host or domain name not found. Name service error for name=example.jp type=A: Host not found' },
+    'hostunknown',
+  ],
+  [
+    {
+      text: "DNS Error: 80458680 DNS type 'mx' lookup of libsisimai.org responded with code NOERROR The domain libsisimai.org doesn't receive email according to the administrator: returned Null MX",
+    },
+    'notaccept',
+  ],
+  [
+    {
+      enhanced: '4.0.0',
+      text: "DNS Error: 80335577 DNS type 'mx' lookup of example.jp responded with code NXDOMAIN Domain name not found: example.jp",
+    },
+    'networkerror',
+  ],
+  [{ text: 'connect to bukkoji.example.org[192.0.2.1]:25: Connection timed out' }, 'networkerror'],
+  [{ text: 'retry timeout exceeded' }, 'expired'],
+  [{ code: 554, text: '554 4.4.7 Message expired: unable to deliver in 840 minutes.' }, 'expired'],
+  [{ code: 554, text: '554 5.4.6 Too many hops' }, 'networkerror'],
+  [{ code: 503, text: '503 Improper sequence of commands' }, 'syntaxerror'],
+  [{ code: 550, text: '550 5.7.1 Access denied', phase: 'mail' }, 'rejected'],
+  [{ code: 550, text: '550 Rejected', phase: 'helo' }, 'blocked'],
+  [{ code: 250, text: '250 2.6.0 Message received' }, 'delivered'],
+  [{ code: 550, text: 'Something nobody has written a rule for' }, 'undefined'],
+];
+
+describe('classifyReply over real replies', () => {
+  it.each(REPLIES)('%j → %s', (reply, category) => {
+    expect(classifier.classifyReply(full(reply)).category).toBe(category);
+  });
+
+  it('returns reason, type, rule id and pack version with the category', () => {
+    const verdict = classifier.classifyReply(full({ code: 550, enhanced: '5.1.1', text: 'User unknown' }));
+    expect(verdict).toEqual({
+      category: 'userunknown',
+      reason: 'user_unknown',
+      type: 'hard',
+      ruleId: 'user-unknown-address-status',
+      packVersion: classifier.version,
+      decidedBy: 'user-unknown-address-status',
+    });
+  });
+
+  it('never calls a transient (4yz) reply a hard bounce', () => {
+    const verdict = classifier.classifyReply(
+      full({ code: 450, text: '450 4.1.1 <a@example.org>: Recipient address rejected: User unknown' }),
+    );
+    expect(verdict.category).toBe('userunknown');
+    expect(verdict.type).toBe('soft');
+  });
+
+  it('gives undefined / not_defined without a rule id when nothing matches', () => {
+    expect(classifier.classifyReply(full({ text: 'zzz' }))).toMatchObject({
+      category: 'undefined',
+      reason: 'not_defined',
+      ruleId: null,
+    });
+  });
+
+  it('reads code and enhanced status from the text when the caller has none', () => {
+    expect(
+      normalizeReply(full({ text: '550-5.7.1 [192.0.2.1 13] line one\n550-5.7.1 line two\n550 5.7.1 end' })),
+    ).toMatchObject({
+      code: 550,
+      enhancedStatus: '5.7.1',
+      text: '550-5.7.1 [192.0.2.1 13] line one line two end',
+    });
+    expect(normalizeReply(full({ text: 'connect to 10.4.5.6:25: timed out' })).enhancedStatus).toBeUndefined();
+  });
+});
+
+describe('bounce rule packs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-bounce-pack-'));
+  const write = (name: string, text: string): string => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+
+  it('rejects unknown keys, bad patterns and unknown categories naming file:line', () => {
+    const text = [
+      'version: x',
+      'rules:',
+      '  - id: a',
+      '    category: nosuch',
+      '    text: "("',
+      '  - id: b',
+      '    category: blocked',
+      '    colour: red',
+      '    code: 550',
+    ].join('\n');
+    const { layer, issues } = validateBouncePackText(text, 'site.yaml');
+    expect(layer).toBeUndefined();
+    const messages = issues.map((i) => `${i.file}:${i.line}: ${i.message}`);
+    expect(messages).toContainEqual(expect.stringMatching(/^site\.yaml:4: rule a: unknown category "nosuch"/));
+    expect(messages).toContainEqual(
+      expect.stringMatching(/^site\.yaml:5: rule a: text "\(": invalid regular expression/),
+    );
+    expect(messages).toContainEqual(expect.stringMatching(/^site\.yaml:8: unknown rule key "colour"/));
+  });
+
+  it('rejects a rule without any condition and duplicate ids', () => {
+    const empty = validateBouncePackText('rules:\n  - id: a\n    category: blocked\n', 'x.yaml');
+    expect(empty.issues.map((i) => i.message)).toEqual([
+      'rule a: needs at least one of status, code, text, phase, mxHost, action',
+    ]);
+    const twice = validateBouncePackText(
+      'rules:\n  - id: a\n    category: blocked\n    code: 5xx\n  - id: a\n    category: blocked\n    code: 4xx\n',
+      'x.yaml',
+    );
+    expect(twice.issues).toEqual([{ file: 'x.yaml', line: 5, message: 'duplicate rule id "a" (first at line 2)' }]);
+  });
+
+  it('throws RULES_INVALID from loadBouncePack', () => {
+    const bad = write('bad.yaml', 'rules: 3\nversion: [1]\n');
+    expect(() => loadBouncePack([SHIPPED_BOUNCE_PACK, bad])).toThrow(AppError);
+    try {
+      loadBouncePack([SHIPPED_BOUNCE_PACK, bad]);
+    } catch (error) {
+      expect((error as AppError).code).toBe('RULES_INVALID');
+      expect((error as AppError).message).toContain(`${bad}:1:`);
+    }
+  });
+
+  it('layers site rules first, replaces by id, disables, overrides mappings and versions', () => {
+    const site = write(
+      'site.yaml',
+      [
+        "version: 'site-7'",
+        'types:',
+        '  account_disabled: hard',
+        'disable: [gmail-receiving-rate]',
+        'rules:',
+        '  # 550 5.7.1 [ACME-42] Sender on the acme list',
+        '  - id: acme-list',
+        '    category: badreputation',
+        "    text: '\\[ACME-\\d+\\]'",
+        '    mxHost: "*.acme.example"',
+        '  - id: status-bad-mailbox',
+        '    category: filtered',
+        '    status: x.1.1',
+      ].join('\n'),
+    );
+    const layered = compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK, site]));
+    expect(layered.version).toBe(`${classifier.version}+site-7`);
+    expect(
+      layered.classifyReply({
+        code: 550,
+        enhanced: null,
+        text: '550 5.7.1 [ACME-42] Sender on the acme list',
+        mxHost: 'mx1.acme.example',
+      }).ruleId,
+    ).toBe('acme-list');
+    expect(
+      layered.classifyReply({
+        code: 550,
+        enhanced: null,
+        text: '550 5.7.1 [ACME-42] Sender on the acme list',
+        mxHost: 'mx.other.example',
+      }).ruleId,
+    ).not.toBe('acme-list');
+    expect(layered.classifyReply(full({ code: 550, text: '550 5.1.1 nope' })).category).toBe('filtered');
+    expect(
+      layered.classifyReply(
+        full({ code: 550, text: '550 5.2.1 The email account that you tried to reach is disabled.' }),
+      ).type,
+    ).toBe('hard');
+    expect(
+      layered.classifyReply(
+        full({ code: 550, text: '550-5.2.1 receiving mail at a rate that prevents additional messages' }),
+      ).ruleId,
+    ).not.toBe('gmail-receiving-rate');
+  });
+
+  it('every shipped rule quotes a reply in a comment above it', async () => {
+    const { readFileSync } = await import('node:fs');
+    const lines = readFileSync(SHIPPED_BOUNCE_PACK, 'utf8').split('\n');
+    const pack = loadBouncePack();
+    for (const rule of pack.rules) {
+      const above = lines[rule.source.line - 2] ?? '';
+      expect(above, `rule ${rule.id} at line ${rule.source.line}`).toMatch(/^\s*#\s*\S/);
+    }
+  });
+});
+
+describe('fallback order and decidedBy', () => {
+  const cases: Array<[string, ReplyCase, { action?: 'failed' | 'delayed' } | undefined, string, string]> = [
+    // A phrase rule decides first, whatever the status: its id is decidedBy.
+    [
+      'phrase',
+      { code: 550, enhanced: '5.7.1', text: 'Client host [192.0.2.1] blocked using zen.spamhaus.org' },
+      undefined,
+      'blocked',
+      'ip-blocked',
+    ],
+    // No phrase: the enhanced status' subject and detail (RFC 3463).
+    ['x.1.1', { code: 550, enhanced: '5.1.1', text: 'Nope' }, undefined, 'userunknown', 'enhanced-status'],
+    ['x.1.2', { code: 550, enhanced: '5.1.2', text: 'Nope' }, undefined, 'hostunknown', 'enhanced-status'],
+    ['x.2.2', { code: 552, enhanced: '5.2.2', text: 'Nope' }, undefined, 'mailboxfull', 'enhanced-status'],
+    ['x.4.7', { code: 554, enhanced: '5.4.7', text: 'Nope' }, undefined, 'expired', 'enhanced-status'],
+    ['x.7.1', { code: 550, enhanced: '5.7.1', text: 'Nope' }, undefined, 'rejected', 'enhanced-status'],
+    ['x.1.10', { code: 550, enhanced: '5.1.10', text: 'Nope' }, undefined, 'notaccept', 'enhanced-status'],
+    // Nothing in the status (x.0.0): the basic reply code (RFC 5321, RFC 7504).
+    ['552', { code: 552, enhanced: '5.0.0', text: 'Nope' }, undefined, 'mailboxfull', 'reply-code'],
+    ['551', { code: 551, text: 'Nope' }, undefined, 'hasmoved', 'reply-code'],
+    ['556', { code: 556, text: 'Nope' }, undefined, 'notaccept', 'reply-code'],
+    // A final report on a transient failure: the MTA retried until it gave up.
+    [
+      '4.4.1 failed',
+      { code: null, enhanced: '4.4.1', text: 'Nope' },
+      { action: 'failed' },
+      'expired',
+      'enhanced-status',
+    ],
+    ['4.0.0 failed', { code: null, enhanced: '4.0.0', text: 'Nope' }, { action: 'failed' }, 'expired', 'dsn-action'],
+    ['delayed', { code: null, enhanced: null, text: 'Nope' }, { action: 'delayed' }, 'expired', 'dsn-action'],
+    // Nothing carries information.
+    ['none', { code: 550, enhanced: '5.0.0', text: 'Nope' }, { action: 'failed' }, 'undefined', 'none'],
+  ];
+  it.each(cases)('%s', (_name, reply, report, category, decidedBy) => {
+    const verdict = classifier.classifyReply(full(reply), report);
+    expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
+    if (decidedBy === 'none') expect(verdict.ruleId).toBeNull();
+  });
+
+  it('a terse "user unknown" is the mailbox host only at RCPT TO, with an address status, or in its own report', () => {
+    const at = (reply: ReplyCase) => classifier.classifyReply(full(reply));
+    expect(at({ code: 550, enhanced: '5.0.0', text: '550 <a@example.jp>... User unknown' }).category).toBe('filtered');
+    expect(at({ code: 550, enhanced: '5.2.1', text: '550 5.2.1 <a@example.jp>... User Unknown' }).category).toBe(
+      'filtered',
+    );
+    expect(at({ code: 550, text: '550 <a@example.jp>... User unknown', phase: 'rcpt' }).category).toBe('userunknown');
+    expect(at({ code: 550, enhanced: '5.1.1', text: '550 5.1.1 <a@example.jp>... User unknown' }).category).toBe(
+      'userunknown',
+    );
+    expect(at({ code: null, text: 'The recipient name is not recognized' }).decidedBy).toBe(
+      'user-unknown-reporting-host',
+    );
+    expect(at({ code: 550, text: 'Requested action not taken: mailbox unavailable' }).category).toBe('userunknown');
+  });
+
+  it('a 550 without a phrase is the mailbox only when it answered RCPT TO', () => {
+    expect(classifier.classifyReply(full({ code: 550, text: 'Nope', phase: 'rcpt' })).category).toBe('userunknown');
+    expect(classifier.classifyReply(full({ code: 550, text: 'Nope', phase: 'rcpt' })).decidedBy).toBe(
+      'code-mailbox-unavailable',
+    );
+    expect(classifier.classifyReply(full({ code: 550, text: 'Nope' })).category).toBe('undefined');
+  });
+
+  it('rejects an unknown action in a rule', () => {
+    const { issues } = validateBouncePackText(
+      'rules:\n  - id: a\n    category: expired\n    action: [bounced]\n',
+      'site.yaml',
+    );
+    expect(issues.map((i) => i.message)).toEqual([
+      'rule a: action "bounced": expected one of failed, delayed, delivered, relayed, expanded',
+    ]);
+  });
+});

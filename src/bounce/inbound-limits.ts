@@ -1,0 +1,60 @@
+// Limits that keep one client from locking the inbound SMTP role out for everyone else. Pure: the
+// server calls these as sockets open and close and as commands arrive.
+//   - connections per client address: an idle or trickling client holds at most this many of the
+//     `maxClients` slots, so others are still served;
+//   - commands without progress: a session that keeps talking (NOOP, RSET, refused RCPTs) without
+//     a message being accepted is closed.
+// The whole-session deadline is a timer in inbound-server.ts: a byte every few seconds resets the
+// idle timeout, nothing resets the deadline.
+
+export interface ClientConnections {
+  /** Counts a new connection of `client`; false (not counted) when it already holds `maxPerClient`. */
+  open(client: string): boolean;
+  close(client: string): void;
+  readonly clients: number;
+}
+
+export function createClientConnections(maxPerClient: number): ClientConnections {
+  const open = new Map<string, number>();
+  return {
+    open(client) {
+      const count = open.get(client) ?? 0;
+      if (count >= maxPerClient) return false;
+      open.set(client, count + 1);
+      return true;
+    },
+    close(client) {
+      const count = open.get(client) ?? 0;
+      if (count <= 1) open.delete(client);
+      else open.set(client, count - 1);
+    },
+    get clients() {
+      return open.size;
+    },
+  };
+}
+
+export interface ProgressCounter {
+  /** Counts one command of `session`; false once it is over the limit. */
+  command(session: string): boolean;
+  /** A message was accepted: the session made progress. */
+  progress(session: string): void;
+  end(session: string): void;
+}
+
+export function createProgressCounter(maxCommandsWithoutProgress: number): ProgressCounter {
+  const counts = new Map<string, number>();
+  return {
+    command(session) {
+      const count = (counts.get(session) ?? 0) + 1;
+      counts.set(session, count);
+      return count <= maxCommandsWithoutProgress;
+    },
+    progress(session) {
+      counts.delete(session);
+    },
+    end(session) {
+      counts.delete(session);
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import {
+  createSubscription,
+  listSubscriptionViews,
+  removeSubscription,
+  resumeSubscriptionById,
+  webhookKinds,
+} from '../webhooks/subscriptions.ts';
+import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
+
+// `herald webhooks create|list|delete|resume`: event webhook subscriptions (docs/webhooks.md). The
+// api role sends the events.
+
+const collect = (value: string, previous: string[]): string[] => [
+  ...previous,
+  ...value.split(',').map((v) => v.trim()),
+];
+
+export function registerWebhooksCommands(program: Command, context: CliContext): void {
+  const webhooks = program.command('webhooks').description('event webhooks: subscriptions, their failures and backlog');
+
+  webhooks
+    .command('create <url>')
+    .description('subscribe a URL; prints the HMAC secret once')
+    .option('--event <kind>', `event kind (${webhookKinds.join(', ')}); repeatable or comma-separated`, collect, [])
+    .option('--secret <secret>', 'HMAC key (default: generated)')
+    .option('--json', 'print the subscription with its secret')
+    .action(async (url: string, options: { event: string[]; secret?: string; json?: boolean }, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const created = await createSubscription(
+          herald.store,
+          { url, events: options.event.length ? options.event : [...webhookKinds], secret: options.secret },
+          herald.clock.now(),
+        );
+        if (options.json) return printJson(context, created);
+        context.output.out(`webhook ${created.id}: ${created.url} (${created.events.join(', ')})`);
+        context.output.out(`secret: ${created.secret}`);
+      });
+    });
+
+  webhooks
+    .command('list', { isDefault: true })
+    .description('subscriptions: state, failures in a row, last error, events waiting')
+    .option('--json', 'print {"webhooks":[...]}')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const views = await listSubscriptionViews(herald.store);
+        if (options.json) return printJson(context, { webhooks: views });
+        if (views.length === 0)
+          return context.output.out('no webhooks: herald webhooks create URL --event delivery.state');
+        for (const w of views)
+          context.output.out(
+            `${String(w.id).padStart(4)}  ${w.state.padEnd(6)}  ${w.backlog} waiting  ${w.consecutiveFailures} failures${w.lastError ? ` (${w.lastError})` : ''}  ${w.url}  ${w.events.join(',')}`,
+          );
+      });
+    });
+
+  for (const [verb, action, description] of [
+    ['delete', removeSubscription, 'delete a subscription and its waiting events'],
+    ['resume', resumeSubscriptionById, 'resume a paused subscription; its waiting events are sent'],
+  ] as const) {
+    webhooks
+      .command(`${verb} <id>`)
+      .description(description)
+      .option('--json', 'print the subscription')
+      .action(async (id: string, options: { json?: boolean }, command: Command) => {
+        await withHerald(context, command, async (herald) => {
+          const view = await action(herald.store, positiveInteger(id, 'webhook id'));
+          if (options.json) printJson(context, view);
+          else context.output.out(`webhook ${view.id} ${verb === 'delete' ? 'deleted' : 'resumed'}`);
+        });
+      });
+  }
+}

@@ -1,0 +1,176 @@
+import { sql } from 'kysely';
+import { AppError } from '../common/errors.ts';
+import type { DeliveryDefinition } from './definition.ts';
+import type { Store } from '../store/database.ts';
+import type { DeliveryLogStatus, DeliveryRow, DeliveryState, DeliveryUpdate } from '../store/tables.ts';
+
+export async function createDelivery(
+  store: Store,
+  definition: DeliveryDefinition,
+  defaults: { validityHours: number },
+  now: number,
+): Promise<DeliveryRow> {
+  let listId: number | null = null;
+  if (definition.listName !== null) {
+    const list = await store.db
+      .selectFrom('lists')
+      .select('id')
+      .where('name', '=', definition.listName)
+      .executeTakeFirst();
+    if (!list)
+      throw new AppError(
+        'DELIVERY_NO_TARGET',
+        `list "${definition.listName}" does not exist (import recipients into it first)`,
+      );
+    listId = list.id;
+  }
+  return store.db
+    .insertInto('deliveries')
+    .values({
+      name: definition.name,
+      state: 'edited',
+      from_address: definition.fromAddress,
+      from_name: definition.fromName,
+      reply_to: definition.replyTo,
+      subject_template: definition.subject,
+      html_template: definition.html,
+      text_template: definition.text,
+      list_id: listId,
+      affinity: definition.affinity,
+      validity_seconds: Math.round((definition.validityHours ?? defaults.validityHours) * 3600),
+      scheduled_at: definition.scheduledAt,
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function getDelivery(store: Store, id: number): Promise<DeliveryRow> {
+  const row = await store.db.selectFrom('deliveries').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', `delivery ${id} does not exist`);
+  return row;
+}
+
+export async function listDeliveries(store: Store, limit = 100): Promise<DeliveryRow[]> {
+  return store.db
+    .selectFrom('deliveries')
+    .selectAll()
+    .where('state', '!=', 'deleted')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * Moves a delivery to `to` (with `changes`) only if it is still in one of the `from` states: one
+ * conditional update, so two processes cannot both start or prepare one delivery. The allowed states
+ * are the caller's decision (delivery/state-machine.ts). Undefined when the delivery was in none of them.
+ */
+export async function updateDeliveryState(
+  store: Store,
+  id: number,
+  change: { to: DeliveryState; from: readonly DeliveryState[]; now: number; changes?: DeliveryUpdate },
+): Promise<DeliveryRow | undefined> {
+  return store.db
+    .updateTable('deliveries')
+    .set({ ...change.changes, state: change.to, updated_at: change.now })
+    .where('id', '=', id)
+    .where('state', 'in', change.from)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** The validity period (seconds) of a delivery; undefined when it does not exist. */
+export async function deliveryValiditySeconds(store: Store, id: number): Promise<number | undefined> {
+  const row = await store.db
+    .selectFrom('deliveries')
+    .select('validity_seconds')
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row?.validity_seconds;
+}
+
+export async function deliveryExists(store: Store, id: number): Promise<boolean> {
+  const row = await store.db.selectFrom('deliveries').select('id').where('id', '=', id).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** The number of recipients in a delivery's target list; undefined when it has none. */
+export async function deliveryTargetSize(store: Store, id: number): Promise<number | undefined> {
+  const delivery = await store.db.selectFrom('deliveries').select('list_id').where('id', '=', id).executeTakeFirst();
+  if (!delivery?.list_id) return undefined;
+  const target = await store.db
+    .selectFrom('recipients')
+    .select(sql<number>`count(*)`.as('n'))
+    .where('list_id', '=', delivery.list_id)
+    .executeTakeFirstOrThrow();
+  return Number(target.n);
+}
+
+/** A stopped delivery's pending logs become cancelled (reason `cancelled`). */
+export async function cancelPendingLogs(store: Store, deliveryId: number, now: number): Promise<void> {
+  await store.db
+    .updateTable('delivery_logs')
+    .set({ status: 'cancelled', failure_reason: 'cancelled', updated_at: now })
+    .where('delivery_id', '=', deliveryId)
+    .where('status', '=', 'pending')
+    .execute();
+}
+
+export interface LogCounts {
+  byStatus: Record<DeliveryLogStatus, number>;
+  /** Failed logs by failure reason (failed logs only). */
+  byReason: Record<string, number>;
+  /** Pending (or in-flight) logs by the reason of their last soft failure: retrying because of it. */
+  retryingByReason: Record<string, number>;
+  retried: number;
+  total: number;
+}
+
+/** Counts of a delivery's logs, read from delivery_log_counts (kept by triggers, migration 0023): a few rows, never a scan of the logs. */
+export async function countDeliveryLogs(store: Store, deliveryId: number): Promise<LogCounts> {
+  const rows = await store.db
+    .selectFrom('delivery_log_counts')
+    .select(['status', 'failure_reason', 'retried', 'n'])
+    .where('delivery_id', '=', deliveryId)
+    .execute();
+  const byStatus: Record<DeliveryLogStatus, number> = {
+    pending: 0,
+    sending: 0,
+    sent: 0,
+    failed: 0,
+    ignored: 0,
+    cancelled: 0,
+  };
+  const byReason: Record<string, number> = {};
+  const retryingByReason: Record<string, number> = {};
+  let retried = 0;
+  let total = 0;
+  for (const row of rows) {
+    const n = Number(row.n);
+    if (n === 0) continue;
+    byStatus[row.status] += n;
+    total += n;
+    if (Number(row.retried) === 1) retried += n;
+    if (row.failure_reason && row.status === 'failed')
+      byReason[row.failure_reason] = (byReason[row.failure_reason] ?? 0) + n;
+    if (row.failure_reason && (row.status === 'pending' || row.status === 'sending'))
+      retryingByReason[row.failure_reason] = (retryingByReason[row.failure_reason] ?? 0) + n;
+  }
+  return { byStatus, byReason, retryingByReason, retried, total };
+}
+
+/** When the n-th accepted message of a delivery (0-based, in time order) was accepted; null if fewer were. */
+export async function nthSentAt(store: Store, deliveryId: number, n: number): Promise<number | null> {
+  const row = await store.db
+    .selectFrom('delivery_logs')
+    .select('sent_at')
+    .where('delivery_id', '=', deliveryId)
+    .where('status', '=', 'sent')
+    .orderBy('sent_at')
+    .limit(1)
+    .offset(Math.max(0, Math.floor(n)))
+    .executeTakeFirst();
+  return row?.sent_at === null || row?.sent_at === undefined ? null : Number(row.sent_at);
+}

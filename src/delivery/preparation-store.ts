@@ -1,0 +1,244 @@
+import { sql } from 'kysely';
+import type { TargetRange, TargetRecipient } from './preparation.ts';
+import type { Store } from '../store/database.ts';
+import type { DeliveryState } from '../store/tables.ts';
+
+// Preparation's storage: the target read in batches, the exclusions looked up, the logs written, and
+// what the delivery-manager workflow needs to fail preparations that stopped making progress.
+
+const deleteBatchSize = 10_000;
+// SQLite binds at most 32766 variables per statement.
+const lookupChunkSize = 2_000;
+
+/**
+ * A list freshly imported has no planner statistics yet; without them PostgreSQL reads the whole rest
+ * of the list for every batch instead of walking the index (quadratic on a 1M list). No-op on SQLite.
+ */
+export async function analyzeRecipients(store: Store): Promise<void> {
+  if (store.dialect === 'postgres') await sql`analyze recipients`.execute(store.db);
+}
+
+/** Renews updated_at while the delivery is still `preparing`; false when it no longer is. */
+/**
+ * Takes over a preparation whose process stopped renewing it (its liveness lease ran out): renews it
+ * for the caller, only if it is still `preparing` and was last renewed before `staleBefore`.
+ */
+export async function takeOverPreparation(
+  store: Store,
+  deliveryId: number,
+  staleBefore: number,
+  now: number,
+): Promise<boolean> {
+  const result = await store.db
+    .updateTable('deliveries')
+    .set({ updated_at: now, last_error: null })
+    .where('id', '=', deliveryId)
+    .where('state', '=', 'preparing')
+    .where('updated_at', '<', staleBefore)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+export async function renewPreparation(store: Store, deliveryId: number, now: number): Promise<boolean> {
+  const result = await store.db
+    .updateTable('deliveries')
+    .set({ updated_at: now })
+    .where('id', '=', deliveryId)
+    .where('state', '=', 'preparing')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Recipients of the list with id > afterId, in id order. */
+export async function targetBatch(
+  store: Store,
+  listId: number,
+  afterId: number,
+  limit: number,
+): Promise<TargetRecipient[]> {
+  return store.db
+    .selectFrom('recipients')
+    .select(['id', 'email', 'domain', 'data'])
+    .where('list_id', '=', listId)
+    .where('id', '>', afterId)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
+/** Those of `emails` that are quarantined or denylisted, with their state. */
+export async function blockedAddresses(
+  store: Store,
+  emails: string[],
+): Promise<Map<string, 'quarantined' | 'denylisted'>> {
+  const blocked = new Map<string, 'quarantined' | 'denylisted'>();
+  for (let i = 0; i < emails.length; i += lookupChunkSize) {
+    const rows = await store.db
+      .selectFrom('addresses')
+      .select(['email', 'state'])
+      .where('email', 'in', emails.slice(i, i + lookupChunkSize))
+      .where('state', 'in', ['quarantined', 'denylisted'])
+      .execute();
+    for (const row of rows) blocked.set(row.email, row.state as 'quarantined' | 'denylisted');
+  }
+  return blocked;
+}
+
+/**
+ * Creates the logs of a range's recipients, skipping addresses that already have one in this
+ * delivery (case variants included); returns how many were inserted. INSERT ... SELECT: the rows are copied inside the
+ * database, one short statement per batch (ids and times are integers this code produced, so they
+ * are inlined as literals; PostgreSQL cannot type bare parameters in a select list).
+ */
+export async function insertDeliveryLogs(
+  store: Store,
+  deliveryId: number,
+  range: TargetRange,
+  now: number,
+  options: { foldLocalPartCase?: boolean } = {},
+): Promise<number> {
+  const { db } = store;
+  // The address as preparation compares addresses (delivery_logs.address_key, unique per delivery):
+  // the domain's case never matters (RFC 5321 §2.4); the local part's by delivery.foldLocalPartCase.
+  // lower() folds ASCII letters on SQLite, every letter on PostgreSQL.
+  const addressKey =
+    options.foldLocalPartCase === false
+      ? sql<string>`substr(email, 1, length(email) - length(domain)) || lower(domain)`
+      : sql<string>`lower(email)`;
+  let source = db
+    .selectFrom('recipients')
+    .select([
+      sql<number>`${sql.lit(deliveryId)}`.as('delivery_id'),
+      'id',
+      'email',
+      'domain',
+      'data',
+      sql<string>`${sql.lit('pending')}`.as('status'),
+      sql<number>`${sql.lit(0)}`.as('attempts'),
+      sql<number>`${sql.lit(0)}`.as('next_attempt_at'),
+      sql<number>`${sql.lit(now)}`.as('updated_at'),
+      addressKey.as('address_key'),
+    ])
+    .where('list_id', '=', range.listId)
+    .where('id', '>', range.afterId)
+    .where('id', '<=', range.lastId);
+  if (range.excludedIds.length > 0) source = source.where('id', 'not in', range.excludedIds);
+  // In id order: of two spellings of one address, the first of the list is kept.
+  source = source.orderBy('id');
+  const result = await db
+    .insertInto('delivery_logs')
+    .columns([
+      'delivery_id',
+      'recipient_id',
+      'email',
+      'domain',
+      'data',
+      'status',
+      'attempts',
+      'next_attempt_at',
+      'updated_at',
+      'address_key',
+    ])
+    .expression(source)
+    // Either unique index: (delivery_id, email) or (delivery_id, address_key).
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0);
+}
+
+/**
+ * Deletes every log of a delivery, in bounded batches (each a short statement). With `whileState`, each
+ * batch deletes only while the delivery is still in that state (a delivery prepared again meanwhile keeps its new logs).
+ */
+export async function deleteDeliveryLogs(
+  store: Store,
+  deliveryId: number,
+  options: { whileState?: DeliveryState; afterBatch?: () => Promise<void> } = {},
+): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const ids = store.db
+      .selectFrom('delivery_logs')
+      .select('id')
+      .where('delivery_id', '=', deliveryId)
+      .limit(deleteBatchSize);
+    let statement = store.db.deleteFrom('delivery_logs').where('id', 'in', ids);
+    const state = options.whileState;
+    if (state !== undefined) {
+      statement = statement.where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('deliveries')
+            .select('deliveries.id')
+            .where('deliveries.id', '=', deliveryId)
+            .where('deliveries.state', '=', state),
+        ),
+      );
+    }
+    const result = await statement.executeTakeFirst();
+    const rows = Number(result.numDeletedRows);
+    deleted += rows;
+    if (rows < deleteBatchSize) return deleted;
+    await options.afterBatch?.();
+  }
+}
+
+/** Deliveries `preparing` whose row has not changed since `before` (a live preparation renews updated_at with every batch). */
+export async function stalePreparations(
+  store: Store,
+  before: number,
+): Promise<Array<{ id: number; lastProgressAt: number }>> {
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .select(['id', 'updated_at'])
+    .where('state', '=', 'preparing')
+    .where('updated_at', '<', before)
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => ({ id: Number(row.id), lastProgressAt: Number(row.updated_at) }));
+}
+
+/** Fails a stale preparation; the condition is checked again inside the update, so a preparation that moved meanwhile is left alone. */
+export async function failStalePreparation(
+  store: Store,
+  deliveryId: number,
+  options: { before: number; error: string; now: number },
+): Promise<boolean> {
+  const result = await store.db
+    .updateTable('deliveries')
+    .set({ state: 'preparation_failed', last_error: options.error, updated_at: options.now })
+    .where('id', '=', deliveryId)
+    .where('state', '=', 'preparing')
+    .where('updated_at', '<', options.before)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Deliveries in preparation_failed that still have logs (a run stopped between failing one and deleting its logs). */
+export async function failedPreparationsWithLogs(store: Store): Promise<number[]> {
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .select('id')
+    .where('state', '=', 'preparation_failed')
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('delivery_logs')
+          .select('delivery_logs.id')
+          .whereRef('delivery_logs.delivery_id', '=', 'deliveries.id'),
+      ),
+    )
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => Number(row.id));
+}
+
+/** Number of logs of a delivery (used by tests and the CLI). */
+export async function countLogs(store: Store, deliveryId: number): Promise<number> {
+  const row = await store.db
+    .selectFrom('delivery_logs')
+    .select(sql<number>`count(*)`.as('n'))
+    .where('delivery_id', '=', deliveryId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

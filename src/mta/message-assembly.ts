@@ -1,0 +1,104 @@
+import { describeError } from '../common/errors.ts';
+import { personalizationOf } from '../delivery/content.ts';
+import type { CachedDelivery } from './content-cache.ts';
+import type { DkimKey } from './dkim.ts';
+import type { MtaTimings } from './timings.ts';
+import { mainThreadSigner, type DkimSigner } from './dkim-signer.ts';
+import { createWorkerSigner } from './dkim-workers.ts';
+import { createMessageBuilder, serializeMessage } from './message-builder.ts';
+import type { ClaimedLog } from './mta-store.ts';
+
+// One recipient's message, right before it is sent: personalization (Liquid, compiled once per
+// delivery), tracking decoration (links, open pixel, List-Unsubscribe), MIME, DKIM.
+
+export type ReadyDelivery = Extract<CachedDelivery, { kind: 'ready' }>;
+
+export type AssembledMessage =
+  | { kind: 'message'; envelopeFrom: string; recipient: string; data: string }
+  /** The delivery's content failed for this recipient (a template error): not the address's fault. */
+  | { kind: 'content_error'; error: string };
+
+export interface MessageAssemblyOptions {
+  /** Parsed DKIM keys by From domain. */
+  dkimKeys: Map<string, DkimKey[]>;
+  /** Where signatures are computed; absent = `dkimWorkers` worker threads, or the main thread when 0. */
+  dkimSigner?: DkimSigner;
+  dkimWorkers: number;
+  /** VERP domain of the envelope sender. */
+  bounceDomain: string;
+  /** The signed VERP envelope sender (src/bounce/verp.ts); default unsigned. */
+  envelopeSender?(logId: number, bounceDomain: string): string;
+  /** DKIM signing time (metrics); with worker threads it includes the wait for a free worker. */
+  timings?: Pick<MtaTimings, 'dkimSigning'>;
+}
+
+export interface MessageAssembler {
+  /** Starts the DKIM worker threads (when used); an assembler never started leaks none. */
+  start(): void;
+  assemble(log: ClaimedLog, delivery: ReadyDelivery, now: number): Promise<AssembledMessage>;
+  /** Ends the worker threads (or the given signer). */
+  close(): Promise<void>;
+}
+
+export function createMessageAssembler(options: MessageAssemblyOptions): MessageAssembler {
+  const { dkimKeys } = options;
+  const allKeys = [...dkimKeys.values()].flat();
+  const useWorkers = !options.dkimSigner && options.dkimWorkers > 0 && allKeys.length > 0;
+  let signer: DkimSigner = options.dkimSigner ?? mainThreadSigner;
+  const builder = createMessageBuilder(options.envelopeSender ? { envelopeSender: options.envelopeSender } : {});
+
+  return {
+    start() {
+      if (useWorkers) signer = createWorkerSigner(allKeys, options.dkimWorkers);
+    },
+    async assemble(log, delivery, now) {
+      const { content, compiled, decoration } = delivery;
+      let rendered;
+      let extraHeaders: string[] = [];
+      try {
+        const data = personalizationOf(log.email, log.data);
+        if (decoration) Object.assign(data, decoration.variables(log.id, now));
+        rendered = compiled.render(data, log.email);
+        if (decoration) {
+          const decorated = decoration.decorate(log.id, rendered.html, now);
+          rendered = { ...rendered, html: decorated.html };
+          extraHeaders = decorated.headers;
+        }
+      } catch (error) {
+        return { kind: 'content_error', error: describeError(error) };
+      }
+      const message = builder.build({
+        logId: log.id,
+        fromAddress: content.fromAddress,
+        fromName: content.fromName,
+        replyTo: content.replyTo,
+        to: log.email,
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        date: now,
+        bounceDomain: options.bounceDomain,
+      });
+      // Tracking headers (List-Unsubscribe, RFC 8058) go in before DKIM signing, which covers them.
+      if (extraHeaders.length > 0) message.headers.push(...extraHeaders);
+      const keys = dkimKeys.get(content.fromAddress.slice(content.fromAddress.lastIndexOf('@') + 1).toLowerCase());
+      let signatures: string[] = [];
+      if (keys) {
+        const started = performance.now();
+        signatures = await signer.sign(message.headers, message.body, keys, now);
+        options.timings?.dkimSigning((performance.now() - started) / 1000);
+      }
+      const headers = signatures.length > 0 ? [...signatures, ...message.headers] : message.headers;
+      return {
+        kind: 'message',
+        envelopeFrom: message.envelopeFrom,
+        recipient: message.recipient,
+        data: serializeMessage(headers, message.body),
+      };
+    },
+    async close() {
+      await signer.close();
+      if (useWorkers) signer = mainThreadSigner;
+    },
+  };
+}

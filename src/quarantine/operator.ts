@@ -1,0 +1,163 @@
+import { validateAddress } from '../audience/address.ts';
+import { AppError } from '../common/errors.ts';
+import type { HeraldConfig } from '../config/schema.ts';
+import type { Store } from '../store/database.ts';
+import type { AddressEventRow } from '../store/tables.ts';
+import { applyAddressEvents, releaseAddresses, type ApplyResult } from './address-events.ts';
+import { addressTimeline, getAddress } from './quarantine-store.ts';
+import { quarantineSettings } from './settings.ts';
+import type { AddressRecord, OperatorAction } from './types.ts';
+
+// What an operator sees and does on addresses, shared by `herald quarantine` and the API: an
+// address with its timeline, releases (one address or a domain since a date), allow/denylisting.
+
+export function addressView(row: AddressRecord) {
+  return {
+    email: row.email,
+    state: row.state,
+    errorCount: row.errorCount,
+    lastErrorAt: iso(row.lastErrorAt),
+    reason: row.reason,
+    updatedAt: iso(row.updatedAt),
+  };
+}
+
+export function eventView(e: AddressEventRow) {
+  return {
+    at: new Date(e.at).toISOString(),
+    source: e.source,
+    deliveryId: e.delivery_id,
+    deliveryLogId: e.delivery_log_id,
+    replyText: e.reply_text,
+    category: e.category,
+    reason: e.reason,
+    type: e.type,
+    ruleId: e.rule_id,
+    packVersion: e.pack_version,
+    stateBefore: e.state_before,
+    stateAfter: e.state_after,
+    errorCount: Number(e.error_count),
+    counted: Number(e.counted) === 1,
+    note: e.note,
+  };
+}
+
+/** An address and its timeline; an address Herald never saw is plain `valid` with no events. */
+export async function showAddress(store: Store, address: string) {
+  const row = await getAddress(store, address);
+  const timeline = await addressTimeline(store, address);
+  const state = row
+    ? addressView(row)
+    : {
+        email: address.trim().toLowerCase(),
+        state: 'valid' as const,
+        errorCount: 0,
+        lastErrorAt: null,
+        reason: null,
+        updatedAt: null,
+      };
+  return {
+    address: state,
+    known: row !== undefined || timeline.length > 0,
+    timeline: timeline.map(eventView),
+    events: timeline,
+  };
+}
+
+export interface ReleaseResult {
+  released: number;
+  emails: string[];
+}
+
+/** One address back to valid (nothing to do when it is valid already). */
+export async function releaseAddress(
+  store: Store,
+  config: HeraldConfig,
+  request: { email: string; note?: string | undefined; dryRun: boolean },
+  now: number,
+): Promise<ReleaseResult> {
+  const row = await getAddress(store, request.email);
+  if (!row || row.state === 'valid') return { released: 0, emails: [] };
+  if (!request.dryRun)
+    await applyAddressEvents(
+      store,
+      [operatorEvent(request.email, 'release', now, request.note)],
+      quarantineSettings(config),
+      now,
+    );
+  return { released: 1, emails: [row.email] };
+}
+
+/** Every address of a domain whose last error is at or after `since` (after an ISP outage misfired). */
+export async function releaseDomain(
+  store: Store,
+  config: HeraldConfig,
+  request: { domain: string; since: number; sinceText: string; note?: string | undefined; dryRun: boolean },
+  now: number,
+): Promise<ReleaseResult> {
+  return releaseAddresses(
+    store,
+    {
+      domain: request.domain,
+      since: request.since,
+      note: request.note ?? `bulk release of ${request.domain} since ${request.sinceText}`,
+      dryRun: request.dryRun,
+    },
+    quarantineSettings(config),
+    now,
+  );
+}
+
+export async function listAddress(
+  store: Store,
+  config: HeraldConfig,
+  request: { email: string; action: 'allowlist' | 'denylist'; note?: string | undefined },
+  now: number,
+): Promise<AddressRecord> {
+  await applyAddressEvents(
+    store,
+    [operatorEvent(request.email, request.action, now, request.note)],
+    quarantineSettings(config),
+    now,
+  );
+  return (await getAddress(store, request.email))!;
+}
+
+/**
+ * Bulk suppression (a list from a CRM, a former provider's bounces): every address denylisted, or
+ * none when one of them is not an address (the error names each by its index).
+ */
+export async function suppressAddresses(
+  store: Store,
+  config: HeraldConfig,
+  request: { emails: readonly string[]; note?: string | undefined },
+  now: number,
+): Promise<ApplyResult> {
+  const errors = request.emails.flatMap((email, index) => {
+    const check = validateAddress(email);
+    return check.ok ? [] : [{ path: `/addresses/${index}`, message: `${check.message} (${email.slice(0, 100)})` }];
+  });
+  if (errors.length > 0)
+    throw new AppError(
+      'INPUT_INVALID',
+      `${errors.length} of ${request.emails.length} entries are not addresses; nothing was suppressed`,
+      {
+        details: { errors: errors.slice(0, 100) },
+      },
+    );
+  const note = request.note ?? 'bulk suppression';
+  return applyAddressEvents(
+    store,
+    request.emails.map((email) => operatorEvent(email, 'denylist', now, note)),
+    quarantineSettings(config),
+    now,
+  );
+}
+
+export function operatorEvent(email: string, action: OperatorAction, now: number, note: string | undefined) {
+  return { email, at: now, source: 'operator' as const, action, note: note ?? `operator ${action}` };
+}
+
+function iso(at: number | null): string | null {
+  return at === null ? null : new Date(at).toISOString();
+}

@@ -1,0 +1,228 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RulesHolder } from './compiled-rules.ts';
+import { compileMask } from './mask.ts';
+import { formatIssue, parseRulePack } from './rule-pack.ts';
+import { listSiteFiles, loadRuleFiles, loadRuleTexts, shippedPackPath } from './rule-loader.ts';
+
+const base = `
+version: 1
+rules:
+  - name: google
+    mask: "*.google.com"
+    maxConnections: 10
+    maxMessagesPerHour: 20000
+  - name: ids
+    mask: "mx?.example.test"
+    publicIds: "1-4"
+    maxConnections: 2
+    maxMessagesPerHour: 100
+    timeouts: { connect: 5s, data: 10m }
+    tls: required
+  - name: generic
+    mask: "*"
+    maxConnections: 5
+    maxMessagesPerHour: 3000
+`;
+
+describe('masks', () => {
+  it.each([
+    ['*.google.com', 'gmail-smtp-in.l.google.com', true],
+    ['*.google.com', 'ASPMX.L.GOOGLE.COM.', true],
+    ['*.google.com', 'google.com', false],
+    ['*.google.com', 'evil-google.com', false],
+    ['mx?.free.fr', 'mx1.free.fr', true],
+    ['mx?.free.fr', 'mx10.free.fr', false],
+    ['mta*.am0.yahoodns.net', 'mta7.am0.yahoodns.net', true],
+    ['*', 'anything.example', true],
+    ['a.b', 'axb', false],
+  ])('%s vs %s → %s', (mask, host, expected) => {
+    expect(compileMask(mask).test(host)).toBe(expected);
+  });
+});
+
+describe('rule pack validation', () => {
+  it('parses fields, ranges and durations', () => {
+    const result = parseRulePack(base, 'site.yaml');
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const ids = result.pack.rules[1]!;
+    expect(ids.publicIds).toEqual([{ from: 1, to: 4 }]);
+    expect(ids.timeouts).toEqual({ connectMs: 5_000, dataMs: 600_000 });
+    expect(ids.tls).toBe('required');
+    expect(ids.maxMessagesPerConnection).toBe(100);
+    expect(ids.source.line).toBe(8);
+  });
+
+  it('reports file:line for a bad value and for an unknown key', () => {
+    const text = base
+      .replace('maxConnections: 2', 'maxConnections: -2')
+      .replace('tls: required', 'tls: required\n    maxConection: 3');
+    const result = parseRulePack(text, 'rules/mx/site.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map(formatIssue)).toEqual([
+      'rules/mx/site.yaml:11: rules[1].maxConnections: expected a positive integer',
+      'rules/mx/site.yaml:15: rules[1].maxConection: unknown key',
+    ]);
+  });
+
+  it('rejects YAML syntax errors, bad masks, bad ranges, duplicate names and a generic rule before the end', () => {
+    const syntax = parseRulePack('rules: [\n  - a', 'x.yaml');
+    expect(syntax.ok).toBe(false);
+    if (!syntax.ok) expect(syntax.issues[0]).toMatchObject({ file: 'x.yaml', line: 2, path: '(yaml)' });
+    const bad = parseRulePack(
+      `rules:
+  - { name: a, mask: "bad host!", maxConnections: 1, maxMessagesPerHour: 1 }
+  - { name: b, mask: "*", maxConnections: 1, maxMessagesPerHour: 1 }
+  - { name: a, mask: "x.*", publicIds: "4-1", maxConnections: 1, maxMessagesPerHour: 1 }
+`,
+      'bad.yaml',
+    );
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    const text = bad.issues.map(formatIssue).join('\n');
+    expect(text).toContain('bad.yaml:2: rules[0].mask');
+    expect(text).toContain('bad.yaml:4: rules[2].publicIds: range "4-1" ends before it starts');
+    const inconsistent = parseRulePack(
+      `rules:
+  - { name: a, mask: "a.test", maxConnections: 1, maxMessagesPerHour: 1 }
+  - { name: b, mask: "*", maxConnections: 1, maxMessagesPerHour: 1 }
+  - { name: A, mask: "x.*", maxConnections: 1, maxMessagesPerHour: 1 }
+`,
+      'c.yaml',
+    );
+    expect(inconsistent.ok).toBe(false);
+    if (inconsistent.ok) return;
+    expect(inconsistent.issues.map(formatIssue)).toEqual([
+      'c.yaml:3: rules[1].mask: the generic rule (mask "*") must be the last rule: rules after it can never match',
+      'c.yaml:4: rules[2].name: duplicate rule name "A" (first at rules[0])',
+    ]);
+  });
+
+  it('validates the shipped pack and matches real provider MX hosts', () => {
+    const loaded = loadRuleFiles([shippedPackPath]);
+    expect(loaded.ok).toBe(true);
+    if (!loaded.ok) return;
+    const rules = loaded.rules;
+    const cases: Array<[string, string]> = [
+      ['gmail-smtp-in.l.google.com', 'google'],
+      ['alt2.aspmx.l.google.com', 'google'],
+      ['hotmail-com.olc.protection.outlook.com', 'microsoft-consumer'],
+      ['contoso-com.mail.protection.outlook.com', 'microsoft-365'],
+      ['mta6.am0.yahoodns.net', 'yahoo-aol'],
+      ['mx02.mail.icloud.com', 'apple-icloud'],
+      ['smtp-in.orange.fr', 'orange'],
+      ['mx2.free.fr', 'free'],
+      ['mx01.web.de', 'united-internet'],
+      ['mx1.comcast.net', 'comcast'],
+      ['mx.small-company.example', 'generic'],
+    ];
+    for (const [host, rule] of cases) expect(rules.match(host, 1).name, host).toBe(rule);
+    expect(rules.rules.at(-1)!.name).toBe('generic');
+    expect(
+      rules.backoff.some((b) => b.pattern.test('421 4.7.0 [TSS04] Messages from 203.0.113.5 temporarily deferred')),
+    ).toBe(true);
+  });
+});
+
+describe('layering', () => {
+  it('replaces rules by name, inserts new rules before the generic rule, and versions by content', () => {
+    const site = `rules:
+  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 500 }
+  - { name: partner, mask: "mx.partner.test", maxConnections: 1, maxMessagesPerHour: 10 }
+`;
+    const layered = loadRuleTexts([
+      { file: 'shipped.yaml', text: base },
+      { file: 'site.yaml', text: site },
+    ]);
+    expect(layered.ok).toBe(true);
+    if (!layered.ok) return;
+    expect(layered.rules.rules.map((r) => r.name)).toEqual(['google', 'ids', 'partner', 'generic']);
+    expect(layered.rules.match('gmail-smtp-in.l.google.com', 0).maxConnections).toBe(3);
+    expect(layered.rules.match('mx.partner.test', 0).name).toBe('partner');
+    // publicIds restrict the rule: id 7 falls through to generic.
+    expect(layered.rules.match('mx1.example.test', 2).name).toBe('ids');
+    expect(layered.rules.match('mx1.example.test', 7).name).toBe('generic');
+    const again = loadRuleTexts([
+      { file: 'shipped.yaml', text: base },
+      { file: 'site.yaml', text: site.replace('500', '501') },
+    ]);
+    expect(again.ok && again.rules.version).not.toBe(layered.rules.version);
+  });
+
+  it('refuses layers that end without a generic rule', () => {
+    const result = loadRuleTexts([
+      {
+        file: 'only.yaml',
+        text: 'rules:\n  - { name: a, mask: "x.test", maxConnections: 1, maxMessagesPerHour: 1 }\n',
+      },
+    ]);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.issues[0]!.message).toContain('no generic rule');
+  });
+
+  it('reads the site directory in name order, and the holder swaps rules atomically', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-mx-'));
+    writeFileSync(
+      join(dir, '20-b.yaml'),
+      'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 2, maxMessagesPerHour: 2 }\n',
+    );
+    writeFileSync(
+      join(dir, '10-a.yml'),
+      'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 1, maxMessagesPerHour: 1 }\n',
+    );
+    writeFileSync(join(dir, 'notes.txt'), 'ignored');
+    const files = listSiteFiles(dir);
+    expect(files.map((f) => f.slice(dir.length + 1))).toEqual(['10-a.yml', '20-b.yaml']);
+    const first = loadRuleFiles([shippedPackPath]);
+    const second = loadRuleFiles([shippedPackPath, ...files]);
+    if (!first.ok || !second.ok) throw new Error('packs should load');
+    const holder = new RulesHolder(first.rules);
+    const seen: string[] = [];
+    holder.onSwap((next, previous) => seen.push(`${previous.version}->${next.version}`));
+    expect(holder.current().match('gmail-smtp-in.l.google.com', 0).maxConnections).toBe(10);
+    holder.swap(second.rules);
+    expect(holder.current().match('gmail-smtp-in.l.google.com', 0).maxConnections).toBe(2);
+    expect(seen).toEqual([`${first.rules.version}->${second.rules.version}`]);
+  });
+});
+
+describe('reload', () => {
+  it('swaps in a valid edit, keeps the rules in force on a broken one', async () => {
+    const { watchRules } = await import('./rules-reload.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-reload-'));
+    const site = join(dir, 'site.yaml');
+    writeFileSync(
+      site,
+      'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n',
+    );
+    const initial = loadRuleFiles([shippedPackPath, site]);
+    if (!initial.ok) throw new Error('initial rules must load');
+    const holder = new RulesHolder(initial.rules);
+    const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
+    try {
+      expect(watcher.check()).toBeUndefined();
+      writeFileSync(
+        site,
+        'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 4, maxMessagesPerHour: 400 }\n',
+      );
+      expect(watcher.check()).toMatchObject({ kind: 'reloaded', previousVersion: initial.rules.version });
+      expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
+      writeFileSync(
+        site,
+        'rules:\n  - { name: google, mask: "*.google.com", maxConnections: four, maxMessagesPerHour: 400 }\n',
+      );
+      const rejected = watcher.check();
+      expect(rejected).toMatchObject({
+        kind: 'rejected',
+        issues: [{ file: site, line: 2, path: 'rules[0].maxConnections' }],
+      });
+      expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
+    } finally {
+      watcher.stop();
+    }
+  });
+});

@@ -1,0 +1,86 @@
+import { deliveryEta } from '../delivery/delivery-eta.ts';
+import { getDelivery } from '../delivery/delivery-store.ts';
+import type { Eta } from '../delivery/eta.ts';
+import {
+  failureBreakdown,
+  throughputByMinute,
+  type FailureBreakdown,
+  type ThroughputMinute,
+} from '../delivery/progress-store.ts';
+import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
+import { runDoctor } from '../doctor/run-doctor.ts';
+import type { Finding } from '../doctor/finding.ts';
+import type { Herald } from '../main.ts';
+import { createTickCache, type TickCache } from './tick-cache.ts';
+
+// The live data of the delivery page. Each tick (2 s, the page's polling period) loads a delivery's
+// counts, throughput and failure groups once, shared by every browser watching it; the slower parts
+// (ETA, doctor findings) are shared the same way and reloaded every 15 s.
+
+export interface DeliveryTick {
+  summary: DeliverySummary;
+  startedAt: number | null;
+  finishedAt: number | null;
+  throughput: ThroughputMinute[];
+  failures: FailureBreakdown;
+  /** Messages done (sent, failed, ignored) per second since the previous tick; null on the first. */
+  rate: number | null;
+  at: number;
+}
+
+export interface DeliveryDetails {
+  eta: Eta | { error: string };
+  findings: Finding[];
+  at: number;
+}
+
+export interface LiveTicks {
+  tick: TickCache<number, DeliveryTick>;
+  details: TickCache<number, DeliveryDetails>;
+}
+
+const done = (s: DeliverySummary) => s.sent + s.failed + s.ignored;
+
+export function createLiveTicks(options: { herald: Herald; tickMs?: number; detailsMs?: number }): LiveTicks {
+  const { herald } = options;
+  const tick = createTickCache<number, DeliveryTick>({
+    lifetimeMs: options.tickMs ?? 2_000,
+    clock: herald.clock,
+    load: async (id, previous) => {
+      const at = herald.clock.now();
+      const [delivery, summary, throughput, failures] = await Promise.all([
+        getDelivery(herald.store, id),
+        summarizeDelivery(herald.store, id),
+        throughputByMinute(herald.store, id),
+        failureBreakdown(herald.store, id, 20),
+      ]);
+      const elapsed = previous ? at - previous.at : 0;
+      const rate =
+        previous && elapsed > 0 && elapsed < 60_000
+          ? Math.round(((done(summary) - done(previous.value.summary)) * 10_000) / elapsed) / 10
+          : null;
+      return {
+        summary,
+        startedAt: delivery.started_at === null ? null : Number(delivery.started_at),
+        finishedAt: delivery.finished_at === null ? null : Number(delivery.finished_at),
+        throughput,
+        failures,
+        rate,
+        at,
+      };
+    },
+  });
+  const details = createTickCache<number, DeliveryDetails>({
+    lifetimeMs: options.detailsMs ?? 15_000,
+    clock: herald.clock,
+    load: async (id) => {
+      const at = herald.clock.now();
+      const [eta, diagnosis] = await Promise.all([
+        deliveryEta(herald, id).catch((error: Error) => ({ error: error.message })),
+        runDoctor(herald, { deliveryId: id, skipConfiguration: true }),
+      ]);
+      return { eta, findings: diagnosis.findings, at };
+    },
+  });
+  return { tick, details };
+}

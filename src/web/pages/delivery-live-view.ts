@@ -1,0 +1,120 @@
+import type { DeliveryDetails, DeliveryTick } from '../live-ticks.ts';
+import { evidenceHref } from './platform-pages.ts';
+
+// What the live part of the delivery page shows, from one tick and the latest details: counts and
+// progress, the rate, the throughput series for uPlot, the ETA and what binds it, failures grouped
+// with links to the matching logs, and the doctor's findings.
+
+function logsLink(deliveryId: number, filter: Record<string, string | null | undefined>): string {
+  const query = new URLSearchParams({ status: 'failed' });
+  for (const [key, value] of Object.entries(filter)) if (value) query.set(key, value);
+  return `/ui/deliveries/${deliveryId}/logs?${query.toString()}`;
+}
+
+function duration(ms: number): string {
+  if (!Number.isFinite(ms)) return 'never at these rates';
+  const minutes = Math.max(0, Math.round(ms / 60_000));
+  if (minutes < 1) return 'under a minute';
+  if (minutes < 120) return `${minutes} min`;
+  return `${Math.round(minutes / 6) / 10} h`;
+}
+
+const minuteMs = 60_000;
+const maxFilledMinutes = 1_440;
+
+/**
+ * uPlot's columns: minutes (seconds since the epoch), then sent, deferred and failed per minute,
+ * every minute from the one before the start to now (or the end) present, quiet ones at zero.
+ */
+export function throughputSeries(tick: DeliveryTick): number[][] {
+  const floor = (at: number) => Math.floor(at / minuteMs) * minuteMs;
+  const byMinute = new Map(tick.throughput.map((m) => [m.minute, m]));
+  const known = tick.throughput.map((m) => m.minute);
+  // The minute before the start (nothing sent yet) is drawn too: a line needs two points.
+  const first = Math.min(...known, ...(tick.startedAt === null ? [] : [floor(tick.startedAt) - minuteMs]));
+  const last = Math.max(...known, ...(tick.startedAt === null ? [] : [floor(tick.finishedAt ?? tick.at)]));
+  const minutes =
+    Number.isFinite(first) && Number.isFinite(last) && (last - first) / minuteMs < maxFilledMinutes
+      ? Array.from({ length: (last - first) / minuteMs + 1 }, (_, i) => first + i * minuteMs)
+      : known;
+  const column = (pick: (m: { sent: number; deferred: number; failed: number }) => number) =>
+    minutes.map((minute) => {
+      const m = byMinute.get(minute);
+      return m ? pick(m) : 0;
+    });
+  return [minutes.map((m) => m / 1000), column((m) => m.sent), column((m) => m.deferred), column((m) => m.failed)];
+}
+
+export function deliveryLiveView(tick: DeliveryTick, details: DeliveryDetails) {
+  const s = tick.summary;
+  const id = s.deliveryId;
+  const done = s.sent + s.failed + s.ignored + s.cancelled;
+  const percent = (n: number) => (s.total > 0 ? Math.round((n * 1000) / s.total) / 10 : 0);
+  const eta = 'error' in details.eta ? null : details.eta;
+  return {
+    state: s.state,
+    total: s.total,
+    sent: s.sent,
+    failed: s.failed,
+    ignored: s.ignored,
+    pending: s.pending,
+    cancelled: s.cancelled,
+    excluded: s.excluded,
+    retried: s.retried,
+    donePercent: percent(done),
+    sentPercent: percent(s.sent),
+    failedPercent: percent(s.failed),
+    rate: tick.rate,
+    startedAt: tick.startedAt,
+    updatedAt: tick.at,
+    lastError: s.lastError,
+    retrying: Object.entries(s.retryingByReason)
+      .sort((a, b) => b[1] - a[1])
+      .map(([reason, count]) => ({
+        reason,
+        count,
+        href: `/ui/deliveries/${id}/logs?status=pending&reason=${encodeURIComponent(reason)}`,
+      })),
+    series: throughputSeries(tick),
+    eta: eta && {
+      pending: eta.pending,
+      finishAt: eta.finishAt,
+      inText: eta.finishAt === null ? null : duration(eta.finishAt - eta.computedAt),
+      boundBy: eta.boundBy && {
+        rule: eta.boundBy.rule,
+        rateKey: eta.boundBy.rateKey,
+        messagesPerHour: Math.round(eta.boundBy.messagesPerHour),
+        backoffFactor: eta.boundBy.backoffFactor,
+      },
+      validUntil: eta.validUntil,
+      expiring: eta.expiring,
+    },
+    etaError: 'error' in details.eta ? details.eta.error : null,
+    detailsAt: details.at,
+    failuresByReason: tick.failures.byReason.map((g) => ({
+      type: g.key.type ?? '—',
+      reason: g.key.reason ?? '—',
+      category: g.key.category ?? '—',
+      count: g.count,
+      href: logsLink(id, { reason: g.key.reason, category: g.key.category }),
+    })),
+    failuresByDomain: tick.failures.byDomain.map((g) => ({
+      domain: g.key.domain,
+      count: g.count,
+      href: logsLink(id, { domain: g.key.domain }),
+    })),
+    failuresByMxHost: tick.failures.byMxHost.map((g) => ({
+      mxHost: g.key.mxHost ?? '(none reached)',
+      count: g.count,
+      href: logsLink(id, { mxHost: g.key.mxHost }),
+    })),
+    findings: details.findings.map((f) => ({
+      severity: f.severity,
+      subject: f.subject,
+      symptom: f.symptom,
+      cause: f.cause,
+      fix: f.fix,
+      href: f.logs ? evidenceHref(f) : null,
+    })),
+  };
+}

@@ -1,0 +1,124 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import type { Clock } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
+import type { Store } from '../store/database.ts';
+import type { WebhookSubscriptionRow } from '../store/tables.ts';
+import type { WebhooksConfig } from './config-schema.ts';
+import { webhookRetryAt } from './retry.ts';
+import { dueEvents, recordDelivered, recordFailed, subscriptionsWithDueEvents } from './webhook-store.ts';
+
+// Sends the outbox: per subscription, the oldest due events in one signed POST
+// ({"events":[{id,kind,createdAt,data}]}). 2xx: they leave the outbox. Anything else: retried with
+// doubling delays; a subscription failing pauseAfterFailures requests in a row is paused.
+// Signature: X-Herald-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>, with the
+// timestamp (ms) in X-Herald-Timestamp, so a receiver can refuse replays outside a window.
+
+export type FetchFunction = typeof fetch;
+
+export interface WebhookDispatcher {
+  /** One pass over every subscription with due events; returns the events delivered. */
+  runOnce(): Promise<number>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function signWebhook(secret: string, timestamp: number, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+export function createWebhookDispatcher(options: {
+  store: Store;
+  config: WebhooksConfig;
+  clock: Clock;
+  logger: Logger;
+  fetch?: FetchFunction;
+}): WebhookDispatcher {
+  const { store, config, clock, logger } = options;
+  const send = options.fetch ?? fetch;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  let stopped = false;
+
+  async function deliver(subscription: WebhookSubscriptionRow): Promise<number> {
+    let delivered = 0;
+    for (;;) {
+      const now = clock.now();
+      const events = await dueEvents(store, subscription.id, now, config.batchSize);
+      if (events.length === 0) return delivered;
+      const body = JSON.stringify({
+        events: events.map((e) => ({
+          id: e.id,
+          kind: e.kind,
+          createdAt: new Date(Number(e.created_at)).toISOString(),
+          data: JSON.parse(e.payload) as unknown,
+        })),
+      });
+      const ids = events.map((e) => e.id);
+      let error: string | undefined;
+      try {
+        const response = await send(subscription.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'x-herald-timestamp': String(now),
+            'x-herald-signature': signWebhook(subscription.secret, now, body),
+            'x-herald-batch': randomUUID(),
+          },
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(config.timeoutMs),
+        });
+        await response.arrayBuffer().catch(() => {});
+        if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
+      } catch (cause) {
+        error = (cause as Error).message;
+      }
+      if (error === undefined) {
+        await recordDelivered(store, subscription.id, ids, clock.now());
+        delivered += ids.length;
+        continue;
+      }
+      const attempts = Math.min(...events.map((e) => Number(e.attempts)));
+      await recordFailed(store, subscription.id, {
+        ids,
+        retryAt: webhookRetryAt(clock.now(), attempts, config.firstRetrySeconds, config.maxRetrySeconds),
+        error,
+        pauseAfter: config.pauseAfterFailures,
+        now: clock.now(),
+      });
+      logger.warn({ subscription: subscription.id, error }, 'webhook delivery failed; retried later');
+      return delivered;
+    }
+  }
+
+  async function runOnce(): Promise<number> {
+    let delivered = 0;
+    for (const subscription of await subscriptionsWithDueEvents(store, clock.now())) {
+      if (stopped) break;
+      delivered += await deliver(subscription);
+    }
+    return delivered;
+  }
+
+  const loop = () => {
+    if (stopped) return;
+    running = runOnce()
+      .catch((error) => logger.error({ err: error }, 'webhook dispatcher pass failed'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, config.intervalMs);
+      });
+  };
+
+  return {
+    runOnce,
+    start() {
+      stopped = false;
+      timer = setTimeout(loop, config.intervalMs);
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}

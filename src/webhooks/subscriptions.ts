@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../common/errors.ts';
+import type { Store } from '../store/database.ts';
+import type { WebhookKind, WebhookSubscriptionRow } from '../store/tables.ts';
+import {
+  deleteSubscription,
+  getSubscription,
+  insertSubscription,
+  listSubscriptions,
+  outboxBacklog,
+  resumeSubscription,
+} from './webhook-store.ts';
+
+// Webhook subscriptions as `herald webhooks` and the API manage them.
+
+export const webhookKinds = [
+  'delivery.state',
+  'workflow.failed',
+  'message.sent',
+  'message.failed',
+  'message.bounced',
+  'message.complained',
+  'message.unsubscribed',
+  'message.opened',
+  'message.clicked',
+] as const satisfies readonly WebhookKind[];
+
+export function subscriptionView(row: WebhookSubscriptionRow, backlog = 0) {
+  const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
+  return {
+    id: row.id,
+    url: row.url,
+    events: JSON.parse(row.events) as WebhookKind[],
+    state: row.state,
+    consecutiveFailures: Number(row.consecutive_failures),
+    lastError: row.last_error,
+    lastSuccessAt: iso(row.last_success_at),
+    pausedAt: iso(row.paused_at),
+    createdAt: new Date(row.created_at).toISOString(),
+    backlog,
+  };
+}
+
+export async function createSubscription(
+  store: Store,
+  request: { url: string; events: readonly string[]; secret?: string | undefined },
+  now: number,
+) {
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    throw new AppError('INPUT_INVALID', `url: "${request.url.slice(0, 200)}" is not a URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new AppError('INPUT_INVALID', `url: only http and https are allowed (got ${url.protocol})`);
+  const unknown = request.events.filter((kind) => !(webhookKinds as readonly string[]).includes(kind));
+  if (unknown.length > 0 || request.events.length === 0)
+    throw new AppError(
+      'INPUT_INVALID',
+      `events: choose among ${webhookKinds.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+    );
+  if (request.secret !== undefined && request.secret.length < 16)
+    throw new AppError('INPUT_INVALID', 'secret: at least 16 characters');
+  const secret = request.secret ?? randomBytes(32).toString('base64url');
+  const row = await insertSubscription(store, {
+    url: url.toString(),
+    events: [...new Set(request.events)],
+    secret,
+    now,
+  });
+  return { ...subscriptionView(row), secret };
+}
+
+export async function listSubscriptionViews(store: Store) {
+  const backlog = await outboxBacklog(store);
+  return (await listSubscriptions(store)).map((row) => subscriptionView(row, backlog.get(row.id) ?? 0));
+}
+
+async function requireSubscription(store: Store, id: number): Promise<WebhookSubscriptionRow> {
+  const row = await getSubscription(store, id);
+  if (!row) throw new AppError('NOT_FOUND', `no webhook subscription ${id}`);
+  return row;
+}
+
+export async function removeSubscription(store: Store, id: number) {
+  const row = await requireSubscription(store, id);
+  await deleteSubscription(store, id);
+  return subscriptionView(row);
+}
+
+/** A paused subscription active again: its pending events are sent from the next pass. */
+export async function resumeSubscriptionById(store: Store, id: number) {
+  await requireSubscription(store, id);
+  await resumeSubscription(store, id);
+  return subscriptionView((await getSubscription(store, id))!);
+}

@@ -1,0 +1,129 @@
+import { sql } from 'kysely';
+import type { Store } from '../store/database.ts';
+import type { WebhookOutboxRow, WebhookSubscriptionRow } from '../store/tables.ts';
+
+// Subscriptions and the outbox of event webhooks (migration 0018; the outbox is filled by triggers).
+
+export async function insertSubscription(
+  store: Store,
+  subscription: { url: string; events: string[]; secret: string; now: number },
+): Promise<WebhookSubscriptionRow> {
+  return store.db
+    .insertInto('webhook_subscriptions')
+    .values({
+      url: subscription.url,
+      events: JSON.stringify(subscription.events),
+      secret: subscription.secret,
+      state: 'active',
+      last_error: null,
+      last_success_at: null,
+      paused_at: null,
+      created_at: subscription.now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function listSubscriptions(store: Store): Promise<WebhookSubscriptionRow[]> {
+  return store.db.selectFrom('webhook_subscriptions').selectAll().orderBy('id').execute();
+}
+
+export async function getSubscription(store: Store, id: number): Promise<WebhookSubscriptionRow | undefined> {
+  return store.db.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function deleteSubscription(store: Store, id: number): Promise<void> {
+  await store.db.deleteFrom('webhook_outbox').where('subscription_id', '=', id).execute();
+  await store.db.deleteFrom('webhook_subscriptions').where('id', '=', id).execute();
+}
+
+export async function resumeSubscription(store: Store, id: number): Promise<void> {
+  await store.db
+    .updateTable('webhook_subscriptions')
+    .set({ state: 'active', paused_at: null, consecutive_failures: 0 })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Active subscriptions with at least one event due. */
+export async function subscriptionsWithDueEvents(store: Store, now: number): Promise<WebhookSubscriptionRow[]> {
+  return store.db
+    .selectFrom('webhook_subscriptions as s')
+    .selectAll('s')
+    .where('s.state', '=', 'active')
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('webhook_outbox as o')
+          .select('o.id')
+          .whereRef('o.subscription_id', '=', 's.id')
+          .where('o.delivered_at', 'is', null)
+          .where('o.next_attempt_at', '<=', now),
+      ),
+    )
+    .orderBy('s.id')
+    .execute();
+}
+
+/** The oldest due events of one subscription, in the order they were written. */
+export async function dueEvents(
+  store: Store,
+  subscriptionId: number,
+  now: number,
+  limit: number,
+): Promise<WebhookOutboxRow[]> {
+  return store.db
+    .selectFrom('webhook_outbox')
+    .selectAll()
+    .where('subscription_id', '=', subscriptionId)
+    .where('delivered_at', 'is', null)
+    .where('next_attempt_at', '<=', now)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
+/** Delivered events leave the outbox; the subscription's failure streak ends. */
+export async function recordDelivered(store: Store, subscriptionId: number, ids: number[], now: number): Promise<void> {
+  await store.db.deleteFrom('webhook_outbox').where('id', 'in', ids).execute();
+  await store.db
+    .updateTable('webhook_subscriptions')
+    .set({ consecutive_failures: 0, last_error: null, last_success_at: now })
+    .where('id', '=', subscriptionId)
+    .execute();
+}
+
+/** A failed batch: each event retried at `retryAt`; past `pauseAfter` failures in a row the subscription is paused. */
+export async function recordFailed(
+  store: Store,
+  subscriptionId: number,
+  failure: { ids: number[]; retryAt: number; error: string; pauseAfter: number; now: number },
+): Promise<void> {
+  await store.db
+    .updateTable('webhook_outbox')
+    .set({ attempts: sql`attempts + 1`, next_attempt_at: failure.retryAt })
+    .where('id', 'in', failure.ids)
+    .execute();
+  await store.db
+    .updateTable('webhook_subscriptions')
+    .set({ consecutive_failures: sql`consecutive_failures + 1`, last_error: failure.error.slice(0, 500) })
+    .where('id', '=', subscriptionId)
+    .execute();
+  await store.db
+    .updateTable('webhook_subscriptions')
+    .set({ state: 'paused', paused_at: failure.now })
+    .where('id', '=', subscriptionId)
+    .where('state', '=', 'active')
+    .where('consecutive_failures', '>=', failure.pauseAfter)
+    .execute();
+}
+
+export async function outboxBacklog(store: Store): Promise<Map<number, number>> {
+  const rows = await store.db
+    .selectFrom('webhook_outbox')
+    .select(['subscription_id', sql<number>`count(*)`.as('count')])
+    .where('delivered_at', 'is', null)
+    .groupBy('subscription_id')
+    .execute();
+  return new Map(rows.map((row) => [Number(row.subscription_id), Number(row.count)]));
+}

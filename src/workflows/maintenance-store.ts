@@ -1,0 +1,237 @@
+import { sql } from 'kysely';
+import type { Store } from '../store/database.ts';
+
+// Database maintenance (the cleanup workflow's last step and `herald db maintain`) and the space
+// figures of `herald db status`: ANALYZE, incremental vacuum, checkpoints, reindexing, their history.
+
+export interface SqliteSpace {
+  pageSize: number;
+  pageCount: number;
+  freelistPages: number;
+  /** 0 none, 1 full, 2 incremental (PRAGMA auto_vacuum). */
+  autoVacuum: number;
+}
+
+export async function sqliteSpace(store: Store): Promise<SqliteSpace> {
+  const pragma = async (name: string) => {
+    const result = await sql<Record<string, number>>`${sql.raw(`PRAGMA ${name}`)}`.execute(store.db);
+    return Number(Object.values(result.rows[0] ?? { v: 0 })[0]);
+  };
+  return {
+    pageSize: await pragma('page_size'),
+    pageCount: await pragma('page_count'),
+    freelistPages: await pragma('freelist_count'),
+    autoVacuum: await pragma('auto_vacuum'),
+  };
+}
+
+/** Bounded ANALYZE: samples each index instead of reading whole tables inside the write lock. */
+export async function sqliteAnalyze(store: Store): Promise<void> {
+  await sql`PRAGMA analysis_limit = 1000`.execute(store.db);
+  await sql`ANALYZE`.execute(store.db);
+}
+
+/** Returns up to `pages` free pages to the file system (only when auto_vacuum = incremental). */
+export async function sqliteIncrementalVacuum(store: Store, pages: number): Promise<void> {
+  await sql`${sql.raw(`PRAGMA incremental_vacuum(${Math.max(1, Math.floor(pages))})`)}`.execute(store.db);
+}
+
+/** Rewrites the whole file in incremental auto-vacuum mode. Blocks writers for its duration: run it off-peak. */
+export async function sqliteConvertToIncremental(store: Store): Promise<void> {
+  await sql`PRAGMA auto_vacuum = INCREMENTAL`.execute(store.db);
+  await sql`VACUUM`.execute(store.db);
+}
+
+export async function sqliteCheckpoint(store: Store): Promise<void> {
+  await sql`PRAGMA wal_checkpoint(PASSIVE)`.execute(store.db);
+}
+
+export async function existingTables(store: Store, names: string[]): Promise<string[]> {
+  const rows =
+    store.dialect === 'postgres'
+      ? await sql<{
+          name: string;
+        }>`select tablename as name from pg_tables where schemaname = current_schema()`.execute(store.db)
+      : await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(store.db);
+  const present = new Set(rows.rows.map((r) => r.name));
+  return names.filter((n) => present.has(n));
+}
+
+/** VACUUM cannot run in a transaction; Kysely runs a lone statement outside one. */
+export async function postgresVacuumAnalyze(store: Store, table: string): Promise<void> {
+  await sql`VACUUM (ANALYZE) ${sql.table(table)}`.execute(store.db);
+}
+
+/** CONCURRENTLY: builds the new index beside the old one, so writes continue (PostgreSQL 12+). */
+export async function postgresReindexConcurrently(store: Store, index: string): Promise<void> {
+  await sql`REINDEX INDEX CONCURRENTLY ${sql.id(index)}`.execute(store.db);
+}
+
+export interface PostgresIndexStats {
+  name: string;
+  table: string;
+  bytes: number;
+  tuples: number;
+  /** Sum of the average widths of the indexed columns (pg_stats), 8 when unknown. */
+  keyWidth: number;
+  /** Leaf fill factor in percent (btree default 90). */
+  fillFactor: number;
+}
+
+export async function postgresIndexStats(store: Store): Promise<PostgresIndexStats[]> {
+  const result = await sql<PostgresIndexStats>`
+    select ic.relname as name, c.relname as "table", pg_relation_size(i.indexrelid) as bytes,
+      greatest(ic.reltuples, 0)::bigint as tuples,
+      coalesce((select sum(s.avg_width) from pg_attribute a
+        join pg_stats s on s.schemaname = n.nspname and s.tablename = c.relname and s.attname = a.attname
+        where a.attrelid = i.indrelid and a.attnum = any(i.indkey)), 8)::bigint as "keyWidth",
+      coalesce((select substring(opt from 'fillfactor=([0-9]+)')::int from unnest(ic.reloptions) opt where opt like 'fillfactor=%'), 90) as "fillFactor"
+    from pg_index i
+    join pg_class c on c.oid = i.indrelid
+    join pg_class ic on ic.oid = i.indexrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = current_schema()
+    order by c.relname, ic.relname`.execute(store.db);
+  return result.rows.map((r) => ({
+    ...r,
+    bytes: Number(r.bytes),
+    tuples: Number(r.tuples),
+    keyWidth: Number(r.keyWidth),
+    fillFactor: Number(r.fillFactor),
+  }));
+}
+
+export interface MaintenanceRecord {
+  source: string;
+  startedAt: number;
+  finishedAt: number;
+  summary: unknown;
+  error: string | null;
+}
+
+export async function recordMaintenance(store: Store, record: MaintenanceRecord): Promise<void> {
+  await store.db
+    .insertInto('db_maintenance')
+    .values({
+      source: record.source,
+      started_at: record.startedAt,
+      finished_at: record.finishedAt,
+      summary: JSON.stringify(record.summary),
+      error: record.error,
+    })
+    .execute();
+}
+
+export async function lastMaintenance(store: Store): Promise<MaintenanceRecord | undefined> {
+  const row = await store.db.selectFrom('db_maintenance').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    source: row.source,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    summary: JSON.parse(row.summary) as unknown,
+    error: row.error,
+  };
+}
+
+export async function purgeMaintenanceHistory(store: Store, before: number): Promise<number> {
+  const result = await store.db.deleteFrom('db_maintenance').where('finished_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+// --- status ------------------------------------------------------------------------------------
+
+export interface TableSpaceRow {
+  name: string;
+  rows: number;
+  /** PostgreSQL: n_live_tup (an estimate, no full scan); SQLite: count(*). */
+  rowsEstimated: boolean;
+  tableBytes: number;
+  indexBytes: number;
+  /** PostgreSQL n_dead_tup; null on SQLite (deleted space shows as free pages instead). */
+  deadRows: number | null;
+  /** SQLite (dbstat): unused bytes inside the table's pages; null on PostgreSQL. */
+  unusedBytes: number | null;
+  lastVacuumAt: number | null;
+  lastAnalyzeAt: number | null;
+}
+
+export interface IndexSpaceRow {
+  name: string;
+  table: string;
+  bytes: number;
+  unusedBytes: number | null;
+}
+
+export async function sqliteTableSpace(store: Store): Promise<{ tables: TableSpaceRow[]; indexes: IndexSpaceRow[] }> {
+  const objects = await sql<{ name: string; type: string; tbl_name: string }>`
+    select name, type, tbl_name from sqlite_master where type in ('table', 'index') and name not like 'sqlite_%' order by name`.execute(
+    store.db,
+  );
+  const space = await sql<{ name: string; bytes: number; unused: number }>`
+    select name, sum(pgsize) as bytes, sum(unused) as unused from dbstat group by name`.execute(store.db);
+  const bytesOf = new Map(space.rows.map((r) => [r.name, { bytes: Number(r.bytes), unused: Number(r.unused) }]));
+  const indexes: IndexSpaceRow[] = [];
+  for (const row of space.rows) {
+    const object = objects.rows.find((o) => o.name === row.name);
+    const autoIndex = /^sqlite_autoindex_(.+)_\d+$/.exec(row.name);
+    if (object?.type === 'index')
+      indexes.push({
+        name: row.name,
+        table: object.tbl_name,
+        bytes: Number(row.bytes),
+        unusedBytes: Number(row.unused),
+      });
+    else if (autoIndex)
+      indexes.push({ name: row.name, table: autoIndex[1]!, bytes: Number(row.bytes), unusedBytes: Number(row.unused) });
+  }
+  const tables: TableSpaceRow[] = [];
+  for (const object of objects.rows.filter((o) => o.type === 'table')) {
+    const count = await sql<{ n: number }>`select count(*) as n from ${sql.table(object.name)}`.execute(store.db);
+    const own = bytesOf.get(object.name) ?? { bytes: 0, unused: 0 };
+    tables.push({
+      name: object.name,
+      rows: Number(count.rows[0]?.n ?? 0),
+      rowsEstimated: false,
+      tableBytes: own.bytes,
+      indexBytes: indexes.filter((i) => i.table === object.name).reduce((sum, i) => sum + i.bytes, 0),
+      deadRows: null,
+      unusedBytes: own.unused,
+      lastVacuumAt: null,
+      lastAnalyzeAt: null,
+    });
+  }
+  return { tables, indexes };
+}
+
+export async function postgresTableSpace(store: Store): Promise<{ tables: TableSpaceRow[]; databaseBytes: number }> {
+  const result = await sql<{
+    name: string;
+    rows: number;
+    dead: number;
+    table_bytes: number;
+    index_bytes: number;
+    vacuumed: number | null;
+    analyzed: number | null;
+  }>`
+    select relname as name, n_live_tup as rows, n_dead_tup as dead,
+      pg_table_size(relid) as table_bytes, pg_indexes_size(relid) as index_bytes,
+      (extract(epoch from greatest(last_vacuum, last_autovacuum)) * 1000)::bigint as vacuumed,
+      (extract(epoch from greatest(last_analyze, last_autoanalyze)) * 1000)::bigint as analyzed
+    from pg_stat_user_tables where schemaname = current_schema() order by relname`.execute(store.db);
+  const size = await sql<{ bytes: number }>`select pg_database_size(current_database()) as bytes`.execute(store.db);
+  return {
+    databaseBytes: Number(size.rows[0]?.bytes ?? 0),
+    tables: result.rows.map((r) => ({
+      name: r.name,
+      rows: Number(r.rows),
+      rowsEstimated: true,
+      tableBytes: Number(r.table_bytes),
+      indexBytes: Number(r.index_bytes),
+      deadRows: Number(r.dead),
+      unusedBytes: null,
+      lastVacuumAt: r.vacuumed === null ? null : Number(r.vacuumed),
+      lastAnalyzeAt: r.analyzed === null ? null : Number(r.analyzed),
+    })),
+  };
+}

@@ -1,0 +1,127 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CliContext } from '../src/cli/context.ts';
+import { runCli } from '../src/cli/main.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { openHerald } from '../src/main.ts';
+import { postgresAdminUrl, postgresUnavailable } from './support/databases.ts';
+
+// Issue 13 items 2 and 3: the database in use is never a surprise, and a database that cannot be
+// opened says why. The CLI's own open options (create or not) reach openHerald here, unlike
+// test/support/cli.ts, which always opens the test's database.
+
+async function herald(url: string, args: string[]) {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const context: CliContext = {
+    output: { out: (line) => stdout.push(line), err: (line) => stderr.push(line) },
+    open: (options = {}) =>
+      openHerald({ ...options, config: parseConfig({ database: { url } }, 'test'), logger: silentLogger }),
+  };
+  const exitCode = await runCli(['node', 'herald', ...args], context);
+  const json = stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { error?: Record<string, unknown> });
+  return { exitCode, stdout, stderr, json };
+}
+
+describe('SQLite database in use', () => {
+  it('a read-only command never creates a database: DATABASE_NOT_FOUND naming the path', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'herald-nodb-')), 'herald.db');
+    for (const args of [['doctor'], ['lists'], ['delivery', 'list'], ['quarantine', 'list'], ['db', 'status']]) {
+      const run = await herald(`sqlite:${file}`, [...args, '--json']);
+      expect(run.exitCode, args.join(' ')).toBe(1);
+      expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_NOT_FOUND', database: file });
+      expect(run.stderr.join('\n')).toContain(`no database at ${file}`);
+    }
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('a command that puts data in creates it; "not found" then names the database', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-db-'));
+    const file = join(dir, 'herald.db');
+    writeFileSync(join(dir, 'r.csv'), 'email\na@example.com\n');
+    const imported = await herald(`sqlite:${file}`, ['import', 'recipients', join(dir, 'r.csv'), '--list', 'l']);
+    expect(imported.exitCode).toBe(0);
+    expect(existsSync(file)).toBe(true);
+    const run = await herald(`sqlite:${file}`, ['delivery', 'show', '4242', '--json']);
+    expect(run.exitCode).toBe(1);
+    expect(run.json[0]?.error).toMatchObject({ code: 'NOT_FOUND', database: file });
+    expect(String(run.json[0]?.error?.message)).toContain(`(database ${file})`);
+  });
+
+  it('a SQLite URL in a missing folder is refused, not created: DATABASE_NOT_WRITABLE', async () => {
+    const folder = join(mkdtempSync(join(tmpdir(), 'herald-missing-')), 'no', 'such');
+    const run = await herald(`sqlite:${join(folder, 'herald.db')}`, [
+      'import',
+      'recipients',
+      'x.csv',
+      '--list',
+      'l',
+      '--json',
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_NOT_WRITABLE' });
+    expect(run.stderr.join('\n')).toContain(`folder ${folder} does not exist`);
+    expect(existsSync(folder)).toBe(false);
+  });
+});
+
+describe.skipIf(postgresUnavailable !== undefined)('PostgreSQL connection errors name the cause', () => {
+  const at = (change: (url: URL) => void) => {
+    const url = new URL(postgresAdminUrl);
+    change(url);
+    return url.toString();
+  };
+
+  it('connection refused: DATABASE_UNREACHABLE with host:port', async () => {
+    const run = await herald(
+      at((url) => {
+        url.port = '1';
+      }),
+      ['doctor', '--json'],
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_UNREACHABLE', port: 1 });
+    expect(run.stderr.join('\n')).toMatch(/cannot reach PostgreSQL at [^ ]+:1 \(ECONNREFUSED\)/);
+  });
+
+  it('database does not exist: DATABASE_NOT_FOUND', async () => {
+    const run = await herald(
+      at((url) => {
+        url.pathname = '/herald_no_such_database';
+      }),
+      ['doctor', '--json'],
+    );
+    expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_NOT_FOUND' });
+    expect(run.stderr.join('\n')).toContain('herald_no_such_database');
+  });
+
+  it('authentication failed: DATABASE_AUTH_FAILED', async () => {
+    const run = await herald(
+      at((url) => {
+        url.username = 'herald_no_such_role';
+        url.password = 'wrong';
+      }),
+      ['doctor', '--json'],
+    );
+    expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_AUTH_FAILED' });
+    expect(run.stderr.join('\n')).not.toContain('wrong');
+  });
+});
+
+describe('config show and config check name the files in use', () => {
+  it('prints the configuration file and the database', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-inuse-'));
+    const file = join(dir, 'herald.yaml');
+    writeFileSync(file, `database:\n  url: sqlite:${join(dir, 'h.db')}\n`);
+    for (const sub of ['show', 'check']) {
+      const run = await herald('sqlite::memory:', ['--config', file, 'config', sub]);
+      const out = run.stdout.join('\n');
+      expect(out).toContain(`config file: ${file}`);
+      expect(out).toContain(`database: ${join(dir, 'h.db')}`);
+    }
+    expect(existsSync(join(dir, 'h.db'))).toBe(false);
+  });
+});

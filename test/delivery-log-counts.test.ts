@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { silentLogger } from '../src/common/logger.ts';
+import { composeMta } from '../src/compose-mta.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { countDeliveryLogs } from '../src/delivery/delivery-store.ts';
+import { openHerald, type Herald } from '../src/main.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
+import type { Store } from '../src/store/database.ts';
+import { deleteDeliveryLogsBatch, deleteDeliveryRow } from '../src/workflows/builtins/cleanup-store.ts';
+import { describeEachDialect } from './support/databases.ts';
+import { waitFor } from './support/wait.ts';
+
+// The delivery summary reads counts kept by triggers (migration 0023) instead of counting logs. After
+// each kind of write — preparation's inserts, the MTA's claims and outcomes (sent, hard failure, soft
+// failure retried), a bounce after a 250, deletions in batches, the delivery deleted — the kept counts
+// equal a count over the logs themselves, on both dialects.
+
+async function countedOverLogs(store: Store, deliveryId: number) {
+  const rows = await store.db
+    .selectFrom('delivery_logs')
+    .select(['status', 'failure_reason', 'attempts'])
+    .where('delivery_id', '=', deliveryId)
+    .execute();
+  const byStatus: Record<string, number> = { pending: 0, sending: 0, sent: 0, failed: 0, ignored: 0, cancelled: 0 };
+  const byReason: Record<string, number> = {};
+  const retryingByReason: Record<string, number> = {};
+  let retried = 0;
+  for (const row of rows) {
+    byStatus[row.status === 'sending' ? 'pending' : row.status]! += 1;
+    if (Number(row.attempts) > 1) retried += 1;
+    if (row.failure_reason && row.status === 'failed')
+      byReason[row.failure_reason] = (byReason[row.failure_reason] ?? 0) + 1;
+    if (row.failure_reason && (row.status === 'pending' || row.status === 'sending'))
+      retryingByReason[row.failure_reason] = (retryingByReason[row.failure_reason] ?? 0) + 1;
+  }
+  return { byStatus, byReason, retryingByReason, retried, total: rows.length };
+}
+
+let simulator: Simulator;
+beforeAll(async () => {
+  simulator = await startSimulator();
+});
+afterAll(async () => {
+  await simulator.close();
+});
+
+describeEachDialect('delivery log counts', (context) => {
+  let herald: Herald;
+  beforeAll(async () => {
+    herald = await openHerald({
+      config: parseConfig(
+        {
+          database: { url: context.url() },
+          mta: {
+            routes: simulator.routes,
+            resolverServers: [simulator.dnsServer],
+            pollIntervalMs: 50,
+            bounceDomain: 'bounces.brand.test',
+          },
+        },
+        'test',
+      ),
+      logger: silentLogger,
+    });
+  });
+  afterAll(async () => {
+    await herald?.close();
+  });
+
+  it('stay equal to a count over the logs through preparation, sending, bounces and deletions', async () => {
+    const recipients = [
+      ...Array.from({ length: 30 }, (_, i) => ({
+        email: `ok${i}.${context.dialect}@accept.test`,
+        data: { first_name: 'A' },
+      })),
+      ...Array.from({ length: 5 }, (_, i) => ({
+        email: `unknown${i}.${context.dialect}@unknown-users.test`,
+        data: { first_name: 'B' },
+      })),
+      ...Array.from({ length: 4 }, (_, i) => ({
+        email: `full${i}.${context.dialect}@full.test`,
+        data: { first_name: 'C' },
+      })),
+    ];
+    const { deliveryId, logIds } = await seedDelivery(herald.store.db, { now: Date.now(), recipients });
+    const check = async (what: string) => {
+      const kept = await countDeliveryLogs(herald.store, deliveryId);
+      const counted = await countedOverLogs(herald.store, deliveryId);
+      expect(
+        { ...kept, byStatus: { ...kept.byStatus, pending: kept.byStatus.pending + kept.byStatus.sending, sending: 0 } },
+        what,
+      ).toEqual(counted);
+      return kept;
+    };
+    expect((await check('after preparation')).byStatus.pending).toBe(recipients.length);
+
+    const mta = await composeMta(herald);
+    await mta.start();
+    try {
+      let counts: Awaited<ReturnType<typeof countedOverLogs>> | undefined;
+      await waitFor(async () => {
+        counts = await countedOverLogs(herald.store, deliveryId);
+        return (
+          counts.byStatus.sent === 30 && counts.byStatus.failed === 5 && counts.retryingByReason.mailbox_full === 4
+        );
+      }, 'sent, hard failures and soft failures waiting for their retry').catch((error: Error) => {
+        throw new Error(`${error.message}; counts ${JSON.stringify(counts)}`);
+      });
+    } finally {
+      await mta.stop();
+    }
+    const afterSending = await check('after sending');
+    expect(afterSending).toMatchObject({ byReason: { user_unknown: 5 }, retryingByReason: { mailbox_full: 4 } });
+
+    // A bounce after a 250 (one statement over several rows), then a retry counted as retried.
+    await herald.store.db
+      .updateTable('delivery_logs')
+      .set({ status: 'failed', failure_type: 'hard', failure_reason: 'user_unknown', updated_at: Date.now() })
+      .where('id', 'in', logIds.slice(0, 3))
+      .execute();
+    await herald.store.db.updateTable('delivery_logs').set({ attempts: 3 }).where('id', '=', logIds[3]!).execute();
+    expect((await check('after bounces')).byReason.user_unknown).toBe(8);
+
+    expect(await deleteDeliveryLogsBatch(herald.store, deliveryId, 10)).toBe(10);
+    expect((await check('after a deletion batch')).total).toBe(recipients.length - 10);
+
+    await herald.store.db.updateTable('deliveries').set({ state: 'deleted' }).where('id', '=', deliveryId).execute();
+    await deleteDeliveryRow(herald.store, deliveryId);
+    expect(
+      await herald.store.db
+        .selectFrom('delivery_log_counts')
+        .selectAll()
+        .where('delivery_id', '=', deliveryId)
+        .execute(),
+    ).toEqual([]);
+  });
+});

@@ -1,0 +1,176 @@
+import { connect, type Socket } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { InboundMessage } from '../src/bounce/inbound-processor.ts';
+import { startInboundServer, type InboundServer, type InboundServerOptions } from '../src/bounce/inbound-server.ts';
+import { createVerpSigner } from '../src/bounce/verp.ts';
+import { systemClock } from '../src/common/clock.ts';
+
+// One client must not lock the inbound role out for everyone: it floods or trickles from one
+// loopback address (127.0.0.2) while a legitimate sender on another (127.0.0.3) is still served.
+
+const bounceDomain = 'bounces.brand.test';
+const signer = createVerpSigner({
+  keys: [{ id: 'k', secret: 'limits-test-secret-0123456789', createdAt: 0 }],
+  graceMs: 0,
+});
+
+let server: InboundServer | undefined;
+const opened: Socket[] = [];
+afterEach(async () => {
+  for (const socket of opened.splice(0)) socket.destroy();
+  await server?.close();
+  server = undefined;
+});
+
+async function start(
+  overrides: Partial<InboundServerOptions> = {},
+): Promise<{ port: number; received: InboundMessage[] }> {
+  const received: InboundMessage[] = [];
+  server = await startInboundServer({
+    host: '127.0.0.1',
+    port: 0,
+    policy: { bounceDomain, verpPrefix: 'bounce', verp: signer, feedbackAddress: '' },
+    maxMessageBytes: 64 * 1024,
+    maxClients: 20,
+    maxConnectionsPerClient: 3,
+    sessionTimeoutMs: 60_000,
+    maxCommandsWithoutMessage: 30,
+    messagesPerMinutePerClient: 1_000,
+    keepOfOversized: 1_024,
+    clock: systemClock,
+    async handle(message) {
+      received.push(message);
+      return { outcome: 'hard', logId: 1, logFailed: true, category: 'userunknown' };
+    },
+    ...overrides,
+  });
+  return { port: server.address.port, received };
+}
+
+/** A raw TCP client from `localAddress`; `until` resolves on the first line matching a pattern. */
+function rawClient(port: number, localAddress: string) {
+  const socket = connect({ host: '127.0.0.1', port, localAddress });
+  opened.push(socket);
+  let text = '';
+  let closed = false;
+  const waiters: Array<() => void> = [];
+  socket.on('data', (chunk) => {
+    text += chunk.toString('latin1');
+    for (const waiter of waiters.splice(0)) waiter();
+  });
+  socket.on('error', () => {});
+  const closedPromise = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.once('close', () => {
+    closed = true;
+    for (const waiter of waiters.splice(0)) waiter();
+  });
+  return {
+    socket,
+    closed: closedPromise,
+    get text() {
+      return text;
+    },
+    until(pattern: RegExp): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(text);
+          if (match) resolve(match[0]);
+          else if (closed) reject(new Error(`closed before ${pattern}; got ${JSON.stringify(text)}`));
+          else waiters.push(check);
+        };
+        check();
+      });
+    },
+  };
+}
+
+/** A full SMTP transaction from `localAddress`; refusals are values. */
+async function sendFrom(port: number, localAddress: string): Promise<{ accepted: boolean; error?: string }> {
+  const connection = new SMTPConnection({
+    host: '127.0.0.1',
+    port,
+    localAddress,
+    ignoreTLS: true,
+    connectionTimeout: 5_000,
+    socketTimeout: 10_000,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      connection.once('error', reject);
+      connection.connect(() => resolve());
+    });
+    return await new Promise((resolve) => {
+      connection.send(
+        { from: '', to: [signer.address(7, bounceDomain)] },
+        'From: MAILER-DAEMON@x.test\r\nSubject: Undelivered\r\n\r\nbounce\r\n',
+        (error) => resolve(error ? { accepted: false, error: error.message } : { accepted: true }),
+      );
+    });
+  } catch (error) {
+    return { accepted: false, error: (error as Error).message };
+  } finally {
+    connection.close();
+  }
+}
+
+describe('inbound SMTP: one client cannot lock others out', () => {
+  it('a client holding 60 idle connections gets at most its cap; another address is still served', async () => {
+    const { port, received } = await start();
+    const flood = Array.from({ length: 60 }, () => rawClient(port, '127.0.0.2'));
+    // Every flooding connection is either greeted (within the cap) or refused with 421 and closed.
+    const outcomes = await Promise.all(flood.map((c) => c.until(/^(220|421)[^\n]*\n/m)));
+    const greeted = outcomes.filter((line) => line.startsWith('220')).length;
+    expect(greeted).toBeLessThanOrEqual(3);
+    expect(outcomes.filter((line) => line.includes('Too many connections from your address')).length).toBe(
+      60 - greeted,
+    );
+    const second = await sendFrom(port, '127.0.0.3');
+    expect(second).toEqual({ accepted: true });
+    const third = await sendFrom(port, '127.0.0.4');
+    expect(third).toEqual({ accepted: true });
+    expect(received.map((m) => m.remoteAddress)).toEqual(['127.0.0.3', '127.0.0.4']);
+  });
+
+  it('a session trickling commands is closed at its deadline; another address is served meanwhile', async () => {
+    const { port } = await start({ sessionTimeoutMs: 400, maxCommandsWithoutMessage: 10_000 });
+    const slow = rawClient(port, '127.0.0.2');
+    await slow.until(/^220 /m);
+    // A command every 20 ms keeps resetting the idle timeout; only the session deadline ends it.
+    const trickle = setInterval(() => {
+      if (!slow.socket.destroyed) slow.socket.write('NOOP\r\n');
+    }, 20);
+    try {
+      expect(await sendFrom(port, '127.0.0.3')).toEqual({ accepted: true });
+      await slow.closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(slow.text).toContain('421 4.4.2 Session time limit reached');
+  });
+
+  it('a session sending commands without a message is closed after the cap; a message resets it', async () => {
+    const { port } = await start({ maxCommandsWithoutMessage: 30 });
+    const noisy = rawClient(port, '127.0.0.2');
+    await noisy.until(/^220 /m);
+    noisy.socket.write('EHLO noisy.test\r\n');
+    for (let i = 0; i < 100; i++) noisy.socket.write(i % 2 ? 'NOOP\r\n' : 'RSET\r\n');
+    await noisy.closed;
+    expect(noisy.text).toContain('421 4.7.0 Too many commands without a message');
+    expect(noisy.text.match(/^250 /gm)!.length).toBeLessThanOrEqual(31);
+
+    // 20 commands, a message, 20 more: progress resets the count.
+    const busy = rawClient(port, '127.0.0.3');
+    await busy.until(/^220 /m);
+    busy.socket.write('EHLO busy.test\r\n');
+    for (let i = 0; i < 20; i++) busy.socket.write('NOOP\r\n');
+    busy.socket.write(`MAIL FROM:<>\r\nRCPT TO:<${signer.address(7, bounceDomain)}>\r\nDATA\r\n`);
+    await busy.until(/^354 /m);
+    busy.socket.write('Subject: x\r\n\r\nbounce\r\n.\r\n');
+    await busy.until(/^250 2\.0\.0 Accepted/m);
+    for (let i = 0; i < 20; i++) busy.socket.write('NOOP\r\n');
+    busy.socket.write('QUIT\r\n');
+    await busy.until(/^221 /m);
+    expect(busy.text).not.toContain('421');
+  });
+});

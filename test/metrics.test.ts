@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { openHerald, type Herald } from '../src/main.ts';
+import { startMetricsServer, type MetricsServer } from '../src/metrics/server.ts';
+import { parseSmtpReply } from '../src/bounce/smtp-reply.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+// /metrics in Prometheus text format on the metrics port: the MTA's outcome counters with bounded
+// labels, and the platform gauges read from the database; /healthz and /readyz beside it.
+
+const now = Date.parse('2026-09-01T12:00:00Z');
+
+describeEachDialect('metrics', (context) => {
+  let herald: Herald;
+  let server: MetricsServer;
+
+  beforeAll(async () => {
+    herald = await openHerald({
+      config: parseConfig({ database: { url: context.url() } }, 'test'),
+      logger: silentLogger,
+      clock: manualClock(now),
+    });
+    server = await startMetricsServer(herald, 0);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await herald?.close();
+  });
+
+  async function scrape(): Promise<string> {
+    const response = await fetch(`${server.url}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toContain('text/plain');
+    return response.text();
+  }
+
+  it('counts outcomes by provider class and reason, and reads queue, deliveries, workflows and database', async () => {
+    const recipients = [
+      ...Array.from({ length: 3 }, (_, i) => ({ email: `u${i}@gmail.com` })),
+      ...Array.from({ length: 2 }, (_, i) => ({ email: `v${i}@private.example` })),
+    ];
+    await seedDelivery(herald.store.db, { now: now - 1_000, recipients });
+    herald.metrics.observeOutcomes([
+      {
+        kind: 'sent',
+        logId: 1,
+        deliveryId: 1,
+        email: 'r1@example.com',
+        mxHost: 'gmail-smtp-in.l.google.com',
+        at: now,
+        reply: parseSmtpReply('250 2.0.0 OK'),
+      },
+      {
+        kind: 'sent',
+        logId: 2,
+        deliveryId: 1,
+        email: 'r2@example.com',
+        mxHost: 'alt1.gmail-smtp-in.l.google.com',
+        at: now,
+        reply: parseSmtpReply('250 2.0.0 OK'),
+      },
+      {
+        kind: 'failed',
+        logId: 3,
+        deliveryId: 1,
+        email: 'r3@example.com',
+        mxHost: 'mx.private.example',
+        at: now,
+        reply: parseSmtpReply('552 5.2.2 <v0@private.example> mailbox full'),
+        verdict: {
+          type: 'soft',
+          reason: 'mailbox_full',
+          category: 'mailboxfull',
+          ruleId: 'default',
+          packVersion: null,
+        },
+        expired: false,
+      },
+      { kind: 'released', logId: 4, deliveryId: 1, email: 'r4@example.com', mxHost: null, at: now },
+    ]);
+    const text = await scrape();
+    expect(text).toContain('herald_messages_total{outcome="sent",reason="none",domain_class="google"} 2');
+    expect(text).toContain('herald_messages_total{outcome="failed",reason="mailbox_full",domain_class="other"} 1');
+    expect(text).toContain('herald_queue_due{domain_class="google"} 3');
+    expect(text).toContain('herald_queue_due{domain_class="other"} 2');
+    expect(text).toContain('herald_deliveries{state="in_progress"} 1');
+    expect(text).toMatch(/herald_workflow_healthy\{workflow="cleanup"\} [01]/);
+    expect(text).toMatch(/herald_database_size_bytes [1-9]\d*/);
+    expect(text).toContain('herald_process_resident_memory_bytes');
+    // Bounded labels: never an address or a recipient domain.
+    expect(text).not.toMatch(/@|private\.example|gmail\.com/);
+  });
+
+  it('answers healthz and readyz', async () => {
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', pendingMigrations: [] });
+  });
+});

@@ -1,0 +1,334 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { buildApiApp, type ApiApp } from '../src/api/app.ts';
+import { createToken, revokeToken } from '../src/api/tokens.ts';
+import { manualClock } from '../src/common/clock.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { definitionFromJson } from '../src/delivery/definition.ts';
+import { createDelivery } from '../src/delivery/delivery-store.ts';
+import { prepareConfigured } from '../src/delivery/operator-actions.ts';
+import { openHerald, type Herald } from '../src/main.ts';
+import { insertTrackingEvents } from '../src/tracking/tracking-store.ts';
+import { createLiveTicks, type LiveTicks } from '../src/web/live-ticks.ts';
+import { describeEachDialect } from './support/databases.ts';
+import { insertList } from './support/fixtures.ts';
+import { createWebClient, csrfOf } from './support/web-client.ts';
+
+// The dashboard over real HTTP on both dialects: sign-in and sessions, the deliveries list and the
+// delivery page, a confirmed pause and resume, roles, CSRF and origin checks, audit, inert script in
+// stored values, and the static assets' cache headers.
+
+const clock = manualClock(Date.parse('2026-09-01T12:00:00Z'));
+const script = '<script>alert(1)</script>';
+
+describeEachDialect('dashboard over HTTP', (context) => {
+  let herald: Herald;
+  let api: ApiApp;
+  let url: string;
+  let viewer: string;
+  let operator: string;
+  let deliveryId: number;
+  let ticks: LiveTicks;
+
+  beforeAll(async () => {
+    herald = await openHerald({
+      config: parseConfig({ database: { url: context.url() }, api: { sessionHours: 1 } }, 'test'),
+      logger: silentLogger,
+      clock,
+    });
+    viewer = (await createToken(herald.store, { role: 'viewer', name: `viewer ${script}` }, clock.now())).token;
+    operator = (await createToken(herald.store, { role: 'operator', name: 'ops' }, clock.now())).token;
+    await insertList(
+      context.store(),
+      'web',
+      Array.from({ length: 5 }, (_, i) => ({ email: `r${i}@example.test` })),
+    );
+    const row = await createDelivery(
+      herald.store,
+      definitionFromJson({
+        name: `Spring ${script}`,
+        from: 'news@example.com',
+        subject: '<img src=x onerror=alert(2)>',
+        text: 'Hello',
+        list: 'web',
+      }),
+      { validityHours: 24 },
+      clock.now(),
+    );
+    deliveryId = row.id;
+    await prepareConfigured(herald, deliveryId);
+    // A stored SMTP reply with markup, as a hostile MX host could send it.
+    await context
+      .store()
+      .db.updateTable('delivery_logs')
+      .set({
+        status: 'failed',
+        last_reply_code: 550,
+        last_reply_text: `5.1.1 ${script}`,
+        failure_reason: 'user_unknown',
+        failure_type: 'hard',
+        failure_category: 'userunknown',
+        mx_host: 'mx.example.test',
+      })
+      .where('email', '=', 'r0@example.test')
+      .execute();
+    ticks = createLiveTicks({ herald });
+    api = buildApiApp({ herald, liveTicks: ticks });
+    url = await api.app.listen({ host: '127.0.0.1', port: 0 });
+  });
+  afterAll(async () => {
+    await api?.app.close();
+    await herald?.close();
+  });
+
+  it('signs in with a token into an HttpOnly, SameSite=Strict session cookie and signs out', async () => {
+    const web = createWebClient(url);
+    const signInPage = await web.get('/ui/sign-in');
+    expect(signInPage.status).toBe(200);
+    expect(signInPage.text).toContain('<label for="token">API token</label>');
+    const answer = await web.post('/ui/sign-in', { _csrf: csrfOf(signInPage.text), token: operator });
+    expect(answer.status).toBe(303);
+    const cookie = answer.headers.getSetCookie().find((line) => line.startsWith('herald_session='))!;
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    expect(cookie).not.toMatch(/Secure/i); // plain HTTP here; Secure when the request came over TLS
+    const list = await web.get('/ui/deliveries');
+    expect(list.status).toBe(200);
+    expect(list.text).toContain(`/ui/deliveries/${deliveryId}`);
+    const out = await web.post('/ui/sign-out', { _csrf: csrfOf(list.text) });
+    expect(out.status).toBe(303);
+    const after = await web.get('/ui/deliveries');
+    expect(after.status).toBe(401);
+    expect(after.text).toContain('Not signed in');
+  });
+
+  it('serves N browsers polling one delivery from one load per tick', async () => {
+    const viewers = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const web = createWebClient(url);
+        await web.signIn(viewer);
+        return web;
+      }),
+    );
+    clock.advance(10_000); // past any tick an earlier test loaded
+    const before = ticks.tick.loads();
+    const answers = await Promise.all(viewers.map((web) => web.get(`/ui/deliveries/${deliveryId}/live`)));
+    for (const answer of answers) {
+      expect(answer.status).toBe(200);
+      expect(answer.text).toContain('id="delivery-live"');
+    }
+    expect(ticks.tick.loads() - before).toBe(1);
+    clock.advance(2_000);
+    await Promise.all(viewers.map((web) => web.get(`/ui/deliveries/${deliveryId}/live`)));
+    expect(ticks.tick.loads() - before).toBe(2);
+  });
+
+  it('refuses a wrong token on the sign-in page, saying so', async () => {
+    const web = createWebClient(url);
+    const page = await web.get('/ui/sign-in');
+    const answer = await web.post('/ui/sign-in', { _csrf: csrfOf(page.text), token: 'herald_nope' });
+    expect(answer.status).toBe(401);
+    expect(answer.text).toContain('unknown, revoked or malformed');
+    expect(web.cookies.has('herald_session')).toBe(false);
+  });
+
+  it('shows the delivery page, pauses and resumes a delivery through a confirmation step, audited', async () => {
+    const web = createWebClient(url);
+    await web.signIn(operator);
+    const start = await web.get(`/ui/deliveries/${deliveryId}/confirm/start`);
+    expect(start.status).toBe(200);
+    expect((await web.post(`/ui/deliveries/${deliveryId}/start`, { _csrf: csrfOf(start.text) })).status).toBe(303);
+    const page = await web.get(`/ui/deliveries/${deliveryId}`);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('hx-trigger="every 2s"');
+    expect(page.text).toContain(`/ui/deliveries/${deliveryId}/confirm/pause`);
+    expect(page.text).toContain('user_unknown');
+    const confirm = await web.get(`/ui/deliveries/${deliveryId}/confirm/pause`);
+    expect(confirm.text).toContain(`Pause delivery ${deliveryId}`);
+    const paused = await web.post(`/ui/deliveries/${deliveryId}/pause`, { _csrf: csrfOf(confirm.text) });
+    expect(paused.status).toBe(303);
+    expect(
+      (
+        await herald.store.db
+          .selectFrom('deliveries')
+          .select('state')
+          .where('id', '=', deliveryId)
+          .executeTakeFirstOrThrow()
+      ).state,
+    ).toBe('paused');
+    const resumed = await web.post(`/ui/deliveries/${deliveryId}/resume`, { _csrf: csrfOf(confirm.text) });
+    expect(resumed.status).toBe(303);
+    const audit = await herald.store.db
+      .selectFrom('api_audit')
+      .select(['route', 'status'])
+      .where('route', 'like', 'web.%')
+      .execute();
+    expect(audit).toEqual(
+      expect.arrayContaining([
+        { route: 'web.pauseDelivery', status: 303 },
+        { route: 'web.resumeDelivery', status: 303 },
+      ]),
+    );
+  });
+
+  it('shows a viewer no action button and refuses its posts (403, audited)', async () => {
+    const web = createWebClient(url);
+    const page = await web.signIn(viewer);
+    const delivery = await web.get(`/ui/deliveries/${deliveryId}`);
+    expect(delivery.status).toBe(200);
+    expect(delivery.text).not.toContain('/confirm/');
+    const refused = await web.post(`/ui/deliveries/${deliveryId}/pause`, { _csrf: csrfOf(page.text) });
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain('needs the operator role');
+    const audit = await herald.store.db
+      .selectFrom('api_audit')
+      .select(['route', 'status', 'error_code', 'role'])
+      .where('route', '=', 'web.pauseDelivery')
+      .where('status', '=', 403)
+      .execute();
+    expect(audit).toEqual([{ route: 'web.pauseDelivery', status: 403, error_code: 'FORBIDDEN', role: 'viewer' }]);
+  });
+
+  it('refuses forged and expired sessions, and those of revoked tokens', async () => {
+    const forged = createWebClient(url);
+    forged.cookies.set('herald_session', 'A'.repeat(43));
+    const answer = await forged.get('/ui/deliveries');
+    expect(answer.status).toBe(401);
+    expect(answer.text).toContain('expired or was closed');
+
+    const expiring = createWebClient(url);
+    await expiring.signIn(operator);
+    clock.advance(3_600_001);
+    expect((await expiring.get('/ui/deliveries')).status).toBe(401);
+
+    const { token, view } = await createToken(herald.store, { role: 'operator' }, clock.now());
+    const revoked = createWebClient(url);
+    await revoked.signIn(token);
+    await revokeToken(herald.store, view.tokenId, clock.now());
+    expect((await revoked.get('/ui/deliveries')).status).toBe(401);
+  });
+
+  it('refuses cross-site posts: no CSRF token, a wrong one, a foreign Origin', async () => {
+    const web = createWebClient(url);
+    const page = await web.signIn(operator);
+    const csrf = csrfOf(page.text);
+    const state = async () =>
+      (
+        await herald.store.db
+          .selectFrom('deliveries')
+          .select('state')
+          .where('id', '=', deliveryId)
+          .executeTakeFirstOrThrow()
+      ).state;
+    const before = await state();
+    const missing = await web.post(`/ui/deliveries/${deliveryId}/pause`, {});
+    expect(missing.status).toBe(403);
+    expect(missing.text).toContain('no valid CSRF token');
+    const wrong = await web.post(`/ui/deliveries/${deliveryId}/pause`, { _csrf: `${csrf.slice(0, -1)}x` });
+    expect(wrong.status).toBe(403);
+    const foreign = await web.post(
+      `/ui/deliveries/${deliveryId}/pause`,
+      { _csrf: csrf },
+      { origin: 'https://evil.example' },
+    );
+    expect(foreign.status).toBe(403);
+    expect(foreign.text).toContain('another origin (https://evil.example)');
+    expect(await state()).toBe(before);
+    // The sign-in form too: without its double-submit token, no session is opened.
+    const fresh = createWebClient(url);
+    const signIn = await fresh.post('/ui/sign-in', { token: operator });
+    expect(signIn.status).toBe(403);
+    expect(fresh.cookies.has('herald_session')).toBe(false);
+  });
+
+  it('takes the CSRF token from the X-CSRF-Token header (htmx), refuses oversized and foreign-Referer posts', async () => {
+    const web = createWebClient(url);
+    const page = await web.signIn(operator);
+    const csrf = csrfOf(page.text);
+    const state = async () =>
+      (
+        await herald.store.db
+          .selectFrom('deliveries')
+          .select('state')
+          .where('id', '=', deliveryId)
+          .executeTakeFirstOrThrow()
+      ).state;
+    const before = await state();
+    const huge = await web.post(`/ui/deliveries/${deliveryId}/pause`, { _csrf: csrf, padding: 'x'.repeat(70_000) });
+    expect(huge.status).toBe(413);
+    expect(huge.text).toContain('<h1>');
+    const referer = await web.post(
+      `/ui/deliveries/${deliveryId}/pause`,
+      { _csrf: csrf },
+      { origin: '', referer: 'https://evil.example/page' },
+    );
+    expect(referer.status).toBe(403);
+    expect(await state()).toBe(before);
+    const viaHeader = await web.post(
+      `/ui/deliveries/${deliveryId}/pause`,
+      {},
+      { 'x-csrf-token': csrf, 'hx-request': 'true' },
+    );
+    expect(viaHeader.status).toBe(303);
+    expect(await state()).toBe('paused');
+    await web.post(`/ui/deliveries/${deliveryId}/resume`, { _csrf: csrf });
+    expect(await state()).toBe(before);
+  });
+
+  it('renders script in stored values inert (names, subjects, SMTP replies, user agents)', async () => {
+    const log = await herald.store.db
+      .selectFrom('delivery_logs')
+      .select('id')
+      .where('delivery_id', '=', deliveryId)
+      .executeTakeFirstOrThrow();
+    await insertTrackingEvents(herald.store, [
+      {
+        deliveryId,
+        logId: log.id,
+        kind: 'click',
+        linkIndex: null,
+        at: clock.now(),
+        flags: 2,
+        userAgent: `curl ${script}`,
+      },
+    ]);
+    const web = createWebClient(url);
+    await web.signIn(viewer);
+    const pages = [
+      await web.get('/ui/deliveries'),
+      await web.get(`/ui/deliveries/${deliveryId}`),
+      await web.get(`/ui/deliveries/${deliveryId}/logs?status=failed`),
+    ];
+    for (const page of pages) {
+      expect(page.status).toBe(200);
+      expect(page.text).not.toContain('<script>alert');
+      expect(page.text).not.toContain('<img src=x');
+    }
+    expect(pages[0]!.text).toContain('Spring &lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(pages[1]!.text).toContain('&lt;img src=x onerror=alert(2)&gt;');
+    expect(pages[1]!.text).toContain('curl &lt;script&gt;');
+    expect(pages[1]!.text).toContain('scannerAgent');
+    expect(pages[2]!.text).toContain('5.1.1 &lt;script&gt;');
+    expect(pages[0]!.text).toContain('viewer &lt;script&gt;');
+  });
+
+  it('sends a CSP without inline script, serves the assets with long cache headers, and has error pages', async () => {
+    const web = createWebClient(url);
+    const page = await web.get('/ui/sign-in');
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    const assets = [...page.text.matchAll(/(?:src|href)="(\/ui\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets).toHaveLength(5);
+    for (const asset of assets) {
+      const answer = await web.get(asset);
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    }
+    await web.signIn(viewer);
+    const missing = await web.get('/ui/deliveries/999999');
+    expect(missing.status).toBe(404);
+    expect(missing.text).toContain('delivery 999999 does not exist');
+    expect((await web.get('/ui/deliveries?state=bogus')).status).toBe(400);
+  });
+});

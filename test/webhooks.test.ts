@@ -1,0 +1,181 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { updateDeliveryState } from '../src/delivery/delivery-store.ts';
+import { pauseDelivery, startDelivery } from '../src/delivery/lifecycle.ts';
+import { runDoctor } from '../src/doctor/run-doctor.ts';
+import { openHerald, type Herald } from '../src/main.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { inTransaction } from '../src/store/database.ts';
+import { createWebhookDispatcher, signWebhook } from '../src/webhooks/dispatcher.ts';
+import { createSubscription, listSubscriptionViews, resumeSubscriptionById } from '../src/webhooks/subscriptions.ts';
+import { finishRun, insertRun } from '../src/workflows/workflow-store.ts';
+import { runHerald } from './support/cli.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+// Event webhooks end to end on both dialects: a state change writes its event in its own transaction
+// (a rolled-back change writes none), the dispatcher POSTs it signed to a real loopback receiver,
+// retries after a failure with backoff, and pauses a subscription that keeps failing.
+
+interface Received {
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+describeEachDialect('event webhooks', (context) => {
+  const clock = manualClock(Date.parse('2026-09-01T12:00:00Z'));
+  let herald: Herald;
+  let receiver: Server;
+  let url: string;
+  const received: Received[] = [];
+  let answer = 500;
+
+  beforeAll(async () => {
+    herald = await openHerald({
+      config: parseConfig(
+        { database: { url: context.url() }, webhooks: { pauseAfterFailures: 3, firstRetrySeconds: 10 } },
+        'test',
+      ),
+      logger: silentLogger,
+      clock,
+    });
+    receiver = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
+        response.writeHead(answer).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => receiver.close(resolve));
+    await herald?.close();
+  });
+
+  it('writes events with their change, signs them, retries with backoff, pauses a dead subscription', async () => {
+    const subscription = await createSubscription(
+      herald.store,
+      { url, events: ['delivery.state', 'workflow.failed'] },
+      clock.now(),
+    );
+    const dispatcher = createWebhookDispatcher({ ...herald, config: herald.config.webhooks });
+    const { deliveryId } = await seedDelivery(herald.store.db, {
+      now: clock.now(),
+      state: 'prepared',
+      recipients: [{ email: 'a@b.example' }],
+    });
+
+    await startDelivery(herald.store, deliveryId, clock.now());
+    await pauseDelivery(herald.store, deliveryId, clock.now());
+    // A change rolled back writes no event.
+    await expect(
+      inTransaction(herald.store, async (trx) => {
+        await updateDeliveryState(trx, deliveryId, { to: 'in_progress', from: ['paused'], now: clock.now() });
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    const runId = await insertRun(herald.store, {
+      workflow: 'cleanup',
+      trigger: 'manual',
+      holder: 'test',
+      scheduledFor: null,
+      missedSlots: 0,
+      startStep: 0,
+      restartOf: null,
+      now: clock.now(),
+    });
+    await finishRun(herald.store, runId, { status: 'failed', failedStep: 2, error: 'disk full', now: clock.now() });
+    expect((await listSubscriptionViews(herald.store))[0]!.backlog).toBe(3);
+
+    // The receiver fails: nothing leaves the outbox, and nothing is retried before the backoff.
+    expect(await dispatcher.runOnce()).toBe(0);
+    expect(received).toHaveLength(1);
+    expect(await dispatcher.runOnce()).toBe(0);
+    expect(received).toHaveLength(1);
+    expect((await listSubscriptionViews(herald.store))[0]).toMatchObject({
+      consecutiveFailures: 1,
+      lastError: 'HTTP 500',
+      backlog: 3,
+    });
+
+    clock.advance(10_000);
+    answer = 204;
+    expect(await dispatcher.runOnce()).toBe(3);
+    expect(received).toHaveLength(2);
+    const last = received[1]!;
+    const timestamp = Number(last.headers['x-herald-timestamp']);
+    expect(last.headers['x-herald-signature']).toBe(signWebhook(subscription.secret, timestamp, last.body));
+    expect(
+      JSON.parse(last.body).events.map((e: { kind: string; data: Record<string, unknown> }) => [e.kind, e.data]),
+    ).toEqual([
+      ['delivery.state', expect.objectContaining({ deliveryId, from: 'prepared', to: 'in_progress' })],
+      ['delivery.state', expect.objectContaining({ deliveryId, from: 'in_progress', to: 'paused' })],
+      ['workflow.failed', expect.objectContaining({ workflow: 'cleanup', runId, failedStep: 2, error: 'disk full' })],
+    ]);
+    expect((await listSubscriptionViews(herald.store))[0]).toMatchObject({
+      consecutiveFailures: 0,
+      backlog: 0,
+      lastError: null,
+    });
+
+    // A receiver that keeps failing: paused after pauseAfterFailures requests in a row; events wait.
+    answer = 503;
+    await updateDeliveryState(herald.store, deliveryId, { to: 'in_progress', from: ['paused'], now: clock.now() });
+    for (let i = 0; i < 3; i++) {
+      await dispatcher.runOnce();
+      clock.advance(3_600_000);
+    }
+    expect((await listSubscriptionViews(herald.store))[0]).toMatchObject({
+      state: 'paused',
+      consecutiveFailures: 3,
+      backlog: 1,
+    });
+    const diagnosis = await runDoctor(herald);
+    expect(diagnosis.findings).toContainEqual(
+      expect.objectContaining({
+        check: 'webhooks',
+        severity: 'warning',
+        subject: `webhook ${subscription.id}`,
+        fix: expect.stringContaining(`herald webhooks resume ${subscription.id}`),
+      }),
+    );
+    const before = received.length;
+    expect(await dispatcher.runOnce()).toBe(0);
+    expect(received).toHaveLength(before);
+
+    answer = 200;
+    await resumeSubscriptionById(herald.store, subscription.id);
+    expect(await dispatcher.runOnce()).toBe(1);
+    await dispatcher.stop();
+  });
+
+  it('is managed with herald webhooks create|list|resume|delete', async () => {
+    const created = await runHerald(context.url(), ['webhooks', 'create', url, '--event', 'workflow.failed', '--json']);
+    const [view] = created.json<{ id: number; secret: string; events: string[] }>();
+    expect(view).toMatchObject({ events: ['workflow.failed'] });
+    expect(view!.secret.length).toBeGreaterThanOrEqual(32);
+    const listed = await runHerald(context.url(), ['webhooks', 'list', '--json']);
+    expect(listed.json<{ webhooks: Array<{ id: number }> }>()[0]!.webhooks.map((w) => w.id)).toContain(view!.id);
+    expect((await runHerald(context.url(), ['webhooks', 'resume', String(view!.id)])).stdout).toEqual([
+      `webhook ${view!.id} resumed`,
+    ]);
+    expect((await runHerald(context.url(), ['webhooks', 'delete', String(view!.id)])).exitCode).toBe(0);
+    const gone = await runHerald(context.url(), ['webhooks', 'delete', String(view!.id)]);
+    expect(gone.stderr.join('\n')).toContain(`NOT_FOUND: no webhook subscription ${view!.id}`);
+  });
+
+  it('refuses bad subscriptions', async () => {
+    await expect(
+      createSubscription(herald.store, { url: 'ftp://x.example/', events: ['delivery.state'] }, clock.now()),
+    ).rejects.toThrow('only http and https');
+    await expect(createSubscription(herald.store, { url, events: ['message.read'] }, clock.now())).rejects.toThrow(
+      'unknown: message.read',
+    );
+  });
+});
