@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { silentLogger } from '../src/common/logger.ts';
 import { composeMta } from '../src/compose-mta.ts';
@@ -8,10 +9,11 @@ import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import type { Store } from '../src/store/database.ts';
 import { deleteDeliveryLogsBatch, deleteDeliveryRow } from '../src/workflows/builtins/cleanup-store.ts';
+import { foldDeliveryLogCounts } from '../src/workflows/builtins/delivery-manager-store.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { waitFor } from './support/wait.ts';
 
-// The delivery summary reads counts kept by triggers (migration 0023) instead of counting logs. After
+// The delivery summary reads counts kept by triggers (migration 0028) instead of counting logs. After
 // each kind of write — preparation's inserts, the MTA's claims and outcomes (sent, hard failure, soft
 // failure retried), a bounce after a 250, deletions in batches, the delivery deleted — the kept counts
 // equal a count over the logs themselves, on both dialects.
@@ -122,6 +124,20 @@ describeEachDialect('delivery log counts', (context) => {
     await herald.store.db.updateTable('delivery_logs').set({ attempts: 3 }).where('id', '=', logIds[3]!).execute();
     expect((await check('after bounces')).byReason.user_unknown).toBe(8);
 
+    // Folding (PostgreSQL appends deltas) leaves one row per key and the same counts.
+    const keys = async () =>
+      (
+        await herald.store.db
+          .selectFrom('delivery_log_counts')
+          .select(['status', 'failure_reason', 'retried'])
+          .where('delivery_id', '=', deliveryId)
+          .execute()
+      ).map((row) => `${row.status}/${row.failure_reason}/${row.retried}`);
+    const folded = await foldDeliveryLogCounts(herald.store, 0);
+    expect(folded).toBe(context.dialect === 'postgres' ? 1 : 0);
+    expect(new Set(await keys()).size).toBe((await keys()).length);
+    await check('after folding');
+
     expect(await deleteDeliveryLogsBatch(herald.store, deliveryId, 10)).toBe(10);
     expect((await check('after a deletion batch')).total).toBe(recipients.length - 10);
 
@@ -135,4 +151,39 @@ describeEachDialect('delivery log counts', (context) => {
         .execute(),
     ).toEqual([]);
   });
+});
+
+describeEachDialect('delivery log counts under concurrent writers', (context) => {
+  it.skipIf(context.dialect !== 'postgres')(
+    'let two transactions change logs of one delivery without waiting for each other (PostgreSQL)',
+    async () => {
+      const store = context.store();
+      const { deliveryId, logIds } = await seedDelivery(store.db, {
+        now: Date.now(),
+        recipients: [{ email: 'first@accept.test' }, { email: 'second@accept.test' }],
+      });
+      let release!: () => void;
+      const mayCommit = new Promise<void>((resolve) => (release = resolve));
+      let updated!: () => void;
+      const firstUpdated = new Promise<void>((resolve) => (updated = resolve));
+      const first = store.db.transaction().execute(async (trx) => {
+        await sql`update delivery_logs set status = 'sent', attempts = 1 where id = ${logIds[0]!}`.execute(trx);
+        updated();
+        await mayCommit;
+      });
+      await firstUpdated;
+      try {
+        // Waiting for the first transaction's locks would fail here after 5 s instead of hanging.
+        await store.db.transaction().execute(async (trx) => {
+          await sql`set local lock_timeout = '5s'`.execute(trx);
+          await sql`update delivery_logs set status = 'failed', attempts = 1 where id = ${logIds[1]!}`.execute(trx);
+        });
+      } finally {
+        release();
+        await first;
+      }
+      const counts = await countDeliveryLogs(store, deliveryId);
+      expect(counts.byStatus).toMatchObject({ pending: 0, sent: 1, failed: 1 });
+    },
+  );
 });

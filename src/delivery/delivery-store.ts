@@ -128,12 +128,16 @@ export interface LogCounts {
   total: number;
 }
 
-/** Counts of a delivery's logs, read from delivery_log_counts (kept by triggers, migration 0023): a few rows, never a scan of the logs. */
+/**
+ * Counts of a delivery's logs, read from delivery_log_counts (kept by triggers, migration 0028): a
+ * few rows per key (PostgreSQL appends deltas until they are folded), never a scan of the logs.
+ */
 export async function countDeliveryLogs(store: Store, deliveryId: number): Promise<LogCounts> {
   const rows = await store.db
     .selectFrom('delivery_log_counts')
-    .select(['status', 'failure_reason', 'retried', 'n'])
+    .select(['status', 'failure_reason', 'retried', (eb) => eb.fn.sum<string | number>('n').as('n')])
     .where('delivery_id', '=', deliveryId)
+    .groupBy(['status', 'failure_reason', 'retried'])
     .execute();
   const byStatus: Record<DeliveryLogStatus, number> = {
     pending: 0,

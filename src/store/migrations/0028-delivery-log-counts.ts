@@ -8,9 +8,12 @@ import { bigint, notNull } from './column-types.ts';
 // (preparation, the MTA, the inbound role, mid-sourcing, cleanup). A summary reads a few rows.
 // `sending` (claimed by an MTA) is counted as `pending`, as every reader shows it, so a claim
 // changes no count: it writes nothing here (no contention between MTAs claiming).
-// SQLite: row triggers, one upsert per changed key. PostgreSQL: statement triggers over transition
-// tables, one aggregated upsert per statement, in key order (concurrent writers lock counter rows in
-// the same order: no deadlock); an update whose rows keep their key writes nothing.
+// SQLite (one writer at a time): row triggers, one upsert per changed key, one row per key.
+// PostgreSQL: statement triggers over transition tables append one delta row per changed key and
+// statement, never updating a shared row: concurrent writers of one delivery (MTAs, the inbound role,
+// mid-sourcing) never wait for each other's counter locks. Readers sum the rows of a key; the
+// delivery-manager workflow folds each delivery's deltas into one row per key. An update whose rows
+// keep their key writes nothing.
 // A delivery's counts are deleted with it; logs deleted by its cascade do not recreate them.
 
 const bucket = (row: string) => `case ${row}.status when 'sending' then 'pending' else ${row}.status end`;
@@ -28,8 +31,12 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('failure_reason', 'text', notNull)
     .addColumn('retried', 'integer', notNull)
     .addColumn('n', bigint, notNull)
-    .addPrimaryKeyConstraint('delivery_log_counts_pk', ['delivery_id', 'status', 'failure_reason', 'retried'])
     .execute();
+  const key = ['delivery_id', 'status', 'failure_reason', 'retried'];
+  await (dialect === 'postgres'
+    ? db.schema.createIndex('delivery_log_counts_delivery').on('delivery_log_counts').columns(key)
+    : db.schema.createIndex('delivery_log_counts_key').unique().on('delivery_log_counts').columns(key)
+  ).execute();
   await sql
     .raw(
       `insert into delivery_log_counts (${columns})
@@ -44,8 +51,7 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
         begin
           if TG_OP = 'INSERT' then
             insert into delivery_log_counts (${columns})
-              select ${keyOf('r', dialect)}, count(*) from new_rows r group by 1, 2, 3, 4 order by 1, 2, 3, 4
-              ${onConflict};
+              select ${keyOf('r', dialect)}, count(*) from new_rows r group by 1, 2, 3, 4;
           elsif TG_OP = 'UPDATE' then
             insert into delivery_log_counts (${columns})
               select k.delivery_id, k.status, k.failure_reason, k.retried, sum(k.d) from (
@@ -53,13 +59,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
                 union all
                 select ${keyOf('r', dialect)}, 1 from new_rows r
               ) as k (delivery_id, status, failure_reason, retried, d)
-              group by 1, 2, 3, 4 having sum(k.d) <> 0 order by 1, 2, 3, 4
-              ${onConflict};
+              group by 1, 2, 3, 4 having sum(k.d) <> 0;
           else
             insert into delivery_log_counts (${columns})
               select ${keyOf('o', dialect)}, -count(*) from old_rows o where ${stillThere('o')}
-              group by 1, 2, 3, 4 order by 1, 2, 3, 4
-              ${onConflict};
+              group by 1, 2, 3, 4;
           end if;
           return null;
         end $$`)

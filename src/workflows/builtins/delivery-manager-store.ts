@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Store } from '../../store/database.ts';
 
 // The delivery-manager workflow's storage: scheduled starts, the progress of deliveries in progress
@@ -95,4 +96,29 @@ export async function listDelayed(
     lastProgressAt: Number(r.last_progress_at),
     flaggedAt: Number(r.flagged_at),
   }));
+}
+
+/**
+ * Folds the delta rows PostgreSQL's triggers append to delivery_log_counts (migration 0028) into one
+ * row per key, for deliveries with more than `threshold` rows. Each delivery is one statement: the
+ * deleted rows and their sum change together, and rows appended meanwhile stay for the next fold.
+ * SQLite keeps one row per key already: nothing to fold.
+ */
+export async function foldDeliveryLogCounts(store: Store, threshold = 64): Promise<number> {
+  if (store.dialect !== 'postgres') return 0;
+  const crowded = await store.db
+    .selectFrom('delivery_log_counts')
+    .select('delivery_id')
+    .groupBy('delivery_id')
+    .having((eb) => eb.fn.countAll(), '>', threshold)
+    .execute();
+  for (const { delivery_id: deliveryId } of crowded) {
+    await sql`
+      with gone as (delete from delivery_log_counts where delivery_id = ${deliveryId}
+                    returning status, failure_reason, retried, n)
+      insert into delivery_log_counts (delivery_id, status, failure_reason, retried, n)
+      select ${deliveryId}, status, failure_reason, retried, sum(n) from gone
+      group by status, failure_reason, retried having sum(n) <> 0`.execute(store.db);
+  }
+  return crowded.length;
 }

@@ -3,6 +3,7 @@ import { failStalePreparations } from './stale-preparations.ts';
 import {
   clearDelayed,
   flagDelayed,
+  foldDeliveryLogCounts,
   inProgressDeliveryProgress,
   lastLogUpdate,
   startScheduledDeliveries,
@@ -10,7 +11,8 @@ import {
 
 // Starts deliveries whose scheduled time has come, and flags those that stopped progressing
 // (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them;
-// fails preparations whose process died (src/workflows/builtins/stale-preparations.ts).
+// fails preparations whose process died (src/workflows/builtins/stale-preparations.ts); folds the
+// delivery log count deltas PostgreSQL appends (migration 0028).
 
 const startScheduled: StepDefinition = {
   name: 'start-scheduled-deliveries',
@@ -44,10 +46,17 @@ const flagStalled: StepDefinition = {
   },
 };
 
+const foldCounts: StepDefinition = {
+  name: 'fold-delivery-log-counts',
+  async run(ctx) {
+    return done(`${await foldDeliveryLogCounts(ctx.store)} deliveries' counts folded`);
+  },
+};
+
 export const deliveryManagerWorkflow: WorkflowDefinition = {
   name: 'delivery-manager',
   description:
-    'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations',
+    'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations; folds delivery log counts',
   schedule: '*/5 * * * *',
-  steps: [startScheduled, flagStalled, failStalePreparations],
+  steps: [startScheduled, flagStalled, failStalePreparations, foldCounts],
 };
