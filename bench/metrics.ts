@@ -3,7 +3,9 @@
 // those 100 domains (one bulk INSERT … SELECT), scraped over real HTTP on the metrics port.
 // Every scrape reads the database (metrics.cacheSeconds 0: the worst case, a scraper slower than the
 // cache) unless --cache-seconds says otherwise. Prints p50/p99/max (text and one JSON line).
-// Run: node --import tsx bench/metrics.ts [--dialect sqlite|postgres] [--queue 100000] [--scrapes 200] [--cache-seconds 0]
+// With a cache, --interval-ms spaces the scrapes so that the cached value goes stale during the run
+// (a stale value is served while it is refreshed behind the scrape).
+// Run: node --import tsx bench/metrics.ts [--dialect sqlite|postgres] [--queue 100000] [--scrapes 200] [--cache-seconds 0] [--interval-ms 0]
 import { sql } from 'kysely';
 import { parseSmtpReply } from '../src/bounce/smtp-reply.ts';
 import { silentLogger } from '../src/common/logger.ts';
@@ -21,6 +23,7 @@ const dialect = option('dialect', 'sqlite') as 'sqlite' | 'postgres';
 const queue = Number(option('queue', '100000'));
 const scrapes = Number(option('scrapes', '200'));
 const cacheSeconds = Number(option('cache-seconds', '0'));
+const intervalMs = Number(option('interval-ms', '0'));
 const domains = 100;
 
 const database = await createScratchDatabase(dialect, 'bench_metrics');
@@ -85,6 +88,7 @@ try {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     times.push(performance.now() - started);
     bytes = text.length;
+    if (intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
   await server.close();
   times.sort((a, b) => a - b);
@@ -96,13 +100,14 @@ try {
     queue,
     cacheSeconds,
     scrapes,
+    intervalMs,
     bytes,
     p50: at(0.5),
     p99: at(0.99),
     max: at(1),
   };
   console.log(
-    `metrics [${dialect}, ${domains} domains, ${queue} pending due, cache ${cacheSeconds} s]: scrape p50 ${result.p50} ms, p99 ${result.p99} ms, max ${result.max} ms (${scrapes} scrapes, ${bytes} bytes)`,
+    `metrics [${dialect}, ${domains} domains, ${queue} pending due, cache ${cacheSeconds} s]: scrape p50 ${result.p50} ms, p99 ${result.p99} ms, max ${result.max} ms (${scrapes} scrapes ${intervalMs} ms apart, ${bytes} bytes)`,
   );
   console.log(JSON.stringify(result));
 } finally {

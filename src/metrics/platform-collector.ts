@@ -8,9 +8,11 @@ import { createWorkflowEngine } from '../workflows/engine.ts';
 import { manualTicker } from '../workflows/ticker.ts';
 import { domainClass } from './labels.ts';
 import { deliveriesByState, dueByDomain } from './metrics-store.ts';
+import { refreshedValue } from './refreshed-value.ts';
 
 // Gauges of the platform, read from the database: one shared read per `cacheMs` whatever the number
-// of scrapers (Prometheus, a second Prometheus, a curl), and the database size at most once a minute.
+// of scrapers (Prometheus, a second Prometheus, a curl), refreshed behind the scrape that finds it
+// stale (src/metrics/refreshed-value.ts), and the database size at most once a minute.
 
 const shapingMaxAgeMs = 300_000;
 
@@ -63,30 +65,23 @@ export function registerPlatformCollector(
     }
     return workflows.value;
   };
-  // One read per scrape at least: the gauges of one scrape are collected together and share the
-  // read in flight (with cacheMs 0 each gauge used to read everything again).
-  let cached: { at: number; done: boolean; value: Promise<Awaited<ReturnType<typeof readPlatform>>> } | undefined;
-  const platform = () => {
-    const now = herald.clock.now();
-    if (!cached || (cached.done && now - cached.at >= cacheMs)) {
-      const entry = { at: now, done: false, value: readPlatform(herald, workflowStatus) };
-      entry.value.then(
-        () => (entry.done = true),
-        () => (cached = undefined),
-      );
-      cached = entry;
-    }
-    return cached.value;
-  };
-  let database: { at: number; value: ReturnType<typeof databaseStatus> } | undefined;
-  const databaseFacts = () => {
-    const now = herald.clock.now();
-    if (!database || now - database.at >= databaseCacheMs) {
-      database = { at: now, value: databaseStatus(herald.store) };
-      database.value.catch(() => (database = undefined));
-    }
-    return database.value;
-  };
+  // One read per scrape at least: the gauges of one scrape share the read in flight (with cacheMs 0
+  // each gauge used to read everything again); a stale value is refreshed behind the scrape.
+  const onRefreshError = (error: unknown) =>
+    herald.logger.warn({ err: error }, 'metrics: gauges from the database not refreshed');
+  const now = () => herald.clock.now();
+  const platform = refreshedValue({
+    read: () => readPlatform(herald, workflowStatus),
+    maxAgeMs: cacheMs,
+    now,
+    onRefreshError,
+  });
+  const databaseFacts = refreshedValue({
+    read: () => databaseStatus(herald.store),
+    maxAgeMs: databaseCacheMs,
+    now,
+    onRefreshError,
+  });
 
   const gauge = <L extends string>(
     name: string,
