@@ -30,18 +30,28 @@ export function registerStartCommands(program: Command, context: CliContext): vo
         async (herald) => {
           if (names.includes('mta')) await checkSafety(context, herald, options.strict === true);
           const roles = await startRoles(herald, names);
+          // Handlers first, then "running" (a supervisor may signal as soon as it reads it); they stay
+          // for the whole shutdown, so a second signal does not kill the process mid-stop.
+          let signalled: (signal: string) => void = () => {};
+          const received = new Promise<string>((resolve) => (signalled = resolve));
+          const onSigterm = () => signalled('SIGTERM');
+          const onSigint = () => signalled('SIGINT');
+          process.on('SIGTERM', onSigterm);
+          process.on('SIGINT', onSigint);
           context.output.err(`herald ${herald.nodeId}: running ${names.join(', ')} on ${herald.store.location}`);
           const stopProgress =
             interval > 0 && names.includes('mta')
               ? startProgressLines(herald, (line) => context.output.err(line), interval * 1000)
               : () => {};
-          const signal = await new Promise<string>((resolve) => {
-            process.once('SIGTERM', () => resolve('SIGTERM'));
-            process.once('SIGINT', () => resolve('SIGINT'));
-          });
+          const signal = await received;
           stopProgress();
           context.output.err(`${signal}: finishing open SMTP transactions and stopping`);
-          await stopRoles(herald, roles);
+          try {
+            await stopRoles(herald, roles);
+          } finally {
+            process.off('SIGTERM', onSigterm);
+            process.off('SIGINT', onSigint);
+          }
         },
         { create: true },
       );
