@@ -11,6 +11,7 @@ import type { Store } from '../src/store/database.ts';
 import { deleteDeliveryLogsBatch, deleteDeliveryRow } from '../src/workflows/builtins/cleanup-store.ts';
 import { foldDeliveryLogCounts } from '../src/workflows/builtins/delivery-manager-store.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { holdTransaction } from './support/held-transaction.ts';
 import { waitFor } from './support/wait.ts';
 
 // The delivery summary reads counts kept by triggers (migration 0028) instead of counting logs. After
@@ -162,16 +163,9 @@ describeEachDialect('delivery log counts under concurrent writers', (context) =>
         now: Date.now(),
         recipients: [{ email: 'first@accept.test' }, { email: 'second@accept.test' }],
       });
-      let release!: () => void;
-      const mayCommit = new Promise<void>((resolve) => (release = resolve));
-      let updated!: () => void;
-      const firstUpdated = new Promise<void>((resolve) => (updated = resolve));
-      const first = store.db.transaction().execute(async (trx) => {
+      const first = await holdTransaction(store, async (trx) => {
         await sql`update delivery_logs set status = 'sent', attempts = 1 where id = ${logIds[0]!}`.execute(trx);
-        updated();
-        await mayCommit;
       });
-      await firstUpdated;
       try {
         // Waiting for the first transaction's locks would fail here after 5 s instead of hanging.
         await store.db.transaction().execute(async (trx) => {
@@ -179,8 +173,7 @@ describeEachDialect('delivery log counts under concurrent writers', (context) =>
           await sql`update delivery_logs set status = 'failed', attempts = 1 where id = ${logIds[1]!}`.execute(trx);
         });
       } finally {
-        release();
-        await first;
+        await first.commit();
       }
       const counts = await countDeliveryLogs(store, deliveryId);
       expect(counts.byStatus).toMatchObject({ pending: 0, sent: 1, failed: 1 });

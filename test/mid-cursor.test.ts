@@ -3,6 +3,7 @@ import { expect, it } from 'vitest';
 import { createExecutionService } from '../src/midsourcing/execution-service.ts';
 import { appendInboundPart, publishLogChanges, readLogChanges } from '../src/midsourcing/inbound-store.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { holdTransaction } from './support/held-transaction.ts';
 
 // The execution side's change log: captured by trigger on outcomes only, and readable by a cursor
 // that a late-committing row can never fall behind.
@@ -135,24 +136,16 @@ describeEachDialect('mid-sourcing change cursor', (context) => {
     async () => {
       const store = context.store();
       const { remoteId, logIds } = await receivedDelivery(2, ['late@accept.test', 'early@accept.test']);
-      let releaseLate!: () => void;
-      const lateMayCommit = new Promise<void>((resolve) => (releaseLate = resolve));
-      let lateInserted!: () => void;
-      const lateHasId = new Promise<void>((resolve) => (lateInserted = resolve));
       // Transaction "late" writes its outcome first (smaller change id) but commits last.
-      const late = store.db.transaction().execute(async (trx) => {
+      const late = await holdTransaction(store, async (trx) => {
         await sql`update delivery_logs set status = 'sent', attempts = 1 where id = ${logIds[0]!}`.execute(trx);
-        lateInserted();
-        await lateMayCommit;
       });
-      await lateHasId;
       await sql`update delivery_logs set status = 'failed', attempts = 1 where id = ${logIds[1]!}`.execute(store.db);
       await publishLogChanges(store, now);
       const before = await readLogChanges(store, remoteId, 0, 10);
       expect(before.changes.map((change) => change.id)).toEqual([1001]);
 
-      releaseLate();
-      await late;
+      await late.commit();
       await publishLogChanges(store, now);
       const after = await readLogChanges(store, remoteId, before.nextCursor, 10);
       expect(after.changes).toMatchObject([{ id: 1000, status: 'sent' }]);

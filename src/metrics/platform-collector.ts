@@ -56,20 +56,17 @@ export function registerPlatformCollector(
   // Workflow health changes at run boundaries (minutes to hours) and is the costliest read (every
   // schedule's next slot): read at most every workflowCacheMs (bench/metrics.ts).
   const workflowCacheMs = Math.max(cacheMs, options.workflowCacheMs ?? 30_000);
-  let workflows: { at: number; value: ReturnType<typeof engine.status> } | undefined;
-  const workflowStatus = () => {
-    const now = herald.clock.now();
-    if (!workflows || now - workflows.at >= workflowCacheMs) {
-      workflows = { at: now, value: engine.status() };
-      workflows.value.catch(() => (workflows = undefined));
-    }
-    return workflows.value;
-  };
   // One read per scrape at least: the gauges of one scrape share the read in flight (with cacheMs 0
   // each gauge used to read everything again); a stale value is refreshed behind the scrape.
   const onRefreshError = (error: unknown) =>
     herald.logger.warn({ err: error }, 'metrics: gauges from the database not refreshed');
   const now = () => herald.clock.now();
+  const workflowStatus = refreshedValue({
+    read: () => engine.status(),
+    maxAgeMs: workflowCacheMs,
+    now,
+    onRefreshError,
+  });
   const platform = refreshedValue({
     read: () => readPlatform(herald, workflowStatus),
     maxAgeMs: cacheMs,
