@@ -12,6 +12,7 @@ import { insertTrackingEvents } from '../src/tracking/tracking-store.ts';
 import { createLiveTicks, type LiveTicks } from '../src/web/live-ticks.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { insertList } from './support/fixtures.ts';
+import { waitFor } from './support/wait.ts';
 import { createWebClient, csrfOf } from './support/web-client.ts';
 
 // The dashboard over real HTTP on both dialects: sign-in and sessions, the deliveries list and the
@@ -121,6 +122,32 @@ describeEachDialect('dashboard over HTTP', (context) => {
     clock.advance(2_000);
     await Promise.all(viewers.map((web) => web.get(`/ui/deliveries/${deliveryId}/live`)));
     expect(ticks.tick.loads() - before).toBe(2);
+  });
+
+  it('renders the delivery page without waiting for the ETA and the doctor, which fill in behind it', async () => {
+    // A fresh app: nothing estimated or examined yet for this delivery.
+    const fresh = buildApiApp({ herald, liveTicks: createLiveTicks({ herald }) });
+    const freshUrl = await fresh.app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const web = createWebClient(freshUrl);
+      await web.signIn(viewer);
+      const first = await web.get(`/ui/deliveries/${deliveryId}`);
+      expect(first.status).toBe(200);
+      expect(first.text).toContain('Estimating (the page updates when it is ready)');
+      expect(first.text).toContain('The doctor is examining this delivery');
+      // The doctor region asks at once (load) and waits for the examination the page started.
+      expect(first.text).toContain('hx-trigger="load, every 15s"');
+      const region = await web.get(`/ui/deliveries/${deliveryId}/doctor`);
+      expect(region.status).toBe(200);
+      expect(region.text).not.toContain('is examining');
+      expect(region.text).toContain('hx-trigger="every 15s"');
+      await waitFor(async () => {
+        const live = await web.get(`/ui/deliveries/${deliveryId}/live`);
+        return live.text.includes('Estimated at');
+      }, 'the live region showing the ETA once estimated');
+    } finally {
+      await fresh.app.close();
+    }
   });
 
   it('refuses a wrong token on the sign-in page, saying so', async () => {

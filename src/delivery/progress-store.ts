@@ -70,31 +70,24 @@ export interface ThroughputMinute {
  * Messages per minute of one delivery: accepted by `sent_at`, failed and deferred (still pending
  * after an attempt) by the minute of their last change. One grouped pass over the delivery's logs.
  */
+/** A delivery's logs per minute, from the counters of migration 0029 (a few rows per minute). */
 export async function throughputByMinute(store: Store, deliveryId: number): Promise<ThroughputMinute[]> {
   const rows = await store.db
-    .selectFrom('delivery_logs')
-    .select([
-      sql<number>`(case when status = 'sent' then sent_at else updated_at end) / 60000`.as('minute'),
-      sql<number>`sum(case when status = 'sent' then 1 else 0 end)`.as('sent'),
-      sql<number>`sum(case when status = 'failed' then 1 else 0 end)`.as('failed'),
-      sql<number>`sum(case when status in ('pending', 'sending') then 1 else 0 end)`.as('deferred'),
-    ])
+    .selectFrom('delivery_minute_counts')
+    .select(['minute', 'outcome', (eb) => eb.fn.sum<string | number>('n').as('n')])
     .where('delivery_id', '=', deliveryId)
-    .where((eb) =>
-      eb.or([
-        eb('status', 'in', ['sent', 'failed']),
-        eb.and([eb('status', 'in', ['pending', 'sending']), eb('attempts', '>', 0)]),
-      ]),
-    )
-    .groupBy(sql`1`)
-    .orderBy(sql`1`)
+    .groupBy(['minute', 'outcome'])
+    .orderBy('minute')
     .execute();
-  return rows.map((row) => ({
-    minute: Number(row.minute) * 60_000,
-    sent: Number(row.sent),
-    failed: Number(row.failed),
-    deferred: Number(row.deferred),
-  }));
+  const byMinute = new Map<number, ThroughputMinute>();
+  for (const row of rows) {
+    const minute = Number(row.minute) * 60_000;
+    const entry = byMinute.get(minute) ?? { minute, sent: 0, failed: 0, deferred: 0 };
+    entry[row.outcome] += Number(row.n);
+    byMinute.set(minute, entry);
+  }
+  // PostgreSQL's unfolded deltas can sum to zero for a minute whose logs all moved on.
+  return [...byMinute.values()].filter((m) => m.sent !== 0 || m.failed !== 0 || m.deferred !== 0);
 }
 
 export interface FailureGroup {
@@ -108,37 +101,40 @@ export interface FailureBreakdown {
   byMxHost: FailureGroup[];
 }
 
-/** A delivery's failed logs by type/reason/category, by recipient domain and by MX host (top `limit` each). */
+/**
+ * A delivery's failed logs by type/reason/category, by recipient domain and by MX host (top `limit`
+ * each), from the counters of migration 0029: one row per distinct failure key, not per log.
+ */
 export async function failureBreakdown(store: Store, deliveryId: number, limit: number): Promise<FailureBreakdown> {
-  const failed = () =>
-    store.db.selectFrom('delivery_logs').where('delivery_id', '=', deliveryId).where('status', '=', 'failed');
-  const count = sql<number>`count(*)`;
+  const count = sql<string | number>`sum(n)`;
+  const top = <C extends 'failure_type' | 'failure_reason' | 'failure_category' | 'domain' | 'mx_host'>(
+    columns: C[],
+  ) =>
+    store.db
+      .selectFrom('delivery_failure_counts')
+      .select([...columns, count.as('n')])
+      .where('delivery_id', '=', deliveryId)
+      .groupBy(columns)
+      .having(count, '>', 0)
+      .orderBy(sql`${sql.lit(columns.length + 1)}`, 'desc')
+      .limit(limit)
+      .execute();
+  const orNull = (value: string) => (value === '' ? null : value);
   const [reasons, domains, hosts] = await Promise.all([
-    failed()
-      .select(['failure_type', 'failure_reason', 'failure_category', count.as('n')])
-      .groupBy(['failure_type', 'failure_reason', 'failure_category'])
-      .orderBy(sql`4`, 'desc')
-      .limit(limit)
-      .execute(),
-    failed()
-      .select(['domain', count.as('n')])
-      .groupBy('domain')
-      .orderBy(sql`2`, 'desc')
-      .limit(limit)
-      .execute(),
-    failed()
-      .select(['mx_host', count.as('n')])
-      .groupBy('mx_host')
-      .orderBy(sql`2`, 'desc')
-      .limit(limit)
-      .execute(),
+    top(['failure_type', 'failure_reason', 'failure_category']),
+    top(['domain']),
+    top(['mx_host']),
   ]);
   return {
     byReason: reasons.map((r) => ({
-      key: { type: r.failure_type, reason: r.failure_reason, category: r.failure_category },
+      key: {
+        type: orNull(r.failure_type),
+        reason: orNull(r.failure_reason),
+        category: orNull(r.failure_category),
+      },
       count: Number(r.n),
     })),
     byDomain: domains.map((r) => ({ key: { domain: r.domain }, count: Number(r.n) })),
-    byMxHost: hosts.map((r) => ({ key: { mxHost: r.mx_host }, count: Number(r.n) })),
+    byMxHost: hosts.map((r) => ({ key: { mxHost: orNull(r.mx_host) }, count: Number(r.n) })),
   };
 }

@@ -24,6 +24,7 @@ import * as messageWebhooks from './migrations/0023-message-webhooks.ts';
 import * as webSessions from './migrations/0026-web-sessions.ts';
 import * as deliveryLogSummaryIndex from './migrations/0027-delivery-log-summary-index.ts';
 import * as deliveryLogCounts from './migrations/0028-delivery-log-counts.ts';
+import * as deliveryMinuteAndFailureCounts from './migrations/0029-delivery-minute-and-failure-counts.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -50,6 +51,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0026-web-sessions', webSessions],
   ['0027-delivery-log-summary-index', deliveryLogSummaryIndex],
   ['0028-delivery-log-counts', deliveryLogCounts],
+  ['0029-delivery-minute-and-failure-counts', deliveryMinuteAndFailureCounts],
 ];
 
 function migratorOf(store: Store): Migrator {

@@ -609,6 +609,26 @@ export interface DeliveryLogCountTable {
   n: number;
 }
 
+/** Logs sent, failed and deferred per delivery and minute, kept by triggers (migration 0029). */
+export interface DeliveryMinuteCountTable {
+  delivery_id: number;
+  outcome: 'sent' | 'failed' | 'deferred';
+  /** Minutes since the epoch (ms / 60000, rounded down). */
+  minute: number;
+  n: number;
+}
+
+/** Failed logs per delivery and failure key, kept by triggers (migration 0029); '' where a log has none. */
+export interface DeliveryFailureCountTable {
+  delivery_id: number;
+  failure_type: string;
+  failure_reason: string;
+  failure_category: string;
+  domain: string;
+  mx_host: string;
+  n: number;
+}
+
 /** Every table, as Kysely sees it: the one declaration of the schema's row types. */
 export interface Database {
   lists: ListTable;
@@ -619,6 +639,8 @@ export interface Database {
   deliveries: DeliveryTable;
   delivery_logs: DeliveryLogTable;
   delivery_log_counts: DeliveryLogCountTable;
+  delivery_minute_counts: DeliveryMinuteCountTable;
+  delivery_failure_counts: DeliveryFailureCountTable;
   addresses: AddressTable;
   workflows: WorkflowTable;
   workflow_runs: WorkflowRunTable;

@@ -14,8 +14,11 @@ import type { Herald } from '../main.ts';
 import { createTickCache, type TickCache } from './tick-cache.ts';
 
 // The live data of the delivery page. Each tick (2 s, the page's polling period) loads a delivery's
-// counts, throughput and failure groups once, shared by every browser watching it; the slower parts
-// (ETA, doctor findings) are shared the same way and reloaded every 15 s.
+// counts, throughput and failure groups once, shared by every browser watching it, from counters
+// (migrations 0028, 0029): a few rows however many logs. The slower parts read the logs themselves
+// (the ETA groups pending logs by domain, the doctor scans them): they are shared the same way,
+// reloaded every 15 s at most (longer when a load is slow: tick-cache.ts), and never waited for by
+// the page or its live region, which show the last value (or "estimating") while one loads.
 
 export interface DeliveryTick {
   summary: DeliverySummary;
@@ -28,15 +31,12 @@ export interface DeliveryTick {
   at: number;
 }
 
-export interface DeliveryDetails {
-  eta: Eta | { error: string };
-  findings: Finding[];
-  at: number;
-}
+export type EtaOrError = Eta | { error: string };
 
 export interface LiveTicks {
   tick: TickCache<number, DeliveryTick>;
-  details: TickCache<number, DeliveryDetails>;
+  eta: TickCache<number, EtaOrError>;
+  findings: TickCache<number, Finding[]>;
 }
 
 const done = (s: DeliverySummary) => s.sent + s.failed + s.ignored;
@@ -70,17 +70,11 @@ export function createLiveTicks(options: { herald: Herald; tickMs?: number; deta
       };
     },
   });
-  const details = createTickCache<number, DeliveryDetails>({
-    lifetimeMs: options.detailsMs ?? 15_000,
-    clock: herald.clock,
-    load: async (id) => {
-      const at = herald.clock.now();
-      const [eta, diagnosis] = await Promise.all([
-        deliveryEta(herald, id).catch((error: Error) => ({ error: error.message })),
-        runDoctor(herald, { deliveryId: id, skipConfiguration: true }),
-      ]);
-      return { eta, findings: diagnosis.findings, at };
-    },
-  });
-  return { tick, details };
+  const slow = <V>(load: (id: number) => Promise<V>) =>
+    createTickCache<number, V>({ lifetimeMs: options.detailsMs ?? 15_000, clock: herald.clock, load });
+  return {
+    tick,
+    eta: slow((id) => deliveryEta(herald, id).catch((error: Error) => ({ error: error.message }))),
+    findings: slow(async (id) => (await runDoctor(herald, { deliveryId: id, skipConfiguration: true })).findings),
+  };
 }

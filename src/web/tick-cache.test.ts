@@ -76,3 +76,52 @@ it('does not keep a failed load', async () => {
   fail = false;
   expect(await cache.get(1)).toBe('ok');
 });
+
+it('peeks without waiting: nothing at first, then the last value while a reload runs behind it', async () => {
+  const clock = manualClock(1_000_000);
+  const loadsOf: Array<ReturnType<typeof deferred<string>>> = [];
+  const cache = createTickCache<number, string>({
+    lifetimeMs: 2_000,
+    clock,
+    load: () => {
+      const next = deferred<string>();
+      loadsOf.push(next);
+      return next.promise;
+    },
+  });
+  expect(cache.peek(1)).toBeUndefined();
+  expect(cache.peek(1)).toBeUndefined(); // the first load is shared, not started twice
+  expect(cache.loads()).toBe(0); // it starts after the answer that peeked is written
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(cache.loads()).toBe(1);
+  loadsOf[0]!.resolve('first');
+  expect(await cache.get(1)).toBe('first');
+  expect(cache.peek(1)?.value).toBe('first');
+  clock.advance(2_000);
+  expect(cache.peek(1)?.value).toBe('first'); // stale: served, and a reload started
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(cache.loads()).toBe(2);
+  loadsOf[1]!.resolve('second');
+  expect(await cache.get(1)).toBe('second');
+  expect(cache.peek(1)).toEqual({ value: 'second', at: 1_002_000 });
+});
+
+it('keeps a slow load costFactor times its duration, so a scan never runs most of the time', async () => {
+  const clock = manualClock(1_000_000);
+  const cache = createTickCache<number, string>({
+    lifetimeMs: 2_000,
+    clock,
+    costFactor: 20,
+    load: async () => {
+      clock.advance(500); // a 500 ms scan
+      return 'scanned';
+    },
+  });
+  await cache.get(1);
+  clock.advance(9_999); // 10 s after the load ended is 20 × 500 ms
+  await cache.get(1);
+  expect(cache.loads()).toBe(1);
+  clock.advance(1);
+  await cache.get(1);
+  expect(cache.loads()).toBe(2);
+});

@@ -1,9 +1,10 @@
-import type { DeliveryDetails, DeliveryTick } from '../live-ticks.ts';
+import type { Finding } from '../../doctor/finding.ts';
+import type { DeliveryTick, EtaOrError } from '../live-ticks.ts';
 import { evidenceHref } from './platform-pages.ts';
 
-// What the live part of the delivery page shows, from one tick and the latest details: counts and
-// progress, the rate, the throughput series for uPlot, the ETA and what binds it, failures grouped
-// with links to the matching logs, and the doctor's findings.
+// What the live part of the delivery page shows, from one tick and the latest ETA (undefined while
+// the first one is computed): counts and progress, the rate, the throughput series for uPlot, the
+// ETA and what binds it, failures grouped with links to the matching logs; and the doctor's findings.
 
 function logsLink(deliveryId: number, filter: Record<string, string | null | undefined>): string {
   const query = new URLSearchParams({ status: 'failed' });
@@ -45,12 +46,13 @@ export function throughputSeries(tick: DeliveryTick): number[][] {
   return [minutes.map((m) => m / 1000), column((m) => m.sent), column((m) => m.deferred), column((m) => m.failed)];
 }
 
-export function deliveryLiveView(tick: DeliveryTick, details: DeliveryDetails) {
+export function deliveryLiveView(tick: DeliveryTick, latestEta: { value: EtaOrError; at: number } | undefined) {
   const s = tick.summary;
   const id = s.deliveryId;
   const done = s.sent + s.failed + s.ignored + s.cancelled;
   const percent = (n: number) => (s.total > 0 ? Math.round((n * 1000) / s.total) / 10 : 0);
-  const eta = 'error' in details.eta ? null : details.eta;
+  const estimate = latestEta?.value;
+  const eta = estimate === undefined || 'error' in estimate ? null : estimate;
   return {
     state: s.state,
     total: s.total,
@@ -89,8 +91,9 @@ export function deliveryLiveView(tick: DeliveryTick, details: DeliveryDetails) {
       validUntil: eta.validUntil,
       expiring: eta.expiring,
     },
-    etaError: 'error' in details.eta ? details.eta.error : null,
-    detailsAt: details.at,
+    etaError: estimate !== undefined && 'error' in estimate ? estimate.error : null,
+    estimating: estimate === undefined,
+    etaAt: latestEta?.at ?? null,
     failuresByReason: tick.failures.byReason.map((g) => ({
       type: g.key.type ?? '—',
       reason: g.key.reason ?? '—',
@@ -108,7 +111,14 @@ export function deliveryLiveView(tick: DeliveryTick, details: DeliveryDetails) {
       count: g.count,
       href: logsLink(id, { mxHost: g.key.mxHost }),
     })),
-    findings: details.findings.map((f) => ({
+  };
+}
+
+/** The doctor's findings for the page; `examining` while the first examination runs. */
+export function findingsView(latest: { value: Finding[] } | undefined) {
+  return {
+    examining: latest === undefined,
+    findings: (latest?.value ?? []).map((f) => ({
       severity: f.severity,
       subject: f.subject,
       symptom: f.symptom,

@@ -11,7 +11,7 @@ import type { DeliveryRow, DeliveryState } from '../../store/tables.ts';
 import type { WebRoutes } from '../dashboard.ts';
 import type { LiveTicks } from '../live-ticks.ts';
 import type { WebContext } from '../web-route.ts';
-import { deliveryLiveView } from './delivery-live-view.ts';
+import { deliveryLiveView, findingsView } from './delivery-live-view.ts';
 import { registerDeliveryLogPages } from './delivery-log-pages.ts';
 
 // The deliveries list and the delivery page: live progress (polled every 2 s, one shared load per
@@ -118,13 +118,13 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
   routes.get('/deliveries/:id', 'viewer', async (context) => {
     const id = deliveryIdOf(context);
     const delivery = await getDelivery(context.herald.store, id);
-    const [tick, details] = await Promise.all([ticks.tick.get(id), ticks.details.get(id)]);
+    const tick = await ticks.tick.get(id);
     return context.render('delivery', {
       title: `Delivery ${id}`,
       nav: 'deliveries',
       delivery: { id, name: delivery.name, subject: delivery.subject_template, from: delivery.from_address },
-      live: deliveryLiveView(tick, details),
-      doctor: { findings: deliveryLiveView(tick, details).findings },
+      live: deliveryLiveView(tick, ticks.eta.peek(id)),
+      doctor: findingsView(ticks.findings.peek(id)),
       actions: context.may('operator') ? availableActions(tick.summary.state) : [],
       indicators: await indicatorsOf(context, id),
     });
@@ -132,22 +132,23 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
 
   routes.get('/deliveries/:id/live', 'viewer', async (context) => {
     const id = deliveryIdOf(context);
-    const [tick, details] = await Promise.all([ticks.tick.get(id), ticks.details.get(id)]);
+    const tick = await ticks.tick.get(id);
     return context.render('_delivery-live', {
       title: '',
       delivery: { id },
-      live: deliveryLiveView(tick, details),
+      live: deliveryLiveView(tick, ticks.eta.peek(id)),
       actions: context.may('operator') ? availableActions(tick.summary.state) : [],
     });
   });
 
   routes.get('/deliveries/:id/doctor', 'viewer', async (context) => {
     const id = deliveryIdOf(context);
-    const [tick, details] = await Promise.all([ticks.tick.get(id), ticks.details.get(id)]);
+    // The region's own request waits for the examination (shared with every other viewer).
+    const findings = await ticks.findings.get(id);
     return context.render('_delivery-doctor-region', {
       title: '',
       delivery: { id },
-      doctor: { findings: deliveryLiveView(tick, details).findings },
+      doctor: findingsView({ value: findings }),
     });
   });
 

@@ -98,27 +98,38 @@ export async function listDelayed(
   }));
 }
 
+// The counters kept by triggers on delivery_logs (migrations 0028, 0029) and their key columns.
+const countTables = {
+  delivery_log_counts: ['status', 'failure_reason', 'retried'],
+  delivery_minute_counts: ['outcome', 'minute'],
+  delivery_failure_counts: ['failure_type', 'failure_reason', 'failure_category', 'domain', 'mx_host'],
+} as const;
+
 /**
- * Folds the delta rows PostgreSQL's triggers append to delivery_log_counts (migration 0028) into one
- * row per key, for deliveries with more than `threshold` rows. Each delivery is one statement: the
- * deleted rows and their sum change together, and rows appended meanwhile stay for the next fold.
- * SQLite keeps one row per key already: nothing to fold.
+ * Folds the delta rows PostgreSQL's triggers append to the delivery log counters (migrations 0028,
+ * 0029) into one row per key, for deliveries with more than `threshold` rows in a counter. Each
+ * delivery and counter is one statement: the deleted rows and their sum change together, and rows
+ * appended meanwhile stay for the next fold. SQLite keeps one row per key already: nothing to fold.
+ * Returns how many (delivery, counter) pairs were folded.
  */
 export async function foldDeliveryLogCounts(store: Store, threshold = 64): Promise<number> {
   if (store.dialect !== 'postgres') return 0;
-  const crowded = await store.db
-    .selectFrom('delivery_log_counts')
-    .select('delivery_id')
-    .groupBy('delivery_id')
-    .having((eb) => eb.fn.countAll(), '>', threshold)
-    .execute();
-  for (const { delivery_id: deliveryId } of crowded) {
-    await sql`
-      with gone as (delete from delivery_log_counts where delivery_id = ${deliveryId}
-                    returning status, failure_reason, retried, n)
-      insert into delivery_log_counts (delivery_id, status, failure_reason, retried, n)
-      select ${deliveryId}, status, failure_reason, retried, sum(n) from gone
-      group by status, failure_reason, retried having sum(n) <> 0`.execute(store.db);
+  let folded = 0;
+  for (const [table, keyColumns] of Object.entries(countTables)) {
+    const crowded = await store.db
+      .selectFrom(table as keyof typeof countTables)
+      .select('delivery_id')
+      .groupBy('delivery_id')
+      .having((eb) => eb.fn.countAll(), '>', threshold)
+      .execute();
+    const key = sql.join(keyColumns.map((column) => sql.ref(column)));
+    for (const { delivery_id: deliveryId } of crowded) {
+      await sql`
+        with gone as (delete from ${sql.table(table)} where delivery_id = ${deliveryId} returning ${key}, n)
+        insert into ${sql.table(table)} (delivery_id, ${key}, n)
+        select ${deliveryId}, ${key}, sum(n) from gone group by ${key} having sum(n) <> 0`.execute(store.db);
+    }
+    folded += crowded.length;
   }
-  return crowded.length;
+  return folded;
 }

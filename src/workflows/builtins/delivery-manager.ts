@@ -12,7 +12,7 @@ import {
 // Starts deliveries whose scheduled time has come, and flags those that stopped progressing
 // (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them;
 // fails preparations whose process died (src/workflows/builtins/stale-preparations.ts); folds the
-// delivery log count deltas PostgreSQL appends (migration 0028).
+// delivery log counter deltas PostgreSQL appends (migrations 0028, 0029).
 
 const startScheduled: StepDefinition = {
   name: 'start-scheduled-deliveries',
@@ -49,7 +49,7 @@ const flagStalled: StepDefinition = {
 const foldCounts: StepDefinition = {
   name: 'fold-delivery-log-counts',
   async run(ctx) {
-    return done(`${await foldDeliveryLogCounts(ctx.store)} deliveries' counts folded`);
+    return done(`${await foldDeliveryLogCounts(ctx.store)} delivery counters folded`);
   },
 };
 
