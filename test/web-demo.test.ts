@@ -6,12 +6,13 @@ import { createInterface } from 'node:readline';
 import { expect, it } from 'vitest';
 import { createWebClient } from './support/web-client.ts';
 
-// `herald demo --keep-running` as an operator runs it: it prints the dashboard's URL and a sign-in
-// token; signing in with it shows the demo's delivery; Ctrl-C stops everything.
+// `herald demo --keep-running` as an operator runs it: it prints the dashboard's URL and a one-time
+// sign-in code; signing in with it shows the demo's delivery, and the code does not work twice;
+// Ctrl-C stops everything.
 
 const heraldBin = resolve(import.meta.dirname, '../bin/herald.js');
 
-it('herald demo --keep-running prints the dashboard URL and a token that signs in', async () => {
+it('herald demo --keep-running prints the dashboard URL and a one-time code that signs in once', async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'herald-web-demo-'));
   const child = spawn(
     process.execPath,
@@ -29,7 +30,7 @@ it('herald demo --keep-running prints the dashboard URL and a token that signs i
     for await (const line of lines) {
       const dashboard = /^# dashboard: (http:\/\/\S+)$/.exec(line);
       if (dashboard) found.url = dashboard[1];
-      const token = /sign in with this token \(shown once\): (\S+)$/.exec(line);
+      const token = /sign in with this one-time code \(works once, within the hour\): (\S+)$/.exec(line);
       if (token) found.token = token[1];
       if (found.url && found.token) break;
     }
@@ -41,6 +42,7 @@ it('herald demo --keep-running prints the dashboard URL and a token that signs i
     expect(page.status).toBe(200);
     expect(page.text).toContain('id="delivery-live"');
     expect(page.text).toContain('Demo demo-');
+    await expect(createWebClient(url.origin).signIn(found.token!)).rejects.toThrow(/sign-in answered 401/);
   } finally {
     child.kill('SIGINT');
   }

@@ -10,6 +10,7 @@ import { prepareConfigured } from '../src/delivery/operator-actions.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { insertTrackingEvents } from '../src/tracking/tracking-store.ts';
 import { createLiveTicks, type LiveTicks } from '../src/web/live-ticks.ts';
+import { createSignInCode } from '../src/web/sessions.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { insertList } from './support/fixtures.ts';
 import { waitFor } from './support/wait.ts';
@@ -133,6 +134,7 @@ describeEachDialect('dashboard over HTTP', (context) => {
       await web.signIn(viewer);
       const first = await web.get(`/ui/deliveries/${deliveryId}`);
       expect(first.status).toBe(200);
+      expect(first.headers.get('server-timing')).toMatch(/^app;dur=\d+\.\d$/);
       expect(first.text).toContain('Estimating (the page updates when it is ready)');
       expect(first.text).toContain('The doctor is examining this delivery');
       // The doctor region asks at once (load) and waits for the examination the page started.
@@ -150,12 +152,28 @@ describeEachDialect('dashboard over HTTP', (context) => {
     }
   });
 
+  it('signs in with a one-time code once, before it expires, as the token it was made for', async () => {
+    const made = await createToken(herald.store, { role: 'viewer', name: 'visitor by code' }, clock.now());
+    const { code } = await createSignInCode(herald.store, made.view.tokenId, { now: clock.now(), lifetimeMs: 60_000 });
+    expect(code).not.toContain(made.token);
+    const page = await createWebClient(url).signIn(code);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('visitor by code'); // the token's name, shown as who is signed in
+    await expect(createWebClient(url).signIn(code)).rejects.toThrow(/sign-in answered 401/);
+    const late = await createSignInCode(herald.store, made.view.tokenId, { now: clock.now(), lifetimeMs: 60_000 });
+    clock.advance(60_000);
+    await expect(createWebClient(url).signIn(late.code)).rejects.toThrow(/sign-in answered 401/);
+    const revoked = await createSignInCode(herald.store, made.view.tokenId, { now: clock.now(), lifetimeMs: 60_000 });
+    await revokeToken(herald.store, made.view.tokenId, clock.now());
+    await expect(createWebClient(url).signIn(revoked.code)).rejects.toThrow(/sign-in answered 401/);
+  });
+
   it('refuses a wrong token on the sign-in page, saying so', async () => {
     const web = createWebClient(url);
     const page = await web.get('/ui/sign-in');
     const answer = await web.post('/ui/sign-in', { _csrf: csrfOf(page.text), token: 'herald_nope' });
     expect(answer.status).toBe(401);
-    expect(answer.text).toContain('unknown, revoked or malformed');
+    expect(answer.text).toContain('unknown, revoked, expired, already used or malformed');
     expect(web.cookies.has('herald_session')).toBe(false);
   });
 

@@ -71,6 +71,12 @@ export async function revokeToken(store: Store, tokenId: string, now: number): P
   return tokenView((await findToken(store, tokenId))!);
 }
 
+/** The token with this id unless revoked (a one-time sign-in code names its token by id). */
+export async function findLiveToken(store: Store, tokenId: string): Promise<ApiTokenRow | undefined> {
+  const row = await findToken(store, tokenId);
+  return row && row.revoked_at === null ? row : undefined;
+}
+
 /** The live token a presented bearer value belongs to, or undefined (malformed, unknown, revoked or wrong secret). */
 export async function authenticateToken(store: Store, presented: string): Promise<ApiTokenRow | undefined> {
   const match = tokenPattern.exec(presented);

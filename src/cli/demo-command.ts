@@ -11,6 +11,7 @@ import type { Herald } from '../main.ts';
 import { runDoctor } from '../doctor/run-doctor.ts';
 import { startApiServer, type ApiServer } from '../api/server.ts';
 import { createToken } from '../api/tokens.ts';
+import { createSignInCode } from '../web/sessions.ts';
 import { runDemo, type DemoProgress } from '../demo/run-demo.ts';
 import { stderrStatusLine } from '../common/status-line.ts';
 import { untilSignal } from './sim-command.ts';
@@ -141,10 +142,12 @@ async function keepRunning(
   let dashboard: ApiServer | undefined;
   try {
     dashboard = await startDashboard(herald);
-    // An operator token for the browser, shown once like every token (herald tokens revoke to end it).
-    const { token } = await createToken(herald.store, { role: 'operator', name: 'demo dashboard' }, herald.clock.now());
+    // An operator token for the browser, never shown: a one-time code signs in as it, once, within the hour.
+    const now = herald.clock.now();
+    const { view } = await createToken(herald.store, { role: 'operator', name: 'demo dashboard' }, now);
+    const { code } = await createSignInCode(herald.store, view.tokenId, { now, lifetimeMs: 3_600_000 });
     context.output.out(`# dashboard: ${dashboard.url}/ui/deliveries/${run.result.deliveryId}`);
-    context.output.out(`#   sign in with this token (shown once): ${token}`);
+    context.output.out(`#   sign in with this one-time code (works once, within the hour): ${code}`);
     const address = await tracking.listen();
     const [log] = await sentLogs(herald.store, run.result.deliveryId, 1);
     context.output.out(

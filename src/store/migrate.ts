@@ -25,6 +25,7 @@ import * as webSessions from './migrations/0026-web-sessions.ts';
 import * as deliveryLogSummaryIndex from './migrations/0027-delivery-log-summary-index.ts';
 import * as deliveryLogCounts from './migrations/0028-delivery-log-counts.ts';
 import * as deliveryMinuteAndFailureCounts from './migrations/0029-delivery-minute-and-failure-counts.ts';
+import * as webSignInCodes from './migrations/0030-web-sign-in-codes.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -52,6 +53,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0027-delivery-log-summary-index', deliveryLogSummaryIndex],
   ['0028-delivery-log-counts', deliveryLogCounts],
   ['0029-delivery-minute-and-failure-counts', deliveryMinuteAndFailureCounts],
+  ['0030-web-sign-in-codes', webSignInCodes],
 ];
 
 function migratorOf(store: Store): Migrator {

@@ -629,6 +629,14 @@ export interface DeliveryFailureCountTable {
   n: number;
 }
 
+/** One-time dashboard sign-in codes (migration 0030): only the code's SHA-256 is kept. */
+export interface WebSignInCodeTable {
+  code_hash: string;
+  token_id: string;
+  created_at: number;
+  expires_at: number;
+}
+
 /** Every table, as Kysely sees it: the one declaration of the schema's row types. */
 export interface Database {
   lists: ListTable;
@@ -641,6 +649,7 @@ export interface Database {
   delivery_log_counts: DeliveryLogCountTable;
   delivery_minute_counts: DeliveryMinuteCountTable;
   delivery_failure_counts: DeliveryFailureCountTable;
+  web_sign_in_codes: WebSignInCodeTable;
   addresses: AddressTable;
   workflows: WorkflowTable;
   workflow_runs: WorkflowRunTable;

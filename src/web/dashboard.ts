@@ -189,6 +189,12 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
           );
       });
 
+      // The server's time for the page (browsers' developer tools show it; bench/dashboard.ts reads it).
+      scope.addHook('onSend', async (_request, reply, payload) => {
+        reply.header('server-timing', `app;dur=${reply.elapsedTime.toFixed(1)}`);
+        return payload;
+      });
+
       // Every state-changing request, refused ones included, like the API's audit.
       scope.addHook('onSend', async (request, reply, payload) => {
         const config = request.routeOptions.config.web;

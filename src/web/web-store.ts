@@ -1,7 +1,8 @@
 import type { Store } from '../store/database.ts';
 import type { ApiRole } from '../store/tables.ts';
 
-// The dashboard's storage: its sessions (migration 0026). One function per query.
+// The dashboard's storage: its sessions (migration 0026) and one-time sign-in codes (0030). One
+// function per query.
 
 export interface LiveSession {
   sessionId: number;
@@ -66,4 +67,28 @@ export async function deleteSession(store: Store, sessionHash: string): Promise<
 
 export async function deleteExpiredSessions(store: Store, now: number): Promise<void> {
   await store.db.deleteFrom('web_sessions').where('expires_at', '<=', now).execute();
+}
+
+export async function insertSignInCode(
+  store: Store,
+  code: { codeHash: string; tokenId: string; now: number; expiresAt: number },
+): Promise<void> {
+  await store.db
+    .insertInto('web_sign_in_codes')
+    .values({ code_hash: code.codeHash, token_id: code.tokenId, created_at: code.now, expires_at: code.expiresAt })
+    .execute();
+}
+
+/**
+ * Deletes the code with this hash and returns its token id, if it had not expired: one statement, so
+ * two sign-ins racing with one code cannot both get it. Expired codes are deleted on the way.
+ */
+export async function takeSignInCode(store: Store, codeHash: string, now: number): Promise<string | undefined> {
+  await store.db.deleteFrom('web_sign_in_codes').where('expires_at', '<=', now).execute();
+  const row = await store.db
+    .deleteFrom('web_sign_in_codes')
+    .where('code_hash', '=', codeHash)
+    .returning('token_id')
+    .executeTakeFirst();
+  return row?.token_id;
 }

@@ -1,4 +1,4 @@
-import { authenticateToken } from '../../api/tokens.ts';
+import { authenticateToken, findLiveToken } from '../../api/tokens.ts';
 import {
   cookieHeader,
   readCookie,
@@ -8,10 +8,11 @@ import {
   type WebRoutes,
 } from '../dashboard.ts';
 import { crossOriginReason, csrfMatches, safeNextPath } from '../security.ts';
-import { closeSession, openSession, randomSecret } from '../sessions.ts';
+import { closeSession, openSession, randomSecret, redeemSignInCode, signInCodePrefix } from '../sessions.ts';
 import type { WebContext } from '../web-route.ts';
 
-// Signing in with an API token and out. Before a session exists, the sign-in form is protected by a
+// Signing in with an API token (or a one-time sign-in code made for one: `herald demo
+// --keep-running` prints one) and out. Before a session exists, the sign-in form is protected by a
 // double-submit token: a random value in an HttpOnly, SameSite=Strict cookie and in the form.
 
 const signInCookieSeconds = 3_600;
@@ -63,7 +64,7 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
       return showSignIn(context, 429, 'Too many failed sign-ins from this address: retry later.');
     }
     const presented = typeof body.token === 'string' ? body.token.trim() : '';
-    const row = presented === '' ? undefined : await authenticateToken(herald.store, presented.slice(0, 200));
+    const row = presented === '' ? undefined : await tokenOf(herald.store, presented.slice(0, 200), now);
     if (!row) {
       if (presented !== '') limiter.recordFailure(request.ip, now);
       request.problemCode = 'AUTH_REQUIRED';
@@ -72,7 +73,7 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
         401,
         presented === ''
           ? 'Enter an API token (herald tokens create).'
-          : 'This token is unknown, revoked or malformed.',
+          : 'This token or code is unknown, revoked, expired, already used or malformed.',
       );
     }
     const lifetimeMs = Math.round(herald.config.api.sessionHours * 3_600_000);
@@ -98,4 +99,11 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
     reply.header('set-cookie', cookieHeader(request, sessionCookie, '', { maxAgeSeconds: 0 }));
     return reply.redirect('/ui/sign-in', 303);
   });
+}
+
+/** The live token a presented API token, or one-time code, signs in as; a code is used up here. */
+async function tokenOf(store: DashboardOptions['herald']['store'], presented: string, now: number) {
+  if (!presented.startsWith(signInCodePrefix)) return authenticateToken(store, presented);
+  const tokenId = await redeemSignInCode(store, presented, now);
+  return tokenId === undefined ? undefined : findLiveToken(store, tokenId);
 }
