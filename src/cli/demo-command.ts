@@ -130,7 +130,7 @@ function progressPrinter(context: CliContext) {
 
 /**
  * `--keep-running`: the simulator's herald.yaml lines, a live tracking server with example URLs, and
- * the dashboard (the api role) with a sign-in token, until Ctrl-C.
+ * the dashboard (the api role) with a one-time sign-in code, until Ctrl-C.
  */
 async function keepRunning(
   context: CliContext,

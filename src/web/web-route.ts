@@ -21,6 +21,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     webSession?: LiveSession;
+    /** performance.now() when the dashboard received it (Server-Timing). */
+    receivedAt?: number;
   }
 }
 
