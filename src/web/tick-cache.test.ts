@@ -77,7 +77,7 @@ it('does not keep a failed load', async () => {
   expect(await cache.get(1)).toBe('ok');
 });
 
-it('peeks without waiting: nothing at first, then the last value while a reload runs behind it', async () => {
+it('peeks without waiting or loading; refresh loads behind it, once, while the last value is still shown', async () => {
   const clock = manualClock(1_000_000);
   const loadsOf: Array<ReturnType<typeof deferred<string>>> = [];
   const cache = createTickCache<number, string>({
@@ -90,17 +90,20 @@ it('peeks without waiting: nothing at first, then the last value while a reload 
     },
   });
   expect(cache.peek(1)).toBeUndefined();
-  expect(cache.peek(1)).toBeUndefined(); // the first load is shared, not started twice
-  expect(cache.loads()).toBe(0); // it starts after the answer that peeked is written
-  await new Promise((resolve) => setImmediate(resolve));
+  expect(cache.loads()).toBe(0);
+  cache.refresh(1);
+  cache.refresh(1); // the load in flight is shared, not started twice
   expect(cache.loads()).toBe(1);
+  expect(cache.peek(1)).toBeUndefined();
   loadsOf[0]!.resolve('first');
   expect(await cache.get(1)).toBe('first');
   expect(cache.peek(1)?.value).toBe('first');
+  cache.refresh(1); // still fresh: nothing to do
+  expect(cache.loads()).toBe(1);
   clock.advance(2_000);
-  expect(cache.peek(1)?.value).toBe('first'); // stale: served, and a reload started
-  await new Promise((resolve) => setImmediate(resolve));
+  cache.refresh(1);
   expect(cache.loads()).toBe(2);
+  expect(cache.peek(1)?.value).toBe('first'); // the stale value is shown while the reload runs
   loadsOf[1]!.resolve('second');
   expect(await cache.get(1)).toBe('second');
   expect(cache.peek(1)).toEqual({ value: 'second', at: 1_002_000 });

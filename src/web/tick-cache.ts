@@ -8,11 +8,13 @@ import type { Clock } from '../common/clock.ts';
 
 export interface TickCache<K, V> {
   get(key: K): Promise<V>;
-  /**
-   * The last value loaded for the key, however old, without waiting: a load starts behind it when
-   * it is stale (or there is none yet: undefined). A page renders at once and polls for the rest.
-   */
+  /** The last value loaded for the key, however old (undefined before the first): never waits, never loads. */
   peek(key: K): { value: V; at: number } | undefined;
+  /**
+   * Starts a load when the key's value is stale or missing (none when one runs), without waiting:
+   * a page shows what peek gives and, once its answer is sent, refreshes behind it.
+   */
+  refresh(key: K): void;
   /** How many loads ran (a test seam and a figure for the bench). */
   loads(): number;
   /** Forgets the key's value: the next request loads afresh (after an action changed it). */
@@ -38,7 +40,6 @@ export function createTickCache<K, V>(options: {
     settled?: { value: V; at: number } | undefined;
   };
   const entries = new Map<K, Entry>();
-  const scheduled = new Set<K>();
   let loads = 0;
   const fresh = (entry: Entry | undefined, now: number): boolean =>
     entry !== undefined && (entry.loading || now - entry.at < entry.lifetimeMs);
@@ -70,18 +71,10 @@ export function createTickCache<K, V>(options: {
   };
   return {
     get,
-    peek(key) {
-      // The load starts on the next turn of the event loop, after the answer that peeked is written
-      // (SQLite's driver reads on the event loop). A failed background load is not kept: the next
-      // peek tries again; its error is the getter's to show.
-      if (!fresh(entries.get(key), options.clock.now()) && !scheduled.has(key)) {
-        scheduled.add(key);
-        setImmediate(() => {
-          scheduled.delete(key);
-          get(key).catch(() => undefined);
-        });
-      }
-      return entries.get(key)?.settled;
+    peek: (key) => entries.get(key)?.settled,
+    refresh(key) {
+      // A failed background load is not kept (the next refresh tries again); its error is the getter's to show.
+      if (!fresh(entries.get(key), options.clock.now())) get(key).catch(() => undefined);
     },
     loads: () => loads,
     invalidate(key) {

@@ -10,6 +10,7 @@ import { AppError } from '../../common/errors.ts';
 import type { DeliveryRow, DeliveryState } from '../../store/tables.ts';
 import type { WebRoutes } from '../dashboard.ts';
 import type { LiveTicks } from '../live-ticks.ts';
+import type { TickCache } from '../tick-cache.ts';
 import type { WebContext } from '../web-route.ts';
 import { deliveryLiveView, findingsView } from './delivery-live-view.ts';
 import { registerDeliveryLogPages } from './delivery-log-pages.ts';
@@ -118,7 +119,9 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
   routes.get('/deliveries/:id', 'viewer', async (context) => {
     const id = deliveryIdOf(context);
     const delivery = await getDelivery(context.herald.store, id);
-    const tick = await ticks.tick.get(id);
+    const [tick, indicators] = await Promise.all([ticks.tick.get(id), indicatorsOf(context, id)]);
+    refreshAfterAnswer(context, ticks.eta, id);
+    refreshAfterAnswer(context, ticks.findings, id);
     return context.render('delivery', {
       title: `Delivery ${id}`,
       nav: 'deliveries',
@@ -126,13 +129,14 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
       live: deliveryLiveView(tick, ticks.eta.peek(id)),
       doctor: findingsView(ticks.findings.peek(id)),
       actions: context.may('operator') ? availableActions(tick.summary.state) : [],
-      indicators: await indicatorsOf(context, id),
+      indicators,
     });
   });
 
   routes.get('/deliveries/:id/live', 'viewer', async (context) => {
     const id = deliveryIdOf(context);
     const tick = await ticks.tick.get(id);
+    refreshAfterAnswer(context, ticks.eta, id);
     return context.render('_delivery-live', {
       title: '',
       delivery: { id },
@@ -178,6 +182,14 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
   }
 
   registerDeliveryLogPages(routes);
+}
+
+/**
+ * Reloads a slow value (ETA, doctor) once this answer is sent, not while it is built: SQLite's driver
+ * reads on the event loop, and a page must not wait for a scan it does not show yet.
+ */
+function refreshAfterAnswer(context: WebContext, cache: TickCache<number, unknown>, id: number): void {
+  context.reply.raw.once('close', () => cache.refresh(id));
 }
 
 function actionOf(context: WebContext): ActionName {
