@@ -107,9 +107,7 @@ export interface FailureBreakdown {
  */
 export async function failureBreakdown(store: Store, deliveryId: number, limit: number): Promise<FailureBreakdown> {
   const count = sql<string | number>`sum(n)`;
-  const top = <C extends 'failure_type' | 'failure_reason' | 'failure_category' | 'domain' | 'mx_host'>(
-    columns: C[],
-  ) =>
+  const top = <C extends 'failure_type' | 'failure_reason' | 'failure_category' | 'domain' | 'mx_host'>(columns: C[]) =>
     store.db
       .selectFrom('delivery_failure_counts')
       .select([...columns, count.as('n')])

@@ -48,8 +48,7 @@ export function createTickCache<K, V>(options: {
     const entry = entries.get(key);
     // A load in flight is always shared, however long it takes; a loaded value for its lifetime after it ended.
     if (entry && fresh(entry, now)) return entry.value;
-    if (entries.size >= maxEntries)
-      for (const [k, e] of entries) if (!fresh(e, now)) entries.delete(k);
+    if (entries.size >= maxEntries) for (const [k, e] of entries) if (!fresh(e, now)) entries.delete(k);
     loads += 1;
     const value = options.load(key, entry?.settled);
     const next: Entry = { at: now, lifetimeMs: options.lifetimeMs, loading: true, value, settled: entry?.settled };
