@@ -62,6 +62,7 @@ export const decisionFiles = [
   'src/doctor/snapshot.ts',
   'src/doctor/replies.ts',
   'src/mta/attempt-policy.ts',
+  'src/mta/fair-share.ts',
   'src/mta/outcome.ts',
   'src/mta/pool-decisions.ts',
   'src/mta/retry-schedule.ts',

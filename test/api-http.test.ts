@@ -207,6 +207,22 @@ describeEachDialect('API over HTTP', (context) => {
       params: { id },
     });
     expect(startedDelivery.body.state).toBe('in_progress');
+    const raised = await client.call('POST', '/api/v1/deliveries/:id/priority', {
+      token: operator,
+      params: { id },
+      body: { priority: 9, weight: 2 },
+    });
+    expect(raised.body).toMatchObject({ id, priority: 9, weight: 2 });
+    const outOfRange = await client.call('POST', '/api/v1/deliveries/:id/priority', {
+      token: operator,
+      params: { id },
+      body: { priority: 10 },
+    });
+    expect(outOfRange.status).toBe(400);
+    expect(
+      (await client.call('POST', '/api/v1/deliveries/:id/priority', { token: viewer, params: { id }, body: {} }))
+        .status,
+    ).toBe(403);
     const again = await client.call('POST', '/api/v1/deliveries/:id/prepare', { token: operator, params: { id } });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('INVALID_STATE');

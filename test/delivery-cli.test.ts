@@ -57,4 +57,58 @@ describeEachDialect('herald delivery', (context) => {
     expect(run.exitCode).toBe(1);
     expect(run.stderr.join('\n')).toMatch(/from: "not an address" is not an address/);
   });
+
+  it('sets priority and weight at creation and while the delivery runs, refusing bad values with nothing changed', async () => {
+    const text = join(mkdtempSync(join(tmpdir(), 'herald-cli-')), 'body.txt');
+    writeFileSync(text, 'Hello');
+    const created = await runHerald(context.url(), [
+      'delivery',
+      'create',
+      '--name',
+      'urgent',
+      '--from',
+      'news@herald.test',
+      '--subject',
+      'Hi',
+      '--text-file',
+      text,
+      '--priority',
+      '8',
+      '--json',
+    ]);
+    const [delivery] = created.json<{ id: number; priority: number; weight: number }>();
+    expect(delivery).toMatchObject({ priority: 8, weight: 1 });
+    const id = String(delivery!.id);
+
+    const changed = await runHerald(context.url(), ['delivery', 'priority', id, '--weight', '4']);
+    expect(changed.stdout).toEqual([`delivery ${id}: priority 8, weight 4`]);
+    for (const [args, message] of [
+      [['--priority', '10'], /priority: expected an integer from 0 to 9, got 10/],
+      [['--weight', 'x'], /--weight: expected a whole number, got "x"/],
+      [['--weight', '0', '--priority', '3'], /weight: expected an integer from 1 to 100, got 0/],
+      [[], /give a priority \(0–9\), a weight \(1–100\) or both/],
+    ] as const) {
+      const refused = await runHerald(context.url(), ['delivery', 'priority', id, ...args]);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr.join('\n')).toMatch(message);
+    }
+    const shown = await runHerald(context.url(), ['delivery', 'show', id, '--json']);
+    expect(shown.json()[0]).toMatchObject({ priority: 8, weight: 4 });
+    const badCreate = await runHerald(context.url(), [
+      'delivery',
+      'create',
+      '--name',
+      'y',
+      '--from',
+      'news@herald.test',
+      '--subject',
+      'Hi',
+      '--text-file',
+      text,
+      '--priority',
+      '12',
+    ]);
+    expect(badCreate.exitCode).toBe(1);
+    expect(badCreate.stderr.join('\n')).toMatch(/--priority:/);
+  });
 });

@@ -153,6 +153,18 @@ export const routes: AnyRoute[] = [
     handler: deliveries.act('stop'),
   }),
   defineRoute({
+    method: 'POST',
+    path: `${v1}/deliveries/:id/priority`,
+    operationId: 'setDeliveryPriority',
+    tag: 'deliveries',
+    summary: 'change the priority and/or weight: how MX paths shared with other deliveries are split',
+    permission: 'operator',
+    params: S.idParams,
+    body: S.shareBody,
+    response: S.delivery,
+    handler: deliveries.share,
+  }),
+  defineRoute({
     method: 'GET',
     path: `${v1}/deliveries/:id/logs`,
     operationId: 'listDeliveryLogs',

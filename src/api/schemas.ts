@@ -62,9 +62,20 @@ export const delivery = Type.Object(
     validUntil: nullable(isoTime),
     scheduledAt: nullable(isoTime),
     lastError: nullable(Type.String()),
+    priority: Type.Integer({ minimum: 0, maximum: 9 }),
+    weight: Type.Integer({ minimum: 1, maximum: 100 }),
   },
   open,
 );
+
+const priority = Type.Integer({ minimum: 0, maximum: 9, description: 'higher sends first on a shared MX path' });
+const weight = Type.Integer({
+  minimum: 1,
+  maximum: 100,
+  description: 'share of a path among deliveries of the same priority',
+});
+
+export const shareBody = Type.Object({ priority: Type.Optional(priority), weight: Type.Optional(weight) }, strict);
 
 export const deliveryDefinition = Type.Object(
   {
@@ -78,6 +89,8 @@ export const deliveryDefinition = Type.Object(
     list: Type.Optional(Type.String({ minLength: 1, description: 'name of the target list' })),
     validityHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 720 })),
     affinity: Type.Optional(Type.String({ minLength: 1 })),
+    priority: Type.Optional(priority),
+    weight: Type.Optional(weight),
     scheduledAt: Type.Optional(Type.String({ format: 'date-time' })),
   },
   strict,

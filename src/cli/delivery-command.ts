@@ -5,7 +5,9 @@ import { compileContent, personalizationOf } from '../delivery/content.ts';
 import type { DeliveryDefinition } from '../delivery/definition.ts';
 import { targetBatch } from '../delivery/preparation-store.ts';
 import { readShapingSnapshots } from '../shaping/stats-store.ts';
+import { deliveryPathShares, describeShares, mergeSnapshots } from '../shaping/stats-view.ts';
 import { registerDeliveryFollowCommands } from './delivery-follow-command.ts';
+import { registerDeliveryPriorityCommand } from './delivery-priority-command.ts';
 import { AppError } from '../common/errors.ts';
 import { definitionFromFlags, readDefinitionFile } from '../delivery/definition.ts';
 import { deleteDelivery, startDelivery } from '../delivery/lifecycle.ts';
@@ -25,6 +27,7 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
   const delivery = program.command('delivery').description('create, prepare, start and follow deliveries');
   registerDeliveryStatsCommand(delivery, context);
   registerDeliveryFollowCommands(delivery, context);
+  registerDeliveryPriorityCommand(delivery, context);
 
   delivery
     .command('create')
@@ -39,6 +42,8 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
     .option('--list <name>', 'target list')
     .option('--validity-hours <hours>', 'retry soft failures for this long', Number)
     .option('--affinity <name>', 'source IP pool')
+    .option('--priority <n>', 'on MX paths shared with other deliveries, higher sends first (0–9, default 5)', Number)
+    .option('--weight <n>', 'share among deliveries of the same priority (1–100, default 1)', Number)
     .option('--json', 'print the created delivery as JSON')
     .action(async (options, command: Command) => {
       const definition = options.file ? readDefinitionFile(options.file) : definitionFromFlags(flagsOf(options));
@@ -157,10 +162,15 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
       await withHerald(context, command, async (herald) => {
         const summary = await summarizeDelivery(herald.store, positiveInteger(id, 'delivery id'));
         const eta = await shownDeliveryEta(herald, summary.deliveryId, summary.state);
-        if (options.json) printJson(context, eta === undefined ? summary : { ...summary, eta: etaJson(eta) });
+        const now = herald.clock.now();
+        const shaping = mergeSnapshots(await readShapingSnapshots(herald.store, now - 300_000), now);
+        const paths = deliveryPathShares(shaping, summary.deliveryId);
+        if (options.json) printJson(context, { ...summary, ...(eta !== undefined && { eta: etaJson(eta) }), paths });
         else {
           for (const line of formatSummary(summary)) context.output.out(line);
           if (eta) for (const line of formatEta(eta).slice(0, 2)) context.output.out(line);
+          for (const path of paths)
+            context.output.out(`  path ${path.pathId} [${path.nodeId}], last 5 min: ${describeShares(path.shares)}`);
         }
       });
     });
@@ -284,5 +294,7 @@ function flagsOf(options: Record<string, unknown>): Record<string, unknown> {
     list: options.list,
     validityHours: options.validityHours,
     affinity: options.affinity,
+    priority: options.priority,
+    weight: options.weight,
   };
 }

@@ -28,10 +28,17 @@ const definitionSchema = z
       .max(24 * 30)
       .optional(),
     affinity: z.string().min(1).optional(),
+    /** 0–9: on an MX path shared with other deliveries, a higher priority sends first. */
+    priority: z.number().int().min(0).max(9).optional(),
+    /** 1–100: the share of a path's budget among deliveries of the same priority. */
+    weight: z.number().int().min(1).max(100).optional(),
     /** ISO 8601 time at which sending starts (with `herald delivery start`). */
     scheduledAt: z.string().datetime({ offset: true }).optional(),
   })
   .strict();
+
+export const defaultPriority = 5;
+export const defaultWeight = 1;
 
 export type DeliveryDefinitionInput = z.infer<typeof definitionSchema>;
 
@@ -46,6 +53,10 @@ export interface DeliveryDefinition {
   listName: string | null;
   validityHours: number | null;
   affinity: string | null;
+  /** Default 5 (defaultPriority). */
+  priority?: number;
+  /** Default 1 (defaultWeight). */
+  weight?: number;
   scheduledAt: number | null;
 }
 
@@ -119,6 +130,8 @@ function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, so
     listName: input.list ?? null,
     validityHours: input.validityHours ?? null,
     affinity: input.affinity ?? null,
+    priority: input.priority ?? defaultPriority,
+    weight: input.weight ?? defaultWeight,
     scheduledAt: input.scheduledAt ? Date.parse(input.scheduledAt) : null,
   };
 }

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { AppError } from '../common/errors.ts';
-import type { DeliveryDefinition } from './definition.ts';
+import { defaultPriority, defaultWeight, type DeliveryDefinition } from './definition.ts';
 import type { Store } from '../store/database.ts';
 import type { DeliveryLogStatus, DeliveryRow, DeliveryState, DeliveryUpdate } from '../store/tables.ts';
 
@@ -37,11 +37,51 @@ export async function createDelivery(
       text_template: definition.text,
       list_id: listId,
       affinity: definition.affinity,
+      priority: definition.priority ?? defaultPriority,
+      weight: definition.weight ?? defaultWeight,
       validity_seconds: Math.round((definition.validityHours ?? defaults.validityHours) * 3600),
       scheduled_at: definition.scheduledAt,
       created_at: now,
       updated_at: now,
     })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * A delivery's share of the MX paths it shares with others (src/mta/fair-share.ts), changeable
+ * while it runs: the MTA's claims read it at once, its path queues within the content refresh (10 s).
+ */
+export async function setDeliveryShare(
+  store: Store,
+  id: number,
+  change: { priority?: number | undefined; weight?: number | undefined },
+  now: number,
+): Promise<DeliveryRow> {
+  if (change.priority === undefined && change.weight === undefined)
+    throw new AppError('INPUT_INVALID', 'give a priority (0–9), a weight (1–100) or both');
+  if (
+    change.priority !== undefined &&
+    !(Number.isInteger(change.priority) && change.priority >= 0 && change.priority <= 9)
+  )
+    throw new AppError('INPUT_INVALID', `priority: expected an integer from 0 to 9, got ${change.priority}`);
+  if (change.weight !== undefined && !(Number.isInteger(change.weight) && change.weight >= 1 && change.weight <= 100))
+    throw new AppError('INPUT_INVALID', `weight: expected an integer from 1 to 100, got ${change.weight}`);
+  const current = await getDelivery(store, id);
+  if (current.state === 'deleted') throw new AppError('INVALID_STATE', `delivery ${id} is deleted`);
+  if (current.execution_peer !== null)
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${id} is sent by the execution instance ${current.execution_peer}: change its priority there`,
+    );
+  return store.db
+    .updateTable('deliveries')
+    .set({
+      ...(change.priority !== undefined && { priority: change.priority }),
+      ...(change.weight !== undefined && { weight: change.weight }),
+      updated_at: now,
+    })
+    .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow();
 }

@@ -13,6 +13,8 @@ export function deliveryView(row: DeliveryRow) {
     validUntil: row.valid_until === null ? null : new Date(row.valid_until).toISOString(),
     scheduledAt: row.scheduled_at === null ? null : new Date(row.scheduled_at).toISOString(),
     lastError: row.last_error,
+    priority: row.priority,
+    weight: row.weight,
   };
 }
 

@@ -21,6 +21,9 @@ export interface DeliverySummary {
   /** Pending logs by the reason of their last soft failure, retried until the validity ends. */
   retryingByReason: Record<string, number>;
   lastError: string | null;
+  /** Fair share on MX paths shared with other deliveries (src/mta/fair-share.ts). */
+  priority: number;
+  weight: number;
 }
 
 export async function summarizeDelivery(store: Store, deliveryId: number): Promise<DeliverySummary> {
@@ -30,6 +33,8 @@ export async function summarizeDelivery(store: Store, deliveryId: number): Promi
     deliveryId,
     name: delivery.name,
     state: delivery.state,
+    priority: delivery.priority,
+    weight: delivery.weight,
     total: counts.total,
     sent: counts.byStatus.sent,
     failed: counts.byStatus.failed,
@@ -56,7 +61,7 @@ export function formatSummary(summary: DeliverySummary): string[] {
     .map(([reason, n]) => `${reason} ${n}`)
     .join(', ');
   return [
-    `delivery ${summary.deliveryId} "${summary.name}": ${summary.state}`,
+    `delivery ${summary.deliveryId} "${summary.name}": ${summary.state} (priority ${summary.priority}, weight ${summary.weight})`,
     `  logs ${summary.total}: sent ${summary.sent}, failed ${summary.failed}, ignored ${summary.ignored}, pending ${summary.pending}, cancelled ${summary.cancelled}; retried ${summary.retried}`,
     `  excluded ${summary.excluded}${exclusions ? ` (${exclusions})` : ''}`,
     ...(reasons ? [`  failures by reason: ${reasons}`] : []),

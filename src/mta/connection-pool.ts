@@ -1,6 +1,6 @@
 import type { ConnectionLimits, ConnectionPolicy } from './connection-policy.ts';
 import type { MxResolver } from './mx-resolver.ts';
-import { JobQueue } from './job-queue.ts';
+import { FairJobQueue, type Share } from './fair-share.ts';
 import type { PathThrottle, PathThrottleSettings, ThrottleLease, ThrottlePath } from './path-throttle.ts';
 import { connectionsToOpen, permitsToAsk, surplusToHold, type PathCounts } from './pool-decisions.ts';
 import type { MtaTimings } from './timings.ts';
@@ -37,6 +37,8 @@ export interface PoolJob {
   logId: number;
   /** Recipient domain (error-density breaker). */
   domain: string;
+  /** The delivery's priority and weight: how the path's budget is split (fair-share.ts). */
+  share?: Share;
   /** Renders and signs the message right before it is sent (or decides not to send it). */
   build(): Promise<BuildResult>;
 }
@@ -93,9 +95,9 @@ interface Connection {
   renewedAt: number;
 }
 
-interface Path<J> {
+interface Path<J extends PoolJob> {
   key: PoolKey;
-  jobs: JobQueue<J>;
+  jobs: FairJobQueue<J>;
   connections: Set<Connection>;
   opening: number;
   /** The MX address as the throttle counts it (`ip`, or `host:port` off port 25); set at the first open. */
@@ -161,7 +163,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     if (!path) {
       path = {
         key,
-        jobs: new JobQueue<J>(),
+        jobs: new FairJobQueue<J>(),
         connections: new Set(),
         opening: 0,
         permits: this.#throttle ? 0 : Infinity,
@@ -469,7 +471,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     const throttle = this.#throttle;
     if (throttle) {
       const verdict = result.kind === 'accepted' ? undefined : this.#options.classify?.(result.reply);
-      throttle.recordReply(this.#refOf(path), job.domain, result.reply, verdict);
+      throttle.recordReply(this.#refOf(path), job.domain, result.reply, verdict, job.share);
       if (connection.lease && Date.now() - connection.renewedAt >= this.#options.throttle!.renewAfterMs) {
         connection.renewedAt = Date.now();
         void throttle.renewConnection(connection.lease).catch(() => false);

@@ -294,10 +294,13 @@ class MessageDispatcher implements Dispatcher {
       return null;
     }
     let problem: string | null = null;
+    const { id: deliveryId, priority, weight } = ready.content;
+    const share = { deliveryId, priority, weight };
     for (const log of live) {
       const job: MessageJob = {
         logId: log.id,
         domain,
+        share,
         log,
         delivery: ready.content,
         ready,

@@ -32,6 +32,9 @@ export interface DeliveryContent {
   validUntil: number | null;
   /** The affinity (pool of source addresses) the delivery sends from; null = `default`. */
   affinity: string | null;
+  /** Fair share of the MX paths it shares with other deliveries (migration 0031, fair-share.ts). */
+  priority: number;
+  weight: number;
   /** deliveries.last_error: the MTA clears its own "sending held" note once the problem is gone. */
   lastError?: string | null;
 }

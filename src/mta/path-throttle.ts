@@ -1,5 +1,6 @@
 import type { SmtpReply } from '../bounce/smtp-reply.ts';
 import type { Verdict } from '../bounce/types.ts';
+import type { Share } from './fair-share.ts';
 
 // What the MTA needs from traffic shaping (the consumer owns the interface; src/shaping's Shaper
 // fits it as is). Every call is per connection or per batch of messages, never per byte; the
@@ -27,8 +28,9 @@ export interface PathThrottle {
   acquireMessages(path: ThrottlePath, count: number): Promise<{ granted: number; retryInMs: number }>;
   recordConnection(path: ThrottlePath, outcome: 'accepted' | 'refused' | 'unreachable', reply?: SmtpReply): void;
   /** The final reply of one message (or the connection failure that ended it), with its
-   *  qualification when it failed (the breaker decides "domain error" from the category). */
-  recordReply(path: ThrottlePath, domain: string, reply: SmtpReply, verdict?: Verdict): void;
+   *  qualification when it failed (the breaker decides "domain error" from the category), and the
+   *  delivery's share of the path (`herald mx stats` shows how the path's budget is split). */
+  recordReply(path: ThrottlePath, domain: string, reply: SmtpReply, verdict?: Verdict, share?: Share): void;
   /** Messages queued on the path waiting for a permit or a connection (for `herald mx stats`). */
   reportWaiting(path: ThrottlePath, count: number): void;
 }

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { ClaimedLog, DeliveryContent, MtaStore } from './mta-store.ts';
+import { claimQuotas, type Share } from './fair-share.ts';
 import type { Outcome } from './outcome.ts';
 import { inTransaction, type Store } from '../store/database.ts';
 import type { Database } from '../store/tables.ts';
@@ -159,6 +160,8 @@ export function createMtaStore(store: Store): MtaStore {
           'text_template',
           'valid_until',
           'affinity',
+          'priority',
+          'weight',
           'last_error',
         ])
         .where('id', '=', deliveryId)
@@ -175,6 +178,8 @@ export function createMtaStore(store: Store): MtaStore {
         textTemplate: row.text_template,
         validUntil: row.valid_until === null ? null : Number(row.valid_until),
         affinity: row.affinity,
+        priority: Number(row.priority),
+        weight: Number(row.weight),
         lastError: row.last_error,
       };
       return content;
@@ -216,7 +221,11 @@ export function createMtaStore(store: Store): MtaStore {
   };
 }
 
-/** Due pending logs of in-progress deliveries to 'sending' for this node, oldest due first. */
+/**
+ * Due pending logs of in-progress deliveries to 'sending' for this node. With one delivery due,
+ * oldest due first; with several, the batch is split by priority and weight (claimQuotas), each
+ * delivery's oldest due first, and what a delivery could not use goes oldest-due-first to the rest.
+ */
 async function claimDue(
   store: Store,
   nodeId: string,
@@ -224,10 +233,42 @@ async function claimDue(
   limit: number,
   leaseMs: number,
 ): Promise<ClaimedLog[]> {
+  const due = await dueDeliveries(store, now);
+  if (due.length <= 1) return claimRows(store, { nodeId, now, limit, leaseMs, deliveryId: due[0]?.deliveryId });
+  const claimed: ClaimedLog[] = [];
+  for (const [deliveryId, quota] of claimQuotas(due, limit)) {
+    const room = Math.min(quota, limit - claimed.length);
+    if (room > 0) claimed.push(...(await claimRows(store, { nodeId, now, limit: room, leaseMs, deliveryId })));
+  }
+  if (claimed.length < limit)
+    claimed.push(...(await claimRows(store, { nodeId, now, limit: limit - claimed.length, leaseMs })));
+  return claimed;
+}
+
+/** In-progress deliveries sent here with at least one due pending log (index delivery_logs_pending_due). */
+async function dueDeliveries(store: Store, now: number): Promise<Share[]> {
+  const rows = await sql<{ id: number; priority: number; weight: number }>`
+    select d.id, d.priority, d.weight from deliveries d
+    where d.state = 'in_progress' and d.execution_peer is null and exists (
+      select 1 from delivery_logs l where l.delivery_id = d.id and l.status = 'pending' and l.next_attempt_at <= ${now}
+    )`.execute(store.db);
+  return rows.rows.map((row) => ({
+    deliveryId: Number(row.id),
+    priority: Number(row.priority),
+    weight: Number(row.weight),
+  }));
+}
+
+async function claimRows(
+  store: Store,
+  claim: { nodeId: string; now: number; limit: number; leaseMs: number; deliveryId?: number | undefined },
+): Promise<ClaimedLog[]> {
   const { db } = store;
+  const { nodeId, now, limit } = claim;
   const postgres = store.dialect === 'postgres';
   const lock = postgres ? sql`for update of l skip locked` : sql``;
-  const claimedUntil = now + leaseMs;
+  const oneDelivery = claim.deliveryId === undefined ? sql`` : sql`and l.delivery_id = ${claim.deliveryId}`;
+  const claimedUntil = now + claim.leaseMs;
   // PostgreSQL: SKIP LOCKED lets several MTAs claim side by side without waiting on each
   // other. SQLite: the statement runs under the database write lock, so it is atomic as is.
   const result = await sql<{
@@ -241,7 +282,7 @@ async function claimDue(
   }>`
       with due as (
         select l.id from delivery_logs l join deliveries d on d.id = l.delivery_id
-        where l.status = 'pending' and l.next_attempt_at <= ${now} and d.state = 'in_progress'
+        where l.status = 'pending' and l.next_attempt_at <= ${now} and d.state = 'in_progress' ${oneDelivery}
           -- mid-sourcing (migration 0008): a delivery pushed to an execution instance is sent there, never here
           and d.execution_peer is null
         order by l.next_attempt_at limit ${limit} ${lock}

@@ -1,6 +1,10 @@
 import type { ReplyClass } from './reply.ts';
 import { WindowCounter } from './sliding-window.ts';
 import { hourMs } from './throttle.ts';
+import type { Share } from '../mta/fair-share.ts';
+
+/** How far back `shares` counts: "how the path's budget is being split" is a recent figure. */
+export const shareWindowMs = 5 * 60_000;
 
 // Per-path counters over a sliding hour, kept by each MTA process for `herald mx stats` and the
 // doctor. A path is (rule, public id, MX IP): keyed by rule NAME, so a reload keeps them.
@@ -29,6 +33,9 @@ export interface PathStats {
   unreachable: number;
   deferrals: { '4xx': number; '5xx': number; local: number };
   lastActivityAt: number;
+  /** Messages per delivery over the last 5 minutes (shareWindowMs), with its priority and weight,
+   *  most first: how the path's budget is being split (src/mta/fair-share.ts). */
+  shares?: Array<Share & { messages: number }>;
 }
 
 interface PathEntry {
@@ -42,6 +49,7 @@ interface PathEntry {
   deferred4xx: WindowCounter;
   failed5xx: WindowCounter;
   local: WindowCounter;
+  shares: Map<number, { share: Share; messages: WindowCounter }>;
   lastActivityAt: number;
 }
 
@@ -73,8 +81,17 @@ export class PathCounters {
   }
 
   /** One message's final reply on this path: 2xx counts as sent, others as deferrals/failures by class. */
-  recordMessage(rule: string, path: PathRef, replyClass: ReplyClass, now: number): void {
+  recordMessage(rule: string, path: PathRef, replyClass: ReplyClass, now: number, share?: Share): void {
     const entry = this.#entry(rule, path, now);
+    if (share) {
+      let counted = entry.shares.get(share.deliveryId);
+      if (!counted) {
+        counted = { share, messages: new WindowCounter(shareWindowMs) };
+        entry.shares.set(share.deliveryId, counted);
+      }
+      counted.share = share;
+      counted.messages.add(now);
+    }
     if (replyClass === '2xx') entry.messages.add(now);
     else if (replyClass === '4xx') entry.deferred4xx.add(now);
     else if (replyClass === '5xx') entry.failed5xx.add(now);
@@ -106,6 +123,7 @@ export class PathCounters {
           local: entry.local.total(now),
         },
         lastActivityAt: entry.lastActivityAt,
+        shares: sharesOf(entry, now),
       });
     }
     return out.sort((a, b) => a.pathId.localeCompare(b.pathId));
@@ -127,6 +145,7 @@ export class PathCounters {
         deferred4xx: counter(),
         failed5xx: counter(),
         local: counter(),
+        shares: new Map(),
         lastActivityAt: now,
       };
       this.#entries.set(pathId, entry);
@@ -135,4 +154,14 @@ export class PathCounters {
     entry.path.mxHost = path.mxHost;
     return entry;
   }
+}
+
+function sharesOf(entry: PathEntry, now: number): Array<Share & { messages: number }> {
+  const shares: Array<Share & { messages: number }> = [];
+  for (const [deliveryId, counted] of entry.shares) {
+    const messages = counted.messages.total(now);
+    if (messages === 0) entry.shares.delete(deliveryId);
+    else shares.push({ ...counted.share, messages });
+  }
+  return shares.sort((a, b) => b.messages - a.messages || a.deliveryId - b.deliveryId);
 }

@@ -9,6 +9,7 @@ import type { Verdict } from '../bounce/types.ts';
 import { isDomainError, replyClass } from './reply.ts';
 import { buildSnapshot, type BindingLimit, type ShapingSnapshot } from './snapshot.ts';
 import { hourMs, rateLimit, type ThrottleBackend } from './throttle.ts';
+import type { Share } from '../mta/fair-share.ts';
 
 // The one object the MTA talks to: rules + throttle backend + counters + breaker + backoff.
 // It decides with the rules in force at each call (a reload swaps them underneath) and keys
@@ -206,12 +207,13 @@ export class Shaper {
   }
 
   /** The final reply for one message on this path (2xx sent, 4xx deferred, 5xx failed), with the
-   *  bounce qualification of a failed one (the breaker reads its category, see isDomainError). */
-  recordReply(path: PathRef, domain: string, reply: SmtpReply, verdict?: Verdict): void {
+   *  bounce qualification of a failed one (the breaker reads its category, see isDomainError) and
+   *  the delivery's share (path-counters.ts counts each delivery's messages on the path). */
+  recordReply(path: PathRef, domain: string, reply: SmtpReply, verdict?: Verdict, share?: Share): void {
     const now = this.#options.clock.now();
     const rule = this.ruleFor(path.mxHost, path.publicId);
     const kind = replyClass(reply);
-    this.counters.recordMessage(rule.name, path, kind, now);
+    this.counters.recordMessage(rule.name, path, kind, now, share);
     const ok = !isDomainError(reply, verdict);
     const suspension = this.breaker.record(domain, ok, ok ? undefined : reply, now);
     if (suspension)

@@ -120,6 +120,12 @@ export function formatStatsView(view: MxStatsView): string[] {
       ]),
     ),
   );
+  const shared = view.paths.filter((p) => (p.shares?.length ?? 0) > 0);
+  lines.push(
+    '',
+    shared.length === 0 ? 'budget split per path (last 5 min): no messages' : 'budget split per path (last 5 min):',
+  );
+  for (const p of shared) lines.push(`  ${p.pathId} [${p.nodeId}]: ${describeShares(p.shares!)}`);
   if (view.sharedConnections) {
     lines.push('', 'connections open across all nodes (Redis):');
     for (const [key, open] of Object.entries(view.sharedConnections).sort()) lines.push(`  ${key}  ${open}`);
@@ -137,6 +143,35 @@ export function formatStatsView(view: MxStatsView): string[] {
     );
   }
   return lines;
+}
+
+export type PathShare = NonNullable<PathSnapshot['shares']>[number];
+
+/** `delivery 12 (priority 9, weight 1) 1234 msgs 80%; delivery 7 (priority 5, weight 1) 300 msgs 20%` */
+export function describeShares(shares: readonly PathShare[]): string {
+  const total = shares.reduce((sum, share) => sum + share.messages, 0);
+  return shares
+    .map(
+      (share) =>
+        `delivery ${share.deliveryId} (priority ${share.priority}, weight ${share.weight}) ${share.messages} msgs ${percent(share.messages / total)}`,
+    )
+    .join('; ');
+}
+
+/** The paths a delivery sent on in the last 5 minutes, each with how its budget was split. */
+export function deliveryPathShares(
+  view: MxStatsView,
+  deliveryId: number,
+): Array<{ pathId: string; nodeId: string; messages: number; fraction: number; shares: PathShare[] }> {
+  return view.paths.flatMap((path) => {
+    const shares = path.shares ?? [];
+    const own = shares.find((share) => share.deliveryId === deliveryId);
+    if (!own) return [];
+    const total = shares.reduce((sum, share) => sum + share.messages, 0);
+    return [
+      { pathId: path.pathId, nodeId: path.nodeId, messages: own.messages, fraction: own.messages / total, shares },
+    ];
+  });
 }
 
 function table(header: string[], rows: string[][]): string[] {

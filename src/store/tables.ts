@@ -85,6 +85,10 @@ export interface DeliveryTable {
   text_template: string | null;
   list_id: number | null;
   affinity: string | null;
+  /** Migration 0031: 0–9, higher first on a shared MX path (fair share, src/mta/fair-share.ts). */
+  priority: Generated<number>;
+  /** Migration 0031: 1–100, the share among deliveries of the same priority on a path. */
+  weight: Generated<number>;
   validity_seconds: number;
   /** Set when sending starts: soft failures are retried until then. */
   valid_until: number | null;

@@ -2,7 +2,7 @@ import { etaView, shownDeliveryEta } from '../../delivery/delivery-eta.ts';
 import type { Static } from '@sinclair/typebox';
 import { definitionFromJson } from '../../delivery/definition.ts';
 import { pageDeliveryLogs } from '../../delivery/delivery-log-store.ts';
-import { createDelivery, getDelivery, listDeliveries } from '../../delivery/delivery-store.ts';
+import { createDelivery, getDelivery, listDeliveries, setDeliveryShare } from '../../delivery/delivery-store.ts';
 import { deliveryView } from '../../delivery/delivery-view.ts';
 import { startDelivery } from '../../delivery/lifecycle.ts';
 import { actOnDelivery, prepareConfigured, type OperatorAction } from '../../delivery/operator-actions.ts';
@@ -77,6 +77,13 @@ export function act(action: OperatorAction) {
     const { row, forwarding } = await actOnDelivery(herald, params.id, action);
     return { delivery: deliveryView(row), forwarding: forwarding.kind === 'not-pushed' ? null : forwarding };
   };
+}
+
+export async function share(
+  { herald }: ApiContext,
+  { params, body }: HandlerInput<Id, unknown, Static<typeof S.shareBody>>,
+) {
+  return deliveryView(await setDeliveryShare(herald.store, params.id, body ?? {}, herald.clock.now()));
 }
 
 export async function logs(

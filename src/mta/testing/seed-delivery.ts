@@ -18,6 +18,9 @@ export interface SeedDeliveryOptions {
   nextAttemptAt?: number;
   /** The delivery's affinity (pool of source addresses); default none. */
   affinity?: string | null;
+  /** Fair share (migration 0031); defaults 5 and 1. */
+  priority?: number;
+  weight?: number;
 }
 
 export async function seedDelivery(
@@ -45,6 +48,8 @@ export async function seedDelivery(
       updated_at: now,
       started_at: now,
       affinity: options.affinity ?? null,
+      priority: options.priority ?? 5,
+      weight: options.weight ?? 1,
     })
     .returning('id')
     .executeTakeFirstOrThrow();
