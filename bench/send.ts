@@ -29,6 +29,7 @@ import { insertSubscription } from '../src/webhooks/webhook-store.ts';
 import { startApiServer } from '../src/api/server.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
+import { benchContent as content, benchRecipients } from './support/bench-content.ts';
 
 if (process.argv[2] === '--sink') {
   const sink = await startSmtpSink({ hostname: 'mx.bench.test', trackRecipients: false });
@@ -84,17 +85,11 @@ async function main(): Promise<void> {
       child.once('message', (message) => resolve((message as { port: number }).port)),
     );
     const seedStart = performance.now();
-    const recipients = Array.from({ length: messages }, (_, i) => ({
-      email: `user${i}@bench.test`,
-      data: {
-        first_name: `First${i}`,
-        last_name: `Last${i}`,
-        city: ['Lyon', 'Paris', 'Nantes', 'Lille'][i % 4],
-        points: i * 7,
-        offer: `OFFER-${(i * 7919) % 100000}`,
-      },
-    }));
-    await seedDelivery(store.db, { now: Date.now(), recipients, ...content() });
+    await seedDelivery(store.db, {
+      now: Date.now(),
+      recipients: benchRecipients(messages, 'bench.test'),
+      ...content(),
+    });
     if (webhook !== 'none')
       await insertSubscription(store, {
         url: 'http://127.0.0.1:9/bench',
@@ -201,30 +196,6 @@ async function main(): Promise<void> {
     await store.close();
     await database.drop();
   }
-}
-
-function content() {
-  const paragraph =
-    'Our spring collection is here, with new colours and fabrics chosen for the season. ' +
-    'As a member you get early access before everyone else, and free delivery on every order. ';
-  const html =
-    `<!doctype html><html><head><meta charset="utf-8"><title>Spring offer</title></head><body style="font-family:Arial,sans-serif;color:#222">` +
-    `<table width="100%" cellpadding="0" cellspacing="0"><tr><td align="center"><table width="600"><tr><td>` +
-    `<h1 style="font-size:22px">Hello {{ first_name }} {{ last_name }},</h1>` +
-    `<p>${paragraph}</p><p>${paragraph}</p>` +
-    `<p>Your store in <b>{{ city }}</b> has prepared a selection for you. You have <b>{{ points }}</b> points.</p>` +
-    `<p style="text-align:center"><a href="https://shop.brand.test/offer?code={{ offer }}" style="background:#0a7;color:#fff;padding:12px 24px;text-decoration:none">Use code {{ offer }}</a></p>` +
-    `<p>${paragraph}</p>` +
-    `<p style="font-size:11px;color:#888">You receive this email because you subscribed at brand.test. <a href="https://brand.test/unsubscribe">Unsubscribe</a>.</p>` +
-    `</td></tr></table></td></tr></table></body></html>`;
-  const text = `Hello {{ first_name }} {{ last_name }},\n\n${paragraph}\n\nYour store in {{ city }} has prepared a selection for you. You have {{ points }} points.\nUse code {{ offer }}: https://shop.brand.test/offer?code={{ offer }}\n\nUnsubscribe: https://brand.test/unsubscribe\n`;
-  return {
-    subject: '{{ first_name }}, your spring offer is here',
-    html,
-    text,
-    fromName: 'Brand',
-    fromAddress: 'news@brand.test',
-  };
 }
 
 function dkimKeys(kind: string): Map<string, DkimKey[]> {

@@ -40,8 +40,8 @@ if (unavailable) {
 const prefix = `herald:test:${process.pid}:${randomId(4)}:`;
 const opened: ThrottleBackend[] = [];
 
-function backend(timeSource: 'caller' | 'redis' = 'caller'): ThrottleBackend {
-  const throttle = createRedisThrottle({ url: redisUrl, keyPrefix: prefix, timeSource });
+function backend(timeSource: 'caller' | 'redis' = 'caller', owner?: string): ThrottleBackend {
+  const throttle = createRedisThrottle({ url: redisUrl, keyPrefix: prefix, timeSource, ...(owner && { owner }) });
   opened.push(throttle);
   return throttle;
 }
@@ -64,6 +64,31 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     expect(await throttle.acquireMessages('gcra', limit, 1, 1_000_100)).toEqual({ granted: 1, retryInMs: 0 });
     const snapshot = await throttle.snapshot(1_000_100);
     expect(snapshot.rates.gcra).toEqual({ bookedUntil: 1_000_600 });
+  });
+
+  it('shares a path between nodes: one holding every lease gives freed ones to a waiting node, up to half each', async () => {
+    const a = backend('caller', 'node-a');
+    const b = backend('caller', 'node-b');
+    const now = 5_000_000;
+    const leasesOfA: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const grant = await a.acquireConnection('fair', 4, 60_000, now);
+      expect(grant.granted).toBe(true);
+      if (grant.granted) leasesOfA.push(grant.leaseId);
+    }
+    // B is refused (full) and becomes a waiter.
+    expect((await b.acquireConnection('fair', 4, 60_000, now + 1)).granted).toBe(false);
+    // A's connection rotates: while B waits, A (3 held, share 4/2 = 2) may not take the slot back.
+    await a.releaseConnection('fair', leasesOfA.pop()!);
+    expect((await a.acquireConnection('fair', 4, 60_000, now + 2)).granted).toBe(false);
+    expect((await b.acquireConnection('fair', 4, 60_000, now + 3)).granted).toBe(true);
+    await a.releaseConnection('fair', leasesOfA.pop()!);
+    expect((await b.acquireConnection('fair', 4, 60_000, now + 4)).granted).toBe(true);
+    // Two each: B no longer waits, and nobody may exceed the limit.
+    expect((await b.acquireConnection('fair', 4, 60_000, now + 5)).granted).toBe(false);
+    // Once B's waiting entry is stale (3 polls), A gets a freed slot again.
+    await a.releaseConnection('fair', leasesOfA.pop()!);
+    expect((await a.acquireConnection('fair', 4, 60_000, now + 5_000)).granted).toBe(true);
   });
 
   it('two independent clients never exceed one connection limit together', async () => {

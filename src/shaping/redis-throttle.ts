@@ -14,6 +14,12 @@ import {
 // ioredis defineCommand), so a grant costs one round trip; concurrent calls are auto-pipelined.
 // Connection leases are sorted-set members scored by their expiry: a crashed process's leases
 // simply expire. Keys carry a TTL, so abandoned paths disappear by themselves.
+//
+// Fair share of a path's connections between nodes: a lease id starts with its node (`owner|…`),
+// and a node refused a lease writes itself as a waiter (a second sorted set, entries live 3 polls).
+// While another node waits, a node that already holds its share (limit / nodes holding or waiting)
+// is refused new leases, so the slots its connections free at rotation (maxMessagesPerConnection)
+// or at the end go to the waiting node instead of back to the node that took them all first.
 
 export interface RedisThrottleOptions {
   url: string;
@@ -25,6 +31,8 @@ export interface RedisThrottleOptions {
    */
   timeSource?: 'redis' | 'caller';
   redisOptions?: RedisOptions;
+  /** This MTA node's id: the owner of its connection leases (fair share between nodes). No '|'. */
+  owner?: string;
 }
 
 // ARGV[1] is now in ms, or -1 to read the server clock.
@@ -58,20 +66,48 @@ end
 return {granted, retry}
 `;
 
-// ARGV: now, limit, lease ms, lease id, poll ms.
+// KEYS: leases, waiters. ARGV: now, limit, lease ms, lease id, poll ms, owner ('' = no fair share).
 const acquireConnectionScript = `${nowPrelude}
 local limit = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
+local poll = tonumber(ARGV[5])
+local owner = ARGV[6]
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local open = redis.call('ZCARD', KEYS[1])
 if open < limit then
+  if owner ~= '' then
+    local nodes = {[owner] = true}
+    local count = 1
+    local others = 0
+    for _, waiter in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      if waiter ~= owner then
+        others = others + 1
+        if not nodes[waiter] then nodes[waiter] = true; count = count + 1 end
+      end
+    end
+    if others > 0 then
+      local mine = 0
+      for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+        local holder = string.match(id, '^(.*)|')
+        if holder == owner then mine = mine + 1 end
+        if holder and not nodes[holder] then nodes[holder] = true; count = count + 1 end
+      end
+      if mine >= math.max(1, math.floor(limit / count)) then return {0, open, poll} end
+    end
+    redis.call('ZREM', KEYS[2], owner)
+  end
   redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
   if redis.call('PTTL', KEYS[1]) < lease + 1000 then redis.call('PEXPIRE', KEYS[1], lease + 1000) end
   return {1, open + 1, 0}
 end
+if owner ~= '' then
+  redis.call('ZADD', KEYS[2], now + 3 * poll, owner)
+  redis.call('PEXPIRE', KEYS[2], 3 * poll + 1000)
+end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local retry = math.ceil(tonumber(first[2]) - now)
-if retry > tonumber(ARGV[5]) then retry = tonumber(ARGV[5]) end
+if retry > poll then retry = poll end
 if retry < 1 then retry = 1 end
 return {0, open, retry}
 `;
@@ -96,11 +132,13 @@ interface ShapingCommands {
   ): Promise<[number, number]>;
   heraldAcquireConnection(
     key: string,
+    waitersKey: string,
     now: number,
     limit: number,
     leaseMs: number,
     leaseId: string,
     pollMs: number,
+    owner: string,
   ): Promise<[number, number, number]>;
   heraldRenewConnection(key: string, now: number, leaseMs: number, leaseId: string): Promise<number>;
 }
@@ -108,6 +146,7 @@ interface ShapingCommands {
 export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBackend {
   const prefix = options.keyPrefix ?? 'herald:shaping:';
   const callerTime = options.timeSource === 'caller';
+  const owner = options.owner?.replaceAll('|', '_') ?? '';
   const redis = new Redis(options.url, {
     enableAutoPipelining: true,
     maxRetriesPerRequest: 2,
@@ -115,7 +154,7 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
     ...options.redisOptions,
   });
   redis.defineCommand('heraldAcquireMessages', { numberOfKeys: 1, lua: acquireMessagesScript });
-  redis.defineCommand('heraldAcquireConnection', { numberOfKeys: 1, lua: acquireConnectionScript });
+  redis.defineCommand('heraldAcquireConnection', { numberOfKeys: 2, lua: acquireConnectionScript });
   redis.defineCommand('heraldRenewConnection', { numberOfKeys: 1, lua: renewConnectionScript });
   const commands = redis as unknown as Redis & ShapingCommands;
   const time = (now: number) => (callerTime ? now : -1);
@@ -125,14 +164,16 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
   return {
     kind: 'redis',
     async acquireConnection(key, limit, leaseMs, now): Promise<ConnectionGrant> {
-      const leaseId = newLeaseId();
+      const leaseId = owner ? `${owner}|${newLeaseId()}` : newLeaseId();
       const [granted, open, retryInMs] = await commands.heraldAcquireConnection(
         connectionKey(key),
+        `${prefix}w:${key}`,
         time(now),
         limit,
         leaseMs,
         leaseId,
         connectionPollMs,
+        owner,
       );
       return granted === 1 ? { granted: true, leaseId, open } : { granted: false, open, retryInMs };
     },

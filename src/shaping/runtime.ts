@@ -51,7 +51,7 @@ export function createShapingRuntime(options: CreateShapingOptions): ShapingRunt
     });
   const rules = new RulesHolder(loaded.rules);
   const backend = config.redisUrl
-    ? createRedisThrottle({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix })
+    ? createRedisThrottle({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, owner: options.nodeId })
     : createMemoryThrottle();
   const shaper = new Shaper({
     rules,
