@@ -26,7 +26,7 @@ const redis = await reachable(6379);
 const sendMessages = quick ? '10000' : '50000';
 const recipients = quick ? '100000' : '1000000';
 
-const runs: Array<{ title: string; args: string[]; needs?: 'postgres' | 'redis' }> = [
+const runs: Array<{ title: string; args: string[]; needs?: 'postgres' | 'redis' | 'postgres+redis' }> = [
   { title: 'send, SQLite', args: ['bench/send.ts', '--messages', sendMessages] },
   {
     title: 'send, SQLite, RSA-2048 DKIM',
@@ -55,16 +55,21 @@ const runs: Array<{ title: string; args: string[]; needs?: 'postgres' | 'redis' 
   { title: 'mid-sourcing push', args: ['bench/mid-push.ts', recipients] },
   { title: 'cleanup while writing', args: ['bench/cleanup.ts'] },
   { title: 'simulator sink', args: ['bench/sink-throughput.ts'] },
+  {
+    title: 'scale-out, 2 MTA nodes',
+    args: ['bench/scale-out.ts', ...(quick ? ['--messages', '10000', '--limited-messages', '10000'] : [])],
+    needs: 'postgres+redis',
+  },
   { title: 'dashboard', args: ['bench/dashboard.ts', '--logs', recipients, '--messages', quick ? '5000' : '20000'] },
 ];
 
 for (const run of runs) {
   console.log(`\n=== ${run.title}: node --import tsx ${run.args.join(' ')}`);
-  if (run.needs === 'postgres' && !postgres) {
+  if (run.needs?.startsWith('postgres') && !postgres) {
     console.log('skipped: PostgreSQL is not reachable on 127.0.0.1:5432');
     continue;
   }
-  if (run.needs === 'redis' && !redis) {
+  if (run.needs?.endsWith('redis') && !redis) {
     console.log('skipped: Redis is not reachable on 127.0.0.1:6379');
     continue;
   }
