@@ -204,6 +204,20 @@ describeEachDialect('dashboard over HTTP', (context) => {
     ).toBe('paused');
     const resumed = await web.post(`/ui/deliveries/${deliveryId}/resume`, { _csrf: csrfOf(confirm.text) });
     expect(resumed.status).toBe(303);
+    expect(page.text).toContain(`action="/ui/deliveries/${deliveryId}/priority"`);
+    const raised = await web.post(`/ui/deliveries/${deliveryId}/priority`, {
+      _csrf: csrfOf(page.text),
+      priority: '8',
+      weight: '3',
+    });
+    expect(raised.status).toBe(303);
+    expect((await web.get(`/ui/deliveries/${deliveryId}`)).text).toContain('8 (weight 3)');
+    const outOfRange = await web.post(`/ui/deliveries/${deliveryId}/priority`, {
+      _csrf: csrfOf(page.text),
+      priority: '12',
+    });
+    expect(outOfRange.status).toBe(400);
+    expect(outOfRange.text).toContain('priority: expected an integer from 0 to 9, got 12');
     const audit = await herald.store.db
       .selectFrom('api_audit')
       .select(['route', 'status'])
@@ -213,6 +227,7 @@ describeEachDialect('dashboard over HTTP', (context) => {
       expect.arrayContaining([
         { route: 'web.pauseDelivery', status: 303 },
         { route: 'web.resumeDelivery', status: 303 },
+        { route: 'web.setDeliveryPriority', status: 303 },
       ]),
     );
   });
@@ -223,6 +238,7 @@ describeEachDialect('dashboard over HTTP', (context) => {
     const delivery = await web.get(`/ui/deliveries/${deliveryId}`);
     expect(delivery.status).toBe(200);
     expect(delivery.text).not.toContain('/confirm/');
+    expect(delivery.text).not.toContain('/priority"');
     const refused = await web.post(`/ui/deliveries/${deliveryId}/pause`, { _csrf: csrfOf(page.text) });
     expect(refused.status).toBe(403);
     expect(refused.text).toContain('needs the operator role');

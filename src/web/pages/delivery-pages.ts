@@ -1,4 +1,4 @@
-import { getDelivery } from '../../delivery/delivery-store.ts';
+import { getDelivery, setDeliveryShare } from '../../delivery/delivery-store.ts';
 import { startDelivery } from '../../delivery/lifecycle.ts';
 import { actOnDelivery } from '../../delivery/operator-actions.ts';
 import { countLogsByDelivery, searchDeliveries } from '../../delivery/progress-store.ts';
@@ -125,7 +125,19 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
     return context.render('delivery', {
       title: `Delivery ${id}`,
       nav: 'deliveries',
-      delivery: { id, name: delivery.name, subject: delivery.subject_template, from: delivery.from_address },
+      delivery: {
+        id,
+        name: delivery.name,
+        subject: delivery.subject_template,
+        from: delivery.from_address,
+        priority: delivery.priority,
+        weight: delivery.weight,
+      },
+      // Fair share of shared MX paths (docs/mx-rules.md); a pushed delivery is changed on its execution instance.
+      canSetShare:
+        context.may('operator') &&
+        delivery.execution_peer === null &&
+        !['deleted', 'finished', 'stopped'].includes(delivery.state),
       live: deliveryLiveView(tick, ticks.eta.peek(id)),
       doctor: findingsView(ticks.findings.peek(id)),
       actions: context.may('operator') ? availableActions(tick.summary.state) : [],
@@ -181,7 +193,29 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
     });
   }
 
+  routes.post('/deliveries/:id/priority', { permission: 'operator', audit: 'setDeliveryPriority' }, async (context) => {
+    const id = deliveryIdOf(context);
+    const body = context.request.body as Record<string, unknown>;
+    const { herald } = context;
+    await setDeliveryShare(
+      herald.store,
+      id,
+      { priority: wholeNumber(body, 'priority'), weight: wholeNumber(body, 'weight') },
+      herald.clock.now(),
+    );
+    return context.reply.redirect(`/ui/deliveries/${id}`, 303);
+  });
+
   registerDeliveryLogPages(routes);
+}
+
+/** An optional form field holding a whole number (setDeliveryShare checks its range). */
+function wholeNumber(body: Record<string, unknown>, field: string): number | undefined {
+  const value = body[field];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || !/^\d{1,4}$/.test(value.trim()))
+    throw new AppError('INPUT_INVALID', `${field}: expected a whole number`);
+  return Number(value.trim());
 }
 
 /**
