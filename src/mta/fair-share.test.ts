@@ -103,6 +103,13 @@ describe('claimQuotas', () => {
     expect(quotas.get(1)! + quotas.get(3)!).toBeLessThanOrEqual(500);
   });
 
+  it('gives quotas to the strongest deliveries only, so a batch stays a bounded number of statements', () => {
+    const due = Array.from({ length: 80 }, (_, i) => share(i + 1, i < 5 ? 9 : 5));
+    const quotas = claimQuotas(due, 1_000, 50);
+    expect(quotas.size).toBe(50);
+    for (let id = 1; id <= 5; id++) expect(quotas.has(id)).toBe(true);
+  });
+
   it('is empty with nothing due or no room', () => {
     expect(claimQuotas([], 100).size).toBe(0);
     expect(claimQuotas([share(1)], 0).size).toBe(0);
