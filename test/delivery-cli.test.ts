@@ -61,21 +61,11 @@ describeEachDialect('herald delivery', (context) => {
   it('sets priority and weight at creation and while the delivery runs, refusing bad values with nothing changed', async () => {
     const text = join(mkdtempSync(join(tmpdir(), 'herald-cli-')), 'body.txt');
     writeFileSync(text, 'Hello');
-    const created = await runHerald(context.url(), [
-      'delivery',
-      'create',
-      '--name',
-      'urgent',
-      '--from',
-      'news@herald.test',
-      '--subject',
-      'Hi',
-      '--text-file',
-      text,
-      '--priority',
-      '8',
-      '--json',
-    ]);
+    const create = (name: string, priority: string) => [
+      ...['delivery', 'create', '--name', name, '--from', 'news@herald.test', '--subject', 'Hi'],
+      ...['--text-file', text, '--priority', priority],
+    ];
+    const created = await runHerald(context.url(), [...create('urgent', '8'), '--json']);
     const [delivery] = created.json<{ id: number; priority: number; weight: number }>();
     expect(delivery).toMatchObject({ priority: 8, weight: 1 });
     const id = String(delivery!.id);
@@ -94,20 +84,7 @@ describeEachDialect('herald delivery', (context) => {
     }
     const shown = await runHerald(context.url(), ['delivery', 'show', id, '--json']);
     expect(shown.json()[0]).toMatchObject({ priority: 8, weight: 4 });
-    const badCreate = await runHerald(context.url(), [
-      'delivery',
-      'create',
-      '--name',
-      'y',
-      '--from',
-      'news@herald.test',
-      '--subject',
-      'Hi',
-      '--text-file',
-      text,
-      '--priority',
-      '12',
-    ]);
+    const badCreate = await runHerald(context.url(), create('y', '12'));
     expect(badCreate.exitCode).toBe(1);
     expect(badCreate.stderr.join('\n')).toMatch(/--priority:/);
   });

@@ -2,16 +2,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { silentLogger } from '../src/common/logger.ts';
 import { configSchema } from '../src/config/schema.ts';
-import { createMta } from '../src/mta/queue-runner.ts';
-import { createMtaStore } from '../src/mta/queue-store.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { readShapingSnapshots } from '../src/shaping/stats-store.ts';
-import { createMtaShaping } from '../src/shaping/mta-shaping.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect, type DialectContext } from './support/databases.ts';
+import { createShapedMta } from './support/shaped-mta.ts';
 import { waitFor } from './support/wait.ts';
 
 // Issue 18, fair share: several deliveries sending to the same MX host share its MX rule's budget
@@ -60,30 +57,19 @@ function startMta(context: DialectContext) {
       maxQueued: 60,
     },
   }).mta;
-  const parts = createMtaShaping({
-    config: configSchema.parse({ shaping: { rulesFiles: [rules], ratePeriodMs: 2_000, statsIntervalMs: 1_000 } })
-      .shaping,
+  const { mta, shaping } = createShapedMta(context, {
     mta: config,
-    clock: { now: () => Date.now() },
-    logger: silentLogger,
+    shaping: { rulesFiles: [rules], ratePeriodMs: 2_000, statsIntervalMs: 1_000 },
     nodeId,
-    store: context.store(),
-  });
-  const mta = createMta({
-    store: createMtaStore(context.store()),
-    nodeId,
-    config,
-    logger: silentLogger,
-    shaping: parts.mta,
   });
   return {
     async start() {
-      parts.runtime.start();
+      shaping.start();
       await mta.start();
     },
     async stop() {
       await mta.stop();
-      await parts.runtime.stop();
+      await shaping.stop();
     },
   };
 }

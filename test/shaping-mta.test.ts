@@ -3,18 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createClassifierSource } from '../src/bounce/qualification-classifier.ts';
-import { silentLogger } from '../src/common/logger.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { heldPrefix } from '../src/mta/dispatch.ts';
-import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
+import type { MtaConfig } from '../src/mta/queue-runner.ts';
 import type { ClassifyReply } from '../src/bounce/types.ts';
 import { createReplyClassifier } from '../src/bounce/reply-classifier.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
-import { createMtaShaping, type MtaShapingParts } from '../src/shaping/mta-shaping.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
-import { createMtaStore } from '../src/mta/queue-store.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect, type DialectContext } from './support/databases.ts';
+import { createShapedMta } from './support/shaped-mta.ts';
 import { waitFor } from './support/wait.ts';
 
 // Issue 3 acceptance, in one MTA process against the ISP simulator: the rate toward a rule's MX
@@ -67,26 +65,12 @@ function startShaped(
   nodeId = `shaped-${context.dialect}`,
   classify?: ClassifyReply,
 ) {
-  const config = mtaConfig();
-  const parts: MtaShapingParts = createMtaShaping({
-    config: configSchema.parse({
-      shaping: { rulesFiles: [rulesFile], ratePeriodMs: periodMs, reloadCheckMs: 100, ...shaping },
-    }).shaping,
-    mta: config,
-    clock: { now: () => Date.now() },
-    logger: silentLogger,
+  return createShapedMta(context, {
+    mta: mtaConfig(),
+    shaping: { rulesFiles: [rulesFile], ratePeriodMs: periodMs, reloadCheckMs: 100, ...shaping },
     nodeId,
-    store: context.store(),
+    classify,
   });
-  const mta = createMta({
-    store: createMtaStore(context.store()),
-    nodeId,
-    config,
-    logger: silentLogger,
-    shaping: parts.mta,
-    ...(classify && { classify }),
-  });
-  return { mta, shaping: parts.runtime };
 }
 
 async function sentTimes(context: DialectContext, deliveryId: number): Promise<number[]> {

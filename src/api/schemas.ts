@@ -1,4 +1,5 @@
 import { Type, type TProperties, type TSchema } from '@sinclair/typebox';
+import { shareLimits } from '../delivery/definition.ts';
 import { webhookKinds } from '../webhooks/subscriptions.ts';
 
 // The JSON shapes of the API, shared by the routes table (routes.ts) and so by the OpenAPI document.
@@ -62,16 +63,20 @@ export const delivery = Type.Object(
     validUntil: nullable(isoTime),
     scheduledAt: nullable(isoTime),
     lastError: nullable(Type.String()),
-    priority: Type.Integer({ minimum: 0, maximum: 9 }),
-    weight: Type.Integer({ minimum: 1, maximum: 100 }),
+    priority: Type.Integer(),
+    weight: Type.Integer(),
   },
   open,
 );
 
-const priority = Type.Integer({ minimum: 0, maximum: 9, description: 'higher sends first on a shared MX path' });
+const priority = Type.Integer({
+  minimum: shareLimits.priority.min,
+  maximum: shareLimits.priority.max,
+  description: 'higher sends first on a shared MX path',
+});
 const weight = Type.Integer({
-  minimum: 1,
-  maximum: 100,
+  minimum: shareLimits.weight.min,
+  maximum: shareLimits.weight.max,
   description: 'share of a path among deliveries of the same priority',
 });
 

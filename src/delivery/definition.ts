@@ -8,6 +8,9 @@ import { compileContent } from './content.ts';
 // A delivery definition, from a YAML/JSON file or CLI flags. Bodies may be inline or in files
 // (paths relative to the definition file).
 
+/** A delivery's fair share of shared MX paths (src/mta/fair-share.ts): the allowed ranges. */
+export const shareLimits = { priority: { min: 0, max: 9 }, weight: { min: 1, max: 100 } } as const;
+
 const definitionSchema = z
   .object({
     name: z.string().min(1).max(200),
@@ -29,9 +32,9 @@ const definitionSchema = z
       .optional(),
     affinity: z.string().min(1).optional(),
     /** 0–9: on an MX path shared with other deliveries, a higher priority sends first. */
-    priority: z.number().int().min(0).max(9).optional(),
+    priority: z.number().int().min(shareLimits.priority.min).max(shareLimits.priority.max).optional(),
     /** 1–100: the share of a path's budget among deliveries of the same priority. */
-    weight: z.number().int().min(1).max(100).optional(),
+    weight: z.number().int().min(shareLimits.weight.min).max(shareLimits.weight.max).optional(),
     /** ISO 8601 time at which sending starts (with `herald delivery start`). */
     scheduledAt: z.string().datetime({ offset: true }).optional(),
   })

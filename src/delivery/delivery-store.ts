@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { AppError } from '../common/errors.ts';
-import { defaultPriority, defaultWeight, type DeliveryDefinition } from './definition.ts';
+import { defaultPriority, defaultWeight, shareLimits, type DeliveryDefinition } from './definition.ts';
 import type { Store } from '../store/database.ts';
 import type { DeliveryLogStatus, DeliveryRow, DeliveryState, DeliveryUpdate } from '../store/tables.ts';
 
@@ -60,13 +60,12 @@ export async function setDeliveryShare(
 ): Promise<DeliveryRow> {
   if (change.priority === undefined && change.weight === undefined)
     throw new AppError('INPUT_INVALID', 'give a priority (0–9), a weight (1–100) or both');
-  if (
-    change.priority !== undefined &&
-    !(Number.isInteger(change.priority) && change.priority >= 0 && change.priority <= 9)
-  )
-    throw new AppError('INPUT_INVALID', `priority: expected an integer from 0 to 9, got ${change.priority}`);
-  if (change.weight !== undefined && !(Number.isInteger(change.weight) && change.weight >= 1 && change.weight <= 100))
-    throw new AppError('INPUT_INVALID', `weight: expected an integer from 1 to 100, got ${change.weight}`);
+  for (const field of ['priority', 'weight'] as const) {
+    const value = change[field];
+    const { min, max } = shareLimits[field];
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max))
+      throw new AppError('INPUT_INVALID', `${field}: expected an integer from ${min} to ${max}, got ${value}`);
+  }
   const current = await getDelivery(store, id);
   if (current.state === 'deleted') throw new AppError('INVALID_STATE', `delivery ${id} is deleted`);
   if (current.execution_peer !== null)
