@@ -65,6 +65,8 @@ export const decisionFiles = [
   'src/mta/fair-share.ts',
   'src/mta/outcome.ts',
   'src/mta/pool-decisions.ts',
+  'src/mta/smtp-reply-reader.ts',
+  'src/mta/smtp-transparency.ts',
   'src/mta/retry-schedule.ts',
   'src/mta/routes.ts',
   'src/mta/source-selection.ts',

@@ -1,15 +1,21 @@
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { localFailure, parseSmtpReply, type LocalFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
+import { SmtpReplyReader } from './smtp-reply-reader.ts';
+import { smtpDataOf } from './smtp-transparency.ts';
 
-// One SMTP connection to one MX host, over nodemailer's low-level SMTPConnection, with its
-// callbacks turned into values. The key distinction: a reply to *this message* (the connection is
-// still good) versus a connection-level failure (no final reply: the message was not delivered as
-// far as we know and must be retried — never counted as sent).
+// One SMTP connection to one MX host (RFC 5321), over node:net and node:tls. Where the server
+// offers PIPELINING (RFC 2920), a message's MAIL FROM, RCPT TO and DATA go in one write and its
+// content and final dot in a second: two round trips and two writes per message instead of four.
+// nodemailer's SMTPConnection, used before, sends and waits for one command at a time.
+// The key distinction of its results: a reply to *this message* (the connection is still good)
+// versus a connection-level failure (no final reply: the message was not delivered as far as we
+// know and must be retried — never counted as sent).
 
 export interface SmtpTimeouts {
   /** TCP connect + greeting + EHLO/STARTTLS. */
   connectTimeoutMs: number;
-  /** Each command reply while idle or in the envelope. */
+  /** Each command reply while idle or in the envelope; an idle connection closes after it too. */
   commandTimeoutMs: number;
   /** The reply after the final dot (RFC 5321 §4.5.3.2.6). */
   dataTimeoutMs: number;
@@ -39,190 +45,316 @@ export type TransactionResult =
 export type OpenResult = { kind: 'open'; session: SmtpSession } | { kind: 'failed'; reply: SmtpReply };
 
 export interface SmtpSession {
-  send(envelopeFrom: string, recipient: string, message: string | Buffer): Promise<TransactionResult>;
+  send(envelopeFrom: string, recipient: string, message: string): Promise<TransactionResult>;
   /** Polite end: QUIT, then close. */
   quit(): void;
   close(): void;
   readonly closed: boolean;
   /** True from quit()/close() on: the connection takes no new transaction. */
   readonly closing: boolean;
+  /** Whether the server offered PIPELINING (and the session uses it). */
+  readonly pipelining: boolean;
   /** Called once when the connection's socket is closed, whoever ended it. */
   onClose(listener: () => void): void;
 }
 
-interface NodemailerError extends Error {
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  responseCode?: number;
+/** After QUIT, how long the server has to close before the socket is destroyed. */
+const quitCloseMs = 1_000;
+/** A character that would end or split a command line: never sent inside an envelope address. */
+const unsafeInCommand = /[\r\n<>\0]/;
+
+export async function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult> {
+  const connection = new SmtpClientConnection(options);
+  const failure = await connection.open();
+  if (failure) {
+    connection.close();
+    return { kind: 'failed', reply: failure };
+  }
+  return { kind: 'open', session: connection };
 }
 
-export function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult> {
-  const servernameIsIp = /^[\d.]+$|:/.test(options.servername);
-  const connection = new SMTPConnection({
-    host: options.host,
-    port: options.port,
-    name: options.heloName,
-    connectionTimeout: options.timeouts.connectTimeoutMs,
-    greetingTimeout: options.timeouts.connectTimeoutMs,
-    socketTimeout: options.timeouts.commandTimeoutMs,
-    // Our own deadline covers a peer that never closes; do not keep a dead socket around.
-    socketCloseTimeout: 1_000,
-    ignoreTLS: !options.opportunisticTls && !options.requireTls,
-    requireTLS: options.requireTls === true,
-    opportunisticTLS: !options.requireTls,
-    // MX certificates are rarely valid for the MX name; opportunistic TLS still beats plain text.
-    tls: { rejectUnauthorized: false, ...(servernameIsIp ? {} : { servername: options.servername }) },
-    localAddress: options.localAddress,
-    allowInternalNetworkInterfaces: true,
-    logger: false,
-  });
-  let closed = false;
-  // Set by quit()/close(): no transaction may start on a connection that is going away.
-  let closing = false;
-  // nodemailer does not always call back a send that was pending when the socket went away
-  // (e.g. after QUIT); the end of the connection settles it as a connection failure.
-  let pendingSend: ((result: TransactionResult) => void) | null = null;
-  const closeListeners: Array<() => void> = [];
-  let lastError: NodemailerError | undefined;
-  connection.on('error', (error: NodemailerError) => {
-    lastError = error;
-  });
-  connection.once('end', () => {
-    closed = true;
-    // The settle function clears pendingSend itself (and ignores a second settlement). On a 421
-    // (rate limit at MAIL FROM) nodemailer closes first and calls the send back right after, with
-    // the server's words: let that callback settle it, so `421 4.7.0 ...` reaches qualification and backoff.
-    queueMicrotask(() =>
-      pendingSend?.({
+class SmtpClientConnection implements SmtpSession {
+  readonly #options: SmtpConnectOptions;
+  readonly #socket: Socket;
+  /** The socket commands are written to: the TCP socket, or the TLS socket over it after STARTTLS. */
+  #stream: Socket;
+  #reader = new SmtpReplyReader();
+  /** Why the connection went away when no reply says it (timeout, reset, protocol error). */
+  #failure: SmtpReply | undefined;
+  #extensions = new Set<string>();
+  #closed = false;
+  #closing = false;
+  /** Set once the TLS handshake finished: a later socket error is a lost connection, not a TLS failure. */
+  #secure = false;
+  #busy = false;
+  #quitWhenIdle = false;
+  readonly #closeListeners: Array<() => void> = [];
+
+  constructor(options: SmtpConnectOptions) {
+    this.#options = options;
+    this.#socket = connectTcp({ host: options.host, port: options.port, localAddress: options.localAddress });
+    this.#socket.setNoDelay(true);
+    this.#stream = this.#socket;
+    this.#listen(this.#socket);
+    this.#socket.once('close', () => this.#onSocketClosed());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get closing(): boolean {
+    return this.#closing || this.#closed;
+  }
+
+  get pipelining(): boolean {
+    return this.#extensions.has('PIPELINING');
+  }
+
+  onClose(listener: () => void): void {
+    if (this.#closed) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  /** Connects, reads the greeting, says EHLO (HELO when refused) and upgrades with STARTTLS; the failure, if any. */
+  async open(): Promise<SmtpReply | undefined> {
+    const { timeouts } = this.#options;
+    const deadline = setTimeout(
+      () =>
+        this.#fail(
+          localFailure(
+            'timeout',
+            `connection timeout: no session within ${timeouts.connectTimeoutMs} ms (connect, greeting, EHLO)`,
+          ),
+        ),
+      timeouts.connectTimeoutMs,
+    );
+    try {
+      const greeting = await this.#reader.next();
+      if (greeting === null) return this.#lost('connection closed before the greeting');
+      if (!greeting.startsWith('220')) return parseSmtpReply(greeting);
+      const hello = await this.#hello();
+      if (hello) return hello;
+      const tls = await this.#startTls();
+      if (tls) return tls;
+      this.#stream.setTimeout(timeouts.commandTimeoutMs);
+      return undefined;
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  send(envelopeFrom: string, recipient: string, message: string): Promise<TransactionResult> {
+    if (this.#closed || this.#closing || this.#busy)
+      return Promise.resolve({
         kind: 'connection_failed',
-        reply: lastError
-          ? replyFromError(lastError)
-          : localFailure('connection_lost', 'connection closed during the transaction'),
-      }),
-    );
-    // nodemailer says 'end' when it starts closing; the socket may still be open (our FIN sent,
-    // the server's pending). The pool counts the connection until the socket is really closed.
-    const socket = connection._socket;
-    const notify = () => {
-      for (const listener of closeListeners.splice(0)) listener();
-    };
-    if (socket && !socket.closed) socket.once('close', notify);
-    else notify();
-  });
-
-  const session: SmtpSession = {
-    get closed() {
-      return closed;
-    },
-    onClose(listener) {
-      if (closed) listener();
-      else closeListeners.push(listener);
-    },
-    get closing() {
-      return closing || closed;
-    },
-    quit() {
-      if (closed || closing) return;
-      closing = true;
-      connection.quit();
-    },
-    close() {
-      closing = true;
-      if (!closed) connection.close();
-    },
-    send(envelopeFrom, recipient, message) {
-      return new Promise<TransactionResult>((outerResolve) => {
-        const resolve = (result: TransactionResult) => {
-          if (pendingSend !== resolve) return;
-          pendingSend = null;
-          outerResolve(result);
-        };
-        pendingSend = resolve;
-        if (closed || closing) {
-          resolve({
-            kind: 'connection_failed',
-            reply: localFailure('connection_lost', 'connection closed before the transaction'),
-          });
-          return;
-        }
-        const socket = connection._socket;
-        // The wait after the final dot may be long (content scanning); commands use the shorter timeout.
-        if (socket) socket.setTimeout(options.timeouts.dataTimeoutMs);
-        connection.send(
-          { from: envelopeFrom, to: [recipient], size: Buffer.byteLength(message) },
-          message,
-          (error, info) => {
-            const current = connection._socket;
-            if (current && !closed) current.setTimeout(options.timeouts.commandTimeoutMs);
-            if (!error) {
-              resolve({ kind: 'accepted', reply: parseSmtpReply(info?.response ?? '250 OK') });
-              return;
-            }
-            const failure = error as NodemailerError;
-            const refusal =
-              (failure.code === 'EENVELOPE' || failure.code === 'EMESSAGE') &&
-              typeof failure.responseCode === 'number' &&
-              failure.responseCode !== 421;
-            if (refusal && !closed) {
-              const reply = parseSmtpReply(failure.response ?? String(failure.responseCode));
-              // RSET ends the refused transaction so the connection can carry the next message.
-              connection.reset((resetError) => {
-                if (resetError) connection.close();
-                resolve({ kind: 'rejected', reply });
-              });
-              return;
-            }
-            if (refusal) {
-              resolve({ kind: 'rejected', reply: parseSmtpReply(failure.response ?? String(failure.responseCode)) });
-              return;
-            }
-            connection.close();
-            resolve({ kind: 'connection_failed', reply: replyFromError(failure) });
-          },
-        );
+        reply: localFailure('connection_lost', 'connection closed before the transaction'),
       });
-    },
-  };
-
-  return new Promise<OpenResult>((resolve) => {
-    let settled = false;
-    const settle = (result: OpenResult) => {
-      if (settled) return;
-      settled = true;
-      resolve(result);
-    };
-    connection.once('error', (error: NodemailerError) => settle({ kind: 'failed', reply: replyFromError(error) }));
-    connection.once('end', () =>
-      settle({
-        kind: 'failed',
-        reply: lastError
-          ? replyFromError(lastError)
-          : localFailure('connection_lost', 'connection closed before the greeting'),
-      }),
-    );
-    connection.connect((error) => {
-      if (error) {
-        connection.close();
-        settle({ kind: 'failed', reply: replyFromError(error as NodemailerError) });
-      } else {
-        settle({ kind: 'open', session });
-      }
+    if (unsafeInCommand.test(envelopeFrom) || unsafeInCommand.test(recipient))
+      return Promise.resolve({
+        kind: 'rejected',
+        reply: localFailure('protocol_error', 'an envelope address holds a line break, "<", ">" or NUL: not sent'),
+      });
+    this.#busy = true;
+    return this.#transaction(envelopeFrom, recipient, message).finally(() => {
+      this.#busy = false;
+      if (this.#quitWhenIdle) this.quit();
     });
-  });
+  }
+
+  quit(): void {
+    if (this.#closed || (this.#closing && !this.#quitWhenIdle)) return;
+    this.#closing = true;
+    if (this.#busy) {
+      this.#quitWhenIdle = true;
+      return;
+    }
+    this.#quitWhenIdle = false;
+    this.#stream.end('QUIT\r\n');
+    setTimeout(() => this.#socket.destroy(), quitCloseMs).unref();
+  }
+
+  close(): void {
+    this.#closing = true;
+    if (!this.#closed) {
+      this.#stream.destroy();
+      this.#socket.destroy();
+    }
+  }
+
+  async #transaction(from: string, recipient: string, message: string): Promise<TransactionResult> {
+    const data = smtpDataOf(message);
+    const size = this.#extensions.has('SIZE') ? ` SIZE=${Buffer.byteLength(data)}` : '';
+    const utf8 = this.#extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + recipient) ? ' SMTPUTF8' : '';
+    const mail = `MAIL FROM:<${from}>${size}${utf8}\r\n`;
+    const rcpt = `RCPT TO:<${recipient}>\r\n`;
+    let mailReply: string | null;
+    let rcptReply: string | null = null;
+    let dataReply: string | null = null;
+    if (this.pipelining) {
+      this.#stream.write(`${mail}${rcpt}DATA\r\n`);
+      mailReply = await this.#reader.next();
+      rcptReply = await this.#reader.next();
+      dataReply = await this.#reader.next();
+    } else {
+      mailReply = await this.#command(mail);
+      if (isPositive(mailReply)) rcptReply = await this.#command(rcpt);
+      if (isPositive(rcptReply)) dataReply = await this.#command('DATA\r\n');
+    }
+    const envelope = [mailReply, rcptReply, dataReply];
+    const refusedAt = envelope.findIndex((reply) => !isPositive(reply));
+    if (refusedAt >= 0 || !dataReply?.startsWith('354')) {
+      // A server may still answer DATA with 354 after a refused RCPT: an empty message ends it.
+      if (dataReply?.startsWith('354')) await this.#command('.\r\n');
+      return this.#refused(refusedAt >= 0 ? (envelope[refusedAt] ?? null) : dataReply);
+    }
+    this.#stream.setTimeout(this.#options.timeouts.dataTimeoutMs);
+    const finalReply = await this.#command(data);
+    if (!this.#closed) this.#stream.setTimeout(this.#options.timeouts.commandTimeoutMs);
+    if (finalReply === null || finalReply.startsWith('421')) return this.#connectionFailed(finalReply);
+    if (finalReply.startsWith('2')) return { kind: 'accepted', reply: parseSmtpReply(finalReply) };
+    // The transaction ended with the reply to the final dot: the connection takes the next message.
+    return { kind: 'rejected', reply: parseSmtpReply(finalReply) };
+  }
+
+  /** A refusal in the envelope: RSET ends the transaction so the connection can carry the next message. */
+  async #refused(reply: string | null): Promise<TransactionResult> {
+    if (reply === null || reply.startsWith('421')) return this.#connectionFailed(reply);
+    const reset = await this.#command('RSET\r\n');
+    if (!isPositive(reset)) this.close();
+    return { kind: 'rejected', reply: parseSmtpReply(reply) };
+  }
+
+  #connectionFailed(reply: string | null): TransactionResult {
+    this.close();
+    if (reply !== null) return { kind: 'connection_failed', reply: parseSmtpReply(reply) };
+    return {
+      kind: 'connection_failed',
+      reply: this.#failure ?? localFailure('connection_lost', 'connection closed during the transaction'),
+    };
+  }
+
+  async #hello(): Promise<SmtpReply | undefined> {
+    const name = this.#options.heloName;
+    const ehlo = await this.#command(`EHLO ${name}\r\n`);
+    if (ehlo === null) return this.#lost('connection closed after EHLO');
+    if (ehlo.startsWith('250')) {
+      this.#extensions = extensionsOf(ehlo);
+      return undefined;
+    }
+    if (!ehlo.startsWith('5')) return parseSmtpReply(ehlo);
+    // RFC 5321 §3.2: a server that does not know EHLO answers 5xx; HELO is the fallback, without extensions.
+    const helo = await this.#command(`HELO ${name}\r\n`);
+    if (helo === null) return this.#lost('connection closed after HELO');
+    return helo.startsWith('250') ? undefined : parseSmtpReply(helo);
+  }
+
+  async #startTls(): Promise<SmtpReply | undefined> {
+    const { opportunisticTls, requireTls } = this.#options;
+    if (!requireTls && !opportunisticTls) return undefined;
+    if (!this.#extensions.has('STARTTLS'))
+      return requireTls
+        ? localFailure('tls_failed', 'the server does not offer STARTTLS and the MX rule requires TLS')
+        : undefined;
+    const ready = await this.#command('STARTTLS\r\n');
+    if (ready === null) return this.#lost('connection closed after STARTTLS');
+    if (!ready.startsWith('220'))
+      return requireTls ? localFailure('tls_failed', `STARTTLS refused: ${parseSmtpReply(ready).text}`) : undefined;
+    const upgraded = await this.#upgrade();
+    if (upgraded) return upgraded;
+    // RFC 3207 §4.2: what the server said before TLS is forgotten; EHLO again.
+    return this.#hello();
+  }
+
+  #upgrade(): Promise<SmtpReply | undefined> {
+    const { servername } = this.#options;
+    const servernameIsIp = /^[\d.]+$|:/.test(servername);
+    this.#socket.removeAllListeners('data');
+    this.#socket.removeAllListeners('timeout');
+    this.#reader = new SmtpReplyReader();
+    const secure = connectTls({
+      socket: this.#socket,
+      // MX certificates are rarely valid for the MX name; opportunistic TLS still beats plain text.
+      rejectUnauthorized: false,
+      ...(servernameIsIp ? {} : { servername }),
+    });
+    this.#stream = secure;
+    this.#listen(secure);
+    return new Promise((resolve) => {
+      secure.once('secureConnect', () => {
+        this.#secure = true;
+        resolve(undefined);
+      });
+      secure.once('close', () => this.#onSocketClosed());
+      secure.once('close', () => resolve(this.#failure ?? localFailure('tls_failed', 'TLS handshake did not finish')));
+    });
+  }
+
+  #listen(stream: Socket): void {
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => {
+      if (!this.#reader.push(text)) this.#fail(localFailure('protocol_error', this.#reader.error ?? 'protocol error'));
+    });
+    stream.on('timeout', () =>
+      this.#fail(
+        localFailure(
+          'timeout',
+          this.#busy
+            ? `timeout: no reply within ${stream.timeout} ms`
+            : `idle timeout: nothing sent for ${stream.timeout} ms, connection closed`,
+        ),
+      ),
+    );
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      const handshake = stream !== this.#socket && !this.#secure;
+      this.#failure ??= localFailure(handshake ? 'tls_failed' : failureOfCode(error.code), error.message);
+    });
+    stream.once('end', () => {
+      this.#closing = true;
+    });
+  }
+
+  /** Writes a command and waits for its reply (null: the connection ended first). */
+  #command(line: string): Promise<string | null> {
+    if (this.#closed) return Promise.resolve(null);
+    this.#stream.write(line);
+    return this.#reader.next();
+  }
+
+  #lost(text: string): SmtpReply {
+    return this.#failure ?? localFailure('connection_lost', text);
+  }
+
+  #fail(reply: SmtpReply): void {
+    this.#failure ??= reply;
+    this.close();
+  }
+
+  #onSocketClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = true;
+    this.#reader.end();
+    for (const listener of this.#closeListeners.splice(0)) listener();
+  }
 }
 
-/** A connection-level failure as a reply value: the server's own words when it said something (421). */
-export function replyFromError(error: NodemailerError): SmtpReply {
-  if (error.response && /^[45]\d\d/.test(error.response)) return parseSmtpReply(error.response);
-  return localFailure(localFailureOf(error), error.message);
+function isPositive(reply: string | null | undefined): boolean {
+  return reply !== null && reply !== undefined && (reply.startsWith('2') || reply.startsWith('354'));
 }
 
-function localFailureOf(error: NodemailerError): LocalFailure {
-  const system = error.originalCode ?? '';
-  if (system === 'ECONNREFUSED') return 'connection_refused';
-  if (error.code === 'ETIMEDOUT' || system === 'ETIMEDOUT') return 'timeout';
-  if (error.code === 'ETLS') return 'tls_failed';
-  if (error.code === 'EPROTOCOL') return 'protocol_error';
+/** The keywords of an EHLO reply (its lines after the first), upper case: PIPELINING, SIZE, STARTTLS… */
+export function extensionsOf(ehloReply: string): Set<string> {
+  const keywords = new Set<string>();
+  for (const line of ehloReply.split('\n').slice(1)) {
+    const keyword = line.slice(4).trim().split(/\s+/)[0];
+    if (keyword) keywords.add(keyword.toUpperCase());
+  }
+  return keywords;
+}
+
+function failureOfCode(code: string | undefined): LocalFailure {
+  if (code === 'ECONNREFUSED') return 'connection_refused';
+  if (code === 'ETIMEDOUT') return 'timeout';
   return 'connection_lost';
 }

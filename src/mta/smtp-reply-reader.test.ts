@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { SmtpReplyReader } from './smtp-reply-reader.ts';
+
+describe('SMTP reply reader', () => {
+  it('frames replies split anywhere across chunks, multi-line ones whole, in arrival order', async () => {
+    const reader = new SmtpReplyReader();
+    const first = reader.next();
+    for (const chunk of ['2', '50-mx.test\r\n250-PIPE', 'LINING\r\n250 SIZE 10\r', '\n354 go\r\n250 ok\n']) {
+      expect(reader.push(chunk)).toBe(true);
+    }
+    expect(await first).toBe('250-mx.test\n250-PIPELINING\n250 SIZE 10');
+    expect(await reader.next()).toBe('354 go');
+    expect(await reader.next()).toBe('250 ok');
+  });
+
+  it('accepts a bare code and answers null once the connection ended', async () => {
+    const reader = new SmtpReplyReader();
+    reader.push('250\r\n');
+    expect(await reader.next()).toBe('250');
+    const pending = reader.next();
+    reader.end();
+    expect(await pending).toBeNull();
+    expect(await reader.next()).toBeNull();
+  });
+
+  it('refuses an endless line, an endless reply and a line that is not a reply', () => {
+    const long = new SmtpReplyReader();
+    expect(long.push(`250 ${'x'.repeat(5_000)}`)).toBe(false);
+    expect(long.error).toBe('the server sent a reply line longer than 4096 characters');
+    const many = new SmtpReplyReader();
+    expect(many.push('250-x\r\n'.repeat(100))).toBe(false);
+    expect(many.error).toBe('the server sent a reply of more than 100 lines');
+    const garbage = new SmtpReplyReader();
+    expect(garbage.push('hello there\r\n')).toBe(false);
+    expect(garbage.error).toBe('the server sent a line that is not an SMTP reply: "hello there"');
+  });
+});

@@ -1,0 +1,80 @@
+// Frames the bytes an SMTP server sends into whole replies (RFC 5321 §4.2: "250-first" lines
+// continue a reply, "250 last" ends it), for a client that may have several commands in flight
+// (RFC 2920 pipelining): replies are handed out in the order they arrive, one per `next()`.
+// A hostile or broken server cannot make it buffer without bound: a line longer than
+// `maxLineLength` or a reply of more than `maxLines` lines, or a line that is not a reply line,
+// is a protocol error.
+
+/** RFC 5321 §4.5.3.1.5 says 512 octets; real servers exceed it, a little. */
+export const maxReplyLineLength = 4_096;
+export const maxReplyLines = 100;
+
+const replyLinePattern = /^\d{3}(?:[ -]|$)/;
+
+export class SmtpReplyReader {
+  #partial = '';
+  #lines: string[] = [];
+  readonly #replies: string[] = [];
+  readonly #waiters: Array<(reply: string | null) => void> = [];
+  #ended = false;
+  #error: string | null = null;
+
+  /** Why the stream was refused (a protocol error), once it was; `push` ignores input after that. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  /** Adds received text; returns false (and ends the reader) when the server broke the protocol. */
+  push(text: string): boolean {
+    if (this.#ended) return this.#error === null;
+    let data = this.#partial + text;
+    let newline = data.indexOf('\n');
+    while (newline >= 0) {
+      const line = data.charCodeAt(newline - 1) === 13 ? data.slice(0, newline - 1) : data.slice(0, newline);
+      data = data.slice(newline + 1);
+      if (!this.#addLine(line)) return false;
+      newline = data.indexOf('\n');
+    }
+    if (data.length > maxReplyLineLength)
+      return this.#fail(`a reply line longer than ${maxReplyLineLength} characters`);
+    this.#partial = data;
+    return true;
+  }
+
+  /** The next whole reply (its lines joined by "\n"), or null once the connection ended without one. */
+  next(): Promise<string | null> {
+    const reply = this.#replies.shift();
+    if (reply !== undefined) return Promise.resolve(reply);
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** The connection ended: every reader still waiting gets null. */
+  end(): void {
+    this.#ended = true;
+    for (const waiter of this.#waiters.splice(0)) waiter(null);
+  }
+
+  #addLine(line: string): boolean {
+    if (line.length > maxReplyLineLength)
+      return this.#fail(`a reply line longer than ${maxReplyLineLength} characters`);
+    if (!replyLinePattern.test(line)) return this.#fail(`a line that is not an SMTP reply: "${line.slice(0, 80)}"`);
+    this.#lines.push(line);
+    if (line.charCodeAt(3) === 45 /* '-' */) {
+      if (this.#lines.length >= maxReplyLines) return this.#fail(`a reply of more than ${maxReplyLines} lines`);
+      return true;
+    }
+    const reply = this.#lines.length === 1 ? line : this.#lines.join('\n');
+    this.#lines = [];
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter(reply);
+    else this.#replies.push(reply);
+    return true;
+  }
+
+  #fail(reason: string): false {
+    this.#error = `the server sent ${reason}`;
+    this.end();
+    return false;
+  }
+}

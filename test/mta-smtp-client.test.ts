@@ -1,0 +1,227 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSmtpSession, type SmtpConnectOptions, type SmtpSession } from '../src/mta/smtp-client.ts';
+import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
+import {
+  startScriptedSmtpServer,
+  type ScriptedSmtpOptions,
+  type ScriptedSmtpServer,
+} from './support/scripted-smtp-server.ts';
+
+// Herald's SMTP client against real listeners: scripted servers for the protocol's corners
+// (pipelining or not, refusals inside a pipelined group, hostile replies) and the simulator's sink
+// for STARTTLS and message transparency.
+
+const servers: Array<{ close(): Promise<void> }> = [];
+const sessions: SmtpSession[] = [];
+afterEach(async () => {
+  for (const session of sessions.splice(0)) session.close();
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function scripted(options: ScriptedSmtpOptions): Promise<ScriptedSmtpServer> {
+  const server = await startScriptedSmtpServer(options);
+  servers.push(server);
+  return server;
+}
+
+function connectOptions(port: number, extra: Partial<SmtpConnectOptions> = {}): SmtpConnectOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    servername: 'mx.scripted.test',
+    heloName: 'mta.herald.test',
+    opportunisticTls: true,
+    timeouts: { connectTimeoutMs: 5_000, commandTimeoutMs: 5_000, dataTimeoutMs: 5_000 },
+    ...extra,
+  };
+}
+
+async function open(port: number, extra: Partial<SmtpConnectOptions> = {}): Promise<SmtpSession> {
+  const result = await openSmtpSession(connectOptions(port, extra));
+  if (result.kind !== 'open') throw new Error(`no session: ${JSON.stringify(result.reply)}`);
+  sessions.push(result.session);
+  return result.session;
+}
+
+const message =
+  'From: news@brand.test\r\nSubject: hi\r\n\r\nfirst line\r\n.starts with a dot\r\n..two dots\r\nlast\r\n';
+
+describe('SMTP client', () => {
+  it('pipelines MAIL, RCPT and DATA where the server offers PIPELINING, with SIZE, dot-stuffing the content', async () => {
+    // This server answers nothing before DATA: a client waiting for the MAIL reply would time out.
+    const server = await scripted({ pipelining: true, extensions: ['SIZE 1000000'] });
+    const session = await open(server.port);
+    expect(session.pipelining).toBe(true);
+    for (const to of ['a@example.test', 'b@example.test']) {
+      const result = await session.send('bounce@brand.test', to, message);
+      expect(result).toMatchObject({ kind: 'accepted', reply: { code: 250, enhanced: '2.0.0', text: 'queued' } });
+    }
+    const size = Buffer.byteLength(message.replace(/\n\./g, '\n..')) + 3;
+    expect(server.commands).toEqual([
+      'EHLO mta.herald.test',
+      `MAIL FROM:<bounce@brand.test> SIZE=${size}`,
+      'RCPT TO:<a@example.test>',
+      'DATA',
+      `MAIL FROM:<bounce@brand.test> SIZE=${size}`,
+      'RCPT TO:<b@example.test>',
+      'DATA',
+    ]);
+    expect(server.messages[0]).toBe(
+      'From: news@brand.test\r\nSubject: hi\r\n\r\nfirst line\r\n..starts with a dot\r\n...two dots\r\nlast',
+    );
+  });
+
+  it('sends one command at a time to a server without PIPELINING', async () => {
+    const server = await scripted({ pipelining: false });
+    const session = await open(server.port);
+    expect(session.pipelining).toBe(false);
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(await session.send('bounce@brand.test', 'b@example.test', 'Subject: no final line break')).toMatchObject({
+      kind: 'accepted',
+    });
+    expect(server.violations).toBe(0);
+    expect(server.commands.filter((command) => command.startsWith('MAIL'))).toEqual([
+      'MAIL FROM:<bounce@brand.test>',
+      'MAIL FROM:<bounce@brand.test>',
+    ]);
+    expect(server.messages[1]).toBe('Subject: no final line break');
+  });
+
+  it('turns bare line feeds into CRLF', async () => {
+    const server = await scripted({ pipelining: true });
+    const session = await open(server.port);
+    await session.send('bounce@brand.test', 'a@example.test', 'Subject: lf\n\nline\n.dot\r\nend\n');
+    expect(server.messages).toEqual(['Subject: lf\r\n\r\nline\r\n..dot\r\nend']);
+  });
+
+  for (const pipelining of [true, false]) {
+    it(`reports a refused RCPT as this message's refusal and carries the next one (pipelining ${pipelining})`, async () => {
+      const server = await scripted({
+        pipelining,
+        reply: (command) => {
+          if (command === 'RCPT TO:<gone@example.test>')
+            return '550-5.1.1 The email account does not exist.\r\n550 5.1.1 Try again';
+          // A pipelining server must refuse DATA without a valid recipient (RFC 2920 §3.1).
+          if (command === 'DATA' && server.commands.at(-2) === 'RCPT TO:<gone@example.test>')
+            return '554 5.5.1 no valid recipients';
+          return undefined;
+        },
+      });
+      const session = await open(server.port);
+      const refused = await session.send('bounce@brand.test', 'gone@example.test', message);
+      expect(refused).toEqual({
+        kind: 'rejected',
+        reply: { code: 550, enhanced: '5.1.1', text: 'The email account does not exist. Try again' },
+      });
+      expect(await session.send('bounce@brand.test', 'ok@example.test', message)).toMatchObject({ kind: 'accepted' });
+      expect(server.commands).toContain('RSET');
+      expect(server.commands.filter((command) => command === 'DATA')).toHaveLength(pipelining ? 2 : 1);
+      expect(server.messages).toHaveLength(1);
+    });
+  }
+
+  it('ends with an empty message a DATA the server accepted after refusing the recipient', async () => {
+    const server = await scripted({
+      pipelining: true,
+      reply: (command) => (command === 'RCPT TO:<gone@example.test>' ? '550 5.1.1 unknown' : undefined),
+    });
+    const session = await open(server.port);
+    expect(await session.send('bounce@brand.test', 'gone@example.test', message)).toMatchObject({
+      kind: 'rejected',
+      reply: { code: 550 },
+    });
+    expect(await session.send('bounce@brand.test', 'ok@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(server.messages).toEqual(['', expect.stringContaining('first line')]);
+  });
+
+  it('treats a 421 as the end of the connection, with the server words', async () => {
+    const server = await scripted({
+      pipelining: true,
+      reply: (command) => (command.startsWith('MAIL') ? '421 4.7.0 Try again later, closing connection' : undefined),
+    });
+    const session = await open(server.port);
+    const result = await session.send('bounce@brand.test', 'a@example.test', message);
+    expect(result).toEqual({
+      kind: 'connection_failed',
+      reply: { code: 421, enhanced: '4.7.0', text: 'Try again later, closing connection' },
+    });
+    expect(session.closing).toBe(true);
+  });
+
+  it('never sends an envelope address that would inject a command', async () => {
+    const server = await scripted({ pipelining: true });
+    const session = await open(server.port);
+    const result = await session.send('bounce@brand.test', 'a@example.test>\r\nRCPT TO:<victim@example.test', message);
+    expect(result).toMatchObject({ kind: 'rejected', reply: { code: null, local: 'protocol_error' } });
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(server.commands.filter((command) => command.includes('victim'))).toEqual([]);
+  });
+
+  it('refuses a hostile server: a reply line without end, or a line that is not a reply', async () => {
+    const endless = await scripted({ pipelining: true, greeting: `220 ${'x'.repeat(10_000)}` });
+    expect(await openSmtpSession(connectOptions(endless.port))).toMatchObject({
+      kind: 'failed',
+      reply: { code: null, local: 'protocol_error', text: 'the server sent a reply line longer than 4096 characters' },
+    });
+    const garbage = await scripted({ pipelining: true, greeting: 'HTTP/1.1 400 Bad Request\r\n' });
+    expect(await openSmtpSession(connectOptions(garbage.port))).toMatchObject({
+      kind: 'failed',
+      reply: {
+        local: 'protocol_error',
+        text: expect.stringContaining('not an SMTP reply: "HTTP/1.1 400 Bad Request"'),
+      },
+    });
+  });
+
+  it('gives the server reply for a refused greeting and falls back to HELO when EHLO is refused', async () => {
+    const busy = await scripted({ pipelining: true, greeting: '554 5.7.1 no service for you\r\n' });
+    expect(await openSmtpSession(connectOptions(busy.port))).toMatchObject({
+      kind: 'failed',
+      reply: { code: 554, enhanced: '5.7.1', text: 'no service for you' },
+    });
+    const old = await scripted({
+      pipelining: false,
+      reply: (command) => (command.startsWith('EHLO') ? '502 5.5.2 command not recognized' : undefined),
+    });
+    const session = await open(old.port);
+    expect(session.pipelining).toBe(false);
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(old.commands.slice(0, 2)).toEqual(['EHLO mta.herald.test', 'HELO mta.herald.test']);
+  });
+
+  it('fails the session when the MX rule requires TLS and the server offers no STARTTLS', async () => {
+    const server = await scripted({ pipelining: true });
+    expect(await openSmtpSession(connectOptions(server.port, { requireTls: true }))).toMatchObject({
+      kind: 'failed',
+      reply: { local: 'tls_failed' },
+    });
+    expect(server.commands).toEqual(['EHLO mta.herald.test']);
+  });
+
+  it('times out a server that does not answer the final dot, as a connection failure', async () => {
+    const server = await scripted({ pipelining: true, reply: (command) => (command === '.' ? null : undefined) });
+    const session = await open(server.port, {
+      timeouts: { connectTimeoutMs: 5_000, commandTimeoutMs: 5_000, dataTimeoutMs: 200 },
+    });
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({
+      kind: 'connection_failed',
+      reply: { local: 'timeout', text: 'timeout: no reply within 200 ms' },
+    });
+  });
+});
+
+describe('SMTP client with the simulator sink', () => {
+  it('upgrades with STARTTLS, then pipelines; the sink receives the message as it was built', async () => {
+    const sink: SmtpSink = await startSmtpSink({ tls: true, keepMessages: true });
+    servers.push(sink);
+    const session = await open(sink.port, { requireTls: true });
+    expect(session.pipelining).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect(await session.send('bounce@brand.test', `r${i}@accept.test`, message)).toMatchObject({ kind: 'accepted' });
+    expect(sink.keptMessages.map((kept) => kept.data.toString())).toEqual([message, message, message]);
+    expect(sink.keptMessages[2]!.recipients).toEqual(['r2@accept.test']);
+    session.quit();
+    await new Promise<void>((resolve) => session.onClose(resolve));
+    expect(session.closed).toBe(true);
+  });
+});
