@@ -320,6 +320,28 @@ describe('fallback order and decidedBy', () => {
     ['x.4.7', { code: 554, enhanced: '5.4.7', text: 'Nope' }, undefined, 'expired', 'enhanced-status'],
     ['x.7.1', { code: 550, enhanced: '5.7.1', text: 'Nope' }, undefined, 'rejected', 'enhanced-status'],
     ['x.1.10', { code: 550, enhanced: '5.1.10', text: 'Nope' }, undefined, 'notaccept', 'enhanced-status'],
+    // X.7.0 is security or policy: the AUTH and STARTTLS codes say security, otherwise a local policy.
+    ['x.7.0', { code: 550, enhanced: '5.7.0', text: 'Nope' }, undefined, 'policyviolation', 'enhanced-status'],
+    ['x.7.0 535', { code: 535, enhanced: '5.7.0', text: 'Nope' }, undefined, 'securityerror', 'enhanced-status'],
+    ['x.5.3', { code: 452, enhanced: '4.5.3', text: 'Nope' }, undefined, 'ratelimited', 'enhanced-status'],
+    // X.3.x names the cause, "Recipient address rejected" alone does not.
+    [
+      'x.3.0',
+      { code: 554, enhanced: '5.3.0', text: '<a@example.net>: Recipient address rejected: Nope', phase: 'rcpt' },
+      undefined,
+      'systemerror',
+      'enhanced-status',
+    ],
+    // X.5.0 is a reporting MTA's "the SMTP dialogue failed": the reply code says more.
+    [
+      'x.5.0 550 rcpt',
+      { code: 550, enhanced: '5.5.0', text: 'Nope', phase: 'rcpt' },
+      undefined,
+      'userunknown',
+      'code-mailbox-unavailable',
+    ],
+    ['x.5.0 552', { code: 552, enhanced: '5.5.0', text: 'Nope' }, undefined, 'mailboxfull', 'reply-code'],
+    ['x.5.0 alone', { code: null, enhanced: '5.5.0', text: 'Nope' }, undefined, 'syntaxerror', 'enhanced-status'],
     // Nothing in the status (x.0.0): the basic reply code (RFC 5321, RFC 7504).
     ['552', { code: 552, enhanced: '5.0.0', text: 'Nope' }, undefined, 'mailboxfull', 'reply-code'],
     ['551', { code: 551, text: 'Nope' }, undefined, 'hasmoved', 'reply-code'],
@@ -334,6 +356,40 @@ describe('fallback order and decidedBy', () => {
     ],
     ['4.0.0 failed', { code: null, enhanced: '4.0.0', text: 'Nope' }, { action: 'failed' }, 'expired', 'dsn-action'],
     ['delayed', { code: null, enhanced: null, text: 'Nope' }, { action: 'delayed' }, 'expired', 'dsn-action'],
+    // A connection failure in a report: retried until the MTA gave up (RFC 5321 §4.5.4.1); heard now: the network.
+    [
+      'connection refused, failed',
+      { code: null, enhanced: '5.0.0', text: 'connect to mx.example.jp[192.0.2.1]:25: Connection refused' },
+      { action: 'failed' },
+      'expired',
+      'network-given-up',
+    ],
+    [
+      'connection refused, now',
+      { code: null, enhanced: null, text: 'connect to mx.example.jp[192.0.2.1]:25: Connection refused' },
+      undefined,
+      'networkerror',
+      'network',
+    ],
+    // What the report advises the sender to check, when nothing else was recognised.
+    [
+      'check the address',
+      { code: null, text: 'Unable to deliver message to <a@example.jp>. Please check if address is correct.' },
+      { action: 'failed' },
+      'userunknown',
+      'advice-check-address',
+    ],
+    [
+      'check the domain',
+      {
+        code: 554,
+        enhanced: '5.5.0',
+        text: '554 The mail could not be delivered. Please check the domain and try again',
+      },
+      { action: 'failed' },
+      'hostunknown',
+      'advice-check-domain',
+    ],
     // Nothing carries information.
     ['none', { code: 550, enhanced: '5.0.0', text: 'Nope' }, { action: 'failed' }, 'undefined', 'none'],
   ];
