@@ -166,7 +166,10 @@ function textRecipients(
     .filter((a): a is string => !!a);
   let recipients = failedHeader.length > 0 ? [...new Set(failedHeader)] : findRecipients(lines, exclude);
   if (recipients.length === 0 && originalTo && !exclude.has(originalTo)) recipients = [originalTo];
-  if (recipients.length === 0) return [{ recipient: '', diagnostic: lines.join('\n').trim().slice(0, 4000) }];
+  // No address could be told apart (the failed one is also the report's own To): the whole
+  // text is the diagnostic, and the reply it quotes is still read.
+  if (recipients.length === 0)
+    return [toRecipient({ recipient: '', diagnostic: lines.join('\n').trim().slice(0, 4000) })];
   return blocksFor(lines, recipients).map(toRecipient);
 }
 

@@ -10,6 +10,8 @@ describe('replyFacts: the SMTP command a transcript or a report names', () => {
     ['192.0.2.153 failed after I sent the message.\nRemote host said: 554 5.7.1 Spam', 'dot'],
     ['host mx.example.jp said: 550 Unknown user (in reply to end of DATA command)', 'dot'],
     ['>>> MAIL From:<a@example.org> <<< 553 sender rejected', 'mail'],
+    // Postfix: the greeting banner was not 2yz (smtp_proto.c).
+    ['host mx.example.net[192.0.2.1] refused to talk to me: 421 Service not available', 'connect'],
   ])('%s → %s', (text, phase) => {
     expect(replyFacts(text).phase).toBe(phase);
   });

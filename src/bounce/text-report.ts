@@ -135,8 +135,10 @@ const PHASES: [RegExp, SmtpPhase][] = [
   [/(?<!\w)(?:in reply to|after|did not like our|>>>)\s*(?:the\s+)?(?:mail from|mail)\b|\[mail_from\]/i, 'mail'],
   [/(?<!\w)(?:in reply to|after|did not like our)\s*(?:the\s+)?data\b|\(data\)|smtp command\s+data\b/i, 'data'],
   [/(?<!\w)(?:in reply to|after|>>>)\s*(?:the\s+)?(?:helo|ehlo)\b/i, 'helo'],
+  // Postfix writes "host X refused to talk to me: <reply>" when the greeting banner is not 2yz
+  // (smtp_proto.c, smtp_helo).
   [
-    /\b(?:after initial connection|in reply to (?:the )?(?:initial|greeting|banner)|during (?:the )?connection|greeting)\b/i,
+    /\b(?:after initial connection|in reply to (?:the )?(?:initial|greeting|banner)|during (?:the )?connection|greeting|refused to talk to me)\b/i,
     'connect',
   ],
 ];
