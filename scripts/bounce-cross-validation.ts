@@ -30,6 +30,12 @@ import { reportLinesForMessages } from '../src/bounce/report-lines.ts';
 import { loadBouncePack, type BouncePack } from '../src/bounce/rule-pack.ts';
 import { bounceCorpusDir } from '../test/support/corpus.ts';
 
+// `… --verbose | head`: the reader went away; stop quietly, as bin/herald.js does.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 const { values } = parseArgs({
   options: {
     dir: { type: 'string', default: bounceCorpusDir },
@@ -195,11 +201,18 @@ if (values.json) {
     for (const r of singleFamily) console.log(`  single-family rule ${r.rule}: ${r.family} (${r.recipients})`);
     for (const p of byFamily.perPart.filter((p) => p.correct < p.total))
       console.log(`  family ${p.part}: ${p.correct}/${p.total}`);
-    // What the whole pack decided for the recipients lost when their family is held out.
-    for (const m of byFamily.evaluation.misclassified) {
-      const line = lineOf.get(`${m.file}#${m.index}`);
-      if (line?.category === m.expected)
-        console.log(`  held out, ${m.file}#${m.index}: ${m.expected} → ${m.given}; whole pack: ${line.decidedBy}`);
-    }
+    // Every recipient missed when its fold (family) is held out: what decided it then, and what
+    // the whole pack decided (a recipient the whole pack also misses is marked `also missed`).
+    for (const [name, e] of [
+      ['fold', kFold.evaluation],
+      ['family', byFamily.evaluation],
+    ] as const)
+      for (const m of e.misclassified) {
+        const line = lineOf.get(`${m.file}#${m.index}`);
+        const whole = line?.category === m.expected ? `whole pack: ${line.decidedBy}` : 'also missed';
+        console.log(
+          `  ${name} held out, ${m.file}#${m.index}: ${m.expected} → ${m.given} [${m.givenStatus || '-'}] by ${m.decidedBy ?? 'none'}; ${whole}: ${m.diagnostic.slice(0, 160)}`,
+        );
+      }
   }
 }
