@@ -7,8 +7,11 @@
 //      registry — outcomes, SMTP and DKIM timings — and a scraper reads /metrics every --scrape-ms 1000; 0 = none)
 //      [--close-grace-ms N (mta.connectionCloseGraceMs; default: the product's)]
 //      [--webhook none|KIND] (an active webhook subscription to KIND, e.g. message.sent: its outbox rows are written with each outcome)
+//      [--sink herald|postfix] (herald: the simulator's sink in a Node child process, default; postfix: Postfix's
+//      smtp-sink, the C sink `smtp-source` is measured against in ../shared/bench/postfix-peer — Debian package postfix)
 // Prints figures (text and one JSON line); it never passes or fails on time.
-import { fork } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,14 +79,13 @@ async function main(): Promise<void> {
     );
   }
 
+  const sinkKind = option('sink', 'herald');
+  if (!['herald', 'postfix'].includes(sinkKind)) throw new Error('--sink must be herald or postfix');
   const database = await createScratchDatabase(dialect as 'sqlite' | 'postgres', 'bench_send');
   const store = openStore(database.url);
-  const child = fork(fileURLToPath(import.meta.url), ['--sink'], { execArgv: ['--import', 'tsx'] });
+  const { child, port } = sinkKind === 'postfix' ? await startPostfixSink() : await startHeraldSink();
   try {
     await migrateToLatest(store);
-    const port = await new Promise<number>((resolve) =>
-      child.once('message', (message) => resolve((message as { port: number }).port)),
-    );
     const seedStart = performance.now();
     await seedDelivery(store.db, {
       now: Date.now(),
@@ -149,10 +151,7 @@ async function main(): Promise<void> {
     if (scraper) clearInterval(scraper);
     await api?.close();
     await herald?.close();
-    child.send('stop');
-    const sink = await new Promise<{ accepted: number; peakRssMiB: number }>((resolve) =>
-      child.once('message', (message) => resolve(message as { accepted: number; peakRssMiB: number })),
-    );
+    const sink = await stopSink(child, sinkKind);
     const outboxRows = Number(
       (
         await store.db
@@ -171,6 +170,7 @@ async function main(): Promise<void> {
       dkim,
       dkimWorkers: workers,
       connections,
+      sink: sinkKind,
       rules,
       throttle: rules === 'none' ? 'none' : redisUrl ? 'redis' : 'memory',
       outcomeFlushIntervalMs: flushMs,
@@ -187,12 +187,12 @@ async function main(): Promise<void> {
       seedSeconds: Number(seedSeconds.toFixed(2)),
     };
     console.log(
-      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}, webhook ${webhook}, close grace ${result.connectionCloseGraceMs} ms, api ${apiRole}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
+      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}, webhook ${webhook}, sink ${sinkKind}, close grace ${result.connectionCloseGraceMs} ms, api ${apiRole}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
         `(MTA CPU ${result.mtaCpuSeconds} s = ${result.mtaCpuMsPerMessage} ms per message, peak RSS ${result.peakRssMiB} MiB; sink accepted ${sink.accepted}, sink RSS ${sink.peakRssMiB} MiB; seeding took ${result.seedSeconds} s)`,
     );
     console.log(JSON.stringify(result));
   } finally {
-    if (child.connected) child.kill();
+    if (child.exitCode === null) child.kill();
     await store.close();
     await database.drop();
   }
@@ -241,4 +241,51 @@ function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connecti
     logger: silentLogger,
     nodeId: 'bench',
   });
+}
+
+async function startHeraldSink(): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--sink'], { execArgv: ['--import', 'tsx'] });
+  const port = await new Promise<number>((resolve) =>
+    child.once('message', (message) => resolve((message as { port: number }).port)),
+  );
+  return { child, port };
+}
+
+/** Postfix's smtp-sink on a free loopback port (PIPELINING on, as smtp-sink offers it by default). */
+async function startPostfixSink(): Promise<{ child: ChildProcess; port: number }> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+  const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+  const child = spawn('smtp-sink', [...user, `127.0.0.1:${port}`, '1024'], { stdio: 'ignore' });
+  child.once('error', (error) => {
+    throw new Error(`smtp-sink did not start (apt-get install postfix): ${error.message}`);
+  });
+  for (;;) {
+    const listening = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (listening) return { child, port };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The sink's count and peak RSS (smtp-sink keeps neither: the MTA's own count stands for it). */
+async function stopSink(
+  child: ChildProcess,
+  kind: string,
+): Promise<{ accepted: number | string; peakRssMiB: number | string }> {
+  if (kind === 'postfix') {
+    child.kill();
+    return { accepted: 'n/a', peakRssMiB: 'n/a' };
+  }
+  child.send('stop');
+  return new Promise((resolve) =>
+    child.once('message', (message) => resolve(message as { accepted: number; peakRssMiB: number })),
+  );
 }
