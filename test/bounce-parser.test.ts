@@ -53,6 +53,24 @@ describe('bounce formats from the corpus', () => {
     const { parsed } = await classifyFile('rhost-google-02.eml');
     expect(parsed.recipients[0]).toMatchObject({ phase: 'rcpt', remoteMta: 'aspmx.l.google.com', replyCode: 550 });
   });
+
+  it('reads a refusal at the greeting in a wrapped Postfix notification', async () => {
+    // "host smtpz4.laposte.net[…] refused to\n    talk to me: 550 5.5.0 Service refuse."
+    const { parsed, verdicts } = await classifyFile('rhost-franceptt-10.eml');
+    expect(parsed.recipients[0]).toMatchObject({ phase: 'connect', replyCode: 550 });
+    expect(verdicts[0]?.verdict.category).toBe('blocked');
+  });
+
+  it("takes the remote host's status from the text when the report has no Diagnostic-Code (OpenSMTPD)", async () => {
+    const { parsed } = await classifyFile('lhost-opensmtpd-14.eml');
+    expect(parsed.recipients[0]).toMatchObject({ status: '5.7.25', replyCode: 550 });
+  });
+
+  it('reads the host name of Gmail\'s Remote-MTA ("dns; mx.example.jp. (192.0.2.1, the server for …)")', async () => {
+    const { parsed, verdicts } = await classifyFile('rfc3464-58.eml');
+    expect(parsed.recipients[0]?.remoteMta).toBe('lsean.ezweb.ne.jp');
+    expect(verdicts[0]?.verdict.category).toBe('userunknown');
+  });
 });
 
 const DSN = `From: MAILER-DAEMON@mx.example.net (Mail Delivery System)

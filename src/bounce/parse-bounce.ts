@@ -128,8 +128,9 @@ function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
     const parsed: ParsedRecipient = { recipient, diagnostic };
     const reported = /^[245]\.\d{1,3}\.\d{1,3}/.exec(firstField(group, 'status') ?? '')?.[0];
     // The remote host's own status (in its reply) is more precise than the reporting MTA's summary,
-    // unless it is generic (x.0.0) or of another class than the report.
-    const remote = fromCode.status;
+    // unless it is generic (x.0.0) or of another class than the report. A report without a
+    // Diagnostic-Code quotes that reply in its text part only (OpenSMTPD).
+    const remote = rawDiagnostic ? fromCode.status : fromBlock.status;
     const refined =
       remote && !/^\d\.0\.0$/.test(remote) && (!reported || reported[0] === remote[0]) ? remote : undefined;
     const status = refined ?? reported ?? fromBlock.status;
@@ -143,7 +144,8 @@ function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
       ?.replace(/^deliverable$/, 'delivered');
     if (action && ['failed', 'delayed', 'delivered', 'relayed', 'expanded'].includes(action))
       parsed.action = action as DsnAction;
-    const remoteMta = stripTypePrefix(firstField(group, 'remote-mta'));
+    // "dns; mx.example.jp. (192.0.2.1, the server for the domain example.jp.)" (Gmail): the name only.
+    const remoteMta = stripTypePrefix(firstField(group, 'remote-mta'))?.split(/[\s(]/)[0]?.replace(/\.$/, '');
     const mxHost =
       remoteMta && /[a-z]/i.test(remoteMta) ? remoteMta.toLowerCase() : (fromBlock.mxHost ?? fromCode.mxHost);
     if (mxHost) parsed.remoteMta = mxHost;

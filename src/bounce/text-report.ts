@@ -141,6 +141,9 @@ const PHASES: [RegExp, SmtpPhase][] = [
     /\b(?:after initial connection|in reply to (?:the )?(?:initial|greeting|banner)|during (?:the )?connection|greeting|refused to talk to me)\b/i,
     'connect',
   ],
+  // A greeting names the server first (RFC 5321 §4.2: reply code, its domain, then text), so a
+  // refusal of the form "554 mx.example.com ESMTP not accepting connections" is its banner.
+  [/(?<![\d.])[45]\d\d[ -](?:[45]\.\d{1,3}\.\d{1,3} )?[a-z0-9-]+(?:\.[a-z0-9-]+)+ e?smtp\b/i, 'connect'],
 ];
 const MX_HOST = [
   /\bhost\s+([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\s*\[[0-9a-f.:]+\]/i,
@@ -162,14 +165,16 @@ export function replyFacts(text: string): ReplyFacts {
     const code = CODE_ONLY.exec(text);
     if (code) facts.code = Number(code[1]);
   }
+  // Reports wrap their text ("refused to\n    talk to me"): the wordings are read on one line.
+  const flat = text.replace(/\s+/g, ' ');
   for (const [pattern, phase] of PHASES) {
-    if (pattern.test(text)) {
+    if (pattern.test(flat)) {
       facts.phase = phase;
       break;
     }
   }
   for (const pattern of MX_HOST) {
-    const match = pattern.exec(text);
+    const match = pattern.exec(flat);
     if (match) {
       facts.mxHost = match[1]!.toLowerCase();
       break;
