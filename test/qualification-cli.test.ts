@@ -18,8 +18,8 @@ import { describeEachDialect } from './support/databases.ts';
 // A real-looking refusal no shipped rule knows (a filtering appliance's own wording), seen twice
 // with different queue ids, addresses and policy numbers.
 const replies = [
-  '550 Message 7F3AB2C1D9 refused by gatekeeper policy 4711 for <pat@corp.test>, see https://gk.corp.test/why?id=1',
-  '550 Message 99ZZ11QQ8A refused by gatekeeper policy 12 for <lee@corp.test>, see https://gk.corp.test/why?id=2',
+  '550 Message 7F3AB2C1D9 turned away by gatekeeper rule 4711 for <pat@corp.test>, see https://gk.corp.test/why?id=1',
+  '550 Message 99ZZ11QQ8A turned away by gatekeeper rule 12 for <lee@corp.test>, see https://gk.corp.test/why?id=2',
 ];
 
 describeEachDialect('bounce qualification workflow (pending → qualify → new rule in use)', (context) => {
@@ -76,7 +76,7 @@ describeEachDialect('bounce qualification workflow (pending → qualify → new 
       count: 2,
       status: 'to_qualify',
       replyCode: 550,
-      pattern: 'message <id> refused by gatekeeper policy <n> for <address>, see <url>',
+      pattern: 'message <id> turned away by gatekeeper rule <n> for <address>, see <url>',
     });
     expect(entries[0]!.example).toContain('7F3AB2C1D9');
 
@@ -103,7 +103,7 @@ describeEachDialect('bounce qualification workflow (pending → qualify → new 
     });
     // The real reply is quoted above the rule, like every rule of the shipped pack.
     expect(readFileSync(siteRulesFile, 'utf8')).toMatch(
-      /# 550 Message 7F3AB2C1D9 refused[^\n]*\n\s*- id: site-policyviolation-/,
+      /# 550 Message 7F3AB2C1D9 turned away[^\n]*\n\s*- id: site-policyviolation-/,
     );
     // With its test sample: the real reply, which `bounce rules check` verifies the rule decides.
     expect(readFileSync(siteRulesFile, 'utf8')).toContain(`example: 550 ${replies[0]!.slice(4)}`);
@@ -111,7 +111,7 @@ describeEachDialect('bounce qualification workflow (pending → qualify → new 
 
     // From now on: a fresh classifier (next start) and the running one (reload) both use the rule.
     const third = parseSmtpReply(
-      '550 Message AB12CD34EF56 refused by gatekeeper policy 9 for <kim@corp.test>, see https://gk.corp.test/why?id=3',
+      '550 Message AB12CD34EF56 turned away by gatekeeper rule 9 for <kim@corp.test>, see https://gk.corp.test/why?id=3',
     );
     const fresh = buildBounceClassifier(siteRulesFile).classifyReply({ code: 550, enhanced: null, text: third.text });
     expect(fresh).toMatchObject({

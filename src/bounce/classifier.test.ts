@@ -142,6 +142,24 @@ const REPLIES: [ReplyCase, string][] = [
   [{ code: 550, text: '550 Rejected', phase: 'helo' }, 'blocked'],
   [{ code: 250, text: '250 2.6.0 Message received' }, 'delivered'],
   [{ code: 550, text: 'Something nobody has written a rule for' }, 'undefined'],
+  // KDDI (au, ezweb.ne.jp) names the address only when the mailbox does not exist; without it
+  // ("550 : User unknown") it is the carrier's sender filter.
+  [{ code: 550, text: '550 <kijitora@ezweb.ne.jp>: User unknown', mxHost: 'lsean.ezweb.ne.jp' }, 'userunknown'],
+  [{ code: 550, text: '550 : User unknown', mxHost: 'lsean.ezweb.ne.jp' }, 'filtered'],
+  [{ code: 550, text: '550 <kijitora@example.jp>: User unknown' }, 'filtered'],
+  // The domain named instead of the word "domain": Exim after end of data, Postfix's null MX.
+  [{ code: 553, text: '553 neko.example.com does not exist', phase: 'dot' }, 'hostunknown'],
+  [{ code: 550, text: '550 kijitora@example.com does not exist', phase: 'rcpt' }, 'userunknown'],
+  [{ text: 'Domain example.org does not accept mail (nullMX)' }, 'notaccept'],
+  // A blocklist whose name says "reputation" is still a blocklist.
+  [
+    {
+      code: 554,
+      text: '554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using Barracuda Reputation Block List',
+    },
+    'blocked',
+  ],
+  [{ code: 550, text: '550 Rejected by header based Anti-Spoofing policy' }, 'policyviolation'],
 ];
 
 describe('classifyReply over real replies', () => {
@@ -346,14 +364,10 @@ describe('fallback order and decidedBy', () => {
     ['552', { code: 552, enhanced: '5.0.0', text: 'Nope' }, undefined, 'mailboxfull', 'reply-code'],
     ['551', { code: 551, text: 'Nope' }, undefined, 'hasmoved', 'reply-code'],
     ['556', { code: 556, text: 'Nope' }, undefined, 'notaccept', 'reply-code'],
-    // A final report on a transient failure: the MTA retried until it gave up.
-    [
-      '4.4.1 failed',
-      { code: null, enhanced: '4.4.1', text: 'Nope' },
-      { action: 'failed' },
-      'expired',
-      'enhanced-status',
-    ],
+    // A final report on a transient failure: the MTA retried until it gave up. 4.4.1 (no answer
+    // from the host) is expired only in a report: the report's Action decides.
+    ['4.4.1 failed', { code: null, enhanced: '4.4.1', text: 'Nope' }, { action: 'failed' }, 'expired', 'dsn-action'],
+    ['4.4.1 heard now', { code: null, enhanced: '4.4.1', text: 'Nope' }, {}, 'networkerror', 'enhanced-status'],
     ['4.0.0 failed', { code: null, enhanced: '4.0.0', text: 'Nope' }, { action: 'failed' }, 'expired', 'dsn-action'],
     ['delayed', { code: null, enhanced: null, text: 'Nope' }, { action: 'delayed' }, 'expired', 'dsn-action'],
     // A connection failure in a report: retried until the MTA gave up (RFC 5321 §4.5.4.1); heard now: the network.
@@ -399,7 +413,7 @@ describe('fallback order and decidedBy', () => {
     if (decidedBy === 'none') expect(verdict.ruleId).toBeNull();
   });
 
-  it('a terse "user unknown" is the mailbox host only at RCPT TO, with an address status, or in its own report', () => {
+  it('a terse "user unknown" is the mailbox host only at RCPT TO or with an address status; other wordings of a missing mailbox are', () => {
     const at = (reply: ReplyCase) => classifier.classifyReply(full(reply));
     expect(at({ code: 550, enhanced: '5.0.0', text: '550 <a@example.jp>... User unknown' }).category).toBe('filtered');
     expect(at({ code: 550, enhanced: '5.2.1', text: '550 5.2.1 <a@example.jp>... User Unknown' }).category).toBe(
@@ -409,10 +423,17 @@ describe('fallback order and decidedBy', () => {
     expect(at({ code: 550, enhanced: '5.1.1', text: '550 5.1.1 <a@example.jp>... User unknown' }).category).toBe(
       'userunknown',
     );
-    expect(at({ code: null, text: 'The recipient name is not recognized' }).decidedBy).toBe(
-      'user-unknown-reporting-host',
-    );
+    // A report's own terse "[User unknown]" without a reply says no more than a quoted one.
+    expect(at({ code: null, text: 'kijitora@example.org [User unknown]' }).category).toBe('filtered');
+    expect(at({ code: null, text: 'The recipient name is not recognized' }).decidedBy).toBe('user-unknown-wording');
     expect(at({ code: 550, text: 'Requested action not taken: mailbox unavailable' }).category).toBe('userunknown');
+  });
+
+  it('a connection status (4.4.1, 4.4.2) is expired in a report, a network error in a reply heard now', () => {
+    const reply = full({ code: 421, enhanced: '4.4.2', text: '421 4.4.2 mx.example.com Error: timeout exceeded' });
+    expect(classifier.classifyReply(reply).category).toBe('networkerror');
+    expect(classifier.classifyReply(reply, { action: 'failed' }).category).toBe('expired');
+    expect(classifier.classifyReply(reply, { action: 'delayed' }).category).toBe('expired');
   });
 
   it('a 550 without a phrase is the mailbox only when it answered RCPT TO', () => {

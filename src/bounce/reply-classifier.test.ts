@@ -31,7 +31,7 @@ rules:
       type: 'hard',
       reason: 'user_unknown',
       category: 'userunknown',
-      packVersion: '2025.06-2+t1',
+      packVersion: '2025.06-3+t1',
     });
     expect(verdict.ruleId).toEqual(expect.any(String));
   });
@@ -65,7 +65,7 @@ rules:
   });
 
   it('an unmatched reply has no rule id (it goes to the qualification table)', () => {
-    expect(classify(parseSmtpReply('550 Message 7F3AB2C1D9 refused by gatekeeper policy 4711'))).toMatchObject({
+    expect(classify(parseSmtpReply('550 Message 7F3AB2C1D9 refused by gatekeeper 4711'))).toMatchObject({
       category: 'undefined',
       ruleId: null,
     });
