@@ -10,7 +10,9 @@ import type { ClassifyReply } from '../bounce/types.ts';
 
 // Per-path SMTP connection pools. A path is (source address, MX host, destination address:port):
 // connections are counted per path, at most `maxConnections` each, and each connection carries up
-// to `maxMessagesPerConnection` messages before QUIT and a fresh connection. With shaping
+// to `maxMessagesPerConnection` messages before QUIT and a fresh connection. On a connection with
+// PIPELINING, the next message starts as soon as the previous one's content is written (two in
+// flight, see smtp-client.ts). With shaping
 // (`throttle`), every connection first takes a lease on its path (global across processes with
 // Redis) and every message a permit from the rule's smoothed rate, asked for in batches.
 
@@ -88,8 +90,12 @@ export interface ConnectionPool<J extends PoolJob> {
 
 interface Connection {
   session: SmtpSession;
-  messages: number;
-  busy: boolean;
+  /** Transactions started on it (in flight or finished). */
+  started: number;
+  /** Transactions in flight: 0, 1, or 2 when the first awaits only its final reply. */
+  inFlight: number;
+  /** The transaction in flight has written its content (set by it, cleared when the next one starts). */
+  contentWritten: boolean;
   idleTimer?: NodeJS.Timeout;
   lease?: ThrottleLease;
   renewedAt: number;
@@ -191,7 +197,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       if (path.leaseTimer) clearTimeout(path.leaseTimer);
       path.permitTimer = path.leaseTimer = undefined;
       notStarted.push(...path.jobs.drain());
-      for (const connection of path.connections) if (!connection.busy) connection.session.quit();
+      for (const connection of path.connections) if (connection.inFlight === 0) connection.session.quit();
     }
     await new Promise<void>((resolve) => {
       this.#stopWaiters.push(resolve);
@@ -232,11 +238,18 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     };
   }
 
+  /** Whether the connection can start a transaction now (its session takes one, its message budget is not spent). */
+  #takesAnother(path: Path<J>, connection: Connection): boolean {
+    if (connection.started >= this.#limitsOf(path).maxMessagesPerConnection) return false;
+    if (connection.inFlight === 0) return !connection.session.closing;
+    return connection.inFlight === 1 && connection.contentWritten && connection.session.acceptsNext;
+  }
+
   #pump(path: Path<J>): void {
     if (this.#stopping) return;
     for (const connection of path.connections) {
       if (path.jobs.size === 0 || path.permits < 1) break;
-      if (!connection.busy && !connection.session.closing) {
+      if (this.#takesAnother(path, connection)) {
         path.permits--;
         void this.#runOn(path, connection);
       }
@@ -249,7 +262,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     );
     for (let i = 0; i < toOpen; i++) void this.#open(path);
     for (const connection of path.connections)
-      if (!connection.busy && !connection.session.closing && path.jobs.size === 0) this.#armIdle(connection);
+      if (connection.inFlight === 0 && !connection.session.closing && path.jobs.size === 0) this.#armIdle(connection);
     if (this.#throttle && path.reportedWaiting > 0 && path.jobs.size === 0) this.#report(path, 0);
   }
 
@@ -307,7 +320,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     if (connection.idleTimer) return;
     connection.idleTimer = setTimeout(() => {
       connection.idleTimer = undefined;
-      if (!connection.busy) connection.session.quit();
+      if (connection.inFlight === 0) connection.session.quit();
     }, this.#idleCloseMs);
     connection.idleTimer.unref();
   }
@@ -406,7 +419,14 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       });
       return;
     }
-    const connection: Connection = { session, messages: 0, busy: false, lease, renewedAt: Date.now() };
+    const connection: Connection = {
+      session,
+      started: 0,
+      inFlight: 0,
+      contentWritten: false,
+      lease,
+      renewedAt: Date.now(),
+    };
     path.connections.add(connection);
     session.onClose(() => {
       this.#freeAfterClose(path, lease);
@@ -435,7 +455,9 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
   async #runOn(path: Path<J>, connection: Connection): Promise<void> {
     const job = path.jobs.take();
     if (!job) return;
-    connection.busy = true;
+    connection.inFlight++;
+    connection.started++;
+    connection.contentWritten = false;
     if (connection.idleTimer) {
       clearTimeout(connection.idleTimer);
       connection.idleTimer = undefined;
@@ -445,7 +467,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       await this.#send(path, connection, job);
     } finally {
       this.#inFlight--;
-      connection.busy = false;
+      connection.inFlight--;
     }
     if (this.#stopping) {
       connection.session.quit();
@@ -465,9 +487,11 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     }
     if (built.kind !== 'message') return;
     const started = performance.now();
-    const result = await connection.session.send(built.envelopeFrom, built.recipient, built.data);
+    const result = await connection.session.send(built.envelopeFrom, built.recipient, built.data, () => {
+      connection.contentWritten = true;
+      this.#pump(path);
+    });
     this.#options.timings?.smtpTransaction(path.key.mxHost, (performance.now() - started) / 1000);
-    connection.messages++;
     const throttle = this.#throttle;
     if (throttle) {
       const verdict = result.kind === 'accepted' ? undefined : this.#options.classify?.(result.reply);
@@ -478,6 +502,6 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       }
     }
     this.#options.events.onTransaction(job, result, path.key);
-    if (connection.messages >= this.#limitsOf(path).maxMessagesPerConnection) connection.session.quit();
+    if (connection.started >= this.#limitsOf(path).maxMessagesPerConnection) connection.session.quit();
   }
 }

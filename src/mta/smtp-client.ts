@@ -5,9 +5,11 @@ import { SmtpReplyReader } from './smtp-reply-reader.ts';
 import { smtpDataOf } from './smtp-transparency.ts';
 
 // One SMTP connection to one MX host (RFC 5321), over node:net and node:tls. Where the server
-// offers PIPELINING (RFC 2920), a message's MAIL FROM, RCPT TO and DATA go in one write and its
-// content and final dot in a second: two round trips and two writes per message instead of four.
-// nodemailer's SMTPConnection, used before, sends and waits for one command at a time.
+// offers PIPELINING (RFC 2920), a message's MAIL FROM, RCPT TO and DATA go in one write, and once
+// its content and final dot are written the next message may start at once: its MAIL, RCPT and
+// DATA follow the dot in the same write (the content may open a group, §3.1), while the dot's
+// reply is still on its way. In a steady stream that is one write and one read per message, where
+// nodemailer's SMTPConnection, used before, sent and waited for one command at a time.
 // The key distinction of its results: a reply to *this message* (the connection is still good)
 // versus a connection-level failure (no final reply: the message was not delivered as far as we
 // know and must be retried — never counted as sent).
@@ -45,7 +47,18 @@ export type TransactionResult =
 export type OpenResult = { kind: 'open'; session: SmtpSession } | { kind: 'failed'; reply: SmtpReply };
 
 export interface SmtpSession {
-  send(envelopeFrom: string, recipient: string, message: string): Promise<TransactionResult>;
+  /**
+   * Sends one message. `onContentWritten` is called once its content is written and only the final
+   * reply is awaited: from then on, with pipelining, `acceptsNext` is true and one more send may start.
+   */
+  send(
+    envelopeFrom: string,
+    recipient: string,
+    message: string,
+    onContentWritten?: () => void,
+  ): Promise<TransactionResult>;
+  /** Whether a send may start now: none in flight, or (pipelining) one that awaits only its final reply. */
+  readonly acceptsNext: boolean;
   /** Polite end: QUIT, then close. */
   quit(): void;
   close(): void;
@@ -86,7 +99,9 @@ class SmtpClientConnection implements SmtpSession {
   #closing = false;
   /** Set once the TLS handshake finished: a later socket error is a lost connection, not a TLS failure. */
   #secure = false;
-  #busy = false;
+  /** Transactions started and not finished: at most two, the first awaiting only its final reply. */
+  #inFlight = 0;
+  #awaitingFinalReply = false;
   #quitWhenIdle = false;
   readonly #closeListeners: Array<() => void> = [];
 
@@ -109,6 +124,11 @@ class SmtpClientConnection implements SmtpSession {
 
   get pipelining(): boolean {
     return this.#extensions.has('PIPELINING');
+  }
+
+  get acceptsNext(): boolean {
+    if (this.#closed || this.#closing) return false;
+    return this.#inFlight === 0 || (this.#inFlight === 1 && this.#awaitingFinalReply && this.pipelining);
   }
 
   onClose(listener: () => void): void {
@@ -144,28 +164,36 @@ class SmtpClientConnection implements SmtpSession {
     }
   }
 
-  send(envelopeFrom: string, recipient: string, message: string): Promise<TransactionResult> {
-    if (this.#closed || this.#closing || this.#busy)
+  send(
+    envelopeFrom: string,
+    recipient: string,
+    message: string,
+    onContentWritten?: () => void,
+  ): Promise<TransactionResult> {
+    if (!this.acceptsNext)
       return Promise.resolve({
         kind: 'connection_failed',
-        reply: localFailure('connection_lost', 'connection closed before the transaction'),
+        reply: localFailure(
+          'connection_lost',
+          this.closing ? 'connection closed before the transaction' : 'connection busy with another transaction',
+        ),
       });
     if (unsafeInCommand.test(envelopeFrom) || unsafeInCommand.test(recipient))
       return Promise.resolve({
         kind: 'rejected',
         reply: localFailure('protocol_error', 'an envelope address holds a line break, "<", ">" or NUL: not sent'),
       });
-    this.#busy = true;
-    return this.#transaction(envelopeFrom, recipient, message).finally(() => {
-      this.#busy = false;
-      if (this.#quitWhenIdle) this.quit();
+    this.#inFlight++;
+    return this.#transaction(envelopeFrom, recipient, message, onContentWritten).finally(() => {
+      this.#inFlight--;
+      if (this.#quitWhenIdle && this.#inFlight === 0) this.quit();
     });
   }
 
   quit(): void {
     if (this.#closed || (this.#closing && !this.#quitWhenIdle)) return;
     this.#closing = true;
-    if (this.#busy) {
+    if (this.#inFlight > 0) {
       this.#quitWhenIdle = true;
       return;
     }
@@ -182,7 +210,12 @@ class SmtpClientConnection implements SmtpSession {
     }
   }
 
-  async #transaction(from: string, recipient: string, message: string): Promise<TransactionResult> {
+  async #transaction(
+    from: string,
+    recipient: string,
+    message: string,
+    onContentWritten: (() => void) | undefined,
+  ): Promise<TransactionResult> {
     const data = smtpDataOf(message);
     const size = this.#extensions.has('SIZE') ? ` SIZE=${Buffer.byteLength(data)}` : '';
     const utf8 = this.#extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + recipient) ? ' SMTPUTF8' : '';
@@ -193,9 +226,11 @@ class SmtpClientConnection implements SmtpSession {
     let dataReply: string | null = null;
     if (this.pipelining) {
       this.#stream.write(`${mail}${rcpt}DATA\r\n`);
-      mailReply = await this.#reader.next();
-      rcptReply = await this.#reader.next();
-      dataReply = await this.#reader.next();
+      [mailReply, rcptReply, dataReply] = await Promise.all([
+        this.#reader.next(),
+        this.#reader.next(),
+        this.#reader.next(),
+      ]);
     } else {
       mailReply = await this.#command(mail);
       if (isPositive(mailReply)) rcptReply = await this.#command(rcpt);
@@ -209,8 +244,16 @@ class SmtpClientConnection implements SmtpSession {
       return this.#refused(refusedAt >= 0 ? (envelope[refusedAt] ?? null) : dataReply);
     }
     this.#stream.setTimeout(this.#options.timeouts.dataTimeoutMs);
-    const finalReply = await this.#command(data);
+    const finalReply = this.#writeContent(data);
+    this.#awaitingFinalReply = true;
+    onContentWritten?.();
+    const final = await finalReply;
+    this.#awaitingFinalReply = false;
     if (!this.#closed) this.#stream.setTimeout(this.#options.timeouts.commandTimeoutMs);
+    return this.#finished(final);
+  }
+
+  #finished(finalReply: string | null): TransactionResult {
     if (finalReply === null || finalReply.startsWith('421')) return this.#connectionFailed(finalReply);
     if (finalReply.startsWith('2')) return { kind: 'accepted', reply: parseSmtpReply(finalReply) };
     // The transaction ended with the reply to the final dot: the connection takes the next message.
@@ -299,7 +342,7 @@ class SmtpClientConnection implements SmtpSession {
       this.#fail(
         localFailure(
           'timeout',
-          this.#busy
+          this.#inFlight > 0
             ? `timeout: no reply within ${stream.timeout} ms`
             : `idle timeout: nothing sent for ${stream.timeout} ms, connection closed`,
         ),
@@ -312,6 +355,19 @@ class SmtpClientConnection implements SmtpSession {
     stream.once('end', () => {
       this.#closing = true;
     });
+  }
+
+  /**
+   * Writes the content and final dot, held until the next turn of the event loop so that a next
+   * message's pipelined MAIL, RCPT and DATA, started meanwhile, leave in the same write.
+   */
+  #writeContent(data: string): Promise<string | null> {
+    if (this.#closed) return Promise.resolve(null);
+    const stream = this.#stream;
+    stream.cork();
+    stream.write(data);
+    setImmediate(() => stream.uncork());
+    return this.#reader.next();
   }
 
   /** Writes a command and waits for its reply (null: the connection ended first). */
