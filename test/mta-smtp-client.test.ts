@@ -71,6 +71,36 @@ describe('SMTP client', () => {
     );
   });
 
+  it('starts the next message once the content is written: its envelope follows the dot before the dot is answered', async () => {
+    const server = await scripted({ pipelining: true });
+    const session = await open(server.port);
+    let second: Promise<unknown> | undefined;
+    const first = session.send('bounce@brand.test', 'a@example.test', message, () => {
+      expect(session.acceptsNext).toBe(true);
+      second = session.send('bounce@brand.test', 'b@example.test', message);
+      expect(session.acceptsNext).toBe(false);
+    });
+    expect(await first).toMatchObject({ kind: 'accepted' });
+    expect(await second).toMatchObject({ kind: 'accepted' });
+    expect(server.commands.filter((command) => command.startsWith('RCPT'))).toEqual([
+      'RCPT TO:<a@example.test>',
+      'RCPT TO:<b@example.test>',
+    ]);
+    expect(server.messages).toHaveLength(2);
+    // A third send while two are in flight is refused, never interleaved.
+    const more: Array<Promise<unknown>> = [];
+    const third = session.send('bounce@brand.test', 'c@example.test', message, () => {
+      more.push(session.send('bounce@brand.test', 'd@example.test', message));
+      more.push(session.send('bounce@brand.test', 'e@example.test', message));
+    });
+    expect(await third).toMatchObject({ kind: 'accepted' });
+    expect(await Promise.all(more)).toMatchObject([
+      { kind: 'accepted' },
+      { kind: 'connection_failed', reply: { text: 'connection busy with another transaction' } },
+    ]);
+    expect(server.messages).toHaveLength(4);
+  });
+
   it('sends one command at a time to a server without PIPELINING', async () => {
     const server = await scripted({ pipelining: false });
     const session = await open(server.port);
