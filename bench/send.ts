@@ -1,7 +1,7 @@
 // MTA send benchmark: 50,000 prepared, personalized ~2 KB messages (HTML + text) from one
 // delivery to a loopback sink, through the real MTA (claims, rendering, MIME, DKIM, SMTP, outcome
 // writes). The sink runs in a child process so it does not share the MTA's event loop.
-// Run: node --import tsx bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--rules none|open] [--redis URL]
+// Run: node --import tsx bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|ed25519|rsa+ed25519] [--rules none|open] [--redis URL]
 //      [--messages 50000] [--workers N (DKIM worker threads)] [--connections 10] [--flush-ms 10]
 //      [--api off|on] (on: this process also runs the api role with /metrics, the MTA feeds the metrics
 //      registry — outcomes, SMTP and DKIM timings — and a scraper reads /metrics every --scrape-ms 1000; 0 = none)
@@ -71,11 +71,11 @@ async function main(): Promise<void> {
   const scrapeMs = Number(option('scrape-ms', '1000'));
   if (
     !['sqlite', 'postgres'].includes(dialect) ||
-    !['none', 'rsa', 'rsa+ed25519'].includes(dkim) ||
+    !['none', 'rsa', 'ed25519', 'rsa+ed25519'].includes(dkim) ||
     !['none', 'open'].includes(rules)
   ) {
     throw new Error(
-      'usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|rsa+ed25519] [--messages N] [--workers N] [--rules none|open] [--redis URL]',
+      'usage: bench/send.ts [--dialect sqlite|postgres] [--dkim none|rsa|ed25519|rsa+ed25519] [--messages N] [--workers N] [--rules none|open] [--redis URL]',
     );
   }
 
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
 
 function dkimKeys(kind: string): Map<string, DkimKey[]> {
   const keys: DkimKey[] = [];
-  if (kind !== 'none') {
+  if (kind === 'rsa' || kind === 'rsa+ed25519') {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
       .privateKey.export({ type: 'pkcs8', format: 'pem' })
       .toString();
@@ -211,7 +211,7 @@ function dkimKeys(kind: string): Map<string, DkimKey[]> {
       ),
     );
   }
-  if (kind === 'rsa+ed25519') {
+  if (kind === 'ed25519' || kind === 'rsa+ed25519') {
     const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     keys.push(
       parseDkimKey(
