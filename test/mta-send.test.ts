@@ -7,6 +7,7 @@ import { verifyDkimSignatures } from '../src/mta/dkim-verify.ts';
 import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
+import { startSmtpSink } from '../src/sim/smtp-sink.ts';
 import { createMtaStore } from '../src/mta/queue-store.ts';
 import type { SmtpReply } from '../src/bounce/smtp-reply.ts';
 import type { Verdict } from '../src/bounce/types.ts';
@@ -269,5 +270,54 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       ['rsa-sha256', true],
       ['ed25519-sha256', true],
     ]);
+  });
+  it('loses nothing when the next pipelined message is still being signed as its connection spends its budget', async () => {
+    // Signing in a worker makes every build wait: the next message of a connection is started when
+    // the previous one's content is written and may still be building when that one ends the budget.
+    const sink = await startSmtpSink({ hostname: 'mx.budget.test' });
+    try {
+      const { db } = context.store();
+      const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      const keys = new Map([
+        [
+          'brand.test',
+          [
+            parseDkimKey(
+              { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
+              () => ed,
+            ),
+          ],
+        ],
+      ]);
+      const count = 60;
+      await seedDelivery(db, {
+        now: Date.now(),
+        recipients: Array.from({ length: count }, (_, i) => ({
+          email: `r${i}@budget.test`,
+          data: { first_name: `R${i}` },
+        })),
+      });
+      const mta = createMta({
+        store: createMtaStore(context.store()),
+        nodeId: `budget-${context.dialect}`,
+        config: mtaConfig({
+          routes: [{ match: 'budget.test', host: sink.host, port: sink.port }],
+          maxMessagesPerConnection: 3,
+          maxConnectionsPerMx: 4,
+          dkimWorkers: 1,
+        }),
+        dkimKeys: keys,
+      });
+      await mta.start();
+      await mta.drain();
+      await mta.stop();
+      expect(mta.stats()).toMatchObject({ sent: count, deferred: 0, failed: 0 });
+      const stats = sink.stats();
+      expect(stats.messagesAccepted).toBe(count);
+      expect(stats.maxMessagesPerConnection).toBeLessThanOrEqual(3);
+      expect(stats.connections).toBeGreaterThanOrEqual(count / 3);
+    } finally {
+      await sink.close();
+    }
   });
 });

@@ -470,7 +470,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       connection.inFlight--;
     }
     if (this.#stopping) {
-      connection.session.quit();
+      if (connection.inFlight === 0) connection.session.quit();
       this.#checkStopped();
       return;
     }
@@ -502,6 +502,8 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       }
     }
     this.#options.events.onTransaction(job, result, path.key);
-    if (connection.started >= this.#limitsOf(path).maxMessagesPerConnection) connection.session.quit();
+    // The last transaction of a spent connection ends it (a pipelined next one may still be building).
+    if (connection.started >= this.#limitsOf(path).maxMessagesPerConnection && connection.inFlight === 1)
+      connection.session.quit();
   }
 }
