@@ -31,7 +31,7 @@ const stages: Array<{ stage: string; test: (frame: ProfileNode['callFrame']) => 
   { stage: 'MIME', test: (f) => /\/src\/mta\/(message-builder|mime-encoding|message-assembly)/.test(f.url) },
   { stage: 'render', test: (f) => /\/src\/delivery\/(fast-template|content)|liquidjs/.test(f.url) },
   { stage: 'reply parse', test: (f) => /\/src\/bounce\/|parseSmtpReply/.test(f.url + f.functionName) },
-  { stage: 'SMTP', test: (f) => /smtp-connection|\/src\/mta\/smtp-client/.test(f.url) },
+  { stage: 'SMTP', test: (f) => /\/src\/mta\/smtp-/.test(f.url) },
   {
     stage: 'scheduling (pool, dispatch, runner)',
     test: (f) => /\/src\/mta\/(connection-pool|dispatch|queue-runner|fair-share|job-queue)/.test(f.url),

@@ -37,7 +37,7 @@ const maxReplyText = 1_000;
 const replyLine = /^(\d{3})([ -])(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/;
 
 /**
- * Parses a raw reply as nodemailer hands it over ("550-5.1.1 first\n550 5.1.1 second" or a single
+ * Parses a raw reply as the SMTP client frames it ("550-5.1.1 first\n550 5.1.1 second" or a single
  * line). Text is length-limited: a hostile server must not bloat the delivery log.
  */
 export function parseSmtpReply(raw: string): SmtpReply {

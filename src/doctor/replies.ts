@@ -42,7 +42,7 @@ export function replyKind(reply: Pick<ReplyGroup, 'code' | 'enhanced' | 'categor
     if (reply.category === 'failedstarttls' || /\b(?:TLS|SSL|STARTTLS|certificate)\b/i.test(text))
       return { kind: 'unreachable', detail: 'tls' };
     if (/ECONNREFUSED|connection refused/i.test(text)) return { kind: 'unreachable', detail: 'refused' };
-    // Node and nodemailer words: "Connection timeout", "Greeting never received", "Timeout" (socket).
+    // The SMTP client's words ("connection timeout: …", "timeout: no reply …"), and nodemailer's in older logs ("Greeting never received").
     if (/timeout|timed out|ETIMEDOUT|never received/i.test(text)) return { kind: 'unreachable', detail: 'timeout' };
     if (reply.category === 'expired' && text === '') return { kind: 'other' };
     return { kind: 'unreachable', detail: 'lost' };
