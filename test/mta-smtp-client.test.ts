@@ -228,6 +228,20 @@ describe('SMTP client', () => {
     expect(server.commands).toEqual(['EHLO mta.herald.test']);
   });
 
+  it('sends in plain text on a new connection when the STARTTLS handshake fails, unless the MX rule requires TLS', async () => {
+    const server = await scripted({ pipelining: true, extensions: ['STARTTLS'], breakTls: true });
+    const session = await open(server.port);
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(server.commands.slice(0, 3)).toEqual(['EHLO mta.herald.test', 'STARTTLS', 'EHLO mta.herald.test']);
+    expect(server.messages).toHaveLength(1);
+    const strict = await scripted({ pipelining: true, extensions: ['STARTTLS'], breakTls: true });
+    expect(await openSmtpSession(connectOptions(strict.port, { requireTls: true }))).toMatchObject({
+      kind: 'failed',
+      reply: { local: 'tls_failed' },
+    });
+    expect(strict.commands).toEqual(['EHLO mta.herald.test', 'STARTTLS']);
+  });
+
   it('times out a server that does not answer the final dot, as a connection failure', async () => {
     const server = await scripted({ pipelining: true, reply: (command) => (command === '.' ? null : undefined) });
     const session = await open(server.port, {

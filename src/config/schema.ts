@@ -144,7 +144,7 @@ export const configSchema = z
         /** Seconds to wait before each retry of a soft (or ignored) failure; the last value repeats until validity ends.
          *  Default: 5 retries an hour apart on the first day, then one a day until delivery.validityHours. */
         retryDelaysSeconds: z.array(z.number().int().min(1)).min(1).default([3600, 3600, 3600, 3600, 3600, 86400]),
-        /** Use STARTTLS when the MX offers it; certificates are not verified (MX hosts rarely have valid ones). */
+        /** Use STARTTLS when the MX offers it; certificates are not verified (MX hosts rarely have valid ones); a failed handshake falls back to plain text on a new connection. */
         opportunisticTls: z.boolean().default(true),
         /** Static routes, checked before DNS. */
         routes: z.array(routeSchema).default([]),

@@ -79,11 +79,13 @@ const unsafeInCommand = /[\r\n<>\0]/;
 export async function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult> {
   const connection = new SmtpClientConnection(options);
   const failure = await connection.open();
-  if (failure) {
-    connection.close();
-    return { kind: 'failed', reply: failure };
-  }
-  return { kind: 'open', session: connection };
+  if (!failure) return { kind: 'open', session: connection };
+  connection.close();
+  // Opportunistic TLS (RFC 7435): a server whose STARTTLS handshake fails still gets the message,
+  // in plain text on a new connection, as other MTAs do; an MX rule `tls: required` never does.
+  if (failure.local === 'tls_failed' && connection.tlsHandshakeFailed && !options.requireTls)
+    return openSmtpSession({ ...options, opportunisticTls: false });
+  return { kind: 'failed', reply: failure };
 }
 
 class SmtpClientConnection implements SmtpSession {
@@ -99,6 +101,8 @@ class SmtpClientConnection implements SmtpSession {
   #closing = false;
   /** Set once the TLS handshake finished: a later socket error is a lost connection, not a TLS failure. */
   #secure = false;
+  /** STARTTLS was accepted but the handshake did not finish. */
+  tlsHandshakeFailed = false;
   /** Transactions started and not finished: at most two, the first awaiting only its final reply. */
   #inFlight = 0;
   #awaitingFinalReply = false;
@@ -329,7 +333,10 @@ class SmtpClientConnection implements SmtpSession {
         resolve(undefined);
       });
       secure.once('close', () => this.#onSocketClosed());
-      secure.once('close', () => resolve(this.#failure ?? localFailure('tls_failed', 'TLS handshake did not finish')));
+      secure.once('close', () => {
+        this.tlsHandshakeFailed = !this.#secure;
+        resolve(this.#failure ?? localFailure('tls_failed', 'TLS handshake did not finish'));
+      });
     });
   }
 

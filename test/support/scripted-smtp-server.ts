@@ -22,6 +22,8 @@ export interface ScriptedSmtpOptions {
   pipelining: boolean;
   /** Extra EHLO keywords (after PIPELINING when offered), e.g. ['SIZE 1000000', 'STARTTLS']. */
   extensions?: string[];
+  /** Answer STARTTLS with 220, then answer the client's TLS hello with bytes that are not TLS and close. */
+  breakTls?: boolean;
   /** The whole raw text written for the greeting; default "220 scripted.test ESMTP\r\n". */
   greeting?: string;
   /** The reply (without its final CRLF) to a command line or to the end of data ("."), when it differs from the default; null: no reply at all. */
@@ -45,7 +47,12 @@ export async function startScriptedSmtpServer(options: ScriptedSmtpOptions): Pro
     let inData = false;
     let content: string[] = [];
     let held: string[] = [];
+    let tlsHello = false;
     socket.on('data', (chunk: string) => {
+      if (tlsHello) {
+        socket.end('HTTP/1.0 400 this is not TLS\r\n\r\n');
+        return;
+      }
       buffer += chunk;
       let newline = buffer.indexOf('\r\n');
       while (newline >= 0) {
@@ -73,6 +80,7 @@ export async function startScriptedSmtpServer(options: ScriptedSmtpOptions): Pro
         held.push(reply);
         if (/^DATA$/i.test(line) && reply.startsWith('354')) inData = true;
         if (!options.pipelining || groupEnd.test(line)) flush();
+        if (options.breakTls && /^STARTTLS$/i.test(line)) tlsHello = true;
         if (/^QUIT$/i.test(line) || reply.startsWith('421')) {
           flush();
           socket.end();
@@ -110,6 +118,7 @@ function defaultReply(line: string, options: ScriptedSmtpOptions): string {
       .join('\r\n');
   }
   if (/^DATA$/i.test(line)) return '354 go ahead';
+  if (/^STARTTLS$/i.test(line)) return '220 2.0.0 ready to start TLS';
   if (/^QUIT$/i.test(line)) return '221 bye';
   return '250 2.0.0 ok';
 }
