@@ -4,7 +4,7 @@
 // inserts first (the import has its own benchmark).
 // Run: node --import tsx bench/prepare.ts [--dialect sqlite|postgres] [--recipients 1000000]
 // Prints figures (text and one JSON line); it never passes or fails on time.
-import { validateAddress } from '../src/audience/address.ts';
+import { createAddressPredicate } from '../src/audience/address.ts';
 import { systemClock } from '../src/common/clock.ts';
 import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import { demoContent } from '../src/demo/demo-audience.ts';
@@ -51,7 +51,7 @@ try {
   const outcome = await prepareDelivery(timed(preparationStore(store), timings), delivery.id, {
     batchSize: 5_000,
     clock: systemClock,
-    isValidAddress: (email) => validateAddress(email).ok,
+    isValidAddress: createAddressPredicate(),
   });
   const seconds = (performance.now() - start) / 1000;
   if (outcome.kind !== 'prepared') throw new Error(outcome.error);

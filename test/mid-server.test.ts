@@ -128,6 +128,30 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     expect(counters.json()).toMatchObject({ state: 'in_progress', total: 4, pending: 4 });
   });
 
+  it('inserts a recipient present in two parts once; a case variant stays (the marketing side folded case already)', async () => {
+    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(103)))).json().remoteId as number;
+    const first = await encodePart(1, lines(1, 2));
+    const [again] = lines(2, 1);
+    const variant = {
+      ...lines(1, 1)[0]!,
+      id: 9,
+      email: lines(1, 1)[0]!.email.toUpperCase().replace('@ACCEPT.TEST', '@accept.test'),
+    };
+    const second = await encodePart(2, [again!, variant]);
+    await send('POST', midPaths.part(remoteId, 1), first.body, { headers: gzipHeaders(first.key) });
+    const response = await send('POST', midPaths.part(remoteId, 2), second.body, { headers: gzipHeaders(second.key) });
+    expect(response.json()).toEqual({ part: 2, recipients: 2, duplicate: false });
+    const logs = await context
+      .store()
+      .db.selectFrom('delivery_logs')
+      .select(['email', 'address_key'])
+      .where('delivery_id', '=', remoteId)
+      .orderBy('id')
+      .execute();
+    expect(logs.map((log) => log.email)).toEqual([...lines(1, 2).map((line) => line.email), variant.email]);
+    expect(logs.every((log) => log.address_key === log.email)).toBe(true);
+  });
+
   it('rejects bad signatures, unknown peers, stale timestamps and replays with typed, non-retryable errors', async () => {
     const body = json(submitBody(103));
     const wrongSecret = await send('POST', midPaths.submit(), body, { secret: 'not-the-secret-at-all-00000' });

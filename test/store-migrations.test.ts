@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
+import { createDelivery } from '../src/delivery/delivery-store.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
+import { up as oneAddressIndex } from '../src/store/migrations/0032-one-address-index.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 describeEachDialect('migrations', (context) => {
@@ -16,5 +18,55 @@ describeEachDialect('migrations', (context) => {
     expect(await migrateToLatest(store)).toEqual([]);
     const count = await store.db.selectFrom('lists').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
     expect(Number(count.n)).toBe(1);
+  });
+
+  it('0032 gives logs without an address key their email as key, and one log per key per delivery', async () => {
+    const store = context.store();
+    const delivery = await createDelivery(
+      store,
+      {
+        name: 'keys',
+        fromAddress: 'news@brand.test',
+        fromName: null,
+        replyTo: null,
+        subject: 'Hi',
+        html: '<p>Hi</p>',
+        text: null,
+        listName: null,
+        validityHours: null,
+        affinity: null,
+        scheduledAt: null,
+      },
+      { validityHours: 120 },
+      Date.now(),
+    );
+    const log = (email: string) => ({
+      delivery_id: delivery.id,
+      email,
+      domain: 'accept.test',
+      data: '{}',
+      status: 'pending' as const,
+      attempts: 0,
+      next_attempt_at: 0,
+      updated_at: 0,
+    });
+    await store.db
+      .insertInto('delivery_logs')
+      .values([log('Old@accept.test'), log('old@accept.test')])
+      .execute();
+    await oneAddressIndex(store.db as never);
+    const keys = await store.db
+      .selectFrom('delivery_logs')
+      .select('address_key')
+      .where('delivery_id', '=', delivery.id)
+      .orderBy('id')
+      .execute();
+    expect(keys.map((row) => row.address_key)).toEqual(['Old@accept.test', 'old@accept.test']);
+    await expect(
+      store.db
+        .insertInto('delivery_logs')
+        .values({ ...log('old@accept.test'), address_key: 'old@accept.test' })
+        .execute(),
+    ).rejects.toThrow(/unique|UNIQUE/);
   });
 });

@@ -93,6 +93,12 @@ export function createAddressValidator(
   return (raw) => checkAddress(raw, allowSmtpUtf8, cachedDomain);
 }
 
+/** Whether an address is valid, with createAddressValidator's domain memo (preparation's re-check of a whole list). */
+export function createAddressPredicate(options: AddressOptions = {}): (raw: string) => boolean {
+  const validate = createAddressValidator(options);
+  return (raw) => validate(raw).ok;
+}
+
 function checkAddress(raw: string, allowSmtpUtf8: boolean, domainOf: (rawDomain: string) => Part): AddressCheck {
   const input = raw.trim();
   if (input === '') return reject('empty', 'the address is empty');

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Store } from '../store/database.ts';
 import type { DeliveryLogRow, DeliveryLogStatus } from '../store/tables.ts';
 
@@ -30,7 +31,8 @@ export async function pageDeliveryLogs(
   if (filter.status !== undefined) query = query.where('status', '=', filter.status);
   if (filter.domain !== undefined) query = query.where('domain', '=', filter.domain);
   if (filter.failureReason !== undefined) query = query.where('failure_reason', '=', filter.failureReason);
-  if (filter.email !== undefined) query = query.where('email', '=', filter.email);
+  if (filter.email !== undefined)
+    query = query.where('email', '=', filter.email).where('address_key', 'in', addressKeysOf(filter.email));
   if (filter.mxHost !== undefined) query = query.where('mx_host', '=', filter.mxHost);
   if (filter.failureType !== undefined)
     query = query.where('failure_type', '=', filter.failureType as 'hard' | 'soft' | 'ignored');
@@ -49,6 +51,7 @@ export async function recipientDataFor(
     .select(['email', 'data'])
     .where('delivery_id', '=', delivery.id)
     .where('email', '=', email)
+    .where('address_key', 'in', addressKeysOf(email))
     .executeTakeFirst();
   if (log || delivery.list_id === null) return log;
   return store.db
@@ -57,4 +60,20 @@ export async function recipientDataFor(
     .where('list_id', '=', delivery.list_id)
     .where('email', '=', email)
     .executeTakeFirst();
+}
+
+/**
+ * The address keys a log with exactly this email can have (migration 0032), computed by the database
+ * as preparation computes them: the email itself (mid-sourcing parts, older logs), lower-cased (the
+ * default), or with only the domain lower-cased (delivery.foldLocalPartCase false). Matching them lets
+ * the unique (delivery_id, address_key) index find the log: there is no index on the email alone.
+ */
+function addressKeysOf(email: string) {
+  const at = email.lastIndexOf('@');
+  const text = (value: string) => sql<string>`cast(${value} as text)`;
+  return [
+    text(email),
+    sql<string>`lower(${text(email)})`,
+    sql<string>`${text(email.slice(0, at + 1))} || lower(${text(email.slice(at + 1))})`,
+  ];
 }

@@ -1,4 +1,4 @@
-import { validateAddress } from '../audience/address.ts';
+import { createAddressPredicate } from '../audience/address.ts';
 import type { Herald } from '../main.ts';
 import { forwardOperatorAction, type ForwardResult } from '../midsourcing/state-forward.ts';
 import type { DeliveryRow } from '../store/tables.ts';
@@ -39,7 +39,7 @@ export async function prepareConfigured(
     {
       batchSize: herald.config.delivery.preparationBatchSize,
       clock: herald.clock,
-      isValidAddress: (email) => validateAddress(email).ok,
+      isValidAddress: createAddressPredicate(),
       leaseMs: herald.config.delivery.preparationLeaseSeconds * 1000,
       ...(onProgress && { onProgress }),
       ...(signal && { signal }),

@@ -140,7 +140,7 @@ export async function insertDeliveryLogs(
       'address_key',
     ])
     .expression(source)
-    // Either unique index: (delivery_id, email) or (delivery_id, address_key).
+    // The unique (delivery_id, address_key) index (migration 0032).
     .onConflict((oc) => oc.doNothing())
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0);

@@ -2,7 +2,7 @@ import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Store } from '../store/database.ts';
 import type { DeliveryRow } from '../store/tables.ts';
-import { analyzeHtmlTemplate, type ExtractedLink } from '../tracking/links.ts';
+import { analyzeHtmlTemplate, parseDataWithoutMarkers, type ExtractedLink } from '../tracking/links.ts';
 import { replaceTrackingLinks } from '../tracking/tracking-store.ts';
 import { compileContent, personalizationOf, type CompiledContent } from './content.ts';
 import { getDelivery } from './delivery-store.ts';
@@ -252,23 +252,27 @@ async function prepareBatches(
       );
     }
     // The quarantine keys addresses in lower case: `Ann@Example.com` is excluded when ann@example.com is.
-    const blocked = await store.blockedAddresses(batch.map((r) => r.email.toLowerCase()));
-    for (const recipient of batch) {
+    const keys = batch.map((r) => r.email.toLowerCase());
+    const blocked = await store.blockedAddresses(keys);
+    for (const [index, recipient] of batch.entries()) {
       if (!options.isValidAddress(recipient.email)) {
         counts.excluded.invalid_address++;
         range.excludedIds.push(recipient.id);
         continue;
       }
-      const block = blocked.get(recipient.email.toLowerCase());
+      const block = blocked.get(keys[index]!);
       if (block) {
         counts.excluded[block]++;
         range.excludedIds.push(recipient.id);
         continue;
       }
-      const data = { ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview };
+      const data = parseDataWithoutMarkers(recipient.data);
       const shape = dataShape(data);
       if (!checkedShapes.has(shape)) {
-        content.render(data, recipient.email);
+        content.render(
+          { ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview },
+          recipient.email,
+        );
         checkedShapes.add(shape);
       }
     }
@@ -279,10 +283,17 @@ async function prepareBatches(
   }
 }
 
-/** The variable names and value types of one recipient's data, e.g. `city:string,email:string`. */
-export function dataShape(data: Record<string, unknown>): string {
-  return Object.keys(data)
-    .sort()
-    .map((key) => `${key}:${Array.isArray(data[key]) ? 'array' : data[key] === null ? 'null' : typeof data[key]}`)
-    .join(',');
+/**
+ * The variable names and value types of one recipient's data in their order, e.g. `first_name:string,city:string,`.
+ * Rendering adds `email` and `mirror_url` (strings) to every recipient, so equal shapes here render alike.
+ * Not sorted: the same names in another order are one more render, never a missed check.
+ */
+function dataShape(data: unknown): string {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return `(${typeof data})`;
+  let shape = '';
+  for (const key in data) {
+    const value = (data as Record<string, unknown>)[key];
+    shape += `${key}:${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value},`;
+  }
+  return shape;
 }

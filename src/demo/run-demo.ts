@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { validateAddress } from '../audience/address.ts';
+import { createAddressPredicate } from '../audience/address.ts';
 import { importRecipients } from '../audience/csv-import.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import { startDelivery } from '../delivery/lifecycle.ts';
@@ -117,7 +117,7 @@ export async function runDemo(herald: Herald, options: DemoOptions): Promise<Dem
       {
         batchSize: herald.config.delivery.preparationBatchSize,
         clock: herald.clock,
-        isValidAddress: (email) => validateAddress(email).ok,
+        isValidAddress: createAddressPredicate(),
       },
     );
     if (prepared.kind === 'failed') throw new Error(`demo delivery preparation failed: ${prepared.error}`);

@@ -165,7 +165,7 @@ export type AppendResult =
 /**
  * Inserts a part atomically: the part row and its logs commit together. The part row is written
  * first, so a concurrent copy of the same part waits on its primary key and then sees it as a
- * duplicate; the unique (delivery_id, email) index makes a recipient present in two parts count once.
+ * duplicate; the unique (delivery_id, address_key) index (the email as received) makes a recipient present in two parts count once.
  */
 export async function appendInboundPart(
   store: Store,
@@ -207,9 +207,9 @@ export async function appendInboundPart(
       ? sql`select (r->>0)::bigint as sid, r->>1 as email, r->>2 as domain, r->>3 as data from jsonb_array_elements(cast(${json} as jsonb)) as r`
       : sql`select value->>0 as sid, value->>1 as email, value->>2 as domain, value->>3 as data from json_each(${json})`;
     const result = await sql`
-        insert into delivery_logs (delivery_id, source_log_id, email, domain, data, status, attempts, next_attempt_at, updated_at)
-        select ${deliveryId}, v.sid, v.email, v.domain, v.data, 'pending', 0, 0, ${now} from (${source}) as v where true
-        on conflict (delivery_id, email) do nothing`.execute(trx);
+        insert into delivery_logs (delivery_id, source_log_id, email, domain, data, status, attempts, next_attempt_at, updated_at, address_key)
+        select ${deliveryId}, v.sid, v.email, v.domain, v.data, 'pending', 0, 0, ${now}, v.email from (${source}) as v where true
+        on conflict (delivery_id, address_key) do nothing`.execute(trx);
     const inserted = Number(result.numAffectedRows ?? 0);
     await trx
       .updateTable('mid_inbound_parts')

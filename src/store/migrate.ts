@@ -27,6 +27,7 @@ import * as deliveryLogCounts from './migrations/0028-delivery-log-counts.ts';
 import * as deliveryMinuteAndFailureCounts from './migrations/0029-delivery-minute-and-failure-counts.ts';
 import * as webSignInCodes from './migrations/0030-web-sign-in-codes.ts';
 import * as deliveryPriority from './migrations/0031-delivery-priority.ts';
+import * as oneAddressIndex from './migrations/0032-one-address-index.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -56,6 +57,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0029-delivery-minute-and-failure-counts', deliveryMinuteAndFailureCounts],
   ['0030-web-sign-in-codes', webSignInCodes],
   ['0031-delivery-priority', deliveryPriority],
+  ['0032-one-address-index', oneAddressIndex],
 ];
 
 function migratorOf(store: Store): Migrator {

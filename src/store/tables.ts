@@ -133,7 +133,10 @@ export interface DeliveryLogTable {
   updated_at: number;
   /** Mid-sourcing (migration 0008), execution side: the log's id on the marketing instance. */
   source_log_id: number | null;
-  /** Migration 0021: the address as preparation compares addresses (case folded); unique per delivery, null for older logs. */
+  /**
+   * Migration 0021: the address as preparation compares addresses (case folded); unique per delivery.
+   * Migration 0032: the email as received for mid-sourcing parts and logs written before 0021.
+   */
   address_key: Generated<string | null>;
 }
 

@@ -1,4 +1,4 @@
-import { validateAddress } from '../../audience/address.ts';
+import { createAddressPredicate } from '../../audience/address.ts';
 import type { Clock } from '../../common/clock.ts';
 import { preparationStore, prepareDelivery } from '../../delivery/preparation.ts';
 import type { Store } from '../../store/database.ts';
@@ -54,7 +54,7 @@ export async function seedPreparedDelivery(
   const outcome = await prepareDelivery(preparationStore(store), delivery.id, {
     batchSize: 1_000,
     clock: options.clock,
-    isValidAddress: (email) => validateAddress(email).ok,
+    isValidAddress: createAddressPredicate(),
   });
   if (outcome.kind === 'failed') throw new Error(`seed preparation failed: ${outcome.error}`);
   return { deliveryId: delivery.id, prepared: outcome.counts.prepared };
