@@ -58,7 +58,7 @@ export async function targetBatch(
 ): Promise<TargetRecipient[]> {
   return store.db
     .selectFrom('recipients')
-    .select(['id', 'email', 'domain', 'data'])
+    .select(['id', 'email', 'data'])
     .where('list_id', '=', listId)
     .where('id', '>', afterId)
     .orderBy('id')

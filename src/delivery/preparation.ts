@@ -25,7 +25,6 @@ export type ExclusionReason = 'invalid_address' | 'duplicate' | 'quarantined' | 
 export interface TargetRecipient {
   id: number;
   email: string;
-  domain: string;
   data: string;
 }
 
