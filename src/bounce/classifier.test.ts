@@ -105,6 +105,8 @@ const REPLIES: [ReplyCase, string][] = [
     'requireptr',
   ],
   [{ code: 571, text: '571 No PTR Record found. Reverse DNS required: 203.0.113.22', phase: 'connect' }, 'requireptr'],
+  // Sendmail's check of the client's reverse DNS (2025.06-4).
+  [{ code: 450, text: '450 4.7.1 Access denied. IP name possibly forged [192.0.2.222]', phase: 'mail' }, 'requireptr'],
   [{ code: 530, text: '530 5.7.0 Must issue a STARTTLS command first' }, 'failedstarttls'],
   [{ code: 552, text: '552 5.3.4 Message size exceeds fixed maximum message size' }, 'emailtoolarge'],
   [{ code: 552, text: '552 5.2.3 Message length exceeds limit set by recipient' }, 'exceedlimit'],
@@ -427,6 +429,53 @@ describe('fallback order and decidedBy', () => {
     expect(at({ code: null, text: 'kijitora@example.org [User unknown]' }).category).toBe('filtered');
     expect(at({ code: null, text: 'The recipient name is not recognized' }).decidedBy).toBe('user-unknown-wording');
     expect(at({ code: 550, text: 'Requested action not taken: mailbox unavailable' }).category).toBe('userunknown');
+  });
+
+  it.each<[string, Partial<SmtpReply>, string, string]>([
+    // Generic wordings of a missing mailbox say no more than "user unknown": without RCPT TO or an
+    // address status (X.1.x) a filter answered (2025.06-4).
+    ['The email account that you tried to reach does not exist.', {}, 'filtered', 'user-unknown-unconfirmed'],
+    ['550 Recipient not found', {}, 'filtered', 'user-unknown-unconfirmed'],
+    ['Invalid Address, ERROR_CODE :550', {}, 'filtered', 'user-unknown-unconfirmed'],
+    ['550 Benutzer unbekannt', {}, 'filtered', 'user-unknown-unconfirmed'],
+    ['550 Recipient not found', { phase: 'rcpt' }, 'userunknown', 'user-unknown'],
+    ['550 5.1.1 Recipient not found', { enhanced: '5.1.1' }, 'userunknown', 'user-unknown-address-status'],
+    // The mailbox host's directory in a wording of its own is the mailbox, whatever the command.
+    ['User not listed in public Name & Address Book', {}, 'userunknown', 'user-unknown-wording'],
+    ['Invalid final delivery userid: a@example.jp', {}, 'userunknown', 'user-unknown-wording'],
+    ["554 delivery error: dd This user doesn't have a example.com account", {}, 'userunknown', 'user-unknown-wording'],
+  ])('%s (%o) → %s', (text, extra, category, decidedBy) => {
+    const verdict = classifier.classifyReply(full({ code: null, text, ...extra }));
+    expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
+  });
+
+  it('names a header field that occurs more than once as not RFC 5322 compliant, whatever the header (2025.06-4)', () => {
+    for (const text of [
+      "554 Transaction failed: Duplicate header 'DKIM-Signature'.",
+      '550-5.7.1 This message has multiple Subject headers.',
+      '550 5.6.0 Repeated header field: From',
+    ]) {
+      const verdict = classifier.classifyReply(full({ code: 550, text }));
+      expect({ text, category: verdict.category }).toEqual({ text, category: 'notcompliantrfc' });
+    }
+  });
+
+  it('reads why the MTA gave up before the statuses that say the same (2025.06-4)', () => {
+    const failed = { action: 'failed' as const };
+    const timedOut = full({
+      code: null,
+      enhanced: '4.4.1',
+      text: 'connect to mx.example.jp[192.0.2.1]:25: Connection timed out',
+    });
+    expect(classifier.classifyReply(timedOut, failed).decidedBy).toBe('network-given-up');
+    expect(classifier.classifyReply(timedOut).category).toBe('networkerror');
+    const retry = full({ code: null, enhanced: '4.4.7', text: 'retry timeout exceeded' });
+    expect(classifier.classifyReply(retry, failed)).toMatchObject({ category: 'expired', decidedBy: 'expired' });
+    const expiredOnly = full({ code: null, enhanced: '4.4.7', text: 'Nope' });
+    expect(classifier.classifyReply(expiredOnly, failed)).toMatchObject({
+      category: 'expired',
+      decidedBy: 'enhanced-status',
+    });
   });
 
   it('a connection status (4.4.1, 4.4.2) is expired in a report, a network error in a reply heard now', () => {
