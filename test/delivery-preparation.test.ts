@@ -1,31 +1,14 @@
 import { expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { readDefinitionFile, type DeliveryDefinition } from '../src/delivery/definition.ts';
+import { readDefinitionFile } from '../src/delivery/definition.ts';
 import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import { countLogs } from '../src/delivery/preparation-store.ts';
 import { createDelivery, getDelivery } from '../src/delivery/delivery-store.ts';
 import { describeEachDialect } from './support/databases.ts';
-import { insertList } from './support/fixtures.ts';
+import { deliveryDefinition as definition, insertList } from './support/fixtures.ts';
 
 const clock = manualClock();
 const isValidAddress = (email: string) => /^[^@\s]+@[^@\s]+\.[a-z]{2,}$/.test(email);
-
-function definition(overrides: Partial<DeliveryDefinition> = {}): DeliveryDefinition {
-  return {
-    name: 'Spring',
-    fromAddress: 'news@herald.test',
-    fromName: 'Herald News',
-    replyTo: null,
-    subject: 'Hello {{ first_name | default: "there" }}',
-    html: '<p>Hi {{ first_name | default: "there" }}</p>',
-    text: 'Hi {{ first_name | default: "there" }}',
-    listName: 'spring',
-    validityHours: null,
-    affinity: null,
-    scheduledAt: null,
-    ...overrides,
-  };
-}
 
 describeEachDialect('preparation', (context) => {
   it('creates one log per recipient and counts exclusions by reason', async () => {

@@ -4,6 +4,7 @@ import { createDelivery } from '../src/delivery/delivery-store.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { up as oneAddressIndex } from '../src/store/migrations/0032-one-address-index.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { deliveryDefinition } from './support/fixtures.ts';
 
 describeEachDialect('migrations', (context) => {
   it('creates every table and is a no-op the second time', async () => {
@@ -24,19 +25,7 @@ describeEachDialect('migrations', (context) => {
     const store = context.store();
     const delivery = await createDelivery(
       store,
-      {
-        name: 'keys',
-        fromAddress: 'news@brand.test',
-        fromName: null,
-        replyTo: null,
-        subject: 'Hi',
-        html: '<p>Hi</p>',
-        text: null,
-        listName: null,
-        validityHours: null,
-        affinity: null,
-        scheduledAt: null,
-      },
+      deliveryDefinition({ listName: null }),
       { validityHours: 120 },
       Date.now(),
     );

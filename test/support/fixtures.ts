@@ -1,3 +1,4 @@
+import type { DeliveryDefinition } from '../../src/delivery/definition.ts';
 import type { Store } from '../../src/store/database.ts';
 
 /** Inserts a list with `count` recipients straight into the database (tests that are not about import). */
@@ -28,4 +29,22 @@ export async function insertList(
       .execute();
   }
   return list.id;
+}
+
+/** A valid delivery definition (list `spring`), with `overrides`. */
+export function deliveryDefinition(overrides: Partial<DeliveryDefinition> = {}): DeliveryDefinition {
+  return {
+    name: 'Spring',
+    fromAddress: 'news@herald.test',
+    fromName: 'Herald News',
+    replyTo: null,
+    subject: 'Hello {{ first_name | default: "there" }}',
+    html: '<p>Hi {{ first_name | default: "there" }}</p>',
+    text: 'Hi {{ first_name | default: "there" }}',
+    listName: 'spring',
+    validityHours: null,
+    affinity: null,
+    scheduledAt: null,
+    ...overrides,
+  };
 }
