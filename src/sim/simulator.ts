@@ -1,7 +1,6 @@
 // Starts the simulated Internet of a scenario: one SMTP sink per MX host, a closed port for hosts
 // that refuse connections, and the DNS server. DNS cannot carry ports, so every MX host name also
 // gets a static route (host name -> 127.0.0.1:port) that the MTA uses to connect.
-import { createServer } from 'node:net';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { startDnsServer, type DnsServer, type DnsServerStats } from './dns-server.ts';
 import { defaultScenario, scenarioDnsRecords, type Scenario } from './scenario.ts';
@@ -68,7 +67,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     for (const host of scenario.hosts) {
       const name = host.name.toLowerCase();
       if (host.kind === 'refuse') {
-        routes.push({ match: name, host: loopback, port: await closedPort() });
+        routes.push({ match: name, host: loopback, port: refusedPort });
         continue;
       }
       const sink = await startSmtpSink({
@@ -117,15 +116,9 @@ function withOverrides(behaviour: SinkBehaviour, options: SimulatorOptions): Sin
   return result;
 }
 
-/** A port nothing listens on: bind one, read it, close it. Connecting to it is refused. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, loopback, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/**
+ * A port nothing listens on. A free port bound and closed again was handed out again to the next
+ * listener of a busy test run (another sink then answered for a host meant to refuse: a flaky
+ * failover test); port 1 is privileged, so no unprivileged process (no test, no sink) can take it.
+ */
+const refusedPort = 1;
