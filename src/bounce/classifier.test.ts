@@ -478,6 +478,57 @@ describe('fallback order and decidedBy', () => {
     });
   });
 
+  it.each<[string, string]>([
+    // SPF, DKIM or DMARC decide only when the wording says what happened to them (2025.06-5).
+    [
+      '550 5.7.509 Access denied, sending domain example.com does not pass DMARC verification and has a DMARC policy of reject.',
+      'authfailure',
+    ],
+    ['554 5.7.1 Message rejected due to SPF', 'authfailure'],
+    ['550 5.7.1 SPF check failed for example.com', 'authfailure'],
+    [
+      '421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your DKIM domain [example.com 20]. To protect our users from spam, mail sent from your domain has been temporarily rate limited.',
+      'ratelimited',
+    ],
+    ['550 5.7.1 Message rejected as spam. Please set up SPF records for your sending domain.', 'spamdetected'],
+    // The account described before "is disabled" (2025.06-5).
+    ['550 5.2.1 The account you are trying to reach has been suspended', 'suspend'],
+    ['550 The mailbox of this user is currently inactive', 'suspend'],
+    ['vdelivermail: the user account is locked', 'suspend'],
+    // The message, its size or length (limit), then too big / exceeded (2025.06-5).
+    ['550 Email size limit exceeded', 'emailtoolarge'],
+    ['552 Message size exceeds maximum permitted', 'emailtoolarge'],
+    ['554 Message too big for this system', 'emailtoolarge'],
+    ['552 Mailbox size limit exceeded', 'mailboxfull'],
+    // UBE and UCE are spam (2025.06-5).
+    ['554 5.7.1 UCE rejected', 'spamdetected'],
+    ['554 Message refused: UBE detected', 'spamdetected'],
+    // A header field or From address that occurs more than once, in any wording (2025.06-5).
+    ['554 5.6.0 Message contains more than one From header', 'notcompliantrfc'],
+    ['550 Duplicate Message-ID header', 'notcompliantrfc'],
+    // Reputation: low, poor or named as the reason; a blocklist named "reputation" stays blocked (2025.06-5).
+    [
+      '550-5.7.1 This message is likely suspicious due to the very low reputation of the sending IP address.',
+      'badreputation',
+    ],
+    ['554 5.7.1 Rejected due to IP reputation', 'badreputation'],
+    ['554 5.7.1 Client host [192.0.2.1] blocked using Barracuda Reputation Block List', 'blocked'],
+    // Yahoo's permanent deferral is an IP block; Comcast's "block for spam" too (2025.06-5).
+    [
+      '553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed.',
+      'blocked',
+    ],
+    ['554 mx.example.net 192.0.2.1 block for spam. See the error codes page', 'blocked'],
+    // A mailing list refusing a poster (2025.06-5).
+    ['You may not have permission to post messages to the group.', 'rejected'],
+    // A recipient-side filter named in the wording says more than X.7.1 (2025.06-5).
+    ["550 5.7.1 Message rejected by recipient's content filter", 'filtered'],
+    ['550 5.7.1 Recipient has blocked your email address', 'filtered'],
+    ['550 5.7.1 Delivery not authorized, message refused', 'rejected'],
+  ])('%s → %s (2025.06-5)', (text, category) => {
+    expect(classifier.classifyReply(full({ code: null, text })).category).toBe(category);
+  });
+
   it('a connection status (4.4.1, 4.4.2) is expired in a report, a network error in a reply heard now', () => {
     const reply = full({ code: 421, enhanced: '4.4.2', text: '421 4.4.2 mx.example.com Error: timeout exceeded' });
     expect(classifier.classifyReply(reply).category).toBe('networkerror');
