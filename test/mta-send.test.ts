@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { parseDkimKey } from '../src/mta/dkim.ts';
+import { mainThreadSigner, type DkimSigner } from '../src/mta/dkim-signer.ts';
 import { verifyDkimSignatures } from '../src/mta/dkim-verify.ts';
 import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
@@ -316,6 +317,69 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       expect(stats.messagesAccepted).toBe(count);
       expect(stats.maxMessagesPerConnection).toBeLessThanOrEqual(3);
       expect(stats.connections).toBeGreaterThanOrEqual(count / 3);
+    } finally {
+      await sink.close();
+    }
+  });
+  it('signs the next message of a path ahead of its turn, and each message once', async () => {
+    // With DKIM in a worker, a build waits for the worker's round trip: the job next in line is
+    // prepared ahead (PoolJob.prepare), so a connection taking it finds it signed. One connection,
+    // the first signing held: a second one starts before anything is sent (without preparing
+    // ahead, the held message would time its connection out and be deferred).
+    const sink = await startSmtpSink({ hostname: 'mx.ahead.test' });
+    try {
+      const { db } = context.store();
+      const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      const key = parseDkimKey(
+        { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
+        () => ed,
+      );
+      const signedFor: string[] = [];
+      let releaseFirst!: () => void;
+      const firstReleased = new Promise<void>((resolve) => {
+        releaseFirst = resolve;
+      });
+      let secondSigned!: () => void;
+      const secondCall = new Promise<void>((resolve) => {
+        secondSigned = resolve;
+      });
+      const gatedSigner: DkimSigner = {
+        async sign(headers, body, keys, nowMs) {
+          signedFor.push(headers.find((line) => line.startsWith('To:'))!);
+          if (signedFor.length === 1) await firstReleased;
+          if (signedFor.length === 2) secondSigned();
+          return mainThreadSigner.sign(headers, body, keys, nowMs);
+        },
+        close: async () => {},
+      };
+      const count = 8;
+      await seedDelivery(db, {
+        now: Date.now(),
+        recipients: Array.from({ length: count }, (_, i) => ({
+          email: `r${i}@ahead.test`,
+          data: { first_name: `R${i}` },
+        })),
+      });
+      const mta = createMta({
+        store: createMtaStore(context.store()),
+        nodeId: `ahead-${context.dialect}`,
+        config: mtaConfig({
+          routes: [{ match: 'ahead.test', host: sink.host, port: sink.port }],
+          maxConnectionsPerMx: 1,
+        }),
+        dkimKeys: new Map([['brand.test', [key]]]),
+        dkimSigner: gatedSigner,
+      });
+      await mta.start();
+      await secondCall;
+      expect(sink.stats().messagesAccepted).toBe(0);
+      releaseFirst();
+      await mta.drain();
+      await mta.stop();
+      expect(mta.stats()).toMatchObject({ sent: count, deferred: 0, failed: 0 });
+      expect(sink.stats().messagesAccepted).toBe(count);
+      expect(new Set(signedFor).size).toBe(count);
+      expect(signedFor).toHaveLength(count);
     } finally {
       await sink.close();
     }

@@ -24,7 +24,7 @@ import {
   type PoolStats,
 } from './connection-pool.ts';
 import type { CachedDelivery, ContentCache } from './content-cache.ts';
-import type { MessageAssembler, ReadyDelivery } from './message-assembly.ts';
+import type { AssembledMessage, MessageAssembler, ReadyDelivery } from './message-assembly.ts';
 import type { ClaimedLog, DeliveryContent, MtaStore } from './mta-store.ts';
 import type { MxHost, MxResolution, MxResolver } from './mx-resolver.ts';
 import type { Outcome } from './outcome.ts';
@@ -87,6 +87,8 @@ interface MessageJob extends PoolJob {
   /** Affinity address chosen for this message (shaping), and the ones that already failed to connect. */
   source?: SourceAddress;
   failedSources?: Set<string>;
+  /** The message assembled ahead of its turn (prepare()), used by build(). */
+  assembled?: Promise<AssembledMessage>;
 }
 
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
@@ -227,13 +229,23 @@ class MessageDispatcher implements Dispatcher {
     );
   }
 
+  /** Assembles (renders and signs) ahead of the job's turn, with no outcome: build() decides. */
+  #prepare(job: MessageJob): void {
+    if (job.assembled) return;
+    job.assembled = this.#options.assembler.assemble(job.log, job.ready, this.#options.clock.now());
+    // A failure is build()'s to report, when the job's turn comes.
+    job.assembled.catch(() => {});
+  }
+
   async #build(job: MessageJob): Promise<BuildResult> {
     const now = this.#options.clock.now();
     if (!this.#options.mayStart(now)) {
       this.#release(job.log);
       return { kind: 'skip' };
     }
-    const message = await this.#options.assembler.assemble(job.log, job.ready, now);
+    const assembled = job.assembled ?? this.#options.assembler.assemble(job.log, job.ready, now);
+    job.assembled = undefined; // the job outlives its message (until its outcome is written)
+    const message = await assembled;
     if (message.kind === 'message') return message;
     this.#fail(job.log, job.delivery.validUntil, null, localFailure('content_error', message.error));
     return { kind: 'skip' };
@@ -308,6 +320,7 @@ class MessageDispatcher implements Dispatcher {
         hostIndex: 0,
         build: () => this.#build(job),
       };
+      if (this.#options.assembler.waitsForSigner) job.prepare = () => this.#prepare(job);
       const sources = this.#options.sources;
       if (sources) {
         const choice = sources.choose(ready.content.affinity, domain, resolution.hosts[0]!.name, now);

@@ -50,6 +50,19 @@ describe('FairJobQueue', () => {
     expect(takeDeliveries(queue, 7)).toEqual([2, 2, 2, 2, 2, 1, 1]);
   });
 
+  it('peeks the jobs take() returns next, in that order, leaving them queued', () => {
+    const queue = new FairJobQueue<Job>();
+    fill(queue, share(1, 5, 3), 10);
+    fill(queue, share(2, 5, 1), 10);
+    fill(queue, share(3, 9), 2);
+    takeDeliveries(queue, 3);
+    const peeked = queue.peek(12).map((job) => job.id);
+    expect(queue.size).toBe(19);
+    expect(peeked).toHaveLength(12);
+    expect(Array.from({ length: 12 }, () => queue.take()!.id)).toEqual(peeked);
+    expect(queue.peek(100)).toHaveLength(7);
+  });
+
   it('gives a delivery that joins late no credit for the time it was absent', () => {
     const queue = new FairJobQueue<Job>();
     fill(queue, share(1), 200);

@@ -24,6 +24,11 @@ interface Flow<J> {
   pass: number;
 }
 
+/** Whether a message of share `a` at pass `aPass` leaves before one of `b` at `bPass`. */
+function goesBefore(a: Share, aPass: number, b: Share, bPass: number): boolean {
+  return a.priority > b.priority || (a.priority === b.priority && aPass < bPass);
+}
+
 /** A path's waiting messages, one FIFO per delivery, taken in fair-share order. */
 export class FairJobQueue<J extends { share?: Share | undefined }> {
   readonly #flows = new Map<number, Flow<J>>();
@@ -59,6 +64,25 @@ export class FairJobQueue<J extends { share?: Share | undefined }> {
     return job;
   }
 
+  /** The next `count` jobs in the order take() would return them (if nothing is pushed meanwhile), left in place. */
+  peek(count: number): J[] {
+    const cursors = [...this.#flows.values()].map((flow) => ({ flow, pass: flow.pass, taken: 0 }));
+    const jobs: J[] = [];
+    while (jobs.length < count) {
+      let best: (typeof cursors)[number] | undefined;
+      for (const cursor of cursors)
+        if (
+          cursor.taken < cursor.flow.jobs.size &&
+          (!best || goesBefore(cursor.flow.share, cursor.pass, best.flow.share, best.pass))
+        )
+          best = cursor;
+      if (!best) break;
+      jobs.push(best.flow.jobs.at(best.taken++)!);
+      best.pass += 1 / best.flow.share.weight;
+    }
+    return jobs;
+  }
+
   /** Removes `count` jobs the fair share would take last (lowest priority, furthest ahead). */
   takeTail(count: number): J[] {
     const taken: J[] = [];
@@ -88,12 +112,7 @@ export class FairJobQueue<J extends { share?: Share | undefined }> {
   #next(): Flow<J> | undefined {
     let best: Flow<J> | undefined;
     for (const flow of this.#flows.values())
-      if (
-        !best ||
-        flow.share.priority > best.share.priority ||
-        (flow.share.priority === best.share.priority && flow.pass < best.pass)
-      )
-        best = flow;
+      if (!best || goesBefore(flow.share, flow.pass, best.share, best.pass)) best = flow;
     return best;
   }
 

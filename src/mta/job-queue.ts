@@ -23,6 +23,11 @@ export class JobQueue<J> {
     return job;
   }
 
+  /** The job `index` places behind the head (0 = the next one taken), left in place. */
+  at(index: number): J | undefined {
+    return index < this.size ? this.#jobs[this.#head + index] : undefined;
+  }
+
   /** Removes the last `count` jobs (the latest queued) and returns them. */
   takeTail(count: number): J[] {
     return count <= 0 ? [] : this.#jobs.splice(this.#jobs.length - Math.min(count, this.size), count);

@@ -36,6 +36,8 @@ export interface MessageAssembler {
   /** Starts the DKIM worker threads (when used); an assembler never started leaks none. */
   start(): void;
   assemble(log: ClaimedLog, delivery: ReadyDelivery, now: number): Promise<AssembledMessage>;
+  /** Whether assembling waits for a signer off this thread (workers, or a given signer): then it is worth starting ahead of the message's turn. */
+  readonly waitsForSigner: boolean;
   /** Ends the worker threads (or the given signer). */
   close(): Promise<void>;
 }
@@ -48,6 +50,7 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
   const builder = createMessageBuilder(options.envelopeSender ? { envelopeSender: options.envelopeSender } : {});
 
   return {
+    waitsForSigner: useWorkers || options.dkimSigner !== undefined,
     start() {
       if (useWorkers) signer = createWorkerSigner(allKeys, options.dkimWorkers);
     },
