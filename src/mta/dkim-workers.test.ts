@@ -46,4 +46,20 @@ describe('DKIM signing in worker threads', () => {
       await signer.close();
     }
   });
+  it('fails the signatures asked of a worker that cannot start, instead of waiting for ever', async () => {
+    const ed = generateKeyPairSync('ed25519');
+    const key = {
+      ...parseDkimKey({ domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' }, () =>
+        ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      ),
+      pem: 'not a key',
+    };
+    const signer = createWorkerSigner([key], 1);
+    try {
+      await expect(signer.sign(['From: a@brand.test'], 'body\r\n', [key], 0)).rejects.toThrow();
+      await expect(signer.sign(['From: a@brand.test'], 'body\r\n', [key], 0)).rejects.toThrow();
+    } finally {
+      await signer.close();
+    }
+  });
 });
