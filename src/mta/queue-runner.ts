@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { MtaTimings } from './timings.ts';
 import { defaultVerdict } from '../bounce/default-verdict.ts';
 import type { SmtpReply } from '../bounce/smtp-reply.ts';
@@ -115,7 +116,7 @@ function createParts(
   const assembler = createMessageAssembler({
     dkimKeys: options.dkimKeys ?? loadDkimKeys(config.dkim),
     ...(options.dkimSigner && { dkimSigner: options.dkimSigner }),
-    dkimWorkers: config.dkimWorkers,
+    dkimWorkers: config.dkimWorkers === 'auto' ? Math.min(4, availableParallelism()) : config.dkimWorkers,
     bounceDomain: config.bounceDomain,
     ...(options.envelopeSender && { envelopeSender: options.envelopeSender }),
     ...(options.timings && { timings: options.timings }),
