@@ -2,7 +2,8 @@
 // through the real preparation (target extraction by id range, exclusion look-ups, Liquid rendering of
 // subject, HTML and text for every recipient, batched inserts). Recipients are seeded with plain
 // inserts first, in a child process (the import has its own benchmark).
-// Run: node --import tsx bench/prepare.ts [--dialect sqlite|postgres] [--recipients 1000000]
+// Run: node --import tsx bench/prepare.ts [--dialect sqlite|postgres] [--recipients 1000000] [--domains 50]
+//      (--domains: recipient domains, interleaved in list order; a real list has hundreds to thousands)
 // Prints figures (text and one JSON line); it never passes or fails on time.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,7 @@ function option(name: string, fallback: string): string {
 
 const dialect = option('dialect', 'sqlite');
 const count = Number(option('recipients', '1000000'));
+const domains = Number(option('domains', '50'));
 
 // The seeding runs in a child process (this file with --seed-into URL), so the peak RSS printed is the
 // preparation's own (with the modules every herald command loads), not the seeding's.
@@ -29,7 +31,7 @@ const seedInto = option('seed-into', '');
 if (seedInto !== '') {
   const target = openStore(seedInto);
   await migrateToLatest(target);
-  await seedRecipients(target, count);
+  await seedRecipients(target, count, domains);
   await target.close();
   process.exit(0);
 }
@@ -38,7 +40,16 @@ const database = await createScratchDatabase(dialect as 'sqlite' | 'postgres', '
 const seedStart = performance.now();
 execFileSync(
   process.execPath,
-  [...process.execArgv, fileURLToPath(import.meta.url), '--seed-into', database.url, '--recipients', String(count)],
+  [
+    ...process.execArgv,
+    fileURLToPath(import.meta.url),
+    '--seed-into',
+    database.url,
+    '--recipients',
+    String(count),
+    '--domains',
+    String(domains),
+  ],
   { stdio: 'inherit' },
 );
 const seedSeconds = (performance.now() - seedStart) / 1000;
@@ -74,7 +85,7 @@ try {
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const perSecond = Math.round(outcome.counts.prepared / seconds);
   console.log(
-    `prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients in ${seconds.toFixed(2)} s = ${perSecond}/s (peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`,
+    `prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients (${domains} domains) in ${seconds.toFixed(2)} s = ${perSecond}/s (peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`,
   );
   console.log(
     `  time in store calls: ${[...timings].map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)} s`).join(', ')}`,
@@ -84,6 +95,7 @@ try {
       bench: 'prepare',
       dialect,
       recipients: count,
+      domains,
       prepared: outcome.counts.prepared,
       seconds: Number(seconds.toFixed(2)),
       perSecond,
@@ -95,7 +107,7 @@ try {
   await database.drop();
 }
 
-async function seedRecipients(target: Store, total: number): Promise<void> {
+async function seedRecipients(target: Store, total: number, domainCount: number): Promise<void> {
   const now = Date.now();
   const list = await target.db
     .insertInto('lists')
@@ -115,8 +127,8 @@ async function seedRecipients(target: Store, total: number): Promise<void> {
     for (let j = i; j < Math.min(total, i + 5_000); j++) {
       rows.push({
         list_id: list.id,
-        email: `user${j}@bench${j % 50}.test`,
-        domain: `bench${j % 50}.test`,
+        email: `user${j}@bench${j % domainCount}.test`,
+        domain: `bench${j % domainCount}.test`,
         data: JSON.stringify({ first_name: j % 10 === 3 ? '' : `First${j}`, city: cities[j % 4] }),
         created_at: now,
         updated_at: now,
