@@ -39,6 +39,20 @@ function mtaConfig(overrides: Partial<MtaConfig> = {}): MtaConfig {
   }).mta;
 }
 
+/** A fresh Ed25519 DKIM key for brand.test. */
+function ed25519Key() {
+  const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return parseDkimKey(
+    { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
+    () => pem,
+  );
+}
+
+/** r0@domain … r{count-1}@domain, each with a first name. */
+function numberedRecipients(count: number, domain: string) {
+  return Array.from({ length: count }, (_, i) => ({ email: `r${i}@${domain}`, data: { first_name: `R${i}` } }));
+}
+
 describeEachDialect('MTA sending through the simulator', (context) => {
   // Both dialects share the simulator: recipients are tagged with the dialect to keep counts apart.
   const tagged = (email: string) => email.replace('@', `.${context.dialect}@`);
@@ -278,26 +292,9 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     const sink = await startSmtpSink({ hostname: 'mx.budget.test' });
     try {
       const { db } = context.store();
-      const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-      const keys = new Map([
-        [
-          'brand.test',
-          [
-            parseDkimKey(
-              { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
-              () => ed,
-            ),
-          ],
-        ],
-      ]);
+      const keys = new Map([['brand.test', [ed25519Key()]]]);
       const count = 60;
-      await seedDelivery(db, {
-        now: Date.now(),
-        recipients: Array.from({ length: count }, (_, i) => ({
-          email: `r${i}@budget.test`,
-          data: { first_name: `R${i}` },
-        })),
-      });
+      await seedDelivery(db, { now: Date.now(), recipients: numberedRecipients(count, 'budget.test') });
       const mta = createMta({
         store: createMtaStore(context.store()),
         nodeId: `budget-${context.dialect}`,
@@ -329,11 +326,7 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     const sink = await startSmtpSink({ hostname: 'mx.ahead.test' });
     try {
       const { db } = context.store();
-      const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-      const key = parseDkimKey(
-        { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
-        () => ed,
-      );
+      const key = ed25519Key();
       const signedFor: string[] = [];
       let releaseFirst!: () => void;
       const firstReleased = new Promise<void>((resolve) => {
@@ -353,13 +346,7 @@ describeEachDialect('MTA sending through the simulator', (context) => {
         close: async () => {},
       };
       const count = 8;
-      await seedDelivery(db, {
-        now: Date.now(),
-        recipients: Array.from({ length: count }, (_, i) => ({
-          email: `r${i}@ahead.test`,
-          data: { first_name: `R${i}` },
-        })),
-      });
+      await seedDelivery(db, { now: Date.now(), recipients: numberedRecipients(count, 'ahead.test') });
       const mta = createMta({
         store: createMtaStore(context.store()),
         nodeId: `ahead-${context.dialect}`,

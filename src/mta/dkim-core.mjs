@@ -65,7 +65,7 @@ export function canonicalizeHeaderRelaxed(line) {
  * @param {string} body
  * @returns {string} the base64 SHA-256 of the relaxed body (the bh= tag)
  */
-export function bodyHash(body) {
+function bodyHash(body) {
   return createHash('sha256').update(canonicalizeBodyRelaxed(body)).digest('base64');
 }
 

@@ -7,7 +7,6 @@ import type { SigningKey } from './dkim-core.mjs';
 // DKIM keys: read and checked once, at start. The signing itself is dkim-core.mjs (plain
 // JavaScript, so the signing workers run it too).
 
-export type { DkimAlgorithm } from './dkim-core.mjs';
 export { canonicalizeBodyRelaxed, canonicalizeHeaderRelaxed, signMessage } from './dkim-core.mjs';
 
 export interface DkimKey extends SigningKey {
