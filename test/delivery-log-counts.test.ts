@@ -4,7 +4,12 @@ import { silentLogger } from '../src/common/logger.ts';
 import { composeMta } from '../src/compose-mta.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { countDeliveryLogs } from '../src/delivery/delivery-store.ts';
-import { failureBreakdown, throughputByMinute } from '../src/delivery/progress-store.ts';
+import {
+  countLogsByDomain,
+  failureBreakdown,
+  lastOutcomeAt,
+  throughputByMinute,
+} from '../src/delivery/progress-store.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
@@ -15,11 +20,12 @@ import { describeEachDialect } from './support/databases.ts';
 import { holdTransaction } from './support/held-transaction.ts';
 import { waitFor } from './support/wait.ts';
 
-// The delivery summary and the delivery page's live tick read counts kept by triggers (migrations
-// 0028, 0029) instead of counting logs. After each kind of write — preparation's inserts, the MTA's
-// claims and outcomes (sent, hard failure, soft failure retried), a bounce after a 250, deletions in
-// batches, the delivery deleted — the kept counts, the throughput per minute and the failure groups
-// equal what a pass over the logs themselves gives, on both dialects.
+// The delivery summary, the delivery page's live tick, the doctor and the ETA read counts kept by
+// triggers (migrations 0028, 0029, 0033) instead of counting logs. After each kind of write —
+// preparation's inserts, the MTA's claims and outcomes (sent, hard failure, soft failure retried), a
+// bounce after a 250, deletions in batches, the delivery deleted — the kept counts, the throughput
+// per minute, the failure groups and the counts by domain equal what a pass over the logs themselves
+// gives, on both dialects.
 
 async function countedOverLogs(store: Store, deliveryId: number) {
   const rows = await store.db
@@ -79,6 +85,25 @@ async function failuresOverLogs(store: Store, deliveryId: number) {
     byDomain: tally((r) => r.domain),
     byMxHost: tally((r) => String(r.mx_host)),
   };
+}
+
+/** Logs by domain, outcome (pending never tried, deferred after an attempt, sent, failed) and MX host. */
+async function domainsOverLogs(store: Store, deliveryId: number) {
+  const rows = await store.db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).execute();
+  const counts = new Map<string, number>();
+  for (const row of rows) {
+    const active = row.status === 'pending' || row.status === 'sending';
+    if (!active && row.status !== 'sent' && row.status !== 'failed') continue;
+    const outcome = active ? (Number(row.attempts) > 0 ? 'deferred' : 'pending') : row.status;
+    const key = `${row.domain}/${outcome}/${row.mx_host}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return Object.fromEntries(counts);
+}
+
+async function keptDomains(store: Store, deliveryId: number) {
+  const kept = await countLogsByDomain(store, deliveryId);
+  return Object.fromEntries(kept.map((c) => [`${c.domain}/${c.outcome}/${c.mxHost}`, c.count]));
 }
 
 async function keptFailures(store: Store, deliveryId: number) {
@@ -146,11 +171,18 @@ describeEachDialect('delivery log counts', (context) => {
         { ...kept, byStatus: { ...kept.byStatus, pending: kept.byStatus.pending + kept.byStatus.sending, sending: 0 } },
         what,
       ).toEqual(counted);
-      expect(await throughputByMinute(herald.store, deliveryId), `${what}: throughput`).toEqual(
-        await throughputOverLogs(herald.store, deliveryId),
+      const minutes = await throughputOverLogs(herald.store, deliveryId);
+      expect(await throughputByMinute(herald.store, deliveryId), `${what}: throughput`).toEqual(minutes);
+      const now = Date.now();
+      const lastMinute = minutes.at(-1)?.minute;
+      expect(await lastOutcomeAt(herald.store, deliveryId, now), `${what}: last outcome`).toBe(
+        lastMinute === undefined ? null : Math.min(now, lastMinute + 60_000),
       );
       expect(await keptFailures(herald.store, deliveryId), `${what}: failures`).toEqual(
         await failuresOverLogs(herald.store, deliveryId),
+      );
+      expect(await keptDomains(herald.store, deliveryId), `${what}: by domain`).toEqual(
+        await domainsOverLogs(herald.store, deliveryId),
       );
       return kept;
     };
@@ -193,7 +225,7 @@ describeEachDialect('delivery log counts', (context) => {
           .execute()
       ).map((row) => `${row.status}/${row.failure_reason}/${row.retried}`);
     const folded = await foldDeliveryLogCounts(herald.store, 0);
-    expect(folded).toBe(context.dialect === 'postgres' ? 3 : 0); // this delivery, in each of the 3 counters
+    expect(folded).toBe(context.dialect === 'postgres' ? 4 : 0); // this delivery, in each of the 4 counters
     expect(new Set(await keys()).size).toBe((await keys()).length);
     await check('after folding');
 
@@ -202,7 +234,12 @@ describeEachDialect('delivery log counts', (context) => {
 
     await herald.store.db.updateTable('deliveries').set({ state: 'deleted' }).where('id', '=', deliveryId).execute();
     await deleteDeliveryRow(herald.store, deliveryId);
-    for (const table of ['delivery_log_counts', 'delivery_minute_counts', 'delivery_failure_counts'] as const)
+    for (const table of [
+      'delivery_log_counts',
+      'delivery_minute_counts',
+      'delivery_failure_counts',
+      'delivery_domain_counts',
+    ] as const)
       expect(
         await herald.store.db.selectFrom(table).selectAll().where('delivery_id', '=', deliveryId).execute(),
         table,

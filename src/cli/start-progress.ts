@@ -1,5 +1,5 @@
-import { deliveryLogGroups, unfinishedDeliveries } from '../doctor/doctor-store.ts';
-import { logFigures } from '../doctor/log-figures.ts';
+import { countLogsByDelivery } from '../delivery/progress-store.ts';
+import { unfinishedDeliveries } from '../doctor/doctor-store.ts';
 import type { Herald } from '../main.ts';
 import { readShapingSnapshots } from '../shaping/stats-store.ts';
 import { mergeSnapshots, type MxStatsView } from '../shaping/stats-view.ts';
@@ -22,17 +22,20 @@ export async function readDeliveryProgress(
   const rows = (await unfinishedDeliveries(herald.store)).filter(
     (row) => row.state === 'in_progress' && row.execution_peer === null,
   );
-  const deliveries: DeliveryProgress[] = [];
-  for (const row of rows) {
-    const { byStatus } = logFigures(await deliveryLogGroups(herald.store, row.id, now));
-    deliveries.push({
+  const counts = await countLogsByDelivery(
+    herald.store,
+    rows.map((row) => Number(row.id)),
+  );
+  const deliveries = rows.map((row): DeliveryProgress => {
+    const count = counts.get(Number(row.id));
+    return {
       id: Number(row.id),
       name: row.name,
-      sent: byStatus.sent ?? 0,
-      failed: byStatus.failed ?? 0,
-      pending: (byStatus.pending ?? 0) + (byStatus.sending ?? 0),
-    });
-  }
+      sent: count?.sent ?? 0,
+      failed: count?.failed ?? 0,
+      pending: count?.pending ?? 0,
+    };
+  });
   const shaping = mergeSnapshots(await readShapingSnapshots(herald.store, now - 300_000), now);
   return { deliveries, shaping };
 }

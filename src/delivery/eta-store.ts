@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import type { Store } from '../store/database.ts';
+import { countLogsByDomain } from './progress-store.ts';
 
-// The reads of a delivery's ETA: one pass over its logs grouped by recipient domain (pending, sent,
-// deferred, an MX host reached), and the MX hosts earlier deliveries reached for domains this one
+// The reads of a delivery's ETA: its logs counted by recipient domain (pending, sent, deferred, an
+// MX host reached), and the MX hosts earlier deliveries reached for domains this one
 // has not tried yet (the hourly delivery stats).
 
 export interface DomainEtaRow {
@@ -13,30 +14,22 @@ export interface DomainEtaRow {
   mxHost: string | null;
 }
 
+/** Per recipient domain: pending (claimed included), sent and deferred logs, and an MX host reached (counters of migration 0033). */
 export async function pendingByDomainForEta(store: Store, deliveryId: number): Promise<DomainEtaRow[]> {
-  // Grouped in the order of the delivery_logs_delivery_summary index (migration 0027): the database
-  // reads that index alone, in order; the few groups are folded per domain here.
-  const rows = await store.db
-    .selectFrom('delivery_logs')
-    .select([
-      'status',
-      'domain',
-      'attempts',
-      sql<number>`count(*)`.as('n'),
-      sql<string | null>`max(mx_host)`.as('mx_host'),
-    ])
-    .where('delivery_id', '=', deliveryId)
-    .groupBy(['status', 'domain', 'attempts'])
-    .execute();
   const byDomain = new Map<string, DomainEtaRow>();
-  for (const row of rows) {
-    const domain = byDomain.get(row.domain) ?? { domain: row.domain, pending: 0, sent: 0, deferred: 0, mxHost: null };
-    const n = Number(row.n);
-    if (row.status === 'pending' || row.status === 'sending') domain.pending += n;
-    if (row.status === 'sent') domain.sent += n;
-    if (row.status === 'pending' && Number(row.attempts) > 0) domain.deferred += n;
-    if (row.mx_host !== null && (domain.mxHost === null || row.mx_host > domain.mxHost)) domain.mxHost = row.mx_host;
-    byDomain.set(row.domain, domain);
+  for (const count of await countLogsByDomain(store, deliveryId)) {
+    const domain = byDomain.get(count.domain) ?? {
+      domain: count.domain,
+      pending: 0,
+      sent: 0,
+      deferred: 0,
+      mxHost: null,
+    };
+    if (count.outcome === 'pending' || count.outcome === 'deferred') domain.pending += count.count;
+    if (count.outcome === 'sent') domain.sent += count.count;
+    if (count.outcome === 'deferred') domain.deferred += count.count;
+    if (count.mxHost !== null && (domain.mxHost === null || count.mxHost > domain.mxHost)) domain.mxHost = count.mxHost;
+    byDomain.set(count.domain, domain);
   }
   return [...byDomain.values()];
 }

@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
 import type { Store } from '../store/database.ts';
-import type { DeliveryRow, DeliveryState } from '../store/tables.ts';
+import type { DeliveryDomainCountTable, DeliveryRow, DeliveryState } from '../store/tables.ts';
 
-// The reads behind the dashboard's delivery pages (docs/dashboard.md): deliveries filtered by state
-// and name, their log counts in one grouped query, a delivery's throughput per minute, and its
-// failures grouped the ways an operator asks about them.
+// The reads behind the dashboard's delivery pages (docs/dashboard.md), the doctor and the ETA:
+// deliveries filtered by state and name, their log counts in one grouped query, a delivery's
+// throughput per minute, its last outcome, its due messages, its logs by recipient domain, and its
+// failures grouped the ways an operator asks about them. Counts come from counters kept by triggers.
 
 export interface DeliverySearch {
   state?: DeliveryState | undefined;
@@ -68,9 +69,9 @@ export interface ThroughputMinute {
 
 /**
  * Messages per minute of one delivery: accepted by `sent_at`, failed and deferred (still pending
- * after an attempt) by the minute of their last change. One grouped pass over the delivery's logs.
+ * after an attempt) by the minute of their last change, from the counters of migration 0029 (a few
+ * rows per minute).
  */
-/** A delivery's logs per minute, from the counters of migration 0029 (a few rows per minute). */
 export async function throughputByMinute(store: Store, deliveryId: number): Promise<ThroughputMinute[]> {
   const rows = await store.db
     .selectFrom('delivery_minute_counts')
@@ -88,6 +89,58 @@ export async function throughputByMinute(store: Store, deliveryId: number): Prom
   }
   // PostgreSQL's unfolded deltas can sum to zero for a minute whose logs all moved on.
   return [...byMinute.values()].filter((m) => m.sent !== 0 || m.failed !== 0 || m.deferred !== 0);
+}
+
+/**
+ * End of the last minute in which one of the delivery's logs got the outcome it still has (sent,
+ * failed, or deferred), capped at `now`; null before the first outcome. From the counters of
+ * migration 0029: the most recent outcome is always still counted, as its log's latest change.
+ */
+export async function lastOutcomeAt(store: Store, deliveryId: number, now: number): Promise<number | null> {
+  const row = await store.db
+    .selectFrom('delivery_minute_counts')
+    .select('minute')
+    .where('delivery_id', '=', deliveryId)
+    .groupBy('minute')
+    .having((eb) => eb.fn.sum('n'), '<>', 0)
+    .orderBy('minute', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row === undefined ? null : Math.min(now, (Number(row.minute) + 1) * 60_000);
+}
+
+/** A delivery's pending logs whose next attempt is due (index delivery_logs_pending_due). */
+export async function countDuePending(store: Store, deliveryId: number, now: number): Promise<number> {
+  const row = await store.db
+    .selectFrom('delivery_logs')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .where('delivery_id', '=', deliveryId)
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+export interface DomainCount {
+  domain: string;
+  /** `pending`: never tried yet; `deferred`: pending after an attempt (both include claimed logs). */
+  outcome: DeliveryDomainCountTable['outcome'];
+  mxHost: string | null;
+  count: number;
+}
+
+/** A delivery's logs by recipient domain, outcome and MX host, from the counters of migration 0033. */
+export async function countLogsByDomain(store: Store, deliveryId: number): Promise<DomainCount[]> {
+  const rows = await store.db
+    .selectFrom('delivery_domain_counts')
+    .select(['domain', 'outcome', 'mx_host', (eb) => eb.fn.sum<string | number>('n').as('n')])
+    .where('delivery_id', '=', deliveryId)
+    .groupBy(['domain', 'outcome', 'mx_host'])
+    .execute();
+  // PostgreSQL's unfolded deltas can sum to zero for a key whose logs all moved on.
+  return rows
+    .filter((row) => Number(row.n) !== 0)
+    .map((row) => ({ domain: row.domain, outcome: row.outcome, mxHost: row.mx_host || null, count: Number(row.n) }));
 }
 
 export interface FailureGroup {

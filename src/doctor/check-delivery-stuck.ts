@@ -69,7 +69,7 @@ export const deliveryStuckCheck: DoctorCheck = {
           check: 'delivery-stuck',
           severity: 'critical',
           subject,
-          symptom: `${delivery.duePending} messages are due but no delivery log changed for ${duration(now - lastMove)} (last change ${iso(lastMove)})`,
+          symptom: `${delivery.duePending} messages are due but no message got an outcome for ${duration(now - lastMove)} (last one ${iso(lastMove)})`,
           cause: noMta
             ? `no MTA is running: no MTA node wrote a shaping snapshot in the last ${settings.shapingSnapshotMaxAgeSeconds} s, so nothing claims the messages`
             : `MTA nodes are running (${mtaNodes.join(', ')}) but none makes progress on this delivery: look at \`herald mx stats\` for a binding limit, refused connections or unreachable MX hosts`,

@@ -121,51 +121,6 @@ export async function deliveryFeedbackCounts(
   return out;
 }
 
-export interface DeliveryLogGroup {
-  status: string;
-  domain: string;
-  attempts: number;
-  mxHost: string | null;
-  failureReason: string | null;
-  count: number;
-  /** Logs of the group whose next attempt is due. */
-  due: number;
-  lastUpdateAt: number | null;
-}
-
-/**
- * A delivery's logs counted by status, domain, attempts, MX host and failure reason, in one pass:
- * the grouping follows the delivery_logs_delivery_summary index (migration 0027), so the database
- * reads that index alone, in order (no table rows, no sort), whatever the delivery's size.
- */
-export async function deliveryLogGroups(store: Store, deliveryId: number, now: number): Promise<DeliveryLogGroup[]> {
-  const rows = await store.db
-    .selectFrom('delivery_logs')
-    .select([
-      'status',
-      'domain',
-      'attempts',
-      'mx_host',
-      'failure_reason',
-      sql<number>`count(*)`.as('n'),
-      sql<number>`sum(case when next_attempt_at <= ${now} then 1 else 0 end)`.as('due'),
-      sql<number | null>`max(updated_at)`.as('last'),
-    ])
-    .where('delivery_id', '=', deliveryId)
-    .groupBy(['status', 'domain', 'attempts', 'mx_host', 'failure_reason'])
-    .execute();
-  return rows.map((row) => ({
-    status: row.status,
-    domain: row.domain,
-    attempts: Number(row.attempts),
-    mxHost: row.mx_host,
-    failureReason: row.failure_reason,
-    count: Number(row.n),
-    due: Number(row.due ?? 0),
-    lastUpdateAt: row.last === null ? null : Number(row.last),
-  }));
-}
-
 /** Time of the oldest raw tracking event after the consolidation watermark (ids follow time). */
 export async function oldestUnconsolidatedEventAt(store: Store, watermark: number): Promise<number | null> {
   const row = await store.db

@@ -12,7 +12,6 @@ import type { DeliveryRow } from '../store/tables.ts';
 import {
   claimsByNode,
   deliveryFeedbackCounts,
-  deliveryLogGroups,
   deliveryReplyGroups,
   lastPartAcks,
   oldestTrackingEventAt,
@@ -23,7 +22,9 @@ import {
   unfinishedDeliveries,
 } from './doctor-store.ts';
 import { measureContent } from './check-content.ts';
-import { logFigures, topPendingDomains } from './log-figures.ts';
+import { topPendingDomains } from './log-figures.ts';
+import { countDeliveryLogs } from '../delivery/delivery-store.ts';
+import { countDuePending, countLogsByDomain, lastOutcomeAt } from '../delivery/progress-store.ts';
 import { consolidationWatermark, lastTrackingEventId, trackingEventPurgeRange } from '../tracking/tracking-store.ts';
 import { findOrphanedRuns, latestRunsByWorkflow, listWorkflowRows } from '../workflows/workflow-store.ts';
 import { databaseStatus } from '../workflows/db-status.ts';
@@ -156,10 +157,14 @@ async function deliveryFacts(
   scope: DeliveryFacts['scope'],
   feedback: Map<number, { complaints: number; unsubscribes: number }>,
 ): Promise<DeliveryFacts> {
-  const groups = await deliveryLogGroups(store, row.id, now);
-  const figures = logFigures(groups);
-  const count = (status: string) => figures.byStatus[status] ?? 0;
-  const pending = count('pending') + count('sending');
+  // From the counters the triggers keep (a few rows per delivery), and the due ones from the index
+  // of pending logs: nothing here reads every log of a large delivery.
+  const { byStatus, byReason, total } = await countDeliveryLogs(store, row.id);
+  const pending = byStatus.pending + byStatus.sending;
+  const failedWithReason = Object.values(byReason).reduce((a, b) => a + b, 0);
+  const failedByReason =
+    byStatus.failed > failedWithReason ? { ...byReason, not_defined: byStatus.failed - failedWithReason } : byReason;
+  const inProgress = pending > 0 && row.state === 'in_progress';
   return {
     id: Number(row.id),
     name: row.name,
@@ -184,17 +189,17 @@ async function deliveryFacts(
     startedAt: row.started_at === null ? null : Number(row.started_at),
     validUntil: row.valid_until === null ? null : Number(row.valid_until),
     counts: {
-      total: Object.values(figures.byStatus).reduce((a, b) => a + b, 0),
-      sent: count('sent'),
-      failed: count('failed'),
-      ignored: count('ignored'),
+      total,
+      sent: byStatus.sent,
+      failed: byStatus.failed,
+      ignored: byStatus.ignored,
       pending,
-      cancelled: count('cancelled'),
+      cancelled: byStatus.cancelled,
     },
-    failedByReason: figures.failedByReason,
-    duePending: figures.duePending,
-    lastLogUpdateAt: figures.lastUpdateAt,
-    pendingByDomain: pending > 0 && row.state === 'in_progress' ? topPendingDomains(groups) : [],
+    failedByReason,
+    duePending: pending > 0 ? await countDuePending(store, row.id, now) : 0,
+    lastLogUpdateAt: await lastOutcomeAt(store, row.id, now),
+    pendingByDomain: inProgress ? topPendingDomains(await countLogsByDomain(store, row.id)) : [],
   };
 }
 

@@ -66,6 +66,7 @@ export interface DeliveryFacts {
   failedByReason: Record<string, number>;
   /** Pending logs whose next attempt is due now. */
   duePending: number;
+  /** End of the minute of the last outcome (sent, failed or deferred) of one of its logs; null before any. */
   lastLogUpdateAt: number | null;
   /** Pending logs per recipient domain (the largest domains), with the MX hosts seen for the domain in this delivery. */
   pendingByDomain: Array<{ domain: string; pending: number; mxHosts: string[] }>;

@@ -28,6 +28,7 @@ import * as deliveryMinuteAndFailureCounts from './migrations/0029-delivery-minu
 import * as webSignInCodes from './migrations/0030-web-sign-in-codes.ts';
 import * as deliveryPriority from './migrations/0031-delivery-priority.ts';
 import * as oneAddressIndex from './migrations/0032-one-address-index.ts';
+import * as deliveryDomainCounts from './migrations/0033-delivery-domain-counts.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -58,6 +59,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0030-web-sign-in-codes', webSignInCodes],
   ['0031-delivery-priority', deliveryPriority],
   ['0032-one-address-index', oneAddressIndex],
+  ['0033-delivery-domain-counts', deliveryDomainCounts],
 ];
 
 function migratorOf(store: Store): Migrator {

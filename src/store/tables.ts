@@ -636,6 +636,18 @@ export interface DeliveryFailureCountTable {
   n: number;
 }
 
+/**
+ * Migration 0033: a delivery's logs by recipient domain, outcome (`pending` never tried, `deferred`
+ * pending after an attempt, `sent`, `failed`) and MX host ('' for none); PostgreSQL sums delta rows.
+ */
+export interface DeliveryDomainCountTable {
+  delivery_id: number;
+  domain: string;
+  outcome: 'pending' | 'deferred' | 'sent' | 'failed';
+  mx_host: string;
+  n: number;
+}
+
 /** One-time dashboard sign-in codes (migration 0030): only the code's SHA-256 is kept. */
 export interface WebSignInCodeTable {
   code_hash: string;
@@ -656,6 +668,7 @@ export interface Database {
   delivery_log_counts: DeliveryLogCountTable;
   delivery_minute_counts: DeliveryMinuteCountTable;
   delivery_failure_counts: DeliveryFailureCountTable;
+  delivery_domain_counts: DeliveryDomainCountTable;
   web_sign_in_codes: WebSignInCodeTable;
   addresses: AddressTable;
   workflows: WorkflowTable;

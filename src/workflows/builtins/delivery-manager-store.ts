@@ -98,16 +98,17 @@ export async function listDelayed(
   }));
 }
 
-// The counters kept by triggers on delivery_logs (migrations 0028, 0029) and their key columns.
+// The counters kept by triggers on delivery_logs (migrations 0028, 0029, 0033) and their key columns.
 const countTables = {
   delivery_log_counts: ['status', 'failure_reason', 'retried'],
   delivery_minute_counts: ['outcome', 'minute'],
   delivery_failure_counts: ['failure_type', 'failure_reason', 'failure_category', 'domain', 'mx_host'],
+  delivery_domain_counts: ['domain', 'outcome', 'mx_host'],
 } as const;
 
 /**
  * Folds the delta rows PostgreSQL's triggers append to the delivery log counters (migrations 0028,
- * 0029) into one row per key, for deliveries with more than `threshold` rows in a counter. Each
+ * 0029, 0033) into one row per key, for deliveries with more than `threshold` rows in a counter. Each
  * delivery and counter is one statement: the deleted rows and their sum change together, and rows
  * appended meanwhile stay for the next fold. SQLite keeps one row per key already: nothing to fold.
  * Returns how many (delivery, counter) pairs were folded.
