@@ -29,10 +29,10 @@ describe('bounce corpus', () => {
       `bounce corpus: category accuracy ${ratio(e.category)}, DSN status accuracy ${ratio(e.status)}, hard-bounce agreement ${ratio(e.hardSoft)}`,
     );
     console.log(`confusions: ${e.confusion.map((c) => `${c.expected}→${c.given} ${c.count}`).join(', ')}`);
-    // Measured: 95.0% (267/281), 98.0% (200/204), 97.5% (274/281).
-    expect(e.category.accuracy).toBeGreaterThanOrEqual(0.95);
+    // Measured: 95.4% (268/281), 98.0% (200/204), 97.9% (275/281).
+    expect(e.category.accuracy).toBeGreaterThanOrEqual(0.953);
     expect(e.status.accuracy).toBeGreaterThanOrEqual(0.975);
-    expect(e.hardSoft.accuracy).toBeGreaterThanOrEqual(0.97);
+    expect(e.hardSoft.accuracy).toBeGreaterThanOrEqual(0.975);
     // Every verdict says which step decided; `none` only for `undefined`.
     for (const m of e.misclassified) expect(m.decidedBy === 'none').toBe(m.given === 'undefined');
   });
