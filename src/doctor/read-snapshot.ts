@@ -164,7 +164,7 @@ async function deliveryFacts(
   const failedWithReason = Object.values(byReason).reduce((a, b) => a + b, 0);
   const failedByReason =
     byStatus.failed > failedWithReason ? { ...byReason, not_defined: byStatus.failed - failedWithReason } : byReason;
-  const inProgress = pending > 0 && row.state === 'in_progress';
+  const pendingInProgress = pending > 0 && row.state === 'in_progress';
   return {
     id: Number(row.id),
     name: row.name,
@@ -199,7 +199,7 @@ async function deliveryFacts(
     failedByReason,
     duePending: pending > 0 ? await countDuePending(store, row.id, now) : 0,
     lastLogUpdateAt: await lastOutcomeAt(store, row.id, now),
-    pendingByDomain: inProgress ? topPendingDomains(await countLogsByDomain(store, row.id)) : [],
+    pendingByDomain: pendingInProgress ? topPendingDomains(await countLogsByDomain(store, row.id)) : [],
   };
 }
 
