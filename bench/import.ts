@@ -130,6 +130,9 @@ try {
   await migrateToLatest(store);
   const rssBefore = process.resourceUsage().maxRSS;
   let readDoneAt = 0;
+  // What the peak RSS is made of, sampled at each progress report: the JS heap and memory outside it (buffers).
+  let peakHeapUsed = 0;
+  let peakExternal = 0;
   // Migrations ran on other connections, closed by now or counted here: their share is milliseconds.
   const serverCpu = url ? watchServerCpu(url) : undefined;
   const cpuBefore = process.cpuUsage();
@@ -142,6 +145,9 @@ try {
     maxRecordBytes: 64 * 1024,
     applyConnections: values['apply-connections'] === undefined ? undefined : Number(values['apply-connections']),
     onProgress: (p) => {
+      const memory = process.memoryUsage();
+      peakHeapUsed = Math.max(peakHeapUsed, memory.heapUsed);
+      peakExternal = Math.max(peakExternal, memory.external);
       if (p.phase === 'applying' && readDoneAt === 0) readDoneAt = performance.now();
     },
   });
@@ -165,6 +171,8 @@ try {
       ...(serverCpuS === undefined ? {} : { serverCpuS: Number(serverCpuS.toFixed(2)) }),
       peakRssMb: Math.round(peakMb),
       rssBeforeImportMb: Math.round(rssBefore / 1024),
+      peakHeapUsedMb: Math.round(peakHeapUsed / 1024 ** 2),
+      peakExternalMb: Math.round(peakExternal / 1024 ** 2),
       targets: { elapsedS: dialect === 'sqlite' ? 12 : 15, peakRssMb: 200 },
     }),
   );
