@@ -4,6 +4,7 @@ import { silentLogger } from '../src/common/logger.ts';
 import { composeMta } from '../src/compose-mta.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { countDeliveryLogs } from '../src/delivery/delivery-store.ts';
+import { foldDeliveryLogCounts } from '../src/delivery/log-counts-store.ts';
 import {
   countLogsByDomain,
   failureBreakdown,
@@ -11,11 +12,11 @@ import {
   throughputByMinute,
 } from '../src/delivery/progress-store.ts';
 import { openHerald, type Herald } from '../src/main.ts';
+import { createMtaStore } from '../src/mta/queue-store.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import type { Store } from '../src/store/database.ts';
 import { deleteDeliveryLogsBatch, deleteDeliveryRow } from '../src/workflows/builtins/cleanup-store.ts';
-import { foldDeliveryLogCounts } from '../src/workflows/builtins/delivery-manager-store.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { holdTransaction } from './support/held-transaction.ts';
 import { waitFor } from './support/wait.ts';
@@ -270,6 +271,38 @@ describeEachDialect('delivery log counts under concurrent writers', (context) =>
       }
       const counts = await countDeliveryLogs(store, deliveryId);
       expect(counts.byStatus).toMatchObject({ pending: 0, sent: 1, failed: 1 });
+    },
+  );
+
+  it.skipIf(context.dialect !== 'postgres')(
+    'are folded by a sending MTA once a delivery crowds a counter, and left alone below that (PostgreSQL)',
+    async () => {
+      const store = context.store();
+      const seed = async () =>
+        (await seedDelivery(store.db, { now: Date.now(), recipients: [{ email: 'one@crowded.test' }] })).deliveryId;
+      const crowded = await seed();
+      const quiet = await seed();
+      // Delta rows as many outcome statements over many domains leave them: +1, -1, +1, … per key.
+      const deltas = (deliveryId: number, rows: number) =>
+        sql`insert into delivery_domain_counts (delivery_id, domain, outcome, mx_host, n)
+            select ${deliveryId}, 'd' || (i % 7) || '.test', 'sent', 'mx.test', case when i % 3 = 2 then -1 else 1 end
+            from generate_series(1, ${rows}) as i`.execute(store.db);
+      await deltas(crowded, 2_100);
+      await deltas(quiet, 300);
+      const rowsOf = async (deliveryId: number) =>
+        (
+          await store.db
+            .selectFrom('delivery_domain_counts')
+            .selectAll()
+            .where('delivery_id', '=', deliveryId)
+            .execute()
+        ).length;
+      const before = await countLogsByDomain(store, crowded);
+
+      expect(await createMtaStore(store).foldLogCounts()).toBeGreaterThanOrEqual(1);
+      expect(await countLogsByDomain(store, crowded)).toEqual(before);
+      expect(await rowsOf(crowded)).toBe(before.length); // the seeded pending key and the 7 sent keys
+      expect(await rowsOf(quiet)).toBe(300 + 1);
     },
   );
 });

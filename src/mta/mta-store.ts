@@ -84,6 +84,12 @@ export interface MtaStore {
   loadDeliveryContent(deliveryId: number): Promise<DeliveryContent | undefined>;
   /** In-progress deliveries with no pending or sending log become 'finished'; returns their ids. */
   finishCompletedDeliveries(now: number): Promise<number[]>;
+  /**
+   * PostgreSQL: folds the counter deltas of deliveries whose outcomes crowded a counter
+   * (src/delivery/log-counts-store.ts), so readers sum few rows while a delivery sends. Returns how
+   * many (delivery, counter) pairs were folded; 0 on SQLite.
+   */
+  foldLogCounts(): Promise<number>;
   /** The earliest next_attempt_at of a pending log of an in-progress delivery, or null. */
   nextDueAt(): Promise<number | null>;
   /** Sets (or clears with null) deliveries.last_error: why the MTA holds the delivery's messages (unknown affinity). */

@@ -91,6 +91,9 @@ export function createMta(options: MtaOptions): Mta {
   return new QueueRunner(options);
 }
 
+/** How often a sending MTA folds the crowded delivery log counters (PostgreSQL; see MtaStore.foldLogCounts). */
+const foldEveryMs = 10_000;
+
 /** The parts the runner drives: outcomes out (writer), messages in (dispatcher). */
 function createParts(
   options: MtaOptions,
@@ -176,6 +179,7 @@ class QueueRunner implements Mta {
   #inHand = 0;
   /** Sent or failed outcomes since deliveries were last checked for completion. */
   #finalsSinceFinish = 0;
+  #lastFoldAt = 0;
   #loopDone: Promise<void> = Promise.resolve();
   #wakeUp: (() => void) | null = null;
   /** True while the loop sleeps because memory holds maxQueued/2 messages or more. */
@@ -309,6 +313,14 @@ class QueueRunner implements Mta {
     await this.#parts.writer.flush();
     const finished = await this.#store.finishCompletedDeliveries(now);
     for (const deliveryId of finished) this.#logger.info({ deliveryId }, 'delivery finished');
+    if (now - this.#lastFoldAt >= foldEveryMs) {
+      this.#lastFoldAt = now;
+      await this.#store
+        .foldLogCounts()
+        .catch((error: unknown) =>
+          this.#logger.warn({ err: describeError(error) }, 'folding the delivery log counters failed'),
+        );
+    }
   }
 
   async #loop(): Promise<void> {

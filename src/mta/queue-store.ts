@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { ClaimedLog, DeliveryContent, MtaStore } from './mta-store.ts';
 import { claimQuotas, type Share } from './fair-share.ts';
 import type { Outcome } from './outcome.ts';
+import { foldDeliveryLogCounts } from '../delivery/log-counts-store.ts';
 import { inTransaction, type Store } from '../store/database.ts';
 import type { Database } from '../store/tables.ts';
 
@@ -54,6 +55,9 @@ function outcomeRows(outcomes: readonly Outcome[]): OutcomeRow[] {
   }
   return rows;
 }
+
+/** Counter rows of one delivery beyond which the MTA folds them (a few seconds of sending to many domains). */
+const crowdedCounterRows = 2_000;
 
 export function createMtaStore(store: Store): MtaStore {
   const { db } = store;
@@ -203,6 +207,8 @@ export function createMtaStore(store: Store): MtaStore {
         returning id`.execute(db);
       return result.rows.map((row) => Number(row.id));
     },
+
+    foldLogCounts: () => foldDeliveryLogCounts(store, crowdedCounterRows),
 
     async nextDueAt() {
       const row = await db

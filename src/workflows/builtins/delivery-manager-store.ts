@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { Store } from '../../store/database.ts';
 
 // The delivery-manager workflow's storage: scheduled starts, the progress of deliveries in progress
@@ -96,41 +95,4 @@ export async function listDelayed(
     lastProgressAt: Number(r.last_progress_at),
     flaggedAt: Number(r.flagged_at),
   }));
-}
-
-// The counters kept by triggers on delivery_logs (migrations 0028, 0029, 0033) and their key columns.
-const countTables = {
-  delivery_log_counts: ['status', 'failure_reason', 'retried'],
-  delivery_minute_counts: ['outcome', 'minute'],
-  delivery_failure_counts: ['failure_type', 'failure_reason', 'failure_category', 'domain', 'mx_host'],
-  delivery_domain_counts: ['domain', 'outcome', 'mx_host'],
-} as const;
-
-/**
- * Folds the delta rows PostgreSQL's triggers append to the delivery log counters (migrations 0028,
- * 0029, 0033) into one row per key, for deliveries with more than `threshold` rows in a counter. Each
- * delivery and counter is one statement: the deleted rows and their sum change together, and rows
- * appended meanwhile stay for the next fold. SQLite keeps one row per key already: nothing to fold.
- * Returns how many (delivery, counter) pairs were folded.
- */
-export async function foldDeliveryLogCounts(store: Store, threshold = 64): Promise<number> {
-  if (store.dialect !== 'postgres') return 0;
-  let folded = 0;
-  for (const [table, keyColumns] of Object.entries(countTables)) {
-    const crowded = await store.db
-      .selectFrom(table as keyof typeof countTables)
-      .select('delivery_id')
-      .groupBy('delivery_id')
-      .having((eb) => eb.fn.countAll(), '>', threshold)
-      .execute();
-    const key = sql.join(keyColumns.map((column) => sql.ref(column)));
-    for (const { delivery_id: deliveryId } of crowded) {
-      await sql`
-        with gone as (delete from ${sql.table(table)} where delivery_id = ${deliveryId} returning ${key}, n)
-        insert into ${sql.table(table)} (delivery_id, ${key}, n)
-        select ${deliveryId}, ${key}, sum(n) from gone group by ${key} having sum(n) <> 0`.execute(store.db);
-    }
-    folded += crowded.length;
-  }
-  return folded;
 }

@@ -1,9 +1,9 @@
 import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
+import { foldDeliveryLogCounts } from '../../delivery/log-counts-store.ts';
 import { failStalePreparations } from './stale-preparations.ts';
 import {
   clearDelayed,
   flagDelayed,
-  foldDeliveryLogCounts,
   inProgressDeliveryProgress,
   lastLogUpdate,
   startScheduledDeliveries,
@@ -12,7 +12,7 @@ import {
 // Starts deliveries whose scheduled time has come, and flags those that stopped progressing
 // (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them;
 // fails preparations whose process died (src/workflows/builtins/stale-preparations.ts); folds the
-// delivery log counter deltas PostgreSQL appends (migrations 0028, 0029).
+// delivery log counter deltas PostgreSQL appends (migrations 0028, 0029, 0033).
 
 const startScheduled: StepDefinition = {
   name: 'start-scheduled-deliveries',
