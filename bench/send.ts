@@ -7,6 +7,7 @@
 //      registry — outcomes, SMTP and DKIM timings — and a scraper reads /metrics every --scrape-ms 1000; 0 = none)
 //      [--close-grace-ms N (mta.connectionCloseGraceMs; default: the product's)]
 //      [--webhook none|KIND] (an active webhook subscription to KIND, e.g. message.sent: its outbox rows are written with each outcome)
+//      [--domains 1] (recipient domains, round-robin in list order; all routed to the sink)
 //      [--sink herald|postfix] (herald: the simulator's sink in a Node child process, default; postfix: Postfix's
 //      smtp-sink, the C sink `smtp-source` is measured against in ../shared/bench/postfix-peer — Debian package postfix)
 // Prints figures (text and one JSON line); it never passes or fails on time.
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   const messages = Number(option('messages', '50000'));
   const workers = Number(option('workers', '0'));
   const connections = Number(option('connections', '10'));
+  const domains = Number(option('domains', '1'));
   const flushMs = Number(option('flush-ms', '10'));
   const closeGraceMs = option('close-grace-ms', '');
   // --rules open: MX rules, leases, permits, counters and affinity choice on every message, with
@@ -89,7 +91,9 @@ async function main(): Promise<void> {
     const seedStart = performance.now();
     await seedDelivery(store.db, {
       now: Date.now(),
-      recipients: benchRecipients(messages, 'bench.test'),
+      recipients: benchRecipients(messages, 'bench.test').map((recipient, i) =>
+        domains > 1 ? { ...recipient, email: recipient.email.replace('@', `@d${i % domains}.`) } : recipient,
+      ),
       ...content(),
     });
     if (webhook !== 'none')
@@ -105,7 +109,10 @@ async function main(): Promise<void> {
       mta: {
         heloName: 'bench.herald.test',
         bounceDomain: 'bounces.brand.test',
-        routes: [{ match: 'bench.test', host: '127.0.0.1', port }],
+        routes:
+          domains > 1
+            ? Array.from({ length: domains }, (_, k) => ({ match: `d${k}.bench.test`, host: '127.0.0.1', port }))
+            : [{ match: 'bench.test', host: '127.0.0.1', port }],
         maxConnectionsPerMx: connections,
         dkimWorkers: workers,
         pollIntervalMs: 200,
@@ -160,9 +167,20 @@ async function main(): Promise<void> {
           .executeTakeFirstOrThrow()
       ).n,
     );
+    // Rows a reader of the counter by domain sums at the end (PostgreSQL appends deltas; MTAs fold them).
+    const domainCounterRows = Number(
+      (
+        await store.db
+          .selectFrom('delivery_domain_counts')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
     const result = {
       bench: 'send',
       dialect,
+      domains,
+      domainCounterRows,
       webhook,
       outboxRows,
       api: apiRole,
@@ -187,7 +205,7 @@ async function main(): Promise<void> {
       seedSeconds: Number(seedSeconds.toFixed(2)),
     };
     console.log(
-      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}, webhook ${webhook}, sink ${sinkKind}, close grace ${result.connectionCloseGraceMs} ms, api ${apiRole}]: ${result.sent} of ${messages} messages in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
+      `send [${dialect}, dkim ${dkim}${workers ? `, ${workers} signing worker(s)` : ''}, rules ${rules}${rules === 'open' ? ` (${result.throttle})` : ''}, webhook ${webhook}, sink ${sinkKind}, close grace ${result.connectionCloseGraceMs} ms, api ${apiRole}]: ${result.sent} of ${messages} messages to ${domains} domain(s) in ${result.seconds} s = ${result.msgsPerSec} msgs/s ` +
         `(MTA CPU ${result.mtaCpuSeconds} s = ${result.mtaCpuMsPerMessage} ms per message, peak RSS ${result.peakRssMiB} MiB; sink accepted ${sink.accepted}, sink RSS ${sink.peakRssMiB} MiB; seeding took ${result.seedSeconds} s)`,
     );
     console.log(JSON.stringify(result));
