@@ -316,6 +316,32 @@ describeEachDialect('herald doctor', ({ store, url }) => {
     ).toBe(true);
   });
 
+  it('measures a stall from the last outcome, not from a preparation long before the start', async () => {
+    const justStarted = await insertDelivery(store(), 'Prepared long ago, just started', 'in_progress', now - minute);
+    const stalled = await insertDelivery(store(), 'Stalled', 'in_progress', now - 4 * hour);
+    const due = { status: 'pending' as const, attempts: 0, sent_at: null, last_reply_code: null, next_attempt_at: 0 };
+    await insertLogs(store(), [
+      ...logs(justStarted, 20, () => ({ ...due, updated_at: now - 48 * hour })),
+      ...logs(stalled, 5, () => ({ sent_at: now - 3 * hour, updated_at: now - 3 * hour })),
+      ...logs(stalled, 20, () => ({ ...due, updated_at: now - 4 * hour })).map((row, i) => ({
+        ...row,
+        email: `due${i}@example.com`,
+      })),
+    ]);
+
+    const run = await doctor(url(), ['--json']);
+    const stuck = run.out.findings.filter(
+      (f) => f.check === 'delivery-stuck' && [`delivery ${justStarted}`, `delivery ${stalled}`].includes(f.subject),
+    );
+    expect(stuck.map((f) => f.subject)).toEqual([`delivery ${stalled}`]);
+    // The last outcome counts to the end of its minute: 179–180 minutes before now.
+    const evidence = stuck[0]!.evidence as { duePending: number; stalledMinutes: number };
+    expect(evidence.duePending).toBe(20);
+    expect(evidence.stalledMinutes).toBeGreaterThanOrEqual(179);
+    expect(evidence.stalledMinutes).toBeLessThanOrEqual(180);
+    expect(stuck[0]!.symptom).toContain('no message got an outcome for');
+  });
+
   it('reports stuck deliveries and one throttled by an MX rule; --delivery narrows to one', async () => {
     const preparing = await insertDelivery(store(), 'Stuck preparing', 'preparing', now - 3 * hour);
     const scheduled = await insertDelivery(store(), 'Late start', 'start_pending', now - 2 * hour, {
