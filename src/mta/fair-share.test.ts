@@ -123,6 +123,16 @@ describe('claimQuotas', () => {
     for (let id = 1; id <= 5; id++) expect(quotas.has(id)).toBe(true);
   });
 
+  it('hands out the whole batch, the rounding to the largest remainders, equal ones in drawn order', () => {
+    // 100 over strengths 1, 1, 3/16 and 1/16: 44.4, 44.4, 8.3 and 2.8 before rounding.
+    const due = [share(1, 6), share(2, 6), share(3, 5, 3), share(4, 5, 1)];
+    const first = claimQuotas(due, 100, 50, () => 0);
+    expect(Object.fromEntries(first)).toEqual({ 1: 45, 2: 44, 3: 8, 4: 3 });
+    let draw = 1;
+    const second = claimQuotas(due, 100, 50, () => draw--);
+    expect(Object.fromEntries(second)).toEqual({ 1: 44, 2: 45, 3: 8, 4: 3 });
+  });
+
   it('is empty with nothing due or no room', () => {
     expect(claimQuotas([], 100).size).toBe(0);
     expect(claimQuotas([share(1)], 0).size).toBe(0);

@@ -134,17 +134,37 @@ export class FairJobQueue<J extends { share?: Share | undefined }> {
  * How many of `limit` claimed messages each delivery with due messages gets: in proportion to
  * weight × 16^(priority − highest priority due), so a higher priority takes nearly all of a batch,
  * and at least one each, so a lower priority's messages to other MX paths are never stuck.
- * Only the `maxDeliveries` strongest get a quota (one claim statement each); the others, and what a
- * delivery cannot use (fewer due than its quota), the caller claims oldest-due-first.
+ * The quotas add up to `limit` (largest remainders; equal remainders in the order `random` draws,
+ * so no delivery gains the rounding batch after batch). Only the `maxDeliveries` strongest get a
+ * quota (one claim statement each); the others, and what a delivery cannot use (fewer due than its
+ * quota), the caller claims oldest-due-first.
  */
-export function claimQuotas(due: readonly Share[], limit: number, maxDeliveries = 50): Map<number, number> {
+export function claimQuotas(
+  due: readonly Share[],
+  limit: number,
+  maxDeliveries = 50,
+  random: () => number = Math.random,
+): Map<number, number> {
   const quotas = new Map<number, number>();
   if (due.length === 0 || limit <= 0) return quotas;
   const top = Math.max(...due.map((share) => share.priority));
   const strength = (share: Share) => share.weight * 16 ** (share.priority - top);
   const strongest = [...due].sort((a, b) => strength(b) - strength(a)).slice(0, maxDeliveries);
   const total = strongest.reduce((sum, share) => sum + strength(share), 0);
-  for (const share of strongest)
-    quotas.set(share.deliveryId, Math.max(1, Math.floor((limit * strength(share)) / total)));
+  let given = 0;
+  const remainders: Array<{ deliveryId: number; remainder: number; draw: number }> = [];
+  for (const share of strongest) {
+    const exact = (limit * strength(share)) / total;
+    const quota = Math.max(1, Math.floor(exact));
+    quotas.set(share.deliveryId, quota);
+    given += quota;
+    remainders.push({ deliveryId: share.deliveryId, remainder: exact - Math.floor(exact), draw: random() });
+  }
+  remainders.sort((a, b) => b.remainder - a.remainder || a.draw - b.draw);
+  for (const { deliveryId } of remainders) {
+    if (given >= limit) break;
+    quotas.set(deliveryId, (quotas.get(deliveryId) ?? 0) + 1);
+    given += 1;
+  }
   return quotas;
 }
