@@ -159,23 +159,18 @@ async function main(): Promise<void> {
     await api?.close();
     await herald?.close();
     const sink = await stopSink(child, sinkKind);
-    const outboxRows = Number(
-      (
-        await store.db
-          .selectFrom('webhook_outbox')
-          .select((eb) => eb.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+    const rowsOf = async (table: 'webhook_outbox' | 'delivery_domain_counts') =>
+      Number(
+        (
+          await store.db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const outboxRows = await rowsOf('webhook_outbox');
     // Rows a reader of the counter by domain sums at the end (PostgreSQL appends deltas; MTAs fold them).
-    const domainCounterRows = Number(
-      (
-        await store.db
-          .selectFrom('delivery_domain_counts')
-          .select((eb) => eb.fn.countAll().as('n'))
-          .executeTakeFirstOrThrow()
-      ).n,
-    );
+    const domainCounterRows = await rowsOf('delivery_domain_counts');
     const result = {
       bench: 'send',
       dialect,
