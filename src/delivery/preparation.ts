@@ -231,54 +231,70 @@ async function prepareBatches(
   const checkedShapes = new Set<string>();
   let afterId = 0;
   let next = store.targetBatch(listId, afterId, options.batchSize);
-  for (;;) {
-    const batch = await next;
-    if (options.signal?.aborted) throw new Error('interrupted');
-    if (batch.length === 0) return counts;
-    const range: TargetRange = { listId, afterId, lastId: batch[batch.length - 1]!.id, excludedIds: [] };
-    afterId = range.lastId;
-    // Read the next batch while this one is checked and written (PostgreSQL works on it meanwhile).
-    next = store.targetBatch(listId, afterId, options.batchSize);
-    next.catch(() => {});
-    counts.target += batch.length;
-    if (!(await store.recordProgress(deliveryId, options.clock.now()))) {
-      throw new AppError(
-        'INVALID_STATE',
-        `delivery ${deliveryId} is no longer preparing (failed as interrupted meanwhile); preparation stopped, its logs removed: run \`herald delivery prepare ${deliveryId}\` again`,
-        {
-          details: { deliveryId },
-        },
-      );
-    }
-    // The quarantine keys addresses in lower case: `Ann@Example.com` is excluded when ann@example.com is.
-    const keys = batch.map((r) => r.email.toLowerCase());
-    const blocked = await store.blockedAddresses(keys);
-    for (const [index, recipient] of batch.entries()) {
-      if (!options.isValidAddress(recipient.email)) {
-        counts.excluded.invalid_address++;
-        range.excludedIds.push(recipient.id);
-        continue;
+  // One batch is written at a time, in list order, while the next one is read and its exclusions are
+  // looked up; whether the delivery is still preparing is checked right before each write.
+  let writing = Promise.resolve();
+  try {
+    for (;;) {
+      const batch = await next;
+      if (options.signal?.aborted) throw new Error('interrupted');
+      if (batch.length === 0) {
+        await writing;
+        return counts;
       }
-      const block = blocked.get(keys[index]!);
-      if (block) {
-        counts.excluded[block]++;
-        range.excludedIds.push(recipient.id);
-        continue;
+      const range: TargetRange = { listId, afterId, lastId: batch[batch.length - 1]!.id, excludedIds: [] };
+      afterId = range.lastId;
+      // Read the next batch while this one is checked and written (PostgreSQL works on it meanwhile).
+      next = store.targetBatch(listId, afterId, options.batchSize);
+      next.catch(() => {});
+      counts.target += batch.length;
+      // The quarantine keys addresses in lower case: `Ann@Example.com` is excluded when ann@example.com is.
+      const keys = batch.map((r) => r.email.toLowerCase());
+      const blocked = await store.blockedAddresses(keys);
+      for (const [index, recipient] of batch.entries()) {
+        if (!options.isValidAddress(recipient.email)) {
+          counts.excluded.invalid_address++;
+          range.excludedIds.push(recipient.id);
+          continue;
+        }
+        const block = blocked.get(keys[index]!);
+        if (block) {
+          counts.excluded[block]++;
+          range.excludedIds.push(recipient.id);
+          continue;
+        }
+        const data = parseDataWithoutMarkers(recipient.data);
+        const shape = dataShape(data);
+        if (!checkedShapes.has(shape)) {
+          content.render(
+            { ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview },
+            recipient.email,
+          );
+          checkedShapes.add(shape);
+        }
       }
-      const data = parseDataWithoutMarkers(recipient.data);
-      const shape = dataShape(data);
-      if (!checkedShapes.has(shape)) {
-        content.render(
-          { ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview },
-          recipient.email,
+      await writing;
+      if (!(await store.recordProgress(deliveryId, options.clock.now()))) {
+        throw new AppError(
+          'INVALID_STATE',
+          `delivery ${deliveryId} is no longer preparing (failed as interrupted meanwhile); preparation stopped, its logs removed: run \`herald delivery prepare ${deliveryId}\` again`,
+          {
+            details: { deliveryId },
+          },
         );
-        checkedShapes.add(shape);
       }
+      const read = counts.target;
+      writing = store.insertLogs(deliveryId, range, options.clock.now()).then((inserted) => {
+        counts.excluded.duplicate += batch.length - range.excludedIds.length - inserted;
+        counts.prepared += inserted;
+        options.onProgress?.({ read, prepared: counts.prepared });
+      });
+      // Its failure is thrown where it is awaited: before the next write, or at the end.
+      writing.catch(() => {});
     }
-    const inserted = await store.insertLogs(deliveryId, range, options.clock.now());
-    counts.excluded.duplicate += batch.length - range.excludedIds.length - inserted;
-    counts.prepared += inserted;
-    options.onProgress?.({ read: counts.target, prepared: counts.prepared });
+  } finally {
+    // No exit while a write is on its way: a failed preparation's logs are removed after this returns.
+    await writing.catch(() => {});
   }
 }
 

@@ -213,3 +213,9 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
 export function inTransaction<T>(store: Store, work: (store: Store) => Promise<T>): Promise<T> {
   return store.db.transaction().execute((trx) => work({ ...store, db: trx }));
 }
+
+/** Whether `error` is a unique index's violation, from either driver (PostgreSQL SQLSTATE 23505, SQLite's extended code). */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}

@@ -29,6 +29,7 @@ import * as webSignInCodes from './migrations/0030-web-sign-in-codes.ts';
 import * as deliveryPriority from './migrations/0031-delivery-priority.ts';
 import * as oneAddressIndex from './migrations/0032-one-address-index.ts';
 import * as deliveryDomainCounts from './migrations/0033-delivery-domain-counts.ts';
+import * as deliveryLogsStatementForeignKey from './migrations/0034-delivery-logs-statement-foreign-key.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -60,6 +61,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0031-delivery-priority', deliveryPriority],
   ['0032-one-address-index', oneAddressIndex],
   ['0033-delivery-domain-counts', deliveryDomainCounts],
+  ['0034-delivery-logs-statement-foreign-key', deliveryLogsStatementForeignKey],
 ];
 
 function migratorOf(store: Store): Migrator {
