@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { TargetRange, TargetRecipient } from './preparation.ts';
 import { isUniqueViolation, type Store } from '../store/database.ts';
+import type { SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { DeliveryState } from '../store/tables.ts';
 
 // Preparation's storage: the target read in batches, the exclusions looked up, the logs written, and
@@ -90,7 +91,8 @@ export async function blockedAddresses(
  * copied inside the database, one short statement per batch, in id order (of two spellings of one
  * address, the first of the list is kept). Ids and times are integers this code produced, so they are
  * inlined as literals: PostgreSQL cannot type bare parameters in a select list. Runs outside a
- * transaction: a batch that meets an address already there is written again (below).
+ * transaction: a batch that meets an address already there is written again (below). With `runner`
+ * (SQLite), the statement runs on the runner's own connection, in a worker thread.
  * One statement at a time: two side by side (split by address hash) cost PostgreSQL 10 s more CPU
  * for 1M logs and saved no time, both waiting on the same last pages of the indexes that grow at the end.
  */
@@ -99,7 +101,7 @@ export async function insertDeliveryLogs(
   deliveryId: number,
   range: TargetRange,
   now: number,
-  options: { foldLocalPartCase?: boolean } = {},
+  options: { foldLocalPartCase?: boolean; runner?: SqliteStatementRunner } = {},
 ): Promise<number> {
   const { db } = store;
   const foldLocalPartCase = options.foldLocalPartCase !== false;
@@ -148,12 +150,15 @@ export async function insertDeliveryLogs(
   // row). A batch that does have one (a case variant, a batch written again after a crash) fails as a
   // whole, and is written again skipping the addresses the unique (delivery_id, address_key) index
   // (migration 0032) already holds.
+  const run = async (query: typeof insert) =>
+    options.runner
+      ? options.runner.run(query.compile())
+      : Number((await query.executeTakeFirst()).numInsertedOrUpdatedRows ?? 0);
   try {
-    return Number((await insert.executeTakeFirst()).numInsertedOrUpdatedRows ?? 0);
+    return await run(insert);
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
-    const result = await insert.onConflict((oc) => oc.doNothing()).executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0);
+    return run(insert.onConflict((oc) => oc.doNothing()));
   }
 }
 

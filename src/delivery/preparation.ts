@@ -1,6 +1,7 @@
 import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Store } from '../store/database.ts';
+import { createSqliteStatementRunner, type SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { DeliveryRow } from '../store/tables.ts';
 import { analyzeHtmlTemplate, parseDataWithoutMarkers, type ExtractedLink } from '../tracking/links.ts';
 import { replaceTrackingLinks } from '../tracking/tracking-store.ts';
@@ -62,6 +63,8 @@ export interface PreparationStore {
   failPreparation(deliveryId: number, error: string, now: number): Promise<void>;
   /** Stores the HTML template's tracked links in document order (replacing an earlier preparation's). */
   replaceTrackingLinks(deliveryId: number, links: readonly ExtractedLink[]): Promise<void>;
+  /** Frees what the preparation held (SQLite: the logs' writer thread); called once it has ended. */
+  release(): Promise<void>;
 }
 
 /**
@@ -70,6 +73,14 @@ export interface PreparationStore {
  * local part's case are one recipient; the domain's case never counts.
  */
 export function preparationStore(store: Store, options: { foldLocalPartCase?: boolean } = {}): PreparationStore {
+  // SQLite: the logs are written by a worker thread on its own connection, so the next batch is read
+  // and checked meanwhile (better-sqlite3 is synchronous). Not for an in-memory database (one connection).
+  let runner: SqliteStatementRunner | undefined;
+  const writer = () => {
+    if (store.dialect !== 'sqlite' || store.location === ':memory:') return undefined;
+    runner ??= createSqliteStatementRunner(store.location);
+    return runner;
+  };
   return {
     async beginPreparation(deliveryId, now) {
       const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, { last_error: null });
@@ -87,7 +98,8 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
     recordProgress: (deliveryId, now) => renewPreparation(store, deliveryId, now),
     targetBatch: (listId, afterId, limit) => targetBatch(store, listId, afterId, limit),
     blockedAddresses: (emails) => blockedAddresses(store, emails),
-    insertLogs: (deliveryId, range, now) => insertDeliveryLogs(store, deliveryId, range, now, options),
+    insertLogs: (deliveryId, range, now) =>
+      insertDeliveryLogs(store, deliveryId, range, now, { ...options, runner: writer() }),
     async finishPreparation(deliveryId, counts, now) {
       const excluded = Object.values(counts.excluded).reduce((a, b) => a + b, 0);
       await transitionDelivery(store, deliveryId, 'prepared', now, {
@@ -101,6 +113,10 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
       await transitionDelivery(store, deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) });
     },
     replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
+    async release() {
+      await runner?.close();
+      runner = undefined;
+    },
   };
 }
 
@@ -185,6 +201,7 @@ export async function prepareDelivery(
     return { kind: 'failed', deliveryId, error: error.message, code: error.code };
   } finally {
     clearInterval(heartbeat);
+    await store.release();
   }
 }
 
@@ -283,9 +300,11 @@ async function prepareBatches(
           },
         );
       }
+      // Numbers only: the batch itself is not kept alive while it is written.
       const read = counts.target;
+      const kept = batch.length - range.excludedIds.length;
       writing = store.insertLogs(deliveryId, range, options.clock.now()).then((inserted) => {
-        counts.excluded.duplicate += batch.length - range.excludedIds.length - inserted;
+        counts.excluded.duplicate += kept - inserted;
         counts.prepared += inserted;
         options.onProgress?.({ read, prepared: counts.prepared });
       });

@@ -43,6 +43,25 @@ export function databaseLocation(url: string): string {
   return maskUrl(url);
 }
 
+/**
+ * Every SQLite connection's settings (the store's, and its worker threads' own connections).
+ * WAL lets readers (CLI, dashboard) run while the MTA writes; NORMAL sync is durable across process
+ * crashes (only an OS crash can lose the last transactions). 16 MB of page cache (the default is
+ * 2 MB) holds the hot index pages; the rest comes from the OS page cache. Measured
+ * (docs/performance.md): 32 MB sent no faster (100k messages, 7,390/7,697 vs 7,882/7,916 msgs/s) and
+ * prepared 1M recipients no faster, for 16 MB more RSS, which has a budget. No mmap: mapped pages
+ * count in the process's RSS. Temporary b-trees (a large GROUP BY or window sort, e.g. an import's
+ * repeated addresses over 1M staged rows) spill to temporary files rather than memory: in memory that
+ * one query added 45 MB to an import's peak RSS.
+ */
+export const sqlitePragmas: readonly string[] = [
+  'journal_mode = WAL',
+  'synchronous = NORMAL',
+  'busy_timeout = 5000',
+  'cache_size = -16384',
+  'foreign_keys = ON',
+];
+
 export interface OpenStoreOptions {
   poolSize?: number;
   /**
@@ -88,17 +107,7 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
     sqlite = new SqliteDatabase(file);
     // WAL lets readers (CLI, dashboard) run while the MTA writes; NORMAL sync is durable across
     // process crashes (only an OS crash can lose the last transactions).
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = NORMAL');
-    sqlite.pragma('busy_timeout = 5000');
-    // 16 MB of page cache (the default is 2 MB) holds the hot index pages; the rest comes from the OS
-    // page cache. Measured (docs/performance.md): 32 MB sent no faster (100k messages, 7,390/7,697 vs
-    // 7,882/7,916 msgs/s) and prepared 1M recipients no faster, for 16 MB more RSS, which has a budget.
-    // No mmap: mapped pages count in the process's RSS. Temporary b-trees (a large GROUP BY or window
-    // sort, e.g. an import's repeated addresses over 1M staged rows) spill to temporary files rather
-    // than memory: in memory that one query added 45 MB to an import's peak RSS.
-    sqlite.pragma('cache_size = -16384');
-    sqlite.pragma('foreign_keys = ON');
+    for (const pragma of sqlitePragmas) sqlite.pragma(pragma);
   } catch (cause) {
     sqlite?.close();
     throw new AppError('DATABASE_NOT_WRITABLE', `cannot open the database ${file}: ${(cause as Error).message}`, {
