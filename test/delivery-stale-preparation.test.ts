@@ -71,11 +71,16 @@ async function leftPreparing(store: Store, name: string, lastProgressAt: number)
     .where('list_id', '=', listId)
     .orderBy('id')
     .execute();
-  await preparationStore(store).insertLogs(
-    delivery.id,
-    { listId, afterId: 0, lastId: recipientIds[19]!.id, excludedIds: [] },
-    lastProgressAt,
-  );
+  const preparation = preparationStore(store);
+  try {
+    await preparation.insertLogs(
+      delivery.id,
+      { listId, afterId: 0, lastId: recipientIds[19]!.id, excludedIds: [] },
+      lastProgressAt,
+    );
+  } finally {
+    await preparation.release();
+  }
   return delivery.id;
 }
 

@@ -1,4 +1,4 @@
-import { expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { compileContent } from '../src/delivery/content.ts';
 import { linkEnd, linkMiddle, linkStart, pixelMarker } from '../src/tracking/links.ts';
@@ -26,6 +26,10 @@ describeEachDialect('untrusted recipient data', (ctx) => {
   const clock = manualClock(t0);
   const issuedAt = Math.floor(t0 / 1000);
   let service: TrackingService;
+  // Its event log flushes to a writer thread (SQLite) that must end with the file.
+  afterAll(async () => {
+    await service?.close();
+  });
   let seeded: SeededDelivery;
   const tokenOf = (kind: 'mirror', logId: number) =>
     service.keyRing.sign({ kind, deliveryId: seeded.deliveryId, logId, issuedAt });
