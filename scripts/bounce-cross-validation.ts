@@ -29,6 +29,7 @@ import type { ParsedBounce, ParsedRecipient } from '../src/bounce/parsed-bounce.
 import { reportLinesForMessages } from '../src/bounce/report-lines.ts';
 import { loadBouncePack, type BouncePack } from '../src/bounce/rule-pack.ts';
 import { bounceCorpusDir } from '../test/support/corpus.ts';
+import { splitAlternatives } from './regex-alternatives.ts';
 
 // `… --verbose | head`: the reader went away; stop quietly, as bin/herald.js does.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -60,7 +61,8 @@ function classifyAll(classifier: BounceClassifier, only: Set<string>): Classifie
 }
 
 // Support is counted per phrase alternative: a rule's text regexes are split at their top-level
-// `|`, and a recipient supports the alternatives that match its diagnostic. A rule without text
+// `|`, a group that makes up a whole alternative counting as its own alternatives
+// (regex-alternatives.ts), and a recipient supports the alternatives that match its diagnostic. A rule without text
 // is one unit and is never pruned. A rule keeps, per held-out part, only its alternatives supported
 // elsewhere.
 const wholeLines = classifyAll(compileBounceRules(pack), new Set(files));
@@ -102,28 +104,6 @@ function prunedFor(heldOut: (l: LabelledRecipient) => boolean): BouncePack {
     return kept.length > 0 ? [{ ...rule, text: kept }] : [];
   });
   return { ...pack, rules };
-}
-
-/** `a|(b|c)|d` → [`a`, `(b|c)`, `d`]: the top-level alternatives of a regular expression. */
-function splitAlternatives(source: string): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let inClass = false;
-  let start = 0;
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i];
-    if (c === '\\') i++;
-    else if (inClass) inClass = c !== ']';
-    else if (c === '[') inClass = true;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === '|' && depth === 0) {
-      parts.push(source.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(source.slice(start));
-  return parts;
 }
 
 function crossValidate(partOf: (file: string) => string) {
