@@ -682,7 +682,7 @@ describe('fallback order and decidedBy', () => {
     // RFC 5321's text for 550 is read by one rule, at RCPT TO or not (2025.06-6).
     [
       'mailbox unavailable',
-      { code: 550, enhanced: '5.1.1', text: 'Requested action not taken: mailbox unavailable', phase: 'rcpt' },
+      { code: 550, text: 'Requested action not taken: mailbox unavailable', phase: 'rcpt' },
       'userunknown',
       'mailbox-unavailable',
     ],
@@ -691,6 +691,98 @@ describe('fallback order and decidedBy', () => {
   ])('%s (2025.06-6)', (_name, reply, category, decidedBy) => {
     const verdict = classifier.classifyReply(full(reply));
     expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
+  });
+
+  it.each<[string, ReplyCase, { action?: 'failed' | 'delayed' } | undefined, string, string]>([
+    // A delay notice (Action: delayed) is about a transient failure the MTA keeps retrying: it
+    // decides before the basic reply code (2025.06-7).
+    [
+      'delayed, 451',
+      { code: 451, enhanced: '4.5.0', text: '451 4.5.0 Nope' },
+      { action: 'delayed' },
+      'expired',
+      'dsn-action',
+    ],
+    ['451 heard now', { code: 451, enhanced: '4.5.0', text: '451 4.5.0 Nope' }, undefined, 'systemerror', 'reply-code'],
+    ['delayed, 421', { code: 421, text: '421 Nope' }, { action: 'delayed' }, 'expired', 'dsn-action'],
+    // A status that names the cause still decides first.
+    [
+      'delayed, full',
+      { code: 452, enhanced: '4.2.2', text: '452 4.2.2 Nope' },
+      { action: 'delayed' },
+      'mailboxfull',
+      'enhanced-status',
+    ],
+    // A policy named in a refusal is its reason, whatever the words around it (2025.06-7).
+    ['per site policy', { code: 554, text: '554 Rejected per site policy' }, undefined, 'policyviolation', 'policy'],
+    [
+      'policy restrictions',
+      { code: 550, text: '550 Message refused: policy restrictions apply' },
+      undefined,
+      'policyviolation',
+      'policy',
+    ],
+    // A privacy policy in a footer is not a reason.
+    [
+      'privacy policy',
+      { code: 550, enhanced: '5.1.1', text: '550 5.1.1 User unknown. See our privacy policy' },
+      undefined,
+      'userunknown',
+      'user-unknown-address-status',
+    ],
+    // Too many of something counted per session or per hour (2025.06-7).
+    [
+      'too many transactions',
+      { code: 451, text: '451 Too many transactions in this session' },
+      undefined,
+      'ratelimited',
+      'rate-limit',
+    ],
+    [
+      'too many hops',
+      { code: 554, enhanced: '5.4.6', text: '554 5.4.6 Too many hops' },
+      undefined,
+      'networkerror',
+      'routing-loop',
+    ],
+    [
+      'too many complaints',
+      { code: 550, text: '550 Too many complaints from your users' },
+      undefined,
+      'undefined',
+      'none',
+    ],
+    // SPF, DKIM or DMARC with any form of "fail" (2025.06-7).
+    [
+      'DKIM failures',
+      { code: 550, text: '550 Message rejected: DKIM failures' },
+      undefined,
+      'authfailure',
+      'sender-authentication',
+    ],
+  ])('%s (2025.06-7)', (_name, reply, report, category, decidedBy) => {
+    const verdict = classifier.classifyReply(full(reply), report);
+    expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
+  });
+
+  it('never reads a generic missing-mailbox wording under X.1.1 as a filter, even without the wordings that back it (2025.06-7)', () => {
+    // The cross-validation prunes phrases a held-out part alone supports: with the user-unknown
+    // wordings gone, the status must still decide before the generic-wording filter rule.
+    const pack = loadBouncePack();
+    const without = compileBounceRules({
+      ...pack,
+      rules: pack.rules.filter((r) => r.id !== 'user-unknown' && r.id !== 'user-unknown-address-status'),
+    });
+    const reply = full({
+      code: 550,
+      enhanced: '5.1.1',
+      text: '550 5.1.1 The email account that you tried to reach does not exist.',
+    });
+    expect(without.classifyReply(reply).category).toBe('userunknown');
+    expect(
+      without.classifyReply(full({ code: 550, text: '550 The email account that you tried to reach does not exist.' }))
+        .category,
+    ).toBe('filtered');
   });
 
   it('an address is not a domain named in place of the word (2025.06-6)', () => {
