@@ -765,6 +765,32 @@ describe('fallback order and decidedBy', () => {
     expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
   });
 
+  it.each<[ReplyCase, string, string]>([
+    // Enhanced status codes of the IANA registry that the class fallbacks read wrong (2025.06-8);
+    // texts that no rule reads, so the status decides.
+    [{ code: 550, enhanced: '5.7.29', text: '550 5.7.29 Nope' }, 'authfailure', 'enhanced-status'],
+    [{ code: 550, enhanced: '5.7.30', text: '550 5.7.30 Nope' }, 'failedstarttls', 'enhanced-status'],
+    [{ code: 550, enhanced: '5.7.2', text: '550 5.7.2 Nope' }, 'rejected', 'enhanced-status'],
+    [{ code: 550, enhanced: '5.2.4', text: '550 5.2.4 Nope' }, 'systemerror', 'enhanced-status'],
+    // Their neighbours keep the class fallbacks.
+    [{ code: 550, enhanced: '5.7.9', text: '550 5.7.9 Nope' }, 'securityerror', 'enhanced-status'],
+    [{ code: 550, enhanced: '5.2.3', text: '550 5.2.3 Nope' }, 'exceedlimit', 'enhanced-status'],
+    [{ code: 550, enhanced: '5.2.9', text: '550 5.2.9 Nope' }, 'filtered', 'enhanced-status'],
+    // A wording still decides first: Yahoo's IP block under 5.7.2.
+    [
+      {
+        code: 553,
+        enhanced: '5.7.2',
+        text: '553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed.',
+      },
+      'blocked',
+      'ip-blocked',
+    ],
+  ])('%j by its registered meaning (2025.06-8)', (reply, category, decidedBy) => {
+    const verdict = classifier.classifyReply(full(reply));
+    expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
+  });
+
   it('never reads a generic missing-mailbox wording under X.1.1 as a filter, even without the wordings that back it (2025.06-7)', () => {
     // The cross-validation prunes phrases a held-out part alone supports: with the user-unknown
     // wordings gone, the status must still decide before the generic-wording filter rule.

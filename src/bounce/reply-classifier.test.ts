@@ -31,7 +31,7 @@ rules:
       type: 'hard',
       reason: 'user_unknown',
       category: 'userunknown',
-      packVersion: '2025.06-7+t1',
+      packVersion: '2025.06-8+t1',
     });
     expect(verdict.ruleId).toEqual(expect.any(String));
   });
