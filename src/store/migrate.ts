@@ -30,6 +30,7 @@ import * as deliveryPriority from './migrations/0031-delivery-priority.ts';
 import * as oneAddressIndex from './migrations/0032-one-address-index.ts';
 import * as deliveryDomainCounts from './migrations/0033-delivery-domain-counts.ts';
 import * as deliveryLogsStatementForeignKey from './migrations/0034-delivery-logs-statement-foreign-key.ts';
+import * as recipientsStatementForeignKey from './migrations/0035-recipients-statement-foreign-key.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -62,6 +63,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0032-one-address-index', oneAddressIndex],
   ['0033-delivery-domain-counts', deliveryDomainCounts],
   ['0034-delivery-logs-statement-foreign-key', deliveryLogsStatementForeignKey],
+  ['0035-recipients-statement-foreign-key', recipientsStatementForeignKey],
 ];
 
 function migratorOf(store: Store): Migrator {

@@ -6,8 +6,8 @@ import type { NewDeliveryLog } from '../src/store/tables.ts';
 import { describeEachDialect, openMigratedDatabase, postgresUnavailable } from './support/databases.ts';
 import { deliveryDefinition } from './support/fixtures.ts';
 
-// A log belongs to a delivery that exists: SQLite keeps the foreign key, PostgreSQL enforces it per
-// statement (migration 0034). Both must behave alike.
+// A log belongs to a delivery that exists, a recipient to a list: SQLite keeps the foreign keys,
+// PostgreSQL enforces them per statement (migrations 0034, 0035). Both must behave alike.
 
 function log(deliveryId: number, i: number): NewDeliveryLog {
   return {
@@ -63,6 +63,37 @@ describeEachDialect('delivery logs belong to a delivery', (context) => {
       .execute();
     await expect(move).rejects.toMatchObject({ code: violation() });
     expect(await countLogs(store, existing)).toBe(1);
+  });
+
+  it('recipients belong to a list the same way (migration 0035 on PostgreSQL)', async () => {
+    const store = context.store();
+    const list = async (name: string) =>
+      (await store.db.insertInto('lists').values({ name, created_at: 0 }).returning('id').executeTakeFirstOrThrow()).id;
+    const [doomed, kept] = [await list('fk-doomed'), await list('fk-kept')];
+    const recipient = (listId: number, i: number) => ({
+      list_id: listId,
+      email: `r${i}@fk.test`,
+      domain: 'fk.test',
+      data: '{}',
+      created_at: 0,
+      updated_at: 0,
+    });
+    const orphan = store.db
+      .insertInto('recipients')
+      .values([recipient(kept, 1), recipient(kept + 1_000, 2)])
+      .execute();
+    await expect(orphan).rejects.toMatchObject({ code: violation() });
+    await store.db
+      .insertInto('recipients')
+      .values([recipient(doomed, 1), recipient(doomed, 2), recipient(kept, 1)])
+      .execute();
+    await store.db.deleteFrom('lists').where('id', '=', doomed).execute();
+    const left = await store.db
+      .selectFrom('recipients')
+      .select('list_id')
+      .where('list_id', 'in', [doomed, kept])
+      .execute();
+    expect(left.map((row) => Number(row.list_id))).toEqual([kept]);
   });
 
   it("deletes a delivery's logs with it, and only its logs", async () => {
