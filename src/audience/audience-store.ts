@@ -170,20 +170,7 @@ export async function applyStagedRange(store: Store, range: StagedRange): Promis
     .where('l.id', '>', fromId)
     .where('l.id', '<=', toId)
     .groupBy('l.email');
-  const existing = await store.db
-    .selectFrom('import_rows as s')
-    .select(sql<number>`count(*)`.as('n'))
-    .where('s.id', 'in', latest)
-    .where(({ exists, selectFrom }) =>
-      exists(
-        selectFrom('recipients as r')
-          .select(sql`1`.as('one'))
-          .where('r.list_id', '=', listId)
-          .whereRef('r.email', '=', 's.email'),
-      ),
-    )
-    .executeTakeFirstOrThrow();
-  const result = await store.db
+  const insert = store.db
     .insertInto('recipients')
     .columns(['list_id', 'email', 'domain', 'data', 'created_at', 'updated_at'])
     .expression((eb) =>
@@ -198,15 +185,43 @@ export async function applyStagedRange(store: Store, range: StagedRange): Promis
           sql.lit(now).as('updated_at'),
         ])
         .where('s.id', 'in', latest),
-    )
-    .onConflict((oc) =>
-      oc.columns(['list_id', 'email']).doUpdateSet((eb) => ({
-        domain: eb.ref('excluded.domain'),
-        data: eb.ref('excluded.data'),
-        updated_at: eb.ref('excluded.updated_at'),
-      })),
-    )
-    .executeTakeFirstOrThrow();
+    );
+  // Optimistic first, as on PostgreSQL: a range of addresses all new to the list (every range of a
+  // first import) needs neither the count of existing ones nor the upsert.
+  let written: number;
+  let existing = 0;
+  await sql`savepoint optimistic_apply`.execute(store.db);
+  try {
+    written = Number((await insert.executeTakeFirstOrThrow()).numInsertedOrUpdatedRows ?? 0);
+    await sql`release savepoint optimistic_apply`.execute(store.db);
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    await sql`rollback to savepoint optimistic_apply`.execute(store.db);
+    const found = await store.db
+      .selectFrom('import_rows as s')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('s.id', 'in', latest)
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('recipients as r')
+            .select(sql`1`.as('one'))
+            .where('r.list_id', '=', listId)
+            .whereRef('r.email', '=', 's.email'),
+        ),
+      )
+      .executeTakeFirstOrThrow();
+    existing = Number(found.n);
+    const result = await insert
+      .onConflict((oc) =>
+        oc.columns(['list_id', 'email']).doUpdateSet((eb) => ({
+          domain: eb.ref('excluded.domain'),
+          data: eb.ref('excluded.data'),
+          updated_at: eb.ref('excluded.updated_at'),
+        })),
+      )
+      .executeTakeFirstOrThrow();
+    written = Number(result.numInsertedOrUpdatedRows ?? 0);
+  }
   const deleted = await store.db
     .deleteFrom('import_rows')
     .where('import_id', '=', importId)
@@ -214,11 +229,7 @@ export async function applyStagedRange(store: Store, range: StagedRange): Promis
     .where('id', '<=', toId)
     .executeTakeFirst();
   // SQLite's changes() includes the rows an upsert updated.
-  return {
-    staged: Number(deleted.numDeletedRows),
-    written: Number(result.numInsertedOrUpdatedRows ?? 0),
-    existing: Number(existing.n),
-  };
+  return { staged: Number(deleted.numDeletedRows), written, existing };
 }
 
 // One statement does what SQLite needs a counting query for: PostgreSQL tells inserted from updated
