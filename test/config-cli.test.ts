@@ -24,6 +24,14 @@ describe('herald config', () => {
     expect(run.stderr.join('\n')).toMatch(/mta\.maxConnectionsPerMx: Number must be greater than or equal to 1/);
   });
 
+  it('caps the preparation batch below what SQLite can bind in one statement', async () => {
+    const file = join(dir, 'batch.yaml');
+    writeFileSync(file, 'delivery:\n  preparationBatchSize: 40000\n');
+    const run = await runHerald('sqlite::memory:', ['--config', file, 'config', 'check']);
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr.join('\n')).toMatch(/delivery\.preparationBatchSize: Number must be less than or equal to 30000/);
+  });
+
   it('shows the effective configuration with secrets masked', async () => {
     const file = join(dir, 'ok.yaml');
     writeFileSync(file, 'database:\n  url: "postgres://herald:hunter2@db.example/herald"\n');

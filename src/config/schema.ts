@@ -110,8 +110,11 @@ export const configSchema = z
       .object({
         /** How long a delivery keeps retrying soft failures (RFC 5321 §4.5.4.1 suggests 4-5 days). */
         validityHours: z.number().positive().default(120),
-        /** Rows handled per preparation batch: bounds memory whatever the target size. */
-        preparationBatchSize: z.number().int().min(1).max(100_000).default(5_000),
+        /**
+         * Rows handled per preparation batch: bounds memory whatever the target size. At most 30,000:
+         * a batch's excluded recipients are bound values of one statement, and SQLite binds at most 32,766.
+         */
+        preparationBatchSize: z.number().int().min(1).max(30_000).default(5_000),
         /** Preparation: addresses differing only in the local part's case are one recipient (the domain's case never counts); false keeps `Ann@` and `ann@` apart (RFC 5321 §2.4). */
         foldLocalPartCase: z.boolean().default(true),
         /** Liveness lease of a running preparation, renewed every third of it: a delivery `preparing` without renewal for this long belongs to a dead process, and `delivery prepare` takes it over at once. */
