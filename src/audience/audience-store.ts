@@ -1,5 +1,5 @@
 import { CompiledQuery, sql, type Selectable } from 'kysely';
-import { isUniqueViolation, type Store } from '../store/database.ts';
+import { type Store, unlessUniqueViolation } from '../store/database.ts';
 import type { ImportRejectTable, ImportTable, ListTable } from '../store/tables.ts';
 
 // Queries of the audience import: lists, imports, their staged rows (written by import-staging-store.ts)
@@ -188,40 +188,38 @@ export async function applyStagedRange(store: Store, range: StagedRange): Promis
     );
   // Optimistic first, as on PostgreSQL: a range of addresses all new to the list (every range of a
   // first import) needs neither the count of existing ones nor the upsert.
-  let written: number;
-  let existing = 0;
-  await sql`savepoint optimistic_apply`.execute(store.db);
-  try {
-    written = Number((await insert.executeTakeFirstOrThrow()).numInsertedOrUpdatedRows ?? 0);
-    await sql`release savepoint optimistic_apply`.execute(store.db);
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-    await sql`rollback to savepoint optimistic_apply`.execute(store.db);
-    const found = await store.db
-      .selectFrom('import_rows as s')
-      .select(sql<number>`count(*)`.as('n'))
-      .where('s.id', 'in', latest)
-      .where(({ exists, selectFrom }) =>
-        exists(
-          selectFrom('recipients as r')
-            .select(sql`1`.as('one'))
-            .where('r.list_id', '=', listId)
-            .whereRef('r.email', '=', 's.email'),
-        ),
-      )
-      .executeTakeFirstOrThrow();
-    existing = Number(found.n);
-    const result = await insert
-      .onConflict((oc) =>
-        oc.columns(['list_id', 'email']).doUpdateSet((eb) => ({
-          domain: eb.ref('excluded.domain'),
-          data: eb.ref('excluded.data'),
-          updated_at: eb.ref('excluded.updated_at'),
-        })),
-      )
-      .executeTakeFirstOrThrow();
-    written = Number(result.numInsertedOrUpdatedRows ?? 0);
-  }
+  const { written, existing } = await unlessUniqueViolation(
+    store,
+    async () => ({
+      written: Number((await insert.executeTakeFirstOrThrow()).numInsertedOrUpdatedRows ?? 0),
+      existing: 0,
+    }),
+    async () => {
+      const found = await store.db
+        .selectFrom('import_rows as s')
+        .select(sql<number>`count(*)`.as('n'))
+        .where('s.id', 'in', latest)
+        .where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('recipients as r')
+              .select(sql`1`.as('one'))
+              .where('r.list_id', '=', listId)
+              .whereRef('r.email', '=', 's.email'),
+          ),
+        )
+        .executeTakeFirstOrThrow();
+      const result = await insert
+        .onConflict((oc) =>
+          oc.columns(['list_id', 'email']).doUpdateSet((eb) => ({
+            domain: eb.ref('excluded.domain'),
+            data: eb.ref('excluded.data'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
+        )
+        .executeTakeFirstOrThrow();
+      return { written: Number(result.numInsertedOrUpdatedRows ?? 0), existing: Number(found.n) };
+    },
+  );
   const deleted = await store.db
     .deleteFrom('import_rows')
     .where('import_id', '=', importId)
@@ -264,17 +262,12 @@ async function applyStagedRangePostgres(store: Store, range: StagedRange): Promi
   const parameters = [importId, fromId, toId, listId, now, index, count];
   const written = (query: string) =>
     store.db.executeQuery<{ written: number; inserted: number }>(CompiledQuery.raw(query, parameters));
-  // Inside the range's transaction (applyStaged): the failed insert is undone back to the savepoint.
-  await sql`savepoint optimistic_apply`.execute(store.db);
-  let result: Awaited<ReturnType<typeof written>>;
-  try {
-    result = await written(insertPostgresSql);
-    await sql`release savepoint optimistic_apply`.execute(store.db);
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-    await sql`rollback to savepoint optimistic_apply`.execute(store.db);
-    result = await written(upsertPostgresSql);
-  }
+  // Inside the range's transaction (applyStaged): a failed insert is undone back to a savepoint.
+  const result = await unlessUniqueViolation(
+    store,
+    () => written(insertPostgresSql),
+    () => written(upsertPostgresSql),
+  );
   const deleted = await store.db.executeQuery(
     CompiledQuery.raw(deleteAppliedPostgresSql, [importId, fromId, toId, index, count]),
   );

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { TargetRange, TargetRecipient } from './preparation.ts';
-import { isUniqueViolation, type Store } from '../store/database.ts';
+import { type Store, unlessUniqueViolation } from '../store/database.ts';
 import type { SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { DeliveryState } from '../store/tables.ts';
 
@@ -154,12 +154,11 @@ export async function insertDeliveryLogs(
     options.runner
       ? options.runner.run(query.compile())
       : Number((await query.executeTakeFirst()).numInsertedOrUpdatedRows ?? 0);
-  try {
-    return await run(insert);
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-    return run(insert.onConflict((oc) => oc.doNothing()));
-  }
+  return unlessUniqueViolation(
+    null,
+    () => run(insert),
+    () => run(insert.onConflict((oc) => oc.doNothing())),
+  );
 }
 
 /**

@@ -1,7 +1,15 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  sql,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+} from 'kysely';
 import pg from 'pg';
 import { AppError } from '../common/errors.ts';
 import { maskUrl } from '../common/logger.ts';
@@ -227,4 +235,28 @@ export function inTransaction<T>(store: Store, work: (store: Store) => Promise<T
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/**
+ * An optimistic write: `attempt` (a plain insert, cheaper than one with ON CONFLICT), and `fallback`
+ * (the one with ON CONFLICT) only when the attempt fails on a unique index. With `transaction` (the
+ * store bound to the transaction they run in), the failed attempt is undone back to a savepoint first:
+ * a failed statement would otherwise abort the whole transaction on PostgreSQL. With null, each
+ * statement stands alone.
+ */
+export async function unlessUniqueViolation<T>(
+  transaction: Store | null,
+  attempt: () => Promise<T>,
+  fallback: () => Promise<T>,
+): Promise<T> {
+  if (transaction) await sql`savepoint optimistic_write`.execute(transaction.db);
+  try {
+    const result = await attempt();
+    if (transaction) await sql`release savepoint optimistic_write`.execute(transaction.db);
+    return result;
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    if (transaction) await sql`rollback to savepoint optimistic_write`.execute(transaction.db);
+    return fallback();
+  }
 }
