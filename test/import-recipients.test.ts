@@ -6,7 +6,8 @@ import { importRecipients, type ImportProgress } from '../src/audience/csv-impor
 import { manualClock } from '../src/common/clock.ts';
 import { AppError } from '../src/common/errors.ts';
 import { getImport, listRejects } from '../src/audience/audience-store.ts';
-import type { Store } from '../src/store/database.ts';
+import { openStore, type Store } from '../src/store/database.ts';
+import { migrateToLatest } from '../src/store/migrate.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-import-'));
@@ -285,13 +286,16 @@ describeEachDialect('import recipients', (context) => {
     },
   );
 
-  it('stores backslashes, tabs and quotes exactly, in addresses and data (PostgreSQL stages them as COPY text)', async () => {
+  it('stores backslashes, tabs, quotes and NULs exactly, in addresses and data (staged as COPY text or NUL-separated values)', async () => {
     const email = '"quote\\"d"@example.com';
     const csvEmail = `"${email.replace(/"/g, '""')}"`;
-    const file = csv(`email,path,cell\n${csvEmail},C:\\new\\table,"a\tb\\tc"\nplain@example.com,\\\\,\\N\n`);
-    expect(await run(file, 'escapes')).toMatchObject({ read: 2, imported: 2, rejected: 0 });
+    const file = csv(
+      `email,path,cell\n${csvEmail},C:\\new\\table,"a\tb\\tc"\nplain@example.com,\\\\,\\N\nnul@example.com,a\0b,\0\n`,
+    );
+    expect(await run(file, 'escapes')).toMatchObject({ read: 3, imported: 3, rejected: 0 });
     expect(await recipients(context.store(), 'escapes')).toEqual([
       { email, domain: 'example.com', data: { path: 'C:\\new\\table', cell: 'a\tb\\tc' } },
+      { email: 'nul@example.com', domain: 'example.com', data: { path: 'a\0b', cell: '\0' } },
       { email: 'plain@example.com', domain: 'example.com', data: { path: '\\\\', cell: '\\N' } },
     ]);
   });
@@ -319,4 +323,29 @@ describeEachDialect('import recipients', (context) => {
     const headerOnly = await run(csv('email\n'), 'header-only');
     expect(headerOnly).toMatchObject({ read: 0, imported: 0, updated: 0, rejected: 0 });
   });
+});
+
+// Without a file there is no second connection: the main thread stages the rows itself.
+it('imports into an in-memory SQLite database: merges, repeats and the later row winning', async () => {
+  const store = openStore('sqlite::memory:');
+  try {
+    await migrateToLatest(store);
+    const file = csv('email,plan\na@example.com,free\nb@example.com,"x\ty"\nA@EXAMPLE.COM,other\na@example.com,pro\n');
+    const summary = await importRecipients({
+      store,
+      file,
+      list: 'memory',
+      clock: manualClock(),
+      ...limits,
+      batchSize: 2,
+    });
+    expect(summary).toMatchObject({ read: 4, imported: 3, updated: 1, rejected: 0, repeated: 2 });
+    expect((await recipients(store, 'memory')).map((r) => [r.email, r.data.plan])).toEqual([
+      ['A@example.com', 'other'],
+      ['a@example.com', 'pro'],
+      ['b@example.com', 'x\ty'],
+    ]);
+  } finally {
+    await store.close();
+  }
 });

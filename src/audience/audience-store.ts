@@ -104,25 +104,35 @@ export async function stagedSummary(
   return { count: Number(row.count), minId: Number(row.min_id ?? 0), maxId: Number(row.max_id ?? 0) };
 }
 
+export interface StagedRepeats {
+  count: number;
+  rows: Array<{ line: number; email: string; firstLine: number }>;
+}
+
+type RepeatRow = { line: number; email: string; first_line: number; total: number };
+
 /**
  * Staged rows of an import that repeat an address of an earlier row of the same file (compared as
  * preparation compares addresses: case folded): how many, and the first `sample` of them in line
  * order with the line of the address's first row. Read before the rows are applied.
  */
-export async function stagedRepeats(
-  store: Store,
-  importId: number,
-  sample: number,
-): Promise<{ count: number; rows: Array<{ line: number; email: string; firstLine: number }> }> {
-  const result = await sql<{ line: number; email: string; first_line: number; total: number }>`
+export async function stagedRepeats(store: Store, importId: number, sample: number): Promise<StagedRepeats> {
+  return repeatsOf((await store.db.executeQuery(stagedRepeatsQuery(store, importId, sample))).rows, sample);
+}
+
+/** stagedRepeats' query, for a reader of its own (sqlite-statement-runner.ts); repeatsOf reads its rows. */
+export function stagedRepeatsQuery(store: Store, importId: number, sample: number): CompiledQuery<RepeatRow> {
+  return sql<RepeatRow>`
     select line, email, first_line, count(*) over () as total from (
       select line, email,
         min(line) over (partition by lower(email)) as first_line,
         row_number() over (partition by lower(email) order by id) as rn
       from import_rows where import_id = ${importId}
     ) t
-    where rn > 1 order by line limit ${Math.max(1, sample)}`.execute(store.db);
-  const rows = result.rows;
+    where rn > 1 order by line limit ${Math.max(1, sample)}`.compile(store.db);
+}
+
+export function repeatsOf(rows: readonly RepeatRow[], sample: number): StagedRepeats {
   return {
     count: Number(rows[0]?.total ?? 0),
     rows: rows

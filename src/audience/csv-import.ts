@@ -13,7 +13,9 @@ import {
   findOrCreateList,
   finishImport,
   renewImport,
+  repeatsOf,
   stagedRepeats,
+  stagedRepeatsQuery,
   stagedSummary,
   staleImports,
 } from './audience-store.ts';
@@ -22,6 +24,7 @@ import { newBatchRows, stageBatch, type NewReject } from './import-staging-store
 import { createAddressValidator } from './address.ts';
 import { decideRow, readHeader } from './csv-rows.ts';
 import { createUtf8Guard } from './utf8-guard.ts';
+import { lazySqliteStatementRunner, type SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 
 // Streaming CSV import in two phases, so memory stays bounded and a failed import leaves the list
 // exactly as it was:
@@ -105,6 +108,21 @@ export interface ImportRecipientsOptions {
 }
 
 export async function importRecipients(options: ImportRecipientsOptions): Promise<ImportSummary> {
+  // SQLite: a writer thread stages each batch while the next one is parsed, and checkpoints the WAL
+  // after each applied range (better-sqlite3 is synchronous: on the main connection both would stop
+  // the parsing, and a checkpoint is a copy of every page written).
+  const writer = lazySqliteStatementRunner(options.store);
+  try {
+    return await runImport(options, writer.get);
+  } finally {
+    await writer.close();
+  }
+}
+
+async function runImport(
+  options: ImportRecipientsOptions,
+  writer: () => SqliteStatementRunner | undefined,
+): Promise<ImportSummary> {
   const { store, file, clock = systemClock, batchSize = 5_000, rejectSample = 20, onProgress } = options;
   const started = clock.now();
   const totalBytes = checkFile(file, options.maxFileBytes);
@@ -185,13 +203,12 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
       applied: 0,
       toApply: 0,
     };
-    inFlight = stageBatch(store, importId, {
-      rows: batchRows,
-      rejects: batchRejects,
-      read,
-      rejected,
-      now: clock.now(),
-    }).then((running) => {
+    inFlight = stageBatch(
+      store,
+      importId,
+      { rows: batchRows, rejects: batchRejects, read, rejected, now: clock.now() },
+      writer(),
+    ).then((running) => {
       if (!running) throw interrupted(importId);
       return onProgress?.(progress);
     });
@@ -222,7 +239,15 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
     throw error;
   }
 
-  const repeats = await stagedRepeats(store, importId, rejectSample);
+  // SQLite: the writer thread reads the repeated addresses (a sort of every staged row) from a
+  // snapshot taken before the first range is applied, which deletes staged rows, while they are applied.
+  const runner = writer();
+  const repeatsRead = runner
+    ? (await runner.readSnapshot(stagedRepeatsQuery(store, importId, rejectSample))).rows.then((found) =>
+        repeatsOf(found, rejectSample),
+      )
+    : stagedRepeats(store, importId, rejectSample);
+  repeatsRead.catch(() => {}); // awaited once the rows are applied
   const parts = store.dialect === 'postgres' ? Math.max(1, Math.floor(options.applyConnections ?? 2)) : 1;
   const counts = await applyStaged(store, {
     heartbeat,
@@ -236,7 +261,9 @@ export async function importRecipients(options: ImportRecipientsOptions): Promis
     onProgress,
     totalBytes,
     signal: options.signal,
+    writer: runner,
   });
+  const repeats = await repeatsRead;
   clearInterval(heartbeat);
   await finishImport(store, importId, counts, clock.now());
   return {
@@ -405,6 +432,8 @@ interface ApplyInput {
   signal?: AbortSignal | undefined;
   /** Cleared when applying fails (the import is then over). */
   heartbeat: NodeJS.Timeout;
+  /** SQLite: checkpoints the WAL after each applied range, on its own thread. */
+  writer?: SqliteStatementRunner | undefined;
 }
 
 async function applyStaged(
@@ -452,6 +481,8 @@ async function applyStaged(
       });
       imported += range.written - range.existing;
       applied += range.staged;
+      // Not waited for: the next range is applied meanwhile (a passive checkpoint never blocks it).
+      input.writer?.checkpoint().catch(() => {});
       await report();
     }
   };

@@ -1,8 +1,10 @@
 import { CompiledQuery } from 'kysely';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { relaxCommitSql, renewImport, renewImportQuery } from './audience-store.ts';
-import { inTransaction, type Dialect, type Store } from '../store/database.ts';
+import { relaxCommitSql, renewImportQuery } from './audience-store.ts';
+import { inTransaction, type Store } from '../store/database.ts';
+import { packedRowStatements, valueSeparator } from '../store/packed-rows.mjs';
+import type { PackedRowsInsert, SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 
 // The read phase of an import writes here: accepted rows to the import_rows staging table, rejected
 // ones to import_rejects, batch by batch, each batch with the import's heartbeat.
@@ -15,10 +17,11 @@ export interface NewReject {
 }
 
 /**
- * The accepted rows of one batch, held in the form the store writes them in: bound parameters for
- * SQLite, COPY text for PostgreSQL. A million-row import adds a million rows: encoding each one as it
- * comes, rather than keeping an object per row until its batch is written, leaves the garbage
- * collector nothing to copy (those objects outlived a young-generation collection or two).
+ * The accepted rows of one batch, held in the form the store writes them in: packed rows for SQLite
+ * (store/packed-rows.mjs), COPY text for PostgreSQL, both as bytes outside the JavaScript heap. A
+ * million-row import adds a million rows: encoding each one as it comes, rather than keeping an
+ * object or five strings per row until its batch is written, leaves the garbage collector nothing to
+ * copy (those outlived a young-generation collection or two).
  */
 export interface BatchRows {
   readonly count: number;
@@ -27,7 +30,7 @@ export interface BatchRows {
 }
 
 export function newBatchRows(store: Store, importId: number): BatchRows {
-  return store.withPgClient ? new CopyRows(importId) : new ParameterRows(importId);
+  return store.withPgClient ? new CopyRows(importId) : new PackedRows();
 }
 
 export interface StagedBatch {
@@ -42,57 +45,103 @@ export interface StagedBatch {
 /**
  * Stages one batch of an import in one transaction: its accepted rows, its rejects and the import's
  * heartbeat (renewImport). False, with nothing written, when the import is no longer running.
+ * SQLite: on `runner`'s thread when one is given, so the caller parses the next batch meanwhile.
  */
-export async function stageBatch(store: Store, importId: number, batch: StagedBatch): Promise<boolean> {
+export async function stageBatch(
+  store: Store,
+  importId: number,
+  batch: StagedBatch,
+  runner?: SqliteStatementRunner,
+): Promise<boolean> {
   const { rows } = batch;
   if (store.withPgClient && rows instanceof CopyRows)
-    return store.withPgClient((client) => stageBatchPostgres(store, client, importId, rows, batch));
-  if (!(rows instanceof ParameterRows)) throw new Error('batch rows made for another store');
+    return store
+      .withPgClient((client) => stageBatchPostgres(store, client, importId, rows, batch))
+      .finally(() => rows.release());
+  if (!(rows instanceof PackedRows)) throw new Error('batch rows made for another store');
+  const renew = renewImportQuery(store, importId, batch).compile();
+  const packed: PackedRowsInsert = {
+    into: 'insert into import_rows (import_id, line, email, domain, data)',
+    constants: [importId],
+    fields: 4,
+    bytes: rows.bytes(),
+    perStatement: rowsPerStatement,
+  };
+  const rejects = [...chunks(batch.rejects, rowsPerStatement)].map((chunk) =>
+    insertRejects(store, importId, chunk, batch.now).compile(),
+  );
+  if (runner) {
+    const changes = runner.transaction([
+      { query: renew, required: true },
+      { packed },
+      ...rejects.map((query) => ({ query })),
+    ]);
+    rows.release(); // the bytes were copied to the worker when the transaction was sent
+    return (await changes) !== undefined;
+  }
+  // An in-memory database has no second connection: the main thread writes.
   return inTransaction(store, async (trx) => {
-    if (!(await renewImport(trx, importId, batch))) return false;
-    const { parameters } = rows;
-    for (let start = 0; start < parameters.length; start += rowsPerStatement * fieldsPerRow) {
-      const chunk = parameters.slice(start, start + rowsPerStatement * fieldsPerRow);
-      await trx.db.executeQuery(CompiledQuery.raw(stagingInsert(store.dialect, chunk.length / fieldsPerRow), chunk));
-    }
-    for (const chunk of chunks(batch.rejects, rowsPerStatement))
-      await insertRejects(trx, importId, chunk, batch.now).execute();
+    if (Number((await trx.db.executeQuery(renew)).numAffectedRows ?? 0) !== 1) return false;
+    for (const { sql, parameters } of packedRowStatements(packed))
+      await trx.db.executeQuery(CompiledQuery.raw(sql, parameters));
+    for (const query of rejects) await trx.db.executeQuery(query);
     return true;
-  });
+  }).finally(() => rows.release());
 }
 
 // Bound parameters per statement stay far below SQLite's 32,766 and PostgreSQL's 65,535.
 const rowsPerStatement = 1_000;
-const fieldsPerRow = 5;
 
 function* chunks<T>(items: T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
-class ParameterRows implements BatchRows {
-  readonly parameters: unknown[] = [];
-  count = 0;
-  constructor(private readonly importId: number) {}
-  add(line: number, email: string, domain: string, data: string): void {
-    this.parameters.push(this.importId, line, email, domain, data);
-    this.count += 1;
+/**
+ * Buffers of written batches, for the next ones: a batch's megabyte, freed only once the collector
+ * gets to its small Buffer object, held 40–50 MB outside the heap at the peak of a million-row import.
+ */
+const spareBuffers: Buffer[] = [];
+
+/** Text written into a buffer that grows as needed (UTF-8); `release` gives the buffer to the next batch. */
+class GrowingBuffer {
+  private buffer = spareBuffers.pop() ?? Buffer.allocUnsafe(1 << 20);
+  private length = 0;
+  release(): void {
+    if (spareBuffers.length < 4) spareBuffers.push(this.buffer);
+    this.buffer = Buffer.alloc(0);
+    this.length = 0;
+  }
+  write(text: string): void {
+    const room = text.length * 3; // UTF-8 bytes per UTF-16 unit, at most
+    if (this.length + room > this.buffer.length) {
+      const larger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + room));
+      this.buffer.copy(larger, 0, 0, this.length);
+      this.buffer = larger;
+    }
+    this.length += this.buffer.write(text, this.length);
+  }
+  bytes(): Buffer {
+    return this.buffer.subarray(0, this.length);
   }
 }
 
-/**
- * The staging insert as SQL text, built once per row count: at a million rows, building and compiling
- * a 1,000-row query with the query builder costs more than SQLite takes to run it.
- */
-const fullStagingSql = new Map<Dialect, string>();
-function stagingInsert(dialect: Dialect, rows: number): string {
-  const cached = rows === rowsPerStatement ? fullStagingSql.get(dialect) : undefined;
-  if (cached !== undefined) return cached;
-  let n = 0;
-  const param = (): string => (dialect === 'postgres' ? `$${++n}` : '?');
-  const tuples = Array.from({ length: rows }, () => `(${param()}, ${param()}, ${param()}, ${param()}, ${param()})`);
-  const text = `insert into import_rows (import_id, line, email, domain, data) values ${tuples.join(', ')}`;
-  if (rows === rowsPerStatement) fullStagingSql.set(dialect, text);
-  return text;
+/** SQLite: line, email, domain and data of each row, packed (none of them holds a NUL: JSON escapes it, and addresses never have one). */
+class PackedRows implements BatchRows {
+  count = 0;
+  private readonly text = new GrowingBuffer();
+  add(line: number, email: string, domain: string, data: string): void {
+    if (email.includes(valueSeparator) || data.includes(valueSeparator))
+      throw new Error(`line ${line}: a NUL character in a staged value`);
+    const separator = this.count === 0 ? '' : valueSeparator;
+    this.text.write(`${separator}${line}${valueSeparator}${email}${valueSeparator}${domain}${valueSeparator}${data}`);
+    this.count += 1;
+  }
+  bytes(): Buffer {
+    return this.text.bytes();
+  }
+  release(): void {
+    this.text.release();
+  }
 }
 
 function insertRejects(store: Store, importId: number, rejects: NewReject[], now: number) {
@@ -139,25 +188,20 @@ async function stageBatchPostgres(
 /** COPY text format: one line per row, a tab between fields; backslash, tab, LF and CR escaped. */
 class CopyRows implements BatchRows {
   count = 0;
-  private buffer = Buffer.allocUnsafe(1 << 20);
-  private length = 0;
+  private readonly text = new GrowingBuffer();
   private readonly prefix: string;
   constructor(importId: number) {
     this.prefix = `${importId}\t`;
   }
   add(line: number, email: string, domain: string, data: string): void {
-    const text = `${this.prefix}${line}\t${copyField(email)}\t${copyField(domain)}\t${copyField(data)}\n`;
-    const room = text.length * 3; // UTF-8 bytes per UTF-16 unit, at most
-    if (this.length + room > this.buffer.length) {
-      const larger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + room));
-      this.buffer.copy(larger, 0, 0, this.length);
-      this.buffer = larger;
-    }
-    this.length += this.buffer.write(text, this.length);
+    this.text.write(`${this.prefix}${line}\t${copyField(email)}\t${copyField(domain)}\t${copyField(data)}\n`);
     this.count += 1;
   }
   bytes(): Buffer {
-    return this.buffer.subarray(0, this.length);
+    return this.text.bytes();
+  }
+  release(): void {
+    this.text.release();
   }
 }
 

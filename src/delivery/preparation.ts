@@ -1,7 +1,7 @@
 import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Store } from '../store/database.ts';
-import { createSqliteStatementRunner, type SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
+import { lazySqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { DeliveryRow } from '../store/tables.ts';
 import { analyzeHtmlTemplate, parseDataWithoutMarkers, type ExtractedLink } from '../tracking/links.ts';
 import { replaceTrackingLinks } from '../tracking/tracking-store.ts';
@@ -75,12 +75,7 @@ export interface PreparationStore {
 export function preparationStore(store: Store, options: { foldLocalPartCase?: boolean } = {}): PreparationStore {
   // SQLite: the logs are written by a worker thread on its own connection, so the next batch is read
   // and checked meanwhile (better-sqlite3 is synchronous). Not for an in-memory database (one connection).
-  let runner: SqliteStatementRunner | undefined;
-  const writer = () => {
-    if (store.dialect !== 'sqlite' || store.location === ':memory:') return undefined;
-    runner ??= createSqliteStatementRunner(store.location);
-    return runner;
-  };
+  const writer = lazySqliteStatementRunner(store);
   return {
     async beginPreparation(deliveryId, now) {
       const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, { last_error: null });
@@ -99,7 +94,7 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
     targetBatch: (listId, afterId, limit) => targetBatch(store, listId, afterId, limit),
     blockedAddresses: (emails) => blockedAddresses(store, emails),
     insertLogs: (deliveryId, range, now) =>
-      insertDeliveryLogs(store, deliveryId, range, now, { ...options, runner: writer() }),
+      insertDeliveryLogs(store, deliveryId, range, now, { ...options, runner: writer.get() }),
     async finishPreparation(deliveryId, counts, now) {
       const excluded = Object.values(counts.excluded).reduce((a, b) => a + b, 0);
       await transitionDelivery(store, deliveryId, 'prepared', now, {
@@ -113,10 +108,7 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
       await transitionDelivery(store, deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) });
     },
     replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
-    async release() {
-      await runner?.close();
-      runner = undefined;
-    },
+    release: () => writer.close(),
   };
 }
 
