@@ -1,5 +1,6 @@
 import { CompiledQuery, sql, type Selectable } from 'kysely';
 import { type Store, unlessUniqueViolation } from '../store/database.ts';
+import type { SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { ImportRejectTable, ImportTable, ListTable } from '../store/tables.ts';
 
 // Queries of the audience import: lists, imports, their staged rows (written by import-staging-store.ts)
@@ -116,12 +117,46 @@ type RepeatRow = { line: number; email: string; first_line: number; total: numbe
  * preparation compares addresses: case folded): how many, and the first `sample` of them in line
  * order with the line of the address's first row. Read before the rows are applied.
  */
-export async function stagedRepeats(store: Store, importId: number, sample: number): Promise<StagedRepeats> {
+async function stagedRepeats(store: Store, importId: number, sample: number): Promise<StagedRepeats> {
   return repeatsOf((await store.db.executeQuery(stagedRepeatsQuery(store, importId, sample))).rows, sample);
 }
 
-/** stagedRepeats' query, for a reader of its own (sqlite-statement-runner.ts); repeatsOf reads its rows. */
-export function stagedRepeatsQuery(store: Store, importId: number, sample: number): CompiledQuery<RepeatRow> {
+/**
+ * stagedRepeats on a reader of its own, from a snapshot taken before this resolves, so the caller may
+ * apply (and delete) staged rows while the sort of every staged row runs: on `runner`'s thread
+ * (SQLite), or on a connection of its own in a repeatable-read transaction (PostgreSQL). An in-memory
+ * SQLite database has one connection: its repeats are read before this resolves.
+ */
+export async function stagedRepeatsInBackground(
+  store: Store,
+  importId: number,
+  sample: number,
+  runner: SqliteStatementRunner | undefined,
+): Promise<{ repeats: Promise<StagedRepeats> }> {
+  const query = stagedRepeatsQuery(store, importId, sample);
+  if (runner) {
+    const { rows } = await runner.readSnapshot(query);
+    return { repeats: rows.then((found) => repeatsOf(found, sample)) };
+  }
+  if (!store.withPgClient) return { repeats: Promise.resolve(await stagedRepeats(store, importId, sample)) };
+  let snapshotTaken = () => {};
+  const taken = new Promise<void>((resolve) => {
+    snapshotTaken = resolve;
+  });
+  const repeats = store.withPgClient(async (client) => {
+    await client.query('begin isolation level repeatable read');
+    // The transaction's snapshot is taken at its first statement.
+    await client.query('select 1');
+    snapshotTaken();
+    const result = await client.query<RepeatRow>(query.sql, [...query.parameters]);
+    await client.query('commit');
+    return repeatsOf(result.rows, sample);
+  });
+  await Promise.race([taken, repeats]);
+  return { repeats };
+}
+
+function stagedRepeatsQuery(store: Store, importId: number, sample: number): CompiledQuery<RepeatRow> {
   return sql<RepeatRow>`
     select line, email, first_line, count(*) over () as total from (
       select line, email,
@@ -132,7 +167,7 @@ export function stagedRepeatsQuery(store: Store, importId: number, sample: numbe
     where rn > 1 order by line limit ${Math.max(1, sample)}`.compile(store.db);
 }
 
-export function repeatsOf(rows: readonly RepeatRow[], sample: number): StagedRepeats {
+function repeatsOf(rows: readonly RepeatRow[], sample: number): StagedRepeats {
   return {
     count: Number(rows[0]?.total ?? 0),
     rows: rows

@@ -13,9 +13,7 @@ import {
   findOrCreateList,
   finishImport,
   renewImport,
-  repeatsOf,
-  stagedRepeats,
-  stagedRepeatsQuery,
+  stagedRepeatsInBackground,
   stagedSummary,
   staleImports,
 } from './audience-store.ts';
@@ -239,14 +237,10 @@ async function runImport(
     throw error;
   }
 
-  // SQLite: the writer thread reads the repeated addresses (a sort of every staged row) from a
-  // snapshot taken before the first range is applied, which deletes staged rows, while they are applied.
+  // The repeated addresses (a sort of every staged row) are read from a snapshot taken now, by
+  // another thread or connection, while the ranges are applied (which deletes staged rows).
   const runner = writer();
-  const repeatsRead = runner
-    ? (await runner.readSnapshot(stagedRepeatsQuery(store, importId, rejectSample))).rows.then((found) =>
-        repeatsOf(found, rejectSample),
-      )
-    : stagedRepeats(store, importId, rejectSample);
+  const { repeats: repeatsRead } = await stagedRepeatsInBackground(store, importId, rejectSample, runner);
   repeatsRead.catch(() => {}); // awaited once the rows are applied
   const parts = store.dialect === 'postgres' ? Math.max(1, Math.floor(options.applyConnections ?? 2)) : 1;
   const counts = await applyStaged(store, {
