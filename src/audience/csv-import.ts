@@ -1,6 +1,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { CsvError, parse } from 'csv-parse';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError, describeError } from '../common/errors.ts';
@@ -227,6 +228,10 @@ async function runImport(
         if (sample.length < rejectSample) sample.push({ line, reason: decision.reason, message: decision.message });
       }
       if (rows.count + rejects.length >= batchSize) await flush();
+      // Records come from the parser's buffer without a turn of the event loop, ~1,000 per 64 KiB read:
+      // a turn every few hundred lets the staging write in flight make progress (on PostgreSQL, each of
+      // its round trips waited for the next read: 2.9 s of waiting per million rows).
+      else if (read % 250 === 0) await yieldToEventLoop();
     }
     await flush();
     await inFlight;
