@@ -29,13 +29,16 @@ import { lazySqliteStatementRunner, type SqliteStatementRunner } from '../store/
 // exactly as it was:
 //   1. read: the file streams through a UTF-8 check and the CSV parser; accepted rows go to the
 //      import_rows staging table (duplicates in the file merged there, the later row winning) and
-//      rejected rows to import_rejects, in batched transactions. Any failure here (encoding, a record
-//      over the size limit, broken quoting, unreadable file) discards the staged rows: the list is
-//      untouched and the import is recorded as failed with its error.
+//      rejected rows to import_rejects, in batched transactions written while the next batch is
+//      parsed (SQLite: by a writer thread; PostgreSQL: by the server, on its own core). Any failure
+//      here (encoding, a record over the size limit, broken quoting, unreadable file) discards the
+//      staged rows: the list is untouched and the import is recorded as failed with its error.
 //   2. apply: staged rows move into recipients by id range, one short transaction per batch (upsert
 //      on (list_id, email)), so other writers are never blocked for long. On PostgreSQL two
-//      connections do this side by side, each for its share of the addresses. Only a database failure
-//      can stop this phase; re-running the same import then completes it (the upsert is idempotent).
+//      connections do this side by side, each for its share of the addresses. Meanwhile the file's
+//      repeated addresses are read from a snapshot of the staged rows taken before the first range.
+//      Only a database failure can stop this phase; re-running the same import then completes it
+//      (the upsert is idempotent).
 // Every batch of either phase renews the import's `updated_at` in its own transaction: an import
 // whose process was killed stops doing so, and the cleanup workflow fails it after
 // workflows.cleanup.staleImportHours (src/workflows/builtins/stale-imports.ts).
