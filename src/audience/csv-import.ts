@@ -265,9 +265,16 @@ async function runImport(
     signal: options.signal,
     writer: runner,
   });
-  const repeats = await repeatsRead;
   clearInterval(heartbeat);
+  const repeats = await repeatsRead.catch((error: unknown) => error as Error);
+  // Every row is in the list by now: the import is finished whether or not its report can be made.
   await finishImport(store, importId, counts, clock.now());
+  if (repeats instanceof Error)
+    throw new AppError(
+      'INTERNAL',
+      `import ${importId} finished (the list is complete), but its repeated addresses could not be read: ${describeError(repeats)}`,
+      { cause: repeats, details: { importId } },
+    );
   return {
     importId,
     list: list.name,
