@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { importRecipients, type ImportProgress } from '../src/audience/csv-import.ts';
+import { importRecipients, maxBatchBytes, type ImportProgress } from '../src/audience/csv-import.ts';
 import { manualClock } from '../src/common/clock.ts';
 import { AppError } from '../src/common/errors.ts';
 import { getImport, listRejects } from '../src/audience/audience-store.ts';
@@ -298,6 +298,18 @@ describeEachDialect('import recipients', (context) => {
       { email: 'nul@example.com', domain: 'example.com', data: { path: 'a\0b', cell: '\0' } },
       { email: 'plain@example.com', domain: 'example.com', data: { path: '\\\\', cell: '\\N' } },
     ]);
+  });
+
+  it('writes a staging batch once it holds maxBatchBytes of rows, whatever its row count', async () => {
+    const blob = 'x'.repeat(50_000);
+    const lines = Array.from({ length: 100 }, (_, i) => `big${i}@example.com,${blob}`);
+    const progress: ImportProgress[] = [];
+    const file = csv(`email,blob\n${lines.join('\n')}\n`);
+    const summary = await run(file, 'big-rows', { maxRecordBytes: 64 * 1024, onProgress: (p) => progress.push(p) });
+    expect(summary).toMatchObject({ read: 100, imported: 100, rejected: 0 });
+    // 100 rows of ~50 KB: one batch of 5,000 rows would hold them all; the first batch ends at 4 MiB.
+    const staged = progress.filter((p) => p.phase === 'reading').map((p) => p.rows);
+    expect(staged).toEqual([Math.ceil(maxBatchBytes / 50_050), 100]);
   });
 
   it('strips a UTF-8 byte order mark before the header', async () => {

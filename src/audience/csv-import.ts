@@ -87,7 +87,10 @@ export interface ImportRecipientsOptions {
   maxFileBytes: number;
   maxRecordBytes: number;
   clock?: Clock;
-  /** Rows per staging transaction and per apply transaction. */
+  /**
+   * Rows per staging transaction and per apply transaction. A staging batch also ends at
+   * maxBatchBytes of rows: 5,000 records of 64 KiB would be 320 MB held at once.
+   */
   batchSize?: number;
   /**
    * PostgreSQL: connections that apply staged rows side by side (the server then uses as many cores),
@@ -108,6 +111,9 @@ export interface ImportRecipientsOptions {
   /** Liveness lease (import.leaseSeconds): a running import not renewed for this long is failed by the next import. */
   leaseMs?: number;
 }
+
+/** Bytes of accepted rows after which a staging batch is written, whatever its row count. */
+export const maxBatchBytes = 4 * 1024 * 1024;
 
 export async function importRecipients(options: ImportRecipientsOptions): Promise<ImportSummary> {
   // SQLite: a writer thread stages each batch while the next one is parsed, and checkpoints the WAL
@@ -230,7 +236,7 @@ async function runImport(
         rejects.push({ line, reason: decision.reason, message: decision.message, excerpt: decision.excerpt });
         if (sample.length < rejectSample) sample.push({ line, reason: decision.reason, message: decision.message });
       }
-      if (rows.count + rejects.length >= batchSize) await flush();
+      if (rows.count + rejects.length >= batchSize || rows.size >= maxBatchBytes) await flush();
       // Records come from the parser's buffer without a turn of the event loop, ~1,000 per 64 KiB read:
       // a turn every few hundred lets the staging write in flight make progress (on PostgreSQL, each of
       // its round trips waited for the next read: 2.9 s of waiting per million rows).

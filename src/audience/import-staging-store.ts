@@ -25,6 +25,8 @@ export interface NewReject {
  */
 export interface BatchRows {
   readonly count: number;
+  /** Bytes the rows take as written. */
+  readonly size: number;
   /** `data`: the personalization data as JSON object text. */
   add(line: number, email: string, domain: string, data: string): void;
 }
@@ -123,6 +125,9 @@ class GrowingBuffer {
   bytes(): Buffer {
     return this.buffer.subarray(0, this.length);
   }
+  get size(): number {
+    return this.length;
+  }
 }
 
 /** SQLite: line, email, domain and data of each row, packed (none of them holds a NUL: JSON escapes it, and addresses never have one). */
@@ -138,6 +143,9 @@ class PackedRows implements BatchRows {
   }
   bytes(): Buffer {
     return this.text.bytes();
+  }
+  get size(): number {
+    return this.text.size;
   }
   release(): void {
     this.text.release();
@@ -199,6 +207,9 @@ class CopyRows implements BatchRows {
   }
   bytes(): Buffer {
     return this.text.bytes();
+  }
+  get size(): number {
+    return this.text.size;
   }
   release(): void {
     this.text.release();
