@@ -1,14 +1,13 @@
-// Worker thread of sqlite-event-writer.ts: its own connection to the SQLite file, inserting each
-// batch of raw tracking events (columns, see encodeBatch there) in one transaction. Plain
-// JavaScript on purpose: it runs without a TypeScript loader, in production and under vitest.
+// Worker thread of sqlite-event-writer.ts: its own connection to the SQLite file (the store's
+// pragmas), inserting each batch of raw tracking events (columns, see encodeBatch there) in one
+// transaction. Plain JavaScript on purpose: it runs without a TypeScript loader, in production and
+// under vitest.
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
-const { file, kinds, columns, rowsPerStatement } = workerData;
+const { file, kinds, columns, rowsPerStatement, pragmas } = workerData;
 const db = new Database(file);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 5000');
+for (const pragma of pragmas) db.pragma(pragma);
 
 // Rows go in rowsPerStatement per statement (one bind and one statement step for many rows); the
 // statement for a shorter tail is prepared once per length.

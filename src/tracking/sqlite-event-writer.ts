@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { RawEvent } from './event-log.ts';
+import { sqlitePragmas } from '../store/database.ts';
 import type { TrackingEventKind } from '../store/tables.ts';
 
 // On SQLite the raw log's batches are written by a worker thread with its own connection to the
@@ -63,7 +64,8 @@ export function createSqliteEventWriter(file: string): EventWriter {
   function started(): Worker {
     if (worker) return worker;
     const created = new Worker(new URL('./sqlite-event-worker.mjs', import.meta.url), {
-      workerData: { file, kinds, columns, rowsPerStatement },
+      // The store's settings, with SQLite's default 2 MB page cache: the thread only appends.
+      workerData: { file, kinds, columns, rowsPerStatement, pragmas: [...sqlitePragmas, 'cache_size = -2048'] },
     });
     created.on('message', (message: { id: number; error?: string }) => {
       const waiter = pending.get(message.id);
