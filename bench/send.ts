@@ -34,6 +34,8 @@ import { startApiServer } from '../src/api/server.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
 import { benchContent as content, benchRecipients } from './support/bench-content.ts';
+import { performance as nodePerformance } from 'node:perf_hooks';
+import { machineCpuWindow } from './support/machine-cpu.ts';
 
 if (process.argv[2] === '--sink') {
   const sink = await startSmtpSink({ hostname: 'mx.bench.test', trackRecipients: false });
@@ -147,11 +149,15 @@ async function main(): Promise<void> {
       }),
     });
     const cpuBefore = process.cpuUsage();
+    const machineWindow = machineCpuWindow();
+    const loopBefore = nodePerformance.eventLoopUtilization();
     const started = performance.now();
     await mta.start();
     await mta.drain();
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    const machine = machineWindow();
+    const loop = nodePerformance.eventLoopUtilization(loopBefore);
     const stats = mta.stats();
     await mta.stop();
     await shaping?.runtime.stop();
@@ -195,6 +201,13 @@ async function main(): Promise<void> {
       msgsPerSec: Math.round(stats.sent / seconds),
       mtaCpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
       mtaCpuMsPerMessage: Number(((cpu.user + cpu.system) / 1e3 / Math.max(stats.sent, 1)).toFixed(3)),
+      // Every process and the kernel during the send (the sink, DKIM threads, the loopback's work):
+      // idle near 0 means the machine, not Herald, set the rate.
+      machineBusyCpuSeconds: machine.busySeconds,
+      machineIdleCpuSeconds: machine.idleSeconds,
+      machineCpuMsPerMessage: Number(((machine.busySeconds * 1e3) / Math.max(stats.sent, 1)).toFixed(3)),
+      // The share of the send the MTA's event loop was busy: near 1, its one thread set the rate.
+      mainThreadUtilization: Number(loop.utilization.toFixed(2)),
       peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
       sinkPeakRssMiB: sink.peakRssMiB,
       seedSeconds: Number(seedSeconds.toFixed(2)),
