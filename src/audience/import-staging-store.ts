@@ -104,23 +104,24 @@ function* chunks<T>(items: T[], size: number): Generator<T[]> {
  */
 const spareBuffers: Buffer[] = [];
 
-/** Text written into a buffer that grows as needed (UTF-8); `release` gives the buffer to the next batch. */
-class GrowingBuffer {
+/**
+ * Rows encoded as text, one after the other, into a buffer that grows as needed (UTF-8); `release`
+ * gives the buffer to the next batch.
+ */
+abstract class EncodedRows implements BatchRows {
+  count = 0;
   private buffer = spareBuffers.pop() ?? Buffer.allocUnsafe(1 << 20);
   private length = 0;
-  release(): void {
-    if (spareBuffers.length < 4) spareBuffers.push(this.buffer);
-    this.buffer = Buffer.alloc(0);
-    this.length = 0;
-  }
-  write(text: string): void {
-    const room = text.length * 3; // UTF-8 bytes per UTF-16 unit, at most
+  abstract add(line: number, email: string, domain: string, data: string): void;
+  protected append(row: string): void {
+    const room = row.length * 3; // UTF-8 bytes per UTF-16 unit, at most
     if (this.length + room > this.buffer.length) {
       const larger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + room));
       this.buffer.copy(larger, 0, 0, this.length);
       this.buffer = larger;
     }
-    this.length += this.buffer.write(text, this.length);
+    this.length += this.buffer.write(row, this.length);
+    this.count += 1;
   }
   bytes(): Buffer {
     return this.buffer.subarray(0, this.length);
@@ -128,27 +129,20 @@ class GrowingBuffer {
   get size(): number {
     return this.length;
   }
+  release(): void {
+    if (spareBuffers.length < 4) spareBuffers.push(this.buffer);
+    this.buffer = Buffer.alloc(0);
+    this.length = 0;
+  }
 }
 
 /** SQLite: line, email, domain and data of each row, packed (none of them holds a NUL: JSON escapes it, and addresses never have one). */
-class PackedRows implements BatchRows {
-  count = 0;
-  private readonly text = new GrowingBuffer();
+class PackedRows extends EncodedRows {
   add(line: number, email: string, domain: string, data: string): void {
     if (email.includes(valueSeparator) || data.includes(valueSeparator))
       throw new Error(`line ${line}: a NUL character in a staged value`);
     const separator = this.count === 0 ? '' : valueSeparator;
-    this.text.write(`${separator}${line}${valueSeparator}${email}${valueSeparator}${domain}${valueSeparator}${data}`);
-    this.count += 1;
-  }
-  bytes(): Buffer {
-    return this.text.bytes();
-  }
-  get size(): number {
-    return this.text.size;
-  }
-  release(): void {
-    this.text.release();
+    this.append(`${separator}${line}${valueSeparator}${email}${valueSeparator}${domain}${valueSeparator}${data}`);
   }
 }
 
@@ -194,25 +188,14 @@ async function stageBatchPostgres(
 }
 
 /** COPY text format: one line per row, a tab between fields; backslash, tab, LF and CR escaped. */
-class CopyRows implements BatchRows {
-  count = 0;
-  private readonly text = new GrowingBuffer();
+class CopyRows extends EncodedRows {
   private readonly prefix: string;
   constructor(importId: number) {
+    super();
     this.prefix = `${importId}\t`;
   }
   add(line: number, email: string, domain: string, data: string): void {
-    this.text.write(`${this.prefix}${line}\t${copyField(email)}\t${copyField(domain)}\t${copyField(data)}\n`);
-    this.count += 1;
-  }
-  bytes(): Buffer {
-    return this.text.bytes();
-  }
-  get size(): number {
-    return this.text.size;
-  }
-  release(): void {
-    this.text.release();
+    this.append(`${this.prefix}${line}\t${copyField(email)}\t${copyField(domain)}\t${copyField(data)}\n`);
   }
 }
 

@@ -113,8 +113,6 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
   let sqlite: SqliteDatabase.Database | undefined;
   try {
     sqlite = new SqliteDatabase(file);
-    // WAL lets readers (CLI, dashboard) run while the MTA writes; NORMAL sync is durable across
-    // process crashes (only an OS crash can lose the last transactions).
     for (const pragma of sqlitePragmas) sqlite.pragma(pragma);
   } catch (cause) {
     sqlite?.close();

@@ -13,13 +13,10 @@
 //   (PASSIVE: it never waits for, nor blocks, the other connection), so the writer whose commits
 //   made them does not.
 // Plain JavaScript on purpose: it runs without a TypeScript loader, in production and under vitest.
-import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
 import { packedRowStatements } from './packed-rows.mjs';
+import { answerMessages, openWorkerConnection } from './sqlite-worker-connection.mjs';
 
-const { file, pragmas } = workerData;
-const db = new Database(file);
-for (const pragma of pragmas) db.pragma(pragma);
+const db = openWorkerConnection();
 
 // Statements are prepared once: the same texts come back batch after batch.
 const prepared = new Map();
@@ -83,15 +80,4 @@ function answer(message) {
   return { id: message.id, changes: prepare(message.sql).run(...message.parameters).changes };
 }
 
-parentPort.on('message', (message) => {
-  if (message === 'close') {
-    db.close();
-    parentPort.close();
-    return;
-  }
-  try {
-    parentPort.postMessage(answer(message));
-  } catch (error) {
-    parentPort.postMessage({ id: message.id, error: String(error?.message || error), code: error?.code });
-  }
-});
+answerMessages(db, answer);

@@ -2,12 +2,11 @@
 // pragmas), inserting each batch of raw tracking events (columns, see encodeBatch there) in one
 // transaction. Plain JavaScript on purpose: it runs without a TypeScript loader, in production and
 // under vitest.
-import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
+import { workerData } from 'node:worker_threads';
+import { answerMessages, openWorkerConnection } from '../store/sqlite-worker-connection.mjs';
 
-const { file, kinds, columns, rowsPerStatement, pragmas } = workerData;
-const db = new Database(file);
-for (const pragma of pragmas) db.pragma(pragma);
+const { kinds, columns, rowsPerStatement } = workerData;
+const db = openWorkerConnection();
 
 // Rows go in rowsPerStatement per statement (one bind and one statement step for many rows); the
 // statement for a shorter tail is prepared once per length.
@@ -46,16 +45,7 @@ const insertAll = db.transaction((count, values, agents) => {
   }
 });
 
-parentPort.on('message', (message) => {
-  if (message === 'close') {
-    db.close();
-    parentPort.close();
-    return;
-  }
-  try {
-    insertAll(message.count, new Float64Array(message.values), message.agents);
-    parentPort.postMessage({ id: message.id });
-  } catch (error) {
-    parentPort.postMessage({ id: message.id, error: String(error?.message || error) });
-  }
+answerMessages(db, (message) => {
+  insertAll(message.count, new Float64Array(message.values), message.agents);
+  return { id: message.id };
 });
