@@ -66,7 +66,7 @@ export const decisionFiles = [
   'src/mta/outcome.ts',
   'src/mta/pool-decisions.ts',
   'src/mta/smtp-reply-reader.ts',
-  'src/mta/smtp-transparency.ts',
+  'src/mta/smtp-transparency.mjs',
   'src/mta/retry-schedule.ts',
   'src/mta/routes.ts',
   'src/mta/source-selection.ts',

@@ -33,7 +33,9 @@ export function poolKeyString(key: PoolKey): string {
   return `${key.localAddress || '*'}|${key.publicId ?? 0}|${key.mxHost}|${key.host ?? '(dns)'}:${key.port}`;
 }
 
-export type BuildResult = { kind: 'message'; envelopeFrom: string; recipient: string; data: string } | { kind: 'skip' };
+export type BuildResult =
+  /** `data`: the message, or its SMTP DATA bytes (SmtpSession.send). */
+  { kind: 'message'; envelopeFrom: string; recipient: string; data: string | Uint8Array } | { kind: 'skip' };
 
 export interface PoolJob {
   logId: number;
@@ -140,11 +142,12 @@ interface Path<J extends PoolJob> {
 const defaultCloseGraceMs = 100;
 
 /**
- * Jobs of a path prepared ahead of their turn (PoolJob.prepare): per connection, and at most. One
- * per connection left a third of the builds of bench/send.ts waiting for their DKIM worker (20
- * connections, Ed25519); four, 2–3 %.
+ * Jobs of a path prepared ahead of their turn (PoolJob.prepare): per connection, and at most. Since
+ * the DKIM workers also build the messages they sign, four per connection left 22–28 % of the
+ * builds of bench/send.ts waiting for their worker (Ed25519, 2 workers, 20 or 40 connections); ten,
+ * 7 % at 20 connections and 15 % at 40, where the 256 cap is reached.
  */
-const preparedPerConnection = 4;
+const preparedPerConnection = 10;
 const maxPreparedAhead = 256;
 
 export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolOptions<J>): ConnectionPool<J> {

@@ -1,22 +1,52 @@
-// Worker thread of dkim-workers.ts: holds the parsed private keys and signs whole messages (body
-// hash, canonicalized headers, private-key operation), a batch per message from the main thread.
+// Worker thread of dkim-workers.ts: holds the parsed private keys and signs, a batch of jobs per
+// message from the main thread. A job is either a message to build, sign and encode (its SMTP DATA
+// bytes go back, all of a batch's in one buffer handed over without a copy) or the headers and
+// body of a message built elsewhere, whose DKIM-Signature lines go back.
 // Plain JavaScript on purpose: it runs without a TypeScript loader, in production and under vitest.
 import { createPrivateKey } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { signMessage } from './dkim-core.mjs';
+import { createMessageBuilder, serializeMessage } from './message-builder.mjs';
+import { smtpDataOf } from './smtp-transparency.mjs';
 
 const keys = workerData.keys.map(({ pem, ...key }) => ({ ...key, privateKey: createPrivateKey(pem) }));
+const builder = createMessageBuilder();
+
+/** A job's result: its signature lines, or the index in `messages` of its SMTP DATA. */
+function run(job, messages) {
+  const signingKeys = job.keys.map((index) => keys[index]);
+  if (!job.message) {
+    // The fields were joined by CRLF: a CRLF not followed by white space starts the next one.
+    return signMessage(job.headers.split(/\r\n(?![ \t])/), job.body, signingKeys, job.nowMs);
+  }
+  const built = builder.build(job.message);
+  // Tracking headers (List-Unsubscribe, RFC 8058) go in before signing, which covers them.
+  built.headers.push(...job.extraHeaders);
+  const signatures = signMessage(built.headers, built.body, signingKeys, job.nowMs);
+  messages.push(smtpDataOf(serializeMessage([...signatures, ...built.headers], built.body)));
+  return messages.length - 1;
+}
 
 parentPort.on('message', (batch) => {
-  parentPort.postMessage(
-    batch.map((job) =>
-      signMessage(
-        // The fields were joined by CRLF: a CRLF not followed by white space starts the next one.
-        job.headers.split(/\r\n(?![ \t])/),
-        job.body,
-        job.keys.map((index) => keys[index]),
-        job.nowMs,
-      ),
-    ),
-  );
+  const results = [];
+  const messages = [];
+  for (const job of batch) {
+    try {
+      results.push(run(job, messages));
+    } catch (error) {
+      // One job's failure is its own: the worker and the rest of the batch carry on.
+      results.push({ error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  let size = 0;
+  for (const data of messages) size += Buffer.byteLength(data);
+  const bytes = new ArrayBuffer(size);
+  const view = Buffer.from(bytes);
+  const ends = [];
+  let at = 0;
+  for (const data of messages) {
+    at += view.write(data, at);
+    ends.push(at);
+  }
+  parentPort.postMessage({ results, ends, bytes }, [bytes]);
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDkimKey } from './dkim.ts';
 import { verifyDkimSignatures } from './dkim-verify.ts';
 import { createWorkerSigner } from './dkim-workers.ts';
-import { createMessageBuilder, serializeMessage } from './message-builder.ts';
+import { createMessageBuilder, serializeMessage } from './message-builder.mjs';
 
 describe('DKIM signing in worker threads', () => {
   it('produces signatures that verify, for many messages signed concurrently', async () => {
@@ -42,6 +42,58 @@ describe('DKIM signing in worker threads', () => {
         );
         expect(checks.map((check) => check.signatureOk && check.bodyHashOk)).toEqual([true, true]);
       }
+    } finally {
+      await signer.close();
+    }
+  });
+  it('builds, signs and encodes whole messages, each one its own bytes of a shared batch', async () => {
+    const ed = generateKeyPairSync('ed25519');
+    const key = parseDkimKey(
+      { domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' },
+      () => ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    );
+    const signer = createWorkerSigner([key], 1);
+    try {
+      // Lengths differ, some characters take several bytes, some lines start with a dot: a wrong
+      // offset into the batch's buffer, or a missing dot-stuffing, fails a check below.
+      const input = (i: number) => ({
+        logId: i,
+        fromAddress: 'a@brand.test',
+        fromName: 'Brand',
+        replyTo: null,
+        to: `r${i}@x.test`,
+        subject: `Été ${i}`,
+        html: null,
+        text: `${'é'.repeat(i)}\n.hidden line ${i}\n${'x'.repeat(i * 7)}`,
+        date: 0,
+        bounceDomain: 'b.test',
+      });
+      const unsubscribe = [
+        'List-Unsubscribe: <https://t.brand.test/u/1>',
+        'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
+      ];
+      // A job that fails in the worker (a subject that is not a string) fails alone, in the same batch.
+      const broken = { ...input(99), subject: 5 as unknown as string };
+      const [messages, signatures, failure] = await Promise.all([
+        Promise.all(Array.from({ length: 30 }, (_, i) => signer.signedMessageData(input(i), unsubscribe, [key], 0))),
+        signer.sign(['From: a@brand.test'], 'body\r\n', [key], 0),
+        signer.signedMessageData(broken, [], [key], 0).catch((error: Error) => error),
+      ]);
+      expect(failure).toBeInstanceOf(Error);
+      expect((failure as Error).message).toMatch(/^DKIM signing worker: /);
+      expect(signatures[0]).toMatch(/^DKIM-Signature: v=1; a=ed25519-sha256;/);
+      for (const [i, data] of messages.entries()) {
+        const text = data.toString('utf8');
+        expect(text.endsWith('\r\n.\r\n')).toBe(true);
+        expect(text).toContain(`\r\n..hidden line ${i}\r\n`);
+        expect(text).toContain(`\r\nTo: r${i}@x.test\r\n`);
+        const raw = text.slice(0, -3).replace(/\r\n\.\./g, '\r\n.');
+        const checks = verifyDkimSignatures(raw, () => ed.publicKey);
+        expect(checks.map((check) => check.signatureOk && check.bodyHashOk)).toEqual([true]);
+        expect(text).toMatch(/; h=[a-z:-]*:list-unsubscribe:list-unsubscribe-post;/);
+      }
+      // The worker is still there for the next batch.
+      await expect(signer.signedMessageData(input(1), [], [key], 0)).resolves.toBeInstanceOf(Buffer);
     } finally {
       await signer.close();
     }

@@ -1,27 +1,43 @@
 import { Worker } from 'node:worker_threads';
 import type { DkimKey } from './dkim.ts';
 import type { DkimSigner } from './dkim-signer.ts';
+import type { MessageInput } from './message-builder.mjs';
 
-// DKIM signing in worker threads: the main thread hands over the message's headers and body,
-// a worker computes its signatures (body hash, canonicalization and the private-key operation: an
-// RSA-2048 signature costs ~0.4 ms of CPU, an Ed25519 one ~35 µs). Each worker has at most one
-// batch in flight: requests made while every worker is busy wait and leave together when one
-// answers. Handing a batch to a thread costs ~15–20 µs however small it is (waking the thread), and
-// the MTA prepares messages ahead of their turn (PoolJob.prepare), so batches grow with the load
-// and cost no latency. Each job is a few flat strings: a string array costs ~2× more to copy.
+// DKIM signing in worker threads. For the MTA, a worker does everything after personalization:
+// it builds the message (MIME), signs it (body hash, canonicalization and the private-key
+// operation: an RSA-2048 signature costs ~0.4 ms of CPU, an Ed25519 one ~40 µs) and encodes it as
+// SMTP DATA bytes, which come back in one buffer per batch, handed over without a copy: the main
+// thread only writes them to the socket. A worker can also sign a message built elsewhere (sign()).
+// Each worker has at most one batch in flight: requests made while every worker is busy wait and
+// leave together when one answers. Handing a batch to a thread costs ~15–20 µs however small it is
+// (waking the thread), and the MTA prepares messages ahead of their turn (PoolJob.prepare), so
+// batches grow with the load and cost no latency. Jobs are flat: a string array costs ~2× more to
+// copy than the same strings joined.
 
-interface Job {
-  /** The header fields, joined by CRLF (a field's folded lines included). */
-  headers: string;
-  body: string;
-  /** Indexes of the signing keys in the workers' key list. */
-  keys: number[];
-  nowMs: number;
+type Job =
+  | {
+      /** The header fields, joined by CRLF (a field's folded lines included). */
+      headers: string;
+      body: string;
+      /** Indexes of the signing keys in the workers' key list. */
+      keys: number[];
+      nowMs: number;
+    }
+  | { message: MessageInput; extraHeaders: readonly string[]; keys: number[]; nowMs: number };
+
+/** A job's result: signature lines, the index of its message in the batch's bytes, or its failure. */
+type Result = string[] | number | { error: string };
+
+interface Reply {
+  results: Result[];
+  /** Where each message of the batch ends in `bytes`. */
+  ends: number[];
+  bytes: ArrayBuffer;
 }
 
 interface Pending {
   job: Job;
-  resolve(signatures: string[]): void;
+  resolve(result: string[] | Buffer): void;
   reject(error: Error): void;
 }
 
@@ -31,7 +47,20 @@ interface WorkerSlot {
   batch: Pending[] | null;
 }
 
-export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number): DkimSigner {
+export interface SigningWorkers extends DkimSigner {
+  /**
+   * The message built, signed and encoded in a worker: its SMTP DATA bytes (dot-stuffed, ending in
+   * CRLF "." CRLF, as smtpDataOf makes them), `extraHeaders` added before signing.
+   */
+  signedMessageData(
+    message: MessageInput,
+    extraHeaders: readonly string[],
+    keys: readonly DkimKey[],
+    nowMs: number,
+  ): Promise<Buffer>;
+}
+
+export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number): SigningWorkers {
   const keyList = [...keys];
   const index = new Map(keyList.map((key, i) => [key, i]));
   const workerKeys = keyList.map(({ domain, selector, algorithm, pem }) => ({ domain, selector, algorithm, pem }));
@@ -41,10 +70,18 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
   const slots: WorkerSlot[] = Array.from({ length: Math.max(1, workerCount) }, () => {
     const worker = new Worker(new URL('./dkim-worker.mjs', import.meta.url), { workerData: { keys: workerKeys } });
     const slot: WorkerSlot = { worker, batch: null };
-    worker.on('message', (signatures: string[][]) => {
+    worker.on('message', ({ results, ends, bytes }: Reply) => {
       const batch = slot.batch ?? [];
       slot.batch = null;
-      for (const [i, pending] of batch.entries()) pending.resolve(signatures[i]!);
+      for (const [i, pending] of batch.entries()) {
+        const result = results[i]!;
+        if (Array.isArray(result)) pending.resolve(result);
+        else if (typeof result === 'object') pending.reject(new Error(`DKIM signing worker: ${result.error}`));
+        else {
+          const start = result === 0 ? 0 : ends[result - 1]!;
+          pending.resolve(Buffer.from(bytes, start, ends[result]! - start));
+        }
+      }
       flush();
     });
     worker.on('error', (error) => {
@@ -71,7 +108,7 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
     }
   }
 
-  function signInWorker(job: Job): Promise<string[]> {
+  function inWorker(job: Job): Promise<string[] | Buffer> {
     return new Promise((resolve, reject) => {
       if (failure) return reject(failure);
       queue.push({ job, resolve, reject });
@@ -82,16 +119,24 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
     });
   }
 
+  function keyIndexes(signingKeys: readonly DkimKey[]): number[] {
+    return signingKeys.map((key) => {
+      const at = index.get(key);
+      if (at === undefined)
+        throw new Error(`DKIM key for ${key.domain} (${key.selector}) was not given to the signing workers`);
+      return at;
+    });
+  }
+
   return {
     async sign(headers, body, signingKeys, nowMs) {
       if (signingKeys.length === 0) return [];
-      const keys = signingKeys.map((key) => {
-        const at = index.get(key);
-        if (at === undefined)
-          throw new Error(`DKIM key for ${key.domain} (${key.selector}) was not given to the signing workers`);
-        return at;
-      });
-      return signInWorker({ headers: headers.join('\r\n'), body, keys, nowMs });
+      return inWorker({ headers: headers.join('\r\n'), body, keys: keyIndexes(signingKeys), nowMs }) as Promise<
+        string[]
+      >;
+    },
+    async signedMessageData(message, extraHeaders, signingKeys, nowMs) {
+      return inWorker({ message, extraHeaders, keys: keyIndexes(signingKeys), nowMs }) as Promise<Buffer>;
     },
     async close() {
       await Promise.all(slots.map((slot) => slot.worker.terminate()));

@@ -2,7 +2,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalizeBodyRelaxed, canonicalizeHeaderRelaxed, loadDkimKeys, signMessage } from './dkim.ts';
 import { verifyDkimSignatures } from './dkim-verify.ts';
-import { createMessageBuilder, serializeMessage } from './message-builder.ts';
+import { createMessageBuilder, serializeMessage } from './message-builder.mjs';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ed = generateKeyPairSync('ed25519');

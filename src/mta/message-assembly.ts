@@ -4,17 +4,31 @@ import type { CachedDelivery } from './content-cache.ts';
 import type { DkimKey } from './dkim.ts';
 import type { MtaTimings } from './timings.ts';
 import { mainThreadSigner, type DkimSigner } from './dkim-signer.ts';
-import { createWorkerSigner } from './dkim-workers.ts';
-import { createMessageBuilder, serializeMessage } from './message-builder.ts';
+import { createWorkerSigner, type SigningWorkers } from './dkim-workers.ts';
+import {
+  createMessageBuilder,
+  sanitizeHeaderValue,
+  serializeMessage,
+  verpAddress,
+  type MessageInput,
+} from './message-builder.mjs';
 import type { ClaimedLog } from './mta-store.ts';
 
 // One recipient's message, right before it is sent: personalization (Liquid, compiled once per
-// delivery), tracking decoration (links, open pixel, List-Unsubscribe), MIME, DKIM.
+// delivery), tracking decoration (links, open pixel, List-Unsubscribe), MIME, DKIM. With signing
+// workers, a signed message's MIME, DKIM and SMTP encoding are the worker's (dkim-workers.ts): this
+// thread keeps personalization and decoration, and gets the bytes to send.
 
 export type ReadyDelivery = Extract<CachedDelivery, { kind: 'ready' }>;
 
 export type AssembledMessage =
-  | { kind: 'message'; envelopeFrom: string; recipient: string; data: string }
+  | {
+      kind: 'message';
+      envelopeFrom: string;
+      recipient: string;
+      /** The message, or (built and signed in a worker) its SMTP DATA bytes, ready to write. */
+      data: string | Uint8Array;
+    }
   /** The delivery's content failed for this recipient (a template error): not the address's fault. */
   | { kind: 'content_error'; error: string };
 
@@ -28,7 +42,7 @@ export interface MessageAssemblyOptions {
   bounceDomain: string;
   /** The signed VERP envelope sender (src/bounce/verp.ts); default unsigned. */
   envelopeSender?(logId: number, bounceDomain: string): string;
-  /** DKIM signing time (metrics); with worker threads it includes the wait for a free worker. */
+  /** DKIM signing time (metrics); with worker threads it includes building the message and the wait for a free worker. */
   timings?: Pick<MtaTimings, 'dkimSigning'>;
 }
 
@@ -46,13 +60,15 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
   const { dkimKeys } = options;
   const allKeys = [...dkimKeys.values()].flat();
   const useWorkers = !options.dkimSigner && options.dkimWorkers > 0 && allKeys.length > 0;
-  let signer: DkimSigner = options.dkimSigner ?? mainThreadSigner;
-  const builder = createMessageBuilder(options.envelopeSender ? { envelopeSender: options.envelopeSender } : {});
+  const signer: DkimSigner = options.dkimSigner ?? mainThreadSigner;
+  let workers: SigningWorkers | null = null;
+  const envelopeSender = options.envelopeSender ?? verpAddress;
+  const builder = createMessageBuilder({ envelopeSender });
 
   return {
     waitsForSigner: useWorkers || options.dkimSigner !== undefined,
     start() {
-      if (useWorkers) signer = createWorkerSigner(allKeys, options.dkimWorkers);
+      if (useWorkers) workers = createWorkerSigner(allKeys, options.dkimWorkers);
     },
     async assemble(log, delivery, now) {
       const { content, compiled, decoration } = delivery;
@@ -70,7 +86,7 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
       } catch (error) {
         return { kind: 'content_error', error: describeError(error) };
       }
-      const message = builder.build({
+      const input: MessageInput = {
         logId: log.id,
         fromAddress: content.fromAddress,
         fromName: content.fromName,
@@ -81,13 +97,20 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
         text: rendered.text,
         date: now,
         bounceDomain: options.bounceDomain,
-      });
+      };
+      const keys = dkimKeys.get(content.fromAddress.slice(content.fromAddress.lastIndexOf('@') + 1).toLowerCase());
+      const started = performance.now();
+      if (keys && workers) {
+        const data = await workers.signedMessageData(input, extraHeaders, keys, now);
+        options.timings?.dkimSigning((performance.now() - started) / 1000);
+        const recipient = sanitizeHeaderValue(log.email);
+        return { kind: 'message', envelopeFrom: envelopeSender(log.id, options.bounceDomain), recipient, data };
+      }
+      const message = builder.build(input);
       // Tracking headers (List-Unsubscribe, RFC 8058) go in before DKIM signing, which covers them.
       if (extraHeaders.length > 0) message.headers.push(...extraHeaders);
-      const keys = dkimKeys.get(content.fromAddress.slice(content.fromAddress.lastIndexOf('@') + 1).toLowerCase());
       let signatures: string[] = [];
       if (keys) {
-        const started = performance.now();
         signatures = await signer.sign(message.headers, message.body, keys, now);
         options.timings?.dkimSigning((performance.now() - started) / 1000);
       }
@@ -100,8 +123,8 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
       };
     },
     async close() {
-      await signer.close();
-      if (useWorkers) signer = mainThreadSigner;
+      await (workers ?? signer).close();
+      workers = null;
     },
   };
 }

@@ -1,6 +1,6 @@
 import PostalMime from 'postal-mime';
 import { describe, expect, it } from 'vitest';
-import { createMessageBuilder, formatRfc5322Date, serializeMessage, type MessageInput } from './message-builder.ts';
+import { createMessageBuilder, formatRfc5322Date, serializeMessage, type MessageInput } from './message-builder.mjs';
 
 const base: MessageInput = {
   logId: 42,
@@ -103,7 +103,7 @@ describe('message builder', () => {
 
 describe('quoted-printable', () => {
   it('round-trips mixed lines: plain long ASCII, trailing spaces, "=", non-ASCII, empty lines', async () => {
-    const { encodeQuotedPrintable } = await import('./mime-encoding.ts');
+    const { encodeQuotedPrintable } = await import('./mime-encoding.mjs');
     const text = [
       `${'abc '.repeat(60)}end`,
       'tail space  ',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeQuotedPrintable } from './mime-encoding.ts';
+import { encodeQuotedPrintable } from './mime-encoding.mjs';
 
 function decodeQuotedPrintable(encoded: string): string {
   const bytes: number[] = [];

@@ -2,7 +2,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { localFailure, parseSmtpReply, type LocalFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
 import { SmtpReplyReader } from './smtp-reply-reader.ts';
-import { smtpDataOf } from './smtp-transparency.ts';
+import { smtpDataOf } from './smtp-transparency.mjs';
 
 // One SMTP connection to one MX host (RFC 5321), over node:net and node:tls. Where the server
 // offers PIPELINING (RFC 2920), a message's MAIL FROM, RCPT TO and DATA go in one write, and once
@@ -48,13 +48,15 @@ export type OpenResult = { kind: 'open'; session: SmtpSession } | { kind: 'faile
 
 export interface SmtpSession {
   /**
-   * Sends one message. `onContentWritten` is called once its content is written and only the final
-   * reply is awaited: from then on, with pipelining, `acceptsNext` is true and one more send may start.
+   * Sends one message: its text, or its SMTP DATA bytes as smtpDataOf makes them (dot-stuffed,
+   * ending in CRLF "." CRLF). `onContentWritten` is called once its content is written and only the
+   * final reply is awaited: from then on, with pipelining, `acceptsNext` is true and one more send
+   * may start.
    */
   send(
     envelopeFrom: string,
     recipient: string,
-    message: string,
+    message: string | Uint8Array,
     onContentWritten?: () => void,
   ): Promise<TransactionResult>;
   /** Whether a send may start now: none in flight, or (pipelining) one that awaits only its final reply. */
@@ -171,7 +173,7 @@ class SmtpClientConnection implements SmtpSession {
   send(
     envelopeFrom: string,
     recipient: string,
-    message: string,
+    message: string | Uint8Array,
     onContentWritten?: () => void,
   ): Promise<TransactionResult> {
     if (!this.acceptsNext)
@@ -217,11 +219,12 @@ class SmtpClientConnection implements SmtpSession {
   async #transaction(
     from: string,
     recipient: string,
-    message: string,
+    message: string | Uint8Array,
     onContentWritten: (() => void) | undefined,
   ): Promise<TransactionResult> {
-    const data = smtpDataOf(message);
-    const size = this.#extensions.has('SIZE') ? ` SIZE=${Buffer.byteLength(data)}` : '';
+    const data = typeof message === 'string' ? smtpDataOf(message) : message;
+    const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const size = this.#extensions.has('SIZE') ? ` SIZE=${bytes}` : '';
     const utf8 = this.#extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + recipient) ? ' SMTPUTF8' : '';
     const mail = `MAIL FROM:<${from}>${size}${utf8}\r\n`;
     const rcpt = `RCPT TO:<${recipient}>\r\n`;
@@ -368,7 +371,7 @@ class SmtpClientConnection implements SmtpSession {
    * Writes the content and final dot, held until the next turn of the event loop so that a next
    * message's pipelined MAIL, RCPT and DATA, started meanwhile, leave in the same write.
    */
-  #writeContent(data: string): Promise<string | null> {
+  #writeContent(data: string | Uint8Array): Promise<string | null> {
     if (this.#closed) return Promise.resolve(null);
     const stream = this.#stream;
     stream.cork();

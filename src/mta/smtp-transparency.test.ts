@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { smtpDataOf } from './smtp-transparency.ts';
+import { smtpDataOf } from './smtp-transparency.mjs';
 
 describe('SMTP data transparency', () => {
   it('doubles a leading dot on every line and ends with CRLF . CRLF', () => {

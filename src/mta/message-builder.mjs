@@ -1,4 +1,5 @@
-import { randomId } from '../common/ids.ts';
+// @ts-check
+import { randomBytes } from 'node:crypto';
 import {
   encodeBase64Lines,
   encodeDisplayName,
@@ -7,65 +8,76 @@ import {
   isSevenBitSafe,
   mostlyNonAscii,
   toCrlf,
-} from './mime-encoding.ts';
+} from './mime-encoding.mjs';
 
 // Builds one RFC 5322 message per recipient by string concatenation (no streams, no MIME tree):
-// it runs once per message on the hot path. Pure apart from the Message-ID counter.
+// it runs once per message on the hot path. Pure apart from the Message-ID counter. Plain
+// JavaScript (checked by tsc through its JSDoc), as dkim-core.mjs: the signing workers
+// (dkim-worker.mjs) build the messages they sign with it, off the MTA's main thread.
 
-export interface MessageInput {
-  logId: number;
-  fromAddress: string;
-  fromName: string | null;
-  replyTo: string | null;
-  to: string;
-  subject: string;
-  html: string | null;
-  text: string | null;
-  /** Epoch ms for the Date header. */
-  date: number;
-  bounceDomain: string;
-}
+/**
+ * @typedef {object} MessageInput
+ * @property {number} logId
+ * @property {string} fromAddress
+ * @property {string | null} fromName
+ * @property {string | null} replyTo
+ * @property {string} to
+ * @property {string} subject
+ * @property {string | null} html
+ * @property {string | null} text
+ * @property {number} date Epoch ms for the Date header.
+ * @property {string} bounceDomain
+ */
 
-export interface BuiltMessage {
-  /** VERP: bounce+<delivery log id>-<mac>@<bounce domain>, so a bounce names the log it is about. */
-  envelopeFrom: string;
-  recipient: string;
-  messageId: string;
-  /** "Name: value" lines (folded lines keep their CRLF + space inside), in order, without DKIM. */
-  headers: string[];
-  /** CRLF line breaks, ends with CRLF. */
-  body: string;
-}
+/**
+ * @typedef {object} BuiltMessage
+ * @property {string} envelopeFrom VERP: bounce+<delivery log id>-<mac>@<bounce domain>, so a bounce names the log it is about.
+ * @property {string} recipient
+ * @property {string} messageId
+ * @property {string[]} headers "Name: value" lines (folded lines keep their CRLF + space inside), in order, without DKIM.
+ * @property {string} body CRLF line breaks, ends with CRLF.
+ */
 
-export interface MessageBuilder {
-  build(input: MessageInput): BuiltMessage;
-}
+/**
+ * @typedef {object} MessageBuilder
+ * @property {(input: MessageInput) => BuiltMessage} build
+ */
 
-export interface MessageBuilderOptions {
-  /** The envelope sender of a log: the signed VERP address (src/bounce/verp.ts); default unsigned. */
-  envelopeSender?(logId: number, bounceDomain: string): string;
-}
+/**
+ * @typedef {object} MessageBuilderOptions
+ * @property {(logId: number, bounceDomain: string) => string} [envelopeSender] The envelope sender of a log: the signed VERP address (src/bounce/verp.ts); default unsigned.
+ */
 
-export function verpAddress(logId: number, bounceDomain: string): string {
+/**
+ * @param {number} logId
+ * @param {string} bounceDomain
+ */
+export function verpAddress(logId, bounceDomain) {
   return `bounce+${logId}@${bounceDomain}`;
 }
 
 /**
  * Personalization values end up in headers; a CR or LF in them would start a new header (or the
  * body). Every run of them becomes one space, and NULs are dropped.
+ * @param {string} value
  */
-export function sanitizeHeaderValue(value: string): string {
+export function sanitizeHeaderValue(value) {
   return value.replace(/[\r\n]+/g, ' ').replace(/\0/g, '');
 }
 
-export function createMessageBuilder(options: MessageBuilderOptions = {}): MessageBuilder {
+/**
+ * @param {MessageBuilderOptions} [options]
+ * @returns {MessageBuilder}
+ */
+export function createMessageBuilder(options = {}) {
   const envelopeSender = options.envelopeSender ?? verpAddress;
   // Unique without a random draw per message: a per-builder random part and a counter.
-  const idPrefix = randomId(9).replace(/[-_]/g, 'x');
+  const idPrefix = randomBytes(9).toString('base64url').replace(/[-_]/g, 'x');
   let counter = 0;
   let cachedSecond = -1;
   let cachedDate = '';
-  const dateHeader = (ms: number): string => {
+  /** @param {number} ms */
+  const dateHeader = (ms) => {
     const second = Math.floor(ms / 1_000);
     if (second !== cachedSecond) {
       cachedSecond = second;
@@ -94,7 +106,7 @@ export function createMessageBuilder(options: MessageBuilderOptions = {}): Messa
       // Lets asynchronous bounce handling find the log from the headers a DSN quotes back.
       headers.push(`X-Herald-Log-Id: ${input.logId}`);
 
-      let body: string;
+      let body;
       if (input.text !== null && input.html !== null) {
         const text = encodePart(input.text, boundary);
         const html = encodePart(input.html, boundary);
@@ -114,7 +126,12 @@ export function createMessageBuilder(options: MessageBuilderOptions = {}): Messa
   };
 }
 
-function encodePart(content: string, boundary: string): { encoding: string; content: string } {
+/**
+ * @param {string} content
+ * @param {string} boundary
+ * @returns {{ encoding: string, content: string }}
+ */
+function encodePart(content, boundary) {
   // 7bit when it is safe: the cheapest encoding, and readable by anyone looking at the raw message.
   if (isSevenBitSafe(content) && !content.includes(boundary))
     return { encoding: '7bit', content: stripFinalBreak(toCrlf(content)) };
@@ -122,20 +139,29 @@ function encodePart(content: string, boundary: string): { encoding: string; cont
   return { encoding: 'quoted-printable', content: stripFinalBreak(encodeQuotedPrintable(content)) };
 }
 
-function stripFinalBreak(content: string): string {
+/** @param {string} content */
+function stripFinalBreak(content) {
   return content.endsWith('\r\n') ? content.slice(0, -2) : content;
 }
 
-export function serializeMessage(headers: readonly string[], body: string): string {
+/**
+ * @param {readonly string[]} headers
+ * @param {string} body
+ */
+export function serializeMessage(headers, body) {
   return `${headers.join('\r\n')}\r\n\r\n${body}`;
 }
 
 const weekdays = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-/** RFC 5322 §3.3 date-time in UTC: "Thu, 01 Jan 2026 00:00:00 +0000". */
-export function formatRfc5322Date(ms: number): string {
+/**
+ * RFC 5322 §3.3 date-time in UTC: "Thu, 01 Jan 2026 00:00:00 +0000".
+ * @param {number} ms
+ */
+export function formatRfc5322Date(ms) {
   const d = new Date(ms);
-  const pad = (n: number) => String(n).padStart(2, '0');
+  /** @param {number} n */
+  const pad = (n) => String(n).padStart(2, '0');
   return `${weekdays[d.getUTCDay()]}, ${pad(d.getUTCDate())} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
 }

@@ -1,16 +1,25 @@
+// @ts-check
 // MIME encoders for the message builder, written for speed on the hot path (plain loops over
-// bytes, no streams). RFC 2045 (quoted-printable, base64), RFC 2047 (encoded words).
+// bytes, no streams). RFC 2045 (quoted-printable, base64), RFC 2047 (encoded words). Plain JavaScript
+// (checked by tsc through its JSDoc), as dkim-core.mjs: the signing workers build messages with it.
 
 const nonAsciiOrNul = /[^\x01-\x7f]/;
 
-/** True when every character is 7-bit ASCII and no line is longer than 998 characters (RFC 5322 §2.1.1). */
-export function isSevenBitSafe(text: string): boolean {
+/**
+ * True when every character is 7-bit ASCII and no line is longer than 998 characters (RFC 5322 §2.1.1).
+ * @param {string} text
+ */
+export function isSevenBitSafe(text) {
   // A regular expression runs as native code: much faster than a JS loop over a 2 KB body.
   return !nonAsciiOrNul.test(text) && !hasLongLine(text, 998);
 }
 
-/** Line lengths by indexOf jumps (a regex like /[^\n]{999}/ backtracks at every position). */
-function hasLongLine(text: string, max: number): boolean {
+/**
+ * Line lengths by indexOf jumps (a regex like /[^\n]{999}/ backtracks at every position).
+ * @param {string} text
+ * @param {number} max
+ */
+function hasLongLine(text, max) {
   let start = 0;
   for (;;) {
     const newline = text.indexOf('\n', start);
@@ -22,7 +31,8 @@ function hasLongLine(text: string, max: number): boolean {
   }
 }
 
-export function toCrlf(text: string): string {
+/** @param {string} text */
+export function toCrlf(text) {
   return text.replace(/\r\n|\r|\n/g, '\r\n');
 }
 
@@ -31,11 +41,14 @@ const hex = '0123456789ABCDEF';
 // A line of printable ASCII without '=' that does not end in white space needs only soft breaks.
 const plainLine = /^[\x20-\x3c\x3e-\x7e\t]*[\x21-\x3c\x3e-\x7e]$/;
 
-/** RFC 2045 §6.7 quoted-printable of UTF-8 text with CRLF line breaks kept as hard breaks. */
-export function encodeQuotedPrintable(text: string): string {
+/**
+ * RFC 2045 §6.7 quoted-printable of UTF-8 text with CRLF line breaks kept as hard breaks.
+ * @param {string} text
+ */
+export function encodeQuotedPrintable(text) {
   const lines = toCrlf(text).split('\r\n');
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+    const line = /** @type {string} */ (lines[i]);
     if (line.length === 0) continue;
     if (plainLine.test(line)) lines[i] = softWrap(line);
     else if (asciiLine.test(line)) lines[i] = softWrapEscaped(line.replaceAll('=', '=3D'));
@@ -47,8 +60,11 @@ export function encodeQuotedPrintable(text: string): string {
 // Printable ASCII (with '=') not ending in white space: HTML with attributes, the common case.
 const asciiLine = /^[\x20-\x7e\t]*[\x21-\x7e]$/;
 
-/** Soft breaks every 75 characters, never inside an =XX escape. */
-function softWrapEscaped(line: string): string {
+/**
+ * Soft breaks every 75 characters, never inside an =XX escape.
+ * @param {string} line
+ */
+function softWrapEscaped(line) {
   if (line.length <= 76) return line;
   let out = '';
   let start = 0;
@@ -62,7 +78,8 @@ function softWrapEscaped(line: string): string {
   return out + line.slice(start);
 }
 
-function softWrap(line: string): string {
+/** @param {string} line */
+function softWrap(line) {
   if (line.length <= 76) return line;
   let out = '';
   let start = 0;
@@ -73,14 +90,15 @@ function softWrap(line: string): string {
   return out + line.slice(start);
 }
 
-function encodeQuotedPrintableBytes(text: string): string {
+/** @param {string} text */
+function encodeQuotedPrintableBytes(text) {
   const bytes = Buffer.from(text, 'utf8');
   // Worst case: every byte becomes =XX plus a soft break every 73 characters.
   const out = Buffer.allocUnsafe(bytes.length * 3 + Math.ceil((bytes.length * 3) / 73) * 3 + 3);
   let o = 0;
   let line = 0;
   for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
+    const byte = /** @type {number} */ (bytes[i]);
     if (byte === 0x0d && bytes[i + 1] === 0x0a) {
       out[o++] = 0x0d;
       out[o++] = 0x0a;
@@ -112,25 +130,33 @@ function encodeQuotedPrintableBytes(text: string): string {
   return out.toString('latin1', 0, o);
 }
 
-/** Base64 in lines of 76 characters (RFC 2045 §6.8). */
-export function encodeBase64Lines(text: string): string {
+/**
+ * Base64 in lines of 76 characters (RFC 2045 §6.8).
+ * @param {string} text
+ */
+export function encodeBase64Lines(text) {
   const encoded = Buffer.from(text, 'utf8').toString('base64');
   if (encoded.length <= 76) return encoded;
-  const lines: string[] = [];
+  /** @type {string[]} */
+  const lines = [];
   for (let i = 0; i < encoded.length; i += 76) lines.push(encoded.slice(i, i + 76));
   return lines.join('\r\n');
 }
 
 const nonAsciiRun = /[^\x00-\x7f]+/g;
 
-/** Share of non-ASCII characters above which base64 is shorter than quoted-printable. */
-export function mostlyNonAscii(text: string): boolean {
+/**
+ * Share of non-ASCII characters above which base64 is shorter than quoted-printable.
+ * @param {string} text
+ */
+export function mostlyNonAscii(text) {
   let high = 0;
   for (const match of text.matchAll(nonAsciiRun)) high += match[0].length;
   return high > text.length / 3;
 }
 
-function isAsciiPrintable(text: string): boolean {
+/** @param {string} text */
+function isAsciiPrintable(text) {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code < 0x20 || code >= 0x7f) return false;
@@ -141,10 +167,12 @@ function isAsciiPrintable(text: string): boolean {
 /**
  * A header value as RFC 2047 "B" encoded words when it is not printable ASCII, folded so that no
  * line passes 78 characters. Each word holds whole characters (a split UTF-8 sequence is invalid).
+ * @param {string} value
  */
-export function encodeHeaderWords(value: string): string {
+export function encodeHeaderWords(value) {
   if (isAsciiPrintable(value)) return foldAscii(value);
-  const words: string[] = [];
+  /** @type {string[]} */
+  const words = [];
   let chunk = '';
   let chunkBytes = 0;
   for (const char of value) {
@@ -162,10 +190,14 @@ export function encodeHeaderWords(value: string): string {
   return words.map((word) => `=?UTF-8?B?${Buffer.from(word, 'utf8').toString('base64')}?=`).join('\r\n ');
 }
 
-/** Folds a long ASCII header value at spaces so no line passes ~900 characters (RFC 5322 §2.2.3). */
-function foldAscii(value: string): string {
+/**
+ * Folds a long ASCII header value at spaces so no line passes ~900 characters (RFC 5322 §2.2.3).
+ * @param {string} value
+ */
+function foldAscii(value) {
   if (value.length <= 900) return value;
-  const parts: string[] = [];
+  /** @type {string[]} */
+  const parts = [];
   let rest = value;
   while (rest.length > 900) {
     let cut = rest.lastIndexOf(' ', 900);
@@ -178,8 +210,11 @@ function foldAscii(value: string): string {
   return parts.join('\r\n');
 }
 
-/** A display name as an RFC 5322 quoted string, or encoded words when not ASCII. */
-export function encodeDisplayName(name: string): string {
+/**
+ * A display name as an RFC 5322 quoted string, or encoded words when not ASCII.
+ * @param {string} name
+ */
+export function encodeDisplayName(name) {
   if (!isAsciiPrintable(name)) return encodeHeaderWords(name);
   if (/^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$/.test(name)) return name;
   return `"${name.replace(/[\\"]/g, '\\$&')}"`;
