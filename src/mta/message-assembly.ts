@@ -99,8 +99,8 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
         bounceDomain: options.bounceDomain,
       };
       const keys = dkimKeys.get(content.fromAddress.slice(content.fromAddress.lastIndexOf('@') + 1).toLowerCase());
-      const started = performance.now();
       if (keys && workers) {
+        const started = performance.now();
         const data = await workers.signedMessageData(input, extraHeaders, keys, now);
         options.timings?.dkimSigning((performance.now() - started) / 1000);
         const recipient = sanitizeHeaderValue(log.email);
@@ -111,6 +111,7 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
       if (extraHeaders.length > 0) message.headers.push(...extraHeaders);
       let signatures: string[] = [];
       if (keys) {
+        const started = performance.now();
         signatures = await signer.sign(message.headers, message.body, keys, now);
         options.timings?.dkimSigning((performance.now() - started) / 1000);
       }
