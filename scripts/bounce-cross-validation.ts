@@ -193,7 +193,7 @@ if (values.json) {
   line(`${folds}-fold (pruned)`, kFold.evaluation);
   const percent = (share: number) => `${(100 * share).toFixed(1)}%`;
   console.log(
-    `${`${folds}-fold, ${repeats} splits`.padEnd(28)} category mean ${percent(repeated.mean)} (${percent(repeated.min)}–${percent(repeated.max)})`,
+    `${`${folds}-fold, ${repeats} split${repeats === 1 ? '' : 's'}`.padEnd(28)} category mean ${percent(repeated.mean)} (${percent(repeated.min)}–${percent(repeated.max)})`,
   );
   line(`leave-one-family-out`, byFamily.evaluation);
   console.log(

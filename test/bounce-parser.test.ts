@@ -54,6 +54,38 @@ describe('bounce formats from the corpus', () => {
     expect(parsed.recipients[0]).toMatchObject({ phase: 'rcpt', remoteMta: 'aspmx.l.google.com', replyCode: 550 });
   });
 
+  it("decodes a report field written in ISO-2022-JP without a charset (Domino's Diagnostic-Code)", async () => {
+    const { parsed } = await classifyFile('lhost-domino-02.eml');
+    expect(parsed.recipients[0]!.diagnostic).toContain('Domino ディレクトリには見つかりません');
+    // The same escapes in a delivery-status part built here, through the MIME reader.
+    const jis = Buffer.from('\x1b$B%f!<%6!<\x1b(B', 'latin1').toString('latin1');
+    const report = [
+      'From: MAILER-DAEMON@mx.example.jp',
+      'To: bounce@brand.test',
+      'Subject: Delivery failure',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'Undeliverable.',
+      '--b',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.example.jp',
+      '',
+      'Final-Recipient: rfc822; neko@example.jp',
+      'Action: failed',
+      'Status: 5.0.0',
+      `Diagnostic-Code: X-Notes; ${jis} unknown`,
+      '--b--',
+      '',
+    ].join('\n');
+    const own = await parseBounceMessage(Buffer.from(report.replace(/\n/g, '\r\n'), 'latin1'));
+    expect(own.recipients[0]!.diagnostic).toBe('X-Notes; ユーザー unknown');
+  });
+
   it('reads a refusal at the greeting in a wrapped Postfix notification', async () => {
     // "host smtpz4.laposte.net[…] refused to\n    talk to me: 550 5.5.0 Service refuse."
     const { parsed, verdicts } = await classifyFile('rhost-franceptt-10.eml');

@@ -65,9 +65,19 @@ export function decoderFor(charset: string | undefined): TextDecoder {
 // whose escape sequences are ASCII bytes).
 const ASCII_SAFE = /^(?:utf-8|windows-\d+|iso-8859-\d+|koi8-[ru]|macintosh|gbk|gb18030|big5|euc-jp|euc-kr|shift_jis)$/;
 
-/** Decodes a byte string (one char per byte, as from latin1) with a charset label. */
+// RFC 1468: ISO-2022-JP text announces itself by escape sequences (ESC $ B, ESC $ @ for JIS X 0208,
+// ESC ( J for JIS X 0201). Mailers write it undeclared where RFC 3464 wants ASCII (Lotus Domino's
+// Diagnostic-Code): left to UTF-8, the escapes would be dropped as control characters and the
+// Japanese read as ASCII punctuation.
+// eslint-disable-next-line no-control-regex
+const iso2022JpEscape = /\x1b(?:\$[@B]|\(J)/;
+
+/**
+ * Decodes a byte string (one char per byte, as from latin1) with a charset label; without one,
+ * UTF-8, or ISO-2022-JP where its escape sequences are.
+ */
 export function decodeBytes(bytes: string, charset: string | undefined): string {
-  const decoder = decoderFor(charset);
+  const decoder = decoderFor(charset ?? (iso2022JpEscape.test(bytes) ? 'iso-2022-jp' : undefined));
   // eslint-disable-next-line no-control-regex
   if (ASCII_SAFE.test(decoder.encoding) && !/[^\x00-\x7f]/.test(bytes)) return bytes;
   return decoder.decode(Buffer.from(bytes, 'latin1'));

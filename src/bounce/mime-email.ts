@@ -1,5 +1,4 @@
 import { addressParser, decodeWords } from 'postal-mime';
-import { decodeBytes } from './mime-charset.ts';
 import type { MimeHeader, MimeLeaf } from './mime-walker.ts';
 
 // What the bounce reader needs from a parsed message, whichever parser produced it: the
@@ -31,7 +30,8 @@ export function emailFromLeaves(
   const attachments: ReadEmail['attachments'] = [];
   for (const leaf of leaves) {
     if (!leaf.inline) {
-      attachments.push({ type: leaf.type, text: () => decodeBytes(leaf.bytes(), 'utf-8') });
+      // In the part's charset; a report part declares none (UTF-8, or ISO-2022-JP by its escapes).
+      attachments.push({ type: leaf.type, text: () => leaf.text() });
       continue;
     }
     const key = leaf.alternative ?? leaf;

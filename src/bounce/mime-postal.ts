@@ -1,10 +1,9 @@
 import PostalMime from 'postal-mime';
+import { decodeBytes } from './mime-charset.ts';
 import type { ReadEmail } from './mime-email.ts';
 
 // postal-mime reads what the lean walker leaves aside (RFC 2231 boundary or charset parameters,
 // comments in Content-Type). It copies every part through a Blob, so it is the slow path.
-
-const utf8 = new TextDecoder('utf-8');
 
 export async function readWithPostalMime(
   raw: Uint8Array,
@@ -34,9 +33,12 @@ export async function readWithPostalMime(
       type: attachment.mimeType.toLowerCase(),
       text: () => {
         const content = attachment.content;
-        return typeof content === 'string'
-          ? content
-          : utf8.decode(content instanceof ArrayBuffer ? new Uint8Array(content) : content);
+        if (typeof content === 'string') return content;
+        // No charset from postal-mime here: UTF-8, or ISO-2022-JP by its escapes (decodeBytes).
+        return decodeBytes(
+          Buffer.from(content instanceof ArrayBuffer ? new Uint8Array(content) : content).toString('latin1'),
+          undefined,
+        );
       },
     })),
   };
