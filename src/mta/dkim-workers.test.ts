@@ -98,6 +98,24 @@ describe('DKIM signing in worker threads', () => {
       await signer.close();
     }
   });
+  it('replaces a worker that stops after it has worked: its batch fails, the next ones are signed', async () => {
+    const ed = generateKeyPairSync('ed25519');
+    const key = parseDkimKey(
+      { domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' },
+      () => ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    );
+    const stopsOnSecondBatch = new URL('../../test/support/dkim-worker-stops-on-second-batch.mjs', import.meta.url);
+    const signer = createWorkerSigner([key], 1, stopsOnSecondBatch);
+    try {
+      const sign = () => signer.sign(['From: a@brand.test'], 'body\r\n', [key], 0);
+      await expect(sign()).resolves.toEqual(['X-Batch: 1']);
+      await expect(sign()).rejects.toThrow(/DKIM signing worker stopped \(exit code 3\)/);
+      // A new worker (its own first batch), not a signer failed for good.
+      await expect(sign()).resolves.toEqual(['X-Batch: 1']);
+    } finally {
+      await signer.close();
+    }
+  });
   it('fails the signatures asked of a worker that cannot start, instead of waiting for ever', async () => {
     const ed = generateKeyPairSync('ed25519');
     const key = {

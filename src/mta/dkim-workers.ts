@@ -45,6 +45,8 @@ interface WorkerSlot {
   worker: Worker;
   /** The batch sent and not answered yet. */
   batch: Pending[] | null;
+  /** Whether the worker has answered a batch: it started and works. */
+  answered: boolean;
 }
 
 export interface SigningWorkers extends DkimSigner {
@@ -60,19 +62,28 @@ export interface SigningWorkers extends DkimSigner {
   ): Promise<Buffer>;
 }
 
-export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number): SigningWorkers {
+/** `workerFile`: the worker's module (a test gives one that fails on purpose). */
+export function createWorkerSigner(
+  keys: Iterable<DkimKey>,
+  workerCount: number,
+  workerFile: URL = new URL('./dkim-worker.mjs', import.meta.url),
+): SigningWorkers {
   const keyList = [...keys];
   const index = new Map(keyList.map((key, i) => [key, i]));
   const workerKeys = keyList.map(({ domain, selector, algorithm, pem }) => ({ domain, selector, algorithm, pem }));
   const queue: Pending[] = [];
   let flushScheduled = false;
   let failure: Error | null = null;
-  const slots: WorkerSlot[] = Array.from({ length: Math.max(1, workerCount) }, () => {
-    const worker = new Worker(new URL('./dkim-worker.mjs', import.meta.url), { workerData: { keys: workerKeys } });
-    const slot: WorkerSlot = { worker, batch: null };
+  let closing = false;
+  const slots: WorkerSlot[] = Array.from({ length: Math.max(1, workerCount) }, startWorker);
+
+  function startWorker(): WorkerSlot {
+    const worker = new Worker(workerFile, { workerData: { keys: workerKeys } });
+    const slot: WorkerSlot = { worker, batch: null, answered: false };
     worker.on('message', ({ results, ends, bytes }: Reply) => {
       const batch = slot.batch ?? [];
       slot.batch = null;
+      slot.answered = true;
       for (const [i, pending] of batch.entries()) {
         const result = results[i]!;
         if (Array.isArray(result)) pending.resolve(result);
@@ -84,17 +95,33 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
       }
       flush();
     });
-    worker.on('error', (error) => {
-      // A worker that failed signs nothing more: its batch fails, the others carry on without it.
-      for (const pending of slot.batch ?? []) pending.reject(error);
-      slots.splice(slots.indexOf(slot), 1);
-      if (slots.length === 0) {
-        failure = error;
-        for (const pending of queue.splice(0)) pending.reject(error);
-      }
-    });
+    worker.on('error', (error) => ended(slot, error));
+    worker.on('exit', (code) => ended(slot, new Error(`DKIM signing worker stopped (exit code ${code})`)));
     return slot;
-  });
+  }
+
+  /**
+   * A worker that failed or stopped: its batch fails (the MTA hands those messages back). One that
+   * had worked is replaced, so a crash does not leave the MTA without signers until a restart; one
+   * that never answered is not (its start would fail again), and the others carry on without it.
+   */
+  function ended(slot: WorkerSlot, error: Error): void {
+    const at = slots.indexOf(slot);
+    // 'exit' follows 'error' for the same worker: the first one handled it.
+    if (at < 0 || closing) return;
+    for (const pending of slot.batch ?? []) pending.reject(error);
+    slot.batch = null;
+    if (slot.answered) {
+      slots[at] = startWorker();
+      flush();
+      return;
+    }
+    slots.splice(at, 1);
+    if (slots.length === 0) {
+      failure = error;
+      for (const pending of queue.splice(0)) pending.reject(error);
+    }
+  }
 
   /** Spreads the waiting requests over the idle workers. */
   function flush(): void {
@@ -139,6 +166,7 @@ export function createWorkerSigner(keys: Iterable<DkimKey>, workerCount: number)
       return inWorker({ message, extraHeaders, keys: keyIndexes(signingKeys), nowMs }) as Promise<Buffer>;
     },
     async close() {
+      closing = true;
       await Promise.all(slots.map((slot) => slot.worker.terminate()));
     },
   };
