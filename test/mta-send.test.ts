@@ -318,6 +318,41 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       await sink.close();
     }
   });
+  it('signs on its own thread when no DKIM worker can start, and sends everything signed', async () => {
+    // The workers get a key they cannot read (the MTA parsed a good one): they fail at start, the
+    // messages handed to them go back untried, and the main thread signs them when they come again.
+    const sink = await startSmtpSink({ hostname: 'mx.noworker.test', keepMessages: true });
+    try {
+      const { db } = context.store();
+      const ed = generateKeyPairSync('ed25519');
+      const key = {
+        ...parseDkimKey(
+          { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
+          () => ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        ),
+        pem: 'not a key',
+      };
+      const count = 12;
+      await seedDelivery(db, { now: Date.now(), recipients: numberedRecipients(count, 'noworker.test') });
+      const mta = createMta({
+        store: createMtaStore(context.store()),
+        nodeId: `noworker-${context.dialect}`,
+        config: mtaConfig({ routes: [{ match: 'noworker.test', host: sink.host, port: sink.port }], dkimWorkers: 1 }),
+        dkimKeys: new Map([['brand.test', [key]]]),
+      });
+      await mta.start();
+      await mta.drain();
+      await mta.stop();
+      expect(mta.stats()).toMatchObject({ sent: count, failed: 0 });
+      expect(sink.keptMessages).toHaveLength(count);
+      for (const message of sink.keptMessages) {
+        const checks = verifyDkimSignatures(message.data.toString('utf8'), () => ed.publicKey);
+        expect(checks.map((check) => check.signatureOk && check.bodyHashOk)).toEqual([true]);
+      }
+    } finally {
+      await sink.close();
+    }
+  });
   it('signs the next message of a path ahead of its turn, and each message once', async () => {
     // With DKIM in a worker, a build waits for the worker's round trip: the job next in line is
     // prepared ahead (PoolJob.prepare), so a connection taking it finds it signed. One connection,

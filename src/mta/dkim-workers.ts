@@ -50,6 +50,8 @@ interface WorkerSlot {
 }
 
 export interface SigningWorkers extends DkimSigner {
+  /** Whether a worker is left: when none is (every one failed to start), sign elsewhere. */
+  readonly available: boolean;
   /**
    * The message built, signed and encoded in a worker: its SMTP DATA bytes (dot-stuffed, ending in
    * CRLF "." CRLF, as smtpDataOf makes them), `extraHeaders` added before signing.
@@ -156,6 +158,9 @@ export function createWorkerSigner(
   }
 
   return {
+    get available() {
+      return slots.length > 0;
+    },
     async sign(headers, body, signingKeys, nowMs) {
       if (signingKeys.length === 0) return [];
       return inWorker({ headers: headers.join('\r\n'), body, keys: keyIndexes(signingKeys), nowMs }) as Promise<

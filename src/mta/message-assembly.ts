@@ -99,7 +99,8 @@ export function createMessageAssembler(options: MessageAssemblyOptions): Message
         bounceDomain: options.bounceDomain,
       };
       const keys = dkimKeys.get(content.fromAddress.slice(content.fromAddress.lastIndexOf('@') + 1).toLowerCase());
-      if (keys && workers) {
+      // No worker left (none could start): this thread signs, slower, rather than nothing being sent.
+      if (keys && workers?.available) {
         const started = performance.now();
         const data = await workers.signedMessageData(input, extraHeaders, keys, now);
         options.timings?.dkimSigning((performance.now() - started) / 1000);
