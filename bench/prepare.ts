@@ -73,6 +73,9 @@ try {
     { validityHours: 120 },
     Date.now(),
   );
+  // What the process holds before preparing (modules, the store's connections): the rest of the
+  // peak is the preparation's own.
+  const rssBeforeMiB = Math.round(process.memoryUsage().rss / 1024 / 1024);
   const start = performance.now();
   const cpuStart = process.cpuUsage();
   const timings = new Map<string, number>();
@@ -88,7 +91,7 @@ try {
   const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
   const perSecond = Math.round(outcome.counts.prepared / seconds);
   console.log(
-    `prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients (${domains} domains) in ${seconds.toFixed(2)} s = ${perSecond}/s (CPU of this process ${cpuSeconds.toFixed(2)} s; peak RSS ${peakRssMiB} MiB; seeding took ${seedSeconds.toFixed(1)} s)`,
+    `prepare [${dialect}]: ${outcome.counts.prepared} delivery logs from ${count} recipients (${domains} domains) in ${seconds.toFixed(2)} s = ${perSecond}/s (CPU of this process ${cpuSeconds.toFixed(2)} s; peak RSS ${peakRssMiB} MiB, ${rssBeforeMiB} MiB before; seeding took ${seedSeconds.toFixed(1)} s)`,
   );
   console.log(
     `  time in store calls: ${[...timings].map(([name, ms]) => `${name} ${(ms / 1000).toFixed(2)} s`).join(', ')}`,
@@ -104,6 +107,7 @@ try {
       perSecond,
       cpuSeconds: Number(cpuSeconds.toFixed(2)),
       peakRssMiB,
+      rssBeforeMiB,
     }),
   );
 } finally {
