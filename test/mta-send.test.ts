@@ -1,11 +1,10 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { configSchema } from '../src/config/schema.ts';
-import { parseDkimKey } from '../src/mta/dkim.ts';
 import { mainThreadSigner, type DkimSigner } from '../src/mta/dkim-signer.ts';
 import { verifyDkimSignatures } from '../src/mta/dkim-verify.ts';
 import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
+import { generatedDkimKey } from '../src/mta/testing/generated-dkim-key.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { startSmtpSink } from '../src/sim/smtp-sink.ts';
@@ -41,11 +40,7 @@ function mtaConfig(overrides: Partial<MtaConfig> = {}): MtaConfig {
 
 /** A fresh Ed25519 DKIM key for brand.test. */
 function ed25519Key() {
-  const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return parseDkimKey(
-    { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
-    () => pem,
-  );
+  return generatedDkimKey('ed25519-sha256', 'ed1').key;
 }
 
 /** r0@domain … r{count-1}@domain, each with a first name. */
@@ -234,23 +229,9 @@ describeEachDialect('MTA sending through the simulator', (context) => {
 
   it('writes VERP, Message-ID, Date, X-Herald-Log-Id, no injected headers, and DKIM signatures that verify', async () => {
     const { db } = context.store();
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const ed = generateKeyPairSync('ed25519');
-    const pem = (key: typeof rsa.privateKey) => key.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const keys = new Map([
-      [
-        'brand.test',
-        [
-          parseDkimKey({ domain: 'brand.test', selector: 'rsa1', privateKeyFile: 'rsa', algorithm: 'rsa-sha256' }, () =>
-            pem(rsa.privateKey),
-          ),
-          parseDkimKey(
-            { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
-            () => pem(ed.privateKey),
-          ),
-        ],
-      ],
-    ]);
+    const rsa = generatedDkimKey('rsa-sha256', 'rsa1');
+    const ed = generatedDkimKey('ed25519-sha256', 'ed1');
+    const keys = new Map([['brand.test', [rsa.key, ed.key]]]);
     const email = `headers-${context.dialect}@accept.test`;
     const now = Date.now();
     const { logIds } = await seedDelivery(db, {
@@ -324,14 +305,8 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     const sink = await startSmtpSink({ hostname: 'mx.noworker.test', keepMessages: true });
     try {
       const { db } = context.store();
-      const ed = generateKeyPairSync('ed25519');
-      const key = {
-        ...parseDkimKey(
-          { domain: 'brand.test', selector: 'ed1', privateKeyFile: 'ed', algorithm: 'ed25519-sha256' },
-          () => ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-        ),
-        pem: 'not a key',
-      };
+      const ed = generatedDkimKey('ed25519-sha256', 'ed1');
+      const key = { ...ed.key, pem: 'not a key' };
       const count = 12;
       await seedDelivery(db, { now: Date.now(), recipients: numberedRecipients(count, 'noworker.test') });
       const mta = createMta({

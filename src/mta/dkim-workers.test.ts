@@ -1,22 +1,14 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseDkimKey } from './dkim.ts';
 import { verifyDkimSignatures } from './dkim-verify.ts';
 import { createWorkerSigner } from './dkim-workers.ts';
 import { createMessageBuilder, serializeMessage } from './message-builder.mjs';
+import { generatedDkimKey } from './testing/generated-dkim-key.ts';
 
 describe('DKIM signing in worker threads', () => {
   it('produces signatures that verify, for many messages signed concurrently', async () => {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const ed = generateKeyPairSync('ed25519');
-    const keys = [
-      parseDkimKey({ domain: 'brand.test', selector: 'r', privateKeyFile: 'r', algorithm: 'rsa-sha256' }, () =>
-        rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      ),
-      parseDkimKey({ domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' }, () =>
-        ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      ),
-    ];
+    const rsa = generatedDkimKey('rsa-sha256', 'r');
+    const ed = generatedDkimKey('ed25519-sha256', 'e');
+    const keys = [rsa.key, ed.key];
     const signer = createWorkerSigner(keys, 2);
     try {
       const builder = createMessageBuilder();
@@ -47,11 +39,7 @@ describe('DKIM signing in worker threads', () => {
     }
   });
   it('builds, signs and encodes whole messages, each one its own bytes of a shared batch', async () => {
-    const ed = generateKeyPairSync('ed25519');
-    const key = parseDkimKey(
-      { domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' },
-      () => ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    );
+    const { key, publicKey } = generatedDkimKey('ed25519-sha256', 'e');
     const signer = createWorkerSigner([key], 1);
     try {
       // Lengths differ, some characters take several bytes, some lines start with a dot: a wrong
@@ -88,7 +76,7 @@ describe('DKIM signing in worker threads', () => {
         expect(text).toContain(`\r\n..hidden line ${i}\r\n`);
         expect(text).toContain(`\r\nTo: r${i}@x.test\r\n`);
         const raw = text.slice(0, -3).replace(/\r\n\.\./g, '\r\n.');
-        const checks = verifyDkimSignatures(raw, () => ed.publicKey);
+        const checks = verifyDkimSignatures(raw, () => publicKey);
         expect(checks.map((check) => check.signatureOk && check.bodyHashOk)).toEqual([true]);
         expect(text).toMatch(/; h=[a-z:-]*:list-unsubscribe:list-unsubscribe-post;/);
       }
@@ -99,11 +87,7 @@ describe('DKIM signing in worker threads', () => {
     }
   });
   it('replaces a worker that stops after it has worked: its batch fails, the next ones are signed', async () => {
-    const ed = generateKeyPairSync('ed25519');
-    const key = parseDkimKey(
-      { domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' },
-      () => ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    );
+    const { key } = generatedDkimKey('ed25519-sha256', 'e');
     const stopsOnSecondBatch = new URL('../../test/support/dkim-worker-stops-on-second-batch.mjs', import.meta.url);
     const signer = createWorkerSigner([key], 1, stopsOnSecondBatch);
     try {
@@ -117,13 +101,7 @@ describe('DKIM signing in worker threads', () => {
     }
   });
   it('fails the signatures asked of a worker that cannot start, instead of waiting for ever', async () => {
-    const ed = generateKeyPairSync('ed25519');
-    const key = {
-      ...parseDkimKey({ domain: 'brand.test', selector: 'e', privateKeyFile: 'e', algorithm: 'ed25519-sha256' }, () =>
-        ed.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      ),
-      pem: 'not a key',
-    };
+    const key = { ...generatedDkimKey('ed25519-sha256', 'e').key, pem: 'not a key' };
     const signer = createWorkerSigner([key], 1);
     try {
       await expect(signer.sign(['From: a@brand.test'], 'body\r\n', [key], 0)).rejects.toThrow();
