@@ -1,7 +1,6 @@
-// Worker thread of dkim-workers.ts: holds the parsed private keys and signs, a batch of jobs per
-// message from the main thread. A job is either a message to build, sign and encode (its SMTP DATA
-// bytes go back, all of a batch's in one buffer handed over without a copy) or the headers and
-// body of a message built elsewhere, whose DKIM-Signature lines go back.
+// Worker thread of dkim-workers.ts: holds the parsed private keys; each message from the main
+// thread is a batch of messages to build, sign and encode, whose SMTP DATA bytes go back, all of a
+// batch's in one buffer handed over without a copy.
 // Plain JavaScript on purpose: it runs without a TypeScript loader, in production and under vitest.
 import { createPrivateKey } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,13 +11,9 @@ import { smtpDataOf } from './smtp-transparency.mjs';
 const keys = workerData.keys.map(({ pem, ...key }) => ({ ...key, privateKey: createPrivateKey(pem) }));
 const builder = createMessageBuilder();
 
-/** A job's result: its signature lines, or the index in `messages` of its SMTP DATA. */
+/** A job's result: the index in `messages` of its SMTP DATA. */
 function run(job, messages) {
   const signingKeys = job.keys.map((index) => keys[index]);
-  if (!job.message) {
-    // The fields were joined by CRLF: a CRLF not followed by white space starts the next one.
-    return signMessage(job.headers.split(/\r\n(?![ \t])/), job.body, signingKeys, job.nowMs);
-  }
   const built = builder.build(job.message);
   // Tracking headers (List-Unsubscribe, RFC 8058) go in before signing, which covers them.
   built.headers.push(...job.extraHeaders);

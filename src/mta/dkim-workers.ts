@@ -1,32 +1,27 @@
 import { Worker } from 'node:worker_threads';
 import type { DkimKey } from './dkim.ts';
-import type { DkimSigner } from './dkim-signer.ts';
 import type { MessageInput } from './message-builder.mjs';
 
 // DKIM signing in worker threads. For the MTA, a worker does everything after personalization:
 // it builds the message (MIME), signs it (body hash, canonicalization and the private-key
-// operation: an RSA-2048 signature costs ~0.4 ms of CPU, an Ed25519 one ~40 µs) and encodes it as
+// operation: an RSA-2048 signature costs ~0.4 ms of CPU, an Ed25519 one ~30 µs) and encodes it as
 // SMTP DATA bytes, which come back in one buffer per batch, handed over without a copy: the main
-// thread only writes them to the socket. A worker can also sign a message built elsewhere (sign()).
+// thread only writes them to the socket.
 // Each worker has at most one batch in flight: requests made while every worker is busy wait and
 // leave together when one answers. Handing a batch to a thread costs ~15–20 µs however small it is
 // (waking the thread), and the MTA prepares messages ahead of their turn (PoolJob.prepare), so
-// batches grow with the load and cost no latency. Jobs are flat: a string array costs ~2× more to
-// copy than the same strings joined.
+// batches grow with the load and cost no latency.
 
-type Job =
-  | {
-      /** The header fields, joined by CRLF (a field's folded lines included). */
-      headers: string;
-      body: string;
-      /** Indexes of the signing keys in the workers' key list. */
-      keys: number[];
-      nowMs: number;
-    }
-  | { message: MessageInput; extraHeaders: readonly string[]; keys: number[]; nowMs: number };
+interface Job {
+  message: MessageInput;
+  extraHeaders: readonly string[];
+  /** Indexes of the signing keys in the workers' key list. */
+  keys: number[];
+  nowMs: number;
+}
 
-/** A job's result: signature lines, the index of its message in the batch's bytes, or its failure. */
-type Result = string[] | number | { error: string };
+/** A job's result: the index of its message in the batch's bytes, or its failure. */
+type Result = number | { error: string };
 
 interface Reply {
   results: Result[];
@@ -37,7 +32,7 @@ interface Reply {
 
 interface Pending {
   job: Job;
-  resolve(result: string[] | Buffer): void;
+  resolve(data: Buffer): void;
   reject(error: Error): void;
 }
 
@@ -49,7 +44,7 @@ interface WorkerSlot {
   answered: boolean;
 }
 
-export interface SigningWorkers extends DkimSigner {
+export interface SigningWorkers {
   /** Whether a worker is left: when none is (every one failed to start), sign elsewhere. */
   readonly available: boolean;
   /**
@@ -62,6 +57,7 @@ export interface SigningWorkers extends DkimSigner {
     keys: readonly DkimKey[],
     nowMs: number,
   ): Promise<Buffer>;
+  close(): Promise<void>;
 }
 
 /** `workerFile`: the worker's module (a test gives one that fails on purpose). */
@@ -88,8 +84,7 @@ export function createWorkerSigner(
       slot.answered = true;
       for (const [i, pending] of batch.entries()) {
         const result = results[i]!;
-        if (Array.isArray(result)) pending.resolve(result);
-        else if (typeof result === 'object') pending.reject(new Error(`DKIM signing worker: ${result.error}`));
+        if (typeof result === 'object') pending.reject(new Error(`DKIM signing worker: ${result.error}`));
         else {
           const start = result === 0 ? 0 : ends[result - 1]!;
           pending.resolve(Buffer.from(bytes, start, ends[result]! - start));
@@ -137,7 +132,7 @@ export function createWorkerSigner(
     }
   }
 
-  function inWorker(job: Job): Promise<string[] | Buffer> {
+  function inWorker(job: Job): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (failure) return reject(failure);
       queue.push({ job, resolve, reject });
@@ -161,14 +156,8 @@ export function createWorkerSigner(
     get available() {
       return slots.length > 0;
     },
-    async sign(headers, body, signingKeys, nowMs) {
-      if (signingKeys.length === 0) return [];
-      return inWorker({ headers: headers.join('\r\n'), body, keys: keyIndexes(signingKeys), nowMs }) as Promise<
-        string[]
-      >;
-    },
     async signedMessageData(message, extraHeaders, signingKeys, nowMs) {
-      return inWorker({ message, extraHeaders, keys: keyIndexes(signingKeys), nowMs }) as Promise<Buffer>;
+      return inWorker({ message, extraHeaders, keys: keyIndexes(signingKeys), nowMs });
     },
     async close() {
       closing = true;
