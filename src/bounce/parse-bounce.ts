@@ -3,9 +3,9 @@ import { DEFAULT_READ_LIMITS, headerValue, readMessage, type MessageParts, type 
 import { splitMailbox } from './mailbox-file.ts';
 import { findOriginal } from './original-message.ts';
 import type { DsnAction, ParsedBounce, ParsedRecipient } from './parsed-bounce.ts';
-import { cleanAddress, firstField, parseFieldGroups, stripTypePrefix } from './report-fields.ts';
+import { cleanAddress, firstField, parseFieldGroups, stripTypePrefix, type FieldGroup } from './report-fields.ts';
 import { parseSesNotification } from './ses-notification.ts';
-import { blocksFor, findRecipients, replyFacts, reportLines, type TextBlock } from './text-report.ts';
+import { blocksFor, findRecipients, MAX_RECIPIENTS, replyFacts, reportLines, type TextBlock } from './text-report.ts';
 import { parseVerpAddress } from './verp.ts';
 
 export interface ParseBounceOptions {
@@ -100,9 +100,13 @@ export async function parseBounceMessage(raw: Uint8Array, options: ParseBounceOp
 }
 
 function dsnRecipients(reports: string[], lines: string[]): ParsedRecipient[] {
-  const groups = reports
-    .flatMap(parseFieldGroups)
-    .filter((g) => g.has('final-recipient') || g.has('original-recipient'));
+  const groups: FieldGroup[] = [];
+  for (const report of reports) {
+    if (groups.length >= MAX_RECIPIENTS) break;
+    for (const group of parseFieldGroups(report))
+      if (groups.length < MAX_RECIPIENTS && (group.has('final-recipient') || group.has('original-recipient')))
+        groups.push(group);
+  }
   const addresses = groups.map(
     (g) =>
       cleanAddress(stripTypePrefix(firstField(g, 'final-recipient'))) ??

@@ -12,7 +12,10 @@ export interface TextBlock {
 }
 
 const MAX_LINES = 3000;
-const MAX_RECIPIENTS = 200;
+/** Recipients read from one message, whatever it lists: Herald sends one recipient per message, so a
+ *  genuine report names a few; a crafted one naming thousands would cost parse time per name. */
+export const MAX_RECIPIENTS = 200;
+const MAX_PREAMBLE_CHARS = 4_000;
 
 // Where the quoted original starts: Postfix/qmail/Exim/Yahoo/Gmail/Notes/Exchange wordings.
 const ORIGINAL_MARKERS = [
@@ -24,8 +27,11 @@ const SUMMARY_HEADER = /^(?:from|subject|date|to|sent|cc)\s*:\s/i;
 // Lines that name addresses which are not the failed recipient.
 const NON_RECIPIENT_LINE =
   /^(?:>+\s*)?(?:from|to|cc|bcc|reply-to|sender|return-path|message-id|in-reply-to|references|mail from|envelope-from|original sender|x-sender|date|subject|sent|original-envelope-id|reporting-mta|received-from-mta|x-postfix-sender|x-actual-recipient|arrival-date)\s*:|please contact|for further assistance|send mail to/i;
+// A match starts only where a run of local-part characters starts (the look-behind): a long run
+// with no `@domain` after it is then read once, not once per character (quadratic time on
+// sender-controlled lines).
 const ADDRESS =
-  /<?([a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)>?/gi;
+  /<?(?<![a-z0-9!#$%&'*+/=?^_`{|}~.-])([a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)>?/gi;
 
 /** The report part of a human-readable bounce: unquoted, without the copy of the original. */
 export function reportLines(text: string): string[] {
@@ -78,21 +84,29 @@ function addressesIn(line: string): string[] {
 
 /** One diagnostic block per recipient: the lines from its first mention to the next recipient's. */
 export function blocksFor(lines: string[], recipients: string[]): TextBlock[] {
-  const owner: (string | undefined)[] = [];
+  const wanted = new Set(recipients);
+  // Each recipient's lines, gathered in one pass (not one pass per recipient).
+  const owned = new Map<string, string[]>();
+  const preambleLines: string[] = [];
   let current: string | undefined;
   for (const line of lines) {
-    const mentioned = NON_RECIPIENT_LINE.test(line.trim())
-      ? []
-      : addressesIn(line).filter((a) => recipients.includes(a));
+    const mentioned = NON_RECIPIENT_LINE.test(line.trim()) ? [] : addressesIn(line).filter((a) => wanted.has(a));
     if (mentioned.length > 0 && !mentioned.includes(current ?? '')) current = mentioned[0];
-    owner.push(current);
+    if (current === undefined) preambleLines.push(line);
+    else {
+      const own = owned.get(current);
+      if (own) own.push(line);
+      else owned.set(current, [line]);
+    }
   }
-  const firstOwned = owner.findIndex((o) => o !== undefined);
-  const preamble = (firstOwned < 0 ? lines : lines.slice(0, firstOwned)).join('\n');
+  // Copied into each recipient's diagnostic that needs it: bounded, as the classifier reads the
+  // first 2,000 characters anyway.
+  const preamble = preambleLines.join('\n').slice(0, MAX_PREAMBLE_CHARS);
+  const preambleHasReply = HAS_REPLY.test(preamble);
   return recipients.map((recipient) => {
-    const own = lines.filter((_, i) => owner[i] === recipient).join('\n');
+    const own = (owned.get(recipient) ?? []).join('\n');
     // Some formats state the reply before listing the addresses (MailMarshal, Apache James).
-    const usePreamble = !isSubstantive(own, recipient) || (!HAS_REPLY.test(own) && HAS_REPLY.test(preamble));
+    const usePreamble = !isSubstantive(own, recipient) || (!HAS_REPLY.test(own) && preambleHasReply);
     const diagnostic = usePreamble ? `${preamble}\n${own}` : own;
     return { recipient, diagnostic: diagnostic.trim() };
   });
