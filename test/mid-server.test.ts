@@ -331,6 +331,88 @@ describeEachDialect('mid-sourcing execution server', (context) => {
       first.request.destroy();
       await first.answer.catch(() => undefined);
     });
+
+    it('refuses a copy of a head seen on the wire before its body, during the original upload and after it', async () => {
+      const body = json(submitBody(107));
+      const headers = signRequest({
+        peer: 'marketing-1',
+        secret: secrets['marketing-1'],
+        method: 'POST',
+        path: midPaths.submit(),
+        body,
+        now: clock.now(),
+        nonce: randomId(16),
+      }) as unknown as Record<string, string>;
+      const original = partialPost(headers, body.length, 0);
+      original.request.write(body.subarray(0, 10));
+      // The original's body is still coming: a copy of its head gets no share of the budget.
+      const copy = partialPost(headers, body.length, 0);
+      const refused = await copy.answer;
+      copy.request.destroy();
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body).error.code).toBe('REPLAYED');
+      original.request.end(body.subarray(10));
+      expect((await original.answer).status).toBe(200);
+      const late = partialPost(headers, body.length, 0);
+      const lateAnswer = await late.answer;
+      late.request.destroy();
+      expect(JSON.parse(lateAnswer.body).error.code).toBe('REPLAYED');
+    });
+  });
+
+  it('closes an upload whose body stops coming, and gives its share of the budget back', async () => {
+    const length = 30 * 1024 * 1024;
+    const timeoutConfig: MidsourcingConfig = {
+      ...config,
+      maxBodyBytes: 32 * 1024 * 1024,
+      maxUnverifiedBytesInFlight: 48 * 1024 * 1024,
+      // The server stops waiting for a body after twice this.
+      requestTimeoutMs: 500,
+    };
+    const server = await startExecutionServer({
+      store: context.store(),
+      config: timeoutConfig,
+      clock,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    const stalled = () => {
+      const request = httpRequest({
+        host: '127.0.0.1',
+        port: server.port,
+        method: 'POST',
+        path: midPaths.submit(),
+        headers: {
+          ...(signRequest({
+            peer: 'marketing-1',
+            secret: secrets['marketing-1'],
+            method: 'POST',
+            path: midPaths.submit(),
+            body: Buffer.alloc(length),
+            now: clock.now(),
+            nonce: randomId(16),
+          }) as unknown as Record<string, string>),
+          'content-length': String(length),
+        },
+      });
+      request.on('error', () => {});
+      request.write(Buffer.alloc(1024));
+      return new Promise<number>((resolve) => {
+        request.on('response', (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        });
+        request.on('close', () => resolve(0));
+      });
+    };
+    try {
+      // Closed without an answer (0) once the server stops waiting for the rest of the body.
+      expect(await stalled()).toBe(0);
+      // Had the first kept its 30 MiB, this one would be refused at once (503) instead.
+      expect(await stalled()).toBe(0);
+    } finally {
+      await server.close();
+    }
   });
 
   it('limits bodies before and after decompression and names the bad line', async () => {

@@ -7,7 +7,14 @@ import type { MidsourcingConfig } from './config.ts';
 import { createExecutionService, type Served } from './execution-service.ts';
 import { decodePart } from './part-codec.ts';
 import { recordSeenRequest } from './seen-request-store.ts';
-import { createNonceCache, replayedMessage, verifyRequest, verifyRequestHead, type NonceCache } from './signing.ts';
+import {
+  createNonceCache,
+  nonceKey,
+  replayedMessage,
+  verifyRequest,
+  verifyRequestHead,
+  type NonceCache,
+} from './signing.ts';
 import { midError, midHeaders, midPathPrefix, statusOfMidError, type MidErrorBody, type MidErrorCode } from './wire.ts';
 
 // The execution instance's HTTP server (role `mid`). Every request is signed by a configured
@@ -32,6 +39,10 @@ declare module 'fastify' {
     midPeer?: string;
     /** Bytes of this request's body reserved from the unverified budget, until verified or answered. */
     midReserved?: number;
+    /** The peer's nonce of this request while its body is being received (see `receiving`). */
+    midReceiving?: string;
+    /** Closes the connection when the body is not in by then (see `bodyDeadlineMs`). */
+    midBodyDeadline?: NodeJS.Timeout;
   }
 }
 
@@ -67,6 +78,11 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
   const secrets = new Map(config.peers.map((peer) => [peer.name, peer.secret]));
   const service = createExecutionService(store);
   const app = Fastify({ logger: false, bodyLimit: config.maxBodyBytes, return503OnClosing: true });
+  // A body still not received when its sender has given up on the request (requestTimeoutMs), with
+  // a margin, is not waited for: the connection is closed and its share of the budget given back,
+  // so a vanished peer, or a copied head whose body never follows, cannot hold it. (Node's own
+  // requestTimeout stops counting once the head is in.)
+  const bodyDeadlineMs = 2 * config.requestTimeoutMs;
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -92,9 +108,16 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
   // an unknown peer, a bad signature (the same answer for both) or a stale timestamp is refused
   // without buffering anything, and a body is read only within the unverified-bytes budget.
   let unverifiedBytes = 0;
+  // The nonces of the requests whose bodies are being received: a copy of a head seen on the wire
+  // (its signature is valid until the window ends) cannot hold a second reservation beside the
+  // original, nor one after it (the nonce cache then knows the nonce).
+  const receiving = new Set<string>();
   const release = (request: FastifyRequest) => {
     unverifiedBytes -= request.midReserved ?? 0;
     request.midReserved = 0;
+    if (request.midReceiving !== undefined) receiving.delete(request.midReceiving);
+    request.midReceiving = undefined;
+    clearTimeout(request.midBodyDeadline);
   };
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const head = verifyRequestHead({
@@ -112,6 +135,15 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
       reply.header('connection', 'close');
       return sendError(reply, head.code, head.message);
     }
+    const nonce = nonceKey(head.peer, head.nonce);
+    if (receiving.has(nonce) || nonces.has(nonce, clock.now())) {
+      logger.warn(
+        { code: 'REPLAYED', url: request.url, peer: head.peer },
+        'mid-sourcing request rejected before its body',
+      );
+      reply.header('connection', 'close');
+      return sendError(reply, 'REPLAYED', replayedMessage);
+    }
     // One request may always proceed alone, so a body as large as maxBodyBytes is never starved.
     if (unverifiedBytes > 0 && unverifiedBytes + head.contentLength > config.maxUnverifiedBytesInFlight) {
       reply.header('connection', 'close');
@@ -123,6 +155,16 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
     }
     unverifiedBytes += head.contentLength;
     request.midReserved = head.contentLength;
+    receiving.add(nonce);
+    request.midReceiving = nonce;
+    request.midBodyDeadline = setTimeout(() => {
+      logger.warn(
+        { url: request.url, peer: head.peer, waitedMs: bodyDeadlineMs },
+        'mid-sourcing request body not received in time; connection closed',
+      );
+      release(request);
+      request.raw.destroy();
+    }, bodyDeadlineMs).unref();
   });
   app.addHook('onResponse', async (request: FastifyRequest) => release(request));
   app.addHook('onRequestAbort', async (request: FastifyRequest) => {

@@ -101,7 +101,7 @@ describe('head signature (checked before the body is read)', () => {
     });
 
   it('accepts the declared length it was made for, and nothing else', () => {
-    expect(check(headOf())).toEqual({ ok: true, peer: 'marketing-1', contentLength: 7 });
+    expect(check(headOf())).toEqual({ ok: true, peer: 'marketing-1', nonce, contentLength: 7 });
     expect(check(headOf(), '8')).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
     expect(check(headOf({ body: 'x'.repeat(2_000) }), '2000')).toMatchObject({ ok: false, code: 'BODY_TOO_LARGE' });
     expect(check({ ...headOf(), 'transfer-encoding': 'chunked' }, null)).toMatchObject({ code: 'INVALID_BODY' });

@@ -99,7 +99,7 @@ function missingHeaders(
 }
 
 export type HeadVerifyResult =
-  | { ok: true; peer: string; contentLength: number }
+  | { ok: true; peer: string; nonce: string; contentLength: number }
   | { ok: false; code: MidErrorCode; message: string };
 
 export interface HeadVerifyInput {
@@ -152,7 +152,12 @@ export function verifyRequestHead(input: HeadVerifyInput): HeadVerifyResult {
     };
   if (contentLength > input.maxBodyBytes)
     return { ok: false, code: 'BODY_TOO_LARGE', message: `request body is over ${input.maxBodyBytes} bytes` };
-  return { ok: true, peer, contentLength };
+  return { ok: true, peer, nonce, contentLength };
+}
+
+/** The key of a request's nonce in a NonceCache (nonces are the peer's to choose, so per peer). */
+export function nonceKey(peer: string, nonce: string): string {
+  return `${peer}:${nonce}`;
 }
 
 /** Nonces this process saw in the replay window: a fast first filter only. A restart or another
@@ -161,6 +166,8 @@ export function verifyRequestHead(input: HeadVerifyInput): HeadVerifyResult {
 export interface NonceCache {
   /** Records the nonce; false if it was already there. */
   remember(nonce: string, expiresAt: number, now: number): boolean;
+  /** Whether the nonce was recorded and has not expired (a replayed head is refused before its body). */
+  has(nonce: string, now: number): boolean;
   size(): number;
 }
 
@@ -179,6 +186,10 @@ export function createNonceCache(maxEntries = 1_000_000): NonceCache {
       if (expiries.size >= maxEntries) return false;
       expiries.set(nonce, expiresAt);
       return true;
+    },
+    has(nonce, now) {
+      const expiresAt = expiries.get(nonce);
+      return expiresAt !== undefined && expiresAt >= now;
     },
     size: () => expiries.size,
   };
@@ -236,7 +247,7 @@ export function verifyRequest(input: VerifyInput): VerifyResult {
       message: `timestamp is ${Math.round(skew / 1000)} s from this server's clock (allowed ±${input.windowMs / 1000} s)`,
     };
   }
-  if (!input.nonces.remember(`${peer}:${nonce}`, Number(timestamp) + input.windowMs, input.now)) {
+  if (!input.nonces.remember(nonceKey(peer, nonce), Number(timestamp) + input.windowMs, input.now)) {
     return { ok: false, code: 'REPLAYED', message: replayedMessage };
   }
   return { ok: true, peer, nonce };
