@@ -107,7 +107,8 @@ describeEachDialect('metrics of the MTA, tracking and consolidation', (context) 
       expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
       const ready = await fetch(`${base}/readyz`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ready', pendingMigrations: [] });
+      // A port open to the Internet: the status only, no migration names.
+      expect(await ready.json()).toEqual({ status: 'ready' });
 
       const [log] = await herald.store.db.selectFrom('delivery_logs').select(['id', 'delivery_id']).limit(1).execute();
       const token = tracking.keyRing.sign({

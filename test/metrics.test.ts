@@ -3,7 +3,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald, type Herald } from '../src/main.ts';
-import { startMetricsServer, type MetricsServer } from '../src/metrics/server.ts';
+import { readiness, startMetricsServer, type MetricsServer } from '../src/metrics/server.ts';
 import { parseSmtpReply } from '../src/bounce/smtp-reply.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { describeEachDialect } from './support/databases.ts';
@@ -99,5 +99,13 @@ describeEachDialect('metrics', (context) => {
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', pendingMigrations: [] });
+  });
+
+  it('checks readiness once for the probes of a second, however many come', async () => {
+    const first = readiness(herald);
+    expect(readiness(herald)).toBe(first);
+    const answers = await Promise.all(Array.from({ length: 50 }, () => fetch(`${server.url}/readyz`)));
+    expect(answers.every((answer) => answer.status === 200)).toBe(true);
+    expect(await first).toEqual({ ready: true, pendingMigrations: [] });
   });
 });

@@ -79,8 +79,8 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
     flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
     logger,
   });
-  // Load balancers in front of tracking servers probe them on their own port.
-  addHealthRoutes(app, herald);
+  // Load balancers in front of tracking servers probe them on their own port, open to the Internet.
+  addHealthRoutes(app, herald, 'public');
   return {
     app,
     events,
