@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { silentLogger } from '../src/common/logger.ts';
+import { createLogger, silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { updateDeliveryState } from '../src/delivery/delivery-store.ts';
 import { pauseDelivery, startDelivery } from '../src/delivery/lifecycle.ts';
@@ -12,6 +13,7 @@ import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { inTransaction } from '../src/store/database.ts';
 import { createWebhookDispatcher, signWebhook } from '../src/webhooks/dispatcher.ts';
 import { createSubscription, listSubscriptionViews, resumeSubscriptionById } from '../src/webhooks/subscriptions.ts';
+import { insertSubscription } from '../src/webhooks/webhook-store.ts';
 import { finishRun, insertRun } from '../src/workflows/workflow-store.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
@@ -177,5 +179,45 @@ describeEachDialect('event webhooks', (context) => {
     await expect(createSubscription(herald.store, { url, events: ['message.read'] }, clock.now())).rejects.toThrow(
       'unknown: message.read',
     );
+    const withPassword = url.replace('http://', 'http://crm:S3cr3tPassw0rd@');
+    const refused = await createSubscription(
+      herald.store,
+      { url: withPassword, events: ['delivery.state'] },
+      clock.now(),
+    ).catch((error: Error) => error);
+    expect((refused as Error).message).toMatch(/^url: a user name or password in the URL is never sent/);
+    expect((refused as Error).message).not.toContain('S3cr3t');
+  });
+
+  it('keeps the password of a URL stored before such URLs were refused out of the log and lastError', async () => {
+    const withPassword = url.replace('http://', 'http://crm:S3cr3tPassw0rd@');
+    const row = await insertSubscription(herald.store, {
+      url: withPassword,
+      events: ['delivery.state'],
+      secret: 'a-secret-of-enough-length',
+      now: clock.now(),
+    });
+    const logged: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        logged.push(chunk.toString());
+        callback();
+      },
+    });
+    const logger = createLogger({ level: 'warn', destination });
+    const dispatcher = createWebhookDispatcher({ ...herald, logger, config: herald.config.webhooks });
+    const { deliveryId } = await seedDelivery(herald.store.db, {
+      now: clock.now(),
+      state: 'prepared',
+      recipients: [{ email: 'c@b.example' }],
+    });
+    await startDelivery(herald.store, deliveryId, clock.now());
+    await dispatcher.runOnce();
+    await dispatcher.stop();
+    const view = (await listSubscriptionViews(herald.store)).find((v) => v.id === row.id)!;
+    expect(view.lastError).toContain('crm:***@');
+    expect(view.lastError).not.toContain('S3cr3t');
+    expect(logged.join('\n')).toContain('crm:***@');
+    expect(logged.join('\n')).not.toContain('S3cr3t');
   });
 });

@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
-import type { Logger } from '../common/logger.ts';
+import { maskUrl, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';
@@ -71,7 +71,9 @@ export function createWebhookDispatcher(options: {
         await response.arrayBuffer().catch(() => {});
         if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
       } catch (cause) {
-        error = (cause as Error).message;
+        // An error may quote the URL: a subscription made before URLs with a password were refused
+        // must not put it in the log or in lastError.
+        error = (cause as Error).message.split(subscription.url).join(maskUrl(subscription.url));
       }
       if (error === undefined) {
         await recordDelivered(store, subscription.id, ids, clock.now());

@@ -54,6 +54,13 @@ export async function createSubscription(
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:')
     throw new AppError('INPUT_INVALID', `url: only http and https are allowed (got ${url.protocol})`);
+  // fetch refuses such a URL (and its error quotes it, password included): the receiver
+  // authenticates Herald by x-herald-signature instead.
+  if (url.username || url.password)
+    throw new AppError(
+      'INPUT_INVALID',
+      'url: a user name or password in the URL is never sent; the receiver checks x-herald-signature instead',
+    );
   const unknown = request.events.filter((kind) => !(webhookKinds as readonly string[]).includes(kind));
   if (unknown.length > 0 || request.events.length === 0)
     throw new AppError(
