@@ -366,12 +366,18 @@ class QueueRunner implements Mta {
   /** Nothing was due: settle drain() callers, then sleep until the next due message or the poll. */
   async #idle(now: number): Promise<void> {
     const config = this.#config;
-    if (this.#inHand === 0) {
+    // Nothing in hand and every outcome written: what is due now is what the database says. (A
+    // message in hand may finish during the awaits below; its outcome is then not written yet.)
+    const settled = this.#inHand === 0;
+    if (settled) {
       await this.#finishDeliveries(now);
       await this.#parts.writer.flush();
-      if (this.#inHand === 0) for (const waiter of this.#drainWaiters.splice(0)) waiter();
     }
     const next = await this.#store.nextDueAt();
+    // Messages handed back while this loop looked (a build that failed: its signing worker could not
+    // start) are due again once their outcomes are written: drain() waits for them too.
+    if (settled && (next === null || next > this.#clock.now()))
+      for (const waiter of this.#drainWaiters.splice(0)) waiter();
     await this.#sleep(
       next === null ? config.pollIntervalMs : Math.min(config.pollIntervalMs, Math.max(next - now, 20)),
     );
