@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { messageFromDataBytes } from '../sim/data-end-scanner.ts';
 import { verifyDkimSignatures } from './dkim-verify.ts';
 import { createWorkerSigner } from './dkim-workers.ts';
 import type { MessageInput } from './message-builder.mjs';
@@ -21,10 +22,7 @@ function input(i: number): MessageInput {
 
 /** The message an SMTP DATA stream carries: without its final dot and dot-stuffing. */
 function messageOf(data: Buffer): string {
-  return data
-    .toString('utf8')
-    .slice(0, -3)
-    .replace(/\r\n\.\./g, '\r\n.');
+  return messageFromDataBytes(data).toString('utf8');
 }
 
 describe('DKIM signing in worker threads', () => {
