@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -135,4 +135,34 @@ it('herald start prints a progress line per delivery: counts, rate, ETA, the bin
     'delivery 7 "spring": sent 110, failed 10, pending 180, 1 msg/s, ETA 3 min; binding: pacing 0.83 msg/s per MX host: rule generic, maxMessagesPerHour 3000',
     'delivery 8 "new": sent 0, failed 0, pending 50; binding: pacing 0.83 msg/s per MX host: rule generic, maxMessagesPerHour 3000',
   ]);
+});
+
+describe('recipient data printed on a terminal', () => {
+  it('an import and its rejects show control characters spelled out, never as escape sequences', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-control-'));
+    const file = join(dir, 'signups.csv');
+    // What a sign-up form lets anyone type: set the window title, clear the screen, fake a line in red, hide text.
+    writeFileSync(
+      file,
+      'email,name\n"evil\u001b]0;owned\u0007\u001b[2J\u001b[31mall rows imported",x\nbob@\u001b[8mhidden.com,y\nok@example.com,z\n',
+    );
+    const cli = { env: { ...env, HERALD_DATABASE_URL: `sqlite:${join(dir, 'herald.db')}` }, timeout: 60_000 };
+    const imported = await run(process.execPath, [heraldBin, 'import', 'recipients', file, '--list', 'signups'], cli);
+    const rejects = await run(process.execPath, [heraldBin, 'import', 'rejects', '1'], cli);
+    const json = await run(process.execPath, [heraldBin, 'import', 'rejects', '1', '--json'], cli);
+    rmSync(dir, { recursive: true, force: true });
+    for (const output of [imported.stdout, rejects.stdout, json.stdout])
+      expect(output).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(imported.stdout).toContain('line 3: invalid_domain: \\u001b[8mhidden.com is not a valid domain name');
+    expect(rejects.stdout).toContain('| evil\\u001b]0;owned\\u0007\\u001b[2J\\u001b[31mall rows imported,x');
+    // NDJSON stays valid and says the same.
+    const excerpts = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { excerpt: string }).excerpt);
+    expect(excerpts).toEqual([
+      'evil\u001b]0;owned\u0007\u001b[2J\u001b[31mall rows imported,x',
+      'bob@\u001b[8mhidden.com,y',
+    ]);
+  }, 130_000);
 });

@@ -11,10 +11,20 @@ export interface Output {
   err(line: string): void;
 }
 
+// C0 and C1 control characters other than tab and line feed, and DEL: recipient data (a CSV row an
+// import rejected), SMTP replies and bounce texts are printed, and an ESC or CSI in them would be
+// obeyed by the operator's terminal (clear the screen, recolour or hide text, set the window title).
+const controlCharacters = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+
+/** A line as the terminal should show it: each control character spelled `\u001b`, which keeps a JSON line valid and equal. */
+export function printable(line: string): string {
+  return line.replace(controlCharacters, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export const processOutput: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
+  out: (line) => process.stdout.write(`${printable(line)}\n`),
   // Through the status line: a live progress line is redrawn below instead of broken.
-  err: (line) => stderrStatusLine().write(`${line}\n`),
+  err: (line) => stderrStatusLine().write(`${printable(line)}\n`),
 };
 
 export interface CliContext {
