@@ -300,6 +300,25 @@ describeEachDialect('import recipients', (context) => {
     ]);
   });
 
+  it('keeps a rejected row that quotes a NUL (PostgreSQL text cannot hold one): the import goes on, the NUL spelled \\0', async () => {
+    const file = csv('email,name\nann@example.com,Ann\nno\0at,x\nbob@a\0b.com,y\ncid@example.com,Cid\n');
+    expect(await run(file, 'nul-rejects')).toMatchObject({ read: 4, imported: 2, rejected: 2 });
+    const stored = await listRejects(context.store(), (await run(file, 'nul-rejects')).importId, { limit: 10 });
+    expect(stored.map(({ line, reason, message, excerpt }) => ({ line, reason, message, excerpt }))).toEqual([
+      { line: 3, reason: 'missing_at', message: 'no @ in the address', excerpt: 'no\\0at,x' },
+      {
+        line: 4,
+        reason: 'invalid_domain',
+        message: 'a\\0b.com is not a valid domain name',
+        excerpt: 'bob@a\\0b.com,y',
+      },
+    ]);
+    expect((await recipients(context.store(), 'nul-rejects')).map((r) => r.email)).toEqual([
+      'ann@example.com',
+      'cid@example.com',
+    ]);
+  });
+
   it('writes a staging batch once it holds maxBatchBytes of rows, whatever its row count', async () => {
     const blob = 'x'.repeat(50_000);
     const lines = Array.from({ length: 100 }, (_, i) => `big${i}@example.com,${blob}`);

@@ -64,7 +64,15 @@ const excerptChars = 120;
 export function excerptOf(fields: string[]): string {
   const text = fields.join(',');
   const cut = text.length > excerptChars ? `${text.slice(0, excerptChars)}…` : text;
-  return cut.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
+  return withoutNul(cut.replace(/\r/g, '\\r').replace(/\n/g, '\\n'));
+}
+
+/**
+ * A NUL spelled `\0`: PostgreSQL's text type cannot hold one, and a single rejected row quoting it
+ * (in its excerpt, or in its message: the domain of `bob@a\0b.com`) failed the whole import there.
+ */
+function withoutNul(text: string): string {
+  return text.includes('\0') ? text.replace(/\0/g, '\\0') : text;
 }
 
 /**
@@ -94,6 +102,7 @@ export function decideRow(fields: string[], header: CsvHeader, validate: Validat
   if (raw.trim() === '')
     return { kind: 'rejected', reason: 'empty_email', message: 'the email field is empty', excerpt: excerptOf(fields) };
   const check = validate(raw);
-  if (!check.ok) return { kind: 'rejected', reason: check.reason, message: check.message, excerpt: excerptOf(fields) };
+  if (!check.ok)
+    return { kind: 'rejected', reason: check.reason, message: withoutNul(check.message), excerpt: excerptOf(fields) };
   return { kind: 'accepted', email: check.email, domain: check.domain, data: dataOf(fields, header) };
 }
