@@ -12,6 +12,7 @@ import { createMtaStore } from '../src/mta/queue-store.ts';
 import type { SmtpReply } from '../src/bounce/smtp-reply.ts';
 import type { Verdict } from '../src/bounce/types.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { startScriptedSmtpServer } from './support/scripted-smtp-server.ts';
 
 let simulator: Simulator;
 beforeAll(async () => {
@@ -267,6 +268,44 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       ['ed25519-sha256', true],
     ]);
   });
+  it("records every outcome when a recipient's own MX answers with a NUL in its reply (PostgreSQL refuses NULs in text)", async () => {
+    // Any address at a domain its signer controls: that domain's MX writes the reply Herald stores.
+    const server = await startScriptedSmtpServer({
+      pipelining: true,
+      reply: (command) => (/^RCPT TO:<evil@/i.test(command) ? '550 5.1.1 no such user \u0000 here' : undefined),
+    });
+    try {
+      const { db } = context.store();
+      const recipients = ['ann', 'evil', 'bob', 'cid'].map((name) => ({
+        email: `${name}@nul-reply.test`,
+        data: { first_name: name },
+      }));
+      const { deliveryId } = await seedDelivery(db, { now: Date.now(), recipients });
+      const mta = createMta({
+        store: createMtaStore(context.store()),
+        nodeId: `nul-reply-${context.dialect}`,
+        config: mtaConfig({ routes: [{ match: 'nul-reply.test', host: '127.0.0.1', port: server.port }] }),
+      });
+      await mta.start();
+      await mta.drain();
+      await mta.stop();
+      const rows = await db
+        .selectFrom('delivery_logs')
+        .select(['email', 'status', 'last_reply_text'])
+        .where('delivery_id', '=', deliveryId)
+        .orderBy('id')
+        .execute();
+      expect(rows).toEqual([
+        { email: 'ann@nul-reply.test', status: 'sent', last_reply_text: expect.any(String) },
+        { email: 'evil@nul-reply.test', status: 'failed', last_reply_text: 'no such user \\0 here' },
+        { email: 'bob@nul-reply.test', status: 'sent', last_reply_text: expect.any(String) },
+        { email: 'cid@nul-reply.test', status: 'sent', last_reply_text: expect.any(String) },
+      ]);
+    } finally {
+      await server.close();
+    }
+  }, 20_000);
+
   it('loses nothing when the next pipelined message is still being signed as its connection spends its budget', async () => {
     // Signing in a worker makes every build wait: the next message of a connection is started when
     // the previous one's content is written and may still be building when that one ends the budget.

@@ -62,8 +62,10 @@ export function localFailure(local: LocalFailure, text: string, enhanced: string
   return { code: null, enhanced, text: limitText(text), local };
 }
 
+// A NUL is spelled `\0`: PostgreSQL's text and jsonb cannot hold one, and one reply carrying it
+// (a hostile MX, a bounce) failed every write of the batch it was in, retried for ever.
 export function limitText(text: string): string {
-  const flat = text.replace(/[\r\n]+/g, ' ');
+  const flat = text.replace(/[\r\n]+/g, ' ').replace(/\0/g, '\\0');
   return flat.length > maxReplyText ? `${flat.slice(0, maxReplyText - 3)}...` : flat;
 }
 
