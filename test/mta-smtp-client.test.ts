@@ -117,6 +117,32 @@ describe('SMTP client', () => {
     expect(server.messages[1]).toBe('Subject: no final line break');
   });
 
+  it('sends a UTF-8 address only to a server offering SMTPUTF8, with the parameter (RFC 6531 §3.4)', async () => {
+    const plain = await scripted({ pipelining: true });
+    const session = await open(plain.port);
+    expect(await session.send('bounce@brand.test', '用户@example.test', message)).toMatchObject({
+      kind: 'rejected',
+      reply: { code: null, local: 'smtputf8_unsupported', enhanced: '5.6.7' },
+    });
+    // Nothing of it was written; the connection carries the next message.
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(plain.commands.filter((command) => /^(MAIL|RCPT)/.test(command))).toEqual([
+      'MAIL FROM:<bounce@brand.test>',
+      'RCPT TO:<a@example.test>',
+    ]);
+
+    const utf8 = await scripted({ pipelining: true, extensions: ['SMTPUTF8'] });
+    const utf8Session = await open(utf8.port);
+    expect(await utf8Session.send('bounce@brand.test', '用户@example.test', message)).toMatchObject({
+      kind: 'accepted',
+    });
+    // The server reads bytes as latin1: the address arrives as its UTF-8 bytes.
+    expect(utf8.commands.filter((command) => /^(MAIL|RCPT)/.test(command))).toEqual([
+      'MAIL FROM:<bounce@brand.test> SMTPUTF8',
+      `RCPT TO:<${Buffer.from('用户@example.test', 'utf8').toString('latin1')}>`,
+    ]);
+  });
+
   it('turns bare line feeds into CRLF', async () => {
     const server = await scripted({ pipelining: true });
     const session = await open(server.port);

@@ -19,6 +19,8 @@ const byLocalFailure: Record<string, Qualification> = {
   null_mx: { type: 'hard', reason: 'invalid_domain', category: 'hostunknown' },
   domain_not_found: { type: 'hard', reason: 'invalid_domain', category: 'hostunknown' },
   content_error: { type: 'hard', reason: 'not_defined', category: 'contenterror' },
+  // RFC 6531 §3.4: a UTF-8 address is never sent to a host that does not offer SMTPUTF8.
+  smtputf8_unsupported: { type: 'hard', reason: 'invalid_address', category: 'notaccept' },
   expired: { type: 'soft', reason: 'expired', category: 'expired' },
 };
 

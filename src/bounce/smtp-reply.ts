@@ -16,6 +16,7 @@ export type LocalFailure =
   | 'dns_temporary'
   | 'no_address'
   | 'content_error'
+  | 'smtputf8_unsupported'
   | 'expired';
 
 export interface SmtpReply {

@@ -77,6 +77,7 @@ export interface SmtpSession {
 const quitCloseMs = 1_000;
 /** A character that would end or split a command line: never sent inside an envelope address. */
 const unsafeInCommand = /[\r\n<>\0]/;
+const nonAscii = /[^\x00-\x7f]/;
 
 export async function openSmtpSession(options: SmtpConnectOptions): Promise<OpenResult> {
   const connection = new SmtpClientConnection(options);
@@ -189,6 +190,16 @@ class SmtpClientConnection implements SmtpSession {
         kind: 'rejected',
         reply: localFailure('protocol_error', 'an envelope address holds a line break, "<", ">" or NUL: not sent'),
       });
+    // RFC 6531 §3.4: an internationalized address goes only to a server that offers SMTPUTF8.
+    if (!this.#extensions.has('SMTPUTF8') && nonAscii.test(envelopeFrom + recipient))
+      return Promise.resolve({
+        kind: 'rejected',
+        reply: localFailure(
+          'smtputf8_unsupported',
+          `${this.#options.servername} does not offer SMTPUTF8: a non-ASCII address cannot be sent to it (RFC 6531)`,
+          '5.6.7',
+        ),
+      });
     this.#inFlight++;
     return this.#transaction(envelopeFrom, recipient, message, onContentWritten).finally(() => {
       this.#inFlight--;
@@ -225,7 +236,7 @@ class SmtpClientConnection implements SmtpSession {
     const data = typeof message === 'string' ? smtpDataOf(message) : message;
     const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
     const size = this.#extensions.has('SIZE') ? ` SIZE=${bytes}` : '';
-    const utf8 = this.#extensions.has('SMTPUTF8') && /[^\x00-\x7f]/.test(from + recipient) ? ' SMTPUTF8' : '';
+    const utf8 = this.#extensions.has('SMTPUTF8') && nonAscii.test(from + recipient) ? ' SMTPUTF8' : '';
     const mail = `MAIL FROM:<${from}>${size}${utf8}\r\n`;
     const rcpt = `RCPT TO:<${recipient}>\r\n`;
     let mailReply: string | null;
