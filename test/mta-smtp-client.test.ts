@@ -1,3 +1,4 @@
+import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSmtpSession, type SmtpConnectOptions, type SmtpSession } from '../src/mta/smtp-client.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
@@ -277,6 +278,68 @@ describe('SMTP client', () => {
       kind: 'connection_failed',
       reply: { local: 'timeout', text: 'timeout: no reply within 200 ms' },
     });
+  });
+});
+
+/**
+ * A server that answers the greeting and EHLO at once, then drips the reply to MAIL FROM (or to the
+ * final dot) one byte every 20 ms: a reply that is never complete, though the socket is never idle.
+ */
+async function dripServer(slowAt: 'MAIL' | '.'): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.write('220 drip.test ESMTP\r\n');
+    let buffer = '';
+    let inData = false;
+    const drip = () => {
+      const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write('2')), 20);
+      socket.on('close', () => clearInterval(timer));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      for (let newline = buffer.indexOf('\r\n'); newline >= 0; newline = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 2);
+        if (inData) {
+          if (line !== '.') continue;
+          inData = false;
+          drip();
+        } else if (line.startsWith('MAIL') && slowAt === 'MAIL') drip();
+        else if (line === 'DATA') {
+          inData = true;
+          socket.write('354 go ahead\r\n');
+        } else socket.write(line.startsWith('EHLO') ? '250 drip.test\r\n' : '250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push({
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  });
+  return (server.address() as { port: number }).port;
+}
+
+describe('SMTP client against a server that drips its replies', () => {
+  // Each byte used to restart the socket's idle timeout: the transaction, its message and the
+  // MTA's stop() waited for as long as the server kept dripping.
+  it.each([
+    ['MAIL', 'commandTimeoutMs'],
+    ['.', 'dataTimeoutMs'],
+  ] as const)('gives up on a reply to %s not complete within %s, however busy the socket', async (slowAt, _timeout) => {
+    const port = await dripServer(slowAt);
+    const session = await open(port, {
+      timeouts: { connectTimeoutMs: 5_000, commandTimeoutMs: 300, dataTimeoutMs: 300 },
+    });
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({
+      kind: 'connection_failed',
+      reply: { local: 'timeout', text: 'timeout: no reply within 300 ms' },
+    });
+    expect(session.closing).toBe(true);
   });
 });
 

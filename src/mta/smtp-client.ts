@@ -17,9 +17,9 @@ import { smtpDataOf } from './smtp-transparency.mjs';
 export interface SmtpTimeouts {
   /** TCP connect + greeting + EHLO/STARTTLS. */
   connectTimeoutMs: number;
-  /** Each command reply while idle or in the envelope; an idle connection closes after it too. */
+  /** Each command reply, complete (a deadline: dripping bytes does not extend it); an idle connection closes after it too. */
   commandTimeoutMs: number;
-  /** The reply after the final dot (RFC 5321 §4.5.3.2.6). */
+  /** The content's transfer and the reply after the final dot (RFC 5321 §4.5.3.2.6), a deadline too. */
   dataTimeoutMs: number;
 }
 
@@ -111,6 +111,9 @@ class SmtpClientConnection implements SmtpSession {
   #awaitingFinalReply = false;
   #quitWhenIdle = false;
   readonly #closeListeners: Array<() => void> = [];
+  /** The time allowed for each reply awaited, in order: the first one's deadline is armed. */
+  readonly #awaited: number[] = [];
+  #replyDeadline: NodeJS.Timeout | undefined;
 
   constructor(options: SmtpConnectOptions) {
     this.#options = options;
@@ -244,10 +247,11 @@ class SmtpClientConnection implements SmtpSession {
     let dataReply: string | null = null;
     if (this.pipelining) {
       this.#stream.write(`${mail}${rcpt}DATA\r\n`);
+      const { commandTimeoutMs } = this.#options.timeouts;
       [mailReply, rcptReply, dataReply] = await Promise.all([
-        this.#reader.next(),
-        this.#reader.next(),
-        this.#reader.next(),
+        this.#reply(commandTimeoutMs),
+        this.#reply(commandTimeoutMs),
+        this.#reply(commandTimeoutMs),
       ]);
     } else {
       mailReply = await this.#command(mail);
@@ -261,13 +265,11 @@ class SmtpClientConnection implements SmtpSession {
       if (dataReply?.startsWith('354')) await this.#command('.\r\n');
       return this.#refused(refusedAt >= 0 ? (envelope[refusedAt] ?? null) : dataReply);
     }
-    this.#stream.setTimeout(this.#options.timeouts.dataTimeoutMs);
     const finalReply = this.#writeContent(data);
     this.#awaitingFinalReply = true;
     onContentWritten?.();
     const final = await finalReply;
     this.#awaitingFinalReply = false;
-    if (!this.#closed) this.#stream.setTimeout(this.#options.timeouts.commandTimeoutMs);
     return this.#finished(final);
   }
 
@@ -359,15 +361,9 @@ class SmtpClientConnection implements SmtpSession {
     stream.on('data', (text: string) => {
       if (!this.#reader.push(text)) this.#fail(localFailure('protocol_error', this.#reader.error ?? 'protocol error'));
     });
+    // Only while no reply is awaited (#reply's deadlines hold then): an idle connection closes.
     stream.on('timeout', () =>
-      this.#fail(
-        localFailure(
-          'timeout',
-          this.#inFlight > 0
-            ? `timeout: no reply within ${stream.timeout} ms`
-            : `idle timeout: nothing sent for ${stream.timeout} ms, connection closed`,
-        ),
-      ),
+      this.#fail(localFailure('timeout', `idle timeout: nothing sent for ${stream.timeout} ms, connection closed`)),
     );
     stream.on('error', (error: NodeJS.ErrnoException) => {
       const handshake = stream !== this.#socket && !this.#secure;
@@ -388,14 +384,44 @@ class SmtpClientConnection implements SmtpSession {
     stream.cork();
     stream.write(data);
     setImmediate(() => stream.uncork());
-    return this.#reader.next();
+    // From the 354 on: the content's transfer and the reply after the dot (RFC 5321 §4.5.3.2.6).
+    return this.#reply(this.#options.timeouts.dataTimeoutMs);
   }
 
   /** Writes a command and waits for its reply (null: the connection ended first). */
   #command(line: string): Promise<string | null> {
     if (this.#closed) return Promise.resolve(null);
     this.#stream.write(line);
-    return this.#reader.next();
+    return this.#reply(this.#options.timeouts.commandTimeoutMs);
+  }
+
+  /**
+   * The next reply, which must be complete within `timeoutMs` of the previous one (or of now, when
+   * none is awaited before it). A deadline, not the socket's idle timeout: a server dripping one
+   * byte at a time resets an idle timeout forever and held the connection, its messages and stop().
+   */
+  #reply(timeoutMs: number): Promise<string | null> {
+    this.#awaited.push(timeoutMs);
+    if (this.#awaited.length === 1) this.#armReplyDeadline();
+    return this.#reader.next().then((reply) => {
+      this.#awaited.shift();
+      this.#armReplyDeadline();
+      return reply;
+    });
+  }
+
+  #armReplyDeadline(): void {
+    clearTimeout(this.#replyDeadline);
+    this.#replyDeadline = undefined;
+    if (this.#closed) return;
+    const timeoutMs = this.#awaited[0];
+    // The socket's idle timeout applies only while nothing is awaited.
+    this.#stream.setTimeout(timeoutMs === undefined ? this.#options.timeouts.commandTimeoutMs : 0);
+    if (timeoutMs === undefined) return;
+    this.#replyDeadline = setTimeout(
+      () => this.#fail(localFailure('timeout', `timeout: no reply within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
   }
 
   #lost(text: string): SmtpReply {
@@ -411,6 +437,7 @@ class SmtpClientConnection implements SmtpSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing = true;
+    clearTimeout(this.#replyDeadline);
     this.#reader.end();
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
