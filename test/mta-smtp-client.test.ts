@@ -230,6 +230,22 @@ describe('SMTP client', () => {
     });
   });
 
+  it('closes the connection of a server flooding replies to commands it was not sent', async () => {
+    // Every one used to be queued for a next() that never came: 227 MiB in 3 s on one connection.
+    const server = await scripted({
+      pipelining: true,
+      reply: (command) => (command === '.' ? Array(50).fill('250 ok').join('\r\n') : undefined),
+    });
+    // An idle timeout far beyond the test's: only the flood itself may end the connection.
+    const session = await open(server.port, {
+      timeouts: { connectTimeoutMs: 5_000, commandTimeoutMs: 600_000, dataTimeoutMs: 5_000 },
+    });
+    const closed = new Promise<void>((resolve) => session.onClose(resolve));
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    await closed;
+    expect(session.acceptsNext).toBe(false);
+  }, 10_000);
+
   it('gives the server reply for a refused greeting and falls back to HELO when EHLO is refused', async () => {
     const busy = await scripted({ pipelining: true, greeting: '554 5.7.1 no service for you\r\n' });
     expect(await openSmtpSession(connectOptions(busy.port))).toMatchObject({

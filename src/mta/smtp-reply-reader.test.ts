@@ -34,4 +34,11 @@ describe('SMTP reply reader', () => {
     expect(garbage.push('hello there\r\n')).toBe(false);
     expect(garbage.error).toBe('the server sent a line that is not an SMTP reply: "hello there"');
   });
+
+  it('refuses replies nobody asked for beyond a pipelined group', async () => {
+    const reader = new SmtpReplyReader();
+    expect(reader.push('250 ok\r\n'.repeat(8))).toBe(true);
+    expect(reader.push('250 ok\r\n')).toBe(false);
+    expect(reader.error).toBe('the server sent more than 8 replies to commands it was not sent');
+  });
 });
