@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { manualClock } from '../common/clock.ts';
 import { createDnsClient, createMxResolver, type DnsClient } from './mx-resolver.ts';
 import { compileRoutes } from './routes.ts';
+import { startDnsServer } from '../sim/dns-server.ts';
 import { startSimulator } from '../sim/simulator.ts';
 
 function dnsError(code: string): Error {
@@ -54,6 +55,36 @@ describe('MX resolver against the simulator DNS server', () => {
       expect(await resolver.resolveAddress('mx.accept.test')).toEqual({ kind: 'address', address: '127.0.0.1' });
     } finally {
       await simulator.close();
+    }
+  });
+});
+
+describe('MX resolver against a domain listing many MX hosts', () => {
+  // Every host is tried for a connect timeout before the attempt fails: 15 silent MX hosts held a
+  // message 15 connect timeouts (7.8 s at 500 ms) where the 5 most preferred take 2.6 s.
+  it('keeps only the most preferred hosts, maxHosts of them (default 5)', async () => {
+    const preferences = [70, 10, 90, 40, 20, 100, 60, 30, 80, 50, 110, 120];
+    const dns = await startDnsServer({
+      records: {
+        'many.test': { mx: preferences.map((priority) => ({ exchange: `mx${priority}.many.test`, priority })) },
+      },
+    });
+    try {
+      const names = async (maxHosts?: number) => {
+        const resolver = createMxResolver({
+          dns: createDnsClient([dns.address]),
+          routes: compileRoutes([]),
+          clock: manualClock(),
+          maxCacheSeconds: 60,
+          ...(maxHosts !== undefined && { maxHosts }),
+        });
+        const resolution = await resolver.resolveDomain('many.test');
+        return resolution.kind === 'hosts' ? resolution.hosts.map((host) => host.name) : resolution;
+      };
+      expect(await names()).toEqual(['mx10', 'mx20', 'mx30', 'mx40', 'mx50'].map((name) => `${name}.many.test`));
+      expect(await names(2)).toEqual(['mx10.many.test', 'mx20.many.test']);
+    } finally {
+      await dns.close();
     }
   });
 });

@@ -42,6 +42,8 @@ export interface MxResolverOptions {
   clock: Clock;
   /** Upper bound on caching any answer (node's resolveMx does not return TTLs, so MX answers get this). */
   maxCacheSeconds: number;
+  /** The most preferred MX hosts kept; the others are never tried (default 5). */
+  maxHosts?: number;
 }
 
 // Negative answers are cached less long: a domain being fixed should not wait an hour.
@@ -110,9 +112,13 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       return implicitMx(domain);
     }
     usable.sort((a, b) => a.priority - b.priority);
-    const hosts = usable.map((record) =>
-      withRoute({ name: record.exchange.toLowerCase().replace(/\.$/, ''), preference: record.priority }),
-    );
+    // Each host tried costs up to a connect timeout: an attacker's domain listing 500 silent MX
+    // hosts held every message of the attempt (and its room in the MTA's queue) for 500 of them.
+    const hosts = usable
+      .slice(0, options.maxHosts ?? 5)
+      .map((record) =>
+        withRoute({ name: record.exchange.toLowerCase().replace(/\.$/, ''), preference: record.priority }),
+      );
     return { value: { kind: 'hosts', hosts }, ttlSeconds: options.maxCacheSeconds };
   }
 

@@ -136,6 +136,7 @@ function createParts(
       routes: compileRoutes(config.routes),
       clock,
       maxCacheSeconds: config.mxCacheMaxSeconds,
+      maxHosts: config.maxMxHosts,
     }),
     policy:
       shaping?.policy ??
