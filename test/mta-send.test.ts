@@ -297,7 +297,7 @@ describeEachDialect('MTA sending through the simulator', (context) => {
         .execute();
       expect(rows).toEqual([
         { email: 'ann@nul-reply.test', status: 'sent', last_reply_text: expect.any(String) },
-        { email: 'evil@nul-reply.test', status: 'failed', last_reply_text: 'no such user \\0 here' },
+        { email: 'evil@nul-reply.test', status: 'failed', last_reply_text: 'no such user \ufffd here' },
         { email: 'bob@nul-reply.test', status: 'sent', last_reply_text: expect.any(String) },
         { email: 'cid@nul-reply.test', status: 'sent', last_reply_text: expect.any(String) },
       ]);

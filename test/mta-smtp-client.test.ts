@@ -246,6 +246,28 @@ describe('SMTP client', () => {
     expect(session.acceptsNext).toBe(false);
   }, 10_000);
 
+  it('shows the control characters of a reply as U+FFFD: terminal escapes never reach the logs or the CLI', async () => {
+    // Stored as received, `herald delivery logs` wrote this to the operator's terminal: a cleared
+    // screen, a new window title and a forged green line.
+    const server = await scripted({
+      pipelining: true,
+      reply: (command) =>
+        command.startsWith('RCPT')
+          ? '550-5.1.1 \x1b[2J\x1b]0;owned\x07\x1b[32mall sent\x1b[0m\b\x7f\r\n550 5.1.1 caf\u00e9\tunknown\u0085'
+          : undefined,
+    });
+    const session = await open(server.port);
+    const result = await session.send('bounce@brand.test', 'a@example.test', message);
+    expect(result).toMatchObject({
+      kind: 'rejected',
+      reply: {
+        code: 550,
+        enhanced: '5.1.1',
+        text: '\ufffd[2J\ufffd]0;owned\ufffd\ufffd[32mall sent\ufffd[0m\ufffd\ufffd caf\u00e9 unknown\ufffd',
+      },
+    });
+  });
+
   it('gives the server reply for a refused greeting and falls back to HELO when EHLO is refused', async () => {
     const busy = await scripted({ pipelining: true, greeting: '554 5.7.1 no service for you\r\n' });
     expect(await openSmtpSession(connectOptions(busy.port))).toMatchObject({

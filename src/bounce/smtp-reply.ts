@@ -63,10 +63,18 @@ export function localFailure(local: LocalFailure, text: string, enhanced: string
   return { code: null, enhanced, text: limitText(text), local };
 }
 
-// A NUL is spelled `\0`: PostgreSQL's text and jsonb cannot hold one, and one reply carrying it
-// (a hostile MX, a bounce) failed every write of the batch it was in, retried for ever.
+/** C0 controls but CR/LF/tab, DEL and C1 controls: terminal escapes (ESC [2J, OSC titles), backspaces, NUL. */
+const controlCharacters = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g;
+
+/**
+ * One line of at most 1,000 characters, with each control character shown as U+FFFD: a reply is
+ * the remote server's text, printed by `herald delivery logs`, logs and the doctor, and a hostile
+ * MX wrote "\x1b[2J\x1b]0;…\x07" to clear the operator's terminal and forge its lines. A NUL among
+ * them also could not be stored by PostgreSQL (text, jsonb): one reply carrying it failed every
+ * write of the outcome batch it was in, retried for ever.
+ */
 export function limitText(text: string): string {
-  const flat = text.replace(/[\r\n]+/g, ' ').replace(/\0/g, '\\0');
+  const flat = text.replace(/[\r\n\t]+/g, ' ').replace(controlCharacters, '\ufffd');
   return flat.length > maxReplyText ? `${flat.slice(0, maxReplyText - 3)}...` : flat;
 }
 
