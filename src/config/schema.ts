@@ -157,6 +157,8 @@ export const configSchema = z
         mxCacheMaxSeconds: z.number().int().min(0).default(3_600),
         /** MX hosts tried per attempt, by preference (Postfix's smtp_mx_address_limit is 5): a domain publishing hundreds of MX hosts that never answer would hold each attempt for that many connect timeouts. */
         maxMxHosts: z.number().int().min(1).max(100).default(5),
+        /** Connect to MX hosts that DNS puts at loopback, private (RFC 1918, CGNAT, unique local), link-local (cloud metadata) or unspecified addresses. Off: anyone can point their domain's MX at Herald's internal network. Routes always apply. */
+        allowPrivateMxAddresses: z.boolean().default(false),
         dkim: z.array(dkimKeySchema).default([]),
         /** Sign DKIM in worker threads (0 = on the main thread; `auto` = the machine's cores, at most 4). RSA-2048 on 2 cores: 2 workers sign 12–18 % more messages/s than 1 (docs/performance.md); unused when no key is configured. */
         dkimWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(16)]).default('auto'),

@@ -34,6 +34,8 @@ describe('MX resolver against the simulator DNS server', () => {
         routes: compileRoutes(simulator.routes),
         clock: manualClock(),
         maxCacheSeconds: 60,
+        // The simulator's hosts live on loopback.
+        allowPrivateAddresses: true,
       });
       const backup = await resolver.resolveDomain('backup.test');
       expect(
@@ -83,6 +85,55 @@ describe('MX resolver against a domain listing many MX hosts', () => {
       };
       expect(await names()).toEqual(['mx10', 'mx20', 'mx30', 'mx40', 'mx50'].map((name) => `${name}.many.test`));
       expect(await names(2)).toEqual(['mx10.many.test', 'mx20.many.test']);
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
+describe('MX resolver and internal addresses', () => {
+  // A hostile domain's MX at 127.0.0.1, 0.0.0.0, 10.x or the cloud metadata address had the MTA
+  // open SMTP sessions to the host itself and its internal network.
+  it('refuses MX hosts at loopback, private, link-local and unspecified addresses unless allowed', async () => {
+    const addresses: Record<string, { a?: string[]; aaaa?: string[] }> = {
+      'loopback.test': { a: ['127.0.0.1'] },
+      'zero.test': { a: ['0.0.0.0'] },
+      'lan.test': { a: ['10.1.2.3'] },
+      'metadata.test': { a: ['169.254.169.254'] },
+      'cgnat.test': { a: ['100.64.0.1'] },
+      'v6-loopback.test': { aaaa: ['::1'] },
+      'v6-mapped.test': { aaaa: ['::ffff:7f00:1'] },
+      'v6-ula.test': { aaaa: ['fd00::1'] },
+      'public.test': { a: ['192.0.2.1'] },
+      'v6-public.test': { aaaa: ['2001:db8::1'] },
+    };
+    const dns = await startDnsServer({ records: addresses });
+    try {
+      const resolverFor = (allowPrivateAddresses?: boolean) =>
+        createMxResolver({
+          dns: createDnsClient([dns.address]),
+          routes: compileRoutes([{ match: 'routed.test', host: '127.0.0.1', port: 2525 }]),
+          clock: manualClock(),
+          maxCacheSeconds: 60,
+          ...(allowPrivateAddresses !== undefined && { allowPrivateAddresses }),
+        });
+      const strict = resolverFor();
+      for (const host of Object.keys(addresses).filter((name) => !name.includes('public')))
+        expect(await strict.resolveAddress(host)).toMatchObject({
+          kind: 'failure',
+          reply: { local: 'no_address', enhanced: '4.4.4', text: expect.stringContaining('private') },
+        });
+      expect(await strict.resolveAddress('public.test')).toEqual({ kind: 'address', address: '192.0.2.1' });
+      expect(await strict.resolveAddress('v6-public.test')).toEqual({ kind: 'address', address: '2001:db8::1' });
+      // The operator's routes are not DNS: they still lead to loopback.
+      expect(await strict.resolveDomain('routed.test')).toMatchObject({
+        kind: 'hosts',
+        hosts: [{ route: { host: '127.0.0.1', port: 2525 } }],
+      });
+      expect(await resolverFor(true).resolveAddress('loopback.test')).toEqual({
+        kind: 'address',
+        address: '127.0.0.1',
+      });
     } finally {
       await dns.close();
     }

@@ -1,4 +1,5 @@
 import { Resolver } from 'node:dns/promises';
+import { BlockList, isIPv6 } from 'node:net';
 import type { Clock } from '../common/clock.ts';
 import type { RouteTable, RouteTarget } from './routes.ts';
 import { localFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
@@ -44,6 +45,42 @@ export interface MxResolverOptions {
   maxCacheSeconds: number;
   /** The most preferred MX hosts kept; the others are never tried (default 5). */
   maxHosts?: number;
+  /** Connect to MX hosts found in DNS at loopback, private, link-local or unspecified addresses
+   *  (default false: refused). Routes are the operator's and always apply. */
+  allowPrivateAddresses?: boolean;
+}
+
+/*
+ * Addresses no Internet MX has: anyone can publish an MX for their own domain and subscribe one
+ * address of it, and an MX at 127.0.0.1, 0.0.0.0, 10.x or 169.254.169.254 had Herald open SMTP
+ * sessions to the host itself, the internal network and the cloud metadata service.
+ */
+const privateIpv4 = new BlockList();
+for (const [network, prefix] of [
+  ['0.0.0.0', 8], // "this network": 0.0.0.0 reaches the host itself
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10], // carrier-grade NAT
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16], // link-local, cloud metadata
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['224.0.0.0', 3], // multicast, reserved, broadcast
+] as const)
+  privateIpv4.addSubnet(network, prefix, 'ipv4');
+// A separate list: a BlockList matches IPv4 addresses against its IPv6 rules too.
+const privateIpv6 = new BlockList();
+for (const [network, prefix] of [
+  ['::', 127], // unspecified and loopback
+  ['fc00::', 7], // unique local
+  ['fe80::', 10], // link-local
+  ['ff00::', 8], // multicast
+] as const)
+  privateIpv6.addSubnet(network, prefix, 'ipv6');
+
+/** Whether no Internet MX has this address; an IPv4-mapped IPv6 address (::ffff:…) has no place in an AAAA either. */
+export function isPrivateAddress(address: string): boolean {
+  if (!isIPv6(address)) return privateIpv4.check(address, 'ipv4');
+  return /^::ffff:/i.test(address) || privateIpv6.check(address, 'ipv6');
 }
 
 // Negative answers are cached less long: a domain being fixed should not wait an hour.
@@ -181,8 +218,15 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       if (route) return Promise.resolve({ kind: 'hosts', hosts: [{ name, preference: 0, route }] });
       return cached(domainCache, name, () => lookupDomain(name));
     },
-    resolveAddress(host) {
-      return cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
+    async resolveAddress(host) {
+      const resolution = await cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
+      if (resolution.kind === 'failure' || options.allowPrivateAddresses || !isPrivateAddress(resolution.address))
+        return resolution;
+      return failure(
+        'no_address',
+        `${host} resolves to ${resolution.address}, a loopback, private or link-local address: not tried (mta.allowPrivateMxAddresses)`,
+        '4.4.4',
+      );
     },
   };
 }

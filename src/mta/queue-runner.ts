@@ -137,6 +137,7 @@ function createParts(
       clock,
       maxCacheSeconds: config.mxCacheMaxSeconds,
       maxHosts: config.maxMxHosts,
+      allowPrivateAddresses: config.allowPrivateMxAddresses,
     }),
     policy:
       shaping?.policy ??
