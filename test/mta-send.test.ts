@@ -13,6 +13,7 @@ import type { SmtpReply } from '../src/bounce/smtp-reply.ts';
 import type { Verdict } from '../src/bounce/types.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { startScriptedSmtpServer } from './support/scripted-smtp-server.ts';
+import { waitFor } from './support/wait.ts';
 
 let simulator: Simulator;
 beforeAll(async () => {
@@ -416,6 +417,46 @@ describeEachDialect('MTA sending through the simulator', (context) => {
       expect(sink.stats().messagesAccepted).toBe(count);
       expect(new Set(signedFor).size).toBe(count);
       expect(signedFor).toHaveLength(count);
+    } finally {
+      await sink.close();
+    }
+  });
+  it('forgets the path of a domain once its messages are sent and its connections closed', async () => {
+    // Every recipient domain makes a path; kept forever, they grew the MTA by ~1 KiB per domain
+    // ever sent to (22 MiB after 20,000 domains of one wildcard zone, repro/path-leak.ts).
+    const sink = await startSmtpSink({ hostname: 'mx.paths.test' });
+    try {
+      const { db } = context.store();
+      const domains = ['p1.paths.test', 'p2.paths.test', 'p3.paths.test'];
+      await seedDelivery(db, {
+        now: Date.now(),
+        recipients: domains.map((domain) => ({ email: `r@${domain}`, data: { first_name: 'Pat' } })),
+      });
+      const mta = createMta({
+        store: createMtaStore(context.store()),
+        nodeId: `paths-${context.dialect}`,
+        config: mtaConfig({
+          routes: [
+            ...domains.map((match) => ({ match, host: sink.host, port: sink.port })),
+            // Unreachable: its path ends without ever opening a connection.
+            { match: 'refused.paths.test', host: '127.0.0.1', port: 9 },
+          ],
+        }),
+      });
+      await seedDelivery(db, { now: Date.now(), recipients: [{ email: 'r@refused.paths.test', data: {} }] });
+      await mta.start();
+      try {
+        await mta.drain();
+        expect(mta.stats()).toMatchObject({ sent: 3, deferred: 1 });
+        // Idle connections close after 2 s, then their slots after connectionCloseGraceMs.
+        await waitFor(
+          () => mta.stats().connectionsOpen === 0 && mta.stats().paths === 0,
+          'every path forgotten',
+          10_000,
+        );
+      } finally {
+        await mta.stop();
+      }
     } finally {
       await sink.close();
     }

@@ -88,6 +88,8 @@ export interface PoolStats {
   queued: number;
   inFlight: number;
   connectionsOpen: number;
+  /** Paths held in memory: those with messages, connections or timers (an idle one is forgotten). */
+  paths: number;
 }
 
 export interface ConnectionPool<J extends PoolJob> {
@@ -207,7 +209,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
   stats(): PoolStats {
     let queuedJobs = 0;
     for (const path of this.#paths.values()) queuedJobs += path.jobs.size;
-    return { queued: queuedJobs, inFlight: this.#inFlight, connectionsOpen: this.#openCount };
+    return { queued: queuedJobs, inFlight: this.#inFlight, connectionsOpen: this.#openCount, paths: this.#paths.size };
   }
 
   async stop(): Promise<J[]> {
@@ -285,6 +287,19 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     for (const connection of path.connections)
       if (connection.inFlight === 0 && !connection.session.closing && path.jobs.size === 0) this.#armIdle(connection);
     if (this.#throttle && path.reportedWaiting > 0 && path.jobs.size === 0) this.#report(path, 0);
+    this.#forgetIfIdle(path);
+  }
+
+  /**
+   * A path with nothing queued, open, opening, closing or timed is dropped (the next message makes
+   * a new one): every recipient domain (MX host) gets one, and kept forever they grew the MTA by
+   * about 1 KiB per domain ever sent to (22 MiB after 20,000 domains of one wildcard zone).
+   */
+  #forgetIfIdle(path: Path<J>): void {
+    if (path.jobs.size > 0 || path.connections.size > 0 || path.opening > 0 || path.draining > 0) return;
+    if (path.asking || path.permitTimer || path.leaseTimer || path.reportedWaiting > 0) return;
+    const id = poolKeyString(path.key);
+    if (this.#paths.get(id) === path) this.#paths.delete(id);
   }
 
   #report(path: Path<J>, waiting: number): void {
@@ -426,6 +441,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
           this.#throttle.recordReply(this.#refOf(path), job.domain, failure, this.#options.classify?.(failure));
       this.#options.events.onUnreachable(jobs, failure, path.key);
     }
+    this.#forgetIfIdle(path);
     this.#checkStopped();
   }
 

@@ -10,6 +10,8 @@ export interface MtaStats {
   /** Claimed messages waiting: for DNS, for a connection, or in a connection's queue. */
   queued: number;
   connectionsOpen: number;
+  /** Paths (source address × MX host × address) held in memory: those with messages or connections. */
+  paths: number;
   /** Messages sent per second over the last `windowSeconds` (or since the first one, if later). */
   msgsPerSec: number;
 }

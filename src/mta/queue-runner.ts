@@ -261,6 +261,7 @@ class QueueRunner implements Mta {
       inFlight: poolStats.inFlight,
       queued: Math.max(0, this.#inHand - poolStats.inFlight),
       connectionsOpen: poolStats.connectionsOpen,
+      paths: poolStats.paths,
       msgsPerSec: this.#rate.rate(this.#clock.now()),
     };
   }
