@@ -195,4 +195,24 @@ describe('MX resolver cache and routes', () => {
       reply: { local: 'domain_not_found' },
     });
   });
+
+  it('sweeps out expired answers as new names come, so the cache holds about what an hour sends to', async () => {
+    // Kept until the same name came again, every domain ever sent to stayed in memory.
+    const clock = manualClock();
+    const resolver = createMxResolver({
+      dns: scriptedDns({}),
+      routes: compileRoutes([]),
+      clock,
+      maxCacheSeconds: 60,
+    });
+    const resolveMany = (prefix: string) =>
+      Promise.all(Array.from({ length: 3_000 }, (_, i) => resolver.resolveDomain(`${prefix}${i}.test`)));
+    await resolveMany('first');
+    expect(resolver.cachedNames()).toBe(3_000);
+    // NXDOMAIN answers are cached 300 s.
+    clock.advance(301_000);
+    await resolveMany('second');
+    await resolveMany('third');
+    expect(resolver.cachedNames()).toBeLessThanOrEqual(6_000);
+  });
 });

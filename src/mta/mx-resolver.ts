@@ -35,6 +35,8 @@ export interface MxResolver {
   resolveDomain(domain: string): Promise<MxResolution>;
   /** The IP address to connect to for an MX host without a route. */
   resolveAddress(host: string): Promise<AddressResolution>;
+  /** Names held in the caches (domains and MX hosts), expired ones not yet swept included. */
+  cachedNames(): number;
 }
 
 export interface MxResolverOptions {
@@ -86,6 +88,8 @@ export function isPrivateAddress(address: string): boolean {
 // Negative answers are cached less long: a domain being fixed should not wait an hour.
 const negativeCacheSeconds = 300;
 const temporaryFailureCacheSeconds = 10;
+/** Below this many entries a cache is never swept. */
+const minSweepSize = 1_024;
 
 interface CacheEntry<T> {
   expiresAt: number;
@@ -97,6 +101,9 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
   const domainCache = new Map<string, CacheEntry<MxResolution>>();
   const addressCache = new Map<string, CacheEntry<AddressResolution>>();
 
+  /** Cache sizes at which expired entries are next swept out, per cache. */
+  const sweepAt = new Map<Map<string, unknown>, number>();
+
   function cached<T>(
     cache: Map<string, CacheEntry<T>>,
     key: string,
@@ -105,6 +112,12 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
     const now = clock.now();
     const hit = cache.get(key);
     if (hit && hit.expiresAt > now) return hit.value;
+    // An expired answer is replaced only if its name comes again: every domain ever sent to stayed
+    // (14 MiB after 20,000 domains of one wildcard zone). Swept whenever the cache doubles.
+    if (!hit && cache.size >= (sweepAt.get(cache) ?? minSweepSize)) {
+      for (const [name, entry] of cache) if (entry.expiresAt <= now) cache.delete(name);
+      sweepAt.set(cache, Math.max(minSweepSize, cache.size * 2));
+    }
     // In-flight lookups are shared: a batch of 1,000 recipients of one domain makes one query.
     const entry: CacheEntry<T> = { expiresAt: Number.POSITIVE_INFINITY, value: Promise.resolve() as Promise<T> };
     entry.value = load().then(
@@ -218,6 +231,7 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       if (route) return Promise.resolve({ kind: 'hosts', hosts: [{ name, preference: 0, route }] });
       return cached(domainCache, name, () => lookupDomain(name));
     },
+    cachedNames: () => domainCache.size + addressCache.size,
     async resolveAddress(host) {
       const resolution = await cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
       if (resolution.kind === 'failure' || options.allowPrivateAddresses || !isPrivateAddress(resolution.address))
