@@ -159,6 +159,8 @@ export const configSchema = z
         maxMxHosts: z.number().int().min(1).max(100).default(5),
         /** Connect to MX hosts that DNS puts at loopback, private (RFC 1918, CGNAT, unique local), link-local (cloud metadata) or unspecified addresses. Off: anyone can point their domain's MX at Herald's internal network. Routes always apply. */
         allowPrivateMxAddresses: z.boolean().default(false),
+        /** DNS queries (MX, A, AAAA) in flight at most; the others wait their turn. A batch to many domains otherwise sends them all at once and the resolver drops what it cannot hold. */
+        dnsConcurrency: z.number().int().min(1).max(10_000).default(64),
         dkim: z.array(dkimKeySchema).default([]),
         /** Sign DKIM in worker threads (0 = on the main thread; `auto` = the machine's cores, at most 4). RSA-2048 on 2 cores: 2 workers sign 12–18 % more messages/s than 1 (docs/performance.md); unused when no key is configured. */
         dkimWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(16)]).default('auto'),

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { manualClock } from '../common/clock.ts';
 import { createDnsClient, createMxResolver, type DnsClient } from './mx-resolver.ts';
 import { compileRoutes } from './routes.ts';
+import { createSocket } from 'node:dgram';
+import { buildResponse, mxData, parseQuery, recordTypes, responseCodes } from '../sim/dns-packet.ts';
 import { startDnsServer } from '../sim/dns-server.ts';
 import { startSimulator } from '../sim/simulator.ts';
 
@@ -136,6 +138,51 @@ describe('MX resolver and internal addresses', () => {
       });
     } finally {
       await dns.close();
+    }
+  });
+});
+
+describe('MX resolver and a burst of domains', () => {
+  // One claimed batch to many domains sent every query at once: the resolver dropped most of them
+  // (14,500 of 20,000 timed out against a local server) and their messages were deferred.
+  it('keeps at most maxConcurrentLookups queries in flight', async () => {
+    // Answers the queries it holds once none came for 20 ms: the largest group answered is the
+    // most queries that were in flight at once.
+    const server = createSocket('udp4');
+    const held: Array<{ question: Parameters<typeof buildResponse>[0] & { name: string }; port: number }> = [];
+    let largest = 0;
+    let quiet: NodeJS.Timeout | undefined;
+    server.on('message', (packet, peer) => {
+      const parsed = parseQuery(packet);
+      if (parsed.kind !== 'question') return;
+      held.push({ question: parsed.question, port: peer.port });
+      clearTimeout(quiet);
+      quiet = setTimeout(() => {
+        largest = Math.max(largest, held.length);
+        for (const { question, port } of held.splice(0)) {
+          const answer = { type: recordTypes.MX, ttl: 60, data: mxData(10, `mx.${question.name}`) };
+          server.send(buildResponse(question, responseCodes.noError, [answer]), port, '127.0.0.1');
+        }
+      }, 20);
+    });
+    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', () => resolve()));
+    try {
+      const resolver = createMxResolver({
+        dns: createDnsClient([`127.0.0.1:${server.address().port}`]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+        maxConcurrentLookups: 8,
+      });
+      const resolutions = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => resolver.resolveDomain(`d${i}.burst.test`)),
+      );
+      expect(resolutions.filter((resolution) => resolution.kind === 'hosts')).toHaveLength(100);
+      expect(largest).toBeGreaterThan(0);
+      expect(largest).toBeLessThanOrEqual(8);
+    } finally {
+      clearTimeout(quiet);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });

@@ -47,6 +47,8 @@ export interface MxResolverOptions {
   maxCacheSeconds: number;
   /** The most preferred MX hosts kept; the others are never tried (default 5). */
   maxHosts?: number;
+  /** DNS queries in flight at most (default 64); the others wait their turn. */
+  maxConcurrentLookups?: number;
   /** Connect to MX hosts found in DNS at loopback, private, link-local or unspecified addresses
    *  (default false: refused). Routes are the operator's and always apply. */
   allowPrivateAddresses?: boolean;
@@ -97,7 +99,8 @@ interface CacheEntry<T> {
 }
 
 export function createMxResolver(options: MxResolverOptions): MxResolver {
-  const { dns, routes, clock } = options;
+  const { routes, clock } = options;
+  const dns = limitedDns(options.dns, options.maxConcurrentLookups ?? 64);
   const domainCache = new Map<string, CacheEntry<MxResolution>>();
   const addressCache = new Map<string, CacheEntry<AddressResolution>>();
 
@@ -251,4 +254,31 @@ function failure(
   enhanced: string,
 ): { kind: 'failure'; reply: SmtpReply } {
   return { kind: 'failure', reply: localFailure(local, text, enhanced) };
+}
+
+/**
+ * The DNS client with at most `max` queries in flight. A claimed batch of 1,000 messages to 1,000
+ * domains sent 1,000 queries at once (5,000 with the queue refilling): a resolver drops what its
+ * socket cannot hold, and 14,500 of 20,000 lookups timed out as `dns_temporary` (deferred an hour).
+ */
+function limitedDns(dns: DnsClient, max: number): DnsClient {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  async function limited<T>(query: () => Promise<T>): Promise<T> {
+    // A finished query hands its slot straight to the next waiting one.
+    if (active < max) active++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await query();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  }
+  return {
+    resolveMx: (name) => limited(() => dns.resolveMx(name)),
+    resolve4: (name, options) => limited(() => dns.resolve4(name, options)),
+    resolve6: (name, options) => limited(() => dns.resolve6(name, options)),
+  };
 }

@@ -138,6 +138,7 @@ function createParts(
       maxCacheSeconds: config.mxCacheMaxSeconds,
       maxHosts: config.maxMxHosts,
       allowPrivateAddresses: config.allowPrivateMxAddresses,
+      maxConcurrentLookups: config.dnsConcurrency,
     }),
     policy:
       shaping?.policy ??
