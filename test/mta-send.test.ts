@@ -307,6 +307,68 @@ describeEachDialect('MTA sending through the simulator', (context) => {
     }
   }, 20_000);
 
+  it('hands a tarpitting MX’s surplus back to the database, so other domains are not held behind it', async () => {
+    // Anyone can subscribe an address at a domain whose MX greets and never answers MAIL: its
+    // messages, claimed first, used to fill the memory the claim loop waits on (half of maxQueued).
+    const tarpit = await startScriptedSmtpServer({
+      pipelining: false,
+      reply: (line) => (/^MAIL FROM/i.test(line) ? null : undefined),
+    });
+    const sink = await startSmtpSink({ hostname: 'mx.healthy.test' });
+    try {
+      const { db } = context.store();
+      const now = Date.now();
+      // One delivery (two would split each claim between them): the tarpit's recipients due first.
+      const { deliveryId } = await seedDelivery(db, {
+        now,
+        recipients: [...numberedRecipients(100, 'tarpit.test'), ...numberedRecipients(5, 'healthy.test')],
+      });
+      await db
+        .updateTable('delivery_logs')
+        .set({ next_attempt_at: now - 60_000 })
+        .where('domain', '=', 'tarpit.test')
+        .execute();
+      const mta = createMta({
+        store: createMtaStore(context.store()),
+        nodeId: `tarpit-${context.dialect}`,
+        config: mtaConfig({
+          routes: [
+            { match: 'tarpit.test', host: '127.0.0.1', port: tarpit.port },
+            { match: 'healthy.test', host: sink.host, port: sink.port },
+          ],
+          maxQueued: 60,
+          maxConnectionsPerMx: 2,
+          holdHorizonMs: 200,
+          // Without the hand-back, the healthy domain waited for ~29 of these, 2 messages at a time.
+          commandTimeoutMs: 3_000,
+        }),
+      });
+      await mta.start();
+      try {
+        await waitFor(() => sink.stats().messagesAccepted === 5, 'the healthy domain’s 5 messages', 20_000);
+      } finally {
+        await mta.stop();
+      }
+      const statuses = async (domain: string) =>
+        (
+          await db
+            .selectFrom('delivery_logs')
+            .select('status')
+            .where('delivery_id', '=', deliveryId)
+            .where('domain', '=', domain)
+            .execute()
+        ).map((row) => row.status);
+      expect(await statuses('healthy.test')).toEqual(Array(5).fill('sent'));
+      // Nothing of the tarpit's domain is lost or left claimed: each is pending again (timed out and
+      // deferred, handed back, or released by stop()).
+      expect(await statuses('tarpit.test')).toEqual(Array(100).fill('pending'));
+      // The next tests' MTAs have no route to the tarpit.
+      await db.updateTable('deliveries').set({ state: 'stopped' }).where('id', '=', deliveryId).execute();
+    } finally {
+      await sink.close();
+      await tarpit.close();
+    }
+  }, 30_000);
   it('loses nothing when the next pipelined message is still being signed as its connection spends its budget', async () => {
     // Signing in a worker makes every build wait: the next message of a connection is started when
     // the previous one's content is written and may still be building when that one ends the budget.

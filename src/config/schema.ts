@@ -132,6 +132,8 @@ export const configSchema = z
         claimBatchSize: z.number().int().min(1).max(10_000).default(1_000),
         /** Messages held in memory waiting for a connection, at most. */
         maxQueued: z.number().int().min(1).default(5_000),
+        /** How often each MX path's pace is measured: a path keeps queued what it sends in 6 of these at its pace, the rest waits in the database (a tarpitting MX would otherwise fill maxQueued and hold every other domain). */
+        holdHorizonMs: z.number().int().min(100).max(600_000).default(10_000),
         /** A claim not written back within this time returns to pending (crash of another node). */
         claimLeaseSeconds: z.number().int().min(10).default(600),
         /** Until MX rules exist: connections per MX host. */

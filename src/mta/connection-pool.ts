@@ -2,7 +2,7 @@ import type { ConnectionLimits, ConnectionPolicy } from './connection-policy.ts'
 import type { MxResolver } from './mx-resolver.ts';
 import { FairJobQueue, type Share } from './fair-share.ts';
 import type { PathThrottle, PathThrottleSettings, ThrottleLease, ThrottlePath } from './path-throttle.ts';
-import { connectionsToOpen, permitsToAsk, surplusToHold, type PathCounts } from './pool-decisions.ts';
+import { connectionsToOpen, permitsToAsk, slowPathSurplus, surplusToHold, type PathCounts } from './pool-decisions.ts';
 import type { MtaTimings } from './timings.ts';
 import { openSmtpSession, type OpenResult, type SmtpSession, type TransactionResult } from './smtp-client.ts';
 import type { SmtpReply } from '../bounce/smtp-reply.ts';
@@ -82,6 +82,12 @@ export interface ConnectionPoolOptions<J extends PoolJob> {
   classify?: ClassifyReply;
   /** Session and transaction durations (metrics); absent = not measured. */
   timings?: MtaTimings;
+  /**
+   * The hold horizon (default 10 s): a rate-bound path keeps what its permits let through within
+   * it; every path's pace is measured once per horizon, and it keeps what it sends in
+   * slowPathKeepHorizons of them at that pace. The rest waits in the database.
+   */
+  holdHorizonMs?: number;
 }
 
 export interface PoolStats {
@@ -130,6 +136,9 @@ interface Path<J extends PoolJob> {
   draining: number;
   /** Jobs at the head of the queue prepared ahead, as last counted (see #prepareAhead). */
   preparedAhead: number;
+  /** Jobs taken by a connection since `paceSince` (performance.now()), the pace #holdSlowPaths measures. */
+  taken: number;
+  paceSince: number;
 }
 
 /**
@@ -151,6 +160,14 @@ const defaultCloseGraceMs = 100;
  */
 const preparedPerConnection = 10;
 const maxPreparedAhead = 256;
+
+/**
+ * A path keeps queued what it sends in this many hold horizons at the pace of the last one (a
+ * minute by default); the rest goes back to the database for as long. Long enough that a path
+ * sending steadily never hands anything back to be claimed again, short enough that a tarpitting MX
+ * (one reply a second) keeps about a hundred messages in memory and a silent one ten.
+ */
+const slowPathKeepHorizons = 6;
 
 export function createConnectionPool<J extends PoolJob>(options: ConnectionPoolOptions<J>): ConnectionPool<J> {
   return new PathPools(options);
@@ -175,13 +192,14 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
   #stopping = false;
   #inFlight = 0;
   #openCount = 0;
+  #paceTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ConnectionPoolOptions<J>) {
     this.#options = options;
     this.#idleCloseMs = options.idleCloseMs ?? 2_000;
     this.#closeGraceMs = options.closeGraceMs ?? defaultCloseGraceMs;
     this.#throttle = options.throttle?.throttle;
-    this.#holdHorizonMs = options.throttle?.holdHorizonMs ?? 10_000;
+    this.#holdHorizonMs = options.holdHorizonMs ?? 10_000;
     this.#permitBatch = options.throttle?.permitBatch ?? 100;
   }
 
@@ -199,11 +217,14 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
         reportedWaiting: 0,
         draining: 0,
         preparedAhead: 0,
+        taken: 0,
+        paceSince: performance.now(),
       };
       this.#paths.set(id, path);
     }
     path.jobs.push(job);
     this.#pump(path);
+    this.#armPaceTimer();
   }
 
   stats(): PoolStats {
@@ -214,6 +235,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
 
   async stop(): Promise<J[]> {
     this.#stopping = true;
+    clearTimeout(this.#paceTimer);
     const notStarted: J[] = [];
     for (const path of this.#paths.values()) {
       if (path.permitTimer) clearTimeout(path.permitTimer);
@@ -342,6 +364,37 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       Math.max(1, ms),
     );
     path.permitTimer.unref();
+  }
+
+  /** Measures every queued path's pace once per hold horizon, while any path has queued jobs. */
+  #armPaceTimer(): void {
+    if (this.#paceTimer || this.#stopping) return;
+    this.#paceTimer = setTimeout(() => {
+      this.#paceTimer = undefined;
+      this.#holdSlowPaths();
+      for (const path of this.#paths.values()) if (path.jobs.size > 0) return this.#armPaceTimer();
+    }, this.#holdHorizonMs);
+    this.#paceTimer.unref();
+  }
+
+  /**
+   * A path whose queue its pace would not send within slowPathKeepHorizons hands the surplus back
+   * (a tarpitting MX held every claimed message of its domain, and the claim loop, waiting for room,
+   * every other domain). Paths younger than a horizon are measured at the next turn.
+   */
+  #holdSlowPaths(): void {
+    const now = performance.now();
+    for (const path of this.#paths.values()) {
+      const windowMs = now - path.paceSince;
+      if (windowMs < this.#holdHorizonMs) continue;
+      const keepForMs = slowPathKeepHorizons * this.#holdHorizonMs;
+      const surplus = slowPathSurplus(path.jobs.size, path.taken, windowMs, keepForMs);
+      path.taken = 0;
+      path.paceSince = now;
+      if (surplus === 0 || !this.#options.events.onHold) continue;
+      this.#options.events.onHold(path.jobs.takeTail(surplus), keepForMs, path.key);
+      this.#forgetIfIdle(path);
+    }
   }
 
   /** A rate-bound path keeps what its rate sends within the horizon; the rest waits in the database. */
@@ -492,6 +545,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
   async #runOn(path: Path<J>, connection: Connection): Promise<void> {
     const job = path.jobs.take();
     if (!job) return;
+    path.taken++;
     if (job.prepare) this.#prepareAhead(path);
     connection.inFlight++;
     connection.started++;

@@ -53,7 +53,10 @@ export const heldPrefix = 'sending held: ';
 
 export interface DispatcherOptions {
   store: Pick<MtaStore, 'noteDeliveryProblem'>;
-  config: Pick<HeraldConfig['mta'], 'heloName' | 'opportunisticTls' | 'retryDelaysSeconds' | 'connectionCloseGraceMs'>;
+  config: Pick<
+    HeraldConfig['mta'],
+    'heloName' | 'opportunisticTls' | 'retryDelaysSeconds' | 'connectionCloseGraceMs' | 'holdHorizonMs'
+  >;
   clock: Clock;
   logger: Logger;
   classify: ClassifyReply;
@@ -113,6 +116,7 @@ class MessageDispatcher implements Dispatcher {
       heloName: options.config.heloName,
       opportunisticTls: options.config.opportunisticTls,
       closeGraceMs: options.config.connectionCloseGraceMs,
+      holdHorizonMs: options.config.holdHorizonMs,
       throttle: options.shaping,
       classify: options.classify,
       ...(options.timings && { timings: options.timings }),

@@ -39,9 +39,6 @@ export interface PathThrottleSettings {
   throttle: PathThrottle;
   /** Renew a session's lease when it is older than this (the lease expires after about 3×). */
   renewAfterMs: number;
-  /** Messages the rate lets through within this horizon stay queued; the rest go back to the
-   *  database until then, so a slow rule never fills memory that other domains need. */
-  holdHorizonMs?: number;
   /** Most permits asked for in one call. */
   permitBatch?: number;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { connectionsToOpen, permitsToAsk, surplusToHold, type PathCounts } from './pool-decisions.ts';
+import { connectionsToOpen, permitsToAsk, slowPathSurplus, surplusToHold, type PathCounts } from './pool-decisions.ts';
 
 const idle: PathCounts = { queued: 0, permits: Infinity, usable: 0, open: 0, opening: 0, draining: 0 };
 
@@ -52,4 +52,23 @@ describe('surplusToHold', () => {
   ] as const)('%o, horizon %i ms, next permit in %i ms → %i held', (counts, horizon, retryIn, expected) => {
     expect(surplusToHold({ ...idle, ...counts }, horizon, retryIn)).toBe(expected);
   });
+});
+
+describe('slowPathSurplus', () => {
+  it.each([
+    // a tarpit: 2 taken in a 10 s window keep a minute's worth (18) + 10
+    [100, 2, 10_000, 60_000, 72],
+    // a silent MX: nothing taken, 10 kept
+    [100, 0, 10_000, 60_000, 90],
+    [8, 0, 10_000, 60_000, 0],
+    // a steady path: 1,000 in 10 s keep 9,010, more than it holds
+    [5_000, 1_000, 10_000, 60_000, 0],
+    // a longer window measures a slower pace
+    [100, 2, 20_000, 60_000, 81],
+  ] as const)(
+    '%i queued, %i taken in %i ms, keep for %i ms → %i held',
+    (queued, taken, windowMs, keepForMs, expected) => {
+      expect(slowPathSurplus(queued, taken, windowMs, keepForMs)).toBe(expected);
+    },
+  );
 });

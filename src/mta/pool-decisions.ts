@@ -50,3 +50,14 @@ export function surplusToHold(counts: PathCounts, holdHorizonMs: number, retryIn
   const keep = counts.permits + Math.ceil((1.5 * holdHorizonMs) / Math.max(retryInMs, 1)) + 10;
   return Math.max(0, counts.queued - keep);
 }
+
+/**
+ * A path keeps the messages it would send within `keepForMs` at the pace it took them in the last
+ * window (plus a margin); the rest (returned count, from the tail) waits in the database. A
+ * tarpitting or silent MX takes few: without this its messages filled the memory the claim loop
+ * waits on (half of maxQueued), and every other domain waited for it.
+ */
+export function slowPathSurplus(queued: number, takenInWindow: number, windowMs: number, keepForMs: number): number {
+  const keep = Math.ceil((1.5 * takenInWindow * keepForMs) / Math.max(windowMs, 1)) + 10;
+  return Math.max(0, queued - keep);
+}
