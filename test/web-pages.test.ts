@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -240,24 +240,39 @@ describeEachDialect('dashboard pages over HTTP', (context) => {
       DEFAULT_QUARANTINE_SETTINGS,
       now,
     );
-    const web = createWebClient(url);
-    await web.signIn(operator);
-    const page = await web.get('/ui/bounces');
+    const operatorWeb = createWebClient(url);
+    await operatorWeb.signIn(operator);
+    const page = await operatorWeb.get('/ui/bounces');
     expect(page.status).toBe(200);
     expect(page.text).toContain('mailbox &lt;script&gt;');
     expect(page.text).toContain('Feedback-Type: abuse &lt;script&gt;');
     expect(page.text).not.toContain(script);
     // The complaint counts in the rates by domain (computed on both dialects).
     expect(page.text).toMatch(/<td>mail\.test<\/td><td>\d{4}-\d{2}-\d{2}<\/td>/);
-    const id = /action="\/ui\/bounces\/(\d+)\/qualify"/.exec(page.text)![1]!;
-    const wrong = await web.post(`/ui/bounces/${id}/qualify`, { _csrf: csrfOf(page.text), category: 'nonsense' });
+    const id = /action="\/ui\/bounces\/(\d+)\/ignore"/.exec(page.text)![1]!;
+    // Qualifying writes a site bounce rule: admin, as the API's qualifyEntry (an operator got 303 and a rule).
+    expect(page.text).not.toContain(`/ui/bounces/${id}/qualify`);
+    const byOperator = await operatorWeb.post(`/ui/bounces/${id}/qualify`, {
+      _csrf: csrfOf(page.text),
+      category: 'userunknown',
+    });
+    expect(byOperator.status).toBe(403);
+    expect(existsSync(siteRules)).toBe(false);
+    const web = createWebClient(url);
+    await web.signIn(admin);
+    const adminPage = await web.get('/ui/bounces');
+    expect(adminPage.text).toContain(`action="/ui/bounces/${id}/qualify"`);
+    const wrong = await web.post(`/ui/bounces/${id}/qualify`, { _csrf: csrfOf(adminPage.text), category: 'nonsense' });
     expect(wrong.status).toBe(400);
-    const qualified = await web.post(`/ui/bounces/${id}/qualify`, { _csrf: csrfOf(page.text), category: 'rejected' });
+    const qualified = await web.post(`/ui/bounces/${id}/qualify`, {
+      _csrf: csrfOf(adminPage.text),
+      category: 'rejected',
+    });
     expect(qualified.status).toBe(303);
     expect(readFileSync(siteRules, 'utf8')).toContain('rejected');
     expect((await web.get('/ui/bounces?status=keep')).text).toContain('rejected');
     // Qualifying it again would write a rule the first one shadows: refused with the reason, not a crash.
-    const again = await web.post(`/ui/bounces/${id}/qualify`, { _csrf: csrfOf(page.text), category: 'blocked' });
+    const again = await web.post(`/ui/bounces/${id}/qualify`, { _csrf: csrfOf(adminPage.text), category: 'blocked' });
     expect(again.status).toBe(422);
     expect(again.text).toContain('does not decide its own sample');
   });

@@ -49,6 +49,8 @@ export function registerBouncePages(routes: WebRoutes): void {
       status,
       statuses,
       categories: BOUNCE_CATEGORIES,
+      // Qualifying writes a site bounce rule: admin, as POST /api/v1/qualification/:id/qualify.
+      canQualify: context.may('admin'),
       entries: entries.map(qualificationEntryView),
       recent: recent.map((event) => ({ ...eventView(event), email: event.email })),
       rates: rates.map((r) => ({
@@ -60,7 +62,7 @@ export function registerBouncePages(routes: WebRoutes): void {
     });
   });
 
-  routes.post('/bounces/:id/qualify', { permission: 'operator', audit: 'qualifyEntry' }, async (context) => {
+  routes.post('/bounces/:id/qualify', { permission: 'admin', audit: 'qualifyEntry' }, async (context) => {
     const id = entryIdOf(context);
     const body = context.request.body as Record<string, unknown>;
     const category = field(body, 'category', 40);
