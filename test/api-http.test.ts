@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -529,6 +530,54 @@ describeEachDialect('API over HTTP', (context) => {
     const brokenJson = await client.call('POST', '/api/v1/webhooks', { token: admin, raw: '{"url": "http://x/' });
     expect(brokenJson.status).toBe(400);
     expect((await client.call('GET', '/api/v1/webhooks', { token: admin })).body.webhooks).toHaveLength(hooksBefore);
+  });
+
+  it('closes a connection whose body is not in within api.bodyTimeoutMs, but lets an authorized CSV upload take longer', async () => {
+    const quick = buildApiApp({
+      herald: { ...herald, config: { ...herald.config, api: { ...herald.config.api, bodyTimeoutMs: 1_000 } } },
+    });
+    const quickUrl = new URL(await quick.app.listen({ host: '127.0.0.1', port: 0 }));
+    // Sends the head and the start of a body, then nothing more: what a client dripping a body looks like.
+    const sockets: Socket[] = [];
+    const open = (head: string, start: string) => {
+      const socket = connect(Number(quickUrl.port), '127.0.0.1');
+      sockets.push(socket);
+      let answer = '';
+      socket.on('data', (chunk) => {
+        answer += String(chunk);
+      });
+      const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(answer)));
+      const answered = new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
+      socket.write(`${head}\r\nHost: ${quickUrl.host}\r\n\r\n${start}`);
+      return { socket, closed, answered };
+    };
+    try {
+      const upload = open(
+        `POST /api/v1/lists/slow/imports HTTP/1.1\r\nAuthorization: Bearer ${operator}\r\nContent-Type: text/csv\r\nContent-Length: 24`,
+        'email\n',
+      );
+      // Public (the sign-in form) and refused (401, whose body Node still reads to its end): both cut off.
+      const signIn = open(
+        'POST /ui/sign-in HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000',
+        'a',
+      );
+      const refused = open(
+        'POST /api/v1/deliveries HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 60000',
+        '{',
+      );
+      expect(await signIn.closed).toBe('');
+      expect(await refused.closed).toMatch(/^HTTP\/1\.1 401/);
+      // Both deadlines above were armed after the upload's: it is still open, and finishes.
+      expect(upload.socket.destroyed).toBe(false);
+      upload.socket.write('slow@example.test\n');
+      expect(await upload.answered).toMatch(/^HTTP\/1\.1 202/);
+      upload.socket.destroy();
+      await upload.closed;
+      await quick.whenIdle();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await quick.app.close();
+    }
   });
 
   it('rate-limits token guessing per address (429 with Retry-After, even for a good token until the window ends)', async () => {

@@ -23,6 +23,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     caller?: Caller;
     problemCode?: ErrorCode;
+    /** Closes the connection if the body is not in within api.bodyTimeoutMs (docs/api.md). */
+    bodyDeadline?: NodeJS.Timeout;
   }
   interface FastifyContextConfig {
     spec?: AnyRoute;
@@ -192,6 +194,20 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     sendProblem(request, reply, 'NOT_FOUND', `no route ${request.method} ${pathOf(request).slice(0, 200)}`),
   );
 
+  // A body must be in within api.bodyTimeoutMs of the head: Fastify sets no request timeout and
+  // Node's stops counting once the head is in, so a client dripping a body one byte at a time (even
+  // to a route that refused it 401: Node still reads that body to its end) held its connection for
+  // ever, and a thousand of them took every file descriptor. The handler of an authorized CSV upload
+  // lifts the deadline: it streams the file for as long as it takes.
+  app.addHook('onRequest', async (request) => {
+    const declared = request.headers['content-length'];
+    if (request.headers['transfer-encoding'] === undefined && (declared === undefined || Number(declared) === 0))
+      return;
+    const deadline = setTimeout(() => request.raw.destroy(), config.bodyTimeoutMs).unref();
+    request.bodyDeadline = deadline;
+    request.raw.once('end', () => clearTimeout(deadline));
+  });
+
   // Before the body is read: who is calling, and may they.
   app.addHook('onRequest', async (request, reply) => {
     const spec = request.routeOptions.config.spec;
@@ -277,6 +293,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
             return sendProblem(request, reply, 'INPUT_INVALID', 'send the CSV as Content-Type: text/csv', {
               status: 415,
             });
+          clearTimeout(request.bodyDeadline);
         } else if (!spec.body && request.body !== undefined && !isEmptyObject(request.body))
           return sendProblem(request, reply, 'INPUT_INVALID', `${spec.operationId} takes no body`);
       },

@@ -15,6 +15,11 @@ export const apiSchema = z
       .int()
       .min(1_024)
       .default(1024 * 1024),
+    /**
+     * A request body (JSON, dashboard form) not fully received this long after its head arrived closes the
+     * connection, so a client dripping bytes cannot hold it for ever; an authorized CSV upload is not bounded.
+     */
+    bodyTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Failed authentications one client address may make per window before it gets 429 for the rest of it. */
     authFailuresPerWindow: z.number().int().min(1).default(20),
     authFailureWindowSeconds: z.number().int().min(1).default(60),
