@@ -580,6 +580,23 @@ describeEachDialect('API over HTTP', (context) => {
     }
   });
 
+  it('counts state-changing calls without a token against the limiter, and stops auditing a blocked client', async () => {
+    const limited = buildApiApp({ herald, limiter: createAuthLimiter({ failuresPerWindow: 3, windowMs: 60_000 }) });
+    const limitedUrl = await limited.app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const path = '/api/v1/deliveries/424242/stop';
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await fetch(`${limitedUrl}${path}`, { method: 'POST' })).status);
+      // Before: six 401 and six audit rows, a row per request at network speed (2,000/s), never purged.
+      expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+      const audited = await herald.store.db.selectFrom('api_audit').select('status').where('path', '=', path).execute();
+      expect(audited.map((row) => row.status)).toEqual([401, 401, 401]);
+      clock.advance(60_000);
+    } finally {
+      await limited.app.close();
+    }
+  });
+
   it('rate-limits token guessing per address (429 with Retry-After, even for a good token until the window ends)', async () => {
     const limited = buildApiApp({ herald, limiter: createAuthLimiter({ failuresPerWindow: 3, windowMs: 60_000 }) });
     const limitedUrl = await limited.app.listen({ host: '127.0.0.1', port: 0 });

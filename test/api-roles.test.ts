@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApiApp, type ApiApp } from '../src/api/app.ts';
+import { createAuthLimiter } from '../src/api/auth-limiter.ts';
 import { listAudit } from '../src/api/api-store.ts';
 import { routes } from '../src/api/routes.ts';
 import { createToken, roleAllows } from '../src/api/tokens.ts';
@@ -34,7 +35,9 @@ describeEachDialect('API roles', (context) => {
     });
     for (const role of ['viewer', 'operator', 'admin'] as const)
       tokens[role] = (await createToken(herald.store, { role, name: `walk ${role}` }, clock.now())).token;
-    api = buildApiApp({ herald });
+    // The walk makes ~30 state-changing calls without a token, each a failed authentication: a limit
+    // above that keeps the address unblocked (api-http.test.ts covers the limiter).
+    api = buildApiApp({ herald, limiter: createAuthLimiter({ failuresPerWindow: 1_000, windowMs: 60_000 }) });
     const url = await api.app.listen({ host: '127.0.0.1', port: 0 });
     const document = (await (await fetch(`${url}/api/v1/openapi.json`)).json()) as Record<string, unknown>;
     client = createApiClient(url, document);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApiApp, type ApiApp } from '../src/api/app.ts';
+import { createAuthLimiter } from '../src/api/auth-limiter.ts';
 import { createToken, revokeToken } from '../src/api/tokens.ts';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
@@ -301,6 +302,33 @@ describeEachDialect('dashboard over HTTP', (context) => {
     const signIn = await fresh.post('/ui/sign-in', { token: operator });
     expect(signIn.status).toBe(403);
     expect(fresh.cookies.has('herald_session')).toBe(false);
+  });
+
+  it('counts posts without a session and refused sign-ins against the limiter, and stops auditing a blocked client', async () => {
+    const limited = buildApiApp({ herald, limiter: createAuthLimiter({ failuresPerWindow: 3, windowMs: 60_000 }) });
+    const limitedUrl = await limited.app.listen({ host: '127.0.0.1', port: 0 });
+    const audited = async (path: string) =>
+      (await herald.store.db.selectFrom('api_audit').select('status').where('path', '=', path).execute()).map(
+        (row) => row.status,
+      );
+    try {
+      const stranger = createWebClient(limitedUrl);
+      const path = '/ui/deliveries/424242/pause';
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await stranger.post(path, {})).status);
+      // Before: five 401 and five audit rows, a row per request for as long as the client went on.
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      expect(await audited(path)).toEqual([401, 401, 401]);
+      clock.advance(60_000);
+      const signIns = await audited('/ui/sign-in');
+      const forms: number[] = [];
+      for (let i = 0; i < 5; i++) forms.push((await stranger.post('/ui/sign-in', { token: operator })).status);
+      expect(forms).toEqual([403, 403, 403, 429, 429]);
+      expect((await audited('/ui/sign-in')).slice(signIns.length)).toEqual([403, 403, 403]);
+      clock.advance(60_000);
+    } finally {
+      await limited.app.close();
+    }
   });
 
   it('takes the CSRF token from the X-CSRF-Token header (htmx), refuses oversized and foreign-Referer posts', async () => {

@@ -227,7 +227,9 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     const presented = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined;
     const row = presented === undefined ? undefined : await authenticateToken(herald.store, presented);
     if (!row) {
-      if (presented !== undefined) limiter.recordFailure(request.ip, now);
+      // A state-changing call without any token counts too: each one is audited, and a client sending
+      // them without end wrote an audit row per request (thousands a second, never purged).
+      if (presented !== undefined || changesState(spec)) limiter.recordFailure(request.ip, now);
       reply.header('www-authenticate', 'Bearer realm="herald"');
       return sendProblem(
         request,
@@ -257,6 +259,8 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
   app.addHook('onSend', async (request, reply, payload) => {
     const spec = request.routeOptions.config.spec;
     if (!spec || !changesState(spec)) return payload;
+    // A blocked client is not audited request by request: the failures that blocked it were.
+    if (request.problemCode === 'RATE_LIMITED') return payload;
     try {
       await insertAudit(herald.store, {
         at: herald.clock.now(),

@@ -127,19 +127,14 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
       const refuse = (
         request: FastifyRequest,
         reply: FastifyReply,
-        status: 401 | 403,
-        code: 'AUTH_REQUIRED' | 'FORBIDDEN',
+        status: 401 | 403 | 429,
+        code: 'AUTH_REQUIRED' | 'FORBIDDEN' | 'RATE_LIMITED',
         message: string,
       ) => {
         request.problemCode = code;
         const fragment = request.headers['hx-request'] === 'true';
-        return render(
-          request,
-          reply,
-          fragment ? '_refused' : 'refused',
-          { title: status === 401 ? 'Not signed in' : 'Forbidden', status, message },
-          status,
-        );
+        const title = status === 401 ? 'Not signed in' : status === 403 ? 'Forbidden' : 'Too many attempts';
+        return render(request, reply, fragment ? '_refused' : 'refused', { title, status, message }, status);
       };
 
       // Who is calling and may they: before any handler runs.
@@ -153,6 +148,23 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         }
         if (config.permission === 'public') return;
         const session = request.webSession;
+        if (!session && request.method !== 'GET') {
+          // A post without a session is a failed authentication: each is audited, so a client
+          // repeating them is stopped by the API's limiter (and no longer audited once blocked).
+          const now = herald.clock.now();
+          const wait = options.limiter.blockedFor(request.ip, now);
+          if (wait > 0) {
+            reply.header('retry-after', String(Math.ceil(wait / 1000)));
+            return refuse(
+              request,
+              reply,
+              429,
+              'RATE_LIMITED',
+              'Too many refused requests from this address: retry later.',
+            );
+          }
+          options.limiter.recordFailure(request.ip, now);
+        }
         if (!session)
           return refuse(
             request,
@@ -200,6 +212,8 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
       scope.addHook('onSend', async (request, reply, payload) => {
         const config = request.routeOptions.config.web;
         if (!config?.audit) return payload;
+        // A blocked client is not audited request by request: the failures that blocked it were.
+        if (request.problemCode === 'RATE_LIMITED') return payload;
         try {
           await insertAudit(herald.store, {
             at: herald.clock.now(),

@@ -48,20 +48,22 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
       `${request.protocol}://${request.host}`,
     );
     const expected = readCookie(request, signInCookie);
-    if (crossOrigin || expected === undefined || !csrfMatches(expected, body._csrf)) {
-      request.problemCode = 'FORBIDDEN';
-      return showSignIn(
-        context,
-        403,
-        crossOrigin ? `Refused: ${crossOrigin}.` : 'The sign-in form expired or was not sent by this page: try again.',
-      );
-    }
     const now = herald.clock.now();
     const wait = limiter.blockedFor(request.ip, now);
     if (wait > 0) {
       request.problemCode = 'RATE_LIMITED';
       reply.header('retry-after', String(Math.ceil(wait / 1000)));
       return showSignIn(context, 429, 'Too many failed sign-ins from this address: retry later.');
+    }
+    if (crossOrigin || expected === undefined || !csrfMatches(expected, body._csrf)) {
+      // Audited like every refused sign-in: counted, so a client repeating it is stopped.
+      limiter.recordFailure(request.ip, now);
+      request.problemCode = 'FORBIDDEN';
+      return showSignIn(
+        context,
+        403,
+        crossOrigin ? `Refused: ${crossOrigin}.` : 'The sign-in form expired or was not sent by this page: try again.',
+      );
     }
     const presented = typeof body.token === 'string' ? body.token.trim() : '';
     const row = presented === '' ? undefined : await tokenOf(herald.store, presented.slice(0, 200), now);
