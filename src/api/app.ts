@@ -7,7 +7,7 @@ import { createWorkflowEngine, type WorkflowEngine } from '../workflows/engine.t
 import { manualTicker } from '../workflows/ticker.ts';
 import { addMetricsRoute } from '../metrics/server.ts';
 import { registerDashboard } from '../web/dashboard.ts';
-import type { LiveTicks } from '../web/live-ticks.ts';
+import { createLiveTicks, type LiveTicks } from '../web/live-ticks.ts';
 import { insertAudit, touchToken } from './api-store.ts';
 import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
 import { problem, type FieldError } from './problem.ts';
@@ -105,6 +105,8 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       windowMs: config.authFailureWindowSeconds * 1000,
     });
   const routes = options.routes ?? defaultRoutes;
+  // The dashboard's shared loads; the API's doctor routes use its doctor runs too.
+  const ticks = options.liveTicks ?? createLiveTicks({ herald });
   const inFlight = new Set<Promise<unknown>>();
   const touched = new Map<string, number>();
   const track = (work: Promise<unknown>) => {
@@ -303,7 +305,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       },
       handler: async (request, reply) => {
         reply.code(status);
-        const context: ApiContext = { herald, engine, caller: request.caller, track };
+        const context: ApiContext = { herald, engine, caller: request.caller, track, doctorRuns: ticks.doctor };
         return spec.handler(context, {
           params: request.params,
           query: request.query ?? {},
@@ -317,7 +319,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
   // Prometheus text, not JSON: outside the routes table, public like /healthz (docs/metrics.md).
   addMetricsRoute(app, herald);
   // The dashboard's pages under /ui (docs/dashboard.md): the same domain functions, its own sessions.
-  registerDashboard(app, { herald, engine, limiter, ...(options.liveTicks && { ticks: options.liveTicks }) });
+  registerDashboard(app, { herald, engine, limiter, ticks });
 
   return {
     app,

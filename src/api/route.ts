@@ -1,6 +1,8 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DoctorRun } from '../doctor/run-doctor.ts';
 import type { Herald } from '../main.ts';
+import type { TickCache } from '../web/tick-cache.ts';
 import type { ApiRole } from '../store/tables.ts';
 import type { WorkflowEngine } from '../workflows/engine.ts';
 
@@ -22,6 +24,8 @@ export interface ApiContext {
   caller: Caller | undefined;
   /** Work the handler started and that must finish before the role stops (a CSV import). */
   track(work: Promise<unknown>): void;
+  /** Doctor runs shared with the dashboard ('all' or a delivery id): one per 15 s at most, however many ask. */
+  doctorRuns: TickCache<number | 'all', DoctorRun>;
 }
 
 export interface HandlerInput<P, Q, B> {

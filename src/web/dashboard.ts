@@ -292,7 +292,7 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
       registerDeliveryPages(routes, { ticks });
       registerWorkflowPages(routes);
       registerQuarantinePages(routes);
-      registerPlatformPages(routes);
+      registerPlatformPages(routes, { ticks });
       registerBouncePages(routes);
     },
     { prefix: '/ui' },

@@ -8,7 +8,7 @@ import {
   type ThroughputMinute,
 } from '../delivery/progress-store.ts';
 import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts';
-import { runDoctor } from '../doctor/run-doctor.ts';
+import { runDoctor, type DoctorRun } from '../doctor/run-doctor.ts';
 import type { Finding } from '../doctor/finding.ts';
 import type { Herald } from '../main.ts';
 import { createTickCache, type TickCache } from './tick-cache.ts';
@@ -37,6 +37,12 @@ export interface LiveTicks {
   tick: TickCache<number, DeliveryTick>;
   eta: TickCache<number, EtaOrError>;
   findings: TickCache<number, Finding[]>;
+  /**
+   * Whole doctor runs ('all', or one delivery's) behind GET /ui/doctor and the API's doctor routes:
+   * each is a pass over the logs, so a few viewers reloading them had the event loop (and an MTA in
+   * the same process) busy all the time; shared and kept like the findings above instead.
+   */
+  doctor: TickCache<number | 'all', DoctorRun>;
 }
 
 const done = (s: DeliverySummary) => s.sent + s.failed + s.ignored;
@@ -70,13 +76,16 @@ export function createLiveTicks(options: { herald: Herald; tickMs?: number; deta
       };
     },
   });
-  const slow = <V>(load: (id: number) => Promise<V>) =>
-    // Kept at least 50× their load: the two together take at most ~4 % of the event loop (an MTA in
-    // the same process shares it), whatever the delivery's size and however many watch.
-    createTickCache<number, V>({ lifetimeMs: options.detailsMs ?? 15_000, clock: herald.clock, load, costFactor: 50 });
+  const slow = <K, V>(load: (key: K) => Promise<V>) =>
+    // Kept at least 50× their load: each takes at most 2 % of the event loop (an MTA in the same
+    // process shares it), whatever the delivery's size and however many watch.
+    createTickCache<K, V>({ lifetimeMs: options.detailsMs ?? 15_000, clock: herald.clock, load, costFactor: 50 });
   return {
     tick,
-    eta: slow((id) => deliveryEta(herald, id).catch((error: Error) => ({ error: error.message }))),
-    findings: slow(async (id) => (await runDoctor(herald, { deliveryId: id, skipConfiguration: true })).findings),
+    eta: slow((id: number) => deliveryEta(herald, id).catch((error: Error) => ({ error: error.message }))),
+    findings: slow(
+      async (id: number) => (await runDoctor(herald, { deliveryId: id, skipConfiguration: true })).findings,
+    ),
+    doctor: slow((key: number | 'all') => runDoctor(herald, key === 'all' ? {} : { deliveryId: key })),
   };
 }

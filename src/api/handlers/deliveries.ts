@@ -9,7 +9,6 @@ import { actOnDelivery, prepareConfigured, type OperatorAction } from '../../del
 import { previewDelivery } from '../../delivery/preview.ts';
 import { summarizeDelivery } from '../../delivery/summary.ts';
 import { deliveryTrackingStats } from '../../tracking/stats.ts';
-import { runDoctor } from '../../doctor/run-doctor.ts';
 import type { DeliveryLogRow } from '../../store/tables.ts';
 import { consolidateDelivery } from '../../tracking/consolidation-run.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
@@ -101,9 +100,9 @@ export async function logs(
   return { items: rows.map(logView), next: rows.length === limit ? rows[rows.length - 1]!.id : null };
 }
 
-export async function doctor({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
+export async function doctor({ herald, doctorRuns }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
   await getDelivery(herald.store, params.id);
-  const diagnosis = await runDoctor(herald, { deliveryId: params.id });
+  const diagnosis = await doctorRuns.get(params.id);
   return { checkedAt: diagnosis.checkedAt, checks: diagnosis.checks, findings: diagnosis.findings };
 }
 

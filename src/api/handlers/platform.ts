@@ -1,5 +1,4 @@
 import type { Static } from '@sinclair/typebox';
-import { runDoctor } from '../../doctor/run-doctor.ts';
 import { outboundStatuses } from '../../midsourcing/status.ts';
 import { updateRulePacksNow } from '../../rules-versions/operator-update.ts';
 import { listVersions } from '../../rules-versions/rule-version-store.ts';
@@ -18,8 +17,8 @@ import type * as S from '../schemas.ts';
 // Doctor, MX, rules, database, mid-sourcing status, tokens, audit and health: the same functions as
 // `herald doctor|mx|rules|db|mid|tokens`.
 
-export async function doctor({ herald }: ApiContext) {
-  const diagnosis = await runDoctor(herald);
+export async function doctor({ doctorRuns }: ApiContext) {
+  const diagnosis = await doctorRuns.get('all');
   return { checkedAt: diagnosis.checkedAt, checks: diagnosis.checks, findings: diagnosis.findings };
 }
 

@@ -1,4 +1,3 @@
-import { runDoctor } from '../../doctor/run-doctor.ts';
 import type { Finding, Severity } from '../../doctor/finding.ts';
 import { outboundStatuses } from '../../midsourcing/status.ts';
 import { listVersions } from '../../rules-versions/rule-version-store.ts';
@@ -8,6 +7,7 @@ import { readMxStats } from '../../shaping/mx-view.ts';
 import { databaseStatus } from '../../workflows/db-status.ts';
 import { runMaintenance } from '../../workflows/maintenance.ts';
 import type { WebRoutes } from '../dashboard.ts';
+import type { LiveTicks } from '../live-ticks.ts';
 
 // Doctor, MX rules and paths, database and mid-sourcing: the same functions as `herald doctor`,
 // `herald mx stats`, `herald rules versions`, `herald db status|maintain` and `herald mid status`.
@@ -50,9 +50,10 @@ function iso(at: number | null | undefined): string | null {
   return at === null || at === undefined ? null : new Date(at).toISOString();
 }
 
-export function registerPlatformPages(routes: WebRoutes): void {
+export function registerPlatformPages(routes: WebRoutes, options: { ticks: LiveTicks }): void {
   routes.get('/doctor', 'viewer', async (context) => {
-    const diagnosis = await runDoctor(context.herald);
+    // One run shared by every viewer (and the API's GET /doctor), at most every 15 s (live-ticks.ts).
+    const diagnosis = await options.ticks.doctor.get('all');
     return context.render('doctor', {
       title: 'Doctor',
       nav: 'doctor',
