@@ -357,6 +357,31 @@ describeEachDialect('dashboard over HTTP', (context) => {
     }
   });
 
+  it('signs in behind a trusted TLS proxy (https origin, Secure cookies), and believes no other sender of X-Forwarded-*', async () => {
+    const behind = async (trustedProxies: string[]) => {
+      const app = buildApiApp({
+        herald: { ...herald, config: { ...herald.config, api: { ...herald.config.api, trustedProxies } } },
+      });
+      const appUrl = await app.app.listen({ host: '127.0.0.1', port: 0 });
+      try {
+        // What the proxy forwards of a browser on https://<the same host>.
+        const forwarded = { 'x-forwarded-proto': 'https', origin: `https://${new URL(appUrl).host}` };
+        const web = createWebClient(appUrl);
+        const form = await web.get('/ui/sign-in', forwarded);
+        const answer = await web.post('/ui/sign-in', { _csrf: csrfOf(form.text), token: viewer }, forwarded);
+        return { status: answer.status, cookies: answer.headers.getSetCookie() };
+      } finally {
+        await app.app.close();
+      }
+    };
+    // Before: refused 403 (the https Origin is not http://host), with cookies never Secure.
+    const trusted = await behind(['127.0.0.1']);
+    expect(trusted.status).toBe(303);
+    expect(trusted.cookies.find((c) => c.startsWith('herald_session='))).toMatch(/; Secure/);
+    const stranger = await behind(['192.0.2.1']);
+    expect(stranger.status).toBe(403);
+  });
+
   it('takes the CSRF token from the X-CSRF-Token header (htmx), refuses oversized and foreign-Referer posts', async () => {
     const web = createWebClient(url);
     const page = await web.signIn(operator);

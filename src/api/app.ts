@@ -119,6 +119,9 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     bodyLimit: config.maxBodyBytes,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 400 },
+    // Behind the TLS proxy docs/api.md asks for, the request's protocol, host and client address are
+    // the forwarded ones, from the proxies named only (anyone else could forge the headers).
+    trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
   });
   const ajv = compilers();
   app.setValidatorCompiler(({ schema, httpPart }) => {

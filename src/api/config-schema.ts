@@ -27,6 +27,12 @@ export const apiSchema = z
     maxPageSize: z.number().int().min(10).max(10_000).default(1_000),
     /** How long a dashboard session lasts after signing in with a token (docs/dashboard.md), in hours. */
     sessionHours: z.number().min(0.1).max(720).default(12),
+    /**
+     * Addresses (or CIDR ranges) of the TLS-terminating proxies in front of the API, whose X-Forwarded-Proto,
+     * -Host and -For are believed: the dashboard then sees https (its origin check passes, its cookies are Secure)
+     * and the auth limiter counts each client, not the proxy. Empty: no header is believed.
+     */
+    trustedProxies: z.array(z.string().min(1)).default([]),
   })
   .strict();
 
