@@ -152,6 +152,20 @@ describeEachDialect('dashboard over HTTP', (context) => {
     expect(ticks.doctor.loads() - before).toBe(3);
   });
 
+  it('estimates a delivery once for every caller of GET /api/v1/deliveries/{id}', async () => {
+    // The ETA groups the pending logs by domain: 3 clients polling a delivery of 300,000 pending logs
+    // took /healthz of the same process from 3 ms to 83 ms (p50), a scan per answer.
+    clock.advance(60_000);
+    const before = ticks.shownEta.loads();
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        fetch(`${url}/api/v1/deliveries/${deliveryId}`, { headers: { authorization: `Bearer ${viewer}` } }),
+      ),
+    );
+    for (const answer of answers) expect(((await answer.json()) as { eta: unknown }).eta).not.toBeNull();
+    expect(ticks.shownEta.loads() - before).toBe(1);
+  });
+
   it('renders the delivery page without waiting for the ETA and the doctor, which fill in behind it', async () => {
     // A fresh app: nothing estimated or examined yet for this delivery.
     const fresh = buildApiApp({ herald, liveTicks: createLiveTicks({ herald }) });

@@ -308,7 +308,14 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       },
       handler: async (request, reply) => {
         reply.code(status);
-        const context: ApiContext = { herald, engine, caller: request.caller, track, doctorRuns: ticks.doctor };
+        const context: ApiContext = {
+          herald,
+          engine,
+          caller: request.caller,
+          track,
+          doctorRuns: ticks.doctor,
+          shownEtas: ticks.shownEta,
+        };
         return spec.handler(context, {
           params: request.params,
           query: request.query ?? {},

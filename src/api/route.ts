@@ -1,5 +1,6 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Eta } from '../delivery/eta.ts';
 import type { DoctorRun } from '../doctor/run-doctor.ts';
 import type { Herald } from '../main.ts';
 import type { TickCache } from '../web/tick-cache.ts';
@@ -26,6 +27,8 @@ export interface ApiContext {
   track(work: Promise<unknown>): void;
   /** Doctor runs shared with the dashboard ('all' or a delivery id): one per 15 s at most, however many ask. */
   doctorRuns: TickCache<number | 'all', DoctorRun>;
+  /** A delivery's ETA as shown, shared the same way (15 s, or 50 times its scan). */
+  shownEtas: TickCache<number, Eta | undefined>;
 }
 
 export interface HandlerInput<P, Q, B> {

@@ -102,7 +102,8 @@ async function domainsWithMx(store: Herald['store'], deliveryId: number) {
 }
 
 /** States in which a delivery still has messages to send, so an ETA means something. */
-const etaStates = new Set(['prepared', 'start_pending', 'in_progress', 'paused']);
+/** The states whose delivery has an ETA to show. */
+export const etaStates: ReadonlySet<string> = new Set(['prepared', 'start_pending', 'in_progress', 'paused']);
 
 /**
  * The ETA shown with a delivery (`delivery show`, the API's delivery route): undefined when it has

@@ -1,4 +1,4 @@
-import { deliveryEta } from '../delivery/delivery-eta.ts';
+import { deliveryEta, shownDeliveryEta } from '../delivery/delivery-eta.ts';
 import { getDelivery } from '../delivery/delivery-store.ts';
 import type { Eta } from '../delivery/eta.ts';
 import {
@@ -43,6 +43,11 @@ export interface LiveTicks {
    * the same process) busy all the time; shared and kept like the findings above instead.
    */
   doctor: TickCache<number | 'all', DoctorRun>;
+  /**
+   * The ETA GET /api/v1/deliveries/{id} carries (undefined in a state without one): it groups the
+   * pending logs by domain, so a client polling it ran that scan per request; shared the same way.
+   */
+  shownEta: TickCache<number, Eta | undefined>;
 }
 
 const done = (s: DeliverySummary) => s.sent + s.failed + s.ignored;
@@ -87,5 +92,6 @@ export function createLiveTicks(options: { herald: Herald; tickMs?: number; deta
       async (id: number) => (await runDoctor(herald, { deliveryId: id, skipConfiguration: true })).findings,
     ),
     doctor: slow((key: number | 'all') => runDoctor(herald, key === 'all' ? {} : { deliveryId: key })),
+    shownEta: slow(async (id: number) => shownDeliveryEta(herald, id, (await getDelivery(herald.store, id)).state)),
   };
 }

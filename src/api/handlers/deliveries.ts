@@ -1,4 +1,4 @@
-import { etaView, shownDeliveryEta } from '../../delivery/delivery-eta.ts';
+import { etaStates, etaView } from '../../delivery/delivery-eta.ts';
 import type { Static } from '@sinclair/typebox';
 import { definitionFromJson } from '../../delivery/definition.ts';
 import { pageDeliveryLogs } from '../../delivery/delivery-log-store.ts';
@@ -49,9 +49,10 @@ export async function validate(
   };
 }
 
-export async function show({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
+export async function show({ herald, shownEtas }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
   const row = await getDelivery(herald.store, params.id);
-  const eta = await shownDeliveryEta(herald, params.id, row.state);
+  // The ETA scans the pending logs: one scan shared by every caller (its computedAt says when).
+  const eta = etaStates.has(row.state) ? await shownEtas.get(params.id) : undefined;
   return {
     delivery: deliveryView(row),
     summary: await summarizeDelivery(herald.store, params.id),
