@@ -164,6 +164,15 @@ describeEachDialect('dashboard over HTTP', (context) => {
     );
     for (const answer of answers) expect(((await answer.json()) as { eta: unknown }).eta).not.toBeNull();
     expect(ticks.shownEta.loads() - before).toBe(1);
+    // An action through the API makes the next answer estimate afresh.
+    const share = await fetch(`${url}/api/v1/deliveries/${deliveryId}/priority`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ priority: 5, weight: 1 }),
+    });
+    expect(share.status).toBe(200);
+    await fetch(`${url}/api/v1/deliveries/${deliveryId}`, { headers: { authorization: `Bearer ${viewer}` } });
+    expect(ticks.shownEta.loads() - before).toBe(2);
   });
 
   it('renders the delivery page without waiting for the ETA and the doctor, which fill in behind it', async () => {

@@ -60,30 +60,38 @@ export async function show({ herald, shownEtas }: ApiContext, { params }: Handle
   };
 }
 
-export async function prepare({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
-  return prepareConfigured(herald, params.id);
+export async function prepare({ herald, shownEtas }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
+  const result = await prepareConfigured(herald, params.id);
+  // An action changes the estimate: the next GET of the delivery estimates afresh.
+  shownEtas.invalidate(params.id);
+  return result;
 }
 
 export async function start(
-  { herald }: ApiContext,
+  { herald, shownEtas }: ApiContext,
   { params, body }: HandlerInput<Id, unknown, Static<typeof S.startBody> | undefined>,
 ) {
   const at = body?.at === undefined ? undefined : Date.parse(body.at);
-  return deliveryView(await startDelivery(herald.store, params.id, herald.clock.now(), at));
+  const row = await startDelivery(herald.store, params.id, herald.clock.now(), at);
+  shownEtas.invalidate(params.id);
+  return deliveryView(row);
 }
 
 export function act(action: OperatorAction) {
-  return async ({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) => {
+  return async ({ herald, shownEtas }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) => {
     const { row, forwarding } = await actOnDelivery(herald, params.id, action);
+    shownEtas.invalidate(params.id);
     return { delivery: deliveryView(row), forwarding: forwarding.kind === 'not-pushed' ? null : forwarding };
   };
 }
 
 export async function share(
-  { herald }: ApiContext,
+  { herald, shownEtas }: ApiContext,
   { params, body }: HandlerInput<Id, unknown, Static<typeof S.shareBody>>,
 ) {
-  return deliveryView(await setDeliveryShare(herald.store, params.id, body ?? {}, herald.clock.now()));
+  const row = await setDeliveryShare(herald.store, params.id, body ?? {}, herald.clock.now());
+  shownEtas.invalidate(params.id);
+  return deliveryView(row);
 }
 
 export async function logs(
