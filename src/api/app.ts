@@ -315,6 +315,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
           track,
           doctorRuns: ticks.doctor,
           shownEtas: ticks.shownEta,
+          databaseStatuses: ticks.database,
         };
         return spec.handler(context, {
           params: request.params,

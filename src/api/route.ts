@@ -4,6 +4,7 @@ import type { Eta } from '../delivery/eta.ts';
 import type { DoctorRun } from '../doctor/run-doctor.ts';
 import type { Herald } from '../main.ts';
 import type { TickCache } from '../web/tick-cache.ts';
+import type { DatabaseStatus } from '../workflows/db-status.ts';
 import type { ApiRole } from '../store/tables.ts';
 import type { WorkflowEngine } from '../workflows/engine.ts';
 
@@ -29,6 +30,8 @@ export interface ApiContext {
   doctorRuns: TickCache<number | 'all', DoctorRun>;
   /** A delivery's ETA as shown, shared the same way (15 s, or 50 times its scan). */
   shownEtas: TickCache<number, Eta | undefined>;
+  /** `herald db status`, shared the same way ('all'). */
+  databaseStatuses: TickCache<'all', DatabaseStatus>;
 }
 
 export interface HandlerInput<P, Q, B> {

@@ -11,6 +11,7 @@ import { summarizeDelivery, type DeliverySummary } from '../delivery/summary.ts'
 import { runDoctor, type DoctorRun } from '../doctor/run-doctor.ts';
 import type { Finding } from '../doctor/finding.ts';
 import type { Herald } from '../main.ts';
+import { databaseStatus, type DatabaseStatus } from '../workflows/db-status.ts';
 import { createTickCache, type TickCache } from './tick-cache.ts';
 
 // The live data of the delivery page. Each tick (2 s, the page's polling period) loads a delivery's
@@ -48,6 +49,11 @@ export interface LiveTicks {
    * pending logs by domain, so a client polling it ran that scan per request; shared the same way.
    */
   shownEta: TickCache<number, Eta | undefined>;
+  /**
+   * `herald db status` behind GET /ui/database and the API's GET /database: on SQLite it reads every
+   * page (dbstat) and counts every table, so viewers reloading it kept the event loop busy; shared.
+   */
+  database: TickCache<'all', DatabaseStatus>;
 }
 
 const done = (s: DeliverySummary) => s.sent + s.failed + s.ignored;
@@ -92,6 +98,7 @@ export function createLiveTicks(options: { herald: Herald; tickMs?: number; deta
       async (id: number) => (await runDoctor(herald, { deliveryId: id, skipConfiguration: true })).findings,
     ),
     doctor: slow((key: number | 'all') => runDoctor(herald, key === 'all' ? {} : { deliveryId: key })),
+    database: slow((_key: 'all') => databaseStatus(herald.store)),
     shownEta: slow(async (id: number) => shownDeliveryEta(herald, id, (await getDelivery(herald.store, id)).state)),
   };
 }

@@ -7,7 +7,6 @@ import { ruleVersionView } from '../../rules-versions/versions-view.ts';
 import { matchMxHost, readMxStats } from '../../shaping/mx-view.ts';
 import { readiness } from '../../metrics/server.ts';
 import type { ApiAuditRow } from '../../store/tables.ts';
-import { databaseStatus } from '../../workflows/db-status.ts';
 import { runMaintenance } from '../../workflows/maintenance.ts';
 import { listAudit } from '../api-store.ts';
 import { createToken, listTokens, revokeToken } from '../tokens.ts';
@@ -58,18 +57,22 @@ export async function rulesRollback(
   return rollbackRulePack({ store: herald.store, config: herald.config, now: herald.clock.now() }, body.kind);
 }
 
-export async function dbStatus({ herald }: ApiContext) {
-  return databaseStatus(herald.store);
+export async function dbStatus({ databaseStatuses }: ApiContext) {
+  // dbstat and a count per table on SQLite: one read shared by every caller (the dashboard too).
+  return databaseStatuses.get('all');
 }
 
-export async function dbMaintain({ herald }: ApiContext) {
-  return runMaintenance(
+export async function dbMaintain({ herald, databaseStatuses }: ApiContext) {
+  const result = await runMaintenance(
     herald.store,
     herald.config,
     herald.clock,
     { log: async () => {}, keepAlive: async () => {} },
     { source: 'api', convertSqlite: false },
   );
+  // The next status reads afresh (sizes, dead rows and the last maintenance changed).
+  databaseStatuses.invalidate('all');
+  return result;
 }
 
 export async function midStatus({ herald }: ApiContext) {

@@ -4,7 +4,6 @@ import { listVersions } from '../../rules-versions/rule-version-store.ts';
 import { ruleVersionView } from '../../rules-versions/versions-view.ts';
 import { formatDiff } from '../../rules-versions/diff.ts';
 import { readMxStats } from '../../shaping/mx-view.ts';
-import { databaseStatus } from '../../workflows/db-status.ts';
 import { runMaintenance } from '../../workflows/maintenance.ts';
 import type { WebRoutes } from '../dashboard.ts';
 import type { LiveTicks } from '../live-ticks.ts';
@@ -105,7 +104,8 @@ export function registerPlatformPages(routes: WebRoutes, options: { ticks: LiveT
   });
 
   routes.get('/database', 'viewer', async (context) => {
-    const status = await databaseStatus(context.herald.store);
+    // dbstat and a count per table on SQLite: one read shared by every viewer (live-ticks.ts).
+    const status = await options.ticks.database.get('all');
     return context.render('database', {
       title: 'Database',
       nav: 'database',
@@ -136,6 +136,7 @@ export function registerPlatformPages(routes: WebRoutes, options: { ticks: LiveT
       { log: async () => {}, keepAlive: async () => {} },
       { source: 'dashboard', convertSqlite: false },
     );
+    options.ticks.database.invalidate('all');
     return context.reply.redirect('/ui/database', 303);
   });
 
