@@ -102,7 +102,6 @@ async function domainsWithMx(store: Herald['store'], deliveryId: number) {
 }
 
 /** States in which a delivery still has messages to send, so an ETA means something. */
-/** The states whose delivery has an ETA to show. */
 export const etaStates: ReadonlySet<string> = new Set(['prepared', 'start_pending', 'in_progress', 'paused']);
 
 /**
