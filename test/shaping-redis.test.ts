@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomId } from '../src/common/ids.ts';
@@ -7,6 +8,8 @@ import { manualClock } from '../src/common/clock.ts';
 import { RulesHolder } from '../src/shaping/compiled-rules.ts';
 import { loadRuleTexts } from '../src/shaping/rule-loader.ts';
 import { Shaper } from '../src/shaping/shaper.ts';
+import { createLogger } from '../src/common/logger.ts';
+import { startCuttableProxy, type CuttableProxy } from './support/cuttable-proxy.ts';
 
 // Real Redis (HERALD_TEST_REDIS_URL or 127.0.0.1:6379), one key prefix per run. In CI an
 // unreachable Redis fails the run; elsewhere the file is skipped with the reason printed.
@@ -39,6 +42,32 @@ if (unavailable) {
 
 const prefix = `herald:test:${process.pid}:${randomId(4)}:`;
 const opened: ThrottleBackend[] = [];
+const proxies: CuttableProxy[] = [];
+
+/** A logger whose records the test reads back. */
+function recordingLogger() {
+  const records: Array<{ level: number; event?: string; msg: string }> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      records.push(JSON.parse(chunk.toString()));
+      callback();
+    },
+  });
+  return { logger: createLogger({ destination, level: 'info' }), records };
+}
+
+/** A throttle reaching Redis through a proxy the test can cut. */
+async function backendBehindProxy(options: { commandTimeoutMs?: number; logger?: ReturnType<typeof createLogger> }) {
+  const target = new URL(redisUrl);
+  const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 6379) });
+  proxies.push(proxy);
+  const url = new URL(redisUrl);
+  url.hostname = proxy.host;
+  url.port = String(proxy.port);
+  const throttle = createRedisThrottle({ url: url.toString(), keyPrefix: prefix, timeSource: 'caller', ...options });
+  opened.push(throttle);
+  return { throttle, proxy };
+}
 
 function backend(timeSource: 'caller' | 'redis' = 'caller', owner?: string): ThrottleBackend {
   const throttle = createRedisThrottle({ url: redisUrl, keyPrefix: prefix, timeSource, ...(owner && { owner }) });
@@ -53,6 +82,7 @@ afterAll(async () => {
   if (keys.length > 0) await cleaner.del(...keys);
   await cleaner.quit();
   await Promise.all(opened.map((t) => t.close()));
+  await Promise.all(proxies.map((p) => p.close()));
 });
 
 describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
@@ -176,5 +206,26 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     clock.advance(10_000);
     const later = await Promise.all([one.acquireMessages(paths[0]!, 20), two.acquireMessages(paths[1]!, 20)]);
     expect(later[0]!.granted + later[1]!.granted).toBe(5);
+  });
+
+  it('a blackholed Redis fails decisions after the command timeout, says so once, and serves again when it returns', async () => {
+    const { logger, records } = recordingLogger();
+    const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300, logger });
+    const limit = rateLimit(3_600, 3_600_000, 10);
+    expect((await throttle.acquireMessages('partition', limit, 2, 1_000)).granted).toBe(2);
+    // Packets vanish: no reset, no error. The MTA's pool treats a failed decision as "wait and ask
+    // again"; a decision that never settles stopped the path (and the MTA's stop) for the outage.
+    proxy.blackhole();
+    await expect(throttle.acquireMessages('partition', limit, 1, 1_001)).rejects.toThrow(/timed out/);
+    await expect(throttle.acquireConnection('partition', 2, 60_000, 1_002)).rejects.toThrow(/timed out/);
+    const unreachable = records.filter((r) => r.event === 'shaping.redis_unreachable');
+    expect(unreachable).toHaveLength(1);
+    expect(unreachable[0]!.msg).toContain('does not answer');
+    proxy.resume();
+    expect((await throttle.acquireMessages('partition', limit, 1, 1_003)).granted).toBe(1);
+    expect(records.filter((r) => r.event === 'shaping.redis_reachable')).toHaveLength(1);
+    proxy.blackhole();
+    await throttle.close();
+    proxy.resume();
   });
 });

@@ -19,6 +19,7 @@ export async function readMxStats(herald: Herald, maxAgeSeconds: number) {
     const redis = createRedisThrottle({
       url: herald.config.shaping.redisUrl,
       keyPrefix: herald.config.shaping.redisKeyPrefix,
+      logger: herald.logger,
     });
     try {
       shared = (await redis.snapshot(now)).connections;

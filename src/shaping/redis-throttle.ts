@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { maskUrl, type Logger } from '../common/logger.ts';
 import {
   connectionPollMs,
   newLeaseId,
@@ -33,7 +34,17 @@ export interface RedisThrottleOptions {
   redisOptions?: RedisOptions;
   /** This MTA node's id: the owner of its connection leases (fair share between nodes). No '|'. */
   owner?: string;
+  /**
+   * A command unanswered this long fails (default 5 s). Without it a Redis that vanishes from the
+   * network (no reset: a partition, a dead host) left every call waiting for as long as the kernel
+   * kept the socket: the MTA sent nothing, logged nothing and could not stop.
+   */
+  commandTimeoutMs?: number;
+  /** Where an unreachable Redis, and its return, are reported (once per outage). */
+  logger?: Logger;
 }
+
+const defaultCommandTimeoutMs = 5_000;
 
 // ARGV[1] is now in ms, or -1 to read the server clock.
 const nowPrelude = `
@@ -147,12 +158,48 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
   const prefix = options.keyPrefix ?? 'herald:shaping:';
   const callerTime = options.timeSource === 'caller';
   const owner = options.owner?.replaceAll('|', '_') ?? '';
+  const commandTimeoutMs = options.commandTimeoutMs ?? defaultCommandTimeoutMs;
   const redis = new Redis(options.url, {
     enableAutoPipelining: true,
     maxRetriesPerRequest: 2,
     lazyConnect: false,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: Math.max(commandTimeoutMs, 1_000),
     ...options.redisOptions,
   });
+  // Callers treat a failed decision as "wait and ask again" (nothing is sent past the limits), so
+  // the outage itself is reported here: once when it starts, once when Redis answers again.
+  let failing = false;
+  const where = maskUrl(options.url);
+  const failed = (error: unknown) => {
+    if (failing) return;
+    failing = true;
+    options.logger?.warn(
+      { err: error, event: 'shaping.redis_unreachable', redis: where },
+      `shaping: Redis at ${where} does not answer (${(error as Error).message}): paths wait for their connection leases and message permits until it does`,
+    );
+  };
+  const answered = () => {
+    if (!failing) return;
+    failing = false;
+    options.logger?.info(
+      { event: 'shaping.redis_reachable', redis: where },
+      `shaping: Redis at ${where} answers again`,
+    );
+  };
+  // ioredis prints an unlistened 'error' to the console on every reconnection attempt.
+  redis.on('error', failed);
+  const watch = <T>(call: Promise<T>): Promise<T> =>
+    call.then(
+      (value) => {
+        answered();
+        return value;
+      },
+      (error: unknown) => {
+        failed(error);
+        throw error;
+      },
+    );
   redis.defineCommand('heraldAcquireMessages', { numberOfKeys: 1, lua: acquireMessagesScript });
   redis.defineCommand('heraldAcquireConnection', { numberOfKeys: 2, lua: acquireConnectionScript });
   redis.defineCommand('heraldRenewConnection', { numberOfKeys: 1, lua: renewConnectionScript });
@@ -165,31 +212,29 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
     kind: 'redis',
     async acquireConnection(key, limit, leaseMs, now): Promise<ConnectionGrant> {
       const leaseId = owner ? `${owner}|${newLeaseId()}` : newLeaseId();
-      const [granted, open, retryInMs] = await commands.heraldAcquireConnection(
-        connectionKey(key),
-        `${prefix}w:${key}`,
-        time(now),
-        limit,
-        leaseMs,
-        leaseId,
-        connectionPollMs,
-        owner,
+      const [granted, open, retryInMs] = await watch(
+        commands.heraldAcquireConnection(
+          connectionKey(key),
+          `${prefix}w:${key}`,
+          time(now),
+          limit,
+          leaseMs,
+          leaseId,
+          connectionPollMs,
+          owner,
+        ),
       );
       return granted === 1 ? { granted: true, leaseId, open } : { granted: false, open, retryInMs };
     },
     async renewConnection(key, leaseId, leaseMs, now) {
-      return (await commands.heraldRenewConnection(connectionKey(key), time(now), leaseMs, leaseId)) === 1;
+      return (await watch(commands.heraldRenewConnection(connectionKey(key), time(now), leaseMs, leaseId))) === 1;
     },
     async releaseConnection(key, leaseId) {
-      await redis.zrem(connectionKey(key), leaseId);
+      await watch(redis.zrem(connectionKey(key), leaseId));
     },
     async acquireMessages(key, limit: RateLimit, count, now): Promise<MessageGrant> {
-      const [granted, retryInMs] = await commands.heraldAcquireMessages(
-        rateKey(key),
-        time(now),
-        limit.periodMs / limit.perPeriod,
-        limit.burst,
-        count,
+      const [granted, retryInMs] = await watch(
+        commands.heraldAcquireMessages(rateKey(key), time(now), limit.periodMs / limit.perPeriod, limit.burst, count),
       );
       return { granted, retryInMs };
     },

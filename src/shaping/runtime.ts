@@ -51,7 +51,12 @@ export function createShapingRuntime(options: CreateShapingOptions): ShapingRunt
     });
   const rules = new RulesHolder(loaded.rules);
   const backend = config.redisUrl
-    ? createRedisThrottle({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix, owner: options.nodeId })
+    ? createRedisThrottle({
+        url: config.redisUrl,
+        keyPrefix: config.redisKeyPrefix,
+        owner: options.nodeId,
+        logger: options.logger,
+      })
     : createMemoryThrottle();
   const shaper = new Shaper({
     rules,
