@@ -228,4 +228,30 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     await throttle.close();
     proxy.resume();
   });
+
+  it('a session closing while Redis is down releases its lease without a rejection (the lease expires by itself)', async () => {
+    const loaded = loadRuleTexts([
+      {
+        file: 'down.yaml',
+        text: 'rules:\n  - { name: generic, mask: "*", maxConnections: 2, maxMessagesPerHour: 3600 }\n',
+      },
+    ]);
+    if (!loaded.ok) throw new Error('pack must load');
+    const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300 });
+    const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
+    const shaper = new Shaper({
+      rules: new RulesHolder(loaded.rules),
+      backend: throttle,
+      clock: manualClock(70_000_000),
+      defaults,
+      nodeId: 'down',
+    });
+    const decision = await shaper.acquireConnection({ mxHost: 'mx.down.test', mxIp: '192.0.2.60', publicId: 1 });
+    if (decision.kind !== 'granted') throw new Error('the lease must be granted');
+    // The pool calls release without waiting (void): a rejection there is an unhandled rejection,
+    // which ends the process.
+    proxy.refuse();
+    await expect(shaper.releaseConnection(decision.lease)).resolves.toBeUndefined();
+    proxy.resume();
+  });
 });

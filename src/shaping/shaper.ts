@@ -157,12 +157,16 @@ export class Shaper {
     return this.backend.renewConnection(lease.key, lease.leaseId, this.#leaseMs, this.#options.clock.now());
   }
 
-  /** Idempotent: safe to call from every exit path of a session. */
+  /**
+   * Idempotent: safe to call from every exit path of a session. Never rejects: its callers do not
+   * wait for it (an unhandled rejection ended the MTA when a session closed while Redis was down),
+   * and a lease the backend did not hear released expires by itself after `leaseMs`.
+   */
   async releaseConnection(lease: ConnectionLease): Promise<void> {
     if (this.#released.has(lease)) return;
     this.#released.add(lease);
     this.counters.connectionClosed(lease.rule, lease.path, this.#options.clock.now());
-    await this.backend.releaseConnection(lease.key, lease.leaseId);
+    await this.backend.releaseConnection(lease.key, lease.leaseId).catch(() => undefined);
   }
 
   /** Takes up to `count` message permits for the path's rate key (one round trip). */
