@@ -1,12 +1,15 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { CliContext } from '../src/cli/context.ts';
 import { runCli } from '../src/cli/main.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
+import { openStore } from '../src/store/database.ts';
 import { postgresAdminUrl, postgresUnavailable } from './support/databases.ts';
 
 // Issue 13 items 2 and 3: the database in use is never a surprise, and a database that cannot be
@@ -123,5 +126,31 @@ describe('config show and config check name the files in use', () => {
       expect(out).toContain(`database: ${join(dir, 'h.db')}`);
     }
     expect(existsSync(join(dir, 'h.db'))).toBe(false);
+  });
+});
+
+describe.skipIf(postgresUnavailable !== undefined)('PostgreSQL connection ended by the server mid-work', () => {
+  it('a backend terminated between two queries of a checked-out client fails that work only: the process lives on and the store serves the next query', async () => {
+    // The administrator's pg_terminate_backend, idle_in_transaction_session_timeout and a PostgreSQL
+    // restart all send a FATAL to a backend waiting for its client's next statement.
+    const store = openStore(postgresAdminUrl);
+    const admin = new pg.Client({ connectionString: postgresAdminUrl });
+    await admin.connect();
+    try {
+      await store.withPgClient!(async (client) => {
+        const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+        const ended = new Promise<void>((resolve) => client.on('end', () => resolve()));
+        await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+        // The FATAL arrives with no query in flight: an unlistened 'error' event on the client ended
+        // the process (vitest reports it as an uncaught exception).
+        await ended;
+        await expect(client.query('select 1')).rejects.toThrow();
+      });
+      const { rows } = await sql<{ one: number }>`select 1 as one`.execute(store.db);
+      expect(rows).toEqual([{ one: 1 }]);
+    } finally {
+      await admin.end();
+      await store.close();
+    }
   });
 });

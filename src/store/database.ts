@@ -138,6 +138,14 @@ function openPostgres(url: string, poolSize: number): Store {
   pool.on('error', (error) => {
     process.emitWarning(`PostgreSQL idle connection lost: ${error.message}`, { code: 'HERALD_PG_IDLE' });
   });
+  // A client checked out of the pool has no such listener (the pool removes it), and a server that
+  // ends its connection between two queries (pg_terminate_backend, idle_in_transaction_session_timeout,
+  // a PostgreSQL restart) sends a FATAL that the client emits as 'error' when no query is in flight:
+  // unlistened, it ended the whole process. Nothing to do here: the client's next query fails and
+  // its caller reports it, and the pool discards a client that is no longer queryable on release.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
