@@ -254,4 +254,30 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     await expect(shaper.releaseConnection(decision.lease)).resolves.toBeUndefined();
     proxy.resume();
   });
+
+  it('while Redis is down the shaping snapshot is still taken (the node stays visible) and says why its shared counters are missing', async () => {
+    const loaded = loadRuleTexts([
+      {
+        file: 'down.yaml',
+        text: 'rules:\n  - { name: generic, mask: "*", maxConnections: 2, maxMessagesPerHour: 3600 }\n',
+      },
+    ]);
+    if (!loaded.ok) throw new Error('pack must load');
+    const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300 });
+    const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
+    const shaper = new Shaper({
+      rules: new RulesHolder(loaded.rules),
+      backend: throttle,
+      clock: manualClock(80_000_000),
+      defaults,
+      nodeId: 'silent-redis',
+    });
+    proxy.refuse();
+    const snapshot = await shaper.snapshot();
+    expect(snapshot.nodeId).toBe('silent-redis');
+    expect(snapshot.throttle).toEqual({ connections: {}, rates: {} });
+    expect(snapshot.throttleError).toMatch(/^redis throttle unreachable: /);
+    proxy.resume();
+    expect((await shaper.snapshot()).throttleError).toBeUndefined();
+  });
 });

@@ -241,16 +241,27 @@ export class Shaper {
     return events;
   }
 
+  /**
+   * Never fails for the throttle backend: while Redis does not answer, the snapshot still carries
+   * this node's own counters and says why the shared ones are missing. Without it no snapshot was
+   * written during a Redis outage, and the node vanished from `herald mx stats` and the doctor.
+   */
   async snapshot(): Promise<ShapingSnapshot> {
     const now = this.#options.clock.now();
     this.expireBackoffs();
+    let throttleError: string | undefined;
+    const throttle = await this.backend.snapshot(now).catch((error: unknown) => {
+      throttleError = `${this.backend.kind} throttle unreachable: ${(error as Error).message}`;
+      return { connections: {}, rates: {} };
+    });
     return buildSnapshot({
       nodeId: this.#options.nodeId ?? 'local',
       now,
       periodMs: this.#periodMs,
       rules: this.rules.current(),
       backendKind: this.backend.kind,
-      throttle: await this.backend.snapshot(now),
+      throttle,
+      throttleError,
       paths: this.counters.snapshot(now),
       backoffs: this.backoff.active(now),
       suspensions: this.breaker.active(now),

@@ -57,6 +57,8 @@ export interface ShapingSnapshot {
   backoffs: ActiveBackoff[];
   suspensions: Suspension[];
   throttle: ThrottleSnapshot;
+  /** Why the shared counters could not be read (Redis unreachable); `throttle` is then empty. */
+  throttleError?: string;
 }
 
 export interface SnapshotInput {
@@ -66,6 +68,7 @@ export interface SnapshotInput {
   rules: CompiledRules;
   backendKind: 'memory' | 'redis';
   throttle: ThrottleSnapshot;
+  throttleError?: string | undefined;
   paths: PathStats[];
   backoffs: ActiveBackoff[];
   suspensions: Suspension[];
@@ -129,6 +132,7 @@ export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
     backoffs: input.backoffs,
     suspensions: input.suspensions,
     throttle: input.throttle,
+    ...(input.throttleError !== undefined && { throttleError: input.throttleError }),
   };
 }
 
