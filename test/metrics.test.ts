@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
@@ -6,7 +6,9 @@ import { openHerald, type Herald } from '../src/main.ts';
 import { readiness, startMetricsServer, type MetricsServer } from '../src/metrics/server.ts';
 import { parseSmtpReply } from '../src/bounce/smtp-reply.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
-import { describeEachDialect } from './support/databases.ts';
+import { startCuttableProxy } from './support/cuttable-proxy.ts';
+import { createTestDatabase, describeEachDialect, postgresUnavailable } from './support/databases.ts';
+import { waitFor } from './support/wait.ts';
 
 // /metrics in Prometheus text format on the metrics port: the MTA's outcome counters with bounded
 // labels, and the platform gauges read from the database; /healthz and /readyz beside it.
@@ -108,4 +110,45 @@ describeEachDialect('metrics', (context) => {
     expect(answers.every((answer) => answer.status === 200)).toBe(true);
     expect(await first).toEqual({ ready: true, pendingMigrations: [] });
   });
+});
+
+describe.skipIf(postgresUnavailable !== undefined)('readiness when PostgreSQL goes silent', () => {
+  it('answers 503 with the reason at its deadline, and checks again only once the database has answered', async () => {
+    // A partition: packets vanish, no reset. Every probe used to wait for as long as the socket lived.
+    const database = await createTestDatabase('postgres');
+    const target = new URL(database.url);
+    const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const proxied = new URL(database.url);
+    proxied.host = `${proxy.host}:${proxy.port}`;
+    const silent = await openHerald({
+      config: parseConfig({ database: { url: proxied.toString() } }, 'test'),
+      logger: silentLogger,
+    });
+    const server = await startMetricsServer(silent, 0);
+    const probe = async () => {
+      const answer = await fetch(`${server.url}/readyz`);
+      return { status: answer.status, body: await answer.json() };
+    };
+    try {
+      expect((await probe()).status).toBe(200);
+      proxy.blackhole();
+      await waitFor(async () => (await probe()).status === 503, 'a 503 from /readyz', 15_000);
+      expect((await probe()).body).toEqual({
+        status: 'not_ready',
+        pendingMigrations: [],
+        reason: 'the database did not answer within 2 s',
+      });
+      // The unanswered check is not repeated: no probe opens another connection to the database.
+      const connections = proxy.accepted();
+      for (let i = 0; i < 5; i++) expect((await probe()).status).toBe(503);
+      expect(proxy.accepted()).toBe(connections);
+      proxy.resume();
+      await waitFor(async () => (await probe()).status === 200, 'a 200 once the database answers again', 15_000);
+    } finally {
+      await server.close();
+      await silent.close();
+      await proxy.close();
+      await database.drop();
+    }
+  }, 40_000);
 });

@@ -553,6 +553,8 @@ export const readiness = Type.Object(
   {
     status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
     pendingMigrations: Type.Array(Type.String()),
+    /** Why not ready when the database could not be checked (unreachable, or silent past the deadline). */
+    reason: Type.Optional(Type.String()),
   },
   open,
 );

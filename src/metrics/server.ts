@@ -28,6 +28,8 @@ export function addMetricsRoute(app: FastifyInstance, herald: Herald): void {
 export interface Readiness {
   ready: boolean;
   pendingMigrations: string[];
+  /** Why not ready, when the check itself could not be made (the database unreachable or silent). */
+  reason?: string;
 }
 
 // /readyz is unauthenticated (load balancers probe it), on the Internet-facing tracking port too,
@@ -36,16 +38,45 @@ export interface Readiness {
 // instead of taking the database and the event loop from the redirects (a 50-connection flood
 // took /r/ from 11,600 to 94 answers/s).
 const readinessCacheMs = 1_000;
-const readinessChecks = new WeakMap<Herald, { startedAt: number; state: Promise<Readiness> }>();
+/**
+ * A database that does not answer (a partition: no reset, only silence) made every probe wait for
+ * as long as the kernel kept the socket; now a check not answered within this is not ready, and it
+ * is not repeated until the database has answered it (its queries would pile up on the pool).
+ */
+const readinessTimeoutMs = 2_000;
+
+interface ReadinessCheck {
+  startedAt: number;
+  answered: boolean;
+  state: Promise<Readiness>;
+}
+const readinessChecks = new WeakMap<Herald, ReadinessCheck>();
 
 export function readiness(herald: Herald): Promise<Readiness> {
   const now = performance.now();
   const last = readinessChecks.get(herald);
-  if (last && now - last.startedAt < readinessCacheMs) return last.state;
-  const state = checkReadiness(herald);
-  readinessChecks.set(herald, { startedAt: now, state });
-  return state;
+  if (last && (now - last.startedAt < readinessCacheMs || !last.answered)) return last.state;
+  const check: ReadinessCheck = { startedAt: now, answered: false, state: Promise.resolve(notAnswered) };
+  const answer = checkReadiness(herald).finally(() => {
+    check.answered = true;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<Readiness>((resolve) => {
+    timer = setTimeout(() => {
+      herald.logger.warn({ timeoutMs: readinessTimeoutMs }, 'readyz: the database did not answer in time');
+      resolve(notAnswered);
+    }, readinessTimeoutMs).unref();
+  });
+  check.state = Promise.race([answer, silence]).finally(() => clearTimeout(timer));
+  readinessChecks.set(herald, check);
+  return check.state;
 }
+
+const notAnswered: Readiness = {
+  ready: false,
+  pendingMigrations: [],
+  reason: `the database did not answer within ${readinessTimeoutMs / 1000} s`,
+};
 
 async function checkReadiness(herald: Herald): Promise<Readiness> {
   try {
@@ -54,7 +85,7 @@ async function checkReadiness(herald: Herald): Promise<Readiness> {
     return { ready: pending.length === 0, pendingMigrations: pending };
   } catch (error) {
     herald.logger.warn({ err: error }, 'readyz: database unreachable');
-    return { ready: false, pendingMigrations: [] };
+    return { ready: false, pendingMigrations: [], reason: 'the database is unreachable' };
   }
 }
 
@@ -74,7 +105,11 @@ export function addHealthRoutes(
     const status = state.ready ? 'ready' : 'not_ready';
     return reply
       .code(state.ready ? 200 : 503)
-      .send(exposure === 'public' ? { status } : { status, pendingMigrations: state.pendingMigrations });
+      .send(
+        exposure === 'public'
+          ? { status }
+          : { status, pendingMigrations: state.pendingMigrations, ...(state.reason && { reason: state.reason }) },
+      );
   });
 }
 

@@ -133,5 +133,6 @@ export async function readyz({ herald }: ApiContext, { reply }: HandlerInput<unk
   return {
     status: state.ready ? ('ready' as const) : ('not_ready' as const),
     pendingMigrations: state.pendingMigrations,
+    ...(state.reason && { reason: state.reason }),
   };
 }
