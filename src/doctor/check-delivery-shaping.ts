@@ -14,6 +14,7 @@ export const deliveryShapingCheck: DoctorCheck = {
   run(snapshot, now) {
     const findings: Finding[] = [];
     const explained = new Set<string>();
+    for (const node of snapshot.shaping.nodes) if (node.throttleError) findings.push(throttleFinding(node));
     for (const delivery of snapshot.deliveries) {
       if (delivery.state !== 'in_progress' || delivery.executionPeer !== null || delivery.counts.pending === 0)
         continue;
@@ -186,4 +187,17 @@ function ruleFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number
     });
   }
   return findings;
+}
+
+/** An MTA node whose last snapshot says it could not reach the shared throttle (Redis). */
+function throttleFinding(node: MxStatsView['nodes'][number]): Finding {
+  return {
+    check: 'delivery-shaping',
+    severity: 'critical',
+    subject: `mta node ${node.nodeId}`,
+    symptom: `MTA node ${node.nodeId} opens no connection and sends no message: it cannot read the limits it shares with the other nodes`,
+    cause: node.throttleError ?? 'the shared throttle does not answer',
+    fix: 'check that Redis answers at shaping.redisUrl from this host (`redis-cli -u URL ping`); sending resumes by itself when it does, and no MX rule limit is exceeded meanwhile',
+    evidence: { node: node.nodeId, snapshotAt: iso(node.takenAt), backend: node.backend },
+  };
 }

@@ -168,6 +168,32 @@ function shapingWith(
 const gmailPending = [{ domain: 'gmail.com', pending: 7200, mxHosts: ['gmail-smtp-in.l.google.com'] }];
 
 describe('delivery-shaping', () => {
+  it('says which MTA node cannot reach its shared throttle, and that it is sending nothing', () => {
+    const snapshot: DoctorSnapshot = {
+      ...emptySnapshot(),
+      shaping: {
+        ...emptySnapshot().shaping,
+        nodes: [
+          { nodeId: 'mta-a', takenAt: now - minute, rulesVersion: 'r1', backend: 'redis' },
+          {
+            nodeId: 'mta-b',
+            takenAt: now - minute,
+            rulesVersion: 'r1',
+            backend: 'redis',
+            throttleError: 'redis throttle unreachable: Command timed out',
+          },
+        ],
+      },
+    };
+    expect(deliveryShapingCheck.run(snapshot, now, settings)).toEqual([
+      expect.objectContaining({
+        severity: 'critical',
+        subject: 'mta node mta-b',
+        cause: 'redis throttle unreachable: Command timed out',
+        evidence: expect.objectContaining({ node: 'mta-b' }),
+      }),
+    ]);
+  });
   it('names the MX rule whose hourly rate holds a delivery back, with the time to drain', () => {
     const snapshot = {
       ...emptySnapshot(),

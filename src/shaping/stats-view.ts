@@ -7,7 +7,14 @@ import { mostSevere, type PathSnapshot, type RuleSnapshot, type ShapingSnapshot 
 
 export interface MxStatsView {
   takenAt: number;
-  nodes: Array<{ nodeId: string; takenAt: number; rulesVersion: string; backend: 'memory' | 'redis' }>;
+  nodes: Array<{
+    nodeId: string;
+    takenAt: number;
+    rulesVersion: string;
+    backend: 'memory' | 'redis';
+    /** The node could not read the shared counters (Redis unreachable): its paths wait meanwhile. */
+    throttleError?: string;
+  }>;
   rules: Array<RuleSnapshot & { nodes: string[] }>;
   paths: PathSnapshot[];
   backoffs: Array<ActiveBackoff & { nodeId: string }>;
@@ -32,6 +39,7 @@ export function mergeSnapshots(
       takenAt: s.takenAt,
       rulesVersion: s.rulesVersion,
       backend: s.backend,
+      ...(s.throttleError !== undefined && { throttleError: s.throttleError }),
     })),
     rules: [...rules.values()]
       .map((members) => {
@@ -72,7 +80,7 @@ export function formatStatsView(view: MxStatsView): string[] {
     ];
   for (const node of view.nodes)
     lines.push(
-      `node ${node.nodeId}: rules ${node.rulesVersion}, ${node.backend} throttle, snapshot ${ago(view.takenAt - node.takenAt)}`,
+      `node ${node.nodeId}: rules ${node.rulesVersion}, ${node.backend} throttle, snapshot ${ago(view.takenAt - node.takenAt)}${node.throttleError ? `; NOT SENDING: ${node.throttleError}` : ''}`,
     );
   lines.push('', 'per rule (rate key = rule|scope):');
   lines.push(
