@@ -1,6 +1,7 @@
 import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSmtpSession, type SmtpConnectOptions, type SmtpSession } from '../src/mta/smtp-client.ts';
+import { defaultVerdict } from '../src/bounce/default-verdict.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
 import {
   startScriptedSmtpServer,
@@ -209,7 +210,12 @@ describe('SMTP client', () => {
     const server = await scripted({ pipelining: true });
     const session = await open(server.port);
     const result = await session.send('bounce@brand.test', 'a@example.test>\r\nRCPT TO:<victim@example.test', message);
-    expect(result).toMatchObject({ kind: 'rejected', reply: { code: null, local: 'protocol_error' } });
+    expect(result).toMatchObject({ kind: 'rejected', reply: { code: null, local: 'address_unsendable' } });
+    // Hard: no server will ever be sent it (a quoted local part may hold ">", RFC 5321 §4.1.2).
+    expect(result.kind === 'rejected' && defaultVerdict(result.reply)).toMatchObject({
+      type: 'hard',
+      reason: 'invalid_address',
+    });
     expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
     expect(server.commands.filter((command) => command.includes('victim'))).toEqual([]);
   });

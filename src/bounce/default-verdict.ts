@@ -21,6 +21,9 @@ const byLocalFailure: Record<string, Qualification> = {
   content_error: { type: 'hard', reason: 'not_defined', category: 'contenterror' },
   // RFC 6531 §3.4: a UTF-8 address is never sent to a host that does not offer SMTPUTF8.
   smtputf8_unsupported: { type: 'hard', reason: 'invalid_address', category: 'notaccept' },
+  // An address that would split the command line ("a>b"@x.com is valid RFC 5321): never sent, by
+  // any server, so retrying it until the delivery expires would only hide it.
+  address_unsendable: { type: 'hard', reason: 'invalid_address', category: 'syntaxerror' },
   expired: { type: 'soft', reason: 'expired', category: 'expired' },
 };
 

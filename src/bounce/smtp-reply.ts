@@ -17,6 +17,7 @@ export type LocalFailure =
   | 'no_address'
   | 'content_error'
   | 'smtputf8_unsupported'
+  | 'address_unsendable'
   | 'expired';
 
 export interface SmtpReply {

@@ -191,7 +191,11 @@ class SmtpClientConnection implements SmtpSession {
     if (unsafeInCommand.test(envelopeFrom) || unsafeInCommand.test(recipient))
       return Promise.resolve({
         kind: 'rejected',
-        reply: localFailure('protocol_error', 'an envelope address holds a line break, "<", ">" or NUL: not sent'),
+        reply: localFailure(
+          'address_unsendable',
+          'an envelope address holds a line break, "<", ">" or NUL: never sent',
+          '5.1.3',
+        ),
       });
     // RFC 6531 §3.4: an internationalized address goes only to a server that offers SMTPUTF8.
     if (!this.#extensions.has('SMTPUTF8') && nonAscii.test(envelopeFrom + recipient))
