@@ -490,6 +490,22 @@ describeEachDialect('API over HTTP', (context) => {
       query: 'status=lost&sort=email',
     });
     expect(badQuery.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['/query/sort', '/query/status']);
+    // A route without query parameters refuses any: a misspelt filter is not silently a full list.
+    const undeclared = await client.call('GET', '/api/v1/deliveries', { token: viewer, query: 'stauts=failed' });
+    expect(undeclared.status).toBe(400);
+    expect(undeclared.body.errors).toContainEqual({ path: '/query/stauts', message: 'unknown field' });
+    // An upload named ".." would have been written to the upload folder's parent (500).
+    for (const file of ['..', '.']) {
+      const named = await client.call('POST', '/api/v1/lists/:name/imports', {
+        token: operator,
+        params: { name: 'dot-upload' },
+        query: `file=${file}`,
+        raw: 'email\nann@example.test\n',
+        contentType: 'text/csv',
+      });
+      expect(named.status).toBe(400);
+      expect(named.body.errors.map((e: { path: string }) => e.path)).toEqual(['/query/file']);
+    }
     const bodyOnBodyless = await client.call('POST', '/api/v1/deliveries/:id/pause', {
       token: operator,
       params: { id: 1 },
@@ -512,6 +528,9 @@ describeEachDialect('API over HTTP', (context) => {
     expect(
       (await client.call('GET', '/api/v1/lists', { token: viewer })).body.lists.map((l: { name: string }) => l.name),
     ).not.toContain('bad-upload');
+    expect(
+      (await client.call('GET', '/api/v1/lists', { token: viewer })).body.lists.map((l: { name: string }) => l.name),
+    ).not.toContain('dot-upload');
     expect((await client.call('GET', '/api/v1/deliveries', { token: viewer })).body.deliveries.length).toBe(before);
 
     // Webhook subscriptions: an unknown event kind, a wrong type, malformed JSON — none is created.

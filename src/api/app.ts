@@ -13,6 +13,7 @@ import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
 import { problem, type FieldError } from './problem.ts';
 import { changesState, type AnyRoute, type ApiContext, type Caller } from './route.ts';
 import { routes as defaultRoutes } from './routes.ts';
+import { emptyQuery } from './schemas.ts';
 import { authenticateToken, roleAllows } from './tokens.ts';
 
 // The API's Fastify app, generated from the routes table: authentication and roles before the body
@@ -292,7 +293,9 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       config: { spec },
       schema: {
         ...(spec.params && { params: spec.params }),
-        ...(spec.query && { querystring: spec.query }),
+        // A route without query parameters refuses any (a typo such as ?stauts=failed is an error, not
+        // ignored: an operator would read the whole list as the filtered one).
+        querystring: spec.query ?? emptyQuery,
         ...(spec.body && spec.body !== 'csv' && { body: spec.body }),
         response: { [status]: spec.response, ...spec.otherResponses },
       },

@@ -369,7 +369,10 @@ export const importReject = Type.Object(
 
 export const importQuery = Type.Object(
   {
-    file: Type.Optional(Type.String({ pattern: '^[^/\\\\]{1,200}$', description: 'a name to remember the upload by' })),
+    file: Type.Optional(
+      // Not "." or "..": joined to the upload's own folder, they named that folder or its parent (500).
+      Type.String({ pattern: '^(?!\\.{1,2}$)[^/\\\\]{1,200}$', description: 'a name to remember the upload by' }),
+    ),
   },
   strict,
 );
