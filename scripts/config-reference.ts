@@ -23,7 +23,8 @@ directory) or \`HERALD_DATABASE_URL\`. Only the commands that put data in (\`her
 \`import recipients\`, \`delivery create\`) create a missing SQLite database, and only the default's
 \`./data\` folder is created; every other command fails with \`DATABASE_NOT_FOUND\` naming the path it
 looked for, so running a command from another directory never leaves an empty database behind.
-A database that cannot be opened says why: \`DATABASE_UNREACHABLE\` (host:port), \`DATABASE_NOT_FOUND\`,
+A database that cannot be opened says why: \`DATABASE_UNREACHABLE\` (host:port; also a PostgreSQL that
+accepts the connection and does not answer within \`database.connectTimeoutMs\`), \`DATABASE_NOT_FOUND\`,
 \`DATABASE_AUTH_FAILED\`, \`DATABASE_NOT_WRITABLE\` ([error codes](error-codes.md)). "Not found" errors
 name the database they looked in.
 

@@ -42,6 +42,7 @@ export async function openHerald(options: OpenHeraldOptions = {}): Promise<Heral
   const store = openStore(config.database.url, {
     create: options.create ?? true,
     createDirectory: config.database.url === defaultDatabaseUrl,
+    connectTimeoutMs: config.database.connectTimeoutMs,
   });
   try {
     await migrateToLatest(store);

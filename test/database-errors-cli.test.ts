@@ -10,19 +10,20 @@ import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
 import { openStore } from '../src/store/database.ts';
+import { startCuttableProxy } from './support/cuttable-proxy.ts';
 import { postgresAdminUrl, postgresUnavailable } from './support/databases.ts';
 
 // Issue 13 items 2 and 3: the database in use is never a surprise, and a database that cannot be
 // opened says why. The CLI's own open options (create or not) reach openHerald here, unlike
 // test/support/cli.ts, which always opens the test's database.
 
-async function herald(url: string, args: string[]) {
+async function herald(url: string, args: string[], database: { connectTimeoutMs?: number } = {}) {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const context: CliContext = {
     output: { out: (line) => stdout.push(line), err: (line) => stderr.push(line) },
     open: (options = {}) =>
-      openHerald({ ...options, config: parseConfig({ database: { url } }, 'test'), logger: silentLogger }),
+      openHerald({ ...options, config: parseConfig({ database: { url, ...database } }, 'test'), logger: silentLogger }),
   };
   const exitCode = await runCli(['node', 'herald', ...args], context);
   const json = stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { error?: Record<string, unknown> });
@@ -88,6 +89,27 @@ describe.skipIf(postgresUnavailable !== undefined)('PostgreSQL connection errors
     expect(run.exitCode).toBe(1);
     expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_UNREACHABLE', port: 1 });
     expect(run.stderr.join('\n')).toMatch(/cannot reach PostgreSQL at [^ ]+:1 \(ECONNREFUSED\)/);
+  });
+
+  it('a server that accepts and never answers: DATABASE_UNREACHABLE after database.connectTimeoutMs, not a hang', async () => {
+    const target = new URL(postgresAdminUrl);
+    const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    proxy.blackhole();
+    try {
+      const run = await herald(
+        at((url) => {
+          url.host = `${proxy.host}:${proxy.port}`;
+        }),
+        ['doctor', '--json'],
+        { connectTimeoutMs: 300 },
+      );
+      expect(run.exitCode).toBe(1);
+      expect(run.json[0]?.error).toMatchObject({ code: 'DATABASE_UNREACHABLE', port: proxy.port });
+      expect(run.stderr.join('\n')).toMatch(/did not answer within database.connectTimeoutMs/);
+      expect(proxy.accepted()).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('database does not exist: DATABASE_NOT_FOUND', async () => {

@@ -103,6 +103,8 @@ export const configSchema = z
       .object({
         /** `sqlite:./data/herald.db` (default) or `postgres://user@host:5432/db`. HERALD_DATABASE_URL overrides. */
         url: z.string().default(defaultDatabaseUrl),
+        /** PostgreSQL: how long a new connection (or a query waiting for a free one) may wait; a server that accepts and never answers fails with DATABASE_UNREACHABLE instead of hanging. */
+        connectTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
       })
       .strict()
       .default({}),

@@ -79,11 +79,13 @@ export interface OpenStoreOptions {
   create?: boolean;
   /** SQLite: create the file's missing folder (default true); false: DATABASE_NOT_WRITABLE naming it. */
   createDirectory?: boolean;
+  /** PostgreSQL: longest wait for a connection, new or from the pool (default 30 s; database.connectTimeoutMs). */
+  connectTimeoutMs?: number;
 }
 
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
-    return openPostgres(url, options.poolSize ?? 10);
+    return openPostgres(url, options.poolSize ?? 10, options.connectTimeoutMs ?? 30_000);
   if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options);
   throw new AppError(
     'DATABASE_URL_INVALID',
@@ -130,8 +132,15 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
   };
 }
 
-function openPostgres(url: string, poolSize: number): Store {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: postgresTypes });
+function openPostgres(url: string, poolSize: number, connectTimeoutMs: number): Store {
+  // A server that accepts the connection and never answers (a partition, a hung PostgreSQL) left
+  // every command waiting with no output: now the wait for a connection ends (connectionError).
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    types: postgresTypes,
+    connectionTimeoutMillis: connectTimeoutMs,
+  });
   // An idle client whose server connection drops (PostgreSQL restart, failover, a terminated backend)
   // emits 'error' on the pool; unhandled, that would crash the process. The pool replaces the client
   // and the next query reports any real problem.

@@ -116,6 +116,15 @@ export function connectionError(error: unknown, store: Store): AppError | undefi
       },
     );
   }
+  // pg-pool's errors when database.connectTimeoutMs passes: the server accepted and never answered.
+  if (/connection timeout|timeout exceeded when trying to connect/.test(message)) {
+    const { host, port } = endpoint(store.location);
+    return new AppError(
+      'DATABASE_UNREACHABLE',
+      `PostgreSQL at ${host}:${port} did not answer within database.connectTimeoutMs: is it overloaded, hung, or cut off by the network?`,
+      { cause: error, details: { ...details, host, port } },
+    );
+  }
   if (code === '3D000')
     return new AppError(
       'DATABASE_NOT_FOUND',
