@@ -15,11 +15,14 @@ export const deliveryShapingCheck: DoctorCheck = {
     const findings: Finding[] = [];
     const explained = new Set<string>();
     for (const node of snapshot.shaping.nodes) if (node.throttleError) findings.push(throttleFinding(node));
+    // With no node sending, a rule's pace says nothing about when the messages go (it said "50 min").
+    const sending = snapshot.shaping.nodes.some((node) => !node.throttleError);
     for (const delivery of snapshot.deliveries) {
       if (delivery.state !== 'in_progress' || delivery.executionPeer !== null || delivery.counts.pending === 0)
         continue;
       findings.push(...suspensionFindings(delivery, snapshot.shaping, now, explained));
-      findings.push(...ruleFindings(delivery, snapshot.shaping, now, explained));
+      if (sending || snapshot.shaping.nodes.length === 0)
+        findings.push(...ruleFindings(delivery, snapshot.shaping, now, explained));
     }
     // Backoffs and suspensions that no listed delivery explains are still worth knowing.
     for (const backoff of snapshot.shaping.backoffs) {

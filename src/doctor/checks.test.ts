@@ -211,6 +211,10 @@ describe('delivery-shaping', () => {
       hoursToDrain: 2,
       binding: 'maxMessagesPerHour',
     });
+    // No node sending (Redis unreachable): the rule's pace is no estimate; the node's finding says why.
+    const shaping = shapingWith('maxMessagesPerHour');
+    const silent = { ...snapshot, shaping: { ...shaping, nodes: [{ ...shaping.nodes[0]!, throttleError: 'x' }] } };
+    expect(deliveryShapingCheck.run(silent, now, settings).map((f) => f.subject)).toEqual(['mta node mta-1']);
   });
 
   it('is critical when the messages cannot drain before the validity ends', () => {
