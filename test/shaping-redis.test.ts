@@ -57,6 +57,27 @@ function recordingLogger() {
 }
 
 /** A throttle reaching Redis through a proxy the test can cut. */
+/** A Shaper with one generic rule over a Redis reached through a proxy the test can cut. */
+async function shaperBehindProxy(nodeId: string, clockMs: number) {
+  const loaded = loadRuleTexts([
+    {
+      file: 'down.yaml',
+      text: 'rules:\n  - { name: generic, mask: "*", maxConnections: 2, maxMessagesPerHour: 3600 }\n',
+    },
+  ]);
+  if (!loaded.ok) throw new Error('pack must load');
+  const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300 });
+  const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
+  const shaper = new Shaper({
+    rules: new RulesHolder(loaded.rules),
+    backend: throttle,
+    clock: manualClock(clockMs),
+    defaults,
+    nodeId,
+  });
+  return { shaper, proxy };
+}
+
 async function backendBehindProxy(options: { commandTimeoutMs?: number; logger?: ReturnType<typeof createLogger> }) {
   const target = new URL(redisUrl);
   const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 6379) });
@@ -230,22 +251,7 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
   });
 
   it('a session closing while Redis is down releases its lease without a rejection (the lease expires by itself)', async () => {
-    const loaded = loadRuleTexts([
-      {
-        file: 'down.yaml',
-        text: 'rules:\n  - { name: generic, mask: "*", maxConnections: 2, maxMessagesPerHour: 3600 }\n',
-      },
-    ]);
-    if (!loaded.ok) throw new Error('pack must load');
-    const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300 });
-    const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
-    const shaper = new Shaper({
-      rules: new RulesHolder(loaded.rules),
-      backend: throttle,
-      clock: manualClock(70_000_000),
-      defaults,
-      nodeId: 'down',
-    });
+    const { shaper, proxy } = await shaperBehindProxy('down', 70_000_000);
     const decision = await shaper.acquireConnection({ mxHost: 'mx.down.test', mxIp: '192.0.2.60', publicId: 1 });
     if (decision.kind !== 'granted') throw new Error('the lease must be granted');
     // The pool calls release without waiting (void): a rejection there is an unhandled rejection,
@@ -256,22 +262,7 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
   });
 
   it('while Redis is down the shaping snapshot is still taken (the node stays visible) and says why its shared counters are missing', async () => {
-    const loaded = loadRuleTexts([
-      {
-        file: 'down.yaml',
-        text: 'rules:\n  - { name: generic, mask: "*", maxConnections: 2, maxMessagesPerHour: 3600 }\n',
-      },
-    ]);
-    if (!loaded.ok) throw new Error('pack must load');
-    const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300 });
-    const defaults = { connectTimeoutMs: 1_000, commandTimeoutMs: 1_000, dataTimeoutMs: 1_000, opportunisticTls: true };
-    const shaper = new Shaper({
-      rules: new RulesHolder(loaded.rules),
-      backend: throttle,
-      clock: manualClock(80_000_000),
-      defaults,
-      nodeId: 'silent-redis',
-    });
+    const { shaper, proxy } = await shaperBehindProxy('silent-redis', 80_000_000);
     proxy.refuse();
     const snapshot = await shaper.snapshot();
     expect(snapshot.nodeId).toBe('silent-redis');
