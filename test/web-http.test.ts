@@ -105,14 +105,18 @@ describeEachDialect('dashboard over HTTP', (context) => {
     expect(after.text).toContain('Not signed in');
   });
 
-  it('serves N browsers polling one delivery from one load per tick', async () => {
-    const viewers = await Promise.all(
-      Array.from({ length: 12 }, async () => {
+  /** `count` browsers, each signed in with the viewer token. */
+  const signedInViewers = (count: number) =>
+    Promise.all(
+      Array.from({ length: count }, async () => {
         const web = createWebClient(url);
         await web.signIn(viewer);
         return web;
       }),
     );
+
+  it('serves N browsers polling one delivery from one load per tick', async () => {
+    const viewers = await signedInViewers(12);
     clock.advance(10_000); // past any tick an earlier test loaded
     const before = ticks.tick.loads();
     const answers = await Promise.all(viewers.map((web) => web.get(`/ui/deliveries/${deliveryId}/live`)));
@@ -129,13 +133,7 @@ describeEachDialect('dashboard over HTTP', (context) => {
   it('runs the doctor once for every viewer of /ui/doctor and every caller of the API doctor routes', async () => {
     // Each run is a pass over the logs: 3 viewers reloading /ui/doctor on 300,000 logs took /healthz of
     // the same process from 2 ms to 1,247 ms (p50), a run per request.
-    const viewers = await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        const web = createWebClient(url);
-        await web.signIn(viewer);
-        return web;
-      }),
-    );
+    const viewers = await signedInViewers(8);
     clock.advance(60_000); // past any run an earlier test loaded
     const before = ticks.doctor.loads();
     const api = (path: string) => fetch(`${url}${path}`, { headers: { authorization: `Bearer ${viewer}` } });
@@ -155,13 +153,7 @@ describeEachDialect('dashboard over HTTP', (context) => {
   it('reads the database status once for every viewer of /ui/database and every caller of GET /api/v1/database', async () => {
     // On SQLite it reads every page (dbstat) and counts every table: 3 viewers reloading /ui/database
     // on 300,000 logs took /healthz of the same process from 2 ms to 592 ms (p50), a read per request.
-    const viewers = await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        const web = createWebClient(url);
-        await web.signIn(viewer);
-        return web;
-      }),
-    );
+    const viewers = await signedInViewers(4);
     clock.advance(60_000);
     const before = ticks.database.loads();
     const [pages, calls] = await Promise.all([
