@@ -109,7 +109,11 @@ export const etaStates: ReadonlySet<string> = new Set(['prepared', 'start_pendin
  * nothing left to send, or when the MX rules do not load (the doctor and `rules check` say why).
  */
 export async function shownDeliveryEta(herald: Herald, deliveryId: number, state: string): Promise<Eta | undefined> {
-  if (!etaStates.has(state)) return undefined;
+  return etaStates.has(state) ? etaUnlessRulesInvalid(herald, deliveryId) : undefined;
+}
+
+/** The delivery's ETA, undefined when the MX rules do not load; for a delivery in one of etaStates. */
+export async function etaUnlessRulesInvalid(herald: Herald, deliveryId: number): Promise<Eta | undefined> {
   try {
     return await deliveryEta(herald, deliveryId);
   } catch (error) {

@@ -1,4 +1,4 @@
-import { deliveryEta, shownDeliveryEta } from '../delivery/delivery-eta.ts';
+import { deliveryEta, etaUnlessRulesInvalid } from '../delivery/delivery-eta.ts';
 import { getDelivery } from '../delivery/delivery-store.ts';
 import type { Eta } from '../delivery/eta.ts';
 import {
@@ -45,8 +45,8 @@ export interface LiveTicks {
    */
   doctor: TickCache<number | 'all', DoctorRun>;
   /**
-   * The ETA GET /api/v1/deliveries/{id} carries (undefined in a state without one): it groups the
-   * pending logs by domain, so a client polling it ran that scan per request; shared the same way.
+   * The ETA GET /api/v1/deliveries/{id} carries, asked only in a state with one (etaStates): it groups
+   * the pending logs by domain, so a client polling it ran that scan per request; shared the same way.
    */
   shownEta: TickCache<number, Eta | undefined>;
   /**
@@ -99,6 +99,6 @@ export function createLiveTicks(options: { herald: Herald; tickMs?: number; deta
     ),
     doctor: slow((key: number | 'all') => runDoctor(herald, key === 'all' ? {} : { deliveryId: key })),
     database: slow((_key: 'all') => databaseStatus(herald.store)),
-    shownEta: slow(async (id: number) => shownDeliveryEta(herald, id, (await getDelivery(herald.store, id)).state)),
+    shownEta: slow((id: number) => etaUnlessRulesInvalid(herald, id)),
   };
 }
