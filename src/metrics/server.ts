@@ -56,7 +56,6 @@ export function readiness(herald: Herald): Promise<Readiness> {
   const now = performance.now();
   const last = readinessChecks.get(herald);
   if (last && (now - last.startedAt < readinessCacheMs || !last.answered)) return last.state;
-  const check: ReadinessCheck = { startedAt: now, answered: false, state: Promise.resolve(notAnswered) };
   const answer = checkReadiness(herald).finally(() => {
     check.answered = true;
   });
@@ -67,7 +66,11 @@ export function readiness(herald: Herald): Promise<Readiness> {
       resolve(notAnswered);
     }, readinessTimeoutMs).unref();
   });
-  check.state = Promise.race([answer, silence]).finally(() => clearTimeout(timer));
+  const check: ReadinessCheck = {
+    startedAt: now,
+    answered: false,
+    state: Promise.race([answer, silence]).finally(() => clearTimeout(timer)),
+  };
   readinessChecks.set(herald, check);
   return check.state;
 }
