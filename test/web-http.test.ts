@@ -115,6 +115,13 @@ describeEachDialect('dashboard over HTTP', (context) => {
       }),
     );
 
+  it('sends the addresses an operator types (/, /ui, /ui/) to the deliveries', async () => {
+    for (const path of ['/', '/ui', '/ui/']) {
+      const answer = await fetch(`${url}${path}`, { redirect: 'manual' });
+      expect([path, answer.status, answer.headers.get('location')]).toEqual([path, 302, '/ui/deliveries']);
+    }
+  });
+
   it('serves N browsers polling one delivery from one load per tick', async () => {
     const viewers = await signedInViewers(12);
     clock.advance(10_000); // past any tick an earlier test loaded

@@ -88,7 +88,8 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
   const assets = loadAssets();
   const ticks = options.ticks ?? createLiveTicks({ herald });
 
-  app.get('/', async (_request, reply) => reply.redirect('/ui/deliveries'));
+  // The addresses an operator types: the root, and the dashboard's own prefix (a 404 before).
+  for (const path of ['/', '/ui', '/ui/']) app.get(path, async (_request, reply) => reply.redirect('/ui/deliveries'));
 
   app.register(
     async (scope) => {
