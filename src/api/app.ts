@@ -8,6 +8,7 @@ import { manualTicker } from '../workflows/ticker.ts';
 import { addMetricsRoute } from '../metrics/server.ts';
 import { registerDashboard } from '../web/dashboard.ts';
 import { createLiveTicks, type LiveTicks } from '../web/live-ticks.ts';
+import { allowedHostNames, hostRefusal } from './allowed-hosts.ts';
 import { insertAudit, touchToken } from './api-store.ts';
 import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
 import { problem, type FieldError } from './problem.ts';
@@ -212,6 +213,14 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     const deadline = setTimeout(() => request.raw.destroy(), config.bodyTimeoutMs).unref();
     request.bodyDeadline = deadline;
     request.raw.once('end', () => clearTimeout(deadline));
+  });
+
+  // A DNS-rebinding page is refused by the name it used (docs/api.md), before any token is read: on
+  // the dashboard, /metrics and /healthz too. After the body deadline is armed: a refused body drains.
+  const allowedHosts = allowedHostNames(config);
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal = hostRefusal(request.host, allowedHosts);
+    if (refusal) return sendProblem(request, reply, 'HOST_NOT_ALLOWED', refusal);
   });
 
   // Before the body is read: who is calling, and may they.

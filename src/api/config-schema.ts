@@ -33,6 +33,12 @@ export const apiSchema = z
      * and the auth limiter counts each client, not the proxy. Empty: no header is believed.
      */
     trustedProxies: z.array(z.string().min(1)).default([]),
+    /**
+     * Host names (no port) the API and dashboard answer to besides IP addresses, `localhost` and api.host: the name
+     * operators type or a proxy forwards (its X-Forwarded-Host, believed from api.trustedProxies only). A request for
+     * any other name gets 421, so a DNS-rebinding page cannot reach the API from a browser. `["*"]`: any name.
+     */
+    allowedHosts: z.array(z.string().min(1)).default([]),
   })
   .strict();
 

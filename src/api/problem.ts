@@ -35,6 +35,7 @@ const statusByCode: Partial<Record<ErrorCode, number>> = {
   INPUT_TOO_LARGE: 413,
   CSV_TOO_LARGE: 413,
   RATE_LIMITED: 429,
+  HOST_NOT_ALLOWED: 421,
   // The server's configuration does not allow the action (no deliverability.source set…): not the request's fault, not a crash.
   CONFIG_INVALID: 409,
   INPUT_INVALID: 400,
@@ -60,6 +61,7 @@ const titles: Record<number, string> = {
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  421: 'Misdirected Request',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
   500: 'Internal Server Error',

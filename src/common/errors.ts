@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'AUTH_REQUIRED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
+  | 'HOST_NOT_ALLOWED'
   | 'INTERRUPTED'
   | 'INTERNAL';
 
