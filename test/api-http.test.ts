@@ -599,7 +599,7 @@ describeEachDialect('API over HTTP', (context) => {
     }
   });
 
-  it('counts state-changing calls without a token against the limiter, and stops auditing a blocked client', async () => {
+  it('counts state-changing calls without a token against the limiter apart from wrong tokens, and stops auditing a blocked client', async () => {
     const limited = buildApiApp({ herald, limiter: createAuthLimiter({ failuresPerWindow: 3, windowMs: 60_000 }) });
     const limitedUrl = await limited.app.listen({ host: '127.0.0.1', port: 0 });
     try {
@@ -610,6 +610,20 @@ describeEachDialect('API over HTTP', (context) => {
       expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
       const audited = await herald.store.db.selectFrom('api_audit').select('status').where('path', '=', path).execute();
       expect(audited.map((row) => row.status)).toEqual([401, 401, 401]);
+      // Any web page can send those to 127.0.0.1: they block no request carrying a token. Before: a
+      // valid token got 429 for the rest of the window, every loopback client with it.
+      const withToken = await fetch(`${limitedUrl}/api/v1/deliveries`, {
+        headers: { authorization: `Bearer ${viewer}` },
+      });
+      expect(withToken.status).toBe(200);
+      // Wrong tokens still have their own count, and block.
+      const guess = () =>
+        fetch(`${limitedUrl}/api/v1/deliveries`, {
+          headers: { authorization: `Bearer herald_AAAAAAAAAAAA_${'x'.repeat(43)}` },
+        });
+      expect([(await guess()).status, (await guess()).status, (await guess()).status, (await guess()).status]).toEqual([
+        401, 401, 401, 429,
+      ]);
       clock.advance(60_000);
     } finally {
       await limited.app.close();

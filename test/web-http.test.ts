@@ -374,7 +374,7 @@ describeEachDialect('dashboard over HTTP', (context) => {
     expect(fresh.cookies.has('herald_session')).toBe(false);
   });
 
-  it('counts posts without a session and refused sign-ins against the limiter, and stops auditing a blocked client', async () => {
+  it('counts posts without a session and refused sign-ins against the limiter, apart from wrong tokens, and stops auditing a blocked client', async () => {
     const limited = buildApiApp({ herald, limiter: createAuthLimiter({ failuresPerWindow: 3, windowMs: 60_000 }) });
     const limitedUrl = await limited.app.listen({ host: '127.0.0.1', port: 0 });
     const audited = async (path: string) =>
@@ -395,6 +395,13 @@ describeEachDialect('dashboard over HTTP', (context) => {
       for (let i = 0; i < 5; i++) forms.push((await stranger.post('/ui/sign-in', { token: operator })).status);
       expect(forms).toEqual([403, 403, 403, 429, 429]);
       expect((await audited('/ui/sign-in')).slice(signIns.length)).toEqual([403, 403, 403]);
+      // Forged forms (any web site can post them) do not stop the operator's own sign-in, nor a
+      // signed-in session. Before: 429 until the window ended.
+      const operatorBrowser = createWebClient(limitedUrl);
+      const form = await operatorBrowser.get('/ui/sign-in');
+      expect((await operatorBrowser.post('/ui/sign-in', { _csrf: csrfOf(form.text), token: operator })).status).toBe(
+        303,
+      );
       clock.advance(60_000);
     } finally {
       await limited.app.close();

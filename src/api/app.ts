@@ -228,7 +228,10 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     const spec = request.routeOptions.config.spec;
     if (!spec || spec.permission === 'public') return;
     const now = herald.clock.now();
-    const wait = limiter.blockedFor(request.ip, now);
+    const header = request.headers.authorization;
+    const presented = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined;
+    const attempt = presented === undefined ? 'nothing' : 'credential';
+    const wait = limiter.blockedFor(request.ip, now, attempt);
     if (wait > 0) {
       reply.header('retry-after', String(Math.ceil(wait / 1000)));
       return sendProblem(
@@ -238,13 +241,12 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
         'too many failed authentications from this address; retry later',
       );
     }
-    const header = request.headers.authorization;
-    const presented = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined;
     const row = presented === undefined ? undefined : await authenticateToken(herald.store, presented);
     if (!row) {
       // A state-changing call without any token counts too: each one is audited, and a client sending
-      // them without end wrote an audit row per request (thousands a second, never purged).
-      if (presented !== undefined || changesState(spec)) limiter.recordFailure(request.ip, now);
+      // them without end wrote an audit row per request (thousands a second, never purged). It counts
+      // apart from wrong tokens: any web page can send it, and it must not lock out valid tokens.
+      if (presented !== undefined || changesState(spec)) limiter.recordFailure(request.ip, now, attempt);
       reply.header('www-authenticate', 'Bearer realm="herald"');
       return sendProblem(
         request,

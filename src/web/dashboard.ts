@@ -152,8 +152,11 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         if (!session && request.method !== 'GET') {
           // A post without a session is a failed authentication: each is audited, so a client
           // repeating them is stopped by the API's limiter (and no longer audited once blocked).
+          // Without a cookie it is what any web page can send (SameSite keeps the cookie home):
+          // counted apart, it blocks no request that carries a credential.
           const now = herald.clock.now();
-          const wait = options.limiter.blockedFor(request.ip, now);
+          const attempt = presented === undefined ? 'nothing' : 'credential';
+          const wait = options.limiter.blockedFor(request.ip, now, attempt);
           if (wait > 0) {
             reply.header('retry-after', String(Math.ceil(wait / 1000)));
             return refuse(
@@ -164,7 +167,7 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
               'Too many refused requests from this address: retry later.',
             );
           }
-          options.limiter.recordFailure(request.ip, now);
+          options.limiter.recordFailure(request.ip, now, attempt);
         }
         if (!session)
           return refuse(

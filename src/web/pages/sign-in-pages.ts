@@ -49,15 +49,19 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
     );
     const expected = readCookie(request, signInCookie);
     const now = herald.clock.now();
-    const wait = limiter.blockedFor(request.ip, now);
+    // A form not sent by this page is what any web site can post here: counted apart from wrong
+    // tokens, so forged forms never stop the operator's own sign-in (auth-limiter.ts).
+    const forged = crossOrigin !== undefined || expected === undefined || !csrfMatches(expected, body._csrf);
+    const attempt = forged ? 'nothing' : 'credential';
+    const wait = limiter.blockedFor(request.ip, now, attempt);
     if (wait > 0) {
       request.problemCode = 'RATE_LIMITED';
       reply.header('retry-after', String(Math.ceil(wait / 1000)));
       return showSignIn(context, 429, 'Too many failed sign-ins from this address: retry later.');
     }
-    if (crossOrigin || expected === undefined || !csrfMatches(expected, body._csrf)) {
+    if (forged) {
       // Audited like every refused sign-in: counted, so a client repeating it is stopped.
-      limiter.recordFailure(request.ip, now);
+      limiter.recordFailure(request.ip, now, attempt);
       request.problemCode = 'FORBIDDEN';
       return showSignIn(
         context,
@@ -68,7 +72,7 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
     const presented = typeof body.token === 'string' ? body.token.trim() : '';
     const row = presented === '' ? undefined : await tokenOf(herald.store, presented.slice(0, 200), now);
     if (!row) {
-      if (presented !== '') limiter.recordFailure(request.ip, now);
+      if (presented !== '') limiter.recordFailure(request.ip, now, attempt);
       request.problemCode = 'AUTH_REQUIRED';
       return showSignIn(
         context,
