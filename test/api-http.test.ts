@@ -551,6 +551,23 @@ describeEachDialect('API over HTTP', (context) => {
     expect((await client.call('GET', '/api/v1/webhooks', { token: admin })).body.webhooks).toHaveLength(hooksBefore);
   });
 
+  it('refuses page keys past the largest safe integer with 400, not a database error', async () => {
+    const deliveries = (await client.call('GET', '/api/v1/deliveries', { token: viewer })).body.deliveries as Array<{
+      id: number;
+    }>;
+    const huge = '99999999999999999999999';
+    // Before: 500 INTERNAL on PostgreSQL (invalid input syntax for type bigint: "1e+23"), the stack logged.
+    for (const [path, token] of [
+      [`/api/v1/deliveries/${deliveries[0]!.id}/logs?after=${huge}`, viewer],
+      [`/api/v1/audit?before=${huge}`, admin],
+      [`/api/v1/workflows/cleanup/logs?run=${huge}`, viewer],
+    ] as const) {
+      const answer = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      expect(answer.status, path).toBe(400);
+      expect(((await answer.json()) as { code: string }).code).toBe('INPUT_INVALID');
+    }
+  });
+
   it('closes a connection whose body is not in within api.bodyTimeoutMs, but lets an authorized CSV upload take longer', async () => {
     const quick = buildApiApp({
       herald: { ...herald, config: { ...herald.config, api: { ...herald.config.api, bodyTimeoutMs: 1_000 } } },

@@ -31,7 +31,9 @@ export const pageQuery = <T extends TProperties>(extra: T) =>
   Type.Object(
     {
       ...extra,
-      after: Type.Optional(Type.Integer({ minimum: 0, description: 'the `next` of the previous page' })),
+      after: Type.Optional(
+        Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'the `next` of the previous page' }),
+      ),
       limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
     },
     strict,
@@ -418,7 +420,10 @@ export const runResult = Type.Object(
   open,
 );
 export const pauseResult = Type.Object({ name: Type.String(), changed: Type.Boolean(), state: Type.String() }, open);
-export const logsQuery = Type.Object({ run: Type.Optional(Type.Integer({ minimum: 1 })) }, strict);
+export const logsQuery = Type.Object(
+  { run: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })) },
+  strict,
+);
 export const workflowLogs = Type.Object(
   {
     logs: Type.Array(
@@ -545,7 +550,7 @@ export const auditEntry = Type.Object(
 );
 export const auditQuery = Type.Object(
   {
-    before: Type.Optional(Type.Integer({ minimum: 1 })),
+    before: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
   },
   strict,
