@@ -73,6 +73,27 @@ describe('SMTP client', () => {
     );
   });
 
+  it('never sends a message larger than the SIZE the server declares: it fails at once, hard, as emailtoolarge (RFC 1870)', async () => {
+    const server = await scripted({ pipelining: true, extensions: ['SIZE 100'] });
+    const session = await open(server.port);
+    const large = `Subject: large\r\n\r\n${'x'.repeat(200)}\r\n`;
+    const result = await session.send('bounce@brand.test', 'a@example.test', large);
+    expect(result).toMatchObject({
+      kind: 'rejected',
+      reply: { code: null, local: 'message_too_large', enhanced: '5.3.4' },
+    });
+    expect(result.kind === 'rejected' && defaultVerdict(result.reply)).toMatchObject({
+      type: 'hard',
+      category: 'emailtoolarge',
+    });
+    // Nothing of it was written; the connection carries the next (small) message.
+    expect(await session.send('bounce@brand.test', 'b@example.test', 'Subject: small\r\n\r\nhi\r\n')).toMatchObject({
+      kind: 'accepted',
+    });
+    expect(server.commands.filter((command) => command.startsWith('RCPT'))).toEqual(['RCPT TO:<b@example.test>']);
+    expect(server.messages).toHaveLength(1);
+  });
+
   it('starts the next message once the content is written: its envelope follows the dot before the dot is answered', async () => {
     const server = await scripted({ pipelining: true });
     const session = await open(server.port);

@@ -24,6 +24,8 @@ const byLocalFailure: Record<string, Qualification> = {
   // An address that would split the command line ("a>b"@x.com is valid RFC 5321): never sent, by
   // any server, so retrying it until the delivery expires would only hide it.
   address_unsendable: { type: 'hard', reason: 'invalid_address', category: 'syntaxerror' },
+  // RFC 1870 §6.1: larger than the SIZE the server declared, so it would refuse it every time.
+  message_too_large: { type: 'hard', reason: 'not_defined', category: 'emailtoolarge' },
   expired: { type: 'soft', reason: 'expired', category: 'expired' },
 };
 

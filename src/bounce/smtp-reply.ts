@@ -18,6 +18,7 @@ export type LocalFailure =
   | 'content_error'
   | 'smtputf8_unsupported'
   | 'address_unsendable'
+  | 'message_too_large'
   | 'expired';
 
 export interface SmtpReply {

@@ -100,6 +100,8 @@ class SmtpClientConnection implements SmtpSession {
   /** Why the connection went away when no reply says it (timeout, reset, protocol error). */
   #failure: SmtpReply | undefined;
   #extensions = new Set<string>();
+  /** The largest message the server accepts (EHLO SIZE, RFC 1870); 0 = no limit declared. */
+  #maxMessageBytes = 0;
   #closed = false;
   #closing = false;
   /** Set once the TLS handshake finished: a later socket error is a lost connection, not a TLS failure. */
@@ -242,6 +244,17 @@ class SmtpClientConnection implements SmtpSession {
   ): Promise<TransactionResult> {
     const data = typeof message === 'string' ? smtpDataOf(message) : message;
     const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    // RFC 1870 §6.1: a message over the server's declared maximum is not sent; it would only be
+    // refused (552 5.3.4) after its whole transfer, again at every retry.
+    if (this.#maxMessageBytes > 0 && bytes > this.#maxMessageBytes)
+      return {
+        kind: 'rejected',
+        reply: localFailure(
+          'message_too_large',
+          `the message is ${bytes} bytes, over the ${this.#maxMessageBytes} ${this.#options.servername} accepts (EHLO SIZE): never sent`,
+          '5.3.4',
+        ),
+      };
     const size = this.#extensions.has('SIZE') ? ` SIZE=${bytes}` : '';
     const utf8 = this.#extensions.has('SMTPUTF8') && nonAscii.test(from + recipient) ? ' SMTPUTF8' : '';
     const mail = `MAIL FROM:<${from}>${size}${utf8}\r\n`;
@@ -307,6 +320,7 @@ class SmtpClientConnection implements SmtpSession {
     if (ehlo === null) return this.#lost('connection closed after EHLO');
     if (ehlo.startsWith('250')) {
       this.#extensions = extensionsOf(ehlo);
+      this.#maxMessageBytes = sizeLimitOf(ehlo);
       return undefined;
     }
     if (!ehlo.startsWith('5')) return parseSmtpReply(ehlo);
@@ -459,6 +473,15 @@ export function extensionsOf(ehloReply: string): Set<string> {
     if (keyword) keywords.add(keyword.toUpperCase());
   }
   return keywords;
+}
+
+/** The SIZE limit an EHLO reply declares (RFC 1870 §4): 0 when absent, without value or 0 (no limit). */
+export function sizeLimitOf(ehloReply: string): number {
+  for (const line of ehloReply.split('\n').slice(1)) {
+    const [keyword, value] = line.slice(4).trim().split(/\s+/);
+    if (keyword?.toUpperCase() === 'SIZE') return /^\d+$/.test(value ?? '') ? Number(value) : 0;
+  }
+  return 0;
 }
 
 function failureOfCode(code: string | undefined): LocalFailure {

@@ -36,8 +36,10 @@ function isFailure(outcome: Outcome): outcome is FailureOutcome {
 
 /** The address event a failure leaves; none when nothing was said about the address. */
 export function addressEventOf(outcome: FailureOutcome): AddressEvent | undefined {
-  // Expired before any new attempt, or our own template failing: nothing was said about the address.
-  if (outcome.reply.local === 'expired' || outcome.reply.local === 'content_error') return undefined;
+  // Expired before any new attempt, our own template failing, or our message too large for the
+  // server's declared SIZE: nothing was said about the address.
+  const local = outcome.reply.local;
+  if (local === 'expired' || local === 'content_error' || local === 'message_too_large') return undefined;
   return {
     email: outcome.email,
     at: outcome.at,
