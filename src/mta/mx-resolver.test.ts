@@ -93,6 +93,47 @@ describe('MX resolver against a domain listing many MX hosts', () => {
   });
 });
 
+describe('MX hosts of equal preference', () => {
+  it('are tried in random order, drawn at each resolution, after the more preferred and before the less (RFC 5321 §5.1)', async () => {
+    const dns = await startDnsServer({
+      records: {
+        'equal.test': {
+          mx: [
+            { exchange: 'mx-backup.equal.test', priority: 20 },
+            { exchange: 'mta5.equal.test', priority: 1 },
+            { exchange: 'mta6.equal.test', priority: 1 },
+            { exchange: 'mta7.equal.test', priority: 1 },
+          ],
+        },
+      },
+    });
+    try {
+      // Draws cycle through the whole range: every one of the three comes first at some resolution.
+      const draws = [0, 0.5, 0.99, 0.34, 0.67];
+      let next = 0;
+      const resolver = createMxResolver({
+        dns: createDnsClient([dns.address]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+        random: () => draws[next++ % draws.length]!,
+      });
+      const firsts = new Set<string>();
+      for (let i = 0; i < 10; i++) {
+        const resolution = await resolver.resolveDomain('equal.test');
+        if (resolution.kind !== 'hosts') throw new Error('no hosts');
+        const names = resolution.hosts.map((host) => host.name);
+        expect(names.slice(0, 3).sort()).toEqual(['mta5.equal.test', 'mta6.equal.test', 'mta7.equal.test']);
+        expect(names[3]).toBe('mx-backup.equal.test');
+        firsts.add(names[0]!);
+      }
+      expect(firsts.size).toBe(3);
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
 describe('MX resolver and internal addresses', () => {
   // A hostile domain's MX at 127.0.0.1, 0.0.0.0, 10.x or the cloud metadata address had the MTA
   // open SMTP sessions to the host itself and its internal network.

@@ -52,6 +52,8 @@ export interface MxResolverOptions {
   /** Connect to MX hosts found in DNS at loopback, private, link-local or unspecified addresses
    *  (default false: refused). Routes are the operator's and always apply. */
   allowPrivateAddresses?: boolean;
+  /** Draws in [0, 1) that order MX hosts of equal preference (default Math.random). */
+  random?: () => number;
 }
 
 /*
@@ -100,6 +102,7 @@ interface CacheEntry<T> {
 
 export function createMxResolver(options: MxResolverOptions): MxResolver {
   const { routes, clock } = options;
+  const random = options.random ?? Math.random;
   const dns = limitedDns(options.dns, options.maxConcurrentLookups ?? 64);
   const domainCache = new Map<string, CacheEntry<MxResolution>>();
   const addressCache = new Map<string, CacheEntry<AddressResolution>>();
@@ -232,7 +235,11 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       const name = domain.toLowerCase();
       const route = routes.forDomain(name);
       if (route) return Promise.resolve({ kind: 'hosts', hosts: [{ name, preference: 0, route }] });
-      return cached(domainCache, name, () => lookupDomain(name));
+      return cached(domainCache, name, () => lookupDomain(name)).then((resolution) =>
+        resolution.kind === 'hosts'
+          ? { kind: 'hosts', hosts: shuffleEqualPreferences(resolution.hosts, random) }
+          : resolution,
+      );
     },
     cachedNames: () => domainCache.size + addressCache.size,
     async resolveAddress(host) {
@@ -246,6 +253,27 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       );
     },
   };
+}
+
+/**
+ * RFC 5321 §5.1: hosts of equal preference MUST be tried in random order, to spread the load over
+ * them (Yahoo publishes three MX hosts at preference 1). Each call draws anew: the cached answer
+ * sent every message of the hour to the first one DNS listed. Hosts come sorted by preference.
+ */
+export function shuffleEqualPreferences(hosts: readonly MxHost[], random: () => number): MxHost[] {
+  const ordered = [...hosts];
+  let start = 0;
+  while (start < ordered.length) {
+    let end = start + 1;
+    while (end < ordered.length && ordered[end]!.preference === ordered[start]!.preference) end++;
+    // Fisher–Yates over [start, end).
+    for (let i = end - 1; i > start; i--) {
+      const j = start + Math.floor(random() * (i - start + 1));
+      [ordered[i], ordered[j]] = [ordered[j]!, ordered[i]!];
+    }
+    start = end;
+  }
+  return ordered;
 }
 
 function failure(
