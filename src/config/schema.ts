@@ -151,6 +151,10 @@ export const configSchema = z
         /** Seconds to wait before each retry of a soft (or ignored) failure; the last value repeats until validity ends.
          *  Default: 5 retries an hour apart on the first day, then one a day until delivery.validityHours. */
         retryDelaysSeconds: z.array(z.number().int().min(1)).min(1).default([3600, 3600, 3600, 3600, 3600, 86400]),
+        /** Greylisting (a soft reply of category `onhold`: "450 4.7.1 Greylisted, try again in 300 seconds"): the first
+         *  three attempts of a message are retried after the delay the reply asks for (60 s to 1 h), else after this many
+         *  seconds, never later than retryDelaysSeconds would; greylisting servers accept the retry after a few minutes. */
+        greylistRetrySeconds: z.number().int().min(1).default(300),
         /** Use STARTTLS when the MX offers it; certificates are not verified (MX hosts rarely have valid ones); a failed handshake falls back to plain text on a new connection. */
         opportunisticTls: z.boolean().default(true),
         /** Static routes, checked before DNS. */

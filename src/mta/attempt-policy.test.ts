@@ -69,6 +69,59 @@ describe('attempt-outcome policy', () => {
     },
   );
 
+  it.each([
+    // reply, attempts before, validity → retryAt
+    ['450 4.7.1 Greylisted, please try again in 300 seconds', 0, null, at + 300_000],
+    ['451 4.7.1 Greylisted, retry in 10 minutes', 0, null, at + 600_000],
+    // No delay named: mta.greylistRetrySeconds.
+    ['451 4.7.1 Greylisted, try again later', 1, null, at + 240_000],
+    // A few seconds would be a tight loop, a day is not greylisting: bounded to 60 s – 1 h.
+    ['450 4.2.0 Greylisted for 5 s', 0, null, at + 60_000],
+    ['450 4.2.0 Greylisted for 86400 seconds', 0, null, at + 3_600_000],
+    // After three greylisted attempts, the normal schedule.
+    ['451 4.7.1 Greylisted, try again later', 3, null, at + 86_400_000],
+    ['451 4.7.1 Greylisted, try again later', 0, at + 200_000, undefined],
+  ] as const)(
+    'greylisted: %s (%i attempts before, valid until %s) → retried at %s',
+    (raw, attempts, validUntil, retryAt) => {
+      const greylisted: Verdict = {
+        type: 'soft',
+        reason: 'not_defined',
+        category: 'onhold',
+        ruleId: 'greylisted',
+        packVersion: 'p1',
+      };
+      const greylistPolicy = { retryDelaysSeconds: [3600, 3600, 3600, 86400], greylistRetrySeconds: 240 };
+      const outcome = failureOutcome(
+        greylistPolicy,
+        attempt(attempts, validUntil),
+        'mx.example.test',
+        parseSmtpReply(raw),
+        greylisted,
+      );
+      expect(outcome.kind === 'deferred' ? outcome.retryAt : outcome.kind).toBe(retryAt ?? 'failed');
+    },
+  );
+
+  it('a greylisted retry never waits longer than the schedule would', () => {
+    const greylisted: Verdict = {
+      type: 'soft',
+      reason: 'not_defined',
+      category: 'onhold',
+      ruleId: 'greylisted',
+      packVersion: 'p1',
+    };
+    const reply = parseSmtpReply('451 4.7.1 Greylisted, try again in 300 seconds');
+    const outcome = failureOutcome(
+      { retryDelaysSeconds: [1, 2], greylistRetrySeconds: 300 },
+      attempt(0, null),
+      null,
+      reply,
+      greylisted,
+    );
+    expect(outcome).toMatchObject({ kind: 'deferred', retryAt: at + 1_000 });
+  });
+
   it('a local failure with no retry schedule expires at once', () => {
     const reply = localFailure('connection_refused', 'connect ECONNREFUSED');
     expect(

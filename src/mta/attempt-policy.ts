@@ -2,7 +2,14 @@ import { localFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
 import type { Verdict } from '../bounce/types.ts';
 import type { ClaimedLog } from './mta-store.ts';
 import type { FailedOutcome, Outcome, ReleasedOutcome } from './outcome.ts';
-import { isExpired, scheduleRetry } from './retry-schedule.ts';
+import {
+  greylistDelaySeconds,
+  isExpired,
+  scheduledDelaySeconds,
+  scheduleRetry,
+  scheduleRetryAfter,
+  type RetryDecision,
+} from './retry-schedule.ts';
 
 // What one attempt of one message comes to, decided from values (no clock, no I/O):
 // - accepted → sent;
@@ -26,7 +33,16 @@ export interface Attempt {
 export interface AttemptPolicy {
   /** Seconds before the n-th retry; the last one repeats (config mta.retryDelaysSeconds). */
   retryDelaysSeconds: readonly number[];
+  /** Retry of a greylisted message when its reply names no delay (config mta.greylistRetrySeconds); absent = the schedule's. */
+  greylistRetrySeconds?: number;
 }
+
+/**
+ * Greylisting (category `onhold`) is retried this many times after the short delay: a greylisting
+ * server accepts the second attempt after its delay (often 5 min), while one that says it for ever
+ * goes back to the normal schedule instead of being asked every few minutes until the validity ends.
+ */
+const greylistShortRetries = 3;
 
 function base(attempt: Attempt, mxHost: string | null) {
   const { log, at } = attempt;
@@ -47,10 +63,28 @@ export function failureOutcome(
   verdict: Verdict,
 ): Outcome {
   if (verdict.type === 'hard') return { kind: 'failed', ...base(attempt, mxHost), reply, verdict, expired: false };
-  const decision = scheduleRetry(attempt.log.attempts + 1, attempt.at, attempt.validUntil, policy.retryDelaysSeconds);
+  const decision = retryDecision(policy, attempt, reply, verdict);
   if (decision.kind === 'retry')
     return { kind: 'deferred', ...base(attempt, mxHost), retryAt: decision.retryAt, reply, verdict };
   return { kind: 'failed', ...base(attempt, mxHost), reply, verdict, expired: true };
+}
+
+/**
+ * The schedule's retry; for a greylisted message, the delay the server asks for (or the configured
+ * one) when shorter: a greylisted first attempt waited the schedule's first hour, every recipient of
+ * a greylisting domain an hour late.
+ */
+function retryDecision(policy: AttemptPolicy, attempt: Attempt, reply: SmtpReply, verdict: Verdict): RetryDecision {
+  const attempts = attempt.log.attempts + 1;
+  const { retryDelaysSeconds, greylistRetrySeconds } = policy;
+  if (verdict.category !== 'onhold' || greylistRetrySeconds === undefined || attempts > greylistShortRetries)
+    return scheduleRetry(attempts, attempt.at, attempt.validUntil, retryDelaysSeconds);
+  if (retryDelaysSeconds.length === 0) return { kind: 'expired' };
+  const delay = Math.min(
+    greylistDelaySeconds(reply.text, greylistRetrySeconds),
+    scheduledDelaySeconds(attempts, retryDelaysSeconds),
+  );
+  return scheduleRetryAfter(delay, attempt.at, attempt.validUntil);
 }
 
 /** Back to pending without using an attempt: not tried (stop, lease running out, paused delivery). */

@@ -55,7 +55,12 @@ export interface DispatcherOptions {
   store: Pick<MtaStore, 'noteDeliveryProblem'>;
   config: Pick<
     HeraldConfig['mta'],
-    'heloName' | 'opportunisticTls' | 'retryDelaysSeconds' | 'connectionCloseGraceMs' | 'holdHorizonMs'
+    | 'heloName'
+    | 'opportunisticTls'
+    | 'retryDelaysSeconds'
+    | 'greylistRetrySeconds'
+    | 'connectionCloseGraceMs'
+    | 'holdHorizonMs'
   >;
   clock: Clock;
   logger: Logger;
@@ -108,7 +113,10 @@ class MessageDispatcher implements Dispatcher {
 
   constructor(options: DispatcherOptions) {
     this.#options = options;
-    this.#policy = { retryDelaysSeconds: options.config.retryDelaysSeconds };
+    this.#policy = {
+      retryDelaysSeconds: options.config.retryDelaysSeconds,
+      greylistRetrySeconds: options.config.greylistRetrySeconds,
+    };
     const { clock, logger, sources } = options;
     this.#pool = createConnectionPool<MessageJob>({
       policy: options.policy,
