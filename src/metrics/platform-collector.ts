@@ -144,7 +144,9 @@ export function registerPlatformCollector(
     },
   );
   gauge('herald_mx_throttled_paths', 'paths (source IP, MX IP) held back by a limit now', [], async (set) => {
-    set({}, (await platform()).shaping.paths.filter((p) => p.binding !== 'none').length);
+    const { shaping } = await platform();
+    const listed = shaping.paths.filter((p) => p.binding !== 'none').length;
+    set({}, listed + (shaping.omitted?.throttledPaths ?? 0));
   });
   gauge('herald_mx_backoffs_active', 'backoffs in force (rule packs: 421 4.7.0 → halve the rate…)', [], async (set) => {
     set({}, (await platform()).shaping.backoffs.length);

@@ -7,6 +7,8 @@ import { RulesHolder } from './compiled-rules.ts';
 import { createMemoryThrottle } from './memory-throttle.ts';
 import { loadRuleTexts } from './rule-loader.ts';
 import { Shaper } from './shaper.ts';
+import { snapshotRowLimit } from './snapshot.ts';
+import { formatStatsView, mergeSnapshots } from './stats-view.ts';
 import { compileBounceRules } from '../bounce/classifier.ts';
 import { loadBouncePack, SHIPPED_BOUNCE_PACK } from '../bounce/rule-pack.ts';
 import { createReplyClassifier } from '../bounce/reply-classifier.ts';
@@ -302,5 +304,31 @@ describe('affinities', () => {
       kind: 'chosen',
       source: { publicId: 0 },
     });
+  });
+
+  it('lists at most snapshotRowLimit paths and rate keys, keeping the one held back and counting the others', async () => {
+    const { shaper: s } = shaper();
+    // A list of small company domains: every MX host its own path and (perMxHost) rate key.
+    for (let i = 0; i < snapshotRowLimit + 99; i++) {
+      const path = { mxHost: `mx.company${i}.example`, mxIp: `10.0.${i >> 8}.${i & 255}`, publicId: 1 };
+      s.recordConnection(path, 'accepted');
+      s.recordReply(path, `company${i}.example`, { code: 250, enhanced: '2.0.0', text: 'ok' });
+    }
+    // One more host, last in path and rate key order, at its maxConnections (4): the row to see.
+    const full = { mxHost: 'mx.full.example', mxIp: '10.9.9.9', publicId: 1 };
+    for (let i = 0; i < 4; i++) expect((await s.acquireConnection(full)).kind).toBe('granted');
+
+    const snapshot = await s.snapshot();
+    expect(snapshot.paths).toHaveLength(snapshotRowLimit);
+    expect(snapshot.rules).toHaveLength(snapshotRowLimit);
+    expect(snapshot.omitted).toEqual({ paths: 100, rules: 100, throttledPaths: 0 });
+    expect(snapshot.paths.find((p) => p.mxHost === 'mx.full.example')?.binding).toBe('maxConnections');
+    expect(snapshot.rules.find((r) => r.rateKey === 'generic|id1|mx.full.example')?.binding).toBe('maxConnections');
+
+    const view = mergeSnapshots([snapshot, { ...snapshot, nodeId: 'n2' }], 0);
+    expect(view.omitted).toEqual({ paths: 200, rules: 200, throttledPaths: 0 });
+    expect(formatStatsView(view)).toContain(
+      `  200 more paths not listed: each MTA node lists its ${snapshotRowLimit} most relevant (held back by a limit, then waiting, open, busiest)`,
+    );
   });
 });

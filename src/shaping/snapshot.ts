@@ -59,6 +59,14 @@ export interface ShapingSnapshot {
   throttle: ThrottleSnapshot;
   /** Why the shared counters could not be read (Redis unreachable); `throttle` is then empty. */
   throttleError?: string;
+  /** Rows left out of `paths` and `rules` (past snapshotRowLimit), and how many of those paths were held back. */
+  omitted?: OmittedRows;
+}
+
+export interface OmittedRows {
+  paths: number;
+  rules: number;
+  throttledPaths: number;
 }
 
 export interface SnapshotInput {
@@ -81,6 +89,15 @@ export interface SnapshotInput {
 
 /** A denial or a waiting count older than this no longer describes "right now". */
 export const recentMs = 60_000;
+
+/**
+ * Paths and rule rate keys one snapshot lists at most. A list of 50,000 small company domains gives
+ * 50,000 MX hosts within the hour, each its own path and (generic rule, perMxHost) rate key: listing
+ * them all made a 51 MB row rewritten every statsIntervalMs and read again by every `/metrics`
+ * refresh, `herald mx stats`, the doctor and the dashboard. The rows that matter are kept (held
+ * back by a limit, then waiting, open, busiest or failing); the others are counted in `omitted`.
+ */
+export const snapshotRowLimit = 500;
 const nearLimit = 0.95;
 
 export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
@@ -120,6 +137,19 @@ export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
       ...binding,
     });
   }
+  const rules = aggregateRules(paths, input.rules, input.backoffs);
+  const listedPaths = mostRelevant(paths, (p) => p.pathId, pathActivity);
+  const listedRules = mostRelevant(
+    rules,
+    (r) => r.rateKey,
+    (r) => r.messages,
+  );
+  const omitted: OmittedRows = {
+    paths: paths.length - listedPaths.length,
+    rules: rules.length - listedRules.length,
+    throttledPaths:
+      paths.filter((p) => p.binding !== 'none').length - listedPaths.filter((p) => p.binding !== 'none').length,
+  };
   return {
     format: 1,
     nodeId: input.nodeId,
@@ -127,13 +157,47 @@ export function buildSnapshot(input: SnapshotInput): ShapingSnapshot {
     rulesVersion: input.rules.version,
     backend: input.backendKind,
     periodMs: input.periodMs,
-    paths,
-    rules: aggregateRules(paths, input.rules, input.backoffs),
+    paths: listedPaths,
+    rules: listedRules,
     backoffs: input.backoffs,
     suspensions: input.suspensions,
     throttle: input.throttle,
     ...(input.throttleError !== undefined && { throttleError: input.throttleError }),
+    ...((omitted.paths > 0 || omitted.rules > 0) && { omitted }),
   };
+}
+
+function pathActivity(path: PathSnapshot): number {
+  return (
+    path.messages +
+    path.connectionsRefused +
+    path.unreachable +
+    path.deferrals['4xx'] +
+    path.deferrals['5xx'] +
+    path.deferrals.local
+  );
+}
+
+/** At most snapshotRowLimit rows, in their own order: held back first, then waiting, open, busiest. */
+function mostRelevant<T extends { binding: BindingLimit; waiting: number; openConnections: number }>(
+  rows: readonly T[],
+  keyOf: (row: T) => string,
+  activity: (row: T) => number,
+): T[] {
+  if (rows.length <= snapshotRowLimit) return [...rows];
+  const kept = new Set(
+    [...rows]
+      .sort(
+        (a, b) =>
+          severity[b.binding] - severity[a.binding] ||
+          b.waiting - a.waiting ||
+          b.openConnections - a.openConnections ||
+          activity(b) - activity(a),
+      )
+      .slice(0, snapshotRowLimit)
+      .map(keyOf),
+  );
+  return rows.filter((row) => kept.has(keyOf(row)));
 }
 
 /** Which limit holds traffic back right now, and why, in words an operator can act on. */

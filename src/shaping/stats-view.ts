@@ -1,6 +1,13 @@
 import type { ActiveBackoff } from './backoff.ts';
 import type { Suspension } from './breaker.ts';
-import { mostSevere, type PathSnapshot, type RuleSnapshot, type ShapingSnapshot } from './snapshot.ts';
+import {
+  mostSevere,
+  snapshotRowLimit,
+  type OmittedRows,
+  type PathSnapshot,
+  type RuleSnapshot,
+  type ShapingSnapshot,
+} from './snapshot.ts';
 
 // `herald mx stats`: merges the fresh snapshots of every MTA node into one view (per rule rate
 // key and per path), and renders it as text. Pure: snapshots and now in, view out.
@@ -21,6 +28,8 @@ export interface MxStatsView {
   suspensions: Array<Suspension & { nodeId: string }>;
   /** With Redis: connections open right now across every node, per connection key. */
   sharedConnections?: Record<string, number>;
+  /** Paths and rate keys the nodes left out of their snapshots (each lists its snapshotRowLimit most relevant). */
+  omitted?: OmittedRows;
 }
 
 export function mergeSnapshots(
@@ -30,8 +39,12 @@ export function mergeSnapshots(
 ): MxStatsView {
   const rules = new Map<string, Array<RuleSnapshot & { nodeId: string }>>();
   for (const snapshot of snapshots)
-    for (const rule of snapshot.rules)
-      rules.set(rule.rateKey, [...(rules.get(rule.rateKey) ?? []), { ...rule, nodeId: snapshot.nodeId }]);
+    for (const rule of snapshot.rules) {
+      const members = rules.get(rule.rateKey) ?? [];
+      members.push({ ...rule, nodeId: snapshot.nodeId });
+      rules.set(rule.rateKey, members);
+    }
+  const omitted = snapshots.filter((s) => s.omitted !== undefined);
   return {
     takenAt: now,
     nodes: snapshots.map((s) => ({
@@ -69,7 +82,21 @@ export function mergeSnapshots(
     backoffs: snapshots.flatMap((s) => s.backoffs.map((b) => ({ ...b, nodeId: s.nodeId }))),
     suspensions: snapshots.flatMap((s) => s.suspensions.map((x) => ({ ...x, nodeId: s.nodeId }))),
     ...(sharedConnections ? { sharedConnections } : {}),
+    ...(omitted.length > 0 && {
+      omitted: {
+        paths: omitted.reduce((sum, s) => sum + s.omitted!.paths, 0),
+        rules: omitted.reduce((sum, s) => sum + s.omitted!.rules, 0),
+        throttledPaths: omitted.reduce((sum, s) => sum + s.omitted!.throttledPaths, 0),
+      },
+    }),
   };
+}
+
+/** `1,234 more rate keys not listed (…)`: what a node left out of its snapshot, or nothing. */
+export function omittedNote(count: number, what: string): string | null {
+  return count > 0
+    ? `${count} more ${what} not listed: each MTA node lists its ${snapshotRowLimit} most relevant (held back by a limit, then waiting, open, busiest)`
+    : null;
 }
 
 export function formatStatsView(view: MxStatsView): string[] {
@@ -97,6 +124,8 @@ export function formatStatsView(view: MxStatsView): string[] {
       ]),
     ),
   );
+  const rulesNote = omittedNote(view.omitted?.rules ?? 0, 'rate keys');
+  if (rulesNote) lines.push(`  ${rulesNote}`);
   lines.push('', 'per path (rule|public id|MX IP):');
   lines.push(
     ...table(
@@ -128,6 +157,11 @@ export function formatStatsView(view: MxStatsView): string[] {
       ]),
     ),
   );
+  const pathsNote = omittedNote(view.omitted?.paths ?? 0, 'paths');
+  if (pathsNote)
+    lines.push(
+      `  ${pathsNote}${view.omitted!.throttledPaths > 0 ? `; ${view.omitted!.throttledPaths} of them held back` : ''}`,
+    );
   const shared = view.paths.filter((p) => (p.shares?.length ?? 0) > 0);
   lines.push(
     '',

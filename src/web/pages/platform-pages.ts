@@ -4,6 +4,7 @@ import { listVersions } from '../../rules-versions/rule-version-store.ts';
 import { ruleVersionView } from '../../rules-versions/versions-view.ts';
 import { formatDiff } from '../../rules-versions/diff.ts';
 import { readMxStats } from '../../shaping/mx-view.ts';
+import { omittedNote } from '../../shaping/stats-view.ts';
 import { runMaintenance } from '../../workflows/maintenance.ts';
 import type { WebRoutes } from '../dashboard.ts';
 import type { LiveTicks } from '../live-ticks.ts';
@@ -85,6 +86,8 @@ export function registerPlatformPages(routes: WebRoutes, options: { ticks: LiveT
         connectionsPercent: Math.round(p.load.connections * 100),
         ratePercent: Math.round(p.load.messagesPerHour * 100),
       })),
+      rulesOmitted: omittedNote(stats.omitted?.rules ?? 0, 'rate keys'),
+      pathsOmitted: omittedNote(stats.omitted?.paths ?? 0, 'paths'),
       backoffs: stats.backoffs.map((b) => ({
         ...b,
         since: iso(b.since),
