@@ -6,6 +6,8 @@ import { openHerald, type Herald } from '../src/main.ts';
 import { readiness, startMetricsServer, type MetricsServer } from '../src/metrics/server.ts';
 import { parseSmtpReply } from '../src/bounce/smtp-reply.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import type { BindingLimit, RuleSnapshot } from '../src/shaping/snapshot.ts';
+import { writeShapingSnapshot } from '../src/shaping/stats-store.ts';
 import { startCuttableProxy } from './support/cuttable-proxy.ts';
 import { createTestDatabase, describeEachDialect, postgresUnavailable } from './support/databases.ts';
 import { waitFor } from './support/wait.ts';
@@ -83,7 +85,54 @@ describeEachDialect('metrics', (context) => {
       },
       { kind: 'released', logId: 4, deliveryId: 1, email: 'r4@example.com', mxHost: null, at: now },
     ]);
+    // An MTA sending to three small domains: the perMxHost generic rule, one rate key per MX host.
+    const hostRule = (host: string, load: number, binding: BindingLimit) =>
+      ({
+        rateKey: `generic|id0|${host}`,
+        rule: 'generic',
+        shared: false,
+        publicId: 0,
+        load: { messagesPerHour: load },
+        masks: ['*'],
+        limits: {
+          maxConnections: 5,
+          maxMessagesPerHour: 3000,
+          maxMessagesPerConnection: 50,
+          configuredMaxConnections: 5,
+          configuredMaxMessagesPerHour: 3000,
+        },
+        openConnections: 1,
+        messages: Math.round(load * 3000),
+        waiting: 0,
+        binding,
+        bindingReason: binding,
+        backoffs: [],
+      }) satisfies RuleSnapshot;
+    await writeShapingSnapshot(herald.store, {
+      ...({
+        format: 1,
+        nodeId: 'mta-1',
+        takenAt: now,
+        rulesVersion: 'v1',
+        backend: 'memory',
+        periodMs: 3_600_000,
+      } as const),
+      paths: [],
+      rules: [
+        hostRule('mx.a.example', 0.2, 'none'),
+        hostRule('mx.b.example', 0.97, 'maxMessagesPerHour'),
+        hostRule('mx.c.example', 0.1, 'none'),
+      ],
+      backoffs: [],
+      suspensions: [],
+      throttle: { connections: {}, rates: {} },
+    });
     const text = await scrape();
+    // One series per rule and scope, whatever the number of MX hosts: the busiest host, its binding.
+    expect(text).toContain('herald_mx_rule_load{rule="generic",scope="id0"} 0.97');
+    expect(text.match(/^herald_mx_rule_binding\{.*$/gm)).toEqual([
+      'herald_mx_rule_binding{rule="generic",scope="id0",limit="maxMessagesPerHour"} 1',
+    ]);
     expect(text).toContain('herald_messages_total{outcome="sent",reason="none",domain_class="google"} 2');
     expect(text).toContain('herald_messages_total{outcome="failed",reason="mailbox_full",domain_class="other"} 1');
     expect(text).toContain('herald_queue_due{domain_class="google"} 3');

@@ -9,6 +9,7 @@ import { manualTicker } from '../workflows/ticker.ts';
 import { domainClass } from './labels.ts';
 import { deliveriesByState, dueByDomain } from './metrics-store.ts';
 import { refreshedValue } from './refreshed-value.ts';
+import { ruleGauges } from './rule-gauges.ts';
 
 // Gauges of the platform, read from the database: one shared read per `cacheMs` whatever the number
 // of scrapers (Prometheus, a second Prometheus, a curl), refreshed behind the scrape that finds it
@@ -130,8 +131,8 @@ export function registerPlatformCollector(
     'messages per hour against the MX rule limit (1 = at the limit), per rule and scope',
     ['rule', 'scope'],
     async (set) => {
-      for (const rule of (await platform()).shaping.rules)
-        set({ rule: rule.rule, scope: rule.shared ? 'shared' : `id${rule.publicId}` }, rule.load.messagesPerHour);
+      for (const rule of ruleGauges((await platform()).shaping.rules))
+        set({ rule: rule.rule, scope: rule.scope }, rule.load);
     },
   );
   gauge(
@@ -139,8 +140,8 @@ export function registerPlatformCollector(
     '1 for the limit that binds each MX rule now (none, maxConnections, maxMessagesPerHour, backoff)',
     ['rule', 'scope', 'limit'],
     async (set) => {
-      for (const rule of (await platform()).shaping.rules)
-        set({ rule: rule.rule, scope: rule.shared ? 'shared' : `id${rule.publicId}`, limit: String(rule.binding) }, 1);
+      for (const rule of ruleGauges((await platform()).shaping.rules))
+        set({ rule: rule.rule, scope: rule.scope, limit: rule.binding }, 1);
     },
   );
   gauge('herald_mx_throttled_paths', 'paths (source IP, MX IP) held back by a limit now', [], async (set) => {
