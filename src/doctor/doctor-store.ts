@@ -6,16 +6,23 @@ import { finalLogStatuses } from '../workflows/builtins/cleanup-store.ts';
 // Read-only queries of `herald doctor` that no other command needed. Each one is bounded: the
 // doctor must stay cheap on a database with hundreds of millions of delivery logs.
 
-/** Deliveries not in a final state (not edited either: nothing can be wrong with a draft), plus `extraId`. */
+/**
+ * The `limit` newest deliveries not in a final state (not edited either: nothing can be wrong with a
+ * draft), plus `extraId` whatever its age: the delivery asked about is read even when more than
+ * `limit` newer ones are unfinished.
+ */
 export async function unfinishedDeliveries(store: Store, extraId?: number, limit = 200): Promise<DeliveryRow[]> {
   const states: DeliveryState[] = ['preparing', 'prepared', 'start_pending', 'in_progress', 'paused'];
-  let query = store.db.selectFrom('deliveries').selectAll().where('state', 'in', states);
-  if (extraId !== undefined)
-    query = store.db
-      .selectFrom('deliveries')
-      .selectAll()
-      .where((eb) => eb.or([eb('state', 'in', states), eb('id', '=', extraId)]));
-  return query.orderBy('id', 'desc').limit(limit).execute();
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .selectAll()
+    .where('state', 'in', states)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+  if (extraId === undefined || rows.some((row) => Number(row.id) === extraId)) return rows;
+  const extra = await store.db.selectFrom('deliveries').selectAll().where('id', '=', extraId).executeTakeFirst();
+  return extra ? [...rows, extra] : rows;
 }
 
 /**
