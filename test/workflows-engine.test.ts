@@ -5,7 +5,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openStore, type Store } from '../src/store/database.ts';
-import { listRuns, listSteps } from '../src/workflows/workflow-store.ts';
+import { listRuns, listStepLogs, listSteps } from '../src/workflows/workflow-store.ts';
 import { createWorkflowEngine } from '../src/workflows/engine.ts';
 import { createWorkflowRegistry } from '../src/workflows/registry.ts';
 import { intervalTicker, manualTicker } from '../src/workflows/ticker.ts';
@@ -386,6 +386,42 @@ describeEachDialect('workflow engine', (context) => {
     await twoTicks.promise;
     await engine.stop();
     expect(ticks).toBeGreaterThanOrEqual(2);
+  });
+
+  it('caps a run log that logs per item: first and last lines kept, the dropped count said between', async () => {
+    const store = context.store();
+    // A step logging per item, then failing: the end of the log is what explains the failure.
+    const chatty: WorkflowDefinition = {
+      name: 'chatty',
+      description: 't',
+      schedule: '0 4 * * *',
+      steps: [
+        {
+          name: 'per-item',
+          async run(ctx) {
+            for (let item = 1; item <= 3_000; item += 1) await ctx.log(`item ${item}`);
+            await ctx.log('x'.repeat(50_000), 'error');
+            return { kind: 'failed', error: 'gave up' };
+          },
+        },
+      ],
+    };
+    const engine = engineFor(store, [chatty], manualClock(at('2026-03-06T00:00:00Z')), 'node-a', {
+      logLinesPerRun: 200,
+    });
+    const result = await engine.runNow('chatty');
+    const rows = await listStepLogs(store, result.runId);
+    expect(rows.length).toBeLessThanOrEqual(200 + 100 + 1);
+    const messages = rows.map((row) => row.message);
+    expect(messages.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => `item ${i + 1}`));
+    const marker = messages[100]!;
+    const kept = rows.length - 1;
+    expect(marker).toBe(
+      `… ${3_001 - kept} line(s) dropped: a run keeps its first 100 and last 100 log lines (workflows.logLinesPerRun)`,
+    );
+    expect(messages.at(-2)).toBe('item 3000');
+    expect(messages.at(-1)).toMatch(/^x{4000} … \(46000 more characters cut\)$/);
+    expect(rows.every((row, index) => index === 0 || row.id > rows[index - 1]!.id)).toBe(true);
   });
 
   describe('failure notification', () => {

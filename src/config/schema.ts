@@ -217,6 +217,8 @@ export const configSchema = z
         tickSeconds: z.number().int().min(1).default(15),
         /** A workflow paused longer than this is reported unhealthy. */
         pausedTooLongDays: z.number().min(0).default(7),
+        /** Log lines kept per run: the first half and the last half, with a line saying how many were dropped between them. */
+        logLinesPerRun: z.number().int().min(10).max(100_000).default(2_000),
         cleanup: z
           .object({
             /** Rows deleted per transaction: keeps every write lock short so the MTA is never blocked long. */

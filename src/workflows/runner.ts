@@ -4,7 +4,8 @@ import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Store } from '../store/database.ts';
-import { appendStepLog, finishRun, finishStep, insertStep, renewLease } from './workflow-store.ts';
+import { createRunLog } from './run-log.ts';
+import { finishRun, finishStep, insertStep, renewLease } from './workflow-store.ts';
 import type { StepContext, StepOutcome, WorkflowDefinition } from './types.ts';
 import type { RunStatus } from '../store/tables.ts';
 
@@ -48,6 +49,7 @@ export async function executeRun(
   let lastRenewal = startedAt;
   let anyDone = false;
   let failure: { step: number; error: string } | undefined;
+  const runLog = createRunLog(store, runId, env.config.workflows.logLinesPerRun, () => clock.now());
 
   const renew = async (): Promise<void> => {
     const now = clock.now();
@@ -75,8 +77,7 @@ export async function executeRun(
         nodeId: env.nodeId,
         ...(env.metrics && { metrics: env.metrics }),
         runId,
-        log: (message, level = 'info') =>
-          appendStepLog(store, { runId, stepIndex: index, level, message, at: clock.now() }),
+        log: (message, level = 'info') => runLog.append(index, level, message),
         keepAlive: async () => {
           if (env.isStopping()) throw new Error('interrupted: the engine is stopping');
           if (clock.now() - lastRenewal >= env.leaseMs / 3) await renew();

@@ -191,11 +191,12 @@ export async function finishStep(
     .execute();
 }
 
+/** Appends one log line of a run's step; returns its id. */
 export async function appendStepLog(
   store: Store,
   entry: { runId: number; stepIndex: number; level: WorkflowStepLogRow['level']; message: string; at: number },
-): Promise<void> {
-  await store.db
+): Promise<number> {
+  const row = await store.db
     .insertInto('workflow_step_logs')
     .values({
       run_id: entry.runId,
@@ -204,7 +205,30 @@ export async function appendStepLog(
       message: entry.message,
       at: entry.at,
     })
-    .execute();
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+/** Deletes the `count` oldest log lines of a run written after line `afterId` (the capped log's tail). */
+export async function deleteOldestStepLogsAfter(
+  store: Store,
+  runId: number,
+  afterId: number,
+  count: number,
+): Promise<void> {
+  const oldest = store.db
+    .selectFrom('workflow_step_logs')
+    .select('id')
+    .where('run_id', '=', runId)
+    .where('id', '>', afterId)
+    .orderBy('id')
+    .limit(count);
+  await store.db.deleteFrom('workflow_step_logs').where('id', 'in', oldest).execute();
+}
+
+export async function updateStepLogMessage(store: Store, id: number, message: string): Promise<void> {
+  await store.db.updateTable('workflow_step_logs').set({ message }).where('id', '=', id).execute();
 }
 
 /** Runs marked running whose holder no longer holds a live lease: their process died. */
