@@ -20,8 +20,7 @@ export const deliveryStuckCheck: DoctorCheck = {
           severity: 'critical',
           subject,
           symptom: `"${delivery.name}" has been preparing for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)})`,
-          cause:
-            'the process that ran `herald delivery prepare` stopped before it finished (preparation runs inside that command and records progress with every batch), leaving the delivery in preparing',
+          cause: `the process that ran \`herald delivery prepare\` stopped before it finished (killed, machine lost): a live preparation renews its lease every third of delivery.preparationLeaseSeconds (${Math.round(settings.preparingStuckMinutes * 60)} s), this one has not since ${iso(delivery.updatedAt)}; the logs it wrote stay until it is prepared again or failed`,
           fix: `\`herald delivery prepare ${delivery.id}\` takes it over at once (its process stopped renewing its lease, delivery.preparationLeaseSeconds); otherwise the delivery-manager workflow's fail-stale-preparations step fails it (with its logs deleted) once it has made no progress for workflows.stalePreparationMinutes`,
           evidence: {
             deliveryId: delivery.id,
@@ -29,6 +28,7 @@ export const deliveryStuckCheck: DoctorCheck = {
             since: iso(delivery.updatedAt),
             minutes: Math.round((now - delivery.updatedAt) / minuteMs),
             thresholdMinutes: settings.preparingStuckMinutes,
+            logs: delivery.counts.total,
           },
           impact: delivery.counts.total,
         });

@@ -360,6 +360,21 @@ describe('delivery-stuck', () => {
     expect(finding!.fix).toContain('herald delivery prepare 7');
   });
 
+  it('flags a preparing delivery as soon as its preparation lease ran out, not an hour later', () => {
+    const at = (ms: number) =>
+      deliveryStuckCheck.run(
+        { ...emptySnapshot(), deliveries: [delivery({ state: 'preparing', updatedAt: now - ms })] },
+        now,
+        settings,
+      );
+    // delivery.preparationLeaseSeconds is 30: a live preparation renews every 10 s.
+    expect(at(5_000)).toEqual([]);
+    const [finding] = at(45_000);
+    expect(finding).toMatchObject({ severity: 'critical', evidence: { thresholdMinutes: 0.5 } });
+    expect(finding!.symptom).toContain('has been preparing for 45 s');
+    expect(finding!.fix).toContain('herald delivery prepare 7');
+  });
+
   it('flags a start_pending delivery past its time, naming delivery-manager', () => {
     const snapshot = {
       ...emptySnapshot(),

@@ -33,7 +33,7 @@ export interface DoctorCheck {
 
 /** Thresholds of the checks; most derive from the configuration the checked behaviour runs under. */
 export interface DoctorSettings {
-  /** A delivery in `preparing` longer than this is presumed abandoned (the preparing process died). */
+  /** delivery.preparationLeaseSeconds: a `preparing` delivery not renewed for this long lost its process (a live one renews every third of it). */
   preparingStuckMinutes: number;
   /** A `start_pending` delivery this long past its scheduled time was not started by delivery-manager. */
   startPendingLateMinutes: number;
@@ -100,7 +100,7 @@ export interface DoctorSettings {
 export function doctorSettings(config: HeraldConfig): DoctorSettings {
   const cleanup = config.workflows.cleanup;
   return {
-    preparingStuckMinutes: 60,
+    preparingStuckMinutes: config.delivery.preparationLeaseSeconds / 60,
     startPendingLateMinutes: 15,
     stalledAfterMinutes: config.workflows.delayedAfterMinutes,
     hardBounceWarningRatio: 0.05,
@@ -153,6 +153,7 @@ export function iso(ms: number): string {
 
 /** "3 h 20 min", "45 min", "2 d 4 h": durations in findings. */
 export function duration(ms: number): string {
+  if (ms < minuteMs) return `${Math.max(0, Math.round(ms / 1000))} s`;
   const minutes = Math.max(0, Math.round(ms / minuteMs));
   if (minutes < 60) return `${minutes} min`;
   const hours = Math.floor(minutes / 60);
