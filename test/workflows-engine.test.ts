@@ -252,6 +252,59 @@ describeEachDialect('workflow engine', (context) => {
     await engine.stop();
   });
 
+  it('a manual run (herald workflows run, no engine started) first marks the run of a dead node failed', async () => {
+    const store = context.store();
+    const counts = new Map<string, number>();
+    const definition: WorkflowDefinition = {
+      name: 'manual-after-kill',
+      description: 't',
+      schedule: '0 4 * * *',
+      steps: [counted('only', counts)],
+    };
+    const clock = manualClock(at('2026-03-04T13:00:00Z'));
+    const now = clock.now();
+    // What `herald workflows run` killed with SIGKILL leaves behind: its run "running", its lease expired.
+    await store.db
+      .insertInto('workflows')
+      .values({
+        name: 'manual-after-kill',
+        paused_at: null,
+        last_due_at: now,
+        lease_holder: 'killed-cli/abc',
+        lease_expires_at: now - 1,
+        created_at: now - 86_400_000,
+        updated_at: now,
+      })
+      .execute();
+    const dead = await store.db
+      .insertInto('workflow_runs')
+      .values({
+        workflow: 'manual-after-kill',
+        status: 'running',
+        trigger: 'manual',
+        holder: 'killed-cli/abc',
+        scheduled_for: null,
+        missed_slots: 0,
+        start_step: 0,
+        restart_of: null,
+        failed_step: null,
+        error: null,
+        started_at: now - 60_000,
+        finished_at: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+
+    const engine = engineFor(store, [definition], clock, 'node-cli');
+    expect((await engine.runNow('manual-after-kill')).status).toBe('succeeded');
+    const runs = await listRuns(store, 'manual-after-kill', 10);
+    expect(runs.map((r) => [r.id === dead.id, r.status])).toEqual([
+      [false, 'succeeded'],
+      [true, 'failed'],
+    ]);
+    expect(runs[1]!.error).toMatch(/^interrupted: killed-cli\/abc stopped renewing its lease/);
+  });
+
   it('leaves a run alone while its holder keeps its lease', async () => {
     const store = context.store();
     const clock = manualClock(at('2026-03-05T12:00:00Z'));

@@ -228,6 +228,11 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     },
     tick,
     async runNow(name) {
+      registry.require(name);
+      await register();
+      // A CLI run is often the only engine there is: a run left `running` by a killed process is
+      // marked interrupted here, or it would stay `running` in the history for good.
+      await recoverInterrupted();
       const definition = await takeForManualRun(name);
       return launcher.launch(definition, { trigger: 'manual', startStep: 0, restartOf: null, slot: null, missed: 0 });
     },
