@@ -3,11 +3,17 @@ import { AppError } from '../common/errors.ts';
 import { randomId } from '../common/ids.ts';
 import type { MidPeerConfig } from './config.ts';
 import { createHttpTransport, type Transport } from './http-transport.ts';
-import { interpretExchange, retryDelayMs, type CallOutcome } from './retry.ts';
+import { checkLogsPage, interpretExchange, retryDelayMs, type CallOutcome, type Expected } from './retry.ts';
 import { signRequest } from './signing.ts';
 import {
+  countersResponseSchema,
+  finalizeResponseSchema,
+  logsResponseSchema,
   midHeaders,
   midPaths,
+  partResponseSchema,
+  stateChangeResponseSchema,
+  submitResponseSchema,
   type CountersResponse,
   type FinalizeRequest,
   type FinalizeResponse,
@@ -30,8 +36,16 @@ export interface PeerClientOptions {
   timeoutMs: number;
   clock?: Clock;
   transport?: Transport;
+  /** Largest answer read, but for logs pages (bounded by their row limit): the others are a few hundred bytes. */
   maxResponseBytes?: number;
 }
+
+/**
+ * The largest logs page read: a change is at most ~4 KiB as JSON (1,000 characters of reply, 3
+ * bytes each in UTF-8, plus its other bounded fields), so a page of `limit` changes fits; a peer
+ * sending more is cut off there instead of being buffered and parsed whole.
+ */
+export const maxLogsPageBytes = (limit: number) => 64 * 1024 + limit * 4 * 1024;
 
 export interface PeerClient {
   readonly peerName: string;
@@ -52,13 +66,15 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
   const clock = options.clock ?? systemClock;
   const ownTransport = options.transport === undefined;
   const transport = options.transport ?? createHttpTransport();
-  const maxResponseBytes = options.maxResponseBytes ?? 256 * 1024 * 1024;
+  const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
 
   async function call<T>(
     method: 'GET' | 'POST',
     path: string,
     body: Buffer | undefined,
+    expected: Expected<T>,
     extraHeaders: Record<string, string> = {},
+    responseLimit = maxResponseBytes,
   ): Promise<CallOutcome<T>> {
     const url = new URL(path, base);
     const signed = signRequest({
@@ -77,32 +93,63 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
       headers,
       body,
       timeoutMs: options.timeoutMs,
-      maxResponseBytes,
+      maxResponseBytes: responseLimit,
     });
-    return interpretExchange<T>(exchange);
+    return interpretExchange(exchange, expected);
   }
   const json = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
 
   return {
     peerName: peer.name,
-    submit: (request) => call('POST', midPaths.submit(), json(request), { 'content-type': 'application/json' }),
+    submit: (request) =>
+      call('POST', midPaths.submit(), json(request), submitExpected, { 'content-type': 'application/json' }),
     appendPart: (remoteId, part, key, gzipBody) =>
-      call('POST', midPaths.part(remoteId, part), gzipBody, {
-        'content-type': 'application/x-ndjson',
-        'content-encoding': 'gzip',
-        [midHeaders.partKey]: key,
-      }),
+      call(
+        'POST',
+        midPaths.part(remoteId, part),
+        gzipBody,
+        {
+          what: `acknowledgement of part ${part}`,
+          schema: partResponseSchema,
+          check: (ack) => (ack.part === part ? undefined : `it acknowledges part ${ack.part}`),
+        },
+        {
+          'content-type': 'application/x-ndjson',
+          'content-encoding': 'gzip',
+          [midHeaders.partKey]: key,
+        },
+      ),
     finalize: (remoteId, request) =>
-      call('POST', midPaths.finalize(remoteId), json(request), { 'content-type': 'application/json' }),
-    logs: (remoteId, cursor, limit) => call('GET', midPaths.logs(remoteId, cursor, limit), undefined),
-    counters: (remoteId) => call('GET', midPaths.counters(remoteId), undefined),
+      call('POST', midPaths.finalize(remoteId), json(request), finalizeExpected, {
+        'content-type': 'application/json',
+      }),
+    logs: (remoteId, cursor, limit) =>
+      call(
+        'GET',
+        midPaths.logs(remoteId, cursor, limit),
+        undefined,
+        { what: 'logs page', schema: logsResponseSchema, check: (page) => checkLogsPage(page, cursor, limit) },
+        {},
+        maxLogsPageBytes(limit),
+      ),
+    counters: (remoteId) => call('GET', midPaths.counters(remoteId), undefined, countersExpected),
     changeState: (remoteId, request) =>
-      call('POST', midPaths.state(remoteId), json(request), { 'content-type': 'application/json' }),
+      call('POST', midPaths.state(remoteId), json(request), stateChangeExpected, {
+        'content-type': 'application/json',
+      }),
     close() {
       if (ownTransport) transport.close();
     },
   };
 }
+
+const submitExpected: Expected<SubmitResponse> = { what: 'submit answer', schema: submitResponseSchema };
+const finalizeExpected: Expected<FinalizeResponse> = { what: 'finalize answer', schema: finalizeResponseSchema };
+const countersExpected: Expected<CountersResponse> = { what: 'counters answer', schema: countersResponseSchema };
+const stateChangeExpected: Expected<StateChangeResponse> = {
+  what: 'state change answer',
+  schema: stateChangeResponseSchema,
+};
 
 export interface RetryPolicy {
   maxAttempts: number;

@@ -1,5 +1,6 @@
+import type { ZodType, ZodTypeDef } from 'zod';
 import type { Exchange } from './http-transport.ts';
-import { isMidErrorBody, type MidErrorCode } from './wire.ts';
+import { isMidErrorBody, type LogsResponse, type MidErrorCode } from './wire.ts';
 
 // Pure decisions of the client: what an exchange means, and how long to wait before the next try.
 
@@ -17,7 +18,15 @@ export type CallOutcome<T> =
 // Statuses a proxy or a restarting server answers without our typed body: worth another try.
 const retryableStatuses = new Set([408, 425, 429, 500, 502, 503, 504]);
 
-export function interpretExchange<T>(exchange: Exchange): CallOutcome<T> {
+/** What a successful answer must look like, and what it is called in an error message. */
+export interface Expected<T> {
+  what: string;
+  schema: ZodType<T, ZodTypeDef, unknown>;
+  /** Checks across fields and against the request (e.g. a logs page's cursor); a message when wrong. */
+  check?(value: T): string | undefined;
+}
+
+export function interpretExchange<T>(exchange: Exchange, expected?: Expected<T>): CallOutcome<T> {
   if (exchange.kind === 'timeout') {
     return {
       ok: false,
@@ -45,8 +54,21 @@ export function interpretExchange<T>(exchange: Exchange): CallOutcome<T> {
   } catch {
     body = undefined;
   }
-  if (exchange.status >= 200 && exchange.status < 300 && body !== undefined)
-    return { ok: true, value: body as T, latencyMs: exchange.latencyMs };
+  if (exchange.status >= 200 && exchange.status < 300 && body !== undefined) {
+    if (!expected) return { ok: true, value: body as T, latencyMs: exchange.latencyMs };
+    const parsed = expected.schema.safeParse(body);
+    const problem = parsed.success ? expected.check?.(parsed.data) : describeIssue(parsed.error.issues[0]);
+    if (parsed.success && problem === undefined) return { ok: true, value: parsed.data, latencyMs: exchange.latencyMs };
+    // Not retried: the same peer answers the same way. Nothing of it is stored or acted on.
+    return {
+      ok: false,
+      retryable: false,
+      timeout: false,
+      code: 'INVALID_RESPONSE',
+      message: `the answer is not a valid ${expected.what}: ${problem}`,
+      latencyMs: exchange.latencyMs,
+    };
+  }
   if (isMidErrorBody(body)) {
     return {
       ok: false,
@@ -66,6 +88,29 @@ export function interpretExchange<T>(exchange: Exchange): CallOutcome<T> {
     message: `HTTP ${exchange.status}${excerpt ? `: ${excerpt}` : ''}`,
     latencyMs: exchange.latencyMs,
   };
+}
+
+function describeIssue(issue: { path: Array<string | number>; message: string } | undefined): string {
+  if (!issue) return 'unexpected shape';
+  const path = issue.path.length > 0 ? issue.path.join('.') : '(body)';
+  return `${path}: ${issue.message}`.slice(0, 300).replace(/[\x00-\x1f\x7f-\x9f]/g, '\ufffd');
+}
+
+/**
+ * A logs page answers the request it was asked: at most `limit` changes, each after the cursor sent
+ * and at most the page's nextCursor, which never moves back (a cursor moving back would apply older
+ * states over newer ones; a page beyond the limit is not what was asked for).
+ */
+export function checkLogsPage(page: LogsResponse, cursor: number, limit: number): string | undefined {
+  if (page.changes.length > limit) return `${page.changes.length} changes for a page of at most ${limit}`;
+  if (page.nextCursor < cursor) return `nextCursor ${page.nextCursor} is before the cursor sent (${cursor})`;
+  let previous = cursor;
+  for (const change of page.changes) {
+    if (change.seq <= previous || change.seq > page.nextCursor)
+      return `change seq ${change.seq} is out of order (cursor ${cursor}, nextCursor ${page.nextCursor})`;
+    previous = change.seq;
+  }
+  return undefined;
 }
 
 /** Exponential backoff with "equal jitter": half the delay fixed, half random, so retries of

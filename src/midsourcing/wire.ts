@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { limitText } from '../bounce/smtp-reply.ts';
 
 // The mid-sourcing wire protocol, shared by the marketing client and the execution server so both
 // sides compile against one definition. Paths are versioned: a breaking change gets /mid/v2.
@@ -58,12 +59,27 @@ export const submitRequestSchema = z
   .strict();
 export type SubmitRequest = z.infer<typeof submitRequestSchema>;
 
-export interface SubmitResponse {
-  remoteId: number;
-  state: string;
+// Answers are checked by the marketing side before it stores or acts on anything in them: an execution
+// instance (or whatever answers on its address) can be broken or hostile, and what it says ends up in
+// the marketing database, the CLI, the dashboard and the next request's path. Unknown fields are
+// ignored (a newer peer may add some); every field read must have its type and range.
+
+/** A delivery state as the execution side names it (lower-case words): compared, stored and printed. */
+const remoteStateSchema = z.string().regex(/^[a-z_]{1,32}$/, 'a delivery state (lower-case letters and _)');
+const countSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const idSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** A failure reason or category: a word of the qualification vocabulary. */
+const vocabularyWordSchema = z.string().regex(/^[a-z_]{1,64}$/, 'a word of lower-case letters and _');
+/** Text shown to operators (SMTP replies, host names): bounded, control characters replaced as the MTA does. */
+const displayTextSchema = (max: number) => z.string().max(max).transform(limitText);
+
+export const submitResponseSchema = z.object({
+  remoteId: idSchema,
+  state: remoteStateSchema,
   /** Parts the execution side already holds (a resumed push skips them). */
-  partsReceived: number;
-}
+  partsReceived: countSchema,
+});
+export type SubmitResponse = z.infer<typeof submitResponseSchema>;
 
 /** One NDJSON line of a part: a marketing delivery log with its personalization data. */
 export const partLineSchema = z
@@ -78,63 +94,71 @@ export const partLineSchema = z
   .strict();
 export type PartLine = z.infer<typeof partLineSchema>;
 
-export interface PartResponse {
-  part: number;
-  recipients: number;
+export const partResponseSchema = z.object({
+  part: idSchema,
+  recipients: countSchema,
   /** True when this part had already been received: acknowledged, not inserted again. */
-  duplicate: boolean;
-}
+  duplicate: z.boolean(),
+});
+export type PartResponse = z.infer<typeof partResponseSchema>;
 
 export const finalizeRequestSchema = z
   .object({ parts: z.number().int().min(1), recipients: z.number().int().min(1) })
   .strict();
 export type FinalizeRequest = z.infer<typeof finalizeRequestSchema>;
 
-export interface FinalizeResponse {
-  state: string;
-  validUntil: number | null;
-}
+export const finalizeResponseSchema = z.object({
+  state: remoteStateSchema,
+  validUntil: countSchema.nullable(),
+});
+export type FinalizeResponse = z.infer<typeof finalizeResponseSchema>;
 
 /** The current state of one delivery log that changed after the cursor. */
-export interface LogChange {
+export const logChangeSchema = z.object({
   /** Server change sequence: the cursor to send back is the `nextCursor` of the page. */
-  seq: number;
+  seq: idSchema,
   /** Marketing delivery log id. */
-  id: number;
-  status: 'pending' | 'sent' | 'failed' | 'ignored' | 'cancelled';
-  attempts: number;
-  replyCode: number | null;
-  enhancedStatus: string | null;
-  replyText: string | null;
-  failureType: 'hard' | 'soft' | 'ignored' | null;
-  failureReason: string | null;
-  failureCategory: string | null;
-  mxHost: string | null;
-  sentAt: number | null;
-  updatedAt: number;
-}
+  id: idSchema,
+  status: z.enum(['pending', 'sent', 'failed', 'ignored', 'cancelled']),
+  attempts: z.number().int().min(0).max(1_000_000),
+  replyCode: z.number().int().min(100).max(999).nullable(),
+  enhancedStatus: displayTextSchema(64).nullable(),
+  /** The MTA and the bounce processor keep at most 1,000 characters of a reply. */
+  replyText: displayTextSchema(1_000).nullable(),
+  failureType: z.enum(['hard', 'soft', 'ignored']).nullable(),
+  failureReason: vocabularyWordSchema.nullable(),
+  failureCategory: vocabularyWordSchema.nullable(),
+  mxHost: displayTextSchema(255).nullable(),
+  sentAt: countSchema.nullable(),
+  updatedAt: countSchema,
+});
+export type LogChange = z.infer<typeof logChangeSchema>;
 
-export interface LogsResponse {
-  changes: LogChange[];
-  nextCursor: number;
+export const logsResponseSchema = z.object({
+  changes: z.array(logChangeSchema),
+  nextCursor: countSchema,
   /** No change after nextCursor was committed when the page was read. */
-  caughtUp: boolean;
+  caughtUp: z.boolean(),
   /** The execution delivery's state when the page was read. */
-  state: string;
-}
+  state: remoteStateSchema,
+});
+export type LogsResponse = z.infer<typeof logsResponseSchema>;
 
-export interface CountersResponse {
-  state: string;
-  total: number;
-  pending: number;
-  sent: number;
-  failed: number;
-  ignored: number;
-  cancelled: number;
-  retried: number;
-  byReason: Record<string, number>;
-  updatedAt: number;
-}
+export const countersResponseSchema = z.object({
+  state: remoteStateSchema,
+  total: countSchema,
+  pending: countSchema,
+  sent: countSchema,
+  failed: countSchema,
+  ignored: countSchema,
+  cancelled: countSchema,
+  retried: countSchema,
+  byReason: z
+    .record(vocabularyWordSchema, countSchema)
+    .refine((counts) => Object.keys(counts).length <= 100, 'at most 100 reasons'),
+  updatedAt: countSchema,
+});
+export type CountersResponse = z.infer<typeof countersResponseSchema>;
 
 /** The delivery states an operator's pause, resume and stop lead to: the ones forwarded to the execution side. */
 export const forwardedStates = ['paused', 'in_progress', 'stopped'] as const;
@@ -160,13 +184,14 @@ export type StateChangeRequest = z.infer<typeof stateChangeRequestSchema>;
  */
 export type StateChangeOutcome = 'applied' | 'already' | 'held' | 'final' | 'duplicate';
 
-export interface StateChangeResponse {
+export const stateChangeResponseSchema = z.object({
   /** The execution delivery's state after the request. */
-  state: string;
+  state: remoteStateSchema,
   /** The highest version recorded by the execution side. */
-  version: number;
-  outcome: StateChangeOutcome;
-}
+  version: z.number().int().min(0).max(2_000_000_000),
+  outcome: z.enum(['applied', 'already', 'held', 'final', 'duplicate']),
+});
+export type StateChangeResponse = z.infer<typeof stateChangeResponseSchema>;
 
 /** Error codes of the protocol; `retryable` tells the client whether the same request may succeed later. */
 export type MidErrorCode =
