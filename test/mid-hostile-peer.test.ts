@@ -250,6 +250,26 @@ for (const dialect of testDialects) {
         }
       });
 
+      it("keeps terminal escapes of the peer's error texts out of the stored last error", async () => {
+        const escapes = '\u001b]0;pwned\u0007\u001b[2J\rdelivery 1 finished';
+        for (const [status, body] of [
+          [409, JSON.stringify({ error: { code: 'PART_CONFLICT', message: escapes, retryable: false } })],
+          [409, JSON.stringify({ error: { code: `X${escapes}`, message: 'm', retryable: false } })],
+          [418, `<html>${escapes}</html>`],
+        ] as const) {
+          answer = (_request, response) => {
+            response.writeHead(status, { 'content-type': 'text/html' });
+            response.end(body);
+          };
+          await expect(pull()).rejects.toThrow(/exec-1/);
+          const lastError = (await getOutbound(pair.marketing.store, pushedId))!.last_error!;
+          expect(lastError).toMatch(
+            /pulling logs of delivery \d+ from exec-1: (PART_CONFLICT|INVALID_RESPONSE|HTTP_418)/,
+          );
+          expect(lastError).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+        }
+      });
+
       it('refuses a submit answer whose remote id is not a positive integer', async () => {
         for (const remoteId of ['../../1', -1, 1.5]) {
           answer = json({ remoteId, state: 'receiving', partsReceived: 0 });

@@ -1,4 +1,5 @@
 import type { ZodType, ZodTypeDef } from 'zod';
+import { limitText } from '../bounce/smtp-reply.ts';
 import type { Exchange } from './http-transport.ts';
 import { isMidErrorBody, type LogsResponse, type MidErrorCode } from './wire.ts';
 
@@ -69,17 +70,19 @@ export function interpretExchange<T>(exchange: Exchange, expected?: Expected<T>)
       latencyMs: exchange.latencyMs,
     };
   }
+  // The peer's words end up in `herald mid status`, the doctor and logs: one bounded line, control
+  // characters replaced (a terminal escape from a hostile peer must not reach the operator's terminal).
   if (isMidErrorBody(body)) {
     return {
       ok: false,
       retryable: body.error.retryable,
       timeout: false,
-      code: body.error.code,
-      message: body.error.message,
+      code: /^[A-Z_]{1,40}$/.test(body.error.code) ? body.error.code : 'INVALID_RESPONSE',
+      message: typeof body.error.message === 'string' ? limitText(body.error.message.slice(0, 500)) : '',
       latencyMs: exchange.latencyMs,
     };
   }
-  const excerpt = exchange.body.subarray(0, 200).toString('utf8').replace(/\s+/g, ' ');
+  const excerpt = limitText(exchange.body.subarray(0, 200).toString('utf8'));
   return {
     ok: false,
     retryable: retryableStatuses.has(exchange.status),
