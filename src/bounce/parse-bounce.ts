@@ -170,7 +170,10 @@ function textRecipients(
     .flatMap((v) => v.split(','))
     .map(cleanAddress)
     .filter((a): a is string => !!a);
-  let recipients = failedHeader.length > 0 ? [...new Set(failedHeader)] : findRecipients(lines, exclude);
+  // As many as findRecipients reads from the text: each name costs a diagnostic block and a
+  // classification, and the header is the sender's to fill (90,000 names took two minutes).
+  let recipients =
+    failedHeader.length > 0 ? [...new Set(failedHeader)].slice(0, MAX_RECIPIENTS) : findRecipients(lines, exclude);
   if (recipients.length === 0 && originalTo && !exclude.has(originalTo)) recipients = [originalTo];
   // No address could be told apart (the failed one is also the report's own To): the whole
   // text is the diagnostic, and the reply it quotes is still read.
