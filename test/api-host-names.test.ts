@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApiApp, type ApiApp } from '../src/api/app.ts';
 import { manualClock } from '../src/common/clock.ts';
@@ -86,6 +87,7 @@ describeEachDialect('API host names', (context) => {
       `herald.internal:${port}`,
       `[::1]:${port}`,
       '127.0.0.1',
+      `${hostname()}:${port}`,
     ])
       expect((await send(url, '/healthz', { host })).status, host).toBe(200);
   });

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 
 // DNS rebinding: a page at http://evil.example:8080 whose name the attacker re-resolves to
 // 127.0.0.1 reaches an API bound on loopback from the operator's own browser, as the page's own
@@ -7,9 +8,20 @@ import { isIP } from 'node:net';
 // told it has. An IP literal cannot be rebound (the browser connects to that very address), so any
 // is accepted; so is `localhost`.
 
-/** The host names the API answers to: `localhost`, api.host when it is a name, and api.allowedHosts. */
-export function allowedHostNames(config: { host: string; allowedHosts: readonly string[] }): ReadonlySet<string> {
-  const names = new Set(['localhost', ...config.allowedHosts.map((name) => name.toLowerCase())]);
+/**
+ * The host names the API answers to: `localhost`, the machine's own name (what an operator types:
+ * `http://herald-prod:8080`; no outsider can make a browser resolve it), api.host when it is a name,
+ * and api.allowedHosts.
+ */
+export function allowedHostNames(
+  config: { host: string; allowedHosts: readonly string[] },
+  machineName = hostname(),
+): ReadonlySet<string> {
+  const names = new Set([
+    'localhost',
+    machineName.toLowerCase(),
+    ...config.allowedHosts.map((name) => name.toLowerCase()),
+  ]);
   if (isIP(config.host) === 0) names.add(config.host.toLowerCase());
   return names;
 }

@@ -34,9 +34,10 @@ export const apiSchema = z
      */
     trustedProxies: z.array(z.string().min(1)).default([]),
     /**
-     * Host names (no port) the API and dashboard answer to besides IP addresses, `localhost` and api.host: the name
-     * operators type or a proxy forwards (its X-Forwarded-Host, believed from api.trustedProxies only). A request for
-     * any other name gets 421, so a DNS-rebinding page cannot reach the API from a browser. `["*"]`: any name.
+     * Host names (no port) the API and dashboard answer to besides IP addresses, `localhost`, the machine's name and
+     * api.host: the name operators type or a proxy forwards (its X-Forwarded-Host, believed from api.trustedProxies
+     * only). A request for any other name gets 421, so a DNS-rebinding page cannot reach the API from a browser.
+     * `["*"]`: any name.
      */
     allowedHosts: z.array(z.string().min(1)).default([]),
   })
