@@ -76,7 +76,7 @@ export async function readMessage(
       : undefined;
   if (walked?.kind === 'refused') email = { error: walked.error };
   else if (walked?.kind === 'ok') email = emailFromLeaves(walked.headers, walked.leaves, stripHtml);
-  else email = await readWithPostalMime(raw, limits.maxNestingDepth);
+  else email = await readWithPostalMime(raw, limits.maxNestingDepth, MAX_PARTS);
   if ('error' in email) return { ok: false, error: `MIME structure refused: ${email.error}` };
   return { ok: true, parts: toParts(email, raw, limits) };
 }
