@@ -12,7 +12,12 @@ import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { inTransaction } from '../src/store/database.ts';
 import { createWebhookDispatcher, signWebhook } from '../src/webhooks/dispatcher.ts';
-import { createSubscription, listSubscriptionViews, resumeSubscriptionById } from '../src/webhooks/subscriptions.ts';
+import {
+  createSubscription,
+  listSubscriptionViews,
+  removeSubscription,
+  resumeSubscriptionById,
+} from '../src/webhooks/subscriptions.ts';
 import { insertSubscription } from '../src/webhooks/webhook-store.ts';
 import { finishRun, insertRun } from '../src/workflows/workflow-store.ts';
 import { runHerald } from './support/cli.ts';
@@ -187,6 +192,49 @@ describeEachDialect('event webhooks', (context) => {
     ).catch((error: Error) => error);
     expect((refused as Error).message).toMatch(/^url: a user name or password in the URL is never sent/);
     expect((refused as Error).message).not.toContain('S3cr3t');
+  });
+
+  it('drops the answer of a receiver streaming without end instead of reading it until the timeout', {
+    timeout: 60_000,
+  }, async () => {
+    let written = 0;
+    const chunk = Buffer.alloc(1 << 20, 120);
+    const endless = createServer((request, response) => {
+      request.resume();
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      const pump = () => {
+        while (!response.destroyed && response.write(chunk)) written += chunk.length;
+      };
+      response.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((resolve) => endless.listen(0, '127.0.0.1', resolve));
+    try {
+      const row = await createSubscription(
+        herald.store,
+        { url: `http://127.0.0.1:${(endless.address() as AddressInfo).port}/hook`, events: ['delivery.state'] },
+        clock.now(),
+      );
+      // The longest timeout there is: before, the pass lasted all of it (failing this test's own
+      // timeout), buffering all the receiver sent meanwhile.
+      const config = { ...herald.config.webhooks, timeoutMs: 120_000 };
+      const dispatcher = createWebhookDispatcher({ ...herald, config });
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'endless@b.example' }],
+      });
+      await startDelivery(herald.store, deliveryId, clock.now());
+      await dispatcher.runOnce();
+      await dispatcher.stop();
+      const view = (await listSubscriptionViews(herald.store)).find((v) => v.id === row.id)!;
+      expect(view).toMatchObject({ backlog: 0, consecutiveFailures: 0 });
+      await removeSubscription(herald.store, row.id);
+      expect(written).toBeLessThan(64 * (1 << 20));
+    } finally {
+      endless.closeAllConnections();
+      await new Promise((resolve) => endless.close(resolve));
+    }
   });
 
   it('keeps the password of a URL stored before such URLs were refused out of the log and lastError', async () => {

@@ -68,7 +68,10 @@ export function createWebhookDispatcher(options: {
           redirect: 'manual',
           signal: AbortSignal.timeout(config.timeoutMs),
         });
-        await response.arrayBuffer().catch(() => {});
+        // The answer's status is all that counts: its body is dropped unread. Read whole, a receiver
+        // streaming without end held this pass until webhooks.timeoutMs and had the process buffer
+        // all it sent meanwhile (hundreds of MB a request).
+        await response.body?.cancel().catch(() => {});
         if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
       } catch (cause) {
         // An error may quote the URL: a subscription made before URLs with a password were refused
