@@ -6,7 +6,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { createLogger, silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { updateDeliveryState } from '../src/delivery/delivery-store.ts';
-import { pauseDelivery, startDelivery } from '../src/delivery/lifecycle.ts';
+import { pauseDelivery, resumeDelivery, startDelivery } from '../src/delivery/lifecycle.ts';
 import { runDoctor } from '../src/doctor/run-doctor.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
@@ -234,6 +234,47 @@ describeEachDialect('event webhooks', (context) => {
     } finally {
       endless.closeAllConnections();
       await new Promise((resolve) => endless.close(resolve));
+    }
+  });
+
+  it('lets subscriptions take turns, a batch each, so one backlog does not hold the others', async () => {
+    const arrivals: string[] = [];
+    const recorder = createServer((request, response) => {
+      arrivals.push(request.url ?? '');
+      request.resume();
+      request.on('end', () => response.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => recorder.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(recorder.address() as AddressInfo).port}`;
+    try {
+      const busy = await createSubscription(
+        herald.store,
+        { url: `${base}/busy`, events: ['delivery.state'] },
+        clock.now(),
+      );
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'turns@b.example' }],
+      });
+      await startDelivery(herald.store, deliveryId, clock.now());
+      await pauseDelivery(herald.store, deliveryId, clock.now());
+      const other = await createSubscription(
+        herald.store,
+        { url: `${base}/other`, events: ['delivery.state'] },
+        clock.now(),
+      );
+      await resumeDelivery(herald.store, deliveryId, clock.now());
+      const config = { ...herald.config.webhooks, batchSize: 1 };
+      const dispatcher = createWebhookDispatcher({ ...herald, config });
+      await dispatcher.runOnce();
+      await dispatcher.stop();
+      // Before: busy, busy, busy, other — the other receiver waited for the whole backlog.
+      expect(arrivals).toEqual(['/busy', '/other', '/busy', '/busy']);
+      await removeSubscription(herald.store, busy.id);
+      await removeSubscription(herald.store, other.id);
+    } finally {
+      await new Promise((resolve) => recorder.close(resolve));
     }
   });
 

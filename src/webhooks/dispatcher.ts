@@ -39,68 +39,75 @@ export function createWebhookDispatcher(options: {
   let running: Promise<unknown> | undefined;
   let stopped = false;
 
-  async function deliver(subscription: WebhookSubscriptionRow): Promise<number> {
-    let delivered = 0;
-    for (;;) {
-      const now = clock.now();
-      const events = await dueEvents(store, subscription.id, now, config.batchSize);
-      if (events.length === 0) return delivered;
-      const body = JSON.stringify({
-        events: events.map((e) => ({
-          id: e.id,
-          kind: e.kind,
-          createdAt: new Date(Number(e.created_at)).toISOString(),
-          data: JSON.parse(e.payload) as unknown,
-        })),
+  /** One batch of a subscription's due events: how many were delivered, and whether more may be due. */
+  async function deliverBatch(subscription: WebhookSubscriptionRow): Promise<{ delivered: number; more: boolean }> {
+    const now = clock.now();
+    const events = await dueEvents(store, subscription.id, now, config.batchSize);
+    if (events.length === 0) return { delivered: 0, more: false };
+    const body = JSON.stringify({
+      events: events.map((e) => ({
+        id: e.id,
+        kind: e.kind,
+        createdAt: new Date(Number(e.created_at)).toISOString(),
+        data: JSON.parse(e.payload) as unknown,
+      })),
+    });
+    const ids = events.map((e) => e.id);
+    let error: string | undefined;
+    try {
+      const response = await send(subscription.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-herald-timestamp': String(now),
+          'x-herald-signature': signWebhook(subscription.secret, now, body),
+          'x-herald-batch': randomUUID(),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(config.timeoutMs),
       });
-      const ids = events.map((e) => e.id);
-      let error: string | undefined;
-      try {
-        const response = await send(subscription.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'x-herald-timestamp': String(now),
-            'x-herald-signature': signWebhook(subscription.secret, now, body),
-            'x-herald-batch': randomUUID(),
-          },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(config.timeoutMs),
-        });
-        // The answer's status is all that counts: its body is dropped unread. Read whole, a receiver
-        // streaming without end held this pass until webhooks.timeoutMs and had the process buffer
-        // all it sent meanwhile (hundreds of MB a request).
-        await response.body?.cancel().catch(() => {});
-        if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
-      } catch (cause) {
-        // An error may quote the URL: a subscription made before URLs with a password were refused
-        // must not put it in the log or in lastError.
-        error = (cause as Error).message.split(subscription.url).join(maskUrl(subscription.url));
-      }
-      if (error === undefined) {
-        await recordDelivered(store, subscription.id, ids, clock.now());
-        delivered += ids.length;
-        continue;
-      }
-      const attempts = Math.min(...events.map((e) => Number(e.attempts)));
-      await recordFailed(store, subscription.id, {
-        ids,
-        retryAt: webhookRetryAt(clock.now(), attempts, config.firstRetrySeconds, config.maxRetrySeconds),
-        error,
-        pauseAfter: config.pauseAfterFailures,
-        now: clock.now(),
-      });
-      logger.warn({ subscription: subscription.id, error }, 'webhook delivery failed; retried later');
-      return delivered;
+      // The answer's status is all that counts: its body is dropped unread. Read whole, a receiver
+      // streaming without end held this pass until webhooks.timeoutMs and had the process buffer
+      // all it sent meanwhile (hundreds of MB a request).
+      await response.body?.cancel().catch(() => {});
+      if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
+    } catch (cause) {
+      // An error may quote the URL: a subscription made before URLs with a password were refused
+      // must not put it in the log or in lastError.
+      error = (cause as Error).message.split(subscription.url).join(maskUrl(subscription.url));
     }
+    if (error === undefined) {
+      await recordDelivered(store, subscription.id, ids, clock.now());
+      return { delivered: ids.length, more: ids.length === config.batchSize };
+    }
+    const attempts = Math.min(...events.map((e) => Number(e.attempts)));
+    await recordFailed(store, subscription.id, {
+      ids,
+      retryAt: webhookRetryAt(clock.now(), attempts, config.firstRetrySeconds, config.maxRetrySeconds),
+      error,
+      pauseAfter: config.pauseAfterFailures,
+      now: clock.now(),
+    });
+    logger.warn({ subscription: subscription.id, error }, 'webhook delivery failed; retried later');
+    return { delivered: 0, more: false };
   }
 
+  // Subscriptions take turns, a batch each: a slow receiver with a backlog it never catches up
+  // with (message.sent at sending speed) held the pass for itself, every other subscription
+  // waiting, and stop() with it.
   async function runOnce(): Promise<number> {
     let delivered = 0;
-    for (const subscription of await subscriptionsWithDueEvents(store, clock.now())) {
-      if (stopped) break;
-      delivered += await deliver(subscription);
+    let turn = await subscriptionsWithDueEvents(store, clock.now());
+    while (turn.length > 0 && !stopped) {
+      const again: WebhookSubscriptionRow[] = [];
+      for (const subscription of turn) {
+        if (stopped) break;
+        const batch = await deliverBatch(subscription);
+        delivered += batch.delivered;
+        if (batch.more) again.push(subscription);
+      }
+      turn = again;
     }
     return delivered;
   }
