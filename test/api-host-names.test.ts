@@ -113,4 +113,14 @@ describeEachDialect('API host names', (context) => {
     const anyName = await listen({ allowedHosts: ['*'] });
     expect((await send(anyName, '/healthz', { host: 'evil.example' })).status).toBe(200);
   });
+
+  it('refuses an allowed host written as a URL or with a port (it would never match)', () => {
+    for (const name of ['https://herald.example.com', 'herald.example.com:443', 'herald.example.com/ui'])
+      expect(() => parseConfig({ api: { allowedHosts: [name] } }, 'test')).toThrow(
+        /api\.allowedHosts\.0: a host name alone/,
+      );
+    expect(parseConfig({ api: { allowedHosts: ['herald.example.com'] } }, 'test').api.allowedHosts).toEqual([
+      'herald.example.com',
+    ]);
+  });
 });

@@ -39,7 +39,13 @@ export const apiSchema = z
      * only). A request for any other name gets 421, so a DNS-rebinding page cannot reach the API from a browser.
      * `["*"]`: any name.
      */
-    allowedHosts: z.array(z.string().min(1)).default([]),
+    allowedHosts: z
+      .array(
+        z
+          .string()
+          .regex(/^(\*|[A-Za-z0-9_.-]+)$/, 'a host name alone (herald.example.com), without scheme, port or path'),
+      )
+      .default([]),
   })
   .strict();
 
