@@ -12,6 +12,7 @@ import { openHerald } from '../src/main.ts';
 import { openStore } from '../src/store/database.ts';
 import { startCuttableProxy } from './support/cuttable-proxy.ts';
 import { postgresAdminUrl, postgresUnavailable } from './support/databases.ts';
+import { createScratchDatabase } from './support/scratch-database.ts';
 
 // Issue 13 items 2 and 3: the database in use is never a surprise, and a database that cannot be
 // opened says why. The CLI's own open options (create or not) reach openHerald here, unlike
@@ -72,12 +73,72 @@ describe('SQLite database in use', () => {
   });
 });
 
+describe('a database that runs out of room mid-command', () => {
+  it('SQLite full: DATABASE_FULL naming the file and what to do, nothing half-written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-full-'));
+    const file = join(dir, 'herald.db');
+    writeFileSync(join(dir, 'r.csv'), 'email\na@example.com\n');
+    writeFileSync(join(dir, 'body.html'), `<p>${'x'.repeat(200_000)}</p>`);
+    const imported = await herald(`sqlite:${file}`, ['import', 'recipients', join(dir, 'r.csv'), '--list', 'l']);
+    expect(imported.stderr.join('\n')).toBe('');
+    expect(imported.exitCode).toBe(0);
+    // A disk that is full: SQLite may not grow the file past the pages it has (max_page_count).
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    const context: CliContext = {
+      output: { out: (line) => stdout.push(line), err: (line) => stderr.push(line) },
+      open: async (options = {}) => {
+        const opened = await openHerald({
+          ...options,
+          config: parseConfig({ database: { url: `sqlite:${file}` } }, 'test'),
+          logger: silentLogger,
+        });
+        const { rows } = await sql<{ page_count: number }>`pragma page_count`.execute(opened.store.db);
+        await sql.raw(`pragma max_page_count = ${rows[0]!.page_count}`).execute(opened.store.db);
+        return opened;
+      },
+    };
+    const args = ['delivery', 'create', '--name', 'big', '--from', 'news@example.com', '--subject', 'Hi'];
+    const exitCode = await runCli(
+      ['node', 'herald', ...args, '--html-file', join(dir, 'body.html'), '--list', 'l', '--json'],
+      context,
+    );
+    expect(exitCode).toBe(1);
+    const error = (JSON.parse(stdout.at(-1)!) as { error: Record<string, unknown> }).error;
+    expect(error).toMatchObject({ code: 'DATABASE_FULL', database: file });
+    expect(stderr.join('\n')).toContain(`error: DATABASE_FULL: the database ${file} has no room left`);
+    const listed = await herald(`sqlite:${file}`, ['delivery', 'list', '--json']);
+    expect(listed.json).toEqual([]);
+  });
+});
+
 describe.skipIf(postgresUnavailable !== undefined)('PostgreSQL connection errors name the cause', () => {
   const at = (change: (url: URL) => void) => {
     const url = new URL(postgresAdminUrl);
     change(url);
     return url.toString();
   };
+
+  it('a database turned read-only mid-life (a standby, an admin): DATABASE_NOT_WRITABLE naming it', async () => {
+    const scratch = await createScratchDatabase('postgres');
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-ro-'));
+      writeFileSync(join(dir, 'r.csv'), 'email\na@example.com\n');
+      expect((await herald(scratch.url, ['import', 'recipients', join(dir, 'r.csv'), '--list', 'l'])).exitCode).toBe(0);
+      const admin = new pg.Client({ connectionString: scratch.url });
+      await admin.connect();
+      await admin.query(
+        `alter database "${new URL(scratch.url).pathname.slice(1)}" set default_transaction_read_only = on`,
+      );
+      await admin.end();
+      const run = await herald(scratch.url, ['import', 'recipients', join(dir, 'r.csv'), '--list', 'l', '--json']);
+      expect(run.exitCode).toBe(1);
+      expect(run.json.at(-1)?.error).toMatchObject({ code: 'DATABASE_NOT_WRITABLE' });
+      expect(run.stderr.join('\n')).toContain('became read-only while this command ran');
+    } finally {
+      await scratch.drop();
+    }
+  });
 
   it('connection refused: DATABASE_UNREACHABLE with host:port', async () => {
     const run = await herald(

@@ -3,6 +3,7 @@ import { AppError, describeError } from '../common/errors.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { stderrStatusLine } from '../common/status-line.ts';
 import { openHerald, type Herald, type OpenHeraldOptions } from '../main.ts';
+import { storageError } from '../store/storage-error.ts';
 
 // Shared plumbing of every command: opening Herald, printing results and errors the same way.
 
@@ -58,6 +59,8 @@ export async function withHerald<T>(
   try {
     return await action(herald);
   } catch (error) {
+    const storage = storageError(error, herald.store.location);
+    if (storage) throw storage;
     if (error instanceof AppError && error.code === 'NOT_FOUND' && !error.message.includes(herald.store.location))
       throw new AppError('NOT_FOUND', `${error.message} (database ${herald.store.location})`, {
         cause: error.cause,
