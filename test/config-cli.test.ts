@@ -24,6 +24,30 @@ describe('herald config', () => {
     expect(run.stderr.join('\n')).toMatch(/mta\.maxConnectionsPerMx: Number must be greater than or equal to 1/);
   });
 
+  it('checks workflow overrides and the time zone as herald start does, naming the file and key', async () => {
+    const cases = [
+      [
+        'overrides:\n    cleanupp: { schedule: "30 2 * * *" }',
+        /workflows\.overrides\.cleanupp: no such workflow \(known: cleanup,/,
+      ],
+      [
+        'overrides:\n    cleanup: { schedule: "61 4 * * *" }',
+        /workflows\.overrides\.cleanup\.schedule: invalid schedule "61 4/,
+      ],
+      ['timezone: Mars/Olympus', /workflows\.timezone: unknown time zone "Mars\/Olympus"/],
+    ] as const;
+    for (const [yaml, expected] of cases) {
+      const file = join(dir, 'workflows.yaml');
+      writeFileSync(file, `workflows:\n  ${yaml}\n`);
+      const run = await runHerald('sqlite::memory:', ['--config', file, 'config', 'check', '--json']);
+      expect(run.exitCode, yaml).toBe(1);
+      const error = run.json<{ error: { code: string; message: string } }>()[0]!.error;
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toMatch(expected);
+      expect(error.message.startsWith(`${file}: `)).toBe(true);
+    }
+  });
+
   it('caps the preparation batch below what SQLite can bind in one statement', async () => {
     const file = join(dir, 'batch.yaml');
     writeFileSync(file, 'delivery:\n  preparationBatchSize: 40000\n');

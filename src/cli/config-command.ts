@@ -7,6 +7,9 @@ import { bounceDomainResolves } from '../config/safety-facts.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import { databaseLocation } from '../store/database.ts';
 import { printJson, type CliContext } from './context.ts';
+import { builtinWorkflows } from '../workflows/builtins/index.ts';
+import { resolveSchedules } from '../workflows/engine.ts';
+import { createWorkflowRegistry } from '../workflows/registry.ts';
 
 export function registerConfigCommands(program: Command, context: CliContext): void {
   const config = program.command('config').description('inspect the effective configuration');
@@ -32,6 +35,7 @@ export function registerConfigCommands(program: Command, context: CliContext): v
     .option('--json', 'print {"ok","configFile","database","warnings":[{"id","key","message","fix"}]}')
     .action(async (options: { strict?: boolean; json?: boolean }, command: Command) => {
       const { file, loaded } = load(command);
+      checkSchedules(file, loaded);
       const warnings = checkConfigSafety(loaded, { bounceDomainResolves: await bounceDomainResolves(loaded) });
       const database = databaseLocation(loaded.database.url);
       if (options.json) printJson(context, { ok: warnings.length === 0, configFile: file ?? null, database, warnings });
@@ -46,6 +50,17 @@ export function registerConfigCommands(program: Command, context: CliContext): v
       }
       if (options.strict && warnings.length > 0) throw unsafeError(warnings);
     });
+}
+
+/** The workflow overrides and time zone are checked against the workflows that exist, as `herald start` does. */
+function checkSchedules(file: string | undefined, loaded: HeraldConfig): void {
+  try {
+    resolveSchedules(createWorkflowRegistry(builtinWorkflows()), loaded);
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'CONFIG_INVALID' && file)
+      throw new AppError('CONFIG_INVALID', `${file}: ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 function load(command: Command): { file: string | undefined; loaded: HeraldConfig } {

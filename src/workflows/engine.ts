@@ -80,6 +80,14 @@ export interface WorkflowEngine {
 
 export function resolveSchedules(registry: WorkflowRegistry, config: HeraldConfig): ScheduledWorkflow[] {
   const settings = config.workflows;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: settings.timezone });
+  } catch {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `workflows.timezone: unknown time zone "${settings.timezone}" (an IANA name, e.g. UTC or Europe/Paris)`,
+    );
+  }
   for (const name of Object.keys(settings.overrides)) {
     if (!registry.get(name))
       throw new AppError(
