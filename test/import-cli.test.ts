@@ -20,6 +20,30 @@ describeEachDialect('herald import', (context) => {
   for (let i = 0; i < 30; i++) rows.push(i % 10 === 0 ? `bad${i}.example.com,B${i}` : `user${i}@example.com,U${i}`);
   const file = csv('people.csv', `${rows.join('\n')}\n`);
 
+  it('warns when a file into an existing list lacks some of its columns (a renamed header)', async () => {
+    const first = csv('cols-1.csv', 'email,first_name\na@example.com,Ann\nb@example.com,Bob\n');
+    const second = csv('cols-2.csv', 'email,firstname,zip\nc@example.com,Cat,75001\nb@example.com,Bobby,75002\n');
+    const created = await runHerald(context.url(), ['import', 'recipients', first, '--list', 'cols', '--json']);
+    expect(created.json()[0]).toMatchObject({ columnsMissing: [], columnsAdded: [] });
+    const renamed = await runHerald(context.url(), ['import', 'recipients', second, '--list', 'cols', '--json']);
+    expect(renamed.json()[0]).toMatchObject({
+      imported: 1,
+      updated: 1,
+      columnsMissing: ['first_name'],
+      columnsAdded: ['firstname', 'zip'],
+    });
+    const human = await runHerald(context.url(), ['import', 'recipients', second, '--list', 'cols']);
+    expect(human.stdout.join('\n')).toContain(
+      "warning: the list's recipients have column(s) first_name that this file lacks: the 2 recipient(s) it updated lost them",
+    );
+    const same = await runHerald(context.url(), ['import', 'recipients', first, '--list', 'cols-same', '--json']);
+    const again = await runHerald(context.url(), ['import', 'recipients', first, '--list', 'cols-same', '--json']);
+    expect([same.json()[0], again.json()[0]]).toMatchObject([
+      { columnsMissing: [], columnsAdded: [] },
+      { updated: 2, columnsMissing: [], columnsAdded: [] },
+    ]);
+  });
+
   it('imports with --json: one summary object with the rejected lines', async () => {
     const run = await runHerald(context.url(), ['import', 'recipients', file, '--list', 'cli', '--json']);
     expect(run.exitCode).toBe(0);

@@ -28,6 +28,19 @@ export async function findOrCreateList(
   return { id: existing.id, name, created: false };
 }
 
+/** The personalization columns of one recipient of the list (undefined when it is empty): what the file is compared with. */
+export async function sampleRecipientColumns(store: Store, listId: number): Promise<string[] | undefined> {
+  const row = await store.db
+    .selectFrom('recipients')
+    .select('data')
+    .where('list_id', '=', listId)
+    .limit(1)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const data: unknown = typeof row.data === 'string' ? JSON.parse(row.data) : row.data;
+  return data && typeof data === 'object' ? Object.keys(data) : [];
+}
+
 export async function createImport(
   store: Store,
   values: { listId: number; fileName: string; now: number },

@@ -12,6 +12,7 @@ import {
   failImport,
   failStaleImport,
   findOrCreateList,
+  sampleRecipientColumns,
   finishImport,
   renewImport,
   stagedRepeatsInBackground,
@@ -21,7 +22,7 @@ import {
 import { inTransaction, type Store } from '../store/database.ts';
 import { newBatchRows, stageBatch, type NewReject } from './import-staging-store.ts';
 import { createAddressValidator } from './address.ts';
-import { decideRow, readHeader } from './csv-rows.ts';
+import { decideRow, readHeader, type CsvHeader } from './csv-rows.ts';
 import { createUtf8Guard } from './utf8-guard.ts';
 import { lazySqliteStatementRunner, type SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 
@@ -77,6 +78,12 @@ export interface ImportSummary {
   repeated: number;
   /** The first of them, in line order, with the line of the address's first row. */
   repeats: Array<{ line: number; email: string; firstLine: number }>;
+  /**
+   * Into a list that had recipients: its columns the file lacks (an updated recipient loses them: the
+   * file's row replaces its data) and the file's columns it did not have. Empty for a new list.
+   */
+  columnsMissing: string[];
+  columnsAdded: string[];
   elapsedMs: number;
 }
 
@@ -176,6 +183,9 @@ async function runImport(
   const header = readHeader(first.record, file);
 
   const list = await findOrCreateList(store, options.list, clock.now());
+  const columns = list.created
+    ? { missing: [], added: [] }
+    : compareColumns(await sampleRecipientColumns(store, list.id), header);
   const leaseMs = options.leaseMs ?? 60_000;
   await recoverDeadImports(store, clock.now(), leaseMs);
   const importId = await createImport(store, { listId: list.id, fileName, now: clock.now() });
@@ -289,7 +299,19 @@ async function runImport(
     rejects: sample,
     repeated: repeats.count,
     repeats: repeats.rows,
+    columnsMissing: columns.missing,
+    columnsAdded: columns.added,
     elapsedMs: clock.now() - started,
+  };
+}
+
+/** The list's columns (from one of its recipients) against the file's, email aside. */
+function compareColumns(listColumns: string[] | undefined, header: CsvHeader): { missing: string[]; added: string[] } {
+  if (listColumns === undefined) return { missing: [], added: [] };
+  const fileColumns = header.columns.filter((_, index) => index !== header.emailIndex);
+  return {
+    missing: listColumns.filter((name) => !fileColumns.includes(name)),
+    added: fileColumns.filter((name) => !listColumns.includes(name)),
   };
 }
 

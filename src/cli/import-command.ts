@@ -34,7 +34,7 @@ export function registerImportCommands(program: Command, context: CliContext, se
     .requiredOption('--list <name>', 'the list to import into (created if missing)')
     .option(
       '--json',
-      'print one JSON object: {"importId","list","file","read","imported","updated","rejected","rejects":[{"line","reason","message"}],"repeated","repeats":[{"line","email","firstLine"}],"elapsedMs"}',
+      'print one JSON object: {"importId","list","file","read","imported","updated","rejected","rejects":[{"line","reason","message"}],"repeated","repeats":[{"line","email","firstLine"}],"columnsMissing","columnsAdded","elapsedMs"}',
     )
     .action(async (file: string, options: { list: string; json?: boolean }, command: Command) => {
       await withHerald(
@@ -111,6 +111,10 @@ function printSummary(context: CliContext, summary: ImportSummary): void {
   context.output.out(
     `read ${summary.read}, imported ${summary.imported}, updated ${summary.updated}, rejected ${summary.rejected}`,
   );
+  if (summary.columnsMissing.length > 0)
+    context.output.out(
+      `warning: the list's recipients have column(s) ${summary.columnsMissing.join(', ')} that this file lacks: the ${summary.updated} recipient(s) it updated lost them (the file's row replaces their data) and the ${summary.imported} it added lack them (a template printing them fails preparation)${summary.columnsAdded.length > 0 ? `; the file brings new column(s) ${summary.columnsAdded.join(', ')}: renamed?` : ''}`,
+    );
   if (summary.repeated > 0) {
     context.output.out(`${summary.repeated} row(s) repeat an address of an earlier row (case ignored):`);
     for (const repeat of summary.repeats)
