@@ -130,7 +130,23 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
       secretOf: (peer) => secrets.get(peer),
     });
     if (!head.ok) {
-      logger.warn({ code: head.code, url: request.url }, 'mid-sourcing request rejected before its body');
+      // The answer says nothing of why (peer names cannot be probed); this instance's operator is told.
+      const claimed = request.headers[midHeaders.peer];
+      const peer = typeof claimed === 'string' ? claimed.slice(0, 100) : undefined;
+      logger.warn(
+        {
+          code: head.code,
+          url: request.url,
+          peer,
+          ...(head.code === 'BAD_SIGNATURE' &&
+            peer !== undefined && {
+              hint: secrets.has(peer)
+                ? `the signature does not match: the secret of midsourcing.peers "${peer}" here differs from the one that instance signs with`
+                : `no midsourcing.peers entry is named "${peer}" here (known: ${[...secrets.keys()].join(', ') || 'none'})`,
+            }),
+        },
+        'mid-sourcing request rejected before its body',
+      );
       // The body is not read: the connection goes with the answer.
       reply.header('connection', 'close');
       return sendError(reply, head.code, head.message);

@@ -95,7 +95,24 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
       timeoutMs: options.timeoutMs,
       maxResponseBytes: responseLimit,
     });
-    return interpretExchange(exchange, expected);
+    return explainRefusal(interpretExchange(exchange, expected));
+  }
+
+  // The execution side answers an unknown peer and a wrong secret alike (names cannot be probed);
+  // this side knows both names, so it says what to compare. The secret itself is never printed.
+  function explainRefusal<T>(outcome: CallOutcome<T>): CallOutcome<T> {
+    if (outcome.ok) return outcome;
+    if (outcome.code === 'BAD_SIGNATURE')
+      return {
+        ...outcome,
+        message: `${outcome.message}; ${peer.name} must list this instance in its midsourcing.peers as "${options.localName}" (this instance's midsourcing.name) with the same secret as the "${peer.name}" entry here`,
+      };
+    if (outcome.code === 'STALE_TIMESTAMP')
+      return {
+        ...outcome,
+        message: `${outcome.message}; the clocks of this instance and ${peer.name} differ: synchronize both (NTP)`,
+      };
+    return outcome;
   }
   const json = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
 
