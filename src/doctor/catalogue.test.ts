@@ -524,7 +524,9 @@ describe('midsourcing: which side is slow', () => {
   const run = (s: OutboundStatus) =>
     midsourcingCheck.run(
       snapshot({
-        midsourcing: [{ status: s, pushStartedAt: now - hour, updatedAt: now - minute, lastAckAt: now - minute }],
+        midsourcing: [
+          { status: s, pushStartedAt: now - hour, updatedAt: now - minute, lastAckAt: now - minute, finalizedAt: null },
+        ],
       }),
       now,
       settings,

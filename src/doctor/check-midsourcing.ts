@@ -15,7 +15,13 @@ export const midsourcingCheck: DoctorCheck = {
     for (const facts of snapshot.midsourcing) {
       const status = facts.status;
       const subject = `delivery ${status.deliveryId}`;
-      const lastMove = Math.max(facts.updatedAt, facts.lastAckAt ?? 0, facts.pushStartedAt ?? 0);
+      // A push failing since its last acknowledged part has not moved, however often it is retried
+      // (every retry, and mid-sync-counters' resume every 10 minutes, touch the row).
+      const failing = status.lastError !== null && (status.lastErrorAt ?? 0) >= (facts.lastAckAt ?? 0);
+      const lastMove = failing
+        ? Math.max(facts.lastAckAt ?? 0, facts.pushStartedAt ?? 0)
+        : Math.max(facts.updatedAt, facts.lastAckAt ?? 0, facts.pushStartedAt ?? 0);
+      const advice = peerErrorAdvice(status.peer, status.lastError);
       const evidence = {
         deliveryId: status.deliveryId,
         peer: status.peer,
@@ -39,9 +45,9 @@ export const midsourcingCheck: DoctorCheck = {
           subject,
           symptom: `the push to ${status.peer} has made no progress for ${duration(now - lastMove)}: ${status.parts.acked}/${status.parts.total} parts acknowledged`,
           cause: status.lastError
-            ? `the push stopped on an error: ${status.lastError}`
+            ? `the push stopped on an error: ${status.lastError}${advice ? `: ${advice.cause}` : ''}`
             : 'the process that pushed it stopped (the push runs inside `herald mid push`; mid-sync-counters resumes stalled pushes every 10 minutes when a node runs the workflows role)',
-          fix: `\`herald mid push ${status.deliveryId} --peer ${status.peer}\` resumes it where it stopped; \`herald mid status --delivery ${status.deliveryId}\` shows the parts`,
+          fix: `${advice ? `${advice.fix}; then ` : ''}\`herald mid push ${status.deliveryId} --peer ${status.peer}\` resumes it where it stopped; \`herald mid status --delivery ${status.deliveryId}\` shows the parts`,
           evidence: {
             ...evidence,
             stalledMinutes: Math.round((now - lastMove) / minuteMs),
@@ -65,6 +71,30 @@ export const midsourcingCheck: DoctorCheck = {
       } else {
         const side = slowSide(facts, snapshot, settings.midSlowPartMs);
         if (side) findings.push({ ...side, subject, evidence: { ...evidence, ...side.evidence } });
+      }
+      const pullFailedAt = status.lastErrorAt ?? 0;
+      if (
+        status.state === 'finalized' &&
+        !status.logs.complete &&
+        status.lastError !== null &&
+        pullFailedAt > Math.max(status.logs.syncedAt ?? 0, facts.finalizedAt ?? 0)
+      ) {
+        const since = status.logs.syncedAt ?? facts.finalizedAt ?? facts.updatedAt;
+        if (now - since > stalledMs)
+          findings.push({
+            check: 'midsourcing',
+            severity: advice?.refused ? 'critical' : 'warning',
+            subject,
+            symptom: `the outcomes of ${subject} are not coming back from ${status.peer}: ${status.logs.syncedAt === null ? 'no log pulled' : 'no log pulled successfully'} for ${duration(now - since)} (the delivery cannot finish here until they are)`,
+            cause: `pulling from ${status.peer} fails: ${status.lastError}${advice ? `: ${advice.cause}` : ''}`,
+            fix: `${advice ? `${advice.fix}; ` : ''}\`herald mid sync\` pulls now and prints the result (the mid-sync-logs and mid-sync-counters workflows retry on schedule)`,
+            evidence: {
+              ...evidence,
+              lastErrorAt: iso(pullFailedAt),
+              logsSyncedAt: status.logs.syncedAt === null ? null : iso(status.logs.syncedAt),
+              logCursor: status.logs.cursor,
+            },
+          });
       }
       const change = status.stateChange;
       if (change && !change.reached) {
@@ -134,4 +164,47 @@ function slowSide(
     fix: `on ${status.peer}: \`herald db status\` and \`herald db maintain\`, \`herald workflows list\` and \`herald workflows restart NAME\` for failed ones (\`herald workflows run NAME\` for scheduled ones that are late); smaller parts (midsourcing.partSize) shorten each request`,
     evidence: { side: 'execution', buildMsAvg: build, appendMsAvg: append, slowPartMs },
   };
+}
+
+/**
+ * Pure: what an error of the execution instance, as the marketing side records it ("…: CODE: message"),
+ * says to fix. `refused` when retrying cannot help.
+ */
+export function peerErrorAdvice(
+  peer: string,
+  lastError: string | null,
+): { cause: string; fix: string; refused: boolean } | null {
+  const code = lastError === null ? undefined : /: ([A-Z][A-Z0-9_]{2,}): /.exec(lastError)?.[1];
+  if (code === undefined) return null;
+  if (code === 'BAD_SIGNATURE')
+    return {
+      refused: true,
+      cause: `${peer} does not accept this instance's signature: the shared secrets differ, or ${peer} has no midsourcing.peers entry named as this instance signs (midsourcing.name)`,
+      fix: `make the "${peer}" entry of midsourcing.peers here and ${peer}'s entry for this instance's midsourcing.name carry the same secret (${peer}'s log "mid-sourcing request rejected before its body" says which is wrong)`,
+    };
+  if (code === 'STALE_TIMESTAMP')
+    return {
+      refused: true,
+      cause: `the clocks of this instance and ${peer} differ by more than midsourcing.replayWindowSeconds`,
+      fix: 'synchronize both clocks (NTP)',
+    };
+  if (code === 'NOT_FOUND')
+    return {
+      refused: true,
+      cause: `${peer} does not know this delivery (its database was reset or restored, or the delivery was purged there)`,
+      fix: `check ${peer}'s database and that midsourcing.peers points this instance at the right execution instance`,
+    };
+  if (/^(INVALID_RESPONSE|RESPONSE_TOO_LARGE|HTTP_[34]\d\d)$/.test(code))
+    return {
+      refused: true,
+      cause: `what answers at ${peer}'s url does not speak the mid-sourcing protocol (another service, a proxy or a redirect, or a broken or hostile instance)`,
+      fix: `check the url of "${peer}" in midsourcing.peers and what listens there (its \`herald start --roles mid\`)`,
+    };
+  if (/^(TIMEOUT|UNAVAILABLE|INTERNAL|HTTP_5\d\d|E[A-Z_]+)$/.test(code))
+    return {
+      refused: false,
+      cause: `${peer} is down, overloaded or unreachable from here`,
+      fix: `start ${peer} (\`herald start --roles mid\` there) or fix its url in midsourcing.peers and the network between`,
+    };
+  return null;
 }

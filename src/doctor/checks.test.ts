@@ -618,7 +618,14 @@ describe('midsourcing', () => {
       stateChange: null,
       ...overrides,
     };
-    return { status, pushStartedAt: now - 2 * hour, updatedAt: now - 2 * hour, lastAckAt: now - 2 * hour, ...facts };
+    return {
+      status,
+      pushStartedAt: now - 2 * hour,
+      updatedAt: now - 2 * hour,
+      lastAckAt: now - 2 * hour,
+      finalizedAt: null,
+      ...facts,
+    };
   }
 
   it('reports a stalled push, with its last error', () => {

@@ -275,6 +275,7 @@ async function midFacts(store: Store): Promise<MidOutboundFacts[]> {
       pushStartedAt: row.push_started_at === null ? null : Number(row.push_started_at),
       updatedAt: Number(row.updated_at),
       lastAckAt: acks.get(deliveryId) ?? null,
+      finalizedAt: row.finalized_at === null ? null : Number(row.finalized_at),
     });
   }
   return out;

@@ -116,6 +116,8 @@ export interface MidOutboundFacts {
   updatedAt: number;
   /** Last time a part was acknowledged. */
   lastAckAt: number | null;
+  /** When the push was finalized (null while pushing). */
+  finalizedAt: number | null;
 }
 
 /** The configuration the checked references resolve against (read once, at the edge). */
