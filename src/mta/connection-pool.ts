@@ -590,7 +590,12 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       this.#options.events.onBuildError(job, error);
       built = { kind: 'skip' };
     }
-    if (built.kind !== 'message') return;
+    if (built.kind !== 'message') {
+      // A skipped job (held by the breaker, our own content failing) used one of the connection's
+      // messages too: a spent connection must still end, or it holds its slot and takes nothing.
+      this.#quitIfSpent(path, connection);
+      return;
+    }
     const started = performance.now();
     const result = await connection.session.send(built.envelopeFrom, built.recipient, built.data, () => {
       connection.contentWritten = true;
@@ -607,7 +612,11 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       }
     }
     this.#options.events.onTransaction(job, result, path.key);
-    // The last transaction of a spent connection ends it (a pipelined next one may still be building).
+    this.#quitIfSpent(path, connection);
+  }
+
+  /** The last transaction of a spent connection ends it (a pipelined next one may still be building). */
+  #quitIfSpent(path: Path<J>, connection: Connection): void {
     if (connection.started >= this.#limitsOf(path).maxMessagesPerConnection && connection.inFlight === 1)
       connection.session.quit();
   }

@@ -255,6 +255,14 @@ class MessageDispatcher implements Dispatcher {
       this.#release(job.log);
       return { kind: 'skip' };
     }
+    // The breaker may have suspended the domain while the job waited in the pool (a claim queues
+    // up to claimBatchSize messages of one domain): checked again at its turn, or a wall of 550s
+    // kept being fed until the queue was empty (2,000 of 2,000 sent after a trip at 300).
+    const check = this.#options.shaping?.checkDomain(job.domain);
+    if (check?.kind === 'suspended') {
+      this.#options.finish(heldOutcome(this.#attempt(job.log, job.delivery.validUntil), check.suspension.until));
+      return { kind: 'skip' };
+    }
     const assembled = job.assembled ?? this.#options.assembler.assemble(job.log, job.ready, now);
     job.assembled = undefined; // the job outlives its message (until its outcome is written)
     const message = await assembled;
