@@ -1,6 +1,7 @@
 import type { HeraldConfig, ShapingConfig } from './config/schema.ts';
 import type { Herald } from './main.ts';
 import { createMta, type Mta } from './mta/queue-runner.ts';
+import type { MassRejectionTrip } from './quarantine/mass-rejection.ts';
 import { createQuarantineRuntime } from './quarantine/runtime.ts';
 import { createMtaShaping } from './shaping/mta-shaping.ts';
 import type { ShapingRuntime } from './shaping/runtime.ts';
@@ -31,7 +32,9 @@ export interface ComposeMtaOptions {
 }
 
 export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}): Promise<ComposedMta> {
-  const quarantine = createQuarantineRuntime(herald);
+  // A domain the quarantine judges to be rejecting a whole batch is suspended like the breaker does.
+  let suspend: ((trip: MassRejectionTrip) => void) | undefined;
+  const quarantine = createQuarantineRuntime(herald, { onMassRejection: (trip) => suspend?.(trip) });
   const keyRing = await loadKeyRing(herald.store, herald.config.tracking, herald.clock.now());
   const decorator = createMessageDecorator({
     keyRing,
@@ -50,6 +53,18 @@ export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}
     nodeId,
     store: herald.store,
   });
+  suspend = (trip) =>
+    shaping.runtime.shaper.breaker.suspend({
+      domain: trip.domain,
+      since: trip.since,
+      until: trip.until,
+      evidence: {
+        messages: trip.messages,
+        errors: trip.hard,
+        errorRatio: Math.round((trip.hard / trip.messages) * 1000) / 1000,
+        sampleReplies: [`mass rejection (quarantine.massRejection): ${trip.sampleReply}`],
+      },
+    });
   const mta = createMta({
     store: createMtaStore(herald.store),
     nodeId,

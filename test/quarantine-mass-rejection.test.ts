@@ -139,4 +139,30 @@ describeEachDialect('an ISP answering user unknown to every recipient', (context
     );
     expect(held.length).toBe(total - result.refused);
   }, 120_000);
+
+  it('quarantines none of the domain: the guard trips, releases what it quarantined, keeps the rest off', async () => {
+    const domain = `wall-guard-${context.dialect}.test`;
+    const result = await sendIntoWall(context, domain, 2000);
+    // Tripped at its 50th answer (quarantine.massRejection), well before the breaker's 300.
+    expect(result.refused).toBeLessThan(200);
+    expect(result.quarantined).toBe(0);
+    expect(result.timeline.map((entry) => entry.source)).toEqual(['smtp', 'schedule']);
+    expect(result.timeline[1]!.note).toMatch(
+      /^released: mass rejection: wall-guard-\w+\.test answered \d+ of \d+ messages with a hard failure/,
+    );
+  }, 120_000);
+
+  it('with the guard off, every refused address is quarantined (the figure before the guard)', async () => {
+    const domain = `wall-off-${context.dialect}.test`;
+    const result = await sendIntoWall(context, domain, 400, { quarantine: { massRejection: { enabled: false } } });
+    expect(result.quarantined).toBe(result.refused);
+    expect(result.refused).toBeGreaterThanOrEqual(300);
+  }, 120_000);
+
+  it('a healthy domain with a few unknown users still quarantines them', async () => {
+    const domain = `mixed-${context.dialect}.test`;
+    const result = await sendIntoWall(context, domain, 200, {}, 'unknown');
+    // 20 of 200 (10 %) unknown: below hardRatio, each one is quarantined at once.
+    expect(result.quarantined).toBe(20);
+  }, 120_000);
 });

@@ -287,6 +287,21 @@ export const configSchema = z
         mailboxFullReleaseDays: z.number().int().min(1).default(30),
         /** How often the MTA role runs the sweep (resets and mailbox_full releases). */
         sweepIntervalMinutes: z.number().int().min(1).default(60),
+        /** A domain answering most of a batch with hard failures (user unknown) is judged, not its addresses (docs/quarantine.md). */
+        massRejection: z
+          .object({
+            /** Off: every hard reply quarantines its address, whatever the rest of the domain gets. */
+            enabled: z.boolean().default(true),
+            /** Messages a domain must have answered in the window before the guard can trip. */
+            minMessages: z.number().int().min(1).default(50),
+            /** Fraction of those answered with a hard failure that trips it (a healthy list sees a few percent). */
+            hardRatio: z.number().gt(0).max(1).default(0.5),
+            windowMinutes: z.number().int().min(1).default(60),
+            /** Then: the domain is suspended, its hard replies are not applied to addresses, and what the window quarantined is released. */
+            suspendMinutes: z.number().int().min(1).default(180),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -132,6 +132,8 @@ export interface ReleaseRequest {
   since: number;
   note: string;
   dryRun?: boolean;
+  /** Who releases: an operator (default), or Herald itself after a mass rejection (`schedule`). */
+  source?: 'operator' | 'schedule';
 }
 
 /**
@@ -164,7 +166,7 @@ export async function releaseAddresses(
         emails.map((email) => ({
           email,
           at: now,
-          source: 'operator' as const,
+          source: request.source ?? 'operator',
           action: 'release' as const,
           note: request.note,
         })),

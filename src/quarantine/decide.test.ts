@@ -273,3 +273,24 @@ describe('decideSweep', () => {
     });
   });
 });
+
+describe('withheld events', () => {
+  it('a hard reply withheld by the mass-rejection guard is on the timeline only', () => {
+    const now = Date.UTC(2026, 3, 10, 6);
+    const { record, entry } = decideAddress(
+      undefined,
+      {
+        email: 'pat@bigisp.test',
+        at: now,
+        source: 'smtp',
+        verdict: { type: 'hard', reason: 'user_unknown', category: 'userunknown', ruleId: 'x', packVersion: '1' },
+        withheld: true,
+        note: 'not applied: mass rejection',
+      },
+      now,
+      settings,
+    );
+    expect(record.state).toBe('valid');
+    expect(entry).toMatchObject({ stateBefore: 'valid', stateAfter: 'valid', counted: false, reason: 'user_unknown' });
+  });
+});

@@ -43,7 +43,7 @@ export function decideAddress(
     case 'bounce': {
       const verdict = event.verdict;
       // Auto-replies, delivered reports and the like: on the timeline, no effect on the state.
-      if (!verdict || verdict.type === 'ignored') break;
+      if (!verdict || verdict.type === 'ignored' || event.withheld) break;
       const at = event.at;
       if (verdict.type === 'hard') {
         next.lastErrorAt = Math.max(base.lastErrorAt ?? at, at);

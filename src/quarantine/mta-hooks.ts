@@ -1,9 +1,17 @@
 import type { QualificationRecorder } from '../bounce/qualification-recorder.ts';
 import { formatSmtpReply } from '../bounce/smtp-reply.ts';
 import type { Clock } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
 import type { DeferredOutcome, FailedOutcome, Outcome } from '../mta/outcome.ts';
 import type { Store } from '../store/database.ts';
-import { applyAddressEventsWithin } from './address-events.ts';
+import { applyAddressEventsWithin, releaseAddresses } from './address-events.ts';
+import {
+  MassRejectionGuard,
+  type AnsweredMessage,
+  type MassRejectionSettings,
+  type MassRejectionTrip,
+} from './mass-rejection.ts';
 import type { AddressEvent, QuarantineSettings } from './types.ts';
 
 // What the quarantine does with the MTA's outcomes. In the transaction that writes a batch of
@@ -26,6 +34,17 @@ export interface MtaQualificationOptions {
   recorder: QualificationRecorder;
   settings: QuarantineSettings;
   clock: Clock;
+  /** The mass-rejection guard (mass-rejection.ts); absent = every hard reply is applied. */
+  massRejection?: MassRejectionOptions;
+}
+
+export interface MassRejectionOptions {
+  settings: MassRejectionSettings;
+  /** Where the addresses a trip releases are. */
+  store: Store;
+  logger?: Logger;
+  /** Once per trip, after the batch that tripped it is committed (composeMta suspends the domain). */
+  onTrip?(trip: MassRejectionTrip): void;
 }
 
 type FailureOutcome = DeferredOutcome | FailedOutcome;
@@ -35,12 +54,12 @@ function isFailure(outcome: Outcome): outcome is FailureOutcome {
 }
 
 /** The address event a failure leaves; none when nothing was said about the address. */
-export function addressEventOf(outcome: FailureOutcome): AddressEvent | undefined {
+export function addressEventOf(outcome: FailureOutcome, trip?: MassRejectionTrip): AddressEvent | undefined {
   // Expired before any new attempt, our own template failing, or our message too large for the
   // server's declared SIZE: nothing was said about the address.
   const local = outcome.reply.local;
   if (local === 'expired' || local === 'content_error' || local === 'message_too_large') return undefined;
-  return {
+  const event: AddressEvent = {
     email: outcome.email,
     at: outcome.at,
     source: 'smtp',
@@ -49,19 +68,85 @@ export function addressEventOf(outcome: FailureOutcome): AddressEvent | undefine
     replyText: formatSmtpReply(outcome.reply),
     verdict: outcome.verdict,
   };
+  if (trip && outcome.verdict.type === 'hard')
+    return { ...event, withheld: true, note: `not applied: ${describeTrip(trip)}` };
+  return event;
+}
+
+function domainOf(email: string): string {
+  return email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** Messages the receiving server answered (a local DNS or connection failure says nothing of it). */
+function answeredMessages(outcomes: readonly Outcome[]): AnsweredMessage[] {
+  const answered: AnsweredMessage[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.kind === 'released' || outcome.reply.code === null) continue;
+    const hard = outcome.kind === 'failed' && !outcome.expired && outcome.verdict.type === 'hard';
+    answered.push({ domain: domainOf(outcome.email), hard, ...(hard && { reply: formatSmtpReply(outcome.reply) }) });
+  }
+  return answered;
+}
+
+function describeTrip(trip: MassRejectionTrip): string {
+  const minutes = Math.round((trip.since - trip.windowStart) / 60_000);
+  return `mass rejection: ${trip.domain} answered ${trip.hard} of ${trip.messages} messages with a hard failure in ${minutes} min`;
 }
 
 export function createMtaQualification(options: MtaQualificationOptions): MtaQualification {
+  const guarded = options.massRejection;
+  const guard = guarded ? new MassRejectionGuard(guarded.settings) : undefined;
+  const releases = new Set<Promise<void>>();
+
+  // What the window quarantined before the domain tripped was the domain's doing: released, as
+  // `herald quarantine release --domain --since` would (operator decisions and denylists untouched).
+  function release(trip: MassRejectionTrip): void {
+    const { store, logger } = guarded!;
+    const now = options.clock.now();
+    const note = `released: ${describeTrip(trip)}`;
+    const done = releaseAddresses(
+      store,
+      { domain: trip.domain, since: trip.windowStart, note, source: 'schedule' },
+      options.settings,
+      now,
+    )
+      .then((result) =>
+        logger?.warn(
+          { event: 'quarantine.mass_rejection_released', domain: trip.domain, released: result.released },
+          `${result.released} addresses of ${trip.domain} released after a mass rejection`,
+        ),
+      )
+      .catch((error: unknown) =>
+        logger?.error(
+          { err: describeError(error), domain: trip.domain },
+          `releasing the addresses of ${trip.domain} after a mass rejection failed; run herald quarantine release --domain ${trip.domain}`,
+        ),
+      )
+      .finally(() => releases.delete(done));
+    releases.add(done);
+  }
+
   return {
     async applyWithin(trx, outcomes) {
       const events: AddressEvent[] = [];
+      const now = options.clock.now();
       for (const outcome of outcomes) {
-        const event = isFailure(outcome) ? addressEventOf(outcome) : undefined;
+        if (!isFailure(outcome)) continue;
+        const event = addressEventOf(outcome, guard?.trippedFor(domainOf(outcome.email), now));
         if (event) events.push(event);
       }
-      if (events.length > 0) await applyAddressEventsWithin(trx, events, options.settings, options.clock.now());
+      if (events.length > 0) await applyAddressEventsWithin(trx, events, options.settings, now);
     },
     onOutcomes(outcomes) {
+      if (guard)
+        for (const trip of guard.record(answeredMessages(outcomes), options.clock.now())) {
+          guarded!.logger?.warn(
+            { event: 'quarantine.mass_rejection', ...trip },
+            `${describeTrip(trip)}: its hard replies are not applied to addresses until ${new Date(trip.until).toISOString()}`,
+          );
+          guarded!.onTrip?.(trip);
+          release(trip);
+        }
       for (const outcome of outcomes) {
         if (!isFailure(outcome) || outcome.verdict.ruleId !== null || outcome.reply.code === null) continue;
         options.recorder.add({
@@ -74,6 +159,9 @@ export function createMtaQualification(options: MtaQualificationOptions): MtaQua
         });
       }
     },
-    flush: () => options.recorder.flush(),
+    async flush() {
+      await Promise.all([...releases]);
+      await options.recorder.flush();
+    },
   };
 }

@@ -6,6 +6,7 @@ import type { Herald } from '../main.ts';
 import { createMtaQualification, type MtaQualification } from './mta-hooks.ts';
 import { quarantineSettings } from './settings.ts';
 import { createQuarantineSweeper, type QuarantineSweeper } from './sweeper.ts';
+import type { MassRejectionTrip } from './mass-rejection.ts';
 import type { QuarantineSettings } from './types.ts';
 
 // Bounce qualification and quarantine as one process runs them: the reloading classifier, the
@@ -23,7 +24,12 @@ export interface QuarantineRuntime {
   close(): Promise<void>;
 }
 
-export function createQuarantineRuntime(herald: Herald): QuarantineRuntime {
+export interface QuarantineRuntimeOptions {
+  /** Called when the mass-rejection guard trips a domain (composeMta suspends it in the breaker). */
+  onMassRejection?(trip: MassRejectionTrip): void;
+}
+
+export function createQuarantineRuntime(herald: Herald, options: QuarantineRuntimeOptions = {}): QuarantineRuntime {
   const { config, store, clock, logger } = herald;
   const settings = quarantineSettings(config);
   const classifiers = createClassifierSource({
@@ -37,7 +43,17 @@ export function createQuarantineRuntime(herald: Herald): QuarantineRuntime {
     flushMs: config.bounce.qualificationFlushMs,
     logger,
   });
-  const mta = createMtaQualification({ recorder, settings, clock });
+  const mta = createMtaQualification({
+    recorder,
+    settings,
+    clock,
+    massRejection: {
+      settings: config.quarantine.massRejection,
+      store,
+      logger,
+      ...(options.onMassRejection && { onTrip: options.onMassRejection }),
+    },
+  });
   const sweeper = createQuarantineSweeper({
     store,
     settings,
@@ -54,6 +70,7 @@ export function createQuarantineRuntime(herald: Herald): QuarantineRuntime {
     settings,
     async close() {
       await sweeper.stop();
+      await mta.flush();
       await recorder.close();
       classifiers.close();
     },

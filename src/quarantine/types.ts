@@ -41,6 +41,9 @@ export interface AddressEvent {
   action?: OperatorAction | 'reset';
   /** Free text for the timeline: who/why (operator), what the sweep did. */
   note?: string;
+  /** On the timeline only, the state untouched: the reply was judged to be about its domain, not
+   *  the address (mass-rejection.ts). */
+  withheld?: boolean;
 }
 
 /** One line of an address's timeline (table `address_events`). */

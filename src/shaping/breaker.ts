@@ -116,6 +116,15 @@ export class DomainBreaker {
     return [...this.#suspended.values()];
   }
 
+  /** Suspends a domain on another's evidence (the quarantine's mass-rejection guard); a longer suspension in force stays. */
+  suspend(suspension: Suspension): void {
+    const key = suspension.domain.toLowerCase();
+    const current = this.#suspended.get(key);
+    if (current && current.until >= suspension.until) return;
+    this.#suspended.set(key, { ...suspension, domain: key });
+    this.#domains.delete(key);
+  }
+
   /** Lifts a suspension early (operator action). */
   lift(domain: string): boolean {
     return this.#suspended.delete(domain.toLowerCase());
