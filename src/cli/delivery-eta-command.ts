@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
-import { deliveryEta, etaView } from '../delivery/delivery-eta.ts';
+import { deliveryEta, etaListedGroups, etaView } from '../delivery/delivery-eta.ts';
 import { parseRuleOverride, type Eta } from '../delivery/eta.ts';
 import { duration } from '../doctor/finding.ts';
 import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
@@ -55,10 +55,12 @@ export function formatEta(eta: Eta, whatIf = false): string[] {
     lines.push(
       `bounded by MX rule "${eta.boundBy.rule}" (${eta.boundBy.rateKey}): ${eta.boundBy.pending} messages at ${eta.boundBy.messagesPerHour}/h${eta.boundBy.ahead > 0 ? `, after ${eta.boundBy.ahead} of deliveries started earlier` : ''}`,
     );
-  for (const group of eta.groups)
+  for (const group of eta.groups.slice(0, etaListedGroups))
     lines.push(
       `  ${group.rateKey.padEnd(28)} ${String(group.pending).padStart(8)} pending ${String(group.messagesPerHour).padStart(8)}/h ${String(group.hours).padStart(8)} h  ${group.domains.slice(0, 5).join(', ')}${group.domains.length > 5 ? ', …' : ''}`,
     );
+  if (eta.groups.length > etaListedGroups)
+    lines.push(`  … ${eta.groups.length - etaListedGroups} more rate keys, each finishing sooner than those listed`);
   if (eta.validUntil !== null)
     lines.push(
       eta.expiring > 0
