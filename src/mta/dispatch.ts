@@ -204,6 +204,7 @@ class MessageDispatcher implements Dispatcher {
       job.log.domain,
       host,
       this.#options.clock.now(),
+      job.log.email,
     );
     if (choice.kind !== 'chosen' || job.failedSources.has(choice.source.address)) return false;
     job.source = choice.source;
@@ -343,7 +344,7 @@ class MessageDispatcher implements Dispatcher {
       if (this.#options.assembler.waitsForSigner) job.prepare = () => this.#prepare(job);
       const sources = this.#options.sources;
       if (sources) {
-        const choice = sources.choose(ready.content.affinity, domain, resolution.hosts[0]!.name, now);
+        const choice = sources.choose(ready.content.affinity, domain, resolution.hosts[0]!.name, now, log.email);
         if (choice.kind !== 'chosen') {
           problem ??= choice.message;
           finish(heldOutcome(this.#attempt(log, validUntil), now + sourceProblemRetryMs));

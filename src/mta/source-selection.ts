@@ -1,6 +1,11 @@
+import { createHash } from 'node:crypto';
+
 // Which local address a message leaves from (affinities, src/shaping/affinity.ts implements the
 // chooser). The MTA adds what only it knows: addresses that just failed to reach an MX host are
-// skipped for that host for a while, so the pool's weights re-normalize over the others.
+// skipped for that host for a while, so the pool's weights re-normalize over the others. The
+// weighted draw is fixed by the recipient's address: a message's retries leave from the address
+// its first attempt did, since greylisting is keyed on (client IP, sender, recipient) and a retry
+// from another address of the pool is greylisted anew.
 
 export interface SourceAddress {
   /** Local address to bind ('' = the system's choice). */
@@ -23,19 +28,27 @@ export interface SourceChooser {
 }
 
 export interface SourceSelector {
-  choose(affinity: string | null, domain: string, mxHost: string, now: number): SourceChoice;
+  /** `recipient` fixes the weighted draw: the same recipient leaves from the same address while the pool is unchanged. */
+  choose(affinity: string | null, domain: string, mxHost: string, now: number, recipient: string): SourceChoice;
   /** The address could not connect to the MX host: avoid it there for a while. */
   markUnreachable(address: string, mxHost: string, now: number): void;
 }
 
+/** A draw in [0, 1) that depends only on the recipient's address (case-insensitive). */
+export function recipientDraw(recipient: string): number {
+  return createHash('sha256').update(recipient.toLowerCase()).digest().readUInt32BE(0) / 2 ** 32;
+}
+
 export function createSourceSelector(
   chooser: SourceChooser,
-  random: () => number = Math.random,
+  drawOf: (recipient: string) => number = recipientDraw,
   avoidMs = 5 * 60_000,
 ): SourceSelector {
   const avoided = new Map<string, Map<string, number>>();
   return {
-    choose(affinity, domain, mxHost, now) {
+    choose(affinity, domain, mxHost, now, recipient) {
+      const draw = drawOf(recipient);
+      const random = () => draw;
       const byAddress = avoided.get(mxHost);
       if (!byAddress) return chooser.choose({ affinity, domain }, random);
       const unreachable = new Set<string>();
