@@ -8,6 +8,7 @@ import {
   type ScriptedSmtpOptions,
   type ScriptedSmtpServer,
 } from './support/scripted-smtp-server.ts';
+import { waitFor } from './support/wait.ts';
 
 // Herald's SMTP client against real listeners: scripted servers for the protocol's corners
 // (pipelining or not, refusals inside a pipelined group, hostile replies) and the simulator's sink
@@ -309,6 +310,46 @@ describe('SMTP client', () => {
     expect(session.pipelining).toBe(false);
     expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
     expect(old.commands.slice(0, 2)).toEqual(['EHLO mta.herald.test', 'HELO mta.herald.test']);
+  });
+
+  it('says QUIT before closing after an error reply: a 554 greeting, a refused EHLO and HELO, a refused RSET (RFC 5321 §4.1.1.10)', async () => {
+    const refusedGreeting = await scripted({ pipelining: true, greeting: '554 5.7.1 no service for you\r\n' });
+    expect(await openSmtpSession(connectOptions(refusedGreeting.port))).toMatchObject({
+      kind: 'failed',
+      reply: { code: 554 },
+    });
+    await waitFor(() => refusedGreeting.commands.length > 0, 'the QUIT after a 554 greeting', 5_000);
+    expect(refusedGreeting.commands).toEqual(['QUIT']);
+
+    const refusedHello = await scripted({
+      pipelining: false,
+      reply: (command) => (/^(EHLO|HELO) /.test(command) ? '550 5.7.1 go away' : undefined),
+    });
+    expect(await openSmtpSession(connectOptions(refusedHello.port))).toMatchObject({
+      kind: 'failed',
+      reply: { code: 550 },
+    });
+    await waitFor(() => refusedHello.commands.length > 2, 'the QUIT after a refused HELO', 5_000);
+    expect(refusedHello.commands).toEqual(['EHLO mta.herald.test', 'HELO mta.herald.test', 'QUIT']);
+
+    const refusedReset = await scripted({
+      pipelining: false,
+      reply: (command) =>
+        command.startsWith('RCPT')
+          ? '452 4.5.3 Too many recipients'
+          : command === 'RSET'
+            ? '451 4.3.0 try later'
+            : undefined,
+    });
+    const session = await open(refusedReset.port);
+    const closed = new Promise<void>((resolve) => session.onClose(resolve));
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({
+      kind: 'rejected',
+      reply: { code: 452 },
+    });
+    expect(session.acceptsNext).toBe(false);
+    await closed;
+    expect(refusedReset.commands.slice(-2)).toEqual(['RSET', 'QUIT']);
   });
 
   it('fails the session when the MX rule requires TLS and the server offers no STARTTLS', async () => {

@@ -83,7 +83,12 @@ export async function openSmtpSession(options: SmtpConnectOptions): Promise<Open
   const connection = new SmtpClientConnection(options);
   const failure = await connection.open();
   if (!failure) return { kind: 'open', session: connection };
-  connection.close();
+  // RFC 5321 §4.1.1.10: a client MUST NOT close the channel without QUIT, even after an error
+  // reply (a 554 greeting, a refused EHLO and HELO, TLS required but not offered). A connection
+  // already gone (421, timeout, reset) is only closed.
+  if (failure.code !== null && failure.code !== 421) connection.quit();
+  else if (failure.local === 'tls_failed' && !connection.tlsHandshakeFailed) connection.quit();
+  else connection.close();
   // Opportunistic TLS (RFC 7435): a server whose STARTTLS handshake fails still gets the message,
   // in plain text on a new connection, as other MTAs do; an MX rule `tls: required` never does.
   if (failure.local === 'tls_failed' && connection.tlsHandshakeFailed && !options.requireTls)
@@ -301,7 +306,9 @@ class SmtpClientConnection implements SmtpSession {
   async #refused(reply: string | null): Promise<TransactionResult> {
     if (reply === null || reply.startsWith('421')) return this.#connectionFailed(reply);
     const reset = await this.#command('RSET\r\n');
-    if (!isPositive(reset)) this.close();
+    // A refused RSET leaves the transaction's state unknown: QUIT (after this transaction) and a new connection.
+    if (reset === null || reset.startsWith('421')) this.close();
+    else if (!isPositive(reset)) this.quit();
     return { kind: 'rejected', reply: parseSmtpReply(reply) };
   }
 
