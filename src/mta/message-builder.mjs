@@ -95,7 +95,7 @@ export function createMessageBuilder(options = {}) {
       const messageId = `<${input.logId}.${counter.toString(36)}.${idPrefix}@${fromDomain}>`;
       const boundary = `----=_herald_${idPrefix}_${counter.toString(36)}`;
       const headers = [
-        `From: ${input.fromName ? `${encodeDisplayName(sanitizeHeaderValue(input.fromName))} <${fromAddress}>` : fromAddress}`,
+        `From: ${input.fromName ? fromWithName(encodeDisplayName(sanitizeHeaderValue(input.fromName)), fromAddress) : fromAddress}`,
         `To: ${to}`,
         `Subject: ${encodeHeaderWords(sanitizeHeaderValue(input.subject))}`,
         `Date: ${dateHeader(input.date)}`,
@@ -124,6 +124,16 @@ export function createMessageBuilder(options = {}) {
       return { envelopeFrom: envelopeSender(input.logId, input.bounceDomain), recipient: to, messageId, headers, body };
     },
   };
+}
+
+/**
+ * "Name <address>"; after an encoded name, the address goes on a folded line of its own, so that
+ * the line holding the last encoded word stays within RFC 2047's 76 characters.
+ * @param {string} name
+ * @param {string} address
+ */
+function fromWithName(name, address) {
+  return name.startsWith('=?') ? `${name}\r\n <${address}>` : `${name} <${address}>`;
 }
 
 /**

@@ -39,6 +39,21 @@ describe('message builder', () => {
     expect(parsed.replyTo?.[0]?.address).toBe('care@brand.test');
   });
 
+  it('keeps every header line holding an encoded word within 76 characters (RFC 2047 §2), and the words decode', async () => {
+    const subject = `Ünïcödé sübject — ${'très long '.repeat(12)}fin`;
+    const fromName = `Zoë ${'Ñandú '.repeat(10)}Ltd`;
+    const built = createMessageBuilder().build({ ...base, subject, fromName });
+    const raw = serializeMessage(built.headers, built.body);
+    const encodedLines = headerBlock(raw)
+      .split('\r\n')
+      .filter((line) => line.includes('=?UTF-8?B?'));
+    expect(encodedLines.length).toBeGreaterThan(4);
+    for (const line of encodedLines) expect(line.length).toBeLessThanOrEqual(76);
+    const parsed = await PostalMime.parse(raw);
+    expect(parsed.subject).toBe(subject);
+    expect(parsed.from).toMatchObject({ name: fromName, address: 'news@brand.test' });
+  });
+
   it('gives every message its own Message-ID', () => {
     const builder = createMessageBuilder();
     expect(builder.build(base).messageId).not.toBe(builder.build(base).messageId);

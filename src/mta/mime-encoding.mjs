@@ -177,8 +177,9 @@ export function encodeHeaderWords(value) {
   let chunkBytes = 0;
   for (const char of value) {
     const size = Buffer.byteLength(char, 'utf8');
-    // 45 bytes -> 60 base64 characters, + 12 for =?UTF-8?B? ?= stays under 78 with the header name.
-    if (chunkBytes + size > 45) {
+    // RFC 2047 §2: a line holding encoded words is at most 76 characters. 39 bytes -> 52 base64
+    // characters, + 12 for =?UTF-8?B? ?= = 64, after "Subject: " 73 (45 bytes made it 81).
+    if (chunkBytes + size > 39) {
       words.push(chunk);
       chunk = '';
       chunkBytes = 0;
