@@ -47,8 +47,9 @@ export function createSourceSelector(
   const avoided = new Map<string, Map<string, number>>();
   return {
     choose(affinity, domain, mxHost, now, recipient) {
-      const draw = drawOf(recipient);
-      const random = () => draw;
+      // Hashed only when the chooser draws (an affinity of one address does not).
+      let draw: number | undefined;
+      const random = () => (draw ??= drawOf(recipient));
       const byAddress = avoided.get(mxHost);
       if (!byAddress) return chooser.choose({ affinity, domain }, random);
       const unreachable = new Set<string>();
