@@ -50,6 +50,10 @@ const MAX_PARTS = 1000;
 // quoted-printable expansion times the widest charsets), so a huge part is never decoded whole
 // to keep its first maxTextChars characters.
 const BODY_BYTES_PER_CHAR = 12;
+// All parts together are decoded from at most this many times one part's share: a report's own
+// parts are small, and 400 parts of 60 KB of one-byte base64 units ("QQ=") made the whole 24 MB
+// message decoded, 12 s of the inbound role's thread.
+const DECODED_PARTS_PER_MESSAGE = 2;
 
 export type ReadResult = { ok: true; parts: MessageParts } | { ok: false; error: string };
 
@@ -72,6 +76,7 @@ export async function readMessage(
           maxHeaderBytes: MAX_HEADER_BYTES,
           maxParts: MAX_PARTS,
           maxBodyBytes: limits.maxTextChars * BODY_BYTES_PER_CHAR,
+          maxDecodedBytes: limits.maxTextChars * BODY_BYTES_PER_CHAR * DECODED_PARTS_PER_MESSAGE,
         })
       : undefined;
   if (walked?.kind === 'refused') email = { error: walked.error };

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { readMessage } from './mime-reader.ts';
 import { walkMime } from './mime-walker.ts';
 
-const LIMITS = { maxNestingDepth: 32, maxHeaderBytes: 2 * 1024 * 1024, maxParts: 1000, maxBodyBytes: 1024 * 1024 };
+const LIMITS = {
+  maxNestingDepth: 32,
+  maxHeaderBytes: 2 * 1024 * 1024,
+  maxParts: 1000,
+  maxBodyBytes: 1024 * 1024,
+  maxDecodedBytes: 2 * 1024 * 1024,
+};
 const crlf = (text: string): Uint8Array => Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'utf8');
 
 function walk(text: string | Uint8Array) {
@@ -76,6 +82,23 @@ describe('walkMime', () => {
       { ...LIMITS, maxBodyBytes: 50 },
     );
     expect(result.kind === 'ok' && result.leaves[0]!.text()).toBe(`${'ABC'.repeat(8)}A`);
+  });
+
+  // 400 parts of 60 KB of "QQ=" units (24 MB) had the whole message decoded: 12 s of the inbound
+  // role's thread. The parts share one budget, spent in the order their text is asked for.
+  it('decodes at most maxDecodedBytes across the parts of a message', () => {
+    const part = `--m\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n${'QQ=QQ=\n'.repeat(5)}`;
+    const result = walkMime(crlf(`Content-Type: multipart/mixed; boundary=m\n\n${part.repeat(4)}--m--\n`), {
+      ...LIMITS,
+      maxDecodedBytes: 100,
+    });
+    // 40 raw bytes (CRLF lines) per part: two parts whole, 20 bytes of the third, none of the fourth.
+    expect(result.kind === 'ok' && result.leaves.map((leaf) => leaf.text())).toEqual([
+      'A'.repeat(10),
+      'A'.repeat(10),
+      'A'.repeat(5),
+      '',
+    ]);
   });
 
   it('joins format=flowed lines', () => {

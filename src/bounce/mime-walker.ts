@@ -40,6 +40,11 @@ export interface WalkLimits {
   maxParts: number;
   /** Raw body bytes decoded per part: readers keep only the start of a text, so a huge part is cut first. */
   maxBodyBytes: number;
+  /**
+   * Raw body bytes decoded across the message's parts, in the order their text is asked for: many
+   * parts each under maxBodyBytes would otherwise have the whole message decoded.
+   */
+  maxDecodedBytes: number;
   /** Header bytes across all parts (postal-mime's limit: 2 MiB). */
   maxHeaderBytes: number;
 }
@@ -69,7 +74,7 @@ export function walkMime(raw: Uint8Array, limits: WalkLimits): WalkResult {
   try {
     const root = parseTree(s, limits);
     const leaves: MimeLeaf[] = [];
-    collectLeaves(s, root, undefined, leaves, limits);
+    collectLeaves(s, root, undefined, leaves, limits, { left: limits.maxDecodedBytes });
     return { kind: 'ok', headers: root.headers, leaves };
   } catch (error) {
     if (error instanceof Unsupported) return { kind: 'unsupported', why: error.message };
@@ -275,23 +280,35 @@ function parseContentType(part: Part, value: string): void {
   part.multipart = part.type.startsWith('multipart/') ? part.type.slice('multipart/'.length) : false;
 }
 
+/** What is left of the message's maxDecodedBytes, shared by its leaves. */
+interface DecodeBudget {
+  left: number;
+}
+
 function collectLeaves(
   s: string,
   part: Part,
   alternative: object | undefined,
   out: MimeLeaf[],
   limits: WalkLimits,
+  budget: DecodeBudget,
 ): void {
   if (!part.multipart) {
-    out.push(leafOf(s, part, alternative, limits.maxBodyBytes));
+    out.push(leafOf(s, part, alternative, limits.maxBodyBytes, budget));
     return;
   }
   const within = part.multipart === 'alternative' ? part : alternative;
-  for (const child of part.children) collectLeaves(s, child, within, out, limits);
+  for (const child of part.children) collectLeaves(s, child, within, out, limits, budget);
 }
 
-function leafOf(s: string, part: Part, alternative: object | undefined, maxBodyBytes: number): MimeLeaf {
-  return new Leaf(s, part, alternative, Math.min(part.bodyEnd, part.bodyStart + maxBodyBytes));
+function leafOf(
+  s: string,
+  part: Part,
+  alternative: object | undefined,
+  maxBodyBytes: number,
+  budget: DecodeBudget,
+): MimeLeaf {
+  return new Leaf(s, part, alternative, Math.min(part.bodyEnd, part.bodyStart + maxBodyBytes), budget);
 }
 
 class Leaf implements MimeLeaf {
@@ -304,13 +321,19 @@ class Leaf implements MimeLeaf {
     private readonly part: Part,
     readonly alternative: object | undefined,
     private readonly end: number,
+    private readonly budget: DecodeBudget,
   ) {
     this.type = part.type;
     this.inline = part.disposition !== 'attachment' && (part.type === 'text/plain' || part.type === 'text/html');
   }
 
   bytes(): string {
-    this.decoded ??= decodeTransfer(this.s.slice(this.part.bodyStart, this.end), this.part.encoding);
+    if (this.decoded === undefined) {
+      const start = this.part.bodyStart;
+      const end = Math.max(start, Math.min(this.end, start + this.budget.left));
+      this.budget.left -= end - start;
+      this.decoded = decodeTransfer(this.s.slice(start, end), this.part.encoding);
+    }
     return this.decoded;
   }
 
