@@ -51,7 +51,9 @@ export async function syncDeliveryLogs(
         { last_error: message, last_error_at: clock.now() },
         clock.now(),
       );
-      throw new AppError(page.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', message);
+      throw new AppError(page.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', message, {
+        details: { remoteCode: page.code },
+      });
     }
     const { changes, nextCursor, caughtUp, state } = page.value;
     await applyLogChanges(store, outbound.delivery_id, changes, nextCursor, clock.now());
@@ -105,7 +107,9 @@ export async function syncDeliveryCounters(
   if (!counters.ok) {
     const message = `pulling counters of delivery ${outbound.delivery_id} from ${client.peerName}: ${counters.code}: ${counters.message}`;
     await updateOutbound(store, outbound.delivery_id, { last_error: message, last_error_at: clock.now() }, clock.now());
-    throw new AppError(counters.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', message);
+    throw new AppError(counters.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED', message, {
+      details: { remoteCode: counters.code },
+    });
   }
   await updateOutbound(
     store,
@@ -146,18 +150,39 @@ export function peerClients(config: MidsourcingConfig, clock?: Clock) {
 
 export type SyncKind = 'logs' | 'counters';
 
-/** One pass over every outbound delivery still syncing; one delivery's failure does not stop the others. */
+/** Pure: the peer itself did not answer (not one delivery's error): timeouts, network errors, a gateway's 502-504. */
+export function peerUnreachable(remoteCode: unknown): boolean {
+  return typeof remoteCode === 'string' && /^(TIMEOUT|E[A-Z_]+|HTTP_50[234])$/.test(remoteCode);
+}
+
+/**
+ * One pass over every outbound delivery still syncing; one delivery's failure does not stop the others.
+ * A peer that did not answer (down, blackholed: every attempt timed out or was refused) is not asked
+ * again in the same pass: its other deliveries are reported as skipped, so an unreachable instance
+ * costs one delivery's retries, not one per delivery, and the other peers' deliveries are pulled.
+ * `keepAlive` runs between deliveries (a workflow step renews its lease there).
+ */
 export async function syncAll(
   store: Store,
   config: MidsourcingConfig,
   kind: SyncKind,
   clock?: Clock,
+  keepAlive?: () => Promise<void>,
 ): Promise<{ synced: number; failed: Array<{ deliveryId: number; error: string }>; results: unknown[] }> {
   const clients = peerClients(config, clock);
   const failed: Array<{ deliveryId: number; error: string }> = [];
   const results: unknown[] = [];
+  const unreachable = new Map<string, number>();
   try {
     for (const outbound of await deliveriesToSync(store)) {
+      const down = unreachable.get(outbound.peer);
+      if (down !== undefined) {
+        failed.push({
+          deliveryId: outbound.delivery_id,
+          error: `skipped: ${outbound.peer} did not answer for delivery ${down} earlier in this pass`,
+        });
+        continue;
+      }
       try {
         const client = clients.get(outbound.peer);
         results.push(
@@ -173,11 +198,14 @@ export async function syncAll(
               },
         );
       } catch (error) {
+        if (error instanceof AppError && peerUnreachable(error.details.remoteCode))
+          unreachable.set(outbound.peer, outbound.delivery_id);
         failed.push({
           deliveryId: outbound.delivery_id,
           error: error instanceof Error ? error.message : String(error),
         });
       }
+      await keepAlive?.();
     }
   } finally {
     clients.close();

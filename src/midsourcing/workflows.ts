@@ -13,7 +13,7 @@ function syncStep(kind: SyncKind): StepDefinition {
     async run(ctx) {
       const config = ctx.config.midsourcing;
       if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
-      const result = await syncAll(ctx.store, config, kind, ctx.clock);
+      const result = await syncAll(ctx.store, config, kind, ctx.clock, ctx.keepAlive);
       for (const failure of result.failed) await ctx.log(`delivery ${failure.deliveryId}: ${failure.error}`, 'warn');
       if (result.failed.length > 0 && result.synced === 0)
         return {
