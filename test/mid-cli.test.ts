@@ -165,6 +165,13 @@ describe('herald mid', () => {
       });
     expect({ outcome, logs }).toMatchObject({ outcome: { kind: 'done', summary: '1/1 stalled pushes resumed' } });
     expect((await listParts(marketing, deliveryId)).map((part) => part.state)).toEqual(['acked', 'acked']);
+    // The refusals before are over: status shows no last error for the finalized push.
+    const status = await runHerald(
+      marketingDb.url,
+      ['mid', 'status', '--delivery', String(deliveryId), '--json'],
+      config,
+    );
+    expect(status.json<OutboundStatus>()[0]).toMatchObject({ state: 'finalized', lastError: null, lastErrorAt: null });
   });
 
   it('herald delivery pause|resume|stop forward to the execution instance, or say it is queued; mid status shows whether it arrived', async () => {

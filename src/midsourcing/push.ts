@@ -223,7 +223,14 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   await updateOutbound(
     store,
     deliveryId,
-    { state: 'finalized', finalized_at: outbound?.finalized_at ?? done, remote_state: finalized.value.state },
+    // The errors of earlier attempts are over: `herald mid status` and the doctor show a healthy push.
+    {
+      state: 'finalized',
+      finalized_at: outbound?.finalized_at ?? done,
+      remote_state: finalized.value.state,
+      last_error: null,
+      last_error_at: null,
+    },
     done,
   );
   const parts = await listParts(store, deliveryId);

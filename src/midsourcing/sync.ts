@@ -73,7 +73,9 @@ export async function syncDeliveryLogs(
     await updateOutbound(
       store,
       outbound.delivery_id,
-      { remote_state: state, logs_complete: complete ? 1 : 0 },
+      // A complete pull pass clears an earlier pull's error (a counters error is kept until then:
+      // counters answering does not mean logs pages do).
+      { remote_state: state, logs_complete: complete ? 1 : 0, last_error: null, last_error_at: null },
       clock.now(),
     );
     if (complete) await finishLocally(store, outbound.delivery_id, state as DeliveryState, clock.now());
