@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
 import { getDelivery } from '../delivery/delivery-store.ts';
-import type { Store } from '../store/database.ts';
+import { inTransaction, type Store } from '../store/database.ts';
 import type { DeliveryRow, DeliveryState } from '../store/tables.ts';
 import {
   getOutbound,
@@ -75,18 +75,22 @@ const pushableStates: readonly DeliveryState[] = ['prepared', 'start_pending'];
  * is not pushed any more.
  */
 async function beginOutbound(store: Store, deliveryId: number, peer: string, now: number): Promise<DeliveryRow> {
-  const moved = await markDeliveryPushed(store, deliveryId, { peer, from: pushableStates, now });
-  const delivery = await getDelivery(store, deliveryId);
-  const executionPeer = delivery.execution_peer;
-  const resumed = (delivery.state === 'in_progress' || delivery.state === 'paused') && executionPeer === peer;
-  if (!moved && !resumed) {
-    throw new AppError(
-      'INVALID_STATE',
-      `delivery ${deliveryId} is ${delivery.state}${executionPeer ? ` (pushed to ${executionPeer})` : ''}; only a prepared delivery can be pushed`,
-    );
-  }
-  await insertOutbound(store, deliveryId, peer, now);
-  return delivery;
+  // One transaction: a crash between the two left the delivery in_progress at the peer with no
+  // outbound row, which neither the workflow (it resumes outbound rows) nor the doctor would see.
+  return inTransaction(store, async (trx) => {
+    const moved = await markDeliveryPushed(trx, deliveryId, { peer, from: pushableStates, now });
+    const delivery = await getDelivery(trx, deliveryId);
+    const executionPeer = delivery.execution_peer;
+    const resumed = (delivery.state === 'in_progress' || delivery.state === 'paused') && executionPeer === peer;
+    if (!moved && !resumed) {
+      throw new AppError(
+        'INVALID_STATE',
+        `delivery ${deliveryId} is ${delivery.state}${executionPeer ? ` (pushed to ${executionPeer})` : ''}; only a prepared delivery can be pushed`,
+      );
+    }
+    await insertOutbound(trx, deliveryId, peer, now);
+    return delivery;
+  });
 }
 
 export async function pushDelivery(options: PushOptions): Promise<PushResult> {
