@@ -196,7 +196,7 @@ describeEachDialect('herald doctor', ({ store, url }) => {
     const run = await doctor(url());
     expect(run.exitCode).toBe(0);
     const text = await doctor(url(), []);
-    expect(text.stdout.at(-1)).toMatch(/^all checks passed \(18 checks\)/);
+    expect(text.stdout.at(-1)).toMatch(/^all checks passed \(19 checks\)/);
     const json = await doctor(url(), ['--json']);
     expect(json.out).toEqual({
       checkedAt: new Date(now).toISOString(),
@@ -211,6 +211,7 @@ describeEachDialect('herald doctor', ({ store, url }) => {
         'references',
         'content',
         'preparation',
+        'imports',
         'target',
         'list-health',
         'workflows',
@@ -314,6 +315,40 @@ describeEachDialect('herald doctor', ({ store, url }) => {
     expect(
       text.stdout.some((line) => line.includes('fix:     read the step logs with `herald workflows logs tracking`')),
     ).toBe(true);
+  });
+
+  it('reports an import left running by a killed process once its lease ran out', async () => {
+    // What `herald import recipients` killed with SIGKILL leaves: the import running, staged rows, a stale lease.
+    const list = await store()
+      .db.insertInto('lists')
+      .values({ name: 'killed-import', created_at: now - hour })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const killed = await store()
+      .db.insertInto('imports')
+      .values({
+        list_id: list.id,
+        file_name: 'big.csv',
+        state: 'running',
+        read_count: 135_000,
+        imported_count: 0,
+        updated_count: 0,
+        rejected_count: 0,
+        started_at: now - 10 * minute,
+        updated_at: now - 9 * minute,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const run = await doctor(url(), ['--json']);
+    const found = run.out.findings.filter((f) => f.check === 'imports');
+    expect(found).toEqual([
+      expect.objectContaining({
+        severity: 'warning',
+        subject: `import ${killed.id}`,
+        evidence: expect.objectContaining({ list: 'killed-import', read: 135_000 }),
+      }),
+    ]);
+    await store().db.updateTable('imports').set({ state: 'failed' }).where('id', '=', killed.id).execute();
   });
 
   it('measures a stall from the last outcome, not from a preparation long before the start', async () => {

@@ -50,6 +50,7 @@ function snapshot(overrides: Partial<DoctorSnapshot> = {}): DoctorSnapshot {
     midsourcing: [],
     configurationWarnings: [],
     webhooks: [],
+    imports: [],
     configuration: { affinities: [], localAddresses: null, resolverServers: [], midPeers: [] },
     messages: { claims: [], overdue: [] },
     ...overrides,

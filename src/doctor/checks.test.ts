@@ -4,6 +4,7 @@ import { databaseCheck } from './check-database.ts';
 import { deliveryBouncesCheck } from './check-delivery-bounces.ts';
 import { deliveryShapingCheck } from './check-delivery-shaping.ts';
 import { deliveryStuckCheck } from './check-delivery-stuck.ts';
+import { importsCheck } from './check-imports.ts';
 import { midsourcingCheck } from './check-midsourcing.ts';
 import { trackingLagCheck } from './check-tracking-lag.ts';
 import { workflowsCheck } from './check-workflows.ts';
@@ -29,6 +30,7 @@ function emptySnapshot(): DoctorSnapshot {
     workflows: [],
     tracking: { watermark: 0, lastEventId: 0, oldestPendingAt: null },
     webhooks: [],
+    imports: [],
     database: {
       dialect: 'sqlite',
       location: 'test',
@@ -346,6 +348,26 @@ describe('delivery-bounces', () => {
       failedByReason: { mailbox_full: 300 },
     });
     expect(deliveryBouncesCheck.run({ ...emptySnapshot(), deliveries: [small, soft] }, now, settings)).toEqual([]);
+  });
+});
+
+describe('imports', () => {
+  it('flags a running import whose lease ran out (its process was killed), not a live one', () => {
+    const entry = {
+      id: 4,
+      fileName: 'customers.csv',
+      list: 'newsletter',
+      readCount: 135_000,
+      startedAt: now - 5 * minute,
+    };
+    const at = (silentMs: number) =>
+      importsCheck.run({ ...emptySnapshot(), imports: [{ ...entry, updatedAt: now - silentMs }] }, now, settings);
+    // import.leaseSeconds is 60: a live import renews every 20 s.
+    expect(at(10_000)).toEqual([]);
+    const [finding] = at(3 * minute);
+    expect(finding).toMatchObject({ check: 'imports', severity: 'warning', subject: 'import 4' });
+    expect(finding!.symptom).toContain('import 4 of customers.csv into list "newsletter" is marked running');
+    expect(finding!.fix).toContain('herald import recipients customers.csv --list newsletter');
   });
 });
 

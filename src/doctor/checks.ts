@@ -16,6 +16,7 @@ import { preparationCheck } from './check-preparation.ts';
 import { targetCheck } from './check-target.ts';
 import { listHealthCheck } from './check-list-health.ts';
 import { messagesCheck } from './check-messages.ts';
+import { importsCheck } from './check-imports.ts';
 import type { DoctorCheck, DoctorSettings, Finding, Severity } from './finding.ts';
 import type { DoctorSnapshot } from './snapshot.ts';
 
@@ -32,6 +33,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   referencesCheck,
   contentCheck,
   preparationCheck,
+  importsCheck,
   targetCheck,
   listHealthCheck,
   workflowsCheck,

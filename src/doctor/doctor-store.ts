@@ -248,3 +248,28 @@ export async function overdueUnclaimed(
     oldestDueAt: Math.max(Number(row.oldest), Number(row.started ?? 0)),
   }));
 }
+
+/** Imports still `running` (a live one renews updated_at with every batch and on a timer), oldest first. */
+export async function runningImports(
+  store: Store,
+  limit = 50,
+): Promise<
+  Array<{ id: number; fileName: string; list: string; readCount: number; startedAt: number; updatedAt: number }>
+> {
+  const rows = await store.db
+    .selectFrom('imports as i')
+    .innerJoin('lists as l', 'l.id', 'i.list_id')
+    .select(['i.id', 'i.file_name', 'l.name', 'i.read_count', 'i.started_at', 'i.updated_at'])
+    .where('i.state', '=', 'running')
+    .orderBy('i.id')
+    .limit(limit)
+    .execute();
+  return rows.map((row) => ({
+    id: Number(row.id),
+    fileName: row.file_name,
+    list: row.name,
+    readCount: Number(row.read_count),
+    startedAt: Number(row.started_at),
+    updatedAt: Number(row.updated_at ?? row.started_at),
+  }));
+}

@@ -33,6 +33,8 @@ export interface DoctorCheck {
 
 /** Thresholds of the checks; most derive from the configuration the checked behaviour runs under. */
 export interface DoctorSettings {
+  /** import.leaseSeconds: a running import not renewed for this long lost its process. */
+  importDeadAfterMinutes: number;
   /** delivery.preparationLeaseSeconds: a `preparing` delivery not renewed for this long lost its process (a live one renews every third of it). */
   preparingStuckMinutes: number;
   /** A `start_pending` delivery this long past its scheduled time was not started by delivery-manager. */
@@ -101,6 +103,7 @@ export function doctorSettings(config: HeraldConfig): DoctorSettings {
   const cleanup = config.workflows.cleanup;
   return {
     preparingStuckMinutes: config.delivery.preparationLeaseSeconds / 60,
+    importDeadAfterMinutes: config.import.leaseSeconds / 60,
     startPendingLateMinutes: 15,
     stalledAfterMinutes: config.workflows.delayedAfterMinutes,
     hardBounceWarningRatio: 0.05,

@@ -18,6 +18,7 @@ import {
   oldestUnconsolidatedEventAt,
   overdueUnclaimed,
   purgeableDeliveryLogs,
+  runningImports,
   recentlyFinalDeliveries,
   unfinishedDeliveries,
 } from './doctor-store.ts';
@@ -104,6 +105,7 @@ export async function readDoctorSnapshot(input: {
       overdue: await overdueUnclaimed(store, now - settings.overdueMessagesHours * 3_600_000),
     },
     webhooks: await webhookFacts(store),
+    imports: await runningImports(store),
   };
 }
 

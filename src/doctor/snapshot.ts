@@ -164,6 +164,18 @@ export interface DoctorSnapshot {
   messages: MessageFacts;
   /** Event webhook subscriptions (docs/webhooks.md). */
   webhooks: WebhookFacts[];
+  /** CSV imports still marked running. */
+  imports: ImportFacts[];
+}
+
+export interface ImportFacts {
+  id: number;
+  fileName: string;
+  list: string;
+  readCount: number;
+  startedAt: number;
+  /** Last renewal of its liveness lease (every batch, and every third of import.leaseSeconds). */
+  updatedAt: number;
 }
 
 export interface WebhookFacts {
