@@ -248,7 +248,9 @@ describeEachDialect('workflow engine', (context) => {
       [2, 'succeeded'],
     ]);
     expect((await engine.status())[0]).toMatchObject({ state: 'idle', health: 'ok' });
-    await expect(engine.restart('three-steps')).rejects.toThrow(/no failed last run/);
+    await expect(engine.restart('three-steps')).rejects.toThrow(
+      /no failed last run to restart \(last run: succeeded\): `herald workflows run three-steps` runs it again/,
+    );
     await engine.stop();
   });
 

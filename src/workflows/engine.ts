@@ -263,7 +263,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
       if (last?.status !== 'failed') {
         throw new AppError(
           'INVALID_STATE',
-          `workflow ${name} has no failed last run to restart (last run: ${last ? last.status : 'none'})`,
+          `workflow ${name} has no failed last run to restart (last run: ${last ? last.status : 'none'}): \`herald workflows run ${name}\` runs it again from the first step, \`restart ${name} --from-step STEP\` from a chosen one`,
         );
       }
       const definition = await takeForManualRun(name);
