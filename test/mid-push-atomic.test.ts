@@ -42,7 +42,17 @@ it('leaves the delivery prepared when its outbound row cannot be written', async
     clock,
   });
   try {
-    await expect(pushDelivery({ store, client, deliveryId, clock })).rejects.toThrow(/disk gone/);
+    await expect(
+      pushDelivery({
+        store,
+        client,
+        deliveryId,
+        partSize: 10,
+        inFlight: 1,
+        retry: { maxAttempts: 1, baseMs: 1, maxMs: 1 },
+        clock,
+      }),
+    ).rejects.toThrow(/disk gone/);
   } finally {
     client.close();
   }
