@@ -222,6 +222,7 @@ describeEachDialect('herald doctor', ({ store, url }) => {
         'webhooks',
       ],
       findings: [],
+      deliveriesNotChecked: 0,
     });
   });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
+import { formatDiagnosis } from '../src/doctor/format.ts';
 import { runDoctor } from '../src/doctor/run-doctor.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
@@ -41,6 +42,13 @@ describeEachDialect('doctor with more unfinished deliveries than it lists', (con
       .execute();
     for (let i = 0; i < 200; i++)
       await seedDelivery(herald.store.db, { now: now - 60_000, recipients: [{ email: `v${i}@other.example` }] });
+
+    // Without --delivery the doctor reads the 200 newest and says how many it left out.
+    const all = await runDoctor(herald, { skipConfiguration: true });
+    expect(all.deliveriesNotChecked).toBe(1);
+    expect(formatDiagnosis(all, all.checkedAt, '', all.deliveriesNotChecked)).toContain(
+      '1 older unfinished deliveries not checked (the doctor reads the 200 newest): `herald doctor --delivery N` checks one of them',
+    );
 
     const run = await runDoctor(herald, { deliveryId, skipConfiguration: true });
     expect(run.findings.find((f) => f.check === 'delivery-bounces')).toMatchObject({

@@ -25,12 +25,14 @@ export function registerDoctorCommands(program: Command, context: CliContext): v
             checkedAt: diagnosis.checkedAt,
             checks: diagnosis.checks,
             findings: diagnosis.findings,
+            deliveriesNotChecked: diagnosis.deliveriesNotChecked,
           });
         else
           for (const line of formatDiagnosis(
             diagnosis,
             diagnosis.checkedAt,
             deliveryId !== undefined ? ` for delivery ${deliveryId}` : '',
+            diagnosis.deliveriesNotChecked,
           ))
             context.output.out(line);
         if (diagnosis.findings.some((f) => f.severity === 'critical')) throw new CliExit(1);

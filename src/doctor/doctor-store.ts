@@ -6,17 +6,35 @@ import { finalLogStatuses } from '../workflows/builtins/cleanup-store.ts';
 // Read-only queries of `herald doctor` that no other command needed. Each one is bounded: the
 // doctor must stay cheap on a database with hundreds of millions of delivery logs.
 
+/** How many unfinished deliveries the doctor reads, the newest first. */
+export const unfinishedLimit = 200;
+
+const unfinishedStates: DeliveryState[] = ['preparing', 'prepared', 'start_pending', 'in_progress', 'paused'];
+
+/** Deliveries not in a final state (nor edited), however many. */
+export async function countUnfinishedDeliveries(store: Store): Promise<number> {
+  const row = await store.db
+    .selectFrom('deliveries')
+    .select(sql<number>`count(*)`.as('count'))
+    .where('state', 'in', unfinishedStates)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
 /**
  * The `limit` newest deliveries not in a final state (not edited either: nothing can be wrong with a
  * draft), plus `extraId` whatever its age: the delivery asked about is read even when more than
  * `limit` newer ones are unfinished.
  */
-export async function unfinishedDeliveries(store: Store, extraId?: number, limit = 200): Promise<DeliveryRow[]> {
-  const states: DeliveryState[] = ['preparing', 'prepared', 'start_pending', 'in_progress', 'paused'];
+export async function unfinishedDeliveries(
+  store: Store,
+  extraId?: number,
+  limit = unfinishedLimit,
+): Promise<DeliveryRow[]> {
   const rows = await store.db
     .selectFrom('deliveries')
     .selectAll()
-    .where('state', 'in', states)
+    .where('state', 'in', unfinishedStates)
     .orderBy('id', 'desc')
     .limit(limit)
     .execute();

@@ -5,9 +5,20 @@ import type { Severity } from './finding.ts';
 
 const headings: Record<Severity, string> = { critical: 'CRITICAL', warning: 'WARNING', info: 'INFO' };
 
-export function formatDiagnosis(diagnosis: Diagnosis, checkedAt: string, scope: string): string[] {
+export function formatDiagnosis(
+  diagnosis: Diagnosis,
+  checkedAt: string,
+  scope: string,
+  deliveriesNotChecked = 0,
+): string[] {
+  const notChecked =
+    deliveriesNotChecked > 0
+      ? [
+          `${deliveriesNotChecked} older unfinished deliveries not checked (the doctor reads the 200 newest): \`herald doctor --delivery N\` checks one of them`,
+        ]
+      : [];
   if (diagnosis.findings.length === 0)
-    return [`all checks passed (${diagnosis.checks.length} checks${scope}) at ${checkedAt}`];
+    return [`all checks passed (${diagnosis.checks.length} checks${scope}) at ${checkedAt}`, ...notChecked];
   const lines: string[] = [];
   for (const severity of ['critical', 'warning', 'info'] as const) {
     const group = diagnosis.findings.filter((f) => f.severity === severity);
@@ -29,6 +40,7 @@ export function formatDiagnosis(diagnosis: Diagnosis, checkedAt: string, scope: 
   lines.push(
     '',
     `${count('critical')} critical, ${count('warning')} warning, ${count('info')} info from ${diagnosis.checks.length} checks${scope} at ${checkedAt}`,
+    ...notChecked,
   );
   return lines;
 }

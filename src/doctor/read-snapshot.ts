@@ -20,7 +20,9 @@ import {
   purgeableDeliveryLogs,
   runningImports,
   recentlyFinalDeliveries,
+  countUnfinishedDeliveries,
   unfinishedDeliveries,
+  unfinishedLimit,
 } from './doctor-store.ts';
 import { measureContent } from './check-content.ts';
 import { topPendingDomains } from './log-figures.ts';
@@ -61,6 +63,7 @@ export async function readDoctorSnapshot(input: {
 }): Promise<DoctorSnapshot> {
   const { store, config, settings, now } = input;
   const deliveryRows = await unfinishedDeliveries(store, input.deliveryId);
+  const unfinishedRead = deliveryRows.filter((row) => activeStates.has(row.state)).length;
   const listed = new Set(deliveryRows.map((row) => Number(row.id)));
   const recentRows = (await recentlyFinalDeliveries(store, now - settings.recentDays * dayMs)).filter(
     (row) => !listed.has(Number(row.id)),
@@ -83,6 +86,8 @@ export async function readDoctorSnapshot(input: {
   return {
     takenAt: now,
     deliveries,
+    deliveriesNotRead:
+      unfinishedRead >= unfinishedLimit ? Math.max(0, (await countUnfinishedDeliveries(store)) - unfinishedRead) : 0,
     shaping,
     workflows: await workflowFacts(store, config, now),
     tracking: {

@@ -8,6 +8,8 @@ import { readDoctorSnapshot } from './read-snapshot.ts';
 
 export interface DoctorRun extends Diagnosis {
   checkedAt: string;
+  /** Unfinished deliveries older than the 200 newest: not read, so not checked. */
+  deliveriesNotChecked: number;
 }
 
 export async function runDoctor(
@@ -29,5 +31,9 @@ export async function runDoctor(
     skipConfiguration: options.skipConfiguration === true,
   });
   const checks = options.skipConfiguration ? doctorChecks.filter((c) => c.name !== 'configuration') : doctorChecks;
-  return { checkedAt: new Date(now).toISOString(), ...diagnose(snapshot, now, settings, { ...scope, checks }) };
+  return {
+    checkedAt: new Date(now).toISOString(),
+    ...diagnose(snapshot, now, settings, { ...scope, checks }),
+    deliveriesNotChecked: options.deliveryId === undefined ? (snapshot.deliveriesNotRead ?? 0) : 0,
+  };
 }

@@ -151,6 +151,8 @@ export interface DoctorSnapshot {
   takenAt: number;
   /** Deliveries that are not final (or the one asked for with --delivery). */
   deliveries: DeliveryFacts[];
+  /** Unfinished deliveries older than the newest ones read (unfinishedDeliveries' limit): not checked. */
+  deliveriesNotRead?: number;
   /** Merged fresh shaping snapshots of the MTA nodes (as `herald mx stats`). */
   shaping: MxStatsView;
   workflows: WorkflowFacts[];

@@ -58,6 +58,7 @@ export function registerPlatformPages(routes: WebRoutes, options: { ticks: LiveT
       title: 'Doctor',
       nav: 'doctor',
       checkedAt: diagnosis.checkedAt,
+      notChecked: diagnosis.deliveriesNotChecked,
       groups: severities.map((severity) => ({
         severity,
         findings: diagnosis.findings
