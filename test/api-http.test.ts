@@ -568,6 +568,29 @@ describeEachDialect('API over HTTP', (context) => {
     }
   });
 
+  it('refuses a NUL character in a path, query or body with 400, not a database error', async () => {
+    const deliveries = (await client.call('GET', '/api/v1/deliveries', { token: viewer })).body.deliveries as Array<{
+      id: number;
+    }>;
+    // Before: 500 INTERNAL on PostgreSQL (invalid byte sequence for encoding "UTF8": 0x00), the stack logged.
+    for (const path of [
+      '/api/v1/quarantine/a%00b%40example.com',
+      '/api/v1/quarantine?domain=a%00b',
+      `/api/v1/deliveries/${deliveries[0]!.id}/logs?email=a%00b`,
+    ]) {
+      const answer = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${viewer}` } });
+      expect(answer.status, path).toBe(400);
+      expect(((await answer.json()) as { code: string }).code).toBe('INPUT_INVALID');
+    }
+    const named = await fetch(`${url}/api/v1/deliveries`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${operator}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'nul\u0000name', from: 'news@brand.example', subject: 's', html: '<p>x</p>' }),
+    });
+    expect(named.status).toBe(400);
+    expect(((await named.json()) as { detail: string }).detail).toContain('NUL');
+  });
+
   it('closes a connection whose body is not in within api.bodyTimeoutMs, but lets an authorized CSV upload take longer', async () => {
     const quick = buildApiApp({
       herald: { ...herald, config: { ...herald.config, api: { ...herald.config.api, bodyTimeoutMs: 1_000 } } },

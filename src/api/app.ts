@@ -15,6 +15,7 @@ import { problem, type FieldError } from './problem.ts';
 import { changesState, type AnyRoute, type ApiContext, type Caller } from './route.ts';
 import { routes as defaultRoutes } from './routes.ts';
 import { emptyQuery } from './schemas.ts';
+import { bodyCarriesNul, urlCarriesNul } from './nul-characters.ts';
 import { authenticateToken, roleAllows } from './tokens.ts';
 
 // The API's Fastify app, generated from the routes table: authentication and roles before the body
@@ -221,6 +222,23 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
   app.addHook('onRequest', async (request, reply) => {
     const refusal = hostRefusal(request.host, allowedHosts);
     if (refusal) return sendProblem(request, reply, 'HOST_NOT_ALLOWED', refusal);
+    if (urlCarriesNul(request.url))
+      return sendProblem(
+        request,
+        reply,
+        'INPUT_INVALID',
+        'the URL carries a NUL character (%00), which no value may contain',
+      );
+  });
+  // The same for a body's strings (JSON, dashboard forms), once parsed: see nul-characters.ts.
+  app.addHook('preValidation', async (request, reply) => {
+    if (bodyCarriesNul(request.body))
+      return sendProblem(
+        request,
+        reply,
+        'INPUT_INVALID',
+        'the body carries a NUL character (\\u0000), which no value may contain',
+      );
   });
 
   // Before the body is read: who is calling, and may they.
