@@ -138,8 +138,9 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         return render(request, reply, fragment ? '_refused' : 'refused', { title, status, message }, status);
       };
 
-      // Who is calling and may they: before any handler runs.
-      scope.addHook('preHandler', async (request, reply) => {
+      // Who is calling: before the body is read, so a post without a session is refused (and counted)
+      // whatever its body; a malformed or refused body of one was audited, never counted, without end.
+      scope.addHook('onRequest', async (request, reply) => {
         const config = request.routeOptions.config.web;
         if (!config) return;
         const presented = readCookie(request, sessionCookie);
@@ -179,6 +180,13 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
               ? 'Sign in with an API token to see this page.'
               : 'Your session has expired or was closed. Sign in again.',
           );
+      });
+
+      // May they: the origin, the form's CSRF token and the role, once the body is in.
+      scope.addHook('preHandler', async (request, reply) => {
+        const config = request.routeOptions.config.web;
+        const session = request.webSession;
+        if (!config || config.permission === 'public' || !session) return;
         if (request.method !== 'GET') {
           const crossOrigin = crossOriginReason(
             { origin: request.headers.origin, referer: request.headers.referer },
