@@ -407,6 +407,22 @@ describeEachDialect('dashboard over HTTP', (context) => {
       expect(malformed).toEqual([401, 401, 401, 429, 429]);
       expect(await audited(malformedPath)).toEqual([401, 401, 401]);
       clock.advance(60_000);
+      // The public sign-in form, whose body is read before anything: counted when it does not parse.
+      const signInsBefore = await audited('/ui/sign-in');
+      const malformedSignIns: number[] = [];
+      for (let i = 0; i < 5; i++)
+        malformedSignIns.push(
+          (
+            await fetch(`${limitedUrl}/ui/sign-in`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: '{',
+            })
+          ).status,
+        );
+      expect(malformedSignIns).toEqual([400, 400, 400, 429, 429]);
+      expect((await audited('/ui/sign-in')).slice(signInsBefore.length)).toEqual([400, 400, 400]);
+      clock.advance(60_000);
       const signIns = await audited('/ui/sign-in');
       const forms: number[] = [];
       for (let i = 0; i < 5; i++) forms.push((await stranger.post('/ui/sign-in', { token: operator })).status);

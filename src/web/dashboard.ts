@@ -263,6 +263,23 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
             : 500;
         if (status === 500)
           herald.logger.error({ err: error, url: request.url.slice(0, 200) }, 'dashboard page failed');
+        // A body that does not parse, posted without a session (to the public sign-in form): counted
+        // like a forged form, so a client repeating it is stopped instead of audited without end.
+        if (!known && status < 500 && !request.webSession && request.routeOptions.config.web?.audit) {
+          const now = herald.clock.now();
+          const wait = options.limiter.blockedFor(request.ip, now, 'nothing');
+          if (wait > 0) {
+            reply.header('retry-after', String(Math.ceil(wait / 1000)));
+            return refuse(
+              request,
+              reply,
+              429,
+              'RATE_LIMITED',
+              'Too many refused requests from this address: retry later.',
+            );
+          }
+          options.limiter.recordFailure(request.ip, now, 'nothing');
+        }
         if (known) request.problemCode = known.code;
         const message =
           status === 500 ? 'Internal error: the server log has the details.' : error.message.slice(0, 500);
