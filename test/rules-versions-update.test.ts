@@ -198,6 +198,25 @@ describeEachDialect('deliverability update', (context) => {
     expect(versions.every((v) => v.active === 1)).toBe(true);
   });
 
+  it('refuses a bounce rule whose pattern backtracks catastrophically (ReDoS), naming file, line and rule', async () => {
+    // Before: accepted, and one 550 reply of 40 "x" then held the MTA's event loop for hours
+    // (3.9 s at 26 characters, doubling with each one).
+    const store = context.store();
+    const s = await setup(store);
+    s.write({ 'bounce.yaml': bounceV1 });
+    await updateRulePacks({ store, config: s.config, now });
+    const bounceBefore = readFileSync(s.bounceFile, 'utf8');
+    s.write({
+      'bounce.yaml': `${bounceV2}  # 550 5.7.1 xxxxxxxxxxxxxxxxxxxxxxxx\n  - id: evil\n    category: blocked\n    text: '(x+x+)+y'\n`,
+    });
+    const error = await updateRulePacks({ store, config: s.config, now: now + 1 }).catch((e: unknown) => e);
+    expect((error as AppError).code).toBe('RULES_INVALID');
+    expect((error as AppError).message).toContain(
+      `${join(s.source, 'bounce.yaml')}:8: rule evil: text "(x+x+)+y" backtracks catastrophically`,
+    );
+    expect(readFileSync(s.bounceFile, 'utf8')).toBe(bounceBefore);
+  }, 60_000);
+
   it('records the diff against the version replaced (added, removed, changed rules) and rolls back to it', async () => {
     const store = context.store();
     const s = await setup(store);

@@ -852,3 +852,27 @@ describe('fallback order and decidedBy', () => {
     ]);
   });
 });
+
+describe('site layers: size and catastrophic backtracking', () => {
+  it('refuses a layer of more than 2,000 rules', () => {
+    const rules = Array.from({ length: 2001 }, (_, i) => `  - id: r${i}\n    category: blocked\n    code: ['550']\n`);
+    const result = validateBouncePackText(`rules:\n${rules.join('')}`, 'big.yaml');
+    expect(result.issues[0]).toMatchObject({ file: 'big.yaml', line: 2, message: 'at most 2000 rules, not 2001' });
+  });
+
+  it('refuses a text pattern that backtracks catastrophically, keeps one that does not', () => {
+    const text = `rules:
+  # 550 5.7.1 Message refused by gatekeeper policy 4711
+  - id: gatekeeper
+    category: policyviolation
+    text: ['message .{1,100}? refused by gatekeeper policy .{1,100}?']
+  - id: evil
+    category: blocked
+    text: ['(a|a)+$']
+`;
+    const result = validateBouncePackText(text, 'site.yaml');
+    expect(result.issues).toHaveLength(1);
+    expect(result.issues[0]).toMatchObject({ file: 'site.yaml', line: 6 });
+    expect(result.issues[0]!.message).toMatch(/^rule evil: text "\(a\|a\)\+\$" backtracks/);
+  }, 60_000);
+});

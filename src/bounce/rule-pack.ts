@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
 import { AppError } from '../common/errors.ts';
+import { describeSlowPattern, slowPatterns } from './pattern-timing.ts';
 import {
   BOUNCE_CATEGORIES,
   DSN_ACTIONS,
@@ -97,6 +98,7 @@ const CODE_PATTERN = /^[245x][0-9x][0-9x]$/;
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 const MAX_PACK_BYTES = 2 * 1024 * 1024;
 const MAX_EXAMPLE = 1_000;
+const MAX_RULES = 2_000;
 
 /** Validates one pack file's text; never throws for bad content, returns the issues instead. */
 export function validateBouncePackText(text: string, file: string): { layer?: BouncePackLayer; issues: PackIssue[] } {
@@ -158,6 +160,8 @@ export function validateBouncePackText(text: string, file: string): { layer?: Bo
     } else if (key === 'disable') {
       layer.disable = readStringList(value, 'disable', issue) ?? [];
     } else if (isSeq(value)) {
+      // As for MX packs: every rule may be tested on every reply, and each new pattern is timed.
+      if (value.items.length > MAX_RULES) issue(value, `at most ${MAX_RULES} rules, not ${value.items.length}`);
       for (const item of value.items) {
         const rule = readRule(item as Node, file, lineOf, issue);
         if (rule) layer.rules.push(rule);
@@ -170,6 +174,21 @@ export function validateBouncePackText(text: string, file: string): { layer?: Bo
     if (first !== undefined)
       issues.push({ file, line: rule.source.line, message: `duplicate rule id "${rule.id}" (first at line ${first})` });
     else seen.set(rule.id, rule.source.line);
+  }
+  // The shipped pack is measured by its own tests; every other layer (site file, `herald bounce
+  // qualify`, a deliverability update) is checked for catastrophic backtracking before it is used.
+  if (issues.length === 0 && file !== SHIPPED_BOUNCE_PACK) {
+    const slow = new Map(slowPatterns(layer.rules.flatMap((rule) => rule.text ?? [])).map((s) => [s.pattern, s]));
+    for (const rule of layer.rules)
+      for (const pattern of rule.text ?? []) {
+        const found = slow.get(pattern);
+        if (found)
+          issues.push({
+            file,
+            line: rule.source.line,
+            message: `rule ${rule.id}: text "${pattern.slice(0, 80)}" ${describeSlowPattern(found)}`,
+          });
+      }
   }
   return issues.length > 0 ? { issues } : { layer, issues };
 }

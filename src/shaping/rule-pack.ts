@@ -1,3 +1,5 @@
+import { fileURLToPath } from 'node:url';
+import { describeSlowPattern, slowPatterns } from '../bounce/pattern-timing.ts';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
@@ -226,8 +228,25 @@ export function parseRulePack(text: string, file: string): PackResult {
     })),
   };
   issues.push(...checkPackConsistency(pack));
+  // Backoff patterns run over every non-2xx reply, text the remote server writes: one that backtracks
+  // catastrophically blocks the MTA (src/bounce/pattern-timing.ts). The shipped pack is trusted.
+  if (issues.length === 0 && file !== shippedMxPack) {
+    const slow = new Map(slowPatterns(pack.backoff.map((rule) => rule.reply)).map((s) => [s.pattern, s]));
+    pack.backoff.forEach((rule, index) => {
+      const found = slow.get(rule.reply);
+      if (found)
+        issues.push({
+          file,
+          line: rule.source.line,
+          path: formatPath(['backoff', index, 'reply']),
+          message: describeSlowPattern(found),
+        });
+    });
+  }
   return issues.length > 0 ? { ok: false, issues: sortIssues(issues) } : { ok: true, pack };
 }
+
+const shippedMxPack = fileURLToPath(new URL('../../rules/mx/default.yaml', import.meta.url));
 
 /** True for the catch-all rule: mask `*` and every public id. */
 export function isGenericRule(rule: Pick<MxRule, 'masks' | 'publicIds'>): boolean {

@@ -226,3 +226,23 @@ describe('reload', () => {
     }
   });
 });
+
+describe('backoff patterns', () => {
+  it('refuses one that backtracks catastrophically on a long reply (ReDoS), with its place', () => {
+    const text = `rules:
+  - name: generic
+    mask: "*"
+    maxConnections: 5
+    maxMessagesPerHour: 3000
+backoff:
+  - name: evil
+    reply: "(4+4+)+z"
+    factor: 0.5
+    duration: 30m
+`;
+    const result = parseRulePack(text, 'site.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(formatIssue(result.issues[0]!)).toMatch(/^site\.yaml:7: backoff\[0\]\.reply: backtracks catastrophically/);
+  }, 60_000);
+});
