@@ -876,3 +876,21 @@ describe('site layers: size and catastrophic backtracking', () => {
     expect(result.issues[0]!.message).toMatch(/^rule evil: text "\(a\|a\)\+\$" backtracks/);
   }, 60_000);
 });
+
+describe('catch-all rules', () => {
+  it('refuses a rule whose only condition is a pattern matching any reply, keeps a scoped one', () => {
+    const text = `rules:
+  - id: everything-unknown
+    category: userunknown
+    text: ['.*']
+  - id: scoped
+    category: blocked
+    code: ['554']
+    text: ['.*']
+`;
+    const result = validateBouncePackText(text, 'update.yaml');
+    expect(result.issues).toHaveLength(1);
+    expect(result.issues[0]).toMatchObject({ file: 'update.yaml', line: 4 });
+    expect(result.issues[0]!.message).toContain('matches any reply');
+  });
+});

@@ -226,6 +226,17 @@ function readStringList(
   return undefined;
 }
 
+const ANY_TEXT_PROBES = ['', 'x', '550 5.0.0 q', '421 4.7.0 <a@b.c> 192.0.2.1'];
+
+function matchesAnyText(pattern: string): boolean {
+  try {
+    const regex = new RegExp(pattern, 'i');
+    return ANY_TEXT_PROBES.every((probe) => regex.test(probe));
+  } catch {
+    return false;
+  }
+}
+
 function readRule(
   node: Node,
   file: string,
@@ -303,6 +314,13 @@ function readRule(
     fail(fields.get('example'), `example must be a reply of 1 to ${MAX_EXAMPLE} characters`);
   if (!status && !code && !text && !phase && !mxHost && !action)
     fail(node, 'needs at least one of status, code, text, phase, mxHost, action');
+  // A pattern that matches any text (`.*`) as the only condition decides every reply before the
+  // rules after it: with a hard category, every refusal (blocklists, full mailboxes) quarantines.
+  else if (text && !status && !code && !phase && !mxHost && !action && text.some(matchesAnyText))
+    fail(
+      fields.get('text'),
+      'its text matches any reply and it has no other condition: it would decide every reply; add a status, code, phase or mxHost, or a pattern that says something',
+    );
   if (!ok || !id || !category || !isBounceCategory(category)) return undefined;
   const rule: BounceRule = { id, category, source: { file, line: lineOf(node) } };
   if (reason && isFailureReason(reason)) rule.reason = reason;
