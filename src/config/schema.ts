@@ -294,8 +294,11 @@ export const configSchema = z
             enabled: z.boolean().default(true),
             /** Messages a domain must have answered in the window before the guard can trip. */
             minMessages: z.number().int().min(1).default(50),
-            /** Fraction of those answered with a hard failure that trips it (a healthy list sees a few percent). */
-            hardRatio: z.number().gt(0).max(1).default(0.5),
+            /**
+             * Fraction of those answered with a hard failure that trips it: a healthy list sees a few percent, a
+             * decayed segment of an old list seldom most of a domain; a broken ISP refuses (nearly) everyone.
+             */
+            hardRatio: z.number().gt(0).max(1).default(0.8),
             windowMinutes: z.number().int().min(1).default(60),
             /** Then: the domain is suspended, its hard replies are not applied to addresses, and what the window quarantined is released. */
             suspendMinutes: z.number().int().min(1).default(180),

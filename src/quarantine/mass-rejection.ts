@@ -23,7 +23,7 @@ export interface MassRejectionSettings {
 export const DEFAULT_MASS_REJECTION: MassRejectionSettings = {
   enabled: true,
   minMessages: 50,
-  hardRatio: 0.5,
+  hardRatio: 0.8,
   windowMinutes: 60,
   suspendMinutes: 180,
 };
