@@ -1,7 +1,7 @@
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { insertAudit } from '../api/api-store.ts';
-import type { AuthLimiter } from '../api/auth-limiter.ts';
+import type { AuthLimiter, Presented } from '../api/auth-limiter.ts';
 import { roleAllows } from '../api/tokens.ts';
 import { statusOf } from '../api/problem.ts';
 import { AppError } from '../common/errors.ts';
@@ -138,6 +138,25 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         return render(request, reply, fragment ? '_refused' : 'refused', { title, status, message }, status);
       };
 
+      // A refused post counts against the API's limiter (by what it presented); past the limit it is
+      // answered 429 without being counted or audited again. Undefined: counted, go on refusing it.
+      const countRefusedPost = (request: FastifyRequest, reply: FastifyReply, attempt: Presented) => {
+        const now = herald.clock.now();
+        const wait = options.limiter.blockedFor(request.ip, now, attempt);
+        if (wait > 0) {
+          reply.header('retry-after', String(Math.ceil(wait / 1000)));
+          return refuse(
+            request,
+            reply,
+            429,
+            'RATE_LIMITED',
+            'Too many refused requests from this address: retry later.',
+          );
+        }
+        options.limiter.recordFailure(request.ip, now, attempt);
+        return undefined;
+      };
+
       // Who is calling: before the body is read, so a post without a session is refused (and counted)
       // whatever its body; a malformed or refused body of one was audited, never counted, without end.
       scope.addHook('onRequest', async (request, reply) => {
@@ -155,20 +174,8 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
           // repeating them is stopped by the API's limiter (and no longer audited once blocked).
           // Without a cookie it is what any web page can send (SameSite keeps the cookie home):
           // counted apart, it blocks no request that carries a credential.
-          const now = herald.clock.now();
-          const attempt = presented === undefined ? 'nothing' : 'credential';
-          const wait = options.limiter.blockedFor(request.ip, now, attempt);
-          if (wait > 0) {
-            reply.header('retry-after', String(Math.ceil(wait / 1000)));
-            return refuse(
-              request,
-              reply,
-              429,
-              'RATE_LIMITED',
-              'Too many refused requests from this address: retry later.',
-            );
-          }
-          options.limiter.recordFailure(request.ip, now, attempt);
+          const limited = countRefusedPost(request, reply, presented === undefined ? 'nothing' : 'credential');
+          if (limited) return limited;
         }
         if (!session)
           return refuse(
@@ -266,19 +273,8 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         // A body that does not parse, posted without a session (to the public sign-in form): counted
         // like a forged form, so a client repeating it is stopped instead of audited without end.
         if (!known && status < 500 && !request.webSession && request.routeOptions.config.web?.audit) {
-          const now = herald.clock.now();
-          const wait = options.limiter.blockedFor(request.ip, now, 'nothing');
-          if (wait > 0) {
-            reply.header('retry-after', String(Math.ceil(wait / 1000)));
-            return refuse(
-              request,
-              reply,
-              429,
-              'RATE_LIMITED',
-              'Too many refused requests from this address: retry later.',
-            );
-          }
-          options.limiter.recordFailure(request.ip, now, 'nothing');
+          const limited = countRefusedPost(request, reply, 'nothing');
+          if (limited) return limited;
         }
         if (known) request.problemCode = known.code;
         const message =
