@@ -32,6 +32,7 @@ async function start(
     port: 0,
     policy: { bounceDomain, verpPrefix: 'bounce', verp: signer, feedbackAddress: '' },
     maxMessageBytes: 64 * 1024,
+    maxBufferedBytes: 1024 * 1024,
     maxClients: 20,
     maxConnectionsPerClient: 3,
     sessionTimeoutMs: 60_000,
@@ -172,5 +173,53 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     busy.socket.write('QUIT\r\n');
     await busy.until(/^221 /m);
     expect(busy.text).not.toContain('421');
+  });
+
+  it('holds at most maxBufferedBytes of content for all sessions: a message past it is answered 452, and served once room is back', async () => {
+    // The first message is held by its processing (its bytes count until it is answered).
+    let processingStarted!: () => void;
+    const started = new Promise<void>((resolve) => {
+      processingStarted = resolve;
+    });
+    let finishProcessing!: () => void;
+    const processing = new Promise<void>((resolve) => {
+      finishProcessing = resolve;
+    });
+    let calls = 0;
+    const { port } = await start({
+      maxBufferedBytes: 48 * 1024,
+      async handle() {
+        if (++calls === 1) {
+          processingStarted();
+          await processing;
+        }
+        return { outcome: 'hard', logId: 1, logFailed: true, category: 'userunknown' };
+      },
+    });
+    const body = `Subject: x\r\n\r\n${'b'.repeat(76).concat('\r\n').repeat(500)}.\r\n`; // ~39 KiB
+    // `ready`: the 354 this transaction waits for (a client's second one comes after its 452).
+    const message = async (client: ReturnType<typeof rawClient>, ready: RegExp) => {
+      client.socket.write(`MAIL FROM:<>\r\nRCPT TO:<${signer.address(7, bounceDomain)}>\r\nDATA\r\n`);
+      await client.until(ready);
+      client.socket.write(body);
+    };
+    const first = rawClient(port, '127.0.0.2');
+    await first.until(/^220 /m);
+    first.socket.write('EHLO first.test\r\n');
+    await message(first, /^354 /m);
+    await started;
+
+    const second = rawClient(port, '127.0.0.3');
+    await second.until(/^220 /m);
+    second.socket.write('EHLO second.test\r\n');
+    await message(second, /^354 /m);
+    await second.until(/^452 4\.3\.1 /m);
+
+    finishProcessing();
+    await first.until(/^250 2\.0\.0 Accepted/m);
+    // The first message's bytes are released: the same message from the second client now goes in.
+    await message(second, /^452 4\.3\.1 [\s\S]*^354 /m);
+    await second.until(/^250 2\.0\.0 Accepted/m);
+    expect(calls).toBe(2);
   });
 });

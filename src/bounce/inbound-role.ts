@@ -74,6 +74,7 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
           unsubscribe,
         },
         maxMessageBytes: inbound.maxMessageBytes,
+        maxBufferedBytes: inbound.maxBufferedBytes,
         maxClients: inbound.maxClients,
         maxConnectionsPerClient: inbound.maxConnectionsPerClient,
         sessionTimeoutMs: inbound.sessionTimeoutSeconds * 1_000,

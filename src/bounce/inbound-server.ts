@@ -20,6 +20,11 @@ export interface InboundServerOptions {
   port: number;
   policy: RecipientPolicy;
   maxMessageBytes: number;
+  /**
+   * Bytes of message content held at once, all sessions together (received and not yet answered);
+   * a message that would pass it is answered 452 4.3.1 (try later) and its bytes are dropped.
+   */
+  maxBufferedBytes: number;
   maxClients: number;
   /** Simultaneous connections of one client address; more get 421 4.7.0 at once. */
   maxConnectionsPerClient: number;
@@ -59,6 +64,8 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   const rate = createRateWindow(options.messagesPerMinutePerClient);
   const envelopes = new WeakMap<SMTPServerSession, Envelope>();
   const perClient = createClientConnections(options.maxConnectionsPerClient);
+  // Fifty clients each sending a 24 MB message held 1.2 GB: the content of all sessions shares one budget.
+  let buffered = 0;
   const progress = createProgressCounter(options.maxCommandsWithoutMessage);
   // Open sockets by "address|port" (what both the socket and the session know), and the key of
   // each session id, so a limit noticed on a session can close its socket.
@@ -138,20 +145,38 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       }
       callback();
     },
-    onData(stream: SMTPServerDataStream, session, callback) {
+    onData(stream: SMTPServerDataStream, session, reply) {
       const chunks: Buffer[] = [];
       let size = 0;
       let kept = 0;
       let tooLarge = false;
+      // Past the shared budget: nothing more is kept, and the message is answered 452 at its end.
+      let overBudget = false;
+      const release = () => {
+        buffered -= kept;
+        kept = 0;
+        chunks.length = 0;
+      };
+      const callback: typeof reply = (...answer) => {
+        release();
+        reply(...answer);
+      };
       stream.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > options.maxMessageBytes) tooLarge = true;
+        if (overBudget) return;
         // Past the limit only the first bytes are kept (for the sample); memory stays bounded.
         const room = (tooLarge ? options.keepOfOversized : options.maxMessageBytes) - kept;
         if (room > 0) {
           const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+          if (buffered + part.length > options.maxBufferedBytes) {
+            overBudget = true;
+            release();
+            return;
+          }
           chunks.push(part);
           kept += part.length;
+          buffered += part.length;
         }
       });
       const finish = () => {
@@ -185,6 +210,14 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       };
       stream.on('error', (error) => callback(error));
       stream.on('end', () => {
+        if (overBudget) {
+          logger.warn(
+            { maxBufferedBytes: options.maxBufferedBytes, remoteAddress: session.remoteAddress },
+            'inbound: message refused for now (452), the messages being received hold inbound.maxBufferedBytes',
+          );
+          callback(smtpError(452, '4.3.1 Insufficient system storage, try again later'));
+          return;
+        }
         const envelope = envelopes.get(session);
         const tooBig = tooLarge || stream.sizeExceeded;
         if (envelope && envelope.unsubscribes.length > 0 && !tooBig) {
