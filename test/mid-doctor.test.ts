@@ -87,9 +87,8 @@ for (const dialect of testDialects) {
           clock,
         });
 
-      it('reports a push refused for a wrong key while mid-sync-counters keeps resuming it, and says what to compare', async () => {
-        const { deliveryId } = await seed(`refused-${dialect}`);
-        const config = configWith('a-wrong-shared-secret-9876543210');
+      // A push to the configured peer (exec-1), with two quick attempts per call.
+      const push = async (deliveryId: number, config: ReturnType<typeof configWith>) => {
         const client = createPeerClient({
           peer: config.midsourcing.peers[0]!,
           localName: 'marketing-1',
@@ -97,10 +96,25 @@ for (const dialect of testDialects) {
           clock,
         });
         const retry = { maxAttempts: 2, baseMs: 1, maxMs: 2 };
-        await expect(
-          pushDelivery({ store: marketing.store, client, deliveryId, partSize: 10, inFlight: 1, retry, clock }),
-        ).rejects.toMatchObject({ code: 'MID_REMOTE_REJECTED' });
-        client.close();
+        try {
+          return await pushDelivery({
+            store: marketing.store,
+            client,
+            deliveryId,
+            partSize: 10,
+            inFlight: 1,
+            retry,
+            clock,
+          });
+        } finally {
+          client.close();
+        }
+      };
+
+      it('reports a push refused for a wrong key while mid-sync-counters keeps resuming it, and says what to compare', async () => {
+        const { deliveryId } = await seed(`refused-${dialect}`);
+        const config = configWith('a-wrong-shared-secret-9876543210');
+        await expect(push(deliveryId, config)).rejects.toMatchObject({ code: 'MID_REMOTE_REJECTED' });
         // The workflow resumes the stalled push every 10 minutes (it fails the same way each time).
         const resume = midSyncCountersWorkflow.steps.find((step) => step.name === 'resume-pushes')!;
         for (let round = 0; round < 4; round++) {
@@ -127,15 +141,7 @@ for (const dialect of testDialects) {
       it('reports a finalized delivery whose outcomes cannot be pulled back because its execution instance is down', async () => {
         const { deliveryId } = await seed(`down-${dialect}`);
         const config = configWith(secret);
-        const client = createPeerClient({
-          peer: config.midsourcing.peers[0]!,
-          localName: 'marketing-1',
-          timeoutMs: 2_000,
-          clock,
-        });
-        const retry = { maxAttempts: 2, baseMs: 1, maxMs: 2 };
-        await pushDelivery({ store: marketing.store, client, deliveryId, partSize: 10, inFlight: 1, retry, clock });
-        client.close();
+        await push(deliveryId, config);
         expect(await doctor(deliveryId)).toEqual([]);
         // Port 9 (discard) is closed on loopback: the instance is down.
         const down = configWith(secret, 'http://127.0.0.1:9');
