@@ -60,6 +60,7 @@ export class MassRejectionGuard {
   readonly #windowMs: number;
   readonly #domains = new Map<string, DomainCounts>();
   readonly #tripped = new Map<string, MassRejectionTrip>();
+  #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(settings: MassRejectionSettings) {
     this.#settings = settings;
@@ -119,8 +120,13 @@ export class MassRejectionGuard {
       this.#domains.delete(domain);
       trips.push(trip);
     }
-    for (const [domain, counts] of this.#domains)
-      if (now - counts.lastAt > this.#windowMs) this.#domains.delete(domain);
+    // Domains silent for a window are forgotten, once a minute: this runs per outcome batch, and a
+    // scan of every domain each time was a pass over 100,000 entries per batch on a large list.
+    if (now - this.#sweptAt >= 60_000) {
+      this.#sweptAt = now;
+      for (const [domain, counts] of this.#domains)
+        if (now - counts.lastAt > this.#windowMs) this.#domains.delete(domain);
+    }
     return trips;
   }
 }
