@@ -130,6 +130,14 @@ describe('replyKind', () => {
     [group({ code: null, enhanced: '5.1.2', sample: 'domain x.test does not exist (NXDOMAIN)' }), 'dns'],
     [group({ code: null, enhanced: '5.1.10', sample: 'x.test publishes a null MX' }), 'dns'],
     [group({ code: 550, enhanced: '5.1.1', sample: 'User unknown' }), 'other'],
+    [
+      group({
+        code: null,
+        sample: 'the delivery validity period ended before the message could be delivered',
+        category: 'expired',
+      }),
+      'other',
+    ],
   ])('%#: %j is %s', (reply, kind) => {
     expect(replyKind(reply).kind).toBe(kind);
   });

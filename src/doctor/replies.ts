@@ -44,7 +44,8 @@ export function replyKind(reply: Pick<ReplyGroup, 'code' | 'enhanced' | 'categor
     if (/ECONNREFUSED|connection refused/i.test(text)) return { kind: 'unreachable', detail: 'refused' };
     // The SMTP client's words ("connection timeout: …", "timeout: no reply …"), and nodemailer's in older logs ("Greeting never received").
     if (/timeout|timed out|ETIMEDOUT|never received/i.test(text)) return { kind: 'unreachable', detail: 'timeout' };
-    if (reply.category === 'expired' && text === '') return { kind: 'other' };
+    // Expired before an attempt (local.expired: paced, held or suspended until the validity ended) says nothing of the host.
+    if (reply.category === 'expired') return { kind: 'other' };
     return { kind: 'unreachable', detail: 'lost' };
   }
   if (reply.code < 400) return { kind: 'other' };
