@@ -92,6 +92,9 @@ export function deliveryLiveView(tick: DeliveryTick, latestEta: { value: EtaOrEr
       expiring: eta.expiring,
     },
     etaError: estimate !== undefined && 'error' in estimate ? estimate.error : null,
+    // A finished delivery with nothing pending has nothing to estimate: no "Estimating…" on its page.
+    finished: tick.finishedAt !== null && s.pending === 0,
+    finishedAt: tick.finishedAt,
     estimating: estimate === undefined,
     etaAt: latestEta?.at ?? null,
     failuresByReason: tick.failures.byReason.map((g) => ({
