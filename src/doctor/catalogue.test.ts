@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { diagnose } from './checks.ts';
 import { contentCheck, measureContent } from './check-content.ts';
 import { dnsCheck } from './check-dns.ts';
+import { expiredCheck } from './check-expired.ts';
 import { listHealthCheck } from './check-list-health.ts';
 import { messagesCheck } from './check-messages.ts';
 import { midsourcingCheck } from './check-midsourcing.ts';
@@ -191,6 +192,54 @@ describe('reputation', () => {
       ],
     });
     expect(reputationCheck.run(shot, now, settings)).toEqual([]);
+  });
+});
+
+describe('expired', () => {
+  const expiredGroup = (domain: string, count: number) =>
+    group({
+      status: 'failed',
+      domain,
+      mxHost: null,
+      category: 'expired',
+      reason: 'expired',
+      sample: 'the delivery validity period ended before the message could be delivered',
+      count,
+    });
+
+  it('explains messages that expired waiting, per domain, as a validity too short for the pace', () => {
+    const shot = snapshot({
+      deliveries: [
+        delivery({
+          state: 'finished',
+          scope: 'asked',
+          startedAt: now - 2 * hour,
+          validUntil: now - hour,
+          replies: [
+            expiredGroup('paced.test', 60),
+            expiredGroup('other.test', 20),
+            group({ status: 'failed', sample: 'connect ECONNREFUSED 10.0.0.1:25', category: 'networkerror' }),
+          ],
+        }),
+      ],
+    });
+    const findings = expiredCheck.run(shot, now, settings);
+    expect(findings).toHaveLength(1);
+    expect(findings[0]).toMatchObject({
+      severity: 'warning',
+      impact: 80,
+      evidence: { expired: 80, byDomain: { 'paced.test': 60, 'other.test': 20 } },
+      logs: 'herald delivery logs 7 --status failed --reason expired',
+    });
+    expect(findings[0]!.symptom).toContain('60 to paced.test, 20 to other.test');
+    expect(findings[0]!.cause).toContain('1 h from the start');
+    // The same messages are not reported as an unreachable host.
+    expect(unreachableCheck.run(shot, now, settings).map((f) => f.evidence.mxHost)).toEqual(['mx.example.test']);
+  });
+
+  it('says nothing below the minimum count', () => {
+    const shot = snapshot({ deliveries: [delivery({ replies: [expiredGroup('paced.test', 3)] })] });
+    expect(expiredCheck.run(shot, now, settings)).toEqual([]);
   });
 });
 

@@ -9,6 +9,7 @@ import { webhooksCheck } from './check-webhooks.ts';
 import { workflowsCheck } from './check-workflows.ts';
 import { reputationCheck } from './check-reputation.ts';
 import { unreachableCheck } from './check-unreachable.ts';
+import { expiredCheck } from './check-expired.ts';
 import { dnsCheck } from './check-dns.ts';
 import { referencesCheck } from './check-references.ts';
 import { contentCheck } from './check-content.ts';
@@ -29,6 +30,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   deliveryBouncesCheck,
   reputationCheck,
   unreachableCheck,
+  expiredCheck,
   dnsCheck,
   referencesCheck,
   contentCheck,
