@@ -274,6 +274,26 @@ describeEachDialect('API over HTTP', (context) => {
     ).toBe('denylisted');
     const search = await client.call('GET', '/api/v1/quarantine', { token: viewer, query: 'state=denylisted' });
     expect(search.body.addresses.map((a: { email: string }) => a.email)).toContain('eve@c.example');
+    expect(search.body.next).toBeNull();
+    // A second denylisted address: pages of one, the cursor of the first leading to the second.
+    await client.call('POST', '/api/v1/quarantine/:email/denylist', {
+      token: operator,
+      params: { email: 'ed@c.example' },
+    });
+    const first = await client.call('GET', '/api/v1/quarantine', { token: viewer, query: 'state=denylisted&limit=1' });
+    expect(first.body.next).toEqual(expect.any(String));
+    const second = await client.call('GET', '/api/v1/quarantine', {
+      token: viewer,
+      query: `state=denylisted&limit=1&after=${encodeURIComponent(first.body.next)}`,
+    });
+    expect([...first.body.addresses, ...second.body.addresses].map((a: { email: string }) => a.email).sort()).toEqual([
+      'ed@c.example',
+      'eve@c.example',
+    ]);
+    expect(second.body.next).toBeNull();
+    expect((await client.call('GET', '/api/v1/quarantine', { token: viewer, query: 'after=nonsense' })).status).toBe(
+      400,
+    );
     const timeline = await client.call('GET', '/api/v1/quarantine/:email', { token: viewer, params: email });
     expect(timeline.body.timeline).toEqual([
       expect.objectContaining({ source: 'operator', stateAfter: 'denylisted', note: 'complained by phone' }),

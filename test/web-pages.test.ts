@@ -113,6 +113,43 @@ describeEachDialect('dashboard pages over HTTP', (context) => {
     ]);
   });
 
+  it('pages through a quarantine larger than one page, newest first, without skipping or repeating an address', async () => {
+    // 205 addresses, most with the same update time: the page boundary falls inside a tie.
+    const rows = Array.from({ length: 205 }, (_, i) => ({
+      email: `p${String(i).padStart(3, '0')}@paged.test`,
+      state: 'quarantined' as const,
+      error_count: 1,
+      last_error_at: clock.now(),
+      reason: 'user_unknown',
+      updated_at: clock.now() - (i < 5 ? 0 : 1_000),
+    }));
+    await context.store().db.insertInto('addresses').values(rows).execute();
+    const web = createWebClient(url);
+    await web.signIn(viewer);
+    const seen: string[] = [];
+    let path: string | null = '/ui/quarantine?domain=paged.test';
+    let pages = 0;
+    while (path !== null) {
+      const page = await web.get(path);
+      expect(page.status).toBe(200);
+      seen.push(...[...page.text.matchAll(/>(p\d{3}@paged\.test)</g)].map((m) => m[1]!));
+      const next = /href="([^"]*after=[^"]*)">Next 200/.exec(page.text)?.[1];
+      path = next ? next.replaceAll('&amp;', '&') : null;
+      pages += 1;
+    }
+    expect(pages).toBe(2);
+    expect(seen).toHaveLength(205);
+    expect(new Set(seen).size).toBe(205);
+    expect(seen.slice(0, 5)).toEqual([
+      'p000@paged.test',
+      'p001@paged.test',
+      'p002@paged.test',
+      'p003@paged.test',
+      'p004@paged.test',
+    ]);
+    expect((await web.get('/ui/quarantine?after=yesterday')).status).toBe(400);
+  });
+
   it('searches the quarantine, shows a timeline inert, releases one address and a domain after a dry run', async () => {
     const blocked = {
       category: 'blocked' as const,

@@ -303,11 +303,15 @@ export const quarantineQuery = Type.Object(
     state: Type.Optional(addressState),
     domain: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
+    after: Type.Optional(Type.String({ minLength: 3, maxLength: 400 })),
   },
   strict,
 );
 
-export const quarantineList = Type.Object({ counts, addresses: Type.Array(address) }, open);
+export const quarantineList = Type.Object(
+  { counts, addresses: Type.Array(address), next: nullable(Type.String()) },
+  open,
+);
 
 export const addressEvent = Type.Object(
   {

@@ -1,4 +1,5 @@
 import { sql, type Selectable } from 'kysely';
+import { AppError } from '../common/errors.ts';
 import type { AddressRecord, AddressState, TimelineEntry } from './types.ts';
 import type { Store } from '../store/database.ts';
 import type { AddressEventRow, AddressEventTable, AddressTable } from '../store/tables.ts';
@@ -106,6 +107,21 @@ export interface AddressFilter {
   /** Only addresses of this domain. */
   domain?: string;
   limit?: number;
+  /** Keyset page: the addresses listed after this one (newest update first, then by email). */
+  after?: { updatedAt: number; email: string };
+}
+
+/** The keyset cursor after `address` in listAddresses' order, as `<updated_at ms>~<email>`. */
+export function addressCursor(address: Pick<AddressRecord, 'updatedAt' | 'email'>): string {
+  return `${address.updatedAt}~${address.email}`;
+}
+
+/** Reads addressCursor's text back; INPUT_INVALID naming `after` when it is not one. */
+export function parseAddressCursor(value: string): { updatedAt: number; email: string } {
+  const match = /^(\d{1,16})~(.+)$/.exec(value);
+  if (!match || !Number.isSafeInteger(Number(match[1])))
+    throw new AppError('INPUT_INVALID', 'after: the cursor of the previous page (<time>~<email>, as `next` gives it)');
+  return { updatedAt: Number(match[1]), email: match[2]! };
 }
 
 export async function listAddresses(store: Store, filter: AddressFilter = {}): Promise<AddressRecord[]> {
@@ -114,6 +130,14 @@ export async function listAddresses(store: Store, filter: AddressFilter = {}): P
     .selectAll()
     .where('state', 'in', filter.states ?? ['with_errors', 'quarantined', 'denylisted', 'allowlisted']);
   if (filter.domain) query = query.where(inDomain(filter.domain));
+  const after = filter.after;
+  if (after)
+    query = query.where((eb) =>
+      eb.or([
+        eb('updated_at', '<', after.updatedAt),
+        eb.and([eb('updated_at', '=', after.updatedAt), eb('email', '>', after.email)]),
+      ]),
+    );
   const rows = await query
     .orderBy('updated_at', 'desc')
     .orderBy('email')

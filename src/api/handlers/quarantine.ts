@@ -8,7 +8,12 @@ import {
   showAddress,
   suppressAddresses,
 } from '../../quarantine/operator.ts';
-import { countAddressesByState, listAddresses } from '../../quarantine/quarantine-store.ts';
+import {
+  addressCursor,
+  countAddressesByState,
+  listAddresses,
+  parseAddressCursor,
+} from '../../quarantine/quarantine-store.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type * as S from '../schemas.ts';
 
@@ -21,12 +26,16 @@ export async function search(
   { query }: HandlerInput<unknown, Static<typeof S.quarantineQuery>, unknown>,
 ) {
   const counts = await countAddressesByState(herald.store);
+  const limit = Math.min(query.limit ?? 100, herald.config.api.maxPageSize);
   const rows = await listAddresses(herald.store, {
     ...(query.state && { states: [query.state] }),
     ...(query.domain && { domain: query.domain }),
-    limit: Math.min(query.limit ?? 100, herald.config.api.maxPageSize),
+    ...(query.after && { after: parseAddressCursor(query.after) }),
+    limit: limit + 1,
   });
-  return { counts, addresses: rows.map(addressView) };
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { counts, addresses: page.map(addressView), next: rows.length > limit && last ? addressCursor(last) : null };
 }
 
 export async function show({ herald }: ApiContext, { params }: HandlerInput<Email, unknown, unknown>) {

@@ -1,6 +1,11 @@
 import { AppError } from '../../common/errors.ts';
 import { addressView, releaseAddress, releaseDomain, showAddress } from '../../quarantine/operator.ts';
-import { countAddressesByState, listAddresses } from '../../quarantine/quarantine-store.ts';
+import {
+  addressCursor,
+  countAddressesByState,
+  listAddresses,
+  parseAddressCursor,
+} from '../../quarantine/quarantine-store.ts';
 import type { AddressState } from '../../store/tables.ts';
 import type { WebRoutes } from '../dashboard.ts';
 import type { WebContext } from '../web-route.ts';
@@ -29,6 +34,8 @@ function sinceOf(value: string): number {
   return at;
 }
 
+const pageSize = 200;
+
 function addressHref(email: string): string {
   return `/ui/quarantine/address?${new URLSearchParams({ email }).toString()}`;
 }
@@ -42,21 +49,31 @@ export function registerQuarantinePages(routes: WebRoutes): void {
     if (state !== undefined && !(states as readonly string[]).includes(state))
       throw new AppError('INPUT_INVALID', `state: "${state}" is not an address state (${states.join(', ')})`);
     const domain = text(query, 'domain', 253);
+    const afterText = text(query, 'after', 400);
+    const after = afterText === undefined ? undefined : parseAddressCursor(afterText);
     const [counts, rows] = await Promise.all([
       countAddressesByState(context.herald.store),
       listAddresses(context.herald.store, {
         ...(state && { states: [state as AddressState] }),
         ...(domain && { domain }),
-        limit: 200,
+        ...(after && { after }),
+        limit: pageSize + 1,
       }),
     ]);
+    const page = rows.slice(0, pageSize);
+    const last = page.at(-1);
+    const next =
+      rows.length > pageSize && last
+        ? `/ui/quarantine?${new URLSearchParams({ ...(state && { state }), ...(domain && { domain }), after: addressCursor(last) }).toString()}`
+        : null;
     return context.render('quarantine', {
       title: 'Quarantine',
       nav: 'quarantine',
       counts: states.map((s) => ({ state: s, count: counts[s] ?? 0 })),
-      addresses: rows.map((row) => ({ ...addressView(row), href: addressHref(row.email) })),
+      addresses: page.map((row) => ({ ...addressView(row), href: addressHref(row.email) })),
       states,
       filter: { state: state ?? '', domain: domain ?? '' },
+      page: { size: pageSize, next, continued: after !== undefined },
     });
   });
 
