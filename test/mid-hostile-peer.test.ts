@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { getOutbound } from '../src/midsourcing/outbound-store.ts';
+import { signAnswer } from '../src/midsourcing/signing.ts';
+import { midHeaders } from '../src/midsourcing/wire.ts';
 import { createPeerClient, type PeerClient } from '../src/midsourcing/peer-client.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { syncDeliveryCounters, syncDeliveryLogs } from '../src/midsourcing/sync.ts';
@@ -11,7 +13,9 @@ import { postgresUnavailable, testDialects } from './support/databases.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
 
 // The marketing instance as the victim: a delivery is pushed to a real execution instance, then its
-// logs and counters are pulled from a hostile (or broken) server answering in its place. Nothing it
+// logs and counters are pulled from a hostile (or broken) server answering in its place. It holds
+// the peer's secret (a compromised or broken execution instance) and signs its answers, so they pass
+// the answer signature (an unsigned one is refused before: mid-forged-answer.test.ts). Nothing it
 // says may be stored unless it is what was asked for, and it is never read without bound.
 
 const secret = 'loopback-shared-secret-0123456789';
@@ -95,10 +99,25 @@ for (const dialect of testDialects) {
         await pair?.close();
       });
 
+      const signature = (request: IncomingMessage, status: number, body: string) => ({
+        [midHeaders.answerSignature]: signAnswer({
+          secret,
+          peer: 'marketing-1',
+          method: request.method!,
+          path: request.url!,
+          nonce: String(request.headers[midHeaders.nonce]),
+          status,
+          body,
+        }),
+      });
       const json = (body: unknown): Answer => {
         const text = JSON.stringify(body);
-        return (_request, response) => {
-          response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        return (request, response) => {
+          response.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(text),
+            ...signature(request, 200, text),
+          });
           response.end(text);
         };
       };
@@ -257,8 +276,8 @@ for (const dialect of testDialects) {
           [409, JSON.stringify({ error: { code: `X${escapes}`, message: 'm', retryable: false } })],
           [418, `<html>${escapes}</html>`],
         ] as const) {
-          answer = (_request, response) => {
-            response.writeHead(status, { 'content-type': 'text/html' });
+          answer = (request, response) => {
+            response.writeHead(status, { 'content-type': 'text/html', ...signature(request, status, body) });
             response.end(body);
           };
           await expect(pull()).rejects.toThrow(/exec-1/);

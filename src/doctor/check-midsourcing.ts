@@ -188,6 +188,12 @@ export function peerErrorAdvice(
       cause: `the clocks of this instance and ${peer} differ by more than midsourcing.replayWindowSeconds`,
       fix: 'synchronize both clocks (NTP)',
     };
+  if (code === 'ANSWER_NOT_SIGNED')
+    return {
+      refused: true,
+      cause: `what answers at ${peer}'s url is not ${peer} holding this pair's secret (its answers are not signed with it): a wrong url pointing at another service, a proxy or load balancer answering for a dead backend, someone in the middle of plain HTTP, or a different secret over there; nothing it answered was used`,
+      fix: `check the url of "${peer}" in midsourcing.peers and what listens there (${peer}'s \`herald start --roles mid\`, and any proxy between), and that both sides carry the same secret; use https across untrusted networks`,
+    };
   if (code === 'NOT_FOUND')
     return {
       refused: true,

@@ -668,6 +668,21 @@ describe('midsourcing', () => {
     ).toEqual([]);
   });
 
+  it('says an unsigned answer comes from something else than the peer, and what to check', () => {
+    const lastError =
+      'part 5 of delivery 3: ANSWER_NOT_SIGNED: the answer is not signed by midsourcing.peers exec: wrong url, a proxy answering, or a different secret (HTTP 200, no x-herald-answer-signature; nothing of it was used)';
+    const [finding] = midsourcingCheck.run(
+      { ...emptySnapshot(), midsourcing: [outbound({ lastError, lastErrorAt: now - hour })] },
+      now,
+      settings,
+    );
+    expect(finding).toMatchObject({ severity: 'critical', subject: 'delivery 3' });
+    expect(finding!.cause).toContain('ANSWER_NOT_SIGNED');
+    expect(finding!.cause).toContain("what answers at exec's url is not exec");
+    expect(finding!.fix).toContain('check the url of "exec" in midsourcing.peers');
+    expect(finding!.fix).toContain('herald mid push 3 --peer exec');
+  });
+
   it('reports a push failing requests, and an unacknowledged state change', () => {
     const failing = outbound(
       { bottleneck: 'network', retries: 9, timeouts: 4, diagnosis: '9 retries for 4 parts' },

@@ -11,6 +11,7 @@ import {
   createNonceCache,
   nonceKey,
   replayedMessage,
+  signAnswer,
   verifyRequest,
   verifyRequestHead,
   type NonceCache,
@@ -215,6 +216,32 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
       return sendError(reply, 'REPLAYED', replayedMessage);
     }
     request.midPeer = verdict.peer;
+  });
+
+  // Every answer to an authenticated request is signed (signing.ts): the marketing side believes
+  // nothing unsigned, so a proxy or another service answering on this url cannot pass for it. An
+  // answer to a request not authenticated is not signed: nothing proves who asked.
+  app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const peer = request.midPeer;
+    const secret = peer === undefined ? undefined : secrets.get(peer);
+    if (peer === undefined || secret === undefined) return payload;
+    // Answers are JSON text; anything else (a stream) would go unsigned, and be refused over there.
+    if (payload !== null && payload !== undefined && typeof payload !== 'string' && !Buffer.isBuffer(payload))
+      return payload;
+    const nonce = request.headers[midHeaders.nonce];
+    reply.header(
+      midHeaders.answerSignature,
+      signAnswer({
+        secret,
+        peer,
+        method: request.method,
+        path: request.url,
+        nonce: typeof nonce === 'string' ? nonce : '',
+        status: reply.statusCode,
+        body: payload ?? '',
+      }),
+    );
+    return payload;
   });
 
   type IdParams = { id: string };

@@ -1,11 +1,11 @@
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 // One HTTP exchange with a deadline, its outcome as a value: a response (any status), a timeout,
 // or a network failure (reset, refused, ...). Keep-alive sockets are reused across parts.
 
 export type Exchange =
-  | { kind: 'response'; status: number; body: Buffer; latencyMs: number }
+  | { kind: 'response'; status: number; headers: IncomingHttpHeaders; body: Buffer; latencyMs: number }
   | { kind: 'timeout'; latencyMs: number }
   | { kind: 'network'; code: string; message: string; latencyMs: number };
 
@@ -65,6 +65,7 @@ export function createHttpTransport(maxSockets = 8): Transport {
               settle({
                 kind: 'response',
                 status: res.statusCode ?? 0,
+                headers: res.headers,
                 body: Buffer.concat(chunks),
                 latencyMs: elapsed(),
               }),

@@ -3,8 +3,15 @@ import { AppError } from '../common/errors.ts';
 import { randomId } from '../common/ids.ts';
 import type { MidPeerConfig } from './config.ts';
 import { createHttpTransport, type Transport } from './http-transport.ts';
-import { checkLogsPage, interpretExchange, retryDelayMs, type CallOutcome, type Expected } from './retry.ts';
-import { signRequest } from './signing.ts';
+import {
+  checkLogsPage,
+  interpretExchange,
+  refuseUnsignedAnswer,
+  retryDelayMs,
+  type CallOutcome,
+  type Expected,
+} from './retry.ts';
+import { answerSignatureMatches, signRequest } from './signing.ts';
 import {
   countersResponseSchema,
   finalizeResponseSchema,
@@ -77,6 +84,7 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
     responseLimit = maxResponseBytes,
   ): Promise<CallOutcome<T>> {
     const url = new URL(path, base);
+    const nonce = randomId(16);
     const signed = signRequest({
       peer: options.localName,
       secret: peer.secret,
@@ -84,7 +92,7 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
       path: url.pathname + url.search,
       body: body ?? Buffer.alloc(0),
       now: clock.now(),
-      nonce: randomId(16),
+      nonce,
     });
     const headers: Record<string, string> = { ...signed, ...extraHeaders, accept: 'application/json' };
     const exchange = await transport.exchange({
@@ -95,6 +103,25 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
       timeoutMs: options.timeoutMs,
       maxResponseBytes: responseLimit,
     });
+    if (exchange.kind === 'response') {
+      // Believed only when signed by the peer's secret over this very request (its nonce).
+      const signature = exchange.headers[midHeaders.answerSignature];
+      const given = typeof signature === 'string' ? signature : undefined;
+      const genuine = answerSignatureMatches(
+        {
+          secret: peer.secret,
+          peer: options.localName,
+          method,
+          path: url.pathname + url.search,
+          nonce,
+          status: exchange.status,
+          body: exchange.body,
+        },
+        given,
+      );
+      const refused = genuine ? undefined : refuseUnsignedAnswer(exchange, peer.name, given !== undefined);
+      if (refused) return refused;
+    }
     return explainRefusal(interpretExchange(exchange, expected));
   }
 

@@ -1,7 +1,7 @@
 import type { ZodType, ZodTypeDef } from 'zod';
 import { limitText } from '../bounce/smtp-reply.ts';
 import type { Exchange } from './http-transport.ts';
-import { isMidErrorBody, type LogsResponse, type MidErrorCode } from './wire.ts';
+import { isMidErrorBody, midHeaders, type LogsResponse, type MidErrorCode } from './wire.ts';
 
 // Pure decisions of the client: what an exchange means, and how long to wait before the next try.
 
@@ -89,6 +89,48 @@ export function interpretExchange<T>(exchange: Exchange, expected?: Expected<T>)
     timeout: exchange.status === 408 || exchange.status === 504,
     code: `HTTP_${exchange.status}`,
     message: `HTTP ${exchange.status}${excerpt ? `: ${excerpt}` : ''}`,
+    latencyMs: exchange.latencyMs,
+  };
+}
+
+// What the execution server answers before it has authenticated a request, so cannot sign: these
+// stay failures with their own meaning (the peer's hint about secrets and clocks), never a success.
+const unsignedErrorCodes = new Set([
+  'BAD_SIGNATURE',
+  'STALE_TIMESTAMP',
+  'REPLAYED',
+  'BODY_TOO_LARGE',
+  'INVALID_BODY',
+  'UNAVAILABLE',
+]);
+
+/**
+ * An answer whose signature did not check out (signing.ts, answerSignatureMatches): a failure
+ * unless it is an error the execution server gives unsigned, or a plain HTTP error with no typed
+ * body (a proxy's 502, a 404 page), which interpretExchange already makes a failure. Retried like a
+ * network failure: every call is idempotent over there (submit by delivery, parts by key, finalize,
+ * state changes by version, logs and counters are reads), and nothing of the answer is used.
+ */
+export function refuseUnsignedAnswer(
+  exchange: Extract<Exchange, { kind: 'response' }>,
+  peer: string,
+  signed: boolean,
+): CallOutcome<never> | undefined {
+  if (exchange.status < 200 || exchange.status >= 300) {
+    let body: unknown;
+    try {
+      body = JSON.parse(exchange.body.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    if (!isMidErrorBody(body) || unsignedErrorCodes.has(body.error.code)) return undefined;
+  }
+  return {
+    ok: false,
+    retryable: true,
+    timeout: false,
+    code: 'ANSWER_NOT_SIGNED',
+    message: `the answer is not signed by midsourcing.peers ${peer}: wrong url, a proxy answering, or a different secret (HTTP ${exchange.status}, ${signed ? `${midHeaders.answerSignature} does not match` : `no ${midHeaders.answerSignature}`}; nothing of it was used)`,
     latencyMs: exchange.latencyMs,
   };
 }

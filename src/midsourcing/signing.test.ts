@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { createNonceCache, signRequest, verifyRequest, verifyRequestHead, type VerifyInput } from './signing.ts';
+import {
+  answerSignatureMatches,
+  createNonceCache,
+  signAnswer,
+  signRequest,
+  verifyRequest,
+  verifyRequestHead,
+  type VerifyInput,
+} from './signing.ts';
 
 const secret = 'shared-secret-of-marketing-1';
 const now = Date.UTC(2026, 10, 27, 10, 0, 0);
@@ -115,5 +123,51 @@ describe('head signature (checked before the body is read)', () => {
     expect(check(headOf({ at: now - 400_000, secret: 'wrong-secret-0123456789' }))).toMatchObject({
       code: 'BAD_SIGNATURE',
     });
+  });
+});
+
+describe('answer signing', () => {
+  const answer = {
+    secret,
+    peer: 'marketing-1',
+    method: 'POST',
+    path: '/mid/v1/deliveries/7/parts/1',
+    nonce,
+    status: 200,
+    body: '{"part":1,"recipients":2,"duplicate":false}',
+  };
+
+  it('accepts an answer signed with the shared secret over the request it answers', () => {
+    expect(answerSignatureMatches(answer, signAnswer(answer))).toBe(true);
+  });
+
+  it.each([
+    ['another request (nonce)', { nonce: 'BBBBBBBBBBBBBBBBBBBBBB' }],
+    ['another path', { path: '/mid/v1/deliveries/7/parts/2' }],
+    ['another method', { method: 'GET' }],
+    ['another peer', { peer: 'marketing-2' }],
+    ['another status', { status: 409 }],
+    ['another body', { body: '{"part":1,"recipients":3,"duplicate":false}' }],
+    ['another secret', { secret: 'some-other-secret-0123456789' }],
+  ])('refuses an answer signed for %s', (_what, change) => {
+    expect(answerSignatureMatches(answer, signAnswer({ ...answer, ...change }))).toBe(false);
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['empty', ''],
+    ['not hex', 'z'.repeat(64)],
+    ['upper-case hex', signAnswer(answer).toUpperCase()],
+    ['truncated', signAnswer(answer).slice(0, 63)],
+  ])('refuses a %s signature', (_what, signature) => {
+    expect(answerSignatureMatches(answer, signature)).toBe(false);
+  });
+
+  it('never takes a request MAC for an answer MAC, nor the other way round', () => {
+    const request = signed({ body: answer.body });
+    expect(answerSignatureMatches(answer, request['x-herald-signature'])).toBe(false);
+    expect(answerSignatureMatches(answer, request['x-herald-head-signature'])).toBe(false);
+    const asRequest = { ...request, 'x-herald-signature': signAnswer(answer) };
+    expect(verify(asRequest, { body: answer.body })).toMatchObject({ ok: false, code: 'BAD_SIGNATURE' });
   });
 });

@@ -13,6 +13,15 @@ import { midHeaders, type MidErrorCode } from './wire.ts';
 // instead of the body hash: the execution server checks it before it reads a byte of the body, so
 // only a peer holding the secret can make it buffer anything. An unknown peer and a bad signature
 // get the same answer, so a caller cannot learn which peer names exist.
+//
+// The answers are signed too: whatever answers on the peer's url (a man in the middle on plain
+// HTTP, a proxy or load balancer answering for a dead backend, another service behind a wrong url)
+// must not be believed, or parts would be taken as received and outcomes recorded on its word. The
+// execution server signs each answer to an authenticated request with the same secret, over the
+// request it answers (peer, method, path, nonce: the nonce is fresh per request, so an answer
+// cannot be replayed for another one), the status and the SHA-256 of the answer's body bytes. The
+// canonical text starts with `answer:v1`, which is no peer name (peer names have no colon) nor
+// `head`, so an answer MAC can never pass for a request MAC or the other way round.
 
 export interface SignedHeaders {
   [midHeaders.peer]: string;
@@ -53,6 +62,40 @@ function canonical(
 
 function hmac(secret: string, text: string): string {
   return createHmac('sha256', secret).update(text).digest('hex');
+}
+
+/** Whether a hex MAC received equals the one computed, in constant time; anything not 64 hex digits is not. */
+function macMatches(expectedHex: string, given: string | undefined): boolean {
+  const expected = Buffer.from(expectedHex, 'hex');
+  const received = Buffer.from(given !== undefined && /^[0-9a-f]{64}$/.test(given) ? given : '', 'hex');
+  return received.length === expected.length && timingSafeEqual(received, expected);
+}
+
+export interface AnswerToSign {
+  secret: string;
+  /** The peer that signed the request (its x-herald-peer): the marketing instance's name. */
+  peer: string;
+  method: string;
+  /** The request's path with its query, as signed in the request. */
+  path: string;
+  /** The request's nonce. */
+  nonce: string;
+  status: number;
+  body: Uint8Array | string;
+}
+
+function answerCanonical(answer: AnswerToSign): string {
+  return `answer:v1\n${answer.peer}\n${answer.method.toUpperCase()}\n${answer.path}\n${answer.nonce}\n${answer.status}\n${sha256Hex(answer.body)}`;
+}
+
+/** The value of the answer-signature header the execution server sends with an answer. */
+export function signAnswer(answer: AnswerToSign): string {
+  return hmac(answer.secret, answerCanonical(answer));
+}
+
+/** Whether an answer carries the signature of the peer's secret over this request, status and body. */
+export function answerSignatureMatches(answer: AnswerToSign, signature: string | undefined): boolean {
+  return macMatches(hmac(answer.secret, answerCanonical(answer)), signature);
 }
 
 export function signRequest(input: {
@@ -137,12 +180,10 @@ export function verifyRequestHead(input: HeadVerifyInput): HeadVerifyResult {
   const contentLength = declared === undefined ? 0 : Number(declared);
   // An unknown peer costs the same MAC as a known one: the answer and its timing say nothing.
   const secret = input.secretOf(peer) ?? 'herald-unknown-peer-placeholder-secret';
-  const expected = Buffer.from(
+  const matches = macMatches(
     hmac(secret, headCanonical(peer, input.method, input.path, timestamp, nonce, contentLength)),
-    'hex',
+    signature,
   );
-  const given = Buffer.from(/^[0-9a-f]{64}$/.test(signature) ? signature : '', 'hex');
-  const matches = given.length === expected.length && timingSafeEqual(given, expected);
   if (!matches || input.secretOf(peer) === undefined) return refused;
   if (!/^\d{1,16}$/.test(timestamp) || Math.abs(Number(timestamp) - input.now) > input.windowMs)
     return {
@@ -231,13 +272,8 @@ export function verifyRequest(input: VerifyInput): VerifyResult {
     return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.timestamp} must be epoch milliseconds` };
   if (!noncePattern.test(nonce))
     return { ok: false, code: 'BAD_SIGNATURE', message: `${midHeaders.nonce} must be 16-128 URL-safe characters` };
-  const expected = Buffer.from(
-    hmac(secret, canonical(peer, input.method, input.path, timestamp, nonce, sha256Hex(input.body))),
-    'hex',
-  );
-  const given = Buffer.from(/^[0-9a-f]{64}$/.test(signature) ? signature : '', 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected))
-    return { ok: false, code: 'BAD_SIGNATURE', message: unauthenticatedMessage };
+  const expected = hmac(secret, canonical(peer, input.method, input.path, timestamp, nonce, sha256Hex(input.body)));
+  if (!macMatches(expected, signature)) return { ok: false, code: 'BAD_SIGNATURE', message: unauthenticatedMessage };
   // Checked after the signature so an unauthenticated caller learns nothing about our clock.
   const skew = Number(timestamp) - input.now;
   if (Math.abs(skew) > input.windowMs) {

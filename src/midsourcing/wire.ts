@@ -23,7 +23,7 @@ export const midPaths = {
   state: (remoteId: number) => `${midPathPrefix}/deliveries/${remoteId}/state`,
 };
 
-/** Request headers of the signature scheme (src/midsourcing/signing.ts). */
+/** Headers of the signature scheme (src/midsourcing/signing.ts). */
 export const midHeaders = {
   peer: 'x-herald-peer',
   timestamp: 'x-herald-timestamp',
@@ -31,6 +31,8 @@ export const midHeaders = {
   signature: 'x-herald-signature',
   /** HMAC over the request line, timestamp, nonce and declared Content-Length: checked before the body is read. */
   headSignature: 'x-herald-head-signature',
+  /** Answer header: HMAC of the execution server over the request answered, the status and the body (signing.ts). */
+  answerSignature: 'x-herald-answer-signature',
   /** Idempotency key of a part: `<part number>:<sha256 of the uncompressed NDJSON>`. */
   partKey: 'x-herald-part-key',
 } as const;
