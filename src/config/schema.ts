@@ -165,6 +165,8 @@ export const configSchema = z
         mxCacheMaxSeconds: z.number().int().min(0).default(3_600),
         /** MX hosts tried per attempt, by preference (Postfix's smtp_mx_address_limit is 5): a domain publishing hundreds of MX hosts that never answer would hold each attempt for that many connect timeouts. */
         maxMxHosts: z.number().int().min(1).max(100).default(5),
+        /** Addresses (A, then AAAA) of one MX host tried before its messages go to the next MX host, when the first cannot be reached (refused, timeout, 421 at the greeting). RFC 5321 §5.1 asks for at least two; each silent one costs a connect timeout. */
+        maxAddressesPerMxHost: z.number().int().min(1).max(16).default(2),
         /** Connect to MX hosts that DNS puts at loopback, private (RFC 1918, CGNAT, unique local), link-local (cloud metadata) or unspecified addresses. Off: anyone can point their domain's MX at Herald's internal network. Routes always apply. */
         allowPrivateMxAddresses: z.boolean().default(false),
         /** DNS queries (MX, A, AAAA) in flight at most; the others wait their turn. A batch to many domains otherwise sends them all at once and the resolver drops what it cannot hold. */

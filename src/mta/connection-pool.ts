@@ -1,4 +1,5 @@
 import type { ConnectionLimits, ConnectionPolicy } from './connection-policy.ts';
+import { addressesToTry, triesNextAddress } from './mx-addresses.ts';
 import type { MxResolver } from './mx-resolver.ts';
 import { FairJobQueue, type Share } from './fair-share.ts';
 import type { PathThrottle, PathThrottleSettings, ThrottleLease, ThrottlePath } from './path-throttle.ts';
@@ -71,6 +72,8 @@ export interface ConnectionPoolOptions<J extends PoolJob> {
   heloName: string;
   opportunisticTls: boolean;
   events: PoolEvents<J>;
+  /** Addresses of an MX host tried before its messages go to the next MX host (default 2, RFC 5321 §5.1's "at least two"). */
+  maxAddressesPerHost?: number;
   /** Idle connections are closed after this long without work. */
   idleCloseMs?: number;
   /** How long a closed connection keeps its slot (default 100 ms), see defaultCloseGraceMs. */
@@ -123,8 +126,16 @@ interface Path<J extends PoolJob> {
   jobs: FairJobQueue<J>;
   connections: Set<Connection>;
   opening: number;
-  /** The MX address as the throttle counts it (`ip`, or `host:port` off port 25); set at the first open. */
+  /** The MX address as the throttle counts it (`ip`, or `host:port` off port 25): the one in use, set at the first open. */
   mxIp?: string;
+  /**
+   * The MX host's addresses this path tries in turn (resolved at the first open; none with a
+   * route), and the one its connections go to. The path moves to the next only when no connection
+   * to the current one is open or opening, so its connections go to one address at a time and
+   * maxConnections stays a cap per MX host, not per address.
+   */
+  addresses?: string[];
+  addressIndex: number;
   /** Message permits held (Infinity without throttle). */
   permits: number;
   asking: boolean;
@@ -186,6 +197,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
   readonly #throttle: PathThrottle | undefined;
   readonly #holdHorizonMs: number;
   readonly #permitBatch: number;
+  readonly #maxAddresses: number;
   readonly #paths = new Map<string, Path<J>>();
   readonly #pendingReleases = new Set<() => void>();
   readonly #stopWaiters: Array<() => void> = [];
@@ -201,6 +213,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     this.#throttle = options.throttle?.throttle;
     this.#holdHorizonMs = options.holdHorizonMs ?? 10_000;
     this.#permitBatch = options.throttle?.permitBatch ?? 100;
+    this.#maxAddresses = options.maxAddressesPerHost ?? 2;
   }
 
   enqueue(key: PoolKey, job: J): void {
@@ -217,6 +230,7 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
         reportedWaiting: 0,
         draining: 0,
         preparedAhead: 0,
+        addressIndex: 0,
         taken: 0,
         paceSince: performance.now(),
       };
@@ -418,11 +432,21 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
   async #prepareOpen(path: Path<J>): Promise<Opening> {
     let host = path.key.host;
     if (host === null) {
-      const address = await this.#options.resolver.resolveAddress(path.key.mxHost);
-      if (address.kind === 'failure') return { kind: 'failed', reply: address.reply };
-      host = address.address;
+      if (!path.addresses) {
+        const resolution = await this.#options.resolver.resolveAddresses(path.key.mxHost);
+        if (resolution.kind === 'failure') return { kind: 'failed', reply: resolution.reply };
+        const reachable = addressesToTry(
+          path.key.mxHost,
+          resolution.addresses,
+          path.key.localAddress,
+          this.#maxAddresses,
+        );
+        if (reachable.kind === 'failure') return { kind: 'failed', reply: reachable.reply };
+        path.addresses ??= reachable.addresses;
+      }
+      host = path.addresses[path.addressIndex]!;
     }
-    if (path.mxIp === undefined) path.mxIp = path.key.port === 25 ? host : `${host}:${path.key.port}`;
+    this.#useAddress(path, host);
     const throttle = this.#throttle;
     if (!throttle) return { kind: 'ready', host };
     const decision = await throttle
@@ -484,10 +508,29 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     } else this.#adopt(path, result.session, lease);
   }
 
+  /** Where the path's connections go now; a change first clears what was reported on the old address. */
+  #useAddress(path: Path<J>, host: string): void {
+    const mxIp = path.key.port === 25 ? host : `${host}:${path.key.port}`;
+    if (path.mxIp === mxIp) return;
+    if (path.mxIp !== undefined && path.reportedWaiting > 0) this.#report(path, 0);
+    path.mxIp = mxIp;
+  }
+
   /** No connection: with others alive the path works (the server may just limit connections) and
-   *  their queue stays; with none, nothing queued here can go out now. */
+   *  their queue stays; with none, the MX host's next address is tried (RFC 5321 §5.1), and when
+   *  none is left nothing queued here can go out now. */
   #failOpen(path: Path<J>, failure: SmtpReply): void {
     if (path.connections.size === 0 && path.opening === 0 && path.jobs.size > 0) {
+      const addresses = path.addresses;
+      if (addresses && path.addressIndex + 1 < addresses.length && triesNextAddress(failure)) {
+        path.addressIndex++;
+        this.#useAddress(path, addresses[path.addressIndex]!);
+        this.#pump(path);
+        return;
+      }
+      // The next message on this path resolves again and starts from the first address.
+      path.addresses = undefined;
+      path.addressIndex = 0;
       const jobs = path.jobs.drain();
       if (this.#throttle)
         for (const job of jobs)

@@ -61,6 +61,7 @@ export interface DispatcherOptions {
     | 'greylistRetrySeconds'
     | 'connectionCloseGraceMs'
     | 'holdHorizonMs'
+    | 'maxAddressesPerMxHost'
   >;
   clock: Clock;
   logger: Logger;
@@ -68,6 +69,8 @@ export interface DispatcherOptions {
   resolver: MxResolver;
   policy: ConnectionPolicy;
   shaping: MtaShaping | undefined;
+  /** The port MX hosts found in DNS are reached on (default 25); a route names its own. */
+  mxPort?: number;
   sources: SourceSelector | undefined;
   /** Session and transaction durations (metrics). */
   timings?: MtaTimings | undefined;
@@ -125,6 +128,7 @@ class MessageDispatcher implements Dispatcher {
       opportunisticTls: options.config.opportunisticTls,
       closeGraceMs: options.config.connectionCloseGraceMs,
       holdHorizonMs: options.config.holdHorizonMs,
+      maxAddressesPerHost: options.config.maxAddressesPerMxHost,
       throttle: options.shaping,
       classify: options.classify,
       ...(options.timings && { timings: options.timings }),
@@ -233,7 +237,11 @@ class MessageDispatcher implements Dispatcher {
     if (this.#stopping) return this.#release(job.log);
     const host = job.hosts[job.hostIndex]!;
     const source = job.source;
-    const target = { mxHost: host.name, host: host.route?.host ?? null, port: host.route?.port ?? 25 };
+    const target = {
+      mxHost: host.name,
+      host: host.route?.host ?? null,
+      port: host.route?.port ?? this.#options.mxPort ?? 25,
+    };
     this.#pool.enqueue(
       source
         ? { ...target, localAddress: source.address, heloName: source.heloName, publicId: source.publicId }

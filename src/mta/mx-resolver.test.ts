@@ -56,7 +56,10 @@ describe('MX resolver against the simulator DNS server', () => {
         kind: 'failure',
         reply: { local: 'domain_not_found' },
       });
-      expect(await resolver.resolveAddress('mx.accept.test')).toEqual({ kind: 'address', address: '127.0.0.1' });
+      expect(await resolver.resolveAddresses('mx.accept.test')).toEqual({
+        kind: 'addresses',
+        addresses: ['127.0.0.1'],
+      });
     } finally {
       await simulator.close();
     }
@@ -149,6 +152,7 @@ describe('MX resolver and internal addresses', () => {
       'v6-ula.test': { aaaa: ['fd00::1'] },
       'public.test': { a: ['192.0.2.1'] },
       'v6-public.test': { aaaa: ['2001:db8::1'] },
+      'mixed.test': { a: ['10.0.0.7', '192.0.2.7'] },
     };
     const dns = await startDnsServer({ records: addresses });
     try {
@@ -161,22 +165,61 @@ describe('MX resolver and internal addresses', () => {
           ...(allowPrivateAddresses !== undefined && { allowPrivateAddresses }),
         });
       const strict = resolverFor();
-      for (const host of Object.keys(addresses).filter((name) => !name.includes('public')))
-        expect(await strict.resolveAddress(host)).toMatchObject({
+      for (const host of Object.keys(addresses).filter((name) => !name.includes('public') && name !== 'mixed.test'))
+        expect(await strict.resolveAddresses(host)).toMatchObject({
           kind: 'failure',
           reply: { local: 'no_address', enhanced: '4.4.4', text: expect.stringContaining('private') },
         });
-      expect(await strict.resolveAddress('public.test')).toEqual({ kind: 'address', address: '192.0.2.1' });
-      expect(await strict.resolveAddress('v6-public.test')).toEqual({ kind: 'address', address: '2001:db8::1' });
+      expect(await strict.resolveAddresses('public.test')).toEqual({ kind: 'addresses', addresses: ['192.0.2.1'] });
+      expect(await strict.resolveAddresses('v6-public.test')).toEqual({
+        kind: 'addresses',
+        addresses: ['2001:db8::1'],
+      });
+      // A private address among public ones is dropped, the public ones stay.
+      expect(await strict.resolveAddresses('mixed.test')).toEqual({ kind: 'addresses', addresses: ['192.0.2.7'] });
       // The operator's routes are not DNS: they still lead to loopback.
       expect(await strict.resolveDomain('routed.test')).toMatchObject({
         kind: 'hosts',
         hosts: [{ route: { host: '127.0.0.1', port: 2525 } }],
       });
-      expect(await resolverFor(true).resolveAddress('loopback.test')).toEqual({
-        kind: 'address',
-        address: '127.0.0.1',
+      expect(await resolverFor(true).resolveAddresses('loopback.test')).toEqual({
+        kind: 'addresses',
+        addresses: ['127.0.0.1'],
       });
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
+describe('MX resolver and multihomed hosts', () => {
+  // RFC 5321 §5.1: a host name may have several addresses; the client tries them in turn. Only the
+  // first A record was kept (and AAAA asked only without one), so a host whose first address was
+  // down could not be reached at all.
+  it('returns every address of a host, IPv4 then IPv6, each in DNS order, at most 16', async () => {
+    // 24 A records still fit the simulator's 512-byte UDP answer.
+    const many = Array.from({ length: 24 }, (_, i) => `192.0.2.${i + 1}`);
+    const dns = await startDnsServer({
+      records: {
+        'dual.test': { a: ['192.0.2.2', '192.0.2.1'], aaaa: ['2001:db8::2', '2001:db8::1'] },
+        'v6only.test': { aaaa: ['2001:db8::5'] },
+        'crowded.test': { a: many },
+      },
+    });
+    try {
+      const resolver = createMxResolver({
+        dns: createDnsClient([dns.address]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+      });
+      expect(await resolver.resolveAddresses('dual.test')).toEqual({
+        kind: 'addresses',
+        addresses: ['192.0.2.2', '192.0.2.1', '2001:db8::2', '2001:db8::1'],
+      });
+      expect(await resolver.resolveAddresses('v6only.test')).toEqual({ kind: 'addresses', addresses: ['2001:db8::5'] });
+      const crowded = await resolver.resolveAddresses('crowded.test');
+      expect(crowded.kind === 'addresses' && crowded.addresses).toEqual(many.slice(0, 16));
     } finally {
       await dns.close();
     }

@@ -29,12 +29,13 @@ export interface MxHost {
 }
 
 export type MxResolution = { kind: 'hosts'; hosts: MxHost[] } | { kind: 'failure'; reply: SmtpReply };
-export type AddressResolution = { kind: 'address'; address: string } | { kind: 'failure'; reply: SmtpReply };
+/** A host's addresses in the order to try them: IPv4 first, then IPv6, each family in DNS order. */
+export type AddressResolution = { kind: 'addresses'; addresses: string[] } | { kind: 'failure'; reply: SmtpReply };
 
 export interface MxResolver {
   resolveDomain(domain: string): Promise<MxResolution>;
-  /** The IP address to connect to for an MX host without a route. */
-  resolveAddress(host: string): Promise<AddressResolution>;
+  /** The IP addresses to connect to for an MX host without a route, in the order to try them. */
+  resolveAddresses(host: string): Promise<AddressResolution>;
   /** Names held in the caches (domains and MX hosts), expired ones not yet swept included. */
   cachedNames(): number;
 }
@@ -92,6 +93,8 @@ export function isPrivateAddress(address: string): boolean {
 // Negative answers are cached less long: a domain being fixed should not wait an hour.
 const negativeCacheSeconds = 300;
 const temporaryFailureCacheSeconds = 10;
+/** Addresses kept per host name: a hostile zone can answer with hundreds, and only a few are ever tried. */
+const maxAddressesKept = 16;
 /** Below this many entries a cache is never swept. */
 const minSweepSize = 1_024;
 
@@ -199,31 +202,37 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
     return route ? { ...host, route } : host;
   }
 
+  /**
+   * Every address of a host, IPv4 first then IPv6, each family in DNS order (RFC 5321 §5.1: a
+   * multihomed host's other addresses are tried when one cannot be reached). Both families are
+   * asked at once; an answer from one is enough, the other's temporary failure only shortens the
+   * time it is cached.
+   */
   async function lookupAddress(host: string): Promise<{ value: AddressResolution; ttlSeconds: number }> {
-    for (const family of ['4', '6'] as const) {
-      try {
-        const records =
-          family === '4' ? await dns.resolve4(host, { ttl: true }) : await dns.resolve6(host, { ttl: true });
-        const first = records[0];
-        if (first) return { value: { kind: 'address', address: first.address }, ttlSeconds: Math.max(first.ttl, 1) };
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOTFOUND')
-          return {
-            value: failure('no_address', `${host} does not exist (NXDOMAIN)`, '4.4.4'),
-            ttlSeconds: negativeCacheSeconds,
-          };
-        if (code !== 'ENODATA')
-          return {
-            value: failure(
-              'dns_temporary',
-              `address lookup for ${host} failed: ${code ?? (error as Error).message}`,
-              '4.4.3',
-            ),
-            ttlSeconds: temporaryFailureCacheSeconds,
-          };
-      }
+    const [v4, v6] = await Promise.all([
+      addressesOf(() => dns.resolve4(host, { ttl: true })),
+      addressesOf(() => dns.resolve6(host, { ttl: true })),
+    ]);
+    const records = [...(v4.kind === 'records' ? v4.records : []), ...(v6.kind === 'records' ? v6.records : [])];
+    const temporary = [v4, v6].find(
+      (answer) => answer.kind === 'error' && answer.code !== 'ENODATA' && answer.code !== 'ENOTFOUND',
+    );
+    if (records.length > 0) {
+      let ttlSeconds = Math.max(Math.min(...records.map((record) => record.ttl)), 1);
+      if (temporary) ttlSeconds = Math.min(ttlSeconds, temporaryFailureCacheSeconds);
+      const addresses = [...new Set(records.map((record) => record.address))].slice(0, maxAddressesKept);
+      return { value: { kind: 'addresses', addresses }, ttlSeconds };
     }
+    if ([v4, v6].some((answer) => answer.kind === 'error' && answer.code === 'ENOTFOUND'))
+      return {
+        value: failure('no_address', `${host} does not exist (NXDOMAIN)`, '4.4.4'),
+        ttlSeconds: negativeCacheSeconds,
+      };
+    if (temporary?.kind === 'error')
+      return {
+        value: failure('dns_temporary', `address lookup for ${host} failed: ${temporary.code}`, '4.4.3'),
+        ttlSeconds: temporaryFailureCacheSeconds,
+      };
     return {
       value: failure('no_address', `${host} has no A or AAAA record`, '4.4.4'),
       ttlSeconds: negativeCacheSeconds,
@@ -242,13 +251,14 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       );
     },
     cachedNames: () => domainCache.size + addressCache.size,
-    async resolveAddress(host) {
+    async resolveAddresses(host) {
       const resolution = await cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
-      if (resolution.kind === 'failure' || options.allowPrivateAddresses || !isPrivateAddress(resolution.address))
-        return resolution;
+      if (resolution.kind === 'failure' || options.allowPrivateAddresses) return resolution;
+      const addresses = resolution.addresses.filter((address) => !isPrivateAddress(address));
+      if (addresses.length > 0) return { kind: 'addresses', addresses };
       return failure(
         'no_address',
-        `${host} resolves to ${resolution.address}, a loopback, private or link-local address: not tried (mta.allowPrivateMxAddresses)`,
+        `${host} resolves to ${resolution.addresses.join(', ')}, loopback, private or link-local addresses: not tried (mta.allowPrivateMxAddresses)`,
         '4.4.4',
       );
     },
@@ -274,6 +284,16 @@ export function shuffleEqualPreferences(hosts: readonly MxHost[], random: () => 
     start = end;
   }
   return ordered;
+}
+
+type AddressAnswer = { kind: 'records'; records: { address: string; ttl: number }[] } | { kind: 'error'; code: string };
+
+async function addressesOf(query: () => Promise<{ address: string; ttl: number }[]>): Promise<AddressAnswer> {
+  try {
+    return { kind: 'records', records: await query() };
+  } catch (error) {
+    return { kind: 'error', code: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+  }
 }
 
 function failure(

@@ -49,6 +49,8 @@ export interface MtaOptions {
   classify?: ClassifyReply;
   /** DNS client; defaults to node's resolver on config.resolverServers. */
   dns?: DnsClient;
+  /** The port MX hosts found in DNS are reached on; default 25 (tests point it at a sink on loopback). */
+  mxPort?: number;
   /** Connection limits per MX host; defaults to the global config caps. */
   connectionPolicy?: ConnectionPolicy;
   /** Parsed DKIM keys by From domain; defaults to loading config.dkim (throws DKIM_KEY_INVALID). */
@@ -153,6 +155,7 @@ function createParts(
         },
       }),
     shaping,
+    ...(options.mxPort !== undefined && { mxPort: options.mxPort }),
     sources: shaping ? createSourceSelector(shaping.sources) : undefined,
     contentCache: createContentCache(store, options.decorator ?? null),
     timings: options.timings,

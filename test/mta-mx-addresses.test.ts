@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { configSchema } from '../src/config/schema.ts';
+import { createMtaStore } from '../src/mta/queue-store.ts';
+import { createMta } from '../src/mta/queue-runner.ts';
+import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { startDnsServer, type DnsServer } from '../src/sim/dns-server.ts';
+import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
+import { describeEachDialect } from './support/databases.ts';
+
+// RFC 5321 §5.1: an MX host name may resolve to several addresses (A and AAAA); when one cannot be
+// reached the client tries the host's others before the next MX host. Only the first was tried: a
+// host whose first address was down deferred every message although its second one listened.
+
+let sink: SmtpSink;
+let dns: DnsServer;
+beforeAll(async () => {
+  sink = await startSmtpSink({ hostname: 'mx.multi.test', tls: false });
+  dns = await startDnsServer({
+    records: {
+      // 127.0.0.2 has nothing listening on the sink's port: refused.
+      'multi.test': { mx: [{ exchange: 'mx.multi.test', priority: 10 }] },
+      'mx.multi.test': { a: ['127.0.0.2', sink.host] },
+    },
+  });
+});
+afterAll(async () => {
+  await sink.close();
+  await dns.close();
+});
+
+describeEachDialect('an MX host with several addresses', (context) => {
+  it('is reached on its second address when its first refuses the connection, within the host’s connection cap', async () => {
+    const { db } = context.store();
+    const clock = manualClock(Date.UTC(2026, 2, 1));
+    const emails = Array.from({ length: 20 }, (_, i) => `r${i}.${context.dialect}@multi.test`);
+    const before = sink.stats();
+    const { deliveryId } = await seedDelivery(db, {
+      now: clock.now(),
+      recipients: emails.map((email) => ({ email, data: { first_name: 'Pat' } })),
+    });
+    const config = configSchema.parse({
+      mta: {
+        resolverServers: [dns.address],
+        allowPrivateMxAddresses: true,
+        pollIntervalMs: 20,
+        connectTimeoutMs: 2_000,
+        maxConnectionsPerMx: 2,
+        maxMessagesPerConnection: 3,
+      },
+    }).mta;
+    const mta = createMta({
+      store: createMtaStore(context.store()),
+      nodeId: `multi-${context.dialect}`,
+      config,
+      clock,
+      mxPort: sink.port,
+    });
+    await mta.start();
+    try {
+      await mta.drain();
+    } finally {
+      await mta.stop();
+    }
+    const logs = await db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).execute();
+    expect(logs).toHaveLength(emails.length);
+    for (const log of logs)
+      expect(log).toMatchObject({ status: 'sent', mx_host: 'mx.multi.test', last_reply_code: 250 });
+    for (const email of emails) expect(sink.acceptedCount(email)).toBe(1);
+    // The cap is the MX host's: the failed address's connections and the working one's together.
+    expect(sink.stats().maxConcurrentSessions).toBeLessThanOrEqual(2);
+    expect(sink.stats().connections - before.connections).toBeGreaterThanOrEqual(7);
+  });
+});
