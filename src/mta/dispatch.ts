@@ -139,7 +139,8 @@ class MessageDispatcher implements Dispatcher {
           for (const job of jobs) options.finish(heldOutcome(this.#attempt(job.log, job.delivery.validUntil), retryAt));
         },
         onUnreachable: (jobs, reply, key) => {
-          if (key.localAddress) sources?.markUnreachable(key.localAddress, key.mxHost, clock.now());
+          if (key.localAddress && !refusesClient(reply))
+            sources?.markUnreachable(key.localAddress, key.mxHost, clock.now());
           for (const job of jobs) this.#retryElsewhere(job, reply, key);
         },
         onBuildError: (job, error) => {
@@ -188,10 +189,12 @@ class MessageDispatcher implements Dispatcher {
     else this.#fail(job.log, job.delivery.validUntil, key.mxHost, result.reply);
   }
 
-  /** No connection to the path: another source address, then the next MX host, before failing. */
+  /** No connection to the path: another source address (when the MX was not reached), then the
+   *  next MX host, before failing. */
   #retryElsewhere(job: MessageJob, reply: SmtpReply, key: PoolKey): void {
     // Affinity: another address of the pool may reach this MX (weights re-normalize without this one).
-    if (key.localAddress && this.#rechooseSource(job, key.localAddress)) return this.#enqueue(job);
+    if (key.localAddress && !refusesClient(reply) && this.#rechooseSource(job, key.localAddress))
+      return this.#enqueue(job);
     // RFC 5321 §5.1: try the next MX host before giving up on this attempt.
     if (job.hostIndex + 1 < job.hosts.length) {
       job.hostIndex++;
@@ -364,6 +367,17 @@ class MessageDispatcher implements Dispatcher {
     }
     return problem;
   }
+}
+
+/**
+ * The MX host answered and refused this client (a 554 greeting, RFC 5321 §3.1: typically its IP
+ * on a blocklist; a 421 from a busy or rate-limiting host): the message keeps its source address.
+ * Sending it again from another address of the affinity is snowshoeing, which gets the whole pool
+ * listed. The next MX host is still tried from the same address, as the block may be that host's
+ * own, and with none left the reply is the attempt's, qualified like any other (`blocked`: soft).
+ */
+function refusesClient(reply: SmtpReply): boolean {
+  return reply.code !== null;
 }
 
 function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {

@@ -38,6 +38,12 @@ export type StallPoint = 'before-greeting' | 'after-data';
 export interface SinkBehaviour {
   /** Replaces the 220 greeting, e.g. `{ code: 421, enhanced: '4.3.2', text: 'Service not available', close: true }`. */
   greeting?: SmtpReply;
+  /**
+   * Replaces the greeting for clients connecting from these addresses: a host refusing a sending
+   * IP on its reputation (`554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using
+   * zen.spamhaus.org`). RFC 5321 §3.1: the server then waits for QUIT.
+   */
+  greetingByClient?: Record<string, SmtpReply>;
   /** Checked in order; the first matching prefix decides. Recipients matching nothing are accepted. */
   rcptRules?: RcptRule[];
   /** Custom decision, consulted before `rcptRules`; return undefined to fall through to them. */

@@ -3,6 +3,8 @@
 export interface SinkStats {
   /** TCP connections accepted since start. */
   connections: number;
+  /** Connections by the client's (source) address, e.g. { '127.0.0.2': 3 }. */
+  connectionsByClient: Record<string, number>;
   /** Connections currently open. */
   openSessions: number;
   maxConcurrentSessions: number;
@@ -29,6 +31,7 @@ export interface SinkStats {
 export function emptySinkStats(): SinkStats {
   return {
     connections: 0,
+    connectionsByClient: {},
     openSessions: 0,
     maxConcurrentSessions: 0,
     messagesAccepted: 0,
@@ -46,6 +49,7 @@ export function emptySinkStats(): SinkStats {
 export function copySinkStats(stats: SinkStats): SinkStats {
   return {
     ...stats,
+    connectionsByClient: { ...stats.connectionsByClient },
     rcptRepliesByCode: { ...stats.rcptRepliesByCode },
     messagesPerConnection: { ...stats.messagesPerConnection },
   };
@@ -56,6 +60,7 @@ export function sumSinkStats(all: Iterable<SinkStats>): SinkStats {
   const total = emptySinkStats();
   for (const stats of all) {
     total.connections += stats.connections;
+    addCounts(total.connectionsByClient, stats.connectionsByClient);
     total.openSessions += stats.openSessions;
     total.maxConcurrentSessions = Math.max(total.maxConcurrentSessions, stats.maxConcurrentSessions);
     total.messagesAccepted += stats.messagesAccepted;

@@ -81,7 +81,10 @@ export class SinkSession {
       this.mode = 'stalled';
       return;
     }
-    const greeting = behaviour.greeting ?? { code: 220, text: `${this.context.hostname} ESMTP Herald simulator` };
+    const client = this.socket.remoteAddress ?? '';
+    increment(this.context.stats.connectionsByClient, client);
+    const greeting = behaviour.greetingByClient?.[client] ??
+      behaviour.greeting ?? { code: 220, text: `${this.context.hostname} ESMTP Herald simulator` };
     this.reply(greeting);
     this.flush();
   }
