@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { configSchema } from '../src/config/schema.ts';
@@ -7,6 +10,7 @@ import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startDnsServer, type DnsServer } from '../src/sim/dns-server.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { createShapedMta } from './support/shaped-mta.ts';
 
 // RFC 5321 §5.1: an MX host name may resolve to several addresses (A and AAAA); when one cannot be
 // reached the client tries the host's others before the next MX host. Only the first was tried: a
@@ -70,5 +74,48 @@ describeEachDialect('an MX host with several addresses', (context) => {
     // The cap is the MX host's: the failed address's connections and the working one's together.
     expect(sink.stats().maxConcurrentSessions).toBeLessThanOrEqual(2);
     expect(sink.stats().connections - before.connections).toBeGreaterThanOrEqual(7);
+  });
+
+  it('under MX rules: the second address takes the lease the refused one released, within maxConnections', async () => {
+    const rules = join(mkdtempSync(join(tmpdir(), 'herald-rules-')), 'rules.yaml');
+    writeFileSync(
+      rules,
+      'rules:\n  - name: generic\n    mask: "*"\n    maxConnections: 2\n    maxMessagesPerHour: 100000000\n    maxMessagesPerConnection: 3\n',
+    );
+    const emails = Array.from({ length: 20 }, (_, i) => `s${i}.${context.dialect}@multi.test`);
+    const before = sink.stats();
+    const { deliveryId } = await seedDelivery(context.store().db, {
+      now: Date.now(),
+      recipients: emails.map((email) => ({ email, data: { first_name: 'Pat' } })),
+    });
+    const { mta, shaping } = createShapedMta(context, {
+      mta: configSchema.parse({
+        mta: {
+          resolverServers: [dns.address],
+          allowPrivateMxAddresses: true,
+          pollIntervalMs: 20,
+          connectTimeoutMs: 2_000,
+        },
+      }).mta,
+      shaping: { rulesFiles: [rules] },
+      nodeId: `multi-shaped-${context.dialect}`,
+      mxPort: sink.port,
+    });
+    await mta.start();
+    try {
+      await mta.drain();
+    } finally {
+      await mta.stop();
+      await shaping.stop();
+    }
+    const logs = await context
+      .store()
+      .db.selectFrom('delivery_logs')
+      .selectAll()
+      .where('delivery_id', '=', deliveryId)
+      .execute();
+    for (const log of logs) expect(log).toMatchObject({ status: 'sent', mx_host: 'mx.multi.test' });
+    expect(sink.stats().messagesAccepted - before.messagesAccepted).toBe(emails.length);
+    expect(sink.stats().maxConcurrentSessions).toBeLessThanOrEqual(2);
   });
 });

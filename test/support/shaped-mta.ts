@@ -9,7 +9,14 @@ import type { DialectContext } from './databases.ts';
 /** One MTA with MX rules on the test's database, as `herald start` composes it (no DKIM, no tracking). */
 export function createShapedMta(
   context: DialectContext,
-  options: { mta: MtaConfig; shaping: Record<string, unknown>; nodeId: string; classify?: ClassifyReply | undefined },
+  options: {
+    mta: MtaConfig;
+    shaping: Record<string, unknown>;
+    nodeId: string;
+    classify?: ClassifyReply | undefined;
+    /** The port MX hosts found in DNS are reached on (MtaOptions.mxPort). */
+    mxPort?: number;
+  },
 ) {
   const parts = createMtaShaping({
     config: configSchema.parse({ shaping: options.shaping }).shaping,
@@ -26,6 +33,7 @@ export function createShapedMta(
     logger: silentLogger,
     shaping: parts.mta,
     ...(options.classify && { classify: options.classify }),
+    ...(options.mxPort !== undefined && { mxPort: options.mxPort }),
   });
   return { mta, shaping: parts.runtime };
 }
