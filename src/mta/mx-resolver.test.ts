@@ -226,6 +226,38 @@ describe('MX resolver and multihomed hosts', () => {
   });
 });
 
+describe('MX resolver and MX hosts written as IP addresses', () => {
+  // `literal.test. MX 10 192.0.2.9.`: asked of DNS as a name, NXDOMAIN, and the domain's messages
+  // were deferred until they expired.
+  it('connects to the address itself, bracketed or not, and still refuses a private one', async () => {
+    const dns = await startDnsServer({
+      records: { 'literal.test': { mx: [{ exchange: '192.0.2.9', priority: 10 }] } },
+    });
+    try {
+      const resolver = createMxResolver({
+        dns: createDnsClient([dns.address]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+      });
+      const domain = await resolver.resolveDomain('literal.test');
+      expect(domain.kind === 'hosts' && domain.hosts.map((host) => host.name)).toEqual(['192.0.2.9']);
+      expect(await resolver.resolveAddresses('192.0.2.9')).toEqual({ kind: 'addresses', addresses: ['192.0.2.9'] });
+      expect(await resolver.resolveAddresses('[192.0.2.9]')).toEqual({ kind: 'addresses', addresses: ['192.0.2.9'] });
+      expect(await resolver.resolveAddresses('[IPv6:2001:db8::9]')).toEqual({
+        kind: 'addresses',
+        addresses: ['2001:db8::9'],
+      });
+      expect(await resolver.resolveAddresses('127.0.0.1')).toMatchObject({
+        kind: 'failure',
+        reply: { local: 'no_address', text: expect.stringContaining('private') },
+      });
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
 describe('MX resolver and a burst of domains', () => {
   // One claimed batch to many domains sent every query at once: the resolver dropped most of them
   // (14,500 of 20,000 timed out against a local server) and their messages were deferred.

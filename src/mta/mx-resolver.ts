@@ -1,5 +1,5 @@
 import { Resolver } from 'node:dns/promises';
-import { BlockList, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv6 } from 'node:net';
 import type { Clock } from '../common/clock.ts';
 import type { RouteTable, RouteTarget } from './routes.ts';
 import { localFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
@@ -252,7 +252,10 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
     },
     cachedNames: () => domainCache.size + addressCache.size,
     async resolveAddresses(host) {
-      const resolution = await cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
+      const literal = addressLiteral(host);
+      const resolution: AddressResolution = literal
+        ? { kind: 'addresses', addresses: [literal] }
+        : await cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
       if (resolution.kind === 'failure' || options.allowPrivateAddresses) return resolution;
       const addresses = resolution.addresses.filter((address) => !isPrivateAddress(address));
       if (addresses.length > 0) return { kind: 'addresses', addresses };
@@ -284,6 +287,17 @@ export function shuffleEqualPreferences(hosts: readonly MxHost[], random: () => 
     start = end;
   }
   return ordered;
+}
+
+/**
+ * An MX host written as an IP address (`10 192.0.2.1.`, or bracketed) is not a name (RFC 1035
+ * §3.3.9 wants one), but thousands of domains publish one and sendmail delivers to it: asked of
+ * DNS as a name it was NXDOMAIN, and every message to the domain was deferred until it expired.
+ * The private-address rule applies to it as to any address.
+ */
+function addressLiteral(host: string): string | undefined {
+  const bare = host.replace(/^\[(?:ipv6:)?(.*)\]$/i, '$1').replace(/\.$/, '');
+  return isIP(bare) ? bare : undefined;
 }
 
 type AddressAnswer = { kind: 'records'; records: { address: string; ttl: number }[] } | { kind: 'error'; code: string };
