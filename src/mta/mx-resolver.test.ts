@@ -258,6 +258,40 @@ describe('MX resolver and MX hosts written as IP addresses', () => {
   });
 });
 
+describe('MX resolver and a host listed twice', () => {
+  // `10 mx.dup.test` and `20 MX.dup.test.`: the host was tried twice in one attempt (two connect
+  // timeouts when it is down) and took a place of maxHosts from another host.
+  it('keeps each host once, at its best preference', async () => {
+    const dns = await startDnsServer({
+      records: {
+        'dup.test': {
+          mx: [
+            { exchange: 'MX.dup.test', priority: 20 },
+            { exchange: 'mx.dup.test', priority: 10 },
+            { exchange: 'backup.dup.test', priority: 30 },
+          ],
+        },
+      },
+    });
+    try {
+      const resolver = createMxResolver({
+        dns: createDnsClient([dns.address]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+        maxHosts: 2,
+      });
+      const resolution = await resolver.resolveDomain('dup.test');
+      expect(resolution.kind === 'hosts' && resolution.hosts.map((host) => [host.name, host.preference])).toEqual([
+        ['mx.dup.test', 10],
+        ['backup.dup.test', 30],
+      ]);
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
 describe('MX resolver and a burst of domains', () => {
   // One claimed batch to many domains sent every query at once: the resolver dropped most of them
   // (14,500 of 20,000 timed out against a local server) and their messages were deferred.

@@ -173,11 +173,14 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
     usable.sort((a, b) => a.priority - b.priority);
     // Each host tried costs up to a connect timeout: an attacker's domain listing 500 silent MX
     // hosts held every message of the attempt (and its room in the MTA's queue) for 500 of them.
-    const hosts = usable
-      .slice(0, options.maxHosts ?? 5)
-      .map((record) =>
-        withRoute({ name: record.exchange.toLowerCase().replace(/\.$/, ''), preference: record.priority }),
-      );
+    // A host listed twice (at two preferences, or in two spellings) is tried once, at its best
+    // preference: a second try of a host that just failed only cost another connect timeout.
+    const byName = new Map<string, MxHost>();
+    for (const record of usable) {
+      const name = record.exchange.toLowerCase().replace(/\.$/, '');
+      if (!byName.has(name)) byName.set(name, { name, preference: record.priority });
+    }
+    const hosts = [...byName.values()].slice(0, options.maxHosts ?? 5).map(withRoute);
     return { value: { kind: 'hosts', hosts }, ttlSeconds: options.maxCacheSeconds };
   }
 
