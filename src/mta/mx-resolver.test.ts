@@ -258,6 +258,43 @@ describe('MX resolver and MX hosts written as IP addresses', () => {
   });
 });
 
+describe('MX hosts of equal preference beyond maxHosts', () => {
+  // Eight hosts at one preference and maxHosts 5: the list was cut in DNS order before the draw, so
+  // three of them never received a message from this MTA.
+  it('are all drawn from, maxHosts at a time, after the more preferred', async () => {
+    const equal = Array.from({ length: 8 }, (_, i) => ({ exchange: `mx${i}.wide.test`, priority: 10 }));
+    const dns = await startDnsServer({
+      records: { 'wide.test': { mx: [...equal, { exchange: 'first.wide.test', priority: 5 }] } },
+    });
+    try {
+      let seed = 1;
+      const resolver = createMxResolver({
+        dns: createDnsClient([dns.address]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+        maxHosts: 3,
+        // A fixed pseudo-random sequence (Park–Miller): the test does not depend on luck.
+        random: () => {
+          seed = (seed * 16_807) % 2_147_483_647;
+          return seed / 2_147_483_647;
+        },
+      });
+      const seen = new Set<string>();
+      for (let i = 0; i < 50; i++) {
+        const resolution = await resolver.resolveDomain('wide.test');
+        if (resolution.kind !== 'hosts') throw new Error('no hosts');
+        expect(resolution.hosts).toHaveLength(3);
+        expect(resolution.hosts[0]!.name).toBe('first.wide.test');
+        for (const host of resolution.hosts.slice(1)) seen.add(host.name);
+      }
+      expect([...seen].sort()).toEqual(equal.map((host) => host.exchange).sort());
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
 describe('MX resolver and a host listed twice', () => {
   // `10 mx.dup.test` and `20 MX.dup.test.`: the host was tried twice in one attempt (two connect
   // timeouts when it is down) and took a place of maxHosts from another host.

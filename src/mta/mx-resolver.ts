@@ -95,6 +95,8 @@ const negativeCacheSeconds = 300;
 const temporaryFailureCacheSeconds = 10;
 /** Addresses kept per host name: a hostile zone can answer with hundreds, and only a few are ever tried. */
 const maxAddressesKept = 16;
+/** MX hosts kept per domain whatever maxHosts: a hostile zone can list thousands at one preference. */
+const maxHostsKept = 64;
 /** Below this many entries a cache is never swept. */
 const minSweepSize = 1_024;
 
@@ -106,6 +108,7 @@ interface CacheEntry<T> {
 export function createMxResolver(options: MxResolverOptions): MxResolver {
   const { routes, clock } = options;
   const random = options.random ?? Math.random;
+  const maxHosts = options.maxHosts ?? 5;
   const dns = limitedDns(options.dns, options.maxConcurrentLookups ?? 64);
   const domainCache = new Map<string, CacheEntry<MxResolution>>();
   const addressCache = new Map<string, CacheEntry<AddressResolution>>();
@@ -180,7 +183,7 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       const name = record.exchange.toLowerCase().replace(/\.$/, '');
       if (!byName.has(name)) byName.set(name, { name, preference: record.priority });
     }
-    const hosts = [...byName.values()].slice(0, options.maxHosts ?? 5).map(withRoute);
+    const hosts = withinLimit([...byName.values()], maxHosts).map(withRoute);
     return { value: { kind: 'hosts', hosts }, ttlSeconds: options.maxCacheSeconds };
   }
 
@@ -249,7 +252,7 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       if (route) return Promise.resolve({ kind: 'hosts', hosts: [{ name, preference: 0, route }] });
       return cached(domainCache, name, () => lookupDomain(name)).then((resolution) =>
         resolution.kind === 'hosts'
-          ? { kind: 'hosts', hosts: shuffleEqualPreferences(resolution.hosts, random) }
+          ? { kind: 'hosts', hosts: shuffleEqualPreferences(resolution.hosts, random).slice(0, maxHosts) }
           : resolution,
       );
     },
@@ -269,6 +272,22 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       );
     },
   };
+}
+
+/**
+ * The hosts (sorted by preference) that can be among the `max` tried: the preference group that
+ * crosses the limit is kept whole, since the hosts tried are drawn from it at each resolution
+ * (six hosts at one preference and maxHosts 5: the sixth in DNS order never got a message), at
+ * most maxHostsKept in all.
+ */
+function withinLimit(hosts: readonly MxHost[], max: number): MxHost[] {
+  const kept: MxHost[] = [];
+  for (const host of hosts) {
+    if (kept.length >= maxHostsKept) break;
+    if (kept.length >= max && host.preference !== kept[kept.length - 1]!.preference) break;
+    kept.push(host);
+  }
+  return kept;
 }
 
 /**
