@@ -118,4 +118,36 @@ describeEachDialect('an MX host with several addresses', (context) => {
     expect(sink.stats().messagesAccepted - before.messagesAccepted).toBe(emails.length);
     expect(sink.stats().maxConcurrentSessions).toBeLessThanOrEqual(2);
   });
+
+  it('delivers to a recipient’s address literal (pat@[127.0.0.1]) at that address, with no MX lookup', async () => {
+    const { db } = context.store();
+    const clock = manualClock(Date.UTC(2026, 2, 1));
+    const email = `literal.${context.dialect}@[${sink.host}]`;
+    const { deliveryId } = await seedDelivery(db, {
+      now: clock.now(),
+      recipients: [{ email, data: { first_name: 'Pat' } }],
+    });
+    const mta = createMta({
+      store: createMtaStore(context.store()),
+      nodeId: `literal-${context.dialect}`,
+      config: configSchema.parse({
+        mta: { resolverServers: [dns.address], allowPrivateMxAddresses: true, pollIntervalMs: 20 },
+      }).mta,
+      clock,
+      mxPort: sink.port,
+    });
+    await mta.start();
+    try {
+      await mta.drain();
+    } finally {
+      await mta.stop();
+    }
+    const log = await db
+      .selectFrom('delivery_logs')
+      .selectAll()
+      .where('delivery_id', '=', deliveryId)
+      .executeTakeFirst();
+    expect(log).toMatchObject({ status: 'sent', mx_host: sink.host });
+    expect(sink.acceptedCount(email)).toBe(1);
+  });
 });

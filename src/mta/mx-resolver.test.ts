@@ -229,7 +229,7 @@ describe('MX resolver and multihomed hosts', () => {
 describe('MX resolver and MX hosts written as IP addresses', () => {
   // `literal.test. MX 10 192.0.2.9.`: asked of DNS as a name, NXDOMAIN, and the domain's messages
   // were deferred until they expired.
-  it('connects to the address itself, bracketed or not, and still refuses a private one', async () => {
+  it('connects to the address itself, bracketed or not, and still refuses a private one; so for an address literal', async () => {
     const dns = await startDnsServer({
       records: { 'literal.test': { mx: [{ exchange: '192.0.2.9', priority: 10 }] } },
     });
@@ -248,6 +248,16 @@ describe('MX resolver and MX hosts written as IP addresses', () => {
         kind: 'addresses',
         addresses: ['2001:db8::9'],
       });
+      // A recipient's address literal (pat@[192.0.2.9]) is its own host, with no MX lookup.
+      for (const [domain, host] of [
+        ['[192.0.2.9]', '192.0.2.9'],
+        ['[IPv6:2001:DB8::9]', '2001:db8::9'],
+      ]) {
+        const literal = await resolver.resolveDomain(domain!);
+        expect(literal.kind === 'hosts' && literal.hosts.map((entry) => [entry.name, entry.preference])).toEqual([
+          [host, 0],
+        ]);
+      }
       expect(await resolver.resolveAddresses('127.0.0.1')).toMatchObject({
         kind: 'failure',
         reply: { local: 'no_address', text: expect.stringContaining('private') },

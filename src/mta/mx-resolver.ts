@@ -250,6 +250,11 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       const name = domain.toLowerCase();
       const route = routes.forDomain(name);
       if (route) return Promise.resolve({ kind: 'hosts', hosts: [{ name, preference: 0, route }] });
+      // RFC 5321 §4.1.3, §5.1: an address literal (`pat@[192.0.2.1]`) names the host to connect
+      // to, with no MX lookup; asked of DNS it failed as EBADNAME, a temporary error, retried until
+      // the message expired.
+      const literal = addressLiteral(name);
+      if (literal) return Promise.resolve({ kind: 'hosts', hosts: [withRoute({ name: literal, preference: 0 })] });
       return cached(domainCache, name, () => lookupDomain(name)).then((resolution) =>
         resolution.kind === 'hosts'
           ? { kind: 'hosts', hosts: shuffleEqualPreferences(resolution.hosts, random).slice(0, maxHosts) }
@@ -312,7 +317,7 @@ export function shuffleEqualPreferences(hosts: readonly MxHost[], random: () => 
 }
 
 /**
- * An MX host written as an IP address (`10 192.0.2.1.`, or bracketed) is not a name (RFC 1035
+ * The address of a domain literal, or of an MX host written as an IP address (`10 192.0.2.1.`, or bracketed) is not a name (RFC 1035
  * §3.3.9 wants one), but thousands of domains publish one and sendmail delivers to it: asked of
  * DNS as a name it was NXDOMAIN, and every message to the domain was deferred until it expired.
  * The private-address rule applies to it as to any address.
