@@ -21,6 +21,10 @@ beforeAll(async () => {
       'v6.test': { aaaa: ['2001:db8::ff:1'] },
       'nullmx.test': { mx: [{ exchange: '.', priority: 0 }] },
       'Mixed.Case.TEST.': { a: ['127.0.0.2'] },
+      // 300 MX records: about 6 KB, truncated over UDP, whole over TCP.
+      'crowded.test': {
+        mx: Array.from({ length: 300 }, (_, i) => ({ exchange: `mx${i}.crowded.test`, priority: i })),
+      },
     },
   });
   resolver = new dns.Resolver({ timeout: 1000, tries: 1 });
@@ -95,5 +99,13 @@ describe('simulator DNS server through node:dns Resolver', () => {
     await expect(startDnsServer({ records: { 'x.test': { a: ['not-an-ip'] } } })).rejects.toMatchObject({
       code: 'INPUT_INVALID',
     });
+  });
+});
+
+describe('simulator DNS server and answers over 512 bytes', () => {
+  it('flags them truncated over UDP and gives them whole over TCP, where the resolver asks again', async () => {
+    const records = await resolver.resolveMx('crowded.test');
+    expect(records).toHaveLength(300);
+    expect(records.find((record) => record.priority === 299)?.exchange).toBe('mx299.crowded.test');
   });
 });

@@ -305,6 +305,35 @@ describe('MX hosts of equal preference beyond maxHosts', () => {
   });
 });
 
+describe('MX resolver and a domain listing hundreds of MX hosts and addresses', () => {
+  // Answers over 512 bytes come over TCP (the simulator serves both).
+  it('keeps the maxHosts most preferred hosts and 16 addresses of a host', async () => {
+    const addresses = Array.from({ length: 200 }, (_, i) => `192.0.${2 + Math.floor(i / 100)}.${(i % 100) + 1}`);
+    const dns = await startDnsServer({
+      records: {
+        'hundreds.test': {
+          mx: Array.from({ length: 400 }, (_, i) => ({ exchange: `mx${i}.hundreds.test`, priority: 400 - i })),
+        },
+        'mx399.hundreds.test': { a: addresses },
+      },
+    });
+    try {
+      const resolver = createMxResolver({
+        dns: createDnsClient([dns.address]),
+        routes: compileRoutes([]),
+        clock: manualClock(),
+        maxCacheSeconds: 60,
+      });
+      const resolution = await resolver.resolveDomain('hundreds.test');
+      expect(resolution.kind === 'hosts' && resolution.hosts.map((host) => host.preference)).toEqual([1, 2, 3, 4, 5]);
+      const first = await resolver.resolveAddresses('mx399.hundreds.test');
+      expect(first.kind === 'addresses' && first.addresses).toEqual(addresses.slice(0, 16));
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
 describe('MX resolver and a host listed twice', () => {
   // `10 mx.dup.test` and `20 MX.dup.test.`: the host was tried twice in one attempt (two connect
   // timeouts when it is down) and took a place of maxHosts from another host.

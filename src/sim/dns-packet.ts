@@ -7,6 +7,7 @@ export const responseCodes = { noError: 0, formatError: 1, serverFailure: 2, nam
 
 const headerBytes = 12;
 const maxUdpBytes = 512;
+export const maxTcpBytes = 65_535;
 
 export interface DnsQuestion {
   id: number;
@@ -83,10 +84,13 @@ export interface DnsAnswer {
   data: Buffer;
 }
 
+/** `maxBytes`: 512 over UDP (RFC 1035 §4.2.1: a bigger answer is cut and flagged TC, the client
+ *  asks again over TCP), 65,535 over TCP (§4.2.2). */
 export function buildResponse(
   request: { id: number; recursionDesired?: boolean; raw?: Buffer },
   code: number,
   answers: DnsAnswer[] = [],
+  maxBytes = maxUdpBytes,
 ): Buffer {
   const question = request.raw ?? Buffer.alloc(0);
   const records = answers.map((answer) => {
@@ -98,10 +102,10 @@ export function buildResponse(
     fixed.writeUInt16BE(answer.data.length, 10);
     return Buffer.concat([fixed, answer.data]);
   });
-  const truncated = records.reduce((sum, record) => sum + record.length, headerBytes + question.length) > maxUdpBytes;
+  const truncated = records.reduce((sum, record) => sum + record.length, headerBytes + question.length) > maxBytes;
   const header = Buffer.alloc(headerBytes);
   header.writeUInt16BE(request.id, 0);
-  // QR=1, AA=1 (authoritative), TC when the answers do not fit in 512 bytes (RFC 1035 §4.2.1).
+  // QR=1, AA=1 (authoritative), TC when the answers do not fit (RFC 1035 §4.2.1).
   header.writeUInt16BE(0x8400 | (truncated ? 0x0200 : 0) | (request.recursionDesired ? 0x0100 : 0) | code, 2);
   header.writeUInt16BE(question.length > 0 ? 1 : 0, 4);
   header.writeUInt16BE(truncated ? 0 : records.length, 6);

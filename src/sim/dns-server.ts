@@ -1,11 +1,15 @@
 // A tiny authoritative DNS server over UDP for the simulated `.test` zone, so the MTA resolves MX
 // hosts through a real resolver (node's dns.promises.Resolver with setServers) instead of a stub.
+// It also listens over TCP on the same port: an answer over 512 bytes (a domain listing hundreds
+// of MX hosts) is truncated over UDP and the resolver asks again over TCP (RFC 1035 §4.2.2).
 import { createSocket, type RemoteInfo } from 'node:dgram';
+import { createServer, type Socket } from 'node:net';
 import { AppError } from '../common/errors.ts';
 import {
   aaaaData,
   aData,
   buildResponse,
+  maxTcpBytes,
   mxData,
   parseQuery,
   recordTypes,
@@ -57,24 +61,24 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   const socket = createSocket('udp4');
   const host = options.host ?? '127.0.0.1';
 
-  const respond = (packet: Buffer, peer: RemoteInfo) => {
+  const respond = (packet: Buffer, maxBytes?: number): Buffer | undefined => {
     const parsed = parseQuery(packet);
     if (parsed.kind === 'ignore') {
       stats.malformed += 1;
-      return;
+      return undefined;
     }
     stats.queries += 1;
-    let response: Buffer;
     if (parsed.kind === 'error') {
       stats.malformed += 1;
-      response = buildResponse({ id: parsed.id }, parsed.code);
-    } else {
-      response = answer(zone, parsed.question, stats);
+      return buildResponse({ id: parsed.id }, parsed.code);
     }
-    socket.send(response, peer.port, peer.address);
+    return answer(zone, parsed.question, stats, maxBytes);
   };
 
-  socket.on('message', respond);
+  socket.on('message', (packet: Buffer, peer: RemoteInfo) => {
+    const response = respond(packet);
+    if (response) socket.send(response, peer.port, peer.address);
+  });
   socket.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
@@ -84,18 +88,71 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     });
   });
   const port = socket.address().port;
+  let tcp: { close(): Promise<void> };
+  try {
+    tcp = await listenTcp(host, port, (packet) => respond(packet, maxTcpBytes));
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
   return {
     host,
     port,
     address: `${host}:${port}`,
     stats: () => ({ ...stats }),
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    close: async () => {
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      await tcp.close();
+    },
+  };
+}
+
+/** DNS over TCP on the UDP port: each message framed by a two-byte length (RFC 1035 §4.2.2). */
+async function listenTcp(
+  host: string,
+  port: number,
+  respond: (packet: Buffer) => Buffer | undefined,
+): Promise<{ close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((connection) => {
+    sockets.add(connection);
+    connection.on('close', () => sockets.delete(connection));
+    connection.on('error', () => connection.destroy());
+    connection.setTimeout(10_000, () => connection.destroy());
+    let pending = Buffer.alloc(0);
+    connection.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        const packet = pending.subarray(2, 2 + pending.readUInt16BE(0));
+        pending = pending.subarray(2 + packet.length);
+        const response = respond(packet);
+        if (!response) continue;
+        const length = Buffer.alloc(2);
+        length.writeUInt16BE(response.length, 0);
+        connection.write(Buffer.concat([length, response]));
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    // A resolver keeps its TCP connection open: closing the server alone would wait for it.
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const connection of sockets) connection.destroy();
+      }),
   };
 }
 
 type CompiledZone = Map<string, Map<number, DnsAnswer[]> | 'servfail'>;
 
-function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats): Buffer {
+function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats, maxBytes?: number): Buffer {
   const byType = zone.get(question.name);
   if (!byType) {
     stats.nxdomain += 1;
@@ -108,7 +165,7 @@ function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats
   stats.answered += 1;
   const inClass = question.class === classIn || question.class === classAny;
   // A known name without records of the asked type is NODATA: NOERROR with an empty answer.
-  return buildResponse(question, responseCodes.noError, inClass ? (byType.get(question.type) ?? []) : []);
+  return buildResponse(question, responseCodes.noError, inClass ? (byType.get(question.type) ?? []) : [], maxBytes);
 }
 
 function compileZone(records: Record<string, DnsRecords>, ttl: number): CompiledZone {
