@@ -17,19 +17,31 @@ import { createShapedMta } from './support/shaped-mta.ts';
 // host whose first address was down deferred every message although its second one listened.
 
 let sink: SmtpSink;
+let busy: SmtpSink;
 let dns: DnsServer;
 beforeAll(async () => {
   sink = await startSmtpSink({ hostname: 'mx.multi.test', tls: false });
+  // The same port on 127.0.0.3: a server too busy to take the session (421 at the greeting).
+  busy = await startSmtpSink({
+    hostname: 'mx.busy-first.test',
+    host: '127.0.0.3',
+    port: sink.port,
+    tls: false,
+    behaviour: { greeting: { code: 421, enhanced: '4.3.2', text: 'Service not available', close: true } },
+  });
   dns = await startDnsServer({
     records: {
       // 127.0.0.2 has nothing listening on the sink's port: refused.
       'multi.test': { mx: [{ exchange: 'mx.multi.test', priority: 10 }] },
       'mx.multi.test': { a: ['127.0.0.2', sink.host] },
+      'busy-first.test': { mx: [{ exchange: 'mx.busy-first.test', priority: 10 }] },
+      'mx.busy-first.test': { a: ['127.0.0.3', sink.host] },
     },
   });
 });
 afterAll(async () => {
   await sink.close();
+  await busy.close();
   await dns.close();
 });
 
@@ -148,6 +160,40 @@ describeEachDialect('an MX host with several addresses', (context) => {
       .where('delivery_id', '=', deliveryId)
       .executeTakeFirst();
     expect(log).toMatchObject({ status: 'sent', mx_host: sink.host });
+    expect(sink.acceptedCount(email)).toBe(1);
+  });
+
+  it('is reached on its second address when its first answers 421 at the greeting', async () => {
+    const { db } = context.store();
+    const clock = manualClock(Date.UTC(2026, 2, 1));
+    const email = `busy.${context.dialect}@busy-first.test`;
+    const busyBefore = busy.stats().connections;
+    const { deliveryId } = await seedDelivery(db, {
+      now: clock.now(),
+      recipients: [{ email, data: { first_name: 'Pat' } }],
+    });
+    const mta = createMta({
+      store: createMtaStore(context.store()),
+      nodeId: `busy-${context.dialect}`,
+      config: configSchema.parse({
+        mta: { resolverServers: [dns.address], allowPrivateMxAddresses: true, pollIntervalMs: 20 },
+      }).mta,
+      clock,
+      mxPort: sink.port,
+    });
+    await mta.start();
+    try {
+      await mta.drain();
+    } finally {
+      await mta.stop();
+    }
+    const log = await db
+      .selectFrom('delivery_logs')
+      .selectAll()
+      .where('delivery_id', '=', deliveryId)
+      .executeTakeFirst();
+    expect(log).toMatchObject({ status: 'sent', mx_host: 'mx.busy-first.test' });
+    expect(busy.stats().connections - busyBefore).toBe(1);
     expect(sink.acceptedCount(email)).toBe(1);
   });
 });
