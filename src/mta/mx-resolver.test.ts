@@ -368,6 +368,42 @@ describe('MX resolver and a host listed twice', () => {
   });
 });
 
+describe('MX resolver and a name server that never answers AAAA', () => {
+  it('caches the A answer for its TTL, so the AAAA timeout is not waited for at every connection', async () => {
+    const clock = manualClock();
+    const queries: string[] = [];
+    const resolver = createMxResolver({
+      dns: {
+        resolveMx: () => Promise.reject(dnsError('ENODATA')),
+        resolve4: async (name) => {
+          queries.push(`A ${name}`);
+          return [{ address: '192.0.2.1', ttl: 300 }];
+        },
+        resolve6: async (name) => {
+          queries.push(`AAAA ${name}`);
+          throw dnsError('ETIMEOUT');
+        },
+      },
+      routes: compileRoutes([]),
+      clock,
+      maxCacheSeconds: 3_600,
+    });
+    expect(await resolver.resolveAddresses('mx.broken-v6.test')).toEqual({
+      kind: 'addresses',
+      addresses: ['192.0.2.1'],
+    });
+    clock.advance(60_000);
+    expect(await resolver.resolveAddresses('mx.broken-v6.test')).toEqual({
+      kind: 'addresses',
+      addresses: ['192.0.2.1'],
+    });
+    expect(queries).toEqual(['A mx.broken-v6.test', 'AAAA mx.broken-v6.test']);
+    clock.advance(300_000);
+    await resolver.resolveAddresses('mx.broken-v6.test');
+    expect(queries).toHaveLength(4);
+  });
+});
+
 describe('MX resolver and a burst of domains', () => {
   // One claimed batch to many domains sent every query at once: the resolver dropped most of them
   // (14,500 of 20,000 timed out against a local server) and their messages were deferred.
