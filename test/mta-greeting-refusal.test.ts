@@ -37,6 +37,12 @@ beforeAll(async () => {
           mx: [{ exchange: 'mx.blocking.test', priority: 10 }],
         },
         {
+          name: 'closed.test',
+          weight: 1,
+          behaviour: 'plain 554 greeting',
+          mx: [{ exchange: 'mx.closed.test', priority: 10 }],
+        },
+        {
           name: 'two-mx.test',
           weight: 1,
           behaviour: 'first MX blocks 127.0.0.2',
@@ -50,6 +56,12 @@ beforeAll(async () => {
         { name: 'mx.blocking.test', kind: 'sink', behaviour: { greetingByClient: { '127.0.0.2': blocked } } },
         { name: 'mx1.two-mx.test', kind: 'sink', behaviour: { greetingByClient: { '127.0.0.2': blocked } } },
         { name: 'mx2.two-mx.test', kind: 'sink', behaviour: {} },
+        // RFC 5321 §4.2's own example of a greeting refusal: no status, no reason.
+        {
+          name: 'mx.closed.test',
+          kind: 'sink',
+          behaviour: { greeting: { code: 554, text: 'mx.closed.test ESMTP not accepting messages' } },
+        },
       ],
     },
   });
@@ -141,5 +153,53 @@ describeEachDialect('a 554 greeting refusing a source address', (context) => {
     expect(viaSecond.length).toBeGreaterThan(0);
     expect(connectionsFrom('mx2.two-mx.test', '127.0.0.2')).toBeGreaterThan(0);
     expect(connectionsFrom('mx2.two-mx.test', '127.0.0.3')).toBe(0);
+  });
+});
+
+describeEachDialect('a 554 greeting whatever its words', (context) => {
+  // Qualification was not told the reply came at the greeting: "554 mx.closed.test ESMTP not
+  // accepting messages" was `undefined`, so nothing told the operator the host refuses its IP.
+  it('is qualified as the host refusing the sending IP (blocked, soft)', async () => {
+    const classifiers = createClassifierSource({
+      siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'),
+      checkMs: 0,
+    });
+    const { mta } = createShapedMta(context, {
+      mta: configSchema.parse({
+        mta: {
+          heloName: 'mta.herald.test',
+          routes: simulator.routes,
+          resolverServers: [simulator.dnsServer],
+          retryDelaysSeconds: [600],
+          pollIntervalMs: 50,
+        },
+      }).mta,
+      shaping: {},
+      nodeId: `closed-${context.dialect}`,
+      classify: createReplyClassifier(() => classifiers.current()),
+    });
+    const { deliveryId } = await seedDelivery(context.store().db, {
+      now: Date.now(),
+      recipients: [{ email: `pat.${context.dialect}@closed.test`, data: { first_name: 'Pat' } }],
+    });
+    await mta.start();
+    try {
+      await mta.drain();
+    } finally {
+      await mta.stop();
+    }
+    const log = await context
+      .store()
+      .db.selectFrom('delivery_logs')
+      .selectAll()
+      .where('delivery_id', '=', deliveryId)
+      .executeTakeFirst();
+    expect(log).toMatchObject({
+      status: 'pending',
+      last_reply_code: 554,
+      failure_type: 'soft',
+      failure_reason: 'refused',
+      failure_category: 'blocked',
+    });
   });
 });

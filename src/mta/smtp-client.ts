@@ -169,7 +169,7 @@ class SmtpClientConnection implements SmtpSession {
     try {
       const greeting = await this.#reader.next();
       if (greeting === null) return this.#lost('connection closed before the greeting');
-      if (!greeting.startsWith('220')) return parseSmtpReply(greeting);
+      if (!greeting.startsWith('220')) return refusal(greeting, 'connect');
       const hello = await this.#hello();
       if (hello) return hello;
       const tls = await this.#startTls();
@@ -330,11 +330,11 @@ class SmtpClientConnection implements SmtpSession {
       this.#maxMessageBytes = sizeLimitOf(ehlo);
       return undefined;
     }
-    if (!ehlo.startsWith('5')) return parseSmtpReply(ehlo);
+    if (!ehlo.startsWith('5')) return refusal(ehlo, 'helo');
     // RFC 5321 §3.2: a server that does not know EHLO answers 5xx; HELO is the fallback, without extensions.
     const helo = await this.#command(`HELO ${name}\r\n`);
     if (helo === null) return this.#lost('connection closed after HELO');
-    return helo.startsWith('250') ? undefined : parseSmtpReply(helo);
+    return helo.startsWith('250') ? undefined : refusal(helo, 'helo');
   }
 
   async #startTls(): Promise<SmtpReply | undefined> {
@@ -473,6 +473,18 @@ function isPositive(reply: string | null | undefined): boolean {
 }
 
 /** The keywords of an EHLO reply (its lines after the first), upper case: PIPELINING, SIZE, STARTTLS… */
+/**
+ * A refusal at the greeting or to EHLO/HELO, with its phase when it is a 5xx: the server refused
+ * this client, not a recipient, so it is `blocked` whatever its words (rule refused-at-greeting of
+ * rules/bounce/default.yaml); without the phase "554 mx.example.com ESMTP not accepting messages"
+ * was `undefined` and "554 Service unavailable" a `systemerror`. A 4xx (421: busy, shutting down)
+ * is the server's state, not a decision on us: its words decide, as for any connection failure.
+ */
+function refusal(raw: string, phase: 'connect' | 'helo'): SmtpReply {
+  const reply = parseSmtpReply(raw);
+  return reply.code !== null && reply.code >= 500 ? { ...reply, phase } : reply;
+}
+
 export function extensionsOf(ehloReply: string): Set<string> {
   const keywords = new Set<string>();
   for (const line of ehloReply.split('\n').slice(1)) {
