@@ -191,7 +191,7 @@ describe('SMTP client', () => {
       const refused = await session.send('bounce@brand.test', 'gone@example.test', message);
       expect(refused).toEqual({
         kind: 'rejected',
-        reply: { code: 550, enhanced: '5.1.1', text: 'The email account does not exist. Try again' },
+        reply: { code: 550, enhanced: '5.1.1', text: 'The email account does not exist. Try again', phase: 'rcpt' },
       });
       expect(await session.send('bounce@brand.test', 'ok@example.test', message)).toMatchObject({ kind: 'accepted' });
       expect(server.commands).toContain('RSET');
@@ -223,7 +223,7 @@ describe('SMTP client', () => {
     const result = await session.send('bounce@brand.test', 'a@example.test', message);
     expect(result).toEqual({
       kind: 'connection_failed',
-      reply: { code: 421, enhanced: '4.7.0', text: 'Try again later, closing connection' },
+      reply: { code: 421, enhanced: '4.7.0', text: 'Try again later, closing connection', phase: 'mail' },
     });
     expect(session.closing).toBe(true);
   });

@@ -1,6 +1,7 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { localFailure, parseSmtpReply, type LocalFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
+import type { SmtpPhase } from '../bounce/types.ts';
 import { SmtpReplyReader } from './smtp-reply-reader.ts';
 import { smtpDataOf } from './smtp-transparency.mjs';
 
@@ -285,7 +286,9 @@ class SmtpClientConnection implements SmtpSession {
     if (refusedAt >= 0 || !dataReply?.startsWith('354')) {
       // A server may still answer DATA with 354 after a refused RCPT: an empty message ends it.
       if (dataReply?.startsWith('354')) await this.#command('.\r\n');
-      return this.#refused(refusedAt >= 0 ? (envelope[refusedAt] ?? null) : dataReply);
+      return refusedAt >= 0
+        ? this.#refused(envelope[refusedAt] ?? null, envelopePhases[refusedAt]!)
+        : this.#refused(dataReply, 'data');
     }
     const finalReply = this.#writeContent(data);
     this.#awaitingFinalReply = true;
@@ -296,25 +299,25 @@ class SmtpClientConnection implements SmtpSession {
   }
 
   #finished(finalReply: string | null): TransactionResult {
-    if (finalReply === null || finalReply.startsWith('421')) return this.#connectionFailed(finalReply);
+    if (finalReply === null || finalReply.startsWith('421')) return this.#connectionFailed(finalReply, 'dot');
     if (finalReply.startsWith('2')) return { kind: 'accepted', reply: parseSmtpReply(finalReply) };
     // The transaction ended with the reply to the final dot: the connection takes the next message.
-    return { kind: 'rejected', reply: parseSmtpReply(finalReply) };
+    return { kind: 'rejected', reply: { ...parseSmtpReply(finalReply), phase: 'dot' } };
   }
 
   /** A refusal in the envelope: RSET ends the transaction so the connection can carry the next message. */
-  async #refused(reply: string | null): Promise<TransactionResult> {
-    if (reply === null || reply.startsWith('421')) return this.#connectionFailed(reply);
+  async #refused(reply: string | null, phase: SmtpPhase): Promise<TransactionResult> {
+    if (reply === null || reply.startsWith('421')) return this.#connectionFailed(reply, phase);
     const reset = await this.#command('RSET\r\n');
     // A refused RSET leaves the transaction's state unknown: QUIT (after this transaction) and a new connection.
     if (reset === null || reset.startsWith('421')) this.close();
     else if (!isPositive(reset)) this.quit();
-    return { kind: 'rejected', reply: parseSmtpReply(reply) };
+    return { kind: 'rejected', reply: { ...parseSmtpReply(reply), phase } };
   }
 
-  #connectionFailed(reply: string | null): TransactionResult {
+  #connectionFailed(reply: string | null, phase: SmtpPhase): TransactionResult {
     this.close();
-    if (reply !== null) return { kind: 'connection_failed', reply: parseSmtpReply(reply) };
+    if (reply !== null) return { kind: 'connection_failed', reply: { ...parseSmtpReply(reply), phase } };
     return {
       kind: 'connection_failed',
       reply: this.#failure ?? localFailure('connection_lost', 'connection closed during the transaction'),
@@ -473,6 +476,15 @@ function isPositive(reply: string | null | undefined): boolean {
 }
 
 /** The keywords of an EHLO reply (its lines after the first), upper case: PIPELINING, SIZE, STARTTLS… */
+/**
+ * The command each envelope reply answers. Qualification reads it (rules/bounce/default.yaml): a
+ * refusal of MAIL FROM is about our sender or host, never the recipient; "550 No such user here"
+ * names the recipient only in reply to RCPT TO. Without it "550 Requested action not taken:
+ * mailbox unavailable" at MAIL FROM was a hard user_unknown (the recipient quarantined for our
+ * sender's fault), and "550 No such user here" at RCPT TO a soft `filtered`, retried for days.
+ */
+const envelopePhases = ['mail', 'rcpt', 'data'] as const satisfies readonly SmtpPhase[];
+
 /**
  * A refusal at the greeting or to EHLO/HELO, with its phase when it is a 5xx: the server refused
  * this client, not a recipient, so it is `blocked` whatever its words (rule refused-at-greeting of
