@@ -475,7 +475,6 @@ function isPositive(reply: string | null | undefined): boolean {
   return reply !== null && reply !== undefined && (reply.startsWith('2') || reply.startsWith('354'));
 }
 
-/** The keywords of an EHLO reply (its lines after the first), upper case: PIPELINING, SIZE, STARTTLS… */
 /**
  * The command each envelope reply answers. Qualification reads it (rules/bounce/default.yaml): a
  * refusal of MAIL FROM is about our sender or host, never the recipient; "550 No such user here"
@@ -497,6 +496,7 @@ function refusal(raw: string, phase: 'connect' | 'helo'): SmtpReply {
   return reply.code !== null && reply.code >= 500 ? { ...reply, phase } : reply;
 }
 
+/** The keywords of an EHLO reply (its lines after the first), upper case: PIPELINING, SIZE, STARTTLS… */
 export function extensionsOf(ehloReply: string): Set<string> {
   const keywords = new Set<string>();
   for (const line of ehloReply.split('\n').slice(1)) {
