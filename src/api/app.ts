@@ -106,6 +106,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     createAuthLimiter({
       failuresPerWindow: config.authFailuresPerWindow,
       windowMs: config.authFailureWindowSeconds * 1000,
+      ipv6PrefixLength: config.ipv6ClientPrefixLength,
     });
   const routes = options.routes ?? defaultRoutes;
   // The dashboard's shared loads; the API's doctor routes use its doctor runs too.

@@ -8,6 +8,11 @@
 // only requests carrying none: any web page the operator opens can send those to 127.0.0.1
 // (a cross-site form post needs no permission), and when they counted with the others twenty of them
 // locked every loopback client, valid tokens included, out of the API for the window.
+//
+// An address is counted by its client key (common/client-address.ts): an IPv6 client by its /64,
+// else each of its 2^64 addresses had its own 20 failures.
+
+import { clientKey, defaultIpv6PrefixLength } from '../common/client-address.ts';
 
 /** What a request presented: some credential (right or wrong), or none at all. */
 export type Presented = 'credential' | 'nothing';
@@ -60,17 +65,21 @@ export function createAuthLimiter(options: {
   failuresPerWindow: number;
   windowMs: number;
   maxClients?: number;
+  /** IPv6 clients are counted by this prefix of their address (api.ipv6ClientPrefixLength). */
+  ipv6PrefixLength?: number;
 }): AuthLimiter {
   const settings = { ...options, maxClients: options.maxClients ?? 10_000 };
   const wrongCredentials = createFixedWindows(settings);
   const withoutCredentials = createFixedWindows(settings);
+  const keyOf = (client: string) => clientKey(client, options.ipv6PrefixLength ?? defaultIpv6PrefixLength);
   return {
     blockedFor(client, now, presented) {
-      const wrong = wrongCredentials.blockedFor(client, now);
-      return presented === 'credential' ? wrong : Math.max(wrong, withoutCredentials.blockedFor(client, now));
+      const key = keyOf(client);
+      const wrong = wrongCredentials.blockedFor(key, now);
+      return presented === 'credential' ? wrong : Math.max(wrong, withoutCredentials.blockedFor(key, now));
     },
     recordFailure(client, now, presented) {
-      (presented === 'credential' ? wrongCredentials : withoutCredentials).recordFailure(client, now);
+      (presented === 'credential' ? wrongCredentials : withoutCredentials).recordFailure(keyOf(client), now);
     },
   };
 }

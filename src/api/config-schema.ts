@@ -23,6 +23,11 @@ export const apiSchema = z
     /** Failed authentications one client address may make per window before it gets 429 for the rest of it. */
     authFailuresPerWindow: z.number().int().min(1).default(20),
     authFailureWindowSeconds: z.number().int().min(1).default(60),
+    /**
+     * An IPv6 client is counted by this prefix of its address (an IPv4 one by its address): each host is handed a
+     * whole /64, and counted address by address it had 2^64 allowances of failures. 48 counts a whole site.
+     */
+    ipv6ClientPrefixLength: z.number().int().min(16).max(128).default(64),
     /** Largest page of a list endpoint (delivery logs, rejects, quarantine, audit). */
     maxPageSize: z.number().int().min(10).max(10_000).default(1_000),
     /** How long a dashboard session lasts after signing in with a token (docs/dashboard.md), in hours. */
