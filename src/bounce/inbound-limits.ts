@@ -6,24 +6,36 @@
 //     a message being accepted is closed.
 // The whole-session deadline is a timer in inbound-server.ts: a byte every few seconds resets the
 // idle timeout, nothing resets the deadline.
+// A client is counted by its client key (common/client-address.ts): an IPv6 client by its /64,
+// which holds 2^64 addresses to connect from.
+
+import { clientKey, defaultIpv6PrefixLength } from '../common/client-address.ts';
 
 export interface ClientConnections {
-  /** Counts a new connection of `client`; false (not counted) when it already holds `maxPerClient`. */
-  open(client: string): boolean;
-  close(client: string): void;
+  /**
+   * Counts a new connection from `address`; false (not counted) when its client already holds
+   * `maxPerClient`.
+   */
+  open(address: string): boolean;
+  close(address: string): void;
   readonly clients: number;
 }
 
-export function createClientConnections(maxPerClient: number): ClientConnections {
+export function createClientConnections(
+  maxPerClient: number,
+  ipv6PrefixLength = defaultIpv6PrefixLength,
+): ClientConnections {
   const open = new Map<string, number>();
   return {
-    open(client) {
+    open(address) {
+      const client = clientKey(address, ipv6PrefixLength);
       const count = open.get(client) ?? 0;
       if (count >= maxPerClient) return false;
       open.set(client, count + 1);
       return true;
     },
-    close(client) {
+    close(address) {
+      const client = clientKey(address, ipv6PrefixLength);
       const count = open.get(client) ?? 0;
       if (count <= 1) open.delete(client);
       else open.set(client, count - 1);

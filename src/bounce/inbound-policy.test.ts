@@ -78,6 +78,25 @@ describe('createRateWindow', () => {
     expect(window.take('192.0.2.1', t + 60_000)).toBe(true);
   });
 
+  it('counts an IPv6 client by its /64 (or the prefix given), an IPv4-mapped one as its IPv4 address', () => {
+    const window = createRateWindow(2);
+    const t = Date.UTC(2026, 0, 1, 10, 0, 5);
+    // Before: every address of the /64 had its own two messages a minute.
+    expect(['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3'].map((a) => window.take(a, t))).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect(window.take('2001:db8:1:3::1', t)).toBe(true);
+    expect(['192.0.2.9', '::ffff:192.0.2.9', '::ffff:c000:209'].map((a) => window.take(a, t))).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    const bySite = createRateWindow(1, 10_000, 48);
+    expect([bySite.take('2001:db8:7:1::1', t), bySite.take('2001:db8:7:2::1', t)]).toEqual([true, false]);
+  });
+
   it('stays bounded with many clients', () => {
     const window = createRateWindow(1, 100);
     const t = Date.UTC(2026, 0, 1, 10, 0, 0);

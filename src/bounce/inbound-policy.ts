@@ -1,4 +1,5 @@
 import { parseVerpAddress, type VerpSigner } from './verp.ts';
+import { clientKey, defaultIpv6PrefixLength } from '../common/client-address.ts';
 
 // Who the inbound SMTP role accepts mail for, and how often. Pure: the time is passed in.
 // Only signed VERP addresses of the bounce domain (an unsigned or badly signed one is refused: log
@@ -59,17 +60,25 @@ export function decideRecipient(address: string, policy: RecipientPolicy, now: n
   };
 }
 
-/** Fixed one-minute windows per client address; memory stays bounded by pruning old windows. */
+/**
+ * Fixed one-minute windows per client (an IPv4 address, an IPv6 network: common/client-address.ts);
+ * memory stays bounded by pruning old windows.
+ */
 export interface RateWindow {
-  /** Counts one message for `client`; false when the client is over its limit in this window. */
-  take(client: string, now: number): boolean;
+  /** Counts one message from `address`; false when its client is over its limit in this window. */
+  take(address: string, now: number): boolean;
   readonly size: number;
 }
 
-export function createRateWindow(limitPerMinute: number, maxClients = 10_000): RateWindow {
+export function createRateWindow(
+  limitPerMinute: number,
+  maxClients = 10_000,
+  ipv6PrefixLength = defaultIpv6PrefixLength,
+): RateWindow {
   const windows = new Map<string, { start: number; count: number }>();
   return {
-    take(client, now) {
+    take(address, now) {
+      const client = clientKey(address, ipv6PrefixLength);
       const minute = now - (now % 60_000);
       let entry = windows.get(client);
       if (!entry || entry.start !== minute) {

@@ -33,6 +33,8 @@ export interface InboundServerOptions {
   /** Commands a session may send without a message being accepted; then 421 4.7.0 and closed. */
   maxCommandsWithoutMessage: number;
   messagesPerMinutePerClient: number;
+  /** An IPv6 client is counted by this prefix of its address (64 when not given). */
+  ipv6ClientPrefixLength?: number;
   /** Bytes kept of an oversized message (for its sample); the rest is read and dropped. */
   keepOfOversized: number;
   clock: Clock;
@@ -61,9 +63,9 @@ const smtpError = (code: number, message: string): Error => Object.assign(new Er
 
 export async function startInboundServer(options: InboundServerOptions): Promise<InboundServer> {
   const logger = options.logger ?? silentLogger;
-  const rate = createRateWindow(options.messagesPerMinutePerClient);
+  const rate = createRateWindow(options.messagesPerMinutePerClient, undefined, options.ipv6ClientPrefixLength);
   const envelopes = new WeakMap<SMTPServerSession, Envelope>();
-  const perClient = createClientConnections(options.maxConnectionsPerClient);
+  const perClient = createClientConnections(options.maxConnectionsPerClient, options.ipv6ClientPrefixLength);
   // Fifty clients each sending a 24 MB message held 1.2 GB: the content of all sessions shares one budget.
   let buffered = 0;
   const progress = createProgressCounter(options.maxCommandsWithoutMessage);
@@ -254,7 +256,7 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   const accept = netServer.listeners('connection')[0] as (socket: Socket) => void;
   netServer.removeAllListeners('connection');
   netServer.on('connection', (socket: Socket) => {
-    const client = (socket.remoteAddress ?? '').replace(/^::ffff:/i, '');
+    const client = socket.remoteAddress ?? '';
     if (!perClient.open(client)) {
       drop(socket, '421 4.7.0 Too many connections from your address, try again later');
       return;

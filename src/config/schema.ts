@@ -340,6 +340,11 @@ export const configSchema = z
         maxCommandsWithoutMessage: z.number().int().min(5).default(100),
         /** Messages one client IP may send per minute; more get 421 4.7.0 (try later). */
         messagesPerMinutePerClient: z.number().int().min(1).default(120),
+        /**
+         * The two limits above count an IPv6 client by this prefix of its address (an IPv4 one by its address):
+         * each host is handed a whole /64, and counted address by address it could open 2^64 times the limit.
+         */
+        ipv6ClientPrefixLength: z.number().int().min(16).max(128).default(64),
         /** An extra accepted recipient for ISP feedback loops (RFC 5965 reports), '' = none. */
         feedbackAddress: z.string().default(''),
         /** Local part prefix of VERP addresses: <prefix>+<log id>-<mac>@mta.bounceDomain (the MTA sends with it too). */
