@@ -6,6 +6,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { openHerald, type Herald } from '../src/main.ts';
+import { startMetricsServer } from '../src/metrics/server.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 // DNS rebinding over real HTTP: a page at evil.example:PORT whose name re-resolves to 127.0.0.1
@@ -112,6 +113,35 @@ describeEachDialect('API host names', (context) => {
     // Any name, when the operator says so.
     const anyName = await listen({ allowedHosts: ['*'] });
     expect((await send(anyName, '/healthz', { host: 'evil.example' })).status).toBe(200);
+  });
+
+  it('refuses a DNS-rebinding page on the metrics port too, and serves its addresses, localhost and metrics.allowedHosts', async () => {
+    const metrics = await startMetricsServer(
+      {
+        ...herald,
+        config: { ...herald.config, metrics: { ...herald.config.metrics, allowedHosts: ['Prometheus.Target'] } },
+      },
+      0,
+    );
+    try {
+      const port = new URL(metrics.url).port;
+      // Before: 200 with every metric, readable by the page from the operator's browser.
+      for (const path of ['/metrics', '/readyz', '/healthz']) {
+        const answer = await send(metrics.url, path, { host: `evil.example:${port}` });
+        expect(answer.status, path).toBe(421);
+        expect(JSON.parse(answer.body)).toMatchObject({ code: 'HOST_NOT_ALLOWED', status: 421, instance: path });
+        expect(answer.body).toContain('metrics.allowedHosts');
+      }
+      for (const host of [
+        `127.0.0.1:${port}`,
+        `localhost:${port}`,
+        `prometheus.target:${port}`,
+        `${hostname()}:${port}`,
+      ])
+        expect((await send(metrics.url, '/metrics', { host })).status, host).toBe(200);
+    } finally {
+      await metrics.close();
+    }
   });
 
   it('refuses an allowed host written as a URL or with a port (it would never match)', () => {

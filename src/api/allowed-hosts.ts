@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 // origin, so it reads what needs no token (/metrics, /readyz, the sign-in form) and can post to the
 // sign-in form. Its requests carry `Host: evil.example:8080`: the API answers only host names it was
 // told it has. An IP literal cannot be rebound (the browser connects to that very address), so any
-// is accepted; so is `localhost`.
+// is accepted; so is `localhost`. The metrics port (metrics/server.ts) answers the same way, with
+// metrics.host and metrics.allowedHosts.
 
 /**
  * The host names the API answers to: `localhost`, the machine's own name (what an operator types:
@@ -28,9 +29,14 @@ export function allowedHostNames(
 
 /**
  * Why a request's host (its Host header, or X-Forwarded-Host from a trusted proxy) is not one this
- * API answers to, or undefined when it is. A request without any (HTTP/1.0) comes from no browser.
+ * server answers to, or undefined when it is. A request without any (HTTP/1.0) comes from no browser.
+ * `setting`: the configuration key that adds names, named in the refusal.
  */
-export function hostRefusal(host: string, allowed: ReadonlySet<string>): string | undefined {
+export function hostRefusal(
+  host: string,
+  allowed: ReadonlySet<string>,
+  setting = 'api.allowedHosts',
+): string | undefined {
   if (host === '' || allowed.has('*')) return undefined;
   let name: string;
   try {
@@ -41,7 +47,7 @@ export function hostRefusal(host: string, allowed: ReadonlySet<string>): string 
   const bare = name.startsWith('[') ? name.slice(1, -1) : name;
   if (isIP(bare) !== 0 || allowed.has(name)) return undefined;
   return (
-    `this API does not answer to the host name ${name.slice(0, 100)} (a protection against DNS rebinding): ` +
-    'open it by its address or localhost, or add the name to api.allowedHosts'
+    `this server does not answer to the host name ${name.slice(0, 100)} (a protection against DNS rebinding): ` +
+    `open it by its address or localhost, or add the name to ${setting}`
   );
 }

@@ -3,6 +3,13 @@ import { z } from 'zod';
 // The `api` section of the configuration (plugged into src/config/schema.ts): the HTTP API of role
 // `api` (docs/api.md). Every key has a default and a comment.
 
+/** Host names a server answers to besides its addresses (api.allowedHosts, metrics.allowedHosts). */
+export const allowedHostsSchema = z
+  .array(
+    z.string().regex(/^(\*|[A-Za-z0-9_.-]+)$/, 'a host name alone (herald.example.com), without scheme, port or path'),
+  )
+  .default([]);
+
 export const apiSchema = z
   .object({
     /** Interface the API server (role `api`) listens on; put a TLS-terminating proxy in front to expose it. */
@@ -44,13 +51,7 @@ export const apiSchema = z
      * only). A request for any other name gets 421, so a DNS-rebinding page cannot reach the API from a browser.
      * `["*"]`: any name.
      */
-    allowedHosts: z
-      .array(
-        z
-          .string()
-          .regex(/^(\*|[A-Za-z0-9_.-]+)$/, 'a host name alone (herald.example.com), without scheme, port or path'),
-      )
-      .default([]),
+    allowedHosts: allowedHostsSchema,
   })
   .strict();
 

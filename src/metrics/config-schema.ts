@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { allowedHostsSchema } from '../api/config-schema.ts';
 
 // The `metrics` section of the configuration (docs/metrics.md).
 
@@ -7,6 +8,12 @@ export const metricsSchema = z
     /** A process running the api role serves /metrics on api.port. Others serve it (with /healthz, /readyz) on this port when set; null = not served. */
     port: z.number().int().min(0).max(65535).nullable().default(null),
     host: z.string().min(1).default('127.0.0.1'),
+    /**
+     * Host names (no port) metrics.port answers to besides IP addresses, `localhost`, the machine's name and
+     * metrics.host: the name Prometheus scrapes it by. Any other name gets 421, so a DNS-rebinding page in an
+     * operator's browser cannot read /metrics. `["*"]`: any name. (On api.port, api.allowedHosts applies.)
+     */
+    allowedHosts: allowedHostsSchema,
     /** Platform gauges (queue depth, deliveries, workflows, shaping) are read from the database at most this often, whatever the number of scrapers; a stale value is served while it is refreshed behind the scrape. 0: every scrape waits for its own read. */
     cacheSeconds: z.number().min(0).max(300).default(5),
   })

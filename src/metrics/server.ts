@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { allowedHostNames, hostRefusal } from '../api/allowed-hosts.ts';
 import { databaseReachable } from '../api/api-store.ts';
+import { problem, statusOf } from '../api/problem.ts';
 import type { Herald } from '../main.ts';
 import { pendingMigrations } from '../store/migrate.ts';
 import { registerPlatformCollector } from './platform-collector.ts';
@@ -123,6 +125,15 @@ export interface MetricsServer {
 
 export async function startMetricsServer(herald: Herald, port: number): Promise<MetricsServer> {
   const app = Fastify({ logger: false, return503OnClosing: true });
+  // A DNS-rebinding page (its name re-resolved to 127.0.0.1) read /metrics from an operator's
+  // browser: the names answered to are the API's rule (api/allowed-hosts.ts), with metrics' keys.
+  const allowedHosts = allowedHostNames(herald.config.metrics);
+  app.addHook('onRequest', async (request, reply) => {
+    const refusal = hostRefusal(request.host, allowedHosts, 'metrics.allowedHosts');
+    if (!refusal) return;
+    const body = problem('HOST_NOT_ALLOWED', refusal, request.url.split('?')[0]!.slice(0, 500));
+    return reply.code(statusOf('HOST_NOT_ALLOWED')).type('application/problem+json').send(body);
+  });
   addMetricsRoute(app, herald);
   addHealthRoutes(app, herald);
   const url = await app.listen({ host: herald.config.metrics.host, port });
