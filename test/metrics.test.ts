@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
@@ -150,6 +151,41 @@ describeEachDialect('metrics', (context) => {
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', pendingMigrations: [] });
+  });
+
+  it('answers a request carrying a body 413 and closes its connection, instead of reading the body for as long as it drips', async () => {
+    const { port } = new URL(server.url);
+    for (const head of [
+      'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n',
+      'POST /anything HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n',
+      'GET /metrics HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 100000\r\n\r\n',
+    ]) {
+      const socket = connect({ host: '127.0.0.1', port: Number(port) });
+      let answer = '';
+      const answered = new Promise<void>((resolve) =>
+        socket.on('data', (chunk) => {
+          answer += chunk.toString('latin1');
+          if (answer.includes('\r\n\r\n')) resolve();
+        }),
+      );
+      socket.on('error', () => {});
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      try {
+        socket.write(`${head}a`);
+        await answered;
+        // Before: 200 (or 404, 421), and the connection kept for as long as a byte came every few seconds.
+        expect(answer, head).toMatch(/^HTTP\/1\.1 413 /);
+        await closed;
+        expect(answer).toContain('"code":"INPUT_TOO_LARGE"');
+      } finally {
+        socket.destroy();
+      }
+    }
+    // A scrape without a body is served, its connection kept alive.
+    const scrape = await fetch(`${server.url}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(scrape.headers.get('connection')).not.toBe('close');
+    await scrape.text();
   });
 
   it('checks readiness once for the probes of a second, however many come', async () => {
