@@ -144,6 +144,17 @@ describeEachDialect('API host names', (context) => {
     }
   });
 
+  it('refuses a trusted proxy that is not an address, a CIDR range or a named range, naming the key', () => {
+    // Before: accepted by the configuration (and `herald config check`); `herald start` then stopped
+    // with "invalid IP address: proxy.internal", naming no setting.
+    for (const entry of ['proxy.internal', '10.0.0.0/33', 'https://10.0.0.1'])
+      expect(() => parseConfig({ api: { trustedProxies: ['127.0.0.1', entry] } }, 'test')).toThrow(
+        /api\.trustedProxies\.1: an IP address or a CIDR range/,
+      );
+    const accepted = ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8', 'loopback', 'uniquelocal'];
+    expect(parseConfig({ api: { trustedProxies: accepted } }, 'test').api.trustedProxies).toEqual(accepted);
+  });
+
   it('refuses an allowed host written as a URL or with a port (it would never match)', () => {
     for (const name of ['https://herald.example.com', 'herald.example.com:443', 'herald.example.com/ui'])
       expect(() => parseConfig({ api: { allowedHosts: [name] } }, 'test')).toThrow(
