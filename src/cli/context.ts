@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { bidiControlCharacters } from '../common/bidi-controls.ts';
 import { AppError, describeError } from '../common/errors.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { stderrStatusLine } from '../common/status-line.ts';
@@ -15,7 +16,9 @@ export interface Output {
 // C0 and C1 control characters other than tab and line feed, and DEL: recipient data (a CSV row an
 // import rejected), SMTP replies and bounce texts are printed, and an ESC or CSI in them would be
 // obeyed by the operator's terminal (clear the screen, recolour or hide text, set the window title).
-const controlCharacters = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+// Bidirectional controls too: a terminal that lays out bidirectional text (GNOME's, KDE's) showed
+// "victim@<U+202E>elpmaxe.knab" as "victim@bank.example".
+const controlCharacters = new RegExp(`[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f${bidiControlCharacters}]`, 'g');
 
 /** A line as the terminal should show it: each control character spelled `\u001b`, which keeps a JSON line valid and equal. */
 export function printable(line: string): string {

@@ -1,10 +1,11 @@
+import { bidiControlCharacters } from '../common/bidi-controls.ts';
+
 // Unicode bidirectional controls are invisible and reorder the text after them: a recipient
 // "user@\u202Emoc.elpmaxe" displays as "user@example.com", a bounce text or a delivery name can
 // read as anything. Text Herald did not write (addresses, SMTP replies, names) reaches the
 // dashboard's cells, so every such control is displayed as its code point instead: [U+202E].
 
-/** ALM, LRM, RLM, LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI (Unicode Standard Annex #9, 2.1–2.6). */
-const bidiControls = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+const bidiControls = new RegExp(`[${bidiControlCharacters}]`, 'g');
 
 /** `text` with each bidirectional control written as `[U+XXXX]`. */
 export function showBidiControls(text: string): string {
