@@ -73,6 +73,17 @@ describeEachDialect('API auth limiter and IPv6 clients', (context) => {
     clock.advance(60_000);
   });
 
+  it('counts a client once whatever port a proxy forwards with its address (X-Forwarded-For: 203.0.113.5:4711)', async () => {
+    const url = await listen();
+    const statuses: number[] = [];
+    // Before: a key per source port, so each new connection of the client had three more failures.
+    for (const port of [4711, 4712, 4713, 4714]) statuses.push((await guess(url, `203.0.113.5:${port}`)).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect((await guess(url, '[2001:db8:4::1]:1')).status).toBe(401);
+    expect((await guess(url, '203.0.113.5', viewer)).status).toBe(429);
+    clock.advance(60_000);
+  });
+
   it('counts by api.ipv6ClientPrefixLength when one is configured', async () => {
     const url = await listen({ ipv6ClientPrefixLength: 48 });
     for (let i = 1; i <= 3; i++) expect((await guess(url, `2001:db8:5:${i}::1`)).status).toBe(401);

@@ -10,14 +10,31 @@ import ipaddr from 'ipaddr.js';
 export const defaultIpv6PrefixLength = 64;
 
 /**
+ * The address of `203.0.113.5:4711` or `[2001:db8::1]:4711`: some proxies (Azure Application
+ * Gateway) forward the client's port with its address in X-Forwarded-For, and a key per port gave
+ * each new connection of a client a new allowance.
+ */
+function withoutPort(address: string): string | undefined {
+  if (!/:\d+$/.test(address)) return undefined;
+  try {
+    const { hostname } = new URL(`http://${address}`);
+    const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+    return ipaddr.isValid(bare) ? bare : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * `192.0.2.1` for an IPv4 client (mapped or not), `2001:db8:1:2::/64` for any address of that IPv6
- * network; anything that is not an IP address (a test's name, '') is returned as it is.
+ * network, with or without a port; anything that is not an IP address (a test's name, '') is returned as it is.
  */
 export function clientKey(address: string, ipv6PrefixLength = defaultIpv6PrefixLength): string {
   if (!Number.isInteger(ipv6PrefixLength) || ipv6PrefixLength < 0 || ipv6PrefixLength > 128)
     throw new RangeError(`an IPv6 prefix length is 0 to 128, not ${ipv6PrefixLength}`);
-  if (!ipaddr.isValid(address)) return address;
-  const parsed = ipaddr.process(address);
+  const bare = ipaddr.isValid(address) ? address : withoutPort(address);
+  if (bare === undefined) return address;
+  const parsed = ipaddr.process(bare);
   if (parsed.kind() === 'ipv4') return parsed.toString();
   const mask = ipaddr.IPv6.subnetMaskFromPrefixLength(ipv6PrefixLength).toByteArray();
   const network = parsed.toByteArray().map((byte, index) => byte & (mask[index] ?? 0));
