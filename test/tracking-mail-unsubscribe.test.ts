@@ -11,6 +11,7 @@ import { loadKeyRing } from '../src/tracking/keys.ts';
 import { deliveryTrackingStats } from '../src/tracking/stats.ts';
 import { seedTrackedDelivery } from '../src/tracking/testing/seed-tracking.ts';
 import type { KeyRing } from '../src/tracking/token.ts';
+import type { MailUnsubscribeWrite } from '../src/tracking/mail-unsubscribe.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 // RFC 8058 mailto: unsubscribe through the inbound role, spoken to with a real SMTP client.
@@ -61,6 +62,9 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
   let herald: Herald;
   let role: InboundRole;
   let unconfigured: InboundRole;
+  let faulty: InboundRole;
+  /** The write of faulty's next mailto: unsubscribe that fails (once), if any. */
+  let failAfter: MailUnsubscribeWrite | undefined;
   let port: number;
   let keyRing: KeyRing;
   let deliveryId: number;
@@ -84,12 +88,27 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
       config: parseConfig({ ...config, tracking: { keys: tracking.keys } }, 'test'),
     });
     await unconfigured.start();
+    // The same role with a write failing on demand, between the steps of one unsubscribe.
+    faulty = createInboundRole(herald, {
+      afterUnsubscribeWrite(write) {
+        if (write !== failAfter) return;
+        failAfter = undefined;
+        throw new Error(`injected failure after the ${write} write`);
+      },
+    });
+    await faulty.start();
     keyRing = await loadKeyRing(herald.store, herald.config.tracking, now);
     const seeded = await seedTrackedDelivery(herald.store, {
       name: `mailto-${context.dialect}`,
       html: '<p><a href="https://shop.example.com/">Shop</a></p>',
       now,
-      recipients: ['ann@example.test', 'bob@example.test', 'cid@example.test'].map((email) => ({ email })),
+      recipients: [
+        'ann@example.test',
+        'bob@example.test',
+        'cid@example.test',
+        'dee@example.test',
+        'eve@example.test',
+      ].map((email) => ({ email })),
     });
     deliveryId = seeded.deliveryId;
     logs = seeded.logs;
@@ -97,6 +116,7 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
   afterAll(async () => {
     await role?.stop();
     await unconfigured?.stop();
+    await faulty?.stop();
     await herald?.close();
   });
 
@@ -161,4 +181,38 @@ describeEachDialect('mailto: unsubscribe through the inbound role', (context) =>
     expect(result).toMatchObject({ accepted: false, code: 550 });
     expect(await getAddress(herald.store, cid.email)).toBeUndefined();
   });
+
+  // A failure between the writes used to leave the address denylisted with no raw event (so the
+  // opt-out was never counted, even after the client's retry) or the reverse; now nothing is applied,
+  // the client is told 451 and its retry applies everything once.
+  for (const [index, write] of [
+    [3, 'address_events'],
+    [4, 'tracking_event'],
+  ] as const) {
+    it(`a failure after the ${write} write applies nothing; the retry applies the unsubscribe once, a replay nothing`, async () => {
+      const log = logs[index]!;
+      const to = address(unsubscribeToken(log.id));
+      const eventsOf = () =>
+        herald.store.db.selectFrom('tracking_events').select('kind').where('log_id', '=', log.id).execute();
+      const countersBefore = await inboundCounters(herald.store);
+      failAfter = write;
+      const failed = await send(faulty.address()!.port, log.email, to);
+      expect(failed).toMatchObject({ accepted: false, code: 451 });
+      expect(failAfter).toBeUndefined();
+      expect(await getAddress(herald.store, log.email)).toBeUndefined();
+      expect(await addressTimeline(herald.store, log.email)).toEqual([]);
+      expect(await eventsOf()).toEqual([]);
+      expect(await inboundCounters(herald.store)).toEqual(countersBefore);
+
+      expect(await send(faulty.address()!.port, log.email, to)).toMatchObject({ accepted: true });
+      expect(await send(faulty.address()!.port, log.email, to)).toMatchObject({ accepted: true });
+      expect(await getAddress(herald.store, log.email)).toMatchObject({ state: 'denylisted', reason: 'unsubscribe' });
+      expect(await addressTimeline(herald.store, log.email)).toHaveLength(1);
+      expect(await eventsOf()).toEqual([{ kind: 'unsubscribe' }]);
+      const counters = await inboundCounters(herald.store);
+      expect(counters.unsubscribe).toBe((countersBefore.unsubscribe ?? 0) + 1);
+      expect(counters.duplicate).toBe((countersBefore.duplicate ?? 0) + 1);
+      expect(counters.received).toBe((countersBefore.received ?? 0) + 2);
+    });
+  }
 });

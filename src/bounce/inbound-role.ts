@@ -1,8 +1,14 @@
 import type { Herald } from '../main.ts';
+import { inTransaction } from '../store/database.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
 import { countInbound } from './qualification-store.ts';
 import { loadKeyRing } from '../tracking/keys.ts';
-import { applyMailUnsubscribe, createMailUnsubscribeVerifier } from '../tracking/mail-unsubscribe.ts';
+import {
+  applyMailUnsubscribeWithin,
+  createMailUnsubscribeVerifier,
+  type MailUnsubscribeOutcome,
+  type MailUnsubscribeWrite,
+} from '../tracking/mail-unsubscribe.ts';
 import { createClassifierSource } from './qualification-classifier.ts';
 import { createQualificationRecorder } from './qualification-recorder.ts';
 import { processInboundMessage, type InboundDeps } from './inbound-processor.ts';
@@ -23,7 +29,16 @@ export interface InboundRole {
 export interface InboundRoleOptions {
   /** Test seam: see InboundDeps.afterWrite. */
   afterWrite?: InboundDeps['afterWrite'];
+  /** Test seam: called after each write of a mailto: unsubscribe; a throw there is a failed write. */
+  afterUnsubscribeWrite?: (write: MailUnsubscribeWrite) => void | Promise<void>;
 }
+
+/** The inbound counter each mailto: unsubscribe outcome increments (a replay is a `duplicate`). */
+const unsubscribeCounter: Record<MailUnsubscribeOutcome['kind'], string> = {
+  unsubscribed: 'unsubscribe',
+  already_unsubscribed: 'duplicate',
+  unknown_log: 'unknown_log',
+};
 
 export function createInboundRole(herald: Herald, options: InboundRoleOptions = {}): InboundRole {
   const { config, store, clock, logger } = herald;
@@ -85,14 +100,24 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
         clock,
         logger,
         handle: (message) => processInboundMessage(deps, message),
-        async unsubscribe(targets, receivedAt) {
-          const outcomes = ['received'];
-          for (const target of targets) {
-            const outcome = await applyMailUnsubscribe(store, deps.settings, target, receivedAt);
-            outcomes.push(outcome.kind === 'unsubscribed' ? 'unsubscribe' : 'unknown_log');
-          }
-          await countInbound(store, outcomes, receivedAt);
-        },
+        // One transaction per received message: its unsubscribes, their raw events and the counters
+        // commit together, so a failure answers 451 with nothing applied and the client's retry
+        // applies everything once.
+        unsubscribe: (targets, receivedAt) =>
+          inTransaction(store, async (trx) => {
+            const outcomes = ['received'];
+            for (const target of targets) {
+              const outcome = await applyMailUnsubscribeWithin(
+                trx,
+                deps.settings,
+                target,
+                receivedAt,
+                options.afterUnsubscribeWrite,
+              );
+              outcomes.push(unsubscribeCounter[outcome.kind]);
+            }
+            await countInbound(trx, outcomes, receivedAt);
+          }),
       });
       logger.info(
         {

@@ -1,8 +1,8 @@
 import type { QuarantineSettings } from '../quarantine/types.ts';
 import type { Store } from '../store/database.ts';
-import { insertTrackingEvents, trackedLog } from './tracking-store.ts';
+import { insertTrackingEventsWithin, trackedLog } from './tracking-store.ts';
 import { maxTokenLength, type KeyRing } from './token.ts';
-import { applyAddressEvents } from '../quarantine/address-events.ts';
+import { applyAddressEventsWithin } from '../quarantine/address-events.ts';
 
 // The mailto: half of RFC 8058 one-click unsubscribe: messages list
 // <mailto:unsubscribe+TOKEN@unsubscribeMailDomain> beside the https link, and a mail client that
@@ -42,23 +42,34 @@ export function createMailUnsubscribeVerifier(keyRing: KeyRing, domain: string):
   };
 }
 
-export type MailUnsubscribeOutcome = { kind: 'unsubscribed'; email: string } | { kind: 'unknown_log' };
+/** `already_unsubscribed`: this log's unsubscribe was applied before (the same mail received twice). */
+export type MailUnsubscribeOutcome =
+  | { kind: 'unsubscribed'; email: string }
+  | { kind: 'already_unsubscribed'; email: string }
+  | { kind: 'unknown_log' };
+
+/** The writes of one mailto: unsubscribe, named for the test seam that fails one of them. */
+export type MailUnsubscribeWrite = 'address_events' | 'tracking_event';
 
 /**
- * Denylists the log's address through the quarantine (source `unsubscribe`, with delivery and log
- * ids) and writes a raw `unsubscribe` event, so the tracking indicators count the opt-out.
+ * Inside the caller's transaction (`trx`), so the unsubscribe commits whole with the caller's other
+ * writes (the inbound counters) or not at all: denylists the log's address through the quarantine
+ * (source `unsubscribe`, with delivery and log ids) and writes a raw `unsubscribe` event, so the
+ * tracking indicators count the opt-out. A replay (the same log's unsubscribe already recorded)
+ * writes nothing. `afterWrite` is a test seam: a throw there is a failed write.
  */
-export async function applyMailUnsubscribe(
-  store: Store,
+export async function applyMailUnsubscribeWithin(
+  trx: Store,
   settings: QuarantineSettings,
   target: MailUnsubscribeTarget,
   at: number,
+  afterWrite?: (write: MailUnsubscribeWrite) => void | Promise<void>,
 ): Promise<MailUnsubscribeOutcome> {
-  const log = await trackedLog(store, target.logId);
+  const log = await trackedLog(trx, target.logId);
   // A purged log (or one of another delivery, which a valid token cannot name) has nobody to denylist.
   if (!log || log.deliveryId !== target.deliveryId) return { kind: 'unknown_log' };
-  const applied = await applyAddressEvents(
-    store,
+  const applied = await applyAddressEventsWithin(
+    trx,
     [
       {
         email: log.email,
@@ -72,10 +83,11 @@ export async function applyMailUnsubscribe(
     settings,
     at,
   );
+  await afterWrite?.('address_events');
   // Sent twice (a client retrying): applied and counted once.
-  if (applied.duplicates > 0) return { kind: 'unsubscribed', email: log.email };
+  if (applied.duplicates > 0) return { kind: 'already_unsubscribed', email: log.email };
   // Flags 0: a person (or their client) sent a message on purpose; no scanner follows a mailto:.
-  await insertTrackingEvents(store, [
+  await insertTrackingEventsWithin(trx, [
     {
       deliveryId: target.deliveryId,
       logId: target.logId,
@@ -86,5 +98,6 @@ export async function applyMailUnsubscribe(
       userAgent: 'mailto',
     },
   ]);
+  await afterWrite?.('tracking_event');
   return { kind: 'unsubscribed', email: log.email };
 }

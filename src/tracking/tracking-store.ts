@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { ConsolidationEvent, IndicatorRows } from './consolidate.ts';
 import type { RawEvent } from './event-log.ts';
 import type { ExtractedLink } from './links.ts';
-import type { Store } from '../store/database.ts';
+import { inTransaction, type Store } from '../store/database.ts';
 
 // Queries of the tracking feature: links per delivery, raw events, generated keys, unsubscribes,
 // consolidation reads and indicator writes. One named function per query.
@@ -72,24 +72,27 @@ export async function insertTrackingKey(
 /** One batch of raw events in one statement group inside one transaction: the log holds whole batches only. */
 export async function insertTrackingEvents(store: Store, events: readonly RawEvent[]): Promise<void> {
   if (events.length === 0) return;
-  await store.db.transaction().execute(async (trx) => {
-    for (let i = 0; i < events.length; i += insertChunk) {
-      await trx
-        .insertInto('tracking_events')
-        .values(
-          events.slice(i, i + insertChunk).map((e) => ({
-            delivery_id: e.deliveryId,
-            log_id: e.logId,
-            kind: e.kind,
-            link_index: e.linkIndex,
-            at: e.at,
-            flags: e.flags,
-            user_agent: e.userAgent,
-          })),
-        )
-        .execute();
-    }
-  });
+  await inTransaction(store, (trx) => insertTrackingEventsWithin(trx, events));
+}
+
+/** The same inside a transaction the caller holds (`trx`), so the events commit with its other writes. */
+export async function insertTrackingEventsWithin(trx: Store, events: readonly RawEvent[]): Promise<void> {
+  for (let i = 0; i < events.length; i += insertChunk) {
+    await trx.db
+      .insertInto('tracking_events')
+      .values(
+        events.slice(i, i + insertChunk).map((e) => ({
+          delivery_id: e.deliveryId,
+          log_id: e.logId,
+          kind: e.kind,
+          link_index: e.linkIndex,
+          at: e.at,
+          flags: e.flags,
+          user_agent: e.userAgent,
+        })),
+      )
+      .execute();
+  }
 }
 
 export interface TrackedLog {
