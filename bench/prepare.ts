@@ -1,6 +1,6 @@
 // Preparation benchmark: N recipients (default 1,000,000) with personalization data → delivery logs,
-// through the real preparation (target extraction by id range, exclusion look-ups, Liquid rendering of
-// subject, HTML and text for every recipient, batched inserts). Recipients are seeded with plain
+// through the real preparation (target extraction by id range, exclusion look-ups, the Liquid
+// personalization check of every recipient, batched inserts). Recipients are seeded with plain
 // inserts first, in a child process (the import has its own benchmark).
 // Run: node --import tsx bench/prepare.ts [--dialect sqlite|postgres] [--recipients 1000000] [--domains 50]
 //      (--domains: recipient domains, interleaved in list order; a real list has hundreds to thousands)

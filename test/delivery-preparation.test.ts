@@ -91,6 +91,39 @@ describeEachDialect('preparation', (context) => {
     expect(row.last_error).toContain('b@accept.test');
   });
 
+  it('checks every recipient: values of one data shape that break a template or a tracked link fail it, listed by recipient', async () => {
+    const store = context.store();
+    // All of one shape; the first renders. Before, only the first of each shape was checked and the
+    // others failed at send time (the single name) or went out with a broken, untracked link.
+    await insertList(store, 'values', [
+      { email: 'ann@accept.test', data: { full_name: 'Ann Lee', shop: 'shop.example.com' } },
+      { email: 'cher@accept.test', data: { full_name: 'Cher', shop: 'shop.example.com' } },
+      { email: 'bob@accept.test', data: { full_name: 'Bob Ray', shop: 'shop example.com' } },
+      { email: 'cid@accept.test', data: { full_name: 'Cid Moe', shop: 'shop.example.com' } },
+    ]);
+    const delivery = await createDelivery(
+      store,
+      definition({
+        listName: 'values',
+        html: '<p>\n{% assign parts = full_name | split: " " %}Dear {{ parts[1] }}\n<a href="https://{{ shop }}/offers">Offers</a></p>',
+      }),
+      { validityHours: 120 },
+      clock.now(),
+    );
+    const outcome = await prepareDelivery(preparationStore(store), delivery.id, {
+      batchSize: 10,
+      clock,
+      isValidAddress,
+    });
+    expect(outcome).toMatchObject({ kind: 'failed', code: 'TEMPLATE_RENDER' });
+    if (outcome.kind !== 'failed') return;
+    expect(outcome.error).toMatch(/2 recipient\(s\)/);
+    expect(outcome.error).toMatch(/html template, recipient cher@accept\.test: undefined variable: parts\.1, line:2/);
+    expect(outcome.error).toMatch(/recipient bob@accept\.test, line 3: link 1 .*"https:\/\/shop example\.com\/offers"/);
+    expect(outcome.error).not.toMatch(/ann@|cid@/);
+    expect(await countLogs(store, delivery.id)).toBe(0);
+  });
+
   it('treats case variants of an address as one recipient, counted as duplicate exclusions', async () => {
     const store = context.store();
     // The same mailboxes spelled several ways, across batches (batch size 2); a quarantined one in capitals.

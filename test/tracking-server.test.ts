@@ -51,6 +51,8 @@ describeEachDialect('tracking server', (ctx) => {
         { email: 'alan@example.org', data: { first_name: 'Alan', city: 'Oslo' } },
         { email: 'eve@example.test', data: { first_name: 'Eve', city: 'x\r\nSet-Cookie: a=1' } },
       ],
+      // Eve's city would fail preparation (a link with CR LF): the redirect must refuse it all the same.
+      dataAfterPreparation: true,
     });
     const links = await ctx
       .store()

@@ -138,6 +138,10 @@ function liquidLine(error: unknown): number | undefined {
  * never create or redirect a tracked link.
  */
 export function personalizationOf(email: string, dataJson: string): Record<string, unknown> {
-  const data = parseDataWithoutMarkers(dataJson) as Record<string, unknown>;
-  return { ...data, email: stripMarkers(email) };
+  const data = parseDataWithoutMarkers(dataJson);
+  // The parsed object is this call's own: set on it rather than copied (once per recipient at preparation).
+  if (data === null || typeof data !== 'object' || Array.isArray(data))
+    return { ...(data as object), email: stripMarkers(email) };
+  (data as Record<string, unknown>).email = stripMarkers(email);
+  return data as Record<string, unknown>;
 }

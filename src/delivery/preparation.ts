@@ -3,9 +3,14 @@ import type { Clock } from '../common/clock.ts';
 import type { Store } from '../store/database.ts';
 import { lazySqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { DeliveryRow } from '../store/tables.ts';
-import { analyzeHtmlTemplate, parseDataWithoutMarkers, type ExtractedLink } from '../tracking/links.ts';
+import { analyzeHtmlTemplate, type ExtractedLink } from '../tracking/links.ts';
 import { replaceTrackingLinks } from '../tracking/tracking-store.ts';
-import { compileContent, personalizationOf, type CompiledContent } from './content.ts';
+import { compileContent, personalizationOf } from './content.ts';
+import {
+  createPersonalizationCheck,
+  type PersonalizationCheck,
+  type RecipientProblem,
+} from './personalization-check.ts';
 import { getDelivery } from './delivery-store.ts';
 import { transitionDelivery } from './lifecycle.ts';
 import {
@@ -157,17 +162,23 @@ export async function prepareDelivery(
     if (delivery.list_id === null)
       throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no target list`);
     await store.deleteLogs(deliveryId);
-    const content = compileContent({
+    const templates = {
       subject: delivery.subject_template,
       html: delivery.html_template,
       text: delivery.text_template,
-    });
+    };
+    // Parsed first: a syntax error is reported before anything is written.
+    compileContent(templates);
     // Link indexes are fixed here; tracked URLs carry them and the redirect looks them up.
-    await store.replaceTrackingLinks(
-      deliveryId,
-      delivery.html_template === null ? [] : analyzeHtmlTemplate(delivery.html_template).links,
+    const analysis = delivery.html_template === null ? null : analyzeHtmlTemplate(delivery.html_template);
+    await store.replaceTrackingLinks(deliveryId, analysis?.links ?? []);
+    // Checked as the MTA renders it: the HTML with its tracked links marked.
+    const check = createPersonalizationCheck(
+      templates,
+      compileContent({ ...templates, html: analysis?.markedTemplate ?? null }),
+      analysis?.links ?? [],
     );
-    const counts = await prepareBatches(store, delivery.id, delivery.list_id, content, options);
+    const counts = await prepareBatches(store, delivery.id, delivery.list_id, check, options);
     if (counts.target === 0)
       throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId}: its list has no recipients`);
     await store.finishPreparation(deliveryId, counts, options.clock.now());
@@ -225,7 +236,7 @@ async function prepareBatches(
   store: PreparationStore,
   deliveryId: number,
   listId: number,
-  content: CompiledContent,
+  check: PersonalizationCheck,
   options: PrepareOptions,
 ): Promise<PreparationCounts> {
   const counts: PreparationCounts = {
@@ -233,11 +244,6 @@ async function prepareBatches(
     prepared: 0,
     excluded: { invalid_address: 0, duplicate: 0, quarantined: 0, denylisted: 0 },
   };
-  // Whether a strict Liquid template renders depends on which variables a recipient has (and their
-  // types), not on the values: every recipient whose data has a shape not seen yet is rendered in full,
-  // so the first recipient of each shape that breaks a template is named. Values that are pathological
-  // for one template (a huge loop bound) are caught at send time by the engine's render limits.
-  const checkedShapes = new Set<string>();
   let afterId = 0;
   let next = store.targetBatch(listId, afterId, options.batchSize);
   // One batch is written at a time, in list order, while the next one is read and its exclusions are
@@ -260,6 +266,8 @@ async function prepareBatches(
       // The quarantine keys addresses in lower case: `Ann@Example.com` is excluded when ann@example.com is.
       const keys = batch.map((r) => r.email.toLowerCase());
       const blocked = await store.blockedAddresses(keys);
+      const problems: RecipientProblem[] = [];
+      let problemsBeyond = 0;
       for (const [index, recipient] of batch.entries()) {
         if (!options.isValidAddress(recipient.email)) {
           counts.excluded.invalid_address++;
@@ -272,16 +280,13 @@ async function prepareBatches(
           range.excludedIds.push(recipient.id);
           continue;
         }
-        const data = parseDataWithoutMarkers(recipient.data);
-        const shape = dataShape(data);
-        if (!checkedShapes.has(shape)) {
-          content.render(
-            { ...personalizationOf(recipient.email, recipient.data), mirror_url: mirrorUrlPreview },
-            recipient.email,
-          );
-          checkedShapes.add(shape);
-        }
+        // Every recipient, before anything is sent (personalization-check.ts says what it renders).
+        const data = personalizationOf(recipient.email, recipient.data);
+        data.mirror_url = mirrorUrlPreview;
+        if (problems.length < maxProblemsListed) problems.push(...check.check(recipient.email, data));
+        else problemsBeyond += check.check(recipient.email, data).length > 0 ? 1 : 0;
       }
+      if (problems.length > 0) throw personalizationError(problems, problemsBeyond);
       await writing;
       if (!(await store.recordProgress(deliveryId, options.clock.now()))) {
         throw new AppError(
@@ -309,17 +314,20 @@ async function prepareBatches(
   }
 }
 
-/**
- * The variable names and value types of one recipient's data in their order, e.g. `first_name:string,city:string,`.
- * Rendering adds `email` and `mirror_url` (strings) to every recipient, so equal shapes here render alike.
- * Not sorted: the same names in another order are one more render, never a missed check.
- */
-function dataShape(data: unknown): string {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return `(${typeof data})`;
-  let shape = '';
-  for (const key in data) {
-    const value = (data as Record<string, unknown>)[key];
-    shape += `${key}:${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value},`;
-  }
-  return shape;
+/** Problems listed in a failed preparation's error; the rest of the batch is counted. */
+const maxProblemsListed = 20;
+
+/** One error listing the first problems of the batch (template, line, recipient, value), the first one's code. */
+function personalizationError(problems: RecipientProblem[], beyond: number): AppError {
+  const listed = problems.slice(0, maxProblemsListed);
+  const more = problems.length - listed.length + beyond;
+  const first = listed[0]!;
+  const recipients = new Set(listed.map((p) => p.recipient)).size + beyond;
+  const header =
+    listed.length === 1 && more === 0
+      ? ''
+      : `personalization fails for ${recipients} recipient(s) of one batch (${more > 0 ? `the first ${listed.length} problems listed` : 'all listed'}):\n`;
+  return new AppError('TEMPLATE_RENDER', header + listed.map((p) => p.message).join('\n'), {
+    details: { template: first.template, line: first.line, recipient: first.recipient, problems: listed },
+  });
 }

@@ -23,6 +23,12 @@ export async function seedTrackedDelivery(
     text?: string | null;
     recipients: Array<{ email: string; data?: Record<string, string> }>;
     now: number;
+    /**
+     * Writes the recipients' data into the logs only after preparation (which checks it with neutral
+     * values of the same names): hostile data preparation would refuse, as an execution instance
+     * receives it in a part another instance prepared — for tests of the tracking server's own defences.
+     */
+    dataAfterPreparation?: boolean;
   },
 ): Promise<SeededDelivery> {
   const list = await store.db
@@ -38,7 +44,7 @@ export async function seedTrackedDelivery(
           list_id: list.id,
           email: r.email,
           domain: r.email.slice(r.email.lastIndexOf('@') + 1),
-          data: JSON.stringify(r.data ?? {}),
+          data: JSON.stringify(options.dataAfterPreparation ? neutral(r.data ?? {}) : (r.data ?? {})),
           created_at: options.now,
           updated_at: options.now,
         })),
@@ -69,6 +75,14 @@ export async function seedTrackedDelivery(
     isValidAddress: () => true,
   });
   if (prepared.kind !== 'prepared') throw new Error(`seed preparation failed: ${prepared.error}`);
+  if (options.dataAfterPreparation)
+    for (const r of options.recipients)
+      await store.db
+        .updateTable('delivery_logs')
+        .set({ data: JSON.stringify(r.data ?? {}) })
+        .where('delivery_id', '=', delivery.id)
+        .where('email', '=', r.email)
+        .execute();
   await store.db
     .updateTable('delivery_logs')
     .set({ status: 'sent', sent_at: options.now, updated_at: options.now })
@@ -81,6 +95,11 @@ export async function seedTrackedDelivery(
     .orderBy('id')
     .execute();
   return { deliveryId: delivery.id, logs: logs.map((l) => ({ id: Number(l.id), email: l.email })) };
+}
+
+/** The same names, each with a value any template renders. */
+function neutral(data: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.keys(data).map((name) => [name, 'x']));
 }
 
 /** A Herald over an already open store (tests, bench), with a config built from `config`. */

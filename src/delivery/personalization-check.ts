@@ -1,0 +1,200 @@
+import { TagToken, Tokenizer } from 'liquidjs';
+import { AppError, describeError } from '../common/errors.ts';
+import { findRenderedLinks, redirectTarget, type ExtractedLink } from '../tracking/links.ts';
+import type { CompiledContent, ContentTemplates } from './content.ts';
+import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
+
+// The personalization check of preparation: every recipient's message must render, and every tracked
+// link must render to a URL the redirect can send to, before anything is sent — a recipient the check
+// missed would fail at send time, one by one, as a content error.
+//
+// Rendering every recipient costs ~140 µs (LiquidJS, a template with a loop): 2 min 20 s per
+// million. So a recipient is rendered in full only when a value that can change the outcome was not
+// seen yet. Whether a template renders depends on the data's shape (names and types) and on the
+// values of the variables read by tags or by filters other than default/downcase/upcase (a loop
+// bound, a split, a comparison); a plain `{{ name }}` renders any string. The check key of a recipient
+// is its shape and those values. A personalized link's URL depends on the values it prints: a link
+// written with plain outputs of data variables (`https://shop.example/?id={{ customer_id }}`) is
+// rendered alone for every recipient (a few string joins); any other is rendered with the message,
+// its variables' values added to the check key.
+
+export interface RecipientProblem {
+  recipient: string;
+  template: 'subject' | 'html' | 'text';
+  line: number | undefined;
+  message: string;
+}
+
+export interface PersonalizationCheck {
+  /** The problems of one recipient's personalization (empty when it renders and its links are valid). */
+  check(email: string, data: Record<string, unknown>): readonly RecipientProblem[];
+}
+
+interface StandaloneLink {
+  link: ExtractedLink;
+  render: FastTemplate;
+  line: number;
+}
+
+/** Tags whose argument, when a single name, only tests presence. */
+const presenceTags = new Set(['if', 'unless', 'elsif']);
+
+/** The answer for a recipient without problems, shared (nothing allocated per recipient). */
+const noProblems: readonly RecipientProblem[] = Object.freeze([]);
+
+/** Check keys kept; past it the set starts over (more renders, never a missed check). */
+const maxKeys = 100_000;
+
+export function createPersonalizationCheck(
+  templates: ContentTemplates,
+  /** The HTML template with tracked links marked (tracking/links.ts), compiled as the MTA compiles it. */
+  content: CompiledContent,
+  links: readonly ExtractedLink[],
+): PersonalizationCheck {
+  const sources = [templates.subject, templates.html ?? '', templates.text ?? ''];
+  const inTags = new Set<string>();
+  const keyed = new Set<string>();
+  const presence = new Set<string>();
+  for (const source of sources) collectVariables(source, inTags, keyed, presence);
+  const standalone: StandaloneLink[] = [];
+  const html = templates.html ?? '';
+  for (const link of links) {
+    if (!link.urlTemplate.includes('{{') && !link.urlTemplate.includes('{%')) continue;
+    const variables = liquidVariablesOf(link.urlTemplate);
+    const render = compileFastTemplate(link.urlTemplate, { html: true });
+    // A loop or assign variable, or a tag, in the URL: only the message's own render says what it is.
+    if (render === null || variables.some((name) => inTags.has(name))) {
+      for (const name of variables) keyed.add(name);
+      continue;
+    }
+    standalone.push({ link, render, line: lineOf(html, link.urlTemplate) });
+  }
+  const keyedNames = [...keyed];
+  const presenceNames = [...presence].filter((name) => !keyed.has(name));
+  const seen = new Set<string>();
+  return {
+    check(email, data) {
+      let problems = noProblems;
+      let renderInFull = false;
+      for (let i = 0; i < standalone.length; i++) {
+        const { link, render, line } = standalone[i]!;
+        const rendered = render(data);
+        // A value the fast path leaves to LiquidJS (missing, not a string, HTML-special): the full render decides.
+        if (rendered === undefined) renderInFull = true;
+        else if (!isValidLinkValue(link, rendered)) problems = [...problems, linkProblem(email, link, rendered, line)];
+      }
+      const key = checkKey(data, keyedNames, presenceNames);
+      if (!renderInFull && seen.has(key)) return problems;
+      try {
+        const out = content.render(data, email);
+        if (out.html !== null)
+          for (const found of findRenderedLinks(out.html)) {
+            const link = links[found.index];
+            if (link && !isValidLinkValue(link, found.value))
+              problems = [...problems, linkProblem(email, link, found.value, lineOf(html, link.urlTemplate))];
+          }
+      } catch (error) {
+        const details = error instanceof AppError ? (error.details as { template?: string; line?: number }) : {};
+        problems = [
+          ...problems,
+          {
+            recipient: email,
+            template: (details?.template as RecipientProblem['template']) ?? 'html',
+            line: details?.line,
+            message: describeError(error),
+          },
+        ];
+      }
+      // Only a clean render is remembered: every recipient of a failing key is named.
+      if (problems.length > 0) return dedupe(problems);
+      if (seen.size >= maxKeys) seen.clear();
+      seen.add(key);
+      return problems;
+    },
+  };
+}
+
+/** The identifiers of tags (and of outputs the fast path cannot render: other filters, dotted paths) of a template. */
+function collectVariables(source: string, inTags: Set<string>, keyed: Set<string>, presence: Set<string>): void {
+  if (!source.includes('{')) return;
+  for (const token of new Tokenizer(source).readTopLevelTokens()) {
+    if (token instanceof TagToken) {
+      // `{% if first_name %}`: a presence test reads whether the value is false or nil, nothing more.
+      if (presenceTags.has(token.name) && /^\s*[A-Za-z_][\w-]*\s*$/.test(token.args)) {
+        presence.add(token.args.trim());
+        continue;
+      }
+      for (const name of identifiersOf(token.args)) {
+        inTags.add(name);
+        keyed.add(name);
+      }
+    } else if ('content' in token && typeof token.content === 'string') {
+      // An output: `{{ name }}` with default/downcase/upcase renders any string; anything else may not.
+      if (compileFastTemplate(`{{${token.content}}}`) === null)
+        for (const name of identifiersOf(token.content)) keyed.add(name);
+    }
+  }
+}
+
+/** Every name in Liquid source outside string literals (filter names and keywords too: a larger key, never a smaller one). */
+function identifiersOf(liquid: string): string[] {
+  const code = liquid.replace(/"[^"]*"|'[^']*'/g, ' ');
+  return [...new Set(code.match(/[A-Za-z_][\w-]*/g) ?? [])];
+}
+
+/** The names in the Liquid parts of a link's URL (not the words of the URL around them). */
+function liquidVariablesOf(urlTemplate: string): string[] {
+  const names = new Set<string>();
+  for (const match of urlTemplate.matchAll(/\{\{([\s\S]*?)\}\}|\{%([\s\S]*?)%\}/g))
+    for (const name of identifiersOf(match[1] ?? match[2] ?? '')) names.add(name);
+  return [...names];
+}
+
+/** The shape (names and types) of the data, and the values of the variables that can change how it renders. */
+function checkKey(
+  data: Record<string, unknown>,
+  keyedNames: readonly string[],
+  presenceNames: readonly string[],
+): string {
+  let key = '';
+  for (const name in data) {
+    const value = data[name];
+    key += `${name}:${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value},`;
+  }
+  for (const name of keyedNames) if (Object.hasOwn(data, name)) key += `\u0000${name}=${JSON.stringify(data[name])}`;
+  // Liquid's falsy values: false and nil (an empty string is true).
+  for (const name of presenceNames) if (data[name] === false) key += `\u0000${name}=false`;
+  return key;
+}
+
+/**
+ * A link written with an http(s) URL must render to a valid one; a link written entirely in Liquid
+ * may render to anything else (left untracked, as the decorator does), but not to a broken http(s) URL.
+ */
+function isValidLinkValue(link: ExtractedLink, rendered: string): boolean {
+  if (redirectTarget(rendered) !== undefined) return true;
+  const written = link.urlTemplate.trim();
+  if (written.startsWith('{{') || written.startsWith('{%')) return !/^\s*https?:/i.test(rendered);
+  return false;
+}
+
+function linkProblem(email: string, link: ExtractedLink, rendered: string, line: number): RecipientProblem {
+  const shown = rendered.length > 200 ? `${rendered.slice(0, 200)}…` : rendered;
+  const variables = liquidVariablesOf(link.urlTemplate).join(', ');
+  return {
+    recipient: email,
+    template: 'html',
+    line,
+    message: `html template, recipient ${email}, line ${line}: link ${link.index + 1} (${link.urlTemplate}) renders to ${JSON.stringify(shown)}, not a valid http(s) URL; ${variables ? `check the value of ${variables}` : 'fix the link in the template'}`,
+  };
+}
+
+function lineOf(source: string, fragment: string): number {
+  const at = source.indexOf(fragment);
+  return at < 0 ? 1 : source.slice(0, at).split('\n').length;
+}
+
+function dedupe(problems: readonly RecipientProblem[]): readonly RecipientProblem[] {
+  const messages = new Set<string>();
+  return problems.filter((p) => !messages.has(p.message) && messages.add(p.message) !== undefined);
+}
