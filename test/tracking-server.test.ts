@@ -117,6 +117,20 @@ describeEachDialect('tracking server', (ctx) => {
     }
   });
 
+  it('answers a path the router refuses (too long, bad percent-encoding) with a plain page that quotes nothing of it', async () => {
+    for (const [path, status] of [
+      [`/r/${'A'.repeat(300)}<script>alert('evil')</script>`, 414],
+      [`/m/${'B'.repeat(300)}evil`, 414],
+      ['/r/%ZZevil', 400],
+    ] as const) {
+      const response = await service.app.inject({ url: path });
+      expect(response.statusCode, path.slice(-20)).toBe(status);
+      expect(response.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(response.body).toMatch(/^<!doctype html>/);
+      expect(response.body).not.toMatch(/evil|script|AAAA|BBBB/);
+    }
+  });
+
   it('refuses a link whose personalization would inject a header', async () => {
     const response = await service.app.inject({ url: `/r/${click(seeded.logs[2]!.id, 1)}` });
     expect(response.statusCode).toBe(404);

@@ -17,6 +17,8 @@ export const unavailablePage = page(
 
 export const badRequestPage = page('Bad request', '<h1>Bad request</h1>');
 
+export const uriTooLongPage = page('Link too long', '<h1>Link too long</h1><p>This link is not one of ours.</p>');
+
 /** GET /u/: a confirmation, never an unsubscribe (link pre-fetchers GET every link they see). */
 export const unsubscribeConfirmPage = page(
   'Unsubscribe',

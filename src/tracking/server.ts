@@ -10,6 +10,7 @@ import {
   notFoundPage,
   transparentGif,
   unavailablePage,
+  uriTooLongPage,
   unsubscribeConfirmPage,
   unsubscribedPage,
 } from './pages.ts';
@@ -47,6 +48,12 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     bodyLimit: 1_024,
     return503OnClosing: true,
     requestTimeout: 10_000,
+    // A path the router refuses (too long, bad percent-encoding) gets the plain page like any other
+    // error: Fastify's own answer is JSON quoting the whole path back to whoever sent it.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
+      html(reply, status, status === 414 ? uriTooLongPage : badRequestPage);
+    },
   });
   const recentClicks = new Map<number, number[]>();
 
