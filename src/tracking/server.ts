@@ -4,7 +4,7 @@ import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { automatedFlagsOf, type FlagSettings } from './automation.ts';
 import type { DeliveryCache } from './delivery-cache.ts';
-import type { EventLog } from './event-log.ts';
+import type { EventLog, RawEvent } from './event-log.ts';
 import {
   badRequestPage,
   notFoundPage,
@@ -25,8 +25,12 @@ export interface TrackingAppOptions {
   keyRing: KeyRing;
   cache: DeliveryCache;
   events: EventLog;
-  /** Denylists the address now (one-click unsubscribe); false when this log's unsubscribe was already applied. */
-  unsubscribe(email: string, now: number, origin: { deliveryId: number; logId: number }): Promise<boolean>;
+  /**
+   * One-click unsubscribe: denylists the address and writes its raw `unsubscribe` event in one
+   * transaction (not through the event buffer, which drops under a flood and loses what it holds in
+   * a crash); false when this log's unsubscribe was already applied (nothing written).
+   */
+  unsubscribe(email: string, event: RawEvent): Promise<boolean>;
   clock: Clock;
   flags: FlagSettings;
   logger: Logger;
@@ -90,6 +94,16 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     now: number,
     linkIndex: number | null,
   ): void {
+    events.add(eventOf(request, kind, claims, now, linkIndex));
+  }
+
+  function eventOf(
+    request: FastifyRequest,
+    kind: TrackingEventKind,
+    claims: TokenClaims,
+    now: number,
+    linkIndex: number | null,
+  ): RawEvent {
     const agent = request.headers['user-agent'];
     const userAgent = typeof agent === 'string' ? agent.slice(0, maxUserAgent) : undefined;
     let clicks = 0;
@@ -104,7 +118,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
       },
       options.flags,
     );
-    events.add({
+    return {
       deliveryId: claims.deliveryId,
       logId: claims.logId,
       kind,
@@ -112,7 +126,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
       at: now,
       flags,
       userAgent: userAgent ?? null,
-    });
+    };
   }
 
   // Click times of recent messages, pruned in place (no allocation per click); entries leave in
@@ -208,8 +222,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     const email = await cache.emailOf(claims.deliveryId, claims.logId);
     if (!email) return notFound(reply);
     // A replayed POST is answered the same, and records nothing more.
-    if (await options.unsubscribe(email, now, { deliveryId: claims.deliveryId, logId: claims.logId }))
-      record(request, 'unsubscribe', claims, now, null);
+    await options.unsubscribe(email, eventOf(request, 'unsubscribe', claims, now, null));
     return html(reply, 200, unsubscribedPage);
   });
 

@@ -2,14 +2,21 @@ import { addHealthRoutes } from '../metrics/server.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Herald } from '../main.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
-import { deliveryTemplates, insertTrackingEvents, trackedLog, trackingLinks } from './tracking-store.ts';
+import {
+  deliveryTemplates,
+  insertTrackingEvents,
+  insertTrackingEventsWithin,
+  trackedLog,
+  trackingLinks,
+} from './tracking-store.ts';
 import { createDeliveryCache } from './delivery-cache.ts';
 import { createEventLog, type EventLog } from './event-log.ts';
 import { loadKeyRing, trackingBaseUrl } from './keys.ts';
 import { createSqliteEventWriter, type EventWriter } from './sqlite-event-writer.ts';
 import { buildTrackingApp } from './server.ts';
 import type { KeyRing } from './token.ts';
-import { applyAddressEvents } from '../quarantine/address-events.ts';
+import { applyAddressEventsWithin } from '../quarantine/address-events.ts';
+import { inTransaction } from '../store/database.ts';
 
 // Wires the tracking server to a Herald (store, config, clock): the `tracking` role, the demo and
 // the benchmark all build it here.
@@ -65,15 +72,22 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
     keyRing,
     cache,
     events: counted,
-    // Through the quarantine's address events: denylisted at once, with a timeline entry naming the delivery.
-    unsubscribe: async (email, now, origin) => {
-      const applied = await applyAddressEvents(
-        store,
-        [{ email, at: now, source: 'unsubscribe', deliveryId: origin.deliveryId, deliveryLogId: origin.logId }],
-        quarantineSettings(herald.config),
-        now,
-      );
-      return applied.duplicates === 0;
+    // Through the quarantine's address events: denylisted at once, with a timeline entry naming the
+    // delivery, and the raw event the opt-out indicators count, in one transaction.
+    unsubscribe: async (email, event) => {
+      const applied = await inTransaction(store, async (trx) => {
+        const result = await applyAddressEventsWithin(
+          trx,
+          [{ email, at: event.at, source: 'unsubscribe', deliveryId: event.deliveryId, deliveryLogId: event.logId }],
+          quarantineSettings(herald.config),
+          event.at,
+        );
+        if (result.duplicates > 0) return false;
+        await insertTrackingEventsWithin(trx, [event]);
+        return true;
+      });
+      if (applied) herald.metrics.countTrackingEvent(event.kind);
+      return applied;
     },
     clock: herald.clock,
     flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
