@@ -328,6 +328,19 @@ describeEachDialect('tracking server', (ctx) => {
     expect(after - before).toBe(stats.written);
   });
 
+  it('a click on the mirror page right after it loads is not flagged automated (its links are signed as of the sending)', async () => {
+    const before = (await eventsOf(seeded.deliveryId)).length;
+    clock.advance(3_600_000);
+    const page = await service.app.inject({ url: `/m/${token('mirror', seeded.logs[0]!.id)}` });
+    const first = /href="https:\/\/t\.herald\.test(\/r\/[A-Za-z0-9_-]+)"/.exec(page.body)![1]!;
+    clock.advance(2_000);
+    const response = await service.app.inject({ url: first, headers: { 'user-agent': browser } });
+    expect(response.statusCode).toBe(302);
+    const clicks = (await eventsOf(seeded.deliveryId)).slice(before).filter((e) => e.kind === 'click');
+    expect(clicks).toHaveLength(1);
+    expect(clicks[0]!.flags & automatedFlags.tooSoon).toBe(0);
+  });
+
   it('serves on a real port (loopback)', async () => {
     const address = await service.app.listen({ host: '127.0.0.1', port: 0 });
     try {

@@ -10,7 +10,15 @@ import { findRenderedLinks, redirectTarget } from './links.ts';
 export interface DeliverySource {
   links(deliveryId: number): Promise<Array<{ index: number; urlTemplate: string }>>;
   templates(deliveryId: number): Promise<{ subject: string; html: string | null; text: string | null } | undefined>;
-  log(logId: number): Promise<{ id: number; deliveryId: number; email: string; data: string } | undefined>;
+  log(
+    logId: number,
+  ): Promise<{ id: number; deliveryId: number; email: string; data: string; sentAt?: number | null } | undefined>;
+}
+
+/** One recipient's rendered HTML (links still marked), and when the message was sent. */
+interface RenderedMessage {
+  html: string;
+  sentAt: number | null;
 }
 
 interface CachedDelivery {
@@ -56,7 +64,7 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
   // The same entries once loaded, for the synchronous fast path of static links (no promise, no DB).
   const loaded = new Map<number, CachedDelivery>();
   // A scanner following every link of one message renders it once.
-  const rendered = new Map<number, Promise<string | undefined>>();
+  const rendered = new Map<number, Promise<RenderedMessage | undefined>>();
   const decorators = createMessageDecorator(options.decorator);
 
   function delivery(deliveryId: number, now: number): Promise<CachedDelivery> {
@@ -111,7 +119,7 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
     return { compiled: entry.compiled, decorator: entry.decorator };
   }
 
-  async function renderHtml(deliveryId: number, logId: number, now: number): Promise<string | undefined> {
+  async function renderHtml(deliveryId: number, logId: number, now: number): Promise<RenderedMessage | undefined> {
     const entry = await delivery(deliveryId, now);
     const ready = prepared(entry, deliveryId);
     if (!ready) return undefined;
@@ -119,7 +127,8 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
     if (!log || log.deliveryId !== deliveryId) return undefined;
     try {
       const data = { ...personalizationOf(log.email, log.data), ...ready.decorator.variables(logId, now) };
-      return ready.compiled.render(data, log.email).html ?? undefined;
+      const html = ready.compiled.render(data, log.email).html;
+      return html === null ? undefined : { html, sentAt: log.sentAt ?? null };
     } catch {
       return undefined;
     }
@@ -144,16 +153,22 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
         rendered.set(logId, html);
         while (rendered.size > maxRendered) rendered.delete(rendered.keys().next().value!);
       }
-      const document = await html;
+      const document = (await html)?.html;
       if (document === undefined) return undefined;
       const found = findRenderedLinks(document).find((l) => l.index === linkIndex && l.occurrence === occurrence);
       return found ? redirectTarget(found.value) : undefined;
     },
     async mirrorPage(deliveryId, logId, now) {
-      const html = await renderHtml(deliveryId, logId, now);
-      if (html === undefined) return undefined;
+      const message = await renderHtml(deliveryId, logId, now);
+      if (message === undefined) return undefined;
       const entry = await delivery(deliveryId, now);
-      const page = prepared(entry, deliveryId)?.decorator.decorate(logId, html, now, { pixel: false }).html;
+      // Its links are signed as of the message's sending, as in the message itself: signed as of the
+      // page view, a reader clicking within tracking.automatedClickSeconds of opening the page was
+      // flagged `tooSoon` (an automated click) and left out of the human indicators.
+      const issuedAt = message.sentAt ?? now;
+      const page = prepared(entry, deliveryId)?.decorator.decorate(logId, message.html, issuedAt, {
+        pixel: false,
+      }).html;
       return page == null ? undefined : withoutMetaRefresh(page);
     },
     async emailOf(deliveryId, logId) {

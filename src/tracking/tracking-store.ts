@@ -100,16 +100,24 @@ export interface TrackedLog {
   deliveryId: number;
   email: string;
   data: string;
+  /** When the message was sent (epoch ms), null before. */
+  sentAt: number | null;
 }
 
 export async function trackedLog(store: Store, logId: number): Promise<TrackedLog | undefined> {
   const row = await store.db
     .selectFrom('delivery_logs')
-    .select(['id', 'delivery_id', 'email', 'data'])
+    .select(['id', 'delivery_id', 'email', 'data', 'sent_at'])
     .where('id', '=', logId)
     .executeTakeFirst();
   return row
-    ? { id: Number(row.id), deliveryId: Number(row.delivery_id), email: row.email, data: row.data }
+    ? {
+        id: Number(row.id),
+        deliveryId: Number(row.delivery_id),
+        email: row.email,
+        data: row.data,
+        sentAt: row.sent_at === null ? null : Number(row.sent_at),
+      }
     : undefined;
 }
 
