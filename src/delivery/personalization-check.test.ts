@@ -92,6 +92,20 @@ describe('personalization check', () => {
     expect(renders()).toBe(3);
   });
 
+  it('tells shapes apart whatever order recipients of different shapes come in', () => {
+    const { problems } = checker({ subject: 'Hi', html: '<p>{{ a }} {{ b | upcase }}</p>', text: null });
+    const sequence: Array<[Record<string, unknown>, number]> = [
+      [{ a: '1', b: 'x' }, 0],
+      [{ a: '1' }, 1],
+      [{ a: '1', b: 'y' }, 0],
+      [{ b: 'x' }, 1],
+      [{ a: '1', b: 'x', c: '2' }, 0],
+      [{ a: '1' }, 1],
+      [{ b: 'y', a: '2' }, 0],
+    ];
+    for (const [data, count] of sequence) expect(problems('r@x.test', data), JSON.stringify(data)).toHaveLength(count);
+  });
+
   it('renders in full a recipient whose link value the fast path leaves to LiquidJS', () => {
     const { problems, renders } = checker({
       subject: 'Hi',

@@ -71,6 +71,7 @@ export function createPersonalizationCheck(
   }
   const keyedNames = [...keyed];
   const presenceNames = [...presence].filter((name) => !keyed.has(name));
+  const checkKey = createCheckKey(keyedNames, presenceNames);
   const seen = new Set<string>();
   return {
     check(email, data) {
@@ -83,7 +84,7 @@ export function createPersonalizationCheck(
         if (rendered === undefined) renderInFull = true;
         else if (!isValidLinkValue(link, rendered)) problems = [...problems, linkProblem(email, link, rendered, line)];
       }
-      const key = checkKey(data, keyedNames, presenceNames);
+      const key = checkKey(data);
       if (!renderInFull && seen.has(key)) return problems;
       try {
         const out = content.render(data, email);
@@ -151,20 +152,48 @@ function liquidVariablesOf(urlTemplate: string): string[] {
 }
 
 /** The shape (names and types) of the data, and the values of the variables that can change how it renders. */
-function checkKey(
-  data: Record<string, unknown>,
-  keyedNames: readonly string[],
-  presenceNames: readonly string[],
-): string {
-  let key = '';
-  for (const name in data) {
-    const value = data[name];
-    key += `${name}:${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value},`;
-  }
-  for (const name of keyedNames) if (Object.hasOwn(data, name)) key += `\u0000${name}=${JSON.stringify(data[name])}`;
-  // Liquid's falsy values: false and nil (an empty string is true).
-  for (const name of presenceNames) if (data[name] === false) key += `\u0000${name}=false`;
-  return key;
+function createCheckKey(keyedNames: readonly string[], presenceNames: readonly string[]) {
+  // A list's recipients nearly all have the names of the previous one, in the same order and with
+  // the same types: the shape string is then reused, not rebuilt (and re-hashed) for each recipient.
+  let lastNames: string[] = [];
+  let lastTypes: string[] = [];
+  let lastShape = '';
+  return (data: Record<string, unknown>): string => {
+    let index = 0;
+    let same = true;
+    for (const name in data) {
+      // Set by preparation for every recipient, always strings: nothing to tell recipients apart.
+      if (name === 'email' || name === 'mirror_url') continue;
+      const value = data[name];
+      const type = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+      if (same && (lastNames[index] !== name || lastTypes[index] !== type)) {
+        same = false;
+        lastNames = lastNames.slice(0, index);
+        lastTypes = lastTypes.slice(0, index);
+      }
+      if (!same) {
+        lastNames.push(name);
+        lastTypes.push(type);
+      }
+      index++;
+    }
+    if (!same || index !== lastNames.length) {
+      lastNames.length = index;
+      lastTypes.length = index;
+      lastShape = lastNames.map((name, i) => `${name}:${lastTypes[i]},`).join('');
+    }
+    let key = lastShape;
+    for (const name of keyedNames) {
+      if (!Object.hasOwn(data, name)) continue;
+      const value = data[name];
+      // Length-prefixed: no value can pass for another value followed by more of the key.
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      key += `\u0000${name}=${text.length}:${text}`;
+    }
+    // Liquid's falsy values: false and nil (an empty string is true).
+    for (const name of presenceNames) if (data[name] === false) key += `\u0000${name}=false`;
+    return key;
+  };
 }
 
 /**
