@@ -121,6 +121,13 @@ describeEachDialect('preparation', (context) => {
     expect(outcome.error).toMatch(/html template, recipient cher@accept\.test: undefined variable: parts\.1, line:2/);
     expect(outcome.error).toMatch(/recipient bob@accept\.test, line 3: link 1 .*"https:\/\/shop example\.com\/offers"/);
     expect(outcome.error).not.toMatch(/ann@|cid@/);
+    // One problem per line, each starting with its template (the code is said once, in front).
+    expect(
+      outcome.error
+        .split('\n')
+        .slice(1)
+        .map((line) => line.slice(0, 14)),
+    ).toEqual(['html template,', 'html template,']);
     expect(await countLogs(store, delivery.id)).toBe(0);
   });
 

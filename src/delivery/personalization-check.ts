@@ -1,5 +1,5 @@
 import { TagToken, Tokenizer } from 'liquidjs';
-import { AppError, describeError } from '../common/errors.ts';
+import { AppError } from '../common/errors.ts';
 import { findRenderedLinks, redirectTarget, type ExtractedLink } from '../tracking/links.ts';
 import type { CompiledContent, ContentTemplates } from './content.ts';
 import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
@@ -102,7 +102,8 @@ export function createPersonalizationCheck(
             recipient: email,
             template: (details?.template as RecipientProblem['template']) ?? 'html',
             line: details?.line,
-            message: describeError(error),
+            // Its own message (template, recipient, Liquid's line): the list's code is said once, in front.
+            message: error instanceof Error ? error.message : String(error),
           },
         ];
       }
