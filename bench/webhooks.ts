@@ -92,7 +92,7 @@ async function main(): Promise<void> {
 
     const dispatcher = createWebhookDispatcher({
       store,
-      config: webhooksSchema.parse({ batchSize }),
+      config: webhooksSchema.parse({ batchSize, allowedNetworks: ['127.0.0.1/32'] }),
       clock: systemClock,
       logger: silentLogger,
     });

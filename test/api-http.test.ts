@@ -566,6 +566,16 @@ describeEachDialect('API over HTTP', (context) => {
       body: { url: 'http://127.0.0.1:9/hook', events: 'message.sent' },
     });
     expect(kindsAsString.status).toBe(400);
+    // The cloud metadata service: refused by webhooks.deniedNetworks, said so at creation.
+    const metadata = await client.call('POST', '/api/v1/webhooks', {
+      token: admin,
+      body: { url: 'http://169.254.169.254/latest/meta-data/', events: ['message.sent'] },
+    });
+    expect(metadata.status).toBe(400);
+    expect(metadata.body).toMatchObject({
+      code: 'INPUT_INVALID',
+      detail: expect.stringContaining('169.254.169.254 is in webhooks.deniedNetworks (169.254.0.0/16)'),
+    });
     const brokenJson = await client.call('POST', '/api/v1/webhooks', { token: admin, raw: '{"url": "http://x/' });
     expect(brokenJson.status).toBe(400);
     expect((await client.call('GET', '/api/v1/webhooks', { token: admin })).body.webhooks).toHaveLength(hooksBefore);

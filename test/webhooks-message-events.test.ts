@@ -15,7 +15,9 @@ import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { analyzeHtmlTemplate } from '../src/tracking/links.ts';
 import { createTrackingService, type TrackingService } from '../src/tracking/service.ts';
 import { replaceTrackingLinks } from '../src/tracking/tracking-store.ts';
+import { createDestinationPolicy } from '../src/webhooks/destinations.ts';
 import { createWebhookDispatcher } from '../src/webhooks/dispatcher.ts';
+import { createWebhookPoster } from '../src/webhooks/post-webhook.ts';
 import { createSubscription } from '../src/webhooks/subscriptions.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { waitFor } from './support/wait.ts';
@@ -144,6 +146,8 @@ describeEachDialect('per-message webhook events', (context) => {
           inbound: { port: 0 },
           bounce: { siteRulesFile: '/nonexistent/site.yaml' },
           mta: { routes: simulator.routes, resolverServers: [simulator.dnsServer], pollIntervalMs: 50, bounceDomain },
+          // The receiver listens on loopback, denied by default.
+          webhooks: { allowedNetworks: ['127.0.0.1/32'] },
         },
         'test',
       ),
@@ -163,6 +167,7 @@ describeEachDialect('per-message webhook events', (context) => {
   });
 
   it('reports each outcome of a message once, to the subscriptions that asked for its kind', async () => {
+    const policy = createDestinationPolicy(herald.config.webhooks);
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     const messageKinds = [
       'message.sent',
@@ -173,13 +178,14 @@ describeEachDialect('per-message webhook events', (context) => {
       'message.opened',
       'message.clicked',
     ];
-    const subscription = await createSubscription(herald.store, { url, events: messageKinds }, Date.now());
+    const subscription = await createSubscription(herald.store, { url, events: messageKinds }, Date.now(), policy);
     secret = subscription.secret;
     // Asks for delivery states only: no per-message row may be written for it.
     const statesOnly = await createSubscription(
       herald.store,
       { url: `${url}/states`, events: ['delivery.state'] },
       Date.now(),
+      policy,
     );
 
     const accepted = `ann.${context.dialect}@accept.test`;
@@ -268,8 +274,10 @@ describeEachDialect('per-message webhook events', (context) => {
       config: herald.config.webhooks,
       clock: herald.clock,
       logger: silentLogger,
-      fetch: (input, init) =>
-        String(input).endsWith('/states') ? Promise.resolve(new Response(null, { status: 204 })) : fetch(input, init),
+      post: (request) =>
+        request.url.endsWith('/states')
+          ? Promise.resolve({ kind: 'answered', status: 204 })
+          : createWebhookPoster({ policy })(request),
     });
     await dispatcher.runOnce();
     expect(refused).toEqual([]);

@@ -11,6 +11,7 @@ import { runDoctor } from '../src/doctor/run-doctor.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { inTransaction } from '../src/store/database.ts';
+import { createDestinationPolicy, type DestinationPolicy } from '../src/webhooks/destinations.ts';
 import { createWebhookDispatcher, signWebhook } from '../src/webhooks/dispatcher.ts';
 import {
   createSubscription,
@@ -39,16 +40,22 @@ describeEachDialect('event webhooks', (context) => {
   let url: string;
   const received: Received[] = [];
   let answer = 500;
+  let policy: DestinationPolicy;
 
   beforeAll(async () => {
     herald = await openHerald({
       config: parseConfig(
-        { database: { url: context.url() }, webhooks: { pauseAfterFailures: 3, firstRetrySeconds: 10 } },
+        {
+          database: { url: context.url() },
+          // The receivers listen on loopback, denied by default.
+          webhooks: { pauseAfterFailures: 3, firstRetrySeconds: 10, allowedNetworks: ['127.0.0.1/32'] },
+        },
         'test',
       ),
       logger: silentLogger,
       clock,
     });
+    policy = createDestinationPolicy(herald.config.webhooks);
     receiver = createServer((request, response) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -70,6 +77,7 @@ describeEachDialect('event webhooks', (context) => {
       herald.store,
       { url, events: ['delivery.state', 'workflow.failed'] },
       clock.now(),
+      policy,
     );
     const dispatcher = createWebhookDispatcher({ ...herald, config: herald.config.webhooks });
     const { deliveryId } = await seedDelivery(herald.store.db, {
@@ -163,7 +171,14 @@ describeEachDialect('event webhooks', (context) => {
   });
 
   it('is managed with herald webhooks create|list|resume|delete', async () => {
-    const created = await runHerald(context.url(), ['webhooks', 'create', url, '--event', 'workflow.failed', '--json']);
+    const created = await runHerald(context.url(), [
+      'webhooks',
+      'create',
+      'https://crm.example/herald',
+      '--event',
+      'workflow.failed',
+      '--json',
+    ]);
     const [view] = created.json<{ id: number; secret: string; events: string[] }>();
     expect(view).toMatchObject({ events: ['workflow.failed'] });
     expect(view!.secret.length).toBeGreaterThanOrEqual(32);
@@ -179,19 +194,64 @@ describeEachDialect('event webhooks', (context) => {
 
   it('refuses bad subscriptions', async () => {
     await expect(
-      createSubscription(herald.store, { url: 'ftp://x.example/', events: ['delivery.state'] }, clock.now()),
+      createSubscription(herald.store, { url: 'ftp://x.example/', events: ['delivery.state'] }, clock.now(), policy),
     ).rejects.toThrow('only http and https');
-    await expect(createSubscription(herald.store, { url, events: ['message.read'] }, clock.now())).rejects.toThrow(
-      'unknown: message.read',
-    );
+    await expect(
+      createSubscription(herald.store, { url, events: ['message.read'] }, clock.now(), policy),
+    ).rejects.toThrow('unknown: message.read');
     const withPassword = url.replace('http://', 'http://crm:S3cr3tPassw0rd@');
     const refused = await createSubscription(
       herald.store,
       { url: withPassword, events: ['delivery.state'] },
       clock.now(),
+      policy,
     ).catch((error: Error) => error);
     expect((refused as Error).message).toMatch(/^url: a user name or password in the URL is never sent/);
     expect((refused as Error).message).not.toContain('S3cr3t');
+    // A denied network named literally is refused at once (loopback but 127.0.0.1, allowed here).
+    for (const [denied, network] of [
+      ['http://169.254.169.254/latest/meta-data/', '169.254.0.0/16'],
+      ['http://127.0.0.2:8080/hook', '127.0.0.0/8'],
+      ['http://[::1]:8080/hook', '::1/128'],
+      ['http://0.0.0.0:8080/hook', '0.0.0.0/8'],
+    ])
+      await expect(
+        createSubscription(herald.store, { url: denied!, events: ['delivery.state'] }, clock.now(), policy),
+      ).rejects.toThrow(`is in webhooks.deniedNetworks (${network}); add it to webhooks.allowedNetworks to allow it`);
+  });
+
+  it('refuses to connect to a name resolving to a denied address, and says so in lastError', async () => {
+    const row = await createSubscription(
+      herald.store,
+      { url: 'http://metadata.example/latest/meta-data/', events: ['delivery.state'] },
+      clock.now(),
+      policy,
+    );
+    const resolved: string[] = [];
+    const dispatcher = createWebhookDispatcher({
+      ...herald,
+      config: herald.config.webhooks,
+      resolve: async (hostname) => {
+        resolved.push(hostname);
+        return [{ address: '169.254.169.254', family: 4 }];
+      },
+    });
+    const { deliveryId } = await seedDelivery(herald.store.db, {
+      now: clock.now(),
+      state: 'prepared',
+      recipients: [{ email: 'metadata@b.example' }],
+    });
+    await startDelivery(herald.store, deliveryId, clock.now());
+    await dispatcher.runOnce();
+    await dispatcher.stop();
+    expect(resolved).toEqual(['metadata.example']);
+    expect((await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)).toMatchObject({
+      consecutiveFailures: 1,
+      backlog: 1,
+      lastError:
+        'destination refused: metadata.example resolves only to refused addresses: 169.254.169.254 is in webhooks.deniedNetworks (169.254.0.0/16); add it to webhooks.allowedNetworks to allow it',
+    });
+    await removeSubscription(herald.store, row.id);
   });
 
   it('drops the answer of a receiver streaming without end instead of reading it until the timeout', {
@@ -214,6 +274,7 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `http://127.0.0.1:${(endless.address() as AddressInfo).port}/hook`, events: ['delivery.state'] },
         clock.now(),
+        policy,
       );
       // The longest timeout there is: before, the pass lasted all of it (failing this test's own
       // timeout), buffering all the receiver sent meanwhile.
@@ -251,6 +312,7 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `${base}/busy`, events: ['delivery.state'] },
         clock.now(),
+        policy,
       );
       const { deliveryId } = await seedDelivery(herald.store.db, {
         now: clock.now(),
@@ -263,6 +325,7 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `${base}/other`, events: ['delivery.state'] },
         clock.now(),
+        policy,
       );
       await resumeDelivery(herald.store, deliveryId, clock.now());
       const config = { ...herald.config.webhooks, batchSize: 1 };

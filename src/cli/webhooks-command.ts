@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { createDestinationPolicy } from '../webhooks/destinations.ts';
 import {
   createSubscription,
   listSubscriptionViews,
@@ -31,6 +32,7 @@ export function registerWebhooksCommands(program: Command, context: CliContext):
           herald.store,
           { url, events: options.event.length ? options.event : [...webhookKinds], secret: options.secret },
           herald.clock.now(),
+          createDestinationPolicy(herald.config.webhooks),
         );
         if (options.json) return printJson(context, created);
         context.output.out(`webhook ${created.id}: ${created.url} (${created.events.join(', ')})`);

@@ -1,6 +1,34 @@
 import { z } from 'zod';
+import { parseNetwork } from './destinations.ts';
 
 // The `webhooks` section of the configuration (docs/webhooks.md). The api role dispatches.
+
+const network = z.string().superRefine((text, context) => {
+  try {
+    parseNetwork(text);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+/**
+ * Never reached by a webhook unless allowed: addresses of the host itself and of the cloud metadata
+ * services (which hand out credentials), link-local, multicast and reserved ranges. Private networks
+ * (RFC 1918, IPv6 ULA) are allowed: an internal CRM is a common receiver.
+ */
+export const defaultDeniedNetworks = [
+  '0.0.0.0/8',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '100.100.100.200/32',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+  '::/128',
+  '::1/128',
+  'fe80::/10',
+  'fd00:ec2::254/128',
+  'ff00::/8',
+];
 
 export const webhooksSchema = z
   .object({
@@ -15,6 +43,15 @@ export const webhooksSchema = z
     /** Retry delays double from this, capped at maxRetrySeconds. */
     firstRetrySeconds: z.number().int().min(1).default(10),
     maxRetrySeconds: z.number().int().min(1).default(3_600),
+    /**
+     * Networks (CIDR) a webhook may not connect to, checked on the address connected to after DNS:
+     * loopback, link-local (cloud metadata 169.254.169.254), this-host, multicast, reserved, and the
+     * Alibaba and AWS IPv6 metadata addresses. Add private networks (10.0.0.0/8, 172.16.0.0/12,
+     * 192.168.0.0/16, fc00::/7) to keep webhooks on the Internet.
+     */
+    deniedNetworks: z.array(network).default(defaultDeniedNetworks),
+    /** Networks (CIDR) allowed even inside deniedNetworks, e.g. 127.0.0.1/32 for a receiver on this host. */
+    allowedNetworks: z.array(network).default([]),
   })
   .strict();
 

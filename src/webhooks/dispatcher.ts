@@ -4,6 +4,8 @@ import { maskUrl, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';
+import { createDestinationPolicy } from './destinations.ts';
+import { createWebhookPoster, type PostWebhook, type ResolveHost } from './post-webhook.ts';
 import { webhookRetryAt } from './retry.ts';
 import { dueEvents, recordDelivered, recordFailed, subscriptionsWithDueEvents } from './webhook-store.ts';
 
@@ -12,8 +14,6 @@ import { dueEvents, recordDelivered, recordFailed, subscriptionsWithDueEvents } 
 // doubling delays; a subscription failing pauseAfterFailures requests in a row is paused.
 // Signature: X-Herald-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>, with the
 // timestamp (ms) in X-Herald-Timestamp, so a receiver can refuse replays outside a window.
-
-export type FetchFunction = typeof fetch;
 
 export interface WebhookDispatcher {
   /** One pass over every subscription with due events; returns the events delivered. */
@@ -31,10 +31,14 @@ export function createWebhookDispatcher(options: {
   config: WebhooksConfig;
   clock: Clock;
   logger: Logger;
-  fetch?: FetchFunction;
+  /** Seam for tests: how a host name resolves (default: the system resolver). */
+  resolve?: ResolveHost;
+  /** Seam for tests: the POST itself (default: checked against webhooks.deniedNetworks/allowedNetworks). */
+  post?: PostWebhook;
 }): WebhookDispatcher {
   const { store, config, clock, logger } = options;
-  const send = options.fetch ?? fetch;
+  const post =
+    options.post ?? createWebhookPoster({ policy: createDestinationPolicy(config), resolve: options.resolve });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
@@ -53,30 +57,25 @@ export function createWebhookDispatcher(options: {
       })),
     });
     const ids = events.map((e) => e.id);
-    let error: string | undefined;
-    try {
-      const response = await send(subscription.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-herald-timestamp': String(now),
-          'x-herald-signature': signWebhook(subscription.secret, now, body),
-          'x-herald-batch': randomUUID(),
-        },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(config.timeoutMs),
-      });
-      // The answer's status is all that counts: its body is dropped unread. Read whole, a receiver
-      // streaming without end held this pass until webhooks.timeoutMs and had the process buffer
-      // all it sent meanwhile (hundreds of MB a request).
-      await response.body?.cancel().catch(() => {});
-      if (response.status < 200 || response.status >= 300) error = `HTTP ${response.status}`;
-    } catch (cause) {
-      // An error may quote the URL: a subscription made before URLs with a password were refused
-      // must not put it in the log or in lastError.
-      error = (cause as Error).message.split(subscription.url).join(maskUrl(subscription.url));
-    }
+    const answer = await post({
+      url: subscription.url,
+      headers: {
+        'content-type': 'application/json',
+        'x-herald-timestamp': String(now),
+        'x-herald-signature': signWebhook(subscription.secret, now, body),
+        'x-herald-batch': randomUUID(),
+      },
+      body,
+      timeoutMs: config.timeoutMs,
+    });
+    // An error may quote the URL: a subscription made before URLs with a password were refused
+    // must not put it in the log or in lastError.
+    const error =
+      answer.kind === 'failed'
+        ? answer.error.split(subscription.url).join(maskUrl(subscription.url))
+        : answer.status < 200 || answer.status >= 300
+          ? `HTTP ${answer.status}`
+          : undefined;
     if (error === undefined) {
       await recordDelivered(store, subscription.id, ids, clock.now());
       return { delivered: ids.length, more: ids.length === config.batchSize };

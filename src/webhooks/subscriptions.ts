@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookKind, WebhookSubscriptionRow } from '../store/tables.ts';
+import { type DestinationPolicy, literalAddress } from './destinations.ts';
 import {
   deleteSubscription,
   getSubscription,
@@ -45,6 +46,7 @@ export async function createSubscription(
   store: Store,
   request: { url: string; events: readonly string[]; secret?: string | undefined },
   now: number,
+  policy: DestinationPolicy,
 ) {
   let url: URL;
   try {
@@ -61,6 +63,10 @@ export async function createSubscription(
       'INPUT_INVALID',
       'url: a user name or password in the URL is never sent; the receiver checks x-herald-signature instead',
     );
+  // A name is checked where each request connects (post-webhook.ts): what it resolves to may change.
+  const literal = literalAddress(url);
+  const refused = literal === undefined ? undefined : policy.refusal(literal);
+  if (refused) throw new AppError('INPUT_INVALID', `url: ${refused}`);
   const unknown = request.events.filter((kind) => !(webhookKinds as readonly string[]).includes(kind));
   if (unknown.length > 0 || request.events.length === 0)
     throw new AppError(

@@ -1,4 +1,5 @@
 import type { Static } from '@sinclair/typebox';
+import { createDestinationPolicy } from '../../webhooks/destinations.ts';
 import {
   createSubscription,
   listSubscriptionViews,
@@ -20,7 +21,7 @@ export async function create(
   { herald }: ApiContext,
   { body }: HandlerInput<unknown, unknown, Static<typeof S.webhookCreateBody>>,
 ) {
-  return createSubscription(herald.store, body, herald.clock.now());
+  return createSubscription(herald.store, body, herald.clock.now(), createDestinationPolicy(herald.config.webhooks));
 }
 
 export async function remove({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
