@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -328,7 +328,7 @@ describeEachDialect('event webhooks', (context) => {
         policy,
       );
       await resumeDelivery(herald.store, deliveryId, clock.now());
-      const config = { ...herald.config.webhooks, batchSize: 1 };
+      const config = { ...herald.config.webhooks, batchSize: 1, concurrency: 1 };
       const dispatcher = createWebhookDispatcher({ ...herald, config });
       await dispatcher.runOnce();
       await dispatcher.stop();
@@ -338,6 +338,78 @@ describeEachDialect('event webhooks', (context) => {
       await removeSubscription(herald.store, other.id);
     } finally {
       await new Promise((resolve) => recorder.close(resolve));
+    }
+  });
+
+  it('keeps sending to the other subscriptions while one receiver holds its answer', { timeout: 60_000 }, async () => {
+    const arrivals: string[] = [];
+    const held: ServerResponse[] = [];
+    let fastArrivals = 0;
+    let fastDone: () => void = () => {};
+    const allFast = new Promise<void>((resolve) => {
+      fastDone = resolve;
+    });
+    const receivers = createServer((request, response) => {
+      arrivals.push(request.url ?? '');
+      request.resume();
+      if (request.url === '/fast') {
+        response.writeHead(204).end();
+        if (++fastArrivals === 3) fastDone();
+        return;
+      }
+      // The slow receiver answers only when the test lets it; a request it drops unanswered is noted.
+      held.push(response);
+      response.on('close', () => {
+        if (!response.writableEnded) arrivals.push('/slow dropped');
+      });
+    });
+    await new Promise<void>((resolve) => receivers.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(receivers.address() as AddressInfo).port}`;
+    try {
+      const slow = await createSubscription(
+        herald.store,
+        { url: `${base}/slow`, events: ['delivery.state'] },
+        clock.now(),
+        policy,
+      );
+      const fast = await createSubscription(
+        herald.store,
+        { url: `${base}/fast`, events: ['delivery.state'] },
+        clock.now(),
+        policy,
+      );
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'slow@b.example' }],
+      });
+      await startDelivery(herald.store, deliveryId, clock.now());
+      await pauseDelivery(herald.store, deliveryId, clock.now());
+      await resumeDelivery(herald.store, deliveryId, clock.now());
+      // Before: the pass waited for the slow receiver's answer (here until the 15 s timeout) before
+      // the fast one had its second batch.
+      const config = { ...herald.config.webhooks, batchSize: 1, timeoutMs: 15_000 };
+      const dispatcher = createWebhookDispatcher({ ...herald, config });
+      const pass = dispatcher.runOnce();
+      await allFast;
+      for (const response of held) response.writeHead(204).end();
+      const release = (request: IncomingMessage, response: ServerResponse) => {
+        if (request.url === '/slow') response.writeHead(204).end();
+      };
+      receivers.on('request', release);
+      held.length = 0;
+      await pass;
+      await dispatcher.stop();
+      expect(arrivals.filter((arrival) => arrival !== '/slow').slice(0, 3)).toEqual(['/fast', '/fast', '/fast']);
+      expect(arrivals).not.toContain('/slow dropped');
+      const views = await listSubscriptionViews(herald.store);
+      for (const id of [slow.id, fast.id])
+        expect(views.find((view) => view.id === id)).toMatchObject({ backlog: 0, consecutiveFailures: 0 });
+      await removeSubscription(herald.store, slow.id);
+      await removeSubscription(herald.store, fast.id);
+    } finally {
+      receivers.closeAllConnections();
+      await new Promise((resolve) => receivers.close(resolve));
     }
   });
 

@@ -36,6 +36,8 @@ export const webhooksSchema = z
     intervalMs: z.number().int().min(50).max(600_000).default(1_000),
     /** Events per request (one JSON array), per subscription. */
     batchSize: z.number().int().min(1).max(10_000).default(500),
+    /** Subscriptions sent to at the same time; each has one request at most in flight, so its events stay in order. */
+    concurrency: z.number().int().min(1).max(64).default(8),
     /** A request not answered 2xx within this time failed. */
     timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     /** A subscription failing this many requests in a row is paused (doctor finding; resume by hand). */

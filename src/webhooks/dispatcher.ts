@@ -94,20 +94,20 @@ export function createWebhookDispatcher(options: {
 
   // Subscriptions take turns, a batch each: a slow receiver with a backlog it never catches up
   // with (message.sent at sending speed) held the pass for itself, every other subscription
-  // waiting, and stop() with it.
+  // waiting, and stop() with it. webhooks.concurrency turns are taken at once: one receiver slow to
+  // answer (up to webhooks.timeoutMs, every batch) held every other subscription behind each of its
+  // requests. A subscription is in the queue once at most, so its batches stay in order.
   async function runOnce(): Promise<number> {
     let delivered = 0;
-    let turn = await subscriptionsWithDueEvents(store, clock.now());
-    while (turn.length > 0 && !stopped) {
-      const again: WebhookSubscriptionRow[] = [];
-      for (const subscription of turn) {
-        if (stopped) break;
+    const queue = await subscriptionsWithDueEvents(store, clock.now());
+    const takeTurns = async () => {
+      for (let subscription = queue.shift(); subscription && !stopped; subscription = queue.shift()) {
         const batch = await deliverBatch(subscription);
         delivered += batch.delivered;
-        if (batch.more) again.push(subscription);
+        if (batch.more) queue.push(subscription);
       }
-      turn = again;
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(config.concurrency, queue.length) }, takeTurns));
     return delivered;
   }
 
