@@ -178,14 +178,19 @@ describeEachDialect('per-message webhook events', (context) => {
       'message.opened',
       'message.clicked',
     ];
-    const subscription = await createSubscription(herald.store, { url, events: messageKinds }, Date.now(), policy);
+    const subscription = await createSubscription(
+      herald.store,
+      { url, events: messageKinds },
+      Date.now(),
+      herald.config.webhooks,
+    );
     secret = subscription.secret;
     // Asks for delivery states only: no per-message row may be written for it.
     const statesOnly = await createSubscription(
       herald.store,
       { url: `${url}/states`, events: ['delivery.state'] },
       Date.now(),
-      policy,
+      herald.config.webhooks,
     );
 
     const accepted = `ann.${context.dialect}@accept.test`;

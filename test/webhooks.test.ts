@@ -11,7 +11,7 @@ import { runDoctor } from '../src/doctor/run-doctor.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { inTransaction } from '../src/store/database.ts';
-import { createDestinationPolicy, type DestinationPolicy } from '../src/webhooks/destinations.ts';
+import type { WebhooksConfig } from '../src/webhooks/config-schema.ts';
 import { createWebhookDispatcher, signWebhook } from '../src/webhooks/dispatcher.ts';
 import {
   createSubscription,
@@ -40,7 +40,7 @@ describeEachDialect('event webhooks', (context) => {
   let url: string;
   const received: Received[] = [];
   let answer = 500;
-  let policy: DestinationPolicy;
+  let webhooksConfig: WebhooksConfig;
 
   beforeAll(async () => {
     herald = await openHerald({
@@ -55,7 +55,7 @@ describeEachDialect('event webhooks', (context) => {
       logger: silentLogger,
       clock,
     });
-    policy = createDestinationPolicy(herald.config.webhooks);
+    webhooksConfig = herald.config.webhooks;
     receiver = createServer((request, response) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -77,7 +77,7 @@ describeEachDialect('event webhooks', (context) => {
       herald.store,
       { url, events: ['delivery.state', 'workflow.failed'] },
       clock.now(),
-      policy,
+      webhooksConfig,
     );
     const dispatcher = createWebhookDispatcher({ ...herald, config: herald.config.webhooks });
     const { deliveryId } = await seedDelivery(herald.store.db, {
@@ -194,17 +194,22 @@ describeEachDialect('event webhooks', (context) => {
 
   it('refuses bad subscriptions', async () => {
     await expect(
-      createSubscription(herald.store, { url: 'ftp://x.example/', events: ['delivery.state'] }, clock.now(), policy),
+      createSubscription(
+        herald.store,
+        { url: 'ftp://x.example/', events: ['delivery.state'] },
+        clock.now(),
+        webhooksConfig,
+      ),
     ).rejects.toThrow('only http and https');
     await expect(
-      createSubscription(herald.store, { url, events: ['message.read'] }, clock.now(), policy),
+      createSubscription(herald.store, { url, events: ['message.read'] }, clock.now(), webhooksConfig),
     ).rejects.toThrow('unknown: message.read');
     const withPassword = url.replace('http://', 'http://crm:S3cr3tPassw0rd@');
     const refused = await createSubscription(
       herald.store,
       { url: withPassword, events: ['delivery.state'] },
       clock.now(),
-      policy,
+      webhooksConfig,
     ).catch((error: Error) => error);
     expect((refused as Error).message).toMatch(/^url: a user name or password in the URL is never sent/);
     expect((refused as Error).message).not.toContain('S3cr3t');
@@ -216,8 +221,23 @@ describeEachDialect('event webhooks', (context) => {
       ['http://0.0.0.0:8080/hook', '0.0.0.0/8'],
     ])
       await expect(
-        createSubscription(herald.store, { url: denied!, events: ['delivery.state'] }, clock.now(), policy),
+        createSubscription(herald.store, { url: denied!, events: ['delivery.state'] }, clock.now(), webhooksConfig),
       ).rejects.toThrow(`is in webhooks.deniedNetworks (${network}); add it to webhooks.allowedNetworks to allow it`);
+  });
+
+  it('refuses a subscription past webhooks.maxSubscriptions, naming the key', async () => {
+    const existing = (await listSubscriptionViews(herald.store)).length;
+    const config = { ...webhooksConfig, maxSubscriptions: existing + 2 };
+    const request = { url: 'https://crm.example/herald', events: ['message.sent'] };
+    const created = [
+      await createSubscription(herald.store, request, clock.now(), config),
+      await createSubscription(herald.store, request, clock.now(), config),
+    ];
+    await expect(createSubscription(herald.store, request, clock.now(), config)).rejects.toThrow(
+      `webhooks.maxSubscriptions (${existing + 2}) reached: delete one you no longer use`,
+    );
+    expect(await listSubscriptionViews(herald.store)).toHaveLength(existing + 2);
+    for (const subscription of created) await removeSubscription(herald.store, subscription.id);
   });
 
   it('refuses to connect to a name resolving to a denied address, and says so in lastError', async () => {
@@ -225,7 +245,7 @@ describeEachDialect('event webhooks', (context) => {
       herald.store,
       { url: 'http://metadata.example/latest/meta-data/', events: ['delivery.state'] },
       clock.now(),
-      policy,
+      webhooksConfig,
     );
     const resolved: string[] = [];
     const dispatcher = createWebhookDispatcher({
@@ -274,7 +294,7 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `http://127.0.0.1:${(endless.address() as AddressInfo).port}/hook`, events: ['delivery.state'] },
         clock.now(),
-        policy,
+        webhooksConfig,
       );
       // The longest timeout there is: before, the pass lasted all of it (failing this test's own
       // timeout), buffering all the receiver sent meanwhile.
@@ -312,7 +332,7 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `${base}/busy`, events: ['delivery.state'] },
         clock.now(),
-        policy,
+        webhooksConfig,
       );
       const { deliveryId } = await seedDelivery(herald.store.db, {
         now: clock.now(),
@@ -325,7 +345,7 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `${base}/other`, events: ['delivery.state'] },
         clock.now(),
-        policy,
+        webhooksConfig,
       );
       await resumeDelivery(herald.store, deliveryId, clock.now());
       const config = { ...herald.config.webhooks, batchSize: 1, concurrency: 1 };
@@ -370,13 +390,13 @@ describeEachDialect('event webhooks', (context) => {
         herald.store,
         { url: `${base}/slow`, events: ['delivery.state'] },
         clock.now(),
-        policy,
+        webhooksConfig,
       );
       const fast = await createSubscription(
         herald.store,
         { url: `${base}/fast`, events: ['delivery.state'] },
         clock.now(),
-        policy,
+        webhooksConfig,
       );
       const { deliveryId } = await seedDelivery(herald.store.db, {
         now: clock.now(),

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createDestinationPolicy } from '../webhooks/destinations.ts';
 import {
   createSubscription,
   listSubscriptionViews,
@@ -32,7 +31,7 @@ export function registerWebhooksCommands(program: Command, context: CliContext):
           herald.store,
           { url, events: options.event.length ? options.event : [...webhookKinds], secret: options.secret },
           herald.clock.now(),
-          createDestinationPolicy(herald.config.webhooks),
+          herald.config.webhooks,
         );
         if (options.json) return printJson(context, created);
         context.output.out(`webhook ${created.id}: ${created.url} (${created.events.join(', ')})`);

@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookKind, WebhookSubscriptionRow } from '../store/tables.ts';
-import { type DestinationPolicy, literalAddress } from './destinations.ts';
+import type { WebhooksConfig } from './config-schema.ts';
+import { createDestinationPolicy, literalAddress } from './destinations.ts';
 import {
+  countSubscriptions,
   deleteSubscription,
   getSubscription,
   insertSubscription,
@@ -46,7 +48,7 @@ export async function createSubscription(
   store: Store,
   request: { url: string; events: readonly string[]; secret?: string | undefined },
   now: number,
-  policy: DestinationPolicy,
+  config: WebhooksConfig,
 ) {
   let url: URL;
   try {
@@ -65,7 +67,7 @@ export async function createSubscription(
     );
   // A name is checked where each request connects (post-webhook.ts): what it resolves to may change.
   const literal = literalAddress(url);
-  const refused = literal === undefined ? undefined : policy.refusal(literal);
+  const refused = literal === undefined ? undefined : createDestinationPolicy(config).refusal(literal);
   if (refused) throw new AppError('INPUT_INVALID', `url: ${refused}`);
   const unknown = request.events.filter((kind) => !(webhookKinds as readonly string[]).includes(kind));
   if (unknown.length > 0 || request.events.length === 0)
@@ -75,6 +77,13 @@ export async function createSubscription(
     );
   if (request.secret !== undefined && request.secret.length < 16)
     throw new AppError('INPUT_INVALID', 'secret: at least 16 characters');
+  // An integration creating a subscription at each start without deleting the old one (or a token
+  // used to flood) would make every outcome write one outbox row per subscription.
+  if ((await countSubscriptions(store)) >= config.maxSubscriptions)
+    throw new AppError(
+      'INPUT_INVALID',
+      `webhooks.maxSubscriptions (${config.maxSubscriptions}) reached: delete one you no longer use (herald webhooks list, herald webhooks delete ID) or raise the key`,
+    );
   const secret = request.secret ?? randomBytes(32).toString('base64url');
   const row = await insertSubscription(store, {
     url: url.toString(),

@@ -28,6 +28,14 @@ export async function listSubscriptions(store: Store): Promise<WebhookSubscripti
   return store.db.selectFrom('webhook_subscriptions').selectAll().orderBy('id').execute();
 }
 
+export async function countSubscriptions(store: Store): Promise<number> {
+  const row = await store.db
+    .selectFrom('webhook_subscriptions')
+    .select((eb) => eb.fn.countAll().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
 export async function getSubscription(store: Store, id: number): Promise<WebhookSubscriptionRow | undefined> {
   return store.db.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
 }

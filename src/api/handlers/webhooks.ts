@@ -1,5 +1,4 @@
 import type { Static } from '@sinclair/typebox';
-import { createDestinationPolicy } from '../../webhooks/destinations.ts';
 import {
   createSubscription,
   listSubscriptionViews,
@@ -21,7 +20,7 @@ export async function create(
   { herald }: ApiContext,
   { body }: HandlerInput<unknown, unknown, Static<typeof S.webhookCreateBody>>,
 ) {
-  return createSubscription(herald.store, body, herald.clock.now(), createDestinationPolicy(herald.config.webhooks));
+  return createSubscription(herald.store, body, herald.clock.now(), herald.config.webhooks);
 }
 
 export async function remove({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
