@@ -433,6 +433,49 @@ describeEachDialect('event webhooks', (context) => {
     }
   });
 
+  it('drops a request in flight when stopped instead of waiting for its answer, without blaming the receiver', {
+    timeout: 30_000,
+  }, async () => {
+    let arrived: () => void = () => {};
+    const requestArrived = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const silent = createServer((request) => {
+      request.resume();
+      arrived();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const row = await createSubscription(
+        herald.store,
+        { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/hook`, events: ['delivery.state'] },
+        clock.now(),
+        webhooksConfig,
+      );
+      // Before: stop() (and so a SIGTERM of the api role) waited the whole timeout for the answer.
+      const dispatcher = createWebhookDispatcher({ ...herald, config: { ...webhooksConfig, timeoutMs: 120_000 } });
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'silent@b.example' }],
+      });
+      await startDelivery(herald.store, deliveryId, clock.now());
+      const pass = dispatcher.runOnce();
+      await requestArrived;
+      await dispatcher.stop();
+      await pass;
+      expect((await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)).toMatchObject({
+        backlog: 1,
+        consecutiveFailures: 0,
+        lastError: null,
+      });
+      await removeSubscription(herald.store, row.id);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('keeps the password of a URL stored before such URLs were refused out of the log and lastError', async () => {
     const withPassword = url.replace('http://', 'http://crm:S3cr3tPassw0rd@');
     const row = await insertSubscription(herald.store, {

@@ -42,6 +42,8 @@ export function createWebhookDispatcher(options: {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;
+  // stop() drops the requests in flight instead of waiting up to webhooks.timeoutMs for their answer.
+  let stopping = new AbortController();
 
   /** One batch of a subscription's due events: how many were delivered, and whether more may be due. */
   async function deliverBatch(subscription: WebhookSubscriptionRow): Promise<{ delivered: number; more: boolean }> {
@@ -67,7 +69,10 @@ export function createWebhookDispatcher(options: {
       },
       body,
       timeoutMs: config.timeoutMs,
+      signal: stopping.signal,
     });
+    // Stopped mid-request: the events stay due as they were, sent again at the next start.
+    if (answer.kind === 'aborted') return { delivered: 0, more: false };
     // An error may quote the URL: a subscription made before URLs with a password were refused
     // must not put it in the log or in lastError.
     const error =
@@ -124,10 +129,12 @@ export function createWebhookDispatcher(options: {
     runOnce,
     start() {
       stopped = false;
+      stopping = new AbortController();
       timer = setTimeout(loop, config.intervalMs);
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       if (timer) clearTimeout(timer);
       await running;
     },

@@ -16,9 +16,14 @@ export interface WebhookRequest {
   headers: Record<string, string>;
   body: string;
   timeoutMs: number;
+  /** Aborted when the dispatcher stops: the request is dropped, neither delivered nor failed. */
+  signal?: AbortSignal;
 }
 
-export type WebhookAnswer = { kind: 'answered'; status: number } | { kind: 'failed'; error: string };
+export type WebhookAnswer =
+  | { kind: 'answered'; status: number }
+  | { kind: 'failed'; error: string }
+  | { kind: 'aborted' };
 
 export type PostWebhook = (request: WebhookRequest) => Promise<WebhookAnswer>;
 
@@ -69,11 +74,14 @@ export function createWebhookPoster(options: { policy: DestinationPolicy; resolv
       const literal = literalAddress(url);
       const refused = literal === undefined ? undefined : policy.refusal(literal);
       if (refused) return settle({ kind: 'failed', error: `destination refused: ${refused}` });
+      if (request.signal?.aborted) return settle({ kind: 'aborted' });
       let done = false;
+      const abort = () => finish({ kind: 'aborted' });
       const finish = (answer: WebhookAnswer) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        request.signal?.removeEventListener('abort', abort);
         outgoing.destroy();
         settle(answer);
       };
@@ -96,6 +104,7 @@ export function createWebhookPoster(options: { policy: DestinationPolicy; resolv
           error: error.code === 'DESTINATION_DENIED' ? `destination refused: ${error.message}` : describe(error),
         }),
       );
+      request.signal?.addEventListener('abort', abort, { once: true });
       outgoing.end(request.body);
     });
 }
