@@ -476,6 +476,70 @@ describeEachDialect('event webhooks', (context) => {
     }
   });
 
+  it('waits for the backoff of a failing receiver however many events come, then sends them in order', async () => {
+    const requests: string[][] = [];
+    let status = 503;
+    const own = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const { events } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          events: Array<{ data: { to: string } }>;
+        };
+        requests.push(events.map((event) => event.data.to));
+        response.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => own.listen(0, '127.0.0.1', resolve));
+    try {
+      const row = await createSubscription(
+        herald.store,
+        { url: `http://127.0.0.1:${(own.address() as AddressInfo).port}/hook`, events: ['delivery.state'] },
+        clock.now(),
+        webhooksConfig,
+      );
+      const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'backoff@b.example' }],
+      });
+      await startDelivery(herald.store, deliveryId, clock.now());
+      await dispatcher.runOnce();
+      // Before: each new event was due at once, so every pass sent a request whatever the backoff,
+      // and the third (pauseAfterFailures) paused the subscription within the same second.
+      await pauseDelivery(herald.store, deliveryId, clock.now());
+      await dispatcher.runOnce();
+      status = 204;
+      await resumeDelivery(herald.store, deliveryId, clock.now());
+      await dispatcher.runOnce();
+      expect(requests).toEqual([['in_progress']]);
+      expect((await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)).toMatchObject({
+        state: 'active',
+        consecutiveFailures: 1,
+        backlog: 3,
+      });
+      // Before: the receiver, back, got the newer events first (a receiver keeping the last id it
+      // processed then ignored the older ones as a replay).
+      clock.advance(10_000);
+      await dispatcher.runOnce();
+      expect(requests).toEqual([['in_progress'], ['in_progress', 'paused', 'in_progress']]);
+
+      // Resumed by hand, its waiting events go at the next pass, not at their retry time.
+      status = 503;
+      await pauseDelivery(herald.store, deliveryId, clock.now());
+      await dispatcher.runOnce();
+      status = 204;
+      await resumeSubscriptionById(herald.store, row.id);
+      await dispatcher.runOnce();
+      await dispatcher.stop();
+      expect(requests.slice(2)).toEqual([['paused'], ['paused']]);
+      await removeSubscription(herald.store, row.id);
+    } finally {
+      await new Promise((resolve) => own.close(resolve));
+    }
+  });
+
   it('keeps the password of a URL stored before such URLs were refused out of the log and lastError', async () => {
     const withPassword = url.replace('http://', 'http://crm:S3cr3tPassw0rd@');
     const row = await insertSubscription(herald.store, {

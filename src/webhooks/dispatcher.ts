@@ -85,10 +85,12 @@ export function createWebhookDispatcher(options: {
       await recordDelivered(store, subscription.id, ids, clock.now());
       return { delivered: ids.length, more: ids.length === config.batchSize };
     }
-    const attempts = Math.min(...events.map((e) => Number(e.attempts)));
+    // The receiver's failures in a row, not the events' attempts: a batch mixes events retried with
+    // events written since, so the backoff of its newest (none yet) would stay at the first delay.
+    const failures = Number(subscription.consecutive_failures);
     await recordFailed(store, subscription.id, {
       ids,
-      retryAt: webhookRetryAt(clock.now(), attempts, config.firstRetrySeconds, config.maxRetrySeconds),
+      retryAt: webhookRetryAt(clock.now(), failures, config.firstRetrySeconds, config.maxRetrySeconds),
       error,
       pauseAfter: config.pauseAfterFailures,
       now: clock.now(),

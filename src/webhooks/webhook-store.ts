@@ -51,9 +51,21 @@ export async function resumeSubscription(store: Store, id: number): Promise<void
     .set({ state: 'active', paused_at: null, consecutive_failures: 0 })
     .where('id', '=', id)
     .execute();
+  // Its waiting events are due again at once, instead of at their retry time (up to an hour later).
+  await store.db
+    .updateTable('webhook_outbox')
+    .set({ next_attempt_at: sql`created_at` })
+    .where('subscription_id', '=', id)
+    .where('delivered_at', 'is', null)
+    .execute();
 }
 
-/** Active subscriptions with at least one event due. */
+/**
+ * Active subscriptions with at least one event due, and none waiting for the retry of a failed
+ * request: events written since are sent with them, after them, never before (a receiver keeping
+ * the last event id it processed would take an older one sent later for a replay), and a receiver
+ * that is down gets no request before its backoff, however many events keep coming.
+ */
 export async function subscriptionsWithDueEvents(store: Store, now: number): Promise<WebhookSubscriptionRow[]> {
   return store.db
     .selectFrom('webhook_subscriptions as s')
@@ -67,6 +79,19 @@ export async function subscriptionsWithDueEvents(store: Store, now: number): Pro
           .whereRef('o.subscription_id', '=', 's.id')
           .where('o.delivered_at', 'is', null)
           .where('o.next_attempt_at', '<=', now),
+      ),
+    )
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('webhook_outbox as r')
+            .select('r.id')
+            .whereRef('r.subscription_id', '=', 's.id')
+            .where('r.delivered_at', 'is', null)
+            .where('r.next_attempt_at', '>', now)
+            .where('r.attempts', '>', 0),
+        ),
       ),
     )
     .orderBy('s.id')
