@@ -576,6 +576,18 @@ describeEachDialect('API over HTTP', (context) => {
       code: 'INPUT_INVALID',
       detail: expect.stringContaining('169.254.169.254 is in webhooks.deniedNetworks (169.254.0.0/16)'),
     });
+    // A rule source named in the request: never a directory of the server, never a denied network.
+    const directory = await client.call('POST', '/api/v1/rules/update', { token: admin, body: { source: '/etc' } });
+    expect(directory.status).toBe(400);
+    expect(directory.body).toMatchObject({ code: 'INPUT_INVALID', detail: expect.stringContaining('source: "/etc"') });
+    const loopback = await client.call('POST', '/api/v1/rules/update', {
+      token: admin,
+      body: { source: 'http://127.0.0.1:9/manifest.json' },
+    });
+    expect(loopback.body).toMatchObject({
+      code: 'RULES_SOURCE_UNAVAILABLE',
+      detail: expect.stringContaining('destination refused: 127.0.0.1 is in webhooks.deniedNetworks'),
+    });
     const brokenJson = await client.call('POST', '/api/v1/webhooks', { token: admin, raw: '{"url": "http://x/' });
     expect(brokenJson.status).toBe(400);
     expect((await client.call('GET', '/api/v1/webhooks', { token: admin })).body.webhooks).toHaveLength(hooksBefore);

@@ -8,7 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBounceClassifier } from '../src/bounce/qualification-classifier.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { checkUrl, fetchManifestSource } from '../src/rules-versions/http-source.ts';
+import { readRuleSource } from '../src/rules-versions/source.ts';
 import { updateRulePacks } from '../src/rules-versions/update.ts';
+import { webhooksSchema } from '../src/webhooks/config-schema.ts';
+import { createDestinationPolicy } from '../src/webhooks/destinations.ts';
 import { loadRuleFiles, ruleFilesFor } from '../src/shaping/rule-loader.ts';
 import { listVersions } from '../src/rules-versions/rule-version-store.ts';
 import { describeEachDialect } from './support/databases.ts';
@@ -164,6 +167,42 @@ describe('HTTP rule source limits', () => {
       code: 'RULES_SOURCE_UNAVAILABLE',
       message: expect.stringMatching(/missing\/manifest\.json: HTTP 404/),
     });
+  });
+
+  it('fetches a source named by an API client only where the webhooks may connect', async () => {
+    const denied = { policy: createDestinationPolicy(webhooksSchema.parse({})) };
+    // Before: loopback, the cloud metadata address and the server's directories were all read, and
+    // the start of an answer that was not JSON came back in the error.
+    expect(
+      await failure(fetchManifestSource(`${base}/packs/manifest.json`, { ...options, destinations: denied })),
+    ).toMatchObject({
+      code: 'RULES_SOURCE_UNAVAILABLE',
+      message: expect.stringContaining('destination refused: 127.0.0.1 is in webhooks.deniedNetworks (127.0.0.0/8)'),
+    });
+    const metadata = { ...denied, resolve: async () => [{ address: '169.254.169.254', family: 4 }] };
+    expect(
+      await failure(fetchManifestSource('https://rules.example/manifest.json', { ...options, destinations: metadata })),
+    ).toMatchObject({
+      code: 'RULES_SOURCE_UNAVAILABLE',
+      message: expect.stringContaining(
+        'destination refused: rules.example resolves only to refused addresses: 169.254.169.254 is in webhooks.deniedNetworks',
+      ),
+    });
+    expect(await failure(readRuleSource('/etc', { ...options, destinations: denied }))).toMatchObject({
+      code: 'INPUT_INVALID',
+      message: expect.stringContaining('source: "/etc" is not an http(s) URL'),
+    });
+    // Allowed, through a name resolved by the seam: connected to the address checked.
+    const allowed = {
+      policy: createDestinationPolicy(webhooksSchema.parse({ allowedNetworks: ['127.0.0.1/32'] })),
+      resolve: async () => [{ address: '127.0.0.1', family: 4 }],
+    };
+    const port = (server.address() as AddressInfo).port;
+    const read = await fetchManifestSource(`http://localhost:${port}/packs/manifest.json`, {
+      ...options,
+      destinations: allowed,
+    });
+    expect(read.files.map((file) => file.kind)).toEqual(['mx', 'bounce']);
   });
 
   it('stops reading a file past the size cap, and a silent server at the timeout', async () => {

@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
+import { type IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { z } from 'zod';
 import { AppError } from '../common/errors.ts';
+import {
+  createCheckedLookup,
+  type DestinationPolicy,
+  literalAddress,
+  type ResolveHost,
+} from '../webhooks/destinations.ts';
 import type { PackFile, SourceFiles } from './source.ts';
 import type { RuleKind } from '../store/tables.ts';
 
@@ -12,6 +21,11 @@ import type { RuleKind } from '../store/tables.ts';
 export interface FetchOptions {
   timeoutMs: number;
   maxFileBytes: number;
+  /**
+   * A source named by an API client, not by the operator: connect only where this allows (the
+   * webhooks' networks), checked on the address connected to.
+   */
+  destinations?: { policy: DestinationPolicy; resolve?: ResolveHost | undefined } | undefined;
 }
 
 const manifestSchema = z
@@ -114,18 +128,21 @@ function isLoopback(hostname: string): boolean {
 
 /** GET with a timeout (whole exchange), a size cap (streamed) and same-origin redirects only. */
 export async function fetchText(start: URL, options: FetchOptions): Promise<string> {
-  const signal = AbortSignal.timeout(options.timeoutMs);
+  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const lookup = options.destinations
+    ? createCheckedLookup(options.destinations.policy, options.destinations.resolve)
+    : undefined;
   let url = start;
   try {
     for (let hop = 0; ; hop += 1) {
-      const response = await fetch(url, {
-        redirect: 'manual',
-        signal,
-        headers: { accept: 'application/json, application/yaml, text/yaml, text/plain, */*' },
-      });
-      if (response.status >= 300 && response.status < 400) {
-        await response.body?.cancel();
-        const location = response.headers.get('location');
+      const literal = options.destinations ? literalAddress(url) : undefined;
+      const refused = literal === undefined ? undefined : options.destinations?.policy.refusal(literal);
+      if (refused) throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: destination refused: ${refused}`);
+      const response = await get(url, deadline, lookup);
+      const status = response.statusCode ?? 0;
+      if (status >= 300 && status < 400) {
+        response.destroy();
+        const location = response.headers.location;
         const next = location ? new URL(location, url) : undefined;
         if (!next || next.origin !== start.origin)
           throw new AppError(
@@ -137,42 +154,50 @@ export async function fetchText(start: URL, options: FetchOptions): Promise<stri
         url = next;
         continue;
       }
-      if (response.status !== 200) {
-        await response.body?.cancel();
-        throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: HTTP ${response.status}`);
+      if (status !== 200) {
+        response.destroy();
+        throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: HTTP ${status}`);
       }
       return await readCapped(response, url, options.maxFileBytes);
     }
   } catch (error) {
     if (error instanceof AppError) throw error;
-    const reason =
-      (error as Error).name === 'TimeoutError'
-        ? `no complete answer within ${options.timeoutMs} ms`
-        : describeFetchError(error);
+    const reason = deadline.aborted ? `no complete answer within ${options.timeoutMs} ms` : describeFetchError(error);
     throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: ${reason}`, { cause: error });
   }
 }
 
-async function readCapped(response: Response, url: URL, maxBytes: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) {
-    await response.body?.cancel();
+function get(url: URL, signal: AbortSignal, lookup: LookupFunction | undefined): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+      url,
+      {
+        signal,
+        agent: false,
+        headers: { accept: 'application/json, application/yaml, text/yaml, text/plain, */*' },
+        ...(lookup && { lookup }),
+      },
+      resolve,
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+async function readCapped(response: IncomingMessage, url: URL, maxBytes: number): Promise<string> {
+  if (Number(response.headers['content-length'] ?? '0') > maxBytes) {
+    response.destroy();
     throw tooLarge(url, maxBytes);
   }
-  const chunks: Uint8Array[] = [];
+  const chunks: Buffer[] = [];
   let total = 0;
-  if (response.body) {
-    const reader = response.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel();
-        throw tooLarge(url, maxBytes);
-      }
-      chunks.push(value);
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      response.destroy();
+      throw tooLarge(url, maxBytes);
     }
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -182,6 +207,7 @@ function tooLarge(url: URL, maxBytes: number): AppError {
 }
 
 function describeFetchError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ? `${cause.code} ${cause.message ?? ''}`.trim() : (error as Error).message;
+  const { code, message } = error as NodeJS.ErrnoException;
+  if (code === 'DESTINATION_DENIED') return `destination refused: ${message}`;
+  return code && !message.includes(code) ? `${code} ${message}` : message;
 }

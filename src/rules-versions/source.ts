@@ -26,6 +26,12 @@ export const packFileNames: Record<RuleKind, string[]> = {
 
 export async function readRuleSource(source: string, options: FetchOptions): Promise<SourceFiles> {
   if (/^https?:\/\//i.test(source)) return fetchManifestSource(source, options);
+  // The server's files are the operator's: an API client naming a directory could probe them.
+  if (options.destinations)
+    throw new AppError(
+      'INPUT_INVALID',
+      `source: "${source.slice(0, 200)}" is not an http(s) URL; a directory is read by herald rules update --source on the server`,
+    );
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source))
     throw new AppError(
       'CONFIG_INVALID',

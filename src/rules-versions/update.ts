@@ -13,6 +13,7 @@ import {
 import { prepareBounceTarget } from './bounce-target.ts';
 import { diffPacks, type RuleDiff } from './diff.ts';
 import { mxTargetFile, prepareMxTarget } from './mx-target.ts';
+import type { FetchOptions } from './http-source.ts';
 import { readRuleSource, type PackFile } from './source.ts';
 import { materializeHeader, readIfExists, writeTargets, type PackTarget, type TargetResult } from './targets.ts';
 import type { RuleKind, RuleVersionRow } from '../store/tables.ts';
@@ -50,6 +51,7 @@ export function versionHash(text: string): string {
 export async function updateRulePacks(
   deps: RulesDeps,
   source: string = deps.config.deliverability.source,
+  destinations?: FetchOptions['destinations'],
 ): Promise<UpdateResult> {
   if (!source)
     throw new AppError(
@@ -57,7 +59,7 @@ export async function updateRulePacks(
       'deliverability.source is empty: give a directory or an https:// URL (or --source)',
     );
   const { maxFileBytes, fetchTimeoutMs } = deps.config.deliverability;
-  const read = await readRuleSource(source, { maxFileBytes, timeoutMs: fetchTimeoutMs });
+  const read = await readRuleSource(source, { maxFileBytes, timeoutMs: fetchTimeoutMs, destinations });
   const { store } = deps;
   const issues: string[] = [];
   const pending: Array<{ file: PackFile; active: RuleVersionRow | undefined; version: string; target: PackTarget }> =

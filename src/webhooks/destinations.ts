@@ -1,4 +1,5 @@
-import { BlockList, isIP } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 
 // Which addresses webhook requests may connect to. A subscription is made by whoever holds an admin
 // token, and its delivery status and timing are shown back to them: without a limit, a URL naming
@@ -62,4 +63,42 @@ export function createDestinationPolicy(networks: DestinationNetworks): Destinat
 export function literalAddress(url: URL): string | undefined {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   return isIP(host) ? host : undefined;
+}
+
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/** Seam for tests: the addresses a host name resolves to (default: the system resolver, like fetch). */
+export type ResolveHost = (hostname: string) => Promise<ResolvedAddress[]>;
+
+const systemResolve: ResolveHost = (hostname) => dnsLookup(hostname, { all: true });
+
+/**
+ * The `lookup` of node:http(s) requests whose destination must pass the policy: the socket connects
+ * to the addresses checked here and to no other (a literal address in a URL skips lookup: check it
+ * with literalAddress). Only the allowed addresses of a name are returned; none: error
+ * DESTINATION_DENIED naming why.
+ */
+export function createCheckedLookup(policy: DestinationPolicy, resolve: ResolveHost = systemResolve): LookupFunction {
+  return (hostname, lookupOptions, callback) => {
+    resolve(hostname).then(
+      (addresses) => {
+        const usable = addresses.filter((entry) => policy.refusal(entry.address) === undefined);
+        if (usable.length === 0) {
+          const reasons = addresses.map((entry) => policy.refusal(entry.address)).join('; ');
+          const error: NodeJS.ErrnoException = new Error(
+            addresses.length === 0
+              ? `${hostname} has no address`
+              : `${hostname} resolves only to refused addresses: ${reasons}`,
+          );
+          error.code = addresses.length === 0 ? 'ENOTFOUND' : 'DESTINATION_DENIED';
+          callback(error, '', 0);
+        } else if (lookupOptions.all) callback(null, usable);
+        else callback(null, usable[0]!.address, usable[0]!.family);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, '', 0),
+    );
+  };
 }

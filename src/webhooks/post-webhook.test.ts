@@ -2,8 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { webhooksSchema } from './config-schema.ts';
-import { createDestinationPolicy } from './destinations.ts';
-import { createWebhookPoster, type ResolvedAddress } from './post-webhook.ts';
+import { createDestinationPolicy, type ResolvedAddress } from './destinations.ts';
+import { createWebhookPoster } from './post-webhook.ts';
 
 // The destination policy is applied to the address each request connects to: real receivers on
 // 127.0.0.1 (allowed here, as an operator would for a local receiver) and 127.0.0.2 (denied, like the

@@ -1,8 +1,6 @@
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
-import { type DestinationPolicy, literalAddress } from './destinations.ts';
+import { createCheckedLookup, type DestinationPolicy, literalAddress, type ResolveHost } from './destinations.ts';
 
 // One webhook POST: the status of the answer, or why there is none. The address is checked against
 // the destination policy where the socket gets it (the request's lookup, or the URL's literal
@@ -27,39 +25,12 @@ export type WebhookAnswer =
 
 export type PostWebhook = (request: WebhookRequest) => Promise<WebhookAnswer>;
 
-export interface ResolvedAddress {
-  address: string;
-  family: number;
-}
-
-/** Seam for tests: the addresses a host name resolves to (default: the system resolver, like fetch). */
-export type ResolveHost = (hostname: string) => Promise<ResolvedAddress[]>;
-
-const systemResolve: ResolveHost = (hostname) => dnsLookup(hostname, { all: true });
+export type { ResolveHost } from './destinations.ts';
 
 export function createWebhookPoster(options: { policy: DestinationPolicy; resolve?: ResolveHost }): PostWebhook {
   const { policy } = options;
-  const resolve = options.resolve ?? systemResolve;
 
-  const lookup: LookupFunction = (hostname, lookupOptions, callback) => {
-    resolve(hostname).then(
-      (addresses) => {
-        const usable = addresses.filter((entry) => policy.refusal(entry.address) === undefined);
-        if (usable.length === 0) {
-          const reasons = addresses.map((entry) => policy.refusal(entry.address)).join('; ');
-          const error: NodeJS.ErrnoException = new Error(
-            addresses.length === 0
-              ? `${hostname} has no address`
-              : `${hostname} resolves only to refused addresses: ${reasons}`,
-          );
-          error.code = addresses.length === 0 ? 'ENOTFOUND' : 'DESTINATION_DENIED';
-          callback(error, '', 0);
-        } else if (lookupOptions.all) callback(null, usable);
-        else callback(null, usable[0]!.address, usable[0]!.family);
-      },
-      (error: NodeJS.ErrnoException) => callback(error, '', 0),
-    );
-  };
+  const lookup = createCheckedLookup(policy, options.resolve);
 
   return (request) =>
     new Promise<WebhookAnswer>((settle) => {

@@ -1,4 +1,5 @@
 import type { Static } from '@sinclair/typebox';
+import { createDestinationPolicy } from '../../webhooks/destinations.ts';
 import { outboundStatuses } from '../../midsourcing/status.ts';
 import { updateRulePacksNow } from '../../rules-versions/operator-update.ts';
 import { listVersions } from '../../rules-versions/rule-version-store.ts';
@@ -47,7 +48,12 @@ export async function rulesUpdate(
   { herald }: ApiContext,
   { body }: HandlerInput<unknown, unknown, Static<typeof S.rulesUpdateBody> | undefined>,
 ) {
-  return updateRulePacksNow(herald, body?.source);
+  // A source named in the request goes where the webhooks may (webhooks.deniedNetworks): an admin
+  // token must not make Herald fetch its cloud metadata or a service on loopback and read the answer
+  // back in the error. Without one, deliverability.source is the operator's, fetched as set.
+  if (body?.source === undefined || body.source === herald.config.deliverability.source)
+    return updateRulePacksNow(herald, body?.source);
+  return updateRulePacksNow(herald, body.source, { policy: createDestinationPolicy(herald.config.webhooks) });
 }
 
 export async function rulesRollback(
