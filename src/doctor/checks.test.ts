@@ -7,6 +7,7 @@ import { deliveryStuckCheck } from './check-delivery-stuck.ts';
 import { importsCheck } from './check-imports.ts';
 import { midsourcingCheck } from './check-midsourcing.ts';
 import { trackingLagCheck } from './check-tracking-lag.ts';
+import { webhooksCheck } from './check-webhooks.ts';
 import { workflowsCheck } from './check-workflows.ts';
 import { doctorSettings, type DoctorSettings } from './finding.ts';
 import type { DeliveryFacts, DoctorSnapshot, MidOutboundFacts, WorkflowFacts } from './snapshot.ts';
@@ -714,6 +715,42 @@ describe('midsourcing', () => {
       evidence: { version: 2, ackedVersion: 1, stateError: 'HTTP 503' },
     });
     expect(finding!.fix).toContain('herald mid sync');
+  });
+});
+
+describe('webhooks', () => {
+  const subscription = {
+    id: 4,
+    url: 'http://127.0.0.1:8080/hook',
+    state: 'paused' as const,
+    consecutiveFailures: 20,
+    lastError:
+      'destination refused: 127.0.0.1 is in webhooks.deniedNetworks (127.0.0.0/8); add it to webhooks.allowedNetworks to allow it',
+    lastSuccessAt: null,
+    pausedAt: now - hour,
+    backlog: 12,
+  };
+
+  it('tells to change the URL or webhooks.allowedNetworks, not to fix the receiver, when its address is denied', () => {
+    const [finding] = webhooksCheck.run({ ...emptySnapshot(), webhooks: [subscription] }, now, settings);
+    expect(finding!.fix).toContain('herald webhooks delete 4');
+    expect(finding!.fix).toContain('webhooks.allowedNetworks');
+    expect(finding!.fix).not.toContain('fix the receiver');
+    const [failing] = webhooksCheck.run(
+      { ...emptySnapshot(), webhooks: [{ ...subscription, state: 'active', consecutiveFailures: 2 }] },
+      now,
+      settings,
+    );
+    expect(failing!.fix).toContain('webhooks.allowedNetworks');
+  });
+
+  it('tells to fix the receiver when it answered with an error', () => {
+    const [finding] = webhooksCheck.run(
+      { ...emptySnapshot(), webhooks: [{ ...subscription, lastError: 'HTTP 503' }] },
+      now,
+      settings,
+    );
+    expect(finding!.fix).toMatch(/^fix the receiver, then `herald webhooks resume 4`/);
   });
 });
 
