@@ -6,8 +6,8 @@ import { maskUrl } from '../common/logger.ts';
 
 export type FetchFunction = (
   url: string,
-  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
-) => Promise<{ ok: boolean; status: number }>;
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal; redirect: 'manual' },
+) => Promise<{ ok: boolean; status: number; body?: { cancel(): Promise<void> } | null }>;
 
 export interface FailureNotification {
   event: 'workflow.failed';
@@ -37,7 +37,11 @@ export async function notifyFailure(options: {
       headers: { 'content-type': 'application/json', 'user-agent': 'herald-workflows' },
       body: JSON.stringify(notification),
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+      // The run's error goes to workflows.webhookUrl only: a 3xx is an error status, not followed.
+      redirect: 'manual',
     });
+    // Only the status counts: the body is dropped unread rather than left holding the connection.
+    await response.body?.cancel().catch(() => {});
     if (!response.ok) {
       logger.warn(
         { webhook: maskUrl(url), status: response.status, workflow: notification.workflow },
