@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
@@ -12,6 +12,7 @@ import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { inTransaction } from '../src/store/database.ts';
 import type { WebhooksConfig } from '../src/webhooks/config-schema.ts';
+import { hostAddresses } from '../src/webhooks/destinations.ts';
 import { createWebhookDispatcher, signWebhook } from '../src/webhooks/dispatcher.ts';
 import {
   createSubscription,
@@ -223,6 +224,17 @@ describeEachDialect('event webhooks', (context) => {
       await expect(
         createSubscription(herald.store, { url: denied!, events: ['delivery.state'] }, clock.now(), webhooksConfig),
       ).rejects.toThrow(`is in webhooks.deniedNetworks (${network}); add it to webhooks.allowedNetworks to allow it`);
+    // This host's own address on its network, when it has one besides loopback.
+    const own = hostAddresses().find((address) => isIP(address) === 4 && !address.startsWith('127.'));
+    if (own)
+      await expect(
+        createSubscription(
+          herald.store,
+          { url: `http://${own}:8080/hook`, events: ['delivery.state'] },
+          clock.now(),
+          webhooksConfig,
+        ),
+      ).rejects.toThrow(`url: ${own} is an address of this host`);
   });
 
   it('refuses a subscription past webhooks.maxSubscriptions, naming the key', async () => {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { webhooksSchema } from './config-schema.ts';
-import { createDestinationPolicy, literalAddress, parseNetwork } from './destinations.ts';
+import { createDestinationPolicy, hostAddresses, literalAddress, parseNetwork } from './destinations.ts';
 
 // The default destination policy: the host itself, cloud metadata and link-local refused; private
 // networks and the Internet allowed; allowedNetworks opens a hole in a denied network.
@@ -63,4 +63,18 @@ it('reads the literal address of a URL, brackets and shorthand forms included', 
   expect(literalAddress(new URL('http://2130706433/'))).toBe('127.0.0.1');
   expect(literalAddress(new URL('http://0x7f.1/'))).toBe('127.0.0.1');
   expect(literalAddress(new URL('https://crm.example/hook'))).toBeUndefined();
+});
+
+it("refuses this host's own addresses like loopback (a service on 0.0.0.0 answers on them), unless allowed", () => {
+  const own = ['192.0.2.2', 'fd00::2'];
+  // Before: 192.0.2.2, a documentation-range stand-in for the host's LAN address, was allowed.
+  expect(createDestinationPolicy(defaults, own).refusal('192.0.2.2')).toBe(
+    '192.0.2.2 is an address of this host (refused like loopback); add it to webhooks.allowedNetworks to allow it',
+  );
+  expect(createDestinationPolicy(defaults, own).refusal('::ffff:192.0.2.2')).toContain('an address of this host');
+  expect(createDestinationPolicy(defaults, own).refusal('fd00::2')).toContain('an address of this host');
+  expect(createDestinationPolicy(defaults, own).refusal('192.0.2.3')).toBeUndefined();
+  const allowed = createDestinationPolicy(webhooksSchema.parse({ allowedNetworks: ['192.0.2.0/24'] }), own);
+  expect(allowed.refusal('192.0.2.2')).toBeUndefined();
+  expect(hostAddresses()).toContain('127.0.0.1');
 });

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 // Which addresses webhook requests may connect to. A subscription is made by whoever holds an admin
 // token, and its delivery status and timing are shown back to them: without a limit, a URL naming
@@ -41,9 +42,24 @@ export function parseNetwork(text: string): Network {
   return { text, list };
 }
 
-export function createDestinationPolicy(networks: DestinationNetworks): DestinationPolicy {
+/** The addresses of this host's interfaces: a service listening on all of them is reached by any. */
+export function hostAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((entries) => (entries ?? []).map((entry) => entry.address));
+}
+
+/**
+ * `ownAddresses` (hostAddresses() in production) are refused like loopback: a service listening on
+ * every interface (0.0.0.0) is reached at the host's LAN address as well, which a private network
+ * allowed by default would let through.
+ */
+export function createDestinationPolicy(
+  networks: DestinationNetworks,
+  ownAddresses: readonly string[] = [],
+): DestinationPolicy {
   const denied = networks.deniedNetworks.map(parseNetwork);
   const allowed = networks.allowedNetworks.map(parseNetwork);
+  const host = new BlockList();
+  for (const address of ownAddresses) host.addAddress(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
   // BlockList matches an IPv4-mapped IPv6 address (::ffff:127.0.0.1) against IPv4 networks too.
   const within = (list: Network[], address: string, type: 'ipv4' | 'ipv6') =>
     list.find((network) => network.list.check(address, type));
@@ -53,8 +69,11 @@ export function createDestinationPolicy(networks: DestinationNetworks): Destinat
       if (!type) return `${address} is not an IP address`;
       if (within(allowed, address, type)) return undefined;
       const network = within(denied, address, type);
-      if (!network) return undefined;
-      return `${address} is in webhooks.deniedNetworks (${network.text}); add it to webhooks.allowedNetworks to allow it`;
+      if (network)
+        return `${address} is in webhooks.deniedNetworks (${network.text}); add it to webhooks.allowedNetworks to allow it`;
+      if (host.check(address, type))
+        return `${address} is an address of this host (refused like loopback); add it to webhooks.allowedNetworks to allow it`;
+      return undefined;
     },
   };
 }

@@ -4,7 +4,7 @@ import { maskUrl, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';
-import { createDestinationPolicy } from './destinations.ts';
+import { createDestinationPolicy, hostAddresses } from './destinations.ts';
 import { createWebhookPoster, type PostWebhook, type ResolveHost } from './post-webhook.ts';
 import { webhookRetryAt } from './retry.ts';
 import { dueEvents, recordDelivered, recordFailed, subscriptionsWithDueEvents } from './webhook-store.ts';
@@ -38,7 +38,8 @@ export function createWebhookDispatcher(options: {
 }): WebhookDispatcher {
   const { store, config, clock, logger } = options;
   const post =
-    options.post ?? createWebhookPoster({ policy: createDestinationPolicy(config), resolve: options.resolve });
+    options.post ??
+    createWebhookPoster({ policy: createDestinationPolicy(config, hostAddresses()), resolve: options.resolve });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let stopped = false;

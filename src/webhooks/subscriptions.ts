@@ -3,7 +3,7 @@ import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookKind, WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';
-import { createDestinationPolicy, literalAddress } from './destinations.ts';
+import { createDestinationPolicy, hostAddresses, literalAddress } from './destinations.ts';
 import {
   countSubscriptions,
   deleteSubscription,
@@ -67,7 +67,7 @@ export async function createSubscription(
     );
   // A name is checked where each request connects (post-webhook.ts): what it resolves to may change.
   const literal = literalAddress(url);
-  const refused = literal === undefined ? undefined : createDestinationPolicy(config).refusal(literal);
+  const refused = literal === undefined ? undefined : createDestinationPolicy(config, hostAddresses()).refusal(literal);
   if (refused) throw new AppError('INPUT_INVALID', `url: ${refused}`);
   const unknown = request.events.filter((kind) => !(webhookKinds as readonly string[]).includes(kind));
   if (unknown.length > 0 || request.events.length === 0)

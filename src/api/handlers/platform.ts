@@ -1,5 +1,5 @@
 import type { Static } from '@sinclair/typebox';
-import { createDestinationPolicy } from '../../webhooks/destinations.ts';
+import { createDestinationPolicy, hostAddresses } from '../../webhooks/destinations.ts';
 import { outboundStatuses } from '../../midsourcing/status.ts';
 import { updateRulePacksNow } from '../../rules-versions/operator-update.ts';
 import { listVersions } from '../../rules-versions/rule-version-store.ts';
@@ -53,7 +53,9 @@ export async function rulesUpdate(
   // back in the error. Without one, deliverability.source is the operator's, fetched as set.
   if (body?.source === undefined || body.source === herald.config.deliverability.source)
     return updateRulePacksNow(herald, body?.source);
-  return updateRulePacksNow(herald, body.source, { policy: createDestinationPolicy(herald.config.webhooks) });
+  return updateRulePacksNow(herald, body.source, {
+    policy: createDestinationPolicy(herald.config.webhooks, hostAddresses()),
+  });
 }
 
 export async function rulesRollback(
