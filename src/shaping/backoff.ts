@@ -42,7 +42,15 @@ export class BackoffTracker {
   readonly #config: BackoffConfig;
   /** Recent matching reply times per key|rule, until the threshold is reached. */
   readonly #matches = new Map<string, number[]>();
-  readonly #active = new Map<string, ActiveBackoff>();
+  /**
+   * Active backoffs per rate key, then per rule name. Indexed by key because every connection and
+   * message permit asks for its key's factors: with one backoff per small company's MX host (the
+   * generic rule counts per MX host) a scan of them all per question cost seconds per snapshot of
+   * 50,000 hosts, and a scan per permit on the send path.
+   */
+  readonly #active = new Map<string, Map<string, ActiveBackoff>>();
+  /** No backoff ends before this: expire() (called on every deferral) scans nothing until then. */
+  #nextEnd = Number.POSITIVE_INFINITY;
 
   constructor(config: BackoffConfig = defaultBackoffConfig) {
     this.#config = config;
@@ -58,7 +66,7 @@ export class BackoffTracker {
       const id = `${key}|${rule.name}`;
       const times = (this.#matches.get(id) ?? []).filter((t) => t > now - rule.windowMs);
       times.push(now);
-      const current = this.#active.get(id);
+      const current = this.#active.get(key)?.get(rule.name);
       if (current) {
         current.evidence.matches += 1;
         current.evidence.lastAt = now;
@@ -80,7 +88,10 @@ export class BackoffTracker {
           until: now + rule.durationMs,
           evidence: { matches: times.length, firstAt: times[0]!, lastAt: now, replies: [line.slice(0, 200)] },
         };
-        this.#active.set(id, backoff);
+        const ofKey = this.#active.get(key) ?? new Map<string, ActiveBackoff>();
+        ofKey.set(rule.name, backoff);
+        this.#active.set(key, ofKey);
+        this.#nextEnd = Math.min(this.#nextEnd, backoff.until);
         events.push({ kind: 'applied', backoff });
       } else if (now - current.triggeredAt >= rule.windowMs && current.factor > this.#config.minFactor) {
         // Still told to slow down a whole window after the last cut: cut again.
@@ -98,13 +109,20 @@ export class BackoffTracker {
 
   /** Removes backoffs whose time is over and reports them as reverted. */
   expire(now: number): BackoffEvent[] {
+    // A backoff's end only moves later (extended, compounded), so #nextEnd stays a lower bound.
+    if (now < this.#nextEnd) return [];
     const events: BackoffEvent[] = [];
-    for (const [id, backoff] of this.#active) {
-      if (backoff.until <= now) {
-        this.#active.delete(id);
-        events.push({ kind: 'reverted', backoff });
+    let nextEnd = Number.POSITIVE_INFINITY;
+    for (const [key, ofKey] of this.#active) {
+      for (const [ruleName, backoff] of ofKey) {
+        if (backoff.until <= now) {
+          ofKey.delete(ruleName);
+          events.push({ kind: 'reverted', backoff });
+        } else nextEnd = Math.min(nextEnd, backoff.until);
       }
+      if (ofKey.size === 0) this.#active.delete(key);
     }
+    this.#nextEnd = nextEnd;
     return events;
   }
 
@@ -112,8 +130,8 @@ export class BackoffTracker {
   factors(key: string, now: number): BackoffFactors {
     let rate = 1;
     let connections = 1;
-    for (const backoff of this.#active.values()) {
-      if (backoff.key !== key || backoff.until <= now) continue;
+    for (const backoff of this.#active.get(key)?.values() ?? []) {
+      if (backoff.until <= now) continue;
       if (backoff.limits.includes('rate')) rate *= backoff.factor;
       if (backoff.limits.includes('connections')) connections *= backoff.factor;
     }
@@ -121,7 +139,10 @@ export class BackoffTracker {
   }
 
   active(now: number): ActiveBackoff[] {
-    return [...this.#active.values()].filter((b) => b.until > now);
+    const active: ActiveBackoff[] = [];
+    for (const ofKey of this.#active.values())
+      for (const backoff of ofKey.values()) if (backoff.until > now) active.push(backoff);
+    return active;
   }
 }
 

@@ -174,6 +174,26 @@ describe('backoff tracker', () => {
     expect(tracker.factors('other', 0).rate).toBe(1);
     expect(tracker.observe('k', { code: 250, enhanced: null, text: 'ok' }, rules, 23 * 60_000)).toEqual([]);
   });
+
+  it('keeps each rate key its own backoffs, and reverts each at its own end, extensions included', () => {
+    const rules = compiled().backoff;
+    const tracker = new BackoffTracker({ enabled: true, minFactor: 1 / 16 });
+    tracker.observe('generic|id1|mx.a.example', yahoo421, rules, 0); // until 30 min
+    tracker.observe('generic|id1|mx.b.example', yahoo421, rules, 10 * 60_000); // until 40 min
+    tracker.observe('generic|id1|mx.a.example', yahoo421, rules, 20 * 60_000); // a: compounded, until 50 min
+    expect(tracker.factors('generic|id1|mx.a.example', 20 * 60_000).rate).toBe(0.25);
+    expect(tracker.factors('generic|id1|mx.c.example', 0).rate).toBe(1);
+    expect(tracker.expire(35 * 60_000)).toEqual([]);
+    expect(tracker.expire(45 * 60_000).map((e) => [e.kind, e.backoff.key])).toEqual([
+      ['reverted', 'generic|id1|mx.b.example'],
+    ]);
+    expect(tracker.active(45 * 60_000).map((b) => b.key)).toEqual(['generic|id1|mx.a.example']);
+    expect(tracker.expire(50 * 60_000).map((e) => e.backoff.key)).toEqual(['generic|id1|mx.a.example']);
+    expect(tracker.active(50 * 60_000)).toEqual([]);
+    // A new backoff after everything expired is reverted in its turn.
+    tracker.observe('generic|id1|mx.c.example', yahoo421, rules, 60 * 60_000);
+    expect(tracker.expire(90 * 60_000).map((e) => e.backoff.key)).toEqual(['generic|id1|mx.c.example']);
+  });
 });
 
 describe('error-density breaker', () => {

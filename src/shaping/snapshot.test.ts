@@ -1,0 +1,74 @@
+import { expect, it } from 'vitest';
+import type { ActiveBackoff } from './backoff.ts';
+import type { PathStats } from './path-counters.ts';
+import { loadRuleTexts } from './rule-loader.ts';
+import { buildSnapshot } from './snapshot.ts';
+
+const pack = `
+rules:
+  - name: generic
+    mask: "*"
+    perMxHost: true
+    maxConnections: 4
+    maxMessagesPerHour: 3000
+`;
+
+function pathOf(i: number): PathStats {
+  return {
+    pathId: `generic|1|10.0.${i >> 8}.${i & 255}`,
+    rule: 'generic',
+    mxHost: `mx.company${i}.example`,
+    mxIp: `10.0.${i >> 8}.${i & 255}`,
+    publicId: 1,
+    openConnections: 0,
+    messages: 1,
+    connectionsAccepted: 1,
+    connectionsRefused: 0,
+    unreachable: 0,
+    deferrals: { '4xx': 0, '5xx': 0, local: 0 },
+    lastActivityAt: 0,
+  };
+}
+
+it('reads each backoff once per snapshot, not once per path and rate key (50,000 small domains)', () => {
+  const loaded = loadRuleTexts([{ file: 'test.yaml', text: pack }]);
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+  const rateKeyOf = (i: number) => `generic|id1|mx.company${i}.example`;
+  let keyReads = 0;
+  // One small domain in ten told to slow down: a backoff on its MX host's rate key.
+  const backoffs: ActiveBackoff[] = Array.from({ length: 100 }, (_, n) => {
+    const key = rateKeyOf(n * 10);
+    return {
+      get key() {
+        keyReads++;
+        return key;
+      },
+      rule: 'rate-limited-421',
+      factor: 0.5,
+      limits: ['rate'],
+      since: 0,
+      triggeredAt: 0,
+      until: 60_000,
+      evidence: { matches: 1, firstAt: 0, lastAt: 0, replies: ['421 4.7.0 Try again later'] },
+    };
+  });
+  const snapshot = buildSnapshot({
+    nodeId: 'n1',
+    now: 1_000,
+    periodMs: 3_600_000,
+    rules: loaded.rules,
+    backendKind: 'memory',
+    throttle: { connections: {}, rates: {} },
+    paths: Array.from({ length: 1000 }, (_, i) => pathOf(i)),
+    backoffs,
+    suspensions: [],
+    denied: new Map(),
+    waiting: new Map(),
+    rateKeyFor: (rule, publicId, mxHost) => `${rule.name}|id${publicId}|${mxHost}`,
+    effectiveRate: (rule) => rule.maxMessagesPerHour,
+    maxConnections: (rule) => rule.maxConnections,
+  });
+  expect(keyReads).toBe(backoffs.length);
+  expect(snapshot.rules.find((r) => r.rateKey === rateKeyOf(10))?.backoffs).toEqual(['rate-limited-421']);
+  expect(snapshot.rules.find((r) => r.rateKey === rateKeyOf(11))?.backoffs).toEqual([]);
+});
