@@ -51,6 +51,9 @@ export function databaseLocation(url: string): string {
   return maskUrl(url);
 }
 
+/** How long a statement waits for another connection's write lock before SQLITE_BUSY. */
+export const sqliteBusyTimeoutMs = 5_000;
+
 /**
  * Every SQLite connection's settings (the store's, and its worker threads' own connections).
  * WAL lets readers (CLI, dashboard) run while the MTA writes; NORMAL sync is durable across process
@@ -65,7 +68,7 @@ export function databaseLocation(url: string): string {
 export const sqlitePragmas: readonly string[] = [
   'journal_mode = WAL',
   'synchronous = NORMAL',
-  'busy_timeout = 5000',
+  `busy_timeout = ${sqliteBusyTimeoutMs}`,
   'cache_size = -16384',
   'foreign_keys = ON',
 ];
@@ -81,6 +84,11 @@ export interface OpenStoreOptions {
   createDirectory?: boolean;
   /** PostgreSQL: longest wait for a connection, new or from the pool (default 30 s; database.connectTimeoutMs). */
   connectTimeoutMs?: number;
+  /**
+   * SQLite: how long a transaction waits for the write lock another process holds, without blocking
+   * this process, before it fails with SQLITE_BUSY (default sqliteBusyTimeoutMs).
+   */
+  writeLockWaitMs?: number;
 }
 
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
@@ -123,7 +131,12 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
       details: { database: file },
     });
   }
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect(
+      { database: withStatementCache(sqlite) },
+      options.writeLockWaitMs ?? sqliteBusyTimeoutMs,
+    ),
+  });
   return {
     db,
     dialect: 'sqlite',
@@ -178,22 +191,65 @@ function openPostgres(url: string, poolSize: number, connectTimeoutMs: number): 
 // A deferred BEGIN takes the write lock at the first write: a transaction that reads first and then
 // writes (the quarantine's lock-decide-write, claims) cannot wait for another connection's write (the
 // tracking event writer's thread, another process) and fails at once with SQLITE_BUSY, whatever the
-// busy timeout. BEGIN IMMEDIATE takes the write lock up front, where busy_timeout waits for it. Every
-// Kysely transaction on SQLite is a write transaction here, so all of them begin this way.
+// busy timeout. BEGIN IMMEDIATE takes the write lock up front. Every Kysely transaction on SQLite is a
+// write transaction here, so all of them begin this way.
+//
+// The wait for that lock is not SQLite's busy timeout: better-sqlite3 is synchronous, and its busy
+// handler sleeps on the process's only thread, so a lock held by another process (a `herald db
+// maintain`, an import, a script) froze every SMTP session of the process for 5 s per transaction
+// (three bounces received meanwhile: 5, 10 and 15 s of frozen event loop, each answered 451). BEGIN
+// IMMEDIATE is tried with no busy timeout and retried on timers; once the lock has been seen held
+// for writeLockWaitMs, each transaction fails at once with SQLITE_BUSY until it is free (the inbound
+// role answers 451 4.3.0, the sender retries later), instead of each waiting its own timeout.
+const lockRetryMaxMs = 50;
+// A lock seen busy longer ago than this may have been released and taken again since: counted anew.
+const lockObservationGapMs = 1_000;
+
 class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #writeLockWaitMs: number;
+  /** Since when the write lock has been found held by another connection (undefined: not busy). */
+  #busySince: number | undefined;
+  #busySeenAt = 0;
+
+  constructor(config: ConstructorParameters<typeof SqliteDriver>[0], writeLockWaitMs: number) {
+    super(config);
+    this.#writeLockWaitMs = writeLockWaitMs;
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    // The connection is this transaction's alone from here (Kysely's connection mutex).
+    await connection.executeQuery(CompiledQuery.raw('pragma busy_timeout = 0'));
+    try {
+      for (let retryMs = 1; ; retryMs = Math.min(retryMs * 2, lockRetryMaxMs)) {
+        try {
+          await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+          this.#busySince = undefined;
+          return;
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== 'SQLITE_BUSY') throw error;
+          const now = Date.now();
+          if (this.#busySince === undefined || now - this.#busySeenAt > lockObservationGapMs) this.#busySince = now;
+          this.#busySeenAt = now;
+          if (now - this.#busySince >= this.#writeLockWaitMs) throw error;
+          await new Promise((resolve) => setTimeout(resolve, retryMs));
+        }
+      }
+    } finally {
+      await connection.executeQuery(CompiledQuery.raw(`pragma busy_timeout = ${sqliteBusyTimeoutMs}`));
+    }
   }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #config: ConstructorParameters<typeof SqliteDialect>[0];
-  constructor(config: ConstructorParameters<typeof SqliteDialect>[0]) {
+  readonly #writeLockWaitMs: number;
+  constructor(config: ConstructorParameters<typeof SqliteDialect>[0], writeLockWaitMs: number) {
     super(config);
     this.#config = config;
+    this.#writeLockWaitMs = writeLockWaitMs;
   }
   override createDriver(): SqliteDriver {
-    return new ImmediateSqliteDriver(this.#config);
+    return new ImmediateSqliteDriver(this.#config, this.#writeLockWaitMs);
   }
 }
 
