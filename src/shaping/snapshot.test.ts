@@ -2,7 +2,8 @@ import { expect, it } from 'vitest';
 import type { ActiveBackoff } from './backoff.ts';
 import type { PathStats } from './path-counters.ts';
 import { loadRuleTexts } from './rule-loader.ts';
-import { buildSnapshot } from './snapshot.ts';
+import { buildSnapshot, snapshotRowLimit, type SnapshotInput } from './snapshot.ts';
+import type { ThrottleSnapshot } from './throttle.ts';
 
 const pack = `
 rules:
@@ -30,9 +31,29 @@ function pathOf(i: number): PathStats {
   };
 }
 
-it('reads each backoff once per snapshot, not once per path and rate key (50,000 small domains)', () => {
+function snapshotOf(paths: number, backoffs: ActiveBackoff[], throttle: ThrottleSnapshot) {
   const loaded = loadRuleTexts([{ file: 'test.yaml', text: pack }]);
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+  const input: SnapshotInput = {
+    nodeId: 'n1',
+    now: 1_000,
+    periodMs: 3_600_000,
+    rules: loaded.rules,
+    backendKind: 'memory',
+    throttle,
+    paths: Array.from({ length: paths }, (_, i) => pathOf(i)),
+    backoffs,
+    suspensions: [],
+    denied: new Map(),
+    waiting: new Map(),
+    rateKeyFor: (rule, publicId, mxHost) => `${rule.name}|id${publicId}|${mxHost}`,
+    effectiveRate: (rule) => rule.maxMessagesPerHour,
+    maxConnections: (rule) => rule.maxConnections,
+  };
+  return buildSnapshot(input);
+}
+
+it('reads each backoff once per snapshot, not once per path and rate key (50,000 small domains)', () => {
   const rateKeyOf = (i: number) => `generic|id1|mx.company${i}.example`;
   let keyReads = 0;
   // One small domain in ten told to slow down: a backoff on its MX host's rate key.
@@ -52,23 +73,22 @@ it('reads each backoff once per snapshot, not once per path and rate key (50,000
       evidence: { matches: 1, firstAt: 0, lastAt: 0, replies: ['421 4.7.0 Try again later'] },
     };
   });
-  const snapshot = buildSnapshot({
-    nodeId: 'n1',
-    now: 1_000,
-    periodMs: 3_600_000,
-    rules: loaded.rules,
-    backendKind: 'memory',
-    throttle: { connections: {}, rates: {} },
-    paths: Array.from({ length: 1000 }, (_, i) => pathOf(i)),
-    backoffs,
-    suspensions: [],
-    denied: new Map(),
-    waiting: new Map(),
-    rateKeyFor: (rule, publicId, mxHost) => `${rule.name}|id${publicId}|${mxHost}`,
-    effectiveRate: (rule) => rule.maxMessagesPerHour,
-    maxConnections: (rule) => rule.maxConnections,
-  });
+  const snapshot = snapshotOf(1000, backoffs, { connections: {}, rates: {} });
   expect(keyReads).toBe(backoffs.length);
   expect(snapshot.rules.find((r) => r.rateKey === rateKeyOf(10))?.backoffs).toEqual(['rate-limited-421']);
   expect(snapshot.rules.find((r) => r.rateKey === rateKeyOf(11))?.backoffs).toEqual([]);
+});
+
+it('carries the throttle figures of the listed rate keys and paths only', () => {
+  const throttle: ThrottleSnapshot = { connections: {}, rates: {} };
+  for (let i = 0; i < 1000; i++) {
+    const rateKey = `generic|id1|mx.company${i}.example`;
+    throttle.rates[rateKey] = { bookedUntil: 2_000 };
+    throttle.connections[`${rateKey}|${pathOf(i).mxIp}`] = 1;
+  }
+  const snapshot = snapshotOf(1000, [], throttle);
+  expect(snapshot.omitted).toMatchObject({ paths: 1000 - snapshotRowLimit, rules: 1000 - snapshotRowLimit });
+  expect(Object.keys(snapshot.throttle.rates).sort()).toEqual(snapshot.rules.map((r) => r.rateKey).sort());
+  expect(Object.keys(snapshot.throttle.connections)).toHaveLength(snapshotRowLimit);
+  for (const path of snapshot.paths) expect(snapshot.throttle.connections[`${path.rateKey}|${path.mxIp}`]).toBe(1);
 });
