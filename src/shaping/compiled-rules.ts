@@ -27,18 +27,27 @@ export interface CompiledRules {
   byName(name: string): CompiledRule | undefined;
 }
 
-const matchCacheLimit = 10_000;
+/**
+ * MX hosts whose rule is remembered. A list of 50,000 small company domains meets 50,000 MX hosts:
+ * with 10,000 remembered and the memory emptied when full, nearly every decision of the send path
+ * (several per message) tested every mask again, ~7 µs instead of ~0.3 µs. Past the limit the
+ * oldest host is forgotten, one at a time.
+ */
+export const matchCacheLimit = 100_000;
 
 export function compileRules(input: {
   version: string;
   files: readonly string[];
   rules: readonly MxRule[];
   backoff: readonly BackoffRule[];
+  /** Test seam: how a mask is compiled (mask.ts). */
+  compileHostMask?: (mask: string) => HostMask;
 }): CompiledRules {
+  const compileHostMask = input.compileHostMask ?? compileMask;
   const rules: CompiledRule[] = input.rules.map((rule, index) => ({
     ...rule,
     index,
-    compiledMasks: rule.masks.map(compileMask),
+    compiledMasks: rule.masks.map((mask) => compileHostMask(mask)),
   }));
   const last = rules[rules.length - 1];
   if (!last?.compiledMasks.some((m) => m.matchesEverything) || last.publicIds.length > 0) {
@@ -65,7 +74,7 @@ export function compileRules(input: {
         rules.find(
           (rule) => publicIdSelected(rule.publicIds, publicId) && rule.compiledMasks.some((m) => m.test(host)),
         ) ?? last;
-      if (cache.size >= matchCacheLimit) cache.clear();
+      if (cache.size >= matchCacheLimit) cache.delete(cache.keys().next().value!);
       cache.set(key, found);
       return found;
     },
