@@ -117,6 +117,41 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     expect(snapshot.rates.gcra).toEqual({ bookedUntil: 1_000_600 });
   });
 
+  it('reads the counters of a snapshot in batches, not one round trip per key (50,000 small MX hosts)', async () => {
+    const ownPrefix = `${prefix}batches:`;
+    const throttle = createRedisThrottle({ url: redisUrl, keyPrefix: ownPrefix, timeSource: 'caller' });
+    opened.push(throttle);
+    const now = 7_000_000;
+    const keys = Array.from({ length: 1_200 }, (_, i) => `generic|id1|mx.company${i}.example`);
+    await Promise.all(keys.map((key) => throttle.acquireMessages(key, rateLimit(1), 1, now)));
+    const lease = await throttle.acquireConnection(`${keys[0]}|192.0.2.1`, 2, 60_000, now);
+    expect(lease.granted).toBe(true);
+    // What Redis is asked, from Redis itself: the commands naming this test's keys.
+    const monitor = await new Redis(redisUrl).monitor();
+    const commands: string[] = [];
+    const marker = `${ownPrefix}marker`;
+    const markerSeen = new Promise<void>((resolve) =>
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args[1] === marker) resolve();
+        else if (args.slice(1).some((arg) => arg.startsWith(ownPrefix))) commands.push(args[0]!.toLowerCase());
+      }),
+    );
+    const client = new Redis(redisUrl);
+    try {
+      const snapshot = await throttle.snapshot(now);
+      await client.get(marker);
+      await markerSeen;
+      expect(Object.keys(snapshot.rates)).toHaveLength(keys.length);
+      expect(snapshot.rates[keys[7]!]?.bookedUntil).toBeGreaterThan(now);
+      expect(snapshot.connections).toEqual({ [`${keys[0]}|192.0.2.1`]: 1 });
+      expect(commands.filter((command) => command === 'get')).toHaveLength(0);
+      expect(commands.filter((command) => command === 'mget')).toHaveLength(Math.ceil(keys.length / 500));
+    } finally {
+      client.disconnect();
+      monitor.disconnect();
+    }
+  });
+
   it('shares a path between nodes: one holding every lease gives freed ones to a waiting node, up to half each', async () => {
     const a = backend('caller', 'node-a');
     const b = backend('caller', 'node-b');

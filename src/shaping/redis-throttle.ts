@@ -241,14 +241,25 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
     async snapshot(now): Promise<ThrottleSnapshot> {
       const serverNow = callerTime ? now : await serverTime(redis);
       const snapshot: ThrottleSnapshot = { connections: {}, rates: {} };
-      for (const key of await scanKeys(redis, `${prefix}c:*`)) {
-        const open = await redis.zcount(key, `(${serverNow}`, '+inf');
-        if (open > 0) snapshot.connections[key.slice(prefix.length + 2)] = open;
+      // One round trip per batch of keys, not per key: 50,000 small MX hosts are 50,000 rate keys,
+      // read by every MTA node every statsIntervalMs.
+      for (const batch of batches(await scanKeys(redis, `${prefix}c:*`))) {
+        const pipeline = redis.pipeline();
+        for (const key of batch) pipeline.zcount(key, `(${serverNow}`, '+inf');
+        const counts = (await pipeline.exec()) ?? [];
+        batch.forEach((key, at) => {
+          const [error, open] = counts[at] ?? [null, 0];
+          if (error) throw error;
+          if (Number(open) > 0) snapshot.connections[key.slice(prefix.length + 2)] = Number(open);
+        });
       }
-      for (const key of await scanKeys(redis, `${prefix}r:*`)) {
-        const value = await redis.get(key);
-        if (value !== null && Number(value) > serverNow)
-          snapshot.rates[key.slice(prefix.length + 2)] = { bookedUntil: Number(value) };
+      for (const batch of batches(await scanKeys(redis, `${prefix}r:*`))) {
+        const values = await redis.mget(...batch);
+        batch.forEach((key, at) => {
+          const value = values[at];
+          if (value !== null && value !== undefined && Number(value) > serverNow)
+            snapshot.rates[key.slice(prefix.length + 2)] = { bookedUntil: Number(value) };
+        });
       }
       return snapshot;
     },
@@ -261,6 +272,14 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
 async function serverTime(redis: Redis): Promise<number> {
   const [seconds, micros] = await redis.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+const snapshotBatchKeys = 500;
+
+function batches(keys: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (let at = 0; at < keys.length; at += snapshotBatchKeys) out.push(keys.slice(at, at + snapshotBatchKeys));
+  return out;
 }
 
 async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
