@@ -8,6 +8,13 @@ export interface HostMask {
   /** True for `*` alone: the generic mask that matches every host. */
   readonly matchesEverything: boolean;
   test(host: string): boolean;
+  /** test() of a host already normalized (normalizeHost). */
+  testNormalized(normalizedHost: string): boolean;
+  /**
+   * For a mask of `*` then letters only (`*.google.com`; `*` alone: ""), the end a matching host
+   * has: rule matching looks these up by the host's ends instead of testing them one by one.
+   */
+  readonly suffix?: string;
 }
 
 const maskCharacters = /^[A-Za-z0-9.*?_-]+$/;
@@ -33,10 +40,14 @@ export function compileMask(mask: string): HostMask {
     })
     .join('');
   const pattern = new RegExp(`^${body}$`);
+  const afterStars = normalized.replace(/^\*+/, '');
+  const suffix = afterStars !== normalized && !/[*?]/.test(afterStars) ? afterStars : undefined;
   return {
     source: mask,
     matchesEverything: /^\*+$/.test(normalized),
+    ...(suffix !== undefined && { suffix }),
     test: (host) => pattern.test(normalizeHost(host)),
+    testNormalized: (normalizedHost) => pattern.test(normalizedHost),
   };
 }
 
