@@ -33,7 +33,7 @@ describeEachDialect('connection cap as the sink sees it', (context) => {
   it('never more than maxConnectionsPerMx sessions at the sink, with a new connection per message', async () => {
     const domain = `cap-${context.dialect}.test`;
     const before = await sink.stats();
-    const count = 60;
+    const count = 30;
     await seedDelivery(context.store().db, {
       now: Date.now(),
       recipients: Array.from({ length: count }, (_, i) => ({ email: `r${i}@${domain}`, data: { first_name: 'Pat' } })),
