@@ -13,9 +13,9 @@ import { bounceCorpusDir } from '../test/support/corpus.ts';
 
 const seconds = Number(process.argv[2] ?? 3);
 const corpus = bounceCorpusDir;
-const classifier = compileBounceRules(loadBouncePack());
+const classifier = compileBounceRules(await loadBouncePack());
 // Every reply classified from scratch: the figure to compare with earlier versions of the pack.
-const uncached = compileBounceRules(loadBouncePack(), { cacheSize: 0 });
+const uncached = compileBounceRules(await loadBouncePack(), { cacheSize: 0 });
 const mails = readdirSync(corpus)
   .filter((f) => f.endsWith('.eml'))
   .map((f) => readFileSync(resolve(corpus, f)));
@@ -73,7 +73,7 @@ const mailCpuRate = mailCount / ((cpu.user + cpu.system) / 1e6);
 const avgBytes = mails.reduce((n, m) => n + m.length, 0) / mails.length;
 
 console.log(
-  `classifyReply: ${Math.round(replyRate.perSecond).toLocaleString('en')} replies/s (${Math.round(replyRate.perCpuSecond).toLocaleString('en')} per CPU-second; ${replies.length} distinct real replies, ${classifier.version}, ${loadBouncePack().rules.length} rules)`,
+  `classifyReply: ${Math.round(replyRate.perSecond).toLocaleString('en')} replies/s (${Math.round(replyRate.perCpuSecond).toLocaleString('en')} per CPU-second; ${replies.length} distinct real replies, ${classifier.version}, ${(await loadBouncePack()).rules.length} rules)`,
 );
 console.log(
   `classifyReply, replies heard again (verdict cache): ${Math.round(cachedRate.perSecond).toLocaleString('en')} replies/s (${Math.round(cachedRate.perCpuSecond).toLocaleString('en')} per CPU-second)`,

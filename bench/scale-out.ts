@@ -70,7 +70,7 @@ async function runNode(setup: NodeSetup): Promise<void> {
       pollIntervalMs: 100,
     },
   }).mta;
-  const shaping = createMtaShaping({
+  const shaping = await createMtaShaping({
     config: configSchema.parse({
       shaping: {
         rulesFiles: [setup.rulesFile],

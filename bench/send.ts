@@ -121,7 +121,7 @@ async function main(): Promise<void> {
         ...(closeGraceMs ? { connectionCloseGraceMs: Number(closeGraceMs) } : {}),
       },
     }).mta;
-    const shaping = rules === 'open' ? openShaping(config, connections, redisUrl) : undefined;
+    const shaping = rules === 'open' ? await openShaping(config, connections, redisUrl) : undefined;
     const herald =
       apiRole === 'on'
         ? await openHerald({ config: parseConfig({ database: { url: database.url } }, 'bench'), logger: silentLogger })
@@ -250,7 +250,7 @@ function dkimKeys(kind: string): Map<string, DkimKey[]> {
 }
 
 /** Shaping whose limits never bind: measures what the wiring itself costs per message. */
-function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connections: number, redisUrl: string) {
+async function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connections: number, redisUrl: string) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-bench-rules-'));
   const file = join(dir, 'rules.yaml');
   writeFileSync(
@@ -260,7 +260,7 @@ function openShaping(mta: ReturnType<typeof configSchema.parse>['mta'], connecti
   const shaping = configSchema.parse({
     shaping: { rulesFiles: [file], redisUrl, redisKeyPrefix: `herald:bench:${process.pid}:` },
   }).shaping;
-  return createMtaShaping({
+  return await createMtaShaping({
     config: shaping,
     mta,
     clock: { now: () => Date.now() },

@@ -60,7 +60,7 @@ const labels = parseLabels(readFileSync(labelsFile, 'utf8'), labelsFile);
 const files = [...new Set(labels.map((l) => l.file))];
 const parsed = new Map<string, ParsedBounce[]>();
 for (const file of files) parsed.set(file, await parseBounceMessages(readFileSync(resolve(dir, file))));
-const pack = loadBouncePack();
+const pack = await loadBouncePack();
 
 function classifyAll(classifier: BounceClassifier, only: Set<string>): ClassifiedRecipient[] {
   return [...only].flatMap((file) => reportLinesForMessages(file, parsed.get(file)!, classifier));

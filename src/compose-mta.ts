@@ -34,7 +34,7 @@ export interface ComposeMtaOptions {
 export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}): Promise<ComposedMta> {
   // A domain the quarantine judges to be rejecting a whole batch is suspended like the breaker does.
   let suspend: ((trip: MassRejectionTrip) => void) | undefined;
-  const quarantine = createQuarantineRuntime(herald, { onMassRejection: (trip) => suspend?.(trip) });
+  const quarantine = await createQuarantineRuntime(herald, { onMassRejection: (trip) => suspend?.(trip) });
   const keyRing = await loadKeyRing(herald.store, herald.config.tracking, herald.clock.now());
   const decorator = createMessageDecorator({
     keyRing,
@@ -45,7 +45,7 @@ export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}
   const mtaConfig = options.mtaConfig ?? herald.config.mta;
   const nodeId = options.nodeId ?? herald.nodeId;
   // MX rules are checked here: a pack that does not validate stops the start (RULES_INVALID, file:line).
-  const shaping = createMtaShaping({
+  const shaping = await createMtaShaping({
     config: options.shapingConfig ?? herald.config.shaping,
     mta: mtaConfig,
     clock: herald.clock,

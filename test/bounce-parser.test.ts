@@ -9,7 +9,7 @@ import { formatVerpAddress, parseVerpAddress } from '../src/bounce/verp.ts';
 import { bounceCorpusDir } from './support/corpus.ts';
 
 const corpus = bounceCorpusDir;
-const classifier = compileBounceRules(loadBouncePack());
+const classifier = compileBounceRules(await loadBouncePack());
 const encode = (text: string): Uint8Array => new TextEncoder().encode(text.replace(/\r?\n/g, '\r\n'));
 
 async function classifyFile(name: string) {

@@ -94,12 +94,12 @@ describe('fuzz: tracking tokens', () => {
   });
 });
 
-describe('fuzz: bounce mails', () => {
+describe('fuzz: bounce mails', async () => {
   const files = readdirSync(bounceCorpusDir)
     .filter((f) => f.endsWith('.eml'))
     .sort();
   const corpus = files.map((f) => readFileSync(join(bounceCorpusDir, f)));
-  const classifier = buildBounceClassifier('/nonexistent/site.yaml');
+  const classifier = await buildBounceClassifier('/nonexistent/site.yaml');
   const kinds = new Set(['dsn', 'arf', 'auto_reply', 'not_bounce', 'unparseable']);
 
   it('2,000 mangled corpus bounces: parsed or refused as values, never a throw', async () => {

@@ -43,7 +43,7 @@ const rules = (() => {
   return file;
 })();
 
-function startMta(context: DialectContext) {
+async function startMta(context: DialectContext) {
   const nodeId = `fair-${context.dialect}`;
   const config = configSchema.parse({
     mta: {
@@ -57,7 +57,7 @@ function startMta(context: DialectContext) {
       maxQueued: 60,
     },
   }).mta;
-  const { mta, shaping } = createShapedMta(context, {
+  const { mta, shaping } = await createShapedMta(context, {
     mta: config,
     shaping: { rulesFiles: [rules], ratePeriodMs: 2_000, statsIntervalMs: 1_000 },
     nodeId,
@@ -129,7 +129,7 @@ describeEachDialect('fair share of an MX rule between deliveries', (context) => 
       .set({ priority: 6 })
       .where('id', 'in', [first.deliveryId, second.deliveryId])
       .execute();
-    const mta = startMta(context);
+    const mta = await startMta(context);
     await mta.start();
     let order: number[];
     try {
@@ -158,7 +158,7 @@ describeEachDialect('fair share of an MX rule between deliveries', (context) => 
       now: Date.now(),
       recipients: recipients('news', 500),
     });
-    const mta = startMta(context);
+    const mta = await startMta(context);
     await mta.start();
     let order: number[];
     let urgentId: number;

@@ -28,7 +28,7 @@ describeEachDialect('bounce qualification workflow (pending → qualify → new 
     const siteRulesFile = join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'rules', 'site', 'bounce.yaml');
     const config = { bounce: { siteRulesFile } };
     const clock = manualClock(Date.UTC(2026, 2, 1, 9, 0));
-    const classifiers = createClassifierSource({ siteRulesFile, checkMs: 0 });
+    const classifiers = await createClassifierSource({ siteRulesFile, checkMs: 0 });
     const recorder = createQualificationRecorder({ store, now: clock.now, flushMs: 60_000 });
     const classify = createReplyClassifier(() => classifiers.current());
     const hooks = createMtaQualification({
@@ -113,14 +113,18 @@ describeEachDialect('bounce qualification workflow (pending → qualify → new 
     const third = parseSmtpReply(
       '550 Message AB12CD34EF56 turned away by gatekeeper rule 9 for <kim@corp.test>, see https://gk.corp.test/why?id=3',
     );
-    const fresh = buildBounceClassifier(siteRulesFile).classifyReply({ code: 550, enhanced: null, text: third.text });
+    const fresh = (await buildBounceClassifier(siteRulesFile)).classifyReply({
+      code: 550,
+      enhanced: null,
+      text: third.text,
+    });
     expect(fresh).toMatchObject({
       category: 'policyviolation',
       reason: 'refused',
       ruleId: `site-policyviolation-${entries[0]!.id}`,
     });
     expect(fresh.packVersion).toMatch(/\+site-1$/);
-    expect(classifiers.reloadIfChanged()).toBe(true);
+    expect(await classifiers.reloadIfChanged()).toBe(true);
     expect(classify(third)).toMatchObject({
       category: 'policyviolation',
       ruleId: `site-policyviolation-${entries[0]!.id}`,

@@ -52,7 +52,7 @@ describeEachDialect('retries and quarantine from MTA outcomes (default schedule,
       validUntil: t0 + 120 * hour,
     });
 
-    const classifiers = createClassifierSource({
+    const classifiers = await createClassifierSource({
       siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'),
       checkMs: 0,
     });

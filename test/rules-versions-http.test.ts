@@ -111,10 +111,10 @@ describeEachDialect('deliverability update from an HTTP manifest', (context) => 
     ]);
     expect(hits).toContain('/packs/bounce-moved.yaml');
 
-    const rules = loadRuleFiles(ruleFilesFor({ siteRulesDir: siteDir }));
+    const rules = await loadRuleFiles(ruleFilesFor({ siteRulesDir: siteDir }));
     expect(rules.ok && rules.rules.match('a.mx.example-isp.test', 0).name).toBe('example-isp');
     expect(
-      buildBounceClassifier(bounceFile).classifyReply({
+      (await buildBounceClassifier(bounceFile)).classifyReply({
         code: 554,
         enhanced: '5.7.1',
         text: 'Service unavailable; client host blocked by example-isp list',

@@ -102,8 +102,8 @@ async function setup(store: Store): Promise<Setup> {
   };
 }
 
-const mxRules = (s: Setup) => {
-  const loaded = loadRuleFiles(ruleFilesFor({ siteRulesDir: s.siteDir }));
+const mxRules = async (s: Setup) => {
+  const loaded = await loadRuleFiles(ruleFilesFor({ siteRulesDir: s.siteDir }));
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
   return loaded.rules;
 };
@@ -112,10 +112,12 @@ describeEachDialect('deliverability update', (context) => {
   it('updates from a directory: both packs stored as active versions and seen by a fresh MX rule load and classifier', async () => {
     const store = context.store();
     const s = await setup(store);
-    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).ruleId).not.toBe('example-isp-policy');
+    expect((await buildBounceClassifier(s.bounceFile)).classifyReply(policyReply).ruleId).not.toBe(
+      'example-isp-policy',
+    );
     // What running roles hold: their reload mechanisms must pick the new version up.
-    const classifiers = createClassifierSource({ siteRulesFile: s.bounceFile, checkMs: 0 });
-    const holder = new RulesHolder(mxRules(s));
+    const classifiers = await createClassifierSource({ siteRulesFile: s.bounceFile, checkMs: 0 });
+    const holder = new RulesHolder(await mxRules(s));
     const watcher = watchRules({ holder, sources: { siteRulesDir: s.siteDir }, intervalMs: 3_600_000 });
     s.write({ 'mx.yaml': mxV1, 'bounce.yaml': bounceV1 });
 
@@ -130,10 +132,10 @@ describeEachDialect('deliverability update', (context) => {
       changed: [],
     });
 
-    const rules = mxRules(s);
+    const rules = await mxRules(s);
     expect(rules.match('mx1.mx.example-isp.test', 0)).toMatchObject({ name: 'example-isp', maxConnections: 2 });
     expect(rules.match('gmail-smtp-in.l.google.com', 0)).toMatchObject({ name: 'google', maxConnections: 4 });
-    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply)).toMatchObject({
+    expect((await buildBounceClassifier(s.bounceFile)).classifyReply(policyReply)).toMatchObject({
       ruleId: 'example-isp-policy',
       category: 'policyviolation',
     });
@@ -144,9 +146,9 @@ describeEachDialect('deliverability update', (context) => {
       ['mx', 1, now, now],
     ]);
 
-    expect(classifiers.reloadIfChanged()).toBe(true);
+    expect(await classifiers.reloadIfChanged()).toBe(true);
     expect(classifiers.current().classifyReply(policyReply).ruleId).toBe('example-isp-policy');
-    expect(watcher.check()).toMatchObject({ kind: 'reloaded' });
+    expect(await watcher.check()).toMatchObject({ kind: 'reloaded' });
     expect(holder.current().match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
     watcher.stop();
     classifiers.close();
@@ -165,7 +167,7 @@ describeEachDialect('deliverability update', (context) => {
     writeFileSync(file, 'rules: []\n');
     const repaired = await updateRulePacks({ store, config: s.config, now: now + 2 * 86_400_000 });
     expect(repaired.kinds.map((k) => k.outcome)).toEqual(['repaired']);
-    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+    expect((await mxRules(s)).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
     expect(await listVersions(store, { kind: 'mx' })).toHaveLength(1);
   });
 
@@ -237,8 +239,8 @@ describeEachDialect('deliverability update', (context) => {
       removed: [],
       changed: ['example-isp-policy'],
     });
-    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('generic');
-    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('spamdetected');
+    expect((await mxRules(s)).match('mx1.mx.example-isp.test', 0).name).toBe('generic');
+    expect((await buildBounceClassifier(s.bounceFile)).classifyReply(policyReply).category).toBe('spamdetected');
 
     const rolledBack = await rollbackRulePack({ store, config: s.config, now: now + 120_000 }, 'mx');
     expect(rolledBack).toMatchObject({
@@ -251,12 +253,12 @@ describeEachDialect('deliverability update', (context) => {
       removed: ['other-isp', 'backoff:other-isp-421'],
       changed: ['google'],
     });
-    const rules = mxRules(s);
+    const rules = await mxRules(s);
     expect(rules.match('mx1.mx.example-isp.test', 0)).toMatchObject({ name: 'example-isp', maxConnections: 2 });
     expect(rules.match('gmail-smtp-in.l.google.com', 0).maxConnections).toBe(4);
 
     await rollbackRulePack({ store, config: s.config, now: now + 120_000 }, 'bounce');
-    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('policyviolation');
+    expect((await buildBounceClassifier(s.bounceFile)).classifyReply(policyReply).category).toBe('policyviolation');
 
     const active = (await listVersions(store)).filter((v) => v.active === 1);
     expect(active.map((v) => v.id).sort()).toEqual(first.kinds.map((k) => k.versionId).sort());
@@ -268,7 +270,7 @@ describeEachDialect('deliverability update', (context) => {
       code: 'INVALID_STATE',
       message: expect.stringMatching(/no previous version to roll back to/),
     });
-    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+    expect((await mxRules(s)).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
   });
 
   it('keeps the rules operators added to the bounce site file (herald bounce qualify) when a version is applied', async () => {
@@ -287,7 +289,7 @@ rules:
     );
     s.write({ 'bounce.yaml': bounceV1 });
     await updateRulePacks({ store, config: s.config, now });
-    const classifier = buildBounceClassifier(s.bounceFile);
+    const classifier = await buildBounceClassifier(s.bounceFile);
     expect(classifier.classifyReply(policyReply).ruleId).toBe('example-isp-policy');
     expect(
       classifier.classifyReply({
@@ -305,7 +307,7 @@ rules:
     expect(text).toContain('id: site-nowhere');
     expect(text).toContain('# 550 5.1.1 mailbox nowhere-to-be-found at operator.test');
     expect(text.match(/id: example-isp-policy/g)).toHaveLength(1);
-    expect(buildBounceClassifier(s.bounceFile).classifyReply(policyReply).category).toBe('spamdetected');
+    expect((await buildBounceClassifier(s.bounceFile)).classifyReply(policyReply).category).toBe('spamdetected');
   });
 
   it('runs through the engine: runNow succeeds on a good source, and a failing source leaves the workflow failed with its error', async () => {
@@ -341,6 +343,6 @@ rules:
     expect(failed.error).toMatch(/RULES_SOURCE_UNAVAILABLE: rule source .*nope/);
     const status = (await engine.status()).find((w) => w.name === 'deliverability-update');
     expect(status).toMatchObject({ state: 'failed', health: 'failed' });
-    expect(mxRules(s).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+    expect((await mxRules(s)).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
   });
 });

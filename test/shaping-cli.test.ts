@@ -72,7 +72,7 @@ describeEachDialect('herald mx', (context) => {
       logger: silentLogger,
       clock,
     });
-    const runtime = createShapingRuntime({
+    const runtime = await createShapingRuntime({
       config: herald.config.shaping,
       defaults,
       clock,

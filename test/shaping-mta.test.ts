@@ -58,14 +58,14 @@ const generic = `  - name: generic
     maxMessagesPerHour: 100000000
 `;
 
-function startShaped(
+async function startShaped(
   context: DialectContext,
   rulesFile: string,
   shaping: Record<string, unknown> = {},
   nodeId = `shaped-${context.dialect}`,
   classify?: ClassifyReply,
 ) {
-  return createShapedMta(context, {
+  return await createShapedMta(context, {
     mta: mtaConfig(),
     shaping: { rulesFiles: [rulesFile], ratePeriodMs: periodMs, reloadCheckMs: 100, ...shaping },
     nodeId,
@@ -106,7 +106,7 @@ ${generic}`);
       data: { first_name: 'Pat' },
     }));
     const { deliveryId } = await seedDelivery(context.store().db, { now: Date.now(), recipients });
-    const { mta, shaping } = startShaped(context, rules);
+    const { mta, shaping } = await startShaped(context, rules);
     shaping.start();
     await mta.start();
     try {
@@ -137,7 +137,7 @@ ${generic}`);
 
   it('affinity 5/5/1 over 127.0.0.2-4 spreads messages ~45/45/10 %, each path counted under its public id', async () => {
     const rules = writePack(`rules:\n${generic}`);
-    const { mta, shaping } = startShaped(context, rules, {
+    const { mta, shaping } = await startShaped(context, rules, {
       affinities: [
         {
           name: 'marketing',
@@ -180,7 +180,7 @@ ${generic}`);
 
   it('an unknown affinity leaves the delivery pending, attempts untouched, with the reason in last_error and `herald delivery show`', async () => {
     const rules = writePack(`rules:\n${generic}`);
-    const { mta, shaping } = startShaped(context, rules, {
+    const { mta, shaping } = await startShaped(context, rules, {
       affinities: [
         { name: 'marketing', addresses: [{ address: '127.0.0.2', heloName: 'mta2.herald.test', publicId: 2 }] },
       ],
@@ -224,7 +224,7 @@ ${generic}`;
       data: { first_name: 'Pat' },
     }));
     const { deliveryId } = await seedDelivery(context.store().db, { now: Date.now(), recipients });
-    const { mta, shaping } = startShaped(context, rules);
+    const { mta, shaping } = await startShaped(context, rules);
     shaping.start();
     await mta.start();
     try {
@@ -280,7 +280,7 @@ ${generic}backoff:
       data: { first_name: 'Pat' },
     }));
     await seedDelivery(context.store().db, { now: Date.now(), recipients });
-    const { mta, shaping } = startShaped(context, rules, {}, `backoff-${context.dialect}`);
+    const { mta, shaping } = await startShaped(context, rules, {}, `backoff-${context.dialect}`);
     await mta.start();
     try {
       await waitFor(() => shaping.shaper.backoff.active(Date.now()).length > 0, 'a backoff after 421 4.7.0', 10_000);
@@ -318,12 +318,12 @@ ${generic}backoff:
     }));
     const { deliveryId } = await seedDelivery(context.store().db, { now, recipients: [...grey, ...down] });
     // The production classifier: the shipped bounce rules (src/bounce/reply-classifier.ts).
-    const classifiers = createClassifierSource({
+    const classifiers = await createClassifierSource({
       siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'),
       checkMs: 0,
     });
     const classify = createReplyClassifier(() => classifiers.current());
-    const { mta, shaping } = startShaped(
+    const { mta, shaping } = await startShaped(
       context,
       rules,
       { breaker: { minMessages: 5, errorRatio: 0.9, suspendMinutes: 180 } },
@@ -375,7 +375,7 @@ ${generic}backoff:
       nextAttemptAt: now + 1_000,
       validUntil: now + 2_000,
     });
-    const { mta, shaping } = startShaped(
+    const { mta, shaping } = await startShaped(
       context,
       rules,
       { breaker: { minMessages: 5, errorRatio: 0.9, suspendMinutes: 180 } },

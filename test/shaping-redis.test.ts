@@ -59,7 +59,7 @@ function recordingLogger() {
 /** A throttle reaching Redis through a proxy the test can cut. */
 /** A Shaper with one generic rule over a Redis reached through a proxy the test can cut. */
 async function shaperBehindProxy(nodeId: string, clockMs: number) {
-  const loaded = loadRuleTexts([
+  const loaded = await loadRuleTexts([
     {
       file: 'down.yaml',
       text: 'rules:\n  - { name: generic, mask: "*", maxConnections: 2, maxMessagesPerHour: 3600 }\n',
@@ -237,7 +237,7 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
   });
 
   it('two shapers (two MTA processes) on one Redis respect one rule limit', async () => {
-    const loaded = loadRuleTexts([
+    const loaded = await loadRuleTexts([
       {
         file: 'two.yaml',
         text: 'rules:\n  - { name: tight, mask: "*.tight.test", shared: true, maxConnections: 3, maxMessagesPerHour: 3600, burst: 5 }\n  - { name: generic, mask: "*", maxConnections: 9, maxMessagesPerHour: 9000 }\n',

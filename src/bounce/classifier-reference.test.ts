@@ -86,7 +86,7 @@ function variants(cases: Case[]): Case[] {
 }
 
 describe('the optimised classifier decides as the plain reading of the rules', async () => {
-  const pack = loadBouncePack();
+  const pack = await loadBouncePack();
   const cases = variants([...exampleCases(pack), ...(await corpusCases(pack))]);
 
   it('covers the corpus replies (and the rule examples a pack has)', () => {

@@ -7,7 +7,7 @@ import { loadBouncePack, SHIPPED_BOUNCE_PACK, validateBouncePackText } from './r
 import type { SmtpReply } from './smtp-reply.ts';
 import { AppError } from '../common/errors.ts';
 
-const classifier = compileBounceRules(loadBouncePack());
+const classifier = compileBounceRules(await loadBouncePack());
 
 /** A reply as a table writes it: code and enhanced status only when the case has them. */
 type ReplyCase = Pick<SmtpReply, 'text'> & Partial<SmtpReply>;
@@ -217,7 +217,7 @@ describe('bounce rule packs', () => {
     return file;
   };
 
-  it('rejects unknown keys, bad patterns and unknown categories naming file:line', () => {
+  it('rejects unknown keys, bad patterns and unknown categories naming file:line', async () => {
     const text = [
       'version: x',
       'rules:',
@@ -229,7 +229,7 @@ describe('bounce rule packs', () => {
       '    colour: red',
       '    code: 550',
     ].join('\n');
-    const { layer, issues } = validateBouncePackText(text, 'site.yaml');
+    const { layer, issues } = await validateBouncePackText(text, 'site.yaml');
     expect(layer).toBeUndefined();
     const messages = issues.map((i) => `${i.file}:${i.line}: ${i.message}`);
     expect(messages).toContainEqual(expect.stringMatching(/^site\.yaml:4: rule a: unknown category "nosuch"/));
@@ -239,30 +239,30 @@ describe('bounce rule packs', () => {
     expect(messages).toContainEqual(expect.stringMatching(/^site\.yaml:8: unknown rule key "colour"/));
   });
 
-  it('rejects a rule without any condition and duplicate ids', () => {
-    const empty = validateBouncePackText('rules:\n  - id: a\n    category: blocked\n', 'x.yaml');
+  it('rejects a rule without any condition and duplicate ids', async () => {
+    const empty = await validateBouncePackText('rules:\n  - id: a\n    category: blocked\n', 'x.yaml');
     expect(empty.issues.map((i) => i.message)).toEqual([
       'rule a: needs at least one of status, code, text, phase, mxHost, action',
     ]);
-    const twice = validateBouncePackText(
+    const twice = await validateBouncePackText(
       'rules:\n  - id: a\n    category: blocked\n    code: 5xx\n  - id: a\n    category: blocked\n    code: 4xx\n',
       'x.yaml',
     );
     expect(twice.issues).toEqual([{ file: 'x.yaml', line: 5, message: 'duplicate rule id "a" (first at line 2)' }]);
   });
 
-  it('throws RULES_INVALID from loadBouncePack', () => {
+  it('throws RULES_INVALID from loadBouncePack', async () => {
     const bad = write('bad.yaml', 'rules: 3\nversion: [1]\n');
-    expect(() => loadBouncePack([SHIPPED_BOUNCE_PACK, bad])).toThrow(AppError);
+    await expect(loadBouncePack([SHIPPED_BOUNCE_PACK, bad])).rejects.toThrow(AppError);
     try {
-      loadBouncePack([SHIPPED_BOUNCE_PACK, bad]);
+      await loadBouncePack([SHIPPED_BOUNCE_PACK, bad]);
     } catch (error) {
       expect((error as AppError).code).toBe('RULES_INVALID');
       expect((error as AppError).message).toContain(`${bad}:1:`);
     }
   });
 
-  it('layers site rules first, replaces by id, disables, overrides mappings and versions', () => {
+  it('layers site rules first, replaces by id, disables, overrides mappings and versions', async () => {
     const site = write(
       'site.yaml',
       [
@@ -281,7 +281,7 @@ describe('bounce rule packs', () => {
         '    status: x.1.1',
       ].join('\n'),
     );
-    const layered = compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK, site]));
+    const layered = compileBounceRules(await loadBouncePack([SHIPPED_BOUNCE_PACK, site]));
     expect(layered.version).toBe(`${classifier.version}+site-7`);
     expect(
       layered.classifyReply({
@@ -318,7 +318,7 @@ describe('bounce rule packs', () => {
   it('every shipped rule quotes a reply in a comment above it', async () => {
     const { readFileSync } = await import('node:fs');
     const lines = readFileSync(SHIPPED_BOUNCE_PACK, 'utf8').split('\n');
-    const pack = loadBouncePack();
+    const pack = await loadBouncePack();
     for (const rule of pack.rules) {
       const above = lines[rule.source.line - 2] ?? '';
       expect(above, `rule ${rule.id} at line ${rule.source.line}`).toMatch(/^\s*#\s*\S/);
@@ -791,10 +791,10 @@ describe('fallback order and decidedBy', () => {
     expect({ category: verdict.category, decidedBy: verdict.decidedBy }).toEqual({ category, decidedBy });
   });
 
-  it('never reads a generic missing-mailbox wording under X.1.1 as a filter, even without the wordings that back it (2025.06-7)', () => {
+  it('never reads a generic missing-mailbox wording under X.1.1 as a filter, even without the wordings that back it (2025.06-7)', async () => {
     // The cross-validation prunes phrases a held-out part alone supports: with the user-unknown
     // wordings gone, the status must still decide before the generic-wording filter rule.
-    const pack = loadBouncePack();
+    const pack = await loadBouncePack();
     const without = compileBounceRules({
       ...pack,
       rules: pack.rules.filter((r) => r.id !== 'user-unknown' && r.id !== 'user-unknown-address-status'),
@@ -842,8 +842,8 @@ describe('fallback order and decidedBy', () => {
     expect(classifier.classifyReply(full({ code: 550, text: 'Nope' })).category).toBe('undefined');
   });
 
-  it('rejects an unknown action in a rule', () => {
-    const { issues } = validateBouncePackText(
+  it('rejects an unknown action in a rule', async () => {
+    const { issues } = await validateBouncePackText(
       'rules:\n  - id: a\n    category: expired\n    action: [bounced]\n',
       'site.yaml',
     );
@@ -854,13 +854,13 @@ describe('fallback order and decidedBy', () => {
 });
 
 describe('site layers: size and catastrophic backtracking', () => {
-  it('refuses a layer of more than 2,000 rules', () => {
+  it('refuses a layer of more than 2,000 rules', async () => {
     const rules = Array.from({ length: 2001 }, (_, i) => `  - id: r${i}\n    category: blocked\n    code: ['550']\n`);
-    const result = validateBouncePackText(`rules:\n${rules.join('')}`, 'big.yaml');
+    const result = await validateBouncePackText(`rules:\n${rules.join('')}`, 'big.yaml');
     expect(result.issues[0]).toMatchObject({ file: 'big.yaml', line: 2, message: 'at most 2000 rules, not 2001' });
   });
 
-  it('refuses a text pattern that backtracks catastrophically, keeps one that does not', () => {
+  it('refuses a text pattern that backtracks catastrophically, keeps one that does not', async () => {
     const text = `rules:
   # 550 5.7.1 Message refused by gatekeeper policy 4711
   - id: gatekeeper
@@ -870,7 +870,7 @@ describe('site layers: size and catastrophic backtracking', () => {
     category: blocked
     text: ['(a|a)+$']
 `;
-    const result = validateBouncePackText(text, 'site.yaml');
+    const result = await validateBouncePackText(text, 'site.yaml');
     expect(result.issues).toHaveLength(1);
     expect(result.issues[0]).toMatchObject({ file: 'site.yaml', line: 6 });
     expect(result.issues[0]!.message).toMatch(/^rule evil: text "\(a\|a\)\+\$" backtracks/);
@@ -878,7 +878,7 @@ describe('site layers: size and catastrophic backtracking', () => {
 });
 
 describe('catch-all rules', () => {
-  it('refuses a rule whose only condition is a pattern matching any reply, keeps a scoped one', () => {
+  it('refuses a rule whose only condition is a pattern matching any reply, keeps a scoped one', async () => {
     const text = `rules:
   - id: everything-unknown
     category: userunknown
@@ -888,7 +888,7 @@ describe('catch-all rules', () => {
     code: ['554']
     text: ['.*']
 `;
-    const result = validateBouncePackText(text, 'update.yaml');
+    const result = await validateBouncePackText(text, 'update.yaml');
     expect(result.issues).toHaveLength(1);
     expect(result.issues[0]).toMatchObject({ file: 'update.yaml', line: 4 });
     expect(result.issues[0]!.message).toContain('matches any reply');

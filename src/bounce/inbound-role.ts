@@ -50,7 +50,7 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
     address: () => server?.address,
     async start() {
       if (server) return;
-      const classifiers = createClassifierSource({
+      const classifiers = await createClassifierSource({
         siteRulesFile: config.bounce.siteRulesFile,
         checkMs: config.bounce.reloadCheckMs,
         logger,

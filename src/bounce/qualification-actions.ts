@@ -41,7 +41,7 @@ export async function qualifyEntry(herald: Herald, entryId: number, request: Sit
     request,
   );
   const example = [entry.reply_code, entry.enhanced_status, entry.example].filter(Boolean).join(' ');
-  const written = appendSiteRule(herald.config.bounce.siteRulesFile, rule, example);
+  const written = await appendSiteRule(herald.config.bounce.siteRulesFile, rule, example);
   await markQualificationEntry(
     herald.store,
     entry.id,

@@ -12,8 +12,8 @@ import { loadBouncePack, SHIPPED_BOUNCE_PACK } from './rule-pack.ts';
 
 export interface ClassifierSource {
   current(): BounceClassifier;
-  /** Reloads now if the site file changed; returns true when a new classifier was swapped in. */
-  reloadIfChanged(): boolean;
+  /** Reloads now if the site file changed; true when a new classifier was swapped in. A reload still running is joined. */
+  reloadIfChanged(): Promise<boolean>;
   close(): void;
 }
 
@@ -24,21 +24,21 @@ export interface ClassifierSourceOptions {
   logger?: Logger;
 }
 
-export function buildBounceClassifier(siteRulesFile: string): BounceClassifier {
+export async function buildBounceClassifier(siteRulesFile: string): Promise<BounceClassifier> {
   return compileBounceRules(
-    loadBouncePack([SHIPPED_BOUNCE_PACK, ...(existsSync(siteRulesFile) ? [siteRulesFile] : [])]),
+    await loadBouncePack([SHIPPED_BOUNCE_PACK, ...(existsSync(siteRulesFile) ? [siteRulesFile] : [])]),
   );
 }
 
-export function createClassifierSource(options: ClassifierSourceOptions): ClassifierSource {
+export async function createClassifierSource(options: ClassifierSourceOptions): Promise<ClassifierSource> {
   const logger = options.logger ?? silentLogger;
   const hashOf = (): string =>
     existsSync(options.siteRulesFile)
       ? createHash('sha256').update(readFileSync(options.siteRulesFile)).digest('hex')
       : 'none';
   let hash = hashOf();
-  let classifier = buildBounceClassifier(options.siteRulesFile);
-  const reloadIfChanged = (): boolean => {
+  let classifier = await buildBounceClassifier(options.siteRulesFile);
+  const reloadOnce = async (): Promise<boolean> => {
     let next: string;
     try {
       next = hashOf();
@@ -49,7 +49,7 @@ export function createClassifierSource(options: ClassifierSourceOptions): Classi
     if (next === hash) return false;
     hash = next;
     try {
-      classifier = buildBounceClassifier(options.siteRulesFile);
+      classifier = await buildBounceClassifier(options.siteRulesFile);
       logger.info({ version: classifier.version, file: options.siteRulesFile }, 'bounce rules reloaded');
       return true;
     } catch (error) {
@@ -60,7 +60,15 @@ export function createClassifierSource(options: ClassifierSourceOptions): Classi
       return false;
     }
   };
-  const timer = options.checkMs > 0 ? setInterval(reloadIfChanged, options.checkMs) : undefined;
+  // One reload at a time: an older one finishing after a newer one would swap stale rules in.
+  let running: Promise<boolean> | undefined;
+  const reloadIfChanged = (): Promise<boolean> => {
+    running ??= reloadOnce().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const timer = options.checkMs > 0 ? setInterval(() => void reloadIfChanged(), options.checkMs) : undefined;
   timer?.unref();
   return {
     current: () => classifier,

@@ -79,7 +79,7 @@ export function ruleForEntry(entry: QualifiableEntry, request: SiteRuleRequest):
 }
 
 /** Appends the rule to the site file (created with its directories), validated against the shipped pack. */
-export function appendSiteRule(file: string, rule: SiteRule, example: string): SiteRuleResult {
+export async function appendSiteRule(file: string, rule: SiteRule, example: string): Promise<SiteRuleResult> {
   const text = existsSync(file)
     ? readFileSync(file, 'utf8')
     : '# Site bounce rules, layered over the shipped pack (docs/quarantine.md). Written by `herald bounce qualify`; edit freely.\n';
@@ -106,8 +106,8 @@ export function appendSiteRule(file: string, rule: SiteRule, example: string): S
   (rules as YAMLSeq).items.push(node);
   const next = doc.toString({ lineWidth: 0 });
 
-  const shipped = validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK);
-  const site = validateBouncePackText(next, file);
+  const shipped = await validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK);
+  const site = await validateBouncePackText(next, file);
   const issues = [...shipped.issues, ...site.issues];
   const layered =
     issues.length === 0

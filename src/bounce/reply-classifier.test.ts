@@ -6,15 +6,14 @@ import { buildBounceClassifier } from './qualification-classifier.ts';
 import { createReplyClassifier } from './reply-classifier.ts';
 import { localFailure, parseSmtpReply } from './smtp-reply.ts';
 
-function classifierWith(siteYaml: string) {
+async function classifierWith(siteYaml: string) {
   const siteRulesFile = join(mkdtempSync(join(tmpdir(), 'herald-hooks-')), 'bounce.yaml');
   writeFileSync(siteRulesFile, siteYaml);
-  const classifier = buildBounceClassifier(siteRulesFile);
+  const classifier = await buildBounceClassifier(siteRulesFile);
   return createReplyClassifier(() => classifier);
 }
 
-describe('MTA replies qualified by the rule pack', () => {
-  const classify = classifierWith(`version: t1
+const classify = await classifierWith(`version: t1
 rules:
   # 550 5.7.0 Recipient is away, message held for later
   - id: away-held
@@ -23,6 +22,7 @@ rules:
     text: 'recipient is away'
 `);
 
+describe('MTA replies qualified by the rule pack', () => {
   it('qualifies real replies with the pack and carries rule id and pack version', () => {
     const verdict = classify(
       parseSmtpReply('550 5.1.1 <pat@example.test>: Recipient address rejected: User unknown in virtual mailbox table'),

@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { checkRuleExamples } from './rule-examples.ts';
 import { layerBouncePacks, SHIPPED_BOUNCE_PACK, validateBouncePackText, type BouncePackLayer } from './rule-pack.ts';
 
-function packWith(site: string) {
+async function packWith(site: string) {
   const layers = [
-    validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK),
-    validateBouncePackText(site, 'site.yaml'),
+    await validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK),
+    await validateBouncePackText(site, 'site.yaml'),
   ];
   expect(layers.flatMap((l) => l.issues)).toEqual([]);
   const { pack } = layerBouncePacks(layers.map((l) => l.layer as BouncePackLayer));
@@ -14,8 +14,8 @@ function packWith(site: string) {
 }
 
 describe("a rule's example (its test sample)", () => {
-  it('passes when the layered pack decides the example with that rule', () => {
-    const pack = packWith(`rules:
+  it('passes when the layered pack decides the example with that rule', async () => {
+    const pack = await packWith(`rules:
   - id: gatekeeper
     category: policyviolation
     code: ['550']
@@ -25,8 +25,8 @@ describe("a rule's example (its test sample)", () => {
     expect(checkRuleExamples(pack)).toEqual([]);
   });
 
-  it('names the rule that decides instead, or says that none does', () => {
-    const pack = packWith(`rules:
+  it('names the rule that decides instead, or says that none does', async () => {
+    const pack = await packWith(`rules:
   - id: gatekeeper
     category: policyviolation
     text: 'gatekeeper'
@@ -55,8 +55,8 @@ describe("a rule's example (its test sample)", () => {
     ]);
   });
 
-  it('rejects an empty or oversized example', () => {
-    const { issues } = validateBouncePackText(
+  it('rejects an empty or oversized example', async () => {
+    const { issues } = await validateBouncePackText(
       `rules:\n  - id: a\n    category: blocked\n    text: x\n    example: '${'y'.repeat(1001)}'\n`,
       'site.yaml',
     );

@@ -101,7 +101,10 @@ const MAX_EXAMPLE = 1_000;
 const MAX_RULES = 2_000;
 
 /** Validates one pack file's text; never throws for bad content, returns the issues instead. */
-export function validateBouncePackText(text: string, file: string): { layer?: BouncePackLayer; issues: PackIssue[] } {
+export async function validateBouncePackText(
+  text: string,
+  file: string,
+): Promise<{ layer?: BouncePackLayer; issues: PackIssue[] }> {
   const issues: PackIssue[] = [];
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
@@ -178,7 +181,9 @@ export function validateBouncePackText(text: string, file: string): { layer?: Bo
   // The shipped pack is measured by its own tests; every other layer (site file, `herald bounce
   // qualify`, a deliverability update) is checked for catastrophic backtracking before it is used.
   if (issues.length === 0 && file !== SHIPPED_BOUNCE_PACK) {
-    const slow = new Map(slowPatterns(layer.rules.flatMap((rule) => rule.text ?? [])).map((s) => [s.pattern, s]));
+    const slow = new Map(
+      (await slowPatterns(layer.rules.flatMap((rule) => rule.text ?? []))).map((s) => [s.pattern, s]),
+    );
     for (const rule of layer.rules)
       for (const pattern of rule.text ?? []) {
         const found = slow.get(pattern);
@@ -394,7 +399,7 @@ export function formatPackIssues(issues: PackIssue[]): string {
 }
 
 /** Reads, validates and layers pack files; throws RULES_INVALID naming file:line on any problem. */
-export function loadBouncePack(files: string[] = [SHIPPED_BOUNCE_PACK]): BouncePack {
+export async function loadBouncePack(files: string[] = [SHIPPED_BOUNCE_PACK]): Promise<BouncePack> {
   const layers: BouncePackLayer[] = [];
   const issues: PackIssue[] = [];
   for (const file of files) {
@@ -410,7 +415,7 @@ export function loadBouncePack(files: string[] = [SHIPPED_BOUNCE_PACK]): BounceP
         cause: error,
       });
     }
-    const result = validateBouncePackText(text, file);
+    const result = await validateBouncePackText(text, file);
     issues.push(...result.issues);
     if (result.layer) layers.push(result.layer);
   }

@@ -38,7 +38,7 @@ export function registerBounceCommands(program: Command, context: CliContext): v
     .option('--json', 'NDJSON: {"file","recipient","status","replyCode","category","reason","type",...} per line')
     .option('--rules <file>', 'site bounce rule pack layered over the shipped one (repeatable)', collect, [])
     .action(async (files: string[], options: { json?: boolean; rules: string[] }) => {
-      const classifier = compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK, ...options.rules]));
+      const classifier = compileBounceRules(await loadBouncePack([SHIPPED_BOUNCE_PACK, ...options.rules]));
       let failed = 0;
       const table: BounceReportLine[] = [];
       for (const path of files) {
@@ -79,7 +79,7 @@ export function registerBounceCommands(program: Command, context: CliContext): v
           issues.push({ file, line: 1, message: `cannot read: ${(error as Error).message}` });
           continue;
         }
-        const result = validateBouncePackText(text, file);
+        const result = await validateBouncePackText(text, file);
         issues.push(...result.issues);
         if (result.layer) layers.push(result.layer);
       }

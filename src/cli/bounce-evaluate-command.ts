@@ -36,7 +36,7 @@ export function registerBounceEvaluateCommand(bounce: Command, context: CliConte
       if ('tooLarge' in data)
         throw new AppError('INPUT_TOO_LARGE', `${labelsFile} is ${data.tooLarge} bytes, over the 16 MiB limit`);
       const labels = parseLabels(new TextDecoder().decode(data), labelsFile);
-      const classifier = compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK, ...options.rules]));
+      const classifier = compileBounceRules(await loadBouncePack([SHIPPED_BOUNCE_PACK, ...options.rules]));
       const files = [...new Set(labels.map((l) => l.file))];
       const lines: ClassifiedRecipient[] = [];
       for (const file of files) lines.push(...(await classifyBounceFile(resolve(dir, file), classifier)));

@@ -42,7 +42,10 @@ export function registerMxCommands(program: Command, context: CliContext): void 
           `${host} is a mail domain, not an MX host: rules match the MX host names its MX records give (${mxHosts.join(', ')})`,
         );
       for (const name of mxHosts.length > 0 ? mxHosts : [host]) {
-        const out = { ...matchMxHost(config, name, options.publicId), ...(mxHosts.length > 0 ? { domain: host } : {}) };
+        const out = {
+          ...(await matchMxHost(config, name, options.publicId)),
+          ...(mxHosts.length > 0 ? { domain: host } : {}),
+        };
         if (options.json) printJson(context, out);
         else {
           context.output.out(

@@ -22,9 +22,9 @@ export function registerRulesCommands(program: Command, context: CliContext): vo
     .description('validate MX rule pack files; exit 1 with file:line errors')
     .option('--standalone', 'check the files as a complete set, without the shipped pack underneath')
     .option('--json', 'print the result as one JSON object')
-    .action((files: string[], options: { json?: boolean; standalone?: boolean }) => {
+    .action(async (files: string[], options: { json?: boolean; standalone?: boolean }) => {
       const inputs = files.map((file) => ({ file, ...readPack(file) }));
-      const checked = checkMxPacks(inputs, options.standalone ?? false);
+      const checked = await checkMxPacks(inputs, options.standalone ?? false);
       const { ok, files: results, layered } = checked;
       if (options.json) {
         printJson(context, checked);

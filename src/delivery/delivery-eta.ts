@@ -27,7 +27,7 @@ export async function deliveryEta(herald: Herald, deliveryId: number, options: E
   const { store, config } = herald;
   const now = herald.clock.now();
   const delivery = await getDelivery(store, deliveryId);
-  const loaded = loadRuleFiles(
+  const loaded = await loadRuleFiles(
     ruleFilesFor({
       rulesFiles: config.shaping.rulesFiles,
       ...(config.shaping.siteRulesDir ? { siteRulesDir: config.shaping.siteRulesDir } : {}),

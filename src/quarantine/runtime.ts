@@ -29,10 +29,13 @@ export interface QuarantineRuntimeOptions {
   onMassRejection?(trip: MassRejectionTrip): void;
 }
 
-export function createQuarantineRuntime(herald: Herald, options: QuarantineRuntimeOptions = {}): QuarantineRuntime {
+export async function createQuarantineRuntime(
+  herald: Herald,
+  options: QuarantineRuntimeOptions = {},
+): Promise<QuarantineRuntime> {
   const { config, store, clock, logger } = herald;
   const settings = quarantineSettings(config);
-  const classifiers = createClassifierSource({
+  const classifiers = await createClassifierSource({
     siteRulesFile: config.bounce.siteRulesFile,
     checkMs: config.bounce.reloadCheckMs,
     logger,

@@ -16,15 +16,15 @@ import { readIfExists, type TargetResult } from './targets.ts';
 // replaced was added by an operator, and stays first (site rules are evaluated before inherited ones).
 
 /** Validates `text` alone (file:line of `name`), layered over the shipped pack, then merged with the operator's rules. */
-export function prepareBounceTarget(
+export async function prepareBounceTarget(
   siteRulesFile: string,
   text: string,
   name: string,
   header: string,
   replacedText: string | undefined,
-): TargetResult {
-  const shipped = validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK);
-  const alone = validateBouncePackText(text, name);
+): Promise<TargetResult> {
+  const shipped = await validateBouncePackText(readFileSync(SHIPPED_BOUNCE_PACK, 'utf8'), SHIPPED_BOUNCE_PACK);
+  const alone = await validateBouncePackText(text, name);
   if (!alone.layer || !shipped.layer)
     return { ok: false, issues: formatPackIssues([...shipped.issues, ...alone.issues]).split('\n') };
   const layered = checkLayers(shipped.layer, alone.layer);
@@ -39,7 +39,7 @@ export function prepareBounceTarget(
   const merged = mergeOperatorRules(text, current, replacedText);
   if ('issue' in merged) return { ok: false, issues: [merged.issue] };
   const content = header + merged.text;
-  const final = validateBouncePackText(content, siteRulesFile);
+  const final = await validateBouncePackText(content, siteRulesFile);
   if (!final.layer)
     return {
       ok: false,

@@ -16,7 +16,12 @@ export function mxTargetFile(shaping: ShapingConfig): string | undefined {
 }
 
 /** Validates `text` alone (file:line of `name`), then layered exactly as the MTA will load it. */
-export function prepareMxTarget(shaping: ShapingConfig, text: string, name: string, header: string): TargetResult {
+export async function prepareMxTarget(
+  shaping: ShapingConfig,
+  text: string,
+  name: string,
+  header: string,
+): Promise<TargetResult> {
   const file = mxTargetFile(shaping);
   if (!file)
     return {
@@ -25,7 +30,7 @@ export function prepareMxTarget(shaping: ShapingConfig, text: string, name: stri
         'shaping.siteRulesDir is empty: the MX rules of an update are written there, so set it (docs/deliverability-update.md)',
       ],
     };
-  const alone = parseRulePack(text, name);
+  const alone = await parseRulePack(text, name);
   if (!alone.ok) return { ok: false, issues: alone.issues.map(formatIssue) };
   const base = shaping.rulesFiles.length > 0 ? shaping.rulesFiles : [shippedPackPath];
   const site = listSiteFiles(shaping.siteRulesDir).filter((f) => resolve(f) !== resolve(file));
@@ -44,7 +49,7 @@ export function prepareMxTarget(shaping: ShapingConfig, text: string, name: stri
   } catch (error) {
     return { ok: false, issues: [`cannot read the rule files it layers with: ${(error as Error).message}`] };
   }
-  const layered = loadRuleTexts(texts);
+  const layered = await loadRuleTexts(texts);
   if (!layered.ok) return { ok: false, issues: layered.issues.map(formatIssue) };
   const target: PackTarget = { file, content: `${header}${text.endsWith('\n') ? text : `${text}\n`}` };
   return { ok: true, target };

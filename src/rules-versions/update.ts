@@ -69,7 +69,7 @@ export async function updateRulePacks(
     const active = await getActiveVersion(store, file.kind);
     const version = versionHash(file.text);
     if (active && active.content === file.text) {
-      const repair = repairTarget(deps.config, active);
+      const repair = await repairTarget(deps.config, active);
       if (repair?.ok) pending.push({ file, active, version, target: repair.target });
       kinds.push({
         kind: file.kind,
@@ -82,7 +82,7 @@ export async function updateRulePacks(
       });
       continue;
     }
-    const prepared = prepareTarget(
+    const prepared = await prepareTarget(
       deps.config,
       file.kind,
       file.text,
@@ -160,7 +160,7 @@ export async function rollbackRulePack(deps: RulesDeps, kind: RuleKind): Promise
       'INVALID_STATE',
       `the ${kind} version #${active.id} replaced (#${active.replaces_id}) is no longer stored (pruned): nothing to roll back to`,
     );
-  const prepared = prepareTarget(
+  const prepared = await prepareTarget(
     deps.config,
     kind,
     previous.content,
@@ -187,14 +187,14 @@ export async function rollbackRulePack(deps: RulesDeps, kind: RuleKind): Promise
   };
 }
 
-function prepareTarget(
+async function prepareTarget(
   config: HeraldConfig,
   kind: RuleKind,
   text: string,
   name: string,
   header: string,
   replacedText: string | undefined,
-): TargetResult {
+): Promise<TargetResult> {
   return kind === 'mx'
     ? prepareMxTarget(config.shaping, text, name, header)
     : prepareBounceTarget(config.bounce.siteRulesFile, text, name, header, replacedText);
@@ -208,11 +208,11 @@ function targetFile(config: HeraldConfig, kind: RuleKind): string {
  * The active version's file went missing (or, for MX, was edited): write it again. The bounce site
  * file is shared with `herald bounce qualify`, so only its absence is repaired.
  */
-function repairTarget(config: HeraldConfig, active: RuleVersionRow): TargetResult | undefined {
+async function repairTarget(config: HeraldConfig, active: RuleVersionRow): Promise<TargetResult | undefined> {
   const file = targetFile(config, active.kind);
   const header = materializeHeader(active.kind, active.version, active.source);
   if (active.kind === 'bounce' && existsSync(file)) return undefined;
-  const prepared = prepareTarget(
+  const prepared = await prepareTarget(
     config,
     active.kind,
     active.content,

@@ -24,9 +24,9 @@ export interface MtaShapingParts {
 }
 
 /** Throws AppError RULES_INVALID (file:line) when the packs do not validate. */
-export function createMtaShaping(options: MtaShapingOptions): MtaShapingParts {
+export async function createMtaShaping(options: MtaShapingOptions): Promise<MtaShapingParts> {
   const { mta } = options;
-  const runtime = createShapingRuntime({
+  const runtime = await createShapingRuntime({
     config: options.config,
     defaults: {
       connectTimeoutMs: mta.connectTimeoutMs,

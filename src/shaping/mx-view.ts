@@ -31,9 +31,9 @@ export async function readMxStats(herald: Herald, maxAgeSeconds: number) {
 }
 
 /** Configuration only: no database needed (the CLI matches without opening one). */
-export function matchMxHost(config: HeraldConfig, host: string, publicId: number) {
+export async function matchMxHost(config: HeraldConfig, host: string, publicId: number) {
   const { shaping } = config;
-  const loaded = loadRuleFiles(
+  const loaded = await loadRuleFiles(
     ruleFilesFor({
       rulesFiles: shaping.rulesFiles,
       ...(shaping.siteRulesDir ? { siteRulesDir: shaping.siteRulesDir } : {}),

@@ -7,7 +7,7 @@ import { parseRulePack, type PackIssue } from './rule-pack.ts';
 
 export type PackInput = { file: string; text: string } | { file: string; issue: PackIssue };
 
-export function checkMxPacks(inputs: readonly PackInput[], standalone: boolean) {
+export async function checkMxPacks(inputs: readonly PackInput[], standalone: boolean) {
   const texts: Array<{ file: string; text: string }> = [];
   const files: Array<{ file: string; ok: boolean; rules: number; backoff: number; issues: PackIssue[] }> = [];
   for (const input of inputs) {
@@ -16,7 +16,7 @@ export function checkMxPacks(inputs: readonly PackInput[], standalone: boolean) 
       continue;
     }
     texts.push(input);
-    const parsed = parseRulePack(input.text, input.file);
+    const parsed = await parseRulePack(input.text, input.file);
     files.push(
       parsed.ok
         ? {
@@ -31,7 +31,7 @@ export function checkMxPacks(inputs: readonly PackInput[], standalone: boolean) 
   }
   const filesOk = files.every((r) => r.ok);
   const base = standalone ? [] : [{ file: shippedPackPath, text: readFileSync(shippedPackPath, 'utf8') }];
-  const layered = filesOk ? loadRuleTexts([...base, ...texts]) : undefined;
+  const layered = filesOk ? await loadRuleTexts([...base, ...texts]) : undefined;
   return {
     ok: filesOk && layered?.ok === true,
     files,

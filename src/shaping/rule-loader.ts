@@ -49,7 +49,7 @@ export function listSiteFiles(directory: string): string[] {
     .filter((file) => statSync(file).isFile());
 }
 
-export function loadRuleFiles(files: readonly string[]): LoadResult {
+export async function loadRuleFiles(files: readonly string[]): Promise<LoadResult> {
   const texts: Array<{ file: string; text: string }> = [];
   for (const file of files) {
     try {
@@ -62,11 +62,11 @@ export function loadRuleFiles(files: readonly string[]): LoadResult {
   return loadRuleTexts(texts);
 }
 
-export function loadRuleTexts(texts: ReadonlyArray<{ file: string; text: string }>): LoadResult {
+export async function loadRuleTexts(texts: ReadonlyArray<{ file: string; text: string }>): Promise<LoadResult> {
   const packs: RulePack[] = [];
   const issues: PackIssue[] = [];
   for (const { file, text } of texts) {
-    const result = parseRulePack(text, file);
+    const result = await parseRulePack(text, file);
     if (result.ok) packs.push(result.pack);
     else issues.push(...result.issues);
   }

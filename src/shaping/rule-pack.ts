@@ -158,7 +158,7 @@ const packSchema = z
   .strict();
 
 /** Parses and validates one pack. `file` is only used in messages and positions. */
-export function parseRulePack(text: string, file: string): PackResult {
+export async function parseRulePack(text: string, file: string): Promise<PackResult> {
   if (Buffer.byteLength(text, 'utf8') > maxPackBytes)
     return fail(file, 1, '(file)', `a rule pack is at most ${maxPackBytes} bytes`);
   const lineCounter = new LineCounter();
@@ -231,7 +231,7 @@ export function parseRulePack(text: string, file: string): PackResult {
   // Backoff patterns run over every non-2xx reply, text the remote server writes: one that backtracks
   // catastrophically blocks the MTA (src/bounce/pattern-timing.ts). The shipped pack is trusted.
   if (issues.length === 0 && file !== shippedMxPack) {
-    const slow = new Map(slowPatterns(pack.backoff.map((rule) => rule.reply)).map((s) => [s.pattern, s]));
+    const slow = new Map((await slowPatterns(pack.backoff.map((rule) => rule.reply))).map((s) => [s.pattern, s]));
     pack.backoff.forEach((rule, index) => {
       const found = slow.get(rule.reply);
       if (found)

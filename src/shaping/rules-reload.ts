@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RulesHolder } from './compiled-rules.ts';
 import { loadRuleFiles, ruleFilesFor, type RuleSources } from './rule-loader.ts';
@@ -13,8 +14,8 @@ export type ReloadOutcome =
   | { kind: 'reloaded'; version: string; previousVersion: string }
   | { kind: 'rejected'; version: string; issues: PackIssue[] };
 
-export function reloadRules(holder: RulesHolder, sources: RuleSources): ReloadOutcome {
-  const loaded = loadRuleFiles(ruleFilesFor(sources));
+export async function reloadRules(holder: RulesHolder, sources: RuleSources): Promise<ReloadOutcome> {
+  const loaded = await loadRuleFiles(ruleFilesFor(sources));
   const current = holder.current();
   if (!loaded.ok) return { kind: 'rejected', version: current.version, issues: loaded.issues };
   if (loaded.rules.version === current.version) return { kind: 'unchanged', version: current.version };
@@ -40,8 +41,8 @@ export function rulesSignature(sources: RuleSources): string {
 }
 
 export interface RulesWatcher {
-  /** Checks now (also what the timer calls); exposed for SIGHUP handlers and tests. */
-  check(): ReloadOutcome | undefined;
+  /** Checks now (also what the timer calls); exposed for SIGHUP handlers and tests. A check still running is joined. */
+  check(): Promise<ReloadOutcome | undefined>;
   stop(): void;
 }
 
@@ -53,11 +54,29 @@ export function watchRules(options: {
   logger?: Logger;
 }): RulesWatcher {
   let signature = rulesSignature(options.sources);
-  const check = (): ReloadOutcome | undefined => {
+  // One check at a time: an older reload finishing after a newer one would swap stale rules in.
+  let running: Promise<ReloadOutcome | undefined> | undefined;
+  const check = (): Promise<ReloadOutcome | undefined> => {
+    running ??= checkOnce().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const checkOnce = async (): Promise<ReloadOutcome | undefined> => {
     const next = rulesSignature(options.sources);
     if (next === signature) return undefined;
+    let outcome: ReloadOutcome;
+    try {
+      outcome = await reloadRules(options.holder, options.sources);
+    } catch (error) {
+      // The pattern check itself failed (no child process could start): the rules in force stay, and the next tick tries again.
+      options.logger?.error(
+        { event: 'shaping.rules_reload_failed', err: describeError(error) },
+        `MX rules not reloaded, keeping version ${options.holder.current().version}: ${(error as Error).message}`,
+      );
+      return undefined;
+    }
     signature = next;
-    const outcome = reloadRules(options.holder, options.sources);
     if (outcome.kind === 'reloaded')
       options.logger?.info(
         { event: 'shaping.rules_reloaded', version: outcome.version, previousVersion: outcome.previousVersion },
@@ -71,7 +90,7 @@ export function watchRules(options: {
     }
     return outcome;
   };
-  const timer = setInterval(check, options.intervalMs);
+  const timer = setInterval(() => void check(), options.intervalMs);
   timer.unref();
   return { check, stop: () => clearInterval(timer) };
 }

@@ -44,8 +44,8 @@ describe('masks', () => {
 });
 
 describe('rule pack validation', () => {
-  it('parses fields, ranges and durations', () => {
-    const result = parseRulePack(base, 'site.yaml');
+  it('parses fields, ranges and durations', async () => {
+    const result = await parseRulePack(base, 'site.yaml');
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const ids = result.pack.rules[1]!;
@@ -56,11 +56,11 @@ describe('rule pack validation', () => {
     expect(ids.source.line).toBe(8);
   });
 
-  it('reports file:line for a bad value and for an unknown key', () => {
+  it('reports file:line for a bad value and for an unknown key', async () => {
     const text = base
       .replace('maxConnections: 2', 'maxConnections: -2')
       .replace('tls: required', 'tls: required\n    maxConection: 3');
-    const result = parseRulePack(text, 'rules/mx/site.yaml');
+    const result = await parseRulePack(text, 'rules/mx/site.yaml');
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.issues.map(formatIssue)).toEqual([
@@ -69,11 +69,11 @@ describe('rule pack validation', () => {
     ]);
   });
 
-  it('rejects YAML syntax errors, bad masks, bad ranges, duplicate names and a generic rule before the end', () => {
-    const syntax = parseRulePack('rules: [\n  - a', 'x.yaml');
+  it('rejects YAML syntax errors, bad masks, bad ranges, duplicate names and a generic rule before the end', async () => {
+    const syntax = await parseRulePack('rules: [\n  - a', 'x.yaml');
     expect(syntax.ok).toBe(false);
     if (!syntax.ok) expect(syntax.issues[0]).toMatchObject({ file: 'x.yaml', line: 2, path: '(yaml)' });
-    const bad = parseRulePack(
+    const bad = await parseRulePack(
       `rules:
   - { name: a, mask: "bad host!", maxConnections: 1, maxMessagesPerHour: 1 }
   - { name: b, mask: "*", maxConnections: 1, maxMessagesPerHour: 1 }
@@ -86,7 +86,7 @@ describe('rule pack validation', () => {
     const text = bad.issues.map(formatIssue).join('\n');
     expect(text).toContain('bad.yaml:2: rules[0].mask');
     expect(text).toContain('bad.yaml:4: rules[2].publicIds: range "4-1" ends before it starts');
-    const inconsistent = parseRulePack(
+    const inconsistent = await parseRulePack(
       `rules:
   - { name: a, mask: "a.test", maxConnections: 1, maxMessagesPerHour: 1 }
   - { name: b, mask: "*", maxConnections: 1, maxMessagesPerHour: 1 }
@@ -102,8 +102,8 @@ describe('rule pack validation', () => {
     ]);
   });
 
-  it('validates the shipped pack and matches real provider MX hosts', () => {
-    const loaded = loadRuleFiles([shippedPackPath]);
+  it('validates the shipped pack and matches real provider MX hosts', async () => {
+    const loaded = await loadRuleFiles([shippedPackPath]);
     expect(loaded.ok).toBe(true);
     if (!loaded.ok) return;
     const rules = loaded.rules;
@@ -129,12 +129,12 @@ describe('rule pack validation', () => {
 });
 
 describe('layering', () => {
-  it('replaces rules by name, inserts new rules before the generic rule, and versions by content', () => {
+  it('replaces rules by name, inserts new rules before the generic rule, and versions by content', async () => {
     const site = `rules:
   - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 500 }
   - { name: partner, mask: "mx.partner.test", maxConnections: 1, maxMessagesPerHour: 10 }
 `;
-    const layered = loadRuleTexts([
+    const layered = await loadRuleTexts([
       { file: 'shipped.yaml', text: base },
       { file: 'site.yaml', text: site },
     ]);
@@ -146,15 +146,15 @@ describe('layering', () => {
     // publicIds restrict the rule: id 7 falls through to generic.
     expect(layered.rules.match('mx1.example.test', 2).name).toBe('ids');
     expect(layered.rules.match('mx1.example.test', 7).name).toBe('generic');
-    const again = loadRuleTexts([
+    const again = await loadRuleTexts([
       { file: 'shipped.yaml', text: base },
       { file: 'site.yaml', text: site.replace('500', '501') },
     ]);
     expect(again.ok && again.rules.version).not.toBe(layered.rules.version);
   });
 
-  it('refuses layers that end without a generic rule', () => {
-    const result = loadRuleTexts([
+  it('refuses layers that end without a generic rule', async () => {
+    const result = await loadRuleTexts([
       {
         file: 'only.yaml',
         text: 'rules:\n  - { name: a, mask: "x.test", maxConnections: 1, maxMessagesPerHour: 1 }\n',
@@ -164,7 +164,7 @@ describe('layering', () => {
     if (!result.ok) expect(result.issues[0]!.message).toContain('no generic rule');
   });
 
-  it('reads the site directory in name order, and the holder swaps rules atomically', () => {
+  it('reads the site directory in name order, and the holder swaps rules atomically', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'herald-mx-'));
     writeFileSync(
       join(dir, '20-b.yaml'),
@@ -177,8 +177,8 @@ describe('layering', () => {
     writeFileSync(join(dir, 'notes.txt'), 'ignored');
     const files = listSiteFiles(dir);
     expect(files.map((f) => f.slice(dir.length + 1))).toEqual(['10-a.yml', '20-b.yaml']);
-    const first = loadRuleFiles([shippedPackPath]);
-    const second = loadRuleFiles([shippedPackPath, ...files]);
+    const first = await loadRuleFiles([shippedPackPath]);
+    const second = await loadRuleFiles([shippedPackPath, ...files]);
     if (!first.ok || !second.ok) throw new Error('packs should load');
     const holder = new RulesHolder(first.rules);
     const seen: string[] = [];
@@ -199,23 +199,23 @@ describe('reload', () => {
       site,
       'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n',
     );
-    const initial = loadRuleFiles([shippedPackPath, site]);
+    const initial = await loadRuleFiles([shippedPackPath, site]);
     if (!initial.ok) throw new Error('initial rules must load');
     const holder = new RulesHolder(initial.rules);
     const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
     try {
-      expect(watcher.check()).toBeUndefined();
+      expect(await watcher.check()).toBeUndefined();
       writeFileSync(
         site,
         'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 4, maxMessagesPerHour: 400 }\n',
       );
-      expect(watcher.check()).toMatchObject({ kind: 'reloaded', previousVersion: initial.rules.version });
+      expect(await watcher.check()).toMatchObject({ kind: 'reloaded', previousVersion: initial.rules.version });
       expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
       writeFileSync(
         site,
         'rules:\n  - { name: google, mask: "*.google.com", maxConnections: four, maxMessagesPerHour: 400 }\n',
       );
-      const rejected = watcher.check();
+      const rejected = await watcher.check();
       expect(rejected).toMatchObject({
         kind: 'rejected',
         issues: [{ file: site, line: 2, path: 'rules[0].maxConnections' }],
@@ -228,7 +228,7 @@ describe('reload', () => {
 });
 
 describe('backoff patterns', () => {
-  it('refuses one that backtracks catastrophically on a long reply (ReDoS), with its place', () => {
+  it('refuses one that backtracks catastrophically on a long reply (ReDoS), with its place', async () => {
     const text = `rules:
   - name: generic
     mask: "*"
@@ -240,7 +240,7 @@ backoff:
     factor: 0.5
     duration: 30m
 `;
-    const result = parseRulePack(text, 'site.yaml');
+    const result = await parseRulePack(text, 'site.yaml');
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(formatIssue(result.issues[0]!)).toMatch(/^site\.yaml:7: backoff\[0\]\.reply: backtracks catastrophically/);

@@ -38,13 +38,13 @@ export interface CreateShapingOptions {
   store?: Store;
 }
 
-export function createShapingRuntime(options: CreateShapingOptions): ShapingRuntime {
+export async function createShapingRuntime(options: CreateShapingOptions): Promise<ShapingRuntime> {
   const { config } = options;
   const sources: RuleSources = {
     rulesFiles: config.rulesFiles,
     ...(config.siteRulesDir ? { siteRulesDir: config.siteRulesDir } : {}),
   };
-  const loaded = loadRuleFiles(ruleFilesFor(sources));
+  const loaded = await loadRuleFiles(ruleFilesFor(sources));
   if (!loaded.ok)
     throw new AppError('RULES_INVALID', `MX rules do not validate:\n${loaded.issues.map(formatIssue).join('\n')}`, {
       details: { issues: loaded.issues },

@@ -44,11 +44,13 @@ backoff:
     limits: [connections]
 `;
 
-function compiled(text = pack) {
-  const result = loadRuleTexts([{ file: 'test.yaml', text }]);
+async function compiled(text = pack) {
+  const result = await loadRuleTexts([{ file: 'test.yaml', text }]);
   if (!result.ok) throw new Error(JSON.stringify(result.issues));
   return result.rules;
 }
+
+const packRules = await compiled();
 
 const defaults = { connectTimeoutMs: 30_000, commandTimeoutMs: 60_000, dataTimeoutMs: 600_000, opportunisticTls: true };
 const path = { mxHost: 'mx1.slow.test', mxIp: '192.0.2.1', publicId: 1 };
@@ -62,7 +64,7 @@ function shaper(clock = manualClock(0)) {
   return {
     clock,
     shaper: new Shaper({
-      rules: new RulesHolder(compiled()),
+      rules: new RulesHolder(packRules),
       backend: createMemoryThrottle(),
       clock,
       defaults,
@@ -151,7 +153,7 @@ describe('shaper', () => {
     const { shaper: s } = shaper();
     const lease = await s.acquireConnection(path);
     s.recordReply(path, 'slow.test', { code: 250, enhanced: '2.0.0', text: 'ok' });
-    s.rules.swap(compiled(pack.replace('maxConnections: 2', 'maxConnections: 1')));
+    s.rules.swap(await compiled(pack.replace('maxConnections: 2', 'maxConnections: 1')));
     expect(s.limitsFor(path.mxHost, 1).maxConnections).toBe(1);
     // The lease taken before the reload still counts against the new limit.
     expect((await s.acquireConnection(path)).kind).toBe('wait');
@@ -162,8 +164,8 @@ describe('shaper', () => {
 });
 
 describe('backoff tracker', () => {
-  it('compounds only when still told to slow down a window after the last cut, floored', () => {
-    const rules = compiled().backoff;
+  it('compounds only when still told to slow down a window after the last cut, floored', async () => {
+    const rules = (await compiled()).backoff;
     const tracker = new BackoffTracker({ enabled: true, minFactor: 0.25 });
     expect(tracker.observe('k', yahoo421, rules, 0).map((e) => e.kind)).toEqual(['applied']);
     expect(tracker.observe('k', yahoo421, rules, 1_000).map((e) => e.kind)).toEqual(['extended']);
@@ -196,9 +198,9 @@ describe('backoff tracker', () => {
   });
 });
 
-describe('error-density breaker', () => {
+describe('error-density breaker', async () => {
   // The verdict the MTA computes for each reply: the shipped rules, local failures by defaultVerdict.
-  const bounceRules = compileBounceRules(loadBouncePack([SHIPPED_BOUNCE_PACK]));
+  const bounceRules = compileBounceRules(await loadBouncePack([SHIPPED_BOUNCE_PACK]));
   const verdictOf = createReplyClassifier(() => bounceRules);
 
   it('is not tripped by greylisting, which defers every first attempt, but is by refused connections', () => {

@@ -7,7 +7,7 @@ import { createMtaShaping } from '../../src/shaping/mta-shaping.ts';
 import type { DialectContext } from './databases.ts';
 
 /** One MTA with MX rules on the test's database, as `herald start` composes it (no DKIM, no tracking). */
-export function createShapedMta(
+export async function createShapedMta(
   context: DialectContext,
   options: {
     mta: MtaConfig;
@@ -18,7 +18,7 @@ export function createShapedMta(
     mxPort?: number;
   },
 ) {
-  const parts = createMtaShaping({
+  const parts = await createMtaShaping({
     config: configSchema.parse({ shaping: options.shaping }).shaping,
     mta: options.mta,
     clock: { now: () => Date.now() },
