@@ -43,6 +43,7 @@ export async function openHerald(options: OpenHeraldOptions = {}): Promise<Heral
     create: options.create ?? true,
     createDirectory: config.database.url === defaultDatabaseUrl,
     connectTimeoutMs: config.database.connectTimeoutMs,
+    timeouts: { lockTimeoutMs: config.database.lockTimeoutMs, statementTimeoutMs: config.database.statementTimeoutMs },
   });
   try {
     await migrateToLatest(store);

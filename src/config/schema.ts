@@ -105,6 +105,12 @@ export const configSchema = z
         url: z.string().default(defaultDatabaseUrl),
         /** PostgreSQL: how long a new connection (or a query waiting for a free one) may wait; a server that accepts and never answers fails with DATABASE_UNREACHABLE instead of hanging. */
         connectTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+        /** PostgreSQL: how long a query may wait for a lock another session holds (an operator's LOCK TABLE, a VACUUM FULL) before it fails with DATABASE_LOCK_TIMEOUT naming the query, instead of holding its connection for good; 0 = no limit. */
+        lockTimeoutMs: z.number().int().min(0).default(60_000),
+        /** PostgreSQL: how long one statement may run before it is cancelled with DATABASE_STATEMENT_TIMEOUT; 0 = no limit. Database maintenance uses maintenanceTimeoutMs instead. */
+        statementTimeoutMs: z.number().int().min(0).default(600_000),
+        /** PostgreSQL: how long one VACUUM or REINDEX of the database maintenance (cleanup workflow, `herald db maintain`) may run; 0 = no limit. */
+        maintenanceTimeoutMs: z.number().int().min(0).default(21_600_000),
       })
       .strict()
       .default({}),

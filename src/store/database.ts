@@ -1,18 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import {
-  CompiledQuery,
-  Kysely,
-  PostgresDialect,
-  sql,
-  SqliteDialect,
-  SqliteDriver,
-  type DatabaseConnection,
-} from 'kysely';
+import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection } from 'kysely';
 import pg from 'pg';
 import { AppError } from '../common/errors.ts';
 import { maskUrl } from '../common/logger.ts';
+import { TimeoutReportingPostgresDialect, type PostgresTimeouts } from './postgres-timeouts.ts';
 import type { Database } from './tables.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -89,11 +82,21 @@ export interface OpenStoreOptions {
    * this process, before it fails with SQLITE_BUSY (default sqliteBusyTimeoutMs).
    */
   writeLockWaitMs?: number;
+  /** PostgreSQL: longest wait for a lock, longest statement (database.lockTimeoutMs, statementTimeoutMs). */
+  timeouts?: PostgresTimeouts;
 }
+
+/** The defaults of database.lockTimeoutMs and database.statementTimeoutMs. */
+export const defaultPostgresTimeouts: PostgresTimeouts = { lockTimeoutMs: 60_000, statementTimeoutMs: 600_000 };
 
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
-    return openPostgres(url, options.poolSize ?? 10, options.connectTimeoutMs ?? 30_000);
+    return openPostgres(
+      url,
+      options.poolSize ?? 10,
+      options.connectTimeoutMs ?? 30_000,
+      options.timeouts ?? defaultPostgresTimeouts,
+    );
   if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options);
   throw new AppError(
     'DATABASE_URL_INVALID',
@@ -145,7 +148,7 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
   };
 }
 
-function openPostgres(url: string, poolSize: number, connectTimeoutMs: number): Store {
+function openPostgres(url: string, poolSize: number, connectTimeoutMs: number, timeouts: PostgresTimeouts): Store {
   // A server that accepts the connection and never answers (a partition, a hung PostgreSQL) left
   // every command waiting with no output: now the wait for a connection ends (connectionError).
   const pool = new pg.Pool({
@@ -153,6 +156,9 @@ function openPostgres(url: string, poolSize: number, connectTimeoutMs: number): 
     max: poolSize,
     types: postgresTypes,
     connectionTimeoutMillis: connectTimeoutMs,
+    // Sent at connection start-up: every session of the pool has them (0 turns one off).
+    lock_timeout: timeouts.lockTimeoutMs,
+    statement_timeout: timeouts.statementTimeoutMs,
   });
   // An idle client whose server connection drops (PostgreSQL restart, failover, a terminated backend)
   // emits 'error' on the pool; unhandled, that would crash the process. The pool replaces the client
@@ -168,7 +174,9 @@ function openPostgres(url: string, poolSize: number, connectTimeoutMs: number): 
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({
+    dialect: new TimeoutReportingPostgresDialect({ pool }, timeouts, maskUrl(url)),
+  });
   return {
     db,
     dialect: 'postgres',

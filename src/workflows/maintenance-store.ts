@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Store } from '../store/database.ts';
+import type { Database } from '../store/tables.ts';
 
 // Database maintenance (the cleanup workflow's last step and `herald db maintain`) and the space
 // figures of `herald db status`: ANALYZE, incremental vacuum, checkpoints, reindexing, their history.
@@ -58,13 +59,33 @@ export async function existingTables(store: Store, names: string[]): Promise<str
 }
 
 /** VACUUM cannot run in a transaction; Kysely runs a lone statement outside one. */
-export async function postgresVacuumAnalyze(store: Store, table: string): Promise<void> {
-  await sql`VACUUM (ANALYZE) ${sql.table(table)}`.execute(store.db);
+export async function postgresVacuumAnalyze(store: Store, table: string, timeoutMs: number): Promise<void> {
+  await withMaintenanceTimeout(store, timeoutMs, (db) => sql`VACUUM (ANALYZE) ${sql.table(table)}`.execute(db));
+}
+
+/**
+ * A VACUUM or REINDEX of a large table can outrun database.statementTimeoutMs, meant for the roles'
+ * queries: on its own pinned connection it gets database.maintenanceTimeoutMs, and the connection
+ * goes back to the pool with its start-up setting (RESET).
+ */
+async function withMaintenanceTimeout(
+  store: Store,
+  timeoutMs: number,
+  work: (db: Kysely<Database>) => Promise<unknown>,
+): Promise<void> {
+  await store.db.connection().execute(async (db) => {
+    await sql`select set_config('statement_timeout', ${String(timeoutMs)}, false)`.execute(db);
+    try {
+      await work(db);
+    } finally {
+      await sql`reset statement_timeout`.execute(db);
+    }
+  });
 }
 
 /** CONCURRENTLY: builds the new index beside the old one, so writes continue (PostgreSQL 12+). */
-export async function postgresReindexConcurrently(store: Store, index: string): Promise<void> {
-  await sql`REINDEX INDEX CONCURRENTLY ${sql.id(index)}`.execute(store.db);
+export async function postgresReindexConcurrently(store: Store, index: string, timeoutMs: number): Promise<void> {
+  await withMaintenanceTimeout(store, timeoutMs, (db) => sql`REINDEX INDEX CONCURRENTLY ${sql.id(index)}`.execute(db));
 }
 
 export interface PostgresIndexStats {

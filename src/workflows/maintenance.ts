@@ -126,7 +126,7 @@ async function maintainPostgres(
 ): Promise<Record<string, unknown>> {
   const tables = await existingTables(store, hotTables);
   for (const table of tables) {
-    await postgresVacuumAnalyze(store, table);
+    await postgresVacuumAnalyze(store, table, config.database.maintenanceTimeoutMs);
     await hooks.log(`VACUUM (ANALYZE) ${table}`);
     await hooks.keepAlive();
   }
@@ -138,7 +138,7 @@ async function maintainPostgres(
     await hooks.log(
       `REINDEX INDEX CONCURRENTLY ${index.name}: ${index.bytes} bytes, estimated bloat ${Math.round(bloatRatio * 100)}%`,
     );
-    await postgresReindexConcurrently(store, index.name);
+    await postgresReindexConcurrently(store, index.name, config.database.maintenanceTimeoutMs);
     reindexed.push({ index: index.name, bytesBefore: index.bytes, bloatRatio });
     await hooks.keepAlive();
   }
