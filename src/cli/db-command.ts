@@ -74,9 +74,13 @@ function formatStatus(status: DatabaseStatus): string[] {
   );
   const m = status.lastMaintenance;
   lines.push(
-    m
-      ? `last maintenance: ${m.finishedAt} (${m.source}, ${m.durationMs} ms${m.error ? `, failed: ${m.error}` : ''})`
-      : 'last maintenance: never',
+    !m
+      ? 'last maintenance: never'
+      : m.state === 'interrupted'
+        ? `maintenance interrupted at ${m.step}, started ${m.startedAt} (${m.source}; its process ${m.owner} is gone, last progress ${m.finishedAt}): \`herald db maintain\` runs it again`
+        : m.state === 'running'
+          ? `maintenance running at ${m.step}, started ${m.startedAt} (${m.source}, process ${m.owner}, last progress ${m.finishedAt})`
+          : `last maintenance: ${m.finishedAt} (${m.source}, ${m.durationMs} ms${m.error ? `, failed at ${m.step}: ${m.error}` : ''})`,
   );
   return lines;
 }

@@ -124,6 +124,23 @@ export const databaseCheck: DoctorCheck = {
         },
       });
     }
+    const interrupted = db.lastMaintenance?.state === 'interrupted' ? db.lastMaintenance : undefined;
+    if (interrupted)
+      findings.push({
+        check: 'database',
+        severity: 'warning',
+        subject: 'database maintenance',
+        symptom: `maintenance interrupted at ${interrupted.step ?? 'its start'}, started ${interrupted.startedAt} (${interrupted.source})`,
+        cause: `its process (${interrupted.owner}) ended without finishing it (killed, out of memory, a reboot); last progress ${interrupted.finishedAt}`,
+        fix: '`herald db maintain` runs it again and prints each step; an interrupted REINDEX CONCURRENTLY leaves an invalid index (`\\di` shows it INVALID): drop it and run the maintenance again',
+        evidence: {
+          source: interrupted.source,
+          step: interrupted.step,
+          startedAt: interrupted.startedAt,
+          lastProgressAt: interrupted.finishedAt,
+          owner: interrupted.owner,
+        },
+      });
     if (db.lastMaintenance?.error) {
       findings.push({
         check: 'database',

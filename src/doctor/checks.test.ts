@@ -596,6 +596,9 @@ describe('database', () => {
       ],
       lastMaintenance: {
         source: 'workflow',
+        state: 'failed',
+        step: 'VACUUM (ANALYZE) delivery_logs',
+        owner: 'node-1:4242',
         startedAt: '2026-05-31T04:00:00.000Z',
         finishedAt: '2026-05-31T04:01:00.000Z',
         durationMs: 60_000,

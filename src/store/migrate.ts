@@ -31,6 +31,7 @@ import * as oneAddressIndex from './migrations/0032-one-address-index.ts';
 import * as deliveryDomainCounts from './migrations/0033-delivery-domain-counts.ts';
 import * as deliveryLogsStatementForeignKey from './migrations/0034-delivery-logs-statement-foreign-key.ts';
 import * as recipientsStatementForeignKey from './migrations/0035-recipients-statement-foreign-key.ts';
+import * as maintenanceProgress from './migrations/0036-maintenance-progress.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -64,6 +65,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0033-delivery-domain-counts', deliveryDomainCounts],
   ['0034-delivery-logs-statement-foreign-key', deliveryLogsStatementForeignKey],
   ['0035-recipients-statement-foreign-key', recipientsStatementForeignKey],
+  ['0036-maintenance-progress', maintenanceProgress],
 ];
 
 function migratorOf(store: Store): Migrator {

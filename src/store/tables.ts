@@ -225,9 +225,16 @@ export interface DbMaintenanceTable {
   id: Generated<number>;
   source: string;
   started_at: number;
+  /** While running: the last progress. */
   finished_at: number;
   summary: string;
   error: string | null;
+  /** `running` from the start until it ends `done` or `failed` (migration 0036). */
+  state: Generated<'running' | 'done' | 'failed'>;
+  /** The step running, or the last one reached. */
+  step: string | null;
+  /** `host:pid` of the process running it. */
+  owner: string | null;
 }
 
 // --- shaping (migration 0004) -----------------------------------------------------------------

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Store } from '../store/database.ts';
 import {
   lastMaintenance,
@@ -46,7 +47,14 @@ export interface DatabaseStatus {
   tables: TableStatus[];
   lastMaintenance: {
     source: string;
+    /** `interrupted`: still marked running, and its process on this host is gone (killed midway). */
+    state: MaintenanceState;
+    /** The step running, or the one an interrupted run stopped at. */
+    step: string | null;
+    /** `host:pid` of the process that ran it. */
+    owner: string | null;
     startedAt: string;
+    /** While running or interrupted: its last progress. */
     finishedAt: string;
     durationMs: number;
     error: string | null;
@@ -54,11 +62,40 @@ export interface DatabaseStatus {
   } | null;
 }
 
+export type MaintenanceState = 'running' | 'interrupted' | 'done' | 'failed';
+
+/**
+ * A run still marked `running` is interrupted when its process, on this host, no longer exists.
+ * On another host it cannot be told from here: it stays `running`.
+ */
+export function maintenanceState(
+  record: { state: 'running' | 'done' | 'failed'; owner: string | null },
+  host: string,
+  isAlive: (pid: number) => boolean,
+): MaintenanceState {
+  if (record.state !== 'running') return record.state;
+  const [ownerHost, pid] = (record.owner ?? '').split(':');
+  return ownerHost === host && pid && !isAlive(Number(pid)) ? 'interrupted' : 'running';
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, owned by another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
   const maintenance = await lastMaintenance(store);
   const lastMaintenanceView = maintenance
     ? {
         source: maintenance.source,
+        state: maintenanceState(maintenance, hostname(), processAlive),
+        step: maintenance.step,
+        owner: maintenance.owner,
         startedAt: iso(maintenance.startedAt),
         finishedAt: iso(maintenance.finishedAt),
         durationMs: maintenance.finishedAt - maintenance.startedAt,

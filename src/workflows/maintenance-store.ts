@@ -125,21 +125,56 @@ export async function postgresIndexStats(store: Store): Promise<PostgresIndexSta
 export interface MaintenanceRecord {
   source: string;
   startedAt: number;
+  /** While running: the last progress. */
   finishedAt: number;
   summary: unknown;
   error: string | null;
+  state: 'running' | 'done' | 'failed';
+  step: string | null;
+  /** `host:pid` of the process that ran it. */
+  owner: string | null;
 }
 
-export async function recordMaintenance(store: Store, record: MaintenanceRecord): Promise<void> {
-  await store.db
+/** The run's row, written before its first statement: a run killed midway stays `running` at its step. */
+export async function startMaintenanceRecord(
+  store: Store,
+  run: { source: string; startedAt: number; owner: string },
+): Promise<number> {
+  const row = await store.db
     .insertInto('db_maintenance')
     .values({
-      source: record.source,
-      started_at: record.startedAt,
-      finished_at: record.finishedAt,
-      summary: JSON.stringify(record.summary),
-      error: record.error,
+      source: run.source,
+      started_at: run.startedAt,
+      finished_at: run.startedAt,
+      summary: '{}',
+      error: null,
+      state: 'running',
+      step: 'starting',
+      owner: run.owner,
     })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function recordMaintenanceStep(store: Store, id: number, step: string, now: number): Promise<void> {
+  await store.db.updateTable('db_maintenance').set({ step, finished_at: now }).where('id', '=', id).execute();
+}
+
+export async function finishMaintenanceRecord(
+  store: Store,
+  id: number,
+  end: { finishedAt: number; summary: unknown; error: string | null },
+): Promise<void> {
+  await store.db
+    .updateTable('db_maintenance')
+    .set({
+      finished_at: end.finishedAt,
+      summary: JSON.stringify(end.summary),
+      error: end.error,
+      state: end.error === null ? 'done' : 'failed',
+    })
+    .where('id', '=', id)
     .execute();
 }
 
@@ -152,6 +187,9 @@ export async function lastMaintenance(store: Store): Promise<MaintenanceRecord |
     finishedAt: row.finished_at,
     summary: JSON.parse(row.summary) as unknown,
     error: row.error,
+    state: row.state,
+    step: row.step,
+    owner: row.owner,
   };
 }
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import type { HeraldConfig } from '../config/schema.ts';
@@ -7,7 +8,9 @@ import {
   postgresIndexStats,
   postgresReindexConcurrently,
   postgresVacuumAnalyze,
-  recordMaintenance,
+  finishMaintenanceRecord,
+  recordMaintenanceStep,
+  startMaintenanceRecord,
   sqliteAnalyze,
   sqliteCheckpoint,
   sqliteConvertToIncremental,
@@ -44,7 +47,12 @@ export interface MaintenanceOptions {
   /** SQLite only: switch to incremental auto-vacuum with a full VACUUM (rewrites the file; blocks writers). */
   convertSqlite?: boolean;
   source: string;
+  /** `host:pid` recorded as the run's owner (default this process). */
+  owner?: string;
 }
+
+/** Records the step a run is about to take: the step a killed run stopped at. */
+type Progress = (step: string) => Promise<void>;
 
 // Pages freed per incremental_vacuum call: 1,000 pages (4 MB) keeps each write lock in milliseconds.
 const vacuumChunkPages = 1_000;
@@ -57,19 +65,27 @@ export async function runMaintenance(
   options: MaintenanceOptions,
 ): Promise<Record<string, unknown>> {
   const startedAt = clock.now();
+  // Written before the first statement and completed at the end: a run killed midway (kill -9, a
+  // reboot) stays `running` at its step, and `herald db status` and the doctor say so.
+  const id = await startMaintenanceRecord(store, {
+    source: options.source,
+    startedAt,
+    owner: options.owner ?? `${hostname()}:${process.pid}`,
+  });
+  const progress: Progress = (step) => recordMaintenanceStep(store, id, step, clock.now());
   let summary: Record<string, unknown> = {};
   let error: string | null = null;
   try {
     summary =
       store.dialect === 'sqlite'
-        ? await maintainSqlite(store, hooks, options)
-        : await maintainPostgres(store, config, hooks);
+        ? await maintainSqlite(store, hooks, options, progress)
+        : await maintainPostgres(store, config, hooks, progress);
     return summary;
   } catch (cause) {
     error = describeError(cause);
     throw cause;
   } finally {
-    await recordMaintenance(store, { source: options.source, startedAt, finishedAt: clock.now(), summary, error });
+    await finishMaintenanceRecord(store, id, { finishedAt: clock.now(), summary, error });
   }
 }
 
@@ -77,12 +93,15 @@ async function maintainSqlite(
   store: Store,
   hooks: MaintenanceHooks,
   options: MaintenanceOptions,
+  progress: Progress,
 ): Promise<Record<string, unknown>> {
   const initial = await sqliteSpace(store);
   if (options.convertSqlite) {
+    await progress('VACUUM (switching to incremental auto-vacuum)');
     await hooks.log('switching to incremental auto-vacuum: full VACUUM (writers wait until it ends)');
     await sqliteConvertToIncremental(store);
   }
+  await progress('ANALYZE');
   await sqliteAnalyze(store);
   await hooks.log('ANALYZE done (analysis_limit 1000)');
   const before = await sqliteSpace(store);
@@ -90,6 +109,7 @@ async function maintainSqlite(
   if (before.autoVacuum === 2) {
     let free = before.freelistPages;
     while (free > 0) {
+      await progress(`incremental vacuum, chunk ${chunks + 1}`);
       await sqliteIncrementalVacuum(store, vacuumChunkPages);
       chunks += 1;
       await hooks.keepAlive();
@@ -123,9 +143,11 @@ async function maintainPostgres(
   store: Store,
   config: HeraldConfig,
   hooks: MaintenanceHooks,
+  progress: Progress,
 ): Promise<Record<string, unknown>> {
   const tables = await existingTables(store, hotTables);
   for (const table of tables) {
+    await progress(`VACUUM (ANALYZE) ${table}`);
     await postgresVacuumAnalyze(store, table, config.database.maintenanceTimeoutMs);
     await hooks.log(`VACUUM (ANALYZE) ${table}`);
     await hooks.keepAlive();
@@ -138,6 +160,7 @@ async function maintainPostgres(
     await hooks.log(
       `REINDEX INDEX CONCURRENTLY ${index.name}: ${index.bytes} bytes, estimated bloat ${Math.round(bloatRatio * 100)}%`,
     );
+    await progress(`REINDEX INDEX CONCURRENTLY ${index.name}`);
     await postgresReindexConcurrently(store, index.name, config.database.maintenanceTimeoutMs);
     reindexed.push({ index: index.name, bytesBefore: index.bytes, bloatRatio });
     await hooks.keepAlive();
