@@ -6,7 +6,7 @@ import { holdSqliteWriteLock } from './support/sqlite-lock-holder.ts';
 
 // Another process holds the SQLite write lock: a transaction of this process waits for it without
 // stopping the process (the inbound role's other SMTP sessions, the MTA's sockets), commits once it
-// is free, and fails with SQLITE_BUSY when it stays held past the wait.
+// is free, and fails with DATABASE_BUSY when it stays held past the wait.
 
 let database: ScratchDatabase | undefined;
 let store: Store | undefined;
@@ -15,9 +15,9 @@ afterEach(async () => {
   await database?.drop();
 });
 
-async function openLockedStore(writeLockWaitMs: number) {
+async function openLockedStore(sqliteBusyWaitMs: number) {
   database = await createScratchDatabase('sqlite', 'write_lock');
-  store = openStore(database.url, { writeLockWaitMs });
+  store = openStore(database.url, { sqliteBusyWaitMs });
   await migrateToLatest(store);
   const lock = await holdSqliteWriteLock(database.url.slice('sqlite:'.length));
   return { store, lock };
@@ -42,13 +42,13 @@ it('waits for the write lock without blocking the event loop, and commits once i
   expect(rows).toMatchObject([{ name: 'hard', count: 1 }]);
 });
 
-it('fails with SQLITE_BUSY once the lock has been held past the wait, each waiter at once after that', async () => {
+it('fails with DATABASE_BUSY once the lock has been held past the wait, each waiter at once after that', async () => {
   const { store, lock } = await openLockedStore(200);
   try {
-    await expect(inTransaction(store, countHard)).rejects.toMatchObject({ code: 'SQLITE_BUSY' });
+    await expect(inTransaction(store, countHard)).rejects.toMatchObject({ code: 'DATABASE_BUSY' });
     let settled = false;
     const second = inTransaction(store, countHard).finally(() => (settled = true));
-    await expect(second).rejects.toMatchObject({ code: 'SQLITE_BUSY' });
+    await expect(second).rejects.toMatchObject({ code: 'DATABASE_BUSY' });
     expect(settled).toBe(true);
   } finally {
     await lock.release();

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { AppError } from '../common/errors.ts';
 import { maskUrl } from '../common/logger.ts';
 import { TimeoutReportingPostgresDialect, type PostgresTimeouts } from './postgres-timeouts.ts';
+import { createBusyRetry, sqliteBusyWaitMs } from './sqlite-busy.ts';
 import type { Database } from './tables.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -77,11 +78,8 @@ export interface OpenStoreOptions {
   createDirectory?: boolean;
   /** PostgreSQL: longest wait for a connection, new or from the pool (default 30 s; database.connectTimeoutMs). */
   connectTimeoutMs?: number;
-  /**
-   * SQLite: how long a transaction waits for the write lock another process holds, without blocking
-   * this process, before it fails with SQLITE_BUSY (default sqliteBusyTimeoutMs).
-   */
-  writeLockWaitMs?: number;
+  /** SQLite: longest wait of the main connection for another connection's write lock (default 5 s). */
+  sqliteBusyWaitMs?: number;
   /** PostgreSQL: longest wait for a lock, longest statement (database.lockTimeoutMs, statementTimeoutMs). */
   timeouts?: PostgresTimeouts;
 }
@@ -127,6 +125,8 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
   try {
     sqlite = new SqliteDatabase(file);
     for (const pragma of sqlitePragmas) sqlite.pragma(pragma);
+    // Waits for other connections' locks are retried off the event loop (sqlite-busy.ts).
+    sqlite.pragma('busy_timeout = 0');
   } catch (cause) {
     sqlite?.close();
     throw new AppError('DATABASE_NOT_WRITABLE', `cannot open the database ${file}: ${(cause as Error).message}`, {
@@ -137,7 +137,8 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
   const db = new Kysely<Database>({
     dialect: new ImmediateSqliteDialect(
       { database: withStatementCache(sqlite) },
-      options.writeLockWaitMs ?? sqliteBusyTimeoutMs,
+      file,
+      options.sqliteBusyWaitMs ?? sqliteBusyWaitMs,
     ),
   });
   return {
@@ -199,65 +200,34 @@ function openPostgres(url: string, poolSize: number, connectTimeoutMs: number, t
 // A deferred BEGIN takes the write lock at the first write: a transaction that reads first and then
 // writes (the quarantine's lock-decide-write, claims) cannot wait for another connection's write (the
 // tracking event writer's thread, another process) and fails at once with SQLITE_BUSY, whatever the
-// busy timeout. BEGIN IMMEDIATE takes the write lock up front. Every Kysely transaction on SQLite is a
-// write transaction here, so all of them begin this way.
-//
-// The wait for that lock is not SQLite's busy timeout: better-sqlite3 is synchronous, and its busy
-// handler sleeps on the process's only thread, so a lock held by another process (a `herald db
-// maintain`, an import, a script) froze every SMTP session of the process for 5 s per transaction
-// (three bounces received meanwhile: 5, 10 and 15 s of frozen event loop, each answered 451). BEGIN
-// IMMEDIATE is tried with no busy timeout and retried on timers; once the lock has been seen held
-// for writeLockWaitMs, each transaction fails at once with SQLITE_BUSY until it is free (the inbound
-// role answers 451 4.3.0, the sender retries later), instead of each waiting its own timeout.
-const lockRetryMaxMs = 50;
-// A lock seen busy longer ago than this may have been released and taken again since: counted anew.
-const lockObservationGapMs = 1_000;
-
+// busy timeout. BEGIN IMMEDIATE takes the write lock up front, where the retry waits for it. Every
+// Kysely transaction on SQLite is a write transaction here, so all of them begin this way.
 class ImmediateSqliteDriver extends SqliteDriver {
-  readonly #writeLockWaitMs: number;
-  /** Since when the write lock has been found held by another connection (undefined: not busy). */
-  #busySince: number | undefined;
-  #busySeenAt = 0;
-
-  constructor(config: ConstructorParameters<typeof SqliteDriver>[0], writeLockWaitMs: number) {
+  readonly #retrying: (connection: DatabaseConnection) => DatabaseConnection;
+  constructor(config: ConstructorParameters<typeof SqliteDialect>[0], location: string, busyWaitMs: number) {
     super(config);
-    this.#writeLockWaitMs = writeLockWaitMs;
+    this.#retrying = createBusyRetry(location, busyWaitMs);
   }
-
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    return this.#retrying(await super.acquireConnection());
+  }
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    // The connection is this transaction's alone from here (Kysely's connection mutex).
-    await connection.executeQuery(CompiledQuery.raw('pragma busy_timeout = 0'));
-    try {
-      for (let retryMs = 1; ; retryMs = Math.min(retryMs * 2, lockRetryMaxMs)) {
-        try {
-          await connection.executeQuery(CompiledQuery.raw('begin immediate'));
-          this.#busySince = undefined;
-          return;
-        } catch (error) {
-          if ((error as { code?: unknown }).code !== 'SQLITE_BUSY') throw error;
-          const now = Date.now();
-          if (this.#busySince === undefined || now - this.#busySeenAt > lockObservationGapMs) this.#busySince = now;
-          this.#busySeenAt = now;
-          if (now - this.#busySince >= this.#writeLockWaitMs) throw error;
-          await new Promise((resolve) => setTimeout(resolve, retryMs));
-        }
-      }
-    } finally {
-      await connection.executeQuery(CompiledQuery.raw(`pragma busy_timeout = ${sqliteBusyTimeoutMs}`));
-    }
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #config: ConstructorParameters<typeof SqliteDialect>[0];
-  readonly #writeLockWaitMs: number;
-  constructor(config: ConstructorParameters<typeof SqliteDialect>[0], writeLockWaitMs: number) {
+  readonly #location: string;
+  readonly #busyWaitMs: number;
+  constructor(config: ConstructorParameters<typeof SqliteDialect>[0], location: string, busyWaitMs: number) {
     super(config);
     this.#config = config;
-    this.#writeLockWaitMs = writeLockWaitMs;
+    this.#location = location;
+    this.#busyWaitMs = busyWaitMs;
   }
   override createDriver(): SqliteDriver {
-    return new ImmediateSqliteDriver(this.#config, this.#writeLockWaitMs);
+    return new ImmediateSqliteDriver(this.#config, this.#location, this.#busyWaitMs);
   }
 }
 
