@@ -10,8 +10,10 @@ import { listDeliveries } from '../src/delivery/delivery-store.ts';
 import { openHerald } from '../src/main.ts';
 import { openStore, type Store } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
+import { databaseStatus } from '../src/workflows/db-status.ts';
 import { postgresUnavailable } from './support/databases.ts';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.ts';
+import { waitFor } from './support/wait.ts';
 
 // A query hung behind a lock another session holds (an operator's LOCK TABLE in psql) used to hold
 // its pooled connection for good, and the role stalled without a word: it now fails with an error
@@ -56,6 +58,33 @@ describe.skipIf(postgresUnavailable)('PostgreSQL lock and statement timeouts', (
     const error = await sql`select pg_sleep(30)`.execute(store.db).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'DATABASE_STATEMENT_TIMEOUT', details: { sqlState: '57014' } });
     expect((error as AppError).message).toContain('database.statementTimeoutMs (400 ms)');
+  });
+
+  it('db status names a query waiting for a lock and the session holding it', async () => {
+    const waiting = new pg.Client({ connectionString: database.url });
+    await waiting.connect();
+    // What a CREATE INDEX without CONCURRENTLY takes: writes wait, reads (db status's sizes) do not.
+    await operator.query('begin');
+    await operator.query('lock table lists in share mode');
+    const holder = Number((await operator.query('select pg_backend_pid() as pid')).rows[0].pid);
+    const blocked = waiting.query("insert into lists (name, created_at) values ('waits', 1)");
+    try {
+      let status = await databaseStatus(store);
+      await waitFor(async () => {
+        status = await databaseStatus(store);
+        return status.lockWaits.length > 0;
+      }, 'the query to wait for the lock');
+      expect(status.lockWaits[0]).toMatchObject({
+        blockerPid: holder,
+        blockerState: 'idle in transaction',
+        blockerQuery: 'select pg_backend_pid() as pid',
+        query: "insert into lists (name, created_at) values ('waits', 1)",
+      });
+    } finally {
+      await operator.query('rollback');
+      await blocked;
+      await waiting.end();
+    }
   });
 
   it('the CLI reports the lock wait with its code, from database.lockTimeoutMs', async () => {

@@ -42,6 +42,7 @@ function snapshot(overrides: Partial<DoctorSnapshot> = {}): DoctorSnapshot {
       pageSize: 4096,
       autoVacuum: 'incremental',
       tables: [],
+      lockWaits: [],
       lastMaintenance: null,
     },
     retention: {

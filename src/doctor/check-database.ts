@@ -3,6 +3,9 @@ import { dayMs, duration, iso, percent, type DoctorCheck, type Finding } from '.
 // Database health as `herald db status` reports it, plus the purge backlog: data kept past its
 // retention means the cleanup workflow does not purge; dead space means maintenance is behind.
 
+/** A query waiting this long for a lock is reported (a LOCK TABLE left open, a VACUUM FULL). */
+export const lockWaitWarningMs = 5_000;
+
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export const databaseCheck: DoctorCheck = {
@@ -124,6 +127,19 @@ export const databaseCheck: DoctorCheck = {
         },
       });
     }
+    // A wait this long is not two writers crossing: a session holds a lock and does not let go.
+    const stuck = db.lockWaits.filter((w) => w.waitingMs >= lockWaitWarningMs);
+    const holder = stuck[0];
+    if (holder)
+      findings.push({
+        check: 'database',
+        severity: 'warning',
+        subject: 'database locks',
+        symptom: `${stuck.length} quer${stuck.length === 1 ? 'y has' : 'ies have'} been waiting for a lock for up to ${duration(holder.waitingMs)} (${holder.query.slice(0, 80)})`,
+        cause: `PostgreSQL session ${holder.blockerPid} (${holder.blockerState ?? 'unknown state'}${holder.blockerTransactionMs === null ? '' : `, transaction open for ${duration(holder.blockerTransactionMs)}`}) holds the lock: ${holder.blockerQuery.slice(0, 120)}`,
+        fix: `let it finish, or end it with \`SELECT pg_terminate_backend(${holder.blockerPid})\`; the waiting queries give up after database.lockTimeoutMs with DATABASE_LOCK_TIMEOUT`,
+        evidence: { waits: stuck },
+      });
     const interrupted = db.lastMaintenance?.state === 'interrupted' ? db.lastMaintenance : undefined;
     if (interrupted)
       findings.push({

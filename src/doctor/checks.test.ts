@@ -41,6 +41,7 @@ function emptySnapshot(): DoctorSnapshot {
       pageSize: 4096,
       autoVacuum: 'incremental',
       tables: [],
+      lockWaits: [],
       lastMaintenance: null,
     },
     retention: {
@@ -616,6 +617,27 @@ describe('database', () => {
     const [free] = databaseCheck.run(sqlite, now, settings);
     expect(free).toMatchObject({ severity: 'info', subject: 'database file' });
     expect(free!.fix).toContain('herald db maintain --convert');
+  });
+
+  it('reports a query waiting for a lock past 5 s with the session holding it', () => {
+    const wait = {
+      pid: 4100,
+      waitingMs: 45_000,
+      query: 'select "id" from "delivery_logs" where "status" = $1 for update skip locked',
+      blockerPid: 3999,
+      blockerState: 'idle in transaction',
+      blockerQuery: 'lock table delivery_logs in access exclusive mode',
+      blockerTransactionMs: 600_000,
+    };
+    const snapshot = emptySnapshot();
+    snapshot.database = { ...snapshot.database, dialect: 'postgres', lockWaits: [wait, { ...wait, waitingMs: 1_000 }] };
+    const [finding] = databaseCheck.run(snapshot, now, settings);
+    expect(finding).toMatchObject({ severity: 'warning', subject: 'database locks' });
+    expect(finding!.symptom).toMatch(/^1 query has been waiting for a lock for up to 45 s/);
+    expect(finding!.cause).toContain('session 3999 (idle in transaction, transaction open for 10 min)');
+    expect(finding!.fix).toContain('pg_terminate_backend(3999)');
+    snapshot.database.lockWaits = [{ ...wait, waitingMs: 1_000 }];
+    expect(databaseCheck.run(snapshot, now, settings)).toEqual([]);
   });
 });
 

@@ -3,6 +3,8 @@ import type { Store } from '../store/database.ts';
 import {
   lastMaintenance,
   postgresIndexStats,
+  postgresLockWaits,
+  type PostgresLockWait,
   postgresTableSpace,
   sqliteSpace,
   sqliteTableSpace,
@@ -45,6 +47,8 @@ export interface DatabaseStatus {
   pageSize: number | null;
   autoVacuum: 'none' | 'full' | 'incremental' | null;
   tables: TableStatus[];
+  /** PostgreSQL: queries waiting for a lock right now, with the session holding it (empty on SQLite). */
+  lockWaits: PostgresLockWait[];
   lastMaintenance: {
     source: string;
     /** `interrupted`: still marked running, and its process on this host is gone (killed midway). */
@@ -127,6 +131,7 @@ export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
             })),
         ),
       ),
+      lockWaits: [],
       lastMaintenance: lastMaintenanceView,
     };
   }
@@ -153,6 +158,7 @@ export async function databaseStatus(store: Store): Promise<DatabaseStatus> {
           })),
       ),
     ),
+    lockWaits: await postgresLockWaits(store),
     lastMaintenance: lastMaintenanceView,
   };
 }

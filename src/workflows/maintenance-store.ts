@@ -122,6 +122,37 @@ export async function postgresIndexStats(store: Store): Promise<PostgresIndexSta
   }));
 }
 
+export interface PostgresLockWait {
+  pid: number;
+  waitingMs: number;
+  query: string;
+  blockerPid: number;
+  blockerState: string | null;
+  blockerQuery: string;
+  /** How long the blocker's transaction has been open; null outside a transaction. */
+  blockerTransactionMs: number | null;
+}
+
+/** Sessions of this database waiting for a lock at this moment, each with the session holding it. */
+export async function postgresLockWaits(store: Store): Promise<PostgresLockWait[]> {
+  const result = await sql<PostgresLockWait>`
+    select a.pid, (extract(epoch from (now() - a.query_start)) * 1000)::bigint as "waitingMs",
+      left(a.query, 200) as query, b.pid as "blockerPid", b.state as "blockerState",
+      left(b.query, 200) as "blockerQuery",
+      (extract(epoch from (now() - b.xact_start)) * 1000)::bigint as "blockerTransactionMs"
+    from pg_stat_activity a
+    cross join lateral unnest(pg_blocking_pids(a.pid)) as blocking(pid)
+    join pg_stat_activity b on b.pid = blocking.pid
+    where a.datname = current_database() and a.wait_event_type = 'Lock'
+    order by "waitingMs" desc
+    limit 20`.execute(store.db);
+  return result.rows.map((r) => ({
+    ...r,
+    waitingMs: Number(r.waitingMs),
+    blockerTransactionMs: r.blockerTransactionMs === null ? null : Number(r.blockerTransactionMs),
+  }));
+}
+
 export interface MaintenanceRecord {
   source: string;
   startedAt: number;
