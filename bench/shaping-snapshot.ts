@@ -18,7 +18,7 @@ function option(name: string, fallback: string): string {
 
 const hosts = Number(option('hosts', '50000'));
 const snapshots = Number(option('snapshots', '5'));
-const loaded = loadRuleFiles([shippedPackPath]);
+const loaded = await loadRuleFiles([shippedPackPath]);
 if (!loaded.ok) throw new Error(`shipped MX rules do not load: ${JSON.stringify(loaded.issues)}`);
 const clock = manualClock(1_000_000);
 const shaper = new Shaper({

@@ -73,11 +73,11 @@ afterAll(async () => {
 describeEachDialect('a 554 greeting refusing a source address', (context) => {
   it('does not move the message to another source address; the next MX host is tried from the same one', async () => {
     const tag = (local: string, domain: string) => `${local}.${context.dialect}@${domain}`;
-    const classifiers = createClassifierSource({
+    const classifiers = await createClassifierSource({
       siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'),
       checkMs: 0,
     });
-    const { mta } = createShapedMta(context, {
+    const { mta } = await createShapedMta(context, {
       mta: configSchema.parse({
         mta: {
           heloName: 'mta.herald.test',
@@ -160,11 +160,11 @@ describeEachDialect('a 554 greeting whatever its words', (context) => {
   // Qualification was not told the reply came at the greeting: "554 mx.closed.test ESMTP not
   // accepting messages" was `undefined`, so nothing told the operator the host refuses its IP.
   it('is qualified as the host refusing the sending IP (blocked, soft)', async () => {
-    const classifiers = createClassifierSource({
+    const classifiers = await createClassifierSource({
       siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'),
       checkMs: 0,
     });
-    const { mta } = createShapedMta(context, {
+    const { mta } = await createShapedMta(context, {
       mta: configSchema.parse({
         mta: {
           heloName: 'mta.herald.test',

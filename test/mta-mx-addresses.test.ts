@@ -100,7 +100,7 @@ describeEachDialect('an MX host with several addresses', (context) => {
       now: Date.now(),
       recipients: emails.map((email) => ({ email, data: { first_name: 'Pat' } })),
     });
-    const { mta, shaping } = createShapedMta(context, {
+    const { mta, shaping } = await createShapedMta(context, {
       mta: configSchema.parse({
         mta: {
           resolverServers: [dns.address],

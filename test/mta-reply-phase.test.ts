@@ -44,7 +44,7 @@ afterAll(async () => {
 
 describeEachDialect('a refusal qualified by the command it answered', (context) => {
   it('"550 No such user here" in reply to RCPT TO is a hard user_unknown', async () => {
-    const classifiers = createClassifierSource({
+    const classifiers = await createClassifierSource({
       siteRulesFile: join(mkdtempSync(join(tmpdir(), 'herald-site-')), 'bounce.yaml'),
       checkMs: 0,
     });

@@ -177,8 +177,8 @@ describe('backoff tracker', () => {
     expect(tracker.observe('k', { code: 250, enhanced: null, text: 'ok' }, rules, 23 * 60_000)).toEqual([]);
   });
 
-  it('keeps each rate key its own backoffs, and reverts each at its own end, extensions included', () => {
-    const rules = compiled().backoff;
+  it('keeps each rate key its own backoffs, and reverts each at its own end, extensions included', async () => {
+    const rules = (await compiled()).backoff;
     const tracker = new BackoffTracker({ enabled: true, minFactor: 1 / 16 });
     tracker.observe('generic|id1|mx.a.example', yahoo421, rules, 0); // until 30 min
     tracker.observe('generic|id1|mx.b.example', yahoo421, rules, 10 * 60_000); // until 40 min

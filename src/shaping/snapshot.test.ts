@@ -31,8 +31,8 @@ function pathOf(i: number): PathStats {
   };
 }
 
-function snapshotOf(paths: number, backoffs: ActiveBackoff[], throttle: ThrottleSnapshot) {
-  const loaded = loadRuleTexts([{ file: 'test.yaml', text: pack }]);
+async function snapshotOf(paths: number, backoffs: ActiveBackoff[], throttle: ThrottleSnapshot) {
+  const loaded = await loadRuleTexts([{ file: 'test.yaml', text: pack }]);
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
   const input: SnapshotInput = {
     nodeId: 'n1',
@@ -53,7 +53,7 @@ function snapshotOf(paths: number, backoffs: ActiveBackoff[], throttle: Throttle
   return buildSnapshot(input);
 }
 
-it('reads each backoff once per snapshot, not once per path and rate key (50,000 small domains)', () => {
+it('reads each backoff once per snapshot, not once per path and rate key (50,000 small domains)', async () => {
   const rateKeyOf = (i: number) => `generic|id1|mx.company${i}.example`;
   let keyReads = 0;
   // One small domain in ten told to slow down: a backoff on its MX host's rate key.
@@ -73,20 +73,20 @@ it('reads each backoff once per snapshot, not once per path and rate key (50,000
       evidence: { matches: 1, firstAt: 0, lastAt: 0, replies: ['421 4.7.0 Try again later'] },
     };
   });
-  const snapshot = snapshotOf(1000, backoffs, { connections: {}, rates: {} });
+  const snapshot = await snapshotOf(1000, backoffs, { connections: {}, rates: {} });
   expect(keyReads).toBe(backoffs.length);
   expect(snapshot.rules.find((r) => r.rateKey === rateKeyOf(10))?.backoffs).toEqual(['rate-limited-421']);
   expect(snapshot.rules.find((r) => r.rateKey === rateKeyOf(11))?.backoffs).toEqual([]);
 });
 
-it('carries the throttle figures of the listed rate keys and paths only', () => {
+it('carries the throttle figures of the listed rate keys and paths only', async () => {
   const throttle: ThrottleSnapshot = { connections: {}, rates: {} };
   for (let i = 0; i < 1000; i++) {
     const rateKey = `generic|id1|mx.company${i}.example`;
     throttle.rates[rateKey] = { bookedUntil: 2_000 };
     throttle.connections[`${rateKey}|${pathOf(i).mxIp}`] = 1;
   }
-  const snapshot = snapshotOf(1000, [], throttle);
+  const snapshot = await snapshotOf(1000, [], throttle);
   expect(snapshot.omitted).toMatchObject({ paths: 1000 - snapshotRowLimit, rules: 1000 - snapshotRowLimit });
   expect(Object.keys(snapshot.throttle.rates).sort()).toEqual(snapshot.rules.map((r) => r.rateKey).sort());
   expect(Object.keys(snapshot.throttle.connections)).toHaveLength(snapshotRowLimit);
