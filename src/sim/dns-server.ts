@@ -58,7 +58,6 @@ const classAny = 255;
 export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
   const zone = compileZone(options.records, options.ttlSeconds ?? 300);
   const stats: DnsServerStats = { queries: 0, answered: 0, nxdomain: 0, servfail: 0, malformed: 0 };
-  const socket = createSocket('udp4');
   const host = options.host ?? '127.0.0.1';
 
   const respond = (packet: Buffer, maxBytes?: number): Buffer | undefined => {
@@ -75,36 +74,41 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     return answer(zone, parsed.question, stats, maxBytes);
   };
 
-  socket.on('message', (packet: Buffer, peer: RemoteInfo) => {
-    const response = respond(packet);
-    if (response) socket.send(response, peer.port, peer.address);
-  });
-  socket.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(options.port ?? 0, host, () => {
-      socket.off('error', reject);
-      resolve();
+  // UDP and TCP on one port number: the OS picks a free UDP port, which a TCP socket (an outgoing
+  // connection's ephemeral port) may hold already; with no port asked for, another one is drawn.
+  for (let attempt = 1; ; attempt += 1) {
+    const socket = createSocket('udp4');
+    socket.on('message', (packet: Buffer, peer: RemoteInfo) => {
+      const response = respond(packet);
+      if (response) socket.send(response, peer.port, peer.address);
     });
-  });
-  const port = socket.address().port;
-  let tcp: { close(): Promise<void> };
-  try {
-    tcp = await listenTcp(host, port, (packet) => respond(packet, maxTcpBytes));
-  } catch (error) {
-    socket.close();
-    throw error;
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options.port ?? 0, host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const port = socket.address().port;
+    try {
+      const tcp = await listenTcp(host, port, (packet) => respond(packet, maxTcpBytes));
+      return {
+        host,
+        port,
+        address: `${host}:${port}`,
+        stats: () => ({ ...stats }),
+        close: async () => {
+          await new Promise<void>((resolve) => socket.close(() => resolve()));
+          await tcp.close();
+        },
+      };
+    } catch (error) {
+      socket.close();
+      const taken = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (!taken || options.port !== undefined || attempt >= 20) throw error;
+    }
   }
-  return {
-    host,
-    port,
-    address: `${host}:${port}`,
-    stats: () => ({ ...stats }),
-    close: async () => {
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
-      await tcp.close();
-    },
-  };
 }
 
 /** DNS over TCP on the UDP port: each message framed by a two-byte length (RFC 1035 §4.2.2). */
