@@ -112,7 +112,7 @@ export interface AddressFilter {
 }
 
 /** The keyset cursor after `address` in listAddresses' order, as `<updated_at ms>~<email>`. */
-export function addressCursor(address: Pick<AddressRecord, 'updatedAt' | 'email'>): string {
+function addressCursor(address: Pick<AddressRecord, 'updatedAt' | 'email'>): string {
   return `${address.updatedAt}~${address.email}`;
 }
 
@@ -144,6 +144,17 @@ export async function listAddresses(store: Store, filter: AddressFilter = {}): P
     .limit(filter.limit ?? 100)
     .execute();
   return rows.map(toRecord);
+}
+
+/** One page of listAddresses and the cursor of the next one (null on the last page). */
+export async function pageAddresses(
+  store: Store,
+  filter: AddressFilter & { limit: number },
+): Promise<{ rows: AddressRecord[]; next: string | null }> {
+  const rows = await listAddresses(store, { ...filter, limit: filter.limit + 1 });
+  const page = rows.slice(0, filter.limit);
+  const last = page.at(-1);
+  return { rows: page, next: rows.length > filter.limit && last ? addressCursor(last) : null };
 }
 
 export async function countAddressesByState(store: Store): Promise<Record<string, number>> {

@@ -8,12 +8,7 @@ import {
   showAddress,
   suppressAddresses,
 } from '../../quarantine/operator.ts';
-import {
-  addressCursor,
-  countAddressesByState,
-  listAddresses,
-  parseAddressCursor,
-} from '../../quarantine/quarantine-store.ts';
+import { countAddressesByState, pageAddresses, parseAddressCursor } from '../../quarantine/quarantine-store.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type * as S from '../schemas.ts';
 
@@ -26,16 +21,13 @@ export async function search(
   { query }: HandlerInput<unknown, Static<typeof S.quarantineQuery>, unknown>,
 ) {
   const counts = await countAddressesByState(herald.store);
-  const limit = Math.min(query.limit ?? 100, herald.config.api.maxPageSize);
-  const rows = await listAddresses(herald.store, {
+  const page = await pageAddresses(herald.store, {
     ...(query.state && { states: [query.state] }),
     ...(query.domain && { domain: query.domain }),
     ...(query.after && { after: parseAddressCursor(query.after) }),
-    limit: limit + 1,
+    limit: Math.min(query.limit ?? 100, herald.config.api.maxPageSize),
   });
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return { counts, addresses: page.map(addressView), next: rows.length > limit && last ? addressCursor(last) : null };
+  return { counts, addresses: page.rows.map(addressView), next: page.next };
 }
 
 export async function show({ herald }: ApiContext, { params }: HandlerInput<Email, unknown, unknown>) {

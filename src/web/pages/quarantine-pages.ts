@@ -1,11 +1,6 @@
 import { AppError } from '../../common/errors.ts';
 import { addressView, releaseAddress, releaseDomain, showAddress } from '../../quarantine/operator.ts';
-import {
-  addressCursor,
-  countAddressesByState,
-  listAddresses,
-  parseAddressCursor,
-} from '../../quarantine/quarantine-store.ts';
+import { countAddressesByState, pageAddresses, parseAddressCursor } from '../../quarantine/quarantine-store.ts';
 import type { AddressState } from '../../store/tables.ts';
 import type { WebRoutes } from '../dashboard.ts';
 import type { WebContext } from '../web-route.ts';
@@ -51,26 +46,24 @@ export function registerQuarantinePages(routes: WebRoutes): void {
     const domain = text(query, 'domain', 253);
     const afterText = text(query, 'after', 400);
     const after = afterText === undefined ? undefined : parseAddressCursor(afterText);
-    const [counts, rows] = await Promise.all([
+    const [counts, page] = await Promise.all([
       countAddressesByState(context.herald.store),
-      listAddresses(context.herald.store, {
+      pageAddresses(context.herald.store, {
         ...(state && { states: [state as AddressState] }),
         ...(domain && { domain }),
         ...(after && { after }),
-        limit: pageSize + 1,
+        limit: pageSize,
       }),
     ]);
-    const page = rows.slice(0, pageSize);
-    const last = page.at(-1);
     const next =
-      rows.length > pageSize && last
-        ? `/ui/quarantine?${new URLSearchParams({ ...(state && { state }), ...(domain && { domain }), after: addressCursor(last) }).toString()}`
-        : null;
+      page.next === null
+        ? null
+        : `/ui/quarantine?${new URLSearchParams({ ...(state && { state }), ...(domain && { domain }), after: page.next }).toString()}`;
     return context.render('quarantine', {
       title: 'Quarantine',
       nav: 'quarantine',
       counts: states.map((s) => ({ state: s, count: counts[s] ?? 0 })),
-      addresses: page.map((row) => ({ ...addressView(row), href: addressHref(row.email) })),
+      addresses: page.rows.map((row) => ({ ...addressView(row), href: addressHref(row.email) })),
       states,
       filter: { state: state ?? '', domain: domain ?? '' },
       page: { size: pageSize, next, continued: after !== undefined },
