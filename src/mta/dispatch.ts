@@ -31,6 +31,7 @@ import type { Outcome } from './outcome.ts';
 import type { PathThrottleSettings } from './path-throttle.ts';
 import type { TransactionResult } from './smtp-client.ts';
 import type { SourceAddress, SourceChooser, SourceSelector } from './source-selection.ts';
+import { groupBy } from '../common/group-by.ts';
 
 // From claimed logs to SMTP transactions: grouped by delivery (content, state, validity) and by
 // domain (breaker, MX resolution), a source address chosen per message (affinity), handed to the
@@ -378,15 +379,4 @@ class MessageDispatcher implements Dispatcher {
  */
 function refusesClient(reply: SmtpReply): boolean {
   return reply.code !== null;
-}
-
-function groupBy<T, K>(items: readonly T[], keyOf: (item: T) => K): Map<K, T[]> {
-  const groups = new Map<K, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    const group = groups.get(key);
-    if (group) group.push(item);
-    else groups.set(key, [item]);
-  }
-  return groups;
 }

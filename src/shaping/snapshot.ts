@@ -3,6 +3,7 @@ import type { Suspension } from './breaker.ts';
 import type { CompiledRule, CompiledRules } from './compiled-rules.ts';
 import type { PathStats } from './path-counters.ts';
 import type { ThrottleSnapshot } from './throttle.ts';
+import { groupBy } from '../common/group-by.ts';
 
 // What `herald mx stats` shows: each MTA process builds this periodically (pure, from its
 // counters) and writes it to the database (stats-store.ts); the CLI merges the fresh ones.
@@ -312,17 +313,6 @@ function aggregateRules(
     });
   }
   return out.sort((a, b) => a.rateKey.localeCompare(b.rateKey));
-}
-
-function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    const group = groups.get(key);
-    if (group) group.push(item);
-    else groups.set(key, [item]);
-  }
-  return groups;
 }
 
 const severity: Record<BindingLimit, number> = { none: 0, maxConnections: 1, maxMessagesPerHour: 2, backoff: 3 };
