@@ -2,10 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { manualClock } from '../src/common/clock.ts';
+import { manualClock, type Clock } from '../src/common/clock.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { createMtaStore } from '../src/mta/queue-store.ts';
-import { createMta } from '../src/mta/queue-runner.ts';
+import { createMta, type MtaConfig } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startDnsServer, type DnsServer } from '../src/sim/dns-server.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
@@ -46,6 +46,20 @@ afterAll(async () => {
 });
 
 describeEachDialect('an MX host with several addresses', (context) => {
+  const plainConfig = () =>
+    configSchema.parse({ mta: { resolverServers: [dns.address], allowPrivateMxAddresses: true, pollIntervalMs: 20 } })
+      .mta;
+  /** Runs an MTA on the test's database until nothing is due, MX hosts found in DNS reached on the sink's port. */
+  const sendAll = async (nodeId: string, config: MtaConfig, clock: Clock) => {
+    const mta = createMta({ store: createMtaStore(context.store()), nodeId, config, clock, mxPort: sink.port });
+    await mta.start();
+    try {
+      await mta.drain();
+    } finally {
+      await mta.stop();
+    }
+  };
+
   it('is reached on its second address when its first refuses the connection, within the host’s connection cap', async () => {
     const { db } = context.store();
     const clock = manualClock(Date.UTC(2026, 2, 1));
@@ -65,19 +79,7 @@ describeEachDialect('an MX host with several addresses', (context) => {
         maxMessagesPerConnection: 3,
       },
     }).mta;
-    const mta = createMta({
-      store: createMtaStore(context.store()),
-      nodeId: `multi-${context.dialect}`,
-      config,
-      clock,
-      mxPort: sink.port,
-    });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await sendAll(`multi-${context.dialect}`, config, clock);
     const logs = await db.selectFrom('delivery_logs').selectAll().where('delivery_id', '=', deliveryId).execute();
     expect(logs).toHaveLength(emails.length);
     for (const log of logs)
@@ -139,21 +141,7 @@ describeEachDialect('an MX host with several addresses', (context) => {
       now: clock.now(),
       recipients: [{ email, data: { first_name: 'Pat' } }],
     });
-    const mta = createMta({
-      store: createMtaStore(context.store()),
-      nodeId: `literal-${context.dialect}`,
-      config: configSchema.parse({
-        mta: { resolverServers: [dns.address], allowPrivateMxAddresses: true, pollIntervalMs: 20 },
-      }).mta,
-      clock,
-      mxPort: sink.port,
-    });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await sendAll(`literal-${context.dialect}`, plainConfig(), clock);
     const log = await db
       .selectFrom('delivery_logs')
       .selectAll()
@@ -172,21 +160,7 @@ describeEachDialect('an MX host with several addresses', (context) => {
       now: clock.now(),
       recipients: [{ email, data: { first_name: 'Pat' } }],
     });
-    const mta = createMta({
-      store: createMtaStore(context.store()),
-      nodeId: `busy-${context.dialect}`,
-      config: configSchema.parse({
-        mta: { resolverServers: [dns.address], allowPrivateMxAddresses: true, pollIntervalMs: 20 },
-      }).mta,
-      clock,
-      mxPort: sink.port,
-    });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await sendAll(`busy-${context.dialect}`, plainConfig(), clock);
     const log = await db
       .selectFrom('delivery_logs')
       .selectAll()
