@@ -14,6 +14,7 @@ import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import type { Scenario } from '../src/sim/scenario.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { drainMta } from './support/drain-mta.ts';
 
 // The doctor on faults injected the way they arrive in reality: SMTP replies and refused or silent
 // hosts from the ISP simulator, broken DNS from the simulator's resolver, then `herald doctor
@@ -111,12 +112,7 @@ describeEachDialect('herald doctor on faults from the ISP simulator', ({ store, 
     const { deliveryId } = await seedDelivery(store().db, { now, recipients, validUntil: now + 86_400_000 });
     const config = parseConfig(configInput(url()), 'test');
     const mta = createMta({ store: createMtaStore(store()), nodeId: 'doctor-faults', config: config.mta, clock });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
     clock.advance(60_000);
 
     const run = await doctor(url(), clock, ['doctor', '--json', '--delivery', String(deliveryId)]);

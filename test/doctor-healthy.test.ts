@@ -12,6 +12,7 @@ import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { simulatedRecipients } from '../src/sim/recipients.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { drainMta } from './support/drain-mta.ts';
 
 // No false alarms: a delivery in the middle of sending to the simulator's everyday Internet — a few
 // dead, silent, busy and dropping hosts, greylisting, full mailboxes — gives nothing above info.
@@ -51,12 +52,7 @@ describeEachDialect('herald doctor on a healthy run', ({ store, url }) => {
     };
     const config = parseConfig(configInput, 'test');
     const mta = createMta({ store: createMtaStore(store()), nodeId: 'healthy', config: config.mta, clock });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
     clock.advance(60_000);
     const logs = await store()
       .db.selectFrom('delivery_logs')

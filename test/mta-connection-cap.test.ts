@@ -6,6 +6,7 @@ import { createMta } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { startSinkProcess, type SinkProcess } from './support/sink-process.ts';
+import { drainMta } from './support/drain-mta.ts';
 
 // Issue 12 item 8: maxConnections holds as the remote server counts sessions. The server counts a
 // session until it has read our FIN, which can be after our socket reports 'close'; a connection
@@ -49,12 +50,7 @@ describeEachDialect('connection cap as the sink sees it', (context) => {
       },
     }).mta;
     const mta = createMta({ store: createMtaStore(context.store()), nodeId: `cap-${context.dialect}`, config });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
     const stats = await sink.stats();
     expect(stats.messagesAccepted - before.messagesAccepted).toBe(count);
     expect(stats.connections - before.connections).toBeGreaterThanOrEqual(count);

@@ -10,6 +10,7 @@ import type { SmtpReply } from '../src/sim/sink-behaviour.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { createShapedMta } from './support/shaped-mta.ts';
+import { drainMta } from './support/drain-mta.ts';
 
 // A 554 at the greeting is the MX host refusing this client, typically its IP on a blocklist. The
 // MTA took it for an unreachable path: it avoided that source address on the host for 5 minutes
@@ -113,12 +114,7 @@ describeEachDialect('a 554 greeting refusing a source address', (context) => {
       affinity: 'marketing',
     });
     const before = simulator.stats().hosts;
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
     const logs = await context
       .store()
       .db.selectFrom('delivery_logs')
@@ -182,12 +178,7 @@ describeEachDialect('a 554 greeting whatever its words', (context) => {
       now: Date.now(),
       recipients: [{ email: `pat.${context.dialect}@closed.test`, data: { first_name: 'Pat' } }],
     });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
     const log = await context
       .store()
       .db.selectFrom('delivery_logs')

@@ -11,6 +11,7 @@ import { startDnsServer, type DnsServer } from '../src/sim/dns-server.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { createShapedMta } from './support/shaped-mta.ts';
+import { drainMta } from './support/drain-mta.ts';
 
 // RFC 5321 §5.1: an MX host name may resolve to several addresses (A and AAAA); when one cannot be
 // reached the client tries the host's others before the next MX host. Only the first was tried: a
@@ -52,12 +53,7 @@ describeEachDialect('an MX host with several addresses', (context) => {
   /** Runs an MTA on the test's database until nothing is due, MX hosts found in DNS reached on the sink's port. */
   const sendAll = async (nodeId: string, config: MtaConfig, clock: Clock) => {
     const mta = createMta({ store: createMtaStore(context.store()), nodeId, config, clock, mxPort: sink.port });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
   };
 
   it('is reached on its second address when its first refuses the connection, within the host’s connection cap', async () => {

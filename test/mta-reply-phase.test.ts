@@ -10,6 +10,7 @@ import { createMta } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { drainMta } from './support/drain-mta.ts';
 
 // The bounce rules read the SMTP command a reply answered ("No such user here" names the recipient
 // only in reply to RCPT TO; a refused MAIL FROM is about our sender, never the recipient). The MTA
@@ -61,12 +62,7 @@ describeEachDialect('a refusal qualified by the command it answered', (context) 
       }).mta,
       classify: createReplyClassifier(() => classifiers.current()),
     });
-    await mta.start();
-    try {
-      await mta.drain();
-    } finally {
-      await mta.stop();
-    }
+    await drainMta(mta);
     const log = await db
       .selectFrom('delivery_logs')
       .selectAll()
