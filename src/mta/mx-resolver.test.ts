@@ -7,6 +7,17 @@ import { buildResponse, mxData, parseQuery, recordTypes, responseCodes } from '.
 import { startDnsServer } from '../sim/dns-server.ts';
 import { startSimulator } from '../sim/simulator.ts';
 
+/** A resolver asking `dns`, with no static routes, a manual clock and a 60 s cache, plus `options`. */
+function resolverAt(dns: { address: string }, options: Partial<Parameters<typeof createMxResolver>[0]> = {}) {
+  return createMxResolver({
+    dns: createDnsClient([dns.address]),
+    routes: compileRoutes([]),
+    clock: manualClock(),
+    maxCacheSeconds: 60,
+    ...options,
+  });
+}
+
 function dnsError(code: string): Error {
   return Object.assign(new Error(`query ${code}`), { code });
 }
@@ -78,11 +89,7 @@ describe('MX resolver against a domain listing many MX hosts', () => {
     });
     try {
       const names = async (maxHosts?: number) => {
-        const resolver = createMxResolver({
-          dns: createDnsClient([dns.address]),
-          routes: compileRoutes([]),
-          clock: manualClock(),
-          maxCacheSeconds: 60,
+        const resolver = resolverAt(dns, {
           ...(maxHosts !== undefined && { maxHosts }),
         });
         const resolution = await resolver.resolveDomain('many.test');
@@ -114,11 +121,7 @@ describe('MX hosts of equal preference', () => {
       // Draws cycle through the whole range: every one of the three comes first at some resolution.
       const draws = [0, 0.5, 0.99, 0.34, 0.67];
       let next = 0;
-      const resolver = createMxResolver({
-        dns: createDnsClient([dns.address]),
-        routes: compileRoutes([]),
-        clock: manualClock(),
-        maxCacheSeconds: 60,
+      const resolver = resolverAt(dns, {
         random: () => draws[next++ % draws.length]!,
       });
       const firsts = new Set<string>();
@@ -207,12 +210,7 @@ describe('MX resolver and multihomed hosts', () => {
       },
     });
     try {
-      const resolver = createMxResolver({
-        dns: createDnsClient([dns.address]),
-        routes: compileRoutes([]),
-        clock: manualClock(),
-        maxCacheSeconds: 60,
-      });
+      const resolver = resolverAt(dns, {});
       expect(await resolver.resolveAddresses('dual.test')).toEqual({
         kind: 'addresses',
         addresses: ['192.0.2.2', '192.0.2.1', '2001:db8::2', '2001:db8::1'],
@@ -234,12 +232,7 @@ describe('MX resolver and MX hosts written as IP addresses', () => {
       records: { 'literal.test': { mx: [{ exchange: '192.0.2.9', priority: 10 }] } },
     });
     try {
-      const resolver = createMxResolver({
-        dns: createDnsClient([dns.address]),
-        routes: compileRoutes([]),
-        clock: manualClock(),
-        maxCacheSeconds: 60,
-      });
+      const resolver = resolverAt(dns, {});
       const domain = await resolver.resolveDomain('literal.test');
       expect(domain.kind === 'hosts' && domain.hosts.map((host) => host.name)).toEqual(['192.0.2.9']);
       expect(await resolver.resolveAddresses('192.0.2.9')).toEqual({ kind: 'addresses', addresses: ['192.0.2.9'] });
@@ -278,11 +271,7 @@ describe('MX hosts of equal preference beyond maxHosts', () => {
     });
     try {
       let seed = 1;
-      const resolver = createMxResolver({
-        dns: createDnsClient([dns.address]),
-        routes: compileRoutes([]),
-        clock: manualClock(),
-        maxCacheSeconds: 60,
+      const resolver = resolverAt(dns, {
         maxHosts: 3,
         // A fixed pseudo-random sequence (Park–Miller): the test does not depend on luck.
         random: () => {
@@ -318,12 +307,7 @@ describe('MX resolver and a domain listing hundreds of MX hosts and addresses', 
       },
     });
     try {
-      const resolver = createMxResolver({
-        dns: createDnsClient([dns.address]),
-        routes: compileRoutes([]),
-        clock: manualClock(),
-        maxCacheSeconds: 60,
-      });
+      const resolver = resolverAt(dns, {});
       const resolution = await resolver.resolveDomain('hundreds.test');
       expect(resolution.kind === 'hosts' && resolution.hosts.map((host) => host.preference)).toEqual([1, 2, 3, 4, 5]);
       const first = await resolver.resolveAddresses('mx399.hundreds.test');
@@ -350,11 +334,7 @@ describe('MX resolver and a host listed twice', () => {
       },
     });
     try {
-      const resolver = createMxResolver({
-        dns: createDnsClient([dns.address]),
-        routes: compileRoutes([]),
-        clock: manualClock(),
-        maxCacheSeconds: 60,
+      const resolver = resolverAt(dns, {
         maxHosts: 2,
       });
       const resolution = await resolver.resolveDomain('dup.test');
