@@ -102,6 +102,7 @@ function createParts(
   nodeId: () => string,
   finish: (outcome: Outcome) => void,
   mayStart: (now: number) => boolean,
+  written: () => void,
 ) {
   const { store, config, shaping } = options;
   const clock = options.clock ?? systemClock;
@@ -112,7 +113,10 @@ function createParts(
       const effects = outcomes.some(isFailure) ? options.outcomeEffects : undefined;
       return store.recordOutcomes(nodeId(), outcomes, effects && ((trx) => effects(trx, outcomes)));
     },
-    onWritten: (outcomes) => options.onOutcomes?.(outcomes),
+    onWritten: (outcomes) => {
+      options.onOutcomes?.(outcomes);
+      written();
+    },
     minIntervalMs: options.outcomeFlushIntervalMs ?? 10,
     onError: (error, retryInMs) =>
       logger.error({ err: describeError(error), retryInMs }, 'writing delivery outcomes failed; retrying'),
@@ -190,6 +194,8 @@ class QueueRunner implements Mta {
   #wakeUp: (() => void) | null = null;
   /** True while the loop sleeps because memory holds maxQueued/2 messages or more. */
   #waitingForRoom = false;
+  /** True from the first claim held back by unwritten outcomes until they are written. */
+  #pausedForOutcomes = false;
   readonly #drainWaiters: Array<() => void> = [];
   readonly #handWaiters: Array<() => void> = [];
 
@@ -214,6 +220,7 @@ class QueueRunner implements Mta {
       () => this.#nodeId,
       (outcome) => this.#finish(outcome),
       (now) => !this.#stopping && this.#lease.safeAt(now),
+      () => this.#outcomesWritten(),
     );
   }
 
@@ -298,6 +305,15 @@ class QueueRunner implements Mta {
     if (this.#inHand === 0) for (const waiter of this.#handWaiters.splice(0)) waiter();
   }
 
+  #outcomesWritten(): void {
+    const unwritten = this.#parts.writer.pending;
+    if (this.#pausedForOutcomes && unwritten < this.#config.maxQueued / 2) {
+      this.#pausedForOutcomes = false;
+      this.#logger.warn({ unwrittenOutcomes: unwritten }, 'sending resumed: the outcomes held back are written');
+    }
+    if (this.#waitingForRoom && this.#inHand + unwritten < this.#config.maxQueued / 2) this.wake();
+  }
+
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(
@@ -337,13 +353,24 @@ class QueueRunner implements Mta {
       try {
         const now = this.#clock.now();
         await this.#lease.maintain(now);
-        if (this.#inHand >= config.maxQueued / 2) {
+        // A message sent whose outcome is not written yet exists only in memory (a crash sends it
+        // again): unwritten outcomes take room like messages in hand, so a database that refuses
+        // them (full, locked, failing) stops the sending instead of letting it run unrecorded.
+        const unwritten = this.#parts.writer.pending;
+        if (this.#inHand + unwritten >= config.maxQueued / 2) {
+          if (unwritten >= config.maxQueued / 2 && !this.#pausedForOutcomes) {
+            this.#pausedForOutcomes = true;
+            this.#logger.warn(
+              { unwrittenOutcomes: unwritten },
+              'sending paused: outcomes wait to be written to the database; claiming resumes once they are',
+            );
+          }
           this.#waitingForRoom = true;
           await this.#sleep(config.pollIntervalMs);
           this.#waitingForRoom = false;
           continue;
         }
-        const limit = Math.min(config.claimBatchSize, config.maxQueued - this.#inHand);
+        const limit = Math.min(config.claimBatchSize, config.maxQueued - this.#inHand - unwritten);
         const claimed = await this.#store.claimDue(this.#nodeId, now, limit, this.#leaseMs);
         this.#inHand += claimed.length;
         if (!this.#running) {
