@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
+import { checkDatabase, type DatabaseCheck } from '../workflows/db-check.ts';
 import { databaseStatus, type DatabaseStatus } from '../workflows/db-status.ts';
 import { runMaintenance } from '../workflows/maintenance.ts';
-import { printJson, withHerald, type CliContext } from './context.ts';
+import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
 
-// `herald db status|maintain`: table and index sizes, dead space, and the maintenance the cleanup
-// workflow runs nightly, on demand.
+// `herald db status|maintain|check`: table and index sizes, dead space, the maintenance the cleanup
+// workflow runs nightly, on demand, and whether the file is sound.
 
 export function registerDbCommands(program: Command, context: CliContext): void {
   const db = program.command('db').description('database space and maintenance');
@@ -17,6 +18,21 @@ export function registerDbCommands(program: Command, context: CliContext): void 
         const status = await databaseStatus(herald.store);
         if (options.json) printJson(context, status);
         else for (const line of formatStatus(status)) context.output.out(line);
+      });
+    });
+
+  db.command('check')
+    .description(
+      'is the database sound? SQLite: quick_check of every page (--full: integrity_check, indexes too); PostgreSQL: data checksums and the failures met (exit 1 on damage)',
+    )
+    .option('--full', 'SQLite: integrity_check, which also compares every index with its table (slower)')
+    .option('--json', 'print one JSON object')
+    .action(async (options, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const check = await checkDatabase(herald.store, { full: Boolean(options.full) });
+        if (options.json) printJson(context, check);
+        else for (const line of formatCheck(check)) context.output.out(line);
+        if (!check.ok) throw new CliExit(1);
       });
     });
 
@@ -45,6 +61,22 @@ export function registerDbCommands(program: Command, context: CliContext): void 
         else context.output.out('maintenance done');
       });
     });
+}
+
+function formatCheck(check: DatabaseCheck): string[] {
+  const head = `${check.dialect} ${check.location}: ${check.method} in ${check.seconds} s`;
+  if (check.ok && check.dataChecksums === false)
+    return [
+      `${head}: no failure recorded, but data checksums are off: PostgreSQL cannot detect damaged pages (initdb --data-checksums, or pg_checksums --enable on a stopped cluster)`,
+    ];
+  if (check.ok) return [`${head}: sound`];
+  return [
+    `${head}: DAMAGED (${check.problems.length} problem${check.problems.length === 1 ? '' : 's'} listed)`,
+    ...check.problems.map((problem) => `  ${problem}`),
+    check.dialect === 'sqlite'
+      ? 'stop every Herald process using it and keep a copy of it as it is; then restore the last backup or recover it (docs/database.md, "A damaged SQLite file")'
+      : "the server's log names the damaged relation at each checksum failure: REINDEX a damaged index; for a table, restore from a backup",
+  ];
 }
 
 function formatStatus(status: DatabaseStatus): string[] {

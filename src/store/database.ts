@@ -8,6 +8,7 @@ import { maskUrl } from '../common/logger.ts';
 import { TimeoutReportingPostgresDialect, type PostgresTimeouts } from './postgres-timeouts.ts';
 import { createBusyRetry, sqliteBusyWaitMs } from './sqlite-busy.ts';
 import type { Database } from './tables.ts';
+import { storageError } from './storage-error.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -129,6 +130,8 @@ function openSqlite(path: string, options: OpenStoreOptions): Store {
     sqlite.pragma('busy_timeout = 0');
   } catch (cause) {
     sqlite?.close();
+    const damaged = storageError(cause, file);
+    if (damaged?.code === 'DATABASE_CORRUPT') throw damaged;
     throw new AppError('DATABASE_NOT_WRITABLE', `cannot open the database ${file}: ${(cause as Error).message}`, {
       cause,
       details: { database: file },

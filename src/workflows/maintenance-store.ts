@@ -26,6 +26,31 @@ export async function sqliteSpace(store: Store): Promise<SqliteSpace> {
   };
 }
 
+/**
+ * SQLite's own check of the file: `quick_check` (every page readable, records well formed; linear in
+ * the file) or `integrity_check` (also every index against its table). Up to `maxProblems` lines;
+ * none when the file is sound.
+ */
+export async function sqliteIntegrityProblems(store: Store, full: boolean, maxProblems: number): Promise<string[]> {
+  const pragma = full ? 'integrity_check' : 'quick_check';
+  const result = await sql<Record<string, string>>`${sql.raw(`PRAGMA ${pragma}(${Math.trunc(maxProblems)})`)}`.execute(
+    store.db,
+  );
+  // A row may hold several lines, under a "*** in database main ***" heading.
+  const lines = result.rows
+    .flatMap((row) => String(Object.values(row)[0]).split('\n'))
+    .filter((line) => line !== '' && !line.startsWith('*** in database'));
+  return lines.length === 1 && lines[0] === 'ok' ? [] : lines;
+}
+
+/** PostgreSQL: whether pages carry checksums, and the checksum failures it has met in this database. */
+export async function postgresChecksums(store: Store): Promise<{ enabled: boolean; failures: number }> {
+  const setting = await sql<{ data_checksums: string }>`show data_checksums`.execute(store.db);
+  const failures = await sql<{ failures: number | null }>`
+    select checksum_failures as failures from pg_stat_database where datname = current_database()`.execute(store.db);
+  return { enabled: setting.rows[0]?.data_checksums === 'on', failures: Number(failures.rows[0]?.failures ?? 0) };
+}
+
 /** Bounded ANALYZE: samples each index instead of reading whole tables inside the write lock. */
 export async function sqliteAnalyze(store: Store): Promise<void> {
   await sql`PRAGMA analysis_limit = 1000`.execute(store.db);
