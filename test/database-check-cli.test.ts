@@ -1,8 +1,9 @@
-import { closeSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import type { DatabaseBackup } from '../src/workflows/db-backup.ts';
 import type { DatabaseCheck } from '../src/workflows/db-check.ts';
 import { runHerald } from './support/cli.ts';
 import { postgresUnavailable } from './support/databases.ts';
@@ -10,7 +11,8 @@ import { createScratchDatabase } from './support/scratch-database.ts';
 
 // A damaged SQLite file (a disk that lost writes, a copy taken while Herald wrote) says so: every
 // command names it DATABASE_CORRUPT with what to do, not "not writable" or a bare driver message,
-// and `herald db check` finds damage before a command trips on it.
+// `herald db check` finds damage before a command trips on it, and `herald db backup` takes the copy
+// to come back to while Herald runs.
 
 /** A SQLite database holding one imported list of 2,000 recipients; its URL and file. */
 async function sqliteWithRecipients(): Promise<{ url: string; file: string; drop: () => Promise<void> }> {
@@ -87,7 +89,41 @@ describe('a damaged SQLite database', () => {
   });
 });
 
-describe.skipIf(postgresUnavailable !== undefined)('db check on PostgreSQL', () => {
+describe('db backup', () => {
+  it('copies a SQLite database to a new file that holds the same data, and never overwrites', async () => {
+    const database = await sqliteWithRecipients();
+    const folder = mkdtempSync(join(tmpdir(), 'herald-backup-'));
+    const target = join(folder, 'copy.db');
+    try {
+      const run = await runHerald(database.url, ['db', 'backup', target, '--json']);
+      expect(run.exitCode).toBe(0);
+      expect(run.json<DatabaseBackup>()[0]).toMatchObject({ file: target, checked: true });
+      expect(readdirSync(folder)).toEqual(['copy.db']);
+      const lists = await runHerald(`sqlite:${target}`, ['lists', '--json']);
+      expect(lists.json()).toMatchObject([{ name: 'spring', recipients: 2_000 }]);
+      const again = await runHerald(database.url, ['db', 'backup', target, '--json']);
+      expect(again.exitCode).toBe(1);
+      expect(again.json<{ error: { code: string; message: string } }>()[0]?.error.message).toContain(
+        'never overwrites',
+      );
+    } finally {
+      await database.drop();
+    }
+  });
+});
+
+describe.skipIf(postgresUnavailable !== undefined)('db check and backup on PostgreSQL', () => {
+  it('db backup names the PostgreSQL tools instead', async () => {
+    const database = await createScratchDatabase('postgres');
+    try {
+      const run = await runHerald(database.url, ['db', 'backup', join(tmpdir(), 'never.db')]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr.join('\n')).toContain('pg_dump');
+    } finally {
+      await database.drop();
+    }
+  });
+
   it('reports data checksums and the failures recorded', async () => {
     const database = await createScratchDatabase('postgres');
     try {

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
+import { backupDatabase } from '../workflows/db-backup.ts';
 import { checkDatabase, type DatabaseCheck } from '../workflows/db-check.ts';
 import { databaseStatus, type DatabaseStatus } from '../workflows/db-status.ts';
 import { runMaintenance } from '../workflows/maintenance.ts';
 import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
 
-// `herald db status|maintain|check`: table and index sizes, dead space, the maintenance the cleanup
-// workflow runs nightly, on demand, and whether the file is sound.
+// `herald db status|maintain|check|backup`: table and index sizes, dead space, the maintenance the cleanup
+// workflow runs nightly, on demand, whether the file is sound, and an online copy of it.
 
 export function registerDbCommands(program: Command, context: CliContext): void {
   const db = program.command('db').description('database space and maintenance');
@@ -33,6 +34,18 @@ export function registerDbCommands(program: Command, context: CliContext): void 
         if (options.json) printJson(context, check);
         else for (const line of formatCheck(check)) context.output.out(line);
         if (!check.ok) throw new CliExit(1);
+      });
+    });
+
+  db.command('backup')
+    .description('SQLite: copy the database to FILE while Herald runs (consistent, compacted, checked)')
+    .argument('<file>', 'the new file (never overwritten)')
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, options, command: Command) => {
+      await withHerald(context, command, async (herald) => {
+        const backup = await backupDatabase(herald.store, file);
+        if (options.json) printJson(context, backup);
+        else context.output.out(`${backup.file}: ${mb(backup.bytes)} in ${backup.seconds} s, checked`);
       });
     });
 

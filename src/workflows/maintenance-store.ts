@@ -43,6 +43,14 @@ export async function sqliteIntegrityProblems(store: Store, full: boolean, maxPr
   return lines.length === 1 && lines[0] === 'ok' ? [] : lines;
 }
 
+/**
+ * SQLite: a consistent copy of the whole database in a new file, taken while others write (a read
+ * transaction: WAL writers go on). The copy is compacted, without the free pages.
+ */
+export async function sqliteVacuumInto(store: Store, file: string): Promise<void> {
+  await sql`VACUUM INTO ${file}`.execute(store.db);
+}
+
 /** PostgreSQL: whether pages carry checksums, and the checksum failures it has met in this database. */
 export async function postgresChecksums(store: Store): Promise<{ enabled: boolean; failures: number }> {
   const setting = await sql<{ data_checksums: string }>`show data_checksums`.execute(store.db);
