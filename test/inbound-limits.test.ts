@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { InboundMessage } from '../src/bounce/inbound-processor.ts';
 import { startInboundServer, type InboundServer, type InboundServerOptions } from '../src/bounce/inbound-server.ts';
 import { createVerpSigner } from '../src/bounce/verp.ts';
-import { systemClock } from '../src/common/clock.ts';
+import { manualClock, systemClock } from '../src/common/clock.ts';
 
 // One client must not lock the inbound role out for everyone: it floods or trickles from one
 // loopback address (127.0.0.2) while a legitimate sender on another (127.0.0.3) is still served.
@@ -221,5 +221,24 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     await message(second, /^452 4\.3\.1 [\s\S]*^354 /m);
     await second.until(/^250 2\.0\.0 Accepted/m);
     expect(calls).toBe(2);
+  });
+
+  it('counts at most maxTrackedClients senders a minute: more addresses neither grow it nor free a throttled one', async () => {
+    const clock = manualClock(Date.UTC(2026, 0, 1, 10, 0, 0));
+    const { port, received } = await start({ clock, messagesPerMinutePerClient: 1, maxTrackedClients: 20 });
+    expect(await sendFrom(port, '127.0.0.2')).toEqual({ accepted: true });
+    expect((await sendFrom(port, '127.0.0.2')).error).toMatch(/421 4\.7\.0 Too many messages from your address/);
+    // 40 more source addresses in the same minute: 19 are counted, the rest refused for now (4xx,
+    // the sender retries); none of them makes the table forget 127.0.0.2.
+    const flood = [];
+    for (let i = 1; i <= 40; i++) flood.push(await sendFrom(port, `127.0.1.${i}`));
+    expect(flood.filter((r) => r.accepted)).toHaveLength(19);
+    expect(flood.slice(19).every((r) => /421 4\.7\.0 Too many clients/.test(r.error ?? ''))).toBe(true);
+    expect((await sendFrom(port, '127.0.0.2')).error).toMatch(/421 4\.7\.0 Too many messages from your address/);
+    // The next minute the expired windows are swept: everyone is served again.
+    clock.advance(60_000);
+    expect(await sendFrom(port, '127.0.0.2')).toEqual({ accepted: true });
+    expect(await sendFrom(port, '127.0.1.40')).toEqual({ accepted: true });
+    expect(received).toHaveLength(1 + 19 + 2);
   });
 });

@@ -73,9 +73,14 @@ describe('createRateWindow', () => {
   it('allows the limit per client per minute, then refuses until the next minute', () => {
     const window = createRateWindow(3);
     const t = Date.UTC(2026, 0, 1, 10, 0, 5);
-    expect([1, 2, 3, 4].map(() => window.take('192.0.2.1', t))).toEqual([true, true, true, false]);
-    expect(window.take('192.0.2.2', t)).toBe(true);
-    expect(window.take('192.0.2.1', t + 60_000)).toBe(true);
+    expect([1, 2, 3, 4].map(() => window.take('192.0.2.1', t))).toEqual([
+      'allowed',
+      'allowed',
+      'allowed',
+      'over_limit',
+    ]);
+    expect(window.take('192.0.2.2', t)).toBe('allowed');
+    expect(window.take('192.0.2.1', t + 60_000)).toBe('allowed');
   });
 
   it('counts an IPv6 client by its /64 (or the prefix given), an IPv4-mapped one as its IPv4 address', () => {
@@ -83,24 +88,38 @@ describe('createRateWindow', () => {
     const t = Date.UTC(2026, 0, 1, 10, 0, 5);
     // Before: every address of the /64 had its own two messages a minute.
     expect(['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3'].map((a) => window.take(a, t))).toEqual([
-      true,
-      true,
-      false,
+      'allowed',
+      'allowed',
+      'over_limit',
     ]);
-    expect(window.take('2001:db8:1:3::1', t)).toBe(true);
+    expect(window.take('2001:db8:1:3::1', t)).toBe('allowed');
     expect(['192.0.2.9', '::ffff:192.0.2.9', '::ffff:c000:209'].map((a) => window.take(a, t))).toEqual([
-      true,
-      true,
-      false,
+      'allowed',
+      'allowed',
+      'over_limit',
     ]);
     const bySite = createRateWindow(1, 10_000, 48);
-    expect([bySite.take('2001:db8:7:1::1', t), bySite.take('2001:db8:7:2::1', t)]).toEqual([true, false]);
+    expect([bySite.take('2001:db8:7:1::1', t), bySite.take('2001:db8:7:2::1', t)]).toEqual(['allowed', 'over_limit']);
   });
 
-  it('stays bounded with many clients', () => {
+  it('stays bounded with many clients in one minute, and sweeps the expired windows of earlier ones', () => {
     const window = createRateWindow(1, 100);
     const t = Date.UTC(2026, 0, 1, 10, 0, 0);
-    for (let i = 0; i < 1_000; i++) window.take(`c${i}`, t + i * 60_000);
-    expect(window.size).toBeLessThanOrEqual(100);
+    // Before: a full table was scanned for each new client, nothing was expired, and it grew to 1000.
+    const decisions = Array.from({ length: 1_000 }, (_, i) => window.take(`2001:db8:${i.toString(16)}::1`, t));
+    expect(window.size).toBe(100);
+    expect(decisions.filter((d) => d === 'allowed')).toHaveLength(100);
+    expect(decisions.slice(100).every((d) => d === 'untracked')).toBe(true);
+    expect(window.take('192.0.2.1', t + 60_000)).toBe('allowed');
+    expect(window.size).toBe(1);
+  });
+
+  it('never forgets a throttled client early: fresh addresses cannot push its window out', () => {
+    const window = createRateWindow(1, 100);
+    const t = Date.UTC(2026, 0, 1, 10, 0, 0);
+    expect([window.take('192.0.2.1', t), window.take('192.0.2.1', t)]).toEqual(['allowed', 'over_limit']);
+    for (let i = 0; i < 1_000; i++) window.take(`198.51.${i >> 8}.${i & 255}`, t + 1_000);
+    expect(window.take('192.0.2.1', t + 59_999)).toBe('over_limit');
+    expect(window.take('192.0.2.1', t + 60_000)).toBe('allowed');
   });
 });

@@ -61,14 +61,24 @@ export function decideRecipient(address: string, policy: RecipientPolicy, now: n
 }
 
 /**
- * Fixed one-minute windows per client (an IPv4 address, an IPv6 network: common/client-address.ts);
- * memory stays bounded by pruning old windows.
+ * Fixed one-minute windows per client (an IPv4 address, an IPv6 network: common/client-address.ts),
+ * at most `maxClients` of them.
+ *
+ * Windows are kept in the order they started (a renewed one moves to the end), so the expired ones
+ * are swept from the front, each once: an attacker with many addresses (or many /64s) cannot grow
+ * the table past `maxClients`, nor make each new client scan it. When every window in the table
+ * belongs to the current minute, a client that has none is answered `untracked` (refused for now)
+ * rather than evicting another client's window: evicting would let an attacker push its own
+ * throttled windows out with fresh addresses and start over. The cost is that, for the rest of
+ * that minute, new clients are refused with a 4xx and retry later (bounce senders retry for days).
  */
 export interface RateWindow {
-  /** Counts one message from `address`; false when its client is over its limit in this window. */
-  take(address: string, now: number): boolean;
+  /** Counts one message from `address`: over its limit in this window, or no room to count it. */
+  take(address: string, now: number): RateDecision;
   readonly size: number;
 }
+
+export type RateDecision = 'allowed' | 'over_limit' | 'untracked';
 
 export function createRateWindow(
   limitPerMinute: number,
@@ -80,15 +90,22 @@ export function createRateWindow(
     take(address, now) {
       const client = clientKey(address, ipv6PrefixLength);
       const minute = now - (now % 60_000);
+      for (const [key, value] of windows) {
+        if (value.start >= minute) break;
+        windows.delete(key);
+      }
       let entry = windows.get(client);
-      if (!entry || entry.start !== minute) {
-        if (windows.size >= maxClients)
-          for (const [key, value] of windows) if (value.start !== minute) windows.delete(key);
+      if (entry && entry.start !== minute) {
+        windows.delete(client);
+        entry = undefined;
+      }
+      if (!entry) {
+        if (windows.size >= maxClients) return 'untracked';
         entry = { start: minute, count: 0 };
         windows.set(client, entry);
       }
       entry.count++;
-      return entry.count <= limitPerMinute;
+      return entry.count <= limitPerMinute ? 'allowed' : 'over_limit';
     },
     get size() {
       return windows.size;

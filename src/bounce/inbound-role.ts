@@ -95,6 +95,7 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
         sessionTimeoutMs: inbound.sessionTimeoutSeconds * 1_000,
         maxCommandsWithoutMessage: inbound.maxCommandsWithoutMessage,
         messagesPerMinutePerClient: inbound.messagesPerMinutePerClient,
+        maxTrackedClients: inbound.maxTrackedClients,
         ipv6ClientPrefixLength: inbound.ipv6ClientPrefixLength,
         keepOfOversized: inbound.sampleBytes,
         clock,

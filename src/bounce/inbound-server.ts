@@ -33,6 +33,11 @@ export interface InboundServerOptions {
   /** Commands a session may send without a message being accepted; then 421 4.7.0 and closed. */
   maxCommandsWithoutMessage: number;
   messagesPerMinutePerClient: number;
+  /**
+   * Clients whose message count of the current minute is kept, at most; while that many have sent
+   * this minute, a new one is answered 421 4.7.0 at MAIL FROM until the minute ends (10_000 when not given).
+   */
+  maxTrackedClients?: number;
   /** An IPv6 client is counted by this prefix of its address (64 when not given). */
   ipv6ClientPrefixLength?: number;
   /** Bytes kept of an oversized message (for its sample); the rest is read and dropped. */
@@ -63,7 +68,13 @@ const smtpError = (code: number, message: string): Error => Object.assign(new Er
 
 export async function startInboundServer(options: InboundServerOptions): Promise<InboundServer> {
   const logger = options.logger ?? silentLogger;
-  const rate = createRateWindow(options.messagesPerMinutePerClient, undefined, options.ipv6ClientPrefixLength);
+  const rate = createRateWindow(
+    options.messagesPerMinutePerClient,
+    options.maxTrackedClients,
+    options.ipv6ClientPrefixLength,
+  );
+  // The minute a full rate table was last reported: once a minute is enough to tell the operator.
+  let reportedFullAt = Number.NaN;
   const envelopes = new WeakMap<SMTPServerSession, Envelope>();
   const perClient = createClientConnections(options.maxConnectionsPerClient, options.ipv6ClientPrefixLength);
   // Fifty clients each sending a 24 MB message held 1.2 GB: the content of all sessions shares one budget.
@@ -121,8 +132,22 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       progress.end(session.id);
     },
     onMailFrom(_address, session, callback) {
-      if (!rate.take(session.remoteAddress, options.clock.now())) {
+      const now = options.clock.now();
+      const decision = rate.take(session.remoteAddress, now);
+      if (decision === 'over_limit') {
         callback(smtpError(421, '4.7.0 Too many messages from your address, try again later'));
+        return;
+      }
+      if (decision === 'untracked') {
+        const minute = now - (now % 60_000);
+        if (reportedFullAt !== minute) {
+          reportedFullAt = minute;
+          logger.warn(
+            { maxTrackedClients: rate.size, remoteAddress: session.remoteAddress },
+            'inbound: inbound.maxTrackedClients clients sent mail this minute; new clients are answered 421 until it ends',
+          );
+        }
+        callback(smtpError(421, '4.7.0 Too many clients at the moment, try again later'));
         return;
       }
       envelopes.set(session, { logIds: [], unsubscribes: [], reportRecipients: 0, reviewRecipients: 0 });
