@@ -144,7 +144,7 @@ describe('recipient data printed on a terminal', () => {
     // What a sign-up form lets anyone type: set the window title, clear the screen, fake a line in red, hide text.
     writeFileSync(
       file,
-      'email,name\n"evil\u001b]0;owned\u0007\u001b[2J\u001b[31mall rows imported",x\nbob@\u001b[8mhidden.com,y\nvictim@\u202Eelpmaxe.knab,w\nok@example.com,z\n',
+      'email,name\n"evil\u001b]0;owned\u0007\u001b[2J\u001b[31mall rows imported",x\nbob@\u001b[8mhidden.com,y\nvictim@\u202Eelpmaxe.knab,w\nzw@pay\u200B\uFEFFpal..example,v\nok@example.com,z\n',
     );
     const cli = { env: { ...env, HERALD_DATABASE_URL: `sqlite:${join(dir, 'herald.db')}` }, timeout: 60_000 };
     const imported = await run(process.execPath, [heraldBin, 'import', 'recipients', file, '--list', 'signups'], cli);
@@ -152,9 +152,13 @@ describe('recipient data printed on a terminal', () => {
     const json = await run(process.execPath, [heraldBin, 'import', 'rejects', '1', '--json'], cli);
     rmSync(dir, { recursive: true, force: true });
     for (const output of [imported.stdout, rejects.stdout, json.stdout])
-      expect(output).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+      expect(output).not.toMatch(
+        /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/,
+      );
     // Before: the right-to-left override was printed, and the terminal showed "victim@bank.example".
     expect(rejects.stdout).toContain('| victim@\\u202eelpmaxe.knab,w');
+    // Before: the zero-width space and the BOM were printed as they are, invisible.
+    expect(rejects.stdout).toContain('| zw@pay\\u200b\\ufeffpal..example,v');
     expect(imported.stdout).toContain('line 3: invalid_domain: \\u001b[8mhidden.com is not a valid domain name');
     expect(rejects.stdout).toContain('| evil\\u001b]0;owned\\u0007\\u001b[2J\\u001b[31mall rows imported,x');
     // NDJSON stays valid and says the same.
@@ -166,6 +170,7 @@ describe('recipient data printed on a terminal', () => {
       'evil\u001b]0;owned\u0007\u001b[2J\u001b[31mall rows imported,x',
       'bob@\u001b[8mhidden.com,y',
       'victim@\u202Eelpmaxe.knab,w',
+      'zw@pay\u200B\uFEFFpal..example,v',
     ]);
   }, 130_000);
 });

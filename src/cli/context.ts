@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { bidiControlCharacters } from '../common/bidi-controls.ts';
+import { invisibleCharacterClass } from '../common/bidi-controls.ts';
 import { AppError, describeError } from '../common/errors.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { stderrStatusLine } from '../common/status-line.ts';
@@ -17,12 +17,18 @@ export interface Output {
 // import rejected), SMTP replies and bounce texts are printed, and an ESC or CSI in them would be
 // obeyed by the operator's terminal (clear the screen, recolour or hide text, set the window title).
 // Bidirectional controls too: a terminal that lays out bidirectional text (GNOME's, KDE's) showed
-// "victim@<U+202E>elpmaxe.knab" as "victim@bank.example".
-const controlCharacters = new RegExp(`[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f${bidiControlCharacters}]`, 'g');
+// "victim@<U+202E>elpmaxe.knab" as "victim@bank.example"; and the other invisible characters
+// (zero-width space, BOM, tags: common/bidi-controls.ts), which no terminal shows.
+const controlCharacters = new RegExp(`[[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]${invisibleCharacterClass}]`, 'gv');
 
-/** A line as the terminal should show it: each control character spelled `\u001b`, which keeps a JSON line valid and equal. */
+/**
+ * A line as the terminal should show it: each control character spelled `\u001b` (a character
+ * past U+FFFF as its two UTF-16 halves, `\udb40\udc41`), which keeps a JSON line valid and equal.
+ */
 export function printable(line: string): string {
-  return line.replace(controlCharacters, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return line.replace(controlCharacters, (char) =>
+    Array.from({ length: char.length }, (_, i) => `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
 }
 
 export const processOutput: Output = {
