@@ -2,7 +2,12 @@ import { connect, type Socket } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InboundMessage } from '../src/bounce/inbound-processor.ts';
-import { startInboundServer, type InboundServer, type InboundServerOptions } from '../src/bounce/inbound-server.ts';
+import {
+  startInboundServer,
+  type InboundRefusal,
+  type InboundServer,
+  type InboundServerOptions,
+} from '../src/bounce/inbound-server.ts';
 import { createVerpSigner } from '../src/bounce/verp.ts';
 import { manualClock, systemClock } from '../src/common/clock.ts';
 
@@ -25,8 +30,10 @@ afterEach(async () => {
 
 async function start(
   overrides: Partial<InboundServerOptions> = {},
-): Promise<{ port: number; received: InboundMessage[] }> {
+): Promise<{ port: number; received: InboundMessage[]; refusals: Record<string, number> }> {
   const received: InboundMessage[] = [];
+  // What the operator sees of each refusal (herald_inbound_refusals_total{reason}).
+  const refusals: Partial<Record<InboundRefusal, number>> = {};
   server = await startInboundServer({
     host: '127.0.0.1',
     port: 0,
@@ -44,9 +51,12 @@ async function start(
       received.push(message);
       return { outcome: 'hard', logId: 1, logFailed: true, category: 'userunknown' };
     },
+    onRefusal(reason) {
+      refusals[reason] = (refusals[reason] ?? 0) + 1;
+    },
     ...overrides,
   });
-  return { port: server.address.port, received };
+  return { port: server.address.port, received, refusals };
 }
 
 /** A raw TCP client from `localAddress`; `until` resolves on the first line matching a pattern. */
@@ -117,7 +127,7 @@ async function sendFrom(port: number, localAddress: string): Promise<{ accepted:
 
 describe('inbound SMTP: one client cannot lock others out', () => {
   it('a client holding 60 idle connections gets at most its cap; another address is still served', async () => {
-    const { port, received } = await start();
+    const { port, received, refusals } = await start();
     const flood = Array.from({ length: 60 }, () => rawClient(port, '127.0.0.2'));
     // Every flooding connection is either greeted (within the cap) or refused with 421 and closed.
     const outcomes = await Promise.all(flood.map((c) => c.until(/^(220|421)[^\n]*\n/m)));
@@ -131,10 +141,24 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     const third = await sendFrom(port, '127.0.0.4');
     expect(third).toEqual({ accepted: true });
     expect(received.map((m) => m.remoteAddress)).toEqual(['127.0.0.3', '127.0.0.4']);
+    expect(refusals).toEqual({ connections_per_client: 60 - greeted });
+  });
+
+  it('past maxClients every client is answered 421 at once, counted, and served once a slot is free', async () => {
+    const { port, refusals } = await start({ maxClients: 4 });
+    const held = ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.4'].map((address) => rawClient(port, address));
+    await Promise.all(held.map((c) => c.until(/^220 /m)));
+    const late = rawClient(port, '127.0.0.5');
+    await late.closed;
+    expect(late.text).toMatch(/^421 4\.7\.0 Too many connected clients/m);
+    held[0]!.socket.destroy();
+    await held[0]!.closed;
+    expect(await sendFrom(port, '127.0.0.5')).toEqual({ accepted: true });
+    expect(refusals).toEqual({ max_clients: 1 });
   });
 
   it('a session trickling commands is closed at its deadline; another address is served meanwhile', async () => {
-    const { port } = await start({ sessionTimeoutMs: 400, maxCommandsWithoutMessage: 10_000 });
+    const { port, refusals } = await start({ sessionTimeoutMs: 400, maxCommandsWithoutMessage: 10_000 });
     const slow = rawClient(port, '127.0.0.2');
     await slow.until(/^220 /m);
     // A command every 20 ms keeps resetting the idle timeout; only the session deadline ends it.
@@ -148,10 +172,11 @@ describe('inbound SMTP: one client cannot lock others out', () => {
       clearInterval(trickle);
     }
     expect(slow.text).toContain('421 4.4.2 Session time limit reached');
+    expect(refusals).toEqual({ session_time_limit: 1 });
   });
 
   it('a session sending commands without a message is closed after the cap; a message resets it', async () => {
-    const { port } = await start({ maxCommandsWithoutMessage: 30 });
+    const { port, refusals } = await start({ maxCommandsWithoutMessage: 30 });
     const noisy = rawClient(port, '127.0.0.2');
     await noisy.until(/^220 /m);
     noisy.socket.write('EHLO noisy.test\r\n');
@@ -173,6 +198,7 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     busy.socket.write('QUIT\r\n');
     await busy.until(/^221 /m);
     expect(busy.text).not.toContain('421');
+    expect(refusals).toEqual({ commands_without_message: 1 });
   });
 
   it('holds at most maxBufferedBytes of content for all sessions: a message past it is answered 452, and served once room is back', async () => {
@@ -186,7 +212,7 @@ describe('inbound SMTP: one client cannot lock others out', () => {
       finishProcessing = resolve;
     });
     let calls = 0;
-    const { port } = await start({
+    const { port, refusals } = await start({
       maxBufferedBytes: 48 * 1024,
       async handle() {
         if (++calls === 1) {
@@ -221,11 +247,12 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     await message(second, /^452 4\.3\.1 [\s\S]*^354 /m);
     await second.until(/^250 2\.0\.0 Accepted/m);
     expect(calls).toBe(2);
+    expect(refusals).toEqual({ buffered_bytes: 1 });
   });
 
   it('counts at most maxTrackedClients senders a minute: more addresses neither grow it nor free a throttled one', async () => {
     const clock = manualClock(Date.UTC(2026, 0, 1, 10, 0, 0));
-    const { port, received } = await start({ clock, messagesPerMinutePerClient: 1, maxTrackedClients: 20 });
+    const { port, received, refusals } = await start({ clock, messagesPerMinutePerClient: 1, maxTrackedClients: 20 });
     expect(await sendFrom(port, '127.0.0.2')).toEqual({ accepted: true });
     expect((await sendFrom(port, '127.0.0.2')).error).toMatch(/421 4\.7\.0 Too many messages from your address/);
     // 40 more source addresses in the same minute: 19 are counted, the rest refused for now (4xx,
@@ -240,5 +267,6 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     expect(await sendFrom(port, '127.0.0.2')).toEqual({ accepted: true });
     expect(await sendFrom(port, '127.0.1.40')).toEqual({ accepted: true });
     expect(received).toHaveLength(1 + 19 + 2);
+    expect(refusals).toEqual({ messages_per_minute: 2, tracked_clients: 21 });
   });
 });

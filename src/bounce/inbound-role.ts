@@ -100,6 +100,7 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
         keepOfOversized: inbound.sampleBytes,
         clock,
         logger,
+        onRefusal: (reason) => herald.metrics.countInboundRefusal(reason),
         handle: (message) => processInboundMessage(deps, message),
         // One transaction per received message: its unsubscribes, their raw events and the counters
         // commit together, so a failure answers 451 with nothing applied and the client's retry

@@ -15,6 +15,16 @@ import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 // bytes, cannot lock everyone else out), of messages per client per minute, and recipients
 // restricted to our own addresses (550 5.7.1 otherwise: never a relay).
 
+/** Why the listener refused a client before (or instead of) receiving its message: the 4xx limits. */
+export type InboundRefusal =
+  | 'max_clients'
+  | 'connections_per_client'
+  | 'session_time_limit'
+  | 'commands_without_message'
+  | 'messages_per_minute'
+  | 'tracked_clients'
+  | 'buffered_bytes';
+
 export interface InboundServerOptions {
   host: string;
   port: number;
@@ -45,6 +55,8 @@ export interface InboundServerOptions {
   clock: Clock;
   logger?: Logger;
   handle(message: InboundMessage): Promise<InboundResult>;
+  /** Called for each refusal by a limit (a flood is seen in /metrics, not in one log line per refusal). */
+  onRefusal?(reason: InboundRefusal): void;
   /** Acts on the verified mailto: unsubscribe recipients of a received message (policy.unsubscribe). */
   unsubscribe?(targets: UnsubscribeTarget[], receivedAt: number): Promise<void>;
 }
@@ -68,6 +80,7 @@ const smtpError = (code: number, message: string): Error => Object.assign(new Er
 
 export async function startInboundServer(options: InboundServerOptions): Promise<InboundServer> {
   const logger = options.logger ?? silentLogger;
+  const refused = (reason: InboundRefusal) => options.onRefusal?.(reason);
   const rate = createRateWindow(
     options.messagesPerMinutePerClient,
     options.maxTrackedClients,
@@ -87,9 +100,10 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   const keyOf = (address: string | undefined, port: number | undefined) =>
     `${(address ?? '').replace(/^::ffff:/i, '')}|${port ?? 0}`;
   const dropped = new WeakSet<Socket>();
-  const drop = (socket: Socket, reply: string) => {
+  const drop = (socket: Socket, reason: InboundRefusal, reply: string) => {
     if (dropped.has(socket) || socket.destroyed) return;
     dropped.add(socket);
+    refused(reason);
     socket.on('error', () => {});
     // The reply is best effort: a client that does not read must not keep the socket open.
     const force = setTimeout(() => socket.destroy(), 2_000);
@@ -104,7 +118,7 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       if (entry?.tnx !== 'command' || !entry.cid) return;
       if (progress.command(entry.cid)) return;
       const socket = sockets.get(sessionKeys.get(entry.cid) ?? '');
-      if (socket) drop(socket, '421 4.7.0 Too many commands without a message, closing');
+      if (socket) drop(socket, 'commands_without_message', '421 4.7.0 Too many commands without a message, closing');
     },
     trace() {},
     info() {},
@@ -135,10 +149,12 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       const now = options.clock.now();
       const decision = rate.take(session.remoteAddress, now);
       if (decision === 'over_limit') {
+        refused('messages_per_minute');
         callback(smtpError(421, '4.7.0 Too many messages from your address, try again later'));
         return;
       }
       if (decision === 'untracked') {
+        refused('tracked_clients');
         const minute = now - (now % 60_000);
         if (reportedFullAt !== minute) {
           reportedFullAt = minute;
@@ -238,6 +254,7 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       stream.on('error', (error) => callback(error));
       stream.on('end', () => {
         if (overBudget) {
+          refused('buffered_bytes');
           logger.warn(
             { maxBufferedBytes: options.maxBufferedBytes, remoteAddress: session.remoteAddress },
             'inbound: message refused for now (452), the messages being received hold inbound.maxBufferedBytes',
@@ -274,22 +291,29 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   server.on('error', (error) => logger.warn({ err: describeError(error) }, 'inbound SMTP connection error'));
 
   // Every accepted socket passes this gate before smtp-server sees it: a client address over its
-  // connection cap is answered 421 and closed without taking a session slot (the global maxClients
-  // check of smtp-server counts only admitted sockets), and each admitted socket has a deadline
-  // that no trickled byte extends.
+  // connection cap, or any client once maxClients sockets are admitted, is answered 421 and closed
+  // without taking a session slot, and each admitted socket has a deadline that no trickled byte
+  // extends.
   const netServer = server.server;
   const accept = netServer.listeners('connection')[0] as (socket: Socket) => void;
   netServer.removeAllListeners('connection');
   netServer.on('connection', (socket: Socket) => {
     const client = socket.remoteAddress ?? '';
     if (!perClient.open(client)) {
-      drop(socket, '421 4.7.0 Too many connections from your address, try again later');
+      drop(socket, 'connections_per_client', '421 4.7.0 Too many connections from your address, try again later');
+      return;
+    }
+    // smtp-server makes the same check (and answers 421) after taking the socket; made here, as each
+    // socket arrives, so the refusal is counted.
+    if (sockets.size >= options.maxClients) {
+      perClient.close(client);
+      drop(socket, 'max_clients', '421 4.7.0 Too many connected clients, try again in a moment');
       return;
     }
     const key = keyOf(socket.remoteAddress, socket.remotePort);
     sockets.set(key, socket);
     const deadline = setTimeout(
-      () => drop(socket, '421 4.4.2 Session time limit reached, closing'),
+      () => drop(socket, 'session_time_limit', '421 4.4.2 Session time limit reached, closing'),
       options.sessionTimeoutMs,
     );
     deadline.unref();

@@ -1,4 +1,5 @@
 import { Counter, Histogram, Registry } from 'prom-client';
+import type { InboundRefusal } from '../bounce/inbound-server.ts';
 import type { Outcome } from '../mta/outcome.ts';
 import type { MtaTimings } from '../mta/timings.ts';
 import { domainClass, reasonLabel } from './labels.ts';
@@ -18,6 +19,8 @@ export interface HeraldMetrics {
   mtaTimings: MtaTimings;
   /** A raw tracking event recorded by this process's tracking server (open, click, mirror, unsubscribe). */
   countTrackingEvent(kind: string): void;
+  /** A client the inbound SMTP role refused by one of its limits (a 421 or 452). */
+  countInboundRefusal(reason: InboundRefusal): void;
   /** One mid-sourcing part append: `marketing` = this process pushed it, `execution` = it received it. */
   observePartAppend(side: 'marketing' | 'execution', seconds: number, outcome: PartOutcome): void;
 }
@@ -60,6 +63,12 @@ export function createHeraldMetrics(): HeraldMetrics {
     name: 'herald_tracking_events_total',
     help: 'raw tracking events recorded by this process, by kind (open, click, mirror, unsubscribe)',
     labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const inboundRefusals = new Counter({
+    name: 'herald_inbound_refusals_total',
+    help: 'clients the inbound SMTP role refused by a limit (421 or 452), by limit',
+    labelNames: ['reason'] as const,
     registers: [registry],
   });
   const partAppends = new Histogram({
@@ -117,6 +126,9 @@ export function createHeraldMetrics(): HeraldMetrics {
     },
     countTrackingEvent(kind) {
       trackingEvents.inc({ kind: trackingKinds.has(kind) ? kind : 'other' });
+    },
+    countInboundRefusal(reason) {
+      inboundRefusals.inc({ reason });
     },
     observePartAppend(side, seconds, outcome) {
       partAppends.observe({ side, outcome }, seconds);
