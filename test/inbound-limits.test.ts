@@ -250,6 +250,44 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     expect(refusals).toEqual({ buffered_bytes: 1 });
   });
 
+  it("one client holds at most one message's worth of the shared buffer: its parallel sessions cannot lock others out", async () => {
+    // The attacker's messages are held in processing, so their bytes stay counted.
+    let release!: () => void;
+    const processing = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let onHandle: (() => void) | undefined;
+    const { port, refusals } = await start({
+      maxBufferedBytes: 100 * 1024,
+      async handle(message) {
+        onHandle?.();
+        if (message.remoteAddress === '127.0.0.2') await processing;
+        return { outcome: 'hard', logId: 1, logFailed: true, category: 'userunknown' };
+      },
+    });
+    const body = `Subject: x\r\n\r\n${'b'.repeat(76).concat('\r\n').repeat(500)}.\r\n`; // ~39 KiB
+    /** Sends one message; resolves once it is being processed or was answered 452. */
+    const send = async (address: string) => {
+      const client = rawClient(port, address);
+      await client.until(/^220 /m);
+      client.socket.write(`EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<${signer.address(7, bounceDomain)}>\r\nDATA\r\n`);
+      await client.until(/^354 /m);
+      const handled = new Promise<string>((resolve) => {
+        onHandle = () => resolve('processing');
+      });
+      client.socket.write(body);
+      return Promise.race([handled, client.until(/^452 4\.3\.1 .*$/m)]);
+    };
+    // Before: three sessions of 127.0.0.2 held 78 KiB of the 100 KiB, and 127.0.0.3 got 452.
+    const attacker = [];
+    for (let i = 0; i < 3; i++) attacker.push(await send('127.0.0.2'));
+    expect(attacker[0]).toBe('processing');
+    expect(attacker.slice(1)).toEqual([expect.stringMatching(/^452 4\.3\.1 /), expect.stringMatching(/^452 4\.3\.1 /)]);
+    expect(await send('127.0.0.3')).toBe('processing');
+    release();
+    expect(refusals).toEqual({ client_buffered_bytes: 2 });
+  });
+
   it('counts at most maxTrackedClients senders a minute: more addresses neither grow it nor free a throttled one', async () => {
     const clock = manualClock(Date.UTC(2026, 0, 1, 10, 0, 0));
     const { port, received, refusals } = await start({ clock, messagesPerMinutePerClient: 1, maxTrackedClients: 20 });

@@ -70,3 +70,50 @@ export function createProgressCounter(maxCommandsWithoutProgress: number): Progr
     },
   };
 }
+
+/** Why content could not be held: the budget of all sessions, or the share of one client. */
+export type BudgetRefusal = 'total' | 'client';
+
+export interface ContentBudget {
+  /** Counts `bytes` more held for `address`; a refusal (nothing counted) when either limit would pass. */
+  reserve(address: string, bytes: number): BudgetRefusal | undefined;
+  release(address: string, bytes: number): void;
+  readonly held: number;
+}
+
+/**
+ * Bytes of message content held at once: `total` for all sessions (fifty clients each sending a
+ * 24 MB message held 1.2 GB), and `perClient` for the sessions of one client key together, so one
+ * address opening its maxConnectionsPerClient sessions and trickling a large message on each cannot
+ * hold the whole budget (every other sender answered 452) until its sessions time out.
+ */
+export function createContentBudget(
+  total: number,
+  perClient: number,
+  ipv6PrefixLength = defaultIpv6PrefixLength,
+): ContentBudget {
+  let held = 0;
+  const byClient = new Map<string, number>();
+  return {
+    reserve(address, bytes) {
+      const client = clientKey(address, ipv6PrefixLength);
+      const mine = byClient.get(client) ?? 0;
+      if (held + bytes > total) return 'total';
+      if (mine + bytes > perClient) return 'client';
+      held += bytes;
+      byClient.set(client, mine + bytes);
+      return undefined;
+    },
+    release(address, bytes) {
+      if (bytes <= 0) return;
+      const client = clientKey(address, ipv6PrefixLength);
+      const left = (byClient.get(client) ?? 0) - bytes;
+      if (left <= 0) byClient.delete(client);
+      else byClient.set(client, left);
+      held -= bytes;
+    },
+    get held() {
+      return held;
+    },
+  };
+}

@@ -3,7 +3,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
-import { createClientConnections, createProgressCounter } from './inbound-limits.ts';
+import { createClientConnections, createContentBudget, createProgressCounter } from './inbound-limits.ts';
 import { createRateWindow, decideRecipient, type RecipientPolicy, type UnsubscribeTarget } from './inbound-policy.ts';
 import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 
@@ -23,7 +23,8 @@ export type InboundRefusal =
   | 'commands_without_message'
   | 'messages_per_minute'
   | 'tracked_clients'
-  | 'buffered_bytes';
+  | 'buffered_bytes'
+  | 'client_buffered_bytes';
 
 export interface InboundServerOptions {
   host: string;
@@ -90,8 +91,8 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   let reportedFullAt = Number.NaN;
   const envelopes = new WeakMap<SMTPServerSession, Envelope>();
   const perClient = createClientConnections(options.maxConnectionsPerClient, options.ipv6ClientPrefixLength);
-  // Fifty clients each sending a 24 MB message held 1.2 GB: the content of all sessions shares one budget.
-  let buffered = 0;
+  // One client's sessions together hold at most one message of the largest size.
+  const budget = createContentBudget(options.maxBufferedBytes, options.maxMessageBytes, options.ipv6ClientPrefixLength);
   const progress = createProgressCounter(options.maxCommandsWithoutMessage);
   // Open sockets by "address|port" (what both the socket and the session know), and the key of
   // each session id, so a limit noticed on a session can close its socket.
@@ -193,10 +194,12 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       let size = 0;
       let kept = 0;
       let tooLarge = false;
-      // Past the shared budget: nothing more is kept, and the message is answered 452 at its end.
-      let overBudget = false;
+      // Past the shared budget or the client's share of it: nothing more is kept, and the message
+      // is answered 452 at its end.
+      let overBudget: 'total' | 'client' | undefined;
+      const client = session.remoteAddress ?? '';
       const release = () => {
-        buffered -= kept;
+        budget.release(client, kept);
         kept = 0;
         chunks.length = 0;
       };
@@ -212,14 +215,13 @@ export async function startInboundServer(options: InboundServerOptions): Promise
         const room = (tooLarge ? options.keepOfOversized : options.maxMessageBytes) - kept;
         if (room > 0) {
           const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-          if (buffered + part.length > options.maxBufferedBytes) {
-            overBudget = true;
+          overBudget = budget.reserve(client, part.length);
+          if (overBudget) {
             release();
             return;
           }
           chunks.push(part);
           kept += part.length;
-          buffered += part.length;
         }
       });
       const finish = () => {
@@ -253,6 +255,11 @@ export async function startInboundServer(options: InboundServerOptions): Promise
       };
       stream.on('error', (error) => callback(error));
       stream.on('end', () => {
+        if (overBudget === 'client') {
+          refused('client_buffered_bytes');
+          callback(smtpError(452, '4.3.1 Too much content from your address at once, try again later'));
+          return;
+        }
         if (overBudget) {
           refused('buffered_bytes');
           logger.warn(
