@@ -288,6 +288,21 @@ describe('inbound SMTP: one client cannot lock others out', () => {
     expect(refusals).toEqual({ client_buffered_bytes: 2 });
   });
 
+  it('counts refused recipients: relay attempts, and forged or unsigned VERP addresses of ours apart', async () => {
+    const { port, received, refusals } = await start();
+    const client = rawClient(port, '127.0.0.2');
+    await client.until(/^220 /m);
+    const forged = signer.address(7, bounceDomain).replace(/-[0-9a-f]+@/, '-00000000000000000000@');
+    client.socket.write(
+      `EHLO probe.test\r\nMAIL FROM:<>\r\nRCPT TO:<victim@gmail.test>\r\nRCPT TO:<bounce+7@${bounceDomain}>\r\nRCPT TO:<${forged}>\r\nQUIT\r\n`,
+    );
+    await client.until(/^221 /m);
+    // The same answer for each: nothing tells the prober which guess was closer.
+    expect(client.text.match(/^550 5\.7\.1 Relaying denied/gm)).toHaveLength(3);
+    expect(received).toHaveLength(0);
+    expect(refusals).toEqual({ relay: 1, unverified_verp: 2 });
+  });
+
   it('counts at most maxTrackedClients senders a minute: more addresses neither grow it nor free a throttled one', async () => {
     const clock = manualClock(Date.UTC(2026, 0, 1, 10, 0, 0));
     const { port, received, refusals } = await start({ clock, messagesPerMinutePerClient: 1, maxTrackedClients: 20 });

@@ -43,6 +43,8 @@ describe('decideRecipient', () => {
       expect(decision.ok).toBe(ok);
       if (decision.ok) expect(decision.logId).toBe(logId);
       else expect(decision).toMatchObject({ code: 550, message: expect.stringMatching(/^5\.7\.1 /) });
+      // The same answer; counted apart when it is a VERP address of ours that does not verify.
+      if (!decision.ok) expect(decision.unverifiedVerp).toBe(/^bounce\+[^@]*@bounces\.brand\.test$/i.test(address));
     });
   }
 

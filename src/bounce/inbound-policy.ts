@@ -39,7 +39,16 @@ export type RecipientDecision =
       /** postmaster@ or abuse@ the bounce domain: stored for review, never applied. */
       reviewOnly?: boolean;
     }
-  | { ok: false; code: number; message: string };
+  | {
+      ok: false;
+      code: number;
+      message: string;
+      /**
+       * A VERP address of the bounce domain whose MAC does not verify (unsigned, forged, or signed
+       * by a retired key): answered as any relay attempt, but counted apart (someone forging bounces).
+       */
+      unverifiedVerp: boolean;
+    };
 
 export function decideRecipient(address: string, policy: RecipientPolicy, now: number): RecipientDecision {
   const lower = address.trim().toLowerCase();
@@ -57,6 +66,7 @@ export function decideRecipient(address: string, policy: RecipientPolicy, now: n
     ok: false,
     code: 550,
     message: '5.7.1 Relaying denied: this host only accepts bounces for its own addresses',
+    unverifiedVerp: ownDomain && lower.startsWith(`${policy.verpPrefix.toLowerCase()}+`),
   };
 }
 

@@ -15,7 +15,10 @@ import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 // bytes, cannot lock everyone else out), of messages per client per minute, and recipients
 // restricted to our own addresses (550 5.7.1 otherwise: never a relay).
 
-/** Why the listener refused a client before (or instead of) receiving its message: the 4xx limits. */
+/**
+ * Why the listener refused a client or one of its recipients: the 4xx limits, and the 550 5.7.1 of
+ * a recipient that is not ours (`relay`) or a VERP address of ours that does not verify.
+ */
 export type InboundRefusal =
   | 'max_clients'
   | 'connections_per_client'
@@ -24,7 +27,9 @@ export type InboundRefusal =
   | 'messages_per_minute'
   | 'tracked_clients'
   | 'buffered_bytes'
-  | 'client_buffered_bytes';
+  | 'client_buffered_bytes'
+  | 'relay'
+  | 'unverified_verp';
 
 export interface InboundServerOptions {
   host: string;
@@ -173,6 +178,7 @@ export async function startInboundServer(options: InboundServerOptions): Promise
     onRcptTo(address, session, callback) {
       const decision = decideRecipient(address.address, options.policy, options.clock.now());
       if (!decision.ok) {
+        refused(decision.unverifiedVerp ? 'unverified_verp' : 'relay');
         callback(smtpError(decision.code, decision.message));
         return;
       }
