@@ -124,4 +124,12 @@ describe('createRateWindow', () => {
     expect(window.take('192.0.2.1', t + 59_999)).toBe('over_limit');
     expect(window.take('192.0.2.1', t + 60_000)).toBe('allowed');
   });
+
+  it('a clock stepped back does not leave the table full of windows from the future', () => {
+    const window = createRateWindow(1, 100);
+    const t = Date.UTC(2026, 0, 1, 10, 0, 0);
+    for (let i = 0; i < 100; i++) window.take(`198.51.100.${i}`, t);
+    expect(window.take('192.0.2.1', t - 3_600_000)).toBe('allowed');
+    expect(window.size).toBe(1);
+  });
 });

@@ -100,8 +100,10 @@ export function createRateWindow(
     take(address, now) {
       const client = clientKey(address, ipv6PrefixLength);
       const minute = now - (now % 60_000);
+      // Any other minute is over, a later one too (the clock was stepped back): a full table of
+      // windows "from the future" would otherwise refuse every new client until time caught up.
       for (const [key, value] of windows) {
-        if (value.start >= minute) break;
+        if (value.start === minute) break;
         windows.delete(key);
       }
       let entry = windows.get(client);
