@@ -135,8 +135,15 @@ async function decide(
   parsed: ParsedBounce | undefined,
   unmatched: UnmatchedBounceReply[],
 ): Promise<InboundResult> {
+  // Mail to postmaster@ / abuse@ is sampled as for_review whatever it is: those samples are kept in
+  // a pool of their own (qualification-store.ts), so anyone's mail there cannot push out the others.
   const none = (outcome: InboundOutcome, detail: string, logId: number | null = null): Promise<InboundResult> =>
-    sample(deps, message, outcome, detail).then(() => ({ outcome, logId, logFailed: false, category: null }));
+    sample(deps, message, message.reviewOnly ? 'for_review' : outcome, detail).then(() => ({
+      outcome,
+      logId,
+      logFailed: false,
+      category: null,
+    }));
   if (message.tooLarge) return none('too_large', `message of ${message.size} bytes or more is over the limit`);
   if (message.reviewOnly || !parsed)
     return none('for_review', 'sent to postmaster@ or abuse@ of the bounce domain: kept for review, never applied');

@@ -141,7 +141,15 @@ export interface NewInboundSample {
   raw: Uint8Array;
 }
 
-/** Stores a sample and keeps only the newest `keep` (the table is bounded whatever arrives). */
+/** The problem of samples of mail sent only to postmaster@ / abuse@ (inbound-processor.ts). */
+export const REVIEW_SAMPLE = 'for_review';
+
+/**
+ * Stores a sample and keeps only the newest `keep` of its pool (the table is bounded whatever
+ * arrives). Mail to postmaster@ / abuse@ (anyone can send it, and spam does) is one pool, every
+ * other sample another: a flood of mail to postmaster@ cannot push out the samples of real
+ * bounces the operator needs.
+ */
 export async function storeInboundSample(store: Store, sample: NewInboundSample, keep: number): Promise<void> {
   const db = store.db;
   await db
@@ -159,14 +167,21 @@ export async function storeInboundSample(store: Store, sample: NewInboundSample,
       raw: new TextDecoder('utf-8', { fatal: false }).decode(sample.raw).replace(/\0/g, ''),
     })
     .execute();
+  const review = sample.problem === REVIEW_SAMPLE;
   const cutoff = await db
     .selectFrom('inbound_samples')
     .select('id')
+    .where('problem', review ? '=' : '<>', REVIEW_SAMPLE)
     .orderBy('id', 'desc')
     .offset(keep)
     .limit(1)
     .executeTakeFirst();
-  if (cutoff) await db.deleteFrom('inbound_samples').where('id', '<=', cutoff.id).execute();
+  if (cutoff)
+    await db
+      .deleteFrom('inbound_samples')
+      .where('id', '<=', cutoff.id)
+      .where('problem', review ? '=' : '<>', REVIEW_SAMPLE)
+      .execute();
 }
 
 export async function listInboundSamples(store: Store, limit = 50): Promise<InboundSampleRow[]> {

@@ -368,7 +368,10 @@ export const configSchema = z
           .int()
           .min(1_024)
           .default(64 * 1024),
-        /** Samples kept, newest first; older ones are deleted. */
+        /**
+         * Samples kept, newest first; older ones are deleted. Mail to postmaster@ / abuse@ (anyone can send it) keeps
+         * this many of its own, so a flood of it cannot push out the samples of real bounces.
+         */
         keepSamples: z.number().int().min(1).default(1_000),
       })
       .strict()
