@@ -347,17 +347,17 @@ export const configSchema = z
         /** Messages one client IP may send per minute; more get 421 4.7.0 (try later). */
         messagesPerMinutePerClient: z.number().int().min(1).default(120),
         /**
+         * The two limits above count an IPv6 client by this prefix of its address (an IPv4 one by its address):
+         * each host is handed a whole /64, and counted address by address it could open 2^64 times the limit.
+         */
+        ipv6ClientPrefixLength: z.number().int().min(16).max(128).default(64),
+        /**
          * Clients whose messages of the current minute are counted, at most (about 250 bytes each). While that
          * many have sent this minute, a new client is answered 421 4.7.0 at MAIL FROM until the minute ends:
          * clients already counted are never forgotten early, so a sender with many addresses cannot push its
          * own count out and start over, and cannot grow memory without bound either.
          */
         maxTrackedClients: z.number().int().min(100).default(100_000),
-        /**
-         * The two limits above count an IPv6 client by this prefix of its address (an IPv4 one by its address):
-         * each host is handed a whole /64, and counted address by address it could open 2^64 times the limit.
-         */
-        ipv6ClientPrefixLength: z.number().int().min(16).max(128).default(64),
         /** An extra accepted recipient for ISP feedback loops (RFC 5965 reports), '' = none. */
         feedbackAddress: z.string().default(''),
         /** Local part prefix of VERP addresses: <prefix>+<log id>-<mac>@mta.bounceDomain (the MTA sends with it too). */
