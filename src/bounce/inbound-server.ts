@@ -12,8 +12,10 @@ import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 // their TLS is opportunistic), SIZE announced (RFC 1870) and enforced while reading, a limit of
 // simultaneous clients, of connections per client address, of the length of a session and of the
 // commands a session may send without a message being accepted (so one client, idle or trickling
-// bytes, cannot lock everyone else out), of messages per client per minute, and recipients
-// restricted to our own addresses (550 5.7.1 otherwise: never a relay).
+// bytes, cannot lock everyone else out), of messages per client per minute (for at most
+// maxTrackedClients clients), of message content held (in all and per client), and recipients
+// restricted to our own addresses (550 5.7.1 otherwise: never a relay). Each refusal is reported
+// (onRefusal) for /metrics.
 
 /**
  * Why the listener refused a client or one of its recipients: the 4xx limits, and the 550 5.7.1 of
