@@ -114,7 +114,9 @@ for (const dialect of testDialects) {
       it('reports a push refused for a wrong key while mid-sync-counters keeps resuming it, and says what to compare', async () => {
         const { deliveryId } = await seed(`refused-${dialect}`);
         const config = configWith('a-wrong-shared-secret-9876543210');
-        await expect(push(deliveryId, config)).rejects.toMatchObject({ code: 'MID_REMOTE_REJECTED' });
+        // The execution server cannot sign its BAD_SIGNATURE (nothing proves who asked), so the push
+        // retries it like any unsigned answer, then gives up as unavailable.
+        await expect(push(deliveryId, config)).rejects.toMatchObject({ code: 'MID_REMOTE_UNAVAILABLE' });
         // The workflow resumes the stalled push every 10 minutes (it fails the same way each time).
         const resume = midSyncCountersWorkflow.steps.find((step) => step.name === 'resume-pushes')!;
         for (let round = 0; round < 4; round++) {
@@ -135,6 +137,7 @@ for (const dialect of testDialects) {
         expect(finding!.symptom).toContain('has made no progress for 44 min');
         expect(finding!.cause).toContain('BAD_SIGNATURE');
         expect(finding!.cause).toContain("exec-1 does not accept this instance's signature");
+        expect(finding!.cause).toContain('this answer was not signed by exec-1');
         expect(finding!.fix).toContain('the same secret');
       });
 

@@ -74,7 +74,8 @@ describe('a wrong mid-sourcing key', () => {
   it('tells the marketing operator which names and secrets to compare, and the execution operator which is wrong', async () => {
     executionLog.length = 0;
     const wrong = await push('marketing-1', wrongSecret);
-    expect(wrong.error).toMatchObject({ code: 'MID_REMOTE_REJECTED' });
+    // Unsigned (the execution server cannot sign it): retried, then given up as unavailable.
+    expect(wrong.error).toMatchObject({ code: 'MID_REMOTE_UNAVAILABLE' });
     for (const text of [wrong.error!.message, wrong.lastError!]) {
       expect(text).toContain('BAD_SIGNATURE');
       expect(text).toContain(

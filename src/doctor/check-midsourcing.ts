@@ -174,6 +174,20 @@ export function peerErrorAdvice(
   peer: string,
   lastError: string | null,
 ): { cause: string; fix: string; refused: boolean } | null {
+  const advice = adviceForCode(peer, lastError);
+  // An error answer not signed by the peer (retry.ts, refuseUnsignedAnswer) may not be its word.
+  if (advice && lastError?.includes(`not signed by ${peer}:`))
+    return {
+      ...advice,
+      cause: `${advice.cause}; but this answer was not signed by ${peer}: it may come from a proxy or anything else on its url (it is retried, never taken as ${peer}'s verdict)`,
+    };
+  return advice;
+}
+
+function adviceForCode(
+  peer: string,
+  lastError: string | null,
+): { cause: string; fix: string; refused: boolean } | null {
   const code = lastError === null ? undefined : /: ([A-Z][A-Z0-9_]{2,}): /.exec(lastError)?.[1];
   if (code === undefined) return null;
   if (code === 'BAD_SIGNATURE')

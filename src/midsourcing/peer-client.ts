@@ -119,8 +119,7 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
         },
         given,
       );
-      const refused = genuine ? undefined : refuseUnsignedAnswer(exchange, peer.name, given !== undefined);
-      if (refused) return refused;
+      if (!genuine) return explainRefusal(refuseUnsignedAnswer(exchange, peer.name, given !== undefined));
     }
     return explainRefusal(interpretExchange(exchange, expected));
   }

@@ -176,7 +176,13 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
           });
           if (!result.ok)
             logger.warn(
-              { deliveryId, part: part.part_number, code: result.code, retryable: result.retryable },
+              {
+                deliveryId,
+                part: part.part_number,
+                code: result.code,
+                retryable: result.retryable,
+                error: result.message,
+              },
               'pushing a part failed',
             );
         },

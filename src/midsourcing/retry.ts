@@ -93,8 +93,8 @@ export function interpretExchange<T>(exchange: Exchange, expected?: Expected<T>)
   };
 }
 
-// What the execution server answers before it has authenticated a request, so cannot sign: these
-// stay failures with their own meaning (the peer's hint about secrets and clocks), never a success.
+// What the execution server answers before it has authenticated a request, so cannot sign: shown
+// under their own code (the doctor's hints about secrets and clocks), though still only as faults.
 const unsignedErrorCodes = new Set([
   'BAD_SIGNATURE',
   'STALE_TIMESTAMP',
@@ -105,32 +105,34 @@ const unsignedErrorCodes = new Set([
 ]);
 
 /**
- * An answer whose signature did not check out (signing.ts, answerSignatureMatches): a failure
- * unless it is an error the execution server gives unsigned, or a plain HTTP error with no typed
- * body (a proxy's 502, a 404 page), which interpretExchange already makes a failure. Retried like a
- * network failure: every call is idempotent over there (submit by delivery, parts by key, finalize,
- * state changes by version, logs and counters are reads), and nothing of the answer is used.
+ * An answer whose signature did not check out (signing.ts, answerSignatureMatches). Nothing of it
+ * is the execution instance's word: anything on the path (a proxy, a captive portal, a load balancer,
+ * a man in the middle on plain HTTP) can answer an error as easily as a success. So it is a transport
+ * fault, retried like a network failure (every call is idempotent over there: submit by delivery,
+ * parts by key, finalize, state changes by version, logs and counters are reads), and never a verdict
+ * that stops a push or a forward. An error keeps its status and claimed code in the message for the
+ * operator: a plain HTTP error (a gateway's 404 page) as HTTP_nnn, a typed error the execution server
+ * itself gives unsigned under its code; any other typed error becomes ANSWER_NOT_SIGNED.
  */
 export function refuseUnsignedAnswer(
   exchange: Extract<Exchange, { kind: 'response' }>,
   peer: string,
   signed: boolean,
-): CallOutcome<never> | undefined {
-  if (exchange.status < 200 || exchange.status >= 300) {
-    let body: unknown;
-    try {
-      body = JSON.parse(exchange.body.toString('utf8'));
-    } catch {
-      return undefined;
-    }
-    if (!isMidErrorBody(body) || unsignedErrorCodes.has(body.error.code)) return undefined;
-  }
+): Extract<CallOutcome<never>, { ok: false }> {
+  const how = signed ? `${midHeaders.answerSignature} does not match` : `no ${midHeaders.answerSignature}`;
+  const claimed = exchange.status >= 200 && exchange.status < 300 ? undefined : interpretExchange(exchange);
+  if (claimed && !claimed.ok && (claimed.code.startsWith('HTTP_') || unsignedErrorCodes.has(claimed.code)))
+    return {
+      ...claimed,
+      retryable: true,
+      message: `${claimed.message} (HTTP ${exchange.status}, not signed by ${peer}: ${how}; not taken as its verdict, retried)`,
+    };
   return {
     ok: false,
     retryable: true,
     timeout: false,
     code: 'ANSWER_NOT_SIGNED',
-    message: `the answer is not signed by midsourcing.peers ${peer}: wrong url, a proxy answering, or a different secret (HTTP ${exchange.status}, ${signed ? `${midHeaders.answerSignature} does not match` : `no ${midHeaders.answerSignature}`}; nothing of it was used)`,
+    message: `the answer is not signed by midsourcing.peers ${peer}: wrong url, a proxy answering, or a different secret (HTTP ${exchange.status}, ${how}; nothing of it was used)`,
     latencyMs: exchange.latencyMs,
   };
 }

@@ -13,7 +13,8 @@ import type { AddressInfo, Socket } from 'node:net';
 //   delay(ms)       forward, hold the response ms before relaying it (past the client's timeout)
 //   drop-before     reset the client connection without forwarding (the request never arrived)
 //   drop-after      forward, then reset the client connection (processed, but the ack is lost)
-//   status(n)       answer n without forwarding (e.g. 408 from a gateway)
+//   status(n)       answer n without forwarding (e.g. 408 from a gateway); optionally with a body
+//                   of its own (a forged problem+json), never signed by the execution instance
 //   status-after(n) forward, then answer n instead of the real response (e.g. 504)
 // The path and body are relayed untouched, so request signatures stay valid.
 
@@ -22,7 +23,7 @@ export type Fault =
   | { kind: 'delay'; ms: number }
   | { kind: 'drop-before' }
   | { kind: 'drop-after' }
-  | { kind: 'status'; status: number }
+  | { kind: 'status'; status: number; body?: string; contentType?: string }
   | { kind: 'status-after'; status: number };
 
 export interface ProxiedRequest {
@@ -105,8 +106,8 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
         counts[fault.kind]++;
         if (fault.kind === 'drop-before') return req.socket.destroy();
         if (fault.kind === 'status') {
-          res.writeHead(fault.status, { 'content-type': 'text/plain' });
-          return res.end(`proxy: injected ${fault.status}\n`);
+          res.writeHead(fault.status, { 'content-type': fault.contentType ?? 'text/plain' });
+          return res.end(fault.body ?? `proxy: injected ${fault.status}\n`);
         }
         const answer = await forward(req, body);
         // An unreachable upstream (restarting execution instance) looks like a reset to the client.

@@ -1,0 +1,162 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { transitionDelivery } from '../src/delivery/lifecycle.ts';
+import { getOutbound, listParts } from '../src/midsourcing/outbound-store.ts';
+import { pushDelivery } from '../src/midsourcing/push.ts';
+import { forwardState } from '../src/midsourcing/state-forward.ts';
+import type { Fault, ProxiedRequest } from '../src/midsourcing/testing/fault-proxy.ts';
+import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { postgresUnavailable, testDialects } from './support/databases.ts';
+import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+
+// Something on the path answers for the execution instance with an error of its own: a captive
+// portal's 403, a load balancer's 404 or 413, a man in the middle on plain HTTP forging the typed
+// error body the execution server would send. None of it is signed with the pair's secret, so none
+// of it is the execution instance's verdict: the call is retried like a network fault, nothing is
+// marked failed, and once the real instance answers again every part arrives exactly once.
+
+const retry = { maxAttempts: 4, baseMs: 1, maxMs: 2 };
+const forged = (code: string, status: number): Fault => ({
+  kind: 'status',
+  status,
+  contentType: 'application/problem+json',
+  body: JSON.stringify({ error: { code, message: `forged ${code}`, retryable: false } }),
+});
+const plain = (status: number): Fault => ({ kind: 'status', status });
+
+for (const dialect of testDialects) {
+  describe.skipIf(dialect === 'postgres' && postgresUnavailable !== undefined)(
+    `unsigned error answers on the path [marketing ${dialect}]`,
+    () => {
+      const clock = manualClock(Date.UTC(2026, 5, 1, 9));
+      let pair: MidLoopbackPair;
+      beforeAll(async () => {
+        pair = await openMidLoopbackPair([dialect, 'sqlite'], clock);
+      });
+      afterAll(async () => {
+        await pair?.close();
+      });
+
+      const seed = (name: string, count: number) =>
+        seedPreparedDelivery(pair.marketing.store, {
+          name: `${name}-${dialect}`,
+          recipients: Array.from({ length: count }, (_, i) => ({
+            email: `${name}${i}@accept.test`,
+            data: { first_name: `R${i}` },
+          })),
+          validitySeconds: 3600,
+          clock,
+        });
+      const logged: Array<{ part: number; code: string; retryable: boolean; error: string }> = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+      const push = (deliveryId: number) =>
+        pushDelivery({
+          store: pair.marketing.store,
+          client: pair.client,
+          deliveryId,
+          partSize: 2,
+          inFlight: 1,
+          retry,
+          clock,
+          logger,
+        });
+      const remoteLogs = (remoteId: number) =>
+        pair.execution.store.db
+          .selectFrom('delivery_logs')
+          .select(['email'])
+          .where('delivery_id', '=', remoteId)
+          .orderBy('email')
+          .execute();
+      /** The plan's fault for the first `times` attempts on a path ending with `suffix`, then pass. */
+      const onPath =
+        (faults: Record<string, { fault: Fault; times: number }>) =>
+        ({ path, attempt }: ProxiedRequest): Fault => {
+          const bare = path.split('?')[0]!;
+          const key = Object.keys(faults).find((suffix) => bare.endsWith(suffix));
+          return key && attempt <= faults[key]!.times ? faults[key]!.fault : { kind: 'pass' };
+        };
+
+      it('retries unsigned 4xx answers (plain or forged problem+json) and delivers every part once', async () => {
+        const { deliveryId } = await seed('portal', 9);
+        logged.length = 0;
+        pair.proxy.setPlan(
+          onPath({
+            '/deliveries': { fault: forged('INVALID_BODY', 400), times: 1 },
+            '/parts/1': { fault: plain(403), times: 2 },
+            '/parts/2': { fault: forged('BAD_SIGNATURE', 401), times: 1 },
+            '/parts/3': { fault: plain(413), times: 1 },
+            '/parts/4': { fault: forged('PART_CONFLICT', 409), times: 1 },
+            '/parts/5': { fault: plain(404), times: 3 },
+            '/finalize': { fault: forged('PARTS_MISSING', 409), times: 1 },
+          }),
+        );
+        const result = await push(deliveryId);
+        expect(result).toMatchObject({ parts: 5, recipients: 9, duplicates: 0, remoteState: 'in_progress' });
+        const parts = await listParts(pair.marketing.store, deliveryId);
+        expect(parts.map((part) => [part.part_number, part.state, part.attempts])).toEqual([
+          [1, 'acked', 3],
+          [2, 'acked', 2],
+          [3, 'acked', 2],
+          [4, 'acked', 2],
+          [5, 'acked', 4],
+        ]);
+        // Each failed attempt is logged with the status, and that exec-1 did not sign it.
+        const first = (part: number) => logged.find((line) => line.part === part);
+        expect(logged.every((line) => line.retryable)).toBe(true);
+        expect(first(1)).toMatchObject({
+          code: 'HTTP_403',
+          error: expect.stringMatching(/HTTP 403.*not signed by exec-1/),
+        });
+        expect(first(2)).toMatchObject({
+          code: 'BAD_SIGNATURE',
+          error: expect.stringMatching(
+            /forged BAD_SIGNATURE \(HTTP 401, not signed by exec-1: no x-herald-answer-signature; not taken as its verdict, retried\)/,
+          ),
+        });
+        expect(first(3)).toMatchObject({ code: 'HTTP_413' });
+        expect(first(4)).toMatchObject({ code: 'ANSWER_NOT_SIGNED', error: expect.stringContaining('HTTP 409') });
+        expect(first(5)).toMatchObject({ code: 'HTTP_404' });
+        expect(await remoteLogs(result.remoteId)).toHaveLength(9);
+        expect((await getOutbound(pair.marketing.store, deliveryId))!.state).toBe('finalized');
+      });
+
+      it('gives up a push stopped by unsigned answers as unavailable, parts pending, and resumes it whole', async () => {
+        const { deliveryId } = await seed('blocked', 4);
+        pair.proxy.setPlan(onPath({ '/parts/2': { fault: forged('INVALID_BODY', 400), times: 1_000 } }));
+        await expect(push(deliveryId)).rejects.toMatchObject({
+          code: 'MID_REMOTE_UNAVAILABLE',
+          message: expect.stringMatching(/part 2 .*HTTP 400.*not signed by exec-1.*gave up after retries/),
+        });
+        const parts = await listParts(pair.marketing.store, deliveryId);
+        expect(parts.map((part) => [part.state, part.attempts])).toEqual([
+          ['acked', 1],
+          ['pending', retry.maxAttempts],
+        ]);
+        const outbound = (await getOutbound(pair.marketing.store, deliveryId))!;
+        expect(outbound.state).toBe('pushing');
+        expect(outbound.last_error).toMatch(/not signed by exec-1/);
+
+        pair.proxy.setPlan(() => ({ kind: 'pass' }));
+        const result = await push(deliveryId);
+        expect(result).toMatchObject({ parts: 2, recipients: 4 });
+        expect(await remoteLogs(result.remoteId)).toHaveLength(4);
+      });
+
+      it('keeps a stop queued for retry when an unsigned 403 answers its forward', async () => {
+        const { deliveryId } = await seed('stop', 2);
+        pair.proxy.setPlan(() => ({ kind: 'pass' }));
+        await push(deliveryId);
+        await transitionDelivery(pair.marketing.store, deliveryId, 'stopped', clock.now());
+        pair.proxy.setPlan(onPath({ '/state': { fault: plain(403), times: 1_000 } }));
+        const failed = await forwardState(pair.marketing.store, pair.client, deliveryId, { retry, clock });
+        expect(failed).toMatchObject({ kind: 'failed', retryable: true, attempts: retry.maxAttempts });
+        pair.proxy.setPlan(() => ({ kind: 'pass' }));
+        expect(await forwardState(pair.marketing.store, pair.client, deliveryId, { retry, clock })).toMatchObject({
+          kind: 'forwarded',
+          remoteState: 'stopped',
+        });
+      });
+    },
+  );
+}
