@@ -3,8 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { transitionDelivery } from '../src/delivery/lifecycle.ts';
 import { getOutbound, listParts } from '../src/midsourcing/outbound-store.ts';
+import { createPeerClient } from '../src/midsourcing/peer-client.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { forwardState } from '../src/midsourcing/state-forward.ts';
+import { syncDeliveryCounters } from '../src/midsourcing/sync.ts';
 import type { Fault, ProxiedRequest } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
@@ -48,12 +50,12 @@ for (const dialect of testDialects) {
           validitySeconds: 3600,
           clock,
         });
-      const logged: Array<{ part: number; code: string; retryable: boolean; error: string }> = [];
+      const logged: Array<{ msg: string; part?: number; code?: string; retryable?: boolean; error?: string }> = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
-      const push = (deliveryId: number) =>
+      const push = (deliveryId: number, client = pair.client) =>
         pushDelivery({
           store: pair.marketing.store,
-          client: pair.client,
+          client,
           deliveryId,
           partSize: 2,
           inFlight: 1,
@@ -156,6 +158,48 @@ for (const dialect of testDialects) {
           kind: 'forwarded',
           remoteState: 'stopped',
         });
+      });
+
+      it('upgrading marketing first: unsigned answers of an older execution instance stop nothing, and acceptUnsignedAnswers lets the push through, loudly', async () => {
+        const { deliveryId } = await seed('upgrade', 3);
+        // The execution instance of before answer signing: its answers carry no signature.
+        pair.proxy.setPlan(() => ({ kind: 'unsigned' }));
+        await expect(push(deliveryId)).rejects.toMatchObject({
+          code: 'MID_REMOTE_UNAVAILABLE',
+          message: expect.stringContaining(
+            'or exec-1 runs a Herald older than answer signing: upgrade it (acceptUnsignedAnswers: true on its midsourcing.peers entry here lets the push through meanwhile)',
+          ),
+        });
+        expect((await getOutbound(pair.marketing.store, deliveryId))!.remote_id).toBeNull();
+
+        logged.length = 0;
+        const upgrading = createPeerClient({
+          peer: { ...pair.marketingConfig.peers[0]!, acceptUnsignedAnswers: true },
+          localName: 'marketing-1',
+          timeoutMs: 1_000,
+          clock,
+          logger,
+        });
+        try {
+          const result = await push(deliveryId, upgrading);
+          expect(result).toMatchObject({ parts: 2, recipients: 3, remoteState: 'in_progress' });
+          expect(await remoteLogs(result.remoteId)).toHaveLength(3);
+          const messages = logged.map((line) => line.msg);
+          expect(messages).toEqual([
+            expect.stringContaining('midsourcing.peers exec-1: acceptUnsignedAnswers is on'),
+            expect.stringContaining('believing an answer of exec-1 that is not signed'),
+          ]);
+          // exec-1 upgraded: said once, so the operator removes the setting.
+          pair.proxy.setPlan(() => ({ kind: 'pass' }));
+          const outbound = (await getOutbound(pair.marketing.store, deliveryId))!;
+          await syncDeliveryCounters(pair.marketing.store, upgrading, outbound, { retry, clock });
+          await syncDeliveryCounters(pair.marketing.store, upgrading, outbound, { retry, clock });
+          expect(logged.map((line) => line.msg).slice(2)).toEqual([
+            'exec-1 signs its answers: remove acceptUnsignedAnswers from its midsourcing.peers entry',
+          ]);
+        } finally {
+          upgrading.close();
+        }
       });
     },
   );

@@ -40,7 +40,7 @@ export function registerMidCommands(program: Command, context: CliContext): void
       await withHerald(context, command, async (herald) => {
         const config = herald.config.midsourcing;
         requireMarketing(config);
-        const clients = peerClients(config, herald.clock);
+        const clients = peerClients(config, herald.clock, herald.logger);
         try {
           const result = await pushDelivery({
             store: herald.store,
@@ -98,10 +98,10 @@ export function registerMidCommands(program: Command, context: CliContext): void
       await withHerald(context, command, async (herald) => {
         const config = herald.config.midsourcing;
         requireMarketing(config);
-        const states = await forwardPendingStates(herald.store, config, herald.clock);
+        const states = await forwardPendingStates(herald.store, config, herald.clock, herald.logger);
         if (!options.json) for (const result of states) context.output.err(describeForward(result));
-        const logs = await syncAll(herald.store, config, 'logs', herald.clock);
-        const counters = await syncAll(herald.store, config, 'counters', herald.clock);
+        const logs = await syncAll(herald.store, config, 'logs', herald.clock, undefined, herald.logger);
+        const counters = await syncAll(herald.store, config, 'counters', herald.clock, undefined, herald.logger);
         if (options.json) printJson(context, { logs, counters, states });
         else {
           context.output.out(

@@ -45,6 +45,24 @@ describe('checkConfigSafety', () => {
       {},
       'resolver-reaches-internet mta.resolverServers',
     ],
+    [
+      {
+        midsourcing: {
+          mode: 'marketing',
+          peers: [
+            { name: 'exec-1', url: 'https://exec-1.example.net', secret: 'a-shared-secret-0123' },
+            {
+              name: 'exec-2',
+              url: 'https://exec-2.example.net',
+              secret: 'a-shared-secret-0123',
+              acceptUnsignedAnswers: true,
+            },
+          ],
+        },
+      },
+      {},
+      'mid-unsigned-answers midsourcing.peers[1].acceptUnsignedAnswers',
+    ],
   ])('flags %j with %j', (override, facts, expected) => {
     const merged = {
       ...safe,

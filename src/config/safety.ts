@@ -14,7 +14,8 @@ export interface ConfigWarning {
     | 'bounce-domain-unresolvable'
     | 'helo-name-not-public'
     | 'dkim-missing'
-    | 'resolver-reaches-internet';
+    | 'resolver-reaches-internet'
+    | 'mid-unsigned-answers';
   /** The configuration key to change. */
   key: string;
   message: string;
@@ -156,6 +157,17 @@ export function checkConfigSafety(config: HeraldConfig, facts: SafetyFacts = {})
       message:
         'every mta.routes entry points at this machine (a simulator), but mta.resolverServers is empty: recipients outside the routes are looked up with the system resolver and mailed over the Internet',
       fix: 'point mta.resolverServers at the simulator resolver (the line `herald sim start` prints), or remove the routes for real sending',
+    });
+
+  if (config.midsourcing.mode === 'marketing')
+    config.midsourcing.peers.forEach((peer, index) => {
+      if (peer.acceptUnsignedAnswers)
+        warnings.push({
+          id: 'mid-unsigned-answers',
+          key: `midsourcing.peers[${index}].acceptUnsignedAnswers`,
+          message: `answers of execution peer ${peer.name} are believed without their signature: anything answering on ${peer.url ?? 'its url'} can acknowledge parts that never arrived and report outcomes`,
+          fix: `upgrade ${peer.name} to a Herald that signs its answers, then remove acceptUnsignedAnswers from its midsourcing.peers entry`,
+        });
     });
   return warnings;
 }

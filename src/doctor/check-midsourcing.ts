@@ -205,8 +205,8 @@ function adviceForCode(
   if (code === 'ANSWER_NOT_SIGNED')
     return {
       refused: true,
-      cause: `what answers at ${peer}'s url is not ${peer} holding this pair's secret (its answers are not signed with it): a wrong url pointing at another service, a proxy or load balancer answering for a dead backend, someone in the middle of plain HTTP, or a different secret over there; nothing it answered was used`,
-      fix: `check the url of "${peer}" in midsourcing.peers and what listens there (${peer}'s \`herald start --roles mid\`, and any proxy between), and that both sides carry the same secret; use https across untrusted networks`,
+      cause: `what answers at ${peer}'s url is not ${peer} holding this pair's secret (its answers are not signed with it): a wrong url pointing at another service, a proxy or load balancer answering for a dead backend, someone in the middle of plain HTTP, a different secret over there, or ${peer} running a Herald older than answer signing; nothing it answered was used`,
+      fix: `check the url of "${peer}" in midsourcing.peers and what listens there (${peer}'s \`herald start --roles mid\`, and any proxy between), and that both sides carry the same secret; use https across untrusted networks; an older ${peer}: upgrade it (acceptUnsignedAnswers on its midsourcing.peers entry lets pushes through meanwhile, docs/midsourcing.md#upgrading)`,
     };
   if (code === 'NOT_FOUND')
     return {

@@ -15,6 +15,13 @@ const peerSchema = z
     url: z.string().url().optional(),
     /** Shared secret of the pair (HMAC-SHA256 key); at least 16 characters. */
     secret: z.string().min(16),
+    /**
+     * Marketing side, only while upgrading: believe this execution instance's answers that carry no
+     * answer signature (a Herald older than answer signing). Anything answering on its url can then
+     * acknowledge parts, stop pushes and report outcomes: a warning at every use, `herald config check`
+     * and `herald start` name it. Badly signed answers are still refused. Remove it once the peer is upgraded.
+     */
+    acceptUnsignedAnswers: z.boolean().default(false),
   })
   .strict();
 
@@ -79,7 +86,8 @@ export const midsourcingSchema = z
   })
   .strict();
 
-export type MidsourcingConfig = z.infer<typeof midsourcingSchema>;
-export type MidPeerConfig = z.infer<typeof peerSchema>;
+/** A peer entry; one built in code may leave out what has a default (acceptUnsignedAnswers: false). */
+export type MidPeerConfig = z.input<typeof peerSchema>;
+export type MidsourcingConfig = Omit<z.infer<typeof midsourcingSchema>, 'peers'> & { peers: MidPeerConfig[] };
 
 export const defaultMidsourcingConfig = (): MidsourcingConfig => midsourcingSchema.parse({});

@@ -42,12 +42,12 @@ export async function startMidDemo(
     `sqlite:${join(options.dataDir, `herald-execution-${randomId(4).toLowerCase()}.db`)}`,
   );
   await migrateToLatest(executionStore);
-  const executionConfig: MidsourcingConfig = {
+  const executionConfig = {
     ...defaultMidsourcingConfig(),
     mode: 'execution',
     name: 'demo-execution',
-    peers: [{ name: 'demo-marketing', secret }],
-  };
+    peers: [{ name: 'demo-marketing', secret, acceptUnsignedAnswers: false }],
+  } satisfies MidsourcingConfig;
   const execution: Herald = {
     ...herald,
     config: { ...herald.config, midsourcing: executionConfig },

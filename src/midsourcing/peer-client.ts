@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
 import { randomId } from '../common/ids.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
 import type { MidPeerConfig } from './config.ts';
 import { createHttpTransport, type Transport } from './http-transport.ts';
 import {
@@ -45,6 +46,8 @@ export interface PeerClientOptions {
   transport?: Transport;
   /** Largest answer read, but for logs pages (bounded by their row limit): the others are a few hundred bytes. */
   maxResponseBytes?: number;
+  /** Where believing unsigned answers (peer.acceptUnsignedAnswers) is reported. */
+  logger?: Logger;
 }
 
 /**
@@ -74,6 +77,15 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
   const ownTransport = options.transport === undefined;
   const transport = options.transport ?? createHttpTransport();
   const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
+  const logger = options.logger ?? silentLogger;
+  // An upgrade in progress (docs/midsourcing.md, Upgrading): said when the client is made, at the
+  // first unsigned answer believed, and when the peer turns out to sign already.
+  const upgrade = { unsignedBelieved: false, signedSeen: false };
+  if (peer.acceptUnsignedAnswers)
+    logger.warn(
+      { peer: peer.name, url: peer.url },
+      `midsourcing.peers ${peer.name}: acceptUnsignedAnswers is on: answers of ${peer.name} without ${midHeaders.answerSignature} are believed, so anything answering on its url can acknowledge parts and report outcomes; remove it once ${peer.name} is upgraded`,
+    );
 
   async function call<T>(
     method: 'GET' | 'POST',
@@ -119,9 +131,28 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
         },
         given,
       );
-      if (!genuine) return explainRefusal(refuseUnsignedAnswer(exchange, peer.name, given !== undefined));
+      if (genuine) noteSigned();
+      else if (given === undefined && peer.acceptUnsignedAnswers) noteUnsignedBelieved(method, url.pathname);
+      else return explainRefusal(refuseUnsignedAnswer(exchange, peer.name, given !== undefined));
     }
     return explainRefusal(interpretExchange(exchange, expected));
+  }
+
+  function noteUnsignedBelieved(method: string, path: string): void {
+    if (upgrade.unsignedBelieved) return;
+    upgrade.unsignedBelieved = true;
+    logger.warn(
+      { peer: peer.name, method, path },
+      `believing an answer of ${peer.name} that is not signed (midsourcing.peers ${peer.name} acceptUnsignedAnswers is on): upgrade ${peer.name}, then remove the setting`,
+    );
+  }
+  function noteSigned(): void {
+    if (!peer.acceptUnsignedAnswers || upgrade.signedSeen) return;
+    upgrade.signedSeen = true;
+    logger.warn(
+      { peer: peer.name },
+      `${peer.name} signs its answers: remove acceptUnsignedAnswers from its midsourcing.peers entry`,
+    );
   }
 
   // The execution side answers an unknown peer and a wrong secret alike (names cannot be probed);

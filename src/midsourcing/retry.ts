@@ -132,7 +132,11 @@ export function refuseUnsignedAnswer(
     retryable: true,
     timeout: false,
     code: 'ANSWER_NOT_SIGNED',
-    message: `the answer is not signed by midsourcing.peers ${peer}: wrong url, a proxy answering, or a different secret (HTTP ${exchange.status}, ${how}; nothing of it was used)`,
+    message: `the answer is not signed by midsourcing.peers ${peer}: wrong url, a proxy answering, or a different secret (HTTP ${exchange.status}, ${how}; nothing of it was used)${
+      signed
+        ? ''
+        : `; or ${peer} runs a Herald older than answer signing: upgrade it (acceptUnsignedAnswers: true on its midsourcing.peers entry here lets the push through meanwhile)`
+    }`,
     latencyMs: exchange.latencyMs,
   };
 }

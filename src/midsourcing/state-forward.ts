@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import type { MidsourcingConfig } from './config.ts';
 import {
@@ -178,8 +179,9 @@ export async function forwardPendingStates(
   store: Store,
   config: MidsourcingConfig,
   clock?: Clock,
+  logger?: Logger,
 ): Promise<ForwardResult[]> {
-  const clients = peerClients(config, clock);
+  const clients = peerClients(config, clock, logger);
   const results: ForwardResult[] = [];
   try {
     for (const outbound of await unforwardedStates(store)) {

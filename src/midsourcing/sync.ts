@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import { transitionDelivery } from '../delivery/lifecycle.ts';
 import type { DeliveryState } from '../store/tables.ts';
@@ -127,7 +128,7 @@ export function retryPolicyOf(config: MidsourcingConfig): RetryPolicy {
 }
 
 /** A client per configured peer, created on first use; close() closes them all. */
-export function peerClients(config: MidsourcingConfig, clock?: Clock) {
+export function peerClients(config: MidsourcingConfig, clock?: Clock, logger?: Logger) {
   const clients = new Map<string, PeerClient>();
   return {
     get(name: string): PeerClient {
@@ -139,7 +140,13 @@ export function peerClients(config: MidsourcingConfig, clock?: Clock) {
             'CONFIG_INVALID',
             `midsourcing.peers has no peer named "${name}" (known: ${config.peers.map((p) => p.name).join(', ') || 'none'})`,
           );
-        client = createPeerClient({ peer, localName: config.name, timeoutMs: config.requestTimeoutMs, clock });
+        client = createPeerClient({
+          peer,
+          localName: config.name,
+          timeoutMs: config.requestTimeoutMs,
+          clock,
+          ...(logger && { logger }),
+        });
         clients.set(name, client);
       }
       return client;
@@ -170,8 +177,9 @@ export async function syncAll(
   kind: SyncKind,
   clock?: Clock,
   keepAlive?: () => Promise<void>,
+  logger?: Logger,
 ): Promise<{ synced: number; failed: Array<{ deliveryId: number; error: string }>; results: unknown[] }> {
-  const clients = peerClients(config, clock);
+  const clients = peerClients(config, clock, logger);
   const failed: Array<{ deliveryId: number; error: string }> = [];
   const results: unknown[] = [];
   const unreachable = new Map<string, number>();

@@ -13,7 +13,7 @@ function syncStep(kind: SyncKind): StepDefinition {
     async run(ctx) {
       const config = ctx.config.midsourcing;
       if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
-      const result = await syncAll(ctx.store, config, kind, ctx.clock, ctx.keepAlive);
+      const result = await syncAll(ctx.store, config, kind, ctx.clock, ctx.keepAlive, ctx.logger);
       for (const failure of result.failed) await ctx.log(`delivery ${failure.deliveryId}: ${failure.error}`, 'warn');
       if (result.failed.length > 0 && result.synced === 0)
         return {
@@ -37,7 +37,7 @@ const resumePushes: StepDefinition = {
     const config = ctx.config.midsourcing;
     if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
     const stalled = await stalledPushes(ctx.store, ctx.clock.now() - stalledAfterMs);
-    const clients = peerClients(config, ctx.clock);
+    const clients = peerClients(config, ctx.clock, ctx.logger);
     let resumed = 0;
     try {
       for (const outbound of stalled) {
@@ -81,7 +81,7 @@ const forwardStates: StepDefinition = {
   async run(ctx) {
     const config = ctx.config.midsourcing;
     if (config.mode !== 'marketing') return skipped(`midsourcing.mode is ${config.mode}`);
-    const results = await forwardPendingStates(ctx.store, config, ctx.clock);
+    const results = await forwardPendingStates(ctx.store, config, ctx.clock, ctx.logger);
     const count = (kind: string) => results.filter((result) => result.kind === kind).length;
     for (const result of results) await ctx.log(describeForward(result), result.kind === 'failed' ? 'warn' : 'info');
     return done(`${count('forwarded')} forwarded, ${count('queued')} queued, ${count('failed')} failed`);

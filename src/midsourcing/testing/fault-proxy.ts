@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { midHeaders } from '../wire.ts';
 
 // An HTTP proxy for tests and drills that sits between a marketing and an execution instance and
 // injects the faults a real network and a real gateway produce, by plan:
@@ -16,6 +17,8 @@ import type { AddressInfo, Socket } from 'node:net';
 //   status(n)       answer n without forwarding (e.g. 408 from a gateway); optionally with a body
 //                   of its own (a forged problem+json), never signed by the execution instance
 //   status-after(n) forward, then answer n instead of the real response (e.g. 504)
+//   unsigned        forward, relay the answer without its answer signature (an execution
+//                   instance older than answer signing)
 // The path and body are relayed untouched, so request signatures stay valid.
 
 export type Fault =
@@ -24,7 +27,8 @@ export type Fault =
   | { kind: 'drop-before' }
   | { kind: 'drop-after' }
   | { kind: 'status'; status: number; body?: string; contentType?: string }
-  | { kind: 'status-after'; status: number };
+  | { kind: 'status-after'; status: number }
+  | { kind: 'unsigned' };
 
 export interface ProxiedRequest {
   method: string;
@@ -56,6 +60,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     'drop-after': 0,
     status: 0,
     'status-after': 0,
+    unsigned: 0,
   };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -79,13 +84,18 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
       out.end(body);
     });
 
-  const relay = (res: ServerResponse, answer: { status: number; headers: IncomingHttpHeaders; body: Buffer }) => {
+  const relay = (
+    res: ServerResponse,
+    answer: { status: number; headers: IncomingHttpHeaders; body: Buffer },
+    stripSignature = false,
+  ) => {
     if (res.destroyed) return;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(answer.headers)) {
       if (
         typeof value === 'string' &&
-        !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name)
+        !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(name) &&
+        !(stripSignature && name === midHeaders.answerSignature)
       )
         headers[name] = value;
     }
@@ -124,7 +134,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
           timers.add(timer);
           return;
         }
-        relay(res, answer);
+        relay(res, answer, fault.kind === 'unsigned');
       })();
     });
   });
