@@ -17,6 +17,8 @@ import { midHeaders } from '../wire.ts';
 //   status(n)       answer n without forwarding (e.g. 408 from a gateway); optionally with a body
 //                   of its own (a forged problem+json), never signed by the execution instance
 //   status-after(n) forward, then answer n instead of the real response (e.g. 504)
+//   hold(until)     forward only once `until` settles (a request stuck on the way, arriving late,
+//                   e.g. together with the client's retry)
 //   unsigned        forward, relay the answer without its answer signature (an execution
 //                   instance older than answer signing)
 // The path and body are relayed untouched, so request signatures stay valid.
@@ -28,7 +30,8 @@ export type Fault =
   | { kind: 'drop-after' }
   | { kind: 'status'; status: number; body?: string; contentType?: string }
   | { kind: 'status-after'; status: number }
-  | { kind: 'unsigned' };
+  | { kind: 'unsigned' }
+  | { kind: 'hold'; until: Promise<void> };
 
 export interface ProxiedRequest {
   method: string;
@@ -61,6 +64,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     status: 0,
     'status-after': 0,
     unsigned: 0,
+    hold: 0,
   };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -119,6 +123,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
           res.writeHead(fault.status, { 'content-type': fault.contentType ?? 'text/plain' });
           return res.end(fault.body ?? `proxy: injected ${fault.status}\n`);
         }
+        if (fault.kind === 'hold') await fault.until;
         const answer = await forward(req, body);
         // An unreachable upstream (restarting execution instance) looks like a reset to the client.
         if (!answer || fault.kind === 'drop-after') return req.socket.destroy();
