@@ -123,6 +123,17 @@ for (const dialect of testDialects) {
         expect((await getOutbound(pair.marketing.store, deliveryId))!.state).toBe('finalized');
       });
 
+      it('retries an answer too large to read: it is cut off before its signature can be checked', async () => {
+        const { deliveryId } = await seed('flood', 2);
+        logged.length = 0;
+        const flood: Fault = { kind: 'status', status: 413, body: 'x'.repeat(1_100_000) };
+        pair.proxy.setPlan(onPath({ '/parts/1': { fault: flood, times: 1 } }));
+        const result = await push(deliveryId);
+        expect(result).toMatchObject({ parts: 1, recipients: 2 });
+        expect((await listParts(pair.marketing.store, deliveryId))[0]!.attempts).toBe(2);
+        expect(logged[0]).toMatchObject({ code: 'RESPONSE_TOO_LARGE', retryable: true });
+      });
+
       it('gives up a push stopped by unsigned answers as unavailable, parts pending, and resumes it whole', async () => {
         const { deliveryId } = await seed('blocked', 4);
         pair.proxy.setPlan(onPath({ '/parts/2': { fault: forged('INVALID_BODY', 400), times: 1_000 } }));

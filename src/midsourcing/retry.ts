@@ -39,13 +39,18 @@ export function interpretExchange<T>(exchange: Exchange, expected?: Expected<T>)
     };
   }
   if (exchange.kind === 'network') {
-    // Resets, refusals and broken pipes are what a restarting or overloaded peer looks like.
+    // Resets, refusals and broken pipes are what a restarting or overloaded peer looks like. An
+    // answer too large is cut off before its signature can be checked: it may be anyone's (a proxy's
+    // page, a flood from the path), so it is no verdict either.
+    const tooLarge = exchange.code === 'RESPONSE_TOO_LARGE';
     return {
       ok: false,
-      retryable: exchange.code !== 'RESPONSE_TOO_LARGE',
+      retryable: true,
       timeout: false,
       code: exchange.code,
-      message: exchange.message,
+      message: tooLarge
+        ? `${exchange.message}, cut off unread (its signature could not be checked; retried)`
+        : exchange.message,
       latencyMs: exchange.latencyMs,
     };
   }
