@@ -6,7 +6,7 @@ import { getOutbound, listParts } from '../src/midsourcing/outbound-store.ts';
 import { createPeerClient } from '../src/midsourcing/peer-client.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { forwardState } from '../src/midsourcing/state-forward.ts';
-import { syncDeliveryCounters } from '../src/midsourcing/sync.ts';
+import { syncAll, syncDeliveryCounters } from '../src/midsourcing/sync.ts';
 import type { Fault, ProxiedRequest } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
@@ -169,6 +169,23 @@ for (const dialect of testDialects) {
           kind: 'forwarded',
           remoteState: 'stopped',
         });
+      });
+
+      it('a pull pass asks a peer answered for by something else for one delivery only', async () => {
+        // Deliveries pushed by the tests above are all waiting for their outcomes from exec-1.
+        let asked = 0;
+        pair.proxy.setPlan(({ path }) => {
+          if (!path.includes('/logs?')) return { kind: 'pass' };
+          asked++;
+          return plain(403);
+        });
+        const config = { ...pair.marketingConfig, maxAttempts: 2 };
+        const pass = await syncAll(pair.marketing.store, config, 'logs', clock);
+        expect(pass.failed.length).toBeGreaterThanOrEqual(3);
+        expect(pass.failed[0]!.error).toMatch(/HTTP 403.*not signed by exec-1/);
+        expect(pass.failed.slice(1).every((failure) => failure.error.startsWith('skipped: exec-1'))).toBe(true);
+        expect(asked).toBe(config.maxAttempts);
+        pair.proxy.setPlan(() => ({ kind: 'pass' }));
       });
 
       it('upgrading marketing first: unsigned answers of an older execution instance stop nothing, and acceptUnsignedAnswers lets the push through, loudly', async () => {

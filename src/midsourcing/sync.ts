@@ -159,9 +159,19 @@ export function peerClients(config: MidsourcingConfig, clock?: Clock, logger?: L
 
 export type SyncKind = 'logs' | 'counters';
 
-/** Pure: the peer itself did not answer (not one delivery's error): timeouts, network errors, a gateway's 502-504. */
+/**
+ * Pure: the peer itself did not answer (not one delivery's error): timeouts, network errors, any
+ * plain HTTP error (the execution server always answers a typed body: a gateway's 502, a proxy's 403),
+ * an answer it did not sign or that was cut off unread, and the refusals that hold for every request
+ * to it (a wrong secret, a clock off).
+ */
 export function peerUnreachable(remoteCode: unknown): boolean {
-  return typeof remoteCode === 'string' && /^(TIMEOUT|E[A-Z_]+|HTTP_50[234])$/.test(remoteCode);
+  return (
+    typeof remoteCode === 'string' &&
+    /^(TIMEOUT|E[A-Z_]+|HTTP_\d{3}|ANSWER_NOT_SIGNED|RESPONSE_TOO_LARGE|BAD_SIGNATURE|STALE_TIMESTAMP)$/.test(
+      remoteCode,
+    )
+  );
 }
 
 /**
