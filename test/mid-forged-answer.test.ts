@@ -10,7 +10,7 @@ import { pushDelivery } from '../src/midsourcing/push.ts';
 import { signAnswer } from '../src/midsourcing/signing.ts';
 import { forwardState } from '../src/midsourcing/state-forward.ts';
 import { syncDeliveryCounters, syncDeliveryLogs } from '../src/midsourcing/sync.ts';
-import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { midHeaders } from '../src/midsourcing/wire.ts';
 import { getAddress } from '../src/quarantine/quarantine-store.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
@@ -125,15 +125,7 @@ for (const dialect of testDialects) {
       });
 
       const seed = (name: string, count: number) =>
-        seedPreparedDelivery(pair.marketing.store, {
-          name: `${name}-${dialect}`,
-          recipients: Array.from({ length: count }, (_, i) => ({
-            email: `${name}${i}@accept.test`,
-            data: { first_name: `R${i}` },
-          })),
-          validitySeconds: 3600,
-          clock,
-        });
+        seedNumberedDelivery(pair.marketing.store, `${name}-${dialect}`, count, clock);
       const push = (deliveryId: number) =>
         pushDelivery({ store: pair.marketing.store, client, deliveryId, partSize: 2, inFlight: 1, retry, clock });
 

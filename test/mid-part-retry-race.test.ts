@@ -3,7 +3,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { listParts } from '../src/midsourcing/outbound-store.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
-import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
 
@@ -34,15 +34,7 @@ for (const dialect of testDialects) {
       });
 
       it('stores a part once when its timed-out copy and its retry arrive together, or the ack is replaced by a 408', async () => {
-        const { deliveryId } = await seedPreparedDelivery(pair.marketing.store, {
-          name: `race-${dialect}`,
-          recipients: Array.from({ length: 6 }, (_, i) => ({
-            email: `race${i}@accept.test`,
-            data: { first_name: `R${i}` },
-          })),
-          validitySeconds: 3600,
-          clock,
-        });
+        const { deliveryId } = await seedNumberedDelivery(pair.marketing.store, 'race', 6, clock);
         let release = () => {};
         const held = new Promise<void>((resolve) => {
           release = resolve;

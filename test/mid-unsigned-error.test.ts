@@ -8,7 +8,7 @@ import { pushDelivery } from '../src/midsourcing/push.ts';
 import { forwardState } from '../src/midsourcing/state-forward.ts';
 import { syncAll, syncDeliveryCounters } from '../src/midsourcing/sync.ts';
 import type { Fault, ProxiedRequest } from '../src/midsourcing/testing/fault-proxy.ts';
-import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
 
@@ -41,15 +41,7 @@ for (const dialect of testDialects) {
       });
 
       const seed = (name: string, count: number) =>
-        seedPreparedDelivery(pair.marketing.store, {
-          name: `${name}-${dialect}`,
-          recipients: Array.from({ length: count }, (_, i) => ({
-            email: `${name}${i}@accept.test`,
-            data: { first_name: `R${i}` },
-          })),
-          validitySeconds: 3600,
-          clock,
-        });
+        seedNumberedDelivery(pair.marketing.store, `${name}-${dialect}`, count, clock);
       const logged: Array<{ msg: string; part?: number; code?: string; retryable?: boolean; error?: string }> = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
       const push = (deliveryId: number, client = pair.client) =>

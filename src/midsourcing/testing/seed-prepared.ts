@@ -59,3 +59,17 @@ export async function seedPreparedDelivery(
   if (outcome.kind === 'failed') throw new Error(`seed preparation failed: ${outcome.error}`);
   return { deliveryId: delivery.id, prepared: outcome.counts.prepared };
 }
+
+/** A delivery prepared for `count` recipients `<name><i>@accept.test` (a domain the simulator accepts), valid an hour. */
+export function seedNumberedDelivery(
+  store: Store,
+  name: string,
+  count: number,
+  clock: Clock,
+): Promise<{ deliveryId: number; prepared: number }> {
+  const recipients = Array.from({ length: count }, (_, i) => ({
+    email: `${name}${i}@accept.test`,
+    data: { first_name: `R${i}` },
+  }));
+  return seedPreparedDelivery(store, { name, recipients, validitySeconds: 3600, clock });
+}
