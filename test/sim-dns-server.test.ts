@@ -100,6 +100,24 @@ describe('simulator DNS server through node:dns Resolver', () => {
       code: 'INPUT_INVALID',
     });
   });
+
+  it('serves a per-name TTL, and a zone replaced while it runs', async () => {
+    const changing = await startDnsServer({
+      ttlSeconds: 60,
+      records: { 'a.test': { a: ['192.0.2.1'], ttlSeconds: 5 } },
+    });
+    try {
+      const client = new dns.Resolver({ timeout: 1000, tries: 1 });
+      client.setServers([changing.address]);
+      expect(await client.resolve4('a.test', { ttl: true })).toEqual([{ address: '192.0.2.1', ttl: 5 }]);
+      changing.setRecords({ 'a.test': { a: ['192.0.2.2'] }, 'b.test': { servfail: true } });
+      expect(await client.resolve4('a.test', { ttl: true })).toEqual([{ address: '192.0.2.2', ttl: 60 }]);
+      await expect(client.resolve4('b.test')).rejects.toMatchObject({ code: 'ESERVFAIL' });
+      expect(() => changing.setRecords({ 'a.test': { a: ['192.0.2.1'], ttlSeconds: -1 } })).toThrow(/bad TTL -1/);
+    } finally {
+      await changing.close();
+    }
+  });
 });
 
 describe('simulator DNS server and answers over 512 bytes', () => {

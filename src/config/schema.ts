@@ -167,8 +167,16 @@ export const configSchema = z
         routes: z.array(routeSchema).default([]),
         /** DNS servers as `ip` or `ip:port`; empty uses the system resolver. */
         resolverServers: z.array(z.string()).default([]),
-        /** Upper bound on how long an MX answer is cached, whatever its TTL. */
+        /** Upper bound on how long a DNS answer (MX hosts, their A/AAAA addresses) is cached, whatever its TTL: a provider moving its MX is followed within this time. Wins over mxCacheMinSeconds. */
         mxCacheMaxSeconds: z.number().int().min(0).default(3_600),
+        /** Lower bound on the same: an A/AAAA answer with a TTL of 0 or 5 s is still kept this long, or every few messages would make a query. */
+        mxCacheMinSeconds: z.number().int().min(1).default(60),
+        /** How long MX records are cached (within the two bounds above): node's resolver does not give their TTL, so this stands for it; a caching resolver in front (mta.resolverServers) answers the re-asks by the real TTL. */
+        mxRecordCacheSeconds: z.number().int().min(1).default(300),
+        /** How long an NXDOMAIN or NODATA answer (no such domain, no MX and no address, a host without address) is cached; RFC 2308 §5 asks for at most 3 hours. Node's resolver does not give the zone's SOA minimum, so this stands for it. */
+        mxNegativeCacheSeconds: z.number().int().min(1).max(10_800).default(300),
+        /** When DNS fails for a name (SERVFAIL, timeout) after a good answer, that answer is still used this long past its TTL (RFC 8767 serve-stale; 0: never), asked again every 10 s meanwhile; after it, the domain's messages are deferred (dns_temporary). */
+        mxStaleMaxSeconds: z.number().int().min(0).max(604_800).default(86_400),
         /** MX hosts tried per attempt, by preference (Postfix's smtp_mx_address_limit is 5): a domain publishing hundreds of MX hosts that never answer would hold each attempt for that many connect timeouts. */
         maxMxHosts: z.number().int().min(1).max(100).default(5),
         /** Addresses (A, then AAAA) of one MX host tried before its messages go to the next MX host, when the first cannot be reached (refused, timeout, 421 at the greeting). RFC 5321 §5.1 asks for at least two; each silent one costs a connect timeout. */

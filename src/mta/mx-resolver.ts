@@ -3,10 +3,12 @@ import { BlockList, isIP, isIPv6 } from 'node:net';
 import type { Clock } from '../common/clock.ts';
 import type { RouteTable, RouteTarget } from './routes.ts';
 import { localFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
+import { createDnsCache, type CacheLoad, type StaleAnswer, type StaleEvent } from './dns-cache.ts';
 
 // Where to deliver a domain's mail: MX hosts by preference (RFC 5321 §5.1), the domain itself when
 // it has no MX, nothing when it publishes a null MX (RFC 7505) or does not exist. Static routes
-// come first. Answers are cached; the DNS client is a parameter (tests point it at the simulator).
+// come first. Answers are cached for their TTL (dns-cache.ts); the DNS client is a parameter (tests
+// point it at the simulator).
 
 export interface DnsClient {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
@@ -38,14 +40,26 @@ export interface MxResolver {
   resolveAddresses(host: string): Promise<AddressResolution>;
   /** Names held in the caches (domains and MX hosts), expired ones not yet swept included. */
   cachedNames(): number;
+  /** Domains and MX hosts answered from their last good answer because DNS fails for them. */
+  staleAnswers(): StaleAnswer[];
 }
 
 export interface MxResolverOptions {
   dns: DnsClient;
   routes: RouteTable;
   clock: Clock;
-  /** Upper bound on caching any answer (node's resolveMx does not return TTLs, so MX answers get this). */
+  /** Upper bound on how long a good answer (MX hosts, addresses) is kept, whatever its TTL. */
   maxCacheSeconds: number;
+  /** Lower bound on the same (default 60). */
+  minCacheSeconds?: number;
+  /** How long MX records are kept, within the bounds: node:dns does not give their TTL (default 300). */
+  mxRecordCacheSeconds?: number;
+  /** How long NXDOMAIN and NODATA answers are kept (default 300; RFC 2308 §5 asks for at most 3 hours). */
+  negativeCacheSeconds?: number;
+  /** How long past its TTL a good answer stands in while DNS fails (SERVFAIL, timeout) (default 86,400). */
+  staleMaxSeconds?: number;
+  /** Told when a stale answer starts standing in for a failing lookup, and when it stops. */
+  onStale?: (event: StaleEvent) => void;
   /** The most preferred MX hosts kept; the others are never tried (default 5). */
   maxHosts?: number;
   /** DNS queries in flight at most (default 64); the others wait their turn. */
@@ -90,63 +104,36 @@ export function isPrivateAddress(address: string): boolean {
   return /^::ffff:/i.test(address) || privateIpv6.check(address, 'ipv6');
 }
 
-// Negative answers are cached less long: a domain being fixed should not wait an hour.
-const negativeCacheSeconds = 300;
+// A failed lookup is asked again this soon; while a stale answer stands in, this often (in the
+// background, callers are not kept waiting).
 const temporaryFailureCacheSeconds = 10;
 /** Addresses kept per host name: a hostile zone can answer with hundreds, and only a few are ever tried. */
 const maxAddressesKept = 16;
 /** MX hosts kept per domain whatever maxHosts: a hostile zone can list thousands at one preference. */
 const maxHostsKept = 64;
-/** Below this many entries a cache is never swept. */
-const minSweepSize = 1_024;
-
-interface CacheEntry<T> {
-  expiresAt: number;
-  value: Promise<T>;
-}
 
 export function createMxResolver(options: MxResolverOptions): MxResolver {
   const { routes, clock } = options;
   const random = options.random ?? Math.random;
   const maxHosts = options.maxHosts ?? 5;
   const dns = limitedDns(options.dns, options.maxConcurrentLookups ?? 64);
-  const domainCache = new Map<string, CacheEntry<MxResolution>>();
-  const addressCache = new Map<string, CacheEntry<AddressResolution>>();
+  const minSeconds = options.minCacheSeconds ?? 60;
+  const mxRecordSeconds = options.mxRecordCacheSeconds ?? 300;
+  const negativeSeconds = options.negativeCacheSeconds ?? 300;
+  const cacheOptions = {
+    clock,
+    staleMaxSeconds: options.staleMaxSeconds ?? 86_400,
+    staleRetrySeconds: temporaryFailureCacheSeconds,
+    ...(options.onStale && { onStale: options.onStale }),
+  };
+  const domainCache = createDnsCache<MxResolution>(cacheOptions);
+  const addressCache = createDnsCache<AddressResolution>(cacheOptions);
 
-  /** Cache sizes at which expired entries are next swept out, per cache. */
-  const sweepAt = new Map<Map<string, unknown>, number>();
+  /** A good answer's TTL within the bounds: a TTL of 0 or 5 s would mean a query per message or two,
+   *  a TTL of a week would keep a moved MX for a week. The maximum wins over the minimum. */
+  const clamp = (ttl: number) => Math.min(options.maxCacheSeconds, Math.max(minSeconds, ttl));
 
-  function cached<T>(
-    cache: Map<string, CacheEntry<T>>,
-    key: string,
-    load: () => Promise<{ value: T; ttlSeconds: number }>,
-  ): Promise<T> {
-    const now = clock.now();
-    const hit = cache.get(key);
-    if (hit && hit.expiresAt > now) return hit.value;
-    // An expired answer is replaced only if its name comes again: every domain ever sent to stayed
-    // (14 MiB after 20,000 domains of one wildcard zone). Swept whenever the cache doubles.
-    if (!hit && cache.size >= (sweepAt.get(cache) ?? minSweepSize)) {
-      for (const [name, entry] of cache) if (entry.expiresAt <= now) cache.delete(name);
-      sweepAt.set(cache, Math.max(minSweepSize, cache.size * 2));
-    }
-    // In-flight lookups are shared: a batch of 1,000 recipients of one domain makes one query.
-    const entry: CacheEntry<T> = { expiresAt: Number.POSITIVE_INFINITY, value: Promise.resolve() as Promise<T> };
-    entry.value = load().then(
-      ({ value, ttlSeconds }) => {
-        entry.expiresAt = clock.now() + Math.min(ttlSeconds, options.maxCacheSeconds) * 1_000;
-        return value;
-      },
-      (error: unknown) => {
-        cache.delete(key);
-        throw error;
-      },
-    );
-    cache.set(key, entry);
-    return entry.value;
-  }
-
-  async function lookupDomain(domain: string): Promise<{ value: MxResolution; ttlSeconds: number }> {
+  async function lookupDomain(domain: string): Promise<CacheLoad<MxResolution>> {
     let records: { exchange: string; priority: number }[];
     try {
       records = await dns.resolveMx(domain);
@@ -155,21 +142,25 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       if (code === 'ENOTFOUND')
         return {
           value: failure('domain_not_found', `domain ${domain} does not exist (NXDOMAIN)`, '5.1.2'),
-          ttlSeconds: negativeCacheSeconds,
+          ttlSeconds: negativeSeconds,
+          outcome: 'negative',
         };
       // RFC 5321 §5.1: no MX records at all -> the domain itself is the implicit MX.
       if (code === 'ENODATA') return implicitMx(domain);
-      return {
-        value: failure('dns_temporary', `MX lookup for ${domain} failed: ${code ?? (error as Error).message}`, '4.4.3'),
-        ttlSeconds: temporaryFailureCacheSeconds,
-      };
+      const reason = `MX lookup for ${domain} failed: ${code ?? (error as Error).message}`;
+      return temporaryFailure(reason);
     }
+    // node:dns gives no TTL for MX records (resolveMx has no `ttl` option, and resolveAny returns
+    // it for A/AAAA only, from servers that still answer ANY, RFC 8482): MX answers are kept
+    // mxRecordCacheSeconds; a caching resolver in front answers the re-asks by their real TTL.
+    const ttlSeconds = clamp(mxRecordSeconds);
     const usable = records.filter((record) => record.exchange !== '' && record.exchange !== '.');
     if (usable.length === 0) {
       if (records.length > 0)
         return {
           value: failure('null_mx', `${domain} publishes a null MX: it accepts no mail (RFC 7505)`, '5.1.10'),
-          ttlSeconds: negativeCacheSeconds,
+          ttlSeconds,
+          outcome: 'negative',
         };
       return implicitMx(domain);
     }
@@ -184,22 +175,24 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       if (!byName.has(name)) byName.set(name, { name, preference: record.priority });
     }
     const hosts = withinLimit([...byName.values()], maxHosts).map(withRoute);
-    return { value: { kind: 'hosts', hosts }, ttlSeconds: options.maxCacheSeconds };
+    return { value: { kind: 'hosts', hosts }, ttlSeconds, outcome: 'good' };
   }
 
-  async function implicitMx(domain: string): Promise<{ value: MxResolution; ttlSeconds: number }> {
+  /** The domain as its own MX, until an MX record appears: kept no longer than a negative answer. */
+  async function implicitMx(domain: string): Promise<CacheLoad<MxResolution>> {
     const address = await lookupAddress(domain);
     if (address.value.kind === 'failure') {
-      if (address.value.reply.local === 'dns_temporary')
-        return { value: address.value, ttlSeconds: address.ttlSeconds };
+      if (address.outcome === 'error') return { ...address, value: address.value };
       return {
         value: failure('domain_not_found', `${domain} has no MX and no A/AAAA record`, '5.1.2'),
-        ttlSeconds: negativeCacheSeconds,
+        ttlSeconds: negativeSeconds,
+        outcome: 'negative',
       };
     }
     return {
       value: { kind: 'hosts', hosts: [withRoute({ name: domain, preference: 0 })] },
-      ttlSeconds: address.ttlSeconds,
+      ttlSeconds: Math.min(address.ttlSeconds, negativeSeconds),
+      outcome: 'good',
     };
   }
 
@@ -216,7 +209,7 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
    * a temporary failure, or every connection to such a host waited for the AAAA timeout (2 tries
    * of mta's 5 s) every 10 s.
    */
-  async function lookupAddress(host: string): Promise<{ value: AddressResolution; ttlSeconds: number }> {
+  async function lookupAddress(host: string): Promise<CacheLoad<AddressResolution>> {
     const [v4, v6] = await Promise.all([
       addressesOf(() => dns.resolve4(host, { ttl: true })),
       addressesOf(() => dns.resolve6(host, { ttl: true })),
@@ -226,23 +219,21 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       (answer) => answer.kind === 'error' && answer.code !== 'ENODATA' && answer.code !== 'ENOTFOUND',
     );
     if (records.length > 0) {
-      const ttlSeconds = Math.max(Math.min(...records.map((record) => record.ttl)), 1);
+      const ttlSeconds = clamp(Math.min(...records.map((record) => record.ttl)));
       const addresses = [...new Set(records.map((record) => record.address))].slice(0, maxAddressesKept);
-      return { value: { kind: 'addresses', addresses }, ttlSeconds };
+      return { value: { kind: 'addresses', addresses }, ttlSeconds, outcome: 'good' };
     }
     if ([v4, v6].some((answer) => answer.kind === 'error' && answer.code === 'ENOTFOUND'))
       return {
         value: failure('no_address', `${host} does not exist (NXDOMAIN)`, '4.4.4'),
-        ttlSeconds: negativeCacheSeconds,
+        ttlSeconds: negativeSeconds,
+        outcome: 'negative',
       };
-    if (temporary?.kind === 'error')
-      return {
-        value: failure('dns_temporary', `address lookup for ${host} failed: ${temporary.code}`, '4.4.3'),
-        ttlSeconds: temporaryFailureCacheSeconds,
-      };
+    if (temporary?.kind === 'error') return temporaryFailure(`address lookup for ${host} failed: ${temporary.code}`);
     return {
       value: failure('no_address', `${host} has no A or AAAA record`, '4.4.4'),
-      ttlSeconds: negativeCacheSeconds,
+      ttlSeconds: negativeSeconds,
+      outcome: 'negative',
     };
   }
 
@@ -256,18 +247,21 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
       // the message expired.
       const literal = addressLiteral(name);
       if (literal) return Promise.resolve({ kind: 'hosts', hosts: [withRoute({ name: literal, preference: 0 })] });
-      return cached(domainCache, name, () => lookupDomain(name)).then((resolution) =>
-        resolution.kind === 'hosts'
-          ? { kind: 'hosts', hosts: shuffleEqualPreferences(resolution.hosts, random).slice(0, maxHosts) }
-          : resolution,
-      );
+      return domainCache
+        .get(name, () => lookupDomain(name))
+        .then((resolution) =>
+          resolution.kind === 'hosts'
+            ? { kind: 'hosts', hosts: shuffleEqualPreferences(resolution.hosts, random).slice(0, maxHosts) }
+            : resolution,
+        );
     },
-    cachedNames: () => domainCache.size + addressCache.size,
+    cachedNames: () => domainCache.size() + addressCache.size(),
+    staleAnswers: () => [...domainCache.stale(), ...addressCache.stale()],
     async resolveAddresses(host) {
       const literal = addressLiteral(host);
       const resolution: AddressResolution = literal
         ? { kind: 'addresses', addresses: [literal] }
-        : await cached(addressCache, host.toLowerCase(), () => lookupAddress(host));
+        : await addressCache.get(host.toLowerCase(), () => lookupAddress(host));
       if (resolution.kind === 'failure' || options.allowPrivateAddresses) return resolution;
       const addresses = resolution.addresses.filter((address) => !isPrivateAddress(address));
       if (addresses.length > 0) return { kind: 'addresses', addresses };
@@ -336,6 +330,15 @@ async function addressesOf(query: () => Promise<{ address: string; ttl: number }
   } catch (error) {
     return { kind: 'error', code: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
   }
+}
+
+function temporaryFailure<T>(reason: string): CacheLoad<T> {
+  return {
+    value: failure('dns_temporary', reason, '4.4.3') as T,
+    ttlSeconds: temporaryFailureCacheSeconds,
+    outcome: 'error',
+    reason,
+  };
 }
 
 function failure(

@@ -19,6 +19,7 @@ import { registerMtaNode, thisProcess, type ProcessIdentity } from './node-regis
 import type { Store } from '../store/database.ts';
 import type { MtaStore } from './mta-store.ts';
 import { createRateMeter, type MtaStats } from './mta-stats.ts';
+import { logStale } from './dns-cache.ts';
 import { createDnsClient, createMxResolver, type DnsClient } from './mx-resolver.ts';
 import type { Outcome } from './outcome.ts';
 import { createOutcomeWriter } from './outcome-writer.ts';
@@ -142,6 +143,11 @@ function createParts(
       routes: compileRoutes(config.routes),
       clock,
       maxCacheSeconds: config.mxCacheMaxSeconds,
+      minCacheSeconds: config.mxCacheMinSeconds,
+      mxRecordCacheSeconds: config.mxRecordCacheSeconds,
+      negativeCacheSeconds: config.mxNegativeCacheSeconds,
+      staleMaxSeconds: config.mxStaleMaxSeconds,
+      onStale: (event) => logStale(logger, event),
       maxHosts: config.maxMxHosts,
       allowPrivateAddresses: config.allowPrivateMxAddresses,
       maxConcurrentLookups: config.dnsConcurrency,

@@ -25,6 +25,8 @@ export interface DnsRecords {
   aaaa?: string[];
   /** Answer every query for the name with SERVFAIL (a broken authoritative server or resolver). */
   servfail?: boolean;
+  /** TTL of this name's records, in seconds (default: the server's ttlSeconds). */
+  ttlSeconds?: number;
 }
 
 export interface DnsServerOptions {
@@ -49,6 +51,8 @@ export interface DnsServer {
   /** 'host:port', the form resolver.setServers() takes. */
   readonly address: string;
   stats(): DnsServerStats;
+  /** Replaces the whole zone, as a provider changing its records: answers from now on come from it. */
+  setRecords(records: Record<string, DnsRecords>): void;
   close(): Promise<void>;
 }
 
@@ -56,7 +60,8 @@ const classIn = 1;
 const classAny = 255;
 
 export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
-  const zone = compileZone(options.records, options.ttlSeconds ?? 300);
+  const defaultTtl = options.ttlSeconds ?? 300;
+  let zone = compileZone(options.records, defaultTtl);
   const stats: DnsServerStats = { queries: 0, answered: 0, nxdomain: 0, servfail: 0, malformed: 0 };
   const host = options.host ?? '127.0.0.1';
 
@@ -98,6 +103,9 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
         port,
         address: `${host}:${port}`,
         stats: () => ({ ...stats }),
+        setRecords: (records) => {
+          zone = compileZone(records, defaultTtl);
+        },
         close: async () => {
           await new Promise<void>((resolve) => socket.close(() => resolve()));
           await tcp.close();
@@ -172,15 +180,17 @@ function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats
   return buildResponse(question, responseCodes.noError, inClass ? (byType.get(question.type) ?? []) : [], maxBytes);
 }
 
-function compileZone(records: Record<string, DnsRecords>, ttl: number): CompiledZone {
+function compileZone(records: Record<string, DnsRecords>, defaultTtl: number): CompiledZone {
   const zone: CompiledZone = new Map();
   for (const [rawName, entry] of Object.entries(records)) {
+    const ttl = entry.ttlSeconds ?? defaultTtl;
     const name = rawName.toLowerCase().replace(/\.$/, '');
     if (entry.servfail) {
       zone.set(name, 'servfail');
       continue;
     }
     try {
+      if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw new RangeError(`bad TTL ${ttl}`);
       const byType = new Map<number, DnsAnswer[]>();
       const add = (type: number, data: Buffer[]) => {
         if (data.length > 0)
