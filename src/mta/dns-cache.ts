@@ -34,13 +34,15 @@ export type StaleEvent =
   /** `expired`: served for as long as allowed, DNS still fails; `recovered`: DNS answered again. */
   | { state: 'expired' | 'recovered'; name: string; since: number; reason: string };
 
-export interface DnsCacheOptions {
+export interface DnsCacheOptions<T> {
   clock: Clock;
   /** How long past its TTL a good answer may stand in for a failing DNS (0: never). */
   staleMaxSeconds: number;
   /** While an answer stands in, DNS is asked again this often (in the background). */
   staleRetrySeconds: number;
   onStale?: (event: StaleEvent) => void;
+  /** The failure to serve once a stale answer, standing in since `since`, has run out. */
+  lapsed?: (failure: T, since: number) => T;
 }
 
 export interface DnsCache<T> {
@@ -55,12 +57,14 @@ interface Entry<T> {
   expiresAt: number;
   good?: { value: T; staleUntil: number };
   stale?: { reason: string; since: number };
+  /** Since when a stale answer had stood in, while DNS still fails after it ran out. */
+  lapsedSince?: number;
 }
 
 /** Below this many entries the cache is never swept. */
 const minSweepSize = 1_024;
 
-export function createDnsCache<T>(options: DnsCacheOptions): DnsCache<T> {
+export function createDnsCache<T>(options: DnsCacheOptions<T>): DnsCache<T> {
   const { clock } = options;
   const entries = new Map<string, Entry<T>>();
   let sweepAt = minSweepSize;
@@ -84,13 +88,20 @@ export function createDnsCache<T>(options: DnsCacheOptions): DnsCache<T> {
         reason: loaded.outcome === 'error' ? (loaded.reason ?? stale.reason) : stale.reason,
       });
     entry.stale = undefined;
-    entry.value = Promise.resolve(loaded.value);
+    // A failure after a stale answer ran out says so, as long as DNS keeps failing: the reply
+    // the deferred messages carry (and `herald doctor` quotes) tells why they were sent until now.
+    entry.lapsedSince = loaded.outcome === 'error' ? (stale?.since ?? entry.lapsedSince) : undefined;
+    const value =
+      entry.lapsedSince !== undefined && options.lapsed
+        ? options.lapsed(loaded.value, entry.lapsedSince)
+        : loaded.value;
+    entry.value = Promise.resolve(value);
     entry.expiresAt = now + loaded.ttlSeconds * 1_000;
     entry.good =
       loaded.outcome === 'good'
         ? { value: loaded.value, staleUntil: entry.expiresAt + options.staleMaxSeconds * 1_000 }
         : undefined;
-    return loaded.value;
+    return value;
   }
 
   return {

@@ -125,6 +125,16 @@ export function createMxResolver(options: MxResolverOptions): MxResolver {
     staleMaxSeconds: options.staleMaxSeconds ?? 86_400,
     staleRetrySeconds: temporaryFailureCacheSeconds,
     ...(options.onStale && { onStale: options.onStale }),
+    lapsed: <T extends MxResolution | AddressResolution>(resolution: T, since: number): T =>
+      resolution.kind === 'failure'
+        ? {
+            ...resolution,
+            reply: {
+              ...resolution.reply,
+              text: `${resolution.reply.text}; the last good answer, used since ${new Date(since).toISOString()} while DNS failed, is past mta.mxStaleMaxSeconds`,
+            },
+          }
+        : resolution,
   };
   const domainCache = createDnsCache<MxResolution>(cacheOptions);
   const addressCache = createDnsCache<AddressResolution>(cacheOptions);
