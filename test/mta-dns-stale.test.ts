@@ -8,11 +8,15 @@ import { createMta } from '../src/mta/queue-runner.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { startDnsServer, type DnsServer } from '../src/sim/dns-server.ts';
 import { startSmtpSink, type SmtpSink } from '../src/sim/smtp-sink.ts';
+import { createMtaShaping } from '../src/shaping/mta-shaping.ts';
+import { readShapingSnapshots } from '../src/shaping/stats-store.ts';
+import { formatStatsView, mergeSnapshots } from '../src/shaping/stats-view.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 // A domain whose name servers start answering SERVFAIL while its MX hosts still take mail: the MTA
 // keeps sending to the last MX hosts and addresses it got, for mta.mxStaleMaxSeconds past their
-// TTL, says so in its log, and defers the domain's messages once that time is up.
+// TTL, says so in its log and in `herald mx stats`, and defers the domain's messages once that
+// time is up.
 
 let sink: SmtpSink;
 let dns: DnsServer;
@@ -49,6 +53,14 @@ describeEachDialect('an MTA whose recipient domain’s DNS starts failing', (con
         mxStaleMaxSeconds: 3_600,
       },
     }).mta;
+    const shaping = await createMtaShaping({
+      config: configSchema.parse({}).shaping,
+      mta: config,
+      clock,
+      logger,
+      nodeId: `stale-${context.dialect}`,
+      store: context.store(),
+    });
     const mta = createMta({
       store: createMtaStore(context.store()),
       nodeId: `stale-${context.dialect}`,
@@ -56,6 +68,7 @@ describeEachDialect('an MTA whose recipient domain’s DNS starts failing', (con
       clock,
       mxPort: sink.port,
       logger,
+      shaping: shaping.mta,
     });
     const send = async (name: string) => {
       const email = `${name}@${domain}`;
@@ -78,6 +91,18 @@ describeEachDialect('an MTA whose recipient domain’s DNS starts failing', (con
       const serving = lines.filter((line) => line.includes('mta.dns_stale_serving')).map((line) => JSON.parse(line));
       // The MX host's addresses are asked too once its connection has closed; the domain's MX first.
       expect([serving[0]?.name, serving[0]?.reason]).toEqual([domain, `MX lookup for ${domain} failed: ESERVFAIL`]);
+      await shaping.runtime.writeSnapshot();
+      const view = mergeSnapshots(await readShapingSnapshots(context.store(), 0), clock.now());
+      expect(view.dnsStale?.find((stale) => stale.name === domain)).toEqual({
+        name: domain,
+        nodeId: `stale-${context.dialect}`,
+        reason: `MX lookup for ${domain} failed: ESERVFAIL`,
+        since: clock.now(),
+        until: clock.now() - 1_000 + 3_600_000,
+      });
+      expect(formatStatsView(view)).toContain(
+        `  ${domain} [stale-${context.dialect}] since ${new Date(clock.now()).toISOString()} until ${new Date(clock.now() - 1_000 + 3_600_000).toISOString()}: MX lookup for ${domain} failed: ESERVFAIL`,
+      );
 
       clock.advance(3_600_000);
       expect(await send('after')).toMatchObject({
@@ -91,6 +116,7 @@ describeEachDialect('an MTA whose recipient domain’s DNS starts failing', (con
       expect(lines.some((line) => line.includes('mta.dns_stale_expired') && line.includes(domain))).toBe(true);
     } finally {
       await mta.stop();
+      await shaping.runtime.stop();
     }
   });
 });

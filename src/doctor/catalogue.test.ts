@@ -327,6 +327,39 @@ describe('dns', () => {
     expect(findings[0]!.fix).toContain('mta.resolverServers');
   });
 
+  it('names a domain the MTA still sends to with its last good DNS answer, and until when', () => {
+    const shot = snapshot({
+      shaping: {
+        takenAt: now,
+        nodes: [],
+        rules: [],
+        paths: [],
+        backoffs: [],
+        suspensions: [],
+        dnsStale: [
+          {
+            name: 'broken.test',
+            nodeId: 'mta-1',
+            reason: 'MX lookup for broken.test failed: ESERVFAIL',
+            since: now - hour,
+            until: now + 23 * hour,
+          },
+        ],
+      },
+      configuration: { affinities: [], localAddresses: null, resolverServers: ['10.0.0.53'], midPeers: [] },
+    });
+    expect(dnsCheck.run(shot, now, settings)).toEqual([
+      expect.objectContaining({
+        severity: 'warning',
+        subject: 'domain broken.test',
+        symptom:
+          'MTA node mta-1 sends to broken.test with its last good DNS answer since 2026-06-01T11:00:00.000Z: MX lookup for broken.test failed: ESERVFAIL',
+        cause: expect.stringContaining('until 2026-06-02T11:00:00.000Z, then its messages are deferred'),
+        fix: expect.stringContaining('dig MX broken.test @10.0.0.53'),
+      }),
+    ]);
+  });
+
   it('keeps one small domain with broken DNS, or a small dead MX, at info (every list has some)', () => {
     const small = delivery({
       replies: [

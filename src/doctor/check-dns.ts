@@ -1,4 +1,5 @@
 import type { DoctorCheck, Finding, Severity } from './finding.ts';
+import type { DoctorSnapshot } from './snapshot.ts';
 import { logsCommand, replyKind } from './replies.ts';
 
 // DNS failures, per recipient domain: SERVFAIL and timeouts are the resolver's or the domain's DNS
@@ -21,7 +22,7 @@ const temporary = new Set<Detail>(['servfail', 'timeout', 'lookup_failed', 'no_a
 export const dnsCheck: DoctorCheck = {
   name: 'dns',
   description:
-    'deliveries whose recipient domains fail to resolve: SERVFAIL, timeouts, NXDOMAIN, null MX, per domain with the resolver used',
+    'deliveries whose recipient domains fail to resolve: SERVFAIL, timeouts, NXDOMAIN, null MX, per domain with the resolver used; domains still sent to with their last good DNS answer while DNS fails',
   run(snapshot, _now, settings) {
     const findings: Finding[] = [];
     const servers = snapshot.configuration.resolverServers;
@@ -99,6 +100,28 @@ export const dnsCheck: DoctorCheck = {
         });
       }
     }
+    for (const stale of snapshot.shaping.dnsStale ?? []) findings.push(staleFinding(stale, resolver, servers));
     return findings;
   },
 };
+
+/**
+ * A domain or MX host the MTA still sends to with its last good DNS answer (RFC 8767): no message
+ * fails yet, so no reply shows it; once mta.mxStaleMaxSeconds is over its messages are deferred.
+ */
+function staleFinding(
+  stale: NonNullable<DoctorSnapshot['shaping']['dnsStale']>[number],
+  resolver: string,
+  servers: readonly string[],
+): Finding {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    check: 'dns',
+    severity: 'warning',
+    subject: `domain ${stale.name}`,
+    symptom: `MTA node ${stale.nodeId} sends to ${stale.name} with its last good DNS answer since ${iso(stale.since)}: ${stale.reason}`,
+    cause: `the DNS of ${stale.name} fails (SERVFAIL or timeouts) from ${resolver}; its last good answer stands in until ${iso(stale.until)}, then its messages are deferred (dns_temporary)`,
+    fix: `check the domain's DNS and the resolver: \`dig MX ${stale.name} @${servers[0]?.split(':')[0] ?? '<resolver>'}\`; mta.mxStaleMaxSeconds sets how long a last good answer stands in`,
+    evidence: { name: stale.name, nodeId: stale.nodeId, reason: stale.reason, since: stale.since, until: stale.until },
+  };
+}

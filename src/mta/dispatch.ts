@@ -1,3 +1,4 @@
+import type { StaleAnswer } from './dns-cache.ts';
 import type { MtaTimings } from './timings.ts';
 import { localFailure, type SmtpReply } from '../bounce/smtp-reply.ts';
 import type { ClassifyReply } from '../bounce/types.ts';
@@ -45,6 +46,8 @@ export interface MtaShaping extends PathThrottleSettings {
   sources: SourceChooser;
   /** Error-density breaker: a suspended domain's messages wait in the database until `until`. */
   checkDomain(domain: string): { kind: 'open' } | { kind: 'suspended'; suspension: { until: number }; message: string };
+  /** Given the names the MX resolver answers stale, for the snapshots `herald mx stats` shows. */
+  reportDnsStale?(source: () => StaleAnswer[]): void;
 }
 
 /** How long messages of a delivery whose affinity cannot be used wait before the next look. */

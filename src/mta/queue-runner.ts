@@ -19,11 +19,10 @@ import { registerMtaNode, thisProcess, type ProcessIdentity } from './node-regis
 import type { Store } from '../store/database.ts';
 import type { MtaStore } from './mta-store.ts';
 import { createRateMeter, type MtaStats } from './mta-stats.ts';
-import { logStale } from './dns-cache.ts';
-import { createDnsClient, createMxResolver, type DnsClient } from './mx-resolver.ts';
+import { createMtaResolver } from './mta-resolver.ts';
+import type { DnsClient } from './mx-resolver.ts';
 import type { Outcome } from './outcome.ts';
 import { createOutcomeWriter } from './outcome-writer.ts';
-import { compileRoutes } from './routes.ts';
 import { createSourceSelector } from './source-selection.ts';
 
 // The MTA's runner: claims due delivery logs in batches, hands them to dispatch (dispatch.ts:
@@ -138,20 +137,7 @@ function createParts(
     logger,
     // One verdict per reply: the pool hands it to shaping's breaker, the outcome reuses it.
     classify: rememberVerdicts(options.classify ?? defaultVerdict),
-    resolver: createMxResolver({
-      dns: options.dns ?? createDnsClient(config.resolverServers),
-      routes: compileRoutes(config.routes),
-      clock,
-      maxCacheSeconds: config.mxCacheMaxSeconds,
-      minCacheSeconds: config.mxCacheMinSeconds,
-      mxRecordCacheSeconds: config.mxRecordCacheSeconds,
-      negativeCacheSeconds: config.mxNegativeCacheSeconds,
-      staleMaxSeconds: config.mxStaleMaxSeconds,
-      onStale: (event) => logStale(logger, event),
-      maxHosts: config.maxMxHosts,
-      allowPrivateAddresses: config.allowPrivateMxAddresses,
-      maxConcurrentLookups: config.dnsConcurrency,
-    }),
+    resolver: createMtaResolver({ config, clock, logger, dns: options.dns, shaping }),
     policy:
       shaping?.policy ??
       options.connectionPolicy ??

@@ -47,6 +47,7 @@ export async function createMtaShaping(options: MtaShapingOptions): Promise<MtaS
       policy: { limitsFor: (mxHost, publicId) => shaper.limitsFor(mxHost, publicId) },
       sources: affinities,
       checkDomain: (domain) => shaper.checkDomain(domain),
+      reportDnsStale: (source) => runtime.reportDnsStale(source),
       // A live session renews its lease well before it could expire.
       renewAfterMs: options.config.connectionLeaseMs / 3,
     },

@@ -11,6 +11,7 @@ import { loadRuleFiles, ruleFilesFor, type RuleSources } from './rule-loader.ts'
 import { formatIssue } from './rule-pack.ts';
 import { watchRules, type RulesWatcher } from './rules-reload.ts';
 import { Shaper, type ShaperDefaults } from './shaper.ts';
+import { snapshotRowLimit, type DnsStaleAnswer } from './snapshot.ts';
 import { writeShapingSnapshot } from './stats-store.ts';
 
 // Composition of shaping from the configuration, and its timers (rule reload, stats snapshots).
@@ -25,6 +26,8 @@ export interface ShapingRuntime {
   start(): void;
   /** Writes one snapshot now (also called by the timer). */
   writeSnapshot(): Promise<void>;
+  /** Where snapshots read the names the MTA's MX resolver answers stale (shown by `herald mx stats`). */
+  reportDnsStale(source: () => DnsStaleAnswer[]): void;
   stop(): Promise<void>;
 }
 
@@ -80,11 +83,13 @@ export async function createShapingRuntime(options: CreateShapingOptions): Promi
   let watcher: RulesWatcher | undefined;
   let statsTimer: NodeJS.Timeout | undefined;
   let writing: Promise<void> | undefined;
+  let dnsStale: (() => DnsStaleAnswer[]) | undefined;
 
   const writeSnapshot = async (): Promise<void> => {
     if (!options.store) return;
     const snapshot = await shaper.snapshot();
-    await writeShapingSnapshot(options.store, snapshot);
+    const stale = dnsStale?.().slice(0, snapshotRowLimit) ?? [];
+    await writeShapingSnapshot(options.store, stale.length > 0 ? { ...snapshot, dnsStale: stale } : snapshot);
   };
   const tick = () => {
     if (writing) return; // a slow database must not pile up writes
@@ -103,6 +108,9 @@ export async function createShapingRuntime(options: CreateShapingOptions): Promi
     rules,
     sources,
     writeSnapshot,
+    reportDnsStale(source) {
+      dnsStale = source;
+    },
     start() {
       watcher ??= watchRules({ holder: rules, sources, intervalMs: config.reloadCheckMs, logger: options.logger });
       if (!statsTimer) {

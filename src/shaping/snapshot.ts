@@ -62,6 +62,18 @@ export interface ShapingSnapshot {
   throttleError?: string;
   /** Rows left out of `paths` and `rules` (past snapshotRowLimit), and how many of those paths were held back. */
   omitted?: OmittedRows;
+  /** Domains and MX hosts the node's MX resolver answers from their last good answer because DNS fails for them. */
+  dnsStale?: DnsStaleAnswer[];
+}
+
+/** A recipient domain or MX host answered from its last good DNS answer (RFC 8767, serve-stale). */
+export interface DnsStaleAnswer {
+  name: string;
+  /** The DNS failure, e.g. "MX lookup for example.com failed: ESERVFAIL". */
+  reason: string;
+  since: number;
+  /** After this the failure is served: the domain's messages are deferred. */
+  until: number;
 }
 
 export interface OmittedRows {

@@ -3,6 +3,7 @@ import type { Suspension } from './breaker.ts';
 import {
   mostSevere,
   snapshotRowLimit,
+  type DnsStaleAnswer,
   type OmittedRows,
   type PathSnapshot,
   type RuleSnapshot,
@@ -30,6 +31,8 @@ export interface MxStatsView {
   sharedConnections?: Record<string, number>;
   /** Paths and rate keys the nodes left out of their snapshots (each lists its snapshotRowLimit most relevant). */
   omitted?: OmittedRows;
+  /** Domains and MX hosts sent to with their last good DNS answer, because DNS fails for them. */
+  dnsStale?: Array<DnsStaleAnswer & { nodeId: string }>;
 }
 
 export function mergeSnapshots(
@@ -81,6 +84,7 @@ export function mergeSnapshots(
       .sort((a, b) => a.pathId.localeCompare(b.pathId) || a.nodeId.localeCompare(b.nodeId)),
     backoffs: snapshots.flatMap((s) => s.backoffs.map((b) => ({ ...b, nodeId: s.nodeId }))),
     suspensions: snapshots.flatMap((s) => s.suspensions.map((x) => ({ ...x, nodeId: s.nodeId }))),
+    dnsStale: snapshots.flatMap((s) => (s.dnsStale ?? []).map((x) => ({ ...x, nodeId: s.nodeId }))),
     ...(sharedConnections ? { sharedConnections } : {}),
     ...(omitted.length > 0 && {
       omitted: {
@@ -184,6 +188,14 @@ export function formatStatsView(view: MxStatsView): string[] {
       `  ${s.domain} [${s.nodeId}] until ${iso(s.until)}: ${s.evidence.errors} errors in ${s.evidence.messages} messages (${percent(s.evidence.errorRatio)}), e.g. "${s.evidence.sampleReplies[0] ?? ''}"`,
     );
   }
+  const dnsStale = view.dnsStale ?? [];
+  lines.push(
+    dnsStale.length === 0
+      ? 'stale DNS answers: none'
+      : 'stale DNS answers (DNS fails; the last good answer is used until mta.mxStaleMaxSeconds past its TTL):',
+  );
+  for (const s of dnsStale)
+    lines.push(`  ${s.name} [${s.nodeId}] since ${iso(s.since)} until ${iso(s.until)}: ${s.reason}`);
   return lines;
 }
 
