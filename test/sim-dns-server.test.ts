@@ -101,7 +101,7 @@ describe('simulator DNS server through node:dns Resolver', () => {
     });
   });
 
-  it('serves a per-name TTL, and a zone replaced while it runs', async () => {
+  it('serves a per-name TTL, a zone replaced while it runs, and silence', async () => {
     const changing = await startDnsServer({
       ttlSeconds: 60,
       records: { 'a.test': { a: ['192.0.2.1'], ttlSeconds: 5 } },
@@ -113,6 +113,11 @@ describe('simulator DNS server through node:dns Resolver', () => {
       changing.setRecords({ 'a.test': { a: ['192.0.2.2'] }, 'b.test': { servfail: true } });
       expect(await client.resolve4('a.test', { ttl: true })).toEqual([{ address: '192.0.2.2', ttl: 60 }]);
       await expect(client.resolve4('b.test')).rejects.toMatchObject({ code: 'ESERVFAIL' });
+      changing.setRecords({ 'c.test': { silent: true } });
+      const silentClient = new dns.Resolver({ timeout: 50, tries: 1 });
+      silentClient.setServers([changing.address]);
+      await expect(silentClient.resolve4('c.test')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+      expect(changing.stats().unanswered).toBe(1);
       expect(() => changing.setRecords({ 'a.test': { a: ['192.0.2.1'], ttlSeconds: -1 } })).toThrow(/bad TTL -1/);
     } finally {
       await changing.close();

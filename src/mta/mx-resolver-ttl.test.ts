@@ -213,6 +213,32 @@ describe('MX resolver cache and a failing DNS (stale-if-error)', () => {
     expect(resolver.staleAnswers()).toEqual([]);
   });
 
+  it('uses the last good answer while DNS times out, without waiting for the timeout once it is known', async () => {
+    const resolver = resolverWith(
+      {
+        'down.test': { mx: [{ exchange: 'mx.down.test', priority: 10 }] },
+        'mx.down.test': { a: ['192.0.2.8'] },
+      },
+      // Short DNS timeouts keep the test quick; their length is not what is checked.
+      { dns: createDnsClient([dns.address], 50) },
+    );
+    expect(await hostsOf(resolver, 'down.test')).toEqual(['mx.down.test']);
+    expect(await addressesOf(resolver, 'mx.down.test')).toEqual(['192.0.2.8']);
+    dns.setRecords({ 'down.test': { silent: true }, 'mx.down.test': { silent: true } });
+    clock.advance(301 * second);
+    expect(await hostsOf(resolver, 'down.test')).toEqual(['mx.down.test']);
+    expect(await addressesOf(resolver, 'mx.down.test')).toEqual(['192.0.2.8']);
+    expect(resolver.staleAnswers().map((stale) => stale.reason)).toEqual([
+      'MX lookup for down.test failed: ETIMEOUT',
+      'address lookup for mx.down.test failed: ETIMEOUT',
+    ]);
+    // Past the retry time: the answer comes from the cache while the new lookup is still unanswered.
+    clock.advance(11 * second);
+    const unanswered = dns.stats().unanswered;
+    expect(await hostsOf(resolver, 'down.test')).toEqual(['mx.down.test']);
+    expect(dns.stats().unanswered).toBe(unanswered);
+  });
+
   it('never serves a negative answer stale, nor anything with mxStaleMaxSeconds 0', async () => {
     const records = { 'nostale.test': { mx: [{ exchange: 'mx.nostale.test', priority: 10 }] } };
     const withStale = resolverWith(records);

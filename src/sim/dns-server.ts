@@ -25,6 +25,8 @@ export interface DnsRecords {
   aaaa?: string[];
   /** Answer every query for the name with SERVFAIL (a broken authoritative server or resolver). */
   servfail?: boolean;
+  /** Never answer queries for the name (a name server that is down or drops them: the resolver times out). */
+  silent?: boolean;
   /** TTL of this name's records, in seconds (default: the server's ttlSeconds). */
   ttlSeconds?: number;
 }
@@ -41,6 +43,8 @@ export interface DnsServerStats {
   answered: number;
   nxdomain: number;
   servfail: number;
+  /** Queries left unanswered (names set `silent`). */
+  unanswered: number;
   /** Packets that could not be parsed as a query. */
   malformed: number;
 }
@@ -62,7 +66,7 @@ const classAny = 255;
 export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
   const defaultTtl = options.ttlSeconds ?? 300;
   let zone = compileZone(options.records, defaultTtl);
-  const stats: DnsServerStats = { queries: 0, answered: 0, nxdomain: 0, servfail: 0, malformed: 0 };
+  const stats: DnsServerStats = { queries: 0, answered: 0, nxdomain: 0, servfail: 0, unanswered: 0, malformed: 0 };
   const host = options.host ?? '127.0.0.1';
 
   const respond = (packet: Buffer, maxBytes?: number): Buffer | undefined => {
@@ -162,9 +166,14 @@ async function listenTcp(
   };
 }
 
-type CompiledZone = Map<string, Map<number, DnsAnswer[]> | 'servfail'>;
+type CompiledZone = Map<string, Map<number, DnsAnswer[]> | 'servfail' | 'silent'>;
 
-function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats, maxBytes?: number): Buffer {
+function answer(
+  zone: CompiledZone,
+  question: DnsQuestion,
+  stats: DnsServerStats,
+  maxBytes?: number,
+): Buffer | undefined {
   const byType = zone.get(question.name);
   if (!byType) {
     stats.nxdomain += 1;
@@ -173,6 +182,10 @@ function answer(zone: CompiledZone, question: DnsQuestion, stats: DnsServerStats
   if (byType === 'servfail') {
     stats.servfail += 1;
     return buildResponse(question, responseCodes.serverFailure);
+  }
+  if (byType === 'silent') {
+    stats.unanswered += 1;
+    return undefined;
   }
   stats.answered += 1;
   const inClass = question.class === classIn || question.class === classAny;
@@ -185,8 +198,8 @@ function compileZone(records: Record<string, DnsRecords>, defaultTtl: number): C
   for (const [rawName, entry] of Object.entries(records)) {
     const ttl = entry.ttlSeconds ?? defaultTtl;
     const name = rawName.toLowerCase().replace(/\.$/, '');
-    if (entry.servfail) {
-      zone.set(name, 'servfail');
+    if (entry.servfail || entry.silent) {
+      zone.set(name, entry.servfail ? 'servfail' : 'silent');
       continue;
     }
     try {
