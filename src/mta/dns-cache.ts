@@ -1,5 +1,4 @@
 import type { Clock } from '../common/clock.ts';
-import type { Logger } from '../common/logger.ts';
 
 // The MX resolver's answer cache. Each answer is kept for the time its lookup gives (its TTL,
 // clamped by the resolver); a lookup of a name whose time has run out is shared by every caller
@@ -145,21 +144,4 @@ export function createDnsCache<T>(options: DnsCacheOptions<T>): DnsCache<T> {
       return answers;
     },
   };
-}
-
-/** One log line per change of state: the operator sees that mail goes to the last known MX hosts, and why. */
-export function logStale(logger: Logger, event: StaleEvent): void {
-  const fields = { event: `mta.dns_stale_${event.state}`, name: event.name, reason: event.reason };
-  const since = new Date(event.since).toISOString();
-  if (event.state === 'serving')
-    logger.warn(
-      { ...fields, until: new Date(event.until).toISOString() },
-      `DNS fails for ${event.name} (${event.reason}): its last good answer is used until ${new Date(event.until).toISOString()} (mta.mxStaleMaxSeconds)`,
-    );
-  else if (event.state === 'expired')
-    logger.warn(
-      fields,
-      `DNS still fails for ${event.name} (${event.reason}): its last good answer, used since ${since}, is past mta.mxStaleMaxSeconds; its messages are deferred`,
-    );
-  else logger.info(fields, `DNS answers again for ${event.name}: its last good answer was used since ${since}`);
 }
