@@ -55,6 +55,7 @@ const runs: Array<{ title: string; args: string[]; needs?: 'postgres' | 'redis' 
   { title: 'mid-sourcing push', args: ['bench/mid-push.ts', recipients] },
   { title: 'cleanup while writing', args: ['bench/cleanup.ts'] },
   { title: 'simulator sink', args: ['bench/sink-throughput.ts'] },
+  { title: 'MX rules reload, 2,000 site rules', args: ['bench/rules-reload.ts'] },
   {
     title: 'scale-out, 2 MTA nodes',
     args: ['bench/scale-out.ts', ...(quick ? ['--messages', '10000', '--limited-messages', '10000'] : [])],

@@ -84,23 +84,40 @@ export async function loadRuleTexts(texts: ReadonlyArray<{ file: string; text: s
 export function layerRulePacks(
   packs: readonly RulePack[],
 ): { rules: MxRule[]; backoff: BackoffRule[] } | { issues: PackIssue[] } {
-  const rules: MxRule[] = [];
-  const backoff: BackoffRule[] = [];
+  // Slots found by name in a map, not by a scan of the list per rule: with 2,000 site rules the
+  // scans (two per rule, one testing every rule for the generic mask) took ~0.4 s per load.
+  const slots: Array<{ rule: MxRule }> = [];
+  const byName = new Map<string, { rule: MxRule }>();
+  // The first slot holding a generic rule (new rules go just before it), undefined when none does.
+  let generic: { rule: MxRule } | undefined;
+  const firstGeneric = () => slots.find((slot) => isGenericRule(slot.rule));
   for (const pack of packs) {
     for (const rule of pack.rules) {
-      const sameName = rules.findIndex((r) => r.name.toLowerCase() === rule.name.toLowerCase());
-      const genericIndex = rules.findIndex(isGenericRule);
-      if (sameName >= 0) rules[sameName] = rule;
-      else if (isGenericRule(rule) && genericIndex >= 0) rules[genericIndex] = rule;
-      else if (genericIndex >= 0) rules.splice(genericIndex, 0, rule);
-      else rules.push(rule);
-    }
-    for (const rule of pack.backoff) {
-      const sameName = backoff.findIndex((r) => r.name.toLowerCase() === rule.name.toLowerCase());
-      if (sameName >= 0) backoff[sameName] = rule;
-      else backoff.push(rule);
+      const key = rule.name.toLowerCase();
+      const sameName = byName.get(key);
+      if (sameName) {
+        sameName.rule = rule;
+        if (sameName === generic || isGenericRule(rule)) generic = firstGeneric();
+      } else if (isGenericRule(rule) && generic) {
+        byName.delete(generic.rule.name.toLowerCase());
+        generic.rule = rule;
+        byName.set(key, generic);
+      } else {
+        const slot = { rule };
+        byName.set(key, slot);
+        if (generic)
+          slots.splice(slots[slots.length - 1] === generic ? slots.length - 1 : slots.indexOf(generic), 0, slot);
+        else {
+          slots.push(slot);
+          if (isGenericRule(rule)) generic = slot;
+        }
+      }
     }
   }
+  const rules = slots.map((slot) => slot.rule);
+  const backoffByName = new Map<string, BackoffRule>();
+  for (const pack of packs) for (const rule of pack.backoff) backoffByName.set(rule.name.toLowerCase(), rule);
+  const backoff = [...backoffByName.values()];
   const last = rules[rules.length - 1];
   if (!last || !isGenericRule(last)) {
     const file = packs[packs.length - 1]?.file ?? '(no rule files)';

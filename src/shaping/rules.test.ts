@@ -153,6 +153,47 @@ describe('layering', () => {
     expect(again.ok && again.rules.version).not.toBe(layered.rules.version);
   });
 
+  it('layers by name whatever the order: a renamed generic rule, a rule replaced by the generic mask, many site rules', async () => {
+    const rule = (name: string, mask: string) =>
+      `  - { name: ${name}, mask: "${mask}", maxConnections: 1, maxMessagesPerHour: 1 }`;
+    const pack = (...lines: string[]) => `rules:\n${lines.join('\n')}\n`;
+    const names = async (...texts: string[]) => {
+      const loaded = await loadRuleTexts(texts.map((text, i) => ({ file: `${i}.yaml`, text })));
+      return loaded.ok ? loaded.rules.rules.map((r) => r.name) : loaded.issues.map((issue) => issue.message);
+    };
+    // A generic rule of another name replaces the generic in place; the old name is free again.
+    expect(
+      await names(
+        pack(rule('a', 'a.test'), rule('generic', '*')),
+        pack(rule('catch-all', '*')),
+        pack(rule('generic', 'g.test'), rule('A', 'a2.test')),
+      ),
+    ).toEqual(['A', 'generic', 'catch-all']);
+    // The generic replaced by name with a narrower rule: rules come after it, and none is generic.
+    expect(
+      await names(
+        pack(rule('a', 'a.test'), rule('generic', '*')),
+        pack(rule('generic', 'g.test'), rule('b', 'b.test')),
+      ),
+    ).toEqual([expect.stringContaining('no generic rule')]);
+    // ... until a generic rule comes at the end; an earlier rule made generic by name shadows the rest.
+    expect(
+      await names(pack(rule('a', 'a.test'), rule('generic', '*')), pack(rule('generic', 'g.test'), rule('all', '*'))),
+    ).toEqual(['a', 'generic', 'all']);
+    expect(
+      await names(pack(rule('a', 'a.test'), rule('b', 'b.test'), rule('generic', '*')), pack(rule('a', '*'))),
+    ).toEqual(['rule "a" matches every MX host, so the rules after it could never match']);
+    // Layers without a generic rule first: rules keep their order, later ones go before the generic.
+    const site = Array.from({ length: 2_000 }, (_, i) => rule(`customer-${i}`, `*.customer${i}.test`));
+    const layered = await names(
+      pack(rule('x', 'x.test')),
+      pack(rule('generic', '*')),
+      pack(...site),
+      pack(rule('customer-7', 'mx.seven.test'), rule('late', 'late.test')),
+    );
+    expect(layered).toEqual(['x', ...site.map((_, i) => `customer-${i}`), 'late', 'generic']);
+  });
+
   it('refuses layers that end without a generic rule', async () => {
     const result = await loadRuleTexts([
       {
