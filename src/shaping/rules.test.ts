@@ -268,6 +268,36 @@ describe('reload', () => {
   });
 });
 
+describe('loading again', () => {
+  it('reuses what unchanged files gave and parses a file again when its text changed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'herald-load-again-'));
+    const a = join(dir, 'a.yaml');
+    const b = join(dir, 'b.yaml');
+    writeFileSync(a, 'rules:\n  - { name: alpha, mask: "*.alpha.test", maxConnections: 1, maxMessagesPerHour: 10 }\n');
+    writeFileSync(b, 'rules:\n  - { name: beta, mask: "*.beta.test", maxConnections: 1, maxMessagesPerHour: 20 }\n');
+    const load = async () => {
+      const loaded = await loadRuleFiles([shippedPackPath, a, b]);
+      if (!loaded.ok) throw new Error(loaded.issues.map(formatIssue).join('\n'));
+      return loaded.rules;
+    };
+    const first = await load();
+    expect(await load()).toBe(first);
+    writeFileSync(b, 'rules:\n  - { name: beta, mask: "*.beta.test", maxConnections: 1, maxMessagesPerHour: 21 }\n');
+    const edited = await load();
+    expect(edited.version).not.toBe(first.version);
+    expect(edited.match('mx.beta.test', 0).maxMessagesPerHour).toBe(21);
+    // The unchanged file was not parsed again: its rule is the one parsed the first time.
+    expect(edited.byName('alpha')!.source).toBe(first.byName('alpha')!.source);
+    expect(edited.byName('beta')!.source).not.toBe(first.byName('beta')!.source);
+    // A broken edit is refused every time it is loaded, and going back gives the first rules again.
+    writeFileSync(b, 'rules:\n  - { name: beta, mask: "*.beta.test", maxConnections: x, maxMessagesPerHour: 21 }\n');
+    expect((await loadRuleFiles([shippedPackPath, a, b])).ok).toBe(false);
+    expect((await loadRuleFiles([shippedPackPath, a, b])).ok).toBe(false);
+    writeFileSync(b, 'rules:\n  - { name: beta, mask: "*.beta.test", maxConnections: 1, maxMessagesPerHour: 20 }\n');
+    expect(await load()).toBe(first);
+  });
+});
+
 describe('backoff patterns', () => {
   it('refuses one that backtracks catastrophically on a long reply (ReDoS), with its place', async () => {
     const text = `rules:
