@@ -92,3 +92,56 @@ it('carries the throttle figures of the listed rate keys and paths only', async 
   expect(Object.keys(snapshot.throttle.connections)).toHaveLength(snapshotRowLimit);
   for (const path of snapshot.paths) expect(snapshot.throttle.connections[`${path.rateKey}|${path.mxIp}`]).toBe(1);
 });
+
+it('lists the most relevant rows past the limit, with rule totals over every path of a rate key', async () => {
+  const paths = 2 * snapshotRowLimit;
+  const loaded = await loadRuleTexts([{ file: 'test.yaml', text: pack }]);
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
+  // Paths 0-9 share one MX host (one rate key); path 7 was refused a connection; paths 5 and 600 wait.
+  const stats = Array.from({ length: paths }, (_, i) => ({
+    ...pathOf(i),
+    mxHost: i < 10 ? 'mx.shared.example' : `mx.company${i}.example`,
+    messages: i < 10 ? 2 : 1,
+    openConnections: i === 3 ? 1 : 0,
+  }));
+  const snapshot = buildSnapshot({
+    nodeId: 'n1',
+    now: 1_000,
+    periodMs: 3_600_000,
+    rules: loaded.rules,
+    backendKind: 'memory',
+    throttle: { connections: {}, rates: {} },
+    paths: stats,
+    backoffs: [],
+    suspensions: [],
+    denied: new Map([[stats[7]!.pathId, { limit: 'maxConnections', at: 900 }]]),
+    waiting: new Map([
+      [stats[600]!.pathId, { count: 3, at: 900 }],
+      [stats[5]!.pathId, { count: 2, at: 900 }],
+    ]),
+    rateKeyFor: (rule, publicId, mxHost) => `${rule.name}|id${publicId}|${mxHost}`,
+    effectiveRate: (rule) => rule.maxMessagesPerHour,
+    maxConnections: (rule) => rule.maxConnections,
+  });
+  expect(snapshot.omitted).toEqual({
+    paths: paths - snapshotRowLimit,
+    rules: paths - 9 - snapshotRowLimit,
+    throttledPaths: 0,
+  });
+  // Held back, waiting, open, then busiest (the shared host's), then the first ones: in the counters' order.
+  const listed = snapshot.paths.map((p) => Number(p.mxIp.split('.')[3]) + 256 * Number(p.mxIp.split('.')[2]));
+  expect(listed.slice(0, 12)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  expect(listed).toContain(600);
+  expect(listed).toHaveLength(snapshotRowLimit);
+  expect(snapshot.paths.find((p) => p.pathId === stats[7]!.pathId)).toMatchObject({ binding: 'maxConnections' });
+  expect(snapshot.paths.find((p) => p.pathId === stats[600]!.pathId)).toMatchObject({ waiting: 3, binding: 'none' });
+  const shared = snapshot.rules.find((r) => r.rateKey === 'generic|id1|mx.shared.example');
+  expect(shared).toMatchObject({ messages: 20, openConnections: 1, waiting: 2, binding: 'maxConnections' });
+  expect(shared?.bindingReason).toBe('0/4 connections open');
+  // Among rate keys as relevant, the first by name: company520 comes before company60.
+  const keys = snapshot.rules.map((r) => r.rateKey);
+  expect(keys).toContain('generic|id1|mx.company520.example');
+  expect(keys).not.toContain('generic|id1|mx.company60.example');
+  expect(keys).toEqual([...keys].sort((a, b) => a.localeCompare(b)));
+  expect(snapshot.rules.find((r) => r.rateKey === 'generic|id1|mx.company600.example')?.waiting).toBe(3);
+});
