@@ -32,6 +32,7 @@ import * as deliveryDomainCounts from './migrations/0033-delivery-domain-counts.
 import * as deliveryLogsStatementForeignKey from './migrations/0034-delivery-logs-statement-foreign-key.ts';
 import * as recipientsStatementForeignKey from './migrations/0035-recipients-statement-foreign-key.ts';
 import * as maintenanceProgress from './migrations/0036-maintenance-progress.ts';
+import * as dueIndexCoversDomain from './migrations/0037-due-index-covers-domain.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -66,6 +67,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0034-delivery-logs-statement-foreign-key', deliveryLogsStatementForeignKey],
   ['0035-recipients-statement-foreign-key', recipientsStatementForeignKey],
   ['0036-maintenance-progress', maintenanceProgress],
+  ['0037-due-index-covers-domain', dueIndexCoversDomain],
 ];
 
 function migratorOf(store: Store): Migrator {
