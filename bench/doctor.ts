@@ -5,7 +5,9 @@
 //   doctor --delivery the same, about the big delivery
 //   eta               herald delivery eta N of the 1M-recipient delivery
 // Targets: doctor < 2 s, eta < 500 ms. Prints figures (median of --runs), never passes or fails.
-// Run: node --import tsx bench/doctor.ts [--dialect sqlite|postgres] [--logs 1000000] [--domains 50]
+// --hosted P: the share (0-1) of the domains whose mail Google hosts (MX aspmx.l.google.com, as
+// Workspace companies): one MX rule and rate key gathers them all, as in a list of company domains.
+// Run: node --import tsx bench/doctor.ts [--dialect sqlite|postgres] [--logs 1000000] [--domains 50] [--hosted 0]
 //      [--runs 5] [--database URL]   (an existing database already seeded by this bench is reused)
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
@@ -62,7 +64,14 @@ async function insertDelivery(store: Store, name: string, state: 'in_progress' |
  * status by i mod 100: 0–29 sent, 30–32 failed (user unknown / mailbox full / refused), 33–35
  * pending after a deferral, 36 sending, the rest pending.
  */
-async function insertLogs(store: Store, deliveryId: number, count: number, domains: number, now: number) {
+async function insertLogs(
+  store: Store,
+  deliveryId: number,
+  count: number,
+  domains: number,
+  now: number,
+  hosted: number,
+) {
   const status = `case when i % 100 < 30 then 'sent' when i % 100 < 33 then 'failed' when i % 100 = 36 then 'sending' else 'pending' end`;
   const columns = `delivery_id, email, domain, data, status, attempts, next_attempt_at, claimed_by, claimed_until,
     last_reply_code, last_enhanced_status, last_reply_text, failure_type, failure_reason, failure_category,
@@ -80,7 +89,8 @@ async function insertLogs(store: Store, deliveryId: number, count: number, domai
     case when i % 100 = 30 then 'hard' when i % 100 in (31, 32) then 'soft' else null end,
     case when i % 100 = 30 then 'user_unknown' when i % 100 in (31, 32) then 'mailbox_full' else null end,
     case when i % 100 = 30 then 'userunknown' when i % 100 in (31, 32) then 'mailboxfull' else null end,
-    case when i % 100 < 36 then 'mx' || (i % ${domains}) || '.mail.test' else null end,
+    case when i % 100 >= 36 then null when (i % ${domains}) % 1000 < ${Math.round(hosted * 1000)} then 'aspmx.l.google.com'
+      else 'mx' || (i % ${domains}) || '.mail.test' end,
     case when i % 100 < 30 then ${now} - (i % 7200) * 1000 else null end,
     ${now} - (i % 7200) * 1000,
     ${email}`;
@@ -98,14 +108,14 @@ async function insertLogs(store: Store, deliveryId: number, count: number, domai
   await store.db.updateTable('deliveries').set({ target_count: count }).where('id', '=', deliveryId).execute();
 }
 
-async function seed(herald: Herald, logs: number, domains: number): Promise<number> {
+async function seed(herald: Herald, logs: number, domains: number, hosted: number): Promise<number> {
   const now = Date.now();
   const started = performance.now();
   const big = await insertDelivery(herald.store, benchName, 'in_progress', now);
-  await insertLogs(herald.store, big, logs, domains, now);
+  await insertLogs(herald.store, big, logs, domains, now, hosted);
   // A finished delivery of the last days: the doctor also looks back at those.
   const finished = await insertDelivery(herald.store, `${benchName}-finished`, 'finished', now);
-  await insertLogs(herald.store, finished, Math.max(1, Math.floor(logs / 10)), domains, now);
+  await insertLogs(herald.store, finished, Math.max(1, Math.floor(logs / 10)), domains, now, hosted);
   await herald.store.db
     .updateTable('delivery_logs')
     .set({ status: 'sent' })
@@ -138,6 +148,8 @@ async function main(): Promise<void> {
   if (dialect !== 'sqlite' && dialect !== 'postgres') throw new Error('--dialect must be sqlite or postgres');
   const logs = Number(option('logs', '1000000'));
   const domains = Number(option('domains', '50'));
+  const hosted = Number(option('hosted', '0'));
+  if (!(hosted >= 0 && hosted <= 1)) throw new Error('--hosted must be a share between 0 and 1');
   const runs = Number(option('runs', '5'));
   const given = option('database', '');
   const scratch: ScratchDatabase | undefined = given ? undefined : await createScratchDatabase(dialect, 'doctor');
@@ -147,7 +159,7 @@ async function main(): Promise<void> {
     logger: silentLogger,
   });
   try {
-    const deliveryId = (await seededDelivery(herald.store)) ?? (await seed(herald, logs, domains));
+    const deliveryId = (await seededDelivery(herald.store)) ?? (await seed(herald, logs, domains, hosted));
     let findings = 0;
     const doctor = await time(runs, async () => {
       findings = (await runDoctor(herald)).findings.length;
@@ -171,6 +183,7 @@ async function main(): Promise<void> {
         dialect,
         logs,
         domains,
+        hosted,
         doctorMs: Math.round(doctor.median),
         doctorDeliveryMs: Math.round(scoped.median),
         etaMs: Math.round(eta.median),

@@ -53,6 +53,29 @@ function input(overrides: Partial<EtaInput> = {}): EtaInput {
 }
 
 describe('estimateFinish', () => {
+  it('lists each domain of a provider once, however many domains it hosts and sources share its rate key', () => {
+    // 20,000 companies whose mail Yahoo hosts (a shared rule: one rate key for both public ids), sent from two.
+    const domains = Array.from({ length: 20_000 }, (_, i) => ({
+      domain: `company${i}.test`,
+      pending: 2,
+      mxHost: 'mta5.am0.yahoodns.test',
+      sent: 0,
+      deferred: 0,
+    }));
+    const eta = estimateFinish(
+      input({
+        domains,
+        sources: [
+          { publicId: 1, weight: 1 },
+          { publicId: 2, weight: 1 },
+        ],
+      }),
+    );
+    expect(eta.groups).toHaveLength(1);
+    expect(eta.groups[0]).toMatchObject({ rateKey: 'yahoo|shared', pending: 40_000, hours: 80 });
+    expect(eta.groups[0]!.domains).toEqual(domains.map((d) => d.domain).sort());
+  });
+
   it('finishes when the slowest rate key drains, and names it', () => {
     const eta = estimateFinish(input());
     expect(eta).toMatchObject({ pending: 4_050, hours: 3, finishAt: now + 3 * hour, expiring: 0 });
