@@ -143,6 +143,53 @@ export async function countLogsByDomain(store: Store, deliveryId: number): Promi
     .map((row) => ({ domain: row.domain, outcome: row.outcome, mxHost: row.mx_host || null, count: Number(row.n) }));
 }
 
+/**
+ * The `limit` recipient domains with the most pending (or sending) logs of a delivery, most first
+ * (then by name), and the MX hosts this delivery met for each: chosen in the database from the
+ * counters of migration 0033. The doctor asks it of every delivery in progress; reading every
+ * domain's counts into the process to keep 20 cost ~0.25 s per delivery of 50,000 domains.
+ */
+export async function topPendingDomains(
+  store: Store,
+  deliveryId: number,
+  limit = 20,
+): Promise<Array<{ domain: string; pending: number; mxHosts: string[] }>> {
+  // Names compared by code point on both dialects (PostgreSQL would otherwise use the database's collation).
+  const byName = store.dialect === 'postgres' ? sql`domain collate "C"` : sql`domain`;
+  const top = await store.db
+    .selectFrom('delivery_domain_counts')
+    .select(['domain', (eb) => eb.fn.sum<string | number>('n').as('n')])
+    .where('delivery_id', '=', deliveryId)
+    .where('outcome', 'in', ['pending', 'deferred'])
+    .groupBy('domain')
+    .having((eb) => eb.fn.sum('n'), '>', 0)
+    .orderBy(sql`sum(n)`, 'desc')
+    .orderBy(byName)
+    .limit(limit)
+    .execute();
+  if (top.length === 0) return [];
+  const hosts = await store.db
+    .selectFrom('delivery_domain_counts')
+    .select(['domain', 'mx_host'])
+    .where('delivery_id', '=', deliveryId)
+    .where(
+      'domain',
+      'in',
+      top.map((row) => row.domain),
+    )
+    .where('mx_host', '!=', '')
+    .groupBy(['domain', 'outcome', 'mx_host'])
+    .having((eb) => eb.fn.sum('n'), '<>', 0)
+    .execute();
+  const hostsOf = new Map<string, Set<string>>();
+  for (const row of hosts) hostsOf.set(row.domain, (hostsOf.get(row.domain) ?? new Set()).add(row.mx_host));
+  return top.map((row) => ({
+    domain: row.domain,
+    pending: Number(row.n),
+    mxHosts: [...(hostsOf.get(row.domain) ?? [])].sort(),
+  }));
+}
+
 export interface FailureGroup {
   key: Record<string, string | null>;
   count: number;

@@ -25,9 +25,8 @@ import {
   unfinishedLimit,
 } from './doctor-store.ts';
 import { measureContent } from './check-content.ts';
-import { topPendingDomains } from './log-figures.ts';
 import { countDeliveryLogs } from '../delivery/delivery-store.ts';
-import { countDuePending, countLogsByDomain, lastOutcomeAt } from '../delivery/progress-store.ts';
+import { countDuePending, lastOutcomeAt, topPendingDomains } from '../delivery/progress-store.ts';
 import { consolidationWatermark, lastTrackingEventId, trackingEventPurgeRange } from '../tracking/tracking-store.ts';
 import { findOrphanedRuns, latestRunsByWorkflow, listWorkflowRows } from '../workflows/workflow-store.ts';
 import { databaseStatus } from '../workflows/db-status.ts';
@@ -206,7 +205,7 @@ async function deliveryFacts(
     failedByReason,
     duePending: pending > 0 ? await countDuePending(store, row.id, now) : 0,
     lastLogUpdateAt: await lastOutcomeAt(store, row.id, now),
-    pendingByDomain: pendingInProgress ? topPendingDomains(await countLogsByDomain(store, row.id)) : [],
+    pendingByDomain: pendingInProgress ? await topPendingDomains(store, row.id) : [],
   };
 }
 
