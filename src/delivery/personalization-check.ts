@@ -1,6 +1,7 @@
 import { TagToken, Tokenizer } from 'liquidjs';
 import { AppError } from '../common/errors.ts';
-import { findRenderedLinks, redirectTarget, type ExtractedLink } from '../tracking/links.ts';
+import { findRenderedLinks, type ExtractedLink } from '../tracking/links.ts';
+import { redirectTarget } from '../tracking/rendered-href.ts';
 import type { CompiledContent, ContentTemplates } from './content.ts';
 import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
 

@@ -4,10 +4,11 @@ import {
   linkEnd,
   linkStart,
   pixelMarker,
-  redirectTarget,
   stripMarkers,
   type ExtractedLink,
+  type HrefAttribute,
 } from './links.ts';
+import { classifyRenderedHref } from './rendered-href.ts';
 import type { KeyRing } from './token.ts';
 
 // The MTA's message decorator: tracked links, open pixel, mirror URL and the RFC 8058 one-click
@@ -49,7 +50,8 @@ export function createMessageDecorator(options: MessageDecoratorOptions): Messag
   const mailDomain = options.unsubscribeMailDomain;
   return {
     forDelivery(deliveryId, htmlTemplate) {
-      const analysis = htmlTemplate === null ? { links: [], markedTemplate: null } : analyzeHtmlTemplate(htmlTemplate);
+      const analysis =
+        htmlTemplate === null ? { links: [], hrefs: [], markedTemplate: null } : analyzeHtmlTemplate(htmlTemplate);
       // Links without Liquid are known to be http(s) already: no URL parsing per message for them.
       const isStatic = analysis.links.map((l) => !l.urlTemplate.includes('{{') && !l.urlTemplate.includes('{%'));
       const tokenOf = (kind: 'open' | 'mirror' | 'unsubscribe', logId: number, issuedAt: number) =>
@@ -81,6 +83,7 @@ export function createMessageDecorator(options: MessageDecoratorOptions): Messag
               renderedHtml,
               pixel,
               isStatic,
+              analysis.hrefs,
               (index, occurrence) =>
                 `${base}/r/${keyRing.sign({ kind: 'click', deliveryId, logId, linkIndex: index, occurrence, issuedAt })}`,
             ),
@@ -96,17 +99,28 @@ function rewrite(
   rendered: string,
   pixel: string,
   isStatic: readonly boolean[],
+  hrefs: readonly HrefAttribute[],
   trackedUrl: (index: number, occurrence: number) => string,
 ): string {
   const parts: string[] = [];
   let copied = 0;
   if (rendered.indexOf(linkStart) >= 0) {
     for (const link of findRenderedLinks(rendered)) {
-      parts.push(rendered.slice(copied, link.start));
-      // Rendered to something other than http(s) (a Liquid-built href): left as it is, untracked.
-      const trackable = isStatic[link.index] === true || redirectTarget(link.value) !== undefined;
-      parts.push(trackable ? trackedUrl(link.index, link.occurrence) : link.value);
+      const before = rendered.slice(copied, link.start);
+      const href = hrefs[link.index];
+      const verdict =
+        isStatic[link.index] === true || href === undefined
+          ? 'track'
+          : classifyRenderedHref(link.value, href.quote).kind;
       copied = link.end;
+      if (verdict === 'track') parts.push(before, trackedUrl(link.index, link.occurrence));
+      else if (verdict === 'keep') parts.push(before, link.value);
+      else if (before.endsWith(href!.before) && rendered.startsWith(href!.quote, link.end)) {
+        // Recipient data made it javascript:, data:, a relative URL…: the href attribute is removed,
+        // so the text stays and nothing is clickable (a mail client would open what it points to).
+        parts.push(before.slice(0, before.length - href!.before.length));
+        copied += href!.quote.length;
+      } else parts.push(before);
     }
   }
   parts.push(rendered.slice(copied));

@@ -1,7 +1,8 @@
 import { withoutMetaRefresh } from './mirror-html.ts';
 import { compileContent, personalizationOf, type CompiledContent } from '../delivery/content.ts';
 import { createMessageDecorator, type DeliveryDecorator, type MessageDecoratorOptions } from './decorator.ts';
-import { findRenderedLinks, redirectTarget } from './links.ts';
+import { findRenderedLinks } from './links.ts';
+import { redirectTarget } from './rendered-href.ts';
 
 // What the tracking server knows of a delivery: its tracked links (static targets resolved once),
 // its templates compiled with the link markers, and a decorator to re-track links of the mirror page.

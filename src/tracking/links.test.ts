@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { compileContent } from '../delivery/content.ts';
 import { createMessageDecorator } from './decorator.ts';
-import { analyzeHtmlTemplate, findRenderedLinks, redirectTarget } from './links.ts';
+import { analyzeHtmlTemplate, findRenderedLinks } from './links.ts';
+import { redirectTarget } from './rendered-href.ts';
 import { createKeyRing } from './token.ts';
 
 const t0 = Date.UTC(2026, 0, 10);
@@ -88,6 +89,46 @@ describe('message decorator', () => {
     expect(redirectTarget('javascript:alert(1)')).toBeUndefined();
     expect(redirectTarget('https://example.com/%0d%0aSet-Cookie')).toBe('https://example.com/%0d%0aSet-Cookie');
     expect(redirectTarget('  https://example.com/ok  ')).toBe('https://example.com/ok');
+  });
+
+  it('removes the href of a link whose data-chosen scheme is not http, https or mailto, however it is spelt', () => {
+    const hostile = decorator.forDelivery(
+      9,
+      '<html><body><a href="{{ site }}">Site</a> <a href=\'{{ site | raw }}\'>Raw</a> <a href={{ site | raw }}>Bare</a> <a href="j{{ rest | raw }}">Part</a></body></html>',
+    );
+    const render = compileContent({ subject: 's', html: hostile.htmlTemplate, text: null });
+    const decorate = (site: string) => {
+      const data = { site, rest: site, email: 'a@example.test', ...hostile.variables(1, t0) };
+      return hostile.decorate(1, render.render(data, 'a@example.test').html!, t0).html!;
+    };
+    for (const site of [
+      'javascript:alert(1)',
+      'JaVaScRiPt:alert(1)',
+      ' \t javascript:alert(1)',
+      'java\tscript:alert(1)',
+      'java\nscript:alert(1)',
+      '\u0001javascript:alert(1)',
+      '&#106;avascript:alert(1)',
+      'java&Tab;script&colon;alert(1)',
+      '&#x0A;javascript:alert(1)',
+      'data:text/html,<script>alert(1)</script>',
+      'vbscript:msgbox(1)',
+      'file:///etc/passwd',
+      '//evil.example/',
+    ]) {
+      const html = decorate(site);
+      expect(html, site).toMatch(/^<html><body><a >Site<\/a> <a >Raw<\/a> <a >Bare<\/a> <a [^>]*>Part<\/a><img /);
+      expect(html, site).not.toMatch(/script|vbscript|data:|file:|evil|onclick/i);
+    }
+    expect(decorate('avascript:alert(1)')).toContain('<a >Part</a>');
+    // A raw value closing its attribute loses it; quoted otherwise, it is only a strange URL.
+    expect(decorate('https://ok.example/" onclick="alert(1)')).toMatch(
+      /^<html><body><a href="https:\/\/t\.example\.test\/r\/[\w-]+">Site<\/a> <a href='https:\/\/t\.example\.test\/r\/[\w-]+'>Raw<\/a> <a >Bare<\/a> <a >Part<\/a>/,
+    );
+    expect(decorate('mailto:ann@example.test')).toContain('<a href="mailto:ann@example.test">Site</a>');
+    expect(decorate('HTTPS://ok.example/x')).toMatch(
+      /^<html><body><a href="https:\/\/t\.example\.test\/r\/[\w-]+">Site/,
+    );
   });
 
   it('decorates fast enough for the MTA (per message: string joins and HMACs)', () => {

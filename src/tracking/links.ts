@@ -6,6 +6,9 @@
 // condition repeats or removes it — by indexOf, without parsing the rendered HTML again.
 // Pure: no I/O.
 
+import { decodeHTML } from 'entities';
+import { dataChoosesScheme, decodeAttribute, type AttributeQuote } from './rendered-href.ts';
+
 export const linkStart = '\uE000';
 export const linkMiddle = '\uE001';
 export const linkEnd = '\uE002';
@@ -19,8 +22,17 @@ export interface ExtractedLink {
   label: string;
 }
 
+/** How a tracked link's href is written in the template, so a refused value can be removed with its attribute. */
+export interface HrefAttribute {
+  /** The literal text from the attribute name to the value (`href="`), right before the link's start marker. */
+  before: string;
+  quote: AttributeQuote;
+}
+
 export interface HtmlAnalysis {
   links: ExtractedLink[];
+  /** Per link index. */
+  hrefs: HrefAttribute[];
   /** The template with markers around tracked hrefs and before </body>; compile this instead of the original. */
   markedTemplate: string;
 }
@@ -30,6 +42,7 @@ const maxLabelLength = 120;
 export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
   const html = source.replace(markerPattern, '');
   const links: ExtractedLink[] = [];
+  const hrefs: HrefAttribute[] = [];
   const pieces: string[] = [];
   let copiedUpTo = 0;
   const lower = html.toLowerCase();
@@ -53,6 +66,7 @@ export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
       urlTemplate: href.value,
       label: isArea ? (tag.attributes.get('alt')?.value ?? '') : labelAfter(html, lower, tag.end),
     });
+    hrefs.push({ before: html.slice(href.nameStart, href.start), quote: href.quote });
     pieces.push(html.slice(copiedUpTo, href.start), linkStart, String(index), linkMiddle, href.value, linkEnd);
     copiedUpTo = href.end;
   }
@@ -60,7 +74,7 @@ export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
   let markedTemplate = pieces.join('');
   const bodyEnd = markedTemplate.toLowerCase().lastIndexOf('</body');
   if (bodyEnd >= 0) markedTemplate = markedTemplate.slice(0, bodyEnd) + pixelMarker + markedTemplate.slice(bodyEnd);
-  return { links, markedTemplate };
+  return { links, hrefs, markedTemplate };
 }
 
 function isTrackable(value: string, trackAttribute: string | undefined): boolean {
@@ -68,15 +82,18 @@ function isTrackable(value: string, trackAttribute: string | undefined): boolean
   const trimmed = value.trim();
   // The mirror page has its own counter (mirror views); tracking its link would count it twice.
   if (/^\{\{\s*mirror_url\s*\}\}$/.test(trimmed)) return false;
-  if (/^https?:\/\//i.test(decodeEntities(trimmed))) return true;
-  // A link made entirely by Liquid may render to an http(s) URL: decided per message after rendering.
-  return trimmed.startsWith('{{') || trimmed.startsWith('{%');
+  if (/^https?:\/\//i.test(decodeAttribute(trimmed))) return true;
+  // Recipient data may choose the scheme (`{{ website }}`): decided per message after rendering
+  // (rendered-href.ts) — tracked when http(s), kept when mailto, otherwise no link at all.
+  return dataChoosesScheme(trimmed);
 }
 
 interface Attribute {
   value: string;
+  nameStart: number;
   start: number;
   end: number;
+  quote: AttributeQuote;
 }
 
 /** Reads attributes from `from` to the closing '>', stepping over quoted values and Liquid blocks. */
@@ -102,7 +119,7 @@ function scanTag(html: string, from: number): { attributes: Map<string, Attribut
     if (html[i] !== '=') continue;
     i++;
     while (i < html.length && isSpace(html.charCodeAt(i))) i++;
-    const quote = html[i] === '"' || html[i] === "'" ? html[i]! : '';
+    const quote: AttributeQuote = html[i] === '"' ? '"' : html[i] === "'" ? "'" : '';
     const start = quote ? i + 1 : i;
     i = start;
     while (i < html.length) {
@@ -114,7 +131,8 @@ function scanTag(html: string, from: number): { attributes: Map<string, Attribut
       if (quote ? ch === quote : isSpace(ch.charCodeAt(0)) || ch === '>') break;
       i++;
     }
-    if (name && !attributes.has(name)) attributes.set(name, { value: html.slice(start, i), start, end: i });
+    if (name && !attributes.has(name))
+      attributes.set(name, { value: html.slice(start, i), nameStart, start, end: i, quote });
     if (quote && html[i] === quote) i++;
   }
   return { attributes, end: i };
@@ -128,7 +146,7 @@ function skipLiquid(html: string, at: number): number {
 function labelAfter(html: string, lower: string, from: number): string {
   const close = lower.indexOf('</a', from);
   const inner = html.slice(from, close < 0 ? Math.min(html.length, from + 500) : close);
-  const text = decodeEntities(inner.replace(/\{%[\s\S]*?%\}/g, ' ').replace(/<[^>]*>/g, ' '))
+  const text = decodeHTML(inner.replace(/\{%[\s\S]*?%\}/g, ' ').replace(/<[^>]*>/g, ' '))
     .replace(/\s+/g, ' ')
     .trim();
   return text.length > maxLabelLength ? `${text.slice(0, maxLabelLength - 1)}…` : text;
@@ -136,20 +154,6 @@ function labelAfter(html: string, lower: string, from: number): string {
 
 function isSpace(code: number): boolean {
   return code === 32 || code === 9 || code === 10 || code === 13 || code === 12;
-}
-
-const namedEntities: Record<string, string> = { amp: '&', quot: '"', apos: "'", lt: '<', gt: '>', nbsp: '\u00a0' };
-
-/** The few HTML entities that appear in attribute values (RFC-less, per the HTML spec's common set). */
-export function decodeEntities(value: string): string {
-  if (!value.includes('&')) return value;
-  return value.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,6});/gi, (whole, name: string) => {
-    if (name[0] === '#') {
-      const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-    }
-    return namedEntities[name.toLowerCase()] ?? whole;
-  });
 }
 
 export interface RenderedLink {
@@ -180,23 +184,6 @@ export function findRenderedLinks(rendered: string): RenderedLink[] {
     at = rendered.indexOf(linkStart, end + 1);
   }
   return found;
-}
-
-/** Turns a rendered href into the URL a redirect may send to: http(s) only, no control characters. */
-export function redirectTarget(renderedValue: string): string | undefined {
-  const decoded = decodeEntities(renderedValue).trim();
-  if (decoded.length === 0 || decoded.length > 8_192) return undefined;
-  // CR/LF or other controls would let personalization data inject headers; refuse rather than repair.
-  if (/[\u0000-\u001f\u007f]/.test(decoded)) return undefined;
-  if (!/^https?:\/\//i.test(decoded)) return undefined;
-  let url: URL;
-  try {
-    url = new URL(decoded);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-  return url.href;
 }
 
 export function stripMarkers(text: string): string {
