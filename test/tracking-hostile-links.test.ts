@@ -10,6 +10,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { createDelivery } from '../src/delivery/delivery-store.ts';
 import { startDelivery } from '../src/delivery/lifecycle.ts';
 import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
+import { summarizeDelivery } from '../src/delivery/summary.ts';
 import { openHerald } from '../src/main.ts';
 import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { createTrackingService } from '../src/tracking/service.ts';
@@ -83,7 +84,16 @@ describeEachDialect('links built from recipient data', (context) => {
         clock: herald.clock,
         isValidAddress: createAddressPredicate(),
       });
-      expect(prepared.kind).toBe('prepared');
+      // The operator is told, per link, how many messages go without it and which field to look at.
+      if (prepared.kind !== 'prepared') throw new Error(JSON.stringify(prepared));
+      expect(prepared.warnings.map((w) => [w.code, w.link, w.recipients, w.variables])).toEqual([
+        ['LINK_REFUSED', 1, 7, ['website']],
+        ['LINK_REFUSED', 2, 7, ['website']],
+      ]);
+      expect(prepared.warnings[0]!.message).toMatch(
+        /^link 1 \(\{\{ website \}\}\) is not a link for 7 recipient\(s\).*\w+\.\w+@accept\.test has ".+", scheme (javascript|data|vbscript):.*check website in the list$/,
+      );
+      expect((await summarizeDelivery(herald.store, delivery.id)).preparationWarnings).toEqual(prepared.warnings);
       await startDelivery(herald.store, delivery.id, Date.now());
       const composed = await composeMta(herald);
       await composed.start();

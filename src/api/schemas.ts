@@ -129,6 +129,21 @@ export const deliverySummary = Type.Object(
     retried: Type.Integer(),
     byReason: counts,
     lastError: nullable(Type.String()),
+    preparationWarnings: Type.Array(
+      Type.Object(
+        {
+          code: Type.Literal('LINK_REFUSED'),
+          link: Type.Integer({ description: 'the link, counted from 1 in the HTML template' }),
+          urlTemplate: Type.String(),
+          variables: Type.Array(Type.String(), { description: 'the fields the href prints' }),
+          recipients: Type.Integer({ description: 'recipients whose message went without this href' }),
+          example: Type.Object({ recipient: Type.String(), value: Type.String(), reason: Type.String() }, open),
+          message: Type.String(),
+        },
+        open,
+      ),
+      { description: 'links recipient data made into something not sent as a link (javascript:, data:…)' },
+    ),
   },
   open,
 );

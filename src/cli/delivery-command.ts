@@ -90,6 +90,7 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
           context.output.out(
             `delivery ${id} prepared: ${outcome.counts.prepared} delivery logs from ${outcome.counts.target} recipients (excluded: ${excluded})`,
           );
+          for (const warning of outcome.warnings) context.output.err(`warning: ${warning.code}: ${warning.message}`);
         }
       });
     });

@@ -16,10 +16,11 @@ function checker(templates: ContentTemplates) {
       return content.render(data, recipient);
     },
   };
-  const check = createPersonalizationCheck(templates, counted, analysis?.links ?? []);
+  const check = createPersonalizationCheck(templates, counted, analysis?.links ?? [], analysis?.hrefs ?? []);
   return {
     problems: (email: string, data: Record<string, unknown>) => check.check(email, { ...data, email }),
     renders: () => renders,
+    refused: () => check.refusedLinks(),
   };
 }
 
@@ -116,5 +117,41 @@ describe('personalization check', () => {
     expect(problems('b@x.test', { q: 'a&b' })).toEqual([]);
     expect(problems('c@x.test', { q: 'c&d' })).toEqual([]);
     expect(renders()).toBe(3);
+  });
+
+  it('counts per link the recipients whose data made it something not sent as a link, naming the field', () => {
+    const { problems, refused, renders } = checker({
+      subject: 'Hi',
+      // Link 1 is rendered alone per recipient; link 2 (a tag in the href) with the message, once per value.
+      html: '<a href="{{ website }}">Site</a>\n{% for i in (1..2) %}<a href="{% if vip %}{{ promo | raw }}{% endif %}">Promo</a>{% endfor %}',
+      text: null,
+    });
+    const hostile = { website: 'JaVa\tScript:alert(1)', vip: true, promo: 'data:text/html,x' };
+    for (let i = 0; i < 5; i++) expect(problems(`h${i}@x.test`, hostile)).toEqual([]);
+    expect(problems('ok@x.test', { website: 'https://a.test/', vip: true, promo: 'mailto:a@a.test' })).toEqual([]);
+    expect(problems('k@x.test', { website: 'mailto:k@x.test', vip: true, promo: 'data:text/html,x' })).toEqual([]);
+    // A value that looks like http(s) and is broken is a typo to fix: the preparation fails as before.
+    expect(problems('t@x.test', { website: 'https://exa mple.com', vip: false, promo: '' })).toHaveLength(1);
+    expect(renders()).toBe(3);
+    expect(refused()).toEqual([
+      {
+        link: 1,
+        urlTemplate: '{{ website }}',
+        variables: ['website'],
+        recipients: 5,
+        example: {
+          recipient: 'h0@x.test',
+          value: 'JaVa\tScript:alert(1)',
+          reason: expect.stringContaining('javascript:'),
+        },
+      },
+      {
+        link: 2,
+        urlTemplate: '{% if vip %}{{ promo | raw }}{% endif %}',
+        variables: ['promo'],
+        recipients: 6,
+        example: { recipient: 'h0@x.test', value: 'data:text/html,x', reason: expect.stringContaining('data:') },
+      },
+    ]);
   });
 });

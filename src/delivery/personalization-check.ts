@@ -1,7 +1,7 @@
 import { TagToken, Tokenizer } from 'liquidjs';
 import { AppError } from '../common/errors.ts';
-import { findRenderedLinks, type ExtractedLink } from '../tracking/links.ts';
-import { redirectTarget } from '../tracking/rendered-href.ts';
+import { findRenderedLinks, type ExtractedLink, type HrefAttribute } from '../tracking/links.ts';
+import { classifyRenderedHref, dataChoosesScheme } from '../tracking/rendered-href.ts';
 import type { CompiledContent, ContentTemplates } from './content.ts';
 import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
 
@@ -26,9 +26,27 @@ export interface RecipientProblem {
   message: string;
 }
 
+/**
+ * A link whose scheme recipient data chooses and that rendered, for some recipients, to something
+ * Herald does not send as a link (javascript:, data:, a relative URL…): their message goes out with
+ * the link's text but without its href (tracking/decorator.ts). A warning, not a failure.
+ */
+export interface RefusedLink {
+  /** 1-based, as operators count links. */
+  link: number;
+  urlTemplate: string;
+  /** The variables the href prints: the fields to look at in the list. */
+  variables: string[];
+  /** Recipients whose message loses this link. */
+  recipients: number;
+  example: { recipient: string; value: string; reason: string };
+}
+
 export interface PersonalizationCheck {
   /** The problems of one recipient's personalization (empty when it renders and its links are valid). */
   check(email: string, data: Record<string, unknown>): readonly RecipientProblem[];
+  /** The links removed from some recipients' messages so far, with how many recipients each. */
+  refusedLinks(): RefusedLink[];
 }
 
 interface StandaloneLink {
@@ -43,6 +61,8 @@ const presenceTags = new Set(['if', 'unless', 'elsif']);
 /** The answer for a recipient without problems, shared (nothing allocated per recipient). */
 const noProblems: readonly RecipientProblem[] = Object.freeze([]);
 
+const noIndexes: readonly number[] = Object.freeze([]);
+
 /** Check keys kept; past it the set starts over (more renders, never a missed check). */
 const maxKeys = 100_000;
 
@@ -51,6 +71,8 @@ export function createPersonalizationCheck(
   /** The HTML template with tracked links marked (tracking/links.ts), compiled as the MTA compiles it. */
   content: CompiledContent,
   links: readonly ExtractedLink[],
+  /** Per link index, how its href is written (tracking/links.ts); a quote `"` when not given. */
+  hrefs: readonly HrefAttribute[] = [],
 ): PersonalizationCheck {
   const sources = [templates.subject, templates.html ?? '', templates.text ?? ''];
   const inTags = new Set<string>();
@@ -73,27 +95,60 @@ export function createPersonalizationCheck(
   const keyedNames = [...keyed];
   const presenceNames = [...presence].filter((name) => !keyed.has(name));
   const checkKey = createCheckKey(keyedNames, presenceNames);
-  const seen = new Set<string>();
+  // A clean key, with the indexes of the links its render refused (counted again for each recipient of the key).
+  const seen = new Map<string, readonly number[]>();
+  const refused = new Map<number, RefusedLink>();
+  const refuse = (email: string, link: ExtractedLink, value: string, reason: string): void => {
+    const entry = refused.get(link.index);
+    if (entry) entry.recipients++;
+    else
+      refused.set(link.index, {
+        link: link.index + 1,
+        urlTemplate: link.urlTemplate,
+        variables: printedFieldsOf(link.urlTemplate),
+        recipients: 1,
+        example: { recipient: email, value: shorten(value), reason },
+      });
+  };
+  const standaloneIndexes = new Set(standalone.map((s) => s.link.index));
+  const quoteOf = (index: number) => hrefs[index]?.quote ?? '"';
   return {
+    refusedLinks: () => [...refused.values()].sort((a, b) => a.link - b.link),
     check(email, data) {
       let problems = noProblems;
       let renderInFull = false;
+      // Refused by this recipient's render: counted once per recipient and link, whatever the occurrences.
+      // Created on the first refusal: nothing is allocated for a recipient whose links are fine.
+      let refusedHere: Map<number, { value: string; reason: string }> | undefined;
+      const judge = (link: ExtractedLink, value: string, line: number): void => {
+        const verdict = judgeLinkValue(link, value, quoteOf(link.index));
+        if (verdict === 'problem') problems = [...problems, linkProblem(email, link, value, line)];
+        else if (verdict !== 'ok' && !refusedHere?.has(link.index))
+          (refusedHere ??= new Map()).set(link.index, { value, reason: verdict.reason });
+      };
+      const countRefused = (): void => {
+        for (const [index, value] of refusedHere ?? []) refuse(email, links[index]!, value.value, value.reason);
+      };
       for (let i = 0; i < standalone.length; i++) {
         const { link, render, line } = standalone[i]!;
         const rendered = render(data);
         // A value the fast path leaves to LiquidJS (missing, not a string, HTML-special): the full render decides.
         if (rendered === undefined) renderInFull = true;
-        else if (!isValidLinkValue(link, rendered)) problems = [...problems, linkProblem(email, link, rendered, line)];
+        else judge(link, rendered, line);
       }
       const key = checkKey(data);
-      if (!renderInFull && seen.has(key)) return problems;
+      const remembered = renderInFull ? undefined : seen.get(key);
+      if (remembered !== undefined) {
+        countRefused();
+        for (const index of remembered) refused.get(index)!.recipients++;
+        return problems;
+      }
       try {
         const out = content.render(data, email);
         if (out.html !== null)
           for (const found of findRenderedLinks(out.html)) {
             const link = links[found.index];
-            if (link && !isValidLinkValue(link, found.value))
-              problems = [...problems, linkProblem(email, link, found.value, lineOf(html, link.urlTemplate))];
+            if (link) judge(link, found.value, lineOf(html, link.urlTemplate));
           }
       } catch (error) {
         const details = error instanceof AppError ? (error.details as { template?: string; line?: number }) : {};
@@ -110,8 +165,10 @@ export function createPersonalizationCheck(
       }
       // Only a clean render is remembered: every recipient of a failing key is named.
       if (problems.length > 0) return dedupe(problems);
+      countRefused();
       if (seen.size >= maxKeys) seen.clear();
-      seen.add(key);
+      // Standalone links are judged for every recipient anyway: only the others are remembered.
+      seen.set(key, refusedHere ? [...refusedHere.keys()].filter((index) => !standaloneIndexes.has(index)) : noIndexes);
       return problems;
     },
   };
@@ -150,6 +207,13 @@ function liquidVariablesOf(urlTemplate: string): string[] {
   const names = new Set<string>();
   for (const match of urlTemplate.matchAll(/\{\{([\s\S]*?)\}\}|\{%([\s\S]*?)%\}/g))
     for (const name of identifiersOf(match[1] ?? match[2] ?? '')) names.add(name);
+  return [...names];
+}
+
+/** The data fields a link's outputs print (`{{ website | raw }}`: website), filters and tags left out. */
+function printedFieldsOf(urlTemplate: string): string[] {
+  const names = new Set<string>();
+  for (const match of urlTemplate.matchAll(/\{\{-?\s*([A-Za-z_][\w-]*)/g)) names.add(match[1]!);
   return [...names];
 }
 
@@ -199,18 +263,27 @@ function createCheckKey(keyedNames: readonly string[], presenceNames: readonly s
 }
 
 /**
- * A link written with an http(s) URL must render to a valid one; a link written entirely in Liquid
- * may render to anything else (left untracked, as the decorator does), but not to a broken http(s) URL.
+ * A link written with an http(s) URL must render to a valid one, and so must a link whose scheme
+ * comes from data when it renders to http(s) (`https://shop example.com` is a typo to fix, not a
+ * link to drop); any other value of such a link is refused — the message goes without that href.
  */
-function isValidLinkValue(link: ExtractedLink, rendered: string): boolean {
-  if (redirectTarget(rendered) !== undefined) return true;
-  const written = link.urlTemplate.trim();
-  if (written.startsWith('{{') || written.startsWith('{%')) return !/^\s*https?:/i.test(rendered);
-  return false;
+function judgeLinkValue(
+  link: ExtractedLink,
+  rendered: string,
+  quote: HrefAttribute['quote'],
+): 'ok' | 'problem' | { reason: string } {
+  const verdict = classifyRenderedHref(rendered, quote);
+  if (verdict.kind === 'track') return 'ok';
+  if (!dataChoosesScheme(link.urlTemplate) || /^\s*https?:/i.test(rendered)) return 'problem';
+  return verdict.kind === 'keep' ? 'ok' : { reason: verdict.reason };
+}
+
+function shorten(value: string): string {
+  return value.length > 200 ? `${value.slice(0, 200)}…` : value;
 }
 
 function linkProblem(email: string, link: ExtractedLink, rendered: string, line: number): RecipientProblem {
-  const shown = rendered.length > 200 ? `${rendered.slice(0, 200)}…` : rendered;
+  const shown = shorten(rendered);
   const variables = liquidVariablesOf(link.urlTemplate).join(', ');
   return {
     recipient: email,

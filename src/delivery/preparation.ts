@@ -12,6 +12,7 @@ import {
   type RecipientProblem,
 } from './personalization-check.ts';
 import { getDelivery } from './delivery-store.ts';
+import { linkWarnings, type PreparationWarning } from './preparation-warnings.ts';
 import { transitionDelivery } from './lifecycle.ts';
 import {
   analyzeRecipients,
@@ -64,7 +65,12 @@ export interface PreparationStore {
   blockedAddresses(emails: string[]): Promise<Map<string, 'quarantined' | 'denylisted'>>;
   /** Creates the logs of a range's recipients, skipping addresses that already have one in this delivery; returns how many were inserted. */
   insertLogs(deliveryId: number, range: TargetRange, now: number): Promise<number>;
-  finishPreparation(deliveryId: number, result: PreparationCounts, now: number): Promise<void>;
+  finishPreparation(
+    deliveryId: number,
+    result: PreparationCounts,
+    warnings: readonly PreparationWarning[],
+    now: number,
+  ): Promise<void>;
   failPreparation(deliveryId: number, error: string, now: number): Promise<void>;
   /** Stores the HTML template's tracked links in document order (replacing an earlier preparation's). */
   replaceTrackingLinks(deliveryId: number, links: readonly ExtractedLink[]): Promise<void>;
@@ -83,7 +89,10 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
   const writer = lazySqliteStatementRunner(store);
   return {
     async beginPreparation(deliveryId, now) {
-      const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, { last_error: null });
+      const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, {
+        last_error: null,
+        preparation_warnings: '[]',
+      });
       await analyzeRecipients(store);
       return delivery;
     },
@@ -100,12 +109,13 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
     blockedAddresses: (emails) => blockedAddresses(store, emails),
     insertLogs: (deliveryId, range, now) =>
       insertDeliveryLogs(store, deliveryId, range, now, { ...options, runner: writer.get() }),
-    async finishPreparation(deliveryId, counts, now) {
+    async finishPreparation(deliveryId, counts, warnings, now) {
       const excluded = Object.values(counts.excluded).reduce((a, b) => a + b, 0);
       await transitionDelivery(store, deliveryId, 'prepared', now, {
         target_count: counts.target,
         excluded_count: excluded,
         exclusions: JSON.stringify(counts.excluded),
+        preparation_warnings: JSON.stringify(warnings),
         prepared_at: now,
       });
     },
@@ -139,7 +149,7 @@ export interface PrepareOptions {
 }
 
 export type PreparationOutcome =
-  | { kind: 'prepared'; deliveryId: number; counts: PreparationCounts }
+  | { kind: 'prepared'; deliveryId: number; counts: PreparationCounts; warnings: PreparationWarning[] }
   | { kind: 'failed'; deliveryId: number; error: string; code: string };
 
 /** `{{ mirror_url }}` is set per message by the MTA (tracking decorator); the check needs a value. */
@@ -177,12 +187,14 @@ export async function prepareDelivery(
       templates,
       compileContent({ ...templates, html: analysis?.markedTemplate ?? null }),
       analysis?.links ?? [],
+      analysis?.hrefs ?? [],
     );
     const counts = await prepareBatches(store, delivery.id, delivery.list_id, check, options);
     if (counts.target === 0)
       throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId}: its list has no recipients`);
-    await store.finishPreparation(deliveryId, counts, options.clock.now());
-    return { kind: 'prepared', deliveryId, counts };
+    const warnings = linkWarnings(check.refusedLinks());
+    await store.finishPreparation(deliveryId, counts, warnings, options.clock.now());
+    return { kind: 'prepared', deliveryId, counts, warnings };
   } catch (error) {
     // Nothing half-done: the logs of a failed preparation are removed, so nothing can be sent from it.
     await store.deleteLogs(deliveryId);

@@ -1,6 +1,7 @@
 import type { Store } from '../store/database.ts';
 import { countDeliveryLogs, getDelivery } from './delivery-store.ts';
 import type { DeliveryState } from '../store/tables.ts';
+import { parsePreparationWarnings, type PreparationWarning } from './preparation-warnings.ts';
 
 /** The figures an operator reads first; also the shape of `herald demo --json` (add fields, never rename). */
 export interface DeliverySummary {
@@ -21,6 +22,8 @@ export interface DeliverySummary {
   /** Pending logs by the reason of their last soft failure, retried until the validity ends. */
   retryingByReason: Record<string, number>;
   lastError: string | null;
+  /** The last preparation's warnings: links recipient data made into something that is not sent as a link. */
+  preparationWarnings: PreparationWarning[];
   /** Fair share on MX paths shared with other deliveries (src/mta/fair-share.ts). */
   priority: number;
   weight: number;
@@ -48,6 +51,7 @@ export async function summarizeDelivery(store: Store, deliveryId: number): Promi
     byReason: counts.byReason,
     retryingByReason: counts.retryingByReason,
     lastError: delivery.last_error,
+    preparationWarnings: parsePreparationWarnings(delivery.preparation_warnings),
   };
 }
 
@@ -73,6 +77,7 @@ export function formatSummary(summary: DeliverySummary): string[] {
             .join(', ')} (pending logs, by their last soft failure)`,
         ]
       : []),
+    ...(summary.preparationWarnings ?? []).map((warning) => `  warning: ${warning.code}: ${warning.message}`),
     ...(summary.lastError ? [`  last error: ${summary.lastError}`] : []),
   ];
 }

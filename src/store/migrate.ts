@@ -33,6 +33,7 @@ import * as deliveryLogsStatementForeignKey from './migrations/0034-delivery-log
 import * as recipientsStatementForeignKey from './migrations/0035-recipients-statement-foreign-key.ts';
 import * as maintenanceProgress from './migrations/0036-maintenance-progress.ts';
 import * as dueIndexCoversDomain from './migrations/0037-due-index-covers-domain.ts';
+import * as preparationWarnings from './migrations/0038-preparation-warnings.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -68,6 +69,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0035-recipients-statement-foreign-key', recipientsStatementForeignKey],
   ['0036-maintenance-progress', maintenanceProgress],
   ['0037-due-index-covers-domain', dueIndexCoversDomain],
+  ['0038-preparation-warnings', preparationWarnings],
 ];
 
 function migratorOf(store: Store): Migrator {
