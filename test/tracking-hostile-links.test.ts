@@ -74,7 +74,7 @@ describeEachDialect('links built from recipient data', (context) => {
         herald.store,
         deliveryDefinition({
           listName: 'hostile',
-          html: '<html><body><a href="{{ website }}">Site</a> <a href="{{ website | raw }}">Raw</a> <a href="{{ mirror_url }}">Online</a></body></html>',
+          html: '<html><body><a href="{{ website }}">Site</a> <a href="{{ website | raw }}">Raw</a> <a href="{{ mirror_url }}">Online</a> <a data-herald-track="off" href="{{ website }}">Off</a></body></html>',
         }),
         { validityHours: 1 },
         Date.now(),
@@ -89,6 +89,7 @@ describeEachDialect('links built from recipient data', (context) => {
       expect(prepared.warnings.map((w) => [w.code, w.link, w.recipients, w.variables])).toEqual([
         ['LINK_REFUSED', 1, 7, ['website']],
         ['LINK_REFUSED', 2, 7, ['website']],
+        ['LINK_REFUSED', null, 7, ['website']],
       ]);
       expect(prepared.warnings[0]!.message).toMatch(
         /^link 1 \(\{\{ website \}\}\) is not a link for 7 recipient\(s\).*\w+\.\w+@accept\.test has ".+", scheme (javascript|data|vbscript):.*check website in the list$/,
@@ -113,7 +114,7 @@ describeEachDialect('links built from recipient data', (context) => {
       for (const [name, site] of Object.entries(websites)) {
         const html = htmlOf(`${name}.${context.dialect}@accept.test`);
         const anchors = [...html.matchAll(/<a\b[^>]*>/g)].map((m) => m[0]);
-        expect(anchors, name).toHaveLength(3);
+        expect(anchors, name).toHaveLength(4);
         const mirror = /href="(https:\/\/t\.brand\.test\/m\/[\w-]+)"/.exec(anchors[2]!)![1]!;
         const page = await (await follow(mirror)).text();
         if (name === 'web') {
@@ -123,10 +124,13 @@ describeEachDialect('links built from recipient data', (context) => {
             expect(click.status).toBe(302);
             expect(click.headers.get('location')).toBe(site);
           }
+          expect(anchors[3]).toBe(`<a data-herald-track="off" href="${site}">`);
         } else if (name === 'mail') {
           expect(anchors.slice(0, 2)).toEqual([`<a href="${site}">`, `<a href="${site}">`]);
+          expect(anchors[3]).toBe(`<a data-herald-track="off" href="${site}">`);
         } else {
           expect(anchors.slice(0, 2), name).toEqual(['<a >', '<a >']);
+          expect(anchors[3], name).toBe('<a data-herald-track="off" >');
           expect(page, name).toContain('<a >Site</a> <a >Raw</a>');
           expect(page, name).not.toMatch(/script:|data:/i);
         }

@@ -133,7 +133,11 @@ export const deliverySummary = Type.Object(
       Type.Object(
         {
           code: Type.Literal('LINK_REFUSED'),
-          link: Type.Integer({ description: 'the link, counted from 1 in the HTML template' }),
+          link: nullable(
+            Type.Integer({
+              description: 'the tracked link, counted from 1; null: a link with data-herald-track="off"',
+            }),
+          ),
           urlTemplate: Type.String(),
           variables: Type.Array(Type.String(), { description: 'the fields the href prints' }),
           recipients: Type.Integer({ description: 'recipients whose message went without this href' }),

@@ -16,7 +16,7 @@ function checker(templates: ContentTemplates) {
       return content.render(data, recipient);
     },
   };
-  const check = createPersonalizationCheck(templates, counted, analysis?.links ?? [], analysis?.hrefs ?? []);
+  const check = createPersonalizationCheck(templates, counted, analysis?.links ?? [], analysis ?? {});
   return {
     problems: (email: string, data: Record<string, unknown>) => check.check(email, { ...data, email }),
     renders: () => renders,
@@ -123,16 +123,24 @@ describe('personalization check', () => {
     const { problems, refused, renders } = checker({
       subject: 'Hi',
       // Link 1 is rendered alone per recipient; link 2 (a tag in the href) with the message, once per value.
-      html: '<a href="{{ website }}">Site</a>\n{% for i in (1..2) %}<a href="{% if vip %}{{ promo | raw }}{% endif %}">Promo</a>{% endfor %}',
+      html: '<a href="{{ website }}">Site</a>\n{% for i in (1..2) %}<a href="{% if vip %}{{ promo | raw }}{% endif %}">Promo</a>{% endfor %}\n<a data-herald-track="off" href="{{ profile }}">Profile</a>',
       text: null,
     });
-    const hostile = { website: 'JaVa\tScript:alert(1)', vip: true, promo: 'data:text/html,x' };
+    const hostile = {
+      website: 'JaVa\tScript:alert(1)',
+      vip: true,
+      promo: 'data:text/html,x',
+      profile: 'https://a.test/p',
+    };
     for (let i = 0; i < 5; i++) expect(problems(`h${i}@x.test`, hostile)).toEqual([]);
-    expect(problems('ok@x.test', { website: 'https://a.test/', vip: true, promo: 'mailto:a@a.test' })).toEqual([]);
-    expect(problems('k@x.test', { website: 'mailto:k@x.test', vip: true, promo: 'data:text/html,x' })).toEqual([]);
+    const fine = { website: 'https://a.test/', vip: true, promo: 'mailto:a@a.test', profile: 'https://a.test/p' };
+    expect(problems('ok@x.test', fine)).toEqual([]);
+    expect(problems('k@x.test', { ...hostile, website: 'mailto:k@x.test' })).toEqual([]);
+    // An opted-out link is checked too: its value is part of the check key.
+    expect(problems('p@x.test', { ...fine, profile: 'vbscript:x' })).toEqual([]);
     // A value that looks like http(s) and is broken is a typo to fix: the preparation fails as before.
-    expect(problems('t@x.test', { website: 'https://exa mple.com', vip: false, promo: '' })).toHaveLength(1);
-    expect(renders()).toBe(3);
+    expect(problems('t@x.test', { ...fine, website: 'https://exa mple.com', vip: false })).toHaveLength(1);
+    expect(renders()).toBe(4);
     expect(refused()).toEqual([
       {
         link: 1,
@@ -151,6 +159,13 @@ describe('personalization check', () => {
         variables: ['promo'],
         recipients: 6,
         example: { recipient: 'h0@x.test', value: 'data:text/html,x', reason: expect.stringContaining('data:') },
+      },
+      {
+        link: null,
+        urlTemplate: '{{ profile }}',
+        variables: ['profile'],
+        recipients: 1,
+        example: { recipient: 'p@x.test', value: 'vbscript:x', reason: expect.stringContaining('vbscript:') },
       },
     ]);
   });

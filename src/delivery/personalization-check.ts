@@ -1,6 +1,6 @@
 import { TagToken, Tokenizer } from 'liquidjs';
 import { AppError } from '../common/errors.ts';
-import { findRenderedLinks, type ExtractedLink, type HrefAttribute } from '../tracking/links.ts';
+import { findRenderedHrefs, type ExtractedLink, type GuardedHref, type HrefAttribute } from '../tracking/links.ts';
 import { classifyRenderedHref, dataChoosesScheme } from '../tracking/rendered-href.ts';
 import type { CompiledContent, ContentTemplates } from './content.ts';
 import { compileFastTemplate, type FastTemplate } from './fast-template.ts';
@@ -32,8 +32,8 @@ export interface RecipientProblem {
  * the link's text but without its href (tracking/decorator.ts). A warning, not a failure.
  */
 export interface RefusedLink {
-  /** 1-based, as operators count links. */
-  link: number;
+  /** 1-based, as operators count tracked links; null for a link with data-herald-track="off". */
+  link: number | null;
   urlTemplate: string;
   /** The variables the href prints: the fields to look at in the list. */
   variables: string[];
@@ -71,14 +71,23 @@ export function createPersonalizationCheck(
   /** The HTML template with tracked links marked (tracking/links.ts), compiled as the MTA compiles it. */
   content: CompiledContent,
   links: readonly ExtractedLink[],
-  /** Per link index, how its href is written (tracking/links.ts); a quote `"` when not given. */
-  hrefs: readonly HrefAttribute[] = [],
+  /** Per link index, how its href is written, and the opted-out hrefs data may turn into javascript: (tracking/links.ts). */
+  marks: { hrefs?: readonly HrefAttribute[]; guarded?: readonly GuardedHref[] } = {},
 ): PersonalizationCheck {
+  const hrefs = marks.hrefs ?? [];
+  const guarded = marks.guarded ?? [];
+  // Opted-out hrefs as links of negative index (-1 for guard 0…): judged and counted like the others.
+  const guardLinks: ExtractedLink[] = guarded.map((g, i) => ({
+    index: -(i + 1),
+    urlTemplate: g.urlTemplate,
+    label: '',
+  }));
   const sources = [templates.subject, templates.html ?? '', templates.text ?? ''];
   const inTags = new Set<string>();
   const keyed = new Set<string>();
   const presence = new Set<string>();
   for (const source of sources) collectVariables(source, inTags, keyed, presence);
+  for (const link of guardLinks) for (const name of liquidVariablesOf(link.urlTemplate)) keyed.add(name);
   const standalone: StandaloneLink[] = [];
   const html = templates.html ?? '';
   for (const link of links) {
@@ -103,7 +112,7 @@ export function createPersonalizationCheck(
     if (entry) entry.recipients++;
     else
       refused.set(link.index, {
-        link: link.index + 1,
+        link: link.index >= 0 ? link.index + 1 : null,
         urlTemplate: link.urlTemplate,
         variables: printedFieldsOf(link.urlTemplate),
         recipients: 1,
@@ -111,9 +120,11 @@ export function createPersonalizationCheck(
       });
   };
   const standaloneIndexes = new Set(standalone.map((s) => s.link.index));
-  const quoteOf = (index: number) => hrefs[index]?.quote ?? '"';
+  const quoteOf = (index: number) => (index >= 0 ? hrefs[index] : guarded[-index - 1])?.quote ?? '"';
+  const linkOf = (index: number) => (index >= 0 ? links[index] : guardLinks[-index - 1]);
   return {
-    refusedLinks: () => [...refused.values()].sort((a, b) => a.link - b.link),
+    // Tracked links in order, then opted-out ones.
+    refusedLinks: () => [...refused.values()].sort((a, b) => (a.link ?? Infinity) - (b.link ?? Infinity)),
     check(email, data) {
       let problems = noProblems;
       let renderInFull = false;
@@ -127,7 +138,7 @@ export function createPersonalizationCheck(
           (refusedHere ??= new Map()).set(link.index, { value, reason: verdict.reason });
       };
       const countRefused = (): void => {
-        for (const [index, value] of refusedHere ?? []) refuse(email, links[index]!, value.value, value.reason);
+        for (const [index, value] of refusedHere ?? []) refuse(email, linkOf(index)!, value.value, value.reason);
       };
       for (let i = 0; i < standalone.length; i++) {
         const { link, render, line } = standalone[i]!;
@@ -146,8 +157,8 @@ export function createPersonalizationCheck(
       try {
         const out = content.render(data, email);
         if (out.html !== null)
-          for (const found of findRenderedLinks(out.html)) {
-            const link = links[found.index];
+          for (const found of findRenderedHrefs(out.html)) {
+            const link = linkOf(found.guarded ? -(found.index + 1) : found.index);
             if (link) judge(link, found.value, lineOf(html, link.urlTemplate));
           }
       } catch (error) {
@@ -274,7 +285,8 @@ function judgeLinkValue(
 ): 'ok' | 'problem' | { reason: string } {
   const verdict = classifyRenderedHref(rendered, quote);
   if (verdict.kind === 'track') return 'ok';
-  if (!dataChoosesScheme(link.urlTemplate) || /^\s*https?:/i.test(rendered)) return 'problem';
+  // An opted-out link (negative index) is not tracked: a broken value only loses its href.
+  if (link.index >= 0 && (!dataChoosesScheme(link.urlTemplate) || /^\s*https?:/i.test(rendered))) return 'problem';
   return verdict.kind === 'keep' ? 'ok' : { reason: verdict.reason };
 }
 

@@ -17,7 +17,8 @@ export function linkWarnings(refused: readonly RefusedLink[]): PreparationWarnin
 function describeRefusedLink(link: RefusedLink): string {
   const { recipient, value, reason } = link.example;
   const fields = link.variables.length > 0 ? link.variables.join(', ') : 'the link in the template';
-  return `link ${link.link} (${link.urlTemplate}) is not a link for ${link.recipients} recipient(s), sent without its href (text kept, not clickable, not tracked): ${recipient} has ${JSON.stringify(value)}, ${reason}; check ${fields} in the list`;
+  const which = link.link === null ? 'untracked link' : `link ${link.link}`;
+  return `${which} (${link.urlTemplate}) is not a link for ${link.recipients} recipient(s), sent without its href (text kept, not clickable, not tracked): ${recipient} has ${JSON.stringify(value)}, ${reason}; check ${fields} in the list`;
 }
 
 /** The warnings stored with a delivery; an unreadable value reads as none rather than breaking a summary. */

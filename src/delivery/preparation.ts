@@ -187,7 +187,7 @@ export async function prepareDelivery(
       templates,
       compileContent({ ...templates, html: analysis?.markedTemplate ?? null }),
       analysis?.links ?? [],
-      analysis?.hrefs ?? [],
+      analysis ?? {},
     );
     const counts = await prepareBatches(store, delivery.id, delivery.list_id, check, options);
     if (counts.target === 0)

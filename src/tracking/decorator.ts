@@ -1,6 +1,6 @@
 import {
   analyzeHtmlTemplate,
-  findRenderedLinks,
+  findRenderedHrefs,
   linkEnd,
   linkStart,
   pixelMarker,
@@ -51,7 +51,9 @@ export function createMessageDecorator(options: MessageDecoratorOptions): Messag
   return {
     forDelivery(deliveryId, htmlTemplate) {
       const analysis =
-        htmlTemplate === null ? { links: [], hrefs: [], markedTemplate: null } : analyzeHtmlTemplate(htmlTemplate);
+        htmlTemplate === null
+          ? { links: [], hrefs: [], guarded: [], markedTemplate: null }
+          : analyzeHtmlTemplate(htmlTemplate);
       // Links without Liquid are known to be http(s) already: no URL parsing per message for them.
       const isStatic = analysis.links.map((l) => !l.urlTemplate.includes('{{') && !l.urlTemplate.includes('{%'));
       const tokenOf = (kind: 'open' | 'mirror' | 'unsubscribe', logId: number, issuedAt: number) =>
@@ -83,7 +85,7 @@ export function createMessageDecorator(options: MessageDecoratorOptions): Messag
               renderedHtml,
               pixel,
               isStatic,
-              analysis.hrefs,
+              analysis,
               (index, occurrence) =>
                 `${base}/r/${keyRing.sign({ kind: 'click', deliveryId, logId, linkIndex: index, occurrence, issuedAt })}`,
             ),
@@ -99,22 +101,23 @@ function rewrite(
   rendered: string,
   pixel: string,
   isStatic: readonly boolean[],
-  hrefs: readonly HrefAttribute[],
+  marks: { hrefs: readonly HrefAttribute[]; guarded: readonly HrefAttribute[] },
   trackedUrl: (index: number, occurrence: number) => string,
 ): string {
   const parts: string[] = [];
   let copied = 0;
   if (rendered.indexOf(linkStart) >= 0) {
-    for (const link of findRenderedLinks(rendered)) {
+    for (const link of findRenderedHrefs(rendered)) {
       const before = rendered.slice(copied, link.start);
-      const href = hrefs[link.index];
+      const href = (link.guarded ? marks.guarded : marks.hrefs)[link.index];
       const verdict =
-        isStatic[link.index] === true || href === undefined
+        (!link.guarded && isStatic[link.index] === true) || href === undefined
           ? 'track'
           : classifyRenderedHref(link.value, href.quote).kind;
       copied = link.end;
-      if (verdict === 'track') parts.push(before, trackedUrl(link.index, link.occurrence));
-      else if (verdict === 'keep') parts.push(before, link.value);
+      // An opted-out link stays as it rendered when it is http(s): the operator asked for no tracking.
+      if (verdict === 'track' && !link.guarded) parts.push(before, trackedUrl(link.index, link.occurrence));
+      else if (verdict !== 'refuse') parts.push(before, link.value);
       else if (before.endsWith(href!.before) && rendered.startsWith(href!.quote, link.end)) {
         // Recipient data made it javascript:, data:, a relative URL…: the href attribute is removed,
         // so the text stays and nothing is clickable (a mail client would open what it points to).

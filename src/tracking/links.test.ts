@@ -94,7 +94,7 @@ describe('message decorator', () => {
   it('removes the href of a link whose data-chosen scheme is not http, https or mailto, however it is spelt', () => {
     const hostile = decorator.forDelivery(
       9,
-      '<html><body><a href="{{ site }}">Site</a> <a href=\'{{ site | raw }}\'>Raw</a> <a href={{ site | raw }}>Bare</a> <a href="j{{ rest | raw }}">Part</a></body></html>',
+      '<html><body><a href="{{ site }}">Site</a> <a href=\'{{ site | raw }}\'>Raw</a> <a href={{ site | raw }}>Bare</a> <a href="j{{ rest | raw }}">Part</a> <a data-herald-track="off" href="{{ site }}">Off</a></body></html>',
     );
     const render = compileContent({ subject: 's', html: hostile.htmlTemplate, text: null });
     const decorate = (site: string) => {
@@ -117,7 +117,9 @@ describe('message decorator', () => {
       '//evil.example/',
     ]) {
       const html = decorate(site);
-      expect(html, site).toMatch(/^<html><body><a >Site<\/a> <a >Raw<\/a> <a >Bare<\/a> <a [^>]*>Part<\/a><img /);
+      expect(html, site).toMatch(
+        /^<html><body><a >Site<\/a> <a >Raw<\/a> <a >Bare<\/a> <a [^>]*>Part<\/a> <a data-herald-track="off" >Off<\/a><img /,
+      );
       expect(html, site).not.toMatch(/script|vbscript|data:|file:|evil|onclick/i);
     }
     expect(decorate('avascript:alert(1)')).toContain('<a >Part</a>');
@@ -126,6 +128,9 @@ describe('message decorator', () => {
       /^<html><body><a href="https:\/\/t\.example\.test\/r\/[\w-]+">Site<\/a> <a href='https:\/\/t\.example\.test\/r\/[\w-]+'>Raw<\/a> <a >Bare<\/a> <a >Part<\/a>/,
     );
     expect(decorate('mailto:ann@example.test')).toContain('<a href="mailto:ann@example.test">Site</a>');
+    expect(decorate('https://ok.example/x')).toContain(
+      '<a data-herald-track="off" href="https://ok.example/x">Off</a>',
+    );
     expect(decorate('HTTPS://ok.example/x')).toMatch(
       /^<html><body><a href="https:\/\/t\.example\.test\/r\/[\w-]+">Site/,
     );

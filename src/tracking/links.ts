@@ -29,10 +29,20 @@ export interface HrefAttribute {
   quote: AttributeQuote;
 }
 
+/**
+ * An href left untracked by the operator (`data-herald-track="off"`) whose scheme recipient data
+ * chooses: marked too (index `g0`, `g1`…), so a javascript: value is removed like a tracked link's.
+ */
+export interface GuardedHref extends HrefAttribute {
+  urlTemplate: string;
+}
+
 export interface HtmlAnalysis {
   links: ExtractedLink[];
   /** Per link index. */
   hrefs: HrefAttribute[];
+  /** Per guard index. */
+  guarded: GuardedHref[];
   /** The template with markers around tracked hrefs and before </body>; compile this instead of the original. */
   markedTemplate: string;
 }
@@ -43,6 +53,7 @@ export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
   const html = source.replace(markerPattern, '');
   const links: ExtractedLink[] = [];
   const hrefs: HrefAttribute[] = [];
+  const guarded: GuardedHref[] = [];
   const pieces: string[] = [];
   let copiedUpTo = 0;
   const lower = html.toLowerCase();
@@ -59,14 +70,24 @@ export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
     const tag = scanTag(html, open + (isArea ? 5 : 2));
     at = tag.end;
     const href = tag.attributes.get('href');
-    if (!href || !isTrackable(href.value, tag.attributes.get('data-herald-track')?.value)) continue;
+    if (!href) continue;
+    const attribute = { before: html.slice(href.nameStart, href.start), quote: href.quote };
+    const optedOut = tag.attributes.get('data-herald-track')?.value.trim().toLowerCase() === 'off';
+    if (optedOut || !isTrackable(href.value)) {
+      if (!optedOut || !dataChoosesScheme(href.value.trim()) || isMirrorLink(href.value)) continue;
+      const mark = `g${guarded.length}`;
+      guarded.push({ urlTemplate: href.value, ...attribute });
+      pieces.push(html.slice(copiedUpTo, href.start), linkStart, mark, linkMiddle, href.value, linkEnd);
+      copiedUpTo = href.end;
+      continue;
+    }
     const index = links.length;
     links.push({
       index,
       urlTemplate: href.value,
       label: isArea ? (tag.attributes.get('alt')?.value ?? '') : labelAfter(html, lower, tag.end),
     });
-    hrefs.push({ before: html.slice(href.nameStart, href.start), quote: href.quote });
+    hrefs.push(attribute);
     pieces.push(html.slice(copiedUpTo, href.start), linkStart, String(index), linkMiddle, href.value, linkEnd);
     copiedUpTo = href.end;
   }
@@ -74,18 +95,21 @@ export function analyzeHtmlTemplate(source: string): HtmlAnalysis {
   let markedTemplate = pieces.join('');
   const bodyEnd = markedTemplate.toLowerCase().lastIndexOf('</body');
   if (bodyEnd >= 0) markedTemplate = markedTemplate.slice(0, bodyEnd) + pixelMarker + markedTemplate.slice(bodyEnd);
-  return { links, hrefs, markedTemplate };
+  return { links, hrefs, guarded, markedTemplate };
 }
 
-function isTrackable(value: string, trackAttribute: string | undefined): boolean {
-  if (trackAttribute !== undefined && trackAttribute.trim().toLowerCase() === 'off') return false;
+function isTrackable(value: string): boolean {
   const trimmed = value.trim();
   // The mirror page has its own counter (mirror views); tracking its link would count it twice.
-  if (/^\{\{\s*mirror_url\s*\}\}$/.test(trimmed)) return false;
+  if (isMirrorLink(trimmed)) return false;
   if (/^https?:\/\//i.test(decodeAttribute(trimmed))) return true;
   // Recipient data may choose the scheme (`{{ website }}`): decided per message after rendering
   // (rendered-href.ts) — tracked when http(s), kept when mailto, otherwise no link at all.
   return dataChoosesScheme(trimmed);
+}
+
+function isMirrorLink(value: string): boolean {
+  return /^\{\{\s*mirror_url\s*\}\}$/.test(value.trim());
 }
 
 interface Attribute {
@@ -166,20 +190,32 @@ export interface RenderedLink {
   end: number;
 }
 
+export interface RenderedHref extends RenderedLink {
+  /** An opted-out link's href (GuardedHref, `index` into HtmlAnalysis.guarded), not a tracked link. */
+  guarded: boolean;
+}
+
 /** Every marked link of a rendered document, in order; occurrences count repeats of one index. */
 export function findRenderedLinks(rendered: string): RenderedLink[] {
-  const found: RenderedLink[] = [];
-  const seen = new Map<number, number>();
+  return findRenderedHrefs(rendered).filter((href) => !href.guarded);
+}
+
+/** Every marked href, tracked links and guarded ones, in document order. */
+export function findRenderedHrefs(rendered: string): RenderedHref[] {
+  const found: RenderedHref[] = [];
+  const seen = new Map<string, number>();
   let at = rendered.indexOf(linkStart);
   while (at >= 0) {
     const middle = rendered.indexOf(linkMiddle, at + 1);
     const end = middle < 0 ? -1 : rendered.indexOf(linkEnd, middle + 1);
     if (end < 0) break;
-    const index = Number(rendered.slice(at + 1, middle));
-    if (Number.isSafeInteger(index) && index >= 0) {
-      const occurrence = seen.get(index) ?? 0;
-      seen.set(index, occurrence + 1);
-      found.push({ index, occurrence, value: rendered.slice(middle + 1, end), start: at, end: end + 1 });
+    const mark = rendered.slice(at + 1, middle);
+    const guarded = mark.startsWith('g');
+    const index = Number(guarded ? mark.slice(1) : mark);
+    if (mark.length > (guarded ? 1 : 0) && Number.isSafeInteger(index) && index >= 0) {
+      const occurrence = seen.get(mark) ?? 0;
+      seen.set(mark, occurrence + 1);
+      found.push({ index, occurrence, guarded, value: rendered.slice(middle + 1, end), start: at, end: end + 1 });
     }
     at = rendered.indexOf(linkStart, end + 1);
   }
