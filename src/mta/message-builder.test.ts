@@ -54,6 +54,16 @@ describe('message builder', () => {
     expect(parsed.from).toMatchObject({ name: fromName, address: 'news@brand.test' });
   });
 
+  it('folds a long ASCII subject without changing it, even one with a run of 900+ characters and no space', async () => {
+    // A personalized value (a pasted URL, a token) can make a subject longer than a line may be.
+    for (const subject of [`${'word '.repeat(300)}end`, 'x'.repeat(2_000), `Hi ${'y'.repeat(1_000)} there`]) {
+      const built = createMessageBuilder().build({ ...base, subject });
+      const raw = serializeMessage(built.headers, built.body);
+      for (const line of headerBlock(raw).split('\r\n')) expect(line.length).toBeLessThanOrEqual(998);
+      expect((await PostalMime.parse(raw)).subject).toBe(subject);
+    }
+  });
+
   it('gives every message its own Message-ID', () => {
     const builder = createMessageBuilder();
     expect(builder.build(base).messageId).not.toBe(builder.build(base).messageId);

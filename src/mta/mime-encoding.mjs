@@ -170,7 +170,16 @@ function isAsciiPrintable(text) {
  * @param {string} value
  */
 export function encodeHeaderWords(value) {
-  if (isAsciiPrintable(value)) return foldAscii(value);
+  if (isAsciiPrintable(value)) return foldAscii(value) ?? encodedWords(value);
+  return encodedWords(value);
+}
+
+/**
+ * RFC 2047 "B" encoded words, one per line: the space between adjacent encoded words is not part
+ * of the text (§6.2), so a value of any length folds without being changed.
+ * @param {string} value
+ */
+function encodedWords(value) {
   /** @type {string[]} */
   const words = [];
   let chunk = '';
@@ -192,8 +201,11 @@ export function encodeHeaderWords(value) {
 }
 
 /**
- * Folds a long ASCII header value at spaces so no line passes ~900 characters (RFC 5322 §2.2.3).
+ * Folds a long ASCII header value at spaces so no line passes ~900 characters (RFC 5322 §2.2.3),
+ * or null when a run of 900 characters has no space: folding it would add a space to the text
+ * (unfolding removes only the CRLF), so it is encoded instead.
  * @param {string} value
+ * @returns {string | null}
  */
 function foldAscii(value) {
   if (value.length <= 900) return value;
@@ -201,11 +213,10 @@ function foldAscii(value) {
   const parts = [];
   let rest = value;
   while (rest.length > 900) {
-    let cut = rest.lastIndexOf(' ', 900);
-    if (cut <= 0) cut = 900;
+    const cut = rest.lastIndexOf(' ', 900);
+    if (cut <= 0) return null;
     parts.push(rest.slice(0, cut));
     rest = rest.slice(cut);
-    if (!rest.startsWith(' ')) rest = ` ${rest}`;
   }
   parts.push(rest);
   return parts.join('\r\n');
