@@ -3,7 +3,7 @@ import type { RefusedLink } from './personalization-check.ts';
 // What a preparation that succeeded still wants the operator to read: the links recipient data made
 // into something Herald does not send as a link, per link, with how many recipients and which field.
 // Kept with the delivery (deliveries.preparation_warnings) and shown by `delivery prepare`,
-// `delivery show`, the API's delivery summary and the doctor.
+// `delivery show`, the API's delivery summary and the doctor's content check.
 
 export interface PreparationWarning extends RefusedLink {
   code: 'LINK_REFUSED';

@@ -469,6 +469,30 @@ describe('content', () => {
     });
     expect(contentCheck.run(snapshot({ deliveries: [delivery()] }), now, settings)).toEqual([]);
   });
+
+  it('names the field behind links recipient data made into something not sent as a link', () => {
+    const warned = delivery({
+      state: 'prepared',
+      preparationWarnings: [
+        {
+          code: 'LINK_REFUSED',
+          link: 1,
+          urlTemplate: '{{ website }}',
+          variables: ['website'],
+          recipients: 12,
+          example: { recipient: 'ann@a.test', value: 'javascript:alert(1)', reason: 'scheme javascript:' },
+          message: 'link 1 …',
+        },
+      ],
+    });
+    const [finding] = contentCheck.run(snapshot({ deliveries: [warned] }), now, settings);
+    expect(finding).toMatchObject({ severity: 'warning', subject: 'delivery 7', impact: 12 });
+    expect(finding!.symptom).toBe(
+      '12 recipient(s) get link 1 ({{ website }}) without its href: not clickable, not tracked',
+    );
+    expect(finding!.cause).toContain('website');
+    expect(finding!.cause).toContain('ann@a.test: "javascript:alert(1)"');
+  });
 });
 
 describe('preparation', () => {

@@ -1,7 +1,7 @@
 import { analyzeHtmlTemplate } from '../tracking/links.ts';
 import type { DoctorCheck, Finding } from './finding.ts';
 import { logsCommand } from './replies.ts';
-import type { ContentFacts } from './snapshot.ts';
+import type { ContentFacts, DeliveryFacts } from './snapshot.ts';
 
 // Content that slows sending: providers scan large messages longer, Gmail clips HTML above ~102 KB,
 // and many links or images look like the bulk mail filters are tuned against; a 5.3.4 / 552 "message
@@ -52,6 +52,7 @@ export const contentCheck: DoctorCheck = {
       );
       const refused = tooLarge.reduce((sum, g) => sum + g.count, 0);
       if (refused > 0) problems.push(`${refused} messages refused as too large ("${tooLarge[0]!.sample}")`);
+      findings.push(...refusedLinkFindings(delivery));
       if (problems.length === 0) continue;
       const pending = delivery.counts.pending;
       findings.push({
@@ -79,3 +80,20 @@ export const contentCheck: DoctorCheck = {
     return findings;
   },
 };
+
+/**
+ * Links recipient data made into something not sent as a link (javascript:, data:…): those
+ * recipients' messages go with the link's text but without its href. The list holds the cause.
+ */
+function refusedLinkFindings(delivery: DeliveryFacts): Finding[] {
+  return (delivery.preparationWarnings ?? []).map((warning) => ({
+    check: 'content',
+    severity: 'warning',
+    subject: `delivery ${delivery.id}`,
+    symptom: `${warning.recipients} recipient(s) get ${warning.link === null ? 'an untracked link' : `link ${warning.link}`} (${warning.urlTemplate}) without its href: not clickable, not tracked`,
+    cause: `the list's ${warning.variables.join(', ') || 'data'} for them is not an http(s) or mailto URL (${warning.example.recipient}: ${JSON.stringify(warning.example.value)}, ${warning.example.reason}) — a typo, or data written by someone who should not choose where a link goes`,
+    fix: `correct ${warning.variables.join(', ') || 'the values'} in the list at its source and re-import it before the next send (\`herald import recipients FILE --list NAME\` updates rows by address); a delivery already prepared keeps its logs`,
+    evidence: { deliveryId: delivery.id, ...warning },
+    impact: warning.recipients,
+  }));
+}

@@ -35,6 +35,7 @@ import { createWorkflowRegistry } from '../workflows/registry.ts';
 import { builtinWorkflows } from '../workflows/builtins/index.ts';
 import { schedulePeriod } from '../workflows/schedule.ts';
 import { listSubscriptions, outboxBacklog } from '../webhooks/webhook-store.ts';
+import { parsePreparationWarnings } from '../delivery/preparation-warnings.ts';
 import { dayMs, type DoctorSettings } from './finding.ts';
 import type {
   ConfigurationFacts,
@@ -186,6 +187,7 @@ async function deliveryFacts(
       exclusions: parseExclusions(row.exclusions),
     },
     content: measureContent(row.html_template, row.text_template),
+    preparationWarnings: parsePreparationWarnings(row.preparation_warnings),
     // Only deliveries that attempted something have replies (a prepared one would be a scan for nothing).
     replies: scope === 'recent' || !repliesStates.has(row.state) ? [] : await deliveryReplyGroups(store, row.id),
     feedback: feedback.get(Number(row.id)) ?? { complaints: 0, unsubscribes: 0 },

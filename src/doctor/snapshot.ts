@@ -3,6 +3,7 @@ import type { OutboundStatus } from '../midsourcing/status.ts';
 import type { MxStatsView } from '../shaping/stats-view.ts';
 import type { DeliveryState } from '../store/tables.ts';
 import type { DatabaseStatus } from '../workflows/db-status.ts';
+import type { PreparationWarning } from '../delivery/preparation-warnings.ts';
 
 // The facts the doctor checks read: plain data, gathered once by read-snapshot.ts (the only file
 // of src/doctor/ that touches the database). Times are epoch milliseconds.
@@ -51,6 +52,8 @@ export interface DeliveryFacts {
   /** From preparation: recipients read, excluded, and the exclusions by reason. */
   target: { count: number; excluded: number; exclusions: Record<string, number> };
   content: ContentFacts;
+  /** The last preparation's warnings (links recipient data made into javascript: and the like); absent: none. */
+  preparationWarnings?: PreparationWarning[];
   /** Last replies of the logs pending after an attempt or failed, the largest groups first (active and asked deliveries). */
   replies: ReplyGroup[];
   /** Address events of this delivery's recipients: feedback-loop complaints and unsubscribes. */
