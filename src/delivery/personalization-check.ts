@@ -63,6 +63,15 @@ const noProblems: readonly RecipientProblem[] = Object.freeze([]);
 
 const noIndexes: readonly number[] = Object.freeze([]);
 
+/** One recipient's refused links: link index → the value and why (the first occurrence's). */
+type RefusedHere = Map<number, { value: string; reason: string }>;
+
+function noteRefusal(here: RefusedHere | undefined, index: number, value: string, reason: string): RefusedHere {
+  const map = here ?? new Map();
+  if (!map.has(index)) map.set(index, { value, reason });
+  return map;
+}
+
 /** Check keys kept; past it the set starts over (more renders, never a missed check). */
 const maxKeys = 100_000;
 
@@ -122,6 +131,9 @@ export function createPersonalizationCheck(
   const standaloneIndexes = new Set(standalone.map((s) => s.link.index));
   const quoteOf = (index: number) => (index >= 0 ? hrefs[index] : guarded[-index - 1])?.quote ?? '"';
   const linkOf = (index: number) => (index >= 0 ? links[index] : guardLinks[-index - 1]);
+  const countRefused = (email: string, here: RefusedHere | undefined): void => {
+    for (const [index, value] of here ?? []) refuse(email, linkOf(index)!, value.value, value.reason);
+  };
   return {
     // Tracked links in order, then opted-out ones.
     refusedLinks: () => [...refused.values()].sort((a, b) => (a.link ?? Infinity) - (b.link ?? Infinity)),
@@ -129,28 +141,25 @@ export function createPersonalizationCheck(
       let problems = noProblems;
       let renderInFull = false;
       // Refused by this recipient's render: counted once per recipient and link, whatever the occurrences.
-      // Created on the first refusal: nothing is allocated for a recipient whose links are fine.
-      let refusedHere: Map<number, { value: string; reason: string }> | undefined;
-      const judge = (link: ExtractedLink, value: string, line: number): void => {
-        const verdict = judgeLinkValue(link, value, quoteOf(link.index));
-        if (verdict === 'problem') problems = [...problems, linkProblem(email, link, value, line)];
-        else if (verdict !== 'ok' && !refusedHere?.has(link.index))
-          (refusedHere ??= new Map()).set(link.index, { value, reason: verdict.reason });
-      };
-      const countRefused = (): void => {
-        for (const [index, value] of refusedHere ?? []) refuse(email, linkOf(index)!, value.value, value.reason);
-      };
+      // Created on the first refusal: nothing is allocated for a recipient whose links are fine (no
+      // closure either: one per recipient cost as much as the rest of the check).
+      let refusedHere: RefusedHere | undefined;
       for (let i = 0; i < standalone.length; i++) {
         const { link, render, line } = standalone[i]!;
         const rendered = render(data);
         // A value the fast path leaves to LiquidJS (missing, not a string, HTML-special): the full render decides.
-        if (rendered === undefined) renderInFull = true;
-        else judge(link, rendered, line);
+        if (rendered === undefined) {
+          renderInFull = true;
+          continue;
+        }
+        const verdict = judgeLinkValue(link, rendered, quoteOf(link.index));
+        if (verdict === 'problem') problems = [...problems, linkProblem(email, link, rendered, line)];
+        else if (verdict !== 'ok') refusedHere = noteRefusal(refusedHere, link.index, rendered, verdict.reason);
       }
       const key = checkKey(data);
       const remembered = renderInFull ? undefined : seen.get(key);
       if (remembered !== undefined) {
-        countRefused();
+        countRefused(email, refusedHere);
         for (const index of remembered) refused.get(index)!.recipients++;
         return problems;
       }
@@ -159,7 +168,11 @@ export function createPersonalizationCheck(
         if (out.html !== null)
           for (const found of findRenderedHrefs(out.html)) {
             const link = linkOf(found.guarded ? -(found.index + 1) : found.index);
-            if (link) judge(link, found.value, lineOf(html, link.urlTemplate));
+            if (!link) continue;
+            const verdict = judgeLinkValue(link, found.value, quoteOf(link.index));
+            if (verdict === 'problem')
+              problems = [...problems, linkProblem(email, link, found.value, lineOf(html, link.urlTemplate))];
+            else if (verdict !== 'ok') refusedHere = noteRefusal(refusedHere, link.index, found.value, verdict.reason);
           }
       } catch (error) {
         const details = error instanceof AppError ? (error.details as { template?: string; line?: number }) : {};
@@ -176,7 +189,7 @@ export function createPersonalizationCheck(
       }
       // Only a clean render is remembered: every recipient of a failing key is named.
       if (problems.length > 0) return dedupe(problems);
-      countRefused();
+      countRefused(email, refusedHere);
       if (seen.size >= maxKeys) seen.clear();
       // Standalone links are judged for every recipient anyway: only the others are remembered.
       seen.set(key, refusedHere ? [...refusedHere.keys()].filter((index) => !standaloneIndexes.has(index)) : noIndexes);
