@@ -37,3 +37,22 @@ it('a finished delivery with nothing pending is not "estimating" while its first
   const sending = deliveryLiveView(tick(4, null), undefined);
   expect(sending).toMatchObject({ finished: false, estimating: true });
 });
+
+it('shows the preparation warnings: links recipient data made into something not sent as a link', () => {
+  const warned = tick(4, null);
+  warned.summary.preparationWarnings = [
+    {
+      code: 'LINK_REFUSED',
+      link: 1,
+      urlTemplate: '{{ website }}',
+      variables: ['website'],
+      recipients: 3,
+      example: { recipient: 'a@x.test', value: 'javascript:alert(1)', reason: 'scheme javascript:' },
+      message: 'link 1 ({{ website }}) is not a link for 3 recipient(s)',
+    },
+  ];
+  expect(deliveryLiveView(warned, undefined).warnings).toEqual([
+    'LINK_REFUSED: link 1 ({{ website }}) is not a link for 3 recipient(s)',
+  ]);
+  expect(deliveryLiveView(tick(4, null), undefined).warnings).toEqual([]);
+});

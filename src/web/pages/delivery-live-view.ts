@@ -70,6 +70,8 @@ export function deliveryLiveView(tick: DeliveryTick, latestEta: { value: EtaOrEr
     startedAt: tick.startedAt,
     updatedAt: tick.at,
     lastError: s.lastError,
+    // Links recipient data made into javascript: and the like: sent without their href (docs/tracking.md).
+    warnings: (s.preparationWarnings ?? []).map((w) => `${w.code}: ${w.message}`),
     retrying: Object.entries(s.retryingByReason)
       .sort((a, b) => b[1] - a[1])
       .map(([reason, count]) => ({
