@@ -169,4 +169,10 @@ describe('personalization check', () => {
       },
     ]);
   });
+
+  it('accepts a tracked URL that would close an unquoted attribute: the redirect URL replaces it whole', () => {
+    const { problems, refused } = checker({ subject: 'Hi', html: '<a href={{ url }}>Go</a>', text: null });
+    expect(problems('a@x.test', { url: 'https://a.test/?q=a b' })).toEqual([]);
+    expect(refused()).toEqual([]);
+  });
 });

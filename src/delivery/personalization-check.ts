@@ -296,7 +296,7 @@ function judgeLinkValue(
   rendered: string,
   quote: HrefAttribute['quote'],
 ): 'ok' | 'problem' | { reason: string } {
-  const verdict = classifyRenderedHref(rendered, quote);
+  const verdict = classifyRenderedHref(rendered, quote, link.index < 0);
   if (verdict.kind === 'track') return 'ok';
   // An opted-out link (negative index) is not tracked: a broken value only loses its href.
   if (link.index >= 0 && (!dataChoosesScheme(link.urlTemplate) || /^\s*https?:/i.test(rendered))) return 'problem';

@@ -113,7 +113,7 @@ function rewrite(
       const verdict =
         (!link.guarded && isStatic[link.index] === true) || href === undefined
           ? 'track'
-          : classifyRenderedHref(link.value, href.quote).kind;
+          : classifyRenderedHref(link.value, href.quote, link.guarded).kind;
       copied = link.end;
       // An opted-out link stays as it rendered when it is http(s): the operator asked for no tracking.
       if (verdict === 'track' && !link.guarded) parts.push(before, trackedUrl(link.index, link.occurrence));

@@ -123,10 +123,18 @@ describe('message decorator', () => {
       expect(html, site).not.toMatch(/script|vbscript|data:|file:|evil|onclick/i);
     }
     expect(decorate('avascript:alert(1)')).toContain('<a >Part</a>');
-    // A raw value closing its attribute loses it; quoted otherwise, it is only a strange URL.
-    expect(decorate('https://ok.example/" onclick="alert(1)')).toMatch(
-      /^<html><body><a href="https:\/\/t\.example\.test\/r\/[\w-]+">Site<\/a> <a href='https:\/\/t\.example\.test\/r\/[\w-]+'>Raw<\/a> <a >Bare<\/a> <a >Part<\/a>/,
+    // A raw http(s) value closing its attribute: a tracked link's value is replaced whole (nothing of
+    // it stays); an opted-out link's would stay, so it loses its href.
+    const closing = 'https://ok.example/" onclick="alert(1)';
+    expect(decorate(closing)).toMatch(
+      /^<html><body><a href="https:\/\/t\.example\.test\/r\/[\w-]+">Site<\/a> <a href='https:\/\/t\.example\.test\/r\/[\w-]+'>Raw<\/a> <a href=https:\/\/t\.example\.test\/r\/[\w-]+>Bare<\/a> <a >Part<\/a>/,
     );
+    const optedOut = decorator.forDelivery(10, '<p><a data-herald-track="off" href="{{ site | raw }}">Off</a></p>');
+    const optedOutHtml = compileContent({ subject: 's', html: optedOut.htmlTemplate, text: null }).render(
+      { site: closing, email: 'a@example.test', ...optedOut.variables(1, t0) },
+      'a@example.test',
+    ).html!;
+    expect(optedOut.decorate(1, optedOutHtml, t0).html).toMatch(/^<p><a data-herald-track="off" >Off<\/a><\/p><img /);
     expect(decorate('mailto:ann@example.test')).toContain('<a href="mailto:ann@example.test">Site</a>');
     expect(decorate('https://ok.example/x')).toContain(
       '<a data-herald-track="off" href="https://ok.example/x">Off</a>',

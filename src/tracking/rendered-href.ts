@@ -27,14 +27,16 @@ export function decodeAttribute(value: string): string {
 
 /**
  * The verdict on a rendered href value (still HTML-escaped, as it stands in the document), written
- * between `quote`s in the template.
+ * between `quote`s in the template. `keptAsIs`: the value stays in the document even when it is
+ * http(s) (an opted-out link), so one closing its attribute is refused; a tracked link's value is
+ * replaced by the redirect URL, and whatever it held goes with it.
  */
-export function classifyRenderedHref(rendered: string, quote: AttributeQuote): HrefVerdict {
+export function classifyRenderedHref(rendered: string, quote: AttributeQuote, keptAsIs = false): HrefVerdict {
   // `| raw` output closing the attribute: the rest would be read as more attributes (onclick=…).
-  if (quote === '' ? /[\s>]/.test(rendered) : rendered.includes(quote))
-    return { kind: 'refuse', reason: 'the value closes its attribute' };
+  const closes = quote === '' ? /[\s>]/.test(rendered) : rendered.includes(quote);
   const target = redirectTarget(rendered);
-  if (target !== undefined) return { kind: 'track', target };
+  if (target !== undefined && !(keptAsIs && closes)) return { kind: 'track', target };
+  if (closes) return { kind: 'refuse', reason: 'the value closes its attribute' };
   let url: URL;
   try {
     url = new URL(decodeAttribute(rendered));
