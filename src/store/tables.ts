@@ -97,7 +97,7 @@ export interface DeliveryTable {
   excluded_count: Generated<number>;
   /** JSON object: exclusion reason -> count. */
   exclusions: Generated<string>;
-  /** Migration 0037: JSON array of the last preparation's warnings (delivery/preparation-warnings.ts). */
+  /** Migration 0038: JSON array of the last preparation's warnings (delivery/preparation-warnings.ts). */
   preparation_warnings: Generated<string>;
   last_error: string | null;
   created_at: number;
