@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createHmacSha256, type HmacSha256 } from './hmac-sha256.ts';
 
 // Tracking tokens: what a tracked URL carries. Binary, then base64url, so a link stays short:
@@ -106,7 +107,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       const key = entries.get(decoded.keyId);
       if (!key) return { ok: false, reason: 'unknown_key' };
       key.hmac.mac(bytes, macAt, mac);
-      if (!sameBytes(mac, bytes, macAt)) return { ok: false, reason: 'bad_signature' };
+      if (!timingSafeEqual(mac.subarray(0, macBytes), bytes.subarray(macAt)))
+        return { ok: false, reason: 'bad_signature' };
       if (nowMs > key.retiredAt) return { ok: false, reason: 'retired_key' };
       if (nowMs > decoded.claims.issuedAt * 1_000 + options.ttlMs) return { ok: false, reason: 'expired' };
       return { ok: true, claims: decoded.claims, keyId: decoded.keyId };
@@ -137,13 +139,6 @@ function encodeBody(claims: TokenClaims, kid: Buffer): Buffer {
   }
   writeVarint(out, claims.issuedAt);
   return Buffer.from(out);
-}
-
-/** Fixed-time comparison of the 16 MAC bytes: no early exit. */
-function sameBytes(expected: Uint8Array, bytes: Uint8Array, macAt: number): boolean {
-  let difference = 0;
-  for (let i = 0; i < macBytes; i++) difference |= expected[i]! ^ bytes[macAt + i]!;
-  return difference === 0;
 }
 
 /** Decodes the body, bytes[0, end): everything before the MAC. */
