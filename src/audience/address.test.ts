@@ -46,6 +46,16 @@ const rejected: Array<[input: string, reason: string]> = [
   ['bob,smith@example.com', 'local_invalid_char'],
   ['bob\r\nBcc: x@evil.test@example.com', 'local_invalid_char'],
   ['mailto:bob@example.com', 'local_invalid_char'],
+  // Characters that show nothing, or make the address display as another: bidi override, zero-width
+  // space and joiner, BOM, a C1 control, a no-break space, private use.
+  ['moc.elpmaxe\u202e@example.com', 'local_invalid_char'],
+  ['pay\u200bpal@example.com', 'local_invalid_char'],
+  ['pay\u200dpal@example.com', 'local_invalid_char'],
+  ['bo\ufeffb@example.com', 'local_invalid_char'],
+  ['bob\u0085@example.com', 'local_invalid_char'],
+  ['bob\u00a0smith@example.com', 'local_invalid_char'],
+  ['bob\ue000@example.com', 'local_invalid_char'],
+  ['"pay\u200bpal"@example.com', 'local_quoted_invalid'],
   ['.bob@example.com', 'local_dots'],
   ['bob.@example.com', 'local_dots'],
   ['bo..b@example.com', 'local_dots'],
@@ -111,5 +121,7 @@ describe('validateAddress', () => {
   it('names the offending character', () => {
     const check = validateAddress('bob;smith@example.com');
     expect(check.ok === false && check.message).toContain('";"');
+    const invisible = validateAddress('pay\u200bpal@example.com');
+    expect(invisible.ok === false && invisible.message).toContain('character U+200B is not allowed');
   });
 });

@@ -51,11 +51,15 @@ const maxLocalOctets = 64;
 const maxDomainOctets = 255;
 const maxLabelOctets = 63;
 
-// RFC 5322 §3.2.3 atext, plus (RFC 6531 §3.3) any non-ASCII character for SMTPUTF8 local parts.
+// RFC 5322 §3.2.3 atext, plus (RFC 6531 §3.3) non-ASCII characters for SMTPUTF8 local parts: those
+// that show as something. C1 controls, format characters (bidi overrides such as U+202E, zero-width
+// spaces), separators, private-use and unassigned code points are refused: no mailbox is named with
+// them, and in a list they make one address display as another.
 const dotAtomAscii = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
-const atomUtf8 = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f])+$/u;
+const atomUtf8 = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f\p{Cc}\p{Cf}\p{Z}\p{Co}\p{Cn}\p{Cs}])+$/u;
 // RFC 5321 §4.1.2 Quoted-string: qtextSMTP = %d32-33 / %d35-91 / %d93-126, quoted-pairSMTP = "\" %d32-126.
-const quotedString = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|[^\x00-\x7f])*"$/u;
+const quotedString =
+  /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|[^\x00-\x7f\p{Cc}\p{Cf}\p{Z}\p{Co}\p{Cn}\p{Cs}])*"$/u;
 const ldhLabel = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 // A TLD is letters only, or an IDN TLD in its A-label form (RFC 3696 §2: never all-numeric).
 const tldShape = /^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/;
@@ -145,9 +149,13 @@ function checkLocal(rawLocal: string, allowSmtpUtf8: boolean): Part {
     }
     if (!isDotAtom(local, atomUtf8)) {
       const bad = [...local].find((c) => c !== '.' && !atomUtf8.test(c)) ?? '?';
+      // An invisible or control character is named by its code point: printed as is, it shows nothing.
+      const shown = /^[\x21-\x7e]$/.test(bad)
+        ? JSON.stringify(bad)
+        : `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
       return {
         ok: false,
-        check: reject('local_invalid_char', `character ${JSON.stringify(bad)} is not allowed in the local part`),
+        check: reject('local_invalid_char', `character ${shown} is not allowed in the local part`),
       };
     }
   }
