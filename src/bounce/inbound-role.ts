@@ -13,6 +13,7 @@ import { createClassifierSource } from './qualification-classifier.ts';
 import { createQualificationRecorder } from './qualification-recorder.ts';
 import { processInboundMessage, type InboundDeps } from './inbound-processor.ts';
 import { startInboundServer, type InboundServer } from './inbound-server.ts';
+import { loadInboundCertificate, watchInboundCertificate } from './inbound-tls.ts';
 import { loadVerpSigner } from './verp-keys.ts';
 
 // The `inbound` role (`herald start --roles inbound`): the bounce SMTP listener with its
@@ -31,6 +32,8 @@ export interface InboundRoleOptions {
   afterWrite?: InboundDeps['afterWrite'];
   /** Test seam: called after each write of a mailto: unsubscribe; a throw there is a failed write. */
   afterUnsubscribeWrite?: (write: MailUnsubscribeWrite) => void | Promise<void>;
+  /** How often the inbound.tls files are checked for a renewal (default 60 s). */
+  certificateCheckMs?: number;
 }
 
 /** The inbound counter each mailto: unsubscribe outcome increments (a replay is a `duplicate`). */
@@ -50,6 +53,8 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
     address: () => server?.address,
     async start() {
       if (server) return;
+      // Checked before anything starts: a wrong path or a key of another certificate stops the role.
+      const certificate = inbound.tls ? loadInboundCertificate(inbound.tls) : undefined;
       const classifiers = await createClassifierSource({
         siteRulesFile: config.bounce.siteRulesFile,
         checkMs: config.bounce.reloadCheckMs,
@@ -101,6 +106,7 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
         clock,
         logger,
         onRefusal: (reason) => herald.metrics.countInboundRefusal(reason),
+        tls: certificate && inbound.tls ? { ...certificate, minVersion: inbound.tls.minVersion } : undefined,
         handle: (message) => processInboundMessage(deps, message),
         // One transaction per received message: its unsubscribes, their raw events and the counters
         // commit together, so a failure answers 451 with nothing applied and the client's retry
@@ -126,11 +132,21 @@ export function createInboundRole(herald: Herald, options: InboundRoleOptions = 
           address: server.address,
           bounceDomain: config.mta.bounceDomain,
           unsubscribeDomain: unsubscribeDomain || null,
+          starttls: certificate ? { subject: certificate.subject, validTo: certificate.validTo } : null,
         },
         'inbound SMTP listening',
       );
       const running = server;
+      const stopWatching = inbound.tls
+        ? watchInboundCertificate({
+            files: inbound.tls,
+            checkMs: options.certificateCheckMs ?? 60_000,
+            apply: (renewed) => running.updateCertificate(renewed),
+            logger,
+          })
+        : () => {};
       close = async () => {
+        stopWatching();
         await running.close();
         await recorder.close();
         classifiers.close();

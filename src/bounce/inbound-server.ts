@@ -8,8 +8,8 @@ import { createRateWindow, decideRecipient, type RecipientPolicy, type Unsubscri
 import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 
 // The inbound SMTP listener (smtp-server): bounces, feedback reports and auto-replies sent to the
-// VERP addresses. No AUTH, no STARTTLS requirement (senders of bounces rarely authenticate and
-// their TLS is opportunistic), SIZE announced (RFC 1870) and enforced while reading, a limit of
+// VERP addresses. No AUTH; STARTTLS offered when inbound.tls names a certificate, never required
+// (senders of bounces rarely authenticate and their TLS is opportunistic); SIZE announced (RFC 1870) and enforced while reading, a limit of
 // simultaneous clients, of connections per client address, of the length of a session and of the
 // commands a session may send without a message being accepted (so one client, idle or trickling
 // bytes, cannot lock everyone else out), of messages per client per minute (for at most
@@ -67,11 +67,15 @@ export interface InboundServerOptions {
   onRefusal?(reason: InboundRefusal): void;
   /** Acts on the verified mailto: unsubscribe recipients of a received message (policy.unsubscribe). */
   unsubscribe?(targets: UnsubscribeTarget[], receivedAt: number): Promise<void>;
+  /** STARTTLS is offered with this certificate (inbound.tls); without it, not at all. */
+  tls?: { key: Buffer; cert: Buffer; minVersion: 'TLSv1.2' | 'TLSv1.3' } | undefined;
 }
 
 export interface InboundServer {
   /** host:port actually bound (port 0 picks a free one). */
   address: { host: string; port: number };
+  /** Serves another certificate to the sessions that start TLS from now on (a renewal). */
+  updateCertificate(certificate: { key: Buffer; cert: Buffer }): void;
   close(): Promise<void>;
 }
 
@@ -138,7 +142,9 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   const server = new SMTPServer({
     banner: 'Herald inbound: bounces and feedback reports only',
     size: options.maxMessageBytes,
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    // STARTTLS only with the operator's certificate: smtp-server's built-in one is public.
+    disabledCommands: options.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    ...(options.tls && { key: options.tls.key, cert: options.tls.cert, minVersion: options.tls.minVersion }),
     authOptional: true,
     maxClients: options.maxClients,
     logger: commandWatcher,
@@ -351,6 +357,7 @@ export async function startInboundServer(options: InboundServerOptions): Promise
   const bound = server.server.address() as AddressInfo;
   return {
     address: { host: bound.address, port: bound.port },
+    updateCertificate: (certificate) => server.updateSecureContext({ key: certificate.key, cert: certificate.cert }),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -366,6 +366,22 @@ export const configSchema = z
          * own count out and start over, and cannot grow memory without bound either.
          */
         maxTrackedClients: z.number().int().min(100).default(100_000),
+        /**
+         * STARTTLS with this certificate (PEM files; the key must be the certificate's), offered and never
+         * required: senders' TLS is opportunistic, and a bounce domain with an enforcing MTA-STS policy needs
+         * it. null: no STARTTLS. The files are checked for changes every minute and a renewal is served
+         * without a restart.
+         */
+        tls: z
+          .object({
+            certFile: z.string().min(1),
+            keyFile: z.string().min(1),
+            /** Oldest TLS version accepted. */
+            minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+          })
+          .strict()
+          .nullable()
+          .default(null),
         /** An extra accepted recipient for ISP feedback loops (RFC 5965 reports), '' = none. */
         feedbackAddress: z.string().default(''),
         /** Local part prefix of VERP addresses: <prefix>+<log id>-<mac>@mta.bounceDomain (the MTA sends with it too). */
