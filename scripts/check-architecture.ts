@@ -39,6 +39,7 @@ export const decisionFiles = [
   'src/bounce/default-verdict.ts',
   'src/bounce/feedback-report.ts',
   'src/bounce/inbound-limits.ts',
+  'src/common/client-connections.ts',
   'src/bounce/inbound-policy.ts',
   'src/bounce/mime-*.ts',
   'src/bounce/original-message.ts',

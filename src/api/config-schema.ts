@@ -1,14 +1,8 @@
-import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { proxyListSchema } from '../common/connection-limits.ts';
 
 // The `api` section of the configuration (plugged into src/config/schema.ts): the HTTP API of role
 // `api` (docs/api.md). Every key has a default and a comment.
-
-/**
- * Named ranges Fastify's trustProxy understands besides addresses and CIDR ranges. Anything else was
- * accepted by `herald config check` and stopped `herald start` with "invalid IP address: proxy.internal".
- */
-const proxyRangeNames = ['loopback', 'linklocal', 'uniquelocal'];
 
 /** Host names a server answers to besides its addresses (api.allowedHosts, metrics.allowedHosts). */
 export const allowedHostsSchema = z
@@ -51,16 +45,7 @@ export const apiSchema = z
      * -Host and -For are believed: the dashboard then sees https (its origin check passes, its cookies are Secure)
      * and the auth limiter counts each client, not the proxy. Empty: no header is believed.
      */
-    trustedProxies: z
-      .array(
-        z
-          .string()
-          .refine(
-            (entry) => ipaddr.isValid(entry) || ipaddr.isValidCIDR(entry) || proxyRangeNames.includes(entry),
-            `an IP address or a CIDR range (10.0.0.0/8, fd00::/8), or one of ${proxyRangeNames.join(', ')}`,
-          ),
-      )
-      .default([]),
+    trustedProxies: proxyListSchema,
     /**
      * Host names (no port) the API and dashboard answer to besides IP addresses, `localhost`, the machine's name and
      * api.host: the name operators type or a proxy forwards (its X-Forwarded-Host, believed from api.trustedProxies

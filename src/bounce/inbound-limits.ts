@@ -1,50 +1,12 @@
-// Limits that keep one client from locking the inbound SMTP role out for everyone else. Pure: the
-// server calls these as sockets open and close and as commands arrive.
-//   - connections per client address: an idle or trickling client holds at most this many of the
-//     `maxClients` slots, so others are still served;
-//   - commands without progress: a session that keeps talking (NOOP, RSET, refused RCPTs) without
-//     a message being accepted is closed.
-// The whole-session deadline is a timer in inbound-server.ts: a byte every few seconds resets the
-// idle timeout, nothing resets the deadline.
-// A client is counted by its client key (common/client-address.ts): an IPv6 client by its /64,
-// which holds 2^64 addresses to connect from.
-
 import { clientKey, defaultIpv6PrefixLength } from '../common/client-address.ts';
 
-export interface ClientConnections {
-  /**
-   * Counts a new connection from `address`; false (not counted) when its client already holds
-   * `maxPerClient`.
-   */
-  open(address: string): boolean;
-  close(address: string): void;
-  readonly clients: number;
-}
-
-export function createClientConnections(
-  maxPerClient: number,
-  ipv6PrefixLength = defaultIpv6PrefixLength,
-): ClientConnections {
-  const open = new Map<string, number>();
-  return {
-    open(address) {
-      const client = clientKey(address, ipv6PrefixLength);
-      const count = open.get(client) ?? 0;
-      if (count >= maxPerClient) return false;
-      open.set(client, count + 1);
-      return true;
-    },
-    close(address) {
-      const client = clientKey(address, ipv6PrefixLength);
-      const count = open.get(client) ?? 0;
-      if (count <= 1) open.delete(client);
-      else open.set(client, count - 1);
-    },
-    get clients() {
-      return open.size;
-    },
-  };
-}
+// Limits that keep one client from locking the inbound SMTP role out for everyone else. Pure: the
+// server calls these as commands arrive (connections per client address: common/client-connections.ts).
+//   - commands without progress: a session that keeps talking (NOOP, RSET, refused RCPTs) without
+//     a message being accepted is closed.
+//   - content held: all sessions together, and one client's sessions together.
+// The whole-session deadline is a timer in inbound-server.ts: a byte every few seconds resets the
+// idle timeout, nothing resets the deadline.
 
 export interface ProgressCounter {
   /** Counts one command of `session`; false once it is over the limit. */

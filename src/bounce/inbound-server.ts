@@ -3,7 +3,8 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 's
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
-import { createClientConnections, createContentBudget, createProgressCounter } from './inbound-limits.ts';
+import { createClientConnections } from '../common/client-connections.ts';
+import { createContentBudget, createProgressCounter } from './inbound-limits.ts';
 import { createRateWindow, decideRecipient, type RecipientPolicy, type UnsubscribeTarget } from './inbound-policy.ts';
 import type { InboundMessage, InboundResult } from './inbound-processor.ts';
 

@@ -2,6 +2,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import type { InboundRefusal } from '../bounce/inbound-server.ts';
 import type { Outcome } from '../mta/outcome.ts';
 import type { MtaTimings } from '../mta/timings.ts';
+import type { ConnectionRefusal } from '../common/connection-guard.ts';
 import { domainClass, reasonLabel } from './labels.ts';
 
 // One Prometheus registry per process (never prom-client's global one): what this process counts as
@@ -10,6 +11,7 @@ import { domainClass, reasonLabel } from './labels.ts';
 // provider classes, reasons, kinds and outcomes, never an address, a host or a delivery.
 
 export type PartOutcome = 'ok' | 'timeout' | 'error';
+export type HttpServerName = 'api' | 'tracking' | 'mid';
 
 export interface HeraldMetrics {
   registry: Registry;
@@ -21,6 +23,8 @@ export interface HeraldMetrics {
   countTrackingEvent(kind: string): void;
   /** A client the inbound SMTP role refused by one of its limits (a 421 or 452). */
   countInboundRefusal(reason: InboundRefusal): void;
+  /** A connection an HTTP server closed as it came, over its maxConnections or maxConnectionsPerClient. */
+  countRefusedConnection(server: HttpServerName, reason: ConnectionRefusal): void;
   /** One mid-sourcing part append: `marketing` = this process pushed it, `execution` = it received it. */
   observePartAppend(side: 'marketing' | 'execution', seconds: number, outcome: PartOutcome): void;
 }
@@ -69,6 +73,12 @@ export function createHeraldMetrics(): HeraldMetrics {
     name: 'herald_inbound_refusals_total',
     help: 'clients the inbound SMTP role refused by a limit (421 or 452), by limit',
     labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const refusedConnections = new Counter({
+    name: 'herald_http_connections_refused_total',
+    help: 'connections an HTTP server closed as they came: server_full (its maxConnections) or client_full (maxConnectionsPerClient)',
+    labelNames: ['server', 'reason'] as const,
     registers: [registry],
   });
   const partAppends = new Histogram({
@@ -129,6 +139,9 @@ export function createHeraldMetrics(): HeraldMetrics {
     },
     countInboundRefusal(reason) {
       inboundRefusals.inc({ reason });
+    },
+    countRefusedConnection(server, reason) {
+      refusedConnections.inc({ server, reason });
     },
     observePartAppend(side, seconds, outcome) {
       partAppends.observe({ side, outcome }, seconds);

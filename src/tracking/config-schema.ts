@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { connectionLimitKeys, proxyListSchema } from '../common/connection-limits.ts';
 
 // The `tracking` section of the configuration (plugged into src/config/schema.ts). Every key has a
 // default and a comment; docs/tracking.md lists them.
@@ -20,6 +21,19 @@ export const trackingSchema = z
     host: z.string().default('127.0.0.1'),
     /** Its own port, separate from the API. */
     port: z.number().int().min(0).max(65535).default(8090),
+    // Open to the Internet: every mail client and link scanner connects here, a few at a time each.
+    ...connectionLimitKeys({
+      maxConnections: 4_096,
+      maxConnectionsPerClient: 64,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 5_000,
+    }),
+    /**
+     * Addresses (or CIDR ranges, or loopback, linklocal, uniquelocal) of the proxies or load balancers in front of the
+     * tracking server: every client's connections come from their address, so they are counted by maxConnections
+     * only, not maxConnectionsPerClient (limit clients on the proxy). Nothing is read from forwarded headers.
+     */
+    proxies: proxyListSchema,
     /** Public base URL written into messages ('' = http://host:port). */
     baseUrl: z.string().default(''),
     /** Domain of the mailto: List-Unsubscribe address (unsubscribe+TOKEN@domain); '' = https only. */

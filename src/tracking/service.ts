@@ -1,3 +1,5 @@
+import { guardConnections } from '../common/connection-guard.ts';
+import { addressMatcher } from '../common/connection-limits.ts';
 import { addHealthRoutes } from '../metrics/server.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Herald } from '../main.ts';
@@ -95,6 +97,15 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
   });
   // Load balancers in front of tracking servers probe them on their own port, open to the Internet.
   addHealthRoutes(app, herald, 'public');
+  guardConnections(app.server, {
+    name: 'tracking',
+    configSection: 'tracking',
+    limits: config,
+    uncapped: addressMatcher(config.proxies),
+    logger,
+    clock: herald.clock,
+    onRefused: (reason) => herald.metrics.countRefusedConnection('tracking', reason),
+  });
   return {
     app,
     events,
