@@ -2,10 +2,11 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer } from '../src/api/server.ts';
 import { createLogger } from '../src/common/logger.ts';
 import type { Herald } from '../src/main.ts';
 import type { Store } from '../src/store/database.ts';
-import { createTrackingService, type TrackingService } from '../src/tracking/service.ts';
+import { createTrackingService } from '../src/tracking/service.ts';
 import { heraldOver } from '../src/tracking/testing/seed-tracking.ts';
 import { openMigratedDatabase, type TestDatabase } from './support/databases.ts';
 import { keptAliveFrom, openFrom, statusFrom } from './support/http-sockets.ts';
@@ -157,6 +158,23 @@ describeCaps(
       metrics: () => herald.metrics.registry.metrics(),
       logs,
       close: () => service.close(),
+    };
+  },
+  '/healthz',
+  /^HTTP\/1\.1 200 /,
+);
+
+describeCaps(
+  'api',
+  async () => {
+    const { herald, logs } = loggedHerald({ api: { host: '127.0.0.1', ...limits, trustedProxies: [proxy] } });
+    const api = await startApiServer(herald, 0);
+    return {
+      server: api.server,
+      port: Number(new URL(api.url).port),
+      metrics: () => herald.metrics.registry.metrics(),
+      logs,
+      close: () => api.close(),
     };
   },
   '/healthz',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { proxyListSchema } from '../common/connection-limits.ts';
+import { connectionLimitKeys, proxyListSchema } from '../common/connection-limits.ts';
 
 // The `api` section of the configuration (plugged into src/config/schema.ts): the HTTP API of role
 // `api` (docs/api.md). Every key has a default and a comment.
@@ -17,6 +17,14 @@ export const apiSchema = z
     host: z.string().min(1).default('127.0.0.1'),
     /** Its own port, separate from tracking and mid-sourcing. */
     port: z.number().int().min(0).max(65535).default(8080),
+    // Operators, their scripts and their browsers (six connections per origin each); the proxies of
+    // api.trustedProxies are counted by maxConnections only.
+    ...connectionLimitKeys({
+      maxConnections: 512,
+      maxConnectionsPerClient: 32,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 5_000,
+    }),
     /** Largest JSON request body, in bytes (CSV uploads are bounded by import.maxFileBytes instead). */
     maxBodyBytes: z
       .number()
@@ -43,7 +51,8 @@ export const apiSchema = z
     /**
      * Addresses (or CIDR ranges) of the TLS-terminating proxies in front of the API, whose X-Forwarded-Proto,
      * -Host and -For are believed: the dashboard then sees https (its origin check passes, its cookies are Secure)
-     * and the auth limiter counts each client, not the proxy. Empty: no header is believed.
+     * and the auth limiter counts each client, not the proxy. Their connections are counted by api.maxConnections only
+     * (api.maxConnectionsPerClient counts socket addresses, never a header). Empty: no header is believed.
      */
     trustedProxies: proxyListSchema,
     /**
