@@ -53,6 +53,7 @@ const roleFactories: Record<string, RoleFactory> = {
           clock: herald.clock,
           logger: herald.logger,
           onPartAppend: (seconds, outcome) => herald.metrics.observePartAppend('execution', seconds, outcome),
+          onConnectionRefused: (reason) => herald.metrics.countRefusedConnection('mid', reason),
         });
         herald.logger.info(
           { url: server.url, peers: config.peers.map((peer) => peer.name) },

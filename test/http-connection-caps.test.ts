@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
@@ -5,11 +6,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer } from '../src/api/server.ts';
 import { createLogger } from '../src/common/logger.ts';
 import type { Herald } from '../src/main.ts';
+import { startExecutionServer } from '../src/midsourcing/execution-server.ts';
+import { signRequest } from '../src/midsourcing/signing.ts';
+import { midPathPrefix } from '../src/midsourcing/wire.ts';
 import type { Store } from '../src/store/database.ts';
 import { createTrackingService } from '../src/tracking/service.ts';
 import { heraldOver } from '../src/tracking/testing/seed-tracking.ts';
 import { openMigratedDatabase, type TestDatabase } from './support/databases.ts';
-import { keptAliveFrom, openFrom, statusFrom } from './support/http-sockets.ts';
+import { getHead, keptAliveFrom, openFrom, statusFrom } from './support/http-sockets.ts';
 import { waitFor } from './support/wait.ts';
 
 // The HTTP servers open to strangers, attacked from outside with real sockets: one address
@@ -76,10 +80,10 @@ interface Started {
 }
 
 /**
- * The attacks, on a server started by `start` with `limits` and `proxy` as its proxy; `path` is a
- * GET it answers with `answer`, without a token.
+ * The attacks, on a server started by `start` with `limits` and `proxy` as its proxy; `request` gives
+ * the head of a request (getHead) it answers with `answer` and keeps the connection open after.
  */
-function describeCaps(name: string, start: () => Promise<Started>, path: string, answer: RegExp): void {
+function describeCaps(name: string, start: () => Promise<Started>, request: () => string, answer: RegExp): void {
   describe(`${name} server`, () => {
     let started: Started;
     let port: number;
@@ -103,7 +107,7 @@ function describeCaps(name: string, start: () => Promise<Started>, path: string,
       const over = await openFrom(attacker, port, opened);
       // Closed before a byte is read: no HTTP answer at all.
       expect(await over.closed).toBe('');
-      expect(await statusFrom(client, port, path, opened)).toMatch(answer);
+      expect(await statusFrom(client, port, request(), opened)).toMatch(answer);
       for (const { socket } of held) expect(socket.destroyed).toBe(false);
       expect(await refused('client_full')).toBeGreaterThanOrEqual(1);
       const warnings = started.logs.filter((line) => line.includes('connections refused'));
@@ -124,21 +128,21 @@ function describeCaps(name: string, start: () => Promise<Started>, path: string,
     });
 
     it("counts a configured proxy's connections by maxConnections only", async () => {
-      const through = await Promise.all([1, 2, 3, 4, 5].map(() => keptAliveFrom(proxy, port, path, opened)));
+      const through = await Promise.all([1, 2, 3, 4, 5].map(() => keptAliveFrom(proxy, port, request(), opened)));
       for (const { answered } of through) expect(await answered).toMatch(answer);
     });
 
     it('answers 408 and closes a request head dripped past headersTimeoutMs (slowloris)', async () => {
       const slow = await openFrom(attacker, port, opened);
-      slow.socket.write(`GET ${path} HTTP/1.1\r\nX-Slow: a`);
+      slow.socket.write('GET /healthz HTTP/1.1\r\nX-Slow: a');
       expect(await slow.closed).toMatch(/^HTTP\/1\.1 408 /);
     });
 
     it('closes a kept-alive connection idle past keepAliveTimeoutMs, freeing its slot', async () => {
-      const idle = await Promise.all([1, 2, 3].map(() => keptAliveFrom(attacker, port, path, opened)));
+      const idle = await Promise.all([1, 2, 3].map(() => keptAliveFrom(attacker, port, request(), opened)));
       for (const { answered } of idle) expect(await answered).toMatch(answer);
       await Promise.all(idle.map(({ closed }) => closed));
-      expect(await statusFrom(attacker, port, path, opened)).toMatch(answer);
+      expect(await statusFrom(attacker, port, request(), opened)).toMatch(answer);
     });
   });
 }
@@ -160,7 +164,7 @@ describeCaps(
       close: () => service.close(),
     };
   },
-  '/healthz',
+  () => getHead('/healthz'),
   /^HTTP\/1\.1 200 /,
 );
 
@@ -177,6 +181,48 @@ describeCaps(
       close: () => api.close(),
     };
   },
-  '/healthz',
+  () => getHead('/healthz'),
   /^HTTP\/1\.1 200 /,
+);
+
+const peer = { name: 'marketing-1', secret: 'a-shared-secret-of-the-pair-0123' };
+describeCaps(
+  'mid',
+  async () => {
+    const { herald, logs } = loggedHerald({
+      midsourcing: {
+        mode: 'execution',
+        listen: { host: '127.0.0.1', port: 0, ...limits, proxies: [proxy] },
+        peers: [peer],
+      },
+    });
+    const server = await startExecutionServer({
+      store,
+      config: herald.config.midsourcing,
+      logger: herald.logger,
+      onConnectionRefused: (reason) => herald.metrics.countRefusedConnection('mid', reason),
+    });
+    return {
+      server: server.server,
+      port: server.port,
+      metrics: () => herald.metrics.registry.metrics(),
+      logs,
+      close: () => server.close(),
+    };
+  },
+  // A signed request (an unsigned one is answered and its connection closed): counters of a delivery it does not know.
+  () => {
+    const path = `${midPathPrefix}/deliveries/1/counters`;
+    const signed = signRequest({
+      peer: peer.name,
+      secret: peer.secret,
+      method: 'GET',
+      path,
+      body: '',
+      now: Date.now(),
+      nonce: randomUUID(),
+    });
+    return getHead(path, Object.fromEntries(Object.entries(signed)));
+  },
+  /^HTTP\/1\.1 404 /,
 );

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { connectionLimitKeys, proxyListSchema } from '../common/connection-limits.ts';
 
 // The `midsourcing` section of herald.yaml (plugged into src/config/schema.ts). Secrets are read
 // from here only; they are never logged or printed (status output shows peer names and URLs).
@@ -36,6 +37,18 @@ export const midsourcingSchema = z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8025),
+        // Few peers, each pushing midsourcing.partsInFlight parts (at most 32) and pulling logs.
+        ...connectionLimitKeys({
+          maxConnections: 256,
+          maxConnectionsPerClient: 48,
+          headersTimeoutMs: 10_000,
+          keepAliveTimeoutMs: 5_000,
+        }),
+        /**
+         * Addresses (or CIDR ranges, or loopback, linklocal, uniquelocal) of the TLS proxies in front of this server:
+         * their connections carry every peer's, so they are counted by maxConnections only, not maxConnectionsPerClient.
+         */
+        proxies: proxyListSchema,
       })
       .strict()
       .default({}),

@@ -1,5 +1,8 @@
+import type { Server } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { systemClock, type Clock } from '../common/clock.ts';
+import { guardConnections, type ConnectionRefusal } from '../common/connection-guard.ts';
+import { addressMatcher } from '../common/connection-limits.ts';
 import { describeError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
@@ -33,6 +36,8 @@ export interface ExecutionServerOptions {
   /** Each part append received: decoding and storing time, answered ok or not, or aborted by the
    *  sender before the answer (its timeout) — the metrics registry. */
   onPartAppend?(seconds: number, outcome: 'ok' | 'error' | 'timeout'): void;
+  /** Each connection closed as it came, over listen.maxConnections or maxConnectionsPerClient (the metrics registry). */
+  onConnectionRefused?(reason: ConnectionRefusal): void;
 }
 
 declare module 'fastify' {
@@ -319,6 +324,8 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
 
 export interface ExecutionServer {
   url: string;
+  /** The listening server (its connections: tests, and whoever counts them). */
+  server: Server;
   port: number;
   close(): Promise<void>;
 }
@@ -327,6 +334,16 @@ export async function startExecutionServer(
   options: ExecutionServerOptions & { host?: string; port?: number },
 ): Promise<ExecutionServer> {
   const app = buildExecutionApp(options);
+  const listen = options.config.listen;
+  guardConnections(app.server, {
+    name: 'mid',
+    configSection: 'midsourcing.listen',
+    limits: listen,
+    uncapped: addressMatcher(listen.proxies),
+    logger: options.logger ?? silentLogger,
+    ...(options.clock && { clock: options.clock }),
+    ...(options.onConnectionRefused && { onRefused: options.onConnectionRefused }),
+  });
   await app.listen({
     host: options.host ?? options.config.listen.host,
     port: options.port ?? options.config.listen.port,
@@ -337,6 +354,7 @@ export async function startExecutionServer(
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
+    server: app.server,
     close: () => app.close(),
   };
 }

@@ -34,17 +34,23 @@ export function openFrom(from: string, port: number, opened: Socket[]): Promise<
   });
 }
 
-/** A connection from `from` that has had one answer to GET `path` and stays open (keep-alive). */
-export async function keptAliveFrom(from: string, port: number, path: string, opened: Socket[]): Promise<HeldSocket> {
+/** The head of GET `path`: its request line and header lines, each ending in CRLF, without the blank line. */
+export function getHead(path: string, headers: Record<string, string> = {}): string {
+  const lines = Object.entries({ host: '127.0.0.1', ...headers }).map(([name, value]) => `${name}: ${value}\r\n`);
+  return `GET ${path} HTTP/1.1\r\n${lines.join('')}`;
+}
+
+/** A connection from `from` that has had one answer to the request `head` (getHead) and stays open (keep-alive). */
+export async function keptAliveFrom(from: string, port: number, head: string, opened: Socket[]): Promise<HeldSocket> {
   const held = await openFrom(from, port, opened);
-  held.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  held.socket.write(`${head}\r\n`);
   await held.answered;
   return held;
 }
 
-/** The status line of GET `path` from `from` on a fresh connection. */
-export async function statusFrom(from: string, port: number, path: string, opened: Socket[]): Promise<string> {
+/** The status line of the answer to the request `head` (getHead) from `from` on a fresh connection. */
+export async function statusFrom(from: string, port: number, head: string, opened: Socket[]): Promise<string> {
   const held = await openFrom(from, port, opened);
-  held.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  held.socket.write(`${head}connection: close\r\n\r\n`);
   return (await held.answered).split('\r\n')[0] ?? '';
 }
