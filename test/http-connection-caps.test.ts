@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer } from '../src/api/server.ts';
 import { createLogger } from '../src/common/logger.ts';
+import { startMetricsServer } from '../src/metrics/server.ts';
 import type { Herald } from '../src/main.ts';
 import { startExecutionServer } from '../src/midsourcing/execution-server.ts';
 import { signRequest } from '../src/midsourcing/signing.ts';
@@ -80,10 +81,17 @@ interface Started {
 }
 
 /**
- * The attacks, on a server started by `start` with `limits` and `proxy` as its proxy; `request` gives
- * the head of a request (getHead) it answers with `answer` and keeps the connection open after.
+ * The attacks, on a server started by `start` with `limits` and `proxy` as its proxy (`proxied: false`:
+ * a server with no proxies); `request` gives the head of a request (getHead) it answers with `answer`
+ * and keeps the connection open after.
  */
-function describeCaps(name: string, start: () => Promise<Started>, request: () => string, answer: RegExp): void {
+function describeCaps(
+  name: string,
+  start: () => Promise<Started>,
+  request: () => string,
+  answer: RegExp,
+  { proxied = true } = {},
+): void {
   describe(`${name} server`, () => {
     let started: Started;
     let port: number;
@@ -127,7 +135,7 @@ function describeCaps(name: string, start: () => Promise<Started>, request: () =
       expect(await refused('server_full')).toBeGreaterThanOrEqual(1);
     });
 
-    it("counts a configured proxy's connections by maxConnections only", async () => {
+    it.runIf(proxied)("counts a configured proxy's connections by maxConnections only", async () => {
       const through = await Promise.all([1, 2, 3, 4, 5].map(() => keptAliveFrom(proxy, port, request(), opened)));
       for (const { answered } of through) expect(await answered).toMatch(answer);
     });
@@ -225,4 +233,23 @@ describeCaps(
     return getHead(path, Object.fromEntries(Object.entries(signed)));
   },
   /^HTTP\/1\.1 404 /,
+);
+
+describeCaps(
+  'metrics',
+  async () => {
+    const { herald, logs } = loggedHerald({ metrics: { host: '127.0.0.1', ...limits } });
+    const server = await startMetricsServer(herald, 0);
+    return {
+      server: server.server,
+      port: Number(new URL(server.url).port),
+      metrics: () => herald.metrics.registry.metrics(),
+      logs,
+      close: () => server.close(),
+    };
+  },
+  () => getHead('/healthz'),
+  /^HTTP\/1\.1 200 /,
+  // Prometheus scrapes the port itself: no proxy is configured there.
+  { proxied: false },
 );

@@ -24,7 +24,8 @@ describeEachDialect('metrics', (context) => {
 
   beforeAll(async () => {
     herald = await openHerald({
-      config: parseConfig({ database: { url: context.url() } }, 'test'),
+      // The readiness test sends 50 probes at once from 127.0.0.1: over the default per-client cap (16).
+      config: parseConfig({ database: { url: context.url() }, metrics: { maxConnectionsPerClient: 64 } }, 'test'),
       logger: silentLogger,
       clock: manualClock(now),
     });

@@ -7,16 +7,16 @@ import type { ConnectionLimits } from './connection-limits.ts';
 import type { Logger } from './logger.ts';
 
 // Connection caps and timeouts of an HTTP server open to strangers (api, tracking, mid-sourcing
-// execution). Without them, 1,100 idle connections from one address took every file descriptor of a
-// tracking process (ulimit 1,024) and a click from another address was reset; one request on each
-// then kept them for Fastify's 72 s keep-alive, renewable at will. Over a cap, a connection is closed
+// execution, metrics). Without them, 1,100 idle connections from one address took every file
+// descriptor of a tracking process (ulimit 1,024) and a click from another address was reset; one
+// request on each then kept them for Fastify's 72 s keep-alive, renewable at will. Over a cap, a connection is closed
 // as it is accepted, before a byte of it is read. The per-client cap keys on the socket's address:
 // a forwarded header cannot be read before the request, and would let anyone choose their key.
 
 export type ConnectionRefusal = 'server_full' | 'client_full';
 
 export interface ConnectionGuardOptions {
-  /** The server's name in the log line: api, tracking, mid. */
+  /** The server's name in the log line: api, tracking, mid, metrics. */
   name: string;
   /** Where its limits are configured, for the log line: `tracking`, `midsourcing.listen`. */
   configSection: string;

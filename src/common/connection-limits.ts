@@ -1,7 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
-// The connection limits of an HTTP server (api, tracking, mid-sourcing execution): the keys each of
+// The connection limits of an HTTP server (api, tracking, mid-sourcing execution, metrics): the keys each of
 // their config sections spreads in, with that server's defaults, and the matcher of the proxy
 // addresses counted by the server-wide cap only.
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { allowedHostsSchema } from '../api/config-schema.ts';
+import { connectionLimitKeys } from '../common/connection-limits.ts';
 
 // The `metrics` section of the configuration (docs/metrics.md).
 
@@ -14,12 +15,15 @@ export const metricsSchema = z
      * operator's browser cannot read /metrics. `["*"]`: any name. (On api.port, api.allowedHosts applies.)
      */
     allowedHosts: allowedHostsSchema,
-    /**
-     * Connections metrics.port holds at once; more are closed as they come. Prometheus and probes need a few, and the port
-     * lives in an MTA's or workflow's own process: without a cap, a client holding thousands of idle connections (each
-     * kept up to 90 s) took the file descriptors the process sends mail and reads its database with.
-     */
-    maxConnections: z.number().int().min(1).max(10_000).default(64),
+    // Prometheus (one or an HA pair) and probes need a few connections, and the port lives in an MTA's or
+    // workflow's own process: without caps, one client holding thousands of idle connections (each kept up
+    // to 72 s) took the file descriptors the process sends mail and reads its database with.
+    ...connectionLimitKeys({
+      maxConnections: 64,
+      maxConnectionsPerClient: 16,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 5_000,
+    }),
     /** Platform gauges (queue depth, deliveries, workflows, shaping) are read from the database at most this often, whatever the number of scrapers; a stale value is served while it is refreshed behind the scrape. 0: every scrape waits for its own read. */
     cacheSeconds: z.number().min(0).max(300).default(5),
   })

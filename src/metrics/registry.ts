@@ -11,7 +11,7 @@ import { domainClass, reasonLabel } from './labels.ts';
 // provider classes, reasons, kinds and outcomes, never an address, a host or a delivery.
 
 export type PartOutcome = 'ok' | 'timeout' | 'error';
-export type HttpServerName = 'api' | 'tracking' | 'mid';
+export type HttpServerName = 'api' | 'tracking' | 'mid' | 'metrics';
 
 export interface HeraldMetrics {
   registry: Registry;

@@ -1,6 +1,8 @@
+import type { Server } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { allowedHostNames, hostRefusal } from '../api/allowed-hosts.ts';
 import { databaseReachable } from '../api/api-store.ts';
+import { guardConnections } from '../common/connection-guard.ts';
 import type { ErrorCode } from '../common/errors.ts';
 import { problem, statusOf } from '../api/problem.ts';
 import type { Herald } from '../main.ts';
@@ -121,6 +123,8 @@ export function addHealthRoutes(
 
 export interface MetricsServer {
   url: string;
+  /** The listening server (its connections: tests, and whoever counts them). */
+  server: Server;
   close(): Promise<void>;
 }
 
@@ -155,7 +159,15 @@ export async function startMetricsServer(herald: Herald, port: number): Promise<
   });
   addMetricsRoute(app, herald);
   addHealthRoutes(app, herald);
-  app.server.maxConnections = herald.config.metrics.maxConnections;
+  // No proxies here: Prometheus scrapes the port itself, so every address is counted per client.
+  guardConnections(app.server, {
+    name: 'metrics',
+    configSection: 'metrics',
+    limits: herald.config.metrics,
+    logger: herald.logger,
+    clock: herald.clock,
+    onRefused: (reason) => herald.metrics.countRefusedConnection('metrics', reason),
+  });
   const url = await app.listen({ host: herald.config.metrics.host, port });
-  return { url, close: () => app.close() };
+  return { url, server: app.server, close: () => app.close() };
 }
