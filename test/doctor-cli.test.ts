@@ -196,7 +196,7 @@ describeEachDialect('herald doctor', ({ store, url }) => {
     const run = await doctor(url());
     expect(run.exitCode).toBe(0);
     const text = await doctor(url(), []);
-    expect(text.stdout.at(-1)).toMatch(/^all checks passed \(20 checks\)/);
+    expect(text.stdout.at(-1)).toMatch(/^all checks passed \(21 checks\)/);
     const json = await doctor(url(), ['--json']);
     expect(json.out).toEqual({
       checkedAt: new Date(now).toISOString(),
@@ -220,6 +220,7 @@ describeEachDialect('herald doctor', ({ store, url }) => {
         'database',
         'midsourcing',
         'configuration',
+        'open-files',
         'webhooks',
       ],
       findings: [],

@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
 import { checkConfigSafety, domainOfAddress } from '../config/safety.ts';
 import { bounceDomainResolves } from '../config/safety-facts.ts';
+import { descriptorUses, judgeOpenFiles } from '../doctor/check-open-files.ts';
 import { unfinishedDeliveries } from '../doctor/doctor-store.ts';
+import { readOpenFileLimit } from '../doctor/open-file-limit.ts';
 import type { Herald } from '../main.ts';
 import { knownRoles, parseRoles, startRoles, stopRoles } from '../roles.ts';
 import { formatWarnings, unsafeError } from './config-command.ts';
@@ -29,6 +31,7 @@ export function registerStartCommands(program: Command, context: CliContext): vo
         command,
         async (herald) => {
           if (names.includes('mta')) await checkSafety(context, herald, options.strict === true);
+          await checkOpenFiles(context, herald, names);
           const roles = await startRoles(herald, names);
           // Handlers first, then "running" (a supervisor may signal as soon as it reads it); they stay
           // for the whole shutdown, so a second signal does not kill the process mid-stop.
@@ -73,4 +76,13 @@ async function checkSafety(context: CliContext, herald: Herald, strict: boolean)
     `warning: ${warnings.length} setting${warnings.length === 1 ? ' is' : 's are'} unsafe for real mail (herald start --strict refuses them):`,
   );
   for (const line of formatWarnings(warnings)) context.output.err(line);
+}
+
+/** Names the connection caps that add up past the open-file limit (the doctor's open-files check). */
+async function checkOpenFiles(context: CliContext, herald: Herald, names: string[]): Promise<void> {
+  const verdict = judgeOpenFiles(descriptorUses(herald.config, names), await readOpenFileLimit());
+  // Only a known limit exceeded: a platform without /proc/self/limits is for `herald doctor` to mention.
+  if (verdict?.severity !== 'warning') return;
+  context.output.err(`warning: ${verdict.symptom}`);
+  context.output.err(`    fix: ${verdict.fix}`);
 }

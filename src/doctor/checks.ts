@@ -18,6 +18,7 @@ import { targetCheck } from './check-target.ts';
 import { listHealthCheck } from './check-list-health.ts';
 import { messagesCheck } from './check-messages.ts';
 import { importsCheck } from './check-imports.ts';
+import { openFilesCheck } from './check-open-files.ts';
 import type { DoctorCheck, DoctorSettings, Finding, Severity } from './finding.ts';
 import type { DoctorSnapshot } from './snapshot.ts';
 
@@ -43,6 +44,7 @@ export const doctorChecks: readonly DoctorCheck[] = [
   databaseCheck,
   midsourcingCheck,
   configurationCheck,
+  openFilesCheck,
   webhooksCheck,
 ];
 

@@ -25,6 +25,8 @@ import {
   unfinishedLimit,
 } from './doctor-store.ts';
 import { measureContent } from './check-content.ts';
+import { descriptorUses } from './check-open-files.ts';
+import { readOpenFileLimit } from './open-file-limit.ts';
 import { countDeliveryLogs } from '../delivery/delivery-store.ts';
 import { countDuePending, lastOutcomeAt, topPendingDomains } from '../delivery/progress-store.ts';
 import { consolidationWatermark, lastTrackingEventId, trackingEventPurgeRange } from '../tracking/tracking-store.ts';
@@ -111,6 +113,8 @@ export async function readDoctorSnapshot(input: {
     },
     webhooks: await webhookFacts(store),
     imports: await runningImports(store),
+    // `herald start` runs every role by default; the limit is this process's (the same shell's).
+    openFiles: { roles: 'all', uses: descriptorUses(config), limit: await readOpenFileLimit() },
   };
 }
 

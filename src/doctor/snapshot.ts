@@ -1,4 +1,5 @@
 import type { ConfigWarning } from '../config/safety.ts';
+import type { DescriptorUse, OpenFileLimit } from './check-open-files.ts';
 import type { OutboundStatus } from '../midsourcing/status.ts';
 import type { MxStatsView } from '../shaping/stats-view.ts';
 import type { DeliveryState } from '../store/tables.ts';
@@ -171,6 +172,8 @@ export interface DoctorSnapshot {
   webhooks: WebhookFacts[];
   /** CSV imports still marked running. */
   imports: ImportFacts[];
+  /** The descriptors the roles of `herald start` (`all`, or a list) can hold, and this process's open-file limit; absent: not read. */
+  openFiles?: { roles: string; uses: DescriptorUse[]; limit: OpenFileLimit };
 }
 
 export interface ImportFacts {
