@@ -80,6 +80,20 @@ interface Started {
   close(): Promise<void>;
 }
 
+/** A server listening at `url`, of a Herald whose log lines are `logs`, as Started. */
+function startedAt(
+  { herald, logs }: { herald: Herald; logs: string[] },
+  listening: { server: Server; url: string; close(): Promise<void> },
+): Started {
+  return {
+    server: listening.server,
+    port: Number(new URL(listening.url).port),
+    metrics: () => herald.metrics.registry.metrics(),
+    logs,
+    close: () => listening.close(),
+  };
+}
+
 /**
  * The attacks, on a server started by `start` with `limits` and `proxy` as its proxy (`proxied: false`:
  * a server with no proxies); `request` gives the head of a request (getHead) it answers with `answer`
@@ -179,15 +193,8 @@ describeCaps(
 describeCaps(
   'api',
   async () => {
-    const { herald, logs } = loggedHerald({ api: { host: '127.0.0.1', ...limits, trustedProxies: [proxy] } });
-    const api = await startApiServer(herald, 0);
-    return {
-      server: api.server,
-      port: Number(new URL(api.url).port),
-      metrics: () => herald.metrics.registry.metrics(),
-      logs,
-      close: () => api.close(),
-    };
+    const logged = loggedHerald({ api: { host: '127.0.0.1', ...limits, trustedProxies: [proxy] } });
+    return startedAt(logged, await startApiServer(logged.herald, 0));
   },
   () => getHead('/healthz'),
   /^HTTP\/1\.1 200 /,
@@ -238,15 +245,8 @@ describeCaps(
 describeCaps(
   'metrics',
   async () => {
-    const { herald, logs } = loggedHerald({ metrics: { host: '127.0.0.1', ...limits } });
-    const server = await startMetricsServer(herald, 0);
-    return {
-      server: server.server,
-      port: Number(new URL(server.url).port),
-      metrics: () => herald.metrics.registry.metrics(),
-      logs,
-      close: () => server.close(),
-    };
+    const logged = loggedHerald({ metrics: { host: '127.0.0.1', ...limits } });
+    return startedAt(logged, await startMetricsServer(logged.herald, 0));
   },
   () => getHead('/healthz'),
   /^HTTP\/1\.1 200 /,
