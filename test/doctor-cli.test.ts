@@ -23,9 +23,13 @@ const hour = 60 * minute;
 
 // Settings safe for real mail, so the configuration check finds nothing (test/config-safety-cli.test.ts
 // covers the unsafe defaults); the refusing resolver keeps the bounce-domain lookup off the network.
+// Connection caps small enough for any machine's open-file limit (the open-files check reads this
+// process's own): the defaults add up to ~9,700 descriptors, over a hard limit of 4,096.
 const safeSettings = {
-  tracking: { baseUrl: 'https://t.news.example.net' },
+  tracking: { baseUrl: 'https://t.news.example.net', maxConnections: 200 },
+  api: { maxConnections: 100 },
   mta: {
+    maxQueued: 500,
     heloName: 'mta1.news.example.net',
     bounceDomain: 'bounces.news.example.net',
     resolverServers: ['127.0.0.1:1'],
