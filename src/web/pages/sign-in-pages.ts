@@ -72,7 +72,9 @@ export function registerSignInPages(routes: WebRoutes, options: DashboardOptions
     const presented = typeof body.token === 'string' ? body.token.trim() : '';
     const row = presented === '' ? undefined : await tokenOf(herald.store, presented.slice(0, 200), now);
     if (!row) {
-      if (presented !== '') limiter.recordFailure(request.ip, now, attempt);
+      // An empty token counts too: the refusal is audited, and a client re-posting the form it is
+      // given each time wrote an audit row per request without end.
+      limiter.recordFailure(request.ip, now, attempt);
       request.problemCode = 'AUTH_REQUIRED';
       return showSignIn(
         context,
