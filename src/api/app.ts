@@ -363,7 +363,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
   // Prometheus text, not JSON: outside the routes table, public like /healthz (docs/metrics.md).
   addMetricsRoute(app, herald);
   // The dashboard's pages under /ui (docs/dashboard.md): the same domain functions, its own sessions.
-  registerDashboard(app, { herald, engine, limiter, ticks });
+  registerDashboard(app, { herald, engine, limiter, ticks, track });
 
   return {
     app,

@@ -46,6 +46,8 @@ export interface DashboardOptions {
   limiter: AuthLimiter;
   /** The delivery page's shared live data (default: 2 s ticks); a test passes its own to count loads. */
   ticks?: LiveTicks;
+  /** The API's tracker of work still running after its handler answered (ApiApp.whenIdle waits for it). */
+  track(work: Promise<unknown>): void;
 }
 
 export interface WebRoutes {
@@ -306,6 +308,7 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         reply,
         render: (template, data, status) => render(request, reply, template, data, status),
         may: (needed: ApiRole) => request.webSession !== undefined && roleAllows(request.webSession.role, needed),
+        track: options.track,
       });
       const routes: WebRoutes = {
         get: (path, permission, handler) =>

@@ -42,6 +42,8 @@ export interface WebContext {
   render(template: string, data: PageData, status?: number): Promise<FastifyReply>;
   /** True when the signed-in role may do what `needed` allows (action buttons are shown only then). */
   may(needed: ApiRole): boolean;
+  /** Work that outlives the handler (a streamed CSV export) and must end before the role stops. */
+  track(work: Promise<unknown>): void;
 }
 
 export type WebHandler = (context: WebContext) => Promise<FastifyReply | undefined>;

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import { pageDeliveryLogs, type DeliveryLogFilter } from '../../delivery/delivery-log-store.ts';
 import { getDelivery } from '../../delivery/delivery-store.ts';
@@ -113,26 +115,28 @@ export function registerDeliveryLogPages(routes: WebRoutes): void {
       ],
     });
     const store = context.herald.store;
-    // Pages are read only as fast as the client takes them: backpressure through write()'s answer.
-    const pump = async () => {
+    // Pages are read only as fast as the client takes them (the pipeline's backpressure), and no
+    // further once it goes: a client closing the download destroys the CSV stream, and the pipeline
+    // then returns the generator. A hand-written writer waited there for a 'drain' that never came,
+    // holding its page of rows for ever, once per abandoned download.
+    async function* lines() {
       let after = 0;
       for (;;) {
         const rows = await pageDeliveryLogs(store, id, filter, { afterId: after, limit: exportPageSize });
         for (const row of rows) {
           const view = rowView(row);
-          const line = {
+          yield {
             ...view,
             sentAt: view.sentAt === null ? '' : new Date(view.sentAt).toISOString(),
             updatedAt: new Date(view.updatedAt).toISOString(),
           };
-          if (!csv.write(line)) await new Promise((resolve) => csv.once('drain', resolve));
         }
-        if (rows.length < exportPageSize) break;
+        if (rows.length < exportPageSize) return;
         after = Number(rows[rows.length - 1]!.id);
       }
-      csv.end();
-    };
-    pump().catch((error: Error) => csv.destroy(error));
+    }
+    // A failed read or a client gone cuts the response short (its headers are sent): nothing to add.
+    context.track(pipeline(Readable.from(lines()), csv).catch(() => {}));
     return context.reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="delivery-${id}-logs.csv"`)
