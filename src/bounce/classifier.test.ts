@@ -875,6 +875,16 @@ describe('site layers: size and catastrophic backtracking', () => {
     expect(result.issues[0]).toMatchObject({ file: 'site.yaml', line: 6 });
     expect(result.issues[0]!.message).toMatch(/^rule evil: text "\(a\|a\)\+\$" backtracks/);
   }, 60_000);
+
+  // mxHost globs were RegExps (`*` → `.*`): `*a*a…*z` backtracked for hours over a long host name,
+  // which the remote end names in the bounce it sends.
+  it('matches an mxHost glob made to backtrack without stalling', async () => {
+    const site = join(mkdtempSync(join(tmpdir(), 'herald-bounce-')), 'site.yaml');
+    writeFileSync(site, `rules:\n  - id: hosts\n    category: blocked\n    mxHost: "${'*a'.repeat(60)}*z"\n`);
+    const classifier = compileBounceRules(await loadBouncePack([SHIPPED_BOUNCE_PACK, site]));
+    const mxHost = `${'a'.repeat(63)}.`.repeat(3);
+    expect(classifier.classifyReply({ code: 550, enhanced: null, text: '550 no', mxHost }).ruleId).not.toBe('hosts');
+  });
 });
 
 describe('catch-all rules', () => {

@@ -1,3 +1,4 @@
+import { compileHostGlob, type HostGlob } from '../common/host-glob.ts';
 import type { BouncePack, BounceRule } from './rule-pack.ts';
 import type { SmtpReply } from './smtp-reply.ts';
 import { compileTextPatterns } from './text-patterns.ts';
@@ -42,7 +43,7 @@ interface CompiledRule {
   /** Index of `text` in the pack's distinct text patterns (text-patterns.ts). */
   textIndex?: number;
   phase?: Set<SmtpPhase>;
-  mxHost?: RegExp;
+  mxHost?: HostGlob;
   action?: Set<DsnAction>;
   decidedBy: DecidedBy;
 }
@@ -194,8 +195,9 @@ function compileRule(rule: BounceRule): CompiledRule {
   if (rule.phase) compiled.phase = new Set(rule.phase);
   if (rule.action) compiled.action = new Set(rule.action);
   if (rule.mxHost) {
-    const globs = rule.mxHost.map((m) => m.toLowerCase().replace(/[.]/g, '\\.').replace(/\*/g, '.*'));
-    compiled.mxHost = new RegExp(`^(?:${globs.join('|')})$`);
+    // Not a RegExp: a glob such as `*a*a*a*z` backtracks over a long host (common/host-glob.ts).
+    const globs = rule.mxHost.map((m) => compileHostGlob(m.toLowerCase()));
+    compiled.mxHost = { test: (host) => globs.some((glob) => glob.test(host)) };
   }
   return compiled;
 }

@@ -1,6 +1,9 @@
+import { compileHostGlob } from '../common/host-glob.ts';
+
 // Host-name masks with `*` (any run of characters, dots included) and `?` (exactly one character),
 // compared case-insensitively (RFC 1035 §2.3.3: DNS names are case-insensitive). A mask is
-// compiled once into a RegExp; matching is then a single regex test with no allocation.
+// compiled once; matching is linear in the host and the mask, never a backtracking RegExp
+// (common/host-glob.ts: a pack from the deliverability source could otherwise stall the MTA).
 
 export interface HostMask {
   /** The mask as written in the rule pack. */
@@ -31,15 +34,7 @@ export function compileMask(mask: string): HostMask {
   const problem = checkMask(mask);
   if (problem) throw new Error(problem);
   const normalized = mask.toLowerCase().replace(/\.$/, '');
-  const body = normalized
-    .split('')
-    .map((character) => {
-      if (character === '*') return '.*';
-      if (character === '?') return '.';
-      return character === '.' ? '\\.' : character;
-    })
-    .join('');
-  const pattern = new RegExp(`^${body}$`);
+  const pattern = compileHostGlob(normalized);
   const afterStars = normalized.replace(/^\*+/, '');
   const suffix = afterStars !== normalized && !/[*?]/.test(afterStars) ? afterStars : undefined;
   return {

@@ -41,6 +41,15 @@ describe('masks', () => {
   ])('%s vs %s → %s', (mask, host, expected) => {
     expect(compileMask(mask).test(host)).toBe(expected);
   });
+
+  // A pack from the deliverability source carried `*?*?…*z`: as a RegExp, 4 s per host at ten pairs.
+  it('matches a mask made to backtrack without stalling, through the loaded pack', async () => {
+    const pack = base.replace('"mx?.example.test"', `"${'*?'.repeat(40)}*z"`);
+    const loaded = await loadRuleTexts([{ file: 'site.yaml', text: pack }]);
+    expect(loaded.ok).toBe(true);
+    if (!loaded.ok) return;
+    expect(loaded.rules.match('mx-aol.mail.gm0.yahoodns.net'.repeat(3), 1).name).toBe('generic');
+  });
 });
 
 describe('rule pack validation', () => {
