@@ -17,6 +17,26 @@ describe('herald config', () => {
     });
   });
 
+  it('refuses a "billion laughs" file (nested YAML aliases), naming the file and line', async () => {
+    const file = join(dir, 'laughs.yaml');
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const name of 'bcdef')
+      levels.push(
+        `${name}: &${name} [${Array(9)
+          .fill(`*${levels.length === 1 ? 'a' : String.fromCharCode(name.charCodeAt(0) - 1)}`)
+          .join(', ')}]`,
+      );
+    writeFileSync(file, `${levels.join('\n')}\n`);
+    const run = await runHerald('sqlite::memory:', ['--config', file, 'config', 'check', '--json']);
+    expect(run.exitCode).toBe(1);
+    expect(run.json()[0]).toMatchObject({
+      error: {
+        code: 'CONFIG_INVALID',
+        message: expect.stringMatching(/laughs\.yaml:2: YAML aliases .* expand to more than 100 nodes/),
+      },
+    });
+  });
+
   it('reports a wrong value with its path', async () => {
     const file = join(dir, 'value.yaml');
     writeFileSync(file, 'mta:\n  maxConnectionsPerMx: -1\n');

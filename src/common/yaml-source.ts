@@ -1,5 +1,5 @@
 import { closest, distance } from 'fastest-levenshtein';
-import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 
 // Parses YAML (or JSON, which is YAML) and validates it with a zod schema, reporting every problem as
@@ -17,7 +17,9 @@ export function validateYaml<T>(text: string, file: string, schema: z.ZodType<T>
       errors: document.errors.map((e) => `${file}:${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`),
     };
   }
-  const result = schema.safeParse(document.toJS() ?? {});
+  const js = documentToJs(document, lineCounter);
+  if (!js.ok) return { ok: false, errors: [`${file}:${js.line}: ${js.message}`] };
+  const result = schema.safeParse(js.value ?? {});
   if (result.success) return { ok: true, value: result.data };
   return {
     ok: false,
@@ -34,6 +36,39 @@ export function validateYaml<T>(text: string, file: string, schema: z.ZodType<T>
       return [`${file}${line ? `:${line}` : ''}: ${field}: ${issue.message}`];
     }),
   };
+}
+
+/** Aliases of a document may expand to at most this many nodes (the yaml package's default, made explicit). */
+export const maxAliasCount = 100;
+
+/**
+ * document.toJS(), with aliases bounded: nested aliases ("billion laughs") expand exponentially,
+ * and the yaml package refuses them by throwing a ReferenceError that names neither file nor line.
+ */
+export function documentToJs(
+  document: Document,
+  lineCounter: LineCounter,
+): { ok: true; value: unknown } | { ok: false; line: number; message: string } {
+  try {
+    return { ok: true, value: document.toJS({ maxAliasCount }) };
+  } catch (error) {
+    if (!(error instanceof ReferenceError)) throw error;
+    let line = 1;
+    visit(document, {
+      Alias(_, node) {
+        if (node.range) line = lineCounter.linePos(node.range[0]).line;
+        return visit.BREAK;
+      },
+    });
+    const excessive = /excessive alias count/i.test(error.message);
+    return {
+      ok: false,
+      line,
+      message: excessive
+        ? `YAML aliases (*name, the first here) expand to more than ${maxAliasCount} nodes (a "billion laughs" document): write the values out`
+        : `YAML alias: ${error.message}`,
+    };
+  }
 }
 
 /** The closest known key when it is close enough to be a typo of `key` (a third of its length, at least 2 edits). */

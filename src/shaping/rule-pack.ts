@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describeSlowPattern, slowPatterns } from '../bounce/pattern-timing.ts';
+import { documentToJs } from '../common/yaml-source.ts';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
@@ -174,7 +175,9 @@ export async function parseRulePack(text: string, file: string): Promise<PackRes
       })),
     };
   }
-  const raw = document.toJS() ?? {};
+  const js = documentToJs(document, lineCounter);
+  if (!js.ok) return fail(file, js.line, '(yaml)', js.message);
+  const raw = js.value ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw))
     return fail(file, 1, '(root)', 'expected a mapping with a `rules` list');
   const parsed = packSchema.safeParse(raw);

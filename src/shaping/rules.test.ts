@@ -65,6 +65,19 @@ describe('rule pack validation', () => {
     expect(ids.source.line).toBe(8);
   });
 
+  it('refuses nested YAML aliases ("billion laughs") as an issue with file:line, not an exception', async () => {
+    const laughs = [
+      'x: &a [x, x, x, x, x, x, x, x, x]',
+      ...'bcde'.split('').map((n, i) => `${n}: &${n} [${Array(9).fill(`*${'abcd'[i]}`).join(', ')}]`),
+    ];
+    const result = await parseRulePack(`${laughs.join('\n')}\nrules: []\n`, 'site.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(formatIssue(result.issues[0]!)).toMatch(
+      /^site\.yaml:2: \(yaml\): YAML aliases .* expand to more than 100 nodes/,
+    );
+  });
+
   it('reports file:line for a bad value and for an unknown key', async () => {
     const text = base
       .replace('maxConnections: 2', 'maxConnections: -2')
