@@ -901,6 +901,24 @@ describe('catch-all rules', () => {
     const result = await validateBouncePackText(text, 'update.yaml');
     expect(result.issues).toHaveLength(1);
     expect(result.issues[0]).toMatchObject({ file: 'update.yaml', line: 4 });
-    expect(result.issues[0]!.message).toContain('matches any reply');
+    expect(result.issues[0]!.message).toContain('match any reply');
+  });
+
+  // From a deliverability source: accepted before, each rule made every reply (421 deferrals
+  // included) a hard user-unknown, quarantining every recipient.
+  it.each([
+    ['code: [xxx, none]', 5],
+    ['status: x.x.x', 5],
+    ["code: [4xx, 5xx]\n    text: ['']", 6],
+  ])('refuses a rule whose %s matches any reply', async (conditions, line) => {
+    const text = `rules:\n  - id: all\n    category: userunknown\n    type: hard\n    ${conditions}\n  - id: scoped\n    category: mailboxfull\n    code: [5xx]\n    status: x.2.2\n`;
+    const result = await validateBouncePackText(text, 'update.yaml');
+    expect(result.issues).toEqual([
+      {
+        file: 'update.yaml',
+        line,
+        message: expect.stringMatching(/^rule all: its status, code and text conditions match any reply/),
+      },
+    ]);
   });
 });

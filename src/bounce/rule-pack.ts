@@ -231,15 +231,31 @@ function readStringList(
   return undefined;
 }
 
-const ANY_TEXT_PROBES = ['', 'x', '550 5.0.0 q', '421 4.7.0 <a@b.c> 192.0.2.1'];
+// Failures of every kind, transient and permanent: a rule whose status, code and text conditions
+// all accept each of them decides every reply (`code: [xxx]`, `status: x.x.x`, `code: [4xx, 5xx]`,
+// `text: '.*'`), so placed before the shipped rules with a hard category it quarantines every
+// recipient of every delivery, 4xx deferrals included.
+const EVERY_REPLY_PROBES = [
+  { code: '550', status: '5.1.1', text: '550 5.1.1 <a@b.c>: Recipient address rejected: User unknown' },
+  { code: '552', status: '5.2.2', text: '552 5.2.2 Mailbox full' },
+  { code: '554', status: '5.7.1', text: '554 5.7.1 Service unavailable; client host [192.0.2.1] blocked' },
+  { code: '421', status: '4.7.0', text: '421 4.7.0 Try again later' },
+  { code: '451', status: '4.3.0', text: '451 4.3.0 Temporary local problem' },
+];
 
-function matchesAnyText(pattern: string): boolean {
-  try {
-    const regex = new RegExp(pattern, 'i');
-    return ANY_TEXT_PROBES.every((probe) => regex.test(probe));
-  } catch {
-    return false;
-  }
+function decidesEveryReply(status?: string[], code?: string[], text?: string[]): boolean {
+  const accepts = (pattern: string, value: string, separator: string): boolean => {
+    const want = pattern.split(separator);
+    const have = value.split(separator);
+    return want.length === have.length && want.every((w, i) => w === 'x' || w === have[i]);
+  };
+  const texts = text?.map((t) => new RegExp(t, 'i'));
+  return EVERY_REPLY_PROBES.every(
+    (probe) =>
+      (!status || status.some((s) => accepts(s, probe.status, '.'))) &&
+      (!code || code.some((c) => accepts(c, probe.code, ''))) &&
+      (!texts || texts.some((t) => t.test(probe.text))),
+  );
 }
 
 function readRule(
@@ -319,12 +335,12 @@ function readRule(
     fail(fields.get('example'), `example must be a reply of 1 to ${MAX_EXAMPLE} characters`);
   if (!status && !code && !text && !phase && !mxHost && !action)
     fail(node, 'needs at least one of status, code, text, phase, mxHost, action');
-  // A pattern that matches any text (`.*`) as the only condition decides every reply before the
-  // rules after it: with a hard category, every refusal (blocklists, full mailboxes) quarantines.
-  else if (text && !status && !code && !phase && !mxHost && !action && text.some(matchesAnyText))
+  // Conditions that accept any reply (`.*`, `xxx`, `x.x.x`) decide every reply before the rules
+  // after it: with a hard category, every refusal (blocklists, full mailboxes, deferrals) quarantines.
+  else if (ok && !phase && !mxHost && !action && decidesEveryReply(status, code, text))
     fail(
-      fields.get('text'),
-      'its text matches any reply and it has no other condition: it would decide every reply; add a status, code, phase or mxHost, or a pattern that says something',
+      fields.get('text') ?? fields.get('status') ?? fields.get('code'),
+      'its status, code and text conditions match any reply: it would decide every reply; add a phase or mxHost, or a status, code or pattern that says something',
     );
   if (!ok || !id || !category || !isBounceCategory(category)) return undefined;
   const rule: BounceRule = { id, category, source: { file, line: lineOf(node) } };
