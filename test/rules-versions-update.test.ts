@@ -219,6 +219,27 @@ describeEachDialect('deliverability update', (context) => {
     expect(readFileSync(s.bounceFile, 'utf8')).toBe(bounceBefore);
   }, 60_000);
 
+  it('refuses packs that fit the size limits alone but not once written with their header, keeping the files in force', async () => {
+    // Before: accepted and written; the MTA's reload and the bounce classifier then refused the
+    // files they watch (too large), so the update reported success and the next start failed.
+    const store = context.store();
+    const s = await setup(store);
+    s.write({ 'mx.yaml': mxV1, 'bounce.yaml': bounceV1 });
+    await updateRulePacks({ store, config: s.config, now });
+    const mxFile = join(s.siteDir, '00-deliverability-update.yaml');
+    const mxBefore = readFileSync(mxFile, 'utf8');
+    const bounceBefore = readFileSync(s.bounceFile, 'utf8');
+    const padded = (text: string, bytes: number) => `${text}#${'x'.repeat(bytes - text.length - 2)}\n`;
+    s.write({ 'mx.yaml': padded(mxV2, 1024 * 1024), 'bounce.yaml': padded(bounceV2, 2 * 1024 * 1024) });
+    const error = await updateRulePacks({ store, config: s.config, now: now + 1 }).catch((e: unknown) => e);
+    expect((error as AppError).code).toBe('RULES_INVALID');
+    expect((error as AppError).message).toContain(`${mxFile}:1: (file): a rule pack is at most 1048576 bytes`);
+    expect((error as AppError).message).toContain(`${s.bounceFile}:1: a bounce rule pack is at most 2097152 bytes`);
+    expect(readFileSync(mxFile, 'utf8')).toBe(mxBefore);
+    expect(readFileSync(s.bounceFile, 'utf8')).toBe(bounceBefore);
+    expect((await mxRules(s)).match('mx1.mx.example-isp.test', 0).name).toBe('example-isp');
+  }, 60_000);
+
   it('records the diff against the version replaced (added, removed, changed rules) and rolls back to it', async () => {
     const store = context.store();
     const s = await setup(store);

@@ -105,6 +105,9 @@ export async function validateBouncePackText(
   text: string,
   file: string,
 ): Promise<{ layer?: BouncePackLayer; issues: PackIssue[] }> {
+  // Here, not only where files are read: a deliverability update validates the text it will write.
+  if (Buffer.byteLength(text, 'utf8') > MAX_PACK_BYTES)
+    return { issues: [{ file, line: 1, message: `a bounce rule pack is at most ${MAX_PACK_BYTES} bytes` }] };
   const issues: PackIssue[] = [];
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });

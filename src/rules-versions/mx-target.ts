@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ShapingConfig } from '../config/schema.ts';
 import { listSiteFiles, loadRuleTexts, shippedPackPath } from '../shaping/rule-loader.ts';
-import { formatIssue, parseRulePack } from '../shaping/rule-pack.ts';
+import { formatIssue, maxPackBytes, parseRulePack } from '../shaping/rule-pack.ts';
 import type { PackTarget, TargetResult } from './targets.ts';
 
 // MX packs of an update are a site layer: written to <shaping.siteRulesDir>/00-deliverability-update.yaml,
@@ -52,5 +52,8 @@ export async function prepareMxTarget(
   const layered = await loadRuleTexts(texts);
   if (!layered.ok) return { ok: false, issues: layered.issues.map(formatIssue) };
   const target: PackTarget = { file, content: `${header}${text.endsWith('\n') ? text : `${text}\n`}` };
+  // The header makes the file larger than the text checked: the MTA would refuse the file it watches.
+  if (Buffer.byteLength(target.content, 'utf8') > maxPackBytes)
+    return { ok: false, issues: [`${file}:1: (file): a rule pack is at most ${maxPackBytes} bytes`] };
   return { ok: true, target };
 }
