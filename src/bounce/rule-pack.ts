@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
 import { AppError } from '../common/errors.ts';
+import { tooDeepLine, tooDeepMessage } from '../common/yaml-depth.ts';
 import { describeSlowPattern, slowPatterns } from './pattern-timing.ts';
 import {
   BOUNCE_CATEGORIES,
@@ -108,6 +109,8 @@ export async function validateBouncePackText(
   // Here, not only where files are read: a deliverability update validates the text it will write.
   if (Buffer.byteLength(text, 'utf8') > MAX_PACK_BYTES)
     return { issues: [{ file, line: 1, message: `a bounce rule pack is at most ${MAX_PACK_BYTES} bytes` }] };
+  const deep = tooDeepLine(text);
+  if (deep !== undefined) return { issues: [{ file, line: deep, message: tooDeepMessage }] };
   const issues: PackIssue[] = [];
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });

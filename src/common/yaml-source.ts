@@ -1,6 +1,7 @@
 import { closest, distance } from 'fastest-levenshtein';
 import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
+import { tooDeepLine, tooDeepMessage } from './yaml-depth.ts';
 
 // Parses YAML (or JSON, which is YAML) and validates it with a zod schema, reporting every problem as
 // `file:line: field: message` so an operator can go straight to it; an unknown key (a typo) comes
@@ -9,6 +10,8 @@ import { z } from 'zod';
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
 export function validateYaml<T>(text: string, file: string, schema: z.ZodType<T>): ValidationResult<T> {
+  const deep = tooDeepLine(text);
+  if (deep !== undefined) return { ok: false, errors: [`${file}:${deep}: ${tooDeepMessage}`] };
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   if (document.errors.length > 0) {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describeSlowPattern, slowPatterns } from '../bounce/pattern-timing.ts';
+import { tooDeepLine, tooDeepMessage } from '../common/yaml-depth.ts';
 import { documentToJs } from '../common/yaml-source.ts';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
@@ -162,6 +163,8 @@ const packSchema = z
 export async function parseRulePack(text: string, file: string): Promise<PackResult> {
   if (Buffer.byteLength(text, 'utf8') > maxPackBytes)
     return fail(file, 1, '(file)', `a rule pack is at most ${maxPackBytes} bytes`);
+  const deep = tooDeepLine(text);
+  if (deep !== undefined) return fail(file, deep, '(yaml)', tooDeepMessage);
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   if (document.errors.length > 0) {
