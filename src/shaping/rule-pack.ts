@@ -259,6 +259,15 @@ export function isGenericRule(rule: Pick<MxRule, 'masks' | 'publicIds'>): boolea
   return rule.publicIds.length === 0 && rule.masks.some((m) => /^\*+$/.test(m));
 }
 
+/**
+ * True for a rule that matches every MX host like the generic one without being it: a mask of
+ * wildcards only (`*?`, `?*`, `??*`) matches any host name longer than its `?`s, and the rules after
+ * it, other site files' included, would never match.
+ */
+export function matchesEveryHost(rule: Pick<MxRule, 'masks' | 'publicIds'>): boolean {
+  return rule.publicIds.length === 0 && rule.masks.some((m) => /^[*?]*\*[*?]*$/.test(m) && m.split('?').length <= 4);
+}
+
 function checkPackConsistency(pack: RulePack): PackIssue[] {
   const issues: PackIssue[] = [];
   const seen = new Map<string, number>();
@@ -283,7 +292,15 @@ function checkPackConsistency(pack: RulePack): PackIssue[] {
           'the generic rule (mask "*") must be the last rule: rules after it can never match',
         ),
       );
-    }
+    } else if (!isGenericRule(rule) && matchesEveryHost(rule))
+      issues.push(
+        issue(
+          pack.file,
+          rule.source.line,
+          `rules[${index}].mask`,
+          'this mask matches every MX host like the generic rule "*": rules after it (other site files\' too) could never match; change the generic rule instead',
+        ),
+      );
   });
   const backoffNames = new Set<string>();
   pack.backoff.forEach((rule, index) => {

@@ -65,6 +65,23 @@ describe('rule pack validation', () => {
     expect(ids.source.line).toBe(8);
   });
 
+  it.each(['*?', '?*', '**??'])(
+    'refuses a rule whose mask %s matches every MX host like the generic rule, wherever it stands',
+    async (mask) => {
+      // Accepted before: first in a site layer or an update, it took every host from the rules
+      // layered after it (the operator's own site files included), silently.
+      const site = `rules:\n  - name: everything\n    mask: "${mask}"\n    maxConnections: 1\n    maxMessagesPerHour: 1\n`;
+      const result = await parseRulePack(site, 'update.yaml');
+      expect(result.ok).toBe(false);
+      if (result.ok) return;
+      expect(result.issues.map(formatIssue)).toEqual([
+        expect.stringMatching(
+          /^update\.yaml:2: rules\[0\]\.mask: this mask matches every MX host like the generic rule/,
+        ),
+      ]);
+    },
+  );
+
   it('refuses nested YAML aliases ("billion laughs") as an issue with file:line, not an exception', async () => {
     const laughs = [
       'x: &a [x, x, x, x, x, x, x, x, x]',
