@@ -82,6 +82,17 @@ describe('rule pack validation', () => {
     },
   );
 
+  it('refuses a pack of more than 10,000 masks (each new MX host would test them one by one)', async () => {
+    const masks = Array.from({ length: 10_001 }, (_, i) => `"m?${i}x"`).join(',');
+    const result = await parseRulePack(
+      `rules:\n  - name: many\n    mask: [${masks}]\n    maxConnections: 1\n    maxMessagesPerHour: 10\n`,
+      'update.yaml',
+    );
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map(formatIssue)).toEqual(['update.yaml:2: rules: at most 10000 masks in a pack, not 10001']);
+  });
+
   it('refuses nested YAML aliases ("billion laughs") as an issue with file:line, not an exception', async () => {
     const laughs = [
       'x: &a [x, x, x, x, x, x, x, x, x]',
