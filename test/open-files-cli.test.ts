@@ -38,6 +38,20 @@ describe.skipIf(soft === undefined)('open-file limit', () => {
     expect(finding!.fix).toContain('LimitNOFILE=');
   });
 
+  it('herald doctor --roles counts only the roles named: the tracking cap is not the MTA’s problem', async () => {
+    const mta = await runHerald('sqlite::memory:', ['doctor', '--roles', 'mta,inbound', '--json'], over);
+    const [report] = mta.json<{ findings: Array<{ check: string }> }>();
+    expect(report!.findings.some((f) => f.check === 'open-files')).toBe(5_000 + 50 + 3 + 64 > (soft ?? 0));
+    const tracking = await runHerald('sqlite::memory:', ['doctor', '--roles', 'tracking', '--json'], over);
+    const [trackingReport] = tracking.json<{ findings: Array<Record<string, unknown>> }>();
+    expect(trackingReport!.findings.find((f) => f.check === 'open-files')).toMatchObject({
+      subject: 'herald start --roles tracking',
+    });
+    const unknown = await runHerald('sqlite::memory:', ['doctor', '--roles', 'mtaa', '--json']);
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr.join('\n')).toContain('unknown role mtaa');
+  });
+
   it('herald doctor says nothing of it with the default caps under the limit', async () => {
     const run = await runHerald('sqlite::memory:', ['doctor', '--json']);
     const [report] = run.json<{ findings: Array<{ check: string }> }>();

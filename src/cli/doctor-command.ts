@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatDiagnosis } from '../doctor/format.ts';
 import { runDoctor } from '../doctor/run-doctor.ts';
 import { getDelivery } from '../delivery/delivery-store.ts';
+import { knownRoles, parseRoles } from '../roles.ts';
 import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald doctor`: reads the platform's state once and runs every check (src/doctor/) over it.
@@ -14,12 +15,20 @@ export function registerDoctorCommands(program: Command, context: CliContext): v
       'diagnose deliveries, shaping, workflows, tracking, database and mid-sourcing: symptom, cause, fix (exit 1 on a critical finding)',
     )
     .option('--delivery <id>', 'only findings about this delivery (also when it is finished)')
+    .option(
+      '--roles <list>',
+      `the roles one herald start runs here (${knownRoles().join(', ')}), for the open-files check; default all`,
+    )
     .option('--json', 'print one JSON object {"checkedAt","checks","findings"}')
-    .action(async (options: { delivery?: string; json?: boolean }, command: Command) => {
+    .action(async (options: { delivery?: string; roles?: string; json?: boolean }, command: Command) => {
       const deliveryId = options.delivery === undefined ? undefined : positiveInteger(options.delivery, 'delivery id');
+      const roles = options.roles === undefined || options.roles === 'all' ? undefined : parseRoles(options.roles);
       await withHerald(context, command, async (herald) => {
         if (deliveryId !== undefined) await getDelivery(herald.store, deliveryId);
-        const diagnosis = await runDoctor(herald, deliveryId !== undefined ? { deliveryId } : {});
+        const diagnosis = await runDoctor(herald, {
+          ...(deliveryId !== undefined && { deliveryId }),
+          ...(roles && { roles }),
+        });
         if (options.json)
           printJson(context, {
             checkedAt: diagnosis.checkedAt,

@@ -62,6 +62,8 @@ export async function readDoctorSnapshot(input: {
   deliveryId?: number;
   /** Leave out the configuration facts (no DNS lookup of the bounce domain). */
   skipConfiguration?: boolean;
+  /** The roles one `herald start` runs, for the open-files check; absent: every role (its default). */
+  roles?: readonly string[];
 }): Promise<DoctorSnapshot> {
   const { store, config, settings, now } = input;
   const deliveryRows = await unfinishedDeliveries(store, input.deliveryId);
@@ -114,7 +116,11 @@ export async function readDoctorSnapshot(input: {
     webhooks: await webhookFacts(store),
     imports: await runningImports(store),
     // `herald start` runs every role by default; the limit is this process's (the same shell's).
-    openFiles: { roles: 'all', uses: descriptorUses(config), limit: await readOpenFileLimit() },
+    openFiles: {
+      roles: input.roles?.join(',') ?? 'all',
+      uses: descriptorUses(config, input.roles),
+      limit: await readOpenFileLimit(),
+    },
   };
 }
 

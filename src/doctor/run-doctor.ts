@@ -17,6 +17,8 @@ export async function runDoctor(
   options: {
     deliveryId?: number /** The demo's simulator setup is unsafe for real mail by design. */;
     skipConfiguration?: boolean;
+    /** The roles the open-files check counts (`herald doctor --roles`); absent: every role. */
+    roles?: readonly string[];
   } = {},
 ): Promise<DoctorRun> {
   const now = herald.clock.now();
@@ -29,6 +31,7 @@ export async function runDoctor(
     now,
     ...scope,
     skipConfiguration: options.skipConfiguration === true,
+    ...(options.roles && { roles: options.roles }),
   });
   const checks = options.skipConfiguration ? doctorChecks.filter((c) => c.name !== 'configuration') : doctorChecks;
   return {
