@@ -5,15 +5,12 @@ import { createToken, revokeToken } from '../src/api/tokens.ts';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { definitionFromJson } from '../src/delivery/definition.ts';
-import { createDelivery } from '../src/delivery/delivery-store.ts';
-import { prepareConfigured } from '../src/delivery/operator-actions.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { insertTrackingEvents } from '../src/tracking/tracking-store.ts';
 import { createLiveTicks, type LiveTicks } from '../src/web/live-ticks.ts';
 import { createSignInCode } from '../src/web/sessions.ts';
 import { describeEachDialect } from './support/databases.ts';
-import { insertList } from './support/fixtures.ts';
+import { preparedDelivery } from './support/fixtures.ts';
 import { waitFor } from './support/wait.ts';
 import { createWebClient, csrfOf } from './support/web-client.ts';
 
@@ -41,25 +38,12 @@ describeEachDialect('dashboard over HTTP', (context) => {
     });
     viewer = (await createToken(herald.store, { role: 'viewer', name: `viewer ${script}` }, clock.now())).token;
     operator = (await createToken(herald.store, { role: 'operator', name: 'ops' }, clock.now())).token;
-    await insertList(
-      context.store(),
-      'web',
-      Array.from({ length: 5 }, (_, i) => ({ email: `r${i}@example.test` })),
-    );
-    const row = await createDelivery(
-      herald.store,
-      definitionFromJson({
-        name: `Spring ${script}`,
-        from: 'news@example.com',
-        subject: '<img src=x onerror=alert(2)>',
-        text: 'Hello',
-        list: 'web',
-      }),
-      { validityHours: 24 },
-      clock.now(),
-    );
-    deliveryId = row.id;
-    await prepareConfigured(herald, deliveryId);
+    deliveryId = await preparedDelivery(herald, 'web', 5, {
+      name: `Spring ${script}`,
+      from: 'news@example.com',
+      subject: '<img src=x onerror=alert(2)>',
+      text: 'Hello',
+    });
     // A stored SMTP reply with markup, as a hostile MX host could send it.
     await context
       .store()

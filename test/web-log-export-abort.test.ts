@@ -5,12 +5,9 @@ import { createToken } from '../src/api/tokens.ts';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
-import { definitionFromJson } from '../src/delivery/definition.ts';
-import { createDelivery } from '../src/delivery/delivery-store.ts';
-import { prepareConfigured } from '../src/delivery/operator-actions.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { describeEachDialect } from './support/databases.ts';
-import { insertList } from './support/fixtures.ts';
+import { preparedDelivery } from './support/fixtures.ts';
 import { createWebClient } from './support/web-client.ts';
 
 // A viewer who starts the CSV export of a delivery's logs and goes away: the export must end with
@@ -33,19 +30,12 @@ describeEachDialect('dashboard log export, client gone', (context) => {
       clock,
     });
     viewer = (await createToken(herald.store, { role: 'viewer' }, clock.now())).token;
-    await insertList(
-      context.store(),
-      'big',
-      Array.from({ length: 3_000 }, (_, i) => ({ email: `r${i}@example.test` })),
-    );
-    const row = await createDelivery(
-      herald.store,
-      definitionFromJson({ name: 'Export', from: 'news@example.com', subject: 'Hi', text: 'Hello', list: 'big' }),
-      { validityHours: 24 },
-      clock.now(),
-    );
-    deliveryId = row.id;
-    await prepareConfigured(herald, deliveryId);
+    deliveryId = await preparedDelivery(herald, 'big', 3_000, {
+      name: 'Export',
+      from: 'news@example.com',
+      subject: 'Hi',
+      text: 'Hello',
+    });
     // About 9 MB of CSV: more than the socket buffers take, so the export is mid-way when the client goes.
     await context
       .store()

@@ -1,4 +1,7 @@
-import type { DeliveryDefinition } from '../../src/delivery/definition.ts';
+import { type DeliveryDefinition, definitionFromJson } from '../../src/delivery/definition.ts';
+import { createDelivery } from '../../src/delivery/delivery-store.ts';
+import { prepareConfigured } from '../../src/delivery/operator-actions.ts';
+import type { Herald } from '../../src/main.ts';
 import type { Store } from '../../src/store/database.ts';
 
 /** Inserts a list with `count` recipients straight into the database (tests that are not about import). */
@@ -47,4 +50,29 @@ export function deliveryDefinition(overrides: Partial<DeliveryDefinition> = {}):
     scheduledAt: null,
     ...overrides,
   };
+}
+
+/**
+ * A list `list` of `count` recipients r0@example.test, r1@… and a delivery of `definition` (JSON as
+ * the API takes it) to it, prepared the way an operator prepares it; the delivery's id.
+ */
+export async function preparedDelivery(
+  herald: Herald,
+  list: string,
+  count: number,
+  definition: Record<string, unknown>,
+): Promise<number> {
+  await insertList(
+    herald.store,
+    list,
+    Array.from({ length: count }, (_, i) => ({ email: `r${i}@example.test` })),
+  );
+  const row = await createDelivery(
+    herald.store,
+    definitionFromJson({ ...definition, list }),
+    { validityHours: 24 },
+    herald.clock.now(),
+  );
+  await prepareConfigured(herald, row.id);
+  return row.id;
 }
