@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../src/store/database.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
+import type { Store } from '../src/store/database.ts';
 import { runHerald } from './support/cli.ts';
 import { postgresUnavailable } from './support/databases.ts';
-import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.ts';
+import { postgresWithOperator } from './support/postgres-operator.ts';
 import { waitFor } from './support/wait.ts';
 
 // `herald db maintain` killed with kill -9 midway left no trace: the run was recorded only when it
@@ -16,21 +15,16 @@ import { waitFor } from './support/wait.ts';
 const heraldBin = resolve(import.meta.dirname, '../bin/herald.js');
 
 describe.skipIf(postgresUnavailable)('a maintenance run killed midway', () => {
-  let database: ScratchDatabase;
+  let database: Awaited<ReturnType<typeof postgresWithOperator>>;
   let store: Store;
   let operator: pg.Client;
 
   beforeAll(async () => {
-    database = await createScratchDatabase('postgres', 'maintkill');
-    store = openStore(database.url);
-    await migrateToLatest(store);
-    operator = new pg.Client({ connectionString: database.url });
-    await operator.connect();
+    database = await postgresWithOperator('maintkill');
+    ({ store, operator } = database);
   });
   afterAll(async () => {
-    await operator?.end();
-    await store?.close();
-    await database?.drop();
+    await database?.close();
   });
 
   it('shows in db status and the doctor as interrupted at its step, with its start', async () => {

@@ -8,11 +8,10 @@ import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { listDeliveries } from '../src/delivery/delivery-store.ts';
 import { openHerald } from '../src/main.ts';
-import { openStore, type Store } from '../src/store/database.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
+import type { Store } from '../src/store/database.ts';
 import { databaseStatus } from '../src/workflows/db-status.ts';
 import { postgresUnavailable } from './support/databases.ts';
-import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.ts';
+import { postgresWithOperator } from './support/postgres-operator.ts';
 import { waitFor } from './support/wait.ts';
 
 // A query hung behind a lock another session holds (an operator's LOCK TABLE in psql) used to hold
@@ -20,21 +19,16 @@ import { waitFor } from './support/wait.ts';
 // naming the setting, the cause and the query.
 
 describe.skipIf(postgresUnavailable)('PostgreSQL lock and statement timeouts', () => {
-  let database: ScratchDatabase;
+  let database: Awaited<ReturnType<typeof postgresWithOperator>>;
   let store: Store;
   let operator: pg.Client;
 
   beforeAll(async () => {
-    database = await createScratchDatabase('postgres', 'timeouts');
-    store = openStore(database.url, { timeouts: { lockTimeoutMs: 300, statementTimeoutMs: 400 } });
-    await migrateToLatest(store);
-    operator = new pg.Client({ connectionString: database.url });
-    await operator.connect();
+    database = await postgresWithOperator('timeouts', { timeouts: { lockTimeoutMs: 300, statementTimeoutMs: 400 } });
+    ({ store, operator } = database);
   });
   afterAll(async () => {
-    await operator?.end();
-    await store?.close();
-    await database?.drop();
+    await database?.close();
   });
 
   it("a query behind an operator's LOCK TABLE fails with DATABASE_LOCK_TIMEOUT instead of hanging", async () => {
