@@ -56,10 +56,13 @@ const maxLabelOctets = 63;
 // spaces), separators, private-use and unassigned code points are refused: no mailbox is named with
 // them, and in a list they make one address display as another.
 const dotAtomAscii = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
-const atomUtf8 = /^(?:[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]|[^\x00-\x7f\p{Cc}\p{Cf}\p{Z}\p{Co}\p{Cn}\p{Cs}])+$/u;
+const visibleNonAscii = String.raw`[^\x00-\x7f\p{Cc}\p{Cf}\p{Z}\p{Co}\p{Cn}\p{Cs}]`;
+const atomUtf8 = new RegExp(String.raw`^(?:[A-Za-z0-9!#$%&'*+\-/=?^_\x60{|}~]|${visibleNonAscii})+$`, 'u');
 // RFC 5321 §4.1.2 Quoted-string: qtextSMTP = %d32-33 / %d35-91 / %d93-126, quoted-pairSMTP = "\" %d32-126.
-const quotedString =
-  /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|[^\x00-\x7f\p{Cc}\p{Cf}\p{Z}\p{Co}\p{Cn}\p{Cs}])*"$/u;
+const quotedString = new RegExp(
+  String.raw`^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e]|${visibleNonAscii})*"$`,
+  'u',
+);
 const ldhLabel = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 // A TLD is letters only, or an IDN TLD in its A-label form (RFC 3696 §2: never all-numeric).
 const tldShape = /^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/;
