@@ -76,6 +76,7 @@ export async function composeMta(herald: Herald, options: ComposeMtaOptions = {}
     logger: herald.logger,
     classify: quarantine.classify,
     outcomeEffects: quarantine.mta.applyWithin,
+    onFinished: quarantine.mta.onFinished,
     onOutcomes: (outcomes) => {
       quarantine.mta.onOutcomes(outcomes);
       herald.metrics.observeOutcomes(outcomes);

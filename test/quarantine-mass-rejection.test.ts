@@ -143,13 +143,19 @@ describeEachDialect('an ISP answering user unknown to every recipient', (context
   it('quarantines none of the domain: the guard trips, releases what it quarantined, keeps the rest off', async () => {
     const domain = `wall-guard-${context.dialect}.test`;
     const result = await sendIntoWall(context, domain, 2000);
-    // Tripped at its 50th answer (quarantine.massRejection), well before the breaker's 300.
-    expect(result.refused).toBeLessThan(200);
+    // Tripped at its 50th answer (quarantine.massRejection), well before the breaker's 300: the
+    // guard counts answers as they arrive, so only transactions already open on the 10 connections
+    // add to it (59 measured; 282 on a loaded CI when it counted committed outcomes).
+    expect(result.refused).toBeLessThan(100);
     expect(result.quarantined).toBe(0);
-    expect(result.timeline.map((entry) => entry.source)).toEqual(['smtp', 'schedule']);
-    expect(result.timeline[1]!.note).toMatch(
-      /^released: mass rejection: wall-guard-\w+\.test answered \d+ of \d+ messages with a hard failure/,
-    );
+    // What was quarantined before the trip was committed, if anything, was released (the order of
+    // the two is test/quarantine-mass-rejection-release.test.ts's).
+    if (result.timeline.length > 0) {
+      expect(result.timeline.map((entry) => entry.source)).toEqual(['smtp', 'schedule']);
+      expect(result.timeline[1]!.note).toMatch(
+        /^released: mass rejection: wall-guard-\w+\.test answered \d+ of \d+ messages with a hard failure/,
+      );
+    }
   }, 120_000);
 
   it('with the guard off, every refused address is quarantined (the figure before the guard)', async () => {

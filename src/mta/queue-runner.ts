@@ -68,6 +68,9 @@ export interface MtaOptions {
    *  address events): an outcome and what it causes commit together, or neither does and the batch
    *  is retried. */
   outcomeEffects?: (trx: Store, outcomes: readonly Outcome[]) => Promise<void>;
+  /** Called as each SMTP transaction ends, before its outcome is written (the mass-rejection guard
+   *  counts answers here, so a domain refusing everyone is suspended without waiting for a commit). */
+  onFinished?: (outcome: Outcome) => void;
   /** Called after each batch of outcomes is committed (unmatched replies for the qualification table, metrics). */
   onOutcomes?: (outcomes: readonly Outcome[]) => void;
   /** MX rules, throttles, affinities and the breaker (src/shaping via createMtaShaping); absent = global caps only. */
@@ -283,6 +286,7 @@ class QueueRunner implements Mta {
   }
 
   #finish(outcome: Outcome): void {
+    this.#options.onFinished?.(outcome);
     this.#parts.writer.add(outcome);
     const counters = this.#counters;
     if (outcome.kind === 'sent') {

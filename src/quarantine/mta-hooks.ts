@@ -16,15 +16,21 @@ import type { AddressEvent, QuarantineSettings } from './types.ts';
 
 // What the quarantine does with the MTA's outcomes. In the transaction that writes a batch of
 // outcomes (createMta's `outcomeEffects`), failures become address events: an outcome and the
-// address events it causes commit together, so a crash loses or doubles neither. After the commit
-// (`onOutcomes`), replies no rule matched go to the qualification recorder. The outcome carries the
+// address events it causes commit together, so a crash loses or doubles neither. The mass-rejection
+// guard counts each answer as it arrives (`onFinished`): a trip suspends the domain at once, and
+// from then on its hard replies are withheld. What the window quarantined before is released once
+// the outcome that tripped it is committed (`onOutcomes`): outcomes are written in order, so every
+// earlier quarantine is visible by then. After the commit, replies no rule matched go to the
+// qualification recorder. The outcome carries the
 // address, the delivery and the verdict (rule id, pack version) the reply was qualified with
 // (src/bounce/reply-classifier.ts): nothing is re-read.
 
 export interface MtaQualification {
+  /** As each SMTP transaction ends, before its outcome is written: the mass-rejection guard counts it. */
+  onFinished(outcome: Outcome): void;
   /** Applies the address events of the batch's failures inside the outcomes' transaction `trx`. */
   applyWithin(trx: Store, outcomes: readonly Outcome[]): Promise<void>;
-  /** After the batch is committed: unmatched replies to the qualification table. */
+  /** After the batch is committed: releases what a trip made suspect, unmatched replies to the qualification table. */
   onOutcomes(outcomes: readonly Outcome[]): void;
   /** Resolves once the unmatched replies handed over so far are written. */
   flush(): Promise<void>;
@@ -43,7 +49,7 @@ export interface MassRejectionOptions {
   /** Where the addresses a trip releases are. */
   store: Store;
   logger?: Logger;
-  /** Once per trip, after the batch that tripped it is committed (composeMta suspends the domain). */
+  /** Once per trip, as the answer that tripped it arrives (composeMta suspends the domain). */
   onTrip?(trip: MassRejectionTrip): void;
 }
 
@@ -77,15 +83,11 @@ function domainOf(email: string): string {
   return email.slice(email.lastIndexOf('@') + 1).toLowerCase();
 }
 
-/** Messages the receiving server answered (a local DNS or connection failure says nothing of it). */
-function answeredMessages(outcomes: readonly Outcome[]): AnsweredMessage[] {
-  const answered: AnsweredMessage[] = [];
-  for (const outcome of outcomes) {
-    if (outcome.kind === 'released' || outcome.reply.code === null) continue;
-    const hard = outcome.kind === 'failed' && !outcome.expired && outcome.verdict.type === 'hard';
-    answered.push({ domain: domainOf(outcome.email), hard, ...(hard && { reply: formatSmtpReply(outcome.reply) }) });
-  }
-  return answered;
+/** The message as the guard counts it; none when the receiving server did not answer (a local DNS or connection failure says nothing of it). */
+function answeredMessage(outcome: Outcome): AnsweredMessage | undefined {
+  if (outcome.kind === 'released' || outcome.reply.code === null) return undefined;
+  const hard = outcome.kind === 'failed' && !outcome.expired && outcome.verdict.type === 'hard';
+  return { domain: domainOf(outcome.email), hard, ...(hard && { reply: formatSmtpReply(outcome.reply) }) };
 }
 
 function describeTrip(trip: MassRejectionTrip): string {
@@ -97,6 +99,8 @@ export function createMtaQualification(options: MtaQualificationOptions): MtaQua
   const guarded = options.massRejection;
   const guard = guarded ? new MassRejectionGuard(guarded.settings) : undefined;
   const releases = new Set<Promise<void>>();
+  /** Trips waiting for the outcome that caused them to be committed. */
+  const releaseAfter = new Map<Outcome, MassRejectionTrip>();
 
   // What the window quarantined before the domain tripped was the domain's doing: released, as
   // `herald quarantine release --domain --since` would (operator decisions and denylists untouched).
@@ -127,6 +131,18 @@ export function createMtaQualification(options: MtaQualificationOptions): MtaQua
   }
 
   return {
+    onFinished(outcome) {
+      const answered = guard && answeredMessage(outcome);
+      if (!answered) return;
+      for (const trip of guard!.record([answered], options.clock.now())) {
+        guarded!.logger?.warn(
+          { event: 'quarantine.mass_rejection', ...trip },
+          `${describeTrip(trip)}: its hard replies are not applied to addresses until ${new Date(trip.until).toISOString()}`,
+        );
+        guarded!.onTrip?.(trip);
+        releaseAfter.set(outcome, trip);
+      }
+    },
     async applyWithin(trx, outcomes) {
       const events: AddressEvent[] = [];
       const now = options.clock.now();
@@ -138,16 +154,12 @@ export function createMtaQualification(options: MtaQualificationOptions): MtaQua
       if (events.length > 0) await applyAddressEventsWithin(trx, events, options.settings, now);
     },
     onOutcomes(outcomes) {
-      if (guard)
-        for (const trip of guard.record(answeredMessages(outcomes), options.clock.now())) {
-          guarded!.logger?.warn(
-            { event: 'quarantine.mass_rejection', ...trip },
-            `${describeTrip(trip)}: its hard replies are not applied to addresses until ${new Date(trip.until).toISOString()}`,
-          );
-          guarded!.onTrip?.(trip);
+      for (const outcome of outcomes) {
+        const trip = releaseAfter.get(outcome);
+        if (trip) {
+          releaseAfter.delete(outcome);
           release(trip);
         }
-      for (const outcome of outcomes) {
         if (!isFailure(outcome) || outcome.verdict.ruleId !== null || outcome.reply.code === null) continue;
         options.recorder.add({
           source: 'smtp',
