@@ -69,6 +69,10 @@ beforeAll(async () => {
     if (path === '/unknown-key/manifest.json')
       return send(200, JSON.stringify({ mx: { file: 'mx.yaml' }, extra: true }));
     if (path === '/silent/manifest.json') return; // never answers: the timeout must end it
+    // A source behind a token in the query string, as object stores and CDNs sign URLs.
+    if (path === '/private/manifest.json?token=s3cret')
+      return send(200, JSON.stringify({ mx: { file: 'mx.yaml?token=s3cret' } }));
+    if (path === '/private/mx.yaml?token=s3cret') return send(200, mx);
     return send(404, 'not found');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -140,6 +144,17 @@ describe('HTTP rule source limits', () => {
     expect(checkUrl('http://[::1]:8080/x', 'source').port).toBe('8080');
     expect(() => checkUrl('http://rules.example.net/herald/', 'source')).toThrow(/only https:\/\/ URLs/);
     expect(() => checkUrl('https://user:pw@rules.example.net/', 'source')).toThrow(/credentials/);
+  });
+
+  it('keeps a token in the source URL out of errors, versions and file names', async () => {
+    // Before: the whole URL, token included, was stored as the version's source and shown in errors.
+    const read = await fetchManifestSource(`${base}/private/manifest.json?token=s3cret`, options);
+    expect(read.source).toBe(`${base}/private/manifest.json?token=***`);
+    expect(read.files.map((file) => file.name)).toEqual([`${base}/private/mx.yaml?token=***`]);
+    const error = await failure(fetchManifestSource(`${base}/private/manifest.json?token=expired`, options));
+    expect(error?.message).toBe(`${base}/private/manifest.json?token=***: HTTP 404`);
+    const scheme = await failure(readRuleSource('ftp://rules.example/?token=s3cret', options));
+    expect(scheme?.message).toContain('"ftp://rules.example/?token=***" is neither a directory');
   });
 
   it('refuses a redirect to another host', async () => {

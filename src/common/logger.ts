@@ -58,9 +58,10 @@ export function createLogger(
 
 export const silentLogger: Logger = pino({ level: 'silent' });
 
-/** Removes the password (and credential query parameters) from a connection URL before it is shown anywhere. */
 /** Query parameters that carry credentials (`?password=`, `?access_token=`, `api_key=`, `sig=`…). */
 export const secretParameterNames = /secret|pass(?:word|wd)?|pwd|token|key|sig(?:nature)?|auth|credential|session/i;
+
+/** Removes the password (and credential query parameters) from a connection URL before it is shown anywhere. */
 
 export function maskUrl(url: string): string {
   try {

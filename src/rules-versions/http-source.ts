@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { z } from 'zod';
 import { AppError } from '../common/errors.ts';
+import { maskUrl } from '../common/logger.ts';
 import {
   createCheckedLookup,
   type DestinationPolicy,
@@ -16,7 +17,8 @@ import type { RuleKind } from '../store/tables.ts';
 // An HTTP source is a small JSON manifest naming the pack files (relative URLs on the same origin,
 // optionally with their sha256). Only https, except on loopback (tests, a local mirror). Every
 // request has a timeout and a size cap, and a redirect is followed only on the same origin: a rule
-// pack decides how Herald sends, so it never comes from a host the operator did not name.
+// pack decides how Herald sends, so it never comes from a host the operator did not name. A URL is
+// shown (errors, the versions' source, file names) with its credential parameters masked.
 
 export interface FetchOptions {
   timeoutMs: number;
@@ -66,7 +68,7 @@ export async function fetchManifestSource(source: string, options: FetchOptions)
   try {
     raw = JSON.parse(manifestText);
   } catch (error) {
-    throw new AppError('RULES_INVALID', `${manifestUrl.href}: not JSON (${(error as Error).message})`);
+    throw new AppError('RULES_INVALID', `${shown(manifestUrl)}: not JSON (${(error as Error).message})`);
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
@@ -74,7 +76,7 @@ export async function fetchManifestSource(source: string, options: FetchOptions)
       (i) =>
         `${i.path.join('.') || '(root)'}: ${i.code === 'unrecognized_keys' ? `unknown key(s) ${i.keys.join(', ')}` : i.message}`,
     );
-    throw new AppError('RULES_INVALID', `${manifestUrl.href}: invalid manifest: ${first.join('; ')}`);
+    throw new AppError('RULES_INVALID', `${shown(manifestUrl)}: invalid manifest: ${first.join('; ')}`);
   }
   const files: PackFile[] = [];
   for (const kind of ['mx', 'bounce'] as const satisfies RuleKind[]) {
@@ -84,20 +86,20 @@ export async function fetchManifestSource(source: string, options: FetchOptions)
     if (url.origin !== manifestUrl.origin)
       throw new AppError(
         'RULES_INVALID',
-        `${manifestUrl.href}: ${kind}.file must be on ${manifestUrl.origin}, not ${url.origin}`,
+        `${shown(manifestUrl)}: ${kind}.file must be on ${manifestUrl.origin}, not ${url.origin}`,
       );
     const text = await fetchText(url, options);
     if (entry.sha256 && createHash('sha256').update(text, 'utf8').digest('hex') !== entry.sha256.toLowerCase()) {
       throw new AppError(
         'RULES_INVALID',
-        `${url.href}: sha256 does not match the manifest (a partial or tampered download)`,
+        `${shown(url)}: sha256 does not match the manifest (a partial or tampered download)`,
       );
     }
-    files.push({ kind, name: url.href, text });
+    files.push({ kind, name: shown(url), text });
   }
   if (files.length === 0)
-    throw new AppError('RULES_INVALID', `${manifestUrl.href}: the manifest names neither mx nor bounce`);
-  return { source: manifestUrl.href, files };
+    throw new AppError('RULES_INVALID', `${shown(manifestUrl)}: the manifest names neither mx nor bounce`);
+  return { source: shown(manifestUrl), files };
 }
 
 export function checkUrl(value: string, what: string): URL {
@@ -115,6 +117,11 @@ export function checkUrl(value: string, what: string): URL {
     'CONFIG_INVALID',
     `${what}: only https:// URLs are accepted (plain http only on loopback), got ${url.protocol}//${url.host}`,
   );
+}
+
+/** The URL as errors and stored versions show it: a `?token=` the source requires stays out of logs. */
+function shown(url: URL): string {
+  return maskUrl(url.href);
 }
 
 function isLoopback(hostname: string): boolean {
@@ -137,7 +144,7 @@ export async function fetchText(start: URL, options: FetchOptions): Promise<stri
     for (let hop = 0; ; hop += 1) {
       const literal = options.destinations ? literalAddress(url) : undefined;
       const refused = literal === undefined ? undefined : options.destinations?.policy.refusal(literal);
-      if (refused) throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: destination refused: ${refused}`);
+      if (refused) throw new AppError('RULES_SOURCE_UNAVAILABLE', `${shown(url)}: destination refused: ${refused}`);
       const response = await get(url, deadline, lookup);
       const status = response.statusCode ?? 0;
       if (status >= 300 && status < 400) {
@@ -147,23 +154,23 @@ export async function fetchText(start: URL, options: FetchOptions): Promise<stri
         if (!next || next.origin !== start.origin)
           throw new AppError(
             'RULES_SOURCE_UNAVAILABLE',
-            `${url.href}: redirect to ${next?.origin ?? 'nowhere'} refused (only the same origin is followed)`,
+            `${shown(url)}: redirect to ${next?.origin ?? 'nowhere'} refused (only the same origin is followed)`,
           );
         if (hop >= maxRedirects)
-          throw new AppError('RULES_SOURCE_UNAVAILABLE', `${start.href}: more than ${maxRedirects} redirects`);
+          throw new AppError('RULES_SOURCE_UNAVAILABLE', `${shown(start)}: more than ${maxRedirects} redirects`);
         url = next;
         continue;
       }
       if (status !== 200) {
         response.destroy();
-        throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: HTTP ${status}`);
+        throw new AppError('RULES_SOURCE_UNAVAILABLE', `${shown(url)}: HTTP ${status}`);
       }
       return await readCapped(response, url, options.maxFileBytes);
     }
   } catch (error) {
     if (error instanceof AppError) throw error;
     const reason = deadline.aborted ? `no complete answer within ${options.timeoutMs} ms` : describeFetchError(error);
-    throw new AppError('RULES_SOURCE_UNAVAILABLE', `${url.href}: ${reason}`, { cause: error });
+    throw new AppError('RULES_SOURCE_UNAVAILABLE', `${shown(url)}: ${reason}`, { cause: error });
   }
 }
 
@@ -203,7 +210,7 @@ async function readCapped(response: IncomingMessage, url: URL, maxBytes: number)
 }
 
 function tooLarge(url: URL, maxBytes: number): AppError {
-  return new AppError('INPUT_TOO_LARGE', `${url.href}: more than deliverability.maxFileBytes (${maxBytes} bytes)`);
+  return new AppError('INPUT_TOO_LARGE', `${shown(url)}: more than deliverability.maxFileBytes (${maxBytes} bytes)`);
 }
 
 function describeFetchError(error: unknown): string {

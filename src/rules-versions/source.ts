@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../common/errors.ts';
+import { maskUrl } from '../common/logger.ts';
 import { fetchManifestSource, type FetchOptions } from './http-source.ts';
 import type { RuleKind } from '../store/tables.ts';
 
@@ -35,7 +36,7 @@ export async function readRuleSource(source: string, options: FetchOptions): Pro
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source))
     throw new AppError(
       'CONFIG_INVALID',
-      `deliverability.source: "${source}" is neither a directory nor an https:// URL`,
+      `deliverability.source: "${maskUrl(source)}" is neither a directory nor an https:// URL`,
     );
   return readDirectorySource(source, options.maxFileBytes);
 }
