@@ -345,10 +345,26 @@ describeEachDialect('import recipients', (context) => {
     expect(await recipients(context.store(), 'oversized')).toEqual([]);
   });
 
+  it('names the line where a quote was left open, not where the parser gave up', async () => {
+    // The quote opens at line 3; the record swallows the rest of the file until it outgrows the limit.
+    const rows = Array.from({ length: 200 }, (_, i) => `u${i}@example.com,N${i}`);
+    const swallowing = csv(`email,n\nok@example.com,x\nopen@example.com,"Ann\n${rows.join('\n')}\n`);
+    const tooLarge = await failure(run(swallowing, 'open-quote', { maxRecordBytes: 1024 }));
+    expect(tooLarge.code).toBe('CSV_TOO_LARGE');
+    expect(tooLarge.message).toMatch(
+      /the record starting at line 3 is over import\.maxRecordBytes \(1024 bytes\) by line \d+;/,
+    );
+    expect(tooLarge.details.line).toBe(3);
+    const endsInside = await failure(
+      run(csv('email,n\r\na@example.com,"a\r\nb"\r\nb@example.com,"open\nc@example.com,x\n'), 'open-end'),
+    );
+    expect(endsInside.message).toContain('line 4: a quote opened in the record starting there is never closed');
+  });
+
   it('fails on an unclosed quote with the line, and on a missing or empty file', async () => {
     const unclosed = await failure(run(csv('email,n\na@example.com,"open\nb@example.com,x\n'), 'broken'));
     expect(unclosed.code).toBe('CSV_UNREADABLE');
-    expect(unclosed.message).toMatch(/line \d/);
+    expect(unclosed.message).toContain('line 2:');
     expect((await failure(run(csv(''), 'empty'))).code).toBe('CSV_NO_EMAIL_COLUMN');
     expect((await failure(run(join(dir, 'missing.csv'), 'missing'))).code).toBe('CSV_UNREADABLE');
     const headerOnly = await run(csv('email\n'), 'header-only');

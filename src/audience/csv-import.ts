@@ -2,7 +2,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { CsvError, parse } from 'csv-parse';
+import { parse } from 'csv-parse';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { AppError, describeError } from '../common/errors.ts';
 import {
@@ -24,6 +24,7 @@ import { newBatchRows, stageBatch, type NewReject } from './import-staging-store
 import { createAddressValidator } from './address.ts';
 import { decideRow, readHeader, type CsvHeader } from './csv-rows.ts';
 import { createUtf8Guard } from './utf8-guard.ts';
+import { createLineCounter, csvFailure, csvOptions } from './csv-records.ts';
 import { lazySqliteStatementRunner, type SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 
 // Streaming CSV import in two phases, so memory stays bounded and a failed import leaves the list
@@ -143,15 +144,7 @@ async function runImport(
   const totalBytes = checkFile(file, options.maxFileBytes);
   const fileName = basename(file);
 
-  // Column counts are checked per row (a wrong count is a reject, not a fatal error as with
-  // relax_column_count off). Rows may end in CRLF, LF or CR, even mixed in one file. Line numbers are
-  // counted here rather than with `info: true`, which costs an object per record and miscounts.
-  const parser = parse({
-    bom: true,
-    relax_column_count: true,
-    record_delimiter: ['\r\n', '\n', '\r'],
-    max_record_size: options.maxRecordBytes,
-  });
+  const parser = parse(csvOptions(options.maxRecordBytes));
   // 64 KiB reads (Node's default): with 256 KiB, chunks waiting for the collector held up to 23 MB
   // outside the heap at the peak of a 1M-row import (bench/import.ts, peakExternalMb 26 → 5).
   const source = createReadStream(file, { highWaterMark: options.chunkBytes ?? 64 * 1024 });
@@ -166,7 +159,7 @@ async function runImport(
         const result = await records.next();
         record = result.done ? undefined : result.value;
       } catch (error) {
-        throw toAppError(error, file, options.maxRecordBytes, lines.excess());
+        throw await csvFailure(error, { file, maxRecordBytes: options.maxRecordBytes, lines });
       }
       if (record === undefined) return undefined;
       const line = lines.advance(record);
@@ -337,64 +330,6 @@ function checkFile(file: string, maxFileBytes: number): number {
     );
   }
   return size;
-}
-
-function toAppError(error: unknown, file: string, maxRecordBytes: number, excessLines: number): AppError {
-  if (error instanceof AppError) return error;
-  if (error instanceof CsvError) {
-    const reported = (error as CsvError & { lines?: number }).lines ?? 0;
-    const line = reported - excessLines;
-    if (error.code === 'CSV_MAX_RECORD_SIZE') {
-      return new AppError(
-        'CSV_TOO_LARGE',
-        `${file}: the record at line ${line} is over import.maxRecordBytes (${maxRecordBytes} bytes); is a quote left open?`,
-        {
-          cause: error,
-          details: { file, line },
-        },
-      );
-    }
-    // csv-parse's message names its own (uncorrected) line; keep only the description.
-    const what = error.message.replace(/,? (at|on) line \d+/g, '');
-    return new AppError('CSV_UNREADABLE', `${file}: line ${line}: ${what}`, { cause: error, details: { file, line } });
-  }
-  return new AppError('CSV_UNREADABLE', `cannot read ${file}: ${describeError(error)}`, {
-    cause: error,
-    details: { file },
-  });
-}
-
-/**
- * Physical line numbers: each record starts on the line after the previous one ended, and spans the
- * line breaks inside its quoted fields (CRLF, CR or LF, each one line). csv-parse's own counter, used
- * in its error messages, counts a CRLF inside a field as two lines; `excess` corrects for that.
- */
-export function createLineCounter(): { advance(record: string[]): number; excess(): number } {
-  let nextLine = 1;
-  let excess = 0;
-  return {
-    advance(record) {
-      const line = nextLine;
-      let breaks = 0;
-      for (const field of record) {
-        if (!field.includes('\n') && !field.includes('\r')) continue;
-        for (let i = 0; i < field.length; i++) {
-          const c = field.charCodeAt(i);
-          if (c === 10) breaks++;
-          else if (c === 13) {
-            breaks++;
-            if (field.charCodeAt(i + 1) === 10) {
-              excess++;
-              i++;
-            }
-          }
-        }
-      }
-      nextLine += 1 + breaks;
-      return line;
-    },
-    excess: () => excess,
-  };
 }
 
 /** The cleanup workflow failed this import while it ran: it had made no progress for hours. */
