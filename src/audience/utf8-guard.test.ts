@@ -61,6 +61,19 @@ describe('createUtf8Guard', () => {
     }
   });
 
+  it('counts CR, LF and CRLF each as one line break, as the CSV parser does, wherever the chunks split', async () => {
+    // Lines: 1 header (CRLF), 2 ana (CR), 3 bob (LF), 4-5 a quoted field broken by a CRLF, 6 the bad byte.
+    const mixed = Buffer.concat([
+      Buffer.from('email,name\r\nana@example.com,A\rbob@example.com,B\ncat@example.com,"C\r\nc"\r\ndan@example.com,D'),
+      Buffer.from([0xff]),
+      Buffer.from('\r'),
+    ]);
+    for (let cut = 1; cut < mixed.length; cut++) {
+      const { error } = await run([mixed.subarray(0, cut), mixed.subarray(cut)]);
+      expect(error?.message).toContain('0xFF at line 6');
+    }
+  });
+
   it('fails on a sequence cut off by the end of the file', async () => {
     const { error } = await run([Buffer.from('email\n'), Buffer.from([0x61, 0xe2, 0x82])]);
     expect(error?.code).toBe('CSV_ENCODING');

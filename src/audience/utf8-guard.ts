@@ -39,11 +39,18 @@ export function findInvalidUtf8(bytes: Uint8Array, allowTruncatedEnd = false): n
   return -1;
 }
 
-function countNewlines(bytes: Uint8Array, end = bytes.length): number {
+/**
+ * Line breaks in bytes[0, end): LF, CR and CRLF each end a line, as the CSV parser reads them (a file
+ * from a classic Mac or a mixed export ends rows with CR alone). `afterCr`: the byte before `bytes` was
+ * a CR, so an LF first is the second half of that CRLF.
+ */
+function countLineBreaks(bytes: Uint8Array, end: number, afterCr: boolean): number {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, end);
   let count = 0;
   let at = -1;
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, end);
-  while ((at = buffer.indexOf(0x0a, at + 1)) !== -1) count++;
+  while ((at = buffer.indexOf(0x0a, at + 1)) !== -1) if (at > 0 ? buffer[at - 1] !== 0x0d : !afterCr) count++;
+  at = -1;
+  while ((at = buffer.indexOf(0x0d, at + 1)) !== -1) count++;
   return count;
 }
 
@@ -74,6 +81,7 @@ export function createUtf8Guard(file: string): Transform {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let linesBefore = 1;
   let previous: Uint8Array = new Uint8Array(0);
+  const endsInCr = (chunk: Uint8Array): boolean => chunk[chunk.length - 1] === 0x0d;
   let first = true;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
@@ -91,11 +99,11 @@ export function createUtf8Guard(file: string): Transform {
         const joined = Buffer.concat([tail, chunk]);
         // The bad sequence may start in the pending tail of the previous chunk (which holds no newline).
         const at = Math.max(0, findInvalidUtf8(joined, true));
-        const line = linesBefore + countNewlines(chunk, Math.max(0, at - tail.length));
+        const line = linesBefore + countLineBreaks(chunk, Math.max(0, at - tail.length), endsInCr(previous));
         callback(encodingError(file, line, joined[at], false));
         return;
       }
-      linesBefore += countNewlines(chunk);
+      linesBefore += countLineBreaks(chunk, chunk.length, endsInCr(previous));
       previous = chunk;
       callback(null, chunk);
     },
