@@ -68,6 +68,7 @@ const rejected: Array<[input: string, reason: string]> = [
   ['bob@192.168.0.1', 'domain_ip_unbracketed'],
   ['bob@[192.168.0.300]', 'domain_literal_invalid'],
   ['bob@[IPv6:zz::1]', 'domain_literal_invalid'],
+  ['bob@[IPv6:fe80::1%eth0]', 'domain_literal_invalid'],
   ['bob@[example.com]', 'domain_literal_invalid'],
   ['bob@exa mple.com', 'invalid_domain'],
   ['bob@exa_mple.com', 'invalid_domain'],

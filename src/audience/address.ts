@@ -185,7 +185,9 @@ function isDotAtom(value: string, atom: RegExp): boolean {
 function checkDomain(rawDomain: string): Part {
   const fail = (reason: AddressRejectReason, message: string): Part => ({ ok: false, check: reject(reason, message) });
   if (rawDomain.startsWith('[')) {
-    const literal = rawDomain.match(/^\[(?:IPv6:(.+)|(\d{1,3}(?:\.\d{1,3}){3}))\]$/i);
+    // RFC 5321 §4.1.3 IPv6-addr: hex digits, colons and an IPv4 tail only. Node's isIPv6 also takes a
+    // zone (`fe80::1%eth0`), which names an interface of the sending host, not a mailbox's host.
+    const literal = rawDomain.match(/^\[(?:IPv6:([0-9a-f:.]+)|(\d{1,3}(?:\.\d{1,3}){3}))\]$/i);
     const valid = literal !== null && (literal[1] !== undefined ? isIPv6(literal[1]) : isIPv4(literal[2] ?? ''));
     if (!valid) return fail('domain_literal_invalid', `${rawDomain} is not a valid address literal`);
     return {
