@@ -83,4 +83,14 @@ describe('createUtf8Guard', () => {
     const { error } = await run([Buffer.from('\ufeffemail\n', 'utf16le')]);
     expect(error?.message).toContain('UTF-16');
   });
+
+  it('recognises UTF-16 without a byte order mark, little- or big-endian', async () => {
+    const text = 'email,name\nana@example.com,Zoë\n';
+    const bigEndian = Buffer.from(text, 'utf16le').swap16();
+    for (const bytes of [Buffer.from(text, 'utf16le'), bigEndian]) {
+      const { error } = await run([bytes]);
+      expect(error?.code).toBe('CSV_ENCODING');
+      expect(error?.message).toContain('the file is UTF-16, not UTF-8');
+    }
+  });
 });

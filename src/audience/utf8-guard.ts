@@ -67,6 +67,16 @@ function pendingTail(chunk: Uint8Array): Uint8Array {
   return new Uint8Array(0);
 }
 
+/**
+ * UTF-16 without a byte order mark: every ASCII character of the header has a NUL beside it. Passed on
+ * as UTF-8 (NUL is valid UTF-8), it failed as "no email column" listing columns such as
+ * "e\u0000m\u0000a\u0000i\u0000l\u0000", or with the Latin-1 hint at its first non-ASCII letter.
+ */
+function isUtf16(chunk: Buffer): boolean {
+  const lineEnd = chunk.indexOf(0x0a);
+  return chunk.subarray(0, lineEnd === -1 ? chunk.length : lineEnd).includes(0);
+}
+
 function encodingError(file: string, line: number, byte: number | undefined, utf16: boolean): AppError {
   const what = utf16
     ? 'the file is UTF-16, not UTF-8'
@@ -87,7 +97,7 @@ export function createUtf8Guard(file: string): Transform {
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       if (first && chunk.length >= 2) {
         first = false;
-        if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
+        if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff) || isUtf16(chunk)) {
           callback(encodingError(file, 1, chunk[0], true));
           return;
         }
