@@ -125,4 +125,24 @@ describeEachDialect('herald import', (context) => {
     const unknown = await runHerald(context.url(), ['import', 'rejects', '999999', '--json']);
     expect(unknown.json()[0]).toMatchObject({ error: { code: 'NOT_FOUND' } });
   });
+
+  it('refuses to create a list whose name is empty, padded or does not print, and creates nothing', async () => {
+    const cases: Array<[string, string]> = [
+      ['', 'is empty'],
+      ['   ', 'is empty'],
+      [' news', 'starts or ends with a space'],
+      ['news\nletter', 'holds the character U+000A'],
+      ['news\u001b[2Jletter', 'holds the character U+001B'],
+      ['news\u202eletter', 'holds the character U+202E'],
+      ['n'.repeat(201), 'is 201 characters long (at most 200)'],
+    ];
+    for (const [name, problem] of cases) {
+      const run = await runHerald(context.url(), ['import', 'recipients', file, '--list', name]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr.join('\n')).toContain(`INPUT_INVALID: the list name ${JSON.stringify(name)} ${problem}`);
+    }
+    const lists = await runHerald(context.url(), ['lists', '--json']);
+    expect(lists.json().map((list) => list.name)).not.toContain('');
+    expect(lists.json().every((list) => String(list.name).trim() === list.name)).toBe(true);
+  });
 });

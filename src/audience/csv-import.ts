@@ -11,6 +11,7 @@ import {
   discardStaged,
   failImport,
   failStaleImport,
+  findList,
   findOrCreateList,
   sampleRecipientColumns,
   finishImport,
@@ -24,6 +25,7 @@ import { newBatchRows, stageBatch, type NewReject } from './import-staging-store
 import { createAddressValidator } from './address.ts';
 import { decideRow, readHeader, type CsvHeader } from './csv-rows.ts';
 import { createUtf8Guard } from './utf8-guard.ts';
+import { checkListName } from './list-name.ts';
 import { createLineCounter, csvFailure, csvOptions } from './csv-records.ts';
 import { lazySqliteStatementRunner, type SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 
@@ -141,6 +143,8 @@ async function runImport(
 ): Promise<ImportSummary> {
   const { store, file, clock = systemClock, batchSize = 5_000, rejectSample = 20, onProgress } = options;
   const started = clock.now();
+  // Lists made before names were checked keep being imported into.
+  if (!(await findList(store, options.list))) checkListName(options.list);
   const totalBytes = checkFile(file, options.maxFileBytes);
   const fileName = basename(file);
 
