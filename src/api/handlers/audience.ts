@@ -61,6 +61,8 @@ export async function upload(
       clock: herald.clock,
       maxFileBytes: limit,
       maxRecordBytes: herald.config.import.maxRecordBytes,
+      // The lease it renews, and by which it judges other running imports dead: the CLI's, from config.
+      leaseMs: herald.config.import.leaseSeconds * 1000,
       onStarted: resolve,
     }).finally(() => rmSync(dir, { recursive: true, force: true }));
     // Before the header is read a failure is the request's (400); after, the import row records it.
