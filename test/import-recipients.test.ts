@@ -361,6 +361,16 @@ describeEachDialect('import recipients', (context) => {
     expect(endsInside.message).toContain('line 4: a quote opened in the record starting there is never closed');
   });
 
+  it('names the line of a stray quote after quoted fields broken by CRLF', async () => {
+    // Lines 2-3 and 4-5 are two records; the stray quote is on line 6. csv-parse counts each CRLF
+    // inside a field twice, and the records it parsed in the same read are dropped with its error.
+    const file = csv('email,n\r\na@example.com,"x\r\ny"\r\nb@example.com,"x\r\ny"\r\nc@example.com,x"y"z\r\n');
+    const stray = await failure(run(file, 'stray-quote'));
+    expect(stray.code).toBe('CSV_UNREADABLE');
+    expect(stray.message).toContain('line 6: Invalid Opening Quote');
+    expect(stray.details.line).toBe(6);
+  });
+
   it('fails on an unclosed quote with the line, and on a missing or empty file', async () => {
     const unclosed = await failure(run(csv('email,n\na@example.com,"open\nb@example.com,x\n'), 'broken'));
     expect(unclosed.code).toBe('CSV_UNREADABLE');

@@ -23,6 +23,8 @@ export function csvOptions(maxRecordBytes: number): Options {
 export interface LineCounter {
   /** The line of `record`, the record that follows the previous one. */
   advance(record: string[]): number;
+  /** The line the next record starts on. */
+  next(): number;
   /** Lines csv-parse counted twice so far (a CRLF inside a field). */
   excess(): number;
 }
@@ -32,7 +34,7 @@ export interface LineCounter {
  * line breaks inside its quoted fields (CRLF, CR or LF, each one line). csv-parse's own counter, used
  * in its error messages, counts a CRLF inside a field as two lines; `excess` corrects for that.
  */
-export function createLineCounter(): LineCounter & { next(): number } {
+export function createLineCounter(): LineCounter {
   let nextLine = 1;
   let excess = 0;
   return {
@@ -62,28 +64,28 @@ export function createLineCounter(): LineCounter & { next(): number } {
 }
 
 /**
- * The line a record starts on, given how many records come before it: the file is parsed again up to
- * there. Only on failure: the records the import had not taken yet from the parser are dropped with
- * its error, so its own count stops short of the failing record.
+ * The lines of the records before a failing one, counted by parsing the file again up to it. Only on
+ * failure: the records the import had not taken yet from the parser are dropped with its error, so
+ * the import's own count stops short of the failing record.
  */
-async function startLineOf(file: string, recordsBefore: number, maxRecordBytes: number): Promise<number> {
+async function countLinesBefore(file: string, records: number, maxRecordBytes: number): Promise<LineCounter> {
   const lines = createLineCounter();
-  if (recordsBefore <= 0) return lines.next();
+  if (records <= 0) return lines;
   const source = createReadStream(file);
-  const parser = source.pipe(parse({ ...csvOptions(maxRecordBytes), to: recordsBefore }));
+  const parser = source.pipe(parse({ ...csvOptions(maxRecordBytes), to: records }));
   try {
     for await (const record of parser) lines.advance(record as string[]);
   } finally {
     source.destroy();
   }
-  return lines.next();
+  return lines;
 }
 
 /**
  * A failure of the parsing stages as an AppError naming the file and the line. csv-parse names the line
- * it had reached when it gave up: with a quote left open at line 2 of a million-row file, the line where
- * the record outgrew import.maxRecordBytes (2825) or the last line of the file. The operator has to look
- * where that record starts.
+ * it had reached when it gave up, counting a CRLF inside a quoted field as two: with a quote left open
+ * at line 2 of a million-row file, the line where the record outgrew import.maxRecordBytes (2825) or the
+ * last line of the file. The operator has to look where that record starts.
  */
 export async function csvFailure(
   error: unknown,
@@ -97,16 +99,21 @@ export async function csvFailure(
       details: { file },
     });
   const { lines: reported = 0, records = 0 } = error as CsvError & { lines?: number; records?: number };
-  const line = reported - context.lines.excess();
-  if (error.code === 'CSV_MAX_RECORD_SIZE' || error.code === 'CSV_QUOTE_NOT_CLOSED') {
-    const start = await startLineOf(file, records, maxRecordBytes).catch(() => line);
-    const message =
-      error.code === 'CSV_MAX_RECORD_SIZE'
-        ? `${file}: the record starting at line ${start} is over import.maxRecordBytes (${maxRecordBytes} bytes)${line > start ? ` by line ${line}` : ''}; is a quote left open?`
-        : `${file}: line ${start}: a quote opened in the record starting there is never closed (the file ends inside it)`;
-    const code = error.code === 'CSV_MAX_RECORD_SIZE' ? 'CSV_TOO_LARGE' : 'CSV_UNREADABLE';
-    return new AppError(code, message, { cause: error, details: { file, line: start } });
-  }
+  const before = await countLinesBefore(file, records, maxRecordBytes).catch(() => context.lines);
+  const start = before.next();
+  const line = Math.max(start, reported - before.excess());
+  if (error.code === 'CSV_MAX_RECORD_SIZE')
+    return new AppError(
+      'CSV_TOO_LARGE',
+      `${file}: the record starting at line ${start} is over import.maxRecordBytes (${maxRecordBytes} bytes)${line > start ? ` by line ${line}` : ''}; is a quote left open?`,
+      { cause: error, details: { file, line: start } },
+    );
+  if (error.code === 'CSV_QUOTE_NOT_CLOSED')
+    return new AppError(
+      'CSV_UNREADABLE',
+      `${file}: line ${start}: a quote opened in the record starting there is never closed (the file ends inside it)`,
+      { cause: error, details: { file, line: start } },
+    );
   // csv-parse's message names its own (uncorrected) line; keep only the description.
   const what = error.message.replace(/,? (at|on) line \d+/g, '');
   return new AppError('CSV_UNREADABLE', `${file}: line ${line}: ${what}`, { cause: error, details: { file, line } });
