@@ -23,6 +23,11 @@ const accepted: Array<[input: string, email: string, smtputf8?: boolean]> = [
   ['"john smith"@example.com', '"john smith"@example.com'],
   ['"a@b"@example.com', '"a@b"@example.com'],
   ['"quote\\"d"@example.com', '"quote\\"d"@example.com'],
+  // One spelling per mailbox: a quoted-pair is kept only where RFC 5321 §4.1.2 needs one (" and \\).
+  ['"john\\ smith"@example.com', '"john smith"@example.com'],
+  ['"a\\@b"@example.com', '"a@b"@example.com'],
+  ['"back\\\\slash"@example.com', '"back\\\\slash"@example.com'],
+  ['"b\\ob"@example.com', 'bob@example.com'],
   // Address literals.
   ['postmaster@[192.0.2.1]', 'postmaster@[192.0.2.1]'],
   ['postmaster@[IPv6:2001:DB8::1]', 'postmaster@[IPv6:2001:db8::1]'],

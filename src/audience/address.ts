@@ -141,8 +141,10 @@ function checkLocal(rawLocal: string, allowSmtpUtf8: boolean): Part {
         ok: false,
         check: reject('local_quoted_invalid', 'the quoted local part is not closed or has a bare " or \\'),
       };
+    // One spelling per mailbox (`"john\ smith"` and `"john smith"` are one mailbox, RFC 5321 §4.1.2):
+    // unquoted when it is a dot-atom, else quoted with a quoted-pair only for " and \, where one is needed.
     const unquoted = local.slice(1, -1).replace(/\\(.)/g, '$1');
-    if (isDotAtom(unquoted, atomUtf8)) local = unquoted;
+    local = isDotAtom(unquoted, atomUtf8) ? unquoted : `"${unquoted.replace(/["\\]/g, '\\$&')}"`;
   } else if (!dotAtomAscii.test(local)) {
     if (local.startsWith('.') || local.endsWith('.') || local.includes('..')) {
       return {
