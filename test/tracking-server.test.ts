@@ -314,7 +314,9 @@ describeEachDialect('tracking server', (ctx) => {
     expect(responses.every((r) => r.statusCode === 302)).toBe(true);
     await flooded.close();
     const stats = flooded.events.stats();
-    expect(stats.written + stats.dropped).toBe(400);
+    // One message's token replayed: 200 over its budget are not logged; of the rest, the buffer drops some.
+    expect(stats.overBudget).toBe(200);
+    expect(stats.written + stats.dropped).toBe(200);
     expect(stats.dropped).toBeGreaterThan(0);
     const after = Number(
       (

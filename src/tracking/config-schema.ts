@@ -46,6 +46,13 @@ export const trackingSchema = z
     tokenTtlDays: z.number().min(1).default(365),
     /** A click this soon after the message was built looks like a security scanner (flagged, not dropped). */
     automatedClickSeconds: z.number().int().min(0).default(10),
+    /**
+     * Raw events one message may log at once (all its tokens name one delivery log): a scanner following every link of
+     * a long message fits; a token replayed in a loop does not. Over budget, requests are answered but not logged.
+     */
+    messageEventBurst: z.number().int().min(1).default(200),
+    /** Events a message earns back per second once its burst is spent. */
+    messageEventsPerSecond: z.number().min(0).default(1),
     /** Raw events held in memory at most; beyond, events are dropped and counted (never blocks a redirect). */
     maxBufferedEvents: z.number().int().min(100).default(100_000),
     /** Raw events per insert. */

@@ -19,6 +19,8 @@ export interface EventLogStats {
   buffered: number;
   written: number;
   dropped: number;
+  /** Events not logged because their message was over its budget (message-budget.ts). */
+  overBudget: number;
   failedWrites: number;
 }
 
@@ -34,6 +36,8 @@ export interface EventLogOptions {
 export interface EventLog {
   /** False when the buffer is full (the event is dropped and counted). */
   add(event: RawEvent): boolean;
+  /** Counts an event left out because its message was over its budget. */
+  countOverBudget(): void;
   /** Writes everything buffered now; resolves when written (or failed and put back). */
   flush(): Promise<void>;
   /** Flushes and stops the timer. */
@@ -46,7 +50,7 @@ export function createEventLog(options: EventLogOptions): EventLog {
   let timer: NodeJS.Timeout | null = null;
   let writing: Promise<void> | null = null;
   let stopped = false;
-  const stats = { written: 0, dropped: 0, failedWrites: 0 };
+  const stats = { written: 0, dropped: 0, overBudget: 0, failedWrites: 0 };
 
   function schedule(): void {
     if (timer || stopped) return;
@@ -97,6 +101,9 @@ export function createEventLog(options: EventLogOptions): EventLog {
       if (buffer.length >= options.batchSize && !writing) void flush();
       else schedule();
       return true;
+    },
+    countOverBudget() {
+      stats.overBudget++;
     },
     flush,
     async stop() {

@@ -5,6 +5,7 @@ import type { Logger } from '../common/logger.ts';
 import { automatedFlagsOf, type FlagSettings } from './automation.ts';
 import type { DeliveryCache } from './delivery-cache.ts';
 import type { EventLog, RawEvent } from './event-log.ts';
+import { createMessageBudget } from './message-budget.ts';
 import {
   badRequestPage,
   notFoundPage,
@@ -33,6 +34,8 @@ export interface TrackingAppOptions {
   unsubscribe(email: string, event: RawEvent): Promise<boolean>;
   clock: Clock;
   flags: FlagSettings;
+  /** Raw events one message may log at once, and earns back per second (tracking.messageEvent*). */
+  messageBudget: { burst: number; perSecond: number };
   logger: Logger;
 }
 
@@ -41,6 +44,8 @@ const maxUserAgent = 256;
 const burstWindowMs = 2_000;
 const maxBurstEntries = 10_000;
 const maxClicksKept = 16;
+// Messages whose event budget is tracked at once (the most recently active).
+const maxBudgetedMessages = 10_000;
 
 export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   const { keyRing, cache, events, clock, logger } = options;
@@ -60,6 +65,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     },
   });
   const recentClicks = new Map<number, number[]>();
+  const budget = createMessageBudget({ ...options.messageBudget, maxMessages: maxBudgetedMessages });
 
   // Any body type is read as a short string and ignored: receivers post urlencoded or multipart.
   app.removeAllContentTypeParsers();
@@ -94,7 +100,9 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     now: number,
     linkIndex: number | null,
   ): void {
-    events.add(eventOf(request, kind, claims, now, linkIndex));
+    // A replayed token answers as usual; only its events stop reaching the log and the webhooks.
+    if (!budget.take(claims.logId, now)) events.countOverBudget();
+    else events.add(eventOf(request, kind, claims, now, linkIndex));
   }
 
   function eventOf(

@@ -93,6 +93,7 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
     },
     clock: herald.clock,
     flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
+    messageBudget: { burst: config.messageEventBurst, perSecond: config.messageEventsPerSecond },
     logger,
   });
   // Load balancers in front of tracking servers probe them on their own port, open to the Internet.
