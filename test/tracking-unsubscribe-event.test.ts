@@ -52,7 +52,12 @@ describeEachDialect('one-click unsubscribe and its raw event', (ctx) => {
         .where('kind', '=', 'unsubscribe')
         .execute();
     for (let attempt = 0; attempt < 2; attempt++) {
-      const response = await service.app.inject({ method: 'POST', url: `/u/${sign('unsubscribe')}`, payload: '' });
+      const response = await service.app.inject({
+        method: 'POST',
+        url: `/u/${sign('unsubscribe')}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'List-Unsubscribe=One-Click',
+      });
       expect(response.statusCode).toBe(200);
       expect(await getAddress(ctx.store(), ann.email)).toMatchObject({ state: 'denylisted', reason: 'unsubscribe' });
       expect(await unsubscribeEvents()).toEqual([{ kind: 'unsubscribe', log_id: ann.id }]);

@@ -6,6 +6,7 @@ import { automatedFlagsOf, type FlagSettings } from './automation.ts';
 import type { DeliveryCache } from './delivery-cache.ts';
 import type { EventLog, RawEvent } from './event-log.ts';
 import { createMessageBudget } from './message-budget.ts';
+import { isOneClickBody } from './one-click.ts';
 import {
   badRequestPage,
   notFoundPage,
@@ -227,6 +228,10 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     const now = clock.now();
     const claims = verified(request.params.token, 'unsubscribe', now);
     if (!claims) return notFound(reply);
+    // Not a one-click POST (no List-Unsubscribe=One-Click body): nobody is unsubscribed; a person who
+    // got here gets the confirmation form, which sends the pair.
+    if (!(await isOneClickBody(request.headers['content-type'], request.body)))
+      return html(reply, 400, unsubscribeConfirmPage);
     const email = await cache.emailOf(claims.deliveryId, claims.logId);
     if (!email) return notFound(reply);
     // A replayed POST is answered the same, and records nothing more.
