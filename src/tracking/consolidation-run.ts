@@ -1,9 +1,9 @@
 import type { Store } from '../store/database.ts';
 import {
+  committedTrackingEventId,
   consolidationWatermark,
   deliveriesWithEventsBetween,
   deliveryEventsPage,
-  lastTrackingEventId,
   replaceDeliveryIndicators,
   sentByDomain,
   setConsolidationWatermark,
@@ -52,7 +52,7 @@ export async function consolidatePending(
   keepAlive?: () => Promise<void>,
 ): Promise<ConsolidationSummary> {
   const from = await consolidationWatermark(store);
-  const upTo = await lastTrackingEventId(store);
+  const upTo = await committedTrackingEventId(store);
   if (upTo <= from) return { deliveries: [], events: 0, watermark: from };
   const deliveries = await deliveriesWithEventsBetween(store, from, upTo);
   let events = 0;

@@ -75,8 +75,21 @@ export async function insertTrackingEvents(store: Store, events: readonly RawEve
   await inTransaction(store, (trx) => insertTrackingEventsWithin(trx, events));
 }
 
-/** The same inside a transaction the caller holds (`trx`), so the events commit with its other writes. */
+/**
+ * PostgreSQL hands out event ids before commit, and transactions commit out of order: a batch holding
+ * id 100 may commit after one holding 101. Every transaction writing events holds this advisory
+ * lock shared until it ends; the consolidation watermark is read holding it alone, when no write that
+ * took an id is still in flight (any constant: it names the lock across every process of the cluster).
+ */
+const eventWritersLockKey = 0x74726b6576;
+
+/**
+ * The same inside a transaction the caller holds (`trx`, never the bare store: the writers' lock
+ * lasts until that transaction ends), so the events commit with its other writes.
+ */
 export async function insertTrackingEventsWithin(trx: Store, events: readonly RawEvent[]): Promise<void> {
+  if (events.length > 0 && trx.dialect === 'postgres')
+    await sql`select pg_advisory_xact_lock_shared(${eventWritersLockKey})`.execute(trx.db);
   for (let i = 0; i < events.length; i += insertChunk) {
     await trx.db
       .insertInto('tracking_events')
@@ -177,6 +190,21 @@ export async function lastTrackingEventId(store: Store): Promise<number> {
     .select(sql<number | null>`max(id)`.as('id'))
     .executeTakeFirst();
   return Number(row?.id ?? 0);
+}
+
+/**
+ * The last event id below which every event is committed: how far the consolidation watermark may
+ * move. SQLite has one writer at a time, so its ids are in commit order already; on PostgreSQL the id
+ * is read once no transaction that took an event id is still open (eventWritersLockKey) — read
+ * without waiting, a batch committing late was consolidated by no run (the watermark had moved past
+ * its ids). The wait lasts as long as the longest batch insert in flight.
+ */
+export async function committedTrackingEventId(store: Store): Promise<number> {
+  if (store.dialect === 'sqlite') return lastTrackingEventId(store);
+  return inTransaction(store, async (trx) => {
+    await sql`select pg_advisory_xact_lock(${eventWritersLockKey})`.execute(trx.db);
+    return lastTrackingEventId(trx);
+  });
 }
 
 /** When the first raw event after `afterId` happened (the oldest not consolidated); null when none. */
