@@ -269,7 +269,16 @@ export async function sentByDomain(store: Store, deliveryId: number): Promise<Ma
   return new Map(rows.map((r) => [r.domain, Number(r.n)]));
 }
 
-/** Replaces a delivery's consolidated rows in one transaction (recomputed from scratch each time). */
+// Serializes the replacement of one delivery's consolidated rows (two int4 keys: this class and the
+// delivery id, wrapped past 2^31 — a rare shared key only makes two deliveries wait for each other).
+const indicatorsLockClass = 0x74726b69;
+
+/**
+ * Replaces a delivery's consolidated rows in one transaction (recomputed from scratch each time). Two
+ * recomputations of one delivery (the hourly run, `--refresh`, the dashboard) take turns: on
+ * PostgreSQL the second one's delete did not see the first one's new rows, and its insert failed
+ * on the primary key.
+ */
 export async function replaceDeliveryIndicators(
   store: Store,
   deliveryId: number,
@@ -277,6 +286,8 @@ export async function replaceDeliveryIndicators(
   now: number,
 ): Promise<void> {
   await store.db.transaction().execute(async (trx) => {
+    if (store.dialect === 'postgres')
+      await sql`select pg_advisory_xact_lock(${indicatorsLockClass}, ${deliveryId % 2 ** 31})`.execute(trx);
     await trx.deleteFrom('tracking_indicators').where('delivery_id', '=', deliveryId).execute();
     await trx.deleteFrom('tracking_link_stats').where('delivery_id', '=', deliveryId).execute();
     await trx.deleteFrom('tracking_domain_stats').where('delivery_id', '=', deliveryId).execute();
