@@ -16,6 +16,9 @@ export const automatedFlags = {
   privacyProxy: 16,
 } as const;
 
+/** A scanner following every link of a message: this many clicks of one message within the window. */
+export const clickBurst = { clicks: 3, windowMs: 2_000 } as const;
+
 export function flagNames(flags: number): string[] {
   return Object.entries(automatedFlags)
     .filter(([, bit]) => (flags & bit) !== 0)

@@ -1,4 +1,5 @@
 import type { TrackingEventKind } from '../store/tables.ts';
+import { clickBurst } from './automation.ts';
 
 // Raw events → indicators of one delivery, twice: `all` events, and `human` (flagged events left
 // out). Pure and incremental: feed events in id order with add(), then read result(). Time-free.
@@ -9,6 +10,10 @@ import type { TrackingEventKind } from '../store/tables.ts';
 //   text-only message (or a client blocking images) never loads the pixel, yet a click proves it was
 //   read: this is the correction for text-only messages.
 // - reactivity: unique clickers / estimated opens.
+// - a burst (clickBurst: a scanner following every link of a message) is left out of `human` whole:
+//   the server flags a burst's clicks from the third on (it cannot know the first ones will be
+//   followed), and not at all when they reach different tracking nodes, so unflagged clicks are held
+//   back here until no burst can include them.
 
 type Scope = 'all' | 'human';
 
@@ -82,6 +87,22 @@ export interface Consolidation {
 export function createConsolidation(openDedupMs: number): Consolidation {
   const scopes: Record<Scope, ScopeState> = { all: newScope(), human: newScope() };
   const domainOf = new Map<number, string>();
+  // Per recipient: times of its clicks within the burst window, and its unflagged clicks not yet
+  // counted as human (at most clickBurst.clicks - 1 of them).
+  const recentClicks = new Map<number, number[]>();
+  const heldClicks = new Map<number, ConsolidationEvent[]>();
+
+  function addClick(event: ConsolidationEvent): void {
+    const recent = (recentClicks.get(event.logId) ?? []).filter((at) => event.at - at < clickBurst.windowMs);
+    recent.push(event.at);
+    recentClicks.set(event.logId, recent);
+    const held = heldClicks.get(event.logId) ?? [];
+    // Clicks a window older than this one can be in no burst any more: they count.
+    while (held.length > 0 && event.at - held[0]!.at >= clickBurst.windowMs) apply(scopes.human, held.shift()!);
+    if (recent.length >= clickBurst.clicks) held.length = 0;
+    else if (event.flags === 0) held.push(event);
+    heldClicks.set(event.logId, held);
+  }
 
   function apply(state: ScopeState, event: ConsolidationEvent): void {
     switch (event.kind) {
@@ -119,9 +140,12 @@ export function createConsolidation(openDedupMs: number): Consolidation {
     add(event) {
       domainOf.set(event.logId, event.domain);
       apply(scopes.all, event);
-      if (event.flags === 0) apply(scopes.human, event);
+      if (event.kind === 'click') addClick(event);
+      else if (event.flags === 0) apply(scopes.human, event);
     },
     result(sentByDomain) {
+      for (const held of heldClicks.values()) for (const click of held) apply(scopes.human, click);
+      heldClicks.clear();
       const sent = [...sentByDomain.values()].reduce((a, b) => a + b, 0);
       const rows: IndicatorRows = { indicators: [], links: [], domains: [] };
       for (const scope of ['all', 'human'] as const) {

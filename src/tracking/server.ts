@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
-import { automatedFlagsOf, type FlagSettings } from './automation.ts';
+import { automatedFlagsOf, clickBurst, type FlagSettings } from './automation.ts';
 import type { DeliveryCache } from './delivery-cache.ts';
 import type { EventLog, RawEvent } from './event-log.ts';
 import { createMessageBudget } from './message-budget.ts';
@@ -42,7 +42,7 @@ export interface TrackingAppOptions {
 
 const maxUserAgent = 256;
 // Burst detection: clicks per message within this window (a scanner opens every link at once).
-const burstWindowMs = 2_000;
+const burstWindowMs = clickBurst.windowMs;
 const maxBurstEntries = 10_000;
 const maxClicksKept = 16;
 // Messages whose event budget is tracked at once (the most recently active).

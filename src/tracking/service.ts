@@ -11,6 +11,7 @@ import {
   trackedLog,
   trackingLinks,
 } from './tracking-store.ts';
+import { clickBurst } from './automation.ts';
 import { createDeliveryCache } from './delivery-cache.ts';
 import { createEventLog, type EventLog } from './event-log.ts';
 import { loadKeyRing, trackingBaseUrl } from './keys.ts';
@@ -92,7 +93,7 @@ export async function createTrackingService(herald: Herald): Promise<TrackingSer
       return applied;
     },
     clock: herald.clock,
-    flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: 3 },
+    flags: { automatedClickSeconds: config.automatedClickSeconds, burstClicks: clickBurst.clicks },
     messageBudget: { burst: config.messageEventBurst, perSecond: config.messageEventsPerSecond },
     logger,
   });
