@@ -191,6 +191,10 @@ describeEachDialect('tracking server', (ctx) => {
     const page = await service.app.inject({ url: path });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('<form method="post">');
+    // No other site may frame it under a decoy and have the button clicked; the form posts only here.
+    expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(page.headers['content-security-policy']).toContain("form-action 'self'");
+    expect(page.headers['content-security-policy']).toContain("default-src 'none'");
     expect(
       await ctx.store().db.selectFrom('addresses').selectAll().where('email', '=', email).executeTakeFirst(),
     ).toBeUndefined();

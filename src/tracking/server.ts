@@ -48,6 +48,15 @@ const maxClicksKept = 16;
 // Messages whose event budget is tracked at once (the most recently active).
 const maxBudgetedMessages = 10_000;
 
+// Herald's own pages (confirmation, errors): no script, no framing — another site could frame the
+// unsubscribe confirmation under a decoy and have its button clicked — and the form posts only here.
+const pagePolicy =
+  "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+// The mirror page is the operator's HTML: no script runs, images and styles load as in a mail client;
+// no form posts anywhere, no <base> re-targets its links, no other site frames it.
+const mirrorPolicy =
+  "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
 export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   const { keyRing, cache, events, clock, logger } = options;
   const app = Fastify({
@@ -72,10 +81,11 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 1_024 }, (_request, body, done) => done(null, body));
 
-  const html = (reply: FastifyReply, status: number, body: string) =>
+  const html = (reply: FastifyReply, status: number, body: string, policy = pagePolicy) =>
     reply
       .code(status)
       .header('content-type', 'text/html; charset=utf-8')
+      .header('content-security-policy', policy)
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer')
@@ -210,13 +220,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     const page = await cache.mirrorPage(claims.deliveryId, claims.logId, now);
     if (page === undefined) return notFound(reply);
     record(request, 'mirror', claims, now, null);
-    // The page is the operator's HTML: no script runs, images and styles load as in a mail client;
-    // no form posts anywhere, no <base> re-targets its links, no other site frames it.
-    reply.header(
-      'content-security-policy',
-      "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; font-src https:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
-    );
-    return html(reply, 200, page);
+    return html(reply, 200, page, mirrorPolicy);
   });
 
   app.get<{ Params: { token: string } }>('/u/:token', async (request, reply) => {
