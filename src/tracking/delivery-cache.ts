@@ -54,6 +54,8 @@ export interface DeliveryCacheOptions {
   maxDeliveries?: number;
   maxRenderedLogs?: number;
   refreshMs?: number;
+  /** How long a recipient's mirror page is served from memory. */
+  mirrorPageMs?: number;
 }
 
 export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCache {
@@ -66,6 +68,11 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
   const loaded = new Map<number, CachedDelivery>();
   // A scanner following every link of one message renders it once.
   const rendered = new Map<number, Promise<RenderedMessage | undefined>>();
+  // A mirror page costs a render, an HMAC per link and maybe an HTML parse (~0.5 ms for 20 KB and 50
+  // links, fifteen redirects' worth): one token's holder reloading it in a loop took a whole core.
+  // Served from memory for a minute per log, concurrent views sharing one render.
+  const mirrors = new Map<number, { deliveryId: number; at: number; page: Promise<string | undefined> }>();
+  const mirrorPageMs = options.mirrorPageMs ?? 60_000;
   const decorators = createMessageDecorator(options.decorator);
 
   function delivery(deliveryId: number, now: number): Promise<CachedDelivery> {
@@ -159,22 +166,33 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
       const found = findRenderedLinks(document).find((l) => l.index === linkIndex && l.occurrence === occurrence);
       return found ? redirectTarget(found.value) : undefined;
     },
-    async mirrorPage(deliveryId, logId, now) {
-      const message = await renderHtml(deliveryId, logId, now);
-      if (message === undefined) return undefined;
-      const entry = await delivery(deliveryId, now);
-      // Its links are signed as of the message's sending, as in the message itself: signed as of the
-      // page view, a reader clicking within tracking.automatedClickSeconds of opening the page was
-      // flagged `tooSoon` (an automated click) and left out of the human indicators.
-      const issuedAt = message.sentAt ?? now;
-      const page = prepared(entry, deliveryId)?.decorator.decorate(logId, message.html, issuedAt, {
-        pixel: false,
-      }).html;
-      return page == null ? undefined : withoutMetaRefresh(page);
+    mirrorPage(deliveryId, logId, now) {
+      const cached = mirrors.get(logId);
+      if (cached && cached.deliveryId === deliveryId && now - cached.at < mirrorPageMs) return cached.page;
+      const page = buildMirrorPage(deliveryId, logId, now);
+      page.catch(() => mirrors.delete(logId));
+      mirrors.delete(logId);
+      mirrors.set(logId, { deliveryId, at: now, page });
+      while (mirrors.size > maxRendered) mirrors.delete(mirrors.keys().next().value!);
+      return page;
     },
     async emailOf(deliveryId, logId) {
       const log = await source.log(logId);
       return log && log.deliveryId === deliveryId ? log.email : undefined;
     },
   };
+
+  async function buildMirrorPage(deliveryId: number, logId: number, now: number): Promise<string | undefined> {
+    const message = await renderHtml(deliveryId, logId, now);
+    if (message === undefined) return undefined;
+    const entry = await delivery(deliveryId, now);
+    // Its links are signed as of the message's sending, as in the message itself: signed as of the
+    // page view, a reader clicking within tracking.automatedClickSeconds of opening the page was
+    // flagged `tooSoon` (an automated click) and left out of the human indicators.
+    const issuedAt = message.sentAt ?? now;
+    const page = prepared(entry, deliveryId)?.decorator.decorate(logId, message.html, issuedAt, {
+      pixel: false,
+    }).html;
+    return page == null ? undefined : withoutMetaRefresh(page);
+  }
 }
