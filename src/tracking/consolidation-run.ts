@@ -4,11 +4,13 @@ import {
   consolidationWatermark,
   deliveriesWithEventsBetween,
   deliveryEventsPage,
+  hasDeliveryIndicators,
+  purgedLogDomain,
   replaceDeliveryIndicators,
   sentByDomain,
   setConsolidationWatermark,
 } from './tracking-store.ts';
-import { createConsolidation, type IndicatorRows } from './consolidate.ts';
+import { createConsolidation } from './consolidate.ts';
 
 // The tracking workflow's work: every delivery with raw events past the watermark is recomputed
 // from all its events (idempotent: a rerun after a crash gives the same rows), then the watermark
@@ -22,21 +24,29 @@ export async function consolidateDelivery(
   openDedupMs: number,
   now: number,
   keepAlive?: () => Promise<void>,
-): Promise<IndicatorRows & { events: number }> {
+): Promise<{ events: number; kept: boolean }> {
   const consolidation = createConsolidation(openDedupMs);
   let afterId = 0;
   let events = 0;
+  let purgedLogs = false;
   for (;;) {
     const page = await deliveryEventsPage(store, deliveryId, afterId, pageSize);
-    for (const event of page) consolidation.add(event);
+    for (const event of page) {
+      if (event.domain === purgedLogDomain) purgedLogs = true;
+      consolidation.add(event);
+    }
     events += page.length;
     if (page.length < pageSize) break;
     afterId = page[page.length - 1]!.id;
     await keepAlive?.();
   }
+  // Logs are purged after workflows.cleanup.deliveryLogsDays, links work for tracking.tokenTtlDays:
+  // recomputed without its recipients, a delivery's kept indicators became sent 0 and every domain
+  // "(purged)". They stay as consolidated before the purge; later events remain in the raw log.
+  if (purgedLogs && (await hasDeliveryIndicators(store, deliveryId))) return { events, kept: true };
   const rows = consolidation.result(await sentByDomain(store, deliveryId));
   await replaceDeliveryIndicators(store, deliveryId, rows, now);
-  return { ...rows, events };
+  return { events, kept: false };
 }
 
 export interface ConsolidationSummary {

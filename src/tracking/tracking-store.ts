@@ -231,6 +231,9 @@ export async function deliveriesWithEventsBetween(store: Store, afterId: number,
   return rows.map((r) => Number(r.delivery_id));
 }
 
+/** The domain of an event whose delivery log was purged (a domain name has no parentheses). */
+export const purgedLogDomain = '(purged)';
+
 /** A page of a delivery's raw events in id order, with the recipient domain of each log. */
 export async function deliveryEventsPage(
   store: Store,
@@ -254,8 +257,18 @@ export async function deliveryEventsPage(
     linkIndex: r.link_index === null ? null : Number(r.link_index),
     at: Number(r.at),
     flags: Number(r.flags),
-    domain: r.domain ?? '(purged)',
+    domain: r.domain ?? purgedLogDomain,
   }));
+}
+
+export async function hasDeliveryIndicators(store: Store, deliveryId: number): Promise<boolean> {
+  const row = await store.db
+    .selectFrom('tracking_indicators')
+    .select('delivery_id')
+    .where('delivery_id', '=', deliveryId)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
 }
 
 export async function sentByDomain(store: Store, deliveryId: number): Promise<Map<string, number>> {
