@@ -4,6 +4,15 @@ import { connectionLimitKeys, proxyListSchema } from '../common/connection-limit
 // The `tracking` section of the configuration (plugged into src/config/schema.ts). Every key has a
 // default and a comment; docs/tracking.md lists them.
 
+// Both are written into every message as they are, HTML attributes and a header line alike: a line
+// break (an environment variable read with its trailing newline) or a quote would break out of them.
+const domainNamePattern =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+function isPlainHttpUrl(value: string): boolean {
+  return /^https?:\/\/[^\s"'<>\\^`{|}\u0000-\u001f\u007f]+$/i.test(value) && URL.canParse(value);
+}
+
 const trackingKeySchema = z
   .object({
     /** Written into every token: 1-16 characters of A-Z a-z 0-9 _ -. */
@@ -35,9 +44,20 @@ export const trackingSchema = z
      */
     proxies: proxyListSchema,
     /** Public base URL written into messages ('' = http://host:port). */
-    baseUrl: z.string().default(''),
+    baseUrl: z
+      .string()
+      .default('')
+      .refine((value) => value === '' || isPlainHttpUrl(value), {
+        message:
+          'must be an absolute http:// or https:// URL without spaces, line breaks, quotes or angle brackets, e.g. https://t.example.com (it is written as is into every link and the List-Unsubscribe header)',
+      }),
     /** Domain of the mailto: List-Unsubscribe address (unsubscribe+TOKEN@domain); '' = https only. */
-    unsubscribeMailDomain: z.string().default(''),
+    unsubscribeMailDomain: z
+      .string()
+      .default('')
+      .refine((value) => value === '' || domainNamePattern.test(value), {
+        message: 'must be a domain name, e.g. unsubscribe.example.com (it is written into the List-Unsubscribe header)',
+      }),
     /** Signing keys; none = one generated into the database at first use. */
     keys: z.array(trackingKeySchema).default([]),
     /** How long an older key still verifies after a newer key was created. */
