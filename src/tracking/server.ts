@@ -47,6 +47,8 @@ const maxBurstEntries = 10_000;
 const maxClicksKept = 16;
 // Messages whose event budget is tracked at once (the most recently active).
 const maxBudgetedMessages = 10_000;
+// Recorded unsubscribes remembered to answer their replays (the oldest leave first).
+const maxUnsubscribedLogs = 10_000;
 
 // Herald's own pages (confirmation, errors): no script, no framing — another site could frame the
 // unsubscribe confirmation under a decoy and have its button clicked — and the form posts only here.
@@ -75,6 +77,10 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     },
   });
   const recentClicks = new Map<number, number[]>();
+  // Logs whose one-click unsubscribe is recorded (applied now or before). A replay would change
+  // nothing, yet each cost a log read and a transaction — on SQLite on the event loop: one client
+  // replaying its own POST got 1,000 answers/s and halved the redirects an open-pixel flood left.
+  const unsubscribedLogs = new Set<number>();
   const budget = createMessageBudget({ ...options.messageBudget, maxMessages: maxBudgetedMessages });
 
   // Any body type is read as a short string and ignored: receivers post urlencoded or multipart.
@@ -236,10 +242,13 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
     // got here gets the confirmation form, which sends the pair.
     if (!(await isOneClickBody(request.headers['content-type'], request.body)))
       return html(reply, 400, unsubscribeConfirmPage);
+    // A replayed POST is answered the same, and records nothing more: once recorded, from memory.
+    if (unsubscribedLogs.has(claims.logId)) return html(reply, 200, unsubscribedPage);
     const email = await cache.emailOf(claims.deliveryId, claims.logId);
     if (!email) return notFound(reply);
-    // A replayed POST is answered the same, and records nothing more.
     await options.unsubscribe(email, eventOf(request, 'unsubscribe', claims, now, null));
+    if (unsubscribedLogs.size >= maxUnsubscribedLogs) unsubscribedLogs.delete(unsubscribedLogs.values().next().value!);
+    unsubscribedLogs.add(claims.logId);
     return html(reply, 200, unsubscribedPage);
   });
 
