@@ -83,7 +83,7 @@ export function buildTrackingApp(options: TrackingAppOptions): FastifyInstance {
   const unsubscribedLogs = new Set<number>();
   const budget = createMessageBudget({ ...options.messageBudget, maxMessages: maxBudgetedMessages });
 
-  // Any body type is read as a short string and ignored: receivers post urlencoded or multipart.
+  // Any body type is read as a short string: receivers post urlencoded or multipart (one-click.ts reads it).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 1_024 }, (_request, body, done) => done(null, body));
 
