@@ -33,9 +33,16 @@ export async function transitionDelivery(
   throw new AppError('INVALID_STATE', `delivery ${id} changed state concurrently (now ${current.state})`);
 }
 
-/** Starts now, or at `at` (then the delivery-manager workflow starts it when due). */
+/**
+ * Starts now, or at `at` (then the delivery-manager workflow starts it when due). Without `at`, a
+ * prepared delivery whose definition has a future `scheduledAt` waits for it; starting a delivery
+ * that already waits (start_pending) without `at` starts it at once.
+ */
 export async function startDelivery(store: Store, id: number, now: number, at?: number): Promise<DeliveryRow> {
-  if (at !== undefined && at > now) return transitionDelivery(store, id, 'start_pending', now, { scheduled_at: at });
+  const current = at === undefined ? await getDelivery(store, id) : undefined;
+  const when = current?.state === 'prepared' && current.scheduled_at !== null ? Number(current.scheduled_at) : at;
+  if (when !== undefined && when > now)
+    return transitionDelivery(store, id, 'start_pending', now, { scheduled_at: when });
   const validity = ((await deliveryValiditySeconds(store, id)) ?? 0) * 1000;
   return transitionDelivery(store, id, 'in_progress', now, { started_at: now, valid_until: now + validity }, [
     'prepared',

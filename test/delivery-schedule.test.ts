@@ -1,0 +1,51 @@
+import { expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { createDelivery } from '../src/delivery/delivery-store.ts';
+import { startDelivery } from '../src/delivery/lifecycle.ts';
+import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
+import type { Store } from '../src/store/database.ts';
+import { describeEachDialect } from './support/databases.ts';
+import { deliveryDefinition, insertList } from './support/fixtures.ts';
+
+const hour = 3_600_000;
+
+async function preparedWithSchedule(store: Store, clock: { now(): number }, list: string, scheduledAt: number | null) {
+  await insertList(store, list, [{ email: 'a@accept.test' }]);
+  const row = await createDelivery(
+    store,
+    deliveryDefinition({ listName: list, scheduledAt }),
+    { validityHours: 24 },
+    clock.now(),
+  );
+  const outcome = await prepareDelivery(preparationStore(store), row.id, {
+    batchSize: 100,
+    clock,
+    isValidAddress: () => true,
+  });
+  expect(outcome.kind).toBe('prepared');
+  return row.id;
+}
+
+describeEachDialect('scheduled start', (context) => {
+  it("waits for the definition's scheduledAt when started without a time", async () => {
+    const clock = manualClock();
+    const at = clock.now() + 3 * hour;
+    const id = await preparedWithSchedule(context.store(), clock, 'scheduled', at);
+    const started = await startDelivery(context.store(), id, clock.now());
+    expect(started).toMatchObject({ state: 'start_pending', started_at: null, valid_until: null });
+    expect(Number(started.scheduled_at)).toBe(at);
+    // Started again by the operator: at once, the schedule overridden.
+    const now = await startDelivery(context.store(), id, clock.now());
+    expect(now.state).toBe('in_progress');
+    expect(Number(now.started_at)).toBe(clock.now());
+  });
+
+  it('starts at once when the scheduledAt has passed, and an explicit time wins over it', async () => {
+    const clock = manualClock();
+    const past = await preparedWithSchedule(context.store(), clock, 'past', clock.now() - hour);
+    expect((await startDelivery(context.store(), past, clock.now())).state).toBe('in_progress');
+    const later = await preparedWithSchedule(context.store(), clock, 'later', clock.now() + hour);
+    const moved = await startDelivery(context.store(), later, clock.now(), clock.now() + 5 * hour);
+    expect(Number(moved.scheduled_at)).toBe(clock.now() + 5 * hour);
+  });
+});
