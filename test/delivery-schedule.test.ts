@@ -4,6 +4,7 @@ import { createDelivery } from '../src/delivery/delivery-store.ts';
 import { startDelivery } from '../src/delivery/lifecycle.ts';
 import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import type { Store } from '../src/store/database.ts';
+import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { deliveryDefinition, insertList } from './support/fixtures.ts';
 
@@ -47,5 +48,26 @@ describeEachDialect('scheduled start', (context) => {
     const later = await preparedWithSchedule(context.store(), clock, 'later', clock.now() + hour);
     const moved = await startDelivery(context.store(), later, clock.now(), clock.now() + 5 * hour);
     expect(Number(moved.scheduled_at)).toBe(clock.now() + 5 * hour);
+  });
+
+  it("refuses a --at without its offset (read in the server's time zone) or not ISO 8601, nothing changed", async () => {
+    const clock = manualClock();
+    const id = String(await preparedWithSchedule(context.store(), clock, 'cli-at', null));
+    for (const at of ['2030-01-01 10:00', '2030-01-01T10:00:00', '1', 'Jan 1 2030']) {
+      const run = await runHerald(context.url(), ['delivery', 'start', id, '--at', at]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr.join('\n')).toContain(`--at "${at}" is not an ISO 8601 time with its offset`);
+    }
+    const shown = await runHerald(context.url(), ['delivery', 'show', id, '--json']);
+    expect(shown.json()[0]).toMatchObject({ state: 'prepared' });
+    const run = await runHerald(context.url(), [
+      'delivery',
+      'start',
+      id,
+      '--at',
+      '2030-01-01T10:00:00+02:00',
+      '--json',
+    ]);
+    expect(run.json()[0]).toMatchObject({ state: 'start_pending', scheduledAt: '2030-01-01T08:00:00.000Z' });
   });
 });

@@ -9,7 +9,7 @@ import { deliveryPathShares, describeShares, mergeSnapshots } from '../shaping/s
 import { registerDeliveryFollowCommands } from './delivery-follow-command.ts';
 import { registerDeliveryPriorityCommand } from './delivery-priority-command.ts';
 import { AppError } from '../common/errors.ts';
-import { definitionFromFlags, readDefinitionFile } from '../delivery/definition.ts';
+import { definitionFromFlags, parseIsoTime, readDefinitionFile } from '../delivery/definition.ts';
 import { deleteDelivery, startDelivery } from '../delivery/lifecycle.ts';
 import { actOnDelivery, prepareConfigured } from '../delivery/operator-actions.ts';
 import { deliveryView } from '../delivery/delivery-view.ts';
@@ -98,10 +98,10 @@ export function registerDeliveryCommands(program: Command, context: CliContext):
   delivery
     .command('start <id>')
     .description('start sending a prepared delivery, now or at --at')
-    .option('--at <time>', 'ISO 8601 start time')
+    .option('--at <time>', 'ISO 8601 start time with its offset (2026-06-01T09:00:00+02:00)')
     .option('--json', 'print the delivery as JSON')
     .action(async (id: string, options, command: Command) => {
-      const at = options.at === undefined ? undefined : parseTime(options.at);
+      const at = options.at === undefined ? undefined : parseIsoTime(options.at, '--at');
       await runAction(context, command, options.json, async (herald) => {
         const now = herald.clock.now();
         if (at !== undefined && at < now)
@@ -277,12 +277,6 @@ async function runAction(
 }
 
 export const deliveryJson = deliveryView;
-
-function parseTime(value: string): number {
-  const time = Date.parse(value);
-  if (Number.isNaN(time)) throw new AppError('INPUT_INVALID', `--at "${value}" is not an ISO 8601 time`);
-  return time;
-}
 
 function flagsOf(options: Record<string, unknown>): Record<string, unknown> {
   return {

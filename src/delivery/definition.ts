@@ -11,6 +11,19 @@ import { compileContent } from './content.ts';
 /** A delivery's fair share of shared MX paths (src/mta/fair-share.ts): the allowed ranges. */
 export const shareLimits = { priority: { min: 0, max: 9 }, weight: { min: 1, max: 100 } } as const;
 
+// A time without its offset would be read in the time zone of whichever machine parses it.
+const isoTimeOptions = { offset: true } as const;
+
+/** An ISO 8601 time with its offset (`2026-06-01T09:00:00+02:00`, `…Z`), as milliseconds; `where` names it in the error. */
+export function parseIsoTime(value: string, where: string): number {
+  if (!z.string().datetime(isoTimeOptions).safeParse(value).success)
+    throw new AppError(
+      'INPUT_INVALID',
+      `${where} "${value}" is not an ISO 8601 time with its offset, like 2026-06-01T09:00:00+02:00 or 2026-06-01T07:00:00Z`,
+    );
+  return Date.parse(value);
+}
+
 const definitionSchema = z
   .object({
     name: z.string().min(1).max(200),
@@ -36,7 +49,7 @@ const definitionSchema = z
     /** 1–100: the share of a path's budget among deliveries of the same priority. */
     weight: z.number().int().min(shareLimits.weight.min).max(shareLimits.weight.max).optional(),
     /** ISO 8601 time at which sending starts (with `herald delivery start`). */
-    scheduledAt: z.string().datetime({ offset: true }).optional(),
+    scheduledAt: z.string().datetime(isoTimeOptions).optional(),
   })
   .strict();
 
