@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { TargetRange, TargetRecipient } from './preparation.ts';
 import { type Store, unlessUniqueViolation } from '../store/database.ts';
 import type { SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
-import type { DeliveryState } from '../store/tables.ts';
+import type { DeliveryState, DeliveryUpdate } from '../store/tables.ts';
 
 // Preparation's storage: the target read in batches, the exclusions looked up, the logs written, and
 // what the delivery-manager workflow needs to fail preparations that stopped making progress.
@@ -19,20 +19,20 @@ export async function analyzeRecipients(store: Store): Promise<void> {
   if (store.dialect === 'postgres') await sql`analyze recipients`.execute(store.db);
 }
 
-/** Renews updated_at while the delivery is still `preparing`; false when it no longer is. */
 /**
  * Takes over a preparation whose process stopped renewing it (its liveness lease ran out): renews it
- * for the caller, only if it is still `preparing` and was last renewed before `staleBefore`.
+ * for the caller, now its `owner`, only if it is still `preparing` and was last renewed before `staleBefore`.
  */
 export async function takeOverPreparation(
   store: Store,
   deliveryId: number,
   staleBefore: number,
   now: number,
+  owner: string,
 ): Promise<boolean> {
   const result = await store.db
     .updateTable('deliveries')
-    .set({ updated_at: now, last_error: null })
+    .set({ updated_at: now, last_error: null, preparation_owner: owner })
     .where('id', '=', deliveryId)
     .where('state', '=', 'preparing')
     .where('updated_at', '<', staleBefore)
@@ -40,12 +40,34 @@ export async function takeOverPreparation(
   return Number(result.numUpdatedRows) > 0;
 }
 
-export async function renewPreparation(store: Store, deliveryId: number, now: number): Promise<boolean> {
+/** Renews updated_at while the delivery is still `preparing` under `owner`; false when it no longer is. */
+export async function renewPreparation(store: Store, deliveryId: number, now: number, owner: string): Promise<boolean> {
   const result = await store.db
     .updateTable('deliveries')
     .set({ updated_at: now })
     .where('id', '=', deliveryId)
     .where('state', '=', 'preparing')
+    .where('preparation_owner', '=', owner)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/**
+ * Ends a preparation (prepared, preparation_failed, or back to edited) only while `owner` still holds
+ * it; false when it does not (taken over, or failed as interrupted by delivery-manager).
+ */
+export async function settlePreparation(
+  store: Store,
+  deliveryId: number,
+  owner: string,
+  change: { to: DeliveryState; now: number; changes?: DeliveryUpdate },
+): Promise<boolean> {
+  const result = await store.db
+    .updateTable('deliveries')
+    .set({ ...change.changes, state: change.to, updated_at: change.now, preparation_owner: null })
+    .where('id', '=', deliveryId)
+    .where('state', '=', 'preparing')
+    .where('preparation_owner', '=', owner)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
@@ -101,7 +123,7 @@ export async function insertDeliveryLogs(
   deliveryId: number,
   range: TargetRange,
   now: number,
-  options: { foldLocalPartCase?: boolean; runner?: SqliteStatementRunner } = {},
+  options: { foldLocalPartCase?: boolean; runner?: SqliteStatementRunner; owner?: string } = {},
 ): Promise<number> {
   const { db } = store;
   const foldLocalPartCase = options.foldLocalPartCase !== false;
@@ -129,6 +151,9 @@ export async function insertDeliveryLogs(
     .where('id', '>', range.afterId)
     .where('id', '<=', range.lastId);
   if (range.excludedIds.length > 0) source = source.where('id', 'not in', range.excludedIds);
+  // Written only while this preparation holds the delivery: one taken over from it writes nothing more.
+  const owner = options.owner;
+  if (owner !== undefined) source = source.where((eb) => eb.exists(preparedBy(store, deliveryId, owner)));
   source = source.orderBy('id');
   const insert = db
     .insertInto('delivery_logs')
@@ -168,7 +193,7 @@ export async function insertDeliveryLogs(
 export async function deleteDeliveryLogs(
   store: Store,
   deliveryId: number,
-  options: { whileState?: DeliveryState; afterBatch?: () => Promise<void> } = {},
+  options: { whileState?: DeliveryState; whileOwner?: string; afterBatch?: () => Promise<void> } = {},
 ): Promise<number> {
   let deleted = 0;
   for (;;) {
@@ -190,6 +215,8 @@ export async function deleteDeliveryLogs(
         ),
       );
     }
+    const owner = options.whileOwner;
+    if (owner !== undefined) statement = statement.where((eb) => eb.exists(preparedBy(store, deliveryId, owner)));
     const result = await statement.executeTakeFirst();
     const rows = Number(result.numDeletedRows);
     deleted += rows;
@@ -256,4 +283,14 @@ export async function countLogs(store: Store, deliveryId: number): Promise<numbe
     .where('delivery_id', '=', deliveryId)
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** The delivery, while it is `preparing` under `owner` (a subquery for EXISTS). */
+function preparedBy(store: Store, deliveryId: number, owner: string) {
+  return store.db
+    .selectFrom('deliveries')
+    .select('deliveries.id')
+    .where('deliveries.id', '=', deliveryId)
+    .where('deliveries.state', '=', 'preparing')
+    .where('deliveries.preparation_owner', '=', owner);
 }

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Store } from '../store/database.ts';
 import { lazySqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
-import type { DeliveryRow } from '../store/tables.ts';
+import type { DeliveryRow, DeliveryState, DeliveryUpdate } from '../store/tables.ts';
 import { analyzeHtmlTemplate, type ExtractedLink } from '../tracking/links.ts';
 import { replaceTrackingLinks } from '../tracking/tracking-store.ts';
 import { compileContent, personalizationOf } from './content.ts';
@@ -20,6 +21,7 @@ import {
   deleteDeliveryLogs,
   insertDeliveryLogs,
   renewPreparation,
+  settlePreparation,
   takeOverPreparation,
   targetBatch,
 } from './preparation-store.ts';
@@ -45,7 +47,10 @@ export interface TargetRange {
   excludedIds: number[];
 }
 
-/** What preparation needs from storage (preparationStore below; tests wrap it to slow or break steps). */
+/**
+ * What preparation needs from storage (preparationStore below; tests wrap it to slow or break steps).
+ * One per preparation: it holds the delivery under its own id while preparing.
+ */
 export interface PreparationStore {
   /** Conditionally moves the delivery to `preparing`; throws INVALID_STATE when it cannot. */
   beginPreparation(deliveryId: number, now: number): Promise<DeliveryRow>;
@@ -87,31 +92,42 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
   // SQLite: the logs are written by a worker thread on its own connection, so the next batch is read
   // and checked meanwhile (better-sqlite3 is synchronous). Not for an in-memory database (one connection).
   const writer = lazySqliteStatementRunner(store);
+  // This preparation's hold on the delivery: every write, renewal and end is conditional on it, so a
+  // process frozen past its lease and taken over (SIGSTOP, a paused VM) changes nothing when it wakes.
+  const owner = randomUUID();
+  const settle = async (deliveryId: number, to: DeliveryState, now: number, changes: DeliveryUpdate = {}) => {
+    if (await settlePreparation(store, deliveryId, owner, { to, now, changes })) return;
+    const current = await getDelivery(store, deliveryId);
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${deliveryId} is no longer prepared by this process (it is ${current.state}${current.state === 'preparing' ? ', taken over by another process' : ''}): this preparation changed nothing more`,
+      { details: { deliveryId, from: current.state, to } },
+    );
+  };
   return {
     async beginPreparation(deliveryId, now) {
       const delivery = await transitionDelivery(store, deliveryId, 'preparing', now, {
         last_error: null,
         preparation_warnings: '[]',
+        preparation_owner: owner,
       });
       await analyzeRecipients(store);
       return delivery;
     },
     async deleteLogs(deliveryId) {
-      await deleteDeliveryLogs(store, deliveryId);
+      await deleteDeliveryLogs(store, deliveryId, { whileOwner: owner });
     },
     current: (deliveryId) => getDelivery(store, deliveryId),
-    takeOver: (deliveryId, staleBefore, now) => takeOverPreparation(store, deliveryId, staleBefore, now),
-    async rollBack(deliveryId, to, now) {
-      await transitionDelivery(store, deliveryId, to, now, {}, ['preparing']);
-    },
-    recordProgress: (deliveryId, now) => renewPreparation(store, deliveryId, now),
+    takeOver: (deliveryId, staleBefore, now) => takeOverPreparation(store, deliveryId, staleBefore, now, owner),
+    rollBack: (deliveryId, to, now) => settle(deliveryId, to, now),
+    recordProgress: (deliveryId, now) => renewPreparation(store, deliveryId, now, owner),
     targetBatch: (listId, afterId, limit) => targetBatch(store, listId, afterId, limit),
     blockedAddresses: (emails) => blockedAddresses(store, emails),
     insertLogs: (deliveryId, range, now) =>
-      insertDeliveryLogs(store, deliveryId, range, now, { ...options, runner: writer.get() }),
+      insertDeliveryLogs(store, deliveryId, range, now, { ...options, runner: writer.get(), owner }),
     async finishPreparation(deliveryId, counts, warnings, now) {
       const excluded = Object.values(counts.excluded).reduce((a, b) => a + b, 0);
-      await transitionDelivery(store, deliveryId, 'prepared', now, {
+      await settle(deliveryId, 'prepared', now, {
         target_count: counts.target,
         excluded_count: excluded,
         exclusions: JSON.stringify(counts.excluded),
@@ -119,9 +135,8 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
         prepared_at: now,
       });
     },
-    async failPreparation(deliveryId, error, now) {
-      await transitionDelivery(store, deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) });
-    },
+    failPreparation: (deliveryId, error, now) =>
+      settle(deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) }),
     replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
     release: () => writer.close(),
   };

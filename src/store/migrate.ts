@@ -34,6 +34,7 @@ import * as recipientsStatementForeignKey from './migrations/0035-recipients-sta
 import * as maintenanceProgress from './migrations/0036-maintenance-progress.ts';
 import * as dueIndexCoversDomain from './migrations/0037-due-index-covers-domain.ts';
 import * as preparationWarnings from './migrations/0038-preparation-warnings.ts';
+import * as preparationOwner from './migrations/0039-preparation-owner.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -70,6 +71,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0036-maintenance-progress', maintenanceProgress],
   ['0037-due-index-covers-domain', dueIndexCoversDomain],
   ['0038-preparation-warnings', preparationWarnings],
+  ['0039-preparation-owner', preparationOwner],
 ];
 
 function migratorOf(store: Store): Migrator {

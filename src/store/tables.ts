@@ -107,6 +107,8 @@ export interface DeliveryTable {
   finished_at: number | null;
   /** Mid-sourcing (migration 0008): the execution instance a pushed delivery was handed to. */
   execution_peer: string | null;
+  /** Migration 0039: the random id of the preparation holding a `preparing` delivery (delivery/preparation.ts). */
+  preparation_owner: Generated<string | null>;
 }
 
 /** `sending` is the in-flight claim of one MTA; it never survives a clean stop. */
