@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { validateAddress } from '../audience/address.ts';
 import { AppError } from '../common/errors.ts';
 import { validateYaml } from '../common/yaml-source.ts';
 import { compileContent } from './content.ts';
@@ -117,6 +118,8 @@ export function definitionFromJson(value: unknown): DeliveryDefinition {
 
 function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, source: string): DeliveryDefinition {
   const from = parseMailbox(input.from, `${source}: from`);
+  if (input.fromName !== undefined && controlCharacter.test(input.fromName))
+    throw new AppError('DELIVERY_INVALID', `${source}: fromName: must be one line without control characters`);
   const replyTo = input.replyTo ? parseMailbox(input.replyTo, `${source}: replyTo`).address : null;
   const html = bodyFrom(input.html, input.htmlFile, 'html', baseDir, source);
   const text = bodyFrom(input.text, input.textFile, 'text', baseDir, source);
@@ -170,6 +173,8 @@ function bodyFrom(
 }
 
 const mailboxPattern = /^\s*(?:"?([^"<]*?)"?\s*<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[^<>\s]+))\s*$/;
+// CR/LF, NUL and the other C0/C1 controls: never part of a display name (the message builder would fold them away).
+const controlCharacter = /\p{Cc}/u;
 
 export function parseMailbox(value: string, where: string): { name: string | null; address: string } {
   if (/[\r\n]/.test(value)) throw new AppError('DELIVERY_INVALID', `${where}: must be on one line`);
@@ -179,9 +184,21 @@ export function parseMailbox(value: string, where: string): { name: string | nul
       'DELIVERY_INVALID',
       `${where}: "${value}" is not an address like news@example.com or Name <news@example.com>`,
     );
-  const address = (match[2] ?? match[3])!;
+  // One mailbox, checked as recipient addresses are (docs/audience.md): `a@x.com,b@y.com` would be two
+  // From or Reply-To mailboxes, a NUL would reach the SMTP envelope.
+  const raw = (match[2] ?? match[3])!;
+  const check = validateAddress(raw);
+  if (!check.ok)
+    throw new AppError('DELIVERY_INVALID', `${where}: "${printable(raw)}" is not a valid address: ${check.message}`);
   const name = match[1]?.trim() || null;
-  return { name, address };
+  if (name !== null && controlCharacter.test(name))
+    throw new AppError('DELIVERY_INVALID', `${where}: the name must be one line without control characters`);
+  return { name, address: check.email };
+}
+
+/** A value shown in an error: control characters as \u escapes. */
+function printable(value: string): string {
+  return value.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function dropUndefined(flags: Record<string, unknown>): Record<string, unknown> {

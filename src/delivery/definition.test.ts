@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { definitionFromJson } from './definition.ts';
+
+const base = { name: 'Spring', from: 'news@example.com', subject: 'Hi', text: 'Hello' };
+
+function problemOf(fields: Record<string, unknown>): string {
+  try {
+    definitionFromJson({ ...base, ...fields });
+  } catch (error) {
+    expect(error).toMatchObject({ code: 'DELIVERY_INVALID' });
+    return (error as Error).message;
+  }
+  throw new Error(`accepted ${JSON.stringify(fields)}`);
+}
+
+describe('delivery definition addresses', () => {
+  it.each([
+    [
+      'from',
+      'news@example.com,ceo@attacker.test',
+      /^definition: from: "news@example\.com,ceo@attacker\.test" is not a valid address: /,
+    ],
+    ['from', 'News <news@example.com,ceo@attacker.test>', /^definition: from: .* is not a valid address: /],
+    ['from', 'news@example.com\u0000', /^definition: from: .* is not a valid address: /],
+    ['from', 'news@localhost', /^definition: from: "news@localhost" is not a valid address: /],
+    ['replyTo', 'help@example.com,other@attacker.test', /^definition: replyTo: .* is not a valid address: /],
+    [
+      'fromName',
+      'News\r\nBcc: list@attacker.test',
+      /^definition: fromName: must be one line without control characters$/,
+    ],
+    [
+      'from',
+      'Ne\u0000ws <news@example.com>',
+      /^definition: from: the name must be one line without control characters$/,
+    ],
+  ])('refuses %s %j', (field, value, message) => {
+    expect(problemOf({ [field]: value })).toMatch(message);
+  });
+
+  it('keeps a valid mailbox, its domain in lower case', () => {
+    const definition = definitionFromJson({
+      ...base,
+      from: 'Example News <news@Example.COM>',
+      replyTo: 'help@example.com',
+    });
+    expect(definition).toMatchObject({
+      fromName: 'Example News',
+      fromAddress: 'news@example.com',
+      replyTo: 'help@example.com',
+    });
+  });
+});
