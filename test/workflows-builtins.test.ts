@@ -123,6 +123,7 @@ describeEachDialect('built-in workflows', (context) => {
       '1 started',
       '1 delayed, 0 no longer delayed',
       '0 preparations failed as interrupted, 0 logs deleted',
+      '0 pending logs of 0 stopped deliveries cancelled',
       '0 delivery counters folded',
     ]);
     expect(fresh).toBeGreaterThan(0);

@@ -147,14 +147,61 @@ export async function deliveryTargetSize(store: Store, id: number): Promise<numb
   return Number(target.n);
 }
 
-/** A stopped delivery's pending logs become cancelled (reason `cancelled`). */
-export async function cancelPendingLogs(store: Store, deliveryId: number, now: number): Promise<void> {
-  await store.db
-    .updateTable('delivery_logs')
-    .set({ status: 'cancelled', failure_reason: 'cancelled', updated_at: now })
-    .where('delivery_id', '=', deliveryId)
-    .where('status', '=', 'pending')
+const cancelBatchSize = 10_000;
+
+/**
+ * A stopped delivery's pending logs become cancelled (reason `cancelled`), in bounded batches (each a
+ * short statement: a million logs never hold the SQLite write lock in one); returns how many.
+ */
+export async function cancelPendingLogs(
+  store: Store,
+  deliveryId: number,
+  now: number,
+  afterBatch?: () => Promise<void>,
+): Promise<number> {
+  let cancelled = 0;
+  for (;;) {
+    const result = await store.db
+      .updateTable('delivery_logs')
+      .set({ status: 'cancelled', failure_reason: 'cancelled', updated_at: now })
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('delivery_logs')
+          .select('id')
+          .where('delivery_id', '=', deliveryId)
+          .where('status', '=', 'pending')
+          .limit(cancelBatchSize),
+      )
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    const rows = Number(result.numUpdatedRows);
+    cancelled += rows;
+    if (rows < cancelBatchSize) return cancelled;
+    await afterBatch?.();
+  }
+}
+
+/**
+ * Stopped deliveries that have pending logs again: the messages an MTA held when the delivery was
+ * stopped come back to pending (handed back untried, or deferred) after the stop cancelled the others.
+ */
+export async function stoppedDeliveriesWithPendingLogs(store: Store): Promise<number[]> {
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .select('id')
+    .where('state', '=', 'stopped')
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('delivery_logs')
+          .select('delivery_logs.id')
+          .whereRef('delivery_logs.delivery_id', '=', 'deliveries.id')
+          .where('delivery_logs.status', '=', 'pending'),
+      ),
+    )
+    .orderBy('id')
     .execute();
+  return rows.map((row) => Number(row.id));
 }
 
 export interface LogCounts {

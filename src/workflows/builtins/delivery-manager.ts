@@ -1,4 +1,5 @@
 import { done, type StepDefinition, type WorkflowDefinition } from '../types.ts';
+import { cancelPendingLogs, stoppedDeliveriesWithPendingLogs } from '../../delivery/delivery-store.ts';
 import { foldDeliveryLogCounts } from '../../delivery/log-counts-store.ts';
 import { failStalePreparations } from './stale-preparations.ts';
 import {
@@ -12,7 +13,8 @@ import {
 // Starts deliveries whose scheduled time has come, and flags those that stopped progressing
 // (no delivery log updated for workflows.delayedAfterMinutes) so the dashboard and doctor show them;
 // fails preparations whose process died (src/workflows/builtins/stale-preparations.ts); folds the
-// delivery log counter deltas PostgreSQL appends (migrations 0028, 0029, 0033).
+// delivery log counter deltas PostgreSQL appends (migrations 0028, 0029, 0033); cancels the logs
+// stopped deliveries got back from MTAs after the stop.
 
 const startScheduled: StepDefinition = {
   name: 'start-scheduled-deliveries',
@@ -46,6 +48,18 @@ const flagStalled: StepDefinition = {
   },
 };
 
+// A stop cancels the pending logs, but those an MTA held at that moment come back to pending later
+// (handed back untried, or deferred): cancelled here, so a stopped delivery never shows pending messages.
+const cancelStoppedLeftovers: StepDefinition = {
+  name: 'cancel-stopped-leftovers',
+  async run(ctx) {
+    const ids = await stoppedDeliveriesWithPendingLogs(ctx.store);
+    let cancelled = 0;
+    for (const id of ids) cancelled += await cancelPendingLogs(ctx.store, id, ctx.clock.now(), ctx.keepAlive);
+    return done(`${cancelled} pending logs of ${ids.length} stopped deliveries cancelled`);
+  },
+};
+
 const foldCounts: StepDefinition = {
   name: 'fold-delivery-log-counts',
   async run(ctx) {
@@ -56,7 +70,7 @@ const foldCounts: StepDefinition = {
 export const deliveryManagerWorkflow: WorkflowDefinition = {
   name: 'delivery-manager',
   description:
-    'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations; folds delivery log counts',
+    'starts scheduled deliveries; flags deliveries without progress as delayed; fails interrupted preparations; cancels what stopped deliveries got back; folds delivery log counts',
   schedule: '*/5 * * * *',
-  steps: [startScheduled, flagStalled, failStalePreparations, foldCounts],
+  steps: [startScheduled, flagStalled, failStalePreparations, cancelStoppedLeftovers, foldCounts],
 };
