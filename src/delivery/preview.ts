@@ -1,3 +1,4 @@
+import { validateAddress } from '../audience/address.ts';
 import { AppError } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
 import { compileContent, personalizationOf, type RenderedContent } from './content.ts';
@@ -14,8 +15,13 @@ export async function previewDelivery(
   email: string,
 ): Promise<RenderedContent & { deliveryId: number; email: string }> {
   const delivery = await getDelivery(store, deliveryId);
-  const normalized = email.trim().toLowerCase();
-  const recipient = await recipientDataFor(store, delivery, normalized);
+  // As the import stores it: the local part as written (RFC 5321 §2.4), the domain in lower case (and
+  // punycode); then all in lower case, as most lists hold addresses.
+  const check = validateAddress(email);
+  const normalized = check.ok ? check.email : email.trim();
+  const recipient =
+    (await recipientDataFor(store, delivery, normalized)) ??
+    (await recipientDataFor(store, delivery, normalized.toLowerCase()));
   if (!recipient)
     throw new AppError('NOT_FOUND', `${normalized} is neither in delivery ${deliveryId}'s logs nor in its list`);
   const content = compileContent({
