@@ -51,3 +51,24 @@ describe('delivery definition addresses', () => {
     });
   });
 });
+
+describe('delivery definition links', () => {
+  const links = (count: number, attributes = '') =>
+    Array.from(
+      { length: count },
+      (_, i) => `<a href="https://shop.example.com/p/${i}"${attributes}>item ${i}</a>`,
+    ).join('\n');
+
+  it('refuses more tracked links than the MTA can sign per message, saying how many and what to do', () => {
+    expect(problemOf({ html: links(50_000) })).toMatch(
+      /^definition: html: 50000 tracked links; at most 1000 \(the MTA signs every tracked link of every message\): mark the others data-herald-track="off"$/,
+    );
+  });
+
+  it('accepts 1000 tracked links, and any number of untracked ones', () => {
+    expect(definitionFromJson({ ...base, html: links(1_000) }).html).toContain('item 999');
+    expect(
+      definitionFromJson({ ...base, html: `${links(1_000)}\n${links(5_000, ' data-herald-track="off"')}` }).html,
+    ).toContain('item 4999');
+  });
+});

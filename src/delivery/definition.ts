@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { validateAddress } from '../audience/address.ts';
 import { AppError } from '../common/errors.ts';
 import { validateYaml } from '../common/yaml-source.ts';
+import { analyzeHtmlTemplate } from '../tracking/links.ts';
 import { compileContent } from './content.ts';
 
 // A delivery definition, from a YAML/JSON file or CLI flags. Bodies may be inline or in files
@@ -53,6 +54,12 @@ const definitionSchema = z
     scheduledAt: z.string().datetime(isoTimeOptions).optional(),
   })
   .strict();
+
+/**
+ * Tracked links of one HTML body. Each is signed and rewritten in every message on the MTA's thread:
+ * 5,000 links cost 133 ms of CPU per message, 50,000 links 0.9 s (no SMTP socket served meanwhile).
+ */
+export const maxTrackedLinks = 1_000;
 
 export const defaultPriority = 5;
 export const defaultWeight = 1;
@@ -137,6 +144,16 @@ function normalizeDefinition(input: DeliveryDefinitionInput, baseDir: string, so
       cause: error.cause,
       details: { ...error.details, ...(file ? { file: resolve(baseDir, file) } : {}) },
     });
+  }
+  if (html !== null) {
+    const tracked = analyzeHtmlTemplate(html).links.length;
+    if (tracked > maxTrackedLinks) {
+      const where = input.htmlFile ? resolve(baseDir, input.htmlFile) : `${source}: html`;
+      throw new AppError(
+        'DELIVERY_INVALID',
+        `${where}: ${tracked} tracked links; at most ${maxTrackedLinks} (the MTA signs every tracked link of every message): mark the others data-herald-track="off"`,
+      );
+    }
   }
   return {
     name: input.name,
