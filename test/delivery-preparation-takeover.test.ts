@@ -57,16 +57,22 @@ async function listAndDelivery(store: Store, name: string, count: number, now: n
   return (await createDelivery(store, deliveryDefinition({ listName: name }), { validityHours: 24 }, now)).id;
 }
 
+/** A delivery of 30 recipients whose preparation froze after its first batch, its lease run out since. */
+async function frozenPastItsLease(store: Store, name: string) {
+  const clock = manualClock();
+  const id = await listAndDelivery(store, name, 30, clock.now());
+  const first = freezingStore(preparationStore(store));
+  const frozenRun = prepareDelivery(first.store, id, { batchSize: 10, clock, isValidAddress, leaseMs });
+  frozenRun.catch(() => {});
+  await first.frozen;
+  clock.advance(2 * leaseMs);
+  return { id, clock, first, frozenRun };
+}
+
 describeEachDialect('preparation taken over from a frozen process', (context) => {
   it('the frozen preparation, waking after the takeover finished, leaves the new logs and counts alone', async () => {
     const store = context.store();
-    const clock = manualClock();
-    const id = await listAndDelivery(store, 'frozen-after', 30, clock.now());
-    const first = freezingStore(preparationStore(store));
-    const frozenRun = prepareDelivery(first.store, id, { batchSize: 10, clock, isValidAddress, leaseMs });
-    frozenRun.catch(() => {});
-    await first.frozen;
-    clock.advance(2 * leaseMs);
+    const { id, clock, first, frozenRun } = await frozenPastItsLease(store, 'frozen-after');
 
     const takeover = await prepareDelivery(preparationStore(store), id, {
       batchSize: 10,
@@ -84,13 +90,7 @@ describeEachDialect('preparation taken over from a frozen process', (context) =>
 
   it('the frozen preparation, waking while the takeover runs, writes nothing more and the takeover counts right', async () => {
     const store = context.store();
-    const clock = manualClock();
-    const id = await listAndDelivery(store, 'frozen-during', 30, clock.now());
-    const first = freezingStore(preparationStore(store));
-    const frozenRun = prepareDelivery(first.store, id, { batchSize: 10, clock, isValidAddress, leaseMs });
-    frozenRun.catch(() => {});
-    await first.frozen;
-    clock.advance(2 * leaseMs);
+    const { id, clock, first, frozenRun } = await frozenPastItsLease(store, 'frozen-during');
 
     // The first process wakes once the new one has written its first batch.
     const real = preparationStore(store);

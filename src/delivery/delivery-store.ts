@@ -161,44 +161,61 @@ export async function cancelPendingLogs(
 ): Promise<number> {
   let cancelled = 0;
   for (;;) {
-    const result = await store.db
-      .updateTable('delivery_logs')
-      .set({ status: 'cancelled', failure_reason: 'cancelled', updated_at: now })
-      .where('id', 'in', (eb) =>
-        eb
-          .selectFrom('delivery_logs')
-          .select('id')
-          .where('delivery_id', '=', deliveryId)
-          .where('status', '=', 'pending')
-          .limit(cancelBatchSize),
-      )
-      .where('status', '=', 'pending')
-      .executeTakeFirst();
-    const rows = Number(result.numUpdatedRows);
+    const rows = await cancelPendingLogsBatch(store, deliveryId, { limit: cancelBatchSize, now, reason: 'cancelled' });
     cancelled += rows;
     if (rows < cancelBatchSize) return cancelled;
     await afterBatch?.();
   }
 }
 
+/** Up to `limit` pending logs of a delivery become cancelled with `reason` (stopped, or past its validity); returns how many. */
+export async function cancelPendingLogsBatch(
+  store: Store,
+  deliveryId: number,
+  batch: { limit: number; now: number; reason: 'cancelled' | 'expired' },
+): Promise<number> {
+  const result = await store.db
+    .updateTable('delivery_logs')
+    .set({ status: 'cancelled', failure_reason: batch.reason, updated_at: batch.now })
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('delivery_logs')
+        .select('id')
+        .where('delivery_id', '=', deliveryId)
+        .where('status', '=', 'pending')
+        .limit(batch.limit),
+    )
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 /**
  * Stopped deliveries that have pending logs again: the messages an MTA held when the delivery was
  * stopped come back to pending (handed back untried, or deferred) after the stop cancelled the others.
  */
-export async function stoppedDeliveriesWithPendingLogs(store: Store): Promise<number[]> {
+export function stoppedDeliveriesWithPendingLogs(store: Store): Promise<number[]> {
+  return deliveriesWithLogs(store, 'stopped', 'pending');
+}
+
+/** Ids of the deliveries in `state` that have logs (of `status`, when given). */
+export async function deliveriesWithLogs(
+  store: Store,
+  state: DeliveryState,
+  status?: DeliveryLogStatus,
+): Promise<number[]> {
   const rows = await store.db
     .selectFrom('deliveries')
     .select('id')
-    .where('state', '=', 'stopped')
-    .where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom('delivery_logs')
-          .select('delivery_logs.id')
-          .whereRef('delivery_logs.delivery_id', '=', 'deliveries.id')
-          .where('delivery_logs.status', '=', 'pending'),
-      ),
-    )
+    .where('state', '=', state)
+    .where((eb) => {
+      let logs = eb
+        .selectFrom('delivery_logs')
+        .select('delivery_logs.id')
+        .whereRef('delivery_logs.delivery_id', '=', 'deliveries.id');
+      if (status !== undefined) logs = logs.where('delivery_logs.status', '=', status);
+      return eb.exists(logs);
+    })
     .orderBy('id')
     .execute();
   return rows.map((row) => Number(row.id));

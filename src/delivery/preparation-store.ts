@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { TargetRange, TargetRecipient } from './preparation.ts';
 import { type Store, unlessUniqueViolation } from '../store/database.ts';
+import { deliveriesWithLogs } from './delivery-store.ts';
 import type { SqliteStatementRunner } from '../store/sqlite-statement-runner.ts';
 import type { DeliveryState, DeliveryUpdate } from '../store/tables.ts';
 
@@ -42,14 +43,7 @@ export async function takeOverPreparation(
 
 /** Renews updated_at while the delivery is still `preparing` under `owner`; false when it no longer is. */
 export async function renewPreparation(store: Store, deliveryId: number, now: number, owner: string): Promise<boolean> {
-  const result = await store.db
-    .updateTable('deliveries')
-    .set({ updated_at: now })
-    .where('id', '=', deliveryId)
-    .where('state', '=', 'preparing')
-    .where('preparation_owner', '=', owner)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+  return updateOwnedPreparation(store, deliveryId, owner, { updated_at: now });
 }
 
 /**
@@ -62,9 +56,23 @@ export async function settlePreparation(
   owner: string,
   change: { to: DeliveryState; now: number; changes?: DeliveryUpdate },
 ): Promise<boolean> {
+  return updateOwnedPreparation(store, deliveryId, owner, {
+    ...change.changes,
+    state: change.to,
+    updated_at: change.now,
+    preparation_owner: null,
+  });
+}
+
+async function updateOwnedPreparation(
+  store: Store,
+  deliveryId: number,
+  owner: string,
+  set: DeliveryUpdate,
+): Promise<boolean> {
   const result = await store.db
     .updateTable('deliveries')
-    .set({ ...change.changes, state: change.to, updated_at: change.now, preparation_owner: null })
+    .set(set)
     .where('id', '=', deliveryId)
     .where('state', '=', 'preparing')
     .where('preparation_owner', '=', owner)
@@ -257,22 +265,8 @@ export async function failStalePreparation(
 }
 
 /** Deliveries in preparation_failed that still have logs (a run stopped between failing one and deleting its logs). */
-export async function failedPreparationsWithLogs(store: Store): Promise<number[]> {
-  const rows = await store.db
-    .selectFrom('deliveries')
-    .select('id')
-    .where('state', '=', 'preparation_failed')
-    .where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom('delivery_logs')
-          .select('delivery_logs.id')
-          .whereRef('delivery_logs.delivery_id', '=', 'deliveries.id'),
-      ),
-    )
-    .orderBy('id')
-    .execute();
-  return rows.map((row) => Number(row.id));
+export function failedPreparationsWithLogs(store: Store): Promise<number[]> {
+  return deliveriesWithLogs(store, 'preparation_failed');
 }
 
 /** Number of logs of a delivery (used by tests and the CLI). */

@@ -138,29 +138,6 @@ export async function expiredDeliveries(store: Store, now: number): Promise<numb
   return rows.map((r) => Number(r.id));
 }
 
-/** Past its validity nothing more is tried: pending logs end as cancelled, reason `expired`. */
-export async function cancelPendingLogsBatch(
-  store: Store,
-  deliveryId: number,
-  limit: number,
-  now: number,
-): Promise<number> {
-  const result = await store.db
-    .updateTable('delivery_logs')
-    .set({ status: 'cancelled', failure_reason: 'expired', updated_at: now })
-    .where('id', 'in', (eb) =>
-      eb
-        .selectFrom('delivery_logs')
-        .select('id')
-        .where('delivery_id', '=', deliveryId)
-        .where('status', '=', 'pending')
-        .limit(limit),
-    )
-    .where('status', '=', 'pending')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
-}
-
 export async function finishExpiredDelivery(store: Store, deliveryId: number, now: number): Promise<boolean> {
   const result = await store.db
     .updateTable('deliveries')

@@ -1,4 +1,5 @@
 import { purgeInboundMessagesBatch } from '../../bounce/qualification-store.ts';
+import { cancelPendingLogsBatch } from '../../delivery/delivery-store.ts';
 import { purgeMaintenanceHistory } from '../maintenance-store.ts';
 import { purgeMidLogChanges } from '../../midsourcing/purge.ts';
 import { purgeMidSeenRequests } from '../../midsourcing/seen-requests-purge.ts';
@@ -9,7 +10,6 @@ import { done, type StepDefinition } from '../types.ts';
 import { inIdWindows, untilEmpty } from './batches.ts';
 import { failStaleImports } from './stale-imports.ts';
 import {
-  cancelPendingLogsBatch,
   deleteDeliveryLogsBatch,
   deleteDeliveryRow,
   deletedDeliveriesBefore,
@@ -39,7 +39,10 @@ export const expireDeliveries: StepDefinition = {
     const ids = await expiredDeliveries(ctx.store, now);
     for (const id of ids) {
       // Logs first: if the process dies in between, the delivery is still in progress and found again.
-      const totals = await untilEmpty(ctx.keepAlive, () => cancelPendingLogsBatch(ctx.store, id, batch, now));
+      const totals = await untilEmpty(ctx.keepAlive, () =>
+        // Past its validity nothing more is tried: pending logs end as cancelled, reason `expired`.
+        cancelPendingLogsBatch(ctx.store, id, { limit: batch, now, reason: 'expired' }),
+      );
       await finishExpiredDelivery(ctx.store, id, now);
       cancelled += totals.rows;
       batches += totals.batches;
