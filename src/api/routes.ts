@@ -112,7 +112,8 @@ export const routes: AnyRoute[] = [
     path: `${v1}/deliveries/:id/start`,
     operationId: 'startDelivery',
     tag: 'deliveries',
-    summary: 'start a prepared delivery now, or at `at`',
+    summary:
+      'start a prepared delivery now, or at `at` (default: the scheduledAt of its definition when still to come)',
     permission: 'operator',
     params: S.idParams,
     body: S.startBody,

@@ -232,7 +232,15 @@ export const restartBody = Type.Object(
 );
 
 export const startBody = Type.Object(
-  { at: Type.Optional(Type.String({ format: 'date-time', description: 'start later; default now' })) },
+  {
+    at: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description:
+          'start later (ISO 8601 with its offset); default the scheduledAt of the definition when still to come, else now',
+      }),
+    ),
+  },
   strict,
 );
 
