@@ -12,6 +12,7 @@ describe('delivery state machine', () => {
     ['in_progress', 'finished', true],
     ['in_progress', 'paused', true],
     ['paused', 'in_progress', true],
+    ['paused', 'finished', true],
     ['edited', 'in_progress', false],
     ['finished', 'in_progress', false],
     ['deleted', 'edited', false],

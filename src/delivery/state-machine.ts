@@ -13,7 +13,8 @@ const transitions: Record<DeliveryState, readonly DeliveryState[]> = {
   preparation_failed: ['preparing', 'deleted'],
   start_pending: ['in_progress', 'stopped', 'deleted'],
   in_progress: ['finished', 'paused', 'stopped', 'failed'],
-  paused: ['in_progress', 'stopped'],
+  // Finished when its validity ends while paused (cleanup), or when its execution instance finished it.
+  paused: ['in_progress', 'stopped', 'finished'],
   finished: ['deleted'],
   stopped: ['deleted'],
   failed: ['deleted'],

@@ -126,11 +126,14 @@ export async function deleteDeliveryRow(store: Store, deliveryId: number): Promi
   await store.db.deleteFrom('deliveries').where('id', '=', deliveryId).where('state', '=', 'deleted').execute();
 }
 
+/** Past its validity a delivery sends nothing more, whether in progress or paused (resuming it would only fail every message as expired). */
+const expiringStates: DeliveryState[] = ['in_progress', 'paused'];
+
 export async function expiredDeliveries(store: Store, now: number): Promise<number[]> {
   const rows = await store.db
     .selectFrom('deliveries')
     .select('id')
-    .where('state', '=', 'in_progress')
+    .where('state', 'in', expiringStates)
     .where('valid_until', 'is not', null)
     .where('valid_until', '<', now)
     .orderBy('id')
@@ -143,7 +146,7 @@ export async function finishExpiredDelivery(store: Store, deliveryId: number, no
     .updateTable('deliveries')
     .set({ state: 'finished', finished_at: now, updated_at: now })
     .where('id', '=', deliveryId)
-    .where('state', '=', 'in_progress')
+    .where('state', 'in', expiringStates)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
