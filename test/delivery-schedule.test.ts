@@ -1,30 +1,15 @@
 import { expect, it } from 'vitest';
-import { manualClock } from '../src/common/clock.ts';
-import { createDelivery } from '../src/delivery/delivery-store.ts';
+import { type Clock, manualClock } from '../src/common/clock.ts';
 import { startDelivery } from '../src/delivery/lifecycle.ts';
-import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import type { Store } from '../src/store/database.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
-import { deliveryDefinition, insertList } from './support/fixtures.ts';
+import { preparedOnStore } from './support/fixtures.ts';
 
 const hour = 3_600_000;
 
-async function preparedWithSchedule(store: Store, clock: { now(): number }, list: string, scheduledAt: number | null) {
-  await insertList(store, list, [{ email: 'a@accept.test' }]);
-  const row = await createDelivery(
-    store,
-    deliveryDefinition({ listName: list, scheduledAt }),
-    { validityHours: 24 },
-    clock.now(),
-  );
-  const outcome = await prepareDelivery(preparationStore(store), row.id, {
-    batchSize: 100,
-    clock,
-    isValidAddress: () => true,
-  });
-  expect(outcome.kind).toBe('prepared');
-  return row.id;
+function preparedWithSchedule(store: Store, clock: Clock, list: string, scheduledAt: number | null) {
+  return preparedOnStore(store, clock, list, 1, { scheduledAt });
 }
 
 describeEachDialect('scheduled start', (context) => {

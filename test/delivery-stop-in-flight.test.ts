@@ -1,17 +1,12 @@
 import { expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { silentLogger } from '../src/common/logger.ts';
-import { parseConfig } from '../src/config/load.ts';
-import { countDeliveryLogs, createDelivery } from '../src/delivery/delivery-store.ts';
+import { countDeliveryLogs } from '../src/delivery/delivery-store.ts';
 import { startDelivery, stopDelivery } from '../src/delivery/lifecycle.ts';
-import { preparationStore, prepareDelivery } from '../src/delivery/preparation.ts';
 import { releasedOutcome } from '../src/mta/attempt-policy.ts';
 import { createMtaStore } from '../src/mta/queue-store.ts';
 import type { Store } from '../src/store/database.ts';
-import { createWorkflowEngine } from '../src/workflows/engine.ts';
-import { manualTicker } from '../src/workflows/ticker.ts';
 import { describeEachDialect } from './support/databases.ts';
-import { deliveryDefinition, insertList } from './support/fixtures.ts';
+import { preparedOnStore, runWorkflowOnce } from './support/fixtures.ts';
 
 // `herald delivery stop` while an MTA holds some of the delivery's messages (claimed, waiting on a
 // throttled path): the MTA hands them back to pending after the stop cancelled the pending ones.
@@ -30,18 +25,7 @@ describeEachDialect('stop with messages in flight', (context) => {
   it('the messages an MTA hands back after the stop end cancelled, not pending forever', async () => {
     const store = context.store();
     const clock = manualClock();
-    await insertList(
-      store,
-      'in-flight',
-      Array.from({ length: 5 }, (_, i) => ({ email: `r${i}@accept.test` })),
-    );
-    const { id } = await createDelivery(
-      store,
-      deliveryDefinition({ listName: 'in-flight' }),
-      { validityHours: 24 },
-      clock.now(),
-    );
-    await prepareDelivery(preparationStore(store), id, { batchSize: 10, clock, isValidAddress: () => true });
+    const id = await preparedOnStore(store, clock, 'in-flight', 5);
     await startDelivery(store, id, clock.now());
     const mta = createMtaStore(store);
     const claimed = await mta.claimDue('node-a', clock.now(), 2, 60_000);
@@ -56,15 +40,7 @@ describeEachDialect('stop with messages in flight', (context) => {
     );
 
     clock.advance(5 * 60_000);
-    const engine = createWorkflowEngine({
-      store,
-      config: parseConfig({}, 'test'),
-      clock,
-      logger: silentLogger,
-      nodeId: 'node-a',
-      ticker: manualTicker,
-    });
-    expect((await engine.runNow('delivery-manager')).status).toBe('succeeded');
+    expect((await runWorkflowOnce(store, clock, 'delivery-manager')).status).toBe('succeeded');
     expect(await statuses(store, id)).toEqual({ cancelled: 5 });
     expect((await countDeliveryLogs(store, id)).byStatus).toMatchObject({ cancelled: 5, sending: 0, pending: 0 });
   });

@@ -1,6 +1,12 @@
 import { type DeliveryDefinition, definitionFromJson } from '../../src/delivery/definition.ts';
 import { createDelivery } from '../../src/delivery/delivery-store.ts';
 import { prepareConfigured } from '../../src/delivery/operator-actions.ts';
+import { preparationStore, prepareDelivery } from '../../src/delivery/preparation.ts';
+import type { Clock } from '../../src/common/clock.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { createWorkflowEngine } from '../../src/workflows/engine.ts';
+import { manualTicker } from '../../src/workflows/ticker.ts';
 import type { Herald } from '../../src/main.ts';
 import type { Store } from '../../src/store/database.ts';
 
@@ -75,4 +81,48 @@ export async function preparedDelivery(
   );
   await prepareConfigured(herald, row.id);
   return row.id;
+}
+
+/**
+ * A list `list` of `count` recipients r0@accept.test, r1@… and a delivery of deliveryDefinition(`overrides`)
+ * to it, prepared by the real preparation at `clock`'s time (store-level tests, no Herald); its id.
+ */
+export async function preparedOnStore(
+  store: Store,
+  clock: Clock,
+  list: string,
+  count: number,
+  overrides: Partial<DeliveryDefinition> = {},
+): Promise<number> {
+  await insertList(
+    store,
+    list,
+    Array.from({ length: count }, (_, i) => ({ email: `r${i}@accept.test` })),
+  );
+  const { id } = await createDelivery(
+    store,
+    deliveryDefinition({ listName: list, ...overrides }),
+    { validityHours: 24 },
+    clock.now(),
+  );
+  const outcome = await prepareDelivery(preparationStore(store), id, {
+    batchSize: 100,
+    clock,
+    isValidAddress: () => true,
+  });
+  if (outcome.kind !== 'prepared') throw new Error(`preparation of delivery ${id} failed: ${outcome.error}`);
+  return id;
+}
+
+/** Runs the technical workflow `name` once at `clock`'s time, with the default configuration. */
+export function runWorkflowOnce(store: Store, clock: Clock, name: string) {
+  const engine = createWorkflowEngine({
+    store,
+    config: parseConfig({}, 'test'),
+    clock,
+    logger: silentLogger,
+    nodeId: 'node-a',
+    ticker: manualTicker,
+  });
+  return engine.runNow(name);
 }
