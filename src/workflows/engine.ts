@@ -10,8 +10,10 @@ import {
   ensureWorkflowRows,
   findOrphanedRuns,
   getWorkflowRow,
+  listRunningRunsOf,
   listRuns,
   markRunInterrupted,
+  releaseLease,
   renewLease,
   setPaused,
 } from './workflow-store.ts';
@@ -44,6 +46,8 @@ export interface WorkflowEngineOptions {
   fetch?: FetchFunction;
   /** This process's metrics registry, handed to the steps (createWorkflowEngine({...herald}) passes it). */
   metrics?: HeraldMetrics;
+  /** How long stop() waits for a step that does not end; then its run is marked failed. Default 30 s. */
+  stopTimeoutMs?: number;
 }
 
 export interface ScheduledWorkflow {
@@ -55,7 +59,10 @@ export interface ScheduledWorkflow {
 export interface WorkflowEngine {
   /** Registers the workflows, marks interrupted runs failed, and starts the timer. */
   start(): Promise<void>;
-  /** Stops the timer; running runs stop at their next step boundary (marked failed, restartable). */
+  /**
+   * Stops the timer; running runs stop at their next step boundary (marked failed, restartable). A
+   * step still running after stopTimeoutMs is abandoned: its run is marked failed and its lease freed.
+   */
   stop(): Promise<void>;
   /** One scheduler pass: starts due runs (without waiting for them) and returns their names. */
   tick(): Promise<string[]>;
@@ -173,6 +180,25 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     return orphans.length;
   }
 
+  // A step that never ends (a hung socket, a bug) must not keep `herald start` from exiting on SIGTERM.
+  async function abandonHungRuns(): Promise<void> {
+    const waitMs = options.stopTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timed out'>((resolve) => (timer = setTimeout(resolve, waitMs, 'timed out')));
+    const outcome = await Promise.race([Promise.allSettled([...active.values()]), timedOut]);
+    clearTimeout(timer);
+    if (outcome !== 'timed out') return;
+    const now = clock.now();
+    for (const run of await listRunningRunsOf(store, holder)) {
+      const waited = waitMs >= 1_000 ? `${Math.round(waitMs / 1_000)} s` : `${waitMs} ms`;
+      const error = `interrupted: the engine stopped and this step had not ended ${waited} later`;
+      const failedStep = await markRunInterrupted(store, run, error, now);
+      await releaseLease(store, run.workflow, holder, now);
+      logger.warn({ workflow: run.workflow, runId: run.id, failedStep }, 'workflow run abandoned by a stopping engine');
+      await launcher.notify({ workflow: run.workflow, id: run.id, failedStep, error, startedAt: run.started_at }, now);
+    }
+  }
+
   async function tick(): Promise<string[]> {
     if (stopping) return [];
     await register();
@@ -232,7 +258,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
       const stopTimer = stopTicker;
       stopTicker = undefined;
       await stopTimer?.();
-      await Promise.allSettled([...active.values()]);
+      await abandonHungRuns();
     },
     tick,
     async runNow(name) {

@@ -248,6 +248,16 @@ export async function findOrphanedRuns(store: Store, now: number): Promise<Workf
     .execute();
 }
 
+/** Runs still marked running by this holder (an engine instance). */
+export async function listRunningRunsOf(store: Store, holder: string): Promise<WorkflowRunRow[]> {
+  return store.db
+    .selectFrom('workflow_runs')
+    .selectAll()
+    .where('status', '=', 'running')
+    .where('holder', '=', holder)
+    .execute();
+}
+
 /** Marks an orphaned run failed at the step it was in (or the next one), and frees its expired lease. */
 export async function markRunInterrupted(
   store: Store,
