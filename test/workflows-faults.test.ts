@@ -11,7 +11,7 @@ import { done, type WorkflowDefinition } from '../src/workflows/types.ts';
 import { describeEachDialect } from './support/databases.ts';
 
 // Faults an operator meets with the workflow engine: a step that never ends when the node is asked
-// to stop.
+// to stop, a step that throws megabytes.
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -71,5 +71,31 @@ describeEachDialect('workflow engine faults', (context) => {
     const next = engineFor(store, [definition], clock);
     expect(await next.restart('hangs')).toMatchObject({ status: 'succeeded' });
     expect((await listRuns(store, 'hangs', 1))[0]).toMatchObject({ start_step: 1, restart_of: run!.id });
+  });
+
+  it('keeps a step error of megabytes to its first 4,000 characters in the run, its step and the status', async () => {
+    const store = context.store();
+    const definition: WorkflowDefinition = {
+      name: 'huge-error',
+      description: 't',
+      schedule: '0 4 * * *',
+      steps: [
+        {
+          name: 'dumps',
+          run: async () => {
+            // A response body or a whole table dump thrown as the message.
+            throw new Error(`upstream said: ${'y'.repeat(5_000_000)}`);
+          },
+        },
+      ],
+    };
+    const engine = engineFor(store, [definition], manualClock(at('2026-04-02T10:00:00Z')));
+    const result = await engine.runNow('huge-error');
+    const cutError = /^step 0 \(dumps\): upstream said: y{3985} … \(4996015 more characters cut\)$/;
+    expect(result.error).toMatch(cutError);
+    const [run] = await listRuns(store, 'huge-error', 1);
+    expect(run!.error).toMatch(cutError);
+    expect((await listSteps(store, run!.id))[0]!.error).toMatch(/^upstream said: y{3985} … \(4996015 more/);
+    expect((await engine.status())[0]!.lastError).toMatch(cutError);
   });
 });

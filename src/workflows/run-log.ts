@@ -29,7 +29,7 @@ export function createRunLog(store: Store, runId: number, maxLines: number, now:
     `… ${dropped} line(s) dropped: a run keeps its first ${headLimit} and last ${tailLimit} log lines (workflows.logLinesPerRun)`;
 
   const write = async (stepIndex: number, level: WorkflowStepLogRow['level'], text: string): Promise<void> => {
-    const message = text.length > maxLogMessageChars ? cut(text) : text;
+    const message = cutLongMessage(text);
     const entry = { runId, stepIndex, level, message, at: now() };
     if (headLines < headLimit) {
       headLines += 1;
@@ -59,6 +59,8 @@ export function createRunLog(store: Store, runId: number, maxLines: number, now:
   };
 }
 
-function cut(text: string): string {
+/** The text, or its first maxLogMessageChars saying how many were cut: also a step's error (a thrown response body). */
+export function cutLongMessage(text: string): string {
+  if (text.length <= maxLogMessageChars) return text;
   return `${text.slice(0, maxLogMessageChars)} … (${text.length - maxLogMessageChars} more characters cut)`;
 }

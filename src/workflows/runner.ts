@@ -4,7 +4,7 @@ import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Store } from '../store/database.ts';
-import { createRunLog } from './run-log.ts';
+import { createRunLog, cutLongMessage } from './run-log.ts';
 import { finishRun, finishStep, insertStep, renewLease } from './workflow-store.ts';
 import type { StepContext, StepOutcome, WorkflowDefinition } from './types.ts';
 import type { RunStatus } from '../store/tables.ts';
@@ -90,8 +90,9 @@ export async function executeRun(
     }
     const now = clock.now();
     if (outcome.kind === 'failed') {
-      await finishStep(store, runId, index, { status: 'failed', summary: null, error: outcome.error, now });
-      failure = { step: index, error: outcome.error };
+      const error = cutLongMessage(outcome.error);
+      await finishStep(store, runId, index, { status: 'failed', summary: null, error, now });
+      failure = { step: index, error };
       break;
     }
     if (outcome.kind === 'skipped') {
