@@ -9,9 +9,10 @@ import { manualTicker } from '../src/workflows/ticker.ts';
 import { getWorkflowRow, listRuns, listSteps } from '../src/workflows/workflow-store.ts';
 import { done, type WorkflowDefinition } from '../src/workflows/types.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { waitFor } from './support/wait.ts';
 
 // Faults an operator meets with the workflow engine: a step that never ends when the node is asked
-// to stop, a step that throws megabytes.
+// to stop, a step that throws megabytes, a long step of a `herald workflows run` (no scheduler timer).
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -97,5 +98,52 @@ describeEachDialect('workflow engine faults', (context) => {
     expect(run!.error).toMatch(cutError);
     expect((await listSteps(store, run!.id))[0]!.error).toMatch(/^upstream said: y{3985} … \(4996015 more/);
     expect((await engine.status())[0]!.lastError).toMatch(cutError);
+  });
+
+  it('a manual run keeps its lease through a step longer than the lease: no other node takes over', async () => {
+    const store = context.store();
+    let entered!: () => void;
+    const inStep = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let inside = 0;
+    let most = 0;
+    const definition: WorkflowDefinition = {
+      name: 'long-step',
+      description: 't',
+      schedule: '0 4 * * *',
+      steps: [
+        {
+          name: 'one-long-statement',
+          async run() {
+            inside += 1;
+            most = Math.max(most, inside);
+            entered();
+            // A VACUUM or a peer call: minutes without a batch boundary to call keepAlive() at.
+            await released;
+            inside -= 1;
+            return done();
+          },
+        },
+      ],
+    };
+    const clock = manualClock(at('2026-04-03T10:00:00Z'));
+    const leaseMs = 120_000;
+    // `herald workflows run`: an engine never started, so no scheduler tick renews anything.
+    const cli = engineFor(store, [definition], clock, { leaseRenewalMs: 10 });
+    const running = cli.runNow('long-step');
+    await inStep;
+    clock.advance(3 * leaseMs);
+    await waitFor(
+      async () => ((await getWorkflowRow(store, 'long-step'))?.lease_expires_at ?? 0) > clock.now(),
+      'the lease renewed while the step runs',
+      10_000,
+    );
+    const other = engineFor(store, [definition], clock, { nodeId: 'node-b' });
+    expect(await other.recoverInterrupted()).toBe(0);
+    await expect(other.runNow('long-step')).rejects.toThrow(/already running \(lease held by node-a\//);
+    release();
+    expect(await running).toMatchObject({ status: 'succeeded' });
+    expect(most).toBe(1);
   });
 });

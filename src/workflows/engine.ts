@@ -46,6 +46,8 @@ export interface WorkflowEngineOptions {
   fetch?: FetchFunction;
   /** This process's metrics registry, handed to the steps (createWorkflowEngine({...herald}) passes it). */
   metrics?: HeraldMetrics;
+  /** How often a run renews its lease (default leaseSeconds / 3); tests make it short. */
+  leaseRenewalMs?: number;
   /** How long stop() waits for a step that does not end; then its run is marked failed. Default 30 s. */
   stopTimeoutMs?: number;
 }
@@ -139,6 +141,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     nodeId,
     holder,
     leaseMs,
+    leaseRenewalMs: options.leaseRenewalMs,
     metrics: options.metrics,
     isStopping: () => stopping,
   };

@@ -10,8 +10,10 @@ import type { StepContext, StepOutcome, WorkflowDefinition } from './types.ts';
 import type { RunStatus } from '../store/tables.ts';
 
 // Executes the steps of one run in order, from `startStep`, persisting each step and its log lines.
-// The first failed step ends the run; the lease is renewed before each step and whenever a long step
-// calls keepAlive(), so a live holder never loses it and a dead one loses it within leaseMs.
+// The first failed step ends the run; the lease is renewed before each step, whenever a long step
+// calls keepAlive(), and on a timer while the run goes (a single long statement, a slow peer, and no
+// scheduler tick in `herald workflows run`), so a live holder never loses it and a dead one loses it
+// within leaseMs.
 
 export interface RunEnvironment {
   store: Store;
@@ -21,6 +23,8 @@ export interface RunEnvironment {
   nodeId: string;
   holder: string;
   leaseMs: number;
+  /** How often the lease is renewed while a run goes, whatever its steps do (default leaseMs / 3). */
+  leaseRenewalMs?: number | undefined;
   /** This process's metrics registry, handed to steps that measure something (mid-sourcing pushes). */
   metrics?: HeraldMetrics | undefined;
   /** True once the engine is stopping: the run ends at the next step boundary or keepAlive(). */
@@ -39,6 +43,39 @@ export interface RunResult {
 }
 
 export async function executeRun(
+  env: RunEnvironment,
+  definition: WorkflowDefinition,
+  runId: number,
+  startStep: number,
+): Promise<RunResult> {
+  const stopRenewing = renewWhileRunning(env, definition.name);
+  try {
+    return await executeSteps(env, definition, runId, startStep);
+  } finally {
+    stopRenewing();
+  }
+}
+
+/** Renews the run's lease every leaseRenewalMs until stopped, or until it is no longer this holder's. */
+function renewWhileRunning(env: RunEnvironment, workflow: string): () => void {
+  const timer = setInterval(
+    () => {
+      renewLease(env.store, workflow, env.holder, env.clock.now(), env.leaseMs).then(
+        (held) => {
+          if (!held) clearInterval(timer);
+        },
+        // The database is away for a moment: a later renewal succeeds, or the next step boundary fails.
+        () => {},
+      );
+    },
+    env.leaseRenewalMs ?? Math.max(1_000, Math.floor(env.leaseMs / 3)),
+  );
+  // A hung step abandoned by a stopping engine must not keep the process alive.
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+async function executeSteps(
   env: RunEnvironment,
   definition: WorkflowDefinition,
   runId: number,
