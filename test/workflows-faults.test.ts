@@ -12,7 +12,8 @@ import { describeEachDialect } from './support/databases.ts';
 import { waitFor } from './support/wait.ts';
 
 // Faults an operator meets with the workflow engine: a step that never ends when the node is asked
-// to stop, a step that throws megabytes, a long step of a `herald workflows run` (no scheduler timer).
+// to stop, a step that throws megabytes, a long step of a `herald workflows run` (no scheduler timer),
+// `workflows list` after the only node was killed with kill -9.
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -145,5 +146,64 @@ describeEachDialect('workflow engine faults', (context) => {
     release();
     expect(await running).toMatchObject({ status: 'succeeded' });
     expect(most).toBe(1);
+  });
+
+  it('list after kill -9 of the only node: its run is shown interrupted (failed), not running and ok', async () => {
+    const store = context.store();
+    const clock = manualClock(at('2026-04-04T10:00:00Z'));
+    const now = clock.now();
+    const definition: WorkflowDefinition = {
+      name: 'killed',
+      description: 't',
+      schedule: '*/5 * * * *',
+      steps: [{ name: 'only', run: async () => done() }],
+    };
+    // What `herald workflows run killed`, killed with SIGKILL a while ago, leaves behind.
+    await store.db
+      .insertInto('workflows')
+      .values({
+        name: 'killed',
+        paused_at: null,
+        last_due_at: now,
+        lease_holder: 'dead-cli/abc',
+        lease_expires_at: now - 1,
+        created_at: now - 3_600_000,
+        updated_at: now - 121_000,
+      })
+      .execute();
+    const dead = await store.db
+      .insertInto('workflow_runs')
+      .values({
+        workflow: 'killed',
+        status: 'running',
+        trigger: 'manual',
+        holder: 'dead-cli/abc',
+        scheduled_for: null,
+        missed_slots: 0,
+        start_step: 0,
+        restart_of: null,
+        failed_step: null,
+        error: null,
+        started_at: now - 121_000,
+        finished_at: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    // `herald workflows list`: an engine that is never started.
+    const [status] = await engineFor(store, [definition], clock).status();
+    expect(status).toMatchObject({ state: 'failed', health: 'failed', leaseHolder: null });
+    expect(status!.lastError).toBe(
+      `interrupted: dead-cli/abc stopped renewing its lease during run ${dead.id} (recorded as failed by the next engine tick, \`herald workflows run killed\` or \`restart killed\`)`,
+    );
+    // A run that holds its lease is running, whatever its age.
+    await store.db
+      .updateTable('workflows')
+      .set({ lease_expires_at: now + 60_000 })
+      .where('name', '=', 'killed')
+      .execute();
+    expect((await engineFor(store, [definition], clock).status())[0]).toMatchObject({
+      state: 'running',
+      lastError: null,
+    });
   });
 });

@@ -5,7 +5,7 @@ import type { ScheduledWorkflow } from './engine.ts';
 import { workflowHealth, workflowState } from './health.ts';
 import { findDueSlot, schedulePeriod } from './schedule.ts';
 import type { WorkflowHealth, WorkflowState } from './types.ts';
-import type { WorkflowRunRow } from '../store/tables.ts';
+import type { WorkflowRow, WorkflowRunRow } from '../store/tables.ts';
 
 // What `herald workflows list` (and later the dashboard) shows per workflow. Field names are a
 // stable --json contract: add fields, never rename them.
@@ -72,8 +72,18 @@ export async function describeWorkflows(input: {
     const row = rows.get(definition.name);
     const latest = runs.get(definition.name);
     const pausedAt = row?.paused_at ?? null;
-    const running = input.activeHere.has(definition.name) || latest?.last?.status === 'running';
-    const lastFinishedStatus = latest?.lastFinished?.status as Exclude<WorkflowRunRow['status'], 'running'> | undefined;
+    const last = latest?.last;
+    const orphaned =
+      last?.status === 'running' &&
+      !input.activeHere.has(definition.name) &&
+      isOrphaned(last, row, now, settings.leaseSeconds * 1000);
+    const running = input.activeHere.has(definition.name) || (last?.status === 'running' && !orphaned);
+    const lastFinishedStatus = orphaned
+      ? 'failed'
+      : (latest?.lastFinished?.status as Exclude<WorkflowRunRow['status'], 'running'> | undefined);
+    const orphanError = orphaned
+      ? `interrupted: ${last.holder} stopped renewing its lease during run ${last.id} (recorded as failed by the next engine tick, \`herald workflows run ${definition.name}\` or \`restart ${definition.name}\`)`
+      : null;
     const lastHandled = row?.last_due_at ?? row?.created_at ?? now;
     const nextRun =
       !enabled || pausedAt !== null
@@ -103,10 +113,25 @@ export async function describeWorkflows(input: {
       nextRunAt: nextRun === undefined ? null : iso(nextRun),
       lastRun: latest?.last ? runView(latest.last) : null,
       lastSuccessAt: latest?.lastSuccessAt ? iso(latest.lastSuccessAt) : null,
-      lastError: latest?.lastFinished?.status === 'failed' ? latest.lastFinished.error : null,
+      lastError: orphanError ?? (latest?.lastFinished?.status === 'failed' ? latest.lastFinished.error : null),
       leaseHolder: row?.lease_holder && (row.lease_expires_at ?? 0) > now ? row.lease_holder : null,
     };
   });
+}
+
+/**
+ * A run still marked running whose process died, before any engine records it: its holder's lease
+ * expired, or it is not the lease holder and started longer than a lease ago (a run that has just
+ * started may not show its lease yet: the workflow row is read before the runs).
+ */
+function isOrphaned(
+  run: WorkflowRunRow,
+  row: Pick<WorkflowRow, 'lease_holder' | 'lease_expires_at'> | undefined,
+  now: number,
+  leaseMs: number,
+): boolean {
+  if (row?.lease_holder === run.holder) return (row.lease_expires_at ?? 0) <= now;
+  return run.started_at + leaseMs <= now;
 }
 
 function iso(ms: number): string {
