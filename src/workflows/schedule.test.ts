@@ -39,6 +39,52 @@ describe('findDueSlot', () => {
   });
 });
 
+describe('the repeated hour when DST ends', () => {
+  const slots = (expression: string, timezone: string, from: string, count: number) => {
+    const schedule = compileSchedule(expression, timezone, 'test');
+    const out: string[] = [];
+    let cursor = at(from);
+    for (let i = 0; i < count; i += 1) {
+      cursor = schedule.nextAfter(cursor)!;
+      out.push(new Date(cursor).toISOString().slice(11, 16));
+    }
+    return out;
+  };
+
+  it('runs an every-5-minutes schedule through both 02:00-03:00 hours (Paris, 25 Oct 2026)', () => {
+    // 02:00-02:59 CEST is 00:00-00:59 UTC, then 02:00-02:59 CET is 01:00-01:59 UTC.
+    const got = slots('*/5 * * * *', 'Europe/Paris', '2026-10-24T23:50:00Z', 26);
+    expect(got.slice(0, 3)).toEqual(['23:55', '00:00', '00:05']);
+    expect(got.slice(12, 15)).toEqual(['00:55', '01:00', '01:05']);
+    expect(got).toHaveLength(new Set(got).size);
+  });
+
+  it('runs an hourly schedule every real hour (New York, 1 Nov 2026)', () => {
+    // 01:00 EDT is 05:00 UTC, 01:00 EST is 06:00 UTC.
+    expect(slots('0 * * * *', 'America/New_York', '2026-11-01T03:30:00Z', 5)).toEqual([
+      '04:00',
+      '05:00',
+      '06:00',
+      '07:00',
+      '08:00',
+    ]);
+    expect(slots('@hourly', 'Europe/Paris', '2026-10-24T22:30:00Z', 4)).toEqual(['23:00', '00:00', '01:00', '02:00']);
+  });
+
+  it('never answers a slot before the time asked from, inside the second occurrence of the hour', () => {
+    // croner 9 answered 05:15 UTC (01:15 EDT) when asked from 06:20 UTC (01:20 EST).
+    expect(slots('*/15 * * * *', 'America/New_York', '2026-11-01T06:20:00Z', 3)).toEqual(['06:30', '06:45', '07:00']);
+    const daily = compileSchedule('15 1 * * *', 'America/New_York', 'test');
+    expect(daily.nextAfter(at('2026-11-01T06:20:00Z'))).toBe(at('2026-11-02T06:15:00Z'));
+    expect(findDueSlot(daily, at('2026-11-01T06:20:00Z'), at('2026-11-01T06:20:00Z'))).toBeUndefined();
+  });
+
+  it('runs a schedule at a fixed hour once on the days DST starts and ends', () => {
+    expect(slots('30 2 * * *', 'Europe/Paris', '2026-10-24T12:00:00Z', 2)).toEqual(['01:30', '01:30']);
+    expect(slots('30 2 * * *', 'Europe/Paris', '2026-03-28T12:00:00Z', 2)).toEqual(['01:30', '00:30']);
+  });
+});
+
 describe('compileSchedule', () => {
   it('names the setting of a bad expression or time zone', () => {
     expect(() => compileSchedule('every day', 'UTC', 'workflows.overrides.cleanup.schedule')).toThrow(

@@ -24,14 +24,64 @@ export function compileSchedule(expression: string, timezone: string, where: str
       { cause },
     );
   }
+  const inZone = (at: number) => {
+    let next = cron.nextRun(new Date(at))?.getTime();
+    // Asked from inside the second occurrence of the repeated hour, croner 9 answers a slot of the
+    // first one, in the past: step on from there until a slot is after `at`.
+    for (let guard = 0; next !== undefined && next <= at && guard < 10_000; guard += 1)
+      next = cron.nextRun(new Date(next))?.getTime();
+    return next !== undefined && next > at ? next : undefined;
+  };
   return {
     expression,
     timezone,
-    nextAfter(at) {
-      const next = cron.nextRun(new Date(at));
-      return next ? next.getTime() : undefined;
-    },
+    nextAfter: hasEveryHour(expression) ? everyRealHour(expression, timezone, inZone) : inZone,
   };
+}
+
+// When DST ends, the hour before the change happens twice. croner keeps one of the two for every
+// schedule, so "*/5 * * * *" in Europe/Paris went silent for an hour (it skipped 02:00-02:59 CEST).
+// Like Vixie cron, a schedule with every hour runs in both, by real time; one at a fixed hour
+// ("30 2 * * *") runs once, as croner does.
+
+function hasEveryHour(expression: string): boolean {
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length === 1) return fields[0]!.toLowerCase() === '@hourly';
+  return fields[fields.length === 6 ? 2 : 1] === '*';
+}
+
+/** The first slot after `at` at either UTC offset the zone has around it, kept only if the zone really has it then. */
+function everyRealHour(
+  expression: string,
+  timezone: string,
+  inZone: (at: number) => number | undefined,
+): (at: number) => number | undefined {
+  const offsets = new Intl.DateTimeFormat('en', { timeZone: timezone, timeZoneName: 'longOffset' });
+  const offsetAt = (at: number) => parseOffset(offsets.formatToParts(at).find((p) => p.type === 'timeZoneName')?.value);
+  const fixed = new Map<number, Cron>();
+  const atOffset = (offset: number, at: number) => {
+    let cron = fixed.get(offset);
+    if (!cron) fixed.set(offset, (cron = new Cron(expression, { utcOffset: offset })));
+    return cron.nextRun(new Date(at))?.getTime();
+  };
+  return (at) => {
+    const zoned = inZone(at);
+    let best = zoned;
+    for (const offset of new Set([offsetAt(at), zoned === undefined ? offsetAt(at) : offsetAt(zoned)])) {
+      const candidate = atOffset(offset, at);
+      if (candidate !== undefined && offsetAt(candidate) === offset && (best === undefined || candidate < best))
+        best = candidate;
+    }
+    return best;
+  };
+}
+
+/** Minutes east of UTC from Intl's "GMT+02:00", "GMT-03:30" or "GMT". */
+function parseOffset(name: string | undefined): number {
+  const match = /^GMT([+-])(\d{2}):(\d{2})/.exec(name ?? '');
+  if (!match) return 0;
+  const minutes = Number(match[2]) * 60 + Number(match[3]);
+  return match[1] === '-' ? -minutes : minutes;
 }
 
 export interface DueSlot {
