@@ -148,4 +148,19 @@ describeEachDialect('herald workflows', (context) => {
     expect(await unknown.run('workflows', 'show', 'nope', '--json')).toBe(1);
     expect(JSON.parse(unknown.lines[0]!).error.code).toBe('NOT_FOUND');
   });
+
+  it('refuses a --runs or --run that is not a positive whole number, naming the option', async () => {
+    for (const args of [
+      ['show', 'stats', '--runs', 'abc'],
+      ['show', 'stats', '--runs', '-5'],
+      ['logs', 'stats', '--run', '1e400'],
+      ['logs', 'stats', '--run', '0'],
+    ]) {
+      const bad = cli();
+      expect(await bad.run('workflows', ...args, '--json')).toBe(1);
+      const error = JSON.parse(bad.lines[0]!).error as { code: string; message: string };
+      expect(error.code).toBe('INPUT_INVALID');
+      expect(error.message).toBe(`${args[2]} must be a positive whole number (got "${args[3]}")`);
+    }
+  });
 });

@@ -5,7 +5,7 @@ import { createWorkflowEngine, type WorkflowEngine } from '../workflows/engine.t
 import type { RunResult } from '../workflows/runner.ts';
 import type { WorkflowStatus } from '../workflows/status.ts';
 import { manualTicker } from '../workflows/ticker.ts';
-import { CliExit, printJson, withHerald, type CliContext } from './context.ts';
+import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald workflows ...`: state, health, runs and logs of the technical workflows. `run` and
 // `restart` execute the workflow in this process, under the same database lease as the engine of
@@ -29,11 +29,11 @@ export function registerWorkflowsCommands(program: Command, context: CliContext)
   workflows
     .command('show <name>')
     .description('one workflow: its steps, status and recent runs')
-    .option('--runs <n>', 'how many recent runs', Number, 10)
+    .option('--runs <n>', 'how many recent runs', '10')
     .option('--json', 'print one JSON object')
     .action(async (name: string, options, command: Command) => {
       await withEngine(context, command, async (herald, engine) => {
-        const out = await showWorkflow(herald.store, engine, name, options.runs);
+        const out = await showWorkflow(herald.store, engine, name, positiveInteger(options.runs, '--runs'));
         const { runs } = out;
         if (options.json) printJson(context, out);
         else {
@@ -99,11 +99,12 @@ export function registerWorkflowsCommands(program: Command, context: CliContext)
   workflows
     .command('logs <name>')
     .description('step log lines of the last run (or --run ID)')
-    .option('--run <id>', 'a run id from `workflows show`', Number)
+    .option('--run <id>', 'a run id from `workflows show`')
     .option('--json', 'print NDJSON, one line per log entry')
     .action(async (name: string, options, command: Command) => {
       await withEngine(context, command, async (herald, engine) => {
-        for (const entry of await workflowLogs(herald.store, engine, name, options.run)) {
+        const runId = options.run === undefined ? undefined : positiveInteger(options.run, '--run');
+        for (const entry of await workflowLogs(herald.store, engine, name, runId)) {
           if (options.json) printJson(context, entry);
           else context.output.out(`${entry.at} ${entry.level.padEnd(5)} [${entry.stepName}] ${entry.message}`);
         }
