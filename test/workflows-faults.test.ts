@@ -13,7 +13,7 @@ import { waitFor } from './support/wait.ts';
 
 // Faults an operator meets with the workflow engine: a step that never ends when the node is asked
 // to stop, a step that throws megabytes, a long step of a `herald workflows run` (no scheduler timer),
-// `workflows list` after the only node was killed with kill -9.
+// `workflows list` after the only node was killed with kill -9, a clock that jumped a day ahead and back.
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -205,5 +205,41 @@ describeEachDialect('workflow engine faults', (context) => {
       state: 'running',
       lastError: null,
     });
+  });
+
+  it('a clock set a day ahead, then corrected: the schedule runs at its next slot, not a day later', async () => {
+    const store = context.store();
+    let runs = 0;
+    const definition: WorkflowDefinition = {
+      name: 'every-hour',
+      description: 't',
+      schedule: '0 * * * *',
+      steps: [
+        {
+          name: 'count',
+          run: async () => {
+            runs += 1;
+            return done();
+          },
+        },
+      ],
+    };
+    const clock = manualClock(at('2026-04-05T10:30:00Z'));
+    const engine = engineFor(store, [definition], clock);
+    await engine.start();
+    // NTP misconfigured: the machine believes it is tomorrow, and catches up.
+    clock.set(at('2026-04-06T10:30:00Z'));
+    expect(await engine.tick()).toEqual(['every-hour']);
+    await engine.whenIdle();
+    // Corrected back to the real time: the next slot (11:00 today) runs.
+    clock.set(at('2026-04-05T10:40:00Z'));
+    expect(await engine.tick()).toEqual([]);
+    clock.set(at('2026-04-05T11:00:00Z'));
+    expect(await engine.tick()).toEqual(['every-hour']);
+    await engine.whenIdle();
+    expect(runs).toBe(2);
+    clock.set(at('2026-04-05T11:30:00Z'));
+    expect(await engine.tick()).toEqual([]);
+    await engine.stop();
   });
 });

@@ -15,6 +15,7 @@ import {
   markRunInterrupted,
   releaseLease,
   renewLease,
+  resetSlotsAhead,
   setPaused,
 } from './workflow-store.ts';
 import { builtinWorkflows } from './builtins/index.ts';
@@ -183,6 +184,17 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     return orphans.length;
   }
 
+  // A slot recorded ahead of this clock by more than a lease (a skew the docs call harmful) would
+  // block every slot until real time caught up with it: a 5-minute workflow silent for a day.
+  async function resetSlotsFromTheFuture(now: number): Promise<void> {
+    const names = await resetSlotsAhead(store, now, leaseMs);
+    if (names.length > 0)
+      logger.warn(
+        { workflows: names, now: new Date(now).toISOString() },
+        'workflow slots recorded ahead of this clock (it went back, or a node was set ahead): scheduling from now',
+      );
+  }
+
   // A step that never ends (a hung socket, a bug) must not keep `herald start` from exiting on SIGTERM.
   async function abandonHungRuns(): Promise<void> {
     const waitMs = options.stopTimeoutMs ?? 30_000;
@@ -207,6 +219,7 @@ export function createWorkflowEngine(options: WorkflowEngineOptions): WorkflowEn
     await register();
     await recoverInterrupted();
     const now = clock.now();
+    await resetSlotsFromTheFuture(now);
     for (const name of active.keys()) await renewLease(store, name, holder, now, leaseMs);
     const started: string[] = [];
     for (const workflow of workflows) {

@@ -41,6 +41,27 @@ export async function getWorkflowRow(store: Store, name: string): Promise<Workfl
   return store.db.selectFrom('workflows').selectAll().where('name', '=', name).executeTakeFirst();
 }
 
+/**
+ * Workflows whose last handled slot is more than `toleranceMs` after `now` (this node's clock went
+ * back, or the node that handled it was set ahead) count from `now` again; returns their names.
+ */
+export async function resetSlotsAhead(store: Store, now: number, toleranceMs: number): Promise<string[]> {
+  // Read first: called every tick, it must not take SQLite's write lock when there is nothing to do.
+  const ahead = await store.db
+    .selectFrom('workflows')
+    .select('name')
+    .where('last_due_at', '>', now + toleranceMs)
+    .execute();
+  if (ahead.length === 0) return [];
+  const rows = await store.db
+    .updateTable('workflows')
+    .set({ last_due_at: now, updated_at: now })
+    .where('last_due_at', '>', now + toleranceMs)
+    .returning('name')
+    .execute();
+  return rows.map((row) => row.name);
+}
+
 export interface LeaseRequest {
   name: string;
   holder: string;
