@@ -92,6 +92,16 @@ describe('compileSchedule', () => {
     );
     expect(() => compileSchedule('0 4 * * *', 'Mars/Olympus', 'workflows.timezone')).toThrow(/Mars\/Olympus/);
   });
+
+  it('refuses a schedule that never fires, naming the setting', () => {
+    for (const never of ['0 0 31 2 *', '0 0 30 2 *', '0 4 31 4 *'])
+      expect(() => compileSchedule(never, 'UTC', 'workflows.overrides.stats.schedule')).toThrow(
+        `workflows.overrides.stats.schedule: schedule "${never}" never fires (no date matches it)`,
+      );
+    expect(compileSchedule('0 0 29 2 *', 'UTC', 't').nextAfter(at('2026-01-01T00:00:00Z'))).toBe(
+      at('2028-02-29T00:00:00Z'),
+    );
+  });
 });
 
 describe('schedulePeriod', () => {

@@ -14,9 +14,10 @@ export interface Schedule {
 
 export function compileSchedule(expression: string, timezone: string, where: string): Schedule {
   let cron: Cron;
+  let first: Date | null;
   try {
     cron = new Cron(expression, { timezone });
-    cron.nextRun(new Date(0));
+    first = cron.nextRun(new Date(0));
   } catch (cause) {
     throw new AppError(
       'CONFIG_INVALID',
@@ -24,6 +25,9 @@ export function compileSchedule(expression: string, timezone: string, where: str
       { cause },
     );
   }
+  // "0 0 31 2 *" parses, but the workflow would never run and never be reported overdue.
+  if (!first)
+    throw new AppError('CONFIG_INVALID', `${where}: schedule "${expression}" never fires (no date matches it)`);
   const inZone = (at: number) => {
     let next = cron.nextRun(new Date(at))?.getTime();
     // Asked from inside the second occurrence of the repeated hour, croner 9 answers a slot of the
