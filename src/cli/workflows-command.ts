@@ -5,7 +5,7 @@ import { createWorkflowEngine, type WorkflowEngine } from '../workflows/engine.t
 import type { RunResult } from '../workflows/runner.ts';
 import type { WorkflowStatus } from '../workflows/status.ts';
 import { manualTicker } from '../workflows/ticker.ts';
-import { CliExit, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
+import { CliExit, interruptible, positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald workflows ...`: state, health, runs and logs of the technical workflows. `run` and
 // `restart` execute the workflow in this process, under the same database lease as the engine of
@@ -63,10 +63,14 @@ export function registerWorkflowsCommands(program: Command, context: CliContext)
       subcommand.option('--from-step <step>', 'restart from this step (index or name, see `workflows show`)');
     subcommand.action(async (name: string, options, command: Command) => {
       await withEngine(context, command, async (_herald, engine) => {
-        const result =
-          verb === 'run'
-            ? await engine.runNow(name)
-            : await engine.restart(name, { fromStep: options.fromStep as string | undefined });
+        // Ctrl-C or SIGTERM stops the run at its next batch or step, recorded failed with its lease
+        // freed, so `restart` resumes it at once instead of waiting for the lease to expire.
+        const result = await interruptible(context, (signal) => {
+          signal.addEventListener('abort', () => engine.stop().catch(() => {}), { once: true });
+          return verb === 'run'
+            ? engine.runNow(name)
+            : engine.restart(name, { fromStep: options.fromStep as string | undefined });
+        });
         if (options.json) printJson(context, resultJson(result));
         else context.output.out(formatResult(result));
         if (result.status === 'failed') throw new CliExit(1);
