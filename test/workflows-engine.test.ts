@@ -11,6 +11,7 @@ import { createWorkflowRegistry } from '../src/workflows/registry.ts';
 import { intervalTicker, manualTicker } from '../src/workflows/ticker.ts';
 import { done, type StepDefinition, type WorkflowDefinition } from '../src/workflows/types.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { insertRunningRun } from './support/running-workflow-run.ts';
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -266,41 +267,18 @@ describeEachDialect('workflow engine', (context) => {
     const clock = manualClock(at('2026-03-04T13:00:00Z'));
     const now = clock.now();
     // What `herald workflows run` killed with SIGKILL leaves behind: its run "running", its lease expired.
-    await store.db
-      .insertInto('workflows')
-      .values({
-        name: 'manual-after-kill',
-        paused_at: null,
-        last_due_at: now,
-        lease_holder: 'killed-cli/abc',
-        lease_expires_at: now - 1,
-        created_at: now - 86_400_000,
-        updated_at: now,
-      })
-      .execute();
-    const dead = await store.db
-      .insertInto('workflow_runs')
-      .values({
-        workflow: 'manual-after-kill',
-        status: 'running',
-        trigger: 'manual',
-        holder: 'killed-cli/abc',
-        scheduled_for: null,
-        missed_slots: 0,
-        start_step: 0,
-        restart_of: null,
-        failed_step: null,
-        error: null,
-        started_at: now - 60_000,
-        finished_at: null,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const deadId = await insertRunningRun(store, {
+      workflow: 'manual-after-kill',
+      holder: 'killed-cli/abc',
+      now,
+      startedAt: now - 60_000,
+      leaseExpiresAt: now - 1,
+    });
 
     const engine = engineFor(store, [definition], clock, 'node-cli');
     expect((await engine.runNow('manual-after-kill')).status).toBe('succeeded');
     const runs = await listRuns(store, 'manual-after-kill', 10);
-    expect(runs.map((r) => [r.id === dead.id, r.status])).toEqual([
+    expect(runs.map((r) => [r.id === deadId, r.status])).toEqual([
       [false, 'succeeded'],
       [true, 'failed'],
     ]);
@@ -310,37 +288,14 @@ describeEachDialect('workflow engine', (context) => {
   it('leaves a run alone while its holder keeps its lease', async () => {
     const store = context.store();
     const clock = manualClock(at('2026-03-05T12:00:00Z'));
-    const db = store.db;
     const now = clock.now();
-    await db
-      .insertInto('workflows')
-      .values({
-        name: 'alive',
-        paused_at: null,
-        last_due_at: now,
-        lease_holder: 'live-node/x',
-        lease_expires_at: now + 60_000,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    await db
-      .insertInto('workflow_runs')
-      .values({
-        workflow: 'alive',
-        status: 'running',
-        trigger: 'manual',
-        holder: 'live-node/x',
-        scheduled_for: null,
-        missed_slots: 0,
-        start_step: 0,
-        restart_of: null,
-        failed_step: null,
-        error: null,
-        started_at: now,
-        finished_at: null,
-      })
-      .execute();
+    await insertRunningRun(store, {
+      workflow: 'alive',
+      holder: 'live-node/x',
+      now,
+      startedAt: now,
+      leaseExpiresAt: now + 60_000,
+    });
     const engine = engineFor(
       store,
       [{ name: 'alive', description: 't', schedule: '0 4 * * *', steps: [counted('s', new Map())] }],

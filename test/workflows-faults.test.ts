@@ -9,6 +9,7 @@ import { manualTicker } from '../src/workflows/ticker.ts';
 import { getWorkflowRow, listRuns, listSteps } from '../src/workflows/workflow-store.ts';
 import { done, type WorkflowDefinition } from '../src/workflows/types.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { insertRunningRun } from './support/running-workflow-run.ts';
 import { waitFor } from './support/wait.ts';
 
 // Faults an operator meets with the workflow engine: a step that never ends when the node is asked
@@ -159,41 +160,18 @@ describeEachDialect('workflow engine faults', (context) => {
       steps: [{ name: 'only', run: async () => done() }],
     };
     // What `herald workflows run killed`, killed with SIGKILL a while ago, leaves behind.
-    await store.db
-      .insertInto('workflows')
-      .values({
-        name: 'killed',
-        paused_at: null,
-        last_due_at: now,
-        lease_holder: 'dead-cli/abc',
-        lease_expires_at: now - 1,
-        created_at: now - 3_600_000,
-        updated_at: now - 121_000,
-      })
-      .execute();
-    const dead = await store.db
-      .insertInto('workflow_runs')
-      .values({
-        workflow: 'killed',
-        status: 'running',
-        trigger: 'manual',
-        holder: 'dead-cli/abc',
-        scheduled_for: null,
-        missed_slots: 0,
-        start_step: 0,
-        restart_of: null,
-        failed_step: null,
-        error: null,
-        started_at: now - 121_000,
-        finished_at: null,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const deadId = await insertRunningRun(store, {
+      workflow: 'killed',
+      holder: 'dead-cli/abc',
+      now,
+      startedAt: now - 121_000,
+      leaseExpiresAt: now - 1,
+    });
     // `herald workflows list`: an engine that is never started.
     const [status] = await engineFor(store, [definition], clock).status();
     expect(status).toMatchObject({ state: 'failed', health: 'failed', leaseHolder: null });
     expect(status!.lastError).toBe(
-      `interrupted: dead-cli/abc stopped renewing its lease during run ${dead.id} (recorded as failed by the next engine tick, \`herald workflows run killed\` or \`restart killed\`)`,
+      `interrupted: dead-cli/abc stopped renewing its lease during run ${deadId} (recorded as failed by the next engine tick, \`herald workflows run killed\` or \`restart killed\`)`,
     );
     // A run that holds its lease is running, whatever its age.
     await store.db
