@@ -4,6 +4,7 @@ import { maskUrl, type Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';
+import { createCommitWatermark } from './commit-watermark.ts';
 import { createDestinationPolicy, hostAddresses } from './destinations.ts';
 import { createWebhookPoster, type PostWebhook, type ResolveHost } from './post-webhook.ts';
 import { webhookRetryAt } from './retry.ts';
@@ -45,11 +46,15 @@ export function createWebhookDispatcher(options: {
   let stopped = false;
   // stop() drops the requests in flight instead of waiting up to webhooks.timeoutMs for their answer.
   let stopping = new AbortController();
+  const watermark = createCommitWatermark(store);
 
   /** One batch of a subscription's due events: how many were delivered, and whether more may be due. */
-  async function deliverBatch(subscription: WebhookSubscriptionRow): Promise<{ delivered: number; more: boolean }> {
+  async function deliverBatch(
+    subscription: WebhookSubscriptionRow,
+    throughId: number,
+  ): Promise<{ delivered: number; more: boolean }> {
     const now = clock.now();
-    const events = await dueEvents(store, subscription.id, now, config.batchSize);
+    const events = await dueEvents(store, subscription.id, now, config.batchSize, throughId);
     if (events.length === 0) return { delivered: 0, more: false };
     const body = JSON.stringify({
       events: events.map((e) => ({
@@ -107,10 +112,12 @@ export function createWebhookDispatcher(options: {
   // requests. A subscription is in the queue once at most, so its batches stay in order.
   async function runOnce(): Promise<number> {
     let delivered = 0;
-    const queue = await subscriptionsWithDueEvents(store, clock.now());
+    // Only events no smaller id can still be committed before: a receiver keeps the last id it processed.
+    const throughId = await watermark.advance();
+    const queue = await subscriptionsWithDueEvents(store, clock.now(), throughId);
     const takeTurns = async () => {
       for (let subscription = queue.shift(); subscription && !stopped; subscription = queue.shift()) {
-        const batch = await deliverBatch(subscription);
+        const batch = await deliverBatch(subscription, throughId);
         delivered += batch.delivered;
         if (batch.more) queue.push(subscription);
       }

@@ -61,12 +61,16 @@ export async function resumeSubscription(store: Store, id: number): Promise<void
 }
 
 /**
- * Active subscriptions with at least one event due, and none waiting for the retry of a failed
+ * Active subscriptions with at least one event due (up to id `throughId`: commit-watermark.ts), and none waiting for the retry of a failed
  * request: events written since are sent with them, after them, never before (a receiver keeping
  * the last event id it processed would take an older one sent later for a replay), and a receiver
  * that is down gets no request before its backoff, however many events keep coming.
  */
-export async function subscriptionsWithDueEvents(store: Store, now: number): Promise<WebhookSubscriptionRow[]> {
+export async function subscriptionsWithDueEvents(
+  store: Store,
+  now: number,
+  throughId: number,
+): Promise<WebhookSubscriptionRow[]> {
   return store.db
     .selectFrom('webhook_subscriptions as s')
     .selectAll('s')
@@ -78,7 +82,8 @@ export async function subscriptionsWithDueEvents(store: Store, now: number): Pro
           .select('o.id')
           .whereRef('o.subscription_id', '=', 's.id')
           .where('o.delivered_at', 'is', null)
-          .where('o.next_attempt_at', '<=', now),
+          .where('o.next_attempt_at', '<=', now)
+          .where('o.id', '<=', throughId),
       ),
     )
     .where((eb) =>
@@ -98,12 +103,13 @@ export async function subscriptionsWithDueEvents(store: Store, now: number): Pro
     .execute();
 }
 
-/** The oldest due events of one subscription, in the order they were written. */
+/** The oldest due events of one subscription up to id `throughId`, in the order they were written. */
 export async function dueEvents(
   store: Store,
   subscriptionId: number,
   now: number,
   limit: number,
+  throughId: number,
 ): Promise<WebhookOutboxRow[]> {
   return store.db
     .selectFrom('webhook_outbox')
@@ -111,6 +117,7 @@ export async function dueEvents(
     .where('subscription_id', '=', subscriptionId)
     .where('delivered_at', 'is', null)
     .where('next_attempt_at', '<=', now)
+    .where('id', '<=', throughId)
     .orderBy('id')
     .limit(limit)
     .execute();
@@ -159,4 +166,34 @@ export async function outboxBacklog(store: Store): Promise<Map<number, number>> 
     .groupBy('subscription_id')
     .execute();
   return new Map(rows.map((row) => [Number(row.subscription_id), Number(row.count)]));
+}
+
+/**
+ * PostgreSQL: the last outbox id handed out, then the transactions of this database still running
+ * (commit-watermark.ts). Read in this order: a transaction that took an event id up to `lastId` had
+ * its transaction id before (triggers write an event after the row it reports), so it is either
+ * over or in `running`.
+ */
+export interface OutboxMark {
+  lastId: number;
+  running: string[];
+}
+
+export async function readOutboxMark(store: Store): Promise<OutboxMark> {
+  const sequence = await sql<{ last_id: string }>`
+    select case when is_called then last_value else last_value - 1 end as last_id from webhook_outbox_id_seq`.execute(
+    store.db,
+  );
+  return { lastId: Number(sequence.rows[0]!.last_id), running: await runningTransactions(store) };
+}
+
+/**
+ * PostgreSQL: the ids of the transactions with writes still running in this database. Only this
+ * database's: a long transaction of another application on the same server writes no event here.
+ */
+export async function runningTransactions(store: Store): Promise<string[]> {
+  const result = await sql<{ xid: string }>`
+    select backend_xid::text as xid from pg_stat_activity
+    where datname = current_database() and backend_xid is not null`.execute(store.db);
+  return result.rows.map((row) => row.xid);
 }
