@@ -171,6 +171,34 @@ describeEachDialect('event webhooks', (context) => {
     await dispatcher.stop();
   });
 
+  it('pauses a subscription at once when its receiver answers 410 Gone', async () => {
+    const row = await createSubscription(
+      herald.store,
+      { url, events: ['delivery.state'] },
+      clock.now(),
+      webhooksConfig,
+    );
+    const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
+    const { deliveryId } = await seedDelivery(herald.store.db, {
+      now: clock.now(),
+      state: 'prepared',
+      recipients: [{ email: 'gone@b.example' }],
+    });
+    answer = 410;
+    await startDelivery(herald.store, deliveryId, clock.now());
+    await dispatcher.runOnce();
+    await dispatcher.stop();
+    // Before: active, retried like a 503 (here pauseAfterFailures is 3; 20, about 11 hours, by default).
+    expect((await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)).toMatchObject({
+      state: 'paused',
+      consecutiveFailures: 1,
+      backlog: 1,
+      lastError: 'HTTP 410 Gone: the receiver says this URL no longer exists (paused at once)',
+    });
+    answer = 204;
+    await removeSubscription(herald.store, row.id);
+  });
+
   it('is managed with herald webhooks create|list|resume|delete', async () => {
     const created = await runHerald(context.url(), [
       'webhooks',

@@ -79,14 +79,19 @@ export function createWebhookDispatcher(options: {
     });
     // Stopped mid-request: the events stay due as they were, sent again at the next start.
     if (answer.kind === 'aborted') return { delivered: 0, more: false };
+    // 410 Gone: the receiver says the URL is gone for good (RFC 9110 15.5.11). Retried like a 503,
+    // it got requests for pauseAfterFailures rounds (about 11 hours), events piling up meanwhile.
+    const gone = answer.kind === 'answered' && answer.status === 410;
     // An error may quote the URL: a subscription made before URLs with a password were refused
     // must not put it in the log or in lastError.
     const error =
       answer.kind === 'failed'
         ? answer.error.split(subscription.url).join(maskUrl(subscription.url))
-        : answer.status < 200 || answer.status >= 300
-          ? `HTTP ${answer.status}`
-          : undefined;
+        : gone
+          ? 'HTTP 410 Gone: the receiver says this URL no longer exists (paused at once)'
+          : answer.status < 200 || answer.status >= 300
+            ? `HTTP ${answer.status}`
+            : undefined;
     if (error === undefined) {
       await recordDelivered(store, subscription.id, ids, clock.now());
       return { delivered: ids.length, more: ids.length === config.batchSize };
@@ -98,10 +103,13 @@ export function createWebhookDispatcher(options: {
       ids,
       retryAt: webhookRetryAt(clock.now(), failures, config.firstRetrySeconds, config.maxRetrySeconds),
       error,
-      pauseAfter: config.pauseAfterFailures,
+      pauseAfter: gone ? 0 : config.pauseAfterFailures,
       now: clock.now(),
     });
-    logger.warn({ subscription: subscription.id, error }, 'webhook delivery failed; retried later');
+    logger.warn(
+      { subscription: subscription.id, error },
+      gone ? 'webhook paused' : 'webhook delivery failed; retried later',
+    );
     return { delivered: 0, more: false };
   }
 
