@@ -588,6 +588,22 @@ describeEachDialect('API over HTTP', (context) => {
       code: 'RULES_SOURCE_UNAVAILABLE',
       detail: expect.stringContaining('destination refused: 127.0.0.1 is in webhooks.deniedNetworks'),
     });
+    // A secret rotated: the new one in this answer only; an operator token may not rotate.
+    const hook = await client.call('POST', '/api/v1/webhooks', {
+      token: admin,
+      body: { url: 'https://crm.example/hook', events: ['message.sent'] },
+    });
+    const rotate = (token: string, body: Record<string, unknown>) =>
+      client.call('POST', '/api/v1/webhooks/:id/rotate-secret', { token, params: { id: hook.body.id }, body });
+    expect((await rotate(operator, {})).status).toBe(403);
+    expect((await rotate(admin, { overlapHours: 721 })).status).toBe(400);
+    const rotated = await rotate(admin, { overlapHours: 2 });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).not.toBe(hook.body.secret);
+    expect(rotated.body.previousSecretUntil).toEqual(expect.any(String));
+    const listed = await client.call('GET', '/api/v1/webhooks', { token: admin });
+    expect(JSON.stringify(listed.body)).not.toContain(rotated.body.secret);
+    await client.call('DELETE', '/api/v1/webhooks/:id', { token: admin, params: { id: hook.body.id } });
     const brokenJson = await client.call('POST', '/api/v1/webhooks', { token: admin, raw: '{"url": "http://x/' });
     expect(brokenJson.status).toBe(400);
     expect((await client.call('GET', '/api/v1/webhooks', { token: admin })).body.webhooks).toHaveLength(hooksBefore);

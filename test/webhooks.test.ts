@@ -19,6 +19,7 @@ import {
   listSubscriptionViews,
   removeSubscription,
   resumeSubscriptionById,
+  rotateSubscriptionSecret,
 } from '../src/webhooks/subscriptions.ts';
 import { insertSubscription } from '../src/webhooks/webhook-store.ts';
 import { finishRun, insertRun } from '../src/workflows/workflow-store.ts';
@@ -30,6 +31,7 @@ import { describeEachDialect } from './support/databases.ts';
 // retries after a failure with backoff, and pauses a subscription that keeps failing.
 
 interface Received {
+  path: string | undefined;
   headers: Record<string, string | string[] | undefined>;
   body: string;
 }
@@ -61,7 +63,7 @@ describeEachDialect('event webhooks', (context) => {
       const chunks: Buffer[] = [];
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
+        received.push({ path: request.url, headers: request.headers, body: Buffer.concat(chunks).toString('utf8') });
         response.writeHead(answer).end();
       });
     });
@@ -196,6 +198,73 @@ describeEachDialect('event webhooks', (context) => {
       lastError: 'HTTP 410 Gone: the receiver says this URL no longer exists (paused at once)',
     });
     answer = 204;
+    await removeSubscription(herald.store, row.id);
+  });
+
+  it('rotates a secret: both sign during the overlap, then only the new one', async () => {
+    const oldSecret = 'the-old-secret-0123456789';
+    const row = await createSubscription(
+      herald.store,
+      { url: `${url}/rotated`, events: ['delivery.state'], secret: oldSecret },
+      clock.now(),
+      webhooksConfig,
+    );
+    const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
+    const { deliveryId } = await seedDelivery(herald.store.db, {
+      now: clock.now(),
+      state: 'prepared',
+      recipients: [{ email: 'rotate@b.example' }],
+    });
+    const rotated = await rotateSubscriptionSecret(herald.store, row.id, { overlapHours: 1 }, clock.now());
+    expect(rotated.secret).not.toBe(oldSecret);
+    expect(rotated.previousSecretUntil).toBe(new Date(clock.now() + 3_600_000).toISOString());
+    const signatures = async () => {
+      const before = received.length;
+      await dispatcher.runOnce();
+      const last = received.slice(before).find((request) => request.path === '/hook/rotated')!;
+      return { last, timestamp: Number(last.headers['x-herald-timestamp']) };
+    };
+    answer = 204;
+    await startDelivery(herald.store, deliveryId, clock.now());
+    const during = await signatures();
+    expect(during.last.headers['x-herald-signature']).toBe(
+      `${signWebhook(rotated.secret, during.timestamp, during.last.body)}, ${signWebhook(oldSecret, during.timestamp, during.last.body)}`,
+    );
+    clock.advance(3_600_000);
+    await pauseDelivery(herald.store, deliveryId, clock.now());
+    const after = await signatures();
+    expect(after.last.headers['x-herald-signature']).toBe(
+      signWebhook(rotated.secret, after.timestamp, after.last.body),
+    );
+    await dispatcher.stop();
+
+    // From the CLI, a leaked secret stops signing at once; nonsense is refused, naming the option.
+    const leaked = await runHerald(context.url(), [
+      'webhooks',
+      'rotate-secret',
+      String(row.id),
+      '--overlap-hours',
+      '0',
+    ]);
+    expect(leaked.stdout).toEqual([
+      expect.stringMatching(new RegExp(`^webhook ${row.id}: new secret: \\S{32,}$`)),
+      'the previous secret no longer signs',
+    ]);
+    expect(leaked.stdout.join('\n')).not.toContain(rotated.secret);
+    const nonsense = await runHerald(context.url(), [
+      'webhooks',
+      'rotate-secret',
+      String(row.id),
+      '--overlap-hours',
+      '1.5',
+    ]);
+    expect(nonsense.stderr.join('\n')).toContain('--overlap-hours: a whole number of hours from 0 to 720 (got "1.5")');
+    await expect(rotateSubscriptionSecret(herald.store, row.id, { secret: 'short' }, clock.now())).rejects.toThrow(
+      'secret: at least 16 characters',
+    );
+    const listed = (await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)!;
+    expect(listed.previousSecretUntil).toBeNull();
+    expect(JSON.stringify(listed)).not.toContain(rotated.secret);
     await removeSubscription(herald.store, row.id);
   });
 

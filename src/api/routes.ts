@@ -674,6 +674,18 @@ export const routes: AnyRoute[] = [
     response: S.webhook,
     handler: webhooks.resume,
   }),
+  defineRoute({
+    method: 'POST',
+    path: `${v1}/webhooks/:id/rotate-secret`,
+    operationId: 'rotateWebhookSecret',
+    tag: 'admin',
+    summary: 'a new HMAC secret, in this answer only; the previous one keeps signing too for overlapHours',
+    permission: 'admin',
+    params: S.idParams,
+    body: S.webhookRotateBody,
+    response: S.createdWebhook,
+    handler: webhooks.rotateSecret,
+  }),
 ];
 
 let document: Record<string, unknown> | undefined;

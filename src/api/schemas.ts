@@ -1,6 +1,6 @@
 import { Type, type TProperties, type TSchema } from '@sinclair/typebox';
 import { shareLimits } from '../delivery/definition.ts';
-import { webhookKinds } from '../webhooks/subscriptions.ts';
+import { maxOverlapHours, webhookKinds } from '../webhooks/subscriptions.ts';
 
 // The JSON shapes of the API, shared by the routes table (routes.ts) and so by the OpenAPI document.
 // Request objects refuse unknown fields; responses describe what the domain functions return.
@@ -707,6 +707,7 @@ export const webhook = Type.Object(
     lastError: nullable(Type.String()),
     lastSuccessAt: nullable(isoTime),
     pausedAt: nullable(isoTime),
+    previousSecretUntil: nullable(isoTime),
     createdAt: isoTime,
     backlog: Type.Integer({ description: 'events waiting in the outbox' }),
   },
@@ -718,6 +719,19 @@ export const webhookCreateBody = Type.Object(
     url: Type.String({ minLength: 8, maxLength: 2_000, pattern: '^https?://' }),
     events: Type.Array(webhookKind, { minItems: 1, maxItems: 10 }),
     secret: Type.Optional(Type.String({ minLength: 16, maxLength: 200, description: 'default: generated' })),
+  },
+  strict,
+);
+export const webhookRotateBody = Type.Object(
+  {
+    secret: Type.Optional(Type.String({ minLength: 16, maxLength: 200, description: 'default: generated' })),
+    overlapHours: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: maxOverlapHours,
+        description: 'hours the previous secret keeps signing too (default 24; 0: stops at once)',
+      }),
+    ),
   },
   strict,
 );

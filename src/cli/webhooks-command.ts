@@ -3,9 +3,12 @@ import {
   createSubscription,
   listSubscriptionViews,
   removeSubscription,
+  maxOverlapHours,
   resumeSubscriptionById,
+  rotateSubscriptionSecret,
   webhookKinds,
 } from '../webhooks/subscriptions.ts';
+import { AppError } from '../common/errors.ts';
 import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald webhooks create|list|delete|resume`: event webhook subscriptions (docs/webhooks.md). The
@@ -15,6 +18,16 @@ const collect = (value: string, previous: string[]): string[] => [
   ...previous,
   ...value.split(',').map((v) => v.trim()),
 ];
+
+/** Digits only: Number('') and Number(' ') are 0, and 1.5 or 1e3 hours are not meant. */
+function overlapHours(text: string): number {
+  if (!/^\d{1,4}$/.test(text) || Number(text) > maxOverlapHours)
+    throw new AppError(
+      'INPUT_INVALID',
+      `--overlap-hours: a whole number of hours from 0 to ${maxOverlapHours} (got "${text.slice(0, 20)}")`,
+    );
+  return Number(text);
+}
 
 export function registerWebhooksCommands(program: Command, context: CliContext): void {
   const webhooks = program.command('webhooks').description('event webhooks: subscriptions, their failures and backlog');
@@ -38,6 +51,32 @@ export function registerWebhooksCommands(program: Command, context: CliContext):
         context.output.out(`secret: ${created.secret}`);
       });
     });
+
+  webhooks
+    .command('rotate-secret <id>')
+    .description('a new HMAC secret, printed once; the previous one keeps signing too for --overlap-hours')
+    .option('--secret <secret>', 'the new HMAC key (default: generated)')
+    .option('--overlap-hours <hours>', 'hours the previous secret keeps signing (0: stop it at once, for a leak)', '24')
+    .option('--json', 'print the subscription with its new secret')
+    .action(
+      async (id: string, options: { secret?: string; overlapHours: string; json?: boolean }, command: Command) => {
+        await withHerald(context, command, async (herald) => {
+          const rotated = await rotateSubscriptionSecret(
+            herald.store,
+            positiveInteger(id, 'webhook id'),
+            { secret: options.secret, overlapHours: overlapHours(options.overlapHours) },
+            herald.clock.now(),
+          );
+          if (options.json) return printJson(context, rotated);
+          context.output.out(`webhook ${rotated.id}: new secret: ${rotated.secret}`);
+          context.output.out(
+            rotated.previousSecretUntil
+              ? `the previous secret signs too until ${rotated.previousSecretUntil}`
+              : 'the previous secret no longer signs',
+          );
+        });
+      },
+    );
 
   webhooks
     .command('list', { isDefault: true })

@@ -35,6 +35,7 @@ import * as maintenanceProgress from './migrations/0036-maintenance-progress.ts'
 import * as dueIndexCoversDomain from './migrations/0037-due-index-covers-domain.ts';
 import * as preparationWarnings from './migrations/0038-preparation-warnings.ts';
 import * as preparationOwner from './migrations/0039-preparation-owner.ts';
+import * as webhookSecretRotation from './migrations/0040-webhook-secret-rotation.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -72,6 +73,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0037-due-index-covers-domain', dueIndexCoversDomain],
   ['0038-preparation-warnings', preparationWarnings],
   ['0039-preparation-owner', preparationOwner],
+  ['0040-webhook-secret-rotation', webhookSecretRotation],
 ];
 
 function migratorOf(store: Store): Migrator {

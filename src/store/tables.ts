@@ -593,8 +593,11 @@ export interface WebhookSubscriptionTable {
   url: string;
   /** JSON array of WebhookKind. */
   events: string;
-  /** HMAC-SHA256 key of the signatures (shown once, at creation). */
+  /** HMAC-SHA256 key of the signatures (shown once, at creation or rotation). */
   secret: string;
+  /** The secret before the last rotation: it signs too until `previous_secret_until` (migration 0040). */
+  previous_secret: string | null;
+  previous_secret_until: number | null;
   state: 'active' | 'paused';
   consecutive_failures: Generated<number>;
   last_error: string | null;

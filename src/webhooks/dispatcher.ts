@@ -27,6 +27,18 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
+/**
+ * X-Herald-Signature: the signature with the current secret, then, until the overlap of a rotation
+ * ends, the one with the previous secret (an HTTP list: `sha256=…, sha256=…`). A receiver accepts a
+ * request when one of them matches its secret, so it may switch secrets at any time of the overlap.
+ */
+export function signatureHeader(subscription: WebhookSubscriptionRow, timestamp: number, body: string): string {
+  const current = signWebhook(subscription.secret, timestamp, body);
+  const until = subscription.previous_secret_until;
+  if (subscription.previous_secret === null || until === null || Number(until) <= timestamp) return current;
+  return `${current}, ${signWebhook(subscription.previous_secret, timestamp, body)}`;
+}
+
 export function createWebhookDispatcher(options: {
   store: Store;
   config: WebhooksConfig;
@@ -70,7 +82,7 @@ export function createWebhookDispatcher(options: {
       headers: {
         'content-type': 'application/json',
         'x-herald-timestamp': String(now),
-        'x-herald-signature': signWebhook(subscription.secret, now, body),
+        'x-herald-signature': signatureHeader(subscription, now, body),
         'x-herald-batch': randomUUID(),
       },
       body,

@@ -12,6 +12,7 @@ import {
   listSubscriptions,
   outboxBacklog,
   resumeSubscription,
+  rotateSecret,
 } from './webhook-store.ts';
 
 // Webhook subscriptions as `herald webhooks` and the API manage them.
@@ -39,6 +40,7 @@ export function subscriptionView(row: WebhookSubscriptionRow, backlog = 0) {
     lastError: row.last_error,
     lastSuccessAt: iso(row.last_success_at),
     pausedAt: iso(row.paused_at),
+    previousSecretUntil: iso(row.previous_secret_until),
     createdAt: new Date(row.created_at).toISOString(),
     backlog,
   };
@@ -75,8 +77,7 @@ export async function createSubscription(
       'INPUT_INVALID',
       `events: choose among ${webhookKinds.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
     );
-  if (request.secret !== undefined && request.secret.length < 16)
-    throw new AppError('INPUT_INVALID', 'secret: at least 16 characters');
+  const secret = chooseSecret(request.secret);
   // An integration creating a subscription at each start without deleting the old one (or a token
   // used to flood) would make every outcome write one outbox row per subscription.
   if ((await countSubscriptions(store)) >= config.maxSubscriptions)
@@ -84,7 +85,6 @@ export async function createSubscription(
       'INPUT_INVALID',
       `webhooks.maxSubscriptions (${config.maxSubscriptions}) reached: delete one you no longer use (herald webhooks list, herald webhooks delete ID) or raise the key`,
     );
-  const secret = request.secret ?? randomBytes(32).toString('base64url');
   const row = await insertSubscription(store, {
     url: url.toString(),
     events: [...new Set(request.events)],
@@ -116,4 +116,37 @@ export async function resumeSubscriptionById(store: Store, id: number) {
   await requireSubscription(store, id);
   await resumeSubscription(store, id);
   return subscriptionView((await getSubscription(store, id))!);
+}
+
+/** The secret asked for, or a generated one. */
+function chooseSecret(requested: string | undefined): string {
+  if (requested !== undefined && requested.length < 16)
+    throw new AppError('INPUT_INVALID', 'secret: at least 16 characters');
+  return requested ?? randomBytes(32).toString('base64url');
+}
+
+/** Hours the previous secret keeps signing after a rotation, at most (30 days). */
+export const maxOverlapHours = 720;
+
+/**
+ * A new secret for a subscription (shown once, in the answer). The previous one keeps signing next
+ * to it for `overlapHours` (0: it stops at once, for a secret that leaked), so the receiver can
+ * switch to the new secret without a request it refuses or an event lost.
+ */
+export async function rotateSubscriptionSecret(
+  store: Store,
+  id: number,
+  request: { secret?: string | undefined; overlapHours?: number | undefined },
+  now: number,
+) {
+  const overlapHours = request.overlapHours ?? 24;
+  if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > maxOverlapHours)
+    throw new AppError('INPUT_INVALID', `overlapHours: a whole number of hours from 0 to ${maxOverlapHours}`);
+  const secret = chooseSecret(request.secret);
+  const current = await requireSubscription(store, id);
+  if (current.secret === secret) throw new AppError('INPUT_INVALID', 'secret: the same as the current one');
+  const previousUntil = overlapHours === 0 ? null : now + overlapHours * 3_600_000;
+  const row = await rotateSecret(store, id, { secret, previousUntil });
+  if (!row) throw new AppError('NOT_FOUND', `no webhook subscription ${id}`);
+  return { ...subscriptionView(row), secret };
 }

@@ -15,6 +15,8 @@ export async function insertSubscription(
       events: JSON.stringify(subscription.events),
       secret: subscription.secret,
       state: 'active',
+      previous_secret: null,
+      previous_secret_until: null,
       last_error: null,
       last_success_at: null,
       paused_at: null,
@@ -43,6 +45,28 @@ export async function getSubscription(store: Store, id: number): Promise<Webhook
 export async function deleteSubscription(store: Store, id: number): Promise<void> {
   await store.db.deleteFrom('webhook_outbox').where('subscription_id', '=', id).execute();
   await store.db.deleteFrom('webhook_subscriptions').where('id', '=', id).execute();
+}
+
+/**
+ * The subscription signs with `secret` from now on; the secret it had keeps signing too until
+ * `previousUntil` (null: not at all). One statement: two rotations at once each keep the secret the
+ * other replaced.
+ */
+export async function rotateSecret(
+  store: Store,
+  id: number,
+  rotation: { secret: string; previousUntil: number | null },
+): Promise<WebhookSubscriptionRow | undefined> {
+  return store.db
+    .updateTable('webhook_subscriptions')
+    .set((eb) => ({
+      previous_secret: rotation.previousUntil === null ? null : eb.ref('secret'),
+      previous_secret_until: rotation.previousUntil,
+      secret: rotation.secret,
+    }))
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 export async function resumeSubscription(store: Store, id: number): Promise<void> {

@@ -4,6 +4,7 @@ import {
   listSubscriptionViews,
   removeSubscription,
   resumeSubscriptionById,
+  rotateSubscriptionSecret,
 } from '../../webhooks/subscriptions.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type * as S from '../schemas.ts';
@@ -29,4 +30,11 @@ export async function remove({ herald }: ApiContext, { params }: HandlerInput<Id
 
 export async function resume({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
   return resumeSubscriptionById(herald.store, params.id);
+}
+
+export async function rotateSecret(
+  { herald }: ApiContext,
+  { params, body }: HandlerInput<Id, unknown, Static<typeof S.webhookRotateBody>>,
+) {
+  return rotateSubscriptionSecret(herald.store, params.id, body, herald.clock.now());
 }
