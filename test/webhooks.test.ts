@@ -268,6 +268,59 @@ describeEachDialect('event webhooks', (context) => {
     await removeSubscription(herald.store, row.id);
   });
 
+  it('halves its batches for a receiver whose body limit is below them (413), without counting failures', async () => {
+    // express.json() refuses bodies over 100 kB by default: 500 message.sent events are about 125 kB.
+    const limitBytes = 2_000;
+    const ids: number[] = [];
+    const limited = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (body.length > limitBytes) return response.writeHead(413).end();
+        ids.push(...(JSON.parse(body.toString('utf8')) as { events: Array<{ id: number }> }).events.map((e) => e.id));
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => limited.listen(0, '127.0.0.1', resolve));
+    try {
+      const row = await createSubscription(
+        herald.store,
+        { url: `http://127.0.0.1:${(limited.address() as AddressInfo).port}/hook`, events: ['message.sent'] },
+        clock.now(),
+        webhooksConfig,
+      );
+      const recipients = Array.from({ length: 40 }, (_, i) => ({ email: `limit${i}@b.example` }));
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'in_progress',
+        recipients,
+      });
+      await herald.store.db
+        .updateTable('delivery_logs')
+        .set({ status: 'sent', attempts: 1, sent_at: clock.now() })
+        .where('delivery_id', '=', deliveryId)
+        .execute();
+      const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
+      // Before: every request was the whole batch, refused; the third refusal paused the subscription.
+      for (let pass = 0; pass < 3; pass++) {
+        await dispatcher.runOnce();
+        clock.advance(3_600_000);
+      }
+      await dispatcher.stop();
+      expect(ids).toHaveLength(40);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      expect((await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)).toMatchObject({
+        state: 'active',
+        consecutiveFailures: 0,
+        backlog: 0,
+      });
+      await removeSubscription(herald.store, row.id);
+    } finally {
+      await new Promise((resolve) => limited.close(resolve));
+    }
+  });
+
   it('is managed with herald webhooks create|list|resume|delete', async () => {
     const created = await runHerald(context.url(), [
       'webhooks',

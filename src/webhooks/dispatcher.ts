@@ -59,6 +59,8 @@ export function createWebhookDispatcher(options: {
   // stop() drops the requests in flight instead of waiting up to webhooks.timeoutMs for their answer.
   let stopping = new AbortController();
   const watermark = createCommitWatermark(store);
+  // Events per request of the subscriptions whose receiver refused a batch as too large (413).
+  const batchLimits = new Map<number, number>();
 
   /** One batch of a subscription's due events: how many were delivered, and whether more may be due. */
   async function deliverBatch(
@@ -66,7 +68,8 @@ export function createWebhookDispatcher(options: {
     throughId: number,
   ): Promise<{ delivered: number; more: boolean }> {
     const now = clock.now();
-    const events = await dueEvents(store, subscription.id, now, config.batchSize, throughId);
+    const limit = batchLimits.get(subscription.id) ?? config.batchSize;
+    const events = await dueEvents(store, subscription.id, now, limit, throughId);
     if (events.length === 0) return { delivered: 0, more: false };
     const body = JSON.stringify({
       events: events.map((e) => ({
@@ -91,6 +94,18 @@ export function createWebhookDispatcher(options: {
     });
     // Stopped mid-request: the events stay due as they were, sent again at the next start.
     if (answer.kind === 'aborted') return { delivered: 0, more: false };
+    // 413 Content Too Large: the receiver's body limit is below the batch (express.json() refuses
+    // 100 kB, about 400 message.sent events). Sent whole again and again, the batch failed until the
+    // subscription was paused, and resuming it failed the same way. Half as many events per request,
+    // at once (until one: then a failure like any other); kept for the life of the process.
+    if (answer.kind === 'answered' && answer.status === 413 && events.length > 1) {
+      batchLimits.set(subscription.id, Math.ceil(events.length / 2));
+      logger.warn(
+        { subscription: subscription.id, events: Math.ceil(events.length / 2) },
+        'webhook receiver refused a batch as too large (HTTP 413); sending fewer events per request',
+      );
+      return { delivered: 0, more: true };
+    }
     // 410 Gone: the receiver says the URL is gone for good (RFC 9110 15.5.11). Retried like a 503,
     // it got requests for pauseAfterFailures rounds (about 11 hours), events piling up meanwhile.
     const gone = answer.kind === 'answered' && answer.status === 410;
@@ -106,7 +121,7 @@ export function createWebhookDispatcher(options: {
             : undefined;
     if (error === undefined) {
       await recordDelivered(store, subscription.id, ids, clock.now());
-      return { delivered: ids.length, more: ids.length === config.batchSize };
+      return { delivered: ids.length, more: ids.length === limit };
     }
     // The receiver's failures in a row, not the events' attempts: a batch mixes events retried with
     // events written since, so the backoff of its newest (none yet) would stay at the first delay.
