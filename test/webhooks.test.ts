@@ -321,6 +321,64 @@ describeEachDialect('event webhooks', (context) => {
     }
   });
 
+  it('sends a batch from one dispatcher at a time when two api processes share the database', async () => {
+    const ids: number[] = [];
+    let firstArrived: () => void = () => {};
+    const arrived = new Promise<void>((resolve) => {
+      firstArrived = resolve;
+    });
+    let held: ServerResponse | undefined;
+    const shared = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        ids.push(
+          ...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { events: Array<{ id: number }> }).events.map(
+            (e) => e.id,
+          ),
+        );
+        // The first request waits for the test to answer it; any other is answered at once.
+        if (held === undefined) {
+          held = response;
+          firstArrived();
+        } else response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => shared.listen(0, '127.0.0.1', resolve));
+    try {
+      const row = await createSubscription(
+        herald.store,
+        { url: `http://127.0.0.1:${(shared.address() as AddressInfo).port}/hook`, events: ['delivery.state'] },
+        clock.now(),
+        webhooksConfig,
+      );
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'shared@b.example' }],
+      });
+      await startDelivery(herald.store, deliveryId, clock.now());
+      const first = createWebhookDispatcher({ ...herald, config: webhooksConfig });
+      const second = createWebhookDispatcher({ ...herald, config: webhooksConfig });
+      const firstPass = first.runOnce();
+      await arrived;
+      // Before: the second process sent the same batch while the first one's was in flight.
+      await second.runOnce();
+      held!.writeHead(204).end();
+      expect(await firstPass).toBe(1);
+      await first.stop();
+      await second.stop();
+      expect(ids).toHaveLength(1);
+      expect((await listSubscriptionViews(herald.store)).find((view) => view.id === row.id)).toMatchObject({
+        backlog: 0,
+      });
+      await removeSubscription(herald.store, row.id);
+    } finally {
+      shared.closeAllConnections();
+      await new Promise((resolve) => shared.close(resolve));
+    }
+  });
+
   it('is managed with herald webhooks create|list|resume|delete', async () => {
     const created = await runHerald(context.url(), [
       'webhooks',

@@ -36,6 +36,7 @@ import * as dueIndexCoversDomain from './migrations/0037-due-index-covers-domain
 import * as preparationWarnings from './migrations/0038-preparation-warnings.ts';
 import * as preparationOwner from './migrations/0039-preparation-owner.ts';
 import * as webhookSecretRotation from './migrations/0040-webhook-secret-rotation.ts';
+import * as webhookDispatchLease from './migrations/0041-webhook-dispatch-lease.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -74,6 +75,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0038-preparation-warnings', preparationWarnings],
   ['0039-preparation-owner', preparationOwner],
   ['0040-webhook-secret-rotation', webhookSecretRotation],
+  ['0041-webhook-dispatch-lease', webhookDispatchLease],
 ];
 
 function migratorOf(store: Store): Migrator {

@@ -598,6 +598,9 @@ export interface WebhookSubscriptionTable {
   /** The secret before the last rotation: it signs too until `previous_secret_until` (migration 0040). */
   previous_secret: string | null;
   previous_secret_until: number | null;
+  /** The dispatcher sending to it now, until `dispatch_until` (migration 0041). */
+  dispatch_holder: Generated<string | null>;
+  dispatch_until: Generated<number | null>;
   state: 'active' | 'paused';
   consecutive_failures: Generated<number>;
   last_error: string | null;

@@ -8,13 +8,23 @@ import { createCommitWatermark } from './commit-watermark.ts';
 import { createDestinationPolicy, hostAddresses } from './destinations.ts';
 import { createWebhookPoster, type PostWebhook, type ResolveHost } from './post-webhook.ts';
 import { webhookRetryAt } from './retry.ts';
-import { dueEvents, recordDelivered, recordFailed, subscriptionsWithDueEvents } from './webhook-store.ts';
+import {
+  claimSubscription,
+  dueEvents,
+  recordDelivered,
+  recordFailed,
+  releaseSubscription,
+  subscriptionsWithDueEvents,
+} from './webhook-store.ts';
 
 // Sends the outbox: per subscription, the oldest due events in one signed POST
 // ({"events":[{id,kind,createdAt,data}]}). 2xx: they leave the outbox. Anything else: retried with
 // doubling delays; a subscription failing pauseAfterFailures requests in a row is paused.
 // Signature: X-Herald-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>, with the
 // timestamp (ms) in X-Herald-Timestamp, so a receiver can refuse replays outside a window.
+
+/** How long a dispatcher's lease on a subscription outlives its request's timeout. */
+const leaseMarginMs = 60_000;
 
 export interface WebhookDispatcher {
   /** One pass over every subscription with due events; returns the events delivered. */
@@ -62,8 +72,30 @@ export function createWebhookDispatcher(options: {
   // Events per request of the subscriptions whose receiver refused a batch as too large (413).
   const batchLimits = new Map<number, number>();
 
-  /** One batch of a subscription's due events: how many were delivered, and whether more may be due. */
+  const holder = randomUUID();
+
+  /**
+   * One batch of a subscription, under its lease: another api process on the database sending to
+   * it now is left alone (it would send the same events, a second request in flight).
+   */
   async function deliverBatch(
+    listed: WebhookSubscriptionRow,
+    throughId: number,
+  ): Promise<{ delivered: number; more: boolean }> {
+    const now = clock.now();
+    // The lease outlives the request (timeoutMs) by the time to record its outcome.
+    const until = now + config.timeoutMs + leaseMarginMs;
+    const subscription = await claimSubscription(store, listed.id, { holder, now, until });
+    if (!subscription) return { delivered: 0, more: false };
+    try {
+      return await sendBatch(subscription, throughId);
+    } finally {
+      await releaseSubscription(store, subscription.id, holder);
+    }
+  }
+
+  /** One batch of a subscription's due events: how many were delivered, and whether more may be due. */
+  async function sendBatch(
     subscription: WebhookSubscriptionRow,
     throughId: number,
   ): Promise<{ delivered: number; more: boolean }> {

@@ -127,6 +127,35 @@ export async function subscriptionsWithDueEvents(
     .execute();
 }
 
+/**
+ * The subscription's lease for one request, if it is active and no other dispatcher holds it: two api
+ * processes on one database sent the same batch at once. Returns the row as it is now (its secret,
+ * its failures in a row). A crashed holder's lease ends at `until`.
+ */
+export async function claimSubscription(
+  store: Store,
+  id: number,
+  lease: { holder: string; now: number; until: number },
+): Promise<WebhookSubscriptionRow | undefined> {
+  return store.db
+    .updateTable('webhook_subscriptions')
+    .set({ dispatch_holder: lease.holder, dispatch_until: lease.until })
+    .where('id', '=', id)
+    .where('state', '=', 'active')
+    .where((eb) => eb.or([eb('dispatch_holder', 'is', null), eb('dispatch_until', '<=', lease.now)]))
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function releaseSubscription(store: Store, id: number, holder: string): Promise<void> {
+  await store.db
+    .updateTable('webhook_subscriptions')
+    .set({ dispatch_holder: null, dispatch_until: null })
+    .where('id', '=', id)
+    .where('dispatch_holder', '=', holder)
+    .execute();
+}
+
 /** The oldest due events of one subscription up to id `throughId`, in the order they were written. */
 export async function dueEvents(
   store: Store,
