@@ -1,12 +1,15 @@
 import { createServer, type Server } from 'node:http';
+import { Writable } from 'node:stream';
+import { sql } from 'kysely';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { silentLogger } from '../src/common/logger.ts';
+import { createLogger, silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { updateDeliveryState } from '../src/delivery/delivery-store.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
+import { heldBackWarningMs } from '../src/webhooks/commit-watermark.ts';
 import { createWebhookDispatcher } from '../src/webhooks/dispatcher.ts';
 import { createSubscription, removeSubscription } from '../src/webhooks/subscriptions.ts';
 import { describeEachDialect } from './support/databases.ts';
@@ -89,6 +92,54 @@ describeEachDialect('webhook events committed out of id order', (context) => {
       const sent = requests.flat();
       expect(sent).toHaveLength(2);
       expect(sent).toEqual([...sent].sort((a, b) => a - b));
+      await removeSubscription(herald.store, subscription.id);
+    },
+  );
+
+  it.skipIf(context.dialect !== 'postgres')(
+    'names the transaction that holds the events back a minute, once (PostgreSQL)',
+    async () => {
+      const subscription = await createSubscription(
+        herald.store,
+        { url, events: ['delivery.state'] },
+        clock.now(),
+        herald.config.webhooks,
+      );
+      const { deliveryId } = await seedDelivery(herald.store.db, {
+        now: clock.now(),
+        state: 'prepared',
+        recipients: [{ email: 'held@b.example' }],
+      });
+      const logged: string[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          logged.push(chunk.toString());
+          callback();
+        },
+      });
+      const logger = createLogger({ level: 'warn', destination });
+      const dispatcher = createWebhookDispatcher({ ...herald, logger, config: herald.config.webhooks });
+      let pid = 0;
+      // A session left in the middle of a transaction (psql after BEGIN and an UPDATE).
+      const open = await holdTransaction(herald.store, async (trx) => {
+        await updateDeliveryState({ ...herald.store, db: trx }, deliveryId, {
+          to: 'in_progress',
+          from: ['prepared'],
+          now: clock.now(),
+        });
+        pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows[0]!.pid;
+      });
+      await dispatcher.runOnce();
+      clock.advance(heldBackWarningMs);
+      await dispatcher.runOnce();
+      await dispatcher.runOnce();
+      // Before: nothing said why no webhook left.
+      const warnings = logged.filter((line) => line.includes('webhook events wait for database transactions'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`pg_stat_activity pid ${pid}`);
+      await open.commit();
+      expect(await dispatcher.runOnce()).toBe(1);
+      await dispatcher.stop();
       await removeSubscription(herald.store, subscription.id);
     },
   );

@@ -1,3 +1,5 @@
+import type { Clock } from '../common/clock.ts';
+import type { Logger } from '../common/logger.ts';
 import type { Store } from '../store/database.ts';
 import { readOutboxMark, type OutboxMark } from './webhook-store.ts';
 
@@ -15,25 +17,40 @@ import { readOutboxMark, type OutboxMark } from './webhook-store.ts';
 /** Marks waiting for their transactions to end, at most this many (the newest replaces the last). */
 const maxPendingMarks = 64;
 
+/** Events held back this long by the same transactions: the log names them (once per mark). */
+export const heldBackWarningMs = 60_000;
+
 export interface CommitWatermark {
   /** The highest outbox id the dispatcher may send now (no smaller one can still appear). */
   advance(): Promise<number>;
 }
 
-export function createCommitWatermark(store: Store): CommitWatermark {
+export function createCommitWatermark(store: Store, clock: Clock, logger: Logger): CommitWatermark {
   if (store.dialect === 'sqlite') return { advance: async () => Number.MAX_SAFE_INTEGER };
-  const pending: OutboxMark[] = [];
+  const pending: Array<OutboxMark & { markedAt: number }> = [];
   let finalThrough = 0;
+  let warned: OutboxMark | undefined;
   return {
     async advance() {
-      const mark = await readOutboxMark(store);
+      const mark = { ...(await readOutboxMark(store)), markedAt: clock.now() };
       if (pending.length < maxPendingMarks) pending.push(mark);
       else pending[pending.length - 1] = mark;
-      const running = new Set(mark.running);
+      const running = new Set(mark.running.map((transaction) => transaction.xid));
+      const waitsFor = (held: OutboxMark) => held.running.filter((transaction) => running.has(transaction.xid));
       // Oldest first: a transaction still running that an older mark waits for was running when
       // every newer mark was read as well. The newest is final at once when nothing is running.
-      while (pending[0] && !pending[0].running.some((xid) => running.has(xid)))
+      while (pending[0] && waitsFor(pending[0]).length === 0)
         finalThrough = Math.max(finalThrough, pending.shift()!.lastId);
+      // Nothing else says why no webhook leaves: a psql session left in a transaction holds them all.
+      const oldest = pending[0];
+      if (oldest && oldest !== warned && clock.now() - oldest.markedAt >= heldBackWarningMs) {
+        warned = oldest;
+        const pids = waitsFor(oldest).map((transaction) => transaction.pid);
+        logger.warn(
+          { pids, since: new Date(oldest.markedAt).toISOString() },
+          `webhook events wait for database transactions open since before they were written (pg_stat_activity pid ${pids.join(', ')}): let them finish or end them (pg_terminate_backend)`,
+        );
+      }
       return finalThrough;
     },
   };

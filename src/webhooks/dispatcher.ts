@@ -68,7 +68,7 @@ export function createWebhookDispatcher(options: {
   let stopped = false;
   // stop() drops the requests in flight instead of waiting up to webhooks.timeoutMs for their answer.
   let stopping = new AbortController();
-  const watermark = createCommitWatermark(store);
+  const watermark = createCommitWatermark(store, clock, logger);
   // Events per request of the subscriptions whose receiver refused a batch as too large (413).
   const batchLimits = new Map<number, number>();
 

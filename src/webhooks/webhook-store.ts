@@ -229,7 +229,13 @@ export async function outboxBacklog(store: Store): Promise<Map<number, number>> 
  */
 export interface OutboxMark {
   lastId: number;
-  running: string[];
+  running: RunningTransaction[];
+}
+
+/** A transaction with writes, by its id, and the server process running it (pg_stat_activity.pid). */
+export interface RunningTransaction {
+  xid: string;
+  pid: number;
 }
 
 export async function readOutboxMark(store: Store): Promise<OutboxMark> {
@@ -241,12 +247,12 @@ export async function readOutboxMark(store: Store): Promise<OutboxMark> {
 }
 
 /**
- * PostgreSQL: the ids of the transactions with writes still running in this database. Only this
- * database's: a long transaction of another application on the same server writes no event here.
+ * PostgreSQL: the transactions with writes still running in this database. Only this database's: a
+ * long transaction of another application on the same server writes no event here.
  */
-export async function runningTransactions(store: Store): Promise<string[]> {
-  const result = await sql<{ xid: string }>`
-    select backend_xid::text as xid from pg_stat_activity
+export async function runningTransactions(store: Store): Promise<RunningTransaction[]> {
+  const result = await sql<{ xid: string; pid: number }>`
+    select backend_xid::text as xid, pid from pg_stat_activity
     where datname = current_database() and backend_xid is not null`.execute(store.db);
-  return result.rows.map((row) => row.xid);
+  return result.rows.map((row) => ({ xid: row.xid, pid: Number(row.pid) }));
 }
