@@ -1,18 +1,18 @@
 import { createServer, type Server } from 'node:http';
-import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { createLogger, silentLogger } from '../src/common/logger.ts';
+import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { updateDeliveryState } from '../src/delivery/delivery-store.ts';
 import { openHerald, type Herald } from '../src/main.ts';
-import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { heldBackWarningMs } from '../src/webhooks/commit-watermark.ts';
 import { createWebhookDispatcher } from '../src/webhooks/dispatcher.ts';
 import { createSubscription, removeSubscription } from '../src/webhooks/subscriptions.ts';
+import { capturedLogger } from './support/captured-log.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { onePreparedDelivery } from './support/fixtures.ts';
 import { holdTransaction } from './support/held-transaction.ts';
 
 // docs/webhooks.md promises that event ids increase, so a receiver may keep the last id it processed
@@ -54,19 +54,17 @@ describeEachDialect('webhook events committed out of id order', (context) => {
     await herald?.close();
   });
 
+  const subscribe = () =>
+    createSubscription(herald.store, { url, events: ['delivery.state'] }, clock.now(), herald.config.webhooks);
+
   it.skipIf(context.dialect !== 'postgres')(
     'never sends an event id while a smaller one is still uncommitted (PostgreSQL)',
     async () => {
-      const subscription = await createSubscription(
-        herald.store,
-        { url, events: ['delivery.state'] },
-        clock.now(),
-        herald.config.webhooks,
-      );
-      const seed = async (email: string) =>
-        (await seedDelivery(herald.store.db, { now: clock.now(), state: 'prepared', recipients: [{ email }] }))
-          .deliveryId;
-      const [lateDelivery, earlyDelivery] = [await seed('late@b.example'), await seed('early@b.example')];
+      const subscription = await subscribe();
+      const [lateDelivery, earlyDelivery] = [
+        await onePreparedDelivery(herald, 'late@b.example'),
+        await onePreparedDelivery(herald, 'early@b.example'),
+      ];
       const dispatcher = createWebhookDispatcher({ ...herald, config: herald.config.webhooks });
 
       // "late" writes its event first (the smaller id) and commits after "early".
@@ -99,25 +97,9 @@ describeEachDialect('webhook events committed out of id order', (context) => {
   it.skipIf(context.dialect !== 'postgres')(
     'names the transaction that holds the events back a minute, once (PostgreSQL)',
     async () => {
-      const subscription = await createSubscription(
-        herald.store,
-        { url, events: ['delivery.state'] },
-        clock.now(),
-        herald.config.webhooks,
-      );
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'held@b.example' }],
-      });
-      const logged: string[] = [];
-      const destination = new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          logged.push(chunk.toString());
-          callback();
-        },
-      });
-      const logger = createLogger({ level: 'warn', destination });
+      const subscription = await subscribe();
+      const deliveryId = await onePreparedDelivery(herald, 'held@b.example');
+      const { logger, lines: logged } = capturedLogger();
       const dispatcher = createWebhookDispatcher({ ...herald, logger, config: herald.config.webhooks });
       let pid = 0;
       // A session left in the middle of a transaction (psql after BEGIN and an UPDATE).

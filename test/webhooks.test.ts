@@ -1,9 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIP } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { createLogger, silentLogger } from '../src/common/logger.ts';
+import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { updateDeliveryState } from '../src/delivery/delivery-store.ts';
 import { pauseDelivery, resumeDelivery, startDelivery } from '../src/delivery/lifecycle.ts';
@@ -23,8 +22,10 @@ import {
 } from '../src/webhooks/subscriptions.ts';
 import { insertSubscription } from '../src/webhooks/webhook-store.ts';
 import { finishRun, insertRun } from '../src/workflows/workflow-store.ts';
+import { capturedLogger } from './support/captured-log.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { onePreparedDelivery } from './support/fixtures.ts';
 
 // Event webhooks end to end on both dialects: a state change writes its event in its own transaction
 // (a rolled-back change writes none), the dispatcher POSTs it signed to a real loopback receiver,
@@ -83,11 +84,7 @@ describeEachDialect('event webhooks', (context) => {
       webhooksConfig,
     );
     const dispatcher = createWebhookDispatcher({ ...herald, config: herald.config.webhooks });
-    const { deliveryId } = await seedDelivery(herald.store.db, {
-      now: clock.now(),
-      state: 'prepared',
-      recipients: [{ email: 'a@b.example' }],
-    });
+    const deliveryId = await onePreparedDelivery(herald, 'a@b.example');
 
     await startDelivery(herald.store, deliveryId, clock.now());
     await pauseDelivery(herald.store, deliveryId, clock.now());
@@ -181,11 +178,7 @@ describeEachDialect('event webhooks', (context) => {
       webhooksConfig,
     );
     const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
-    const { deliveryId } = await seedDelivery(herald.store.db, {
-      now: clock.now(),
-      state: 'prepared',
-      recipients: [{ email: 'gone@b.example' }],
-    });
+    const deliveryId = await onePreparedDelivery(herald, 'gone@b.example');
     answer = 410;
     await startDelivery(herald.store, deliveryId, clock.now());
     await dispatcher.runOnce();
@@ -210,11 +203,7 @@ describeEachDialect('event webhooks', (context) => {
       webhooksConfig,
     );
     const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
-    const { deliveryId } = await seedDelivery(herald.store.db, {
-      now: clock.now(),
-      state: 'prepared',
-      recipients: [{ email: 'rotate@b.example' }],
-    });
+    const deliveryId = await onePreparedDelivery(herald, 'rotate@b.example');
     const rotated = await rotateSubscriptionSecret(herald.store, row.id, { overlapHours: 1 }, clock.now());
     expect(rotated.secret).not.toBe(oldSecret);
     expect(rotated.previousSecretUntil).toBe(new Date(clock.now() + 3_600_000).toISOString());
@@ -352,11 +341,7 @@ describeEachDialect('event webhooks', (context) => {
         clock.now(),
         webhooksConfig,
       );
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'shared@b.example' }],
-      });
+      const deliveryId = await onePreparedDelivery(herald, 'shared@b.example');
       await startDelivery(herald.store, deliveryId, clock.now());
       const first = createWebhookDispatcher({ ...herald, config: webhooksConfig });
       const second = createWebhookDispatcher({ ...herald, config: webhooksConfig });
@@ -476,11 +461,7 @@ describeEachDialect('event webhooks', (context) => {
         return [{ address: '169.254.169.254', family: 4 }];
       },
     });
-    const { deliveryId } = await seedDelivery(herald.store.db, {
-      now: clock.now(),
-      state: 'prepared',
-      recipients: [{ email: 'metadata@b.example' }],
-    });
+    const deliveryId = await onePreparedDelivery(herald, 'metadata@b.example');
     await startDelivery(herald.store, deliveryId, clock.now());
     await dispatcher.runOnce();
     await dispatcher.stop();
@@ -520,11 +501,7 @@ describeEachDialect('event webhooks', (context) => {
       // timeout), buffering all the receiver sent meanwhile.
       const config = { ...herald.config.webhooks, timeoutMs: 120_000 };
       const dispatcher = createWebhookDispatcher({ ...herald, config });
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'endless@b.example' }],
-      });
+      const deliveryId = await onePreparedDelivery(herald, 'endless@b.example');
       await startDelivery(herald.store, deliveryId, clock.now());
       await dispatcher.runOnce();
       await dispatcher.stop();
@@ -554,11 +531,7 @@ describeEachDialect('event webhooks', (context) => {
         clock.now(),
         webhooksConfig,
       );
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'turns@b.example' }],
-      });
+      const deliveryId = await onePreparedDelivery(herald, 'turns@b.example');
       await startDelivery(herald.store, deliveryId, clock.now());
       await pauseDelivery(herald.store, deliveryId, clock.now());
       const other = await createSubscription(
@@ -618,11 +591,7 @@ describeEachDialect('event webhooks', (context) => {
         clock.now(),
         webhooksConfig,
       );
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'slow@b.example' }],
-      });
+      const deliveryId = await onePreparedDelivery(herald, 'slow@b.example');
       await startDelivery(herald.store, deliveryId, clock.now());
       await pauseDelivery(herald.store, deliveryId, clock.now());
       await resumeDelivery(herald.store, deliveryId, clock.now());
@@ -674,11 +643,7 @@ describeEachDialect('event webhooks', (context) => {
       );
       // Before: stop() (and so a SIGTERM of the api role) waited the whole timeout for the answer.
       const dispatcher = createWebhookDispatcher({ ...herald, config: { ...webhooksConfig, timeoutMs: 120_000 } });
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'silent@b.example' }],
-      });
+      const deliveryId = await onePreparedDelivery(herald, 'silent@b.example');
       await startDelivery(herald.store, deliveryId, clock.now());
       const pass = dispatcher.runOnce();
       await requestArrived;
@@ -719,11 +684,7 @@ describeEachDialect('event webhooks', (context) => {
         webhooksConfig,
       );
       const dispatcher = createWebhookDispatcher({ ...herald, config: webhooksConfig });
-      const { deliveryId } = await seedDelivery(herald.store.db, {
-        now: clock.now(),
-        state: 'prepared',
-        recipients: [{ email: 'backoff@b.example' }],
-      });
+      const deliveryId = await onePreparedDelivery(herald, 'backoff@b.example');
       await startDelivery(herald.store, deliveryId, clock.now());
       await dispatcher.runOnce();
       // Before: each new event was due at once, so every pass sent a request whatever the backoff,
@@ -768,20 +729,9 @@ describeEachDialect('event webhooks', (context) => {
       secret: 'a-secret-of-enough-length',
       now: clock.now(),
     });
-    const logged: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        logged.push(chunk.toString());
-        callback();
-      },
-    });
-    const logger = createLogger({ level: 'warn', destination });
+    const { logger, lines: logged } = capturedLogger();
     const dispatcher = createWebhookDispatcher({ ...herald, logger, config: herald.config.webhooks });
-    const { deliveryId } = await seedDelivery(herald.store.db, {
-      now: clock.now(),
-      state: 'prepared',
-      recipients: [{ email: 'c@b.example' }],
-    });
+    const deliveryId = await onePreparedDelivery(herald, 'c@b.example');
     await startDelivery(herald.store, deliveryId, clock.now());
     await dispatcher.runOnce();
     await dispatcher.stop();

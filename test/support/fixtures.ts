@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.ts';
 import { createWorkflowEngine } from '../../src/workflows/engine.ts';
 import { manualTicker } from '../../src/workflows/ticker.ts';
 import type { Herald } from '../../src/main.ts';
+import { seedDelivery } from '../../src/mta/testing/seed-delivery.ts';
 import type { Store } from '../../src/store/database.ts';
 
 /** Inserts a list with `count` recipients straight into the database (tests that are not about import). */
@@ -125,4 +126,14 @@ export function runWorkflowOnce(store: Store, clock: Clock, name: string) {
     ticker: manualTicker,
   });
   return engine.runNow(name);
+}
+
+/** A prepared delivery of one recipient: each change of its state writes a delivery.state webhook event. */
+export async function onePreparedDelivery(herald: Pick<Herald, 'store' | 'clock'>, email: string): Promise<number> {
+  const seeded = await seedDelivery(herald.store.db, {
+    now: herald.clock.now(),
+    state: 'prepared',
+    recipients: [{ email }],
+  });
+  return seeded.deliveryId;
 }
