@@ -34,7 +34,8 @@ export async function resume({ herald }: ApiContext, { params }: HandlerInput<Id
 
 export async function rotateSecret(
   { herald }: ApiContext,
-  { params, body }: HandlerInput<Id, unknown, Static<typeof S.webhookRotateBody>>,
+  { params, body }: HandlerInput<Id, unknown, Static<typeof S.webhookRotateBody> | undefined>,
 ) {
-  return rotateSubscriptionSecret(herald.store, params.id, body, herald.clock.now());
+  // Every field is optional: a request without a body rotates with the defaults.
+  return rotateSubscriptionSecret(herald.store, params.id, body ?? {}, herald.clock.now());
 }
