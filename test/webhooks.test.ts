@@ -407,6 +407,14 @@ describeEachDialect('event webhooks', (context) => {
     ).catch((error: Error) => error);
     expect((refused as Error).message).toMatch(/^url: a user name or password in the URL is never sent/);
     expect((refused as Error).message).not.toContain('S3cr3t');
+    // Not a URL (port out of range): quoted, but not its password.
+    const unparsed = await createSubscription(
+      herald.store,
+      { url: 'http://crm:S3cr3tPassw0rd@crm.example:99999/hook', events: ['delivery.state'] },
+      clock.now(),
+      webhooksConfig,
+    ).catch((error: Error) => error);
+    expect((unparsed as Error).message).toBe('url: "http://***@crm.example:99999/hook" is not a URL');
     // A denied network named literally is refused at once (loopback but 127.0.0.1, allowed here).
     for (const [denied, network] of [
       ['http://169.254.169.254/latest/meta-data/', '169.254.0.0/16'],

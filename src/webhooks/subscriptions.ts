@@ -56,7 +56,10 @@ export async function createSubscription(
   try {
     url = new URL(request.url);
   } catch {
-    throw new AppError('INPUT_INVALID', `url: "${request.url.slice(0, 200)}" is not a URL`);
+    // Quoted without what precedes an @ in the authority: 'http://crm:pass@host:99999/' is no URL
+    // (the port), and the API answer and the CLI's stderr (a CI log) showed the password.
+    const quoted = request.url.slice(0, 200).replace(/^([^:/?#]*:\/\/)[^/?#]*@/, '$1***@');
+    throw new AppError('INPUT_INVALID', `url: "${quoted}" is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:')
     throw new AppError('INPUT_INVALID', `url: only http and https are allowed (got ${url.protocol})`);
