@@ -25,6 +25,7 @@ import {
   type PoolStats,
 } from './connection-pool.ts';
 import type { CachedDelivery, ContentCache } from './content-cache.ts';
+import type { DeliveryStates } from './delivery-states.ts';
 import type { AssembledMessage, MessageAssembler, ReadyDelivery } from './message-assembly.ts';
 import type { ClaimedLog, DeliveryContent, MtaStore } from './mta-store.ts';
 import type { MxHost, MxResolution, MxResolver } from './mx-resolver.ts';
@@ -79,6 +80,8 @@ export interface DispatcherOptions {
   /** Session and transaction durations (metrics). */
   timings?: MtaTimings | undefined;
   contentCache: ContentCache;
+  /** Whether a delivery is still in progress, asked again as each queued message's turn comes. */
+  deliveryStates: DeliveryStates;
   assembler: MessageAssembler;
   /** Every dispatched message ends here, exactly once. */
   finish(outcome: Outcome): void;
@@ -267,7 +270,9 @@ class MessageDispatcher implements Dispatcher {
 
   async #build(job: MessageJob): Promise<BuildResult> {
     const now = this.#options.clock.now();
-    if (!this.#options.mayStart(now)) {
+    // Not stopping, and its delivery neither paused nor stopped since the claim: a pause or a stop
+    // holds the messages already queued here too, not only the next claims.
+    if (!this.#options.mayStart(now) || !(await this.#options.deliveryStates.sending(job.delivery.id, now))) {
       this.#release(job.log);
       return { kind: 'skip' };
     }

@@ -82,6 +82,8 @@ export interface MtaStore {
   /** Other nodes' claims whose lease ran out, back to pending. Returns how many. */
   recoverExpiredClaims(now: number): Promise<number>;
   loadDeliveryContent(deliveryId: number): Promise<DeliveryContent | undefined>;
+  /** The delivery's state alone (checked as each queued message's turn comes); undefined when it is gone. */
+  deliveryState(deliveryId: number): Promise<string | undefined>;
   /** In-progress deliveries with no pending or sending log become 'finished'; returns their ids. */
   finishCompletedDeliveries(now: number): Promise<number[]>;
   /**

@@ -11,6 +11,7 @@ import { releasedOutcome } from './attempt-policy.ts';
 import { createClaimLease, type ClaimLease } from './claim-lease.ts';
 import { globalConnectionPolicy, type ConnectionPolicy } from './connection-policy.ts';
 import { createContentCache, type MessageDecorator } from './content-cache.ts';
+import { createDeliveryStates } from './delivery-states.ts';
 import { createDispatcher, type MtaShaping } from './dispatch.ts';
 import { loadDkimKeys, type DkimKey } from './dkim.ts';
 import type { DkimSigner } from './dkim-signer.ts';
@@ -60,6 +61,9 @@ export interface MtaOptions {
   /** Least time between two outcome writes (group commit); default 10 ms, which is also about the
    *  most a kill -9 can forget of finished transactions. */
   outcomeFlushIntervalMs?: number;
+  /** How often a delivery's state is read again as its queued messages start (a pause or stop
+   *  holds them within this); default 1,000 ms. */
+  deliveryStateRefreshMs?: number;
   /** Link tracking, open pixel and List-Unsubscribe headers (src/tracking's createMessageDecorator). */
   decorator?: MessageDecorator;
   /** Signed VERP envelope sender (src/bounce/verp.ts); default unsigned, which inbound refuses. */
@@ -157,6 +161,7 @@ function createParts(
     ...(options.mxPort !== undefined && { mxPort: options.mxPort }),
     sources: shaping ? createSourceSelector(shaping.sources) : undefined,
     contentCache: createContentCache(store, options.decorator ?? null),
+    deliveryStates: createDeliveryStates((id) => store.deliveryState(id), options.deliveryStateRefreshMs),
     timings: options.timings,
     assembler,
     finish,

@@ -150,6 +150,11 @@ export function createMtaStore(store: Store): MtaStore {
       return Number(result.numUpdatedRows);
     },
 
+    async deliveryState(deliveryId) {
+      const row = await db.selectFrom('deliveries').select('state').where('id', '=', deliveryId).executeTakeFirst();
+      return row?.state;
+    },
+
     async loadDeliveryContent(deliveryId) {
       const row = await db
         .selectFrom('deliveries')
