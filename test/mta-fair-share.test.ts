@@ -43,7 +43,8 @@ const rules = (() => {
   return file;
 })();
 
-async function startMta(context: DialectContext) {
+/** Small batches by default: the claim's split between deliveries matters, not only the path queue's. */
+async function startMta(context: DialectContext, batches = { claimBatchSize: 20, maxQueued: 60 }) {
   const nodeId = `fair-${context.dialect}`;
   const config = configSchema.parse({
     mta: {
@@ -52,9 +53,7 @@ async function startMta(context: DialectContext) {
       resolverServers: [simulator.dnsServer],
       retryDelaysSeconds: [600],
       pollIntervalMs: 50,
-      // Small batches: the claim's split between deliveries matters, not only the path queue's.
-      claimBatchSize: 20,
-      maxQueued: 60,
+      ...batches,
     },
   }).mta;
   const { mta, shaping } = await createShapedMta(context, {
@@ -137,8 +136,14 @@ describeEachDialect('fair share of an MX rule between deliveries', (context) => 
     } finally {
       await mta.stop();
     }
+    // Priority: the weighted pair rides along only in each claim's minimum of one message per delivery
+    // (claimQuotas: 9 + 9 + 1 + 1 of a claim of 20), and goes out early only when the path has no equal
+    // message waiting — on a loaded machine, often. When the 150th message was sent at most 150 +
+    // maxQueued (60) were claimed: 11 claims, 22 weighted messages; without priority it would be 75.
     const equalHalf = order.slice(0, 150);
-    expect(countOf(equalHalf, first.deliveryId) + countOf(equalHalf, second.deliveryId)).toBeGreaterThanOrEqual(140);
+    expect(countOf(equalHalf, first.deliveryId) + countOf(equalHalf, second.deliveryId)).toBeGreaterThanOrEqual(
+      150 - 22,
+    );
     // Equal rates within 10 %: between the 30th and the 150th message sent, each sent about half. The
     // first 30 are the start (connections opening, first claims), not a rate: on a machine loaded by
     // other work one delivery's first claim could go out alone. Every message sent in a boundary's
@@ -151,7 +156,12 @@ describeEachDialect('fair share of an MX rule between deliveries', (context) => 
     const a = countOf(byThen, first.deliveryId);
     const b = countOf(byThen, second.deliveryId);
     expect(Math.abs(a - b)).toBeLessThanOrEqual(0.1 * Math.max(a, b));
-    const weighted = order.slice(300).slice(0, 120);
+    // Weight 3 against 1: the first 120 weighted messages sent once the equal pair is done. Not order[300..]:
+    // the weighted messages that went early leave as many of the equal pair's messages after the 300th
+    // (21 of 120 on a loaded PostgreSQL run: a share of 0.58 measured on the wrong messages).
+    const lastEqual = Math.max(order.lastIndexOf(first.deliveryId), order.lastIndexOf(second.deliveryId));
+    const weighted = order.slice(lastEqual + 1).slice(0, 120);
+    expect(weighted.length).toBe(120);
     const heavyShare = countOf(weighted, heavy.deliveryId) / weighted.length;
     expect(heavyShare).toBeGreaterThan(0.75 * 0.9);
     expect(heavyShare).toBeLessThan(0.75 * 1.1);
@@ -162,7 +172,12 @@ describeEachDialect('fair share of an MX rule between deliveries', (context) => 
       now: Date.now(),
       recipients: recipients('news', 500),
     });
-    const mta = await startMta(context);
+    // The path queue's order is what this test is about, so the urgent delivery comes in one claim: a
+    // claim is made when fewer than maxQueued / 2 (100) are in hand, for up to 100 of which 99 are the
+    // urgent delivery's (claimQuotas). In claims of 20 (the default above), a loaded machine sent the
+    // newsletter's messages in hand while the next urgent claim was on its way: 8 and 9 of them
+    // between the first and the last urgent message, none of them out of priority order.
+    const mta = await startMta(context, { claimBatchSize: 100, maxQueued: 200 });
     await mta.start();
     let order: number[];
     let urgentId: number;
