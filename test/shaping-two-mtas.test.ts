@@ -124,21 +124,7 @@ it.skipIf(Boolean(skipReason))(
     ];
     const stderr: string[] = [];
     for (const child of children) child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-    // Both processes up (each has a database session) before there is anything to send.
-    await waitFor(
-      async () => {
-        const rows = await sql<{
-          name: string;
-        }>`select distinct application_name as name from pg_stat_activity where datname = current_database()`.execute(
-          store.db,
-        );
-        const names = new Set(rows.rows.map((r) => r.name));
-        return names.has('mta-a') && names.has('mta-b');
-      },
-      'both MTA processes connected',
-      20_000,
-    );
-    const { deliveryId } = await seedDelivery(store.db, { recipients, now: Date.now() });
+    let deliveryId: number;
     const sent = async () =>
       (
         await store.db
@@ -148,8 +134,25 @@ it.skipIf(Boolean(skipReason))(
           .where('status', '=', 'sent')
           .execute()
       ).map((r) => Number(r.sent_at));
+    // The deadlines only catch a hang: two processes started at a load of 17 on 2 cores were not both
+    // connected after 20 s (and, outside this try, were left running). The rate is asserted below.
     try {
-      await waitFor(async () => (await sent()).length === count, 'every message sent by the two processes', 25_000);
+      // Both processes up (each has a database session) before there is anything to send.
+      await waitFor(
+        async () => {
+          const rows = await sql<{
+            name: string;
+          }>`select distinct application_name as name from pg_stat_activity where datname = current_database()`.execute(
+            store.db,
+          );
+          const names = new Set(rows.rows.map((r) => r.name));
+          return names.has('mta-a') && names.has('mta-b');
+        },
+        'both MTA processes connected',
+        120_000,
+      );
+      ({ deliveryId } = await seedDelivery(store.db, { recipients, now: Date.now() }));
+      await waitFor(async () => (await sent()).length === count, 'every message sent by the two processes', 120_000);
     } finally {
       for (const child of children) child.kill('SIGTERM');
       await Promise.all(children.map((child) => (child.exitCode === null ? once(child, 'exit') : undefined)));
@@ -182,5 +185,5 @@ it.skipIf(Boolean(skipReason))(
     expect(sentBy['mta-a']).toBeGreaterThan(0);
     expect(sentBy['mta-b']).toBeGreaterThan(0);
   },
-  40_000,
+  300_000,
 );
