@@ -254,7 +254,10 @@ ${generic}`;
       const late = times.filter((t) => t > written + 1_000);
       if (late.length > 20) {
         const rate = ((late.length - 1) / (late[late.length - 1]! - late[0]!)) * periodMs;
-        expect(rate).toBeGreaterThan(1_200); // well above the old 600 per period
+        // Above what the old rule allows (600 per period), with the +10 % of wall-clock jitter the first
+        // test allows: the old rule no longer binds. 1,200 (twice the old rule) asked a 120/s pace of the
+        // machine: 954 measured at a load of 17 on 2 cores.
+        expect(rate).toBeGreaterThan(600 * 1.1);
       }
       expect(liveAfterMs).toBeLessThan(1_000);
     } finally {
