@@ -338,6 +338,23 @@ export async function discardStaged(store: Store, importId: number): Promise<voi
   await store.db.deleteFrom('import_rows').where('import_id', '=', importId).execute();
 }
 
+/** A running import into `listId` whose process renewed its lease since `aliveSince`, if any (the oldest). */
+export async function liveImportOfList(
+  store: Store,
+  listId: number,
+  aliveSince: number,
+): Promise<{ id: number; fileName: string; readCount: number } | undefined> {
+  const row = await store.db
+    .selectFrom('imports')
+    .select(['id', 'file_name', 'read_count'])
+    .where('list_id', '=', listId)
+    .where('state', '=', 'running')
+    .where(sql<number>`coalesce(updated_at, started_at)`, '>=', aliveSince)
+    .orderBy('id')
+    .executeTakeFirst();
+  return row && { id: Number(row.id), fileName: row.file_name, readCount: Number(row.read_count) };
+}
+
 /** Running imports whose last recorded progress is older than `before`, oldest first. */
 export async function staleImports(
   store: Store,

@@ -41,6 +41,7 @@ export async function prepareConfigured(
       clock: herald.clock,
       isValidAddress: createAddressPredicate(),
       leaseMs: herald.config.delivery.preparationLeaseSeconds * 1000,
+      importLeaseMs: herald.config.import.leaseSeconds * 1000,
       ...(onProgress && { onProgress }),
       ...(signal && { signal }),
     },

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { liveImportOfList } from '../audience/audience-store.ts';
 import { AppError, describeError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';
 import type { Store } from '../store/database.ts';
@@ -79,6 +80,11 @@ export interface PreparationStore {
   failPreparation(deliveryId: number, error: string, now: number): Promise<void>;
   /** Stores the HTML template's tracked links in document order (replacing an earlier preparation's). */
   replaceTrackingLinks(deliveryId: number, links: readonly ExtractedLink[]): Promise<void>;
+  /** A live import into the list (its lease renewed since `aliveSince`): the list is incomplete until it ends. */
+  liveImport(
+    listId: number,
+    aliveSince: number,
+  ): Promise<{ id: number; fileName: string; readCount: number } | undefined>;
   /** Frees what the preparation held (SQLite: the logs' writer thread); called once it has ended. */
   release(): Promise<void>;
 }
@@ -138,6 +144,7 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
     failPreparation: (deliveryId, error, now) =>
       settle(deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) }),
     replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
+    liveImport: (listId, aliveSince) => liveImportOfList(store, listId, aliveSince),
     release: () => writer.close(),
   };
 }
@@ -161,6 +168,8 @@ export interface PrepareOptions {
    * for this long belongs to a process that died, and preparing it again takes it over at once.
    */
   leaseMs?: number;
+  /** import.leaseSeconds × 1000: an import into the list renewed within it is live, and preparation waits for it. */
+  importLeaseMs?: number;
 }
 
 export type PreparationOutcome =
@@ -176,6 +185,7 @@ export async function prepareDelivery(
   options: PrepareOptions,
 ): Promise<PreparationOutcome> {
   const leaseMs = options.leaseMs ?? 30_000;
+  await refuseWhileImporting(store, deliveryId, options);
   const { delivery, previous } = await begin(store, deliveryId, options.clock.now(), leaseMs);
   // The lease is renewed by a timer as well as by each batch: a long batch never looks dead.
   const heartbeat = setInterval(
@@ -233,6 +243,24 @@ export async function prepareDelivery(
     clearInterval(heartbeat);
     await store.release();
   }
+}
+
+/**
+ * A list an import is applying rows to (or still reading for) holds part of its file, or none: a
+ * delivery prepared from it would silently miss the rest. Refused with nothing changed; an import
+ * whose process died (lease not renewed) does not hold preparation back.
+ */
+async function refuseWhileImporting(store: PreparationStore, deliveryId: number, options: PrepareOptions) {
+  const { list_id: listId } = await store.current(deliveryId);
+  if (listId === null) return;
+  const aliveSince = options.clock.now() - (options.importLeaseMs ?? 60_000);
+  const importing = await store.liveImport(listId, aliveSince);
+  if (importing)
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${deliveryId}: its list is being imported into (import ${importing.id}, ${importing.fileName}, ${importing.readCount} rows read so far); prepare it once the import has finished, or the delivery misses the rows still to come`,
+      { details: { deliveryId, listId, importId: importing.id } },
+    );
 }
 
 /**
