@@ -63,6 +63,13 @@ describe('checkConfigSafety', () => {
       {},
       'mid-unsigned-answers midsourcing.peers[1].acceptUnsignedAnswers',
     ],
+    [{ tracking: { tokenTtlDays: 7 } }, {}, 'unsubscribe-under-30-days tracking.tokenTtlDays'],
+    [{ tracking: { keyGraceDays: 0 } }, {}, 'unsubscribe-under-30-days tracking.keyGraceDays'],
+    [
+      { workflows: { cleanup: { deliveryLogsDays: 14 } } },
+      {},
+      'unsubscribe-under-30-days workflows.cleanup.deliveryLogsDays',
+    ],
   ])('flags %j with %j', (override, facts, expected) => {
     const merged = {
       ...safe,

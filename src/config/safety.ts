@@ -15,7 +15,8 @@ export interface ConfigWarning {
     | 'helo-name-not-public'
     | 'dkim-missing'
     | 'resolver-reaches-internet'
-    | 'mid-unsigned-answers';
+    | 'mid-unsigned-answers'
+    | 'unsubscribe-under-30-days';
   /** The configuration key to change. */
   key: string;
   message: string;
@@ -28,6 +29,9 @@ export interface SafetyFacts {
   /** Whether the bounce domain has an MX or address record; undefined = not looked up. */
   bounceDomainResolves?: boolean;
 }
+
+/** Days an opt-out must keep working after the message was sent (CAN-SPAM). */
+const unsubscribeMinimumDays = 30;
 
 // RFC 2606 / RFC 6761 names that never resolve on the Internet.
 const reservedSuffixes = ['.invalid', '.test', '.localhost', '.example', '.local', '.internal', '.lan', '.home.arpa'];
@@ -158,6 +162,27 @@ export function checkConfigSafety(config: HeraldConfig, facts: SafetyFacts = {})
         'every mta.routes entry points at this machine (a simulator), but mta.resolverServers is empty: recipients outside the routes are looked up with the system resolver and mailed over the Internet',
       fix: 'point mta.resolverServers at the simulator resolver (the line `herald sim start` prints), or remove the routes for real sending',
     });
+
+  // CAN-SPAM (15 U.S.C. 7704(a)(3)) wants an opt-out working for at least 30 days after sending; the
+  // unsubscribe link stops verifying after tokenTtlDays, after keyGraceDays once its key is rotated,
+  // and finds no recipient once the delivery logs are purged.
+  const unsubscribeLimits = [
+    { key: 'tracking.tokenTtlDays', days: config.tracking.tokenTtlDays, why: 'its token expires' },
+    { key: 'tracking.keyGraceDays', days: config.tracking.keyGraceDays, why: 'a key rotation retires its token' },
+    {
+      key: 'workflows.cleanup.deliveryLogsDays',
+      days: config.workflows.cleanup.deliveryLogsDays,
+      why: 'its delivery log is purged',
+    },
+  ];
+  for (const { key, days, why } of unsubscribeLimits)
+    if (days < unsubscribeMinimumDays)
+      warnings.push({
+        id: 'unsubscribe-under-30-days',
+        key,
+        message: `${key} is ${days}: an unsubscribe link stops working ${days} days after sending (${why}), before the 30 days the law requires an opt-out to keep working (CAN-SPAM)`,
+        fix: `set ${key} to ${unsubscribeMinimumDays} or more`,
+      });
 
   if (config.midsourcing.mode === 'marketing')
     config.midsourcing.peers.forEach((peer, index) => {
