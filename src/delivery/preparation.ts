@@ -185,8 +185,10 @@ export async function prepareDelivery(
   options: PrepareOptions,
 ): Promise<PreparationOutcome> {
   const leaseMs = options.leaseMs ?? 30_000;
-  await refuseWhileImporting(store, deliveryId, options);
-  const { delivery, previous } = await begin(store, deliveryId, options.clock.now(), leaseMs);
+  const { delivery, previous } = await begin(store, deliveryId, options.clock.now(), {
+    leaseMs,
+    importLeaseMs: options.importLeaseMs ?? 60_000,
+  });
   // The lease is renewed by a timer as well as by each batch: a long batch never looks dead.
   const heartbeat = setInterval(
     () => void store.recordProgress(deliveryId, options.clock.now()).catch(() => {}),
@@ -250,30 +252,29 @@ export async function prepareDelivery(
  * delivery prepared from it would silently miss the rest. Refused with nothing changed; an import
  * whose process died (lease not renewed) does not hold preparation back.
  */
-async function refuseWhileImporting(store: PreparationStore, deliveryId: number, options: PrepareOptions) {
-  const { list_id: listId } = await store.current(deliveryId);
-  if (listId === null) return;
-  const aliveSince = options.clock.now() - (options.importLeaseMs ?? 60_000);
-  const importing = await store.liveImport(listId, aliveSince);
+async function refuseWhileImporting(store: PreparationStore, delivery: DeliveryRow, aliveSince: number) {
+  if (delivery.list_id === null) return;
+  const importing = await store.liveImport(delivery.list_id, aliveSince);
   if (importing)
     throw new AppError(
       'INVALID_STATE',
-      `delivery ${deliveryId}: its list is being imported into (import ${importing.id}, ${importing.fileName}, ${importing.readCount} rows read so far); prepare it once the import has finished, or the delivery misses the rows still to come`,
-      { details: { deliveryId, listId, importId: importing.id } },
+      `delivery ${delivery.id}: its list is being imported into (import ${importing.id}, ${importing.fileName}, ${importing.readCount} rows read so far); prepare it once the import has finished, or the delivery misses the rows still to come`,
+      { details: { deliveryId: delivery.id, listId: delivery.list_id, importId: importing.id } },
     );
 }
 
 /**
- * Moves the delivery to `preparing`. A delivery already `preparing` whose lease ran out (no renewal
+ * Moves the delivery to `preparing`, unless its list is being imported into. A delivery already `preparing` whose lease ran out (no renewal
  * for leaseMs: its process died) is taken over at once instead of waiting for delivery-manager.
  */
 async function begin(
   store: PreparationStore,
   deliveryId: number,
   now: number,
-  leaseMs: number,
+  { leaseMs, importLeaseMs }: { leaseMs: number; importLeaseMs: number },
 ): Promise<{ delivery: DeliveryRow; previous: DeliveryRow['state'] }> {
   const before = await store.current(deliveryId);
+  await refuseWhileImporting(store, before, now - importLeaseMs);
   if (before.state === 'preparing') {
     if (!(await store.takeOver(deliveryId, now - leaseMs, now)))
       throw new AppError(

@@ -132,9 +132,10 @@ export function createMtaQualification(options: MtaQualificationOptions): MtaQua
 
   return {
     onFinished(outcome) {
-      const answered = guard && answeredMessage(outcome);
+      if (!guard) return;
+      const answered = answeredMessage(outcome);
       if (!answered) return;
-      for (const trip of guard!.record([answered], options.clock.now())) {
+      for (const trip of guard.record([answered], options.clock.now())) {
         guarded!.logger?.warn(
           { event: 'quarantine.mass_rejection', ...trip },
           `${describeTrip(trip)}: its hard replies are not applied to addresses until ${new Date(trip.until).toISOString()}`,

@@ -6,7 +6,7 @@ import type { WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';
 import { createCommitWatermark } from './commit-watermark.ts';
 import { createDestinationPolicy, hostAddresses } from './destinations.ts';
-import { createWebhookPoster, type PostWebhook, type ResolveHost } from './post-webhook.ts';
+import { createWebhookPoster, type PostWebhook, type ResolveHost, type WebhookAnswer } from './post-webhook.ts';
 import { webhookRetryAt } from './retry.ts';
 import {
   claimSubscription,
@@ -47,6 +47,15 @@ export function signatureHeader(subscription: WebhookSubscriptionRow, timestamp:
   const until = subscription.previous_secret_until;
   if (subscription.previous_secret === null || until === null || Number(until) <= timestamp) return current;
   return `${current}, ${signWebhook(subscription.previous_secret, timestamp, body)}`;
+}
+
+/** Why a request failed (for the log and lastError); undefined when the receiver took the batch (2xx). */
+function failureOf(answer: Exclude<WebhookAnswer, { kind: 'aborted' }>, url: string): string | undefined {
+  // An error may quote the URL: a subscription made before URLs with a password were refused must
+  // not put it in the log or in lastError.
+  if (answer.kind === 'failed') return answer.error.split(url).join(maskUrl(url));
+  if (answer.status === 410) return 'HTTP 410 Gone: the receiver says this URL no longer exists (paused at once)';
+  return answer.status < 200 || answer.status >= 300 ? `HTTP ${answer.status}` : undefined;
 }
 
 export function createWebhookDispatcher(options: {
@@ -141,16 +150,7 @@ export function createWebhookDispatcher(options: {
     // 410 Gone: the receiver says the URL is gone for good (RFC 9110 15.5.11). Retried like a 503,
     // it got requests for pauseAfterFailures rounds (about 11 hours), events piling up meanwhile.
     const gone = answer.kind === 'answered' && answer.status === 410;
-    // An error may quote the URL: a subscription made before URLs with a password were refused
-    // must not put it in the log or in lastError.
-    const error =
-      answer.kind === 'failed'
-        ? answer.error.split(subscription.url).join(maskUrl(subscription.url))
-        : gone
-          ? 'HTTP 410 Gone: the receiver says this URL no longer exists (paused at once)'
-          : answer.status < 200 || answer.status >= 300
-            ? `HTTP ${answer.status}`
-            : undefined;
+    const error = failureOf(answer, subscription.url);
     if (error === undefined) {
       await recordDelivered(store, subscription.id, ids, clock.now());
       return { delivered: ids.length, more: ids.length === limit };
