@@ -3,6 +3,7 @@ import { compileContent, personalizationOf, type CompiledContent } from '../deli
 import { createMessageDecorator, type DeliveryDecorator, type MessageDecoratorOptions } from './decorator.ts';
 import { findRenderedLinks } from './links.ts';
 import { redirectTarget } from './rendered-href.ts';
+import { createTimedPromiseCache } from '../common/timed-promise-cache.ts';
 
 // What the tracking server knows of a delivery: its tracked links (static targets resolved once),
 // its templates compiled with the link markers, and a decorator to re-track links of the mirror page.
@@ -71,8 +72,10 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
   // A mirror page costs a render, an HMAC per link and maybe an HTML parse (~0.5 ms for 20 KB and 50
   // links, fifteen redirects' worth): one token's holder reloading it in a loop took a whole core.
   // Served from memory for a minute per log, concurrent views sharing one render.
-  const mirrors = new Map<number, { deliveryId: number; at: number; page: Promise<string | undefined> }>();
-  const mirrorPageMs = options.mirrorPageMs ?? 60_000;
+  const mirrors = createTimedPromiseCache<string, string | undefined>({
+    ttlMs: options.mirrorPageMs ?? 60_000,
+    maxEntries: maxRendered,
+  });
   const decorators = createMessageDecorator(options.decorator);
 
   function delivery(deliveryId: number, now: number): Promise<CachedDelivery> {
@@ -167,14 +170,7 @@ export function createDeliveryCache(options: DeliveryCacheOptions): DeliveryCach
       return found ? redirectTarget(found.value) : undefined;
     },
     mirrorPage(deliveryId, logId, now) {
-      const cached = mirrors.get(logId);
-      if (cached && cached.deliveryId === deliveryId && now - cached.at < mirrorPageMs) return cached.page;
-      const page = buildMirrorPage(deliveryId, logId, now);
-      page.catch(() => mirrors.delete(logId));
-      mirrors.delete(logId);
-      mirrors.set(logId, { deliveryId, at: now, page });
-      while (mirrors.size > maxRendered) mirrors.delete(mirrors.keys().next().value!);
-      return page;
+      return mirrors.get(`${deliveryId}:${logId}`, now, () => buildMirrorPage(deliveryId, logId, now));
     },
     async emailOf(deliveryId, logId) {
       const log = await source.log(logId);
