@@ -34,49 +34,26 @@ export async function purgeDeliveryLogsWindow(store: Store, from: number, to: nu
   return Number(result.numDeletedRows);
 }
 
-export async function purgeImportRejectsWindow(
-  store: Store,
-  from: number,
-  to: number,
-  before: number,
-): Promise<number> {
-  const result = await store.db
-    .deleteFrom('import_rejects')
-    .where('id', '>=', from)
-    .where('id', '<', to)
-    .where('created_at', '<', before)
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
+/** Tables purged by age alone, with the column that dates their rows. */
+const agedRowTimes = { import_rejects: 'created_at', address_events: 'at', inbound_samples: 'received_at' } as const;
+export type AgedRowsTable = keyof typeof agedRowTimes;
 
-/** Address timeline rows older than `before`, with ids in [from, to) (the states stay in `addresses`). */
-export async function purgeAddressEventsWindow(
+/**
+ * Rows of `table` dated before `before`, with ids in [from, to): import rejects, address timeline
+ * rows (the states stay in `addresses`), inbound samples (unusable or for-review messages).
+ */
+export async function purgeAgedRowsWindow(
   store: Store,
+  table: AgedRowsTable,
   from: number,
   to: number,
   before: number,
 ): Promise<number> {
   const result = await store.db
-    .deleteFrom('address_events')
+    .deleteFrom(table)
     .where('id', '>=', from)
     .where('id', '<', to)
-    .where('at', '<', before)
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
-/** Inbound samples (unusable or for-review messages) received before `before`, ids in [from, to). */
-export async function purgeInboundSamplesWindow(
-  store: Store,
-  from: number,
-  to: number,
-  before: number,
-): Promise<number> {
-  const result = await store.db
-    .deleteFrom('inbound_samples')
-    .where('id', '>=', from)
-    .where('id', '<', to)
-    .where('received_at', '<', before)
+    .where(store.db.dynamic.ref(agedRowTimes[table]), '<', before)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

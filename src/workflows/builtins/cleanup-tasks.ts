@@ -6,8 +6,8 @@ import { purgeMidSeenRequests } from '../../midsourcing/seen-requests-purge.ts';
 import { purgeTrackingEventsWindow, trackingEventPurgeRange } from '../../tracking/tracking-store.ts';
 import { purgeWorkflowHistory } from '../workflow-store.ts';
 import { runMaintenance } from '../maintenance.ts';
-import { done, type StepDefinition } from '../types.ts';
-import { inIdWindows, untilEmpty } from './batches.ts';
+import { done, type StepContext, type StepDefinition } from '../types.ts';
+import { type BatchTotals, inIdWindows, untilEmpty } from './batches.ts';
 import { failStaleImports } from './stale-imports.ts';
 import {
   deleteDeliveryLogsBatch,
@@ -16,10 +16,9 @@ import {
   expiredDeliveries,
   finishExpiredDelivery,
   idRange,
-  purgeAddressEventsWindow,
+  type AgedRowsTable,
+  purgeAgedRowsWindow,
   purgeDeliveryLogsWindow,
-  purgeImportRejectsWindow,
-  purgeInboundSamplesWindow,
   purgeStaleQualificationEntries,
 } from './cleanup-store.ts';
 
@@ -28,6 +27,14 @@ import {
 // first failure stops the rest and is reported; a restart resumes from the failed task.
 
 const day = 86_400_000;
+
+/** Every row of `table` dated before `before`, in id windows of the cleanup's batch size. */
+async function purgeAgedRows(ctx: StepContext, table: AgedRowsTable, before: number): Promise<BatchTotals> {
+  const windows = await idRange(ctx.store, table);
+  return inIdWindows(windows, ctx.config.workflows.cleanup.batchSize, ctx.keepAlive, (from, to) =>
+    purgeAgedRowsWindow(ctx.store, table, from, to, before),
+  );
+}
 
 export const expireDeliveries: StepDefinition = {
   name: 'expire-deliveries',
@@ -94,12 +101,7 @@ export const purgeImportRejects: StepDefinition = {
   async run(ctx) {
     const settings = ctx.config.workflows.cleanup;
     const before = ctx.clock.now() - settings.importRejectsDays * day;
-    const totals = await inIdWindows(
-      await idRange(ctx.store, 'import_rejects'),
-      settings.batchSize,
-      ctx.keepAlive,
-      (from, to) => purgeImportRejectsWindow(ctx.store, from, to, before),
-    );
+    const totals = await purgeAgedRows(ctx, 'import_rejects', before);
     await ctx.log(
       `import rejects older than ${settings.importRejectsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches`,
     );
@@ -135,12 +137,7 @@ export const purgeAddressEvents: StepDefinition = {
   async run(ctx) {
     const settings = ctx.config.workflows.cleanup;
     const before = ctx.clock.now() - settings.addressEventsDays * day;
-    const totals = await inIdWindows(
-      await idRange(ctx.store, 'address_events'),
-      settings.batchSize,
-      ctx.keepAlive,
-      (from, to) => purgeAddressEventsWindow(ctx.store, from, to, before),
-    );
+    const totals = await purgeAgedRows(ctx, 'address_events', before);
     await ctx.log(
       `address events older than ${settings.addressEventsDays} days: deleted ${totals.rows} rows in ${totals.batches} batches`,
     );
@@ -154,12 +151,7 @@ export const purgeQualificationSamples: StepDefinition = {
   async run(ctx) {
     const settings = ctx.config.workflows.cleanup;
     const before = ctx.clock.now() - settings.qualificationSamplesDays * day;
-    const samples = await inIdWindows(
-      await idRange(ctx.store, 'inbound_samples'),
-      settings.batchSize,
-      ctx.keepAlive,
-      (from, to) => purgeInboundSamplesWindow(ctx.store, from, to, before),
-    );
+    const samples = await purgeAgedRows(ctx, 'inbound_samples', before);
     const entries = await untilEmpty(ctx.keepAlive, () =>
       purgeStaleQualificationEntries(ctx.store, before, settings.batchSize),
     );
