@@ -1,3 +1,5 @@
+import { FAILURE_REASONS } from '../bounce/types.ts';
+
 // Bounded label values for /metrics (a label never carries an address, a domain or a delivery name):
 // the provider class of an MX host or recipient domain (top providers + `other`), and the failure
 // reason clamped to the vocabulary of DESIGN.md.
@@ -46,22 +48,7 @@ export function providerClassifier(
 /** The provider class of an MX host name or a recipient domain. */
 export const domainClass = providerClassifier(providers);
 
-export const failureReasons: readonly string[] = [
-  'user_unknown',
-  'invalid_domain',
-  'unreachable',
-  'account_disabled',
-  'mailbox_full',
-  'not_connected',
-  'refused',
-  'denylisted',
-  'quarantined',
-  'duplicate',
-  'invalid_address',
-  'expired',
-  'ignored',
-  'not_defined',
-];
+export const failureReasons: readonly string[] = FAILURE_REASONS;
 
 export function reasonLabel(reason: string | null | undefined): string {
   return reason && failureReasons.includes(reason) ? reason : 'other';
