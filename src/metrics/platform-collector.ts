@@ -8,12 +8,15 @@ import { createWorkflowEngine } from '../workflows/engine.ts';
 import { manualTicker } from '../workflows/ticker.ts';
 import { domainClass } from './labels.ts';
 import { deliveriesByState, dueByDomain } from './metrics-store.ts';
-import { refreshedValue } from './refreshed-value.ts';
+import { refreshedValue, UnavailableValue } from './refreshed-value.ts';
 import { ruleGauges } from './rule-gauges.ts';
 
 // Gauges of the platform, read from the database: one shared read per `cacheMs` whatever the number
 // of scrapers (Prometheus, a second Prometheus, a curl), refreshed behind the scrape that finds it
-// stale (src/metrics/refreshed-value.ts), and the database size at most once a minute.
+// stale (src/metrics/refreshed-value.ts), and the database size at most once a minute. While the
+// database does not answer, a value over two minutes old (twice its cache time if longer) is not
+// served: those gauges show nothing, the process's own counters are still served, and
+// herald_database_gauges_age_seconds tells how old the last read is.
 
 const shapingMaxAgeMs = 300_000;
 
@@ -62,21 +65,23 @@ export function registerPlatformCollector(
   const onRefreshError = (error: unknown) =>
     herald.logger.warn({ err: error }, 'metrics: gauges from the database not refreshed');
   const now = () => herald.clock.now();
+  // Two minutes: a scrape a minute (a common interval) never waits for a read, as the cache intends.
+  const servedFor = (maxAgeMs: number) => ({ maxAgeMs, maxServedAgeMs: Math.max(120_000, 2 * maxAgeMs) });
   const workflowStatus = refreshedValue({
     read: () => engine.status(),
-    maxAgeMs: workflowCacheMs,
+    ...servedFor(workflowCacheMs),
     now,
     onRefreshError,
   });
   const platform = refreshedValue({
     read: () => readPlatform(herald, workflowStatus),
-    maxAgeMs: cacheMs,
+    ...servedFor(cacheMs),
     now,
     onRefreshError,
   });
   const databaseFacts = refreshedValue({
     read: () => databaseStatus(herald.store),
-    maxAgeMs: databaseCacheMs,
+    ...servedFor(databaseCacheMs),
     now,
     onRefreshError,
   });
@@ -86,18 +91,43 @@ export function registerPlatformCollector(
     help: string,
     labelNames: readonly L[],
     collect: (set: (labels: Record<L, string>, value: number) => void) => Promise<void>,
-  ) =>
-    new Gauge({
+  ) => {
+    let available = true;
+    // While the database does not answer (the failed read is logged once) a gauge has no sample:
+    // not a 500 that would hide the process's own counters too, nor the 0 a gauge without labels
+    // shows once reset (0 backoffs, a database of 0 bytes). Any other error is a bug: let it out.
+    const metric = new (class extends Gauge<L> {
+      override async get() {
+        const got = await super.get();
+        return available ? got : { ...got, values: [] };
+      }
+    })({
       name,
       help,
       labelNames,
       registers: [registry],
       async collect() {
         this.reset();
-        await collect((labels, value) => (labelNames.length ? this.set(labels, value) : this.set(value)));
+        available = true;
+        try {
+          await collect((labels, value) => (labelNames.length ? this.set(labels, value) : this.set(value)));
+        } catch (error) {
+          if (!(error instanceof UnavailableValue)) throw error;
+          available = false;
+        }
       },
     });
+    return metric;
+  };
 
+  gauge(
+    'herald_database_gauges_age_seconds',
+    'seconds since the last successful read of the gauges read from the database (since the process started, before any); grows while the database does not answer',
+    [],
+    async (set) => {
+      set({}, Math.max(0, platform.ageMs() / 1000));
+    },
+  );
   gauge('herald_deliveries', 'deliveries by state', ['state'], async (set) => {
     for (const row of (await platform()).states) set({ state: row.state }, row.count);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { refreshedValue } from './refreshed-value.ts';
+import { refreshedValue, UnavailableValue } from './refreshed-value.ts';
 
 function source() {
   let version = 0;
@@ -72,5 +72,49 @@ describe('refreshedValue', () => {
     const value = refreshedValue({ read: data.read, maxAgeMs: 0, now: () => 0, onRefreshError: () => {} });
     expect(await Promise.all([value(), value()])).toEqual([1, 1]);
     expect(await value()).toBe(2);
+  });
+
+  it('past maxServedAgeMs serves nothing while the database does not answer, and reads again behind', async () => {
+    let clock = 0;
+    const data = source();
+    const errors: unknown[] = [];
+    const value = refreshedValue({
+      read: data.read,
+      maxAgeMs: 5_000,
+      maxServedAgeMs: 60_000,
+      now: () => clock,
+      onRefreshError: (error) => errors.push(error),
+    });
+    expect(await value()).toBe(1);
+    clock = 30_000;
+    data.failNext();
+    expect(await value()).toBe(1);
+    await nextTurn();
+    expect(errors).toHaveLength(1);
+    clock = 61_000;
+    await expect(value()).rejects.toBeInstanceOf(UnavailableValue);
+    expect(value.ageMs()).toBe(61_000);
+    await nextTurn();
+    expect(data.reads).toEqual([1, 2, 3]);
+    expect(await value()).toBe(3);
+    expect(value.ageMs()).toBe(0);
+  });
+
+  it('a value old only because nobody asked is read again before it is served', async () => {
+    let clock = 0;
+    const data = source();
+    const value = refreshedValue({
+      read: data.read,
+      maxAgeMs: 5_000,
+      maxServedAgeMs: 60_000,
+      now: () => clock,
+      onRefreshError: () => {},
+    });
+    expect(await value()).toBe(1);
+    clock = 600_000;
+    expect(await value()).toBe(2);
+    data.failNext();
+    clock = 1_200_000;
+    await expect(value()).rejects.toBeInstanceOf(UnavailableValue);
   });
 });
