@@ -540,4 +540,19 @@ describeEachDialect('dashboard over HTTP', (context) => {
     expect(missing.text).toContain('delivery 999999 does not exist');
     expect((await web.get('/ui/deliveries?state=bogus')).status).toBe(400);
   });
+
+  it('answers an htmx request that fails with a notice to swap in, not a whole page inside the page', async () => {
+    const web = createWebClient(url);
+    await web.signIn(viewer);
+    // The live region of a delivery that is gone, and a path that does not exist, polled by htmx.
+    for (const [path, status] of [
+      ['/ui/deliveries/999999/live', 404],
+      ['/ui/deliveries/1/nothing-here', 404],
+    ] as const) {
+      const answer = await web.get(path, { 'hx-request': 'true' });
+      expect(answer.status).toBe(status);
+      expect(answer.text).toMatch(/^<div class="notice error" role="alert">Not found: /);
+      expect(answer.text).not.toContain('<nav');
+    }
+  });
 });

@@ -127,6 +127,14 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         return reply.code(status).type('text/html; charset=utf-8').send(html);
       };
 
+      // A refusal or an error as a page, or, to htmx (a live region polling), as a notice to swap
+      // in: the whole page used to land inside the page, a second header and navigation included.
+      const renderRefused = (
+        request: FastifyRequest,
+        reply: FastifyReply,
+        data: { title: string; status: number; message: string },
+      ) => render(request, reply, request.headers['hx-request'] === 'true' ? '_refused' : 'refused', data, data.status);
+
       const refuse = (
         request: FastifyRequest,
         reply: FastifyReply,
@@ -135,9 +143,8 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
         message: string,
       ) => {
         request.problemCode = code;
-        const fragment = request.headers['hx-request'] === 'true';
         const title = status === 401 ? 'Not signed in' : status === 403 ? 'Forbidden' : 'Too many attempts';
-        return render(request, reply, fragment ? '_refused' : 'refused', { title, status, message }, status);
+        return renderRefused(request, reply, { title, status, message });
       };
 
       // A refused post counts against the API's limiter (by what it presented); past the limit it is
@@ -259,7 +266,7 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
           const session = await readSession(herald.store, presented, herald.clock.now());
           if (session) request.webSession = session;
         }
-        return render(request, reply, 'refused', { title: 'Not found', status: 404, message: 'No such page.' }, 404);
+        return renderRefused(request, reply, { title: 'Not found', status: 404, message: 'No such page.' });
       });
 
       scope.setErrorHandler(async (error: Error & { statusCode?: number; code?: string }, request, reply) => {
@@ -291,7 +298,7 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
                 : status >= 500
                   ? 'Error'
                   : 'Bad request';
-        return render(request, reply, 'refused', { title, status, message }, status);
+        return renderRefused(request, reply, { title, status, message });
       });
 
       for (const [url, asset] of assets.byUrl) {
