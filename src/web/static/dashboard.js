@@ -1,6 +1,6 @@
 // Herald dashboard: the only script of the pages besides htmx and uPlot (the CSP allows no inline
-// script). It adds the session's CSRF token to htmx requests, sizes the progress bars, and draws the
-// throughput chart from the series each live update carries.
+// script). It adds the session's CSRF token to htmx requests, sizes the progress bars, draws the
+// throughput chart from the series each live update carries, and says when a live region is stale.
 (() => {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
 
@@ -61,6 +61,48 @@
     );
     window.addEventListener('resize', () => chart.setSize({ width: chartWidth(container), height: 240 }));
   }
+
+  // A live region whose update fails (the server answers 5xx, or does not answer) keeps its last
+  // figures (hx-status:5xx="swap:none") and goes on polling; a notice at its top says since when
+  // they are not updated and why, until the next update replaces the region.
+  const updatedAt = new Map();
+  const isoSecond = (date) => `${date.toISOString().slice(0, 19)}Z`;
+  const pageLoadedAt = new Date();
+
+  document.addEventListener('htmx:after:swap', (event) => {
+    const id = event.detail?.ctx?.sourceElement?.id;
+    if (id) updatedAt.set(id, new Date());
+  });
+
+  function showStale(region, reason) {
+    if (!region?.id) return;
+    let notice = region.querySelector(':scope > .stale-notice');
+    if (!notice) {
+      notice = document.createElement('p');
+      notice.className = 'notice error stale-notice';
+      notice.setAttribute('role', 'alert');
+      region.prepend(notice);
+    }
+    const since = isoSecond(updatedAt.get(region.id) ?? pageLoadedAt);
+    notice.textContent = `Not updated since ${since}: ${reason}. Trying again…`;
+  }
+
+  function serverMessage(text) {
+    const said = new DOMParser().parseFromString(text ?? '', 'text/html').body.textContent ?? '';
+    return said.trim().replace(/\s+/g, ' ').slice(0, 300);
+  }
+
+  document.addEventListener('htmx:response:error', (event) => {
+    const ctx = event.detail?.ctx;
+    const status = ctx?.response?.status ?? 0;
+    if (status < 500) return;
+    const said = serverMessage(ctx.text);
+    showStale(ctx.sourceElement, `the server answered ${status}${said ? ` (${said})` : ''}`);
+  });
+
+  document.addEventListener('htmx:error', (event) => {
+    showStale(event.detail?.ctx?.sourceElement, 'the server does not answer');
+  });
 
   function refresh() {
     sizeBars(document);
