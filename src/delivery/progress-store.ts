@@ -11,12 +11,15 @@ export interface DeliverySearch {
   state?: DeliveryState | undefined;
   /** Case-insensitive part of the name. */
   name?: string | undefined;
+  /** Only deliveries of a lower id: the next page of a list in descending id order (keyset). */
+  beforeId?: number | undefined;
   limit: number;
 }
 
 export async function searchDeliveries(store: Store, search: DeliverySearch): Promise<DeliveryRow[]> {
   let query = store.db.selectFrom('deliveries').selectAll().orderBy('id', 'desc').limit(search.limit);
   query = search.state === undefined ? query.where('state', '!=', 'deleted') : query.where('state', '=', search.state);
+  if (search.beforeId !== undefined) query = query.where('id', '<', search.beforeId);
   if (search.name !== undefined && search.name !== '') {
     const pattern = `%${search.name.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     query = query.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);

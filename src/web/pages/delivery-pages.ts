@@ -42,6 +42,9 @@ const actions = {
 
 type ActionName = keyof typeof actions;
 
+/** Deliveries a page of the list, newest first; the next page follows by id. */
+const listPageSize = 200;
+
 export function deliveryIdOf(context: WebContext): number {
   const raw = (context.request.params as { id?: string }).id ?? '';
   const id = Number(raw);
@@ -97,22 +100,39 @@ export function registerDeliveryPages(routes: WebRoutes, options: { ticks: LiveT
     if (state !== undefined && !(deliveryStates as readonly string[]).includes(state))
       throw new AppError('INPUT_INVALID', `state: "${state}" is not a delivery state (${deliveryStates.join(', ')})`);
     const name = queryText(query.q, 'search');
-    const rows = await searchDeliveries(context.herald.store, {
+    const beforeText = queryText(query.before, 'before', 12);
+    const before = beforeText === undefined ? undefined : Number(beforeText);
+    if (before !== undefined && !(/^\d+$/.test(beforeText!) && Number.isSafeInteger(before)))
+      throw new AppError('INPUT_INVALID', 'before: the id of the last delivery of the previous page (a whole number)');
+    // One more than a page: whether a next page exists, without counting.
+    const found = await searchDeliveries(context.herald.store, {
       state: state as DeliveryState | undefined,
       name,
-      limit: 200,
+      beforeId: before,
+      limit: listPageSize + 1,
     });
+    const rows = found.slice(0, listPageSize);
     const counts = await countLogsByDelivery(
       context.herald.store,
       rows.map((r) => r.id),
     );
     const now = context.herald.clock.now();
+    const filter = { ...(state && { state }), ...(name && { q: name }) };
+    const listHref = (page: Record<string, string>) => {
+      const search = new URLSearchParams({ ...filter, ...page }).toString();
+      return `/ui/deliveries${search ? `?${search}` : ''}`;
+    };
     return context.render('deliveries', {
       title: 'Deliveries',
       nav: 'deliveries',
       deliveries: rows.map((row) => listRow(row, counts.get(row.id), now)),
       states: deliveryStates,
       filter: { state: state ?? '', q: name ?? '' },
+      page: {
+        size: listPageSize,
+        next: found.length > listPageSize ? listHref({ before: String(rows[rows.length - 1]!.id) }) : null,
+        first: before === undefined ? null : listHref({}),
+      },
     });
   });
 
