@@ -11,7 +11,8 @@ import { type CuttableProxy, startCuttableProxy } from './support/cuttable-proxy
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from './support/databases.ts';
 
 // The delivery page an operator leaves open while the database goes away (PostgreSQL behind a proxy
-// that resets every connection) and comes back: the live region polls every 2 s.
+// that resets every connection) and comes back: the live region polls every 2 s. Then a page opened
+// while nothing listens at the database's address.
 
 describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== undefined)(
   'the delivery page while the database is down',
@@ -80,5 +81,22 @@ describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== unde
       await saveScreenshot(page, 'delivery-database-back');
       await page.close();
     }, 90_000);
+
+    it('says the database does not answer, not "internal error", once PostgreSQL is gone', async () => {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${url}/ui/sign-in`);
+      await page.getByLabel('API token').fill(viewer);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${url}/ui/deliveries`);
+      await proxy.close(); // nothing listens any more: every new connection is refused
+      const answer = await page.goto(`${url}/ui/deliveries/${deliveryId}`);
+      expect(answer?.status()).toBe(503);
+      expect(await page.locator('h1').textContent()).toBe('Database unavailable');
+      expect(await page.locator('main').textContent()).toContain('The database does not answer');
+      // The database's address is for the server log, not for whoever asks (no session is needed here).
+      expect(await page.content()).not.toContain(String(proxy.port));
+      await saveScreenshot(page, 'page-database-down');
+      await page.close();
+    }, 60_000);
   },
 );

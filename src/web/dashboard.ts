@@ -6,6 +6,7 @@ import { roleAllows } from '../api/tokens.ts';
 import { statusOf } from '../api/problem.ts';
 import { AppError } from '../common/errors.ts';
 import type { Herald } from '../main.ts';
+import { connectionError } from '../store/migrate.ts';
 import type { ApiRole } from '../store/tables.ts';
 import type { WorkflowEngine } from '../workflows/engine.ts';
 import { loadAssets } from './assets.ts';
@@ -270,6 +271,21 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
       });
 
       scope.setErrorHandler(async (error: Error & { statusCode?: number; code?: string }, request, reply) => {
+        // PostgreSQL down (refused, unreachable, not answering a connection): every page failed with
+        // "Internal error"; now it says the database does not answer (503), without its address
+        // (no session is needed to see this page), which the log has.
+        const unreachable =
+          (error instanceof AppError ? error : connectionError(error, herald.store))?.code === 'DATABASE_UNREACHABLE';
+        if (unreachable) {
+          herald.logger.error(
+            { err: error, url: request.url.slice(0, 200) },
+            'dashboard page failed: database unreachable',
+          );
+          request.problemCode = 'DATABASE_UNREACHABLE';
+          const message =
+            'The database does not answer (DATABASE_UNREACHABLE): the pages come back once it does; the server log has the details.';
+          return renderRefused(request, reply, { title: 'Database unavailable', status: 503, message });
+        }
         const known = error instanceof AppError ? error : undefined;
         // The API's statuses (one table, api/problem.ts): a refused rule is 422 here as there, not a crash.
         const status = known
