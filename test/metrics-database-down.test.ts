@@ -5,8 +5,8 @@ import { parseConfig } from '../src/config/load.ts';
 import { openHerald } from '../src/main.ts';
 import { startMetricsServer } from '../src/metrics/server.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
-import { startCuttableProxy } from './support/cuttable-proxy.ts';
-import { createTestDatabase, postgresUnavailable } from './support/databases.ts';
+import { postgresBehindProxy } from './support/cuttable-proxy.ts';
+import { postgresUnavailable } from './support/databases.ts';
 import { waitFor } from './support/wait.ts';
 
 // /metrics while the database is down (PostgreSQL behind a proxy that resets every connection): the
@@ -17,14 +17,10 @@ import { waitFor } from './support/wait.ts';
 const now = Date.parse('2026-09-01T12:00:00Z');
 
 async function heraldBehindProxy() {
-  const database = await createTestDatabase('postgres');
-  const target = new URL(database.url);
-  const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
-  const proxied = new URL(database.url);
-  proxied.host = `${proxy.host}:${proxy.port}`;
+  const { database, proxy, url } = await postgresBehindProxy();
   const clock = manualClock(now);
   const herald = await openHerald({
-    config: parseConfig({ database: { url: proxied.toString() } }, 'test'),
+    config: parseConfig({ database: { url } }, 'test'),
     logger: silentLogger,
     clock,
   });

@@ -1,4 +1,4 @@
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApiApp, type ApiApp } from '../src/api/app.ts';
 import { createToken } from '../src/api/tokens.ts';
@@ -7,8 +7,8 @@ import { parseConfig } from '../src/config/load.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { seedDelivery } from '../src/mta/testing/seed-delivery.ts';
 import { browserUnavailable, launchBrowser, saveScreenshot } from './support/browser.ts';
-import { type CuttableProxy, startCuttableProxy } from './support/cuttable-proxy.ts';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from './support/databases.ts';
+import { type CuttableProxy, postgresBehindProxy } from './support/cuttable-proxy.ts';
+import { postgresUnavailable, type TestDatabase } from './support/databases.ts';
 
 // The delivery page an operator leaves open while the database goes away (PostgreSQL behind a proxy
 // that resets every connection) and comes back: the live region polls every 2 s. Then a page opened
@@ -27,13 +27,10 @@ describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== unde
     let deliveryId: number;
 
     beforeAll(async () => {
-      database = await createTestDatabase('postgres');
-      const target = new URL(database.url);
-      proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
-      const proxied = new URL(database.url);
-      proxied.host = `${proxy.host}:${proxy.port}`;
+      let proxied: string;
+      ({ database, proxy, url: proxied } = await postgresBehindProxy());
       herald = await openHerald({
-        config: parseConfig({ database: { url: proxied.toString() } }, 'test'),
+        config: parseConfig({ database: { url: proxied } }, 'test'),
         logger: silentLogger,
       });
       const now = Date.now();
@@ -47,6 +44,15 @@ describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== unde
       browser = await launchBrowser();
     }, 60_000);
 
+    async function signedInPage(): Promise<Page> {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${url}/ui/sign-in`);
+      await page.getByLabel('API token').fill(viewer);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${url}/ui/deliveries`);
+      return page;
+    }
+
     afterAll(async () => {
       await browser?.close();
       await api?.app.close();
@@ -56,11 +62,7 @@ describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== unde
     });
 
     it('keeps the last figures with a notice while the polls fail, and updates again once the database is back', async () => {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${url}/ui/sign-in`);
-      await page.getByLabel('API token').fill(viewer);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.waitForURL(`${url}/ui/deliveries`);
+      const page = await signedInPage();
       await page.goto(`${url}/ui/deliveries/${deliveryId}`);
       await expect.poll(() => page.locator('#count-pending').textContent()).toBe('2');
 
@@ -83,11 +85,7 @@ describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== unde
     }, 90_000);
 
     it('says the database does not answer, not "internal error", once PostgreSQL is gone', async () => {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${url}/ui/sign-in`);
-      await page.getByLabel('API token').fill(viewer);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.waitForURL(`${url}/ui/deliveries`);
+      const page = await signedInPage();
       await proxy.close(); // nothing listens any more: every new connection is refused
       const answer = await page.goto(`${url}/ui/deliveries/${deliveryId}`);
       expect(answer?.status()).toBe(503);

@@ -1,4 +1,5 @@
 import { createServer, type Server, Socket } from 'node:net';
+import { createTestDatabase, type TestDatabase } from './databases.ts';
 
 // A TCP proxy between Herald and a server it depends on (PostgreSQL, Redis), cut on demand by the
 // fault tests: `blackhole()` keeps every socket open and lets nothing through either way (a network
@@ -80,4 +81,14 @@ export async function startCuttableProxy(target: { host: string; port: number })
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A scratch PostgreSQL database and a proxy in front of it; `url` reaches the database through the proxy. */
+export async function postgresBehindProxy(): Promise<{ database: TestDatabase; proxy: CuttableProxy; url: string }> {
+  const database = await createTestDatabase('postgres');
+  const target = new URL(database.url);
+  const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const proxied = new URL(database.url);
+  proxied.host = `${proxy.host}:${proxy.port}`;
+  return { database, proxy, url: proxied.toString() };
 }
