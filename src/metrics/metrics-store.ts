@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Store } from '../store/database.ts';
+import { postgresTableSpace, sqliteSpace } from '../workflows/maintenance-store.ts';
 
 // The bounded reads /metrics makes (cached between scrapes by platform-collector.ts).
 
@@ -22,4 +23,20 @@ export async function dueByDomain(store: Store, now: number): Promise<Array<{ do
     .groupBy('domain')
     .execute();
   return rows.map((row) => ({ domain: row.domain, count: Number(row.count) }));
+}
+
+/**
+ * The database's size and each table's dead rows (PostgreSQL's statistics; none on SQLite). Not
+ * `herald db status`, which on SQLite reads every page of the file (dbstat) and counts every row of
+ * every table, on the event loop of the process serving /metrics: the size is two pragmas.
+ */
+export async function databaseSize(
+  store: Store,
+): Promise<{ sizeBytes: number; tables: Array<{ name: string; deadRows: number | null }> }> {
+  if (store.dialect === 'sqlite') {
+    const space = await sqliteSpace(store);
+    return { sizeBytes: space.pageCount * space.pageSize, tables: [] };
+  }
+  const { tables, databaseBytes } = await postgresTableSpace(store);
+  return { sizeBytes: databaseBytes, tables: tables.map((t) => ({ name: t.name, deadRows: t.deadRows })) };
 }

@@ -3,11 +3,10 @@ import type { Herald } from '../main.ts';
 import { readShapingSnapshots } from '../shaping/stats-store.ts';
 import { mergeSnapshots } from '../shaping/stats-view.ts';
 import { consolidationWatermark, firstEventAtAfter, lastTrackingEventId } from '../tracking/tracking-store.ts';
-import { databaseStatus } from '../workflows/db-status.ts';
 import { createWorkflowEngine } from '../workflows/engine.ts';
 import { manualTicker } from '../workflows/ticker.ts';
 import { domainClass } from './labels.ts';
-import { deliveriesByState, dueByDomain } from './metrics-store.ts';
+import { databaseSize, deliveriesByState, dueByDomain } from './metrics-store.ts';
 import { refreshedValue, UnavailableValue } from './refreshed-value.ts';
 import { ruleGauges } from './rule-gauges.ts';
 
@@ -80,7 +79,7 @@ export function registerPlatformCollector(
     onRefreshError,
   });
   const databaseFacts = refreshedValue({
-    read: () => databaseStatus(herald.store),
+    read: () => databaseSize(herald.store),
     ...servedFor(databaseCacheMs),
     now,
     onRefreshError,
