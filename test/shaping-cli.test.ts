@@ -140,6 +140,21 @@ describeEachDialect('herald mx', (context) => {
     expect(output).toMatch(/blocked\.test \[mta-1\] until .*: 300 errors in 300 messages \(100%\)/);
   });
 
+  it("stats still shows the nodes' snapshots when Redis does not answer, and says so without its password", async () => {
+    const { lines, run } = cli(context.url(), { redisUrl: 'redis://:hunter2@127.0.0.1:1/0' });
+    expect(await run('mx', 'stats', '--json')).toBe(0);
+    const view = JSON.parse(lines[0]!);
+    expect(view.nodes).toEqual(expect.any(Array));
+    expect(view.sharedConnections).toBeUndefined();
+    expect(view.sharedConnectionsError).toContain('127.0.0.1:1');
+    expect(lines[0]).not.toContain('hunter2');
+    const text = cli(context.url(), { redisUrl: 'redis://:hunter2@127.0.0.1:1/0' });
+    expect(await text.run('mx', 'stats')).toBe(0);
+    const output = text.lines.join('\n');
+    expect(output).toContain('connections open across all nodes (Redis): unknown');
+    expect(output).not.toContain('hunter2');
+  });
+
   it('match names the rule an MX host falls under', async () => {
     const { lines, run } = cli(context.url());
     expect(await run('mx', 'match', 'alt1.gmail-smtp-in.l.google.com', '--json')).toBe(0);

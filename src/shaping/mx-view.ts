@@ -1,4 +1,5 @@
 import { AppError } from '../common/errors.ts';
+import { maskUrl } from '../common/logger.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Herald } from '../main.ts';
 import { formatPublicIds } from './public-ids.ts';
@@ -15,19 +16,27 @@ export async function readMxStats(herald: Herald, maxAgeSeconds: number) {
   const now = herald.clock.now();
   const snapshots = await readShapingSnapshots(herald.store, now - maxAgeSeconds * 1_000);
   let shared: Record<string, number> | undefined;
-  if (herald.config.shaping.redisUrl) {
+  let sharedError: string | undefined;
+  const { redisUrl } = herald.config.shaping;
+  if (redisUrl) {
     const redis = createRedisThrottle({
-      url: herald.config.shaping.redisUrl,
+      url: redisUrl,
       keyPrefix: herald.config.shaping.redisKeyPrefix,
       logger: herald.logger,
     });
+    // The nodes' snapshots are in the database: a Redis outage, when they matter most, must not hide them.
     try {
       shared = (await redis.snapshot(now)).connections;
+    } catch (error) {
+      sharedError = `Redis at ${maskUrl(redisUrl)} does not answer: ${(error as Error).message}`;
     } finally {
       await redis.close();
     }
   }
-  return mergeSnapshots(snapshots, now, shared);
+  return {
+    ...mergeSnapshots(snapshots, now, shared),
+    ...(sharedError !== undefined && { sharedConnectionsError: sharedError }),
+  };
 }
 
 /** Configuration only: no database needed (the CLI matches without opening one). */

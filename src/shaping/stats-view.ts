@@ -29,6 +29,8 @@ export interface MxStatsView {
   suspensions: Array<Suspension & { nodeId: string }>;
   /** With Redis: connections open right now across every node, per connection key. */
   sharedConnections?: Record<string, number>;
+  /** With Redis configured but not answering: why sharedConnections is missing. */
+  sharedConnectionsError?: string;
   /** Paths and rate keys the nodes left out of their snapshots (each lists its snapshotRowLimit most relevant). */
   omitted?: OmittedRows;
   /** Domains and MX hosts sent to with their last good DNS answer, because DNS fails for them. */
@@ -105,9 +107,14 @@ export function omittedNote(count: number, what: string): string | null {
 
 export function formatStatsView(view: MxStatsView): string[] {
   const lines: string[] = [];
+  const sharedError =
+    view.sharedConnectionsError === undefined
+      ? []
+      : [`connections open across all nodes (Redis): unknown: ${view.sharedConnectionsError}`];
   if (view.nodes.length === 0)
     return [
       'no shaping snapshot: no MTA has run recently (snapshots are written every shaping.statsIntervalMs while sending)',
+      ...sharedError,
     ];
   for (const node of view.nodes)
     lines.push(
@@ -172,6 +179,7 @@ export function formatStatsView(view: MxStatsView): string[] {
     shared.length === 0 ? 'budget split per path (last 5 min): no messages' : 'budget split per path (last 5 min):',
   );
   for (const p of shared) lines.push(`  ${p.pathId} [${p.nodeId}]: ${describeShares(p.shares!)}`);
+  if (sharedError.length > 0) lines.push('', ...sharedError);
   if (view.sharedConnections) {
     lines.push('', 'connections open across all nodes (Redis):');
     for (const [key, open] of Object.entries(view.sharedConnections).sort()) lines.push(`  ${key}  ${open}`);
