@@ -10,6 +10,7 @@ import type { ShapingSnapshot } from '../src/shaping/snapshot.ts';
 import { writeShapingSnapshot } from '../src/shaping/stats-store.ts';
 import type { Store } from '../src/store/database.ts';
 import type { DeliveryState, NewDeliveryLog } from '../src/store/tables.ts';
+import { insertSubscription } from '../src/webhooks/webhook-store.ts';
 import { ensureWorkflowRows, finishRun, insertRun } from '../src/workflows/workflow-store.ts';
 import { describeEachDialect } from './support/databases.ts';
 import { insertList } from './support/fixtures.ts';
@@ -356,6 +357,38 @@ describeEachDialect('herald doctor', ({ store, url }) => {
       }),
     ]);
     await store().db.updateTable('imports').set({ state: 'failed' }).where('id', '=', killed.id).execute();
+  });
+
+  it('names a failing webhook without the credentials in its URL', async () => {
+    // A subscription made before URLs with a password were refused, and a receiver authenticated by a query token.
+    const ids: number[] = [];
+    for (const [url, state] of [
+      ['https://crm:hunter2@hooks.example.net/herald', 'paused'],
+      ['https://hooks.example.net/in?token=s3cr3t-token&team=ops', 'active'],
+    ] as const) {
+      const row = await insertSubscription(store(), { url, events: ['sent'], secret: 'k'.repeat(32), now: now - hour });
+      await store()
+        .db.updateTable('webhook_subscriptions')
+        .set({
+          state,
+          consecutive_failures: 7,
+          last_error: 'HTTP 500',
+          paused_at: state === 'paused' ? now - minute : null,
+        })
+        .where('id', '=', row.id)
+        .execute();
+      ids.push(row.id);
+    }
+    const run = await doctor(url(), ['--json']);
+    const found = run.out.findings.filter((f) => f.check === 'webhooks');
+    expect(found.map((f) => f.subject).sort()).toEqual(ids.map((id) => `webhook ${id}`).sort());
+    const printed = JSON.stringify(found);
+    expect(printed).not.toContain('hunter2');
+    expect(printed).not.toContain('s3cr3t-token');
+    expect(printed).toContain('hooks.example.net/in?token=***&team=ops');
+    const text = await doctor(url());
+    expect(text.stdout.join('\n')).not.toMatch(/hunter2|s3cr3t-token/);
+    await store().db.deleteFrom('webhook_subscriptions').where('id', 'in', ids).execute();
   });
 
   it('measures a stall from the last outcome, not from a preparation long before the start', async () => {

@@ -1,6 +1,7 @@
 import { checkConfigSafety, domainOfAddress } from '../config/safety.ts';
 import { bounceDomainResolves } from '../config/safety-facts.ts';
 import { networkInterfaces } from 'node:os';
+import { maskUrl } from '../common/logger.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import { listOutbound, listParts, localDeliveryStates } from '../midsourcing/outbound-store.ts';
 import { summarizeOutbound } from '../midsourcing/status.ts';
@@ -301,12 +302,14 @@ async function midFacts(store: Store): Promise<MidOutboundFacts[]> {
 
 async function webhookFacts(store: Store): Promise<WebhookFacts[]> {
   const backlog = await outboxBacklog(store);
+  // The doctor's output lands in tickets and monitoring: a password (a subscription older than
+  // their refusal) or a `?token=` the receiver checks stays out of it, as out of the logs.
   return (await listSubscriptions(store)).map((row) => ({
     id: row.id,
-    url: row.url,
+    url: maskUrl(row.url),
     state: row.state,
     consecutiveFailures: Number(row.consecutive_failures),
-    lastError: row.last_error,
+    lastError: row.last_error === null ? null : row.last_error.split(row.url).join(maskUrl(row.url)),
     lastSuccessAt: row.last_success_at,
     pausedAt: row.paused_at,
     backlog: backlog.get(row.id) ?? 0,
