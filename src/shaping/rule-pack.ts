@@ -259,7 +259,12 @@ const shippedMxPack = fileURLToPath(new URL('../../rules/mx/default.yaml', impor
 
 /** True for the catch-all rule: mask `*` and every public id. */
 export function isGenericRule(rule: Pick<MxRule, 'masks' | 'publicIds'>): boolean {
-  return rule.publicIds.length === 0 && rule.masks.some((m) => /^\*+$/.test(m));
+  return rule.publicIds.length === 0 && rule.masks.some((m) => /^\*+$/.test(withoutRootDot(m)));
+}
+
+// Masks are matched without the trailing root dot (mask.ts): "*." is "*", and "*?." is "*?".
+function withoutRootDot(mask: string): string {
+  return mask.endsWith('.') ? mask.slice(0, -1) : mask;
 }
 
 /**
@@ -268,7 +273,10 @@ export function isGenericRule(rule: Pick<MxRule, 'masks' | 'publicIds'>): boolea
  * it, other site files' included, would never match.
  */
 export function matchesEveryHost(rule: Pick<MxRule, 'masks' | 'publicIds'>): boolean {
-  return rule.publicIds.length === 0 && rule.masks.some((m) => /^[*?]*\*[*?]*$/.test(m) && m.split('?').length <= 4);
+  return (
+    rule.publicIds.length === 0 &&
+    rule.masks.map(withoutRootDot).some((m) => /^[*?]*\*[*?]*$/.test(m) && m.split('?').length <= 4)
+  );
 }
 
 function checkPackConsistency(pack: RulePack): PackIssue[] {

@@ -65,7 +65,7 @@ describe('rule pack validation', () => {
     expect(ids.source.line).toBe(8);
   });
 
-  it.each(['*?', '?*', '**??'])(
+  it.each(['*?', '?*', '**??', '*?.', '?*.'])(
     'refuses a rule whose mask %s matches every MX host like the generic rule, wherever it stands',
     async (mask) => {
       // Accepted before: first in a site layer or an update, it took every host from the rules
@@ -81,6 +81,18 @@ describe('rule pack validation', () => {
       ]);
     },
   );
+
+  // A trailing dot is the DNS root (`mx.example.com.`): the mask "*." is the mask "*". Accepted
+  // anywhere before, it took every MX host from the rules after it without being the generic rule.
+  it.each(['*.', '**.'])('takes the mask %s for the generic mask "*": refused before other rules', async (mask) => {
+    const site = `rules:\n  - name: everything\n    mask: "${mask}"\n    maxConnections: 1\n    maxMessagesPerHour: 1\n  - name: partner\n    mask: mx.partner.test\n    maxConnections: 1\n    maxMessagesPerHour: 1\n`;
+    const result = await parseRulePack(site, 'update.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map(formatIssue)).toEqual([
+      expect.stringMatching(/^update\.yaml:2: rules\[0\]\.mask: the generic rule \(mask "\*"\) must be the last rule/),
+    ]);
+  });
 
   it('refuses a pack of more than 10,000 masks (each new MX host would test them one by one)', async () => {
     const masks = Array.from({ length: 10_001 }, (_, i) => `"m?${i}x"`).join(',');
