@@ -236,6 +236,17 @@ export async function parseRulePack(text: string, file: string): Promise<PackRes
       source: { file, line: lineOf(['backoff', index]) },
     })),
   };
+  // A burst goes out at once after a quiet spell: one larger than the hour's quota sends more than
+  // the hour's quota in an instant (100/h with burst 100000).
+  pack.rules.forEach((rule, index) => {
+    if (rule.burst !== undefined && rule.burst > rule.maxMessagesPerHour)
+      issues.push({
+        file,
+        line: lineOf(['rules', index, 'burst']),
+        path: formatPath(['rules', index, 'burst']),
+        message: `expected at most maxMessagesPerHour (${rule.maxMessagesPerHour}): a burst goes out at once`,
+      });
+  });
   issues.push(...checkPackConsistency(pack));
   // Backoff patterns run over every non-2xx reply, text the remote server writes: one that backtracks
   // catastrophically blocks the MTA (src/bounce/pattern-timing.ts). The shipped pack is trusted.

@@ -94,6 +94,20 @@ describe('rule pack validation', () => {
     ]);
   });
 
+  // Accepted before: `burst` permits go at once after a quiet spell, so 100/h with burst 100000
+  // sent a thousand hours' quota in an instant.
+  it('refuses a burst larger than the hourly quota, naming the burst line', async () => {
+    const site = base.replace('    maxMessagesPerHour: 100\n', '    maxMessagesPerHour: 100\n    burst: 100000\n');
+    const result = await parseRulePack(site, 'update.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map(formatIssue)).toEqual([
+      'update.yaml:13: rules[1].burst: expected at most maxMessagesPerHour (100): a burst goes out at once',
+    ]);
+    const equal = await parseRulePack(site.replace('burst: 100000', 'burst: 100'), 'update.yaml');
+    expect(equal.ok).toBe(true);
+  });
+
   it('refuses a pack of more than 10,000 masks (each new MX host would test them one by one)', async () => {
     const masks = Array.from({ length: 10_001 }, (_, i) => `"m?${i}x"`).join(',');
     const result = await parseRulePack(
