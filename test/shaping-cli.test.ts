@@ -155,6 +155,20 @@ describeEachDialect('herald mx', (context) => {
     expect(output).not.toContain('hunter2');
   });
 
+  // Number("5m") is NaN: the command read no snapshot and said no MTA had run, with nodes sending.
+  it('refuses a --max-age or --public-id that is not a number instead of answering for none', async () => {
+    for (const args of [
+      ['mx', 'stats', '--max-age', '5m'],
+      ['mx', 'stats', '--max-age', '-1'],
+      ['mx', 'match', 'mx.example.test', '--public-id', 'one'],
+    ]) {
+      const { lines, errors, run } = cli(context.url());
+      expect(await run(...args)).not.toBe(0);
+      expect(lines).toEqual([]);
+      expect(errors.join('\n')).toMatch(/--max-age|--public-id/);
+    }
+  });
+
   it('match names the rule an MX host falls under', async () => {
     const { lines, run } = cli(context.url());
     expect(await run('mx', 'match', 'alt1.gmail-smtp-in.l.google.com', '--json')).toBe(0);

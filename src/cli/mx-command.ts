@@ -3,7 +3,8 @@ import { loadConfig } from '../config/load.ts';
 import { createDnsClient } from '../mta/mx-resolver.ts';
 import { matchMxHost, readMxStats } from '../shaping/mx-view.ts';
 import { formatStatsView } from '../shaping/stats-view.ts';
-import { printJson, withHerald, type CliContext } from './context.ts';
+import { AppError } from '../common/errors.ts';
+import { positiveInteger, printJson, withHerald, type CliContext } from './context.ts';
 
 // `herald mx stats`: what each MTA node's shaping is doing right now (from the snapshots the
 // nodes write to the database, plus live connection counts from Redis when it is configured).
@@ -16,11 +17,13 @@ export function registerMxCommands(program: Command, context: CliContext): void 
     .description(
       'per rule and per path: load against each limit, the binding limit, messages waiting, backoffs and suspensions',
     )
-    .option('--max-age <seconds>', 'ignore snapshots older than this (stopped nodes)', Number, 300)
+    .option('--max-age <seconds>', 'ignore snapshots older than this (stopped nodes)', '300')
     .option('--json', 'print the merged view as one JSON object')
-    .action(async (options: { json?: boolean; maxAge: number }, command: Command) => {
+    .action(async (options: { json?: boolean; maxAge: string }, command: Command) => {
+      // Number("5m") was NaN: no snapshot read, and "no MTA has run recently" while nodes sent.
+      const maxAge = positiveInteger(options.maxAge, '--max-age');
       await withHerald(context, command, async (herald) => {
-        const view = await readMxStats(herald, options.maxAge);
+        const view = await readMxStats(herald, maxAge);
         if (options.json) printJson(context, view);
         else for (const line of formatStatsView(view)) context.output.out(line);
       });
@@ -30,9 +33,15 @@ export function registerMxCommands(program: Command, context: CliContext): void 
     .description(
       'show which MX rule applies to an MX host name (not the email domain: given a domain, its MX hosts are looked up) and its limits',
     )
-    .option('--public-id <id>', 'public id of the source address', Number, 0)
+    .option('--public-id <id>', 'public id of the source address', '0')
     .option('--json', 'print the rule as JSON (given a domain: one line per MX host, each with "domain")')
-    .action(async (host: string, options: { json?: boolean; publicId: number }, command: Command) => {
+    .action(async (host: string, options: { json?: boolean; publicId: string }, command: Command) => {
+      const publicId = Number(options.publicId);
+      if (!Number.isSafeInteger(publicId) || publicId < 0)
+        throw new AppError(
+          'INPUT_INVALID',
+          `--public-id must be a whole number, 0 or more (got "${options.publicId}")`,
+        );
       const globals = command.optsWithGlobals() as { config?: string };
       const config = loadConfig(globals.config ? { file: globals.config } : {});
       // Rules match MX host names. A name with MX records of its own is a mail domain: match its MX hosts.
@@ -43,7 +52,7 @@ export function registerMxCommands(program: Command, context: CliContext): void 
         );
       for (const name of mxHosts.length > 0 ? mxHosts : [host]) {
         const out = {
-          ...(await matchMxHost(config, name, options.publicId)),
+          ...(await matchMxHost(config, name, publicId)),
           ...(mxHosts.length > 0 ? { domain: host } : {}),
         };
         if (options.json) printJson(context, out);
