@@ -292,6 +292,16 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     proxy.resume();
   });
 
+  it('a connection grant that timed out does not keep its slot when Redis answers again', async () => {
+    const { throttle, proxy } = await backendBehindProxy({ commandTimeoutMs: 300 });
+    proxy.blackhole();
+    await expect(throttle.acquireConnection('lost-grant', 1, 600_000, 2_000)).rejects.toThrow(/timed out/);
+    // The request was held, not lost: Redis runs it when the partition heals and leases a slot
+    // nobody holds. The path's only slot stayed taken for the lease's 10 minutes.
+    proxy.resume();
+    expect(await throttle.acquireConnection('lost-grant', 1, 600_000, 2_001)).toMatchObject({ granted: true });
+  });
+
   it('a session closing while Redis is down releases its lease without a rejection (the lease expires by itself)', async () => {
     const { shaper, proxy } = await shaperBehindProxy('down', 70_000_000);
     const decision = await shaper.acquireConnection({ mxHost: 'mx.down.test', mxIp: '192.0.2.60', publicId: 1 });

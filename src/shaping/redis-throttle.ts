@@ -223,7 +223,13 @@ export function createRedisThrottle(options: RedisThrottleOptions): ThrottleBack
           connectionPollMs,
           owner,
         ),
-      );
+      ).catch((error: unknown) => {
+        // No answer is not no grant: a request held by a slow or partitioned Redis runs when it
+        // gets there, and its lease, held by nobody, took a slot until it expired (leaseMs). The
+        // removal goes after it on the same connection, so it is undone as soon as it is done.
+        redis.zrem(connectionKey(key), leaseId).catch(() => undefined);
+        throw error;
+      });
       return granted === 1 ? { granted: true, leaseId, open } : { granted: false, open, retryInMs };
     },
     async renewConnection(key, leaseId, leaseMs, now) {
