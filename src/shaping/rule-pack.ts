@@ -84,11 +84,16 @@ const positiveInteger = (max: number) =>
     .positive('expected a positive integer')
     .max(max, `expected at most ${max}`);
 
+// Timeouts become Node timers, which hold at most 2^31 - 1 ms (24.8 days) and run a longer one after
+// 1 ms: `data: 3600000` (milliseconds, as in mta.dataTimeoutMs, read as seconds) failed every DATA.
+const maxDurationMs = 24 * 3_600_000;
+
 const duration = z.union([z.number(), z.string()]).superRefine((value, ctx) => {
-  if (parseDuration(value) === undefined)
+  const ms = parseDuration(value);
+  if (ms === undefined || ms > maxDurationMs)
     ctx.addIssue({
       code: 'custom',
-      message: 'expected a duration: seconds, or a number with ms, s, m or h (e.g. "30s")',
+      message: 'expected a duration: seconds, or a number with ms, s, m or h (e.g. "30s"), at most 24h',
     });
 });
 

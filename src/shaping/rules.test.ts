@@ -108,6 +108,19 @@ describe('rule pack validation', () => {
     expect(equal.ok).toBe(true);
   });
 
+  // Numbers are seconds: `data: 3600000` (milliseconds, as mta.dataTimeoutMs) was 41 days, past
+  // what a Node timer holds (2^31 - 1 ms), and Node runs such a timer after 1 ms: every DATA timed out.
+  it('refuses a duration over 24h, naming its line and field', async () => {
+    const site = base.replace('timeouts: { connect: 5s, data: 10m }', 'timeouts: { connect: 5s, data: 3600000 }');
+    const result = await parseRulePack(site, 'update.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map(formatIssue)).toEqual([
+      expect.stringMatching(/^update\.yaml:13: rules\[1\]\.timeouts\.data: expected a duration.*at most 24h/),
+    ]);
+    expect((await parseRulePack(site.replace('data: 3600000', 'data: 24h'), 'update.yaml')).ok).toBe(true);
+  });
+
   it('refuses a pack of more than 10,000 masks (each new MX host would test them one by one)', async () => {
     const masks = Array.from({ length: 10_001 }, (_, i) => `"m?${i}x"`).join(',');
     const result = await parseRulePack(
