@@ -171,6 +171,28 @@ describeEachDialect('deliverability update', (context) => {
     expect(await listVersions(store, { kind: 'mx' })).toHaveLength(1);
   });
 
+  // The MTA layers site files in code-unit order ("00-…" before "00_…"); the update was checked in
+  // locale order ("00_…" first): it was accepted, and the MTA refused the layering it then loaded.
+  it('checks an MX pack layered in the order the MTA loads the site files', async () => {
+    const store = context.store();
+    const s = await setup(store);
+    mkdirSync(s.siteDir, { recursive: true });
+    writeFileSync(
+      join(s.siteDir, '00_local.yaml'),
+      'rules:\n  - name: catchall\n    mask: "*"\n    maxConnections: 3\n    maxMessagesPerHour: 2000\n',
+    );
+    await mxRules(s);
+    s.write({
+      'mx.yaml':
+        'rules:\n  - name: catchall\n    mask: "*.catchall.test"\n    maxConnections: 1\n    maxMessagesPerHour: 10\n  - name: generic\n    mask: "*"\n    maxConnections: 5\n    maxMessagesPerHour: 3000\n',
+    });
+    const error = await updateRulePacks({ store, config: s.config, now }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).message).toContain('rule "catchall" matches every MX host');
+    expect(await listVersions(store, { kind: 'mx' })).toHaveLength(0);
+    expect((await mxRules(s)).match('mx.anything.test', 0).name).toBe('catchall');
+  });
+
   it('rejects an invalid pack with file:line errors and changes nothing, even when the other pack is valid', async () => {
     const store = context.store();
     const s = await setup(store);

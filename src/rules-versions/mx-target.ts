@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ShapingConfig } from '../config/schema.ts';
-import { listSiteFiles, loadRuleTexts, shippedPackPath } from '../shaping/rule-loader.ts';
+import { bySiteFileName, listSiteFiles, loadRuleTexts, shippedPackPath } from '../shaping/rule-loader.ts';
 import { formatIssue, maxPackBytes, parseRulePack } from '../shaping/rule-pack.ts';
 import type { PackTarget, TargetResult } from './targets.ts';
 
@@ -34,8 +34,10 @@ export async function prepareMxTarget(
   if (!alone.ok) return { ok: false, issues: alone.issues.map(formatIssue) };
   const base = shaping.rulesFiles.length > 0 ? shaping.rulesFiles : [shippedPackPath];
   const site = listSiteFiles(shaping.siteRulesDir).filter((f) => resolve(f) !== resolve(file));
+  // Exactly the MTA's order (listSiteFiles): in locale order "00_local.yaml" came before this file,
+  // and a layering the MTA then refused was accepted.
   const ordered = [...site.map((f) => ({ file: f, text: undefined as string | undefined })), { file, text }].sort(
-    (a, b) => basename(a.file).localeCompare(basename(b.file)),
+    (a, b) => bySiteFileName(a.file, b.file),
   );
   const texts: Array<{ file: string; text: string }> = [];
   try {

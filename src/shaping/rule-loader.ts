@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileRules, type CompiledRules } from './compiled-rules.ts';
 import {
@@ -45,9 +45,15 @@ export function listSiteFiles(directory: string): string[] {
   }
   return names
     .filter((name) => /\.ya?ml$/.test(name))
-    .sort()
     .map((name) => join(directory, name))
+    .sort(bySiteFileName)
     .filter((file) => statSync(file).isFile());
+}
+
+/** The order site files are layered in: by file name, in UTF-16 code units ("00-a" before "00_a"), not by locale. */
+export function bySiteFileName(a: string, b: string): number {
+  const [x, y] = [basename(a), basename(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 export async function loadRuleFiles(files: readonly string[]): Promise<LoadResult> {
