@@ -118,18 +118,24 @@ function ruleFindings(delivery: DeliveryFacts, shaping: MxStatsView, now: number
   const pendingByKey = new Map<string, { pending: number; domains: string[] }>();
   for (const entry of delivery.pendingByDomain) {
     const hosts = new Set(entry.mxHosts.map((h) => h.toLowerCase()));
-    const keys = new Set(shaping.paths.filter((p) => hosts.has(p.mxHost.toLowerCase())).map((p) => p.rateKey));
-    for (const key of keys) {
+    const keys = [...new Set(shaping.paths.filter((p) => hosts.has(p.mxHost.toLowerCase())).map((p) => p.rateKey))];
+    // A domain sent from several public ids drains through as many rate keys at once (a rule not
+    // shared has one per id): each takes its part, in proportion to its rate. Charged every pending
+    // message, each key said twice the time with two ids, and "will expire" when they would not.
+    const rates = keys.map((key) => shaping.rules.find((r) => r.rateKey === key)?.limits.maxMessagesPerHour ?? 0);
+    const total = rates.reduce((sum, rate) => sum + rate, 0);
+    keys.forEach((key, at) => {
       const value = pendingByKey.get(key) ?? { pending: 0, domains: [] };
-      value.pending += entry.pending;
+      value.pending += total > 0 ? (entry.pending * rates[at]!) / total : entry.pending / keys.length;
       value.domains.push(entry.domain);
       pendingByKey.set(key, value);
-    }
+    });
   }
+  for (const routed of pendingByKey.values()) routed.pending = Math.round(routed.pending);
   const findings: Finding[] = [];
   for (const [key, routed] of pendingByKey) {
     const rule = shaping.rules.find((r) => r.rateKey === key);
-    if (!rule || rule.binding === 'none') continue;
+    if (!rule || rule.binding === 'none' || routed.pending === 0) continue;
     const limits = rule.limits;
     const hoursToDrain =
       limits.maxMessagesPerHour > 0 ? routed.pending / limits.maxMessagesPerHour : Number.POSITIVE_INFINITY;

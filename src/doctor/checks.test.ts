@@ -221,6 +221,31 @@ describe('delivery-shaping', () => {
     expect(deliveryShapingCheck.run(silent, now, settings).map((f) => f.subject)).toEqual(['mta node mta-1']);
   });
 
+  // A rule not shared has one rate key per public id: a domain sent from two ids drains through
+  // both at once. Each key was charged every pending message: twice the time, and "will expire".
+  it('splits a domain sent from several public ids between their rate keys', () => {
+    const base = shapingWith('maxMessagesPerHour');
+    const perId = (id: number) => ({
+      rule: { ...base.rules[0]!, rateKey: `gmail|id${id}`, shared: false, publicId: id },
+      path: { ...base.paths[0]!, pathId: `gmail|${id}|10.0.0.1`, publicId: id, rateKey: `gmail|id${id}` },
+    });
+    const shaping = {
+      ...base,
+      rules: [perId(1).rule, perId(2).rule],
+      paths: [perId(1).path, perId(2).path],
+    };
+    const snapshot = {
+      ...emptySnapshot(),
+      deliveries: [delivery({ validUntil: now + 1.5 * hour, pendingByDomain: gmailPending })],
+      shaping,
+    };
+    const findings = deliveryShapingCheck.run(snapshot, now, settings);
+    expect(findings.map((f) => [f.severity, f.evidence])).toEqual([
+      ['info', expect.objectContaining({ rateKey: 'gmail|id1', pendingBehindRule: 3600, hoursToDrain: 1 })],
+      ['info', expect.objectContaining({ rateKey: 'gmail|id2', pendingBehindRule: 3600, hoursToDrain: 1 })],
+    ]);
+  });
+
   it('is critical when the messages cannot drain before the validity ends', () => {
     const snapshot = {
       ...emptySnapshot(),
