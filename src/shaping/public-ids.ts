@@ -33,6 +33,9 @@ export function parsePublicIds(spec: PublicIdSpec | undefined): { ranges: Public
       ranges.push({ from, to });
     }
   }
+  // Empty means every id only when absent: `[]` or "" (a template that filled in nothing) gave a rule
+  // meant for a few addresses to all of them.
+  if (ranges.length === 0) return { error: 'names no public id: leave publicIds out for every public id' };
   return { ranges };
 }
 

@@ -121,6 +121,21 @@ describe('rule pack validation', () => {
     expect((await parseRulePack(site.replace('data: 3600000', 'data: 24h'), 'update.yaml')).ok).toBe(true);
   });
 
+  // An absent publicIds means every id; an empty one (a template that filled in nothing) meant the
+  // same, silently: the rule meant for a few addresses gave its limits to all of them.
+  it.each(['[]', '""', '" , "'])(
+    'refuses an empty publicIds (%s) instead of applying the rule to every id',
+    async (ids) => {
+      const site = base.replace('publicIds: "1-4"', `publicIds: ${ids}`);
+      const result = await parseRulePack(site, 'update.yaml');
+      expect(result.ok).toBe(false);
+      if (result.ok) return;
+      expect(result.issues.map(formatIssue)).toEqual([
+        'update.yaml:10: rules[1].publicIds: names no public id: leave publicIds out for every public id',
+      ]);
+    },
+  );
+
   it('refuses a pack of more than 10,000 masks (each new MX host would test them one by one)', async () => {
     const masks = Array.from({ length: 10_001 }, (_, i) => `"m?${i}x"`).join(',');
     const result = await parseRulePack(
