@@ -43,11 +43,20 @@ export function listSiteFiles(directory: string): string[] {
   } catch {
     return [];
   }
+  // Hidden files are editors' (Emacs locks a file it edits with a dangling symlink `.#site.yaml`).
+  // A *.yaml that cannot be stat'ed (a dangling link, removed meanwhile) stays listed: the load
+  // refuses it by name and the rules in force stay. A throw here ended the MTA from the reload timer.
   return names
-    .filter((name) => /\.ya?ml$/.test(name))
+    .filter((name) => /\.ya?ml$/.test(name) && !name.startsWith('.'))
     .map((name) => join(directory, name))
     .sort(bySiteFileName)
-    .filter((file) => statSync(file).isFile());
+    .filter((file) => {
+      try {
+        return statSync(file).isFile();
+      } catch {
+        return true;
+      }
+    });
 }
 
 /** The order site files are layered in: by file name, in UTF-16 code units ("00-a" before "00_a"), not by locale. */

@@ -54,6 +54,11 @@ export function watchRules(options: {
   logger?: Logger;
 }): RulesWatcher {
   let signature = rulesSignature(options.sources);
+  const reloadFailed = (error: unknown) =>
+    options.logger?.error(
+      { event: 'shaping.rules_reload_failed', err: describeError(error) },
+      `MX rules not reloaded, keeping version ${options.holder.current().version}: ${(error as Error).message}`,
+    );
   // One check at a time: an older reload finishing after a newer one would swap stale rules in.
   let running: Promise<ReloadOutcome | undefined> | undefined;
   const check = (): Promise<ReloadOutcome | undefined> => {
@@ -70,10 +75,7 @@ export function watchRules(options: {
       outcome = await reloadRules(options.holder, options.sources);
     } catch (error) {
       // The pattern check itself failed (no child process could start): the rules in force stay, and the next tick tries again.
-      options.logger?.error(
-        { event: 'shaping.rules_reload_failed', err: describeError(error) },
-        `MX rules not reloaded, keeping version ${options.holder.current().version}: ${(error as Error).message}`,
-      );
+      reloadFailed(error);
       return undefined;
     }
     signature = next;
@@ -90,7 +92,8 @@ export function watchRules(options: {
     }
     return outcome;
   };
-  const timer = setInterval(() => void check(), options.intervalMs);
+  // A check that throws must not end the process (an unhandled rejection from a timer does).
+  const timer = setInterval(() => void check().catch(reloadFailed), options.intervalMs);
   timer.unref();
   return { check, stop: () => clearInterval(timer) };
 }

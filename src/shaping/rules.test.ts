@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -366,6 +366,37 @@ describe('reload', () => {
         issues: [{ file: site, line: 2, path: 'rules[0].maxConnections' }],
       });
       expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
+    } finally {
+      watcher.stop();
+    }
+  });
+});
+
+describe('reload with an editor at work in the site directory', () => {
+  // Emacs locks a file it edits with a dangling symlink `.#site.yaml`: stat() of it threw, out of the
+  // watcher's timer (an unhandled rejection, which ends the MTA) and out of every rule load.
+  it('skips hidden files and refuses a dangling *.yaml by name, keeping the rules in force', async () => {
+    const { watchRules } = await import('./rules-reload.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'herald-editor-'));
+    const site = join(dir, 'site.yaml');
+    writeFileSync(
+      site,
+      'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n',
+    );
+    const initial = await loadRuleFiles([shippedPackPath, site]);
+    if (!initial.ok) throw new Error('initial rules must load');
+    const holder = new RulesHolder(initial.rules);
+    const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
+    try {
+      symlinkSync('operator@mta1.12345:1765170000', join(dir, '.#site.yaml'));
+      expect(listSiteFiles(dir)).toEqual([site]);
+      expect(await watcher.check()).toBeUndefined();
+      symlinkSync(join(dir, 'gone.yaml'), join(dir, 'broken.yaml'));
+      expect(await watcher.check()).toMatchObject({
+        kind: 'rejected',
+        issues: [{ file: join(dir, 'broken.yaml'), path: '(file)', message: expect.stringContaining('cannot read') }],
+      });
+      expect(holder.current().version).toBe(initial.rules.version);
     } finally {
       watcher.stop();
     }
