@@ -27,6 +27,12 @@ rules:
     maxMessagesPerHour: 3000
 `;
 
+/** The formatted issues of a pack named update.yaml; none when it validates. */
+async function packIssues(text: string): Promise<string[]> {
+  const result = await parseRulePack(text, 'update.yaml');
+  return result.ok ? [] : result.issues.map(formatIssue);
+}
+
 describe('masks', () => {
   it.each([
     ['*.google.com', 'gmail-smtp-in.l.google.com', true],
@@ -71,10 +77,7 @@ describe('rule pack validation', () => {
       // Accepted before: first in a site layer or an update, it took every host from the rules
       // layered after it (the operator's own site files included), silently.
       const site = `rules:\n  - name: everything\n    mask: "${mask}"\n    maxConnections: 1\n    maxMessagesPerHour: 1\n`;
-      const result = await parseRulePack(site, 'update.yaml');
-      expect(result.ok).toBe(false);
-      if (result.ok) return;
-      expect(result.issues.map(formatIssue)).toEqual([
+      expect(await packIssues(site)).toEqual([
         expect.stringMatching(
           /^update\.yaml:2: rules\[0\]\.mask: this mask matches every MX host like the generic rule/,
         ),
@@ -86,10 +89,7 @@ describe('rule pack validation', () => {
   // anywhere before, it took every MX host from the rules after it without being the generic rule.
   it.each(['*.', '**.'])('takes the mask %s for the generic mask "*": refused before other rules', async (mask) => {
     const site = `rules:\n  - name: everything\n    mask: "${mask}"\n    maxConnections: 1\n    maxMessagesPerHour: 1\n  - name: partner\n    mask: mx.partner.test\n    maxConnections: 1\n    maxMessagesPerHour: 1\n`;
-    const result = await parseRulePack(site, 'update.yaml');
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
-    expect(result.issues.map(formatIssue)).toEqual([
+    expect(await packIssues(site)).toEqual([
       expect.stringMatching(/^update\.yaml:2: rules\[0\]\.mask: the generic rule \(mask "\*"\) must be the last rule/),
     ]);
   });
@@ -98,10 +98,7 @@ describe('rule pack validation', () => {
   // sent a thousand hours' quota in an instant.
   it('refuses a burst larger than the hourly quota, naming the burst line', async () => {
     const site = base.replace('    maxMessagesPerHour: 100\n', '    maxMessagesPerHour: 100\n    burst: 100000\n');
-    const result = await parseRulePack(site, 'update.yaml');
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
-    expect(result.issues.map(formatIssue)).toEqual([
+    expect(await packIssues(site)).toEqual([
       'update.yaml:13: rules[1].burst: expected at most maxMessagesPerHour (100): a burst goes out at once',
     ]);
     const equal = await parseRulePack(site.replace('burst: 100000', 'burst: 100'), 'update.yaml');
@@ -112,10 +109,7 @@ describe('rule pack validation', () => {
   // what a Node timer holds (2^31 - 1 ms), and Node runs such a timer after 1 ms: every DATA timed out.
   it('refuses a duration over 24h, naming its line and field', async () => {
     const site = base.replace('timeouts: { connect: 5s, data: 10m }', 'timeouts: { connect: 5s, data: 3600000 }');
-    const result = await parseRulePack(site, 'update.yaml');
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
-    expect(result.issues.map(formatIssue)).toEqual([
+    expect(await packIssues(site)).toEqual([
       expect.stringMatching(/^update\.yaml:13: rules\[1\]\.timeouts\.data: expected a duration.*at most 24h/),
     ]);
     expect((await parseRulePack(site.replace('data: 3600000', 'data: 24h'), 'update.yaml')).ok).toBe(true);
@@ -127,10 +121,7 @@ describe('rule pack validation', () => {
     'refuses an empty publicIds (%s) instead of applying the rule to every id',
     async (ids) => {
       const site = base.replace('publicIds: "1-4"', `publicIds: ${ids}`);
-      const result = await parseRulePack(site, 'update.yaml');
-      expect(result.ok).toBe(false);
-      if (result.ok) return;
-      expect(result.issues.map(formatIssue)).toEqual([
+      expect(await packIssues(site)).toEqual([
         'update.yaml:10: rules[1].publicIds: names no public id: leave publicIds out for every public id',
       ]);
     },
@@ -335,26 +326,32 @@ describe('layering', () => {
   });
 });
 
+/** A site directory holding one rule file, its rules in force and a watcher on it. */
+async function watchedSiteDir(prefix: string) {
+  const { watchRules } = await import('./rules-reload.ts');
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const site = join(dir, 'site.yaml');
+  writeFileSync(
+    site,
+    'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n',
+  );
+  const initial = await loadRuleFiles([shippedPackPath, site]);
+  if (!initial.ok) throw new Error('initial rules must load');
+  const holder = new RulesHolder(initial.rules);
+  const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
+  return { dir, site, initial: initial.rules, holder, watcher };
+}
+
 describe('reload', () => {
   it('swaps in a valid edit, keeps the rules in force on a broken one', async () => {
-    const { watchRules } = await import('./rules-reload.ts');
-    const dir = mkdtempSync(join(tmpdir(), 'herald-reload-'));
-    const site = join(dir, 'site.yaml');
-    writeFileSync(
-      site,
-      'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n',
-    );
-    const initial = await loadRuleFiles([shippedPackPath, site]);
-    if (!initial.ok) throw new Error('initial rules must load');
-    const holder = new RulesHolder(initial.rules);
-    const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
+    const { site, initial, holder, watcher } = await watchedSiteDir('herald-reload-');
     try {
       expect(await watcher.check()).toBeUndefined();
       writeFileSync(
         site,
         'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 4, maxMessagesPerHour: 400 }\n',
       );
-      expect(await watcher.check()).toMatchObject({ kind: 'reloaded', previousVersion: initial.rules.version });
+      expect(await watcher.check()).toMatchObject({ kind: 'reloaded', previousVersion: initial.version });
       expect(holder.current().match('aspmx.l.google.com', 0).maxConnections).toBe(4);
       writeFileSync(
         site,
@@ -370,23 +367,11 @@ describe('reload', () => {
       watcher.stop();
     }
   });
-});
 
-describe('reload with an editor at work in the site directory', () => {
   // Emacs locks a file it edits with a dangling symlink `.#site.yaml`: stat() of it threw, out of the
   // watcher's timer (an unhandled rejection, which ends the MTA) and out of every rule load.
   it('skips hidden files and refuses a dangling *.yaml by name, keeping the rules in force', async () => {
-    const { watchRules } = await import('./rules-reload.ts');
-    const dir = mkdtempSync(join(tmpdir(), 'herald-editor-'));
-    const site = join(dir, 'site.yaml');
-    writeFileSync(
-      site,
-      'rules:\n  - { name: google, mask: "*.google.com", maxConnections: 3, maxMessagesPerHour: 300 }\n',
-    );
-    const initial = await loadRuleFiles([shippedPackPath, site]);
-    if (!initial.ok) throw new Error('initial rules must load');
-    const holder = new RulesHolder(initial.rules);
-    const watcher = watchRules({ holder, sources: { siteRulesDir: dir }, intervalMs: 60_000 });
+    const { dir, site, initial, holder, watcher } = await watchedSiteDir('herald-editor-');
     try {
       symlinkSync('operator@mta1.12345:1765170000', join(dir, '.#site.yaml'));
       expect(listSiteFiles(dir)).toEqual([site]);
@@ -396,7 +381,7 @@ describe('reload with an editor at work in the site directory', () => {
         kind: 'rejected',
         issues: [{ file: join(dir, 'broken.yaml'), path: '(file)', message: expect.stringContaining('cannot read') }],
       });
-      expect(holder.current().version).toBe(initial.rules.version);
+      expect(holder.current().version).toBe(initial.version);
     } finally {
       watcher.stop();
     }
