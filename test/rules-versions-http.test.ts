@@ -144,6 +144,11 @@ describe('HTTP rule source limits', () => {
     expect(checkUrl('http://[::1]:8080/x', 'source').port).toBe('8080');
     expect(() => checkUrl('http://rules.example.net/herald/', 'source')).toThrow(/only https:\/\/ URLs/);
     expect(() => checkUrl('https://user:pw@rules.example.net/', 'source')).toThrow(/credentials/);
+    // Not a URL (the port): quoted whole before, password and token included, into the workflow's
+    // step error (stored, shown by `herald workflows logs` and the doctor).
+    expect(() => checkUrl('https://user:hunter2@rules.example.net:99999/?token=s3cret', 'source')).toThrow(
+      'source: "https://***@rules.example.net:99999/?token=***" is not a URL',
+    );
   });
 
   it('keeps a token in the source URL out of errors, versions and file names', async () => {

@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { z } from 'zod';
 import { AppError } from '../common/errors.ts';
-import { maskUrl } from '../common/logger.ts';
+import { maskUrl, secretParameterNames } from '../common/logger.ts';
 import {
   createCheckedLookup,
   type DestinationPolicy,
@@ -107,7 +107,7 @@ export function checkUrl(value: string, what: string): URL {
   try {
     url = new URL(value);
   } catch {
-    throw new AppError('CONFIG_INVALID', `${what}: "${value}" is not a URL`);
+    throw new AppError('CONFIG_INVALID', `${what}: "${quoteNotUrl(value)}" is not a URL`);
   }
   if (url.username || url.password)
     throw new AppError('CONFIG_INVALID', `${what}: credentials in the URL are not supported`);
@@ -117,6 +117,19 @@ export function checkUrl(value: string, what: string): URL {
     'CONFIG_INVALID',
     `${what}: only https:// URLs are accepted (plain http only on loopback), got ${url.protocol}//${url.host}`,
   );
+}
+
+/**
+ * A source that does not parse as a URL, as an error quotes it: maskUrl cannot mask what it cannot
+ * parse, and `https://user:pw@host:99999/?token=…` went whole into the workflow's stored step error.
+ */
+function quoteNotUrl(value: string): string {
+  return value
+    .slice(0, 200)
+    .replace(/^([^:/?#]*:\/\/)[^/?#]*@/, '$1***@')
+    .replace(/([?&]([^=&#]*)=)[^&#]*/g, (all, prefix: string, name: string) =>
+      secretParameterNames.test(name) ? `${prefix}***` : all,
+    );
 }
 
 /** The URL as errors and stored versions show it: a `?token=` the source requires stays out of logs. */
