@@ -10,6 +10,7 @@ import { registerDashboard } from '../web/dashboard.ts';
 import { createLiveTicks, type LiveTicks } from '../web/live-ticks.ts';
 import { allowedHostNames, hostRefusal } from './allowed-hosts.ts';
 import { insertAudit, touchToken } from './api-store.ts';
+import { databaseFailure, databaseFailureDetail } from './database-failure.ts';
 import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
 import { problem, type FieldError } from './problem.ts';
 import { changesState, type AnyRoute, type ApiContext, type Caller } from './route.ts';
@@ -51,6 +52,8 @@ export interface ApiApp {
 }
 
 const touchEveryMs = 60_000;
+/** Retry-After of a 503 for a database that is down or stuck (docs/api.md). */
+const databaseRetryAfterSeconds = 5;
 
 function pathOf(request: FastifyRequest): string {
   return request.url.split('?')[0]!.slice(0, 500);
@@ -161,6 +164,12 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
             errors: fieldErrors(error.validationContext ?? 'body', error.validation),
           },
         );
+      const database = databaseFailure(error, herald.store);
+      if (database) {
+        herald.logger.error({ err: error, url: pathOf(request) }, 'API request failed: the database is unavailable');
+        reply.header('retry-after', String(databaseRetryAfterSeconds));
+        return sendProblem(request, reply, database, databaseFailureDetail(database), { status: 503 });
+      }
       if (error instanceof AppError) {
         const errors = error.details.errors as FieldError[] | undefined;
         return sendProblem(request, reply, error.code, error.message, {

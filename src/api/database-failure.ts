@@ -1,0 +1,53 @@
+import { AppError, type ErrorCode } from '../common/errors.ts';
+import type { Store } from '../store/database.ts';
+import { connectionError } from '../store/migrate.ts';
+
+// A request that failed because the database is down, stuck or out of room is not a bug of the
+// request nor of Herald: it left as `500 INTERNAL` ("a bug; the log has the details"), so a client
+// had no cue to retry and the operator paged at 3 a.m. read "internal error" instead of "the database";
+// and a DATABASE_* error's own message (written for the operator's terminal) went out whole in the
+// body: the PostgreSQL URL (user, host, port, database) and the SQL of the query. Now such a failure
+// is a 503 carrying the DATABASE_* code, a retry hint, and a detail without either; the log keeps all.
+
+const databaseCodes: ReadonlySet<ErrorCode> = new Set([
+  'DATABASE_UNREACHABLE',
+  'DATABASE_AUTH_FAILED',
+  'DATABASE_NOT_FOUND',
+  'DATABASE_NOT_WRITABLE',
+  'DATABASE_FULL',
+  'DATABASE_CORRUPT',
+  'DATABASE_BUSY',
+  'DATABASE_LOCK_TIMEOUT',
+  'DATABASE_STATEMENT_TIMEOUT',
+]);
+
+// A connection lost mid-query (a PostgreSQL restart, a reset, a failover) comes from the driver
+// without a code; SQLSTATE class 08 is a connection exception, 57P01–57P03 a server shutting down,
+// restarting or starting up, 53300 too many connections.
+const lostConnectionCodes = new Set(['ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+
+/** The DATABASE_* code of a failure of the database itself, or undefined for any other error. */
+export function databaseFailure(error: unknown, store: Store): ErrorCode | undefined {
+  if (error instanceof AppError) return databaseCodes.has(error.code) ? error.code : undefined;
+  if (!(error instanceof Error)) return undefined;
+  const known = connectionError(error, store)?.code;
+  if (known !== undefined) return known;
+  const code = String((error as { code?: unknown }).code ?? '');
+  if (lostConnectionCodes.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return 'DATABASE_UNREACHABLE';
+  if (/Connection terminated/.test(error.message)) return 'DATABASE_UNREACHABLE';
+  return undefined;
+}
+
+const causes: Partial<Record<ErrorCode, string>> = {
+  DATABASE_UNREACHABLE: 'it cannot be reached',
+  DATABASE_BUSY: 'another connection holds it locked',
+  DATABASE_LOCK_TIMEOUT: 'a lock another session holds did not come free in time',
+  DATABASE_STATEMENT_TIMEOUT: 'a statement ran past database.statementTimeoutMs',
+  DATABASE_FULL: 'it has no room left',
+  DATABASE_NOT_WRITABLE: 'it is read-only',
+};
+
+/** What the client is told: the cause in a few words, no address, no SQL. */
+export function databaseFailureDetail(code: ErrorCode): string {
+  return `the database is unavailable (${causes[code] ?? code}): retry later; the server log has the details`;
+}
