@@ -1,9 +1,17 @@
 import { sql } from 'kysely';
 import type { Store } from '../store/database.ts';
-import type { ApiAuditRow, ApiAuditTable, ApiRole, ApiTokenRow } from '../store/tables.ts';
+import type {
+  ApiAuditRow,
+  ApiAuditTable,
+  ApiIdempotencyKeyRow,
+  ApiIdempotencyKeyTable,
+  ApiRole,
+  ApiTokenRow,
+} from '../store/tables.ts';
 import type { Insertable } from 'kysely';
 
-// The API's storage: its tokens and its audit trail (migration 0015). One function per query.
+// The API's storage: its tokens and its audit trail (migration 0015), the Idempotency-Keys of its
+// creates (0042). One function per query.
 
 export async function insertToken(
   store: Store,
@@ -62,6 +70,28 @@ export async function listAudit(store: Store, page: { beforeId?: number; limit: 
   let query = store.db.selectFrom('api_audit').selectAll().orderBy('id', 'desc').limit(page.limit);
   if (page.beforeId !== undefined) query = query.where('id', '<', page.beforeId);
   return query.execute();
+}
+
+export async function findIdempotencyKey(
+  store: Store,
+  tokenId: string,
+  key: string,
+): Promise<ApiIdempotencyKeyRow | undefined> {
+  return store.db
+    .selectFrom('api_idempotency_keys')
+    .selectAll()
+    .where('token_id', '=', tokenId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+}
+
+/** Fails with a unique violation when the token already used the key (a concurrent duplicate). */
+export async function insertIdempotencyKey(store: Store, row: Insertable<ApiIdempotencyKeyTable>): Promise<void> {
+  await store.db.insertInto('api_idempotency_keys').values(row).execute();
+}
+
+export async function deleteIdempotencyKeysBefore(store: Store, before: number): Promise<void> {
+  await store.db.deleteFrom('api_idempotency_keys').where('created_at', '<', before).execute();
 }
 
 export async function databaseReachable(store: Store): Promise<void> {

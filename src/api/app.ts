@@ -175,7 +175,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
         return sendProblem(request, reply, error.code, error.message, {
           ...(errors && {
             errors: errors.map((e) => ({
-              path: e.path.startsWith('/body') ? e.path : `/body${e.path}`,
+              path: /^\/(body|query|params|headers)(\/|$)/.test(e.path) ? e.path : `/body${e.path}`,
               message: e.message,
             })),
           }),
@@ -332,6 +332,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       config: { spec },
       schema: {
         ...(spec.params && { params: spec.params }),
+        ...(spec.headers && { headers: spec.headers }),
         // A route without query parameters refuses any (a typo such as ?stauts=failed is an error, not
         // ignored: an operator would read the whole list as the filtered one).
         querystring: spec.query ?? emptyQuery,

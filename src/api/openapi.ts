@@ -26,6 +26,7 @@ export function buildOpenApi(routes: readonly AnyRoute[], version: string): Reco
     for (const [where, schema] of [
       ['path', route.params],
       ['query', route.query],
+      ['header', route.headers],
     ] as const) {
       if (!schema) continue;
       const object = plain(schema as TSchema) as { properties?: Record<string, unknown>; required?: string[] };

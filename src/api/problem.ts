@@ -15,7 +15,10 @@ export const problemSchema = Type.Object(
     errors: Type.Optional(
       Type.Array(
         Type.Object({
-          path: Type.String({ description: 'JSON pointer into the request: /body/name, /query/limit, /params/id' }),
+          path: Type.String({
+            description:
+              'JSON pointer into the request: /body/name, /query/limit, /params/id, /headers/idempotency-key',
+          }),
           message: Type.String(),
         }),
       ),

@@ -55,6 +55,8 @@ export interface RouteSpec<P extends TSchema, Q extends TSchema, B extends TSche
   permission: Permission;
   params?: P;
   query?: Q;
+  /** Request headers it reads (Idempotency-Key), validated like the query. */
+  headers?: TSchema;
   /** A JSON body, or `csv`: the raw request stream (text/csv), read by the handler. */
   body?: B | 'csv';
   response: R;

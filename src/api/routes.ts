@@ -5,6 +5,7 @@ import * as quarantine from './handlers/quarantine.ts';
 import * as rules from './handlers/rules.ts';
 import * as webhooks from './handlers/webhooks.ts';
 import * as workflows from './handlers/workflows.ts';
+import { idempotencyHeaders } from './idempotency.ts';
 import { buildOpenApi } from './openapi.ts';
 import { defineRoute, type AnyRoute } from './route.ts';
 import * as S from './schemas.ts';
@@ -66,8 +67,10 @@ export const routes: AnyRoute[] = [
     path: `${v1}/deliveries`,
     operationId: 'createDelivery',
     tag: 'deliveries',
-    summary: 'create a delivery (state edited) from a definition',
+    summary:
+      'create a delivery (state edited) from a definition; a retry with the same Idempotency-Key creates nothing more',
     permission: 'operator',
+    headers: idempotencyHeaders,
     body: S.deliveryDefinition,
     response: S.delivery,
     status: 201,

@@ -37,6 +37,7 @@ import * as preparationWarnings from './migrations/0038-preparation-warnings.ts'
 import * as preparationOwner from './migrations/0039-preparation-owner.ts';
 import * as webhookSecretRotation from './migrations/0040-webhook-secret-rotation.ts';
 import * as webhookDispatchLease from './migrations/0041-webhook-dispatch-lease.ts';
+import * as apiIdempotencyKeys from './migrations/0042-api-idempotency-keys.ts';
 
 // Numbered migrations, applied in order at start. Add a file and a line here; never edit one that shipped.
 const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> }]> = [
@@ -76,6 +77,7 @@ const migrations: Array<[string, { up(db: Kysely<unknown>, dialect: Dialect): Pr
   ['0039-preparation-owner', preparationOwner],
   ['0040-webhook-secret-rotation', webhookSecretRotation],
   ['0041-webhook-dispatch-lease', webhookDispatchLease],
+  ['0042-api-idempotency-keys', apiIdempotencyKeys],
 ];
 
 function migratorOf(store: Store): Migrator {

@@ -562,6 +562,20 @@ export interface ApiAuditTable {
   client: string | null;
 }
 
+/** An Idempotency-Key a token sent with a create (migration 0042): the retry answers with what it created. */
+export interface ApiIdempotencyKeyTable {
+  id: Generated<number>;
+  token_id: string;
+  idempotency_key: string;
+  /** The operationId of the route it was sent to. */
+  route: string;
+  /** SHA-256 (hex) of the JSON body: the same key with another body is refused. */
+  request_hash: string;
+  /** The id of what the first request created (a delivery). */
+  resource_id: number;
+  created_at: number;
+}
+
 // --- dashboard sessions (migration 0026) ----------------------------------------------------------
 
 /** A signed-in browser: the SHA-256 (hex) of its cookie's session id, the API token it signed in with. */
@@ -719,6 +733,7 @@ export interface Database {
   rule_versions: RuleVersionTable;
   api_tokens: ApiTokenTable;
   api_audit: ApiAuditTable;
+  api_idempotency_keys: ApiIdempotencyKeyTable;
   web_sessions: WebSessionTable;
   webhook_subscriptions: WebhookSubscriptionTable;
   webhook_outbox: WebhookOutboxTable;
@@ -741,6 +756,7 @@ export type TrackingIndicatorRow = Selectable<TrackingIndicatorTable>;
 export type RuleVersionRow = Selectable<RuleVersionTable>;
 export type ApiTokenRow = Selectable<ApiTokenTable>;
 export type ApiAuditRow = Selectable<ApiAuditTable>;
+export type ApiIdempotencyKeyRow = Selectable<ApiIdempotencyKeyTable>;
 export type WebSessionRow = Selectable<WebSessionTable>;
 export type WebhookSubscriptionRow = Selectable<WebhookSubscriptionTable>;
 export type WebhookOutboxRow = Selectable<WebhookOutboxTable>;

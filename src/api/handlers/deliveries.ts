@@ -11,7 +11,9 @@ import { summarizeDelivery } from '../../delivery/summary.ts';
 import { deliveryTrackingStats } from '../../tracking/stats.ts';
 import type { DeliveryLogRow } from '../../store/tables.ts';
 import { consolidateDelivery } from '../../tracking/consolidation-run.ts';
+import { createOnce, idempotencyKeyHeader } from '../idempotency.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
+import type { Store } from '../../store/database.ts';
 import type * as S from '../schemas.ts';
 
 // Deliveries through the API: the same domain functions as `herald delivery …`.
@@ -23,16 +25,21 @@ export async function list({ herald }: ApiContext) {
 }
 
 export async function create(
-  { herald }: ApiContext,
-  { body }: HandlerInput<unknown, unknown, Static<typeof S.deliveryDefinition>>,
+  { herald, caller }: ApiContext,
+  { body, request, reply }: HandlerInput<unknown, unknown, Static<typeof S.deliveryDefinition>>,
 ) {
-  const row = await createDelivery(
-    herald.store,
-    definitionFromJson(body),
-    { validityHours: herald.config.delivery.validityHours },
-    herald.clock.now(),
+  const definition = definitionFromJson(body);
+  const now = herald.clock.now();
+  const insert = (store: Store) =>
+    createDelivery(store, definition, { validityHours: herald.config.delivery.validityHours }, now);
+  const key = request.headers[idempotencyKeyHeader];
+  if (typeof key !== 'string' || !caller) return deliveryView(await insert(herald.store));
+  const created = await createOnce(
+    { store: herald.store, tokenId: caller.tokenId, key, route: 'createDelivery', body, now },
+    async (store) => (await insert(store)).id,
   );
-  return deliveryView(row);
+  if (created.replayed) reply.header('idempotent-replayed', 'true');
+  return deliveryView(await getDelivery(herald.store, created.id));
 }
 
 /** The checks of creation (fields, addresses, Liquid syntax), nothing written. */
