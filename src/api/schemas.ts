@@ -291,7 +291,22 @@ export const deliveryLog = Type.Object(
 export const page = <T extends TSchema>(item: T) =>
   Type.Object({ items: Type.Array(item), next: nullable(Type.Integer()) }, open);
 
-export const deliveryList = Type.Object({ deliveries: Type.Array(delivery) }, open);
+export const deliveryList = Type.Object(
+  {
+    deliveries: Type.Array(delivery),
+    next: nullable(Type.Integer({ description: 'the `before` of the following (older) page; null on the last' })),
+  },
+  open,
+);
+export const deliveryListQuery = Type.Object(
+  {
+    before: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the `next` of the previous page' }),
+    ),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 100 })),
+  },
+  strict,
+);
 
 export const finding = Type.Object(
   {

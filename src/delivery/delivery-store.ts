@@ -91,14 +91,11 @@ export async function getDelivery(store: Store, id: number): Promise<DeliveryRow
   return row;
 }
 
-export async function listDeliveries(store: Store, limit = 100): Promise<DeliveryRow[]> {
-  return store.db
-    .selectFrom('deliveries')
-    .selectAll()
-    .where('state', '!=', 'deleted')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+/** The newest deliveries first; `beforeId` pages backwards (the API's `before`). */
+export async function listDeliveries(store: Store, limit = 100, beforeId?: number): Promise<DeliveryRow[]> {
+  let query = store.db.selectFrom('deliveries').selectAll().where('state', '!=', 'deleted');
+  if (beforeId !== undefined) query = query.where('id', '<', beforeId);
+  return query.orderBy('id', 'desc').limit(limit).execute();
 }
 
 /**

@@ -20,8 +20,15 @@ import type * as S from '../schemas.ts';
 
 type Id = Static<typeof S.idParams>;
 
-export async function list({ herald }: ApiContext) {
-  return { deliveries: (await listDeliveries(herald.store)).map(deliveryView) };
+export async function list(
+  { herald }: ApiContext,
+  { query }: HandlerInput<unknown, Static<typeof S.deliveryListQuery>, unknown>,
+) {
+  const limit = Math.min(query.limit ?? 100, herald.config.api.maxPageSize);
+  // One more than the page: `next` is null on the last page, not on the empty one after it.
+  const rows = await listDeliveries(herald.store, limit + 1, query.before);
+  const page = rows.slice(0, limit);
+  return { deliveries: page.map(deliveryView), next: rows.length > limit ? page[limit - 1]!.id : null };
 }
 
 export async function create(
