@@ -8,6 +8,7 @@ import { definitionFromJson } from '../src/delivery/definition.ts';
 import { createDelivery } from '../src/delivery/delivery-store.ts';
 import { openHerald, type Herald } from '../src/main.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { preparedDelivery } from './support/fixtures.ts';
 
 // GET /deliveries answered the latest 100 deliveries and nothing else: no `next`, no way to reach the
 // 101st, so a client syncing its deliveries silently missed every older one. It now pages by key like
@@ -69,5 +70,31 @@ describeEachDialect('API delivery list pages', (context) => {
       next = more.next;
     }
     expect(seen).toEqual([...ids].reverse());
+  });
+
+  it('gives next: null on a last page that is exactly full, not an empty page after it', async () => {
+    const id = await preparedDelivery(herald, 'ten', 10, {
+      name: 'Ten',
+      from: 'news@example.com',
+      subject: 'Hi',
+      text: 'Hi',
+    });
+    const logs = async (query: string) => {
+      const answer = await api.app.inject({
+        method: 'GET',
+        url: `/api/v1/deliveries/${id}/logs${query}`,
+        headers: { authorization: `Bearer ${viewer}` },
+      });
+      expect(answer.statusCode, answer.body).toBe(200);
+      return answer.json() as { items: Array<{ id: number }>; next: number | null };
+    };
+    const whole = await logs('?limit=10');
+    expect(whole.items).toHaveLength(10);
+    expect(whole.next).toBeNull();
+    const first = await logs('?limit=5');
+    expect(first.next).toBe(first.items[4]!.id);
+    const second = await logs(`?limit=5&after=${first.next}`);
+    expect(second.items).toHaveLength(5);
+    expect(second.next).toBeNull();
   });
 });

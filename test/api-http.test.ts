@@ -186,12 +186,8 @@ describeEachDialect('API over HTTP', (context) => {
     });
     expect(second.body.items).toHaveLength(2);
     expect(second.body.items[0].id).toBeGreaterThan(first.body.next);
-    const third = await client.call('GET', '/api/v1/deliveries/:id/logs', {
-      token: viewer,
-      params: { id },
-      query: `limit=2&after=${second.body.next}`,
-    });
-    expect(third.body).toEqual({ items: [], next: null });
+    // The last page, exactly full: null, not a key leading to an empty page.
+    expect(second.body.next).toBeNull();
     const aDomain = await client.call('GET', '/api/v1/deliveries/:id/logs', {
       token: viewer,
       params: { id },

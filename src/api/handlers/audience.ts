@@ -7,6 +7,7 @@ import type { Static } from '@sinclair/typebox';
 import { getImport, listLists, listRejects } from '../../audience/audience-store.ts';
 import { importRecipients } from '../../audience/csv-import.ts';
 import { AppError } from '../../common/errors.ts';
+import { keysetPage, rowsToRead } from '../keyset-page.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type * as S from '../schemas.ts';
 
@@ -89,10 +90,11 @@ export async function rejects(
 ) {
   if (!(await getImport(herald.store, params.id))) throw new AppError('NOT_FOUND', `no import ${params.id}`);
   const limit = Math.min(query.limit ?? 100, herald.config.api.maxPageSize);
-  const rows = await listRejects(herald.store, params.id, { afterId: query.after ?? 0, limit });
+  const rows = await listRejects(herald.store, params.id, { afterId: query.after ?? 0, limit: rowsToRead(limit) });
+  const page = keysetPage(rows, limit);
   return {
-    items: rows.map((r) => ({ line: r.line, reason: r.reason, message: r.message, excerpt: r.excerpt })),
-    next: rows.length === limit ? rows[rows.length - 1]!.id : null,
+    items: page.rows.map((r) => ({ line: r.line, reason: r.reason, message: r.message, excerpt: r.excerpt })),
+    next: page.next,
   };
 }
 

@@ -12,6 +12,7 @@ import { deliveryTrackingStats } from '../../tracking/stats.ts';
 import type { DeliveryLogRow } from '../../store/tables.ts';
 import { consolidateDelivery } from '../../tracking/consolidation-run.ts';
 import { createOnce, idempotencyKeyHeader } from '../idempotency.ts';
+import { keysetPage, rowsToRead } from '../keyset-page.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type { Store } from '../../store/database.ts';
 import type * as S from '../schemas.ts';
@@ -25,10 +26,8 @@ export async function list(
   { query }: HandlerInput<unknown, Static<typeof S.deliveryListQuery>, unknown>,
 ) {
   const limit = Math.min(query.limit ?? 100, herald.config.api.maxPageSize);
-  // One more than the page: `next` is null on the last page, not on the empty one after it.
-  const rows = await listDeliveries(herald.store, limit + 1, query.before);
-  const page = rows.slice(0, limit);
-  return { deliveries: page.map(deliveryView), next: rows.length > limit ? page[limit - 1]!.id : null };
+  const page = keysetPage(await listDeliveries(herald.store, rowsToRead(limit), query.before), limit);
+  return { deliveries: page.rows.map(deliveryView), next: page.next };
 }
 
 export async function create(
@@ -118,9 +117,10 @@ export async function logs(
     herald.store,
     params.id,
     { status: query.status, domain: query.domain, failureReason: query.failureReason, email: query.email },
-    { afterId: query.after ?? 0, limit },
+    { afterId: query.after ?? 0, limit: rowsToRead(limit) },
   );
-  return { items: rows.map(logView), next: rows.length === limit ? rows[rows.length - 1]!.id : null };
+  const page = keysetPage(rows, limit);
+  return { items: page.rows.map(logView), next: page.next };
 }
 
 export async function doctor({ herald, doctorRuns }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {

@@ -10,6 +10,7 @@ import { readiness } from '../../metrics/server.ts';
 import type { ApiAuditRow } from '../../store/tables.ts';
 import { runMaintenance } from '../../workflows/maintenance.ts';
 import { listAudit } from '../api-store.ts';
+import { keysetPage, rowsToRead } from '../keyset-page.ts';
 import { createToken, listTokens, revokeToken } from '../tokens.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type * as S from '../schemas.ts';
@@ -111,8 +112,12 @@ export async function audit(
   { query }: HandlerInput<unknown, Static<typeof S.auditQuery>, unknown>,
 ) {
   const limit = Math.min(query.limit ?? 100, herald.config.api.maxPageSize);
-  const rows = await listAudit(herald.store, { ...(query.before !== undefined && { beforeId: query.before }), limit });
-  return { items: rows.map(auditView), next: rows.length === limit ? rows[rows.length - 1]!.id : null };
+  const rows = await listAudit(herald.store, {
+    ...(query.before !== undefined && { beforeId: query.before }),
+    limit: rowsToRead(limit),
+  });
+  const page = keysetPage(rows, limit);
+  return { items: page.rows.map(auditView), next: page.next };
 }
 
 function auditView(row: ApiAuditRow) {
