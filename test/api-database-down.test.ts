@@ -87,4 +87,35 @@ describe.skipIf(postgresUnavailable !== undefined)('API when PostgreSQL is unava
       await database.drop();
     }
   }, 60_000);
+
+  it('answers 503 instead of hanging when PostgreSQL goes silent (a partition: no reset, only silence)', async () => {
+    const database = await createTestDatabase('postgres');
+    const target = new URL(database.url);
+    const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const proxied = new URL(database.url);
+    proxied.host = `${proxy.host}:${proxy.port}`;
+    const herald = await openHerald({
+      config: parseConfig({ database: { url: proxied.toString() } }, 'test'),
+      logger: capturedLogger().logger,
+    });
+    const token = (await createToken(herald.store, { role: 'viewer' }, Date.now())).token;
+    const { app } = buildApiApp({ herald, databaseDeadlineMs: 500 });
+    const ask = () =>
+      app.inject({ method: 'GET', url: '/api/v1/deliveries', headers: { authorization: `Bearer ${token}` } });
+    try {
+      // The pool now holds a connection, which the partition leaves open and silent.
+      expect((await ask()).statusCode).toBe(200);
+      proxy.blackhole();
+      const answer = await ask();
+      expect(answer.statusCode).toBe(503);
+      expect(answer.headers['retry-after']).toBeDefined();
+      expect((answer.json() as { code: string }).code).toBe('DATABASE_UNREACHABLE');
+      proxy.resume();
+    } finally {
+      await app.close();
+      await herald.close();
+      await proxy.close();
+      await database.drop();
+    }
+  }, 60_000);
 });

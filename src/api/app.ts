@@ -10,7 +10,7 @@ import { registerDashboard } from '../web/dashboard.ts';
 import { createLiveTicks, type LiveTicks } from '../web/live-ticks.ts';
 import { allowedHostNames, hostRefusal } from './allowed-hosts.ts';
 import { insertAudit, touchToken } from './api-store.ts';
-import { databaseFailure, databaseFailureDetail } from './database-failure.ts';
+import { answerWithin, databaseFailure, databaseFailureDetail } from './database-failure.ts';
 import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
 import { problem, type FieldError } from './problem.ts';
 import { changesState, type AnyRoute, type ApiContext, type Caller } from './route.ts';
@@ -43,6 +43,8 @@ export interface ApiAppOptions {
   routes?: readonly AnyRoute[];
   /** The dashboard's shared live data (docs/dashboard.md); default: one of this app's own. */
   liveTicks?: LiveTicks;
+  /** How long the token lookup that opens every authenticated request waits for the database before a 503. */
+  databaseDeadlineMs?: number;
 }
 
 export interface ApiApp {
@@ -52,6 +54,8 @@ export interface ApiApp {
 }
 
 const touchEveryMs = 60_000;
+/** The token lookup's wait for the database (docs/api.md). */
+const defaultDatabaseDeadlineMs = 5_000;
 /** Retry-After of a 503 for a database that is down or stuck (docs/api.md). */
 const databaseRetryAfterSeconds = 5;
 
@@ -112,6 +116,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       ipv6PrefixLength: config.ipv6ClientPrefixLength,
     });
   const routes = options.routes ?? defaultRoutes;
+  const databaseDeadlineMs = options.databaseDeadlineMs ?? defaultDatabaseDeadlineMs;
   // The dashboard's shared loads; the API's doctor routes use its doctor runs too.
   const ticks = options.liveTicks ?? createLiveTicks({ herald });
   const inFlight = new Set<Promise<unknown>>();
@@ -269,7 +274,12 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
         'too many failed authentications from this address; retry later',
       );
     }
-    const row = presented === undefined ? undefined : await authenticateToken(herald.store, presented);
+    // The first query of every authenticated request: a database gone silent answers 503 here instead
+    // of holding the request (docs/api.md).
+    const row =
+      presented === undefined
+        ? undefined
+        : await answerWithin(authenticateToken(herald.store, presented), databaseDeadlineMs);
     if (!row) {
       // A state-changing call without any token counts too: each one is audited, and a client sending
       // them without end wrote an audit row per request (thousands a second, never purged). It counts
@@ -296,7 +306,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     // last_used_at is written at most once a minute per token, and not even tried in between.
     if (now - (touched.get(row.token_id) ?? 0) >= touchEveryMs) {
       touched.set(row.token_id, now);
-      await touchToken(herald.store, row.token_id, now, touchEveryMs);
+      await answerWithin(touchToken(herald.store, row.token_id, now, touchEveryMs), databaseDeadlineMs);
     }
   });
 

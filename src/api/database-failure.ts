@@ -51,3 +51,20 @@ const causes: Partial<Record<ErrorCode, string>> = {
 export function databaseFailureDetail(code: ErrorCode): string {
   return `the database is unavailable (${causes[code] ?? code}): retry later; the server log has the details`;
 }
+
+/**
+ * `work`, or DATABASE_UNREACHABLE once `ms` have passed without its answer. A partition (packets
+ * vanish: no reset, no error) left a query on a pooled connection waiting for as long as the socket
+ * lived, and the request with it; the query itself is left to finish or fail on its own.
+ */
+export function answerWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new AppError('DATABASE_UNREACHABLE', `the database did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  work.catch(() => undefined);
+  return Promise.race([work, silence]).finally(() => clearTimeout(timer));
+}
