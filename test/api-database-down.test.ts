@@ -103,7 +103,9 @@ describe.skipIf(postgresUnavailable !== undefined)('API when PostgreSQL is unava
   }, 60_000);
 
   it('answers 503 instead of hanging when PostgreSQL goes silent (a partition: no reset, only silence)', async () => {
-    await withApi({ databaseDeadlineMs: 500 }, async ({ proxy, ask }) => {
+    // A new connection would wait past the test's end: only the deadline can answer.
+    const silentFor = { connectTimeoutMs: 600_000 };
+    await withApi({ database: silentFor, databaseDeadlineMs: 500 }, async ({ proxy, ask }) => {
       // The pool now holds a connection, which the partition leaves open and silent.
       expect((await ask('GET', '/api/v1/deliveries')).statusCode).toBe(200);
       proxy.blackhole();
@@ -111,6 +113,8 @@ describe.skipIf(postgresUnavailable !== undefined)('API when PostgreSQL is unava
       expect(answer.statusCode).toBe(503);
       expect(answer.headers['retry-after']).toBeDefined();
       expect((answer.json() as { code: string }).code).toBe('DATABASE_UNREACHABLE');
+      // A state-changing call too, whose audit row cannot be written either.
+      expect((await ask('POST', '/api/v1/deliveries/1/pause')).statusCode).toBe(503);
     });
   }, 60_000);
 });

@@ -317,7 +317,8 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
     // A blocked client is not audited request by request: the failures that blocked it were.
     if (request.problemCode === 'RATE_LIMITED') return payload;
     try {
-      await insertAudit(herald.store, {
+      // Bounded like the token lookup: a database gone silent must not hold the answer (docs/api.md).
+      const written = insertAudit(herald.store, {
         at: herald.clock.now(),
         token_id: request.caller?.tokenId ?? null,
         role: request.caller?.role ?? null,
@@ -328,6 +329,7 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
         error_code: request.problemCode ?? null,
         client: request.ip,
       });
+      await answerWithin(written, databaseDeadlineMs);
     } catch (error) {
       herald.logger.error({ err: error, route: spec.operationId }, 'API audit could not be written');
     }
