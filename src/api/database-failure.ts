@@ -1,6 +1,5 @@
 import { AppError, type ErrorCode } from '../common/errors.ts';
 import type { Store } from '../store/database.ts';
-import { connectionError } from '../store/migrate.ts';
 
 // A request that failed because the database is down, stuck or out of room is not a bug of the
 // request nor of Herald: it left as `500 INTERNAL` ("a bug; the log has the details"), so a client
@@ -21,21 +20,51 @@ const databaseCodes: ReadonlySet<ErrorCode> = new Set([
   'DATABASE_STATEMENT_TIMEOUT',
 ]);
 
-// A connection lost mid-query (a PostgreSQL restart, a reset, a failover) comes from the driver
-// without a code; SQLSTATE class 08 is a connection exception, 57P01–57P03 a server shutting down,
-// restarting or starting up, 53300 too many connections.
-const lostConnectionCodes = new Set(['ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+// Raw driver errors, PostgreSQL only (SQLite's are AppErrors already or not about reaching it). A
+// socket error counts when it names the database's own host or port: the same codes from anything
+// else (a CSV upload its client abandoned is an ECONNRESET "aborted"; Redis, a peer) are not the
+// database's, and calling them so would send the operator to the wrong server.
+const unreachableCodes = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+// A connection lost under a query: PostgreSQL's SQLSTATE class 08 (connection exception), 57P01–57P03
+// (shutting down, crashed, starting up), 53300 (too many connections); a reset or broken socket the
+// driver was reading or writing; pg's and pg-pool's own words for a connection ended or not made.
+const lostStates = new Set(['57P01', '57P02', '57P03', '53300']);
+const lostWords = /Connection terminated|timeout exceeded when trying to connect/;
+
+interface SocketError {
+  code?: unknown;
+  syscall?: unknown;
+  port?: unknown;
+  hostname?: unknown;
+}
+
+function namesDatabase(location: string, port: unknown, hostname: unknown): boolean {
+  try {
+    const database = new URL(location);
+    return port === Number(database.port || 5432) || hostname === database.hostname;
+  } catch {
+    return false;
+  }
+}
 
 /** The DATABASE_* code of a failure of the database itself, or undefined for any other error. */
-export function databaseFailure(error: unknown, store: Store): ErrorCode | undefined {
+export function databaseFailure(error: unknown, store: Pick<Store, 'dialect' | 'location'>): ErrorCode | undefined {
   if (error instanceof AppError) return databaseCodes.has(error.code) ? error.code : undefined;
-  if (!(error instanceof Error)) return undefined;
-  const known = connectionError(error, store)?.code;
-  if (known !== undefined) return known;
-  const code = String((error as { code?: unknown }).code ?? '');
-  if (lostConnectionCodes.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return 'DATABASE_UNREACHABLE';
-  if (/Connection terminated/.test(error.message)) return 'DATABASE_UNREACHABLE';
-  return undefined;
+  if (!(error instanceof Error) || store.dialect !== 'postgres') return undefined;
+  const { code, syscall, port, hostname } = error as SocketError;
+  if (typeof code === 'string' && (unreachableCodes.has(code) || syscall === 'connect'))
+    return namesDatabase(store.location, port, hostname) ? 'DATABASE_UNREACHABLE' : undefined;
+  if ((code === 'ECONNRESET' || code === 'EPIPE') && (syscall === 'read' || syscall === 'write'))
+    return 'DATABASE_UNREACHABLE';
+  if (typeof code === 'string' && (lostStates.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return 'DATABASE_UNREACHABLE';
+  return lostWords.test(error.message) ? 'DATABASE_UNREACHABLE' : undefined;
 }
 
 const causes: Partial<Record<ErrorCode, string>> = {
