@@ -20,6 +20,7 @@ describeEachDialect('API idempotent creation', (context) => {
   let api: ApiApp;
   let crm: string;
   let other: string;
+  let admin: string;
   let url: string;
 
   beforeAll(async () => {
@@ -30,6 +31,7 @@ describeEachDialect('API idempotent creation', (context) => {
     });
     crm = (await createToken(herald.store, { role: 'operator', name: 'crm' }, clock.now())).token;
     other = (await createToken(herald.store, { role: 'operator', name: 'other' }, clock.now())).token;
+    admin = (await createToken(herald.store, { role: 'admin', name: 'ops' }, clock.now())).token;
     api = buildApiApp({ herald });
     url = await api.app.listen({ host: '127.0.0.1', port: 0 });
   });
@@ -101,5 +103,33 @@ describeEachDialect('API idempotent creation', (context) => {
     await create(crm, definition);
     await create(crm, definition);
     expect(await count()).toBe(before + 2);
+  });
+
+  it('creates one webhook subscription per Idempotency-Key: a retry never doubles every event sent', async () => {
+    const subscribe = (body: object, key: string) =>
+      fetch(`${url}/api/v1/webhooks`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+      });
+    const subscriptions = async () =>
+      (await herald.store.db.selectFrom('webhook_subscriptions').select('id').execute()).length;
+    const hook = { url: 'https://hooks.example.com/herald', events: ['delivery.state'] };
+    const before = await subscriptions();
+    // The client chose the secret: the retry answers as the first did.
+    const own = { ...hook, secret: 'a-secret-of-the-client-0123' };
+    const first = await subscribe(own, 'hook-1');
+    expect(first.status).toBe(201);
+    const retry = await subscribe(own, 'hook-1');
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    const [a, b] = [(await first.json()) as { id: number }, (await retry.json()) as { id: number; secret: string }];
+    expect(b).toMatchObject({ id: a.id, secret: own.secret, url: hook.url });
+    // A generated secret was shown once: the retry names the subscription and how to get a new secret.
+    expect((await subscribe(hook, 'hook-2')).status).toBe(201);
+    const again = await subscribe(hook, 'hook-2');
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { detail: string }).detail).toContain('rotate-secret');
+    expect(await subscriptions()).toBe(before + 2);
   });
 });

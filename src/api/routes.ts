@@ -649,8 +649,10 @@ export const routes: AnyRoute[] = [
     path: `${v1}/webhooks`,
     operationId: 'createWebhook',
     tag: 'admin',
-    summary: 'subscribe a URL to event kinds; the HMAC secret is in this answer only',
+    summary:
+      'subscribe a URL to event kinds; the HMAC secret is in this answer only; a retry with the same Idempotency-Key subscribes nothing more',
     permission: 'admin',
+    headers: idempotencyHeaders,
     body: S.webhookCreateBody,
     response: S.createdWebhook,
     status: 201,

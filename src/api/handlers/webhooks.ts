@@ -6,6 +6,8 @@ import {
   resumeSubscriptionById,
   rotateSubscriptionSecret,
 } from '../../webhooks/subscriptions.ts';
+import { AppError } from '../../common/errors.ts';
+import { createOnce, idempotencyKeyHeader } from '../idempotency.ts';
 import type { ApiContext, HandlerInput } from '../route.ts';
 import type * as S from '../schemas.ts';
 
@@ -18,10 +20,31 @@ export async function list({ herald }: ApiContext) {
 }
 
 export async function create(
-  { herald }: ApiContext,
-  { body }: HandlerInput<unknown, unknown, Static<typeof S.webhookCreateBody>>,
+  { herald, caller }: ApiContext,
+  { body, request, reply }: HandlerInput<unknown, unknown, Static<typeof S.webhookCreateBody>>,
 ) {
-  return createSubscription(herald.store, body, herald.clock.now(), herald.config.webhooks);
+  const now = herald.clock.now();
+  const key = request.headers[idempotencyKeyHeader];
+  if (typeof key !== 'string' || !caller) return createSubscription(herald.store, body, now, herald.config.webhooks);
+  let created: Awaited<ReturnType<typeof createSubscription>> | undefined;
+  const { id, replayed } = await createOnce(
+    { store: herald.store, tokenId: caller.tokenId, key, route: 'createWebhook', body, now },
+    async (store) => {
+      created = await createSubscription(store, body, now, herald.config.webhooks);
+      return created.id;
+    },
+  );
+  if (!replayed) return created!;
+  // A generated secret is shown once (it is kept only to sign): the retry cannot show it again.
+  if (body.secret === undefined)
+    throw new AppError(
+      'INVALID_STATE',
+      `webhook subscription ${id} was created by the first request with this Idempotency-Key, and its generated secret shown only in that answer: get a new one with POST /api/v1/webhooks/${id}/rotate-secret`,
+    );
+  const view = (await listSubscriptionViews(herald.store)).find((subscription) => subscription.id === id);
+  if (!view) throw new AppError('NOT_FOUND', `webhook subscription ${id} was deleted since`);
+  reply.header('idempotent-replayed', 'true');
+  return { ...view, secret: body.secret };
 }
 
 export async function remove({ herald }: ApiContext, { params }: HandlerInput<Id, unknown, unknown>) {
