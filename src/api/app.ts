@@ -116,7 +116,10 @@ export function buildApiApp(options: ApiAppOptions): ApiApp {
       ipv6PrefixLength: config.ipv6ClientPrefixLength,
     });
   const routes = options.routes ?? defaultRoutes;
-  const databaseDeadlineMs = options.databaseDeadlineMs ?? defaultDatabaseDeadlineMs;
+  // PostgreSQL only: a network between can go silent. SQLite is a local file, whose long statements
+  // (a VACUUM of `herald db maintain`) are waited for rather than called unreachable.
+  const databaseDeadlineMs =
+    herald.store.dialect === 'postgres' ? (options.databaseDeadlineMs ?? defaultDatabaseDeadlineMs) : undefined;
   // The dashboard's shared loads; the API's doctor routes use its doctor runs too.
   const ticks = options.liveTicks ?? createLiveTicks({ herald });
   const inFlight = new Set<Promise<unknown>>();

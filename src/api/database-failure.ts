@@ -82,11 +82,12 @@ export function databaseFailureDetail(code: ErrorCode): string {
 }
 
 /**
- * `work`, or DATABASE_UNREACHABLE once `ms` have passed without its answer. A partition (packets
+ * `work`, or DATABASE_UNREACHABLE once `ms` (when given) have passed without its answer. A partition (packets
  * vanish: no reset, no error) left a query on a pooled connection waiting for as long as the socket
  * lived, and the request with it; the query itself is left to finish or fail on its own.
  */
-export function answerWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+export function answerWithin<T>(work: Promise<T>, ms: number | undefined): Promise<T> {
+  if (ms === undefined) return work;
   let timer: NodeJS.Timeout | undefined;
   const silence = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(
