@@ -43,7 +43,7 @@ export interface ApiAppOptions {
   routes?: readonly AnyRoute[];
   /** The dashboard's shared live data (docs/dashboard.md); default: one of this app's own. */
   liveTicks?: LiveTicks;
-  /** How long the token lookup that opens every authenticated request waits for the database before a 503. */
+  /** PostgreSQL: how long the token lookup and the audit row of a request wait for the database (then 503, or logged). */
   databaseDeadlineMs?: number;
 }
 
@@ -54,7 +54,7 @@ export interface ApiApp {
 }
 
 const touchEveryMs = 60_000;
-/** The token lookup's wait for the database (docs/api.md). */
+/** The token lookup's and the audit row's wait for PostgreSQL (docs/api.md). */
 const defaultDatabaseDeadlineMs = 5_000;
 /** Retry-After of a 503 for a database that is down or stuck (docs/api.md). */
 const databaseRetryAfterSeconds = 5;
