@@ -101,6 +101,9 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
   const recordError = (message: string) =>
     updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
+  // Every attempt dates the outbound row: the mid-sync-counters workflow resumes pushes idle for 5
+  // minutes, and must not start a second push of the parts this one is still retrying.
+  const alive = () => updateOutbound(store, deliveryId, {}, clock.now());
 
   const plan = await planParts(store, deliveryId, options.partSize, started);
   const recipients = plan.reduce((sum, part) => sum + part.recipients, 0);
@@ -108,21 +111,24 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
     throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
   await updateOutbound(store, deliveryId, { parts_total: plan.length, recipients }, started);
 
-  const submitted = await withRetries(options.retry, () =>
-    client.submit({
-      marketingDeliveryId: deliveryId,
-      name: delivery.name,
-      fromAddress: delivery.from_address,
-      fromName: delivery.from_name,
-      replyTo: delivery.reply_to,
-      subject: delivery.subject_template,
-      html: delivery.html_template,
-      text: delivery.text_template,
-      validitySeconds: Number(delivery.validity_seconds),
-      affinity: delivery.affinity,
-      parts: plan.length,
-      recipients,
-    }),
+  const submitted = await withRetries(
+    options.retry,
+    () =>
+      client.submit({
+        marketingDeliveryId: deliveryId,
+        name: delivery.name,
+        fromAddress: delivery.from_address,
+        fromName: delivery.from_name,
+        replyTo: delivery.reply_to,
+        subject: delivery.subject_template,
+        html: delivery.html_template,
+        text: delivery.text_template,
+        validitySeconds: Number(delivery.validity_seconds),
+        affinity: delivery.affinity,
+        parts: plan.length,
+        recipients,
+      }),
+    alive,
   );
   if (!submitted.ok) {
     const error = failure(submitted, `submitting delivery ${deliveryId} to ${client.peerName}`);
@@ -163,6 +169,7 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
             timeouts++;
             partTimeouts++;
           }
+          await alive();
           await updatePart(store, deliveryId, part.part_number, {
             attempts: partAttempts,
             timeouts: partTimeouts,
@@ -221,8 +228,10 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
     throw error;
   }
 
-  const finalized = await withRetries(options.retry, () =>
-    client.finalize(remoteId, { parts: plan.length, recipients }),
+  const finalized = await withRetries(
+    options.retry,
+    () => client.finalize(remoteId, { parts: plan.length, recipients }),
+    alive,
   );
   if (!finalized.ok) {
     const error = failure(finalized, `finalizing delivery ${deliveryId} on ${client.peerName}`);
