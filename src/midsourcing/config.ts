@@ -4,6 +4,9 @@ import { connectionLimitKeys, proxyListSchema } from '../common/connection-limit
 // The `midsourcing` section of herald.yaml (plugged into src/config/schema.ts). Secrets are read
 // from here only; they are never logged or printed (status output shows peer names and URLs).
 
+/** The most parts a push keeps on the wire at once (midsourcing.partsInFlight). */
+export const maxPartsInFlight = 32;
+
 const peerSchema = z
   .object({
     /** Marketing side: the execution instance's name. Execution side: the marketing instance's name (as it signs). */
@@ -57,7 +60,7 @@ export const midsourcingSchema = z
     /** Recipients per delivery part. */
     partSize: z.number().int().min(1).max(100_000).default(5_000),
     /** Parts pushed concurrently. */
-    partsInFlight: z.number().int().min(1).max(32).default(3),
+    partsInFlight: z.number().int().min(1).max(maxPartsInFlight).default(3),
     /** A request without a response after this long is abandoned and retried. */
     requestTimeoutMs: z.number().int().min(100).default(30_000),
     /** Attempts per request before a push gives up (its state is kept: pushing again resumes). */

@@ -1,5 +1,6 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { maxPartsInFlight } from './config.ts';
 
 // One HTTP exchange with a deadline, its outcome as a value: a response (any status), a timeout,
 // or a network failure (reset, refused, ...). Keep-alive sockets are reused across parts.
@@ -23,7 +24,11 @@ export interface Transport {
   close(): void;
 }
 
-export function createHttpTransport(maxSockets = 8): Transport {
+/**
+ * `maxSockets`: connections per peer at once. Every part in flight has its own: a request waiting
+ * for a connection would spend its timeout unsent (and be counted as a timeout, blamed on the link).
+ */
+export function createHttpTransport(maxSockets = maxPartsInFlight): Transport {
   const agent = new Agent({ keepAlive: true, maxSockets });
   const secureAgent = new HttpsAgent({ keepAlive: true, maxSockets });
   return {
