@@ -52,6 +52,9 @@ declare module 'fastify' {
   }
 }
 
+/** A kind of request refused before its body is logged at most this often (execution-server.ts). */
+const rejectionLogEveryMs = 60_000;
+
 function sendError(reply: FastifyReply, code: MidErrorCode, message: string): FastifyReply {
   const body: MidErrorBody = midError(code, message);
   return reply.code(statusOfMidError(code)).send(body);
@@ -125,6 +128,35 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
     request.midReceiving = undefined;
     clearTimeout(request.midBodyDeadline);
   };
+  // Anyone reaching the port can be refused here as fast as it opens connections: one warning per
+  // code and peer entry (names nobody has count as one) a minute, with the count of the others, and
+  // a bounded url, so a stranger cannot fill the disk this process shares with the MTA.
+  const rejections = new Map<string, { loggedAt: number; since: number }>();
+  const logRejectedHead = (
+    request: FastifyRequest,
+    code: MidErrorCode,
+    peer: string | undefined,
+    extra: Record<string, unknown> = {},
+  ) => {
+    const key = `${code}\n${peer !== undefined && secrets.has(peer) ? peer : ''}`;
+    const now = clock.now();
+    const seen = rejections.get(key);
+    if (seen !== undefined && now - seen.loggedAt < rejectionLogEveryMs) {
+      seen.since++;
+      return;
+    }
+    rejections.set(key, { loggedAt: now, since: 0 });
+    logger.warn(
+      {
+        code,
+        url: request.url.slice(0, 200),
+        peer,
+        ...extra,
+        ...(seen !== undefined && { alsoRefused: seen.since }),
+      },
+      'mid-sourcing request rejected before its body',
+    );
+  };
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const head = verifyRequestHead({
       method: request.method,
@@ -139,30 +171,21 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
       // The answer says nothing of why (peer names cannot be probed); this instance's operator is told.
       const claimed = request.headers[midHeaders.peer];
       const peer = typeof claimed === 'string' ? claimed.slice(0, 100) : undefined;
-      logger.warn(
-        {
-          code: head.code,
-          url: request.url,
-          peer,
-          ...(head.code === 'BAD_SIGNATURE' &&
-            peer !== undefined && {
-              hint: secrets.has(peer)
-                ? `the signature does not match: the secret of midsourcing.peers "${peer}" here differs from the one that instance signs with`
-                : `no midsourcing.peers entry is named "${peer}" here (known: ${[...secrets.keys()].join(', ') || 'none'})`,
-            }),
-        },
-        'mid-sourcing request rejected before its body',
-      );
+      logRejectedHead(request, head.code, peer, {
+        ...(head.code === 'BAD_SIGNATURE' &&
+          peer !== undefined && {
+            hint: secrets.has(peer)
+              ? `the signature does not match: the secret of midsourcing.peers "${peer}" here differs from the one that instance signs with`
+              : `no midsourcing.peers entry is named "${peer}" here (known: ${[...secrets.keys()].join(', ') || 'none'})`,
+          }),
+      });
       // The body is not read: the connection goes with the answer.
       reply.header('connection', 'close');
       return sendError(reply, head.code, head.message);
     }
     const nonce = nonceKey(head.peer, head.nonce);
     if (receiving.has(nonce) || nonces.has(nonce, clock.now())) {
-      logger.warn(
-        { code: 'REPLAYED', url: request.url, peer: head.peer },
-        'mid-sourcing request rejected before its body',
-      );
+      logRejectedHead(request, 'REPLAYED', head.peer);
       reply.header('connection', 'close');
       return sendError(reply, 'REPLAYED', replayedMessage);
     }
