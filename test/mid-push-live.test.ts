@@ -3,6 +3,7 @@ import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { listParts } from '../src/midsourcing/outbound-store.ts';
+import { outboundStatuses } from '../src/midsourcing/status.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
@@ -64,5 +65,36 @@ describe('a long push retrying its parts', () => {
     expect(result).toMatchObject({ parts: 2, recipients: 6, duplicates: 0 });
     expect(workflowRuns).toEqual(['0/0 stalled pushes resumed', '0/0 stalled pushes resumed']);
     expect((await listParts(pair.marketing.store, deliveryId)).map((part) => part.attempts)).toEqual([1, 3]);
+  });
+
+  it("shows the resumed push's own failures, not the give-up of the push before", async () => {
+    const { deliveryId } = await seedNumberedDelivery(pair.marketing.store, 'again', 6, clock);
+    // The first push meets 503s and gives up; the resumed one meets a 504 once, then gets through.
+    pair.proxy.setPlan(({ path, attempt }): Fault => {
+      if (!path.endsWith('/parts/1')) return { kind: 'pass' };
+      if (attempt <= 2) return { kind: 'status', status: 503 };
+      return attempt === 3 ? { kind: 'status', status: 504 } : { kind: 'pass' };
+    });
+    const push = (sleep?: () => Promise<void>) =>
+      pushDelivery({
+        store: pair.marketing.store,
+        client: pair.client,
+        deliveryId,
+        partSize: 3,
+        inFlight: 1,
+        retry: { maxAttempts: 2, baseMs: 1, maxMs: 2, ...(sleep && { sleep }) },
+        clock,
+      });
+    await expect(push()).rejects.toMatchObject({ code: 'MID_REMOTE_UNAVAILABLE' });
+    const [gaveUp] = await outboundStatuses(pair.marketing.store, deliveryId);
+    expect(gaveUp!.lastError).toContain('gave up after retries; push again to resume');
+
+    let whileRetrying: string | null = null;
+    await push(async () => {
+      clock.advance(1_000);
+      whileRetrying = (await outboundStatuses(pair.marketing.store, deliveryId))[0]!.lastError;
+    });
+    expect(whileRetrying).toContain('HTTP_504');
+    expect(whileRetrying).not.toContain('gave up');
   });
 });

@@ -109,7 +109,14 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   const recipients = plan.reduce((sum, part) => sum + part.recipients, 0);
   if (plan.length === 0)
     throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
-  await updateOutbound(store, deliveryId, { parts_total: plan.length, recipients }, started);
+  // The error of a push before (given up, "push again to resume") is over: `herald mid status` shows
+  // this push's own failures from now on, not a give-up while it is under way.
+  await updateOutbound(
+    store,
+    deliveryId,
+    { parts_total: plan.length, recipients, last_error: null, last_error_at: null },
+    started,
+  );
 
   const submitted = await withRetries(
     options.retry,
