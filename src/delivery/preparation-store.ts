@@ -233,7 +233,12 @@ export async function deleteDeliveryLogs(
   }
 }
 
-/** Deliveries `preparing` whose row has not changed since `before` (a live preparation renews updated_at with every batch). */
+/**
+ * Deliveries `preparing` whose row has not changed since `before` (a live preparation renews updated_at
+ * with every batch). A delivery received from a mid-sourcing marketing peer is `preparing` while its
+ * parts arrive, for as long as the push takes (a slow link, the peer down for a while): no process
+ * here prepares it, and the peer resumes its push, so it is never one of these.
+ */
 export async function stalePreparations(
   store: Store,
   before: number,
@@ -243,6 +248,15 @@ export async function stalePreparations(
     .select(['id', 'updated_at'])
     .where('state', '=', 'preparing')
     .where('updated_at', '<', before)
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('mid_inbound_deliveries as m')
+            .select('m.delivery_id')
+            .whereRef('m.delivery_id', '=', 'deliveries.id'),
+        ),
+      ),
+    )
     .orderBy('id')
     .execute();
   return rows.map((row) => ({ id: Number(row.id), lastProgressAt: Number(row.updated_at) }));

@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { silentLogger } from '../src/common/logger.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { pushDelivery } from '../src/midsourcing/push.ts';
+import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
+import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { failStalePreparations } from '../src/workflows/builtins/stale-preparations.ts';
+import { postgresUnavailable, testDialects } from './support/databases.ts';
+import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+
+// A received delivery stays `preparing` on the execution side while its parts arrive. A push that
+// takes longer than workflows.stalePreparationMinutes (a big delivery over a slow link, a peer down
+// for a while) is not a preparation interrupted there: the execution side's delivery-manager must
+// not fail it and delete the logs already received, or the rest of the push is refused for good
+// (or, once every part is in, finalize starts a delivery with nothing left to send).
+
+for (const dialect of testDialects) {
+  describe.skipIf(dialect === 'postgres' && postgresUnavailable !== undefined)(
+    `a push slower than workflows.stalePreparationMinutes [execution ${dialect}]`,
+    () => {
+      const clock = manualClock(Date.UTC(2026, 5, 1, 9));
+      let pair: MidLoopbackPair;
+      beforeAll(async () => {
+        pair = await openMidLoopbackPair(['sqlite', dialect], clock);
+      });
+      afterAll(async () => {
+        await pair?.close();
+      });
+
+      it('is not failed as an interrupted preparation on the execution side', async () => {
+        const { deliveryId } = await seedNumberedDelivery(pair.marketing.store, 'slow', 6, clock);
+        pair.proxy.setPlan(
+          ({ path, attempt }): Fault =>
+            path.endsWith('/parts/2') && attempt === 1 ? { kind: 'status', status: 503 } : { kind: 'pass' },
+        );
+        const executionConfig = parseConfig({}, 'test');
+        const staleRuns: string[] = [];
+        const result = await pushDelivery({
+          store: pair.marketing.store,
+          client: pair.client,
+          deliveryId,
+          partSize: 3,
+          inFlight: 1,
+          retry: {
+            maxAttempts: 3,
+            baseMs: 1,
+            maxMs: 2,
+            // Part 2 is retried 31 minutes later; meanwhile the execution side's delivery-manager runs.
+            sleep: async () => {
+              clock.advance((executionConfig.workflows.stalePreparationMinutes + 1) * 60_000);
+              const outcome = await failStalePreparations.run({
+                store: pair.execution.store,
+                config: executionConfig,
+                clock,
+                logger: silentLogger,
+                nodeId: 'n',
+                runId: 1,
+                log: async () => {},
+                keepAlive: async () => {},
+              });
+              staleRuns.push(outcome.kind === 'done' ? (outcome.summary ?? 'done') : outcome.kind);
+            },
+          },
+          clock,
+        });
+        expect(staleRuns).toEqual(['0 preparations failed as interrupted, 0 logs deleted']);
+        expect(result).toMatchObject({ parts: 2, recipients: 6, remoteState: 'in_progress' });
+        const logs = await pair.execution.store.db
+          .selectFrom('delivery_logs')
+          .select(['email', 'status'])
+          .where('delivery_id', '=', result.remoteId)
+          .orderBy('email')
+          .execute();
+        expect(logs).toEqual(
+          Array.from({ length: 6 }, (_, i) => ({ email: `slow${i}@accept.test`, status: 'pending' })),
+        );
+      });
+    },
+  );
+}
