@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
+import { createExecutionService } from '../src/midsourcing/execution-service.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
@@ -75,6 +76,49 @@ for (const dialect of testDialects) {
         expect(logs).toEqual(
           Array.from({ length: 6 }, (_, i) => ({ email: `slow${i}@accept.test`, status: 'pending' })),
         );
+      });
+
+      it('is failed as stale once its peer stopped it before finalize (a stopped push never resumes)', async () => {
+        const service = createExecutionService(pair.execution.store);
+        const submitted = await service.submit(
+          'marketing-1',
+          {
+            marketingDeliveryId: 900,
+            name: 'stopped early',
+            fromAddress: 'news@brand.test',
+            fromName: null,
+            replyTo: null,
+            subject: 'Hi',
+            html: 'Hi',
+            text: null,
+            validitySeconds: 3600,
+            affinity: null,
+            parts: 2,
+            recipients: 2,
+          },
+          clock.now(),
+        );
+        if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
+        const stop = await service.changeState(
+          'marketing-1',
+          submitted.value.remoteId,
+          { state: 'stopped', version: 1 },
+          clock.now(),
+        );
+        expect(stop).toMatchObject({ ok: true, value: { outcome: 'held' } });
+        const config = parseConfig({}, 'test');
+        clock.advance((config.workflows.stalePreparationMinutes + 1) * 60_000);
+        const outcome = await failStalePreparations.run({
+          store: pair.execution.store,
+          config,
+          clock,
+          logger: silentLogger,
+          nodeId: 'n',
+          runId: 2,
+          log: async () => {},
+          keepAlive: async () => {},
+        });
+        expect(outcome).toMatchObject({ kind: 'done', summary: expect.stringMatching(/^1 preparations failed/) });
       });
     },
   );

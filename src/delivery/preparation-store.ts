@@ -237,7 +237,8 @@ export async function deleteDeliveryLogs(
  * Deliveries `preparing` whose row has not changed since `before` (a live preparation renews updated_at
  * with every batch). A delivery received from a mid-sourcing marketing peer is `preparing` while its
  * parts arrive, for as long as the push takes (a slow link, the peer down for a while): no process
- * here prepares it, and the peer resumes its push, so it is never one of these.
+ * here prepares it, and the peer resumes its push, so it is not one of these, unless the peer stopped
+ * it before finalize (a stopped push is never resumed: nothing else would clear it).
  */
 export async function stalePreparations(
   store: Store,
@@ -253,7 +254,8 @@ export async function stalePreparations(
         exists(
           selectFrom('mid_inbound_deliveries as m')
             .select('m.delivery_id')
-            .whereRef('m.delivery_id', '=', 'deliveries.id'),
+            .whereRef('m.delivery_id', '=', 'deliveries.id')
+            .where((eb) => eb.or([eb('m.state_target', 'is', null), eb('m.state_target', '<>', 'stopped')])),
         ),
       ),
     )
