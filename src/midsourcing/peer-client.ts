@@ -164,6 +164,13 @@ export function createPeerClient(options: PeerClientOptions): PeerClient {
         ...outcome,
         message: `${outcome.message}; ${peer.name} must list this instance in its midsourcing.peers as "${options.localName}" (this instance's midsourcing.name) with the same secret as the "${peer.name}" entry here`,
       };
+    // The same part is refused at every attempt, and a smaller partSize here does not split it (a
+    // push keeps the parts it planned): only the execution instance's limits can let it through.
+    if (outcome.code === 'BODY_TOO_LARGE')
+      return {
+        ...outcome,
+        message: `${outcome.message}; raise midsourcing.maxBodyBytes on ${peer.name} (and maxPartBytes, for a part too large once decompressed): a push keeps the parts it planned, so a smaller midsourcing.partSize here applies to deliveries pushed later only`,
+      };
     if (outcome.code === 'STALE_TIMESTAMP')
       return {
         ...outcome,

@@ -54,15 +54,19 @@ export interface PushResult {
   remoteState: string;
 }
 
+/** What to do after a push gave up: an error that will recur (a part too large) is fixed over there first. */
+function afterGivingUp(outcome: Extract<CallOutcome<unknown>, { ok: false }>): string {
+  if (!outcome.retryable) return '';
+  return outcome.code === 'BODY_TOO_LARGE'
+    ? ' (gave up after retries; pushing again resumes once that is done)'
+    : ' (gave up after retries; push again to resume)';
+}
+
 function failure(outcome: Extract<CallOutcome<unknown>, { ok: false }>, what: string): AppError {
   const code = outcome.retryable ? 'MID_REMOTE_UNAVAILABLE' : 'MID_REMOTE_REJECTED';
-  return new AppError(
-    code,
-    `${what}: ${outcome.code}: ${outcome.message}${outcome.retryable ? ' (gave up after retries; push again to resume)' : ''}`,
-    {
-      details: { remoteCode: outcome.code, retryable: outcome.retryable },
-    },
-  );
+  return new AppError(code, `${what}: ${outcome.code}: ${outcome.message}${afterGivingUp(outcome)}`, {
+    details: { remoteCode: outcome.code, retryable: outcome.retryable },
+  });
 }
 
 /** The states a delivery can be handed to an execution peer from. */
