@@ -194,6 +194,16 @@ function ownDelivery(store: Store) {
   return store.dialect === 'postgres' ? sql`delivery_id` : sql`+delivery_id`;
 }
 
+export async function hasDeliveryLogs(store: Store, deliveryId: number): Promise<boolean> {
+  const row = await store.db
+    .selectFrom('delivery_logs')
+    .select('id')
+    .where('delivery_id', '=', deliveryId)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export async function readPartLogs(store: Store, deliveryId: number, first: number, last: number) {
   const result = await sql<{ id: number; email: string; domain: string; data: string }>`
     select id, email, domain, data from delivery_logs

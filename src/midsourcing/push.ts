@@ -6,6 +6,7 @@ import { inTransaction, type Store } from '../store/database.ts';
 import type { DeliveryRow, DeliveryState } from '../store/tables.ts';
 import {
   getOutbound,
+  hasDeliveryLogs,
   insertOutbound,
   listParts,
   markDeliveryPushed,
@@ -102,6 +103,10 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   const started = clock.now();
+  // Before anything moves: a delivery with nothing to push stays as it is (prepared), not in progress
+  // on a peer that never hears of it, with a push the mid-sync-counters workflow would retry forever.
+  if (!(await hasDeliveryLogs(store, deliveryId)))
+    throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
   const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
   const recordError = (message: string) =>
     updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
@@ -111,8 +116,6 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
 
   const plan = await planParts(store, deliveryId, options.partSize, started);
   const recipients = plan.reduce((sum, part) => sum + part.recipients, 0);
-  if (plan.length === 0)
-    throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
   // The error of a push before (given up, "push again to resume") is over: `herald mid status` shows
   // this push's own failures from now on, not a give-up while it is under way.
   await updateOutbound(

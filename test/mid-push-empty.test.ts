@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../src/common/clock.ts';
+import { getDelivery } from '../src/delivery/delivery-store.ts';
+import { getOutbound } from '../src/midsourcing/outbound-store.ts';
+import { pushDelivery } from '../src/midsourcing/push.ts';
+import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
+import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+
+// A delivery prepared with every recipient excluded (here: invalid addresses) has no log to push.
+// The push refuses it without changing anything: the delivery stays prepared, not in progress "on"
+// an execution instance that never hears of it, with a push the mid-sync-counters workflow would
+// retry every 10 minutes forever.
+
+describe('pushing a delivery with no logs', () => {
+  const clock = manualClock(Date.UTC(2026, 5, 1, 9));
+  let pair: MidLoopbackPair;
+  beforeAll(async () => {
+    pair = await openMidLoopbackPair(['sqlite', 'sqlite'], clock);
+  });
+  afterAll(async () => {
+    await pair?.close();
+  });
+
+  it('is refused with nothing changed', async () => {
+    const { deliveryId, prepared } = await seedPreparedDelivery(pair.marketing.store, {
+      name: 'empty',
+      recipients: [{ email: 'not an address@accept.test', data: { first_name: 'E' } }],
+      validitySeconds: 3600,
+      clock,
+    });
+    expect(prepared).toBe(0);
+    await expect(
+      pushDelivery({
+        store: pair.marketing.store,
+        client: pair.client,
+        deliveryId,
+        partSize: 10,
+        inFlight: 1,
+        retry: { maxAttempts: 1, baseMs: 1, maxMs: 2 },
+        clock,
+      }),
+    ).rejects.toMatchObject({ code: 'DELIVERY_NO_TARGET' });
+    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({
+      state: 'prepared',
+      execution_peer: null,
+    });
+    expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+  });
+});
