@@ -46,4 +46,37 @@ describe('pushing a delivery with no logs', () => {
     });
     expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
   });
+
+  it('refuses, with nothing changed, a delivery the execution side cannot take (an HTML body over 2,000,000 characters)', async () => {
+    const { deliveryId } = await seedPreparedDelivery(pair.marketing.store, {
+      name: 'huge',
+      recipients: [{ email: 'huge@accept.test', data: { first_name: 'H' } }],
+      validitySeconds: 3600,
+      clock,
+    });
+    // Inline images make such bodies; nothing on the marketing side bounds an HTML body.
+    await pair.marketing.store.db
+      .updateTable('deliveries')
+      .set({ html_template: `<p>Hello {{ first_name }}</p><img src="data:image/png;base64,${'A'.repeat(2_000_000)}">` })
+      .where('id', '=', deliveryId)
+      .execute();
+    const error = await pushDelivery({
+      store: pair.marketing.store,
+      client: pair.client,
+      deliveryId,
+      partSize: 10,
+      inFlight: 1,
+      retry: { maxAttempts: 1, baseMs: 1, maxMs: 2 },
+      clock,
+    }).then(
+      () => undefined,
+      (thrown: Error & { code?: string }) => thrown,
+    );
+    expect(error).toMatchObject({ code: 'INPUT_INVALID', message: expect.stringContaining('html') });
+    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({
+      state: 'prepared',
+      execution_peer: null,
+    });
+    expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+  });
 });

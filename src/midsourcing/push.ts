@@ -20,6 +20,7 @@ import { encodePart } from './part-codec.ts';
 import { withRetries, type PeerClient, type RetryPolicy } from './peer-client.ts';
 import type { CallOutcome } from './retry.ts';
 import { forwardState } from './state-forward.ts';
+import { submitRequestSchema, type SubmitRequest } from './wire.ts';
 
 // Marketing side: hands a prepared delivery to an execution peer. Submit (idempotent), plan parts
 // by delivery-log id ranges, push up to `inFlight` parts at a time with retries, then finalize.
@@ -70,6 +71,36 @@ function failure(outcome: Extract<CallOutcome<unknown>, { ok: false }>, what: st
   });
 }
 
+/** What the execution side is asked to create for the delivery. */
+function submitRequestOf(delivery: DeliveryRow, parts: number, recipients: number): SubmitRequest {
+  return {
+    marketingDeliveryId: Number(delivery.id),
+    name: delivery.name,
+    fromAddress: delivery.from_address,
+    fromName: delivery.from_name,
+    replyTo: delivery.reply_to,
+    subject: delivery.subject_template,
+    html: delivery.html_template,
+    text: delivery.text_template,
+    validitySeconds: Number(delivery.validity_seconds),
+    affinity: delivery.affinity,
+    parts,
+    recipients,
+  };
+}
+
+/**
+ * Refuses, before anything moves, a delivery the execution side would refuse to create (the wire
+ * protocol bounds what the marketing side does not, e.g. an HTML body of inline images): refused
+ * after the delivery went in progress on the peer, it would stay there, pushed nowhere.
+ */
+async function checkPushable(store: Store, deliveryId: number): Promise<void> {
+  const checked = submitRequestSchema.safeParse(submitRequestOf(await getDelivery(store, deliveryId), 1, 1));
+  if (checked.success) return;
+  const issues = checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+  throw new AppError('INPUT_INVALID', `delivery ${deliveryId} cannot be pushed to an execution instance: ${issues}`);
+}
+
 /** The states a delivery can be handed to an execution peer from. */
 const pushableStates: readonly DeliveryState[] = ['prepared', 'start_pending'];
 
@@ -107,6 +138,7 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   // on a peer that never hears of it, with a push the mid-sync-counters workflow would retry forever.
   if (!(await hasDeliveryLogs(store, deliveryId)))
     throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
+  await checkPushable(store, deliveryId);
   const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
   const recordError = (message: string) =>
     updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
@@ -127,21 +159,7 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
 
   const submitted = await withRetries(
     options.retry,
-    () =>
-      client.submit({
-        marketingDeliveryId: deliveryId,
-        name: delivery.name,
-        fromAddress: delivery.from_address,
-        fromName: delivery.from_name,
-        replyTo: delivery.reply_to,
-        subject: delivery.subject_template,
-        html: delivery.html_template,
-        text: delivery.text_template,
-        validitySeconds: Number(delivery.validity_seconds),
-        affinity: delivery.affinity,
-        parts: plan.length,
-        recipients,
-      }),
+    () => client.submit(submitRequestOf(delivery, plan.length, recipients)),
     alive,
   );
   if (!submitted.ok) {
