@@ -16,6 +16,23 @@ import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopbac
 // not fail it and delete the logs already received, or the rest of the push is refused for good
 // (or, once every part is in, finalize starts a delivery with nothing left to send).
 
+const day = 86_400_000;
+
+const submitBody = (marketingDeliveryId: number) => ({
+  marketingDeliveryId,
+  name: `received ${marketingDeliveryId}`,
+  fromAddress: 'news@brand.test',
+  fromName: null,
+  replyTo: null,
+  subject: 'Hi',
+  html: 'Hi',
+  text: null,
+  validitySeconds: 3600,
+  affinity: null,
+  parts: 2,
+  recipients: 2,
+});
+
 for (const dialect of testDialects) {
   describe.skipIf(dialect === 'postgres' && postgresUnavailable !== undefined)(
     `a push slower than workflows.stalePreparationMinutes [execution ${dialect}]`,
@@ -78,26 +95,45 @@ for (const dialect of testDialects) {
         );
       });
 
-      it('is failed as stale once its peer stopped it before finalize (a stopped push never resumes)', async () => {
+      it('is failed as stale once its peer sent nothing for it for a week (a push abandoned over there)', async () => {
         const service = createExecutionService(pair.execution.store);
-        const submitted = await service.submit(
+        const submitted = await service.submit('marketing-1', submitBody(901), clock.now());
+        if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
+        const remoteId = submitted.value.remoteId;
+        const config = parseConfig({}, 'test');
+        const run = async () => {
+          const outcome = await failStalePreparations.run({
+            store: pair.execution.store,
+            config,
+            clock,
+            logger: silentLogger,
+            nodeId: 'n',
+            runId: 3,
+            log: async () => {},
+            keepAlive: async () => {},
+          });
+          return outcome.kind === 'done' ? outcome.summary : outcome.kind;
+        };
+        // Six days on, a part arrives: the push is alive, the week counts from there.
+        clock.advance(6 * day);
+        const part = await service.appendPart(
           'marketing-1',
-          {
-            marketingDeliveryId: 900,
-            name: 'stopped early',
-            fromAddress: 'news@brand.test',
-            fromName: null,
-            replyTo: null,
-            subject: 'Hi',
-            html: 'Hi',
-            text: null,
-            validitySeconds: 3600,
-            affinity: null,
-            parts: 2,
-            recipients: 2,
-          },
+          remoteId,
+          1,
+          '1:k',
+          [{ id: 1, email: 'week@accept.test', domain: 'accept.test', data: '{}' }],
           clock.now(),
         );
+        expect(part).toMatchObject({ ok: true });
+        clock.advance(6 * day);
+        expect(await run()).toMatch(/^0 preparations failed/);
+        clock.advance(2 * day);
+        expect(await run()).toMatch(/^1 preparations failed/);
+      });
+
+      it('is failed as stale once its peer stopped it before finalize (a stopped push never resumes)', async () => {
+        const service = createExecutionService(pair.execution.store);
+        const submitted = await service.submit('marketing-1', submitBody(900), clock.now());
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const stop = await service.changeState(
           'marketing-1',

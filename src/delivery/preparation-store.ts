@@ -233,12 +233,16 @@ export async function deleteDeliveryLogs(
   }
 }
 
+/** A delivery received from a mid-sourcing peer may wait this long for its next part (see stalePreparations). */
+export const receivedPartsIdleMs = 7 * 86_400_000;
+
 /**
  * Deliveries `preparing` whose row has not changed since `before` (a live preparation renews updated_at
  * with every batch). A delivery received from a mid-sourcing marketing peer is `preparing` while its
- * parts arrive, for as long as the push takes (a slow link, the peer down for a while): no process
- * here prepares it, and the peer resumes its push, so it is not one of these, unless the peer stopped
- * it before finalize (a stopped push is never resumed: nothing else would clear it).
+ * parts arrive (each renews updated_at), for as long as the push takes (a slow link, the peer down for
+ * a while): no process here prepares it and the peer resumes its push, so it is one of these only
+ * after a week without a part (a push abandoned over there), or once the peer stopped it before
+ * finalize (a stopped push is never resumed).
  */
 export async function stalePreparations(
   store: Store,
@@ -249,15 +253,21 @@ export async function stalePreparations(
     .select(['id', 'updated_at'])
     .where('state', '=', 'preparing')
     .where('updated_at', '<', before)
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('mid_inbound_deliveries as m')
-            .select('m.delivery_id')
-            .whereRef('m.delivery_id', '=', 'deliveries.id')
-            .where((eb) => eb.or([eb('m.state_target', 'is', null), eb('m.state_target', '<>', 'stopped')])),
+    .where((eb) =>
+      eb.or([
+        eb('updated_at', '<', before - receivedPartsIdleMs),
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('mid_inbound_deliveries as m')
+              .select('m.delivery_id')
+              .whereRef('m.delivery_id', '=', 'deliveries.id')
+              .where((inner) =>
+                inner.or([inner('m.state_target', 'is', null), inner('m.state_target', '<>', 'stopped')]),
+              ),
+          ),
         ),
-      ),
+      ]),
     )
     .orderBy('id')
     .execute();

@@ -176,7 +176,7 @@ export async function appendInboundPart(
   now: number,
 ): Promise<AppendResult> {
   const postgres = store.dialect === 'postgres';
-  return store.db.transaction().execute(async (trx) => {
+  const appended = await store.db.transaction().execute(async (trx) => {
     const claimed = await trx
       .insertInto('mid_inbound_parts')
       .values({
@@ -219,6 +219,17 @@ export async function appendInboundPart(
       .execute();
     return { kind: 'inserted' as const, inserted };
   });
+  // The push is alive: the delivery-manager waits a week from the last part before it takes a received
+  // delivery for abandoned (stalePreparations). After the commit, so parts appended at once do not
+  // queue on the delivery's row.
+  if (appended.kind === 'inserted')
+    await store.db
+      .updateTable('deliveries')
+      .set({ updated_at: now })
+      .where('id', '=', deliveryId)
+      .where('state', '=', 'preparing')
+      .execute();
+  return appended;
 }
 
 /** The peer a received delivery came from. */
