@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { getDelivery } from '../src/delivery/delivery-store.ts';
+import { startDelivery } from '../src/delivery/lifecycle.ts';
 import { getOutbound } from '../src/midsourcing/outbound-store.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
@@ -78,5 +79,38 @@ describe('pushing a delivery with no logs', () => {
       execution_peer: null,
     });
     expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+  });
+
+  it('refuses a delivery scheduled for later: the execution side would send it at once', async () => {
+    const { deliveryId } = await seedPreparedDelivery(pair.marketing.store, {
+      name: 'scheduled',
+      recipients: [{ email: 'scheduled@accept.test', data: { first_name: 'S' } }],
+      validitySeconds: 3600,
+      clock,
+    });
+    const at = clock.now() + 2 * 3_600_000;
+    await startDelivery(pair.marketing.store, deliveryId, clock.now(), at);
+    const push = () =>
+      pushDelivery({
+        store: pair.marketing.store,
+        client: pair.client,
+        deliveryId,
+        partSize: 10,
+        inFlight: 1,
+        retry: { maxAttempts: 1, baseMs: 1, maxMs: 2 },
+        clock,
+      });
+    await expect(push()).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+      message: expect.stringContaining(new Date(at).toISOString()),
+    });
+    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({
+      state: 'start_pending',
+      execution_peer: null,
+    });
+    expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+    // Once due, it goes.
+    clock.set(at);
+    await expect(push()).resolves.toMatchObject({ parts: 1, remoteState: 'in_progress' });
   });
 });

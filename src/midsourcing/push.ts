@@ -71,6 +71,9 @@ function failure(outcome: Extract<CallOutcome<unknown>, { ok: false }>, what: st
   });
 }
 
+/** The states a delivery can be handed to an execution peer from. */
+const pushableStates: readonly DeliveryState[] = ['prepared', 'start_pending'];
+
 /** What the execution side is asked to create for the delivery. */
 function submitRequestOf(delivery: DeliveryRow, parts: number, recipients: number): SubmitRequest {
   return {
@@ -90,19 +93,25 @@ function submitRequestOf(delivery: DeliveryRow, parts: number, recipients: numbe
 }
 
 /**
- * Refuses, before anything moves, a delivery the execution side would refuse to create (the wire
- * protocol bounds what the marketing side does not, e.g. an HTML body of inline images): refused
+ * Refuses, before anything moves, a delivery scheduled for later (the execution side starts sending
+ * at finalize: the schedule would be ignored), and one the execution side would refuse to create (the
+ * wire protocol bounds what the marketing side does not, e.g. an HTML body of inline images): refused
  * after the delivery went in progress on the peer, it would stay there, pushed nowhere.
  */
-async function checkPushable(store: Store, deliveryId: number): Promise<void> {
-  const checked = submitRequestSchema.safeParse(submitRequestOf(await getDelivery(store, deliveryId), 1, 1));
+async function checkPushable(store: Store, deliveryId: number, now: number): Promise<void> {
+  const delivery = await getDelivery(store, deliveryId);
+  const scheduledAt = delivery.scheduled_at === null ? null : Number(delivery.scheduled_at);
+  if (pushableStates.includes(delivery.state) && scheduledAt !== null && scheduledAt > now)
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${deliveryId} is scheduled for ${new Date(scheduledAt).toISOString()}: an execution instance starts sending a delivery as soon as its push is finalized, so push it at or after that time`,
+      { details: { deliveryId, scheduledAt } },
+    );
+  const checked = submitRequestSchema.safeParse(submitRequestOf(delivery, 1, 1));
   if (checked.success) return;
   const issues = checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
   throw new AppError('INPUT_INVALID', `delivery ${deliveryId} cannot be pushed to an execution instance: ${issues}`);
 }
-
-/** The states a delivery can be handed to an execution peer from. */
-const pushableStates: readonly DeliveryState[] = ['prepared', 'start_pending'];
 
 /**
  * prepared (or start_pending) → in_progress with execution_peer set (markDeliveryPushed), and the
@@ -138,7 +147,7 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   // on a peer that never hears of it, with a push the mid-sync-counters workflow would retry forever.
   if (!(await hasDeliveryLogs(store, deliveryId)))
     throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
-  await checkPushable(store, deliveryId);
+  await checkPushable(store, deliveryId, started);
   const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
   const recordError = (message: string) =>
     updateOutbound(store, deliveryId, { last_error: message.slice(0, 2_000), last_error_at: clock.now() }, clock.now());
