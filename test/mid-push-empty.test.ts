@@ -7,12 +7,11 @@ import { pushDelivery } from '../src/midsourcing/push.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
 
-// A delivery prepared with every recipient excluded (here: invalid addresses) has no log to push.
-// The push refuses it without changing anything: the delivery stays prepared, not in progress "on"
-// an execution instance that never hears of it, with a push the mid-sync-counters workflow would
-// retry every 10 minutes forever.
+// A delivery the execution instance cannot take, or must not take yet, is refused before anything
+// changes: it stays as it was (prepared, start_pending), not in progress "on" an execution instance
+// that refuses it or sends it early, with a push the mid-sync-counters workflow would retry forever.
 
-describe('pushing a delivery with no logs', () => {
+describe('pushes refused before anything changes', () => {
   const clock = manualClock(Date.UTC(2026, 5, 1, 9));
   let pair: MidLoopbackPair;
   beforeAll(async () => {
@@ -22,46 +21,15 @@ describe('pushing a delivery with no logs', () => {
     await pair?.close();
   });
 
-  it('is refused with nothing changed', async () => {
-    const { deliveryId, prepared } = await seedPreparedDelivery(pair.marketing.store, {
-      name: 'empty',
-      recipients: [{ email: 'not an address@accept.test', data: { first_name: 'E' } }],
+  const seed = (name: string, email = `${name}@accept.test`) =>
+    seedPreparedDelivery(pair.marketing.store, {
+      name,
+      recipients: [{ email, data: { first_name: 'R' } }],
       validitySeconds: 3600,
       clock,
     });
-    expect(prepared).toBe(0);
-    await expect(
-      pushDelivery({
-        store: pair.marketing.store,
-        client: pair.client,
-        deliveryId,
-        partSize: 10,
-        inFlight: 1,
-        retry: { maxAttempts: 1, baseMs: 1, maxMs: 2 },
-        clock,
-      }),
-    ).rejects.toMatchObject({ code: 'DELIVERY_NO_TARGET' });
-    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({
-      state: 'prepared',
-      execution_peer: null,
-    });
-    expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
-  });
-
-  it('refuses, with nothing changed, a delivery the execution side cannot take (an HTML body over 2,000,000 characters)', async () => {
-    const { deliveryId } = await seedPreparedDelivery(pair.marketing.store, {
-      name: 'huge',
-      recipients: [{ email: 'huge@accept.test', data: { first_name: 'H' } }],
-      validitySeconds: 3600,
-      clock,
-    });
-    // Inline images make such bodies; nothing on the marketing side bounds an HTML body.
-    await pair.marketing.store.db
-      .updateTable('deliveries')
-      .set({ html_template: `<p>Hello {{ first_name }}</p><img src="data:image/png;base64,${'A'.repeat(2_000_000)}">` })
-      .where('id', '=', deliveryId)
-      .execute();
-    const error = await pushDelivery({
+  const push = (deliveryId: number) =>
+    pushDelivery({
       store: pair.marketing.store,
       client: pair.client,
       deliveryId,
@@ -69,48 +37,45 @@ describe('pushing a delivery with no logs', () => {
       inFlight: 1,
       retry: { maxAttempts: 1, baseMs: 1, maxMs: 2 },
       clock,
-    }).then(
-      () => undefined,
-      (thrown: Error & { code?: string }) => thrown,
-    );
-    expect(error).toMatchObject({ code: 'INPUT_INVALID', message: expect.stringContaining('html') });
-    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({
-      state: 'prepared',
-      execution_peer: null,
     });
+  const expectUntouched = async (deliveryId: number, state: string) => {
+    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({ state, execution_peer: null });
     expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+  };
+
+  it('refuses a delivery with no logs (every recipient excluded, here an invalid address)', async () => {
+    const { deliveryId, prepared } = await seed('empty', 'not an address@accept.test');
+    expect(prepared).toBe(0);
+    await expect(push(deliveryId)).rejects.toMatchObject({ code: 'DELIVERY_NO_TARGET' });
+    await expectUntouched(deliveryId, 'prepared');
+  });
+
+  it('refuses a delivery the execution side cannot take (an HTML body over 2,000,000 characters)', async () => {
+    const { deliveryId } = await seed('huge');
+    // Inline images make such bodies; nothing on the marketing side bounds an HTML body.
+    await pair.marketing.store.db
+      .updateTable('deliveries')
+      .set({ html_template: `<p>Hello {{ first_name }}</p><img src="data:image/png;base64,${'A'.repeat(2_000_000)}">` })
+      .where('id', '=', deliveryId)
+      .execute();
+    await expect(push(deliveryId)).rejects.toMatchObject({
+      code: 'INPUT_INVALID',
+      message: expect.stringContaining('html'),
+    });
+    await expectUntouched(deliveryId, 'prepared');
   });
 
   it('refuses a delivery scheduled for later: the execution side would send it at once', async () => {
-    const { deliveryId } = await seedPreparedDelivery(pair.marketing.store, {
-      name: 'scheduled',
-      recipients: [{ email: 'scheduled@accept.test', data: { first_name: 'S' } }],
-      validitySeconds: 3600,
-      clock,
-    });
+    const { deliveryId } = await seed('scheduled');
     const at = clock.now() + 2 * 3_600_000;
     await startDelivery(pair.marketing.store, deliveryId, clock.now(), at);
-    const push = () =>
-      pushDelivery({
-        store: pair.marketing.store,
-        client: pair.client,
-        deliveryId,
-        partSize: 10,
-        inFlight: 1,
-        retry: { maxAttempts: 1, baseMs: 1, maxMs: 2 },
-        clock,
-      });
-    await expect(push()).rejects.toMatchObject({
+    await expect(push(deliveryId)).rejects.toMatchObject({
       code: 'INVALID_STATE',
       message: expect.stringContaining(new Date(at).toISOString()),
     });
-    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({
-      state: 'start_pending',
-      execution_peer: null,
-    });
-    expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+    await expectUntouched(deliveryId, 'start_pending');
     // Once due, it goes.
     clock.set(at);
-    await expect(push()).resolves.toMatchObject({ parts: 1, remoteState: 'in_progress' });
+    await expect(push(deliveryId)).resolves.toMatchObject({ parts: 1, remoteState: 'in_progress' });
   });
 });

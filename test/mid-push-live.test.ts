@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { listParts } from '../src/midsourcing/outbound-store.ts';
 import { outboundStatuses } from '../src/midsourcing/status.ts';
@@ -9,6 +8,7 @@ import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { midSyncCountersWorkflow } from '../src/midsourcing/workflows.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+import { runStep } from './support/run-step.ts';
 
 // A push still running (its parts retried over a slow or flaky link for longer than the 5 minutes
 // after which the mid-sync-counters workflow takes a push for stalled) is not resumed a second time
@@ -47,17 +47,7 @@ describe('a long push retrying its parts', () => {
         // The push waits 4 minutes before each retry; meanwhile the workflow runs, as it does every 10 minutes.
         sleep: async () => {
           clock.advance(4 * 60_000);
-          const outcome = await resumeStep.run({
-            store: pair.marketing.store,
-            config,
-            clock,
-            logger: silentLogger,
-            nodeId: 'n',
-            runId: 1,
-            log: async () => {},
-            keepAlive: async () => {},
-          });
-          workflowRuns.push(outcome.kind === 'done' ? (outcome.summary ?? 'done') : outcome.kind);
+          workflowRuns.push(await runStep(resumeStep, pair.marketing.store, config, clock));
         },
       },
       clock,

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
-import { silentLogger } from '../src/common/logger.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { createExecutionService } from '../src/midsourcing/execution-service.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
@@ -9,6 +8,7 @@ import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.t
 import { failStalePreparations } from '../src/workflows/builtins/stale-preparations.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+import { runStep } from './support/run-step.ts';
 
 // A received delivery stays `preparing` on the execution side while its parts arrive. A push that
 // takes longer than workflows.stalePreparationMinutes (a big delivery over a slow link, a peer down
@@ -67,17 +67,7 @@ for (const dialect of testDialects) {
             // Part 2 is retried 31 minutes later; meanwhile the execution side's delivery-manager runs.
             sleep: async () => {
               clock.advance((executionConfig.workflows.stalePreparationMinutes + 1) * 60_000);
-              const outcome = await failStalePreparations.run({
-                store: pair.execution.store,
-                config: executionConfig,
-                clock,
-                logger: silentLogger,
-                nodeId: 'n',
-                runId: 1,
-                log: async () => {},
-                keepAlive: async () => {},
-              });
-              staleRuns.push(outcome.kind === 'done' ? (outcome.summary ?? 'done') : outcome.kind);
+              staleRuns.push(await runStep(failStalePreparations, pair.execution.store, executionConfig, clock));
             },
           },
           clock,
@@ -101,19 +91,7 @@ for (const dialect of testDialects) {
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const remoteId = submitted.value.remoteId;
         const config = parseConfig({}, 'test');
-        const run = async () => {
-          const outcome = await failStalePreparations.run({
-            store: pair.execution.store,
-            config,
-            clock,
-            logger: silentLogger,
-            nodeId: 'n',
-            runId: 3,
-            log: async () => {},
-            keepAlive: async () => {},
-          });
-          return outcome.kind === 'done' ? outcome.summary : outcome.kind;
-        };
+        const run = () => runStep(failStalePreparations, pair.execution.store, config, clock);
         // Six days on, a part arrives: the push is alive, the week counts from there.
         clock.advance(6 * day);
         const part = await service.appendPart(
@@ -144,17 +122,9 @@ for (const dialect of testDialects) {
         expect(stop).toMatchObject({ ok: true, value: { outcome: 'held' } });
         const config = parseConfig({}, 'test');
         clock.advance((config.workflows.stalePreparationMinutes + 1) * 60_000);
-        const outcome = await failStalePreparations.run({
-          store: pair.execution.store,
-          config,
-          clock,
-          logger: silentLogger,
-          nodeId: 'n',
-          runId: 2,
-          log: async () => {},
-          keepAlive: async () => {},
-        });
-        expect(outcome).toMatchObject({ kind: 'done', summary: expect.stringMatching(/^1 preparations failed/) });
+        expect(await runStep(failStalePreparations, pair.execution.store, config, clock)).toMatch(
+          /^1 preparations failed/,
+        );
       });
     },
   );
