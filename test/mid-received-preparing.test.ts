@@ -8,6 +8,7 @@ import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.t
 import { failStalePreparations } from '../src/workflows/builtins/stale-preparations.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
 import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+import { midSubmitRequest } from './support/mid-submit.ts';
 import { runStep } from './support/run-step.ts';
 
 // A received delivery stays `preparing` on the execution side while its parts arrive. A push that
@@ -17,21 +18,6 @@ import { runStep } from './support/run-step.ts';
 // (or, once every part is in, finalize starts a delivery with nothing left to send).
 
 const day = 86_400_000;
-
-const submitBody = (marketingDeliveryId: number) => ({
-  marketingDeliveryId,
-  name: `received ${marketingDeliveryId}`,
-  fromAddress: 'news@brand.test',
-  fromName: null,
-  replyTo: null,
-  subject: 'Hi',
-  html: 'Hi',
-  text: null,
-  validitySeconds: 3600,
-  affinity: null,
-  parts: 2,
-  recipients: 2,
-});
 
 for (const dialect of testDialects) {
   describe.skipIf(dialect === 'postgres' && postgresUnavailable !== undefined)(
@@ -87,7 +73,7 @@ for (const dialect of testDialects) {
 
       it('is failed as stale once its peer sent nothing for it for a week (a push abandoned over there)', async () => {
         const service = createExecutionService(pair.execution.store);
-        const submitted = await service.submit('marketing-1', submitBody(901), clock.now());
+        const submitted = await service.submit('marketing-1', midSubmitRequest(901), clock.now());
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const remoteId = submitted.value.remoteId;
         const config = parseConfig({}, 'test');
@@ -111,7 +97,7 @@ for (const dialect of testDialects) {
 
       it('is failed as stale once its peer stopped it before finalize (a stopped push never resumes)', async () => {
         const service = createExecutionService(pair.execution.store);
-        const submitted = await service.submit('marketing-1', submitBody(900), clock.now());
+        const submitted = await service.submit('marketing-1', midSubmitRequest(900), clock.now());
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const stop = await service.changeState(
           'marketing-1',

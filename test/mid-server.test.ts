@@ -7,8 +7,9 @@ import { defaultMidsourcingConfig, type MidsourcingConfig } from '../src/midsour
 import { buildExecutionApp, startExecutionServer, type ExecutionServer } from '../src/midsourcing/execution-server.ts';
 import { encodePart } from '../src/midsourcing/part-codec.ts';
 import { signRequest } from '../src/midsourcing/signing.ts';
-import { midPaths, type PartLine, type SubmitRequest } from '../src/midsourcing/wire.ts';
+import { midPaths, type PartLine } from '../src/midsourcing/wire.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { midSubmitRequest } from './support/mid-submit.ts';
 
 // The execution server's guards and idempotency, through the Fastify app without a port.
 
@@ -61,20 +62,6 @@ describeEachDialect('mid-sourcing execution server', (context) => {
     });
   }
 
-  const submitBody = (marketingDeliveryId: number, parts = 2): SubmitRequest => ({
-    marketingDeliveryId,
-    name: `d${marketingDeliveryId}`,
-    fromAddress: 'news@brand.test',
-    fromName: null,
-    replyTo: null,
-    subject: 'Hi',
-    html: '<p>Hi</p>',
-    text: null,
-    validitySeconds: 3600,
-    affinity: null,
-    parts,
-    recipients: 4,
-  });
   const json = (value: unknown) => Buffer.from(JSON.stringify(value));
   const lines = (from: number, n: number): PartLine[] =>
     Array.from({ length: n }, (_, i) => ({
@@ -86,9 +73,9 @@ describeEachDialect('mid-sourcing execution server', (context) => {
   const gzipHeaders = (key: string) => ({ 'content-encoding': 'gzip', 'x-herald-part-key': key });
 
   it('submits idempotently per peer and marketing delivery id', async () => {
-    const first = await send('POST', midPaths.submit(), json(submitBody(101)));
-    const again = await send('POST', midPaths.submit(), json(submitBody(101)));
-    const otherPeer = await send('POST', midPaths.submit(), json(submitBody(101)), { peer: 'marketing-2' });
+    const first = await send('POST', midPaths.submit(), json(midSubmitRequest(101)));
+    const again = await send('POST', midPaths.submit(), json(midSubmitRequest(101)));
+    const otherPeer = await send('POST', midPaths.submit(), json(midSubmitRequest(101)), { peer: 'marketing-2' });
     expect(first.statusCode).toBe(200);
     expect(again.json().remoteId).toBe(first.json().remoteId);
     expect(otherPeer.json().remoteId).not.toBe(first.json().remoteId);
@@ -96,7 +83,7 @@ describeEachDialect('mid-sourcing execution server', (context) => {
   });
 
   it('acknowledges a duplicate part without inserting it again; other content under the same number is a conflict', async () => {
-    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(102)))).json().remoteId as number;
+    const remoteId = (await send('POST', midPaths.submit(), json(midSubmitRequest(102)))).json().remoteId as number;
     const part = await encodePart(1, lines(1, 2));
     const first = await send('POST', midPaths.part(remoteId, 1), part.body, { headers: gzipHeaders(part.key) });
     const duplicate = await send('POST', midPaths.part(remoteId, 1), part.body, { headers: gzipHeaders(part.key) });
@@ -129,7 +116,7 @@ describeEachDialect('mid-sourcing execution server', (context) => {
   });
 
   it('inserts a recipient present in two parts once; a case variant stays (the marketing side folded case already)', async () => {
-    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(103)))).json().remoteId as number;
+    const remoteId = (await send('POST', midPaths.submit(), json(midSubmitRequest(103)))).json().remoteId as number;
     const first = await encodePart(1, lines(1, 2));
     const [again] = lines(2, 1);
     const variant = {
@@ -153,7 +140,7 @@ describeEachDialect('mid-sourcing execution server', (context) => {
   });
 
   it('rejects bad signatures, unknown peers, stale timestamps and replays with typed, non-retryable errors', async () => {
-    const body = json(submitBody(103));
+    const body = json(midSubmitRequest(103));
     const wrongSecret = await send('POST', midPaths.submit(), body, { secret: 'not-the-secret-at-all-00000' });
     expect(wrongSecret.statusCode).toBe(401);
     expect(wrongSecret.json().error).toMatchObject({ code: 'BAD_SIGNATURE', retryable: false });
@@ -193,7 +180,7 @@ describeEachDialect('mid-sourcing execution server', (context) => {
   });
 
   it('validates every line of a part (address, domain, data) and refuses the whole part naming the line; nothing written', async () => {
-    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(105, 1)))).json().remoteId as number;
+    const remoteId = (await send('POST', midPaths.submit(), json(midSubmitRequest(105, 1)))).json().remoteId as number;
     const good = lines(500, 3);
     const cases: Array<[Partial<PartLine>, RegExp]> = [
       [{ email: 'not an address' }, /"email" .* is not a valid address/],
@@ -326,14 +313,14 @@ describeEachDialect('mid-sourcing execution server', (context) => {
       expect(refused.status).toBe(503);
       expect(JSON.parse(refused.body).error).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
       // A small request still fits beside the first.
-      const small = await send('POST', midPaths.submit(), json(submitBody(106)));
+      const small = await send('POST', midPaths.submit(), json(midSubmitRequest(106)));
       expect(small.statusCode).toBe(200);
       first.request.destroy();
       await first.answer.catch(() => undefined);
     });
 
     it('refuses a copy of a head seen on the wire before its body, during the original upload and after it', async () => {
-      const body = json(submitBody(107));
+      const body = json(midSubmitRequest(107));
       const headers = signRequest({
         peer: 'marketing-1',
         secret: secrets['marketing-1'],
@@ -416,7 +403,7 @@ describeEachDialect('mid-sourcing execution server', (context) => {
   });
 
   it('limits bodies before and after decompression and names the bad line', async () => {
-    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(104)))).json().remoteId as number;
+    const remoteId = (await send('POST', midPaths.submit(), json(midSubmitRequest(104)))).json().remoteId as number;
     const huge = await send('POST', midPaths.part(remoteId, 1), Buffer.alloc(70 * 1024, 1), {
       headers: { 'content-encoding': 'gzip' },
     });
