@@ -5,9 +5,10 @@ import { defaultMidsourcingConfig, type MidsourcingConfig } from '../src/midsour
 import { buildExecutionApp } from '../src/midsourcing/execution-server.ts';
 import { encodePart } from '../src/midsourcing/part-codec.ts';
 import { signRequest } from '../src/midsourcing/signing.ts';
-import { midPaths, type PartLine, type SubmitRequest } from '../src/midsourcing/wire.ts';
+import { midPaths, type PartLine } from '../src/midsourcing/wire.ts';
 import { listInboundStateChanges, publishLogChanges, readLogChanges } from '../src/midsourcing/inbound-store.ts';
 import { describeEachDialect } from './support/databases.ts';
+import { midSubmitRequest } from './support/mid-submit.ts';
 
 // The execution side of a forwarded pause / resume / stop, through the Fastify app without a port:
 // versions applied once and in order, a change received before finalize held until then.
@@ -60,25 +61,11 @@ describeEachDialect('mid-sourcing forwarded state changes', (context) => {
       domain: 'accept.test',
       data: '{}',
     }));
-  const submitBody = (marketingDeliveryId: number): SubmitRequest => ({
-    marketingDeliveryId,
-    name: `d${marketingDeliveryId}`,
-    fromAddress: 'news@brand.test',
-    fromName: null,
-    replyTo: null,
-    subject: 'Hi',
-    html: '<p>Hi</p>',
-    text: null,
-    validitySeconds: 3600,
-    affinity: null,
-    parts: 1,
-    recipients: 3,
-  });
   const change = (remoteId: number, state: string, version: number, peer?: keyof typeof secrets) =>
     send('POST', midPaths.state(remoteId), json({ state, version }), { peer });
 
   async function received(marketingDeliveryId: number, finalize: boolean): Promise<number> {
-    const remoteId = (await send('POST', midPaths.submit(), json(submitBody(marketingDeliveryId)))).json()
+    const remoteId = (await send('POST', midPaths.submit(), json(midSubmitRequest(marketingDeliveryId, 1, 3)))).json()
       .remoteId as number;
     const part = await encodePart(1, lines(marketingDeliveryId * 10, 3));
     await send('POST', midPaths.part(remoteId, 1), part.body, {
