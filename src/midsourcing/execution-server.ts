@@ -49,6 +49,9 @@ declare module 'fastify' {
     midReceiving?: string;
     /** Closes the connection when the body is not in by then (see `bodyDeadlineMs`). */
     midBodyDeadline?: NodeJS.Timeout;
+    /** When the head was checked: the body's signature is checked against that time (the replay
+     *  window bounds when a request was sent; how long its body takes is bounded by `bodyDeadlineMs`). */
+    midHeadAt?: number;
   }
 }
 
@@ -158,11 +161,12 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
     );
   };
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    request.midHeadAt = clock.now();
     const head = verifyRequestHead({
       method: request.method,
       path: request.url,
       headers: request.headers,
-      now: clock.now(),
+      now: request.midHeadAt,
       windowMs: config.replayWindowSeconds * 1000,
       maxBodyBytes: config.maxBodyBytes,
       secretOf: (peer) => secrets.get(peer),
@@ -225,7 +229,7 @@ export function buildExecutionApp(options: ExecutionServerOptions): FastifyInsta
       path: request.url,
       headers: request.headers,
       body,
-      now: clock.now(),
+      now: request.midHeadAt ?? clock.now(),
       windowMs: config.replayWindowSeconds * 1000,
       secretOf: (peer) => secrets.get(peer),
       nonces,
