@@ -93,15 +93,20 @@ function submitRequestOf(delivery: DeliveryRow, parts: number, recipients: numbe
 }
 
 /**
- * Refuses, before anything moves, a delivery scheduled for later (the execution side starts sending
- * at finalize: the schedule would be ignored), and one the execution side would refuse to create (the
- * wire protocol bounds what the marketing side does not, e.g. an HTML body of inline images): refused
- * after the delivery went in progress on the peer, it would stay there, pushed nowhere.
+ * Refuses, before a first push moves anything, a delivery with nothing to push, one scheduled for
+ * later (the execution side starts sending at finalize: the schedule would be ignored), and one the
+ * execution side would refuse to create (the wire protocol bounds what the marketing side does not,
+ * e.g. an HTML body of inline images): refused after the delivery went in progress on the peer, it
+ * would stay there, pushed nowhere, with a push the mid-sync-counters workflow retries forever.
+ * Other states are beginOutbound's to judge (a resumed push, or not pushable at all).
  */
 async function checkPushable(store: Store, deliveryId: number, now: number): Promise<void> {
   const delivery = await getDelivery(store, deliveryId);
+  if (!pushableStates.includes(delivery.state)) return;
+  if (!(await hasDeliveryLogs(store, deliveryId)))
+    throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
   const scheduledAt = delivery.scheduled_at === null ? null : Number(delivery.scheduled_at);
-  if (pushableStates.includes(delivery.state) && scheduledAt !== null && scheduledAt > now)
+  if (scheduledAt !== null && scheduledAt > now)
     throw new AppError(
       'INVALID_STATE',
       `delivery ${deliveryId} is scheduled for ${new Date(scheduledAt).toISOString()}: an execution instance starts sending a delivery as soon as its push is finalized, so push it at or after that time`,
@@ -143,10 +148,6 @@ export async function pushDelivery(options: PushOptions): Promise<PushResult> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
   const started = clock.now();
-  // Before anything moves: a delivery with nothing to push stays as it is (prepared), not in progress
-  // on a peer that never hears of it, with a push the mid-sync-counters workflow would retry forever.
-  if (!(await hasDeliveryLogs(store, deliveryId)))
-    throw new AppError('DELIVERY_NO_TARGET', `delivery ${deliveryId} has no delivery logs to push`);
   await checkPushable(store, deliveryId, started);
   const delivery = await beginOutbound(store, deliveryId, client.peerName, started);
   const recordError = (message: string) =>
