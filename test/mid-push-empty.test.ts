@@ -50,6 +50,10 @@ describe('pushes refused before anything changes', () => {
     await expectUntouched(deliveryId, 'prepared');
   });
 
+  it('still says NOT_FOUND for a delivery that does not exist', async () => {
+    await expect(push(999_999)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('refuses a delivery the execution side cannot take (an HTML body over 2,000,000 characters)', async () => {
     const { deliveryId } = await seed('huge');
     // Inline images make such bodies; nothing on the marketing side bounds an HTML body.
