@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifyBounce } from '../src/bounce/classify-bounce.ts';
 import { compileBounceRules } from '../src/bounce/classifier.ts';
+import { readMessage } from '../src/bounce/mime-reader.ts';
 import { parseBounceMessage } from '../src/bounce/parse-bounce.ts';
 import { loadBouncePack } from '../src/bounce/rule-pack.ts';
 import { formatVerpAddress, parseVerpAddress } from '../src/bounce/verp.ts';
@@ -256,6 +257,38 @@ describe('bad input', () => {
     );
     expect(parsed.recipients[0]?.recipient).toBe('nobody@example.org');
     expect(classifyBounce(parsed, classifier)[0]?.verdict.category).toBe('userunknown');
+  });
+
+  // The 16 KiB cut was per field: 120 To fields of 16 KiB each (2 MB of header, the reader's limit)
+  // were each given to the address parser, seconds of the inbound role's thread per message.
+  it('reads the addresses of many To: fields from the first 16 KiB of them together', async () => {
+    const fields = Array.from({ length: 2_000 }, (_, i) => `To: r${i}@example.org\n`).join('');
+    const read = await readMessage(encode(`${fields}${DSN}`));
+    if (!read.ok) throw new Error(read.error);
+    expect(read.parts.to[0]).toBe('r0@example.org');
+    expect(read.parts.to.length).toBeGreaterThan(500);
+    expect(read.parts.to.length).toBeLessThan(1_000);
+  });
+
+  // A comment in Content-Type sends a message to postal-mime, which gives every To, Cc, Bcc and
+  // Reply-To field whole to its address parser: a 1.8 MB Cc held the inbound role's thread for 20 s.
+  // The timeout is a hundred times what the test needs.
+  it('refuses a message read by postal-mime whose address fields are endless', { timeout: 10_000 }, async () => {
+    const message = (field: string) =>
+      encode(
+        `From: MAILER-DAEMON@mx.example.org\nTo: bounce+4711@bounces.example.com\n${field}Subject: Undelivered Mail\n` +
+          'MIME-Version: 1.0\nContent-Type: text/plain (a comment)\n\n' +
+          'Your message could not be delivered.\n<kijitora@example.jp>: 550 5.1.1 User unknown\n',
+      );
+    for (const name of ['Cc', 'Reply-To', `bcc${' '.repeat(100)}`]) {
+      const parsed = await parseBounceMessage(message(`${name}: ${'a: '.repeat(600_000)}\n`));
+      expect(parsed.kind).toBe('unparseable');
+      expect(parsed.error).toMatch(/address fields of more than 16384 bytes/);
+    }
+    const folded = await parseBounceMessage(message(`Cc: a@example.org,\n${' b: \n'.repeat(200_000)}`));
+    expect(folded.kind).toBe('unparseable');
+    const fine = await parseBounceMessage(message('Cc: postmaster@example.org\n'));
+    expect(fine.recipients.map((r) => r.recipient)).toEqual(['kijitora@example.jp']);
   });
 
   it('reads at most 200 recipients of a report that lists thousands', async () => {

@@ -56,10 +56,14 @@ export function emailFromLeaves(
     subject: subject ? decodeWords(subject) : '',
     from: from?.address?.toLowerCase() ?? '',
     fromName: from?.name ?? '',
-    to: headers
-      .filter((h) => h.key === 'to' && h.value)
-      .flatMap((h) => addressParser(h.value.slice(0, MAX_ADDRESS_HEADER_CHARS)))
-      .flatMap((a) => (a.address ? [a.address.toLowerCase()] : [])),
+    // The fields together, not each: 120 To fields of 16 KiB fit in the header limit.
+    to: addressParser(
+      headers
+        .filter((h) => h.key === 'to' && h.value)
+        .map((h) => h.value)
+        .join(', ')
+        .slice(0, MAX_ADDRESS_HEADER_CHARS),
+    ).flatMap((a) => (a.address ? [a.address.toLowerCase()] : [])),
     text: text || undefined,
     html: html || undefined,
     attachments,
@@ -67,11 +71,11 @@ export function emailFromLeaves(
 }
 
 /**
- * The part of a From or To field given to postal-mime's address parser, whose time grows faster
- * than the field (a 1.9 MB `To:` of "a: a: …" took 16 s of the inbound role's thread). A real
- * field is a few hundred bytes; 16 KiB holds hundreds of addresses.
+ * The part of the From field, and of the To fields together, given to postal-mime's address
+ * parser, whose time grows faster than the field (a 1.9 MB `To:` of "a: a: …" took 16 s of the
+ * inbound role's thread). A real field is a few hundred bytes; 16 KiB holds hundreds of addresses.
  */
-const MAX_ADDRESS_HEADER_CHARS = 16 * 1024;
+export const MAX_ADDRESS_HEADER_CHARS = 16 * 1024;
 
 function first(headers: MimeHeader[], key: string): string | undefined {
   for (const header of headers) if (header.key === key) return header.value;
