@@ -143,6 +143,59 @@ describeEachDialect('herald quarantine', (context) => {
     expect(await getAddress(store, 'seed@brand.test')).toMatchObject({ state: 'allowlisted', reason: 'operator' });
     expect(await getAddress(store, 'spam@else.test')).toMatchObject({ state: 'valid' });
   });
+
+  // Date.parse read "10" (ten days? the 10th?) as 1 October 2001 and "April 10" as 10 April 2001:
+  // every quarantined address of the domain was released, hard bounces with the outage's.
+  // "2026-02-30" was 2 March. Each is refused now, naming the forms accepted, and nothing changes.
+  it('a bulk release refuses a --since that is not an ISO date, releasing nothing', async () => {
+    const store = context.store();
+    const now = Date.now();
+    await applyAddressEvents(
+      store,
+      [
+        {
+          email: 'gone@olddomain.test',
+          at: now - 400 * day,
+          source: 'smtp',
+          verdict: {
+            category: 'userunknown',
+            reason: 'user_unknown',
+            type: 'hard',
+            ruleId: 'user-unknown',
+            packVersion: 'p1',
+          },
+        },
+      ],
+      DEFAULT_QUARANTINE_SETTINGS,
+      now,
+    );
+    for (const since of ['10', 'April 10', '2026-02-30', '10/04/2026']) {
+      const run = await runHerald(context.url(), [
+        'quarantine',
+        'release',
+        '--domain',
+        'olddomain.test',
+        '--since',
+        since,
+        '--json',
+      ]);
+      expect(run.exitCode, since).toBe(1);
+      expect(run.json()[0], since).toMatchObject({
+        error: { code: 'INPUT_INVALID', message: expect.stringContaining('2026-04-10T06:00Z') },
+      });
+    }
+    expect(await getAddress(store, 'gone@olddomain.test')).toMatchObject({ state: 'quarantined' });
+    const iso = await runHerald(context.url(), [
+      'quarantine',
+      'release',
+      '--domain',
+      'olddomain.test',
+      '--since',
+      new Date(now - 401 * day).toISOString().slice(0, 16),
+      '--json',
+    ]);
+    expect(iso.json()[0]).toMatchObject({ released: 1 });
+  });
 });
 
 it('herald start knows the inbound role', () => {

@@ -3,7 +3,15 @@ import { AppError } from '../common/errors.ts';
 import { quarantineSettings } from '../quarantine/settings.ts';
 import type { AddressState } from '../quarantine/types.ts';
 import { countAddressesByState, listAddresses } from '../quarantine/quarantine-store.ts';
-import { addressView, listAddress, releaseAddress, releaseDomain, showAddress } from '../quarantine/operator.ts';
+import {
+  addressView,
+  listAddress,
+  parseReleaseSince,
+  RELEASE_SINCE_FORMS,
+  releaseAddress,
+  releaseDomain,
+  showAddress,
+} from '../quarantine/operator.ts';
 import { printJson, withHerald, type CliContext } from './context.ts';
 import { sweepAddresses } from '../quarantine/address-events.ts';
 
@@ -204,12 +212,8 @@ function iso(at: number | null): string | null {
 }
 
 function parseDate(value: string): number {
-  const at = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  if (Number.isNaN(at))
-    throw new AppError(
-      'INPUT_INVALID',
-      `--since: "${value}" is not an ISO date (2026-04-10) or date-time (2026-04-10T06:00Z)`,
-    );
+  const at = parseReleaseSince(value);
+  if (at === undefined) throw new AppError('INPUT_INVALID', `--since: "${value}" is not ${RELEASE_SINCE_FORMS}`);
   return at;
 }
 

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { validateAddress } from '../audience/address.ts';
 import { AppError } from '../common/errors.ts';
 import type { HeraldConfig } from '../config/schema.ts';
@@ -86,6 +87,24 @@ export async function releaseAddress(
       now,
     );
   return { released: 1, emails: [row.email] };
+}
+
+const isoDate = z.string().date();
+const isoDateTime = z.string().datetime({ offset: true, local: true });
+
+/** How a bulk release's `since` is written, for the error that refuses another form. */
+export const RELEASE_SINCE_FORMS = 'an ISO date (2026-04-10) or date-time (2026-04-10T06:00Z; UTC without an offset)';
+
+/**
+ * The time a bulk release starts from (epoch ms): an ISO date (its midnight UTC) or date-time (UTC
+ * when it has no offset), undefined for anything else. Date.parse took "10" for 1 October 2001,
+ * "April 10" for 10 April 2001 (the whole domain released), "2026-02-30" for 2 March, and a
+ * date-time without offset in the time zone of the machine.
+ */
+export function parseReleaseSince(text: string): number | undefined {
+  if (isoDate.safeParse(text).success) return Date.parse(`${text}T00:00:00Z`);
+  if (!isoDateTime.safeParse(text).success) return undefined;
+  return Date.parse(/(?:Z|[+-]\d{2}(?::?\d{2})?)$/i.test(text) ? text : `${text}Z`);
 }
 
 /** Every address of a domain whose last error is at or after `since` (after an ISP outage misfired). */

@@ -3,6 +3,8 @@ import { AppError } from '../../common/errors.ts';
 import {
   addressView,
   listAddress,
+  parseReleaseSince,
+  RELEASE_SINCE_FORMS,
   releaseAddress,
   releaseDomain,
   showAddress,
@@ -53,10 +55,10 @@ export async function releaseBulk(
   { herald }: ApiContext,
   { body }: HandlerInput<unknown, unknown, Static<typeof S.releaseDomainBody>>,
 ) {
-  const since = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(body.since) ? `${body.since}T00:00:00Z` : body.since);
-  if (Number.isNaN(since))
-    throw new AppError('INPUT_INVALID', `since: "${body.since}" is not an ISO date or date-time`, {
-      details: { errors: [{ path: '/body/since', message: 'not an ISO date (2026-04-10) or date-time' }] },
+  const since = parseReleaseSince(body.since);
+  if (since === undefined)
+    throw new AppError('INPUT_INVALID', `since: "${body.since}" is not ${RELEASE_SINCE_FORMS}`, {
+      details: { errors: [{ path: '/body/since', message: `not ${RELEASE_SINCE_FORMS}` }] },
     });
   const dryRun = body.dryRun ?? false;
   const result = await releaseDomain(

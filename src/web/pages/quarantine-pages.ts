@@ -1,5 +1,12 @@
 import { AppError } from '../../common/errors.ts';
-import { addressView, releaseAddress, releaseDomain, showAddress } from '../../quarantine/operator.ts';
+import {
+  addressView,
+  parseReleaseSince,
+  RELEASE_SINCE_FORMS,
+  releaseAddress,
+  releaseDomain,
+  showAddress,
+} from '../../quarantine/operator.ts';
 import { countAddressesByState, pageAddresses, parseAddressCursor } from '../../quarantine/quarantine-store.ts';
 import type { AddressState } from '../../store/tables.ts';
 import type { WebRoutes } from '../dashboard.ts';
@@ -23,9 +30,8 @@ function text(source: Record<string, unknown>, field: string, max: number, requi
 }
 
 function sinceOf(value: string): number {
-  const at = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  if (Number.isNaN(at))
-    throw new AppError('INPUT_INVALID', `since: "${value}" is not an ISO date (2026-04-10) or date-time`);
+  const at = parseReleaseSince(value);
+  if (at === undefined) throw new AppError('INPUT_INVALID', `since: "${value}" is not ${RELEASE_SINCE_FORMS}`);
   return at;
 }
 
