@@ -196,6 +196,32 @@ describeEachDialect('herald quarantine', (context) => {
     ]);
     expect(iso.json()[0]).toMatchObject({ released: 1 });
   });
+
+  // "--domain @bigisp.test" matched "%@@bigisp.test": "no address matches", "released 0", nothing said.
+  it('reads --domain written with its @ as the domain', async () => {
+    const store = context.store();
+    const now = Date.now();
+    await applyAddressEvents(
+      store,
+      [
+        {
+          email: 'x@at-sign.test',
+          at: now,
+          source: 'smtp',
+          verdict: { category: 'blocked', reason: 'refused', type: 'hard', ruleId: 'ip-blocklist', packVersion: 'p1' },
+        },
+      ],
+      DEFAULT_QUARANTINE_SETTINGS,
+      now,
+    );
+    const list = await runHerald(context.url(), ['quarantine', 'list', '--domain', '@at-sign.test', '--json']);
+    expect(list.json().map((row) => row.email)).toEqual(['x@at-sign.test']);
+    const since = new Date(now - day).toISOString();
+    const release = ['quarantine', 'release', '--domain', ' @AT-sign.test', '--since', since, '--json'];
+    expect((await runHerald(context.url(), [...release, '--dry-run'])).json()[0]).toMatchObject({ released: 1 });
+    expect((await runHerald(context.url(), release)).json()[0]).toMatchObject({ released: 1 });
+    expect(await getAddress(store, 'x@at-sign.test')).toMatchObject({ state: 'valid' });
+  });
 });
 
 it('herald start knows the inbound role', () => {

@@ -214,10 +214,14 @@ export async function sweepCandidates(
   return rows.map(toRecord);
 }
 
-/** `email like '%@domain'`, with LIKE wildcards escaped (`_` is legal in DNS labels). */
+/**
+ * `email like '%@domain'`, with LIKE wildcards escaped (`_` is legal in DNS labels). A domain given
+ * with its `@` ("@bigisp.com") is that domain: it matched nothing, and a release said "released 0".
+ */
 function inDomain(domain: string) {
   const escaped = domain
     .trim()
+    .replace(/^@/, '')
     .toLowerCase()
     .replace(/[\\%_]/g, (c) => `\\${c}`);
   return sql<boolean>`email like ${`%@${escaped}`} escape '\\'`;
