@@ -1,9 +1,17 @@
+import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { DEFAULT_QUARANTINE_SETTINGS, type AddressEvent, type EventVerdict } from '../src/quarantine/types.ts';
 import { preparationStore } from '../src/delivery/preparation.ts';
 import { addressTimeline, getAddress, listAddresses } from '../src/quarantine/quarantine-store.ts';
 import { describeEachDialect } from './support/databases.ts';
-import { applyAddressEvents, releaseAddresses, sweepAddresses } from '../src/quarantine/address-events.ts';
+import { holdTransaction } from './support/held-transaction.ts';
+import { waitFor } from './support/wait.ts';
+import {
+  applyAddressEvents,
+  applyAddressEventsWithin,
+  releaseAddresses,
+  sweepAddresses,
+} from '../src/quarantine/address-events.ts';
 
 const day = 86_400_000;
 const t0 = Date.UTC(2026, 2, 1, 8, 0);
@@ -182,4 +190,61 @@ describeEachDialect('quarantine store', (context) => {
       state_after: 'valid',
     });
   });
+
+  // The sweep and a bulk release chose their addresses, then locked them and applied "release"
+  // whatever the locked row had become: a complaint committed in between (the row locked by the
+  // inbound role or the MTA) was undone, the complainer valid again and sent to. On SQLite one
+  // writer at a time, and the test holds the only connection, so PostgreSQL shows it.
+  it.skipIf(context.dialect !== 'postgres')(
+    'a sweep or bulk release leaves an address a complaint denylisted while it waited for the row',
+    async () => {
+      const store = context.store();
+      const start = t0 + 1_000 * day;
+      const complaint = (email: string, logId: number): AddressEvent => ({
+        email,
+        at: start + 40 * day,
+        source: 'complaint',
+        deliveryId: 3,
+        deliveryLogId: logId,
+      });
+      const waitingForRow = async () => {
+        const rows = await sql<{ n: number }>`
+          select count(*)::int as n from pg_stat_activity
+          where wait_event_type = 'Lock' and query like 'select%from "addresses"%for update%'`.execute(store.db);
+        return rows.rows[0]!.n > 0;
+      };
+      await applyAddressEvents(
+        store,
+        [
+          ...[0, 1, 2, 3, 4].map((d) => smtp('race-full@example.test', start + d * day, full)),
+          smtp('race-outage@race.test', start + 39 * day, hard),
+        ],
+        settings,
+        start + 5 * day,
+      );
+      for (const [email, logId, run] of [
+        ['race-full@example.test', 90_001, () => sweepAddresses(store, settings, start + 40 * day)],
+        [
+          'race-outage@race.test',
+          90_002,
+          () =>
+            releaseAddresses(
+              store,
+              { domain: 'race.test', since: start + 38 * day, note: 'outage' },
+              settings,
+              start + 40 * day,
+            ),
+        ],
+      ] as const) {
+        const held = await holdTransaction(store, async (trx) => {
+          await applyAddressEventsWithin({ ...store, db: trx }, [complaint(email, logId)], settings, start + 40 * day);
+        });
+        const running = run();
+        await waitFor(waitingForRow, `the ${email} release waiting for the row`);
+        await held.commit();
+        await running;
+        expect(await getAddress(store, email), email).toMatchObject({ state: 'denylisted', reason: 'complaint' });
+      }
+    },
+  );
 });

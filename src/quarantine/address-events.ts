@@ -1,5 +1,5 @@
 import { inTransaction, type Store } from '../store/database.ts';
-import { decideAll, decideSweep } from './decide.ts';
+import { decideAll, decideSweep, isReleasable } from './decide.ts';
 import {
   lockAddresses,
   loggedEventKeys,
@@ -37,9 +37,16 @@ export function applyAddressEvents(
   events: readonly AddressEvent[],
   settings: QuarantineSettings,
   now: number,
+  stillApplies?: StillApplies,
 ): Promise<ApplyResult> {
-  return applyByChunk(events, (work) => inTransaction(store, work), settings, now);
+  return applyByChunk(events, (work) => inTransaction(store, work), settings, now, stillApplies);
 }
+
+/**
+ * For events chosen from rows read before their transaction (the sweep, bulk releases): whether one
+ * still applies to the row as locked. A complaint committed in between must not be released.
+ */
+export type StillApplies = (event: AddressEvent, current: AddressRecord | undefined) => boolean;
 
 /**
  * The same inside a transaction the caller holds (`trx`), so the events commit with the caller's
@@ -62,6 +69,7 @@ async function applyByChunk(
   run: ChunkRunner,
   settings: QuarantineSettings,
   now: number,
+  stillApplies?: StillApplies,
 ): Promise<ApplyResult> {
   const result: ApplyResult = { events: 0, duplicates: 0, addresses: 0, entered: {} };
   const byEmail = new Map<string, AddressEvent[]>();
@@ -97,6 +105,7 @@ async function applyByChunk(
       const entries: TimelineEntry[] = [];
       for (const email of chunk) {
         const fresh = byEmail.get(email)!.filter((e) => {
+          if (stillApplies && !stillApplies(e, current.get(email))) return false;
           const key = onceKey(e);
           if (key === undefined || !known.has(key)) return true;
           result.duplicates++;
@@ -160,20 +169,24 @@ export async function releaseAddresses(
     if (emails.length === 0) break;
     after = emails[emails.length - 1]!;
     if (sample.length < 20) sample.push(...emails.slice(0, 20 - sample.length));
-    if (!request.dryRun)
-      await applyAddressEvents(
-        store,
-        emails.map((email) => ({
-          email,
-          at: now,
-          source: request.source ?? 'operator',
-          action: 'release' as const,
-          note: request.note,
-        })),
-        settings,
-        now,
-      );
-    released += emails.length;
+    if (request.dryRun) {
+      released += emails.length;
+      continue;
+    }
+    const applied = await applyAddressEvents(
+      store,
+      emails.map((email) => ({
+        email,
+        at: now,
+        source: request.source ?? 'operator',
+        action: 'release' as const,
+        note: request.note,
+      })),
+      settings,
+      now,
+      (_event, current) => current !== undefined && isReleasable(current, request.since),
+    );
+    released += applied.addresses;
   }
   return { released, emails: sample };
 }
@@ -189,7 +202,15 @@ export async function sweepAddresses(store: Store, settings: QuarantineSettings,
       .map((record) => decideSweep(record, now, settings))
       .filter((event): event is AddressEvent => event !== undefined);
     if (events.length === 0) return changed;
-    await applyAddressEvents(store, events, settings, now);
-    changed += events.length;
+    const applied = await applyAddressEvents(
+      store,
+      events,
+      settings,
+      now,
+      (event, current) => current !== undefined && decideSweep(current, now, settings)?.action === event.action,
+    );
+    // Rows changed since they were read no longer match the candidates' query; none applied is left to the next sweep.
+    if (applied.addresses === 0) return changed;
+    changed += applied.addresses;
   }
 }

@@ -151,6 +151,19 @@ export function decideSweep(
   return undefined;
 }
 
+/**
+ * Whether a bulk release (after an ISP outage) applies to an address: quarantined or with errors,
+ * not by an operator's hand, its last error at or after `since`. Denylisted addresses never are.
+ */
+export function isReleasable(record: AddressRecord, since: number): boolean {
+  return (
+    (record.state === 'quarantined' || record.state === 'with_errors') &&
+    record.reason !== 'operator' &&
+    record.lastErrorAt !== null &&
+    record.lastErrorAt >= since
+  );
+}
+
 /** Folds a run of events (in time order) over one address; returns the last row and every entry. */
 export function decideAll(
   current: AddressRecord | undefined,
