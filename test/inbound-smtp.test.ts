@@ -417,4 +417,50 @@ describeEachDialect('inbound SMTP role', (context) => {
       expect.stringContaining('987654322'),
     );
   });
+
+  // Anyone sent one message knows one signed VERP address: each different report for it (a new
+  // Message-ID or one changed byte) added a timeline row kept addressEventsDays (400), and one
+  // qualification entry per new wording, 120 a minute from each client address, without end.
+  it('applies at most 5 reports to one delivery log: more are counted, not stored', async () => {
+    const email = 'reports@example.test';
+    const { logId } = await sentLog(email);
+    const before = await inboundCounters(herald.store);
+    const report = (i: number) =>
+      [
+        'From: MAILER-DAEMON@mx.example.net',
+        `To: ${verp(logId)}`,
+        `Message-ID: <report-${i}@mx.example.net>`,
+        'Subject: Delivery Status Notification (Failure)',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
+        '',
+        '--B',
+        'Content-Type: text/plain',
+        '',
+        `Delivery to ${email} failed.`,
+        '--B',
+        'Content-Type: message/delivery-status',
+        '',
+        'Reporting-MTA: dns; mx.example.net',
+        '',
+        `Final-Recipient: rfc822; ${email}`,
+        'Action: delayed',
+        'Status: 4.0.0',
+        `Diagnostic-Code: smtp; 451 wording number ${'x'.repeat(i)} of a reply nobody wrote a rule for`,
+        '--B--',
+        '',
+      ].join('\r\n');
+    const responses: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const result = await send(port, verp(logId), report(i));
+      expect(result).toMatchObject({ accepted: true });
+      responses.push(result.response ?? '');
+    }
+    expect(responses.filter((r) => r.includes('(soft)'))).toHaveLength(5);
+    expect(responses.slice(5)).toEqual(Array(3).fill(expect.stringContaining('(too_many_reports)')));
+    const timeline = await addressTimeline(herald.store, email);
+    expect(timeline.filter((e) => e.delivery_log_id === logId)).toHaveLength(5);
+    const after = await inboundCounters(herald.store);
+    expect((after.too_many_reports ?? 0) - (before.too_many_reports ?? 0)).toBe(3);
+  });
 });

@@ -13,6 +13,7 @@ import { parseBounceMessage } from './parse-bounce.ts';
 import type { ParsedBounce } from './parsed-bounce.ts';
 import type { QualificationRecorder } from './qualification-recorder.ts';
 import { applyAddressEventsWithin } from '../quarantine/address-events.ts';
+import { countLogEvents } from '../quarantine/quarantine-store.ts';
 import { inboundMessageIdentity } from './inbound-identity.ts';
 import type { VerpSigner } from './verp.ts';
 
@@ -62,7 +63,9 @@ export type InboundOutcome =
   | 'recipient_mismatch'
   | 'unverified_unsubscribe'
   /** The same message was applied already (a sender's retry): nothing changes. */
-  | 'duplicate';
+  | 'duplicate'
+  /** The log has MAX_REPORTS_PER_LOG reports applied already: counted, nothing stored. */
+  | 'too_many_reports';
 
 export interface InboundResult {
   outcome: InboundOutcome;
@@ -88,6 +91,14 @@ export interface InboundDeps {
 
 /** The writes one received message makes. */
 export type InboundWrite = 'log' | 'address_events' | 'sample' | 'counters';
+
+/**
+ * Bounce reports and auto-replies applied to one delivery log, at most. A log gets one report, a few
+ * with delay warnings; each applied one is a timeline row (kept addressEventsDays) and maybe a
+ * qualification entry, and anyone sent one message knows its signed VERP address and could send
+ * reports for it, each made different, without end. Complaints and unsubscribes count once anyway.
+ */
+const MAX_REPORTS_PER_LOG = 5;
 
 /** Outcomes kept as samples: the operator needs to see those messages. */
 const SAMPLED = new Set<InboundOutcome>([
@@ -197,6 +208,16 @@ async function decide(
       `unsubscribe request mailed to delivery log ${logId}'s bounce address: only unsubscribe+TOKEN@ (List-Unsubscribe) or /u/ unsubscribe`,
       logId,
     );
+  if (
+    parsed.kind !== 'arf' &&
+    (await countLogEvents(deps.store, {
+      email: log.email,
+      logId,
+      source: 'bounce',
+      limit: MAX_REPORTS_PER_LOG,
+    })) >= MAX_REPORTS_PER_LOG
+  )
+    return none('too_many_reports', `delivery log ${logId} has ${MAX_REPORTS_PER_LOG} reports applied`, logId);
   return applyVerdict(deps, message, parsed, log, chosen, unmatched);
 }
 

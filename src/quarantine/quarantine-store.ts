@@ -74,6 +74,25 @@ export async function writeAddressChanges(
   }
 }
 
+/**
+ * Timeline rows of one delivery log from `source`, counted up to `limit` (by the email index: the
+ * rows of one address are few).
+ */
+export async function countLogEvents(
+  store: Store,
+  where: { email: string; logId: number; source: string; limit: number },
+): Promise<number> {
+  const rows = await store.db
+    .selectFrom('address_events')
+    .select('id')
+    .where('email', '=', where.email.trim().toLowerCase())
+    .where('delivery_log_id', '=', where.logId)
+    .where('source', '=', where.source)
+    .limit(where.limit)
+    .execute();
+  return rows.length;
+}
+
 export async function getAddress(store: Store, email: string): Promise<AddressRecord | undefined> {
   const row = await store.db
     .selectFrom('addresses')
