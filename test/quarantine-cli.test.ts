@@ -197,6 +197,25 @@ describeEachDialect('herald quarantine', (context) => {
     expect(iso.json()[0]).toMatchObject({ released: 1 });
   });
 
+  // "denylist 'a@x.test, b@x.test'" stored one address named "a@x.test, b@x.test": it answered
+  // denylisted and neither address was; an empty one failed with a TypeError.
+  it('allowlist and denylist refuse what is not one address, changing nothing', async () => {
+    const store = context.store();
+    for (const [command, address] of [
+      ['denylist', 'first@comma.test, second@comma.test'],
+      ['allowlist', ' '],
+      ['denylist', 'no-at-sign'],
+    ] as const) {
+      const run = await runHerald(context.url(), ['quarantine', command, address, '--json']);
+      expect(run.exitCode, address).toBe(1);
+      expect(run.json()[0], address).toMatchObject({ error: { code: 'INPUT_INVALID' } });
+    }
+    expect(await getAddress(store, 'first@comma.test, second@comma.test')).toBeUndefined();
+    expect(await getAddress(store, 'no-at-sign')).toBeUndefined();
+    const fine = await runHerald(context.url(), ['quarantine', 'denylist', ' First@Comma.test ', '--json']);
+    expect(fine.json()[0]).toMatchObject({ email: 'first@comma.test', state: 'denylisted' });
+  });
+
   // "--domain @bigisp.test" matched "%@@bigisp.test": "no address matches", "released 0", nothing said.
   it('reads --domain written with its @ as the domain', async () => {
     const store = context.store();

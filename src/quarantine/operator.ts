@@ -133,6 +133,13 @@ export async function listAddress(
   request: { email: string; action: 'allowlist' | 'denylist'; note?: string | undefined },
   now: number,
 ): Promise<AddressRecord> {
+  // "a@x.com, b@x.com" was stored as one address (neither listed), an empty one failed with a TypeError.
+  const check = validateAddress(request.email.trim());
+  if (!check.ok)
+    throw new AppError(
+      'INPUT_INVALID',
+      `${check.message} (${request.email.slice(0, 100)}): nothing was ${request.action}ed`,
+    );
   await applyAddressEvents(
     store,
     [operatorEvent(request.email, request.action, now, request.note)],
