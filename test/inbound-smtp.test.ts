@@ -153,6 +153,29 @@ describeEachDialect('inbound SMTP role', (context) => {
     expect(log.status).toBe('sent');
   });
 
+  // RFC 6430 not-spam is the recipient saying the mail is wanted, RFC 6591 auth-failure a receiver
+  // reporting a failed SPF/DKIM check (a forwarder): both denylisted the recipient as a complaint.
+  it('a not-spam or auth-failure feedback report is an event only, not a complaint', async () => {
+    const file = 'arf-01.eml';
+    for (const [type, email] of [
+      ['not-spam', 'wanted@example.test'],
+      ['auth-failure', 'forwarded@example.test'],
+    ] as const) {
+      const { logId } = await sentLog(email);
+      const raw = readCorpus(file, verp(logId)).replace(
+        'Feedback-Type: abuse',
+        `Feedback-Type: ${type}\nOriginal-Rcpt-To: ${email}`,
+      );
+      const result = await send(port, verp(logId), raw);
+      expect(result, type).toMatchObject({ accepted: true });
+      expect(result.response, type).toContain('(feedback_only)');
+      expect(await getAddress(herald.store, email), type).toMatchObject({ state: 'valid' });
+      expect((await addressTimeline(herald.store, email)).map((e) => [e.source, e.state_after, e.note])).toEqual([
+        ['bounce', 'valid', `feedback-type ${type}`],
+      ]);
+    }
+  });
+
   it('an RFC 3834 auto-reply is an event only', async () => {
     const file = 'rfc3834-03.eml';
     const email = await recipientOf(file);

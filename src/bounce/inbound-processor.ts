@@ -64,6 +64,8 @@ export type InboundOutcome =
   | 'unverified_unsubscribe'
   /** The same message was applied already (a sender's retry): nothing changes. */
   | 'duplicate'
+  /** A feedback report that is no complaint (RFC 6430 not-spam, RFC 6591 auth-failure): an event only. */
+  | 'feedback_only'
   /** The log has MAX_REPORTS_PER_LOG reports applied already: counted, nothing stored. */
   | 'too_many_reports';
 
@@ -209,7 +211,7 @@ async function decide(
       logId,
     );
   if (
-    parsed.kind !== 'arf' &&
+    !(parsed.kind === 'arf' && feedbackEffect(parsed, chosen.recipient) !== 'event') &&
     (await countLogEvents(deps.store, {
       email: log.email,
       logId,
@@ -253,9 +255,25 @@ async function applyVerdict(
   });
 
   if (parsed.kind === 'arf') {
-    // RFC 5965 Feedback-Type opt-out and one-click unsubscribe mails are unsubscribes; the rest are complaints.
-    const source =
-      recipient.feedbackType === 'opt-out' || parsed.format === 'unsubscribe' ? 'unsubscribe' : 'complaint';
+    const effect = feedbackEffect(parsed, recipient);
+    if (effect === 'event') {
+      await applyAddressEventsWithin(
+        deps.store,
+        [
+          {
+            ...base,
+            source: 'bounce',
+            verdict: { ...eventVerdict, type: 'ignored' },
+            note: `feedback-type ${recipient.feedbackType}`,
+          },
+        ],
+        deps.settings,
+        at,
+      );
+      await deps.afterWrite?.('address_events');
+      return done('feedback_only');
+    }
+    const source = effect;
     await applyAddressEventsWithin(
       deps.store,
       [
@@ -316,6 +334,21 @@ async function applyVerdict(
   await applyAddressEventsWithin(deps.store, [event], deps.settings, at);
   await deps.afterWrite?.('address_events');
   return done(hard ? 'hard' : 'soft', logFailed);
+}
+
+/**
+ * What a feedback report does to its recipient's address. RFC 5965 opt-out and one-click
+ * unsubscribe mails unsubscribe; RFC 6430 not-spam (the recipient wants the mail) and RFC 6591
+ * auth-failure (a receiver's SPF/DKIM failure report, a forwarder's) are events only: both
+ * denylisted the recipient as complaints. Every other type (abuse, fraud, virus, other) is a complaint.
+ */
+function feedbackEffect(
+  parsed: ParsedBounce,
+  recipient: RecipientVerdict['recipient'],
+): 'unsubscribe' | 'complaint' | 'event' {
+  if (recipient.feedbackType === 'opt-out' || parsed.format === 'unsubscribe') return 'unsubscribe';
+  if (recipient.feedbackType === 'not-spam' || recipient.feedbackType === 'auth-failure') return 'event';
+  return 'complaint';
 }
 
 async function sample(
