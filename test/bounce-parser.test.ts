@@ -324,6 +324,20 @@ describe('bad input', () => {
     expect(parsed.recipients[199]?.recipient).toBe('r199@example.org');
   });
 
+  it('reads at most 200 recipients of a feedback report that lists thousands', async () => {
+    const names = Array.from({ length: 5_000 }, (_, i) => `Original-Rcpt-To: r${i}@example.org`).join('\n');
+    const parsed = await parseBounceMessage(
+      encode(
+        'From: fbl@isp.example\nSubject: complaint\nMIME-Version: 1.0\n' +
+          'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n' +
+          `--B\nContent-Type: text/plain\n\nA complaint.\n--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n${names}\n--B--\n`,
+      ),
+    );
+    expect(parsed.kind).toBe('arf');
+    expect(parsed.recipients).toHaveLength(200);
+    expect(parsed.recipients[199]?.recipient).toBe('r199@example.org');
+  });
+
   // Each name of X-Failed-Recipients cost a diagnostic block and a classification: 90,000 names
   // (1.8 MB) held the inbound role's thread for two minutes, 20,000 for 23 s.
   it('reads at most 200 recipients of an X-Failed-Recipients header that lists thousands', async () => {

@@ -55,7 +55,8 @@ export async function parseBounceMessage(raw: Uint8Array, options: ParseBounceOp
       ...bounce,
       kind: 'arf',
       format: 'arf',
-      recipients: parts.feedbackReports.flatMap((r) => parseFeedbackReport(r, original.to)),
+      // As many as a delivery report gives (a genuine feedback report names one recipient).
+      recipients: parts.feedbackReports.flatMap((r) => parseFeedbackReport(r, original.to)).slice(0, MAX_RECIPIENTS),
     };
   }
   const ses = parseSesNotification(parts.text);
