@@ -448,7 +448,7 @@ describeEachDialect('inbound SMTP role', (context) => {
     const email = 'reports@example.test';
     const { logId } = await sentLog(email);
     const before = await inboundCounters(herald.store);
-    const report = (i: number) =>
+    const report = (i: number, failed = false) =>
       [
         'From: MAILER-DAEMON@mx.example.net',
         `To: ${verp(logId)}`,
@@ -467,9 +467,11 @@ describeEachDialect('inbound SMTP role', (context) => {
         'Reporting-MTA: dns; mx.example.net',
         '',
         `Final-Recipient: rfc822; ${email}`,
-        'Action: delayed',
-        'Status: 4.0.0',
-        `Diagnostic-Code: smtp; 451 wording number ${'x'.repeat(i)} of a reply nobody wrote a rule for`,
+        failed ? 'Action: failed' : 'Action: delayed',
+        failed ? 'Status: 5.1.1' : 'Status: 4.0.0',
+        failed
+          ? 'Diagnostic-Code: smtp; 550 5.1.1 user unknown'
+          : `Diagnostic-Code: smtp; 451 wording number ${'x'.repeat(i)} of a reply nobody wrote a rule for`,
         '--B--',
         '',
       ].join('\r\n');
@@ -483,7 +485,11 @@ describeEachDialect('inbound SMTP role', (context) => {
     expect(responses.slice(5)).toEqual(Array(3).fill(expect.stringContaining('(too_many_reports)')));
     const timeline = await addressTimeline(herald.store, email);
     expect(timeline.filter((e) => e.delivery_log_id === logId)).toHaveLength(5);
+    // Delay warnings (Exim sends one a day) do not keep the final failure from failing the log, once.
+    expect((await send(port, verp(logId), report(8, true))).response).toContain('(hard)');
+    expect(await getAddress(herald.store, email)).toMatchObject({ state: 'quarantined', reason: 'user_unknown' });
+    expect((await send(port, verp(logId), report(9, true))).response).toContain('(too_many_reports)');
     const after = await inboundCounters(herald.store);
-    expect((after.too_many_reports ?? 0) - (before.too_many_reports ?? 0)).toBe(3);
+    expect((after.too_many_reports ?? 0) - (before.too_many_reports ?? 0)).toBe(4);
   });
 });

@@ -13,7 +13,7 @@ import { parseBounceMessage } from './parse-bounce.ts';
 import type { ParsedBounce } from './parsed-bounce.ts';
 import type { QualificationRecorder } from './qualification-recorder.ts';
 import { applyAddressEventsWithin } from '../quarantine/address-events.ts';
-import { countLogEvents } from '../quarantine/quarantine-store.ts';
+import { logEventTypes } from '../quarantine/quarantine-store.ts';
 import { inboundMessageIdentity } from './inbound-identity.ts';
 import type { VerpSigner } from './verp.ts';
 
@@ -210,16 +210,18 @@ async function decide(
       `unsubscribe request mailed to delivery log ${logId}'s bounce address: only unsubscribe+TOKEN@ (List-Unsubscribe) or /u/ unsubscribe`,
       logId,
     );
-  if (
-    !(parsed.kind === 'arf' && feedbackEffect(parsed, chosen.recipient) !== 'event') &&
-    (await countLogEvents(deps.store, {
+  if (!(parsed.kind === 'arf' && feedbackEffect(parsed, chosen.recipient) !== 'event')) {
+    const applied = await logEventTypes(deps.store, {
       email: log.email,
       logId,
       source: 'bounce',
-      limit: MAX_REPORTS_PER_LOG,
-    })) >= MAX_REPORTS_PER_LOG
-  )
-    return none('too_many_reports', `delivery log ${logId} has ${MAX_REPORTS_PER_LOG} reports applied`, logId);
+      limit: MAX_REPORTS_PER_LOG + 1,
+    });
+    // Delay warnings (Exim sends one a day) never keep the final failure from failing the log, once.
+    const failsLog = parsed.kind === 'dsn' && isHardFailure(chosen) && !applied.includes('hard');
+    if (applied.length >= MAX_REPORTS_PER_LOG && !failsLog)
+      return none('too_many_reports', `delivery log ${logId} has ${applied.length} reports applied`, logId);
+  }
   return applyVerdict(deps, message, parsed, log, chosen, unmatched);
 }
 
@@ -310,8 +312,7 @@ async function applyVerdict(
       at,
     });
   }
-  // A "delayed" DSN (RFC 3464 Action: delayed) is a warning: the remote MTA still retries.
-  const hard = verdict.type === 'hard' && recipient.action !== 'delayed';
+  const hard = isHardFailure(chosen);
   let logFailed = false;
   if (hard) {
     logFailed = await failLogFromBounce(deps.store, log.id, {
@@ -334,6 +335,11 @@ async function applyVerdict(
   await applyAddressEventsWithin(deps.store, [event], deps.settings, at);
   await deps.afterWrite?.('address_events');
   return done(hard ? 'hard' : 'soft', logFailed);
+}
+
+/** A delivery report's hard failure; a "delayed" DSN (RFC 3464 Action: delayed) is a warning: the remote MTA still retries. */
+function isHardFailure({ verdict, recipient }: RecipientVerdict): boolean {
+  return verdict.type === 'hard' && recipient.action !== 'delayed';
 }
 
 /**

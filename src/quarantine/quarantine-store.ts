@@ -75,22 +75,22 @@ export async function writeAddressChanges(
 }
 
 /**
- * Timeline rows of one delivery log from `source`, counted up to `limit` (by the email index: the
- * rows of one address are few).
+ * The verdict types (hard, soft, ignored) of the timeline rows of one delivery log from `source`,
+ * at most `limit` (by the email index: the rows of one address are few).
  */
-export async function countLogEvents(
+export async function logEventTypes(
   store: Store,
   where: { email: string; logId: number; source: string; limit: number },
-): Promise<number> {
+): Promise<(string | null)[]> {
   const rows = await store.db
     .selectFrom('address_events')
-    .select('id')
+    .select('type')
     .where('email', '=', where.email.trim().toLowerCase())
     .where('delivery_log_id', '=', where.logId)
     .where('source', '=', where.source)
     .limit(where.limit)
     .execute();
-  return rows.length;
+  return rows.map((row) => row.type);
 }
 
 export async function getAddress(store: Store, email: string): Promise<AddressRecord | undefined> {
