@@ -4,9 +4,22 @@ import { DEFAULT_QUARANTINE_SETTINGS, type AddressEvent } from '../src/quarantin
 import { getAddress } from '../src/quarantine/quarantine-store.ts';
 import { runHerald } from './support/cli.ts';
 import { describeEachDialect } from './support/databases.ts';
+import type { Store } from '../src/store/database.ts';
 import { applyAddressEvents } from '../src/quarantine/address-events.ts';
 
 const day = 86_400_000;
+
+/** `email` quarantined by a hard SMTP reply at `at`. */
+async function quarantineHard(store: Store, email: string, at: number): Promise<void> {
+  const verdict = {
+    category: 'userunknown',
+    reason: 'user_unknown',
+    type: 'hard',
+    ruleId: 'user-unknown',
+    packVersion: 'p1',
+  } as const;
+  await applyAddressEvents(store, [{ email, at, source: 'smtp', verdict }], DEFAULT_QUARANTINE_SETTINGS, at);
+}
 
 describeEachDialect('herald quarantine', (context) => {
   it('lists, shows a timeline, releases a domain after an outage, allowlists', async () => {
@@ -150,25 +163,7 @@ describeEachDialect('herald quarantine', (context) => {
   it('a bulk release refuses a --since that is not an ISO date, releasing nothing', async () => {
     const store = context.store();
     const now = Date.now();
-    await applyAddressEvents(
-      store,
-      [
-        {
-          email: 'gone@olddomain.test',
-          at: now - 400 * day,
-          source: 'smtp',
-          verdict: {
-            category: 'userunknown',
-            reason: 'user_unknown',
-            type: 'hard',
-            ruleId: 'user-unknown',
-            packVersion: 'p1',
-          },
-        },
-      ],
-      DEFAULT_QUARANTINE_SETTINGS,
-      now,
-    );
+    await quarantineHard(store, 'gone@olddomain.test', now - 400 * day);
     for (const since of ['10', 'April 10', '2026-02-30', '10/04/2026']) {
       const run = await runHerald(context.url(), [
         'quarantine',
@@ -220,19 +215,7 @@ describeEachDialect('herald quarantine', (context) => {
   it('reads --domain written with its @ as the domain', async () => {
     const store = context.store();
     const now = Date.now();
-    await applyAddressEvents(
-      store,
-      [
-        {
-          email: 'x@at-sign.test',
-          at: now,
-          source: 'smtp',
-          verdict: { category: 'blocked', reason: 'refused', type: 'hard', ruleId: 'ip-blocklist', packVersion: 'p1' },
-        },
-      ],
-      DEFAULT_QUARANTINE_SETTINGS,
-      now,
-    );
+    await quarantineHard(store, 'x@at-sign.test', now);
     const list = await runHerald(context.url(), ['quarantine', 'list', '--domain', '@at-sign.test', '--json']);
     expect(list.json().map((row) => row.email)).toEqual(['x@at-sign.test']);
     const since = new Date(now - day).toISOString();
