@@ -374,6 +374,26 @@ describe('bad input', () => {
     expect(few.recipients.map((r) => r.recipient)).toEqual(['r@example.org']);
   });
 
+  // A null among SES's recipients threw (TypeError): the inbound role answered 451 and logged an
+  // error at each of the sender's retries, for days, and the message was never kept as a sample.
+  it('reads SES notifications whose recipient lists hold nulls and non-strings', async () => {
+    const ses = (json: string) =>
+      parseBounceMessage(encode(`From: no-reply@sns.amazonaws.com\nSubject: Amazon SES Notification\n\n${json}\n`));
+    const bounce = await ses(
+      '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",' +
+        '"bouncedRecipients":[null,7,{"emailAddress":{"toString":1}},{"emailAddress":"kijitora@example.jp","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]}}',
+    );
+    expect(bounce.recipients.map((r) => r.recipient)).toEqual(['kijitora@example.jp']);
+    const complaint = await ses(
+      '{"notificationType":"Complaint","complaint":{"complainedRecipients":[null,{"emailAddress":"kijitora@example.jp"}]}}',
+    );
+    expect(complaint).toMatchObject({ kind: 'arf', recipients: [{ recipient: 'kijitora@example.jp' }] });
+    const delivery = await ses(
+      '{"notificationType":"Delivery","delivery":{"smtpResponse":{"toString":1},"recipients":[null,{"toString":1},"kijitora@example.jp"]}}',
+    );
+    expect(delivery.recipients.map((r) => r.recipient)).toEqual(['kijitora@example.jp']);
+  });
+
   it('says not_bounce for an ordinary message and unparseable for an empty one', async () => {
     const plain = await parseBounceMessage(
       encode('From: alice@example.org\nTo: bob@example.com\nSubject: lunch?\n\nAt noon?\n'),

@@ -11,15 +11,30 @@ export interface SesNotification {
 }
 
 // SES bounce sub-types carry the reason when there is no diagnostic code.
-const SUBTYPE_TEXT: Record<string, string> = {
-  NoEmail: 'mailbox does not exist',
-  Suppressed: 'address is on the suppression list',
-  OnAccountSuppressionList: 'address is on the suppression list',
-  MailboxFull: 'mailbox full',
-  MessageTooLarge: 'message too large',
-  ContentRejected: 'content rejected',
-  AttachmentRejected: 'attachment rejected',
-};
+const SUBTYPE_TEXT = new Map<string, string>([
+  ['NoEmail', 'mailbox does not exist'],
+  ['Suppressed', 'address is on the suppression list'],
+  ['OnAccountSuppressionList', 'address is on the suppression list'],
+  ['MailboxFull', 'mailbox full'],
+  ['MessageTooLarge', 'message too large'],
+  ['ContentRejected', 'content rejected'],
+  ['AttachmentRejected', 'attachment rejected'],
+]);
+
+// The JSON is the sender's: a null among the recipients, or an object where text belongs
+// ({"toString":1} has no string form), threw, and the inbound role answered 451 to each retry.
+
+/** A JSON value as text: a string or a number as it is, anything else empty. */
+function asText(value: unknown): string {
+  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
+}
+
+/** The objects of a JSON array; anything else in it (null, a number) is left out. */
+function objects(value: unknown): Record<string, unknown>[] {
+  return Array.isArray(value)
+    ? value.filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null)
+    : [];
+}
 
 const MAX_JSON = 512 * 1024;
 
@@ -46,20 +61,22 @@ export function parseSesNotification(text: string): SesNotification | undefined 
       return undefined;
     }
   }
-  const type = String(note?.notificationType ?? note?.eventType ?? '');
+  const type = asText(note?.notificationType) || asText(note?.eventType);
   if (type === 'Bounce' && Array.isArray(note.bounce?.bouncedRecipients)) {
-    const subtype = String(note.bounce.bounceSubType ?? '');
+    const subtype = asText(note.bounce.bounceSubType);
     return {
       kind: 'dsn',
-      recipients: note.bounce.bouncedRecipients.flatMap((r: Record<string, unknown>) => {
-        const recipient = cleanAddress(String(r.emailAddress ?? ''));
+      recipients: objects(note.bounce.bouncedRecipients).flatMap((r) => {
+        const recipient = cleanAddress(asText(r.emailAddress));
         if (!recipient) return [];
-        const diagnostic = String(
-          r.diagnosticCode ?? SUBTYPE_TEXT[subtype] ?? `${note.bounce.bounceType ?? ''} ${subtype}`,
+        const diagnostic = (
+          asText(r.diagnosticCode) ||
+          SUBTYPE_TEXT.get(subtype) ||
+          `${asText(note.bounce.bounceType)} ${subtype}`
         ).replace(/^smtp;\s*/i, '');
         const facts = replyFacts(diagnostic);
         const parsed: ParsedRecipient = { recipient, diagnostic, action: 'failed' };
-        const status = typeof r.status === 'string' && r.status ? r.status : facts.status;
+        const status = asText(r.status) || facts.status;
         if (status) parsed.status = status;
         if (facts.code) parsed.replyCode = facts.code;
         return [parsed];
@@ -69,14 +86,14 @@ export function parseSesNotification(text: string): SesNotification | undefined 
   if (type === 'Complaint' && Array.isArray(note.complaint?.complainedRecipients)) {
     return {
       kind: 'arf',
-      recipients: note.complaint.complainedRecipients.flatMap((r: Record<string, unknown>) => {
-        const recipient = cleanAddress(String(r.emailAddress ?? ''));
+      recipients: objects(note.complaint.complainedRecipients).flatMap((r) => {
+        const recipient = cleanAddress(asText(r.emailAddress));
         return recipient
           ? [
               {
                 recipient,
                 diagnostic: 'complaint',
-                feedbackType: String(note.complaint.complaintFeedbackType ?? 'abuse'),
+                feedbackType: asText(note.complaint.complaintFeedbackType) || 'abuse',
               },
             ]
           : [];
@@ -84,12 +101,12 @@ export function parseSesNotification(text: string): SesNotification | undefined 
     };
   }
   if (type === 'Delivery' && Array.isArray(note.delivery?.recipients)) {
-    const diagnostic = String(note.delivery.smtpResponse ?? '250 OK');
+    const diagnostic = asText(note.delivery.smtpResponse) || '250 OK';
     const facts = replyFacts(diagnostic);
     return {
       kind: 'dsn',
-      recipients: note.delivery.recipients.flatMap((r: unknown) => {
-        const recipient = cleanAddress(String(r));
+      recipients: (note.delivery.recipients as unknown[]).flatMap((r) => {
+        const recipient = cleanAddress(asText(r));
         if (!recipient) return [];
         const parsed: ParsedRecipient = { recipient, diagnostic, action: 'delivered', status: facts.status ?? '2.0.0' };
         if (facts.code) parsed.replyCode = facts.code;
