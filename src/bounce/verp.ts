@@ -70,12 +70,17 @@ export function formatVerpAddress(logId: string | number, bounceDomain: string, 
   return `${localPrefix}+${logId}@${bounceDomain}`;
 }
 
+/** Longer than any SMTP path, with room for a display name and angle brackets around it. */
+const MAX_PATH_CHARS = 512;
+
 /**
  * What follows `<prefix>+` in a VERP address (a log id, signed or not: `verify` decides), or
  * undefined when the address is not one.
  */
 export function parseVerpAddress(address: string | undefined, localPrefix = 'bounce'): string | undefined {
-  if (!address) return undefined;
+  // An SMTP path is at most 256 octets (RFC 5321 §4.5.3.1.3), and the pattern below tries every
+  // start of a run: a sender's 16 KiB To cost 0.27 s.
+  if (!address || address.length > MAX_PATH_CHARS) return undefined;
   const match = /<?([^\s<>@]+)@([^\s<>]+?)>?$/.exec(address.trim());
   if (!match) return undefined;
   const local = match[1]!;
