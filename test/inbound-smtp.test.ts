@@ -63,6 +63,31 @@ async function recipientOf(file: string): Promise<string> {
   return parsed.recipients[0]!.recipient;
 }
 
+const DSN_TEMPLATE = (verpAddress: string, email: string) =>
+  [
+    'From: MAILER-DAEMON@mx.example.net',
+    `To: ${verpAddress}`,
+    'Subject: Undelivered Mail Returned to Sender',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
+    '',
+    '--B',
+    'Content-Type: text/plain',
+    '',
+    `Delivery to ${email} failed.`,
+    '--B',
+    'Content-Type: message/delivery-status',
+    '',
+    'Reporting-MTA: dns; mx.example.net',
+    '',
+    `Final-Recipient: rfc822; ${email}`,
+    'Action: failed',
+    'Status: 5.1.1',
+    'Diagnostic-Code: smtp; 550 5.1.1 No such user',
+    '--B--',
+    '',
+  ].join('\r\n');
+
 describeEachDialect('inbound SMTP role', (context) => {
   let herald: Herald;
   let role: InboundRole;
@@ -174,6 +199,24 @@ describeEachDialect('inbound SMTP role', (context) => {
         ['bounce', 'valid', `feedback-type ${type}`],
       ]);
     }
+  });
+
+  // PostgreSQL stores no NUL in text: a report quoting one in its diagnostic (or a subject
+  // decoding to one) failed its transaction, and the sender's every retry was answered 451.
+  it('a report whose diagnostic or subject holds a NUL is applied or kept, not refused for ever', async () => {
+    const email = 'nul@example.test';
+    const { logId } = await sentLog(email);
+    const dsn = DSN_TEMPLATE(verp(logId), email).replace('No such user', 'No such\u0000user');
+    const applied = await send(port, verp(logId), Buffer.from(dsn, 'latin1'));
+    expect(applied).toMatchObject({ accepted: true });
+    expect(applied.response).toContain('(hard)');
+    const [event] = await addressTimeline(herald.store, email);
+    expect(event?.reply_text).toContain('No such');
+    const other = await sentLog('nul-subject@example.test');
+    const plain = `From: someone@example.net\r\nTo: ${verp(other.logId)}\r\nSubject: =?utf-8?q?hello=00there?=\r\n\r\nJust a note.\r\n`;
+    const kept = await send(port, verp(other.logId), plain);
+    expect(kept).toMatchObject({ accepted: true });
+    expect(kept.response).toContain('(not_bounce)');
   });
 
   it('an RFC 3834 auto-reply is an event only', async () => {

@@ -234,13 +234,14 @@ async function applyVerdict(
   unmatched: UnmatchedBounceReply[],
 ): Promise<InboundResult> {
   const { recipient, verdict } = chosen;
+  const diagnostic = storable(recipient.diagnostic);
   const at = message.receivedAt;
   const base = {
     email: log.email,
     at,
     deliveryId: log.deliveryId,
     deliveryLogId: log.id,
-    replyText: recipient.diagnostic.slice(0, 2_000),
+    replyText: diagnostic.slice(0, 2_000),
   };
   const eventVerdict = {
     category: verdict.category,
@@ -266,7 +267,7 @@ async function applyVerdict(
             ...base,
             source: 'bounce',
             verdict: { ...eventVerdict, type: 'ignored' },
-            note: `feedback-type ${recipient.feedbackType}`,
+            note: storable(`feedback-type ${recipient.feedbackType}`),
           },
         ],
         deps.settings,
@@ -283,7 +284,7 @@ async function applyVerdict(
           ...base,
           source,
           verdict: eventVerdict,
-          note: recipient.feedbackType ? `feedback-type ${recipient.feedbackType}` : parsed.format,
+          note: recipient.feedbackType ? storable(`feedback-type ${recipient.feedbackType}`) : parsed.format,
         },
       ],
       deps.settings,
@@ -307,7 +308,7 @@ async function applyVerdict(
       source: 'bounce',
       code: recipient.replyCode ?? null,
       enhancedStatus: recipient.status ?? null,
-      text: recipient.diagnostic,
+      text: diagnostic,
       logId: log.id,
       at,
     });
@@ -318,7 +319,7 @@ async function applyVerdict(
     logFailed = await failLogFromBounce(deps.store, log.id, {
       code: recipient.replyCode ?? null,
       enhancedStatus: recipient.status ?? null,
-      text: recipient.diagnostic,
+      text: diagnostic,
       type: 'hard',
       reason: verdict.reason,
       category: verdict.category,
@@ -335,6 +336,14 @@ async function applyVerdict(
   await applyAddressEventsWithin(deps.store, [event], deps.settings, at);
   await deps.afterWrite?.('address_events');
   return done(hard ? 'hard' : 'soft', logFailed);
+}
+
+/**
+ * Text from the message as it can be stored: PostgreSQL keeps no NUL in text, and a report quoting
+ * one (or a subject decoding to one) failed its transaction, answered 451 at every retry for days.
+ */
+function storable(text: string): string {
+  return text.replaceAll('\0', '\ufffd');
 }
 
 /** A delivery report's hard failure; a "delayed" DSN (RFC 3464 Action: delayed) is a warning: the remote MTA still retries. */
@@ -369,10 +378,10 @@ async function sample(
     {
       receivedAt: message.receivedAt,
       problem,
-      detail,
+      detail: storable(detail),
       remoteAddress: message.remoteAddress,
-      mailFrom: message.mailFrom,
-      rcptTo: message.rcptTo.join(', '),
+      mailFrom: message.mailFrom === null ? null : storable(message.mailFrom),
+      rcptTo: storable(message.rcptTo.join(', ')),
       size: message.size,
       raw: message.raw.subarray(0, deps.sampleBytes),
     },
