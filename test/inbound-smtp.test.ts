@@ -63,10 +63,16 @@ async function recipientOf(file: string): Promise<string> {
   return parsed.recipients[0]!.recipient;
 }
 
-const DSN_TEMPLATE = (verpAddress: string, email: string) =>
+/** An RFC 3464 report for `email` sent to `verpAddress`; a failed 5.1.1 unless `fields` says otherwise. */
+const dsnFor = (
+  verpAddress: string,
+  email: string,
+  fields: { messageId?: string; action?: string; status?: string; diagnostic?: string } = {},
+) =>
   [
     'From: MAILER-DAEMON@mx.example.net',
     `To: ${verpAddress}`,
+    ...(fields.messageId ? [`Message-ID: ${fields.messageId}`] : []),
     'Subject: Undelivered Mail Returned to Sender',
     'MIME-Version: 1.0',
     'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
@@ -81,9 +87,9 @@ const DSN_TEMPLATE = (verpAddress: string, email: string) =>
     'Reporting-MTA: dns; mx.example.net',
     '',
     `Final-Recipient: rfc822; ${email}`,
-    'Action: failed',
-    'Status: 5.1.1',
-    'Diagnostic-Code: smtp; 550 5.1.1 No such user',
+    `Action: ${fields.action ?? 'failed'}`,
+    `Status: ${fields.status ?? '5.1.1'}`,
+    `Diagnostic-Code: smtp; ${fields.diagnostic ?? '550 5.1.1 No such user'}`,
     '--B--',
     '',
   ].join('\r\n');
@@ -206,7 +212,7 @@ describeEachDialect('inbound SMTP role', (context) => {
   it('a report whose diagnostic or subject holds a NUL is applied or kept, not refused for ever', async () => {
     const email = 'nul@example.test';
     const { logId } = await sentLog(email);
-    const dsn = DSN_TEMPLATE(verp(logId), email).replace('No such user', 'No such\u0000user');
+    const dsn = dsnFor(verp(logId), email).replace('No such user', 'No such\u0000user');
     const applied = await send(port, verp(logId), Buffer.from(dsn, 'latin1'));
     expect(applied).toMatchObject({ accepted: true });
     expect(applied.response).toContain('(hard)');
@@ -492,32 +498,14 @@ describeEachDialect('inbound SMTP role', (context) => {
     const { logId } = await sentLog(email);
     const before = await inboundCounters(herald.store);
     const report = (i: number, failed = false) =>
-      [
-        'From: MAILER-DAEMON@mx.example.net',
-        `To: ${verp(logId)}`,
-        `Message-ID: <report-${i}@mx.example.net>`,
-        'Subject: Delivery Status Notification (Failure)',
-        'MIME-Version: 1.0',
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"',
-        '',
-        '--B',
-        'Content-Type: text/plain',
-        '',
-        `Delivery to ${email} failed.`,
-        '--B',
-        'Content-Type: message/delivery-status',
-        '',
-        'Reporting-MTA: dns; mx.example.net',
-        '',
-        `Final-Recipient: rfc822; ${email}`,
-        failed ? 'Action: failed' : 'Action: delayed',
-        failed ? 'Status: 5.1.1' : 'Status: 4.0.0',
-        failed
-          ? 'Diagnostic-Code: smtp; 550 5.1.1 user unknown'
-          : `Diagnostic-Code: smtp; 451 wording number ${'x'.repeat(i)} of a reply nobody wrote a rule for`,
-        '--B--',
-        '',
-      ].join('\r\n');
+      dsnFor(verp(logId), email, {
+        messageId: `<report-${i}@mx.example.net>`,
+        ...(!failed && {
+          action: 'delayed',
+          status: '4.0.0',
+          diagnostic: `451 wording number ${'x'.repeat(i)} of a reply nobody wrote a rule for`,
+        }),
+      });
     const responses: string[] = [];
     for (let i = 0; i < 8; i++) {
       const result = await send(port, verp(logId), report(i));
