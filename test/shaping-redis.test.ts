@@ -9,36 +9,11 @@ import { RulesHolder } from '../src/shaping/compiled-rules.ts';
 import { loadRuleTexts } from '../src/shaping/rule-loader.ts';
 import { Shaper } from '../src/shaping/shaper.ts';
 import { createLogger } from '../src/common/logger.ts';
+import { redisSkipReason, testRedisUrl as redisUrl } from './support/redis.ts';
 import { startCuttableProxy, type CuttableProxy } from './support/cuttable-proxy.ts';
 
-// Real Redis (HERALD_TEST_REDIS_URL or 127.0.0.1:6379), one key prefix per run. In CI an
-// unreachable Redis fails the run; elsewhere the file is skipped with the reason printed.
-
-const redisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function probeRedis(): Promise<string | undefined> {
-  const client = new Redis(redisUrl, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 2_000,
-    retryStrategy: () => null,
-  });
-  try {
-    await client.connect();
-    await client.ping();
-    return undefined;
-  } catch (error) {
-    return `Redis not reachable at ${redisUrl}: ${(error as Error).message}`;
-  } finally {
-    client.disconnect();
-  }
-}
-
-const unavailable = await probeRedis();
-if (unavailable) {
-  if (process.env.CI) throw new Error(`CI requires Redis: ${unavailable}`);
-  console.warn(`skipping Redis throttle tests: ${unavailable}`);
-}
+// Real Redis (test/support/redis.ts), one key prefix per run.
+const unavailable = redisSkipReason('Redis throttle tests');
 
 const prefix = `herald:test:${process.pid}:${randomId(4)}:`;
 const opened: ThrottleBackend[] = [];
@@ -56,7 +31,6 @@ function recordingLogger() {
   return { logger: createLogger({ destination, level: 'info' }), records };
 }
 
-/** A throttle reaching Redis through a proxy the test can cut. */
 /** A Shaper with one generic rule over a Redis reached through a proxy the test can cut. */
 async function shaperBehindProxy(nodeId: string, clockMs: number) {
   const loaded = await loadRuleTexts([
@@ -78,6 +52,7 @@ async function shaperBehindProxy(nodeId: string, clockMs: number) {
   return { shaper, proxy };
 }
 
+/** A throttle reaching Redis through a proxy the test can cut. */
 async function backendBehindProxy(options: { commandTimeoutMs?: number; logger?: ReturnType<typeof createLogger> }) {
   const target = new URL(redisUrl);
   const proxy = await startCuttableProxy({ host: target.hostname, port: Number(target.port || 6379) });
@@ -127,7 +102,8 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     const lease = await throttle.acquireConnection(`${keys[0]}|192.0.2.1`, 2, 60_000, now);
     expect(lease.granted).toBe(true);
     // What Redis is asked, from Redis itself: the commands naming this test's keys.
-    const monitor = await new Redis(redisUrl).monitor();
+    const client = new Redis(redisUrl);
+    const monitor = await client.monitor();
     const commands: string[] = [];
     const marker = `${ownPrefix}marker`;
     const markerSeen = new Promise<void>((resolve) =>
@@ -136,7 +112,6 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
         else if (args.slice(1).some((arg) => arg.startsWith(ownPrefix))) commands.push(args[0]!.toLowerCase());
       }),
     );
-    const client = new Redis(redisUrl);
     try {
       const snapshot = await throttle.snapshot(now);
       await client.get(marker);

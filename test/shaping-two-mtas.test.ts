@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomId } from '../src/common/ids.ts';
@@ -13,6 +12,7 @@ import { startSimulator, type Simulator } from '../src/sim/simulator.ts';
 import { openStore, type Store } from '../src/store/database.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from './support/databases.ts';
+import { redisSkipReason, testRedisUrl } from './support/redis.ts';
 import { waitFor } from './support/wait.ts';
 
 // Issue 3 acceptance: two real MTA processes (`herald start --roles mta`) on one PostgreSQL, sharing
@@ -20,33 +20,7 @@ import { waitFor } from './support/wait.ts';
 // (scaled: shaping.ratePeriodMs = 30 s, longer than the run, so the per-path counts cover all of it), combined sessions seen by the simulator ≤ maxConnections.
 
 const heraldBin = resolve(import.meta.dirname, '../bin/herald.js');
-const redisUrl = process.env.HERALD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function probeRedis(): Promise<string | undefined> {
-  const redis = new Redis(redisUrl, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1_000,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    await redis.ping();
-    return undefined;
-  } catch (error) {
-    return `Redis at ${redisUrl} unavailable: ${(error as Error).message}`;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-const redisUnavailable = await probeRedis();
-const skipReason = redisUnavailable ?? postgresUnavailable;
-if (skipReason) {
-  if (process.env.CI) throw new Error(`CI requires Redis and PostgreSQL for the two-MTA test: ${skipReason}`);
-  console.warn(`skipping the two-MTA Redis test: ${skipReason}`);
-}
+const skipReason = redisSkipReason('the two-MTA Redis test', postgresUnavailable);
 
 let simulator: Simulator;
 let database: TestDatabase;
@@ -86,7 +60,7 @@ function writeConfig(nodeId: string, prefix: string, rules: string): string {
       routes,
       `shaping:`,
       `  rulesFiles: ["${rules}"]`,
-      `  redisUrl: "${redisUrl}"`,
+      `  redisUrl: "${testRedisUrl}"`,
       `  redisKeyPrefix: "${prefix}"`,
       `  ratePeriodMs: 30000`,
     ].join('\n'),
