@@ -118,7 +118,8 @@ interface Connection {
   contentWritten: boolean;
   idleTimer?: NodeJS.Timeout;
   lease?: ThrottleLease;
-  renewedAt: number;
+  /** Renews the lease while the connection is open (a transaction may outlast the lease). */
+  renewTimer?: NodeJS.Timeout;
 }
 
 interface Path<J extends PoolJob> {
@@ -558,18 +559,40 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
       inFlight: 0,
       contentWritten: false,
       lease,
-      renewedAt: Date.now(),
     };
+    if (lease) connection.renewTimer = this.#renewWhileOpen(session, lease);
     path.connections.add(connection);
     session.onClose(() => {
       this.#freeAfterClose(path, lease);
       if (connection.idleTimer) clearTimeout(connection.idleTimer);
+      if (connection.renewTimer) clearInterval(connection.renewTimer);
       path.connections.delete(connection);
       this.#openCount--;
       this.#checkStopped();
       this.#pump(path);
     });
     this.#pump(path);
+  }
+
+  /**
+   * Renews a session's lease on a timer, not between transactions: one DATA can take longer than the
+   * lease (mta.dataTimeoutMs is 10 min, shaping.connectionLeaseMs 5), and another MTA would be given
+   * the slot meanwhile. A lease the throttle no longer holds (Redis restarted without its data)
+   * ends the session after its transaction: the next one takes a new lease, so the cap holds. A
+   * renewal that fails (Redis not answering) keeps the session; the next tick tries again.
+   */
+  #renewWhileOpen(session: SmtpSession, lease: ThrottleLease): NodeJS.Timeout {
+    const { throttle, renewAfterMs } = this.#options.throttle!;
+    const timer = setInterval(() => {
+      throttle.renewConnection(lease).then(
+        (renewed) => {
+          if (!renewed) session.quit();
+        },
+        () => undefined,
+      );
+    }, renewAfterMs);
+    timer.unref();
+    return timer;
   }
 
   #freeAfterClose(path: Path<J>, lease: ThrottleLease | undefined): void {
@@ -649,10 +672,6 @@ class PathPools<J extends PoolJob> implements ConnectionPool<J> {
     if (throttle) {
       const verdict = result.kind === 'accepted' ? undefined : this.#options.classify?.(result.reply);
       throttle.recordReply(this.#refOf(path), job.domain, result.reply, verdict, job.share);
-      if (connection.lease && Date.now() - connection.renewedAt >= this.#options.throttle!.renewAfterMs) {
-        connection.renewedAt = Date.now();
-        void throttle.renewConnection(connection.lease).catch(() => false);
-      }
     }
     this.#options.events.onTransaction(job, result, path.key);
     this.#quitIfSpent(path, connection);
