@@ -90,7 +90,7 @@ describe.skipIf(browserUnavailable !== undefined || postgresUnavailable !== unde
       const answer = await page.goto(`${url}/ui/deliveries/${deliveryId}`);
       expect(answer?.status()).toBe(503);
       expect(await page.locator('h1').textContent()).toBe('Database unavailable');
-      expect(await page.locator('main').textContent()).toContain('The database does not answer');
+      expect(await page.locator('main').textContent()).toContain('The database is unavailable (it cannot be reached)');
       // The database's address is for the server log, not for whoever asks (no session is needed here).
       expect(await page.content()).not.toContain(String(proxy.port));
       await saveScreenshot(page, 'page-database-down');

@@ -10,7 +10,7 @@ import { registerDashboard } from '../web/dashboard.ts';
 import { createLiveTicks, type LiveTicks } from '../web/live-ticks.ts';
 import { allowedHostNames, hostRefusal } from './allowed-hosts.ts';
 import { insertAudit, touchToken } from './api-store.ts';
-import { answerWithin, databaseFailure, databaseFailureDetail } from './database-failure.ts';
+import { answerWithin, databaseFailure, databaseFailureDetail } from '../store/database-failure.ts';
 import { createAuthLimiter, type AuthLimiter } from './auth-limiter.ts';
 import { problem, type FieldError } from './problem.ts';
 import { changesState, type AnyRoute, type ApiContext, type Caller } from './route.ts';

@@ -6,7 +6,7 @@ import { roleAllows } from '../api/tokens.ts';
 import { statusOf } from '../api/problem.ts';
 import { AppError } from '../common/errors.ts';
 import type { Herald } from '../main.ts';
-import { connectionError } from '../store/migrate.ts';
+import { databaseFailure, databaseFailureDetail } from '../store/database-failure.ts';
 import type { ApiRole } from '../store/tables.ts';
 import type { WorkflowEngine } from '../workflows/engine.ts';
 import { loadAssets } from './assets.ts';
@@ -271,19 +271,18 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
       });
 
       scope.setErrorHandler(async (error: Error & { statusCode?: number; code?: string }, request, reply) => {
-        // PostgreSQL down (refused, unreachable, not answering a connection): every page failed with
-        // "Internal error"; now it says the database does not answer (503), without its address
+        // The database down, stuck or full (refused, reset, shutting down, not answering): every
+        // page failed with "Internal error"; now it says so (503), without the database's address
         // (no session is needed to see this page), which the log has.
-        const unreachable =
-          (error instanceof AppError ? error : connectionError(error, herald.store))?.code === 'DATABASE_UNREACHABLE';
-        if (unreachable) {
+        const databaseCode = databaseFailure(error, herald.store);
+        if (databaseCode) {
           herald.logger.error(
             { err: error, url: request.url.slice(0, 200) },
-            'dashboard page failed: database unreachable',
+            'dashboard page failed: database unavailable',
           );
-          request.problemCode = 'DATABASE_UNREACHABLE';
-          const message =
-            'The database does not answer (DATABASE_UNREACHABLE): the pages come back once it does; the server log has the details.';
+          request.problemCode = databaseCode;
+          const detail = databaseFailureDetail(databaseCode);
+          const message = `${detail.charAt(0).toUpperCase()}${detail.slice(1)} (${databaseCode}).`;
           return renderRefused(request, reply, { title: 'Database unavailable', status: 503, message });
         }
         const known = error instanceof AppError ? error : undefined;

@@ -1,5 +1,5 @@
 import { AppError, type ErrorCode } from '../common/errors.ts';
-import type { Store } from '../store/database.ts';
+import type { Store } from './database.ts';
 
 // A request that failed because the database is down, stuck or out of room is not a bug of the
 // request nor of Herald: it left as `500 INTERNAL` ("a bug; the log has the details"), so a client
