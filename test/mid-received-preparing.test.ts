@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { parseConfig } from '../src/config/load.ts';
+import { getDelivery } from '../src/delivery/delivery-store.ts';
+import { prepareDelivery, preparationStore } from '../src/delivery/preparation.ts';
+import { doctorSettings } from '../src/doctor/finding.ts';
+import { readDoctorSnapshot } from '../src/doctor/read-snapshot.ts';
 import { createExecutionService } from '../src/midsourcing/execution-service.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
@@ -93,6 +97,50 @@ for (const dialect of testDialects) {
         expect(await run()).toMatch(/^0 preparations failed/);
         clock.advance(2 * day);
         expect(await run()).toMatch(/^1 preparations failed/);
+      });
+
+      it('is refused by `delivery prepare` (which took it over and deleted its received recipients): nothing changes', async () => {
+        const service = createExecutionService(pair.execution.store);
+        const submitted = await service.submit('marketing-1', midSubmitRequest(902), clock.now());
+        if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
+        const remoteId = submitted.value.remoteId;
+        const recipient = { id: 1, email: 'kept@accept.test', domain: 'accept.test', data: '{}' };
+        expect(await service.appendPart('marketing-1', remoteId, 1, '1:k', [recipient], clock.now())).toMatchObject({
+          ok: true,
+        });
+        // Past the preparation lease: a preparation of its own would be taken over as dead.
+        clock.advance(10 * 60_000);
+        const preparing = prepareDelivery(preparationStore(pair.execution.store), remoteId, {
+          batchSize: 100,
+          clock,
+          isValidAddress: () => true,
+        });
+        await expect(preparing).rejects.toMatchObject({
+          code: 'INVALID_STATE',
+          message: expect.stringContaining('received from the mid-sourcing peer "marketing-1" (its delivery 902)'),
+        });
+        const delivery = await getDelivery(pair.execution.store, remoteId);
+        expect(delivery.state).toBe('preparing');
+        const logs = await pair.execution.store.db
+          .selectFrom('delivery_logs')
+          .select('email')
+          .where('delivery_id', '=', remoteId)
+          .execute();
+        expect(logs).toEqual([{ email: 'kept@accept.test' }]);
+        // The doctor reads where it comes from, and sends the operator there (not to `delivery prepare`).
+        const config = parseConfig({}, 'test');
+        const snapshot = await readDoctorSnapshot({
+          store: pair.execution.store,
+          config,
+          settings: doctorSettings(config),
+          now: clock.now(),
+          deliveryId: remoteId,
+          skipConfiguration: true,
+        });
+        expect(snapshot.deliveries.find((d) => d.id === remoteId)?.receivedFrom).toEqual({
+          peer: 'marketing-1',
+          sourceDeliveryId: 902,
+        });
       });
 
       it('is failed as stale once its peer stopped it before finalize (a stopped push never resumes)', async () => {

@@ -233,6 +233,22 @@ export async function deleteDeliveryLogs(
   }
 }
 
+/**
+ * The marketing peer a delivery was received from (mid-sourcing execution side), or undefined: its
+ * recipients arrive with the parts that peer pushes, not from a list of this instance.
+ */
+export async function receivedFromPeer(
+  store: Store,
+  deliveryId: number,
+): Promise<{ peer: string; sourceDeliveryId: number } | undefined> {
+  const row = await store.db
+    .selectFrom('mid_inbound_deliveries')
+    .select(['peer', 'source_delivery_id'])
+    .where('delivery_id', '=', deliveryId)
+    .executeTakeFirst();
+  return row && { peer: row.peer, sourceDeliveryId: Number(row.source_delivery_id) };
+}
+
 /** A delivery received from a mid-sourcing peer may wait this long for its next part (see stalePreparations). */
 export const receivedPartsIdleMs = 7 * 86_400_000;
 

@@ -21,6 +21,7 @@ import {
   blockedAddresses,
   deleteDeliveryLogs,
   insertDeliveryLogs,
+  receivedFromPeer,
   renewPreparation,
   settlePreparation,
   takeOverPreparation,
@@ -85,6 +86,8 @@ export interface PreparationStore {
     listId: number,
     aliveSince: number,
   ): Promise<{ id: number; fileName: string; readCount: number } | undefined>;
+  /** The mid-sourcing marketing peer the delivery was received from, if it was. */
+  receivedFrom(deliveryId: number): Promise<{ peer: string; sourceDeliveryId: number } | undefined>;
   /** Frees what the preparation held (SQLite: the logs' writer thread); called once it has ended. */
   release(): Promise<void>;
 }
@@ -145,6 +148,7 @@ export function preparationStore(store: Store, options: { foldLocalPartCase?: bo
       settle(deliveryId, 'preparation_failed', now, { last_error: error.slice(0, 4_000) }),
     replaceTrackingLinks: (deliveryId, links) => replaceTrackingLinks(store, deliveryId, links),
     liveImport: (listId, aliveSince) => liveImportOfList(store, listId, aliveSince),
+    receivedFrom: (deliveryId) => receivedFromPeer(store, deliveryId),
     release: () => writer.close(),
   };
 }
@@ -264,6 +268,22 @@ async function refuseWhileImporting(store: PreparationStore, delivery: DeliveryR
 }
 
 /**
+ * A delivery received from a mid-sourcing marketing peer has no list here: its recipients are the
+ * parts the peer pushed. Preparing it took it over, deleted the received recipients and failed it
+ * (no target list) — and a received delivery waits in `preparing` for its parts, which the doctor
+ * reported as a dead preparation to take over. Refused with nothing changed.
+ */
+async function refuseReceived(store: PreparationStore, deliveryId: number) {
+  const received = await store.receivedFrom(deliveryId);
+  if (received)
+    throw new AppError(
+      'INVALID_STATE',
+      `delivery ${deliveryId} was received from the mid-sourcing peer "${received.peer}" (its delivery ${received.sourceDeliveryId}): its recipients are the parts that instance pushes, it is not prepared here; resume the push there (\`herald mid push ${received.sourceDeliveryId}\`), or stop it there`,
+      { details: { deliveryId, peer: received.peer, sourceDeliveryId: received.sourceDeliveryId } },
+    );
+}
+
+/**
  * Moves the delivery to `preparing`, unless its list is being imported into. A delivery already `preparing` whose lease ran out (no renewal
  * for leaseMs: its process died) is taken over at once instead of waiting for delivery-manager.
  */
@@ -274,6 +294,7 @@ async function begin(
   { leaseMs, importLeaseMs }: { leaseMs: number; importLeaseMs: number },
 ): Promise<{ delivery: DeliveryRow; previous: DeliveryRow['state'] }> {
   const before = await store.current(deliveryId);
+  await refuseReceived(store, deliveryId);
   await refuseWhileImporting(store, before, now - importLeaseMs);
   if (before.state === 'preparing') {
     if (!(await store.takeOver(deliveryId, now - leaseMs, now)))

@@ -74,6 +74,7 @@ function delivery(overrides: Partial<DeliveryFacts> = {}): DeliveryFacts {
     replies: [],
     feedback: { complaints: 0, unsubscribes: 0 },
     executionPeer: null,
+    receivedFrom: null,
     updatedAt: now - hour,
     scheduledAt: null,
     startedAt: now - hour,

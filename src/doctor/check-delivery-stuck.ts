@@ -4,6 +4,10 @@ import { duration, iso, minuteMs, type DoctorCheck, type Finding } from './findi
 // `start_pending` past its scheduled time (delivery-manager starts those), and `in_progress` with
 // due messages but no delivery log update for a while (no MTA claims them, or they all fail locally).
 
+/** A delivery received from a mid-sourcing peer is reported after this long without a new part (a
+ *  push's parts arrive seconds apart; one retrying waits up to minutes between attempts). */
+const receivedPartsQuietMinutes = 10;
+
 export const deliveryStuckCheck: DoctorCheck = {
   name: 'delivery-stuck',
   description:
@@ -14,24 +18,40 @@ export const deliveryStuckCheck: DoctorCheck = {
     const manager = snapshot.workflows.find((w) => w.name === 'delivery-manager');
     for (const delivery of snapshot.deliveries) {
       const subject = `delivery ${delivery.id}`;
-      if (delivery.state === 'preparing' && now - delivery.updatedAt > settings.preparingStuckMinutes * minuteMs) {
-        findings.push({
-          check: 'delivery-stuck',
-          severity: 'critical',
-          subject,
-          symptom: `"${delivery.name}" has been preparing for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)})`,
-          cause: `the process that ran \`herald delivery prepare\` stopped before it finished (killed, machine lost): a live preparation renews its lease every third of delivery.preparationLeaseSeconds (${Math.round(settings.preparingStuckMinutes * 60)} s), this one has not since ${iso(delivery.updatedAt)}; the logs it wrote stay until it is prepared again or failed`,
-          fix: `\`herald delivery prepare ${delivery.id}\` takes it over at once (its process stopped renewing its lease, delivery.preparationLeaseSeconds); otherwise the delivery-manager workflow's fail-stale-preparations step fails it (with its logs deleted) once it has made no progress for workflows.stalePreparationMinutes`,
-          evidence: {
-            deliveryId: delivery.id,
-            state: delivery.state,
-            since: iso(delivery.updatedAt),
-            minutes: Math.round((now - delivery.updatedAt) / minuteMs),
-            thresholdMinutes: settings.preparingStuckMinutes,
-            logs: delivery.counts.total,
-          },
-          impact: delivery.counts.total,
-        });
+      const received = delivery.receivedFrom;
+      const quietMinutes = received ? receivedPartsQuietMinutes : settings.preparingStuckMinutes;
+      if (delivery.state === 'preparing' && now - delivery.updatedAt > quietMinutes * minuteMs) {
+        const evidence = {
+          deliveryId: delivery.id,
+          state: delivery.state,
+          since: iso(delivery.updatedAt),
+          minutes: Math.round((now - delivery.updatedAt) / minuteMs),
+          thresholdMinutes: quietMinutes,
+          logs: delivery.counts.total,
+        };
+        if (received) {
+          // Received from a marketing peer: `preparing` while its parts arrive, never prepared here.
+          findings.push({
+            check: 'delivery-stuck',
+            severity: 'warning',
+            subject,
+            symptom: `"${delivery.name}", received from the mid-sourcing peer "${received.peer}" (its delivery ${received.sourceDeliveryId}), has had no new part for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)}); ${delivery.counts.total} recipients in so far`,
+            cause: `the marketing instance "${received.peer}" stopped pushing it (its push retrying or given up, that instance down, or the link between them cut): a received delivery stays preparing until every part is in and the peer finalizes it`,
+            fix: `on "${received.peer}": \`herald mid status\` shows the push and its last error, \`herald mid push ${received.sourceDeliveryId}\` resumes it (only the missing parts are sent); do not prepare it here. After 7 days without a part, the delivery-manager workflow's fail-stale-preparations step fails it and deletes what was received`,
+            evidence: { ...evidence, peer: received.peer, sourceDeliveryId: received.sourceDeliveryId },
+            impact: delivery.counts.total,
+          });
+        } else
+          findings.push({
+            check: 'delivery-stuck',
+            severity: 'critical',
+            subject,
+            symptom: `"${delivery.name}" has been preparing for ${duration(now - delivery.updatedAt)} (since ${iso(delivery.updatedAt)})`,
+            cause: `the process that ran \`herald delivery prepare\` stopped before it finished (killed, machine lost): a live preparation renews its lease every third of delivery.preparationLeaseSeconds (${Math.round(settings.preparingStuckMinutes * 60)} s), this one has not since ${iso(delivery.updatedAt)}; the logs it wrote stay until it is prepared again or failed`,
+            fix: `\`herald delivery prepare ${delivery.id}\` takes it over at once (its process stopped renewing its lease, delivery.preparationLeaseSeconds); otherwise the delivery-manager workflow's fail-stale-preparations step fails it (with its logs deleted) once it has made no progress for workflows.stalePreparationMinutes`,
+            evidence,
+            impact: delivery.counts.total,
+          });
       }
       if (
         delivery.state === 'start_pending' &&

@@ -70,6 +70,7 @@ function delivery(overrides: Partial<DeliveryFacts> = {}): DeliveryFacts {
     replies: [],
     feedback: { complaints: 0, unsubscribes: 0 },
     executionPeer: null,
+    receivedFrom: null,
     updatedAt: now - hour,
     scheduledAt: null,
     startedAt: now - hour,
@@ -422,6 +423,34 @@ describe('delivery-stuck', () => {
     expect(finding).toMatchObject({ severity: 'critical', evidence: { thresholdMinutes: 0.5 } });
     expect(finding!.symptom).toContain('has been preparing for 45 s');
     expect(finding!.fix).toContain('herald delivery prepare 7');
+  });
+
+  it('a delivery received from a mid-sourcing peer waits for its parts: the fix is on the peer, never `delivery prepare`', () => {
+    const at = (ms: number) =>
+      deliveryStuckCheck.run(
+        {
+          ...emptySnapshot(),
+          deliveries: [
+            delivery({
+              state: 'preparing',
+              updatedAt: now - ms,
+              receivedFrom: { peer: 'marketing-1', sourceDeliveryId: 41 },
+            }),
+          ],
+        },
+        now,
+        settings,
+      );
+    // A push's parts come seconds apart, a retrying one minutes apart: not a dead preparation at 45 s.
+    expect(at(45_000)).toEqual([]);
+    const [finding] = at(3 * hour);
+    expect(finding).toMatchObject({
+      severity: 'warning',
+      evidence: { peer: 'marketing-1', sourceDeliveryId: 41, thresholdMinutes: 10 },
+    });
+    expect(finding!.symptom).toContain('received from the mid-sourcing peer "marketing-1" (its delivery 41)');
+    expect(finding!.fix).toContain('`herald mid push 41`');
+    expect(finding!.fix).not.toContain('herald delivery prepare');
   });
 
   it('flags a start_pending delivery past its time, naming delivery-manager', () => {

@@ -30,6 +30,7 @@ import { descriptorUses } from './check-open-files.ts';
 import { readOpenFileLimit } from './open-file-limit.ts';
 import { countDeliveryLogs } from '../delivery/delivery-store.ts';
 import { countDuePending, lastOutcomeAt, topPendingDomains } from '../delivery/progress-store.ts';
+import { receivedFromPeer } from '../delivery/preparation-store.ts';
 import { consolidationWatermark, lastTrackingEventId, trackingEventPurgeRange } from '../tracking/tracking-store.ts';
 import { findOrphanedRuns, latestRunsByWorkflow, listWorkflowRows } from '../workflows/workflow-store.ts';
 import { databaseStatus } from '../workflows/db-status.ts';
@@ -203,6 +204,7 @@ async function deliveryFacts(
     replies: scope === 'recent' || !repliesStates.has(row.state) ? [] : await deliveryReplyGroups(store, row.id),
     feedback: feedback.get(Number(row.id)) ?? { complaints: 0, unsubscribes: 0 },
     executionPeer: row.execution_peer,
+    receivedFrom: row.state === 'preparing' ? ((await receivedFromPeer(store, row.id)) ?? null) : null,
     updatedAt: Number(row.updated_at),
     scheduledAt: row.scheduled_at === null ? null : Number(row.scheduled_at),
     startedAt: row.started_at === null ? null : Number(row.started_at),

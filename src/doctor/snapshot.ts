@@ -61,6 +61,9 @@ export interface DeliveryFacts {
   feedback: { complaints: number; unsubscribes: number };
   /** Mid-sourcing: the execution instance it was pushed to (the local MTA does not send it). */
   executionPeer: string | null;
+  /** Mid-sourcing, execution side: the marketing peer a `preparing` delivery is being received from
+   *  (its parts arrive from there; it is not prepared here). Null otherwise. */
+  receivedFrom: { peer: string; sourceDeliveryId: number } | null;
   updatedAt: number;
   scheduledAt: number | null;
   startedAt: number | null;
