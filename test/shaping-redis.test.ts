@@ -90,6 +90,11 @@ describe.skipIf(unavailable !== undefined)('Redis throttle', () => {
     expect(await throttle.acquireMessages('gcra', limit, 1, 1_000_100)).toEqual({ granted: 1, retryInMs: 0 });
     const snapshot = await throttle.snapshot(1_000_100);
     expect(snapshot.rates.gcra).toEqual({ bookedUntil: 1_000_600 });
+    // A tiny interval at an epoch-sized time (10^8 per hour, burst 1) is granted, as in memory.
+    const now = Date.UTC(2026, 11, 8);
+    const tiny = rateLimit(100_000_000, 3_600_000, 1);
+    expect((await throttle.acquireMessages('gcra-tiny', tiny, 5, now)).granted).toBe(1);
+    expect((await throttle.acquireMessages('gcra-tiny', tiny, 5, now + 1)).granted).toBe(1);
   });
 
   it('reads the counters of a snapshot in batches, not one round trip per key (50,000 small MX hosts)', async () => {

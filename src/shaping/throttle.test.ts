@@ -43,6 +43,19 @@ describe('GCRA arithmetic', () => {
     expect(defaultBurst(20_000)).toBe(56);
     expect(defaultBurst(10)).toBe(1);
   });
+
+  it('grants a burst of 1 at an epoch-sized time, however small the interval (10^8 per hour: 36 µs)', () => {
+    const limit = rateLimit(100_000_000, 3_600_000, 1);
+    let tat: number | undefined;
+    let granted = 0;
+    // Real clock values: `now + interval - now` loses the interval's last digits at this magnitude.
+    for (let now = Date.UTC(2026, 11, 8); granted < 1_000 && now < Date.UTC(2026, 11, 8) + 1_000; now += 1) {
+      const result = takePermits(tat, now, limit, 5);
+      tat = result.tat;
+      granted += result.granted;
+    }
+    expect(granted).toBeGreaterThanOrEqual(1_000);
+  });
 });
 
 describe('memory throttle', () => {

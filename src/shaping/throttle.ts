@@ -73,7 +73,9 @@ export function takePermits(
 ): { granted: number; tat: number; retryInMs: number } {
   const interval = limit.periodMs / limit.perPeriod;
   const start = tat === undefined || tat < now ? now : tat;
-  const capacity = Math.floor((now + limit.burst * interval - start) / interval + 1e-9);
+  // Relative to now: `now + burst × interval - start` lost a tiny interval (10^8 per hour: 36 µs) in
+  // the rounding of an epoch-sized sum, and a burst of 1 was never granted.
+  const capacity = Math.floor(limit.burst - (start - now) / interval + 1e-9);
   const granted = Math.min(count, Math.max(capacity, 0));
   const next = start + granted * interval;
   const retryInMs = granted < count ? Math.max(1, Math.ceil(next + interval - limit.burst * interval - now)) : 0;
