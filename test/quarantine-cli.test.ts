@@ -192,6 +192,25 @@ describeEachDialect('herald quarantine', (context) => {
     expect(iso.json()[0]).toMatchObject({ released: 1 });
   });
 
+  // `release ADDRESS --since DATE` ignored --since and released the address whatever its date.
+  it('refuses --since with one address instead of ignoring it, releasing nothing', async () => {
+    const store = context.store();
+    await quarantineHard(store, 'dated@olddomain.test', Date.now() - 400 * day);
+    const run = await runHerald(context.url(), [
+      'quarantine',
+      'release',
+      'dated@olddomain.test',
+      '--since',
+      new Date().toISOString().slice(0, 10),
+      '--json',
+    ]);
+    expect(run.exitCode).toBe(1);
+    expect(run.json()[0]).toMatchObject({
+      error: { code: 'INPUT_INVALID', message: expect.stringContaining('--since goes with --domain') },
+    });
+    expect(await getAddress(store, 'dated@olddomain.test')).toMatchObject({ state: 'quarantined' });
+  });
+
   // "denylist 'a@x.test, b@x.test'" stored one address named "a@x.test, b@x.test": it answered
   // denylisted and neither address was; an empty one failed with a TypeError.
   it('allowlist and denylist refuse what is not one address, changing nothing', async () => {

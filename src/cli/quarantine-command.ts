@@ -135,6 +135,9 @@ export function registerQuarantineCommands(program: Command, context: CliContext
         if (!address && !(options.domain && options.since))
           throw new AppError('INPUT_INVALID', 'give an ADDRESS, or --domain D --since DATE');
         if (address && options.domain) throw new AppError('INPUT_INVALID', 'give an ADDRESS or --domain, not both');
+        // Silently ignored, it released the address whatever its last error's date.
+        if (address && options.since)
+          throw new AppError('INPUT_INVALID', '--since goes with --domain: one ADDRESS is released whatever its date');
         await withHerald(context, command, async (herald) => {
           const now = herald.clock.now();
           const result = address
