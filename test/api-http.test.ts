@@ -476,6 +476,12 @@ describeEachDialect('API over HTTP', (context) => {
       body: { ...definition, validityHours: '12' },
     });
     expect(wrongType.body.errors).toContainEqual(expect.objectContaining({ path: '/body/validityHours' }));
+    const instantExpiry = await client.call('POST', '/api/v1/deliveries', {
+      token: operator,
+      body: { ...definition, validityHours: 1e-9 },
+    });
+    expect(instantExpiry.status).toBe(400);
+    expect(instantExpiry.body.errors).toContainEqual(expect.objectContaining({ path: '/body/validityHours' }));
     const missing = await client.call('POST', '/api/v1/deliveries', { token: operator, body: { name: 'x' } });
     expect(missing.body.errors).toContainEqual({ path: '/body/from', message: 'is required' });
     const badTemplate = await client.call('POST', '/api/v1/deliveries', {

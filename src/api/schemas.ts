@@ -1,5 +1,5 @@
 import { Type, type TProperties, type TSchema } from '@sinclair/typebox';
-import { shareLimits } from '../delivery/definition.ts';
+import { minValidityHours, shareLimits } from '../delivery/definition.ts';
 import { maxOverlapHours, webhookKinds } from '../webhooks/subscriptions.ts';
 
 // The JSON shapes of the API, shared by the routes table (routes.ts) and so by the OpenAPI document.
@@ -94,7 +94,7 @@ export const deliveryDefinition = Type.Object(
     html: Type.Optional(Type.String({ description: 'Liquid template' })),
     text: Type.Optional(Type.String({ description: 'Liquid template' })),
     list: Type.Optional(Type.String({ minLength: 1, description: 'name of the target list' })),
-    validityHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 720 })),
+    validityHours: Type.Optional(Type.Number({ minimum: minValidityHours, maximum: 720 })),
     affinity: Type.Optional(Type.String({ minLength: 1 })),
     priority: Type.Optional(priority),
     weight: Type.Optional(weight),

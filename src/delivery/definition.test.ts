@@ -72,3 +72,11 @@ describe('delivery definition links', () => {
     ).toContain('item 4999');
   });
 });
+
+describe('delivery definition validity', () => {
+  // 1e-9 hours was stored as a validity of 0 s: every message expired before it was tried.
+  it('refuses a validity under one minute, naming the field', () => {
+    expect(problemOf({ validityHours: 1e-9 })).toMatch(/validityHours: at least one minute \(0\.0167 hours\)/);
+    expect(definitionFromJson({ ...base, validityHours: 1 / 60 }).validityHours).toBe(1 / 60);
+  });
+});

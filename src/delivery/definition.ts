@@ -13,6 +13,9 @@ import { compileContent } from './content.ts';
 /** A delivery's fair share of shared MX paths (src/mta/fair-share.ts): the allowed ranges. */
 export const shareLimits = { priority: { min: 0, max: 9 }, weight: { min: 1, max: 100 } } as const;
 
+/** The shortest validity a delivery may have: one minute. */
+export const minValidityHours = 1 / 60;
+
 // A time without its offset would be read in the time zone of whichever machine parses it.
 const isoTimeOptions = { offset: true } as const;
 
@@ -40,9 +43,10 @@ const definitionSchema = z
     textFile: z.string().optional(),
     /** Name of the target list. */
     list: z.string().min(1).optional(),
+    // At least a minute: 1e-9 hours was stored as a validity of 0 s, and every message expired unsent.
     validityHours: z
       .number()
-      .positive()
+      .min(minValidityHours, 'at least one minute (0.0167 hours)')
       .max(24 * 30)
       .optional(),
     affinity: z.string().min(1).optional(),
