@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { getDelivery } from '../src/delivery/delivery-store.ts';
 import { startDelivery } from '../src/delivery/lifecycle.ts';
 import { getOutbound } from '../src/midsourcing/outbound-store.ts';
 import { pushDelivery } from '../src/midsourcing/push.ts';
 import { seedPreparedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
-import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+import { sharedMidLoopbackPair } from './support/mid-loopback-pair.ts';
 
 // A delivery the execution instance cannot take, or must not take yet, is refused before anything
 // changes: it stays as it was (prepared, start_pending), not in progress "on" an execution instance
@@ -13,16 +13,10 @@ import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopbac
 
 describe('pushes refused before anything changes', () => {
   const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-  let pair: MidLoopbackPair;
-  beforeAll(async () => {
-    pair = await openMidLoopbackPair(['sqlite', 'sqlite'], clock);
-  });
-  afterAll(async () => {
-    await pair?.close();
-  });
+  const pair = sharedMidLoopbackPair(['sqlite', 'sqlite'], clock);
 
   const seed = (name: string, email = `${name}@accept.test`) =>
-    seedPreparedDelivery(pair.marketing.store, {
+    seedPreparedDelivery(pair().marketing.store, {
       name,
       recipients: [{ email, data: { first_name: 'R' } }],
       validitySeconds: 3600,
@@ -30,8 +24,8 @@ describe('pushes refused before anything changes', () => {
     });
   const push = (deliveryId: number) =>
     pushDelivery({
-      store: pair.marketing.store,
-      client: pair.client,
+      store: pair().marketing.store,
+      client: pair().client,
       deliveryId,
       partSize: 10,
       inFlight: 1,
@@ -39,8 +33,8 @@ describe('pushes refused before anything changes', () => {
       clock,
     });
   const expectUntouched = async (deliveryId: number, state: string) => {
-    expect(await getDelivery(pair.marketing.store, deliveryId)).toMatchObject({ state, execution_peer: null });
-    expect(await getOutbound(pair.marketing.store, deliveryId)).toBeUndefined();
+    expect(await getDelivery(pair().marketing.store, deliveryId)).toMatchObject({ state, execution_peer: null });
+    expect(await getOutbound(pair().marketing.store, deliveryId)).toBeUndefined();
   };
 
   it('refuses a delivery with no logs (every recipient excluded, here an invalid address)', async () => {
@@ -57,8 +51,8 @@ describe('pushes refused before anything changes', () => {
   it('refuses a delivery the execution side cannot take (an HTML body over 2,000,000 characters)', async () => {
     const { deliveryId } = await seed('huge');
     // Inline images make such bodies; nothing on the marketing side bounds an HTML body.
-    await pair.marketing.store.db
-      .updateTable('deliveries')
+    await pair()
+      .marketing.store.db.updateTable('deliveries')
       .set({ html_template: `<p>Hello {{ first_name }}</p><img src="data:image/png;base64,${'A'.repeat(2_000_000)}">` })
       .where('id', '=', deliveryId)
       .execute();
@@ -72,7 +66,7 @@ describe('pushes refused before anything changes', () => {
   it('refuses a delivery scheduled for later: the execution side would send it at once', async () => {
     const { deliveryId } = await seed('scheduled');
     const at = clock.now() + 2 * 3_600_000;
-    await startDelivery(pair.marketing.store, deliveryId, clock.now(), at);
+    await startDelivery(pair().marketing.store, deliveryId, clock.now(), at);
     await expect(push(deliveryId)).rejects.toMatchObject({
       code: 'INVALID_STATE',
       message: expect.stringContaining(new Date(at).toISOString()),

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { getDelivery } from '../src/delivery/delivery-store.ts';
@@ -11,7 +11,7 @@ import type { Fault } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { failStalePreparations } from '../src/workflows/builtins/stale-preparations.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
-import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+import { sharedMidLoopbackPair } from './support/mid-loopback-pair.ts';
 import { midSubmitRequest } from './support/mid-submit.ts';
 import { runStep } from './support/run-step.ts';
 
@@ -28,25 +28,19 @@ for (const dialect of testDialects) {
     `a push slower than workflows.stalePreparationMinutes [execution ${dialect}]`,
     () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      let pair: MidLoopbackPair;
-      beforeAll(async () => {
-        pair = await openMidLoopbackPair(['sqlite', dialect], clock);
-      });
-      afterAll(async () => {
-        await pair?.close();
-      });
+      const pair = sharedMidLoopbackPair(['sqlite', dialect], clock);
 
       it('is not failed as an interrupted preparation on the execution side', async () => {
-        const { deliveryId } = await seedNumberedDelivery(pair.marketing.store, 'slow', 6, clock);
-        pair.proxy.setPlan(
+        const { deliveryId } = await seedNumberedDelivery(pair().marketing.store, 'slow', 6, clock);
+        pair().proxy.setPlan(
           ({ path, attempt }): Fault =>
             path.endsWith('/parts/2') && attempt === 1 ? { kind: 'status', status: 503 } : { kind: 'pass' },
         );
         const executionConfig = parseConfig({}, 'test');
         const staleRuns: string[] = [];
         const result = await pushDelivery({
-          store: pair.marketing.store,
-          client: pair.client,
+          store: pair().marketing.store,
+          client: pair().client,
           deliveryId,
           partSize: 3,
           inFlight: 1,
@@ -57,15 +51,15 @@ for (const dialect of testDialects) {
             // Part 2 is retried 31 minutes later; meanwhile the execution side's delivery-manager runs.
             sleep: async () => {
               clock.advance((executionConfig.workflows.stalePreparationMinutes + 1) * 60_000);
-              staleRuns.push(await runStep(failStalePreparations, pair.execution.store, executionConfig, clock));
+              staleRuns.push(await runStep(failStalePreparations, pair().execution.store, executionConfig, clock));
             },
           },
           clock,
         });
         expect(staleRuns).toEqual(['0 preparations failed as interrupted, 0 logs deleted']);
         expect(result).toMatchObject({ parts: 2, recipients: 6, remoteState: 'in_progress' });
-        const logs = await pair.execution.store.db
-          .selectFrom('delivery_logs')
+        const logs = await pair()
+          .execution.store.db.selectFrom('delivery_logs')
           .select(['email', 'status'])
           .where('delivery_id', '=', result.remoteId)
           .orderBy('email')
@@ -76,12 +70,12 @@ for (const dialect of testDialects) {
       });
 
       it('is failed as stale once its peer sent nothing for it for a week (a push abandoned over there)', async () => {
-        const service = createExecutionService(pair.execution.store);
+        const service = createExecutionService(pair().execution.store);
         const submitted = await service.submit('marketing-1', midSubmitRequest(901), clock.now());
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const remoteId = submitted.value.remoteId;
         const config = parseConfig({}, 'test');
-        const run = () => runStep(failStalePreparations, pair.execution.store, config, clock);
+        const run = () => runStep(failStalePreparations, pair().execution.store, config, clock);
         // Six days on, a part arrives: the push is alive, the week counts from there.
         clock.advance(6 * day);
         const part = await service.appendPart(
@@ -100,7 +94,7 @@ for (const dialect of testDialects) {
       });
 
       it('is refused by `delivery prepare` (which took it over and deleted its received recipients): nothing changes', async () => {
-        const service = createExecutionService(pair.execution.store);
+        const service = createExecutionService(pair().execution.store);
         const submitted = await service.submit('marketing-1', midSubmitRequest(902), clock.now());
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const remoteId = submitted.value.remoteId;
@@ -110,7 +104,7 @@ for (const dialect of testDialects) {
         });
         // Past the preparation lease: a preparation of its own would be taken over as dead.
         clock.advance(10 * 60_000);
-        const preparing = prepareDelivery(preparationStore(pair.execution.store), remoteId, {
+        const preparing = prepareDelivery(preparationStore(pair().execution.store), remoteId, {
           batchSize: 100,
           clock,
           isValidAddress: () => true,
@@ -119,10 +113,10 @@ for (const dialect of testDialects) {
           code: 'INVALID_STATE',
           message: expect.stringContaining('received from the mid-sourcing peer "marketing-1" (its delivery 902)'),
         });
-        const delivery = await getDelivery(pair.execution.store, remoteId);
+        const delivery = await getDelivery(pair().execution.store, remoteId);
         expect(delivery.state).toBe('preparing');
-        const logs = await pair.execution.store.db
-          .selectFrom('delivery_logs')
+        const logs = await pair()
+          .execution.store.db.selectFrom('delivery_logs')
           .select('email')
           .where('delivery_id', '=', remoteId)
           .execute();
@@ -130,7 +124,7 @@ for (const dialect of testDialects) {
         // The doctor reads where it comes from, and sends the operator there (not to `delivery prepare`).
         const config = parseConfig({}, 'test');
         const snapshot = await readDoctorSnapshot({
-          store: pair.execution.store,
+          store: pair().execution.store,
           config,
           settings: doctorSettings(config),
           now: clock.now(),
@@ -144,7 +138,7 @@ for (const dialect of testDialects) {
       });
 
       it('is failed as stale once its peer stopped it before finalize (a stopped push never resumes)', async () => {
-        const service = createExecutionService(pair.execution.store);
+        const service = createExecutionService(pair().execution.store);
         const submitted = await service.submit('marketing-1', midSubmitRequest(900), clock.now());
         if (!submitted.ok) throw new Error(JSON.stringify(submitted.error));
         const stop = await service.changeState(
@@ -156,7 +150,7 @@ for (const dialect of testDialects) {
         expect(stop).toMatchObject({ ok: true, value: { outcome: 'held' } });
         const config = parseConfig({}, 'test');
         clock.advance((config.workflows.stalePreparationMinutes + 1) * 60_000);
-        expect(await runStep(failStalePreparations, pair.execution.store, config, clock)).toMatch(
+        expect(await runStep(failStalePreparations, pair().execution.store, config, clock)).toMatch(
           /^1 preparations failed/,
         );
       });

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { manualClock } from '../src/common/clock.ts';
 import { transitionDelivery } from '../src/delivery/lifecycle.ts';
 import { getOutbound, listParts } from '../src/midsourcing/outbound-store.ts';
@@ -10,7 +10,7 @@ import { syncAll, syncDeliveryCounters } from '../src/midsourcing/sync.ts';
 import type { Fault, ProxiedRequest } from '../src/midsourcing/testing/fault-proxy.ts';
 import { seedNumberedDelivery } from '../src/midsourcing/testing/seed-prepared.ts';
 import { postgresUnavailable, testDialects } from './support/databases.ts';
-import { openMidLoopbackPair, type MidLoopbackPair } from './support/mid-loopback-pair.ts';
+import { sharedMidLoopbackPair } from './support/mid-loopback-pair.ts';
 
 // Something on the path answers for the execution instance with an error of its own: a captive
 // portal's 403, a load balancer's 404 or 413, a man in the middle on plain HTTP forging the typed
@@ -32,21 +32,15 @@ for (const dialect of testDialects) {
     `unsigned error answers on the path [marketing ${dialect}]`,
     () => {
       const clock = manualClock(Date.UTC(2026, 5, 1, 9));
-      let pair: MidLoopbackPair;
-      beforeAll(async () => {
-        pair = await openMidLoopbackPair([dialect, 'sqlite'], clock);
-      });
-      afterAll(async () => {
-        await pair?.close();
-      });
+      const pair = sharedMidLoopbackPair([dialect, 'sqlite'], clock);
 
       const seed = (name: string, count: number) =>
-        seedNumberedDelivery(pair.marketing.store, `${name}-${dialect}`, count, clock);
+        seedNumberedDelivery(pair().marketing.store, `${name}-${dialect}`, count, clock);
       const logged: Array<{ msg: string; part?: number; code?: string; retryable?: boolean; error?: string }> = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
-      const push = (deliveryId: number, client = pair.client) =>
+      const push = (deliveryId: number, client = pair().client) =>
         pushDelivery({
-          store: pair.marketing.store,
+          store: pair().marketing.store,
           client,
           deliveryId,
           partSize: 2,
@@ -56,8 +50,8 @@ for (const dialect of testDialects) {
           logger,
         });
       const remoteLogs = (remoteId: number) =>
-        pair.execution.store.db
-          .selectFrom('delivery_logs')
+        pair()
+          .execution.store.db.selectFrom('delivery_logs')
           .select(['email'])
           .where('delivery_id', '=', remoteId)
           .orderBy('email')
@@ -74,7 +68,7 @@ for (const dialect of testDialects) {
       it('retries unsigned 4xx answers (plain or forged problem+json) and delivers every part once', async () => {
         const { deliveryId } = await seed('portal', 9);
         logged.length = 0;
-        pair.proxy.setPlan(
+        pair().proxy.setPlan(
           onPath({
             '/deliveries': { fault: forged('INVALID_BODY', 400), times: 1 },
             '/parts/1': { fault: plain(403), times: 2 },
@@ -87,7 +81,7 @@ for (const dialect of testDialects) {
         );
         const result = await push(deliveryId);
         expect(result).toMatchObject({ parts: 5, recipients: 9, duplicates: 0, remoteState: 'in_progress' });
-        const parts = await listParts(pair.marketing.store, deliveryId);
+        const parts = await listParts(pair().marketing.store, deliveryId);
         expect(parts.map((part) => [part.part_number, part.state, part.attempts])).toEqual([
           [1, 'acked', 3],
           [2, 'acked', 2],
@@ -112,37 +106,37 @@ for (const dialect of testDialects) {
         expect(first(4)).toMatchObject({ code: 'ANSWER_NOT_SIGNED', error: expect.stringContaining('HTTP 409') });
         expect(first(5)).toMatchObject({ code: 'HTTP_404' });
         expect(await remoteLogs(result.remoteId)).toHaveLength(9);
-        expect((await getOutbound(pair.marketing.store, deliveryId))!.state).toBe('finalized');
+        expect((await getOutbound(pair().marketing.store, deliveryId))!.state).toBe('finalized');
       });
 
       it('retries an answer too large to read: it is cut off before its signature can be checked', async () => {
         const { deliveryId } = await seed('flood', 2);
         logged.length = 0;
         const flood: Fault = { kind: 'status', status: 413, body: 'x'.repeat(1_100_000) };
-        pair.proxy.setPlan(onPath({ '/parts/1': { fault: flood, times: 1 } }));
+        pair().proxy.setPlan(onPath({ '/parts/1': { fault: flood, times: 1 } }));
         const result = await push(deliveryId);
         expect(result).toMatchObject({ parts: 1, recipients: 2 });
-        expect((await listParts(pair.marketing.store, deliveryId))[0]!.attempts).toBe(2);
+        expect((await listParts(pair().marketing.store, deliveryId))[0]!.attempts).toBe(2);
         expect(logged[0]).toMatchObject({ code: 'RESPONSE_TOO_LARGE', retryable: true });
       });
 
       it('gives up a push stopped by unsigned answers as unavailable, parts pending, and resumes it whole', async () => {
         const { deliveryId } = await seed('blocked', 4);
-        pair.proxy.setPlan(onPath({ '/parts/2': { fault: forged('INVALID_BODY', 400), times: 1_000 } }));
+        pair().proxy.setPlan(onPath({ '/parts/2': { fault: forged('INVALID_BODY', 400), times: 1_000 } }));
         await expect(push(deliveryId)).rejects.toMatchObject({
           code: 'MID_REMOTE_UNAVAILABLE',
           message: expect.stringMatching(/part 2 .*HTTP 400.*not signed by exec-1.*gave up after retries/),
         });
-        const parts = await listParts(pair.marketing.store, deliveryId);
+        const parts = await listParts(pair().marketing.store, deliveryId);
         expect(parts.map((part) => [part.state, part.attempts])).toEqual([
           ['acked', 1],
           ['pending', retry.maxAttempts],
         ]);
-        const outbound = (await getOutbound(pair.marketing.store, deliveryId))!;
+        const outbound = (await getOutbound(pair().marketing.store, deliveryId))!;
         expect(outbound.state).toBe('pushing');
         expect(outbound.last_error).toMatch(/not signed by exec-1/);
 
-        pair.proxy.setPlan(() => ({ kind: 'pass' }));
+        pair().proxy.setPlan(() => ({ kind: 'pass' }));
         const result = await push(deliveryId);
         expect(result).toMatchObject({ parts: 2, recipients: 4 });
         expect(await remoteLogs(result.remoteId)).toHaveLength(4);
@@ -150,14 +144,14 @@ for (const dialect of testDialects) {
 
       it('keeps a stop queued for retry when an unsigned 403 answers its forward', async () => {
         const { deliveryId } = await seed('stop', 2);
-        pair.proxy.setPlan(() => ({ kind: 'pass' }));
+        pair().proxy.setPlan(() => ({ kind: 'pass' }));
         await push(deliveryId);
-        await transitionDelivery(pair.marketing.store, deliveryId, 'stopped', clock.now());
-        pair.proxy.setPlan(onPath({ '/state': { fault: plain(403), times: 1_000 } }));
-        const failed = await forwardState(pair.marketing.store, pair.client, deliveryId, { retry, clock });
+        await transitionDelivery(pair().marketing.store, deliveryId, 'stopped', clock.now());
+        pair().proxy.setPlan(onPath({ '/state': { fault: plain(403), times: 1_000 } }));
+        const failed = await forwardState(pair().marketing.store, pair().client, deliveryId, { retry, clock });
         expect(failed).toMatchObject({ kind: 'failed', retryable: true, attempts: retry.maxAttempts });
-        pair.proxy.setPlan(() => ({ kind: 'pass' }));
-        expect(await forwardState(pair.marketing.store, pair.client, deliveryId, { retry, clock })).toMatchObject({
+        pair().proxy.setPlan(() => ({ kind: 'pass' }));
+        expect(await forwardState(pair().marketing.store, pair().client, deliveryId, { retry, clock })).toMatchObject({
           kind: 'forwarded',
           remoteState: 'stopped',
         });
@@ -166,35 +160,35 @@ for (const dialect of testDialects) {
       it('a pull pass asks a peer answered for by something else for one delivery only', async () => {
         // Deliveries pushed by the tests above are all waiting for their outcomes from exec-1.
         let asked = 0;
-        pair.proxy.setPlan(({ path }) => {
+        pair().proxy.setPlan(({ path }) => {
           if (!path.includes('/logs?')) return { kind: 'pass' };
           asked++;
           return plain(403);
         });
-        const config = { ...pair.marketingConfig, maxAttempts: 2 };
-        const pass = await syncAll(pair.marketing.store, config, 'logs', clock);
+        const config = { ...pair().marketingConfig, maxAttempts: 2 };
+        const pass = await syncAll(pair().marketing.store, config, 'logs', clock);
         expect(pass.failed.length).toBeGreaterThanOrEqual(3);
         expect(pass.failed[0]!.error).toMatch(/HTTP 403.*not signed by exec-1/);
         expect(pass.failed.slice(1).every((failure) => failure.error.startsWith('skipped: exec-1'))).toBe(true);
         expect(asked).toBe(config.maxAttempts);
-        pair.proxy.setPlan(() => ({ kind: 'pass' }));
+        pair().proxy.setPlan(() => ({ kind: 'pass' }));
       });
 
       it('upgrading marketing first: unsigned answers of an older execution instance stop nothing, and acceptUnsignedAnswers lets the push through, loudly', async () => {
         const { deliveryId } = await seed('upgrade', 3);
         // The execution instance of before answer signing: its answers carry no signature.
-        pair.proxy.setPlan(() => ({ kind: 'unsigned' }));
+        pair().proxy.setPlan(() => ({ kind: 'unsigned' }));
         await expect(push(deliveryId)).rejects.toMatchObject({
           code: 'MID_REMOTE_UNAVAILABLE',
           message: expect.stringContaining(
             'or exec-1 runs a Herald older than answer signing: upgrade it (acceptUnsignedAnswers: true on its midsourcing.peers entry here lets the push through meanwhile)',
           ),
         });
-        expect((await getOutbound(pair.marketing.store, deliveryId))!.remote_id).toBeNull();
+        expect((await getOutbound(pair().marketing.store, deliveryId))!.remote_id).toBeNull();
 
         logged.length = 0;
         const upgrading = createPeerClient({
-          peer: { ...pair.marketingConfig.peers[0]!, acceptUnsignedAnswers: true },
+          peer: { ...pair().marketingConfig.peers[0]!, acceptUnsignedAnswers: true },
           localName: 'marketing-1',
           timeoutMs: 1_000,
           clock,
@@ -210,10 +204,10 @@ for (const dialect of testDialects) {
             expect.stringContaining('believing an answer of exec-1 that is not signed'),
           ]);
           // exec-1 upgraded: said once, so the operator removes the setting.
-          pair.proxy.setPlan(() => ({ kind: 'pass' }));
-          const outbound = (await getOutbound(pair.marketing.store, deliveryId))!;
-          await syncDeliveryCounters(pair.marketing.store, upgrading, outbound, { retry, clock });
-          await syncDeliveryCounters(pair.marketing.store, upgrading, outbound, { retry, clock });
+          pair().proxy.setPlan(() => ({ kind: 'pass' }));
+          const outbound = (await getOutbound(pair().marketing.store, deliveryId))!;
+          await syncDeliveryCounters(pair().marketing.store, upgrading, outbound, { retry, clock });
+          await syncDeliveryCounters(pair().marketing.store, upgrading, outbound, { retry, clock });
           expect(logged.map((line) => line.msg).slice(2)).toEqual([
             'exec-1 signs its answers: remove acceptUnsignedAnswers from its midsourcing.peers entry',
           ]);

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import type { Clock } from '../../src/common/clock.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { defaultMidsourcingConfig, type MidsourcingConfig } from '../../src/midsourcing/config.ts';
@@ -126,5 +127,23 @@ export async function openMidLoopbackPair(
       await marketing.database.drop();
       await execution.database.drop();
     },
+  };
+}
+
+/**
+ * A pair opened before the tests of the enclosing describe block (or file) and closed after them;
+ * the getter returns it inside a test.
+ */
+export function sharedMidLoopbackPair(dialects: [Dialect, Dialect], clock: Clock): () => MidLoopbackPair {
+  let pair: MidLoopbackPair | undefined;
+  beforeAll(async () => {
+    pair = await openMidLoopbackPair(dialects, clock);
+  });
+  afterAll(async () => {
+    await pair?.close();
+  });
+  return () => {
+    if (!pair) throw new Error('the mid-sourcing pair is not open');
+    return pair;
   };
 }
