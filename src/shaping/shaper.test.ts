@@ -111,6 +111,25 @@ describe('shaper', () => {
     expect(snapshot.paths[0]).toMatchObject({ rule: 'slow', openConnections: 2, binding: 'maxConnections' });
   });
 
+  it('forgets what no snapshot shows any more: old denials and waiting counts, quiet backoff matches', async () => {
+    const { shaper: s, clock } = shaper();
+    const tooMany = { code: 421, enhanced: '4.7.0', text: 'too many connections from your IP' };
+    for (let i = 0; i < 1_000; i++) {
+      const host = { mxHost: `mx.company${i}.example`, mxIp: `10.0.${i >> 8}.${i & 255}`, publicId: 1 };
+      await s.acquireMessages(host, 10); // over the burst: denied by maxMessagesPerHour
+      s.reportWaiting(host, 7);
+      s.recordReply(host, `company${i}.example`, tooMany); // below its threshold of 2
+    }
+    await s.snapshot();
+    expect(s.pathsRemembered).toBe(1_000);
+    expect(s.backoff.counting).toBe(1_000);
+    // A minute on, the snapshot shows none of them (recentMs); the backoff rule's window is 60 min.
+    clock.advance(61 * 60_000);
+    await s.snapshot();
+    expect(s.pathsRemembered).toBe(0);
+    expect(s.backoff.counting).toBe(0);
+  });
+
   it('halves the rate on a 421 4.7.0, shows it with evidence, and reverts after 30 minutes', async () => {
     const { shaper: s, clock } = shaper();
     const rule = s.ruleFor(path.mxHost, 1);

@@ -7,7 +7,7 @@ import { PathCounters, pathIdOf, type ConnectionOutcome, type PathRef } from './
 import type { SmtpReply } from '../bounce/smtp-reply.ts';
 import type { Verdict } from '../bounce/types.ts';
 import { isDomainError, replyClass } from './reply.ts';
-import { buildSnapshot, type BindingLimit, type ShapingSnapshot } from './snapshot.ts';
+import { buildSnapshot, recentMs, type BindingLimit, type ShapingSnapshot } from './snapshot.ts';
 import { hourMs, rateLimit, type ThrottleBackend } from './throttle.ts';
 import type { Share } from '../mta/fair-share.ts';
 
@@ -249,6 +249,7 @@ export class Shaper {
   async snapshot(): Promise<ShapingSnapshot> {
     const now = this.#options.clock.now();
     this.expireBackoffs();
+    this.#forgetStale(now);
     let throttleError: string | undefined;
     const throttle = await this.backend.snapshot(now).catch((error: unknown) => {
       throttleError = `${this.backend.kind} throttle unreachable: ${(error as Error).message}`;
@@ -271,6 +272,21 @@ export class Shaper {
       effectiveRate: (rule, publicId, mxHost) => this.effectiveRate(rule, publicId, mxHost, now),
       maxConnections: (rule, publicId, mxHost) => this.#maxConnections(rule, publicId, mxHost, now),
     });
+  }
+
+  /**
+   * Denials and waiting counts older than a snapshot shows (recentMs), and quiet backoff matches, are
+   * forgotten at each snapshot: kept, they grew by one entry per MX host ever held back.
+   */
+  #forgetStale(now: number): void {
+    for (const [id, denial] of this.#denied) if (now - denial.at > recentMs) this.#denied.delete(id);
+    for (const [id, waiting] of this.#waiting) if (now - waiting.at > recentMs) this.#waiting.delete(id);
+    this.backoff.forgetQuiet(now);
+  }
+
+  /** Paths with a recent denial or waiting count remembered (memory held; tests). */
+  get pathsRemembered(): number {
+    return new Set([...this.#denied.keys(), ...this.#waiting.keys()]).size;
   }
 
   #maxConnections(rule: CompiledRule, publicId: number, mxHost: string, now = this.#options.clock.now()): number {
