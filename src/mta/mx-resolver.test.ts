@@ -259,6 +259,32 @@ describe('MX resolver and MX hosts written as IP addresses', () => {
       await dns.close();
     }
   });
+
+  // `evil.test. MX 10 0:0:0:0:0:ffff:7f00:1.`: an IPv4-mapped address spelled out is 127.0.0.1 to
+  // connect() as much as ::ffff:127.0.0.1 is, but only the short spelling was refused.
+  it('refuses a loopback or private IPv4 address however its IPv4-mapped IPv6 form is spelled', async () => {
+    const dns = await startDnsServer({
+      records: { 'evil.test': { mx: [{ exchange: '0:0:0:0:0:ffff:7f00:1', priority: 10 }] } },
+    });
+    try {
+      const resolver = resolverAt(dns, {});
+      const domain = await resolver.resolveDomain('evil.test');
+      expect(domain.kind === 'hosts' && domain.hosts.map((host) => host.name)).toEqual(['0:0:0:0:0:ffff:7f00:1']);
+      for (const host of [
+        '0:0:0:0:0:ffff:7f00:1',
+        '0:0:0:0:0:FFFF:127.0.0.1',
+        '[IPv6:0::ffff:a00:1]',
+        '0:0:0:0:0:ffff:a9fe:a9fe',
+        '::7f00:1',
+      ])
+        expect(await resolver.resolveAddresses(host)).toMatchObject({
+          kind: 'failure',
+          reply: { local: 'no_address', text: expect.stringContaining('private') },
+        });
+    } finally {
+      await dns.close();
+    }
+  });
 });
 
 describe('MX hosts of equal preference beyond maxHosts', () => {

@@ -91,17 +91,19 @@ for (const [network, prefix] of [
 // A separate list: a BlockList matches IPv4 addresses against its IPv6 rules too.
 const privateIpv6 = new BlockList();
 for (const [network, prefix] of [
-  ['::', 127], // unspecified and loopback
+  // Unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d (RFC 4291 §2.5.5.1).
+  ['::', 96],
+  // IPv4-mapped, however spelled (0:0:0:0:0:ffff:7f00:1 is 127.0.0.1 to connect()): no place in an AAAA.
+  ['::ffff:0:0', 96],
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['ff00::', 8], // multicast
 ] as const)
   privateIpv6.addSubnet(network, prefix, 'ipv6');
 
-/** Whether no Internet MX has this address; an IPv4-mapped IPv6 address (::ffff:…) has no place in an AAAA either. */
+/** Whether no Internet MX has this address. */
 export function isPrivateAddress(address: string): boolean {
-  if (!isIPv6(address)) return privateIpv4.check(address, 'ipv4');
-  return /^::ffff:/i.test(address) || privateIpv6.check(address, 'ipv6');
+  return isIPv6(address) ? privateIpv6.check(address, 'ipv6') : privateIpv4.check(address, 'ipv4');
 }
 
 // A failed lookup is asked again this soon; while a stale answer stands in, this often (in the
