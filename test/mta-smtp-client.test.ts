@@ -258,6 +258,25 @@ describe('SMTP client', () => {
     });
   });
 
+  it('never counts as sent a reply whose lines disagree on the code: a 250 first line does not hide a final 550', async () => {
+    // RFC 5321 §4.2.1: every line of a multi-line reply has the same code. The first line's was
+    // read, so "250-ok / 550 rejected" after the dot counted the message as delivered.
+    const server = await scripted({
+      pipelining: true,
+      reply: (command) => (command === '.' ? '250-2.0.0 ok\r\n550 5.7.1 message rejected' : undefined),
+    });
+    const session = await open(server.port);
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({
+      kind: 'connection_failed',
+      reply: {
+        code: null,
+        local: 'protocol_error',
+        text: 'the server sent a reply whose lines have different codes: "250-2.0.0 ok" then "550 5.7.1 message rejected"',
+      },
+    });
+    expect(server.messages).toHaveLength(1);
+  });
+
   it('closes the connection of a server flooding replies to commands it was not sent', async () => {
     // Every one used to be queued for a next() that never came: 227 MiB in 3 s on one connection.
     const server = await scripted({

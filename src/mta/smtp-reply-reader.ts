@@ -4,6 +4,7 @@
 // A hostile or broken server cannot make it buffer without bound: a line longer than
 // `maxLineLength` or a reply of more than `maxLines` lines, or a line that is not a reply line,
 // is a protocol error, and so are more than `maxUnclaimedReplies` replies nobody asked for yet.
+// A reply whose lines disagree on the code is one too: which of them the server meant is unknown.
 
 /** RFC 5321 §4.5.3.1.5 says 512 octets; real servers exceed it, a little. */
 export const maxReplyLineLength = 4_096;
@@ -65,6 +66,13 @@ export class SmtpReplyReader {
     if (line.length > maxReplyLineLength)
       return this.#fail(`a reply line longer than ${maxReplyLineLength} characters`);
     if (!replyLinePattern.test(line)) return this.#fail(`a line that is not an SMTP reply: "${line.slice(0, 80)}"`);
+    // RFC 5321 §4.2.1: every line of a reply has the same code. The client reads the first line's,
+    // so "250-ok" then "550 rejected" after the dot counted a refused message as delivered.
+    const first = this.#lines[0];
+    if (first !== undefined && !line.startsWith(first.slice(0, 3)))
+      return this.#fail(
+        `a reply whose lines have different codes: "${first.slice(0, 80)}" then "${line.slice(0, 80)}"`,
+      );
     this.#lines.push(line);
     if (line.charCodeAt(3) === 45 /* '-' */) {
       if (this.#lines.length >= maxReplyLines) return this.#fail(`a reply of more than ${maxReplyLines} lines`);
