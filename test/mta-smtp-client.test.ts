@@ -394,6 +394,23 @@ describe('SMTP client', () => {
     expect(strict.commands).toEqual(['EHLO mta.herald.test', 'STARTTLS']);
   });
 
+  it('sends in plain text on a new connection when the STARTTLS handshake never finishes, unless the MX rule requires TLS', async () => {
+    // A middlebox that swallows the TLS hello: the handshake ran into the connect timeout, which
+    // failed the session as a plain timeout, with no plain-text fallback: every message to the
+    // domain was deferred until it expired.
+    const timeouts = { connectTimeoutMs: 300, commandTimeoutMs: 5_000, dataTimeoutMs: 5_000 };
+    const server = await scripted({ pipelining: true, extensions: ['STARTTLS'], stallTls: true });
+    const session = await open(server.port, { timeouts });
+    expect(await session.send('bounce@brand.test', 'a@example.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(server.commands.slice(0, 3)).toEqual(['EHLO mta.herald.test', 'STARTTLS', 'EHLO mta.herald.test']);
+    const strict = await scripted({ pipelining: true, extensions: ['STARTTLS'], stallTls: true });
+    expect(await openSmtpSession(connectOptions(strict.port, { requireTls: true, timeouts }))).toMatchObject({
+      kind: 'failed',
+      reply: { local: 'tls_failed', text: 'TLS handshake did not finish within the connect timeout (300 ms)' },
+    });
+    expect(strict.commands).toEqual(['EHLO mta.herald.test', 'STARTTLS']);
+  });
+
   it('times out a server that does not answer the final dot, as a connection failure', async () => {
     const server = await scripted({ pipelining: true, reply: (command) => (command === '.' ? null : undefined) });
     const session = await open(server.port, {

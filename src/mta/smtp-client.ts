@@ -160,10 +160,17 @@ class SmtpClientConnection implements SmtpSession {
     const deadline = setTimeout(
       () =>
         this.#fail(
-          localFailure(
-            'timeout',
-            `connection timeout: no session within ${timeouts.connectTimeoutMs} ms (connect, greeting, EHLO)`,
-          ),
+          // A handshake that never finishes (a middlebox swallowing the TLS hello) is a failed one:
+          // as a plain timeout it had no plain-text fallback, and the domain got no mail at all.
+          this.#stream !== this.#socket && !this.#secure
+            ? localFailure(
+                'tls_failed',
+                `TLS handshake did not finish within the connect timeout (${timeouts.connectTimeoutMs} ms)`,
+              )
+            : localFailure(
+                'timeout',
+                `connection timeout: no session within ${timeouts.connectTimeoutMs} ms (connect, greeting, EHLO)`,
+              ),
         ),
       timeouts.connectTimeoutMs,
     );

@@ -24,6 +24,8 @@ export interface ScriptedSmtpOptions {
   extensions?: string[];
   /** Answer STARTTLS with 220, then answer the client's TLS hello with bytes that are not TLS and close. */
   breakTls?: boolean;
+  /** Answer STARTTLS with 220, then never answer the client's TLS hello (a middlebox swallowing it). */
+  stallTls?: boolean;
   /** The whole raw text written for the greeting; default "220 scripted.test ESMTP\r\n". */
   greeting?: string;
   /** The reply (without its final CRLF) to a command line or to the end of data ("."), when it differs from the default; null: no reply at all. */
@@ -50,7 +52,7 @@ export async function startScriptedSmtpServer(options: ScriptedSmtpOptions): Pro
     let tlsHello = false;
     socket.on('data', (chunk: string) => {
       if (tlsHello) {
-        socket.end('HTTP/1.0 400 this is not TLS\r\n\r\n');
+        if (!options.stallTls) socket.end('HTTP/1.0 400 this is not TLS\r\n\r\n');
         return;
       }
       buffer += chunk;
@@ -80,7 +82,7 @@ export async function startScriptedSmtpServer(options: ScriptedSmtpOptions): Pro
         held.push(reply);
         if (/^DATA$/i.test(line) && reply.startsWith('354')) inData = true;
         if (!options.pipelining || groupEnd.test(line)) flush();
-        if (options.breakTls && /^STARTTLS$/i.test(line)) tlsHello = true;
+        if ((options.breakTls || options.stallTls) && /^STARTTLS$/i.test(line)) tlsHello = true;
         if (/^QUIT$/i.test(line) || reply.startsWith('421')) {
           flush();
           socket.end();
