@@ -242,11 +242,22 @@ describe('SMTP client', () => {
     expect(server.commands.filter((command) => command.includes('victim'))).toEqual([]);
   });
 
-  it('refuses a hostile server: a reply line without end, or a line that is not a reply', async () => {
+  it('refuses a hostile server: a reply line without end, a reply of 400 KB, or a line that is not a reply', async () => {
     const endless = await scripted({ pipelining: true, greeting: `220 ${'x'.repeat(10_000)}` });
     expect(await openSmtpSession(connectOptions(endless.port))).toMatchObject({
       kind: 'failed',
       reply: { code: null, local: 'protocol_error', text: 'the server sent a reply line longer than 4096 characters' },
+    });
+    // 99 lines of 4,000 characters, each within the limits: 400 KB a reply, and eight of them
+    // unclaimed held 3.2 MB per idle connection.
+    const wide = await scripted({
+      pipelining: true,
+      reply: (command) =>
+        command.startsWith('EHLO') ? `${`250-${'x'.repeat(4_000)}\r\n`.repeat(98)}250 ${'x'.repeat(4_000)}` : undefined,
+    });
+    expect(await openSmtpSession(connectOptions(wide.port))).toMatchObject({
+      kind: 'failed',
+      reply: { code: null, local: 'protocol_error', text: 'the server sent a reply longer than 16384 characters' },
     });
     const garbage = await scripted({ pipelining: true, greeting: 'HTTP/1.1 400 Bad Request\r\n' });
     expect(await openSmtpSession(connectOptions(garbage.port))).toMatchObject({

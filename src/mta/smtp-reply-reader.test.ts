@@ -23,13 +23,17 @@ describe('SMTP reply reader', () => {
     expect(await reader.next()).toBeNull();
   });
 
-  it('refuses an endless line, an endless reply, a reply of mixed codes and a line that is not a reply', () => {
+  it('refuses an endless line, an endless or oversized reply, a reply of mixed codes and a line that is not a reply', () => {
     const long = new SmtpReplyReader();
     expect(long.push(`250 ${'x'.repeat(5_000)}`)).toBe(false);
     expect(long.error).toBe('the server sent a reply line longer than 4096 characters');
     const many = new SmtpReplyReader();
     expect(many.push('250-x\r\n'.repeat(100))).toBe(false);
     expect(many.error).toBe('the server sent a reply of more than 100 lines');
+    const wide = new SmtpReplyReader();
+    expect(wide.push(`250-${'x'.repeat(4_000)}\r\n`.repeat(4))).toBe(true);
+    expect(wide.push(`250 ${'x'.repeat(4_000)}\r\n`)).toBe(false);
+    expect(wide.error).toBe('the server sent a reply longer than 16384 characters');
     const mixed = new SmtpReplyReader();
     expect(mixed.push('250-ok\r\n250-still ok\r\n550 no\r\n')).toBe(false);
     expect(mixed.error).toBe('the server sent a reply whose lines have different codes: "250-ok" then "550 no"');
