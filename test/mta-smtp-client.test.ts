@@ -510,4 +510,23 @@ describe('SMTP client with the simulator sink', () => {
     await new Promise<void>((resolve) => session.onClose(resolve));
     expect(session.closed).toBe(true);
   });
+
+  it('forgets what the server offered before STARTTLS when it answers only HELO inside TLS (RFC 3207 §4.2)', async () => {
+    // The extensions of the plain-text EHLO were kept: the session pipelined, and sent SIZE and
+    // SMTPUTF8 parameters, to a server that had offered none of them.
+    const sink: SmtpSink = await startSmtpSink({
+      tls: true,
+      keepMessages: true,
+      behaviour: { ehloAfterTls: { code: 502, enhanced: '5.5.1', text: 'EHLO not implemented' } },
+    });
+    servers.push(sink);
+    const session = await open(sink.port, { requireTls: true });
+    expect(session.pipelining).toBe(false);
+    expect(await session.send('bounce@brand.test', 'j\u00f6rg@accept.test', message)).toMatchObject({
+      kind: 'rejected',
+      reply: { local: 'smtputf8_unsupported' },
+    });
+    expect(await session.send('bounce@brand.test', 'r@accept.test', message)).toMatchObject({ kind: 'accepted' });
+    expect(sink.keptMessages.map((kept) => kept.recipients)).toEqual([['r@accept.test']]);
+  });
 });

@@ -341,7 +341,10 @@ class SmtpClientConnection implements SmtpSession {
       return undefined;
     }
     if (!ehlo.startsWith('5')) return refusal(ehlo, 'helo');
-    // RFC 5321 §3.2: a server that does not know EHLO answers 5xx; HELO is the fallback, without extensions.
+    // RFC 5321 §3.2: a server that does not know EHLO answers 5xx; HELO is the fallback, without
+    // extensions, those of a plain-text EHLO before STARTTLS included (RFC 3207 §4.2).
+    this.#extensions = new Set();
+    this.#maxMessageBytes = 0;
     const helo = await this.#command(`HELO ${name}\r\n`);
     if (helo === null) return this.#lost('connection closed after HELO');
     return helo.startsWith('250') ? undefined : refusal(helo, 'helo');

@@ -44,6 +44,8 @@ export interface SinkBehaviour {
    * zen.spamhaus.org`). RFC 5321 §3.1: the server then waits for QUIT.
    */
   greetingByClient?: Record<string, SmtpReply>;
+  /** Replaces the reply to EHLO once STARTTLS is done: a host that answers only HELO inside TLS. */
+  ehloAfterTls?: SmtpReply;
   /** Checked in order; the first matching prefix decides. Recipients matching nothing are accepted. */
   rcptRules?: RcptRule[];
   /** Custom decision, consulted before `rcptRules`; return undefined to fall through to them. */

@@ -242,6 +242,8 @@ export class SinkSession {
 
   private ehlo(argument: string): void {
     if (!argument) return this.reply({ code: 501, enhanced: '5.5.4', text: 'EHLO needs a domain' });
+    const refusal = this.secure ? this.context.behaviour.ehloAfterTls : undefined;
+    if (refusal) return this.reply(refusal);
     this.greeted = true;
     this.resetTransaction();
     const lines = [
