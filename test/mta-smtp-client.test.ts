@@ -405,6 +405,21 @@ describe('SMTP client', () => {
     expect(strict.commands).toEqual(['EHLO mta.herald.test', 'STARTTLS']);
   });
 
+  it('fails the session on a 421 to STARTTLS: the server is closing, its next address or MX host is tried', async () => {
+    // Taken as "no TLS here", the session was reported open on a connection the server was
+    // closing: its message failed as a lost connection and was deferred, the next address untried.
+    const server = await scripted({
+      pipelining: true,
+      extensions: ['STARTTLS'],
+      reply: (command) => (command === 'STARTTLS' ? '421 4.3.2 Service shutting down' : undefined),
+    });
+    expect(await openSmtpSession(connectOptions(server.port))).toEqual({
+      kind: 'failed',
+      reply: { code: 421, enhanced: '4.3.2', text: 'Service shutting down' },
+    });
+    expect(server.commands).toEqual(['EHLO mta.herald.test', 'STARTTLS']);
+  });
+
   it('sends in plain text on a new connection when the STARTTLS handshake never finishes, unless the MX rule requires TLS', async () => {
     // A middlebox that swallows the TLS hello: the handshake ran into the connect timeout, which
     // failed the session as a plain timeout, with no plain-text fallback: every message to the

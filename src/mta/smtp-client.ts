@@ -359,6 +359,9 @@ class SmtpClientConnection implements SmtpSession {
         : undefined;
     const ready = await this.#command('STARTTLS\r\n');
     if (ready === null) return this.#lost('connection closed after STARTTLS');
+    // 421: the server is closing the connection (RFC 5321 §3.8), not declining TLS; as at the
+    // greeting, the host's next address is tried.
+    if (ready.startsWith('421')) return parseSmtpReply(ready);
     if (!ready.startsWith('220'))
       return requireTls ? localFailure('tls_failed', `STARTTLS refused: ${parseSmtpReply(ready).text}`) : undefined;
     const upgraded = await this.#upgrade();
