@@ -193,6 +193,52 @@ describeEachDialect('herald quarantine', (context) => {
   });
 
   // `release ADDRESS --since DATE` ignored --since and released the address whatever its date.
+  // `--limit 10000000 --json` (an export) read every row into memory before printing; it now pages
+  // by (updated_at, email): every address once, in order, across pages with equal times.
+  it('lists past one page of addresses, each once and in order, up to --limit', async () => {
+    const store = context.store();
+    const base = Date.now() - 10 * day;
+    const verdict = {
+      category: 'userunknown',
+      reason: 'user_unknown',
+      type: 'hard',
+      ruleId: 'u',
+      packVersion: 'p',
+    } as const;
+    const events = Array.from({ length: 2_300 }, (_, i) => ({
+      email: `p${String(i).padStart(4, '0')}@paging.test`,
+      at: base,
+      source: 'smtp' as const,
+      verdict,
+    }));
+    // One write: every address has the same updated_at, so the pages hold together by email alone.
+    await applyAddressEvents(store, events, DEFAULT_QUARANTINE_SETTINGS, base);
+    const all = await runHerald(context.url(), [
+      'quarantine',
+      'list',
+      '--domain',
+      'paging.test',
+      '--limit',
+      '10000',
+      '--json',
+    ]);
+    const listed = all.json().map((row) => (row as { email: string }).email);
+    expect(listed).toHaveLength(2_300);
+    expect(new Set(listed).size).toBe(2_300);
+    const order = events.map((event) => event.email).sort();
+    expect(listed).toEqual(order);
+    const some = await runHerald(context.url(), [
+      'quarantine',
+      'list',
+      '--domain',
+      'paging.test',
+      '--limit',
+      '1500',
+      '--json',
+    ]);
+    expect(some.json().map((row) => (row as { email: string }).email)).toEqual(order.slice(0, 1_500));
+  });
+
   it('refuses --since with one address instead of ignoring it, releasing nothing', async () => {
     const store = context.store();
     await quarantineHard(store, 'dated@olddomain.test', Date.now() - 400 * day);

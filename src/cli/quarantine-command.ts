@@ -20,6 +20,9 @@ import { sweepAddresses } from '../quarantine/address-events.ts';
 
 const STATES: AddressState[] = ['valid', 'with_errors', 'quarantined', 'denylisted', 'allowlisted'];
 
+/** Addresses read per query by `quarantine list`. */
+const listPageSize = 1_000;
+
 export function registerQuarantineCommands(program: Command, context: CliContext): void {
   const quarantine = program.command('quarantine').description('address quarantine: states, timelines, releases');
 
@@ -38,35 +41,43 @@ export function registerQuarantineCommands(program: Command, context: CliContext
         throw new AppError('INPUT_INVALID', `--state must be one of ${STATES.join(', ')}`);
       const limit = positiveInt(options.limit, '--limit');
       await withHerald(context, command, async (herald) => {
-        const counts = await countAddressesByState(herald.store);
-        const rows = await listAddresses(herald.store, {
+        const filter = {
           ...(options.state && { states: [options.state as AddressState] }),
           ...(options.domain && { domain: options.domain }),
-          limit,
-        });
-        if (options.json) {
-          for (const row of rows) printJson(context, addressJson(row));
-          return;
-        }
-        context.output.out(
-          `addresses: ${
-            Object.entries(counts)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(' ') || '(none)'
-          }`,
-        );
-        if (rows.length === 0) {
-          context.output.out('no address matches');
-          return;
-        }
-        context.output.out(
-          `${'ADDRESS'.padEnd(40)} ${'STATE'.padEnd(12)} ${'ERRORS'.padStart(6)} ${'REASON'.padEnd(16)} LAST ERROR`,
-        );
-        for (const row of rows) {
+        };
+        if (!options.json) {
+          const counts = await countAddressesByState(herald.store);
           context.output.out(
-            `${row.email.padEnd(40)} ${row.state.padEnd(12)} ${String(row.errorCount).padStart(6)} ${(row.reason ?? '-').padEnd(16)} ${iso(row.lastErrorAt) ?? '-'}`,
+            `addresses: ${
+              Object.entries(counts)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(' ') || '(none)'
+            }`,
           );
         }
+        // Page by page, printed as read: `--limit 10000000 --json` (an export) held every row in memory.
+        let printed = 0;
+        let after: { updatedAt: number; email: string } | undefined;
+        while (printed < limit) {
+          const asked = Math.min(listPageSize, limit - printed);
+          const rows = await listAddresses(herald.store, { ...filter, limit: asked, after });
+          if (!options.json && printed === 0 && rows.length > 0)
+            context.output.out(
+              `${'ADDRESS'.padEnd(40)} ${'STATE'.padEnd(12)} ${'ERRORS'.padStart(6)} ${'REASON'.padEnd(16)} LAST ERROR`,
+            );
+          for (const row of rows) {
+            if (options.json) printJson(context, addressJson(row));
+            else
+              context.output.out(
+                `${row.email.padEnd(40)} ${row.state.padEnd(12)} ${String(row.errorCount).padStart(6)} ${(row.reason ?? '-').padEnd(16)} ${iso(row.lastErrorAt) ?? '-'}`,
+              );
+          }
+          printed += rows.length;
+          const last = rows.at(-1);
+          if (!last || rows.length < asked) break;
+          after = { updatedAt: last.updatedAt, email: last.email };
+        }
+        if (!options.json && printed === 0) context.output.out('no address matches');
       });
     });
 
