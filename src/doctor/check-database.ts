@@ -148,7 +148,7 @@ export const databaseCheck: DoctorCheck = {
         subject: 'database maintenance',
         symptom: `maintenance interrupted at ${interrupted.step ?? 'its start'}, started ${interrupted.startedAt} (${interrupted.source})`,
         cause: `its process (${interrupted.owner}) ended without finishing it (killed, out of memory, a reboot); last progress ${interrupted.finishedAt}`,
-        fix: '`herald db maintain` runs it again and prints each step; an interrupted REINDEX CONCURRENTLY leaves an invalid index (`\\di` shows it INVALID): drop it and run the maintenance again',
+        fix: '`herald db maintain` runs it again and prints each step; it first drops the invalid copy (`*_ccnew`) an interrupted REINDEX CONCURRENTLY leaves',
         evidence: {
           source: interrupted.source,
           step: interrupted.step,

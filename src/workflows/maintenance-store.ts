@@ -121,6 +121,34 @@ export async function postgresReindexConcurrently(store: Store, index: string, t
   await withMaintenanceTimeout(store, timeoutMs, (db) => sql`REINDEX INDEX CONCURRENTLY ${sql.id(index)}`.execute(db));
 }
 
+/**
+ * The copies a failed or killed REINDEX INDEX CONCURRENTLY left behind (`<index>_ccnew`, or the old
+ * index renamed `<index>_ccold` when it failed at the end), INVALID: no query uses them, yet every
+ * insert and update of their table writes them. Each is dropped CONCURRENTLY (writes go on); one that
+ * cannot be dropped now (a lock held, another maintenance building it) is left for the next run.
+ */
+export async function postgresDropInvalidIndexCopies(
+  store: Store,
+): Promise<{ dropped: string[]; failed: Array<{ index: string; error: unknown }> }> {
+  const result = await sql<{ name: string }>`
+    select ic.relname as name from pg_index i
+    join pg_class ic on ic.oid = i.indexrelid
+    join pg_namespace n on n.oid = ic.relnamespace
+    where n.nspname = current_schema() and not i.indisvalid and ic.relname ~ '_cc(new|old)[0-9]*$'
+    order by ic.relname`.execute(store.db);
+  const dropped: string[] = [];
+  const failed: Array<{ index: string; error: unknown }> = [];
+  for (const { name } of result.rows) {
+    try {
+      await sql`DROP INDEX CONCURRENTLY IF EXISTS ${sql.id(name)}`.execute(store.db);
+      dropped.push(name);
+    } catch (error) {
+      failed.push({ index: name, error });
+    }
+  }
+  return { dropped, failed };
+}
+
 export interface PostgresIndexStats {
   name: string;
   table: string;

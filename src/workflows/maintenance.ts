@@ -5,6 +5,7 @@ import type { HeraldConfig } from '../config/schema.ts';
 import type { Store } from '../store/database.ts';
 import {
   existingTables,
+  postgresDropInvalidIndexCopies,
   postgresIndexStats,
   postgresReindexConcurrently,
   postgresVacuumAnalyze,
@@ -145,6 +146,15 @@ async function maintainPostgres(
   hooks: MaintenanceHooks,
   progress: Progress,
 ): Promise<Record<string, unknown>> {
+  // What an earlier REINDEX CONCURRENTLY that failed or was killed left behind goes first.
+  await progress('DROP INDEX CONCURRENTLY (invalid copies of earlier reindexes)');
+  const copies = await postgresDropInvalidIndexCopies(store);
+  for (const index of copies.dropped)
+    await hooks.log(`DROP INDEX CONCURRENTLY ${index}: invalid copy left by an earlier REINDEX CONCURRENTLY`);
+  for (const { index, error } of copies.failed)
+    await hooks.log(
+      `invalid index ${index} (left by an earlier REINDEX CONCURRENTLY) could not be dropped now, the next maintenance tries again: ${describeError(error)}`,
+    );
   const tables = await existingTables(store, hotTables);
   for (const table of tables) {
     await progress(`VACUUM (ANALYZE) ${table}`);
@@ -165,5 +175,5 @@ async function maintainPostgres(
     reindexed.push({ index: index.name, bytesBefore: index.bytes, bloatRatio });
     await hooks.keepAlive();
   }
-  return { dialect: 'postgres', vacuumed: tables, reindexed };
+  return { dialect: 'postgres', droppedInvalidIndexes: copies.dropped, vacuumed: tables, reindexed };
 }
