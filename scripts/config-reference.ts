@@ -35,7 +35,7 @@ Environment variables override the file:
 | \`HERALD_DATABASE_URL\` | \`database.url\` (\`sqlite:PATH\` or \`postgres://user@host:5432/db\`) |
 | \`HERALD_REDIS_URL\` | \`shaping.redisUrl\` (shared throttle counters across MTA processes) |
 | \`HERALD_NODE_ID\` | \`nodeId\` |
-| \`HERALD_LOG_LEVEL\` | log level (\`info\` by default) |
+| \`HERALD_LOG_LEVEL\` | log level: \`trace\`, \`debug\`, \`info\` (default), \`warn\`, \`error\`, \`fatal\` or \`silent\`; another value is refused (\`CONFIG_INVALID\` naming it) |
 
 What each key means is written next to it in \`src/config/schema.ts\` and explained in the document of
 its area: [mta](mta.md), [deliveries](deliveries.md), [audience](audience.md) (\`import\`),

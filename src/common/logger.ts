@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import pretty from 'pino-pretty';
+import { AppError } from './errors.ts';
 import { stderrStatusLine, type StatusLine } from './status-line.ts';
 
 export type Logger = pino.Logger;
@@ -28,7 +29,7 @@ const redactedPaths = [
 export function createLogger(
   options: { level?: string; destination?: NodeJS.WritableStream; format?: LogFormat; statusLine?: StatusLine } = {},
 ): Logger {
-  const level = options.level ?? process.env.HERALD_LOG_LEVEL ?? 'info';
+  const level = options.level ?? levelFromEnvironment(process.env.HERALD_LOG_LEVEL);
   const settings = { level, redact: { paths: redactedPaths, censor: '[redacted]' } };
   if (options.destination) return pino(settings, options.destination);
   // On stderr, records go through the status line so that a progress line is erased and redrawn
@@ -53,6 +54,18 @@ export function createLogger(
       ignore: 'pid,hostname',
       singleLine: true,
     }),
+  );
+}
+
+/** HERALD_LOG_LEVEL (any case; unset or empty: info), or CONFIG_INVALID naming it and the levels. */
+function levelFromEnvironment(value: string | undefined): string {
+  if (value === undefined || value.trim() === '') return 'info';
+  const level = value.trim().toLowerCase();
+  const levels = [...Object.keys(pino.levels.values), 'silent'];
+  if (levels.includes(level)) return level;
+  throw new AppError(
+    'CONFIG_INVALID',
+    `HERALD_LOG_LEVEL is "${value}", not a log level: choose among ${levels.join(', ')}`,
   );
 }
 
