@@ -37,6 +37,20 @@ describe('herald config', () => {
     });
   });
 
+  it('says why a config file cannot be read: missing (with the path looked at), a directory', async () => {
+    const missing = await runHerald('sqlite::memory:', ['--config', join(dir, 'nope.yaml'), 'config', 'check']);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr.join('\n')).toContain(
+      `error: CONFIG_INVALID: cannot read config file ${join(dir, 'nope.yaml')}: no such file`,
+    );
+    const relative = await runHerald('sqlite::memory:', ['--config', 'nope-here.yaml', 'config', 'check']);
+    expect(relative.stderr.join('\n')).toContain(
+      `cannot read config file nope-here.yaml: no such file (looked for ${join(process.cwd(), 'nope-here.yaml')})`,
+    );
+    const folder = await runHerald('sqlite::memory:', ['--config', dir, 'config', 'check']);
+    expect(folder.stderr.join('\n')).toContain(`cannot read config file ${dir}: it is a directory`);
+  });
+
   it('reports a wrong value with its path', async () => {
     const file = join(dir, 'value.yaml');
     writeFileSync(file, 'mta:\n  maxConnectionsPerMx: -1\n');

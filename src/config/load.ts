@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { AppError } from '../common/errors.ts';
@@ -41,7 +42,9 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new AppError('CONFIG_INVALID', `cannot read config file ${file}`, { cause });
+    throw new AppError('CONFIG_INVALID', `cannot read config file ${file}: ${unreadableReason(file, cause)}`, {
+      cause,
+    });
   }
   // The file alone is validated first, so an error names its line (and a typo the key it resembles).
   const checked = validateYaml(text, file, configSchema);
@@ -52,6 +55,15 @@ function readConfigFile(file: string): Record<string, unknown> {
     throw new AppError('CONFIG_INVALID', `${file}: the top level must be a mapping of keys`);
   }
   return value as Record<string, unknown>;
+}
+
+/** Why a config file cannot be read, in the operator's words (a relative path: where it was looked for). */
+function unreadableReason(file: string, cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return isAbsolute(file) ? 'no such file' : `no such file (looked for ${resolve(file)})`;
+  if (code === 'EISDIR') return 'it is a directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied for this user';
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 function formatIssues(error: z.ZodError): string {
