@@ -60,8 +60,10 @@ export function registerDbCommands(program: Command, context: CliContext): void 
     .option('--json', 'print the maintenance summary as JSON')
     .action(async (options, command: Command) => {
       await withHerald(context, command, async (herald) => {
+        // Each step as it starts (a VACUUM can take hours); with --json on stderr, stdout keeps the one object.
         const log = async (message: string) => {
-          if (!options.json) context.output.out(message);
+          if (options.json) context.output.err(message);
+          else context.output.out(message);
         };
         const summary = await runMaintenance(
           herald.store,

@@ -157,9 +157,10 @@ async function maintainPostgres(
     );
   const tables = await existingTables(store, hotTables);
   for (const table of tables) {
+    // Announced before it starts: the VACUUM of a big table can take hours.
     await progress(`VACUUM (ANALYZE) ${table}`);
-    await postgresVacuumAnalyze(store, table, config.database.maintenanceTimeoutMs);
     await hooks.log(`VACUUM (ANALYZE) ${table}`);
+    await postgresVacuumAnalyze(store, table, config.database.maintenanceTimeoutMs);
     await hooks.keepAlive();
   }
   const settings = config.workflows.cleanup;
