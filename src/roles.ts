@@ -102,7 +102,10 @@ export function parseRoles(value: string | undefined): string[] {
   return names;
 }
 
-/** Starts the roles in order; if one fails to start, those already started are stopped again. */
+/**
+ * Starts the roles, those listening on a port first (a port taken fails the start before the MTA sends
+ * anything), the others in the order given; if one fails to start, those already started are stopped again.
+ */
 export async function startRoles(herald: Herald, names: string[]): Promise<Role[]> {
   const started: Role[] = [];
   try {
@@ -115,7 +118,7 @@ export async function startRoles(herald: Herald, names: string[]): Promise<Role[
       started.push({ name: 'metrics', start: async () => {}, stop: () => server.close() });
       herald.logger.info({ url: server.url }, 'metrics listening');
     }
-    for (const name of names) {
+    for (const name of [...names.filter((n) => n in portKeys), ...names.filter((n) => !(n in portKeys))]) {
       const role = await roleFactories[name]!(herald);
       try {
         await role.start();
