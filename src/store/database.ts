@@ -89,13 +89,20 @@ export interface OpenStoreOptions {
 export const defaultPostgresTimeouts: PostgresTimeouts = { lockTimeoutMs: 60_000, statementTimeoutMs: 600_000 };
 
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://'))
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    // Not shown: it holds the password, and an unparseable one cannot be masked.
+    if (!URL.canParse(url))
+      throw new AppError(
+        'DATABASE_URL_INVALID',
+        'database.url (or HERALD_DATABASE_URL) is not a valid URL (not shown: it may hold the password): the form is postgres://USER:PASSWORD@HOST:PORT/DATABASE, the port a number, and a # / ? @ : % in the user or password percent-encoded (# as %23, / as %2F, @ as %40)',
+      );
     return openPostgres(
       url,
       options.poolSize ?? 10,
       options.connectTimeoutMs ?? 30_000,
       options.timeouts ?? defaultPostgresTimeouts,
     );
+  }
   if (url.startsWith('sqlite:')) return openSqlite(url.slice('sqlite:'.length), options);
   throw new AppError(
     'DATABASE_URL_INVALID',
