@@ -33,32 +33,58 @@ export function registerStartCommands(program: Command, context: CliContext): vo
           if (names.includes('mta')) await checkSafety(context, herald, options.strict === true);
           await checkOpenFiles(context, herald, names);
           const roles = await startRoles(herald, names);
-          // Handlers first, then "running" (a supervisor may signal as soon as it reads it); they stay
-          // for the whole shutdown, so a second signal does not kill the process mid-stop.
-          let signalled: (signal: string) => void = () => {};
-          const received = new Promise<string>((resolve) => (signalled = resolve));
-          const onSigterm = () => signalled('SIGTERM');
-          const onSigint = () => signalled('SIGINT');
-          process.on('SIGTERM', onSigterm);
-          process.on('SIGINT', onSigint);
+          // Handlers first, then "running" (a supervisor may signal as soon as it reads it).
+          const stop = stopSignals(process, (line) => context.output.err(line));
           context.output.err(`herald ${herald.nodeId}: running ${names.join(', ')} on ${herald.store.location}`);
           const stopProgress =
             interval > 0 && names.includes('mta')
               ? startProgressLines(herald, (line) => context.output.err(line), interval * 1000)
               : () => {};
-          const signal = await received;
+          const signal = await stop.received;
           stopProgress();
           context.output.err(`${signal}: finishing open SMTP transactions and stopping`);
           try {
             await stopRoles(herald, roles);
           } finally {
-            process.off('SIGTERM', onSigterm);
-            process.off('SIGINT', onSigint);
+            stop.dispose();
           }
         },
         { create: true },
       );
     });
+}
+
+/**
+ * The first SIGTERM or SIGINT starts the stop. The handlers stay for the whole stop, so a second signal
+ * does not kill the process mid-stop; it is answered (a repeated Ctrl-C met silence, and the process
+ * looked hung) with what the stop waits for and how to end it at once.
+ */
+export function stopSignals(
+  target: Pick<NodeJS.Process, 'on' | 'off'>,
+  say: (line: string) => void,
+  pid = process.pid,
+): { received: Promise<string>; dispose(): void } {
+  let first: string | undefined;
+  let signalled: (signal: string) => void = () => {};
+  const received = new Promise<string>((resolve) => (signalled = resolve));
+  const on = (signal: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = signal;
+      signalled(signal);
+    } else
+      say(
+        `${signal}: already stopping since ${first} (open SMTP transactions finish, at most mta.dataTimeoutMs); \`kill -KILL ${pid}\` ends it at once, and the messages of its open transactions may then be sent again after the restart`,
+      );
+  };
+  target.on('SIGTERM', on);
+  target.on('SIGINT', on);
+  return {
+    received,
+    dispose: () => {
+      target.off('SIGTERM', on);
+      target.off('SIGINT', on);
+    },
+  };
 }
 
 /** Names the unsafe settings before mail goes out; with --strict, refuses to start. */
