@@ -17,14 +17,19 @@ export function registerStartCommands(program: Command, context: CliContext): vo
     .description("run Herald's roles on the configured database until SIGTERM or Ctrl-C")
     .option('--roles <list>', `comma-separated roles (${knownRoles().join(', ')}), or all`, 'all')
     .option('--strict', 'refuse to start (CONFIG_UNSAFE) when a setting is unsafe for real mail')
-    .option('--progress-interval <seconds>', 'a progress line per delivery in progress this often (0: none)', '30')
+    .option(
+      '--progress-interval <seconds>',
+      'a progress line per delivery in progress this often, in seconds (1 to 86400; 0: none)',
+      '30',
+    )
     .action(async (options: { roles: string; strict?: boolean; progressInterval: string }, command: Command) => {
       const names = parseRoles(options.roles);
       const interval = Number(options.progressInterval);
-      if (!Number.isFinite(interval) || interval < 0)
+      // Bounded: past 2^31 ms a Node timer fires every millisecond (an hour typed in ms, 3600000).
+      if (!Number.isFinite(interval) || (interval !== 0 && (interval < 1 || interval > 86_400)))
         throw new AppError(
           'INPUT_INVALID',
-          `--progress-interval must be a number of seconds (got "${options.progressInterval}")`,
+          `--progress-interval must be a number of seconds from 1 to 86400, or 0 for none (got "${options.progressInterval}")`,
         );
       await withHerald(
         context,
