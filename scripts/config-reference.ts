@@ -11,7 +11,8 @@ export function configurationReference(): string {
 Herald reads \`herald.yaml\` from the working directory, or the file named by \`--config FILE\` or
 \`HERALD_CONFIG\`. Every key is optional and has the default shown below; an unknown key is an error
 (\`CONFIG_INVALID: herald.yaml:3: unknown key mta.maxConnectionPerMx (did you mean maxConnectionsPerMx?)\`), so a typo is never silently
-ignored. \`herald config check\` validates a file and names the settings that are valid but unsafe
+ignored. An interval or timeout (\`…Ms\`, \`…Seconds\`, \`…Minutes\` that a timer or PostgreSQL uses) is at most
+about 24 days (2^31 − 1 ms): past it a Node.js timer fires every millisecond and PostgreSQL refuses the setting. \`herald config check\` validates a file and names the settings that are valid but unsafe
 for real mail (the defaults are made for the demo: tracking links on 127.0.0.1, bounce domain
 \`bounces.herald.invalid\`, EHLO \`localhost\`, no DKIM; the list is in [doctor](doctor.md#configuration)),
 each with its fix; \`--strict\` makes them an error (\`CONFIG_UNSAFE\`, exit 1), as \`herald start --strict\`

@@ -9,6 +9,16 @@ import { trackingSchema } from '../tracking/config-schema.ts';
 // Every key has a default and a comment; unknown keys are rejected (`.strict()`), so a typo in
 // herald.yaml is an error instead of a silently ignored setting. docs/configuration.md lists them.
 
+/**
+ * An interval or timeout in `unitMs` units (1 ms, 1000 s, 60000 min) that a timer or PostgreSQL holds:
+ * at most 2^31 − 1 ms (about 24.8 days). Past it, a Node timer fires after 1 ms, over and over (a
+ * TimeoutOverflowWarning each time), and PostgreSQL refuses the setting.
+ */
+const timerDuration = (unitMs: number) => {
+  const max = Math.floor(2_147_483_647 / unitMs);
+  return z.number().int().max(max, `at most ${max} (about 24 days, the longest timer Node.js and PostgreSQL hold)`);
+};
+
 const routeSchema = z
   .object({
     /** A recipient domain (`example.test`) or an MX host pattern with `*` (`*.mx.example.test`). */
@@ -54,7 +64,7 @@ const shapingSchema = z
     /** Directory of site overrides (*.yaml, name order), layered over rulesFiles; '' = none. */
     siteRulesDir: z.string().default(''),
     /** How often the MTA checks the rule files for changes (a valid change is swapped in atomically). */
-    reloadCheckMs: z.number().int().min(100).default(1_000),
+    reloadCheckMs: timerDuration(1).min(100).default(1_000),
     /** Shared throttle counters across MTA processes; '' = in-memory (one process). HERALD_REDIS_URL overrides. */
     redisUrl: z.string().default(''),
     /** Namespace of the throttle keys in Redis: MTAs share limits only under the same prefix. */
@@ -62,9 +72,9 @@ const shapingSchema = z
     /** The period of maxMessagesPerHour. Only tests and simulations shorten it. */
     ratePeriodMs: z.number().int().min(1_000).default(3_600_000),
     /** A connection lease not released or renewed within this time expires (crashed MTA process). */
-    connectionLeaseMs: z.number().int().min(1_000).default(300_000),
+    connectionLeaseMs: timerDuration(1).min(1_000).default(300_000),
     /** How often each MTA process writes its shaping snapshot for `herald mx stats`. */
-    statsIntervalMs: z.number().int().min(1_000).default(10_000),
+    statsIntervalMs: timerDuration(1).min(1_000).default(10_000),
     /** Named pools of source addresses; a delivery names one (none configured = the host's default address). */
     affinities: z
       .array(z.object({ name: z.string().min(1), addresses: z.array(affinityAddressSchema).min(1) }).strict())
@@ -106,11 +116,11 @@ export const configSchema = z
         /** PostgreSQL: how long a new connection (or a query waiting for a free one) may wait; a server that accepts and never answers fails with DATABASE_UNREACHABLE instead of hanging. */
         connectTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
         /** PostgreSQL: how long a query may wait for a lock another session holds (an operator's LOCK TABLE, a VACUUM FULL) before it fails with DATABASE_LOCK_TIMEOUT naming the query, instead of holding its connection for good; 0 = no limit. */
-        lockTimeoutMs: z.number().int().min(0).default(60_000),
+        lockTimeoutMs: timerDuration(1).min(0).default(60_000),
         /** PostgreSQL: how long one statement may run before it is cancelled with DATABASE_STATEMENT_TIMEOUT; 0 = no limit. Database maintenance uses maintenanceTimeoutMs instead. */
-        statementTimeoutMs: z.number().int().min(0).default(600_000),
+        statementTimeoutMs: timerDuration(1).min(0).default(600_000),
         /** PostgreSQL: how long one VACUUM or REINDEX of the database maintenance (cleanup workflow, `herald db maintain`) may run; 0 = no limit. */
-        maintenanceTimeoutMs: z.number().int().min(0).default(21_600_000),
+        maintenanceTimeoutMs: timerDuration(1).min(0).default(21_600_000),
       })
       .strict()
       .default({}),
@@ -143,17 +153,17 @@ export const configSchema = z
         /** How often each MX path's pace is measured: a path keeps queued what it sends in 6 of these at its pace, the rest waits in the database (a tarpitting MX would otherwise fill maxQueued and hold every other domain). */
         holdHorizonMs: z.number().int().min(100).max(600_000).default(10_000),
         /** A claim not written back within this time returns to pending (crash of another node). */
-        claimLeaseSeconds: z.number().int().min(10).default(600),
+        claimLeaseSeconds: timerDuration(1_000).min(10).default(600),
         /** Until MX rules exist: connections per MX host. */
         maxConnectionsPerMx: z.number().int().min(1).max(1_000).default(10),
         /** Messages sent on one connection before it is closed and reopened. */
         maxMessagesPerConnection: z.number().int().min(1).default(100),
         /** A closed connection keeps its slot this long: the MX counts it until it has read our FIN. */
         connectionCloseGraceMs: z.number().int().min(0).max(10_000).default(100),
-        connectTimeoutMs: z.number().int().min(100).default(30_000),
-        commandTimeoutMs: z.number().int().min(100).default(60_000),
+        connectTimeoutMs: timerDuration(1).min(100).default(30_000),
+        commandTimeoutMs: timerDuration(1).min(100).default(60_000),
         /** RFC 5321 §4.5.3.2.6 suggests 10 minutes after the final dot. */
-        dataTimeoutMs: z.number().int().min(100).default(600_000),
+        dataTimeoutMs: timerDuration(1).min(100).default(600_000),
         /** Seconds to wait before each retry of a soft (or ignored) failure; the last value repeats until validity ends.
          *  Default: 5 retries an hour apart on the first day, then one a day until delivery.validityHours. */
         retryDelaysSeconds: z.array(z.number().int().min(1)).min(1).default([3600, 3600, 3600, 3600, 3600, 86400]),
@@ -228,9 +238,9 @@ export const configSchema = z
         /** POSTed a JSON notification when a run fails; unset: failures are only logged and shown. */
         webhookUrl: z.string().url().optional(),
         /** A node that stops renewing its lease for this long is presumed dead; another node may take over. */
-        leaseSeconds: z.number().int().min(10).default(120),
+        leaseSeconds: timerDuration(1_000).min(10).default(120),
         /** How often the engine checks schedules. */
-        tickSeconds: z.number().int().min(1).default(15),
+        tickSeconds: timerDuration(1_000).min(1).default(15),
         /** A workflow paused longer than this is reported unhealthy. */
         pausedTooLongDays: z.number().min(0).default(7),
         /** Log lines kept per run: the first half and the last half, with a line saying how many were dropped between them. */
@@ -287,9 +297,9 @@ export const configSchema = z
         /** Site bounce rules layered over the shipped pack; `herald bounce qualify` writes here (created as needed). */
         siteRulesFile: z.string().min(1).default('./rules/site/bounce.yaml'),
         /** How often running roles check the site rule file; a valid change is swapped in, a broken one is logged and ignored. */
-        reloadCheckMs: z.number().int().min(100).default(5_000),
+        reloadCheckMs: timerDuration(1).min(100).default(5_000),
         /** Unmatched replies are counted in memory and written to the qualification table this often (never per message). */
-        qualificationFlushMs: z.number().int().min(50).default(5_000),
+        qualificationFlushMs: timerDuration(1).min(50).default(5_000),
       })
       .strict()
       .default({}),
@@ -302,7 +312,7 @@ export const configSchema = z
         /** Addresses quarantined for mailbox_full are released after this many days. */
         mailboxFullReleaseDays: z.number().int().min(1).default(30),
         /** How often the MTA role runs the sweep (resets and mailbox_full releases). */
-        sweepIntervalMinutes: z.number().int().min(1).default(60),
+        sweepIntervalMinutes: timerDuration(60_000).min(1).default(60),
         /** A domain answering most of a batch with hard failures (user unknown) is judged, not its addresses (docs/quarantine.md). */
         massRejection: z
           .object({
@@ -349,7 +359,7 @@ export const configSchema = z
         /** Simultaneous connections of one client address; more get 421 4.7.0 at once (one client cannot fill maxClients). */
         maxConnectionsPerClient: z.number().int().min(1).default(5),
         /** A session is closed (421 4.4.2) this long after it connected, however slowly it talks. */
-        sessionTimeoutSeconds: z.number().int().min(1).default(600),
+        sessionTimeoutSeconds: timerDuration(1_000).min(1).default(600),
         /** Commands a session may send without a message being accepted; then 421 4.7.0 and closed. */
         maxCommandsWithoutMessage: z.number().int().min(5).default(100),
         /** Messages one client IP may send per minute; more get 421 4.7.0 (try later). */
