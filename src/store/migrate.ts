@@ -104,8 +104,16 @@ export async function migrateToLatest(store: Store): Promise<string[]> {
   if (error) {
     const connection = connectionError(error, store);
     if (connection) throw connection;
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new AppError('MIGRATION_FAILED', `migration ${failed} failed on ${store.location}`, { cause: error });
+    // What the database answered: without it, "migration unknown failed" was all an operator saw.
+    const answer = ((error as Error).message ?? String(error)).split('\n')[0];
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new AppError(
+      'MIGRATION_FAILED',
+      failed
+        ? `migration ${failed} failed on ${store.location}: ${answer}`
+        : `cannot prepare ${store.location} for its migrations (none ran): ${answer}`,
+      { cause: error },
+    );
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
