@@ -112,7 +112,13 @@ export const configSchema = z
     database: z
       .object({
         /** `sqlite:./data/herald.db` (default) or `postgres://user@host:5432/db`. HERALD_DATABASE_URL overrides. */
-        url: z.string().default(defaultDatabaseUrl),
+        url: z
+          .string()
+          .refine((url) => !/^postgres(ql)?:\/\//.test(url) || URL.canParse(url), {
+            message:
+              'not a valid URL (not shown: it may hold the password): the port must be a number, and a # / ? @ in the user or password percent-encoded (# as %23, / as %2F, @ as %40); HERALD_DATABASE_URL overrides this key',
+          })
+          .default(defaultDatabaseUrl),
         /** PostgreSQL: how long a new connection (or a query waiting for a free one) may wait; a server that accepts and never answers fails with DATABASE_UNREACHABLE instead of hanging. */
         connectTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
         /** PostgreSQL: how long a query may wait for a lock another session holds (an operator's LOCK TABLE, a VACUUM FULL) before it fails with DATABASE_LOCK_TIMEOUT naming the query, instead of holding its connection for good; 0 = no limit. */
