@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { AppError } from '../common/errors.ts';
-import { maskUrl, secretParameterNames } from '../common/logger.ts';
+import { maskUrl, secretParameterNames } from '../common/mask-url.ts';
 import { configFileInUse, loadConfig } from '../config/load.ts';
 import { checkConfigSafety, type ConfigWarning } from '../config/safety.ts';
 import { bounceDomainResolves } from '../config/safety-facts.ts';

@@ -82,6 +82,26 @@ describe('checkConfigSafety', () => {
     ]);
   });
 
+  it('quotes a peer URL without its password or token', () => {
+    const raw = {
+      ...safe,
+      midsourcing: {
+        mode: 'marketing',
+        peers: [
+          {
+            name: 'exec-2',
+            url: 'https://ops:hunter2@exec-2.example.net/?token=abc123',
+            secret: 'a-shared-secret-0123',
+            acceptUnsignedAnswers: true,
+          },
+        ],
+      },
+    };
+    const [warning] = checkConfigSafety(parseConfig(raw, 'test'), { fromDomains: [], bounceDomainResolves: true });
+    expect(warning!.message).toContain('https://ops:***@exec-2.example.net/?token=***');
+    expect(warning!.message).not.toMatch(/hunter2|abc123/);
+  });
+
   it('a simulator resolver with simulator routes is safe', () => {
     const raw = {
       ...safe,

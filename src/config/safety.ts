@@ -1,3 +1,4 @@
+import { maskUrl } from '../common/mask-url.ts';
 import type { HeraldConfig } from './schema.ts';
 
 // Settings that validate but are unsafe for real mail: the defaults are made for the demo and the
@@ -190,7 +191,7 @@ export function checkConfigSafety(config: HeraldConfig, facts: SafetyFacts = {})
         warnings.push({
           id: 'mid-unsigned-answers',
           key: `midsourcing.peers[${index}].acceptUnsignedAnswers`,
-          message: `answers of execution peer ${peer.name} are believed without their signature: anything answering on ${peer.url ?? 'its url'} can acknowledge parts that never arrived and report outcomes`,
+          message: `answers of execution peer ${peer.name} are believed without their signature: anything answering on ${peer.url ? maskUrl(peer.url) : 'its url'} can acknowledge parts that never arrived and report outcomes`,
           fix: `upgrade ${peer.name} to a Herald that signs its answers, then remove acceptUnsignedAnswers from its midsourcing.peers entry`,
         });
     });

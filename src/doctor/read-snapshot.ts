@@ -1,7 +1,7 @@
 import { checkConfigSafety, domainOfAddress } from '../config/safety.ts';
 import { bounceDomainResolves } from '../config/safety-facts.ts';
 import { networkInterfaces } from 'node:os';
-import { maskUrl } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import { listOutbound, listParts, localDeliveryStates } from '../midsourcing/outbound-store.ts';
 import { summarizeOutbound } from '../midsourcing/status.ts';

@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { z } from 'zod';
 import { AppError } from '../common/errors.ts';
-import { maskUrl, secretParameterNames } from '../common/logger.ts';
+import { maskUrl, secretParameterNames } from '../common/mask-url.ts';
 import {
   createCheckedLookup,
   type DestinationPolicy,

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../common/errors.ts';
-import { maskUrl } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 import { fetchManifestSource, type FetchOptions } from './http-source.ts';
 import type { RuleKind } from '../store/tables.ts';
 

@@ -1,5 +1,5 @@
 import { AppError } from '../common/errors.ts';
-import { maskUrl } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Herald } from '../main.ts';
 import { formatPublicIds } from './public-ids.ts';

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { maskUrl, type Logger } from '../common/logger.ts';
+import type { Logger } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 import {
   connectionPollMs,
   newLeaseId,

@@ -4,7 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, Kysely, sql, SqliteDialect, SqliteDriver, type DatabaseConnection } from 'kysely';
 import pg from 'pg';
 import { AppError } from '../common/errors.ts';
-import { maskUrl } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 import { TimeoutReportingPostgresDialect, type PostgresTimeouts } from './postgres-timeouts.ts';
 import { createBusyRetry, sqliteBusyWaitMs } from './sqlite-busy.ts';
 import type { Database } from './tables.ts';

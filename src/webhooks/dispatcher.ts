@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../common/clock.ts';
-import { maskUrl, type Logger } from '../common/logger.ts';
+import type { Logger } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 import type { Store } from '../store/database.ts';
 import type { WebhookSubscriptionRow } from '../store/tables.ts';
 import type { WebhooksConfig } from './config-schema.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/logger.ts';
-import { maskUrl } from '../common/logger.ts';
+import { maskUrl } from '../common/mask-url.ts';
 
 // Failure notifications: one JSON POST per failed run. The webhook is best effort: its own failure
 // (refused, timeout, non-2xx) is logged and never affects the engine.
