@@ -227,6 +227,30 @@ export interface MaintenanceRecord {
   owner: string | null;
 }
 
+/** The PostgreSQL advisory lock one maintenance run holds (any process: CLI, API, cleanup workflow). */
+export const maintenanceLockKey = 0x48657264; // "Herd"
+
+/**
+ * Runs `work` holding the maintenance lock on a session of its own (PostgreSQL; released when the
+ * session ends, a killed process included), or returns `busy` without running it when another run
+ * holds it. SQLite runs `work` as is (its VACUUM takes the file's write lock itself).
+ */
+export async function withMaintenanceLock<T>(
+  store: Store,
+  work: () => Promise<T>,
+): Promise<{ kind: 'done'; value: T } | { kind: 'busy' }> {
+  if (store.dialect !== 'postgres' || !store.withPgClient) return { kind: 'done', value: await work() };
+  return store.withPgClient(async (client) => {
+    const locked = await client.query<{ got: boolean }>('select pg_try_advisory_lock($1) as got', [maintenanceLockKey]);
+    if (!locked.rows[0]?.got) return { kind: 'busy' as const };
+    try {
+      return { kind: 'done' as const, value: await work() };
+    } finally {
+      await client.query('select pg_advisory_unlock($1)', [maintenanceLockKey]);
+    }
+  });
+}
+
 /** The run's row, written before its first statement: a run killed midway stays `running` at its step. */
 export async function startMaintenanceRecord(
   store: Store,

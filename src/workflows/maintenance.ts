@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../common/clock.ts';
-import { describeError } from '../common/errors.ts';
+import { AppError, describeError } from '../common/errors.ts';
 import type { HeraldConfig } from '../config/schema.ts';
 import type { Store } from '../store/database.ts';
 import {
@@ -10,8 +10,10 @@ import {
   postgresReindexConcurrently,
   postgresVacuumAnalyze,
   finishMaintenanceRecord,
+  lastMaintenance,
   recordMaintenanceStep,
   startMaintenanceRecord,
+  withMaintenanceLock,
   sqliteAnalyze,
   sqliteCheckpoint,
   sqliteConvertToIncremental,
@@ -59,6 +61,30 @@ type Progress = (step: string) => Promise<void>;
 const vacuumChunkPages = 1_000;
 
 export async function runMaintenance(
+  store: Store,
+  config: HeraldConfig,
+  clock: Clock,
+  hooks: MaintenanceHooks,
+  options: MaintenanceOptions,
+): Promise<Record<string, unknown>> {
+  // One run at a time: a second one (`herald db maintain` while the cleanup workflow's runs, the
+  // dashboard's button) waited on the first one's locks and failed as a lock timeout blaming "the
+  // session holding the lock", which was the other maintenance.
+  const run = await withMaintenanceLock(store, () => maintainRecorded(store, config, clock, hooks, options));
+  if (run.kind === 'done') return run.value;
+  const running = await lastMaintenance(store);
+  const which =
+    running?.state === 'running'
+      ? ` (${running.source}, started ${new Date(Number(running.startedAt)).toISOString()} by ${running.owner ?? 'an unknown process'}, now at ${running.step ?? 'its start'})`
+      : '';
+  throw new AppError(
+    'INVALID_STATE',
+    `database maintenance is already running${which}: nothing was done; \`herald db status\` shows its progress, run again once it has finished`,
+    { details: { running: running?.state === 'running' ? running : null } },
+  );
+}
+
+async function maintainRecorded(
   store: Store,
   config: HeraldConfig,
   clock: Clock,
