@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { knownRoles } from '../src/roles.ts';
 import { DEFAULT_QUARANTINE_SETTINGS, type AddressEvent } from '../src/quarantine/types.ts';
@@ -237,6 +238,68 @@ describeEachDialect('herald quarantine', (context) => {
       '--json',
     ]);
     expect(some.json().map((row) => (row as { email: string }).email)).toEqual(order.slice(0, 1_500));
+  });
+
+  // Each chunk of 500 commits on its own: a failure in the second said nothing of the 500 released.
+  it('a bulk release failing midway says how many addresses it released before', async () => {
+    const store = context.store();
+    const at = Date.now() - 2 * day;
+    const verdict = {
+      category: 'userunknown',
+      reason: 'user_unknown',
+      type: 'hard',
+      ruleId: 'u',
+      packVersion: 'p',
+    } as const;
+    const events = Array.from({ length: 600 }, (_, i) => ({
+      email: `p${String(i).padStart(4, '0')}@partial.test`,
+      at,
+      source: 'smtp' as const,
+      verdict,
+    }));
+    await applyAddressEvents(store, events, DEFAULT_QUARANTINE_SETTINGS, at);
+    // The database refuses to change one address of the second chunk (a full disk, a lost connection).
+    if (context.dialect === 'sqlite')
+      await sql`create trigger refuse_p0550 before update on addresses when new.email = 'p0550@partial.test'
+        begin select raise(abort, 'refused by the test'); end`.execute(store.db);
+    else {
+      await sql`create function refuse_p0550() returns trigger language plpgsql as $$
+        begin if new.email = 'p0550@partial.test' then raise exception 'refused by the test'; end if; return new; end $$`.execute(
+        store.db,
+      );
+      await sql`create trigger refuse_p0550 before update on addresses for each row execute function refuse_p0550()`.execute(
+        store.db,
+      );
+    }
+    try {
+      const run = await runHerald(context.url(), [
+        'quarantine',
+        'release',
+        '--domain',
+        'partial.test',
+        '--since',
+        new Date(at - day).toISOString().slice(0, 10),
+        '--json',
+      ]);
+      expect(run.exitCode).toBe(1);
+      expect(run.json()[0]).toMatchObject({
+        error: {
+          message: expect.stringContaining('released 500 address(es) before this failure, the rest untouched'),
+          released: 500,
+        },
+      });
+    } finally {
+      await sql`drop trigger refuse_p0550${context.dialect === 'postgres' ? sql` on addresses` : sql``}`.execute(
+        store.db,
+      );
+    }
+    const valid = await store.db
+      .selectFrom('addresses')
+      .select('email')
+      .where('email', 'like', '%@partial.test')
+      .where('state', '=', 'valid')
+      .execute();
+    expect(valid).toHaveLength(500);
   });
 
   it('refuses --since with one address instead of ignoring it, releasing nothing', async () => {

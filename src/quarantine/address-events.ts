@@ -1,3 +1,4 @@
+import { AppError, describeError } from '../common/errors.ts';
 import { inTransaction, type Store } from '../store/database.ts';
 import { decideAll, decideSweep, isReleasable } from './decide.ts';
 import {
@@ -156,8 +157,29 @@ export async function releaseAddresses(
   settings: QuarantineSettings,
   now: number,
 ): Promise<{ released: number; emails: string[] }> {
-  let released = 0;
-  const sample: string[] = [];
+  const progress = { released: 0, sample: [] as string[] };
+  try {
+    await releaseInChunks(store, request, settings, now, progress);
+  } catch (error) {
+    if (progress.released === 0) throw error;
+    // Each chunk commits on its own: say what is done, so nobody takes it for nothing done.
+    const cause = error instanceof AppError ? error : undefined;
+    throw new AppError(
+      cause?.code ?? 'INTERNAL',
+      `released ${progress.released} address(es) before this failure, the rest untouched (running the release again is safe: it takes only what is still releasable): ${describeError(error)}`,
+      { cause: error, details: { ...cause?.details, released: progress.released } },
+    );
+  }
+  return { released: progress.released, emails: progress.sample };
+}
+
+async function releaseInChunks(
+  store: Store,
+  request: ReleaseRequest,
+  settings: QuarantineSettings,
+  now: number,
+  progress: { released: number; sample: string[] },
+): Promise<void> {
   let after = '';
   for (;;) {
     const emails = await releasableAddresses(store, {
@@ -166,11 +188,11 @@ export async function releaseAddresses(
       after,
       limit: CHUNK,
     });
-    if (emails.length === 0) break;
+    if (emails.length === 0) return;
     after = emails[emails.length - 1]!;
-    if (sample.length < 20) sample.push(...emails.slice(0, 20 - sample.length));
+    if (progress.sample.length < 20) progress.sample.push(...emails.slice(0, 20 - progress.sample.length));
     if (request.dryRun) {
-      released += emails.length;
+      progress.released += emails.length;
       continue;
     }
     const applied = await applyAddressEvents(
@@ -186,9 +208,8 @@ export async function releaseAddresses(
       now,
       (_event, current) => current !== undefined && isReleasable(current, request.since),
     );
-    released += applied.addresses;
+    progress.released += applied.addresses;
   }
-  return { released, emails: sample };
 }
 
 /** Releases mailbox_full quarantines and resets quiet with_errors counters; returns how many addresses changed. */
