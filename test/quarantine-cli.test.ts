@@ -302,6 +302,33 @@ describeEachDialect('herald quarantine', (context) => {
     expect(valid).toHaveLength(500);
   });
 
+  // The timeline was cut at its 200 most recent events without a word: the first error looked like the 201st.
+  it('show says when older events are not shown, and keeps the most recent', async () => {
+    const store = context.store();
+    const start = Date.now() - 300 * 60_000;
+    const verdict = {
+      category: 'mailboxfull',
+      reason: 'mailbox_full',
+      type: 'soft',
+      ruleId: 'm',
+      packVersion: 'p',
+    } as const;
+    for (let i = 0; i < 205; i++)
+      await applyAddressEvents(
+        store,
+        [{ email: 'busy@timeline.test', at: start + i * 60_000, source: 'smtp', verdict }],
+        DEFAULT_QUARANTINE_SETTINGS,
+        start + i * 60_000,
+      );
+    const json = await runHerald(context.url(), ['quarantine', 'show', 'busy@timeline.test', '--json']);
+    const shown = json.json<{ timeline: Array<{ at: string }>; olderEventsNotShown: boolean }>()[0]!;
+    expect(shown.olderEventsNotShown).toBe(true);
+    expect(shown.timeline).toHaveLength(200);
+    expect(shown.timeline.at(-1)!.at).toBe(new Date(start + 204 * 60_000).toISOString());
+    const text = await runHerald(context.url(), ['quarantine', 'show', 'busy@timeline.test']);
+    expect(text.stdout).toContain('(the 200 most recent events; older ones are not shown)');
+  });
+
   it('refuses --since with one address instead of ignoring it, releasing nothing', async () => {
     const store = context.store();
     await quarantineHard(store, 'dated@olddomain.test', Date.now() - 400 * day);

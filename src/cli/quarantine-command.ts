@@ -11,6 +11,7 @@ import {
   releaseAddress,
   releaseDomain,
   showAddress,
+  timelineLimit,
 } from '../quarantine/operator.ts';
 import { printJson, withHerald, type CliContext } from './context.ts';
 import { sweepAddresses } from '../quarantine/address-events.ts';
@@ -100,9 +101,10 @@ export function registerQuarantineCommands(program: Command, context: CliContext
     .option('--json', 'print {"address":{...},"timeline":[...]}')
     .action(async (address: string, options: { json?: boolean }, command: Command) => {
       await withHerald(context, command, async (herald) => {
-        const { address: state, known, timeline: views, events: timeline } = await showAddress(herald.store, address);
+        const shown = await showAddress(herald.store, address);
+        const { address: state, known, timeline: views, events: timeline, olderEventsNotShown } = shown;
         if (options.json) {
-          printJson(context, { address: state, known, timeline: views });
+          printJson(context, { address: state, known, timeline: views, olderEventsNotShown });
           return;
         }
         if (!known) {
@@ -123,6 +125,8 @@ export function registerQuarantineCommands(program: Command, context: CliContext
           if (e.reply_text) context.output.out(`    ${e.reply_text.slice(0, 200)}`);
           if (e.note) context.output.out(`    note: ${e.note}`);
         }
+        if (olderEventsNotShown)
+          context.output.out(`(the ${timelineLimit} most recent events; older ones are not shown)`);
       });
     });
 

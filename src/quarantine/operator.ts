@@ -44,9 +44,14 @@ export function eventView(e: AddressEventRow) {
 }
 
 /** An address and its timeline; an address Herald never saw is plain `valid` with no events. */
+/** Timeline rows `showAddress` returns at most, the most recent first. */
+export const timelineLimit = 200;
+
 export async function showAddress(store: Store, address: string) {
   const row = await getAddress(store, address);
-  const timeline = await addressTimeline(store, address);
+  // Oldest first: one more than shown tells whether older events exist; it is the oldest one read.
+  const read = await addressTimeline(store, address, timelineLimit + 1);
+  const timeline = read.slice(-timelineLimit);
   const state = row
     ? addressView(row)
     : {
@@ -62,6 +67,8 @@ export async function showAddress(store: Store, address: string) {
     known: row !== undefined || timeline.length > 0,
     timeline: timeline.map(eventView),
     events: timeline,
+    /** Older events exist beyond the timelineLimit shown. */
+    olderEventsNotShown: read.length > timelineLimit,
   };
 }
 
