@@ -190,6 +190,12 @@ describeEachDialect('dashboard pages over HTTP', (context) => {
     expect(await state('u0@bigisp.test')).toBe('valid');
     const after = await web.get(released.headers.get('location')!);
     expect(after.text).toContain('by hand &lt;script&gt;');
+    expect(after.text).not.toContain('older ones are not shown');
+    // An address with more events than the timeline shows says so.
+    const many = Array.from({ length: 201 }, (_, i) => ({ ...events[1]!, at: now - 500 + i }));
+    await applyAddressEvents(herald.store, many, DEFAULT_QUARANTINE_SETTINGS, now);
+    const busy = await web.get('/ui/quarantine/address?email=u1%40bigisp.test');
+    expect(busy.text).toContain('The 200 most recent events; older ones are not shown.');
 
     const since = new Date(now - 60_000).toISOString();
     const preview = await web.get(`/ui/quarantine/bulk?domain=bigisp.test&since=${encodeURIComponent(since)}`);

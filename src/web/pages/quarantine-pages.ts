@@ -85,6 +85,7 @@ export function registerQuarantinePages(routes: WebRoutes): void {
       address: shown.address,
       known: shown.known,
       timeline: shown.timeline,
+      olderEventsNotShown: shown.olderEventsNotShown,
       canRelease: context.may('operator') && shown.address.state !== 'valid',
     });
   });
