@@ -99,6 +99,9 @@ describeEachDialect('herald import', (context) => {
   it('re-importing counts updates', async () => {
     const run = await runHerald(context.url(), ['import', 'recipients', file, '--list', 'cli', '--json']);
     expect(run.json()[0]).toMatchObject({ read: 30, imported: 0, updated: 27, rejected: 3 });
+    // Not a terminal: progress comes as lines on stderr (it was silent), stdout keeps the JSON alone.
+    expect(run.stderr.some((line) => /^import: reading \d+% \(30 rows read\)$/.test(line))).toBe(true);
+    expect(run.stderr.some((line) => /^import: applying \d+% \(30 rows read\)$/.test(line))).toBe(true);
   });
 
   it('reports a bad file as an error code, with exit status 1', async () => {

@@ -41,7 +41,15 @@ export function registerImportCommands(program: Command, context: CliContext, se
         context,
         command,
         async (herald) => {
-          const display = (seams.progress ?? terminalProgress)();
+          const display = (
+            seams.progress ??
+            (() =>
+              terminalProgress() ??
+              lineProgress(
+                (line) => context.output.err(line),
+                () => Date.now(),
+              ))
+          )();
           let summary: ImportSummary;
           try {
             summary = await interruptible(context, (signal) =>
@@ -130,6 +138,32 @@ function printSummary(context: CliContext, summary: ImportSummary): void {
   if (more > 0) context.output.out(`  … ${more} more, see herald import rejects ${summary.importId}`);
 }
 
+/** Where an import stands: bytes read in the reading phase, rows moved to the list in the applying one. */
+function doneOutOf(progress: ImportProgress): [number, number] {
+  return progress.phase === 'reading' ? [progress.bytes, progress.totalBytes] : [progress.applied, progress.toApply];
+}
+
+/**
+ * Progress as lines when stderr is not a terminal (a log file, a pipe, cron): a 1M-row import said
+ * nothing for its whole run. One line at each phase's start, then at most one every `everyMs`.
+ */
+export function lineProgress(write: (line: string) => void, now: () => number, everyMs = 10_000): ProgressDisplay {
+  let phase: ImportProgress['phase'] | undefined;
+  let writtenAt = 0;
+  return {
+    update(progress) {
+      const at = now();
+      if (progress.phase === phase && at - writtenAt < everyMs) return;
+      phase = progress.phase;
+      writtenAt = at;
+      const [value, total] = doneOutOf(progress);
+      const percent = total > 0 ? Math.floor((value / total) * 100) : 100;
+      write(`import: ${progress.phase} ${percent}% (${progress.rows} rows read)`);
+    },
+    stop() {},
+  };
+}
+
 function terminalProgress(): ProgressDisplay | undefined {
   if (!process.stderr.isTTY) return undefined;
   const bar = new cliProgress.SingleBar(
@@ -145,8 +179,7 @@ function terminalProgress(): ProgressDisplay | undefined {
   let phase: ImportProgress['phase'] | undefined;
   return {
     update(progress) {
-      const [value, total] =
-        progress.phase === 'reading' ? [progress.bytes, progress.totalBytes] : [progress.applied, progress.toApply];
+      const [value, total] = doneOutOf(progress);
       if (phase === undefined) bar.start(Math.max(total, 1), value, { phase: progress.phase, rows: progress.rows });
       else if (phase !== progress.phase) bar.setTotal(Math.max(total, 1));
       phase = progress.phase;
