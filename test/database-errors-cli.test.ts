@@ -80,7 +80,8 @@ describe('a database that runs out of room mid-command', () => {
     writeFileSync(join(dir, 'r.csv'), 'email\na@example.com\n');
     writeFileSync(join(dir, 'body.html'), `<p>${'x'.repeat(200_000)}</p>`);
     const imported = await herald(`sqlite:${file}`, ['import', 'recipients', join(dir, 'r.csv'), '--list', 'l']);
-    expect(imported.stderr.join('\n')).toBe('');
+    // Nothing on stderr but the import's progress lines (stderr is no terminal here).
+    expect(imported.stderr.filter((line) => !line.startsWith('import: '))).toEqual([]);
     expect(imported.exitCode).toBe(0);
     // A disk that is full: SQLite may not grow the file past the pages it has (max_page_count).
     const stdout: string[] = [];
