@@ -11,15 +11,29 @@ import { applyAddressEvents } from '../src/quarantine/address-events.ts';
 const day = 86_400_000;
 
 /** `email` quarantined by a hard SMTP reply at `at`. */
+const userUnknown = {
+  category: 'userunknown',
+  reason: 'user_unknown',
+  type: 'hard',
+  ruleId: 'user-unknown',
+  packVersion: 'p1',
+} as const;
+
 async function quarantineHard(store: Store, email: string, at: number): Promise<void> {
-  const verdict = {
-    category: 'userunknown',
-    reason: 'user_unknown',
-    type: 'hard',
-    ruleId: 'user-unknown',
-    packVersion: 'p1',
-  } as const;
-  await applyAddressEvents(store, [{ email, at, source: 'smtp', verdict }], DEFAULT_QUARANTINE_SETTINGS, at);
+  await applyAddressEvents(
+    store,
+    [{ email, at, source: 'smtp', verdict: userUnknown }],
+    DEFAULT_QUARANTINE_SETTINGS,
+    at,
+  );
+}
+
+/** p0000@domain … quarantined by one write at `at` (so they share one updated_at); their emails, sorted. */
+async function quarantineNumbered(store: Store, domain: string, count: number, at: number): Promise<string[]> {
+  const emails = Array.from({ length: count }, (_, i) => `p${String(i).padStart(4, '0')}@${domain}`);
+  const events = emails.map((email) => ({ email, at, source: 'smtp' as const, verdict: userUnknown }));
+  await applyAddressEvents(store, events, DEFAULT_QUARANTINE_SETTINGS, at);
+  return emails;
 }
 
 describeEachDialect('herald quarantine', (context) => {
@@ -193,27 +207,12 @@ describeEachDialect('herald quarantine', (context) => {
     expect(iso.json()[0]).toMatchObject({ released: 1 });
   });
 
-  // `release ADDRESS --since DATE` ignored --since and released the address whatever its date.
   // `--limit 10000000 --json` (an export) read every row into memory before printing; it now pages
   // by (updated_at, email): every address once, in order, across pages with equal times.
   it('lists past one page of addresses, each once and in order, up to --limit', async () => {
     const store = context.store();
-    const base = Date.now() - 10 * day;
-    const verdict = {
-      category: 'userunknown',
-      reason: 'user_unknown',
-      type: 'hard',
-      ruleId: 'u',
-      packVersion: 'p',
-    } as const;
-    const events = Array.from({ length: 2_300 }, (_, i) => ({
-      email: `p${String(i).padStart(4, '0')}@paging.test`,
-      at: base,
-      source: 'smtp' as const,
-      verdict,
-    }));
     // One write: every address has the same updated_at, so the pages hold together by email alone.
-    await applyAddressEvents(store, events, DEFAULT_QUARANTINE_SETTINGS, base);
+    const order = await quarantineNumbered(store, 'paging.test', 2_300, Date.now() - 10 * day);
     const all = await runHerald(context.url(), [
       'quarantine',
       'list',
@@ -226,7 +225,6 @@ describeEachDialect('herald quarantine', (context) => {
     const listed = all.json().map((row) => (row as { email: string }).email);
     expect(listed).toHaveLength(2_300);
     expect(new Set(listed).size).toBe(2_300);
-    const order = events.map((event) => event.email).sort();
     expect(listed).toEqual(order);
     const some = await runHerald(context.url(), [
       'quarantine',
@@ -244,20 +242,7 @@ describeEachDialect('herald quarantine', (context) => {
   it('a bulk release failing midway says how many addresses it released before', async () => {
     const store = context.store();
     const at = Date.now() - 2 * day;
-    const verdict = {
-      category: 'userunknown',
-      reason: 'user_unknown',
-      type: 'hard',
-      ruleId: 'u',
-      packVersion: 'p',
-    } as const;
-    const events = Array.from({ length: 600 }, (_, i) => ({
-      email: `p${String(i).padStart(4, '0')}@partial.test`,
-      at,
-      source: 'smtp' as const,
-      verdict,
-    }));
-    await applyAddressEvents(store, events, DEFAULT_QUARANTINE_SETTINGS, at);
+    await quarantineNumbered(store, 'partial.test', 600, at);
     // The database refuses to change one address of the second chunk (a full disk, a lost connection).
     if (context.dialect === 'sqlite')
       await sql`create trigger refuse_p0550 before update on addresses when new.email = 'p0550@partial.test'
@@ -329,6 +314,7 @@ describeEachDialect('herald quarantine', (context) => {
     expect(text.stdout).toContain('(the 200 most recent events; older ones are not shown)');
   });
 
+  // `release ADDRESS --since DATE` ignored --since and released the address whatever its date.
   it('refuses --since with one address instead of ignoring it, releasing nothing', async () => {
     const store = context.store();
     await quarantineHard(store, 'dated@olddomain.test', Date.now() - 400 * day);
